@@ -1,0 +1,288 @@
+//! Command-line flags: the one place they are defined (they feed `--help`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use neardup::shingle::ShingleSpec;
+
+const EXAMPLES: &str = "\
+Examples:
+  neardup cluster fixtures/                      clusters of near-copies among text files
+  neardup pairs news.jsonl.gz --threshold 0.8    every pair with Jaccard >= 0.8
+  neardup dedup feed.jsonl -o clean.jsonl --report dropped.jsonl
+  zcat a.jsonl.gz | neardup cluster - --format table
+
+Inputs: JSON Lines (.jsonl, .ndjson, .json; one object per line, with the id and text in
+--id-field and --text-field, every other field kept as metadata), text files (.txt, one
+document each), directories (searched for .txt files; the id is the relative path), and
+'-' for standard input (JSON Lines unless --input-format text). Gzip and zstd inputs are
+decompressed whatever their name.
+
+Bad records (malformed JSON, invalid UTF-8, missing or non-string fields, empty texts,
+duplicate ids, truncated compressed streams, unreadable files) are reported with file and
+line, counted in the summary, and skipped; the exit code is then 2. --strict stops at the
+first one.
+
+Exit codes: 0 success, 1 fatal error, 2 finished with bad input (or a usage error).";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "neardup",
+    version,
+    about = "Find near-duplicate and copied news articles: shingles, MinHash, LSH, exact verification.",
+    after_help = "Run 'neardup help <COMMAND>' for the flags of a command.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Group near-duplicate documents into clusters (one JSON line per cluster).
+    ///
+    /// A cluster lists its members (with their metadata), a representative, its cohesion
+    /// (lowest and mean Jaccard among its verified pairs) and those pairs. Documents
+    /// without a similar document are not listed.
+    #[command(after_long_help = EXAMPLES)]
+    Cluster(RunArgs),
+    /// List every similar pair: both ids, estimated and exact Jaccard, containments.
+    ///
+    /// A pair is listed when the exact Jaccard similarity of its shingle sets reaches the
+    /// threshold. Pairs are ordered by id, the smaller id first.
+    #[command(after_long_help = EXAMPLES)]
+    Pairs(RunArgs),
+    /// Write the input records minus near-duplicates, one kept per cluster.
+    ///
+    /// Records are written byte for byte, in input order; the kept member of each cluster
+    /// is its representative (see --representative). Malformed lines are not written
+    /// (see --rejects). Text-file inputs are written as {"id", "text"} JSON lines.
+    #[command(after_long_help = EXAMPLES)]
+    Dedup(DedupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub similarity: SimilarityArgs,
+    #[command(flatten)]
+    pub clustering: ClusterArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub run: ExecArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DedupArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub similarity: SimilarityArgs,
+    #[command(flatten)]
+    pub clustering: ClusterArgs,
+    /// Write the kept records here instead of standard output (atomically: the file
+    /// appears only when complete).
+    #[arg(short, long, value_name = "FILE", help_heading = "Output")]
+    pub output: Option<PathBuf>,
+    /// Write what was dropped and why (one record per dropped document) to FILE.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub report: Option<PathBuf>,
+    /// Format of the --report file.
+    #[arg(long, value_enum, default_value_t = FormatArg::Jsonl, help_heading = "Output")]
+    pub report_format: FormatArg,
+    /// Write malformed input lines, verbatim, to FILE.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub rejects: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: ExecArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Input")]
+pub struct InputArgs {
+    /// Files or directories to read; '-' reads standard input.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+    /// JSON field holding the document id (a string or an integer).
+    #[arg(long, default_value = "id", value_name = "FIELD")]
+    pub id_field: String,
+    /// JSON field holding the text.
+    #[arg(long, default_value = "text", value_name = "FIELD")]
+    pub text_field: String,
+    /// JSON field holding the date (used by --representative earliest).
+    #[arg(long, default_value = "date", value_name = "FIELD")]
+    pub date_field: String,
+    /// Read every input in this format, whatever its name.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub input_format: Option<InputFormatArg>,
+    /// Longest record accepted; longer ones are reported and skipped (e.g. 256MiB, 1G).
+    #[arg(long, default_value = "256MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub max_record_bytes: u64,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Similarity")]
+pub struct SimilarityArgs {
+    /// Shingles: words:N (word n-grams) or chars:N (character n-grams).
+    #[arg(long, default_value = "words:5", value_name = "KIND:N")]
+    pub shingle: ShingleSpec,
+    /// Slots of the MinHash signature: more is more accurate and slower.
+    #[arg(long, default_value_t = 128, value_name = "K")]
+    pub num_perm: usize,
+    /// Seed of the MinHash hash functions.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Lowest exact Jaccard similarity of a reported pair, in (0, 1].
+    #[arg(short, long, default_value_t = 0.5, value_name = "T")]
+    pub threshold: f64,
+    /// LSH bands (default: derived from --threshold; see 'neardup params' in the docs).
+    #[arg(long, value_name = "B")]
+    pub bands: Option<usize>,
+    /// Signature slots per LSH band (default: derived from --threshold).
+    #[arg(long, value_name = "R")]
+    pub rows: Option<usize>,
+    /// LSH buckets larger than this are not expanded into all their pairs: each member is
+    /// paired with its next N-1 members in id order instead, and the bucket is reported.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub bucket_cap: usize,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Clustering")]
+pub struct ClusterArgs {
+    /// connected: clusters are connected components (a~b, b~c puts a, b, c together);
+    /// leader: a document joins a cluster only if similar to its representative.
+    #[arg(long, value_enum, default_value_t = ModeArg::Connected)]
+    pub mode: ModeArg,
+    /// Which member represents a cluster (and is the one dedup keeps).
+    #[arg(long, value_enum, default_value_t = RepresentativeArg::Earliest)]
+    pub representative: RepresentativeArg,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Write to FILE instead of standard output (atomically: the file appears only when
+    /// complete).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Jsonl)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Run")]
+pub struct ExecArgs {
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// No progress bars, warnings or summary on standard error.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Stop with an error at the first bad record or unreadable input.
+    #[arg(long)]
+    pub strict: bool,
+    /// Progress bars on standard error.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+    /// Shingle sets kept in memory before spilling to a temporary file (e.g. 512MiB).
+    #[arg(long, default_value = "512MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub memory_budget: u64,
+    /// Directory for temporary files (default: the system's).
+    #[arg(long, value_name = "DIR")]
+    pub temp_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum InputFormatArg {
+    /// One JSON object per line.
+    Jsonl,
+    /// Each file is one document.
+    Text,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ModeArg {
+    /// Connected components (union-find); chains.
+    #[value(alias = "union")]
+    Connected,
+    /// Every member is similar to the representative; does not chain.
+    #[value(alias = "star")]
+    Leader,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RepresentativeArg {
+    /// Earliest date (undated last), then longest, then smallest id.
+    Earliest,
+    /// Longest text, then earliest, then smallest id.
+    Longest,
+    /// First in input order (depends on input order, unlike the others).
+    First,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FormatArg {
+    /// One JSON object per line.
+    Jsonl,
+    /// One JSON array.
+    Json,
+    /// Comma-separated values with a header.
+    Csv,
+    /// An aligned table.
+    Table,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    /// When standard error is a terminal.
+    Auto,
+    Always,
+    Never,
+}
+
+/// Parses `123`, `64KiB`, `256MiB`, `1G`, `2GB` (binary multiples for every suffix).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 512MiB)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        other => return Err(format!("unknown size unit {other:?} in {s:?}")),
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("123"), Ok(123));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("").is_err());
+    }
+}

@@ -1,0 +1,286 @@
+//! The `neardup` command: parse flags, run the library's pipeline, write the output.
+
+mod args;
+mod progress;
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use neardup::cluster::{ClusterMode, RepresentativeRule};
+use neardup::input::{FieldNames, InputFormat, InputSpec};
+use neardup::report::{self, Format};
+use neardup::{Outcome, PipelineBuilder};
+
+use args::{
+    Cli, ClusterArgs, Command, ExecArgs, FormatArg, InputArgs, ProgressArg, SimilarityArgs,
+};
+use progress::Terminal;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("neardup: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Cluster(a) => analyse(
+            false,
+            &a.input,
+            &a.similarity,
+            &a.clustering,
+            &a.run,
+            |outcome| {
+                write_atomically(a.output.output.as_deref(), |w| {
+                    report::write_clusters(w, outcome, format(a.output.format))
+                })
+            },
+        ),
+        Command::Pairs(a) => analyse(
+            false,
+            &a.input,
+            &a.similarity,
+            &a.clustering,
+            &a.run,
+            |outcome| {
+                write_atomically(a.output.output.as_deref(), |w| {
+                    report::write_pairs(w, outcome, format(a.output.format))
+                })
+            },
+        ),
+        Command::Dedup(a) => analyse(
+            true,
+            &a.input,
+            &a.similarity,
+            &a.clustering,
+            &a.run,
+            |outcome| {
+                let mut rejects_file = a.rejects.as_deref().map(create_atomically).transpose()?;
+                let counts = write_atomically(a.output.as_deref(), |w| {
+                    let rejects = rejects_file.as_mut().map(|f| f as &mut dyn Write);
+                    report::write_deduplicated(outcome, w, rejects)
+                })?;
+                if let (Some(file), Some(path)) = (rejects_file, a.rejects.as_deref()) {
+                    file.persist(path)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+                if let Some(path) = a.report.as_deref() {
+                    write_atomically(Some(path), |w| {
+                        report::write_dropped(w, outcome, format(a.report_format))
+                    })?;
+                }
+                if !a.run.quiet {
+                    let hint = if a.report.is_none() && counts.dropped > 0 {
+                        " (--report FILE lists them)"
+                    } else {
+                        ""
+                    };
+                    eprintln!(
+                        "neardup: dedup kept {} records, dropped {} near-duplicates{hint}, rejected {} malformed{}",
+                        counts.kept,
+                        counts.dropped,
+                        counts.rejected,
+                        if a.rejects.is_none() && counts.rejected > 0 {
+                            " (--rejects FILE keeps them)"
+                        } else {
+                            ""
+                        },
+                    );
+                }
+                Ok(())
+            },
+        ),
+    }
+}
+
+fn format(f: FormatArg) -> Format {
+    match f {
+        FormatArg::Jsonl => Format::Jsonl,
+        FormatArg::Json => Format::Json,
+        FormatArg::Csv => Format::Csv,
+        FormatArg::Table => Format::Table,
+    }
+}
+
+/// Builds the pipeline from flags, runs it, hands the outcome to `write`, prints the summary.
+fn analyse(
+    replayable: bool,
+    input: &InputArgs,
+    similarity: &SimilarityArgs,
+    clustering: &ClusterArgs,
+    exec: &ExecArgs,
+    write: impl FnOnce(&Outcome) -> Result<()>,
+) -> Result<ExitCode> {
+    if let Some(n) = exec.threads {
+        anyhow::ensure!(n >= 1, "--threads must be at least 1");
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("starting worker threads")?;
+    }
+    let pipeline = PipelineBuilder::new()
+        .fields(FieldNames {
+            id: input.id_field.clone(),
+            text: input.text_field.clone(),
+            date: input.date_field.clone(),
+        })
+        .format(input.input_format.map(|f| match f {
+            args::InputFormatArg::Jsonl => InputFormat::JsonLines,
+            args::InputFormatArg::Text => InputFormat::Text,
+        }))
+        .max_record_bytes(input.max_record_bytes)
+        .shingle(similarity.shingle)
+        .num_perm(similarity.num_perm)
+        .seed(similarity.seed)
+        .threshold(similarity.threshold)
+        .lsh(similarity.bands, similarity.rows)
+        .bucket_cap(similarity.bucket_cap)
+        .cluster_mode(match clustering.mode {
+            args::ModeArg::Connected => ClusterMode::Connected,
+            args::ModeArg::Leader => ClusterMode::Leader,
+        })
+        .representative(match clustering.representative {
+            args::RepresentativeArg::Earliest => RepresentativeRule::Earliest,
+            args::RepresentativeArg::Longest => RepresentativeRule::Longest,
+            args::RepresentativeArg::First => RepresentativeRule::First,
+        })
+        .strict(exec.strict)
+        .memory_budget(exec.memory_budget)
+        .temp_dir(exec.temp_dir.clone())
+        .replayable_stdin(replayable)
+        .build()?;
+
+    let show_bars = !exec.quiet
+        && match exec.progress {
+            ProgressArg::Auto => io::stderr().is_terminal(),
+            ProgressArg::Always => true,
+            ProgressArg::Never => false,
+        };
+    let terminal = Terminal::new(show_bars, exec.quiet);
+
+    let specs: Vec<InputSpec> = input
+        .inputs
+        .iter()
+        .map(|s| InputSpec::from(s.as_str()))
+        .collect();
+    let outcome = pipeline.run(&specs, &terminal)?;
+    let started = std::time::Instant::now();
+    write(&outcome)?;
+    let write_time = started.elapsed();
+
+    if !exec.quiet {
+        print_summary(&terminal, &outcome, write_time);
+    }
+    Ok(if outcome.stats.bad() > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::Duration) {
+    let s = &outcome.stats;
+    let secs = (s.elapsed() + write_time).as_secs_f64();
+    let bad = s.bad();
+    let mut line = format!(
+        "neardup: {} documents, {} bad records, {} candidate pairs, {} verified pairs, {} clusters ({} documents) in {:.2} s ({:.0} docs/s, {:.1} MB/s)",
+        s.documents,
+        bad,
+        s.candidate_pairs,
+        s.verified_pairs,
+        s.clusters,
+        s.clustered_documents,
+        secs,
+        s.documents as f64 / secs.max(1e-9),
+        s.text_bytes as f64 / 1e6 / secs.max(1e-9),
+    );
+    if bad > 0 {
+        let kinds: Vec<String> = s.problems.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        line.push_str(&format!(" [bad: {}]", kinds.join(", ")));
+    }
+    terminal.println(&line);
+    if terminal.hidden_problems() > 0 {
+        terminal.println(&format!(
+            "neardup: {} bad records were counted but not shown",
+            terminal.hidden_problems()
+        ));
+    }
+    if let Some(biggest) = outcome.oversized.first() {
+        let sample: Vec<&str> = biggest
+            .sample
+            .iter()
+            .map(|&d| outcome.corpus.id(d))
+            .collect();
+        terminal.println(&format!(
+            "neardup: note: {} LSH buckets held more than --bucket-cap {} documents (largest: {} documents in band {}, e.g. {}); \
+             their members were paired only with their next {} members in id order",
+            outcome.oversized.len(),
+            outcome.settings.bucket_cap,
+            biggest.size,
+            biggest.band,
+            sample.join(", "),
+            outcome.settings.bucket_cap - 1,
+        ));
+    }
+    if s.unparsed_dates > 0 {
+        terminal.println(&format!(
+            "neardup: note: {} dates could not be parsed (e.g. {:?}); those documents count as undated",
+            s.unparsed_dates,
+            s.unparsed_date_example.as_deref().unwrap_or_default()
+        ));
+    }
+}
+
+/// A temporary file next to `path`, to be renamed over it when complete.
+fn create_atomically(path: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a file in {}", dir.display()))
+}
+
+/// Runs `body` on a buffered writer to `path` (or standard output); a file is written to a
+/// temporary name and renamed into place only when complete.
+fn write_atomically<T>(
+    path: Option<&Path>,
+    body: impl FnOnce(&mut dyn Write) -> io::Result<T>,
+) -> Result<T> {
+    match path {
+        None => {
+            let stdout = io::stdout();
+            let mut w = BufWriter::with_capacity(1 << 16, stdout.lock());
+            let value = body(&mut w).context("writing to standard output")?;
+            w.flush().context("writing to standard output")?;
+            Ok(value)
+        }
+        Some(path) => {
+            let tmp = create_atomically(path)?;
+            let mut w = BufWriter::with_capacity(1 << 16, File::from(tmp.as_file().try_clone()?));
+            let value = body(&mut w).with_context(|| format!("writing {}", path.display()))?;
+            w.flush()
+                .with_context(|| format!("writing {}", path.display()))?;
+            tmp.persist(path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(value)
+        }
+    }
+}

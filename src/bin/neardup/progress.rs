@@ -1,0 +1,111 @@
+//! Progress bars and warnings on standard error, behind the library's observer trait.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use neardup::input::Problem;
+use neardup::{Observer, Stage};
+
+/// Problems printed one by one before neardup only counts them.
+const SHOWN_PROBLEMS: u64 = 50;
+
+pub struct Terminal {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<Stage, ProgressBar>>,
+    show_bars: bool,
+    quiet: bool,
+    problems: AtomicU64,
+}
+
+impl Terminal {
+    pub fn new(show_bars: bool, quiet: bool) -> Self {
+        let target = if show_bars {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Terminal {
+            multi: MultiProgress::with_draw_target(target),
+            bars: Mutex::new(HashMap::new()),
+            show_bars,
+            quiet,
+            problems: AtomicU64::new(0),
+        }
+    }
+
+    /// Prints a line on standard error without tearing the progress bars.
+    pub fn println(&self, line: &str) {
+        if self.show_bars {
+            let _ = self.multi.println(line);
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    /// How many problems were not printed.
+    pub fn hidden_problems(&self) -> u64 {
+        self.problems
+            .load(Ordering::Relaxed)
+            .saturating_sub(SHOWN_PROBLEMS)
+    }
+}
+
+fn style(stage: Stage, known_total: bool) -> ProgressStyle {
+    let template = match (stage, known_total) {
+        (Stage::Read, true) => {
+            "{prefix:>10} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}"
+        }
+        (_, true) => "{prefix:>10} [{bar:30}] {human_pos}/{human_len} {per_sec} eta {eta}",
+        (Stage::Read, false) => "{prefix:>10} {spinner} {binary_bytes} {binary_bytes_per_sec}",
+        (_, false) => "{prefix:>10} {spinner} {human_pos} {elapsed}",
+    };
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+impl Observer for Terminal {
+    fn stage_started(&self, stage: Stage, total: Option<u64>) {
+        if !self.show_bars {
+            return;
+        }
+        let bar = match total {
+            Some(n) => ProgressBar::new(n),
+            None => ProgressBar::new_spinner(),
+        };
+        bar.set_style(style(stage, total.is_some()));
+        bar.set_prefix(stage.name());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        let bar = self.multi.add(bar);
+        self.bars.lock().expect("progress lock").insert(stage, bar);
+    }
+
+    fn advanced(&self, stage: Stage, amount: u64) {
+        if let Some(bar) = self.bars.lock().expect("progress lock").get(&stage) {
+            bar.inc(amount);
+        }
+    }
+
+    fn stage_finished(&self, stage: Stage) {
+        if let Some(bar) = self.bars.lock().expect("progress lock").remove(&stage) {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+    }
+
+    fn problem(&self, problem: &Problem) {
+        let seen = self.problems.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.quiet {
+            return;
+        }
+        if seen <= SHOWN_PROBLEMS {
+            self.println(&format!("neardup: warning: {problem}"));
+        }
+        if seen == SHOWN_PROBLEMS + 1 {
+            self.println("neardup: warning: more bad records; only counting them from now on (see the summary)");
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! What neardup keeps of each document after it has been read.
+//!
+//! In memory, per document: its id, the metadata fields carried to the output, its date,
+//! text length, where it was read from, and its MinHash signature (`4 × num_perm` bytes).
+//! The exact shingle sets used for verification live in a [`SetStore`], which keeps them
+//! in memory up to a budget and spills the rest to an unlinked temporary file, so a large
+//! archive never has to fit in memory.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+
+use crate::input::RecordLocation;
+
+/// One document's entry, as handed to [`Corpus::push`].
+#[derive(Debug)]
+pub struct DocEntry {
+    /// The document's id.
+    pub id: Box<str>,
+    /// The other fields of the record, as a JSON object.
+    pub metadata: Option<Box<str>>,
+    /// Seconds since the Unix epoch, when the record has a date.
+    pub date: Option<i64>,
+    /// Length of the text in bytes.
+    pub text_bytes: u64,
+    /// Number of tokens in the text.
+    pub tokens: u32,
+    /// Where the record was read from.
+    pub location: RecordLocation,
+}
+
+/// The documents of a run, addressed by their index in input order.
+#[derive(Debug)]
+pub struct Corpus {
+    num_perm: usize,
+    ids: Vec<Box<str>>,
+    metadata: Vec<Option<Box<str>>>,
+    dates: Vec<Option<i64>>,
+    text_bytes: Vec<u64>,
+    tokens: Vec<u32>,
+    locations: Vec<RecordLocation>,
+    signatures: Vec<u32>,
+    sets: SetStore,
+}
+
+impl Corpus {
+    /// An empty corpus for signatures of `num_perm` slots.
+    pub fn new(num_perm: usize, sets: SetStore) -> Self {
+        Corpus {
+            num_perm,
+            ids: Vec::new(),
+            metadata: Vec::new(),
+            dates: Vec::new(),
+            text_bytes: Vec::new(),
+            tokens: Vec::new(),
+            locations: Vec::new(),
+            signatures: Vec::new(),
+            sets,
+        }
+    }
+
+    /// Adds a document with its signature and its sorted, deduplicated shingle set.
+    pub fn push(&mut self, entry: DocEntry, signature: &[u32], set: &[u64]) -> io::Result<u32> {
+        debug_assert_eq!(signature.len(), self.num_perm);
+        let doc = self.ids.len() as u32;
+        self.sets.push(set)?;
+        self.ids.push(entry.id);
+        self.metadata.push(entry.metadata);
+        self.dates.push(entry.date);
+        self.text_bytes.push(entry.text_bytes);
+        self.tokens.push(entry.tokens);
+        self.locations.push(entry.location);
+        self.signatures.extend_from_slice(signature);
+        Ok(doc)
+    }
+
+    /// Number of documents.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there are no documents.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Slots per signature.
+    pub fn num_perm(&self) -> usize {
+        self.num_perm
+    }
+
+    /// The id of a document.
+    pub fn id(&self, doc: u32) -> &str {
+        &self.ids[doc as usize]
+    }
+
+    /// The metadata of a document: its record's other fields as a JSON object.
+    pub fn metadata(&self, doc: u32) -> Option<&str> {
+        self.metadata[doc as usize].as_deref()
+    }
+
+    /// The date of a document (seconds since the Unix epoch).
+    pub fn date(&self, doc: u32) -> Option<i64> {
+        self.dates[doc as usize]
+    }
+
+    /// Length of a document's text in bytes.
+    pub fn text_bytes(&self, doc: u32) -> u64 {
+        self.text_bytes[doc as usize]
+    }
+
+    /// Number of tokens in a document's text.
+    pub fn tokens(&self, doc: u32) -> u32 {
+        self.tokens[doc as usize]
+    }
+
+    /// Where a document was read from.
+    pub fn location(&self, doc: u32) -> RecordLocation {
+        self.locations[doc as usize]
+    }
+
+    /// A document's MinHash signature.
+    pub fn signature(&self, doc: u32) -> &[u32] {
+        let k = self.num_perm;
+        &self.signatures[doc as usize * k..(doc as usize + 1) * k]
+    }
+
+    /// Size of a document's shingle set.
+    pub fn set_len(&self, doc: u32) -> usize {
+        self.sets.len_of(doc)
+    }
+
+    /// A document's sorted shingle set, read into `buf` if it was spilled to disk.
+    pub fn set<'a>(&'a self, doc: u32, buf: &'a mut Vec<u64>) -> io::Result<&'a [u64]> {
+        self.sets.get(doc, buf)
+    }
+
+    /// Bytes of shingle sets kept in memory and spilled to disk.
+    pub fn set_bytes(&self) -> (u64, u64) {
+        self.sets.bytes()
+    }
+
+    /// Index of every document, ordered by id: the tie-breaker that makes output
+    /// independent of input order.
+    pub fn id_order(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| self.ids[a as usize].cmp(&self.ids[b as usize]));
+        order
+    }
+
+    /// `rank[doc]` = position of the document in id order.
+    pub fn id_ranks(&self) -> Vec<u32> {
+        let mut rank = vec![0u32; self.len()];
+        for (r, doc) in self.id_order().into_iter().enumerate() {
+            rank[doc as usize] = r as u32;
+        }
+        rank
+    }
+}
+
+/// Sorted shingle sets, appended in document order; in memory up to a budget, then
+/// spilled to an unlinked temporary file read back with positioned reads.
+#[derive(Debug)]
+pub struct SetStore {
+    /// Start of each set in the global element space; one extra entry at the end.
+    starts: Vec<u64>,
+    /// Elements not yet spilled: global positions `spilled..`.
+    memory: Vec<u64>,
+    spilled: u64,
+    budget_elements: usize,
+    temp_dir: Option<PathBuf>,
+    file: Option<BufWriter<File>>,
+}
+
+impl SetStore {
+    /// A store that keeps up to `budget_bytes` of set elements in memory.
+    pub fn new(budget_bytes: u64, temp_dir: Option<PathBuf>) -> Self {
+        SetStore {
+            starts: vec![0],
+            memory: Vec::new(),
+            spilled: 0,
+            budget_elements: (budget_bytes / 8).max(1) as usize,
+            temp_dir,
+            file: None,
+        }
+    }
+
+    fn push(&mut self, set: &[u64]) -> io::Result<()> {
+        self.memory.extend_from_slice(set);
+        let end = self.starts.last().copied().unwrap_or(0) + set.len() as u64;
+        self.starts.push(end);
+        if self.memory.len() > self.budget_elements {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    fn spill(&mut self) -> io::Result<()> {
+        if self.file.is_none() {
+            let file = match &self.temp_dir {
+                Some(dir) => tempfile::tempfile_in(dir)?,
+                None => tempfile::tempfile()?,
+            };
+            self.file = Some(BufWriter::with_capacity(1 << 20, file));
+        }
+        let writer = self.file.as_mut().expect("spill file was just created");
+        writer.write_all(bytemuck::cast_slice(&self.memory))?;
+        writer.flush()?;
+        self.spilled += self.memory.len() as u64;
+        self.memory.clear();
+        Ok(())
+    }
+
+    fn len_of(&self, doc: u32) -> usize {
+        (self.starts[doc as usize + 1] - self.starts[doc as usize]) as usize
+    }
+
+    fn get<'a>(&'a self, doc: u32, buf: &'a mut Vec<u64>) -> io::Result<&'a [u64]> {
+        let (start, end) = (self.starts[doc as usize], self.starts[doc as usize + 1]);
+        if start >= self.spilled {
+            let from = (start - self.spilled) as usize;
+            return Ok(&self.memory[from..from + (end - start) as usize]);
+        }
+        // Sets never straddle the boundary: spilling happens between pushes.
+        let file = self
+            .file
+            .as_ref()
+            .expect("spilled sets have a file")
+            .get_ref();
+        buf.clear();
+        buf.resize((end - start) as usize, 0);
+        read_exact_at(file, bytemuck::cast_slice_mut(buf), start * 8)?;
+        Ok(buf)
+    }
+
+    fn bytes(&self) -> (u64, u64) {
+        (self.memory.len() as u64 * 8, self.spilled * 8)
+    }
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(buf, offset)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = file.seek_read(buf, offset)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf = &mut buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spilled_sets_read_back_exactly() {
+        // A budget of 10 elements forces most sets to disk.
+        let mut store = SetStore::new(80, None);
+        let sets: Vec<Vec<u64>> = (0..50u64)
+            .map(|i| (0..i * 3).map(|x| x * 7 + i).collect())
+            .collect();
+        for s in &sets {
+            store.push(s).unwrap();
+        }
+        let (in_memory, on_disk) = store.bytes();
+        assert!(on_disk > 0 && in_memory <= 80 + 49 * 3 * 8);
+        let mut buf = Vec::new();
+        for (doc, s) in sets.iter().enumerate() {
+            assert_eq!(store.get(doc as u32, &mut buf).unwrap(), &s[..]);
+            assert_eq!(store.len_of(doc as u32), s.len());
+        }
+    }
+}

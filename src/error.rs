@@ -1,0 +1,62 @@
+//! The library's error type.
+
+use crate::input::Problem;
+
+/// A failure that stops a run. Bad records are not errors (they are [`Problem`]s,
+/// reported and counted) unless the run is strict.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Error {
+    kind: Box<ErrorKind>,
+}
+
+/// What stopped the run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Settings that cannot work together.
+    #[error("invalid settings: {0}")]
+    Config(String),
+    /// A bad record in a strict run.
+    #[error("{0} (stopped: --strict)")]
+    Strict(Problem),
+    /// An I/O failure outside the inputs (temporary files, output).
+    #[error("{context}: {source}")]
+    Io {
+        /// What neardup was doing.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// What went wrong.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        ErrorKind::Config(message.into()).into()
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        ErrorKind::Io {
+            context: context.into(),
+            source,
+        }
+        .into()
+    }
+}
+
+impl From<ErrorKind> for Error {
+    fn from(kind: ErrorKind) -> Self {
+        Error {
+            kind: Box::new(kind),
+        }
+    }
+}
+
+/// Result with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,145 @@
+//! Candidate pairs by locality-sensitive hashing over MinHash signatures.
+//!
+//! Each band of `rows` signature slots is hashed to a key; documents with equal keys in any
+//! band become candidate pairs. Bands are processed in parallel, each by sorting
+//! `(key, document)` pairs, which is cache-friendly and gives the same result whatever the
+//! thread count.
+//!
+//! A bucket larger than the cap (boilerplate, templated reports, mass copies) would yield a
+//! quadratic number of pairs. Its members are instead ordered by id and each is paired only
+//! with the next `cap − 1` members: linear in the bucket size, and copies still chain into
+//! one cluster. Every such bucket is reported.
+
+mod params;
+
+pub use params::{
+    DEFAULT_FN_WEIGHT, DEFAULT_FP_WEIGHT, LshParams, candidate_probability, optimal_params,
+};
+
+use rayon::prelude::*;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use crate::corpus::Corpus;
+
+/// A bucket that exceeded the cap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OversizedBucket {
+    /// The band it was found in.
+    pub band: usize,
+    /// Number of documents in the bucket.
+    pub size: usize,
+    /// The first few members, in id order.
+    pub sample: Vec<u32>,
+}
+
+/// Candidate pairs from LSH.
+#[derive(Debug, Default)]
+pub struct Candidates {
+    /// Distinct pairs `(a, b)` of document indices with `a < b`, sorted.
+    pub pairs: Vec<(u32, u32)>,
+    /// Buckets that exceeded the cap, largest first.
+    pub oversized: Vec<OversizedBucket>,
+}
+
+/// Finds candidate pairs among `docs` (indices into `corpus`).
+///
+/// `rank[doc]` orders documents by id (see [`Corpus::id_ranks`]); `on_band` is called once
+/// per finished band.
+pub fn candidate_pairs(
+    corpus: &Corpus,
+    docs: &[u32],
+    params: LshParams,
+    bucket_cap: usize,
+    rank: &[u32],
+    on_band: &(dyn Fn() + Sync),
+) -> Candidates {
+    assert!(
+        params.bands * params.rows <= corpus.num_perm(),
+        "bands × rows exceeds num_perm"
+    );
+    let bucket_cap = bucket_cap.max(2);
+    let per_band: Vec<(Vec<u64>, Vec<OversizedBucket>)> = (0..params.bands)
+        .into_par_iter()
+        .map(|band| {
+            let out = band_pairs(corpus, docs, params, band, bucket_cap, rank);
+            on_band();
+            out
+        })
+        .collect();
+    let mut oversized = Vec::new();
+    let total: usize = per_band.iter().map(|(p, _)| p.len()).sum();
+    let mut packed = Vec::with_capacity(total);
+    for (pairs, big) in per_band {
+        packed.extend_from_slice(&pairs);
+        oversized.extend(big);
+    }
+    packed.par_sort_unstable();
+    packed.dedup();
+    oversized.sort_by(|a, b| b.size.cmp(&a.size).then(a.band.cmp(&b.band)));
+    Candidates {
+        pairs: packed
+            .into_iter()
+            .map(|p| ((p >> 32) as u32, p as u32))
+            .collect(),
+        oversized,
+    }
+}
+
+/// The key of one band of a signature.
+#[inline]
+pub fn band_key(signature: &[u32], params: LshParams, band: usize) -> u64 {
+    let slots = &signature[band * params.rows..(band + 1) * params.rows];
+    xxh3_64_with_seed(bytemuck::cast_slice(slots), band as u64)
+}
+
+fn band_pairs(
+    corpus: &Corpus,
+    docs: &[u32],
+    params: LshParams,
+    band: usize,
+    cap: usize,
+    rank: &[u32],
+) -> (Vec<u64>, Vec<OversizedBucket>) {
+    let mut keyed: Vec<(u64, u32)> = docs
+        .iter()
+        .map(|&d| (band_key(corpus.signature(d), params, band), d))
+        .collect();
+    keyed.sort_unstable();
+    let mut pairs = Vec::new();
+    let mut oversized = Vec::new();
+    let mut members: Vec<u32> = Vec::new();
+    for bucket in keyed.chunk_by(|a, b| a.0 == b.0) {
+        if bucket.len() < 2 {
+            continue;
+        }
+        let pack = |a: u32, b: u32| {
+            if a < b {
+                (u64::from(a) << 32) | u64::from(b)
+            } else {
+                (u64::from(b) << 32) | u64::from(a)
+            }
+        };
+        if bucket.len() <= cap {
+            for (i, &(_, a)) in bucket.iter().enumerate() {
+                for &(_, b) in &bucket[i + 1..] {
+                    pairs.push(pack(a, b));
+                }
+            }
+            continue;
+        }
+        members.clear();
+        members.extend(bucket.iter().map(|&(_, d)| d));
+        members.sort_unstable_by_key(|&d| rank[d as usize]);
+        for (i, &a) in members.iter().enumerate() {
+            for &b in &members[i + 1..(i + cap).min(members.len())] {
+                pairs.push(pack(a, b));
+            }
+        }
+        oversized.push(OversizedBucket {
+            band,
+            size: members.len(),
+            sample: members.iter().take(5).copied().collect(),
+        });
+    }
+    (pairs, oversized)
+}

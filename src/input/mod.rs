@@ -1,0 +1,19 @@
+//! Where documents come from: files, directories and standard input, plain or compressed.
+//!
+//! This module and [`crate::report`] are the only ones that do I/O. Inputs are planned
+//! into [`Source`]s (directories expanded and sorted), read in order into [`Batch`]es of
+//! raw records, and each record is parsed by the worker that processes it. Everything that
+//! goes wrong is a [`Problem`] naming the input and line; nothing is skipped silently.
+
+mod problem;
+mod read;
+mod record;
+mod source;
+
+pub use problem::{Problem, ProblemKind};
+pub use read::{Batch, RawRecord, ReadEvent, ReadLimits, RecordLocation, read_sources};
+pub use record::{DateValue, FieldNames, ParsedRecord, parse_date, parse_json_record};
+pub use source::{
+    InputFormat, InputSpec, Location, Source, format_from_name, open_decoded, plan_sources,
+    spool_stdin,
+};

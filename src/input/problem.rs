@@ -1,0 +1,125 @@
+//! Bad input: what went wrong, where.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// One bad record or unreadable input, with the file and line it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The input's name as the user gave it (a path, or `<stdin>`).
+    pub source: Arc<str>,
+    /// 1-based line number for JSON Lines; `None` for a whole file.
+    pub line: Option<u64>,
+    /// What went wrong.
+    pub kind: ProblemKind,
+}
+
+/// What went wrong with a record or an input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// The input could not be opened or listed.
+    Unreadable { reason: String },
+    /// Reading stopped part way: an I/O error or a corrupt or truncated compressed stream.
+    /// Records before `line` were read; the rest of the input was not.
+    ReadFailed { reason: String },
+    /// The record is not valid UTF-8.
+    InvalidUtf8 { byte: usize },
+    /// The line is not valid JSON.
+    MalformedJson { reason: String },
+    /// The line is valid JSON but not an object.
+    NotAnObject,
+    /// A required field is absent.
+    MissingField { field: String },
+    /// A field has the wrong JSON type.
+    WrongType {
+        field: String,
+        expected: &'static str,
+        found: &'static str,
+    },
+    /// The text is empty or white space only: nothing to compare.
+    EmptyText,
+    /// The id was already used by an earlier record, which is kept.
+    DuplicateId { id: String, first: String },
+    /// The record is longer than the limit (`--max-record-bytes`).
+    RecordTooLarge { bytes: u64, limit: u64 },
+}
+
+impl ProblemKind {
+    /// A stable snake_case name, used as the key in problem counts.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ProblemKind::Unreadable { .. } => "unreadable_input",
+            ProblemKind::ReadFailed { .. } => "read_failed",
+            ProblemKind::InvalidUtf8 { .. } => "invalid_utf8",
+            ProblemKind::MalformedJson { .. } => "malformed_json",
+            ProblemKind::NotAnObject => "not_an_object",
+            ProblemKind::MissingField { .. } => "missing_field",
+            ProblemKind::WrongType { .. } => "wrong_type",
+            ProblemKind::EmptyText => "empty_text",
+            ProblemKind::DuplicateId { .. } => "duplicate_id",
+            ProblemKind::RecordTooLarge { .. } => "record_too_large",
+        }
+    }
+
+    /// Whether the record itself is unusable as a record (not just as text to compare):
+    /// such lines cannot be written back by `dedup` and go to its rejects instead.
+    pub fn is_malformed_record(&self) -> bool {
+        matches!(
+            self,
+            ProblemKind::InvalidUtf8 { .. }
+                | ProblemKind::MalformedJson { .. }
+                | ProblemKind::NotAnObject
+                | ProblemKind::RecordTooLarge { .. }
+        )
+    }
+}
+
+impl fmt::Display for ProblemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProblemKind::Unreadable { reason } => write!(f, "cannot read input: {reason}"),
+            ProblemKind::ReadFailed { reason } => {
+                write!(
+                    f,
+                    "reading stopped here, the rest of this input is lost: {reason}"
+                )
+            }
+            ProblemKind::InvalidUtf8 { byte } => {
+                write!(f, "invalid UTF-8 at byte {byte} of the record")
+            }
+            ProblemKind::MalformedJson { reason } => write!(f, "malformed JSON: {reason}"),
+            ProblemKind::NotAnObject => write!(f, "expected a JSON object"),
+            ProblemKind::MissingField { field } => write!(f, "missing field {field:?}"),
+            ProblemKind::WrongType {
+                field,
+                expected,
+                found,
+            } => {
+                write!(f, "field {field:?} is {found}, expected {expected}")
+            }
+            ProblemKind::EmptyText => write!(f, "empty text (nothing to compare)"),
+            ProblemKind::DuplicateId { id, first } => {
+                write!(
+                    f,
+                    "duplicate id {id:?} (first seen at {first}); this record is skipped"
+                )
+            }
+            ProblemKind::RecordTooLarge { bytes, limit } => write!(
+                f,
+                "record of at least {bytes} bytes exceeds the limit of {limit} bytes (--max-record-bytes)"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.source, line, self.kind),
+            None => write!(f, "{}: {}", self.source, self.kind),
+        }
+    }
+}
+
+impl std::error::Error for Problem {}

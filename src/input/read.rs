@@ -1,0 +1,277 @@
+//! Reading sources into batches of raw records.
+//!
+//! A record is one line of a JSON Lines input or one whole text document. Records are
+//! copied into large batch buffers so that the parallel stage gets big units of work and
+//! the reader does one allocation per batch, not per record.
+
+use std::io::{BufRead, Read};
+
+use super::problem::{Problem, ProblemKind};
+use super::source::{InputFormat, Source, open_decoded};
+
+/// Where a record came from: the source's index and its 1-based line (0 for a whole file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordLocation {
+    /// Index of the source in the planned source list.
+    pub source: u32,
+    /// 1-based line number; 0 for a text document.
+    pub line: u64,
+}
+
+/// One raw record inside a [`Batch`].
+#[derive(Clone, Debug)]
+pub struct RawRecord {
+    /// Where it came from.
+    pub location: RecordLocation,
+    /// Byte range of the record in the batch buffer (without the line ending).
+    pub range: std::ops::Range<usize>,
+}
+
+/// Raw records read in input order, sharing one buffer.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The records' bytes.
+    pub buf: Vec<u8>,
+    /// The records, in input order.
+    pub records: Vec<RawRecord>,
+}
+
+impl Batch {
+    /// The bytes of one record of this batch.
+    pub fn bytes(&self, record: &RawRecord) -> &[u8] {
+        &self.buf[record.range.clone()]
+    }
+}
+
+/// What the reader produces, in input order.
+#[derive(Debug)]
+pub enum ReadEvent {
+    /// A batch of records.
+    Batch(Batch),
+    /// An input that could not be opened or read to its end.
+    Problem(Problem),
+}
+
+/// Limits for reading.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadLimits {
+    /// Longest record accepted, in bytes.
+    pub max_record_bytes: u64,
+    /// A batch is handed on once it holds this many bytes.
+    pub batch_bytes: usize,
+    /// ... or this many records.
+    pub batch_records: usize,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            max_record_bytes: 256 << 20,
+            batch_bytes: 4 << 20,
+            batch_records: 4096,
+        }
+    }
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Reads every source in order and hands batches and problems to `sink`, which returns
+/// `false` to stop early. `on_read` is told how many raw bytes were read, for progress.
+pub fn read_sources(
+    sources: &[Source],
+    limits: ReadLimits,
+    on_read: &mut dyn FnMut(u64),
+    sink: &mut dyn FnMut(ReadEvent) -> bool,
+) {
+    let mut batch = Batch::default();
+    for (index, source) in sources.iter().enumerate() {
+        let index = index as u32;
+        let flow = match source.format {
+            InputFormat::JsonLines => read_lines(index, source, limits, on_read, &mut batch, sink),
+            InputFormat::Text => read_document(index, source, limits, on_read, &mut batch, sink),
+        };
+        if !flow {
+            return;
+        }
+        if batch.buf.len() >= limits.batch_bytes || batch.records.len() >= limits.batch_records {
+            if !sink(ReadEvent::Batch(std::mem::take(&mut batch))) {
+                return;
+            }
+        }
+    }
+    if !batch.records.is_empty() {
+        sink(ReadEvent::Batch(batch));
+    }
+}
+
+fn problem(source: &Source, line: Option<u64>, kind: ProblemKind) -> Problem {
+    Problem {
+        source: source.name.clone(),
+        line,
+        kind,
+    }
+}
+
+/// Reads one JSON Lines source. Returns `false` if the sink asked to stop.
+fn read_lines(
+    index: u32,
+    source: &Source,
+    limits: ReadLimits,
+    on_read: &mut dyn FnMut(u64),
+    batch: &mut Batch,
+    sink: &mut dyn FnMut(ReadEvent) -> bool,
+) -> bool {
+    let mut reader = match open_decoded(&source.location, on_read) {
+        Ok(r) => r,
+        Err(e) => {
+            // Keep input order: records read so far go before the problem.
+            return flush(batch, sink)
+                && sink(ReadEvent::Problem(problem(
+                    source,
+                    None,
+                    ProblemKind::Unreadable {
+                        reason: e.to_string(),
+                    },
+                )));
+        }
+    };
+    let mut line = 0u64;
+    loop {
+        line += 1;
+        let start = batch.buf.len();
+        let read = (&mut reader)
+            .take(limits.max_record_bytes + 1)
+            .read_until(b'\n', &mut batch.buf);
+        match read {
+            Ok(0) => break,
+            Ok(n) => {
+                let has_newline = batch.buf.last() == Some(&b'\n');
+                if !has_newline && n as u64 > limits.max_record_bytes {
+                    batch.buf.truncate(start);
+                    let rest = reader.skip_until(b'\n').unwrap_or(0) as u64;
+                    let kind = ProblemKind::RecordTooLarge {
+                        bytes: n as u64 + rest,
+                        limit: limits.max_record_bytes,
+                    };
+                    if !flush(batch, sink)
+                        || !sink(ReadEvent::Problem(problem(source, Some(line), kind)))
+                    {
+                        return false;
+                    }
+                    continue;
+                }
+                let mut end = batch.buf.len();
+                if has_newline {
+                    end -= 1;
+                    if end > start && batch.buf[end - 1] == b'\r' {
+                        end -= 1;
+                    }
+                }
+                let mut begin = start;
+                if line == 1 && batch.buf[start..end].starts_with(BOM) {
+                    begin += BOM.len();
+                }
+                if batch.buf[begin..end].iter().all(u8::is_ascii_whitespace) {
+                    // Blank lines carry no record.
+                    batch.buf.truncate(start);
+                    continue;
+                }
+                batch.records.push(RawRecord {
+                    location: RecordLocation {
+                        source: index,
+                        line,
+                    },
+                    range: begin..end,
+                });
+                if (batch.buf.len() >= limits.batch_bytes
+                    || batch.records.len() >= limits.batch_records)
+                    && !sink(ReadEvent::Batch(std::mem::take(batch)))
+                {
+                    return false;
+                }
+            }
+            Err(e) => {
+                batch.buf.truncate(start);
+                let reason = describe_read_error(&e, source);
+                return flush(batch, sink)
+                    && sink(ReadEvent::Problem(problem(
+                        source,
+                        Some(line),
+                        ProblemKind::ReadFailed { reason },
+                    )));
+            }
+        }
+    }
+    true
+}
+
+/// Reads one text document. Returns `false` if the sink asked to stop.
+fn read_document(
+    index: u32,
+    source: &Source,
+    limits: ReadLimits,
+    on_read: &mut dyn FnMut(u64),
+    batch: &mut Batch,
+    sink: &mut dyn FnMut(ReadEvent) -> bool,
+) -> bool {
+    let start = batch.buf.len();
+    let result = open_decoded(&source.location, on_read)
+        .map_err(|e| ProblemKind::Unreadable {
+            reason: e.to_string(),
+        })
+        .and_then(|reader| {
+            let n = reader
+                .take(limits.max_record_bytes + 1)
+                .read_to_end(&mut batch.buf)
+                .map_err(|e| ProblemKind::ReadFailed {
+                    reason: describe_read_error(&e, source),
+                })?;
+            if n as u64 > limits.max_record_bytes {
+                return Err(ProblemKind::RecordTooLarge {
+                    bytes: n as u64,
+                    limit: limits.max_record_bytes,
+                });
+            }
+            Ok(())
+        });
+    match result {
+        Ok(()) => {
+            let begin = if batch.buf[start..].starts_with(BOM) {
+                start + BOM.len()
+            } else {
+                start
+            };
+            let end = batch.buf.len();
+            batch.records.push(RawRecord {
+                location: RecordLocation {
+                    source: index,
+                    line: 0,
+                },
+                range: begin..end,
+            });
+            true
+        }
+        Err(kind) => {
+            batch.buf.truncate(start);
+            flush(batch, sink) && sink(ReadEvent::Problem(problem(source, None, kind)))
+        }
+    }
+}
+
+fn flush(batch: &mut Batch, sink: &mut dyn FnMut(ReadEvent) -> bool) -> bool {
+    batch.records.is_empty() || sink(ReadEvent::Batch(std::mem::take(batch)))
+}
+
+fn describe_read_error(e: &std::io::Error, source: &Source) -> String {
+    let compressed = {
+        let n = source.name.to_ascii_lowercase();
+        n.ends_with(".gz") || n.ends_with(".zst")
+    };
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof if compressed => {
+            format!("truncated compressed stream ({e}); the partial last line is dropped")
+        }
+        std::io::ErrorKind::UnexpectedEof => format!("unexpected end of input ({e})"),
+        _ => e.to_string(),
+    }
+}

@@ -1,0 +1,376 @@
+//! Parsing one raw record into an id, a text and the metadata carried to the output.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::problem::ProblemKind;
+
+/// The field names of a JSON Lines record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldNames {
+    /// Field holding the record id (a string or an integer).
+    pub id: String,
+    /// Field holding the text (a string).
+    pub text: String,
+    /// Field holding the date, used to choose the earliest article (optional in records).
+    pub date: String,
+}
+
+impl Default for FieldNames {
+    fn default() -> Self {
+        FieldNames {
+            id: "id".into(),
+            text: "text".into(),
+            date: "date".into(),
+        }
+    }
+}
+
+/// A parsed record.
+#[derive(Debug)]
+pub struct ParsedRecord<'a> {
+    /// The id, as a string.
+    pub id: String,
+    /// The text.
+    pub text: Cow<'a, str>,
+    /// Every other field, as a JSON object in input order (`None` when there are none).
+    pub metadata: Option<Box<str>>,
+    /// The date field, when present.
+    pub date: Option<DateValue>,
+}
+
+/// A date as found in a record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DateValue {
+    /// A string, to be parsed with [`crate::input::parse_date`].
+    Text(String),
+    /// A number: seconds since the Unix epoch.
+    Epoch(f64),
+}
+
+/// Parses one JSON Lines record (already checked to be UTF-8).
+pub fn parse_json_record<'a>(
+    line: &'a str,
+    fields: &FieldNames,
+) -> Result<ParsedRecord<'a>, ProblemKind> {
+    if !line.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<IgnoredAny>(line) {
+            Ok(_) => ProblemKind::NotAnObject,
+            Err(e) => ProblemKind::MalformedJson {
+                reason: e.to_string(),
+            },
+        });
+    }
+    let mut de = serde_json::Deserializer::from_str(line);
+    let parts = RecordSeed { fields }
+        .deserialize(&mut de)
+        .and_then(|p| de.end().map(|_| p))
+        .map_err(|e| ProblemKind::MalformedJson {
+            reason: e.to_string(),
+        })?;
+    let id = match parts.id {
+        None => {
+            return Err(ProblemKind::MissingField {
+                field: fields.id.clone(),
+            });
+        }
+        Some(Scalar::Str(s)) => s,
+        Some(Scalar::Integer(s)) => s,
+        Some(other) => {
+            return Err(ProblemKind::WrongType {
+                field: fields.id.clone(),
+                expected: "a string or an integer",
+                found: other.type_name(),
+            });
+        }
+    };
+    let text = match parts.text {
+        None => {
+            return Err(ProblemKind::MissingField {
+                field: fields.text.clone(),
+            });
+        }
+        Some(Scalar::Str(s)) => Cow::Owned(s),
+        Some(other) => {
+            return Err(ProblemKind::WrongType {
+                field: fields.text.clone(),
+                expected: "a string",
+                found: other.type_name(),
+            });
+        }
+    };
+    let date = match parts.date {
+        Some(Scalar::Str(s)) => Some(DateValue::Text(s)),
+        Some(Scalar::Integer(s)) => s.parse().ok().map(DateValue::Epoch),
+        Some(Scalar::Float(f)) => Some(DateValue::Epoch(f)),
+        _ => None,
+    };
+    let metadata = (!parts.metadata.is_empty()).then(|| {
+        let mut out = String::from("{");
+        for (i, (key, raw)) in parts.metadata.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&serde_json::to_string(key.as_ref()).unwrap_or_default());
+            out.push(':');
+            out.push_str(raw.get());
+        }
+        out.push('}');
+        out.into_boxed_str()
+    });
+    Ok(ParsedRecord {
+        id,
+        text,
+        metadata,
+        date,
+    })
+}
+
+/// A JSON value reduced to what neardup needs from the id, text and date fields.
+enum Scalar {
+    Str(String),
+    Integer(String),
+    Float(f64),
+    Other(&'static str),
+}
+
+impl Scalar {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Scalar::Str(_) => "a string",
+            Scalar::Integer(_) => "an integer",
+            Scalar::Float(_) => "a number",
+            Scalar::Other(t) => t,
+        }
+    }
+}
+
+impl<'de> de::Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Str(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Scalar, E> {
+                Ok(Scalar::Str(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Integer(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar::Integer(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar::Float(v))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Other("a boolean"))
+            }
+            fn visit_unit<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Other("null"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other("an array"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other("an object"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An object key, borrowed from the input when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+struct Parts<'de> {
+    id: Option<Scalar>,
+    text: Option<Scalar>,
+    date: Option<Scalar>,
+    metadata: Vec<(Cow<'de, str>, &'de RawValue)>,
+}
+
+struct RecordSeed<'f> {
+    fields: &'f FieldNames,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
+    type Value = Parts<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Parts<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordSeed<'_> {
+    type Value = Parts<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parts<'de>, A::Error> {
+        let mut parts = Parts {
+            id: None,
+            text: None,
+            date: None,
+            metadata: Vec::new(),
+        };
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if key == self.fields.id.as_str() {
+                parts.id = Some(map.next_value()?);
+            } else if key == self.fields.text.as_str() {
+                parts.text = Some(map.next_value()?);
+            } else {
+                let raw: &'de RawValue = map.next_value()?;
+                if key == self.fields.date.as_str() {
+                    parts.date = serde_json::from_str(raw.get()).ok();
+                }
+                parts.metadata.push((key, raw));
+            }
+        }
+        Ok(parts)
+    }
+}
+
+/// Parses a date in one of the usual news formats to seconds since the Unix epoch (UTC
+/// where the text has no offset). Returns `None` for anything else.
+///
+/// Accepted: RFC 3339 (`2025-08-18T10:00:00Z`), RFC 2822, `2025-08-18 10:00:00`,
+/// `2025-08-18`, `2025/08/18`, `8/18/2025` (month first), and Reuters' `26-FEB-1987
+/// 15:01:01.79`.
+pub fn parse_date(text: &str) -> Option<i64> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    let t = text.trim();
+    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        return Some(d.timestamp());
+    }
+    if let Ok(d) = DateTime::parse_from_rfc2822(t) {
+        return Some(d.timestamp());
+    }
+    const DATETIMES: [&str; 5] = [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%d-%b-%Y %H:%M:%S%.f",
+        "%Y/%m/%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ];
+    for f in DATETIMES {
+        if let Ok(d) = NaiveDateTime::parse_from_str(t, f) {
+            return Some(d.and_utc().timestamp());
+        }
+    }
+    const DATES: [&str; 4] = ["%Y-%m-%d", "%Y/%m/%d", "%d-%b-%Y", "%m/%d/%Y"];
+    for f in DATES {
+        if let Ok(d) = NaiveDate::parse_from_str(t, f) {
+            return d.and_hms_opt(0, 0, 0).map(|d| d.and_utc().timestamp());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<ParsedRecord<'_>, ProblemKind> {
+        parse_json_record(line, &FieldNames::default())
+    }
+
+    #[test]
+    fn keeps_other_fields_as_metadata_in_order() {
+        let r = parse(
+            r#"{"title":"T \"q\"","id":"a1","text":"Hello\nworld","date":"2025-08-18","n":[1,2]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.id, "a1");
+        assert_eq!(r.text, "Hello\nworld");
+        assert_eq!(
+            r.metadata.as_deref(),
+            Some(r#"{"title":"T \"q\"","date":"2025-08-18","n":[1,2]}"#)
+        );
+        assert_eq!(r.date, Some(DateValue::Text("2025-08-18".into())));
+        let bare = parse(r#"{"id":7,"text":"x"}"#).unwrap();
+        assert_eq!(bare.id, "7");
+        assert_eq!(bare.metadata, None);
+    }
+
+    #[test]
+    fn reports_each_kind_of_bad_record() {
+        let kind = |line| parse(line).unwrap_err().label();
+        assert_eq!(kind(r#"{"id":"a","text":"x""#), "malformed_json");
+        assert_eq!(kind(r#"{"id":"a","text":"x"} trailing"#), "malformed_json");
+        assert_eq!(kind(r#"["id","text"]"#), "not_an_object");
+        assert_eq!(kind(r#"{"text":"x"}"#), "missing_field");
+        assert_eq!(kind(r#"{"id":"a"}"#), "missing_field");
+        assert_eq!(kind(r#"{"id":"a","text":5}"#), "wrong_type");
+        assert_eq!(kind(r#"{"id":"a","text":null}"#), "wrong_type");
+        assert_eq!(kind(r#"{"id":{"x":1},"text":"t"}"#), "wrong_type");
+        assert_eq!(
+            parse(r#"{"id":"a","text":["x"]}"#).unwrap_err().to_string(),
+            r#"field "text" is an array, expected a string"#
+        );
+    }
+
+    #[test]
+    fn custom_field_names() {
+        let fields = FieldNames {
+            id: "uid".into(),
+            text: "body".into(),
+            date: "published".into(),
+        };
+        let r = parse_json_record(
+            r#"{"uid":"u","body":"b","published":1700000000,"text":"other"}"#,
+            &fields,
+        )
+        .unwrap();
+        assert_eq!((r.id.as_str(), r.text.as_ref()), ("u", "b"));
+        assert_eq!(r.date, Some(DateValue::Epoch(1_700_000_000.0)));
+        assert_eq!(
+            r.metadata.as_deref(),
+            Some(r#"{"published":1700000000,"text":"other"}"#)
+        );
+    }
+
+    #[test]
+    fn parses_news_dates() {
+        let day = 1_755_475_200; // 2025-08-18T00:00:00Z
+        assert_eq!(parse_date("2025-08-18"), Some(day));
+        assert_eq!(parse_date("2025-08-18T00:00:00Z"), Some(day));
+        assert_eq!(parse_date("2025-08-18T02:00:00+02:00"), Some(day));
+        assert_eq!(parse_date("2025-08-18 00:00:00"), Some(day));
+        assert_eq!(parse_date("8/18/2025"), Some(day));
+        assert_eq!(parse_date("Mon, 18 Aug 2025 00:00:00 +0000"), Some(day));
+        assert_eq!(parse_date("26-FEB-1987 15:01:01.79"), Some(541_350_061));
+        assert_eq!(parse_date("yesterday"), None);
+    }
+}

@@ -1,0 +1,278 @@
+//! Which inputs to read, in which order, and how.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::problem::{Problem, ProblemKind};
+
+/// How the records of an input are laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputFormat {
+    /// One JSON object per line.
+    JsonLines,
+    /// The whole (decompressed) file is one document.
+    Text,
+}
+
+/// One input as the user named it: a path, or standard input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InputSpec {
+    /// `-`: standard input.
+    Stdin,
+    /// A file or a directory.
+    Path(PathBuf),
+}
+
+impl From<&str> for InputSpec {
+    fn from(s: &str) -> Self {
+        if s == "-" {
+            InputSpec::Stdin
+        } else {
+            InputSpec::Path(PathBuf::from(s))
+        }
+    }
+}
+
+/// Where a source's bytes come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A file on disk.
+    File(PathBuf),
+    /// Standard input (read once).
+    Stdin,
+}
+
+/// One readable input: a JSON Lines stream or a single text document.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// Name for messages: the path as given, or `<stdin>`.
+    pub name: Arc<str>,
+    /// Where to read.
+    pub location: Location,
+    /// How to read it.
+    pub format: InputFormat,
+    /// For a text document: its id (path relative to the directory it was found in).
+    pub text_id: Option<String>,
+    /// Size on disk (compressed), when known: drives the progress bar.
+    pub size: Option<u64>,
+}
+
+/// The format an input's name implies: `.jsonl`, `.ndjson`, `.json` (optionally followed by
+/// `.gz` or `.zst`) are JSON Lines, `.txt` is text; `None` otherwise.
+pub fn format_from_name(name: &str) -> Option<InputFormat> {
+    let lower = name.to_ascii_lowercase();
+    let base = lower
+        .strip_suffix(".gz")
+        .or_else(|| lower.strip_suffix(".zst"))
+        .unwrap_or(&lower);
+    if base.ends_with(".jsonl") || base.ends_with(".ndjson") || base.ends_with(".json") {
+        Some(InputFormat::JsonLines)
+    } else if base.ends_with(".txt") {
+        Some(InputFormat::Text)
+    } else {
+        None
+    }
+}
+
+/// Expands the user's inputs into sources, in a deterministic order.
+///
+/// A directory is searched recursively for `.txt` files (also `.txt.gz`, `.txt.zst`),
+/// sorted by path; each is one document whose id is its path relative to the directory.
+/// `forced` overrides the format implied by file names. Inputs that cannot be read are
+/// returned as problems; the others are still planned.
+pub fn plan_sources(
+    specs: &[InputSpec],
+    forced: Option<InputFormat>,
+) -> (Vec<Source>, Vec<Problem>) {
+    let mut sources = Vec::new();
+    let mut problems = Vec::new();
+    for spec in specs {
+        match spec {
+            InputSpec::Stdin => sources.push(Source {
+                name: Arc::from("<stdin>"),
+                location: Location::Stdin,
+                format: forced.unwrap_or(InputFormat::JsonLines),
+                text_id: forced
+                    .filter(|f| *f == InputFormat::Text)
+                    .map(|_| "-".to_string()),
+                size: None,
+            }),
+            InputSpec::Path(path) => plan_path(path, forced, &mut sources, &mut problems),
+        }
+    }
+    (sources, problems)
+}
+
+fn plan_path(
+    path: &Path,
+    forced: Option<InputFormat>,
+    sources: &mut Vec<Source>,
+    problems: &mut Vec<Problem>,
+) {
+    let name: Arc<str> = Arc::from(path.display().to_string());
+    let unreadable = |name: Arc<str>, e: &dyn std::fmt::Display| Problem {
+        source: name,
+        line: None,
+        kind: ProblemKind::Unreadable {
+            reason: e.to_string(),
+        },
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => return problems.push(unreadable(name, &e)),
+    };
+    if !meta.is_dir() {
+        let format = forced
+            .or_else(|| format_from_name(&name))
+            .unwrap_or_else(|| sniff_format(path));
+        sources.push(Source {
+            text_id: (format == InputFormat::Text).then(|| name.to_string()),
+            name,
+            location: Location::File(path.to_path_buf()),
+            format,
+            size: Some(meta.len()),
+        });
+        return;
+    }
+    let walker = walkdir::WalkDir::new(path)
+        .follow_links(true)
+        .sort_by_file_name();
+    for entry in walker {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                let at = e
+                    .path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| name.to_string());
+                problems.push(unreadable(Arc::from(at), &e));
+                continue;
+            }
+        };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let file_name = entry.file_name().to_string_lossy();
+        let format = match forced {
+            Some(f) => f,
+            None if format_from_name(&file_name) == Some(InputFormat::Text) => InputFormat::Text,
+            None => continue, // a directory holds .txt documents; other files are not inputs
+        };
+        let relative = entry.path().strip_prefix(path).unwrap_or(entry.path());
+        let id = relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        sources.push(Source {
+            name: Arc::from(entry.path().display().to_string()),
+            location: Location::File(entry.path().to_path_buf()),
+            format,
+            text_id: (format == InputFormat::Text).then_some(id),
+            size: entry.metadata().ok().map(|m| m.len()),
+        });
+    }
+}
+
+/// For a file whose name says nothing: JSON Lines if it starts with `{`, else text.
+fn sniff_format(path: &Path) -> InputFormat {
+    let looks_like_json = open_decoded(&Location::File(path.to_path_buf()), &mut |_| {})
+        .and_then(|mut r| {
+            let buf = r.fill_buf()?;
+            Ok(buf.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'))
+        })
+        .unwrap_or(false);
+    if looks_like_json {
+        InputFormat::JsonLines
+    } else {
+        InputFormat::Text
+    }
+}
+
+/// Counts the raw (compressed) bytes read, for progress.
+struct Counting<R, F> {
+    inner: R,
+    on_read: F,
+}
+
+impl<R: Read, F: FnMut(u64)> Read for Counting<R, F> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.on_read)(n as u64);
+        Ok(n)
+    }
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1F, 0x8B];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+
+/// Opens a location and decompresses it if its first bytes are a gzip or zstd header
+/// (whatever its name says). `on_read` is called with the number of raw bytes read.
+pub fn open_decoded<'a>(
+    location: &Location,
+    on_read: &'a mut dyn FnMut(u64),
+) -> io::Result<Box<dyn BufRead + 'a>> {
+    const BUF: usize = 256 * 1024;
+    let raw: Box<dyn Read + 'a> = match location {
+        Location::File(path) => Box::new(Counting {
+            inner: File::open(path)?,
+            on_read,
+        }),
+        Location::Stdin => Box::new(Counting {
+            inner: io::stdin().lock(),
+            on_read,
+        }),
+    };
+    let mut raw = BufReader::with_capacity(BUF, raw);
+    let head = raw.fill_buf()?;
+    if head.starts_with(&GZIP_MAGIC) {
+        Ok(Box::new(BufReader::with_capacity(
+            BUF,
+            flate2::bufread::MultiGzDecoder::new(raw),
+        )))
+    } else if head.starts_with(&ZSTD_MAGIC) {
+        Ok(Box::new(BufReader::with_capacity(
+            BUF,
+            zstd::Decoder::with_buffer(raw)?,
+        )))
+    } else {
+        Ok(Box::new(raw))
+    }
+}
+
+/// Copies standard input to a temporary file so that it can be read twice (`dedup`).
+pub fn spool_stdin(dir: Option<&Path>) -> io::Result<tempfile::TempPath> {
+    let mut file = match dir {
+        Some(d) => tempfile::NamedTempFile::new_in(d)?,
+        None => tempfile::NamedTempFile::new()?,
+    };
+    io::copy(&mut io::stdin().lock(), &mut file)?;
+    Ok(file.into_temp_path())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_from_names() {
+        assert_eq!(format_from_name("a.jsonl"), Some(InputFormat::JsonLines));
+        assert_eq!(format_from_name("a.JSONL.gz"), Some(InputFormat::JsonLines));
+        assert_eq!(
+            format_from_name("a.ndjson.zst"),
+            Some(InputFormat::JsonLines)
+        );
+        assert_eq!(format_from_name("a.txt.gz"), Some(InputFormat::Text));
+        assert_eq!(format_from_name("a.csv"), None);
+    }
+
+    #[test]
+    fn missing_paths_are_problems_not_panics() {
+        let (sources, problems) = plan_sources(&[InputSpec::from("/no/such/path.jsonl")], None);
+        assert!(sources.is_empty());
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].kind.label(), "unreadable_input");
+    }
+}

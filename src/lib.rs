@@ -1,0 +1,56 @@
+//! # neardup
+//!
+//! Finds near-duplicates and syndicated rewrites in news text.
+//!
+//! The batch pipeline, in the order the data flows (one module each):
+//!
+//! 1. [`input`]: files, directories, standard input; JSON Lines or text; gzip and zstd.
+//! 2. [`text`]: Unicode normalization and tokens with byte offsets into the original.
+//! 3. [`shingle`]: hashed word or character n-grams.
+//! 4. [`sketch`]: MinHash signatures (Fast Similarity Sketching).
+//! 5. [`corpus`]: what is kept per document (signatures in memory, shingle sets spillable).
+//! 6. [`index`]: LSH banding into candidate pairs, with a cap on oversized buckets.
+//! 7. [`verify`]: exact Jaccard and containment of every candidate.
+//! 8. [`cluster`]: connected components or leader clustering, with a representative.
+//! 9. [`report`]: JSON Lines, JSON, CSV and tables, each record with a schema version.
+//!
+//! [`pipeline`] runs them all. The library never prints: progress and bad records reach the
+//! caller through an [`Observer`].
+//!
+//! ```
+//! use neardup::{PipelineBuilder, input::InputSpec, progress::Silent};
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path().join("news.jsonl");
+//! # std::fs::write(&path, concat!(
+//! #   r#"{"id":"a","text":"The central bank raised its key interest rate by half a point on Tuesday."}"#, "\n",
+//! #   r#"{"id":"b","text":"The central bank raised its key interest rate by half a point on Tuesday!"}"#, "\n",
+//! #   r#"{"id":"c","text":"A storm closed schools across the region for a second day."}"#, "\n")).unwrap();
+//! let pipeline = PipelineBuilder::new().threshold(0.5).build()?;
+//! let outcome = pipeline.run(&[InputSpec::Path(path)], &Silent)?;
+//! assert_eq!(outcome.clusters.len(), 1);
+//! assert_eq!(outcome.pairs[0].jaccard, 1.0);
+//! # Ok::<(), neardup::Error>(())
+//! ```
+//!
+//! ## Memory usage
+//! Per document: its id and metadata (as long as they are in the input), 52 bytes of
+//! fixed fields, and a signature of `4 × num_perm` bytes (512 at the default). Shingle sets
+//! (8 bytes per distinct shingle) are kept in memory up to `memory_budget` and spilled to
+//! an unlinked temporary file beyond it.
+
+pub mod cluster;
+pub mod corpus;
+mod error;
+pub mod index;
+pub mod input;
+pub mod pipeline;
+pub mod progress;
+pub mod report;
+pub mod shingle;
+pub mod sketch;
+pub mod text;
+pub mod verify;
+
+pub use error::{Error, ErrorKind, Result};
+pub use pipeline::{Outcome, Pipeline, PipelineBuilder, Settings, Stats};
+pub use progress::{Observer, Stage};

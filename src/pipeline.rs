@@ -1,0 +1,610 @@
+//! The batch pipeline: inputs → documents → candidates → verified pairs → clusters.
+//!
+//! [`PipelineBuilder`] collects and checks settings; [`Pipeline`] is frozen and runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use crate::cluster::{self, Cluster, ClusterMode, RepresentativeRule};
+use crate::corpus::{Corpus, DocEntry, SetStore};
+use crate::error::{Error, ErrorKind, Result};
+use crate::index::{self, LshParams, OversizedBucket};
+use crate::input::{
+    self, Batch, DateValue, FieldNames, InputFormat, InputSpec, Location, Problem, ProblemKind,
+    RawRecord, ReadEvent, ReadLimits, RecordLocation, Source,
+};
+use crate::progress::{Observer, Stage};
+use crate::shingle::{ShingleSpec, Shingler, into_set};
+use crate::sketch::Sketcher;
+use crate::verify::{self, PairScore};
+
+/// Settings of a run, checked and frozen by [`PipelineBuilder::build`].
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Field names of JSON Lines records.
+    pub fields: FieldNames,
+    /// Input format for every input, overriding file names.
+    pub format: Option<InputFormat>,
+    /// Record size and batching limits.
+    pub limits: ReadLimits,
+    /// Shingles.
+    pub shingle: ShingleSpec,
+    /// Signature slots.
+    pub num_perm: usize,
+    /// Seed of the sketch's hash functions.
+    pub seed: u64,
+    /// Pairs with exact Jaccard below this are dropped.
+    pub threshold: f64,
+    /// LSH banding.
+    pub lsh: LshParams,
+    /// Largest bucket expanded into all its pairs.
+    pub bucket_cap: usize,
+    /// How pairs become clusters.
+    pub cluster_mode: ClusterMode,
+    /// Which member represents a cluster.
+    pub representative: RepresentativeRule,
+    /// Stop at the first bad record.
+    pub strict: bool,
+    /// Bytes of shingle sets kept in memory before spilling to disk.
+    pub memory_budget: u64,
+    /// Where spill and spool files go (the system's temporary directory by default).
+    pub temp_dir: Option<PathBuf>,
+    /// Copy standard input to a temporary file so that the outcome's sources can be read
+    /// again (`dedup` needs this).
+    pub replayable_stdin: bool,
+}
+
+/// Builds a [`Pipeline`]. Every setting has a default.
+#[derive(Clone, Debug)]
+pub struct PipelineBuilder {
+    settings: Settings,
+    explicit_lsh: Option<(Option<usize>, Option<usize>)>,
+    weights: (f64, f64),
+}
+
+impl Default for PipelineBuilder {
+    fn default() -> Self {
+        PipelineBuilder {
+            settings: Settings {
+                fields: FieldNames::default(),
+                format: None,
+                limits: ReadLimits::default(),
+                shingle: ShingleSpec::default(),
+                num_perm: 128,
+                seed: 42,
+                threshold: 0.5,
+                lsh: LshParams { bands: 0, rows: 0 },
+                bucket_cap: 1000,
+                cluster_mode: ClusterMode::default(),
+                representative: RepresentativeRule::default(),
+                strict: false,
+                memory_budget: 512 << 20,
+                temp_dir: None,
+                replayable_stdin: false,
+            },
+            explicit_lsh: None,
+            weights: (index::DEFAULT_FP_WEIGHT, index::DEFAULT_FN_WEIGHT),
+        }
+    }
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty => $($field:ident).+) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.settings.$($field).+ = value;
+            self
+        }
+    };
+}
+
+impl PipelineBuilder {
+    /// A builder with default settings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    setter!(/// Field names of JSON Lines records.
+        fields: FieldNames => fields);
+    setter!(/// Force one input format for every input.
+        format: Option<InputFormat> => format);
+    setter!(/// Longest record accepted, in bytes.
+        max_record_bytes: u64 => limits.max_record_bytes);
+    setter!(/// Shingle kind and size.
+        shingle: ShingleSpec => shingle);
+    setter!(/// Signature slots.
+        num_perm: usize => num_perm);
+    setter!(/// Seed of the sketch's hash functions.
+        seed: u64 => seed);
+    setter!(/// Exact Jaccard threshold.
+        threshold: f64 => threshold);
+    setter!(/// Largest LSH bucket expanded into all its pairs.
+        bucket_cap: usize => bucket_cap);
+    setter!(/// How pairs become clusters.
+        cluster_mode: ClusterMode => cluster_mode);
+    setter!(/// Which member represents a cluster.
+        representative: RepresentativeRule => representative);
+    setter!(/// Stop at the first bad record.
+        strict: bool => strict);
+    setter!(/// Bytes of shingle sets kept in memory before spilling to disk.
+        memory_budget: u64 => memory_budget);
+    setter!(/// Directory for spill and spool files.
+        temp_dir: Option<PathBuf> => temp_dir);
+    setter!(/// Keep a copy of standard input so that the sources can be read twice.
+        replayable_stdin: bool => replayable_stdin);
+
+    /// Sets bands and/or rows explicitly; a missing one is derived from `num_perm`.
+    pub fn lsh(mut self, bands: Option<usize>, rows: Option<usize>) -> Self {
+        self.explicit_lsh = (bands.is_some() || rows.is_some()).then_some((bands, rows));
+        self
+    }
+
+    /// Weights of the false-positive and false-negative masses when (bands, rows) are
+    /// derived from the threshold.
+    pub fn lsh_weights(mut self, false_positive: f64, false_negative: f64) -> Self {
+        self.weights = (false_positive, false_negative);
+        self
+    }
+
+    /// Checks the settings and freezes them.
+    pub fn build(self) -> Result<Pipeline> {
+        let mut s = self.settings;
+        if !(s.threshold > 0.0 && s.threshold <= 1.0) {
+            return Err(Error::config(format!(
+                "threshold must be in (0, 1], got {}",
+                s.threshold
+            )));
+        }
+        if !(1..=crate::sketch::MAX_NUM_PERM).contains(&s.num_perm) {
+            return Err(Error::config(format!(
+                "num-perm must be from 1 to {}, got {}",
+                crate::sketch::MAX_NUM_PERM,
+                s.num_perm
+            )));
+        }
+        if s.fields.id == s.fields.text {
+            return Err(Error::config("the id field and the text field must differ"));
+        }
+        if s.limits.max_record_bytes == 0
+            || s.limits.max_record_bytes > crate::text::MAX_TEXT_BYTES as u64
+        {
+            return Err(Error::config(format!(
+                "max-record-bytes must be from 1 to {}",
+                crate::text::MAX_TEXT_BYTES
+            )));
+        }
+        let (w_fp, w_fn) = self.weights;
+        if !(w_fp >= 0.0 && w_fn >= 0.0 && w_fp + w_fn > 0.0) {
+            return Err(Error::config(
+                "LSH weights must be non-negative and not both zero",
+            ));
+        }
+        s.lsh = match self.explicit_lsh {
+            None => index::optimal_params(s.threshold, s.num_perm, w_fp, w_fn),
+            Some((bands, rows)) => {
+                let (bands, rows) = match (bands, rows) {
+                    (Some(b), Some(r)) => (b, r),
+                    (Some(b), None) => (b, s.num_perm / b.max(1)),
+                    (None, Some(r)) => (s.num_perm / r.max(1), r),
+                    (None, None) => unreachable!("explicit_lsh holds at least one"),
+                };
+                if bands == 0 || rows == 0 || bands * rows > s.num_perm {
+                    return Err(Error::config(format!(
+                        "bands ({bands}) × rows ({rows}) must be at least 1 and at most num-perm ({})",
+                        s.num_perm
+                    )));
+                }
+                LshParams { bands, rows }
+            }
+        };
+        if s.bucket_cap < 2 {
+            return Err(Error::config("bucket-cap must be at least 2"));
+        }
+        Ok(Pipeline { settings: s })
+    }
+}
+
+/// A configured pipeline.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    settings: Settings,
+}
+
+/// Counts and timings of a run.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Inputs read (files, standard input).
+    pub sources: u64,
+    /// Records read, good or bad.
+    pub records: u64,
+    /// Documents analysed.
+    pub documents: u64,
+    /// Bytes of text analysed.
+    pub text_bytes: u64,
+    /// Bad records and inputs, by [`ProblemKind::label`].
+    pub problems: BTreeMap<&'static str, u64>,
+    /// Records whose date field could not be parsed (they count as undated).
+    pub unparsed_dates: u64,
+    /// The first unparsed date, as an example for the user.
+    pub unparsed_date_example: Option<String>,
+    /// Distinct candidate pairs from LSH.
+    pub candidate_pairs: u64,
+    /// Pairs at or above the threshold.
+    pub verified_pairs: u64,
+    /// Clusters of two or more documents.
+    pub clusters: u64,
+    /// Documents in those clusters.
+    pub clustered_documents: u64,
+    /// Shingle-set bytes kept in memory / spilled to disk.
+    pub set_bytes: (u64, u64),
+    /// Wall time per stage.
+    pub timings: Vec<(Stage, Duration)>,
+}
+
+impl Stats {
+    /// Number of bad records and inputs.
+    pub fn bad(&self) -> u64 {
+        self.problems.values().sum()
+    }
+
+    /// Total wall time of the stages.
+    pub fn elapsed(&self) -> Duration {
+        self.timings.iter().map(|(_, d)| *d).sum()
+    }
+}
+
+/// Everything a run found.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The inputs, in reading order (record locations index into this).
+    pub sources: Vec<Source>,
+    /// The documents.
+    pub corpus: Corpus,
+    /// `rank[doc]`: position of the document in id order.
+    pub rank: Vec<u32>,
+    /// Every candidate pair with its scores, ordered by (id a, id b), id a < id b.
+    pub scores: Vec<PairScore>,
+    /// The candidates at or above the threshold, in the same order.
+    pub pairs: Vec<PairScore>,
+    /// Clusters, largest first.
+    pub clusters: Vec<Cluster>,
+    /// LSH buckets that exceeded the cap.
+    pub oversized: Vec<OversizedBucket>,
+    /// Records that are not valid JSON objects (or not UTF-8, or too large).
+    pub malformed: Vec<RecordLocation>,
+    /// The settings used.
+    pub settings: Settings,
+    /// Counts and timings.
+    pub stats: Stats,
+    /// The copy of standard input, deleted when the outcome is dropped.
+    pub stdin_copy: Option<tempfile::TempPath>,
+}
+
+struct Processed {
+    entry: DocEntry,
+    signature: Vec<u32>,
+    set: Vec<u64>,
+    unparsed_date: Option<String>,
+}
+
+/// Per-thread buffers for document processing.
+struct Worker<'p> {
+    settings: &'p Settings,
+    sketcher: &'p Sketcher,
+    shingler: Shingler,
+    scratch: Vec<u64>,
+}
+
+impl Worker<'_> {
+    fn process(
+        &mut self,
+        source: &Source,
+        batch: &Batch,
+        record: &RawRecord,
+    ) -> Result<Processed, ProblemKind> {
+        let bytes = batch.bytes(record);
+        let text = std::str::from_utf8(bytes).map_err(|e| ProblemKind::InvalidUtf8 {
+            byte: e.valid_up_to(),
+        })?;
+        let (id, body, metadata, date) = match source.format {
+            InputFormat::JsonLines => {
+                let r = input::parse_json_record(text, &self.settings.fields)?;
+                (r.id, r.text, r.metadata, r.date)
+            }
+            InputFormat::Text => {
+                let id = source
+                    .text_id
+                    .clone()
+                    .unwrap_or_else(|| source.name.to_string());
+                (id, std::borrow::Cow::Borrowed(text), None, None)
+            }
+        };
+        let mut set = Vec::new();
+        let tokens = self.shingler.shingle(&body, &mut set);
+        if set.is_empty() {
+            return Err(ProblemKind::EmptyText);
+        }
+        let mut signature = vec![0u32; self.sketcher.num_perm()];
+        self.sketcher
+            .sketch(&set, &mut self.scratch, &mut signature);
+        into_set(&mut set);
+        set.shrink_to_fit();
+        let (date, unparsed_date) = match date {
+            None => (None, None),
+            Some(DateValue::Epoch(secs)) => (Some(secs as i64), None),
+            Some(DateValue::Text(t)) => match input::parse_date(&t) {
+                Some(d) => (Some(d), None),
+                None => (None, Some(t)),
+            },
+        };
+        let entry = DocEntry {
+            id: id.into_boxed_str(),
+            metadata,
+            date,
+            text_bytes: body.len() as u64,
+            tokens: tokens.min(u32::MAX as usize) as u32,
+            location: record.location,
+        };
+        Ok(Processed {
+            entry,
+            signature,
+            set,
+            unparsed_date,
+        })
+    }
+}
+
+/// Detects duplicate ids without keeping a second copy of every id.
+#[derive(Default)]
+struct IdIndex {
+    first: HashMap<u64, u32>,
+    collided: HashMap<Box<str>, u32>,
+}
+
+impl IdIndex {
+    /// Returns the earlier document with this id, or records `doc` as its first.
+    fn check(&mut self, corpus: &Corpus, id: &str, doc: u32) -> Option<u32> {
+        let key = xxhash_rust::xxh3::xxh3_64(id.as_bytes());
+        match self.first.get(&key) {
+            None => {
+                self.first.insert(key, doc);
+                None
+            }
+            Some(&earlier) if corpus.id(earlier) == id => Some(earlier),
+            Some(_) => match self.collided.get(id) {
+                Some(&earlier) => Some(earlier),
+                None => {
+                    self.collided.insert(id.into(), doc);
+                    None
+                }
+            },
+        }
+    }
+}
+
+impl Pipeline {
+    /// The frozen settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Plans the inputs and runs every stage.
+    pub fn run(&self, inputs: &[InputSpec], observer: &dyn Observer) -> Result<Outcome> {
+        let s = &self.settings;
+        if inputs.iter().filter(|i| **i == InputSpec::Stdin).count() > 1 {
+            return Err(Error::config("standard input ('-') can be given only once"));
+        }
+        let (mut sources, plan_problems) = input::plan_sources(inputs, s.format);
+        let mut stats = Stats::default();
+        for p in &plan_problems {
+            self.on_problem(p, observer, &mut stats)?;
+        }
+        let mut stdin_copy = None;
+        if s.replayable_stdin {
+            if let Some(src) = sources
+                .iter_mut()
+                .find(|src| src.location == Location::Stdin)
+            {
+                let path = input::spool_stdin(s.temp_dir.as_deref())
+                    .map_err(|e| Error::io("copying standard input to a temporary file", e))?;
+                src.location = Location::File(path.to_path_buf());
+                stdin_copy = Some(path);
+            }
+        }
+        let mut outcome = self.run_sources(sources, stats, observer)?;
+        outcome.stdin_copy = stdin_copy;
+        Ok(outcome)
+    }
+
+    /// Runs every stage on already planned sources; `stats` may hold earlier counts.
+    pub fn run_sources(
+        &self,
+        sources: Vec<Source>,
+        mut stats: Stats,
+        observer: &dyn Observer,
+    ) -> Result<Outcome> {
+        let s = &self.settings;
+        stats.sources = sources.len() as u64;
+
+        let started = Instant::now();
+        let (corpus, malformed) = self.ingest(&sources, &mut stats, observer)?;
+        stats.timings.push((Stage::Read, started.elapsed()));
+
+        let started = Instant::now();
+        let rank = corpus.id_ranks();
+        let docs: Vec<u32> = (0..corpus.len() as u32).collect();
+        observer.stage_started(Stage::Candidates, Some(s.lsh.bands as u64));
+        let on_band = || observer.advanced(Stage::Candidates, 1);
+        let candidates =
+            index::candidate_pairs(&corpus, &docs, s.lsh, s.bucket_cap, &rank, &on_band);
+        observer.stage_finished(Stage::Candidates);
+        stats.candidate_pairs = candidates.pairs.len() as u64;
+        stats.timings.push((Stage::Candidates, started.elapsed()));
+
+        let started = Instant::now();
+        observer.stage_started(Stage::Verify, Some(candidates.pairs.len() as u64));
+        let on_pairs = |n| observer.advanced(Stage::Verify, n);
+        let mut scores = verify::score_pairs(&corpus, &candidates.pairs, &on_pairs)
+            .map_err(|e| Error::io("reading spilled shingle sets", e))?;
+        drop(candidates.pairs);
+        for p in &mut scores {
+            if rank[p.a as usize] > rank[p.b as usize] {
+                std::mem::swap(&mut p.a, &mut p.b);
+                std::mem::swap(&mut p.a_in_b, &mut p.b_in_a);
+            }
+        }
+        scores.par_sort_unstable_by_key(|p| (rank[p.a as usize], rank[p.b as usize]));
+        let threshold = s.threshold as f32;
+        let pairs: Vec<PairScore> = scores
+            .iter()
+            .filter(|p| p.jaccard >= threshold)
+            .copied()
+            .collect();
+        observer.stage_finished(Stage::Verify);
+        stats.verified_pairs = pairs.len() as u64;
+        stats.timings.push((Stage::Verify, started.elapsed()));
+
+        let started = Instant::now();
+        observer.stage_started(Stage::Cluster, None);
+        let clusters = cluster::cluster(&corpus, &pairs, s.cluster_mode, s.representative, &rank);
+        observer.stage_finished(Stage::Cluster);
+        stats.clusters = clusters.len() as u64;
+        stats.clustered_documents = clusters.iter().map(|c| c.members.len() as u64).sum();
+        stats.set_bytes = corpus.set_bytes();
+        stats.timings.push((Stage::Cluster, started.elapsed()));
+
+        Ok(Outcome {
+            sources,
+            corpus,
+            rank,
+            scores,
+            pairs,
+            clusters,
+            oversized: candidates.oversized,
+            malformed,
+            settings: s.clone(),
+            stats,
+            stdin_copy: None,
+        })
+    }
+
+    fn on_problem(
+        &self,
+        problem: &Problem,
+        observer: &dyn Observer,
+        stats: &mut Stats,
+    ) -> Result<()> {
+        observer.problem(problem);
+        *stats.problems.entry(problem.kind.label()).or_default() += 1;
+        if self.settings.strict {
+            return Err(ErrorKind::Strict(problem.clone()).into());
+        }
+        Ok(())
+    }
+
+    /// Reads every source into a corpus, in parallel, keeping input order.
+    fn ingest(
+        &self,
+        sources: &[Source],
+        stats: &mut Stats,
+        observer: &dyn Observer,
+    ) -> Result<(Corpus, Vec<RecordLocation>)> {
+        let s = &self.settings;
+        let sketcher = Sketcher::new(s.num_perm, s.seed);
+        let mut corpus = Corpus::new(
+            s.num_perm,
+            SetStore::new(s.memory_budget, s.temp_dir.clone()),
+        );
+        let mut ids = IdIndex::default();
+        let mut malformed = Vec::new();
+        let total: Option<u64> = sources.iter().map(|src| src.size).sum();
+        observer.stage_started(Stage::Read, total);
+        let (tx, rx) = sync_channel::<ReadEvent>(4);
+        let result = std::thread::scope(|scope| -> Result<()> {
+            scope.spawn(move || {
+                let mut on_read = |n| observer.advanced(Stage::Read, n);
+                input::read_sources(sources, s.limits, &mut on_read, &mut |event| {
+                    tx.send(event).is_ok()
+                });
+            });
+            for event in rx {
+                let batch = match event {
+                    ReadEvent::Problem(p) => {
+                        self.on_problem(&p, observer, stats)?;
+                        continue;
+                    }
+                    ReadEvent::Batch(b) => b,
+                };
+                let processed: Vec<Result<Processed, ProblemKind>> = batch
+                    .records
+                    .par_iter()
+                    .map_init(
+                        || Worker {
+                            settings: s,
+                            sketcher: &sketcher,
+                            shingler: Shingler::new(s.shingle),
+                            scratch: Vec::new(),
+                        },
+                        |w, r| w.process(&sources[r.location.source as usize], &batch, r),
+                    )
+                    .collect();
+                for (record, result) in batch.records.iter().zip(processed) {
+                    stats.records += 1;
+                    let source = &sources[record.location.source as usize];
+                    let line =
+                        (source.format == InputFormat::JsonLines).then_some(record.location.line);
+                    let problem = |kind| Problem {
+                        source: source.name.clone(),
+                        line,
+                        kind,
+                    };
+                    let doc = match result {
+                        Ok(doc) => doc,
+                        Err(kind) => {
+                            if kind.is_malformed_record() {
+                                malformed.push(record.location);
+                            }
+                            self.on_problem(&problem(kind), observer, stats)?;
+                            continue;
+                        }
+                    };
+                    if let Some(earlier) = ids.check(&corpus, &doc.entry.id, corpus.len() as u32) {
+                        let first = describe_location(sources, corpus.location(earlier));
+                        let kind = ProblemKind::DuplicateId {
+                            id: doc.entry.id.to_string(),
+                            first,
+                        };
+                        self.on_problem(&problem(kind), observer, stats)?;
+                        continue;
+                    }
+                    if let Some(date) = doc.unparsed_date {
+                        stats.unparsed_dates += 1;
+                        stats.unparsed_date_example.get_or_insert(date);
+                    }
+                    stats.documents += 1;
+                    stats.text_bytes += doc.entry.text_bytes;
+                    corpus
+                        .push(doc.entry, &doc.signature, &doc.set)
+                        .map_err(|e| Error::io("spilling shingle sets to a temporary file", e))?;
+                }
+            }
+            Ok(())
+        });
+        observer.stage_finished(Stage::Read);
+        result?;
+        Ok((corpus, malformed))
+    }
+}
+
+/// `file:line` (or `file` for a whole document) of a record.
+pub fn describe_location(sources: &[Source], location: RecordLocation) -> String {
+    let source = &sources[location.source as usize];
+    match source.format {
+        InputFormat::JsonLines => format!("{}:{}", source.name, location.line),
+        InputFormat::Text => source.name.to_string(),
+    }
+}

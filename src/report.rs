@@ -1,0 +1,436 @@
+//! Output: the only module with `Serialize` types. Every JSON record carries
+//! `schema_version`; the formats are a contract of their own, separate from the internal
+//! types.
+//!
+//! Scores are rounded to 4 decimals so that output is byte-identical across runs, thread
+//! counts and input orders.
+
+use std::collections::HashSet;
+use std::io::{self, Write};
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::cluster::Cluster;
+use crate::corpus::Corpus;
+use crate::input::{self, InputFormat, ReadEvent, RecordLocation};
+use crate::pipeline::Outcome;
+use crate::verify::PairScore;
+
+/// Version of every JSON record neardup writes. Bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object per line.
+    #[default]
+    Jsonl,
+    /// One JSON array of the same objects.
+    Json,
+    /// Comma-separated values with a header row.
+    Csv,
+    /// An aligned table for people.
+    Table,
+}
+
+fn round4(x: f32) -> f64 {
+    (f64::from(x) * 10_000.0).round() / 10_000.0
+}
+
+/// One verified pair.
+#[derive(Debug, Serialize)]
+pub struct PairRecord<'a> {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The smaller id.
+    pub a: &'a str,
+    /// The larger id.
+    pub b: &'a str,
+    /// Fraction of equal MinHash slots.
+    pub estimated_jaccard: f64,
+    /// Exact Jaccard of the shingle sets.
+    pub jaccard: f64,
+    /// |A∩B| / |A|.
+    pub containment_a_in_b: f64,
+    /// |A∩B| / |B|.
+    pub containment_b_in_a: f64,
+}
+
+impl<'a> PairRecord<'a> {
+    /// The record of a scored pair.
+    pub fn new(corpus: &'a Corpus, p: &PairScore) -> Self {
+        PairRecord {
+            schema_version: SCHEMA_VERSION,
+            a: corpus.id(p.a),
+            b: corpus.id(p.b),
+            estimated_jaccard: round4(p.estimated),
+            jaccard: round4(p.jaccard),
+            containment_a_in_b: round4(p.a_in_b),
+            containment_b_in_a: round4(p.b_in_a),
+        }
+    }
+}
+
+/// Similarity among a cluster's verified pairs.
+#[derive(Debug, Serialize)]
+pub struct Cohesion {
+    /// Lowest exact Jaccard.
+    pub min_jaccard: f64,
+    /// Mean exact Jaccard.
+    pub mean_jaccard: f64,
+}
+
+/// One member of a cluster.
+#[derive(Debug, Serialize)]
+pub struct MemberRecord<'a> {
+    /// The document id.
+    pub id: &'a str,
+    /// The record's other fields, as read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<&'a RawValue>,
+}
+
+/// One cluster.
+#[derive(Debug, Serialize)]
+pub struct ClusterRecord<'a> {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// 1-based cluster number, in output order (largest first).
+    pub cluster: usize,
+    /// Number of members.
+    pub size: usize,
+    /// The member chosen by the representative rule.
+    pub representative: &'a str,
+    /// Similarity among the cluster's verified pairs.
+    pub cohesion: Cohesion,
+    /// Members in id order.
+    pub members: Vec<MemberRecord<'a>>,
+    /// The verified pairs inside the cluster.
+    pub pairs: Vec<PairRecord<'a>>,
+}
+
+impl<'a> ClusterRecord<'a> {
+    /// The record of cluster number `number` (1-based).
+    pub fn new(outcome: &'a Outcome, number: usize, cluster: &Cluster) -> Self {
+        let corpus = &outcome.corpus;
+        ClusterRecord {
+            schema_version: SCHEMA_VERSION,
+            cluster: number,
+            size: cluster.members.len(),
+            representative: corpus.id(cluster.representative),
+            cohesion: Cohesion {
+                min_jaccard: round4(cluster.min_jaccard),
+                mean_jaccard: round4(cluster.mean_jaccard),
+            },
+            members: cluster
+                .members
+                .iter()
+                .map(|&d| MemberRecord {
+                    id: corpus.id(d),
+                    metadata: corpus
+                        .metadata(d)
+                        .and_then(|m| serde_json::from_str(m).ok()),
+                })
+                .collect(),
+            pairs: cluster
+                .pairs
+                .iter()
+                .map(|&i| PairRecord::new(corpus, &outcome.pairs[i]))
+                .collect(),
+        }
+    }
+}
+
+/// Why `dedup` dropped a record.
+#[derive(Debug, Serialize)]
+pub struct DroppedRecord<'a> {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The dropped document.
+    pub id: &'a str,
+    /// Where it was read from (`file:line`).
+    pub location: String,
+    /// The document kept in its place (its cluster's representative).
+    pub kept: &'a str,
+    /// The cluster number, as in `neardup cluster` output with the same settings.
+    pub cluster: usize,
+    /// Exact Jaccard with the kept document, when the two were compared directly.
+    pub jaccard_with_kept: Option<f64>,
+    /// The most similar member of its cluster.
+    pub best_match: &'a str,
+    /// Exact Jaccard with that member.
+    pub best_jaccard: f64,
+}
+
+/// Writes records in a format. `columns` names the CSV/table columns and `row` gives a
+/// record's cells; JSON formats serialize the records themselves.
+fn write_records<T: Serialize>(
+    out: &mut dyn Write,
+    format: Format,
+    records: impl Iterator<Item = T>,
+    columns: &[&str],
+    row: impl Fn(&T) -> Vec<Vec<String>>,
+) -> io::Result<()> {
+    match format {
+        Format::Jsonl => {
+            for r in records {
+                serde_json::to_writer(&mut *out, &r)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Format::Json => {
+            out.write_all(b"[")?;
+            for (i, r) in records.enumerate() {
+                out.write_all(if i == 0 { b"\n  " } else { b",\n  " })?;
+                serde_json::to_writer(&mut *out, &r)?;
+            }
+            out.write_all(b"\n]\n")?;
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(&mut *out);
+            w.write_record(columns)?;
+            for r in records {
+                for cells in row(&r) {
+                    w.write_record(&cells)?;
+                }
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            let mut table = comfy_table::Table::new();
+            table.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
+            table.set_header(columns.to_vec());
+            for r in records {
+                for cells in row(&r) {
+                    table.add_row(cells);
+                }
+            }
+            writeln!(out, "{table}")?;
+        }
+    }
+    Ok(())
+}
+
+fn pair_cells(p: &PairRecord<'_>) -> Vec<String> {
+    vec![
+        p.a.to_string(),
+        p.b.to_string(),
+        format!("{:.4}", p.jaccard),
+        format!("{:.4}", p.estimated_jaccard),
+        format!("{:.4}", p.containment_a_in_b),
+        format!("{:.4}", p.containment_b_in_a),
+    ]
+}
+
+const PAIR_COLUMNS: [&str; 6] = [
+    "a",
+    "b",
+    "jaccard",
+    "estimated_jaccard",
+    "containment_a_in_b",
+    "containment_b_in_a",
+];
+
+/// Writes every verified pair.
+pub fn write_pairs(out: &mut dyn Write, outcome: &Outcome, format: Format) -> io::Result<()> {
+    let records = outcome
+        .pairs
+        .iter()
+        .map(|p| PairRecord::new(&outcome.corpus, p));
+    write_records(out, format, records, &PAIR_COLUMNS, |p| vec![pair_cells(p)])
+}
+
+/// Writes every cluster (CSV and table: one row per member).
+pub fn write_clusters(out: &mut dyn Write, outcome: &Outcome, format: Format) -> io::Result<()> {
+    let records = outcome
+        .clusters
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ClusterRecord::new(outcome, i + 1, c));
+    let columns = [
+        "cluster",
+        "size",
+        "representative",
+        "min_jaccard",
+        "mean_jaccard",
+        "member",
+    ];
+    write_records(out, format, records, &columns, |c| {
+        c.members
+            .iter()
+            .map(|m| {
+                vec![
+                    c.cluster.to_string(),
+                    c.size.to_string(),
+                    c.representative.to_string(),
+                    format!("{:.4}", c.cohesion.min_jaccard),
+                    format!("{:.4}", c.cohesion.mean_jaccard),
+                    m.id.to_string(),
+                ]
+            })
+            .collect()
+    })
+}
+
+/// The documents `dedup` drops: every cluster member but the representative.
+pub fn dropped_records(outcome: &Outcome) -> Vec<DroppedRecord<'_>> {
+    let corpus = &outcome.corpus;
+    let mut dropped = Vec::new();
+    for (i, cluster) in outcome.clusters.iter().enumerate() {
+        for &doc in &cluster.members {
+            if doc == cluster.representative {
+                continue;
+            }
+            let mut with_kept = None;
+            let mut best = (doc, -1.0f32);
+            for &pi in &cluster.pairs {
+                let p = &outcome.pairs[pi];
+                let other = if p.a == doc {
+                    p.b
+                } else if p.b == doc {
+                    p.a
+                } else {
+                    continue;
+                };
+                if other == cluster.representative {
+                    with_kept = Some(round4(p.jaccard));
+                }
+                if p.jaccard > best.1
+                    || (p.jaccard == best.1
+                        && outcome.rank[other as usize] < outcome.rank[best.0 as usize])
+                {
+                    best = (other, p.jaccard);
+                }
+            }
+            dropped.push(DroppedRecord {
+                schema_version: SCHEMA_VERSION,
+                id: corpus.id(doc),
+                location: crate::pipeline::describe_location(
+                    &outcome.sources,
+                    corpus.location(doc),
+                ),
+                kept: corpus.id(cluster.representative),
+                cluster: i + 1,
+                jaccard_with_kept: with_kept,
+                best_match: corpus.id(best.0),
+                best_jaccard: round4(best.1.max(0.0)),
+            });
+        }
+    }
+    dropped.sort_by(|x, y| x.id.cmp(y.id));
+    dropped
+}
+
+/// Writes the dedup report (what was dropped and why).
+pub fn write_dropped(out: &mut dyn Write, outcome: &Outcome, format: Format) -> io::Result<()> {
+    let columns = [
+        "id",
+        "kept",
+        "cluster",
+        "jaccard_with_kept",
+        "best_match",
+        "best_jaccard",
+        "location",
+    ];
+    write_records(
+        out,
+        format,
+        dropped_records(outcome).into_iter(),
+        &columns,
+        |d| {
+            vec![vec![
+                d.id.to_string(),
+                d.kept.to_string(),
+                d.cluster.to_string(),
+                d.jaccard_with_kept
+                    .map(|j| format!("{j:.4}"))
+                    .unwrap_or_default(),
+                d.best_match.to_string(),
+                format!("{:.4}", d.best_jaccard),
+                d.location.clone(),
+            ]]
+        },
+    )
+}
+
+/// Counts of a dedup rewrite.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DedupCounts {
+    /// Records written to the output.
+    pub kept: u64,
+    /// Near-duplicates left out.
+    pub dropped: u64,
+    /// Malformed records written to the rejects (or counted, without a rejects writer).
+    pub rejected: u64,
+}
+
+/// Reads the inputs again and writes every record except the dropped near-duplicates,
+/// byte for byte, in input order. Malformed records go to `rejects` when given. Text
+/// documents are written as `{"id": …, "text": …}` JSON lines.
+pub fn write_deduplicated(
+    outcome: &Outcome,
+    kept_out: &mut dyn Write,
+    mut rejects: Option<&mut dyn Write>,
+) -> io::Result<DedupCounts> {
+    let corpus = &outcome.corpus;
+    let drop: HashSet<RecordLocation> = outcome
+        .clusters
+        .iter()
+        .flat_map(|c| {
+            c.members
+                .iter()
+                .filter(move |&&d| d != c.representative)
+                .map(|&d| corpus.location(d))
+        })
+        .collect();
+    let malformed: HashSet<RecordLocation> = outcome.malformed.iter().copied().collect();
+    let mut counts = DedupCounts::default();
+    let mut failure: Option<io::Error> = None;
+    let mut sink = |event: ReadEvent| -> bool {
+        let ReadEvent::Batch(batch) = event else {
+            return true; // the problem was reported by the first pass
+        };
+        for r in &batch.records {
+            let bytes = batch.bytes(r);
+            let result = if drop.contains(&r.location) {
+                counts.dropped += 1;
+                Ok(())
+            } else if malformed.contains(&r.location) {
+                counts.rejected += 1;
+                match rejects.as_mut() {
+                    Some(w) => w.write_all(bytes).and_then(|_| w.write_all(b"\n")),
+                    None => Ok(()),
+                }
+            } else {
+                counts.kept += 1;
+                let source = &outcome.sources[r.location.source as usize];
+                match source.format {
+                    InputFormat::JsonLines => kept_out
+                        .write_all(bytes)
+                        .and_then(|_| kept_out.write_all(b"\n")),
+                    InputFormat::Text => {
+                        let record = serde_json::json!({
+                            "id": source.text_id.as_deref().unwrap_or(&source.name),
+                            "text": String::from_utf8_lossy(bytes),
+                        });
+                        serde_json::to_writer(&mut *kept_out, &record)
+                            .map_err(io::Error::other)
+                            .and_then(|_| kept_out.write_all(b"\n"))
+                    }
+                }
+            };
+            if let Err(e) = result {
+                failure = Some(e);
+                return false;
+            }
+        }
+        true
+    };
+    let limits = outcome.settings.limits;
+    input::read_sources(&outcome.sources, limits, &mut |_| {}, &mut sink);
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(counts),
+    }
+}

@@ -1,0 +1,414 @@
+//! Normalization and tokenization: text in, tokens with byte offsets out.
+//!
+//! A token is a maximal run of word characters. Its `[start, end)` offsets point into the
+//! **original** text and no later stage changes them; its `hash` is the xxh3 hash of the
+//! token's normalized form. Normalization is, in order:
+//!
+//! 1. Unicode NFKC, then full case folding (`Straße` and `STRASSE` are one token);
+//! 2. apostrophes of every kind (`'`, `’`, `‘`, `ʼ`, `＇`) between two word characters
+//!    join the word and are dropped (`Trump’s` = `Trump's` = `trumps`);
+//! 3. between two ASCII digits, `,` joins and is dropped (`1,000` = `1000`) and `.`
+//!    joins and is kept (`3.5`);
+//! 4. every other non-alphanumeric character (quotes, dashes of every kind, punctuation,
+//!    symbols, white space) separates tokens and is dropped.
+//!
+//! Scripts written without spaces (Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar) are
+//! tokenized one character at a time (with its combining marks), so word n-grams over them
+//! are character n-grams: two copies of a Chinese article share their shingles without a
+//! dictionary-based segmenter.
+//!
+//! The scanner has an ASCII fast path (the `scan` module) chosen at run time by CPU features; the
+//! result is identical on every path (tested against the scalar path).
+
+mod scan;
+
+use unicode_normalization::UnicodeNormalization;
+use xxhash_rust::xxh3::xxh3_64;
+
+/// One token: where it is in the original text and what it normalizes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Token {
+    /// Byte offset of the first byte of the token in the original text.
+    pub start: u32,
+    /// Byte offset one past the last byte of the token in the original text.
+    pub end: u32,
+    /// xxh3 hash of the normalized token.
+    pub hash: u64,
+}
+
+/// Hash of a normalized token; every path that produces tokens goes through this.
+#[inline]
+pub fn hash_normalized(normalized: &[u8]) -> u64 {
+    xxh3_64(normalized)
+}
+
+/// Largest text the tokenizer accepts: token offsets are `u32`.
+pub const MAX_TEXT_BYTES: usize = u32::MAX as usize;
+
+/// Tokenizes texts, reusing its buffers from one text to the next.
+///
+/// One per thread: it is cheap to create but not `Sync`.
+#[derive(Debug, Default)]
+pub struct Tokenizer {
+    classified: scan::Classified,
+    scratch: String,
+}
+
+impl Tokenizer {
+    /// A tokenizer with empty buffers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Tokenizes `text`, appending to `out` (which is not cleared).
+    pub fn tokenize(&mut self, text: &str, out: &mut Vec<Token>) {
+        self.for_each(text, |start, end, normalized| {
+            out.push(Token {
+                start: start as u32,
+                end: end as u32,
+                hash: hash_normalized(normalized.as_bytes()),
+            });
+        });
+    }
+
+    /// Calls `emit(start, end, normalized)` for every token of `text`, in order.
+    ///
+    /// Texts longer than [`MAX_TEXT_BYTES`] are tokenized up to that length; the input
+    /// layer rejects such records before they get here.
+    pub fn for_each<F>(&mut self, text: &str, mut emit: F)
+    where
+        F: FnMut(usize, usize, &str),
+    {
+        let text = &text[..floor_char_boundary(text, text.len().min(MAX_TEXT_BYTES))];
+        let bytes = text.as_bytes();
+        let n = bytes.len();
+        let Self {
+            classified: cls,
+            scratch,
+        } = self;
+        cls.classify(bytes);
+        let mut i = 0;
+        while i < n {
+            i = cls.next_word_byte(i, n);
+            if i >= n {
+                break;
+            }
+            let start = i;
+            if bytes[i] >= 0x80 {
+                let c = decode_at(text, i);
+                match classify(c) {
+                    Class::Word => {}
+                    Class::Solo => {
+                        i += c.len_utf8();
+                        while i < n && bytes[i] >= 0x80 {
+                            let m = decode_at(text, i);
+                            if classify(m) != Class::Mark {
+                                break;
+                            }
+                            i += m.len_utf8();
+                        }
+                        normalize_general(&text[start..i], scratch);
+                        if !scratch.is_empty() {
+                            emit(start, i, scratch);
+                        }
+                        continue;
+                    }
+                    Class::Apostrophe | Class::Mark | Class::Separator => {
+                        i += c.len_utf8();
+                        continue;
+                    }
+                }
+            }
+            // A token starts at `start` with a word character.
+            let mut ascii_only = true;
+            let mut has_joiner = false;
+            loop {
+                i = cls.next_non_alnum(i, n);
+                if i >= n {
+                    break;
+                }
+                let b = bytes[i];
+                if b < 0x80 {
+                    let joins = match b {
+                        b'\'' => {
+                            i + 1 < n && is_word_start_at(text, i + 1) && prev_is_word(text, i)
+                        }
+                        b'.' | b',' => {
+                            bytes[i - 1].is_ascii_digit()
+                                && i + 1 < n
+                                && bytes[i + 1].is_ascii_digit()
+                        }
+                        _ => false,
+                    };
+                    if !joins {
+                        break;
+                    }
+                    has_joiner = true;
+                    i += 1;
+                    continue;
+                }
+                let c = decode_at(text, i);
+                match classify(c) {
+                    Class::Word | Class::Mark => {
+                        ascii_only = false;
+                        i += c.len_utf8();
+                    }
+                    Class::Apostrophe
+                        if i + c.len_utf8() < n
+                            && is_word_start_at(text, i + c.len_utf8())
+                            && prev_is_word(text, i) =>
+                    {
+                        ascii_only = false;
+                        has_joiner = true;
+                        i += c.len_utf8();
+                    }
+                    _ => break,
+                }
+            }
+            if ascii_only && !has_joiner {
+                // The common case: the lowered copy already is the normalized form.
+                let lowered = &cls.lower[start..i];
+                // SAFETY-free: an ASCII-only slice is valid UTF-8.
+                let normalized = std::str::from_utf8(lowered).unwrap_or_default();
+                emit(start, i, normalized);
+                continue;
+            }
+            if ascii_only {
+                normalize_ascii_joined(&cls.lower[start..i], scratch);
+            } else {
+                normalize_general(&text[start..i], scratch);
+            }
+            if !scratch.is_empty() {
+                emit(start, i, scratch);
+            }
+        }
+    }
+}
+
+/// Tokenizes `text` with a fresh [`Tokenizer`], appending to `out`.
+pub fn tokenize(text: &str, out: &mut Vec<Token>) {
+    Tokenizer::new().tokenize(text, out)
+}
+
+/// Which SIMD implementation the tokenizer uses on this CPU (`avx2`, `sse2`, `scalar`).
+pub fn simd_level() -> &'static str {
+    scan::simd_level()
+}
+
+/// Normalizes an ASCII token with joiners: drop `'` and `,`, keep the decimal `.`.
+fn normalize_ascii_joined(lowered: &[u8], out: &mut String) {
+    out.clear();
+    out.extend(
+        lowered
+            .iter()
+            .filter(|&&b| b != b'\'' && b != b',')
+            .map(|&b| b as char),
+    );
+}
+
+/// Normalizes any token: NFKC, case folding, then keeps only word characters and `.`.
+///
+/// The `.` can only be a decimal point here: the scanner admits it only between digits.
+pub fn normalize_general(token: &str, out: &mut String) {
+    use caseless::Caseless;
+    let keep = |c: &char| {
+        c.is_alphanumeric() || *c == '.' || unicode_normalization::char::is_combining_mark(*c)
+    };
+    let folded: String = token.nfkc().default_case_fold().collect();
+    out.clear();
+    // Case folding can leave a sequence that is not NFKC (rare): re-compose only then.
+    if unicode_normalization::is_nfkc_quick(folded.chars())
+        == unicode_normalization::IsNormalized::Yes
+    {
+        out.extend(folded.chars().filter(keep));
+    } else {
+        out.extend(folded.nfkc().filter(keep));
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    /// Letters and digits of scripts that separate words with spaces.
+    Word,
+    /// A character that is a token on its own (scripts written without spaces).
+    Solo,
+    /// Combining marks and zero-width joiners: continue a token, never start one.
+    Mark,
+    /// Apostrophes: join two word characters.
+    Apostrophe,
+    Separator,
+}
+
+fn classify(c: char) -> Class {
+    let u = c as u32;
+    if is_solo(u) {
+        // Combining marks inside these blocks (Thai vowel signs) stay with their base.
+        if unicode_normalization::char::is_combining_mark(c) {
+            return Class::Mark;
+        }
+        return if c.is_alphanumeric() {
+            Class::Solo
+        } else {
+            Class::Separator
+        };
+    }
+    if c.is_alphanumeric() {
+        return Class::Word;
+    }
+    match u {
+        0x2019 | 0x2018 | 0x02BC | 0xFF07 => Class::Apostrophe,
+        0x200C | 0x200D => Class::Mark,
+        _ if unicode_normalization::char::is_combining_mark(c) => Class::Mark,
+        _ => Class::Separator,
+    }
+}
+
+/// Scripts written without spaces between words.
+fn is_solo(u: u32) -> bool {
+    matches!(u,
+        0x0E00..=0x0EFF       // Thai, Lao
+        | 0x1000..=0x109F     // Myanmar
+        | 0x1780..=0x17FF     // Khmer
+        | 0x3040..=0x30FF     // Hiragana, Katakana
+        | 0x31F0..=0x31FF     // Katakana phonetic extensions
+        | 0x3400..=0x4DBF     // CJK extension A
+        | 0x4E00..=0x9FFF     // CJK unified ideographs
+        | 0xF900..=0xFAFF     // CJK compatibility ideographs
+        | 0xFF66..=0xFF9F     // halfwidth Katakana
+        | 0x20000..=0x3FFFF) // CJK extensions B and later
+}
+
+#[inline]
+fn decode_at(text: &str, i: usize) -> char {
+    // `i` is always on a char boundary: the scanner advances by whole characters.
+    text[i..].chars().next().unwrap_or('\u{FFFD}')
+}
+
+/// Whether a token could continue with the character at byte `i` (a word character).
+fn is_word_start_at(text: &str, i: usize) -> bool {
+    let b = text.as_bytes()[i];
+    if b < 0x80 {
+        return b.is_ascii_alphanumeric();
+    }
+    classify(decode_at(text, i)) == Class::Word
+}
+
+/// Whether the character ending at byte `i` is a word character or a mark.
+fn prev_is_word(text: &str, i: usize) -> bool {
+    match text[..i].chars().next_back() {
+        Some(c) if c.is_ascii() => c.is_ascii_alphanumeric(),
+        Some(c) => matches!(classify(c), Class::Word | Class::Mark),
+        None => false,
+    }
+}
+
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// The normalized form of every token of `text`, joined by single spaces.
+///
+/// This is the text that character n-grams are taken from.
+pub fn normalized_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    Tokenizer::new().for_each(text, |_, _, norm| {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(norm);
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        Tokenizer::new().for_each(text, |_, _, n| out.push(n.to_string()));
+        out
+    }
+
+    fn spans(text: &str) -> Vec<&str> {
+        let mut toks = Vec::new();
+        tokenize(text, &mut toks);
+        toks.iter()
+            .map(|t| &text[t.start as usize..t.end as usize])
+            .collect()
+    }
+
+    #[test]
+    fn table_of_edge_cases() {
+        let cases: &[(&str, &[&str])] = &[
+            ("", &[]),
+            ("   \n\t ", &[]),
+            ("Hello, World!", &["hello", "world"]),
+            ("Trump’s deal", &["trumps", "deal"]),
+            ("Trump's deal", &["trumps", "deal"]),
+            (
+                "‘Coalition of the willing’ —",
+                &["coalition", "of", "the", "willing"],
+            ),
+            ("Article 5-like", &["article", "5", "like"]),
+            (
+                "1,000 bags at 3.5 pct.",
+                &["1000", "bags", "at", "3.5", "pct"],
+            ),
+            ("end. Next", &["end", "next"]),
+            ("a''b", &["a", "b"]),
+            ("'quoted'", &["quoted"]),
+            ("STRASSE Straße", &["strasse", "strasse"]),
+            ("ﬁle ＡＢＣ", &["file", "abc"]),
+            ("Café café", &["café", "café"]),
+            ("Cafe\u{301} x", &["café", "x"]),
+            ("東京都 ok", &["東", "京", "都", "ok"]),
+            ("ภาษาไทย", &["ภ", "า", "ษ", "า", "ไ", "ท", "ย"]),
+            ("abc漢字def", &["abc", "漢", "字", "def"]),
+            ("under_score", &["under", "score"]),
+            ("Ωmega ΣΊΣΥΦΟΣ", &["ωmega", "σίσυφοσ"]),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(&words(text), expected, "text: {text:?}");
+        }
+    }
+
+    #[test]
+    fn offsets_slice_the_original_text() {
+        let text = "He said, “We welcome President Trump’s willingness” — Ürsula’s 1,000.";
+        assert_eq!(
+            spans(text),
+            [
+                "He",
+                "said",
+                "We",
+                "welcome",
+                "President",
+                "Trump’s",
+                "willingness",
+                "Ürsula’s",
+                "1,000"
+            ]
+        );
+    }
+
+    #[test]
+    fn typographic_and_straight_forms_hash_equally() {
+        let a = "We welcome President Trump’s willingness — ‘Coalition’";
+        let b = "We welcome President Trump's willingness - 'Coalition'";
+        let (mut ta, mut tb) = (Vec::new(), Vec::new());
+        tokenize(a, &mut ta);
+        tokenize(b, &mut tb);
+        let ha: Vec<u64> = ta.iter().map(|t| t.hash).collect();
+        let hb: Vec<u64> = tb.iter().map(|t| t.hash).collect();
+        assert_eq!(ha, hb);
+    }
+
+    #[test]
+    fn normalized_text_joins_tokens() {
+        assert_eq!(normalized_text("  A-b,  C.\n"), "a b c");
+    }
+}

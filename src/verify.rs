@@ -1,0 +1,159 @@
+//! Verification of candidate pairs on their exact shingle sets.
+//!
+//! For each candidate: the signature estimate, exact Jaccard `|A∩B| / |A∪B|`, and the
+//! containments `|A∩B| / |A|` (a in b) and `|A∩B| / |B|` (b in a).
+
+use rayon::prelude::*;
+
+use crate::corpus::Corpus;
+use crate::sketch::estimate_jaccard;
+
+/// The scores of one candidate pair.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PairScore {
+    /// First document (index into the corpus).
+    pub a: u32,
+    /// Second document.
+    pub b: u32,
+    /// Fraction of equal signature slots.
+    pub estimated: f32,
+    /// Exact Jaccard similarity of the shingle sets.
+    pub jaccard: f32,
+    /// Fraction of a's shingles that are in b.
+    pub a_in_b: f32,
+    /// Fraction of b's shingles that are in a.
+    pub b_in_a: f32,
+}
+
+/// Scores every pair; the result is in the order of `pairs`.
+///
+/// `on_progress(n)` is called as pairs are done. Fails only if a spilled shingle set
+/// cannot be read back.
+pub fn score_pairs(
+    corpus: &Corpus,
+    pairs: &[(u32, u32)],
+    on_progress: &(dyn Fn(u64) + Sync),
+) -> std::io::Result<Vec<PairScore>> {
+    const CHUNK: usize = 4096;
+    let chunks: Vec<std::io::Result<Vec<PairScore>>> = pairs
+        .par_chunks(CHUNK)
+        .map(|chunk| {
+            let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
+            let mut out = Vec::with_capacity(chunk.len());
+            let mut cached_a = u32::MAX;
+            let mut set_a: Vec<u64> = Vec::new();
+            for &(a, b) in chunk {
+                // Pairs are sorted by `a`: read each `a` set once per run.
+                if a != cached_a {
+                    set_a.clear();
+                    set_a.extend_from_slice(corpus.set(a, &mut buf_a)?);
+                    cached_a = a;
+                }
+                let set_b = corpus.set(b, &mut buf_b)?;
+                out.push(score(a, b, &set_a, set_b, corpus));
+            }
+            on_progress(chunk.len() as u64);
+            Ok(out)
+        })
+        .collect();
+    let mut scores = Vec::with_capacity(pairs.len());
+    for chunk in chunks {
+        scores.extend(chunk?);
+    }
+    Ok(scores)
+}
+
+fn score(a: u32, b: u32, set_a: &[u64], set_b: &[u64], corpus: &Corpus) -> PairScore {
+    let common = intersection_size(set_a, set_b) as f64;
+    let union = (set_a.len() + set_b.len()) as f64 - common;
+    let ratio = |num: f64, den: f64| if den > 0.0 { (num / den) as f32 } else { 0.0 };
+    PairScore {
+        a,
+        b,
+        estimated: estimate_jaccard(corpus.signature(a), corpus.signature(b)) as f32,
+        jaccard: ratio(common, union),
+        a_in_b: ratio(common, set_a.len() as f64),
+        b_in_a: ratio(common, set_b.len() as f64),
+    }
+}
+
+/// Size of the intersection of two sorted, deduplicated slices.
+///
+/// A linear merge; when one side is much smaller, a galloping search over the larger.
+pub fn intersection_size(a: &[u64], b: &[u64]) -> usize {
+    let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if small.is_empty() {
+        return 0;
+    }
+    if large.len() / small.len() >= 32 {
+        let mut rest = large;
+        let mut count = 0;
+        for &x in small {
+            match gallop(rest, x) {
+                Ok(i) => {
+                    count += 1;
+                    rest = &rest[i + 1..];
+                }
+                Err(i) => rest = &rest[i..],
+            }
+            if rest.is_empty() {
+                break;
+            }
+        }
+        return count;
+    }
+    let (mut i, mut j, mut count) = (0, 0, 0);
+    while i < small.len() && j < large.len() {
+        let (x, y) = (small[i], large[j]);
+        count += usize::from(x == y);
+        i += usize::from(x <= y);
+        j += usize::from(y <= x);
+    }
+    count
+}
+
+/// Exponential then binary search for `x` in sorted `s`.
+fn gallop(s: &[u64], x: u64) -> Result<usize, usize> {
+    let mut hi = 1;
+    while hi < s.len() && s[hi - 1] < x {
+        hi *= 2;
+    }
+    let lo = hi / 2;
+    let hi = hi.min(s.len());
+    s[lo..hi]
+        .binary_search(&x)
+        .map(|i| i + lo)
+        .map_err(|i| i + lo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    proptest! {
+        #[test]
+        fn intersection_matches_btreeset(
+            a in proptest::collection::btree_set(0u64..500, 0..200),
+            b in proptest::collection::btree_set(0u64..500, 0..20),
+        ) {
+            let va: Vec<u64> = a.iter().copied().collect();
+            let vb: Vec<u64> = b.iter().copied().collect();
+            let expected = a.intersection(&b).count();
+            prop_assert_eq!(intersection_size(&va, &vb), expected);
+            prop_assert_eq!(intersection_size(&vb, &va), expected);
+        }
+    }
+
+    #[test]
+    fn intersection_edge_cases() {
+        let big: Vec<u64> = (0..10_000).map(|x| x * 2).collect();
+        assert_eq!(intersection_size(&[], &big), 0);
+        assert_eq!(intersection_size(&[0, 19_998, 19_999], &big), 2);
+        assert_eq!(intersection_size(&[5], &[5]), 1);
+        let s: BTreeSet<u64> = [1, 2, 3].into();
+        let v: Vec<u64> = s.into_iter().collect();
+        assert_eq!(intersection_size(&v, &v), 3);
+    }
+}
