@@ -284,19 +284,66 @@ pub struct Outcome {
     pub stdin_copy: Option<tempfile::TempPath>,
 }
 
+/// A document's fingerprint: what the pipeline keeps to compare it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// Sorted, deduplicated shingle hashes.
+    pub set: Vec<u64>,
+    /// MinHash signature.
+    pub signature: Vec<u32>,
+    /// Number of tokens in the text.
+    pub tokens: usize,
+}
+
+/// Turns texts into fingerprints with a pipeline's settings; one per thread (it reuses
+/// buffers). The batch pipeline and the feed index both use it, so they agree exactly.
+#[derive(Debug)]
+pub struct Fingerprinter {
+    sketcher: Sketcher,
+    shingler: Shingler,
+    scratch: Vec<u64>,
+}
+
+impl Fingerprinter {
+    /// A fingerprinter for these settings.
+    pub fn new(settings: &Settings) -> Self {
+        Fingerprinter {
+            sketcher: Sketcher::new(settings.num_perm, settings.seed),
+            shingler: Shingler::new(settings.shingle),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The fingerprint of `text`, or `None` if it has no tokens.
+    pub fn fingerprint(&mut self, text: &str) -> Option<Fingerprint> {
+        let mut set = Vec::new();
+        let tokens = self.shingler.shingle(text, &mut set);
+        if set.is_empty() {
+            return None;
+        }
+        let mut signature = vec![0u32; self.sketcher.num_perm()];
+        self.sketcher
+            .sketch(&set, &mut self.scratch, &mut signature);
+        into_set(&mut set);
+        set.shrink_to_fit();
+        Some(Fingerprint {
+            set,
+            signature,
+            tokens,
+        })
+    }
+}
+
 struct Processed {
     entry: DocEntry,
-    signature: Vec<u32>,
-    set: Vec<u64>,
+    fingerprint: Fingerprint,
     unparsed_date: Option<String>,
 }
 
-/// Per-thread buffers for document processing.
+/// Per-thread document processing: parse, then fingerprint.
 struct Worker<'p> {
     settings: &'p Settings,
-    sketcher: &'p Sketcher,
-    shingler: Shingler,
-    scratch: Vec<u64>,
+    fingerprinter: Fingerprinter,
 }
 
 impl Worker<'_> {
@@ -323,16 +370,10 @@ impl Worker<'_> {
                 (id, std::borrow::Cow::Borrowed(text), None, None)
             }
         };
-        let mut set = Vec::new();
-        let tokens = self.shingler.shingle(&body, &mut set);
-        if set.is_empty() {
-            return Err(ProblemKind::EmptyText);
-        }
-        let mut signature = vec![0u32; self.sketcher.num_perm()];
-        self.sketcher
-            .sketch(&set, &mut self.scratch, &mut signature);
-        into_set(&mut set);
-        set.shrink_to_fit();
+        let fingerprint = self
+            .fingerprinter
+            .fingerprint(&body)
+            .ok_or(ProblemKind::EmptyText)?;
         let (date, unparsed_date) = match date {
             None => (None, None),
             Some(DateValue::Epoch(secs)) => (Some(secs as i64), None),
@@ -346,13 +387,12 @@ impl Worker<'_> {
             metadata,
             date,
             text_bytes: body.len() as u64,
-            tokens: tokens.min(u32::MAX as usize) as u32,
+            tokens: fingerprint.tokens.min(u32::MAX as usize) as u32,
             location: record.location,
         };
         Ok(Processed {
             entry,
-            signature,
-            set,
+            fingerprint,
             unparsed_date,
         })
     }
@@ -514,7 +554,6 @@ impl Pipeline {
         observer: &dyn Observer,
     ) -> Result<(Corpus, Vec<RecordLocation>)> {
         let s = &self.settings;
-        let sketcher = Sketcher::new(s.num_perm, s.seed);
         let mut corpus = Corpus::new(
             s.num_perm,
             SetStore::new(s.memory_budget, s.temp_dir.clone()),
@@ -545,9 +584,7 @@ impl Pipeline {
                     .map_init(
                         || Worker {
                             settings: s,
-                            sketcher: &sketcher,
-                            shingler: Shingler::new(s.shingle),
-                            scratch: Vec::new(),
+                            fingerprinter: Fingerprinter::new(s),
                         },
                         |w, r| w.process(&sources[r.location.source as usize], &batch, r),
                     )
@@ -588,7 +625,7 @@ impl Pipeline {
                     stats.documents += 1;
                     stats.text_bytes += doc.entry.text_bytes;
                     corpus
-                        .push(doc.entry, &doc.signature, &doc.set)
+                        .push(doc.entry, &doc.fingerprint.signature, &doc.fingerprint.set)
                         .map_err(|e| Error::io("spilling shingle sets to a temporary file", e))?;
                 }
             }

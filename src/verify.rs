@@ -77,6 +77,72 @@ fn score(a: u32, b: u32, set_a: &[u64], set_b: &[u64], corpus: &Corpus) -> PairS
     }
 }
 
+/// Every pair of documents whose exact Jaccard is at least `threshold`, found without
+/// sketches or LSH: an inverted index over every shingle and a full overlap count for
+/// every pair that shares one (pairs that share none have Jaccard 0).
+///
+/// The reference the pipeline's recall is measured against. Its cost grows with the
+/// square of posting-list lengths: for checks, not for production. Pairs come sorted by
+/// `(a, b)` with `a < b`, each with its exact Jaccard.
+pub fn exhaustive_pairs(corpus: &Corpus, threshold: f64) -> std::io::Result<Vec<(u32, u32, f64)>> {
+    let n = corpus.len();
+    let mut buf = Vec::new();
+    let mut postings: Vec<(u64, u32)> = Vec::new();
+    let mut sizes = Vec::with_capacity(n);
+    for doc in 0..n as u32 {
+        let set = corpus.set(doc, &mut buf)?;
+        sizes.push(set.len() as u32);
+        postings.extend(set.iter().map(|&h| (h, doc)));
+    }
+    postings.par_sort_unstable();
+    // For each document, the ranges of the postings of its shingles.
+    let mut lists: Vec<(usize, usize)> = Vec::new();
+    let mut doc_lists: Vec<Vec<u32>> = vec![Vec::new(); n];
+    for group in postings.chunk_by(|x, y| x.0 == y.0) {
+        let start = group.as_ptr() as usize - postings.as_ptr() as usize;
+        let start = start / std::mem::size_of::<(u64, u32)>();
+        let id = lists.len() as u32;
+        lists.push((start, start + group.len()));
+        for &(_, doc) in group {
+            doc_lists[doc as usize].push(id);
+        }
+    }
+    let found: Vec<Vec<(u32, u32, f64)>> = (0..n as u32)
+        .into_par_iter()
+        .map_init(
+            || (vec![0u32; n], Vec::new()),
+            |(counts, touched), a| {
+                for &list in &doc_lists[a as usize] {
+                    let (from, to) = lists[list as usize];
+                    for &(_, b) in &postings[from..to] {
+                        if b > a {
+                            if counts[b as usize] == 0 {
+                                touched.push(b);
+                            }
+                            counts[b as usize] += 1;
+                        }
+                    }
+                }
+                let mut out = Vec::new();
+                for &b in touched.iter() {
+                    let common = f64::from(counts[b as usize]);
+                    let union =
+                        f64::from(sizes[a as usize]) + f64::from(sizes[b as usize]) - common;
+                    let jaccard = common / union;
+                    if jaccard >= threshold {
+                        out.push((a, b, jaccard));
+                    }
+                    counts[b as usize] = 0;
+                }
+                touched.clear();
+                out.sort_unstable_by_key(|p| p.1);
+                out
+            },
+        )
+        .collect();
+    Ok(found.into_iter().flatten().collect())
+}
+
 /// Size of the intersection of two sorted, deduplicated slices.
 ///
 /// A linear merge; when one side is much smaller, a galloping search over the larger.

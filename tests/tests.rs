@@ -1,1 +1,11 @@
+//! One integration-test binary (faster to build and link than one per file).
+//!
+//! Tests that need the real corpora read them from `NEARDUP_DATA` (e.g.
+//! `NEARDUP_DATA=../shared/data`) and pass with a note when it is unset.
 
+mod util;
+
+mod bad_input;
+mod cli;
+mod determinism;
+mod reference;

@@ -17,9 +17,9 @@
 //! miss [`DEFAULT_FN_WEIGHT`] / [`DEFAULT_FP_WEIGHT`] times as much as a false candidate.
 
 /// Default weight of the false-positive mass.
-pub const DEFAULT_FP_WEIGHT: f64 = 0.2;
+pub const DEFAULT_FP_WEIGHT: f64 = 0.02;
 /// Default weight of the false-negative mass.
-pub const DEFAULT_FN_WEIGHT: f64 = 0.8;
+pub const DEFAULT_FN_WEIGHT: f64 = 0.98;
 
 /// LSH banding: `bands` bands of `rows` signature slots each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

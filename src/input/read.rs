@@ -93,10 +93,9 @@ pub fn read_sources(
         if !flow {
             return;
         }
-        if batch.buf.len() >= limits.batch_bytes || batch.records.len() >= limits.batch_records {
-            if !sink(ReadEvent::Batch(std::mem::take(&mut batch))) {
-                return;
-            }
+        let full = batch.buf.len() >= limits.batch_bytes || batch.records.len() >= limits.batch_records;
+        if full && !sink(ReadEvent::Batch(std::mem::take(&mut batch))) {
+            return;
         }
     }
     if !batch.records.is_empty() {

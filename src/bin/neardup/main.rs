@@ -3,7 +3,6 @@
 mod args;
 mod progress;
 
-use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -274,7 +273,7 @@ fn write_atomically<T>(
         }
         Some(path) => {
             let tmp = create_atomically(path)?;
-            let mut w = BufWriter::with_capacity(1 << 16, File::from(tmp.as_file().try_clone()?));
+            let mut w = BufWriter::with_capacity(1 << 16, tmp.as_file().try_clone()?);
             let value = body(&mut w).with_context(|| format!("writing {}", path.display()))?;
             w.flush()
                 .with_context(|| format!("writing {}", path.display()))?;

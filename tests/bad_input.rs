@@ -1,0 +1,163 @@
+//! Every kind of bad input: a clear message naming file and line, a count in the summary,
+//! the rest of the run unaffected, exit code 2 (or 1 at once with --strict).
+
+use crate::util::*;
+
+/// Runs `neardup pairs` and checks the exit code, that the message appears, and that the
+/// good records still give their two pairs.
+fn check(inputs: &[&std::path::Path], message: &str, extra: &[&str]) -> String {
+    let out = neardup().arg("pairs").args(inputs).args(extra).output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(err.contains(message), "expected {message:?} in stderr: {err}");
+    let pairs = json_lines(&stdout_of(&out));
+    let ids: Vec<(String, String)> =
+        pairs.iter().map(|p| (p["a"].as_str().unwrap().into(), p["b"].as_str().unwrap().into())).collect();
+    assert!(ids.contains(&("rate-1".into(), "rate-2".into())), "good records lost: {ids:?}");
+    err
+}
+
+fn with_good_records(bad_line: &str) -> String {
+    let mut lines: Vec<String> =
+        good_records().iter().map(|(id, t)| serde_json::json!({"id": id, "text": t}).to_string()).collect();
+    lines.insert(2, bad_line.to_string()); // line 3
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn malformed_json_line() {
+    let s = Scratch::new();
+    let f = s.write("in.jsonl", with_good_records(r#"{"id": "x", "text": "unterminated"#));
+    let err = check(&[&f], "in.jsonl:3: malformed JSON", &[]);
+    assert!(err.contains("malformed_json 1"), "summary counts it: {err}");
+}
+
+#[test]
+fn missing_and_non_string_fields() {
+    let s = Scratch::new();
+    let f = s.write("a.jsonl", with_good_records(r#"{"id": "x", "body": "no text field"}"#));
+    check(&[&f], r#"a.jsonl:3: missing field "text""#, &[]);
+    let f = s.write("b.jsonl", with_good_records(r#"{"id": "x", "text": 42}"#));
+    check(&[&f], r#"b.jsonl:3: field "text" is an integer, expected a string"#, &[]);
+    let f = s.write("c.jsonl", with_good_records(r#"{"text": "no id"}"#));
+    check(&[&f], r#"c.jsonl:3: missing field "id""#, &[]);
+    let f = s.write("d.jsonl", with_good_records(r#"["an", "array"]"#));
+    check(&[&f], "d.jsonl:3: expected a JSON object", &[]);
+}
+
+#[test]
+fn invalid_utf8() {
+    let s = Scratch::new();
+    let mut bytes = with_good_records("PLACEHOLDER").into_bytes();
+    let at = bytes.windows(11).position(|w| w == b"PLACEHOLDER").unwrap();
+    bytes.splice(at..at + 11, b"{\"id\":\"x\",\"text\":\"caf\xE9\"}".iter().copied());
+    let f = s.write("in.jsonl", bytes);
+    check(&[&f], "in.jsonl:3: invalid UTF-8 at byte 21", &[]);
+}
+
+#[test]
+fn truncated_gzip_keeps_what_was_read() {
+    let s = Scratch::new();
+    let good: String = good_records()
+        .iter()
+        .map(|(id, t)| serde_json::json!({"id": id, "text": t}).to_string() + "\n")
+        .collect();
+    let mut filler = String::new();
+    for i in 0..2000 {
+        filler.push_str(&serde_json::json!({"id": format!("filler-{i}"), "text": format!("{i} {}", "x ".repeat(i % 50))}).to_string());
+        filler.push('\n');
+    }
+    let gz = gzip((good + &filler).as_bytes());
+    let f = s.write("in.jsonl.gz", &gz[..gz.len() / 2]);
+    let err = check(&[&f], "in.jsonl.gz:", &[]);
+    assert!(err.contains("truncated compressed stream"), "{err}");
+    assert!(err.contains("read_failed 1"), "{err}");
+}
+
+#[test]
+fn unreadable_inputs() {
+    let s = Scratch::new();
+    let good = s.jsonl("good.jsonl", &good_records());
+    let missing = s.path("missing.jsonl");
+    check(&[&good, &missing], "missing.jsonl: cannot read input", &[]);
+}
+
+#[test]
+fn duplicate_ids_keep_the_first() {
+    let s = Scratch::new();
+    let f = s.write("in.jsonl", with_good_records(&serde_json::json!({"id": "rate-1", "text": STORM}).to_string()));
+    let err = check(&[&f], r#"in.jsonl:3: duplicate id "rate-1" (first seen at "#, &[]);
+    assert!(err.contains("in.jsonl:1"), "{err}");
+}
+
+#[test]
+fn empty_and_whitespace_texts() {
+    let s = Scratch::new();
+    let f = s.write("in.jsonl", with_good_records(r#"{"id": "x", "text": "  \n\t "}"#));
+    check(&[&f], "in.jsonl:3: empty text", &[]);
+    let dir = s.path("docs");
+    s.write("docs/empty.txt", "");
+    s.write("docs/punct.txt", " -- ... !! ");
+    let good = s.jsonl("good.jsonl", &good_records());
+    let err = check(&[&good, &dir], "empty.txt: empty text", &[]);
+    assert!(err.contains("punct.txt: empty text"), "{err}");
+}
+
+#[test]
+fn strict_stops_at_the_first_problem() {
+    let s = Scratch::new();
+    let f = s.write("in.jsonl", with_good_records("{oops"));
+    let out = neardup().args(["pairs", "--strict"]).arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_of(&out).contains("in.jsonl:3: malformed JSON"), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("--strict"));
+}
+
+#[test]
+fn huge_single_document() {
+    // 50 MB of text in one JSON line: processed, not rejected, nothing blows up.
+    let s = Scratch::new();
+    let mut text = String::with_capacity(50 << 20);
+    let mut i = 0u64;
+    while text.len() < 50 << 20 {
+        text.push_str(&format!("word{} ", i % 100_003));
+        i += 1;
+    }
+    let mut records = good_records();
+    records.push(("huge", text.as_str()));
+    let f = s.jsonl("in.jsonl", &records);
+    let out = neardup().arg("pairs").arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("5 documents"), "{}", stderr_of(&out));
+    // With a lower limit the same record is reported, and the others still processed.
+    let err = check(&[&f], "in.jsonl:5: record of at least", &["--max-record-bytes", "1MiB"]);
+    assert!(err.contains("record_too_large 1"), "{err}");
+}
+
+#[test]
+fn killed_run_leaves_no_partial_output() {
+    let s = Scratch::new();
+    let mut big = String::new();
+    for i in 0..200_000 {
+        big.push_str(&serde_json::json!({"id": i, "text": format!("{RATE} {i} {STORM}")}).to_string());
+        big.push('\n');
+    }
+    let input = s.write("big.jsonl", big);
+    let output = s.path("out.jsonl");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("neardup"))
+        .args(["cluster", "--quiet", "-o"])
+        .arg(&output)
+        .arg(&input)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    if child.try_wait().unwrap().is_some() {
+        // Finished before the kill (a fast machine): then the output must be complete.
+        let text = std::fs::read_to_string(&output).unwrap();
+        assert!(!json_lines(&text).is_empty());
+        return;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!output.exists(), "a killed run must not leave a partial output file");
+}
