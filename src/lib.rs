@@ -14,7 +14,8 @@
 //! 8. [`cluster`]: connected components or leader clustering, with a representative.
 //! 9. [`report`]: JSON Lines, JSON, CSV and tables, each record with a schema version.
 //!
-//! [`pipeline`] runs them all. The library never prints: progress and bad records reach the
+//! [`pipeline`] runs them all; [`eval`] judges its output against gold labels, threshold
+//! by threshold. The library never prints: progress and bad records reach the
 //! caller through an [`Observer`].
 //!
 //! ```
@@ -41,6 +42,7 @@
 pub mod cluster;
 pub mod corpus;
 mod error;
+pub mod eval;
 pub mod index;
 pub mod input;
 pub mod pipeline;

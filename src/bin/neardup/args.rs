@@ -60,6 +60,15 @@ pub enum Command {
     /// (see --rejects). Text-file inputs are written as {"id", "text"} JSON lines.
     #[command(after_long_help = EXAMPLES)]
     Dedup(DedupArgs),
+    /// Judge every threshold against gold labels: precision, recall, F1, misses and why.
+    ///
+    /// Runs the pipeline once and sweeps thresholds over its signatures, reporting the
+    /// quality of the clusters at each, the best threshold, and charts.
+    #[command(after_long_help = crate::eval::EVAL_HELP)]
+    Eval(Box<crate::eval::EvalArgs>),
+    /// Show the LSH bands and rows a threshold gets and its S-curve P(candidate | s).
+    #[command(after_long_help = crate::params::PARAMS_HELP)]
+    Params(crate::params::ParamsArgs),
 }
 
 #[derive(Debug, Args)]

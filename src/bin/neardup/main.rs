@@ -1,6 +1,8 @@
 //! The `neardup` command: parse flags, run the library's pipeline, write the output.
 
 mod args;
+mod eval;
+mod params;
 mod progress;
 
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -106,6 +108,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(())
             },
         ),
+        Command::Eval(a) => eval::run(*a),
+        Command::Params(a) => params::run(a),
     }
 }
 
