@@ -899,3 +899,405 @@ fn none_known(gold: &Gold, unknown: &BTreeSet<String>, what: &str) -> Error {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::ClusterMode;
+    use crate::eval::gold::{GoldFields, GoldFormat, parse_gold};
+    use crate::input::InputSpec;
+    use crate::progress::Silent;
+    use crate::shingle::ShingleSpec;
+    use crate::{Pipeline, PipelineBuilder};
+
+    /// Writes `(id, text)` records to a temporary JSON Lines file.
+    fn corpus_file(docs: &[(String, String)]) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docs.jsonl");
+        let lines: String = docs
+            .iter()
+            .map(|(id, text)| serde_json::json!({"id": id, "text": text}).to_string() + "\n")
+            .collect();
+        std::fs::write(&path, lines).unwrap();
+        (dir, path)
+    }
+
+    fn words(prefix: &str, range: std::ops::Range<usize>) -> String {
+        range
+            .map(|i| format!("{prefix}{i}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// With single-word shingles: J(A,B) = 40/60, J(B,C) = 30/50, J(A,C) = 30/70, D apart.
+    /// A is the longest, so in leader mode it leads {A, B} and C is left alone.
+    fn chain() -> Vec<(String, String)> {
+        vec![
+            ("A".into(), words("w", 0..60)),
+            ("B".into(), words("w", 10..50)),
+            ("C".into(), words("w", 20..50) + " " + &words("x", 0..10)),
+            ("D".into(), words("y", 0..40)),
+        ]
+    }
+
+    fn pipeline(mode: ClusterMode, threshold: f64) -> Pipeline {
+        PipelineBuilder::new()
+            .shingle(ShingleSpec::Words(1))
+            .cluster_mode(mode)
+            .threshold(threshold)
+            .build()
+            .unwrap()
+    }
+
+    fn gold(text: &str) -> Gold {
+        parse_gold(
+            "gold",
+            text.as_bytes(),
+            GoldFormat::JsonLines,
+            None,
+            &GoldFields::default(),
+        )
+        .unwrap()
+    }
+
+    const CHAIN_PAIRS: &str = concat!(
+        r#"{"a": "B", "b": "C", "same_story": true, "label": "update"}"#,
+        "\n",
+        r#"{"a": "A", "b": "B", "same_story": true, "label": "copy"}"#,
+        "\n",
+        r#"{"a": "D", "b": "A", "same_story": true, "label": "rewrite"}"#,
+        "\n",
+        r#"{"a": "C", "b": "D", "same_story": false, "label": "related"}"#,
+        "\n",
+    );
+
+    fn config(thresholds: &[f64]) -> SweepConfig {
+        SweepConfig {
+            thresholds: thresholds.to_vec(),
+            ..SweepConfig::default()
+        }
+    }
+
+    fn judged_ids<'a>(
+        outcome: &'a Outcome,
+        eval: &Evaluation,
+        o: &JudgedOutcome,
+    ) -> (&'a str, &'a str) {
+        let p = &eval.judged[o.pair].scores;
+        (outcome.corpus.id(p.a), outcome.corpus.id(p.b))
+    }
+
+    #[test]
+    fn each_miss_gets_its_reason() {
+        let (_dir, path) = corpus_file(&chain());
+        let outcome = pipeline(ClusterMode::Leader, 0.3)
+            .run(&[InputSpec::Path(path)], &Silent)
+            .unwrap();
+        let config = SweepConfig {
+            explain_at: Some(0.5),
+            ..config(&[0.3, 0.5, 0.55])
+        };
+        let eval = evaluate(&outcome, &gold(CHAIN_PAIRS), &config, &Silent).unwrap();
+        // The exact scores the test relies on.
+        let j: Vec<f32> = eval.judged.iter().map(|j| j.scores.jaccard).collect();
+        assert_eq!(j, [40.0 / 60.0, 0.0, 30.0 / 50.0, 0.0]); // (A,B), (A,D), (B,C), (C,D)
+
+        // At 0.5 A leads {A, B}; C's only neighbour B is taken: (B, C) is split.
+        let at_half = &eval.rows[1];
+        assert_eq!(
+            at_half.missed,
+            MissCounts {
+                not_candidate: 0,
+                split_by_clustering: 1,
+                below_threshold: 1
+            }
+        );
+        assert_eq!(
+            at_half.pairwise,
+            Confusion {
+                true_positives: 1,
+                false_positives: 0,
+                false_negatives: 2
+            }
+        );
+        // Both (A,B) and (B,C) were verified themselves: the direct decision finds both.
+        assert_eq!(at_half.direct.true_positives, 2);
+
+        let e = &eval.explanation;
+        assert_eq!(
+            e.threshold, 0.5,
+            "the best F1 ties at 0.3 and 0.5; the higher wins"
+        );
+        let misses: Vec<_> = e
+            .misses
+            .iter()
+            .map(|m| (judged_ids(&outcome, &eval, m), m.reason, m.candidate))
+            .collect();
+        assert_eq!(
+            misses,
+            [
+                (("B", "C"), Some(MissReason::SplitByClustering), true),
+                (("A", "D"), Some(MissReason::BelowThreshold), false),
+            ]
+        );
+        let kinds: Vec<_> = e
+            .kinds
+            .iter()
+            .map(|k| (k.kind.as_str(), k.pairs, k.positives, k.clustered))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("copy", 1, 1, 1),
+                ("related", 1, 0, 0),
+                ("rewrite", 1, 1, 0),
+                ("update", 1, 1, 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn lsh_misses_are_told_apart_from_low_scores() {
+        let (_dir, path) = corpus_file(&chain());
+        let outcome = pipeline(ClusterMode::Connected, 0.5)
+            .run(&[InputSpec::Path(path)], &Silent)
+            .unwrap();
+        // One band of all 128 slots: only identical signatures collide.
+        let config = SweepConfig {
+            banding: Banding::Fixed(LshParams {
+                bands: 1,
+                rows: 128,
+            }),
+            ..config(&[0.5])
+        };
+        let eval = evaluate(&outcome, &gold(CHAIN_PAIRS), &config, &Silent).unwrap();
+        let row = &eval.rows[0];
+        assert_eq!(
+            row.lsh,
+            LshParams {
+                bands: 1,
+                rows: 128
+            }
+        );
+        assert_eq!(row.candidates, 0);
+        assert_eq!(
+            row.missed,
+            MissCounts {
+                not_candidate: 2,
+                split_by_clustering: 0,
+                below_threshold: 1
+            }
+        );
+    }
+
+    #[test]
+    fn cluster_gold_gives_partition_scores() {
+        let (_dir, path) = corpus_file(&chain());
+        let clusters = "{\"id\": \"A\", \"cluster\": 1}\n{\"id\": \"B\", \"cluster\": 1}\n{\"id\": \"C\", \"cluster\": 1}\n{\"id\": \"D\", \"cluster\": 2}\n";
+        for (mode, ari, bcubed_recall, missed) in [
+            // {A, B, C} {D}: exactly the gold.
+            (ClusterMode::Connected, 1.0, 1.0, 0),
+            // {A, B} {C} {D}: ARI 1/3 and B-cubed recall 2/3 (see the metrics tests).
+            (ClusterMode::Leader, 1.0 / 3.0, 2.0 / 3.0, 2),
+        ] {
+            let outcome = pipeline(mode, 0.5)
+                .run(&[InputSpec::Path(path.clone())], &Silent)
+                .unwrap();
+            let eval = evaluate(&outcome, &gold(clusters), &config(&[0.5]), &Silent).unwrap();
+            assert_eq!(
+                (
+                    eval.gold.positives,
+                    eval.gold.negatives,
+                    eval.gold.documents
+                ),
+                (3, 3, 4)
+            );
+            let row = &eval.rows[0];
+            let p = row.partition.unwrap();
+            assert!(
+                (p.adjusted_rand_index - ari).abs() < 1e-12,
+                "{mode:?}: {p:?}"
+            );
+            assert!((p.bcubed_precision - 1.0).abs() < 1e-12);
+            assert!((p.bcubed_recall - bcubed_recall).abs() < 1e-12);
+            assert_eq!(row.pairwise.false_negatives, missed);
+            assert_eq!(row.pairwise.false_positives, 0);
+            // Negatives are the candidates across gold clusters: (C, D) shares no word.
+            assert!(eval.histogram.negatives_are_candidates);
+            assert_eq!(eval.histogram.positives.iter().sum::<u64>(), 3);
+        }
+    }
+
+    #[test]
+    fn unknown_ids_are_counted_or_fatal() {
+        let (_dir, path) = corpus_file(&chain());
+        let outcome = pipeline(ClusterMode::Connected, 0.5)
+            .run(&[InputSpec::Path(path)], &Silent)
+            .unwrap();
+        let labels = String::from(CHAIN_PAIRS)
+            + r#"{"a": "A", "b": "ghost", "same_story": true}"#
+            + "\n"
+            + r#"{"a": "ghost", "b": "phantom", "same_story": false}"#
+            + "\n";
+        let eval = evaluate(&outcome, &gold(&labels), &config(&[0.5]), &Silent).unwrap();
+        assert_eq!(eval.gold.records, 6);
+        assert_eq!(eval.gold.skipped, 2);
+        assert_eq!(eval.gold.unknown_ids, ["ghost", "phantom"]);
+        assert_eq!(eval.gold.positives + eval.gold.negatives, 4);
+
+        let strict = SweepConfig {
+            unknown_ids: UnknownIds::Fail,
+            ..config(&[0.5])
+        };
+        let err = evaluate(&outcome, &gold(&labels), &strict, &Silent).unwrap_err();
+        assert_eq!(err.to_string(), "gold:5: id \"ghost\" is not in the corpus");
+
+        let none = "{\"a\": \"ghost\", \"b\": \"phantom\", \"same_story\": true}\n";
+        let err = evaluate(&outcome, &gold(none), &config(&[0.5]), &Silent).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("gold: no gold pair can be judged: 2 ids are not in the corpus"),
+            "{err}"
+        );
+    }
+
+    /// A corpus of story families: each family is a base text and copies with a share of
+    /// their words replaced, so pairs spread over the whole similarity range.
+    fn families() -> Vec<(String, String)> {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |n: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        };
+        let mut docs = Vec::new();
+        for family in 0..25 {
+            let base: Vec<String> = (0..80).map(|_| format!("t{}", next(3000))).collect();
+            for copy in 0..5 {
+                let rate = [0, 2, 5, 10, 20][copy];
+                let text: Vec<String> = base
+                    .iter()
+                    .map(|w| {
+                        if next(100) < rate {
+                            format!("t{}", next(3000))
+                        } else {
+                            w.clone()
+                        }
+                    })
+                    .collect();
+                docs.push((format!("f{family:02}-{copy}"), text.join(" ")));
+            }
+        }
+        docs
+    }
+
+    #[test]
+    fn every_threshold_reproduces_a_run_at_that_threshold() {
+        let docs = families();
+        let (_dir, path) = corpus_file(&docs);
+        let input = [InputSpec::Path(path)];
+        let labels: String = (0..25)
+            .flat_map(|f| {
+                (1..5).map(move |c| {
+                    format!(
+                        "{{\"a\": \"f{f:02}-0\", \"b\": \"f{f:02}-{c}\", \"same_story\": true}}\n"
+                    )
+                })
+            })
+            .chain((0..24).map(|f| {
+                format!(
+                    "{{\"a\": \"f{f:02}-0\", \"b\": \"f{:02}-0\", \"same_story\": false}}\n",
+                    f + 1
+                )
+            }))
+            .collect();
+        let gold = gold(&labels);
+        let thresholds = [0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 1.0];
+        for mode in [ClusterMode::Connected, ClusterMode::Leader] {
+            let base = PipelineBuilder::new()
+                .cluster_mode(mode)
+                .threshold(0.1)
+                .build()
+                .unwrap();
+            let outcome = base.run(&input, &Silent).unwrap();
+            let eval = evaluate(&outcome, &gold, &config(&thresholds), &Silent).unwrap();
+            for (row, &t) in eval.rows.iter().zip(&thresholds) {
+                let direct = PipelineBuilder::new()
+                    .cluster_mode(mode)
+                    .threshold(t)
+                    .build()
+                    .unwrap();
+                let at_t = direct.run(&input, &Silent).unwrap();
+                assert_eq!(row.lsh, at_t.settings.lsh, "{mode:?} at {t}");
+                assert_eq!(
+                    row.candidates, at_t.stats.candidate_pairs,
+                    "{mode:?} at {t}"
+                );
+                assert_eq!(row.verified, at_t.pairs.len() as u64, "{mode:?} at {t}");
+                assert_eq!(row.clusters, at_t.clusters.len() as u64, "{mode:?} at {t}");
+                assert_eq!(
+                    row.clustered_documents, at_t.stats.clustered_documents,
+                    "{mode:?} at {t}"
+                );
+                let m = row.missed;
+                assert_eq!(
+                    m.not_candidate + m.split_by_clustering + m.below_threshold,
+                    row.pairwise.false_negatives
+                );
+                if mode == ClusterMode::Connected {
+                    // Connected components never split a verified pair.
+                    assert_eq!(m.split_by_clustering, 0);
+                }
+            }
+            let mut bandings: Vec<(usize, usize)> = eval
+                .rows
+                .iter()
+                .map(|r| (r.lsh.bands, r.lsh.rows))
+                .collect();
+            bandings.dedup();
+            assert!(bandings.len() >= 4, "the sweep re-bands: {bandings:?}");
+            // Recall falls as the threshold rises.
+            let recall: Vec<f64> = eval
+                .rows
+                .iter()
+                .filter_map(|r| r.pairwise.recall())
+                .collect();
+            assert!(recall.windows(2).all(|w| w[0] >= w[1]), "{recall:?}");
+            assert!(
+                recall[0] > 0.9 && recall[recall.len() - 1] <= 0.25,
+                "{recall:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn threshold_grid() {
+        assert_eq!(
+            thresholds(0.1, 0.3, 0.05).unwrap(),
+            [0.1, 0.15, 0.2, 0.25, 0.3]
+        );
+        assert_eq!(thresholds(0.5, 0.5, 0.1).unwrap(), [0.5]);
+        assert_eq!(thresholds(0.9, 1.0, 0.3).unwrap(), [0.9]);
+        assert!(thresholds(0.0, 0.5, 0.1).is_err());
+        assert!(thresholds(0.6, 0.5, 0.1).is_err());
+        assert!(thresholds(0.1, 1.1, 0.1).is_err());
+        assert!(thresholds(0.1, 0.5, 0.0).is_err());
+        assert!(thresholds(0.1, 0.5, f64::NAN).is_err());
+        assert!(thresholds(0.0001, 1.0, 0.00001).is_err());
+    }
+
+    #[test]
+    fn scores_read_the_right_field() {
+        let p = PairScore {
+            a: 0,
+            b: 1,
+            estimated: 0.4,
+            jaccard: 0.3,
+            a_in_b: 0.9,
+            b_in_a: 0.35,
+        };
+        let got: Vec<f32> = Score::ALL.iter().map(|s| s.of(&p)).collect();
+        assert_eq!(got, [0.3, 0.4, 0.35, 0.9]);
+    }
+}
