@@ -156,6 +156,36 @@ fn json_report_and_csv_gold_agree() {
 }
 
 #[test]
+fn output_does_not_depend_on_input_order() {
+    let s = Scratch::new();
+    s.write("gold.jsonl", PAIRS);
+    let forward = eval_json(&s, &["--gold", "gold.jsonl"]);
+    // The same records in another order, in another directory.
+    let other = Scratch::new();
+    let text: String = std::fs::read_to_string(s.path("news.jsonl")).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.reverse();
+    other.write("news.jsonl", lines.join("\n") + "\n");
+    other.write("gold.jsonl", PAIRS);
+    let out = neardup()
+        .current_dir(other.dir.path())
+        .args([
+            "eval",
+            "news.jsonl",
+            "--gold",
+            "gold.jsonl",
+            "--format",
+            "json",
+            "--no-plots",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let reversed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(forward, reversed);
+}
+
+#[test]
 fn misses_are_explained_with_their_scores() {
     let s = Scratch::new();
     s.write("gold.jsonl", PAIRS);

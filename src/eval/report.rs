@@ -24,6 +24,19 @@ fn round4_opt(x: Option<f64>) -> Option<f64> {
     x.map(round4)
 }
 
+/// `part` as a percentage of `whole`, for people.
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "-".into();
+    }
+    let p = 100.0 * part as f64 / whole as f64;
+    if p > 0.0 && p < 10.0 {
+        format!("{p:.1}%")
+    } else {
+        format!("{p:.0}%")
+    }
+}
+
 /// Text for an optional figure in a table.
 fn cell(x: Option<f64>) -> String {
     x.map_or_else(|| "-".into(), |v| format!("{v:.3}"))
@@ -576,14 +589,17 @@ pub fn write_eval_table(
     match row {
         Some(r) => writeln!(
             out,
-            "at threshold {}: {} of {} same-story pairs missed ({} never LSH candidates, {} split by clustering, {} below the threshold); {} different-story pairs merged",
+            "at threshold {}: {} of {} same-story pairs missed ({}: {} never LSH candidates, {} split by clustering, {} below the threshold); {} of {} different-story pairs merged ({})",
             e.threshold,
             r.false_negatives,
             g.positives,
+            percent(r.false_negatives, g.positives),
             r.missed.not_candidate,
             r.missed.split_by_clustering,
             r.missed.below_threshold,
-            r.false_positives
+            r.false_positives,
+            g.negatives,
+            percent(r.false_positives, g.negatives),
         )?,
         None => writeln!(
             out,
@@ -601,7 +617,7 @@ pub fn write_eval_table(
                 k.pairs.to_string(),
                 k.positives.to_string(),
                 k.clustered.to_string(),
-                format!("{:.0}%", 100.0 * k.clustered as f64 / k.pairs.max(1) as f64),
+                percent(k.clustered, k.pairs),
             ]);
         }
         align_right(&mut t, 1);
