@@ -72,6 +72,7 @@ struct Line {
 struct Rule {
     x: f64,
     name: String,
+    color: RGBColor,
 }
 
 /// Two classes counted in equal bins over [0, 1], drawn side by side.
@@ -165,16 +166,30 @@ pub fn sweep_chart(eval: &Evaluation, subtitle: &str) -> Chart {
             records.iter().map(|r| r.adjusted_rand_index).collect(),
         ));
     }
-    let rules = eval
+    let mut rules: Vec<Rule> = eval
         .best_f1
         .map(|i| {
             let r = &records[i];
-            vec![Rule {
+            Rule {
                 x: r.threshold,
                 name: format!("best F1 {:.3} at {}", r.f1.unwrap_or(0.0), r.threshold),
-            }]
+                color: GREY,
+            }
         })
-        .unwrap_or_default();
+        .into_iter()
+        .collect();
+    if let Some((beta, Some(i))) = eval.best_f_beta {
+        let r = &records[i];
+        rules.push(Rule {
+            x: r.threshold,
+            name: format!(
+                "best F-beta (beta = {beta}) {:.3} at {}",
+                r.f_beta.unwrap_or(0.0),
+                r.threshold
+            ),
+            color: PURPLE,
+        });
+    }
     let (lo, hi) = (xs[0], xs[xs.len() - 1]);
     let pad = ((hi - lo) * 0.02).max(0.01);
     Chart {
@@ -227,6 +242,7 @@ pub fn histogram_chart(eval: &Evaluation, subtitle: &str) -> Chart {
             vec![Rule {
                 x: t,
                 name: format!("best F1 threshold {t}"),
+                color: GREY,
             }]
         })
         .unwrap_or_default();
@@ -302,6 +318,7 @@ pub fn s_curve_chart(report: &BandingReport) -> Chart {
                 report.threshold,
                 report.at_threshold()
             ),
+            color: GREY,
         }],
         legend: Corner::LowerRight,
     }
@@ -438,7 +455,7 @@ impl Chart {
             }
         }
         for rule in &self.rules {
-            let style = ShapeStyle::from(GREY).stroke_width(2);
+            let style = ShapeStyle::from(rule.color).stroke_width(2);
             chart
                 .draw_series(DashedLineSeries::new(
                     [(rule.x, y0), (rule.x, y1)],
