@@ -6,8 +6,8 @@
 //! Output depends only on the input: no dates, no random ids.
 //!
 //! plotters 0.3.7 places ab_glyph glyphs without their left side bearing (digits and
-//! periods then look unevenly spaced), so PNG text goes through [`Raster`], which draws
-//! each glyph at its own bounds.
+//! periods then look unevenly spaced), so PNG text goes through a wrapper back end,
+//! `Raster`, which draws each glyph at its own bounds.
 
 use std::sync::{Once, OnceLock};
 
