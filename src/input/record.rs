@@ -289,6 +289,12 @@ pub fn parse_date(text: &str) -> Option<i64> {
             return Some(d.and_utc().timestamp());
         }
     }
+    // Reuters-21578 dates sometimes carry control-character junk after the time.
+    if let Ok((d, rest)) = NaiveDateTime::parse_and_remainder(t, "%d-%b-%Y %H:%M:%S%.f") {
+        if !rest.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return Some(d.and_utc().timestamp());
+        }
+    }
     const DATES: [&str; 4] = ["%Y-%m-%d", "%Y/%m/%d", "%d-%b-%Y", "%m/%d/%Y"];
     for f in DATES {
         if let Ok(d) = NaiveDate::parse_from_str(t, f) {
@@ -371,6 +377,7 @@ mod tests {
         assert_eq!(parse_date("8/18/2025"), Some(day));
         assert_eq!(parse_date("Mon, 18 Aug 2025 00:00:00 +0000"), Some(day));
         assert_eq!(parse_date("26-FEB-1987 15:01:01.79"), Some(541_350_061));
+        assert_eq!(parse_date("26-FEB-1987 15:01:01.79&#5;&#5;&#5;RM"), Some(541_350_061));
         assert_eq!(parse_date("yesterday"), None);
     }
 }
