@@ -377,7 +377,10 @@ mod tests {
         assert_eq!(parse_date("8/18/2025"), Some(day));
         assert_eq!(parse_date("Mon, 18 Aug 2025 00:00:00 +0000"), Some(day));
         assert_eq!(parse_date("26-FEB-1987 15:01:01.79"), Some(541_350_061));
-        assert_eq!(parse_date("26-FEB-1987 15:01:01.79&#5;&#5;&#5;RM"), Some(541_350_061));
+        assert_eq!(
+            parse_date("26-FEB-1987 15:01:01.79&#5;&#5;&#5;RM"),
+            Some(541_350_061)
+        );
         assert_eq!(parse_date("yesterday"), None);
     }
 }
