@@ -265,67 +265,76 @@ mod x86 {
 
     // Closures inside a `#[target_feature]` function are not compiled with the feature
     // (nor inlined into it): the helpers are macros.
+    // `lo <= v <= hi` as one unsigned compare: (v - lo) == min(v - lo, hi - lo). Bytes of
+    // non-ASCII characters wrap past `hi - lo` and never match. (Written as the AND of two
+    // signed compares, LLVM rebuilt one movemask bit by bit.) Closures inside a
+    // `#[target_feature]` function are not compiled with the feature: this is a macro.
     macro_rules! in_range_256 {
-        ($v:expr, $lo:expr, $hi:expr) => {
-            // Signed compares: bytes >= 0x80 are negative and never in an ASCII range.
-            _mm256_and_si256(
-                _mm256_cmpgt_epi8($v, _mm256_set1_epi8(($lo - 1) as i8)),
-                _mm256_cmpgt_epi8(_mm256_set1_epi8(($hi + 1) as i8), $v),
-            )
-        };
+        ($v:expr, $lo:expr, $hi:expr) => {{
+            let d = _mm256_sub_epi8($v, _mm256_set1_epi8($lo as i8));
+            _mm256_cmpeq_epi8(_mm256_min_epu8(d, _mm256_set1_epi8(($hi - $lo) as i8)), d)
+        }};
     }
 
     #[target_feature(enable = "avx2")]
     unsafe fn classify_avx2(bytes: &[u8], out: &mut Classified) {
         out.reset(bytes.len());
         let n = bytes.len();
-        let blocks = n / 64;
-        for block in 0..blocks {
-            let base = block * 64;
-            let mut bits = [0u64; 5];
-            for half in 0..2 {
-                let at = base + half * 32;
-                // SAFETY: at + 32 <= blocks * 64 <= n for both the load and the store.
-                let v = unsafe { _mm256_loadu_si256(bytes.as_ptr().add(at) as *const __m256i) };
-                let upper = in_range_256!(v, b'A', b'Z');
-                let lower = in_range_256!(v, b'a', b'z');
-                let digit = in_range_256!(v, b'0', b'9');
-                let alnum = _mm256_or_si256(_mm256_or_si256(upper, lower), digit);
-                let apostrophe = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'\'' as i8));
-                let dot_comma = _mm256_or_si256(
-                    _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'.' as i8)),
-                    _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b',' as i8)),
-                );
-                let lowered = _mm256_or_si256(v, _mm256_and_si256(upper, _mm256_set1_epi8(0x20)));
+        // Each 32-byte half writes its own 32-bit mask into the little-endian u64 words:
+        // combining two movemasks into one u64 made LLVM rebuild them bit by bit.
+        let alnum: &mut [u32] = bytemuck::cast_slice_mut(&mut out.alnum);
+        let high: &mut [u32] = bytemuck::cast_slice_mut(&mut out.high);
+        let digits: &mut [u32] = bytemuck::cast_slice_mut(&mut out.digit);
+        let apostrophes: &mut [u32] = bytemuck::cast_slice_mut(&mut out.apostrophe);
+        let dots: &mut [u32] = bytemuck::cast_slice_mut(&mut out.separator_dot);
+        let mut padded = [0u8; 32];
+        for half in 0..n.div_ceil(32) {
+            let at = half * 32;
+            let v = if at + 32 <= n {
+                // SAFETY: at + 32 <= n.
+                unsafe { _mm256_loadu_si256(bytes.as_ptr().add(at) as *const __m256i) }
+            } else {
+                // The last partial chunk, zero-padded: zero bytes set no bit.
+                padded[..n - at].copy_from_slice(&bytes[at..]);
+                // SAFETY: `padded` is 32 bytes.
+                unsafe { _mm256_loadu_si256(padded.as_ptr() as *const __m256i) }
+            };
+            let upper = in_range_256!(v, b'A', b'Z');
+            let lower = in_range_256!(v, b'a', b'z');
+            let digit = in_range_256!(v, b'0', b'9');
+            let apostrophe = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'\'' as i8));
+            let dot_comma = _mm256_or_si256(
+                _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'.' as i8)),
+                _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b',' as i8)),
+            );
+            let lowered = _mm256_or_si256(v, _mm256_and_si256(upper, _mm256_set1_epi8(0x20)));
+            if at + 32 <= n {
+                // SAFETY: at + 32 <= n = out.lower.len().
                 unsafe {
                     _mm256_storeu_si256(out.lower.as_mut_ptr().add(at) as *mut __m256i, lowered)
                 };
-                let shift = half * 32;
-                bits[0] |= u64::from(_mm256_movemask_epi8(alnum) as u32) << shift;
-                bits[1] |= u64::from(_mm256_movemask_epi8(v) as u32) << shift;
-                bits[2] |= u64::from(_mm256_movemask_epi8(digit) as u32) << shift;
-                bits[3] |= u64::from(_mm256_movemask_epi8(apostrophe) as u32) << shift;
-                bits[4] |= u64::from(_mm256_movemask_epi8(dot_comma) as u32) << shift;
+            } else {
+                // SAFETY: `padded` is 32 bytes.
+                unsafe { _mm256_storeu_si256(padded.as_mut_ptr() as *mut __m256i, lowered) };
+                out.lower[at..].copy_from_slice(&padded[..n - at]);
             }
-            out.alnum[block] = bits[0];
-            out.high[block] = bits[1];
-            out.digit[block] = bits[2];
-            out.apostrophe[block] = bits[3];
-            out.separator_dot[block] = bits[4];
+            alnum[half] =
+                _mm256_movemask_epi8(_mm256_or_si256(_mm256_or_si256(upper, lower), digit)) as u32;
+            high[half] = _mm256_movemask_epi8(v) as u32;
+            digits[half] = _mm256_movemask_epi8(digit) as u32;
+            apostrophes[half] = _mm256_movemask_epi8(apostrophe) as u32;
+            dots[half] = _mm256_movemask_epi8(dot_comma) as u32;
         }
-        classify_tail(bytes, blocks * 64, out);
     }
 
     pub(super) fn classify_sse2(bytes: &[u8], out: &mut Classified) {
         out.reset(bytes.len());
         let n = bytes.len();
         let blocks = n / 64;
-        // SAFETY: SSE2 is part of the x86-64 baseline.
-        let in_range = |v: __m128i, lo: i8, hi: i8| unsafe {
-            _mm_and_si128(
-                _mm_cmpgt_epi8(v, _mm_set1_epi8(lo - 1)),
-                _mm_cmpgt_epi8(_mm_set1_epi8(hi + 1), v),
-            )
+        // SAFETY: SSE2 is part of the x86-64 baseline. Same range trick as AVX2.
+        let in_range = |v: __m128i, lo: u8, hi: u8| unsafe {
+            let d = _mm_sub_epi8(v, _mm_set1_epi8(lo as i8));
+            _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8((hi - lo) as i8)), d)
         };
         for block in 0..blocks {
             let base = block * 64;
@@ -336,9 +345,9 @@ mod x86 {
                 unsafe {
                     let mask = |m: __m128i| u64::from(_mm_movemask_epi8(m) as u16);
                     let v = _mm_loadu_si128(bytes.as_ptr().add(at) as *const __m128i);
-                    let upper = in_range(v, b'A' as i8, b'Z' as i8);
-                    let lower = in_range(v, b'a' as i8, b'z' as i8);
-                    let digit = in_range(v, b'0' as i8, b'9' as i8);
+                    let upper = in_range(v, b'A', b'Z');
+                    let lower = in_range(v, b'a', b'z');
+                    let digit = in_range(v, b'0', b'9');
                     let alnum = _mm_or_si128(_mm_or_si128(upper, lower), digit);
                     let apostrophe = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\'' as i8));
                     let dot_comma = _mm_or_si128(
