@@ -191,8 +191,11 @@ pub struct ExecArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// No progress bars, warnings or summary on standard error.
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Also print the time each stage took, and the LSH bands and rows used.
+    #[arg(short, long)]
+    pub verbose: bool,
     /// Stop with an error at the first bad record or unreadable input.
     #[arg(long)]
     pub strict: bool,

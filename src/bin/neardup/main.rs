@@ -191,6 +191,9 @@ fn analyse(
     if !exec.quiet {
         print_summary(&terminal, &outcome, write_time);
     }
+    if exec.verbose {
+        print_stages(&terminal, &outcome, write_time);
+    }
     Ok(if outcome.stats.bad() > 0 {
         ExitCode::from(2)
     } else {
@@ -249,6 +252,30 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
             s.unparsed_date_example.as_deref().unwrap_or_default()
         ));
     }
+}
+
+fn print_stages(terminal: &Terminal, outcome: &Outcome, write_time: std::time::Duration) {
+    let s = &outcome.settings;
+    let mut line = format!(
+        "neardup: {} bands x {} rows, {} shingles, {} slots; stages:",
+        s.lsh.bands, s.lsh.rows, s.shingle, s.num_perm
+    );
+    let stages = outcome
+        .stats
+        .timings
+        .iter()
+        .map(|(stage, d)| (stage.name(), *d));
+    for (name, d) in stages.chain([("write", write_time)]) {
+        line.push_str(&format!(" {name} {:.3} s,", d.as_secs_f64()));
+    }
+    line.pop();
+    let (in_memory, on_disk) = outcome.stats.set_bytes;
+    line.push_str(&format!(
+        "; shingle sets {:.1} MB in memory, {:.1} MB spilled",
+        in_memory as f64 / 1e6,
+        on_disk as f64 / 1e6
+    ));
+    terminal.println(&line);
 }
 
 /// A temporary file next to `path`, to be renamed over it when complete.
