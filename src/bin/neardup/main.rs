@@ -1,6 +1,7 @@
 //! The `neardup` command: parse flags, run the library's pipeline, write the output.
 
 mod args;
+mod feed;
 mod progress;
 
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -40,6 +41,8 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Index(a) => feed::run_index(a),
+        Command::Watch(a) => feed::watch(a),
         Command::Cluster(a) => analyse(
             false,
             &a.input,
