@@ -82,8 +82,8 @@ enum Stage2 {
     Problem(Problem),
 }
 
-/// Reads `inputs` and adds (or checks) every article, handing each verdict to `sink` in
-/// input order once it is durable. Bad records go to `observer` and are counted; an id
+/// Reads `inputs` and adds (or checks) every article, handing verdicts to `sink` in input
+/// order, a commit group at a time, once they are durable. Bad records go to `observer` and are counted; an id
 /// that is already indexed is a bad record of kind `duplicate_id` when adding.
 pub fn ingest(
     index: &mut FeedIndex,
@@ -91,7 +91,7 @@ pub fn ingest(
     mode: IngestMode,
     options: &IngestOptions,
     observer: &dyn Observer,
-    sink: &mut dyn FnMut(&Verdict) -> std::io::Result<()>,
+    sink: &mut dyn FnMut(&[Verdict]) -> std::io::Result<()>,
 ) -> Result<IngestStats> {
     let started = Instant::now();
     if mode == IngestMode::Add {
@@ -215,9 +215,8 @@ pub fn ingest(
             if mode == IngestMode::Add {
                 index.commit()?;
             }
-            for v in verdicts.drain(..) {
-                sink(&v).map_err(|e| Error::io("writing verdicts", e))?;
-            }
+            sink(&verdicts).map_err(|e| Error::io("writing verdicts", e))?;
+            verdicts.clear();
             if let Some(e) = failure {
                 return Err(e);
             }
