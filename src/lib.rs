@@ -36,10 +36,10 @@
 //! ```
 //!
 //! ## Memory usage
-//! Per document: its id and metadata (as long as they are in the input), 52 bytes of
-//! fixed fields, and a signature of `4 × num_perm` bytes (512 at the default). Shingle sets
-//! (8 bytes per distinct shingle) are kept in memory up to `memory_budget` and spilled to
-//! an unlinked temporary file beyond it.
+//! Per document: its id and metadata (as long as they are in the input), about 110 bytes
+//! of fixed fields and index entries, and a signature of `4 × num_perm` bytes (512 at the
+//! default). Shingle sets (8 bytes per distinct shingle) are kept in memory up to
+//! `memory_budget` and spilled to an unlinked temporary file beyond it.
 
 pub mod cluster;
 pub mod corpus;
