@@ -2,8 +2,8 @@
 //!
 //! An index is a directory:
 //!
-//! * `index.meta`: magic `NDUPMETA`, format version, generation, settings, CRC-32C of
-//!   all before it. Written once by `create` and replaced atomically by `compact`
+//! * `index.meta`: magic `NDUPMETA`, format version, generation, settings, the
+//!   fingerprint check, CRC-32C of all before it. Written once by `create` and replaced atomically by `compact`
 //!   (temporary file, fsync, rename, fsync of the directory).
 //! * `articles.<generation>.log`: a 24-byte header (magic `NDUPLOG\n`, format version,
 //!   generation, CRC-32C) followed by framed article records, appended in the order the
@@ -120,6 +120,27 @@ pub struct IndexSettings {
 pub(crate) struct Meta {
     pub generation: u64,
     pub settings: IndexSettings,
+    /// A hash of the fingerprint of [`PROBE_TEXT`] made when the index was created: stored
+    /// signatures and shingle sets are only comparable with new ones while the tokenizer,
+    /// shingles and sketch give the same result.
+    pub fingerprint_check: u64,
+}
+
+/// A text that exercises the tokenizer (case, accents, punctuation, digits, joiners,
+/// scripts without spaces), fingerprinted to detect a change of algorithm.
+pub(crate) const PROBE_TEXT: &str = "Zürich, 3 Jan. (Reuters) — The central bank's \
+    rate rose 0.5% to 4,25 per cent; l'économie « ralentit », 中国央行周二宣布 降息。 \
+    ÉCOLE école Ǆ ǆ ﬁne café́ e-mail co-operate #tags @user https://x.example/a?b=1";
+
+/// The fingerprint check of a fingerprint (see [`Meta::fingerprint_check`]).
+pub(crate) fn fingerprint_check(fingerprint: Option<&crate::pipeline::Fingerprint>) -> u64 {
+    let mut bytes = Vec::new();
+    if let Some(f) = fingerprint {
+        bytes.extend(f.set.iter().flat_map(|x| x.to_le_bytes()));
+        bytes.extend(f.signature.iter().flat_map(|x| x.to_le_bytes()));
+        bytes.extend((f.tokens as u64).to_le_bytes());
+    }
+    xxhash_rust::xxh3::xxh3_64(&bytes)
 }
 
 fn crc(bytes: &[u8]) -> u32 {
@@ -146,6 +167,7 @@ pub(crate) fn encode_meta(meta: &Meta) -> Vec<u8> {
     out.extend_from_slice(&(s.lsh.rows as u32).to_le_bytes());
     out.extend_from_slice(&(s.bucket_cap as u32).to_le_bytes());
     out.extend_from_slice(&s.window.unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(&meta.fingerprint_check.to_le_bytes());
     let sum = crc(&out);
     out.extend_from_slice(&sum.to_le_bytes());
     out
@@ -234,6 +256,7 @@ pub(crate) fn decode_meta(bytes: &[u8]) -> Result<Meta, String> {
     let rows = r.u32()? as usize;
     let bucket_cap = r.u32()? as usize;
     let window = Some(r.u64()?).filter(|&w| w > 0);
+    let fingerprint_check = r.u64()?;
     if r.at != body.len() {
         return Err("index.meta has trailing bytes".into());
     }
@@ -249,6 +272,7 @@ pub(crate) fn decode_meta(bytes: &[u8]) -> Result<Meta, String> {
             bucket_cap,
             window,
         },
+        fingerprint_check,
     })
 }
 
@@ -446,6 +470,7 @@ mod tests {
         let meta = Meta {
             generation: 3,
             settings: settings(),
+            fingerprint_check: 0xDEAD_BEEF,
         };
         let bytes = encode_meta(&meta);
         assert_eq!(decode_meta(&bytes).unwrap(), meta);

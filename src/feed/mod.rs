@@ -291,6 +291,7 @@ impl FeedIndex {
         let meta = Meta {
             generation: 0,
             settings: settings.clone(),
+            fingerprint_check: probe_check(&settings.pipeline()?),
         };
         log::create(&dir.join(format::log_file_name(0)), 0)
             .map_err(|e| io_error(dir, "creating the article log", e))?;
@@ -347,6 +348,14 @@ impl FeedIndex {
         let pipeline = settings
             .pipeline()
             .map_err(|e| index_error(dir, format!("index.meta holds invalid settings: {e}")))?;
+        if probe_check(&pipeline) != meta.fingerprint_check {
+            return Err(index_error(
+                dir,
+                "was built by a version of neardup that fingerprints texts differently (its \
+                 tokenizer, shingles or sketch changed), so its verdicts would be wrong; \
+                 rebuild it by adding the articles to a new index",
+            ));
+        }
         if lock.is_some() {
             remove_stale_files(dir, meta.generation);
         }
@@ -824,6 +833,7 @@ impl FeedIndex {
         let meta = Meta {
             generation,
             settings: self.settings.clone(),
+            fingerprint_check: probe_check(&self.pipeline),
         };
         // The switch: until this rename, the old generation is in force.
         log::write_atomically(&dir, format::META_FILE, &format::encode_meta(&meta))
@@ -856,6 +866,15 @@ fn verdict(article: &Article, matches: Vec<Match>) -> Verdict {
         cluster,
         already_indexed: false,
     }
+}
+
+/// The fingerprint check of these settings (see [`Meta::fingerprint_check`]).
+fn probe_check(pipeline: &Settings) -> u64 {
+    format::fingerprint_check(
+        Fingerprinter::new(pipeline)
+            .fingerprint(format::PROBE_TEXT)
+            .as_ref(),
+    )
 }
 
 fn read_meta(dir: &Path) -> Result<Meta> {
@@ -938,5 +957,151 @@ fn remove_stale_files(dir: &Path, generation: u64) {
         if stale_log || name.starts_with(".tmp") {
             let _ = std::fs::remove_file(entry.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod golden {
+    //! The on-disk format is pinned by a small index written by format version 1 and kept
+    //! in `tests/golden/feed-index-v1`: it must decode to the values below and re-encode
+    //! to the same bytes. (Signatures are not compared: they pin the sketch, not the
+    //! format; a changed fingerprint algorithm is caught by the fingerprint check.) After
+    //! a deliberate format change, bump [`FORMAT_VERSION`], move the golden index to a new
+    //! directory and regenerate it with `NEARDUP_UPDATE_GOLDEN=1 cargo test golden`.
+
+    use super::*;
+    use crate::progress::Silent;
+
+    const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/feed-index-v1");
+    const T0: i64 = 1_700_000_000;
+    const ARTICLES: [(&str, &str); 4] = [
+        (
+            "rate-1",
+            "The central bank raised its benchmark interest rate by half a point on Tuesday, \
+             the third increase this year, saying inflation remained far above its target.",
+        ),
+        (
+            "storm-1",
+            "A powerful storm closed schools and roads across the northern region for a \
+             second day, leaving thousands of homes without electricity.",
+        ),
+        (
+            "rate-2",
+            "The central bank raised its benchmark interest rate by half a point on Tuesday, \
+             the third increase this year, saying inflation remained well above its target.",
+        ),
+        (
+            "storm-2",
+            "A powerful storm closed schools and roads across the northern region for a \
+             second day, leaving thousands of homes without power.",
+        ),
+    ];
+
+    fn settings() -> IndexSettings {
+        let pipeline = PipelineBuilder::new()
+            .num_perm(16)
+            .threshold(0.5)
+            .build()
+            .unwrap();
+        IndexSettings::new(pipeline.settings(), Level::Copy, Some(30 * 86_400)).unwrap()
+    }
+
+    fn build(dir: &Path) {
+        FeedIndex::create(dir, &settings()).unwrap();
+        let mut index = FeedIndex::open(dir, Access::Write, &Silent).unwrap();
+        let mut f = index.fingerprinter();
+        for (i, (id, text)) in ARTICLES.into_iter().enumerate() {
+            let line = serde_json::json!({"id": id, "text": text, "date": T0 + i as i64});
+            let article = Article::from_json(&line.to_string(), &Default::default(), &mut f, 0);
+            index.add(&article.unwrap()).unwrap();
+        }
+        index.commit().unwrap();
+    }
+
+    #[test]
+    fn golden_index_decodes_to_known_values_and_reencodes_byte_for_byte() {
+        let golden = Path::new(GOLDEN);
+        if std::env::var_os("NEARDUP_UPDATE_GOLDEN").is_some() {
+            let _ = std::fs::remove_dir_all(golden);
+            build(golden);
+            std::fs::remove_file(golden.join(format::LOCK_FILE)).unwrap();
+        }
+        let meta_bytes = std::fs::read(golden.join(format::META_FILE)).unwrap();
+        let meta = format::decode_meta(&meta_bytes).unwrap();
+        assert_eq!((meta.generation, &meta.settings), (0, &settings()));
+        assert_eq!(format::encode_meta(&meta), meta_bytes);
+
+        let log = std::fs::read(golden.join(format::log_file_name(0))).unwrap();
+        format::check_log_header(&log, 0).unwrap();
+        let mut at = format::LOG_HEADER_BYTES as usize;
+        let mut seen = Vec::new();
+        while at < log.len() {
+            let header: [u8; 8] = log[at..at + 8].try_into().unwrap();
+            let end = at + 8 + format::frame_payload_len(&header) as usize;
+            let payload = &log[at + 8..end];
+            assert!(format::frame_is_intact(&header, payload));
+            let r = format::decode_article(payload, 16).unwrap();
+            let mut set = Vec::new();
+            r.set_into(&mut set);
+            assert!(!set.is_empty() && set.windows(2).all(|w| w[0] < w[1]));
+            assert_eq!(r.text_bytes as usize, ARTICLES[seen.len()].1.len());
+            let mut again = Vec::new();
+            format::encode_article(&mut again, &r);
+            assert_eq!(
+                again,
+                &log[at..end],
+                "record {} re-encodes differently",
+                r.id
+            );
+            seen.push((
+                r.id.to_string(),
+                r.verdict,
+                r.best_match.to_string(),
+                r.cluster.to_string(),
+                r.time,
+                r.dated,
+            ));
+            at = end;
+        }
+        let (new, dup) = (StoredVerdict::New, StoredVerdict::Duplicate);
+        let expected = [
+            ("rate-1", new, "", "rate-1"),
+            ("storm-1", new, "", "storm-1"),
+            ("rate-2", dup, "rate-1", "rate-1"),
+            ("storm-2", dup, "storm-1", "storm-1"),
+        ];
+        assert_eq!(seen.len(), expected.len());
+        for (i, (got, want)) in seen.iter().zip(expected).enumerate() {
+            assert_eq!(
+                (
+                    got.0.as_str(),
+                    got.1,
+                    got.2.as_str(),
+                    got.3.as_str(),
+                    got.4,
+                    got.5
+                ),
+                (want.0, want.1, want.2, want.3, T0 + i as i64, true)
+            );
+        }
+    }
+
+    #[test]
+    fn an_index_fingerprinted_differently_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().join("idx");
+        build(&dir);
+        assert_eq!(
+            FeedIndex::open(&dir, Access::Read, &Silent).unwrap().len(),
+            4
+        );
+        let mut meta = read_meta(&dir).unwrap();
+        meta.fingerprint_check ^= 1;
+        std::fs::write(dir.join(format::META_FILE), format::encode_meta(&meta)).unwrap();
+        let e = FeedIndex::open(&dir, Access::Read, &Silent).unwrap_err();
+        assert!(
+            e.to_string().contains("fingerprints texts differently"),
+            "{e}"
+        );
     }
 }
