@@ -895,7 +895,17 @@ fn take_lock(dir: &Path) -> Result<File> {
         .truncate(false)
         .open(&path)
         .map_err(|e| io_error(dir, "opening the lock file", e))?;
-    match try_lock(&file) {
+    // A process forked by this one between our closing an earlier handle and its exec
+    // holds the lock for a moment: try a few times before saying it is taken.
+    let mut locked = try_lock(&file);
+    for wait_ms in [5, 20, 50, 100, 200] {
+        if !matches!(locked, Ok(false)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+        locked = try_lock(&file);
+    }
+    match locked {
         Ok(true) => {}
         Ok(false) => {
             let mut holder = String::new();
