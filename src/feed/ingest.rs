@@ -1,10 +1,11 @@
 //! Adding (or checking) the articles of input files in bulk.
 //!
-//! Three stages run at once: a reader thread cuts inputs into batches of raw records, a
-//! fingerprinting thread parses and fingerprints each batch on all cores, and the calling
+//! Four stages run at once: a reader thread cuts inputs into batches of raw records, a
+//! fingerprinting thread parses and fingerprints each batch on all cores, the calling
 //! thread decides and adds articles one by one, in input order (each sees every article
-//! before it). Each batch is committed with one `fdatasync` before its verdicts are
-//! handed out: a verdict is only ever seen for an article that is durable.
+//! before it) and writes each batch to the log, and a sync thread makes each written
+//! batch durable with one `fdatasync` and only then hands out its verdicts: a verdict is
+//! only ever seen for an article that is durable, and syncing overlaps with deciding.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::sync_channel;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use super::{Article, FeedIndex, Verdict, VerdictKind, now};
+use super::{Article, FeedIndex, Syncer, Verdict, VerdictKind, now};
 use crate::error::{Error, ErrorKind, Result};
 use crate::input::{
     self, FieldNames, InputFormat, InputSpec, Problem, ProblemKind, ReadEvent, ReadLimits,
@@ -91,7 +92,7 @@ pub fn ingest(
     mode: IngestMode,
     options: &IngestOptions,
     observer: &dyn Observer,
-    sink: &mut dyn FnMut(&[Verdict]) -> std::io::Result<()>,
+    sink: &mut (dyn FnMut(&[Verdict]) -> std::io::Result<()> + Send),
 ) -> Result<IngestStats> {
     let started = Instant::now();
     if mode == IngestMode::Add {
@@ -111,7 +112,18 @@ pub fn ingest(
     observer.stage_started(Stage::Read, total);
     let (raw_tx, raw_rx) = sync_channel::<ReadEvent>(2);
     let (tx, rx) = sync_channel::<Stage2>(2);
+    // Written batches waiting for their sync: at most two behind the one being decided.
+    let (ack_tx, ack_rx) = sync_channel::<(Option<Syncer>, Vec<Verdict>)>(2);
     let result = std::thread::scope(|scope| -> Result<()> {
+        let acknowledger = scope.spawn(move || -> Result<()> {
+            for (syncer, verdicts) in ack_rx {
+                if let Some(syncer) = syncer {
+                    syncer.sync()?;
+                }
+                sink(&verdicts).map_err(|e| Error::io("writing verdicts", e))?;
+            }
+            Ok(())
+        });
         let sources = &sources;
         scope.spawn(move || {
             let mut on_read = |n| observer.advanced(Stage::Read, n);
@@ -151,27 +163,53 @@ pub fn ingest(
                 }
             }
         });
-        let mut verdicts: Vec<Verdict> = Vec::new();
-        for event in rx {
-            let prepared = match event {
-                Stage2::Problem(p) => {
-                    on_problem(&p, observer, &mut stats, options.strict)?;
-                    continue;
-                }
-                Stage2::Batch(p) => p,
-            };
-            let mut failure = None;
-            for (record, article) in prepared.batch.records.iter().zip(prepared.articles) {
-                stats.records += 1;
-                let source = &sources[record.location.source as usize];
-                let problem = |kind| Problem {
-                    source: source.name.clone(),
-                    line: (source.format == InputFormat::JsonLines).then_some(record.location.line),
-                    kind,
+        let decided = (|| -> Result<()> {
+            let mut verdicts: Vec<Verdict> = Vec::new();
+            for event in rx {
+                let prepared = match event {
+                    Stage2::Problem(p) => {
+                        on_problem(&p, observer, &mut stats, options.strict)?;
+                        continue;
+                    }
+                    Stage2::Batch(p) => p,
                 };
-                let article = match article {
-                    Ok(a) => a,
-                    Err(kind) => {
+                let mut failure = None;
+                for (record, article) in prepared.batch.records.iter().zip(prepared.articles) {
+                    stats.records += 1;
+                    let source = &sources[record.location.source as usize];
+                    let problem = |kind| Problem {
+                        source: source.name.clone(),
+                        line: (source.format == InputFormat::JsonLines)
+                            .then_some(record.location.line),
+                        kind,
+                    };
+                    let article = match article {
+                        Ok(a) => a,
+                        Err(kind) => {
+                            if let Err(e) =
+                                on_problem(&problem(kind), observer, &mut stats, options.strict)
+                            {
+                                failure = Some(e);
+                                break;
+                            }
+                            continue;
+                        }
+                    };
+                    if let Some(date) = &article.unparsed_date {
+                        stats.unparsed_dates += 1;
+                        stats
+                            .unparsed_date_example
+                            .get_or_insert_with(|| date.clone());
+                    }
+                    let verdict = match mode {
+                        IngestMode::Add => index.add(&article)?,
+                        IngestMode::Query => Some(index.query(&article)?),
+                    };
+                    let Some(verdict) = verdict else {
+                        let kind = ProblemKind::DuplicateId {
+                            id: article.id,
+                            first: format!("index {index_name}"),
+                        };
                         if let Err(e) =
                             on_problem(&problem(kind), observer, &mut stats, options.strict)
                         {
@@ -179,49 +217,35 @@ pub fn ingest(
                             break;
                         }
                         continue;
-                    }
-                };
-                if let Some(date) = &article.unparsed_date {
-                    stats.unparsed_dates += 1;
-                    stats
-                        .unparsed_date_example
-                        .get_or_insert_with(|| date.clone());
-                }
-                let verdict = match mode {
-                    IngestMode::Add => index.add(&article)?,
-                    IngestMode::Query => Some(index.query(&article)?),
-                };
-                let Some(verdict) = verdict else {
-                    let kind = ProblemKind::DuplicateId {
-                        id: article.id,
-                        first: format!("index {index_name}"),
                     };
-                    if let Err(e) = on_problem(&problem(kind), observer, &mut stats, options.strict)
-                    {
-                        failure = Some(e);
-                        break;
+                    stats.articles += 1;
+                    stats.already_indexed += u64::from(verdict.already_indexed);
+                    match verdict.kind {
+                        VerdictKind::New => stats.new += 1,
+                        VerdictKind::Duplicate => stats.duplicates += 1,
                     }
-                    continue;
-                };
-                stats.articles += 1;
-                stats.already_indexed += u64::from(verdict.already_indexed);
-                match verdict.kind {
-                    VerdictKind::New => stats.new += 1,
-                    VerdictKind::Duplicate => stats.duplicates += 1,
+                    verdicts.push(verdict);
                 }
-                verdicts.push(verdict);
+                // Durable first, then acknowledged (by the sync thread).
+                let syncer = match mode {
+                    IngestMode::Add => Some(index.write()?),
+                    IngestMode::Query => None,
+                };
+                if ack_tx
+                    .send((syncer, std::mem::take(&mut verdicts)))
+                    .is_err()
+                {
+                    break; // the sync thread failed: its error is returned below
+                }
+                if let Some(e) = failure {
+                    return Err(e);
+                }
             }
-            // Durable first, then acknowledged.
-            if mode == IngestMode::Add {
-                index.commit()?;
-            }
-            sink(&verdicts).map_err(|e| Error::io("writing verdicts", e))?;
-            verdicts.clear();
-            if let Some(e) = failure {
-                return Err(e);
-            }
-        }
-        Ok(())
+            Ok(())
+        })();
+        drop(ack_tx);
+        let acknowledged = acknowledger.join().expect("the sync thread does not panic");
+        decided.and(acknowledged)
     });
     observer.stage_finished(Stage::Read);
     result?;

@@ -1,7 +1,8 @@
 //! The article log: framed records appended to one file, made durable in groups.
 //!
-//! Appended frames wait in memory until [`Log::commit`] writes them and calls
-//! `fdatasync`; only then are their articles acknowledged. After a crash the file may end
+//! Appended frames wait in memory until [`Log::write`] writes them to the file (where
+//! reads find them) and returns a [`Syncer`]; once its `fdatasync` has returned, possibly
+//! on another thread while more articles are added, their articles are acknowledged. After a crash the file may end
 //! in a partly written group: [`scan`] stops at the first frame that is incomplete or
 //! fails its checksum, and a writer truncates the file there. Nothing acknowledged can be
 //! in that tail, because a group is acknowledged only after it is synced as a whole.
@@ -9,6 +10,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::format::{self, FRAME_HEADER_BYTES, LOG_HEADER_BYTES};
 
@@ -21,14 +23,30 @@ pub(crate) const MAX_GROUP_BYTES: usize = 32 << 20;
 /// The article log of one generation.
 #[derive(Debug)]
 pub(crate) struct Log {
-    file: File,
+    file: Arc<File>,
     path: PathBuf,
-    /// Bytes of the file that are written and synced.
+    /// Bytes of the file that are written (but maybe not yet synced).
     committed: u64,
     /// Frames appended since the last commit.
     pending: Vec<u8>,
     /// A failed write leaves the file and memory out of step: nothing more is accepted.
     failed: bool,
+}
+
+/// Makes what was written to a log before it was made durable (`fdatasync`). It can be
+/// sent to another thread, so that syncing overlaps with adding the next articles.
+#[derive(Debug)]
+pub struct Syncer {
+    file: Arc<File>,
+}
+
+impl Syncer {
+    /// Syncs; when it returns, everything written before this syncer was made is durable.
+    pub fn sync(self) -> crate::Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| crate::Error::io("syncing the article log", e))
+    }
 }
 
 /// Where the valid frames of a log end, and why scanning stopped there.
@@ -113,7 +131,7 @@ impl Log {
     /// Opens a log for reading only, up to `valid_len`.
     pub fn open_read(path: &Path, file: File, valid_len: u64) -> Log {
         Log {
-            file,
+            file: Arc::new(file),
             path: path.to_path_buf(),
             committed: valid_len,
             pending: Vec::new(),
@@ -155,25 +173,35 @@ impl Log {
         self.pending.len()
     }
 
-    /// Writes and syncs every appended frame.
-    pub fn commit(&mut self) -> io::Result<()> {
+    /// Writes every appended frame to the file; they are durable once the returned
+    /// syncer has synced.
+    pub fn write(&mut self) -> io::Result<Syncer> {
         if self.failed {
             return Err(io::Error::other(
                 "an earlier write to the index failed; reopen it",
             ));
         }
-        if self.pending.is_empty() {
-            return Ok(());
+        if !self.pending.is_empty() {
+            if let Err(e) = write_all_at(&self.file, &self.pending, self.committed) {
+                self.failed = true;
+                return Err(e);
+            }
+            self.committed += self.pending.len() as u64;
+            self.pending.clear();
         }
-        let result = write_all_at(&self.file, &self.pending, self.committed)
-            .and_then(|()| self.file.sync_data());
+        Ok(Syncer {
+            file: Arc::clone(&self.file),
+        })
+    }
+
+    /// Writes and syncs every appended frame.
+    pub fn commit(&mut self) -> io::Result<()> {
+        self.write()?;
+        let result = self.file.sync_data();
         if result.is_err() {
             self.failed = true;
-            return result;
         }
-        self.committed += self.pending.len() as u64;
-        self.pending.clear();
-        Ok(())
+        result
     }
 
     /// The payload of the frame at `offset` of `len` bytes (frame included), read into

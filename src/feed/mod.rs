@@ -70,6 +70,7 @@ use crate::verify::intersection_size;
 use bands::BandTable;
 use format::{ArticleRecord, Meta, StoredVerdict};
 use log::Log;
+pub use log::Syncer;
 
 /// Whether an index is opened to write or only to read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -722,6 +723,15 @@ impl FeedIndex {
             return Err(index_error(&self.dir, "was opened for reading only"));
         }
         Ok(())
+    }
+
+    /// Writes the articles added so far to the log and returns what makes them durable:
+    /// call [`Syncer::sync`] (on any thread) before acknowledging them. Adding may go on
+    /// meanwhile. [`FeedIndex::commit`] does both at once.
+    pub fn write(&mut self) -> Result<Syncer> {
+        self.log
+            .write()
+            .map_err(|e| io_error(&self.dir, "writing the article log", e))
     }
 
     /// Makes every article added so far durable: writes them and syncs the log.

@@ -349,8 +349,8 @@ fn bulk(a: BulkArgs, mode: IngestMode) -> Result<ExitCode> {
         .iter()
         .map(|s| InputSpec::from(s.as_str()))
         .collect();
-    let stdout = io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    // Written by the thread that acknowledges verdicts once they are durable.
+    let mut out = BufWriter::with_capacity(1 << 16, io::stdout());
     let query = mode == IngestMode::Query;
     let stats = feed::ingest(
         &mut index,
@@ -556,89 +556,92 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
     let limit = a.max_record_bytes;
     std::thread::spawn(move || read_stdin(tx, limit));
 
-    let stdout = io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut counts = WatchCounts::default();
-    let mut answers: Vec<(Answer, Instant)> = Vec::new();
+    // Groups written to the log wait here for their sync; then their answers are printed.
+    // Deciding the next group overlaps with syncing this one.
+    let (ack_tx, ack_rx) = mpsc::sync_channel::<(feed::Syncer, Vec<(Answer, Instant)>)>(2);
+    let (all_matches, quiet) = (a.all_matches, a.quiet);
+    let acknowledger = std::thread::spawn(move || -> Result<WatchCounts> {
+        let mut out = BufWriter::with_capacity(1 << 16, io::stdout());
+        let mut counts = WatchCounts::default();
+        for (syncer, mut answers) in ack_rx {
+            syncer.sync()?;
+            for (answer, _) in &answers {
+                acknowledge(&mut out, answer, &mut counts, all_matches, quiet)
+                    .context("writing to standard output")?;
+            }
+            out.flush().context("writing to standard output")?;
+            let written = Instant::now();
+            counts.latencies_us.extend(
+                answers
+                    .drain(..)
+                    .map(|(_, read_at)| written.duration_since(read_at).as_micros() as u64),
+            );
+        }
+        Ok(counts)
+    });
     let mut stop = None;
-    while stop.is_none() {
-        let Ok(first) = rx.recv() else { break };
-        let mut group = vec![first];
-        // Whatever has already arrived joins this commit group.
-        while group.len() < a.max_group
-            && !matches!(
-                group.last(),
-                Some(Event::End | Event::Signal(_) | Event::ReadFailed(_))
-            )
-        {
-            match rx.try_recv() {
-                Ok(event) => group.push(event),
-                Err(_) => break,
-            }
-        }
-        for event in group {
-            match event {
-                Event::Line {
-                    number,
-                    bytes,
-                    read_at,
-                } => {
-                    let answer = decide(&mut index, &mut fingerprinter, &fields, number, &bytes)?;
-                    answers.push((answer, read_at));
-                }
-                Event::TooLarge {
-                    number,
-                    bytes,
-                    read_at,
-                } => answers.push((
-                    Answer::Rejected {
-                        id: None,
-                        line: number,
-                        reason: format!(
-                            "record of at least {bytes} bytes exceeds the limit of {limit} bytes (--max-record-bytes)"
-                        ),
-                    },
-                    read_at,
-                )),
-                Event::End => stop = Some(None),
-                Event::Signal(s) => stop = Some(Some(format!("signal {s}"))),
-                Event::ReadFailed(e) => {
-                    stop = Some(Some(format!("reading standard input failed: {e}")))
+    let decided = (|| -> Result<()> {
+        while stop.is_none() {
+            let Ok(first) = rx.recv() else { break };
+            let mut group = vec![first];
+            // Whatever has already arrived joins this commit group.
+            while group.len() < a.max_group
+                && !matches!(
+                    group.last(),
+                    Some(Event::End | Event::Signal(_) | Event::ReadFailed(_))
+                )
+            {
+                match rx.try_recv() {
+                    Ok(event) => group.push(event),
+                    Err(_) => break,
                 }
             }
-        }
-        // Durable first, then acknowledged.
-        index.commit()?;
-        for (answer, _) in &answers {
-            match answer {
-                Answer::Verdict(v) => {
-                    match v.kind {
-                        VerdictKind::New => counts.new += 1,
-                        _ => counts.duplicates += 1,
+            let mut answers = Vec::with_capacity(group.len());
+            for event in group {
+                match event {
+                    Event::Line {
+                        number,
+                        bytes,
+                        read_at,
+                    } => {
+                        let answer =
+                            decide(&mut index, &mut fingerprinter, &fields, number, &bytes)?;
+                        answers.push((answer, read_at));
                     }
-                    feed::write_json_line(&mut out, &VerdictRecord::new(v, false, a.all_matches))
-                }
-                Answer::Rejected { id, line, reason } => {
-                    counts.rejected += 1;
-                    if !a.quiet {
-                        terminal.println(&format!("neardup: warning: <stdin>:{line}: {reason}"));
+                    Event::TooLarge {
+                        number,
+                        bytes,
+                        read_at,
+                    } => answers.push((
+                        Answer::Rejected {
+                            id: None,
+                            line: number,
+                            reason: format!(
+                                "record of at least {bytes} bytes exceeds the limit of {limit} bytes (--max-record-bytes)"
+                            ),
+                        },
+                        read_at,
+                    )),
+                    Event::End => stop = Some(None),
+                    Event::Signal(s) => stop = Some(Some(format!("signal {s}"))),
+                    Event::ReadFailed(e) => {
+                        stop = Some(Some(format!("reading standard input failed: {e}")))
                     }
-                    feed::write_json_line(
-                        &mut out,
-                        &RejectedRecord::new(id.as_deref(), *line, reason.clone()),
-                    )
                 }
             }
-            .context("writing to standard output")?;
+            // Durable first, then acknowledged (by the acknowledging thread).
+            if ack_tx.send((index.write()?, answers)).is_err() {
+                break; // it failed: its error is returned below
+            }
         }
-        out.flush().context("writing to standard output")?;
-        let written = Instant::now();
-        counts.latencies_us.extend(
-            answers
-                .drain(..)
-                .map(|(_, read_at)| written.duration_since(read_at).as_micros() as u64),
-        );
-    }
+        Ok(())
+    })();
+    drop(ack_tx);
+    let acknowledged = acknowledger
+        .join()
+        .map_err(|_| anyhow::anyhow!("the acknowledging thread panicked"))?;
+    decided?;
+    let mut counts = acknowledged?;
     if !a.quiet {
         let why = match stop.flatten() {
             Some(why) => format!(" (stopped by {why})"),
@@ -659,6 +662,35 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Writes one answer line and counts it.
+fn acknowledge(
+    out: &mut dyn Write,
+    answer: &Answer,
+    counts: &mut WatchCounts,
+    all_matches: bool,
+    quiet: bool,
+) -> io::Result<()> {
+    match answer {
+        Answer::Verdict(v) => {
+            match v.kind {
+                VerdictKind::New => counts.new += 1,
+                _ => counts.duplicates += 1,
+            }
+            feed::write_json_line(out, &VerdictRecord::new(v, false, all_matches))
+        }
+        Answer::Rejected { id, line, reason } => {
+            counts.rejected += 1;
+            if !quiet {
+                eprintln!("neardup: warning: <stdin>:{line}: {reason}");
+            }
+            feed::write_json_line(
+                out,
+                &RejectedRecord::new(id.as_deref(), *line, reason.clone()),
+            )
+        }
+    }
 }
 
 /// Parses, fingerprints and adds one input line.
