@@ -685,7 +685,8 @@ fn crash_rounds() -> usize {
 #[test]
 fn acknowledged_articles_survive_sigkill_at_random_moments() {
     let s = Scratch::new();
-    let records = corpus(77, 3000, 1_700_000_000);
+    let rounds = crash_rounds();
+    let records = corpus(77, 3000.max(rounds * 250), 1_700_000_000);
     let input = s.write("corpus.jsonl", to_jsonl(&records));
     let idx = s.path("idx");
     let reference = s.path("reference");
@@ -717,17 +718,22 @@ fn acknowledged_articles_survive_sigkill_at_random_moments() {
         .unwrap_or(5);
     let mut rng = Rng(seed);
     let mut acknowledged: HashMap<String, serde_json::Value> = HashMap::new();
-    let rounds = crash_rounds();
-    // Runs are killed after starting up and getting through part of the rest.
-    let span = (3 * full_run.as_millis() as u64 / rounds as u64).max(10);
+    // Each run is killed after starting up (~10 ms) and getting through a random part of
+    // its share of the rest; the speed is re-estimated from the runs so far, so that the
+    // corpus lasts about all the rounds whatever the machine's speed.
+    let mut per_ms = records.len() as f64 / full_run.as_millis().max(1) as f64;
+    let (mut progressed, mut run_ms) = (0usize, 0u64);
     let mut held = 0;
     let mut kills = 0;
     for round in 0..rounds {
         if held == records.len() {
             break;
         }
+        let share = (records.len() - held) as f64 / (rounds - round) as f64;
+        let span = (2.0 * share / per_ms).ceil() as u64 + 1;
         let rest = s.write("rest.jsonl", to_jsonl(&records[held..]));
         let delay = Duration::from_millis(10 + rng.below(span));
+        let held_before = held;
         let lines = if round % 2 == 0 {
             let args = ["index", "add", "-q", "--commit-every", "25"].map(std::ffi::OsStr::new);
             run_and_kill(

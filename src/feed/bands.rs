@@ -100,15 +100,34 @@ impl BandTable {
         self.delta.push((fingerprint, article, previous));
     }
 
+    /// The base range that holds this fingerprint's entries, if any. Split from
+    /// [`BandTable::lookup`] so that a query can load every band's directory slot before
+    /// it scans any: the loads are independent and their cache misses overlap.
+    #[inline]
+    pub(crate) fn base_range(&self, fingerprint: u32) -> (u32, u32) {
+        if self.base.is_empty() {
+            return (0, 0);
+        }
+        let slot = (fingerprint >> (32 - self.dir_bits)) as usize;
+        (self.directory[slot], self.directory[slot + 1])
+    }
+
+    /// The first base entry of a range (a load that brings its cache line in early).
+    #[inline]
+    pub(crate) fn touch(&self, range: (u32, u32)) -> u64 {
+        self.base.get(range.0 as usize).copied().unwrap_or(0)
+    }
+
     /// Appends every article with this fingerprint to `out`, in increasing order.
+    #[cfg(test)]
     pub(crate) fn lookup(&self, fingerprint: u32, out: &mut Vec<u32>) {
-        if !self.base.is_empty() {
-            let slot = (fingerprint >> (32 - self.dir_bits)) as usize;
-            let (from, to) = (
-                self.directory[slot] as usize,
-                self.directory[slot + 1] as usize,
-            );
-            let range = &self.base[from..to];
+        self.lookup_in(fingerprint, self.base_range(fingerprint), out);
+    }
+
+    /// [`BandTable::lookup`] with the range from [`BandTable::base_range`].
+    pub(crate) fn lookup_in(&self, fingerprint: u32, range: (u32, u32), out: &mut Vec<u32>) {
+        if range.1 > range.0 {
+            let range = &self.base[range.0 as usize..range.1 as usize];
             let start = range.partition_point(|&e| ((e >> 32) as u32) < fingerprint);
             out.extend(
                 range[start..]

@@ -1,16 +1,20 @@
 //! The article log: framed records appended to one file, made durable in groups.
 //!
-//! Appended frames wait in memory until [`Log::write`] writes them to the file (where
-//! reads find them) and returns a [`Syncer`]; once its `fdatasync` has returned, possibly
-//! on another thread while more articles are added, their articles are acknowledged. After a crash the file may end
+//! Appended frames wait in memory until [`Log::write`] hands them, as one group, to a
+//! [`Syncer`], which writes them to the file and calls `fdatasync` (possibly on another
+//! thread while more articles are added); once it has returned, their articles are
+//! acknowledged. Reads find a frame wherever it is: pending, in a group being written,
+//! or in the file. After a crash the file may end
 //! in a partly written group: [`scan`] stops at the first frame that is incomplete or
 //! fails its checksum, and a writer truncates the file there. Nothing acknowledged can be
 //! in that tail, because a group is acknowledged only after it is synced as a whole.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::format::{self, FRAME_HEADER_BYTES, LOG_HEADER_BYTES};
 
@@ -25,27 +29,52 @@ pub(crate) const MAX_GROUP_BYTES: usize = 32 << 20;
 pub(crate) struct Log {
     file: Arc<File>,
     path: PathBuf,
-    /// Bytes of the file that are written (but maybe not yet synced).
-    committed: u64,
-    /// Frames appended since the last commit.
+    /// Length of the log once every group handed to a syncer is written: where the
+    /// pending frames start.
+    handed: u64,
+    /// Bytes of the file written by syncers (a prefix of `handed`).
+    written: Arc<AtomicU64>,
+    /// Groups handed to syncers and maybe not yet written: `(offset, frames)`.
+    in_flight: VecDeque<(u64, Arc<Vec<u8>>)>,
+    /// Frames appended since the last group was handed over.
     pending: Vec<u8>,
     /// A failed write leaves the file and memory out of step: nothing more is accepted.
-    failed: bool,
+    failed: Arc<AtomicBool>,
 }
 
-/// Makes what was written to a log before it was made durable (`fdatasync`). It can be
-/// sent to another thread, so that syncing overlaps with adding the next articles.
+/// Writes one group of frames to the log and makes it durable (`fdatasync`). It can be
+/// sent to another thread, so that writing and syncing overlap with adding the next
+/// articles; syncers must run in the order they were made.
 #[derive(Debug)]
 pub struct Syncer {
     file: Arc<File>,
+    offset: u64,
+    frames: Arc<Vec<u8>>,
+    written: Arc<AtomicU64>,
+    failed: Arc<AtomicBool>,
 }
 
 impl Syncer {
-    /// Syncs; when it returns, everything written before this syncer was made is durable.
+    /// Writes and syncs; when it returns, the group and every earlier one are durable.
     pub fn sync(self) -> crate::Result<()> {
-        self.file
-            .sync_data()
-            .map_err(|e| crate::Error::io("syncing the article log", e))
+        self.sync_io()
+            .map_err(|e| crate::Error::io("writing the article log", e))
+    }
+
+    fn sync_io(self) -> io::Result<()> {
+        let result = write_all_at(&self.file, &self.frames, self.offset)
+            .and_then(|()| self.file.sync_data());
+        match result {
+            Ok(()) => {
+                self.written
+                    .store(self.offset + self.frames.len() as u64, Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                self.failed.store(true, Ordering::Release);
+                Err(e)
+            }
+        }
     }
 }
 
@@ -133,9 +162,11 @@ impl Log {
         Log {
             file: Arc::new(file),
             path: path.to_path_buf(),
-            committed: valid_len,
+            handed: valid_len,
+            written: Arc::new(AtomicU64::new(valid_len)),
+            in_flight: VecDeque::new(),
             pending: Vec::new(),
-            failed: false,
+            failed: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -160,59 +191,76 @@ impl Log {
     }
 
     /// Appends a frame built by `encode` (which appends one frame to the vector it gets);
-    /// returns its offset and length. It is durable after the next [`Log::commit`].
+    /// returns its offset and length. It is durable once a syncer made after this has run.
     pub fn append(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> (u64, u32) {
-        let offset = self.committed + self.pending.len() as u64;
+        let offset = self.handed + self.pending.len() as u64;
         let before = self.pending.len();
         encode(&mut self.pending);
         (offset, (self.pending.len() - before) as u32)
     }
 
-    /// Bytes appended and not yet committed.
+    /// Bytes appended and not yet handed to a syncer.
     pub fn pending_bytes(&self) -> usize {
         self.pending.len()
     }
 
-    /// Writes every appended frame to the file; they are durable once the returned
-    /// syncer has synced.
+    /// Hands every appended frame to a syncer, which writes them and makes them durable.
     pub fn write(&mut self) -> io::Result<Syncer> {
-        if self.failed {
+        if self.failed.load(Ordering::Acquire) {
             return Err(io::Error::other(
                 "an earlier write to the index failed; reopen it",
             ));
         }
-        if !self.pending.is_empty() {
-            if let Err(e) = write_all_at(&self.file, &self.pending, self.committed) {
-                self.failed = true;
-                return Err(e);
-            }
-            self.committed += self.pending.len() as u64;
-            self.pending.clear();
+        let written = self.written.load(Ordering::Acquire);
+        while self
+            .in_flight
+            .front()
+            .is_some_and(|(offset, frames)| offset + frames.len() as u64 <= written)
+        {
+            self.in_flight.pop_front();
+        }
+        let frames = Arc::new(std::mem::take(&mut self.pending));
+        let offset = self.handed;
+        self.handed += frames.len() as u64;
+        if !frames.is_empty() {
+            self.in_flight.push_back((offset, Arc::clone(&frames)));
         }
         Ok(Syncer {
             file: Arc::clone(&self.file),
+            offset,
+            frames,
+            written: Arc::clone(&self.written),
+            failed: Arc::clone(&self.failed),
         })
     }
 
-    /// Writes and syncs every appended frame.
+    /// Writes and syncs every appended frame (and waits for nothing else: every syncer
+    /// made earlier must have run).
     pub fn commit(&mut self) -> io::Result<()> {
-        self.write()?;
-        let result = self.file.sync_data();
-        if result.is_err() {
-            self.failed = true;
-        }
-        result
+        self.write()?.sync_io()
     }
 
     /// The payload of the frame at `offset` of `len` bytes (frame included), read into
-    /// `buf` unless it is still pending.
+    /// `buf` unless it is still in memory.
     pub fn read<'a>(&'a self, offset: u64, len: u32, buf: &'a mut Vec<u8>) -> io::Result<&'a [u8]> {
-        let payload_len = len as usize - FRAME_HEADER_BYTES;
-        if offset >= self.committed {
-            let at = (offset - self.committed) as usize + FRAME_HEADER_BYTES;
-            return Ok(&self.pending[at..at + payload_len]);
+        let payload =
+            |frames: &'a [u8], at: usize| &frames[at + FRAME_HEADER_BYTES..at + len as usize];
+        if offset >= self.handed {
+            return Ok(payload(&self.pending, (offset - self.handed) as usize));
         }
-        buf.resize(payload_len, 0);
+        // Written frames are in the file (the syncer's release store orders its write
+        // before this load); later ones are still in their group's buffer.
+        if offset >= self.written.load(Ordering::Acquire) {
+            if let Some((start, frames)) = self
+                .in_flight
+                .iter()
+                .rev()
+                .find(|(start, _)| *start <= offset)
+            {
+                return Ok(payload(frames, (offset - start) as usize));
+            }
+        }
+        buf.resize(len as usize - FRAME_HEADER_BYTES, 0);
         read_exact_at(&self.file, buf, offset + FRAME_HEADER_BYTES as u64)?;
         Ok(buf)
     }
@@ -229,9 +277,9 @@ impl Log {
         Ok(buf)
     }
 
-    /// Length of the file once everything pending is committed.
+    /// Length of the file once everything appended is written.
     pub fn len(&self) -> u64 {
-        self.committed + self.pending.len() as u64
+        self.handed + self.pending.len() as u64
     }
 
     /// The file's path.
@@ -399,8 +447,17 @@ mod tests {
         let (offset, len) = log.append(|v| v.extend_from_slice(&frame("x")));
         let mut buf = Vec::new();
         let pending = log.read(offset, len, &mut buf).unwrap().to_vec();
-        log.commit().unwrap();
-        assert_eq!(log.read(offset, len, &mut buf).unwrap(), &pending[..]);
         assert_eq!(format::decode_article(&pending, 1).unwrap().id, "x");
+        // Handed to a syncer that has not run: still read from memory.
+        let syncer = log.write().unwrap();
+        let (second, second_len) = log.append(|v| v.extend_from_slice(&frame("y")));
+        assert_eq!(log.read(offset, len, &mut buf).unwrap(), &pending[..]);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), LOG_HEADER_BYTES);
+        syncer.sync().unwrap();
+        assert_eq!(log.read(offset, len, &mut buf).unwrap(), &pending[..]);
+        log.commit().unwrap();
+        let y = log.read(second, second_len, &mut buf).unwrap();
+        assert_eq!(format::decode_article(y, 1).unwrap().id, "y");
+        assert_eq!(ids(&path).0, ["x", "y"]);
     }
 }

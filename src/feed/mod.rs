@@ -198,6 +198,7 @@ struct IdIndex {
 #[derive(Debug, Default)]
 struct Scratch {
     keys: Vec<u64>,
+    ranges: Vec<(u32, u32)>,
     bucket: Vec<u32>,
     hits: Vec<(u32, u16)>,
     record: Vec<u8>,
@@ -549,9 +550,21 @@ impl FeedIndex {
         // bucket (as the batch pipeline limits oversized buckets).
         let keep = self.settings.bucket_cap.saturating_sub(1).max(1);
         scratch.hits.clear();
+        // Memory-level parallelism: every band's directory slot, then every band's first
+        // base entry, are loaded before any band is scanned (each is a likely cache miss).
+        scratch.ranges.clear();
+        scratch.ranges.extend(
+            (self.bands.iter().zip(&scratch.keys)).map(|(t, &k)| t.base_range((k >> 32) as u32)),
+        );
+        let touched = (self.bands.iter().zip(&scratch.ranges)).fold(0, |x, (t, &r)| x ^ t.touch(r));
+        std::hint::black_box(touched);
         for (band, &key) in scratch.keys.iter().enumerate() {
             scratch.bucket.clear();
-            self.bands[band].lookup((key >> 32) as u32, &mut scratch.bucket);
+            self.bands[band].lookup_in(
+                (key >> 32) as u32,
+                scratch.ranges[band],
+                &mut scratch.bucket,
+            );
             if let Some(min) = min_time {
                 let times = &self.docs.times;
                 scratch.bucket.retain(|&d| times[d as usize] >= min);
