@@ -767,6 +767,9 @@ fn acknowledged_articles_survive_sigkill_at_random_moments() {
             "round {round}: {held} < {}",
             acknowledged.len()
         );
+        progressed += held - held_before;
+        run_ms += (delay.as_millis() as u64).saturating_sub(10).max(1);
+        per_ms = (progressed.max(1) as f64 / run_ms as f64).max(0.01);
         eprintln!(
             "crash round {round}: killed after {delay:?}; {} acknowledged, {held} indexed",
             acknowledged.len()
