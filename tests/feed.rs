@@ -678,7 +678,7 @@ fn crash_rounds() -> usize {
 }
 
 /// Adds a corpus in runs killed with SIGKILL at random moments, alternating `index add`
-/// and `watch`, each run going on from the first article not yet in the index. After
+/// and `watch` (with both durabilities), each run going on from the first article not yet in the index. After
 /// every kill the index opens and holds every acknowledged article, with the verdict it
 /// was acknowledged with; once a last run completes, every verdict equals that of an index
 /// built without crashes (articles were added in the same order).
@@ -742,7 +742,17 @@ fn acknowledged_articles_survive_sigkill_at_random_moments() {
                 delay,
             )
         } else {
-            let args = ["watch", "-q", "--max-group", "25"].map(std::ffi::OsStr::new);
+            // Both durabilities: a verdict after the fsync, or after the write to the OS.
+            let durability = if round % 4 == 1 { "disk" } else { "process" };
+            let args = [
+                "watch",
+                "-q",
+                "--max-group",
+                "25",
+                "--durability",
+                durability,
+            ]
+            .map(std::ffi::OsStr::new);
             run_and_kill(
                 &[&args[..], &[idx.as_os_str()]].concat(),
                 Some(&rest),

@@ -57,24 +57,60 @@ pub struct Syncer {
 impl Syncer {
     /// Writes and syncs; when it returns, the group and every earlier one are durable.
     pub fn sync(self) -> crate::Result<()> {
-        self.sync_io()
+        self.write()?.sync()
+    }
+
+    /// Writes the group to the file (the operating system's cache) without syncing: it
+    /// then survives the process being killed, but not a power loss until
+    /// [`Written::sync`] (or any later sync) has returned.
+    pub fn write(self) -> crate::Result<Written> {
+        self.write_io()
             .map_err(|e| crate::Error::io("writing the article log", e))
     }
 
-    fn sync_io(self) -> io::Result<()> {
-        let result = write_all_at(&self.file, &self.frames, self.offset)
-            .and_then(|()| self.file.sync_data());
-        match result {
+    fn write_io(self) -> io::Result<Written> {
+        match write_all_at(&self.file, &self.frames, self.offset) {
             Ok(()) => {
+                // Frames below this are read from the file from now on.
                 self.written
                     .store(self.offset + self.frames.len() as u64, Ordering::Release);
-                Ok(())
+                Ok(Written {
+                    file: self.file,
+                    failed: self.failed,
+                })
             }
             Err(e) => {
                 self.failed.store(true, Ordering::Release);
                 Err(e)
             }
         }
+    }
+
+    fn sync_io(self) -> io::Result<()> {
+        self.write_io()?.sync_io()
+    }
+}
+
+/// A group written to the log but not yet synced (see [`Syncer::write`]).
+#[derive(Debug)]
+pub struct Written {
+    file: Arc<File>,
+    failed: Arc<AtomicBool>,
+}
+
+impl Written {
+    /// Syncs the log: this group and everything written before it are durable.
+    pub fn sync(self) -> crate::Result<()> {
+        self.sync_io()
+            .map_err(|e| crate::Error::io("syncing the article log", e))
+    }
+
+    fn sync_io(self) -> io::Result<()> {
+        let result = self.file.sync_data();
+        if result.is_err() {
+            self.failed.store(true, Ordering::Release);
+        }
+        result
     }
 }
 

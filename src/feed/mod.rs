@@ -70,7 +70,7 @@ use crate::verify::intersection_size;
 use bands::BandTable;
 use format::{ArticleRecord, Meta, StoredVerdict};
 use log::Log;
-pub use log::Syncer;
+pub use log::{Syncer, Written};
 
 /// Whether an index is opened to write or only to read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

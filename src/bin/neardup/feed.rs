@@ -41,8 +41,10 @@ run alongside it.";
 
 const WATCH_HELP: &str = "\
 Reads JSON Lines articles from standard input and, for each one, writes its verdict as
-soon as it is decided and the article is safely on disk; then the article is in the
-index. Articles that arrive together are committed with one fsync. Lines that cannot be
+soon as it is decided and the article is safely stored; then the article is in the
+index. Safely stored means synced to disk (fsync) by default; with --durability process,
+handed to the operating system (it survives kill -9, not a power loss), which avoids
+waiting for the disk. Articles that arrive together are committed with one fsync. Lines that cannot be
 checked (malformed JSON, no text, an id already indexed, too long) get a line with
 \"verdict\":\"rejected\", their line number and the reason, so output lines pair with
 input lines (blank input lines are skipped).
@@ -111,6 +113,14 @@ pub struct CreateArgs {
     /// No summary on standard error.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// Synced to disk before the verdict.
+    Disk,
+    /// Written to the operating system before the verdict; synced within 100 ms.
+    Process,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -221,6 +231,12 @@ pub struct WatchArgs {
     /// Most articles committed together when they arrive faster than they are synced.
     #[arg(long, default_value_t = 256, value_name = "N", help_heading = "Run")]
     pub max_group: usize,
+    /// When a verdict may be written. disk: once its article is synced to disk (fsync);
+    /// it survives kill -9, a system crash and a power loss. process: once its article is
+    /// handed to the operating system; it survives kill -9 and any crash of neardup, not
+    /// a system crash or power loss (the index is synced every 100 ms and at exit).
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Disk, help_heading = "Run")]
+    pub durability: DurabilityArg,
     /// No warnings or summary on standard error.
     #[arg(short, long, help_heading = "Run")]
     pub quiet: bool,
@@ -559,12 +575,38 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
     // Groups written to the log wait here for their sync; then their answers are printed.
     // Deciding the next group overlaps with syncing this one.
     let (ack_tx, ack_rx) = mpsc::sync_channel::<(feed::Syncer, Vec<(Answer, Instant)>)>(2);
-    let (all_matches, quiet) = (a.all_matches, a.quiet);
+    let (all_matches, quiet, durability) = (a.all_matches, a.quiet, a.durability);
     let acknowledger = std::thread::spawn(move || -> Result<WatchCounts> {
+        const SYNC_INTERVAL: Duration = Duration::from_millis(100);
         let mut out = BufWriter::with_capacity(1 << 16, io::stdout());
         let mut counts = WatchCounts::default();
-        for (syncer, mut answers) in ack_rx {
-            syncer.sync()?;
+        let mut unsynced: Option<feed::Written> = None;
+        let mut last_sync = Instant::now();
+        loop {
+            let (syncer, mut answers) = match ack_rx.recv_timeout(SYNC_INTERVAL) {
+                Ok(group) => group,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(written) = unsynced.take() {
+                        written.sync()?;
+                        last_sync = Instant::now();
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            match durability {
+                DurabilityArg::Disk => syncer.sync()?,
+                DurabilityArg::Process => {
+                    let written = syncer.write()?;
+                    if last_sync.elapsed() >= SYNC_INTERVAL {
+                        written.sync()?;
+                        last_sync = Instant::now();
+                        unsynced = None;
+                    } else {
+                        unsynced = Some(written);
+                    }
+                }
+            }
             for (answer, _) in &answers {
                 acknowledge(&mut out, answer, &mut counts, all_matches, quiet)
                     .context("writing to standard output")?;
@@ -576,6 +618,9 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
                     .drain(..)
                     .map(|(_, read_at)| written.duration_since(read_at).as_micros() as u64),
             );
+        }
+        if let Some(written) = unsynced {
+            written.sync()?;
         }
         Ok(counts)
     });
