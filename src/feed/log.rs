@@ -91,8 +91,9 @@ impl Syncer {
     }
 }
 
-/// A group written to the log but not yet synced (see [`Syncer::write`]).
-#[derive(Debug)]
+/// A group written to the log but not yet synced (see [`Syncer::write`]). Cloning it is
+/// cheap: a background thread may keep one to sync the log now and then.
+#[derive(Clone, Debug)]
 pub struct Written {
     file: Arc<File>,
     failed: Arc<AtomicBool>,
@@ -100,12 +101,12 @@ pub struct Written {
 
 impl Written {
     /// Syncs the log: this group and everything written before it are durable.
-    pub fn sync(self) -> crate::Result<()> {
+    pub fn sync(&self) -> crate::Result<()> {
         self.sync_io()
             .map_err(|e| crate::Error::io("syncing the article log", e))
     }
 
-    fn sync_io(self) -> io::Result<()> {
+    fn sync_io(&self) -> io::Result<()> {
         let result = self.file.sync_data();
         if result.is_err() {
             self.failed.store(true, Ordering::Release);

@@ -576,35 +576,34 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
     // Deciding the next group overlaps with syncing this one.
     let (ack_tx, ack_rx) = mpsc::sync_channel::<(feed::Syncer, Vec<(Answer, Instant)>)>(2);
     let (all_matches, quiet, durability) = (a.all_matches, a.quiet, a.durability);
+    // With --durability process, this thread syncs the log every 100 ms, so that a slow
+    // fsync never holds up a verdict.
+    let latest: std::sync::Arc<std::sync::Mutex<Option<feed::Written>>> = Default::default();
+    let syncing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let background_sync = (durability == DurabilityArg::Process).then(|| {
+        let (latest, syncing) = (latest.clone(), syncing.clone());
+        std::thread::spawn(move || -> Result<()> {
+            use std::sync::atomic::Ordering;
+            while syncing.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(100));
+                let due = latest.lock().expect("sync lock").take();
+                if let Some(written) = due {
+                    written.sync()?;
+                }
+            }
+            Ok(())
+        })
+    });
+    let pending_sync = latest.clone();
     let acknowledger = std::thread::spawn(move || -> Result<WatchCounts> {
-        const SYNC_INTERVAL: Duration = Duration::from_millis(100);
         let mut out = BufWriter::with_capacity(1 << 16, io::stdout());
         let mut counts = WatchCounts::default();
-        let mut unsynced: Option<feed::Written> = None;
-        let mut last_sync = Instant::now();
-        loop {
-            let (syncer, mut answers) = match ack_rx.recv_timeout(SYNC_INTERVAL) {
-                Ok(group) => group,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Some(written) = unsynced.take() {
-                        written.sync()?;
-                        last_sync = Instant::now();
-                    }
-                    continue;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            };
+        for (syncer, mut answers) in ack_rx {
             match durability {
                 DurabilityArg::Disk => syncer.sync()?,
                 DurabilityArg::Process => {
                     let written = syncer.write()?;
-                    if last_sync.elapsed() >= SYNC_INTERVAL {
-                        written.sync()?;
-                        last_sync = Instant::now();
-                        unsynced = None;
-                    } else {
-                        unsynced = Some(written);
-                    }
+                    *pending_sync.lock().expect("sync lock") = Some(written);
                 }
             }
             for (answer, _) in &answers {
@@ -618,9 +617,6 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
                     .drain(..)
                     .map(|(_, read_at)| written.duration_since(read_at).as_micros() as u64),
             );
-        }
-        if let Some(written) = unsynced {
-            written.sync()?;
         }
         Ok(counts)
     });
@@ -685,6 +681,16 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
     let acknowledged = acknowledger
         .join()
         .map_err(|_| anyhow::anyhow!("the acknowledging thread panicked"))?;
+    syncing.store(false, std::sync::atomic::Ordering::Release);
+    if let Some(thread) = background_sync {
+        thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the syncing thread panicked"))??;
+    }
+    // Whatever the durability, everything is on disk before watch exits.
+    if let Some(written) = latest.lock().expect("sync lock").take() {
+        written.sync()?;
+    }
     decided?;
     let mut counts = acknowledged?;
     if !a.quiet {
