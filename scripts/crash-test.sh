@@ -11,5 +11,5 @@ cd "$(dirname "$0")/.."
 rounds="${1:-200}"
 seed="${2:-1}"
 NEARDUP_CRASH_ROUNDS="$rounds" NEARDUP_CRASH_SEED="$seed" \
-  cargo test --release --test tests -- --nocapture \
+  cargo test --test tests -- --nocapture \
   feed::acknowledged_articles_survive_sigkill_at_random_moments feed::compaction_survives_sigkill

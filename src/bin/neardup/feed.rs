@@ -34,8 +34,9 @@ similarity of the shingle sets; a duplicate joins its best match's cluster, whos
 never changes.
 
 An index is a directory: settings are fixed when it is created, and every later command
-uses them. Verdicts are printed only once the articles are safely on disk (fsync): an
-acknowledged article survives a crash or kill -9, and a crash never corrupts the index.
+uses them. Verdicts are printed only once the articles are safely on disk (fsync; see
+'watch --durability'): an acknowledged article survives a crash or kill -9, and a crash
+never corrupts the index.
 One process may write to an index at a time (add, compact, watch); queries and stats can
 run alongside it.";
 
@@ -58,6 +59,7 @@ Examples:
   scraper | neardup watch news.idx | jq -c 'select(.verdict == \"new\")'";
 
 #[derive(Debug, Args)]
+#[command(after_long_help = INDEX_EXAMPLES)]
 pub struct IndexArgs {
     #[command(subcommand)]
     pub command: IndexCommand,
