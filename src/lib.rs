@@ -14,7 +14,8 @@
 //! 8. [`cluster`]: connected components or leader clustering, with a representative.
 //! 9. [`report`]: JSON Lines, JSON, CSV and tables, each record with a schema version.
 //!
-//! [`pipeline`] runs them all. The library never prints: progress and bad records reach the
+//! [`pipeline`] runs them all; [`eval`] judges its output against gold labels, threshold
+//! by threshold. The library never prints: progress and bad records reach the
 //! caller through an [`Observer`].
 //!
 //! [`feed`] keeps a persistent, incremental, crash-safe index for deduplicating a stream of
@@ -45,6 +46,7 @@ pub mod cluster;
 pub mod corpus;
 mod error;
 pub mod feed;
+pub mod eval;
 pub mod index;
 pub mod input;
 pub mod pipeline;

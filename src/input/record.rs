@@ -58,7 +58,9 @@ pub fn parse_json_record<'a>(
 ) -> Result<ParsedRecord<'a>, ProblemKind> {
     if !line.trim_start().starts_with('{') {
         return Err(match serde_json::from_str::<IgnoredAny>(line) {
-            Ok(_) => ProblemKind::NotAnObject,
+            Ok(_) => ProblemKind::NotAnObject {
+                array: line.trim_start().starts_with('['),
+            },
             Err(e) => ProblemKind::MalformedJson {
                 reason: e.to_string(),
             },

@@ -69,6 +69,15 @@ pub enum Command {
     /// Print a verdict for each article read from standard input as soon as it is
     /// decided, and add it to an index.
     Watch(crate::feed::WatchArgs),
+    /// Judge every threshold against gold labels: precision, recall, F1, misses and why.
+    ///
+    /// Runs the pipeline once and sweeps thresholds over its signatures, reporting the
+    /// quality of the clusters at each, the best threshold, and charts.
+    #[command(after_long_help = crate::eval::EVAL_HELP)]
+    Eval(Box<crate::eval::EvalArgs>),
+    /// Show the LSH bands and rows a threshold gets and its S-curve P(candidate | s).
+    #[command(after_long_help = crate::params::PARAMS_HELP)]
+    Params(crate::params::ParamsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -191,8 +200,11 @@ pub struct ExecArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// No progress bars, warnings or summary on standard error.
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Also print the time each stage took, and the LSH bands and rows used.
+    #[arg(short, long)]
+    pub verbose: bool,
     /// Stop with an error at the first bad record or unreadable input.
     #[arg(long)]
     pub strict: bool,
