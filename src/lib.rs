@@ -45,8 +45,8 @@
 pub mod cluster;
 pub mod corpus;
 mod error;
-pub mod feed;
 pub mod eval;
+pub mod feed;
 pub mod index;
 pub mod input;
 pub mod pipeline;

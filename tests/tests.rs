@@ -8,6 +8,6 @@ mod util;
 mod bad_input;
 mod cli;
 mod determinism;
-mod feed;
 mod eval;
+mod feed;
 mod reference;

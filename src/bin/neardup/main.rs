@@ -1,8 +1,8 @@
 //! The `neardup` command: parse flags, run the library's pipeline, write the output.
 
 mod args;
-mod feed;
 mod eval;
+mod feed;
 mod params;
 mod progress;
 
