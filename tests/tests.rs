@@ -9,4 +9,5 @@ mod bad_input;
 mod cli;
 mod determinism;
 mod eval;
+mod feed;
 mod reference;
