@@ -34,18 +34,20 @@ similarity of the shingle sets; a duplicate joins its best match's cluster, whos
 never changes.
 
 An index is a directory: settings are fixed when it is created, and every later command
-uses them. Verdicts are printed only once the articles are safely on disk (fsync; see
-'watch --durability'): an acknowledged article survives a crash or kill -9, and a crash
-never corrupts the index.
+uses them. Verdicts are printed only once the articles are safely stored (see
+'--durability'): an acknowledged article survives kill -9 or any crash of neardup, and a
+crash never corrupts the index.
 One process may write to an index at a time (add, compact, watch); queries and stats can
 run alongside it.";
 
 const WATCH_HELP: &str = "\
 Reads JSON Lines articles from standard input and, for each one, writes its verdict as
 soon as it is decided and the article is safely stored; then the article is in the
-index. Safely stored means synced to disk (fsync) by default; with --durability process,
-handed to the operating system (it survives kill -9, not a power loss), which avoids
-waiting for the disk. Articles that arrive together are committed with one fsync. Lines that cannot be
+index. Safely stored means, by default, handed to the operating system: it survives
+kill -9 and any crash of neardup, and the index is synced to disk every 100 ms; with
+--durability disk it is synced to disk (fsync) first, which also survives a power loss
+but makes each verdict wait for the disk. Articles that arrive together are committed
+together. Lines that cannot be
 checked (malformed JSON, no text, an id already indexed, too long) get a line with
 \"verdict\":\"rejected\", their line number and the reason, so output lines pair with
 input lines (blank input lines are skipped).
@@ -237,7 +239,7 @@ pub struct WatchArgs {
     /// it survives kill -9, a system crash and a power loss. process: once its article is
     /// handed to the operating system; it survives kill -9 and any crash of neardup, not
     /// a system crash or power loss (the index is synced every 100 ms and at exit).
-    #[arg(long, value_enum, default_value_t = DurabilityArg::Disk, help_heading = "Run")]
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Process, help_heading = "Run")]
     pub durability: DurabilityArg,
     /// No warnings or summary on standard error.
     #[arg(short, long, help_heading = "Run")]
