@@ -1,7 +1,7 @@
 //! Fits the story-level decision on labelled pairs and reports cross-validated figures.
 //!
 //!     cargo run --release --example story_fit -- ../shared/data/bbc-news.jsonl \
-//!         ../shared/data/labels/bbc-same-story.jsonl [--folds 5] [--l2 1.0] [--seed 7]
+//!         ../shared/data/labels/bbc-same-story.jsonl [--folds 5] [--l2 0.1] [--seed 7]
 //!
 //! Labels are JSON Lines with `a`, `b`, `same_story` and optionally `label` and
 //! `confidence` (as in `bbc-same-story.jsonl`). The corpus is read once at the story level.
@@ -36,7 +36,7 @@ struct Labelled {
 
 fn main() -> ExitCode {
     let mut positional = Vec::new();
-    let (mut folds, mut l2, mut seed) = (5usize, 1.0f64, 7u64);
+    let (mut folds, mut l2, mut seed) = (5usize, 0.1f64, 7u64);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().expect("flag needs a value");

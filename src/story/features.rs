@@ -22,6 +22,8 @@ pub struct StoryDoc {
     pub figures: Vec<u64>,
     /// `(slot, figure)`: a figure with the content word before it (its template slot).
     pub slots: Vec<(u64, u64)>,
+    /// Hashes of word pairs inside quotation marks (pairs of two stop words left out).
+    pub quotes: Vec<u64>,
     /// Bit `d` set when weekday `d` (Monday = 0) is mentioned.
     pub weekdays: u8,
     /// The first weekday mentioned (Monday = 0), if any.
@@ -31,12 +33,15 @@ pub struct StoryDoc {
 impl StoryDoc {
     /// Bytes this document's features take in memory (for the memory budget note).
     pub fn heap_bytes(&self) -> usize {
-        8 * (self.terms.len() + self.names.len() + self.figures.len()) + 16 * self.slots.len()
+        8 * (self.terms.len() + self.names.len() + self.figures.len() + self.quotes.len())
+            + 16 * self.slots.len()
     }
 }
 
 /// Seed that keeps name hashes apart from term hashes.
 const NAME_SEED: u64 = 0x6e61_6d65;
+/// Seed of quoted word pairs.
+const QUOTE_SEED: u64 = 0x7175_6f74_65;
 
 /// A sorted set of stop-word hashes (function words that carry no story).
 fn stop_words() -> &'static HashSet<u64> {
@@ -106,8 +111,25 @@ impl Extractor {
         let mut run: Vec<u64> = Vec::new();
         let mut last_content: Option<(u64, usize)> = None;
         let mut prev_end = 0usize;
+        let mut in_quote = false;
+        let mut previous_quoted: Option<u64> = None;
         for (i, t) in self.tokens.iter().enumerate() {
             let (start, end) = (t.start as usize, t.end as usize);
+            let gap = &bytes[prev_end..start];
+            in_quote = quote_state(in_quote, gap);
+            if in_quote {
+                if let Some(prev) = previous_quoted {
+                    if !(stop.contains(&prev) && stop.contains(&t.hash)) {
+                        doc.quotes.push(xxh3_64_with_seed(
+                            bytemuck::cast_slice(&[prev, t.hash]),
+                            QUOTE_SEED,
+                        ));
+                    }
+                }
+                previous_quoted = Some(t.hash);
+            } else {
+                previous_quoted = None;
+            }
             let first = bytes[start];
             let is_figure = first.is_ascii_digit();
             if let Some(d) = days.iter().position(|&h| h == t.hash) {
@@ -118,7 +140,6 @@ impl Extractor {
                 .chars()
                 .next()
                 .is_some_and(char::is_uppercase);
-            let gap = &bytes[prev_end..start];
             let sentence_start = i == 0 || starts_sentence(gap);
             if !gap.iter().all(|&b| b == b' ') {
                 // Only a space joins the words of one name.
@@ -146,7 +167,12 @@ impl Extractor {
             prev_end = end;
         }
         flush_name(&mut run, &mut doc.names);
-        for list in [&mut doc.terms, &mut doc.names, &mut doc.figures] {
+        for list in [
+            &mut doc.terms,
+            &mut doc.names,
+            &mut doc.figures,
+            &mut doc.quotes,
+        ] {
             list.sort_unstable();
             list.dedup();
         }
@@ -154,6 +180,23 @@ impl Extractor {
         doc.slots.dedup();
         doc
     }
+}
+
+/// Whether the text after `gap` is inside a quotation, given whether the text before it
+/// was. Straight quotes toggle, typographic ones open and close; a line break ends any
+/// quotation (a quote carried over a paragraph reopens with its own mark).
+fn quote_state(mut inside: bool, gap: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(gap);
+    for c in text.chars() {
+        match c {
+            '"' => inside = !inside,
+            '“' | '«' | '„' => inside = true,
+            '”' | '»' => inside = false,
+            '\n' => inside = false,
+            _ => {}
+        }
+    }
+    inside
 }
 
 /// A run of two or more capitalised words is a multi-word name.
@@ -207,5 +250,15 @@ mod tests {
             NAME_SEED,
         );
         assert!(d.names.contains(&run), "multi-word names are kept whole");
+    }
+
+    #[test]
+    fn quotes_keep_word_pairs_inside_quotation_marks() {
+        let mut x = Extractor::new();
+        let straight = x.extract("He said \"We welcome the deal\" on Sunday.");
+        let curly = x.extract("“We welcome the deal,” he said.\n“Unclosed and\nafter");
+        assert_eq!(straight.quotes.len(), 3); // we welcome, welcome the, the deal
+        assert!(straight.quotes.iter().all(|q| curly.quotes.contains(q)));
+        assert_eq!(curly.quotes.len(), 4); // + "unclosed and"; the line break ends it
     }
 }

@@ -30,6 +30,8 @@ pub struct ComponentsRecord {
     pub name_weighted_jaccard: f64,
     /// Jaccard of the figures.
     pub figure_jaccard: f64,
+    /// Shared quoted word pairs over the smaller text's.
+    pub quote_containment: f64,
     /// Fraction of shared template slots filled with different figures.
     pub figure_slot_conflict: f64,
     /// 1 when the weekdays named conflict.
@@ -77,10 +79,11 @@ impl<'a> StoryPairRecord<'a> {
                 shingle_jaccard: c[3],
                 name_weighted_jaccard: c[4],
                 figure_jaccard: c[5],
-                figure_slot_conflict: c[6],
-                weekday_conflict: c[7],
-                first_weekday_differs: c[8],
-                first_weekday_same: c[9],
+                quote_containment: c[6],
+                figure_slot_conflict: c[7],
+                weekday_conflict: c[8],
+                first_weekday_differs: c[9],
+                first_weekday_same: c[10],
             },
         }
     }

@@ -201,6 +201,11 @@ pub struct StoryArgs {
     /// candidate for scoring with probability ~0.97 (lower finds more, slower).
     #[arg(long, default_value_t = 0.15, value_name = "T")]
     pub story_candidates: f64,
+    /// Story level: lowest model probability decided as one story (default: the fitted
+    /// model's cut, see BENCHMARKS.md). Lower merges more; 0 lists every scored candidate
+    /// with its components, to see why a pair was or was not matched.
+    #[arg(long, value_name = "P")]
+    pub story_threshold: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -177,6 +177,12 @@ fn analyse(
             stats_in: story.stats.clone(),
             stats_out: story.stats_out.clone(),
             candidate_threshold: story.story_candidates,
+            model: neardup::story::Model {
+                threshold: story
+                    .story_threshold
+                    .unwrap_or(neardup::story::Model::fitted().threshold),
+                ..neardup::story::Model::fitted()
+            },
             ..Default::default()
         })
         .build()?;
