@@ -41,7 +41,7 @@ impl StoryDoc {
 /// Seed that keeps name hashes apart from term hashes.
 const NAME_SEED: u64 = 0x6e61_6d65;
 /// Seed of quoted word pairs.
-const QUOTE_SEED: u64 = 0x7175_6f74_65;
+const QUOTE_SEED: u64 = 0x0071_756f_7465;
 
 /// A sorted set of stop-word hashes (function words that carry no story).
 fn stop_words() -> &'static HashSet<u64> {

@@ -157,7 +157,7 @@ pub fn run(
     on_progress: &(dyn Fn(u64) + Sync),
 ) -> std::io::Result<StoryOutcome> {
     let k = settings.num_perm;
-    let sketcher = Sketcher::new(k, seed ^ 0x73746f7279);
+    let sketcher = Sketcher::new(k, seed ^ 0x0073_746f_7279);
     let docs_owned = docs;
     let docs = &docs_owned[..];
     let mut signatures = vec![u32::MAX; docs.len() * k];
