@@ -163,7 +163,6 @@ fn cluster_with(
         story.stats,
         &settings,
         s.seed,
-        s.bucket_cap,
         s.representative,
         &outcome.rank,
         &|_| {},

@@ -633,7 +633,6 @@ impl Pipeline {
             story_stats,
             &s.story,
             s.seed,
-            s.bucket_cap,
             s.representative,
             &rank,
             &on_pairs,

@@ -48,17 +48,25 @@ pub fn link(
     rank: &[u32],
 ) -> Vec<StoryCluster> {
     let n = corpus.len();
-    let mut neighbours: HashMap<u32, Vec<(u32, f32)>> = HashMap::new();
+    // Every scored pair in both directions, grouped by document (compressed rows).
+    let mut starts = vec![0u32; n + 1];
     for l in scored {
-        neighbours
-            .entry(l.a)
-            .or_default()
-            .push((l.b, l.probability));
-        neighbours
-            .entry(l.b)
-            .or_default()
-            .push((l.a, l.probability));
+        starts[l.a as usize + 1] += 1;
+        starts[l.b as usize + 1] += 1;
     }
+    for i in 0..n {
+        starts[i + 1] += starts[i];
+    }
+    let mut fill = starts.clone();
+    let mut adjacent = vec![(0u32, 0f32); 2 * scored.len()];
+    for l in scored {
+        for (x, y) in [(l.a, l.b), (l.b, l.a)] {
+            adjacent[fill[x as usize] as usize] = (y, l.probability);
+            fill[x as usize] += 1;
+        }
+    }
+    let neighbours =
+        |d: u32| &adjacent[starts[d as usize] as usize..starts[d as usize + 1] as usize];
     let mut order: Vec<usize> = (0..accepted.len()).collect();
     order.sort_by(|&x, &y| {
         let (p, q) = (&accepted[x], &accepted[y]);
@@ -69,10 +77,19 @@ pub fn link(
     });
     let mut uf = UnionFind::new(n);
     let mut members: HashMap<u32, Vec<u32>> = HashMap::new();
+    // Merges refused, by (root, root, size, size): a cluster that has not changed keeps
+    // its root and size, so the answer would be the same.
+    let mut refused: std::collections::HashSet<(u32, u32, usize, usize)> = Default::default();
     for i in order {
         let l = accepted[i];
         let (ra, rb) = (uf.find(l.a), uf.find(l.b));
         if ra == rb {
+            continue;
+        }
+        let size = |r: u32| members.get(&r).map_or(1, Vec::len);
+        let (lo, hi) = (ra.min(rb), ra.max(rb));
+        let state = (lo, hi, size(lo), size(hi));
+        if refused.contains(&state) {
             continue;
         }
         let ma = members.remove(&ra).unwrap_or_else(|| vec![l.a]);
@@ -84,7 +101,7 @@ pub fn link(
         };
         let mut sum = 0.0f64;
         for &m in small {
-            for &(other, p) in neighbours.get(&m).map(Vec::as_slice).unwrap_or_default() {
+            for &(other, p) in neighbours(m) {
                 if uf.find(other) == large_root {
                     sum += f64::from(p);
                 }
@@ -98,6 +115,7 @@ pub fn link(
             joined.extend(mb);
             members.insert(root, joined);
         } else {
+            refused.insert(state);
             members.insert(ra, ma);
             members.insert(rb, mb);
         }

@@ -7,9 +7,10 @@
 //!    their template slot, and weekdays ([`StoryDoc`]);
 //! 2. [`stats`]: document frequencies counted in the same pass (or loaded from a file);
 //! 3. candidates: a **weighted** MinHash per document — each content word is repeated
-//!    `round(idf / 0.5)` times before Fast Similarity Sketching, so slot agreement estimates
-//!    the IDF-weighted Jaccard (integer weights make weighted Jaccard a plain Jaccard of
-//!    the expanded sets) — and LSH banding tuned for a low threshold;
+//!    `round((idf − 3) / 0.5)` times before Fast Similarity Sketching, so slot agreement
+//!    estimates the weighted Jaccard (integer weights make weighted Jaccard a plain Jaccard
+//!    of the expanded sets; words in over ~5% of documents weigh nothing here) — and LSH
+//!    banding tuned for a low threshold (0.2 by default: 64 bands of 2 slots);
 //! 4. [`score`]: the components of every candidate pair — weighted word and name overlap,
 //!    shared text (word shingles), figures, figures that differ in the same slot, weekdays;
 //! 5. [`model`]: a fitted logistic decision, and the pair's kind (copy, update, rewrite);
@@ -41,6 +42,13 @@ use crate::verify::intersection_size;
 
 /// Width of one weight unit in the expanded sets of the weighted sketch.
 const WEIGHT_QUANTUM: f64 = 0.5;
+/// IDF below which a word is left out of the weighted sketch: words in more than about
+/// 1 document in 20 (`ln 20 ≈ 3`) would fill LSH buckets with every article of a section
+/// while adding little to the weighted Jaccard. (Scoring still uses every word.)
+const SKETCH_IDF_FLOOR: f64 = 3.0;
+/// Weights of the LSH error masses at the story level: the candidate threshold is low,
+/// so false candidates are far more numerous than at the near-copy level.
+const STORY_LSH_WEIGHTS: (f64, f64) = (0.1, 0.9);
 
 /// Settings of the story level.
 #[derive(Clone, Debug)]
@@ -53,8 +61,11 @@ pub struct StorySettings {
     pub stats_out: Option<PathBuf>,
     /// The decision.
     pub model: Model,
-    /// Weighted Jaccard at which a pair becomes a candidate with probability ≈ 0.97.
+    /// Weighted Jaccard (of the words above the sketch's IDF floor) at which a pair
+    /// becomes a candidate with probability ≈ 0.93.
     pub candidate_threshold: f64,
+    /// Largest LSH bucket expanded into all its pairs (see [`crate::index`]).
+    pub bucket_cap: usize,
     /// Slots of the weighted signature.
     pub num_perm: usize,
 }
@@ -66,7 +77,8 @@ impl Default for StorySettings {
             stats_in: None,
             stats_out: None,
             model: Model::fitted(),
-            candidate_threshold: 0.15,
+            candidate_threshold: 0.2,
+            bucket_cap: 100,
             num_perm: 128,
         }
     }
@@ -110,7 +122,8 @@ pub struct StoryOutcome {
 pub fn weighted_elements(doc: &StoryDoc, stats: &StoryStats, out: &mut Vec<u64>) {
     out.clear();
     for &t in &doc.terms {
-        let copies = (stats.idf(t) / WEIGHT_QUANTUM).round() as u64;
+        let weight = (stats.idf(t) - SKETCH_IDF_FLOOR).max(0.0);
+        let copies = (weight / WEIGHT_QUANTUM).round() as u64;
         out.extend((0..copies).map(|c| t ^ c.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
     }
 }
@@ -151,7 +164,6 @@ pub fn run(
     stats: StoryStats,
     settings: &StorySettings,
     seed: u64,
-    bucket_cap: usize,
     rule: RepresentativeRule,
     rank: &[u32],
     on_progress: &(dyn Fn(u64) + Sync),
@@ -176,8 +188,8 @@ pub fn run(
     let lsh = index::optimal_params(
         settings.candidate_threshold,
         k,
-        index::DEFAULT_FP_WEIGHT,
-        index::DEFAULT_FN_WEIGHT,
+        STORY_LSH_WEIGHTS.0,
+        STORY_LSH_WEIGHTS.1,
     );
     // Documents without weighted content (all stop words) are never candidates.
     let indexed: Vec<u32> = (0..docs.len() as u32)
@@ -188,8 +200,15 @@ pub fn run(
         })
         .collect();
     let signature = |d: u32| &signatures[d as usize * k..(d as usize + 1) * k];
-    let candidates =
-        index::candidate_pairs_of(&signature, k, &indexed, lsh, bucket_cap, rank, &|| {});
+    let candidates = index::candidate_pairs_of(
+        &signature,
+        k,
+        &indexed,
+        lsh,
+        settings.bucket_cap,
+        rank,
+        &|| {},
+    );
     let in_window = |a: u32, b: u32| match (settings.window, corpus.date(a), corpus.date(b)) {
         (Some(w), Some(x), Some(y)) => (x - y).abs() <= w,
         _ => true,
@@ -201,6 +220,13 @@ pub fn run(
         .filter(|&(a, b)| in_window(a, b))
         .collect();
     let outside_window = (candidates.pairs.len() - pairs.len()) as u64;
+    // Half the candidate threshold on the sketch's estimate: a cheap cut of the bucket
+    // mates that share little (2-slot bands let many through), before exact scoring.
+    let floor = settings.candidate_threshold / 2.0;
+    let pairs: Vec<(u32, u32)> = pairs
+        .into_par_iter()
+        .filter(|&(a, b)| crate::sketch::estimate_jaccard(signature(a), signature(b)) >= floor)
+        .collect();
     drop(candidates);
     let weighted: Vec<score::Weighted<'_>> = docs
         .par_iter()

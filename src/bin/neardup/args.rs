@@ -197,9 +197,9 @@ pub struct StoryArgs {
     /// names) to FILE, for a later --stats.
     #[arg(long, value_name = "FILE")]
     pub stats_out: Option<std::path::PathBuf>,
-    /// Story level: IDF-weighted Jaccard of content words at which a pair becomes a
-    /// candidate for scoring with probability ~0.97 (lower finds more, slower).
-    #[arg(long, default_value_t = 0.15, value_name = "T")]
+    /// Story level: IDF-weighted Jaccard of rare content words at which a pair becomes
+    /// a candidate for scoring with probability ~0.93 (lower finds more, slower).
+    #[arg(long, default_value_t = 0.2, value_name = "T")]
     pub story_candidates: f64,
     /// Story level: lowest model probability decided as one story (default: the fitted
     /// model's cut, see BENCHMARKS.md). Lower merges more; 0 lists every scored candidate
