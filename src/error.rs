@@ -20,6 +20,14 @@ pub enum ErrorKind {
     /// A bad record in a strict run.
     #[error("{0} (stopped: --strict)")]
     Strict(Problem),
+    /// A gold-label file (`neardup eval --gold`) that cannot be used.
+    #[error("{location}: {reason}")]
+    Gold {
+        /// `file:line`, or the file alone.
+        location: String,
+        /// What is wrong there.
+        reason: String,
+    },
     /// An I/O failure outside the inputs (temporary files, output).
     #[error("{context}: {source}")]
     Io {
@@ -39,6 +47,14 @@ impl Error {
 
     pub(crate) fn config(message: impl Into<String>) -> Self {
         ErrorKind::Config(message.into()).into()
+    }
+
+    pub(crate) fn gold(location: impl Into<String>, reason: impl Into<String>) -> Self {
+        ErrorKind::Gold {
+            location: location.into(),
+            reason: reason.into(),
+        }
+        .into()
     }
 
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {

@@ -16,7 +16,8 @@
 //!
 //! [`story`] adds the story level: copies, updates and rewrites of one news story.
 //!
-//! [`pipeline`] runs them all. The library never prints: progress and bad records reach the
+//! [`pipeline`] runs them all; [`eval`] judges its output against gold labels, threshold
+//! by threshold. The library never prints: progress and bad records reach the
 //! caller through an [`Observer`].
 //!
 //! ```
@@ -35,14 +36,15 @@
 //! ```
 //!
 //! ## Memory usage
-//! Per document: its id and metadata (as long as they are in the input), 52 bytes of
-//! fixed fields, and a signature of `4 × num_perm` bytes (512 at the default). Shingle sets
-//! (8 bytes per distinct shingle) are kept in memory up to `memory_budget` and spilled to
-//! an unlinked temporary file beyond it.
+//! Per document: its id and metadata (as long as they are in the input), about 110 bytes
+//! of fixed fields and index entries, and a signature of `4 × num_perm` bytes (512 at the
+//! default). Shingle sets (8 bytes per distinct shingle) are kept in memory up to
+//! `memory_budget` and spilled to an unlinked temporary file beyond it.
 
 pub mod cluster;
 pub mod corpus;
 mod error;
+pub mod eval;
 pub mod index;
 pub mod input;
 pub mod pipeline;

@@ -72,7 +72,12 @@ fn missing_and_non_string_fields() {
     let f = s.write("c.jsonl", with_good_records(r#"{"text": "no id"}"#));
     check(&[&f], r#"c.jsonl:3: missing field "id""#, &[]);
     let f = s.write("d.jsonl", with_good_records(r#"["an", "array"]"#));
-    check(&[&f], "d.jsonl:3: expected a JSON object", &[]);
+    let err = check(
+        &[&f],
+        "d.jsonl:3: expected a JSON object, found an array",
+        &[],
+    );
+    assert!(err.contains("jq -c"), "{err}");
 }
 
 #[test]
@@ -223,5 +228,25 @@ fn killed_run_leaves_no_partial_output() {
     assert!(
         !output.exists(),
         "a killed run must not leave a partial output file"
+    );
+}
+
+#[test]
+fn empty_inputs_give_empty_output() {
+    let s = Scratch::new();
+    let f = s.write("empty.jsonl", "");
+    let blank = s.write("blank.jsonl", "\n\n  \n");
+    let out = neardup()
+        .arg("cluster")
+        .arg(&f)
+        .arg(&blank)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr_of(&out).contains("0 documents, 0 bad records"),
+        "{}",
+        stderr_of(&out)
     );
 }

@@ -362,3 +362,45 @@ fn bad_settings_are_clear_errors() {
     assert_eq!(out.status.code(), Some(2), "usage error");
     assert!(stderr_of(&out).contains("expected words:N or chars:N"));
 }
+
+#[test]
+fn oversized_buckets_are_capped_and_reported() {
+    // 60 copies of one text share every LSH bucket: with a cap of 10 the bucket is paired
+    // in a sliding window (at most 9 pairs per member), not all 1,770 pairs, and the copies
+    // still form one cluster.
+    let s = Scratch::new();
+    let ids: Vec<String> = (0..60).map(|i| format!("copy-{i:02}")).collect();
+    let records: Vec<(&str, &str)> = ids.iter().map(|id| (id.as_str(), RATE)).collect();
+    let f = s.jsonl("in.jsonl", &records);
+    let capped = neardup()
+        .args(["cluster", "--bucket-cap", "10"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(capped.status.success());
+    let err = stderr_of(&capped);
+    assert!(
+        err.contains("held more than --bucket-cap 10 documents (largest: 60 documents"),
+        "{err}"
+    );
+    assert!(err.contains("e.g. copy-00, copy-01"), "{err}");
+    let pairs: u64 = err
+        .split(" verified pairs")
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(pairs, (0..60u64).map(|i| (59 - i).min(9)).sum::<u64>());
+    let clusters = json_lines(&stdout_of(&capped));
+    assert_eq!(clusters.len(), 1);
+    assert_eq!(clusters[0]["size"], 60);
+    let uncapped = neardup()
+        .args(["pairs", "--quiet"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(json_lines(&stdout_of(&uncapped)).len(), 60 * 59 / 2);
+}

@@ -8,5 +8,6 @@ mod util;
 mod bad_input;
 mod cli;
 mod determinism;
+mod eval;
 mod reference;
 mod story;

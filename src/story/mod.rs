@@ -220,9 +220,9 @@ pub fn run(
         .filter(|&(a, b)| in_window(a, b))
         .collect();
     let outside_window = (candidates.pairs.len() - pairs.len()) as u64;
-    // Half the candidate threshold on the sketch's estimate: a cheap cut of the bucket
+    // Three quarters of the candidate threshold on the sketch estimate: a cheap cut of the bucket
     // mates that share little (2-slot bands let many through), before exact scoring.
-    let floor = settings.candidate_threshold / 2.0;
+    let floor = settings.candidate_threshold * 0.75;
     let pairs: Vec<(u32, u32)> = pairs
         .into_par_iter()
         .filter(|&(a, b)| crate::sketch::estimate_jaccard(signature(a), signature(b)) >= floor)

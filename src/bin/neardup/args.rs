@@ -67,6 +67,15 @@ pub enum Command {
     /// (see --rejects). Text-file inputs are written as {"id", "text"} JSON lines.
     #[command(after_long_help = EXAMPLES)]
     Dedup(DedupArgs),
+    /// Judge every threshold against gold labels: precision, recall, F1, misses and why.
+    ///
+    /// Runs the pipeline once and sweeps thresholds over its signatures, reporting the
+    /// quality of the clusters at each, the best threshold, and charts.
+    #[command(after_long_help = crate::eval::EVAL_HELP)]
+    Eval(Box<crate::eval::EvalArgs>),
+    /// Show the LSH bands and rows a threshold gets and its S-curve P(candidate | s).
+    #[command(after_long_help = crate::params::PARAMS_HELP)]
+    Params(crate::params::ParamsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -208,6 +217,20 @@ pub struct StoryArgs {
     pub story_threshold: Option<f64>,
 }
 
+impl StoryArgs {
+    /// The near-copy level with default story settings (for commands without `--level`).
+    pub fn near_copy() -> Self {
+        StoryArgs {
+            level: LevelArg::NearCopy,
+            window: None,
+            stats: None,
+            stats_out: None,
+            story_candidates: 0.2,
+            story_threshold: None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LevelArg {
     /// Near-copies: shared text.
@@ -239,8 +262,11 @@ pub struct ExecArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// No progress bars, warnings or summary on standard error.
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Also print the time each stage took, and the LSH bands and rows used.
+    #[arg(short, long)]
+    pub verbose: bool,
     /// Stop with an error at the first bad record or unreadable input.
     #[arg(long)]
     pub strict: bool,

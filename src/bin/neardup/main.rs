@@ -1,6 +1,8 @@
 //! The `neardup` command: parse flags, run the library's pipeline, write the output.
 
 mod args;
+mod eval;
+mod params;
 mod progress;
 
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -109,6 +111,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(())
             },
         ),
+        Command::Eval(a) => eval::run(*a),
+        Command::Params(a) => params::run(a),
     }
 }
 
@@ -208,6 +212,9 @@ fn analyse(
     if !exec.quiet {
         print_summary(&terminal, &outcome, write_time);
     }
+    if exec.verbose {
+        print_stages(&terminal, &outcome, write_time);
+    }
     Ok(if outcome.stats.bad() > 0 {
         ExitCode::from(2)
     } else {
@@ -273,13 +280,42 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
     }
 }
 
+fn print_stages(terminal: &Terminal, outcome: &Outcome, write_time: std::time::Duration) {
+    let s = &outcome.settings;
+    let mut line = format!(
+        "neardup: {} bands x {} rows, {} shingles, {} slots; stages:",
+        s.lsh.bands, s.lsh.rows, s.shingle, s.num_perm
+    );
+    let stages = outcome
+        .stats
+        .timings
+        .iter()
+        .map(|(stage, d)| (stage.name(), *d));
+    for (name, d) in stages.chain([("write", write_time)]) {
+        line.push_str(&format!(" {name} {:.3} s,", d.as_secs_f64()));
+    }
+    line.pop();
+    let (in_memory, on_disk) = outcome.stats.set_bytes;
+    line.push_str(&format!(
+        "; shingle sets {:.1} MB in memory, {:.1} MB spilled",
+        in_memory as f64 / 1e6,
+        on_disk as f64 / 1e6
+    ));
+    terminal.println(&line);
+}
+
 /// A temporary file next to `path`, to be renamed over it when complete.
 fn create_atomically(path: &Path) -> Result<tempfile::NamedTempFile> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    tempfile::NamedTempFile::new_in(dir)
+    let mut builder = tempfile::Builder::new();
+    // Temporary files are private (0600); the file it becomes gets the usual 0666 & !umask.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    builder
+        .tempfile_in(dir)
         .with_context(|| format!("creating a file in {}", dir.display()))
 }
 
