@@ -357,6 +357,11 @@ impl Fingerprinter {
         }
     }
 
+    /// The tokens of the last text fingerprinted with word shingles.
+    pub fn tokens(&self) -> &[crate::text::Token] {
+        self.shingler.tokens()
+    }
+
     /// The fingerprint of `text`, or `None` if it has no tokens.
     pub fn fingerprint(&mut self, text: &str) -> Option<Fingerprint> {
         let mut set = Vec::new();
@@ -388,7 +393,7 @@ struct Processed {
 struct Worker<'p> {
     settings: &'p Settings,
     fingerprinter: Fingerprinter,
-    extractor: Option<story::Extractor>,
+    story: bool,
 }
 
 impl Worker<'_> {
@@ -435,7 +440,10 @@ impl Worker<'_> {
             tokens: fingerprint.tokens.min(u32::MAX as usize) as u32,
             location: record.location,
         };
-        let story = self.extractor.as_mut().map(|x| x.extract(&body));
+        // Word shingles (checked by the builder) leave their tokens for the story features.
+        let story = self
+            .story
+            .then(|| story::Extractor::extract_tokens(&body, self.fingerprinter.tokens()));
         Ok(Processed {
             entry,
             fingerprint,
@@ -727,7 +735,7 @@ impl Pipeline {
                         || Worker {
                             settings: s,
                             fingerprinter: Fingerprinter::new(s),
-                            extractor: (s.level == Level::Story).then(story::Extractor::new),
+                            story: s.level == Level::Story,
                         },
                         |w, r| w.process(&sources[r.location.source as usize], &batch, r),
                     )

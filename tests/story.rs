@@ -329,8 +329,8 @@ fn bbc_labelled_pairs_by_story_cluster() {
     );
 }
 
-const PINNED_PRECISION: f64 = 0.74;
-const PINNED_F1: f64 = 0.78;
+const PINNED_PRECISION: f64 = 0.77;
+const PINNED_F1: f64 = 0.80;
 
 /// On real data: mixed into a real corpus, no other article joins a fixture's story.
 #[test]

@@ -43,9 +43,11 @@ const NAME_SEED: u64 = 0x6e61_6d65;
 /// Seed of quoted word pairs.
 const QUOTE_SEED: u64 = 0x0071_756f_7465;
 
-/// A sorted set of stop-word hashes (function words that carry no story).
-fn stop_words() -> &'static HashSet<u64> {
-    static SET: OnceLock<HashSet<u64>> = OnceLock::new();
+type KeySet = HashSet<u64, std::hash::BuildHasherDefault<super::stats::KeyHasher>>;
+
+/// The set of stop-word hashes (function words that carry no story).
+fn stop_words() -> &'static KeySet {
+    static SET: OnceLock<KeySet> = OnceLock::new();
     SET.get_or_init(|| {
         STOP_WORDS
             .split_ascii_whitespace()
@@ -102,8 +104,16 @@ impl Extractor {
 
     /// The story features of `text`.
     pub fn extract(&mut self, text: &str) -> StoryDoc {
-        self.tokens.clear();
-        self.tokenizer.tokenize(text, &mut self.tokens);
+        let mut tokens = std::mem::take(&mut self.tokens);
+        tokens.clear();
+        self.tokenizer.tokenize(text, &mut tokens);
+        let doc = Self::extract_tokens(text, &tokens);
+        self.tokens = tokens;
+        doc
+    }
+
+    /// The story features of `text` given its tokens (as the word shingler made them).
+    pub fn extract_tokens(text: &str, tokens: &[Token]) -> StoryDoc {
         let stop = stop_words();
         let days = weekday_hashes();
         let bytes = text.as_bytes();
@@ -113,13 +123,15 @@ impl Extractor {
         let mut prev_end = 0usize;
         let mut in_quote = false;
         let mut previous_quoted: Option<u64> = None;
-        for (i, t) in self.tokens.iter().enumerate() {
+        let mut previous_stop = false;
+        for (i, t) in tokens.iter().enumerate() {
             let (start, end) = (t.start as usize, t.end as usize);
             let gap = &bytes[prev_end..start];
+            let is_stop = stop.contains(&t.hash);
             in_quote = quote_state(in_quote, gap);
             if in_quote {
                 if let Some(prev) = previous_quoted {
-                    if !(stop.contains(&prev) && stop.contains(&t.hash)) {
+                    if !(previous_stop && is_stop) {
                         doc.quotes.push(xxh3_64_with_seed(
                             bytemuck::cast_slice(&[prev, t.hash]),
                             QUOTE_SEED,
@@ -127,25 +139,32 @@ impl Extractor {
                     }
                 }
                 previous_quoted = Some(t.hash);
+                previous_stop = is_stop;
             } else {
                 previous_quoted = None;
             }
             let first = bytes[start];
             let is_figure = first.is_ascii_digit();
-            if let Some(d) = days.iter().position(|&h| h == t.hash) {
-                doc.weekdays |= 1 << d;
-                doc.first_weekday.get_or_insert(d as u8);
+            if is_stop {
+                if let Some(d) = days.iter().position(|&h| h == t.hash) {
+                    doc.weekdays |= 1 << d;
+                    doc.first_weekday.get_or_insert(d as u8);
+                }
             }
-            let capitalised = text[start..end]
-                .chars()
-                .next()
-                .is_some_and(char::is_uppercase);
+            let capitalised = if first < 0x80 {
+                first.is_ascii_uppercase()
+            } else {
+                text[start..end]
+                    .chars()
+                    .next()
+                    .is_some_and(char::is_uppercase)
+            };
             let sentence_start = i == 0 || starts_sentence(gap);
             if !gap.iter().all(|&b| b == b' ') {
                 // Only a space joins the words of one name.
                 flush_name(&mut run, &mut doc.names);
             }
-            if capitalised && !is_figure && !stop.contains(&t.hash) {
+            if capitalised && !is_figure && !is_stop {
                 run.push(t.hash);
                 if !sentence_start {
                     doc.names.push(t.hash ^ NAME_SEED);
@@ -160,7 +179,7 @@ impl Extractor {
                         doc.slots.push((slot, t.hash));
                     }
                 }
-            } else if !stop.contains(&t.hash) {
+            } else if !is_stop {
                 doc.terms.push(t.hash);
                 last_content = Some((t.hash, i));
             }
@@ -186,6 +205,9 @@ impl Extractor {
 /// was. Straight quotes toggle, typographic ones open and close; a line break ends any
 /// quotation (a quote carried over a paragraph reopens with its own mark).
 fn quote_state(mut inside: bool, gap: &[u8]) -> bool {
+    if gap.len() == 1 && gap[0] == b' ' {
+        return inside; // the common case
+    }
     let text = String::from_utf8_lossy(gap);
     for c in text.chars() {
         match c {

@@ -13,6 +13,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read, Write};
 
 use xxhash_rust::xxh3::Xxh3;
@@ -28,11 +29,33 @@ pub const STATS_VERSION: u32 = 1;
 /// instead of every shared term weighing nothing.
 pub const IDF_PRIOR_DOCUMENTS: f64 = 100.0;
 
+/// A hasher for keys that already are well-mixed 64-bit hashes (xxh3 of tokens): it
+/// passes them through instead of hashing them again.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).rotate_left(5);
+        }
+    }
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
+}
+
+/// Map from token-hash keys, without rehashing them.
+pub type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
+
 /// Document frequencies of terms and names.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StoryStats {
     documents: u64,
-    df: HashMap<u64, u32>,
+    df: KeyMap<u32>,
 }
 
 impl StoryStats {
@@ -132,7 +155,7 @@ impl StoryStats {
                 "statistics file checksum mismatch (corrupt)".into(),
             ));
         }
-        let mut df = HashMap::with_capacity(entries as usize);
+        let mut df = KeyMap::with_capacity_and_hasher(entries as usize, Default::default());
         let mut previous = None;
         for i in 0..entries as usize {
             let at = 28 + i * 12;
