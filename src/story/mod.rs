@@ -7,7 +7,7 @@
 //!    their template slot, and weekdays ([`StoryDoc`]);
 //! 2. [`stats`]: document frequencies counted in the same pass (or loaded from a file);
 //! 3. candidates: a **weighted** MinHash per document — each content word is repeated
-//!    `round((idf − 3) / 0.5)` times before Fast Similarity Sketching, so slot agreement
+//!    `round((idf − 3) / 0.5)` times (a lower floor than 3 below 1,000 documents) before Fast Similarity Sketching, so slot agreement
 //!    estimates the weighted Jaccard (integer weights make weighted Jaccard a plain Jaccard
 //!    of the expanded sets; words in over ~5% of documents weigh nothing here) — and LSH
 //!    banding tuned for a low threshold (0.2 by default: 64 bands of 2 slots);
@@ -42,10 +42,14 @@ use crate::verify::intersection_size;
 
 /// Width of one weight unit in the expanded sets of the weighted sketch.
 const WEIGHT_QUANTUM: f64 = 0.5;
-/// IDF below which a word is left out of the weighted sketch: words in more than about
-/// 1 document in 20 (`ln 20 ≈ 3`) would fill LSH buckets with every article of a section
-/// while adding little to the weighted Jaccard. (Scoring still uses every word.)
+/// IDF subtracted from every word's weight in the weighted sketch, in a corpus of at
+/// least [`FULL_FLOOR_DOCUMENTS`]: words in more than about 1 document in 20 (`ln 20 ≈ 3`)
+/// would fill LSH buckets with every article of a section while adding little to the
+/// weighted Jaccard. Smaller corpora get a proportionally lower floor (buckets stay small,
+/// and a 5-document corpus has no common words to speak of). Scoring uses every word.
 const SKETCH_IDF_FLOOR: f64 = 3.0;
+/// Corpus size from which the whole [`SKETCH_IDF_FLOOR`] applies.
+const FULL_FLOOR_DOCUMENTS: f64 = 1000.0;
 /// Weights of the LSH error masses at the story level: the candidate threshold is low,
 /// so false candidates are far more numerous than at the near-copy level.
 const STORY_LSH_WEIGHTS: (f64, f64) = (0.1, 0.9);
@@ -121,8 +125,9 @@ pub struct StoryOutcome {
 /// The expanded set whose Jaccard is the IDF-weighted Jaccard of the content words.
 pub fn weighted_elements(doc: &StoryDoc, stats: &StoryStats, out: &mut Vec<u64>) {
     out.clear();
+    let floor = SKETCH_IDF_FLOOR * (stats.documents() as f64 / FULL_FLOOR_DOCUMENTS).min(1.0);
     for &t in &doc.terms {
-        let weight = (stats.idf(t) - SKETCH_IDF_FLOOR).max(0.0);
+        let weight = (stats.idf(t) - floor).max(0.0);
         let copies = (weight / WEIGHT_QUANTUM).round() as u64;
         out.extend((0..copies).map(|c| t ^ c.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
     }
