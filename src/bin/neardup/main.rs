@@ -226,13 +226,13 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
     let s = &outcome.stats;
     let secs = (s.elapsed() + write_time).as_secs_f64();
     let bad = s.bad();
-    let pairs_word = if outcome.story.is_some() {
-        "same-story pairs, story"
+    let (pairs_word, clusters_word) = if outcome.story.is_some() {
+        ("same-story pairs", "story clusters")
     } else {
-        "verified pairs,"
+        ("verified pairs", "clusters")
     };
     let mut line = format!(
-        "neardup: {} documents, {} bad records, {} candidate pairs, {} {pairs_word} {} clusters ({} documents) in {:.2} s ({:.0} docs/s, {:.1} MB/s)",
+        "neardup: {} documents, {} bad records, {} candidate pairs, {} {pairs_word}, {} {clusters_word} ({} documents) in {:.2} s ({:.0} docs/s, {:.1} MB/s)",
         s.documents,
         bad,
         s.candidate_pairs,
