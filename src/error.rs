@@ -20,6 +20,15 @@ pub enum ErrorKind {
     /// A bad record in a strict run.
     #[error("{0} (stopped: --strict)")]
     Strict(Problem),
+    /// A feed index that cannot be used: missing, locked by another writer, damaged, or
+    /// of another format version.
+    #[error("index {}: {reason}", path.display())]
+    Index {
+        /// The index directory.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A gold-label file (`neardup eval --gold`) that cannot be used.
     #[error("{location}: {reason}")]
     Gold {

@@ -20,6 +20,9 @@
 //! by threshold. The library never prints: progress and bad records reach the
 //! caller through an [`Observer`].
 //!
+//! [`feed`] keeps a persistent, incremental, crash-safe index for deduplicating a stream of
+//! articles as they arrive, with the same fingerprints and verification as the batch run.
+//!
 //! ```
 //! use neardup::{PipelineBuilder, input::InputSpec, progress::Silent};
 //! # let dir = tempfile::tempdir().unwrap();
@@ -45,6 +48,7 @@ pub mod cluster;
 pub mod corpus;
 mod error;
 pub mod eval;
+pub mod feed;
 pub mod index;
 pub mod input;
 pub mod pipeline;

@@ -344,6 +344,7 @@ pub struct Fingerprint {
 pub struct Fingerprinter {
     sketcher: Sketcher,
     shingler: Shingler,
+    shingles: Vec<u64>,
     scratch: Vec<u64>,
 }
 
@@ -353,6 +354,7 @@ impl Fingerprinter {
         Fingerprinter {
             sketcher: Sketcher::new(settings.num_perm, settings.seed),
             shingler: Shingler::new(settings.shingle),
+            shingles: Vec::new(),
             scratch: Vec::new(),
         }
     }
@@ -364,18 +366,18 @@ impl Fingerprinter {
 
     /// The fingerprint of `text`, or `None` if it has no tokens.
     pub fn fingerprint(&mut self, text: &str) -> Option<Fingerprint> {
-        let mut set = Vec::new();
-        let tokens = self.shingler.shingle(text, &mut set);
-        if set.is_empty() {
+        // Shingles go to a reused buffer; the set is then allocated once, at its size.
+        let shingles = &mut self.shingles;
+        let tokens = self.shingler.shingle(text, shingles);
+        if shingles.is_empty() {
             return None;
         }
         let mut signature = vec![0u32; self.sketcher.num_perm()];
         self.sketcher
-            .sketch(&set, &mut self.scratch, &mut signature);
-        into_set(&mut set);
-        set.shrink_to_fit();
+            .sketch(shingles, &mut self.scratch, &mut signature);
+        into_set(shingles);
         Some(Fingerprint {
-            set,
+            set: shingles.clone(),
             signature,
             tokens,
         })

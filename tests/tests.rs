@@ -9,5 +9,6 @@ mod bad_input;
 mod cli;
 mod determinism;
 mod eval;
+mod feed;
 mod reference;
 mod story;

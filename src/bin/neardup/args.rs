@@ -67,6 +67,15 @@ pub enum Command {
     /// (see --rejects). Text-file inputs are written as {"id", "text"} JSON lines.
     #[command(after_long_help = EXAMPLES)]
     Dedup(DedupArgs),
+    /// A persistent index for deduplicating a feed: create, add, query, stats, compact.
+    ///
+    /// Articles are added as they arrive and each gets a verdict at once (new, or a
+    /// duplicate of an indexed article, with its score and cluster), without re-reading
+    /// the archive. See 'neardup watch' for a live feed on standard input.
+    Index(crate::feed::IndexArgs),
+    /// Print a verdict for each article read from standard input as soon as it is
+    /// decided, and add it to an index.
+    Watch(crate::feed::WatchArgs),
     /// Judge every threshold against gold labels: precision, recall, F1, misses and why.
     ///
     /// Runs the pipeline once and sweeps thresholds over its signatures, reporting the

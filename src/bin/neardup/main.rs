@@ -2,6 +2,7 @@
 
 mod args;
 mod eval;
+mod feed;
 mod params;
 mod progress;
 
@@ -42,6 +43,8 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Index(a) => feed::run_index(a),
+        Command::Watch(a) => feed::watch(a),
         Command::Cluster(a) => analyse(
             false,
             &a.input,
