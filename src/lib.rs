@@ -14,6 +14,8 @@
 //! 8. [`cluster`]: connected components or leader clustering, with a representative.
 //! 9. [`report`]: JSON Lines, JSON, CSV and tables, each record with a schema version.
 //!
+//! [`story`] adds the story level: copies, updates and rewrites of one news story.
+//!
 //! [`pipeline`] runs them all; [`eval`] judges its output against gold labels, threshold
 //! by threshold. The library never prints: progress and bad records reach the
 //! caller through an [`Observer`].
@@ -54,9 +56,10 @@ pub mod progress;
 pub mod report;
 pub mod shingle;
 pub mod sketch;
+pub mod story;
 pub mod text;
 pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};
-pub use pipeline::{Outcome, Pipeline, PipelineBuilder, Settings, Stats};
+pub use pipeline::{Level, Outcome, Pipeline, PipelineBuilder, Settings, Stats};
 pub use progress::{Observer, Stage};

@@ -20,7 +20,18 @@ use crate::input::{
 use crate::progress::{Observer, Stage};
 use crate::shingle::{ShingleSpec, Shingler, into_set};
 use crate::sketch::Sketcher;
+use crate::story::{self, StoryDoc, StoryOutcome, StorySettings, StoryStats};
 use crate::verify::{self, PairScore};
+
+/// What counts as "the same": near-copies (shared text) or one news story.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Level {
+    /// Word-shingle Jaccard at or above the threshold.
+    #[default]
+    NearCopy,
+    /// Copies, updates and rewrites of one story (see [`crate::story`]).
+    Story,
+}
 
 /// Settings of a run, checked and frozen by [`PipelineBuilder::build`].
 #[derive(Clone, Debug)]
@@ -56,6 +67,10 @@ pub struct Settings {
     /// Copy standard input to a temporary file so that the outcome's sources can be read
     /// again (`dedup` needs this).
     pub replayable_stdin: bool,
+    /// Near-copy or story level.
+    pub level: Level,
+    /// Settings of the story level.
+    pub story: StorySettings,
 }
 
 /// Builds a [`Pipeline`]. Every setting has a default.
@@ -85,6 +100,8 @@ impl Default for PipelineBuilder {
                 memory_budget: 512 << 20,
                 temp_dir: None,
                 replayable_stdin: false,
+                level: Level::NearCopy,
+                story: StorySettings::default(),
             },
             explicit_lsh: None,
             weights: (index::DEFAULT_FP_WEIGHT, index::DEFAULT_FN_WEIGHT),
@@ -136,6 +153,10 @@ impl PipelineBuilder {
         temp_dir: Option<PathBuf> => temp_dir);
     setter!(/// Keep a copy of standard input so that the sources can be read twice.
         replayable_stdin: bool => replayable_stdin);
+    setter!(/// Near-copy or story level.
+        level: Level => level);
+    setter!(/// Settings of the story level.
+        story: StorySettings => story);
 
     /// Sets bands and/or rows explicitly; a missing one is derived from `num_perm`.
     pub fn lsh(mut self, bands: Option<usize>, rows: Option<usize>) -> Self {
@@ -203,6 +224,25 @@ impl PipelineBuilder {
         };
         if s.bucket_cap < 2 {
             return Err(Error::config("bucket-cap must be at least 2"));
+        }
+        if s.level == Level::Story {
+            if !matches!(s.shingle, ShingleSpec::Words(_)) {
+                return Err(Error::config(
+                    "the story level measures shared text with word shingles (--shingle words:N)",
+                ));
+            }
+            let t = s.story.candidate_threshold;
+            if !(t > 0.0 && t <= 1.0) {
+                return Err(Error::config(format!(
+                    "story candidate threshold must be in (0, 1], got {t}"
+                )));
+            }
+            if !(1..=crate::sketch::MAX_NUM_PERM).contains(&s.story.num_perm) {
+                return Err(Error::config("story num-perm out of range"));
+            }
+            if s.story.window.is_some_and(|w| w < 0) {
+                return Err(Error::config("the window must not be negative"));
+            }
         }
         Ok(Pipeline { settings: s })
     }
@@ -282,6 +322,9 @@ pub struct Outcome {
     pub stats: Stats,
     /// The copy of standard input, deleted when the outcome is dropped.
     pub stdin_copy: Option<tempfile::TempPath>,
+    /// What the story level found (`None` at the near-copy level). `clusters` then holds
+    /// the story clusters too (without pair indices), so that `dedup` works unchanged.
+    pub story: Option<StoryOutcome>,
 }
 
 /// A document's fingerprint: what the pipeline keeps to compare it.
@@ -316,6 +359,11 @@ impl Fingerprinter {
         }
     }
 
+    /// The tokens of the last text fingerprinted with word shingles.
+    pub fn tokens(&self) -> &[crate::text::Token] {
+        self.shingler.tokens()
+    }
+
     /// The fingerprint of `text`, or `None` if it has no tokens.
     pub fn fingerprint(&mut self, text: &str) -> Option<Fingerprint> {
         // Shingles go to a reused buffer; the set is then allocated once, at its size.
@@ -340,12 +388,14 @@ struct Processed {
     entry: DocEntry,
     fingerprint: Fingerprint,
     unparsed_date: Option<String>,
+    story: Option<StoryDoc>,
 }
 
 /// Per-thread document processing: parse, then fingerprint.
 struct Worker<'p> {
     settings: &'p Settings,
     fingerprinter: Fingerprinter,
+    story: bool,
 }
 
 impl Worker<'_> {
@@ -392,10 +442,15 @@ impl Worker<'_> {
             tokens: fingerprint.tokens.min(u32::MAX as usize) as u32,
             location: record.location,
         };
+        // Word shingles (checked by the builder) leave their tokens for the story features.
+        let story = self
+            .story
+            .then(|| story::Extractor::extract_tokens(&body, self.fingerprinter.tokens()));
         Ok(Processed {
             entry,
             fingerprint,
             unparsed_date,
+            story,
         })
     }
 }
@@ -473,8 +528,14 @@ impl Pipeline {
         stats.sources = sources.len() as u64;
 
         let started = Instant::now();
-        let (corpus, malformed) = self.ingest(&sources, &mut stats, observer)?;
+        let ingested = self.ingest(&sources, &mut stats, observer)?;
         stats.timings.push((Stage::Read, started.elapsed()));
+        if s.level == Level::Story {
+            return self.run_story(sources, ingested, stats, observer);
+        }
+        let Ingested {
+            corpus, malformed, ..
+        } = ingested;
 
         let started = Instant::now();
         let rank = corpus.id_ranks();
@@ -531,6 +592,93 @@ impl Pipeline {
             settings: s.clone(),
             stats,
             stdin_copy: None,
+            story: None,
+        })
+    }
+
+    /// The story level, after reading (see [`crate::story`]).
+    fn run_story(
+        &self,
+        sources: Vec<Source>,
+        ingested: Ingested,
+        mut stats: Stats,
+        observer: &dyn Observer,
+    ) -> Result<Outcome> {
+        let s = &self.settings;
+        let Ingested {
+            corpus,
+            malformed,
+            story_docs,
+            story_stats,
+        } = ingested;
+        let story_stats = match &s.story.stats_in {
+            None => story_stats,
+            Some(path) => std::fs::File::open(path)
+                .and_then(|f| StoryStats::read_from(&mut std::io::BufReader::new(f)))
+                .map_err(|e| Error::io(format!("reading statistics {}", path.display()), e))?,
+        };
+        if let Some(path) = &s.story.stats_out {
+            let write = || -> std::io::Result<()> {
+                let dir = path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(std::path::Path::new("."));
+                let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+                let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+                story_stats.write_to(&mut w)?;
+                std::io::Write::flush(&mut w)?;
+                drop(w);
+                tmp.persist(path).map_err(|e| e.error)?;
+                Ok(())
+            };
+            write().map_err(|e| Error::io(format!("writing statistics {}", path.display()), e))?;
+        }
+        let started = Instant::now();
+        let rank = corpus.id_ranks();
+        observer.stage_started(Stage::Verify, None);
+        let on_pairs = |n| observer.advanced(Stage::Verify, n);
+        let found = story::run(
+            &corpus,
+            story_docs,
+            story_stats,
+            &s.story,
+            s.seed,
+            s.representative,
+            &rank,
+            &on_pairs,
+        )
+        .map_err(|e| Error::io("reading spilled shingle sets", e))?;
+        observer.stage_finished(Stage::Verify);
+        stats.candidate_pairs = found.scored.len() as u64 + found.outside_window;
+        stats.verified_pairs = found.pairs.len() as u64;
+        stats.clusters = found.clusters.len() as u64;
+        stats.clustered_documents = found.clusters.iter().map(|c| c.members.len() as u64).sum();
+        stats.set_bytes = corpus.set_bytes();
+        stats.timings.push((Stage::Verify, started.elapsed()));
+        let clusters = found
+            .clusters
+            .iter()
+            .map(|c| Cluster {
+                members: c.members.clone(),
+                representative: c.representative,
+                pairs: Vec::new(),
+                min_jaccard: c.min_probability,
+                mean_jaccard: c.mean_probability,
+            })
+            .collect();
+        Ok(Outcome {
+            sources,
+            corpus,
+            rank,
+            scores: Vec::new(),
+            pairs: Vec::new(),
+            clusters,
+            oversized: Vec::new(),
+            malformed,
+            settings: s.clone(),
+            stats,
+            stdin_copy: None,
+            story: Some(found),
         })
     }
 
@@ -554,7 +702,7 @@ impl Pipeline {
         sources: &[Source],
         stats: &mut Stats,
         observer: &dyn Observer,
-    ) -> Result<(Corpus, Vec<RecordLocation>)> {
+    ) -> Result<Ingested> {
         let s = &self.settings;
         let mut corpus = Corpus::new(
             s.num_perm,
@@ -562,6 +710,8 @@ impl Pipeline {
         );
         let mut ids = IdIndex::default();
         let mut malformed = Vec::new();
+        let mut story_docs = Vec::new();
+        let mut story_stats = StoryStats::new();
         let total: Option<u64> = sources.iter().map(|src| src.size).sum();
         observer.stage_started(Stage::Read, total);
         let (tx, rx) = sync_channel::<ReadEvent>(4);
@@ -587,6 +737,7 @@ impl Pipeline {
                         || Worker {
                             settings: s,
                             fingerprinter: Fingerprinter::new(s),
+                            story: s.level == Level::Story,
                         },
                         |w, r| w.process(&sources[r.location.source as usize], &batch, r),
                     )
@@ -629,14 +780,33 @@ impl Pipeline {
                     corpus
                         .push(doc.entry, &doc.fingerprint.signature, &doc.fingerprint.set)
                         .map_err(|e| Error::io("spilling shingle sets to a temporary file", e))?;
+                    if let Some(features) = doc.story {
+                        story_stats.add(&features);
+                        story_docs.push(features);
+                    }
                 }
             }
             Ok(())
         });
         observer.stage_finished(Stage::Read);
         result?;
-        Ok((corpus, malformed))
+        Ok(Ingested {
+            corpus,
+            malformed,
+            story_docs,
+            story_stats,
+        })
     }
+}
+
+/// What reading the inputs produced.
+struct Ingested {
+    corpus: Corpus,
+    malformed: Vec<RecordLocation>,
+    /// Story features per document (story level only).
+    story_docs: Vec<StoryDoc>,
+    /// Document frequencies of this run's documents (story level only).
+    story_stats: StoryStats,
 }
 
 /// `file:line` (or `file` for a whole document) of a record.

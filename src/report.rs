@@ -34,7 +34,7 @@ pub enum Format {
     Table,
 }
 
-fn round4(x: f32) -> f64 {
+pub(crate) fn round4(x: f32) -> f64 {
     (f64::from(x) * 10_000.0).round() / 10_000.0
 }
 
@@ -165,7 +165,7 @@ pub struct DroppedRecord<'a> {
 
 /// Writes records in a format. `columns` names the CSV/table columns and `row` gives a
 /// record's cells; JSON formats serialize the records themselves.
-fn write_records<T: Serialize>(
+pub(crate) fn write_records<T: Serialize>(
     out: &mut dyn Write,
     format: Format,
     records: impl Iterator<Item = T>,
@@ -234,6 +234,9 @@ const PAIR_COLUMNS: [&str; 6] = [
 
 /// Writes every verified pair.
 pub fn write_pairs(out: &mut dyn Write, outcome: &Outcome, format: Format) -> io::Result<()> {
+    if let Some(story) = &outcome.story {
+        return crate::story::output::write_pairs(out, &outcome.corpus, story, format);
+    }
     let records = outcome
         .pairs
         .iter()
@@ -243,6 +246,9 @@ pub fn write_pairs(out: &mut dyn Write, outcome: &Outcome, format: Format) -> io
 
 /// Writes every cluster (CSV and table: one row per member).
 pub fn write_clusters(out: &mut dyn Write, outcome: &Outcome, format: Format) -> io::Result<()> {
+    if let Some(story) = &outcome.story {
+        return crate::story::output::write_clusters(out, &outcome.corpus, story, format);
+    }
     let records = outcome
         .clusters
         .iter()
@@ -324,6 +330,9 @@ pub fn dropped_records(outcome: &Outcome) -> Vec<DroppedRecord<'_>> {
 
 /// Writes the dedup report (what was dropped and why).
 pub fn write_dropped(out: &mut dyn Write, outcome: &Outcome, format: Format) -> io::Result<()> {
+    if let Some(story) = &outcome.story {
+        return crate::story::output::write_dropped(out, outcome, story, format);
+    }
     let columns = [
         "id",
         "kept",

@@ -11,3 +11,4 @@ mod determinism;
 mod eval;
 mod feed;
 mod reference;
+mod story;

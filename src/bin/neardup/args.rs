@@ -23,6 +23,13 @@ duplicate ids, truncated compressed streams, unreadable files) are reported with
 line, counted in the summary, and skipped; the exit code is then 2. --strict stops at the
 first one.
 
+Story level (--level story): groups copies, updates and rewrites of one news story, even
+when reworded (word 5-gram Jaccard near 0), and keeps templated look-alikes apart:
+  neardup cluster --level story feed.jsonl --window 72h
+  neardup pairs --level story feed.jsonl --format table      kind, score, components
+  neardup cluster --level story archive.jsonl --stats-out archive.stats
+  neardup cluster --level story today.jsonl --stats archive.stats
+
 Exit codes: 0 success, 1 fatal error, 2 finished with bad input (or a usage error).";
 
 #[derive(Debug, Parser)]
@@ -89,6 +96,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub clustering: ClusterArgs,
     #[command(flatten)]
+    pub story: StoryArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
     pub run: ExecArgs,
@@ -102,6 +111,8 @@ pub struct DedupArgs {
     pub similarity: SimilarityArgs,
     #[command(flatten)]
     pub clustering: ClusterArgs,
+    #[command(flatten)]
+    pub story: StoryArgs,
     /// Write the kept records here instead of standard output (atomically: the file
     /// appears only when complete).
     #[arg(short, long, value_name = "FILE", help_heading = "Output")]
@@ -179,6 +190,66 @@ pub struct ClusterArgs {
     /// Which member represents a cluster (and is the one dedup keeps).
     #[arg(long, value_enum, default_value_t = RepresentativeArg::Earliest)]
     pub representative: RepresentativeArg,
+}
+
+/// How the story level is chosen and tuned (see `--level`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Level")]
+pub struct StoryArgs {
+    /// near-copy: documents that share most of their text (word-shingle Jaccard >=
+    /// --threshold). story: copies, updates and rewrites of one news story, decided from
+    /// IDF-weighted words, names, shared text, figures and dates; templated look-alikes
+    /// (yesterday's market report, another weekend's box office) stay apart. Every story
+    /// pair says its kind (copy, update, rewrite) and the score components behind it.
+    #[arg(long, value_enum, default_value_t = LevelArg::NearCopy)]
+    pub level: LevelArg,
+    /// Story level: dated articles further apart than this are never one story (e.g.
+    /// 72h, 3d; the date comes from --date-field). Undated articles match any.
+    #[arg(long, value_name = "DURATION", value_parser = parse_window)]
+    pub window: Option<i64>,
+    /// Story level: score against these corpus statistics (written by --stats-out)
+    /// instead of this run's, e.g. to judge a small batch against an archive.
+    #[arg(long, value_name = "FILE")]
+    pub stats: Option<std::path::PathBuf>,
+    /// Story level: write the corpus statistics used (document frequencies of words and
+    /// names) to FILE, for a later --stats.
+    #[arg(long, value_name = "FILE")]
+    pub stats_out: Option<std::path::PathBuf>,
+    /// Story level: IDF-weighted Jaccard of rare content words at which a pair becomes
+    /// a candidate for scoring with probability ~0.93 (lower finds more, slower).
+    #[arg(long, default_value_t = 0.2, value_name = "T")]
+    pub story_candidates: f64,
+    /// Story level: lowest model probability decided as one story (default: the fitted
+    /// model's cut, see BENCHMARKS.md). Lower merges more; 0 lists every scored candidate
+    /// with its components, to see why a pair was or was not matched.
+    #[arg(long, value_name = "P")]
+    pub story_threshold: Option<f64>,
+}
+
+impl StoryArgs {
+    /// The near-copy level with default story settings (for commands without `--level`).
+    pub fn near_copy() -> Self {
+        StoryArgs {
+            level: LevelArg::NearCopy,
+            window: None,
+            stats: None,
+            stats_out: None,
+            story_candidates: 0.2,
+            story_threshold: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LevelArg {
+    /// Near-copies: shared text.
+    NearCopy,
+    /// One news story: copies, updates and rewrites.
+    Story,
+}
+
+fn parse_window(s: &str) -> Result<i64, String> {
+    neardup::story::parse_window(s)
 }
 
 #[derive(Debug, Args)]

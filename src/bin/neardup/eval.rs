@@ -334,6 +334,7 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         &a.input,
         &similarity,
         &a.clustering,
+        &super::args::StoryArgs::near_copy(),
         &a.run,
         |outcome| {
             let banding = if explicit {

@@ -50,6 +50,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             &a.input,
             &a.similarity,
             &a.clustering,
+            &a.story,
             &a.run,
             |outcome| {
                 write_atomically(a.output.output.as_deref(), |w| {
@@ -62,6 +63,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             &a.input,
             &a.similarity,
             &a.clustering,
+            &a.story,
             &a.run,
             |outcome| {
                 write_atomically(a.output.output.as_deref(), |w| {
@@ -74,6 +76,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             &a.input,
             &a.similarity,
             &a.clustering,
+            &a.story,
             &a.run,
             |outcome| {
                 let mut rejects_file = a.rejects.as_deref().map(create_atomically).transpose()?;
@@ -131,6 +134,7 @@ fn analyse(
     input: &InputArgs,
     similarity: &SimilarityArgs,
     clustering: &ClusterArgs,
+    story: &args::StoryArgs,
     exec: &ExecArgs,
     write: impl FnOnce(&Outcome) -> Result<()>,
 ) -> Result<ExitCode> {
@@ -171,6 +175,23 @@ fn analyse(
         .memory_budget(exec.memory_budget)
         .temp_dir(exec.temp_dir.clone())
         .replayable_stdin(replayable)
+        .level(match story.level {
+            args::LevelArg::NearCopy => neardup::Level::NearCopy,
+            args::LevelArg::Story => neardup::Level::Story,
+        })
+        .story(neardup::story::StorySettings {
+            window: story.window,
+            stats_in: story.stats.clone(),
+            stats_out: story.stats_out.clone(),
+            candidate_threshold: story.story_candidates,
+            model: neardup::story::Model {
+                threshold: story
+                    .story_threshold
+                    .unwrap_or(neardup::story::Model::fitted().threshold),
+                ..neardup::story::Model::fitted()
+            },
+            ..Default::default()
+        })
         .build()?;
 
     let show_bars = !exec.quiet
@@ -208,8 +229,13 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
     let s = &outcome.stats;
     let secs = (s.elapsed() + write_time).as_secs_f64();
     let bad = s.bad();
+    let (pairs_word, clusters_word) = if outcome.story.is_some() {
+        ("same-story pairs", "story clusters")
+    } else {
+        ("verified pairs", "clusters")
+    };
     let mut line = format!(
-        "neardup: {} documents, {} bad records, {} candidate pairs, {} verified pairs, {} clusters ({} documents) in {:.2} s ({:.0} docs/s, {:.1} MB/s)",
+        "neardup: {} documents, {} bad records, {} candidate pairs, {} {pairs_word}, {} {clusters_word} ({} documents) in {:.2} s ({:.0} docs/s, {:.1} MB/s)",
         s.documents,
         bad,
         s.candidate_pairs,
