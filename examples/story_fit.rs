@@ -2,6 +2,14 @@
 //!
 //!     cargo run --release --example story_fit -- ../shared/data/bbc-news.jsonl \
 //!         ../shared/data/labels/bbc-same-story.jsonl [--folds 5] [--l2 0.1] [--seed 7]
+//!         [--use name,name,...] [--veto SLOTS,FRACTION] [--dump pairs.jsonl]
+//!
+//! `--more-seeds N` repeats the cross-validation with N more fold assignments (seeds
+//! `seed + 1…`) and prints the mean, to see how much one assignment's figure is luck.
+//! `--linkage average|majority` chooses how story clusters merge.
+//! `--use` picks the components the model may use (default: those the committed model
+//! uses); `--veto 0,0` turns the template-slot veto off; `--dump` writes every labelled
+//! pair's components as JSON lines for analysis.
 //!
 //! Labels are JSON Lines with `a`, `b`, `same_story` and optionally `label` and
 //! `confidence` (as in `bbc-same-story.jsonl`). The corpus is read once at the story level.
@@ -22,8 +30,8 @@ use std::process::ExitCode;
 use neardup::cluster::UnionFind;
 use neardup::input::InputSpec;
 use neardup::progress::Silent;
-use neardup::story::model::{self, Example};
-use neardup::story::{self, COMPONENT_NAMES, Model, StoryOutcome};
+use neardup::story::model::{self, Example, FitSettings};
+use neardup::story::{self, COMPONENT_NAMES, Component, Model, StoryOutcome};
 use neardup::{Level, Outcome, PipelineBuilder};
 
 struct Labelled {
@@ -36,23 +44,62 @@ struct Labelled {
 
 fn main() -> ExitCode {
     let mut positional = Vec::new();
-    let (mut folds, mut l2, mut seed) = (5usize, 0.1f64, 7u64);
+    let (mut folds, mut seed, mut extra_seeds) = (5usize, 7u64, 0u64);
+    let committed = Model::fitted();
+    let mut settings = FitSettings {
+        used: committed.weights.map(|w| w != 0.0),
+        l2: 0.1,
+        veto_slots: committed.veto_slots,
+        veto_fraction: committed.veto_fraction,
+    };
+    let mut dump = None;
+    let mut explain = false;
+    let mut linkage = story::Linkage::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().expect("flag needs a value");
         match a.as_str() {
             "--folds" => folds = value().parse().expect("folds"),
-            "--l2" => l2 = value().parse().expect("l2"),
+            "--l2" => settings.l2 = value().parse().expect("l2"),
             "--seed" => seed = value().parse().expect("seed"),
+            "--more-seeds" => extra_seeds = value().parse().expect("more seeds"),
+            "--use" => {
+                settings.used = [false; COMPONENT_NAMES.len()];
+                for name in value().split(',') {
+                    let c = Component::from_name(name)
+                        .unwrap_or_else(|| panic!("unknown component {name}"));
+                    settings.used[c as usize] = true;
+                }
+            }
+            "--veto" => {
+                let v = value();
+                let (n, f) = v.split_once(',').expect("--veto SLOTS,FRACTION");
+                settings.veto_slots = n.parse().expect("veto slots");
+                settings.veto_fraction = f.parse().expect("veto fraction");
+            }
+            "--dump" => dump = Some(value()),
+            "--explain" => explain = true,
+            "--linkage" => {
+                linkage = match value().as_str() {
+                    "average" => story::Linkage::Average,
+                    "majority" => story::Linkage::Majority,
+                    other => panic!("unknown linkage {other}"),
+                }
+            }
             _ => positional.push(a),
         }
     }
+    let l2 = settings.l2;
     let [corpus_path, labels_path] = &positional[..] else {
         eprintln!("usage: story_fit CORPUS LABELS [--folds K] [--l2 X] [--seed S]");
         return ExitCode::from(2);
     };
     let pipeline = PipelineBuilder::new()
         .level(Level::Story)
+        .story(story::StorySettings {
+            linkage,
+            ..Default::default()
+        })
         .build()
         .expect("settings");
     let mut outcome = pipeline
@@ -99,22 +146,85 @@ fn main() -> ExitCode {
         })
         .collect();
 
-    let fold_of = assign_folds(&outcome, &story, &pairs, folds, seed);
-    let mut cv_cluster = vec![false; pairs.len()];
-    let mut cv_pairwise = vec![false; pairs.len()];
-    let mut story = story;
-    for k in 0..folds {
-        let train: Vec<Example> = (0..pairs.len())
-            .filter(|&i| fold_of[i] != k)
-            .map(|i| examples[i])
-            .collect();
-        let m = model::fit(&train, l2);
-        let (clustered, back) = cluster_with(&outcome, story, m);
-        story = back;
-        for i in (0..pairs.len()).filter(|&i| fold_of[i] == k) {
-            cv_cluster[i] = clustered(pairs[i].a, pairs[i].b);
-            cv_pairwise[i] = m.same_story(&examples[i].components);
+    if let Some(path) = &dump {
+        let mut out = String::new();
+        for (p, e) in pairs.iter().zip(&examples) {
+            let mut record = serde_json::Map::new();
+            record.insert("a".into(), outcome.corpus.id(p.a).into());
+            record.insert("b".into(), outcome.corpus.id(p.b).into());
+            record.insert("same".into(), p.same.into());
+            record.insert("label".into(), p.label.clone().into());
+            record.insert("high".into(), p.high.into());
+            for (name, x) in COMPONENT_NAMES.iter().zip(e.components.0) {
+                record.insert((*name).into(), x.into());
+            }
+            out.push_str(&serde_json::Value::Object(record).to_string());
+            out.push('\n');
         }
+        std::fs::write(path, out).expect("writing the dump");
+    }
+    let mut story = Some(story);
+    let mut cross_validate = |seed: u64| {
+        let fold_of = assign_folds(
+            &outcome,
+            story.as_ref().expect("returned"),
+            &pairs,
+            folds,
+            seed,
+        );
+        let mut cv_cluster = vec![false; pairs.len()];
+        let mut cv_pairwise = vec![false; pairs.len()];
+        for k in 0..folds {
+            let train: Vec<Example> = (0..pairs.len())
+                .filter(|&i| fold_of[i] != k)
+                .map(|i| examples[i])
+                .collect();
+            let m = model::fit(&train, &settings);
+            let taken = story
+                .take()
+                .expect("the story outcome is returned after each run");
+            let (clustered, back) = cluster_with(&outcome, taken, m);
+            story = Some(back);
+            for i in (0..pairs.len()).filter(|&i| fold_of[i] == k) {
+                cv_cluster[i] = clustered(pairs[i].a, pairs[i].b);
+                cv_pairwise[i] = m.same_story(&examples[i].components);
+            }
+        }
+        (cv_cluster, cv_pairwise)
+    };
+    let (cv_cluster, cv_pairwise) = cross_validate(seed);
+    if explain {
+        println!("== errors (seed {seed}): cluster-level decision / pairwise decision ==");
+        for (i, p) in pairs.iter().enumerate() {
+            if cv_cluster[i] != p.same || cv_pairwise[i] != p.same {
+                println!(
+                    "   {} {} {:<8} {} cluster {:<5} pair {:<5}",
+                    outcome.corpus.id(p.a),
+                    outcome.corpus.id(p.b),
+                    p.label,
+                    if p.high { "high" } else { "low " },
+                    cv_cluster[i],
+                    cv_pairwise[i]
+                );
+            }
+        }
+    }
+    if extra_seeds > 0 {
+        let all: Vec<&Labelled> = pairs.iter().collect();
+        let mut sums = [0.0; 3];
+        for s in seed..=seed + extra_seeds {
+            let (cluster, _) = cross_validate(s);
+            let (p, r, f, ..) = prf(&all, &cluster);
+            println!("   seed {s:>3}: cluster level P {p:.3}  R {r:.3}  F1 {f:.3}");
+            for (sum, x) in sums.iter_mut().zip([p, r, f]) {
+                *sum += x / (extra_seeds + 1) as f64;
+            }
+        }
+        let [p, r, f] = sums;
+        println!(
+            "   mean over {} seeds: P {p:.3}  R {r:.3}  F1 {f:.3}",
+            extra_seeds + 1
+        );
     }
     println!("== cross-validated ({folds} folds, grouped by document; l2 {l2}; seed {seed}) ==");
     report(
@@ -124,7 +234,8 @@ fn main() -> ExitCode {
     );
     report("pairwise decision", &pairs, &cv_pairwise);
 
-    let final_model = model::fit(&examples, l2);
+    let final_model = model::fit(&examples, &settings);
+    let story = story.expect("the story outcome is returned after each run");
     let (clustered, _) = cluster_with(&outcome, story, final_model);
     let in_sample: Vec<bool> = pairs.iter().map(|p| clustered(p.a, p.b)).collect();
     println!(
@@ -141,6 +252,8 @@ fn main() -> ExitCode {
     }
     println!("    ],");
     println!("    threshold: {:.2},", final_model.threshold);
+    println!("    veto_slots: {},", final_model.veto_slots);
+    println!("    veto_fraction: {:.2},", final_model.veto_fraction);
     println!("}};");
     ExitCode::SUCCESS
 }

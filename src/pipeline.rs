@@ -395,7 +395,8 @@ struct Processed {
 struct Worker<'p> {
     settings: &'p Settings,
     fingerprinter: Fingerprinter,
-    story: bool,
+    /// The story features' extractor, at the story level.
+    story: Option<story::Extractor>,
 }
 
 impl Worker<'_> {
@@ -434,6 +435,21 @@ impl Worker<'_> {
                 None => (None, Some(t)),
             },
         };
+        // Word shingles (checked by the builder) leave their tokens for the story features.
+        let story = self.story.as_mut().map(|extractor| {
+            let title = self
+                .settings
+                .story
+                .title_field
+                .as_deref()
+                .zip(metadata.as_deref())
+                .and_then(|(field, m)| story::string_field(m, field));
+            extractor.extract_document(
+                title.as_deref(),
+                &body,
+                Some(self.fingerprinter.tokens()),
+            )
+        });
         let entry = DocEntry {
             id: id.into_boxed_str(),
             metadata,
@@ -442,10 +458,6 @@ impl Worker<'_> {
             tokens: fingerprint.tokens.min(u32::MAX as usize) as u32,
             location: record.location,
         };
-        // Word shingles (checked by the builder) leave their tokens for the story features.
-        let story = self
-            .story
-            .then(|| story::Extractor::extract_tokens(&body, self.fingerprinter.tokens()));
         Ok(Processed {
             entry,
             fingerprint,
@@ -737,7 +749,7 @@ impl Pipeline {
                         || Worker {
                             settings: s,
                             fingerprinter: Fingerprinter::new(s),
-                            story: s.level == Level::Story,
+                            story: (s.level == Level::Story).then(story::Extractor::new),
                         },
                         |w, r| w.process(&sources[r.location.source as usize], &batch, r),
                     )

@@ -18,9 +18,12 @@ pub struct StoryDoc {
     pub terms: Vec<u64>,
     /// Hashes of names: capitalised words not at a sentence start, and runs of them.
     pub names: Vec<u64>,
-    /// Hashes of figures (tokens that start with a digit).
+    /// Hashes of values: figures (a run such as `12-1/2` or `6-3/8` is one value) and
+    /// capitalised month names (dates: "Pay 20 May").
     pub figures: Vec<u64>,
-    /// `(slot, figure)`: a figure with the content word before it (its template slot).
+    /// `(slot, value)`: a value with its template slot — the content word within three
+    /// tokens before it ("rose 5%", "Shr 73 cts"), or the value just before it ("$280bn
+    /// (£155bn)": an amount and its conversion, which changes with the day's rate).
     pub slots: Vec<(u64, u64)>,
     /// Hashes of word pairs inside quotation marks (pairs of two stop words left out).
     pub quotes: Vec<u64>,
@@ -28,6 +31,38 @@ pub struct StoryDoc {
     pub weekdays: u8,
     /// The first weekday mentioned (Monday = 0), if any.
     pub first_weekday: Option<u8>,
+    /// Which references to an earlier time it makes ("last week", "earlier this month",
+    /// "days ago", …): one bit per [`BackReference`].
+    pub back_references: u16,
+}
+
+/// Phrases by which a report points back to an earlier day: the mark of a follow-up
+/// retelling an earlier story ("Earlier this month, a court rejected the claim").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum BackReference {
+    /// "last week"
+    LastWeek,
+    /// "last month"
+    LastMonth,
+    /// "last weekend"
+    LastWeekend,
+    /// "last Monday" … "last Sunday"
+    LastWeekday,
+    /// "earlier this week", "earlier in the week"
+    EarlierThisWeek,
+    /// "earlier this month", "earlier in the month"
+    EarlierThisMonth,
+    /// "earlier this year"
+    EarlierThisYear,
+    /// "days ago"
+    DaysAgo,
+    /// "weeks ago", "a week ago"
+    WeeksAgo,
+    /// "yesterday"
+    Yesterday,
+    /// "the previous day", "the day before"
+    PreviousDay,
 }
 
 impl StoryDoc {
@@ -56,20 +91,152 @@ fn stop_words() -> &'static KeySet {
     })
 }
 
-fn weekday_hashes() -> &'static [u64; 7] {
-    static DAYS: OnceLock<[u64; 7]> = OnceLock::new();
-    DAYS.get_or_init(|| {
-        [
-            "monday",
-            "tuesday",
-            "wednesday",
-            "thursday",
-            "friday",
-            "saturday",
-            "sunday",
-        ]
-        .map(|d| hash_normalized(d.as_bytes()))
+/// Hashes of the words that dates and back references are made of.
+struct Vocabulary {
+    weekdays: [u64; 7],
+    months: [u64; 12],
+    last: u64,
+    week: u64,
+    weeks: u64,
+    month: u64,
+    weekend: u64,
+    year: u64,
+    earlier: u64,
+    this: u64,
+    in_: u64,
+    the: u64,
+    a: u64,
+    days: u64,
+    ago: u64,
+    yesterday: u64,
+    previous: u64,
+    one: u64,
+    numbers: [u64; 17],
+    day: u64,
+    before: u64,
+}
+
+fn vocabulary() -> &'static Vocabulary {
+    static VOCABULARY: OnceLock<Vocabulary> = OnceLock::new();
+    VOCABULARY.get_or_init(|| {
+        let h = |w: &str| hash_normalized(w.as_bytes());
+        Vocabulary {
+            weekdays: [
+                "monday",
+                "tuesday",
+                "wednesday",
+                "thursday",
+                "friday",
+                "saturday",
+                "sunday",
+            ]
+            .map(h),
+            months: [
+                "january",
+                "february",
+                "march",
+                "april",
+                "may",
+                "june",
+                "july",
+                "august",
+                "september",
+                "october",
+                "november",
+                "december",
+            ]
+            .map(h),
+            last: h("last"),
+            week: h("week"),
+            weeks: h("weeks"),
+            month: h("month"),
+            weekend: h("weekend"),
+            year: h("year"),
+            earlier: h("earlier"),
+            this: h("this"),
+            in_: h("in"),
+            the: h("the"),
+            a: h("a"),
+            days: h("days"),
+            ago: h("ago"),
+            yesterday: h("yesterday"),
+            previous: h("previous"),
+            one: h("one"),
+            numbers: [
+                "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+                "twelve", "fifteen", "twenty", "thirty", "forty", "fifty", "hundred",
+            ]
+            .map(h),
+            day: h("day"),
+            before: h("before"),
+        }
     })
+}
+
+impl Vocabulary {
+    /// Whether a back reference can start with this word.
+    fn opens_back_reference(&self, w: u64) -> bool {
+        [
+            self.last,
+            self.earlier,
+            self.days,
+            self.weeks,
+            self.a,
+            self.yesterday,
+            self.previous,
+            self.day,
+        ]
+        .contains(&w)
+    }
+}
+
+/// The back reference that starts at `words[0]`, if any (`words` are token hashes).
+fn back_reference(v: &Vocabulary, words: &[u64]) -> Option<BackReference> {
+    let at = |i: usize| words.get(i).copied().unwrap_or(0);
+    let (w0, w1, w2) = (at(0), at(1), at(2));
+    let unit = |w: u64| {
+        if w == v.week {
+            Some(BackReference::EarlierThisWeek)
+        } else if w == v.month {
+            Some(BackReference::EarlierThisMonth)
+        } else if w == v.year {
+            Some(BackReference::EarlierThisYear)
+        } else {
+            None
+        }
+    };
+    if w0 == v.last {
+        if w1 == v.week {
+            Some(BackReference::LastWeek)
+        } else if w1 == v.month {
+            Some(BackReference::LastMonth)
+        } else if w1 == v.weekend {
+            Some(BackReference::LastWeekend)
+        } else if v.weekdays.contains(&w1) {
+            Some(BackReference::LastWeekday)
+        } else {
+            None
+        }
+    } else if w0 == v.earlier && (w1 == v.this || w1 == v.in_) {
+        // "earlier this week", "earlier in the week"
+        unit(if w1 == v.this {
+            w2
+        } else if w2 == v.the {
+            at(3)
+        } else {
+            0
+        })
+    } else if w0 == v.days && w1 == v.ago {
+        Some(BackReference::DaysAgo)
+    } else if (w0 == v.weeks && w1 == v.ago) || (w0 == v.a && w1 == v.week && w2 == v.ago) {
+        Some(BackReference::WeeksAgo)
+    } else if w0 == v.yesterday {
+        Some(BackReference::Yesterday)
+    } else if (w0 == v.previous && w1 == v.day) || (w0 == v.day && w1 == v.before) {
+        Some(BackReference::PreviousDay)
+    } else {
+        None
+    }
 }
 
 /// Whether a normalized token hash is a stop word.
@@ -104,22 +271,75 @@ impl Extractor {
 
     /// The story features of `text`.
     pub fn extract(&mut self, text: &str) -> StoryDoc {
+        self.extract_document(None, text, None)
+    }
+
+    /// The story features of a document: its headline (when the record has one) and its
+    /// text, given the text's tokens when the word shingler already made them.
+    ///
+    /// The headline counts like the text (it names the company of a one-line dividend
+    /// notice), except that an all-capitals headline has no names to find.
+    pub fn extract_document(
+        &mut self,
+        title: Option<&str>,
+        text: &str,
+        text_tokens: Option<&[Token]>,
+    ) -> StoryDoc {
+        let mut doc = StoryDoc::default();
         let mut tokens = std::mem::take(&mut self.tokens);
-        tokens.clear();
-        self.tokenizer.tokenize(text, &mut tokens);
-        let doc = Self::extract_tokens(text, &tokens);
+        if let Some(title) = title {
+            tokens.clear();
+            self.tokenizer.tokenize(title, &mut tokens);
+            let names = title.chars().any(char::is_lowercase);
+            add_features(&mut doc, title, &tokens, names);
+        }
+        match text_tokens {
+            Some(t) => add_features(&mut doc, text, t, true),
+            None => {
+                tokens.clear();
+                self.tokenizer.tokenize(text, &mut tokens);
+                add_features(&mut doc, text, &tokens, true);
+            }
+        }
         self.tokens = tokens;
+        finish(&mut doc);
         doc
     }
 
     /// The story features of `text` given its tokens (as the word shingler made them).
     pub fn extract_tokens(text: &str, tokens: &[Token]) -> StoryDoc {
-        let stop = stop_words();
-        let days = weekday_hashes();
-        let bytes = text.as_bytes();
         let mut doc = StoryDoc::default();
+        add_features(&mut doc, text, tokens, true);
+        finish(&mut doc);
+        doc
+    }
+}
+
+/// Sorts and deduplicates every list of `doc`.
+fn finish(doc: &mut StoryDoc) {
+    for list in [
+        &mut doc.terms,
+        &mut doc.names,
+        &mut doc.figures,
+        &mut doc.quotes,
+    ] {
+        list.sort_unstable();
+        list.dedup();
+    }
+    doc.slots.sort_unstable();
+    doc.slots.dedup();
+}
+
+/// Adds the features of `text` (its `tokens`) to `doc`, unsorted; `find_names` is false
+/// for text whose capitals say nothing (an all-capitals headline).
+fn add_features(doc: &mut StoryDoc, text: &str, tokens: &[Token], find_names: bool) {
+    {
+        let stop = stop_words();
+        let v = vocabulary();
+        let bytes = text.as_bytes();
         let mut run: Vec<u64> = Vec::new();
         let mut last_content: Option<(u64, usize)> = None;
+        let mut values = Values::default();
         let mut prev_end = 0usize;
         let mut in_quote = false;
         let mut previous_quoted: Option<u64> = None;
@@ -144,13 +364,11 @@ impl Extractor {
                 previous_quoted = None;
             }
             let first = bytes[start];
-            let is_figure = first.is_ascii_digit();
-            if is_stop {
-                if let Some(d) = days.iter().position(|&h| h == t.hash) {
-                    doc.weekdays |= 1 << d;
-                    doc.first_weekday.get_or_insert(d as u8);
-                }
-            }
+            // Numbers written as words are values too ("Qtly div five cts"); "one" only in
+            // a date ("Pay April One"), being a pronoun as often as not.
+            let is_figure = first.is_ascii_digit()
+                || v.numbers.contains(&t.hash)
+                || (t.hash == v.one && i > 0 && v.months.contains(&tokens[i - 1].hash));
             let capitalised = if first < 0x80 {
                 first.is_ascii_uppercase()
             } else {
@@ -160,11 +378,26 @@ impl Extractor {
                     .is_some_and(char::is_uppercase)
             };
             let sentence_start = i == 0 || starts_sentence(gap);
+            if is_stop {
+                if let Some(d) = v.weekdays.iter().position(|&h| h == t.hash) {
+                    doc.weekdays |= 1 << d;
+                    doc.first_weekday.get_or_insert(d as u8);
+                }
+            }
+            if v.opens_back_reference(t.hash) {
+                if let Some(r) = back_reference(v, &tokens_hashes(tokens, i)) {
+                    doc.back_references |= 1 << r as u8;
+                }
+            }
+            // "May" opening a sentence is the verb more often than the month.
+            let month = capitalised
+                && v.months.contains(&t.hash)
+                && !(sentence_start && t.hash == v.months[4]);
             if !gap.iter().all(|&b| b == b' ') {
                 // Only a space joins the words of one name.
                 flush_name(&mut run, &mut doc.names);
             }
-            if capitalised && !is_figure && !is_stop {
+            if find_names && capitalised && !is_figure && !is_stop && !month {
                 run.push(t.hash);
                 if !sentence_start {
                     doc.names.push(t.hash ^ NAME_SEED);
@@ -172,32 +405,83 @@ impl Extractor {
             } else {
                 flush_name(&mut run, &mut doc.names);
             }
+            let slot = last_content.filter(|&(_, at)| i - at <= 3).map(|(s, _)| s);
             if is_figure {
-                doc.figures.push(t.hash);
-                if let Some((slot, at)) = last_content {
-                    if i - at <= 3 {
-                        doc.slots.push((slot, t.hash));
+                let joined = gap.len() == 1 && matches!(gap[0], b'-' | b'/');
+                values.figure(doc, t.hash, i, joined, slot);
+            } else {
+                values.flush(doc);
+                if month {
+                    values.month(doc, t.hash, slot);
+                }
+                if !is_stop {
+                    doc.terms.push(t.hash);
+                    if !month {
+                        last_content = Some((t.hash, i));
                     }
                 }
-            } else if !is_stop {
-                doc.terms.push(t.hash);
-                last_content = Some((t.hash, i));
             }
             prev_end = end;
         }
+        values.flush(doc);
         flush_name(&mut run, &mut doc.names);
-        for list in [
-            &mut doc.terms,
-            &mut doc.names,
-            &mut doc.figures,
-            &mut doc.quotes,
-        ] {
-            list.sort_unstable();
-            list.dedup();
+    }
+}
+
+/// Up to four token hashes from `i` on (what a back reference is matched against).
+fn tokens_hashes(tokens: &[Token], i: usize) -> [u64; 4] {
+    std::array::from_fn(|k| tokens.get(i + k).map_or(0, |t| t.hash))
+}
+
+/// Seed that keeps a value used as a slot apart from a word used as one.
+const VALUE_SLOT_SEED: u64 = 0x0076_616c_7565;
+
+/// Builds values from figure tokens: `12-1/2` is the tokens 12, 1, 2 joined by `-` and
+/// `/`, and one value.
+#[derive(Debug, Default)]
+struct Values {
+    /// The value being built: its hash, its first and last token, its slot word.
+    open: Option<(u64, usize, usize, Option<u64>)>,
+    /// The last finished figure value and its last token.
+    previous: Option<(u64, usize)>,
+}
+
+impl Values {
+    fn figure(&mut self, doc: &mut StoryDoc, hash: u64, i: usize, joined: bool, slot: Option<u64>) {
+        match &mut self.open {
+            Some((value, _, last, _)) if joined && *last + 1 == i => {
+                *value = xxh3_64_with_seed(bytemuck::cast_slice(&[*value, hash]), VALUE_SLOT_SEED);
+                *last = i;
+            }
+            _ => {
+                self.flush(doc);
+                self.open = Some((hash, i, i, slot));
+            }
         }
-        doc.slots.sort_unstable();
-        doc.slots.dedup();
-        doc
+    }
+
+    fn month(&mut self, doc: &mut StoryDoc, hash: u64, slot: Option<u64>) {
+        doc.figures.push(hash);
+        if let Some(s) = slot {
+            doc.slots.push((s, hash));
+        }
+    }
+
+    fn flush(&mut self, doc: &mut StoryDoc) {
+        let Some((value, first, last, slot)) = self.open.take() else {
+            return;
+        };
+        doc.figures.push(value);
+        if let Some(s) = slot {
+            doc.slots.push((s, value));
+        }
+        // The amount a value follows closely ("$280bn (£155bn)") is a slot of its own.
+        if let Some((before, at)) = self.previous {
+            if first - at <= 3 {
+                doc.slots.push((before ^ VALUE_SLOT_SEED, value));
+            }
+        }
+        self.previous = Some((value, last));
     }
 }
 

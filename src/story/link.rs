@@ -26,6 +26,19 @@ pub struct StoryCluster {
     pub mean_probability: f32,
 }
 
+/// When two clusters merge, given the scored pairs across them (a pair never scored
+/// counts as probability 0, not accepted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Linkage {
+    /// The mean probability over all cross pairs reaches the threshold.
+    Average,
+    /// More than half of the cross pairs are accepted (probability at least the
+    /// threshold): a late article that matches two of three versions joins them, a chain
+    /// a~b~c with a and c apart does not.
+    #[default]
+    Majority,
+}
+
 /// A scored pair as the linkage sees it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Link {
@@ -44,6 +57,7 @@ pub fn link(
     scored: &[Link],
     accepted: &[Link],
     threshold: f64,
+    linkage: Linkage,
     rule: RepresentativeRule,
     rank: &[u32],
 ) -> Vec<StoryCluster> {
@@ -99,16 +113,21 @@ pub fn link(
         } else {
             (&mb, ra)
         };
-        let mut sum = 0.0f64;
+        let (mut sum, mut accepted) = (0.0f64, 0usize);
         for &m in small {
             for &(other, p) in neighbours(m) {
                 if uf.find(other) == large_root {
                     sum += f64::from(p);
+                    accepted += usize::from(f64::from(p) >= threshold);
                 }
             }
         }
-        let cross = (ma.len() * mb.len()) as f64;
-        if sum / cross >= threshold {
+        let cross = ma.len() * mb.len();
+        let merge = match linkage {
+            Linkage::Average => sum / cross as f64 >= threshold,
+            Linkage::Majority => 2 * accepted > cross,
+        };
+        if merge {
             uf.union(l.a, l.b);
             let root = uf.find(l.a);
             let mut joined = ma;

@@ -30,8 +30,8 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 
 pub use features::{Extractor, StoryDoc};
-pub use link::StoryCluster;
-pub use model::{COMPONENT_NAMES, Components, Kind, Model};
+pub use link::{Linkage, StoryCluster};
+pub use model::{COMPONENT_NAMES, Component, Components, Kind, Model};
 pub use stats::StoryStats;
 
 use crate::cluster::RepresentativeRule;
@@ -42,14 +42,6 @@ use crate::verify::intersection_size;
 
 /// Width of one weight unit in the expanded sets of the weighted sketch.
 const WEIGHT_QUANTUM: f64 = 0.5;
-/// IDF subtracted from every word's weight in the weighted sketch, in a corpus of at
-/// least [`FULL_FLOOR_DOCUMENTS`]: words in more than about 1 document in 20 (`ln 20 ≈ 3`)
-/// would fill LSH buckets with every article of a section while adding little to the
-/// weighted Jaccard. Smaller corpora get a proportionally lower floor (buckets stay small,
-/// and a 5-document corpus has no common words to speak of). Scoring uses every word.
-const SKETCH_IDF_FLOOR: f64 = 3.0;
-/// Corpus size from which the whole [`SKETCH_IDF_FLOOR`] applies.
-const FULL_FLOOR_DOCUMENTS: f64 = 1000.0;
 /// Weights of the LSH error masses at the story level: the candidate threshold is low,
 /// so false candidates are far more numerous than at the near-copy level.
 const STORY_LSH_WEIGHTS: (f64, f64) = (0.1, 0.9);
@@ -72,6 +64,11 @@ pub struct StorySettings {
     pub bucket_cap: usize,
     /// Slots of the weighted signature.
     pub num_perm: usize,
+    /// When two story clusters merge.
+    pub linkage: link::Linkage,
+    /// The record field holding a headline, whose words count with the text's (`None`:
+    /// text only).
+    pub title_field: Option<String>,
 }
 
 impl Default for StorySettings {
@@ -84,6 +81,8 @@ impl Default for StorySettings {
             candidate_threshold: 0.2,
             bucket_cap: 100,
             num_perm: 128,
+            linkage: link::Linkage::default(),
+            title_field: Some("title".into()),
         }
     }
 }
@@ -125,7 +124,9 @@ pub struct StoryOutcome {
 /// The expanded set whose Jaccard is the IDF-weighted Jaccard of the content words.
 pub fn weighted_elements(doc: &StoryDoc, stats: &StoryStats, out: &mut Vec<u64>) {
     out.clear();
-    let floor = SKETCH_IDF_FLOOR * (stats.documents() as f64 / FULL_FLOOR_DOCUMENTS).min(1.0);
+    // Common words would fill LSH buckets with every article of a section while adding
+    // little to the weighted Jaccard; scoring still uses them.
+    let floor = stats.common_idf();
     for &t in &doc.terms {
         let weight = (stats.idf(t) - floor).max(0.0);
         let copies = (weight / WEIGHT_QUANTUM).round() as u64;
@@ -297,7 +298,15 @@ pub fn run(
             probability: p.probability,
         })
         .collect();
-    let clusters = link::link(corpus, &scored, &links, model.threshold, rule, rank);
+    let clusters = link::link(
+        corpus,
+        &scored,
+        &links,
+        model.threshold,
+        settings.linkage,
+        rule,
+        rank,
+    );
     Ok(StoryOutcome {
         pairs: accepted,
         scored,
@@ -307,6 +316,17 @@ pub fn run(
         lsh,
         outside_window,
     })
+}
+
+/// The string value of `field` in a record's metadata (a JSON object), if it has one.
+pub fn string_field(metadata: &str, field: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Loose<'a>(
+        #[serde(borrow)] std::collections::HashMap<std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue>,
+    );
+    let Loose(map) = serde_json::from_str(metadata).ok()?;
+    let raw = map.get(field)?;
+    serde_json::from_str::<String>(raw.get()).ok()
 }
 
 /// Parses a duration such as `72h`, `3d`, `90m`, `45s` or `1w` into seconds.

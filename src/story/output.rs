@@ -15,31 +15,74 @@ fn r4(x: f64) -> f64 {
     round4(x as f32)
 }
 
-/// The score components of a pair, by name (see [`super::Components`]).
+/// The score components of a pair, by name (see [`super::Component`]).
 #[derive(Debug, Serialize)]
 pub struct ComponentsRecord {
     /// IDF-weighted Jaccard of the content words.
     pub term_weighted_jaccard: f64,
     /// IDF-weighted overlap of the content words over the smaller text's weight.
     pub term_weighted_containment: f64,
+    /// Cosine of the IDF-weighted word vectors.
+    pub idf_cosine: f64,
     /// Larger containment of the word shingles (shared text).
     pub shingle_containment: f64,
     /// Jaccard of the word shingles.
     pub shingle_jaccard: f64,
     /// IDF-weighted Jaccard of the names.
     pub name_weighted_jaccard: f64,
-    /// Jaccard of the figures.
+    /// IDF-weighted overlap of the rare words and names over the smaller text's.
+    pub rare_fact_containment: f64,
+    /// Jaccard of the values (figures, dates).
     pub figure_jaccard: f64,
     /// Shared quoted word pairs over the smaller text's.
     pub quote_containment: f64,
-    /// Fraction of shared template slots filled with different figures.
+    /// Fraction of shared template slots filled with different values.
     pub figure_slot_conflict: f64,
+    /// Conflicting template slots (0, ⅓, ⅔, 1 for 0, 1, 2, 3 or more).
+    pub conflicting_slots: f64,
     /// 1 when the weekdays named conflict.
     pub weekday_conflict: f64,
     /// 1 when the first weekdays named differ.
     pub first_weekday_differs: f64,
-    /// 1 when the first weekdays named are the same.
-    pub first_weekday_same: f64,
+    /// References to an earlier time one text makes and the other does not.
+    pub back_reference: f64,
+}
+
+impl ComponentsRecord {
+    fn new(c: &super::Components) -> Self {
+        let [
+            term_weighted_jaccard,
+            term_weighted_containment,
+            idf_cosine,
+            shingle_containment,
+            shingle_jaccard,
+            name_weighted_jaccard,
+            rare_fact_containment,
+            figure_jaccard,
+            quote_containment,
+            figure_slot_conflict,
+            conflicting_slots,
+            weekday_conflict,
+            first_weekday_differs,
+            back_reference,
+        ] = c.0.map(r4);
+        ComponentsRecord {
+            term_weighted_jaccard,
+            term_weighted_containment,
+            idf_cosine,
+            shingle_containment,
+            shingle_jaccard,
+            name_weighted_jaccard,
+            rare_fact_containment,
+            figure_jaccard,
+            quote_containment,
+            figure_slot_conflict,
+            conflicting_slots,
+            weekday_conflict,
+            first_weekday_differs,
+            back_reference,
+        }
+    }
 }
 
 /// One same-story pair.
@@ -64,7 +107,6 @@ pub struct StoryPairRecord<'a> {
 impl<'a> StoryPairRecord<'a> {
     /// The record of a same-story pair.
     pub fn new(corpus: &'a Corpus, p: &StoryPair) -> Self {
-        let c = p.components.0.map(r4);
         StoryPairRecord {
             schema_version: SCHEMA_VERSION,
             level: "story",
@@ -72,19 +114,7 @@ impl<'a> StoryPairRecord<'a> {
             b: corpus.id(p.b),
             kind: p.kind.name(),
             score: round4(p.probability),
-            components: ComponentsRecord {
-                term_weighted_jaccard: c[0],
-                term_weighted_containment: c[1],
-                shingle_containment: c[2],
-                shingle_jaccard: c[3],
-                name_weighted_jaccard: c[4],
-                figure_jaccard: c[5],
-                quote_containment: c[6],
-                figure_slot_conflict: c[7],
-                weekday_conflict: c[8],
-                first_weekday_differs: c[9],
-                first_weekday_same: c[10],
-            },
+            components: ComponentsRecord::new(&p.components),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The score components of a candidate pair (see [`Components`]).
 
 use super::features::StoryDoc;
-use super::model::{COMPONENTS, Components};
+use super::model::{COMPONENTS, Component, Components};
 use super::stats::StoryStats;
 use crate::verify::intersection_size;
 
@@ -10,54 +10,91 @@ use crate::verify::intersection_size;
 pub struct Weighted<'d> {
     /// The features.
     pub doc: &'d StoryDoc,
-    /// IDF of each of `doc.terms`.
-    pub term_weights: Vec<f32>,
-    /// Sum of `term_weights`.
-    pub term_total: f64,
-    /// IDF of each of `doc.names`.
-    pub name_weights: Vec<f32>,
-    /// Sum of `name_weights`.
-    pub name_total: f64,
+    /// IDF of each of `doc.terms`; negative for a rare term (its weight is the absolute
+    /// value), so that one array carries both.
+    term_weights: Vec<f32>,
+    /// IDF of each of `doc.names`, negative when rare, as `term_weights`.
+    name_weights: Vec<f32>,
+    /// Sum of the term weights.
+    term_total: f64,
+    /// Sum of the squared term weights.
+    term_squares: f64,
+    /// Sum of the name weights.
+    name_total: f64,
+    /// Sum of the weights of rare terms and names.
+    rare_total: f64,
 }
 
 impl<'d> Weighted<'d> {
     /// Looks up the weights of `doc` in `stats`.
     pub fn new(doc: &'d StoryDoc, stats: &StoryStats) -> Self {
-        let term_weights: Vec<f32> = doc.terms.iter().map(|&t| stats.idf(t) as f32).collect();
-        let name_weights: Vec<f32> = doc.names.iter().map(|&t| stats.idf(t) as f32).collect();
+        let rare = stats.rare_idf();
+        let signed = |key: &u64| {
+            let w = stats.idf(*key);
+            if w >= rare { -(w as f32) } else { w as f32 }
+        };
+        let term_weights: Vec<f32> = doc.terms.iter().map(signed).collect();
+        let name_weights: Vec<f32> = doc.names.iter().map(signed).collect();
+        let (mut term_total, mut term_squares, mut name_total, mut rare_total) =
+            (0.0, 0.0, 0.0, 0.0);
+        for &w in &term_weights {
+            let x = f64::from(w.abs());
+            term_total += x;
+            term_squares += x * x;
+            if w < 0.0 {
+                rare_total += x;
+            }
+        }
+        for &w in &name_weights {
+            let x = f64::from(w.abs());
+            name_total += x;
+            if w < 0.0 {
+                rare_total += x;
+            }
+        }
         Weighted {
             doc,
-            term_total: term_weights.iter().map(|&w| f64::from(w)).sum(),
-            name_total: name_weights.iter().map(|&w| f64::from(w)).sum(),
             term_weights,
             name_weights,
+            term_total,
+            term_squares,
+            name_total,
+            rare_total,
         }
     }
 }
 
-/// Weight of the intersection of two sorted key lists (weights of the first list).
-fn shared_weight(a: &[u64], weights: &[f32], b: &[u64]) -> f64 {
-    let (mut i, mut j, mut sum) = (0, 0, 0.0);
+/// Weights of the intersection of two sorted key lists (weights of the first list):
+/// `(Σ w, Σ w², Σ w over rare keys)`.
+fn shared_weight(a: &[u64], weights: &[f32], b: &[u64]) -> (f64, f64, f64) {
+    let (mut i, mut j) = (0, 0);
+    let (mut sum, mut squares, mut rare) = (0.0, 0.0, 0.0);
     while i < a.len() && j < b.len() {
         match a[i].cmp(&b[j]) {
             std::cmp::Ordering::Less => i += 1,
             std::cmp::Ordering::Greater => j += 1,
             std::cmp::Ordering::Equal => {
-                sum += f64::from(weights[i]);
+                let w = f64::from(weights[i]);
+                let x = w.abs();
+                sum += x;
+                squares += x * x;
+                if w < 0.0 {
+                    rare += x;
+                }
                 i += 1;
                 j += 1;
             }
         }
     }
-    sum
+    (sum, squares, rare)
 }
 
 fn ratio(num: f64, den: f64) -> f64 {
     if den > 0.0 { (num / den).min(1.0) } else { 0.0 }
 }
 
-/// Among slots both documents fill, the fraction filled with no common figure.
-fn slot_conflict(a: &[(u64, u64)], b: &[(u64, u64)]) -> f64 {
+/// Among slots both documents fill: `(shared slots, slots filled with no common value)`.
+fn slot_conflicts(a: &[(u64, u64)], b: &[(u64, u64)]) -> (u32, u32) {
     let (mut i, mut j) = (0, 0);
     let (mut shared, mut conflicting) = (0u32, 0u32);
     while i < a.len() && j < b.len() {
@@ -76,40 +113,76 @@ fn slot_conflict(a: &[(u64, u64)], b: &[(u64, u64)]) -> f64 {
             j = eb;
         }
     }
-    ratio(f64::from(conflicting), f64::from(shared))
+    (shared, conflicting)
 }
+
+/// Conflicting slots at which [`Component::ConflictingSlots`] saturates.
+pub const CONFLICTING_SLOTS_FULL: u32 = 3;
+/// Back references at which [`Component::BackReference`] saturates.
+const BACK_REFERENCES_FULL: u32 = 2;
 
 /// The components of a pair; `shingles` are the (containment a in b, containment b in a,
 /// Jaccard) of their word shingle sets.
 pub fn components(a: &Weighted<'_>, b: &Weighted<'_>, shingles: (f64, f64, f64)) -> Components {
     let (da, db) = (a.doc, b.doc);
-    let terms = shared_weight(&da.terms, &a.term_weights, &db.terms);
-    let names = shared_weight(&da.names, &a.name_weights, &db.names);
+    let (terms, term_squares, rare_terms) = shared_weight(&da.terms, &a.term_weights, &db.terms);
+    let (names, _, rare_names) = shared_weight(&da.names, &a.name_weights, &db.names);
     let figures = intersection_size(&da.figures, &db.figures) as f64;
     let figure_union = (da.figures.len() + db.figures.len()) as f64 - figures;
     let (wa, wb) = (da.weekdays, db.weekdays);
     let weekday_conflict = wa != 0 && wb != 0 && (wa & wb) != wa && (wa & wb) != wb;
-    let (first_differs, first_same) = match (da.first_weekday, db.first_weekday) {
-        (Some(x), Some(y)) => (x != y, x == y),
-        _ => (false, false),
-    };
+    let first_differs =
+        matches!((da.first_weekday, db.first_weekday), (Some(x), Some(y)) if x != y);
+    let (shared_slots, conflicting) = slot_conflicts(&da.slots, &db.slots);
+    let (ra, rb) = (da.back_references, db.back_references);
+    let back = (ra & !rb).count_ones().max((rb & !ra).count_ones());
     let flag = |b: bool| f64::from(u8::from(b));
-    let c: [f64; COMPONENTS] = [
+    let mut c = [0.0; COMPONENTS];
+    let mut set = |k: Component, x: f64| c[k as usize] = x;
+    set(
+        Component::TermWeightedJaccard,
         ratio(terms, a.term_total + b.term_total - terms),
+    );
+    set(
+        Component::TermWeightedContainment,
         ratio(terms, a.term_total.min(b.term_total)),
-        shingles.0.max(shingles.1),
-        shingles.2,
+    );
+    set(
+        Component::IdfCosine,
+        ratio(term_squares, (a.term_squares * b.term_squares).sqrt()),
+    );
+    set(Component::ShingleContainment, shingles.0.max(shingles.1));
+    set(Component::ShingleJaccard, shingles.2);
+    set(
+        Component::NameWeightedJaccard,
         ratio(names, a.name_total + b.name_total - names),
-        ratio(figures, figure_union),
+    );
+    set(
+        Component::RareFactContainment,
+        ratio(rare_terms + rare_names, a.rare_total.min(b.rare_total)),
+    );
+    set(Component::FigureJaccard, ratio(figures, figure_union));
+    set(
+        Component::QuoteContainment,
         ratio(
             intersection_size(&da.quotes, &db.quotes) as f64,
             da.quotes.len().min(db.quotes.len()) as f64,
         ),
-        slot_conflict(&da.slots, &db.slots),
-        flag(weekday_conflict),
-        flag(first_differs),
-        flag(first_same),
-    ];
+    );
+    set(
+        Component::FigureSlotConflict,
+        ratio(f64::from(conflicting), f64::from(shared_slots)),
+    );
+    set(
+        Component::ConflictingSlots,
+        f64::from(conflicting.min(CONFLICTING_SLOTS_FULL)) / f64::from(CONFLICTING_SLOTS_FULL),
+    );
+    set(Component::WeekdayConflict, flag(weekday_conflict));
+    set(Component::FirstWeekdayDiffers, flag(first_differs));
+    set(
+        Component::BackReference,
+        f64::from(back.min(BACK_REFERENCES_FULL)) / f64::from(BACK_REFERENCES_FULL),
+    );
     Components(c)
 }
 
@@ -135,26 +208,86 @@ mod tests {
     fn identical_texts_score_one_without_conflicts() {
         let t = "Shares in Acme rose 5% on Monday after Chief Executive Jane Roe said profit grew.";
         let c = pair(t, t);
-        assert_eq!(&c.0[..2], &[1.0, 1.0]);
-        assert_eq!(&c.0[4..], &[1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+        use Component::*;
+        for k in [
+            TermWeightedJaccard,
+            TermWeightedContainment,
+            IdfCosine,
+            NameWeightedJaccard,
+            RareFactContainment,
+            FigureJaccard,
+            QuoteContainment,
+        ] {
+            assert!((c.get(k) - 1.0).abs() < 1e-9, "{k:?}: {}", c.get(k));
+        }
+        for k in [
+            FigureSlotConflict,
+            ConflictingSlots,
+            WeekdayConflict,
+            FirstWeekdayDiffers,
+            BackReference,
+        ] {
+            assert_eq!(c.get(k), 0.0, "{k:?}");
+        }
     }
 
     #[test]
     fn figures_in_the_same_slot_conflict() {
+        use Component::*;
         let c = pair(
             "The weekly chart: sales rose 5% and exports rose 7% on Friday.",
             "The weekly chart: sales rose 3% and exports rose 7% on Thursday.",
         );
         // Slot "rose" holds {5, 7} and {3, 7}: they share 7, so no conflict there.
-        assert_eq!(c.0[7], 0.0);
+        assert_eq!(c.get(FigureSlotConflict), 0.0);
         let c = pair(
             "Sales climbed 5% this quarter.",
             "Sales climbed 3% this quarter.",
         );
-        assert_eq!(c.0[7], 1.0);
-        assert_eq!(c.0[5], 0.0);
-        assert_eq!((c.0[8], c.0[9]), (0.0, 0.0));
+        assert_eq!(c.get(FigureSlotConflict), 1.0);
+        assert!((c.get(ConflictingSlots) - 1.0 / 3.0).abs() < 1e-9);
+        assert_eq!(c.get(FigureJaccard), 0.0);
+        assert_eq!(
+            (c.get(WeekdayConflict), c.get(FirstWeekdayDiffers)),
+            (0.0, 0.0)
+        );
         let c = pair("Talks on Monday and Tuesday.", "Talks on Wednesday.");
-        assert_eq!((c.0[8], c.0[9], c.0[10]), (1.0, 1.0, 0.0));
+        assert_eq!(
+            (c.get(WeekdayConflict), c.get(FirstWeekdayDiffers)),
+            (1.0, 1.0)
+        );
+    }
+
+    #[test]
+    fn fractions_dates_and_conversions_are_values() {
+        use Component::*;
+        // 12-1/2 and 4-1/2 share the tokens 1 and 2 but are different values; the pay
+        // dates differ by month.
+        let c = pair(
+            "Qtly div 12-1/2 cts vs 12-1/2 cts prior. Pay April 15. Record March 24.",
+            "Qtly div 4-1/2 cts vs 4-1/2 cts prior. Pay May 20. Record April 10.",
+        );
+        assert_eq!(c.get(FigureSlotConflict), 1.0);
+        assert_eq!(c.get(ConflictingSlots), 1.0);
+        // The same amount converted at another day's rate.
+        let c = pair(
+            "The claim for $280bn (£155bn) was rejected.",
+            "The claim for $280bn (£149bn) was rejected.",
+        );
+        assert!(c.get(ConflictingSlots) > 0.0, "{c:?}");
+    }
+
+    #[test]
+    fn a_retelling_of_an_earlier_day_is_a_back_reference() {
+        let c = pair(
+            "A court rejected the tobacco claim in a 2-1 decision.",
+            "Earlier this month, a court rejected the tobacco claim. Last week lawyers appealed.",
+        );
+        assert_eq!(c.get(Component::BackReference), 1.0);
+        let c = pair(
+            "Last week the court rejected the claim.",
+            "Last week the court rejected the claim, lawyers said.",
+        );
+        assert_eq!(c.get(Component::BackReference), 0.0);
     }
 }

@@ -29,6 +29,13 @@ pub const STATS_VERSION: u32 = 1;
 /// instead of every shared term weighing nothing.
 pub const IDF_PRIOR_DOCUMENTS: f64 = 100.0;
 
+/// See [`StoryStats::common_idf`].
+const COMMON_IDF: f64 = 3.0;
+/// Corpus size from which the whole [`COMMON_IDF`] applies.
+const FULL_FLOOR_DOCUMENTS: f64 = 1000.0;
+/// See [`StoryStats::rare_idf`].
+const RARE_ABOVE_COMMON: f64 = 1.5;
+
 /// A hasher for keys that already are well-mixed 64-bit hashes (xxh3 of tokens): it
 /// passes them through instead of hashing them again.
 #[derive(Clone, Copy, Debug, Default)]
@@ -97,6 +104,19 @@ impl StoryStats {
     /// [`IDF_PRIOR_DOCUMENTS`]: above 0 for every term, largest for the rarest.
     pub fn idf(&self, key: u64) -> f64 {
         ((self.documents as f64 + IDF_PRIOR_DOCUMENTS) / (f64::from(self.df(key)) + 1.0)).ln()
+    }
+
+    /// IDF below which a word counts as common: words in more than about 1 document in
+    /// 20 (`ln 20 ≈ 3`) in a corpus of at least 1,000 documents; smaller corpora get a
+    /// proportionally lower floor (a 5-document corpus has no common words to speak of).
+    pub fn common_idf(&self) -> f64 {
+        COMMON_IDF * (self.documents as f64 / FULL_FLOOR_DOCUMENTS).min(1.0)
+    }
+
+    /// IDF from which a word or name is rare: 1.5 above [`StoryStats::common_idf`] (in a
+    /// large corpus, in fewer than about 1 document in 90).
+    pub fn rare_idf(&self) -> f64 {
+        self.common_idf() + RARE_ABOVE_COMMON
     }
 
     /// Writes the statistics in the versioned file format.
