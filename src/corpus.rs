@@ -4,12 +4,14 @@
 //! text length, where it was read from, and its MinHash signature (`4 × num_perm` bytes).
 //! The exact shingle sets used for verification live in a [`SetStore`], which keeps them
 //! in memory up to a budget and spills the rest to an unlinked temporary file, so a large
-//! archive never has to fit in memory.
+//! archive never has to fit in memory. When passages are wanted, the original texts are
+//! kept the same way, in a [`TextStore`].
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
+use crate::align::TextStore;
 use crate::input::RecordLocation;
 
 /// One document's entry, as handed to [`Corpus::push`].
@@ -41,6 +43,7 @@ pub struct Corpus {
     locations: Vec<RecordLocation>,
     signatures: Vec<u32>,
     sets: SetStore,
+    texts: Option<TextStore>,
 }
 
 impl Corpus {
@@ -56,6 +59,34 @@ impl Corpus {
             locations: Vec::new(),
             signatures: Vec::new(),
             sets,
+            texts: None,
+        }
+    }
+
+    /// Keeps the original text of every document too (for passages): call
+    /// [`Corpus::push_text`] after each [`Corpus::push`].
+    pub fn keep_texts(&mut self, texts: TextStore) {
+        assert!(self.is_empty(), "texts are kept from the first document on");
+        self.texts = Some(texts);
+    }
+
+    /// Keeps the text of the document just pushed (when the corpus keeps texts).
+    pub fn push_text(&mut self, text: impl Into<String>) -> io::Result<()> {
+        match &mut self.texts {
+            Some(texts) => {
+                assert_eq!(texts.len() + 1, self.ids.len(), "one text per document");
+                texts.push(text)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The original text of a document, read into `buf` if it was spilled; `None` if the
+    /// corpus keeps no texts.
+    pub fn text<'a>(&'a self, doc: u32, buf: &'a mut Vec<u8>) -> io::Result<Option<&'a str>> {
+        match &self.texts {
+            Some(texts) => texts.get(doc, buf),
+            None => Ok(None),
         }
     }
 
@@ -239,13 +270,13 @@ impl SetStore {
 }
 
 #[cfg(unix)]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
     file.read_exact_at(buf, offset)
 }
 
 #[cfg(windows)]
-fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+pub(crate) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
     use std::os::windows::fs::FileExt;
     while !buf.is_empty() {
         let n = file.seek_read(buf, offset)?;

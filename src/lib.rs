@@ -12,7 +12,9 @@
 //! 6. [`index`]: LSH banding into candidate pairs, with a cap on oversized buckets.
 //! 7. [`verify`]: exact Jaccard and containment of every candidate.
 //! 8. [`cluster`]: connected components or leader clustering, with a representative.
-//! 9. [`report`]: JSON Lines, JSON, CSV and tables, each record with a schema version.
+//! 9. [`align`]: the passages each verified pair shares, with byte offsets in both texts
+//!    and boilerplate marked (optional).
+//! 10. [`report`]: JSON Lines, JSON, CSV and tables, each record with a schema version.
 //!
 //! [`pipeline`] runs them all. The library never prints: progress and bad records reach the
 //! caller through an [`Observer`].
@@ -38,6 +40,7 @@
 //! (8 bytes per distinct shingle) are kept in memory up to `memory_budget` and spilled to
 //! an unlinked temporary file beyond it.
 
+pub mod align;
 pub mod cluster;
 pub mod corpus;
 mod error;

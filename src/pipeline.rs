@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
+use crate::align::{PairPassages, PassageSettings, TextStore};
 use crate::cluster::{self, Cluster, ClusterMode, RepresentativeRule};
 use crate::corpus::{Corpus, DocEntry, SetStore};
 use crate::error::{Error, ErrorKind, Result};
@@ -56,6 +57,8 @@ pub struct Settings {
     /// Copy standard input to a temporary file so that the outcome's sources can be read
     /// again (`dedup` needs this).
     pub replayable_stdin: bool,
+    /// Find the passages each verified pair shares (see [`crate::align`]).
+    pub passages: Option<PassageSettings>,
 }
 
 /// Builds a [`Pipeline`]. Every setting has a default.
@@ -85,6 +88,7 @@ impl Default for PipelineBuilder {
                 memory_budget: 512 << 20,
                 temp_dir: None,
                 replayable_stdin: false,
+                passages: None,
             },
             explicit_lsh: None,
             weights: (index::DEFAULT_FP_WEIGHT, index::DEFAULT_FN_WEIGHT),
@@ -136,6 +140,8 @@ impl PipelineBuilder {
         temp_dir: Option<PathBuf> => temp_dir);
     setter!(/// Keep a copy of standard input so that the sources can be read twice.
         replayable_stdin: bool => replayable_stdin);
+    setter!(/// Find the passages each verified pair shares (`None`: do not).
+        passages: Option<PassageSettings> => passages);
 
     /// Sets bands and/or rows explicitly; a missing one is derived from `num_perm`.
     pub fn lsh(mut self, bands: Option<usize>, rows: Option<usize>) -> Self {
@@ -204,6 +210,9 @@ impl PipelineBuilder {
         if s.bucket_cap < 2 {
             return Err(Error::config("bucket-cap must be at least 2"));
         }
+        if let Some(p) = &s.passages {
+            p.check()?;
+        }
         Ok(Pipeline { settings: s })
     }
 }
@@ -241,6 +250,10 @@ pub struct Stats {
     pub clustered_documents: u64,
     /// Shingle-set bytes kept in memory / spilled to disk.
     pub set_bytes: (u64, u64),
+    /// Passages found in verified pairs (story and boilerplate).
+    pub passages: u64,
+    /// Of those, boilerplate.
+    pub boilerplate_passages: u64,
     /// Wall time per stage.
     pub timings: Vec<(Stage, Duration)>,
 }
@@ -282,6 +295,9 @@ pub struct Outcome {
     pub stats: Stats,
     /// The copy of standard input, deleted when the outcome is dropped.
     pub stdin_copy: Option<tempfile::TempPath>,
+    /// The passages of every verified pair (index-aligned with `pairs`), when
+    /// [`Settings::passages`] is set.
+    pub passages: Option<Vec<PairPassages>>,
 }
 
 /// A document's fingerprint: what the pipeline keeps to compare it.
@@ -338,6 +354,8 @@ struct Processed {
     entry: DocEntry,
     fingerprint: Fingerprint,
     unparsed_date: Option<String>,
+    /// The text, when the corpus keeps texts.
+    text: Option<String>,
 }
 
 /// Per-thread document processing: parse, then fingerprint.
@@ -394,6 +412,7 @@ impl Worker<'_> {
             entry,
             fingerprint,
             unparsed_date,
+            text: self.settings.passages.is_some().then(|| body.into_owned()),
         })
     }
 }
@@ -517,6 +536,22 @@ impl Pipeline {
         stats.set_bytes = corpus.set_bytes();
         stats.timings.push((Stage::Cluster, started.elapsed()));
 
+        let passages = match &s.passages {
+            None => None,
+            Some(settings) => {
+                let started = Instant::now();
+                observer.stage_started(Stage::Align, Some(pairs.len() as u64));
+                let found = crate::align::find_passages(&corpus, &pairs, s, settings, observer);
+                observer.stage_finished(Stage::Align);
+                let found = found?;
+                let all = found.iter().flat_map(|p| &p.passages);
+                stats.passages = all.clone().count() as u64;
+                stats.boilerplate_passages = all.filter(|p| p.boilerplate.is_some()).count() as u64;
+                stats.timings.push((Stage::Align, started.elapsed()));
+                Some(found)
+            }
+        };
+
         Ok(Outcome {
             sources,
             corpus,
@@ -529,6 +564,7 @@ impl Pipeline {
             settings: s.clone(),
             stats,
             stdin_copy: None,
+            passages,
         })
     }
 
@@ -546,8 +582,9 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Reads every source into a corpus, in parallel, keeping input order.
-    fn ingest(
+    /// Reads every source into a corpus, in parallel, keeping input order; also returns
+    /// the locations of malformed records.
+    pub fn ingest(
         &self,
         sources: &[Source],
         stats: &mut Stats,
@@ -558,6 +595,9 @@ impl Pipeline {
             s.num_perm,
             SetStore::new(s.memory_budget, s.temp_dir.clone()),
         );
+        if s.passages.is_some() {
+            corpus.keep_texts(TextStore::new(s.memory_budget, s.temp_dir.clone()));
+        }
         let mut ids = IdIndex::default();
         let mut malformed = Vec::new();
         let total: Option<u64> = sources.iter().map(|src| src.size).sum();
@@ -627,6 +667,11 @@ impl Pipeline {
                     corpus
                         .push(doc.entry, &doc.fingerprint.signature, &doc.fingerprint.set)
                         .map_err(|e| Error::io("spilling shingle sets to a temporary file", e))?;
+                    if let Some(text) = doc.text {
+                        corpus
+                            .push_text(text)
+                            .map_err(|e| Error::io("spilling texts to a temporary file", e))?;
+                    }
                 }
             }
             Ok(())

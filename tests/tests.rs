@@ -8,4 +8,5 @@ mod util;
 mod bad_input;
 mod cli;
 mod determinism;
+mod passages;
 mod reference;

@@ -93,7 +93,8 @@ pub fn read_sources(
         if !flow {
             return;
         }
-        let full = batch.buf.len() >= limits.batch_bytes || batch.records.len() >= limits.batch_records;
+        let full =
+            batch.buf.len() >= limits.batch_bytes || batch.records.len() >= limits.batch_records;
         if full && !sink(ReadEvent::Batch(std::mem::take(&mut batch))) {
             return;
         }

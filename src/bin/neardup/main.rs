@@ -1,6 +1,7 @@
 //! The `neardup` command: parse flags, run the library's pipeline, write the output.
 
 mod args;
+mod compare;
 mod progress;
 
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -17,6 +18,7 @@ use neardup::{Outcome, PipelineBuilder};
 use args::{
     Cli, ClusterArgs, Command, ExecArgs, FormatArg, InputArgs, ProgressArg, SimilarityArgs,
 };
+use compare::passage_settings;
 use progress::Terminal;
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Cluster(a) => analyse(
             false,
+            passage_settings(&a.passages),
             &a.input,
             &a.similarity,
             &a.clustering,
@@ -54,6 +57,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         ),
         Command::Pairs(a) => analyse(
             false,
+            passage_settings(&a.passages),
             &a.input,
             &a.similarity,
             &a.clustering,
@@ -66,6 +70,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         ),
         Command::Dedup(a) => analyse(
             true,
+            None,
             &a.input,
             &a.similarity,
             &a.clustering,
@@ -106,6 +111,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(())
             },
         ),
+        Command::Compare(a) => compare::run(&a),
     }
 }
 
@@ -121,6 +127,7 @@ fn format(f: FormatArg) -> Format {
 /// Builds the pipeline from flags, runs it, hands the outcome to `write`, prints the summary.
 fn analyse(
     replayable: bool,
+    passages: Option<neardup::align::PassageSettings>,
     input: &InputArgs,
     similarity: &SimilarityArgs,
     clustering: &ClusterArgs,
@@ -164,6 +171,7 @@ fn analyse(
         .memory_budget(exec.memory_budget)
         .temp_dir(exec.temp_dir.clone())
         .replayable_stdin(replayable)
+        .passages(passages)
         .build()?;
 
     let show_bars = !exec.quiet
@@ -210,11 +218,20 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
         s.documents as f64 / secs.max(1e-9),
         s.text_bytes as f64 / 1e6 / secs.max(1e-9),
     );
+    if outcome.passages.is_some() {
+        line.push_str(&format!(
+            "; {} shared passages ({} boilerplate)",
+            s.passages, s.boilerplate_passages
+        ));
+    }
     if bad > 0 {
         let kinds: Vec<String> = s.problems.iter().map(|(k, n)| format!("{k} {n}")).collect();
         line.push_str(&format!(" [bad: {}]", kinds.join(", ")));
     }
     terminal.println(&line);
+    if std::env::var_os("NEARDUP_TIMINGS").is_some() {
+        terminal.println(&format!("TIMINGS {:?}", s.timings));
+    }
     if terminal.hidden_problems() > 0 {
         terminal.println(&format!(
             "neardup: {} bad records were counted but not shown",

@@ -1,0 +1,485 @@
+//! Boilerplate: passage stretches whose shingles recur across many documents.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io;
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use crate::corpus::Corpus;
+use crate::shingle::{ShingleSpec, char_shingles, word_shingle_hash};
+use crate::text::{Token, Tokenizer};
+
+use super::{Found, Passage, PassageSettings, Side};
+
+/// One of the pipeline's shingles inside a passage, with the passage tokens it covers
+/// (relative to the passage's first token, `last` included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub hash: u64,
+    pub first: u32,
+    pub last: u32,
+}
+
+/// The shingles (of the pipeline's spec) lying wholly inside `tokens[range]` of the first
+/// document, the same hashes as in its shingle set.
+pub(crate) fn windows(
+    spec: ShingleSpec,
+    text: &str,
+    tokens: &[Token],
+    hashes: &[u64],
+    range: Range<usize>,
+    tokenizer: &mut Tokenizer,
+) -> Vec<Window> {
+    let mut out = Vec::new();
+    match spec {
+        ShingleSpec::Words(n) => {
+            if hashes.len() <= n {
+                // The document is one shingle of all its tokens.
+                if range == (0..hashes.len()) {
+                    out.push(Window {
+                        hash: word_shingle_hash(hashes),
+                        first: 0,
+                        last: hashes.len() as u32 - 1,
+                    });
+                }
+                return out;
+            }
+            if range.len() < n {
+                return out;
+            }
+            for i in range.start..=range.end - n {
+                out.push(Window {
+                    hash: word_shingle_hash(&hashes[i..i + n]),
+                    first: (i - range.start) as u32,
+                    last: (i + n - 1 - range.start) as u32,
+                });
+            }
+        }
+        ShingleSpec::Chars(n) => {
+            // The passage's normalized text, built as the shingler builds a document's, with
+            // the passage token each character belongs to (a space goes with the token before).
+            let from = tokens[range.start].start as usize;
+            let to = tokens[range.end - 1].end as usize;
+            let mut normalized = String::new();
+            let mut owner: Vec<u32> = Vec::new();
+            let (mut count, mut prev_end) = (0u32, 0usize);
+            tokenizer.for_each(&text[from..to], |start, end, norm| {
+                if !normalized.is_empty() && start > prev_end {
+                    normalized.push(' ');
+                    owner.push(count - 1);
+                }
+                normalized.push_str(norm);
+                owner.extend(std::iter::repeat_n(count, norm.chars().count()));
+                prev_end = end;
+                count += 1;
+            });
+            if count as usize != range.len() || owner.len() <= n {
+                return out;
+            }
+            let (mut starts, mut hashes) = (Vec::new(), Vec::new());
+            char_shingles(&normalized, n, &mut starts, &mut hashes);
+            for (c, &hash) in hashes.iter().enumerate() {
+                out.push(Window {
+                    hash,
+                    first: owner[c],
+                    last: owner[c + n - 1],
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Shingle hashes are already uniformly spread: hash them as themselves.
+#[derive(Default)]
+struct Identity(u64);
+
+impl Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = x;
+    }
+}
+
+/// Every how many windows the first counting pass samples: a run of consecutive common
+/// windows over at least `min_words` tokens always holds a sampled window. For character
+/// shingles (several windows per token) every window is counted.
+pub(crate) fn sample_stride(spec: ShingleSpec, min_words: usize) -> usize {
+    match spec {
+        ShingleSpec::Words(n) => (min_words + 1).saturating_sub(n).max(1),
+        ShingleSpec::Chars(_) => 1,
+    }
+}
+
+type IdentityMap<V> = HashMap<u64, V, BuildHasherDefault<Identity>>;
+
+/// Number of documents of a corpus whose shingle set holds each of some shingles, and
+/// which windows of the passages are common.
+#[derive(Debug, Default)]
+pub(crate) struct DocumentFrequencies {
+    counts: IdentityMap<u32>,
+    stride: usize,
+    threshold: u64,
+}
+
+impl DocumentFrequencies {
+    /// Counts the windows of the passages in two passes over the corpus: first every
+    /// `stride`-th window of each passage (the sampled ones); then, around each run of
+    /// common sampled windows, the windows up to the sampled neighbours that are not
+    /// common. Windows between two common sampled windows are not counted: they are taken
+    /// as common (see [`DocumentFrequencies::common`]).
+    pub fn count(
+        corpus: &Corpus,
+        passages: &[Vec<Found>],
+        stride: usize,
+        threshold: u64,
+    ) -> io::Result<Self> {
+        let stride = stride.max(1);
+        let all = || passages.iter().flatten();
+        let sampled = all().flat_map(|f| f.windows.iter().step_by(stride).map(|w| w.hash));
+        let mut this = DocumentFrequencies {
+            counts: count_in(corpus, sampled)?,
+            stride,
+            threshold,
+        };
+        if stride > 1 {
+            let mut edges: Vec<u64> = Vec::new();
+            for f in all() {
+                let w = &f.windows;
+                let common = |i: usize| this.counted_common(w[i].hash);
+                for i in (0..w.len()).step_by(stride).filter(|&i| common(i)) {
+                    if i < stride || !common(i - stride) {
+                        edges.extend(w[i.saturating_sub(stride - 1)..i].iter().map(|x| x.hash));
+                    }
+                    if i + stride >= w.len() || !common(i + stride) {
+                        edges.extend(w[i + 1..(i + stride).min(w.len())].iter().map(|x| x.hash));
+                    }
+                }
+            }
+            edges.retain(|h| !this.counts.contains_key(h));
+            let more = count_in(corpus, edges.into_iter())?;
+            this.counts.extend(more);
+        }
+        Ok(this)
+    }
+
+    fn counted_common(&self, hash: u64) -> bool {
+        u64::from(self.get(hash)) >= self.threshold
+    }
+
+    /// Which of a passage's windows are common: a sampled or an edge window when it
+    /// occurs in at least `threshold` documents; a window between two common sampled
+    /// windows always.
+    pub fn common(&self, windows: &[Window]) -> Vec<bool> {
+        let s = self.stride.max(1);
+        let sampled: Vec<bool> = windows
+            .iter()
+            .step_by(s)
+            .map(|w| self.counted_common(w.hash))
+            .collect();
+        (0..windows.len())
+            .map(|i| {
+                let k = i / s;
+                if i % s == 0 {
+                    return sampled[k];
+                }
+                let between = sampled[k] && sampled.get(k + 1).copied().unwrap_or(false);
+                between || self.counted_common(windows[i].hash)
+            })
+            .collect()
+    }
+
+    /// Documents holding the shingle (0 if it was not counted).
+    pub fn get(&self, hash: u64) -> u32 {
+        self.counts.get(&hash).copied().unwrap_or(0)
+    }
+}
+
+/// Counts, over every document of `corpus`, the documents holding each shingle of `wanted`.
+fn count_in(corpus: &Corpus, wanted: impl Iterator<Item = u64>) -> io::Result<IdentityMap<u32>> {
+    let mut index: IdentityMap<u32> = HashMap::default();
+    index.reserve(wanted.size_hint().0);
+    for h in wanted {
+        let next = index.len() as u32;
+        index.entry(h).or_insert(next);
+    }
+    if index.is_empty() {
+        return Ok(IdentityMap::default());
+    }
+    // Most shingles of the corpus are not wanted: a bitmap on the top bits of the hash
+    // (about 16 bits per wanted shingle) turns most of them away without a table probe.
+    let bits = (index.len() * 16)
+        .next_power_of_two()
+        .clamp(1 << 16, 1 << 30);
+    let shift = 64 - bits.trailing_zeros();
+    let mut filter = vec![0u64; bits / 64];
+    for &h in index.keys() {
+        let bit = (h >> shift) as usize;
+        filter[bit / 64] |= 1 << (bit % 64);
+    }
+    let maybe = |h: u64| {
+        let bit = (h >> shift) as usize;
+        filter[bit / 64] & (1 << (bit % 64)) != 0
+    };
+    let n = corpus.len();
+    let chunk = n.div_ceil(rayon::current_num_threads() * 4).max(1);
+    let counts = (0..n.div_ceil(chunk))
+        .into_par_iter()
+        .map(|c| -> io::Result<Vec<u32>> {
+            let mut counts = vec![0u32; index.len()];
+            let mut buf = Vec::new();
+            for doc in c * chunk..((c + 1) * chunk).min(n) {
+                for &h in corpus.set(doc as u32, &mut buf)? {
+                    if maybe(h)
+                        && let Some(&i) = index.get(&h)
+                    {
+                        counts[i as usize] += 1;
+                    }
+                }
+            }
+            Ok(counts)
+        })
+        .try_reduce(
+            || vec![0u32; index.len()],
+            |mut x, y| {
+                x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
+                Ok(x)
+            },
+        )?;
+    Ok(index
+        .into_iter()
+        .map(|(h, i)| (h, counts[i as usize]))
+        .collect())
+}
+
+/// Splits the passages of a pair (documents of `words` words each) into story and
+/// boilerplate stretches.
+///
+/// Recurring stretches are boilerplate only when both documents have at least
+/// `min_words` words of their own beside them: recurring text that is all of a document
+/// is a story syndicated many times, not a site's furniture.
+pub(crate) fn split(
+    found: Vec<Found>,
+    frequencies: &DocumentFrequencies,
+    settings: &PassageSettings,
+    words: (u32, u32),
+) -> Vec<Passage> {
+    let cut: Vec<Option<Vec<Stretch>>> = found
+        .iter()
+        .map(|f| {
+            let common = frequencies.common(&f.windows);
+            let mut marked = vec![false; f.tokens.a.len()];
+            // Runs of consecutive common windows over at least `min_words` tokens.
+            let mut i = 0;
+            while i < f.windows.len() {
+                let j = i + common[i..].iter().take_while(|&&c| c == common[i]).count();
+                let (first, last) = (f.windows[i].first as usize, f.windows[j - 1].last as usize);
+                if common[i] && last + 1 - first >= settings.min_words {
+                    marked[first..=last].fill(true);
+                }
+                i = j;
+            }
+            marked
+                .contains(&true)
+                .then(|| stretches(&marked, settings.min_words))
+        })
+        .collect();
+    let boilerplate_ranges = |side_b: bool| -> Vec<Range<usize>> {
+        found
+            .iter()
+            .zip(&cut)
+            .filter_map(|(f, c)| c.as_ref().map(|c| (f, c)))
+            .flat_map(|(f, c)| {
+                c.iter().filter(|r| r.boilerplate).map(move |r| {
+                    let range = f.tokens.a.start + r.tokens.start..f.tokens.a.start + r.tokens.end;
+                    if side_b {
+                        f.tokens.b_at(range.start)..f.tokens.b_at(range.end)
+                    } else {
+                        range
+                    }
+                })
+            })
+            .collect()
+    };
+    let own =
+        |total: u32, ranges: Vec<Range<usize>>| (total as usize).saturating_sub(union_len(ranges));
+    let keep = own(words.0, boilerplate_ranges(false)) >= settings.min_words
+        && own(words.1, boilerplate_ranges(true)) >= settings.min_words;
+    let mut out = Vec::with_capacity(found.len());
+    for (f, cut) in found.into_iter().zip(cut) {
+        let Some(runs) = cut.filter(|_| keep) else {
+            out.push(Passage {
+                a: f.a,
+                b: f.b,
+                edits: f.tokens.edits,
+                boilerplate: None,
+            });
+            continue;
+        };
+        let common = frequencies.common(&f.windows);
+        let len = f.tokens.a.len();
+        let (a0, b0) = (f.tokens.a.start, f.tokens.b.start);
+        for run in runs {
+            let (from, to) = (a0 + run.tokens.start, a0 + run.tokens.end);
+            let b_from = if run.tokens.start == 0 {
+                b0
+            } else {
+                f.tokens.b_at(from)
+            };
+            let b_to = if run.tokens.end == len {
+                f.tokens.b.end
+            } else {
+                f.tokens.b_at(to)
+            };
+            if b_to <= b_from {
+                continue;
+            }
+            let documents = run.boilerplate.then(|| {
+                // The fewest documents among the counted windows of the stretch.
+                f.windows
+                    .iter()
+                    .zip(&common)
+                    .filter(|(w, c)| **c && run.tokens.contains(&(w.first as usize)))
+                    .map(|(w, _)| u64::from(frequencies.get(w.hash)))
+                    .filter(|&d| d >= settings.boilerplate_docs)
+                    .min()
+                    .unwrap_or(settings.boilerplate_docs)
+            });
+            out.push(Passage {
+                a: sub_side(&f.a_offsets, a0, from..to),
+                b: sub_side(&f.b_offsets, b0, b_from..b_to),
+                edits: f.tokens.edits_between(from, to),
+                boilerplate: documents,
+            });
+        }
+    }
+    out.sort_by_key(|p| (p.a.start, p.b.start, p.a.end, p.b.end));
+    out
+}
+
+/// Total length of the union of ranges.
+fn union_len(mut ranges: Vec<Range<usize>>) -> usize {
+    ranges.sort_by_key(|r| r.start);
+    let (mut total, mut reach) = (0, 0);
+    for r in ranges {
+        let start = r.start.max(reach);
+        if r.end > start {
+            total += r.end - start;
+        }
+        reach = reach.max(r.end);
+    }
+    total
+}
+
+/// The side covering tokens `range` (document indices), given the `(start, end)` byte
+/// offsets of the passage's tokens from token `first` on.
+fn sub_side(offsets: &[(u32, u32)], first: usize, range: Range<usize>) -> Side {
+    Side {
+        start: offsets[range.start - first].0,
+        end: offsets[range.end - 1 - first].1,
+        first_token: range.start as u32,
+        words: range.len() as u32,
+    }
+}
+
+/// A run of a passage's tokens, story or boilerplate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Stretch {
+    tokens: Range<usize>,
+    boilerplate: bool,
+}
+
+/// Cuts a passage into stretches by its boilerplate marks. A marked run shorter than
+/// `min_words` is a common phrase, not boilerplate: it stays story text. Then a story
+/// stretch shorter than `min_words` between or beside boilerplate joins it.
+fn stretches(marked: &[bool], min_words: usize) -> Vec<Stretch> {
+    let runs = |marks: &mut dyn Iterator<Item = bool>| {
+        let mut runs: Vec<Stretch> = Vec::new();
+        for (i, m) in marks.enumerate() {
+            match runs.last_mut() {
+                Some(r) if r.boilerplate == m => r.tokens.end = i + 1,
+                _ => runs.push(Stretch {
+                    tokens: i..i + 1,
+                    boilerplate: m,
+                }),
+            }
+        }
+        runs
+    };
+    let mut long = marked.to_vec();
+    for r in runs(&mut marked.iter().copied()) {
+        if r.boilerplate && r.tokens.len() < min_words {
+            long[r.tokens].fill(false);
+        }
+    }
+    let mut out: Vec<Stretch> = Vec::new();
+    for mut r in runs(&mut long.into_iter()) {
+        if !r.boilerplate && r.tokens.len() < min_words {
+            r.boilerplate = true;
+        }
+        match out.last_mut() {
+            Some(last) if last.boilerplate == r.boilerplate => last.tokens.end = r.tokens.end,
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_story_stretches_join_the_boilerplate() {
+        let m = |s: &str| s.chars().map(|c| c == 'B').collect::<Vec<_>>();
+        let cut = |s: &str| -> Vec<(Range<usize>, bool)> {
+            stretches(&m(s), 3)
+                .into_iter()
+                .map(|r| (r.tokens, r.boilerplate))
+                .collect()
+        };
+        assert_eq!(cut("ssssBBBss"), [(0..4, false), (4..9, true)]);
+        assert_eq!(
+            cut("ssssBBBsss"),
+            [(0..4, false), (4..7, true), (7..10, false)]
+        );
+        assert_eq!(cut("sBBBBs"), [(0..6, true)]);
+        assert_eq!(cut("ssss"), [(0..4, false)]);
+        // Marked runs shorter than the minimum are common phrases inside story text.
+        assert_eq!(cut("ssssBBssss"), [(0..10, false)]);
+        assert_eq!(
+            cut("BBsssBBBsss"),
+            [(0..5, false), (5..8, true), (8..11, false)]
+        );
+    }
+
+    #[test]
+    fn word_windows_match_the_shingler() {
+        let text = "one two three four five six seven eight nine ten";
+        let mut tokens = Vec::new();
+        crate::text::tokenize(text, &mut tokens);
+        let hashes: Vec<u64> = tokens.iter().map(|t| t.hash).collect();
+        for spec in [ShingleSpec::Words(3), ShingleSpec::Chars(5)] {
+            let mut set = Vec::new();
+            crate::shingle::Shingler::new(spec).shingle(text, &mut set);
+            let w = windows(spec, text, &tokens, &hashes, 2..8, &mut Tokenizer::new());
+            assert!(!w.is_empty());
+            for x in &w {
+                assert!(
+                    set.contains(&x.hash),
+                    "{spec}: a window is one of the document's shingles"
+                );
+                assert!(x.first <= x.last && x.last < 6);
+            }
+        }
+    }
+}
