@@ -161,6 +161,9 @@ pub struct Prepared {
     next: Vec<u32>,
     /// How many positions hold the n-gram of each position.
     count: Vec<u32>,
+    /// The index (`grams`, `table`, `next`, `count`) is built for `hashes`, with this seed
+    /// length (0: not built; identical texts never need it).
+    indexed: usize,
 }
 
 impl Prepared {
@@ -169,15 +172,12 @@ impl Prepared {
         &self.hashes
     }
 
-    /// Bytes held (for caches).
-    pub fn heap_bytes(&self) -> usize {
-        self.hashes.capacity() * 8
-            + self.grams.capacity() * 8
-            + (self.table.capacity() + self.next.capacity() + self.count.capacity()) * 4
-    }
-
-    /// Fills the n-gram index from `hashes`.
+    /// Builds the n-gram index of `hashes`, unless it is built.
     fn index(&mut self, k: usize) {
+        if self.indexed == k {
+            return;
+        }
+        self.indexed = k;
         self.grams.clear();
         if self.hashes.len() >= k {
             self.grams.extend(self.hashes.windows(k).map(gram_hash));
@@ -287,7 +287,7 @@ impl Aligner {
     pub fn prepare(&self, hashes: impl IntoIterator<Item = u64>, out: &mut Prepared) {
         out.hashes.clear();
         out.hashes.extend(hashes);
-        out.index(self.seed_len());
+        out.indexed = 0;
     }
 
     /// The passages `a` and `b` (token hashes) share, ordered by `(a.start, b.start)`.
@@ -298,13 +298,13 @@ impl Aligner {
         );
         self.prepare(a.iter().copied(), &mut pa);
         self.prepare(b.iter().copied(), &mut pb);
-        let found = self.align_prepared(&pa, &pb);
+        let found = self.align_prepared(&mut pa, &mut pb);
         (self.scratch_a, self.scratch_b) = (pa, pb);
         found
     }
 
-    /// [`Aligner::align`] on prepared texts (prepared by an aligner with the same settings).
-    pub fn align_prepared(&mut self, a: &Prepared, b: &Prepared) -> Vec<TokenPassage> {
+    /// [`Aligner::align`] on prepared texts.
+    pub fn align_prepared(&mut self, a: &mut Prepared, b: &mut Prepared) -> Vec<TokenPassage> {
         if a.hashes == b.hashes {
             // Identical texts share one passage, all of them (not also the repeats of a
             // phrase within them).
@@ -321,6 +321,8 @@ impl Aligner {
                 Vec::new()
             };
         }
+        a.index(self.seed_len());
+        b.index(self.seed_len());
         self.find_mems(a, b);
         let (a, b) = (&a.hashes[..], &b.hashes[..]);
         self.chain_mems(a, b);

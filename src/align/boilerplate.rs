@@ -11,7 +11,7 @@ use crate::corpus::Corpus;
 use crate::shingle::{ShingleSpec, char_shingles, word_shingle_hash};
 use crate::text::{Token, Tokenizer};
 
-use super::{Found, Passage, PassageSettings, Side};
+use super::{Found, Passage, PassageSettings, Side, union_len};
 
 /// One of the pipeline's shingles inside a passage, with the passage tokens it covers
 /// (relative to the passage's first token, `last` included).
@@ -216,8 +216,9 @@ fn count_in(corpus: &Corpus, wanted: impl Iterator<Item = u64>) -> io::Result<Id
         return Ok(IdentityMap::default());
     }
     // Most shingles of the corpus are not wanted: a bitmap on the top bits of the hash
-    // (about 16 bits per wanted shingle) turns most of them away without a table probe.
-    let bits = (index.len() * 16)
+    // (about 64 bits per wanted shingle, in the L2 cache for the usual sizes) turns most of
+    // them away without a table probe.
+    let bits = (index.len() * 64)
         .next_power_of_two()
         .clamp(1 << 16, 1 << 30);
     let shift = 64 - bits.trailing_zeros();
@@ -255,10 +256,10 @@ fn count_in(corpus: &Corpus, wanted: impl Iterator<Item = u64>) -> io::Result<Id
                 Ok(x)
             },
         )?;
-    Ok(index
-        .into_iter()
-        .map(|(h, i)| (h, counts[i as usize]))
-        .collect())
+    for slot in index.values_mut() {
+        *slot = counts[*slot as usize];
+    }
+    Ok(index)
 }
 
 /// Splits the passages of a pair (documents of `words` words each) into story and
@@ -310,8 +311,9 @@ pub(crate) fn split(
             })
             .collect()
     };
-    let own =
-        |total: u32, ranges: Vec<Range<usize>>| (total as usize).saturating_sub(union_len(ranges));
+    let own = |total: u32, ranges: Vec<Range<usize>>| {
+        (total as usize).saturating_sub(union_len(ranges.into_iter()))
+    };
     let keep = own(words.0, boilerplate_ranges(false)) >= settings.min_words
         && own(words.1, boilerplate_ranges(true)) >= settings.min_words;
     let mut out = Vec::with_capacity(found.len());
@@ -364,20 +366,6 @@ pub(crate) fn split(
     }
     out.sort_by_key(|p| (p.a.start, p.b.start, p.a.end, p.b.end));
     out
-}
-
-/// Total length of the union of ranges.
-fn union_len(mut ranges: Vec<Range<usize>>) -> usize {
-    ranges.sort_by_key(|r| r.start);
-    let (mut total, mut reach) = (0, 0);
-    for r in ranges {
-        let start = r.start.max(reach);
-        if r.end > start {
-            total += r.end - start;
-        }
-        reach = reach.max(r.end);
-    }
-    total
 }
 
 /// The side covering tokens `range` (document indices), given the `(start, end)` byte

@@ -355,7 +355,8 @@ impl Worker {
         let mut prepared = Prepared::default();
         self.aligner
             .prepare(tokens.iter().map(|t| t.hash), &mut prepared);
-        let bytes = |e: &Entry| e.tokens.capacity() * 16 + e.prepared.heap_bytes();
+        // Tokens, hashes and the n-gram index: about 48 bytes a token once indexed.
+        let bytes = |e: &Entry| e.tokens.len() * 48;
         let entry = Entry {
             doc,
             tokens,
@@ -393,7 +394,8 @@ pub(crate) fn align_pairs(
     settings: &PassageSettings,
     on_progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<PairPassages>> {
-    const CHUNK: usize = 256;
+    // Small chunks balance the threads: a few pairs of long documents can take most of the time.
+    const CHUNK: usize = 16;
     let count_windows = settings.boilerplate_docs <= corpus.len() as u64;
     let read_err = |e| Error::io("reading a spilled text", e);
     let found: Vec<Result<Vec<Vec<Found>>>> = pairs
@@ -415,8 +417,15 @@ pub(crate) fn align_pairs(
                         .ok_or_else(|| missing_text(b))?;
                     let ia = w.entry(a, ta, b);
                     let ib = w.entry(b, tb, a);
-                    let (ea, eb) = (&w.cache[ia], &w.cache[ib]);
-                    let passages = w.aligner.align_prepared(&ea.prepared, &eb.prepared);
+                    let (ea, eb) = if ia < ib {
+                        let (x, y) = w.cache.split_at_mut(ib);
+                        (&mut x[ia], &mut y[0])
+                    } else {
+                        let (x, y) = w.cache.split_at_mut(ia);
+                        (&mut y[0], &mut x[ib])
+                    };
+                    let passages = w.aligner.align_prepared(&mut ea.prepared, &mut eb.prepared);
+                    let (ea, eb) = (&*ea, &*eb);
                     let mut pair = Vec::with_capacity(passages.len());
                     for tp in passages {
                         let windows = if count_windows {
@@ -508,24 +517,30 @@ fn end_with_terminators(text: &str, mut end: usize) -> usize {
     end
 }
 
+/// Total length of the union of ranges.
+pub(crate) fn union_len(ranges: impl Iterator<Item = Range<usize>>) -> usize {
+    let mut ranges: Vec<Range<usize>> = ranges.collect();
+    ranges.sort_by_key(|r| r.start);
+    let (mut total, mut reach) = (0, 0);
+    for r in ranges {
+        let start = r.start.max(reach);
+        if r.end > start {
+            total += r.end - start;
+        }
+        reach = reach.max(r.end);
+    }
+    total
+}
+
 /// Fills in the coverage of each document by story passages.
 fn with_coverage(passages: Vec<Passage>, words_a: u32, words_b: u32) -> PairPassages {
     let covered = |pick: fn(&Passage) -> Range<usize>| -> usize {
-        let mut ranges: Vec<Range<usize>> = passages
-            .iter()
-            .filter(|p| p.boilerplate.is_none())
-            .map(pick)
-            .collect();
-        ranges.sort_by_key(|r| r.start);
-        let (mut total, mut reach) = (0, 0);
-        for r in ranges {
-            let start = r.start.max(reach);
-            if r.end > start {
-                total += r.end - start;
-            }
-            reach = reach.max(r.end);
-        }
-        total
+        union_len(
+            passages
+                .iter()
+                .filter(|p| p.boilerplate.is_none())
+                .map(pick),
+        )
     };
     let fraction = |n: usize, of: u32| {
         if of == 0 {

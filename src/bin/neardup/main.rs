@@ -229,9 +229,6 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
         line.push_str(&format!(" [bad: {}]", kinds.join(", ")));
     }
     terminal.println(&line);
-    if std::env::var_os("NEARDUP_TIMINGS").is_some() {
-        terminal.println(&format!("TIMINGS {:?}", s.timings));
-    }
     if terminal.hidden_problems() > 0 {
         terminal.println(&format!(
             "neardup: {} bad records were counted but not shown",
