@@ -15,7 +15,9 @@
 //!    which trims weak links at both ends.
 //! 4. **Ends**: each chain is extended over short exact runs (shorter than a seed) that
 //!    follow an edit, under the same gain rule.
-//! 5. **Merge**: passages that overlap in both texts on neighbouring diagonals become one.
+//! 5. **Merge**: passages that overlap in both texts on neighbouring diagonals become one;
+//!    a passage that lies, in both texts, within another is dropped (a phrase repeated
+//!    inside a passage, matched against its other occurrence).
 //! 6. **Edits**: a banded edit alignment of the two token ranges, the band spanning the
 //!    diagonals the passage uses plus `max_gap`, gives the edit count and the path.
 //!
@@ -306,8 +308,8 @@ impl Aligner {
     /// [`Aligner::align`] on prepared texts.
     pub fn align_prepared(&mut self, a: &mut Prepared, b: &mut Prepared) -> Vec<TokenPassage> {
         if a.hashes == b.hashes {
-            // Identical texts share one passage, all of them (not also the repeats of a
-            // phrase within them).
+            // Identical texts: one passage over all of both, and every other match lies
+            // within it.
             let n = a.hashes.len();
             let whole = TokenPassage {
                 a: 0..n,
@@ -329,11 +331,12 @@ impl Aligner {
         let drafts = self.extract_chains(a, b);
         let drafts = merge_overlapping(drafts, self.settings.max_gap as i64);
         let min = self.settings.min_words.max(1);
-        let mut out: Vec<TokenPassage> = drafts
+        let mut drafts: Vec<Draft> = drafts
             .into_iter()
             .filter(|d| d.a.1 - d.a.0 >= min && d.b.1 - d.b.0 >= min)
-            .map(|d| self.finish(a, b, d))
             .collect();
+        drop_contained(&mut drafts);
+        let mut out: Vec<TokenPassage> = drafts.into_iter().map(|d| self.finish(a, b, d)).collect();
         out.sort_by_key(|p| (p.a.start, p.b.start, p.a.end, p.b.end));
         out
     }
@@ -655,6 +658,22 @@ fn extend_backward(
             None => return (i, j),
         }
     }
+}
+
+/// Removes the drafts that lie, in both texts, within another draft: a repeated phrase
+/// inside a passage matched against another place of the same passage.
+fn drop_contained(drafts: &mut Vec<Draft>) {
+    // Longest first: a draft can only be within a draft at least as long.
+    drafts.sort_by_key(|d| (std::cmp::Reverse(d.a.1 - d.a.0), d.a.0, d.b.0, d.b.1));
+    let mut kept: Vec<Draft> = Vec::with_capacity(drafts.len());
+    for d in drafts.drain(..) {
+        let within =
+            |o: &Draft| o.a.0 <= d.a.0 && d.a.1 <= o.a.1 && o.b.0 <= d.b.0 && d.b.1 <= o.b.1;
+        if !kept.iter().any(within) {
+            kept.push(d);
+        }
+    }
+    *drafts = kept;
 }
 
 /// Merges drafts that overlap in both texts on diagonals at most `max_gap` apart.

@@ -41,8 +41,6 @@
 //! * Boilerplate shorter than a shingle (a one-word banner such as `BREAKINGON`) cannot be
 //!   told apart by document frequency: when two documents share it *and* the text that
 //!   follows it, it stays in the story passage.
-//! * Identical texts share one passage covering both (the repeats of a phrase inside
-//!   them are not listed as well).
 //! * A passage ends at its last word, plus a sentence terminator (`.`, `!`, `?`, `…`) that
 //!   directly follows it; opening and closing quotes stay outside.
 
