@@ -63,27 +63,39 @@ impl Corpus {
         }
     }
 
-    /// Keeps the original text of every document too (for passages): call
-    /// [`Corpus::push_text`] after each [`Corpus::push`].
+    /// Keeps the original text of every document too (for passages): hand each batch of
+    /// raw records to [`Corpus::keep_records`] and call [`Corpus::push_text`] after each
+    /// [`Corpus::push`].
     pub fn keep_texts(&mut self, texts: TextStore) {
         assert!(self.is_empty(), "texts are kept from the first document on");
         self.texts = Some(texts);
     }
 
-    /// Keeps the text of the document just pushed (when the corpus keeps texts).
-    pub fn push_text(&mut self, text: impl Into<String>) -> io::Result<()> {
+    /// Keeps a batch's buffer of raw records (when the corpus keeps texts); returns its
+    /// number for [`Corpus::push_text`].
+    pub fn keep_records(&mut self, buf: Vec<u8>) -> io::Result<u32> {
         match &mut self.texts {
-            Some(texts) => {
-                assert_eq!(texts.len() + 1, self.ids.len(), "one text per document");
-                texts.push(text)
-            }
-            None => Ok(()),
+            Some(texts) => texts.keep_chunk(buf),
+            None => Ok(0),
         }
     }
 
-    /// The original text of a document, read into `buf` if it was spilled; `None` if the
-    /// corpus keeps no texts.
-    pub fn text<'a>(&'a self, doc: u32, buf: &'a mut Vec<u8>) -> io::Result<Option<&'a str>> {
+    /// Records where the text of the document just pushed is: `range` of the kept buffer
+    /// `chunk`, a JSON record (`json`) or the text itself.
+    pub fn push_text(&mut self, chunk: u32, range: std::ops::Range<usize>, json: bool) {
+        if let Some(texts) = &mut self.texts {
+            assert_eq!(texts.len() + 1, self.ids.len(), "one text per document");
+            texts.push(chunk, range, json);
+        }
+    }
+
+    /// The original text of a document (a spilled record is read into `buf`); `None` if
+    /// the corpus keeps no texts.
+    pub fn text<'a>(
+        &'a self,
+        doc: u32,
+        buf: &'a mut Vec<u8>,
+    ) -> io::Result<Option<std::borrow::Cow<'a, str>>> {
         match &self.texts {
             Some(texts) => texts.get(doc, buf),
             None => Ok(None),

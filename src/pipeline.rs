@@ -354,8 +354,6 @@ struct Processed {
     entry: DocEntry,
     fingerprint: Fingerprint,
     unparsed_date: Option<String>,
-    /// The text, when the corpus keeps texts.
-    text: Option<String>,
 }
 
 /// Per-thread document processing: parse, then fingerprint.
@@ -412,7 +410,6 @@ impl Worker<'_> {
             entry,
             fingerprint,
             unparsed_date,
-            text: self.settings.passages.is_some().then(|| body.into_owned()),
         })
     }
 }
@@ -596,7 +593,11 @@ impl Pipeline {
             SetStore::new(s.memory_budget, s.temp_dir.clone()),
         );
         if s.passages.is_some() {
-            corpus.keep_texts(TextStore::new(s.memory_budget, s.temp_dir.clone()));
+            corpus.keep_texts(TextStore::new(
+                s.memory_budget,
+                s.temp_dir.clone(),
+                s.fields.clone(),
+            ));
         }
         let mut ids = IdIndex::default();
         let mut malformed = Vec::new();
@@ -611,7 +612,7 @@ impl Pipeline {
                 });
             });
             for event in rx {
-                let batch = match event {
+                let mut batch = match event {
                     ReadEvent::Problem(p) => {
                         self.on_problem(&p, observer, stats)?;
                         continue;
@@ -629,6 +630,10 @@ impl Pipeline {
                         |w, r| w.process(&sources[r.location.source as usize], &batch, r),
                     )
                     .collect();
+                // With passages, the raw records stay: texts are decoded again on use.
+                let chunk = corpus
+                    .keep_records(std::mem::take(&mut batch.buf))
+                    .map_err(|e| Error::io("spilling texts to a temporary file", e))?;
                 for (record, result) in batch.records.iter().zip(processed) {
                     stats.records += 1;
                     let source = &sources[record.location.source as usize];
@@ -667,11 +672,8 @@ impl Pipeline {
                     corpus
                         .push(doc.entry, &doc.fingerprint.signature, &doc.fingerprint.set)
                         .map_err(|e| Error::io("spilling shingle sets to a temporary file", e))?;
-                    if let Some(text) = doc.text {
-                        corpus
-                            .push_text(text)
-                            .map_err(|e| Error::io("spilling texts to a temporary file", e))?;
-                    }
+                    let json = source.format == InputFormat::JsonLines;
+                    corpus.push_text(chunk, record.range.clone(), json);
                 }
             }
             Ok(())

@@ -132,7 +132,7 @@ fn passage_records(
     Ok(pair
         .passages
         .iter()
-        .map(|p| PassageRecord::new(p, text_a, text_b))
+        .map(|p| PassageRecord::new(p, &text_a, &text_b))
         .collect())
 }
 

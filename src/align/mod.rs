@@ -413,6 +413,7 @@ pub(crate) fn align_pairs(
                         .text(b, &mut text_b)
                         .map_err(read_err)?
                         .ok_or_else(|| missing_text(b))?;
+                    let (ta, tb) = (&*ta, &*tb);
                     let ia = w.entry(a, ta, b);
                     let ib = w.entry(b, tb, a);
                     let (ea, eb) = if ia < ib {

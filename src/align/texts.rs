@@ -1,18 +1,24 @@
 //! The original texts of the documents, kept when passages are wanted.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::ops::Range;
 use std::path::PathBuf;
 
 use crate::corpus::read_exact_at;
+use crate::input::{FieldNames, parse_json_record};
 
-/// The original texts of documents, appended in document order: in memory up to a
-/// budget (the strings handed over are kept as they are, without a copy), then spilled to
-/// an unlinked temporary file and read back with positioned reads.
+/// The original texts of documents, kept as the raw records the reader produced: whole
+/// batch buffers, moved in (no copy) and decoded again when a text is asked for (only
+/// paired documents are). In memory up to a budget, then spilled to an unlinked temporary
+/// file and read back with positioned reads.
 #[derive(Debug)]
 pub struct TextStore {
-    texts: Vec<Held>,
-    /// Bytes of the texts in memory.
+    fields: FieldNames,
+    chunks: Vec<Chunk>,
+    docs: Vec<Record>,
+    /// Bytes of the chunks in memory.
     in_memory: u64,
     spilled: u64,
     budget: u64,
@@ -21,18 +27,29 @@ pub struct TextStore {
 }
 
 #[derive(Debug)]
-enum Held {
-    /// Kept as handed over (a `String` from the record parser, not shrunk: no copy).
-    Memory(String),
-    /// Offset and length in the spill file.
-    Spilled(u64, u64),
+enum Chunk {
+    Memory(Vec<u8>),
+    /// Offset in the spill file.
+    Spilled(u64),
+}
+
+/// Where a document's record is: its chunk, its byte range there, and how to decode it.
+#[derive(Clone, Copy, Debug)]
+struct Record {
+    chunk: u32,
+    start: u32,
+    len: u32,
+    json: bool,
 }
 
 impl TextStore {
-    /// An empty store keeping up to `budget` bytes in memory.
-    pub fn new(budget: u64, temp_dir: Option<PathBuf>) -> Self {
+    /// An empty store keeping up to `budget` bytes in memory; JSON records are decoded
+    /// with `fields`.
+    pub fn new(budget: u64, temp_dir: Option<PathBuf>, fields: FieldNames) -> Self {
         TextStore {
-            texts: Vec::new(),
+            fields,
+            chunks: Vec::new(),
+            docs: Vec::new(),
             in_memory: 0,
             spilled: 0,
             budget: budget.max(1),
@@ -41,18 +58,29 @@ impl TextStore {
         }
     }
 
-    /// Adds the text of the next document.
-    pub fn push(&mut self, text: impl Into<String>) -> io::Result<()> {
-        let text = text.into();
-        self.in_memory += text.len() as u64;
-        self.texts.push(Held::Memory(text));
+    /// Keeps a buffer of raw records; returns its number for [`TextStore::push`].
+    pub fn keep_chunk(&mut self, bytes: Vec<u8>) -> io::Result<u32> {
+        self.in_memory += bytes.len() as u64;
+        self.chunks.push(Chunk::Memory(bytes));
+        let chunk = self.chunks.len() as u32 - 1;
         if self.in_memory > self.budget {
             self.spill()?;
         }
-        Ok(())
+        Ok(chunk)
     }
 
-    /// Writes every text held in memory to the spill file.
+    /// Adds the next document: its record is `range` of chunk `chunk`, a JSON Lines record
+    /// (`json`) or the text itself.
+    pub fn push(&mut self, chunk: u32, range: Range<usize>, json: bool) {
+        self.docs.push(Record {
+            chunk,
+            start: range.start as u32,
+            len: range.len() as u32,
+            json,
+        });
+    }
+
+    /// Writes every chunk held in memory to the spill file.
     fn spill(&mut self) -> io::Result<()> {
         if self.file.is_none() {
             let file = match &self.temp_dir {
@@ -62,17 +90,17 @@ impl TextStore {
             self.file = Some(BufWriter::with_capacity(1 << 20, file));
         }
         let writer = self.file.as_mut().expect("spill file was just created");
-        // Texts before the last spilled one were spilled with it.
+        // Chunks before the last spilled one were spilled with it.
         let first = self
-            .texts
+            .chunks
             .iter()
-            .rposition(|h| matches!(h, Held::Spilled(..)))
+            .rposition(|c| matches!(c, Chunk::Spilled(..)))
             .map_or(0, |i| i + 1);
-        for held in &mut self.texts[first..] {
-            if let Held::Memory(text) = held {
-                writer.write_all(text.as_bytes())?;
-                let len = text.len() as u64;
-                *held = Held::Spilled(self.spilled, len);
+        for chunk in &mut self.chunks[first..] {
+            if let Chunk::Memory(bytes) = chunk {
+                writer.write_all(bytes)?;
+                let len = bytes.len() as u64;
+                *chunk = Chunk::Spilled(self.spilled);
                 self.spilled += len;
             }
         }
@@ -83,33 +111,42 @@ impl TextStore {
 
     /// Number of texts held.
     pub fn len(&self) -> usize {
-        self.texts.len()
+        self.docs.len()
     }
 
     /// Whether no text is held.
     pub fn is_empty(&self) -> bool {
-        self.texts.is_empty()
+        self.docs.is_empty()
     }
 
-    /// The text of `doc`, read into `buf` if it was spilled; `None` if it is not held.
-    pub fn get<'a>(&'a self, doc: u32, buf: &'a mut Vec<u8>) -> io::Result<Option<&'a str>> {
-        match self.texts.get(doc as usize) {
-            None => Ok(None),
-            Some(Held::Memory(text)) => Ok(Some(text)),
-            Some(&Held::Spilled(offset, len)) => {
+    /// The text of `doc` (`None` if it is not held), decoded from its record; a spilled
+    /// record is read into `buf`.
+    pub fn get<'a>(&'a self, doc: u32, buf: &'a mut Vec<u8>) -> io::Result<Option<Cow<'a, str>>> {
+        let Some(&record) = self.docs.get(doc as usize) else {
+            return Ok(None);
+        };
+        let range = record.start as usize..(record.start + record.len) as usize;
+        let raw: &[u8] = match &self.chunks[record.chunk as usize] {
+            Chunk::Memory(bytes) => &bytes[range],
+            &Chunk::Spilled(offset) => {
                 let file = self
                     .file
                     .as_ref()
-                    .expect("spilled texts have a file")
+                    .expect("spilled chunks have a file")
                     .get_ref();
                 buf.clear();
-                buf.resize(len as usize, 0);
-                read_exact_at(file, buf, offset)?;
-                std::str::from_utf8(buf)
-                    .map(Some)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+                buf.resize(range.len(), 0);
+                read_exact_at(file, buf, offset + range.start as u64)?;
+                buf
             }
+        };
+        let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+        let raw = std::str::from_utf8(raw).map_err(|e| invalid(e.to_string()))?;
+        if !record.json {
+            return Ok(Some(Cow::Borrowed(raw)));
         }
+        let parsed = parse_json_record(raw, &self.fields).map_err(|e| invalid(e.to_string()))?;
+        Ok(Some(Cow::Owned(parsed.text.into_owned())))
     }
 
     /// Bytes kept in memory and spilled to disk.
@@ -124,18 +161,38 @@ mod tests {
 
     #[test]
     fn spilled_texts_read_back_exactly() {
-        let mut store = TextStore::new(40, None);
+        let mut store = TextStore::new(100, None, FieldNames::default());
         let texts: Vec<String> = (0..30)
-            .map(|i| format!("text number {i} – “ü” {}", "x".repeat(i)))
+            .map(|i| format!("text number {i} – “ü” \"quoted\" {}", "x".repeat(i)))
             .collect();
-        for t in &texts {
-            store.push(t.as_str()).unwrap();
+        for pair in texts.chunks(3) {
+            // A chunk of JSON records and plain texts, as a batch buffer holds them.
+            let mut bytes = Vec::new();
+            let mut ranges = Vec::new();
+            for (k, t) in pair.iter().enumerate() {
+                let record = if k == 1 {
+                    t.clone()
+                } else {
+                    serde_json::json!({"id": k, "text": t}).to_string()
+                };
+                ranges.push((bytes.len()..bytes.len() + record.len(), k != 1));
+                bytes.extend_from_slice(record.as_bytes());
+                bytes.push(b'\n');
+            }
+            let chunk = store.keep_chunk(bytes).unwrap();
+            for (range, json) in ranges {
+                store.push(chunk, range, json);
+            }
         }
-        assert!(store.bytes().1 > 0, "some texts were spilled");
+        assert!(store.bytes().1 > 0, "some chunks were spilled");
         let mut buf = Vec::new();
         for (i, t) in texts.iter().enumerate() {
-            assert_eq!(store.get(i as u32, &mut buf).unwrap(), Some(t.as_str()));
+            assert_eq!(
+                store.get(i as u32, &mut buf).unwrap().as_deref(),
+                Some(t.as_str())
+            );
         }
-        assert_eq!(store.get(texts.len() as u32, &mut buf).unwrap(), None);
+        assert_eq!(store.len(), texts.len());
+        assert!(store.get(texts.len() as u32, &mut buf).unwrap().is_none());
     }
 }
