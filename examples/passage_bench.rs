@@ -59,7 +59,7 @@ fn main() {
         "µplagdet",
         "psg prec",
         "psg rec",
-        "time"
+        "secs"
     );
     let mut json = Vec::new();
     for (name, rate) in [

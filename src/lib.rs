@@ -38,7 +38,8 @@
 //! Per document: its id and metadata (as long as they are in the input), 52 bytes of
 //! fixed fields, and a signature of `4 × num_perm` bytes (512 at the default). Shingle sets
 //! (8 bytes per distinct shingle) are kept in memory up to `memory_budget` and spilled to
-//! an unlinked temporary file beyond it.
+//! an unlinked temporary file beyond it. With passages on, the raw records as read (about
+//! the decompressed input's size) are kept the same way, under their own `memory_budget`.
 
 pub mod align;
 pub mod cluster;

@@ -32,10 +32,11 @@
 //! A shingle between two common sampled shingles is taken as common without counting.
 //!
 //! ## Where the texts come from
-//! With passages on, the corpus keeps every original text as it is read, in a
-//! [`TextStore`] that spills to a temporary file beyond the memory budget. (Reading the
-//! inputs again for the paired documents only was measured slower: decompressing and
-//! parsing the inputs twice costs more than copying the texts once; see BENCHMARKS.md.)
+//! With passages on, the corpus keeps the raw records as they are read (the reader's batch
+//! buffers, moved into a [`TextStore`] that spills to a temporary file beyond the memory
+//! budget) and decodes the texts of paired documents on use. This was measured cheaper
+//! than reading the inputs twice (which decompresses them again) and than keeping every
+//! decoded text (see ARCHITECTURE.md).
 //!
 //! ## Quirks
 //! * Boilerplate shorter than a shingle (a one-word banner such as `BREAKINGON`) cannot be
@@ -43,9 +44,13 @@
 //!   follows it, it stays in the story passage.
 //! * A passage ends at its last word, plus a sentence terminator (`.`, `!`, `?`, `…`) that
 //!   directly follows it; opening and closing quotes stay outside.
+//! * Document frequency cannot tell a site's furniture from a phrase many documents use
+//!   (a famous quote, an institution's full name): at least `min_words` long, in at least
+//!   `boilerplate_docs` documents and beside other text, it is marked boilerplate too.
 
 mod aligner;
 mod boilerplate;
+mod compare;
 pub mod eval;
 pub mod reference;
 mod texts;
@@ -57,17 +62,21 @@ use rayon::prelude::*;
 
 use crate::corpus::Corpus;
 use crate::error::{Error, Result};
-use crate::input::Source;
-use crate::pipeline::{Settings, Stats};
+use crate::pipeline::Settings;
 use crate::progress::{Observer, Stage};
 use crate::shingle::ShingleSpec;
 use crate::text::{Token, Tokenizer};
 use crate::verify::PairScore;
 
 pub use aligner::{Aligner, Op, Prepared, TokenPassage};
+pub use compare::{ComparedDoc, Comparison, DocRef, compare};
 pub use texts::TextStore;
 
 use boilerplate::Window;
+
+/// Largest [`PassageSettings::max_gap`]: the ends of a passage are searched over every
+/// pair of gaps up to it.
+pub const MAX_GAP: usize = 32;
 
 /// How passages are found and which are boilerplate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +112,12 @@ impl PassageSettings {
             return Err(Error::config(
                 "the minimum passage length must be at least 1 word",
             ));
+        }
+        if self.max_gap > MAX_GAP {
+            return Err(Error::config(format!(
+                "the passage gap can be at most {MAX_GAP} words, got {}",
+                self.max_gap
+            )));
         }
         if self.seed_words == 0 || self.max_repeats == 0 {
             return Err(Error::config(
@@ -190,112 +205,6 @@ pub fn find_passages(
     align_pairs(corpus, &doc_pairs, settings.shingle, passage, &on_progress)
 }
 
-/// Two documents compared: their scores, their texts and the passages they share.
-#[derive(Debug)]
-pub struct Comparison {
-    /// The first document.
-    pub a: ComparedDoc,
-    /// The second document.
-    pub b: ComparedDoc,
-    /// Estimated and exact Jaccard, containments.
-    pub score: PairScore,
-    /// The passages they share.
-    pub passages: PairPassages,
-    /// Counts of the run (documents read, bad records).
-    pub stats: Stats,
-}
-
-/// One side of a [`Comparison`].
-#[derive(Debug)]
-pub struct ComparedDoc {
-    /// The document's id (the path, for a text file).
-    pub id: String,
-    /// `file:line` or `file`.
-    pub location: String,
-    /// The original text.
-    pub text: String,
-    /// Number of words.
-    pub words: u32,
-}
-
-/// Which document to compare.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DocRef {
-    /// The (first) document read from the source with this index.
-    Source(usize),
-    /// The document with this id.
-    Id(String),
-}
-
-/// Compares two documents of `sources`; every document read counts for boilerplate.
-///
-/// The pipeline's shingle settings give the scores, its passage settings (which must be
-/// set) the passages.
-pub fn compare(
-    pipeline: &crate::Pipeline,
-    sources: &[Source],
-    a: &DocRef,
-    b: &DocRef,
-    observer: &dyn Observer,
-) -> Result<Comparison> {
-    let settings = pipeline.settings();
-    let passage = settings.passages.as_ref().ok_or_else(|| {
-        Error::config("comparing needs passage settings (PipelineBuilder::passages)")
-    })?;
-    let mut stats = Stats {
-        sources: sources.len() as u64,
-        ..Stats::default()
-    };
-    let (corpus, _) = pipeline.ingest(sources, &mut stats, observer)?;
-    let find = |r: &DocRef| -> Result<u32> {
-        let found = match r {
-            DocRef::Source(s) => {
-                (0..corpus.len() as u32).find(|&d| corpus.location(d).source as usize == *s)
-            }
-            DocRef::Id(id) => (0..corpus.len() as u32).find(|&d| corpus.id(d) == id),
-        };
-        found.ok_or_else(|| {
-            Error::config(match r {
-                DocRef::Source(s) => format!(
-                    "{}: no document was read from it (see the warnings above)",
-                    sources[*s].name
-                ),
-                DocRef::Id(id) => format!("no document with id {id:?} in the inputs"),
-            })
-        })
-    };
-    let (da, db) = (find(a)?, find(b)?);
-    if da == db {
-        return Err(Error::config("both names refer to the same document"));
-    }
-    let score = crate::verify::score_pairs(&corpus, &[(da, db)], &|_| {})
-        .map_err(|e| Error::io("reading spilled shingle sets", e))?[0];
-    let passages = align_pairs(&corpus, &[(da, db)], settings.shingle, passage, &|_| {})?
-        .pop()
-        .unwrap_or_default();
-    let doc = |d: u32| -> Result<ComparedDoc> {
-        let mut buf = Vec::new();
-        let text = corpus
-            .text(d, &mut buf)
-            .map_err(|e| Error::io("reading a spilled text", e))?
-            .ok_or_else(|| missing_text(d))?
-            .to_string();
-        Ok(ComparedDoc {
-            id: corpus.id(d).to_string(),
-            location: crate::pipeline::describe_location(sources, corpus.location(d)),
-            text,
-            words: corpus.tokens(d),
-        })
-    };
-    Ok(Comparison {
-        a: doc(da)?,
-        b: doc(db)?,
-        score,
-        passages,
-        stats,
-    })
-}
-
 /// A passage found by the aligner, before boilerplate is split off.
 struct Found {
     tokens: TokenPassage,
@@ -376,7 +285,7 @@ impl Worker {
     }
 }
 
-fn missing_text(doc: u32) -> Error {
+pub(crate) fn missing_text(doc: u32) -> Error {
     Error::io(
         "finding passages",
         io::Error::other(format!("the text of document {doc} was not kept")),

@@ -179,7 +179,8 @@ pub struct PassageTuning {
     /// Shortest passage reported, in words.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub min_passage_words: usize,
-    /// Longest run of differing words bridged inside one passage (0: exact passages only).
+    /// Longest run of differing words bridged inside one passage (0: exact passages only;
+    /// at most 32).
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub passage_gap: usize,
     /// Text whose shingles each occur in at least N documents of the inputs is boilerplate

@@ -72,6 +72,12 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
     };
     let (sources, problems, a, b) = if args.inputs.is_empty() {
         let files = [args.a.clone(), args.b.clone()];
+        let same = std::fs::canonicalize(&args.a)
+            .ok()
+            .is_some_and(|p| std::fs::canonicalize(&args.b).ok() == Some(p));
+        if same {
+            bail!("A and B are the same file");
+        }
         let (mut sources, problems) = input::plan_sources(&specs(&files), Some(InputFormat::Text));
         if let Some(p) = problems.first() {
             bail!("{p}");
