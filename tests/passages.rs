@@ -369,6 +369,62 @@ fn banner_and_footer_are_boilerplate_not_story_reuse() {
 }
 
 #[test]
+fn a_story_syndicated_many_times_is_not_boilerplate() {
+    // Thirty identical copies: every shingle is in 30 documents, but the copies have no
+    // text of their own beside it. Two articles with a story of their own and a footer
+    // that twenty other articles carry: the footer is boilerplate, the story is not.
+    let s = Scratch::new();
+    let (_, footer) = banner_and_footer();
+    let mut records: Vec<(String, String)> = (0..30)
+        .map(|i| (format!("copy-{i:02}"), STORM.to_string()))
+        .collect();
+    records.push(("site-a".into(), format!("{RATE}\n\n{footer}")));
+    records.push(("site-b".into(), format!("{RATE_COPY}\n\n{footer}")));
+    let mut rng = Rng::new(9);
+    for i in 0..20 {
+        records.push((
+            format!("other-{i:02}"),
+            format!("{}\n\n{footer}", article(&mut rng, 60)),
+        ));
+    }
+    let borrowed: Vec<(&str, &str)> = records
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let f = s.jsonl("syndicated.jsonl", &borrowed);
+    let out = neardup()
+        .args(["pairs", "--passages", "--threshold", "0.8"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let pairs = json_lines(&stdout_of(&out));
+    let copies = pair(&pairs, "copy-00", "copy-01");
+    assert_eq!(copies["passages"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        (
+            copies["coverage_a"].as_f64(),
+            copies["passages"][0]["boilerplate"].as_bool()
+        ),
+        (Some(1.0), Some(false))
+    );
+    let sites = pair(&pairs, "site-a", "site-b");
+    let flags: Vec<bool> = sites["passages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["boilerplate"].as_bool().unwrap())
+        .collect();
+    assert_eq!(flags, [false, true], "{sites}");
+    assert!(
+        sites["passages"][0]["a"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("The central bank")
+    );
+}
+
+#[test]
 fn compare_highlights_both_texts() {
     let (a, b) = (wire_story("003"), wire_story("004"));
     let out = neardup().arg("compare").arg(&a).arg(&b).output().unwrap();

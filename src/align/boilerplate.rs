@@ -451,6 +451,46 @@ mod tests {
     }
 
     #[test]
+    fn windows_between_common_samples_are_common() {
+        // Stride 4; counted: the samples (0, 4, 8, 12) and the edges of the run 4..=8.
+        let counts: IdentityMap<u32> = [
+            (0, 1),
+            (4, 30),
+            (8, 25),
+            (12, 2),
+            (1, 0),
+            (2, 21),
+            (3, 22),
+            (9, 20),
+            (10, 3),
+            (11, 1),
+        ]
+        .into_iter()
+        .collect();
+        let frequencies = DocumentFrequencies {
+            counts,
+            stride: 4,
+            threshold: 20,
+        };
+        let windows: Vec<Window> = (0..14)
+            .map(|h| Window {
+                hash: h,
+                first: h as u32,
+                last: h as u32 + 4,
+            })
+            .collect();
+        let common: Vec<usize> = frequencies
+            .common(&windows)
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &c)| c.then_some(i))
+            .collect();
+        // 5, 6, 7 are between two common samples (not counted); 13 is after the last,
+        // uncommon sample and was not counted.
+        assert_eq!(common, [2, 3, 4, 5, 6, 7, 8, 9]);
+    }
+
+    #[test]
     fn word_windows_match_the_shingler() {
         let text = "one two three four five six seven eight nine ten";
         let mut tokens = Vec::new();

@@ -44,6 +44,9 @@
 //!   follows it, it stays in the story passage.
 //! * A passage ends at its last word, plus a sentence terminator (`.`, `!`, `?`, `…`) that
 //!   directly follows it; opening and closing quotes stay outside.
+//! * A document made only of recurring text (a story syndicated in `boilerplate_docs`
+//!   copies, plus its site's footer) has no boilerplate marked: rule 3 cannot tell which
+//!   part is the story.
 //! * Document frequency cannot tell a site's furniture from a phrase many documents use
 //!   (a famous quote, an institution's full name): at least `min_words` long, in at least
 //!   `boilerplate_docs` documents and beside other text, it is marked boilerplate too.
