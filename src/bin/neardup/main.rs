@@ -6,7 +6,7 @@ mod feed;
 mod params;
 mod progress;
 
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -17,9 +17,7 @@ use neardup::input::{FieldNames, InputFormat, InputSpec};
 use neardup::report::{self, Format};
 use neardup::{Outcome, PipelineBuilder};
 
-use args::{
-    Cli, ClusterArgs, Command, ExecArgs, FormatArg, InputArgs, ProgressArg, SimilarityArgs,
-};
+use args::{Cli, ClusterArgs, Command, ExecArgs, FormatArg, InputArgs, SimilarityArgs};
 use progress::Terminal;
 
 fn main() -> ExitCode {
@@ -194,13 +192,7 @@ fn analyse(
         })
         .build()?;
 
-    let show_bars = !exec.quiet
-        && match exec.progress {
-            ProgressArg::Auto => io::stderr().is_terminal(),
-            ProgressArg::Always => true,
-            ProgressArg::Never => false,
-        };
-    let terminal = Terminal::new(show_bars, exec.quiet);
+    let terminal = Terminal::new(exec.progress, exec.quiet);
 
     let specs: Vec<InputSpec> = input
         .inputs
