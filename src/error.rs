@@ -23,6 +23,23 @@ pub enum ErrorKind {
     /// A document asked for by name is not in the inputs.
     #[error("{0}")]
     NotFound(String),
+    /// A feed index that cannot be used: missing, locked by another writer, damaged, or
+    /// of another format version.
+    #[error("index {}: {reason}", path.display())]
+    Index {
+        /// The index directory.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A gold-label file (`neardup eval --gold`) that cannot be used.
+    #[error("{location}: {reason}")]
+    Gold {
+        /// `file:line`, or the file alone.
+        location: String,
+        /// What is wrong there.
+        reason: String,
+    },
     /// An I/O failure outside the inputs (temporary files, output).
     #[error("{context}: {source}")]
     Io {
@@ -42,6 +59,14 @@ impl Error {
 
     pub(crate) fn config(message: impl Into<String>) -> Self {
         ErrorKind::Config(message.into()).into()
+    }
+
+    pub(crate) fn gold(location: impl Into<String>, reason: impl Into<String>) -> Self {
+        ErrorKind::Gold {
+            location: location.into(),
+            reason: reason.into(),
+        }
+        .into()
     }
 
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {

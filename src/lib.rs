@@ -16,8 +16,14 @@
 //!    and boilerplate marked (optional).
 //! 10. [`report`]: JSON Lines, JSON, CSV and tables, each record with a schema version.
 //!
-//! [`pipeline`] runs them all. The library never prints: progress and bad records reach the
+//! [`story`] adds the story level: copies, updates and rewrites of one news story.
+//!
+//! [`pipeline`] runs them all; [`eval`] judges its output against gold labels, threshold
+//! by threshold. The library never prints: progress and bad records reach the
 //! caller through an [`Observer`].
+//!
+//! [`feed`] keeps a persistent, incremental, crash-safe index for deduplicating a stream of
+//! articles as they arrive, with the same fingerprints and verification as the batch run.
 //!
 //! ```
 //! use neardup::{PipelineBuilder, input::InputSpec, progress::Silent};
@@ -35,16 +41,19 @@
 //! ```
 //!
 //! ## Memory usage
-//! Per document: its id and metadata (as long as they are in the input), 52 bytes of
-//! fixed fields, and a signature of `4 × num_perm` bytes (512 at the default). Shingle sets
-//! (8 bytes per distinct shingle) are kept in memory up to `memory_budget` and spilled to
-//! an unlinked temporary file beyond it. With passages on, the raw records as read (about
-//! the decompressed input's size) are kept the same way, under their own `memory_budget`.
+//! Per document: its id and metadata (as long as they are in the input), about 110 bytes
+//! of fixed fields and index entries, and a signature of `4 × num_perm` bytes (512 at the
+//! default). Shingle sets (8 bytes per distinct shingle) are kept in memory up to
+//! `memory_budget` and spilled to an unlinked temporary file beyond it.
+//! With passages on, the raw records as read (about the decompressed input's size) are
+//! kept the same way, under their own `memory_budget`.
 
 pub mod align;
 pub mod cluster;
 pub mod corpus;
 mod error;
+pub mod eval;
+pub mod feed;
 pub mod index;
 pub mod input;
 pub mod pipeline;
@@ -52,9 +61,10 @@ pub mod progress;
 pub mod report;
 pub mod shingle;
 pub mod sketch;
+pub mod story;
 pub mod text;
 pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};
-pub use pipeline::{Outcome, Pipeline, PipelineBuilder, Settings, Stats};
+pub use pipeline::{Level, Outcome, Pipeline, PipelineBuilder, Settings, Stats};
 pub use progress::{Observer, Stage};

@@ -21,7 +21,18 @@ use crate::input::{
 use crate::progress::{Observer, Stage};
 use crate::shingle::{ShingleSpec, Shingler, into_set};
 use crate::sketch::Sketcher;
+use crate::story::{self, StoryDoc, StoryOutcome, StorySettings, StoryStats};
 use crate::verify::{self, PairScore};
+
+/// What counts as "the same": near-copies (shared text) or one news story.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Level {
+    /// Word-shingle Jaccard at or above the threshold.
+    #[default]
+    NearCopy,
+    /// Copies, updates and rewrites of one story (see [`crate::story`]).
+    Story,
+}
 
 /// Settings of a run, checked and frozen by [`PipelineBuilder::build`].
 #[derive(Clone, Debug)]
@@ -59,6 +70,10 @@ pub struct Settings {
     pub replayable_stdin: bool,
     /// Find the passages each verified pair shares (see [`crate::align`]).
     pub passages: Option<PassageSettings>,
+    /// Near-copy or story level.
+    pub level: Level,
+    /// Settings of the story level.
+    pub story: StorySettings,
 }
 
 /// Builds a [`Pipeline`]. Every setting has a default.
@@ -89,6 +104,8 @@ impl Default for PipelineBuilder {
                 temp_dir: None,
                 replayable_stdin: false,
                 passages: None,
+                level: Level::NearCopy,
+                story: StorySettings::default(),
             },
             explicit_lsh: None,
             weights: (index::DEFAULT_FP_WEIGHT, index::DEFAULT_FN_WEIGHT),
@@ -142,6 +159,10 @@ impl PipelineBuilder {
         replayable_stdin: bool => replayable_stdin);
     setter!(/// Find the passages each verified pair shares (`None`: do not).
         passages: Option<PassageSettings> => passages);
+    setter!(/// Near-copy or story level.
+        level: Level => level);
+    setter!(/// Settings of the story level.
+        story: StorySettings => story);
 
     /// Sets bands and/or rows explicitly; a missing one is derived from `num_perm`.
     pub fn lsh(mut self, bands: Option<usize>, rows: Option<usize>) -> Self {
@@ -210,8 +231,32 @@ impl PipelineBuilder {
         if s.bucket_cap < 2 {
             return Err(Error::config("bucket-cap must be at least 2"));
         }
+        if s.level == Level::Story {
+            if !matches!(s.shingle, ShingleSpec::Words(_)) {
+                return Err(Error::config(
+                    "the story level measures shared text with word shingles (--shingle words:N)",
+                ));
+            }
+            let t = s.story.candidate_threshold;
+            if !(t > 0.0 && t <= 1.0) {
+                return Err(Error::config(format!(
+                    "story candidate threshold must be in (0, 1], got {t}"
+                )));
+            }
+            if !(1..=crate::sketch::MAX_NUM_PERM).contains(&s.story.num_perm) {
+                return Err(Error::config("story num-perm out of range"));
+            }
+            if s.story.window.is_some_and(|w| w < 0) {
+                return Err(Error::config("the window must not be negative"));
+            }
+        }
         if let Some(p) = &s.passages {
             p.check()?;
+            if s.level == Level::Story {
+                return Err(Error::config(
+                    "passages are found at the near-copy level (not with --level story)",
+                ));
+            }
         }
         Ok(Pipeline { settings: s })
     }
@@ -298,6 +343,9 @@ pub struct Outcome {
     /// The passages of every verified pair (index-aligned with `pairs`), when
     /// [`Settings::passages`] is set.
     pub passages: Option<Vec<PairPassages>>,
+    /// What the story level found (`None` at the near-copy level). `clusters` then holds
+    /// the story clusters too (without pair indices), so that `dedup` works unchanged.
+    pub story: Option<StoryOutcome>,
 }
 
 /// A document's fingerprint: what the pipeline keeps to compare it.
@@ -317,6 +365,7 @@ pub struct Fingerprint {
 pub struct Fingerprinter {
     sketcher: Sketcher,
     shingler: Shingler,
+    shingles: Vec<u64>,
     scratch: Vec<u64>,
 }
 
@@ -326,24 +375,30 @@ impl Fingerprinter {
         Fingerprinter {
             sketcher: Sketcher::new(settings.num_perm, settings.seed),
             shingler: Shingler::new(settings.shingle),
+            shingles: Vec::new(),
             scratch: Vec::new(),
         }
     }
 
+    /// The tokens of the last text fingerprinted with word shingles.
+    pub fn tokens(&self) -> &[crate::text::Token] {
+        self.shingler.tokens()
+    }
+
     /// The fingerprint of `text`, or `None` if it has no tokens.
     pub fn fingerprint(&mut self, text: &str) -> Option<Fingerprint> {
-        let mut set = Vec::new();
-        let tokens = self.shingler.shingle(text, &mut set);
-        if set.is_empty() {
+        // Shingles go to a reused buffer; the set is then allocated once, at its size.
+        let shingles = &mut self.shingles;
+        let tokens = self.shingler.shingle(text, shingles);
+        if shingles.is_empty() {
             return None;
         }
         let mut signature = vec![0u32; self.sketcher.num_perm()];
         self.sketcher
-            .sketch(&set, &mut self.scratch, &mut signature);
-        into_set(&mut set);
-        set.shrink_to_fit();
+            .sketch(shingles, &mut self.scratch, &mut signature);
+        into_set(shingles);
         Some(Fingerprint {
-            set,
+            set: shingles.clone(),
             signature,
             tokens,
         })
@@ -354,12 +409,14 @@ struct Processed {
     entry: DocEntry,
     fingerprint: Fingerprint,
     unparsed_date: Option<String>,
+    story: Option<StoryDoc>,
 }
 
 /// Per-thread document processing: parse, then fingerprint.
 struct Worker<'p> {
     settings: &'p Settings,
     fingerprinter: Fingerprinter,
+    story: bool,
 }
 
 impl Worker<'_> {
@@ -406,10 +463,15 @@ impl Worker<'_> {
             tokens: fingerprint.tokens.min(u32::MAX as usize) as u32,
             location: record.location,
         };
+        // Word shingles (checked by the builder) leave their tokens for the story features.
+        let story = self
+            .story
+            .then(|| story::Extractor::extract_tokens(&body, self.fingerprinter.tokens()));
         Ok(Processed {
             entry,
             fingerprint,
             unparsed_date,
+            story,
         })
     }
 }
@@ -487,8 +549,14 @@ impl Pipeline {
         stats.sources = sources.len() as u64;
 
         let started = Instant::now();
-        let (corpus, malformed) = self.ingest(&sources, &mut stats, observer)?;
+        let ingested = self.ingest(&sources, &mut stats, observer)?;
         stats.timings.push((Stage::Read, started.elapsed()));
+        if s.level == Level::Story {
+            return self.run_story(sources, ingested, stats, observer);
+        }
+        let Ingested {
+            corpus, malformed, ..
+        } = ingested;
 
         let started = Instant::now();
         let rank = corpus.id_ranks();
@@ -562,6 +630,94 @@ impl Pipeline {
             stats,
             stdin_copy: None,
             passages,
+            story: None,
+        })
+    }
+
+    /// The story level, after reading (see [`crate::story`]).
+    fn run_story(
+        &self,
+        sources: Vec<Source>,
+        ingested: Ingested,
+        mut stats: Stats,
+        observer: &dyn Observer,
+    ) -> Result<Outcome> {
+        let s = &self.settings;
+        let Ingested {
+            corpus,
+            malformed,
+            story_docs,
+            story_stats,
+        } = ingested;
+        let story_stats = match &s.story.stats_in {
+            None => story_stats,
+            Some(path) => std::fs::File::open(path)
+                .and_then(|f| StoryStats::read_from(&mut std::io::BufReader::new(f)))
+                .map_err(|e| Error::io(format!("reading statistics {}", path.display()), e))?,
+        };
+        if let Some(path) = &s.story.stats_out {
+            let write = || -> std::io::Result<()> {
+                let dir = path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(std::path::Path::new("."));
+                let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+                let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+                story_stats.write_to(&mut w)?;
+                std::io::Write::flush(&mut w)?;
+                drop(w);
+                tmp.persist(path).map_err(|e| e.error)?;
+                Ok(())
+            };
+            write().map_err(|e| Error::io(format!("writing statistics {}", path.display()), e))?;
+        }
+        let started = Instant::now();
+        let rank = corpus.id_ranks();
+        observer.stage_started(Stage::Verify, None);
+        let on_pairs = |n| observer.advanced(Stage::Verify, n);
+        let found = story::run(
+            &corpus,
+            story_docs,
+            story_stats,
+            &s.story,
+            s.seed,
+            s.representative,
+            &rank,
+            &on_pairs,
+        )
+        .map_err(|e| Error::io("reading spilled shingle sets", e))?;
+        observer.stage_finished(Stage::Verify);
+        stats.candidate_pairs = found.scored.len() as u64 + found.outside_window;
+        stats.verified_pairs = found.pairs.len() as u64;
+        stats.clusters = found.clusters.len() as u64;
+        stats.clustered_documents = found.clusters.iter().map(|c| c.members.len() as u64).sum();
+        stats.set_bytes = corpus.set_bytes();
+        stats.timings.push((Stage::Verify, started.elapsed()));
+        let clusters = found
+            .clusters
+            .iter()
+            .map(|c| Cluster {
+                members: c.members.clone(),
+                representative: c.representative,
+                pairs: Vec::new(),
+                min_jaccard: c.min_probability,
+                mean_jaccard: c.mean_probability,
+            })
+            .collect();
+        Ok(Outcome {
+            sources,
+            corpus,
+            rank,
+            scores: Vec::new(),
+            pairs: Vec::new(),
+            clusters,
+            oversized: Vec::new(),
+            malformed,
+            settings: s.clone(),
+            stats,
+            stdin_copy: None,
+            story: Some(found),
+            passages: None,
         })
     }
 
@@ -579,14 +735,25 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Reads every source into a corpus, in parallel, keeping input order; also returns
-    /// the locations of malformed records.
-    pub fn ingest(
+    /// Reads every source into a corpus, without comparing anything (`neardup compare`
+    /// looks documents up in it). Bad records are reported to `observer` and counted in
+    /// `stats`.
+    pub fn read_corpus(
         &self,
         sources: &[Source],
         stats: &mut Stats,
         observer: &dyn Observer,
-    ) -> Result<(Corpus, Vec<RecordLocation>)> {
+    ) -> Result<Corpus> {
+        Ok(self.ingest(sources, stats, observer)?.corpus)
+    }
+
+    /// Reads every source into a corpus, in parallel, keeping input order.
+    fn ingest(
+        &self,
+        sources: &[Source],
+        stats: &mut Stats,
+        observer: &dyn Observer,
+    ) -> Result<Ingested> {
         let s = &self.settings;
         let mut corpus = Corpus::new(
             s.num_perm,
@@ -601,6 +768,8 @@ impl Pipeline {
         }
         let mut ids = IdIndex::default();
         let mut malformed = Vec::new();
+        let mut story_docs = Vec::new();
+        let mut story_stats = StoryStats::new();
         let total: Option<u64> = sources.iter().map(|src| src.size).sum();
         observer.stage_started(Stage::Read, total);
         let (tx, rx) = sync_channel::<ReadEvent>(4);
@@ -626,6 +795,7 @@ impl Pipeline {
                         || Worker {
                             settings: s,
                             fingerprinter: Fingerprinter::new(s),
+                            story: s.level == Level::Story,
                         },
                         |w, r| w.process(&sources[r.location.source as usize], &batch, r),
                     )
@@ -674,14 +844,33 @@ impl Pipeline {
                         .map_err(|e| Error::io("spilling shingle sets to a temporary file", e))?;
                     let json = source.format == InputFormat::JsonLines;
                     corpus.push_text(chunk, record.range.clone(), json);
+                    if let Some(features) = doc.story {
+                        story_stats.add(&features);
+                        story_docs.push(features);
+                    }
                 }
             }
             Ok(())
         });
         observer.stage_finished(Stage::Read);
         result?;
-        Ok((corpus, malformed))
+        Ok(Ingested {
+            corpus,
+            malformed,
+            story_docs,
+            story_stats,
+        })
     }
+}
+
+/// What reading the inputs produced.
+struct Ingested {
+    corpus: Corpus,
+    malformed: Vec<RecordLocation>,
+    /// Story features per document (story level only).
+    story_docs: Vec<StoryDoc>,
+    /// Document frequencies of this run's documents (story level only).
+    story_stats: StoryStats,
 }
 
 /// `file:line` (or `file` for a whole document) of a record.

@@ -35,7 +35,7 @@ pub enum Format {
     Table,
 }
 
-fn round4(x: f32) -> f64 {
+pub(crate) fn round4(x: f32) -> f64 {
     (f64::from(x) * 10_000.0).round() / 10_000.0
 }
 
@@ -259,7 +259,7 @@ pub struct DroppedRecord<'a> {
 
 /// Writes records in a format. `columns` names the CSV/table columns and `row` gives a
 /// record's cells; JSON formats serialize the records themselves.
-fn write_records<T: Serialize>(
+pub(crate) fn write_records<T: Serialize>(
     out: &mut dyn Write,
     format: Format,
     records: impl Iterator<Item = T>,
@@ -328,6 +328,9 @@ const PAIR_COLUMNS: [&str; 6] = [
 
 /// Writes every verified pair (with their passages when the run found them).
 pub fn write_pairs(out: &mut dyn Write, outcome: &Outcome, format: Format) -> io::Result<()> {
+    if let Some(story) = &outcome.story {
+        return crate::story::output::write_pairs(out, &outcome.corpus, story, format);
+    }
     let failure = std::cell::RefCell::new(None);
     let records = outcome.pairs.iter().enumerate().map_while(|(i, p)| {
         PairRecord::new(&outcome.corpus, p)
@@ -448,6 +451,9 @@ pub fn write_comparison(out: &mut dyn Write, comparison: &Comparison) -> io::Res
 
 /// Writes every cluster (CSV and table: one row per member).
 pub fn write_clusters(out: &mut dyn Write, outcome: &Outcome, format: Format) -> io::Result<()> {
+    if let Some(story) = &outcome.story {
+        return crate::story::output::write_clusters(out, &outcome.corpus, story, format);
+    }
     let failure = std::cell::RefCell::new(None);
     let records = outcome.clusters.iter().enumerate().map_while(|(i, c)| {
         let mut record = ClusterRecord::new(outcome, i + 1, c);
@@ -542,6 +548,9 @@ pub fn dropped_records(outcome: &Outcome) -> Vec<DroppedRecord<'_>> {
 
 /// Writes the dedup report (what was dropped and why).
 pub fn write_dropped(out: &mut dyn Write, outcome: &Outcome, format: Format) -> io::Result<()> {
+    if let Some(story) = &outcome.story {
+        return crate::story::output::write_dropped(out, outcome, story, format);
+    }
     let columns = [
         "id",
         "kept",

@@ -6,20 +6,40 @@ use crate::util::*;
 /// Runs `neardup pairs` and checks the exit code, that the message appears, and that the
 /// good records still give their two pairs.
 fn check(inputs: &[&std::path::Path], message: &str, extra: &[&str]) -> String {
-    let out = neardup().arg("pairs").args(inputs).args(extra).output().unwrap();
+    let out = neardup()
+        .arg("pairs")
+        .args(inputs)
+        .args(extra)
+        .output()
+        .unwrap();
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(2), "stderr: {err}");
-    assert!(err.contains(message), "expected {message:?} in stderr: {err}");
+    assert!(
+        err.contains(message),
+        "expected {message:?} in stderr: {err}"
+    );
     let pairs = json_lines(&stdout_of(&out));
-    let ids: Vec<(String, String)> =
-        pairs.iter().map(|p| (p["a"].as_str().unwrap().into(), p["b"].as_str().unwrap().into())).collect();
-    assert!(ids.contains(&("rate-1".into(), "rate-2".into())), "good records lost: {ids:?}");
+    let ids: Vec<(String, String)> = pairs
+        .iter()
+        .map(|p| {
+            (
+                p["a"].as_str().unwrap().into(),
+                p["b"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        ids.contains(&("rate-1".into(), "rate-2".into())),
+        "good records lost: {ids:?}"
+    );
     err
 }
 
 fn with_good_records(bad_line: &str) -> String {
-    let mut lines: Vec<String> =
-        good_records().iter().map(|(id, t)| serde_json::json!({"id": id, "text": t}).to_string()).collect();
+    let mut lines: Vec<String> = good_records()
+        .iter()
+        .map(|(id, t)| serde_json::json!({"id": id, "text": t}).to_string())
+        .collect();
     lines.insert(2, bad_line.to_string()); // line 3
     lines.join("\n") + "\n"
 }
@@ -27,7 +47,10 @@ fn with_good_records(bad_line: &str) -> String {
 #[test]
 fn malformed_json_line() {
     let s = Scratch::new();
-    let f = s.write("in.jsonl", with_good_records(r#"{"id": "x", "text": "unterminated"#));
+    let f = s.write(
+        "in.jsonl",
+        with_good_records(r#"{"id": "x", "text": "unterminated"#),
+    );
     let err = check(&[&f], "in.jsonl:3: malformed JSON", &[]);
     assert!(err.contains("malformed_json 1"), "summary counts it: {err}");
 }
@@ -35,14 +58,26 @@ fn malformed_json_line() {
 #[test]
 fn missing_and_non_string_fields() {
     let s = Scratch::new();
-    let f = s.write("a.jsonl", with_good_records(r#"{"id": "x", "body": "no text field"}"#));
+    let f = s.write(
+        "a.jsonl",
+        with_good_records(r#"{"id": "x", "body": "no text field"}"#),
+    );
     check(&[&f], r#"a.jsonl:3: missing field "text""#, &[]);
     let f = s.write("b.jsonl", with_good_records(r#"{"id": "x", "text": 42}"#));
-    check(&[&f], r#"b.jsonl:3: field "text" is an integer, expected a string"#, &[]);
+    check(
+        &[&f],
+        r#"b.jsonl:3: field "text" is an integer, expected a string"#,
+        &[],
+    );
     let f = s.write("c.jsonl", with_good_records(r#"{"text": "no id"}"#));
     check(&[&f], r#"c.jsonl:3: missing field "id""#, &[]);
     let f = s.write("d.jsonl", with_good_records(r#"["an", "array"]"#));
-    check(&[&f], "d.jsonl:3: expected a JSON object", &[]);
+    let err = check(
+        &[&f],
+        "d.jsonl:3: expected a JSON object, found an array",
+        &[],
+    );
+    assert!(err.contains("jq -c"), "{err}");
 }
 
 #[test]
@@ -50,7 +85,10 @@ fn invalid_utf8() {
     let s = Scratch::new();
     let mut bytes = with_good_records("PLACEHOLDER").into_bytes();
     let at = bytes.windows(11).position(|w| w == b"PLACEHOLDER").unwrap();
-    bytes.splice(at..at + 11, b"{\"id\":\"x\",\"text\":\"caf\xE9\"}".iter().copied());
+    bytes.splice(
+        at..at + 11,
+        b"{\"id\":\"x\",\"text\":\"caf\xE9\"}".iter().copied(),
+    );
     let f = s.write("in.jsonl", bytes);
     check(&[&f], "in.jsonl:3: invalid UTF-8 at byte 21", &[]);
 }
@@ -85,15 +123,25 @@ fn unreadable_inputs() {
 #[test]
 fn duplicate_ids_keep_the_first() {
     let s = Scratch::new();
-    let f = s.write("in.jsonl", with_good_records(&serde_json::json!({"id": "rate-1", "text": STORM}).to_string()));
-    let err = check(&[&f], r#"in.jsonl:3: duplicate id "rate-1" (first seen at "#, &[]);
+    let f = s.write(
+        "in.jsonl",
+        with_good_records(&serde_json::json!({"id": "rate-1", "text": STORM}).to_string()),
+    );
+    let err = check(
+        &[&f],
+        r#"in.jsonl:3: duplicate id "rate-1" (first seen at "#,
+        &[],
+    );
     assert!(err.contains("in.jsonl:1"), "{err}");
 }
 
 #[test]
 fn empty_and_whitespace_texts() {
     let s = Scratch::new();
-    let f = s.write("in.jsonl", with_good_records(r#"{"id": "x", "text": "  \n\t "}"#));
+    let f = s.write(
+        "in.jsonl",
+        with_good_records(r#"{"id": "x", "text": "  \n\t "}"#),
+    );
     check(&[&f], "in.jsonl:3: empty text", &[]);
     let dir = s.path("docs");
     s.write("docs/empty.txt", "");
@@ -107,9 +155,17 @@ fn empty_and_whitespace_texts() {
 fn strict_stops_at_the_first_problem() {
     let s = Scratch::new();
     let f = s.write("in.jsonl", with_good_records("{oops"));
-    let out = neardup().args(["pairs", "--strict"]).arg(&f).output().unwrap();
+    let out = neardup()
+        .args(["pairs", "--strict"])
+        .arg(&f)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr_of(&out).contains("in.jsonl:3: malformed JSON"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("in.jsonl:3: malformed JSON"),
+        "{}",
+        stderr_of(&out)
+    );
     assert!(stderr_of(&out).contains("--strict"));
 }
 
@@ -128,9 +184,17 @@ fn huge_single_document() {
     let f = s.jsonl("in.jsonl", &records);
     let out = neardup().arg("pairs").arg(&f).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    assert!(stderr_of(&out).contains("5 documents"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("5 documents"),
+        "{}",
+        stderr_of(&out)
+    );
     // With a lower limit the same record is reported, and the others still processed.
-    let err = check(&[&f], "in.jsonl:5: record of at least", &["--max-record-bytes", "1MiB"]);
+    let err = check(
+        &[&f],
+        "in.jsonl:5: record of at least",
+        &["--max-record-bytes", "1MiB"],
+    );
     assert!(err.contains("record_too_large 1"), "{err}");
 }
 
@@ -139,7 +203,9 @@ fn killed_run_leaves_no_partial_output() {
     let s = Scratch::new();
     let mut big = String::new();
     for i in 0..200_000 {
-        big.push_str(&serde_json::json!({"id": i, "text": format!("{RATE} {i} {STORM}")}).to_string());
+        big.push_str(
+            &serde_json::json!({"id": i, "text": format!("{RATE} {i} {STORM}")}).to_string(),
+        );
         big.push('\n');
     }
     let input = s.write("big.jsonl", big);
@@ -159,5 +225,28 @@ fn killed_run_leaves_no_partial_output() {
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    assert!(!output.exists(), "a killed run must not leave a partial output file");
+    assert!(
+        !output.exists(),
+        "a killed run must not leave a partial output file"
+    );
+}
+
+#[test]
+fn empty_inputs_give_empty_output() {
+    let s = Scratch::new();
+    let f = s.write("empty.jsonl", "");
+    let blank = s.write("blank.jsonl", "\n\n  \n");
+    let out = neardup()
+        .arg("cluster")
+        .arg(&f)
+        .arg(&blank)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr_of(&out).contains("0 documents, 0 bad records"),
+        "{}",
+        stderr_of(&out)
+    );
 }

@@ -4,7 +4,11 @@ use crate::util::*;
 
 #[test]
 fn clusters_the_shipped_fixtures_without_errors() {
-    let out = neardup().args(["cluster", "--threshold", "0.05"]).arg(fixtures()).output().unwrap();
+    let out = neardup()
+        .args(["cluster", "--threshold", "0.05"])
+        .arg(fixtures())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     let clusters = json_lines(&stdout_of(&out));
     // Only 003 and 004 share verbatim quotes; at word-5-gram level the others are apart.
@@ -39,18 +43,47 @@ fn pairs_in_every_format() {
     let jsonl = stdout_of(&neardup().arg("pairs").arg(&f).output().unwrap());
     let pairs = json_lines(&jsonl);
     assert_eq!(pairs.len(), 2);
-    assert_eq!((pairs[0]["a"].as_str(), pairs[0]["b"].as_str()), (Some("rate-1"), Some("rate-2")));
-    for field in ["estimated_jaccard", "jaccard", "containment_a_in_b", "containment_b_in_a"] {
+    assert_eq!(
+        (pairs[0]["a"].as_str(), pairs[0]["b"].as_str()),
+        (Some("rate-1"), Some("rate-2"))
+    );
+    for field in [
+        "estimated_jaccard",
+        "jaccard",
+        "containment_a_in_b",
+        "containment_b_in_a",
+    ] {
         let v = pairs[0][field].as_f64().unwrap();
         assert!((0.5..=1.0).contains(&v), "{field} = {v}");
     }
-    let json: serde_json::Value =
-        serde_json::from_slice(&neardup().args(["pairs", "--format", "json"]).arg(&f).output().unwrap().stdout).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(
+        &neardup()
+            .args(["pairs", "--format", "json"])
+            .arg(&f)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(json.as_array().unwrap(), &pairs);
-    let csv = stdout_of(&neardup().args(["pairs", "--format", "csv"]).arg(&f).output().unwrap());
-    assert!(csv.starts_with("a,b,jaccard,estimated_jaccard,containment_a_in_b,containment_b_in_a\nrate-1,rate-2,"));
+    let csv = stdout_of(
+        &neardup()
+            .args(["pairs", "--format", "csv"])
+            .arg(&f)
+            .output()
+            .unwrap(),
+    );
+    assert!(csv.starts_with(
+        "a,b,jaccard,estimated_jaccard,containment_a_in_b,containment_b_in_a\nrate-1,rate-2,"
+    ));
     assert_eq!(csv.lines().count(), 3);
-    let table = stdout_of(&neardup().args(["pairs", "--format", "table"]).arg(&f).output().unwrap());
+    let table = stdout_of(
+        &neardup()
+            .args(["pairs", "--format", "table"])
+            .arg(&f)
+            .output()
+            .unwrap(),
+    );
     assert!(table.contains("rate-1") && table.contains("storm-2"));
 }
 
@@ -70,10 +103,17 @@ fn reads_directories_stdin_and_compressed_inputs() {
         .iter()
         .map(|(id, t)| serde_json::json!({"id": id, "text": t}).to_string() + "\n")
         .collect();
-    let from_stdin = neardup().args(["pairs", "-"]).write_stdin(records.clone()).output().unwrap();
+    let from_stdin = neardup()
+        .args(["pairs", "-"])
+        .write_stdin(records.clone())
+        .output()
+        .unwrap();
     assert_eq!(json_lines(&stdout_of(&from_stdin)).len(), 2);
     let gz = s.write("in.jsonl.gz", gzip(records.as_bytes()));
-    let zst = s.write("in.jsonl.zst", zstd::encode_all(records.as_bytes(), 3).unwrap());
+    let zst = s.write(
+        "in.jsonl.zst",
+        zstd::encode_all(records.as_bytes(), 3).unwrap(),
+    );
     // Compression is detected from the bytes, not the name.
     let disguised = s.write("in.data", gzip(records.as_bytes()));
     for f in [&gz, &zst, &disguised] {
@@ -89,9 +129,18 @@ fn several_inputs_in_one_run() {
     let a = s.jsonl("a.jsonl", &[("rate-1", RATE), ("storm-1", STORM)]);
     let b = s.jsonl("b.jsonl", &[("rate-2", RATE_COPY)]);
     s.write("docs/storm-2.txt", STORM_COPY);
-    let out = neardup().arg("pairs").arg(&a).arg(&b).arg(s.path("docs")).output().unwrap();
+    let out = neardup()
+        .arg("pairs")
+        .arg(&a)
+        .arg(&b)
+        .arg(s.path("docs"))
+        .output()
+        .unwrap();
     let pairs = json_lines(&stdout_of(&out));
-    let ids: Vec<_> = pairs.iter().map(|p| (p["a"].as_str().unwrap(), p["b"].as_str().unwrap())).collect();
+    let ids: Vec<_> = pairs
+        .iter()
+        .map(|p| (p["a"].as_str().unwrap(), p["b"].as_str().unwrap()))
+        .collect();
     assert_eq!(ids, [("rate-1", "rate-2"), ("storm-1", "storm-2.txt")]);
 }
 
@@ -100,11 +149,18 @@ fn custom_field_names() {
     let s = Scratch::new();
     let f = s.write(
         "in.jsonl",
-        [serde_json::json!({"uid": 1, "body": RATE}), serde_json::json!({"uid": 2, "body": RATE_COPY})]
-            .map(|v| v.to_string() + "\n")
-            .concat(),
+        [
+            serde_json::json!({"uid": 1, "body": RATE}),
+            serde_json::json!({"uid": 2, "body": RATE_COPY}),
+        ]
+        .map(|v| v.to_string() + "\n")
+        .concat(),
     );
-    let out = neardup().args(["pairs", "--id-field", "uid", "--text-field", "body"]).arg(&f).output().unwrap();
+    let out = neardup()
+        .args(["pairs", "--id-field", "uid", "--text-field", "body"])
+        .arg(&f)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(json_lines(&stdout_of(&out))[0]["a"], "1");
 }
@@ -115,13 +171,27 @@ fn chinese_text_without_spaces_still_shingles() {
     let story = "中国人民银行周二宣布将基准利率下调零点二五个百分点，这是今年以来的第二次降息，旨在支持经济增长并稳定市场信心。";
     let copy = "中国人民银行周二宣布将基准利率下调零点二五个百分点，这是今年以来第二次降息，旨在支持经济增长和稳定市场信心。";
     let other = "强烈的暴风雨导致北部地区的学校和道路连续第二天关闭，数千户家庭断电，工人们正在清理倒下的树木。";
-    let f = s.jsonl("zh.jsonl", &[("zh-1", story), ("zh-2", copy), ("zh-3", other)]);
-    let out = neardup().args(["pairs", "--threshold", "0.4"]).arg(&f).output().unwrap();
+    let f = s.jsonl(
+        "zh.jsonl",
+        &[("zh-1", story), ("zh-2", copy), ("zh-3", other)],
+    );
+    let out = neardup()
+        .args(["pairs", "--threshold", "0.4"])
+        .arg(&f)
+        .output()
+        .unwrap();
     let pairs = json_lines(&stdout_of(&out));
     assert_eq!(pairs.len(), 1, "{pairs:?}");
-    assert_eq!((pairs[0]["a"].as_str(), pairs[0]["b"].as_str()), (Some("zh-1"), Some("zh-2")));
+    assert_eq!(
+        (pairs[0]["a"].as_str(), pairs[0]["b"].as_str()),
+        (Some("zh-1"), Some("zh-2"))
+    );
     assert!(pairs[0]["jaccard"].as_f64().unwrap() > 0.4);
-    let chars = neardup().args(["pairs", "--shingle", "chars:3", "--threshold", "0.4"]).arg(&f).output().unwrap();
+    let chars = neardup()
+        .args(["pairs", "--shingle", "chars:3", "--threshold", "0.4"])
+        .arg(&f)
+        .output()
+        .unwrap();
     assert_eq!(json_lines(&stdout_of(&chars)).len(), 1);
 }
 
@@ -129,14 +199,19 @@ fn chinese_text_without_spaces_still_shingles() {
 fn dedup_writes_records_untouched_minus_duplicates() {
     let s = Scratch::new();
     let lines = [
-        r#"{"id":"rate-late","date":"2024-03-02","text":"RATE_COPY","extra":{"keep":  "spacing"}}"#.replace("RATE_COPY", RATE_COPY),
+        r#"{"id":"rate-late","date":"2024-03-02","text":"RATE_COPY","extra":{"keep":  "spacing"}}"#
+            .replace("RATE_COPY", RATE_COPY),
         r#"{"id":"storm","text":"STORM"}"#.replace("STORM", STORM),
         "{not json".to_string(),
         r#"{"id":"rate-early","date":"2024-03-01","text":"RATE"}"#.replace("RATE", RATE),
         r#"{"id":"empty","text":""}"#.to_string(),
     ];
     let input = s.write("in.jsonl", lines.join("\n") + "\n");
-    let (kept, report, rejects) = (s.path("kept.jsonl"), s.path("dropped.jsonl"), s.path("rejects.jsonl"));
+    let (kept, report, rejects) = (
+        s.path("kept.jsonl"),
+        s.path("dropped.jsonl"),
+        s.path("rejects.jsonl"),
+    );
     let out = neardup()
         .args(["dedup", "-o"])
         .arg(&kept)
@@ -147,18 +222,37 @@ fn dedup_writes_records_untouched_minus_duplicates() {
         .arg(&input)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "bad records were present: {}", stderr_of(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "bad records were present: {}",
+        stderr_of(&out)
+    );
     let kept_text = std::fs::read_to_string(&kept).unwrap();
     // Byte for byte, input order, the later near-copy dropped, the empty record kept.
-    assert_eq!(kept_text, [&lines[1], &lines[3], &lines[4]].map(|l| l.to_string() + "\n").concat());
+    assert_eq!(
+        kept_text,
+        [&lines[1], &lines[3], &lines[4]]
+            .map(|l| l.to_string() + "\n")
+            .concat()
+    );
     assert_eq!(std::fs::read_to_string(&rejects).unwrap(), "{not json\n");
     let dropped = json_lines(&std::fs::read_to_string(&report).unwrap());
     assert_eq!(dropped.len(), 1);
     assert_eq!(dropped[0]["id"], "rate-late");
     assert_eq!(dropped[0]["kept"], "rate-early");
     assert!(dropped[0]["jaccard_with_kept"].as_f64().unwrap() > 0.5);
-    assert!(dropped[0]["location"].as_str().unwrap().ends_with("in.jsonl:1"));
-    assert!(stderr_of(&out).contains("dedup kept 3 records, dropped 1"), "{}", stderr_of(&out));
+    assert!(
+        dropped[0]["location"]
+            .as_str()
+            .unwrap()
+            .ends_with("in.jsonl:1")
+    );
+    assert!(
+        stderr_of(&out).contains("dedup kept 3 records, dropped 1"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 #[test]
@@ -167,7 +261,11 @@ fn dedup_from_stdin() {
         .iter()
         .map(|(id, t)| serde_json::json!({"id": id, "text": t}).to_string() + "\n")
         .collect();
-    let out = neardup().args(["dedup", "-", "--quiet"]).write_stdin(records).output().unwrap();
+    let out = neardup()
+        .args(["dedup", "-", "--quiet"])
+        .write_stdin(records)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let kept = json_lines(&stdout_of(&out));
     let ids: Vec<_> = kept.iter().map(|r| r["id"].as_str().unwrap()).collect();
@@ -186,7 +284,15 @@ fn leader_mode_does_not_chain() {
     let f = s.jsonl("in.jsonl", &[("a", &a), ("b", &b), ("c", &c)]);
     let run = |mode: &str, representative: &str| {
         let out = neardup()
-            .args(["cluster", "--threshold", "0.4", "--mode", mode, "--representative", representative])
+            .args([
+                "cluster",
+                "--threshold",
+                "0.4",
+                "--mode",
+                mode,
+                "--representative",
+                representative,
+            ])
             .arg(&f)
             .output()
             .unwrap();
@@ -202,14 +308,27 @@ fn leader_mode_does_not_chain() {
     assert_eq!(leader[0]["representative"], "a");
     // b is the longest and leads: both a and c are similar to it.
     let leader = run("leader", "longest");
-    assert_eq!((leader[0]["size"].as_u64(), leader[0]["representative"].as_str()), (Some(3), Some("b")));
+    assert_eq!(
+        (
+            leader[0]["size"].as_u64(),
+            leader[0]["representative"].as_str()
+        ),
+        (Some(3), Some("b"))
+    );
 }
 
 #[test]
 fn help_teaches() {
     let out = neardup().args(["help", "cluster"]).output().unwrap();
     let help = stdout_of(&out);
-    for needle in ["--threshold", "--shingle", "words:N", "--bucket-cap", "Examples:", "Exit codes"] {
+    for needle in [
+        "--threshold",
+        "--shingle",
+        "words:N",
+        "--bucket-cap",
+        "Examples:",
+        "Exit codes",
+    ] {
         assert!(help.contains(needle), "missing {needle:?} in help");
     }
 }
@@ -218,12 +337,84 @@ fn help_teaches() {
 fn bad_settings_are_clear_errors() {
     let s = Scratch::new();
     let f = s.jsonl("in.jsonl", &good_records());
-    let out = neardup().args(["pairs", "--threshold", "1.5"]).arg(&f).output().unwrap();
+    let out = neardup()
+        .args(["pairs", "--threshold", "1.5"])
+        .arg(&f)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr_of(&out).contains("threshold must be in (0, 1]"));
-    let out = neardup().args(["pairs", "--bands", "100", "--rows", "2"]).arg(&f).output().unwrap();
-    assert!(stderr_of(&out).contains("at most num-perm (128)"), "{}", stderr_of(&out));
-    let out = neardup().args(["pairs", "--shingle", "lines:3"]).arg(&f).output().unwrap();
+    let out = neardup()
+        .args(["pairs", "--bands", "100", "--rows", "2"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(
+        stderr_of(&out).contains("at most num-perm (128)"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = neardup()
+        .args(["pairs", "--shingle", "lines:3"])
+        .arg(&f)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "usage error");
     assert!(stderr_of(&out).contains("expected words:N or chars:N"));
+}
+
+#[test]
+fn oversized_buckets_are_capped_and_reported() {
+    // 60 copies of one text share every LSH bucket: with a cap of 10 the bucket is paired
+    // in a sliding window (at most 9 pairs per member), not all 1,770 pairs, and the copies
+    // still form one cluster.
+    let s = Scratch::new();
+    let ids: Vec<String> = (0..60).map(|i| format!("copy-{i:02}")).collect();
+    let records: Vec<(&str, &str)> = ids.iter().map(|id| (id.as_str(), RATE)).collect();
+    let f = s.jsonl("in.jsonl", &records);
+    let capped = neardup()
+        .args(["cluster", "--bucket-cap", "10"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(capped.status.success());
+    let err = stderr_of(&capped);
+    assert!(
+        err.contains("held more than --bucket-cap 10 documents (largest: 60 documents"),
+        "{err}"
+    );
+    assert!(err.contains("e.g. copy-00, copy-01"), "{err}");
+    let pairs: u64 = err
+        .split(" verified pairs")
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(pairs, (0..60u64).map(|i| (59 - i).min(9)).sum::<u64>());
+    let clusters = json_lines(&stdout_of(&capped));
+    assert_eq!(clusters.len(), 1);
+    assert_eq!(clusters[0]["size"], 60);
+    let uncapped = neardup()
+        .args(["pairs", "--quiet"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(json_lines(&stdout_of(&uncapped)).len(), 60 * 59 / 2);
+}
+
+#[test]
+fn progress_settings_keep_the_summary() {
+    // Regression: with bars forced on a non-terminal, the summary line was swallowed.
+    let s = Scratch::new();
+    let f = s.jsonl("in.jsonl", &good_records());
+    for progress in ["always", "never", "auto"] {
+        let out = neardup().args(["pairs", "--progress", progress]).arg(&f).output().unwrap();
+        let err = stderr_of(&out);
+        assert!(err.contains("neardup: 4 documents"), "--progress {progress}: {err}");
+    }
+    let quiet = neardup().args(["pairs", "--quiet"]).arg(&f).output().unwrap();
+    assert!(quiet.stderr.is_empty());
 }

@@ -43,16 +43,27 @@ fn identical_across_thread_counts_and_input_orders() {
     // A fixed pseudo-random permutation.
     let mut state = 12345u64;
     for i in (1..shuffled.len()).rev() {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         shuffled.swap(i, (state >> 33) as usize % (i + 1));
     }
     let a = s.write("natural.jsonl", corpus(&natural));
     let b = s.write("shuffled.jsonl", corpus(&shuffled));
-    for command in [&["cluster"][..], &["pairs"], &["cluster", "--mode", "leader"], &["cluster", "--bucket-cap", "3"]] {
+    for command in [
+        &["cluster"][..],
+        &["pairs"],
+        &["cluster", "--mode", "leader"],
+        &["cluster", "--bucket-cap", "3"],
+    ] {
         let reference = run(command, &a, 1);
         assert!(reference.len() > 1000, "the corpus has clusters");
         assert_eq!(run(command, &a, 2), reference, "{command:?}: 2 threads");
         assert_eq!(run(command, &a, 4), reference, "{command:?}: 4 threads");
-        assert_eq!(run(command, &b, 3), reference, "{command:?}: shuffled input");
+        assert_eq!(
+            run(command, &b, 3),
+            reference,
+            "{command:?}: shuffled input"
+        );
     }
 }

@@ -13,14 +13,26 @@ fn reuters_recall_against_exhaustive_search() {
     let Some(data) = data_dir() else { return };
     let threshold = 0.5;
     let pipeline = PipelineBuilder::new().threshold(threshold).build().unwrap();
-    let outcome = pipeline.run(&[InputSpec::Path(data.join("reuters21578.jsonl"))], &Silent).unwrap();
+    let outcome = pipeline
+        .run(&[InputSpec::Path(data.join("reuters21578.jsonl"))], &Silent)
+        .unwrap();
     let reference = neardup::verify::exhaustive_pairs(&outcome.corpus, threshold).unwrap();
-    let found: HashSet<(u32, u32)> = outcome.pairs.iter().map(|p| (p.a.min(p.b), p.a.max(p.b))).collect();
+    let found: HashSet<(u32, u32)> = outcome
+        .pairs
+        .iter()
+        .map(|p| (p.a.min(p.b), p.a.max(p.b)))
+        .collect();
     let expected: HashSet<(u32, u32)> = reference.iter().map(|&(a, b, _)| (a, b)).collect();
-    assert!(expected.len() > 500, "the reference finds the corpus's duplicates");
+    assert!(
+        expected.len() > 500,
+        "the reference finds the corpus's duplicates"
+    );
     let recall = expected.intersection(&found).count() as f64 / expected.len() as f64;
     assert!(recall >= 0.98, "recall {recall}");
-    assert!(found.is_subset(&expected), "every reported pair is at or above the threshold");
+    assert!(
+        found.is_subset(&expected),
+        "every reported pair is at or above the threshold"
+    );
 }
 
 #[test]
@@ -32,11 +44,22 @@ fn exhaustive_reference_matches_all_pairs_brute_force() {
     for (i, (_, t)) in texts.iter().cycle().take(40).enumerate() {
         let words: Vec<&str> = t.split(' ').collect();
         let cut = i % words.len();
-        records.push((format!("d{i}"), format!("{} {}", words[cut..].join(" "), words[..cut].join(" "))));
+        records.push((
+            format!("d{i}"),
+            format!("{} {}", words[cut..].join(" "), words[..cut].join(" ")),
+        ));
     }
-    let borrowed: Vec<(&str, &str)> = records.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let borrowed: Vec<(&str, &str)> = records
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let f = s.jsonl("in.jsonl", &borrowed);
-    let outcome = PipelineBuilder::new().threshold(0.3).build().unwrap().run(&[InputSpec::Path(f)], &Silent).unwrap();
+    let outcome = PipelineBuilder::new()
+        .threshold(0.3)
+        .build()
+        .unwrap()
+        .run(&[InputSpec::Path(f)], &Silent)
+        .unwrap();
     let corpus = &outcome.corpus;
     let (mut x, mut y) = (Vec::new(), Vec::new());
     let mut brute = Vec::new();
@@ -50,8 +73,11 @@ fn exhaustive_reference_matches_all_pairs_brute_force() {
             }
         }
     }
-    let reference: Vec<(u32, u32)> =
-        neardup::verify::exhaustive_pairs(corpus, 0.3).unwrap().into_iter().map(|(a, b, _)| (a, b)).collect();
+    let reference: Vec<(u32, u32)> = neardup::verify::exhaustive_pairs(corpus, 0.3)
+        .unwrap()
+        .into_iter()
+        .map(|(a, b, _)| (a, b))
+        .collect();
     assert!(!brute.is_empty());
     assert_eq!(reference, brute);
 }

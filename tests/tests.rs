@@ -8,5 +8,8 @@ mod util;
 mod bad_input;
 mod cli;
 mod determinism;
+mod eval;
+mod feed;
 mod passages;
 mod reference;
+mod story;

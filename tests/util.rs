@@ -20,7 +20,9 @@ pub fn data_dir() -> Option<PathBuf> {
     match std::env::var_os("NEARDUP_DATA") {
         Some(d) if Path::new(&d).join("reuters21578.jsonl").exists() => Some(PathBuf::from(d)),
         _ => {
-            eprintln!("note: NEARDUP_DATA is not set (or has no reuters21578.jsonl): skipping a real-data check");
+            eprintln!(
+                "note: NEARDUP_DATA is not set (or has no reuters21578.jsonl): skipping a real-data check"
+            );
             None
         }
     }
@@ -33,7 +35,9 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new() -> Self {
-        Scratch { dir: tempfile::tempdir().expect("temporary directory") }
+        Scratch {
+            dir: tempfile::tempdir().expect("temporary directory"),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -76,7 +80,9 @@ pub fn stderr_of(output: &std::process::Output) -> String {
 }
 
 pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
-    text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
 }
 
 /// Sample articles written for these tests: `RATE` and `RATE_COPY` are near-copies
@@ -98,5 +104,10 @@ restore power lines before temperatures drop again at the weekend.";
 
 /// Four good records: two near-copy pairs.
 pub fn good_records() -> Vec<(&'static str, &'static str)> {
-    vec![("rate-1", RATE), ("storm-1", STORM), ("rate-2", RATE_COPY), ("storm-2", STORM_COPY)]
+    vec![
+        ("rate-1", RATE),
+        ("storm-1", STORM),
+        ("rate-2", RATE_COPY),
+        ("storm-2", STORM_COPY),
+    ]
 }

@@ -64,7 +64,7 @@ pub fn compare(
         sources: sources.len() as u64,
         ..Stats::default()
     };
-    let (corpus, _) = pipeline.ingest(sources, &mut stats, observer)?;
+    let corpus = pipeline.read_corpus(sources, &mut stats, observer)?;
     let find = |r: &DocRef| -> Result<u32> {
         let found = match r {
             DocRef::Source(s) => {

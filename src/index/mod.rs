@@ -53,15 +53,37 @@ pub fn candidate_pairs(
     rank: &[u32],
     on_band: &(dyn Fn() + Sync),
 ) -> Candidates {
+    candidate_pairs_of(
+        &|d| corpus.signature(d),
+        corpus.num_perm(),
+        docs,
+        params,
+        bucket_cap,
+        rank,
+        on_band,
+    )
+}
+
+/// [`candidate_pairs`] over any signatures: `signature(doc)` gives a document's
+/// `num_perm` slots (the story level bands its own weighted signatures this way).
+pub fn candidate_pairs_of<'s>(
+    signature: &(dyn Fn(u32) -> &'s [u32] + Sync),
+    num_perm: usize,
+    docs: &[u32],
+    params: LshParams,
+    bucket_cap: usize,
+    rank: &[u32],
+    on_band: &(dyn Fn() + Sync),
+) -> Candidates {
     assert!(
-        params.bands * params.rows <= corpus.num_perm(),
+        params.bands * params.rows <= num_perm,
         "bands × rows exceeds num_perm"
     );
     let bucket_cap = bucket_cap.max(2);
     let per_band: Vec<(Vec<u64>, Vec<OversizedBucket>)> = (0..params.bands)
         .into_par_iter()
         .map(|band| {
-            let out = band_pairs(corpus, docs, params, band, bucket_cap, rank);
+            let out = band_pairs(signature, docs, params, band, bucket_cap, rank);
             on_band();
             out
         })
@@ -92,8 +114,8 @@ pub fn band_key(signature: &[u32], params: LshParams, band: usize) -> u64 {
     xxh3_64_with_seed(bytemuck::cast_slice(slots), band as u64)
 }
 
-fn band_pairs(
-    corpus: &Corpus,
+fn band_pairs<'s>(
+    signature: &(dyn Fn(u32) -> &'s [u32] + Sync),
     docs: &[u32],
     params: LshParams,
     band: usize,
@@ -102,7 +124,7 @@ fn band_pairs(
 ) -> (Vec<u64>, Vec<OversizedBucket>) {
     let mut keyed: Vec<(u64, u32)> = docs
         .iter()
-        .map(|&d| (band_key(corpus.signature(d), params, band), d))
+        .map(|&d| (band_key(signature(d), params, band), d))
         .collect();
     keyed.sort_unstable();
     let mut pairs = Vec::new();

@@ -27,8 +27,8 @@ pub enum ProblemKind {
     InvalidUtf8 { byte: usize },
     /// The line is not valid JSON.
     MalformedJson { reason: String },
-    /// The line is valid JSON but not an object.
-    NotAnObject,
+    /// The line is valid JSON but not an object (`array` says whether it is an array).
+    NotAnObject { array: bool },
     /// A required field is absent.
     MissingField { field: String },
     /// A field has the wrong JSON type.
@@ -53,7 +53,7 @@ impl ProblemKind {
             ProblemKind::ReadFailed { .. } => "read_failed",
             ProblemKind::InvalidUtf8 { .. } => "invalid_utf8",
             ProblemKind::MalformedJson { .. } => "malformed_json",
-            ProblemKind::NotAnObject => "not_an_object",
+            ProblemKind::NotAnObject { .. } => "not_an_object",
             ProblemKind::MissingField { .. } => "missing_field",
             ProblemKind::WrongType { .. } => "wrong_type",
             ProblemKind::EmptyText => "empty_text",
@@ -69,7 +69,7 @@ impl ProblemKind {
             self,
             ProblemKind::InvalidUtf8 { .. }
                 | ProblemKind::MalformedJson { .. }
-                | ProblemKind::NotAnObject
+                | ProblemKind::NotAnObject { .. }
                 | ProblemKind::RecordTooLarge { .. }
         )
     }
@@ -89,7 +89,12 @@ impl fmt::Display for ProblemKind {
                 write!(f, "invalid UTF-8 at byte {byte} of the record")
             }
             ProblemKind::MalformedJson { reason } => write!(f, "malformed JSON: {reason}"),
-            ProblemKind::NotAnObject => write!(f, "expected a JSON object"),
+            ProblemKind::NotAnObject { array: false } => write!(f, "expected a JSON object"),
+            ProblemKind::NotAnObject { array: true } => write!(
+                f,
+                "expected a JSON object, found an array: neardup reads JSON Lines, one object per line \
+                 (`jq -c '.[]' FILE` converts an array)"
+            ),
             ProblemKind::MissingField { field } => write!(f, "missing field {field:?}"),
             ProblemKind::WrongType {
                 field,

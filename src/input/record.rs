@@ -58,7 +58,9 @@ pub fn parse_json_record<'a>(
 ) -> Result<ParsedRecord<'a>, ProblemKind> {
     if !line.trim_start().starts_with('{') {
         return Err(match serde_json::from_str::<IgnoredAny>(line) {
-            Ok(_) => ProblemKind::NotAnObject,
+            Ok(_) => ProblemKind::NotAnObject {
+                array: line.trim_start().starts_with('['),
+            },
             Err(e) => ProblemKind::MalformedJson {
                 reason: e.to_string(),
             },
@@ -266,37 +268,67 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
 /// where the text has no offset). Returns `None` for anything else.
 ///
 /// Accepted: RFC 3339 (`2025-08-18T10:00:00Z`), RFC 2822, `2025-08-18 10:00:00`,
-/// `2025-08-18`, `2025/08/18`, `8/18/2025` (month first), and Reuters' `26-FEB-1987
-/// 15:01:01.79`.
+/// `2025-08-18`, `2025/08/18`, `8/18/2025` (month first), `August 18, 2025`, and
+/// Reuters' `26-FEB-1987 15:01:01.79`.
 pub fn parse_date(text: &str) -> Option<i64> {
-    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    use std::cell::Cell;
+    thread_local! {
+        // A corpus nearly always uses one format: try the last one that matched first.
+        static LAST_MATCH: Cell<usize> = const { Cell::new(0) };
+    }
     let t = text.trim();
-    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
-        return Some(d.timestamp());
+    let first = LAST_MATCH.with(Cell::get);
+    if let Some(secs) = DATE_FORMATS[first](t) {
+        return Some(secs);
     }
-    if let Ok(d) = DateTime::parse_from_rfc2822(t) {
-        return Some(d.timestamp());
-    }
-    const DATETIMES: [&str; 5] = [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%d-%b-%Y %H:%M:%S%.f",
-        "%Y/%m/%d %H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-    ];
-    for f in DATETIMES {
-        if let Ok(d) = NaiveDateTime::parse_from_str(t, f) {
-            return Some(d.and_utc().timestamp());
-        }
-    }
-    const DATES: [&str; 4] = ["%Y-%m-%d", "%Y/%m/%d", "%d-%b-%Y", "%m/%d/%Y"];
-    for f in DATES {
-        if let Ok(d) = NaiveDate::parse_from_str(t, f) {
-            return d.and_hms_opt(0, 0, 0).map(|d| d.and_utc().timestamp());
+    for (i, parse) in DATE_FORMATS.iter().enumerate() {
+        if i != first {
+            if let Some(secs) = parse(t) {
+                LAST_MATCH.with(|m| m.set(i));
+                return Some(secs);
+            }
         }
     }
     None
 }
+
+type DateParser = fn(&str) -> Option<i64>;
+
+/// Every accepted date format, as a parser to epoch seconds.
+const DATE_FORMATS: [DateParser; 12] = {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    fn datetime(t: &str, f: &str) -> Option<i64> {
+        NaiveDateTime::parse_from_str(t, f)
+            .ok()
+            .map(|d| d.and_utc().timestamp())
+    }
+    fn date(t: &str, f: &str) -> Option<i64> {
+        NaiveDate::parse_from_str(t, f)
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|d| d.and_utc().timestamp())
+    }
+    [
+        |t| DateTime::parse_from_rfc3339(t).ok().map(|d| d.timestamp()),
+        |t| DateTime::parse_from_rfc2822(t).ok().map(|d| d.timestamp()),
+        |t| datetime(t, "%Y-%m-%dT%H:%M:%S%.f"),
+        |t| datetime(t, "%Y-%m-%d %H:%M:%S%.f"),
+        // Reuters-21578 dates sometimes carry control-character junk after the time.
+        |t| match NaiveDateTime::parse_and_remainder(t, "%d-%b-%Y %H:%M:%S%.f") {
+            Ok((d, rest)) if !rest.starts_with(|c: char| c.is_ascii_alphanumeric()) => {
+                Some(d.and_utc().timestamp())
+            }
+            _ => None,
+        },
+        |t| datetime(t, "%Y/%m/%d %H:%M:%S"),
+        |t| datetime(t, "%Y-%m-%dT%H:%M"),
+        |t| date(t, "%Y-%m-%d"),
+        |t| date(t, "%Y/%m/%d"),
+        |t| date(t, "%d-%b-%Y"),
+        |t| date(t, "%m/%d/%Y"),
+        |t| date(t, "%B %d, %Y"),
+    ]
+};
 
 #[cfg(test)]
 mod tests {
@@ -371,6 +403,13 @@ mod tests {
         assert_eq!(parse_date("8/18/2025"), Some(day));
         assert_eq!(parse_date("Mon, 18 Aug 2025 00:00:00 +0000"), Some(day));
         assert_eq!(parse_date("26-FEB-1987 15:01:01.79"), Some(541_350_061));
+        assert_eq!(
+            parse_date("26-FEB-1987 15:01:01.79&#5;&#5;&#5;RM"),
+            Some(541_350_061)
+        );
+        assert_eq!(parse_date("August 18, 2025"), Some(day));
         assert_eq!(parse_date("yesterday"), None);
+        // The remembered format does not stop the others from matching.
+        assert_eq!(parse_date("2025-08-18"), Some(day));
     }
 }

@@ -80,107 +80,131 @@ impl Tokenizer {
         F: FnMut(usize, usize, &str),
     {
         let text = &text[..floor_char_boundary(text, text.len().min(MAX_TEXT_BYTES))];
-        let bytes = text.as_bytes();
-        let n = bytes.len();
         let Self {
             classified: cls,
             scratch,
         } = self;
-        cls.classify(bytes);
-        let mut i = 0;
-        while i < n {
-            i = cls.next_word_byte(i, n);
-            if i >= n {
-                break;
+        cls.classify(text.as_bytes());
+        let cls = &*cls;
+        cls.for_each_run(|start, end, special| {
+            if !special {
+                // The common case: the lowered copy already is the normalized form.
+                // SAFETY: `special` is false, so the run has no non-ASCII byte: it is UTF-8.
+                let normalized = unsafe { std::str::from_utf8_unchecked(&cls.lower[start..end]) };
+                emit(start, end, normalized);
+            } else if scan::Classified::any_in(&cls.high, start, end) {
+                // Non-ASCII characters: they may split the run or be separators.
+                scan_chars(text, start, end, &cls.lower, scratch, &mut emit);
+            } else {
+                normalize_ascii_joined(&cls.lower[start..end], scratch);
+                emit(start, end, scratch);
             }
-            let start = i;
-            if bytes[i] >= 0x80 {
-                let c = decode_at(text, i);
-                match classify(c) {
-                    Class::Word => {}
-                    Class::Solo => {
-                        i += c.len_utf8();
-                        while i < n && bytes[i] >= 0x80 {
-                            let m = decode_at(text, i);
-                            if classify(m) != Class::Mark {
-                                break;
-                            }
-                            i += m.len_utf8();
+        });
+    }
+}
+
+/// The character-level scanner: tokenizes `text[from..to]` one character at a time.
+///
+/// It defines the tokenization: the fast path in [`Tokenizer::for_each`] gives the same
+/// tokens (a property test checks it by running this on whole texts). `lower` is the
+/// ASCII-lowercased copy of `text`. Context on both sides comes from the whole text.
+fn scan_chars<F>(
+    text: &str,
+    from: usize,
+    to: usize,
+    lower: &[u8],
+    scratch: &mut String,
+    emit: &mut F,
+) where
+    F: FnMut(usize, usize, &str),
+{
+    let bytes = text.as_bytes();
+    let mut i = from;
+    while i < to {
+        while i < to && bytes[i] < 0x80 && !bytes[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        if i >= to {
+            break;
+        }
+        let start = i;
+        if bytes[i] >= 0x80 {
+            let c = decode_at(text, i);
+            match classify(c) {
+                Class::Word => {}
+                Class::Solo => {
+                    i += c.len_utf8();
+                    while i < to && bytes[i] >= 0x80 {
+                        let m = decode_at(text, i);
+                        if classify(m) != Class::Mark {
+                            break;
                         }
-                        normalize_general(&text[start..i], scratch);
-                        if !scratch.is_empty() {
-                            emit(start, i, scratch);
-                        }
-                        continue;
+                        i += m.len_utf8();
                     }
-                    Class::Apostrophe | Class::Mark | Class::Separator => {
-                        i += c.len_utf8();
-                        continue;
+                    normalize_general(&text[start..i], scratch);
+                    if !scratch.is_empty() {
+                        emit(start, i, scratch);
                     }
-                }
-            }
-            // A token starts at `start` with a word character.
-            let mut ascii_only = true;
-            let mut has_joiner = false;
-            loop {
-                i = cls.next_non_alnum(i, n);
-                if i >= n {
-                    break;
-                }
-                let b = bytes[i];
-                if b < 0x80 {
-                    let joins = match b {
-                        b'\'' => {
-                            i + 1 < n && is_word_start_at(text, i + 1) && prev_is_word(text, i)
-                        }
-                        b'.' | b',' => {
-                            bytes[i - 1].is_ascii_digit()
-                                && i + 1 < n
-                                && bytes[i + 1].is_ascii_digit()
-                        }
-                        _ => false,
-                    };
-                    if !joins {
-                        break;
-                    }
-                    has_joiner = true;
-                    i += 1;
                     continue;
                 }
-                let c = decode_at(text, i);
-                match classify(c) {
-                    Class::Word | Class::Mark => {
-                        ascii_only = false;
-                        i += c.len_utf8();
-                    }
-                    Class::Apostrophe
-                        if i + c.len_utf8() < n
-                            && is_word_start_at(text, i + c.len_utf8())
-                            && prev_is_word(text, i) =>
-                    {
-                        ascii_only = false;
-                        has_joiner = true;
-                        i += c.len_utf8();
-                    }
-                    _ => break,
+                Class::Apostrophe | Class::Mark | Class::Separator => {
+                    i += c.len_utf8();
+                    continue;
                 }
             }
-            if ascii_only && !has_joiner {
-                // The common case: the lowered copy already is the normalized form.
-                let lowered = &cls.lower[start..i];
-                // SAFETY-free: an ASCII-only slice is valid UTF-8.
-                let normalized = std::str::from_utf8(lowered).unwrap_or_default();
-                emit(start, i, normalized);
+        }
+        // A token starts at `start` with a word character.
+        let mut ascii_only = true;
+        let mut has_joiner = false;
+        while i < to {
+            let b = bytes[i];
+            if b.is_ascii_alphanumeric() {
+                i += 1;
                 continue;
             }
-            if ascii_only {
-                normalize_ascii_joined(&cls.lower[start..i], scratch);
-            } else {
-                normalize_general(&text[start..i], scratch);
+            if b < 0x80 {
+                let joins = match b {
+                    b'\'' => i + 1 < to && is_word_start_at(text, i + 1) && prev_is_word(text, i),
+                    b'.' | b',' => {
+                        bytes[i - 1].is_ascii_digit() && i + 1 < to && bytes[i + 1].is_ascii_digit()
+                    }
+                    _ => false,
+                };
+                if !joins {
+                    break;
+                }
+                has_joiner = true;
+                i += 1;
+                continue;
             }
-            if !scratch.is_empty() {
-                emit(start, i, scratch);
+            let c = decode_at(text, i);
+            match classify(c) {
+                Class::Word | Class::Mark => {
+                    ascii_only = false;
+                    i += c.len_utf8();
+                }
+                Class::Apostrophe
+                    if i + c.len_utf8() < to
+                        && is_word_start_at(text, i + c.len_utf8())
+                        && prev_is_word(text, i) =>
+                {
+                    ascii_only = false;
+                    has_joiner = true;
+                    i += c.len_utf8();
+                }
+                _ => break,
             }
+        }
+        if ascii_only {
+            normalize_ascii_joined(&lower[start..i], scratch);
+            if !has_joiner {
+                debug_assert_eq!(scratch.len(), i - start);
+            }
+        } else {
+            normalize_general(&text[start..i], scratch);
+        }
+        if !scratch.is_empty() {
+            emit(start, i, scratch);
         }
     }
 }
@@ -405,6 +429,42 @@ mod tests {
         let ha: Vec<u64> = ta.iter().map(|t| t.hash).collect();
         let hb: Vec<u64> = tb.iter().map(|t| t.hash).collect();
         assert_eq!(ha, hb);
+    }
+
+    /// The reference: the character-level scanner over the whole text.
+    fn reference_tokens(text: &str) -> Vec<(usize, usize, String)> {
+        let lower = text.as_bytes().to_ascii_lowercase();
+        let mut out = Vec::new();
+        let mut scratch = String::new();
+        scan_chars(
+            text,
+            0,
+            text.len(),
+            &lower,
+            &mut scratch,
+            &mut |s, e, n: &str| out.push((s, e, n.to_string())),
+        );
+        out
+    }
+
+    fn fast_tokens(text: &str) -> Vec<(usize, usize, String)> {
+        let mut out = Vec::new();
+        Tokenizer::new().for_each(text, |s, e, n| out.push((s, e, n.to_string())));
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_path_matches_the_character_scanner(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "a", "Z", "q", "7", "0", " ", "  ", "\n", "'", ".", ",", "-", "_", "é", "É", "’", "‘",
+                "漢", "字", "ภ", "\u{0E34}", "ß", "\u{301}", "—", "“", "”", "ﬁ", "Ｗ", "1,0", "3.5", "don't",
+                "\u{200D}", "Ω", "ʼ", "x".repeat(70).leak(),
+            ]), 0..120)
+        ) {
+            let text: String = pieces.concat();
+            proptest::prop_assert_eq!(fast_tokens(&text), reference_tokens(&text), "text: {:?}", text);
+        }
     }
 
     #[test]

@@ -24,6 +24,13 @@ duplicate ids, truncated compressed streams, unreadable files) are reported with
 line, counted in the summary, and skipped; the exit code is then 2. --strict stops at the
 first one.
 
+Story level (--level story): groups copies, updates and rewrites of one news story, even
+when reworded (word 5-gram Jaccard near 0), and keeps templated look-alikes apart:
+  neardup cluster --level story feed.jsonl --window 72h
+  neardup pairs --level story feed.jsonl --format table      kind, score, components
+  neardup cluster --level story archive.jsonl --stats-out archive.stats
+  neardup cluster --level story today.jsonl --stats archive.stats
+
 Exit codes: 0 success, 1 fatal error, 2 finished with bad input (or a usage error).";
 
 #[derive(Debug, Parser)]
@@ -61,6 +68,24 @@ pub enum Command {
     /// (see --rejects). Text-file inputs are written as {"id", "text"} JSON lines.
     #[command(after_long_help = EXAMPLES)]
     Dedup(DedupArgs),
+    /// A persistent index for deduplicating a feed: create, add, query, stats, compact.
+    ///
+    /// Articles are added as they arrive and each gets a verdict at once (new, or a
+    /// duplicate of an indexed article, with its score and cluster), without re-reading
+    /// the archive. See 'neardup watch' for a live feed on standard input.
+    Index(crate::feed::IndexArgs),
+    /// Print a verdict for each article read from standard input as soon as it is
+    /// decided, and add it to an index.
+    Watch(crate::feed::WatchArgs),
+    /// Judge every threshold against gold labels: precision, recall, F1, misses and why.
+    ///
+    /// Runs the pipeline once and sweeps thresholds over its signatures, reporting the
+    /// quality of the clusters at each, the best threshold, and charts.
+    #[command(after_long_help = crate::eval::EVAL_HELP)]
+    Eval(Box<crate::eval::EvalArgs>),
+    /// Show the LSH bands and rows a threshold gets and its S-curve P(candidate | s).
+    #[command(after_long_help = crate::params::PARAMS_HELP)]
+    Params(crate::params::ParamsArgs),
     /// Compare two documents: scores, and both texts with their shared passages highlighted.
     ///
     /// A and B are two files (each read as one text document, gzip or zstd or plain), or,
@@ -200,6 +225,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub clustering: ClusterArgs,
     #[command(flatten)]
+    pub story: StoryArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
     pub passages: PassageArgs,
@@ -215,6 +242,8 @@ pub struct DedupArgs {
     pub similarity: SimilarityArgs,
     #[command(flatten)]
     pub clustering: ClusterArgs,
+    #[command(flatten)]
+    pub story: StoryArgs,
     /// Write the kept records here instead of standard output (atomically: the file
     /// appears only when complete).
     #[arg(short, long, value_name = "FILE", help_heading = "Output")]
@@ -294,6 +323,66 @@ pub struct ClusterArgs {
     pub representative: RepresentativeArg,
 }
 
+/// How the story level is chosen and tuned (see `--level`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Level")]
+pub struct StoryArgs {
+    /// near-copy: documents that share most of their text (word-shingle Jaccard >=
+    /// --threshold). story: copies, updates and rewrites of one news story, decided from
+    /// IDF-weighted words, names, shared text, figures and dates; templated look-alikes
+    /// (yesterday's market report, another weekend's box office) stay apart. Every story
+    /// pair says its kind (copy, update, rewrite) and the score components behind it.
+    #[arg(long, value_enum, default_value_t = LevelArg::NearCopy)]
+    pub level: LevelArg,
+    /// Story level: dated articles further apart than this are never one story (e.g.
+    /// 72h, 3d; the date comes from --date-field). Undated articles match any.
+    #[arg(long, value_name = "DURATION", value_parser = parse_window)]
+    pub window: Option<i64>,
+    /// Story level: score against these corpus statistics (written by --stats-out)
+    /// instead of this run's, e.g. to judge a small batch against an archive.
+    #[arg(long, value_name = "FILE")]
+    pub stats: Option<std::path::PathBuf>,
+    /// Story level: write the corpus statistics used (document frequencies of words and
+    /// names) to FILE, for a later --stats.
+    #[arg(long, value_name = "FILE")]
+    pub stats_out: Option<std::path::PathBuf>,
+    /// Story level: IDF-weighted Jaccard of rare content words at which a pair becomes
+    /// a candidate for scoring with probability ~0.93 (lower finds more, slower).
+    #[arg(long, default_value_t = 0.2, value_name = "T")]
+    pub story_candidates: f64,
+    /// Story level: lowest model probability decided as one story (default: the fitted
+    /// model's cut, see BENCHMARKS.md). Lower merges more; 0 lists every scored candidate
+    /// with its components, to see why a pair was or was not matched.
+    #[arg(long, value_name = "P")]
+    pub story_threshold: Option<f64>,
+}
+
+impl StoryArgs {
+    /// The near-copy level with default story settings (for commands without `--level`).
+    pub fn near_copy() -> Self {
+        StoryArgs {
+            level: LevelArg::NearCopy,
+            window: None,
+            stats: None,
+            stats_out: None,
+            story_candidates: 0.2,
+            story_threshold: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LevelArg {
+    /// Near-copies: shared text.
+    NearCopy,
+    /// One news story: copies, updates and rewrites.
+    Story,
+}
+
+fn parse_window(s: &str) -> Result<i64, String> {
+    neardup::story::parse_window(s)
+}
+
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Output")]
 pub struct OutputArgs {
@@ -313,8 +402,11 @@ pub struct ExecArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// No progress bars, warnings or summary on standard error.
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Also print the time each stage took, and the LSH bands and rows used.
+    #[arg(short, long)]
+    pub verbose: bool,
     /// Stop with an error at the first bad record or unreadable input.
     #[arg(long)]
     pub strict: bool,

@@ -11,7 +11,7 @@ use neardup::align::{self, Comparison, DocRef, Passage, PassageSettings};
 use neardup::input::{self, FieldNames, InputFormat, InputSpec};
 use neardup::report;
 
-use crate::args::{ColorArg, CompareArgs, CompareFormat, PassageArgs, PassageTuning, ProgressArg};
+use crate::args::{ColorArg, CompareArgs, CompareFormat, PassageArgs, PassageTuning};
 use crate::progress::Terminal;
 
 /// The passage settings of `pairs` and `cluster` (`None` without `--passages`).
@@ -59,13 +59,7 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
         .temp_dir(args.run.temp_dir.clone())
         .passages(Some(passage))
         .build()?;
-    let show_bars = !args.run.quiet
-        && match args.run.progress {
-            ProgressArg::Auto => io::stderr().is_terminal(),
-            ProgressArg::Always => true,
-            ProgressArg::Never => false,
-        };
-    let terminal = Terminal::new(show_bars, args.run.quiet);
+    let terminal = Terminal::new(args.run.progress, args.run.quiet);
 
     let specs = |names: &[String]| -> Vec<InputSpec> {
         names.iter().map(|s| InputSpec::from(s.as_str())).collect()

@@ -2,9 +2,12 @@
 
 mod args;
 mod compare;
+mod eval;
+mod feed;
+mod params;
 mod progress;
 
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -15,9 +18,7 @@ use neardup::input::{FieldNames, InputFormat, InputSpec};
 use neardup::report::{self, Format};
 use neardup::{Outcome, PipelineBuilder};
 
-use args::{
-    Cli, ClusterArgs, Command, ExecArgs, FormatArg, InputArgs, ProgressArg, SimilarityArgs,
-};
+use args::{Cli, ClusterArgs, Command, ExecArgs, FormatArg, InputArgs, SimilarityArgs};
 use compare::passage_settings;
 use progress::Terminal;
 
@@ -42,12 +43,15 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Cluster(a) => analyse(
+        Command::Index(a) => feed::run_index(a),
+        Command::Watch(a) => feed::watch(a),
+        Command::Cluster(a) => analyse_with(
             false,
             passage_settings(&a.passages),
             &a.input,
             &a.similarity,
             &a.clustering,
+            &a.story,
             &a.run,
             |outcome| {
                 write_atomically(a.output.output.as_deref(), |w| {
@@ -55,12 +59,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 })
             },
         ),
-        Command::Pairs(a) => analyse(
+        Command::Pairs(a) => analyse_with(
             false,
             passage_settings(&a.passages),
             &a.input,
             &a.similarity,
             &a.clustering,
+            &a.story,
             &a.run,
             |outcome| {
                 write_atomically(a.output.output.as_deref(), |w| {
@@ -70,10 +75,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         ),
         Command::Dedup(a) => analyse(
             true,
-            None,
             &a.input,
             &a.similarity,
             &a.clustering,
+            &a.story,
             &a.run,
             |outcome| {
                 let mut rejects_file = a.rejects.as_deref().map(create_atomically).transpose()?;
@@ -112,6 +117,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             },
         ),
         Command::Compare(a) => compare::run(&a),
+        Command::Eval(a) => eval::run(*a),
+        Command::Params(a) => params::run(a),
     }
 }
 
@@ -127,10 +134,35 @@ fn format(f: FormatArg) -> Format {
 /// Builds the pipeline from flags, runs it, hands the outcome to `write`, prints the summary.
 fn analyse(
     replayable: bool,
+    input: &InputArgs,
+    similarity: &SimilarityArgs,
+    clustering: &ClusterArgs,
+    story: &args::StoryArgs,
+    exec: &ExecArgs,
+    write: impl FnOnce(&Outcome) -> Result<()>,
+) -> Result<ExitCode> {
+    let no_passages = None;
+    analyse_with(
+        replayable,
+        no_passages,
+        input,
+        similarity,
+        clustering,
+        story,
+        exec,
+        write,
+    )
+}
+
+/// [`analyse`], with passages when `passages` is set (`pairs`, `cluster`).
+#[allow(clippy::too_many_arguments)] // one argument per flag group of the commands
+fn analyse_with(
+    replayable: bool,
     passages: Option<neardup::align::PassageSettings>,
     input: &InputArgs,
     similarity: &SimilarityArgs,
     clustering: &ClusterArgs,
+    story: &args::StoryArgs,
     exec: &ExecArgs,
     write: impl FnOnce(&Outcome) -> Result<()>,
 ) -> Result<ExitCode> {
@@ -172,15 +204,26 @@ fn analyse(
         .temp_dir(exec.temp_dir.clone())
         .replayable_stdin(replayable)
         .passages(passages)
+        .level(match story.level {
+            args::LevelArg::NearCopy => neardup::Level::NearCopy,
+            args::LevelArg::Story => neardup::Level::Story,
+        })
+        .story(neardup::story::StorySettings {
+            window: story.window,
+            stats_in: story.stats.clone(),
+            stats_out: story.stats_out.clone(),
+            candidate_threshold: story.story_candidates,
+            model: neardup::story::Model {
+                threshold: story
+                    .story_threshold
+                    .unwrap_or(neardup::story::Model::fitted().threshold),
+                ..neardup::story::Model::fitted()
+            },
+            ..Default::default()
+        })
         .build()?;
 
-    let show_bars = !exec.quiet
-        && match exec.progress {
-            ProgressArg::Auto => io::stderr().is_terminal(),
-            ProgressArg::Always => true,
-            ProgressArg::Never => false,
-        };
-    let terminal = Terminal::new(show_bars, exec.quiet);
+    let terminal = Terminal::new(exec.progress, exec.quiet);
 
     let specs: Vec<InputSpec> = input
         .inputs
@@ -195,6 +238,9 @@ fn analyse(
     if !exec.quiet {
         print_summary(&terminal, &outcome, write_time);
     }
+    if exec.verbose {
+        print_stages(&terminal, &outcome, write_time);
+    }
     Ok(if outcome.stats.bad() > 0 {
         ExitCode::from(2)
     } else {
@@ -206,8 +252,13 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
     let s = &outcome.stats;
     let secs = (s.elapsed() + write_time).as_secs_f64();
     let bad = s.bad();
+    let (pairs_word, clusters_word) = if outcome.story.is_some() {
+        ("same-story pairs", "story clusters")
+    } else {
+        ("verified pairs", "clusters")
+    };
     let mut line = format!(
-        "neardup: {} documents, {} bad records, {} candidate pairs, {} verified pairs, {} clusters ({} documents) in {:.2} s ({:.0} docs/s, {:.1} MB/s)",
+        "neardup: {} documents, {} bad records, {} candidate pairs, {} {pairs_word}, {} {clusters_word} ({} documents) in {:.2} s ({:.0} docs/s, {:.1} MB/s)",
         s.documents,
         bad,
         s.candidate_pairs,
@@ -261,13 +312,42 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
     }
 }
 
+fn print_stages(terminal: &Terminal, outcome: &Outcome, write_time: std::time::Duration) {
+    let s = &outcome.settings;
+    let mut line = format!(
+        "neardup: {} bands x {} rows, {} shingles, {} slots; stages:",
+        s.lsh.bands, s.lsh.rows, s.shingle, s.num_perm
+    );
+    let stages = outcome
+        .stats
+        .timings
+        .iter()
+        .map(|(stage, d)| (stage.name(), *d));
+    for (name, d) in stages.chain([("write", write_time)]) {
+        line.push_str(&format!(" {name} {:.3} s,", d.as_secs_f64()));
+    }
+    line.pop();
+    let (in_memory, on_disk) = outcome.stats.set_bytes;
+    line.push_str(&format!(
+        "; shingle sets {:.1} MB in memory, {:.1} MB spilled",
+        in_memory as f64 / 1e6,
+        on_disk as f64 / 1e6
+    ));
+    terminal.println(&line);
+}
+
 /// A temporary file next to `path`, to be renamed over it when complete.
 fn create_atomically(path: &Path) -> Result<tempfile::NamedTempFile> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    tempfile::NamedTempFile::new_in(dir)
+    let mut builder = tempfile::Builder::new();
+    // Temporary files are private (0600); the file it becomes gets the usual 0666 & !umask.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    builder
+        .tempfile_in(dir)
         .with_context(|| format!("creating a file in {}", dir.display()))
 }
 

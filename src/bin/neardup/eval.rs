@@ -1,0 +1,401 @@
+//! `neardup eval`: quality against gold labels at every threshold, from one run.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use neardup::eval::gold::{self, GoldFields, GoldFormat, GoldShape};
+use neardup::eval::plot::{self, Chart, ImageFormat};
+use neardup::eval::report::{self, EvalRecord};
+use neardup::eval::sweep::{self, Banding, Score, SweepConfig, UnknownIds};
+use neardup::progress::Silent;
+use neardup::shingle::ShingleSpec;
+
+use crate::args::{ClusterArgs, ExecArgs, InputArgs, SimilarityArgs};
+
+pub const EVAL_HELP: &str = "\
+How it works:
+  The corpus is read, shingled and sketched once. Then, for every threshold from
+  --min-threshold to --max-threshold by --step, neardup does what 'neardup cluster
+  --threshold T' would do with the same flags: the LSH banding chosen for T (or
+  --bands/--rows), its candidate pairs, the pairs whose score reaches T, and their
+  clusters. A judged pair counts as predicted 'same story' when its two documents end up
+  in one cluster (the 'direct' figures in --format json count only pairs verified
+  themselves, as 'neardup pairs' lists them).
+
+Gold labels (--gold), JSON Lines or CSV (by the name, or --gold-format):
+  pairs     {\"a\": ID, \"b\": ID, \"same_story\": true}   (or \"duplicate\"; see --gold-label)
+            an optional \"label\" field (e.g. copy, rewrite, related) breaks results down
+  clusters  {\"id\": ID, \"cluster\": LABEL}   one record per document; list singletons too
+  Gold ids missing from the corpus are counted, listed in --format json, and left out
+  (with a warning); --strict makes them an error.
+
+Why a same-story pair was missed, at each threshold:
+  LSH    its score reaches the threshold, but LSH never proposed it (more bands help)
+  split  a candidate above the threshold that leader clustering left apart
+  below  its score is below the threshold
+  Every judged pair is scored exactly from its shingle sets, so the reasons are exact.
+
+Output: the sweep table (or --format json), the best threshold by F1 (and by F-beta
+with --beta), the misses and wrong merges at that threshold (or --explain-at), and four
+charts in --plots: eval-sweep.svg/png (precision, recall, F1 by threshold) and
+eval-scores.svg/png (score distribution of same-story and different-story pairs).
+
+Examples:
+  neardup eval news.jsonl --gold labels.jsonl
+  neardup eval news.jsonl --gold labels.csv --score containment-max --beta 0.5
+  neardup eval news.jsonl --gold stories.jsonl --gold-id doc --gold-cluster story --mode leader
+  neardup eval news.jsonl --gold labels.jsonl --min-threshold 0.02 --step 0.02 --format json -o eval.json";
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub gold: GoldArgs,
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    #[command(flatten)]
+    pub sketch: SketchArgs,
+    #[command(flatten)]
+    pub clustering: ClusterArgs,
+    #[command(flatten)]
+    pub output: ReportArgs,
+    /// Missed and wrongly merged pairs listed in the table (all are in --format json).
+    #[arg(long, default_value_t = 15, value_name = "N", help_heading = "Output")]
+    pub show: usize,
+    #[command(flatten)]
+    pub plots: PlotArgs,
+    #[command(flatten)]
+    pub run: ExecArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Gold labels")]
+pub struct GoldArgs {
+    /// The gold labels: judged pairs or a cluster per document (see below).
+    #[arg(long = "gold", id = "gold", value_name = "FILE", required = true)]
+    pub path: PathBuf,
+    /// Format of the gold file (default: csv for .csv names, jsonl otherwise).
+    #[arg(
+        long = "gold-format",
+        id = "gold_format",
+        value_enum,
+        value_name = "FORMAT"
+    )]
+    pub format: Option<GoldFormatArg>,
+    /// What the gold file holds (default: pairs if its first record has the pair fields).
+    #[arg(
+        long = "gold-shape",
+        id = "gold_shape",
+        value_enum,
+        value_name = "SHAPE"
+    )]
+    pub shape: Option<GoldShapeArg>,
+    /// Field of a pair's first id.
+    #[arg(
+        long = "gold-a",
+        id = "gold_a",
+        default_value = "a",
+        value_name = "FIELD"
+    )]
+    pub a: String,
+    /// Field of a pair's second id.
+    #[arg(
+        long = "gold-b",
+        id = "gold_b",
+        default_value = "b",
+        value_name = "FIELD"
+    )]
+    pub b: String,
+    /// Boolean field saying a pair is the same story (default: same_story or duplicate).
+    #[arg(long = "gold-label", id = "gold_label", value_name = "FIELD")]
+    pub label: Option<String>,
+    /// Optional field with a pair's kind, to break results down by it.
+    #[arg(
+        long = "gold-kind",
+        id = "gold_kind",
+        default_value = "label",
+        value_name = "FIELD"
+    )]
+    pub kind: String,
+    /// Field of a document's id in cluster gold.
+    #[arg(
+        long = "gold-id",
+        id = "gold_id",
+        default_value = "id",
+        value_name = "FIELD"
+    )]
+    pub id: String,
+    /// Field of a document's cluster label in cluster gold.
+    #[arg(
+        long = "gold-cluster",
+        id = "gold_cluster",
+        default_value = "cluster",
+        value_name = "FIELD"
+    )]
+    pub cluster: String,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Sweep")]
+pub struct SweepArgs {
+    /// The similarity thresholded: exact Jaccard, its MinHash estimate, or the smaller or
+    /// larger containment (larger: one text is an excerpt of the other).
+    #[arg(long, value_enum, default_value_t = ScoreArg::Jaccard)]
+    pub score: ScoreArg,
+    /// Lowest threshold swept (LSH candidates are generated for it: low values cost time).
+    #[arg(long, default_value_t = 0.1, value_name = "T")]
+    pub min_threshold: f64,
+    /// Highest threshold swept.
+    #[arg(long, default_value_t = 1.0, value_name = "T")]
+    pub max_threshold: f64,
+    /// Distance between swept thresholds.
+    #[arg(long, default_value_t = 0.05, value_name = "STEP")]
+    pub step: f64,
+    /// Also choose a threshold by F-beta (beta < 1 favours precision, > 1 recall).
+    #[arg(long, value_name = "BETA")]
+    pub beta: Option<f64>,
+    /// Explain misses and wrong merges at this threshold (default: the best by F1).
+    #[arg(long, value_name = "T")]
+    pub explain_at: Option<f64>,
+    /// Bins of the score histogram.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub bins: usize,
+}
+
+/// The similarity flags of the pipeline commands, minus --threshold (swept instead).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Similarity")]
+pub struct SketchArgs {
+    /// Shingles: words:N (word n-grams) or chars:N (character n-grams).
+    #[arg(long, default_value = "words:5", value_name = "KIND:N")]
+    pub shingle: ShingleSpec,
+    /// Slots of the MinHash signature.
+    #[arg(long, default_value_t = 128, value_name = "K")]
+    pub num_perm: usize,
+    /// Seed of the MinHash hash functions.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// LSH bands at every threshold (default: derived from each threshold, as
+    /// 'neardup cluster' does).
+    #[arg(long, value_name = "B")]
+    pub bands: Option<usize>,
+    /// Signature slots per LSH band at every threshold.
+    #[arg(long, value_name = "R")]
+    pub rows: Option<usize>,
+    /// LSH buckets larger than this are paired in a sliding window (see 'neardup help
+    /// cluster').
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub bucket_cap: usize,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Output")]
+pub struct ReportArgs {
+    /// Write the report to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// A table for people, or one JSON document for programs.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Charts")]
+pub struct PlotArgs {
+    /// Directory for the charts (created if needed; files are replaced).
+    #[arg(long = "plots", default_value = "neardup-plots", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Write no chart.
+    #[arg(long)]
+    pub no_plots: bool,
+    /// Image formats of the charts.
+    #[arg(long, value_enum, default_value_t = PlotFormatArg::Both)]
+    pub plot_format: PlotFormatArg,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ReportFormat {
+    /// Aligned tables and a summary.
+    Table,
+    /// One JSON document (with a schema_version).
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PlotFormatArg {
+    /// SVG and PNG.
+    Both,
+    Svg,
+    Png,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum GoldFormatArg {
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated values with a header row.
+    Csv,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum GoldShapeArg {
+    /// One record per judged pair.
+    Pairs,
+    /// One record per document, with its cluster label.
+    Clusters,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ScoreArg {
+    /// Exact Jaccard similarity of the shingle sets.
+    Jaccard,
+    /// MinHash estimate of the Jaccard similarity.
+    Estimated,
+    /// Smaller containment: shared shingles over the larger document's.
+    ContainmentMin,
+    /// Larger containment: shared shingles over the smaller document's.
+    ContainmentMax,
+}
+
+impl PlotArgs {
+    /// Writes each chart as `DIR/NAME.svg` and/or `.png`; returns the paths written.
+    pub fn write(&self, charts: &[(&str, Chart)]) -> Result<Vec<PathBuf>> {
+        if self.no_plots {
+            return Ok(Vec::new());
+        }
+        let formats: &[ImageFormat] = match self.plot_format {
+            PlotFormatArg::Both => &[ImageFormat::Svg, ImageFormat::Png],
+            PlotFormatArg::Svg => &[ImageFormat::Svg],
+            PlotFormatArg::Png => &[ImageFormat::Png],
+        };
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        let mut written = Vec::new();
+        for (name, chart) in charts {
+            for &format in formats {
+                let bytes = chart.render(format)?;
+                let path = self.dir.join(format!("{name}.{}", format.extension()));
+                super::write_atomically(Some(&path), |w| w.write_all(&bytes))?;
+                written.push(path);
+            }
+        }
+        Ok(written)
+    }
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn run(a: EvalArgs) -> Result<ExitCode> {
+    let fields = GoldFields {
+        a: a.gold.a.clone(),
+        b: a.gold.b.clone(),
+        label: a.gold.label.clone(),
+        kind: a.gold.kind.clone(),
+        id: a.gold.id.clone(),
+        cluster: a.gold.cluster.clone(),
+    };
+    let gold = gold::read_gold(
+        &a.gold.path,
+        a.gold.format.map(|f| match f {
+            GoldFormatArg::Jsonl => GoldFormat::JsonLines,
+            GoldFormatArg::Csv => GoldFormat::Csv,
+        }),
+        a.gold.shape.map(|s| match s {
+            GoldShapeArg::Pairs => GoldShape::Pairs,
+            GoldShapeArg::Clusters => GoldShape::Clusters,
+        }),
+        &fields,
+    )?;
+    let s = &a.sweep;
+    let thresholds = sweep::thresholds(s.min_threshold, s.max_threshold, s.step)?;
+    let similarity = SimilarityArgs {
+        shingle: a.sketch.shingle,
+        num_perm: a.sketch.num_perm,
+        seed: a.sketch.seed,
+        // The lowest threshold's candidates are the largest set; the sweep reuses them.
+        threshold: thresholds[0],
+        bands: a.sketch.bands,
+        rows: a.sketch.rows,
+        bucket_cap: a.sketch.bucket_cap,
+    };
+    let explicit = a.sketch.bands.is_some() || a.sketch.rows.is_some();
+    let quiet = a.run.quiet;
+    super::analyse(
+        false,
+        &a.input,
+        &similarity,
+        &a.clustering,
+        &super::args::StoryArgs::near_copy(),
+        &a.run,
+        |outcome| {
+            let banding = if explicit {
+                Banding::Fixed(outcome.settings.lsh)
+            } else {
+                Banding::default()
+            };
+            let config = SweepConfig {
+                score: match s.score {
+                    ScoreArg::Jaccard => Score::Jaccard,
+                    ScoreArg::Estimated => Score::Estimated,
+                    ScoreArg::ContainmentMin => Score::ContainmentMin,
+                    ScoreArg::ContainmentMax => Score::ContainmentMax,
+                },
+                thresholds: thresholds.clone(),
+                beta: s.beta,
+                banding,
+                explain_at: s.explain_at,
+                bins: s.bins,
+                unknown_ids: if a.run.strict {
+                    UnknownIds::Fail
+                } else {
+                    UnknownIds::Skip
+                },
+            };
+            let evaluation = sweep::evaluate(outcome, &gold, &config, &Silent)?;
+            let gold_name = a.gold.path.display().to_string();
+            let record = EvalRecord::new(outcome, &evaluation, &gold_name, banding);
+            if !quiet && evaluation.gold.skipped > 0 {
+                let ids = &evaluation.gold.unknown_ids;
+                eprintln!(
+                    "neardup: warning: {} gold records left out: {} ids are not in the corpus (e.g. {}); --strict makes this an error",
+                    evaluation.gold.skipped,
+                    ids.len(),
+                    ids.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
+            super::write_atomically(a.output.output.as_deref(), |w| match a.output.format {
+                ReportFormat::Table => report::write_eval_table(w, &record, a.show),
+                ReportFormat::Json => report::write_json(w, &record),
+            })?;
+            let subtitle = format!(
+                "{}, {}",
+                file_name(&a.gold.path),
+                record.settings.cluster_mode
+            );
+            let written = a.plots.write(&[
+                ("eval-sweep", plot::sweep_chart(&evaluation, &subtitle)),
+                ("eval-scores", plot::histogram_chart(&evaluation, &subtitle)),
+            ])?;
+            if !quiet && !written.is_empty() {
+                eprintln!("neardup: charts: {}", list(&written));
+            }
+            Ok(())
+        },
+    )
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}

@@ -1,0 +1,818 @@
+//! `neardup index …` and `neardup watch`: the persistent feed index.
+
+use std::io::{self, BufRead, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use neardup::PipelineBuilder;
+use neardup::feed::{
+    self, Access, Article, FeedIndex, IndexSettings, IngestMode, IngestOptions, Level,
+    RejectedRecord, StatsRecord, Verdict, VerdictKind, VerdictRecord,
+};
+use neardup::input::{FieldNames, InputFormat, InputSpec, ReadLimits};
+
+use crate::args::{InputArgs, InputFormatArg, ProgressArg, SimilarityArgs, parse_size};
+use crate::progress::Terminal;
+
+const INDEX_EXAMPLES: &str = "\
+Examples:
+  neardup index create news.idx --threshold 0.8 --window 7d
+  neardup index add news.idx archive.jsonl.gz > verdicts.jsonl
+  neardup index query news.idx today.jsonl --all-matches
+  neardup index stats news.idx --format table
+  neardup index compact news.idx                 drop articles older than the window
+  scraper | neardup watch news.idx | consumer    one verdict line per article, at once
+
+A verdict is one JSON line: {\"schema_version\":1,\"id\":\"b\",\"verdict\":\"duplicate\",
+\"match\":\"a\",\"score\":0.9123,\"cluster\":\"a\"}, or \"verdict\":\"new\" with \"match\" and
+\"score\" null and the article's own id as its cluster. The score is the exact Jaccard
+similarity of the shingle sets; a duplicate joins its best match's cluster, whose id
+never changes.
+
+An index is a directory: settings are fixed when it is created, and every later command
+uses them. Verdicts are printed only once the articles are safely stored (see
+'--durability'): an acknowledged article survives kill -9 or any crash of neardup, and a
+crash never corrupts the index.
+One process may write to an index at a time (add, compact, watch); queries and stats can
+run alongside it.";
+
+const WATCH_HELP: &str = "\
+Reads JSON Lines articles from standard input and, for each one, writes its verdict as
+soon as it is decided and the article is safely stored; then the article is in the
+index. Safely stored means, by default, handed to the operating system: it survives
+kill -9 and any crash of neardup, and the index is synced to disk every 100 ms; with
+--durability disk it is synced to disk (fsync) first, which also survives a power loss
+but makes each verdict wait for the disk. Articles that arrive together are committed
+together. Lines that cannot be
+checked (malformed JSON, no text, an id already indexed, too long) get a line with
+\"verdict\":\"rejected\", their line number and the reason, so output lines pair with
+input lines (blank input lines are skipped).
+
+Stops cleanly at the end of input or on SIGINT/SIGTERM: articles already read are
+decided, committed and answered first (a second signal exits at once). A summary with
+verdict latency (reading a line to writing its verdict) goes to standard error.
+
+Examples:
+  tail -F scraped.jsonl | neardup watch news.idx >> verdicts.jsonl
+  scraper | neardup watch news.idx | jq -c 'select(.verdict == \"new\")'";
+
+#[derive(Debug, Args)]
+#[command(after_long_help = INDEX_EXAMPLES)]
+pub struct IndexArgs {
+    #[command(subcommand)]
+    pub command: IndexCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Create an empty index in a new directory, with its settings (fixed for its lifetime).
+    ///
+    /// The similarity flags mean what they mean for 'neardup pairs': an index answers
+    /// exactly what a batch run with the same flags would pair.
+    #[command(after_long_help = INDEX_EXAMPLES)]
+    Create(CreateArgs),
+    /// Add articles in bulk; prints each article's verdict (one JSON line) as it is added.
+    ///
+    /// Each article is compared with everything indexed before it, including the articles
+    /// earlier in the same input. An id that is already indexed is reported and skipped.
+    #[command(after_long_help = INDEX_EXAMPLES)]
+    Add(BulkArgs),
+    /// Print verdicts for articles without adding them.
+    ///
+    /// Articles are compared with the index only, not with one another. An article whose
+    /// id is already indexed gets the verdict it was given when added ("indexed": true).
+    #[command(after_long_help = INDEX_EXAMPLES)]
+    Query(BulkArgs),
+    /// Print an index's settings, counts, size on disk and memory needed.
+    #[command(after_long_help = INDEX_EXAMPLES)]
+    Stats(StatsArgs),
+    /// Remove articles older than the index's window (see 'index create --window').
+    ///
+    /// The window is measured back from the index's clock: its newest article's time
+    /// (never later than now). The new log replaces the old one atomically.
+    #[command(after_long_help = INDEX_EXAMPLES)]
+    Compact(CompactArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Directory of the new index (must not exist or be empty).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub similarity: SimilarityArgs,
+    /// What counts as the same article: copy = near-copies (exact Jaccard of the shingle
+    /// sets at or above --threshold).
+    #[arg(long, value_enum, default_value_t = LevelArg::Copy, help_heading = "Index")]
+    pub level: LevelArg,
+    /// Articles older than this before the article being checked (by their date, else
+    /// their arrival time) do not match it; 'index compact' removes them. E.g. 7d, 36h,
+    /// 90m, 2w, 3600s.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", help_heading = "Index")]
+    pub window: Option<u64>,
+    /// No summary on standard error.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// Synced to disk before the verdict.
+    Disk,
+    /// Written to the operating system before the verdict; synced within 100 ms.
+    Process,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LevelArg {
+    /// Near-copies.
+    Copy,
+}
+
+#[derive(Debug, Args)]
+pub struct BulkArgs {
+    /// The index directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// List every match at or above the threshold ("matches"), not only the best.
+    #[arg(long, help_heading = "Output")]
+    pub all_matches: bool,
+    /// Commit (fsync) and print verdicts every N articles: smaller acknowledges sooner,
+    /// larger adds faster.
+    #[arg(long, default_value_t = 4096, value_name = "N", help_heading = "Run")]
+    pub commit_every: usize,
+    #[command(flatten)]
+    pub exec: FeedExecArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Run")]
+pub struct FeedExecArgs {
+    /// Worker threads for fingerprinting (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// No progress bars, warnings or summary on standard error.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Stop with an error at the first bad record (what came before it is kept).
+    #[arg(long)]
+    pub strict: bool,
+    /// Progress bars on standard error.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The index directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// jsonl: one JSON object; table: for people.
+    #[arg(long, value_enum, default_value_t = StatsFormat::Jsonl)]
+    pub format: StatsFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum StatsFormat {
+    /// One JSON object.
+    Jsonl,
+    /// A two-column table.
+    Table,
+}
+
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// The index directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// No summary on standard error.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = WATCH_HELP)]
+pub struct WatchArgs {
+    /// The index directory (see 'neardup index create').
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// JSON field holding the article id (a string or an integer).
+    #[arg(
+        long,
+        default_value = "id",
+        value_name = "FIELD",
+        help_heading = "Input"
+    )]
+    pub id_field: String,
+    /// JSON field holding the text.
+    #[arg(
+        long,
+        default_value = "text",
+        value_name = "FIELD",
+        help_heading = "Input"
+    )]
+    pub text_field: String,
+    /// JSON field holding the date (for the window; the arrival time when absent).
+    #[arg(
+        long,
+        default_value = "date",
+        value_name = "FIELD",
+        help_heading = "Input"
+    )]
+    pub date_field: String,
+    /// Longest line accepted; longer ones are rejected (e.g. 16MiB).
+    #[arg(long, default_value = "256MiB", value_parser = parse_size, value_name = "SIZE", help_heading = "Input")]
+    pub max_record_bytes: u64,
+    /// List every match at or above the threshold ("matches"), not only the best.
+    #[arg(long, help_heading = "Output")]
+    pub all_matches: bool,
+    /// Most articles committed together when they arrive faster than they are synced.
+    #[arg(long, default_value_t = 256, value_name = "N", help_heading = "Run")]
+    pub max_group: usize,
+    /// When a verdict may be written. disk: once its article is synced to disk (fsync);
+    /// it survives kill -9, a system crash and a power loss. process: once its article is
+    /// handed to the operating system; it survives kill -9 and any crash of neardup, not
+    /// a system crash or power loss (the index is synced every 100 ms and at exit).
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Process, help_heading = "Run")]
+    pub durability: DurabilityArg,
+    /// No warnings or summary on standard error.
+    #[arg(short, long, help_heading = "Run")]
+    pub quiet: bool,
+}
+
+/// Parses `7d`, `36h`, `90m`, `2w`, `3600s` or `3600` (seconds) into seconds.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 7d, 36h, 90m)"))?;
+    let unit_secs = match unit.trim() {
+        "" | "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} in {s:?} (s, m, h, d, w)"
+            ));
+        }
+    };
+    match n.checked_mul(unit_secs) {
+        Some(0) => Err("the window must be longer than 0".into()),
+        Some(secs) => Ok(secs),
+        None => Err(format!("{s:?} is too long")),
+    }
+}
+
+fn fields(id: &str, text: &str, date: &str) -> FieldNames {
+    FieldNames {
+        id: id.to_string(),
+        text: text.to_string(),
+        date: date.to_string(),
+    }
+}
+
+fn terminal(progress: ProgressArg, quiet: bool) -> Terminal {
+    Terminal::new(progress, quiet)
+}
+
+pub fn run_index(args: IndexArgs) -> Result<ExitCode> {
+    match args.command {
+        IndexCommand::Create(a) => create(a),
+        IndexCommand::Add(a) => bulk(a, IngestMode::Add),
+        IndexCommand::Query(a) => bulk(a, IngestMode::Query),
+        IndexCommand::Stats(a) => stats(a),
+        IndexCommand::Compact(a) => compact(a),
+    }
+}
+
+fn create(a: CreateArgs) -> Result<ExitCode> {
+    let s = &a.similarity;
+    let pipeline = PipelineBuilder::new()
+        .shingle(s.shingle)
+        .num_perm(s.num_perm)
+        .seed(s.seed)
+        .threshold(s.threshold)
+        .lsh(s.bands, s.rows)
+        .bucket_cap(s.bucket_cap)
+        .build()?;
+    let level = match a.level {
+        LevelArg::Copy => Level::Copy,
+    };
+    let settings = IndexSettings::new(pipeline.settings(), level, a.window)?;
+    FeedIndex::create(&a.dir, &settings)?;
+    if !a.quiet {
+        eprintln!(
+            "neardup: created index {} (level {}, {}, {} slots, threshold {}, {} bands x {} rows, {})",
+            a.dir.display(),
+            settings.level.name(),
+            settings.shingle,
+            settings.num_perm,
+            settings.threshold,
+            settings.lsh.bands,
+            settings.lsh.rows,
+            match settings.window {
+                Some(w) => format!("window {w} s"),
+                None => "no window".to_string(),
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bulk(a: BulkArgs, mode: IngestMode) -> Result<ExitCode> {
+    anyhow::ensure!(a.commit_every >= 1, "--commit-every must be at least 1");
+    if let Some(n) = a.exec.threads {
+        anyhow::ensure!(n >= 1, "--threads must be at least 1");
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("starting worker threads")?;
+    }
+    let terminal = terminal(a.exec.progress, a.exec.quiet);
+    let access = match mode {
+        IngestMode::Add => Access::Write,
+        IngestMode::Query => Access::Read,
+    };
+    let mut index = FeedIndex::open(&a.dir, access, &terminal)?;
+    let options = IngestOptions {
+        fields: fields(&a.input.id_field, &a.input.text_field, &a.input.date_field),
+        format: a.input.input_format.map(|f| match f {
+            InputFormatArg::Jsonl => InputFormat::JsonLines,
+            InputFormatArg::Text => InputFormat::Text,
+        }),
+        limits: ReadLimits {
+            max_record_bytes: a.input.max_record_bytes,
+            batch_records: a.commit_every,
+            ..ReadLimits::default()
+        },
+        strict: a.exec.strict,
+    };
+    let specs: Vec<InputSpec> = a
+        .input
+        .inputs
+        .iter()
+        .map(|s| InputSpec::from(s.as_str()))
+        .collect();
+    // Written by the thread that acknowledges verdicts once they are durable.
+    let mut out = BufWriter::with_capacity(1 << 16, io::stdout());
+    let query = mode == IngestMode::Query;
+    let stats = feed::ingest(
+        &mut index,
+        &specs,
+        mode,
+        &options,
+        &terminal,
+        &mut |group| {
+            for v in group {
+                feed::write_json_line(&mut out, &VerdictRecord::new(v, query, a.all_matches))?;
+            }
+            out.flush() // each commit group is acknowledged as soon as it is durable
+        },
+    )?;
+    out.flush().context("writing to standard output")?;
+    if !a.exec.quiet {
+        let secs = stats.elapsed.as_secs_f64().max(1e-9);
+        let mut line = format!(
+            "neardup: {} {} articles ({} new, {} duplicates{}), {} bad records, in {:.2} s ({:.0} articles/s); the index holds {} articles",
+            if query { "checked" } else { "added" },
+            stats.articles,
+            stats.new,
+            stats.duplicates,
+            if query {
+                format!(", {} already indexed", stats.already_indexed)
+            } else {
+                String::new()
+            },
+            stats.bad(),
+            secs,
+            stats.articles as f64 / secs,
+            index.len(),
+        );
+        if stats.bad() > 0 {
+            let kinds: Vec<String> = stats
+                .problems
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            line.push_str(&format!(" [bad: {}]", kinds.join(", ")));
+        }
+        terminal.println(&line);
+        if stats.unparsed_dates > 0 {
+            terminal.println(&format!(
+                "neardup: note: {} dates could not be parsed (e.g. {:?}); their arrival time was used",
+                stats.unparsed_dates,
+                stats.unparsed_date_example.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    Ok(if stats.bad() > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn stats(a: StatsArgs) -> Result<ExitCode> {
+    let index = FeedIndex::open(&a.dir, Access::Read, &neardup::progress::Silent)?;
+    let stats = index.stats();
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    match a.format {
+        StatsFormat::Jsonl => feed::write_json_line(&mut out, &StatsRecord::new(&stats)),
+        StatsFormat::Table => feed::write_stats_table(&mut out, &stats),
+    }
+    .context("writing to standard output")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn compact(a: CompactArgs) -> Result<ExitCode> {
+    let terminal = terminal(ProgressArg::Auto, a.quiet);
+    let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;
+    let report = index.compact(&terminal)?;
+    if !a.quiet {
+        let note = if index.settings().window.is_none() {
+            " (the index has no window: nothing expires)"
+        } else {
+            ""
+        };
+        eprintln!(
+            "neardup: compact removed {} articles and kept {}{note}; article log {:.1} MB -> {:.1} MB",
+            report.removed,
+            report.kept,
+            report.log_bytes.0 as f64 / 1e6,
+            report.log_bytes.1 as f64 / 1e6,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the stdin reader and the signal handler tell the watch loop.
+enum Event {
+    Line {
+        number: u64,
+        bytes: Vec<u8>,
+        read_at: Instant,
+    },
+    TooLarge {
+        number: u64,
+        bytes: u64,
+        read_at: Instant,
+    },
+    End,
+    ReadFailed(io::Error),
+    Signal(i32),
+}
+
+/// Reads standard input line by line into `tx` (lines longer than `limit` are skipped and
+/// reported), then `End`.
+fn read_stdin(tx: mpsc::Sender<Event>, limit: u64) {
+    let stdin = io::stdin();
+    let mut reader = stdin.lock();
+    let mut number = 0u64;
+    loop {
+        number += 1;
+        let mut bytes = Vec::new();
+        let read = (&mut reader).take(limit + 1).read_until(b'\n', &mut bytes);
+        let read_at = Instant::now();
+        let event = match read {
+            Ok(0) => {
+                let _ = tx.send(Event::End);
+                return;
+            }
+            Ok(n) if bytes.last() != Some(&b'\n') && n as u64 > limit => {
+                let rest = reader.skip_until(b'\n').unwrap_or(0) as u64;
+                Event::TooLarge {
+                    number,
+                    bytes: n as u64 + rest,
+                    read_at,
+                }
+            }
+            Ok(_) => {
+                while bytes.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
+                    bytes.pop();
+                }
+                if number == 1 && bytes.starts_with(b"\xEF\xBB\xBF") {
+                    bytes.drain(..3);
+                }
+                if bytes.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                Event::Line {
+                    number,
+                    bytes,
+                    read_at,
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Event::ReadFailed(e));
+                return;
+            }
+        };
+        if tx.send(event).is_err() {
+            return;
+        }
+    }
+}
+
+/// One output line of a commit group.
+enum Answer {
+    Verdict(Verdict),
+    Rejected {
+        id: Option<String>,
+        line: u64,
+        reason: String,
+    },
+}
+
+#[derive(Default)]
+struct WatchCounts {
+    new: u64,
+    duplicates: u64,
+    rejected: u64,
+    latencies_us: Vec<u64>,
+}
+
+pub fn watch(a: WatchArgs) -> Result<ExitCode> {
+    anyhow::ensure!(a.max_group >= 1, "--max-group must be at least 1");
+    let terminal = terminal(ProgressArg::Auto, a.quiet);
+    let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;
+    let fields = fields(&a.id_field, &a.text_field, &a.date_field);
+    let mut fingerprinter = index.fingerprinter();
+
+    let (tx, rx) = mpsc::channel::<Event>();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("installing signal handlers")?;
+    let signal_tx = tx.clone();
+    std::thread::spawn(move || {
+        let mut seen = 0;
+        for signal in signals.forever() {
+            seen += 1;
+            if seen > 1 {
+                // The user insists: leave now. Acknowledged articles are durable anyway.
+                std::process::exit(130);
+            }
+            let _ = signal_tx.send(Event::Signal(signal));
+        }
+    });
+    let limit = a.max_record_bytes;
+    std::thread::spawn(move || read_stdin(tx, limit));
+
+    // Groups written to the log wait here for their sync; then their answers are printed.
+    // Deciding the next group overlaps with syncing this one.
+    let (ack_tx, ack_rx) = mpsc::sync_channel::<(feed::Syncer, Vec<(Answer, Instant)>)>(2);
+    let (all_matches, quiet, durability) = (a.all_matches, a.quiet, a.durability);
+    // With --durability process, this thread syncs the log every 100 ms, so that a slow
+    // fsync never holds up a verdict.
+    let latest: std::sync::Arc<std::sync::Mutex<Option<feed::Written>>> = Default::default();
+    let syncing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let background_sync = (durability == DurabilityArg::Process).then(|| {
+        let (latest, syncing) = (latest.clone(), syncing.clone());
+        std::thread::spawn(move || -> Result<()> {
+            use std::sync::atomic::Ordering;
+            while syncing.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(100));
+                let due = latest.lock().expect("sync lock").take();
+                if let Some(written) = due {
+                    written.sync()?;
+                }
+            }
+            Ok(())
+        })
+    });
+    let pending_sync = latest.clone();
+    let acknowledger = std::thread::spawn(move || -> Result<WatchCounts> {
+        let mut out = BufWriter::with_capacity(1 << 16, io::stdout());
+        let mut counts = WatchCounts::default();
+        for (syncer, mut answers) in ack_rx {
+            match durability {
+                DurabilityArg::Disk => syncer.sync()?,
+                DurabilityArg::Process => {
+                    let written = syncer.write()?;
+                    *pending_sync.lock().expect("sync lock") = Some(written);
+                }
+            }
+            for (answer, _) in &answers {
+                acknowledge(&mut out, answer, &mut counts, all_matches, quiet)
+                    .context("writing to standard output")?;
+            }
+            out.flush().context("writing to standard output")?;
+            let written = Instant::now();
+            counts.latencies_us.extend(
+                answers
+                    .drain(..)
+                    .map(|(_, read_at)| written.duration_since(read_at).as_micros() as u64),
+            );
+        }
+        Ok(counts)
+    });
+    let mut stop = None;
+    let decided = (|| -> Result<()> {
+        while stop.is_none() {
+            let Ok(first) = rx.recv() else { break };
+            let mut group = vec![first];
+            // Whatever has already arrived joins this commit group.
+            while group.len() < a.max_group
+                && !matches!(
+                    group.last(),
+                    Some(Event::End | Event::Signal(_) | Event::ReadFailed(_))
+                )
+            {
+                match rx.try_recv() {
+                    Ok(event) => group.push(event),
+                    Err(_) => break,
+                }
+            }
+            let mut answers = Vec::with_capacity(group.len());
+            for event in group {
+                match event {
+                    Event::Line {
+                        number,
+                        bytes,
+                        read_at,
+                    } => {
+                        let answer =
+                            decide(&mut index, &mut fingerprinter, &fields, number, &bytes)?;
+                        answers.push((answer, read_at));
+                    }
+                    Event::TooLarge {
+                        number,
+                        bytes,
+                        read_at,
+                    } => answers.push((
+                        Answer::Rejected {
+                            id: None,
+                            line: number,
+                            reason: format!(
+                                "record of at least {bytes} bytes exceeds the limit of {limit} bytes (--max-record-bytes)"
+                            ),
+                        },
+                        read_at,
+                    )),
+                    Event::End => stop = Some(None),
+                    Event::Signal(s) => stop = Some(Some(format!("signal {s}"))),
+                    Event::ReadFailed(e) => {
+                        stop = Some(Some(format!("reading standard input failed: {e}")))
+                    }
+                }
+            }
+            // Durable first, then acknowledged (by the acknowledging thread).
+            if ack_tx.send((index.write()?, answers)).is_err() {
+                break; // it failed: its error is returned below
+            }
+        }
+        Ok(())
+    })();
+    drop(ack_tx);
+    let acknowledged = acknowledger
+        .join()
+        .map_err(|_| anyhow::anyhow!("the acknowledging thread panicked"))?;
+    syncing.store(false, std::sync::atomic::Ordering::Release);
+    if let Some(thread) = background_sync {
+        thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the syncing thread panicked"))??;
+    }
+    // Whatever the durability, everything is on disk before watch exits.
+    if let Some(written) = latest.lock().expect("sync lock").take() {
+        written.sync()?;
+    }
+    decided?;
+    let mut counts = acknowledged?;
+    if !a.quiet {
+        let why = match stop.flatten() {
+            Some(why) => format!(" (stopped by {why})"),
+            None => String::new(),
+        };
+        terminal.println(&format!(
+            "neardup: watch: {} articles ({} new, {} duplicates), {} rejected{why}; verdict latency {}; the index holds {} articles",
+            counts.new + counts.duplicates,
+            counts.new,
+            counts.duplicates,
+            counts.rejected,
+            describe_latencies(&mut counts.latencies_us),
+            index.len(),
+        ));
+    }
+    Ok(if counts.rejected > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Writes one answer line and counts it.
+fn acknowledge(
+    out: &mut dyn Write,
+    answer: &Answer,
+    counts: &mut WatchCounts,
+    all_matches: bool,
+    quiet: bool,
+) -> io::Result<()> {
+    match answer {
+        Answer::Verdict(v) => {
+            match v.kind {
+                VerdictKind::New => counts.new += 1,
+                _ => counts.duplicates += 1,
+            }
+            feed::write_json_line(out, &VerdictRecord::new(v, false, all_matches))
+        }
+        Answer::Rejected { id, line, reason } => {
+            counts.rejected += 1;
+            if !quiet {
+                eprintln!("neardup: warning: <stdin>:{line}: {reason}");
+            }
+            feed::write_json_line(
+                out,
+                &RejectedRecord::new(id.as_deref(), *line, reason.clone()),
+            )
+        }
+    }
+}
+
+/// Parses, fingerprints and adds one input line.
+fn decide(
+    index: &mut FeedIndex,
+    fingerprinter: &mut neardup::pipeline::Fingerprinter,
+    fields: &FieldNames,
+    line: u64,
+    bytes: &[u8],
+) -> Result<Answer> {
+    let rejected = |id: Option<String>, reason: String| Answer::Rejected { id, line, reason };
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            return Ok(rejected(
+                None,
+                format!("invalid UTF-8 at byte {} of the record", e.valid_up_to()),
+            ));
+        }
+    };
+    let article = match Article::from_json(text, fields, fingerprinter, feed::now()) {
+        Ok(a) => a,
+        Err(kind) => return Ok(rejected(None, kind.to_string())),
+    };
+    Ok(match index.add(&article)? {
+        Some(v) => Answer::Verdict(v),
+        None => rejected(
+            Some(article.id),
+            "duplicate id: an article with this id is already indexed; this record is skipped"
+                .to_string(),
+        ),
+    })
+}
+
+/// `median X ms, p99 Y ms, max Z ms` (nearest-rank percentiles).
+fn describe_latencies(us: &mut [u64]) -> String {
+    if us.is_empty() {
+        return "n/a".to_string();
+    }
+    us.sort_unstable();
+    let rank = |p: f64| us[((p * us.len() as f64).ceil() as usize).clamp(1, us.len()) - 1];
+    let ms = |x: u64| Duration::from_micros(x).as_secs_f64() * 1e3;
+    format!(
+        "median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(rank(0.5)),
+        ms(rank(0.99)),
+        ms(us[us.len() - 1])
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("7d"), Ok(7 * 86_400));
+        assert_eq!(parse_duration("36h"), Ok(36 * 3600));
+        assert_eq!(parse_duration("90m"), Ok(5400));
+        assert_eq!(parse_duration("2w"), Ok(14 * 86_400));
+        assert_eq!(parse_duration("3600"), Ok(3600));
+        assert!(parse_duration("0d").is_err());
+        assert!(parse_duration("7 fortnights").is_err());
+        assert!(parse_duration("d").is_err());
+    }
+
+    #[test]
+    fn latency_percentiles_use_nearest_rank() {
+        let mut us: Vec<u64> = (1..=100).map(|x| x * 1000).collect();
+        assert_eq!(
+            describe_latencies(&mut us),
+            "median 50.00 ms, p99 99.00 ms, max 100.00 ms"
+        );
+        assert_eq!(describe_latencies(&mut []), "n/a");
+    }
+}

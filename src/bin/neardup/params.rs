@@ -1,0 +1,97 @@
+//! `neardup params`: the LSH banding a threshold gets, and its S-curve.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use neardup::eval::banding::banding_report;
+use neardup::eval::plot;
+use neardup::eval::report::{self, BandingRecord};
+use neardup::index::{DEFAULT_FN_WEIGHT, DEFAULT_FP_WEIGHT};
+
+use crate::eval::{PlotArgs, ReportFormat};
+
+pub const PARAMS_HELP: &str = "\
+How it works:
+  A MinHash signature of K slots is cut into b bands of r rows (b x r <= K). Two
+  documents become a candidate pair when all r slots of at least one band agree; for a
+  pair of Jaccard similarity s that happens with probability
+
+      P(s) = 1 - (1 - s^r)^b
+
+  an S-shaped curve. Pairs below the threshold that become candidates cost verification
+  time (false-positive mass FP, the area under the curve left of the threshold); pairs
+  above it that never become candidates are lost (false-negative mass FN, the area above
+  the curve right of it). neardup chooses the (b, r) minimizing
+  fp-weight x FP + fn-weight x FN: by default a miss counts 49 times a wasted candidate,
+  because every candidate is verified exactly anyway.
+
+  This command prints that choice (or the curve of --bands/--rows), the masses, and
+  P(candidate) over s, and draws the S-curve in --plots (params-s-curve.svg/png).
+  Use the printed bands and rows with 'neardup cluster --bands B --rows R'.
+
+Examples:
+  neardup params --threshold 0.5 --num-perm 128
+  neardup params --threshold 0.8 --bands 16 --rows 8 --no-plots
+  neardup params --threshold 0.3 --fp-weight 0.5 --fn-weight 0.5 --format json";
+
+#[derive(Debug, Args)]
+pub struct ParamsArgs {
+    /// The threshold the banding is for, in (0, 1].
+    #[arg(short, long, default_value_t = 0.5, value_name = "T")]
+    pub threshold: f64,
+    /// Slots of the MinHash signature.
+    #[arg(long, default_value_t = 128, value_name = "K")]
+    pub num_perm: usize,
+    /// Use this many bands (rows default to num-perm / bands).
+    #[arg(long, value_name = "B")]
+    pub bands: Option<usize>,
+    /// Use this many rows per band (bands default to num-perm / rows).
+    #[arg(long, value_name = "R")]
+    pub rows: Option<usize>,
+    /// Weight of the false-positive mass when choosing the banding.
+    #[arg(long, default_value_t = DEFAULT_FP_WEIGHT, value_name = "W")]
+    pub fp_weight: f64,
+    /// Weight of the false-negative mass when choosing the banding.
+    #[arg(long, default_value_t = DEFAULT_FN_WEIGHT, value_name = "W")]
+    pub fn_weight: f64,
+    /// Distance between the similarities of the table.
+    #[arg(long, default_value_t = 0.05, value_name = "STEP")]
+    pub step: f64,
+    /// Write to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE", help_heading = "Output")]
+    pub output: Option<PathBuf>,
+    /// A table for people, or one JSON document for programs.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table, help_heading = "Output")]
+    pub format: ReportFormat,
+    /// No message on standard error.
+    #[arg(short, long, help_heading = "Output")]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub plots: PlotArgs,
+}
+
+pub fn run(a: ParamsArgs) -> Result<ExitCode> {
+    let banding = banding_report(
+        a.threshold,
+        a.num_perm,
+        a.bands,
+        a.rows,
+        (a.fp_weight, a.fn_weight),
+        a.step,
+    )?;
+    let record = BandingRecord::new(&banding);
+    super::write_atomically(a.output.as_deref(), |w| match a.format {
+        ReportFormat::Table => report::write_banding_table(w, &record),
+        ReportFormat::Json => report::write_json(w, &record),
+    })?;
+    let written = a
+        .plots
+        .write(&[("params-s-curve", plot::s_curve_chart(&banding))])?;
+    if !a.quiet && !written.is_empty() {
+        let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+        eprintln!("neardup: charts: {}", names.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}

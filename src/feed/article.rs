@@ -1,0 +1,94 @@
+//! An incoming article, parsed and fingerprinted exactly as the batch pipeline does it.
+
+use crate::input::{self, DateValue, FieldNames, InputFormat, ProblemKind, Source};
+use crate::pipeline::{Fingerprint, Fingerprinter};
+
+/// An article ready to be checked against (or added to) an index.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Article {
+    /// Its id.
+    pub id: String,
+    /// Seconds since the Unix epoch: its date, or its arrival time when undated.
+    pub time: i64,
+    /// Whether `time` is the article's own date.
+    pub dated: bool,
+    /// Length of the text in bytes.
+    pub text_bytes: u64,
+    /// Shingle set and signature.
+    pub fingerprint: Fingerprint,
+    /// The date field's text when it could not be parsed (the arrival time is used).
+    pub unparsed_date: Option<String>,
+}
+
+impl Article {
+    /// An article from one JSON Lines record. `arrival` (seconds since the epoch) stands
+    /// in for a missing or unparsable date.
+    pub fn from_json(
+        line: &str,
+        fields: &FieldNames,
+        fingerprinter: &mut Fingerprinter,
+        arrival: i64,
+    ) -> Result<Article, ProblemKind> {
+        let r = input::parse_json_record(line, fields)?;
+        Article::new(r.id, &r.text, r.date, fingerprinter, arrival)
+    }
+
+    /// An article from one raw record of `source` (a JSON line or a whole text file).
+    pub fn from_record(
+        source: &Source,
+        bytes: &[u8],
+        fields: &FieldNames,
+        fingerprinter: &mut Fingerprinter,
+        arrival: i64,
+    ) -> Result<Article, ProblemKind> {
+        let text = std::str::from_utf8(bytes).map_err(|e| ProblemKind::InvalidUtf8 {
+            byte: e.valid_up_to(),
+        })?;
+        match source.format {
+            InputFormat::JsonLines => Article::from_json(text, fields, fingerprinter, arrival),
+            InputFormat::Text => {
+                let id = source
+                    .text_id
+                    .clone()
+                    .unwrap_or_else(|| source.name.to_string());
+                Article::new(id, text, None, fingerprinter, arrival)
+            }
+        }
+    }
+
+    fn new(
+        id: String,
+        text: &str,
+        date: Option<DateValue>,
+        fingerprinter: &mut Fingerprinter,
+        arrival: i64,
+    ) -> Result<Article, ProblemKind> {
+        let fingerprint = fingerprinter
+            .fingerprint(text)
+            .ok_or(ProblemKind::EmptyText)?;
+        let (date, unparsed_date) = match date {
+            None => (None, None),
+            Some(DateValue::Epoch(secs)) => (Some(secs as i64), None),
+            Some(DateValue::Text(t)) => match input::parse_date(&t) {
+                Some(d) => (Some(d), None),
+                None => (None, Some(t)),
+            },
+        };
+        Ok(Article {
+            id,
+            time: date.unwrap_or(arrival),
+            dated: date.is_some(),
+            text_bytes: text.len() as u64,
+            fingerprint,
+            unparsed_date,
+        })
+    }
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,549 @@
+//! The on-disk format of a feed index, version [`FORMAT_VERSION`].
+//!
+//! An index is a directory:
+//!
+//! * `index.meta`: magic `NDUPMETA`, format version, generation, settings, the
+//!   fingerprint check, CRC-32C of all before it. Written once by `create` and replaced atomically by `compact`
+//!   (temporary file, fsync, rename, fsync of the directory).
+//! * `articles.<generation>.log`: a 24-byte header (magic `NDUPLOG\n`, format version,
+//!   generation, CRC-32C) followed by framed article records, appended in the order the
+//!   articles were added. A frame is `u32 length`, `u32 CRC-32C of (length ‖ payload)`,
+//!   then the payload. Only `compact` writes a new generation.
+//! * `lock`: locked (advisory, `flock`) by the one process that may write.
+//!
+//! All integers are little-endian. An article payload:
+//!
+//! ```text
+//! offset  size  field
+//!      0     1  record kind (1 = article)
+//!      1     1  flags (bit 0: `time` is the article's own date, else its arrival time)
+//!      2     1  verdict (1 = new, 2 = duplicate)
+//!      3     1  reserved (0)
+//!      4     4  score of the best match (f32; exact Jaccard), 0 for new
+//!      8     4  estimated Jaccard of the best match (f32), 0 for new
+//!     12     8  time, seconds since the Unix epoch (i64)
+//!     20     8  text length in bytes
+//!     28     4  tokens
+//!     32     4  shingle-set size S
+//!     36     4  id length I
+//!     40     4  best-match id length M (0 for new)
+//!     44     4  cluster id length C
+//!     48  4·K   MinHash signature (K = num_perm u32 slots)
+//!      …   8·S  sorted shingle set (u64)
+//!      …     I  id (UTF-8), then M bytes of best-match id, then C bytes of cluster id
+//! ```
+
+use crate::index::LshParams;
+use crate::shingle::ShingleSpec;
+
+/// Version of the on-disk format. Bumped on any change that an older neardup could not read;
+/// `tests/feed.rs` pins it with a golden index.
+pub const FORMAT_VERSION: u32 = 1;
+
+pub(crate) const META_FILE: &str = "index.meta";
+pub(crate) const LOCK_FILE: &str = "lock";
+const META_MAGIC: &[u8; 8] = b"NDUPMETA";
+const LOG_MAGIC: &[u8; 8] = b"NDUPLOG\n";
+pub(crate) const LOG_HEADER_BYTES: u64 = 24;
+pub(crate) const FRAME_HEADER_BYTES: usize = 8;
+const RECORD_ARTICLE: u8 = 1;
+const PAYLOAD_HEADER_BYTES: usize = 48;
+
+/// The file name of a generation's log.
+pub(crate) fn log_file_name(generation: u64) -> String {
+    format!("articles.{generation}.log")
+}
+
+/// The generation of a log file name, if it is one.
+pub(crate) fn parse_log_file_name(name: &str) -> Option<u64> {
+    name.strip_prefix("articles.")?
+        .strip_suffix(".log")?
+        .parse()
+        .ok()
+}
+
+/// What a verdict is about: how far two articles may differ and still count as one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Level {
+    /// Near-copies: exact Jaccard of the shingle sets at or above the threshold.
+    Copy,
+}
+
+impl Level {
+    /// The name used on the command line and in statistics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Copy => "copy",
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Level::Copy => 1,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Level> {
+        match code {
+            1 => Some(Level::Copy),
+            _ => None,
+        }
+    }
+}
+
+/// The settings an index is created with; fixed for its lifetime.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexSettings {
+    /// What counts as the same article.
+    pub level: Level,
+    /// Shingles.
+    pub shingle: ShingleSpec,
+    /// Signature slots.
+    pub num_perm: usize,
+    /// Seed of the sketch's hash functions.
+    pub seed: u64,
+    /// Lowest exact Jaccard of a duplicate.
+    pub threshold: f64,
+    /// LSH banding.
+    pub lsh: LshParams,
+    /// Largest LSH bucket whose members are all compared with a new article; in larger
+    /// ones only the newest `bucket_cap − 1` are.
+    pub bucket_cap: usize,
+    /// Articles older than this many seconds (before the article being checked) do not
+    /// match it, and `compact` removes those older than this before the newest article.
+    pub window: Option<u64>,
+}
+
+/// The decoded `index.meta`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Meta {
+    pub generation: u64,
+    pub settings: IndexSettings,
+    /// A hash of the fingerprint of [`PROBE_TEXT`] made when the index was created: stored
+    /// signatures and shingle sets are only comparable with new ones while the tokenizer,
+    /// shingles and sketch give the same result.
+    pub fingerprint_check: u64,
+}
+
+/// A text that exercises the tokenizer (case, accents, punctuation, digits, joiners,
+/// scripts without spaces), fingerprinted to detect a change of algorithm.
+pub(crate) const PROBE_TEXT: &str = "Zürich, 3 Jan. (Reuters) — The central bank's \
+    rate rose 0.5% to 4,25 per cent; l'économie « ralentit », 中国央行周二宣布 降息。 \
+    ÉCOLE école Ǆ ǆ ﬁne café́ e-mail co-operate #tags @user https://x.example/a?b=1";
+
+/// The fingerprint check of a fingerprint (see [`Meta::fingerprint_check`]).
+pub(crate) fn fingerprint_check(fingerprint: Option<&crate::pipeline::Fingerprint>) -> u64 {
+    let mut bytes = Vec::new();
+    if let Some(f) = fingerprint {
+        bytes.extend(f.set.iter().flat_map(|x| x.to_le_bytes()));
+        bytes.extend(f.signature.iter().flat_map(|x| x.to_le_bytes()));
+        bytes.extend((f.tokens as u64).to_le_bytes());
+    }
+    xxhash_rust::xxh3::xxh3_64(&bytes)
+}
+
+fn crc(bytes: &[u8]) -> u32 {
+    crc32c::crc32c(bytes)
+}
+
+pub(crate) fn encode_meta(meta: &Meta) -> Vec<u8> {
+    let s = &meta.settings;
+    let mut out = Vec::with_capacity(80);
+    out.extend_from_slice(META_MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&meta.generation.to_le_bytes());
+    out.push(s.level.code());
+    let (kind, n) = match s.shingle {
+        ShingleSpec::Words(n) => (1u8, n),
+        ShingleSpec::Chars(n) => (2u8, n),
+    };
+    out.push(kind);
+    out.extend_from_slice(&(n as u16).to_le_bytes());
+    out.extend_from_slice(&(s.num_perm as u32).to_le_bytes());
+    out.extend_from_slice(&s.seed.to_le_bytes());
+    out.extend_from_slice(&s.threshold.to_le_bytes());
+    out.extend_from_slice(&(s.lsh.bands as u32).to_le_bytes());
+    out.extend_from_slice(&(s.lsh.rows as u32).to_le_bytes());
+    out.extend_from_slice(&(s.bucket_cap as u32).to_le_bytes());
+    out.extend_from_slice(&s.window.unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(&meta.fingerprint_check.to_le_bytes());
+    let sum = crc(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out
+}
+
+/// Little-endian reads from a byte slice, failing on a short input.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or("truncated")?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        Ok(self.take(N)?.try_into().expect("length checked"))
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.array::<1>()?[0])
+    }
+    fn u16(&mut self) -> Result<u16, String> {
+        self.array().map(u16::from_le_bytes)
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        self.array().map(u32::from_le_bytes)
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        self.array().map(u64::from_le_bytes)
+    }
+    fn i64(&mut self) -> Result<i64, String> {
+        self.array().map(i64::from_le_bytes)
+    }
+    fn f32(&mut self) -> Result<f32, String> {
+        self.array().map(f32::from_le_bytes)
+    }
+    fn f64(&mut self) -> Result<f64, String> {
+        self.array().map(f64::from_le_bytes)
+    }
+    fn str(&mut self, n: usize) -> Result<&'a str, String> {
+        std::str::from_utf8(self.take(n)?).map_err(|_| "an id is not UTF-8".to_string())
+    }
+}
+
+/// Decodes `index.meta`; the error says what is wrong.
+pub(crate) fn decode_meta(bytes: &[u8]) -> Result<Meta, String> {
+    if bytes.len() < 12 || &bytes[..8] != META_MAGIC {
+        return Err("not a neardup index (index.meta has no neardup header)".into());
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(format!(
+            "index format version {version}, but this neardup reads version {FORMAT_VERSION}"
+        ));
+    }
+    let (body, sum) = bytes.split_at(bytes.len().saturating_sub(4));
+    if sum.len() != 4 || crc(body) != u32::from_le_bytes(sum.try_into().expect("4 bytes")) {
+        return Err("index.meta is corrupt (checksum mismatch)".into());
+    }
+    let mut r = Reader {
+        bytes: body,
+        at: 12,
+    };
+    let generation = r.u64()?;
+    let level = r.u8()?;
+    let level = Level::from_code(level)
+        .ok_or_else(|| format!("unknown level code {level} (made by a newer neardup?)"))?;
+    let kind = r.u8()?;
+    let n = r.u16()? as usize;
+    let shingle = match kind {
+        1 => ShingleSpec::Words(n),
+        2 => ShingleSpec::Chars(n),
+        other => return Err(format!("unknown shingle kind {other}")),
+    };
+    let num_perm = r.u32()? as usize;
+    let seed = r.u64()?;
+    let threshold = r.f64()?;
+    let bands = r.u32()? as usize;
+    let rows = r.u32()? as usize;
+    let bucket_cap = r.u32()? as usize;
+    let window = Some(r.u64()?).filter(|&w| w > 0);
+    let fingerprint_check = r.u64()?;
+    if r.at != body.len() {
+        return Err("index.meta has trailing bytes".into());
+    }
+    Ok(Meta {
+        generation,
+        settings: IndexSettings {
+            level,
+            shingle,
+            num_perm,
+            seed,
+            threshold,
+            lsh: LshParams { bands, rows },
+            bucket_cap,
+            window,
+        },
+        fingerprint_check,
+    })
+}
+
+pub(crate) fn encode_log_header(generation: u64) -> [u8; LOG_HEADER_BYTES as usize] {
+    let mut out = [0u8; LOG_HEADER_BYTES as usize];
+    out[..8].copy_from_slice(LOG_MAGIC);
+    out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out[12..20].copy_from_slice(&generation.to_le_bytes());
+    let sum = crc(&out[..20]);
+    out[20..].copy_from_slice(&sum.to_le_bytes());
+    out
+}
+
+pub(crate) fn check_log_header(bytes: &[u8], generation: u64) -> Result<(), String> {
+    if bytes.len() < LOG_HEADER_BYTES as usize || &bytes[..8] != LOG_MAGIC {
+        return Err("the article log has no neardup header".into());
+    }
+    if bytes[..LOG_HEADER_BYTES as usize] != encode_log_header(generation) {
+        return Err(format!(
+            "the article log header does not match generation {generation} and format version {FORMAT_VERSION}"
+        ));
+    }
+    Ok(())
+}
+
+/// The verdict stored with an article.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StoredVerdict {
+    New,
+    Duplicate,
+}
+
+/// One article record, borrowed from a payload.
+#[derive(Debug)]
+pub(crate) struct ArticleRecord<'a> {
+    pub dated: bool,
+    pub verdict: StoredVerdict,
+    pub score: f32,
+    pub estimated: f32,
+    pub time: i64,
+    pub text_bytes: u64,
+    pub tokens: u32,
+    /// Little-endian u32 slots.
+    pub signature: &'a [u8],
+    /// Little-endian u64 elements.
+    pub set: &'a [u8],
+    pub id: &'a str,
+    pub best_match: &'a str,
+    pub cluster: &'a str,
+}
+
+impl ArticleRecord<'_> {
+    /// The signature, decoded into `out`.
+    pub fn signature_into(&self, out: &mut Vec<u32>) {
+        out.clear();
+        out.extend(
+            self.signature
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))),
+        );
+    }
+
+    /// The shingle set, decoded into `out`.
+    pub fn set_into(&self, out: &mut Vec<u64>) {
+        out.clear();
+        out.extend(
+            self.set
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))),
+        );
+    }
+}
+
+/// Appends a framed article record to `out`.
+pub(crate) fn encode_article(out: &mut Vec<u8>, r: &ArticleRecord<'_>) {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; FRAME_HEADER_BYTES]);
+    out.push(RECORD_ARTICLE);
+    out.push(u8::from(r.dated));
+    out.push(match r.verdict {
+        StoredVerdict::New => 1,
+        StoredVerdict::Duplicate => 2,
+    });
+    out.push(0);
+    out.extend_from_slice(&r.score.to_le_bytes());
+    out.extend_from_slice(&r.estimated.to_le_bytes());
+    out.extend_from_slice(&r.time.to_le_bytes());
+    out.extend_from_slice(&r.text_bytes.to_le_bytes());
+    out.extend_from_slice(&r.tokens.to_le_bytes());
+    for len in [
+        r.set.len() / 8,
+        r.id.len(),
+        r.best_match.len(),
+        r.cluster.len(),
+    ] {
+        out.extend_from_slice(&(len as u32).to_le_bytes());
+    }
+    out.extend_from_slice(r.signature);
+    out.extend_from_slice(r.set);
+    out.extend_from_slice(r.id.as_bytes());
+    out.extend_from_slice(r.best_match.as_bytes());
+    out.extend_from_slice(r.cluster.as_bytes());
+    let payload_len = (out.len() - start - FRAME_HEADER_BYTES) as u32;
+    out[start..start + 4].copy_from_slice(&payload_len.to_le_bytes());
+    let sum = frame_crc(payload_len, &out[start + FRAME_HEADER_BYTES..]);
+    out[start + 4..start + 8].copy_from_slice(&sum.to_le_bytes());
+}
+
+fn frame_crc(payload_len: u32, payload: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc(&payload_len.to_le_bytes()), payload)
+}
+
+/// Checks a frame header and payload; returns the payload length the header claims.
+pub(crate) fn frame_payload_len(header: &[u8; FRAME_HEADER_BYTES]) -> u32 {
+    u32::from_le_bytes(header[..4].try_into().expect("4 bytes"))
+}
+
+/// Whether `payload` is what the frame header promised.
+pub(crate) fn frame_is_intact(header: &[u8; FRAME_HEADER_BYTES], payload: &[u8]) -> bool {
+    let len = frame_payload_len(header);
+    let sum = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+    len as usize == payload.len() && len > 0 && frame_crc(len, payload) == sum
+}
+
+/// Decodes an article payload for signatures of `num_perm` slots.
+pub(crate) fn decode_article(payload: &[u8], num_perm: usize) -> Result<ArticleRecord<'_>, String> {
+    let mut r = Reader {
+        bytes: payload,
+        at: 0,
+    };
+    let kind = r.u8()?;
+    if kind != RECORD_ARTICLE {
+        return Err(format!("unknown record kind {kind}"));
+    }
+    let dated = r.u8()? & 1 == 1;
+    let verdict = match r.u8()? {
+        1 => StoredVerdict::New,
+        2 => StoredVerdict::Duplicate,
+        other => return Err(format!("unknown verdict code {other}")),
+    };
+    r.u8()?;
+    let score = r.f32()?;
+    let estimated = r.f32()?;
+    let time = r.i64()?;
+    let text_bytes = r.u64()?;
+    let tokens = r.u32()?;
+    let set_len = r.u32()? as usize;
+    let id_len = r.u32()? as usize;
+    let match_len = r.u32()? as usize;
+    let cluster_len = r.u32()? as usize;
+    debug_assert_eq!(r.at, PAYLOAD_HEADER_BYTES);
+    let signature = r.take(num_perm * 4)?;
+    let set = r.take(set_len.checked_mul(8).ok_or("set size overflows")?)?;
+    let id = r.str(id_len)?;
+    let best_match = r.str(match_len)?;
+    let cluster = r.str(cluster_len)?;
+    if r.at != payload.len() {
+        return Err("record has trailing bytes".into());
+    }
+    Ok(ArticleRecord {
+        dated,
+        verdict,
+        score,
+        estimated,
+        time,
+        text_bytes,
+        tokens,
+        signature,
+        set,
+        id,
+        best_match,
+        cluster,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> IndexSettings {
+        IndexSettings {
+            level: Level::Copy,
+            shingle: ShingleSpec::Chars(7),
+            num_perm: 64,
+            seed: 9,
+            threshold: 0.75,
+            lsh: LshParams { bands: 10, rows: 6 },
+            bucket_cap: 500,
+            window: Some(604_800),
+        }
+    }
+
+    #[test]
+    fn meta_round_trips_and_rejects_damage() {
+        let meta = Meta {
+            generation: 3,
+            settings: settings(),
+            fingerprint_check: 0xDEAD_BEEF,
+        };
+        let bytes = encode_meta(&meta);
+        assert_eq!(decode_meta(&bytes).unwrap(), meta);
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x10;
+            assert!(
+                decode_meta(&bad).is_err(),
+                "flipping byte {i} goes unnoticed"
+            );
+        }
+        assert!(decode_meta(&bytes[..bytes.len() - 1]).is_err());
+        let mut newer = bytes.clone();
+        newer[8] = 99;
+        assert!(decode_meta(&newer).unwrap_err().contains("version 99"));
+    }
+
+    #[test]
+    fn article_round_trips_and_frames_catch_damage() {
+        let signature: Vec<u8> = (0..64u32).flat_map(|x| (x * 7).to_le_bytes()).collect();
+        let set: Vec<u8> = [3u64, 9, 1 << 60]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let record = ArticleRecord {
+            dated: true,
+            verdict: StoredVerdict::Duplicate,
+            score: 0.8125,
+            estimated: 0.75,
+            time: -5,
+            text_bytes: 1234,
+            tokens: 200,
+            signature: &signature,
+            set: &set,
+            id: "b-2",
+            best_match: "a-1",
+            cluster: "a-0",
+        };
+        let mut framed = Vec::new();
+        encode_article(&mut framed, &record);
+        let header: [u8; 8] = framed[..8].try_into().unwrap();
+        let payload = &framed[8..];
+        assert!(frame_is_intact(&header, payload));
+        let back = decode_article(payload, 64).unwrap();
+        assert_eq!(
+            (
+                back.id,
+                back.best_match,
+                back.cluster,
+                back.time,
+                back.score
+            ),
+            ("b-2", "a-1", "a-0", -5, 0.8125)
+        );
+        let mut slots = Vec::new();
+        back.signature_into(&mut slots);
+        assert_eq!(slots, (0..64u32).map(|x| x * 7).collect::<Vec<_>>());
+        let mut decoded = Vec::new();
+        back.set_into(&mut decoded);
+        assert_eq!(decoded, [3, 9, 1 << 60]);
+        for i in 0..payload.len() {
+            let mut bad = payload.to_vec();
+            bad[i] ^= 1;
+            assert!(!frame_is_intact(&header, &bad));
+        }
+        assert!(!frame_is_intact(&header, &payload[..payload.len() - 1]));
+        assert!(decode_article(payload, 65).is_err());
+    }
+
+    #[test]
+    fn log_file_names() {
+        assert_eq!(parse_log_file_name(&log_file_name(12)), Some(12));
+        assert_eq!(parse_log_file_name("articles.x.log"), None);
+        assert_eq!(parse_log_file_name("index.meta"), None);
+    }
+}

@@ -1,0 +1,500 @@
+//! The article log: framed records appended to one file, made durable in groups.
+//!
+//! Appended frames wait in memory until [`Log::write`] hands them, as one group, to a
+//! [`Syncer`], which writes them to the file and calls `fdatasync` (possibly on another
+//! thread while more articles are added); once it has returned, their articles are
+//! acknowledged. Reads find a frame wherever it is: pending, in a group being written,
+//! or in the file. After a crash the file may end
+//! in a partly written group: [`scan`] stops at the first frame that is incomplete or
+//! fails its checksum, and a writer truncates the file there. Nothing acknowledged can be
+//! in that tail, because a group is acknowledged only after it is synced as a whole.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use super::format::{self, FRAME_HEADER_BYTES, LOG_HEADER_BYTES};
+
+/// An unfinished tail longer than this is not a torn write but damage: a writer refuses
+/// to truncate it. Commit groups are kept well below it (see [`MAX_GROUP_BYTES`]).
+const MAX_TORN_TAIL: u64 = 256 << 20;
+/// A commit group is written as soon as it holds this many bytes.
+pub(crate) const MAX_GROUP_BYTES: usize = 32 << 20;
+
+/// The article log of one generation.
+#[derive(Debug)]
+pub(crate) struct Log {
+    file: Arc<File>,
+    path: PathBuf,
+    /// Length of the log once every group handed to a syncer is written: where the
+    /// pending frames start.
+    handed: u64,
+    /// Bytes of the file written by syncers (a prefix of `handed`).
+    written: Arc<AtomicU64>,
+    /// Groups handed to syncers and maybe not yet written: `(offset, frames)`.
+    in_flight: VecDeque<(u64, Arc<Vec<u8>>)>,
+    /// Frames appended since the last group was handed over.
+    pending: Vec<u8>,
+    /// A failed write leaves the file and memory out of step: nothing more is accepted.
+    failed: Arc<AtomicBool>,
+}
+
+/// Writes one group of frames to the log and makes it durable (`fdatasync`). It can be
+/// sent to another thread, so that writing and syncing overlap with adding the next
+/// articles; syncers must run in the order they were made.
+#[derive(Debug)]
+pub struct Syncer {
+    file: Arc<File>,
+    offset: u64,
+    frames: Arc<Vec<u8>>,
+    written: Arc<AtomicU64>,
+    failed: Arc<AtomicBool>,
+}
+
+impl Syncer {
+    /// Writes and syncs; when it returns, the group and every earlier one are durable.
+    pub fn sync(self) -> crate::Result<()> {
+        self.write()?.sync()
+    }
+
+    /// Writes the group to the file (the operating system's cache) without syncing: it
+    /// then survives the process being killed, but not a power loss until
+    /// [`Written::sync`] (or any later sync) has returned.
+    pub fn write(self) -> crate::Result<Written> {
+        self.write_io()
+            .map_err(|e| crate::Error::io("writing the article log", e))
+    }
+
+    fn write_io(self) -> io::Result<Written> {
+        match write_all_at(&self.file, &self.frames, self.offset) {
+            Ok(()) => {
+                // Frames below this are read from the file from now on.
+                self.written
+                    .store(self.offset + self.frames.len() as u64, Ordering::Release);
+                Ok(Written {
+                    file: self.file,
+                    failed: self.failed,
+                })
+            }
+            Err(e) => {
+                self.failed.store(true, Ordering::Release);
+                Err(e)
+            }
+        }
+    }
+
+    fn sync_io(self) -> io::Result<()> {
+        self.write_io()?.sync_io()
+    }
+}
+
+/// A group written to the log but not yet synced (see [`Syncer::write`]). Cloning it is
+/// cheap: a background thread may keep one to sync the log now and then.
+#[derive(Clone, Debug)]
+pub struct Written {
+    file: Arc<File>,
+    failed: Arc<AtomicBool>,
+}
+
+impl Written {
+    /// Syncs the log: this group and everything written before it are durable.
+    pub fn sync(&self) -> crate::Result<()> {
+        self.sync_io()
+            .map_err(|e| crate::Error::io("syncing the article log", e))
+    }
+
+    fn sync_io(&self) -> io::Result<()> {
+        let result = self.file.sync_data();
+        if result.is_err() {
+            self.failed.store(true, Ordering::Release);
+        }
+        result
+    }
+}
+
+/// Where the valid frames of a log end, and why scanning stopped there.
+#[derive(Debug)]
+pub(crate) struct ScanEnd {
+    /// Offset just past the last intact frame.
+    pub valid_len: u64,
+    /// Length of the file.
+    pub file_len: u64,
+}
+
+impl ScanEnd {
+    /// Bytes after the last intact frame: an unfinished write (or damage).
+    pub fn tail(&self) -> u64 {
+        self.file_len - self.valid_len
+    }
+}
+
+/// Creates a log file with its header, synced.
+pub(crate) fn create(path: &Path, generation: u64) -> io::Result<()> {
+    let mut file = File::options().write(true).create_new(true).open(path)?;
+    file.write_all(&format::encode_log_header(generation))?;
+    file.sync_all()
+}
+
+/// Reads every intact frame of the log at `path` in order, handing `(offset, payload)` to
+/// `visit` (which may stop the scan with an error). `on_bytes` is told of progress.
+pub(crate) fn scan(
+    file: &File,
+    generation: u64,
+    mut on_bytes: impl FnMut(u64),
+    mut visit: impl FnMut(u64, &[u8]) -> Result<(), String>,
+) -> Result<ScanEnd, String> {
+    let file_len = file.metadata().map_err(|e| e.to_string())?.len();
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut header = [0u8; LOG_HEADER_BYTES as usize];
+    reader
+        .read_exact(&mut header)
+        .map_err(|e| format!("reading the article log header: {e}"))?;
+    format::check_log_header(&header, generation)?;
+    let mut offset = LOG_HEADER_BYTES;
+    let mut payload = Vec::new();
+    loop {
+        let mut frame = [0u8; FRAME_HEADER_BYTES];
+        let len = format::frame_payload_len(match read_full(&mut reader, &mut frame) {
+            Ok(true) => &frame,
+            Ok(false) => break,
+            Err(e) => return Err(format!("reading the article log: {e}")),
+        }) as u64;
+        if len == 0 || offset + FRAME_HEADER_BYTES as u64 + len > file_len {
+            break;
+        }
+        payload.resize(len as usize, 0);
+        match read_full(&mut reader, &mut payload) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(format!("reading the article log: {e}")),
+        }
+        if !format::frame_is_intact(&frame, &payload) {
+            break;
+        }
+        visit(offset, &payload)?;
+        offset += FRAME_HEADER_BYTES as u64 + len;
+        on_bytes(FRAME_HEADER_BYTES as u64 + len);
+    }
+    Ok(ScanEnd {
+        valid_len: offset,
+        file_len,
+    })
+}
+
+/// Fills `buf`; `Ok(false)` if the input ends first.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+    match reader.read_exact(buf) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+impl Log {
+    /// Opens a log for reading only, up to `valid_len`.
+    pub fn open_read(path: &Path, file: File, valid_len: u64) -> Log {
+        Log {
+            file: Arc::new(file),
+            path: path.to_path_buf(),
+            handed: valid_len,
+            written: Arc::new(AtomicU64::new(valid_len)),
+            in_flight: VecDeque::new(),
+            pending: Vec::new(),
+            failed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Opens a scanned log for appending: an unfinished tail left by a crash is cut off
+    /// (and the cut synced); a longer damaged tail is refused.
+    pub fn open_write(path: &Path, file: File, end: &ScanEnd) -> Result<Log, String> {
+        if end.tail() > 0 {
+            if end.tail() > MAX_TORN_TAIL {
+                return Err(format!(
+                    "{} is damaged at byte {}: {} bytes after it cannot be read; \
+                     refusing to cut them off (copy the index aside before repairing it by hand)",
+                    path.display(),
+                    end.valid_len,
+                    end.tail()
+                ));
+            }
+            file.set_len(end.valid_len)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| format!("cutting off an unfinished write: {e}"))?;
+        }
+        Ok(Log::open_read(path, file, end.valid_len))
+    }
+
+    /// Appends a frame built by `encode` (which appends one frame to the vector it gets);
+    /// returns its offset and length. It is durable once a syncer made after this has run.
+    pub fn append(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> (u64, u32) {
+        let offset = self.handed + self.pending.len() as u64;
+        let before = self.pending.len();
+        encode(&mut self.pending);
+        (offset, (self.pending.len() - before) as u32)
+    }
+
+    /// Bytes appended and not yet handed to a syncer.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Hands every appended frame to a syncer, which writes them and makes them durable.
+    pub fn write(&mut self) -> io::Result<Syncer> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(io::Error::other(
+                "an earlier write to the index failed; reopen it",
+            ));
+        }
+        let written = self.written.load(Ordering::Acquire);
+        while self
+            .in_flight
+            .front()
+            .is_some_and(|(offset, frames)| offset + frames.len() as u64 <= written)
+        {
+            self.in_flight.pop_front();
+        }
+        let frames = Arc::new(std::mem::take(&mut self.pending));
+        let offset = self.handed;
+        self.handed += frames.len() as u64;
+        if !frames.is_empty() {
+            self.in_flight.push_back((offset, Arc::clone(&frames)));
+        }
+        Ok(Syncer {
+            file: Arc::clone(&self.file),
+            offset,
+            frames,
+            written: Arc::clone(&self.written),
+            failed: Arc::clone(&self.failed),
+        })
+    }
+
+    /// Writes and syncs every appended frame (and waits for nothing else: every syncer
+    /// made earlier must have run).
+    pub fn commit(&mut self) -> io::Result<()> {
+        self.write()?.sync_io()
+    }
+
+    /// The payload of the frame at `offset` of `len` bytes (frame included), read into
+    /// `buf` unless it is still in memory.
+    pub fn read<'a>(&'a self, offset: u64, len: u32, buf: &'a mut Vec<u8>) -> io::Result<&'a [u8]> {
+        let payload =
+            |frames: &'a [u8], at: usize| &frames[at + FRAME_HEADER_BYTES..at + len as usize];
+        if offset >= self.handed {
+            return Ok(payload(&self.pending, (offset - self.handed) as usize));
+        }
+        // Written frames are in the file (the syncer's release store orders its write
+        // before this load); later ones are still in their group's buffer.
+        if offset >= self.written.load(Ordering::Acquire) {
+            if let Some((start, frames)) = self
+                .in_flight
+                .iter()
+                .rev()
+                .find(|(start, _)| *start <= offset)
+            {
+                return Ok(payload(frames, (offset - start) as usize));
+            }
+        }
+        buf.resize(len as usize - FRAME_HEADER_BYTES, 0);
+        read_exact_at(&self.file, buf, offset + FRAME_HEADER_BYTES as u64)?;
+        Ok(buf)
+    }
+
+    /// The whole frame at `offset` (for copying it to another log).
+    pub fn read_frame<'a>(
+        &'a self,
+        offset: u64,
+        len: u32,
+        buf: &'a mut Vec<u8>,
+    ) -> io::Result<&'a [u8]> {
+        buf.resize(len as usize, 0);
+        read_exact_at(&self.file, buf, offset)?;
+        Ok(buf)
+    }
+
+    /// Length of the file once everything appended is written.
+    pub fn len(&self) -> u64 {
+        self.handed + self.pending.len() as u64
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(buf, offset)
+}
+
+#[cfg(unix)]
+fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(buf, offset)
+}
+
+#[cfg(windows)]
+fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = file.seek_write(buf, offset)?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = file.seek_read(buf, offset)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf = &mut buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// Syncs a directory so that a rename or a new file in it survives a crash.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir; // Windows offers no directory sync; renames are journaled by NTFS.
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to `dir/name` atomically: a temporary file, synced, renamed over the
+/// target, then the directory synced.
+pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    #[cfg(unix)]
+    {
+        // Temporary files are private; the index's files are as readable as the others.
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(dir.join(name)).map_err(|e| e.error)?;
+    sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::format::{ArticleRecord, StoredVerdict, encode_article};
+
+    fn frame(id: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_article(
+            &mut out,
+            &ArticleRecord {
+                dated: false,
+                verdict: StoredVerdict::New,
+                score: 0.0,
+                estimated: 0.0,
+                time: 1,
+                text_bytes: 3,
+                tokens: 1,
+                signature: &[1, 0, 0, 0],
+                set: &[2, 0, 0, 0, 0, 0, 0, 0],
+                id,
+                best_match: "",
+                cluster: id,
+            },
+        );
+        out
+    }
+
+    fn ids(path: &Path) -> (Vec<String>, ScanEnd) {
+        let file = File::open(path).unwrap();
+        let mut seen = Vec::new();
+        let end = scan(
+            &file,
+            0,
+            |_| {},
+            |_, payload| {
+                seen.push(format::decode_article(payload, 1).unwrap().id.to_string());
+                Ok(())
+            },
+        )
+        .unwrap();
+        (seen, end)
+    }
+
+    #[test]
+    fn every_cut_of_a_torn_write_is_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        create(&path, 0).unwrap();
+        let file = File::options().read(true).write(true).open(&path).unwrap();
+        let end = scan(&file, 0, |_| {}, |_, _| Ok(())).unwrap();
+        let mut log = Log::open_write(&path, file, &end).unwrap();
+        log.append(|v| v.extend_from_slice(&frame("a")));
+        log.commit().unwrap();
+        let durable = std::fs::read(&path).unwrap();
+        let second = frame("b");
+        // Every prefix of the second frame, and garbage or zeros instead of it, reads as
+        // the first frame alone; the writer then cuts the tail off.
+        let mut damaged: Vec<Vec<u8>> = (0..second.len()).map(|n| second[..n].to_vec()).collect();
+        damaged.push(vec![0; second.len()]);
+        let mut flipped = second.clone();
+        flipped[second.len() - 1] ^= 0xFF;
+        damaged.push(flipped);
+        for tail in damaged {
+            std::fs::write(&path, [&durable[..], &tail[..]].concat()).unwrap();
+            let (seen, end) = ids(&path);
+            assert_eq!(seen, ["a"]);
+            let file = File::options().read(true).write(true).open(&path).unwrap();
+            let mut log = Log::open_write(&path, file, &end).unwrap();
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().len(),
+                durable.len() as u64
+            );
+            log.append(|v| v.extend_from_slice(&second));
+            log.commit().unwrap();
+            assert_eq!(ids(&path).0, ["a", "b"]);
+        }
+    }
+
+    #[test]
+    fn pending_frames_are_readable_before_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        create(&path, 0).unwrap();
+        let file = File::options().read(true).write(true).open(&path).unwrap();
+        let end = scan(&file, 0, |_| {}, |_, _| Ok(())).unwrap();
+        let mut log = Log::open_write(&path, file, &end).unwrap();
+        let (offset, len) = log.append(|v| v.extend_from_slice(&frame("x")));
+        let mut buf = Vec::new();
+        let pending = log.read(offset, len, &mut buf).unwrap().to_vec();
+        assert_eq!(format::decode_article(&pending, 1).unwrap().id, "x");
+        // Handed to a syncer that has not run: still read from memory.
+        let syncer = log.write().unwrap();
+        let (second, second_len) = log.append(|v| v.extend_from_slice(&frame("y")));
+        assert_eq!(log.read(offset, len, &mut buf).unwrap(), &pending[..]);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), LOG_HEADER_BYTES);
+        syncer.sync().unwrap();
+        assert_eq!(log.read(offset, len, &mut buf).unwrap(), &pending[..]);
+        log.commit().unwrap();
+        let y = log.read(second, second_len, &mut buf).unwrap();
+        assert_eq!(format::decode_article(y, 1).unwrap().id, "y");
+        assert_eq!(ids(&path).0, ["x", "y"]);
+    }
+}

@@ -1,0 +1,247 @@
+//! Output records of the feed commands (the only `Serialize` types of the feed index).
+//!
+//! Every record carries `schema_version` ([`crate::report::SCHEMA_VERSION`]); scores are
+//! rounded to 4 decimals, as in batch output.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::{IndexStats, Match, Verdict};
+use crate::report::SCHEMA_VERSION;
+
+fn round4(x: f32) -> f64 {
+    (f64::from(x) * 10_000.0).round() / 10_000.0
+}
+
+/// The verdict on one article: one JSON line.
+#[derive(Debug, Serialize)]
+pub struct VerdictRecord<'a> {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The article.
+    pub id: &'a str,
+    /// `new` or `duplicate`.
+    pub verdict: &'static str,
+    /// The best match's id (`null` when new).
+    #[serde(rename = "match")]
+    pub best_match: Option<&'a str>,
+    /// Exact Jaccard with the best match (`null` when new).
+    pub score: Option<f64>,
+    /// The article's cluster: its best match's cluster, or its own id when new.
+    pub cluster: &'a str,
+    /// Queries only: the article was already indexed, and this is the verdict it got.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indexed: Option<bool>,
+    /// With `--all-matches`: every match at or above the threshold, best first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matches: Option<Vec<MatchRecord<'a>>>,
+}
+
+/// One match in [`VerdictRecord::matches`].
+#[derive(Debug, Serialize)]
+pub struct MatchRecord<'a> {
+    /// The indexed article.
+    pub id: &'a str,
+    /// Exact Jaccard.
+    pub score: f64,
+    /// Its cluster.
+    pub cluster: &'a str,
+}
+
+impl<'a> VerdictRecord<'a> {
+    /// The record of a verdict; `query` adds the `indexed` field, `all_matches` the list.
+    pub fn new(verdict: &'a Verdict, query: bool, all_matches: bool) -> Self {
+        let best = verdict.best();
+        VerdictRecord {
+            schema_version: SCHEMA_VERSION,
+            id: &verdict.id,
+            verdict: verdict.kind.name(),
+            best_match: best.map(|m| m.id.as_str()),
+            score: best.map(|m| round4(m.score)),
+            cluster: &verdict.cluster,
+            indexed: query.then_some(verdict.already_indexed),
+            matches: all_matches.then(|| verdict.matches.iter().map(MatchRecord::new).collect()),
+        }
+    }
+}
+
+impl<'a> MatchRecord<'a> {
+    fn new(m: &'a Match) -> Self {
+        MatchRecord {
+            id: &m.id,
+            score: round4(m.score),
+            cluster: &m.cluster,
+        }
+    }
+}
+
+/// `watch`'s line for an input line that could not be checked (malformed, no text, an id
+/// already indexed), so that output lines pair with input lines.
+#[derive(Debug, Serialize)]
+pub struct RejectedRecord<'a> {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The article's id, when it could be read.
+    pub id: Option<&'a str>,
+    /// Always `rejected`.
+    pub verdict: &'static str,
+    /// 1-based input line.
+    pub line: u64,
+    /// Why.
+    pub reason: String,
+}
+
+impl<'a> RejectedRecord<'a> {
+    /// The record of a rejected input line.
+    pub fn new(id: Option<&'a str>, line: u64, reason: String) -> Self {
+        RejectedRecord {
+            schema_version: SCHEMA_VERSION,
+            id,
+            verdict: "rejected",
+            line,
+            reason,
+        }
+    }
+}
+
+/// `index stats` as one JSON object.
+#[derive(Debug, Serialize)]
+pub struct StatsRecord {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// On-disk format version.
+    pub format_version: u32,
+    /// Comparison level.
+    pub level: &'static str,
+    /// Shingles, e.g. `words:5`.
+    pub shingle: String,
+    /// Signature slots.
+    pub num_perm: usize,
+    /// Sketch seed.
+    pub seed: u64,
+    /// Duplicate threshold (exact Jaccard).
+    pub threshold: f64,
+    /// LSH bands.
+    pub bands: usize,
+    /// Rows per band.
+    pub rows: usize,
+    /// LSH bucket cap.
+    pub bucket_cap: usize,
+    /// Window in seconds (`null`: none).
+    pub window_seconds: Option<u64>,
+    /// Log generation.
+    pub generation: u64,
+    /// Articles indexed.
+    pub articles: u64,
+    /// Of which new when added.
+    pub new: u64,
+    /// Of which duplicates when added.
+    pub duplicates: u64,
+    /// Clusters with at least one duplicate.
+    pub clusters_with_duplicates: u64,
+    /// Articles older than the window.
+    pub expired: u64,
+    /// Oldest article time (seconds since the epoch).
+    pub oldest: Option<i64>,
+    /// Newest article time.
+    pub newest: Option<i64>,
+    /// Clock of the window.
+    pub clock: i64,
+    /// Bytes on disk.
+    pub disk_bytes: u64,
+    /// Approximate bytes of memory when open.
+    pub memory_bytes: u64,
+    /// Bytes of an unfinished write (left by a crash) ignored at opening.
+    pub unfinished_write_bytes: u64,
+}
+
+impl StatsRecord {
+    /// The record of an index's statistics.
+    pub fn new(s: &IndexStats) -> Self {
+        let settings = &s.settings;
+        StatsRecord {
+            schema_version: SCHEMA_VERSION,
+            format_version: super::FORMAT_VERSION,
+            level: settings.level.name(),
+            shingle: settings.shingle.to_string(),
+            num_perm: settings.num_perm,
+            seed: settings.seed,
+            threshold: settings.threshold,
+            bands: settings.lsh.bands,
+            rows: settings.lsh.rows,
+            bucket_cap: settings.bucket_cap,
+            window_seconds: settings.window,
+            generation: s.generation,
+            articles: s.articles,
+            new: s.new,
+            duplicates: s.duplicates,
+            clusters_with_duplicates: s.clusters_with_duplicates,
+            expired: s.expired,
+            oldest: s.time_range.map(|r| r.0),
+            newest: s.time_range.map(|r| r.1),
+            clock: s.clock,
+            disk_bytes: s.disk_bytes,
+            memory_bytes: s.memory_bytes,
+            unfinished_write_bytes: s.recovered_tail_bytes,
+        }
+    }
+}
+
+/// Writes one record as a JSON line.
+pub fn write_json_line<T: Serialize>(out: &mut dyn Write, record: &T) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, record)?;
+    out.write_all(b"\n")
+}
+
+/// Writes statistics as a two-column table for people.
+pub fn write_stats_table(out: &mut dyn Write, stats: &IndexStats) -> io::Result<()> {
+    let r = StatsRecord::new(stats);
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let date = |t: Option<i64>| {
+        or_dash(t.map(|t| {
+            chrono::DateTime::from_timestamp(t, 0).map_or(t.to_string(), |d| d.to_rfc3339())
+        }))
+    };
+    let rows: [(&str, String); 21] = [
+        ("format version", r.format_version.to_string()),
+        ("level", r.level.to_string()),
+        ("shingle", r.shingle.clone()),
+        ("num-perm", r.num_perm.to_string()),
+        ("seed", r.seed.to_string()),
+        ("threshold", r.threshold.to_string()),
+        ("bands x rows", format!("{} x {}", r.bands, r.rows)),
+        ("bucket cap", r.bucket_cap.to_string()),
+        (
+            "window",
+            or_dash(r.window_seconds.map(|w| format!("{w} s"))),
+        ),
+        ("generation", r.generation.to_string()),
+        ("articles", r.articles.to_string()),
+        ("new when added", r.new.to_string()),
+        ("duplicates when added", r.duplicates.to_string()),
+        (
+            "clusters with duplicates",
+            r.clusters_with_duplicates.to_string(),
+        ),
+        ("expired (compact removes)", r.expired.to_string()),
+        ("oldest", date(r.oldest)),
+        ("newest", date(r.newest)),
+        ("clock", date(Some(r.clock))),
+        ("disk", format!("{:.1} MB", r.disk_bytes as f64 / 1e6)),
+        (
+            "memory when open",
+            format!("{:.1} MB", r.memory_bytes as f64 / 1e6),
+        ),
+        (
+            "unfinished write ignored",
+            format!("{} bytes", r.unfinished_write_bytes),
+        ),
+    ];
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
+    for (name, value) in rows {
+        table.add_row([name.to_string(), value]);
+    }
+    writeln!(out, "{table}")
+}

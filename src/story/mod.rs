@@ -1,0 +1,364 @@
+//! Story level: copies, updates and rewrites of one news story, kept apart from
+//! look-alike stories (templated reports, running stories on other days).
+//!
+//! The flow, after the batch pipeline has read the documents:
+//!
+//! 1. [`features`]: while each document is read, its content words, names, figures with
+//!    their template slot, and weekdays ([`StoryDoc`]);
+//! 2. [`stats`]: document frequencies counted in the same pass (or loaded from a file);
+//! 3. candidates: a **weighted** MinHash per document — each content word is repeated
+//!    `round((idf − 3) / 0.5)` times (a lower floor than 3 below 1,000 documents) before Fast Similarity Sketching, so slot agreement
+//!    estimates the weighted Jaccard (integer weights make weighted Jaccard a plain Jaccard
+//!    of the expanded sets; words in over ~5% of documents weigh nothing here) — and LSH
+//!    banding tuned for a low threshold (0.2 by default: 64 bands of 2 slots);
+//! 4. [`score`]: the components of every candidate pair — weighted word and name overlap,
+//!    shared text (word shingles), figures, figures that differ in the same slot, weekdays;
+//! 5. [`model`]: a fitted logistic decision, and the pair's kind (copy, update, rewrite);
+//! 6. [`link`]: average-linkage clusters, whose representative is the earliest article.
+//!
+//! With a time window, pairs of dated articles further apart are never matched.
+
+pub mod features;
+pub mod link;
+pub mod model;
+pub mod output;
+pub mod score;
+pub mod stats;
+
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+
+pub use features::{Extractor, StoryDoc};
+pub use link::StoryCluster;
+pub use model::{COMPONENT_NAMES, Components, Kind, Model};
+pub use stats::StoryStats;
+
+use crate::cluster::RepresentativeRule;
+use crate::corpus::Corpus;
+use crate::index::{self, LshParams};
+use crate::sketch::Sketcher;
+use crate::verify::intersection_size;
+
+/// Width of one weight unit in the expanded sets of the weighted sketch.
+const WEIGHT_QUANTUM: f64 = 0.5;
+/// IDF subtracted from every word's weight in the weighted sketch, in a corpus of at
+/// least [`FULL_FLOOR_DOCUMENTS`]: words in more than about 1 document in 20 (`ln 20 ≈ 3`)
+/// would fill LSH buckets with every article of a section while adding little to the
+/// weighted Jaccard. Smaller corpora get a proportionally lower floor (buckets stay small,
+/// and a 5-document corpus has no common words to speak of). Scoring uses every word.
+const SKETCH_IDF_FLOOR: f64 = 3.0;
+/// Corpus size from which the whole [`SKETCH_IDF_FLOOR`] applies.
+const FULL_FLOOR_DOCUMENTS: f64 = 1000.0;
+/// Weights of the LSH error masses at the story level: the candidate threshold is low,
+/// so false candidates are far more numerous than at the near-copy level.
+const STORY_LSH_WEIGHTS: (f64, f64) = (0.1, 0.9);
+
+/// Settings of the story level.
+#[derive(Clone, Debug)]
+pub struct StorySettings {
+    /// Dated articles further apart than this many seconds are never one story.
+    pub window: Option<i64>,
+    /// Score against statistics loaded from this file instead of this run's.
+    pub stats_in: Option<PathBuf>,
+    /// Write the statistics used to this file.
+    pub stats_out: Option<PathBuf>,
+    /// The decision.
+    pub model: Model,
+    /// Weighted Jaccard (of the words above the sketch's IDF floor) at which a pair
+    /// becomes a candidate with probability ≈ 0.93.
+    pub candidate_threshold: f64,
+    /// Largest LSH bucket expanded into all its pairs (see [`crate::index`]).
+    pub bucket_cap: usize,
+    /// Slots of the weighted signature.
+    pub num_perm: usize,
+}
+
+impl Default for StorySettings {
+    fn default() -> Self {
+        StorySettings {
+            window: None,
+            stats_in: None,
+            stats_out: None,
+            model: Model::fitted(),
+            candidate_threshold: 0.2,
+            bucket_cap: 100,
+            num_perm: 128,
+        }
+    }
+}
+
+/// A pair decided to be one story.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StoryPair {
+    /// First document (smaller id).
+    pub a: u32,
+    /// Second document.
+    pub b: u32,
+    /// Probability of one story under the model.
+    pub probability: f32,
+    /// What led to it.
+    pub components: Components,
+    /// Copy, update or rewrite.
+    pub kind: Kind,
+}
+
+/// What the story level found.
+#[derive(Debug)]
+pub struct StoryOutcome {
+    /// Same-story pairs, ordered by (id a, id b).
+    pub pairs: Vec<StoryPair>,
+    /// Every scored candidate `(a, b, probability)`, same order (a < b by id).
+    pub scored: Vec<link::Link>,
+    /// Clusters, largest first.
+    pub clusters: Vec<StoryCluster>,
+    /// The statistics scored against.
+    pub stats: StoryStats,
+    /// The story features of every document (index = document).
+    pub docs: Vec<StoryDoc>,
+    /// Banding of the weighted signatures.
+    pub lsh: LshParams,
+    /// Candidate pairs dropped by the time window.
+    pub outside_window: u64,
+}
+
+/// The expanded set whose Jaccard is the IDF-weighted Jaccard of the content words.
+pub fn weighted_elements(doc: &StoryDoc, stats: &StoryStats, out: &mut Vec<u64>) {
+    out.clear();
+    let floor = SKETCH_IDF_FLOOR * (stats.documents() as f64 / FULL_FLOOR_DOCUMENTS).min(1.0);
+    for &t in &doc.terms {
+        let weight = (stats.idf(t) - floor).max(0.0);
+        let copies = (weight / WEIGHT_QUANTUM).round() as u64;
+        out.extend((0..copies).map(|c| t ^ c.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+    }
+}
+
+/// The score components of documents `a` and `b` (indices into `corpus` and `docs`).
+pub fn pair_components(
+    corpus: &Corpus,
+    docs: &[StoryDoc],
+    stats: &StoryStats,
+    a: u32,
+    b: u32,
+) -> std::io::Result<Components> {
+    let (wa, wb) = (
+        score::Weighted::new(&docs[a as usize], stats),
+        score::Weighted::new(&docs[b as usize], stats),
+    );
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    let sa = corpus.set(a, &mut x)?;
+    let sb = corpus.set(b, &mut y)?;
+    Ok(score::components(&wa, &wb, shingle_overlap(sa, sb)))
+}
+
+fn shingle_overlap(sa: &[u64], sb: &[u64]) -> (f64, f64, f64) {
+    let common = intersection_size(sa, sb) as f64;
+    let ratio = |n: f64, d: f64| if d > 0.0 { n / d } else { 0.0 };
+    (
+        ratio(common, sa.len() as f64),
+        ratio(common, sb.len() as f64),
+        ratio(common, (sa.len() + sb.len()) as f64 - common),
+    )
+}
+
+/// Runs the story level over a read corpus: `docs[i]` are the features of document `i`.
+#[allow(clippy::too_many_arguments)] // the pipeline's frozen settings, passed apart
+pub fn run(
+    corpus: &Corpus,
+    docs: Vec<StoryDoc>,
+    stats: StoryStats,
+    settings: &StorySettings,
+    seed: u64,
+    rule: RepresentativeRule,
+    rank: &[u32],
+    on_progress: &(dyn Fn(u64) + Sync),
+) -> std::io::Result<StoryOutcome> {
+    let k = settings.num_perm;
+    let sketcher = Sketcher::new(k, seed ^ 0x0073_746f_7279);
+    let docs_owned = docs;
+    let docs = &docs_owned[..];
+    let mut signatures = vec![u32::MAX; docs.len() * k];
+    signatures
+        .par_chunks_mut(k)
+        .zip(docs.par_iter())
+        .for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(elements, scratch), (out, doc)| {
+                weighted_elements(doc, &stats, elements);
+                if !elements.is_empty() {
+                    sketcher.sketch(elements, scratch, out);
+                }
+            },
+        );
+    let lsh = index::optimal_params(
+        settings.candidate_threshold,
+        k,
+        STORY_LSH_WEIGHTS.0,
+        STORY_LSH_WEIGHTS.1,
+    );
+    // Documents without weighted content (all stop words) are never candidates.
+    let indexed: Vec<u32> = (0..docs.len() as u32)
+        .filter(|&d| {
+            signatures[d as usize * k..(d as usize + 1) * k]
+                .iter()
+                .any(|&v| v != u32::MAX)
+        })
+        .collect();
+    let signature = |d: u32| &signatures[d as usize * k..(d as usize + 1) * k];
+    let candidates = index::candidate_pairs_of(
+        &signature,
+        k,
+        &indexed,
+        lsh,
+        settings.bucket_cap,
+        rank,
+        &|| {},
+    );
+    let in_window = |a: u32, b: u32| match (settings.window, corpus.date(a), corpus.date(b)) {
+        (Some(w), Some(x), Some(y)) => (x - y).abs() <= w,
+        _ => true,
+    };
+    let pairs: Vec<(u32, u32)> = candidates
+        .pairs
+        .iter()
+        .copied()
+        .filter(|&(a, b)| in_window(a, b))
+        .collect();
+    let outside_window = (candidates.pairs.len() - pairs.len()) as u64;
+    // Three quarters of the candidate threshold on the sketch estimate: a cheap cut of the bucket
+    // mates that share little (2-slot bands let many through), before exact scoring.
+    let floor = settings.candidate_threshold * 0.75;
+    let pairs: Vec<(u32, u32)> = pairs
+        .into_par_iter()
+        .filter(|&(a, b)| crate::sketch::estimate_jaccard(signature(a), signature(b)) >= floor)
+        .collect();
+    drop(candidates);
+    let weighted: Vec<score::Weighted<'_>> = docs
+        .par_iter()
+        .map(|d| score::Weighted::new(d, &stats))
+        .collect();
+    let model = settings.model;
+    const CHUNK: usize = 4096;
+    type Scored = (link::Link, Option<StoryPair>);
+    let chunks: Vec<std::io::Result<Vec<Scored>>> = pairs
+        .par_chunks(CHUNK)
+        .map(|chunk| {
+            let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
+            let mut out = Vec::with_capacity(chunk.len());
+            for &(x, y) in chunk {
+                let (a, b) = if rank[x as usize] < rank[y as usize] {
+                    (x, y)
+                } else {
+                    (y, x)
+                };
+                let sa = corpus.set(a, &mut buf_a)?;
+                let sb = corpus.set(b, &mut buf_b)?;
+                let c = score::components(
+                    &weighted[a as usize],
+                    &weighted[b as usize],
+                    shingle_overlap(sa, sb),
+                );
+                let p = model.probability(&c);
+                let l = link::Link {
+                    a,
+                    b,
+                    probability: p as f32,
+                };
+                let pair = (p >= model.threshold).then(|| StoryPair {
+                    a,
+                    b,
+                    probability: p as f32,
+                    components: c,
+                    kind: Kind::of(&c),
+                });
+                out.push((l, pair));
+            }
+            on_progress(chunk.len() as u64);
+            Ok(out)
+        })
+        .collect();
+    drop(weighted);
+    let mut scored = Vec::with_capacity(pairs.len());
+    let mut accepted = Vec::new();
+    for chunk in chunks {
+        for (l, pair) in chunk? {
+            scored.push(l);
+            accepted.extend(pair);
+        }
+    }
+    let key = |a: u32, b: u32| (rank[a as usize], rank[b as usize]);
+    scored.par_sort_unstable_by_key(|l| key(l.a, l.b));
+    accepted.par_sort_unstable_by_key(|p| key(p.a, p.b));
+    let links: Vec<link::Link> = accepted
+        .iter()
+        .map(|p| link::Link {
+            a: p.a,
+            b: p.b,
+            probability: p.probability,
+        })
+        .collect();
+    let clusters = link::link(corpus, &scored, &links, model.threshold, rule, rank);
+    Ok(StoryOutcome {
+        pairs: accepted,
+        scored,
+        clusters,
+        stats,
+        docs: docs_owned,
+        lsh,
+        outside_window,
+    })
+}
+
+/// Parses a duration such as `72h`, `3d`, `90m`, `45s` or `1w` into seconds.
+pub fn parse_window(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 72h, 3d)"))?;
+    let scale = match unit.trim() {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} in {text:?} (s, m, h, d, w)"
+            ));
+        }
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_parse() {
+        assert_eq!(parse_window("72h"), Ok(259_200));
+        assert_eq!(parse_window("3d"), Ok(259_200));
+        assert_eq!(parse_window("90m"), Ok(5_400));
+        assert!(parse_window("3 fortnights").is_err());
+        assert!(parse_window("h").is_err());
+    }
+
+    #[test]
+    fn expanded_sets_weigh_rare_words_more() {
+        let mut x = Extractor::new();
+        let common = x.extract("market shares");
+        let rare = x.extract("market witkoff");
+        let mut stats = StoryStats::new();
+        for _ in 0..50 {
+            stats.add(&common);
+        }
+        stats.add(&rare);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        weighted_elements(&common, &stats, &mut a);
+        weighted_elements(&rare, &stats, &mut b);
+        assert!(b.len() > a.len(), "{} vs {}", b.len(), a.len());
+    }
+}

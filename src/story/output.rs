@@ -1,0 +1,319 @@
+//! Story-level output records (the story level's part of the output contract; see
+//! [`crate::report`] for the shared rules: `schema_version`, 4-decimal rounding).
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::{StoryOutcome, StoryPair};
+use crate::corpus::Corpus;
+use crate::pipeline::Outcome;
+use crate::report::{Format, SCHEMA_VERSION, round4, write_records};
+
+fn r4(x: f64) -> f64 {
+    round4(x as f32)
+}
+
+/// The score components of a pair, by name (see [`super::Components`]).
+#[derive(Debug, Serialize)]
+pub struct ComponentsRecord {
+    /// IDF-weighted Jaccard of the content words.
+    pub term_weighted_jaccard: f64,
+    /// IDF-weighted overlap of the content words over the smaller text's weight.
+    pub term_weighted_containment: f64,
+    /// Larger containment of the word shingles (shared text).
+    pub shingle_containment: f64,
+    /// Jaccard of the word shingles.
+    pub shingle_jaccard: f64,
+    /// IDF-weighted Jaccard of the names.
+    pub name_weighted_jaccard: f64,
+    /// Jaccard of the figures.
+    pub figure_jaccard: f64,
+    /// Shared quoted word pairs over the smaller text's.
+    pub quote_containment: f64,
+    /// Fraction of shared template slots filled with different figures.
+    pub figure_slot_conflict: f64,
+    /// 1 when the weekdays named conflict.
+    pub weekday_conflict: f64,
+    /// 1 when the first weekdays named differ.
+    pub first_weekday_differs: f64,
+    /// 1 when the first weekdays named are the same.
+    pub first_weekday_same: f64,
+}
+
+/// One same-story pair.
+#[derive(Debug, Serialize)]
+pub struct StoryPairRecord<'a> {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Always `story`.
+    pub level: &'static str,
+    /// The smaller id.
+    pub a: &'a str,
+    /// The larger id.
+    pub b: &'a str,
+    /// `copy`, `update` or `rewrite`.
+    pub kind: &'static str,
+    /// Probability of one story under the model.
+    pub score: f64,
+    /// What the score was computed from.
+    pub components: ComponentsRecord,
+}
+
+impl<'a> StoryPairRecord<'a> {
+    /// The record of a same-story pair.
+    pub fn new(corpus: &'a Corpus, p: &StoryPair) -> Self {
+        let c = p.components.0.map(r4);
+        StoryPairRecord {
+            schema_version: SCHEMA_VERSION,
+            level: "story",
+            a: corpus.id(p.a),
+            b: corpus.id(p.b),
+            kind: p.kind.name(),
+            score: round4(p.probability),
+            components: ComponentsRecord {
+                term_weighted_jaccard: c[0],
+                term_weighted_containment: c[1],
+                shingle_containment: c[2],
+                shingle_jaccard: c[3],
+                name_weighted_jaccard: c[4],
+                figure_jaccard: c[5],
+                quote_containment: c[6],
+                figure_slot_conflict: c[7],
+                weekday_conflict: c[8],
+                first_weekday_differs: c[9],
+                first_weekday_same: c[10],
+            },
+        }
+    }
+}
+
+/// Scores among a story cluster's same-story pairs.
+#[derive(Debug, Serialize)]
+pub struct StoryCohesion {
+    /// Lowest score.
+    pub min_score: f64,
+    /// Mean score.
+    pub mean_score: f64,
+}
+
+/// One member of a story cluster.
+#[derive(Debug, Serialize)]
+pub struct StoryMemberRecord<'a> {
+    /// The document id.
+    pub id: &'a str,
+    /// The record's other fields, as read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<&'a RawValue>,
+}
+
+/// One story cluster.
+#[derive(Debug, Serialize)]
+pub struct StoryClusterRecord<'a> {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Always `story`.
+    pub level: &'static str,
+    /// 1-based cluster number, largest first.
+    pub cluster: usize,
+    /// Number of members.
+    pub size: usize,
+    /// The member chosen by the representative rule (the earliest by default).
+    pub representative: &'a str,
+    /// Scores among the cluster's same-story pairs.
+    pub cohesion: StoryCohesion,
+    /// Members in id order.
+    pub members: Vec<StoryMemberRecord<'a>>,
+    /// The same-story pairs inside the cluster, each with its kind and components.
+    pub pairs: Vec<StoryPairRecord<'a>>,
+}
+
+/// Writes every same-story pair.
+pub fn write_pairs(
+    out: &mut dyn Write,
+    corpus: &Corpus,
+    story: &StoryOutcome,
+    format: Format,
+) -> io::Result<()> {
+    let records = story.pairs.iter().map(|p| StoryPairRecord::new(corpus, p));
+    let columns = [
+        "a",
+        "b",
+        "kind",
+        "score",
+        "term_weighted_jaccard",
+        "shingle_containment",
+        "name_weighted_jaccard",
+        "figure_slot_conflict",
+        "weekday_conflict",
+    ];
+    write_records(out, format, records, &columns, |p| {
+        let c = &p.components;
+        vec![vec![
+            p.a.to_string(),
+            p.b.to_string(),
+            p.kind.to_string(),
+            format!("{:.4}", p.score),
+            format!("{:.4}", c.term_weighted_jaccard),
+            format!("{:.4}", c.shingle_containment),
+            format!("{:.4}", c.name_weighted_jaccard),
+            format!("{:.4}", c.figure_slot_conflict),
+            format!("{:.0}", c.weekday_conflict),
+        ]]
+    })
+}
+
+/// Writes every story cluster (CSV and table: one row per member).
+pub fn write_clusters(
+    out: &mut dyn Write,
+    corpus: &Corpus,
+    story: &StoryOutcome,
+    format: Format,
+) -> io::Result<()> {
+    let records = story
+        .clusters
+        .iter()
+        .enumerate()
+        .map(|(i, c)| StoryClusterRecord {
+            schema_version: SCHEMA_VERSION,
+            level: "story",
+            cluster: i + 1,
+            size: c.members.len(),
+            representative: corpus.id(c.representative),
+            cohesion: StoryCohesion {
+                min_score: round4(c.min_probability),
+                mean_score: round4(c.mean_probability),
+            },
+            members: c
+                .members
+                .iter()
+                .map(|&d| StoryMemberRecord {
+                    id: corpus.id(d),
+                    metadata: corpus
+                        .metadata(d)
+                        .and_then(|m| serde_json::from_str(m).ok()),
+                })
+                .collect(),
+            pairs: c
+                .pairs
+                .iter()
+                .map(|&i| StoryPairRecord::new(corpus, &story.pairs[i]))
+                .collect(),
+        });
+    let columns = [
+        "cluster",
+        "size",
+        "representative",
+        "min_score",
+        "mean_score",
+        "member",
+    ];
+    write_records(out, format, records, &columns, |c| {
+        c.members
+            .iter()
+            .map(|m| {
+                vec![
+                    c.cluster.to_string(),
+                    c.size.to_string(),
+                    c.representative.to_string(),
+                    format!("{:.4}", c.cohesion.min_score),
+                    format!("{:.4}", c.cohesion.mean_score),
+                    m.id.to_string(),
+                ]
+            })
+            .collect()
+    })
+}
+
+/// Why `dedup --level story` dropped a record.
+#[derive(Debug, Serialize)]
+pub struct StoryDroppedRecord<'a> {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Always `story`.
+    pub level: &'static str,
+    /// The dropped document.
+    pub id: &'a str,
+    /// Where it was read from (`file:line`).
+    pub location: String,
+    /// The document kept in its place (its cluster's representative).
+    pub kept: &'a str,
+    /// The cluster number, as in `neardup cluster --level story` output.
+    pub cluster: usize,
+    /// The most similar member of its cluster.
+    pub best_match: &'a str,
+    /// How it relates to that member.
+    pub kind: &'static str,
+    /// Their score.
+    pub score: f64,
+}
+
+/// Writes the story-level dedup report.
+pub fn write_dropped(
+    out: &mut dyn Write,
+    outcome: &Outcome,
+    story: &StoryOutcome,
+    format: Format,
+) -> io::Result<()> {
+    let corpus = &outcome.corpus;
+    let mut dropped = Vec::new();
+    for (i, c) in story.clusters.iter().enumerate() {
+        for &doc in c.members.iter().filter(|&&d| d != c.representative) {
+            let best = c
+                .pairs
+                .iter()
+                .map(|&pi| &story.pairs[pi])
+                .filter(|p| p.a == doc || p.b == doc)
+                .max_by(|x, y| {
+                    x.probability.total_cmp(&y.probability).then_with(|| {
+                        let other = |p: &StoryPair| if p.a == doc { p.b } else { p.a };
+                        outcome.rank[other(y) as usize].cmp(&outcome.rank[other(x) as usize])
+                    })
+                });
+            let (best_match, kind, score) = match best {
+                Some(p) => (
+                    if p.a == doc { p.b } else { p.a },
+                    p.kind.name(),
+                    round4(p.probability),
+                ),
+                None => (c.representative, "", 0.0),
+            };
+            dropped.push(StoryDroppedRecord {
+                schema_version: SCHEMA_VERSION,
+                level: "story",
+                id: corpus.id(doc),
+                location: crate::pipeline::describe_location(
+                    &outcome.sources,
+                    corpus.location(doc),
+                ),
+                kept: corpus.id(c.representative),
+                cluster: i + 1,
+                best_match: corpus.id(best_match),
+                kind,
+                score,
+            });
+        }
+    }
+    dropped.sort_by(|x, y| x.id.cmp(y.id));
+    let columns = [
+        "id",
+        "kept",
+        "cluster",
+        "best_match",
+        "kind",
+        "score",
+        "location",
+    ];
+    write_records(out, format, dropped.into_iter(), &columns, |d| {
+        vec![vec![
+            d.id.to_string(),
+            d.kept.to_string(),
+            d.cluster.to_string(),
+            d.best_match.to_string(),
+            d.kind.to_string(),
+            format!("{:.4}", d.score),
+            d.location.clone(),
+        ]]
+    })
+}

@@ -1,0 +1,227 @@
+//! Corpus statistics for story matching: in how many documents each term and name occurs.
+//!
+//! Counted while the documents are read (one streaming pass, no second read), or loaded
+//! from a file written by an earlier run, so that a later run or the feed index scores
+//! against the same statistics.
+//!
+//! File format (all integers little-endian), version 1:
+//!
+//! ```text
+//! b"NDSTATS\0"  u32 version  u64 documents  u64 entries
+//! entries × (u64 key, u32 document frequency), keys strictly increasing
+//! u64 xxh3 of every byte before it
+//! ```
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io::{self, Read, Write};
+
+use xxhash_rust::xxh3::Xxh3;
+
+use super::features::StoryDoc;
+
+const MAGIC: &[u8; 8] = b"NDSTATS\0";
+/// Version of the statistics file format this build reads and writes.
+pub const STATS_VERSION: u32 = 1;
+
+/// Pseudo-documents added to the corpus size in inverse document frequencies: in a tiny
+/// corpus every term is then weighted about equally (stop words are left out anyway)
+/// instead of every shared term weighing nothing.
+pub const IDF_PRIOR_DOCUMENTS: f64 = 100.0;
+
+/// A hasher for keys that already are well-mixed 64-bit hashes (xxh3 of tokens): it
+/// passes them through instead of hashing them again.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).rotate_left(5);
+        }
+    }
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
+}
+
+/// Map from token-hash keys, without rehashing them.
+pub type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
+
+/// Document frequencies of terms and names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoryStats {
+    documents: u64,
+    df: KeyMap<u32>,
+}
+
+impl StoryStats {
+    /// Empty statistics.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts one more document.
+    pub fn add(&mut self, doc: &StoryDoc) {
+        self.documents += 1;
+        for &key in doc.terms.iter().chain(&doc.names) {
+            let n = self.df.entry(key).or_insert(0);
+            *n = n.saturating_add(1);
+        }
+    }
+
+    /// Number of documents counted.
+    pub fn documents(&self) -> u64 {
+        self.documents
+    }
+
+    /// Number of distinct terms and names.
+    pub fn len(&self) -> usize {
+        self.df.len()
+    }
+
+    /// Whether nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        self.df.is_empty()
+    }
+
+    /// In how many documents a term or name occurs.
+    pub fn df(&self, key: u64) -> u32 {
+        self.df.get(&key).copied().unwrap_or(0)
+    }
+
+    /// Inverse document frequency `ln((N + P) / (df + 1))`, with `P` =
+    /// [`IDF_PRIOR_DOCUMENTS`]: above 0 for every term, largest for the rarest.
+    pub fn idf(&self, key: u64) -> f64 {
+        ((self.documents as f64 + IDF_PRIOR_DOCUMENTS) / (f64::from(self.df(key)) + 1.0)).ln()
+    }
+
+    /// Writes the statistics in the versioned file format.
+    pub fn write_to(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut entries: Vec<(u64, u32)> = self.df.iter().map(|(&k, &v)| (k, v)).collect();
+        entries.sort_unstable();
+        let mut buf = Vec::with_capacity(28 + entries.len() * 12 + 8);
+        buf.extend_from_slice(MAGIC);
+        buf.extend_from_slice(&STATS_VERSION.to_le_bytes());
+        buf.extend_from_slice(&self.documents.to_le_bytes());
+        buf.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+        for (k, v) in entries {
+            buf.extend_from_slice(&k.to_le_bytes());
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        let mut hasher = Xxh3::new();
+        hasher.update(&buf);
+        buf.extend_from_slice(&hasher.digest().to_le_bytes());
+        out.write_all(&buf)
+    }
+
+    /// Reads statistics written by [`StoryStats::write_to`]; any other content is an
+    /// `InvalidData` error that says what is wrong.
+    pub fn read_from(input: &mut dyn Read) -> io::Result<Self> {
+        let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+        let mut buf = Vec::new();
+        input.read_to_end(&mut buf)?;
+        if buf.len() < 36 || &buf[..8] != MAGIC {
+            return Err(invalid("not a neardup statistics file".into()));
+        }
+        let u32_at = |i: usize| u32::from_le_bytes(buf[i..i + 4].try_into().expect("4 bytes"));
+        let u64_at = |i: usize| u64::from_le_bytes(buf[i..i + 8].try_into().expect("8 bytes"));
+        let version = u32_at(8);
+        if version != STATS_VERSION {
+            return Err(invalid(format!(
+                "statistics file version {version}; this neardup reads version {STATS_VERSION}"
+            )));
+        }
+        let documents = u64_at(12);
+        let entries = u64_at(20);
+        let expected_len = entries
+            .checked_mul(12)
+            .and_then(|n| n.checked_add(36))
+            .ok_or_else(|| invalid("corrupt entry count".into()))?;
+        if buf.len() as u64 != expected_len {
+            return Err(invalid(format!(
+                "statistics file is {} bytes, expected {expected_len} (truncated or corrupt)",
+                buf.len()
+            )));
+        }
+        let body = buf.len() - 8;
+        let mut hasher = Xxh3::new();
+        hasher.update(&buf[..body]);
+        if hasher.digest() != u64_at(body) {
+            return Err(invalid(
+                "statistics file checksum mismatch (corrupt)".into(),
+            ));
+        }
+        let mut df = KeyMap::with_capacity_and_hasher(entries as usize, Default::default());
+        let mut previous = None;
+        for i in 0..entries as usize {
+            let at = 28 + i * 12;
+            let key = u64_at(at);
+            if previous.is_some_and(|p| p >= key) {
+                return Err(invalid("statistics keys out of order (corrupt)".into()));
+            }
+            previous = Some(key);
+            df.insert(key, u32_at(at + 8));
+        }
+        Ok(StoryStats { documents, df })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> StoryStats {
+        let mut s = StoryStats::new();
+        s.add(&StoryDoc {
+            terms: vec![1, 2, 3],
+            names: vec![9],
+            ..StoryDoc::default()
+        });
+        s.add(&StoryDoc {
+            terms: vec![2, 3],
+            ..StoryDoc::default()
+        });
+        s
+    }
+
+    #[test]
+    fn counts_documents_per_term() {
+        let s = sample();
+        assert_eq!(
+            (s.documents(), s.df(1), s.df(2), s.df(9), s.df(7)),
+            (2, 1, 2, 1, 0)
+        );
+        assert!(s.idf(7) > s.idf(1) && s.idf(1) > s.idf(2) && s.idf(2) > 0.0);
+    }
+
+    #[test]
+    fn round_trips_and_pins_the_format() {
+        let s = sample();
+        let mut bytes = Vec::new();
+        s.write_to(&mut bytes).unwrap();
+        // Golden layout: header, 4 sorted entries, checksum.
+        assert_eq!(bytes.len(), 28 + 4 * 12 + 8);
+        assert_eq!(&bytes[..12], b"NDSTATS\0\x01\0\0\0");
+        assert_eq!(&bytes[28..40], &[1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(StoryStats::read_from(&mut &bytes[..]).unwrap(), s);
+    }
+
+    #[test]
+    fn rejects_damaged_files() {
+        let mut bytes = Vec::new();
+        sample().write_to(&mut bytes).unwrap();
+        let err = |b: &[u8]| StoryStats::read_from(&mut &b[..]).unwrap_err().to_string();
+        assert!(err(&bytes[..bytes.len() - 1]).contains("truncated"));
+        let mut flipped = bytes.clone();
+        flipped[30] ^= 1;
+        assert!(err(&flipped).contains("checksum"));
+        let mut future = bytes.clone();
+        future[8] = 2;
+        assert!(err(&future).contains("version 2"));
+        assert!(err(b"hello").contains("not a neardup statistics file"));
+    }
+}

@@ -1,0 +1,890 @@
+//! The feed index: equivalence with batch mode, durability under SIGKILL, the time window,
+//! and the `index` and `watch` commands end to end. (The golden on-disk format test is a
+//! unit test in `src/feed/mod.rs`.)
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use neardup::PipelineBuilder;
+use neardup::feed::{Access, Article, FeedIndex, IndexSettings, Level, VerdictKind};
+use neardup::input::{FieldNames, InputSpec};
+use neardup::progress::Silent;
+use neardup::shingle::ShingleSpec;
+
+use crate::util::*;
+
+/// A small reproducible generator (splitmix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// `n` articles: originals of 40–160 random words, and (about a third) copies of an
+/// earlier article with 0–30 % of their words replaced, so that similarities spread over
+/// the whole range around any threshold. Dates are one hour apart from `start`.
+fn corpus(seed: u64, n: usize, start: i64) -> Vec<serde_json::Value> {
+    let mut rng = Rng(seed);
+    let vocabulary = 3000;
+    let mut texts: Vec<Vec<u64>> = Vec::new();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let words: Vec<u64> = if i > 0 && rng.below(3) == 0 {
+            let source = &texts[rng.below(texts.len() as u64) as usize];
+            let rate = rng.below(300);
+            source
+                .iter()
+                .map(|&w| {
+                    if rng.below(1000) < rate {
+                        rng.below(vocabulary)
+                    } else {
+                        w
+                    }
+                })
+                .collect()
+        } else {
+            let len = 40 + rng.below(120);
+            (0..len).map(|_| rng.below(vocabulary)).collect()
+        };
+        let text: Vec<String> = words.iter().map(|w| format!("w{w}")).collect();
+        out.push(serde_json::json!({
+            "id": format!("doc-{i:05}"),
+            "date": start + 3600 * i as i64,
+            "text": text.join(" "),
+        }));
+        texts.push(words);
+    }
+    out
+}
+
+fn to_jsonl(records: &[serde_json::Value]) -> String {
+    records.iter().map(|r| r.to_string() + "\n").collect()
+}
+
+fn ordered(a: &str, b: &str) -> (String, String) {
+    if a < b {
+        (a.to_string(), b.to_string())
+    } else {
+        (b.to_string(), a.to_string())
+    }
+}
+
+/// Every pair `neardup pairs` reports, with its exact Jaccard.
+fn batch_pairs(path: &Path, builder: PipelineBuilder) -> BTreeMap<(String, String), f32> {
+    let outcome = builder
+        .build()
+        .unwrap()
+        .run(&[InputSpec::Path(path.to_path_buf())], &Silent)
+        .unwrap();
+    outcome
+        .pairs
+        .iter()
+        .map(|p| {
+            let key = ordered(outcome.corpus.id(p.a), outcome.corpus.id(p.b));
+            (key, p.jaccard)
+        })
+        .collect()
+}
+
+/// Every pair found by adding the JSON lines of `path` one by one, reopening the index
+/// half way (so that both the bulk-built and the incrementally grown tables are used).
+fn feed_pairs(
+    path: &Path,
+    dir: &Path,
+    settings: &IndexSettings,
+) -> BTreeMap<(String, String), f32> {
+    FeedIndex::create(dir, settings).unwrap();
+    let lines: Vec<String> = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut pairs = BTreeMap::new();
+    let fields = FieldNames::default();
+    for half in [&lines[..lines.len() / 2], &lines[lines.len() / 2..]] {
+        let mut index = FeedIndex::open(dir, Access::Write, &Silent).unwrap();
+        let mut fingerprinter = index.fingerprinter();
+        for (i, line) in half.iter().enumerate() {
+            let Ok(article) = Article::from_json(line, &fields, &mut fingerprinter, 0) else {
+                continue; // empty texts are skipped by both
+            };
+            let verdict = index.add(&article).unwrap().expect("ids are unique");
+            for m in &verdict.matches {
+                pairs.insert(ordered(&article.id, &m.id), m.score);
+            }
+            if i % 101 == 0 {
+                index.commit().unwrap();
+            }
+        }
+        index.commit().unwrap();
+    }
+    pairs
+}
+
+fn settings_of(builder: PipelineBuilder, window: Option<u64>) -> IndexSettings {
+    IndexSettings::new(builder.build().unwrap().settings(), Level::Copy, window).unwrap()
+}
+
+#[test]
+fn adding_article_by_article_finds_the_batch_pairs() {
+    let cases = [
+        (1, PipelineBuilder::new().threshold(0.5)),
+        (2, PipelineBuilder::new().threshold(0.3)),
+        (3, PipelineBuilder::new().threshold(0.8).num_perm(64)),
+        (
+            4,
+            PipelineBuilder::new()
+                .threshold(0.5)
+                .shingle(ShingleSpec::Chars(7)),
+        ),
+        (
+            5,
+            PipelineBuilder::new().threshold(0.6).lsh(Some(8), Some(2)),
+        ),
+    ];
+    for (seed, builder) in cases {
+        let s = Scratch::new();
+        let path = s.write("in.jsonl", to_jsonl(&corpus(seed, 600, 0)));
+        let batch = batch_pairs(&path, builder.clone());
+        let feed = feed_pairs(&path, &s.path("idx"), &settings_of(builder, None));
+        assert!(
+            batch.len() > 10,
+            "seed {seed}: the corpus has pairs ({})",
+            batch.len()
+        );
+        assert_eq!(feed, batch, "seed {seed}");
+    }
+}
+
+#[test]
+fn reuters_added_article_by_article_gives_the_batch_pairs() {
+    let Some(data) = data_dir() else { return };
+    let path = data.join("reuters21578.jsonl");
+    let s = Scratch::new();
+    let builder = PipelineBuilder::new().threshold(0.5);
+    let batch = batch_pairs(&path, builder.clone());
+    let feed = feed_pairs(&path, &s.path("idx"), &settings_of(builder, None));
+    assert!(batch.len() > 500);
+    let missing: Vec<_> = batch
+        .keys()
+        .filter(|k| !feed.contains_key(*k))
+        .take(5)
+        .collect();
+    let extra: Vec<_> = feed
+        .keys()
+        .filter(|k| !batch.contains_key(*k))
+        .take(5)
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
+    assert_eq!(feed, batch, "the same pairs with the same scores");
+}
+
+fn article(index: &FeedIndex, id: &str, text: &str, date: Option<i64>) -> Article {
+    let mut record = serde_json::json!({"id": id, "text": text});
+    if let Some(d) = date {
+        record["date"] = d.into();
+    }
+    Article::from_json(
+        &record.to_string(),
+        &FieldNames::default(),
+        &mut index.fingerprinter(),
+        1_000,
+    )
+    .unwrap()
+}
+
+#[test]
+fn verdicts_and_cluster_ids_are_stable() {
+    let s = Scratch::new();
+    let dir = s.path("idx");
+    FeedIndex::create(&dir, &settings_of(PipelineBuilder::new(), None)).unwrap();
+    let mut index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+    let rate = article(&index, "rate-1", RATE, None);
+    let v = index.add(&rate).unwrap().unwrap();
+    assert_eq!(
+        (v.kind, v.cluster.as_str(), v.matches.len()),
+        (VerdictKind::New, "rate-1", 0)
+    );
+    let copy = article(&index, "rate-2", RATE_COPY, None);
+    let v = index.add(&copy).unwrap().unwrap();
+    assert_eq!(v.kind, VerdictKind::Duplicate);
+    assert_eq!(
+        (v.best().unwrap().id.as_str(), v.cluster.as_str()),
+        ("rate-1", "rate-1")
+    );
+    // A copy of the copy joins the same cluster, whichever member it matches best.
+    let third = article(
+        &index,
+        "rate-3",
+        &RATE_COPY.replace("markets", "shares"),
+        None,
+    );
+    let v = index.add(&third).unwrap().unwrap();
+    assert_eq!(
+        (v.best().unwrap().id.as_str(), v.cluster.as_str()),
+        ("rate-2", "rate-1")
+    );
+    assert_eq!(v.matches.len(), 2);
+    assert!(v.matches[0].score >= v.matches[1].score);
+    let storm = article(&index, "storm-1", STORM, None);
+    assert_eq!(index.add(&storm).unwrap().unwrap().kind, VerdictKind::New);
+    // The same id again is refused, not added twice.
+    assert!(
+        index
+            .add(&article(&index, "rate-1", STORM_COPY, None))
+            .unwrap()
+            .is_none()
+    );
+    index.commit().unwrap();
+    drop(index);
+
+    let mut reader = FeedIndex::open(&dir, Access::Read, &Silent).unwrap();
+    assert_eq!(reader.len(), 4);
+    let again = reader.query(&third).unwrap();
+    assert!(again.already_indexed);
+    assert_eq!(
+        (again.kind, again.cluster.as_str()),
+        (VerdictKind::Duplicate, "rate-1")
+    );
+    assert_eq!(again.best().unwrap().id, "rate-2");
+    let probe = reader
+        .query(&article(&reader, "storm-2", STORM_COPY, None))
+        .unwrap();
+    assert_eq!(
+        (probe.cluster.as_str(), probe.already_indexed),
+        ("storm-1", false)
+    );
+    assert!(reader.add(&storm).is_err(), "a reader cannot add");
+    let stats = reader.stats();
+    assert_eq!(
+        (stats.new, stats.duplicates, stats.clusters_with_duplicates),
+        (2, 2, 1)
+    );
+}
+
+#[test]
+fn the_window_stops_old_articles_matching_and_compact_removes_them() {
+    let s = Scratch::new();
+    let dir = s.path("idx");
+    let day: i64 = 86_400;
+    let t0 = 1_700_000_000;
+    FeedIndex::create(&dir, &settings_of(PipelineBuilder::new(), Some(7 * 86_400))).unwrap();
+    let mut index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+    index
+        .add(&article(&index, "rate-old", RATE, Some(t0)))
+        .unwrap();
+    index
+        .add(&article(&index, "storm", STORM, Some(t0 + 5 * day)))
+        .unwrap();
+    // Six days later: within the window. Ten days later: too old to match.
+    let within = index
+        .query(&article(&index, "q1", RATE_COPY, Some(t0 + 6 * day)))
+        .unwrap();
+    assert_eq!(within.best().map(|m| m.id.as_str()), Some("rate-old"));
+    let late = article(&index, "rate-late", RATE_COPY, Some(t0 + 10 * day));
+    assert_eq!(index.add(&late).unwrap().unwrap().kind, VerdictKind::New);
+    index.commit().unwrap();
+    let stats = index.stats();
+    assert_eq!(
+        (stats.articles, stats.expired),
+        (3, 1),
+        "clock is the newest date"
+    );
+    let report = index.compact(&Silent).unwrap();
+    assert_eq!((report.removed, report.kept), (1, 2));
+    assert!(report.log_bytes.1 < report.log_bytes.0);
+    assert!(!index.contains("rate-old").unwrap() && index.contains("storm").unwrap());
+    // The index goes on after compaction, and reopens with the new generation only.
+    let copy = article(&index, "storm-copy", STORM_COPY, Some(t0 + 10 * day));
+    assert_eq!(index.add(&copy).unwrap().unwrap().cluster, "storm");
+    index.commit().unwrap();
+    drop(index);
+    let files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("articles."))
+        .collect();
+    assert_eq!(files, ["articles.1.log"]);
+    let reopened = FeedIndex::open(&dir, Access::Read, &Silent).unwrap();
+    assert_eq!((reopened.len(), reopened.stats().generation), (3, 1));
+}
+
+#[test]
+fn damage_is_refused_with_a_clear_error() {
+    let s = Scratch::new();
+    let dir = s.path("idx");
+    FeedIndex::create(&dir, &settings_of(PipelineBuilder::new(), None)).unwrap();
+    let meta = std::fs::read(dir.join("index.meta")).unwrap();
+    let mut bad = meta.clone();
+    bad[30] ^= 1;
+    std::fs::write(dir.join("index.meta"), &bad).unwrap();
+    let e = FeedIndex::open(&dir, Access::Read, &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("corrupt"), "{e}");
+    let mut newer = meta.clone();
+    newer[8] = 2;
+    std::fs::write(dir.join("index.meta"), &newer).unwrap();
+    let e = FeedIndex::open(&dir, Access::Read, &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("format version 2"), "{e}");
+    let e = FeedIndex::open(&s.path("nothing"), Access::Read, &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a neardup index"), "{e}");
+    let e = FeedIndex::create(&dir, &settings_of(PipelineBuilder::new(), None)).unwrap_err();
+    assert!(e.to_string().contains("not empty"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------
+// The command line.
+
+fn lines_of(out: &std::process::Output) -> Vec<serde_json::Value> {
+    json_lines(&stdout_of(out))
+}
+
+#[test]
+fn index_commands_end_to_end() {
+    let s = Scratch::new();
+    let idx = s.path("news.idx");
+    let created = neardup()
+        .args(["index", "create"])
+        .arg(&idx)
+        .args(["--window", "30d"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", stderr_of(&created));
+    assert!(stderr_of(&created).contains("34 bands x 3 rows"));
+    let first = s.jsonl("first.jsonl", &[("rate-1", RATE), ("storm-1", STORM)]);
+    let out = neardup()
+        .args(["index", "add"])
+        .arg(&idx)
+        .arg(&first)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    // The exact bytes of verdict lines are part of the contract.
+    insta::assert_snapshot!(stdout_of(&out), @r#"
+    {"schema_version":1,"id":"rate-1","verdict":"new","match":null,"score":null,"cluster":"rate-1"}
+    {"schema_version":1,"id":"storm-1","verdict":"new","match":null,"score":null,"cluster":"storm-1"}
+    "#);
+    let second = s.jsonl(
+        "second.jsonl",
+        &[
+            ("rate-2", RATE_COPY),
+            ("storm-1", STORM),
+            ("storm-2", STORM_COPY),
+        ],
+    );
+    let out = neardup()
+        .args(["index", "add", "--all-matches"])
+        .arg(&idx)
+        .arg(&second)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a repeated id is bad input");
+    assert!(
+        stderr_of(&out).contains("second.jsonl:2: duplicate id \"storm-1\""),
+        "{}",
+        stderr_of(&out)
+    );
+    let verdicts = lines_of(&out);
+    assert_eq!(verdicts.len(), 2);
+    assert_eq!(verdicts[0]["verdict"], "duplicate");
+    assert_eq!(
+        (
+            verdicts[0]["match"].as_str(),
+            verdicts[0]["cluster"].as_str()
+        ),
+        (Some("rate-1"), Some("rate-1"))
+    );
+    assert!(verdicts[0]["score"].as_f64().unwrap() > 0.5);
+    assert_eq!(verdicts[1]["matches"][0]["id"], "storm-1");
+
+    let probe = s.jsonl("probe.jsonl", &[("rate-2", RATE_COPY), ("new-rate", RATE)]);
+    let out = neardup()
+        .args(["index", "query"])
+        .arg(&idx)
+        .arg(&probe)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let verdicts = lines_of(&out);
+    assert_eq!(
+        (
+            verdicts[0]["indexed"].as_bool(),
+            verdicts[1]["indexed"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
+    assert_eq!(verdicts[1]["match"], "rate-1");
+
+    let out = neardup()
+        .args(["index", "stats"])
+        .arg(&idx)
+        .output()
+        .unwrap();
+    let stats = &lines_of(&out)[0];
+    assert_eq!(
+        (stats["articles"].as_u64(), stats["duplicates"].as_u64()),
+        (Some(4), Some(2))
+    );
+    assert_eq!(
+        (
+            stats["window_seconds"].as_u64(),
+            stats["format_version"].as_u64()
+        ),
+        (Some(2_592_000), Some(1))
+    );
+    let table = stdout_of(
+        &neardup()
+            .args(["index", "stats", "--format", "table"])
+            .arg(&idx)
+            .output()
+            .unwrap(),
+    );
+    assert!(table.contains("34 x 3") && table.contains("duplicates when added"));
+    let out = neardup()
+        .args(["index", "compact"])
+        .arg(&idx)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        stderr_of(&out).contains("removed 0 articles and kept 4"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn watch_answers_every_line_and_shuts_down_cleanly() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    neardup()
+        .args(["index", "create", "-q"])
+        .arg(&idx)
+        .assert()
+        .success();
+    let input = [
+        serde_json::json!({"id": "a", "text": RATE}).to_string(),
+        "{not json".to_string(),
+        String::new(),
+        serde_json::json!({"id": "b", "text": RATE_COPY}).to_string(),
+        serde_json::json!({"id": "a", "text": STORM}).to_string(),
+        serde_json::json!({"id": "c", "text": "  "}).to_string(),
+    ]
+    .join("\n");
+    let out = neardup()
+        .arg("watch")
+        .arg(&idx)
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "rejected lines make the exit code 2"
+    );
+    let answers = lines_of(&out);
+    let kinds: Vec<&str> = answers
+        .iter()
+        .map(|a| a["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["new", "rejected", "duplicate", "rejected", "rejected"]
+    );
+    assert_eq!(
+        (answers[1]["line"].as_u64(), answers[3]["id"].as_str()),
+        (Some(2), Some("a"))
+    );
+    assert!(
+        answers[4]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("empty text")
+    );
+    assert!(
+        stderr_of(&out).contains("verdict latency median"),
+        "{}",
+        stderr_of(&out)
+    );
+    let stats = &lines_of(
+        &neardup()
+            .args(["index", "stats"])
+            .arg(&idx)
+            .output()
+            .unwrap(),
+    )[0];
+    assert_eq!(stats["articles"], 2);
+}
+
+/// Waits until `watch` holds the index's lock (its pid is in the lock file).
+fn wait_for_lock(idx: &Path, pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(idx.join("lock"))
+        .unwrap_or_default()
+        .trim()
+        != pid.to_string()
+    {
+        assert!(Instant::now() < deadline, "watch did not take the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn one_writer_at_a_time_and_signals_stop_watch_cleanly() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    neardup()
+        .args(["index", "create", "-q"])
+        .arg(&idx)
+        .assert()
+        .success();
+    let mut watch = Command::new(assert_cmd::cargo::cargo_bin("neardup"))
+        .arg("watch")
+        .arg(&idx)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = watch.stdin.take().unwrap();
+    writeln!(stdin, "{}", serde_json::json!({"id": "a", "text": RATE})).unwrap();
+    stdin.flush().unwrap();
+    // The verdict arrives while watch keeps running.
+    let mut stdout = watch.stdout.take().unwrap();
+    let mut first = Vec::new();
+    let mut byte = [0u8];
+    while first.last() != Some(&b'\n') {
+        stdout.read_exact(&mut byte).unwrap();
+        first.push(byte[0]);
+    }
+    assert!(
+        String::from_utf8(first)
+            .unwrap()
+            .contains(r#""verdict":"new""#)
+    );
+    wait_for_lock(&idx, watch.id());
+    let f = s.jsonl("more.jsonl", &[("b", RATE_COPY)]);
+    let out = neardup()
+        .args(["index", "add"])
+        .arg(&idx)
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let message = stderr_of(&out);
+    assert!(
+        message.contains(&format!(
+            "is open for writing by another process (pid {})",
+            watch.id()
+        )),
+        "{message}"
+    );
+    // Readers run alongside the writer and see what it committed.
+    let out = neardup()
+        .args(["index", "query"])
+        .arg(&idx)
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(lines_of(&out)[0]["match"], "a");
+    // SIGTERM: a clean stop with the summary, exit code 0.
+    send_signal(watch.id(), "TERM");
+    let status = watch.wait().unwrap();
+    let mut err = String::new();
+    watch
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{status:?} {err}");
+    assert!(err.contains("stopped by signal"), "{err}");
+    drop(stdin);
+    // The lock is free again.
+    neardup()
+        .args(["index", "add", "-q"])
+        .arg(&idx)
+        .arg(&f)
+        .assert()
+        .success();
+}
+
+/// Sends a signal with the system's `kill` (the tests need no signal crate of their own).
+fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+// ---------------------------------------------------------------------------------------
+// Crash safety: SIGKILL at random moments.
+
+/// Runs `args` (with `stdin` as standard input when given), kills it with SIGKILL after
+/// `delay`, and returns the complete lines it printed: its acknowledged verdicts.
+fn run_and_kill(args: &[&std::ffi::OsStr], stdin: Option<&Path>, delay: Duration) -> Vec<String> {
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin("neardup"));
+    command
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    match stdin {
+        Some(path) => command.stdin(std::fs::File::open(path).unwrap()),
+        None => command.stdin(Stdio::null()),
+    };
+    let mut child = command.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    std::thread::sleep(delay);
+    let _ = child.kill(); // SIGKILL on Unix
+    child.wait().unwrap();
+    let text = reader.join().unwrap();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete.lines().map(str::to_string).collect()
+}
+
+fn crash_rounds() -> usize {
+    std::env::var("NEARDUP_CRASH_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(12)
+}
+
+/// Adds a corpus in runs killed with SIGKILL at random moments, alternating `index add`
+/// and `watch` (with both durabilities), each run going on from the first article not yet in the index. After
+/// every kill the index opens and holds every acknowledged article, with the verdict it
+/// was acknowledged with; once a last run completes, every verdict equals that of an index
+/// built without crashes (articles were added in the same order).
+#[test]
+fn acknowledged_articles_survive_sigkill_at_random_moments() {
+    let s = Scratch::new();
+    let rounds = crash_rounds();
+    let records = corpus(77, 3000.max(rounds * 250), 1_700_000_000);
+    let input = s.write("corpus.jsonl", to_jsonl(&records));
+    let idx = s.path("idx");
+    let reference = s.path("reference");
+    for dir in [&idx, &reference] {
+        neardup()
+            .args(["index", "create", "-q"])
+            .arg(dir)
+            .assert()
+            .success();
+    }
+    // Small commit groups: many moments to kill at between and during commits.
+    let started = Instant::now();
+    let clean = neardup()
+        .args(["index", "add", "-q", "--commit-every", "25"])
+        .arg(&reference)
+        .arg(&input)
+        .output()
+        .unwrap();
+    let full_run = started.elapsed();
+    let expected: HashMap<String, serde_json::Value> = lines_of(&clean)
+        .into_iter()
+        .map(|v| (v["id"].as_str().unwrap().to_string(), v))
+        .collect();
+    assert_eq!(expected.len(), records.len());
+
+    let seed = std::env::var("NEARDUP_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let mut rng = Rng(seed);
+    let mut acknowledged: HashMap<String, serde_json::Value> = HashMap::new();
+    // Each run is killed after starting up (~10 ms) and getting through a random part of
+    // its share of the rest; the speed is re-estimated from the runs so far, so that the
+    // corpus lasts about all the rounds whatever the machine's speed.
+    let mut per_ms = records.len() as f64 / full_run.as_millis().max(1) as f64;
+    let (mut progressed, mut run_ms) = (0usize, 0u64);
+    let mut held = 0;
+    let mut kills = 0;
+    for round in 0..rounds {
+        if held == records.len() {
+            break;
+        }
+        let share = (records.len() - held) as f64 / (rounds - round) as f64;
+        let span = (2.0 * share / per_ms).ceil() as u64 + 1;
+        let rest = s.write("rest.jsonl", to_jsonl(&records[held..]));
+        let delay = Duration::from_millis(10 + rng.below(span));
+        let held_before = held;
+        let lines = if round % 2 == 0 {
+            let args = ["index", "add", "-q", "--commit-every", "25"].map(std::ffi::OsStr::new);
+            run_and_kill(
+                &[&args[..], &[idx.as_os_str(), rest.as_os_str()]].concat(),
+                None,
+                delay,
+            )
+        } else {
+            // Both durabilities: a verdict after the fsync, or after the write to the OS.
+            let durability = if round % 4 == 1 { "disk" } else { "process" };
+            let args = [
+                "watch",
+                "-q",
+                "--max-group",
+                "25",
+                "--durability",
+                durability,
+            ]
+            .map(std::ffi::OsStr::new);
+            run_and_kill(
+                &[&args[..], &[idx.as_os_str()]].concat(),
+                Some(&rest),
+                delay,
+            )
+        };
+        kills += 1;
+        for line in lines {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_ne!(v["verdict"], "rejected", "{v}");
+            acknowledged.insert(v["id"].as_str().unwrap().to_string(), v);
+        }
+        let out = neardup()
+            .args(["index", "stats"])
+            .arg(&idx)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "round {round}: {}", stderr_of(&out));
+        held = lines_of(&out)[0]["articles"].as_u64().unwrap() as usize;
+        assert!(
+            held >= acknowledged.len(),
+            "round {round}: {held} < {}",
+            acknowledged.len()
+        );
+        progressed += held - held_before;
+        run_ms += (delay.as_millis() as u64).saturating_sub(10).max(1);
+        per_ms = (progressed.max(1) as f64 / run_ms as f64).max(0.01);
+        eprintln!(
+            "crash round {round}: killed after {delay:?}; {} acknowledged, {held} indexed",
+            acknowledged.len()
+        );
+    }
+    assert!(
+        kills >= rounds / 2,
+        "most runs were killed before the corpus was through"
+    );
+    assert!(
+        !acknowledged.is_empty(),
+        "some runs got far enough to acknowledge articles"
+    );
+    // Every acknowledged verdict is there, exactly as it was acknowledged.
+    let out = neardup()
+        .args(["index", "query", "-q"])
+        .arg(&idx)
+        .arg(&input)
+        .output()
+        .unwrap();
+    let stored: HashMap<String, serde_json::Value> = lines_of(&out)
+        .into_iter()
+        .map(|v| (v["id"].as_str().unwrap().to_string(), v))
+        .collect();
+    for (id, mut v) in acknowledged {
+        v["indexed"] = true.into();
+        assert_eq!(stored[&id], v, "acknowledged article {id}");
+    }
+    // Finish without a crash: the index equals the one built in one go.
+    let rest = s.write("rest.jsonl", to_jsonl(&records[held..]));
+    neardup()
+        .args(["index", "add", "-q"])
+        .arg(&idx)
+        .arg(&rest)
+        .assert()
+        .success();
+    let out = neardup()
+        .args(["index", "query", "-q"])
+        .arg(&idx)
+        .arg(&input)
+        .output()
+        .unwrap();
+    let verdicts = lines_of(&out);
+    assert_eq!(verdicts.len(), records.len());
+    for mut v in verdicts {
+        let id = v["id"].as_str().unwrap().to_string();
+        assert_eq!(v["indexed"], true);
+        v.as_object_mut().unwrap().remove("indexed");
+        assert_eq!(v, expected[&id], "final verdict of {id}");
+    }
+}
+
+/// Compaction killed at random moments leaves the old or the new generation in force,
+/// never a mix, and the index opens and takes new articles afterwards.
+#[test]
+fn compaction_survives_sigkill() {
+    let s = Scratch::new();
+    let records = corpus(78, 1500, 1_600_000_000);
+    let input = s.write("corpus.jsonl", to_jsonl(&records));
+    let mut rng = Rng(11);
+    for round in 0..crash_rounds().div_ceil(2) {
+        let idx = s.path(&format!("idx-{round}"));
+        neardup()
+            .args(["index", "create", "-q", "--window", "20d"])
+            .arg(&idx)
+            .assert()
+            .success();
+        neardup()
+            .args(["index", "add", "-q"])
+            .arg(&idx)
+            .arg(&input)
+            .assert()
+            .success();
+        let delay = Duration::from_millis(rng.below(150));
+        run_and_kill(
+            &["index".as_ref(), "compact".as_ref(), idx.as_os_str()],
+            None,
+            delay,
+        );
+        let out = neardup()
+            .args(["index", "stats"])
+            .arg(&idx)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let held = lines_of(&out)[0]["articles"].as_u64().unwrap();
+        // Dates are an hour apart: a 20-day window keeps the newest 481 articles.
+        assert!(
+            held == 1500 || held == 481,
+            "round {round}: {held} articles"
+        );
+        neardup()
+            .args(["index", "compact", "-q"])
+            .arg(&idx)
+            .assert()
+            .success();
+        let out = neardup()
+            .args(["index", "query", "-q"])
+            .arg(&idx)
+            .arg(&input)
+            .output()
+            .unwrap();
+        let verdicts = lines_of(&out);
+        let indexed = verdicts.iter().filter(|v| v["indexed"] == true).count();
+        assert_eq!(indexed, 481);
+        assert!(verdicts[..1019].iter().all(|v| v["indexed"] == false));
+    }
+}

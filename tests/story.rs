@@ -1,0 +1,349 @@
+//! The story level: rewrites of one story cluster, templated look-alikes and other days
+//! stay apart; statistics files, windows, determinism, the CLI.
+
+use std::collections::{HashMap, HashSet};
+
+use neardup::input::InputSpec;
+use neardup::progress::Silent;
+use neardup::{Level, PipelineBuilder};
+
+use crate::util::*;
+
+fn story_clusters(inputs: &[InputSpec]) -> (Vec<Vec<String>>, neardup::Outcome) {
+    let outcome = PipelineBuilder::new()
+        .level(Level::Story)
+        .build()
+        .unwrap()
+        .run(inputs, &Silent)
+        .unwrap();
+    let clusters = outcome
+        .story
+        .as_ref()
+        .unwrap()
+        .clusters
+        .iter()
+        .map(|c| {
+            c.members
+                .iter()
+                .map(|&d| outcome.corpus.id(d).to_string())
+                .collect()
+        })
+        .collect();
+    (clusters, outcome)
+}
+
+/// A daily report from one template: only the figures and the weekday change.
+fn market_report(day: &str, rate: &str, shortage: u32, help: u32) -> String {
+    format!(
+        "The Bank of England said it had revised its forecast of the shortage in the money \
+         market on {day} to {shortage} mln stg from an earlier estimate. The bank provided the \
+         market with {help} mln stg assistance in the morning session, buying bills at a rate \
+         of {rate} pct. Dealers said overnight interbank rates eased on {day} afternoon."
+    )
+}
+
+/// The founding case: five rewrites with word 5-gram Jaccard 0.00–0.08. The weighted
+/// sketch makes every pair a candidate and each is scored as a rewrite. (The committed
+/// model, fitted on BBC labels, does not yet decide them one story: see BENCHMARKS.md.)
+#[test]
+fn wire_story_fixtures_are_candidates_and_scored_as_rewrites() {
+    let outcome = PipelineBuilder::new()
+        .level(Level::Story)
+        .story(neardup::story::StorySettings {
+            model: neardup::story::Model {
+                threshold: 0.0,
+                ..neardup::story::Model::fitted()
+            },
+            ..Default::default()
+        })
+        .build()
+        .unwrap()
+        .run(&[InputSpec::Path(fixtures().join("wire-story"))], &Silent)
+        .unwrap();
+    let story = outcome.story.as_ref().unwrap();
+    assert_eq!(story.scored.len(), 10, "all 10 pairs are candidates");
+    assert_eq!(story.pairs.len(), 10);
+    for p in &story.pairs {
+        assert_eq!(p.kind, neardup::story::Kind::Rewrite, "{p:?}");
+        assert!(p.components.term_weighted_jaccard() > 0.2, "{p:?}");
+    }
+    // With every pair accepted, average linkage makes one cluster of five.
+    assert_eq!(story.clusters.len(), 1);
+    assert_eq!(story.clusters[0].members.len(), 5);
+}
+
+#[test]
+fn templated_reports_on_other_days_stay_apart_while_copies_join() {
+    let s = Scratch::new();
+    let monday = market_report("Monday", "9-7/8", 400, 215);
+    let tuesday = market_report("Tuesday", "10-1/4", 650, 98);
+    let wednesday = market_report("Wednesday", "9-15/16", 300, 371);
+    let monday_copy = format!("{monday} Reporting by the London desk.");
+    let f = s.jsonl(
+        "reports.jsonl",
+        &[
+            ("mon", &monday),
+            ("tue", &tuesday),
+            ("wed", &wednesday),
+            ("mon-copy", &monday_copy),
+            ("rate", RATE),
+            ("storm", STORM),
+        ],
+    );
+    let (clusters, outcome) = story_clusters(&[InputSpec::Path(f)]);
+    assert_eq!(
+        clusters,
+        vec![vec!["mon".to_string(), "mon-copy".to_string()]]
+    );
+    let pair = &outcome.story.as_ref().unwrap().pairs[0];
+    assert_eq!(pair.kind, neardup::story::Kind::Copy);
+}
+
+#[test]
+fn a_window_keeps_stories_days_apart_from_matching() {
+    let s = Scratch::new();
+    let record = |id: &str, date: &str, text: &str| {
+        serde_json::json!({"id": id, "date": date, "text": text}).to_string() + "\n"
+    };
+    let f = s.write(
+        "dated.jsonl",
+        [
+            record("a", "2024-03-01T08:00:00Z", RATE),
+            record("b", "2024-03-02T20:00:00Z", RATE_COPY),
+            record("c", "2024-03-20T08:00:00Z", RATE_COPY),
+        ]
+        .concat(),
+    );
+    let run = |window: Option<&str>| {
+        let mut cmd = neardup();
+        cmd.args(["cluster", "--level", "story"]).arg(&f);
+        if let Some(w) = window {
+            cmd.args(["--window", w]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        json_lines(&stdout_of(&out))
+    };
+    let all = run(None);
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["size"], 3);
+    let windowed = run(Some("72h"));
+    assert_eq!(windowed.len(), 1);
+    let members: Vec<&str> = windowed[0]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, ["a", "b"]);
+    // The earliest article represents its story.
+    assert_eq!(windowed[0]["representative"], "a");
+    let bad = neardup()
+        .args(["cluster", "--level", "story", "--window", "3 fortnights"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr_of(&bad).contains("duration"));
+}
+
+#[test]
+fn story_pairs_say_their_kind_and_components() {
+    let s = Scratch::new();
+    let f = s.jsonl("in.jsonl", &good_records());
+    let out = neardup()
+        .args(["pairs", "--level", "story"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let pairs = json_lines(&stdout_of(&out));
+    assert_eq!(pairs.len(), 2);
+    for p in &pairs {
+        assert_eq!(p["schema_version"], 1);
+        assert_eq!(p["level"], "story");
+        assert_eq!(p["kind"], "copy");
+        assert!(p["score"].as_f64().unwrap() > 0.5);
+        for name in neardup::story::COMPONENT_NAMES {
+            assert!(p["components"][name].is_number(), "{name} in {p}");
+        }
+    }
+    assert_eq!(
+        (pairs[0]["a"].as_str(), pairs[0]["b"].as_str()),
+        (Some("rate-1"), Some("rate-2"))
+    );
+    // Tables and dedup reports work at the story level too.
+    let table = neardup()
+        .args(["pairs", "--level", "story", "--format", "table"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(stdout_of(&table).contains("copy"));
+    let report = s.path("dropped.jsonl");
+    let dedup = neardup()
+        .args(["dedup", "--level", "story", "-o"])
+        .arg(s.path("kept.jsonl"))
+        .arg("--report")
+        .arg(&report)
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(dedup.status.success(), "{}", stderr_of(&dedup));
+    let dropped = json_lines(&std::fs::read_to_string(&report).unwrap());
+    let ids: HashSet<&str> = dropped.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    // Undated: the longer text of each pair is kept (the representative rule).
+    assert_eq!(ids, HashSet::from(["rate-1", "storm-1"]));
+    assert!(
+        dropped
+            .iter()
+            .all(|d| d["kind"] == "copy" && d["level"] == "story")
+    );
+}
+
+#[test]
+fn statistics_files_round_trip_and_score_the_same() {
+    let s = Scratch::new();
+    let f = s.jsonl("in.jsonl", &good_records());
+    let stats = s.path("corpus.stats");
+    let first = neardup()
+        .args(["pairs", "--level", "story", "--stats-out"])
+        .arg(&stats)
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", stderr_of(&first));
+    let again = neardup()
+        .args(["pairs", "--level", "story", "--stats"])
+        .arg(&stats)
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", stderr_of(&again));
+    assert_eq!(first.stdout, again.stdout);
+    std::fs::write(&stats, b"not statistics").unwrap();
+    let broken = neardup()
+        .args(["pairs", "--level", "story", "--stats"])
+        .arg(&stats)
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(
+        stderr_of(&broken).contains("not a neardup statistics file"),
+        "{}",
+        stderr_of(&broken)
+    );
+}
+
+#[test]
+fn story_output_is_identical_across_threads_and_input_orders() {
+    let s = Scratch::new();
+    let texts = [RATE, RATE_COPY, STORM, STORM_COPY];
+    let mut records: Vec<(String, String)> = Vec::new();
+    for i in 0..120 {
+        let mut words: Vec<&str> = texts[i % 4].split(' ').collect();
+        let n = words.len();
+        words.swap((i * 7) % n, (i * 3) % n);
+        words.truncate(n - i % 9);
+        records.push((format!("d{i:03}"), words.join(" ")));
+    }
+    let write = |name: &str, order: &mut dyn Iterator<Item = usize>| {
+        let recs: Vec<(&str, &str)> = order
+            .map(|i| (records[i].0.as_str(), records[i].1.as_str()))
+            .collect();
+        s.jsonl(name, &recs)
+    };
+    let forward = write("fwd.jsonl", &mut (0..120));
+    let backward = write("bwd.jsonl", &mut (0..120).rev());
+    let run = |f: &std::path::Path, threads: &str| {
+        let out = neardup()
+            .args(["cluster", "--level", "story", "--threads", threads])
+            .arg(f)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        out.stdout
+    };
+    let reference = run(&forward, "1");
+    assert!(!reference.is_empty());
+    assert_eq!(run(&forward, "2"), reference);
+    assert_eq!(run(&backward, "2"), reference);
+}
+
+#[test]
+fn help_teaches_the_story_level() {
+    let out = neardup().args(["help", "cluster"]).output().unwrap();
+    let help = stdout_of(&out);
+    for needle in [
+        "--level",
+        "story",
+        "--window",
+        "--stats-out",
+        "rewrite",
+        "72h",
+    ] {
+        assert!(help.contains(needle), "{needle} missing from help");
+    }
+}
+
+/// Acceptance 2 on real data: the committed model on the labelled BBC pairs, judged by
+/// story clusters over the whole corpus in one run (in-sample for the committed weights;
+/// BENCHMARKS.md has the cross-validated figure from examples/story_fit.rs).
+#[test]
+fn bbc_labelled_pairs_by_story_cluster() {
+    let Some(data) = data_dir() else { return };
+    let (clusters, _) = story_clusters(&[InputSpec::Path(data.join("bbc-news.jsonl"))]);
+    let mut cluster_of: HashMap<&str, usize> = HashMap::new();
+    for (i, c) in clusters.iter().enumerate() {
+        for id in c {
+            cluster_of.insert(id, i);
+        }
+    }
+    let labels = std::fs::read_to_string(data.join("labels/bbc-same-story.jsonl")).unwrap();
+    let (mut tp, mut fp, mut fn_) = (0, 0, 0);
+    for line in labels.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let same = v["same_story"].as_bool().unwrap();
+        let (a, b) = (
+            cluster_of.get(v["a"].as_str().unwrap()),
+            cluster_of.get(v["b"].as_str().unwrap()),
+        );
+        let together = a.is_some() && a == b;
+        match (together, same) {
+            (true, true) => tp += 1,
+            (true, false) => fp += 1,
+            (false, true) => fn_ += 1,
+            _ => {}
+        }
+        if v["label"] == "copy" {
+            assert!(together, "copies always share a story: {line}");
+        }
+    }
+    let precision = tp as f64 / (tp + fp) as f64;
+    let f1 = 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64;
+    eprintln!("bbc story clusters: P {precision:.3} F1 {f1:.3} (tp {tp} fp {fp} fn {fn_})");
+    // Pinned at the committed model's measured figures (BENCHMARKS.md), minus rounding.
+    assert!(
+        precision >= PINNED_PRECISION && f1 >= PINNED_F1,
+        "P {precision:.3} F1 {f1:.3}"
+    );
+}
+
+const PINNED_PRECISION: f64 = 0.77;
+const PINNED_F1: f64 = 0.80;
+
+/// On real data: mixed into a real corpus, no other article joins a fixture's story.
+#[test]
+fn fixtures_mixed_into_bbc_join_no_other_article() {
+    let Some(data) = data_dir() else { return };
+    let (clusters, _) = story_clusters(&[
+        InputSpec::Path(data.join("bbc-news.jsonl")),
+        InputSpec::Path(fixtures().join("wire-story")),
+    ]);
+    for c in clusters
+        .iter()
+        .filter(|c| c.iter().any(|id| id.ends_with(".txt")))
+    {
+        assert!(c.iter().all(|id| id.ends_with(".txt")), "{c:?}");
+    }
+}
