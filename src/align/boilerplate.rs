@@ -22,6 +22,47 @@ pub(crate) struct Window {
     pub last: u32,
 }
 
+/// The pipeline's shingles lying wholly inside a passage (on the first document's side),
+/// with the same hashes as in its shingle set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Windows {
+    /// Word shingles of `n` tokens over the passage's token hashes, hashed when asked
+    /// for (most are never needed).
+    Words { n: usize, tokens: Vec<u64> },
+    /// Character shingles, with the tokens each covers.
+    Chars(Vec<Window>),
+}
+
+impl Windows {
+    /// No shingle (the passage is shorter than one).
+    pub fn none() -> Self {
+        Windows::Chars(Vec::new())
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Windows::Words { n, tokens } => (tokens.len() + 1).saturating_sub(*n),
+            Windows::Chars(w) => w.len(),
+        }
+    }
+
+    /// The hash of window `i`.
+    pub fn hash(&self, i: usize) -> u64 {
+        match self {
+            Windows::Words { n, tokens } => word_shingle_hash(&tokens[i..i + n]),
+            Windows::Chars(w) => w[i].hash,
+        }
+    }
+
+    /// The first and last passage token of window `i`.
+    pub fn span(&self, i: usize) -> (usize, usize) {
+        match self {
+            Windows::Words { n, .. } => (i, i + n - 1),
+            Windows::Chars(w) => (w[i].first as usize, w[i].last as usize),
+        }
+    }
+}
+
 /// The shingles (of the pipeline's spec) lying wholly inside `tokens[range]` of the first
 /// document, the same hashes as in its shingle set.
 pub(crate) fn windows(
@@ -31,30 +72,25 @@ pub(crate) fn windows(
     hashes: &[u64],
     range: Range<usize>,
     tokenizer: &mut Tokenizer,
-) -> Vec<Window> {
-    let mut out = Vec::new();
+) -> Windows {
     match spec {
         ShingleSpec::Words(n) => {
             if hashes.len() <= n {
                 // The document is one shingle of all its tokens.
                 if range == (0..hashes.len()) {
-                    out.push(Window {
-                        hash: word_shingle_hash(hashes),
-                        first: 0,
-                        last: hashes.len() as u32 - 1,
-                    });
+                    return Windows::Words {
+                        n: hashes.len(),
+                        tokens: hashes.to_vec(),
+                    };
                 }
-                return out;
+                return Windows::none();
             }
             if range.len() < n {
-                return out;
+                return Windows::none();
             }
-            for i in range.start..=range.end - n {
-                out.push(Window {
-                    hash: word_shingle_hash(&hashes[i..i + n]),
-                    first: (i - range.start) as u32,
-                    last: (i + n - 1 - range.start) as u32,
-                });
+            Windows::Words {
+                n,
+                tokens: hashes[range].to_vec(),
             }
         }
         ShingleSpec::Chars(n) => {
@@ -76,20 +112,23 @@ pub(crate) fn windows(
                 count += 1;
             });
             if count as usize != range.len() || owner.len() <= n {
-                return out;
+                return Windows::none();
             }
             let (mut starts, mut hashes) = (Vec::new(), Vec::new());
             char_shingles(&normalized, n, &mut starts, &mut hashes);
-            for (c, &hash) in hashes.iter().enumerate() {
-                out.push(Window {
-                    hash,
-                    first: owner[c],
-                    last: owner[c + n - 1],
-                });
-            }
+            Windows::Chars(
+                hashes
+                    .iter()
+                    .enumerate()
+                    .map(|(c, &hash)| Window {
+                        hash,
+                        first: owner[c],
+                        last: owner[c + n - 1],
+                    })
+                    .collect(),
+            )
         }
     }
-    out
 }
 
 /// Shingle hashes are already uniformly spread: hash them as themselves.
@@ -132,11 +171,12 @@ pub(crate) struct DocumentFrequencies {
 }
 
 impl DocumentFrequencies {
-    /// Counts the windows of the passages in two passes over the corpus: first every
-    /// `stride`-th window of each passage (the sampled ones); then, around each run of
+    /// Counts the windows of the passages in two passes: first every `stride`-th window of
+    /// each passage (the sampled ones), over the whole corpus; then, around each run of
     /// common sampled windows, the windows up to the sampled neighbours that are not
-    /// common. Windows between two common sampled windows are not counted: they are taken
-    /// as common (see [`DocumentFrequencies::common`]).
+    /// common, over the documents that carry a common sampled window. Windows between two
+    /// common sampled windows are not counted: they are taken as common (see
+    /// [`DocumentFrequencies::common`]).
     pub fn count(
         corpus: &Corpus,
         passages: &[Vec<Found>],
@@ -145,9 +185,14 @@ impl DocumentFrequencies {
     ) -> io::Result<Self> {
         let stride = stride.max(1);
         let all = || passages.iter().flatten();
-        let sampled = all().flat_map(|f| f.windows.iter().step_by(stride).map(|w| w.hash));
+        let sampled = all().flat_map(|f| {
+            (0..f.windows.len())
+                .step_by(stride)
+                .map(|i| f.windows.hash(i))
+        });
+        let (counts, carriers) = count_in(corpus, sampled, None, Some(threshold))?;
         let mut this = DocumentFrequencies {
-            counts: count_in(corpus, sampled)?,
+            counts,
             stride,
             threshold,
         };
@@ -155,18 +200,24 @@ impl DocumentFrequencies {
             let mut edges: Vec<u64> = Vec::new();
             for f in all() {
                 let w = &f.windows;
-                let common = |i: usize| this.counted_common(w[i].hash);
-                for i in (0..w.len()).step_by(stride).filter(|&i| common(i)) {
-                    if i < stride || !common(i - stride) {
-                        edges.extend(w[i.saturating_sub(stride - 1)..i].iter().map(|x| x.hash));
+                let sampled: Vec<bool> = (0..w.len())
+                    .step_by(stride)
+                    .map(|i| this.counted_common(w.hash(i)))
+                    .collect();
+                for (k, _) in sampled.iter().enumerate().filter(|(_, c)| **c) {
+                    let i = k * stride;
+                    if k == 0 || !sampled[k - 1] {
+                        edges.extend((i.saturating_sub(stride - 1)..i).map(|x| w.hash(x)));
                     }
-                    if i + stride >= w.len() || !common(i + stride) {
-                        edges.extend(w[i + 1..(i + stride).min(w.len())].iter().map(|x| x.hash));
+                    if !sampled.get(k + 1).copied().unwrap_or(false) {
+                        edges.extend((i + 1..(i + stride).min(w.len())).map(|x| w.hash(x)));
                     }
                 }
             }
             edges.retain(|h| !this.counts.contains_key(h));
-            let more = count_in(corpus, edges.into_iter())?;
+            // Only the documents that carry a common sampled shingle are searched: the
+            // recurring text around it is theirs.
+            let (more, _) = count_in(corpus, edges.into_iter(), Some(&carriers), None)?;
             this.counts.extend(more);
         }
         Ok(this)
@@ -178,13 +229,12 @@ impl DocumentFrequencies {
 
     /// Which of a passage's windows are common: a sampled or an edge window when it
     /// occurs in at least `threshold` documents; a window between two common sampled
-    /// windows always.
-    pub fn common(&self, windows: &[Window]) -> Vec<bool> {
+    /// windows always; any other window never (it was not counted).
+    pub fn common(&self, windows: &Windows) -> Vec<bool> {
         let s = self.stride.max(1);
-        let sampled: Vec<bool> = windows
-            .iter()
+        let sampled: Vec<bool> = (0..windows.len())
             .step_by(s)
-            .map(|w| self.counted_common(w.hash))
+            .map(|i| self.counted_common(windows.hash(i)))
             .collect();
         (0..windows.len())
             .map(|i| {
@@ -192,8 +242,12 @@ impl DocumentFrequencies {
                 if i % s == 0 {
                     return sampled[k];
                 }
-                let between = sampled[k] && sampled.get(k + 1).copied().unwrap_or(false);
-                between || self.counted_common(windows[i].hash)
+                let next = sampled.get(k + 1).copied().unwrap_or(false);
+                match (sampled[k], next) {
+                    (true, true) => true,
+                    (false, false) => false,
+                    _ => self.counted_common(windows.hash(i)),
+                }
             })
             .collect()
     }
@@ -204,8 +258,15 @@ impl DocumentFrequencies {
     }
 }
 
-/// Counts, over every document of `corpus`, the documents holding each shingle of `wanted`.
-fn count_in(corpus: &Corpus, wanted: impl Iterator<Item = u64>) -> io::Result<IdentityMap<u32>> {
+/// Counts, over the documents `docs` of `corpus` (all of them when `None`), the documents
+/// holding each shingle of `wanted`. With `carriers_of`, also returns (sorted) the
+/// documents holding a shingle that reaches that count.
+fn count_in(
+    corpus: &Corpus,
+    wanted: impl Iterator<Item = u64>,
+    docs: Option<&[u32]>,
+    carriers_of: Option<u64>,
+) -> io::Result<(IdentityMap<u32>, Vec<u32>)> {
     let mut index: IdentityMap<u32> = HashMap::default();
     index.reserve(wanted.size_hint().0);
     for h in wanted {
@@ -213,7 +274,7 @@ fn count_in(corpus: &Corpus, wanted: impl Iterator<Item = u64>) -> io::Result<Id
         index.entry(h).or_insert(next);
     }
     if index.is_empty() {
-        return Ok(IdentityMap::default());
+        return Ok((IdentityMap::default(), Vec::new()));
     }
     // Most shingles of the corpus are not wanted: a bitmap on the top bits of the hash
     // (about 64 bits per wanted shingle, in the L2 cache for the usual sizes) turns most of
@@ -231,35 +292,60 @@ fn count_in(corpus: &Corpus, wanted: impl Iterator<Item = u64>) -> io::Result<Id
         let bit = (h >> shift) as usize;
         filter[bit / 64] & (1 << (bit % 64)) != 0
     };
-    let n = corpus.len();
-    let chunk = n.div_ceil(rayon::current_num_threads() * 4).max(1);
-    let counts = (0..n.div_ceil(chunk))
-        .into_par_iter()
-        .map(|c| -> io::Result<Vec<u32>> {
+    let all: Vec<u32>;
+    let docs = match docs {
+        Some(d) => d,
+        None => {
+            all = (0..corpus.len() as u32).collect();
+            &all
+        }
+    };
+    let chunk = docs.len().div_ceil(rayon::current_num_threads() * 4).max(1);
+    let keep_hits = carriers_of.is_some();
+    // Per chunk: counts per wanted slot, and (document, slot) hits when carriers are asked.
+    type Tally = (Vec<u32>, Vec<(u32, u32)>);
+    let (counts, hits) = docs
+        .par_chunks(chunk)
+        .map(|docs| -> io::Result<Tally> {
             let mut counts = vec![0u32; index.len()];
+            let mut hits = Vec::new();
             let mut buf = Vec::new();
-            for doc in c * chunk..((c + 1) * chunk).min(n) {
-                for &h in corpus.set(doc as u32, &mut buf)? {
+            for &doc in docs {
+                for &h in corpus.set(doc, &mut buf)? {
                     if maybe(h)
                         && let Some(&i) = index.get(&h)
                     {
                         counts[i as usize] += 1;
+                        if keep_hits {
+                            hits.push((doc, i));
+                        }
                     }
                 }
             }
-            Ok(counts)
+            Ok((counts, hits))
         })
         .try_reduce(
-            || vec![0u32; index.len()],
+            || (vec![0u32; index.len()], Vec::new()),
             |mut x, y| {
-                x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
+                x.0.iter_mut().zip(y.0).for_each(|(x, y)| *x += y);
+                x.1.extend(y.1);
                 Ok(x)
             },
         )?;
+    let mut carriers: Vec<u32> = match carriers_of {
+        Some(threshold) => hits
+            .into_iter()
+            .filter(|&(_, i)| u64::from(counts[i as usize]) >= threshold)
+            .map(|(doc, _)| doc)
+            .collect(),
+        None => Vec::new(),
+    };
+    carriers.sort_unstable();
+    carriers.dedup();
     for slot in index.values_mut() {
         *slot = counts[*slot as usize];
     }
-    Ok(index)
+    Ok((index, carriers))
 }
 
 /// Splits the passages of a pair (documents of `words` words each) into story and
@@ -283,7 +369,7 @@ pub(crate) fn split(
             let mut i = 0;
             while i < f.windows.len() {
                 let j = i + common[i..].iter().take_while(|&&c| c == common[i]).count();
-                let (first, last) = (f.windows[i].first as usize, f.windows[j - 1].last as usize);
+                let (first, last) = (f.windows.span(i).0, f.windows.span(j - 1).1);
                 if common[i] && last + 1 - first >= settings.min_words {
                     marked[first..=last].fill(true);
                 }
@@ -346,13 +432,12 @@ pub(crate) fn split(
                 continue;
             }
             let documents = run.boilerplate.then(|| {
-                // The fewest documents among the counted windows of the stretch.
-                f.windows
-                    .iter()
-                    .zip(&common)
-                    .filter(|(w, c)| **c && run.tokens.contains(&(w.first as usize)))
-                    .map(|(w, _)| u64::from(frequencies.get(w.hash)))
-                    .filter(|&d| d >= settings.boilerplate_docs)
+                // The fewest documents among the stretch's sampled windows (those were
+                // counted over the whole corpus).
+                (0..f.windows.len())
+                    .step_by(frequencies.stride.max(1))
+                    .filter(|&i| common[i] && run.tokens.contains(&f.windows.span(i).0))
+                    .map(|i| u64::from(frequencies.get(f.windows.hash(i))))
                     .min()
                     .unwrap_or(settings.boilerplate_docs)
             });
@@ -472,13 +557,15 @@ mod tests {
             stride: 4,
             threshold: 20,
         };
-        let windows: Vec<Window> = (0..14)
-            .map(|h| Window {
-                hash: h,
-                first: h as u32,
-                last: h as u32 + 4,
-            })
-            .collect();
+        let windows = Windows::Chars(
+            (0..14)
+                .map(|h| Window {
+                    hash: h,
+                    first: h as u32,
+                    last: h as u32 + 4,
+                })
+                .collect(),
+        );
         let common: Vec<usize> = frequencies
             .common(&windows)
             .iter()
@@ -500,13 +587,14 @@ mod tests {
             let mut set = Vec::new();
             crate::shingle::Shingler::new(spec).shingle(text, &mut set);
             let w = windows(spec, text, &tokens, &hashes, 2..8, &mut Tokenizer::new());
-            assert!(!w.is_empty());
-            for x in &w {
+            assert!(w.len() > 0);
+            for i in 0..w.len() {
                 assert!(
-                    set.contains(&x.hash),
+                    set.contains(&w.hash(i)),
                     "{spec}: a window is one of the document's shingles"
                 );
-                assert!(x.first <= x.last && x.last < 6);
+                let (first, last) = w.span(i);
+                assert!(first <= last && last < 6);
             }
         }
     }

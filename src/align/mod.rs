@@ -27,9 +27,11 @@
 //!
 //! Counting is cheap: only the shingles of passages are counted, over the shingle sets the
 //! corpus already holds, in two passes. The first counts every `(min_words − n + 1)`-th
-//! shingle of each passage (every run of rule 2 holds one of them); the second counts, at
-//! each end of a run of common sampled shingles, the shingles up to the next sampled one.
-//! A shingle between two common sampled shingles is taken as common without counting.
+//! shingle of each passage (every run of rule 2 holds one of them) over the whole corpus;
+//! the second counts, at each end of a run of common sampled shingles, the shingles up to
+//! the next sampled one, over the documents that carry a common sampled shingle (the
+//! recurring text's own documents). A shingle between two common sampled shingles is
+//! taken as common without counting.
 //!
 //! ## Where the texts come from
 //! With passages on, the corpus keeps the raw records as they are read (the reader's batch
@@ -75,7 +77,7 @@ pub use aligner::{Aligner, Op, Prepared, TokenPassage};
 pub use compare::{ComparedDoc, Comparison, DocRef, compare};
 pub use texts::TextStore;
 
-use boilerplate::Window;
+use boilerplate::Windows;
 
 /// Largest [`PassageSettings::max_gap`]: the ends of a passage are searched over every
 /// pair of gaps up to it.
@@ -214,7 +216,7 @@ struct Found {
     a: Side,
     b: Side,
     /// The pipeline's shingles inside the passage (when boilerplate can be counted).
-    windows: Vec<Window>,
+    windows: Windows,
     /// With windows: byte offsets `(start, end with terminators)` of every token of each
     /// side, to cut the passage without tokenizing again.
     a_offsets: Vec<(u32, u32)>,
@@ -349,10 +351,10 @@ pub(crate) fn align_pairs(
                                 &mut w.tokenizer,
                             )
                         } else {
-                            Vec::new()
+                            Windows::none()
                         };
                         let offsets = |text: &str, tokens: &[Token], range: Range<usize>| {
-                            if windows.is_empty() {
+                            if windows.len() == 0 {
                                 return Vec::new();
                             }
                             tokens[range]
