@@ -411,10 +411,21 @@ fn progress_settings_keep_the_summary() {
     let s = Scratch::new();
     let f = s.jsonl("in.jsonl", &good_records());
     for progress in ["always", "never", "auto"] {
-        let out = neardup().args(["pairs", "--progress", progress]).arg(&f).output().unwrap();
+        let out = neardup()
+            .args(["pairs", "--progress", progress])
+            .arg(&f)
+            .output()
+            .unwrap();
         let err = stderr_of(&out);
-        assert!(err.contains("neardup: 4 documents"), "--progress {progress}: {err}");
+        assert!(
+            err.contains("neardup: 4 documents"),
+            "--progress {progress}: {err}"
+        );
     }
-    let quiet = neardup().args(["pairs", "--quiet"]).arg(&f).output().unwrap();
+    let quiet = neardup()
+        .args(["pairs", "--quiet"])
+        .arg(&f)
+        .output()
+        .unwrap();
     assert!(quiet.stderr.is_empty());
 }
