@@ -4,12 +4,14 @@
 //! text length, where it was read from, and its MinHash signature (`4 × num_perm` bytes).
 //! The exact shingle sets used for verification live in a [`SetStore`], which keeps them
 //! in memory up to a budget and spills the rest to an unlinked temporary file, so a large
-//! archive never has to fit in memory.
+//! archive never has to fit in memory. When passages are wanted, the original texts are
+//! kept the same way, in a [`TextStore`].
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
+use crate::align::TextStore;
 use crate::input::RecordLocation;
 
 /// One document's entry, as handed to [`Corpus::push`].
@@ -41,6 +43,7 @@ pub struct Corpus {
     locations: Vec<RecordLocation>,
     signatures: Vec<u32>,
     sets: SetStore,
+    texts: Option<TextStore>,
 }
 
 impl Corpus {
@@ -56,6 +59,46 @@ impl Corpus {
             locations: Vec::new(),
             signatures: Vec::new(),
             sets,
+            texts: None,
+        }
+    }
+
+    /// Keeps the original text of every document too (for passages): hand each batch of
+    /// raw records to [`Corpus::keep_records`] and call [`Corpus::push_text`] after each
+    /// [`Corpus::push`].
+    pub fn keep_texts(&mut self, texts: TextStore) {
+        assert!(self.is_empty(), "texts are kept from the first document on");
+        self.texts = Some(texts);
+    }
+
+    /// Keeps a batch's buffer of raw records (when the corpus keeps texts); returns its
+    /// number for [`Corpus::push_text`].
+    pub fn keep_records(&mut self, buf: Vec<u8>) -> io::Result<u32> {
+        match &mut self.texts {
+            Some(texts) => texts.keep_chunk(buf),
+            None => Ok(0),
+        }
+    }
+
+    /// Records where the text of the document just pushed is: `range` of the kept buffer
+    /// `chunk`, a JSON record (`json`) or the text itself.
+    pub fn push_text(&mut self, chunk: u32, range: std::ops::Range<usize>, json: bool) {
+        if let Some(texts) = &mut self.texts {
+            assert_eq!(texts.len() + 1, self.ids.len(), "one text per document");
+            texts.push(chunk, range, json);
+        }
+    }
+
+    /// The original text of a document (a spilled record is read into `buf`); `None` if
+    /// the corpus keeps no texts.
+    pub fn text<'a>(
+        &'a self,
+        doc: u32,
+        buf: &'a mut Vec<u8>,
+    ) -> io::Result<Option<std::borrow::Cow<'a, str>>> {
+        match &self.texts {
+            Some(texts) => texts.get(doc, buf),
+            None => Ok(None),
         }
     }
 
@@ -239,13 +282,13 @@ impl SetStore {
 }
 
 #[cfg(unix)]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
     file.read_exact_at(buf, offset)
 }
 
 #[cfg(windows)]
-fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+pub(crate) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
     use std::os::windows::fs::FileExt;
     while !buf.is_empty() {
         let n = file.seek_read(buf, offset)?;

@@ -20,6 +20,9 @@ pub enum ErrorKind {
     /// A bad record in a strict run.
     #[error("{0} (stopped: --strict)")]
     Strict(Problem),
+    /// A document asked for by name is not in the inputs.
+    #[error("{0}")]
+    NotFound(String),
     /// A feed index that cannot be used: missing, locked by another writer, damaged, or
     /// of another format version.
     #[error("index {}: {reason}", path.display())]

@@ -12,7 +12,9 @@
 //! 6. [`index`]: LSH banding into candidate pairs, with a cap on oversized buckets.
 //! 7. [`verify`]: exact Jaccard and containment of every candidate.
 //! 8. [`cluster`]: connected components or leader clustering, with a representative.
-//! 9. [`report`]: JSON Lines, JSON, CSV and tables, each record with a schema version.
+//! 9. [`align`]: the passages each verified pair shares, with byte offsets in both texts
+//!    and boilerplate marked (optional).
+//! 10. [`report`]: JSON Lines, JSON, CSV and tables, each record with a schema version.
 //!
 //! [`story`] adds the story level: copies, updates and rewrites of one news story.
 //!
@@ -43,7 +45,10 @@
 //! of fixed fields and index entries, and a signature of `4 × num_perm` bytes (512 at the
 //! default). Shingle sets (8 bytes per distinct shingle) are kept in memory up to
 //! `memory_budget` and spilled to an unlinked temporary file beyond it.
+//! With passages on, the raw records as read (about the decompressed input's size) are
+//! kept the same way, under their own `memory_budget`.
 
+pub mod align;
 pub mod cluster;
 pub mod corpus;
 mod error;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
+use crate::align::{PairPassages, PassageSettings, TextStore};
 use crate::cluster::{self, Cluster, ClusterMode, RepresentativeRule};
 use crate::corpus::{Corpus, DocEntry, SetStore};
 use crate::error::{Error, ErrorKind, Result};
@@ -67,6 +68,8 @@ pub struct Settings {
     /// Copy standard input to a temporary file so that the outcome's sources can be read
     /// again (`dedup` needs this).
     pub replayable_stdin: bool,
+    /// Find the passages each verified pair shares (see [`crate::align`]).
+    pub passages: Option<PassageSettings>,
     /// Near-copy or story level.
     pub level: Level,
     /// Settings of the story level.
@@ -100,6 +103,7 @@ impl Default for PipelineBuilder {
                 memory_budget: 512 << 20,
                 temp_dir: None,
                 replayable_stdin: false,
+                passages: None,
                 level: Level::NearCopy,
                 story: StorySettings::default(),
             },
@@ -153,6 +157,8 @@ impl PipelineBuilder {
         temp_dir: Option<PathBuf> => temp_dir);
     setter!(/// Keep a copy of standard input so that the sources can be read twice.
         replayable_stdin: bool => replayable_stdin);
+    setter!(/// Find the passages each verified pair shares (`None`: do not).
+        passages: Option<PassageSettings> => passages);
     setter!(/// Near-copy or story level.
         level: Level => level);
     setter!(/// Settings of the story level.
@@ -244,6 +250,14 @@ impl PipelineBuilder {
                 return Err(Error::config("the window must not be negative"));
             }
         }
+        if let Some(p) = &s.passages {
+            p.check()?;
+            if s.level == Level::Story {
+                return Err(Error::config(
+                    "passages are found at the near-copy level (not with --level story)",
+                ));
+            }
+        }
         Ok(Pipeline { settings: s })
     }
 }
@@ -281,6 +295,10 @@ pub struct Stats {
     pub clustered_documents: u64,
     /// Shingle-set bytes kept in memory / spilled to disk.
     pub set_bytes: (u64, u64),
+    /// Passages found in verified pairs (story and boilerplate).
+    pub passages: u64,
+    /// Of those, boilerplate.
+    pub boilerplate_passages: u64,
     /// Wall time per stage.
     pub timings: Vec<(Stage, Duration)>,
 }
@@ -322,6 +340,9 @@ pub struct Outcome {
     pub stats: Stats,
     /// The copy of standard input, deleted when the outcome is dropped.
     pub stdin_copy: Option<tempfile::TempPath>,
+    /// The passages of every verified pair (index-aligned with `pairs`), when
+    /// [`Settings::passages`] is set.
+    pub passages: Option<Vec<PairPassages>>,
     /// What the story level found (`None` at the near-copy level). `clusters` then holds
     /// the story clusters too (without pair indices), so that `dedup` works unchanged.
     pub story: Option<StoryOutcome>,
@@ -592,6 +613,22 @@ impl Pipeline {
         stats.set_bytes = corpus.set_bytes();
         stats.timings.push((Stage::Cluster, started.elapsed()));
 
+        let passages = match &s.passages {
+            None => None,
+            Some(settings) => {
+                let started = Instant::now();
+                observer.stage_started(Stage::Align, Some(pairs.len() as u64));
+                let found = crate::align::find_passages(&corpus, &pairs, s, settings, observer);
+                observer.stage_finished(Stage::Align);
+                let found = found?;
+                let all = found.iter().flat_map(|p| &p.passages);
+                stats.passages = all.clone().count() as u64;
+                stats.boilerplate_passages = all.filter(|p| p.boilerplate.is_some()).count() as u64;
+                stats.timings.push((Stage::Align, started.elapsed()));
+                Some(found)
+            }
+        };
+
         Ok(Outcome {
             sources,
             corpus,
@@ -604,6 +641,7 @@ impl Pipeline {
             settings: s.clone(),
             stats,
             stdin_copy: None,
+            passages,
             story: None,
         })
     }
@@ -691,6 +729,7 @@ impl Pipeline {
             stats,
             stdin_copy: None,
             story: Some(found),
+            passages: None,
         })
     }
 
@@ -708,6 +747,18 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Reads every source into a corpus, without comparing anything (`neardup compare`
+    /// looks documents up in it). Bad records are reported to `observer` and counted in
+    /// `stats`.
+    pub fn read_corpus(
+        &self,
+        sources: &[Source],
+        stats: &mut Stats,
+        observer: &dyn Observer,
+    ) -> Result<Corpus> {
+        Ok(self.ingest(sources, stats, observer)?.corpus)
+    }
+
     /// Reads every source into a corpus, in parallel, keeping input order.
     fn ingest(
         &self,
@@ -720,6 +771,13 @@ impl Pipeline {
             s.num_perm,
             SetStore::new(s.memory_budget, s.temp_dir.clone()),
         );
+        if s.passages.is_some() {
+            corpus.keep_texts(TextStore::new(
+                s.memory_budget,
+                s.temp_dir.clone(),
+                s.fields.clone(),
+            ));
+        }
         let mut ids = IdIndex::default();
         let mut malformed = Vec::new();
         let mut story_docs = Vec::new();
@@ -735,7 +793,7 @@ impl Pipeline {
                 });
             });
             for event in rx {
-                let batch = match event {
+                let mut batch = match event {
                     ReadEvent::Problem(p) => {
                         self.on_problem(&p, observer, stats)?;
                         continue;
@@ -754,6 +812,10 @@ impl Pipeline {
                         |w, r| w.process(&sources[r.location.source as usize], &batch, r),
                     )
                     .collect();
+                // With passages, the raw records stay: texts are decoded again on use.
+                let chunk = corpus
+                    .keep_records(std::mem::take(&mut batch.buf))
+                    .map_err(|e| Error::io("spilling texts to a temporary file", e))?;
                 for (record, result) in batch.records.iter().zip(processed) {
                     stats.records += 1;
                     let source = &sources[record.location.source as usize];
@@ -792,6 +854,8 @@ impl Pipeline {
                     corpus
                         .push(doc.entry, &doc.fingerprint.signature, &doc.fingerprint.set)
                         .map_err(|e| Error::io("spilling shingle sets to a temporary file", e))?;
+                    let json = source.format == InputFormat::JsonLines;
+                    corpus.push_text(chunk, record.range.clone(), json);
                     if let Some(features) = doc.story {
                         story_stats.add(&features);
                         story_docs.push(features);

@@ -13,6 +13,8 @@ pub enum Stage {
     Verify,
     /// Clustering.
     Cluster,
+    /// Passages of the verified pairs (progress in pairs).
+    Align,
     /// Writing output (progress in records).
     Write,
 }
@@ -25,6 +27,7 @@ impl Stage {
             Stage::Candidates => "candidates",
             Stage::Verify => "verify",
             Stage::Cluster => "cluster",
+            Stage::Align => "passages",
             Stage::Write => "write",
         }
     }

@@ -11,6 +11,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::align::{Comparison, PairPassages, Passage};
 use crate::cluster::Cluster;
 use crate::corpus::Corpus;
 use crate::input::{self, InputFormat, ReadEvent, RecordLocation};
@@ -55,6 +56,84 @@ pub struct PairRecord<'a> {
     pub containment_a_in_b: f64,
     /// |A∩B| / |B|.
     pub containment_b_in_a: f64,
+    /// With passages: fraction of a's words inside story (not boilerplate) passages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage_a: Option<f64>,
+    /// With passages: the same for b.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage_b: Option<f64>,
+    /// With passages: what the two texts share, in a's order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passages: Option<Vec<PassageRecord>>,
+}
+
+/// One side of a shared passage.
+#[derive(Debug, Serialize)]
+pub struct PassageSideRecord {
+    /// Byte offset of its first byte in the original text.
+    pub start: u32,
+    /// Byte offset one past its last byte.
+    pub end: u32,
+    /// Number of words.
+    pub words: u32,
+    /// The passage as written in this text (`text[start..end]`).
+    pub text: String,
+}
+
+/// A passage two documents share.
+#[derive(Debug, Serialize)]
+pub struct PassageRecord {
+    /// Where it is in a.
+    pub a: PassageSideRecord,
+    /// Where it is in b.
+    pub b: PassageSideRecord,
+    /// Word edits between the two sides.
+    pub edits: u32,
+    /// Identical after normalization (no edits).
+    pub exact: bool,
+    /// Recurring text (banners, footers, sign-offs), not story reuse.
+    pub boilerplate: bool,
+    /// For boilerplate: the fewest documents of the corpus that carry one of its shingles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub documents: Option<u64>,
+}
+
+impl PassageRecord {
+    /// The record of a passage between the texts `a` and `b`.
+    pub fn new(p: &Passage, a: &str, b: &str) -> Self {
+        let side = |s: &crate::align::Side, text: &str| PassageSideRecord {
+            start: s.start,
+            end: s.end,
+            words: s.words,
+            text: text.get(s.range()).unwrap_or_default().to_string(),
+        };
+        PassageRecord {
+            a: side(&p.a, a),
+            b: side(&p.b, b),
+            edits: p.edits,
+            exact: p.is_exact(),
+            boilerplate: p.boilerplate.is_some(),
+            documents: p.boilerplate,
+        }
+    }
+}
+
+/// The passage records of a pair, reading the texts from the corpus.
+fn passage_records(
+    corpus: &Corpus,
+    pair: &PairPassages,
+    a: u32,
+    b: u32,
+) -> io::Result<Vec<PassageRecord>> {
+    let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
+    let missing = || io::Error::other("the corpus kept no texts");
+    let text_a = corpus.text(a, &mut buf_a)?.ok_or_else(missing)?;
+    let text_b = corpus.text(b, &mut buf_b)?.ok_or_else(missing)?;
+    Ok(pair
+        .passages
+        .iter()
+        .map(|p| PassageRecord::new(p, &text_a, &text_b))
+        .collect())
 }
 
 impl<'a> PairRecord<'a> {
@@ -68,7 +147,22 @@ impl<'a> PairRecord<'a> {
             jaccard: round4(p.jaccard),
             containment_a_in_b: round4(p.a_in_b),
             containment_b_in_a: round4(p.b_in_a),
+            coverage_a: None,
+            coverage_b: None,
+            passages: None,
         }
+    }
+
+    /// Adds the passages of verified pair number `index` of the outcome, if it has them.
+    pub fn with_passages(mut self, outcome: &Outcome, index: usize) -> io::Result<Self> {
+        if let Some(passages) = &outcome.passages {
+            let pair = &passages[index];
+            let p = &outcome.pairs[index];
+            self.coverage_a = Some(round4(pair.coverage_a));
+            self.coverage_b = Some(round4(pair.coverage_b));
+            self.passages = Some(passage_records(&outcome.corpus, pair, p.a, p.b)?);
+        }
+        Ok(self)
     }
 }
 
@@ -232,16 +326,127 @@ const PAIR_COLUMNS: [&str; 6] = [
     "containment_b_in_a",
 ];
 
-/// Writes every verified pair.
+/// Writes every verified pair (with their passages when the run found them).
 pub fn write_pairs(out: &mut dyn Write, outcome: &Outcome, format: Format) -> io::Result<()> {
     if let Some(story) = &outcome.story {
         return crate::story::output::write_pairs(out, &outcome.corpus, story, format);
     }
-    let records = outcome
-        .pairs
-        .iter()
-        .map(|p| PairRecord::new(&outcome.corpus, p));
-    write_records(out, format, records, &PAIR_COLUMNS, |p| vec![pair_cells(p)])
+    let failure = std::cell::RefCell::new(None);
+    let records = outcome.pairs.iter().enumerate().map_while(|(i, p)| {
+        PairRecord::new(&outcome.corpus, p)
+            .with_passages(outcome, i)
+            .map_err(|e| failure.replace(Some(e)))
+            .ok()
+    });
+    if outcome.passages.is_some() {
+        let columns: Vec<&str> = PAIR_COLUMNS
+            .iter()
+            .chain(&PASSAGE_COLUMNS)
+            .copied()
+            .collect();
+        write_records(out, format, records, &columns, |p| {
+            let mut cells = pair_cells(p);
+            cells.extend(passage_cells(p));
+            vec![cells]
+        })?;
+    } else {
+        write_records(out, format, records, &PAIR_COLUMNS, |p| vec![pair_cells(p)])?;
+    }
+    match failure.into_inner() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+const PASSAGE_COLUMNS: [&str; 4] = [
+    "passages",
+    "boilerplate_passages",
+    "coverage_a",
+    "coverage_b",
+];
+
+fn passage_cells(p: &PairRecord<'_>) -> Vec<String> {
+    let passages = p.passages.as_deref().unwrap_or_default();
+    let boilerplate = passages.iter().filter(|x| x.boilerplate).count();
+    vec![
+        (passages.len() - boilerplate).to_string(),
+        boilerplate.to_string(),
+        format!("{:.4}", p.coverage_a.unwrap_or_default()),
+        format!("{:.4}", p.coverage_b.unwrap_or_default()),
+    ]
+}
+
+/// A comparison of two documents (`neardup compare --format json`).
+#[derive(Debug, Serialize)]
+pub struct ComparisonRecord<'a> {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The first document.
+    pub a: ComparedRecord<'a>,
+    /// The second document.
+    pub b: ComparedRecord<'a>,
+    /// Fraction of equal MinHash slots.
+    pub estimated_jaccard: f64,
+    /// Exact Jaccard of the shingle sets.
+    pub jaccard: f64,
+    /// |A∩B| / |A|.
+    pub containment_a_in_b: f64,
+    /// |A∩B| / |B|.
+    pub containment_b_in_a: f64,
+    /// Fraction of a's words inside story (not boilerplate) passages.
+    pub coverage_a: f64,
+    /// The same for b.
+    pub coverage_b: f64,
+    /// What the two texts share, in a's order.
+    pub passages: Vec<PassageRecord>,
+}
+
+/// One document of a [`ComparisonRecord`].
+#[derive(Debug, Serialize)]
+pub struct ComparedRecord<'a> {
+    /// Its id (the path, for a text file).
+    pub id: &'a str,
+    /// Where it was read (`file:line` or `file`).
+    pub location: &'a str,
+    /// Number of words.
+    pub words: u32,
+    /// Length of the text in bytes.
+    pub bytes: usize,
+}
+
+impl<'a> ComparisonRecord<'a> {
+    /// The record of a comparison.
+    pub fn new(c: &'a Comparison) -> Self {
+        let doc = |d: &'a crate::align::ComparedDoc| ComparedRecord {
+            id: &d.id,
+            location: &d.location,
+            words: d.words,
+            bytes: d.text.len(),
+        };
+        ComparisonRecord {
+            schema_version: SCHEMA_VERSION,
+            a: doc(&c.a),
+            b: doc(&c.b),
+            estimated_jaccard: round4(c.score.estimated),
+            jaccard: round4(c.score.jaccard),
+            containment_a_in_b: round4(c.score.a_in_b),
+            containment_b_in_a: round4(c.score.b_in_a),
+            coverage_a: round4(c.passages.coverage_a),
+            coverage_b: round4(c.passages.coverage_b),
+            passages: c
+                .passages
+                .passages
+                .iter()
+                .map(|p| PassageRecord::new(p, &c.a.text, &c.b.text))
+                .collect(),
+        }
+    }
+}
+
+/// Writes a comparison as one JSON object (and a newline).
+pub fn write_comparison(out: &mut dyn Write, comparison: &Comparison) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, &ComparisonRecord::new(comparison))?;
+    out.write_all(b"\n")
 }
 
 /// Writes every cluster (CSV and table: one row per member).
@@ -249,11 +454,20 @@ pub fn write_clusters(out: &mut dyn Write, outcome: &Outcome, format: Format) ->
     if let Some(story) = &outcome.story {
         return crate::story::output::write_clusters(out, &outcome.corpus, story, format);
     }
-    let records = outcome
-        .clusters
-        .iter()
-        .enumerate()
-        .map(|(i, c)| ClusterRecord::new(outcome, i + 1, c));
+    let failure = std::cell::RefCell::new(None);
+    let records = outcome.clusters.iter().enumerate().map_while(|(i, c)| {
+        let mut record = ClusterRecord::new(outcome, i + 1, c);
+        if outcome.passages.is_some() {
+            let pairs = std::mem::take(&mut record.pairs);
+            let with: io::Result<Vec<PairRecord<'_>>> = pairs
+                .into_iter()
+                .zip(&c.pairs)
+                .map(|(p, &index)| p.with_passages(outcome, index))
+                .collect();
+            record.pairs = with.map_err(|e| failure.replace(Some(e))).ok()?;
+        }
+        Some(record)
+    });
     let columns = [
         "cluster",
         "size",
@@ -276,7 +490,11 @@ pub fn write_clusters(out: &mut dyn Write, outcome: &Outcome, format: Format) ->
                 ]
             })
             .collect()
-    })
+    })?;
+    match failure.into_inner() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// The documents `dedup` drops: every cluster member but the representative.

@@ -404,3 +404,28 @@ fn oversized_buckets_are_capped_and_reported() {
         .unwrap();
     assert_eq!(json_lines(&stdout_of(&uncapped)).len(), 60 * 59 / 2);
 }
+
+#[test]
+fn progress_settings_keep_the_summary() {
+    // Regression: with bars forced on a non-terminal, the summary line was swallowed.
+    let s = Scratch::new();
+    let f = s.jsonl("in.jsonl", &good_records());
+    for progress in ["always", "never", "auto"] {
+        let out = neardup()
+            .args(["pairs", "--progress", progress])
+            .arg(&f)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert!(
+            err.contains("neardup: 4 documents"),
+            "--progress {progress}: {err}"
+        );
+    }
+    let quiet = neardup()
+        .args(["pairs", "--quiet"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(quiet.stderr.is_empty());
+}

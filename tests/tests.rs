@@ -10,5 +10,6 @@ mod cli;
 mod determinism;
 mod eval;
 mod feed;
+mod passages;
 mod reference;
 mod story;

@@ -11,6 +11,7 @@ Examples:
   neardup pairs news.jsonl.gz --threshold 0.8    every pair with Jaccard >= 0.8
   neardup dedup feed.jsonl -o clean.jsonl --report dropped.jsonl
   zcat a.jsonl.gz | neardup cluster - --format table
+  neardup pairs news.jsonl --passages            ... with the passages each pair shares
 
 Inputs: JSON Lines (.jsonl, .ndjson, .json; one object per line, with the id and text in
 --id-field and --text-field, every other field kept as metadata), text files (.txt, one
@@ -85,6 +86,134 @@ pub enum Command {
     /// Show the LSH bands and rows a threshold gets and its S-curve P(candidate | s).
     #[command(after_long_help = crate::params::PARAMS_HELP)]
     Params(crate::params::ParamsArgs),
+    /// Compare two documents: scores, and both texts with their shared passages highlighted.
+    ///
+    /// A and B are two files (each read as one text document, gzip or zstd or plain), or,
+    /// with --in, two ids of documents in those inputs. Passages are the stretches the two
+    /// texts share, found in any order and across small edits; each is numbered and
+    /// highlighted in both texts (in colour on a terminal, between [n> and <n] markers
+    /// otherwise), then listed with its byte offsets, words and edits. Boilerplate
+    /// (banners, footers, sign-offs that recur in many documents) is told apart when
+    /// there is a corpus to count in: the --in inputs, or --corpus.
+    #[command(after_long_help = COMPARE_EXAMPLES)]
+    Compare(CompareArgs),
+}
+
+const COMPARE_EXAMPLES: &str = "\
+Examples:
+  neardup compare fixtures/wire-story/003_58dcb8302d6f0541.txt fixtures/wire-story/004_0cbea367e9eb4548.txt
+  neardup compare --in news.jsonl reuters-1204 reuters-1209          two ids within an input
+  neardup compare a.txt b.txt --corpus archive.jsonl --format json   boilerplate counted in an archive
+  neardup pairs news.jsonl --passages                                passages of every similar pair
+
+Exit codes: 0 success, 1 fatal error (e.g. an id not found), 2 finished with bad input.";
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The first document: a file, or an id with --in.
+    #[arg(value_name = "A")]
+    pub a: String,
+    /// The second document: a file, or an id with --in.
+    #[arg(value_name = "B")]
+    pub b: String,
+    /// Look A and B up as ids in these inputs (JSON Lines, text files, directories).
+    /// Every document read also counts for boilerplate.
+    #[arg(long = "in", value_name = "INPUT", help_heading = "Input")]
+    pub inputs: Vec<String>,
+    /// With two files: count boilerplate in these inputs as well.
+    #[arg(long, value_name = "INPUT", help_heading = "Input")]
+    pub corpus: Vec<String>,
+    /// JSON field holding the document id.
+    #[arg(
+        long,
+        default_value = "id",
+        value_name = "FIELD",
+        help_heading = "Input"
+    )]
+    pub id_field: String,
+    /// JSON field holding the text.
+    #[arg(
+        long,
+        default_value = "text",
+        value_name = "FIELD",
+        help_heading = "Input"
+    )]
+    pub text_field: String,
+    /// Shingles for the scores: words:N or chars:N.
+    #[arg(
+        long,
+        default_value = "words:5",
+        value_name = "KIND:N",
+        help_heading = "Similarity"
+    )]
+    pub shingle: ShingleSpec,
+    /// Slots of the MinHash signature (for the estimated Jaccard).
+    #[arg(
+        long,
+        default_value_t = 128,
+        value_name = "K",
+        help_heading = "Similarity"
+    )]
+    pub num_perm: usize,
+    /// Seed of the MinHash hash functions.
+    #[arg(long, default_value_t = 42, help_heading = "Similarity")]
+    pub seed: u64,
+    #[command(flatten)]
+    pub passages: PassageTuning,
+    /// text: scores and highlighted texts for people; json: one JSON object.
+    #[arg(long, value_enum, default_value_t = CompareFormat::Text, help_heading = "Output")]
+    pub format: CompareFormat,
+    /// Colours in text output (auto: when standard output is a terminal and NO_COLOR is
+    /// not set).
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto, help_heading = "Output")]
+    pub color: ColorArg,
+    #[command(flatten)]
+    pub run: ExecArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    /// Scores, both texts with the passages highlighted, and the list of passages.
+    Text,
+    /// One JSON object with the scores and the passages.
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Passages")]
+pub struct PassageArgs {
+    /// Also report what each pair shares: the passages, with byte offsets and text in both
+    /// documents, words and word edits, boilerplate marked, and the fraction of each
+    /// document they cover (adds passages, coverage_a, coverage_b to every pair).
+    #[arg(long)]
+    pub passages: bool,
+    #[command(flatten)]
+    pub tuning: PassageTuning,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Passages")]
+pub struct PassageTuning {
+    /// Shortest passage reported, in words.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub min_passage_words: usize,
+    /// Longest run of differing words bridged inside one passage (0: exact passages only;
+    /// at most 32).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub passage_gap: usize,
+    /// Text whose shingles each occur in at least N documents of the inputs is boilerplate
+    /// (marked, with its document count, and left out of the coverage) when both
+    /// documents of the pair have text of their own beside it. Raise N for corpora where
+    /// stories are syndicated to many outlets.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub boilerplate_docs: u64,
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +228,8 @@ pub struct RunArgs {
     pub story: StoryArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub passages: PassageArgs,
     #[command(flatten)]
     pub run: ExecArgs,
 }

@@ -1,6 +1,6 @@
 //! `neardup index …` and `neardup watch`: the persistent feed index.
 
-use std::io::{self, BufRead, BufWriter, IsTerminal, Read, Write};
+use std::io::{self, BufRead, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -282,13 +282,7 @@ fn fields(id: &str, text: &str, date: &str) -> FieldNames {
 }
 
 fn terminal(progress: ProgressArg, quiet: bool) -> Terminal {
-    let show_bars = !quiet
-        && match progress {
-            ProgressArg::Auto => io::stderr().is_terminal(),
-            ProgressArg::Always => true,
-            ProgressArg::Never => false,
-        };
-    Terminal::new(show_bars, quiet)
+    Terminal::new(progress, quiet)
 }
 
 pub fn run_index(args: IndexArgs) -> Result<ExitCode> {

@@ -1,12 +1,13 @@
 //! The `neardup` command: parse flags, run the library's pipeline, write the output.
 
 mod args;
+mod compare;
 mod eval;
 mod feed;
 mod params;
 mod progress;
 
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -17,9 +18,8 @@ use neardup::input::{FieldNames, InputFormat, InputSpec};
 use neardup::report::{self, Format};
 use neardup::{Outcome, PipelineBuilder};
 
-use args::{
-    Cli, ClusterArgs, Command, ExecArgs, FormatArg, InputArgs, ProgressArg, SimilarityArgs,
-};
+use args::{Cli, ClusterArgs, Command, ExecArgs, FormatArg, InputArgs, SimilarityArgs};
+use compare::passage_settings;
 use progress::Terminal;
 
 fn main() -> ExitCode {
@@ -45,8 +45,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Index(a) => feed::run_index(a),
         Command::Watch(a) => feed::watch(a),
-        Command::Cluster(a) => analyse(
+        Command::Cluster(a) => analyse_with(
             false,
+            passage_settings(&a.passages),
             &a.input,
             &a.similarity,
             &a.clustering,
@@ -58,8 +59,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 })
             },
         ),
-        Command::Pairs(a) => analyse(
+        Command::Pairs(a) => analyse_with(
             false,
+            passage_settings(&a.passages),
             &a.input,
             &a.similarity,
             &a.clustering,
@@ -114,6 +116,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(())
             },
         ),
+        Command::Compare(a) => compare::run(&a),
         Command::Eval(a) => eval::run(*a),
         Command::Params(a) => params::run(a),
     }
@@ -131,6 +134,31 @@ fn format(f: FormatArg) -> Format {
 /// Builds the pipeline from flags, runs it, hands the outcome to `write`, prints the summary.
 fn analyse(
     replayable: bool,
+    input: &InputArgs,
+    similarity: &SimilarityArgs,
+    clustering: &ClusterArgs,
+    story: &args::StoryArgs,
+    exec: &ExecArgs,
+    write: impl FnOnce(&Outcome) -> Result<()>,
+) -> Result<ExitCode> {
+    let no_passages = None;
+    analyse_with(
+        replayable,
+        no_passages,
+        input,
+        similarity,
+        clustering,
+        story,
+        exec,
+        write,
+    )
+}
+
+/// [`analyse`], with passages when `passages` is set (`pairs`, `cluster`).
+#[allow(clippy::too_many_arguments)] // one argument per flag group of the commands
+fn analyse_with(
+    replayable: bool,
+    passages: Option<neardup::align::PassageSettings>,
     input: &InputArgs,
     similarity: &SimilarityArgs,
     clustering: &ClusterArgs,
@@ -175,6 +203,7 @@ fn analyse(
         .memory_budget(exec.memory_budget)
         .temp_dir(exec.temp_dir.clone())
         .replayable_stdin(replayable)
+        .passages(passages)
         .level(match story.level {
             args::LevelArg::NearCopy => neardup::Level::NearCopy,
             args::LevelArg::Story => neardup::Level::Story,
@@ -194,13 +223,7 @@ fn analyse(
         })
         .build()?;
 
-    let show_bars = !exec.quiet
-        && match exec.progress {
-            ProgressArg::Auto => io::stderr().is_terminal(),
-            ProgressArg::Always => true,
-            ProgressArg::Never => false,
-        };
-    let terminal = Terminal::new(show_bars, exec.quiet);
+    let terminal = Terminal::new(exec.progress, exec.quiet);
 
     let specs: Vec<InputSpec> = input
         .inputs
@@ -246,6 +269,12 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
         s.documents as f64 / secs.max(1e-9),
         s.text_bytes as f64 / 1e6 / secs.max(1e-9),
     );
+    if outcome.passages.is_some() {
+        line.push_str(&format!(
+            "; {} shared passages ({} boilerplate)",
+            s.passages, s.boilerplate_passages
+        ));
+    }
     if bad > 0 {
         let kinds: Vec<String> = s.problems.iter().map(|(k, n)| format!("{k} {n}")).collect();
         line.push_str(&format!(" [bad: {}]", kinds.join(", ")));

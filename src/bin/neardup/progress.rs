@@ -5,9 +5,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use std::io::IsTerminal;
+
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use neardup::input::Problem;
 use neardup::{Observer, Stage};
+
+use crate::args::ProgressArg;
 
 /// Problems printed one by one before neardup only counts them.
 const SHOWN_PROBLEMS: u64 = 50;
@@ -21,11 +25,21 @@ pub struct Terminal {
 }
 
 impl Terminal {
-    pub fn new(show_bars: bool, quiet: bool) -> Self {
-        let target = if show_bars {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
+    /// Bars as `--progress` and `--quiet` ask: `auto` draws them when standard error is a
+    /// terminal, `always` even when it is not.
+    pub fn new(progress: ProgressArg, quiet: bool) -> Self {
+        let (show_bars, target) = match progress {
+            _ if quiet => (false, ProgressDrawTarget::hidden()),
+            ProgressArg::Never => (false, ProgressDrawTarget::hidden()),
+            ProgressArg::Auto if !std::io::stderr().is_terminal() => {
+                (false, ProgressDrawTarget::hidden())
+            }
+            ProgressArg::Auto => (true, ProgressDrawTarget::stderr()),
+            // indicatif hides its stderr target off a terminal; a raw term target does not.
+            ProgressArg::Always => (
+                true,
+                ProgressDrawTarget::term_like(Box::new(console::Term::stderr())),
+            ),
         };
         Terminal {
             multi: MultiProgress::with_draw_target(target),
@@ -38,11 +52,9 @@ impl Terminal {
 
     /// Prints a line on standard error without tearing the progress bars.
     pub fn println(&self, line: &str) {
-        if self.show_bars {
-            let _ = self.multi.println(line);
-        } else {
-            eprintln!("{line}");
-        }
+        // `MultiProgress::println` drops the line when the bars are hidden; `suspend`
+        // clears the bars (if drawn), prints, and redraws.
+        self.multi.suspend(|| eprintln!("{line}"));
     }
 
     /// How many problems were not printed.

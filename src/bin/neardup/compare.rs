@@ -1,0 +1,280 @@
+//! `neardup compare A B`: two documents, their scores, and the passages they share
+//! highlighted in both texts. Also the passage flags of `pairs` and `cluster`.
+
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::ops::Range;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use neardup::PipelineBuilder;
+use neardup::align::{self, Comparison, DocRef, Passage, PassageSettings};
+use neardup::input::{self, FieldNames, InputFormat, InputSpec};
+use neardup::report;
+
+use crate::args::{ColorArg, CompareArgs, CompareFormat, PassageArgs, PassageTuning};
+use crate::progress::Terminal;
+
+/// The passage settings of `pairs` and `cluster` (`None` without `--passages`).
+pub fn passage_settings(args: &PassageArgs) -> Option<PassageSettings> {
+    args.passages.then(|| tuning(&args.tuning))
+}
+
+fn tuning(t: &PassageTuning) -> PassageSettings {
+    PassageSettings {
+        min_words: t.min_passage_words,
+        max_gap: t.passage_gap,
+        boilerplate_docs: t.boilerplate_docs,
+        ..PassageSettings::default()
+    }
+}
+
+pub fn run(args: &CompareArgs) -> Result<ExitCode> {
+    if let Some(n) = args.run.threads {
+        anyhow::ensure!(n >= 1, "--threads must be at least 1");
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("starting worker threads")?;
+    }
+    let named = [&args.a, &args.b];
+    if args.inputs.is_empty() && named.iter().any(|n| n.as_str() == "-")
+        || args.inputs.iter().chain(&args.corpus).any(|n| n == "-")
+    {
+        bail!(
+            "compare reads its inputs twice and cannot take standard input ('-'): save it to a file first"
+        );
+    }
+    let passage = tuning(&args.passages);
+    let pipeline = PipelineBuilder::new()
+        .fields(FieldNames {
+            id: args.id_field.clone(),
+            text: args.text_field.clone(),
+            ..FieldNames::default()
+        })
+        .shingle(args.shingle)
+        .num_perm(args.num_perm)
+        .seed(args.seed)
+        .strict(args.run.strict)
+        .memory_budget(args.run.memory_budget)
+        .temp_dir(args.run.temp_dir.clone())
+        .passages(Some(passage))
+        .build()?;
+    let terminal = Terminal::new(args.run.progress, args.run.quiet);
+
+    let specs = |names: &[String]| -> Vec<InputSpec> {
+        names.iter().map(|s| InputSpec::from(s.as_str())).collect()
+    };
+    let (sources, problems, a, b) = if args.inputs.is_empty() {
+        let files = [args.a.clone(), args.b.clone()];
+        let same = std::fs::canonicalize(&args.a)
+            .ok()
+            .is_some_and(|p| std::fs::canonicalize(&args.b).ok() == Some(p));
+        if same {
+            bail!("A and B are the same file");
+        }
+        let (mut sources, problems) = input::plan_sources(&specs(&files), Some(InputFormat::Text));
+        if let Some(p) = problems.first() {
+            bail!("{p}");
+        }
+        if sources.len() != 2 {
+            bail!(
+                "A and B must be two files (a directory holds many documents: give two ids with --in)"
+            );
+        }
+        let (more, more_problems) = input::plan_sources(&specs(&args.corpus), None);
+        sources.extend(more);
+        (sources, more_problems, DocRef::Source(0), DocRef::Source(1))
+    } else {
+        if !args.corpus.is_empty() {
+            bail!("--corpus goes with two files; with --in, the inputs are the corpus");
+        }
+        let (sources, problems) = input::plan_sources(&specs(&args.inputs), None);
+        (
+            sources,
+            problems,
+            DocRef::Id(args.a.clone()),
+            DocRef::Id(args.b.clone()),
+        )
+    };
+    for p in &problems {
+        if args.run.strict {
+            bail!("{p} (stopped: --strict)");
+        }
+        neardup::Observer::problem(&terminal, p);
+    }
+    let comparison = align::compare(&pipeline, &sources, &a, &b, &terminal)?;
+    let bad = problems.len() as u64 + comparison.stats.bad();
+
+    let color = match args.color {
+        ColorArg::Always => true,
+        ColorArg::Never => false,
+        ColorArg::Auto => io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    match args.format {
+        CompareFormat::Json => report::write_comparison(&mut out, &comparison),
+        CompareFormat::Text => render(&mut out, &comparison, color),
+    }
+    .and_then(|()| out.flush())
+    .context("writing to standard output")?;
+    if bad > 0 && !args.run.quiet {
+        terminal.println(&format!(
+            "neardup: {bad} bad records or inputs were skipped"
+        ));
+    }
+    Ok(if bad > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+const PALETTE: [&str; 6] = ["31", "32", "33", "34", "35", "36"];
+const RESET: &str = "\x1b[0m";
+
+/// Scores, both texts with the passages marked, and the list of passages.
+fn render(out: &mut dyn Write, c: &Comparison, color: bool) -> io::Result<()> {
+    let passages = &c.passages.passages;
+    let story: Vec<&Passage> = passages
+        .iter()
+        .filter(|p| p.boilerplate.is_none())
+        .collect();
+    let exact = story.iter().filter(|p| p.is_exact()).count();
+    writeln!(out, "a  {}  ({} words)", c.a.location, c.a.words)?;
+    writeln!(out, "b  {}  ({} words)", c.b.location, c.b.words)?;
+    writeln!(
+        out,
+        "jaccard {:.4} (estimated {:.4}), containment a in b {:.4}, b in a {:.4}",
+        c.score.jaccard, c.score.estimated, c.score.a_in_b, c.score.b_in_a
+    )?;
+    writeln!(
+        out,
+        "{} shared passage{} ({} exact), {} boilerplate; they cover {:.1}% of a and {:.1}% of b",
+        story.len(),
+        if story.len() == 1 { "" } else { "s" },
+        exact,
+        passages.len() - story.len(),
+        100.0 * c.passages.coverage_a,
+        100.0 * c.passages.coverage_b,
+    )?;
+    let spans = |pick: fn(&Passage) -> Range<usize>| -> Vec<(Range<usize>, usize, bool)> {
+        passages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (pick(p), i + 1, p.boilerplate.is_some()))
+            .collect()
+    };
+    for (name, doc, marks) in [
+        ("a", &c.a, spans(|p| p.a.range())),
+        ("b", &c.b, spans(|p| p.b.range())),
+    ] {
+        writeln!(out, "\n── {name}: {} ──", doc.id)?;
+        highlight(out, &doc.text, &marks, color)?;
+        if !doc.text.ends_with('\n') {
+            writeln!(out)?;
+        }
+    }
+    if !passages.is_empty() {
+        writeln!(out, "\n── passages ──")?;
+    }
+    for (i, p) in passages.iter().enumerate() {
+        let kind = match (p.boilerplate, p.edits) {
+            (Some(docs), _) => format!("boilerplate (in {docs} documents)"),
+            (None, 0) => "exact".to_string(),
+            (None, 1) => "1 edit".to_string(),
+            (None, e) => format!("{e} edits"),
+        };
+        let label = format!("[{}]", i + 1);
+        let label = if color {
+            format!(
+                "\x1b[{}m{label}{RESET}",
+                style(i + 1, p.boilerplate.is_some())
+            )
+        } else {
+            label
+        };
+        writeln!(
+            out,
+            "{label} {} words, {kind}: a {}..{}, b {}..{}",
+            p.a.words.min(p.b.words),
+            p.a.start,
+            p.a.end,
+            p.b.start,
+            p.b.end
+        )?;
+    }
+    Ok(())
+}
+
+fn style(number: usize, boilerplate: bool) -> String {
+    if boilerplate {
+        "2".to_string()
+    } else {
+        format!("1;{}", PALETTE[(number - 1) % PALETTE.len()])
+    }
+}
+
+/// Writes `text` with each marked range in colour (the first passage wins where they
+/// overlap; a dim `[n]` marks where passage n starts), or between `[n>` and `<n]`.
+fn highlight(
+    out: &mut dyn Write,
+    text: &str,
+    marks: &[(Range<usize>, usize, bool)],
+    color: bool,
+) -> io::Result<()> {
+    let numbers = |at: usize, pick: fn(&Range<usize>) -> usize| -> Vec<usize> {
+        marks
+            .iter()
+            .filter(|(r, ..)| pick(r) == at)
+            .map(|m| m.1)
+            .collect()
+    };
+    let mut cuts: Vec<usize> = marks
+        .iter()
+        .flat_map(|(r, ..)| [r.start, r.end])
+        .chain([0, text.len()])
+        .collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    for w in cuts.windows(2) {
+        let (from, to) = (w[0], w[1]);
+        let piece = &text.as_bytes()[from..to];
+        if color {
+            for n in numbers(from, |r| r.start) {
+                write!(out, "\x1b[2m[{n}]{RESET}")?;
+            }
+            let shown = marks
+                .iter()
+                .filter(|(r, ..)| r.start <= from && to <= r.end)
+                .min_by_key(|m| m.1);
+            match shown {
+                Some(&(_, n, boilerplate)) => {
+                    write!(out, "\x1b[{}m", style(n, boilerplate))?;
+                    out.write_all(piece)?;
+                    out.write_all(RESET.as_bytes())?;
+                }
+                None => out.write_all(piece)?,
+            }
+        } else {
+            close_markers(out, numbers(from, |r| r.end))?;
+            for n in numbers(from, |r| r.start) {
+                write!(out, "[{n}>")?;
+            }
+            out.write_all(piece)?;
+        }
+    }
+    if !color {
+        close_markers(out, numbers(text.len(), |r| r.end))?;
+    }
+    Ok(())
+}
+
+/// `<n]` for each passage ending here, the last opened first.
+fn close_markers(out: &mut dyn Write, mut numbers: Vec<usize>) -> io::Result<()> {
+    numbers.sort_unstable_by(|x, y| y.cmp(x));
+    for n in numbers {
+        write!(out, "<{n}]")?;
+    }
+    Ok(())
+}
