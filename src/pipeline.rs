@@ -465,11 +465,7 @@ impl Worker<'_> {
                 .as_deref()
                 .zip(metadata.as_deref())
                 .and_then(|(field, m)| story::string_field(m, field));
-            extractor.extract_document(
-                title.as_deref(),
-                &body,
-                Some(self.fingerprinter.tokens()),
-            )
+            extractor.extract_document(title.as_deref(), &body, Some(self.fingerprinter.tokens()))
         });
         let entry = DocEntry {
             id: id.into_boxed_str(),

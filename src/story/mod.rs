@@ -322,7 +322,8 @@ pub fn run(
 pub fn string_field(metadata: &str, field: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Loose<'a>(
-        #[serde(borrow)] std::collections::HashMap<std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue>,
+        #[serde(borrow)]
+        std::collections::HashMap<std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue>,
     );
     let Loose(map) = serde_json::from_str(metadata).ok()?;
     let raw = map.get(field)?;
