@@ -1,9 +1,10 @@
-//! Story clusters by average linkage, so that templated reports do not chain.
+//! Story clusters by a group linkage, so that templated reports do not chain.
 //!
 //! Plain connected components would join Monday's, Tuesday's and Wednesday's money-market
-//! reports as soon as each looks like the next. Here two clusters merge only when the
-//! mean probability over **all** their cross pairs (a pair never scored counts as 0)
-//! reaches the model's threshold. Pairs are visited from the most to the least probable
+//! reports as soon as each looks like the next. Here two clusters merge only when their
+//! cross pairs (a pair never scored counts as 0) agree: by default more than half of them
+//! are accepted ([`Linkage::Majority`]), or their mean probability reaches the model's
+//! threshold ([`Linkage::Average`]). Pairs are visited from the most to the least probable
 //! (ids break ties), so the result does not depend on input order or thread count.
 
 use std::collections::HashMap;

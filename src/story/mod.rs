@@ -14,7 +14,7 @@
 //! 4. [`score`]: the components of every candidate pair — weighted word and name overlap,
 //!    shared text (word shingles), figures, figures that differ in the same slot, weekdays;
 //! 5. [`model`]: a fitted logistic decision, and the pair's kind (copy, update, rewrite);
-//! 6. [`link`]: average-linkage clusters, whose representative is the earliest article.
+//! 6. [`link`]: majority-linkage clusters, whose representative is the earliest article.
 //!
 //! With a time window, pairs of dated articles further apart are never matched.
 
