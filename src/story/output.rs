@@ -4,84 +4,41 @@
 use std::io::{self, Write};
 
 use serde::Serialize;
-use serde_json::value::RawValue;
+use serde::ser::{SerializeMap, Serializer};
 
-use super::{StoryOutcome, StoryPair};
+use super::model::COMPONENTS;
+use super::{Component, StoryOutcome, StoryPair};
 use crate::corpus::Corpus;
 use crate::pipeline::Outcome;
-use crate::report::{Format, SCHEMA_VERSION, round4, write_records};
+use crate::report::{Format, MemberRecord, SCHEMA_VERSION, round4, write_records};
 
 fn r4(x: f64) -> f64 {
     round4(x as f32)
 }
 
-/// The score components of a pair, by name (see [`super::Component`]).
-#[derive(Debug, Serialize)]
-pub struct ComponentsRecord {
-    /// IDF-weighted Jaccard of the content words.
-    pub term_weighted_jaccard: f64,
-    /// IDF-weighted overlap of the content words over the smaller text's weight.
-    pub term_weighted_containment: f64,
-    /// Cosine of the IDF-weighted word vectors.
-    pub idf_cosine: f64,
-    /// Larger containment of the word shingles (shared text).
-    pub shingle_containment: f64,
-    /// Jaccard of the word shingles.
-    pub shingle_jaccard: f64,
-    /// IDF-weighted Jaccard of the names.
-    pub name_weighted_jaccard: f64,
-    /// IDF-weighted overlap of the rare words and names over the smaller text's.
-    pub rare_fact_containment: f64,
-    /// Jaccard of the values (figures, dates).
-    pub figure_jaccard: f64,
-    /// Shared quoted word pairs over the smaller text's.
-    pub quote_containment: f64,
-    /// Fraction of shared template slots filled with different values.
-    pub figure_slot_conflict: f64,
-    /// Conflicting template slots (0, ⅓, ⅔, 1 for 0, 1, 2, 3 or more).
-    pub conflicting_slots: f64,
-    /// 1 when the weekdays named conflict.
-    pub weekday_conflict: f64,
-    /// 1 when the first weekdays named differ.
-    pub first_weekday_differs: f64,
-    /// References to an earlier time one text makes and the other does not.
-    pub back_reference: f64,
-}
+/// The score components of a pair, rounded, written as an object keyed by
+/// [`Component::name`] in [`Component::ALL`] order.
+#[derive(Debug)]
+pub struct ComponentsRecord([f64; COMPONENTS]);
 
 impl ComponentsRecord {
     fn new(c: &super::Components) -> Self {
-        let [
-            term_weighted_jaccard,
-            term_weighted_containment,
-            idf_cosine,
-            shingle_containment,
-            shingle_jaccard,
-            name_weighted_jaccard,
-            rare_fact_containment,
-            figure_jaccard,
-            quote_containment,
-            figure_slot_conflict,
-            conflicting_slots,
-            weekday_conflict,
-            first_weekday_differs,
-            back_reference,
-        ] = c.0.map(r4);
-        ComponentsRecord {
-            term_weighted_jaccard,
-            term_weighted_containment,
-            idf_cosine,
-            shingle_containment,
-            shingle_jaccard,
-            name_weighted_jaccard,
-            rare_fact_containment,
-            figure_jaccard,
-            quote_containment,
-            figure_slot_conflict,
-            conflicting_slots,
-            weekday_conflict,
-            first_weekday_differs,
-            back_reference,
+        ComponentsRecord(c.0.map(r4))
+    }
+
+    /// One component's rounded value.
+    pub fn get(&self, c: Component) -> f64 {
+        self.0[c as usize]
+    }
+}
+
+impl Serialize for ComponentsRecord {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(COMPONENTS))?;
+        for c in Component::ALL {
+            map.serialize_entry(c.name(), &self.get(c))?;
         }
+        map.end()
     }
 }
 
@@ -128,16 +85,6 @@ pub struct StoryCohesion {
     pub mean_score: f64,
 }
 
-/// One member of a story cluster.
-#[derive(Debug, Serialize)]
-pub struct StoryMemberRecord<'a> {
-    /// The document id.
-    pub id: &'a str,
-    /// The record's other fields, as read.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<&'a RawValue>,
-}
-
 /// One story cluster.
 #[derive(Debug, Serialize)]
 pub struct StoryClusterRecord<'a> {
@@ -154,7 +101,7 @@ pub struct StoryClusterRecord<'a> {
     /// Scores among the cluster's same-story pairs.
     pub cohesion: StoryCohesion,
     /// Members in id order.
-    pub members: Vec<StoryMemberRecord<'a>>,
+    pub members: Vec<MemberRecord<'a>>,
     /// The same-story pairs inside the cluster, each with its kind and components.
     pub pairs: Vec<StoryPairRecord<'a>>,
 }
@@ -185,11 +132,11 @@ pub fn write_pairs(
             p.b.to_string(),
             p.kind.to_string(),
             format!("{:.4}", p.score),
-            format!("{:.4}", c.term_weighted_jaccard),
-            format!("{:.4}", c.shingle_containment),
-            format!("{:.4}", c.name_weighted_jaccard),
-            format!("{:.4}", c.figure_slot_conflict),
-            format!("{:.0}", c.weekday_conflict),
+            format!("{:.4}", c.get(Component::TermWeightedJaccard)),
+            format!("{:.4}", c.get(Component::ShingleContainment)),
+            format!("{:.4}", c.get(Component::NameWeightedJaccard)),
+            format!("{:.4}", c.get(Component::FigureSlotConflict)),
+            format!("{:.0}", c.get(Component::WeekdayConflict)),
         ]]
     })
 }
@@ -218,7 +165,7 @@ pub fn write_clusters(
             members: c
                 .members
                 .iter()
-                .map(|&d| StoryMemberRecord {
+                .map(|&d| MemberRecord {
                     id: corpus.id(d),
                     metadata: corpus
                         .metadata(d)
