@@ -477,24 +477,40 @@ pub fn write_clusters(out: &mut dyn Write, outcome: &Outcome, format: Format) ->
         "member",
     ];
     write_records(out, format, records, &columns, |c| {
-        c.members
-            .iter()
-            .map(|m| {
-                vec![
-                    c.cluster.to_string(),
-                    c.size.to_string(),
-                    c.representative.to_string(),
-                    format!("{:.4}", c.cohesion.min_jaccard),
-                    format!("{:.4}", c.cohesion.mean_jaccard),
-                    m.id.to_string(),
-                ]
-            })
-            .collect()
+        cluster_rows(
+            c.cluster,
+            c.representative,
+            (c.cohesion.min_jaccard, c.cohesion.mean_jaccard),
+            &c.members,
+        )
     })?;
     match failure.into_inner() {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// The CSV and table rows of a cluster: one per member, with the cluster's number,
+/// size, representative and `(min, mean)` cohesion repeated.
+pub(crate) fn cluster_rows(
+    cluster: usize,
+    representative: &str,
+    (min, mean): (f64, f64),
+    members: &[MemberRecord<'_>],
+) -> Vec<Vec<String>> {
+    members
+        .iter()
+        .map(|m| {
+            vec![
+                cluster.to_string(),
+                members.len().to_string(),
+                representative.to_string(),
+                format!("{min:.4}"),
+                format!("{mean:.4}"),
+                m.id.to_string(),
+            ]
+        })
+        .collect()
 }
 
 /// The documents `dedup` drops: every cluster member but the representative.

@@ -10,7 +10,7 @@ use super::model::COMPONENTS;
 use super::{Component, StoryOutcome, StoryPair};
 use crate::corpus::Corpus;
 use crate::pipeline::Outcome;
-use crate::report::{Format, MemberRecord, SCHEMA_VERSION, round4, write_records};
+use crate::report::{Format, MemberRecord, SCHEMA_VERSION, cluster_rows, round4, write_records};
 
 fn r4(x: f64) -> f64 {
     round4(x as f32)
@@ -187,19 +187,12 @@ pub fn write_clusters(
         "member",
     ];
     write_records(out, format, records, &columns, |c| {
-        c.members
-            .iter()
-            .map(|m| {
-                vec![
-                    c.cluster.to_string(),
-                    c.size.to_string(),
-                    c.representative.to_string(),
-                    format!("{:.4}", c.cohesion.min_score),
-                    format!("{:.4}", c.cohesion.mean_score),
-                    m.id.to_string(),
-                ]
-            })
-            .collect()
+        cluster_rows(
+            c.cluster,
+            c.representative,
+            (c.cohesion.min_score, c.cohesion.mean_score),
+            &c.members,
+        )
     })
 }
 

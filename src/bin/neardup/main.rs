@@ -18,7 +18,7 @@ use neardup::input::{FieldNames, InputFormat, InputSpec};
 use neardup::report::{self, Format};
 use neardup::{Outcome, PipelineBuilder};
 
-use args::{Cli, ClusterArgs, Command, ExecArgs, FormatArg, InputArgs, SimilarityArgs};
+use args::{Cli, ClusterArgs, Command, ExecArgs, FormatArg, InputArgs, RunArgs, SimilarityArgs};
 use compare::passage_settings;
 use progress::Terminal;
 
@@ -45,34 +45,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Index(a) => feed::run_index(a),
         Command::Watch(a) => feed::watch(a),
-        Command::Cluster(a) => analyse_with(
-            false,
-            passage_settings(&a.passages),
-            &a.input,
-            &a.similarity,
-            &a.clustering,
-            &a.story,
-            &a.run,
-            |outcome| {
-                write_atomically(a.output.output.as_deref(), |w| {
-                    report::write_clusters(w, outcome, format(a.output.format))
-                })
-            },
-        ),
-        Command::Pairs(a) => analyse_with(
-            false,
-            passage_settings(&a.passages),
-            &a.input,
-            &a.similarity,
-            &a.clustering,
-            &a.story,
-            &a.run,
-            |outcome| {
-                write_atomically(a.output.output.as_deref(), |w| {
-                    report::write_pairs(w, outcome, format(a.output.format))
-                })
-            },
-        ),
+        Command::Cluster(a) => analyse_and_write(&a, report::write_clusters),
+        Command::Pairs(a) => analyse_and_write(&a, report::write_pairs),
         Command::Dedup(a) => analyse(
             true,
             &a.input,
@@ -132,6 +106,27 @@ fn format(f: FormatArg) -> Format {
 }
 
 /// Builds the pipeline from flags, runs it, hands the outcome to `write`, prints the summary.
+/// `cluster` and `pairs`: one run, then one output file written atomically.
+fn analyse_and_write(
+    a: &RunArgs,
+    write: fn(&mut dyn Write, &Outcome, Format) -> io::Result<()>,
+) -> Result<ExitCode> {
+    analyse_with(
+        false,
+        passage_settings(&a.passages),
+        &a.input,
+        &a.similarity,
+        &a.clustering,
+        &a.story,
+        &a.run,
+        |outcome| {
+            write_atomically(a.output.output.as_deref(), |w| {
+                write(w, outcome, format(a.output.format))
+            })
+        },
+    )
+}
+
 fn analyse(
     replayable: bool,
     input: &InputArgs,
