@@ -525,6 +525,20 @@ struct CandidateSet<'o> {
     keys: Vec<u64>,
 }
 
+/// What a level finds at one threshold, before the gold judges it.
+struct Found<'k> {
+    /// The LSH banding of the candidates.
+    params: LshParams,
+    /// Number of candidates.
+    candidates: u64,
+    /// Packed keys of the candidates, sorted.
+    keys: &'k [u64],
+    /// The candidates whose score reaches the threshold.
+    verified: Vec<(u32, u32)>,
+    /// Members of each cluster of two or more.
+    clusters: Vec<Vec<u32>>,
+}
+
 /// One threshold's decisions, per judged pair.
 struct Decision {
     result: ThresholdResult,
@@ -786,15 +800,14 @@ impl<'o> Sweep<'o> {
         let corpus = &outcome.corpus;
         let settings = &outcome.settings;
         let score = self.config.score;
-        // The level's part: the candidates, those reaching the threshold, their clusters
-        // (members only).
-        let (params, candidates, keys, verified, clusters): (
-            LshParams,
-            u64,
-            &[u64],
-            Vec<(u32, u32)>,
-            Vec<Vec<u32>>,
-        ) = match &mut self.candidates {
+        // The level's part: the candidates, those reaching the threshold, their clusters.
+        let Found {
+            params,
+            candidates,
+            keys,
+            verified,
+            clusters,
+        } = match &mut self.candidates {
             Candidates::NearCopy { base_keys, current } => {
                 let params = self.config.banding.at(threshold, corpus.num_perm());
                 if current.as_ref().is_none_or(|c| c.params != params) {
@@ -814,13 +827,13 @@ impl<'o> Sweep<'o> {
                     settings.representative,
                     &outcome.rank,
                 );
-                (
+                Found {
                     params,
-                    set.scores.len() as u64,
-                    &set.keys,
-                    verified.iter().map(|p| (p.a, p.b)).collect(),
-                    clusters.into_iter().map(|c| c.members).collect(),
-                )
+                    candidates: set.scores.len() as u64,
+                    keys: &set.keys,
+                    verified: verified.iter().map(|p| (p.a, p.b)).collect(),
+                    clusters: clusters.into_iter().map(|c| c.members).collect(),
+                }
             }
             Candidates::Story { found, keys } => {
                 // What the story level does with --story-threshold `threshold`.
@@ -839,13 +852,13 @@ impl<'o> Sweep<'o> {
                     settings.representative,
                     &outcome.rank,
                 );
-                (
-                    found.lsh,
-                    found.scored.len() as u64,
+                Found {
+                    params: found.lsh,
+                    candidates: found.scored.len() as u64,
                     keys,
-                    accepted.iter().map(|l| (l.a, l.b)).collect(),
-                    clusters.into_iter().map(|c| c.members).collect(),
-                )
+                    verified: accepted.iter().map(|l| (l.a, l.b)).collect(),
+                    clusters: clusters.into_iter().map(|c| c.members).collect(),
+                }
             }
         };
         let mut cluster_of = vec![NONE; corpus.len()];
