@@ -410,6 +410,8 @@ fn help_teaches_the_method() {
         "--min-threshold",
         "Why a same-story pair was missed",
         "--strict makes them an error",
+        "--level story",
+        "story linkage",
     ] {
         assert!(help.contains(expected), "{expected}");
     }
@@ -563,5 +565,398 @@ fn bbc_same_story_pairs() {
         copies["clustered"], copies["pairs"],
         "every copy is found at the best threshold"
     );
+    assert!(s.path("charts/eval-sweep.png").exists() && s.path("charts/eval-scores.svg").exists());
+}
+
+/// A synthetic corpus of story families for the story level: each family is a base
+/// article of made-up words (rare in the corpus, so they weigh in the story score) and
+/// rewrites of it with a growing share of their words replaced, so that same-story pairs
+/// spread over the whole probability range. Returns the corpus and pair gold: each base
+/// against its rewrites (same story, labelled by how much was rewritten) and against the
+/// next family's base (different stories).
+fn story_families(s: &Scratch) -> (std::path::PathBuf, String) {
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move |n: u64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % n
+    };
+    const SYLLABLES: [&str; 16] = [
+        "ka", "lo", "mi", "ter", "van", "su", "dre", "pol", "zen", "ri", "bak", "tho", "mun", "el",
+        "gra", "fis",
+    ];
+    let word = |next: &mut dyn FnMut(u64) -> u64| -> String {
+        (0..3)
+            .map(|_| SYLLABLES[next(16) as usize])
+            .collect::<String>()
+    };
+    let sentence = |words: &[String]| -> String {
+        words
+            .chunks(12)
+            .map(|c| c.join(" ") + ".")
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut records = Vec::new();
+    let mut gold = String::new();
+    for family in 0..12 {
+        let base: Vec<String> = (0..72).map(|_| word(&mut next)).collect();
+        for (copy, (rate, label)) in [
+            (0, "base"),
+            (0, "copy"),
+            (10, "update"),
+            (35, "rewrite"),
+            (60, "loose"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let text: Vec<String> = base
+                .iter()
+                .map(|w| {
+                    if next(100) < rate {
+                        word(&mut next)
+                    } else {
+                        w.clone()
+                    }
+                })
+                .collect();
+            let id = format!("s{family:02}-{copy}");
+            records.push((id.clone(), sentence(&text)));
+            if copy > 0 {
+                gold.push_str(&format!(
+                    "{{\"a\": \"s{family:02}-0\", \"b\": \"{id}\", \"same_story\": true, \"label\": \"{label}\"}}\n"
+                ));
+            }
+        }
+        if family > 0 {
+            gold.push_str(&format!(
+                "{{\"a\": \"s{:02}-0\", \"b\": \"s{family:02}-0\", \"same_story\": false, \"label\": \"unrelated\"}}\n",
+                family - 1
+            ));
+        }
+    }
+    let refs: Vec<(&str, &str)> = records
+        .iter()
+        .map(|(i, t)| (i.as_str(), t.as_str()))
+        .collect();
+    (s.jsonl("stories.jsonl", &refs), gold)
+}
+
+/// The story level's output for `args` (`pairs` or `cluster`) at a story threshold.
+fn story_run(corpus: &std::path::Path, command: &str, threshold: f64) -> Vec<serde_json::Value> {
+    let out = neardup()
+        .args([command, "--level", "story", "--story-threshold"])
+        .arg(threshold.to_string())
+        .arg(corpus)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    json_lines(&stdout_of(&out))
+}
+
+/// Every row of a story-level sweep is what `cluster`/`pairs --level story
+/// --story-threshold T` find at that threshold, judged against the gold.
+#[test]
+fn story_level_sweep_reproduces_runs_at_each_threshold() {
+    let s = Scratch::new();
+    let (corpus, gold) = story_families(&s);
+    s.write("gold.jsonl", &gold);
+    let out = neardup()
+        .current_dir(s.dir.path())
+        .arg("eval")
+        .arg(&corpus)
+        .args([
+            "--gold",
+            "gold.jsonl",
+            "--level",
+            "story",
+            "--format",
+            "json",
+            "--plots",
+            "charts",
+            "--beta",
+            "0.5",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["settings"]["level"], "story");
+    assert_eq!(r["settings"]["score"], "story");
+    assert_eq!(r["settings"]["cluster_mode"], "majority");
+    assert_eq!(r["gold"]["positives"], 48);
+    assert_eq!(r["gold"]["negatives"], 11);
+
+    // Every scored candidate, with its probability.
+    let all = story_run(&corpus, "pairs", 0.0);
+    let score_of: std::collections::HashMap<(String, String), f64> = all
+        .iter()
+        .map(|p| {
+            let key = (
+                p["a"].as_str().unwrap().to_string(),
+                p["b"].as_str().unwrap().to_string(),
+            );
+            (key, p["score"].as_f64().unwrap())
+        })
+        .collect();
+    let gold_pairs: Vec<(String, String, bool)> = json_lines(&gold)
+        .iter()
+        .map(|g| {
+            let (a, b) = (g["a"].as_str().unwrap(), g["b"].as_str().unwrap());
+            let (a, b) = if a < b { (a, b) } else { (b, a) };
+            (
+                a.to_string(),
+                b.to_string(),
+                g["same_story"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+
+    let rows = r["thresholds"].as_array().unwrap();
+    assert_eq!(rows.len(), 19, "0.10 to 1.00 by 0.05");
+    let mut checked = 0;
+    for row in rows {
+        let t = row["threshold"].as_f64().unwrap();
+        assert_eq!(
+            row["candidates"].as_u64().unwrap(),
+            all.len() as u64,
+            "at {t}"
+        );
+        let missed = &row["missed"];
+        let reasons = missed["not_candidate"].as_u64().unwrap()
+            + missed["split_by_clustering"].as_u64().unwrap()
+            + missed["below_threshold"].as_u64().unwrap();
+        assert_eq!(reasons, row["false_negatives"].as_u64().unwrap(), "at {t}");
+        if ![0.2, 0.4, 0.5, 0.7, 0.9]
+            .iter()
+            .any(|x| (x - t).abs() < 1e-9)
+        {
+            continue;
+        }
+        checked += 1;
+        let pairs = story_run(&corpus, "pairs", t);
+        assert_eq!(
+            row["verified"].as_u64().unwrap(),
+            pairs.len() as u64,
+            "at {t}"
+        );
+        let clusters = story_run(&corpus, "cluster", t);
+        assert_eq!(
+            row["clusters"].as_u64().unwrap(),
+            clusters.len() as u64,
+            "at {t}"
+        );
+        let mut cluster_of = std::collections::HashMap::new();
+        let mut clustered = 0;
+        for (i, c) in clusters.iter().enumerate() {
+            for m in c["members"].as_array().unwrap() {
+                cluster_of.insert(m["id"].as_str().unwrap().to_string(), i);
+                clustered += 1;
+            }
+        }
+        assert_eq!(row["clustered_documents"], clustered, "at {t}");
+        let (mut tp, mut fp, mut fn_) = (0, 0, 0);
+        let (mut below, mut never) = (0, 0);
+        for (a, b, same) in &gold_pairs {
+            let together = cluster_of
+                .get(a)
+                .is_some_and(|c| cluster_of.get(b) == Some(c));
+            match (same, together) {
+                (true, true) => tp += 1,
+                (false, true) => fp += 1,
+                (true, false) => {
+                    fn_ += 1;
+                    match score_of.get(&(a.clone(), b.clone())) {
+                        Some(&p) if p < t => below += 1,
+                        None => never += 1,
+                        Some(_) => {}
+                    }
+                }
+                (false, false) => {}
+            }
+        }
+        assert_eq!(
+            (
+                row["true_positives"].as_u64(),
+                row["false_positives"].as_u64(),
+                row["false_negatives"].as_u64()
+            ),
+            (Some(tp), Some(fp), Some(fn_)),
+            "at {t}"
+        );
+        // Pairs scored below T are below it; pairs never scored are below it or LSH misses.
+        assert!(
+            missed["below_threshold"].as_u64().unwrap() >= below,
+            "at {t}"
+        );
+        assert!(
+            missed["below_threshold"].as_u64().unwrap() + missed["not_candidate"].as_u64().unwrap()
+                >= below + never,
+            "at {t}"
+        );
+    }
+    assert_eq!(checked, 5);
+
+    // The sweep spans the range: high recall at the bottom, fewer pairs at the top.
+    let recall = |row: &serde_json::Value| row["recall"].as_f64().unwrap();
+    assert!(recall(&rows[0]) > recall(&rows[18]), "{rows:?}");
+    let best = &r["best_f1"];
+    assert!(best["f_beta"].as_f64().unwrap() > 0.6, "{best}");
+    assert_eq!(r["best_f_beta"]["beta"], 0.5);
+
+    // Misses at the explained threshold carry the probability the story level gives them.
+    let explained = &r["explained"];
+    for m in explained["misses"].as_array().unwrap() {
+        let key = (
+            m["a"].as_str().unwrap().to_string(),
+            m["b"].as_str().unwrap().to_string(),
+        );
+        match score_of.get(&key) {
+            Some(&p) => {
+                assert!(m["candidate"].as_bool().unwrap(), "{m}");
+                assert!(
+                    (m["score"].as_f64().unwrap() - p).abs() < 1e-4,
+                    "{m} vs {p}"
+                );
+            }
+            None => assert!(!m["candidate"].as_bool().unwrap(), "{m}"),
+        }
+    }
+    // The gold's labels break the results down.
+    let kinds: Vec<&str> = explained["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["copy", "loose", "rewrite", "unrelated", "update"]);
+    let bins = r["histogram"]["bins"].as_array().unwrap();
+    let positives: u64 = bins.iter().map(|b| b["positives"].as_u64().unwrap()).sum();
+    assert_eq!(positives, 48);
+
+    for name in ["eval-sweep", "eval-scores"] {
+        let svg = std::fs::read_to_string(s.path(&format!("charts/{name}.svg"))).unwrap();
+        assert!(svg.contains("story score"), "{name}.svg");
+        assert!(s.path(&format!("charts/{name}.png")).exists());
+    }
+}
+
+#[test]
+fn story_level_tables_cluster_gold_and_flag_errors() {
+    let s = Scratch::new();
+    let (corpus, _) = story_families(&s);
+    let clusters: String = (0..12)
+        .flat_map(|f| {
+            (0..5).map(move |c| format!("{{\"id\": \"s{f:02}-{c}\", \"cluster\": {f}}}\n"))
+        })
+        .collect();
+    s.write("clusters.jsonl", clusters);
+    let out = neardup()
+        .current_dir(s.dir.path())
+        .arg("eval")
+        .arg(&corpus)
+        .args(["--gold", "clusters.jsonl", "--level", "story", "--no-plots"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let table = stdout_of(&out);
+    for expected in [
+        "level: story; score: story (model probability); majority linkage clusters",
+        "ARI",
+        "B3 recall",
+        "best F1: ",
+    ] {
+        assert!(table.contains(expected), "{expected}: {table}");
+    }
+
+    let fails = |extra: &[&str], message: &str| {
+        let out = neardup()
+            .current_dir(s.dir.path())
+            .arg("eval")
+            .arg(&corpus)
+            .args(["--gold", "clusters.jsonl", "--no-plots"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{extra:?}");
+        assert!(stderr_of(&out).contains(message), "{}", stderr_of(&out));
+    };
+    fails(&["--score", "story"], "--score story needs --level story");
+    fails(
+        &["--level", "story", "--score", "jaccard"],
+        "the swept score is the story score",
+    );
+    fails(
+        &["--level", "story", "--story-threshold", "0.5"],
+        "eval sweeps the story threshold",
+    );
+    fails(
+        &["--level", "story", "--bands", "8", "--rows", "4"],
+        "--story-candidates",
+    );
+}
+
+/// On real data: the story-level sweep over the BBC labels. The figures depend on the
+/// committed model, so only their structure and plausibility are checked.
+#[test]
+fn bbc_same_story_pairs_at_the_story_level() {
+    let Some(data) = data_dir() else { return };
+    let data = data.canonicalize().unwrap();
+    let s = Scratch::new();
+    let out = neardup()
+        .current_dir(s.dir.path())
+        .arg("eval")
+        .arg(data.join("bbc-news.jsonl"))
+        .arg("--gold")
+        .arg(data.join("labels/bbc-same-story.jsonl"))
+        .args([
+            "--level",
+            "story",
+            "--min-threshold",
+            "0.05",
+            "--format",
+            "json",
+            "--plots",
+            "charts",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["documents"], 2225);
+    assert_eq!(r["settings"]["level"], "story");
+    assert_eq!(r["gold"]["positives"], 74);
+    let rows = r["thresholds"].as_array().unwrap();
+    assert_eq!(rows.len(), 20, "0.05 to 1.00 by 0.05");
+    let candidates = rows[0]["candidates"].as_u64().unwrap();
+    for row in rows {
+        assert_eq!(row["candidates"].as_u64().unwrap(), candidates);
+        let missed = &row["missed"];
+        let reasons = missed["not_candidate"].as_u64().unwrap()
+            + missed["split_by_clustering"].as_u64().unwrap()
+            + missed["below_threshold"].as_u64().unwrap();
+        assert_eq!(reasons, row["false_negatives"].as_u64().unwrap());
+    }
+    // Fewer pairs reach a higher threshold.
+    let verified: Vec<u64> = rows
+        .iter()
+        .map(|r| r["verified"].as_u64().unwrap())
+        .collect();
+    assert!(verified.windows(2).all(|w| w[0] >= w[1]), "{verified:?}");
+    let f1 = r["best_f1"]["f_beta"].as_f64().unwrap();
+    let t = r["best_f1"]["threshold"].as_f64().unwrap();
+    let precision = r["best_f1"]["precision"].as_f64().unwrap();
+    eprintln!("bbc story-level sweep: best F1 {f1} at {t} (precision {precision})");
+    assert!(f1 > 0.6, "best F1 {f1}");
+    assert!((0.05..0.95).contains(&t), "best threshold {t}");
+    let copies = r["explained"]["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == "copy")
+        .unwrap();
+    assert_eq!(copies["clustered"], copies["pairs"], "copies share a story");
     assert!(s.path("charts/eval-sweep.png").exists() && s.path("charts/eval-scores.svg").exists());
 }

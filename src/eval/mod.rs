@@ -4,7 +4,9 @@
 //! * [`gold`]: gold labels, as judged pairs or as a cluster per document.
 //! * [`metrics`]: pairwise precision/recall/F-β, adjusted Rand index, B-cubed.
 //! * [`sweep`]: one pipeline run, then every threshold judged, with the reason for each
-//!   missed gold positive.
+//!   missed gold positive; at the near-copy level (shingle scores, re-banded per
+//!   threshold) or the story level (the story model's probability, the story linkage
+//!   re-run per threshold).
 //! * [`banding`]: the banding of a threshold and its S-curve (`neardup params`).
 //! * [`report`]: JSON documents and terminal tables.
 //! * [`plot`]: charts as SVG or PNG.

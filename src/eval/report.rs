@@ -15,6 +15,7 @@ use crate::eval::gold::GoldShape;
 use crate::eval::sweep::{Banding, Evaluation, JudgedOutcome, ThresholdResult};
 use crate::pipeline::Outcome;
 use crate::report::SCHEMA_VERSION;
+use crate::story::Linkage;
 
 fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
@@ -150,6 +151,8 @@ impl ThresholdRecord {
 /// The settings an evaluation ran with.
 #[derive(Debug, Serialize)]
 pub struct EvalSettingsRecord {
+    /// `near_copy` or `story`.
+    pub level: &'static str,
     /// The swept similarity.
     pub score: &'static str,
     /// Shingles.
@@ -158,11 +161,14 @@ pub struct EvalSettingsRecord {
     pub num_perm: usize,
     /// Sketch seed.
     pub seed: u64,
-    /// `derived` (per threshold) or `fixed` (`--bands/--rows`).
+    /// `derived` (per threshold) or `fixed` (`--bands/--rows`); `story` at the story
+    /// level (the weighted-MinHash banding of `--story-candidates`, the same at every
+    /// threshold).
     pub banding: &'static str,
     /// LSH bucket cap.
     pub bucket_cap: usize,
-    /// `connected` or `leader`.
+    /// `connected` or `leader`; at the story level, the linkage (`majority` or
+    /// `average`).
     pub cluster_mode: &'static str,
     /// Representative rule (matters in leader mode).
     pub representative: &'static str,
@@ -315,6 +321,13 @@ fn mode_name(mode: ClusterMode) -> &'static str {
     }
 }
 
+fn linkage_name(linkage: Linkage) -> &'static str {
+    match linkage {
+        Linkage::Average => "average",
+        Linkage::Majority => "majority",
+    }
+}
+
 fn representative_name(rule: RepresentativeRule) -> &'static str {
     match rule {
         RepresentativeRule::Earliest => "earliest",
@@ -339,6 +352,7 @@ impl<'a> EvalRecord<'a> {
         banding: Banding,
     ) -> Self {
         let s = &outcome.settings;
+        let story = eval.score.is_story();
         let beta = eval.best_f_beta.map(|b| b.0);
         let corpus = &outcome.corpus;
         let judged = |o: &JudgedOutcome| {
@@ -349,7 +363,7 @@ impl<'a> EvalRecord<'a> {
                 b: corpus.id(p.b),
                 reason: o.reason.map(|r| r.name()),
                 candidate: o.candidate,
-                score: round4(f64::from(eval.score.of(p))),
+                score: round4(f64::from(j.score)),
                 jaccard: round4(f64::from(p.jaccard)),
                 estimated_jaccard: round4(f64::from(p.estimated)),
                 containment_a_in_b: round4(f64::from(p.a_in_b)),
@@ -376,16 +390,26 @@ impl<'a> EvalRecord<'a> {
             schema_version: SCHEMA_VERSION,
             documents: corpus.len() as u64,
             settings: EvalSettingsRecord {
+                level: if story { "story" } else { "near_copy" },
                 score: eval.score.name(),
                 shingle: s.shingle.to_string(),
                 num_perm: s.num_perm,
                 seed: s.seed,
                 banding: match banding {
+                    _ if story => "story",
                     Banding::Derived { .. } => "derived",
                     Banding::Fixed(_) => "fixed",
                 },
-                bucket_cap: s.bucket_cap,
-                cluster_mode: mode_name(s.cluster_mode),
+                bucket_cap: if story {
+                    s.story.bucket_cap
+                } else {
+                    s.bucket_cap
+                },
+                cluster_mode: if story {
+                    linkage_name(s.story.linkage)
+                } else {
+                    mode_name(s.cluster_mode)
+                },
                 representative: representative_name(s.representative),
             },
             gold: GoldRecord {
@@ -498,11 +522,19 @@ pub fn write_eval_table(
                 .join(", ")
         )?;
     }
-    writeln!(
-        out,
-        "corpus: {} documents; score: {}; shingles {}, num-perm {}, {} banding, {} clusters",
-        record.documents, s.score, s.shingle, s.num_perm, s.banding, s.cluster_mode
-    )?;
+    if s.level == "story" {
+        writeln!(
+            out,
+            "corpus: {} documents; level: story; score: story (model probability); {} linkage clusters",
+            record.documents, s.cluster_mode
+        )?;
+    } else {
+        writeln!(
+            out,
+            "corpus: {} documents; score: {}; shingles {}, num-perm {}, {} banding, {} clusters",
+            record.documents, s.score, s.shingle, s.num_perm, s.banding, s.cluster_mode
+        )?;
+    }
     writeln!(out)?;
 
     let with_beta = record.best_f_beta.is_some();

@@ -12,9 +12,22 @@
 //! missed positive is explained by its own score: below the threshold, above it but never
 //! a candidate (an LSH miss), or a candidate above it that clustering did not join (only
 //! possible in leader mode).
+//!
+//! At the story level ([`Score::Story`], an outcome of a run with
+//! [`crate::Level::Story`]) the swept score is the story model's probability. The story
+//! candidates do not depend on the probability threshold, so every threshold `t` reuses
+//! the run's scored candidates ([`StoryOutcome::scored`]) and reproduces what `neardup
+//! cluster --level story --story-threshold t` does with the same flags: the candidates
+//! whose probability reaches `t`, and their clusters by the story linkage
+//! ([`crate::story::link::link`], re-run at `t`). Judged pairs that were never candidates
+//! (weighted-MinHash LSH misses, pairs outside `--window`) are scored by the same model
+//! from their components, so their misses get exact reasons too; a split by clustering
+//! is a candidate above `t` that the linkage (majority or average) left apart.
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
+
+use rayon::prelude::*;
 
 use crate::cluster;
 use crate::error::{Error, Result};
@@ -23,13 +36,15 @@ use crate::eval::metrics::{Confusion, Contingency};
 use crate::index::{self, LshParams};
 use crate::pipeline::Outcome;
 use crate::progress::{Observer, Stage};
+use crate::story::{self, StoryOutcome, link};
 use crate::verify::{self, PairScore};
 
 /// The similarity a sweep thresholds.
 ///
 /// Each level of the pipeline contributes its scores here: the near-copy level gives the
-/// four below, read from a verified [`PairScore`]. A new score (e.g. a story-level one)
-/// is a new variant with its [`Score::of`] arm and names.
+/// first four, read from a verified [`PairScore`]; the story level gives
+/// [`Score::Story`], the story model's probability. A new score is a new variant with its
+/// [`Score::of`] arm and names.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Score {
     /// Exact Jaccard similarity of the shingle sets (what the pipeline thresholds).
@@ -42,24 +57,44 @@ pub enum Score {
     /// The larger of the two containments: `|A∩B| / min(|A|, |B|)`; high when one
     /// document is an excerpt of the other.
     ContainmentMax,
+    /// The story level's score: the probability of one story under the story model
+    /// ([`crate::story::Model::probability`]); needs an outcome of the story level.
+    Story,
 }
 
 impl Score {
     /// Every score, in a fixed order.
-    pub const ALL: [Score; 4] = [
+    pub const ALL: [Score; 5] = [
         Score::Jaccard,
         Score::Estimated,
         Score::ContainmentMin,
         Score::ContainmentMax,
+        Score::Story,
     ];
 
-    /// The score of a verified pair.
-    pub fn of(self, p: &PairScore) -> f32 {
+    /// The score of a verified pair; `None` for [`Score::Story`], which is not read from
+    /// shingle sets (see [`JudgedPair::score`]).
+    pub fn of(self, p: &PairScore) -> Option<f32> {
         match self {
-            Score::Jaccard => p.jaccard,
-            Score::Estimated => p.estimated,
-            Score::ContainmentMin => p.a_in_b.min(p.b_in_a),
-            Score::ContainmentMax => p.a_in_b.max(p.b_in_a),
+            Score::Jaccard => Some(p.jaccard),
+            Score::Estimated => Some(p.estimated),
+            Score::ContainmentMin => Some(p.a_in_b.min(p.b_in_a)),
+            Score::ContainmentMax => Some(p.a_in_b.max(p.b_in_a)),
+            Score::Story => None,
+        }
+    }
+
+    /// Whether this score is the story level's.
+    pub fn is_story(self) -> bool {
+        self == Score::Story
+    }
+
+    /// Whether `score` reaches `threshold`, compared as the pipeline compares it: in
+    /// `f32` at the near-copy level, in `f64` by the story linkage.
+    pub fn reaches(self, score: f32, threshold: f64) -> bool {
+        match self {
+            Score::Story => f64::from(score) >= threshold,
+            _ => score >= threshold as f32,
         }
     }
 
@@ -70,6 +105,7 @@ impl Score {
             Score::Estimated => "estimated_jaccard",
             Score::ContainmentMin => "containment_min",
             Score::ContainmentMax => "containment_max",
+            Score::Story => "story",
         }
     }
 
@@ -80,6 +116,7 @@ impl Score {
             Score::Estimated => "estimated Jaccard (MinHash)",
             Score::ContainmentMin => "min containment",
             Score::ContainmentMax => "max containment",
+            Score::Story => "story score (model probability)",
         }
     }
 }
@@ -271,8 +308,10 @@ pub struct ThresholdResult {
 /// A judged pair: gold positive or negative, scored exactly.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JudgedPair {
-    /// Its scores (`a` precedes `b` in id order).
+    /// Its shingle scores (`a` precedes `b` in id order).
     pub scores: PairScore,
+    /// The swept score ([`Evaluation::score`]).
+    pub score: f32,
     /// Whether the gold says one story.
     pub same: bool,
     /// Index into [`Evaluation::kinds`].
@@ -349,8 +388,9 @@ pub struct Histogram {
     pub positives: Vec<u64>,
     /// Gold negatives per bin.
     pub negatives: Vec<u64>,
-    /// The negatives are only those LSH proposed at the lowest threshold (cluster gold:
-    /// listing every pair across clusters would be quadratic).
+    /// The negatives are only those LSH proposed at the lowest threshold, or the story
+    /// level's scored candidates (cluster gold: listing every pair across clusters would
+    /// be quadratic).
     pub negatives_are_candidates: bool,
 }
 
@@ -415,6 +455,20 @@ pub fn evaluate(
     if config.bins == 0 {
         return Err(Error::config("the histogram needs at least one bin"));
     }
+    match (config.score.is_story(), outcome.story.is_some()) {
+        (true, false) => {
+            return Err(Error::config(
+                "the story score needs a run at the story level (--level story)",
+            ));
+        }
+        (false, true) => {
+            return Err(Error::config(format!(
+                "at the story level the swept score is the story score, not {}",
+                config.score.name()
+            )));
+        }
+        _ => {}
+    }
     let mut sweep = Sweep::new(outcome, gold, config)?;
     observer.stage_started(Stage::Cluster, Some(config.thresholds.len() as u64));
     let mut rows = Vec::with_capacity(config.thresholds.len());
@@ -471,6 +525,20 @@ struct CandidateSet<'o> {
     keys: Vec<u64>,
 }
 
+/// What a level finds at one threshold, before the gold judges it.
+struct Found<'k> {
+    /// The LSH banding of the candidates.
+    params: LshParams,
+    /// Number of candidates.
+    candidates: u64,
+    /// Packed keys of the candidates, sorted.
+    keys: &'k [u64],
+    /// The candidates whose score reaches the threshold.
+    verified: Vec<(u32, u32)>,
+    /// Members of each cluster of two or more.
+    clusters: Vec<Vec<u32>>,
+}
+
 /// One threshold's decisions, per judged pair.
 struct Decision {
     result: ThresholdResult,
@@ -488,9 +556,27 @@ struct Sweep<'o> {
     gold_label: Vec<u32>,
     /// Cluster gold: the judged documents, in id order.
     gold_docs: Vec<u32>,
-    /// The run's own candidates, by packed key: reused when another banding finds them.
-    base_keys: Vec<(u64, u32)>,
-    current: Option<CandidateSet<'o>>,
+    /// Where each threshold's candidates come from.
+    candidates: Candidates<'o>,
+}
+
+/// Where a threshold's candidates come from, by level.
+enum Candidates<'o> {
+    /// Near-copy level: the LSH candidates of each threshold's banding.
+    NearCopy {
+        /// The run's own candidates, by packed key: reused when another banding finds
+        /// them.
+        base_keys: Vec<(u64, u32)>,
+        /// The candidates of the banding last used.
+        current: Option<CandidateSet<'o>>,
+    },
+    /// Story level: the run's scored candidates, the same at every threshold.
+    Story {
+        /// What the story level found.
+        found: &'o StoryOutcome,
+        /// Packed keys of `found.scored`, sorted: membership tests.
+        keys: Vec<u64>,
+    },
 }
 
 impl<'o> Sweep<'o> {
@@ -597,23 +683,45 @@ impl<'o> Sweep<'o> {
         let index_pairs: Vec<(u32, u32)> = raw.iter().map(|p| (p.0, p.1)).collect();
         let scores = verify::score_pairs(corpus, &index_pairs, &|_| {})
             .map_err(|e| Error::io("reading spilled shingle sets", e))?;
+        let swept: Vec<f32> = match &outcome.story {
+            Some(found) => story_scores(outcome, found, &index_pairs)?,
+            None => scores
+                .iter()
+                .map(|p| config.score.of(p).expect("a near-copy score"))
+                .collect(),
+        };
         let judged = raw
             .iter()
             .zip(scores)
-            .map(|(&(_, _, same, kind, line), scores)| JudgedPair {
+            .zip(swept)
+            .map(|((&(_, _, same, kind, line), scores), score)| JudgedPair {
                 scores,
+                score,
                 same,
                 kind,
                 line,
             })
             .collect();
-        let mut base_keys: Vec<(u64, u32)> = outcome
-            .scores
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (pack(p.a, p.b), i as u32))
-            .collect();
-        base_keys.sort_unstable();
+        let candidates = match &outcome.story {
+            Some(found) => {
+                let mut keys: Vec<u64> = found.scored.iter().map(|l| pack(l.a, l.b)).collect();
+                keys.sort_unstable();
+                Candidates::Story { found, keys }
+            }
+            None => {
+                let mut base_keys: Vec<(u64, u32)> = outcome
+                    .scores
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (pack(p.a, p.b), i as u32))
+                    .collect();
+                base_keys.sort_unstable();
+                Candidates::NearCopy {
+                    base_keys,
+                    current: None,
+                }
+            }
+        };
         Ok(Sweep {
             outcome,
             config,
@@ -631,17 +739,19 @@ impl<'o> Sweep<'o> {
             },
             gold_label,
             gold_docs,
-            base_keys,
-            current: None,
+            candidates,
         })
     }
 
     /// The candidates of `params`, verified (the run's own when they match).
-    fn candidates(&self, params: LshParams) -> Result<CandidateSet<'o>> {
-        let outcome = self.outcome;
+    fn banding_candidates(
+        outcome: &'o Outcome,
+        base_keys: &[(u64, u32)],
+        params: LshParams,
+    ) -> Result<CandidateSet<'o>> {
         let corpus = &outcome.corpus;
         if params == outcome.settings.lsh {
-            let mut keys: Vec<u64> = self.base_keys.iter().map(|k| k.0).collect();
+            let mut keys: Vec<u64> = base_keys.iter().map(|k| k.0).collect();
             keys.sort_unstable();
             return Ok(CandidateSet {
                 params,
@@ -661,8 +771,8 @@ impl<'o> Sweep<'o> {
         let mut scores = Vec::with_capacity(found.pairs.len());
         let mut unseen = Vec::new();
         for &(a, b) in &found.pairs {
-            match self.base_keys.binary_search_by_key(&pack(a, b), |k| k.0) {
-                Ok(i) => scores.push(outcome.scores[self.base_keys[i].1 as usize]),
+            match base_keys.binary_search_by_key(&pack(a, b), |k| k.0) {
+                Ok(i) => scores.push(outcome.scores[base_keys[i].1 as usize]),
                 Err(_) => unseen.push((a, b)),
             }
         }
@@ -688,29 +798,72 @@ impl<'o> Sweep<'o> {
     fn decide(&mut self, threshold: f64) -> Result<Decision> {
         let outcome = self.outcome;
         let corpus = &outcome.corpus;
+        let settings = &outcome.settings;
         let score = self.config.score;
-        let params = self.config.banding.at(threshold, corpus.num_perm());
-        if self.current.as_ref().is_none_or(|c| c.params != params) {
-            self.current = Some(self.candidates(params)?);
-        }
-        let set = self.current.as_ref().expect("candidates computed");
-        let t = threshold as f32;
-        let verified: Vec<PairScore> = set
-            .scores
-            .iter()
-            .filter(|p| score.of(p) >= t)
-            .copied()
-            .collect();
-        let clusters = cluster::cluster(
-            corpus,
-            &verified,
-            outcome.settings.cluster_mode,
-            outcome.settings.representative,
-            &outcome.rank,
-        );
+        // The level's part: the candidates, those reaching the threshold, their clusters.
+        let Found {
+            params,
+            candidates,
+            keys,
+            verified,
+            clusters,
+        } = match &mut self.candidates {
+            Candidates::NearCopy { base_keys, current } => {
+                let params = self.config.banding.at(threshold, corpus.num_perm());
+                if current.as_ref().is_none_or(|c| c.params != params) {
+                    *current = Some(Self::banding_candidates(outcome, base_keys, params)?);
+                }
+                let set = current.as_ref().expect("candidates computed");
+                let verified: Vec<PairScore> = set
+                    .scores
+                    .iter()
+                    .filter(|p| score.of(p).is_some_and(|s| score.reaches(s, threshold)))
+                    .copied()
+                    .collect();
+                let clusters = cluster::cluster(
+                    corpus,
+                    &verified,
+                    settings.cluster_mode,
+                    settings.representative,
+                    &outcome.rank,
+                );
+                Found {
+                    params,
+                    candidates: set.scores.len() as u64,
+                    keys: &set.keys,
+                    verified: verified.iter().map(|p| (p.a, p.b)).collect(),
+                    clusters: clusters.into_iter().map(|c| c.members).collect(),
+                }
+            }
+            Candidates::Story { found, keys } => {
+                // What the story level does with --story-threshold `threshold`.
+                let accepted: Vec<link::Link> = found
+                    .scored
+                    .iter()
+                    .filter(|l| score.reaches(l.probability, threshold))
+                    .copied()
+                    .collect();
+                let clusters = link::link(
+                    corpus,
+                    &found.scored,
+                    &accepted,
+                    threshold,
+                    settings.story.linkage,
+                    settings.representative,
+                    &outcome.rank,
+                );
+                Found {
+                    params: found.lsh,
+                    candidates: found.scored.len() as u64,
+                    keys,
+                    verified: accepted.iter().map(|l| (l.a, l.b)).collect(),
+                    clusters: clusters.into_iter().map(|c| c.members).collect(),
+                }
+            }
+        };
         let mut cluster_of = vec![NONE; corpus.len()];
-        for (i, c) in clusters.iter().enumerate() {
-            for &d in &c.members {
+        for (i, members) in clusters.iter().enumerate() {
+            for &d in members {
                 cluster_of[d as usize] = i as u32;
             }
         }
@@ -724,8 +877,8 @@ impl<'o> Sweep<'o> {
         let mut missed = MissCounts::default();
         for j in &self.judged {
             let (a, b) = (j.scores.a, j.scores.b);
-            let is_candidate = set.keys.binary_search(&pack(a, b)).is_ok();
-            let above = score.of(&j.scores) >= t;
+            let is_candidate = keys.binary_search(&pack(a, b)).is_ok();
+            let above = score.reaches(j.score, threshold);
             let joined = together(a, b);
             let listed = is_candidate && above;
             match (j.same, joined) {
@@ -772,8 +925,8 @@ impl<'o> Sweep<'o> {
             pairwise.false_positives = counted.false_positives;
             direct.false_positives = verified
                 .iter()
-                .filter(|p| {
-                    let (ga, gb) = (self.gold_label[p.a as usize], self.gold_label[p.b as usize]);
+                .filter(|&&(a, b)| {
+                    let (ga, gb) = (self.gold_label[a as usize], self.gold_label[b as usize]);
                     ga != NONE && gb != NONE && ga != gb
                 })
                 .count() as u64;
@@ -788,10 +941,10 @@ impl<'o> Sweep<'o> {
             result: ThresholdResult {
                 threshold,
                 lsh: params,
-                candidates: set.scores.len() as u64,
+                candidates,
                 verified: verified.len() as u64,
                 clusters: clusters.len() as u64,
-                clustered_documents: clusters.iter().map(|c| c.members.len() as u64).sum(),
+                clustered_documents: clusters.iter().map(|m| m.len() as u64).sum(),
                 pairwise,
                 direct,
                 partition,
@@ -804,7 +957,6 @@ impl<'o> Sweep<'o> {
 
     fn explain(&mut self, threshold: f64) -> Result<Explanation> {
         let decision = self.decide(threshold)?;
-        let t = threshold as f32;
         let score = self.config.score;
         let mut misses = Vec::new();
         let mut false_merges = Vec::new();
@@ -832,15 +984,14 @@ impl<'o> Sweep<'o> {
                 reason,
             };
             if j.same && !joined {
-                let above = score.of(&j.scores) >= t;
+                let above = score.reaches(j.score, threshold);
                 misses.push(outcome(Some(miss_reason(above, candidate))));
             } else if !j.same && joined {
                 false_merges.push(outcome(None));
             }
         }
         // Judged pairs are in id order, and the sorts are stable.
-        let by_score =
-            |o: &JudgedOutcome| std::cmp::Reverse(score.of(&self.judged[o.pair].scores).to_bits());
+        let by_score = |o: &JudgedOutcome| std::cmp::Reverse(self.judged[o.pair].score.to_bits());
         misses.sort_by_key(|o| (o.reason, by_score(o)));
         false_merges.sort_by_key(by_score);
         Ok(Explanation {
@@ -860,7 +1011,7 @@ impl<'o> Sweep<'o> {
             negatives_are_candidates: !self.gold_docs.is_empty(),
         };
         for j in &self.judged {
-            let bin = h.bin(score.of(&j.scores));
+            let bin = h.bin(j.score);
             if j.same {
                 h.positives[bin] += 1;
             } else {
@@ -868,16 +1019,42 @@ impl<'o> Sweep<'o> {
             }
         }
         if h.negatives_are_candidates {
-            for p in self.outcome.scores.iter() {
-                let (ga, gb) = (self.gold_label[p.a as usize], self.gold_label[p.b as usize]);
+            // The run's own candidates.
+            let run: Box<dyn Iterator<Item = (u32, u32, f32)>> = match &self.candidates {
+                Candidates::NearCopy { .. } => Box::new(
+                    self.outcome
+                        .scores
+                        .iter()
+                        .map(|p| (p.a, p.b, score.of(p).expect("a near-copy score"))),
+                ),
+                Candidates::Story { found, .. } => {
+                    Box::new(found.scored.iter().map(|l| (l.a, l.b, l.probability)))
+                }
+            };
+            for (a, b, s) in run {
+                let (ga, gb) = (self.gold_label[a as usize], self.gold_label[b as usize]);
                 if ga != NONE && gb != NONE && ga != gb {
-                    let bin = h.bin(score.of(p));
+                    let bin = h.bin(s);
                     h.negatives[bin] += 1;
                 }
             }
         }
         h
     }
+}
+
+/// The story probability of each pair, from its components as the story level scores a
+/// candidate (so a candidate gets exactly its [`StoryOutcome::scored`] probability).
+fn story_scores(outcome: &Outcome, found: &StoryOutcome, pairs: &[(u32, u32)]) -> Result<Vec<f32>> {
+    let model = outcome.settings.story.model;
+    pairs
+        .par_iter()
+        .map(|&(a, b)| {
+            story::pair_components(&outcome.corpus, &found.docs, &found.stats, a, b)
+                .map(|c| model.probability(&c) as f32)
+        })
+        .collect::<std::io::Result<Vec<f32>>>()
+        .map_err(|e| Error::io("reading spilled shingle sets", e))
 }
 
 fn miss_reason(above: bool, candidate: bool) -> MissReason {
@@ -1297,7 +1474,7 @@ mod tests {
             a_in_b: 0.9,
             b_in_a: 0.35,
         };
-        let got: Vec<f32> = Score::ALL.iter().map(|s| s.of(&p)).collect();
-        assert_eq!(got, [0.3, 0.4, 0.35, 0.9]);
+        let got: Vec<Option<f32>> = Score::ALL.iter().map(|s| s.of(&p)).collect();
+        assert_eq!(got, [Some(0.3), Some(0.4), Some(0.35), Some(0.9), None]);
     }
 }

@@ -81,7 +81,10 @@ pub enum Command {
     ///
     /// Runs the pipeline once and sweeps thresholds over its signatures, reporting the
     /// quality of the clusters at each, the best threshold, and charts.
-    #[command(after_long_help = crate::eval::EVAL_HELP)]
+    #[command(
+        after_long_help = crate::eval::EVAL_HELP,
+        mut_arg("story_threshold", |a| a.hide(true))
+    )]
     Eval(Box<crate::eval::EvalArgs>),
     /// Show the LSH bands and rows a threshold gets and its S-curve P(candidate | s).
     #[command(after_long_help = crate::params::PARAMS_HELP)]
@@ -355,20 +358,6 @@ pub struct StoryArgs {
     /// with its components, to see why a pair was or was not matched.
     #[arg(long, value_name = "P")]
     pub story_threshold: Option<f64>,
-}
-
-impl StoryArgs {
-    /// The near-copy level with default story settings (for commands without `--level`).
-    pub fn near_copy() -> Self {
-        StoryArgs {
-            level: LevelArg::NearCopy,
-            window: None,
-            stats: None,
-            stats_out: None,
-            story_candidates: 0.2,
-            story_threshold: None,
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -12,7 +12,7 @@ use neardup::eval::sweep::{self, Banding, Score, SweepConfig, UnknownIds};
 use neardup::progress::Silent;
 use neardup::shingle::ShingleSpec;
 
-use crate::args::{ClusterArgs, ExecArgs, InputArgs, SimilarityArgs};
+use crate::args::{ClusterArgs, ExecArgs, InputArgs, LevelArg, SimilarityArgs, StoryArgs};
 
 pub const EVAL_HELP: &str = "\
 How it works:
@@ -37,6 +37,17 @@ Why a same-story pair was missed, at each threshold:
   below  its score is below the threshold
   Every judged pair is scored exactly from its shingle sets, so the reasons are exact.
 
+Story level (--level story):
+  The corpus is read and every story candidate scored once, as 'neardup pairs --level
+  story --story-threshold 0' lists them. The swept score is the story score: the story
+  model's probability of one story (--score story, the default at this level). For every
+  threshold T neardup does what 'neardup cluster --level story --story-threshold T' would
+  do: the scored candidates whose probability reaches T, clustered by the story linkage
+  re-run at T (--mode does not apply). Candidates do not depend on T, so 'LSH' misses are
+  same-story pairs above T that the weighted-MinHash LSH (--story-candidates) or --window
+  never proposed; judged pairs outside the candidates are scored by the same model, so
+  every reason is exact. The figures depend on the committed model (see BENCHMARKS.md).
+
 Output: the sweep table (or --format json), the best threshold by F1 (and by F-beta
 with --beta), the misses and wrong merges at that threshold (or --explain-at), and four
 charts in --plots: eval-sweep.svg/png (precision, recall, F1 by threshold) and
@@ -46,7 +57,8 @@ Examples:
   neardup eval news.jsonl --gold labels.jsonl
   neardup eval news.jsonl --gold labels.csv --score containment-max --beta 0.5
   neardup eval news.jsonl --gold stories.jsonl --gold-id doc --gold-cluster story --mode leader
-  neardup eval news.jsonl --gold labels.jsonl --min-threshold 0.02 --step 0.02 --format json -o eval.json";
+  neardup eval news.jsonl --gold labels.jsonl --min-threshold 0.02 --step 0.02 --format json -o eval.json
+  neardup eval news.jsonl --gold labels.jsonl --level story --min-threshold 0.05";
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -60,6 +72,9 @@ pub struct EvalArgs {
     pub sketch: SketchArgs,
     #[command(flatten)]
     pub clustering: ClusterArgs,
+    // The level swept (its --story-threshold is swept instead, and hidden).
+    #[command(flatten)]
+    pub story: StoryArgs,
     #[command(flatten)]
     pub output: ReportArgs,
     /// Missed and wrongly merged pairs listed in the table (all are in --format json).
@@ -142,9 +157,10 @@ pub struct GoldArgs {
 #[command(next_help_heading = "Sweep")]
 pub struct SweepArgs {
     /// The similarity thresholded: exact Jaccard, its MinHash estimate, or the smaller or
-    /// larger containment (larger: one text is an excerpt of the other).
-    #[arg(long, value_enum, default_value_t = ScoreArg::Jaccard)]
-    pub score: ScoreArg,
+    /// larger containment (larger: one text is an excerpt of the other); at --level
+    /// story, the story score [default: jaccard; story at --level story].
+    #[arg(long, value_enum)]
+    pub score: Option<ScoreArg>,
     /// Lowest threshold swept (LSH candidates are generated for it: low values cost time).
     #[arg(long, default_value_t = 0.1, value_name = "T")]
     pub min_threshold: f64,
@@ -258,6 +274,8 @@ pub enum ScoreArg {
     ContainmentMin,
     /// Larger containment: shared shingles over the smaller document's.
     ContainmentMax,
+    /// The story model's probability of one story (--level story).
+    Story,
 }
 
 impl PlotArgs {
@@ -317,6 +335,28 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
     )?;
     let s = &a.sweep;
     let thresholds = sweep::thresholds(s.min_threshold, s.max_threshold, s.step)?;
+    let story_level = a.story.level == LevelArg::Story;
+    let score = match (s.score, story_level) {
+        (None, false) | (Some(ScoreArg::Jaccard), false) => Score::Jaccard,
+        (Some(ScoreArg::Estimated), false) => Score::Estimated,
+        (Some(ScoreArg::ContainmentMin), false) => Score::ContainmentMin,
+        (Some(ScoreArg::ContainmentMax), false) => Score::ContainmentMax,
+        (None, true) | (Some(ScoreArg::Story), true) => Score::Story,
+        (Some(ScoreArg::Story), false) => anyhow::bail!("--score story needs --level story"),
+        (Some(_), true) => anyhow::bail!(
+            "at --level story the swept score is the story score (--score story); shingle scores are swept at the near-copy level"
+        ),
+    };
+    if story_level {
+        anyhow::ensure!(
+            a.story.story_threshold.is_none(),
+            "eval sweeps the story threshold: use --min-threshold, --max-threshold and --step instead of --story-threshold"
+        );
+        anyhow::ensure!(
+            a.sketch.bands.is_none() && a.sketch.rows.is_none(),
+            "--bands and --rows set the near-copy banding; the story level's candidates come from --story-candidates"
+        );
+    }
     let similarity = SimilarityArgs {
         shingle: a.sketch.shingle,
         num_perm: a.sketch.num_perm,
@@ -334,7 +374,7 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         &a.input,
         &similarity,
         &a.clustering,
-        &super::args::StoryArgs::near_copy(),
+        &a.story,
         &a.run,
         |outcome| {
             let banding = if explicit {
@@ -343,12 +383,7 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
                 Banding::default()
             };
             let config = SweepConfig {
-                score: match s.score {
-                    ScoreArg::Jaccard => Score::Jaccard,
-                    ScoreArg::Estimated => Score::Estimated,
-                    ScoreArg::ContainmentMin => Score::ContainmentMin,
-                    ScoreArg::ContainmentMax => Score::ContainmentMax,
-                },
+                score,
                 thresholds: thresholds.clone(),
                 beta: s.beta,
                 banding,
@@ -377,9 +412,10 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
                 ReportFormat::Json => report::write_json(w, &record),
             })?;
             let subtitle = format!(
-                "{}, {}",
+                "{}, {}{}",
                 file_name(&a.gold.path),
-                record.settings.cluster_mode
+                record.settings.cluster_mode,
+                if story_level { " linkage" } else { "" }
             );
             let written = a.plots.write(&[
                 ("eval-sweep", plot::sweep_chart(&evaluation, &subtitle)),
