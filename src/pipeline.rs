@@ -367,6 +367,9 @@ pub struct Fingerprinter {
     shingler: Shingler,
     shingles: Vec<u64>,
     scratch: Vec<u64>,
+    /// Whether the near-copy signature is computed: the story level only needs the
+    /// shingle set (its own sketch weighs words instead).
+    signatures: bool,
 }
 
 impl Fingerprinter {
@@ -377,6 +380,7 @@ impl Fingerprinter {
             shingler: Shingler::new(settings.shingle),
             shingles: Vec::new(),
             scratch: Vec::new(),
+            signatures: settings.level != Level::Story,
         }
     }
 
@@ -393,9 +397,13 @@ impl Fingerprinter {
         if shingles.is_empty() {
             return None;
         }
-        let mut signature = vec![0u32; self.sketcher.num_perm()];
-        self.sketcher
-            .sketch(shingles, &mut self.scratch, &mut signature);
+        // Without signatures every slot stays empty (u32::MAX, as for a document
+        // without shingles); nothing at the story level reads them.
+        let mut signature = vec![u32::MAX; self.sketcher.num_perm()];
+        if self.signatures {
+            self.sketcher
+                .sketch(shingles, &mut self.scratch, &mut signature);
+        }
         into_set(shingles);
         Some(Fingerprint {
             set: shingles.clone(),

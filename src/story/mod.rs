@@ -123,12 +123,18 @@ pub struct StoryOutcome {
 
 /// The expanded set whose Jaccard is the IDF-weighted Jaccard of the content words.
 pub fn weighted_elements(doc: &StoryDoc, stats: &StoryStats, out: &mut Vec<u64>) {
+    let idfs = doc.terms.iter().map(|&t| (t, stats.idf(t)));
+    expand_weighted(idfs, stats.common_idf(), out);
+}
+
+/// [`weighted_elements`] from terms whose IDF is already known (`floor`:
+/// [`StoryStats::common_idf`]).
+fn expand_weighted(idfs: impl Iterator<Item = (u64, f64)>, floor: f64, out: &mut Vec<u64>) {
     out.clear();
     // Common words would fill LSH buckets with every article of a section while adding
     // little to the weighted Jaccard; scoring still uses them.
-    let floor = stats.common_idf();
-    for &t in &doc.terms {
-        let weight = (stats.idf(t) - floor).max(0.0);
+    for (t, idf) in idfs {
+        let weight = (idf - floor).max(0.0);
         let copies = (weight / WEIGHT_QUANTUM).round() as u64;
         out.extend((0..copies).map(|c| t ^ c.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
     }
@@ -178,14 +184,20 @@ pub fn run(
     let sketcher = Sketcher::new(k, seed ^ 0x0073_746f_7279);
     let docs_owned = docs;
     let docs = &docs_owned[..];
+    // Each term's IDF is looked up once, for the sketch and the scoring both.
+    let weighted: Vec<score::Weighted<'_>> = docs
+        .par_iter()
+        .map(|d| score::Weighted::new(d, &stats))
+        .collect();
+    let idf_floor = stats.common_idf();
     let mut signatures = vec![u32::MAX; docs.len() * k];
     signatures
         .par_chunks_mut(k)
-        .zip(docs.par_iter())
+        .zip(weighted.par_iter())
         .for_each_init(
             || (Vec::new(), Vec::new()),
-            |(elements, scratch), (out, doc)| {
-                weighted_elements(doc, &stats, elements);
+            |(elements, scratch), (out, w)| {
+                expand_weighted(w.term_idfs(), idf_floor, elements);
                 if !elements.is_empty() {
                     sketcher.sketch(elements, scratch, out);
                 }
@@ -234,10 +246,6 @@ pub fn run(
         .filter(|&(a, b)| crate::sketch::estimate_jaccard(signature(a), signature(b)) >= floor)
         .collect();
     drop(candidates);
-    let weighted: Vec<score::Weighted<'_>> = docs
-        .par_iter()
-        .map(|d| score::Weighted::new(d, &stats))
-        .collect();
     let model = settings.model;
     const CHUNK: usize = 4096;
     type Scored = (link::Link, Option<StoryPair>);

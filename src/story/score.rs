@@ -26,6 +26,11 @@ pub struct Weighted<'d> {
 }
 
 impl<'d> Weighted<'d> {
+    /// Each content term with its IDF.
+    pub fn term_idfs(&self) -> impl Iterator<Item = (u64, f64)> + '_ {
+        (self.doc.terms.iter().zip(&self.term_weights)).map(|(&t, &w)| (t, f64::from(w.abs())))
+    }
+
     /// Looks up the weights of `doc` in `stats`.
     pub fn new(doc: &'d StoryDoc, stats: &StoryStats) -> Self {
         let rare = stats.rare_idf();
