@@ -888,3 +888,202 @@ fn compaction_survives_sigkill() {
         assert!(verdicts[..1019].iter().all(|v| v["indexed"] == false));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The story level.
+
+/// `n` articles as [`corpus`] makes them, except that about a third of the derived ones
+/// are retold: chunks of three words shuffled (little shared text) and 0–50 % of the words
+/// replaced, so that same-story pairs without near-copy text spread around the model's
+/// threshold.
+fn story_corpus(seed: u64, n: usize, start: i64) -> Vec<serde_json::Value> {
+    let mut rng = Rng(seed);
+    let vocabulary = 3000;
+    let mut texts: Vec<Vec<u64>> = Vec::new();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let words: Vec<u64> = if i > 0 && rng.below(2) == 0 {
+            let source = &texts[rng.below(texts.len() as u64) as usize];
+            let retold = rng.below(3) > 0;
+            let rate = if retold {
+                rng.below(500)
+            } else {
+                rng.below(300)
+            };
+            let mut words: Vec<u64> = source
+                .iter()
+                .map(|&w| {
+                    if rng.below(1000) < rate {
+                        rng.below(vocabulary)
+                    } else {
+                        w
+                    }
+                })
+                .collect();
+            if retold {
+                let mut chunks: Vec<Vec<u64>> = words.chunks(3).map(<[u64]>::to_vec).collect();
+                for j in (1..chunks.len()).rev() {
+                    chunks.swap(j, rng.below(j as u64 + 1) as usize);
+                }
+                words = chunks.concat();
+            }
+            words
+        } else {
+            let len = 40 + rng.below(120);
+            (0..len).map(|_| rng.below(vocabulary)).collect()
+        };
+        let text: Vec<String> = words.iter().map(|w| format!("w{w}")).collect();
+        out.push(serde_json::json!({
+            "id": format!("doc-{i:05}"),
+            "date": start + 3600 * i as i64,
+            "text": text.join(" "),
+        }));
+        texts.push(words);
+    }
+    out
+}
+
+type StoryPairs = BTreeMap<(String, String), (f32, &'static str)>;
+
+/// The batch story level's same-story pairs (probability and kind), its statistics
+/// written to `stats`.
+fn batch_story_pairs(path: &Path, stats: &Path) -> StoryPairs {
+    let outcome = PipelineBuilder::new()
+        .level(neardup::Level::Story)
+        .story(neardup::story::StorySettings {
+            stats_out: Some(stats.to_path_buf()),
+            ..Default::default()
+        })
+        .build()
+        .unwrap()
+        .run(&[InputSpec::Path(path.to_path_buf())], &Silent)
+        .unwrap();
+    let found = outcome.story.as_ref().unwrap();
+    found
+        .pairs
+        .iter()
+        .map(|p| {
+            let key = ordered(outcome.corpus.id(p.a), outcome.corpus.id(p.b));
+            (key, (p.probability, p.kind.name()))
+        })
+        .collect()
+}
+
+fn story_settings(window: Option<u64>) -> IndexSettings {
+    let pipeline = PipelineBuilder::new().build().unwrap();
+    IndexSettings::new(pipeline.settings(), Level::Story, window).unwrap()
+}
+
+fn read_stats(path: &Path) -> neardup::story::StoryStats {
+    neardup::story::StoryStats::read_from(&mut std::fs::File::open(path).unwrap()).unwrap()
+}
+
+/// What adding the JSON lines of `path` one by one to a story-level index finds: every
+/// same-story pair (from each article's `story_matches`), and every verdict. The index is
+/// reopened at a third and two thirds of the way.
+fn feed_story_pairs(
+    path: &Path,
+    dir: &Path,
+    stats: Option<&neardup::story::StoryStats>,
+) -> (StoryPairs, Vec<neardup::feed::Verdict>) {
+    FeedIndex::create_with_stats(dir, &story_settings(None), stats).unwrap();
+    let lines: Vec<String> = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let (mut pairs, mut verdicts) = (BTreeMap::new(), Vec::new());
+    let third = lines.len() / 3;
+    for part in [
+        &lines[..third],
+        &lines[third..2 * third],
+        &lines[2 * third..],
+    ] {
+        let mut index = FeedIndex::open(dir, Access::Write, &Silent).unwrap();
+        let mut fingerprinter = index.fingerprinter();
+        for (i, line) in part.iter().enumerate() {
+            let Ok(article) = Article::from_json(line, &FieldNames::default(), &mut fingerprinter, 0)
+            else {
+                continue;
+            };
+            let verdict = index.add(&article).unwrap().expect("ids are unique");
+            for m in &verdict.story_matches {
+                pairs.insert(
+                    ordered(&article.id, &m.id),
+                    (m.score, m.kind.expect("a story match has a kind").name()),
+                );
+            }
+            verdicts.push(verdict);
+            if i % 97 == 0 {
+                index.commit().unwrap();
+            }
+        }
+        index.commit().unwrap();
+    }
+    (pairs, verdicts)
+}
+
+/// Checks that the feed found the batch's pairs with the same scores and kinds.
+fn assert_same_story_pairs(feed: &StoryPairs, batch: &StoryPairs, what: &str) {
+    let missing: Vec<_> = batch.keys().filter(|k| !feed.contains_key(*k)).collect();
+    let extra: Vec<_> = feed.keys().filter(|k| !batch.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: missing {missing:?}, extra {extra:?}"
+    );
+    for (key, (p, kind)) in feed {
+        let (q, batch_kind) = batch[key];
+        assert!(
+            (p - q).abs() < 1e-6 && *kind == batch_kind,
+            "{what}: {key:?} scored {p} {kind} by the feed, {q} {batch_kind} by batch"
+        );
+    }
+}
+
+#[test]
+fn story_level_added_article_by_article_gives_the_batch_story_pairs() {
+    let s = Scratch::new();
+    let path = s.write("in.jsonl", to_jsonl(&story_corpus(21, 700, 0)));
+    let stats_path = s.path("corpus.stats");
+    let batch = batch_story_pairs(&path, &stats_path);
+    let stats = read_stats(&stats_path);
+    let (feed, verdicts) = feed_story_pairs(&path, &s.path("idx"), Some(&stats));
+    assert_same_story_pairs(&feed, &batch, "synthetic corpus");
+    let count = |k: VerdictKind| verdicts.iter().filter(|v| v.kind == k).count();
+    let (new, duplicates, rewrites) = (
+        count(VerdictKind::New),
+        count(VerdictKind::Duplicate),
+        count(VerdictKind::Rewrite),
+    );
+    assert!(
+        batch.len() > 50 && rewrites > 20 && duplicates > 20 && new > 200,
+        "the corpus exercises every verdict: {} pairs, {new} new, {duplicates} duplicates, {rewrites} rewrites",
+        batch.len()
+    );
+    for v in &verdicts {
+        match v.kind {
+            // A rewrite's matches are its story matches; its best is a batch pair.
+            VerdictKind::Rewrite => {
+                assert_eq!(v.matches, v.story_matches);
+                let best = v.best().unwrap();
+                assert!(batch.contains_key(&ordered(&v.id, &best.id)));
+                assert_eq!(best.kind.map(|k| k.name()), Some(batch[&ordered(&v.id, &best.id)].1));
+            }
+            VerdictKind::Duplicate => assert!(v.matches.iter().all(|m| m.kind.is_none())),
+            _ => assert!(v.story_matches.is_empty() && v.matches.is_empty()),
+        }
+    }
+}
+
+#[test]
+fn bbc_story_level_added_article_by_article_gives_the_batch_story_pairs() {
+    let Some(data) = data_dir() else { return };
+    let path = data.join("bbc-news.jsonl");
+    let s = Scratch::new();
+    let stats_path = s.path("bbc.stats");
+    let batch = batch_story_pairs(&path, &stats_path);
+    let (feed, verdicts) = feed_story_pairs(&path, &s.path("idx"), Some(&read_stats(&stats_path)));
+    assert!(batch.len() > 100);
+    assert_same_story_pairs(&feed, &batch, "bbc-news");
+    assert!(verdicts.iter().any(|v| v.kind == VerdictKind::Rewrite));
+}
