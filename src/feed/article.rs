@@ -37,7 +37,14 @@ impl Article {
             .story_title_field()
             .zip(r.metadata.as_deref())
             .and_then(|(field, m)| story::string_field(m, field));
-        Article::new(r.id, &r.text, title.as_deref(), r.date, fingerprinter, arrival)
+        Article::new(
+            r.id,
+            &r.text,
+            title.as_deref(),
+            r.date,
+            fingerprinter,
+            arrival,
+        )
     }
 
     /// An article from one raw record of `source` (a JSON line or a whole text file).

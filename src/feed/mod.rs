@@ -70,7 +70,7 @@ use crate::sketch::{Sketcher, estimate_jaccard};
 use crate::story::{self, Kind, Model, StoryDoc, StoryStats};
 use crate::verify::intersection_size;
 use bands::BandTable;
-use format::{ArticleRecord, Meta, StoryBytes, StoryMeta, StoredVerdict};
+use format::{ArticleRecord, Meta, StoredVerdict, StoryBytes, StoryMeta};
 use log::Log;
 pub use log::{Syncer, Written};
 
@@ -521,8 +521,7 @@ impl FeedIndex {
         };
         let mut entries: Vec<Vec<u64>> = vec![Vec::new(); lsh.bands];
         let story_lsh = settings.story.as_ref().map(|s| s.lsh);
-        let mut story_entries: Vec<Vec<u64>> =
-            vec![Vec::new(); story_lsh.map_or(0, |l| l.bands)];
+        let mut story_entries: Vec<Vec<u64>> = vec![Vec::new(); story_lsh.map_or(0, |l| l.bands)];
         let mut story_signature = Vec::new();
         let mut features = StoryDoc::default();
         let mut collisions: Vec<(u32, u64)> = Vec::new();
@@ -878,9 +877,11 @@ impl FeedIndex {
         scratch.story_signature.clear();
         scratch.story_signature.resize(s.num_perm, u32::MAX);
         if !scratch.elements.is_empty() {
-            state
-                .sketcher
-                .sketch(&scratch.elements, &mut scratch.sketch, &mut scratch.story_signature);
+            state.sketcher.sketch(
+                &scratch.elements,
+                &mut scratch.sketch,
+                &mut scratch.story_signature,
+            );
         }
         scratch.story_keys.clear();
         // Articles without weighted content (all stop words) are never candidates, as in

@@ -163,7 +163,10 @@ pub fn doc_components(
     sa: &[u64],
     sb: &[u64],
 ) -> Components {
-    let (wa, wb) = (score::Weighted::new(a, stats), score::Weighted::new(b, stats));
+    let (wa, wb) = (
+        score::Weighted::new(a, stats),
+        score::Weighted::new(b, stats),
+    );
     score::components(&wa, &wb, shingle_overlap(sa, sb))
 }
 
