@@ -1577,6 +1577,196 @@ mod golden {
         }
     }
 
+    const GOLDEN_STORY: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/feed-index-story-v1"
+    );
+    /// The story level: a near-copy, retellings, a headline, and an unrelated article.
+    const STORY_ARTICLES: [(&str, Option<&str>, &str); 5] = [
+        (
+            "rate-1",
+            Some("Central bank raises rates again"),
+            "The central bank raised its benchmark interest rate by half a point on Tuesday, \
+             the third increase this year, saying inflation remained far above its target. \
+             Governor Anna Berg said \"inflation is still too high\" and rates rose to 4.5%.",
+        ),
+        (
+            "storm-1",
+            None,
+            "A powerful storm closed schools and roads across the northern region for a \
+             second day, leaving thousands of homes without electricity.",
+        ),
+        (
+            "rate-2",
+            Some("Central bank raises rates again"),
+            "The central bank raised its benchmark interest rate by half a point on Tuesday, \
+             the third increase this year, saying inflation remained well above its target. \
+             Governor Anna Berg said \"inflation is still too high\" and rates rose to 4.5%.",
+        ),
+        (
+            "rate-3",
+            Some("Rates rise to 4.5% as Berg warns on inflation"),
+            "Borrowing costs went up to 4.5% on Tuesday after the central bank lifted its \
+             benchmark interest rate by half a point, its third increase this year. Governor \
+             Anna Berg warned inflation remained far above target.",
+        ),
+        (
+            "quake-1",
+            None,
+            "An earthquake of magnitude 6.1 struck off the southern coast early on Sunday, \
+             officials said, with no immediate reports of damage or casualties.",
+        ),
+    ];
+
+    fn story_settings() -> IndexSettings {
+        let pipeline = PipelineBuilder::new()
+            .num_perm(16)
+            .threshold(0.5)
+            .build()
+            .unwrap();
+        let mut s = IndexSettings::new(pipeline.settings(), Level::Story, None).unwrap();
+        let story = s.story.as_mut().unwrap();
+        story.num_perm = 16;
+        story.lsh = story::candidate_lsh(story.candidate_threshold, 16);
+        s
+    }
+
+    fn story_line(i: usize) -> String {
+        let (id, title, text) = STORY_ARTICLES[i];
+        let mut line = serde_json::json!({"id": id, "text": text, "date": T0 + i as i64});
+        if let Some(t) = title {
+            line["title"] = t.into();
+        }
+        line.to_string()
+    }
+
+    fn build_story(dir: &Path) {
+        // Fixed statistics of the articles themselves.
+        let settings = story_settings();
+        let mut f = fingerprinter_for(&settings.pipeline().unwrap(), Level::Story);
+        let mut stats = StoryStats::new();
+        for i in 0..STORY_ARTICLES.len() {
+            let a = Article::from_json(&story_line(i), &Default::default(), &mut f, 0).unwrap();
+            stats.add(a.story.as_ref().unwrap());
+        }
+        FeedIndex::create_with_stats(dir, &settings, Some(&stats)).unwrap();
+        let mut index = FeedIndex::open(dir, Access::Write, &Silent).unwrap();
+        for i in 0..STORY_ARTICLES.len() {
+            let a = Article::from_json(&story_line(i), &Default::default(), &mut f, 0).unwrap();
+            index.add(&a).unwrap();
+        }
+        index.commit().unwrap();
+    }
+
+    /// The story records (record kind 2) and the story section of `index.meta`, pinned as
+    /// the copy level's are. (The story check and fixed statistics are compared only for
+    /// their presence: they pin the story algorithms, not the format.)
+    #[test]
+    fn golden_story_index_decodes_to_known_values_and_reencodes_byte_for_byte() {
+        let golden = Path::new(GOLDEN_STORY);
+        if std::env::var_os("NEARDUP_UPDATE_GOLDEN").is_some() {
+            let _ = std::fs::remove_dir_all(golden);
+            build_story(golden);
+            std::fs::remove_file(golden.join(format::LOCK_FILE)).unwrap();
+        }
+        let meta_bytes = std::fs::read(golden.join(format::META_FILE)).unwrap();
+        let meta = format::decode_meta(&meta_bytes).unwrap();
+        let mut expected = story_settings();
+        expected.story.as_mut().unwrap().stats = StatsSource::Fixed;
+        assert_eq!((meta.generation, &meta.settings), (0, &expected));
+        assert_eq!(format::encode_meta(&meta), meta_bytes);
+        let story_meta = meta.story.unwrap();
+        let stats_bytes = std::fs::read(golden.join(format::STATS_FILE)).unwrap();
+        assert_eq!(story_meta.stats_check, xxh3_64(&stats_bytes));
+        let stats = StoryStats::read_from(&mut &stats_bytes[..]).unwrap();
+        assert_eq!(stats.documents(), STORY_ARTICLES.len() as u64);
+
+        let log = std::fs::read(golden.join(format::log_file_name(0))).unwrap();
+        format::check_log_header(&log, 0).unwrap();
+        let mut at = format::LOG_HEADER_BYTES as usize;
+        let mut seen = Vec::new();
+        while at < log.len() {
+            let header: [u8; 8] = log[at..at + 8].try_into().unwrap();
+            let end = at + 8 + format::frame_payload_len(&header) as usize;
+            let payload = &log[at + 8..end];
+            assert!(format::frame_is_intact(&header, payload));
+            assert_eq!(
+                payload[0], 2,
+                "record kind 2: an article with story features"
+            );
+            let r = format::decode_article(payload, 16).unwrap();
+            let story = r.story.unwrap();
+            assert_eq!(story.signature.len(), 16 * 4);
+            let mut doc = StoryDoc::default();
+            story.features_into(&mut doc);
+            assert!(!doc.terms.is_empty() && doc.terms.windows(2).all(|w| w[0] < w[1]));
+            assert!(doc.slots.windows(2).all(|w| w[0] < w[1]));
+            let mut again = Vec::new();
+            format::encode_article(&mut again, &r);
+            assert_eq!(
+                again,
+                &log[at..end],
+                "record {} re-encodes differently",
+                r.id
+            );
+            seen.push((
+                r.id.to_string(),
+                r.verdict,
+                r.best_match.to_string(),
+                r.cluster.to_string(),
+                story.kind,
+                !doc.names.is_empty(),
+            ));
+            at = end;
+        }
+        let (new, dup, rewrite) = (
+            StoredVerdict::New,
+            StoredVerdict::Duplicate,
+            StoredVerdict::Rewrite,
+        );
+        let expected = [
+            ("rate-1", new, "", "rate-1", None, true),
+            ("storm-1", new, "", "storm-1", None, false),
+            ("rate-2", dup, "rate-1", "rate-1", None, true),
+            (
+                "rate-3",
+                rewrite,
+                "rate-1",
+                "rate-1",
+                Some(Kind::Rewrite),
+                true,
+            ),
+            ("quake-1", new, "", "quake-1", None, false),
+        ];
+        let seen: Vec<_> = seen
+            .iter()
+            .map(|s| (s.0.as_str(), s.1, s.2.as_str(), s.3.as_str(), s.4, s.5))
+            .collect();
+        assert_eq!(seen, expected);
+    }
+
+    /// An index of format version 1 written before the story level existed (the copy
+    /// golden index) still opens and answers.
+    #[test]
+    fn the_copy_golden_index_still_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(GOLDEN).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+        let mut index = FeedIndex::open(dir.path(), Access::Write, &Silent).unwrap();
+        assert_eq!((index.len(), index.settings().level), (4, Level::Copy));
+        let mut f = index.fingerprinter();
+        let line = serde_json::json!({"id": "rate-9", "text": ARTICLES[2].1});
+        let a = Article::from_json(&line.to_string(), &Default::default(), &mut f, 0).unwrap();
+        let v = index.add(&a).unwrap().unwrap();
+        assert_eq!(
+            (v.kind, v.cluster.as_str()),
+            (VerdictKind::Duplicate, "rate-1")
+        );
+        assert!(v.story_matches.is_empty());
+    }
+
     #[test]
     fn an_index_fingerprinted_differently_is_refused() {
         let dir = tempfile::tempdir().unwrap();
