@@ -32,6 +32,27 @@
 //!      …   8·S  sorted shingle set (u64)
 //!      …     I  id (UTF-8), then M bytes of best-match id, then C bytes of cluster id
 //! ```
+//!
+//! **Story level** (an extension of version 1: copy-level files are unchanged). `index.meta`
+//! has level code 2 and, after the fingerprint check, a story section: `u8` statistics
+//! source (1 = accumulated, 2 = fixed in `story.stats`), `u32` weighted slots K′, `f64`
+//! candidate threshold, `u32` bands, `u32` rows, `u32` bucket cap, `f64` model threshold,
+//! `u64` xxh3 of `story.stats` (0 when accumulated), `u64` story check. `story.stats` is a
+//! statistics file ([`crate::story::stats`]) written before `index.meta`. Articles are
+//! record kind 2: the layout above, with byte 3 the pair kind of a rewrite (0 none, 1 copy,
+//! 2 update, 3 rewrite) and verdict 3 = rewrite, followed by:
+//!
+//! ```text
+//! size  field
+//!    4  weighted signature slots K′
+//!   20  counts of terms T, names N, figures F, template slots L, quotes Q (u32 each)
+//!    1  weekdays (bit d = weekday d mentioned)
+//!    1  first weekday (255 = none)
+//!    2  back references (bits)
+//! 4·K′  weighted signature (u32; all u32::MAX: no weighted content)
+//!  8·T  terms, 8·N names, 8·F figures (u64, sorted), 16·L slots (u64 slot, u64 value),
+//!  8·Q  quotes
+//! ```
 
 use crate::index::LshParams;
 use crate::shingle::ShingleSpec;

@@ -33,11 +33,20 @@
 //! only articles dated `t − w` or later; [`FeedIndex::compact`] deletes articles older than
 //! `w` before the index's clock (its newest article's time, but never later than now).
 //!
+//! ## Levels
+//! At [`Level::Story`], an article without a near-copy match is also compared with the
+//! indexed articles as the batch story level compares documents (see [`crate::story`]):
+//! `rewrite` when the story model decides one is the same story (the score is then the
+//! model's probability). Its statistics are fixed at creation
+//! ([`FeedIndex::create_with_stats`]) or accumulated from the articles indexed before each
+//! article ([`StatsSource`]); either way verdicts depend only on the log.
+//!
 //! ## Memory usage
 //! Per article: 8 bytes per LSH band (34 bands at the default threshold 0.5 and 128
 //! slots: 272 bytes), about 40 bytes of offsets, times and id hash, and up to a
 //! third more per band while recent additions sit in the delta tables. Signatures and
-//! shingle sets stay on disk and are read only for candidates.
+//! shingle sets stay on disk and are read only for candidates. The story level adds 8
+//! bytes per story band (64 by default: 512 bytes) and its statistics.
 
 mod article;
 mod bands;
