@@ -382,8 +382,10 @@ impl FeedIndex {
         }
         if let Some(s) = &settings.story {
             let lsh = s.lsh;
-            if !(s.candidate_threshold > 0.0 && s.candidate_threshold <= 1.0)
-                || !(1..=crate::sketch::MAX_NUM_PERM).contains(&s.num_perm)
+            let valid = s.candidate_threshold > 0.0
+                && s.candidate_threshold <= 1.0
+                && (1..=crate::sketch::MAX_NUM_PERM).contains(&s.num_perm);
+            if !valid
                 || lsh.bands == 0
                 || lsh.rows == 0
                 || lsh.bands * lsh.rows > s.num_perm
