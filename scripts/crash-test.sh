@@ -3,7 +3,8 @@
 # with `index add` and `watch` runs killed by SIGKILL at random moments, then checks that
 # every acknowledged article is in the index with the verdict it was acknowledged with,
 # that the index opens after every kill, and that the finished index answers exactly like
-# one built without crashes; then kills `index compact` at random moments.
+# one built without crashes (at the copy and the story level); then kills `index compact`
+# at random moments.
 #
 #     scripts/crash-test.sh [ROUNDS] [SEED]      # default: 200 kills, seed 1
 set -euo pipefail
@@ -12,4 +13,5 @@ rounds="${1:-200}"
 seed="${2:-1}"
 NEARDUP_CRASH_ROUNDS="$rounds" NEARDUP_CRASH_SEED="$seed" \
   cargo test --test tests -- --nocapture \
-  feed::acknowledged_articles_survive_sigkill_at_random_moments feed::compaction_survives_sigkill
+  feed::acknowledged_articles_survive_sigkill_at_random_moments feed::compaction_survives_sigkill \
+  feed::story_level_acknowledged_articles_survive_sigkill_at_random_moments

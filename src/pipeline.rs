@@ -367,9 +367,12 @@ pub struct Fingerprinter {
     shingler: Shingler,
     shingles: Vec<u64>,
     scratch: Vec<u64>,
-    /// Whether the near-copy signature is computed: the story level only needs the
-    /// shingle set (its own sketch weighs words instead).
+    /// Whether the near-copy signature is computed: the batch story level only needs
+    /// the shingle set (its own sketch weighs words instead).
     signatures: bool,
+    /// Story features too (the feed index at the story level): the extractor and the
+    /// record field holding a headline.
+    story: Option<(story::Extractor, Option<String>)>,
 }
 
 impl Fingerprinter {
@@ -381,7 +384,29 @@ impl Fingerprinter {
             shingles: Vec::new(),
             scratch: Vec::new(),
             signatures: settings.level != Level::Story,
+            story: None,
         }
+    }
+
+    /// Also extracts story features ([`Fingerprinter::story_features`]), with the
+    /// headline in `title_field`, as the batch story level does.
+    pub fn with_story(mut self, title_field: Option<String>) -> Self {
+        self.story = Some((story::Extractor::new(), title_field));
+        // The feed's story level still answers near-copies first, from signatures.
+        self.signatures = true;
+        self
+    }
+
+    /// The record field holding a headline, when story features are extracted.
+    pub fn story_title_field(&self) -> Option<&str> {
+        self.story.as_ref().and_then(|(_, f)| f.as_deref())
+    }
+
+    /// The story features of the text fingerprinted last (`text`, with its headline), as
+    /// the batch story level extracts them; `None` unless made [`Fingerprinter::with_story`].
+    pub fn story_features(&mut self, title: Option<&str>, text: &str) -> Option<StoryDoc> {
+        let (extractor, _) = self.story.as_mut()?;
+        Some(extractor.extract_document(title, text, Some(self.shingler.tokens())))
     }
 
     /// The tokens of the last text fingerprinted with word shingles.

@@ -684,15 +684,32 @@ fn crash_rounds() -> usize {
 /// built without crashes (articles were added in the same order).
 #[test]
 fn acknowledged_articles_survive_sigkill_at_random_moments() {
-    let s = Scratch::new();
     let rounds = crash_rounds();
-    let records = corpus(77, 3000.max(rounds * 250), 1_700_000_000);
-    let input = s.write("corpus.jsonl", to_jsonl(&records));
+    sigkill_rounds(
+        &[],
+        &corpus(77, 3000.max(rounds * 250), 1_700_000_000),
+        rounds,
+    );
+}
+
+/// The same at the story level (rewrite verdicts, story records, accumulated statistics,
+/// which must be rebuilt exactly from the log after every kill).
+#[test]
+fn story_level_acknowledged_articles_survive_sigkill_at_random_moments() {
+    let rounds = crash_rounds().div_ceil(2);
+    let records = story_corpus(79, 2000.max(rounds * 250), 1_700_000_000);
+    sigkill_rounds(&["--level", "story"], &records, rounds);
+}
+
+fn sigkill_rounds(create_args: &[&str], records: &[serde_json::Value], rounds: usize) {
+    let s = Scratch::new();
+    let input = s.write("corpus.jsonl", to_jsonl(records));
     let idx = s.path("idx");
     let reference = s.path("reference");
     for dir in [&idx, &reference] {
         neardup()
             .args(["index", "create", "-q"])
+            .args(create_args)
             .arg(dir)
             .assert()
             .success();
@@ -887,4 +904,380 @@ fn compaction_survives_sigkill() {
         assert_eq!(indexed, 481);
         assert!(verdicts[..1019].iter().all(|v| v["indexed"] == false));
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The story level.
+
+/// `n` articles as [`corpus`] makes them, except that about a third of the derived ones
+/// are retold: chunks of three words shuffled (little shared text) and 0–50 % of the words
+/// replaced, so that same-story pairs without near-copy text spread around the model's
+/// threshold.
+fn story_corpus(seed: u64, n: usize, start: i64) -> Vec<serde_json::Value> {
+    let mut rng = Rng(seed);
+    let vocabulary = 3000;
+    let mut texts: Vec<Vec<u64>> = Vec::new();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let words: Vec<u64> = if i > 0 && rng.below(2) == 0 {
+            let source = &texts[rng.below(texts.len() as u64) as usize];
+            let retold = rng.below(3) > 0;
+            let rate = if retold {
+                rng.below(500)
+            } else {
+                rng.below(300)
+            };
+            let mut words: Vec<u64> = source
+                .iter()
+                .map(|&w| {
+                    if rng.below(1000) < rate {
+                        rng.below(vocabulary)
+                    } else {
+                        w
+                    }
+                })
+                .collect();
+            if retold {
+                let mut chunks: Vec<Vec<u64>> = words.chunks(3).map(<[u64]>::to_vec).collect();
+                for j in (1..chunks.len()).rev() {
+                    chunks.swap(j, rng.below(j as u64 + 1) as usize);
+                }
+                words = chunks.concat();
+            }
+            words
+        } else {
+            let len = 40 + rng.below(120);
+            (0..len).map(|_| rng.below(vocabulary)).collect()
+        };
+        let text: Vec<String> = words.iter().map(|w| format!("w{w}")).collect();
+        out.push(serde_json::json!({
+            "id": format!("doc-{i:05}"),
+            "date": start + 3600 * i as i64,
+            "text": text.join(" "),
+        }));
+        texts.push(words);
+    }
+    out
+}
+
+type StoryPairs = BTreeMap<(String, String), (f32, &'static str)>;
+
+/// The batch story level's same-story pairs (probability and kind), its statistics
+/// written to `stats`.
+fn batch_story_pairs(path: &Path, stats: &Path) -> StoryPairs {
+    let outcome = PipelineBuilder::new()
+        .level(neardup::Level::Story)
+        .story(neardup::story::StorySettings {
+            stats_out: Some(stats.to_path_buf()),
+            ..Default::default()
+        })
+        .build()
+        .unwrap()
+        .run(&[InputSpec::Path(path.to_path_buf())], &Silent)
+        .unwrap();
+    let found = outcome.story.as_ref().unwrap();
+    found
+        .pairs
+        .iter()
+        .map(|p| {
+            let key = ordered(outcome.corpus.id(p.a), outcome.corpus.id(p.b));
+            (key, (p.probability, p.kind.name()))
+        })
+        .collect()
+}
+
+fn story_settings(window: Option<u64>) -> IndexSettings {
+    let pipeline = PipelineBuilder::new().build().unwrap();
+    IndexSettings::new(pipeline.settings(), Level::Story, window).unwrap()
+}
+
+fn read_stats(path: &Path) -> neardup::story::StoryStats {
+    neardup::story::StoryStats::read_from(&mut std::fs::File::open(path).unwrap()).unwrap()
+}
+
+/// What adding the JSON lines of `path` one by one to a story-level index finds: every
+/// same-story pair (from each article's `story_matches`), and every verdict. The index is
+/// reopened at a third and two thirds of the way.
+fn feed_story_pairs(
+    path: &Path,
+    dir: &Path,
+    stats: Option<&neardup::story::StoryStats>,
+) -> (StoryPairs, Vec<neardup::feed::Verdict>) {
+    FeedIndex::create_with_stats(dir, &story_settings(None), stats).unwrap();
+    let lines: Vec<String> = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let (mut pairs, mut verdicts) = (BTreeMap::new(), Vec::new());
+    let third = lines.len() / 3;
+    for part in [
+        &lines[..third],
+        &lines[third..2 * third],
+        &lines[2 * third..],
+    ] {
+        let mut index = FeedIndex::open(dir, Access::Write, &Silent).unwrap();
+        let mut fingerprinter = index.fingerprinter();
+        for (i, line) in part.iter().enumerate() {
+            let Ok(article) =
+                Article::from_json(line, &FieldNames::default(), &mut fingerprinter, 0)
+            else {
+                continue;
+            };
+            let verdict = index.add(&article).unwrap().expect("ids are unique");
+            for m in &verdict.story_matches {
+                pairs.insert(
+                    ordered(&article.id, &m.id),
+                    (m.score, m.kind.expect("a story match has a kind").name()),
+                );
+            }
+            verdicts.push(verdict);
+            if i % 97 == 0 {
+                index.commit().unwrap();
+            }
+        }
+        index.commit().unwrap();
+    }
+    (pairs, verdicts)
+}
+
+/// Checks that the feed found the batch's pairs with the same scores and kinds.
+fn assert_same_story_pairs(feed: &StoryPairs, batch: &StoryPairs, what: &str) {
+    let missing: Vec<_> = batch.keys().filter(|k| !feed.contains_key(*k)).collect();
+    let extra: Vec<_> = feed.keys().filter(|k| !batch.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: missing {missing:?}, extra {extra:?}"
+    );
+    for (key, (p, kind)) in feed {
+        let (q, batch_kind) = batch[key];
+        assert!(
+            (p - q).abs() < 1e-6 && *kind == batch_kind,
+            "{what}: {key:?} scored {p} {kind} by the feed, {q} {batch_kind} by batch"
+        );
+    }
+}
+
+#[test]
+fn story_level_added_article_by_article_gives_the_batch_story_pairs() {
+    let s = Scratch::new();
+    let path = s.write("in.jsonl", to_jsonl(&story_corpus(21, 700, 0)));
+    let stats_path = s.path("corpus.stats");
+    let batch = batch_story_pairs(&path, &stats_path);
+    let stats = read_stats(&stats_path);
+    let (feed, verdicts) = feed_story_pairs(&path, &s.path("idx"), Some(&stats));
+    assert_same_story_pairs(&feed, &batch, "synthetic corpus");
+    let count = |k: VerdictKind| verdicts.iter().filter(|v| v.kind == k).count();
+    let (new, duplicates, rewrites) = (
+        count(VerdictKind::New),
+        count(VerdictKind::Duplicate),
+        count(VerdictKind::Rewrite),
+    );
+    assert!(
+        batch.len() > 50 && rewrites > 20 && duplicates > 20 && new > 200,
+        "the corpus exercises every verdict: {} pairs, {new} new, {duplicates} duplicates, {rewrites} rewrites",
+        batch.len()
+    );
+    for v in &verdicts {
+        match v.kind {
+            // A rewrite's matches are its story matches; its best is a batch pair.
+            VerdictKind::Rewrite => {
+                assert_eq!(v.matches, v.story_matches);
+                let best = v.best().unwrap();
+                assert!(batch.contains_key(&ordered(&v.id, &best.id)));
+                assert_eq!(
+                    best.kind.map(|k| k.name()),
+                    Some(batch[&ordered(&v.id, &best.id)].1)
+                );
+            }
+            VerdictKind::Duplicate => assert!(v.matches.iter().all(|m| m.kind.is_none())),
+            _ => assert!(v.story_matches.is_empty() && v.matches.is_empty()),
+        }
+    }
+}
+
+#[test]
+fn bbc_story_level_added_article_by_article_gives_the_batch_story_pairs() {
+    let Some(data) = data_dir() else { return };
+    let path = data.join("bbc-news.jsonl");
+    let s = Scratch::new();
+    let stats_path = s.path("bbc.stats");
+    let batch = batch_story_pairs(&path, &stats_path);
+    let (feed, verdicts) = feed_story_pairs(&path, &s.path("idx"), Some(&read_stats(&stats_path)));
+    assert!(batch.len() > 100);
+    assert_same_story_pairs(&feed, &batch, "bbc-news");
+    assert!(verdicts.iter().any(|v| v.kind == VerdictKind::Rewrite));
+}
+
+/// Without a statistics file, each article is scored against the statistics of the
+/// articles before it, rebuilt from the log at opening: the verdicts do not depend on when
+/// the index was reopened, and a query after reopening answers as before.
+#[test]
+fn story_level_accumulated_statistics_are_reproducible_after_reopening() {
+    let s = Scratch::new();
+    let path = s.write("in.jsonl", to_jsonl(&story_corpus(23, 500, 0)));
+    // Reopened twice on the way, against one index built in one go.
+    let (pairs, verdicts) = feed_story_pairs(&path, &s.path("idx"), None);
+    let dir = s.path("one-go");
+    FeedIndex::create(&dir, &story_settings(None)).unwrap();
+    let mut index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+    let mut f = index.fingerprinter();
+    let articles: Vec<Article> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| Article::from_json(l, &FieldNames::default(), &mut f, 0).unwrap())
+        .collect();
+    let (last, rest) = articles.split_last().unwrap();
+    for (a, v) in rest.iter().zip(&verdicts) {
+        assert_eq!(&index.add(a).unwrap().unwrap(), v);
+    }
+    assert!(verdicts.iter().any(|v| v.kind == VerdictKind::Rewrite));
+    assert!(pairs.len() > 20);
+    // A query now and after reopening: the same verdict, from the same statistics.
+    let before = index.query(last).unwrap();
+    index.commit().unwrap();
+    drop(index);
+    let mut index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+    assert_eq!(index.query(last).unwrap(), before);
+    assert_eq!(index.stats().story_documents, Some(rest.len() as u64));
+    let added = index.add(last).unwrap().unwrap();
+    assert_eq!(added, before);
+    assert_eq!(&added, verdicts.last().unwrap());
+}
+
+#[test]
+fn story_level_commands_end_to_end() {
+    let s = Scratch::new();
+    let records = story_corpus(24, 400, 1_700_000_000);
+    let archive = s.write("archive.jsonl", to_jsonl(&records[..300]));
+    let today = s.write("today.jsonl", to_jsonl(&records[300..]));
+    let stats = s.path("archive.stats");
+    neardup()
+        .args(["cluster", "--level", "story", "-q", "--stats-out"])
+        .arg(&stats)
+        .arg(&archive)
+        .assert()
+        .success();
+    let idx = s.path("idx");
+    // Statistics need the story level; the story level needs word shingles.
+    let out = neardup()
+        .args(["index", "create", "-q", "--stats"])
+        .arg(&stats)
+        .arg(s.path("bad"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && stderr_of(&out).contains("--level story"));
+    let out = neardup()
+        .args([
+            "index",
+            "create",
+            "-q",
+            "--level",
+            "story",
+            "--shingle",
+            "chars:7",
+        ])
+        .arg(s.path("bad2"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && stderr_of(&out).contains("word shingles"));
+    neardup()
+        .args(["index", "create", "-q", "--level", "story", "--stats"])
+        .arg(&stats)
+        .arg(&idx)
+        .assert()
+        .success();
+    assert!(idx.join("story.stats").is_file());
+    let out = neardup()
+        .args(["index", "add", "-q"])
+        .arg(&idx)
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let added = lines_of(&out);
+    assert_eq!(added.len(), 300);
+    let rewrite = added
+        .iter()
+        .find(|v| v["verdict"] == "rewrite")
+        .expect("the archive has rewrites");
+    assert!(["copy", "update", "rewrite"].contains(&rewrite["kind"].as_str().unwrap()));
+    assert!(rewrite["score"].as_f64().unwrap() >= neardup::story::Model::fitted().threshold - 1e-4);
+    assert!(
+        added
+            .iter()
+            .filter(|v| v["verdict"] != "rewrite")
+            .all(|v| v.get("kind").is_none())
+    );
+    // watch answers the rest, one line per input line.
+    let out = neardup()
+        .args(["watch", "--all-matches"])
+        .arg(&idx)
+        .write_stdin(std::fs::read(&today).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let watched = lines_of(&out);
+    assert_eq!(watched.len(), 100);
+    assert!(stderr_of(&out).contains("rewrites"), "{}", stderr_of(&out));
+    for v in watched.iter().filter(|v| v["verdict"] == "rewrite") {
+        let matches = v["matches"].as_array().unwrap();
+        assert_eq!(matches[0]["id"], v["match"]);
+        assert_eq!(matches[0]["kind"], v["kind"]);
+    }
+    // Queries after the fact give the stored verdicts.
+    let out = neardup()
+        .args(["index", "query", "-q"])
+        .arg(&idx)
+        .arg(&today)
+        .output()
+        .unwrap();
+    for (mut q, w) in lines_of(&out).into_iter().zip(&watched) {
+        assert_eq!(q["indexed"], true);
+        q.as_object_mut().unwrap().remove("indexed");
+        let mut w = w.clone();
+        w.as_object_mut().unwrap().remove("matches");
+        assert_eq!(q, w);
+    }
+    let out = neardup()
+        .args(["index", "stats"])
+        .arg(&idx)
+        .output()
+        .unwrap();
+    let st = &lines_of(&out)[0];
+    assert_eq!(st["level"], "story");
+    assert_eq!(st["story"]["statistics"], "fixed");
+    assert_eq!(st["story"]["documents"], 300);
+    assert_eq!(
+        st["rewrites"].as_u64().unwrap(),
+        added
+            .iter()
+            .chain(&watched)
+            .filter(|v| v["verdict"] == "rewrite")
+            .count() as u64
+    );
+    // A changed statistics file is refused.
+    let mut bytes = std::fs::read(idx.join("story.stats")).unwrap();
+    let at = bytes.len() - 1;
+    bytes[at] ^= 1;
+    std::fs::write(idx.join("story.stats"), bytes).unwrap();
+    let out = neardup()
+        .args(["index", "stats"])
+        .arg(&idx)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("story.stats"),
+        "{}",
+        stderr_of(&out)
+    );
+    // --help teaches the level.
+    let help = neardup()
+        .args(["index", "create", "--help"])
+        .output()
+        .unwrap();
+    assert!(stdout_of(&help).contains("rewrite") && stdout_of(&help).contains("--stats"));
+    let help = neardup().args(["watch", "--help"]).output().unwrap();
+    assert!(stdout_of(&help).contains("rewrite"));
 }

@@ -2,6 +2,7 @@
 
 use crate::input::{self, DateValue, FieldNames, InputFormat, ProblemKind, Source};
 use crate::pipeline::{Fingerprint, Fingerprinter};
+use crate::story::{self, StoryDoc};
 
 /// An article ready to be checked against (or added to) an index.
 #[derive(Clone, Debug, PartialEq)]
@@ -18,6 +19,8 @@ pub struct Article {
     pub fingerprint: Fingerprint,
     /// The date field's text when it could not be parsed (the arrival time is used).
     pub unparsed_date: Option<String>,
+    /// Story features, for an index at the story level (its fingerprinter extracts them).
+    pub story: Option<StoryDoc>,
 }
 
 impl Article {
@@ -30,7 +33,18 @@ impl Article {
         arrival: i64,
     ) -> Result<Article, ProblemKind> {
         let r = input::parse_json_record(line, fields)?;
-        Article::new(r.id, &r.text, r.date, fingerprinter, arrival)
+        let title = fingerprinter
+            .story_title_field()
+            .zip(r.metadata.as_deref())
+            .and_then(|(field, m)| story::string_field(m, field));
+        Article::new(
+            r.id,
+            &r.text,
+            title.as_deref(),
+            r.date,
+            fingerprinter,
+            arrival,
+        )
     }
 
     /// An article from one raw record of `source` (a JSON line or a whole text file).
@@ -51,7 +65,7 @@ impl Article {
                     .text_id
                     .clone()
                     .unwrap_or_else(|| source.name.to_string());
-                Article::new(id, text, None, fingerprinter, arrival)
+                Article::new(id, text, None, None, fingerprinter, arrival)
             }
         }
     }
@@ -59,6 +73,7 @@ impl Article {
     fn new(
         id: String,
         text: &str,
+        title: Option<&str>,
         date: Option<DateValue>,
         fingerprinter: &mut Fingerprinter,
         arrival: i64,
@@ -66,6 +81,7 @@ impl Article {
         let fingerprint = fingerprinter
             .fingerprint(text)
             .ok_or(ProblemKind::EmptyText)?;
+        let story = fingerprinter.story_features(title, text);
         let (date, unparsed_date) = match date {
             None => (None, None),
             Some(DateValue::Epoch(secs)) => (Some(secs as i64), None),
@@ -81,6 +97,7 @@ impl Article {
             text_bytes: text.len() as u64,
             fingerprint,
             unparsed_date,
+            story,
         })
     }
 }

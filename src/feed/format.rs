@@ -32,9 +32,31 @@
 //!      …   8·S  sorted shingle set (u64)
 //!      …     I  id (UTF-8), then M bytes of best-match id, then C bytes of cluster id
 //! ```
+//!
+//! **Story level** (an extension of version 1: copy-level files are unchanged). `index.meta`
+//! has level code 2 and, after the fingerprint check, a story section: `u8` statistics
+//! source (1 = accumulated, 2 = fixed in `story.stats`), `u32` weighted slots K′, `f64`
+//! candidate threshold, `u32` bands, `u32` rows, `u32` bucket cap, `f64` model threshold,
+//! `u64` xxh3 of `story.stats` (0 when accumulated), `u64` story check. `story.stats` is a
+//! statistics file ([`crate::story::stats`]) written before `index.meta`. Articles are
+//! record kind 2: the layout above, with byte 3 the pair kind of a rewrite (0 none, 1 copy,
+//! 2 update, 3 rewrite) and verdict 3 = rewrite, followed by:
+//!
+//! ```text
+//! size  field
+//!    4  weighted signature slots K′
+//!   20  counts of terms T, names N, figures F, template slots L, quotes Q (u32 each)
+//!    1  weekdays (bit d = weekday d mentioned)
+//!    1  first weekday (255 = none)
+//!    2  back references (bits)
+//! 4·K′  weighted signature (u32; all u32::MAX: no weighted content)
+//!  8·T  terms, 8·N names, 8·F figures (u64, sorted), 16·L slots (u64 slot, u64 value),
+//!  8·Q  quotes
+//! ```
 
 use crate::index::LshParams;
 use crate::shingle::ShingleSpec;
+use crate::story::{Kind, StoryDoc};
 
 /// Version of the on-disk format. Bumped on any change that an older neardup could not read;
 /// `tests/feed.rs` pins it with a golden index.
@@ -47,7 +69,10 @@ const LOG_MAGIC: &[u8; 8] = b"NDUPLOG\n";
 pub(crate) const LOG_HEADER_BYTES: u64 = 24;
 pub(crate) const FRAME_HEADER_BYTES: usize = 8;
 const RECORD_ARTICLE: u8 = 1;
+const RECORD_STORY_ARTICLE: u8 = 2;
 const PAYLOAD_HEADER_BYTES: usize = 48;
+/// Bytes of the fixed part of a story section.
+pub(crate) const STORY_HEADER_BYTES: usize = 28;
 
 /// The file name of a generation's log.
 pub(crate) fn log_file_name(generation: u64) -> String {
@@ -68,6 +93,9 @@ pub(crate) fn parse_log_file_name(name: &str) -> Option<u64> {
 pub enum Level {
     /// Near-copies: exact Jaccard of the shingle sets at or above the threshold.
     Copy,
+    /// Near-copies as at the copy level, and other copies, updates and rewrites of one
+    /// news story, decided by the batch story level's model (see [`crate::story`]).
+    Story,
 }
 
 impl Level {
@@ -75,21 +103,54 @@ impl Level {
     pub fn name(self) -> &'static str {
         match self {
             Level::Copy => "copy",
+            Level::Story => "story",
         }
     }
 
     fn code(self) -> u8 {
         match self {
             Level::Copy => 1,
+            Level::Story => 2,
         }
     }
 
     fn from_code(code: u8) -> Option<Level> {
         match code {
             1 => Some(Level::Copy),
+            2 => Some(Level::Story),
             _ => None,
         }
     }
+}
+
+/// Where a story-level index takes its document frequencies from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsSource {
+    /// Counted over the articles the index holds, each article scored against the
+    /// articles added before it (compaction forgets the removed ones).
+    Accumulated,
+    /// Fixed when the index was created (a file written by `neardup cluster --level
+    /// story --stats-out`), kept in the index as `story.stats`.
+    Fixed,
+}
+
+/// The story level's settings of an index; fixed for its lifetime.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoryIndexSettings {
+    /// Where the statistics come from.
+    pub stats: StatsSource,
+    /// Slots of the weighted signature.
+    pub num_perm: usize,
+    /// Weighted Jaccard at which a pair becomes a story candidate (see
+    /// [`crate::story::StorySettings::candidate_threshold`]).
+    pub candidate_threshold: f64,
+    /// LSH banding of the weighted signatures.
+    pub lsh: LshParams,
+    /// Largest story LSH bucket whose members are all compared with a new article; in
+    /// larger ones only the newest `bucket_cap − 1` are.
+    pub bucket_cap: usize,
+    /// Lowest model probability decided as one story.
+    pub threshold: f64,
 }
 
 /// The settings an index is created with; fixed for its lifetime.
@@ -113,6 +174,8 @@ pub struct IndexSettings {
     /// Articles older than this many seconds (before the article being checked) do not
     /// match it, and `compact` removes those older than this before the newest article.
     pub window: Option<u64>,
+    /// The story level's settings (`Some` exactly at [`Level::Story`]).
+    pub story: Option<StoryIndexSettings>,
 }
 
 /// The decoded `index.meta`.
@@ -124,7 +187,23 @@ pub(crate) struct Meta {
     /// signatures and shingle sets are only comparable with new ones while the tokenizer,
     /// shingles and sketch give the same result.
     pub fingerprint_check: u64,
+    /// Story level: the checks of its statistics and algorithms.
+    pub story: Option<StoryMeta>,
 }
+
+/// What `index.meta` pins of a story-level index besides its settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StoryMeta {
+    /// xxh3 of `story.stats` ([`StatsSource::Fixed`]; 0 otherwise).
+    pub stats_check: u64,
+    /// A hash of the story features, weighted sketch, score components and model
+    /// decision of [`PROBE_TEXT`] and a variant of it, made when the index was created:
+    /// stored features are only comparable with new ones while these give the same result.
+    pub story_check: u64,
+}
+
+/// The file of fixed story statistics in an index directory.
+pub(crate) const STATS_FILE: &str = "story.stats";
 
 /// A text that exercises the tokenizer (case, accents, punctuation, digits, joiners,
 /// scripts without spaces), fingerprinted to detect a change of algorithm.
@@ -168,6 +247,24 @@ pub(crate) fn encode_meta(meta: &Meta) -> Vec<u8> {
     out.extend_from_slice(&(s.bucket_cap as u32).to_le_bytes());
     out.extend_from_slice(&s.window.unwrap_or(0).to_le_bytes());
     out.extend_from_slice(&meta.fingerprint_check.to_le_bytes());
+    if let Some(story) = &s.story {
+        let m = meta.story.unwrap_or(StoryMeta {
+            stats_check: 0,
+            story_check: 0,
+        });
+        out.push(match story.stats {
+            StatsSource::Accumulated => 1,
+            StatsSource::Fixed => 2,
+        });
+        out.extend_from_slice(&(story.num_perm as u32).to_le_bytes());
+        out.extend_from_slice(&story.candidate_threshold.to_le_bytes());
+        out.extend_from_slice(&(story.lsh.bands as u32).to_le_bytes());
+        out.extend_from_slice(&(story.lsh.rows as u32).to_le_bytes());
+        out.extend_from_slice(&(story.bucket_cap as u32).to_le_bytes());
+        out.extend_from_slice(&story.threshold.to_le_bytes());
+        out.extend_from_slice(&m.stats_check.to_le_bytes());
+        out.extend_from_slice(&m.story_check.to_le_bytes());
+    }
     let sum = crc(&out);
     out.extend_from_slice(&sum.to_le_bytes());
     out
@@ -257,6 +354,31 @@ pub(crate) fn decode_meta(bytes: &[u8]) -> Result<Meta, String> {
     let bucket_cap = r.u32()? as usize;
     let window = Some(r.u64()?).filter(|&w| w > 0);
     let fingerprint_check = r.u64()?;
+    let (story, story_meta) = if level == Level::Story {
+        let stats = match r.u8()? {
+            1 => StatsSource::Accumulated,
+            2 => StatsSource::Fixed,
+            other => return Err(format!("unknown story statistics source {other}")),
+        };
+        let settings = StoryIndexSettings {
+            stats,
+            num_perm: r.u32()? as usize,
+            candidate_threshold: r.f64()?,
+            lsh: LshParams {
+                bands: r.u32()? as usize,
+                rows: r.u32()? as usize,
+            },
+            bucket_cap: r.u32()? as usize,
+            threshold: r.f64()?,
+        };
+        let meta = StoryMeta {
+            stats_check: r.u64()?,
+            story_check: r.u64()?,
+        };
+        (Some(settings), Some(meta))
+    } else {
+        (None, None)
+    };
     if r.at != body.len() {
         return Err("index.meta has trailing bytes".into());
     }
@@ -271,8 +393,10 @@ pub(crate) fn decode_meta(bytes: &[u8]) -> Result<Meta, String> {
             lsh: LshParams { bands, rows },
             bucket_cap,
             window,
+            story,
         },
         fingerprint_check,
+        story: story_meta,
     })
 }
 
@@ -303,6 +427,135 @@ pub(crate) fn check_log_header(bytes: &[u8], generation: u64) -> Result<(), Stri
 pub(crate) enum StoredVerdict {
     New,
     Duplicate,
+    Rewrite,
+}
+
+/// The story section of a story-level article record, borrowed from a payload.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoryRecord<'a> {
+    /// Kind of the best same-story match (of a `rewrite` verdict).
+    pub kind: Option<Kind>,
+    /// Weighted signature: little-endian u32 slots (all `u32::MAX`: no weighted content).
+    pub signature: &'a [u8],
+    /// Little-endian u64 keys of each [`StoryDoc`] list.
+    pub terms: &'a [u8],
+    pub names: &'a [u8],
+    pub figures: &'a [u8],
+    /// Little-endian `(u64 slot, u64 value)` pairs.
+    pub slots: &'a [u8],
+    pub quotes: &'a [u8],
+    pub weekdays: u8,
+    pub first_weekday: Option<u8>,
+    pub back_references: u16,
+}
+
+fn u64s(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+}
+
+impl StoryRecord<'_> {
+    /// The weighted signature, decoded into `out`.
+    pub fn signature_into(&self, out: &mut Vec<u32>) {
+        out.clear();
+        out.extend(
+            self.signature
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))),
+        );
+    }
+
+    /// The story features, decoded into `out` (its buffers reused).
+    pub fn features_into(&self, out: &mut StoryDoc) {
+        for (list, bytes) in [
+            (&mut out.terms, self.terms),
+            (&mut out.names, self.names),
+            (&mut out.figures, self.figures),
+            (&mut out.quotes, self.quotes),
+        ] {
+            list.clear();
+            list.extend(u64s(bytes));
+        }
+        out.slots.clear();
+        let mut slots = u64s(self.slots);
+        while let (Some(slot), Some(value)) = (slots.next(), slots.next()) {
+            out.slots.push((slot, value));
+        }
+        out.weekdays = self.weekdays;
+        out.first_weekday = self.first_weekday;
+        out.back_references = self.back_references;
+    }
+}
+
+/// The byte lists of a story section, encoded from features into reusable buffers.
+#[derive(Debug, Default)]
+pub(crate) struct StoryBytes {
+    pub signature: Vec<u8>,
+    pub terms: Vec<u8>,
+    pub names: Vec<u8>,
+    pub figures: Vec<u8>,
+    pub slots: Vec<u8>,
+    pub quotes: Vec<u8>,
+}
+
+impl StoryBytes {
+    /// Fills the buffers from a weighted signature and features.
+    pub fn fill(&mut self, signature: &[u32], doc: &StoryDoc) {
+        self.signature.clear();
+        self.signature
+            .extend(signature.iter().flat_map(|x| x.to_le_bytes()));
+        for (out, list) in [
+            (&mut self.terms, &doc.terms),
+            (&mut self.names, &doc.names),
+            (&mut self.figures, &doc.figures),
+            (&mut self.quotes, &doc.quotes),
+        ] {
+            out.clear();
+            out.extend(list.iter().flat_map(|x| x.to_le_bytes()));
+        }
+        self.slots.clear();
+        self.slots.extend(
+            doc.slots
+                .iter()
+                .flat_map(|&(a, b)| a.to_le_bytes().into_iter().chain(b.to_le_bytes())),
+        );
+    }
+
+    /// The story record of these buffers.
+    pub fn record(&self, kind: Option<Kind>, doc: &StoryDoc) -> StoryRecord<'_> {
+        StoryRecord {
+            kind,
+            signature: &self.signature,
+            terms: &self.terms,
+            names: &self.names,
+            figures: &self.figures,
+            slots: &self.slots,
+            quotes: &self.quotes,
+            weekdays: doc.weekdays,
+            first_weekday: doc.first_weekday,
+            back_references: doc.back_references,
+        }
+    }
+}
+
+fn kind_code(kind: Option<Kind>) -> u8 {
+    match kind {
+        None => 0,
+        Some(Kind::Copy) => 1,
+        Some(Kind::Update) => 2,
+        Some(Kind::Rewrite) => 3,
+    }
+}
+
+fn kind_of_code(code: u8) -> Result<Option<Kind>, String> {
+    Ok(match code {
+        0 => None,
+        1 => Some(Kind::Copy),
+        2 => Some(Kind::Update),
+        3 => Some(Kind::Rewrite),
+        other => return Err(format!("unknown story kind code {other}")),
+    })
 }
 
 /// One article record, borrowed from a payload.
@@ -322,6 +575,8 @@ pub(crate) struct ArticleRecord<'a> {
     pub id: &'a str,
     pub best_match: &'a str,
     pub cluster: &'a str,
+    /// Story level: the story section (record kind 2).
+    pub story: Option<StoryRecord<'a>>,
 }
 
 impl ArticleRecord<'_> {
@@ -350,13 +605,17 @@ impl ArticleRecord<'_> {
 pub(crate) fn encode_article(out: &mut Vec<u8>, r: &ArticleRecord<'_>) {
     let start = out.len();
     out.extend_from_slice(&[0u8; FRAME_HEADER_BYTES]);
-    out.push(RECORD_ARTICLE);
+    out.push(match r.story {
+        None => RECORD_ARTICLE,
+        Some(_) => RECORD_STORY_ARTICLE,
+    });
     out.push(u8::from(r.dated));
     out.push(match r.verdict {
         StoredVerdict::New => 1,
         StoredVerdict::Duplicate => 2,
+        StoredVerdict::Rewrite => 3,
     });
-    out.push(0);
+    out.push(r.story.map_or(0, |s| kind_code(s.kind)));
     out.extend_from_slice(&r.score.to_le_bytes());
     out.extend_from_slice(&r.estimated.to_le_bytes());
     out.extend_from_slice(&r.time.to_le_bytes());
@@ -375,6 +634,31 @@ pub(crate) fn encode_article(out: &mut Vec<u8>, r: &ArticleRecord<'_>) {
     out.extend_from_slice(r.id.as_bytes());
     out.extend_from_slice(r.best_match.as_bytes());
     out.extend_from_slice(r.cluster.as_bytes());
+    if let Some(story) = &r.story {
+        for len in [
+            story.signature.len() / 4,
+            story.terms.len() / 8,
+            story.names.len() / 8,
+            story.figures.len() / 8,
+            story.slots.len() / 16,
+            story.quotes.len() / 8,
+        ] {
+            out.extend_from_slice(&(len as u32).to_le_bytes());
+        }
+        out.push(story.weekdays);
+        out.push(story.first_weekday.unwrap_or(u8::MAX));
+        out.extend_from_slice(&story.back_references.to_le_bytes());
+        for bytes in [
+            story.signature,
+            story.terms,
+            story.names,
+            story.figures,
+            story.slots,
+            story.quotes,
+        ] {
+            out.extend_from_slice(bytes);
+        }
+    }
     let payload_len = (out.len() - start - FRAME_HEADER_BYTES) as u32;
     out[start..start + 4].copy_from_slice(&payload_len.to_le_bytes());
     let sum = frame_crc(payload_len, &out[start + FRAME_HEADER_BYTES..]);
@@ -404,16 +688,19 @@ pub(crate) fn decode_article(payload: &[u8], num_perm: usize) -> Result<ArticleR
         at: 0,
     };
     let kind = r.u8()?;
-    if kind != RECORD_ARTICLE {
-        return Err(format!("unknown record kind {kind}"));
+    if kind != RECORD_ARTICLE && kind != RECORD_STORY_ARTICLE {
+        return Err(format!(
+            "unknown record kind {kind} (made by a newer neardup?)"
+        ));
     }
     let dated = r.u8()? & 1 == 1;
     let verdict = match r.u8()? {
         1 => StoredVerdict::New,
         2 => StoredVerdict::Duplicate,
+        3 if kind == RECORD_STORY_ARTICLE => StoredVerdict::Rewrite,
         other => return Err(format!("unknown verdict code {other}")),
     };
-    r.u8()?;
+    let story_kind = r.u8()?;
     let score = r.f32()?;
     let estimated = r.f32()?;
     let time = r.i64()?;
@@ -429,6 +716,34 @@ pub(crate) fn decode_article(payload: &[u8], num_perm: usize) -> Result<ArticleR
     let id = r.str(id_len)?;
     let best_match = r.str(match_len)?;
     let cluster = r.str(cluster_len)?;
+    let story = if kind == RECORD_STORY_ARTICLE {
+        let start = r.at;
+        let lens = [r.u32()?, r.u32()?, r.u32()?, r.u32()?, r.u32()?, r.u32()?];
+        let weekdays = r.u8()?;
+        let first_weekday = Some(r.u8()?).filter(|&d| d != u8::MAX);
+        let back_references = r.u16()?;
+        debug_assert_eq!(r.at - start, STORY_HEADER_BYTES);
+        let mut list = |n: u32, width: usize| {
+            let bytes = (n as usize)
+                .checked_mul(width)
+                .ok_or("story section size overflows")?;
+            r.take(bytes)
+        };
+        Some(StoryRecord {
+            kind: kind_of_code(story_kind)?,
+            signature: list(lens[0], 4)?,
+            terms: list(lens[1], 8)?,
+            names: list(lens[2], 8)?,
+            figures: list(lens[3], 8)?,
+            slots: list(lens[4], 16)?,
+            quotes: list(lens[5], 8)?,
+            weekdays,
+            first_weekday,
+            back_references,
+        })
+    } else {
+        None
+    };
     if r.at != payload.len() {
         return Err("record has trailing bytes".into());
     }
@@ -445,6 +760,7 @@ pub(crate) fn decode_article(payload: &[u8], num_perm: usize) -> Result<ArticleR
         id,
         best_match,
         cluster,
+        story,
     })
 }
 
@@ -462,6 +778,7 @@ mod tests {
             lsh: LshParams { bands: 10, rows: 6 },
             bucket_cap: 500,
             window: Some(604_800),
+            story: None,
         }
     }
 
@@ -471,6 +788,7 @@ mod tests {
             generation: 3,
             settings: settings(),
             fingerprint_check: 0xDEAD_BEEF,
+            story: None,
         };
         let bytes = encode_meta(&meta);
         assert_eq!(decode_meta(&bytes).unwrap(), meta);
@@ -508,6 +826,7 @@ mod tests {
             id: "b-2",
             best_match: "a-1",
             cluster: "a-0",
+            story: None,
         };
         let mut framed = Vec::new();
         encode_article(&mut framed, &record);

@@ -54,6 +54,8 @@ pub struct IngestStats {
     pub new: u64,
     /// Of which duplicates.
     pub duplicates: u64,
+    /// Of which rewrites (story level).
+    pub rewrites: u64,
     /// Queries only: of which already indexed.
     pub already_indexed: u64,
     /// Bad records and inputs, by [`ProblemKind::label`].
@@ -107,6 +109,7 @@ pub fn ingest(
         on_problem(p, observer, &mut stats, options.strict)?;
     }
     let pipeline = index.pipeline.clone();
+    let level = index.settings.level;
     let index_name = index.dir.display().to_string();
     let total: Option<u64> = sources.iter().map(|s| s.size).sum();
     observer.stage_started(Stage::Read, total);
@@ -142,7 +145,7 @@ pub fn ingest(
                             .records
                             .par_iter()
                             .map_init(
-                                || crate::pipeline::Fingerprinter::new(pipeline),
+                                || super::fingerprinter_for(pipeline, level),
                                 |f, r| {
                                     let source = &sources[r.location.source as usize];
                                     Article::from_record(
@@ -223,6 +226,7 @@ pub fn ingest(
                     match verdict.kind {
                         VerdictKind::New => stats.new += 1,
                         VerdictKind::Duplicate => stats.duplicates += 1,
+                        VerdictKind::Rewrite => stats.rewrites += 1,
                     }
                     verdicts.push(verdict);
                 }

@@ -417,6 +417,7 @@ mod tests {
                 id,
                 best_match: "",
                 cluster: id,
+                story: None,
             },
         );
         out

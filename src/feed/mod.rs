@@ -33,11 +33,20 @@
 //! only articles dated `t − w` or later; [`FeedIndex::compact`] deletes articles older than
 //! `w` before the index's clock (its newest article's time, but never later than now).
 //!
+//! ## Levels
+//! At [`Level::Story`], an article without a near-copy match is also compared with the
+//! indexed articles as the batch story level compares documents (see [`crate::story`]):
+//! `rewrite` when the story model decides one is the same story (the score is then the
+//! model's probability). Its statistics are fixed at creation
+//! ([`FeedIndex::create_with_stats`]) or accumulated from the articles indexed before each
+//! article ([`StatsSource`]); either way verdicts depend only on the log.
+//!
 //! ## Memory usage
 //! Per article: 8 bytes per LSH band (34 bands at the default threshold 0.5 and 128
 //! slots: 272 bytes), about 40 bytes of offsets, times and id hash, and up to a
 //! third more per band while recent additions sit in the delta tables. Signatures and
-//! shingle sets stay on disk and are read only for candidates.
+//! shingle sets stay on disk and are read only for candidates. The story level adds 8
+//! bytes per story band (64 by default: 512 bytes) and its statistics.
 
 mod article;
 mod bands;
@@ -55,20 +64,22 @@ use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
 pub use article::{Article, now};
-pub use format::{FORMAT_VERSION, IndexSettings, Level};
+pub use format::{FORMAT_VERSION, IndexSettings, Level, StatsSource, StoryIndexSettings};
 pub use ingest::{IngestMode, IngestOptions, IngestStats, ingest};
 pub use output::{
-    MatchRecord, RejectedRecord, StatsRecord, VerdictRecord, write_json_line, write_stats_table,
+    MatchRecord, RejectedRecord, StatsRecord, StoryStatsRecord, VerdictRecord, write_json_line,
+    write_stats_table,
 };
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::index::band_key;
 use crate::pipeline::{Fingerprinter, PipelineBuilder, Settings};
 use crate::progress::{Observer, Stage};
-use crate::sketch::estimate_jaccard;
+use crate::sketch::{Sketcher, estimate_jaccard};
+use crate::story::{self, Kind, Model, StoryDoc, StoryStats};
 use crate::verify::intersection_size;
 use bands::BandTable;
-use format::{ArticleRecord, Meta, StoredVerdict};
+use format::{ArticleRecord, Meta, StoredVerdict, StoryBytes, StoryMeta};
 use log::Log;
 pub use log::{Syncer, Written};
 
@@ -87,8 +98,11 @@ pub enum Access {
 pub enum VerdictKind {
     /// No indexed article is similar enough.
     New,
-    /// A near-copy of an indexed article (at the `copy` level).
+    /// A near-copy of an indexed article (exact Jaccard at or above the threshold).
     Duplicate,
+    /// At the story level: no near-copy, but the same story as an indexed article (a
+    /// copy, update or rewrite of it, under the story model).
+    Rewrite,
 }
 
 impl VerdictKind {
@@ -97,6 +111,7 @@ impl VerdictKind {
         match self {
             VerdictKind::New => "new",
             VerdictKind::Duplicate => "duplicate",
+            VerdictKind::Rewrite => "rewrite",
         }
     }
 }
@@ -106,12 +121,16 @@ impl VerdictKind {
 pub struct Match {
     /// Its id.
     pub id: String,
-    /// Exact Jaccard similarity of the shingle sets.
+    /// A near-copy: exact Jaccard similarity of the shingle sets. The same story: the
+    /// story model's probability (as the batch story level's `score`).
     pub score: f32,
-    /// Fraction of equal MinHash slots.
+    /// Fraction of equal MinHash slots (of the weighted signatures for the same story).
     pub estimated: f32,
     /// Its cluster id.
     pub cluster: String,
+    /// The same story: how the pair relates (copy, update or rewrite, as in the batch
+    /// story level's pairs); `None` for a near-copy match.
+    pub kind: Option<Kind>,
 }
 
 /// The verdict on one article.
@@ -119,12 +138,18 @@ pub struct Match {
 pub struct Verdict {
     /// The article's id.
     pub id: String,
-    /// New or duplicate.
+    /// New, duplicate or rewrite.
     pub kind: VerdictKind,
-    /// Every indexed article at or above the threshold, best first (highest score, then
-    /// the earliest added). For an article that was already indexed, only its stored best
-    /// match.
+    /// The matches behind the verdict, best first (highest score, then the earliest
+    /// added): every near-copy at or above the threshold of a duplicate, every
+    /// same-story article of a rewrite. For an article that was already indexed, only its
+    /// stored best match.
     pub matches: Vec<Match>,
+    /// At the story level: every indexed article of the same story (model probability at
+    /// or above its threshold), best first, whatever the verdict (a duplicate's
+    /// near-copies are usually among them). Empty at the copy level and for an article
+    /// that was already indexed.
+    pub story_matches: Vec<Match>,
     /// The article's cluster: its best match's, or its own id when new.
     pub cluster: String,
     /// The article was already in the index and this is the verdict it got then.
@@ -151,8 +176,12 @@ pub struct IndexStats {
     pub new: u64,
     /// Of which were duplicates when added.
     pub duplicates: u64,
-    /// Clusters with at least one duplicate.
+    /// Of which were rewrites (same story, no near-copy) when added.
+    pub rewrites: u64,
+    /// Clusters with at least one duplicate or rewrite.
     pub clusters_with_duplicates: u64,
+    /// Story level: documents counted in the statistics scored against.
+    pub story_documents: Option<u64>,
     /// Articles older than the window (removed by the next compaction).
     pub expired: u64,
     /// Oldest and newest article time (seconds since the epoch).
@@ -206,6 +235,25 @@ struct Scratch {
     set: Vec<u64>,
     signature_bytes: Vec<u8>,
     set_bytes: Vec<u8>,
+    story_keys: Vec<u64>,
+    story_signature: Vec<u32>,
+    stored_story_signature: Vec<u32>,
+    elements: Vec<u64>,
+    sketch: Vec<u64>,
+    doc: StoryDoc,
+    story_bytes: StoryBytes,
+}
+
+/// What the story level keeps in memory.
+#[derive(Debug)]
+struct StoryState {
+    settings: StoryIndexSettings,
+    meta: StoryMeta,
+    /// The statistics scored against (fixed, or those of the articles added so far).
+    stats: StoryStats,
+    model: Model,
+    sketcher: Sketcher,
+    bands: Vec<BandTable>,
 }
 
 /// A feed index, open for reading or writing.
@@ -222,7 +270,9 @@ pub struct FeedIndex {
     lock: Option<File>,
     new: u64,
     duplicates: u64,
+    rewrites: u64,
     clusters: HashSet<u64>,
+    story: Option<StoryState>,
     newest: Option<i64>,
     oldest: Option<i64>,
     recovered_tail: u64,
@@ -239,6 +289,26 @@ impl IndexSettings {
         if pipeline.bucket_cap > u32::MAX as usize {
             return Err(Error::config("bucket-cap is too large"));
         }
+        let story = match level {
+            Level::Copy => None,
+            Level::Story => {
+                if !matches!(pipeline.shingle, crate::shingle::ShingleSpec::Words(_)) {
+                    return Err(Error::config(
+                        "the story level measures shared text with word shingles (--shingle words:N)",
+                    ));
+                }
+                // The batch story level's defaults (`neardup cluster --level story`).
+                let d = story::StorySettings::default();
+                Some(StoryIndexSettings {
+                    stats: StatsSource::Accumulated,
+                    num_perm: d.num_perm,
+                    candidate_threshold: d.candidate_threshold,
+                    lsh: story::candidate_lsh(d.candidate_threshold, d.num_perm),
+                    bucket_cap: d.bucket_cap,
+                    threshold: d.model.threshold,
+                })
+            }
+        };
         Ok(IndexSettings {
             level,
             shingle: pipeline.shingle,
@@ -248,6 +318,7 @@ impl IndexSettings {
             lsh: pipeline.lsh,
             bucket_cap: pipeline.bucket_cap,
             window,
+            story,
         })
     }
 
@@ -279,8 +350,53 @@ fn io_error(dir: &Path, doing: &str, e: io::Error) -> Error {
 }
 
 impl FeedIndex {
-    /// Creates an empty index in `dir` (which must not exist or be empty).
+    /// Creates an empty index in `dir` (which must not exist or be empty). At the story
+    /// level its statistics are accumulated from the articles it holds (see
+    /// [`StatsSource::Accumulated`]); [`FeedIndex::create_with_stats`] fixes them.
     pub fn create(dir: &Path, settings: &IndexSettings) -> Result<()> {
+        Self::create_with_stats(dir, settings, None)
+    }
+
+    /// Creates an empty index in `dir`; at the story level with `stats` given, it scores
+    /// against these statistics for its lifetime ([`StatsSource::Fixed`]; they are
+    /// copied into the index as `story.stats`).
+    pub fn create_with_stats(
+        dir: &Path,
+        settings: &IndexSettings,
+        stats: Option<&StoryStats>,
+    ) -> Result<()> {
+        let mut settings = settings.clone();
+        match (&mut settings.story, stats) {
+            (None, Some(_)) => {
+                return Err(Error::config(
+                    "story statistics are used at the story level only (--level story)",
+                ));
+            }
+            (Some(s), Some(_)) => s.stats = StatsSource::Fixed,
+            (Some(s), None) if s.stats == StatsSource::Fixed => {
+                return Err(Error::config(
+                    "fixed story statistics need a statistics file (--stats)",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(s) = &settings.story {
+            let lsh = s.lsh;
+            let valid = s.candidate_threshold > 0.0
+                && s.candidate_threshold <= 1.0
+                && (1..=crate::sketch::MAX_NUM_PERM).contains(&s.num_perm);
+            if !valid
+                || lsh.bands == 0
+                || lsh.rows == 0
+                || lsh.bands * lsh.rows > s.num_perm
+                || s.bucket_cap < 2
+                || s.bucket_cap > u32::MAX as usize
+                || !(0.0..=1.0).contains(&s.threshold)
+            {
+                return Err(Error::config(format!("invalid story settings {s:?}")));
+            }
+        }
+        let settings = &settings;
         settings.pipeline()?; // the same checks as a batch run
         let occupied = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
         if occupied {
@@ -290,10 +406,32 @@ impl FeedIndex {
             ));
         }
         std::fs::create_dir_all(dir).map_err(|e| io_error(dir, "creating the directory", e))?;
+        let pipeline = settings.pipeline()?;
+        let story = match &settings.story {
+            None => None,
+            Some(s) => {
+                let mut stats_check = 0;
+                if let Some(stats) = stats {
+                    let mut bytes = Vec::new();
+                    stats
+                        .write_to(&mut bytes)
+                        .map_err(|e| io_error(dir, "encoding the story statistics", e))?;
+                    stats_check = xxh3_64(&bytes);
+                    // Before index.meta, whose presence makes the directory an index.
+                    log::write_atomically(dir, format::STATS_FILE, &bytes)
+                        .map_err(|e| io_error(dir, "writing story.stats", e))?;
+                }
+                Some(StoryMeta {
+                    stats_check,
+                    story_check: story_check(&pipeline, s),
+                })
+            }
+        };
         let meta = Meta {
             generation: 0,
             settings: settings.clone(),
-            fingerprint_check: probe_check(&settings.pipeline()?),
+            fingerprint_check: probe_check(&pipeline),
+            story,
         };
         log::create(&dir.join(format::log_file_name(0)), 0)
             .map_err(|e| io_error(dir, "creating the article log", e))?;
@@ -358,6 +496,11 @@ impl FeedIndex {
                  rebuild it by adding the articles to a new index",
             ));
         }
+        let story = match (&settings.story, meta.story) {
+            (None, _) => None,
+            (Some(s), Some(m)) => Some(load_story(dir, &pipeline, s, m)?),
+            (Some(_), None) => return Err(index_error(dir, "index.meta lacks its story section")),
+        };
         if lock.is_some() {
             remove_stale_files(dir, meta.generation);
         }
@@ -379,13 +522,19 @@ impl FeedIndex {
             lock: None,
             new: 0,
             duplicates: 0,
+            rewrites: 0,
             clusters: HashSet::new(),
+            story,
             newest: None,
             oldest: None,
             recovered_tail: 0,
             scratch: Scratch::default(),
         };
         let mut entries: Vec<Vec<u64>> = vec![Vec::new(); lsh.bands];
+        let story_lsh = settings.story.as_ref().map(|s| s.lsh);
+        let mut story_entries: Vec<Vec<u64>> = vec![Vec::new(); story_lsh.map_or(0, |l| l.bands)];
+        let mut story_signature = Vec::new();
+        let mut features = StoryDoc::default();
         let mut collisions: Vec<(u32, u64)> = Vec::new();
         let mut signature = Vec::new();
         let total = file.metadata().map(|m| m.len()).ok();
@@ -399,6 +548,39 @@ impl FeedIndex {
                 let record = format::decode_article(payload, settings.num_perm)
                     .map_err(|e| format!("record at byte {offset}: {e}"))?;
                 let doc = index.docs.offsets.len() as u32;
+                match (&mut index.story, &record.story, story_lsh) {
+                    (Some(state), Some(r), Some(story_lsh)) => {
+                        r.signature_into(&mut story_signature);
+                        if story_signature.len() != state.settings.num_perm {
+                            return Err(format!(
+                                "record at byte {offset}: its weighted signature has {} slots, not {}",
+                                story_signature.len(),
+                                state.settings.num_perm
+                            ));
+                        }
+                        if story_signature.iter().any(|&v| v != u32::MAX) {
+                            for (band, list) in story_entries.iter_mut().enumerate() {
+                                let fp = band_key(&story_signature, story_lsh, band) >> 32;
+                                list.push((fp << 32) | u64::from(doc));
+                            }
+                        }
+                        if state.settings.stats == StatsSource::Accumulated {
+                            r.features_into(&mut features);
+                            state.stats.add(&features);
+                        }
+                    }
+                    (None, None, _) => {}
+                    (Some(_), None, _) => {
+                        return Err(format!(
+                            "record at byte {offset} has no story features, in a story-level index"
+                        ));
+                    }
+                    _ => {
+                        return Err(format!(
+                            "record at byte {offset} has story features, in a copy-level index"
+                        ));
+                    }
+                }
                 index.docs.offsets.push(offset);
                 index
                     .docs
@@ -442,6 +624,12 @@ impl FeedIndex {
             .into_par_iter()
             .map(BandTable::from_entries)
             .collect();
+        if let Some(state) = &mut index.story {
+            state.bands = story_entries
+                .into_par_iter()
+                .map(BandTable::from_entries)
+                .collect();
+        }
         Ok(index)
     }
 
@@ -455,6 +643,10 @@ impl FeedIndex {
             StoredVerdict::New => self.new += 1,
             StoredVerdict::Duplicate => {
                 self.duplicates += 1;
+                self.clusters.insert(xxh3_64(record.cluster.as_bytes()));
+            }
+            StoredVerdict::Rewrite => {
+                self.rewrites += 1;
                 self.clusters.insert(xxh3_64(record.cluster.as_bytes()));
             }
         }
@@ -480,9 +672,10 @@ impl FeedIndex {
         self.docs.offsets.is_empty()
     }
 
-    /// A fingerprinter with this index's settings (one per thread).
+    /// A fingerprinter with this index's settings (one per thread); at the story level
+    /// it also extracts the articles' story features.
     pub fn fingerprinter(&self) -> Fingerprinter {
-        Fingerprinter::new(&self.pipeline)
+        fingerprinter_for(&self.pipeline, self.settings.level)
     }
 
     /// The time the window is measured against for compaction: the newest article's,
@@ -612,6 +805,7 @@ impl FeedIndex {
                         score: jaccard,
                         estimated: estimate_jaccard(signature, &scratch.signature) as f32,
                         cluster: record.cluster.to_string(),
+                        kind: None,
                     },
                 ));
             }
@@ -630,11 +824,12 @@ impl FeedIndex {
         )?;
         let matches = match r.verdict {
             StoredVerdict::New => Vec::new(),
-            StoredVerdict::Duplicate => vec![Match {
+            StoredVerdict::Duplicate | StoredVerdict::Rewrite => vec![Match {
                 id: r.best_match.to_string(),
                 score: r.score,
                 estimated: r.estimated,
                 cluster: r.cluster.to_string(),
+                kind: r.story.and_then(|s| s.kind),
             }],
         };
         Ok(Verdict {
@@ -642,8 +837,10 @@ impl FeedIndex {
             kind: match r.verdict {
                 StoredVerdict::New => VerdictKind::New,
                 StoredVerdict::Duplicate => VerdictKind::Duplicate,
+                StoredVerdict::Rewrite => VerdictKind::Rewrite,
             },
             matches,
+            story_matches: Vec::new(),
             cluster: r.cluster.to_string(),
             already_indexed: true,
         })
@@ -656,9 +853,129 @@ impl FeedIndex {
             return self.stored_verdict(doc);
         }
         let mut scratch = std::mem::take(&mut self.scratch);
-        let matches = self.matches(article, &mut scratch);
+        let verdict = self.decide(article, &mut scratch);
         self.scratch = scratch;
-        Ok(verdict(article, matches?))
+        verdict
+    }
+
+    /// The verdict on `article`; leaves its band keys (and story band keys and weighted
+    /// signature) in `scratch`.
+    fn decide(&self, article: &Article, scratch: &mut Scratch) -> Result<Verdict> {
+        let matches = self.matches(article, scratch)?;
+        let story_matches = match &self.story {
+            Some(state) => self.story_matches(state, article, scratch)?,
+            None => Vec::new(),
+        };
+        Ok(verdict(article, matches, story_matches))
+    }
+
+    /// Every indexed article of the same story as `article` under the model, best first;
+    /// computes its weighted signature and story band keys into `scratch`.
+    fn story_matches(
+        &self,
+        state: &StoryState,
+        article: &Article,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<Match>> {
+        let Some(doc) = &article.story else {
+            return Err(Error::config(format!(
+                "article {} has no story features: prepare articles for a story-level index with its fingerprinter",
+                article.id
+            )));
+        };
+        let s = &state.settings;
+        story::weighted_elements(doc, &state.stats, &mut scratch.elements);
+        scratch.story_signature.clear();
+        scratch.story_signature.resize(s.num_perm, u32::MAX);
+        if !scratch.elements.is_empty() {
+            state.sketcher.sketch(
+                &scratch.elements,
+                &mut scratch.sketch,
+                &mut scratch.story_signature,
+            );
+        }
+        scratch.story_keys.clear();
+        // Articles without weighted content (all stop words) are never candidates, as in
+        // the batch story level.
+        if scratch.story_signature.iter().all(|&v| v == u32::MAX) {
+            return Ok(Vec::new());
+        }
+        let signature = &scratch.story_signature;
+        scratch
+            .story_keys
+            .extend((0..s.lsh.bands).map(|b| band_key(signature, s.lsh, b)));
+        let min_time = self
+            .settings
+            .window
+            .map(|w| article.time.saturating_sub(w.min(i64::MAX as u64) as i64));
+        let keep = s.bucket_cap.saturating_sub(1).max(1);
+        scratch.hits.clear();
+        for (band, &key) in scratch.story_keys.iter().enumerate() {
+            scratch.bucket.clear();
+            let table = &state.bands[band];
+            let range = table.base_range((key >> 32) as u32);
+            table.lookup_in((key >> 32) as u32, range, &mut scratch.bucket);
+            if let Some(min) = min_time {
+                let times = &self.docs.times;
+                scratch.bucket.retain(|&d| times[d as usize] >= min);
+            }
+            let from = scratch.bucket.len().saturating_sub(keep);
+            scratch
+                .hits
+                .extend(scratch.bucket[from..].iter().map(|&d| (d, band as u16)));
+        }
+        scratch.hits.sort_unstable();
+        let floor = story::estimate_floor(s.candidate_threshold);
+        let mut found: Vec<(u32, Match)> = Vec::new();
+        for group in scratch.hits.chunk_by(|a, b| a.0 == b.0) {
+            let doc_id = group[0].0;
+            let record = Self::record(
+                &self.log,
+                &self.docs,
+                doc_id,
+                &mut scratch.record,
+                self.settings.num_perm,
+            )?;
+            let Some(stored) = record.story else {
+                continue; // refused at opening; never in a story-level index
+            };
+            stored.signature_into(&mut scratch.stored_story_signature);
+            let theirs = &scratch.stored_story_signature;
+            let confirmed = group.iter().any(|&(_, band)| {
+                band_key(theirs, s.lsh, band as usize) == scratch.story_keys[band as usize]
+            });
+            if !confirmed {
+                continue;
+            }
+            let estimated = estimate_jaccard(&scratch.story_signature, theirs);
+            if estimated < floor {
+                continue;
+            }
+            stored.features_into(&mut scratch.doc);
+            record.set_into(&mut scratch.set);
+            // The batch story level scores a pair with the smaller id first.
+            let set = &article.fingerprint.set;
+            let c = if article.id.as_str() < record.id {
+                story::doc_components(doc, &scratch.doc, &state.stats, set, &scratch.set)
+            } else {
+                story::doc_components(&scratch.doc, doc, &state.stats, &scratch.set, set)
+            };
+            let p = state.model.probability(&c);
+            if p >= state.model.threshold {
+                found.push((
+                    doc_id,
+                    Match {
+                        id: record.id.to_string(),
+                        score: p as f32,
+                        estimated: estimated as f32,
+                        cluster: record.cluster.to_string(),
+                        kind: Some(Kind::of(&c)),
+                    },
+                ));
+            }
+        }
+        found.sort_by(|(da, a), (db, b)| b.score.total_cmp(&a.score).then(da.cmp(db)));
+        Ok(found.into_iter().map(|(_, m)| m).collect())
     }
 
     /// Decides on `article` and adds it; `None` if an article with its id is already
@@ -670,9 +987,8 @@ impl FeedIndex {
             return Ok(None);
         }
         let mut scratch = std::mem::take(&mut self.scratch);
-        let matches = self.matches(article, &mut scratch);
-        let verdict = match matches {
-            Ok(m) => verdict(article, m),
+        let verdict = match self.decide(article, &mut scratch) {
+            Ok(v) => v,
             Err(e) => {
                 self.scratch = scratch;
                 return Err(e);
@@ -688,11 +1004,20 @@ impl FeedIndex {
         scratch
             .set_bytes
             .extend(fp.set.iter().flat_map(|x| x.to_le_bytes()));
+        let story_doc = article.story.as_ref().filter(|_| self.story.is_some());
+        if let Some(doc) = story_doc {
+            scratch.story_bytes.fill(&scratch.story_signature, doc);
+        }
+        let story_kind = match verdict.kind {
+            VerdictKind::Rewrite => best.and_then(|m| m.kind),
+            _ => None,
+        };
         let record = ArticleRecord {
             dated: article.dated,
             verdict: match verdict.kind {
                 VerdictKind::New => StoredVerdict::New,
                 VerdictKind::Duplicate => StoredVerdict::Duplicate,
+                VerdictKind::Rewrite => StoredVerdict::Rewrite,
             },
             score: best.map_or(0.0, |m| m.score),
             estimated: best.map_or(0.0, |m| m.estimated),
@@ -704,6 +1029,7 @@ impl FeedIndex {
             id: &article.id,
             best_match: best.map_or("", |m| m.id.as_str()),
             cluster: &verdict.cluster,
+            story: story_doc.map(|doc| scratch.story_bytes.record(story_kind, doc)),
         };
         let (offset, len) = self.log.append(|out| format::encode_article(out, &record));
         self.count_verdict(&record);
@@ -723,6 +1049,18 @@ impl FeedIndex {
         // At most one band merges its delta per addition, to spread the cost.
         if let Some(table) = self.bands.iter_mut().find(|t| t.wants_merge()) {
             table.merge();
+        }
+        if let (Some(state), Some(features)) = (&mut self.story, &article.story) {
+            for (band, &key) in scratch.story_keys.iter().enumerate() {
+                state.bands[band].insert((key >> 32) as u32, doc);
+            }
+            if let Some(table) = state.bands.iter_mut().find(|t| t.wants_merge()) {
+                table.merge();
+            }
+            // The next article is scored against the statistics of every article before it.
+            if state.settings.stats == StatsSource::Accumulated {
+                state.stats.add(features);
+            }
         }
         self.scratch = scratch;
         if self.log.pending_bytes() >= log::MAX_GROUP_BYTES {
@@ -778,14 +1116,19 @@ impl FeedIndex {
             + self.docs.lens.capacity() * 4
             + self.docs.times.capacity() * 8
             + self.ids.first.capacity() * 13
-            + self.clusters.capacity() * 9;
+            + self.clusters.capacity() * 9
+            + self.story.as_ref().map_or(0, |s| {
+                s.bands.iter().map(BandTable::heap_bytes).sum::<usize>() + s.stats.len() * 16
+            });
         IndexStats {
             settings: self.settings.clone(),
             generation: self.generation,
             articles: self.len() as u64,
             new: self.new,
             duplicates: self.duplicates,
+            rewrites: self.rewrites,
             clusters_with_duplicates: self.clusters.len() as u64,
+            story_documents: self.story.as_ref().map(|s| s.stats.documents()),
             expired,
             time_range: self.oldest.zip(self.newest),
             clock,
@@ -857,6 +1200,7 @@ impl FeedIndex {
             generation,
             settings: self.settings.clone(),
             fingerprint_check: probe_check(&self.pipeline),
+            story: self.story.as_ref().map(|s| s.meta),
         };
         // The switch: until this rename, the old generation is in force.
         log::write_atomically(&dir, format::META_FILE, &format::encode_meta(&meta))
@@ -877,18 +1221,143 @@ impl FeedIndex {
     }
 }
 
-fn verdict(article: &Article, matches: Vec<Match>) -> Verdict {
-    let (kind, cluster) = match matches.first() {
-        Some(best) => (VerdictKind::Duplicate, best.cluster.clone()),
-        None => (VerdictKind::New, article.id.clone()),
+fn verdict(article: &Article, matches: Vec<Match>, story_matches: Vec<Match>) -> Verdict {
+    let (kind, matches) = if !matches.is_empty() {
+        (VerdictKind::Duplicate, matches)
+    } else if !story_matches.is_empty() {
+        (VerdictKind::Rewrite, story_matches.clone())
+    } else {
+        (VerdictKind::New, matches)
     };
+    let cluster = matches
+        .first()
+        .map_or_else(|| article.id.clone(), |best| best.cluster.clone());
     Verdict {
         id: article.id.clone(),
         kind,
         matches,
+        story_matches,
         cluster,
         already_indexed: false,
     }
+}
+
+/// A fingerprinter for an index's pipeline settings and level.
+fn fingerprinter_for(pipeline: &Settings, level: Level) -> Fingerprinter {
+    let f = Fingerprinter::new(pipeline);
+    match level {
+        Level::Copy => f,
+        Level::Story => f.with_story(story::StorySettings::default().title_field),
+    }
+}
+
+/// A second probe text for the story check: another telling of [`format::PROBE_TEXT`]'s
+/// story, with a weekday, a quote, a back reference and figures in a template slot.
+const STORY_PROBE_TEXT: &str = "On Tuesday the central bank said its rate rose 0.5% to \
+    4.25 per cent, after a cut last week. \"The economy is slowing,\" said Anna Berg of \
+    Zürich Capital; shares rose 3% and the Reuters index fell 12 points.";
+
+/// The story check of these settings (see [`StoryMeta::story_check`]): a hash of what the
+/// story features, weighting, weighted sketch, score components and model make of two
+/// probe texts.
+fn story_check(pipeline: &Settings, s: &StoryIndexSettings) -> u64 {
+    let mut f = fingerprinter_for(pipeline, Level::Story);
+    let mut probe = |title: &str, text: &str| {
+        let set = f.fingerprint(text).map(|x| x.set).unwrap_or_default();
+        let doc = f.story_features(Some(title), text).unwrap_or_default();
+        (set, doc)
+    };
+    let (sa, da) = probe("Central bank raises rates", format::PROBE_TEXT);
+    let (sb, db) = probe("Rate rise: 'economy slowing'", STORY_PROBE_TEXT);
+    let mut stats = StoryStats::new();
+    stats.add(&da);
+    stats.add(&db);
+    let mut bytes: Vec<u8> = Vec::new();
+    let words = |xs: &[u64], bytes: &mut Vec<u8>| {
+        bytes.extend((xs.len() as u64).to_le_bytes());
+        bytes.extend(xs.iter().flat_map(|x| x.to_le_bytes()));
+    };
+    for d in [&da, &db] {
+        for list in [&d.terms, &d.names, &d.figures, &d.quotes] {
+            words(list, &mut bytes);
+        }
+        let slots: Vec<u64> = d.slots.iter().flat_map(|&(a, b)| [a, b]).collect();
+        words(&slots, &mut bytes);
+        bytes.push(d.weekdays);
+        bytes.push(d.first_weekday.unwrap_or(u8::MAX));
+        bytes.extend(d.back_references.to_le_bytes());
+        let mut elements = Vec::new();
+        story::weighted_elements(d, &stats, &mut elements);
+        let mut signature = vec![u32::MAX; s.num_perm];
+        if !elements.is_empty() {
+            story::weighted_sketcher(s.num_perm, pipeline.seed).sketch(
+                &elements,
+                &mut Vec::new(),
+                &mut signature,
+            );
+        }
+        bytes.extend(signature.iter().flat_map(|x| x.to_le_bytes()));
+    }
+    // Rounded, so that the last bit of a libm function does not matter.
+    let fixed = |x: f64| ((x * 1e9).round() as i64).to_le_bytes();
+    let c = story::doc_components(&da, &db, &stats, &sa, &sb);
+    for x in c.0 {
+        bytes.extend(fixed(x));
+    }
+    let model = Model::fitted();
+    bytes.extend(fixed(model.probability(&c)));
+    bytes.extend(fixed(model.bias));
+    for w in model.weights {
+        bytes.extend(fixed(w));
+    }
+    bytes.extend(model.veto_slots.to_le_bytes());
+    bytes.extend(fixed(model.veto_fraction));
+    bytes.extend(Kind::of(&c).name().as_bytes());
+    xxh3_64(&bytes)
+}
+
+/// The story level's state of an index being opened: its checks, and the fixed
+/// statistics read from `story.stats`.
+fn load_story(
+    dir: &Path,
+    pipeline: &Settings,
+    s: &StoryIndexSettings,
+    meta: StoryMeta,
+) -> Result<StoryState> {
+    if story_check(pipeline, s) != meta.story_check {
+        return Err(index_error(
+            dir,
+            "was built by a version of neardup whose story level differs (its story \
+             features, weighting, scores or model changed), so its verdicts would be \
+             wrong; rebuild it by adding the articles to a new index",
+        ));
+    }
+    let stats = match s.stats {
+        StatsSource::Accumulated => StoryStats::new(),
+        StatsSource::Fixed => {
+            let bytes = std::fs::read(dir.join(format::STATS_FILE))
+                .map_err(|e| io_error(dir, "reading story.stats", e))?;
+            if xxh3_64(&bytes) != meta.stats_check {
+                return Err(index_error(
+                    dir,
+                    "story.stats is not the statistics file the index was created with",
+                ));
+            }
+            StoryStats::read_from(&mut &bytes[..])
+                .map_err(|e| index_error(dir, format!("story.stats: {e}")))?
+        }
+    };
+    Ok(StoryState {
+        settings: s.clone(),
+        meta,
+        stats,
+        model: Model {
+            threshold: s.threshold,
+            ..Model::fitted()
+        },
+        sketcher: story::weighted_sketcher(s.num_perm, pipeline.seed),
+        bands: Vec::new(),
+    })
 }
 
 /// The fingerprint check of these settings (see [`Meta::fingerprint_check`]).
@@ -1117,6 +1586,196 @@ mod golden {
                 (want.0, want.1, want.2, want.3, T0 + i as i64, true)
             );
         }
+    }
+
+    const GOLDEN_STORY: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/feed-index-story-v1"
+    );
+    /// The story level: a near-copy, retellings, a headline, and an unrelated article.
+    const STORY_ARTICLES: [(&str, Option<&str>, &str); 5] = [
+        (
+            "rate-1",
+            Some("Central bank raises rates again"),
+            "The central bank raised its benchmark interest rate by half a point on Tuesday, \
+             the third increase this year, saying inflation remained far above its target. \
+             Governor Anna Berg said \"inflation is still too high\" and rates rose to 4.5%.",
+        ),
+        (
+            "storm-1",
+            None,
+            "A powerful storm closed schools and roads across the northern region for a \
+             second day, leaving thousands of homes without electricity.",
+        ),
+        (
+            "rate-2",
+            Some("Central bank raises rates again"),
+            "The central bank raised its benchmark interest rate by half a point on Tuesday, \
+             the third increase this year, saying inflation remained well above its target. \
+             Governor Anna Berg said \"inflation is still too high\" and rates rose to 4.5%.",
+        ),
+        (
+            "rate-3",
+            Some("Rates rise to 4.5% as Berg warns on inflation"),
+            "Borrowing costs went up to 4.5% on Tuesday after the central bank lifted its \
+             benchmark interest rate by half a point, its third increase this year. Governor \
+             Anna Berg warned inflation remained far above target.",
+        ),
+        (
+            "quake-1",
+            None,
+            "An earthquake of magnitude 6.1 struck off the southern coast early on Sunday, \
+             officials said, with no immediate reports of damage or casualties.",
+        ),
+    ];
+
+    fn story_settings() -> IndexSettings {
+        let pipeline = PipelineBuilder::new()
+            .num_perm(16)
+            .threshold(0.5)
+            .build()
+            .unwrap();
+        let mut s = IndexSettings::new(pipeline.settings(), Level::Story, None).unwrap();
+        let story = s.story.as_mut().unwrap();
+        story.num_perm = 16;
+        story.lsh = story::candidate_lsh(story.candidate_threshold, 16);
+        s
+    }
+
+    fn story_line(i: usize) -> String {
+        let (id, title, text) = STORY_ARTICLES[i];
+        let mut line = serde_json::json!({"id": id, "text": text, "date": T0 + i as i64});
+        if let Some(t) = title {
+            line["title"] = t.into();
+        }
+        line.to_string()
+    }
+
+    fn build_story(dir: &Path) {
+        // Fixed statistics of the articles themselves.
+        let settings = story_settings();
+        let mut f = fingerprinter_for(&settings.pipeline().unwrap(), Level::Story);
+        let mut stats = StoryStats::new();
+        for i in 0..STORY_ARTICLES.len() {
+            let a = Article::from_json(&story_line(i), &Default::default(), &mut f, 0).unwrap();
+            stats.add(a.story.as_ref().unwrap());
+        }
+        FeedIndex::create_with_stats(dir, &settings, Some(&stats)).unwrap();
+        let mut index = FeedIndex::open(dir, Access::Write, &Silent).unwrap();
+        for i in 0..STORY_ARTICLES.len() {
+            let a = Article::from_json(&story_line(i), &Default::default(), &mut f, 0).unwrap();
+            index.add(&a).unwrap();
+        }
+        index.commit().unwrap();
+    }
+
+    /// The story records (record kind 2) and the story section of `index.meta`, pinned as
+    /// the copy level's are. (The story check and fixed statistics are compared only for
+    /// their presence: they pin the story algorithms, not the format.)
+    #[test]
+    fn golden_story_index_decodes_to_known_values_and_reencodes_byte_for_byte() {
+        let golden = Path::new(GOLDEN_STORY);
+        if std::env::var_os("NEARDUP_UPDATE_GOLDEN").is_some() {
+            let _ = std::fs::remove_dir_all(golden);
+            build_story(golden);
+            std::fs::remove_file(golden.join(format::LOCK_FILE)).unwrap();
+        }
+        let meta_bytes = std::fs::read(golden.join(format::META_FILE)).unwrap();
+        let meta = format::decode_meta(&meta_bytes).unwrap();
+        let mut expected = story_settings();
+        expected.story.as_mut().unwrap().stats = StatsSource::Fixed;
+        assert_eq!((meta.generation, &meta.settings), (0, &expected));
+        assert_eq!(format::encode_meta(&meta), meta_bytes);
+        let story_meta = meta.story.unwrap();
+        let stats_bytes = std::fs::read(golden.join(format::STATS_FILE)).unwrap();
+        assert_eq!(story_meta.stats_check, xxh3_64(&stats_bytes));
+        let stats = StoryStats::read_from(&mut &stats_bytes[..]).unwrap();
+        assert_eq!(stats.documents(), STORY_ARTICLES.len() as u64);
+
+        let log = std::fs::read(golden.join(format::log_file_name(0))).unwrap();
+        format::check_log_header(&log, 0).unwrap();
+        let mut at = format::LOG_HEADER_BYTES as usize;
+        let mut seen = Vec::new();
+        while at < log.len() {
+            let header: [u8; 8] = log[at..at + 8].try_into().unwrap();
+            let end = at + 8 + format::frame_payload_len(&header) as usize;
+            let payload = &log[at + 8..end];
+            assert!(format::frame_is_intact(&header, payload));
+            assert_eq!(
+                payload[0], 2,
+                "record kind 2: an article with story features"
+            );
+            let r = format::decode_article(payload, 16).unwrap();
+            let story = r.story.unwrap();
+            assert_eq!(story.signature.len(), 16 * 4);
+            let mut doc = StoryDoc::default();
+            story.features_into(&mut doc);
+            assert!(!doc.terms.is_empty() && doc.terms.windows(2).all(|w| w[0] < w[1]));
+            assert!(doc.slots.windows(2).all(|w| w[0] < w[1]));
+            let mut again = Vec::new();
+            format::encode_article(&mut again, &r);
+            assert_eq!(
+                again,
+                &log[at..end],
+                "record {} re-encodes differently",
+                r.id
+            );
+            seen.push((
+                r.id.to_string(),
+                r.verdict,
+                r.best_match.to_string(),
+                r.cluster.to_string(),
+                story.kind,
+                !doc.names.is_empty(),
+            ));
+            at = end;
+        }
+        let (new, dup, rewrite) = (
+            StoredVerdict::New,
+            StoredVerdict::Duplicate,
+            StoredVerdict::Rewrite,
+        );
+        let expected = [
+            ("rate-1", new, "", "rate-1", None, true),
+            ("storm-1", new, "", "storm-1", None, false),
+            ("rate-2", dup, "rate-1", "rate-1", None, true),
+            (
+                "rate-3",
+                rewrite,
+                "rate-1",
+                "rate-1",
+                Some(Kind::Rewrite),
+                true,
+            ),
+            ("quake-1", new, "", "quake-1", None, false),
+        ];
+        let seen: Vec<_> = seen
+            .iter()
+            .map(|s| (s.0.as_str(), s.1, s.2.as_str(), s.3.as_str(), s.4, s.5))
+            .collect();
+        assert_eq!(seen, expected);
+    }
+
+    /// An index of format version 1 written before the story level existed (the copy
+    /// golden index) still opens and answers.
+    #[test]
+    fn the_copy_golden_index_still_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(GOLDEN).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+        let mut index = FeedIndex::open(dir.path(), Access::Write, &Silent).unwrap();
+        assert_eq!((index.len(), index.settings().level), (4, Level::Copy));
+        let mut f = index.fingerprinter();
+        let line = serde_json::json!({"id": "rate-9", "text": ARTICLES[2].1});
+        let a = Article::from_json(&line.to_string(), &Default::default(), &mut f, 0).unwrap();
+        let v = index.add(&a).unwrap().unwrap();
+        assert_eq!(
+            (v.kind, v.cluster.as_str()),
+            (VerdictKind::Duplicate, "rate-1")
+        );
+        assert!(v.story_matches.is_empty());
     }
 
     #[test]

@@ -21,13 +21,18 @@ pub struct VerdictRecord<'a> {
     pub schema_version: u32,
     /// The article.
     pub id: &'a str,
-    /// `new` or `duplicate`.
+    /// `new`, `duplicate` or (story level) `rewrite`.
     pub verdict: &'static str,
     /// The best match's id (`null` when new).
     #[serde(rename = "match")]
     pub best_match: Option<&'a str>,
-    /// Exact Jaccard with the best match (`null` when new).
+    /// Exact Jaccard with the best match for a duplicate, the story model's probability
+    /// for a rewrite (`null` when new).
     pub score: Option<f64>,
+    /// A rewrite: how it relates to its best match, as the batch story level's pair kind
+    /// (`copy`, `update` or `rewrite`). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
     /// The article's cluster: its best match's cluster, or its own id when new.
     pub cluster: &'a str,
     /// Queries only: the article was already indexed, and this is the verdict it got.
@@ -43,8 +48,11 @@ pub struct VerdictRecord<'a> {
 pub struct MatchRecord<'a> {
     /// The indexed article.
     pub id: &'a str,
-    /// Exact Jaccard.
+    /// Exact Jaccard, or the story model's probability.
     pub score: f64,
+    /// Story matches: the pair kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
     /// Its cluster.
     pub cluster: &'a str,
 }
@@ -59,6 +67,7 @@ impl<'a> VerdictRecord<'a> {
             verdict: verdict.kind.name(),
             best_match: best.map(|m| m.id.as_str()),
             score: best.map(|m| round4(m.score)),
+            kind: best.and_then(|m| m.kind).map(|k| k.name()),
             cluster: &verdict.cluster,
             indexed: query.then_some(verdict.already_indexed),
             matches: all_matches.then(|| verdict.matches.iter().map(MatchRecord::new).collect()),
@@ -71,6 +80,7 @@ impl<'a> MatchRecord<'a> {
         MatchRecord {
             id: &m.id,
             score: round4(m.score),
+            kind: m.kind.map(|k| k.name()),
             cluster: &m.cluster,
         }
     }
@@ -130,6 +140,9 @@ pub struct StatsRecord {
     pub bucket_cap: usize,
     /// Window in seconds (`null`: none).
     pub window_seconds: Option<u64>,
+    /// Story level: its settings and statistics (absent at the copy level).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub story: Option<StoryStatsRecord>,
     /// Log generation.
     pub generation: u64,
     /// Articles indexed.
@@ -138,6 +151,8 @@ pub struct StatsRecord {
     pub new: u64,
     /// Of which duplicates when added.
     pub duplicates: u64,
+    /// Of which rewrites when added (story level).
+    pub rewrites: u64,
     /// Clusters with at least one duplicate.
     pub clusters_with_duplicates: u64,
     /// Articles older than the window.
@@ -156,6 +171,27 @@ pub struct StatsRecord {
     pub unfinished_write_bytes: u64,
 }
 
+/// The story level's part of [`StatsRecord`].
+#[derive(Debug, Serialize)]
+pub struct StoryStatsRecord {
+    /// `accumulated` (from the articles indexed) or `fixed` (from a file at creation).
+    pub statistics: &'static str,
+    /// Documents counted in the statistics.
+    pub documents: u64,
+    /// Slots of the weighted signature.
+    pub num_perm: usize,
+    /// Weighted Jaccard at which a pair becomes a story candidate.
+    pub candidate_threshold: f64,
+    /// LSH bands of the weighted signatures.
+    pub bands: usize,
+    /// Rows per band.
+    pub rows: usize,
+    /// Story LSH bucket cap.
+    pub bucket_cap: usize,
+    /// Lowest model probability of one story.
+    pub threshold: f64,
+}
+
 impl StatsRecord {
     /// The record of an index's statistics.
     pub fn new(s: &IndexStats) -> Self {
@@ -172,10 +208,24 @@ impl StatsRecord {
             rows: settings.lsh.rows,
             bucket_cap: settings.bucket_cap,
             window_seconds: settings.window,
+            story: settings.story.as_ref().map(|st| StoryStatsRecord {
+                statistics: match st.stats {
+                    super::StatsSource::Accumulated => "accumulated",
+                    super::StatsSource::Fixed => "fixed",
+                },
+                documents: s.story_documents.unwrap_or(0),
+                num_perm: st.num_perm,
+                candidate_threshold: st.candidate_threshold,
+                bands: st.lsh.bands,
+                rows: st.lsh.rows,
+                bucket_cap: st.bucket_cap,
+                threshold: st.threshold,
+            }),
             generation: s.generation,
             articles: s.articles,
             new: s.new,
             duplicates: s.duplicates,
+            rewrites: s.rewrites,
             clusters_with_duplicates: s.clusters_with_duplicates,
             expired: s.expired,
             oldest: s.time_range.map(|r| r.0),
@@ -203,7 +253,7 @@ pub fn write_stats_table(out: &mut dyn Write, stats: &IndexStats) -> io::Result<
             chrono::DateTime::from_timestamp(t, 0).map_or(t.to_string(), |d| d.to_rfc3339())
         }))
     };
-    let rows: [(&str, String); 21] = [
+    let rows: [(&str, String); 23] = [
         ("format version", r.format_version.to_string()),
         ("level", r.level.to_string()),
         ("shingle", r.shingle.clone()),
@@ -220,6 +270,15 @@ pub fn write_stats_table(out: &mut dyn Write, stats: &IndexStats) -> io::Result<
         ("articles", r.articles.to_string()),
         ("new when added", r.new.to_string()),
         ("duplicates when added", r.duplicates.to_string()),
+        ("rewrites when added", r.rewrites.to_string()),
+        (
+            "story statistics",
+            or_dash(
+                r.story
+                    .as_ref()
+                    .map(|s| format!("{} ({} documents)", s.statistics, s.documents)),
+            ),
+        ),
         (
             "clusters with duplicates",
             r.clusters_with_duplicates.to_string(),

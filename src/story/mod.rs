@@ -148,14 +148,57 @@ pub fn pair_components(
     a: u32,
     b: u32,
 ) -> std::io::Result<Components> {
-    let (wa, wb) = (
-        score::Weighted::new(&docs[a as usize], stats),
-        score::Weighted::new(&docs[b as usize], stats),
-    );
     let (mut x, mut y) = (Vec::new(), Vec::new());
     let sa = corpus.set(a, &mut x)?;
     let sb = corpus.set(b, &mut y)?;
-    Ok(score::components(&wa, &wb, shingle_overlap(sa, sb)))
+    Ok(doc_components(
+        &docs[a as usize],
+        &docs[b as usize],
+        stats,
+        sa,
+        sb,
+    ))
+}
+
+/// The score components of two documents from their features and sorted word shingle
+/// sets (as [`run`] scores a pair; it puts the document with the smaller id first).
+pub fn doc_components(
+    a: &StoryDoc,
+    b: &StoryDoc,
+    stats: &StoryStats,
+    sa: &[u64],
+    sb: &[u64],
+) -> Components {
+    let (wa, wb) = (
+        score::Weighted::new(a, stats),
+        score::Weighted::new(b, stats),
+    );
+    score::components(&wa, &wb, shingle_overlap(sa, sb))
+}
+
+/// The sketcher of the weighted signatures, for the pipeline's seed (as [`run`] makes
+/// them: [`weighted_elements`], sketched; no elements leave every slot `u32::MAX`).
+pub fn weighted_sketcher(num_perm: usize, seed: u64) -> Sketcher {
+    Sketcher::new(num_perm, seed ^ 0x0073_746f_7279)
+}
+
+/// The LSH banding of weighted signatures of `num_perm` slots for a candidate threshold
+/// (as [`run`] bands them).
+pub fn candidate_lsh(candidate_threshold: f64, num_perm: usize) -> LshParams {
+    index::optimal_params(
+        candidate_threshold,
+        num_perm,
+        STORY_LSH_WEIGHTS.0,
+        STORY_LSH_WEIGHTS.1,
+    )
+}
+
+/// Lowest estimated weighted Jaccard (slot agreement of the weighted signatures) of an
+/// LSH candidate that [`run`] goes on to score.
+pub fn estimate_floor(candidate_threshold: f64) -> f64 {
+    // Three quarters of the candidate threshold: a cheap cut of the bucket mates that
+    // share little (2-slot bands let many through), before exact scoring.
+    candidate_threshold * 0.75
 }
 
 fn shingle_overlap(sa: &[u64], sb: &[u64]) -> (f64, f64, f64) {
@@ -181,7 +224,7 @@ pub fn run(
     on_progress: &(dyn Fn(u64) + Sync),
 ) -> std::io::Result<StoryOutcome> {
     let k = settings.num_perm;
-    let sketcher = Sketcher::new(k, seed ^ 0x0073_746f_7279);
+    let sketcher = weighted_sketcher(k, seed);
     let docs_owned = docs;
     let docs = &docs_owned[..];
     // Each term's IDF is looked up once, for the sketch and the scoring both.
@@ -203,12 +246,7 @@ pub fn run(
                 }
             },
         );
-    let lsh = index::optimal_params(
-        settings.candidate_threshold,
-        k,
-        STORY_LSH_WEIGHTS.0,
-        STORY_LSH_WEIGHTS.1,
-    );
+    let lsh = candidate_lsh(settings.candidate_threshold, k);
     // Documents without weighted content (all stop words) are never candidates.
     let indexed: Vec<u32> = (0..docs.len() as u32)
         .filter(|&d| {
@@ -238,9 +276,7 @@ pub fn run(
         .filter(|&(a, b)| in_window(a, b))
         .collect();
     let outside_window = (candidates.pairs.len() - pairs.len()) as u64;
-    // Three quarters of the candidate threshold on the sketch estimate: a cheap cut of the bucket
-    // mates that share little (2-slot bands let many through), before exact scoring.
-    let floor = settings.candidate_threshold * 0.75;
+    let floor = estimate_floor(settings.candidate_threshold);
     let pairs: Vec<(u32, u32)> = pairs
         .into_par_iter()
         .filter(|&(a, b)| crate::sketch::estimate_jaccard(signature(a), signature(b)) >= floor)

@@ -21,6 +21,8 @@ use crate::progress::Terminal;
 const INDEX_EXAMPLES: &str = "\
 Examples:
   neardup index create news.idx --threshold 0.8 --window 7d
+  neardup cluster --level story archive.jsonl --stats-out archive.stats
+  neardup index create stories.idx --level story --stats archive.stats --window 3d
   neardup index add news.idx archive.jsonl.gz > verdicts.jsonl
   neardup index query news.idx today.jsonl --all-matches
   neardup index stats news.idx --format table
@@ -32,6 +34,16 @@ A verdict is one JSON line: {\"schema_version\":1,\"id\":\"b\",\"verdict\":\"dup
 \"score\" null and the article's own id as its cluster. The score is the exact Jaccard
 similarity of the shingle sets; a duplicate joins its best match's cluster, whose id
 never changes.
+
+Levels (fixed at 'index create --level'): copy says duplicate for near-copies only. story
+says duplicate for near-copies as copy does, and otherwise rewrite when an indexed article
+tells the same story in other words, decided as 'neardup pairs --level story' decides: 
+{\"verdict\":\"rewrite\",\"match\":\"a\",\"score\":0.87,\"kind\":\"update\",\"cluster\":\"a\"},
+where the score is the story model's probability and the kind the batch pair kind
+(copy, update or rewrite). Story scores weigh words by their rarity: give the statistics
+of a representative corpus with --stats (written by 'neardup cluster --level story
+--stats-out'); without it, each article is scored against the statistics of the articles
+indexed before it (weak for the first few hundred articles).
 
 An index is a directory: settings are fixed when it is created, and every later command
 uses them. Verdicts are printed only once the articles are safely stored (see
@@ -52,13 +64,22 @@ checked (malformed JSON, no text, an id already indexed, too long) get a line wi
 \"verdict\":\"rejected\", their line number and the reason, so output lines pair with
 input lines (blank input lines are skipped).
 
+The verdict is new, or duplicate with the best near-copy, its exact Jaccard and the
+cluster id; an index created with '--level story' also says rewrite for an article that
+tells the story of an indexed one in other words, with the best match, the story
+model's probability as its score, the pair kind (copy, update or rewrite, as
+'neardup pairs --level story') and the cluster id. At the story level, a record's
+\"title\" field counts with its text, as in the batch story level.
+
 Stops cleanly at the end of input or on SIGINT/SIGTERM: articles already read are
 decided, committed and answered first (a second signal exits at once). A summary with
 verdict latency (reading a line to writing its verdict) goes to standard error.
 
 Examples:
   tail -F scraped.jsonl | neardup watch news.idx >> verdicts.jsonl
-  scraper | neardup watch news.idx | jq -c 'select(.verdict == \"new\")'";
+  scraper | neardup watch news.idx | jq -c 'select(.verdict == \"new\")'
+  neardup index create stories.idx --level story --stats archive.stats --window 3d
+  scraper | neardup watch stories.idx | jq -c 'select(.verdict != \"rewrite\")'";
 
 #[derive(Debug, Args)]
 #[command(after_long_help = INDEX_EXAMPLES)]
@@ -105,10 +126,18 @@ pub struct CreateArgs {
     pub dir: PathBuf,
     #[command(flatten)]
     pub similarity: SimilarityArgs,
-    /// What counts as the same article: copy = near-copies (exact Jaccard of the shingle
-    /// sets at or above --threshold).
+    /// What counts as the same article. copy: near-copies (exact Jaccard of the shingle
+    /// sets at or above --threshold), verdict duplicate. story: near-copies as with copy,
+    /// and otherwise copies, updates and rewrites of one news story, verdict rewrite,
+    /// decided as 'neardup pairs --level story' decides (needs word shingles).
     #[arg(long, value_enum, default_value_t = LevelArg::Copy, help_heading = "Index")]
     pub level: LevelArg,
+    /// Story level: score against these corpus statistics (document frequencies, written
+    /// by 'neardup cluster --level story --stats-out FILE' over a representative corpus);
+    /// they are copied into the index and fixed for its lifetime. Without it, each article
+    /// is scored against the statistics of the articles indexed before it.
+    #[arg(long, value_name = "FILE", help_heading = "Index")]
+    pub stats: Option<PathBuf>,
     /// Articles older than this before the article being checked (by their date, else
     /// their arrival time) do not match it; 'index compact' removes them. E.g. 7d, 36h,
     /// 90m, 2w, 3600s.
@@ -131,6 +160,8 @@ pub enum DurabilityArg {
 pub enum LevelArg {
     /// Near-copies.
     Copy,
+    /// Near-copies, and copies, updates and rewrites of one news story.
+    Story,
 }
 
 #[derive(Debug, Args)]
@@ -307,9 +338,25 @@ fn create(a: CreateArgs) -> Result<ExitCode> {
         .build()?;
     let level = match a.level {
         LevelArg::Copy => Level::Copy,
+        LevelArg::Story => Level::Story,
     };
     let settings = IndexSettings::new(pipeline.settings(), level, a.window)?;
-    FeedIndex::create(&a.dir, &settings)?;
+    let stats = match &a.stats {
+        None => None,
+        Some(path) => {
+            anyhow::ensure!(
+                level == Level::Story,
+                "--stats gives story statistics: it needs --level story"
+            );
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("opening statistics {}", path.display()))?;
+            Some(
+                neardup::story::StoryStats::read_from(&mut io::BufReader::new(file))
+                    .with_context(|| format!("reading statistics {}", path.display()))?,
+            )
+        }
+    };
+    FeedIndex::create_with_stats(&a.dir, &settings, stats.as_ref())?;
     if !a.quiet {
         eprintln!(
             "neardup: created index {} (level {}, {}, {} slots, threshold {}, {} bands x {} rows, {})",
@@ -325,6 +372,19 @@ fn create(a: CreateArgs) -> Result<ExitCode> {
                 None => "no window".to_string(),
             }
         );
+        if let Some(s) = &settings.story {
+            eprintln!(
+                "neardup: story level: {} weighted slots, {} bands x {} rows, model threshold {}, statistics {}",
+                s.num_perm,
+                s.lsh.bands,
+                s.lsh.rows,
+                s.threshold,
+                match &stats {
+                    Some(st) => format!("fixed ({} documents)", st.documents()),
+                    None => "accumulated from the articles indexed".to_string(),
+                }
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -383,11 +443,16 @@ fn bulk(a: BulkArgs, mode: IngestMode) -> Result<ExitCode> {
     if !a.exec.quiet {
         let secs = stats.elapsed.as_secs_f64().max(1e-9);
         let mut line = format!(
-            "neardup: {} {} articles ({} new, {} duplicates{}), {} bad records, in {:.2} s ({:.0} articles/s); the index holds {} articles",
+            "neardup: {} {} articles ({} new, {} duplicates{}{}), {} bad records, in {:.2} s ({:.0} articles/s); the index holds {} articles",
             if query { "checked" } else { "added" },
             stats.articles,
             stats.new,
             stats.duplicates,
+            if index.settings().level == Level::Story {
+                format!(", {} rewrites", stats.rewrites)
+            } else {
+                String::new()
+            },
             if query {
                 format!(", {} already indexed", stats.already_indexed)
             } else {
@@ -538,6 +603,7 @@ enum Answer {
 struct WatchCounts {
     new: u64,
     duplicates: u64,
+    rewrites: u64,
     rejected: u64,
     latencies_us: Vec<u64>,
 }
@@ -697,10 +763,15 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
             None => String::new(),
         };
         terminal.println(&format!(
-            "neardup: watch: {} articles ({} new, {} duplicates), {} rejected{why}; verdict latency {}; the index holds {} articles",
-            counts.new + counts.duplicates,
+            "neardup: watch: {} articles ({} new, {} duplicates{}), {} rejected{why}; verdict latency {}; the index holds {} articles",
+            counts.new + counts.duplicates + counts.rewrites,
             counts.new,
             counts.duplicates,
+            if index.settings().level == Level::Story {
+                format!(", {} rewrites", counts.rewrites)
+            } else {
+                String::new()
+            },
             counts.rejected,
             describe_latencies(&mut counts.latencies_us),
             index.len(),
@@ -725,6 +796,7 @@ fn acknowledge(
         Answer::Verdict(v) => {
             match v.kind {
                 VerdictKind::New => counts.new += 1,
+                VerdictKind::Rewrite => counts.rewrites += 1,
                 _ => counts.duplicates += 1,
             }
             feed::write_json_line(out, &VerdictRecord::new(v, false, all_matches))
