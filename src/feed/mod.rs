@@ -1520,9 +1520,9 @@ mod golden {
         index.commit().unwrap();
     }
 
-    #[test]
-    fn golden_index_decodes_to_known_values_and_reencodes_byte_for_byte() {
-        let golden = Path::new(GOLDEN);
+    /// The golden index's metadata, checked to re-encode byte for byte; rebuilt first by
+    /// `build` when `NEARDUP_UPDATE_GOLDEN` is set.
+    fn golden_meta(golden: &Path, build: fn(&Path)) -> format::Meta {
         if std::env::var_os("NEARDUP_UPDATE_GOLDEN").is_some() {
             let _ = std::fs::remove_dir_all(golden);
             build(golden);
@@ -1530,23 +1530,22 @@ mod golden {
         }
         let meta_bytes = std::fs::read(golden.join(format::META_FILE)).unwrap();
         let meta = format::decode_meta(&meta_bytes).unwrap();
-        assert_eq!((meta.generation, &meta.settings), (0, &settings()));
         assert_eq!(format::encode_meta(&meta), meta_bytes);
+        meta
+    }
 
+    /// Calls `check` with every record of the golden index's first log (payload and
+    /// decoded record), after checking its frame and that it re-encodes byte for byte.
+    fn for_each_golden_record(golden: &Path, mut check: impl FnMut(&[u8], ArticleRecord<'_>)) {
         let log = std::fs::read(golden.join(format::log_file_name(0))).unwrap();
         format::check_log_header(&log, 0).unwrap();
         let mut at = format::LOG_HEADER_BYTES as usize;
-        let mut seen = Vec::new();
         while at < log.len() {
             let header: [u8; 8] = log[at..at + 8].try_into().unwrap();
             let end = at + 8 + format::frame_payload_len(&header) as usize;
             let payload = &log[at + 8..end];
             assert!(format::frame_is_intact(&header, payload));
             let r = format::decode_article(payload, 16).unwrap();
-            let mut set = Vec::new();
-            r.set_into(&mut set);
-            assert!(!set.is_empty() && set.windows(2).all(|w| w[0] < w[1]));
-            assert_eq!(r.text_bytes as usize, ARTICLES[seen.len()].1.len());
             let mut again = Vec::new();
             format::encode_article(&mut again, &r);
             assert_eq!(
@@ -1555,6 +1554,23 @@ mod golden {
                 "record {} re-encodes differently",
                 r.id
             );
+            check(payload, r);
+            at = end;
+        }
+    }
+
+    #[test]
+    fn golden_index_decodes_to_known_values_and_reencodes_byte_for_byte() {
+        let golden = Path::new(GOLDEN);
+        let meta = golden_meta(golden, build);
+        assert_eq!((meta.generation, &meta.settings), (0, &settings()));
+
+        let mut seen = Vec::new();
+        for_each_golden_record(golden, |_, r| {
+            let mut set = Vec::new();
+            r.set_into(&mut set);
+            assert!(!set.is_empty() && set.windows(2).all(|w| w[0] < w[1]));
+            assert_eq!(r.text_bytes as usize, ARTICLES[seen.len()].1.len());
             seen.push((
                 r.id.to_string(),
                 r.verdict,
@@ -1563,8 +1579,7 @@ mod golden {
                 r.time,
                 r.dated,
             ));
-            at = end;
-        }
+        });
         let (new, dup) = (StoredVerdict::New, StoredVerdict::Duplicate);
         let expected = [
             ("rate-1", new, "", "rate-1"),
@@ -1677,51 +1692,28 @@ mod golden {
     #[test]
     fn golden_story_index_decodes_to_known_values_and_reencodes_byte_for_byte() {
         let golden = Path::new(GOLDEN_STORY);
-        if std::env::var_os("NEARDUP_UPDATE_GOLDEN").is_some() {
-            let _ = std::fs::remove_dir_all(golden);
-            build_story(golden);
-            std::fs::remove_file(golden.join(format::LOCK_FILE)).unwrap();
-        }
-        let meta_bytes = std::fs::read(golden.join(format::META_FILE)).unwrap();
-        let meta = format::decode_meta(&meta_bytes).unwrap();
+        let meta = golden_meta(golden, build_story);
         let mut expected = story_settings();
         expected.story.as_mut().unwrap().stats = StatsSource::Fixed;
         assert_eq!((meta.generation, &meta.settings), (0, &expected));
-        assert_eq!(format::encode_meta(&meta), meta_bytes);
         let story_meta = meta.story.unwrap();
         let stats_bytes = std::fs::read(golden.join(format::STATS_FILE)).unwrap();
         assert_eq!(story_meta.stats_check, xxh3_64(&stats_bytes));
         let stats = StoryStats::read_from(&mut &stats_bytes[..]).unwrap();
         assert_eq!(stats.documents(), STORY_ARTICLES.len() as u64);
 
-        let log = std::fs::read(golden.join(format::log_file_name(0))).unwrap();
-        format::check_log_header(&log, 0).unwrap();
-        let mut at = format::LOG_HEADER_BYTES as usize;
         let mut seen = Vec::new();
-        while at < log.len() {
-            let header: [u8; 8] = log[at..at + 8].try_into().unwrap();
-            let end = at + 8 + format::frame_payload_len(&header) as usize;
-            let payload = &log[at + 8..end];
-            assert!(format::frame_is_intact(&header, payload));
+        for_each_golden_record(golden, |payload, r| {
             assert_eq!(
                 payload[0], 2,
                 "record kind 2: an article with story features"
             );
-            let r = format::decode_article(payload, 16).unwrap();
             let story = r.story.unwrap();
             assert_eq!(story.signature.len(), 16 * 4);
             let mut doc = StoryDoc::default();
             story.features_into(&mut doc);
             assert!(!doc.terms.is_empty() && doc.terms.windows(2).all(|w| w[0] < w[1]));
             assert!(doc.slots.windows(2).all(|w| w[0] < w[1]));
-            let mut again = Vec::new();
-            format::encode_article(&mut again, &r);
-            assert_eq!(
-                again,
-                &log[at..end],
-                "record {} re-encodes differently",
-                r.id
-            );
             seen.push((
                 r.id.to_string(),
                 r.verdict,
@@ -1730,8 +1722,7 @@ mod golden {
                 story.kind,
                 !doc.names.is_empty(),
             ));
-            at = end;
-        }
+        });
         let (new, dup, rewrite) = (
             StoredVerdict::New,
             StoredVerdict::Duplicate,
