@@ -1281,3 +1281,69 @@ fn story_level_commands_end_to_end() {
     let help = neardup().args(["watch", "--help"]).output().unwrap();
     assert!(stdout_of(&help).contains("rewrite"));
 }
+
+#[test]
+fn story_threshold_and_candidates_are_index_settings() {
+    let s = Scratch::new();
+    let records = story_corpus(24, 300, 1_700_000_000);
+    let archive = s.write("archive.jsonl", to_jsonl(&records));
+    let rewrites = |extra: &[&str]| -> (Vec<serde_json::Value>, serde_json::Value) {
+        let idx = s.path(&format!("idx{}", extra.join("")));
+        neardup()
+            .args(["index", "create", "-q", "--level", "story"])
+            .args(extra)
+            .arg(&idx)
+            .assert()
+            .success();
+        let out = neardup()
+            .args(["index", "add", "-q"])
+            .arg(&idx)
+            .arg(&archive)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let verdicts = lines_of(&out)
+            .into_iter()
+            .filter(|v| v["verdict"] == "rewrite")
+            .collect();
+        let stats = neardup()
+            .args(["index", "stats"])
+            .arg(&idx)
+            .output()
+            .unwrap();
+        (verdicts, lines_of(&stats)[0]["story"].clone())
+    };
+    let (default, default_stats) = rewrites(&[]);
+    let (strict, strict_stats) = rewrites(&["--story-threshold", "0.99"]);
+    assert!(!default.is_empty());
+    assert!(
+        strict.len() < default.len(),
+        "{} vs {}",
+        strict.len(),
+        default.len()
+    );
+    assert!(strict.iter().all(|v| v["score"].as_f64().unwrap() >= 0.99));
+    assert_eq!(strict_stats["threshold"], 0.99);
+    assert_eq!(
+        default_stats["threshold"],
+        neardup::story::Model::fitted().threshold
+    );
+    let (_, wide_stats) = rewrites(&["--story-candidates", "0.1"]);
+    assert_eq!(wide_stats["candidate_threshold"], 0.1);
+    assert_ne!(wide_stats["bands"], default_stats["bands"]);
+    // Story settings need the story level, and sensible values.
+    for bad in [
+        vec!["--story-threshold", "0.5"],
+        vec!["--level", "story", "--story-threshold", "1.5"],
+        vec!["--level", "story", "--story-candidates", "0"],
+    ] {
+        let out = neardup()
+            .args(["index", "create", "-q"])
+            .args(&bad)
+            .arg(s.path("bad"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad:?}");
+        assert!(stderr_of(&out).contains("--story-"), "{}", stderr_of(&out));
+    }
+}

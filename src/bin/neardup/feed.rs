@@ -138,6 +138,14 @@ pub struct CreateArgs {
     /// is scored against the statistics of the articles indexed before it.
     #[arg(long, value_name = "FILE", help_heading = "Index")]
     pub stats: Option<PathBuf>,
+    /// Story level: lowest model probability that says rewrite (default: the fitted
+    /// model's cut, as 'neardup pairs --level story'). Higher: fewer, surer rewrites.
+    #[arg(long, value_name = "P", help_heading = "Index")]
+    pub story_threshold: Option<f64>,
+    /// Story level: IDF-weighted Jaccard of rare content words at which an indexed
+    /// article becomes a candidate for scoring (default 0.2; lower finds more, slower).
+    #[arg(long, value_name = "T", help_heading = "Index")]
+    pub story_candidates: Option<f64>,
     /// Articles older than this before the article being checked (by their date, else
     /// their arrival time) do not match it; 'index compact' removes them. E.g. 7d, 36h,
     /// 90m, 2w, 3600s.
@@ -340,7 +348,27 @@ fn create(a: CreateArgs) -> Result<ExitCode> {
         LevelArg::Copy => Level::Copy,
         LevelArg::Story => Level::Story,
     };
-    let settings = IndexSettings::new(pipeline.settings(), level, a.window)?;
+    let mut settings = IndexSettings::new(pipeline.settings(), level, a.window)?;
+    if a.story_threshold.is_some() || a.story_candidates.is_some() {
+        let Some(story) = settings.story.as_mut() else {
+            anyhow::bail!("--story-threshold and --story-candidates need --level story");
+        };
+        if let Some(p) = a.story_threshold {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&p),
+                "--story-threshold must be in [0, 1], not {p}"
+            );
+            story.threshold = p;
+        }
+        if let Some(t) = a.story_candidates {
+            anyhow::ensure!(
+                t > 0.0 && t < 1.0,
+                "--story-candidates must be in (0, 1), not {t}"
+            );
+            story.candidate_threshold = t;
+            story.lsh = neardup::story::candidate_lsh(t, story.num_perm);
+        }
+    }
     let stats = match &a.stats {
         None => None,
         Some(path) => {
