@@ -36,27 +36,34 @@ impl Rng {
 /// earlier article with 0–30 % of their words replaced, so that similarities spread over
 /// the whole range around any threshold. Dates are one hour apart from `start`.
 fn corpus(seed: u64, n: usize, start: i64) -> Vec<serde_json::Value> {
+    generated_corpus(seed, n, start, 3, |rng, source| {
+        let rate = rng.below(300);
+        with_words_replaced(rng, source, rate)
+    })
+}
+
+const VOCABULARY: u64 = 3000;
+
+/// `n` articles of words `w0…w2999`, dates one hour apart from `start`: one in
+/// `derived_one_in` is `derive`d from a random earlier one, the others are originals of
+/// 40–160 random words.
+fn generated_corpus(
+    seed: u64,
+    n: usize,
+    start: i64,
+    derived_one_in: u64,
+    derive: impl Fn(&mut Rng, &[u64]) -> Vec<u64>,
+) -> Vec<serde_json::Value> {
     let mut rng = Rng(seed);
-    let vocabulary = 3000;
     let mut texts: Vec<Vec<u64>> = Vec::new();
     let mut out = Vec::new();
     for i in 0..n {
-        let words: Vec<u64> = if i > 0 && rng.below(3) == 0 {
+        let words: Vec<u64> = if i > 0 && rng.below(derived_one_in) == 0 {
             let source = &texts[rng.below(texts.len() as u64) as usize];
-            let rate = rng.below(300);
-            source
-                .iter()
-                .map(|&w| {
-                    if rng.below(1000) < rate {
-                        rng.below(vocabulary)
-                    } else {
-                        w
-                    }
-                })
-                .collect()
+            derive(&mut rng, source)
         } else {
             let len = 40 + rng.below(120);
-            (0..len).map(|_| rng.below(vocabulary)).collect()
+            (0..len).map(|_| rng.below(VOCABULARY)).collect()
         };
         let text: Vec<String> = words.iter().map(|w| format!("w{w}")).collect();
         out.push(serde_json::json!({
@@ -67,6 +74,20 @@ fn corpus(seed: u64, n: usize, start: i64) -> Vec<serde_json::Value> {
         texts.push(words);
     }
     out
+}
+
+/// `source` with each word replaced by a random one with probability `rate` per mille.
+fn with_words_replaced(rng: &mut Rng, source: &[u64], rate: u64) -> Vec<u64> {
+    source
+        .iter()
+        .map(|&w| {
+            if rng.below(1000) < rate {
+                rng.below(VOCABULARY)
+            } else {
+                w
+            }
+        })
+        .collect()
 }
 
 fn to_jsonl(records: &[serde_json::Value]) -> String {
@@ -914,50 +935,23 @@ fn compaction_survives_sigkill() {
 /// replaced, so that same-story pairs without near-copy text spread around the model's
 /// threshold.
 fn story_corpus(seed: u64, n: usize, start: i64) -> Vec<serde_json::Value> {
-    let mut rng = Rng(seed);
-    let vocabulary = 3000;
-    let mut texts: Vec<Vec<u64>> = Vec::new();
-    let mut out = Vec::new();
-    for i in 0..n {
-        let words: Vec<u64> = if i > 0 && rng.below(2) == 0 {
-            let source = &texts[rng.below(texts.len() as u64) as usize];
-            let retold = rng.below(3) > 0;
-            let rate = if retold {
-                rng.below(500)
-            } else {
-                rng.below(300)
-            };
-            let mut words: Vec<u64> = source
-                .iter()
-                .map(|&w| {
-                    if rng.below(1000) < rate {
-                        rng.below(vocabulary)
-                    } else {
-                        w
-                    }
-                })
-                .collect();
-            if retold {
-                let mut chunks: Vec<Vec<u64>> = words.chunks(3).map(<[u64]>::to_vec).collect();
-                for j in (1..chunks.len()).rev() {
-                    chunks.swap(j, rng.below(j as u64 + 1) as usize);
-                }
-                words = chunks.concat();
-            }
-            words
+    generated_corpus(seed, n, start, 2, |rng, source| {
+        let retold = rng.below(3) > 0;
+        let rate = if retold {
+            rng.below(500)
         } else {
-            let len = 40 + rng.below(120);
-            (0..len).map(|_| rng.below(vocabulary)).collect()
+            rng.below(300)
         };
-        let text: Vec<String> = words.iter().map(|w| format!("w{w}")).collect();
-        out.push(serde_json::json!({
-            "id": format!("doc-{i:05}"),
-            "date": start + 3600 * i as i64,
-            "text": text.join(" "),
-        }));
-        texts.push(words);
-    }
-    out
+        let mut words = with_words_replaced(rng, source, rate);
+        if retold {
+            let mut chunks: Vec<Vec<u64>> = words.chunks(3).map(<[u64]>::to_vec).collect();
+            for j in (1..chunks.len()).rev() {
+                chunks.swap(j, rng.below(j as u64 + 1) as usize);
+            }
+            words = chunks.concat();
+        }
+        words
+    })
 }
 
 type StoryPairs = BTreeMap<(String, String), (f32, &'static str)>;
