@@ -223,6 +223,37 @@ struct IdIndex {
     collided: HashMap<Box<str>, u32>,
 }
 
+/// One band's bucket for an article: the table, the article's band key and where in the
+/// table's base the key's entries lie.
+struct BandBucket<'t> {
+    table: &'t BandTable,
+    key: u64,
+    range: (u32, u32),
+    band: usize,
+}
+
+impl BandBucket<'_> {
+    /// Appends `(document, band)` for the bucket's newest `keep` members not older than
+    /// `min_time` (`bucket` is scratch space).
+    fn collect_hits(
+        &self,
+        times: &[i64],
+        min_time: Option<i64>,
+        keep: usize,
+        bucket: &mut Vec<u32>,
+        hits: &mut Vec<(u32, u16)>,
+    ) {
+        bucket.clear();
+        self.table
+            .lookup_in((self.key >> 32) as u32, self.range, bucket);
+        if let Some(min) = min_time {
+            bucket.retain(|&d| times[d as usize] >= min);
+        }
+        let from = bucket.len().saturating_sub(keep);
+        hits.extend(bucket[from..].iter().map(|&d| (d, self.band as u16)));
+    }
+}
+
 /// Reusable buffers of one query.
 #[derive(Debug, Default)]
 struct Scratch {
@@ -752,20 +783,19 @@ impl FeedIndex {
         let touched = (self.bands.iter().zip(&scratch.ranges)).fold(0, |x, (t, &r)| x ^ t.touch(r));
         std::hint::black_box(touched);
         for (band, &key) in scratch.keys.iter().enumerate() {
-            scratch.bucket.clear();
-            self.bands[band].lookup_in(
-                (key >> 32) as u32,
-                scratch.ranges[band],
+            let bucket = BandBucket {
+                table: &self.bands[band],
+                key,
+                range: scratch.ranges[band],
+                band,
+            };
+            bucket.collect_hits(
+                &self.docs.times,
+                min_time,
+                keep,
                 &mut scratch.bucket,
+                &mut scratch.hits,
             );
-            if let Some(min) = min_time {
-                let times = &self.docs.times;
-                scratch.bucket.retain(|&d| times[d as usize] >= min);
-            }
-            let from = scratch.bucket.len().saturating_sub(keep);
-            scratch
-                .hits
-                .extend(scratch.bucket[from..].iter().map(|&d| (d, band as u16)));
         }
         scratch.hits.sort_unstable();
         let set = &article.fingerprint.set;
@@ -911,18 +941,20 @@ impl FeedIndex {
         let keep = s.bucket_cap.saturating_sub(1).max(1);
         scratch.hits.clear();
         for (band, &key) in scratch.story_keys.iter().enumerate() {
-            scratch.bucket.clear();
             let table = &state.bands[band];
-            let range = table.base_range((key >> 32) as u32);
-            table.lookup_in((key >> 32) as u32, range, &mut scratch.bucket);
-            if let Some(min) = min_time {
-                let times = &self.docs.times;
-                scratch.bucket.retain(|&d| times[d as usize] >= min);
-            }
-            let from = scratch.bucket.len().saturating_sub(keep);
-            scratch
-                .hits
-                .extend(scratch.bucket[from..].iter().map(|&d| (d, band as u16)));
+            let bucket = BandBucket {
+                table,
+                key,
+                range: table.base_range((key >> 32) as u32),
+                band,
+            };
+            bucket.collect_hits(
+                &self.docs.times,
+                min_time,
+                keep,
+                &mut scratch.bucket,
+                &mut scratch.hits,
+            );
         }
         scratch.hits.sort_unstable();
         let floor = story::estimate_floor(s.candidate_threshold);
