@@ -185,6 +185,18 @@ pub struct MemberRecord<'a> {
     pub metadata: Option<&'a RawValue>,
 }
 
+impl<'a> MemberRecord<'a> {
+    /// The record of document `d`, with its metadata as read.
+    pub fn new(corpus: &'a Corpus, d: u32) -> Self {
+        MemberRecord {
+            id: corpus.id(d),
+            metadata: corpus
+                .metadata(d)
+                .and_then(|m| serde_json::from_str(m).ok()),
+        }
+    }
+}
+
 /// One cluster.
 #[derive(Debug, Serialize)]
 pub struct ClusterRecord<'a> {
@@ -220,12 +232,7 @@ impl<'a> ClusterRecord<'a> {
             members: cluster
                 .members
                 .iter()
-                .map(|&d| MemberRecord {
-                    id: corpus.id(d),
-                    metadata: corpus
-                        .metadata(d)
-                        .and_then(|m| serde_json::from_str(m).ok()),
-                })
+                .map(|&d| MemberRecord::new(corpus, d))
                 .collect(),
             pairs: cluster
                 .pairs

@@ -914,7 +914,9 @@ impl FeedIndex {
             )));
         };
         let s = &state.settings;
-        story::weighted_elements(doc, &state.stats, &mut scratch.elements);
+        // The article's weights are looked up once, for its sketch and every candidate.
+        let mine = story::score::Weighted::new(doc, &state.stats);
+        story::weighted_elements_of(&mine, &state.stats, &mut scratch.elements);
         scratch.story_signature.clear();
         scratch.story_signature.resize(s.num_perm, u32::MAX);
         if !scratch.elements.is_empty() {
@@ -987,10 +989,11 @@ impl FeedIndex {
             record.set_into(&mut scratch.set);
             // The batch story level scores a pair with the smaller id first.
             let set = &article.fingerprint.set;
+            let their_weights = story::score::Weighted::new(&scratch.doc, &state.stats);
             let c = if article.id.as_str() < record.id {
-                story::doc_components(doc, &scratch.doc, &state.stats, set, &scratch.set)
+                story::weighted_components(&mine, &their_weights, set, &scratch.set)
             } else {
-                story::doc_components(&scratch.doc, doc, &state.stats, &scratch.set, set)
+                story::weighted_components(&their_weights, &mine, &scratch.set, set)
             };
             let p = state.model.probability(&c);
             if p >= state.model.threshold {

@@ -123,21 +123,7 @@ pub struct StoryOutcome {
 
 /// The expanded set whose Jaccard is the IDF-weighted Jaccard of the content words.
 pub fn weighted_elements(doc: &StoryDoc, stats: &StoryStats, out: &mut Vec<u64>) {
-    let idfs = doc.terms.iter().map(|&t| (t, stats.idf(t)));
-    expand_weighted(idfs, stats.common_idf(), out);
-}
-
-/// [`weighted_elements`] from terms whose IDF is already known (`floor`:
-/// [`StoryStats::common_idf`]).
-fn expand_weighted(idfs: impl Iterator<Item = (u64, f64)>, floor: f64, out: &mut Vec<u64>) {
-    out.clear();
-    // Common words would fill LSH buckets with every article of a section while adding
-    // little to the weighted Jaccard; scoring still uses them.
-    for (t, idf) in idfs {
-        let weight = (idf - floor).max(0.0);
-        let copies = (weight / WEIGHT_QUANTUM).round() as u64;
-        out.extend((0..copies).map(|c| t ^ c.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
-    }
+    weighted_elements_of(&score::Weighted::new(doc, stats), stats, out);
 }
 
 /// The score components of documents `a` and `b` (indices into `corpus` and `docs`).
@@ -169,11 +155,35 @@ pub fn doc_components(
     sa: &[u64],
     sb: &[u64],
 ) -> Components {
-    let (wa, wb) = (
-        score::Weighted::new(a, stats),
-        score::Weighted::new(b, stats),
-    );
-    score::components(&wa, &wb, shingle_overlap(sa, sb))
+    weighted_components(
+        &score::Weighted::new(a, stats),
+        &score::Weighted::new(b, stats),
+        sa,
+        sb,
+    )
+}
+
+/// [`doc_components`] of documents whose weights are already looked up.
+pub fn weighted_components(
+    a: &score::Weighted<'_>,
+    b: &score::Weighted<'_>,
+    sa: &[u64],
+    sb: &[u64],
+) -> Components {
+    score::components(a, b, shingle_overlap(sa, sb))
+}
+
+/// [`weighted_elements`] of a document whose weights are already looked up.
+pub fn weighted_elements_of(doc: &score::Weighted<'_>, stats: &StoryStats, out: &mut Vec<u64>) {
+    out.clear();
+    // Common words would fill LSH buckets with every article of a section while adding
+    // little to the weighted Jaccard; scoring still uses them.
+    let floor = stats.common_idf();
+    for (t, idf) in doc.term_idfs() {
+        let weight = (idf - floor).max(0.0);
+        let copies = (weight / WEIGHT_QUANTUM).round() as u64;
+        out.extend((0..copies).map(|c| t ^ c.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+    }
 }
 
 /// The sketcher of the weighted signatures, for the pipeline's seed (as [`run`] makes
@@ -232,7 +242,6 @@ pub fn run(
         .par_iter()
         .map(|d| score::Weighted::new(d, &stats))
         .collect();
-    let idf_floor = stats.common_idf();
     let mut signatures = vec![u32::MAX; docs.len() * k];
     signatures
         .par_chunks_mut(k)
@@ -240,7 +249,7 @@ pub fn run(
         .for_each_init(
             || (Vec::new(), Vec::new()),
             |(elements, scratch), (out, w)| {
-                expand_weighted(w.term_idfs(), idf_floor, elements);
+                weighted_elements_of(w, &stats, elements);
                 if !elements.is_empty() {
                     sketcher.sketch(elements, scratch, out);
                 }
@@ -298,11 +307,7 @@ pub fn run(
                 };
                 let sa = corpus.set(a, &mut buf_a)?;
                 let sb = corpus.set(b, &mut buf_b)?;
-                let c = score::components(
-                    &weighted[a as usize],
-                    &weighted[b as usize],
-                    shingle_overlap(sa, sb),
-                );
+                let c = weighted_components(&weighted[a as usize], &weighted[b as usize], sa, sb);
                 let p = model.probability(&c);
                 let l = link::Link {
                     a,

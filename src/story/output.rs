@@ -165,12 +165,7 @@ pub fn write_clusters(
             members: c
                 .members
                 .iter()
-                .map(|&d| MemberRecord {
-                    id: corpus.id(d),
-                    metadata: corpus
-                        .metadata(d)
-                        .and_then(|m| serde_json::from_str(m).ok()),
-                })
+                .map(|&d| MemberRecord::new(corpus, d))
                 .collect(),
             pairs: c
                 .pairs
