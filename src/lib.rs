@@ -22,6 +22,8 @@
 //! by threshold. The library never prints: progress and bad records reach the
 //! caller through an [`Observer`].
 //!
+//! [`outfile`] writes output files whole or not at all (and never replaces `/dev/null`).
+//!
 //! [`feed`] keeps a persistent, incremental, crash-safe index for deduplicating a stream of
 //! articles as they arrive, with the same fingerprints and verification as the batch run.
 //!
@@ -56,6 +58,7 @@ pub mod eval;
 pub mod feed;
 pub mod index;
 pub mod input;
+pub mod outfile;
 pub mod pipeline;
 pub mod progress;
 pub mod report;

@@ -698,17 +698,12 @@ impl Pipeline {
         };
         if let Some(path) = &s.story.stats_out {
             let write = || -> std::io::Result<()> {
-                let dir = path
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or(std::path::Path::new("."));
-                let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-                let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+                let mut out = crate::outfile::OutputFile::create(path)?;
+                let mut w = std::io::BufWriter::new(&mut out);
                 story_stats.write_to(&mut w)?;
                 std::io::Write::flush(&mut w)?;
                 drop(w);
-                tmp.persist(path).map_err(|e| e.error)?;
-                Ok(())
+                out.commit()
             };
             write().map_err(|e| Error::io(format!("writing statistics {}", path.display()), e))?;
         }

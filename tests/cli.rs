@@ -429,3 +429,49 @@ fn progress_settings_keep_the_summary() {
         .unwrap();
     assert!(quiet.stderr.is_empty());
 }
+
+/// `-o /dev/null` once replaced the device with a regular file (a rename over it). A named
+/// pipe stands in for the device: it must still be a pipe afterwards and carry the output.
+#[cfg(unix)]
+#[test]
+fn outputs_to_a_device_or_pipe_are_written_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    let s = Scratch::new();
+    let cases: [(&str, &[&str]); 2] = [
+        ("-o", &["--threshold", "0.05"]),
+        ("--stats-out", &["--level", "story", "-o", "/dev/null"]),
+    ];
+    for (flag, settings) in cases {
+        let fifo = s.path(&format!("pipe{flag}"));
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        let mut cmd = neardup();
+        cmd.args(["cluster", "-q"])
+            .args(settings)
+            .arg(flag)
+            .arg(&fifo);
+        let out = cmd.arg(fixtures()).output().unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        // Checked first: had the pipe been replaced, the reader would wait forever.
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        assert!(
+            !reader.join().unwrap().is_empty(),
+            "{flag}: nothing came through"
+        );
+    }
+    assert!(
+        std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+}

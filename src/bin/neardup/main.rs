@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use neardup::cluster::{ClusterMode, RepresentativeRule};
 use neardup::input::{FieldNames, InputFormat, InputSpec};
+use neardup::outfile::OutputFile;
 use neardup::report::{self, Format};
 use neardup::{Outcome, PipelineBuilder};
 
@@ -61,7 +62,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     report::write_deduplicated(outcome, w, rejects)
                 })?;
                 if let (Some(file), Some(path)) = (rejects_file, a.rejects.as_deref()) {
-                    file.persist(path)
+                    file.commit()
                         .with_context(|| format!("writing {}", path.display()))?;
                 }
                 if let Some(path) = a.report.as_deref() {
@@ -331,23 +332,13 @@ fn print_stages(terminal: &Terminal, outcome: &Outcome, write_time: std::time::D
     terminal.println(&line);
 }
 
-/// A temporary file next to `path`, to be renamed over it when complete.
-fn create_atomically(path: &Path) -> Result<tempfile::NamedTempFile> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut builder = tempfile::Builder::new();
-    // Temporary files are private (0600); the file it becomes gets the usual 0666 & !umask.
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    builder
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a file in {}", dir.display()))
+/// Starts writing `path`; nothing appears there until it is committed.
+fn create_atomically(path: &Path) -> Result<OutputFile> {
+    OutputFile::create(path).with_context(|| format!("creating {}", path.display()))
 }
 
-/// Runs `body` on a buffered writer to `path` (or standard output); a file is written to a
-/// temporary name and renamed into place only when complete.
+/// Runs `body` on a buffered writer to `path` (or standard output); a regular file is
+/// written to a temporary name and renamed into place only when complete.
 fn write_atomically<T>(
     path: Option<&Path>,
     body: impl FnOnce(&mut dyn Write) -> io::Result<T>,
@@ -361,12 +352,13 @@ fn write_atomically<T>(
             Ok(value)
         }
         Some(path) => {
-            let tmp = create_atomically(path)?;
-            let mut w = BufWriter::with_capacity(1 << 16, tmp.as_file().try_clone()?);
+            let mut out = create_atomically(path)?;
+            let mut w = BufWriter::with_capacity(1 << 16, &mut out);
             let value = body(&mut w).with_context(|| format!("writing {}", path.display()))?;
             w.flush()
                 .with_context(|| format!("writing {}", path.display()))?;
-            tmp.persist(path)
+            drop(w);
+            out.commit()
                 .with_context(|| format!("writing {}", path.display()))?;
             Ok(value)
         }

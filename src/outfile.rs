@@ -1,0 +1,169 @@
+//! Output files that appear whole or not at all.
+//!
+//! A regular file is written under a temporary name in its own directory and renamed over
+//! the destination on [`OutputFile::commit`], so a reader (or a crash) never sees half an
+//! output. Anything else that already exists at the path — `/dev/null`, a named pipe, a
+//! terminal, `/dev/stdout` — is written in place: renaming over it would swap the device
+//! for a regular file (as root, that breaks `/dev/null` for every later program).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// A file being written; nothing is visible at the destination until [`commit`](Self::commit)
+/// (for a regular file).
+#[derive(Debug)]
+pub struct OutputFile {
+    destination: PathBuf,
+    target: Target,
+}
+
+#[derive(Debug)]
+enum Target {
+    Replace(tempfile::NamedTempFile),
+    InPlace(File),
+}
+
+impl OutputFile {
+    /// Starts writing `path`. A symbolic link is kept and the file it points to replaced.
+    pub fn create(path: &Path) -> io::Result<Self> {
+        let existing = fs::metadata(path).ok();
+        let target = match existing {
+            Some(meta) if !meta.is_file() && !meta.is_dir() => {
+                Target::InPlace(OpenOptions::new().write(true).open(path)?)
+            }
+            _ => {
+                let destination = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+                return Ok(Self {
+                    target: Target::Replace(temporary_beside(&destination)?),
+                    destination,
+                });
+            }
+        };
+        Ok(Self {
+            destination: path.to_path_buf(),
+            target,
+        })
+    }
+
+    /// The path the output ends up at.
+    pub fn destination(&self) -> &Path {
+        &self.destination
+    }
+
+    /// Makes the output visible at its destination (for a regular file, by an atomic rename).
+    pub fn commit(self) -> io::Result<()> {
+        match self.target {
+            Target::Replace(tmp) => {
+                tmp.persist(&self.destination).map_err(|e| e.error)?;
+            }
+            Target::InPlace(mut file) => file.flush()?,
+        }
+        Ok(())
+    }
+
+    fn file(&mut self) -> &mut File {
+        match &mut self.target {
+            Target::Replace(tmp) => tmp.as_file_mut(),
+            Target::InPlace(file) => file,
+        }
+    }
+}
+
+impl Write for OutputFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file().write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file().write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file().flush()
+    }
+}
+
+/// A temporary file in the directory of `path`, so the final rename stays on one file system.
+fn temporary_beside(path: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut builder = tempfile::Builder::new();
+    // Temporary files are private (0600); the file it becomes gets the usual 0666 & !umask.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    builder.tempfile_in(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_appears_until_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        fs::write(&path, "old\n").unwrap();
+        let mut out = OutputFile::create(&path).unwrap();
+        out.write_all(b"new\n").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "old\n");
+        out.commit().unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new\n");
+    }
+
+    #[test]
+    fn dropped_without_commit_leaves_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let mut out = OutputFile::create(&path).unwrap();
+        out.write_all(b"half").unwrap();
+        drop(out);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symbolic_link_stays_a_link_to_the_new_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.jsonl");
+        let link = dir.path().join("link.jsonl");
+        fs::write(&real, "old\n").unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let mut out = OutputFile::create(&link).unwrap();
+        out.write_all(b"new\n").unwrap();
+        out.commit().unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read_to_string(&real).unwrap(), "new\n");
+    }
+
+    /// A named pipe stands in for `/dev/null`: both must survive being an output.
+    #[cfg(unix)]
+    #[test]
+    fn a_named_pipe_is_written_in_place_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || fs::read_to_string(fifo).unwrap())
+        };
+        let mut out = OutputFile::create(&fifo).unwrap();
+        out.write_all(b"through the pipe\n").unwrap();
+        out.commit().unwrap();
+        // Checked first: had the pipe been replaced, the reader would wait forever.
+        assert!(fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        assert_eq!(reader.join().unwrap(), "through the pipe\n");
+    }
+}
