@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Do candidate story features separate rewrites from same-topic stories? (exploration)
+
+    /work/peers/venv/bin/python scripts/story_evidence.py CORPUS.jsonl LABELS.jsonl \
+        FIXTURE_DIR --dump DUMP.jsonl
+
+DUMP.jsonl is `examples/story_fit --dump` output (the shipped components per labelled pair).
+For three candidate features it prints their distribution per label kind and for the ten
+fixture pairs, and the grouped cross-validated pairwise F1 of a logistic model over the
+shipped model's components with and without the feature:
+
+- lead: IDF-weighted share of each text's first 25 content words found in the other
+  (min and mean of both directions): a rewrite retells the same lead event;
+- cooc: IDF-weighted Jaccard of content-word pairs within 6 words in one sentence
+  (which facts go together, not just which words occur);
+- twj-df2: the weighted word Jaccard with words seen in one document only left out
+  (a rewrite's own vocabulary should not dilute the shared facts).
+
+A prototype, not shipped logic: BENCHMARKS.md records what it printed.
+"""
+import glob
+import json
+import math
+import os
+import re
+import sys
+from collections import Counter, defaultdict
+from itertools import combinations
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
+
+sys.path.insert(0, os.path.dirname(__file__))
+from story_explore import STOP  # noqa: E402
+
+TOKEN = re.compile(r"\w+(?:[.,']\w+)*")
+SHIPPED = ["term_weighted_jaccard", "shingle_jaccard", "conflicting_slots", "weekday_conflict", "back_reference"]
+LEAD_WORDS, COOC_WINDOW = 25, 6
+
+
+def normalize(token):
+    t = token.lower().replace("\u2019", "'")
+    return t[:-2] if t.endswith("'s") else t
+
+
+def content(text):
+    return [t for t in map(normalize, (m.group(0) for m in TOKEN.finditer(text))) if t not in STOP and len(t) > 2]
+
+
+class Doc:
+    def __init__(self, text):
+        words = content(text)
+        self.words, self.lead = set(words), set(words[:LEAD_WORDS])
+        self.pairs = set()
+        for sentence in re.split(r"(?<=[.!?])\s+|\n+", text):
+            toks = content(sentence)
+            for i, t in enumerate(toks):
+                self.pairs.update(tuple(sorted((t, u))) for u in toks[i + 1:i + 1 + COOC_WINDOW] if u != t)
+
+
+def main():
+    corpus, labels_path, fixture_dir = sys.argv[1:4]
+    dump_path = sys.argv[sys.argv.index("--dump") + 1]
+    texts = {}
+    for line in open(corpus):
+        r = json.loads(line)
+        texts[r["id"]] = (r.get("title") or "") + "\n" + r["text"]
+    fixtures = []
+    for path in sorted(glob.glob(os.path.join(fixture_dir, "*.txt"))):
+        fixtures.append("fixture-" + os.path.basename(path)[:3])
+        texts[fixtures[-1]] = open(path).read()
+    docs = {i: Doc(t) for i, t in texts.items()}
+    n = len(docs)
+    word_df, pair_df = Counter(), Counter()
+    for d in docs.values():
+        word_df.update(d.words)
+        pair_df.update(d.pairs)
+
+    def idf(df, k):
+        return math.log((n + 1) / (df[k] + 1))
+
+    def weight(keys, df, drop_singletons=False):
+        return sum(idf(df, k) for k in keys if not (drop_singletons and df[k] == 1))
+
+    def containment(x, y):
+        total = weight(x, word_df)
+        return weight(x & y, word_df) / total if total else 0.0
+
+    def jaccard(x, y, df, drop_singletons=False):
+        union = weight(x | y, df, drop_singletons)
+        return weight(x & y, df, drop_singletons) / union if union else 0.0
+
+    def features(a, b):
+        da, db = docs[a], docs[b]
+        ab, ba = containment(da.lead, db.words), containment(db.lead, da.words)
+        return {
+            "lead-min": min(ab, ba),
+            "lead-mean": (ab + ba) / 2,
+            "cooc": jaccard(da.pairs, db.pairs, pair_df),
+            "twj-df2": jaccard(da.words, db.words, word_df, drop_singletons=True),
+        }
+
+    labels = [json.loads(line) for line in open(labels_path)]
+    dump = {(r["a"], r["b"]): r for r in map(json.loads, open(dump_path))}
+    rows = [(lab["label"], features(lab["a"], lab["b"])) for lab in labels]
+    rows += [("FIXTURE", features(a, b)) for a, b in combinations(fixtures, 2)]
+    names = list(rows[0][1])
+    by_kind = defaultdict(list)
+    for kind, f in rows:
+        by_kind[kind].append(f)
+    print("distribution per kind: min q25 median q75 q90 max")
+    for kind, fs in by_kind.items():
+        for name in names:
+            v = sorted(f[name] for f in fs)
+            q = lambda p: v[min(len(v) - 1, int(p * len(v)))]
+            print(f"  {kind:8} {name:9} n={len(v):3}  " + " ".join(f"{x:.3f}" for x in (v[0], q(.25), q(.5), q(.75), q(.9), v[-1])))
+
+    # Grouped 5-fold CV: pairs linked through a shared document stay in one fold.
+    parent = {}
+
+    def root(x):
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for lab in labels:
+        parent[root(lab["a"])] = root(lab["b"])
+    group_ids = {}
+    groups = np.array([group_ids.setdefault(root(lab["a"]), len(group_ids)) for lab in labels])
+    y = np.array([lab["same_story"] for lab in labels])
+    shipped = [[dump[(lab["a"], lab["b"])][c] for c in SHIPPED] for lab in labels]
+    print("grouped 5-fold CV, pairwise, best threshold:")
+    for extra in [None] + [[n] for n in names]:
+        x = np.array([s + ([] if extra is None else [f[e] for e in extra]) for s, (_, f) in zip(shipped, rows)])
+        p = np.zeros(len(y))
+        for train, test in GroupKFold(5).split(x, y, groups):
+            model = LogisticRegression(C=10, max_iter=5000).fit(x[train], y[train])
+            p[test] = model.predict_proba(x[test])[:, 1]
+        best = (0, 0, 0, 0)
+        for t in np.arange(0.05, 0.95, 0.05):
+            tp = ((p >= t) & y).sum()
+            prec, rec = tp / max(1, (p >= t).sum()), tp / y.sum()
+            f1 = 2 * prec * rec / (prec + rec) if tp else 0
+            best = max(best, (f1, prec, rec, t))
+        print(f"  {'shipped' if extra is None else 'shipped + ' + extra[0]:22} F1 {best[0]:.3f}  P {best[1]:.3f}  R {best[2]:.3f}  at {best[3]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
