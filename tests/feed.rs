@@ -376,6 +376,23 @@ fn damage_is_refused_with_a_clear_error() {
 // ---------------------------------------------------------------------------------------
 // The command line.
 
+/// `neardup index ARGS... IDX INPUTS...`, its output whatever the exit status.
+fn index_output(args: &[&str], idx: &Path, inputs: &[&Path]) -> std::process::Output {
+    neardup()
+        .arg("index")
+        .args(args)
+        .arg(idx)
+        .args(inputs)
+        .output()
+        .unwrap()
+}
+
+/// `neardup index ARGS... IDX INPUTS...`, which must succeed.
+fn index_ok(args: &[&str], idx: &Path, inputs: &[&Path]) {
+    let out = index_output(args, idx, inputs);
+    assert!(out.status.success(), "index {args:?}: {}", stderr_of(&out));
+}
+
 fn lines_of(out: &std::process::Output) -> Vec<serde_json::Value> {
     json_lines(&stdout_of(out))
 }
@@ -393,12 +410,7 @@ fn index_commands_end_to_end() {
     assert!(created.status.success(), "{}", stderr_of(&created));
     assert!(stderr_of(&created).contains("34 bands x 3 rows"));
     let first = s.jsonl("first.jsonl", &[("rate-1", RATE), ("storm-1", STORM)]);
-    let out = neardup()
-        .args(["index", "add"])
-        .arg(&idx)
-        .arg(&first)
-        .output()
-        .unwrap();
+    let out = index_output(&["add"], &idx, &[&first]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     // The exact bytes of verdict lines are part of the contract.
     insta::assert_snapshot!(stdout_of(&out), @r#"
@@ -413,12 +425,7 @@ fn index_commands_end_to_end() {
             ("storm-2", STORM_COPY),
         ],
     );
-    let out = neardup()
-        .args(["index", "add", "--all-matches"])
-        .arg(&idx)
-        .arg(&second)
-        .output()
-        .unwrap();
+    let out = index_output(&["add", "--all-matches"], &idx, &[&second]);
     assert_eq!(out.status.code(), Some(2), "a repeated id is bad input");
     assert!(
         stderr_of(&out).contains("second.jsonl:2: duplicate id \"storm-1\""),
@@ -439,12 +446,7 @@ fn index_commands_end_to_end() {
     assert_eq!(verdicts[1]["matches"][0]["id"], "storm-1");
 
     let probe = s.jsonl("probe.jsonl", &[("rate-2", RATE_COPY), ("new-rate", RATE)]);
-    let out = neardup()
-        .args(["index", "query"])
-        .arg(&idx)
-        .arg(&probe)
-        .output()
-        .unwrap();
+    let out = index_output(&["query"], &idx, &[&probe]);
     assert!(out.status.success());
     let verdicts = lines_of(&out);
     assert_eq!(
@@ -456,11 +458,7 @@ fn index_commands_end_to_end() {
     );
     assert_eq!(verdicts[1]["match"], "rate-1");
 
-    let out = neardup()
-        .args(["index", "stats"])
-        .arg(&idx)
-        .output()
-        .unwrap();
+    let out = index_output(&["stats"], &idx, &[]);
     let stats = &lines_of(&out)[0];
     assert_eq!(
         (stats["articles"].as_u64(), stats["duplicates"].as_u64()),
@@ -473,19 +471,9 @@ fn index_commands_end_to_end() {
         ),
         (Some(2_592_000), Some(1))
     );
-    let table = stdout_of(
-        &neardup()
-            .args(["index", "stats", "--format", "table"])
-            .arg(&idx)
-            .output()
-            .unwrap(),
-    );
+    let table = stdout_of(&index_output(&["stats", "--format", "table"], &idx, &[]));
     assert!(table.contains("34 x 3") && table.contains("duplicates when added"));
-    let out = neardup()
-        .args(["index", "compact"])
-        .arg(&idx)
-        .output()
-        .unwrap();
+    let out = index_output(&["compact"], &idx, &[]);
     assert!(out.status.success());
     assert!(
         stderr_of(&out).contains("removed 0 articles and kept 4"),
@@ -498,11 +486,7 @@ fn index_commands_end_to_end() {
 fn watch_answers_every_line_and_shuts_down_cleanly() {
     let s = Scratch::new();
     let idx = s.path("idx");
-    neardup()
-        .args(["index", "create", "-q"])
-        .arg(&idx)
-        .assert()
-        .success();
+    index_ok(&["create", "-q"], &idx, &[]);
     let input = [
         serde_json::json!({"id": "a", "text": RATE}).to_string(),
         "{not json".to_string(),
@@ -547,13 +531,7 @@ fn watch_answers_every_line_and_shuts_down_cleanly() {
         "{}",
         stderr_of(&out)
     );
-    let stats = &lines_of(
-        &neardup()
-            .args(["index", "stats"])
-            .arg(&idx)
-            .output()
-            .unwrap(),
-    )[0];
+    let stats = &lines_of(&index_output(&["stats"], &idx, &[]))[0];
     assert_eq!(stats["articles"], 2);
 }
 
@@ -574,11 +552,7 @@ fn wait_for_lock(idx: &Path, pid: u32) {
 fn one_writer_at_a_time_and_signals_stop_watch_cleanly() {
     let s = Scratch::new();
     let idx = s.path("idx");
-    neardup()
-        .args(["index", "create", "-q"])
-        .arg(&idx)
-        .assert()
-        .success();
+    index_ok(&["create", "-q"], &idx, &[]);
     let mut watch = Command::new(assert_cmd::cargo::cargo_bin("neardup"))
         .arg("watch")
         .arg(&idx)
@@ -605,12 +579,7 @@ fn one_writer_at_a_time_and_signals_stop_watch_cleanly() {
     );
     wait_for_lock(&idx, watch.id());
     let f = s.jsonl("more.jsonl", &[("b", RATE_COPY)]);
-    let out = neardup()
-        .args(["index", "add"])
-        .arg(&idx)
-        .arg(&f)
-        .output()
-        .unwrap();
+    let out = index_output(&["add"], &idx, &[&f]);
     assert_eq!(out.status.code(), Some(1));
     let message = stderr_of(&out);
     assert!(
@@ -621,12 +590,7 @@ fn one_writer_at_a_time_and_signals_stop_watch_cleanly() {
         "{message}"
     );
     // Readers run alongside the writer and see what it committed.
-    let out = neardup()
-        .args(["index", "query"])
-        .arg(&idx)
-        .arg(&f)
-        .output()
-        .unwrap();
+    let out = index_output(&["query"], &idx, &[&f]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(lines_of(&out)[0]["match"], "a");
     // SIGTERM: a clean stop with the summary, exit code 0.
@@ -643,12 +607,7 @@ fn one_writer_at_a_time_and_signals_stop_watch_cleanly() {
     assert!(err.contains("stopped by signal"), "{err}");
     drop(stdin);
     // The lock is free again.
-    neardup()
-        .args(["index", "add", "-q"])
-        .arg(&idx)
-        .arg(&f)
-        .assert()
-        .success();
+    index_ok(&["add", "-q"], &idx, &[&f]);
 }
 
 /// Sends a signal with the system's `kill` (the tests need no signal crate of their own).
@@ -737,12 +696,11 @@ fn sigkill_rounds(create_args: &[&str], records: &[serde_json::Value], rounds: u
     }
     // Small commit groups: many moments to kill at between and during commits.
     let started = Instant::now();
-    let clean = neardup()
-        .args(["index", "add", "-q", "--commit-every", "25"])
-        .arg(&reference)
-        .arg(&input)
-        .output()
-        .unwrap();
+    let clean = index_output(
+        &["add", "-q", "--commit-every", "25"],
+        &reference,
+        &[&input],
+    );
     let full_run = started.elapsed();
     let expected: HashMap<String, serde_json::Value> = lines_of(&clean)
         .into_iter()
@@ -803,11 +761,7 @@ fn sigkill_rounds(create_args: &[&str], records: &[serde_json::Value], rounds: u
             assert_ne!(v["verdict"], "rejected", "{v}");
             acknowledged.insert(v["id"].as_str().unwrap().to_string(), v);
         }
-        let out = neardup()
-            .args(["index", "stats"])
-            .arg(&idx)
-            .output()
-            .unwrap();
+        let out = index_output(&["stats"], &idx, &[]);
         assert!(out.status.success(), "round {round}: {}", stderr_of(&out));
         held = lines_of(&out)[0]["articles"].as_u64().unwrap() as usize;
         assert!(
@@ -832,12 +786,7 @@ fn sigkill_rounds(create_args: &[&str], records: &[serde_json::Value], rounds: u
         "some runs got far enough to acknowledge articles"
     );
     // Every acknowledged verdict is there, exactly as it was acknowledged.
-    let out = neardup()
-        .args(["index", "query", "-q"])
-        .arg(&idx)
-        .arg(&input)
-        .output()
-        .unwrap();
+    let out = index_output(&["query", "-q"], &idx, &[&input]);
     let stored: HashMap<String, serde_json::Value> = lines_of(&out)
         .into_iter()
         .map(|v| (v["id"].as_str().unwrap().to_string(), v))
@@ -848,18 +797,8 @@ fn sigkill_rounds(create_args: &[&str], records: &[serde_json::Value], rounds: u
     }
     // Finish without a crash: the index equals the one built in one go.
     let rest = s.write("rest.jsonl", to_jsonl(&records[held..]));
-    neardup()
-        .args(["index", "add", "-q"])
-        .arg(&idx)
-        .arg(&rest)
-        .assert()
-        .success();
-    let out = neardup()
-        .args(["index", "query", "-q"])
-        .arg(&idx)
-        .arg(&input)
-        .output()
-        .unwrap();
+    index_ok(&["add", "-q"], &idx, &[&rest]);
+    let out = index_output(&["query", "-q"], &idx, &[&input]);
     let verdicts = lines_of(&out);
     assert_eq!(verdicts.len(), records.len());
     for mut v in verdicts {
@@ -880,28 +819,15 @@ fn compaction_survives_sigkill() {
     let mut rng = Rng(11);
     for round in 0..crash_rounds().div_ceil(2) {
         let idx = s.path(&format!("idx-{round}"));
-        neardup()
-            .args(["index", "create", "-q", "--window", "20d"])
-            .arg(&idx)
-            .assert()
-            .success();
-        neardup()
-            .args(["index", "add", "-q"])
-            .arg(&idx)
-            .arg(&input)
-            .assert()
-            .success();
+        index_ok(&["create", "-q", "--window", "20d"], &idx, &[]);
+        index_ok(&["add", "-q"], &idx, &[&input]);
         let delay = Duration::from_millis(rng.below(150));
         run_and_kill(
             &["index".as_ref(), "compact".as_ref(), idx.as_os_str()],
             None,
             delay,
         );
-        let out = neardup()
-            .args(["index", "stats"])
-            .arg(&idx)
-            .output()
-            .unwrap();
+        let out = index_output(&["stats"], &idx, &[]);
         assert!(out.status.success(), "{}", stderr_of(&out));
         let held = lines_of(&out)[0]["articles"].as_u64().unwrap();
         // Dates are an hour apart: a 20-day window keeps the newest 481 articles.
@@ -909,17 +835,8 @@ fn compaction_survives_sigkill() {
             held == 1500 || held == 481,
             "round {round}: {held} articles"
         );
-        neardup()
-            .args(["index", "compact", "-q"])
-            .arg(&idx)
-            .assert()
-            .success();
-        let out = neardup()
-            .args(["index", "query", "-q"])
-            .arg(&idx)
-            .arg(&input)
-            .output()
-            .unwrap();
+        index_ok(&["compact", "-q"], &idx, &[]);
+        let out = index_output(&["query", "-q"], &idx, &[&input]);
         let verdicts = lines_of(&out);
         let indexed = verdicts.iter().filter(|v| v["indexed"] == true).count();
         assert_eq!(indexed, 481);
@@ -1175,19 +1092,13 @@ fn story_level_commands_end_to_end() {
         .output()
         .unwrap();
     assert!(!out.status.success() && stderr_of(&out).contains("word shingles"));
-    neardup()
-        .args(["index", "create", "-q", "--level", "story", "--stats"])
-        .arg(&stats)
-        .arg(&idx)
-        .assert()
-        .success();
+    index_ok(
+        &["create", "-q", "--level", "story", "--stats"],
+        &stats,
+        &[&idx],
+    );
     assert!(idx.join("story.stats").is_file());
-    let out = neardup()
-        .args(["index", "add", "-q"])
-        .arg(&idx)
-        .arg(&archive)
-        .output()
-        .unwrap();
+    let out = index_output(&["add", "-q"], &idx, &[&archive]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let added = lines_of(&out);
     assert_eq!(added.len(), 300);
@@ -1220,12 +1131,7 @@ fn story_level_commands_end_to_end() {
         assert_eq!(matches[0]["kind"], v["kind"]);
     }
     // Queries after the fact give the stored verdicts.
-    let out = neardup()
-        .args(["index", "query", "-q"])
-        .arg(&idx)
-        .arg(&today)
-        .output()
-        .unwrap();
+    let out = index_output(&["query", "-q"], &idx, &[&today]);
     for (mut q, w) in lines_of(&out).into_iter().zip(&watched) {
         assert_eq!(q["indexed"], true);
         q.as_object_mut().unwrap().remove("indexed");
@@ -1233,11 +1139,7 @@ fn story_level_commands_end_to_end() {
         w.as_object_mut().unwrap().remove("matches");
         assert_eq!(q, w);
     }
-    let out = neardup()
-        .args(["index", "stats"])
-        .arg(&idx)
-        .output()
-        .unwrap();
+    let out = index_output(&["stats"], &idx, &[]);
     let st = &lines_of(&out)[0];
     assert_eq!(st["level"], "story");
     assert_eq!(st["story"]["statistics"], "fixed");
@@ -1255,11 +1157,7 @@ fn story_level_commands_end_to_end() {
     let at = bytes.len() - 1;
     bytes[at] ^= 1;
     std::fs::write(idx.join("story.stats"), bytes).unwrap();
-    let out = neardup()
-        .args(["index", "stats"])
-        .arg(&idx)
-        .output()
-        .unwrap();
+    let out = index_output(&["stats"], &idx, &[]);
     assert!(!out.status.success());
     assert!(
         stderr_of(&out).contains("story.stats"),
@@ -1289,22 +1187,13 @@ fn story_threshold_and_candidates_are_index_settings() {
             .arg(&idx)
             .assert()
             .success();
-        let out = neardup()
-            .args(["index", "add", "-q"])
-            .arg(&idx)
-            .arg(&archive)
-            .output()
-            .unwrap();
+        let out = index_output(&["add", "-q"], &idx, &[&archive]);
         assert!(out.status.success(), "{}", stderr_of(&out));
         let verdicts = lines_of(&out)
             .into_iter()
             .filter(|v| v["verdict"] == "rewrite")
             .collect();
-        let stats = neardup()
-            .args(["index", "stats"])
-            .arg(&idx)
-            .output()
-            .unwrap();
+        let stats = index_output(&["stats"], &idx, &[]);
         (verdicts, lines_of(&stats)[0]["story"].clone())
     };
     let (default, default_stats) = rewrites(&[]);
