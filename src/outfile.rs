@@ -29,7 +29,14 @@ impl OutputFile {
     pub fn create(path: &Path) -> io::Result<Self> {
         let existing = fs::metadata(path).ok();
         let target = match existing {
-            Some(meta) if !meta.is_file() && !meta.is_dir() => {
+            // Refused before any work is done, not at the final rename.
+            Some(meta) if meta.is_dir() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::IsADirectory,
+                    "is a directory; name a file",
+                ));
+            }
+            Some(meta) if !meta.is_file() => {
                 Target::InPlace(OpenOptions::new().write(true).open(path)?)
             }
             _ => {
@@ -90,6 +97,12 @@ fn temporary_beside(path: &Path) -> io::Result<tempfile::NamedTempFile> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no directory {}", dir.display()),
+        ));
+    }
     let mut builder = tempfile::Builder::new();
     // Temporary files are private (0600); the file it becomes gets the usual 0666 & !umask.
     #[cfg(unix)]
@@ -121,6 +134,16 @@ mod tests {
         out.write_all(b"half").unwrap();
         drop(out);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_directory_or_a_missing_parent_is_refused_up_front() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = OutputFile::create(dir.path()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::IsADirectory);
+        let err = OutputFile::create(&dir.path().join("missing/out.jsonl")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(err.to_string().contains("missing"), "{err}");
     }
 
     #[cfg(unix)]
