@@ -13,56 +13,47 @@ use std::path::{Path, PathBuf};
 /// A file being written; nothing is visible at the destination until [`commit`](Self::commit)
 /// (for a regular file).
 #[derive(Debug)]
-pub struct OutputFile {
-    destination: PathBuf,
-    target: Target,
-}
+pub struct OutputFile(Target);
 
 #[derive(Debug)]
 enum Target {
-    Replace(tempfile::NamedTempFile),
+    Replace {
+        tmp: tempfile::NamedTempFile,
+        destination: PathBuf,
+    },
     InPlace(File),
 }
 
 impl OutputFile {
     /// Starts writing `path`. A symbolic link is kept and the file it points to replaced.
     pub fn create(path: &Path) -> io::Result<Self> {
-        let existing = fs::metadata(path).ok();
-        let target = match existing {
+        let target = match fs::metadata(path) {
             // Refused before any work is done, not at the final rename.
-            Some(meta) if meta.is_dir() => {
+            Ok(meta) if meta.is_dir() => {
                 return Err(io::Error::new(
                     io::ErrorKind::IsADirectory,
                     "is a directory; name a file",
                 ));
             }
-            Some(meta) if !meta.is_file() => {
+            Ok(meta) if !meta.is_file() => {
                 Target::InPlace(OpenOptions::new().write(true).open(path)?)
             }
             _ => {
                 let destination = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-                return Ok(Self {
-                    target: Target::Replace(temporary_beside(&destination)?),
+                Target::Replace {
+                    tmp: temporary_beside(&destination)?,
                     destination,
-                });
+                }
             }
         };
-        Ok(Self {
-            destination: path.to_path_buf(),
-            target,
-        })
-    }
-
-    /// The path the output ends up at.
-    pub fn destination(&self) -> &Path {
-        &self.destination
+        Ok(Self(target))
     }
 
     /// Makes the output visible at its destination (for a regular file, by an atomic rename).
     pub fn commit(self) -> io::Result<()> {
-        match self.target {
-            Target::Replace(tmp) => {
-                tmp.persist(&self.destination).map_err(|e| e.error)?;
+        match self.0 {
+            Target::Replace { tmp, destination } => {
+                tmp.persist(destination).map_err(|e| e.error)?;
             }
             Target::InPlace(mut file) => file.flush()?,
         }
@@ -70,8 +61,8 @@ impl OutputFile {
     }
 
     fn file(&mut self) -> &mut File {
-        match &mut self.target {
-            Target::Replace(tmp) => tmp.as_file_mut(),
+        match &mut self.0 {
+            Target::Replace { tmp, .. } => tmp.as_file_mut(),
             Target::InPlace(file) => file,
         }
     }

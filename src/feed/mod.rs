@@ -223,34 +223,60 @@ struct IdIndex {
     collided: HashMap<Box<str>, u32>,
 }
 
-/// One band's bucket for an article: the table, the article's band key and where in the
-/// table's base the key's entries lie.
-struct BandBucket<'t> {
-    table: &'t BandTable,
-    key: u64,
-    range: (u32, u32),
-    band: usize,
+/// The candidates of one band lookup, with the scratch space that finds them.
+#[derive(Debug, Default)]
+struct BandHits {
+    ranges: Vec<(u32, u32)>,
+    bucket: Vec<u32>,
+    /// `(document, band)`, sorted.
+    hits: Vec<(u32, u16)>,
 }
 
-impl BandBucket<'_> {
-    /// Appends `(document, band)` for the bucket's newest `keep` members not older than
-    /// `min_time` (`bucket` is scratch space).
-    fn collect_hits(
-        &self,
-        times: &[i64],
+impl BandHits {
+    /// Collects `(document, band)` for each band's bucket of `keys` in `tables`: its newest
+    /// `bucket_cap − 1` members not older than `min_time` (as the batch pipeline limits
+    /// oversized buckets).
+    fn collect(
+        &mut self,
+        tables: &[BandTable],
+        keys: &[u64],
+        bucket_cap: usize,
         min_time: Option<i64>,
-        keep: usize,
-        bucket: &mut Vec<u32>,
-        hits: &mut Vec<(u32, u16)>,
+        times: &[i64],
     ) {
-        bucket.clear();
-        self.table
-            .lookup_in((self.key >> 32) as u32, self.range, bucket);
-        if let Some(min) = min_time {
-            bucket.retain(|&d| times[d as usize] >= min);
+        let Self {
+            ranges,
+            bucket,
+            hits,
+        } = self;
+        let keep = bucket_cap.saturating_sub(1).max(1);
+        hits.clear();
+        // Memory-level parallelism: every band's directory slot, then every band's first
+        // base entry, are loaded before any band is scanned (each is a likely cache miss).
+        ranges.clear();
+        ranges.extend(
+            tables
+                .iter()
+                .zip(keys)
+                .map(|(t, &k)| t.base_range((k >> 32) as u32)),
+        );
+        let touched = tables
+            .iter()
+            .zip(ranges.iter())
+            .fold(0, |x, (t, &r)| x ^ t.touch(r));
+        std::hint::black_box(touched);
+        for (band, ((table, &key), &range)) in
+            tables.iter().zip(keys).zip(ranges.iter()).enumerate()
+        {
+            bucket.clear();
+            table.lookup_in((key >> 32) as u32, range, bucket);
+            if let Some(min) = min_time {
+                bucket.retain(|&d| times[d as usize] >= min);
+            }
+            let from = bucket.len().saturating_sub(keep);
+            hits.extend(bucket[from..].iter().map(|&d| (d, band as u16)));
         }
-        let from = bucket.len().saturating_sub(keep);
-        hits.extend(bucket[from..].iter().map(|&d| (d, self.band as u16)));
+        hits.sort_unstable();
     }
 }
 
@@ -258,9 +284,7 @@ impl BandBucket<'_> {
 #[derive(Debug, Default)]
 struct Scratch {
     keys: Vec<u64>,
-    ranges: Vec<(u32, u32)>,
-    bucket: Vec<u32>,
-    hits: Vec<(u32, u16)>,
+    band_hits: BandHits,
     record: Vec<u8>,
     signature: Vec<u32>,
     set: Vec<u64>,
@@ -734,6 +758,14 @@ impl FeedIndex {
         })
     }
 
+    /// The oldest time an indexed article may have and still be in the window of `time`
+    /// (none: no window).
+    fn window_start(&self, time: i64) -> Option<i64> {
+        self.settings
+            .window
+            .map(|w| time.saturating_sub(w.min(i64::MAX as u64) as i64))
+    }
+
     fn record_id(&self, doc: u32) -> Result<String> {
         let mut buf = Vec::new();
         let r = Self::record(&self.log, &self.docs, doc, &mut buf, self.settings.num_perm)?;
@@ -766,42 +798,18 @@ impl FeedIndex {
         scratch
             .keys
             .extend((0..lsh.bands).map(|b| band_key(signature, lsh, b)));
-        let min_time = self
-            .settings
-            .window
-            .map(|w| article.time.saturating_sub(w.min(i64::MAX as u64) as i64));
-        // Candidates: articles sharing a band's key fingerprint, newest `cap − 1` per
-        // bucket (as the batch pipeline limits oversized buckets).
-        let keep = self.settings.bucket_cap.saturating_sub(1).max(1);
-        scratch.hits.clear();
-        // Memory-level parallelism: every band's directory slot, then every band's first
-        // base entry, are loaded before any band is scanned (each is a likely cache miss).
-        scratch.ranges.clear();
-        scratch.ranges.extend(
-            (self.bands.iter().zip(&scratch.keys)).map(|(t, &k)| t.base_range((k >> 32) as u32)),
+        // Candidates: articles sharing a band's key fingerprint.
+        scratch.band_hits.collect(
+            &self.bands,
+            &scratch.keys,
+            self.settings.bucket_cap,
+            self.window_start(article.time),
+            &self.docs.times,
         );
-        let touched = (self.bands.iter().zip(&scratch.ranges)).fold(0, |x, (t, &r)| x ^ t.touch(r));
-        std::hint::black_box(touched);
-        for (band, &key) in scratch.keys.iter().enumerate() {
-            let bucket = BandBucket {
-                table: &self.bands[band],
-                key,
-                range: scratch.ranges[band],
-                band,
-            };
-            bucket.collect_hits(
-                &self.docs.times,
-                min_time,
-                keep,
-                &mut scratch.bucket,
-                &mut scratch.hits,
-            );
-        }
-        scratch.hits.sort_unstable();
         let set = &article.fingerprint.set;
         let threshold = self.settings.threshold as f32;
         let mut found: Vec<(u32, Match)> = Vec::new();
-        for group in scratch.hits.chunk_by(|a, b| a.0 == b.0) {
+        for group in scratch.band_hits.hits.chunk_by(|a, b| a.0 == b.0) {
             let doc = group[0].0;
             let record = Self::record(
                 &self.log,
@@ -936,32 +944,16 @@ impl FeedIndex {
         scratch
             .story_keys
             .extend((0..s.lsh.bands).map(|b| band_key(signature, s.lsh, b)));
-        let min_time = self
-            .settings
-            .window
-            .map(|w| article.time.saturating_sub(w.min(i64::MAX as u64) as i64));
-        let keep = s.bucket_cap.saturating_sub(1).max(1);
-        scratch.hits.clear();
-        for (band, &key) in scratch.story_keys.iter().enumerate() {
-            let table = &state.bands[band];
-            let bucket = BandBucket {
-                table,
-                key,
-                range: table.base_range((key >> 32) as u32),
-                band,
-            };
-            bucket.collect_hits(
-                &self.docs.times,
-                min_time,
-                keep,
-                &mut scratch.bucket,
-                &mut scratch.hits,
-            );
-        }
-        scratch.hits.sort_unstable();
+        scratch.band_hits.collect(
+            &state.bands,
+            &scratch.story_keys,
+            s.bucket_cap,
+            self.window_start(article.time),
+            &self.docs.times,
+        );
         let floor = story::estimate_floor(s.candidate_threshold);
         let mut found: Vec<(u32, Match)> = Vec::new();
-        for group in scratch.hits.chunk_by(|a, b| a.0 == b.0) {
+        for group in scratch.band_hits.hits.chunk_by(|a, b| a.0 == b.0) {
             let doc_id = group[0].0;
             let record = Self::record(
                 &self.log,
@@ -1130,11 +1122,8 @@ impl FeedIndex {
     /// Counts describing the index.
     pub fn stats(&self) -> IndexStats {
         let clock = self.clock();
-        let expired = match self.settings.window {
-            Some(w) => {
-                let cutoff = clock.saturating_sub(w.min(i64::MAX as u64) as i64);
-                self.docs.times.iter().filter(|&&t| t < cutoff).count() as u64
-            }
+        let expired = match self.window_start(clock) {
+            Some(cutoff) => self.docs.times.iter().filter(|&&t| t < cutoff).count() as u64,
             None => 0,
         };
         let disk_bytes = std::fs::read_dir(&self.dir)
