@@ -46,10 +46,12 @@
 //! slots: 272 bytes), about 40 bytes of offsets, times and id hash, and up to a
 //! third more per band while recent additions sit in the delta tables. Signatures and
 //! shingle sets stay on disk and are read only for candidates. The story level adds 8
-//! bytes per story band (64 by default: 512 bytes) and its statistics.
+//! bytes per story band (64 by default: 512 bytes), a byte per weighted-signature slot
+//! (128 by default) that rejects most story candidates unread, and its statistics.
 
 mod article;
 mod bands;
+mod digest;
 pub mod format;
 mod ingest;
 mod log;
@@ -79,6 +81,7 @@ use crate::sketch::{Sketcher, estimate_jaccard};
 use crate::story::{self, Kind, Model, StoryDoc, StoryStats};
 use crate::verify::intersection_size;
 use bands::BandTable;
+use digest::SignatureDigests;
 use format::{ArticleRecord, Meta, StoredVerdict, StoryBytes, StoryMeta};
 use log::Log;
 pub use log::{Syncer, Written};
@@ -293,6 +296,7 @@ struct Scratch {
     story_keys: Vec<u64>,
     story_signature: Vec<u32>,
     stored_story_signature: Vec<u32>,
+    story_digest: Vec<u8>,
     elements: Vec<u64>,
     sketch: Vec<u64>,
     doc: StoryDoc,
@@ -309,6 +313,8 @@ struct StoryState {
     model: Model,
     sketcher: Sketcher,
     bands: Vec<BandTable>,
+    /// A byte per weighted-signature slot of every article, to reject candidates unread.
+    digests: SignatureDigests,
 }
 
 /// A feed index, open for reading or writing.
@@ -613,6 +619,7 @@ impl FeedIndex {
                                 state.settings.num_perm
                             ));
                         }
+                        state.digests.push(&story_signature);
                         if story_signature.iter().any(|&v| v != u32::MAX) {
                             for (band, list) in story_entries.iter_mut().enumerate() {
                                 let fp = band_key(&story_signature, story_lsh, band) >> 32;
@@ -952,9 +959,20 @@ impl FeedIndex {
             &self.docs.times,
         );
         let floor = story::estimate_floor(s.candidate_threshold);
+        SignatureDigests::digest_into(signature, &mut scratch.story_digest);
+        let hits = &scratch.band_hits.hits;
+        std::hint::black_box(
+            state
+                .digests
+                .touch(hits.chunk_by(|a, b| a.0 == b.0).map(|group| group[0].0)),
+        );
         let mut found: Vec<(u32, Match)> = Vec::new();
         for group in scratch.band_hits.hits.chunk_by(|a, b| a.0 == b.0) {
             let doc_id = group[0].0;
+            // Most candidates fall below the floor; the digests say so without a read.
+            if state.digests.upper_estimate(doc_id, &scratch.story_digest) < floor {
+                continue;
+            }
             let record = Self::record(
                 &self.log,
                 &self.docs,
@@ -1078,6 +1096,7 @@ impl FeedIndex {
             table.merge();
         }
         if let (Some(state), Some(features)) = (&mut self.story, &article.story) {
+            state.digests.push(&scratch.story_signature);
             for (band, &key) in scratch.story_keys.iter().enumerate() {
                 state.bands[band].insert((key >> 32) as u32, doc);
             }
@@ -1142,7 +1161,9 @@ impl FeedIndex {
             + self.ids.first.capacity() * 13
             + self.clusters.capacity() * 9
             + self.story.as_ref().map_or(0, |s| {
-                s.bands.iter().map(BandTable::heap_bytes).sum::<usize>() + s.stats.len() * 16
+                s.bands.iter().map(BandTable::heap_bytes).sum::<usize>()
+                    + s.digests.heap_bytes()
+                    + s.stats.len() * 16
             });
         IndexStats {
             settings: self.settings.clone(),
@@ -1381,6 +1402,7 @@ fn load_story(
         },
         sketcher: story::weighted_sketcher(s.num_perm, pipeline.seed),
         bands: Vec::new(),
+        digests: SignatureDigests::new(s.num_perm),
     })
 }
 
