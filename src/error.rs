@@ -40,8 +40,9 @@ pub enum ErrorKind {
         /// What is wrong there.
         reason: String,
     },
-    /// An I/O failure outside the inputs (temporary files, output).
-    #[error("{context}: {source}")]
+    /// An I/O failure outside the inputs (temporary files, output). Its display is the
+    /// context alone; the cause is its `source()` (`{:#}` with anyhow prints both).
+    #[error("{context}")]
     Io {
         /// What neardup was doing.
         context: String,

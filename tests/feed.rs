@@ -373,6 +373,26 @@ fn damage_is_refused_with_a_clear_error() {
     assert!(e.to_string().contains("not empty"), "{e}");
 }
 
+#[test]
+fn index_errors_name_the_path_and_say_the_cause_once() {
+    let s = Scratch::new();
+    let file = s.path("a-file");
+    std::fs::write(&file, "not an index").unwrap();
+    let out = index_output(&["create", "-q"], &file, &[]);
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("a-file: exists and is not a directory"),
+        "{err}"
+    );
+    // An I/O error's cause is printed once, not once per level of the chain.
+    let out = index_output(&["create", "-q"], &file.join("idx"), &[]);
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(err.contains("creating the directory"), "{err}");
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
+}
+
 // ---------------------------------------------------------------------------------------
 // The command line.
 

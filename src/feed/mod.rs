@@ -459,6 +459,12 @@ impl FeedIndex {
         }
         let settings = &settings;
         settings.pipeline()?; // the same checks as a batch run
+        if dir.exists() && !dir.is_dir() {
+            return Err(index_error(
+                dir,
+                "exists and is not a directory; an index is created in a new or empty directory",
+            ));
+        }
         let occupied = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
         if occupied {
             return Err(index_error(
