@@ -69,5 +69,5 @@ pub mod text;
 pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};
-pub use pipeline::{Level, Outcome, Pipeline, PipelineBuilder, Settings, Stats};
+pub use pipeline::{Level, Outcome, Pipeline, PipelineBuilder, RepeatedId, Settings, Stats};
 pub use progress::{Observer, Stage};

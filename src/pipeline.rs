@@ -334,6 +334,8 @@ pub struct Outcome {
     pub oversized: Vec<OversizedBucket>,
     /// Records that are not valid JSON objects (or not UTF-8, or too large).
     pub malformed: Vec<RecordLocation>,
+    /// Records whose id an earlier record already has (not compared; reported).
+    pub repeated_ids: Vec<RepeatedId>,
     /// The settings used.
     pub settings: Settings,
     /// Counts and timings.
@@ -346,6 +348,20 @@ pub struct Outcome {
     /// What the story level found (`None` at the near-copy level). `clusters` then holds
     /// the story clusters too (without pair indices), so that `dedup` works unchanged.
     pub story: Option<StoryOutcome>,
+}
+
+/// A record whose id an earlier record of the run already has. It is not a document of
+/// the run; `dedup` drops it as a copy when its shingles are the first's, and rejects it
+/// otherwise (it could not be compared, and writing it would repeat the id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RepeatedId {
+    /// Where the repeat was read.
+    pub location: RecordLocation,
+    /// The document that has the id.
+    pub first: u32,
+    /// Whether its shingle set equals the first's (Jaccard 1: the same text, up to what
+    /// the tokenizer ignores).
+    pub same_shingles: bool,
 }
 
 /// A document's fingerprint: what the pipeline keeps to compare it.
@@ -596,7 +612,10 @@ impl Pipeline {
             return self.run_story(sources, ingested, stats, observer);
         }
         let Ingested {
-            corpus, malformed, ..
+            corpus,
+            malformed,
+            repeated_ids,
+            ..
         } = ingested;
 
         let started = Instant::now();
@@ -667,6 +686,7 @@ impl Pipeline {
             clusters,
             oversized: candidates.oversized,
             malformed,
+            repeated_ids,
             settings: s.clone(),
             stats,
             stdin_copy: None,
@@ -687,6 +707,7 @@ impl Pipeline {
         let Ingested {
             corpus,
             malformed,
+            repeated_ids,
             story_docs,
             story_stats,
         } = ingested;
@@ -749,6 +770,7 @@ impl Pipeline {
             clusters,
             oversized: Vec::new(),
             malformed,
+            repeated_ids,
             settings: s.clone(),
             stats,
             stdin_copy: None,
@@ -804,6 +826,8 @@ impl Pipeline {
         }
         let mut ids = IdIndex::default();
         let mut malformed = Vec::new();
+        let mut repeated_ids = Vec::new();
+        let mut set_buf = Vec::new();
         let mut story_docs = Vec::new();
         let mut story_stats = StoryStats::new();
         let total: Option<u64> = sources.iter().map(|src| src.size).sum();
@@ -861,6 +885,14 @@ impl Pipeline {
                         }
                     };
                     if let Some(earlier) = ids.check(&corpus, &doc.entry.id, corpus.len() as u32) {
+                        let first_set = corpus
+                            .set(earlier, &mut set_buf)
+                            .map_err(|e| Error::io("reading a spilled shingle set", e))?;
+                        repeated_ids.push(RepeatedId {
+                            location: record.location,
+                            first: earlier,
+                            same_shingles: first_set == &doc.fingerprint.set[..],
+                        });
                         let first = describe_location(sources, corpus.location(earlier));
                         let kind = ProblemKind::DuplicateId {
                             id: doc.entry.id.to_string(),
@@ -893,6 +925,7 @@ impl Pipeline {
         Ok(Ingested {
             corpus,
             malformed,
+            repeated_ids,
             story_docs,
             story_stats,
         })
@@ -903,6 +936,7 @@ impl Pipeline {
 struct Ingested {
     corpus: Corpus,
     malformed: Vec<RecordLocation>,
+    repeated_ids: Vec<RepeatedId>,
     /// Story features per document (story level only).
     story_docs: Vec<StoryDoc>,
     /// Document frequencies of this run's documents (story level only).

@@ -5,7 +5,7 @@
 //! Scores are rounded to 4 decimals so that output is byte-identical across runs, thread
 //! counts and input orders.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 
 use serde::Serialize;
@@ -609,14 +609,21 @@ pub fn write_dropped(out: &mut dyn Write, outcome: &Outcome, format: Format) -> 
 pub struct DedupCounts {
     /// Records written to the output.
     pub kept: u64,
-    /// Near-duplicates left out.
+    /// Near-duplicates left out (including `repeated_copies`).
     pub dropped: u64,
-    /// Malformed records written to the rejects (or counted, without a rejects writer).
+    /// Malformed records and repeated ids with other text, written to the rejects (or
+    /// counted, without a rejects writer).
     pub rejected: u64,
+    /// Of `dropped`: records repeating an earlier record's id with the same shingles.
+    pub repeated_copies: u64,
+    /// Of `rejected`: records repeating an earlier record's id with other text.
+    pub repeated_conflicts: u64,
 }
 
 /// Reads the inputs again and writes every record except the dropped near-duplicates,
-/// byte for byte, in input order. Malformed records go to `rejects` when given. Text
+/// byte for byte, in input order. Malformed records go to `rejects` when given. A record
+/// repeating an earlier record's id is dropped as a copy when its shingles are the
+/// same, else rejected (see [`crate::pipeline::RepeatedId`]): ids stay unique. Text
 /// documents are written as `{"id": …, "text": …}` JSON lines.
 pub fn write_deduplicated(
     outcome: &Outcome,
@@ -635,6 +642,11 @@ pub fn write_deduplicated(
         })
         .collect();
     let malformed: HashSet<RecordLocation> = outcome.malformed.iter().copied().collect();
+    let repeated: HashMap<RecordLocation, bool> = outcome
+        .repeated_ids
+        .iter()
+        .map(|r| (r.location, r.same_shingles))
+        .collect();
     let mut counts = DedupCounts::default();
     let mut failure: Option<io::Error> = None;
     let mut sink = |event: ReadEvent| -> bool {
@@ -643,11 +655,14 @@ pub fn write_deduplicated(
         };
         for r in &batch.records {
             let bytes = batch.bytes(r);
-            let result = if drop.contains(&r.location) {
+            let repeat = repeated.get(&r.location).copied();
+            let result = if drop.contains(&r.location) || repeat == Some(true) {
                 counts.dropped += 1;
+                counts.repeated_copies += u64::from(repeat.is_some());
                 Ok(())
-            } else if malformed.contains(&r.location) {
+            } else if malformed.contains(&r.location) || repeat == Some(false) {
                 counts.rejected += 1;
+                counts.repeated_conflicts += u64::from(repeat.is_some());
                 match rejects.as_mut() {
                     Some(w) => w.write_all(bytes).and_then(|_| w.write_all(b"\n")),
                     None => Ok(()),

@@ -256,6 +256,51 @@ fn dedup_writes_records_untouched_minus_duplicates() {
 }
 
 #[test]
+fn dedup_drops_a_repeated_id_with_the_same_text_and_rejects_one_with_other_text() {
+    let s = Scratch::new();
+    let first = [
+        serde_json::json!({"id": "storm", "text": STORM}).to_string(),
+        serde_json::json!({"id": "rate", "text": RATE}).to_string(),
+    ];
+    // Re-delivered: the same storm text (other case and punctuation), a new rate text.
+    let again = [
+        serde_json::json!({"id": "storm", "text": STORM.to_uppercase().replace('.', "!")})
+            .to_string(),
+        serde_json::json!({"id": "rate", "text": "An unrelated text under a reused id."})
+            .to_string(),
+    ];
+    let a = s.write("a.jsonl", first.join("\n") + "\n");
+    let b = s.write("b.jsonl", again.join("\n") + "\n");
+    for level in ["near-copy", "story"] {
+        let (kept, rejects) = (s.path("kept.jsonl"), s.path("rejects.jsonl"));
+        let out = neardup()
+            .args(["dedup", "--level", level, "-o"])
+            .arg(&kept)
+            .arg("--rejects")
+            .arg(&rejects)
+            .args([&a, &b])
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(&kept).unwrap(),
+            first.clone().map(|l| l + "\n").concat(),
+            "{level}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&rejects).unwrap(),
+            again[1].clone() + "\n",
+            "{level}"
+        );
+        assert!(
+            err.contains("dropped 1 near-duplicates (1 of them repeating an earlier record's id and text), rejected 0 malformed and 1 repeating"),
+            "{level}: {err}"
+        );
+    }
+}
+
+#[test]
 fn dedup_from_stdin() {
     let records: String = good_records()
         .iter()

@@ -65,7 +65,9 @@ pub enum Command {
     ///
     /// Records are written byte for byte, in input order; the kept member of each cluster
     /// is its representative (see --representative). Malformed lines are not written
-    /// (see --rejects). Text-file inputs are written as {"id", "text"} JSON lines.
+    /// (see --rejects). A record repeating an earlier record's id is dropped when its text
+    /// has the first's shingles (a copy at any threshold) and rejected otherwise, so ids
+    /// stay unique. Text-file inputs are written as {"id", "text"} JSON lines.
     #[command(after_long_help = EXAMPLES)]
     Dedup(DedupArgs),
     /// A persistent index for deduplicating a feed: create, add, query, stats, compact.
@@ -257,7 +259,8 @@ pub struct DedupArgs {
     /// Format of the --report file.
     #[arg(long, value_enum, default_value_t = FormatArg::Jsonl, help_heading = "Output")]
     pub report_format: FormatArg,
-    /// Write malformed input lines, verbatim, to FILE.
+    /// Write malformed input lines, and records repeating an id with other text, verbatim,
+    /// to FILE.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub rejects: Option<PathBuf>,
     #[command(flatten)]

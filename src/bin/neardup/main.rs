@@ -71,22 +71,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     })?;
                 }
                 if !a.run.quiet {
-                    let hint = if a.report.is_none() && counts.dropped > 0 {
-                        " (--report FILE lists them)"
-                    } else {
-                        ""
-                    };
-                    eprintln!(
-                        "neardup: dedup kept {} records, dropped {} near-duplicates{hint}, rejected {} malformed{}",
-                        counts.kept,
-                        counts.dropped,
-                        counts.rejected,
-                        if a.rejects.is_none() && counts.rejected > 0 {
-                            " (--rejects FILE keeps them)"
-                        } else {
-                            ""
-                        },
-                    );
+                    eprintln!("neardup: {}", dedup_summary(&counts, &a));
                 }
                 Ok(())
             },
@@ -95,6 +80,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(a) => eval::run(*a),
         Command::Params(a) => params::run(a),
     }
+}
+
+/// The `dedup` summary line: what was kept, dropped and rejected, and where to see it.
+fn dedup_summary(counts: &report::DedupCounts, a: &args::DedupArgs) -> String {
+    let mut line = format!(
+        "dedup kept {} records, dropped {} near-duplicates",
+        counts.kept, counts.dropped
+    );
+    if counts.repeated_copies > 0 {
+        line += &format!(
+            " ({} of them repeating an earlier record's id and text)",
+            counts.repeated_copies
+        );
+    }
+    if a.report.is_none() && counts.dropped > counts.repeated_copies {
+        line += " (--report FILE lists them)";
+    }
+    let malformed = counts.rejected - counts.repeated_conflicts;
+    line += &format!(", rejected {malformed} malformed");
+    if counts.repeated_conflicts > 0 {
+        line += &format!(
+            " and {} repeating an earlier record's id with other text",
+            counts.repeated_conflicts
+        );
+    }
+    if a.rejects.is_none() && counts.rejected > 0 {
+        line += " (--rejects FILE keeps them)";
+    }
+    line
 }
 
 fn format(f: FormatArg) -> Format {
