@@ -967,13 +967,9 @@ impl FeedIndex {
         let floor = story::estimate_floor(s.candidate_threshold);
         SignatureDigests::digest_into(signature, &mut scratch.story_digest);
         let hits = &scratch.band_hits.hits;
-        std::hint::black_box(
-            state
-                .digests
-                .touch(hits.chunk_by(|a, b| a.0 == b.0).map(|group| group[0].0)),
-        );
+        std::hint::black_box(state.digests.touch(hits.iter().map(|&(doc, _)| doc)));
         let mut found: Vec<(u32, Match)> = Vec::new();
-        for group in scratch.band_hits.hits.chunk_by(|a, b| a.0 == b.0) {
+        for group in hits.chunk_by(|a, b| a.0 == b.0) {
             let doc_id = group[0].0;
             // Most candidates fall below the floor; the digests say so without a read.
             if state.digests.upper_estimate(doc_id, &scratch.story_digest) < floor {
