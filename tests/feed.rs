@@ -264,12 +264,23 @@ fn verdicts_and_cluster_ids_are_stable() {
     assert!(v.matches[0].score >= v.matches[1].score);
     let storm = article(&index, "storm-1", STORM, None);
     assert_eq!(index.add(&storm).unwrap().unwrap().kind, VerdictKind::New);
-    // The same id again is refused, not added twice.
+    // The same id with other text is refused, not added twice.
     assert!(
         index
             .add(&article(&index, "rate-1", STORM_COPY, None))
             .unwrap()
             .is_none()
+    );
+    // The same id with the same text (a re-send) gets its verdict again, added once.
+    let resent = index.add(&third).unwrap().unwrap();
+    assert!(resent.already_indexed);
+    assert_eq!(
+        (
+            resent.kind,
+            resent.best().unwrap().id.as_str(),
+            resent.cluster.as_str()
+        ),
+        (VerdictKind::Duplicate, "rate-2", "rate-1")
     );
     index.commit().unwrap();
     drop(index);
@@ -441,19 +452,46 @@ fn index_commands_end_to_end() {
         "second.jsonl",
         &[
             ("rate-2", RATE_COPY),
-            ("storm-1", STORM),
+            ("storm-1", STORM_COPY),
             ("storm-2", STORM_COPY),
+            ("rate-1", RATE),
         ],
     );
     let out = index_output(&["add", "--all-matches"], &idx, &[&second]);
-    assert_eq!(out.status.code(), Some(2), "a repeated id is bad input");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a repeated id with other text is bad input"
+    );
     assert!(
-        stderr_of(&out).contains("second.jsonl:2: duplicate id \"storm-1\""),
+        stderr_of(&out).contains("second.jsonl:2: duplicate id \"storm-1\" (first seen at index ",)
+            && stderr_of(&out).contains("with other text); this record is skipped"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(
+        stderr_of(&out).contains(
+            "added 2 articles (0 new, 2 duplicates), 1 already indexed with the same text"
+        ),
         "{}",
         stderr_of(&out)
     );
     let verdicts = lines_of(&out);
-    assert_eq!(verdicts.len(), 2);
+    assert_eq!(verdicts.len(), 3);
+    // A re-send is not added again: its first verdict, marked as such.
+    assert_eq!(
+        (
+            verdicts[2]["id"].as_str(),
+            verdicts[2]["verdict"].as_str(),
+            verdicts[2]["indexed"].as_bool()
+        ),
+        (Some("rate-1"), Some("new"), Some(true))
+    );
+    assert_eq!(
+        verdicts[0].get("indexed"),
+        None,
+        "only re-sends say indexed"
+    );
     assert_eq!(verdicts[0]["verdict"], "duplicate");
     assert_eq!(
         (
@@ -502,6 +540,51 @@ fn index_commands_end_to_end() {
     );
 }
 
+/// A killed `index add` (an acknowledged prefix in the index) is resumed by running it
+/// again on the whole input: the rerun prints every verdict, the prefix's marked
+/// `indexed`, and they are the verdicts of one uninterrupted run.
+#[test]
+fn rerunning_index_add_on_the_same_input_resumes_it() {
+    let s = Scratch::new();
+    for (level, records) in [
+        ("copy", corpus(31, 400, 1_600_000_000)),
+        ("story", story_corpus(32, 300, 1_600_000_000)),
+    ] {
+        let all = s.write(&format!("{level}.jsonl"), to_jsonl(&records));
+        let prefix = s.write(&format!("{level}-prefix.jsonl"), to_jsonl(&records[..130]));
+        let one_go = s.path(&format!("{level}-one-go"));
+        let resumed = s.path(&format!("{level}-resumed"));
+        for idx in [&one_go, &resumed] {
+            index_ok(&["create", "-q", "--level", level], idx, &[]);
+        }
+        let expected = lines_of(&index_output(&["add", "-q"], &one_go, &[&all]));
+        index_ok(&["add", "-q"], &resumed, &[&prefix]);
+        let out = index_output(&["add"], &resumed, &[&all]);
+        assert!(out.status.success(), "{level}: {}", stderr_of(&out));
+        let added = records.len() - 130;
+        assert!(
+            stderr_of(&out).contains(&format!("added {added} articles"))
+                && stderr_of(&out).contains("130 already indexed with the same text"),
+            "{level}: {}",
+            stderr_of(&out)
+        );
+        let mut got = lines_of(&out);
+        assert_eq!(got.len(), records.len());
+        for (i, verdict) in got.iter_mut().enumerate() {
+            let indexed = verdict.as_object_mut().unwrap().remove("indexed");
+            assert_eq!(indexed.is_some(), i < 130, "{level}: verdict {i}");
+        }
+        assert_eq!(got, expected, "{level}");
+        assert!(
+            expected.iter().any(|v| v["verdict"] != "new"),
+            "{level}: the corpus has matches"
+        );
+        let held =
+            |idx: &Path| lines_of(&index_output(&["stats"], idx, &[]))[0]["articles"].clone();
+        assert_eq!(held(&resumed), held(&one_go));
+    }
+}
+
 #[test]
 fn watch_answers_every_line_and_shuts_down_cleanly() {
     let s = Scratch::new();
@@ -514,6 +597,7 @@ fn watch_answers_every_line_and_shuts_down_cleanly() {
         serde_json::json!({"id": "b", "text": RATE_COPY}).to_string(),
         serde_json::json!({"id": "a", "text": STORM}).to_string(),
         serde_json::json!({"id": "c", "text": "  "}).to_string(),
+        serde_json::json!({"id": "b", "text": RATE_COPY}).to_string(),
     ]
     .join("\n");
     let out = neardup()
@@ -534,7 +618,28 @@ fn watch_answers_every_line_and_shuts_down_cleanly() {
         .collect();
     assert_eq!(
         kinds,
-        ["new", "rejected", "duplicate", "rejected", "rejected"]
+        [
+            "new",
+            "rejected",
+            "duplicate",
+            "rejected",
+            "rejected",
+            "duplicate"
+        ]
+    );
+    assert!(
+        answers[3]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("other text")
+    );
+    assert_eq!(
+        (
+            answers[5]["indexed"].as_bool(),
+            answers[5]["match"].as_str()
+        ),
+        (Some(true), Some("a")),
+        "a re-sent article gets its first verdict"
     );
     assert_eq!(
         (answers[1]["line"].as_u64(), answers[3]["id"].as_str()),

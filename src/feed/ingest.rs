@@ -48,7 +48,8 @@ pub struct IngestOptions {
 pub struct IngestStats {
     /// Records read, good or bad.
     pub records: u64,
-    /// Articles decided (added, or checked by a query).
+    /// Articles decided (added, or checked by a query). Not counted when adding: an
+    /// article already indexed with the same text (see `already_indexed`).
     pub articles: u64,
     /// Of which new.
     pub new: u64,
@@ -56,7 +57,9 @@ pub struct IngestStats {
     pub duplicates: u64,
     /// Of which rewrites (story level).
     pub rewrites: u64,
-    /// Queries only: of which already indexed.
+    /// Query: of the articles, how many were already indexed. Add: articles not added
+    /// because their id was already indexed with the same text (a re-send, or the part
+    /// of an input a killed run had added); their stored verdicts are passed on.
     pub already_indexed: u64,
     /// Bad records and inputs, by [`ProblemKind::label`].
     pub problems: BTreeMap<&'static str, u64>,
@@ -86,8 +89,10 @@ enum Stage2 {
 }
 
 /// Reads `inputs` and adds (or checks) every article, handing verdicts to `sink` in input
-/// order, a commit group at a time, once they are durable. Bad records go to `observer` and are counted; an id
-/// that is already indexed is a bad record of kind `duplicate_id` when adding.
+/// order, a commit group at a time, once they are durable. Bad records go to `observer` and are counted. When
+/// adding, an id already indexed with the same text passes on its stored verdict (so a
+/// killed run can be rerun on the same input), and with other text it is a bad record of
+/// kind `duplicate_id`.
 pub fn ingest(
     index: &mut FeedIndex,
     inputs: &[InputSpec],
@@ -211,7 +216,7 @@ pub fn ingest(
                     let Some(verdict) = verdict else {
                         let kind = ProblemKind::DuplicateId {
                             id: article.id,
-                            first: format!("index {index_name}"),
+                            first: format!("index {index_name}, with other text"),
                         };
                         if let Err(e) =
                             on_problem(&problem(kind), observer, &mut stats, options.strict)
@@ -221,12 +226,14 @@ pub fn ingest(
                         }
                         continue;
                     };
-                    stats.articles += 1;
                     stats.already_indexed += u64::from(verdict.already_indexed);
-                    match verdict.kind {
-                        VerdictKind::New => stats.new += 1,
-                        VerdictKind::Duplicate => stats.duplicates += 1,
-                        VerdictKind::Rewrite => stats.rewrites += 1,
+                    if !(mode == IngestMode::Add && verdict.already_indexed) {
+                        stats.articles += 1;
+                        match verdict.kind {
+                            VerdictKind::New => stats.new += 1,
+                            VerdictKind::Duplicate => stats.duplicates += 1,
+                            VerdictKind::Rewrite => stats.rewrites += 1,
+                        }
                     }
                     verdicts.push(verdict);
                 }

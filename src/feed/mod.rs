@@ -797,6 +797,23 @@ impl FeedIndex {
         Ok(self.ids.collided.get(id).copied())
     }
 
+    /// Whether indexed article `doc` has the shingle set of `article`.
+    fn same_text(&mut self, doc: u32, article: &Article) -> Result<bool> {
+        let r = Self::record(
+            &self.log,
+            &self.docs,
+            doc,
+            &mut self.scratch.record,
+            self.settings.num_perm,
+        )?;
+        let set = &article.fingerprint.set;
+        Ok(r.set.len() == set.len() * 8
+            && r.set
+                .chunks_exact(8)
+                .zip(set)
+                .all(|(stored, &x)| stored == x.to_le_bytes()))
+    }
+
     /// Whether an article with this id is indexed.
     pub fn contains(&self, id: &str) -> Result<bool> {
         Ok(self.find(id)?.is_some())
@@ -1025,13 +1042,21 @@ impl FeedIndex {
         Ok(found.into_iter().map(|(_, m)| m).collect())
     }
 
-    /// Decides on `article` and adds it; `None` if an article with its id is already
-    /// indexed (nothing is added). The article is durable after the next
+    /// Decides on `article` and adds it. The article is durable after the next
     /// [`FeedIndex::commit`] (which also happens by itself when much is pending).
+    ///
+    /// Adding is idempotent: an article whose id is already indexed with the same text
+    /// (the same shingle set) is not added again and gets the verdict it was given then
+    /// (`already_indexed`), so a scraper may re-send and a killed `index add` may be rerun
+    /// from the start. `None` if the id is indexed with other text (nothing is added).
     pub fn add(&mut self, article: &Article) -> Result<Option<Verdict>> {
         self.writable()?;
-        if self.find(&article.id)?.is_some() {
-            return Ok(None);
+        if let Some(doc) = self.find(&article.id)? {
+            return Ok(if self.same_text(doc, article)? {
+                Some(self.stored_verdict(doc)?)
+            } else {
+                None
+            });
         }
         let mut scratch = std::mem::take(&mut self.scratch);
         let verdict = match self.decide(article, &mut scratch) {

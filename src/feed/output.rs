@@ -35,7 +35,9 @@ pub struct VerdictRecord<'a> {
     pub kind: Option<&'static str>,
     /// The article's cluster: its best match's cluster, or its own id when new.
     pub cluster: &'a str,
-    /// Queries only: the article was already indexed, and this is the verdict it got.
+    /// The article was already indexed, and this is the verdict it got then: always
+    /// present for a query, and when adding present (`true`) only for an article re-sent
+    /// with the same text, which is not added again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub indexed: Option<bool>,
     /// With `--all-matches`: every match at or above the threshold, best first.
@@ -58,7 +60,8 @@ pub struct MatchRecord<'a> {
 }
 
 impl<'a> VerdictRecord<'a> {
-    /// The record of a verdict; `query` adds the `indexed` field, `all_matches` the list.
+    /// The record of a verdict; `query` adds the `indexed` field (an add has it only for
+    /// a re-sent article), `all_matches` the list.
     pub fn new(verdict: &'a Verdict, query: bool, all_matches: bool) -> Self {
         let best = verdict.best();
         VerdictRecord {
@@ -69,7 +72,7 @@ impl<'a> VerdictRecord<'a> {
             score: best.map(|m| round4(m.score)),
             kind: best.and_then(|m| m.kind).map(|k| k.name()),
             cluster: &verdict.cluster,
-            indexed: query.then_some(verdict.already_indexed),
+            indexed: (query || verdict.already_indexed).then_some(verdict.already_indexed),
             matches: all_matches.then(|| verdict.matches.iter().map(MatchRecord::new).collect()),
         }
     }

@@ -60,9 +60,11 @@ kill -9 and any crash of neardup, and the index is synced to disk every 100 ms; 
 --durability disk it is synced to disk (fsync) first, which also survives a power loss
 but makes each verdict wait for the disk. Articles that arrive together are committed
 together. Lines that cannot be
-checked (malformed JSON, no text, an id already indexed, too long) get a line with
-\"verdict\":\"rejected\", their line number and the reason, so output lines pair with
-input lines (blank input lines are skipped).
+checked (malformed JSON, no text, an id already indexed with other text, too long) get
+a line with \"verdict\":\"rejected\", their line number and the reason, so output lines
+pair with input lines (blank input lines are skipped). An article re-sent with the same
+text (the same id and shingles) is not added again: it gets the verdict it was given the
+first time, with \"indexed\":true.
 
 The verdict is new, or duplicate with the best near-copy, its exact Jaccard and the
 cluster id; an index created with '--level story' also says rewrite for an article that
@@ -99,7 +101,10 @@ pub enum IndexCommand {
     /// Add articles in bulk; prints each article's verdict (one JSON line) as it is added.
     ///
     /// Each article is compared with everything indexed before it, including the articles
-    /// earlier in the same input. An id that is already indexed is reported and skipped.
+    /// earlier in the same input. An article whose id is already indexed with the same
+    /// text is not added again and gets the verdict it was given then ("indexed": true),
+    /// so a killed 'index add' is resumed by running it again on the same input; with other
+    /// text it is reported as a bad record (duplicate_id) and skipped.
     #[command(after_long_help = INDEX_EXAMPLES)]
     Add(BulkArgs),
     /// Print verdicts for articles without adding them.
@@ -471,7 +476,7 @@ fn bulk(a: BulkArgs, mode: IngestMode) -> Result<ExitCode> {
     if !a.exec.quiet {
         let secs = stats.elapsed.as_secs_f64().max(1e-9);
         let mut line = format!(
-            "neardup: {} {} articles ({} new, {} duplicates{}{}), {} bad records, in {:.2} s ({:.0} articles/s); the index holds {} articles",
+            "neardup: {} {} articles ({} new, {} duplicates{}{}){}, {} bad records, in {:.2} s ({:.0} articles/s); the index holds {} articles",
             if query { "checked" } else { "added" },
             stats.articles,
             stats.new,
@@ -483,6 +488,14 @@ fn bulk(a: BulkArgs, mode: IngestMode) -> Result<ExitCode> {
             },
             if query {
                 format!(", {} already indexed", stats.already_indexed)
+            } else {
+                String::new()
+            },
+            if !query && stats.already_indexed > 0 {
+                format!(
+                    ", {} already indexed with the same text (their verdicts repeated)",
+                    stats.already_indexed
+                )
             } else {
                 String::new()
             },
@@ -868,7 +881,7 @@ fn decide(
         Some(v) => Answer::Verdict(v),
         None => rejected(
             Some(article.id),
-            "duplicate id: an article with this id is already indexed; this record is skipped"
+            "duplicate id: an article with this id is already indexed with other text; this record is skipped"
                 .to_string(),
         ),
     })
