@@ -357,6 +357,8 @@ pub struct Outcome {
 pub struct RepeatedId {
     /// Where the repeat was read.
     pub location: RecordLocation,
+    /// The document of the first record with this id.
+    pub first: u32,
     /// Whether its shingle set equals the first's (Jaccard 1: the same text, up to what
     /// the tokenizer ignores).
     pub same_shingles: bool,
@@ -888,6 +890,7 @@ impl Pipeline {
                             .map_err(|e| Error::io("reading a spilled shingle set", e))?;
                         repeated_ids.push(RepeatedId {
                             location: record.location,
+                            first: earlier,
                             same_shingles: first_set == &doc.fingerprint.set[..],
                         });
                         let first = describe_location(sources, corpus.location(earlier));

@@ -254,14 +254,60 @@ pub struct DroppedRecord<'a> {
     pub location: String,
     /// The document kept in its place (its cluster's representative).
     pub kept: &'a str,
-    /// The cluster number, as in `neardup cluster` output with the same settings.
-    pub cluster: usize,
+    /// The cluster number, as in `neardup cluster` output with the same settings (`null`
+    /// for a repeated id whose first record is in no cluster).
+    pub cluster: Option<usize>,
     /// Exact Jaccard with the kept document, when the two were compared directly.
     pub jaccard_with_kept: Option<f64>,
-    /// The most similar member of its cluster.
+    /// The most similar member of its cluster (a repeated id: the first record with it).
     pub best_match: &'a str,
     /// Exact Jaccard with that member.
     pub best_jaccard: f64,
+    /// `near_duplicate`, or `repeated_id`: the record repeats an earlier record's id and
+    /// shingles, and is dropped as its copy.
+    pub reason: &'static str,
+}
+
+/// A record dropped for repeating an earlier record's id and shingles, and where that
+/// first record went.
+pub(crate) struct RepeatedCopy<'a> {
+    /// The repeated id.
+    pub id: &'a str,
+    /// Where the repeat was read (`file:line`).
+    pub location: String,
+    /// The first record with the id.
+    pub first: u32,
+    /// What `dedup` keeps in its place: the first's cluster's representative, or the
+    /// first itself.
+    pub kept: u32,
+    /// The first's cluster number, if it is in a cluster.
+    pub cluster: Option<usize>,
+}
+
+/// The records `dedup` drops as repeats of an earlier id (same shingles), in input order.
+pub(crate) fn repeated_copies(outcome: &Outcome) -> Vec<RepeatedCopy<'_>> {
+    let copies = || outcome.repeated_ids.iter().filter(|r| r.same_shingles);
+    let firsts: HashSet<u32> = copies().map(|r| r.first).collect();
+    let mut home: HashMap<u32, (u32, usize)> = HashMap::new();
+    for (i, c) in outcome.clusters.iter().enumerate() {
+        for &d in c.members.iter().filter(|d| firsts.contains(d)) {
+            home.insert(d, (c.representative, i + 1));
+        }
+    }
+    copies()
+        .map(|r| {
+            let (kept, cluster) = home
+                .get(&r.first)
+                .map_or((r.first, None), |&(kept, n)| (kept, Some(n)));
+            RepeatedCopy {
+                id: outcome.corpus.id(r.first),
+                location: crate::pipeline::describe_location(&outcome.sources, r.location),
+                first: r.first,
+                kept,
+                cluster,
+            }
+        })
+        .collect()
 }
 
 /// Writes records in a format. `columns` names the CSV/table columns and `row` gives a
@@ -558,13 +604,48 @@ pub fn dropped_records(outcome: &Outcome) -> Vec<DroppedRecord<'_>> {
                     corpus.location(doc),
                 ),
                 kept: corpus.id(cluster.representative),
-                cluster: i + 1,
+                cluster: Some(i + 1),
                 jaccard_with_kept: with_kept,
                 best_match: corpus.id(best.0),
                 best_jaccard: round4(best.1.max(0.0)),
+                reason: "near_duplicate",
             });
         }
     }
+    let repeats = repeated_copies(outcome);
+    // Same shingles as the first: a repeat's Jaccard with the kept one is the first's.
+    let ordered = |x: u32, y: u32| (x.min(y), x.max(y));
+    let mut first_with_kept: HashMap<(u32, u32), Option<f64>> = repeats
+        .iter()
+        .filter(|r| r.kept != r.first)
+        .map(|r| (ordered(r.first, r.kept), None))
+        .collect();
+    if !first_with_kept.is_empty() {
+        for p in &outcome.pairs {
+            if let Some(j) = first_with_kept.get_mut(&ordered(p.a, p.b)) {
+                *j = Some(round4(p.jaccard));
+            }
+        }
+    }
+    for r in repeats {
+        let with_kept = if r.kept == r.first {
+            Some(1.0)
+        } else {
+            first_with_kept[&ordered(r.first, r.kept)]
+        };
+        dropped.push(DroppedRecord {
+            schema_version: SCHEMA_VERSION,
+            id: r.id,
+            location: r.location,
+            kept: corpus.id(r.kept),
+            cluster: r.cluster,
+            jaccard_with_kept: with_kept,
+            best_match: r.id,
+            best_jaccard: 1.0,
+            reason: "repeated_id",
+        });
+    }
+    // Stable: a repeat follows the near-duplicate record of its id, repeats in input order.
     dropped.sort_by(|x, y| x.id.cmp(y.id));
     dropped
 }
@@ -582,6 +663,7 @@ pub fn write_dropped(out: &mut dyn Write, outcome: &Outcome, format: Format) -> 
         "best_match",
         "best_jaccard",
         "location",
+        "reason",
     ];
     write_records(
         out,
@@ -592,13 +674,14 @@ pub fn write_dropped(out: &mut dyn Write, outcome: &Outcome, format: Format) -> 
             vec![vec![
                 d.id.to_string(),
                 d.kept.to_string(),
-                d.cluster.to_string(),
+                d.cluster.map(|c| c.to_string()).unwrap_or_default(),
                 d.jaccard_with_kept
                     .map(|j| format!("{j:.4}"))
                     .unwrap_or_default(),
                 d.best_match.to_string(),
                 format!("{:.4}", d.best_jaccard),
                 d.location.clone(),
+                d.reason.to_string(),
             ]]
         },
     )

@@ -273,11 +273,14 @@ fn dedup_drops_a_repeated_id_with_the_same_text_and_rejects_one_with_other_text(
     let b = s.write("b.jsonl", again.join("\n") + "\n");
     for level in ["near-copy", "story"] {
         let (kept, rejects) = (s.path("kept.jsonl"), s.path("rejects.jsonl"));
+        let report = s.path("report.jsonl");
         let out = neardup()
             .args(["dedup", "--level", level, "-o"])
             .arg(&kept)
             .arg("--rejects")
             .arg(&rejects)
+            .arg("--report")
+            .arg(&report)
             .args([&a, &b])
             .output()
             .unwrap();
@@ -297,7 +300,100 @@ fn dedup_drops_a_repeated_id_with_the_same_text_and_rejects_one_with_other_text(
             err.contains("dropped 1 near-duplicates (1 of them repeating an earlier record's id and text), rejected 0 malformed and 1 repeating"),
             "{level}: {err}"
         );
+        // The report names every dropped record, the repeat too.
+        let dropped = json_lines(&std::fs::read_to_string(&report).unwrap());
+        assert_eq!(dropped.len(), 1, "{level}: {dropped:?}");
+        let d = &dropped[0];
+        assert_eq!(
+            (
+                d["id"].as_str(),
+                d["kept"].as_str(),
+                d["best_match"].as_str(),
+                d["reason"].as_str(),
+                d["cluster"].is_null()
+            ),
+            (
+                Some("storm"),
+                Some("storm"),
+                Some("storm"),
+                Some("repeated_id"),
+                true
+            ),
+            "{level}"
+        );
+        assert!(d["location"].as_str().unwrap().ends_with("b.jsonl:1"));
     }
+}
+
+/// A repeat of a record that is itself a near-duplicate is dropped in favour of what its
+/// first record's cluster keeps, and the report says so.
+#[test]
+fn dedup_report_of_a_repeat_names_what_its_first_record_gave_way_to() {
+    let s = Scratch::new();
+    let records = [("rate", RATE), ("rate-copy", RATE_COPY), ("storm", STORM)];
+    let a = s.jsonl("a.jsonl", &records);
+    // "rate-copy" is longer and kept; "rate" gives way to it, and so does its repeat.
+    let b = s.jsonl("b.jsonl", &[("rate", RATE)]);
+    let report = s.path("report.jsonl");
+    let out = neardup()
+        .args(["dedup", "-q", "--threshold", "0.5", "--report"])
+        .arg(&report)
+        .args([&a, &b])
+        .output()
+        .unwrap();
+    let kept: Vec<String> = json_lines(&stdout_of(&out))
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    let dropped = json_lines(&std::fs::read_to_string(&report).unwrap());
+    let kept_for_copy = dropped[0]["kept"].as_str().unwrap().to_string();
+    assert!(kept.contains(&kept_for_copy) && kept.len() == 2, "{kept:?}");
+    let summary: Vec<_> = dropped
+        .iter()
+        .map(|d| {
+            (
+                d["id"].as_str().unwrap(),
+                d["reason"].as_str().unwrap(),
+                d["kept"].as_str().unwrap(),
+                d["cluster"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("rate", "near_duplicate", "rate-copy", Some(1)),
+            ("rate", "repeated_id", "rate-copy", Some(1)),
+        ]
+    );
+    assert_eq!(
+        dropped[1]["jaccard_with_kept"], dropped[0]["jaccard_with_kept"],
+        "the repeat has the first's shingles"
+    );
+    let csv = neardup()
+        .args([
+            "dedup",
+            "-q",
+            "--threshold",
+            "0.5",
+            "--report-format",
+            "csv",
+            "--report",
+        ])
+        .arg(&report)
+        .args([&a, &b])
+        .output()
+        .unwrap();
+    assert!(csv.status.code() == Some(2));
+    let csv = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        csv.lines().next().unwrap().ends_with(",location,reason"),
+        "{csv}"
+    );
+    assert!(
+        csv.lines().nth(2).unwrap().ends_with(",repeated_id"),
+        "{csv}"
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
 use super::model::COMPONENTS;
-use super::{Component, StoryOutcome, StoryPair};
+use super::{Component, Kind, StoryOutcome, StoryPair};
 use crate::corpus::Corpus;
 use crate::pipeline::Outcome;
 use crate::report::{Format, MemberRecord, SCHEMA_VERSION, cluster_rows, round4, write_records};
@@ -204,14 +204,18 @@ pub struct StoryDroppedRecord<'a> {
     pub location: String,
     /// The document kept in its place (its cluster's representative).
     pub kept: &'a str,
-    /// The cluster number, as in `neardup cluster --level story` output.
-    pub cluster: usize,
-    /// The most similar member of its cluster.
+    /// The cluster number, as in `neardup cluster --level story` output (`null` for a
+    /// repeated id whose first record is in no cluster).
+    pub cluster: Option<usize>,
+    /// The most similar member of its cluster (a repeated id: the first record with it).
     pub best_match: &'a str,
     /// How it relates to that member.
     pub kind: &'static str,
     /// Their score.
     pub score: f64,
+    /// `same_story`, or `repeated_id`: the record repeats an earlier record's id and
+    /// shingles, and is dropped as its copy.
+    pub reason: &'static str,
 }
 
 /// Writes the story-level dedup report.
@@ -253,13 +257,29 @@ pub fn write_dropped(
                     corpus.location(doc),
                 ),
                 kept: corpus.id(c.representative),
-                cluster: i + 1,
+                cluster: Some(i + 1),
                 best_match: corpus.id(best_match),
                 kind,
                 score,
+                reason: "same_story",
             });
         }
     }
+    for r in crate::report::repeated_copies(outcome) {
+        dropped.push(StoryDroppedRecord {
+            schema_version: SCHEMA_VERSION,
+            level: "story",
+            id: r.id,
+            location: r.location,
+            kept: corpus.id(r.kept),
+            cluster: r.cluster,
+            best_match: r.id,
+            kind: Kind::Copy.name(),
+            score: 1.0,
+            reason: "repeated_id",
+        });
+    }
+    // Stable: a repeat follows the same-story record of its id, repeats in input order.
     dropped.sort_by(|x, y| x.id.cmp(y.id));
     let columns = [
         "id",
@@ -269,16 +289,18 @@ pub fn write_dropped(
         "kind",
         "score",
         "location",
+        "reason",
     ];
     write_records(out, format, dropped.into_iter(), &columns, |d| {
         vec![vec![
             d.id.to_string(),
             d.kept.to_string(),
-            d.cluster.to_string(),
+            d.cluster.map(|c| c.to_string()).unwrap_or_default(),
             d.best_match.to_string(),
             d.kind.to_string(),
             format!("{:.4}", d.score),
             d.location.clone(),
+            d.reason.to_string(),
         ]]
     })
 }

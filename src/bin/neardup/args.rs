@@ -253,7 +253,10 @@ pub struct DedupArgs {
     /// appears only when complete).
     #[arg(short, long, value_name = "FILE", help_heading = "Output")]
     pub output: Option<PathBuf>,
-    /// Write what was dropped and why (one record per dropped document) to FILE.
+    /// Write what was dropped and why to FILE: one record per dropped record, with the id
+    /// kept in its place, the cluster, the best match and its score, the location and the
+    /// reason (near_duplicate or, at the story level, same_story; repeated_id for a record
+    /// repeating an earlier record's id and text).
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub report: Option<PathBuf>,
     /// Format of the --report file.
