@@ -456,6 +456,11 @@ fn u64s(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
 }
 
 impl StoryRecord<'_> {
+    /// The keys the story statistics count: its terms, then its names.
+    pub fn counted_keys(&self) -> impl Iterator<Item = u64> + '_ {
+        u64s(self.terms).chain(u64s(self.names))
+    }
+
     /// The weighted signature, decoded into `out`.
     pub fn signature_into(&self, out: &mut Vec<u32>) {
         out.clear();

@@ -73,8 +73,14 @@ impl StoryStats {
 
     /// Counts one more document.
     pub fn add(&mut self, doc: &StoryDoc) {
-        self.documents += 1;
-        for &key in doc.terms.iter().chain(&doc.names) {
+        self.add_documents(1, doc.terms.iter().chain(&doc.names).copied());
+    }
+
+    /// Counts `documents` more documents whose terms and names, all lists together, are
+    /// `keys`: the same as [`StoryStats::add`] for each (counts do not depend on order).
+    pub fn add_documents(&mut self, documents: u64, keys: impl IntoIterator<Item = u64>) {
+        self.documents += documents;
+        for key in keys {
             let n = self.df.entry(key).or_insert(0);
             *n = n.saturating_add(1);
         }
