@@ -287,7 +287,7 @@ fn verdicts_and_cluster_ids_are_stable() {
 
     let mut reader = FeedIndex::open(&dir, Access::Read, &Silent).unwrap();
     assert_eq!(reader.len(), 4);
-    let again = reader.query(&third).unwrap();
+    let again = reader.query(&third).unwrap().unwrap();
     assert!(again.already_indexed);
     assert_eq!(
         (again.kind, again.cluster.as_str()),
@@ -296,7 +296,15 @@ fn verdicts_and_cluster_ids_are_stable() {
     assert_eq!(again.best().unwrap().id, "rate-2");
     let probe = reader
         .query(&article(&reader, "storm-2", STORM_COPY, None))
+        .unwrap()
         .unwrap();
+    // An indexed id with other text is refused by a query as by an add.
+    assert!(
+        reader
+            .query(&article(&reader, "storm-1", RATE, None))
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
         (probe.cluster.as_str(), probe.already_indexed),
         ("storm-1", false)
@@ -326,6 +334,7 @@ fn the_window_stops_old_articles_matching_and_compact_removes_them() {
     // Six days later: within the window. Ten days later: too old to match.
     let within = index
         .query(&article(&index, "q1", RATE_COPY, Some(t0 + 6 * day)))
+        .unwrap()
         .unwrap();
     assert_eq!(within.best().map(|m| m.id.as_str()), Some("rate-old"));
     let late = article(&index, "rate-late", RATE_COPY, Some(t0 + 10 * day));
@@ -503,9 +512,17 @@ fn index_commands_end_to_end() {
     assert!(verdicts[0]["score"].as_f64().unwrap() > 0.5);
     assert_eq!(verdicts[1]["matches"][0]["id"], "storm-1");
 
-    let probe = s.jsonl("probe.jsonl", &[("rate-2", RATE_COPY), ("new-rate", RATE)]);
+    let probe = s.jsonl(
+        "probe.jsonl",
+        &[("rate-2", RATE_COPY), ("new-rate", RATE), ("storm-2", RATE)],
+    );
     let out = index_output(&["query"], &idx, &[&probe]);
-    assert!(out.status.success());
+    assert_eq!(out.status.code(), Some(2), "an indexed id with other text");
+    assert!(
+        stderr_of(&out).contains("probe.jsonl:3: duplicate id \"storm-2\""),
+        "{}",
+        stderr_of(&out)
+    );
     let verdicts = lines_of(&out);
     assert_eq!(
         (
@@ -1170,11 +1187,11 @@ fn story_level_accumulated_statistics_are_reproducible_after_reopening() {
     assert!(verdicts.iter().any(|v| v.kind == VerdictKind::Rewrite));
     assert!(pairs.len() > 20);
     // A query now and after reopening: the same verdict, from the same statistics.
-    let before = index.query(last).unwrap();
+    let before = index.query(last).unwrap().unwrap();
     index.commit().unwrap();
     drop(index);
     let mut index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
-    assert_eq!(index.query(last).unwrap(), before);
+    assert_eq!(index.query(last).unwrap().unwrap(), before);
     assert_eq!(index.stats().story_documents, Some(rest.len() as u64));
     let added = index.add(last).unwrap().unwrap();
     assert_eq!(added, before);

@@ -90,9 +90,9 @@ enum Stage2 {
 
 /// Reads `inputs` and adds (or checks) every article, handing verdicts to `sink` in input
 /// order, a commit group at a time, once they are durable. Bad records go to `observer` and are counted. When
-/// adding, an id already indexed with the same text passes on its stored verdict (so a
-/// killed run can be rerun on the same input), and with other text it is a bad record of
-/// kind `duplicate_id`.
+/// adding or querying, an id already indexed with the same text passes on its stored
+/// verdict (so a killed run can be rerun on the same input), and with other text it is a
+/// bad record of kind `duplicate_id`.
 pub fn ingest(
     index: &mut FeedIndex,
     inputs: &[InputSpec],
@@ -211,7 +211,7 @@ pub fn ingest(
                     }
                     let verdict = match mode {
                         IngestMode::Add => index.add(&article)?,
-                        IngestMode::Query => Some(index.query(&article)?),
+                        IngestMode::Query => index.query(&article)?,
                     };
                     let Some(verdict) = verdict else {
                         let kind = ProblemKind::DuplicateId {

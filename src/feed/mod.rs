@@ -945,15 +945,20 @@ impl FeedIndex {
     }
 
     /// The verdict on `article` without adding it. An article whose id is already indexed
-    /// gets the verdict it was given when added.
-    pub fn query(&mut self, article: &Article) -> Result<Verdict> {
+    /// with the same text gets the verdict it was given when added (`already_indexed`);
+    /// `None` if its id is indexed with other text (as [`FeedIndex::add`] would refuse it).
+    pub fn query(&mut self, article: &Article) -> Result<Option<Verdict>> {
         if let Some(doc) = self.find(&article.id)? {
-            return self.stored_verdict(doc);
+            return Ok(if self.same_text(doc, article)? {
+                Some(self.stored_verdict(doc)?)
+            } else {
+                None
+            });
         }
         let mut scratch = std::mem::take(&mut self.scratch);
         let verdict = self.decide(article, &mut scratch);
         self.scratch = scratch;
-        verdict
+        verdict.map(Some)
     }
 
     /// The verdict on `article`; leaves its band keys (and story band keys and weighted

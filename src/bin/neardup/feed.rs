@@ -110,7 +110,8 @@ pub enum IndexCommand {
     /// Print verdicts for articles without adding them.
     ///
     /// Articles are compared with the index only, not with one another. An article whose
-    /// id is already indexed gets the verdict it was given when added ("indexed": true).
+    /// id is already indexed with the same text gets the verdict it was given when added
+    /// ("indexed": true); with other text it is reported as a bad record (duplicate_id).
     #[command(after_long_help = INDEX_EXAMPLES)]
     Query(BulkArgs),
     /// Print an index's settings, counts, size on disk and memory needed.
