@@ -574,7 +574,8 @@ fn rerunning_index_add_on_the_same_input_resumes_it() {
         for idx in [&one_go, &resumed] {
             index_ok(&["create", "-q", "--level", level], idx, &[]);
         }
-        let expected = lines_of(&index_output(&["add", "-q"], &one_go, &[&all]));
+        let one_go_run = index_output(&["add", "-q"], &one_go, &[&all]);
+        let expected = lines_of(&one_go_run);
         index_ok(&["add", "-q"], &resumed, &[&prefix]);
         let out = index_output(&["add"], &resumed, &[&all]);
         assert!(out.status.success(), "{level}: {}", stderr_of(&out));
@@ -599,6 +600,47 @@ fn rerunning_index_add_on_the_same_input_resumes_it() {
         let held =
             |idx: &Path| lines_of(&index_output(&["stats"], idx, &[]))[0]["articles"].clone();
         assert_eq!(held(&resumed), held(&one_go));
+        // The resumed index exports the verdict stream of the uninterrupted run, byte for byte.
+        let exported = index_output(&["export"], &resumed, &[]);
+        assert!(exported.status.success(), "{}", stderr_of(&exported));
+        assert_eq!(stdout_of(&exported), stdout_of(&one_go_run), "{level}");
+        // Its clusters: every article once, each cluster named after its first member.
+        let clusters = lines_of(&index_output(
+            &["export", "--clusters", "--min-size", "1"],
+            &resumed,
+            &[],
+        ));
+        let mut members: Vec<String> = Vec::new();
+        for c in &clusters {
+            let list: Vec<&str> = c["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_str().unwrap())
+                .collect();
+            assert_eq!(
+                (c["cluster"].as_str(), c["size"].as_u64()),
+                (Some(list[0]), Some(list.len() as u64))
+            );
+            members.extend(list.iter().map(|m| m.to_string()));
+        }
+        assert_eq!(members.len(), records.len(), "{level}");
+        for v in &expected {
+            let cluster = clusters
+                .iter()
+                .find(|c| c["members"].as_array().unwrap().contains(&v["id"]))
+                .unwrap();
+            assert_eq!(cluster["cluster"], v["cluster"], "{level}: {v}");
+        }
+        let default = lines_of(&index_output(&["export", "--clusters"], &resumed, &[]));
+        assert_eq!(
+            default.len(),
+            clusters
+                .iter()
+                .filter(|c| c["size"].as_u64() >= Some(2))
+                .count()
+        );
+        assert!(!default.is_empty());
     }
 }
 

@@ -69,8 +69,8 @@ pub use article::{Article, now};
 pub use format::{FORMAT_VERSION, IndexSettings, Level, StatsSource, StoryIndexSettings};
 pub use ingest::{IngestMode, IngestOptions, IngestStats, ingest};
 pub use output::{
-    MatchRecord, RejectedRecord, StatsRecord, StoryStatsRecord, VerdictRecord, write_json_line,
-    write_stats_table,
+    ClusterRecord, MatchRecord, RejectedRecord, StatsRecord, StoryStatsRecord, VerdictRecord,
+    write_json_line, write_stats_table,
 };
 
 use crate::error::{Error, ErrorKind, Result};
@@ -157,6 +157,15 @@ pub struct Verdict {
     pub cluster: String,
     /// The article was already in the index and this is the verdict it got then.
     pub already_indexed: bool,
+}
+
+/// A cluster of an index: its id (its first article's) and its members.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexCluster {
+    /// The cluster id, as in verdicts.
+    pub cluster: String,
+    /// Its articles' ids, in the order added.
+    pub members: Vec<String>,
 }
 
 impl Verdict {
@@ -842,6 +851,45 @@ impl FeedIndex {
                 .chunks_exact(8)
                 .zip(set)
                 .all(|(stored, &x)| stored == x.to_le_bytes()))
+    }
+
+    /// The verdict the `n`-th indexed article (0-based, in the order added) was given
+    /// when added, as `index add` printed it (the best match only).
+    ///
+    /// # Panics
+    /// If `n >= self.len()`.
+    pub fn verdict_at(&mut self, n: usize) -> Result<Verdict> {
+        assert!(n < self.len(), "article {n} of {}", self.len());
+        Ok(Verdict {
+            already_indexed: false,
+            ..self.stored_verdict(n as u32)?
+        })
+    }
+
+    /// Every cluster with at least `min_size` articles, in the order their first article
+    /// was added; members in the order added. Reads every record once, in log order.
+    pub fn clusters(&mut self, min_size: usize) -> Result<Vec<IndexCluster>> {
+        let mut order: HashMap<String, usize> = HashMap::new();
+        let mut clusters: Vec<IndexCluster> = Vec::new();
+        for doc in 0..self.len() as u32 {
+            let r = Self::record(
+                &self.log,
+                &self.docs,
+                doc,
+                &mut self.scratch.record,
+                self.settings.num_perm,
+            )?;
+            let i = *order.entry(r.cluster.to_string()).or_insert_with(|| {
+                clusters.push(IndexCluster {
+                    cluster: r.cluster.to_string(),
+                    members: Vec::new(),
+                });
+                clusters.len() - 1
+            });
+            clusters[i].members.push(r.id.to_string());
+        }
+        clusters.retain(|c| c.members.len() >= min_size);
+        Ok(clusters)
     }
 
     /// Whether an article with this id is indexed.

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{IndexStats, Match, Verdict};
+use super::{IndexCluster, IndexStats, Match, Verdict};
 use crate::report::SCHEMA_VERSION;
 
 fn round4(x: f32) -> f64 {
@@ -114,6 +114,31 @@ impl<'a> RejectedRecord<'a> {
             verdict: "rejected",
             line,
             reason,
+        }
+    }
+}
+
+/// One cluster of `index export --clusters`.
+#[derive(Debug, Serialize)]
+pub struct ClusterRecord<'a> {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The cluster id, as in verdicts (its first article's id).
+    pub cluster: &'a str,
+    /// Number of members.
+    pub size: usize,
+    /// Its articles' ids, in the order added.
+    pub members: &'a [String],
+}
+
+impl<'a> ClusterRecord<'a> {
+    /// The record of a cluster.
+    pub fn new(c: &'a IndexCluster) -> Self {
+        ClusterRecord {
+            schema_version: SCHEMA_VERSION,
+            cluster: &c.cluster,
+            size: c.members.len(),
+            members: &c.members,
         }
     }
 }
