@@ -595,6 +595,29 @@ impl Pipeline {
         Ok(outcome)
     }
 
+    /// Plans the inputs and fingerprints every document, comparing nothing: the map step
+    /// of a distributed run (`neardup sketch`). Bad records are reported and counted as
+    /// by [`Pipeline::run`].
+    pub fn fingerprint_inputs(
+        &self,
+        inputs: &[InputSpec],
+        observer: &dyn Observer,
+    ) -> Result<(Corpus, Stats)> {
+        if inputs.iter().filter(|i| **i == InputSpec::Stdin).count() > 1 {
+            return Err(Error::config("standard input ('-') can be given only once"));
+        }
+        let (sources, plan_problems) = input::plan_sources(inputs, self.settings.format);
+        let mut stats = Stats::default();
+        for p in &plan_problems {
+            self.on_problem(p, observer, &mut stats)?;
+        }
+        stats.sources = sources.len() as u64;
+        let started = Instant::now();
+        let corpus = self.read_corpus(&sources, &mut stats, observer)?;
+        stats.timings.push((Stage::Read, started.elapsed()));
+        Ok((corpus, stats))
+    }
+
     /// Runs every stage on already planned sources; `stats` may hold earlier counts.
     pub fn run_sources(
         &self,

@@ -650,6 +650,61 @@ pub fn dropped_records(outcome: &Outcome) -> Vec<DroppedRecord<'_>> {
     dropped
 }
 
+/// One document's fingerprint as `neardup sketch` writes it: the map step of a
+/// distributed run (`scripts/spark/neardup_spark.py`). Two documents that share a band key
+/// are a candidate pair; their exact Jaccard comes from the two sets.
+#[derive(Debug, Serialize)]
+pub struct SketchRecord<'a> {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The document.
+    pub id: &'a str,
+    /// Its LSH band keys, one per band in band order, as 16 hex digits (a u64 does not
+    /// fit every JSON reader's numbers).
+    pub bands: Vec<String>,
+    /// Its shingle set: sorted distinct 64-bit hashes, little-endian, in base64.
+    pub set: String,
+    /// Its date, seconds since the Unix epoch, when it has one.
+    pub date: Option<i64>,
+    /// Length of its text in bytes.
+    pub text_bytes: u64,
+}
+
+/// Writes one [`SketchRecord`] per document of `corpus`, in input order, with the band
+/// keys of `lsh` (the banding a batch run with the same settings uses).
+pub fn write_sketches(
+    out: &mut dyn Write,
+    corpus: &Corpus,
+    lsh: crate::index::LshParams,
+) -> io::Result<()> {
+    use base64::Engine as _;
+    let mut set_buf = Vec::new();
+    let mut set_bytes = Vec::new();
+    for doc in 0..corpus.len() as u32 {
+        let signature = corpus.signature(doc);
+        set_bytes.clear();
+        set_bytes.extend(
+            corpus
+                .set(doc, &mut set_buf)?
+                .iter()
+                .flat_map(|x| x.to_le_bytes()),
+        );
+        let record = SketchRecord {
+            schema_version: SCHEMA_VERSION,
+            id: corpus.id(doc),
+            bands: (0..lsh.bands)
+                .map(|b| format!("{:016x}", crate::index::band_key(signature, lsh, b)))
+                .collect(),
+            set: base64::engine::general_purpose::STANDARD.encode(&set_bytes),
+            date: corpus.date(doc),
+            text_bytes: corpus.text_bytes(doc),
+        };
+        serde_json::to_writer(&mut *out, &record).map_err(io::Error::other)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
 /// Writes the dedup report (what was dropped and why).
 pub fn write_dropped(out: &mut dyn Write, outcome: &Outcome, format: Format) -> io::Result<()> {
     if let Some(story) = &outcome.story {

@@ -396,6 +396,67 @@ fn dedup_report_of_a_repeat_names_what_its_first_record_gave_way_to() {
     );
 }
 
+/// `neardup sketch`: per document its band keys (one per band) and its exact shingle set,
+/// from which a distributed run computes what `pairs` computes.
+#[test]
+fn sketch_writes_band_keys_and_the_exact_sets_pairs_uses() {
+    use base64::Engine as _;
+    let s = Scratch::new();
+    let input = s.jsonl(
+        "in.jsonl",
+        &[("rate", RATE), ("rate-copy", RATE_COPY), ("storm", STORM)],
+    );
+    let out = neardup().arg("sketch").arg(&input).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("sketched 3 documents (34 bands x 3 rows)"));
+    let sketches = json_lines(&stdout_of(&out));
+    let ids: Vec<&str> = sketches.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["rate", "rate-copy", "storm"]);
+    let set = |r: &serde_json::Value| -> Vec<u64> {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(r["set"].as_str().unwrap())
+            .unwrap();
+        raw.chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let bands = |r: &serde_json::Value| -> Vec<String> {
+        r["bands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b.as_str().unwrap().to_string())
+            .collect()
+    };
+    for r in &sketches {
+        let keys = bands(r);
+        assert_eq!(keys.len(), 34);
+        assert!(
+            keys.iter()
+                .all(|k| k.len() == 16 && u64::from_str_radix(k, 16).is_ok())
+        );
+        let set = set(r);
+        assert!(
+            !set.is_empty() && set.windows(2).all(|w| w[0] < w[1]),
+            "sorted, distinct"
+        );
+    }
+    // The copies share a band key; their Jaccard from the sets is the one 'pairs' reports.
+    let (a, b) = (&sketches[0], &sketches[1]);
+    assert!(bands(a).iter().zip(bands(b)).any(|(x, y)| *x == y));
+    let (sa, sb) = (set(a), set(b));
+    let common = sa.iter().filter(|x| sb.binary_search(x).is_ok()).count();
+    let jaccard = common as f64 / (sa.len() + sb.len() - common) as f64;
+    let pairs = neardup().arg("pairs").arg(&input).output().unwrap();
+    let pair = &json_lines(&stdout_of(&pairs))[0];
+    assert_eq!(
+        (pair["a"].as_str(), pair["b"].as_str()),
+        (Some("rate"), Some("rate-copy"))
+    );
+    let reported = pair["jaccard"].as_f64().unwrap();
+    assert!((jaccard - reported).abs() < 1e-4, "{jaccard} vs {reported}");
+}
+
 #[test]
 fn dedup_from_stdin() {
     let records: String = good_records()

@@ -12,4 +12,5 @@ mod eval;
 mod feed;
 mod passages;
 mod reference;
+mod spark;
 mod story;

@@ -91,6 +91,18 @@ pub enum Command {
     /// Show the LSH bands and rows a threshold gets and its S-curve P(candidate | s).
     #[command(after_long_help = crate::params::PARAMS_HELP)]
     Params(crate::params::ParamsArgs),
+    /// Fingerprint documents for a distributed run: one JSON line per document with its
+    /// LSH band keys and shingle set, comparing nothing.
+    ///
+    /// The map step of neardup on a cluster engine: each worker sketches its share of the
+    /// input with the same similarity flags, documents sharing a band key are candidate
+    /// pairs, and their exact Jaccard comes from the two sets; with the same flags that
+    /// finds the pairs 'neardup pairs' finds on the whole input.
+    /// scripts/spark/neardup_spark.py runs it on Apache Spark. Record:
+    /// {"schema_version":1,"id":…,"bands":["<16 hex digits>",…],"set":"<base64 of sorted
+    /// little-endian u64>","date":…|null,"text_bytes":…}.
+    #[command(after_long_help = SKETCH_EXAMPLES)]
+    Sketch(SketchArgs),
     /// Compare two documents: scores, and both texts with their shared passages highlighted.
     ///
     /// A and B are two files (each read as one text document, gzip or zstd or plain), or,
@@ -102,6 +114,27 @@ pub enum Command {
     /// there is a corpus to count in: the --in inputs, or --corpus.
     #[command(after_long_help = COMPARE_EXAMPLES)]
     Compare(CompareArgs),
+}
+
+const SKETCH_EXAMPLES: &str = "\
+Examples:
+  neardup sketch part-00017.jsonl.gz -o part-00017.sketch.jsonl
+  spark-submit scripts/spark/neardup_spark.py news/*.jsonl.gz --output pairs-out --threshold 0.8
+
+Exit codes: 0 success, 1 fatal error, 2 finished with bad input.";
+
+#[derive(Debug, Args)]
+pub struct SketchArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub similarity: SimilarityArgs,
+    /// Write to FILE instead of standard output (atomically: the file appears only when
+    /// complete).
+    #[arg(short, long, value_name = "FILE", help_heading = "Output")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: ExecArgs,
 }
 
 const COMPARE_EXAMPLES: &str = "\

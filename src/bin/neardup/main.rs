@@ -76,6 +76,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(())
             },
         ),
+        Command::Sketch(a) => sketch(&a),
         Command::Compare(a) => compare::run(&a),
         Command::Eval(a) => eval::run(*a),
         Command::Params(a) => params::run(a),
@@ -164,18 +165,8 @@ fn analyse(
     )
 }
 
-/// [`analyse`], with passages when `passages` is set (`pairs`, `cluster`).
-#[allow(clippy::too_many_arguments)] // one argument per flag group of the commands
-fn analyse_with(
-    replayable: bool,
-    passages: Option<neardup::align::PassageSettings>,
-    input: &InputArgs,
-    similarity: &SimilarityArgs,
-    clustering: &ClusterArgs,
-    story: &args::StoryArgs,
-    exec: &ExecArgs,
-    write: impl FnOnce(&Outcome) -> Result<()>,
-) -> Result<ExitCode> {
+/// Sizes the worker pool (--threads) once for the process.
+fn set_threads(exec: &ExecArgs) -> Result<()> {
     if let Some(n) = exec.threads {
         anyhow::ensure!(n >= 1, "--threads must be at least 1");
         rayon::ThreadPoolBuilder::new()
@@ -183,7 +174,17 @@ fn analyse_with(
             .build_global()
             .context("starting worker threads")?;
     }
-    let pipeline = PipelineBuilder::new()
+    Ok(())
+}
+
+/// The pipeline settings every command that reads inputs shares: fields and format,
+/// similarity, and how to run.
+fn base_builder(
+    input: &InputArgs,
+    similarity: &SimilarityArgs,
+    exec: &ExecArgs,
+) -> PipelineBuilder {
+    PipelineBuilder::new()
         .fields(FieldNames {
             id: input.id_field.clone(),
             text: input.text_field.clone(),
@@ -200,6 +201,62 @@ fn analyse_with(
         .threshold(similarity.threshold)
         .lsh(similarity.bands, similarity.rows)
         .bucket_cap(similarity.bucket_cap)
+        .strict(exec.strict)
+        .memory_budget(exec.memory_budget)
+        .temp_dir(exec.temp_dir.clone())
+}
+
+fn input_specs(input: &InputArgs) -> Vec<InputSpec> {
+    input
+        .inputs
+        .iter()
+        .map(|s| InputSpec::from(s.as_str()))
+        .collect()
+}
+
+/// `neardup sketch`: fingerprint every document and write its band keys and shingle set.
+fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
+    set_threads(&a.run)?;
+    let pipeline = base_builder(&a.input, &a.similarity, &a.run).build()?;
+    let terminal = Terminal::new(a.run.progress, a.run.quiet);
+    let (corpus, stats) = pipeline.fingerprint_inputs(&input_specs(&a.input), &terminal)?;
+    let lsh = pipeline.settings().lsh;
+    write_atomically(a.output.as_deref(), |w| {
+        report::write_sketches(w, &corpus, lsh)
+    })?;
+    if !a.run.quiet {
+        let secs = stats.elapsed().as_secs_f64().max(1e-9);
+        terminal.println(&format!(
+            "neardup: sketched {} documents ({} bands x {} rows), {} bad records, in {:.2} s ({:.0} docs/s)",
+            stats.documents,
+            lsh.bands,
+            lsh.rows,
+            stats.bad(),
+            secs,
+            stats.documents as f64 / secs,
+        ));
+    }
+    Ok(if stats.bad() > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// [`analyse`], with passages when `passages` is set (`pairs`, `cluster`).
+#[allow(clippy::too_many_arguments)] // one argument per flag group of the commands
+fn analyse_with(
+    replayable: bool,
+    passages: Option<neardup::align::PassageSettings>,
+    input: &InputArgs,
+    similarity: &SimilarityArgs,
+    clustering: &ClusterArgs,
+    story: &args::StoryArgs,
+    exec: &ExecArgs,
+    write: impl FnOnce(&Outcome) -> Result<()>,
+) -> Result<ExitCode> {
+    set_threads(exec)?;
+    let pipeline = base_builder(input, similarity, exec)
         .cluster_mode(match clustering.mode {
             args::ModeArg::Connected => ClusterMode::Connected,
             args::ModeArg::Leader => ClusterMode::Leader,
@@ -209,9 +266,6 @@ fn analyse_with(
             args::RepresentativeArg::Longest => RepresentativeRule::Longest,
             args::RepresentativeArg::First => RepresentativeRule::First,
         })
-        .strict(exec.strict)
-        .memory_budget(exec.memory_budget)
-        .temp_dir(exec.temp_dir.clone())
         .replayable_stdin(replayable)
         .passages(passages)
         .level(match story.level {
@@ -235,12 +289,7 @@ fn analyse_with(
 
     let terminal = Terminal::new(exec.progress, exec.quiet);
 
-    let specs: Vec<InputSpec> = input
-        .inputs
-        .iter()
-        .map(|s| InputSpec::from(s.as_str()))
-        .collect();
-    let outcome = pipeline.run(&specs, &terminal)?;
+    let outcome = pipeline.run(&input_specs(input), &terminal)?;
     let started = std::time::Instant::now();
     write(&outcome)?;
     let write_time = started.elapsed();

@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""neardup on Apache Spark: near-duplicate pairs and clusters of inputs too big for one machine.
+
+The work is neardup's own, split the way LSH splits:
+
+1. map     each partition of the input's lines is piped through `neardup sketch -` (the same
+           similarity flags on every worker): one record per document with its LSH band keys
+           and its exact shingle set;
+2. shuffle documents sharing a band key are candidate pairs (a bucket larger than the bucket
+           cap is paired in a window in id order, as `neardup pairs` does);
+3. verify  each candidate's exact Jaccard from the two shingle sets, kept at or above the
+           threshold (compared in 32-bit floats, as neardup compares);
+4. cluster connected components of the verified pairs, on the driver (union-find over the
+           pairs streamed back; memory grows with the clustered documents, not the input).
+
+With the same flags the pairs are exactly those of `neardup pairs` on the whole input, and
+the clusters those of `neardup cluster --mode connected` (tests/spark.rs checks both).
+
+Output directory: `pairs/` (Spark part files, JSON Lines {"a","b","jaccard"}, a < b by id),
+`clusters.jsonl` ({"cluster": n, "size", "members"}: members sorted by id, clusters by their
+first member) and `summary.json`.
+
+Input: JSON Lines, plain or gzip (Spark's reader decompresses .gz); one input is read as a
+whole per file when gzip. Bad records (malformed JSON, missing text, a repeated id) fail the
+job with neardup's message; its line number counts lines of the failing task's partition,
+not of the file.
+
+    python3 scripts/spark/neardup_spark.py news/*.jsonl.gz --output out --threshold 0.8
+    spark-submit --master spark://host:7077 scripts/spark/neardup_spark.py hdfs:///news \\
+        --output hdfs:///out --neardup /opt/neardup/bin/neardup
+
+`--neardup` must name the binary on every worker (same version everywhere: the band keys and
+shingle sets depend on it).
+"""
+
+import argparse
+import base64
+import json
+import math
+import os
+import shlex
+import shutil
+import struct
+import sys
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        description="Near-duplicate pairs and clusters with neardup on Apache Spark.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    p.add_argument("inputs", nargs="+", help="JSON Lines files or directories (any Hadoop path)")
+    p.add_argument("--output", required=True, help="output directory (must not exist)")
+    p.add_argument("--neardup", default=shutil.which("neardup") or "neardup",
+                   help="the neardup binary on the workers (default: neardup on PATH)")
+    p.add_argument("--master", default=None,
+                   help="Spark master (default: spark-submit's; local[*] when run with python)")
+    p.add_argument("--partitions", type=int, default=None,
+                   help="minimum input partitions (default: Spark's)")
+    p.add_argument("--threshold", type=float, default=0.5, help="lowest exact Jaccard (default 0.5)")
+    p.add_argument("--shingle", default="words:5")
+    p.add_argument("--num-perm", type=int, default=128)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--bands", type=int, default=None)
+    p.add_argument("--rows", type=int, default=None)
+    p.add_argument("--bucket-cap", type=int, default=1000)
+    p.add_argument("--id-field", default="id")
+    p.add_argument("--text-field", default="text")
+    p.add_argument("--worker-threads", type=int, default=1,
+                   help="threads of each neardup task (default 1: Spark runs tasks in parallel)")
+    args = p.parse_args(argv)
+    if not 0.0 < args.threshold <= 1.0:
+        p.error("--threshold must be in (0, 1]")
+    if args.bucket_cap < 2:
+        p.error("--bucket-cap must be at least 2")
+    return args
+
+
+def sketch_command(args):
+    """The neardup command every partition is piped through."""
+    cmd = [args.neardup, "sketch", "-", "--progress", "never",
+           "--threads", str(args.worker_threads),
+           "--shingle", args.shingle, "--num-perm", str(args.num_perm),
+           "--seed", str(args.seed), "--threshold", repr(args.threshold),
+           "--bucket-cap", str(args.bucket_cap),
+           "--id-field", args.id_field, "--text-field", args.text_field]
+    if args.bands is not None:
+        cmd += ["--bands", str(args.bands)]
+    if args.rows is not None:
+        cmd += ["--rows", str(args.rows)]
+    return " ".join(shlex.quote(c) for c in cmd)
+
+
+def f32(x):
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def round4(x):
+    """neardup's rounding of a score: the f32 value to 4 decimals, halves away from zero."""
+    return math.floor(x * 10_000.0 + 0.5) / 10_000.0
+
+
+def decode_set(b64):
+    raw = base64.b64decode(b64)
+    return frozenset(struct.unpack("<%dQ" % (len(raw) // 8), raw))
+
+
+def bucket_pairs(members, cap):
+    """Candidate pairs of one LSH bucket, (smaller id, larger id)."""
+    ids = sorted(members)
+    out = []
+    for i, a in enumerate(ids):
+        for b in ids[i + 1:] if len(ids) <= cap else ids[i + 1:i + cap]:
+            out.append((a, b))
+    return out
+
+
+def jaccard(sa, sb):
+    common = len(sa & sb)
+    union = len(sa) + len(sb) - common
+    return f32(common / union) if union else 0.0
+
+
+class UnionFind:
+    def __init__(self):
+        self.parent = {}
+
+    def find(self, x):
+        root = x
+        while self.parent.setdefault(root, root) != root:
+            root = self.parent[root]
+        while self.parent[x] != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def union(self, a, b):
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def run(spark, args):
+    sc = spark.sparkContext
+    lines = sc.textFile(",".join(args.inputs), minPartitions=args.partitions)
+    sketches = (lines.pipe(sketch_command(args), checkCode=True)
+                .map(json.loads)
+                .map(lambda r: (r["id"], r["bands"], r["set"]))
+                .cache())
+    documents = sketches.count()
+    repeated = (sketches.map(lambda r: (r[0], 1)).reduceByKey(lambda x, y: x + y)
+                .filter(lambda kv: kv[1] > 1).keys().take(5))
+    if repeated:
+        raise SystemExit("neardup_spark: error: ids repeated across the input: %s" %
+                         ", ".join(repr(i) for i in repeated))
+
+    cap = args.bucket_cap
+    buckets = (sketches.flatMap(lambda r: [((band, key), r[0]) for band, key in enumerate(r[1])])
+               .groupByKey()
+               .mapValues(list)
+               .filter(lambda kv: len(kv[1]) > 1)
+               .cache())
+    oversized = buckets.filter(lambda kv: len(kv[1]) > cap).count()
+    candidates = buckets.flatMap(lambda kv: bucket_pairs(kv[1], cap)).distinct()
+
+    sets = sketches.map(lambda r: (r[0], r[2]))
+    threshold = f32(args.threshold)
+    scored = (candidates.join(sets)                       # a -> (b, set a)
+              .map(lambda kv: (kv[1][0], (kv[0], kv[1][1])))
+              .join(sets)                                 # b -> ((a, set a), set b)
+              .map(lambda kv: (kv[1][0][0], kv[0],
+                               jaccard(decode_set(kv[1][0][1]), decode_set(kv[1][1]))))
+              .cache())
+    candidate_pairs = scored.count()
+    pairs = scored.filter(lambda p: p[2] >= threshold).sortBy(lambda p: (p[0], p[1])).cache()
+    (pairs.map(lambda p: json.dumps({"a": p[0], "b": p[1], "jaccard": round4(p[2])},
+                                    separators=(",", ":"), ensure_ascii=False))
+     .saveAsTextFile(os.path.join(args.output, "pairs")))
+
+    clusters = UnionFind()
+    verified = 0
+    for a, b, _ in pairs.toLocalIterator():
+        clusters.union(a, b)
+        verified += 1
+    groups = {}
+    for doc in list(clusters.parent):
+        groups.setdefault(clusters.find(doc), []).append(doc)
+    ordered = sorted(sorted(m) for m in groups.values())
+    summary = {"documents": documents, "candidate_pairs": candidate_pairs,
+               "verified_pairs": verified, "clusters": len(ordered),
+               "clustered_documents": sum(len(m) for m in ordered),
+               "oversized_buckets": oversized, "threshold": args.threshold}
+    write_small(sc, args.output, "clusters.jsonl",
+                [json.dumps({"cluster": n, "size": len(m), "members": m},
+                            separators=(",", ":"), ensure_ascii=False)
+                 for n, m in enumerate(ordered, 1)])
+    write_small(sc, args.output, "summary.json", [json.dumps(summary, indent=1)])
+    return summary
+
+
+def write_small(sc, output, name, lines):
+    """A driver-side result: a local file when the output is local, else one Spark part
+    file in the directory `name` (on HDFS, S3, ...)."""
+    if "://" in output or output.startswith(("hdfs:", "s3a:", "gs:")):
+        sc.parallelize(lines, 1).saveAsTextFile(output.rstrip("/") + "/" + name)
+        return
+    with open(os.path.join(output, name), "w", encoding="utf-8") as out:
+        for line in lines:
+            out.write(line + "\n")
+
+
+def main(argv):
+    args = parse_args(argv)
+    if not (os.path.isfile(args.neardup) or shutil.which(args.neardup)):
+        print("neardup_spark: warning: %r is not a neardup binary on this machine; it must be "
+              "on every worker (--neardup PATH)" % args.neardup, file=sys.stderr)
+    from pyspark.sql import SparkSession  # imported late: --help works without pyspark
+
+    builder = SparkSession.builder.appName("neardup")
+    if args.master:
+        builder = builder.master(args.master)
+    spark = (builder.config("spark.ui.enabled", "false")
+             .config("spark.ui.showConsoleProgress", "false")
+             .getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        summary = run(spark, args)
+    finally:
+        spark.stop()
+    print("neardup_spark: %(documents)d documents, %(candidate_pairs)d candidate pairs, "
+          "%(verified_pairs)d verified pairs, %(clusters)d clusters "
+          "(%(clustered_documents)d documents)" % summary, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

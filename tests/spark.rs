@@ -1,0 +1,224 @@
+//! neardup on Apache Spark (`scripts/spark/neardup_spark.py`): the distributed run finds
+//! exactly the pairs and connected clusters of one `neardup` run.
+//!
+//! Needs a Python with pyspark and a Java runtime: `NEARDUP_SPARK_PYTHON`, else
+//! `target/spark-venv/bin/python` (which `.ci/run` creates). Skipped with a note when
+//! neither is there.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::*;
+
+/// The Python to run the Spark job with, if one with pyspark is there.
+fn spark_python() -> Option<PathBuf> {
+    let python = std::env::var_os("NEARDUP_SPARK_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/spark-venv/bin/python")
+        });
+    let usable = Command::new(&python)
+        .args(["-c", "import pyspark"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !usable {
+        eprintln!(
+            "note: no Python with pyspark ({} ; set NEARDUP_SPARK_PYTHON or run .ci/run): skipping the Spark check",
+            python.display()
+        );
+    }
+    usable.then_some(python)
+}
+
+/// Runs the Spark job on `inputs` into `out`; returns its exit status and stderr.
+fn run_spark(python: &Path, inputs: &[&Path], out: &Path, flags: &[&str]) -> (bool, String) {
+    let output = Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/spark/neardup_spark.py"))
+        .args(inputs)
+        .arg("--output")
+        .arg(out)
+        .arg("--neardup")
+        .arg(assert_cmd::cargo::cargo_bin("neardup"))
+        .args(["--master", "local[2]", "--partitions", "3"])
+        .args(flags)
+        .output()
+        .expect("python runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+type Pair = (String, String, String);
+
+/// Pairs (ids and Jaccard as printed) and cluster member sets of the Spark job's output.
+fn spark_result(out: &Path) -> (BTreeSet<Pair>, BTreeSet<Vec<String>>) {
+    let mut pairs = BTreeSet::new();
+    let mut parts: Vec<_> = std::fs::read_dir(out.join("pairs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("part-")
+        })
+        .collect();
+    parts.sort();
+    for part in parts {
+        for p in json_lines(&std::fs::read_to_string(part).unwrap()) {
+            pairs.insert(pair_of(&p));
+        }
+    }
+    let clusters = json_lines(&std::fs::read_to_string(out.join("clusters.jsonl")).unwrap())
+        .iter()
+        .map(|c| {
+            c["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect();
+    (pairs, clusters)
+}
+
+fn pair_of(p: &serde_json::Value) -> Pair {
+    (
+        p["a"].as_str().unwrap().to_string(),
+        p["b"].as_str().unwrap().to_string(),
+        p["jaccard"].to_string(),
+    )
+}
+
+/// The same from one `neardup pairs` and `neardup cluster --mode connected` run.
+fn neardup_result(inputs: &[&Path], flags: &[&str]) -> (BTreeSet<Pair>, BTreeSet<Vec<String>>) {
+    let run = |command: &str| {
+        let out = neardup()
+            .args([command, "-q"])
+            .args(flags)
+            .args(inputs)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        json_lines(&stdout_of(&out))
+    };
+    let pairs = run("pairs").iter().map(pair_of).collect();
+    let clusters = run("cluster")
+        .iter()
+        .map(|c| {
+            let mut ids: Vec<String> = c["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].as_str().unwrap().to_string())
+                .collect();
+            ids.sort();
+            ids
+        })
+        .collect();
+    (pairs, clusters)
+}
+
+/// 400 articles of random words, one in three an edited copy of an earlier one, and ten
+/// copies of one text, so that at `--bucket-cap 4` some buckets overflow into id-order
+/// windows.
+fn generated_corpus() -> String {
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let mut texts: Vec<Vec<String>> = Vec::new();
+    let mut out = String::new();
+    for i in 0..400 {
+        let words: Vec<String> = if i % 3 == 2 {
+            let mut w = texts[next(texts.len() as u64) as usize].clone();
+            let edits = next(w.len() as u64 / 4 + 1);
+            for _ in 0..edits {
+                let at = next(w.len() as u64) as usize;
+                w[at] = format!("w{}", next(2000));
+            }
+            w
+        } else if i >= 380 {
+            texts[0].clone()
+        } else {
+            (0..40 + next(80))
+                .map(|_| format!("w{}", next(2000)))
+                .collect()
+        };
+        out.push_str(
+            &serde_json::json!({"id": format!("doc-{i:03}"), "text": words.join(" ")}).to_string(),
+        );
+        out.push('\n');
+        texts.push(words);
+    }
+    out
+}
+
+#[test]
+fn spark_job_finds_the_pairs_and_clusters_of_one_neardup_run() {
+    let Some(python) = spark_python() else {
+        return;
+    };
+    let s = Scratch::new();
+    let input = s.write("corpus.jsonl", generated_corpus());
+    let flags = ["--threshold", "0.4", "--bucket-cap", "4"];
+    let out = s.path("out");
+    let (ok, err) = run_spark(&python, &[&input], &out, &flags);
+    assert!(ok, "{err}");
+    let (spark_pairs, spark_clusters) = spark_result(&out);
+    let (pairs, clusters) = neardup_result(&[&input], &flags);
+    assert!(pairs.len() > 50 && clusters.len() > 10, "{}", pairs.len());
+    assert_eq!(spark_pairs, pairs);
+    assert_eq!(spark_clusters, clusters);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["documents"], 400);
+    assert!(
+        summary["oversized_buckets"].as_u64().unwrap() > 0,
+        "the cap is exercised"
+    );
+
+    // Real news, when the corpora are there: Reuters' 793 pairs at the default threshold.
+    if let Some(data) = data_dir() {
+        let reuters = data.join("reuters21578.jsonl");
+        let out = s.path("reuters");
+        let (ok, err) = run_spark(&python, &[&reuters], &out, &[]);
+        assert!(ok, "{err}");
+        let (spark_pairs, spark_clusters) = spark_result(&out);
+        let (pairs, clusters) = neardup_result(&[&reuters], &[]);
+        assert_eq!(spark_pairs.len(), 793);
+        assert_eq!(spark_pairs, pairs);
+        assert_eq!(spark_clusters, clusters);
+    }
+}
+
+#[test]
+fn spark_job_fails_on_bad_input_with_neardups_message() {
+    let Some(python) = spark_python() else {
+        return;
+    };
+    let s = Scratch::new();
+    let malformed = s.write(
+        "bad.jsonl",
+        "{\"id\": \"a\", \"text\": \"one two three four five six\"}\n{not json\n",
+    );
+    let (ok, err) = run_spark(&python, &[&malformed], &s.path("out-bad"), &[]);
+    assert!(!ok, "a malformed record fails the job");
+    assert!(err.contains("malformed JSON"), "{err}");
+
+    // The same id in two files (so in two tasks): caught after the map step.
+    let a = s.jsonl("a.jsonl", &[("same", "one two three four five six")]);
+    let b = s.jsonl("b.jsonl", &[("same", "seven eight nine ten eleven twelve")]);
+    let (ok, err) = run_spark(&python, &[&a, &b], &s.path("out-repeat"), &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("ids repeated across the input: 'same'"),
+        "{err}"
+    );
+}
