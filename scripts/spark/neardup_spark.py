@@ -141,12 +141,17 @@ class UnionFind:
 
 
 def run(spark, args):
+    from pyspark import StorageLevel
+
+    # Kept for several actions; spilled rather than recomputed (recomputing the sketches
+    # would run neardup again) when executors run short of memory.
+    keep = StorageLevel.MEMORY_AND_DISK
     sc = spark.sparkContext
     lines = sc.textFile(",".join(args.inputs), minPartitions=args.partitions)
     sketches = (lines.pipe(sketch_command(args), checkCode=True)
                 .map(json.loads)
                 .map(lambda r: (r["id"], r["bands"], r["set"]))
-                .cache())
+                .persist(keep))
     documents = sketches.count()
     repeated = (sketches.map(lambda r: (r[0], 1)).reduceByKey(lambda x, y: x + y)
                 .filter(lambda kv: kv[1] > 1).keys().take(5))
@@ -159,7 +164,7 @@ def run(spark, args):
                .groupByKey()
                .mapValues(list)
                .filter(lambda kv: len(kv[1]) > 1)
-               .cache())
+               .persist(keep))
     oversized = buckets.filter(lambda kv: len(kv[1]) > cap).count()
     candidates = buckets.flatMap(lambda kv: bucket_pairs(kv[1], cap)).distinct()
 
@@ -170,9 +175,10 @@ def run(spark, args):
               .join(sets)                                 # b -> ((a, set a), set b)
               .map(lambda kv: (kv[1][0][0], kv[0],
                                jaccard(decode_set(kv[1][0][1]), decode_set(kv[1][1]))))
-              .cache())
+              .persist(keep))
     candidate_pairs = scored.count()
-    pairs = scored.filter(lambda p: p[2] >= threshold).sortBy(lambda p: (p[0], p[1])).cache()
+    pairs = (scored.filter(lambda p: p[2] >= threshold).sortBy(lambda p: (p[0], p[1]))
+             .persist(keep))
     (pairs.map(lambda p: json.dumps({"a": p[0], "b": p[1], "jaccard": round4(p[2])},
                                     separators=(",", ":"), ensure_ascii=False))
      .saveAsTextFile(os.path.join(args.output, "pairs")))
