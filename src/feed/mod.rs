@@ -836,15 +836,20 @@ impl FeedIndex {
         Ok(self.ids.collided.get(id).copied())
     }
 
-    /// Whether indexed article `doc` has the shingle set of `article`.
-    fn same_text(&mut self, doc: u32, article: &Article) -> Result<bool> {
-        let r = Self::record(
+    /// Article `doc`'s record, read into the scratch buffer.
+    fn scratch_record(&mut self, doc: u32) -> Result<ArticleRecord<'_>> {
+        Self::record(
             &self.log,
             &self.docs,
             doc,
             &mut self.scratch.record,
             self.settings.num_perm,
-        )?;
+        )
+    }
+
+    /// Whether indexed article `doc` has the shingle set of `article`.
+    fn same_text(&mut self, doc: u32, article: &Article) -> Result<bool> {
+        let r = self.scratch_record(doc)?;
         let set = &article.fingerprint.set;
         Ok(r.set.len() == set.len() * 8
             && r.set
@@ -872,13 +877,7 @@ impl FeedIndex {
         let mut order: HashMap<String, usize> = HashMap::new();
         let mut clusters: Vec<IndexCluster> = Vec::new();
         for doc in 0..self.len() as u32 {
-            let r = Self::record(
-                &self.log,
-                &self.docs,
-                doc,
-                &mut self.scratch.record,
-                self.settings.num_perm,
-            )?;
+            let r = self.scratch_record(doc)?;
             let i = *order.entry(r.cluster.to_string()).or_insert_with(|| {
                 clusters.push(IndexCluster {
                     cluster: r.cluster.to_string(),
@@ -961,13 +960,7 @@ impl FeedIndex {
     }
 
     fn stored_verdict(&mut self, doc: u32) -> Result<Verdict> {
-        let r = Self::record(
-            &self.log,
-            &self.docs,
-            doc,
-            &mut self.scratch.record,
-            self.settings.num_perm,
-        )?;
+        let r = self.scratch_record(doc)?;
         let matches = match r.verdict {
             StoredVerdict::New => Vec::new(),
             StoredVerdict::Duplicate | StoredVerdict::Rewrite => vec![Match {
