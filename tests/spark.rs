@@ -1,9 +1,8 @@
 //! neardup on Apache Spark (`scripts/spark/neardup_spark.py`): the distributed run finds
 //! exactly the pairs and connected clusters of one `neardup` run.
 //!
-//! Needs a Python with pyspark and a Java runtime: `NEARDUP_SPARK_PYTHON`, else
-//! `target/spark-venv/bin/python` (which `.ci/run` creates). Skipped with a note when
-//! neither is there.
+//! Needs a Python with pyspark (`NEARDUP_SPARK_PYTHON`, else `target/spark-venv/bin/python`,
+//! which `.ci/run` creates) and a Java runtime. Skipped with a note when either is missing.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,17 +17,24 @@ fn spark_python() -> Option<PathBuf> {
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("target/spark-venv/bin/python")
         });
-    let usable = Command::new(&python)
-        .args(["-c", "import pyspark"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !usable {
+    let runs = |program: &Path, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !runs(&python, &["-c", "import pyspark"]) {
         eprintln!(
             "note: no Python with pyspark ({} ; set NEARDUP_SPARK_PYTHON or run .ci/run): skipping the Spark check",
             python.display()
         );
+        return None;
     }
-    usable.then_some(python)
+    if !runs(Path::new("java"), &["-version"]) {
+        eprintln!("note: no Java runtime (java): skipping the Spark check");
+        return None;
+    }
+    Some(python)
 }
 
 /// Runs the Spark job on `inputs` into `out`; returns its exit status and stderr.
