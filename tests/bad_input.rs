@@ -250,3 +250,49 @@ fn empty_inputs_give_empty_output() {
         stderr_of(&out)
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Whatever bytes a file holds (random, a damaged gzip or zstd stream, JSON with bytes
+    /// changed), a run at either level ends with documents and problems, never a panic or
+    /// an error of its own.
+    #[test]
+    fn any_input_file_is_read_without_panicking(
+        random in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000),
+        flips in proptest::collection::vec((0usize..4000, proptest::prelude::any::<u8>()), 0..8),
+        cut in 0usize..4000,
+        story in proptest::prelude::any::<bool>(),
+    ) {
+        use neardup::input::InputSpec;
+        let s = Scratch::new();
+        let mut good = String::new();
+        for (id, text) in good_records() {
+            good.push_str(&serde_json::json!({"id": id, "text": text, "date": "2024-05-01"}).to_string());
+            good.push('\n');
+        }
+        let damaged = |mut bytes: Vec<u8>| {
+            let len = bytes.len().max(1);
+            for &(at, byte) in &flips {
+                if let Some(b) = bytes.get_mut(at % len) {
+                    *b = byte;
+                }
+            }
+            bytes.truncate(cut.max(1));
+            bytes
+        };
+        let files = [
+            s.write("random.jsonl", &random),
+            s.write("random.txt", &random),
+            s.write("damaged.jsonl", damaged(good.clone().into_bytes())),
+            s.write("damaged.jsonl.gz", damaged(gzip(good.as_bytes()))),
+            s.write("damaged.jsonl.zst", damaged(zstd::encode_all(good.as_bytes(), 3).unwrap())),
+        ];
+        let level = if story { neardup::Level::Story } else { neardup::Level::NearCopy };
+        let pipeline = neardup::PipelineBuilder::new().level(level).build().unwrap();
+        for file in &files {
+            let outcome = pipeline.run(&[InputSpec::Path(file.clone())], &neardup::progress::Silent);
+            proptest::prop_assert!(outcome.is_ok(), "{}: {:?}", file.display(), outcome.err());
+        }
+    }
+}

@@ -864,6 +864,55 @@ mod tests {
         assert!(decode_article(payload, 65).is_err());
     }
 
+    proptest::proptest! {
+        /// A damaged payload (one that passed a CRC by chance, or a bug) is an error,
+        /// never a panic or an out-of-bounds read: truncated, bytes changed, or random.
+        #[test]
+        fn decoders_never_panic_on_damaged_bytes(
+            cut in 0usize..400,
+            flips in proptest::collection::vec((0usize..400, proptest::prelude::any::<u8>()), 0..6),
+            random in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            let signature: Vec<u8> = (0..16u32).flat_map(|x| x.to_le_bytes()).collect();
+            let set: Vec<u8> = [3u64, 9].iter().flat_map(|x| x.to_le_bytes()).collect();
+            let record = ArticleRecord {
+                dated: false,
+                verdict: StoredVerdict::New,
+                score: 0.0,
+                estimated: 0.0,
+                time: 7,
+                text_bytes: 10,
+                tokens: 2,
+                signature: &signature,
+                set: &set,
+                id: "an-id",
+                best_match: "",
+                cluster: "an-id",
+                story: None,
+            };
+            let mut framed = Vec::new();
+            encode_article(&mut framed, &record);
+            let mut payload = framed[8..].to_vec();
+            payload.truncate(cut.min(payload.len()));
+            for (at, byte) in flips {
+                if let Some(b) = payload.get_mut(at) {
+                    *b = byte;
+                }
+            }
+            let _ = decode_article(&payload, 16);
+            let _ = decode_article(&random, 16);
+            let _ = decode_meta(&random);
+            let mut meta = encode_meta(&Meta {
+                generation: 1,
+                settings: settings(),
+                fingerprint_check: 1,
+                story: None,
+            });
+            meta.truncate(cut.min(meta.len()));
+            let _ = decode_meta(&meta);
+        }
+    }
+
     #[test]
     fn log_file_names() {
         assert_eq!(parse_log_file_name(&log_file_name(12)), Some(12));

@@ -338,6 +338,28 @@ mod tests {
         parse_json_record(line, &FieldNames::default())
     }
 
+    proptest::proptest! {
+        /// Any line is a record or a problem, never a panic: random text, and records with
+        /// random values in the id, text and date fields.
+        #[test]
+        fn any_line_is_a_record_or_a_problem(
+            line in ".{0,80}",
+            id in proptest::prelude::any::<String>(),
+            text in proptest::prelude::any::<String>(),
+            date in "[0-9A-Za-z:+ -]{0,30}",
+            noise in "[{}\\[\\]\",:0-9a-z ]{0,40}",
+        ) {
+            let _ = parse(&line);
+            let record = serde_json::json!({"id": id, "text": text, "date": date}).to_string();
+            if let Ok(r) = parse(&record) {
+                proptest::prop_assert_eq!(r.id, id.as_str());
+            }
+            let _ = parse(&(record.clone() + &noise));
+            let _ = parse(&record.replacen('"', &noise, 1));
+            let _ = parse_date(&date);
+        }
+    }
+
     #[test]
     fn keeps_other_fields_as_metadata_in_order() {
         let r = parse(
