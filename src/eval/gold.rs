@@ -433,6 +433,24 @@ fn describe(cell: &Cell) -> String {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Any bytes are gold labels or an error naming the file, never a panic.
+        #[test]
+        fn any_gold_file_is_labels_or_an_error(
+            random in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            lines in proptest::collection::vec("[{}\\[\\]\",:0-9a-z_ .\n-]{0,40}", 0..8),
+        ) {
+            let text = lines.join("\n");
+            for format in [GoldFormat::JsonLines, GoldFormat::Csv] {
+                for bytes in [&random[..], text.as_bytes()] {
+                    if let Err(e) = parse_gold("g.txt", bytes, format, None, &GoldFields::default()) {
+                        proptest::prop_assert!(e.to_string().contains("g.txt"), "{e}");
+                    }
+                }
+            }
+        }
+    }
+
     fn pairs(text: &str, format: GoldFormat) -> Result<Gold> {
         parse_gold(
             "gold",

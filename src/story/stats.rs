@@ -200,6 +200,30 @@ impl StoryStats {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// A damaged or foreign statistics file is an `InvalidData` error, never a panic.
+        #[test]
+        fn damaged_statistics_files_are_errors(
+            cut in 0usize..200,
+            flips in proptest::collection::vec((0usize..200, proptest::prelude::any::<u8>()), 1..4),
+            random in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120),
+        ) {
+            let mut bytes = Vec::new();
+            sample().write_to(&mut bytes).unwrap();
+            let mut damaged = bytes.clone();
+            for (at, byte) in flips {
+                let len = damaged.len();
+                damaged[at % len] = byte;
+            }
+            if damaged != bytes {
+                proptest::prop_assert!(StoryStats::read_from(&mut &damaged[..]).is_err());
+            }
+            bytes.truncate(cut.min(bytes.len().saturating_sub(1)));
+            proptest::prop_assert!(StoryStats::read_from(&mut &bytes[..]).is_err());
+            let _ = StoryStats::read_from(&mut &random[..]);
+        }
+    }
+
     fn sample() -> StoryStats {
         let mut s = StoryStats::new();
         s.add(&StoryDoc {
