@@ -310,6 +310,18 @@ pub(crate) fn repeated_copies(outcome: &Outcome) -> Vec<RepeatedCopy<'_>> {
         .collect()
 }
 
+/// The I/O error inside a CSV error, itself (a closed pipe stays `BrokenPipe`, which the
+/// binary treats as a reader that has seen enough), else the CSV error as `Other`.
+fn csv_io_error(e: csv::Error) -> io::Error {
+    if !e.is_io_error() {
+        return io::Error::other(e);
+    }
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => io,
+        kind => io::Error::other(format!("{kind:?}")),
+    }
+}
+
 /// Writes records in a format. `columns` names the CSV/table columns and `row` gives a
 /// record's cells; JSON formats serialize the records themselves.
 pub(crate) fn write_records<T: Serialize>(
@@ -336,10 +348,10 @@ pub(crate) fn write_records<T: Serialize>(
         }
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut *out);
-            w.write_record(columns)?;
+            w.write_record(columns).map_err(csv_io_error)?;
             for r in records {
                 for cells in row(&r) {
-                    w.write_record(&cells)?;
+                    w.write_record(&cells).map_err(csv_io_error)?;
                 }
             }
             w.flush()?;

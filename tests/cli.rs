@@ -677,3 +677,60 @@ fn outputs_to_a_device_or_pipe_are_written_in_place() {
             .is_char_device()
     );
 }
+
+/// A reader that stops early (`| head`) ends the run quietly with exit 0, in every format,
+/// whatever layer the closed pipe surfaces in (the CSV writer wraps I/O errors).
+#[test]
+fn a_closed_output_pipe_is_a_quiet_success() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let s = Scratch::new();
+    let mut records = String::new();
+    // Outputs well beyond the pipe's and the writers' buffers (hundreds of KB in every
+    // format), so that writes fail after the reader leaves.
+    for i in 0..20_000 {
+        // Two copies of each text, texts otherwise unrelated: 10,000 pairs.
+        let text: Vec<String> = (0..12).map(|k| format!("w{}", (i / 2) * 13 + k)).collect();
+        let text = text.join(" ");
+        records.push_str(&serde_json::json!({"id": format!("d{i:04}"), "text": text}).to_string());
+        records.push('\n');
+    }
+    let input = s.write("in.jsonl", records);
+    let idx = s.path("idx");
+    neardup()
+        .args(["index", "create", "-q"])
+        .arg(&idx)
+        .assert()
+        .success();
+    neardup()
+        .args(["index", "add", "-q"])
+        .arg(&idx)
+        .arg(&input)
+        .assert()
+        .success();
+    let bin = assert_cmd::cargo::cargo_bin("neardup");
+    for format in ["jsonl", "json", "csv", "table"] {
+        let pairs = ["pairs", "-q", "--format", format, input.to_str().unwrap()];
+        let export = ["index", "export", idx.to_str().unwrap(), "--format", format];
+        for args in [&pairs[..], &export[..]] {
+            let mut child = Command::new(&bin)
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut first = [0u8; 64];
+            child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+            // The pipe's read end is closed here, with most of the output unwritten.
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(
+                (
+                    out.status.code(),
+                    String::from_utf8_lossy(&out.stderr).into_owned()
+                ),
+                (Some(0), String::new()),
+                "{args:?}"
+            );
+        }
+    }
+}

@@ -70,7 +70,7 @@ pub use format::{FORMAT_VERSION, IndexSettings, Level, StatsSource, StoryIndexSe
 pub use ingest::{IngestMode, IngestOptions, IngestStats, ingest};
 pub use output::{
     ClusterRecord, MatchRecord, RejectedRecord, StatsRecord, StoryStatsRecord, VerdictRecord,
-    write_json_line, write_stats_table,
+    write_clusters, write_json_line, write_stats_table, write_verdicts,
 };
 
 use crate::error::{Error, ErrorKind, Result};

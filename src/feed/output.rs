@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::{IndexCluster, IndexStats, Match, Verdict};
-use crate::report::SCHEMA_VERSION;
+use crate::report::{Format, SCHEMA_VERSION, write_records};
 
 fn round4(x: f32) -> f64 {
     (f64::from(x) * 10_000.0).round() / 10_000.0
@@ -141,6 +141,45 @@ impl<'a> ClusterRecord<'a> {
             members: &c.members,
         }
     }
+}
+
+/// Writes verdicts (as `index add` prints them) in `format`: JSON Lines, a JSON array, CSV
+/// or a table with the columns id, verdict, match, score, kind, cluster.
+pub fn write_verdicts(out: &mut dyn Write, verdicts: &[Verdict], format: Format) -> io::Result<()> {
+    let columns = ["id", "verdict", "match", "score", "kind", "cluster"];
+    let records = verdicts.iter().map(|v| VerdictRecord::new(v, false, false));
+    write_records(out, format, records, &columns, |r| {
+        vec![vec![
+            r.id.to_string(),
+            r.verdict.to_string(),
+            r.best_match.unwrap_or_default().to_string(),
+            r.score.map(|s| format!("{s:.4}")).unwrap_or_default(),
+            r.kind.unwrap_or_default().to_string(),
+            r.cluster.to_string(),
+        ]]
+    })
+}
+
+/// Writes clusters in `format`; CSV and table rows are one per member (columns cluster,
+/// size, member).
+pub fn write_clusters(
+    out: &mut dyn Write,
+    clusters: &[IndexCluster],
+    format: Format,
+) -> io::Result<()> {
+    let columns = ["cluster", "size", "member"];
+    write_records(
+        out,
+        format,
+        clusters.iter().map(ClusterRecord::new),
+        &columns,
+        |c| {
+            c.members
+                .iter()
+                .map(|m| vec![c.cluster.to_string(), c.size.to_string(), m.clone()])
+                .collect()
+        },
+    )
 }
 
 /// `index stats` as one JSON object.

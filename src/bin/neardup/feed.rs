@@ -10,10 +10,11 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use neardup::PipelineBuilder;
 use neardup::feed::{
-    self, Access, Article, ClusterRecord, FeedIndex, IndexSettings, IngestMode, IngestOptions,
-    Level, RejectedRecord, StatsRecord, Verdict, VerdictKind, VerdictRecord,
+    self, Access, Article, FeedIndex, IndexSettings, IngestMode, IngestOptions, Level,
+    RejectedRecord, StatsRecord, Verdict, VerdictKind, VerdictRecord,
 };
 use neardup::input::{FieldNames, InputFormat, InputSpec, ReadLimits};
+use neardup::report::Format;
 
 use crate::args::{InputArgs, InputFormatArg, ProgressArg, SimilarityArgs, parse_size};
 use crate::progress::Terminal;
@@ -255,6 +256,10 @@ pub struct ExportArgs {
     #[arg(long, value_name = "N", default_value_t = 2, requires = "clusters",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub min_size: u64,
+    /// Output format: jsonl streams; json, csv and table hold everything in memory first
+    /// (csv and table have one row per cluster member).
+    #[arg(long, value_enum, default_value_t = crate::args::FormatArg::Jsonl)]
+    pub format: crate::args::FormatArg,
 }
 
 #[derive(Debug, Args)]
@@ -572,16 +577,20 @@ fn stats(a: StatsArgs) -> Result<ExitCode> {
 fn export(a: ExportArgs) -> Result<ExitCode> {
     let mut index = FeedIndex::open(&a.dir, Access::Read, &neardup::progress::Silent)?;
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    let format = crate::format(a.format);
     if a.clusters {
         let min_size = usize::try_from(a.min_size).unwrap_or(usize::MAX);
-        for c in index.clusters(min_size)? {
-            feed::write_json_line(&mut out, &ClusterRecord::new(&c))?;
-        }
-    } else {
+        feed::write_clusters(&mut out, &index.clusters(min_size)?, format)?;
+    } else if format == Format::Jsonl {
         for n in 0..index.len() {
             let v = index.verdict_at(n)?;
             feed::write_json_line(&mut out, &VerdictRecord::new(&v, false, false))?;
         }
+    } else {
+        let verdicts = (0..index.len())
+            .map(|n| index.verdict_at(n))
+            .collect::<neardup::Result<Vec<_>>>()?;
+        feed::write_verdicts(&mut out, &verdicts, format)?;
     }
     out.flush().context("writing to standard output")?;
     Ok(ExitCode::SUCCESS)

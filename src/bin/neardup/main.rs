@@ -112,7 +112,7 @@ fn dedup_summary(counts: &report::DedupCounts, a: &args::DedupArgs) -> String {
     line
 }
 
-fn format(f: FormatArg) -> Format {
+pub(crate) fn format(f: FormatArg) -> Format {
     match f {
         FormatArg::Jsonl => Format::Jsonl,
         FormatArg::Json => Format::Json,
