@@ -57,7 +57,7 @@ def parse_args(argv):
     p.add_argument("--master", default=None,
                    help="Spark master (default: spark-submit's; local[*] when run with python)")
     p.add_argument("--partitions", type=int, default=None,
-                   help="minimum input partitions (default: Spark's)")
+                   help="minimum partitions of each input (default: Spark's)")
     p.add_argument("--threshold", type=float, default=0.5, help="lowest exact Jaccard (default 0.5)")
     p.add_argument("--shingle", default="words:5")
     p.add_argument("--num-perm", type=int, default=128)
@@ -74,6 +74,9 @@ def parse_args(argv):
         p.error("--threshold must be in (0, 1]")
     if args.bucket_cap < 2:
         p.error("--bucket-cap must be at least 2")
+    for path in args.inputs:
+        if "," in path:
+            p.error("%r: Spark's file reader splits paths at commas; rename or link it" % path)
     return args
 
 
@@ -147,7 +150,7 @@ def run(spark, args):
     # would run neardup again) when executors run short of memory.
     keep = StorageLevel.MEMORY_AND_DISK
     sc = spark.sparkContext
-    lines = sc.textFile(",".join(args.inputs), minPartitions=args.partitions)
+    lines = sc.union([sc.textFile(path, minPartitions=args.partitions) for path in args.inputs])
     sketches = (lines.pipe(sketch_command(args), checkCode=True)
                 .map(json.loads)
                 .map(lambda r: (r["id"], r["bands"], r["set"]))
