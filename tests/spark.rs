@@ -61,18 +61,7 @@ type Pair = (String, String, String);
 /// Pairs (ids and Jaccard as printed) and cluster member sets of the Spark job's output.
 fn spark_result(out: &Path) -> (BTreeSet<Pair>, BTreeSet<Vec<String>>) {
     let mut pairs = BTreeSet::new();
-    let mut parts: Vec<_> = std::fs::read_dir(out.join("pairs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("part-")
-        })
-        .collect();
-    parts.sort();
-    for part in parts {
+    for part in part_files(&out.join("pairs")) {
         for p in json_lines(&std::fs::read_to_string(part).unwrap()) {
             pairs.insert(pair_of(&p));
         }
@@ -89,6 +78,22 @@ fn spark_result(out: &Path) -> (BTreeSet<Pair>, BTreeSet<Vec<String>>) {
         })
         .collect();
     (pairs, clusters)
+}
+
+/// The part files of a Spark output directory, in order.
+fn part_files(dir: &Path) -> Vec<PathBuf> {
+    let mut parts: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("part-")
+        })
+        .collect();
+    parts.sort();
+    parts
 }
 
 fn pair_of(p: &serde_json::Value) -> Pair {
@@ -157,9 +162,15 @@ fn generated_corpus() -> String {
                 .map(|_| format!("w{}", next(2000)))
                 .collect()
         };
-        out.push_str(
-            &serde_json::json!({"id": format!("doc-{i:03}"), "text": words.join(" ")}).to_string(),
-        );
+        // Some dated, later ids earlier: the kept member is not simply the smallest id.
+        let record = if i % 4 == 1 {
+            let day = 28 - (i % 27);
+            serde_json::json!({"id": format!("doc-{i:03}"), "text": words.join(" "),
+                               "date": format!("2024-03-{day:02}")})
+        } else {
+            serde_json::json!({"id": format!("doc-{i:03}"), "text": words.join(" ")})
+        };
+        out.push_str(&record.to_string());
         out.push('\n');
         texts.push(words);
     }
@@ -175,7 +186,12 @@ fn spark_job_finds_the_pairs_and_clusters_of_one_neardup_run() {
     let input = s.write("corpus.jsonl", generated_corpus());
     let flags = ["--threshold", "0.4", "--bucket-cap", "4"];
     let out = s.path("out");
-    let (ok, err) = run_spark(&python, &[&input], &out, &flags);
+    let (ok, err) = run_spark(
+        &python,
+        &[&input],
+        &out,
+        &[&flags[..], &["--dedup"]].concat(),
+    );
     assert!(ok, "{err}");
     let (spark_pairs, spark_clusters) = spark_result(&out);
     let (pairs, clusters) = neardup_result(&[&input], &flags);
@@ -188,6 +204,55 @@ fn spark_job_finds_the_pairs_and_clusters_of_one_neardup_run() {
     assert!(
         summary["oversized_buckets"].as_u64().unwrap() > 0,
         "the cap is exercised"
+    );
+
+    // --dedup keeps and drops what `neardup dedup` keeps and drops.
+    let report = s.path("dropped.jsonl");
+    let dedup = neardup()
+        .args(["dedup", "-q", "--report"])
+        .arg(&report)
+        .args(flags)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(dedup.status.success(), "{}", stderr_of(&dedup));
+    let mut kept_lines: Vec<String> = Vec::new();
+    for part in part_files(&out.join("kept")) {
+        kept_lines.extend(
+            std::fs::read_to_string(part)
+                .unwrap()
+                .lines()
+                .map(String::from),
+        );
+    }
+    let expected_kept: Vec<String> = stdout_of(&dedup).lines().map(String::from).collect();
+    assert_eq!(
+        kept_lines, expected_kept,
+        "kept records, byte for byte, in input order"
+    );
+    let dropped = |text: &str| -> BTreeSet<(String, String)> {
+        json_lines(text)
+            .iter()
+            .map(|d| {
+                (
+                    d["id"].as_str().unwrap().into(),
+                    d["kept"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let spark_dropped = dropped(&std::fs::read_to_string(out.join("dropped.jsonl")).unwrap());
+    assert_eq!(
+        spark_dropped,
+        dropped(&std::fs::read_to_string(&report).unwrap())
+    );
+    assert_eq!(
+        summary["dropped"].as_u64(),
+        Some(spark_dropped.len() as u64)
+    );
+    assert!(
+        spark_dropped.iter().any(|(id, kept)| kept > id),
+        "an earlier date wins over a smaller id somewhere"
     );
 
     // Real news, when the corpora are there: Reuters' 793 pairs at the default threshold.

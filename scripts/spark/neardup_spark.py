@@ -18,7 +18,9 @@ the clusters those of `neardup cluster --mode connected` (tests/spark.rs checks 
 
 Output directory: `pairs/` (Spark part files, JSON Lines {"a","b","jaccard"}, a < b by id),
 `clusters.jsonl` ({"cluster": n, "size", "members"}: members sorted by id, clusters by their
-first member) and `summary.json`.
+first member) and `summary.json`; with --dedup also `kept/` (the input lines minus the
+near-duplicates, byte for byte, in input order within each part) and `dropped.jsonl`
+({"id", "kept", "cluster"}), the records `neardup dedup` keeps and drops.
 
 Input: JSON Lines, plain or gzip (Spark's reader decompresses .gz); one input is read as a
 whole per file when gzip. Bad records (malformed JSON, missing text, a repeated id) fail the
@@ -67,6 +69,12 @@ def parse_args(argv):
     p.add_argument("--bucket-cap", type=int, default=1000)
     p.add_argument("--id-field", default="id")
     p.add_argument("--text-field", default="text")
+    p.add_argument("--date-field", default="date",
+                   help="field holding the date (for --dedup's earliest representative)")
+    p.add_argument("--dedup", action="store_true",
+                   help="also write kept/ (the input records minus near-duplicates, one kept "
+                        "per cluster: the earliest, then the longest, then the smallest id, as "
+                        "neardup dedup keeps) and dropped.jsonl ({id, kept, cluster})")
     p.add_argument("--worker-threads", type=int, default=1,
                    help="threads of each neardup task (default 1: Spark runs tasks in parallel)")
     args = p.parse_args(argv)
@@ -87,7 +95,8 @@ def sketch_command(args):
            "--shingle", args.shingle, "--num-perm", str(args.num_perm),
            "--seed", str(args.seed), "--threshold", repr(args.threshold),
            "--bucket-cap", str(args.bucket_cap),
-           "--id-field", args.id_field, "--text-field", args.text_field]
+           "--id-field", args.id_field, "--text-field", args.text_field,
+           "--date-field", args.date_field]
     if args.bands is not None:
         cmd += ["--bands", str(args.bands)]
     if args.rows is not None:
@@ -153,7 +162,7 @@ def run(spark, args):
     lines = sc.union([sc.textFile(path, minPartitions=args.partitions) for path in args.inputs])
     sketches = (lines.pipe(sketch_command(args), checkCode=True)
                 .map(json.loads)
-                .map(lambda r: (r["id"], r["bands"], r["set"]))
+                .map(lambda r: (r["id"], r["bands"], r["set"], r["date"], r["text_bytes"]))
                 .persist(keep))
     documents = sketches.count()
     repeated = (sketches.map(lambda r: (r[0], 1)).reduceByKey(lambda x, y: x + y)
@@ -203,8 +212,45 @@ def run(spark, args):
                 [json.dumps({"cluster": n, "size": len(m), "members": m},
                             separators=(",", ":"), ensure_ascii=False)
                  for n, m in enumerate(ordered, 1)])
+    if args.dedup:
+        summary["dropped"] = dedup(sc, args, lines, sketches, ordered)
     write_small(sc, args.output, "summary.json", [json.dumps(summary, indent=1)])
     return summary
+
+
+def dedup(sc, args, lines, sketches, clusters):
+    """Writes kept/ and dropped.jsonl; returns how many records were dropped."""
+    clustered = sc.broadcast({doc for members in clusters for doc in members})
+    facts = dict(sketches.filter(lambda r: r[0] in clustered.value)
+                 .map(lambda r: (r[0], (r[3], r[4]))).collect())
+    undated = 2 ** 63 - 1
+
+    def preference(doc):
+        # neardup's --representative earliest: earliest date (undated last), then the
+        # longest text, then the smallest id.
+        date, text_bytes = facts[doc]
+        return (undated if date is None else date, -text_bytes, doc)
+
+    dropped = {}
+    for n, members in enumerate(clusters, 1):
+        kept = min(members, key=preference)
+        for doc in members:
+            if doc != kept:
+                dropped[doc] = (kept, n)
+    write_small(sc, args.output, "dropped.jsonl",
+                [json.dumps({"id": doc, "kept": kept, "cluster": n},
+                            separators=(",", ":"), ensure_ascii=False)
+                 for doc, (kept, n) in sorted(dropped.items())])
+    gone = sc.broadcast(set(dropped))
+    id_field = args.id_field
+
+    def record_id(line):
+        value = json.loads(line).get(id_field)
+        return value if isinstance(value, str) else json.dumps(value)
+
+    (lines.filter(lambda line: line.strip() and record_id(line) not in gone.value)
+     .saveAsTextFile(os.path.join(args.output, "kept")))
+    return len(dropped)
 
 
 def write_small(sc, output, name, lines):
