@@ -570,14 +570,7 @@ impl Pipeline {
     /// Plans the inputs and runs every stage.
     pub fn run(&self, inputs: &[InputSpec], observer: &dyn Observer) -> Result<Outcome> {
         let s = &self.settings;
-        if inputs.iter().filter(|i| **i == InputSpec::Stdin).count() > 1 {
-            return Err(Error::config("standard input ('-') can be given only once"));
-        }
-        let (mut sources, plan_problems) = input::plan_sources(inputs, s.format);
-        let mut stats = Stats::default();
-        for p in &plan_problems {
-            self.on_problem(p, observer, &mut stats)?;
-        }
+        let (mut sources, stats) = self.plan(inputs, observer)?;
         let mut stdin_copy = None;
         if s.replayable_stdin {
             if let Some(src) = sources
@@ -603,6 +596,17 @@ impl Pipeline {
         inputs: &[InputSpec],
         observer: &dyn Observer,
     ) -> Result<(Corpus, Stats)> {
+        let (sources, mut stats) = self.plan(inputs, observer)?;
+        stats.sources = sources.len() as u64;
+        let started = Instant::now();
+        let corpus = self.read_corpus(&sources, &mut stats, observer)?;
+        stats.timings.push((Stage::Read, started.elapsed()));
+        Ok((corpus, stats))
+    }
+
+    /// Plans the inputs into sources; inputs that cannot be read are reported and counted
+    /// in the returned stats.
+    fn plan(&self, inputs: &[InputSpec], observer: &dyn Observer) -> Result<(Vec<Source>, Stats)> {
         if inputs.iter().filter(|i| **i == InputSpec::Stdin).count() > 1 {
             return Err(Error::config("standard input ('-') can be given only once"));
         }
@@ -611,11 +615,7 @@ impl Pipeline {
         for p in &plan_problems {
             self.on_problem(p, observer, &mut stats)?;
         }
-        stats.sources = sources.len() as u64;
-        let started = Instant::now();
-        let corpus = self.read_corpus(&sources, &mut stats, observer)?;
-        stats.timings.push((Stage::Read, started.elapsed()));
-        Ok((corpus, stats))
+        Ok((sources, stats))
     }
 
     /// Runs every stage on already planned sources; `stats` may hold earlier counts.

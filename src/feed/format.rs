@@ -811,14 +811,12 @@ mod tests {
         assert!(decode_meta(&newer).unwrap_err().contains("version 99"));
     }
 
-    #[test]
-    fn article_round_trips_and_frames_catch_damage() {
-        let signature: Vec<u8> = (0..64u32).flat_map(|x| (x * 7).to_le_bytes()).collect();
-        let set: Vec<u8> = [3u64, 9, 1 << 60]
-            .iter()
-            .flat_map(|x| x.to_le_bytes())
-            .collect();
-        let record = ArticleRecord {
+    /// A copy-level record of 64 slots (`x * 7`) and the set {3, 9, 2^60}, in the buffers
+    /// given.
+    fn sample_record<'a>(signature: &'a mut Vec<u8>, set: &'a mut Vec<u8>) -> ArticleRecord<'a> {
+        signature.extend((0..64u32).flat_map(|x| (x * 7).to_le_bytes()));
+        set.extend([3u64, 9, 1 << 60].iter().flat_map(|x| x.to_le_bytes()));
+        ArticleRecord {
             dated: true,
             verdict: StoredVerdict::Duplicate,
             score: 0.8125,
@@ -826,13 +824,19 @@ mod tests {
             time: -5,
             text_bytes: 1234,
             tokens: 200,
-            signature: &signature,
-            set: &set,
+            signature,
+            set,
             id: "b-2",
             best_match: "a-1",
             cluster: "a-0",
             story: None,
-        };
+        }
+    }
+
+    #[test]
+    fn article_round_trips_and_frames_catch_damage() {
+        let (mut signature, mut set) = (Vec::new(), Vec::new());
+        let record = sample_record(&mut signature, &mut set);
         let mut framed = Vec::new();
         encode_article(&mut framed, &record);
         let header: [u8; 8] = framed[..8].try_into().unwrap();
@@ -869,29 +873,13 @@ mod tests {
         /// never a panic or an out-of-bounds read: truncated, bytes changed, or random.
         #[test]
         fn decoders_never_panic_on_damaged_bytes(
-            cut in 0usize..400,
-            flips in proptest::collection::vec((0usize..400, proptest::prelude::any::<u8>()), 0..6),
+            cut in 0usize..700,
+            flips in proptest::collection::vec((0usize..700, proptest::prelude::any::<u8>()), 0..6),
             random in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
         ) {
-            let signature: Vec<u8> = (0..16u32).flat_map(|x| x.to_le_bytes()).collect();
-            let set: Vec<u8> = [3u64, 9].iter().flat_map(|x| x.to_le_bytes()).collect();
-            let record = ArticleRecord {
-                dated: false,
-                verdict: StoredVerdict::New,
-                score: 0.0,
-                estimated: 0.0,
-                time: 7,
-                text_bytes: 10,
-                tokens: 2,
-                signature: &signature,
-                set: &set,
-                id: "an-id",
-                best_match: "",
-                cluster: "an-id",
-                story: None,
-            };
+            let (mut signature, mut set) = (Vec::new(), Vec::new());
             let mut framed = Vec::new();
-            encode_article(&mut framed, &record);
+            encode_article(&mut framed, &sample_record(&mut signature, &mut set));
             let mut payload = framed[8..].to_vec();
             payload.truncate(cut.min(payload.len()));
             for (at, byte) in flips {
@@ -899,8 +887,8 @@ mod tests {
                     *b = byte;
                 }
             }
-            let _ = decode_article(&payload, 16);
-            let _ = decode_article(&random, 16);
+            let _ = decode_article(&payload, 64);
+            let _ = decode_article(&random, 64);
             let _ = decode_meta(&random);
             let mut meta = encode_meta(&Meta {
                 generation: 1,

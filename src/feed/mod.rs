@@ -159,6 +159,43 @@ pub struct Verdict {
     pub already_indexed: bool,
 }
 
+/// What an index holds under an article's id.
+enum Indexed {
+    /// Nothing: the article is new to the index.
+    Nothing,
+    /// The same text (shingle set): the verdict it was given when added.
+    SameText(Verdict),
+    /// Other text under the same id.
+    OtherText,
+}
+
+/// The verdict a stored article was given when added (`already_indexed`; its best match
+/// only).
+fn stored_verdict_of(r: &ArticleRecord<'_>) -> Verdict {
+    let matches = match r.verdict {
+        StoredVerdict::New => Vec::new(),
+        StoredVerdict::Duplicate | StoredVerdict::Rewrite => vec![Match {
+            id: r.best_match.to_string(),
+            score: r.score,
+            estimated: r.estimated,
+            cluster: r.cluster.to_string(),
+            kind: r.story.as_ref().and_then(|s| s.kind),
+        }],
+    };
+    Verdict {
+        id: r.id.to_string(),
+        kind: match r.verdict {
+            StoredVerdict::New => VerdictKind::New,
+            StoredVerdict::Duplicate => VerdictKind::Duplicate,
+            StoredVerdict::Rewrite => VerdictKind::Rewrite,
+        },
+        matches,
+        story_matches: Vec::new(),
+        cluster: r.cluster.to_string(),
+        already_indexed: true,
+    }
+}
+
 /// A cluster of an index: its id (its first article's) and its members.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexCluster {
@@ -847,15 +884,23 @@ impl FeedIndex {
         )
     }
 
-    /// Whether indexed article `doc` has the shingle set of `article`.
-    fn same_text(&mut self, doc: u32, article: &Article) -> Result<bool> {
+    /// What the index holds under `article`'s id (one read of the indexed record).
+    fn indexed(&mut self, article: &Article) -> Result<Indexed> {
+        let Some(doc) = self.find(&article.id)? else {
+            return Ok(Indexed::Nothing);
+        };
         let r = self.scratch_record(doc)?;
         let set = &article.fingerprint.set;
-        Ok(r.set.len() == set.len() * 8
+        let same_text = r.set.len() == set.len() * 8
             && r.set
                 .chunks_exact(8)
                 .zip(set)
-                .all(|(stored, &x)| stored == x.to_le_bytes()))
+                .all(|(stored, &x)| stored == x.to_le_bytes());
+        Ok(if same_text {
+            Indexed::SameText(stored_verdict_of(&r))
+        } else {
+            Indexed::OtherText
+        })
     }
 
     /// The verdict the `n`-th indexed article (0-based, in the order added) was given
@@ -960,41 +1005,17 @@ impl FeedIndex {
     }
 
     fn stored_verdict(&mut self, doc: u32) -> Result<Verdict> {
-        let r = self.scratch_record(doc)?;
-        let matches = match r.verdict {
-            StoredVerdict::New => Vec::new(),
-            StoredVerdict::Duplicate | StoredVerdict::Rewrite => vec![Match {
-                id: r.best_match.to_string(),
-                score: r.score,
-                estimated: r.estimated,
-                cluster: r.cluster.to_string(),
-                kind: r.story.and_then(|s| s.kind),
-            }],
-        };
-        Ok(Verdict {
-            id: r.id.to_string(),
-            kind: match r.verdict {
-                StoredVerdict::New => VerdictKind::New,
-                StoredVerdict::Duplicate => VerdictKind::Duplicate,
-                StoredVerdict::Rewrite => VerdictKind::Rewrite,
-            },
-            matches,
-            story_matches: Vec::new(),
-            cluster: r.cluster.to_string(),
-            already_indexed: true,
-        })
+        Ok(stored_verdict_of(&self.scratch_record(doc)?))
     }
 
     /// The verdict on `article` without adding it. An article whose id is already indexed
     /// with the same text gets the verdict it was given when added (`already_indexed`);
     /// `None` if its id is indexed with other text (as [`FeedIndex::add`] would refuse it).
     pub fn query(&mut self, article: &Article) -> Result<Option<Verdict>> {
-        if let Some(doc) = self.find(&article.id)? {
-            return Ok(if self.same_text(doc, article)? {
-                Some(self.stored_verdict(doc)?)
-            } else {
-                None
-            });
+        match self.indexed(article)? {
+            Indexed::SameText(v) => return Ok(Some(v)),
+            Indexed::OtherText => return Ok(None),
+            Indexed::Nothing => {}
         }
         let mut scratch = std::mem::take(&mut self.scratch);
         let verdict = self.decide(article, &mut scratch);
@@ -1127,12 +1148,10 @@ impl FeedIndex {
     /// from the start. `None` if the id is indexed with other text (nothing is added).
     pub fn add(&mut self, article: &Article) -> Result<Option<Verdict>> {
         self.writable()?;
-        if let Some(doc) = self.find(&article.id)? {
-            return Ok(if self.same_text(doc, article)? {
-                Some(self.stored_verdict(doc)?)
-            } else {
-                None
-            });
+        match self.indexed(article)? {
+            Indexed::SameText(v) => return Ok(Some(v)),
+            Indexed::OtherText => return Ok(None),
+            Indexed::Nothing => {}
         }
         let mut scratch = std::mem::take(&mut self.scratch);
         let verdict = match self.decide(article, &mut scratch) {
