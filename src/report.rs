@@ -711,7 +711,9 @@ pub fn write_sketches(
             date: corpus.date(doc),
             text_bytes: corpus.text_bytes(doc),
         };
-        serde_json::to_writer(&mut *out, &record).map_err(io::Error::other)?;
+        // `?`, not `io::Error::other`: serde_json hands back the I/O error itself, so a
+        // closed pipe stays `BrokenPipe` (a quiet success for the binary).
+        serde_json::to_writer(&mut *out, &record)?;
         out.write_all(b"\n")?;
     }
     Ok(())
@@ -830,7 +832,7 @@ pub fn write_deduplicated(
                             "text": String::from_utf8_lossy(bytes),
                         });
                         serde_json::to_writer(&mut *kept_out, &record)
-                            .map_err(io::Error::other)
+                            .map_err(io::Error::from)
                             .and_then(|_| kept_out.write_all(b"\n"))
                     }
                 }

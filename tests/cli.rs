@@ -712,7 +712,8 @@ fn a_closed_output_pipe_is_a_quiet_success() {
     for format in ["jsonl", "json", "csv", "table"] {
         let pairs = ["pairs", "-q", "--format", format, input.to_str().unwrap()];
         let export = ["index", "export", idx.to_str().unwrap(), "--format", format];
-        for args in [&pairs[..], &export[..]] {
+        let sketch = ["sketch", "-q", input.to_str().unwrap()];
+        for args in [&pairs[..], &export[..], &sketch[..]] {
             let mut child = Command::new(&bin)
                 .args(args)
                 .stdout(Stdio::piped())
