@@ -369,7 +369,7 @@ pub struct RepeatedId {
 pub struct Fingerprint {
     /// Sorted, deduplicated shingle hashes.
     pub set: Vec<u64>,
-    /// MinHash signature.
+    /// MinHash signature (empty at the batch story level, which sketches words instead).
     pub signature: Vec<u32>,
     /// Number of tokens in the text.
     pub tokens: usize,
@@ -438,10 +438,11 @@ impl Fingerprinter {
         if shingles.is_empty() {
             return None;
         }
-        // Without signatures every slot stays empty (u32::MAX, as for a document
-        // without shingles); nothing at the story level reads them.
-        let mut signature = vec![u32::MAX; self.sketcher.num_perm()];
+        // Without signatures the signature is empty: nothing at the story level reads
+        // one, and a million documents' worth of empty slots would be 512 MB.
+        let mut signature = Vec::new();
         if self.signatures {
+            signature.resize(self.sketcher.num_perm(), u32::MAX);
             self.sketcher
                 .sketch(shingles, &mut self.scratch, &mut signature);
         }
@@ -596,6 +597,11 @@ impl Pipeline {
         inputs: &[InputSpec],
         observer: &dyn Observer,
     ) -> Result<(Corpus, Stats)> {
+        if self.settings.level == Level::Story {
+            return Err(Error::config(
+                "fingerprinting for a distributed run is at the near-copy level only",
+            ));
+        }
         let (sources, mut stats) = self.plan(inputs, observer)?;
         stats.sources = sources.len() as u64;
         let started = Instant::now();
@@ -836,8 +842,14 @@ impl Pipeline {
         observer: &dyn Observer,
     ) -> Result<Ingested> {
         let s = &self.settings;
+        // The batch story level keeps no near-copy signatures (see `Fingerprinter`).
+        let signature_slots = if s.level == Level::Story {
+            0
+        } else {
+            s.num_perm
+        };
         let mut corpus = Corpus::new(
-            s.num_perm,
+            signature_slots,
             SetStore::new(s.memory_budget, s.temp_dir.clone()),
         );
         if s.passages.is_some() {

@@ -270,6 +270,24 @@ fn story_output_is_identical_across_threads_and_input_orders() {
     assert_eq!(run(&backward, "2"), reference);
 }
 
+/// The story level keeps no near-copy signatures, so it has no band keys to hand to a
+/// distributed run: fingerprinting for one refuses it instead of writing empty keys.
+#[test]
+fn fingerprinting_for_a_distributed_run_refuses_the_story_level() {
+    let s = Scratch::new();
+    let f = s.jsonl("a.jsonl", &[("a", RATE), ("b", STORM)]);
+    let story = PipelineBuilder::new().level(Level::Story).build().unwrap();
+    let err = story
+        .fingerprint_inputs(&[InputSpec::Path(f.clone())], &Silent)
+        .unwrap_err();
+    assert!(err.to_string().contains("near-copy level only"), "{err}");
+    let near_copy = PipelineBuilder::new().build().unwrap();
+    let (corpus, _) = near_copy
+        .fingerprint_inputs(&[InputSpec::Path(f)], &Silent)
+        .unwrap();
+    assert_eq!(corpus.signature(0).len(), near_copy.settings().num_perm);
+}
+
 #[test]
 fn help_teaches_the_story_level() {
     let out = neardup().args(["help", "cluster"]).output().unwrap();

@@ -60,12 +60,20 @@ pub fn candidate_pairs(
         params,
         bucket_cap,
         rank,
+        &|_, _| true,
         on_band,
     )
 }
 
 /// [`candidate_pairs`] over any signatures: `signature(doc)` gives a document's
 /// `num_perm` slots (the story level bands its own weighted signatures this way).
+///
+/// Only pairs for which `keep(a, b)` holds are listed. It is asked inside each bucket,
+/// before pairs are gathered: with short bands, bucket mates are mostly far apart, and
+/// keeping them all first would cost memory in proportion to every collision (hundreds of
+/// millions of pairs for a million documents), while a bucket's members are still in
+/// cache. `keep` must depend on the pair alone (it may be asked once per shared band).
+#[allow(clippy::too_many_arguments)] // the banding settings, passed apart
 pub fn candidate_pairs_of<'s>(
     signature: &(dyn Fn(u32) -> &'s [u32] + Sync),
     num_perm: usize,
@@ -73,6 +81,7 @@ pub fn candidate_pairs_of<'s>(
     params: LshParams,
     bucket_cap: usize,
     rank: &[u32],
+    keep: &(dyn Fn(u32, u32) -> bool + Sync),
     on_band: &(dyn Fn() + Sync),
 ) -> Candidates {
     assert!(
@@ -83,7 +92,7 @@ pub fn candidate_pairs_of<'s>(
     let per_band: Vec<(Vec<u64>, Vec<OversizedBucket>)> = (0..params.bands)
         .into_par_iter()
         .map(|band| {
-            let out = band_pairs(signature, docs, params, band, bucket_cap, rank);
+            let out = band_pairs(signature, docs, params, band, bucket_cap, rank, keep);
             on_band();
             out
         })
@@ -121,6 +130,7 @@ fn band_pairs<'s>(
     band: usize,
     cap: usize,
     rank: &[u32],
+    keep: &(dyn Fn(u32, u32) -> bool + Sync),
 ) -> (Vec<u64>, Vec<OversizedBucket>) {
     let mut keyed: Vec<(u64, u32)> = docs
         .iter()
@@ -134,17 +144,16 @@ fn band_pairs<'s>(
         if bucket.len() < 2 {
             continue;
         }
-        let pack = |a: u32, b: u32| {
-            if a < b {
-                (u64::from(a) << 32) | u64::from(b)
-            } else {
-                (u64::from(b) << 32) | u64::from(a)
+        let mut push = |a: u32, b: u32| {
+            let (a, b) = if a < b { (a, b) } else { (b, a) };
+            if keep(a, b) {
+                pairs.push((u64::from(a) << 32) | u64::from(b));
             }
         };
         if bucket.len() <= cap {
             for (i, &(_, a)) in bucket.iter().enumerate() {
                 for &(_, b) in &bucket[i + 1..] {
-                    pairs.push(pack(a, b));
+                    push(a, b);
                 }
             }
             continue;
@@ -154,7 +163,7 @@ fn band_pairs<'s>(
         members.sort_unstable_by_key(|&d| rank[d as usize]);
         for (i, &a) in members.iter().enumerate() {
             for &b in &members[i + 1..(i + cap).min(members.len())] {
-                pairs.push(pack(a, b));
+                push(a, b);
             }
         }
         oversized.push(OversizedBucket {
@@ -164,4 +173,52 @@ fn band_pairs<'s>(
         });
     }
     (pairs, oversized)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pairs_of(
+        signatures: &[u32],
+        k: usize,
+        cap: usize,
+        keep: &(dyn Fn(u32, u32) -> bool + Sync),
+    ) -> Candidates {
+        let docs: Vec<u32> = (0..(signatures.len() / k) as u32).collect();
+        // Ranks reversed, so that id order and document order differ in capped buckets.
+        let rank: Vec<u32> = docs.iter().rev().copied().collect();
+        candidate_pairs_of(
+            &|d| &signatures[d as usize * k..(d as usize + 1) * k],
+            k,
+            &docs,
+            LshParams { bands: 3, rows: 2 },
+            cap,
+            &rank,
+            keep,
+            &|| {},
+        )
+    }
+
+    proptest! {
+        // Asking `keep` inside the buckets gives exactly the unfiltered candidates filtered
+        // afterwards, capped buckets included, and reports the same oversized buckets.
+        #[test]
+        fn keep_is_the_unfiltered_result_filtered(
+            slots in proptest::collection::vec(0u32..3, 6..240),
+            cap in 2usize..6,
+            modulus in 2u32..5,
+        ) {
+            let k = 6;
+            let signatures = &slots[..slots.len() / k * k];
+            let keep = |a: u32, b: u32| (a + 2 * b) % modulus != 0;
+            let all = pairs_of(signatures, k, cap, &|_, _| true);
+            let kept = pairs_of(signatures, k, cap, &keep);
+            let expected: Vec<(u32, u32)> =
+                all.pairs.iter().copied().filter(|&(a, b)| keep(a, b)).collect();
+            prop_assert_eq!(kept.pairs, expected);
+            prop_assert_eq!(kept.oversized, all.oversized);
+        }
+    }
 }

@@ -117,7 +117,7 @@ pub struct StoryOutcome {
     pub docs: Vec<StoryDoc>,
     /// Banding of the weighted signatures.
     pub lsh: LshParams,
-    /// Candidate pairs dropped by the time window.
+    /// Candidate pairs (past the signature estimate) dropped by the time window.
     pub outside_window: u64,
 }
 
@@ -265,6 +265,8 @@ pub fn run(
         })
         .collect();
     let signature = |d: u32| &signatures[d as usize * k..(d as usize + 1) * k];
+    let floor = estimate_floor(settings.candidate_threshold);
+    // Bucket mates that share little are cut where they collide (see `candidate_pairs_of`).
     let candidates = index::candidate_pairs_of(
         &signature,
         k,
@@ -272,6 +274,7 @@ pub fn run(
         lsh,
         settings.bucket_cap,
         rank,
+        &|a, b| crate::sketch::estimate_jaccard(signature(a), signature(b)) >= floor,
         &|| {},
     );
     let in_window = |a: u32, b: u32| match (settings.window, corpus.date(a), corpus.date(b)) {
@@ -285,11 +288,6 @@ pub fn run(
         .filter(|&(a, b)| in_window(a, b))
         .collect();
     let outside_window = (candidates.pairs.len() - pairs.len()) as u64;
-    let floor = estimate_floor(settings.candidate_threshold);
-    let pairs: Vec<(u32, u32)> = pairs
-        .into_par_iter()
-        .filter(|&(a, b)| crate::sketch::estimate_jaccard(signature(a), signature(b)) >= floor)
-        .collect();
     drop(candidates);
     let model = settings.model;
     const CHUNK: usize = 4096;
