@@ -14,7 +14,11 @@ shipped model's components with and without the feature:
 - cooc: IDF-weighted Jaccard of content-word pairs within 6 words in one sentence
   (which facts go together, not just which words occur);
 - twj-df2: the weighted word Jaccard with words seen in one document only left out
-  (a rewrite's own vocabulary should not dilute the shared facts).
+  (a rewrite's own vocabulary should not dilute the shared facts);
+- nbr-csls, nbr-rank: the pair's weighted word Jaccard against each side's other
+  neighbours in the whole corpus (2·s − mean of each side's 5 best; log of the better of
+  the two ranks): a pair that stands out from its neighbours should be one story, while a
+  running story's articles all resemble each other.
 
 A prototype, not shipped logic: BENCHMARKS.md records what it printed.
 """
@@ -28,6 +32,7 @@ from collections import Counter, defaultdict
 from itertools import combinations
 
 import numpy as np
+from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
@@ -91,10 +96,28 @@ def main():
         union = weight(x | y, df, drop_singletons)
         return weight(x & y, df, drop_singletons) / union if union else 0.0
 
+    # Weighted word Jaccard of every pair of the corpus, for the neighbour features.
+    ids = list(docs)
+    row_of = {d: i for i, d in enumerate(ids)}
+    vocab = {w: i for i, w in enumerate(word_df)}
+    cells = [(row_of[d], vocab[w]) for d in ids for w in docs[d].words]
+    member = sparse.csr_matrix(
+        (np.ones(len(cells)), ([r for r, _ in cells], [c for _, c in cells])), shape=(n, len(vocab)))
+    idfs = np.array([idf(word_df, w) for w in vocab])
+    shared = (member.multiply(idfs).tocsr() @ member.T).toarray()
+    totals = np.diag(shared).copy()
+    sim = shared / (totals[:, None] + totals[None, :] - shared)
+    np.fill_diagonal(sim, 0)
+    best5 = -np.sort(-sim, axis=1)[:, :5].mean(axis=1)
+
     def features(a, b):
         da, db = docs[a], docs[b]
         ab, ba = containment(da.lead, db.words), containment(db.lead, da.words)
+        i, j = row_of[a], row_of[b]
+        s_ab = sim[i, j]
         return {
+            "nbr-csls": 2 * s_ab - best5[i] - best5[j],
+            "nbr-rank": math.log1p(min((sim[i] > s_ab).sum(), (sim[j] > s_ab).sum())),
             "lead-min": min(ab, ba),
             "lead-mean": (ab + ba) / 2,
             "cooc": jaccard(da.pairs, db.pairs, pair_df),
