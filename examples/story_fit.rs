@@ -278,7 +278,7 @@ fn cluster_with(
         s.seed,
         s.representative,
         &outcome.rank,
-        &|_| {},
+        &neardup::progress::Silent,
     )
     .expect("story run");
     let mut cluster_of = HashMap::new();

@@ -757,10 +757,7 @@ impl Pipeline {
             };
             write().map_err(|e| Error::io(format!("writing statistics {}", path.display()), e))?;
         }
-        let started = Instant::now();
         let rank = corpus.id_ranks();
-        observer.stage_started(Stage::Verify, None);
-        let on_pairs = |n| observer.advanced(Stage::Verify, n);
         let found = story::run(
             &corpus,
             story_docs,
@@ -769,16 +766,15 @@ impl Pipeline {
             s.seed,
             s.representative,
             &rank,
-            &on_pairs,
+            observer,
         )
         .map_err(|e| Error::io("reading spilled shingle sets", e))?;
-        observer.stage_finished(Stage::Verify);
         stats.candidate_pairs = found.scored.len() as u64 + found.outside_window;
         stats.verified_pairs = found.pairs.len() as u64;
         stats.clusters = found.clusters.len() as u64;
         stats.clustered_documents = found.clusters.iter().map(|c| c.members.len() as u64).sum();
         stats.set_bytes = corpus.set_bytes();
-        stats.timings.push((Stage::Verify, started.elapsed()));
+        stats.timings.extend(found.timings.iter().copied());
         let clusters = found
             .clusters
             .iter()

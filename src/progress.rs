@@ -7,6 +7,9 @@ use crate::input::Problem;
 pub enum Stage {
     /// Reading, parsing, shingling and sketching (progress in input bytes).
     Read,
+    /// Story level: IDF weights and weighted sketches of every document (progress in
+    /// documents).
+    Weigh,
     /// LSH banding (progress in bands).
     Candidates,
     /// Exact verification of candidate pairs (progress in pairs).
@@ -24,6 +27,7 @@ impl Stage {
     pub fn name(self) -> &'static str {
         match self {
             Stage::Read => "read",
+            Stage::Weigh => "weigh",
             Stage::Candidates => "candidates",
             Stage::Verify => "verify",
             Stage::Cluster => "cluster",

@@ -270,6 +270,104 @@ fn story_output_is_identical_across_threads_and_input_orders() {
     assert_eq!(run(&backward, "2"), reference);
 }
 
+/// Records what a run tells its observer, per stage.
+#[derive(Default)]
+struct Recorder {
+    events: std::sync::Mutex<Vec<(neardup::progress::Stage, &'static str, Option<u64>)>>,
+    advanced: std::sync::Mutex<HashMap<neardup::progress::Stage, u64>>,
+}
+
+impl neardup::progress::Observer for Recorder {
+    fn stage_started(&self, stage: neardup::progress::Stage, total: Option<u64>) {
+        self.events.lock().unwrap().push((stage, "start", total));
+    }
+    fn advanced(&self, stage: neardup::progress::Stage, amount: u64) {
+        *self.advanced.lock().unwrap().entry(stage).or_default() += amount;
+    }
+    fn stage_finished(&self, stage: neardup::progress::Stage) {
+        self.events.lock().unwrap().push((stage, "finish", None));
+    }
+}
+
+/// The story level's stages are told in order, each started before it advances and
+/// advanced up to the total it announced; their timings follow the same order.
+#[test]
+fn the_story_level_reports_each_stage_and_its_progress() {
+    use neardup::progress::Stage;
+    let s = Scratch::new();
+    let f = s.jsonl(
+        "a.jsonl",
+        &[
+            ("a", RATE),
+            ("b", RATE_COPY),
+            ("c", STORM),
+            ("d", STORM_COPY),
+        ],
+    );
+    let recorder = Recorder::default();
+    let outcome = PipelineBuilder::new()
+        .level(Level::Story)
+        .build()
+        .unwrap()
+        .run(&[InputSpec::Path(f)], &recorder)
+        .unwrap();
+    let events = recorder.events.into_inner().unwrap();
+    let advanced = recorder.advanced.into_inner().unwrap();
+    let order = [
+        Stage::Read,
+        Stage::Weigh,
+        Stage::Candidates,
+        Stage::Verify,
+        Stage::Cluster,
+    ];
+    let started: Vec<Stage> = events
+        .iter()
+        .filter(|e| e.1 == "start")
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(started, order);
+    for stage in order {
+        let start = events.iter().position(|e| e.0 == stage && e.1 == "start");
+        let finish = events.iter().position(|e| e.0 == stage && e.1 == "finish");
+        assert!(start < finish, "{stage:?} finished before it started");
+    }
+    let total = |stage: Stage| events.iter().find(|e| e.0 == stage).unwrap().2;
+    assert_eq!(total(Stage::Weigh), Some(4));
+    assert_eq!(advanced[&Stage::Weigh], 4);
+    let story = outcome.story.as_ref().unwrap();
+    assert_eq!(total(Stage::Candidates), Some(story.lsh.bands as u64));
+    assert_eq!(advanced[&Stage::Candidates], story.lsh.bands as u64);
+    assert_eq!(total(Stage::Verify), Some(story.scored.len() as u64));
+    assert_eq!(
+        advanced.get(&Stage::Verify).copied().unwrap_or(0),
+        story.scored.len() as u64
+    );
+    let timed: Vec<Stage> = outcome.stats.timings.iter().map(|t| t.0).collect();
+    assert_eq!(timed, order);
+}
+
+/// `--verbose` at the story level names its own banding and every stage's time.
+#[test]
+fn verbose_names_the_story_banding_and_stages() {
+    let s = Scratch::new();
+    let f = s.jsonl("a.jsonl", &[("a", RATE), ("b", RATE_COPY)]);
+    let out = neardup()
+        .args(["cluster", "--level", "story", "--verbose", "-o"])
+        .arg(s.path("out.jsonl"))
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("story level, 64 bands x 2 rows of 128 weighted slots"),
+        "{err}"
+    );
+    for stage in ["read", "weigh", "candidates", "verify", "cluster", "write"] {
+        assert!(err.contains(&format!(" {stage} ")), "no {stage} in {err}");
+    }
+}
+
 /// The story level keeps no near-copy signatures, so it has no band keys to hand to a
 /// distributed run: fingerprinting for one refuses it instead of writing empty keys.
 #[test]

@@ -26,6 +26,7 @@ pub mod score;
 pub mod stats;
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
@@ -37,6 +38,7 @@ pub use stats::StoryStats;
 use crate::cluster::RepresentativeRule;
 use crate::corpus::Corpus;
 use crate::index::{self, LshParams};
+use crate::progress::{Observer, Stage};
 use crate::sketch::Sketcher;
 use crate::verify::intersection_size;
 
@@ -119,6 +121,9 @@ pub struct StoryOutcome {
     pub lsh: LshParams,
     /// Candidate pairs (past the signature estimate) dropped by the time window.
     pub outside_window: u64,
+    /// How long each stage took: weigh (weights and weighted sketches), candidates
+    /// (banding), verify (scoring), cluster (linkage).
+    pub timings: Vec<(Stage, Duration)>,
 }
 
 /// The expanded set whose Jaccard is the IDF-weighted Jaccard of the content words.
@@ -231,9 +236,13 @@ pub fn run(
     seed: u64,
     rule: RepresentativeRule,
     rank: &[u32],
-    on_progress: &(dyn Fn(u64) + Sync),
+    observer: &dyn Observer,
 ) -> std::io::Result<StoryOutcome> {
+    let mut timings = Vec::new();
+    let started = Instant::now();
     let k = settings.num_perm;
+    let lsh = candidate_lsh(settings.candidate_threshold, k);
+    observer.stage_started(Stage::Weigh, Some(docs.len() as u64));
     let sketcher = weighted_sketcher(k, seed);
     let docs_owned = docs;
     let docs = &docs_owned[..];
@@ -243,19 +252,27 @@ pub fn run(
         .map(|d| score::Weighted::new(d, &stats))
         .collect();
     let mut signatures = vec![u32::MAX; docs.len() * k];
+    // Progress is told per batch of documents, not per document.
+    const BATCH: usize = 1024;
     signatures
-        .par_chunks_mut(k)
-        .zip(weighted.par_iter())
+        .par_chunks_mut(k * BATCH)
+        .zip(weighted.par_chunks(BATCH))
         .for_each_init(
             || (Vec::new(), Vec::new()),
-            |(elements, scratch), (out, w)| {
-                weighted_elements_of(w, &stats, elements);
-                if !elements.is_empty() {
-                    sketcher.sketch(elements, scratch, out);
+            |(elements, scratch), (outs, ws)| {
+                for (out, w) in outs.chunks_mut(k).zip(ws) {
+                    weighted_elements_of(w, &stats, elements);
+                    if !elements.is_empty() {
+                        sketcher.sketch(elements, scratch, out);
+                    }
                 }
+                observer.advanced(Stage::Weigh, ws.len() as u64);
             },
         );
-    let lsh = candidate_lsh(settings.candidate_threshold, k);
+    observer.stage_finished(Stage::Weigh);
+    timings.push((Stage::Weigh, started.elapsed()));
+    let started = Instant::now();
+    observer.stage_started(Stage::Candidates, Some(lsh.bands as u64));
     // Documents without weighted content (all stop words) are never candidates.
     let indexed: Vec<u32> = (0..docs.len() as u32)
         .filter(|&d| {
@@ -275,7 +292,7 @@ pub fn run(
         settings.bucket_cap,
         rank,
         &|a, b| crate::sketch::estimate_jaccard(signature(a), signature(b)) >= floor,
-        &|| {},
+        &|| observer.advanced(Stage::Candidates, 1),
     );
     let in_window = |a: u32, b: u32| match (settings.window, corpus.date(a), corpus.date(b)) {
         (Some(w), Some(x), Some(y)) => (x - y).abs() <= w,
@@ -289,6 +306,10 @@ pub fn run(
         .collect();
     let outside_window = (candidates.pairs.len() - pairs.len()) as u64;
     drop(candidates);
+    observer.stage_finished(Stage::Candidates);
+    timings.push((Stage::Candidates, started.elapsed()));
+    let started = Instant::now();
+    observer.stage_started(Stage::Verify, Some(pairs.len() as u64));
     let model = settings.model;
     const CHUNK: usize = 4096;
     type Scored = (link::Link, Option<StoryPair>);
@@ -321,7 +342,7 @@ pub fn run(
                 });
                 out.push((l, pair));
             }
-            on_progress(chunk.len() as u64);
+            observer.advanced(Stage::Verify, chunk.len() as u64);
             Ok(out)
         })
         .collect();
@@ -337,6 +358,10 @@ pub fn run(
     let key = |a: u32, b: u32| (rank[a as usize], rank[b as usize]);
     scored.par_sort_unstable_by_key(|l| key(l.a, l.b));
     accepted.par_sort_unstable_by_key(|p| key(p.a, p.b));
+    observer.stage_finished(Stage::Verify);
+    timings.push((Stage::Verify, started.elapsed()));
+    let started = Instant::now();
+    observer.stage_started(Stage::Cluster, None);
     let links: Vec<link::Link> = accepted
         .iter()
         .map(|p| link::Link {
@@ -354,6 +379,8 @@ pub fn run(
         rule,
         rank,
     );
+    observer.stage_finished(Stage::Cluster);
+    timings.push((Stage::Cluster, started.elapsed()));
     Ok(StoryOutcome {
         pairs: accepted,
         scored,
@@ -362,6 +389,7 @@ pub fn run(
         docs: docs_owned,
         lsh,
         outside_window,
+        timings,
     })
 }
 

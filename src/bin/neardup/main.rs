@@ -373,10 +373,16 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
 
 fn print_stages(terminal: &Terminal, outcome: &Outcome, write_time: std::time::Duration) {
     let s = &outcome.settings;
-    let mut line = format!(
-        "neardup: {} bands x {} rows, {} shingles, {} slots; stages:",
-        s.lsh.bands, s.lsh.rows, s.shingle, s.num_perm
-    );
+    let mut line = match &outcome.story {
+        Some(story) => format!(
+            "neardup: story level, {} bands x {} rows of {} weighted slots, {} shingles; stages:",
+            story.lsh.bands, story.lsh.rows, s.story.num_perm, s.shingle
+        ),
+        None => format!(
+            "neardup: {} bands x {} rows, {} shingles, {} slots; stages:",
+            s.lsh.bands, s.lsh.rows, s.shingle, s.num_perm
+        ),
+    };
     let stages = outcome
         .stats
         .timings
