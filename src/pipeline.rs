@@ -860,16 +860,25 @@ impl Pipeline {
         let mut repeated_ids = Vec::new();
         let mut set_buf = Vec::new();
         let mut story_docs = Vec::new();
-        let mut story_stats = StoryStats::new();
         let total: Option<u64> = sources.iter().map(|src| src.size).sum();
         observer.stage_started(Stage::Read, total);
         let (tx, rx) = sync_channel::<ReadEvent>(4);
-        let result = std::thread::scope(|scope| -> Result<()> {
+        let result = std::thread::scope(|scope| -> Result<StoryStats> {
             scope.spawn(move || {
                 let mut on_read = |n| observer.advanced(Stage::Read, n);
                 input::read_sources(sources, s.limits, &mut on_read, &mut |event| {
                     tx.send(event).is_ok()
                 });
+            });
+            // Document frequencies are counted on a thread of their own, off this serial
+            // loop, from each batch's keys (counts do not depend on order).
+            let (keys_tx, keys_rx) = sync_channel::<(u64, Vec<u64>)>(4);
+            let counter = scope.spawn(move || {
+                let mut counted = StoryStats::new();
+                for (documents, keys) in keys_rx {
+                    counted.add_documents(documents, keys);
+                }
+                counted
             });
             for event in rx {
                 let mut batch = match event {
@@ -895,6 +904,7 @@ impl Pipeline {
                 let chunk = corpus
                     .keep_records(std::mem::take(&mut batch.buf))
                     .map_err(|e| Error::io("spilling texts to a temporary file", e))?;
+                let (mut batch_documents, mut batch_keys) = (0u64, Vec::new());
                 for (record, result) in batch.records.iter().zip(processed) {
                     stats.records += 1;
                     let source = &sources[record.location.source as usize];
@@ -944,15 +954,23 @@ impl Pipeline {
                     let json = source.format == InputFormat::JsonLines;
                     corpus.push_text(chunk, record.range.clone(), json);
                     if let Some(features) = doc.story {
-                        story_stats.add(&features);
+                        batch_documents += 1;
+                        batch_keys.extend(features.terms.iter().chain(&features.names));
                         story_docs.push(features);
                     }
                 }
+                if batch_documents > 0 {
+                    // The counter only stops when this sender is dropped.
+                    let _ = keys_tx.send((batch_documents, batch_keys));
+                }
             }
-            Ok(())
+            drop(keys_tx);
+            Ok(counter
+                .join()
+                .expect("counting document frequencies does not panic"))
         });
         observer.stage_finished(Stage::Read);
-        result?;
+        let story_stats = result?;
         Ok(Ingested {
             corpus,
             malformed,
