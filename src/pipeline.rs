@@ -391,6 +391,17 @@ pub struct Fingerprinter {
     story: Option<(story::Extractor, Option<String>)>,
 }
 
+/// Slots of the near-copy signature a batch run computes and keeps per document: none at
+/// the story level, which sketches weighted words instead (a million documents' worth of
+/// empty slots would be 512 MB).
+fn batch_signature_slots(settings: &Settings) -> usize {
+    if settings.level == Level::Story {
+        0
+    } else {
+        settings.num_perm
+    }
+}
+
 impl Fingerprinter {
     /// A fingerprinter for these settings.
     pub fn new(settings: &Settings) -> Self {
@@ -399,7 +410,7 @@ impl Fingerprinter {
             shingler: Shingler::new(settings.shingle),
             shingles: Vec::new(),
             scratch: Vec::new(),
-            signatures: settings.level != Level::Story,
+            signatures: batch_signature_slots(settings) > 0,
             story: None,
         }
     }
@@ -438,8 +449,7 @@ impl Fingerprinter {
         if shingles.is_empty() {
             return None;
         }
-        // Without signatures the signature is empty: nothing at the story level reads
-        // one, and a million documents' worth of empty slots would be 512 MB.
+        // Without signatures the signature is empty (see `batch_signature_slots`).
         let mut signature = Vec::new();
         if self.signatures {
             signature.resize(self.sketcher.num_perm(), u32::MAX);
@@ -838,14 +848,8 @@ impl Pipeline {
         observer: &dyn Observer,
     ) -> Result<Ingested> {
         let s = &self.settings;
-        // The batch story level keeps no near-copy signatures (see `Fingerprinter`).
-        let signature_slots = if s.level == Level::Story {
-            0
-        } else {
-            s.num_perm
-        };
         let mut corpus = Corpus::new(
-            signature_slots,
+            batch_signature_slots(s),
             SetStore::new(s.memory_budget, s.temp_dir.clone()),
         );
         if s.passages.is_some() {
@@ -873,13 +877,7 @@ impl Pipeline {
             // Document frequencies are counted on a thread of their own, off this serial
             // loop, from each batch's keys (counts do not depend on order).
             let (keys_tx, keys_rx) = sync_channel::<(u64, Vec<u64>)>(4);
-            let counter = scope.spawn(move || {
-                let mut counted = StoryStats::new();
-                for (documents, keys) in keys_rx {
-                    counted.add_documents(documents, keys);
-                }
-                counted
-            });
+            let counter = scope.spawn(move || StoryStats::count_from(keys_rx));
             for event in rx {
                 let mut batch = match event {
                     ReadEvent::Problem(p) => {

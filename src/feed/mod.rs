@@ -660,15 +660,8 @@ impl FeedIndex {
             .is_some_and(|s| s.settings.stats == StatsSource::Accumulated);
         const KEYS_PER_CHUNK: usize = 1 << 16;
         let (keys_tx, keys_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u64>)>(4);
-        let counter = accumulated.then(|| {
-            std::thread::spawn(move || {
-                let mut stats = StoryStats::new();
-                for (documents, keys) in keys_rx {
-                    stats.add_documents(documents, keys);
-                }
-                stats
-            })
-        });
+        let counter =
+            accumulated.then(|| std::thread::spawn(move || StoryStats::count_from(keys_rx)));
         let mut pending: (u64, Vec<u64>) = (0, Vec::with_capacity(KEYS_PER_CHUNK));
         let scanned = log::scan(
             &file,

@@ -238,11 +238,10 @@ pub fn run(
     rank: &[u32],
     observer: &dyn Observer,
 ) -> std::io::Result<StoryOutcome> {
-    let mut timings = Vec::new();
-    let started = Instant::now();
+    let mut stages = Stages::new(observer);
     let k = settings.num_perm;
     let lsh = candidate_lsh(settings.candidate_threshold, k);
-    observer.stage_started(Stage::Weigh, Some(docs.len() as u64));
+    stages.start(Stage::Weigh, Some(docs.len() as u64));
     let sketcher = weighted_sketcher(k, seed);
     let docs_owned = docs;
     let docs = &docs_owned[..];
@@ -269,10 +268,7 @@ pub fn run(
                 observer.advanced(Stage::Weigh, ws.len() as u64);
             },
         );
-    observer.stage_finished(Stage::Weigh);
-    timings.push((Stage::Weigh, started.elapsed()));
-    let started = Instant::now();
-    observer.stage_started(Stage::Candidates, Some(lsh.bands as u64));
+    stages.start(Stage::Candidates, Some(lsh.bands as u64));
     // Documents without weighted content (all stop words) are never candidates.
     let indexed: Vec<u32> = (0..docs.len() as u32)
         .filter(|&d| {
@@ -306,10 +302,7 @@ pub fn run(
         .collect();
     let outside_window = (candidates.pairs.len() - pairs.len()) as u64;
     drop(candidates);
-    observer.stage_finished(Stage::Candidates);
-    timings.push((Stage::Candidates, started.elapsed()));
-    let started = Instant::now();
-    observer.stage_started(Stage::Verify, Some(pairs.len() as u64));
+    stages.start(Stage::Verify, Some(pairs.len() as u64));
     let model = settings.model;
     const CHUNK: usize = 4096;
     type Scored = (link::Link, Option<StoryPair>);
@@ -358,10 +351,7 @@ pub fn run(
     let key = |a: u32, b: u32| (rank[a as usize], rank[b as usize]);
     scored.par_sort_unstable_by_key(|l| key(l.a, l.b));
     accepted.par_sort_unstable_by_key(|p| key(p.a, p.b));
-    observer.stage_finished(Stage::Verify);
-    timings.push((Stage::Verify, started.elapsed()));
-    let started = Instant::now();
-    observer.stage_started(Stage::Cluster, None);
+    stages.start(Stage::Cluster, None);
     let links: Vec<link::Link> = accepted
         .iter()
         .map(|p| link::Link {
@@ -379,8 +369,7 @@ pub fn run(
         rule,
         rank,
     );
-    observer.stage_finished(Stage::Cluster);
-    timings.push((Stage::Cluster, started.elapsed()));
+    stages.finish();
     Ok(StoryOutcome {
         pairs: accepted,
         scored,
@@ -389,8 +378,40 @@ pub fn run(
         docs: docs_owned,
         lsh,
         outside_window,
-        timings,
+        timings: stages.timings,
     })
+}
+
+/// Tells the observer of each stage in turn and times it.
+struct Stages<'o> {
+    observer: &'o dyn Observer,
+    running: Option<(Stage, Instant)>,
+    timings: Vec<(Stage, Duration)>,
+}
+
+impl<'o> Stages<'o> {
+    fn new(observer: &'o dyn Observer) -> Self {
+        Stages {
+            observer,
+            running: None,
+            timings: Vec::new(),
+        }
+    }
+
+    /// Finishes the running stage, if any, and starts `stage`.
+    fn start(&mut self, stage: Stage, total: Option<u64>) {
+        self.finish();
+        self.observer.stage_started(stage, total);
+        self.running = Some((stage, Instant::now()));
+    }
+
+    /// Finishes the running stage and records its time.
+    fn finish(&mut self) {
+        if let Some((stage, started)) = self.running.take() {
+            self.observer.stage_finished(stage);
+            self.timings.push((stage, started.elapsed()));
+        }
+    }
 }
 
 /// The string value of `field` in a record's metadata (a JSON object), if it has one.

@@ -86,6 +86,16 @@ impl StoryStats {
         }
     }
 
+    /// Counts every `(documents, keys)` chunk that arrives until the senders hang up
+    /// (run on a thread of its own, so that counting stays off a serial loop).
+    pub fn count_from(chunks: std::sync::mpsc::Receiver<(u64, Vec<u64>)>) -> Self {
+        let mut counted = Self::new();
+        for (documents, keys) in chunks {
+            counted.add_documents(documents, keys);
+        }
+        counted
+    }
+
     /// Number of documents counted.
     pub fn documents(&self) -> u64 {
         self.documents

@@ -371,6 +371,7 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
     let quiet = a.run.quiet;
     super::analyse(
         false,
+        None,
         &a.input,
         &similarity,
         &a.clustering,

@@ -50,6 +50,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pairs(a) => analyse_and_write(&a, report::write_pairs),
         Command::Dedup(a) => analyse(
             true,
+            None,
             &a.input,
             &a.similarity,
             &a.clustering,
@@ -127,7 +128,7 @@ fn analyse_and_write(
     a: &RunArgs,
     write: fn(&mut dyn Write, &Outcome, Format) -> io::Result<()>,
 ) -> Result<ExitCode> {
-    analyse_with(
+    analyse(
         false,
         passage_settings(&a.passages),
         &a.input,
@@ -140,28 +141,6 @@ fn analyse_and_write(
                 write(w, outcome, format(a.output.format))
             })
         },
-    )
-}
-
-fn analyse(
-    replayable: bool,
-    input: &InputArgs,
-    similarity: &SimilarityArgs,
-    clustering: &ClusterArgs,
-    story: &args::StoryArgs,
-    exec: &ExecArgs,
-    write: impl FnOnce(&Outcome) -> Result<()>,
-) -> Result<ExitCode> {
-    let no_passages = None;
-    analyse_with(
-        replayable,
-        no_passages,
-        input,
-        similarity,
-        clustering,
-        story,
-        exec,
-        write,
     )
 }
 
@@ -243,9 +222,10 @@ fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
     })
 }
 
-/// [`analyse`], with passages when `passages` is set (`pairs`, `cluster`).
+/// One run of the pipeline with the commands' flags, with passages when `passages` is
+/// set (`pairs`, `cluster`); `write` writes its output.
 #[allow(clippy::too_many_arguments)] // one argument per flag group of the commands
-fn analyse_with(
+fn analyse(
     replayable: bool,
     passages: Option<neardup::align::PassageSettings>,
     input: &InputArgs,
