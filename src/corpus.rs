@@ -201,8 +201,9 @@ impl Corpus {
     }
 }
 
-/// Sorted shingle sets, appended in document order; in memory up to a budget, then
-/// spilled to an unlinked temporary file read back with positioned reads.
+/// Lists of words, appended in document order (sorted shingle sets; encoded story
+/// features); in memory up to a budget, then spilled to an unlinked temporary file read
+/// back with positioned reads.
 #[derive(Debug)]
 pub struct SetStore {
     /// Start of each set in the global element space; one extra entry at the end.
@@ -228,7 +229,17 @@ impl SetStore {
         }
     }
 
-    fn push(&mut self, set: &[u64]) -> io::Result<()> {
+    /// An empty store with the same budget and directory.
+    pub(crate) fn empty_like(&self) -> Self {
+        SetStore::new(self.budget_elements as u64 * 8, self.temp_dir.clone())
+    }
+
+    /// Number of lists.
+    pub(crate) fn count(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    pub(crate) fn push(&mut self, set: &[u64]) -> io::Result<()> {
         self.memory.extend_from_slice(set);
         let end = self.starts.last().copied().unwrap_or(0) + set.len() as u64;
         self.starts.push(end);
@@ -258,7 +269,7 @@ impl SetStore {
         (self.starts[doc as usize + 1] - self.starts[doc as usize]) as usize
     }
 
-    fn get<'a>(&'a self, doc: u32, buf: &'a mut Vec<u64>) -> io::Result<&'a [u64]> {
+    pub(crate) fn get<'a>(&'a self, doc: u32, buf: &'a mut Vec<u64>) -> io::Result<&'a [u64]> {
         let (start, end) = (self.starts[doc as usize], self.starts[doc as usize + 1]);
         if start >= self.spilled {
             let from = (start - self.spilled) as usize;
@@ -276,7 +287,7 @@ impl SetStore {
         Ok(buf)
     }
 
-    fn bytes(&self) -> (u64, u64) {
+    pub(crate) fn bytes(&self) -> (u64, u64) {
         (self.memory.len() as u64 * 8, self.spilled * 8)
     }
 }

@@ -21,7 +21,7 @@ use crate::input::{
 use crate::progress::{Observer, Stage};
 use crate::shingle::{ShingleSpec, Shingler, into_set};
 use crate::sketch::Sketcher;
-use crate::story::{self, StoryDoc, StoryOutcome, StorySettings, StoryStats};
+use crate::story::{self, StoryDoc, StoryDocs, StoryOutcome, StorySettings, StoryStats};
 use crate::verify::{self, PairScore};
 
 /// What counts as "the same": near-copies (shared text) or one news story.
@@ -295,6 +295,9 @@ pub struct Stats {
     pub clustered_documents: u64,
     /// Shingle-set bytes kept in memory / spilled to disk.
     pub set_bytes: (u64, u64),
+    /// Story-feature bytes (with their weights) kept in memory / spilled to disk (story
+    /// level only).
+    pub story_bytes: (u64, u64),
     /// Passages found in verified pairs (story and boilerplate).
     pub passages: u64,
     /// Of those, boilerplate.
@@ -784,6 +787,7 @@ impl Pipeline {
         stats.clusters = found.clusters.len() as u64;
         stats.clustered_documents = found.clusters.iter().map(|c| c.members.len() as u64).sum();
         stats.set_bytes = corpus.set_bytes();
+        stats.story_bytes = found.docs.bytes();
         stats.timings.extend(found.timings.iter().copied());
         let clusters = found
             .clusters
@@ -863,7 +867,7 @@ impl Pipeline {
         let mut malformed = Vec::new();
         let mut repeated_ids = Vec::new();
         let mut set_buf = Vec::new();
-        let mut story_docs = Vec::new();
+        let mut story_docs = StoryDocs::new(s.memory_budget, s.temp_dir.clone());
         let total: Option<u64> = sources.iter().map(|src| src.size).sum();
         observer.stage_started(Stage::Read, total);
         let (tx, rx) = sync_channel::<ReadEvent>(4);
@@ -954,7 +958,9 @@ impl Pipeline {
                     if let Some(features) = doc.story {
                         batch_documents += 1;
                         batch_keys.extend(features.terms.iter().chain(&features.names));
-                        story_docs.push(features);
+                        story_docs.push(&features).map_err(|e| {
+                            Error::io("spilling story features to a temporary file", e)
+                        })?;
                     }
                 }
                 if batch_documents > 0 {
@@ -985,7 +991,7 @@ struct Ingested {
     malformed: Vec<RecordLocation>,
     repeated_ids: Vec<RepeatedId>,
     /// Story features per document (story level only).
-    story_docs: Vec<StoryDoc>,
+    story_docs: StoryDocs,
     /// Document frequencies of this run's documents (story level only).
     story_stats: StoryStats,
 }

@@ -255,19 +255,22 @@ fn story_output_is_identical_across_threads_and_input_orders() {
     };
     let forward = write("fwd.jsonl", &mut (0..120));
     let backward = write("bwd.jsonl", &mut (0..120).rev());
-    let run = |f: &std::path::Path, threads: &str| {
+    let run = |f: &std::path::Path, extra: &[&str]| {
         let out = neardup()
-            .args(["cluster", "--level", "story", "--threads", threads])
+            .args(["cluster", "--level", "story"])
+            .args(extra)
             .arg(f)
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", stderr_of(&out));
         out.stdout
     };
-    let reference = run(&forward, "1");
+    let reference = run(&forward, &["--threads", "1"]);
     assert!(!reference.is_empty());
-    assert_eq!(run(&forward, "2"), reference);
-    assert_eq!(run(&backward, "2"), reference);
+    assert_eq!(run(&forward, &["--threads", "2"]), reference);
+    assert_eq!(run(&backward, &["--threads", "2"]), reference);
+    // Shingle sets and story features spilled to temporary files score the same.
+    assert_eq!(run(&forward, &["--memory-budget", "1KiB"]), reference);
 }
 
 /// Records what a run tells its observer, per stage.
@@ -366,6 +369,29 @@ fn verbose_names_the_story_banding_and_stages() {
     for stage in ["read", "weigh", "candidates", "verify", "cluster", "write"] {
         assert!(err.contains(&format!(" {stage} ")), "no {stage} in {err}");
     }
+    assert!(err.contains(" spilled; story features "), "{err}");
+    assert!(err.contains("B in memory, 0 B spilled"), "{err}");
+    // Under a tiny budget the features go to disk, and the line says so.
+    let out = neardup()
+        .args([
+            "cluster",
+            "--level",
+            "story",
+            "--verbose",
+            "--memory-budget",
+            "8B",
+        ])
+        .args(["-o", "/dev/null"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    let spilled = err.split("story features ").nth(1).unwrap_or_default();
+    assert!(
+        spilled.starts_with("0 B in memory") && !spilled.contains(" 0 B spilled"),
+        "{err}"
+    );
 }
 
 /// The story level keeps no near-copy signatures, so it has no band keys to hand to a

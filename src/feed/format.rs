@@ -485,7 +485,7 @@ impl StoryRecord<'_> {
         out.slots.clear();
         let mut slots = u64s(self.slots);
         while let (Some(slot), Some(value)) = (slots.next(), slots.next()) {
-            out.slots.push((slot, value));
+            out.slots.push([slot, value]);
         }
         out.weekdays = self.weekdays;
         out.first_weekday = self.first_weekday;
@@ -523,7 +523,7 @@ impl StoryBytes {
         self.slots.extend(
             doc.slots
                 .iter()
-                .flat_map(|&(a, b)| a.to_le_bytes().into_iter().chain(b.to_le_bytes())),
+                .flat_map(|&[a, b]| a.to_le_bytes().into_iter().chain(b.to_le_bytes())),
         );
     }
 

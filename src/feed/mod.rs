@@ -1043,7 +1043,7 @@ impl FeedIndex {
         };
         let s = &state.settings;
         // The article's weights are looked up once, for its sketch and every candidate.
-        let mine = story::score::Weighted::new(doc, &state.stats);
+        let mine = story::score::Weighted::new(doc.view(), &state.stats);
         story::weighted_elements_of(&mine, &state.stats, &mut scratch.elements);
         scratch.story_signature.clear();
         scratch.story_signature.resize(s.num_perm, u32::MAX);
@@ -1108,7 +1108,7 @@ impl FeedIndex {
             record.set_into(&mut scratch.set);
             // The batch story level scores a pair with the smaller id first.
             let set = &article.fingerprint.set;
-            let their_weights = story::score::Weighted::new(&scratch.doc, &state.stats);
+            let their_weights = story::score::Weighted::new(scratch.doc.view(), &state.stats);
             let c = if article.id.as_str() < record.id {
                 story::weighted_components(&mine, &their_weights, set, &scratch.set)
             } else {
@@ -1441,7 +1441,7 @@ fn story_check(pipeline: &Settings, s: &StoryIndexSettings) -> u64 {
         for list in [&d.terms, &d.names, &d.figures, &d.quotes] {
             words(list, &mut bytes);
         }
-        let slots: Vec<u64> = d.slots.iter().flat_map(|&(a, b)| [a, b]).collect();
+        let slots: Vec<u64> = d.slots.iter().flatten().copied().collect();
         words(&slots, &mut bytes);
         bytes.push(d.weekdays);
         bytes.push(d.first_weekday.unwrap_or(u8::MAX));

@@ -24,7 +24,7 @@ pub struct StoryDoc {
     /// `(slot, value)`: a value with its template slot — the content word within three
     /// tokens before it ("rose 5%", "Shr 73 cts"), or the value just before it ("$280bn
     /// (£155bn)": an amount and its conversion, which changes with the day's rate).
-    pub slots: Vec<(u64, u64)>,
+    pub slots: Vec<[u64; 2]>,
     /// Hashes of word pairs inside quotation marks (pairs of two stop words left out).
     pub quotes: Vec<u64>,
     /// Bit `d` set when weekday `d` (Monday = 0) is mentioned.
@@ -70,6 +70,97 @@ impl StoryDoc {
     pub fn heap_bytes(&self) -> usize {
         8 * (self.terms.len() + self.names.len() + self.figures.len() + self.quotes.len())
             + 16 * self.slots.len()
+    }
+
+    /// The features as borrowed lists.
+    pub fn view(&self) -> StoryView<'_> {
+        StoryView {
+            terms: &self.terms,
+            names: &self.names,
+            figures: &self.figures,
+            slots: &self.slots,
+            quotes: &self.quotes,
+            weekdays: self.weekdays,
+            first_weekday: self.first_weekday,
+            back_references: self.back_references,
+        }
+    }
+}
+
+/// The features of one document, borrowed: from a [`StoryDoc`] or straight from the
+/// words a [`super::docs::StoryDocs`] store keeps them in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoryView<'a> {
+    /// See [`StoryDoc::terms`].
+    pub terms: &'a [u64],
+    /// See [`StoryDoc::names`].
+    pub names: &'a [u64],
+    /// See [`StoryDoc::figures`].
+    pub figures: &'a [u64],
+    /// See [`StoryDoc::slots`].
+    pub slots: &'a [[u64; 2]],
+    /// See [`StoryDoc::quotes`].
+    pub quotes: &'a [u64],
+    /// See [`StoryDoc::weekdays`].
+    pub weekdays: u8,
+    /// See [`StoryDoc::first_weekday`].
+    pub first_weekday: Option<u8>,
+    /// See [`StoryDoc::back_references`].
+    pub back_references: u16,
+}
+
+/// Words of the header of an encoded [`StoryView`].
+const HEADER_WORDS: usize = 3;
+
+impl<'a> StoryView<'a> {
+    /// Appends the features to `out` as words: a header of list lengths and the scalar
+    /// fields, then the lists in field order (a slot is two words).
+    pub fn encode_into(&self, out: &mut Vec<u64>) {
+        let len = |n: usize| u32::try_from(n).expect("a list of features fits in u32") as u64;
+        out.push(len(self.terms.len()) | len(self.names.len()) << 32);
+        out.push(len(self.figures.len()) | len(self.slots.len()) << 32);
+        out.push(
+            len(self.quotes.len())
+                | u64::from(self.weekdays) << 32
+                | u64::from(self.first_weekday.unwrap_or(u8::MAX)) << 40
+                | u64::from(self.back_references) << 48,
+        );
+        out.extend_from_slice(self.terms);
+        out.extend_from_slice(self.names);
+        out.extend_from_slice(self.figures);
+        out.extend_from_slice(bytemuck::cast_slice(self.slots));
+        out.extend_from_slice(self.quotes);
+    }
+
+    /// The features [`Self::encode_into`] wrote to `words`; `None` when `words` do not
+    /// hold exactly them.
+    pub fn decode(words: &'a [u64]) -> Option<StoryView<'a>> {
+        let header = words.get(..HEADER_WORDS)?;
+        let low = |w: u64| (w & 0xFFFF_FFFF) as usize;
+        let high = |w: u64| (w >> 32) as usize;
+        let mut rest = &words[HEADER_WORDS..];
+        let mut take = |n: usize| -> Option<&'a [u64]> {
+            let list = rest.get(..n)?;
+            rest = &rest[n..];
+            Some(list)
+        };
+        let terms = take(low(header[0]))?;
+        let names = take(high(header[0]))?;
+        let figures = take(low(header[1]))?;
+        let slots = bytemuck::cast_slice(take(2 * high(header[1]))?);
+        let quotes = take(low(header[2]))?;
+        let first = (header[2] >> 40) as u8;
+        let view = StoryView {
+            terms,
+            names,
+            figures,
+            slots,
+            quotes,
+            weekdays: (header[2] >> 32) as u8,
+            first_weekday: (first != u8::MAX).then_some(first),
+            back_references: (header[2] >> 48) as u16,
+        };
+        rest.is_empty().then_some(view)
     }
 }
 
@@ -467,7 +558,7 @@ impl Values {
     fn month(&mut self, doc: &mut StoryDoc, hash: u64, slot: Option<u64>) {
         doc.figures.push(hash);
         if let Some(s) = slot {
-            doc.slots.push((s, hash));
+            doc.slots.push([s, hash]);
         }
     }
 
@@ -477,12 +568,12 @@ impl Values {
         };
         doc.figures.push(value);
         if let Some(s) = slot {
-            doc.slots.push((s, value));
+            doc.slots.push([s, value]);
         }
         // The amount a value follows closely ("$280bn (£155bn)") is a slot of its own.
         if let Some((before, at)) = self.previous {
             if first - at <= 3 {
-                doc.slots.push((before ^ VALUE_SLOT_SEED, value));
+                doc.slots.push([before ^ VALUE_SLOT_SEED, value]);
             }
         }
         self.previous = Some((value, last));
@@ -539,7 +630,7 @@ mod tests {
         expected.sort_unstable();
         assert_eq!(d.terms, expected);
         assert_eq!(d.figures, vec![h("0.5")]);
-        assert_eq!(d.slots, vec![(h("rates"), h("0.5"))]);
+        assert_eq!(d.slots, vec![[h("rates"), h("0.5")]]);
         assert_eq!(d.weekdays, 1 << 1);
         assert_eq!(d.first_weekday, Some(1));
     }

@@ -18,6 +18,7 @@
 //!
 //! With a time window, pairs of dated articles further apart are never matched.
 
+pub mod docs;
 pub mod features;
 pub mod link;
 pub mod model;
@@ -30,7 +31,8 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-pub use features::{Extractor, StoryDoc};
+pub use docs::StoryDocs;
+pub use features::{Extractor, StoryDoc, StoryView};
 pub use link::{Linkage, StoryCluster};
 pub use model::{COMPONENT_NAMES, Component, Components, Kind, Model};
 pub use stats::StoryStats;
@@ -115,8 +117,8 @@ pub struct StoryOutcome {
     pub clusters: Vec<StoryCluster>,
     /// The statistics scored against.
     pub stats: StoryStats,
-    /// The story features of every document (index = document).
-    pub docs: Vec<StoryDoc>,
+    /// The story features of every document, with the weights scored with.
+    pub docs: StoryDocs,
     /// Banding of the weighted signatures.
     pub lsh: LshParams,
     /// Candidate pairs (past the signature estimate) dropped by the time window.
@@ -128,13 +130,14 @@ pub struct StoryOutcome {
 
 /// The expanded set whose Jaccard is the IDF-weighted Jaccard of the content words.
 pub fn weighted_elements(doc: &StoryDoc, stats: &StoryStats, out: &mut Vec<u64>) {
-    weighted_elements_of(&score::Weighted::new(doc, stats), stats, out);
+    weighted_elements_of(&score::Weighted::new(doc.view(), stats), stats, out);
 }
 
-/// The score components of documents `a` and `b` (indices into `corpus` and `docs`).
+/// The score components of documents `a` and `b` (indices into `corpus` and `docs`),
+/// weighted by `stats`.
 pub fn pair_components(
     corpus: &Corpus,
-    docs: &[StoryDoc],
+    docs: &StoryDocs,
     stats: &StoryStats,
     a: u32,
     b: u32,
@@ -142,13 +145,10 @@ pub fn pair_components(
     let (mut x, mut y) = (Vec::new(), Vec::new());
     let sa = corpus.set(a, &mut x)?;
     let sb = corpus.set(b, &mut y)?;
-    Ok(doc_components(
-        &docs[a as usize],
-        &docs[b as usize],
-        stats,
-        sa,
-        sb,
-    ))
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    let wa = docs.weighted(a, stats, &mut x)?;
+    let wb = docs.weighted(b, stats, &mut y)?;
+    Ok(weighted_components(&wa, &wb, sa, sb))
 }
 
 /// The score components of two documents from their features and sorted word shingle
@@ -161,8 +161,8 @@ pub fn doc_components(
     sb: &[u64],
 ) -> Components {
     weighted_components(
-        &score::Weighted::new(a, stats),
-        &score::Weighted::new(b, stats),
+        &score::Weighted::new(a.view(), stats),
+        &score::Weighted::new(b.view(), stats),
         sa,
         sb,
     )
@@ -226,11 +226,11 @@ fn shingle_overlap(sa: &[u64], sb: &[u64]) -> (f64, f64, f64) {
     )
 }
 
-/// Runs the story level over a read corpus: `docs[i]` are the features of document `i`.
+/// Runs the story level over a read corpus: `docs` holds the features of each document.
 #[allow(clippy::too_many_arguments)] // the pipeline's frozen settings, passed apart
 pub fn run(
     corpus: &Corpus,
-    docs: Vec<StoryDoc>,
+    mut docs: StoryDocs,
     stats: StoryStats,
     settings: &StorySettings,
     seed: u64,
@@ -243,31 +243,48 @@ pub fn run(
     let lsh = candidate_lsh(settings.candidate_threshold, k);
     stages.start(Stage::Weigh, Some(docs.len() as u64));
     let sketcher = weighted_sketcher(k, seed);
-    let docs_owned = docs;
-    let docs = &docs_owned[..];
-    // Each term's IDF is looked up once, for the sketch and the scoring both.
-    let weighted: Vec<score::Weighted<'_>> = docs
-        .par_iter()
-        .map(|d| score::Weighted::new(d, &stats))
-        .collect();
     let mut signatures = vec![u32::MAX; docs.len() * k];
-    // Progress is told per batch of documents, not per document.
+    // Each document's weights are looked up once, for its sketch and its scoring, and
+    // stored next to its features.
+    docs.start_weights();
+    // Progress is told per batch of documents, not per document; batches are weighed in
+    // parallel a round at a time and stored in document order.
     const BATCH: usize = 1024;
-    signatures
-        .par_chunks_mut(k * BATCH)
-        .zip(weighted.par_chunks(BATCH))
-        .for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(elements, scratch), (outs, ws)| {
-                for (out, w) in outs.chunks_mut(k).zip(ws) {
-                    weighted_elements_of(w, &stats, elements);
-                    if !elements.is_empty() {
-                        sketcher.sketch(elements, scratch, out);
+    let round = BATCH * 4 * rayon::current_num_threads();
+    for (r, round_signatures) in signatures.chunks_mut(k * round).enumerate() {
+        type Encoded = (Vec<u64>, Vec<usize>);
+        let encoded: Vec<std::io::Result<Encoded>> = round_signatures
+            .par_chunks_mut(k * BATCH)
+            .enumerate()
+            .map_init(
+                || (Vec::new(), Vec::new(), Vec::new()),
+                |(elements, scratch, buf), (b, outs)| {
+                    let first = r * round + b * BATCH;
+                    let (mut words, mut ends) = (Vec::new(), Vec::new());
+                    for (i, out) in outs.chunks_mut(k).enumerate() {
+                        let doc = docs.get((first + i) as u32, buf)?;
+                        let w = score::Weighted::new(doc, &stats);
+                        weighted_elements_of(&w, &stats, elements);
+                        if !elements.is_empty() {
+                            sketcher.sketch(elements, scratch, out);
+                        }
+                        w.encode_weights_into(&mut words);
+                        ends.push(words.len());
                     }
-                }
-                observer.advanced(Stage::Weigh, ws.len() as u64);
-            },
-        );
+                    observer.advanced(Stage::Weigh, ends.len() as u64);
+                    Ok((words, ends))
+                },
+            )
+            .collect();
+        for batch in encoded {
+            let (words, ends) = batch?;
+            let mut start = 0;
+            for end in ends {
+                docs.push_weights(&words[start..end])?;
+                start = end;
+            }
+        }
+    }
     stages.start(Stage::Candidates, Some(lsh.bands as u64));
     // Documents without weighted content (all stop words) are never candidates.
     let indexed: Vec<u32> = (0..docs.len() as u32)
@@ -309,37 +326,43 @@ pub fn run(
     let chunks: Vec<std::io::Result<Vec<Scored>>> = pairs
         .par_chunks(CHUNK)
         .map(|chunk| {
-            let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
+            let (mut set_x, mut set_y) = (Vec::new(), Vec::new());
+            let (mut words_x, mut words_y) = Default::default();
             let mut out = Vec::with_capacity(chunk.len());
-            for &(x, y) in chunk {
-                let (a, b) = if rank[x as usize] < rank[y as usize] {
-                    (x, y)
-                } else {
-                    (y, x)
-                };
-                let sa = corpus.set(a, &mut buf_a)?;
-                let sb = corpus.set(b, &mut buf_b)?;
-                let c = weighted_components(&weighted[a as usize], &weighted[b as usize], sa, sb);
-                let p = model.probability(&c);
-                let l = link::Link {
-                    a,
-                    b,
-                    probability: p as f32,
-                };
-                let pair = (p >= model.threshold).then(|| StoryPair {
-                    a,
-                    b,
-                    probability: p as f32,
-                    components: c,
-                    kind: Kind::of(&c),
-                });
-                out.push((l, pair));
+            // Pairs come sorted, so each document's set and weights are read once for
+            // the run of pairs it starts.
+            for run in chunk.chunk_by(|p, q| p.0 == q.0) {
+                let x = run[0].0;
+                let sx = corpus.set(x, &mut set_x)?;
+                let wx = docs.get_weighted(x, &mut words_x)?;
+                for &(_, y) in run {
+                    let sy = corpus.set(y, &mut set_y)?;
+                    let wy = docs.get_weighted(y, &mut words_y)?;
+                    let (a, b, c) = if rank[x as usize] < rank[y as usize] {
+                        (x, y, weighted_components(&wx, &wy, sx, sy))
+                    } else {
+                        (y, x, weighted_components(&wy, &wx, sy, sx))
+                    };
+                    let p = model.probability(&c);
+                    let l = link::Link {
+                        a,
+                        b,
+                        probability: p as f32,
+                    };
+                    let pair = (p >= model.threshold).then(|| StoryPair {
+                        a,
+                        b,
+                        probability: p as f32,
+                        components: c,
+                        kind: Kind::of(&c),
+                    });
+                    out.push((l, pair));
+                }
             }
             observer.advanced(Stage::Verify, chunk.len() as u64);
             Ok(out)
         })
         .collect();
-    drop(weighted);
     let mut scored = Vec::with_capacity(pairs.len());
     let mut accepted = Vec::new();
     for chunk in chunks {
@@ -375,7 +398,7 @@ pub fn run(
         scored,
         clusters,
         stats,
-        docs: docs_owned,
+        docs,
         lsh,
         outside_window,
         timings: stages.timings,

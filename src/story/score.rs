@@ -1,6 +1,8 @@
 //! The score components of a candidate pair (see [`Components`]).
 
-use super::features::StoryDoc;
+use std::borrow::Cow;
+
+use super::features::StoryView;
 use super::model::{COMPONENTS, Component, Components};
 use super::stats::StoryStats;
 use crate::verify::intersection_size;
@@ -9,12 +11,12 @@ use crate::verify::intersection_size;
 #[derive(Debug)]
 pub struct Weighted<'d> {
     /// The features.
-    pub doc: &'d StoryDoc,
+    pub doc: StoryView<'d>,
     /// IDF of each of `doc.terms`; negative for a rare term (its weight is the absolute
     /// value), so that one array carries both.
-    term_weights: Vec<f32>,
+    term_weights: Cow<'d, [f32]>,
     /// IDF of each of `doc.names`, negative when rare, as `term_weights`.
-    name_weights: Vec<f32>,
+    name_weights: Cow<'d, [f32]>,
     /// Sum of the term weights.
     term_total: f64,
     /// Sum of the squared term weights.
@@ -28,11 +30,12 @@ pub struct Weighted<'d> {
 impl<'d> Weighted<'d> {
     /// Each content term with its IDF.
     pub fn term_idfs(&self) -> impl Iterator<Item = (u64, f64)> + '_ {
-        (self.doc.terms.iter().zip(&self.term_weights)).map(|(&t, &w)| (t, f64::from(w.abs())))
+        (self.doc.terms.iter().zip(self.term_weights.iter()))
+            .map(|(&t, &w)| (t, f64::from(w.abs())))
     }
 
     /// Looks up the weights of `doc` in `stats`.
-    pub fn new(doc: &'d StoryDoc, stats: &StoryStats) -> Self {
+    pub fn new(doc: StoryView<'d>, stats: &StoryStats) -> Self {
         let rare = stats.rare_idf();
         let signed = |key: &u64| {
             let w = stats.idf(*key);
@@ -59,13 +62,59 @@ impl<'d> Weighted<'d> {
         }
         Weighted {
             doc,
-            term_weights,
-            name_weights,
+            term_weights: Cow::Owned(term_weights),
+            name_weights: Cow::Owned(name_weights),
             term_total,
             term_squares,
             name_total,
             rare_total,
         }
+    }
+
+    /// Appends the weights (not the features) to `out` as words (see [`Self::decode`]).
+    pub fn encode_weights_into(&self, out: &mut Vec<u64>) {
+        out.extend(
+            [
+                self.term_total,
+                self.term_squares,
+                self.name_total,
+                self.rare_total,
+            ]
+            .map(f64::to_bits),
+        );
+        for weights in [&self.term_weights, &self.name_weights] {
+            // Two weights to a word, the last one padded.
+            let start = out.len();
+            out.resize(start + weights.len().div_ceil(2), 0);
+            bytemuck::cast_slice_mut::<u64, f32>(&mut out[start..])[..weights.len()]
+                .copy_from_slice(weights);
+        }
+    }
+
+    /// The features `doc` with the weights [`Self::encode_weights_into`] wrote to
+    /// `words`, borrowed from them; `None` when `words` do not hold weights for `doc`.
+    pub fn decode(doc: StoryView<'d>, words: &'d [u64]) -> Option<Self> {
+        let totals = words.get(..4)?;
+        let mut rest = &words[4..];
+        let mut weights = |n: usize| -> Option<&'d [f32]> {
+            let packed = rest.get(..n.div_ceil(2))?;
+            rest = &rest[n.div_ceil(2)..];
+            Some(&bytemuck::cast_slice(packed)[..n])
+        };
+        let term_weights = weights(doc.terms.len())?;
+        let name_weights = weights(doc.names.len())?;
+        if !rest.is_empty() {
+            return None;
+        }
+        Some(Weighted {
+            doc,
+            term_weights: Cow::Borrowed(term_weights),
+            name_weights: Cow::Borrowed(name_weights),
+            term_total: f64::from_bits(totals[0]),
+            term_squares: f64::from_bits(totals[1]),
+            name_total: f64::from_bits(totals[2]),
+            rare_total: f64::from_bits(totals[3]),
+        })
     }
 }
 
@@ -99,19 +148,21 @@ fn ratio(num: f64, den: f64) -> f64 {
 }
 
 /// Among slots both documents fill: `(shared slots, slots filled with no common value)`.
-fn slot_conflicts(a: &[(u64, u64)], b: &[(u64, u64)]) -> (u32, u32) {
+fn slot_conflicts(a: &[[u64; 2]], b: &[[u64; 2]]) -> (u32, u32) {
     let (mut i, mut j) = (0, 0);
     let (mut shared, mut conflicting) = (0u32, 0u32);
     while i < a.len() && j < b.len() {
-        let (sa, sb) = (a[i].0, b[j].0);
+        let (sa, sb) = (a[i][0], b[j][0]);
         if sa < sb {
             i += 1;
         } else if sb < sa {
             j += 1;
         } else {
-            let ea = i + a[i..].iter().take_while(|x| x.0 == sa).count();
-            let eb = j + b[j..].iter().take_while(|x| x.0 == sb).count();
-            let agree = a[i..ea].iter().any(|x| b[j..eb].iter().any(|y| y.1 == x.1));
+            let ea = i + a[i..].iter().take_while(|x| x[0] == sa).count();
+            let eb = j + b[j..].iter().take_while(|x| x[0] == sb).count();
+            let agree = a[i..ea]
+                .iter()
+                .any(|x| b[j..eb].iter().any(|y| y[1] == x[1]));
             shared += 1;
             conflicting += u32::from(!agree);
             i = ea;
@@ -130,15 +181,15 @@ const BACK_REFERENCES_FULL: u32 = 2;
 /// Jaccard) of their word shingle sets.
 pub fn components(a: &Weighted<'_>, b: &Weighted<'_>, shingles: (f64, f64, f64)) -> Components {
     let (da, db) = (a.doc, b.doc);
-    let (terms, term_squares, rare_terms) = shared_weight(&da.terms, &a.term_weights, &db.terms);
-    let (names, _, rare_names) = shared_weight(&da.names, &a.name_weights, &db.names);
-    let figures = intersection_size(&da.figures, &db.figures) as f64;
+    let (terms, term_squares, rare_terms) = shared_weight(da.terms, &a.term_weights, db.terms);
+    let (names, _, rare_names) = shared_weight(da.names, &a.name_weights, db.names);
+    let figures = intersection_size(da.figures, db.figures) as f64;
     let figure_union = (da.figures.len() + db.figures.len()) as f64 - figures;
     let (wa, wb) = (da.weekdays, db.weekdays);
     let weekday_conflict = wa != 0 && wb != 0 && (wa & wb) != wa && (wa & wb) != wb;
     let first_differs =
         matches!((da.first_weekday, db.first_weekday), (Some(x), Some(y)) if x != y);
-    let (shared_slots, conflicting) = slot_conflicts(&da.slots, &db.slots);
+    let (shared_slots, conflicting) = slot_conflicts(da.slots, db.slots);
     let (ra, rb) = (da.back_references, db.back_references);
     let back = (ra & !rb).count_ones().max((rb & !ra).count_ones());
     let flag = |b: bool| f64::from(u8::from(b));
@@ -170,7 +221,7 @@ pub fn components(a: &Weighted<'_>, b: &Weighted<'_>, shingles: (f64, f64, f64))
     set(
         Component::QuoteContainment,
         ratio(
-            intersection_size(&da.quotes, &db.quotes) as f64,
+            intersection_size(da.quotes, db.quotes) as f64,
             da.quotes.len().min(db.quotes.len()) as f64,
         ),
     );
@@ -203,8 +254,8 @@ mod tests {
         stats.add(&da);
         stats.add(&db);
         components(
-            &Weighted::new(&da, &stats),
-            &Weighted::new(&db, &stats),
+            &Weighted::new(da.view(), &stats),
+            &Weighted::new(db.view(), &stats),
             (0.0, 0.0, 0.0),
         )
     }
