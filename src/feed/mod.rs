@@ -1,6 +1,6 @@
 //! Feed deduplication: a persistent, incremental, crash-safe index of articles.
 //!
-//! A [`FeedIndex`] lives in a directory (see [`format`] for the files). Each article added
+//! A [`FeedIndex`] lives in a directory (see [`mod@format`] for the files). Each article added
 //! gets a [`Verdict`] at once: `new`, or `duplicate` with its best match, the exact
 //! Jaccard score and a cluster id. Articles are fingerprinted by the batch pipeline's own
 //! [`Fingerprinter`] and candidates come from the same LSH bands, confirmed on the full

@@ -66,12 +66,6 @@ pub enum BackReference {
 }
 
 impl StoryDoc {
-    /// Bytes this document's features take in memory (for the memory budget note).
-    pub fn heap_bytes(&self) -> usize {
-        8 * (self.terms.len() + self.names.len() + self.figures.len() + self.quotes.len())
-            + 16 * self.slots.len()
-    }
-
     /// The features as borrowed lists.
     pub fn view(&self) -> StoryView<'_> {
         StoryView {

@@ -4,7 +4,8 @@
 //! The flow, after the batch pipeline has read the documents:
 //!
 //! 1. [`features`]: while each document is read, its content words, names, figures with
-//!    their template slot, and weekdays ([`StoryDoc`]);
+//!    their template slot, and weekdays ([`StoryDoc`]), kept in a [`docs::StoryDocs`]
+//!    store (in memory up to the memory budget, then in a temporary file);
 //! 2. [`stats`]: document frequencies counted in the same pass (or loaded from a file);
 //! 3. candidates: a **weighted** MinHash per document — each content word is repeated
 //!    `round((idf − 3) / 0.5)` times (a lower floor than 3 below 1,000 documents) before Fast Similarity Sketching, so slot agreement

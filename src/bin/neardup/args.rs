@@ -441,7 +441,9 @@ pub struct ExecArgs {
     /// Progress bars on standard error.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
-    /// Shingle sets kept in memory before spilling to a temporary file (e.g. 512MiB).
+    /// Memory for each store of per-document data before it spills to a temporary file
+    /// (e.g. 512MiB): shingle sets; at the story level also story features and their
+    /// weights; with --passages the records' texts.
     #[arg(long, default_value = "512MiB", value_parser = parse_size, value_name = "SIZE")]
     pub memory_budget: u64,
     /// Directory for temporary files (default: the system's).
