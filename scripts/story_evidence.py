@@ -58,8 +58,11 @@ class Doc:
         words = content(text)
         self.words, self.lead = set(words), set(words[:LEAD_WORDS])
         self.pairs = set()
+        self.sentences = []
         for sentence in re.split(r"(?<=[.!?])\s+|\n+", text):
             toks = content(sentence)
+            if len(set(toks)) >= 4:
+                self.sentences.append(set(toks))
             for i, t in enumerate(toks):
                 self.pairs.update(tuple(sorted((t, u))) for u in toks[i + 1:i + 1 + COOC_WINDOW] if u != t)
 
@@ -110,6 +113,21 @@ def main():
     np.fill_diagonal(sim, 0)
     best5 = -np.sort(-sim, axis=1)[:, :5].mean(axis=1)
 
+    def best_matches(x, y):
+        # For each sentence of x, its best weighted Jaccard with a sentence of y.
+        return [max((jaccard(sx, sy, word_df) for sy in y.sentences), default=0.0) for sx in x.sentences]
+
+    def alignment(da, db):
+        ab, ba = best_matches(da, db), best_matches(db, da)
+        short = ab if len(ab) <= len(ba) else ba
+        mean = lambda v: sum(v) / len(v) if v else 0.0
+        cover = lambda v, t: sum(x >= t for x in v) / len(v) if v else 0.0
+        return {
+            "align-mean": mean(short),
+            "align-cov25": cover(short, 0.25),
+            "align-lead": max(ab[0] if ab else 0.0, ba[0] if ba else 0.0),
+        }
+
     def features(a, b):
         da, db = docs[a], docs[b]
         ab, ba = containment(da.lead, db.words), containment(db.lead, da.words)
@@ -122,6 +140,7 @@ def main():
             "lead-mean": (ab + ba) / 2,
             "cooc": jaccard(da.pairs, db.pairs, pair_df),
             "twj-df2": jaccard(da.words, db.words, word_df, drop_singletons=True),
+            **alignment(da, db),
         }
 
     labels = [json.loads(line) for line in open(labels_path)]
