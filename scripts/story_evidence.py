@@ -5,7 +5,7 @@
         FIXTURE_DIR --dump DUMP.jsonl
 
 DUMP.jsonl is `examples/story_fit --dump` output (the shipped components per labelled pair).
-For three candidate features it prints their distribution per label kind and for the ten
+For each candidate feature it prints their distribution per label kind and for the ten
 fixture pairs, and the grouped cross-validated pairwise F1 of a logistic model over the
 shipped model's components with and without the feature:
 
@@ -18,7 +18,11 @@ shipped model's components with and without the feature:
 - nbr-csls, nbr-rank: the pair's weighted word Jaccard against each side's other
   neighbours in the whole corpus (2·s − mean of each side's 5 best; log of the better of
   the two ranks): a pair that stands out from its neighbours should be one story, while a
-  running story's articles all resemble each other.
+  running story's articles all resemble each other;
+- align-mean, align-cov25, align-lead: for each sentence (4+ content words) of the
+  shorter text, its best weighted word Jaccard with a sentence of the other (the mean;
+  the share reaching 0.25; the better of the two first sentences'): a rewrite retells
+  the other sentence by sentence, a follow-up shares only background.
 
 A prototype, not shipped logic: BENCHMARKS.md records what it printed.
 """
