@@ -196,6 +196,15 @@ impl PipelineBuilder {
         if s.fields.id == s.fields.text {
             return Err(Error::config("the id field and the text field must differ"));
         }
+        // Checked now: a run only finds out when it first spills, maybe an hour in.
+        if let Some(dir) = &s.temp_dir {
+            if !dir.is_dir() {
+                return Err(Error::config(format!(
+                    "the temporary directory {} does not exist or is not a directory",
+                    dir.display()
+                )));
+            }
+        }
         if s.limits.max_record_bytes == 0
             || s.limits.max_record_bytes > crate::text::MAX_TEXT_BYTES as u64
         {
@@ -781,7 +790,12 @@ impl Pipeline {
             &rank,
             observer,
         )
-        .map_err(|e| Error::io("reading spilled shingle sets", e))?;
+        .map_err(|e| {
+            Error::io(
+                "reading or writing the story level's spilled sets and features",
+                e,
+            )
+        })?;
         stats.candidate_pairs = found.scored.len() as u64 + found.outside_window;
         stats.verified_pairs = found.pairs.len() as u64;
         stats.clusters = found.clusters.len() as u64;

@@ -120,6 +120,29 @@ fn unreadable_inputs() {
     check(&[&good, &missing], "missing.jsonl: cannot read input", &[]);
 }
 
+/// A temporary directory that is not there is refused before reading, at either level,
+/// not when the first spill comes.
+#[test]
+fn a_missing_temporary_directory_is_named_at_once() {
+    let s = Scratch::new();
+    let good = s.jsonl("good.jsonl", &good_records());
+    for level in ["near-copy", "story"] {
+        let out = neardup()
+            .args(["pairs", "--level", level, "--temp-dir"])
+            .arg(s.path("no-such-dir"))
+            .arg(&good)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert!(!out.status.success(), "{err}");
+        assert!(
+            err.contains("temporary directory") && err.contains("no-such-dir"),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
+
 #[test]
 fn duplicate_ids_keep_the_first() {
     let s = Scratch::new();
