@@ -892,14 +892,103 @@ impl Pipeline {
                     tx.send(event).is_ok()
                 });
             });
-            // Document frequencies are counted on a thread of their own, off this serial
-            // loop, from each batch's keys (counts do not depend on order).
+            // Document frequencies are counted on a thread of their own, off the serial
+            // filing loop, from each batch's keys (counts do not depend on order).
             let (keys_tx, keys_rx) = sync_channel::<(u64, Vec<u64>)>(4);
             let counter = scope.spawn(move || StoryStats::count_from(keys_rx));
+            // Filing is serial (document numbers follow input order) and runs on a thread
+            // of its own, one batch behind the workers, so that neither waits for the
+            // other: it takes each batch's records in input order with their results.
+            let (file_tx, file_rx) = sync_channel::<Filing>(1);
+            let (corpus, ids, set_buf) = (&mut corpus, &mut ids, &mut set_buf);
+            let (malformed, repeated_ids) = (&mut malformed, &mut repeated_ids);
+            let story_docs = &mut story_docs;
+            let filer = scope.spawn(move || -> Result<()> {
+                for filing in file_rx {
+                    let (mut batch, processed) = match filing {
+                        Filing::Problem(p) => {
+                            self.on_problem(&p, observer, stats)?;
+                            continue;
+                        }
+                        Filing::Batch(batch, processed) => (batch, processed),
+                    };
+                    // With passages, the raw records stay: texts are decoded again on use.
+                    let chunk = corpus
+                        .keep_records(std::mem::take(&mut batch.buf))
+                        .map_err(|e| Error::io("spilling texts to a temporary file", e))?;
+                    let (mut batch_documents, mut batch_keys) = (0u64, Vec::new());
+                    for (record, result) in batch.records.iter().zip(processed) {
+                        stats.records += 1;
+                        let source = &sources[record.location.source as usize];
+                        let line = (source.format == InputFormat::JsonLines)
+                            .then_some(record.location.line);
+                        let problem = |kind| Problem {
+                            source: source.name.clone(),
+                            line,
+                            kind,
+                        };
+                        let doc = match result {
+                            Ok(doc) => doc,
+                            Err(kind) => {
+                                if kind.is_malformed_record() {
+                                    malformed.push(record.location);
+                                }
+                                self.on_problem(&problem(kind), observer, stats)?;
+                                continue;
+                            }
+                        };
+                        if let Some(earlier) = ids.check(corpus, &doc.entry.id, corpus.len() as u32)
+                        {
+                            let first_set = corpus
+                                .set(earlier, set_buf)
+                                .map_err(|e| Error::io("reading a spilled shingle set", e))?;
+                            repeated_ids.push(RepeatedId {
+                                location: record.location,
+                                first: earlier,
+                                same_shingles: first_set == &doc.fingerprint.set[..],
+                            });
+                            let first = describe_location(sources, corpus.location(earlier));
+                            let kind = ProblemKind::DuplicateId {
+                                id: doc.entry.id.to_string(),
+                                first,
+                            };
+                            self.on_problem(&problem(kind), observer, stats)?;
+                            continue;
+                        }
+                        if let Some(date) = doc.unparsed_date {
+                            stats.unparsed_dates += 1;
+                            stats.unparsed_date_example.get_or_insert(date);
+                        }
+                        stats.documents += 1;
+                        stats.text_bytes += doc.entry.text_bytes;
+                        corpus
+                            .push(doc.entry, &doc.fingerprint.signature, &doc.fingerprint.set)
+                            .map_err(|e| {
+                                Error::io("spilling shingle sets to a temporary file", e)
+                            })?;
+                        let json = source.format == InputFormat::JsonLines;
+                        corpus.push_text(chunk, record.range.clone(), json);
+                        if let Some(features) = doc.story {
+                            batch_documents += 1;
+                            batch_keys.extend(features.terms.iter().chain(&features.names));
+                            story_docs.push(&features).map_err(|e| {
+                                Error::io("spilling story features to a temporary file", e)
+                            })?;
+                        }
+                    }
+                    if batch_documents > 0 {
+                        // The counter only stops when this sender is dropped.
+                        let _ = keys_tx.send((batch_documents, batch_keys));
+                    }
+                }
+                Ok(())
+            });
             for event in rx {
-                let mut batch = match event {
+                let batch = match event {
                     ReadEvent::Problem(p) => {
-                        self.on_problem(&p, observer, stats)?;
+                        if file_tx.send(Filing::Problem(p)).is_err() {
+                            break; // filing stopped on an error, which the join returns
+                        }
                         continue;
                     }
                     ReadEvent::Batch(b) => b,
@@ -916,73 +1005,12 @@ impl Pipeline {
                         |w, r| w.process(&sources[r.location.source as usize], &batch, r),
                     )
                     .collect();
-                // With passages, the raw records stay: texts are decoded again on use.
-                let chunk = corpus
-                    .keep_records(std::mem::take(&mut batch.buf))
-                    .map_err(|e| Error::io("spilling texts to a temporary file", e))?;
-                let (mut batch_documents, mut batch_keys) = (0u64, Vec::new());
-                for (record, result) in batch.records.iter().zip(processed) {
-                    stats.records += 1;
-                    let source = &sources[record.location.source as usize];
-                    let line =
-                        (source.format == InputFormat::JsonLines).then_some(record.location.line);
-                    let problem = |kind| Problem {
-                        source: source.name.clone(),
-                        line,
-                        kind,
-                    };
-                    let doc = match result {
-                        Ok(doc) => doc,
-                        Err(kind) => {
-                            if kind.is_malformed_record() {
-                                malformed.push(record.location);
-                            }
-                            self.on_problem(&problem(kind), observer, stats)?;
-                            continue;
-                        }
-                    };
-                    if let Some(earlier) = ids.check(&corpus, &doc.entry.id, corpus.len() as u32) {
-                        let first_set = corpus
-                            .set(earlier, &mut set_buf)
-                            .map_err(|e| Error::io("reading a spilled shingle set", e))?;
-                        repeated_ids.push(RepeatedId {
-                            location: record.location,
-                            first: earlier,
-                            same_shingles: first_set == &doc.fingerprint.set[..],
-                        });
-                        let first = describe_location(sources, corpus.location(earlier));
-                        let kind = ProblemKind::DuplicateId {
-                            id: doc.entry.id.to_string(),
-                            first,
-                        };
-                        self.on_problem(&problem(kind), observer, stats)?;
-                        continue;
-                    }
-                    if let Some(date) = doc.unparsed_date {
-                        stats.unparsed_dates += 1;
-                        stats.unparsed_date_example.get_or_insert(date);
-                    }
-                    stats.documents += 1;
-                    stats.text_bytes += doc.entry.text_bytes;
-                    corpus
-                        .push(doc.entry, &doc.fingerprint.signature, &doc.fingerprint.set)
-                        .map_err(|e| Error::io("spilling shingle sets to a temporary file", e))?;
-                    let json = source.format == InputFormat::JsonLines;
-                    corpus.push_text(chunk, record.range.clone(), json);
-                    if let Some(features) = doc.story {
-                        batch_documents += 1;
-                        batch_keys.extend(features.terms.iter().chain(&features.names));
-                        story_docs.push(&features).map_err(|e| {
-                            Error::io("spilling story features to a temporary file", e)
-                        })?;
-                    }
-                }
-                if batch_documents > 0 {
-                    // The counter only stops when this sender is dropped.
-                    let _ = keys_tx.send((batch_documents, batch_keys));
+                if file_tx.send(Filing::Batch(batch, processed)).is_err() {
+                    break;
                 }
             }
-            drop(keys_tx);
+            drop(file_tx);
+            filer.join().expect("filing documents does not panic")?;
             Ok(counter
                 .join()
                 .expect("counting document frequencies does not panic"))
@@ -997,6 +1025,14 @@ impl Pipeline {
             story_stats,
         })
     }
+}
+
+/// What the filing thread takes, in input order.
+enum Filing {
+    /// A problem of the input, reported in its place.
+    Problem(Problem),
+    /// A batch of records and what the workers made of each.
+    Batch(Batch, Vec<Result<Processed, ProblemKind>>),
 }
 
 /// What reading the inputs produced.
