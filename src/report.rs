@@ -464,6 +464,8 @@ pub struct ComparisonRecord<'a> {
     pub coverage_b: f64,
     /// What the two texts share, in a's order.
     pub passages: Vec<PassageRecord>,
+    /// How the story level judges the pair, and why.
+    pub story: crate::story::output::StoryVerdictRecord,
 }
 
 /// One document of a [`ComparisonRecord`].
@@ -504,6 +506,7 @@ impl<'a> ComparisonRecord<'a> {
                 .iter()
                 .map(|p| PassageRecord::new(p, &c.a.text, &c.b.text))
                 .collect(),
+            story: crate::story::output::StoryVerdictRecord::new(&c.story),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use neardup::input::InputSpec;
 use neardup::progress::Silent;
 use neardup::{Level, PipelineBuilder};
+use serde_json::Value;
 
 use crate::util::*;
 
@@ -488,4 +489,110 @@ fn fixtures_mixed_into_bbc_join_no_other_article() {
     {
         assert!(c.iter().all(|id| id.ends_with(".txt")), "{c:?}");
     }
+}
+
+/// `compare` gives the verdict, score and components the story level gives the same pair
+/// in the same inputs, and weighs words by a statistics file when given one.
+#[test]
+fn compare_gives_the_story_levels_verdict_and_why() {
+    let s = Scratch::new();
+    let f = s.jsonl(
+        "news.jsonl",
+        &[
+            ("r1", RATE),
+            ("r2", RATE_COPY),
+            ("s1", STORM),
+            ("s2", STORM_COPY),
+        ],
+    );
+    let pairs = json_lines(&stdout_of(
+        &neardup()
+            .args(["pairs", "--level", "story", "--story-threshold", "0"])
+            .arg(&f)
+            .output()
+            .unwrap(),
+    ));
+    assert!(pairs.len() >= 2, "{pairs:?}");
+    for p in &pairs {
+        let (a, b) = (p["a"].as_str().unwrap(), p["b"].as_str().unwrap());
+        // Asked in either order, the pair is scored with the smaller id first.
+        let out = neardup()
+            .args(["compare", "--format", "json", "--in"])
+            .arg(&f)
+            .args([b, a])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let record: Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+        let story = &record["story"];
+        assert_eq!(story["score"], p["score"], "{a} {b}");
+        assert_eq!(story["components"], p["components"], "{a} {b}");
+        assert_eq!(story["kind"], p["kind"]);
+        assert_eq!(story["statistics_documents"], 4);
+        let same = p["score"].as_f64().unwrap() >= story["threshold"].as_f64().unwrap();
+        assert_eq!(story["same_story"], same);
+    }
+    // The text form says the decision and lists what each weighted component adds.
+    let out = neardup()
+        .args(["compare", "--in"])
+        .arg(&f)
+        .args(["r1", "r2"])
+        .output()
+        .unwrap();
+    let text = stdout_of(&out);
+    assert!(text.contains("story level: one story, "), "{text}");
+    assert!(
+        text.contains("term_weighted_jaccard") && text.contains("log-odds"),
+        "{text}"
+    );
+    assert!(text.contains("few documents to weigh words by"), "{text}");
+
+    // Statistics saved by a story run weigh the words of two files compared alone.
+    let stats = s.path("news.stats");
+    let run = neardup()
+        .args([
+            "cluster",
+            "--level",
+            "story",
+            "-q",
+            "-o",
+            "/dev/null",
+            "--stats-out",
+        ])
+        .arg(&stats)
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    let one = s.write("one.txt", RATE);
+    let two = s.write("two.txt", RATE_COPY);
+    let with_stats = |extra: &[&str]| -> Value {
+        let out = neardup()
+            .args(["compare", "--format", "json"])
+            .args(extra)
+            .arg(&one)
+            .arg(&two)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        serde_json::from_str(&stdout_of(&out)).unwrap()
+    };
+    assert_eq!(with_stats(&[])["story"]["statistics_documents"], 2);
+    let stats_arg = stats.to_str().unwrap();
+    assert_eq!(
+        with_stats(&["--stats", stats_arg])["story"]["statistics_documents"],
+        4
+    );
+    let missing = neardup()
+        .args(["compare", "--stats", "no-such.stats"])
+        .arg(&one)
+        .arg(&two)
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(
+        stderr_of(&missing).contains("no-such.stats"),
+        "{}",
+        stderr_of(&missing)
+    );
 }

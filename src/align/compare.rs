@@ -1,9 +1,13 @@
 //! Two documents compared: the library side of `neardup compare`.
 
+use rayon::prelude::*;
+
+use crate::corpus::Corpus;
 use crate::error::{Error, ErrorKind, Result};
 use crate::input::Source;
 use crate::pipeline::Stats;
 use crate::progress::Observer;
+use crate::story::{self, Components, Kind, Model, StoryDoc, StoryStats};
 use crate::verify::PairScore;
 
 use super::{PairPassages, align_pairs, missing_text};
@@ -19,8 +23,30 @@ pub struct Comparison {
     pub score: PairScore,
     /// The passages they share.
     pub passages: PairPassages,
+    /// How the story level judges them.
+    pub story: StoryVerdict,
     /// Counts of the run (documents read, bad records).
     pub stats: Stats,
+}
+
+/// The story level's judgement of a compared pair, with what led to it.
+#[derive(Clone, Debug)]
+pub struct StoryVerdict {
+    /// The score components (a is the document with the smaller id, as the story level
+    /// orders a pair).
+    pub components: Components,
+    /// Probability of one story under the model (0 when vetoed).
+    pub probability: f64,
+    /// Whether the model decides one story.
+    pub same_story: bool,
+    /// Whether the template-slot veto decided two stories.
+    pub vetoed: bool,
+    /// What kind the pair is, or would be, as one story.
+    pub kind: Kind,
+    /// The model that decided.
+    pub model: Model,
+    /// Documents the statistics (IDF weights) were counted over.
+    pub statistics_documents: u64,
 }
 
 /// One side of a [`Comparison`].
@@ -91,6 +117,7 @@ pub fn compare(
     let passages = align_pairs(&corpus, &[(da, db)], settings.shingle, passage, &|_| {})?
         .pop()
         .unwrap_or_default();
+    let story = story_verdict(&corpus, &settings.story, da, db)?;
     let doc = |d: u32| -> Result<ComparedDoc> {
         let mut buf = Vec::new();
         let text = corpus
@@ -110,6 +137,71 @@ pub fn compare(
         b: doc(db)?,
         score,
         passages,
+        story,
         stats,
+    })
+}
+
+/// The story level's verdict on documents `a` and `b` of `corpus`, weighted by the
+/// statistics file of `settings` or else by document frequencies over the whole corpus.
+fn story_verdict(
+    corpus: &Corpus,
+    settings: &story::StorySettings,
+    a: u32,
+    b: u32,
+) -> Result<StoryVerdict> {
+    let features = |d: u32, x: &mut story::Extractor| -> Result<StoryDoc> {
+        let mut buf = Vec::new();
+        let text = corpus
+            .text(d, &mut buf)
+            .map_err(|e| Error::io("reading a spilled text", e))?
+            .ok_or_else(|| missing_text(d))?;
+        let title = match (&settings.title_field, corpus.metadata(d)) {
+            (Some(field), Some(metadata)) => story::string_field(metadata, field),
+            _ => None,
+        };
+        Ok(x.extract_document(title.as_deref(), &text, None))
+    };
+    let stats = match &settings.stats_in {
+        Some(path) => std::fs::File::open(path)
+            .and_then(|f| StoryStats::read_from(&mut std::io::BufReader::new(f)))
+            .map_err(|e| Error::io(format!("reading statistics {}", path.display()), e))?,
+        None => {
+            let docs: Vec<StoryDoc> = (0..corpus.len() as u32)
+                .into_par_iter()
+                .map_init(story::Extractor::new, |x, d| features(d, x))
+                .collect::<Result<_>>()?;
+            let mut stats = StoryStats::new();
+            docs.iter().for_each(|d| stats.add(d));
+            stats
+        }
+    };
+    // The story level scores a pair with the smaller id first.
+    let (a, b) = if corpus.id(a) <= corpus.id(b) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let mut x = story::Extractor::new();
+    let (fa, fb) = (features(a, &mut x)?, features(b, &mut x)?);
+    let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
+    let read = |d: u32, buf: &mut Vec<u64>| -> Result<Vec<u64>> {
+        corpus
+            .set(d, buf)
+            .map(<[u64]>::to_vec)
+            .map_err(|e| Error::io("reading spilled shingle sets", e))
+    };
+    let (sa, sb) = (read(a, &mut buf_a)?, read(b, &mut buf_b)?);
+    let components = story::doc_components(&fa, &fb, &stats, &sa, &sb);
+    let model = settings.model;
+    let probability = model.probability(&components);
+    Ok(StoryVerdict {
+        components,
+        probability,
+        same_story: probability >= model.threshold,
+        vetoed: model.vetoes(&components),
+        kind: Kind::of(&components),
+        model,
+        statistics_documents: stats.documents(),
     })
 }

@@ -74,7 +74,7 @@ use crate::text::{Token, Tokenizer};
 use crate::verify::PairScore;
 
 pub use aligner::{Aligner, Op, Prepared, TokenPassage};
-pub use compare::{ComparedDoc, Comparison, DocRef, compare};
+pub use compare::{ComparedDoc, Comparison, DocRef, StoryVerdict, compare};
 pub use texts::TextStore;
 
 use boilerplate::Windows;

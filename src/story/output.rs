@@ -61,6 +61,40 @@ pub struct StoryPairRecord<'a> {
     pub components: ComponentsRecord,
 }
 
+/// The story level's verdict on a compared pair (`neardup compare`).
+#[derive(Debug, Serialize)]
+pub struct StoryVerdictRecord {
+    /// Whether the model decides one story.
+    pub same_story: bool,
+    /// Probability of one story under the model (0 when vetoed).
+    pub score: f64,
+    /// The model's cut: one story from this score up.
+    pub threshold: f64,
+    /// Whether the template-slot veto decided two stories.
+    pub vetoed: bool,
+    /// `copy`, `update` or `rewrite`: what the pair is, or would be, as one story.
+    pub kind: &'static str,
+    /// Documents the IDF weights were counted over.
+    pub statistics_documents: u64,
+    /// What the score was computed from (a: the smaller id).
+    pub components: ComponentsRecord,
+}
+
+impl StoryVerdictRecord {
+    /// The record of a verdict.
+    pub fn new(v: &crate::align::StoryVerdict) -> Self {
+        StoryVerdictRecord {
+            same_story: v.same_story,
+            score: r4(v.probability),
+            threshold: v.model.threshold,
+            vetoed: v.vetoed,
+            kind: v.kind.name(),
+            statistics_documents: v.statistics_documents,
+            components: ComponentsRecord::new(&v.components),
+        }
+    }
+}
+
 impl<'a> StoryPairRecord<'a> {
     /// The record of a same-story pair.
     pub fn new(corpus: &'a Corpus, p: &StoryPair) -> Self {

@@ -141,7 +141,8 @@ const COMPARE_EXAMPLES: &str = "\
 Examples:
   neardup compare fixtures/wire-story/003_58dcb8302d6f0541.txt fixtures/wire-story/004_0cbea367e9eb4548.txt
   neardup compare --in news.jsonl reuters-1204 reuters-1209          two ids within an input
-  neardup compare a.txt b.txt --corpus archive.jsonl --format json   boilerplate counted in an archive
+  neardup compare a.txt b.txt --corpus archive.jsonl --format json   boilerplate and word weights from an archive
+  neardup compare a.txt b.txt --stats archive.stats                  word weights saved by cluster --stats-out
   neardup pairs news.jsonl --passages                                passages of every similar pair
 
 Exit codes: 0 success, 1 fatal error (e.g. an id not found), 2 finished with bad input.";
@@ -158,9 +159,15 @@ pub struct CompareArgs {
     /// Every document read also counts for boilerplate.
     #[arg(long = "in", value_name = "INPUT", help_heading = "Input")]
     pub inputs: Vec<String>,
-    /// With two files: count boilerplate in these inputs as well.
+    /// With two files: count boilerplate in these inputs as well, and weigh words for the
+    /// story verdict by how many of them hold each.
     #[arg(long, value_name = "INPUT", help_heading = "Input")]
     pub corpus: Vec<String>,
+    /// Weigh words for the story verdict by these corpus statistics (written by
+    /// `cluster --level story --stats-out`) instead of the documents read. Two files
+    /// alone are too few to tell a rare word from a common one.
+    #[arg(long, value_name = "FILE", help_heading = "Input")]
+    pub stats: Option<std::path::PathBuf>,
     /// JSON field holding the document id.
     #[arg(
         long,

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use neardup::PipelineBuilder;
-use neardup::align::{self, Comparison, DocRef, Passage, PassageSettings};
+use neardup::align::{self, Comparison, DocRef, Passage, PassageSettings, StoryVerdict};
 use neardup::input::{self, FieldNames, InputFormat, InputSpec};
 use neardup::report;
+use neardup::story::Component;
 
 use crate::args::{ColorArg, CompareArgs, CompareFormat, PassageArgs, PassageTuning};
 use crate::progress::Terminal;
@@ -58,6 +59,10 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
         .memory_budget(args.run.memory_budget)
         .temp_dir(args.run.temp_dir.clone())
         .passages(Some(passage))
+        .story(neardup::story::StorySettings {
+            stats_in: args.stats.clone(),
+            ..Default::default()
+        })
         .build()?;
     let terminal = Terminal::new(args.run.progress, args.run.quiet);
 
@@ -134,6 +139,58 @@ const PALETTE: [&str; 6] = ["31", "32", "33", "34", "35", "36"];
 const RESET: &str = "\x1b[0m";
 
 /// Scores, both texts with the passages marked, and the list of passages.
+/// The story verdict: the decision, then each weighted component's value and what it adds
+/// to the model's log-odds, then the unweighted ones.
+fn render_story(out: &mut dyn Write, v: &StoryVerdict) -> io::Result<()> {
+    let decision = if v.same_story {
+        format!("one story, {}", v.kind.name())
+    } else if v.vetoed {
+        "two stories (vetoed: template slots filled with different figures)".to_string()
+    } else {
+        format!("two stories (as one, it would be a {})", v.kind.name())
+    };
+    writeln!(
+        out,
+        "story level: {decision}; score {:.4}, one story from {:.2}; words weighed over {} document{}",
+        v.probability,
+        v.model.threshold,
+        v.statistics_documents,
+        if v.statistics_documents == 1 { "" } else { "s" },
+    )?;
+    if v.statistics_documents < 1000 {
+        writeln!(
+            out,
+            "  (few documents to weigh words by: give --corpus, --in or --stats for a fair verdict)"
+        )?;
+    }
+    let mut log_odds = v.model.bias;
+    for c in Component::ALL {
+        let weight = v.model.weights[c as usize];
+        if weight != 0.0 {
+            let value = v.components.get(c);
+            // Adding 0 turns a product of -0 into 0, which prints without its sign.
+            let adds = weight * value + 0.0;
+            log_odds += adds;
+            writeln!(
+                out,
+                "  {:<26} {value:>7.4} × {weight:>7.3} = {adds:>+7.3}",
+                c.name()
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "  {:<26} {:>27.3}\n  {:<26} {:>+27.3}",
+        "bias", v.model.bias, "log-odds", log_odds
+    )?;
+    let unweighted: Vec<String> = Component::ALL
+        .iter()
+        .filter(|&&c| v.model.weights[c as usize] == 0.0)
+        .map(|&c| format!("{} {:.4}", c.name(), v.components.get(c)))
+        .collect();
+    writeln!(out, "  not weighted: {}", unweighted.join(", "))
+}
+
 fn render(out: &mut dyn Write, c: &Comparison, color: bool) -> io::Result<()> {
     let passages = &c.passages.passages;
     let story: Vec<&Passage> = passages
@@ -158,6 +215,7 @@ fn render(out: &mut dyn Write, c: &Comparison, color: bool) -> io::Result<()> {
         100.0 * c.passages.coverage_a,
         100.0 * c.passages.coverage_b,
     )?;
+    render_story(out, &c.story)?;
     let spans = |pick: fn(&Passage) -> Range<usize>| -> Vec<(Range<usize>, usize, bool)> {
         passages
             .iter()
