@@ -764,9 +764,7 @@ impl Pipeline {
         } = ingested;
         let story_stats = match &s.story.stats_in {
             None => story_stats,
-            Some(path) => std::fs::File::open(path)
-                .and_then(|f| StoryStats::read_from(&mut std::io::BufReader::new(f)))
-                .map_err(|e| Error::io(format!("reading statistics {}", path.display()), e))?,
+            Some(path) => StoryStats::load(path)?,
         };
         if let Some(path) = &s.story.stats_out {
             let write = || -> std::io::Result<()> {

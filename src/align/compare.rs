@@ -163,16 +163,18 @@ fn story_verdict(
         Ok(x.extract_document(title.as_deref(), &text, None))
     };
     let stats = match &settings.stats_in {
-        Some(path) => std::fs::File::open(path)
-            .and_then(|f| StoryStats::read_from(&mut std::io::BufReader::new(f)))
-            .map_err(|e| Error::io(format!("reading statistics {}", path.display()), e))?,
+        Some(path) => StoryStats::load(path)?,
         None => {
-            let docs: Vec<StoryDoc> = (0..corpus.len() as u32)
-                .into_par_iter()
-                .map_init(story::Extractor::new, |x, d| features(d, x))
-                .collect::<Result<_>>()?;
+            // Counted a slice of documents at a time, so the features are never all held.
             let mut stats = StoryStats::new();
-            docs.iter().for_each(|d| stats.add(d));
+            let documents: Vec<u32> = (0..corpus.len() as u32).collect();
+            for slice in documents.chunks(4096) {
+                let docs: Vec<StoryDoc> = slice
+                    .par_iter()
+                    .map_init(story::Extractor::new, |x, &d| features(d, x))
+                    .collect::<Result<_>>()?;
+                docs.iter().for_each(|d| stats.add(d));
+            }
             stats
         }
     };

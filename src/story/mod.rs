@@ -143,12 +143,12 @@ pub fn pair_components(
     a: u32,
     b: u32,
 ) -> std::io::Result<Components> {
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    let sa = corpus.set(a, &mut x)?;
-    let sb = corpus.set(b, &mut y)?;
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    let wa = docs.weighted(a, stats, &mut x)?;
-    let wb = docs.weighted(b, stats, &mut y)?;
+    let (mut set_a, mut set_b) = (Vec::new(), Vec::new());
+    let sa = corpus.set(a, &mut set_a)?;
+    let sb = corpus.set(b, &mut set_b)?;
+    let (mut features_a, mut features_b) = (Vec::new(), Vec::new());
+    let wa = docs.weighted(a, stats, &mut features_a)?;
+    let wb = docs.weighted(b, stats, &mut features_b)?;
     Ok(weighted_components(&wa, &wb, sa, sb))
 }
 

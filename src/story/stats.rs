@@ -154,6 +154,16 @@ impl StoryStats {
         out.write_all(&buf)
     }
 
+    /// Reads the statistics file at `path` (as [`StoryStats::read_from`]); the error
+    /// names the file.
+    pub fn load(path: &std::path::Path) -> crate::error::Result<Self> {
+        std::fs::File::open(path)
+            .and_then(|f| StoryStats::read_from(&mut io::BufReader::new(f)))
+            .map_err(|e| {
+                crate::error::Error::io(format!("reading statistics {}", path.display()), e)
+            })
+    }
+
     /// Reads statistics written by [`StoryStats::write_to`]; any other content is an
     /// `InvalidData` error that says what is wrong.
     pub fn read_from(input: &mut dyn Read) -> io::Result<Self> {

@@ -414,12 +414,7 @@ fn create(a: CreateArgs) -> Result<ExitCode> {
                 level == Level::Story,
                 "--stats gives story statistics: it needs --level story"
             );
-            let file = std::fs::File::open(path)
-                .with_context(|| format!("opening statistics {}", path.display()))?;
-            Some(
-                neardup::story::StoryStats::read_from(&mut io::BufReader::new(file))
-                    .with_context(|| format!("reading statistics {}", path.display()))?,
-            )
+            Some(neardup::story::StoryStats::load(path)?)
         }
     };
     FeedIndex::create_with_stats(&a.dir, &settings, stats.as_ref())?;
