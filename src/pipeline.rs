@@ -864,26 +864,11 @@ impl Pipeline {
         observer: &dyn Observer,
     ) -> Result<Ingested> {
         let s = &self.settings;
-        let mut corpus = Corpus::new(
-            batch_signature_slots(s),
-            SetStore::new(s.memory_budget, s.temp_dir.clone()),
-        );
-        if s.passages.is_some() {
-            corpus.keep_texts(TextStore::new(
-                s.memory_budget,
-                s.temp_dir.clone(),
-                s.fields.clone(),
-            ));
-        }
-        let mut ids = IdIndex::default();
-        let mut malformed = Vec::new();
-        let mut repeated_ids = Vec::new();
-        let mut set_buf = Vec::new();
-        let mut story_docs = StoryDocs::new(s.memory_budget, s.temp_dir.clone());
+        let mut filer = Filer::new(self, sources, observer);
         let total: Option<u64> = sources.iter().map(|src| src.size).sum();
         observer.stage_started(Stage::Read, total);
         let (tx, rx) = sync_channel::<ReadEvent>(4);
-        let result = std::thread::scope(|scope| -> Result<StoryStats> {
+        let result = std::thread::scope(|scope| -> Result<(Filer<'_>, StoryStats)> {
             scope.spawn(move || {
                 let mut on_read = |n| observer.advanced(Stage::Read, n);
                 input::read_sources(sources, s.limits, &mut on_read, &mut |event| {
@@ -898,88 +883,20 @@ impl Pipeline {
             // of its own, one batch behind the workers, so that neither waits for the
             // other: it takes each batch's records in input order with their results.
             let (file_tx, file_rx) = sync_channel::<Filing>(1);
-            let (corpus, ids, set_buf) = (&mut corpus, &mut ids, &mut set_buf);
-            let (malformed, repeated_ids) = (&mut malformed, &mut repeated_ids);
-            let story_docs = &mut story_docs;
-            let filer = scope.spawn(move || -> Result<()> {
+            let filing = scope.spawn(move || -> Result<Filer<'_>> {
                 for filing in file_rx {
-                    let (mut batch, processed) = match filing {
-                        Filing::Problem(p) => {
-                            self.on_problem(&p, observer, stats)?;
-                            continue;
-                        }
-                        Filing::Batch(batch, processed) => (batch, processed),
-                    };
-                    // With passages, the raw records stay: texts are decoded again on use.
-                    let chunk = corpus
-                        .keep_records(std::mem::take(&mut batch.buf))
-                        .map_err(|e| Error::io("spilling texts to a temporary file", e))?;
-                    let (mut batch_documents, mut batch_keys) = (0u64, Vec::new());
-                    for (record, result) in batch.records.iter().zip(processed) {
-                        stats.records += 1;
-                        let source = &sources[record.location.source as usize];
-                        let line = (source.format == InputFormat::JsonLines)
-                            .then_some(record.location.line);
-                        let problem = |kind| Problem {
-                            source: source.name.clone(),
-                            line,
-                            kind,
-                        };
-                        let doc = match result {
-                            Ok(doc) => doc,
-                            Err(kind) => {
-                                if kind.is_malformed_record() {
-                                    malformed.push(record.location);
-                                }
-                                self.on_problem(&problem(kind), observer, stats)?;
-                                continue;
+                    match filing {
+                        Filing::Problem(p) => self.on_problem(&p, observer, stats)?,
+                        Filing::Batch(batch, processed) => {
+                            let keys = filer.file(batch, processed, stats)?;
+                            if keys.0 > 0 {
+                                // The counter only stops when this sender is dropped.
+                                let _ = keys_tx.send(keys);
                             }
-                        };
-                        if let Some(earlier) = ids.check(corpus, &doc.entry.id, corpus.len() as u32)
-                        {
-                            let first_set = corpus
-                                .set(earlier, set_buf)
-                                .map_err(|e| Error::io("reading a spilled shingle set", e))?;
-                            repeated_ids.push(RepeatedId {
-                                location: record.location,
-                                first: earlier,
-                                same_shingles: first_set == &doc.fingerprint.set[..],
-                            });
-                            let first = describe_location(sources, corpus.location(earlier));
-                            let kind = ProblemKind::DuplicateId {
-                                id: doc.entry.id.to_string(),
-                                first,
-                            };
-                            self.on_problem(&problem(kind), observer, stats)?;
-                            continue;
                         }
-                        if let Some(date) = doc.unparsed_date {
-                            stats.unparsed_dates += 1;
-                            stats.unparsed_date_example.get_or_insert(date);
-                        }
-                        stats.documents += 1;
-                        stats.text_bytes += doc.entry.text_bytes;
-                        corpus
-                            .push(doc.entry, &doc.fingerprint.signature, &doc.fingerprint.set)
-                            .map_err(|e| {
-                                Error::io("spilling shingle sets to a temporary file", e)
-                            })?;
-                        let json = source.format == InputFormat::JsonLines;
-                        corpus.push_text(chunk, record.range.clone(), json);
-                        if let Some(features) = doc.story {
-                            batch_documents += 1;
-                            batch_keys.extend(features.terms.iter().chain(&features.names));
-                            story_docs.push(&features).map_err(|e| {
-                                Error::io("spilling story features to a temporary file", e)
-                            })?;
-                        }
-                    }
-                    if batch_documents > 0 {
-                        // The counter only stops when this sender is dropped.
-                        let _ = keys_tx.send((batch_documents, batch_keys));
                     }
                 }
-                Ok(())
+                Ok(filer)
             });
             for event in rx {
                 let batch = match event {
@@ -1008,20 +925,141 @@ impl Pipeline {
                 }
             }
             drop(file_tx);
-            filer.join().expect("filing documents does not panic")?;
-            Ok(counter
+            let filer = filing.join().expect("filing documents does not panic")?;
+            let story_stats = counter
                 .join()
-                .expect("counting document frequencies does not panic"))
+                .expect("counting document frequencies does not panic");
+            Ok((filer, story_stats))
         });
         observer.stage_finished(Stage::Read);
-        let story_stats = result?;
+        let (filer, story_stats) = result?;
         Ok(Ingested {
-            corpus,
-            malformed,
-            repeated_ids,
-            story_docs,
+            corpus: filer.corpus,
+            malformed: filer.malformed,
+            repeated_ids: filer.repeated_ids,
+            story_docs: filer.story_docs,
             story_stats,
         })
+    }
+}
+
+/// The filing thread's state: appends read documents to the corpus in input order.
+struct Filer<'p> {
+    pipeline: &'p Pipeline,
+    sources: &'p [Source],
+    observer: &'p dyn Observer,
+    corpus: Corpus,
+    ids: IdIndex,
+    set_buf: Vec<u64>,
+    malformed: Vec<RecordLocation>,
+    repeated_ids: Vec<RepeatedId>,
+    story_docs: StoryDocs,
+}
+
+impl<'p> Filer<'p> {
+    fn new(pipeline: &'p Pipeline, sources: &'p [Source], observer: &'p dyn Observer) -> Self {
+        let s = &pipeline.settings;
+        let mut corpus = Corpus::new(
+            batch_signature_slots(s),
+            SetStore::new(s.memory_budget, s.temp_dir.clone()),
+        );
+        if s.passages.is_some() {
+            corpus.keep_texts(TextStore::new(
+                s.memory_budget,
+                s.temp_dir.clone(),
+                s.fields.clone(),
+            ));
+        }
+        Filer {
+            pipeline,
+            sources,
+            observer,
+            corpus,
+            ids: IdIndex::default(),
+            set_buf: Vec::new(),
+            malformed: Vec::new(),
+            repeated_ids: Vec::new(),
+            story_docs: StoryDocs::new(s.memory_budget, s.temp_dir.clone()),
+        }
+    }
+
+    /// Files one batch's records with what the workers made of them, reporting their
+    /// problems; returns how many documents have story features and their keys (for the
+    /// document frequencies).
+    fn file(
+        &mut self,
+        mut batch: Batch,
+        processed: Vec<Result<Processed, ProblemKind>>,
+        stats: &mut Stats,
+    ) -> Result<(u64, Vec<u64>)> {
+        // With passages, the raw records stay: texts are decoded again on use.
+        let chunk = self
+            .corpus
+            .keep_records(std::mem::take(&mut batch.buf))
+            .map_err(|e| Error::io("spilling texts to a temporary file", e))?;
+        let (mut batch_documents, mut batch_keys) = (0u64, Vec::new());
+        for (record, result) in batch.records.iter().zip(processed) {
+            stats.records += 1;
+            let source = &self.sources[record.location.source as usize];
+            let line = (source.format == InputFormat::JsonLines).then_some(record.location.line);
+            let problem = |kind| Problem {
+                source: source.name.clone(),
+                line,
+                kind,
+            };
+            let doc = match result {
+                Ok(doc) => doc,
+                Err(kind) => {
+                    if kind.is_malformed_record() {
+                        self.malformed.push(record.location);
+                    }
+                    self.pipeline
+                        .on_problem(&problem(kind), self.observer, stats)?;
+                    continue;
+                }
+            };
+            if let Some(earlier) =
+                self.ids
+                    .check(&self.corpus, &doc.entry.id, self.corpus.len() as u32)
+            {
+                let first_set = self
+                    .corpus
+                    .set(earlier, &mut self.set_buf)
+                    .map_err(|e| Error::io("reading a spilled shingle set", e))?;
+                self.repeated_ids.push(RepeatedId {
+                    location: record.location,
+                    first: earlier,
+                    same_shingles: first_set == &doc.fingerprint.set[..],
+                });
+                let first = describe_location(self.sources, self.corpus.location(earlier));
+                let kind = ProblemKind::DuplicateId {
+                    id: doc.entry.id.to_string(),
+                    first,
+                };
+                self.pipeline
+                    .on_problem(&problem(kind), self.observer, stats)?;
+                continue;
+            }
+            if let Some(date) = doc.unparsed_date {
+                stats.unparsed_dates += 1;
+                stats.unparsed_date_example.get_or_insert(date);
+            }
+            stats.documents += 1;
+            stats.text_bytes += doc.entry.text_bytes;
+            self.corpus
+                .push(doc.entry, &doc.fingerprint.signature, &doc.fingerprint.set)
+                .map_err(|e| Error::io("spilling shingle sets to a temporary file", e))?;
+            let json = source.format == InputFormat::JsonLines;
+            self.corpus.push_text(chunk, record.range.clone(), json);
+            if let Some(features) = doc.story {
+                batch_documents += 1;
+                batch_keys.extend(features.terms.iter().chain(&features.names));
+                self.story_docs
+                    .push(&features)
+                    .map_err(|e| Error::io("spilling story features to a temporary file", e))?;
+            }
+        }
+        Ok((batch_documents, batch_keys))
     }
 }
 

@@ -187,14 +187,10 @@ fn story_verdict(
     let mut x = story::Extractor::new();
     let (fa, fb) = (features(a, &mut x)?, features(b, &mut x)?);
     let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
-    let read = |d: u32, buf: &mut Vec<u64>| -> Result<Vec<u64>> {
-        corpus
-            .set(d, buf)
-            .map(<[u64]>::to_vec)
-            .map_err(|e| Error::io("reading spilled shingle sets", e))
-    };
-    let (sa, sb) = (read(a, &mut buf_a)?, read(b, &mut buf_b)?);
-    let components = story::doc_components(&fa, &fb, &stats, &sa, &sb);
+    let spilled = |e| Error::io("reading spilled shingle sets", e);
+    let sa = corpus.set(a, &mut buf_a).map_err(spilled)?;
+    let sb = corpus.set(b, &mut buf_b).map_err(spilled)?;
+    let components = story::doc_components(&fa, &fb, &stats, sa, sb);
     let model = settings.model;
     let probability = model.probability(&components);
     Ok(StoryVerdict {

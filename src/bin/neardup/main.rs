@@ -379,26 +379,11 @@ fn print_stages(terminal: &Terminal, outcome: &Outcome, write_time: std::time::D
     for (what, (in_memory, on_disk)) in stores {
         line.push_str(&format!(
             "; {what} {} in memory, {} spilled",
-            byte_size(in_memory),
-            byte_size(on_disk)
+            indicatif::DecimalBytes(in_memory),
+            indicatif::DecimalBytes(on_disk)
         ));
     }
     terminal.println(&line);
-}
-
-/// `bytes` in the largest unit that leaves at least 1 (`512 B`, `3.4 kB`, `4.9 GB`).
-fn byte_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
-    if bytes < 1000 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1e3;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// Starts writing `path`; nothing appears there until it is committed.
@@ -431,18 +416,5 @@ fn write_atomically<T>(
                 .with_context(|| format!("writing {}", path.display()))?;
             Ok(value)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn byte_sizes_read_at_a_glance() {
-        use super::byte_size;
-        assert_eq!(byte_size(0), "0 B");
-        assert_eq!(byte_size(999), "999 B");
-        assert_eq!(byte_size(3_400), "3.4 kB");
-        assert_eq!(byte_size(4_890_000_000), "4.9 GB");
-        assert_eq!(byte_size(7_000_000_000_000_000), "7000.0 TB");
     }
 }
