@@ -2,14 +2,16 @@
 //!
 //!     cargo run --release --example story_fit -- ../shared/data/bbc-news.jsonl \
 //!         ../shared/data/labels/bbc-same-story.jsonl [--folds 5] [--l2 0.1] [--seed 7]
-//!         [--use name,name,...] [--veto SLOTS,FRACTION] [--dump pairs.jsonl]
+//!         [--use name,name,...] [--veto SLOTS,FRACTION] [--lead-veto SHARE]
+//!         [--dump pairs.jsonl]
 //!
 //! `--more-seeds N` repeats the cross-validation with N more fold assignments (seeds
 //! `seed + 1…`) and prints the mean, to see how much one assignment's figure is luck.
 //! `--linkage average|majority` chooses how story clusters merge.
 //! `--use` picks the components the model may use (default: those the committed model
-//! uses); `--veto 0,0` turns the template-slot veto off; `--dump` writes every labelled
-//! pair's components as JSON lines for analysis.
+//! uses); `--veto 0,0` turns the template-slot veto off, `--lead-veto 0` the lead veto
+//! (default: the committed model's vetoes); `--dump` writes every labelled pair's
+//! components as JSON lines for analysis.
 //!
 //! Labels are JSON Lines with `a`, `b`, `same_story` and optionally `label` and
 //! `confidence` (as in `bbc-same-story.jsonl`). The corpus is read once at the story level.
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         l2: 0.1,
         veto_slots: committed.veto_slots,
         veto_fraction: committed.veto_fraction,
+        veto_lead: committed.veto_lead,
     };
     let mut dump = None;
     let mut explain = false;
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
                 settings.veto_slots = n.parse().expect("veto slots");
                 settings.veto_fraction = f.parse().expect("veto fraction");
             }
+            "--lead-veto" => settings.veto_lead = value().parse().expect("lead veto share"),
             "--dump" => dump = Some(value()),
             "--explain" => explain = true,
             "--linkage" => {
@@ -254,6 +258,7 @@ fn main() -> ExitCode {
     println!("    threshold: {:.2},", final_model.threshold);
     println!("    veto_slots: {},", final_model.veto_slots);
     println!("    veto_fraction: {:.2},", final_model.veto_fraction);
+    println!("    veto_lead: {:.2},", final_model.veto_lead);
     println!("}};");
     ExitCode::SUCCESS
 }

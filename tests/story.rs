@@ -100,6 +100,71 @@ fn templated_reports_on_other_days_stay_apart_while_copies_join() {
     assert_eq!(pair.kind, neardup::story::Kind::Copy);
 }
 
+/// A notice from one template (bond issues, dividends, contracts) with its issuer's name.
+fn bond_notice(issuer: &str, amount: u32) -> String {
+    format!(
+        "{issuer} is issuing a {amount} mln dlr equity warrant eurobond due April 30, 1992 \
+         paying an indicated coupon of 2-1/2 pct and priced at par. The issue is guaranteed \
+         by its main bank and the selling concession is 1-1/2 pct. The lead manager is \
+         Nomura International Ltd. Listing will be in Luxembourg."
+    )
+}
+
+/// Another company's notice in the same template is another story, even on one day with
+/// the same amount: each lead names an issuer the other never mentions. A copy still joins.
+/// (Issuers without "Co Ltd": in six documents such suffixes still weigh; in a real corpus
+/// they weigh next to nothing.)
+#[test]
+fn another_companys_notice_in_one_template_is_another_story() {
+    let s = Scratch::new();
+    let tokyo = bond_notice("Tokyo Optical", 100);
+    let tokyo_copy = format!("{tokyo} Reporting by the Tokyo desk.");
+    let f = s.jsonl(
+        "notices.jsonl",
+        &[
+            ("tokyo", &tokyo),
+            ("sankei", &bond_notice("Sankei Building", 100)),
+            ("showa", &bond_notice("Showa Aluminium", 100)),
+            ("tokyo-copy", &tokyo_copy),
+            ("rate", RATE),
+            ("storm", STORM),
+        ],
+    );
+    let (clusters, outcome) = story_clusters(&[InputSpec::Path(f.clone())]);
+    assert_eq!(
+        clusters,
+        vec![vec!["tokyo".to_string(), "tokyo-copy".to_string()]]
+    );
+    // Without the lead veto the notices are one story: the veto is what keeps them apart.
+    let scored = neardup()
+        .args(["pairs", "--level", "story", "--story-threshold", "0"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let pairs: Vec<Value> = String::from_utf8(scored.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let sankei = pairs
+        .iter()
+        .find(|p| p["a"] == "sankei" && p["b"] == "tokyo")
+        .expect("the two notices are candidates");
+    let c = &sankei["components"];
+    assert!(
+        c["lead_name_conflict"].as_f64().unwrap() >= 0.75,
+        "{sankei}"
+    );
+    let model = neardup::story::Model::fitted();
+    let mut components = neardup::story::Components::default();
+    for component in neardup::story::Component::ALL {
+        components.0[component as usize] = c[component.name()].as_f64().unwrap();
+    }
+    assert!(model.logistic(&components) >= model.threshold, "{sankei}");
+    assert!(!model.same_story(&components));
+    assert_eq!(outcome.story.as_ref().unwrap().pairs.len(), 1);
+}
+
 #[test]
 fn a_window_keeps_stories_days_apart_from_matching() {
     let s = Scratch::new();
@@ -474,6 +539,51 @@ fn bbc_labelled_pairs_by_story_cluster() {
 
 const PINNED_PRECISION: f64 = 0.84;
 const PINNED_F1: f64 = 0.81;
+
+/// Tickers an article names (`<SGIC>`, `<QANT.O>`): Reuters marks companies so.
+fn tickers(text: &str) -> HashSet<&str> {
+    text.split('<')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('>').map(|(t, _)| t))
+        .filter(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_uppercase() || c == '.'))
+        .collect()
+}
+
+/// On Reuters, templated notices of different companies (debt offerings, prime rates,
+/// eurobonds) are different stories. Proxy measure: story clusters holding two articles
+/// whose tickers are all different. 67 such pairs before the lead veto, 34 after
+/// (BENCHMARKS.md, "Templated reports on Reuters").
+#[test]
+fn reuters_notices_of_different_companies_mostly_stay_apart() {
+    let Some(data) = data_dir() else { return };
+    let path = data.join("reuters21578.jsonl");
+    let mut ticker_sets: HashMap<String, HashSet<String>> = HashMap::new();
+    for line in std::fs::read_to_string(&path).unwrap().lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let text = format!(
+            "{} {}",
+            v["title"].as_str().unwrap_or(""),
+            v["text"].as_str().unwrap()
+        );
+        let set = tickers(&text).into_iter().map(str::to_string).collect();
+        ticker_sets.insert(v["id"].as_str().unwrap().to_string(), set);
+    }
+    let (clusters, _) = story_clusters(&[InputSpec::Path(path)]);
+    let mut different = 0;
+    for c in &clusters {
+        for (i, a) in c.iter().enumerate() {
+            for b in &c[i + 1..] {
+                let (ta, tb) = (&ticker_sets[a], &ticker_sets[b]);
+                different += usize::from(!ta.is_empty() && !tb.is_empty() && ta.is_disjoint(tb));
+            }
+        }
+    }
+    eprintln!("reuters: {different} co-clustered pairs of different companies");
+    assert!(
+        different <= 40,
+        "{different} pairs of different companies share a story"
+    );
+}
 
 /// On real data: mixed into a real corpus, no other article joins a fixture's story.
 #[test]

@@ -7,7 +7,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::input::Source;
 use crate::pipeline::Stats;
 use crate::progress::Observer;
-use crate::story::{self, Components, Kind, Model, StoryDoc, StoryStats};
+use crate::story::{self, Components, Kind, Model, StoryDoc, StoryStats, Veto};
 use crate::verify::PairScore;
 
 use super::{PairPassages, align_pairs, missing_text};
@@ -39,8 +39,8 @@ pub struct StoryVerdict {
     pub probability: f64,
     /// Whether the model decides one story.
     pub same_story: bool,
-    /// Whether the template-slot veto decided two stories.
-    pub vetoed: bool,
+    /// The veto that decided two stories, if one did.
+    pub veto: Option<Veto>,
     /// What kind the pair is, or would be, as one story.
     pub kind: Kind,
     /// The model that decided.
@@ -197,7 +197,7 @@ fn story_verdict(
         components,
         probability,
         same_story: probability >= model.threshold,
-        vetoed: model.vetoes(&components),
+        veto: model.veto(&components),
         kind: Kind::of(&components),
         model,
         statistics_documents: stats.documents(),

@@ -45,13 +45,14 @@
 //! ```text
 //! size  field
 //!    4  weighted signature slots K′
-//!   20  counts of terms T, names N, figures F, template slots L, quotes Q (u32 each)
+//!   24  counts of terms T, names N, figures F, template slots L, quotes Q, lead names D
+//!       (u32 each)
 //!    1  weekdays (bit d = weekday d mentioned)
 //!    1  first weekday (255 = none)
 //!    2  back references (bits)
 //! 4·K′  weighted signature (u32; all u32::MAX: no weighted content)
 //!  8·T  terms, 8·N names, 8·F figures (u64, sorted), 16·L slots (u64 slot, u64 value),
-//!  8·Q  quotes
+//!  8·Q  quotes, 8·D lead names
 //! ```
 
 use crate::index::LshParams;
@@ -72,7 +73,7 @@ const RECORD_ARTICLE: u8 = 1;
 const RECORD_STORY_ARTICLE: u8 = 2;
 const PAYLOAD_HEADER_BYTES: usize = 48;
 /// Bytes of the fixed part of a story section.
-pub(crate) const STORY_HEADER_BYTES: usize = 28;
+pub(crate) const STORY_HEADER_BYTES: usize = 32;
 
 /// The file name of a generation's log.
 pub(crate) fn log_file_name(generation: u64) -> String {
@@ -444,6 +445,7 @@ pub(crate) struct StoryRecord<'a> {
     /// Little-endian `(u64 slot, u64 value)` pairs.
     pub slots: &'a [u8],
     pub quotes: &'a [u8],
+    pub lead_names: &'a [u8],
     pub weekdays: u8,
     pub first_weekday: Option<u8>,
     pub back_references: u16,
@@ -478,6 +480,7 @@ impl StoryRecord<'_> {
             (&mut out.names, self.names),
             (&mut out.figures, self.figures),
             (&mut out.quotes, self.quotes),
+            (&mut out.lead_names, self.lead_names),
         ] {
             list.clear();
             list.extend(u64s(bytes));
@@ -502,6 +505,7 @@ pub(crate) struct StoryBytes {
     pub figures: Vec<u8>,
     pub slots: Vec<u8>,
     pub quotes: Vec<u8>,
+    pub lead_names: Vec<u8>,
 }
 
 impl StoryBytes {
@@ -515,6 +519,7 @@ impl StoryBytes {
             (&mut self.names, &doc.names),
             (&mut self.figures, &doc.figures),
             (&mut self.quotes, &doc.quotes),
+            (&mut self.lead_names, &doc.lead_names),
         ] {
             out.clear();
             out.extend(list.iter().flat_map(|x| x.to_le_bytes()));
@@ -537,6 +542,7 @@ impl StoryBytes {
             figures: &self.figures,
             slots: &self.slots,
             quotes: &self.quotes,
+            lead_names: &self.lead_names,
             weekdays: doc.weekdays,
             first_weekday: doc.first_weekday,
             back_references: doc.back_references,
@@ -647,6 +653,7 @@ pub(crate) fn encode_article(out: &mut Vec<u8>, r: &ArticleRecord<'_>) {
             story.figures.len() / 8,
             story.slots.len() / 16,
             story.quotes.len() / 8,
+            story.lead_names.len() / 8,
         ] {
             out.extend_from_slice(&(len as u32).to_le_bytes());
         }
@@ -660,6 +667,7 @@ pub(crate) fn encode_article(out: &mut Vec<u8>, r: &ArticleRecord<'_>) {
             story.figures,
             story.slots,
             story.quotes,
+            story.lead_names,
         ] {
             out.extend_from_slice(bytes);
         }
@@ -723,7 +731,15 @@ pub(crate) fn decode_article(payload: &[u8], num_perm: usize) -> Result<ArticleR
     let cluster = r.str(cluster_len)?;
     let story = if kind == RECORD_STORY_ARTICLE {
         let start = r.at;
-        let lens = [r.u32()?, r.u32()?, r.u32()?, r.u32()?, r.u32()?, r.u32()?];
+        let lens = [
+            r.u32()?,
+            r.u32()?,
+            r.u32()?,
+            r.u32()?,
+            r.u32()?,
+            r.u32()?,
+            r.u32()?,
+        ];
         let weekdays = r.u8()?;
         let first_weekday = Some(r.u8()?).filter(|&d| d != u8::MAX);
         let back_references = r.u16()?;
@@ -742,6 +758,7 @@ pub(crate) fn decode_article(payload: &[u8], num_perm: usize) -> Result<ArticleR
             figures: list(lens[3], 8)?,
             slots: list(lens[4], 16)?,
             quotes: list(lens[5], 8)?,
+            lead_names: list(lens[6], 8)?,
             weekdays,
             first_weekday,
             back_references,

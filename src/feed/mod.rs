@@ -1438,7 +1438,7 @@ fn story_check(pipeline: &Settings, s: &StoryIndexSettings) -> u64 {
         bytes.extend(xs.iter().flat_map(|x| x.to_le_bytes()));
     };
     for d in [&da, &db] {
-        for list in [&d.terms, &d.names, &d.figures, &d.quotes] {
+        for list in [&d.terms, &d.names, &d.figures, &d.quotes, &d.lead_names] {
             words(list, &mut bytes);
         }
         let slots: Vec<u64> = d.slots.iter().flatten().copied().collect();
@@ -1472,6 +1472,7 @@ fn story_check(pipeline: &Settings, s: &StoryIndexSettings) -> u64 {
     }
     bytes.extend(model.veto_slots.to_le_bytes());
     bytes.extend(fixed(model.veto_fraction));
+    bytes.extend(fixed(model.veto_lead));
     bytes.extend(Kind::of(&c).name().as_bytes());
     xxh3_64(&bytes)
 }
@@ -1875,6 +1876,14 @@ mod golden {
             story.features_into(&mut doc);
             assert!(!doc.terms.is_empty() && doc.terms.windows(2).all(|w| w[0] < w[1]));
             assert!(doc.slots.windows(2).all(|w| w[0] < w[1]));
+            if r.id == "rate-1" {
+                // The lead is the first sentence that names someone: the second.
+                let mut lead: Vec<u64> = ["governor", "anna", "berg"]
+                    .map(|w| crate::text::hash_normalized(w.as_bytes()))
+                    .into();
+                lead.sort_unstable();
+                assert_eq!(doc.lead_names, lead);
+            }
             seen.push((
                 r.id.to_string(),
                 r.verdict,
@@ -1949,5 +1958,21 @@ mod golden {
             e.to_string().contains("fingerprints texts differently"),
             "{e}"
         );
+    }
+
+    /// A story index from a neardup whose story features or model differ (whose records
+    /// may not even decode the same) is refused before any record is read.
+    #[test]
+    fn a_story_index_from_another_story_level_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().join("idx");
+        build_story(&dir);
+        let mut meta = read_meta(&dir).unwrap();
+        meta.story.as_mut().unwrap().story_check ^= 1;
+        std::fs::write(dir.join(format::META_FILE), format::encode_meta(&meta)).unwrap();
+        // A log this neardup cannot decode: the check must come first.
+        std::fs::write(dir.join(format::log_file_name(0)), b"not a log").unwrap();
+        let e = FeedIndex::open(&dir, Access::Read, &Silent).unwrap_err();
+        assert!(e.to_string().contains("story level differs"), "{e}");
     }
 }

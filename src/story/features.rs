@@ -27,6 +27,11 @@ pub struct StoryDoc {
     pub slots: Vec<[u64; 2]>,
     /// Hashes of word pairs inside quotation marks (pairs of two stop words left out).
     pub quotes: Vec<u64>,
+    /// Term hashes of the words of the names in the text's lead: its first sentence
+    /// that names anyone or anything. Who the story is about: a templated notice of
+    /// another company ("Tokyo Optical Co Ltd is issuing…") names someone the other
+    /// text never mentions.
+    pub lead_names: Vec<u64>,
     /// Bit `d` set when weekday `d` (Monday = 0) is mentioned.
     pub weekdays: u8,
     /// The first weekday mentioned (Monday = 0), if any.
@@ -74,6 +79,7 @@ impl StoryDoc {
             figures: &self.figures,
             slots: &self.slots,
             quotes: &self.quotes,
+            lead_names: &self.lead_names,
             weekdays: self.weekdays,
             first_weekday: self.first_weekday,
             back_references: self.back_references,
@@ -95,6 +101,8 @@ pub struct StoryView<'a> {
     pub slots: &'a [[u64; 2]],
     /// See [`StoryDoc::quotes`].
     pub quotes: &'a [u64],
+    /// See [`StoryDoc::lead_names`].
+    pub lead_names: &'a [u64],
     /// See [`StoryDoc::weekdays`].
     pub weekdays: u8,
     /// See [`StoryDoc::first_weekday`].
@@ -104,7 +112,7 @@ pub struct StoryView<'a> {
 }
 
 /// Words of the header of an encoded [`StoryView`].
-const HEADER_WORDS: usize = 3;
+const HEADER_WORDS: usize = 4;
 
 impl<'a> StoryView<'a> {
     /// Appends the features to `out` as words: a header of list lengths and the scalar
@@ -119,11 +127,13 @@ impl<'a> StoryView<'a> {
                 | u64::from(self.first_weekday.unwrap_or(u8::MAX)) << 40
                 | u64::from(self.back_references) << 48,
         );
+        out.push(len(self.lead_names.len()));
         out.extend_from_slice(self.terms);
         out.extend_from_slice(self.names);
         out.extend_from_slice(self.figures);
         out.extend_from_slice(bytemuck::cast_slice(self.slots));
         out.extend_from_slice(self.quotes);
+        out.extend_from_slice(self.lead_names);
     }
 
     /// The features [`Self::encode_into`] wrote to `words`; `None` when `words` do not
@@ -143,6 +153,7 @@ impl<'a> StoryView<'a> {
         let figures = take(low(header[1]))?;
         let slots = bytemuck::cast_slice(take(2 * high(header[1]))?);
         let quotes = take(low(header[2]))?;
+        let lead_names = take(usize::try_from(header[3]).ok()?)?;
         let first = (header[2] >> 40) as u8;
         let view = StoryView {
             terms,
@@ -150,6 +161,7 @@ impl<'a> StoryView<'a> {
             figures,
             slots,
             quotes,
+            lead_names,
             weekdays: (header[2] >> 32) as u8,
             first_weekday: (first != u8::MAX).then_some(first),
             back_references: (header[2] >> 48) as u16,
@@ -376,14 +388,14 @@ impl Extractor {
             tokens.clear();
             self.tokenizer.tokenize(title, &mut tokens);
             let names = title.chars().any(char::is_lowercase);
-            add_features(&mut doc, title, &tokens, names);
+            add_features(&mut doc, title, &tokens, Part::title(names));
         }
         match text_tokens {
-            Some(t) => add_features(&mut doc, text, t, true),
+            Some(t) => add_features(&mut doc, text, t, Part::Text),
             None => {
                 tokens.clear();
                 self.tokenizer.tokenize(text, &mut tokens);
-                add_features(&mut doc, text, &tokens, true);
+                add_features(&mut doc, text, &tokens, Part::Text);
             }
         }
         self.tokens = tokens;
@@ -394,7 +406,7 @@ impl Extractor {
     /// The story features of `text` given its tokens (as the word shingler made them).
     pub fn extract_tokens(text: &str, tokens: &[Token]) -> StoryDoc {
         let mut doc = StoryDoc::default();
-        add_features(&mut doc, text, tokens, true);
+        add_features(&mut doc, text, tokens, Part::Text);
         finish(&mut doc);
         doc
     }
@@ -409,6 +421,7 @@ fn finish(doc: &mut StoryDoc) {
         &mut doc.names,
         &mut doc.figures,
         &mut doc.quotes,
+        &mut doc.lead_names,
     ] {
         list.sort_unstable();
         list.dedup();
@@ -419,10 +432,33 @@ fn finish(doc: &mut StoryDoc) {
     doc.slots.shrink_to_fit();
 }
 
-/// Adds the features of `text` (its `tokens`) to `doc`, unsorted; `find_names` is false
-/// for text whose capitals say nothing (an all-capitals headline).
-fn add_features(doc: &mut StoryDoc, text: &str, tokens: &[Token], find_names: bool) {
+/// Which part of a record a text is: what its capitals say, and whether it has a lead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    /// A headline in mixed case: it names, but the lead is the text's.
+    Title,
+    /// An all-capitals headline: its capitals name nothing.
+    CapitalsTitle,
+    /// The text.
+    Text,
+}
+
+impl Part {
+    fn title(mixed_case: bool) -> Part {
+        if mixed_case {
+            Part::Title
+        } else {
+            Part::CapitalsTitle
+        }
+    }
+}
+
+/// Adds the features of `text` (its `tokens`, a `part` of the record) to `doc`, unsorted.
+fn add_features(doc: &mut StoryDoc, text: &str, tokens: &[Token], part: Part) {
     {
+        let find_names = part != Part::CapitalsTitle;
+        // Open until the end of the text's first sentence that names something.
+        let mut in_lead = part == Part::Text;
         let stop = stop_words();
         let v = vocabulary();
         let bytes = text.as_bytes();
@@ -484,15 +520,21 @@ fn add_features(doc: &mut StoryDoc, text: &str, tokens: &[Token], find_names: bo
                 && !(sentence_start && t.hash == v.months[4]);
             if !gap.iter().all(|&b| b == b' ') {
                 // Only a space joins the words of one name.
-                flush_name(&mut run, &mut doc.names);
+                flush_name(&mut run, &mut doc.names, lead(in_lead, &mut doc.lead_names));
+            }
+            if in_lead && sentence_start && !doc.lead_names.is_empty() {
+                in_lead = false;
             }
             if find_names && capitalised && !is_figure && !is_stop && !month {
                 run.push(t.hash);
                 if !sentence_start {
                     doc.names.push(t.hash ^ NAME_SEED);
+                    if in_lead {
+                        doc.lead_names.push(t.hash);
+                    }
                 }
             } else {
-                flush_name(&mut run, &mut doc.names);
+                flush_name(&mut run, &mut doc.names, lead(in_lead, &mut doc.lead_names));
             }
             let slot = last_content.filter(|&(_, at)| i - at <= 3).map(|(s, _)| s);
             if is_figure {
@@ -513,8 +555,13 @@ fn add_features(doc: &mut StoryDoc, text: &str, tokens: &[Token], find_names: bo
             prev_end = end;
         }
         values.flush(doc);
-        flush_name(&mut run, &mut doc.names);
+        flush_name(&mut run, &mut doc.names, lead(in_lead, &mut doc.lead_names));
     }
+}
+
+/// The lead's name words while the lead is open.
+fn lead(in_lead: bool, lead_names: &mut Vec<u64>) -> Option<&mut Vec<u64>> {
+    in_lead.then_some(lead_names)
 }
 
 /// Up to four token hashes from `i` on (what a back reference is matched against).
@@ -594,10 +641,14 @@ fn quote_state(mut inside: bool, gap: &[u8]) -> bool {
     inside
 }
 
-/// A run of two or more capitalised words is a multi-word name.
-fn flush_name(run: &mut Vec<u64>, names: &mut Vec<u64>) {
+/// A run of two or more capitalised words is a multi-word name (and, in the lead, each
+/// of its words is a lead name: "Tokyo Optical Co Ltd" opening a sentence).
+fn flush_name(run: &mut Vec<u64>, names: &mut Vec<u64>, lead_names: Option<&mut Vec<u64>>) {
     if run.len() >= 2 {
         names.push(xxh3_64_with_seed(bytemuck::cast_slice(run), NAME_SEED));
+        if let Some(lead_names) = lead_names {
+            lead_names.extend_from_slice(run);
+        }
     }
     run.clear();
 }
@@ -645,6 +696,24 @@ mod tests {
             NAME_SEED,
         );
         assert!(d.names.contains(&run), "multi-word names are kept whole");
+    }
+
+    #[test]
+    fn the_lead_is_the_first_sentence_that_names_someone() {
+        let mut x = Extractor::new();
+        let d = x.extract_document(
+            Some("Bank Moves"),
+            "Rates rose today. Tokyo Optical Co Ltd said the Bank of Japan acted.\nSony agreed.",
+            None,
+        );
+        let mut expected: Vec<u64> = ["tokyo", "optical", "co", "ltd", "bank", "japan"]
+            .into_iter()
+            .map(h)
+            .collect();
+        expected.sort_unstable();
+        // Not the headline's names, not the first sentence (no names), not the next one.
+        assert_eq!(d.lead_names, expected);
+        assert!(x.extract("no names at all.").lead_names.is_empty());
     }
 
     #[test]

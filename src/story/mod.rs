@@ -35,7 +35,7 @@ use rayon::prelude::*;
 pub use docs::StoryDocs;
 pub use features::{Extractor, StoryDoc, StoryView};
 pub use link::{Linkage, StoryCluster};
-pub use model::{COMPONENT_NAMES, Component, Components, Kind, Model};
+pub use model::{COMPONENT_NAMES, Component, Components, Kind, Model, Veto};
 pub use stats::StoryStats;
 
 use crate::cluster::RepresentativeRule;

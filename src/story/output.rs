@@ -70,8 +70,11 @@ pub struct StoryVerdictRecord {
     pub score: f64,
     /// The model's cut: one story from this score up.
     pub threshold: f64,
-    /// Whether the template-slot veto decided two stories.
+    /// Whether a veto decided two stories…
     pub vetoed: bool,
+    /// …and which: `template_slots` or `lead_names` (absent when none did).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub veto: Option<&'static str>,
     /// `copy`, `update` or `rewrite`: what the pair is, or would be, as one story.
     pub kind: &'static str,
     /// Documents the IDF weights were counted over.
@@ -87,7 +90,8 @@ impl StoryVerdictRecord {
             same_story: v.same_story,
             score: r4(v.probability),
             threshold: v.model.threshold,
-            vetoed: v.vetoed,
+            vetoed: v.veto.is_some(),
+            veto: v.veto.map(super::Veto::name),
             kind: v.kind.name(),
             statistics_documents: v.statistics_documents,
             components: ComponentsRecord::new(&v.components),

@@ -239,7 +239,29 @@ pub fn components(a: &Weighted<'_>, b: &Weighted<'_>, shingles: (f64, f64, f64))
         Component::BackReference,
         f64::from(back.min(BACK_REFERENCES_FULL)) / f64::from(BACK_REFERENCES_FULL),
     );
+    set(
+        Component::LeadNameConflict,
+        lead_names_missing(a, db).min(lead_names_missing(b, da)),
+    );
     Components(c)
+}
+
+/// The IDF-weighted share of `a`'s lead names that `other` never mentions (0 for a lead
+/// without names).
+fn lead_names_missing(a: &Weighted<'_>, other: StoryView<'_>) -> f64 {
+    let (mut missing, mut total) = (0.0, 0.0);
+    for word in a.doc.lead_names {
+        // Lead names are content words, so each has its weight among the terms.
+        let Ok(at) = a.doc.terms.binary_search(word) else {
+            continue;
+        };
+        let w = f64::from(a.term_weights[at].abs());
+        total += w;
+        if other.terms.binary_search(word).is_err() {
+            missing += w;
+        }
+    }
+    ratio(missing, total)
 }
 
 #[cfg(test)]
@@ -332,6 +354,33 @@ mod tests {
             "The claim for $280bn (£149bn) was rejected.",
         );
         assert!(c.get(ConflictingSlots) > 0.0, "{c:?}");
+    }
+
+    #[test]
+    fn leads_about_different_companies_conflict() {
+        use Component::LeadNameConflict;
+        // The same template, another issuer: neither lead's names are in the other text.
+        let c = pair(
+            "Tokyo Optical is issuing a 100 mln dlr equity warrant eurobond due 1992. \
+             The lead manager is Nomura International.\nThe issue is listed in Luxembourg.",
+            "Sankei Building is issuing a 100 mln dlr equity warrant eurobond due 1992. \
+             The lead manager is Nomura International.\nThe issue is listed in Luxembourg.",
+        );
+        assert!(c.get(LeadNameConflict) > 0.75, "{c:?}");
+        // A rewrite names the same people, in other words and another order.
+        let c = pair(
+            "Russian President Vladimir Putin agreed to security guarantees for Ukraine, \
+             envoy Steve Witkoff said on Sunday.",
+            "Envoy Steve Witkoff said Putin had agreed that Ukraine could get guarantees. \
+             Moscow gave no comment.",
+        );
+        assert_eq!(c.get(LeadNameConflict), 0.0, "{c:?}");
+        // One lead about someone new is not enough: the other's subject is still there.
+        let c = pair(
+            "Acme Corp said profit rose.",
+            "Analysts at Zenith Bank said Acme Corp profit rose.",
+        );
+        assert_eq!(c.get(LeadNameConflict), 0.0, "{c:?}");
     }
 
     #[test]

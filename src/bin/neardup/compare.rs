@@ -144,8 +144,8 @@ const RESET: &str = "\x1b[0m";
 fn render_story(out: &mut dyn Write, v: &StoryVerdict) -> io::Result<()> {
     let decision = if v.same_story {
         format!("one story, {}", v.kind.name())
-    } else if v.vetoed {
-        "two stories (vetoed: template slots filled with different figures)".to_string()
+    } else if let Some(veto) = v.veto {
+        format!("two stories (vetoed: {})", veto.describe())
     } else {
         format!("two stories (as one, it would be a {})", v.kind.name())
     };
