@@ -379,8 +379,9 @@ pub struct StoryArgs {
     /// near-copy: documents that share most of their text (word-shingle Jaccard >=
     /// --threshold). story: copies, updates and rewrites of one news story, decided from
     /// IDF-weighted words, names, shared text, figures and dates; templated look-alikes
-    /// (yesterday's market report, another weekend's box office) stay apart. Every story
-    /// pair says its kind (copy, update, rewrite) and the score components behind it.
+    /// (yesterday's market report, another company's notice in the same template) stay
+    /// apart. Every story pair says its kind (copy, update, rewrite) and the score
+    /// components behind it.
     #[arg(long, value_enum, default_value_t = LevelArg::NearCopy)]
     pub level: LevelArg,
     /// Story level: dated articles further apart than this are never one story (e.g.
