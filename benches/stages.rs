@@ -177,6 +177,31 @@ fn stages(c: &mut Criterion) {
         sets[0].len(),
         "intersection answer"
     );
+    // The estimate the story level asks of every pair of LSH bucket mates.
+    let signatures: Vec<Vec<u32>> = shingles
+        .iter()
+        .map(|s| {
+            let mut sig = vec![0u32; 128];
+            sketcher.sketch(s, &mut Vec::new(), &mut sig);
+            sig
+        })
+        .collect();
+    let mut group = c.benchmark_group("estimate");
+    group.throughput(Throughput::Elements(signatures.len() as u64 - 1));
+    group.bench_function(
+        "estimate_jaccard of consecutive signatures (128 slots)",
+        |b| {
+            b.iter(|| {
+                let mut sum = 0.0;
+                for w in signatures.windows(2) {
+                    sum += estimate_jaccard(black_box(&w[0]), black_box(&w[1]));
+                }
+                black_box(sum)
+            })
+        },
+    );
+    group.finish();
+
     let mut group = c.benchmark_group("verify");
     group.throughput(Throughput::Elements(sets.len() as u64 - 1));
     group.bench_function("intersection of consecutive sets", |b| {

@@ -110,7 +110,20 @@ impl Sketcher {
 #[inline]
 pub fn estimate_jaccard(a: &[u32], b: &[u32]) -> f64 {
     debug_assert_eq!(a.len(), b.len());
-    let equal = a.iter().zip(b).filter(|(x, y)| x == y).count();
+    // Counted in eight 32-bit lanes so that the compiler compares four slots per SSE2
+    // instruction; a `usize` count widened every comparison to 64 bits, two at a time.
+    let (chunks_a, chunks_b) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail = (chunks_a.remainder().iter())
+        .zip(chunks_b.remainder())
+        .filter(|(x, y)| x == y)
+        .count();
+    let mut lanes = [0u32; 8];
+    for (x, y) in chunks_a.zip(chunks_b) {
+        for i in 0..8 {
+            lanes[i] += u32::from(x[i] == y[i]);
+        }
+    }
+    let equal = lanes.iter().map(|&n| n as usize).sum::<usize>() + tail;
     equal as f64 / a.len() as f64
 }
 
@@ -295,6 +308,16 @@ mod tests {
         ) {
             prop_assume!(common + only_a > 0 && common + only_b > 0);
             check_unbiased_with_classic_variance(common, only_a, only_b, k);
+        }
+
+        #[test]
+        fn the_estimate_counts_every_equal_slot(
+            pairs in proptest::collection::vec((0u32..4, 0u32..4), 1..300),
+        ) {
+            // Any length (lanes of eight and a remainder), slots equal about a quarter of the time.
+            let (a, b): (Vec<u32>, Vec<u32>) = pairs.into_iter().unzip();
+            let equal = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+            prop_assert_eq!(estimate_jaccard(&a, &b), equal as f64 / a.len() as f64);
         }
     }
 }
