@@ -216,6 +216,9 @@ pub struct SetStore {
     file: Option<BufWriter<File>>,
 }
 
+/// Once a store has spilled, it keeps this fraction of its budget in memory.
+const SPILL_BUFFER_FRACTION: usize = 8;
+
 impl SetStore {
     /// A store that keeps up to `budget_bytes` of set elements in memory.
     pub fn new(budget_bytes: u64, temp_dir: Option<PathBuf>) -> Self {
@@ -243,7 +246,15 @@ impl SetStore {
         self.memory.extend_from_slice(set);
         let end = self.starts.last().copied().unwrap_or(0) + set.len() as u64;
         self.starts.push(end);
-        if self.memory.len() > self.budget_elements {
+        // A store that has outgrown its budget streams to its file through a buffer of an
+        // eighth of the budget: keeping the rest of the budget filled would only hold
+        // whichever sets came last, at the full budget's resident memory.
+        let limit = if self.file.is_some() {
+            (self.budget_elements / SPILL_BUFFER_FRACTION).max(1)
+        } else {
+            self.budget_elements
+        };
+        if self.memory.len() > limit {
             self.spill()?;
         }
         Ok(())
@@ -261,7 +272,13 @@ impl SetStore {
         writer.write_all(bytemuck::cast_slice(&self.memory))?;
         writer.flush()?;
         self.spilled += self.memory.len() as u64;
-        self.memory.clear();
+        let buffer = (self.budget_elements / SPILL_BUFFER_FRACTION).max(1);
+        if self.memory.capacity() > 2 * buffer {
+            // The first spill: give back the pages of the full budget.
+            self.memory = Vec::with_capacity(buffer);
+        } else {
+            self.memory.clear();
+        }
         Ok(())
     }
 
@@ -315,6 +332,28 @@ pub(crate) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spilled_store_keeps_an_eighth_of_its_budget() {
+        let budget = 8 * 800; // 800 elements
+        let mut store = SetStore::new(budget, None);
+        let set: Vec<u64> = (0..10).collect();
+        let mut most = 0;
+        for _ in 0..500 {
+            store.push(&set).unwrap();
+            if store.bytes().1 > 0 {
+                most = most.max(store.bytes().0);
+            }
+        }
+        assert!(store.bytes().1 > 0, "spilled");
+        // The buffer's limit plus the set that crossed it.
+        assert!(most <= budget / 8 + 10 * 8, "{most} bytes in memory after spilling");
+        assert!(store.memory.capacity() * 8 < budget as usize / 2);
+        let mut buf = Vec::new();
+        for doc in [0, 77, 499] {
+            assert_eq!(store.get(doc, &mut buf).unwrap(), &set[..]);
+        }
+    }
 
     #[test]
     fn spilled_sets_read_back_exactly() {

@@ -451,7 +451,8 @@ pub struct ExecArgs {
     pub progress: ProgressArg,
     /// Memory for each store of per-document data before it spills to a temporary file
     /// (e.g. 512MiB): shingle sets; at the story level also story features and their
-    /// weights; with --passages the records' texts.
+    /// weights; with --passages the records' texts. A set store that outgrew it keeps an
+    /// eighth of it as the buffer of its file. Larger is faster, up to all in memory.
     #[arg(long, default_value = "512MiB", value_parser = parse_size, value_name = "SIZE")]
     pub memory_budget: u64,
     /// Directory for temporary files (default: the system's).
