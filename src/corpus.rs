@@ -347,7 +347,10 @@ mod tests {
         }
         assert!(store.bytes().1 > 0, "spilled");
         // The buffer's limit plus the set that crossed it.
-        assert!(most <= budget / 8 + 10 * 8, "{most} bytes in memory after spilling");
+        assert!(
+            most <= budget / 8 + 10 * 8,
+            "{most} bytes in memory after spilling"
+        );
         assert!(store.memory.capacity() * 8 < budget as usize / 2);
         let mut buf = Vec::new();
         for doc in [0, 77, 499] {
