@@ -164,34 +164,25 @@ fn another_companys_notice_in_one_template_is_another_story() {
     assert!(!model.same_story(&components));
     assert_eq!(outcome.story.as_ref().unwrap().pairs.len(), 1);
     // `compare` names the veto, in JSON and in words.
-    let json = neardup()
-        .args(["compare", "--format", "json", "--in"])
-        .arg(&f)
-        .args(["tokyo", "sankei"])
-        .output()
-        .unwrap();
-    let record: Value = serde_json::from_str(&stdout_of(&json)).unwrap();
+    let compare = |format: &str, a: &str, b: &str| {
+        let out = neardup()
+            .args(["compare", "--format", format, "--in"])
+            .arg(&f)
+            .args([a, b])
+            .output()
+            .unwrap();
+        stdout_of(&out)
+    };
+    let record: Value = serde_json::from_str(&compare("json", "tokyo", "sankei")).unwrap();
     assert_eq!(record["story"]["vetoed"], true);
     assert_eq!(record["story"]["veto"], "lead_names");
-    let text = neardup()
-        .args(["compare", "--in"])
-        .arg(&f)
-        .args(["tokyo", "sankei"])
-        .output()
-        .unwrap();
+    let text = compare("text", "tokyo", "sankei");
     assert!(
-        stdout_of(&text).contains("two stories (vetoed: each lead names someone"),
-        "{}",
-        stdout_of(&text)
+        text.contains("two stories (vetoed: each lead names someone"),
+        "{text}"
     );
     // A pair no veto rules out carries no `veto` field.
-    let copy = neardup()
-        .args(["compare", "--format", "json", "--in"])
-        .arg(&f)
-        .args(["tokyo", "tokyo-copy"])
-        .output()
-        .unwrap();
-    let record: Value = serde_json::from_str(&stdout_of(&copy)).unwrap();
+    let record: Value = serde_json::from_str(&compare("json", "tokyo", "tokyo-copy")).unwrap();
     assert_eq!(record["story"]["vetoed"], false);
     assert!(record["story"].get("veto").is_none());
 }
