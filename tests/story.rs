@@ -187,6 +187,58 @@ fn another_companys_notice_in_one_template_is_another_story() {
     assert!(record["story"].get("veto").is_none());
 }
 
+/// With too few documents to weigh words by, the run says so and how to fix it; with an
+/// archive's statistics it does not.
+#[test]
+fn a_small_corpus_is_told_to_bring_statistics() {
+    let s = Scratch::new();
+    let small = s.jsonl("small.jsonl", &[("rate", RATE), ("storm", STORM)]);
+    let run = |extra: &[&std::ffi::OsStr]| {
+        let out = neardup()
+            .args(["cluster", "--level", "story", "-o"])
+            .arg(s.path("out.jsonl"))
+            .args(extra)
+            .arg(&small)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        stderr_of(&out)
+    };
+    let note = run(&[]);
+    assert!(
+        note.contains("words were weighed over 2 documents, too few") && note.contains("--stats"),
+        "{note}"
+    );
+    // An archive of a thousand documents, its statistics saved and used.
+    let texts: Vec<String> = (0..1000)
+        .map(|i| {
+            format!(
+                "Report {i} on harvest number {i} from district {} of the valley.",
+                i % 37
+            )
+        })
+        .collect();
+    let records: Vec<(String, &str)> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (format!("a{i}"), t.as_str()))
+        .collect();
+    let records: Vec<(&str, &str)> = records.iter().map(|(i, t)| (i.as_str(), *t)).collect();
+    let archive = s.jsonl("archive.jsonl", &records);
+    let stats = s.path("archive.stats");
+    let saved = neardup()
+        .args(["cluster", "-q", "--level", "story", "-o"])
+        .arg(s.path("archive-out.jsonl"))
+        .arg("--stats-out")
+        .arg(&stats)
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(saved.status.success(), "{}", stderr_of(&saved));
+    let quiet = run(&["--stats".as_ref(), stats.as_os_str()]);
+    assert!(!quiet.contains("too few"), "{quiet}");
+}
+
 #[test]
 fn a_window_keeps_stories_days_apart_from_matching() {
     let s = Scratch::new();

@@ -32,7 +32,10 @@ pub const IDF_PRIOR_DOCUMENTS: f64 = 100.0;
 /// See [`StoryStats::common_idf`].
 const COMMON_IDF: f64 = 3.0;
 /// Corpus size from which the whole [`COMMON_IDF`] applies.
-const FULL_FLOOR_DOCUMENTS: f64 = 1000.0;
+const FULL_FLOOR_DOCUMENTS: f64 = FEW_DOCUMENTS as f64;
+/// Fewer documents than this are too few to tell rare words from common ones: the
+/// model was fitted on weights from thousands of articles (BBC: 2,225).
+pub const FEW_DOCUMENTS: u64 = 1000;
 /// See [`StoryStats::rare_idf`].
 const RARE_ABOVE_COMMON: f64 = 1.5;
 
@@ -99,6 +102,11 @@ impl StoryStats {
     /// Number of documents counted.
     pub fn documents(&self) -> u64 {
         self.documents
+    }
+
+    /// Whether they are too few documents to weigh words by (see [`FEW_DOCUMENTS`]).
+    pub fn too_few(&self) -> bool {
+        self.documents < FEW_DOCUMENTS
     }
 
     /// Number of distinct terms and names.

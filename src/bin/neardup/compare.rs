@@ -157,7 +157,7 @@ fn render_story(out: &mut dyn Write, v: &StoryVerdict) -> io::Result<()> {
         v.statistics_documents,
         if v.statistics_documents == 1 { "" } else { "s" },
     )?;
-    if v.statistics_documents < 1000 {
+    if v.statistics_documents < neardup::story::stats::FEW_DOCUMENTS {
         writeln!(
             out,
             "  (few documents to weigh words by: give --corpus, --in or --stats for a fair verdict)"

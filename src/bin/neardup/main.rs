@@ -349,6 +349,14 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
             s.unparsed_date_example.as_deref().unwrap_or_default()
         ));
     }
+    if let Some(story) = outcome.story.as_ref().filter(|s| s.stats.too_few()) {
+        terminal.println(&format!(
+            "neardup: note: words were weighed over {} documents, too few to tell rare words from \
+             common ones; score against an archive's statistics with --stats FILE (written by \
+             --stats-out) for the story level's intended verdicts",
+            story.stats.documents()
+        ));
+    }
 }
 
 fn print_stages(terminal: &Terminal, outcome: &Outcome, write_time: std::time::Duration) {
