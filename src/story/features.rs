@@ -412,9 +412,8 @@ impl Extractor {
     }
 }
 
-/// Sorts, deduplicates and trims every list of `doc`. Trimmed, since every document's
-/// features stay in memory for a batch run, and growth plus deduplication left about a
-/// third of their capacity unused.
+/// Sorts and deduplicates every list of `doc`. Not trimmed: a document's features live
+/// only until they are encoded into a store or an index record.
 fn finish(doc: &mut StoryDoc) {
     for list in [
         &mut doc.terms,
@@ -425,11 +424,9 @@ fn finish(doc: &mut StoryDoc) {
     ] {
         list.sort_unstable();
         list.dedup();
-        list.shrink_to_fit();
     }
     doc.slots.sort_unstable();
     doc.slots.dedup();
-    doc.slots.shrink_to_fit();
 }
 
 /// Which part of a record a text is: what its capitals say, and whether it has a lead.
