@@ -223,6 +223,67 @@ fn misses_are_explained_with_their_scores() {
     }
 }
 
+/// At the story level, a positive that a veto rules two stories is counted among those
+/// below the threshold and flagged as vetoed (here a deliberately wrong gold pair: two
+/// companies' notices in one template).
+#[test]
+fn story_level_misses_say_when_a_veto_decided() {
+    let s = Scratch::new();
+    let tokyo = crate::story::bond_notice("Tokyo Optical", 100);
+    let corpus = s.jsonl(
+        "notices.jsonl",
+        &[
+            ("tokyo", &tokyo),
+            ("sankei", &crate::story::bond_notice("Sankei Building", 100)),
+            (
+                "tokyo-copy",
+                &format!("{tokyo} Reporting by the Tokyo desk."),
+            ),
+            ("rate", RATE),
+            ("storm", STORM),
+        ],
+    );
+    s.write(
+        "gold.jsonl",
+        "{\"a\": \"tokyo\", \"b\": \"sankei\", \"same_story\": true}\n\
+         {\"a\": \"tokyo\", \"b\": \"tokyo-copy\", \"same_story\": true}\n\
+         {\"a\": \"rate\", \"b\": \"storm\", \"same_story\": false}\n",
+    );
+    let out = neardup()
+        .current_dir(s.dir.path())
+        .arg("eval")
+        .arg(&corpus)
+        .args([
+            "--gold",
+            "gold.jsonl",
+            "--level",
+            "story",
+            "--format",
+            "json",
+        ])
+        .args(["--no-plots", "--explain-at", "0.35"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let misses = r["explained"]["misses"].as_array().unwrap();
+    assert_eq!(misses.len(), 1, "{misses:?}");
+    assert_eq!(
+        (misses[0]["a"].as_str(), misses[0]["b"].as_str()),
+        (Some("sankei"), Some("tokyo"))
+    );
+    assert_eq!(misses[0]["reason"], "below_threshold");
+    assert_eq!(misses[0]["vetoed"], true);
+    let row = r["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["threshold"] == 0.35)
+        .expect("the explained threshold is swept");
+    assert_eq!(row["missed"]["below_threshold"], 1);
+    assert_eq!(row["missed"]["vetoed"], 1);
+}
+
 #[test]
 fn cluster_gold_with_custom_fields() {
     let s = Scratch::new();

@@ -101,7 +101,7 @@ fn templated_reports_on_other_days_stay_apart_while_copies_join() {
 }
 
 /// A notice from one template (bond issues, dividends, contracts) with its issuer's name.
-fn bond_notice(issuer: &str, amount: u32) -> String {
+pub fn bond_notice(issuer: &str, amount: u32) -> String {
     format!(
         "{issuer} is issuing a {amount} mln dlr equity warrant eurobond due April 30, 1992 \
          paying an indicated coupon of 2-1/2 pct and priced at par. The issue is guaranteed \

@@ -97,8 +97,10 @@ pub struct MissedRecord {
     pub not_candidate: u64,
     /// A candidate at or above the threshold that clustering left apart.
     pub split_by_clustering: u64,
-    /// Score below the threshold.
+    /// Score below the threshold…
     pub below_threshold: u64,
+    /// …of which ruled two stories by a story-level veto (always 0 at the near-copy level).
+    pub vetoed: u64,
 }
 
 /// Pair-level figures.
@@ -135,6 +137,7 @@ impl ThresholdRecord {
                 not_candidate: r.missed.not_candidate,
                 split_by_clustering: r.missed.split_by_clustering,
                 below_threshold: r.missed.below_threshold,
+                vetoed: r.missed.vetoed,
             },
             direct: DirectRecord {
                 precision: round4_opt(r.direct.precision()),
@@ -223,6 +226,9 @@ pub struct JudgedRecord<'a> {
     /// `below_threshold`); absent for false merges.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+    /// A story-level veto ruled the pair two stories (present only then).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub vetoed: bool,
     /// LSH proposed the pair at this threshold's banding.
     pub candidate: bool,
     /// The swept score.
@@ -362,6 +368,7 @@ impl<'a> EvalRecord<'a> {
                 a: corpus.id(p.a),
                 b: corpus.id(p.b),
                 reason: o.reason.map(|r| r.name()),
+                vetoed: j.vetoed,
                 candidate: o.candidate,
                 score: round4(f64::from(j.score)),
                 jaccard: round4(f64::from(p.jaccard)),
@@ -621,7 +628,7 @@ pub fn write_eval_table(
     match row {
         Some(r) => writeln!(
             out,
-            "at threshold {}: {} of {} same-story pairs missed ({}: {} never LSH candidates, {} split by clustering, {} below the threshold); {} of {} different-story pairs merged ({})",
+            "at threshold {}: {} of {} same-story pairs missed ({}: {} never LSH candidates, {} split by clustering, {} below the threshold{}); {} of {} different-story pairs merged ({})",
             e.threshold,
             r.false_negatives,
             g.positives,
@@ -629,6 +636,11 @@ pub fn write_eval_table(
             r.missed.not_candidate,
             r.missed.split_by_clustering,
             r.missed.below_threshold,
+            if r.missed.vetoed > 0 {
+                format!(", {} of them vetoed", r.missed.vetoed)
+            } else {
+                String::new()
+            },
             r.false_positives,
             g.negatives,
             percent(r.false_positives, g.negatives),
@@ -687,7 +699,10 @@ pub fn write_eval_table(
             t.add_row(vec![
                 j.a.to_string(),
                 j.b.to_string(),
-                j.reason.unwrap_or("merged").replace('_', " "),
+                match (j.reason, j.vetoed) {
+                    (Some(_), true) => "vetoed".to_string(),
+                    (reason, _) => reason.unwrap_or("merged").replace('_', " "),
+                },
                 format!("{:.3}", j.score),
                 format!("{:.3}", j.jaccard),
                 format!("{:.3}", j.containment_a_in_b.min(j.containment_b_in_a)),

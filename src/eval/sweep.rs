@@ -256,14 +256,19 @@ pub struct MissCounts {
     pub split_by_clustering: u64,
     /// Below the threshold.
     pub below_threshold: u64,
+    /// Of those below the threshold, the pairs a story-level veto ruled two stories.
+    pub vetoed: u64,
 }
 
 impl MissCounts {
-    fn add(&mut self, reason: MissReason) {
+    fn add(&mut self, reason: MissReason, vetoed: bool) {
         match reason {
             MissReason::NotCandidate => self.not_candidate += 1,
             MissReason::SplitByClustering => self.split_by_clustering += 1,
-            MissReason::BelowThreshold => self.below_threshold += 1,
+            MissReason::BelowThreshold => {
+                self.below_threshold += 1;
+                self.vetoed += u64::from(vetoed);
+            }
         }
     }
 }
@@ -314,6 +319,9 @@ pub struct JudgedPair {
     pub score: f32,
     /// Whether the gold says one story.
     pub same: bool,
+    /// Whether a story-level veto rules the pair two stories (never at the near-copy
+    /// level).
+    pub vetoed: bool,
     /// Index into [`Evaluation::kinds`].
     pub kind: Option<u32>,
     /// Line of the gold record (for cluster gold, the line of `b`'s record).
@@ -683,24 +691,27 @@ impl<'o> Sweep<'o> {
         let index_pairs: Vec<(u32, u32)> = raw.iter().map(|p| (p.0, p.1)).collect();
         let scores = verify::score_pairs(corpus, &index_pairs, &|_| {})
             .map_err(|e| Error::io("reading spilled shingle sets", e))?;
-        let swept: Vec<f32> = match &outcome.story {
+        let swept: Vec<(f32, bool)> = match &outcome.story {
             Some(found) => story_scores(outcome, found, &index_pairs)?,
             None => scores
                 .iter()
-                .map(|p| config.score.of(p).expect("a near-copy score"))
+                .map(|p| (config.score.of(p).expect("a near-copy score"), false))
                 .collect(),
         };
         let judged = raw
             .iter()
             .zip(scores)
             .zip(swept)
-            .map(|((&(_, _, same, kind, line), scores), score)| JudgedPair {
-                scores,
-                score,
-                same,
-                kind,
-                line,
-            })
+            .map(
+                |((&(_, _, same, kind, line), scores), (score, vetoed))| JudgedPair {
+                    scores,
+                    score,
+                    same,
+                    vetoed,
+                    kind,
+                    line,
+                },
+            )
             .collect();
         let candidates = match &outcome.story {
             Some(found) => {
@@ -885,7 +896,7 @@ impl<'o> Sweep<'o> {
                 (true, true) => pairwise.true_positives += 1,
                 (true, false) => {
                     pairwise.false_negatives += 1;
-                    missed.add(miss_reason(above, is_candidate));
+                    missed.add(miss_reason(above, is_candidate), j.vetoed);
                 }
                 (false, true) => pairwise.false_positives += 1,
                 (false, false) => {}
@@ -1044,16 +1055,21 @@ impl<'o> Sweep<'o> {
 }
 
 /// The story probability of each pair, from its components as the story level scores a
-/// candidate (so a candidate gets exactly its [`StoryOutcome::scored`] probability).
-fn story_scores(outcome: &Outcome, found: &StoryOutcome, pairs: &[(u32, u32)]) -> Result<Vec<f32>> {
+/// candidate (so a candidate gets exactly its [`StoryOutcome::scored`] probability), and
+/// whether a veto decided it.
+fn story_scores(
+    outcome: &Outcome,
+    found: &StoryOutcome,
+    pairs: &[(u32, u32)],
+) -> Result<Vec<(f32, bool)>> {
     let model = outcome.settings.story.model;
     pairs
         .par_iter()
         .map(|&(a, b)| {
             story::pair_components(&outcome.corpus, &found.docs, &found.stats, a, b)
-                .map(|c| model.probability(&c) as f32)
+                .map(|c| (model.probability(&c) as f32, model.vetoes(&c)))
         })
-        .collect::<std::io::Result<Vec<f32>>>()
+        .collect::<std::io::Result<Vec<(f32, bool)>>>()
         .map_err(|e| Error::io("reading spilled shingle sets", e))
 }
 
@@ -1186,7 +1202,8 @@ mod tests {
             MissCounts {
                 not_candidate: 0,
                 split_by_clustering: 1,
-                below_threshold: 1
+                below_threshold: 1,
+                vetoed: 0,
             }
         );
         assert_eq!(
@@ -1262,7 +1279,8 @@ mod tests {
             MissCounts {
                 not_candidate: 2,
                 split_by_clustering: 0,
-                below_threshold: 1
+                below_threshold: 1,
+                vetoed: 0,
             }
         );
     }
