@@ -16,10 +16,15 @@ const PAIRS: &str = r#"{"a": "rate-1", "b": "rate-2", "same_story": true, "label
 "#;
 
 fn eval_json(s: &Scratch, extra: &[&str]) -> serde_json::Value {
+    eval_json_of(s, &corpus(s), extra)
+}
+
+/// `neardup eval CORPUS --format json --no-plots EXTRA…` in the scratch directory.
+fn eval_json_of(s: &Scratch, corpus: &std::path::Path, extra: &[&str]) -> serde_json::Value {
     let out = neardup()
         .current_dir(s.dir.path())
         .arg("eval")
-        .arg(corpus(s))
+        .arg(corpus)
         .args(["--format", "json", "--no-plots"])
         .args(extra)
         .output()
@@ -249,23 +254,18 @@ fn story_level_misses_say_when_a_veto_decided() {
          {\"a\": \"tokyo\", \"b\": \"tokyo-copy\", \"same_story\": true}\n\
          {\"a\": \"rate\", \"b\": \"storm\", \"same_story\": false}\n",
     );
-    let out = neardup()
-        .current_dir(s.dir.path())
-        .arg("eval")
-        .arg(&corpus)
-        .args([
+    let r = eval_json_of(
+        &s,
+        &corpus,
+        &[
             "--gold",
             "gold.jsonl",
             "--level",
             "story",
-            "--format",
-            "json",
-        ])
-        .args(["--no-plots", "--explain-at", "0.35"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            "--explain-at",
+            "0.35",
+        ],
+    );
     let misses = r["explained"]["misses"].as_array().unwrap();
     assert_eq!(misses.len(), 1, "{misses:?}");
     assert_eq!(
