@@ -162,7 +162,15 @@ fn another_companys_notice_in_one_template_is_another_story() {
     }
     assert!(model.logistic(&components) >= model.threshold, "{sankei}");
     assert!(!model.same_story(&components));
-    assert_eq!(outcome.story.as_ref().unwrap().pairs.len(), 1);
+    let story = outcome.story.as_ref().unwrap();
+    assert_eq!(story.pairs.len(), 1);
+    // Every pair of two issuers' notices (the copy included) is vetoed by the leads.
+    assert_eq!(
+        (story.vetoed.lead_names, story.vetoed.template_slots),
+        (5, 0),
+        "{:?}",
+        story.scored
+    );
     // `compare` names the veto, in JSON and in words.
     let compare = |format: &str, a: &str, b: &str| {
         let out = neardup()
@@ -511,6 +519,10 @@ fn verbose_names_the_story_banding_and_stages() {
     }
     assert!(err.contains(" spilled; story features "), "{err}");
     assert!(err.contains("B in memory, 0 B spilled"), "{err}");
+    assert!(
+        err.contains("; vetoed: 0 pairs by template slots, 0 by lead names"),
+        "{err}"
+    );
     // Under a tiny budget the features go to disk, and the line says so.
     let out = neardup()
         .args([

@@ -124,9 +124,30 @@ pub struct StoryOutcome {
     pub lsh: LshParams,
     /// Candidate pairs (past the signature estimate) dropped by the time window.
     pub outside_window: u64,
+    /// Scored candidates each veto ruled two stories: template slots, lead names.
+    pub vetoed: VetoCounts,
     /// How long each stage took: weigh (weights and weighted sketches), candidates
     /// (banding), verify (scoring), cluster (linkage).
     pub timings: Vec<(Stage, Duration)>,
+}
+
+/// How many scored candidates each veto ruled two stories.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VetoCounts {
+    /// By [`Veto::TemplateSlots`].
+    pub template_slots: u64,
+    /// By [`Veto::LeadNames`].
+    pub lead_names: u64,
+}
+
+impl VetoCounts {
+    fn add(&mut self, veto: Option<Veto>) {
+        match veto {
+            Some(Veto::TemplateSlots) => self.template_slots += 1,
+            Some(Veto::LeadNames) => self.lead_names += 1,
+            None => {}
+        }
+    }
 }
 
 /// The expanded set whose Jaccard is the IDF-weighted Jaccard of the content words.
@@ -326,7 +347,7 @@ pub fn run(
     stages.start(Stage::Verify, Some(pairs.len() as u64));
     let model = settings.model;
     const CHUNK: usize = 4096;
-    type Scored = (link::Link, Option<StoryPair>);
+    type Scored = (link::Link, Option<StoryPair>, Option<Veto>);
     let chunks: Vec<std::io::Result<Vec<Scored>>> = pairs
         .par_chunks(CHUNK)
         .map(|chunk| {
@@ -348,6 +369,7 @@ pub fn run(
                         (y, x, weighted_components(&wy, &wx, sy, sx))
                     };
                     let p = model.probability(&c);
+                    let veto = model.veto(&c);
                     let l = link::Link {
                         a,
                         b,
@@ -360,7 +382,7 @@ pub fn run(
                         components: c,
                         kind: Kind::of(&c),
                     });
-                    out.push((l, pair));
+                    out.push((l, pair, veto));
                 }
             }
             observer.advanced(Stage::Verify, chunk.len() as u64);
@@ -369,10 +391,12 @@ pub fn run(
         .collect();
     let mut scored = Vec::with_capacity(pairs.len());
     let mut accepted = Vec::new();
+    let mut vetoed = VetoCounts::default();
     for chunk in chunks {
-        for (l, pair) in chunk? {
+        for (l, pair, veto) in chunk? {
             scored.push(l);
             accepted.extend(pair);
+            vetoed.add(veto);
         }
     }
     let key = |a: u32, b: u32| (rank[a as usize], rank[b as usize]);
@@ -405,6 +429,7 @@ pub fn run(
         docs,
         lsh,
         outside_window,
+        vetoed,
         timings: stages.timings,
     })
 }

@@ -391,6 +391,12 @@ fn print_stages(terminal: &Terminal, outcome: &Outcome, write_time: std::time::D
             indicatif::DecimalBytes(on_disk)
         ));
     }
+    if let Some(story) = &outcome.story {
+        line.push_str(&format!(
+            "; vetoed: {} pairs by template slots, {} by lead names",
+            story.vetoed.template_slots, story.vetoed.lead_names
+        ));
+    }
     terminal.println(&line);
 }
 
