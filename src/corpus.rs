@@ -250,7 +250,7 @@ impl SetStore {
         // eighth of the budget: keeping the rest of the budget filled would only hold
         // whichever sets came last, at the full budget's resident memory.
         let limit = if self.file.is_some() {
-            (self.budget_elements / SPILL_BUFFER_FRACTION).max(1)
+            self.spill_buffer_elements()
         } else {
             self.budget_elements
         };
@@ -272,7 +272,7 @@ impl SetStore {
         writer.write_all(bytemuck::cast_slice(&self.memory))?;
         writer.flush()?;
         self.spilled += self.memory.len() as u64;
-        let buffer = (self.budget_elements / SPILL_BUFFER_FRACTION).max(1);
+        let buffer = self.spill_buffer_elements();
         if self.memory.capacity() > 2 * buffer {
             // The first spill: give back the pages of the full budget.
             self.memory = Vec::with_capacity(buffer);
@@ -280,6 +280,11 @@ impl SetStore {
             self.memory.clear();
         }
         Ok(())
+    }
+
+    /// Elements kept in memory between spills once the store has spilled.
+    fn spill_buffer_elements(&self) -> usize {
+        (self.budget_elements / SPILL_BUFFER_FRACTION).max(1)
     }
 
     fn len_of(&self, doc: u32) -> usize {

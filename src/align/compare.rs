@@ -167,11 +167,11 @@ fn story_verdict(
         None => {
             // Counted a slice of documents at a time, so the features are never all held.
             let mut stats = StoryStats::new();
-            let documents: Vec<u32> = (0..corpus.len() as u32).collect();
-            for slice in documents.chunks(4096) {
-                let docs: Vec<StoryDoc> = slice
-                    .par_iter()
-                    .map_init(story::Extractor::new, |x, &d| features(d, x))
+            let n = corpus.len() as u32;
+            for start in (0..n).step_by(4096) {
+                let docs: Vec<StoryDoc> = (start..n.min(start + 4096))
+                    .into_par_iter()
+                    .map_init(story::Extractor::new, |x, d| features(d, x))
                     .collect::<Result<_>>()?;
                 docs.iter().for_each(|d| stats.add(d));
             }
@@ -192,12 +192,12 @@ fn story_verdict(
     let sb = corpus.set(b, &mut buf_b).map_err(spilled)?;
     let components = story::doc_components(&fa, &fb, &stats, sa, sb);
     let model = settings.model;
-    let probability = model.probability(&components);
+    let (probability, veto) = model.judge(&components);
     Ok(StoryVerdict {
         components,
         probability,
         same_story: probability >= model.threshold,
-        veto: model.veto(&components),
+        veto,
         kind: Kind::of(&components),
         model,
         statistics_documents: stats.documents(),

@@ -1066,8 +1066,10 @@ fn story_scores(
     pairs
         .par_iter()
         .map(|&(a, b)| {
-            story::pair_components(&outcome.corpus, &found.docs, &found.stats, a, b)
-                .map(|c| (model.probability(&c) as f32, model.vetoes(&c)))
+            story::pair_components(&outcome.corpus, &found.docs, &found.stats, a, b).map(|c| {
+                let (p, veto) = model.judge(&c);
+                (p as f32, veto.is_some())
+            })
         })
         .collect::<std::io::Result<Vec<(f32, bool)>>>()
         .map_err(|e| Error::io("reading spilled shingle sets", e))

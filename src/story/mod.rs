@@ -368,8 +368,7 @@ pub fn run(
                     } else {
                         (y, x, weighted_components(&wy, &wx, sy, sx))
                     };
-                    let p = model.probability(&c);
-                    let veto = model.veto(&c);
+                    let (p, veto) = model.judge(&c);
                     let l = link::Link {
                         a,
                         b,

@@ -185,13 +185,18 @@ impl Model {
         1.0 / (1.0 + (-z).exp())
     }
 
+    /// Probability that the pair is one story (0 when vetoed), and the veto if one
+    /// decided: both from one look at the vetoes.
+    pub fn judge(&self, c: &Components) -> (f64, Option<Veto>) {
+        match self.veto(c) {
+            Some(veto) => (0.0, Some(veto)),
+            None => (self.logistic(c), None),
+        }
+    }
+
     /// Probability that the pair is one story (0 when vetoed).
     pub fn probability(&self, c: &Components) -> f64 {
-        if self.vetoes(c) {
-            0.0
-        } else {
-            self.logistic(c)
-        }
+        self.judge(c).0
     }
 
     /// Whether the pair is one story.
