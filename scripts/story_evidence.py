@@ -22,7 +22,11 @@ shipped model's components with and without the feature:
 - align-mean, align-cov25, align-lead: for each sentence (4+ content words) of the
   shorter text, its best weighted word Jaccard with a sentence of the other (the mean;
   the share reaching 0.25; the better of the two first sentences'): a rewrite retells
-  the other sentence by sentence, a follow-up shares only background.
+  the other sentence by sentence, a follow-up shares only background;
+- order-tau, order-lis: the order of the shared rarer words (in at most 50 documents) by
+  first occurrence: IDF-weighted Kendall tau between the two texts, and the weighted share
+  in the longest run kept in the same order: a rewrite retells the facts in its source's
+  order, a follow-up brings the background in wherever it fits.
 
 A prototype, not shipped logic: BENCHMARKS.md records what it printed.
 """
@@ -61,6 +65,9 @@ class Doc:
     def __init__(self, text):
         words = content(text)
         self.words, self.lead = set(words), set(words[:LEAD_WORDS])
+        self.first = {}  # word -> relative position of its first occurrence
+        for i, w in enumerate(words):
+            self.first.setdefault(w, i / max(1, len(words)))
         self.pairs = set()
         self.sentences = []
         for sentence in re.split(r"(?<=[.!?])\s+|\n+", text):
@@ -132,6 +139,28 @@ def main():
             "align-lead": max(ab[0] if ab else 0.0, ba[0] if ba else 0.0),
         }
 
+    def order(da, db):
+        shared = [w for w in da.words & db.words if word_df[w] <= 50]
+        if len(shared) < 3:
+            return {"order-tau": 0.0, "order-lis": 0.0}
+        shared.sort(key=lambda w: da.first[w])
+        ys = [db.first[w] for w in shared]
+        wts = [idf(word_df, w) for w in shared]
+        conc = disc = 0.0
+        for i in range(len(ys)):
+            for j in range(i + 1, len(ys)):
+                w = wts[i] * wts[j]
+                if ys[i] < ys[j]:
+                    conc += w
+                elif ys[i] > ys[j]:
+                    disc += w
+        tau = (conc - disc) / (conc + disc) if conc + disc else 0.0
+        # Weighted longest increasing subsequence, quadratic: texts share few rare words.
+        best = [0.0] * len(ys)
+        for i in range(len(ys)):
+            best[i] = wts[i] + max((best[j] for j in range(i) if ys[j] < ys[i]), default=0.0)
+        return {"order-tau": tau, "order-lis": max(best) / sum(wts)}
+
     def features(a, b):
         da, db = docs[a], docs[b]
         ab, ba = containment(da.lead, db.words), containment(db.lead, da.words)
@@ -145,6 +174,7 @@ def main():
             "cooc": jaccard(da.pairs, db.pairs, pair_df),
             "twj-df2": jaccard(da.words, db.words, word_df, drop_singletons=True),
             **alignment(da, db),
+            **order(da, db),
         }
 
     labels = [json.loads(line) for line in open(labels_path)]
