@@ -1069,13 +1069,14 @@ fn story_corpus(seed: u64, n: usize, start: i64) -> Vec<serde_json::Value> {
 
 type StoryPairs = BTreeMap<(String, String), (f32, &'static str)>;
 
-/// The batch story level's same-story pairs (probability and kind), its statistics
-/// written to `stats`.
-fn batch_story_pairs(path: &Path, stats: &Path) -> StoryPairs {
+/// The batch story level's same-story pairs (probability and kind) within `window`
+/// seconds, its statistics written to `stats`.
+fn batch_story_pairs(path: &Path, stats: &Path, window: u64) -> StoryPairs {
     let outcome = PipelineBuilder::new()
         .level(neardup::Level::Story)
         .story(neardup::story::StorySettings {
             stats_out: Some(stats.to_path_buf()),
+            window: Some(window as i64),
             ..Default::default()
         })
         .build()
@@ -1102,15 +1103,18 @@ fn read_stats(path: &Path) -> neardup::story::StoryStats {
     neardup::story::StoryStats::read_from(&mut std::fs::File::open(path).unwrap()).unwrap()
 }
 
-/// What adding the JSON lines of `path` one by one to a story-level index finds: every
-/// same-story pair (from each article's `story_matches`), and every verdict. The index is
-/// reopened at a third and two thirds of the way.
+/// What adding the JSON lines of `path` one by one to a story-level index with a window of
+/// `window` seconds finds: every same-story pair (from each article's `story_matches`),
+/// and every verdict. The index is reopened at a third and two thirds of the way. (The
+/// feed's window looks back from each article: with articles added in date order, as
+/// here, it keeps the pairs the batch window keeps.)
 fn feed_story_pairs(
     path: &Path,
     dir: &Path,
     stats: Option<&neardup::story::StoryStats>,
+    window: u64,
 ) -> (StoryPairs, Vec<neardup::feed::Verdict>) {
-    FeedIndex::create_with_stats(dir, &story_settings(None), stats).unwrap();
+    FeedIndex::create_with_stats(dir, &story_settings(Some(window)), stats).unwrap();
     let lines: Vec<String> = std::fs::read_to_string(path)
         .unwrap()
         .lines()
@@ -1168,11 +1172,14 @@ fn assert_same_story_pairs(feed: &StoryPairs, batch: &StoryPairs, what: &str) {
 #[test]
 fn story_level_added_article_by_article_gives_the_batch_story_pairs() {
     let s = Scratch::new();
+    // One article an hour: the window keeps some derived articles from their source.
     let path = s.write("in.jsonl", to_jsonl(&story_corpus(21, 700, 0)));
+    let window = 20 * 86_400;
     let stats_path = s.path("corpus.stats");
-    let batch = batch_story_pairs(&path, &stats_path);
+    let batch = batch_story_pairs(&path, &stats_path, window);
+    assert!(batch.len() < batch_story_pairs(&path, &stats_path, u64::MAX / 4).len());
     let stats = read_stats(&stats_path);
-    let (feed, verdicts) = feed_story_pairs(&path, &s.path("idx"), Some(&stats));
+    let (feed, verdicts) = feed_story_pairs(&path, &s.path("idx"), Some(&stats), window);
     assert_same_story_pairs(&feed, &batch, "synthetic corpus");
     let count = |k: VerdictKind| verdicts.iter().filter(|v| v.kind == k).count();
     let (new, duplicates, rewrites) = (
@@ -1209,8 +1216,11 @@ fn bbc_story_level_added_article_by_article_gives_the_batch_story_pairs() {
     let path = data.join("bbc-news.jsonl");
     let s = Scratch::new();
     let stats_path = s.path("bbc.stats");
-    let batch = batch_story_pairs(&path, &stats_path);
-    let (feed, verdicts) = feed_story_pairs(&path, &s.path("idx"), Some(&read_stats(&stats_path)));
+    // Undated: the window does not apply.
+    let window = neardup::story::DEFAULT_WINDOW as u64;
+    let batch = batch_story_pairs(&path, &stats_path, window);
+    let stats = read_stats(&stats_path);
+    let (feed, verdicts) = feed_story_pairs(&path, &s.path("idx"), Some(&stats), window);
     assert!(batch.len() > 100);
     assert_same_story_pairs(&feed, &batch, "bbc-news");
     assert!(verdicts.iter().any(|v| v.kind == VerdictKind::Rewrite));
@@ -1224,9 +1234,10 @@ fn story_level_accumulated_statistics_are_reproducible_after_reopening() {
     let s = Scratch::new();
     let path = s.write("in.jsonl", to_jsonl(&story_corpus(23, 500, 0)));
     // Reopened twice on the way, against one index built in one go.
-    let (pairs, verdicts) = feed_story_pairs(&path, &s.path("idx"), None);
+    let window = neardup::story::DEFAULT_WINDOW as u64;
+    let (pairs, verdicts) = feed_story_pairs(&path, &s.path("idx"), None, window);
     let dir = s.path("one-go");
-    FeedIndex::create(&dir, &story_settings(None)).unwrap();
+    FeedIndex::create(&dir, &story_settings(Some(window))).unwrap();
     let mut index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
     let mut f = index.fingerprinter();
     let articles: Vec<Article> = std::fs::read_to_string(&path)

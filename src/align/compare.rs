@@ -47,6 +47,11 @@ pub struct StoryVerdict {
     pub model: Model,
     /// Documents the statistics (IDF weights) were counted over.
     pub statistics_documents: u64,
+    /// Seconds between the two documents' dates when they are further apart than the
+    /// window: two stories, whatever the score (the story level never scores such a pair).
+    pub beyond_window: Option<i64>,
+    /// The window judged by (seconds).
+    pub window: Option<i64>,
 }
 
 /// One side of a [`Comparison`].
@@ -193,13 +198,19 @@ fn story_verdict(
     let components = story::doc_components(&fa, &fb, &stats, sa, sb);
     let model = settings.model;
     let (probability, veto) = model.judge(&components);
+    let beyond_window = match (settings.window, corpus.date(a), corpus.date(b)) {
+        (Some(w), Some(x), Some(y)) => Some((x - y).abs()).filter(|&apart| apart > w),
+        _ => None,
+    };
     Ok(StoryVerdict {
         components,
         probability,
-        same_story: probability >= model.threshold,
+        same_story: probability >= model.threshold && beyond_window.is_none(),
         veto,
         kind: Kind::of(&components),
         model,
         statistics_documents: stats.documents(),
+        beyond_window,
+        window: settings.window,
     })
 }

@@ -79,6 +79,9 @@ pub struct StoryVerdictRecord {
     pub kind: &'static str,
     /// Documents the IDF weights were counted over.
     pub statistics_documents: u64,
+    /// Seconds between the dates, when further apart than the window (two stories).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beyond_window_seconds: Option<i64>,
     /// What the score was computed from (a: the smaller id).
     pub components: ComponentsRecord,
 }
@@ -94,6 +97,7 @@ impl StoryVerdictRecord {
             veto: v.veto.map(super::Veto::name),
             kind: v.kind.name(),
             statistics_documents: v.statistics_documents,
+            beyond_window_seconds: v.beyond_window,
             components: ComponentsRecord::new(&v.components),
         }
     }

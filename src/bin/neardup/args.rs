@@ -26,7 +26,8 @@ first one.
 
 Story level (--level story): groups copies, updates and rewrites of one news story, even
 when reworded (word 5-gram Jaccard near 0), and keeps templated look-alikes apart:
-  neardup cluster --level story feed.jsonl --window 72h
+  neardup cluster --level story feed.jsonl                   dated articles match within 72h
+  neardup cluster --level story archive.jsonl --window none  or at any distance
   neardup pairs --level story feed.jsonl --format table      kind, score, components
   neardup cluster --level story archive.jsonl --stats-out archive.stats
   neardup cluster --level story today.jsonl --stats archive.stats
@@ -168,6 +169,10 @@ pub struct CompareArgs {
     /// alone are too few to tell a rare word from a common one.
     #[arg(long, value_name = "FILE", help_heading = "Input")]
     pub stats: Option<std::path::PathBuf>,
+    /// Story verdict: two dated documents (with --in) further apart than this are two
+    /// stories, as the story level decides ('none': any distance).
+    #[arg(long, value_name = "DURATION", value_parser = parse_window, default_value = "72h", help_heading = "Input")]
+    pub window: Window,
     /// JSON field holding the document id.
     #[arg(
         long,
@@ -385,9 +390,11 @@ pub struct StoryArgs {
     #[arg(long, value_enum, default_value_t = LevelArg::NearCopy)]
     pub level: LevelArg,
     /// Story level: dated articles further apart than this are never one story (e.g.
-    /// 72h, 3d; the date comes from --date-field). Undated articles match any.
-    #[arg(long, value_name = "DURATION", value_parser = parse_window)]
-    pub window: Option<i64>,
+    /// 36h, 3d; the date comes from --date-field), since the same running story on
+    /// another day, or a report's next edition, is another story. 'none': any distance.
+    /// Undated articles match any.
+    #[arg(long, value_name = "DURATION", value_parser = parse_window, default_value = "72h")]
+    pub window: Window,
     /// Story level: score against these corpus statistics (written by --stats-out)
     /// instead of this run's, e.g. to judge a small batch against an archive.
     #[arg(long, value_name = "FILE")]
@@ -415,8 +422,15 @@ pub enum LevelArg {
     Story,
 }
 
-fn parse_window(s: &str) -> Result<i64, String> {
-    neardup::story::parse_window(s)
+/// A story window in seconds, or none.
+#[derive(Clone, Copy, Debug)]
+pub struct Window(pub Option<i64>);
+
+fn parse_window(s: &str) -> Result<Window, String> {
+    if s.trim() == "none" {
+        return Ok(Window(None));
+    }
+    neardup::story::parse_window(s).map(|w| Window(Some(w)))
 }
 
 #[derive(Debug, Args)]

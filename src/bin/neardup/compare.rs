@@ -61,6 +61,7 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
         .passages(Some(passage))
         .story(neardup::story::StorySettings {
             stats_in: args.stats.clone(),
+            window: args.window.0,
             ..Default::default()
         })
         .build()?;
@@ -144,6 +145,12 @@ const RESET: &str = "\x1b[0m";
 fn render_story(out: &mut dyn Write, v: &StoryVerdict) -> io::Result<()> {
     let decision = if v.same_story {
         format!("one story, {}", v.kind.name())
+    } else if let Some(apart) = v.beyond_window {
+        format!(
+            "two stories (dated {:.1} hours apart, beyond the {} --window)",
+            apart as f64 / 3600.0,
+            neardup::story::describe_window(v.window.unwrap_or_default())
+        )
     } else if let Some(veto) = v.veto {
         format!("two stories (vetoed: {})", veto.describe())
     } else {

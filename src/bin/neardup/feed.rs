@@ -166,7 +166,8 @@ pub struct CreateArgs {
     pub story_candidates: Option<f64>,
     /// Articles older than this before the article being checked (by their date, else
     /// their arrival time) do not match it; 'index compact' removes them. E.g. 7d, 36h,
-    /// 90m, 2w, 3600s.
+    /// 90m, 2w, 3600s. None by default; a story index wants one (the batch story level
+    /// matches within 72h unless told otherwise), e.g. --window 3d.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION", help_heading = "Index")]
     pub window: Option<u64>,
     /// No summary on standard error.

@@ -253,7 +253,7 @@ fn analyse(
             args::LevelArg::Story => neardup::Level::Story,
         })
         .story(neardup::story::StorySettings {
-            window: story.window,
+            window: story.window.0,
             stats_in: story.stats.clone(),
             stats_out: story.stats_out.clone(),
             candidate_threshold: story.story_candidates,
@@ -296,11 +296,19 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
     } else {
         ("verified pairs", "clusters")
     };
+    let mut candidates = format!("{} candidate pairs", s.candidate_pairs);
+    if let Some(story) = outcome.story.as_ref().filter(|s| s.outside_window > 0) {
+        let window = outcome.settings.story.window.unwrap_or_default();
+        candidates.push_str(&format!(
+            " ({} further apart than the {} --window)",
+            story.outside_window,
+            neardup::story::describe_window(window)
+        ));
+    }
     let mut line = format!(
-        "neardup: {} documents, {} bad records, {} candidate pairs, {} {pairs_word}, {} {clusters_word} ({} documents) in {:.2} s ({:.0} docs/s, {:.1} MB/s)",
+        "neardup: {} documents, {} bad records, {candidates}, {} {pairs_word}, {} {clusters_word} ({} documents) in {:.2} s ({:.0} docs/s, {:.1} MB/s)",
         s.documents,
         bad,
-        s.candidate_pairs,
         s.verified_pairs,
         s.clusters,
         s.clustered_documents,
