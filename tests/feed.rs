@@ -1181,6 +1181,16 @@ fn story_level_added_article_by_article_gives_the_batch_story_pairs() {
     let stats = read_stats(&stats_path);
     let (feed, verdicts) = feed_story_pairs(&path, &s.path("idx"), Some(&stats), window);
     assert_same_story_pairs(&feed, &batch, "synthetic corpus");
+    // Added out of date order, the feed's window (before or after) still keeps what the
+    // batch window keeps.
+    let mut records = story_corpus(21, 700, 0);
+    let mut rng = Rng(5);
+    for i in (1..records.len()).rev() {
+        records.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let shuffled = s.write("shuffled.jsonl", to_jsonl(&records));
+    let (feed, _) = feed_story_pairs(&shuffled, &s.path("idx-shuffled"), Some(&stats), window);
+    assert_same_story_pairs(&feed, &batch, "synthetic corpus, shuffled");
     let count = |k: VerdictKind| verdicts.iter().filter(|v| v.kind == k).count();
     let (new, duplicates, rewrites) = (
         count(VerdictKind::New),
@@ -1351,6 +1361,31 @@ fn story_level_commands_end_to_end() {
     assert_eq!(st["level"], "story");
     assert_eq!(st["story"]["statistics"], "fixed");
     assert_eq!(st["story"]["documents"], 300);
+    // The batch story level's window unless told otherwise; a copy index has none.
+    assert_eq!(st["window_seconds"], neardup::story::DEFAULT_WINDOW);
+    for (args, window) in [
+        (&["--level", "story", "--window", "none"][..], None),
+        (
+            &["--level", "story", "--window", "36h"][..],
+            Some(36 * 3600),
+        ),
+        (&[][..], None),
+    ] {
+        let dir = s.path(&format!("idx-{}", args.join("")));
+        let out = neardup()
+            .args(["index", "create"])
+            .args(args)
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let shown = window.map_or("no window".to_string(), |w: i64| {
+            format!("window {}h", w / 3600)
+        });
+        assert!(stderr_of(&out).contains(&shown), "{}", stderr_of(&out));
+        let st = &lines_of(&index_output(&["stats"], &dir, &[]))[0];
+        assert_eq!(st["window_seconds"], serde_json::json!(window));
+    }
     assert_eq!(
         st["rewrites"].as_u64().unwrap(),
         added

@@ -30,8 +30,10 @@
 //!
 //! ## Time window
 //! With a window `w`, an article dated `t` (its arrival time when it has no date) matches
-//! only articles dated `t − w` or later; [`FeedIndex::compact`] deletes articles older than
-//! `w` before the index's clock (its newest article's time, but never later than now).
+//! only articles dated from `t − w` to `t + w` (as the batch story level's window, so an
+//! archive added out of date order matches as in batch); [`FeedIndex::compact`] deletes
+//! articles older than `w` before the index's clock (its newest article's time, but never
+//! later than now).
 //!
 //! ## Levels
 //! At [`Level::Story`], an article without a near-copy match is also compared with the
@@ -283,14 +285,14 @@ struct BandHits {
 
 impl BandHits {
     /// Collects `(document, band)` for each band's bucket of `keys` in `tables`: its newest
-    /// `bucket_cap − 1` members not older than `min_time` (as the batch pipeline limits
-    /// oversized buckets).
+    /// `bucket_cap − 1` members whose times are within `time_range` (as the batch pipeline
+    /// limits oversized buckets).
     fn collect(
         &mut self,
         tables: &[BandTable],
         keys: &[u64],
         bucket_cap: usize,
-        min_time: Option<i64>,
+        time_range: Option<(i64, i64)>,
         times: &[i64],
     ) {
         let Self {
@@ -319,8 +321,8 @@ impl BandHits {
         {
             bucket.clear();
             table.lookup_in((key >> 32) as u32, range, bucket);
-            if let Some(min) = min_time {
-                bucket.retain(|&d| times[d as usize] >= min);
+            if let Some((min, max)) = time_range {
+                bucket.retain(|&d| (min..=max).contains(&times[d as usize]));
             }
             let from = bucket.len().saturating_sub(keep);
             hits.extend(bucket[from..].iter().map(|&d| (d, band as u16)));
@@ -843,9 +845,17 @@ impl FeedIndex {
     /// The oldest time an indexed article may have and still be in the window of `time`
     /// (none: no window).
     fn window_start(&self, time: i64) -> Option<i64> {
-        self.settings
-            .window
-            .map(|w| time.saturating_sub(w.min(i64::MAX as u64) as i64))
+        self.window_around(time).map(|(start, _)| start)
+    }
+
+    /// The times an indexed article may have and still match an article of `time`: at most
+    /// the window before or after it, as the batch story level pairs dated articles
+    /// (none: no window).
+    fn window_around(&self, time: i64) -> Option<(i64, i64)> {
+        self.settings.window.map(|w| {
+            let w = w.min(i64::MAX as u64) as i64;
+            (time.saturating_sub(w), time.saturating_add(w))
+        })
     }
 
     fn record_id(&self, doc: u32) -> Result<String> {
@@ -948,7 +958,7 @@ impl FeedIndex {
             &self.bands,
             &scratch.keys,
             self.settings.bucket_cap,
-            self.window_start(article.time),
+            self.window_around(article.time),
             &self.docs.times,
         );
         let set = &article.fingerprint.set;
@@ -1068,7 +1078,7 @@ impl FeedIndex {
             &state.bands,
             &scratch.story_keys,
             s.bucket_cap,
-            self.window_start(article.time),
+            self.window_around(article.time),
             &self.docs.times,
         );
         let floor = story::estimate_floor(s.candidate_threshold);
@@ -1931,7 +1941,8 @@ mod golden {
         let mut index = FeedIndex::open(dir.path(), Access::Write, &Silent).unwrap();
         assert_eq!((index.len(), index.settings().level), (4, Level::Copy));
         let mut f = index.fingerprinter();
-        let line = serde_json::json!({"id": "rate-9", "text": ARTICLES[2].1});
+        // Dated with the golden articles: the index has a window.
+        let line = serde_json::json!({"id": "rate-9", "text": ARTICLES[2].1, "date": T0 + 9});
         let a = Article::from_json(&line.to_string(), &Default::default(), &mut f, 0).unwrap();
         let v = index.add(&a).unwrap().unwrap();
         assert_eq!(

@@ -164,12 +164,13 @@ pub struct CreateArgs {
     /// article becomes a candidate for scoring (default 0.2; lower finds more, slower).
     #[arg(long, value_name = "T", help_heading = "Index")]
     pub story_candidates: Option<f64>,
-    /// Articles older than this before the article being checked (by their date, else
-    /// their arrival time) do not match it; 'index compact' removes them. E.g. 7d, 36h,
-    /// 90m, 2w, 3600s. None by default; a story index wants one (the batch story level
-    /// matches within 72h unless told otherwise), e.g. --window 3d.
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION", help_heading = "Index")]
-    pub window: Option<u64>,
+    /// Articles further than this from the article being checked (by their dates, else
+    /// their arrival times) do not match it; 'index compact' removes the articles older
+    /// than this. E.g. 7d, 36h, 90m, 2w, 3600s; 'none': no window. Default: none at the
+    /// copy level, 72h at the story level (as the batch story level: another day's
+    /// edition of a report is another story).
+    #[arg(long, value_parser = parse_index_window, value_name = "DURATION", help_heading = "Index")]
+    pub window: Option<IndexWindow>,
     /// No summary on standard error.
     #[arg(short, long)]
     pub quiet: bool,
@@ -323,6 +324,17 @@ pub struct WatchArgs {
     pub quiet: bool,
 }
 
+/// An index window in seconds, or none.
+#[derive(Clone, Copy, Debug)]
+pub struct IndexWindow(Option<u64>);
+
+fn parse_index_window(s: &str) -> Result<IndexWindow, String> {
+    if s.trim() == "none" {
+        return Ok(IndexWindow(None));
+    }
+    parse_duration(s).map(|w| IndexWindow(Some(w)))
+}
+
 /// Parses `7d`, `36h`, `90m`, `2w`, `3600s` or `3600` (seconds) into seconds.
 pub fn parse_duration(s: &str) -> Result<u64, String> {
     let t = s.trim();
@@ -387,7 +399,12 @@ fn create(a: CreateArgs) -> Result<ExitCode> {
         LevelArg::Copy => Level::Copy,
         LevelArg::Story => Level::Story,
     };
-    let mut settings = IndexSettings::new(pipeline.settings(), level, a.window)?;
+    let window = match (a.window, level) {
+        (Some(IndexWindow(w)), _) => w,
+        (None, Level::Story) => Some(neardup::story::DEFAULT_WINDOW as u64),
+        (None, _) => None,
+    };
+    let mut settings = IndexSettings::new(pipeline.settings(), level, window)?;
     if a.story_threshold.is_some() || a.story_candidates.is_some() {
         let Some(story) = settings.story.as_mut() else {
             anyhow::bail!("--story-threshold and --story-candidates need --level story");
@@ -430,7 +447,7 @@ fn create(a: CreateArgs) -> Result<ExitCode> {
             settings.lsh.bands,
             settings.lsh.rows,
             match settings.window {
-                Some(w) => format!("window {w} s"),
+                Some(w) => format!("window {}", neardup::story::describe_window(w as i64)),
                 None => "no window".to_string(),
             }
         );
