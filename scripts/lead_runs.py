@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Would the lead veto catch more templated notices if it compared whole name runs? (exploration)
+
+    python3 scripts/lead_runs.py DATA_DIR FIXTURE_DIR REUTERS_PAIRS.jsonl [--show]
+
+REUTERS_PAIRS.jsonl: `neardup pairs --level story` output on reuters21578.jsonl (the pairs
+to judge). For each lead name (a run of capitalised words in the first sentence that has
+one, as `story::features` finds them, approximately), V0 counts the IDF weight of its
+words the other text never mentions (the shipped `lead_name_conflict`); V1 counts a run
+of two or more words as missing unless it appears whole inside a name run of the other
+text, so "Franklin Michigan Insured Tax-Free Income Fund" no longer matches "Franklin
+Insured Tax-Free Income Fund" while "Vladimir Putin" still matches "Russian President
+Vladimir Putin". Both take the smaller share of the two sides. It prints how many pairs
+reach 0.5, 0.75 and 0.9 per BBC label, for the fixtures, and for the Reuters pairs by
+ticker relation and for Franklin fund notices; --show lists the Reuters pairs V1 would
+newly veto (Franklin aside). A prototype, not shipped logic: BENCHMARKS.md records what
+it printed.
+"""
+import glob
+import json
+import math
+import os
+import re
+import sys
+from collections import Counter, defaultdict
+from itertools import combinations
+
+sys.path.insert(0, os.path.dirname(__file__))
+from story_explore import STOP  # noqa: E402
+
+TOK = re.compile(r"[A-Za-z0-9][\w'.\-]*\w|[A-Za-z0-9]")
+MONTHS = {m.lower() for m in "January February March April May June July August September October November December".split()}
+STOPS = {w.lower() for w in STOP}
+
+def norm(t):
+    t = t.lower().replace("\u2019", "'")
+    return t[:-2] if t.endswith("'s") else t
+
+def analyse(text):
+    """words (set), runs (list of tuples per sentence), lead runs."""
+    words = set()
+    sentences = [s for s in re.split(r"(?<=[.!?:\"])\s+|\n+", text) if s.strip()]
+    all_runs, lead_units = [], None
+    for sent in sentences:
+        toks = list(TOK.finditer(sent))
+        units, run, prev_end = [], [], None
+        def flush():
+            if len(run) >= 2:
+                units.append(tuple(w for w, _ in run))
+            elif len(run) == 1 and not run[0][1]:
+                units.append((run[0][0],))
+            run.clear()
+        for i, m in enumerate(toks):
+            t = m.group(0); w = norm(t)
+            words.add(w)
+            gap = sent[prev_end:m.start()] if prev_end is not None else " "
+            if prev_end is not None and gap != " ":
+                flush()
+            cap = t[0].isupper() and not t[0].isdigit()
+            if cap and w not in STOPS and w not in MONTHS and not t[0].isdigit():
+                run.append((w, i == 0))
+            else:
+                flush()
+            prev_end = m.end()
+        flush()
+        all_runs.extend(u for u in units if len(u) >= 2)
+        if lead_units is None and units:
+            lead_units = units
+    subruns = set()
+    for r in all_runs:
+        for i in range(len(r)):
+            for j in range(i + 1, len(r) + 1):
+                subruns.add(r[i:j])
+    return {"words": words, "subruns": subruns, "lead": lead_units or []}
+
+def conflicts(a, b, idf):
+    def side(x, y):
+        tot = miss0 = miss1 = 0.0
+        for u in x["lead"]:
+            m = sum(idf(w) for w in u)
+            tot += m
+            miss0 += sum(idf(w) for w in u if w not in y["words"])
+            if len(u) == 1:
+                miss1 += m if u[0] not in y["words"] else 0.0
+            else:
+                miss1 += m if u not in y["subruns"] else 0.0
+        return (miss0 / tot if tot else 0.0, miss1 / tot if tot else 0.0)
+    (a0, a1), (b0, b1) = side(a, b), side(b, a)
+    return min(a0, b0), min(a1, b1)
+
+def load(path):
+    out = {}
+    for l in open(path):
+        r = json.loads(l); out[r["id"]] = r
+    return out
+
+def table(name, rows):
+    for k, vals in rows.items():
+        for v, label in ((0, "V0 words"), (1, "V1 runs")):
+            xs = [x[v] for x in vals]
+            n = len(xs)
+            print(f"  {name:8} {k:28} {label:9} n={n:5}  >=0.5 {sum(x>=0.5 for x in xs):4}  >=0.75 {sum(x>=0.75 for x in xs):4}  >=0.9 {sum(x>=0.9 for x in xs):4}")
+
+def run_corpus(recs, extra=None):
+    docs = {}
+    for i, r in recs.items():
+        docs[i] = analyse((r.get("text") or ""))
+    df = Counter()
+    for d in docs.values(): df.update(d["words"])
+    n = len(docs)
+    idf = lambda w: math.log((n + 1) / (df[w] + 1))
+    return docs, idf
+
+D, FIXTURES, PAIRS = sys.argv[1:4]
+bbc = load(f'{D}/bbc-news.jsonl')
+for p in sorted(glob.glob(os.path.join(FIXTURES, '*.txt'))):
+    bbc['fx-' + os.path.basename(p)[:3]] = {"text": open(p).read()}
+docs, idf = run_corpus(bbc)
+rows = defaultdict(list)
+for l in open(f'{D}/labels/bbc-same-story.jsonl'):
+    lab = json.loads(l)
+    rows[lab["label"]].append(conflicts(docs[lab["a"]], docs[lab["b"]], idf))
+fx = [k for k in docs if k.startswith('fx-')]
+for a, b in combinations(fx, 2):
+    rows["fixtures"].append(conflicts(docs[a], docs[b], idf))
+table("BBC", rows)
+
+reu = load(f'{D}/reuters21578.jsonl')
+docs, idf = run_corpus(reu)
+def tickers(t):
+    return {x.split('>')[0] for x in t.split('<')[1:] if '>' in x and re.fullmatch(r"[A-Z.]+", x.split('>')[0])}
+rows = defaultdict(list)
+for l in open(PAIRS):
+    p = json.loads(l)
+    ra, rb = reu[p["a"]], reu[p["b"]]
+    ta, tb = tickers(ra.get("title", "") + " " + ra["text"]), tickers(rb.get("title", "") + " " + rb["text"])
+    c = conflicts(docs[p["a"]], docs[p["b"]], idf)
+    if "FRANKLIN" in ra.get("title", "") and "FRANKLIN" in rb.get("title", ""):
+        rows["franklin"].append(c)
+    if ta and tb:
+        rows["tickers all different" if ta.isdisjoint(tb) else "tickers shared"].append(c)
+    else:
+        rows["no tickers"].append(c)
+table("Reuters", rows)
+
+if "--show" in sys.argv:
+    print("--- V1 >= 0.75, not Franklin")
+    for l in open(PAIRS):
+        p = json.loads(l)
+        ra, rb = reu[p["a"]], reu[p["b"]]
+        if "FRANKLIN" in ra.get("title", "") and "FRANKLIN" in rb.get("title", ""):
+            continue
+        c = conflicts(docs[p["a"]], docs[p["b"]], idf)
+        if c[1] >= 0.75:
+            ta, tb = tickers(ra.get("title", "") + " " + ra["text"]), tickers(rb.get("title", "") + " " + rb["text"])
+            rel = "-" if not (ta and tb) else ("diff" if ta.isdisjoint(tb) else "SAME")
+            print(f"{rel:4} {p['kind'][:3]} {c[0]:.2f}/{c[1]:.2f} {ra.get('title','')[:48]:48} | {rb.get('title','')[:48]}")
+            print("      lead a:", docs[p["a"]]["lead"][:6], " lead b:", docs[p["b"]]["lead"][:6])
