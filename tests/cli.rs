@@ -296,8 +296,13 @@ fn dedup_drops_a_repeated_id_with_the_same_text_and_rejects_one_with_other_text(
             again[1].clone() + "\n",
             "{level}"
         );
+        let dropped = if level == "story" {
+            "same-story duplicates"
+        } else {
+            "near-duplicates"
+        };
         assert!(
-            err.contains("dropped 1 near-duplicates (1 of them repeating an earlier record's id and text), rejected 0 malformed and 1 repeating"),
+            err.contains(&format!("dropped 1 {dropped} (1 of them repeating an earlier record's id and text), rejected 0 malformed and 1 repeating")),
             "{level}: {err}"
         );
         // The report names every dropped record, the repeat too.

@@ -395,6 +395,11 @@ fn story_pairs_say_their_kind_and_components() {
         .output()
         .unwrap();
     assert!(dedup.status.success(), "{}", stderr_of(&dedup));
+    assert!(
+        stderr_of(&dedup).contains("dropped 2 same-story duplicates, rejected 0"),
+        "{}",
+        stderr_of(&dedup)
+    );
     let dropped = json_lines(&std::fs::read_to_string(&report).unwrap());
     let ids: HashSet<&str> = dropped.iter().map(|d| d["id"].as_str().unwrap()).collect();
     // Undated: the longer text of each pair is kept (the representative rule).

@@ -86,8 +86,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 /// The `dedup` summary line: what was kept, dropped and rejected, and where to see it.
 fn dedup_summary(counts: &report::DedupCounts, a: &args::DedupArgs) -> String {
+    let dropped = match a.story.level {
+        args::LevelArg::NearCopy => "near-duplicates",
+        args::LevelArg::Story => "same-story duplicates",
+    };
     let mut line = format!(
-        "dedup kept {} records, dropped {} near-duplicates",
+        "dedup kept {} records, dropped {} {dropped}",
         counts.kept, counts.dropped
     );
     if counts.repeated_copies > 0 {
