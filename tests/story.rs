@@ -351,6 +351,13 @@ fn a_window_keeps_stories_days_apart_from_matching() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr_of(&bad).contains("duration"));
+    let zero = neardup()
+        .args(["pairs", "--level", "story", "--window", "0h"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(stderr_of(&zero).contains("longer than 0 ('none' for no window)"));
 }
 
 #[test]

@@ -430,7 +430,10 @@ fn parse_window(s: &str) -> Result<Window, String> {
     if s.trim() == "none" {
         return Ok(Window(None));
     }
-    neardup::story::parse_window(s).map(|w| Window(Some(w)))
+    match neardup::story::parse_window(s)? {
+        0 => Err("the window must be longer than 0 ('none' for no window)".into()),
+        w => Ok(Window(Some(w))),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -356,7 +356,7 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
         }
     };
     match n.checked_mul(unit_secs) {
-        Some(0) => Err("the window must be longer than 0".into()),
+        Some(0) => Err("the window must be longer than 0 ('none' for no window)".into()),
         Some(secs) => Ok(secs),
         None => Err(format!("{s:?} is too long")),
     }
