@@ -268,7 +268,8 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
 /// where the text has no offset). Returns `None` for anything else.
 ///
 /// Accepted: RFC 3339 (`2025-08-18T10:00:00Z`), RFC 2822, `2025-08-18 10:00:00`,
-/// `2025-08-18`, `2025/08/18`, `8/18/2025` (month first), `August 18, 2025`, and
+/// `2025-08-18 10:00`, `2025-08-18`, `2025/08/18`, `8/18/2025` (month first),
+/// `August 18, 2025` (or `Aug`), `August 18, 2025 10:00 AM`, `18 August 2025`, and
 /// Reuters' `26-FEB-1987 15:01:01.79`.
 pub fn parse_date(text: &str) -> Option<i64> {
     use std::cell::Cell;
@@ -295,7 +296,7 @@ pub fn parse_date(text: &str) -> Option<i64> {
 type DateParser = fn(&str) -> Option<i64>;
 
 /// Every accepted date format, as a parser to epoch seconds.
-const DATE_FORMATS: [DateParser; 12] = {
+const DATE_FORMATS: [DateParser; 15] = {
     use chrono::{DateTime, NaiveDate, NaiveDateTime};
     fn datetime(t: &str, f: &str) -> Option<i64> {
         NaiveDateTime::parse_from_str(t, f)
@@ -322,11 +323,14 @@ const DATE_FORMATS: [DateParser; 12] = {
         },
         |t| datetime(t, "%Y/%m/%d %H:%M:%S"),
         |t| datetime(t, "%Y-%m-%dT%H:%M"),
+        |t| datetime(t, "%Y-%m-%d %H:%M"),
+        |t| datetime(t, "%B %d, %Y %I:%M %p"),
         |t| date(t, "%Y-%m-%d"),
         |t| date(t, "%Y/%m/%d"),
         |t| date(t, "%d-%b-%Y"),
         |t| date(t, "%m/%d/%Y"),
         |t| date(t, "%B %d, %Y"),
+        |t| date(t, "%d %B %Y"),
     ]
 };
 
@@ -430,6 +434,10 @@ mod tests {
             Some(541_350_061)
         );
         assert_eq!(parse_date("August 18, 2025"), Some(day));
+        assert_eq!(parse_date("Aug 18, 2025"), Some(day));
+        assert_eq!(parse_date("18 August 2025"), Some(day));
+        assert_eq!(parse_date("2025-08-18 10:30"), Some(day + 37_800));
+        assert_eq!(parse_date("August 18, 2025 10:30 PM"), Some(day + 81_000));
         assert_eq!(parse_date("yesterday"), None);
         // The remembered format does not stop the others from matching.
         assert_eq!(parse_date("2025-08-18"), Some(day));

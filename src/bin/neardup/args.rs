@@ -327,7 +327,10 @@ pub struct InputArgs {
     /// JSON field holding the text.
     #[arg(long, default_value = "text", value_name = "FIELD")]
     pub text_field: String,
-    /// JSON field holding the date (used by --representative earliest).
+    /// JSON field holding the date (used by --representative earliest and the story
+    /// level's --window): seconds since 1970, RFC 3339, RFC 2822, 2025-08-18 10:30,
+    /// 2025-08-18, 2025/08/18, 8/18/2025, August 18, 2025 (10:30 AM), 18 August 2025.
+    /// Dates in no such form are counted and the article treated as undated.
     #[arg(long, default_value = "date", value_name = "FIELD")]
     pub date_field: String,
     /// Read every input in this format, whatever its name.
