@@ -13,6 +13,9 @@
 //! appended. Each record carries `dup_of`: the id of the original it was copied from
 //! (null for originals), so the true clusters are known. Output: JSON Lines with `id`,
 //! `date`, `title`, `text`, `dup_of`; `.zst` and `.gz` output names are compressed.
+//! Dates fall at random over a year, copies' too; `--copy-within H` dates each copy within
+//! H hours after its original instead, as news copies follow their source (the story
+//! level's default window then finds them).
 //! The same seed and inputs give the same corpus.
 
 use std::fs::File;
@@ -45,6 +48,8 @@ struct Options {
     seed: u64,
     copy_rate: f64,
     max_edit: f64,
+    /// Date each copy this many hours at most after its original.
+    copy_within_hours: Option<u32>,
     output: Option<PathBuf>,
     inputs: Vec<InputSpec>,
 }
@@ -55,6 +60,7 @@ fn parse_args() -> Result<Options, String> {
         seed: 1,
         copy_rate: 0.3,
         max_edit: 0.10,
+        copy_within_hours: None,
         output: None,
         inputs: Vec::new(),
     };
@@ -70,6 +76,12 @@ fn parse_args() -> Result<Options, String> {
             "--max-edit" => {
                 o.max_edit = value()?.parse().map_err(|e| format!("--max-edit: {e}"))?
             }
+            "--copy-within" => {
+                let hours = value()?
+                    .parse()
+                    .map_err(|e| format!("--copy-within: {e}"))?;
+                o.copy_within_hours = Some(hours);
+            }
             "-o" | "--output" => o.output = Some(PathBuf::from(value()?)),
             _ if a.starts_with('-') && a != "-" => return Err(format!("unknown flag {a}")),
             _ => o.inputs.push(InputSpec::from(a.as_str())),
@@ -77,7 +89,7 @@ fn parse_args() -> Result<Options, String> {
     }
     if o.inputs.is_empty() {
         return Err(
-            "usage: synth [--count N] [--seed S] [--copy-rate R] [--max-edit E] [-o FILE] INPUT..."
+            "usage: synth [--count N] [--seed S] [--copy-rate R] [--max-edit E] [--copy-within HOURS] [-o FILE] INPUT..."
                 .into(),
         );
     }
@@ -188,6 +200,8 @@ fn main() -> io::Result<()> {
             .join(" ")
     };
     let base_day = 1_700_000_000i64 / 86_400;
+    // Every record's time, for its copies' with --copy-within.
+    let mut times: Vec<i64> = Vec::with_capacity(o.count);
     for i in 0..o.count {
         let is_copy = !originals.is_empty() && rng.unit() < o.copy_rate;
         let (text, dup_of) = if is_copy {
@@ -215,7 +229,12 @@ fn main() -> io::Result<()> {
             (text, None)
         };
         let day = base_day + rng.below(365) as i64;
-        let date = chrono::DateTime::from_timestamp(day * 86_400 + rng.below(86_400) as i64, 0)
+        let mut time = day * 86_400 + rng.below(86_400) as i64;
+        if let (Some(hours), Some(source)) = (o.copy_within_hours, dup_of) {
+            time = times[source] + rng.below(hours as usize * 3600 + 1) as i64;
+        }
+        times.push(time);
+        let date = chrono::DateTime::from_timestamp(time, 0)
             .map(|d| d.to_rfc3339())
             .unwrap_or_default();
         let title: String = text.split(' ').take(8).collect::<Vec<_>>().join(" ");
