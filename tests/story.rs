@@ -259,25 +259,13 @@ fn a_small_corpus_is_told_to_bring_statistics() {
 #[test]
 fn a_window_keeps_stories_days_apart_from_matching() {
     let s = Scratch::new();
-    let record = |id: &str, date: &str, text: &str| {
-        serde_json::json!({"id": id, "date": date, "text": text}).to_string() + "\n"
-    };
-    let f = s.write(
-        "dated.jsonl",
-        [
-            record("a", "2024-03-01T08:00:00Z", RATE),
-            record("b", "2024-03-02T20:00:00Z", RATE_COPY),
-            record("c", "2024-03-20T08:00:00Z", RATE_COPY),
-        ]
-        .concat(),
-    );
+    let f = dated_rate_notices(&s);
+    // `neardup ARGS… FILE`.
+    let on_file = |args: &[&str]| neardup().args(args).arg(&f).output().unwrap();
     let run = |window: Option<&str>| {
-        let mut cmd = neardup();
-        cmd.args(["cluster", "--level", "story"]).arg(&f);
-        if let Some(w) = window {
-            cmd.args(["--window", w]);
-        }
-        let out = cmd.output().unwrap();
+        let mut args = vec!["cluster", "--level", "story"];
+        args.extend(window.map(|w| ["--window", w]).into_iter().flatten());
+        let out = on_file(&args);
         assert!(out.status.success(), "{}", stderr_of(&out));
         json_lines(&stdout_of(&out))
     };
@@ -302,62 +290,72 @@ fn a_window_keeps_stories_days_apart_from_matching() {
     // b is 36 hours after a.
     assert!(run(Some("35h")).is_empty());
     assert_eq!(members(&run(Some("36h"))), [["a", "b"]]);
-    // compare judges by the same window, and says so.
-    let compare = |extra: &[&str]| {
-        let out = neardup()
-            .args(["compare", "--format", "json", "--in"])
-            .arg(&f)
-            .args(["a", "c"])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr_of(&out));
-        serde_json::from_str::<Value>(&stdout_of(&out)).unwrap()["story"].clone()
-    };
-    let judged = compare(&[]);
-    assert_eq!(judged["beyond_window_seconds"], 19 * 86_400);
-    assert_eq!(judged["same_story"], false);
-    assert!(
-        compare(&["--window", "none"])
-            .get("beyond_window_seconds")
-            .is_none()
-    );
-    let text = neardup()
-        .args(["compare", "--in"])
-        .arg(&f)
-        .args(["a", "c"])
-        .output()
-        .unwrap();
-    assert!(
-        stdout_of(&text).contains("two stories (dated 456.0 hours apart, beyond the 72h --window)"),
-        "{}",
-        stdout_of(&text)
-    );
     // The summary says what the window kept apart.
-    let out = neardup()
-        .args(["pairs", "--level", "story"])
-        .arg(&f)
-        .output()
-        .unwrap();
+    let out = on_file(&["pairs", "--level", "story"]);
     assert!(
         stderr_of(&out).contains("(2 further apart than the 72h --window)"),
         "{}",
         stderr_of(&out)
     );
-    let bad = neardup()
-        .args(["cluster", "--level", "story", "--window", "3 fortnights"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(stderr_of(&bad).contains("duration"));
-    let zero = neardup()
-        .args(["pairs", "--level", "story", "--window", "0h"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(zero.status.code(), Some(2));
-    assert!(stderr_of(&zero).contains("longer than 0 ('none' for no window)"));
+    for (window, message) in [
+        ("3 fortnights", "duration"),
+        ("0h", "longer than 0 ('none' for no window)"),
+    ] {
+        let bad = on_file(&["cluster", "--level", "story", "--window", window]);
+        assert_eq!(bad.status.code(), Some(2));
+        assert!(stderr_of(&bad).contains(message), "{}", stderr_of(&bad));
+    }
+}
+
+/// The rate notice on 1 March (a), a copy 36 hours later (b) and another on 20 March (c).
+fn dated_rate_notices(s: &Scratch) -> std::path::PathBuf {
+    let record = |id: &str, date: &str, text: &str| {
+        serde_json::json!({"id": id, "date": date, "text": text}).to_string() + "\n"
+    };
+    s.write(
+        "dated.jsonl",
+        [
+            record("a", "2024-03-01T08:00:00Z", RATE),
+            record("b", "2024-03-02T20:00:00Z", RATE_COPY),
+            record("c", "2024-03-20T08:00:00Z", RATE_COPY),
+        ]
+        .concat(),
+    )
+}
+
+#[test]
+fn compare_judges_dated_documents_by_the_window() {
+    let s = Scratch::new();
+    let f = dated_rate_notices(&s);
+    let compare = |extra: &[&str]| {
+        let out = neardup()
+            .arg("compare")
+            .args(extra)
+            .arg("--in")
+            .arg(&f)
+            .args(["a", "c"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        stdout_of(&out)
+    };
+    let json = |extra: &[&str]| {
+        let args = [&["--format", "json"], extra].concat();
+        serde_json::from_str::<Value>(&compare(&args)).unwrap()["story"].clone()
+    };
+    let judged = json(&[]);
+    assert_eq!(judged["beyond_window_seconds"], 19 * 86_400);
+    assert_eq!(judged["same_story"], false);
+    assert!(
+        json(&["--window", "none"])
+            .get("beyond_window_seconds")
+            .is_none()
+    );
+    let text = compare(&[]);
+    assert!(
+        text.contains("two stories (dated 456.0 hours apart, beyond the 72h --window)"),
+        "{text}"
+    );
 }
 
 #[test]
