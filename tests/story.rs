@@ -323,6 +323,48 @@ fn dated_rate_notices(s: &Scratch) -> std::path::PathBuf {
     )
 }
 
+/// Dates given as numbers of any size saturate, and the window's arithmetic must not
+/// overflow on them (a panic in a debug build, a wrong verdict in a release one).
+#[test]
+fn extreme_numeric_dates_neither_panic_nor_match_across_the_window() {
+    let s = Scratch::new();
+    let record = |id: &str, date: f64, text: &str| {
+        serde_json::json!({"id": id, "date": date, "text": text}).to_string() + "\n"
+    };
+    let f = s.write(
+        "extreme.jsonl",
+        [
+            record("a", 1e300, RATE),
+            record("b", -1e300, RATE_COPY),
+            record("c", 1e300, RATE_COPY),
+        ]
+        .concat(),
+    );
+    let out = neardup()
+        .args(["cluster", "--level", "story"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let clusters = json_lines(&stdout_of(&out));
+    let ids: Vec<&str> = clusters[0]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!((clusters.len(), ids), (1, vec!["a", "c"]));
+    let out = neardup()
+        .args(["compare", "--format", "json", "--in"])
+        .arg(&f)
+        .args(["a", "b"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let story = &serde_json::from_str::<Value>(&stdout_of(&out)).unwrap()["story"];
+    assert_eq!(story["beyond_window_seconds"], u64::MAX);
+}
+
 #[test]
 fn compare_judges_dated_documents_by_the_window() {
     let s = Scratch::new();

@@ -49,7 +49,7 @@ pub struct StoryVerdict {
     pub statistics_documents: u64,
     /// Seconds between the two documents' dates when they are further apart than the
     /// window: two stories, whatever the score (the story level never scores such a pair).
-    pub beyond_window: Option<i64>,
+    pub beyond_window: Option<u64>,
     /// The window judged by (seconds).
     pub window: Option<i64>,
 }
@@ -199,7 +199,9 @@ fn story_verdict(
     let model = settings.model;
     let (probability, veto) = model.judge(&components);
     let beyond_window = match (settings.window, corpus.date(a), corpus.date(b)) {
-        (Some(w), Some(x), Some(y)) => Some((x - y).abs()).filter(|&apart| apart > w),
+        (Some(w), Some(x), Some(y)) => {
+            Some(x.abs_diff(y)).filter(|&apart| apart > w.unsigned_abs())
+        }
         _ => None,
     };
     Ok(StoryVerdict {

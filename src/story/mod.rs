@@ -339,7 +339,8 @@ pub fn run(
         &|| observer.advanced(Stage::Candidates, 1),
     );
     let in_window = |a: u32, b: u32| match (settings.window, corpus.date(a), corpus.date(b)) {
-        (Some(w), Some(x), Some(y)) => (x - y).abs() <= w,
+        // abs_diff: dates given as huge numbers saturate to the ends of i64.
+        (Some(w), Some(x), Some(y)) => x.abs_diff(y) <= w.unsigned_abs(),
         _ => true,
     };
     let pairs: Vec<(u32, u32)> = candidates

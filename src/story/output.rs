@@ -81,7 +81,7 @@ pub struct StoryVerdictRecord {
     pub statistics_documents: u64,
     /// Seconds between the dates, when further apart than the window (two stories).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub beyond_window_seconds: Option<i64>,
+    pub beyond_window_seconds: Option<u64>,
     /// What the score was computed from (a: the smaller id).
     pub components: ComponentsRecord,
 }
