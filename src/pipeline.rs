@@ -15,8 +15,8 @@ use crate::corpus::{Corpus, DocEntry, SetStore};
 use crate::error::{Error, ErrorKind, Result};
 use crate::index::{self, LshParams, OversizedBucket};
 use crate::input::{
-    self, Batch, DateValue, FieldNames, InputFormat, InputSpec, Location, Problem, ProblemKind,
-    RawRecord, ReadEvent, ReadLimits, RecordLocation, Source,
+    self, Batch, FieldNames, InputFormat, InputSpec, Location, Problem, ProblemKind, RawRecord,
+    ReadEvent, ReadLimits, RecordLocation, Source,
 };
 use crate::progress::{Observer, Stage};
 use crate::shingle::{ShingleSpec, Shingler, into_set};
@@ -522,10 +522,9 @@ impl Worker<'_> {
             .ok_or(ProblemKind::EmptyText)?;
         let (date, unparsed_date) = match date {
             None => (None, None),
-            Some(DateValue::Epoch(secs)) => (Some(secs as i64), None),
-            Some(DateValue::Text(t)) => match input::parse_date(&t) {
-                Some(d) => (Some(d), None),
-                None => (None, Some(t)),
+            Some(value) => match value.seconds() {
+                Ok(d) => (Some(d), None),
+                Err(t) => (None, Some(t)),
             },
         };
         // Word shingles (checked by the builder) leave their tokens for the story features.

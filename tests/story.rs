@@ -365,6 +365,39 @@ fn extreme_numeric_dates_neither_panic_nor_match_across_the_window() {
     assert_eq!(story["beyond_window_seconds"], u64::MAX);
 }
 
+/// Numeric dates in milliseconds (as JavaScript writes them) are read as such: a copy 36
+/// hours later is within the window, one 19 days later is not.
+#[test]
+fn millisecond_dates_are_windowed_like_seconds() {
+    let s = Scratch::new();
+    let ms = |at: &str| {
+        let seconds = neardup::input::parse_date(at).unwrap();
+        serde_json::json!(seconds * 1000)
+    };
+    let record = |id: &str, date: serde_json::Value, text: &str| {
+        serde_json::json!({"id": id, "date": date, "text": text}).to_string() + "\n"
+    };
+    let f = s.write(
+        "ms.jsonl",
+        [
+            record("a", ms("2024-03-01T08:00:00Z"), RATE),
+            record("b", ms("2024-03-02T20:00:00Z"), RATE_COPY),
+            record("c", ms("2024-03-20T08:00:00Z"), RATE_COPY),
+        ]
+        .concat(),
+    );
+    let out = neardup()
+        .args(["cluster", "--level", "story"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let clusters = json_lines(&stdout_of(&out));
+    assert_eq!(clusters.len(), 1);
+    assert_eq!(clusters[0]["size"], 2);
+    assert_eq!(clusters[0]["representative"], "a");
+}
+
 #[test]
 fn compare_judges_dated_documents_by_the_window() {
     let s = Scratch::new();

@@ -84,10 +84,9 @@ impl Article {
         let story = fingerprinter.story_features(title, text);
         let (date, unparsed_date) = match date {
             None => (None, None),
-            Some(DateValue::Epoch(secs)) => (Some(secs as i64), None),
-            Some(DateValue::Text(t)) => match input::parse_date(&t) {
-                Some(d) => (Some(d), None),
-                None => (None, Some(t)),
+            Some(value) => match value.seconds() {
+                Ok(d) => (Some(d), None),
+                Err(t) => (None, Some(t)),
             },
         };
         Ok(Article {

@@ -47,8 +47,27 @@ pub struct ParsedRecord<'a> {
 pub enum DateValue {
     /// A string, to be parsed with [`crate::input::parse_date`].
     Text(String),
-    /// A number: seconds since the Unix epoch.
+    /// A number: seconds since the Unix epoch, or milliseconds (see
+    /// [`DateValue::seconds`]).
     Epoch(f64),
+}
+
+/// Numbers at least this large are milliseconds since the epoch (as JavaScript writes
+/// them): as seconds they would be after the year 5000, as milliseconds they are after
+/// March 1973.
+const MILLISECONDS_FROM: f64 = 1e11;
+
+impl DateValue {
+    /// Seconds since the Unix epoch (UTC where a text has no offset), or the text that
+    /// could not be read as a date.
+    pub fn seconds(self) -> Result<i64, String> {
+        match self {
+            DateValue::Epoch(n) if n.abs() >= MILLISECONDS_FROM => Ok((n / 1000.0) as i64),
+            // `as` saturates: a number beyond i64 becomes its end.
+            DateValue::Epoch(secs) => Ok(secs as i64),
+            DateValue::Text(t) => parse_date(&t).ok_or(t),
+        }
+    }
 }
 
 /// Parses one JSON Lines record (already checked to be UTF-8).
@@ -439,6 +458,11 @@ mod tests {
         assert_eq!(parse_date("2025-08-18 10:30"), Some(day + 37_800));
         assert_eq!(parse_date("August 18, 2025 10:30 PM"), Some(day + 81_000));
         assert_eq!(parse_date("yesterday"), None);
+        let seconds = |d: DateValue| d.seconds();
+        assert_eq!(seconds(DateValue::Epoch(1_755_475_200.0)), Ok(day));
+        assert_eq!(seconds(DateValue::Epoch(1_755_475_200_000.0)), Ok(day));
+        assert_eq!(seconds(DateValue::Text("2025-08-18".into())), Ok(day));
+        assert_eq!(seconds(DateValue::Text("soon".into())), Err("soon".into()));
         // The remembered format does not stop the others from matching.
         assert_eq!(parse_date("2025-08-18"), Some(day));
     }
