@@ -1236,6 +1236,23 @@ fn bbc_story_level_added_article_by_article_gives_the_batch_story_pairs() {
     assert!(verdicts.iter().any(|v| v.kind == VerdictKind::Rewrite));
 }
 
+/// Reuters is dated: with the default window on both sides, the feed finds exactly the
+/// batch's same-story pairs on real wire copy (the synthetic test above covers articles
+/// added far out of date order).
+#[test]
+fn reuters_story_level_added_article_by_article_gives_the_batch_story_pairs() {
+    let Some(data) = data_dir() else { return };
+    let path = data.join("reuters21578.jsonl");
+    let s = Scratch::new();
+    let stats_path = s.path("reuters.stats");
+    let window = neardup::story::DEFAULT_WINDOW as u64;
+    let batch = batch_story_pairs(&path, &stats_path, window);
+    let stats = read_stats(&stats_path);
+    let (feed, _) = feed_story_pairs(&path, &s.path("idx"), Some(&stats), window);
+    assert!(batch.len() > 1000);
+    assert_same_story_pairs(&feed, &batch, "reuters");
+}
+
 /// Without a statistics file, each article is scored against the statistics of the
 /// articles before it, rebuilt from the log at opening: the verdicts do not depend on when
 /// the index was reopened, and a query after reopening answers as before.
