@@ -1380,6 +1380,13 @@ fn story_level_commands_end_to_end() {
     assert_eq!(st["story"]["documents"], 300);
     // The batch story level's window unless told otherwise; a copy index has none.
     assert_eq!(st["window_seconds"], neardup::story::DEFAULT_WINDOW);
+    let table = stdout_of(&index_output(&["stats", "--format", "table"], &idx, &[]));
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("window") && l.contains("72h")),
+        "{table}"
+    );
     for (args, window) in [
         (&["--level", "story", "--window", "none"][..], None),
         (
