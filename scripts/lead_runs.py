@@ -30,21 +30,27 @@ from itertools import combinations
 sys.path.insert(0, os.path.dirname(__file__))
 from story_explore import STOP  # noqa: E402
 
-TOK = re.compile(r"[A-Za-z0-9][\w'.\-]*\w|[A-Za-z0-9]")
-MONTHS = {m.lower() for m in "January February March April May June July August September October November December".split()}
+TOKEN = re.compile(r"[A-Za-z0-9][\w'.\-]*\w|[A-Za-z0-9]")
+MONTHS = {m.lower() for m in (
+    "January February March April May June July August September October November December"
+).split()}
 STOPS = {w.lower() for w in STOP}
+
 
 def norm(t):
     t = t.lower().replace("\u2019", "'")
     return t[:-2] if t.endswith("'s") else t
 
-def analyse(text):
-    """words (set), runs (list of tuples per sentence), lead runs."""
+
+def names_of(text):
+    """A text's words, its name runs of two or more words (with every contiguous part, for
+    V1), and the names of its lead: the first sentence that has one. A run of
+    capitalised words opening a sentence counts only with two or more words."""
     words = set()
     sentences = [s for s in re.split(r"(?<=[.!?:\"])\s+|\n+", text) if s.strip()]
     all_runs, lead_units = [], None
     for sent in sentences:
-        toks = list(TOK.finditer(sent))
+        toks = list(TOKEN.finditer(sent))
         units, run, prev_end = [], [], None
         def flush():
             if len(run) >= 2:
@@ -53,13 +59,13 @@ def analyse(text):
                 units.append((run[0][0],))
             run.clear()
         for i, m in enumerate(toks):
-            t = m.group(0); w = norm(t)
+            t = m.group(0)
+            w = norm(t)
             words.add(w)
             gap = sent[prev_end:m.start()] if prev_end is not None else " "
             if prev_end is not None and gap != " ":
                 flush()
-            cap = t[0].isupper() and not t[0].isdigit()
-            if cap and w not in STOPS and w not in MONTHS and not t[0].isdigit():
+            if t[0].isupper() and w not in STOPS and w not in MONTHS:
                 run.append((w, i == 0))
             else:
                 flush()
@@ -74,6 +80,7 @@ def analyse(text):
             for j in range(i + 1, len(r) + 1):
                 subruns.add(r[i:j])
     return {"words": words, "subruns": subruns, "runs": all_runs, "lead": lead_units or []}
+
 
 def close(x, y):
     """Two name words written alike: equal without punctuation, one transposition,
@@ -99,6 +106,8 @@ def fuzzy_in(run, runs):
 
 
 def conflicts(a, b, idf):
+    """The lead name conflict of a pair by V0, V1 and V2: the smaller share of the two
+    sides' lead name weight the other text does not mention."""
     def side(x, y):
         tot = miss0 = miss1 = miss2 = 0.0
         for u in x["lead"]:
@@ -115,72 +124,87 @@ def conflicts(a, b, idf):
     x, y = side(a, b), side(b, a)
     return tuple(min(p, q) for p, q in zip(x, y))
 
+
 def load(path):
+    """Records of a JSON Lines file by id."""
     out = {}
-    for l in open(path):
-        r = json.loads(l); out[r["id"]] = r
+    for line in open(path):
+        r = json.loads(line)
+        out[r["id"]] = r
     return out
 
+
 def table(name, rows):
-    for k, vals in rows.items():
+    """How many pairs of each group reach 0.5, 0.75 and 0.9 by each variant."""
+    for group, values in rows.items():
         for v, label in ((0, "V0 words"), (1, "V1 runs"), (2, "V2 fuzzy")):
-            xs = [x[v] for x in vals]
-            n = len(xs)
-            print(f"  {name:8} {k:28} {label:9} n={n:5}  >=0.5 {sum(x>=0.5 for x in xs):4}  >=0.75 {sum(x>=0.75 for x in xs):4}  >=0.9 {sum(x>=0.9 for x in xs):4}")
+            xs = [x[v] for x in values]
+            reach = "  ".join(f">={t} {sum(x >= t for x in xs):4}" for t in (0.5, 0.75, 0.9))
+            print(f"  {name:8} {group:28} {label:9} n={len(xs):5}  {reach}")
 
-def run_corpus(recs, extra=None):
-    docs = {}
-    for i, r in recs.items():
-        docs[i] = analyse((r.get("text") or ""))
+
+def analysed(records):
+    """Every record's names, and the IDF of a word over the records."""
+    docs = {i: names_of(r.get("text") or "") for i, r in records.items()}
     df = Counter()
-    for d in docs.values(): df.update(d["words"])
+    for d in docs.values():
+        df.update(d["words"])
     n = len(docs)
-    idf = lambda w: math.log((n + 1) / (df[w] + 1))
-    return docs, idf
+    return docs, lambda w: math.log((n + 1) / (df[w] + 1))
 
-D, FIXTURES, PAIRS = sys.argv[1:4]
-bbc = load(f'{D}/bbc-news.jsonl')
-for p in sorted(glob.glob(os.path.join(FIXTURES, '*.txt'))):
-    bbc['fx-' + os.path.basename(p)[:3]] = {"text": open(p).read()}
-docs, idf = run_corpus(bbc)
-rows = defaultdict(list)
-for l in open(f'{D}/labels/bbc-same-story.jsonl'):
-    lab = json.loads(l)
-    rows[lab["label"]].append(conflicts(docs[lab["a"]], docs[lab["b"]], idf))
-fx = [k for k in docs if k.startswith('fx-')]
-for a, b in combinations(fx, 2):
-    rows["fixtures"].append(conflicts(docs[a], docs[b], idf))
-table("BBC", rows)
 
-reu = load(f'{D}/reuters21578.jsonl')
-docs, idf = run_corpus(reu)
-def tickers(t):
-    return {x.split('>')[0] for x in t.split('<')[1:] if '>' in x and re.fullmatch(r"[A-Z.]+", x.split('>')[0])}
-rows = defaultdict(list)
-for l in open(PAIRS):
-    p = json.loads(l)
-    ra, rb = reu[p["a"]], reu[p["b"]]
-    ta, tb = tickers(ra.get("title", "") + " " + ra["text"]), tickers(rb.get("title", "") + " " + rb["text"])
-    c = conflicts(docs[p["a"]], docs[p["b"]], idf)
-    if "FRANKLIN" in ra.get("title", "") and "FRANKLIN" in rb.get("title", ""):
-        rows["franklin"].append(c)
-    if ta and tb:
-        rows["tickers all different" if ta.isdisjoint(tb) else "tickers shared"].append(c)
-    else:
-        rows["no tickers"].append(c)
-table("Reuters", rows)
+def tickers(text):
+    """Reuters' company tickers (`<SGIC>`) in a text."""
+    found = (x.split(">")[0] for x in text.split("<")[1:] if ">" in x)
+    return {t for t in found if re.fullmatch(r"[A-Z.]+", t)}
 
-SHOW = 2 if "--fuzzy" in sys.argv else 1
-if "--show" in sys.argv:
-    print(f"--- V{SHOW} >= 0.75, not Franklin")
-    for l in open(PAIRS):
-        p = json.loads(l)
-        ra, rb = reu[p["a"]], reu[p["b"]]
-        if "FRANKLIN" in ra.get("title", "") and "FRANKLIN" in rb.get("title", ""):
-            continue
-        c = conflicts(docs[p["a"]], docs[p["b"]], idf)
-        if c[SHOW] >= 0.75:
-            ta, tb = tickers(ra.get("title", "") + " " + ra["text"]), tickers(rb.get("title", "") + " " + rb["text"])
-            rel = "-" if not (ta and tb) else ("diff" if ta.isdisjoint(tb) else "SAME")
-            print(f"{rel:4} {p['kind'][:3]} {c[0]:.2f}/{c[1]:.2f}/{c[2]:.2f} {ra.get('title','')[:48]:48} | {rb.get('title','')[:48]}")
+
+def main():
+    data, fixtures, pairs = sys.argv[1:4]
+    bbc = load(f"{data}/bbc-news.jsonl")
+    for path in sorted(glob.glob(os.path.join(fixtures, "*.txt"))):
+        bbc["fx-" + os.path.basename(path)[:3]] = {"text": open(path).read()}
+    docs, idf = analysed(bbc)
+    rows = defaultdict(list)
+    for line in open(f"{data}/labels/bbc-same-story.jsonl"):
+        lab = json.loads(line)
+        rows[lab["label"]].append(conflicts(docs[lab["a"]], docs[lab["b"]], idf))
+    fx = [k for k in docs if k.startswith("fx-")]
+    for a, b in combinations(fx, 2):
+        rows["fixtures"].append(conflicts(docs[a], docs[b], idf))
+    table("BBC", rows)
+
+    reuters = load(f"{data}/reuters21578.jsonl")
+    docs, idf = analysed(reuters)
+    scored = []
+    for line in open(pairs):
+        p = json.loads(line)
+        ra, rb = reuters[p["a"]], reuters[p["b"]]
+        ta = tickers(ra.get("title", "") + " " + ra["text"])
+        tb = tickers(rb.get("title", "") + " " + rb["text"])
+        franklin = "FRANKLIN" in ra.get("title", "") and "FRANKLIN" in rb.get("title", "")
+        scored.append((p, ra, rb, ta, tb, franklin, conflicts(docs[p["a"]], docs[p["b"]], idf)))
+    rows = defaultdict(list)
+    for _, _, _, ta, tb, franklin, c in scored:
+        if franklin:
+            rows["franklin"].append(c)
+        if ta and tb:
+            rows["tickers all different" if ta.isdisjoint(tb) else "tickers shared"].append(c)
+        else:
+            rows["no tickers"].append(c)
+    table("Reuters", rows)
+
+    if "--show" in sys.argv:
+        show = 2 if "--fuzzy" in sys.argv else 1
+        print(f"--- V{show} >= 0.75, not Franklin")
+        for p, ra, rb, ta, tb, franklin, c in scored:
+            if franklin or c[show] < 0.75:
+                continue
+            relation = "-" if not (ta and tb) else ("diff" if ta.isdisjoint(tb) else "SAME")
+            titles = f"{ra.get('title', '')[:48]:48} | {rb.get('title', '')[:48]}"
+            print(f"{relation:4} {p['kind'][:3]} {c[0]:.2f}/{c[1]:.2f}/{c[2]:.2f} {titles}")
             print("      lead a:", docs[p["a"]]["lead"][:6], " lead b:", docs[p["b"]]["lead"][:6])
+
+
+if __name__ == "__main__":
+    main()
