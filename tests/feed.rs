@@ -1220,19 +1220,28 @@ fn story_level_added_article_by_article_gives_the_batch_story_pairs() {
     }
 }
 
-#[test]
-fn bbc_story_level_added_article_by_article_gives_the_batch_story_pairs() {
-    let Some(data) = data_dir() else { return };
-    let path = data.join("bbc-news.jsonl");
+/// Adds a real corpus article by article to a story index with the default window and the
+/// batch run's statistics, checks that it finds exactly the batch's same-story pairs, and
+/// returns how many there are and the feed's verdicts.
+fn real_corpus_feed_matches_batch(file: &str) -> Option<(usize, Vec<neardup::feed::Verdict>)> {
+    let path = data_dir()?.join(file);
     let s = Scratch::new();
-    let stats_path = s.path("bbc.stats");
-    // Undated: the window does not apply.
+    let stats_path = s.path("corpus.stats");
     let window = neardup::story::DEFAULT_WINDOW as u64;
     let batch = batch_story_pairs(&path, &stats_path, window);
     let stats = read_stats(&stats_path);
     let (feed, verdicts) = feed_story_pairs(&path, &s.path("idx"), Some(&stats), window);
-    assert!(batch.len() > 100);
-    assert_same_story_pairs(&feed, &batch, "bbc-news");
+    assert_same_story_pairs(&feed, &batch, file);
+    Some((batch.len(), verdicts))
+}
+
+#[test]
+fn bbc_story_level_added_article_by_article_gives_the_batch_story_pairs() {
+    // Undated: the window does not apply.
+    let Some((pairs, verdicts)) = real_corpus_feed_matches_batch("bbc-news.jsonl") else {
+        return;
+    };
+    assert!(pairs > 100);
     assert!(verdicts.iter().any(|v| v.kind == VerdictKind::Rewrite));
 }
 
@@ -1241,16 +1250,10 @@ fn bbc_story_level_added_article_by_article_gives_the_batch_story_pairs() {
 /// added far out of date order).
 #[test]
 fn reuters_story_level_added_article_by_article_gives_the_batch_story_pairs() {
-    let Some(data) = data_dir() else { return };
-    let path = data.join("reuters21578.jsonl");
-    let s = Scratch::new();
-    let stats_path = s.path("reuters.stats");
-    let window = neardup::story::DEFAULT_WINDOW as u64;
-    let batch = batch_story_pairs(&path, &stats_path, window);
-    let stats = read_stats(&stats_path);
-    let (feed, _) = feed_story_pairs(&path, &s.path("idx"), Some(&stats), window);
-    assert!(batch.len() > 1000);
-    assert_same_story_pairs(&feed, &batch, "reuters");
+    let Some((pairs, _)) = real_corpus_feed_matches_batch("reuters21578.jsonl") else {
+        return;
+    };
+    assert!(pairs > 1000);
 }
 
 /// Without a statistics file, each article is scored against the statistics of the

@@ -309,18 +309,46 @@ fn a_window_keeps_stories_days_apart_from_matching() {
 
 /// The rate notice on 1 March (a), a copy 36 hours later (b) and another on 20 March (c).
 fn dated_rate_notices(s: &Scratch) -> std::path::PathBuf {
-    let record = |id: &str, date: &str, text: &str| {
-        serde_json::json!({"id": id, "date": date, "text": text}).to_string() + "\n"
-    };
-    s.write(
-        "dated.jsonl",
+    rate_notices(
+        s,
         [
-            record("a", "2024-03-01T08:00:00Z", RATE),
-            record("b", "2024-03-02T20:00:00Z", RATE_COPY),
-            record("c", "2024-03-20T08:00:00Z", RATE_COPY),
+            "2024-03-01T08:00:00Z",
+            "2024-03-02T20:00:00Z",
+            "2024-03-20T08:00:00Z",
         ]
-        .concat(),
+        .map(Value::from),
     )
+}
+
+/// The rate notice (a) and two copies (b, c), with these dates (any JSON value).
+fn rate_notices(s: &Scratch, dates: [Value; 3]) -> std::path::PathBuf {
+    let texts = [RATE, RATE_COPY, RATE_COPY];
+    let lines: String = ["a", "b", "c"]
+        .iter()
+        .zip(dates)
+        .zip(texts)
+        .map(|((id, date), text)| {
+            serde_json::json!({"id": id, "date": date, "text": text}).to_string() + "\n"
+        })
+        .collect();
+    s.write("notices.jsonl", lines)
+}
+
+/// The story clusters of `cluster --level story FILE`, each as its member ids.
+fn story_cluster_ids(file: &std::path::Path) -> Vec<Vec<String>> {
+    let out = neardup()
+        .args(["cluster", "--level", "story"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    json_lines(&stdout_of(&out))
+        .iter()
+        .map(|c| {
+            let ids = c["members"].as_array().unwrap().iter();
+            ids.map(|m| m["id"].as_str().unwrap().to_string()).collect()
+        })
+        .collect()
 }
 
 /// Dates given as numbers of any size saturate, and the window's arithmetic must not
@@ -328,32 +356,8 @@ fn dated_rate_notices(s: &Scratch) -> std::path::PathBuf {
 #[test]
 fn extreme_numeric_dates_neither_panic_nor_match_across_the_window() {
     let s = Scratch::new();
-    let record = |id: &str, date: f64, text: &str| {
-        serde_json::json!({"id": id, "date": date, "text": text}).to_string() + "\n"
-    };
-    let f = s.write(
-        "extreme.jsonl",
-        [
-            record("a", 1e300, RATE),
-            record("b", -1e300, RATE_COPY),
-            record("c", 1e300, RATE_COPY),
-        ]
-        .concat(),
-    );
-    let out = neardup()
-        .args(["cluster", "--level", "story"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let clusters = json_lines(&stdout_of(&out));
-    let ids: Vec<&str> = clusters[0]["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
-    assert_eq!((clusters.len(), ids), (1, vec!["a", "c"]));
+    let f = rate_notices(&s, [1e300, -1e300, 1e300].map(Value::from));
+    assert_eq!(story_cluster_ids(&f), [["a", "c"]]);
     let out = neardup()
         .args(["compare", "--format", "json", "--in"])
         .arg(&f)
@@ -370,32 +374,14 @@ fn extreme_numeric_dates_neither_panic_nor_match_across_the_window() {
 #[test]
 fn millisecond_dates_are_windowed_like_seconds() {
     let s = Scratch::new();
-    let ms = |at: &str| {
-        let seconds = neardup::input::parse_date(at).unwrap();
-        serde_json::json!(seconds * 1000)
-    };
-    let record = |id: &str, date: serde_json::Value, text: &str| {
-        serde_json::json!({"id": id, "date": date, "text": text}).to_string() + "\n"
-    };
-    let f = s.write(
-        "ms.jsonl",
-        [
-            record("a", ms("2024-03-01T08:00:00Z"), RATE),
-            record("b", ms("2024-03-02T20:00:00Z"), RATE_COPY),
-            record("c", ms("2024-03-20T08:00:00Z"), RATE_COPY),
-        ]
-        .concat(),
-    );
-    let out = neardup()
-        .args(["cluster", "--level", "story"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let clusters = json_lines(&stdout_of(&out));
-    assert_eq!(clusters.len(), 1);
-    assert_eq!(clusters[0]["size"], 2);
-    assert_eq!(clusters[0]["representative"], "a");
+    let ms = |at: &str| Value::from(neardup::input::parse_date(at).unwrap() * 1000);
+    let dates = [
+        "2024-03-01T08:00:00Z",
+        "2024-03-02T20:00:00Z",
+        "2024-03-20T08:00:00Z",
+    ];
+    let f = rate_notices(&s, dates.map(ms));
+    assert_eq!(story_cluster_ids(&f), [["a", "b"]]);
 }
 
 #[test]
