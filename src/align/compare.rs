@@ -198,12 +198,7 @@ fn story_verdict(
     let components = story::doc_components(&fa, &fb, &stats, sa, sb);
     let model = settings.model;
     let (probability, veto) = model.judge(&components);
-    let beyond_window = match (settings.window, corpus.date(a), corpus.date(b)) {
-        (Some(w), Some(x), Some(y)) => {
-            Some(x.abs_diff(y)).filter(|&apart| apart > w.unsigned_abs())
-        }
-        _ => None,
-    };
+    let beyond_window = story::beyond_window(settings.window, corpus.date(a), corpus.date(b));
     Ok(StoryVerdict {
         components,
         probability,

@@ -331,10 +331,7 @@ pub fn write_stats_table(out: &mut dyn Write, stats: &IndexStats) -> io::Result<
         ("bucket cap", r.bucket_cap.to_string()),
         (
             "window",
-            or_dash(
-                r.window_seconds
-                    .map(|w| crate::story::describe_window(w.min(i64::MAX as u64) as i64)),
-            ),
+            or_dash(r.window_seconds.map(crate::story::describe_window)),
         ),
         ("generation", r.generation.to_string()),
         ("articles", r.articles.to_string()),

@@ -338,16 +338,11 @@ pub fn run(
         &|a, b| crate::sketch::estimate_jaccard(signature(a), signature(b)) >= floor,
         &|| observer.advanced(Stage::Candidates, 1),
     );
-    let in_window = |a: u32, b: u32| match (settings.window, corpus.date(a), corpus.date(b)) {
-        // abs_diff: dates given as huge numbers saturate to the ends of i64.
-        (Some(w), Some(x), Some(y)) => x.abs_diff(y) <= w.unsigned_abs(),
-        _ => true,
-    };
     let pairs: Vec<(u32, u32)> = candidates
         .pairs
         .iter()
         .copied()
-        .filter(|&(a, b)| in_window(a, b))
+        .filter(|&(a, b)| beyond_window(settings.window, corpus.date(a), corpus.date(b)).is_none())
         .collect();
     let outside_window = (candidates.pairs.len() - pairs.len()) as u64;
     // Nothing reads a signature after the candidates (512 MB at a million documents).
@@ -487,8 +482,16 @@ pub fn string_field(metadata: &str, field: &str) -> Option<String> {
     serde_json::from_str::<String>(raw.get()).ok()
 }
 
+/// How far apart two dates are when that is further than `window` (seconds): such
+/// articles are never one story. `None` when within it, or without a window or a date.
+pub fn beyond_window(window: Option<i64>, a: Option<i64>, b: Option<i64>) -> Option<u64> {
+    let (w, x, y) = (window?, a?, b?);
+    // abs_diff: dates given as huge numbers saturate to the ends of i64.
+    Some(x.abs_diff(y)).filter(|&apart| apart > w.unsigned_abs())
+}
+
 /// A window in the unit it reads best in: `72h`, `90m`, `45s`.
-pub fn describe_window(seconds: i64) -> String {
+pub fn describe_window(seconds: u64) -> String {
     match seconds {
         s if s % 3600 == 0 => format!("{}h", s / 3600),
         s if s % 60 == 0 => format!("{}m", s / 60),
@@ -531,7 +534,7 @@ mod tests {
         assert_eq!(parse_window("90m"), Ok(5_400));
         assert!(parse_window("3 fortnights").is_err());
         assert!(parse_window("h").is_err());
-        assert_eq!(describe_window(DEFAULT_WINDOW), "72h");
+        assert_eq!(describe_window(DEFAULT_WINDOW.unsigned_abs()), "72h");
         assert_eq!(describe_window(5_400), "90m");
         assert_eq!(describe_window(61), "61s");
     }

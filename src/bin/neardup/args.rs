@@ -431,12 +431,22 @@ pub enum LevelArg {
 pub struct Window(pub Option<i64>);
 
 fn parse_window(s: &str) -> Result<Window, String> {
+    none_or(s, |s| match neardup::story::parse_window(s)? {
+        0 => Err(WINDOW_NOT_ZERO.into()),
+        w => Ok(w),
+    })
+    .map(Window)
+}
+
+/// What a window of 0 gets told.
+pub const WINDOW_NOT_ZERO: &str = "the window must be longer than 0 ('none' for no window)";
+
+/// `none`, or what `parse` makes of the text.
+pub fn none_or<T>(s: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>, String> {
     if s.trim() == "none" {
-        return Ok(Window(None));
-    }
-    match neardup::story::parse_window(s)? {
-        0 => Err("the window must be longer than 0 ('none' for no window)".into()),
-        w => Ok(Window(Some(w))),
+        Ok(None)
+    } else {
+        parse(s).map(Some)
     }
 }
 

@@ -149,7 +149,7 @@ fn render_story(out: &mut dyn Write, v: &StoryVerdict) -> io::Result<()> {
         format!(
             "two stories (dated {:.1} hours apart, beyond the {} --window)",
             apart as f64 / 3600.0,
-            neardup::story::describe_window(v.window.unwrap_or_default())
+            neardup::story::describe_window(v.window.unwrap_or_default().unsigned_abs())
         )
     } else if let Some(veto) = v.veto {
         format!("two stories (vetoed: {})", veto.describe())

@@ -329,10 +329,7 @@ pub struct WatchArgs {
 pub struct IndexWindow(Option<u64>);
 
 fn parse_index_window(s: &str) -> Result<IndexWindow, String> {
-    if s.trim() == "none" {
-        return Ok(IndexWindow(None));
-    }
-    parse_duration(s).map(|w| IndexWindow(Some(w)))
+    crate::args::none_or(s, parse_duration).map(IndexWindow)
 }
 
 /// Parses `7d`, `36h`, `90m`, `2w`, `3600s` or `3600` (seconds) into seconds.
@@ -356,7 +353,7 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
         }
     };
     match n.checked_mul(unit_secs) {
-        Some(0) => Err("the window must be longer than 0 ('none' for no window)".into()),
+        Some(0) => Err(crate::args::WINDOW_NOT_ZERO.into()),
         Some(secs) => Ok(secs),
         None => Err(format!("{s:?} is too long")),
     }
@@ -447,7 +444,7 @@ fn create(a: CreateArgs) -> Result<ExitCode> {
             settings.lsh.bands,
             settings.lsh.rows,
             match settings.window {
-                Some(w) => format!("window {}", neardup::story::describe_window(w as i64)),
+                Some(w) => format!("window {}", neardup::story::describe_window(w)),
                 None => "no window".to_string(),
             }
         );

@@ -302,7 +302,12 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
     };
     let mut candidates = format!("{} candidate pairs", s.candidate_pairs);
     if let Some(story) = outcome.story.as_ref().filter(|s| s.outside_window > 0) {
-        let window = outcome.settings.story.window.unwrap_or_default();
+        let window = outcome
+            .settings
+            .story
+            .window
+            .unwrap_or_default()
+            .unsigned_abs();
         candidates.push_str(&format!(
             " ({} further apart than the {} --window)",
             story.outside_window,
