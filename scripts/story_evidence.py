@@ -4,6 +4,7 @@
     /work/peers/venv/bin/python scripts/story_evidence.py CORPUS.jsonl LABELS.jsonl \
         FIXTURE_DIR --dump DUMP.jsonl
 
+Needs numpy, scipy, scikit-learn and snowballstemmer (pip install).
 DUMP.jsonl is `examples/story_fit --dump` output (the shipped components per labelled pair).
 For each candidate feature it prints their distribution per label kind and for the ten
 fixture pairs, and the grouped cross-validated pairwise F1 of a logistic model over the
@@ -26,7 +27,10 @@ shipped model's components with and without the feature:
 - order-tau, order-lis: the order of the shared rarer words (in at most 50 documents) by
   first occurrence: IDF-weighted Kendall tau between the two texts, and the weighted share
   in the longest run kept in the same order: a rewrite retells the facts in its source's
-  order, a follow-up brings the background in wherever it fits.
+  order, a follow-up brings the background in wherever it fits;
+- stem-wj, stem-gain: the weighted Jaccard of Snowball-stemmed words, and its gain over
+  the unstemmed one: a rewrite by another outlet inflects the same words differently
+  ("sprinters" and "sprinter", "said" and "says").
 
 A prototype, not shipped logic: BENCHMARKS.md records what it printed.
 """
@@ -40,6 +44,7 @@ from collections import Counter, defaultdict
 from itertools import combinations
 
 import numpy as np
+import snowballstemmer
 from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
@@ -50,6 +55,7 @@ from story_explore import STOP  # noqa: E402
 TOKEN = re.compile(r"\w+(?:[.,']\w+)*")
 SHIPPED = ["term_weighted_jaccard", "shingle_jaccard", "conflicting_slots", "weekday_conflict", "back_reference"]
 LEAD_WORDS, COOC_WINDOW = 25, 6
+STEMMER = snowballstemmer.stemmer("english")
 
 
 def normalize(token):
@@ -65,6 +71,7 @@ class Doc:
     def __init__(self, text):
         words = content(text)
         self.words, self.lead = set(words), set(words[:LEAD_WORDS])
+        self.stems = set(STEMMER.stemWords(words))
         self.first = {}  # word -> relative position of its first occurrence
         for i, w in enumerate(words):
             self.first.setdefault(w, i / max(1, len(words)))
@@ -91,10 +98,11 @@ def main():
         texts[fixtures[-1]] = open(path).read()
     docs = {i: Doc(t) for i, t in texts.items()}
     n = len(docs)
-    word_df, pair_df = Counter(), Counter()
+    word_df, pair_df, stem_df = Counter(), Counter(), Counter()
     for d in docs.values():
         word_df.update(d.words)
         pair_df.update(d.pairs)
+        stem_df.update(d.stems)
 
     def idf(df, k):
         return math.log((n + 1) / (df[k] + 1))
@@ -175,6 +183,8 @@ def main():
             "twj-df2": jaccard(da.words, db.words, word_df, drop_singletons=True),
             **alignment(da, db),
             **order(da, db),
+            "stem-wj": jaccard(da.stems, db.stems, stem_df),
+            "stem-gain": jaccard(da.stems, db.stems, stem_df) - jaccard(da.words, db.words, word_df),
         }
 
     labels = [json.loads(line) for line in open(labels_path)]
