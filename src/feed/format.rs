@@ -68,7 +68,8 @@ pub(crate) const LOCK_FILE: &str = "lock";
 const META_MAGIC: &[u8; 8] = b"NDUPMETA";
 const LOG_MAGIC: &[u8; 8] = b"NDUPLOG\n";
 pub(crate) const LOG_HEADER_BYTES: u64 = 24;
-pub(crate) const FRAME_HEADER_BYTES: usize = 8;
+pub(crate) use crate::frame::HEADER_BYTES as FRAME_HEADER_BYTES;
+use crate::frame::Reader;
 const RECORD_ARTICLE: u8 = 1;
 const RECORD_STORY_ARTICLE: u8 = 2;
 const PAYLOAD_HEADER_BYTES: usize = 48;
@@ -269,52 +270,6 @@ pub(crate) fn encode_meta(meta: &Meta) -> Vec<u8> {
     let sum = crc(&out);
     out.extend_from_slice(&sum.to_le_bytes());
     out
-}
-
-/// Little-endian reads from a byte slice, failing on a short input.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self
-            .at
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
-            .ok_or("truncated")?;
-        let out = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(out)
-    }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        Ok(self.take(N)?.try_into().expect("length checked"))
-    }
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.array::<1>()?[0])
-    }
-    fn u16(&mut self) -> Result<u16, String> {
-        self.array().map(u16::from_le_bytes)
-    }
-    fn u32(&mut self) -> Result<u32, String> {
-        self.array().map(u32::from_le_bytes)
-    }
-    fn u64(&mut self) -> Result<u64, String> {
-        self.array().map(u64::from_le_bytes)
-    }
-    fn i64(&mut self) -> Result<i64, String> {
-        self.array().map(i64::from_le_bytes)
-    }
-    fn f32(&mut self) -> Result<f32, String> {
-        self.array().map(f32::from_le_bytes)
-    }
-    fn f64(&mut self) -> Result<f64, String> {
-        self.array().map(f64::from_le_bytes)
-    }
-    fn str(&mut self, n: usize) -> Result<&'a str, String> {
-        std::str::from_utf8(self.take(n)?).map_err(|_| "an id is not UTF-8".to_string())
-    }
 }
 
 /// Decodes `index.meta`; the error says what is wrong.
@@ -614,8 +569,7 @@ impl ArticleRecord<'_> {
 
 /// Appends a framed article record to `out`.
 pub(crate) fn encode_article(out: &mut Vec<u8>, r: &ArticleRecord<'_>) {
-    let start = out.len();
-    out.extend_from_slice(&[0u8; FRAME_HEADER_BYTES]);
+    let start = crate::frame::open(out);
     out.push(match r.story {
         None => RECORD_ARTICLE,
         Some(_) => RECORD_STORY_ARTICLE,
@@ -672,26 +626,7 @@ pub(crate) fn encode_article(out: &mut Vec<u8>, r: &ArticleRecord<'_>) {
             out.extend_from_slice(bytes);
         }
     }
-    let payload_len = (out.len() - start - FRAME_HEADER_BYTES) as u32;
-    out[start..start + 4].copy_from_slice(&payload_len.to_le_bytes());
-    let sum = frame_crc(payload_len, &out[start + FRAME_HEADER_BYTES..]);
-    out[start + 4..start + 8].copy_from_slice(&sum.to_le_bytes());
-}
-
-fn frame_crc(payload_len: u32, payload: &[u8]) -> u32 {
-    crc32c::crc32c_append(crc(&payload_len.to_le_bytes()), payload)
-}
-
-/// Checks a frame header and payload; returns the payload length the header claims.
-pub(crate) fn frame_payload_len(header: &[u8; FRAME_HEADER_BYTES]) -> u32 {
-    u32::from_le_bytes(header[..4].try_into().expect("4 bytes"))
-}
-
-/// Whether `payload` is what the frame header promised.
-pub(crate) fn frame_is_intact(header: &[u8; FRAME_HEADER_BYTES], payload: &[u8]) -> bool {
-    let len = frame_payload_len(header);
-    let sum = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
-    len as usize == payload.len() && len > 0 && frame_crc(len, payload) == sum
+    crate::frame::seal(out, start);
 }
 
 /// Decodes an article payload for signatures of `num_perm` slots.
@@ -858,7 +793,7 @@ mod tests {
         encode_article(&mut framed, &record);
         let header: [u8; 8] = framed[..8].try_into().unwrap();
         let payload = &framed[8..];
-        assert!(frame_is_intact(&header, payload));
+        assert!(crate::frame::is_intact(&header, payload));
         let back = decode_article(payload, 64).unwrap();
         assert_eq!(
             (
@@ -879,9 +814,12 @@ mod tests {
         for i in 0..payload.len() {
             let mut bad = payload.to_vec();
             bad[i] ^= 1;
-            assert!(!frame_is_intact(&header, &bad));
+            assert!(!crate::frame::is_intact(&header, &bad));
         }
-        assert!(!frame_is_intact(&header, &payload[..payload.len() - 1]));
+        assert!(!crate::frame::is_intact(
+            &header,
+            &payload[..payload.len() - 1]
+        ));
         assert!(decode_article(payload, 65).is_err());
     }
 

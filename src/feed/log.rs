@@ -153,44 +153,18 @@ pub(crate) fn scan(
         .read_exact(&mut header)
         .map_err(|e| format!("reading the article log header: {e}"))?;
     format::check_log_header(&header, generation)?;
-    let mut offset = LOG_HEADER_BYTES;
-    let mut payload = Vec::new();
-    loop {
-        let mut frame = [0u8; FRAME_HEADER_BYTES];
-        let len = format::frame_payload_len(match read_full(&mut reader, &mut frame) {
-            Ok(true) => &frame,
-            Ok(false) => break,
-            Err(e) => return Err(format!("reading the article log: {e}")),
-        }) as u64;
-        if len == 0 || offset + FRAME_HEADER_BYTES as u64 + len > file_len {
-            break;
-        }
-        payload.resize(len as usize, 0);
-        match read_full(&mut reader, &mut payload) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => return Err(format!("reading the article log: {e}")),
-        }
-        if !format::frame_is_intact(&frame, &payload) {
-            break;
-        }
-        visit(offset, &payload)?;
-        offset += FRAME_HEADER_BYTES as u64 + len;
-        on_bytes(FRAME_HEADER_BYTES as u64 + len);
-    }
+    let valid_len = crate::frame::scan(
+        &mut reader,
+        LOG_HEADER_BYTES,
+        file_len,
+        "the article log",
+        &mut on_bytes,
+        &mut visit,
+    )?;
     Ok(ScanEnd {
-        valid_len: offset,
+        valid_len,
         file_len,
     })
-}
-
-/// Fills `buf`; `Ok(false)` if the input ends first.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
-    match reader.read_exact(buf) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
-        Err(e) => Err(e),
-    }
 }
 
 impl Log {

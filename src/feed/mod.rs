@@ -1551,70 +1551,16 @@ fn read_meta(dir: &Path) -> Result<Meta> {
 
 /// Takes the writer's lock, or says who holds it.
 fn take_lock(dir: &Path) -> Result<File> {
-    let path = dir.join(format::LOCK_FILE);
-    let mut file = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| io_error(dir, "opening the lock file", e))?;
-    // A process forked by this one between our closing an earlier handle and its exec
-    // holds the lock for a moment: try a few times before saying it is taken.
-    let mut locked = try_lock(&file);
-    for wait_ms in [5, 20, 50, 100, 200] {
-        if !matches!(locked, Ok(false)) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(wait_ms));
-        locked = try_lock(&file);
-    }
-    match locked {
-        Ok(true) => {}
-        Ok(false) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
-            let who = if holder.is_empty() {
-                "another process".to_string()
-            } else {
-                format!("another process (pid {holder})")
-            };
-            return Err(index_error(
-                dir,
-                format!(
-                    "is open for writing by {who}; only one process may add to an index at a time (queries and stats can run alongside)"
-                ),
-            ));
-        }
-        Err(e) => return Err(io_error(dir, "locking the index", e)),
-    }
-    // Who holds the lock, for the message above; not needed for correctness.
-    let _ = file
-        .set_len(0)
-        .and_then(|()| file.write_all(std::process::id().to_string().as_bytes()));
-    Ok(file)
-}
-
-/// Takes an exclusive advisory lock without waiting: `Ok(false)` if another process
-/// holds it. The lock is released when the file is closed, or the process dies.
-#[cfg(unix)]
-fn try_lock(file: &File) -> io::Result<bool> {
-    use rustix::fs::{FlockOperation, flock};
-    match flock(file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(true),
-        Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
-#[cfg(not(unix))]
-#[allow(clippy::incompatible_msrv)] // elsewhere the lock needs Rust 1.89's File::try_lock
-fn try_lock(file: &File) -> io::Result<bool> {
-    match file.try_lock() {
-        Ok(()) => Ok(true),
-        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
-        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    match crate::lock::take(&dir.join(format::LOCK_FILE)) {
+        Ok(Ok(file)) => Ok(file),
+        Ok(Err(holder)) => Err(index_error(
+            dir,
+            format!(
+                "is open for writing by {}; only one process may add to an index at a time (queries and stats can run alongside)",
+                crate::lock::describe_holder(&holder)
+            ),
+        )),
+        Err(e) => Err(io_error(dir, "locking the index", e)),
     }
 }
 
@@ -1714,9 +1660,9 @@ mod golden {
         let mut at = format::LOG_HEADER_BYTES as usize;
         while at < log.len() {
             let header: [u8; 8] = log[at..at + 8].try_into().unwrap();
-            let end = at + 8 + format::frame_payload_len(&header) as usize;
+            let end = at + 8 + crate::frame::payload_len(&header) as usize;
             let payload = &log[at + 8..end];
-            assert!(format::frame_is_intact(&header, payload));
+            assert!(crate::frame::is_intact(&header, payload));
             let r = format::decode_article(payload, 16).unwrap();
             let mut again = Vec::new();
             format::encode_article(&mut again, &r);
