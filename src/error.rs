@@ -32,6 +32,15 @@ pub enum ErrorKind {
         /// What is wrong.
         reason: String,
     },
+    /// A checkpoint (`--checkpoint DIR`) that cannot be used: in use by another run, made
+    /// with other settings, or not a checkpoint.
+    #[error("checkpoint {}: {reason}", path.display())]
+    Checkpoint {
+        /// The checkpoint directory.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A gold-label file (`neardup eval --gold`) that cannot be used.
     #[error("{location}: {reason}")]
     Gold {

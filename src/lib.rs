@@ -51,6 +51,7 @@
 //! kept the same way, under their own `memory_budget`.
 
 pub mod align;
+pub mod checkpoint;
 pub mod cluster;
 pub mod corpus;
 mod error;

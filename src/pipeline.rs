@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use crate::align::{PairPassages, PassageSettings, TextStore};
+use crate::checkpoint::{self, Checkpoint, Keeper};
 use crate::cluster::{self, Cluster, ClusterMode, RepresentativeRule};
 use crate::corpus::{Corpus, DocEntry, SetStore};
 use crate::error::{Error, ErrorKind, Result};
@@ -74,6 +75,9 @@ pub struct Settings {
     pub level: Level,
     /// Settings of the story level.
     pub story: StorySettings,
+    /// Keep what reading made of every batch in this directory, and reuse what it holds
+    /// (see [`crate::checkpoint`]).
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// Builds a [`Pipeline`]. Every setting has a default.
@@ -106,6 +110,7 @@ impl Default for PipelineBuilder {
                 passages: None,
                 level: Level::NearCopy,
                 story: StorySettings::default(),
+                checkpoint: None,
             },
             explicit_lsh: None,
             weights: (index::DEFAULT_FP_WEIGHT, index::DEFAULT_FN_WEIGHT),
@@ -163,6 +168,9 @@ impl PipelineBuilder {
         level: Level => level);
     setter!(/// Settings of the story level.
         story: StorySettings => story);
+    setter!(/// Keep the fingerprints of every batch read in this directory and reuse those
+        /// it holds, so that a killed run resumes (`None`: do not).
+        checkpoint: Option<PathBuf> => checkpoint);
 
     /// Sets bands and/or rows explicitly; a missing one is derived from `num_perm`.
     pub fn lsh(mut self, bands: Option<usize>, rows: Option<usize>) -> Self {
@@ -311,6 +319,8 @@ pub struct Stats {
     pub passages: u64,
     /// Of those, boilerplate.
     pub boilerplate_passages: u64,
+    /// Records whose fingerprints came from the checkpoint (with `--checkpoint`).
+    pub checkpoint_records: u64,
     /// Wall time per stage.
     pub timings: Vec<(Stage, Duration)>,
 }
@@ -481,7 +491,108 @@ struct Processed {
     entry: DocEntry,
     fingerprint: Fingerprint,
     unparsed_date: Option<String>,
-    story: Option<StoryDoc>,
+    /// Story features, encoded ([`story::StoryView::encode_into`]).
+    story: Option<Vec<u64>>,
+}
+
+impl Processed {
+    /// What a checkpoint keeps of a record: its results, or only that it failed (the
+    /// failure is found again on replay, so that its problem is reported as first).
+    fn encode(result: &Result<Processed, ProblemKind>) -> Vec<u8> {
+        let Ok(p) = result else {
+            return vec![0];
+        };
+        let mut out = Vec::with_capacity(
+            64 + p.entry.id.len()
+                + p.entry.metadata.as_ref().map_or(0, |m| m.len())
+                + 4 * p.fingerprint.signature.len()
+                + 8 * (p.fingerprint.set.len() + p.story.as_ref().map_or(0, Vec::len)),
+        );
+        out.push(1);
+        let mut bytes = |b: Option<&[u8]>| {
+            let len = b.map_or(0, |b| b.len() as u32 + 1);
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(b.unwrap_or_default());
+        };
+        bytes(Some(p.entry.id.as_bytes()));
+        bytes(p.entry.metadata.as_deref().map(str::as_bytes));
+        bytes(p.unparsed_date.as_deref().map(str::as_bytes));
+        bytes(Some(bytemuck::cast_slice(&p.fingerprint.signature)));
+        bytes(Some(bytemuck::cast_slice(&p.fingerprint.set)));
+        bytes(p.story.as_deref().map(bytemuck::cast_slice));
+        out.push(u8::from(p.entry.date.is_some()));
+        out.extend_from_slice(&p.entry.date.unwrap_or(0).to_le_bytes());
+        out.extend_from_slice(&p.entry.text_bytes.to_le_bytes());
+        out.extend_from_slice(&p.entry.tokens.to_le_bytes());
+        out.extend_from_slice(&(p.fingerprint.tokens as u64).to_le_bytes());
+        out
+    }
+
+    /// The results [`Processed::encode`] kept for the record at `location`; `None` when
+    /// it failed.
+    fn decode(entry: &[u8], location: RecordLocation) -> Result<Option<Processed>, String> {
+        let mut r = crate::frame::Reader {
+            bytes: entry,
+            at: 0,
+        };
+        if r.u8()? == 0 {
+            return Ok(None);
+        }
+        let mut bytes = || -> Result<Option<&[u8]>, String> {
+            match r.u32()? {
+                0 => Ok(None),
+                n => r.take(n as usize - 1).map(Some),
+            }
+        };
+        fn text(b: &[u8]) -> Result<&str, String> {
+            std::str::from_utf8(b).map_err(|_| "text is not UTF-8".to_string())
+        }
+        let words = |b: &[u8], width: usize| -> Result<(), String> {
+            if b.len() % width == 0 {
+                Ok(())
+            } else {
+                Err("a list is cut short".into())
+            }
+        };
+        let id = text(bytes()?.ok_or("no id")?)?.into();
+        let metadata = bytes()?.map(text).transpose()?.map(Into::into);
+        let unparsed_date = bytes()?.map(text).transpose()?.map(String::from);
+        let signature = bytes()?.unwrap_or_default();
+        let set = bytes()?.unwrap_or_default();
+        let story = bytes()?;
+        words(signature, 4)?;
+        words(set, 8)?;
+        story.map_or(Ok(()), |s| words(s, 8))?;
+        let dated = r.u8()? == 1;
+        let date = r.i64()?;
+        let text_bytes = r.u64()?;
+        let tokens = r.u32()?;
+        let fingerprint_tokens = r.u64()?;
+        if r.at != entry.len() {
+            return Err("a record's results run on past their end".into());
+        }
+        let from_le = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+        Ok(Some(Processed {
+            entry: DocEntry {
+                id,
+                metadata,
+                date: dated.then_some(date),
+                text_bytes,
+                tokens,
+                location,
+            },
+            fingerprint: Fingerprint {
+                set: set.chunks_exact(8).map(from_le).collect(),
+                signature: signature
+                    .chunks_exact(4)
+                    .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+                    .collect(),
+                tokens: fingerprint_tokens as usize,
+            },
+            unparsed_date,
+            story: story.map(|s| s.chunks_exact(8).map(from_le).collect()),
+        }))
+    }
 }
 
 /// Per-thread document processing: parse, then fingerprint.
@@ -536,7 +647,14 @@ impl Worker<'_> {
                 .as_deref()
                 .zip(metadata.as_deref())
                 .and_then(|(field, m)| story::string_field(m, field));
-            extractor.extract_document(title.as_deref(), &body, Some(self.fingerprinter.tokens()))
+            let doc = extractor.extract_document(
+                title.as_deref(),
+                &body,
+                Some(self.fingerprinter.tokens()),
+            );
+            let mut words = Vec::new();
+            doc.view().encode_into(&mut words);
+            words
         });
         let entry = DocEntry {
             id: id.into_boxed_str(),
@@ -863,11 +981,17 @@ impl Pipeline {
         observer: &dyn Observer,
     ) -> Result<Ingested> {
         let s = &self.settings;
+        let checkpoint = match &s.checkpoint {
+            None => None,
+            Some(dir) => Some(Checkpoint::open(dir, &self.checkpoint_settings())?),
+        };
         let mut filer = Filer::new(self, sources, observer);
         let total: Option<u64> = sources.iter().map(|src| src.size).sum();
         observer.stage_started(Stage::Read, total);
         let (tx, rx) = sync_channel::<ReadEvent>(4);
-        let result = std::thread::scope(|scope| -> Result<(Filer<'_>, StoryStats)> {
+        // The filing thread counts into `stats` until the scope ends.
+        let filing_stats = &mut *stats;
+        let result = std::thread::scope(|scope| -> Result<(Filer<'_>, StoryStats, u64)> {
             scope.spawn(move || {
                 let mut on_read = |n| observer.advanced(Stage::Read, n);
                 input::read_sources(sources, s.limits, &mut on_read, &mut |event| {
@@ -885,9 +1009,9 @@ impl Pipeline {
             let filing = scope.spawn(move || -> Result<Filer<'_>> {
                 for filing in file_rx {
                     match filing {
-                        Filing::Problem(p) => self.on_problem(&p, observer, stats)?,
+                        Filing::Problem(p) => self.on_problem(&p, observer, filing_stats)?,
                         Filing::Batch(batch, processed) => {
-                            let keys = filer.file(batch, processed, stats)?;
+                            let keys = filer.file(batch, processed, filing_stats)?;
                             if keys.0 > 0 {
                                 // The counter only stops when this sender is dropped.
                                 let _ = keys_tx.send(keys);
@@ -897,41 +1021,58 @@ impl Pipeline {
                 }
                 Ok(filer)
             });
+            let mut read_all = true;
+            let mut keeper = checkpoint.map(|c| Keeper::new(c, scope));
             for event in rx {
                 let batch = match event {
                     ReadEvent::Problem(p) => {
                         if file_tx.send(Filing::Problem(p)).is_err() {
+                            read_all = false;
                             break; // filing stopped on an error, which the join returns
                         }
                         continue;
                     }
                     ReadEvent::Batch(b) => b,
                 };
-                let processed: Vec<Result<Processed, ProblemKind>> = batch
-                    .records
-                    .par_iter()
-                    .map_init(
-                        || Worker {
-                            settings: s,
-                            fingerprinter: Fingerprinter::new(s),
-                            story: (s.level == Level::Story).then(story::Extractor::new),
-                        },
-                        |w, r| w.process(&sources[r.location.source as usize], &batch, r),
-                    )
-                    .collect();
+                let processed = match &mut keeper {
+                    None => self.fingerprint_batch(sources, &batch),
+                    Some(keeper) => {
+                        let hash = checkpoint::batch_hash(sources, &batch);
+                        match keeper.replay(hash, batch.records.len())? {
+                            Some(kept) => self
+                                .process(sources, &batch, Some(&kept))
+                                .map_err(|reason| keeper.damaged(reason))?,
+                            None => {
+                                let processed = self.fingerprint_batch(sources, &batch);
+                                keeper.append(
+                                    hash,
+                                    processed.par_iter().map(Processed::encode).collect(),
+                                )?;
+                                processed
+                            }
+                        }
+                    }
+                };
                 if file_tx.send(Filing::Batch(batch, processed)).is_err() {
+                    read_all = false;
                     break;
                 }
             }
             drop(file_tx);
-            let filer = filing.join().expect("filing documents does not panic")?;
+            let filer = filing.join().expect("filing documents does not panic");
+            let replayed = match keeper {
+                None => 0,
+                Some(keeper) => keeper.finish(read_all && filer.is_ok())?,
+            };
+            let filer = filer?;
             let story_stats = counter
                 .join()
                 .expect("counting document frequencies does not panic");
-            Ok((filer, story_stats))
+            Ok((filer, story_stats, replayed))
         });
         observer.stage_finished(Stage::Read);
-        let (filer, story_stats) = result?;
+        let (filer, story_stats, replayed) = result?;
+        stats.checkpoint_records = replayed;
         Ok(Ingested {
             corpus: filer.corpus,
             malformed: filer.malformed,
@@ -939,6 +1080,108 @@ impl Pipeline {
             story_docs: filer.story_docs,
             story_stats,
         })
+    }
+}
+
+impl Pipeline {
+    /// What the workers make of each record of `batch`, in parallel.
+    fn fingerprint_batch(
+        &self,
+        sources: &[Source],
+        batch: &Batch,
+    ) -> Vec<Result<Processed, ProblemKind>> {
+        self.process(sources, batch, None)
+            .expect("only kept results can fail to decode")
+    }
+
+    /// What the workers make of each record of `batch`, in parallel; with `kept`, the
+    /// results a checkpoint kept for it, found again only for the records that failed.
+    /// The error says what is wrong with `kept`.
+    fn process(
+        &self,
+        sources: &[Source],
+        batch: &Batch,
+        kept: Option<&[&[u8]]>,
+    ) -> std::result::Result<Vec<Result<Processed, ProblemKind>>, String> {
+        let s = &self.settings;
+        batch
+            .records
+            .par_iter()
+            .enumerate()
+            .map_init(
+                || Worker {
+                    settings: s,
+                    fingerprinter: Fingerprinter::new(s),
+                    story: (s.level == Level::Story).then(story::Extractor::new),
+                },
+                |w, (i, r)| {
+                    if let Some(entry) = kept.map(|k| k[i]) {
+                        if let Some(p) = Processed::decode(entry, r.location)
+                            .map_err(|e| format!("record {} of a kept batch: {e}", i + 1))?
+                        {
+                            return Ok(Ok(p));
+                        }
+                    }
+                    Ok(w.process(&sources[r.location.source as usize], batch, r))
+                },
+            )
+            .collect()
+    }
+
+    /// What shapes the results a checkpoint keeps, one `name: value` per line: a
+    /// checkpoint made with other values is refused (see [`crate::checkpoint`]).
+    fn checkpoint_settings(&self) -> String {
+        let s = &self.settings;
+        let mut probe = Fingerprinter::new(s);
+        let fingerprint = probe.fingerprint(crate::feed::format::PROBE_TEXT);
+        let mut lines = vec![
+            format!(
+                "level: {}",
+                match s.level {
+                    Level::NearCopy => "near-copy",
+                    Level::Story => "story",
+                }
+            ),
+            format!("shingles: {}", s.shingle),
+            format!("signature slots: {}", batch_signature_slots(s)),
+            format!("seed: {}", s.seed),
+            format!("id field: {}", s.fields.id),
+            format!("text field: {}", s.fields.text),
+            format!("date field: {}", s.fields.date),
+            format!(
+                "input format: {}",
+                match s.format {
+                    None => "by name",
+                    Some(InputFormat::JsonLines) => "jsonl",
+                    Some(InputFormat::Text) => "text",
+                }
+            ),
+            format!("longest record: {} bytes", s.limits.max_record_bytes),
+            format!(
+                "batch: {} bytes or {} records",
+                s.limits.batch_bytes, s.limits.batch_records
+            ),
+            format!(
+                "probe fingerprint: {:016x}",
+                crate::feed::format::fingerprint_check(fingerprint.as_ref())
+            ),
+        ];
+        if s.level == Level::Story {
+            let title = s.story.title_field.as_deref().unwrap_or("");
+            lines.push(format!("title field: {title}"));
+            let mut words = Vec::new();
+            story::Extractor::new()
+                .extract_document(
+                    Some("Probe: Fed Holds Rates"),
+                    crate::feed::format::PROBE_TEXT,
+                    Some(probe.tokens()),
+                )
+                .view()
+                .encode_into(&mut words);
+            let hash = xxhash_rust::xxh3::xxh3_64(bytemuck::cast_slice(&words));
+            lines.push(format!("probe story features: {hash:016x}"));
+        }
+        lines.join("\n")
     }
 }
 
@@ -1050,11 +1293,13 @@ impl<'p> Filer<'p> {
                 .map_err(|e| Error::io("spilling shingle sets to a temporary file", e))?;
             let json = source.format == InputFormat::JsonLines;
             self.corpus.push_text(chunk, record.range.clone(), json);
-            if let Some(features) = doc.story {
+            if let Some(words) = doc.story {
+                let features = story::StoryView::decode(&words)
+                    .expect("a worker's story features decode as they were encoded");
                 batch_documents += 1;
-                batch_keys.extend(features.terms.iter().chain(&features.names));
+                batch_keys.extend(features.terms.iter().chain(features.names));
                 self.story_docs
-                    .push(&features)
+                    .push_encoded(&words)
                     .map_err(|e| Error::io("spilling story features to a temporary file", e))?;
             }
         }

@@ -6,6 +6,7 @@
 mod util;
 
 mod bad_input;
+mod checkpoint;
 mod cli;
 mod determinism;
 mod eval;

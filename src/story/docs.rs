@@ -38,6 +38,12 @@ impl StoryDocs {
         self.features.push(&self.words)
     }
 
+    /// Appends the features of the next document, as [`StoryView::encode_into`] wrote
+    /// them.
+    pub(crate) fn push_encoded(&mut self, words: &[u64]) -> io::Result<()> {
+        self.features.push(words)
+    }
+
     /// Number of documents.
     pub fn len(&self) -> usize {
         self.features.count()

@@ -489,6 +489,16 @@ pub struct ExecArgs {
     /// Directory for temporary files (default: the system's).
     #[arg(long, value_name = "DIR")]
     pub temp_dir: Option<PathBuf>,
+    /// Keep the fingerprints of every batch read in DIR (created if missing), so that a
+    /// run that is killed, started again with the same DIR, re-reads its inputs but
+    /// fingerprints only what it had not reached. A later run over the same inputs with
+    /// other comparison settings (--threshold, --window, clustering, output) reuses them
+    /// all. Inputs changed since are fingerprinted afresh from their first changed
+    /// batch; other fingerprint settings (--shingle, fields, level) are refused. Takes
+    /// about as much disk as the shingle sets (8 bytes per distinct shingle); delete DIR
+    /// when done.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -187,6 +187,7 @@ fn base_builder(
         .strict(exec.strict)
         .memory_budget(exec.memory_budget)
         .temp_dir(exec.temp_dir.clone())
+        .checkpoint(exec.checkpoint.clone())
 }
 
 fn input_specs(input: &InputArgs) -> Vec<InputSpec> {
@@ -336,6 +337,15 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
         line.push_str(&format!(" [bad: {}]", kinds.join(", ")));
     }
     terminal.println(&line);
+    if let Some(dir) = &outcome.settings.checkpoint {
+        terminal.println(&format!(
+            "neardup: checkpoint {}: fingerprints of {} of {} records reused, {} kept anew",
+            dir.display(),
+            s.checkpoint_records,
+            s.records,
+            s.records - s.checkpoint_records,
+        ));
+    }
     if terminal.hidden_problems() > 0 {
         terminal.println(&format!(
             "neardup: {} bad records were counted but not shown",

@@ -1,0 +1,452 @@
+//! Resumable reading (`--checkpoint DIR`): what the workers made of each batch of records
+//! — ids, dates, signatures, shingle sets, story features — kept in checksummed frames in
+//! `DIR/fingerprints.log`. A run killed while reading and started again with the same
+//! directory re-reads its inputs but fingerprints only the records it had not reached; a
+//! later run over the same inputs with other comparison settings (threshold, bands,
+//! window, clustering, output) fingerprints nothing.
+//!
+//! Each frame holds one batch, keyed by a hash of the batch as read: its bytes and where
+//! each record came from. A frame is replayed only when the batch read at its place hashes
+//! the same; from the first batch that differs (an input changed, was added or removed)
+//! the frames are cut off and written afresh. The header holds the settings that shape a
+//! fingerprint and the fingerprints of a probe text, so a checkpoint made with other
+//! settings or by another neardup is refused rather than mixed in. Output with a
+//! checkpoint is byte-identical to output without one.
+//!
+//! Frames are written whole, one `write` each, and never synced: a killed process loses
+//! nothing the kernel has, and after a power loss a torn or unwritten frame fails its
+//! checksum and is cut off, so what is lost is found again, never read wrong.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::frame;
+use crate::input::{Batch, Source};
+
+/// The file holding the frames.
+pub const FILE: &str = "fingerprints.log";
+const LOCK_FILE: &str = "lock";
+const MAGIC: &[u8; 8] = b"NDUPCKPT";
+const VERSION: u32 = 1;
+/// Longer settings in a header mean it is not one.
+const MAX_SETTINGS_BYTES: u64 = 1 << 20;
+
+/// An open checkpoint, locked against other writers.
+#[derive(Debug)]
+pub struct Checkpoint {
+    dir: PathBuf,
+    file: File,
+    _lock: File,
+    /// `(offset, payload length, batch hash)` of the intact frames found when opened that
+    /// have not been replayed or cut off yet, the next batch's first.
+    ahead: std::collections::VecDeque<(u64, u32, u64)>,
+    /// Where the next frame is written.
+    end: u64,
+    /// Where the first frame is.
+    frames_start: u64,
+    /// The frame being written.
+    frame: Vec<u8>,
+}
+
+impl Checkpoint {
+    /// Opens the checkpoint in `dir` (creating the directory and an empty checkpoint if
+    /// there is none) for a run whose fingerprints are shaped by `settings`: one
+    /// `name: value` per line. A checkpoint made with other settings is an error that
+    /// names the first difference.
+    pub fn open(dir: &Path, settings: &str) -> Result<Checkpoint> {
+        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, "creating", e))?;
+        let lock = match crate::lock::take(&dir.join(LOCK_FILE)) {
+            Ok(Ok(file)) => file,
+            Ok(Err(holder)) => {
+                return Err(checkpoint_error(
+                    dir,
+                    format!(
+                        "is in use by {}; give each run its own --checkpoint directory",
+                        crate::lock::describe_holder(&holder)
+                    ),
+                ));
+            }
+            Err(e) => return Err(io_error(dir, "locking", e)),
+        };
+        let path = dir.join(FILE);
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| io_error(dir, "opening", e))?;
+        let header = encode_header(settings);
+        let file_len = file
+            .metadata()
+            .map_err(|e| io_error(dir, "reading", e))?
+            .len();
+        // The header's fixed part says how long its settings are.
+        let mut found = Vec::new();
+        let read_header = |n: u64, found: &mut Vec<u8>| {
+            (&file)
+                .take(n)
+                .read_to_end(found)
+                .map_err(|e| io_error(dir, "reading", e))
+        };
+        read_header(16, &mut found)?;
+        if found.len() == 16 && &found[..8] == MAGIC {
+            let len = u32::from_le_bytes(found[12..16].try_into().expect("4 bytes"));
+            read_header(u64::from(len).min(MAX_SETTINGS_BYTES), &mut found)?;
+        }
+        let mut ahead = std::collections::VecDeque::new();
+        let end = if found.len() < header.len() && header.starts_with(&found) {
+            // New, or killed while its header was written.
+            file.set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| file.write_all(&header))
+                .and_then(|()| file.sync_all())
+                .map_err(|e| io_error(dir, "writing", e))?;
+            header.len() as u64
+        } else {
+            check_header(&found, settings).map_err(|reason| checkpoint_error(dir, reason))?;
+            let mut reader = BufReader::with_capacity(1 << 20, &file);
+            let end = frame::scan(
+                &mut reader,
+                header.len() as u64,
+                file_len,
+                "the checkpoint",
+                |_| {},
+                |offset, payload| {
+                    let hash = frame::Reader {
+                        bytes: payload,
+                        at: 0,
+                    }
+                    .u64()?;
+                    ahead.push_back((offset, payload.len() as u32, hash));
+                    Ok(())
+                },
+            )
+            .map_err(|reason| checkpoint_error(dir, reason))?;
+            if end < file_len {
+                // A frame torn by a kill or a crash: it is written afresh.
+                file.set_len(end)
+                    .map_err(|e| io_error(dir, "cutting a torn frame off", e))?;
+            }
+            end
+        };
+        Ok(Checkpoint {
+            dir: dir.to_path_buf(),
+            file,
+            _lock: lock,
+            ahead,
+            end,
+            frames_start: header.len() as u64,
+            frame: Vec::new(),
+        })
+    }
+
+    /// The results kept for the next batch, whose hash is `hash` ([`batch_hash`]), read
+    /// into `buf`: its payload after the hash. `None` when the checkpoint holds none for
+    /// it; a batch that differs from the one kept at its place cuts off the kept frames
+    /// from there on, to be written afresh by [`Checkpoint::append`].
+    pub fn replay<'b>(&mut self, hash: u64, buf: &'b mut Vec<u8>) -> Result<Option<&'b [u8]>> {
+        match self.ahead.front() {
+            None => return Ok(None),
+            Some(&(offset, len, kept)) if kept == hash => {
+                buf.resize(len as usize, 0);
+                crate::corpus::read_exact_at(&self.file, buf, offset + frame::HEADER_BYTES as u64)
+                    .map_err(|e| io_error(&self.dir, "reading", e))?;
+                self.ahead.pop_front();
+                return Ok(Some(&buf[8..]));
+            }
+            Some(&(offset, ..)) if offset == self.frames_start => {
+                return Err(other_inputs(&self.dir));
+            }
+            Some(&(offset, ..)) => self.cut(offset)?,
+        }
+        Ok(None)
+    }
+
+    /// Appends the results of the batch whose hash is `hash`: one entry per record, in
+    /// order.
+    pub fn append(&mut self, hash: u64, entries: &[Vec<u8>]) -> Result<()> {
+        // One buffer for every frame: a fresh one would fault in its pages each batch.
+        let out = &mut self.frame;
+        out.clear();
+        let start = frame::open(out);
+        out.extend_from_slice(&hash.to_le_bytes());
+        out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+        for entry in entries {
+            out.extend_from_slice(&(entry.len() as u32).to_le_bytes());
+            out.extend_from_slice(entry);
+        }
+        frame::seal(out, start);
+        (&self.file)
+            .seek(io::SeekFrom::Start(self.end))
+            .and_then(|_| (&self.file).write_all(out))
+            .map_err(|e| io_error(&self.dir, "writing", e))?;
+        self.end += out.len() as u64;
+        Ok(())
+    }
+
+    /// Ends a run that read all its inputs: frames of batches it no longer has are cut
+    /// off.
+    pub fn finish(&mut self) -> Result<()> {
+        match self.ahead.front() {
+            // Inputs with no records at all are other inputs too.
+            Some(&(offset, ..)) if offset == self.frames_start => Err(other_inputs(&self.dir)),
+            Some(&(offset, ..)) => self.cut(offset),
+            None => Ok(()),
+        }
+    }
+
+    /// The error for kept results that do not decode (`reason`).
+    pub fn damaged(&self, reason: String) -> Error {
+        damaged(&self.dir, reason)
+    }
+
+    fn cut(&mut self, offset: u64) -> Result<()> {
+        self.file
+            .set_len(offset)
+            .map_err(|e| io_error(&self.dir, "cutting off outdated batches from", e))?;
+        self.ahead.clear();
+        self.end = offset;
+        Ok(())
+    }
+}
+
+/// A checkpoint in use by a run's reading loop: kept results are replayed on the loop's
+/// thread; from the first batch without any, frames are written on a thread of their own,
+/// so that the loop goes on to the next batch meanwhile.
+pub(crate) struct Keeper<'scope, 'env> {
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    dir: PathBuf,
+    /// The checkpoint, while batches are replayed.
+    replaying: Option<Checkpoint>,
+    /// The writing thread, which owns the checkpoint once the first batch missed.
+    writer: Option<Writer<'scope>>,
+    buf: Vec<u8>,
+    replayed: u64,
+}
+
+type Writer<'scope> = (
+    std::sync::mpsc::SyncSender<(u64, Vec<Vec<u8>>)>,
+    std::thread::ScopedJoinHandle<'scope, Result<Checkpoint>>,
+);
+
+impl<'scope, 'env> Keeper<'scope, 'env> {
+    /// Keeps `checkpoint` for a reading loop running in `scope`.
+    pub(crate) fn new(
+        checkpoint: Checkpoint,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+    ) -> Self {
+        Keeper {
+            scope,
+            dir: checkpoint.dir.clone(),
+            replaying: Some(checkpoint),
+            writer: None,
+            buf: Vec::new(),
+            replayed: 0,
+        }
+    }
+
+    /// The entries kept for the next batch of `records` records, whose hash is `hash`;
+    /// `None` when there are none (see [`Checkpoint::replay`]).
+    pub(crate) fn replay(&mut self, hash: u64, records: usize) -> Result<Option<Vec<&[u8]>>> {
+        let Some(checkpoint) = &mut self.replaying else {
+            return Ok(None);
+        };
+        match checkpoint.replay(hash, &mut self.buf)? {
+            Some(kept) => {
+                self.replayed += records as u64;
+                decode_results(kept, records)
+                    .map(Some)
+                    .map_err(|reason| checkpoint.damaged(reason))
+            }
+            None => {
+                let mut checkpoint = self.replaying.take().expect("replaying");
+                let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Vec<Vec<u8>>)>(2);
+                let handle = self.scope.spawn(move || {
+                    for (hash, entries) in rx {
+                        checkpoint.append(hash, &entries)?;
+                    }
+                    Ok(checkpoint)
+                });
+                self.writer = Some((tx, handle));
+                Ok(None)
+            }
+        }
+    }
+
+    /// The error for kept entries of a record that do not decode.
+    pub(crate) fn damaged(&self, reason: String) -> Error {
+        damaged(&self.dir, reason)
+    }
+
+    /// Appends the next batch's entries (one per record, in order); only after
+    /// [`Keeper::replay`] found none for it.
+    pub(crate) fn append(&mut self, hash: u64, entries: Vec<Vec<u8>>) -> Result<()> {
+        let (tx, _) = self
+            .writer
+            .as_ref()
+            .expect("append follows a replay that missed");
+        if tx.send((hash, entries)).is_err() {
+            // The writer stopped on an error, which finishing it returns.
+            let (tx, handle) = self.writer.take().expect("writing");
+            drop(tx);
+            handle
+                .join()
+                .expect("writing a checkpoint does not panic")?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the writes; cuts off frames of batches the inputs no longer have when
+    /// the loop `read_all` of them; returns how many records were replayed.
+    pub(crate) fn finish(mut self, read_all: bool) -> Result<u64> {
+        let mut checkpoint = match self.writer.take() {
+            Some((tx, handle)) => {
+                drop(tx);
+                handle
+                    .join()
+                    .expect("writing a checkpoint does not panic")?
+            }
+            None => self.replaying.take().expect("either replaying or writing"),
+        };
+        if read_all {
+            checkpoint.finish()?;
+        }
+        Ok(self.replayed)
+    }
+}
+
+/// The entries [`Checkpoint::append`] wrote, one per record of a batch of `records`.
+fn decode_results(payload: &[u8], records: usize) -> std::result::Result<Vec<&[u8]>, String> {
+    let mut r = frame::Reader {
+        bytes: payload,
+        at: 0,
+    };
+    let count = r.u32()? as usize;
+    if count != records {
+        return Err(format!("{count} records kept for a batch of {records}"));
+    }
+    let entries = (0..count)
+        .map(|_| {
+            let len = r.u32()? as usize;
+            r.take(len)
+        })
+        .collect::<std::result::Result<Vec<_>, String>>()?;
+    if r.at != payload.len() {
+        return Err("a batch's results run on past its records".into());
+    }
+    Ok(entries)
+}
+
+/// The hash that keys a batch's results: its bytes, and each record's place (source name
+/// and format, line, byte range), since a text document's id is its file name.
+pub fn batch_hash(sources: &[Source], batch: &Batch) -> u64 {
+    let mut h = Xxh3::new();
+    h.update(&batch.buf);
+    let mut last_source = u32::MAX;
+    for r in &batch.records {
+        if r.location.source != last_source {
+            last_source = r.location.source;
+            let source = &sources[r.location.source as usize];
+            h.update(source.name.as_bytes());
+            h.update(&[0xff, source.format as u8]);
+            if let Some(id) = &source.text_id {
+                h.update(id.as_bytes());
+            }
+        }
+        h.update(&r.location.line.to_le_bytes());
+        h.update(&(r.range.start as u64).to_le_bytes());
+        h.update(&(r.range.end as u64).to_le_bytes());
+    }
+    h.digest()
+}
+
+fn encode_header(settings: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + settings.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(settings.len() as u32).to_le_bytes());
+    out.extend_from_slice(settings.as_bytes());
+    out
+}
+
+/// Checks a checkpoint's header (`found`, as many bytes as this run's header has)
+/// against this run's settings; the error names the first setting that differs.
+fn check_header(found: &[u8], settings: &str) -> std::result::Result<(), String> {
+    if found.len() < 16 || &found[..8] != MAGIC {
+        return Err(format!("{FILE} is not a neardup checkpoint"));
+    }
+    let version = u32::from_le_bytes(found[8..12].try_into().expect("4 bytes"));
+    if version != VERSION {
+        return Err(format!(
+            "was written in checkpoint format {version}, and this neardup reads {VERSION}; \
+             delete it or give another --checkpoint directory"
+        ));
+    }
+    let len = u32::from_le_bytes(found[12..16].try_into().expect("4 bytes")) as usize;
+    let theirs = found
+        .get(16..16 + len)
+        .and_then(|b| std::str::from_utf8(b).ok());
+    if theirs == Some(settings) {
+        return Ok(());
+    }
+    let theirs: Vec<&str> = theirs.map_or_else(Vec::new, |t| t.lines().collect());
+    let difference = settings
+        .lines()
+        .zip(theirs.iter().chain(std::iter::repeat(&"")))
+        .find(|(ours, theirs)| ours != *theirs);
+    let what = match difference {
+        Some((ours, theirs)) => {
+            let name = ours.split(':').next().unwrap_or(ours);
+            let value = |line: &str| {
+                line.split_once(": ")
+                    .map_or(String::new(), |(_, v)| v.to_string())
+            };
+            if theirs.split(':').next() == Some(name) {
+                format!("{name} {} then, {} now", value(theirs), value(ours))
+            } else {
+                "settings this neardup does not know".to_string()
+            }
+        }
+        None => "other settings".to_string(),
+    };
+    Err(format!(
+        "holds fingerprints made with other settings ({what}); give the same settings, \
+         another --checkpoint directory, or delete it to start afresh"
+    ))
+}
+
+/// A run's inputs are not the ones whose fingerprints the checkpoint holds: refused
+/// rather than overwriting them all.
+fn other_inputs(dir: &Path) -> Error {
+    checkpoint_error(
+        dir,
+        "holds the fingerprints of other inputs (the first batch read differs from the one \
+         it kept); give the same inputs, another --checkpoint directory, or delete it to \
+         start afresh"
+            .into(),
+    )
+}
+
+fn damaged(dir: &Path, reason: String) -> Error {
+    checkpoint_error(
+        dir,
+        format!("is damaged ({reason}); delete it to start afresh"),
+    )
+}
+
+fn checkpoint_error(dir: &Path, reason: String) -> Error {
+    ErrorKind::Checkpoint {
+        path: dir.to_path_buf(),
+        reason,
+    }
+    .into()
+}
+
+fn io_error(dir: &Path, doing: &str, e: io::Error) -> Error {
+    Error::io(format!("{doing} the checkpoint {}", dir.display()), e)
+}
