@@ -290,15 +290,19 @@ impl<'scope, 'env> Keeper<'scope, 'env> {
             .writer
             .as_ref()
             .expect("append follows a replay that missed");
-        if tx.send((hash, entries)).is_err() {
-            // The writer stopped on an error, which finishing it returns.
-            let (tx, handle) = self.writer.take().expect("writing");
-            drop(tx);
-            handle
-                .join()
-                .expect("writing a checkpoint does not panic")?;
+        if tx.send((hash, entries)).is_ok() {
+            return Ok(());
         }
-        Ok(())
+        // The writer stops early only on an error, which joining it returns.
+        let (tx, handle) = self.writer.take().expect("writing");
+        drop(tx);
+        handle
+            .join()
+            .expect("writing a checkpoint does not panic")?;
+        Err(Error::io(
+            format!("writing the checkpoint {}", self.dir.display()),
+            io::Error::other("the writing thread stopped"),
+        ))
     }
 
     /// Waits for the writes; cuts off frames of batches the inputs no longer have when
