@@ -454,3 +454,61 @@ fn checkpoint_error(dir: &Path, reason: String) -> Error {
 fn io_error(dir: &Path, doing: &str, e: io::Error) -> Error {
     Error::io(format!("{doing} the checkpoint {}", dir.display()), e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SETTINGS: &str = "level: near-copy\nshingles: words:5\nprobe fingerprint: 00ff";
+
+    #[test]
+    fn the_first_differing_setting_is_named() {
+        let theirs = encode_header(SETTINGS);
+        assert_eq!(check_header(&theirs, SETTINGS), Ok(()));
+        let ours = SETTINGS.replace("words:5", "chars:4");
+        let err = check_header(&theirs, &ours).unwrap_err();
+        assert!(
+            err.contains("(shingles words:5 then, chars:4 now)"),
+            "{err}"
+        );
+        let mut newer = theirs.clone();
+        newer[8] = 9;
+        assert!(
+            check_header(&newer, SETTINGS)
+                .unwrap_err()
+                .contains("format 9")
+        );
+        assert!(
+            check_header(b"{\"id\": 1}\n", SETTINGS)
+                .unwrap_err()
+                .contains("not a neardup")
+        );
+    }
+
+    #[test]
+    fn results_come_back_per_record_and_a_wrong_count_is_an_error() {
+        let entries = vec![vec![1, 2, 3], vec![], vec![0]];
+        let mut payload = (entries.len() as u32).to_le_bytes().to_vec();
+        for e in &entries {
+            payload.extend_from_slice(&(e.len() as u32).to_le_bytes());
+            payload.extend_from_slice(e);
+        }
+        let decoded = decode_results(&payload, 3).unwrap();
+        assert_eq!(
+            decoded,
+            entries.iter().map(Vec::as_slice).collect::<Vec<_>>()
+        );
+        assert!(decode_results(&payload, 4).is_err());
+        assert!(decode_results(&payload[..payload.len() - 1], 3).is_err());
+    }
+
+    proptest! {
+        // Kept results pass their frame's checksum, but a checkpoint written by a buggy
+        // or foreign program must still give an error, never a panic.
+        #[test]
+        fn any_payload_decodes_or_errs(bytes in proptest::collection::vec(any::<u8>(), 0..200), n in 0usize..5) {
+            let _ = decode_results(&bytes, n);
+        }
+    }
+}

@@ -528,9 +528,13 @@ impl Processed {
         out
     }
 
-    /// The results [`Processed::encode`] kept for the record at `location`; `None` when
-    /// it failed.
-    fn decode(entry: &[u8], location: RecordLocation) -> Result<Option<Processed>, String> {
+    /// The results [`Processed::encode`] kept for the record at `location`, with
+    /// signatures of `slots` slots; `None` when it failed.
+    fn decode(
+        entry: &[u8],
+        location: RecordLocation,
+        slots: usize,
+    ) -> Result<Option<Processed>, String> {
         let mut r = crate::frame::Reader {
             bytes: entry,
             at: 0,
@@ -560,7 +564,12 @@ impl Processed {
         let signature = bytes()?.unwrap_or_default();
         let set = bytes()?.unwrap_or_default();
         let story = bytes()?;
-        words(signature, 4)?;
+        if signature.len() != 4 * slots {
+            return Err(format!(
+                "a signature of {} slots, not {slots}",
+                signature.len() / 4
+            ));
+        }
         words(set, 8)?;
         story.map_or(Ok(()), |s| words(s, 8))?;
         let dated = r.u8()? == 1;
@@ -590,7 +599,15 @@ impl Processed {
                 tokens: fingerprint_tokens as usize,
             },
             unparsed_date,
-            story: story.map(|s| s.chunks_exact(8).map(from_le).collect()),
+            story: story
+                .map(|s| {
+                    let words: Vec<u64> = s.chunks_exact(8).map(from_le).collect();
+                    match story::StoryView::decode(&words) {
+                        Some(_) => Ok(words),
+                        None => Err("story features that do not decode".to_string()),
+                    }
+                })
+                .transpose()?,
         }))
     }
 }
@@ -1104,6 +1121,7 @@ impl Pipeline {
         kept: Option<&[&[u8]]>,
     ) -> std::result::Result<Vec<Result<Processed, ProblemKind>>, String> {
         let s = &self.settings;
+        let slots = batch_signature_slots(s);
         batch
             .records
             .par_iter()
@@ -1116,7 +1134,7 @@ impl Pipeline {
                 },
                 |w, (i, r)| {
                     if let Some(entry) = kept.map(|k| k[i]) {
-                        if let Some(p) = Processed::decode(entry, r.location)
+                        if let Some(p) = Processed::decode(entry, r.location, slots)
                             .map_err(|e| format!("record {} of a kept batch: {e}", i + 1))?
                         {
                             return Ok(Ok(p));
@@ -1332,5 +1350,68 @@ pub fn describe_location(sources: &[Source], location: RecordLocation) -> String
     match source.format {
         InputFormat::JsonLines => format!("{}:{}", source.name, location.line),
         InputFormat::Text => source.name.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn location() -> RecordLocation {
+        RecordLocation { source: 0, line: 7 }
+    }
+
+    #[test]
+    fn kept_results_come_back_as_they_were() {
+        let settings = PipelineBuilder::new().build().unwrap().settings;
+        let mut fingerprinter = Fingerprinter::new(&settings);
+        let text = "The central bank raised its key rate by half a point on Tuesday.";
+        let processed = Processed {
+            entry: DocEntry {
+                id: "a-1".into(),
+                metadata: Some(r#"{"source":"wire"}"#.into()),
+                date: Some(-86_400),
+                text_bytes: text.len() as u64,
+                tokens: 13,
+                location: location(),
+            },
+            fingerprint: fingerprinter.fingerprint(text).unwrap(),
+            unparsed_date: Some("yesterday".into()),
+            story: Some({
+                let mut words = Vec::new();
+                story::Extractor::new()
+                    .extract(text)
+                    .view()
+                    .encode_into(&mut words);
+                words
+            }),
+        };
+        let entry = Processed::encode(&Ok(processed));
+        let back = Processed::decode(&entry, location(), 128).unwrap().unwrap();
+        let again = Processed::encode(&Ok(back));
+        assert_eq!(entry, again);
+        assert!(Processed::decode(&entry, location(), 64).is_err());
+        // Features that do not decode are an error here, not a panic when filed.
+        let mut garbled = Processed::decode(&entry, location(), 128).unwrap().unwrap();
+        garbled.story = Some(vec![5]);
+        let garbled = Processed::encode(&Ok(garbled));
+        assert!(Processed::decode(&garbled, location(), 128).is_err());
+        let failed = Processed::encode(&Err(ProblemKind::EmptyText));
+        assert!(
+            Processed::decode(&failed, location(), 128)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_entry_decodes_or_errs(mut bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Some(tag) = bytes.first_mut() {
+                *tag = 1;
+            }
+            let _ = Processed::decode(&bytes, location(), 128);
+        }
     }
 }
