@@ -499,16 +499,17 @@ pub fn describe_window(seconds: u64) -> String {
     }
 }
 
-/// Parses a duration such as `72h`, `3d`, `90m`, `45s` or `1w` into seconds.
+/// Parses a duration such as `72h`, `3d`, `90m`, `45s`, `1w` or `3600` (seconds) into
+/// seconds: the story level's `--window` and the feed index's use it alike.
 pub fn parse_window(text: &str) -> Result<i64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
     let n: i64 = digits
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 72h, 3d)"))?;
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 72h, 3d, 90m)"))?;
     let scale = match unit.trim() {
-        "s" => 1,
+        "" | "s" => 1,
         "m" | "min" => 60,
         "h" => 3600,
         "d" => 86_400,
@@ -532,7 +533,10 @@ mod tests {
         assert_eq!(parse_window("72h"), Ok(259_200));
         assert_eq!(parse_window("3d"), Ok(259_200));
         assert_eq!(parse_window("90m"), Ok(5_400));
+        assert_eq!(parse_window("2w"), Ok(14 * 86_400));
+        assert_eq!(parse_window("3600"), Ok(3_600));
         assert!(parse_window("3 fortnights").is_err());
+        assert!(parse_window("99999999999999999999h").is_err());
         assert!(parse_window("h").is_err());
         assert_eq!(describe_window(DEFAULT_WINDOW.unsigned_abs()), "72h");
         assert_eq!(describe_window(5_400), "90m");

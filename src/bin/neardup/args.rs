@@ -431,9 +431,8 @@ pub enum LevelArg {
 pub struct Window(pub Option<i64>);
 
 fn parse_window(s: &str) -> Result<Window, String> {
-    none_or(s, |s| match neardup::story::parse_window(s)? {
-        0 => Err(WINDOW_NOT_ZERO.into()),
-        w => Ok(w),
+    none_or(s, |s| {
+        crate::feed::parse_duration(s).map(|secs| secs as i64)
     })
     .map(Window)
 }

@@ -334,28 +334,9 @@ fn parse_index_window(s: &str) -> Result<IndexWindow, String> {
 
 /// Parses `7d`, `36h`, `90m`, `2w`, `3600s` or `3600` (seconds) into seconds.
 pub fn parse_duration(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 7d, 36h, 90m)"))?;
-    let unit_secs = match unit.trim() {
-        "" | "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        other => {
-            return Err(format!(
-                "unknown duration unit {other:?} in {s:?} (s, m, h, d, w)"
-            ));
-        }
-    };
-    match n.checked_mul(unit_secs) {
-        Some(0) => Err(crate::args::WINDOW_NOT_ZERO.into()),
-        Some(secs) => Ok(secs),
-        None => Err(format!("{s:?} is too long")),
+    match neardup::story::parse_window(s)? {
+        0 => Err(crate::args::WINDOW_NOT_ZERO.into()),
+        secs => Ok(secs.unsigned_abs()),
     }
 }
 
