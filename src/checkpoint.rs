@@ -32,6 +32,8 @@ pub const FILE: &str = "fingerprints.log";
 const LOCK_FILE: &str = "lock";
 const MAGIC: &[u8; 8] = b"NDUPCKPT";
 const VERSION: u32 = 1;
+/// A frame's payload starts with the hash of its batch.
+const HASH_BYTES: usize = 8;
 /// Longer settings in a header mean it is not one.
 const MAX_SETTINGS_BYTES: u64 = 1 << 20;
 
@@ -50,6 +52,8 @@ pub struct Checkpoint {
     frames_start: u64,
     /// The frame being written.
     frame: Vec<u8>,
+    /// A batch too large for a frame came: nothing more is kept.
+    stopped: bool,
 }
 
 impl Checkpoint {
@@ -142,6 +146,7 @@ impl Checkpoint {
             end,
             frames_start: header.len() as u64,
             frame: Vec::new(),
+            stopped: false,
         })
     }
 
@@ -157,7 +162,7 @@ impl Checkpoint {
                 crate::corpus::read_exact_at(&self.file, buf, offset + frame::HEADER_BYTES as u64)
                     .map_err(|e| io_error(&self.dir, "reading", e))?;
                 self.ahead.pop_front();
-                return Ok(Some(&buf[8..]));
+                return Ok(Some(&buf[HASH_BYTES..]));
             }
             Some(&(offset, ..)) if offset == self.frames_start => {
                 return Err(other_inputs(&self.dir));
@@ -170,6 +175,14 @@ impl Checkpoint {
     /// Appends the results of the batch whose hash is `hash`: one entry per record, in
     /// order.
     pub fn append(&mut self, hash: u64, entries: &[Vec<u8>]) -> Result<()> {
+        let payload = 12 + entries.iter().map(|e| 4 + e.len()).sum::<usize>();
+        if self.stopped || payload > u32::MAX as usize {
+            // A frame's length is a u32: a batch of giant records (--max-record-bytes
+            // over a gigabyte) is not kept, nor anything after it, and a later run
+            // fingerprints them again.
+            self.stopped = true;
+            return Ok(());
+        }
         // One buffer for every frame: a fresh one would fault in its pages each batch.
         let out = &mut self.frame;
         out.clear();
