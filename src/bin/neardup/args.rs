@@ -12,6 +12,7 @@ Examples:
   neardup dedup feed.jsonl -o clean.jsonl --report dropped.jsonl
   zcat a.jsonl.gz | neardup cluster - --format table
   neardup pairs news.jsonl --passages            ... with the passages each pair shares
+  neardup cluster archive/ --checkpoint ck/ -o c.jsonl   killed? run it again: it resumes
 
 Inputs: JSON Lines (.jsonl, .ndjson, .json; one object per line, with the id and text in
 --id-field and --text-field, every other field kept as metadata), text files (.txt, one
