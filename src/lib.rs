@@ -23,6 +23,8 @@
 //! caller through an [`Observer`].
 //!
 //! [`outfile`] writes output files whole or not at all (and never replaces `/dev/null`).
+//! [`checkpoint`] keeps what reading made of each batch, so that a killed run resumes
+//! (`PipelineBuilder::checkpoint`).
 //!
 //! [`feed`] keeps a persistent, incremental, crash-safe index for deduplicating a stream of
 //! articles as they arrive, with the same fingerprints and verification as the batch run.
