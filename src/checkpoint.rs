@@ -62,6 +62,12 @@ impl Checkpoint {
     /// `name: value` per line. A checkpoint made with other settings is an error that
     /// names the first difference.
     pub fn open(dir: &Path, settings: &str) -> Result<Checkpoint> {
+        if dir.exists() && !dir.is_dir() {
+            return Err(checkpoint_error(
+                dir,
+                "is not a directory; give a directory (created if missing)".into(),
+            ));
+        }
         std::fs::create_dir_all(dir).map_err(|e| io_error(dir, "creating", e))?;
         let lock = match crate::lock::take(&dir.join(LOCK_FILE)) {
             Ok(Ok(file)) => file,
