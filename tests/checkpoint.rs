@@ -221,6 +221,9 @@ fn other_settings_other_inputs_and_a_second_run_are_refused_and_nothing_is_lost(
         err.contains("holds the fingerprints of other inputs"),
         "{err}"
     );
+    let (code, _, err) = pairs(&input, &["--checkpoint", input.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("in.jsonl: is not a directory"), "{err}");
 
     // A run still reading (standard input left open) holds the checkpoint.
     let mut reading = std::process::Command::new(assert_cmd::cargo::cargo_bin("neardup"))
