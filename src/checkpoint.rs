@@ -20,9 +20,12 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::corpus::KeptLists;
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame;
 use crate::input::{Batch, Source};
@@ -48,12 +51,12 @@ pub struct Checkpoint {
     ahead: std::collections::VecDeque<(u64, u32, u64)>,
     /// Where the next frame is written.
     end: u64,
+    /// Bytes written, for the set stores that read kept lists back ([`KeptLists`]).
+    written: Arc<AtomicU64>,
     /// Where the first frame is.
     frames_start: u64,
     /// The frame being written.
     frame: Vec<u8>,
-    /// A batch too large for a frame came: nothing more is kept.
-    stopped: bool,
 }
 
 impl Checkpoint {
@@ -150,17 +153,21 @@ impl Checkpoint {
             _lock: lock,
             ahead,
             end,
+            written: Arc::new(AtomicU64::new(end)),
             frames_start: header.len() as u64,
             frame: Vec::new(),
-            stopped: false,
         })
     }
 
     /// The results kept for the next batch, whose hash is `hash` ([`batch_hash`]), read
-    /// into `buf`: its payload after the hash. `None` when the checkpoint holds none for
+    /// into `buf`: its payload after the hash, with the byte of the file it starts at. `None` when the checkpoint holds none for
     /// it; a batch that differs from the one kept at its place cuts off the kept frames
     /// from there on, to be written afresh by [`Checkpoint::append`].
-    pub fn replay<'b>(&mut self, hash: u64, buf: &'b mut Vec<u8>) -> Result<Option<&'b [u8]>> {
+    pub fn replay<'b>(
+        &mut self,
+        hash: u64,
+        buf: &'b mut Vec<u8>,
+    ) -> Result<Option<(u64, &'b [u8])>> {
         match self.ahead.front() {
             None => return Ok(None),
             Some(&(offset, len, kept)) if kept == hash => {
@@ -168,7 +175,8 @@ impl Checkpoint {
                 crate::corpus::read_exact_at(&self.file, buf, offset + frame::HEADER_BYTES as u64)
                     .map_err(|e| io_error(&self.dir, "reading", e))?;
                 self.ahead.pop_front();
-                return Ok(Some(&buf[HASH_BYTES..]));
+                let at = offset + (frame::HEADER_BYTES + HASH_BYTES) as u64;
+                return Ok(Some((at, &buf[HASH_BYTES..])));
             }
             Some(&(offset, ..)) if offset == self.frames_start => {
                 return Err(other_inputs(&self.dir));
@@ -181,14 +189,6 @@ impl Checkpoint {
     /// Appends the results of the batch whose hash is `hash`: one entry per record, in
     /// order.
     pub fn append(&mut self, hash: u64, entries: &[Vec<u8>]) -> Result<()> {
-        let payload = 12 + entries.iter().map(|e| 4 + e.len()).sum::<usize>();
-        if self.stopped || payload > u32::MAX as usize {
-            // A frame's length is a u32: a batch of giant records (--max-record-bytes
-            // over a gigabyte) is not kept, nor anything after it, and a later run
-            // fingerprints them again.
-            self.stopped = true;
-            return Ok(());
-        }
         // One buffer for every frame: a fresh one would fault in its pages each batch.
         let out = &mut self.frame;
         out.clear();
@@ -205,6 +205,7 @@ impl Checkpoint {
             .and_then(|_| (&self.file).write_all(out))
             .map_err(|e| io_error(&self.dir, "writing", e))?;
         self.end += out.len() as u64;
+        self.written.store(self.end, Ordering::Release);
         Ok(())
     }
 
@@ -219,6 +220,15 @@ impl Checkpoint {
         }
     }
 
+    /// The file as the set stores read kept lists from it, holding the lock as long as
+    /// they do.
+    pub(crate) fn kept_lists(&self) -> Result<Arc<KeptLists>> {
+        match (self.file.try_clone(), self._lock.try_clone()) {
+            (Ok(file), Ok(lock)) => Ok(Arc::new(KeptLists::new(file, self.written.clone(), lock))),
+            (Err(e), _) | (_, Err(e)) => Err(io_error(&self.dir, "opening", e)),
+        }
+    }
+
     /// The error for kept results that do not decode (`reason`).
     pub fn damaged(&self, reason: String) -> Error {
         damaged(&self.dir, reason)
@@ -230,6 +240,7 @@ impl Checkpoint {
             .map_err(|e| io_error(&self.dir, "cutting off outdated batches from", e))?;
         self.ahead.clear();
         self.end = offset;
+        self.written.store(offset, Ordering::Release);
         Ok(())
     }
 }
@@ -244,9 +255,16 @@ pub(crate) struct Keeper<'scope, 'env> {
     replaying: Option<Checkpoint>,
     /// The writing thread, which owns the checkpoint once the first batch missed.
     writer: Option<Writer<'scope>>,
+    /// Where the writer puts the next frame.
+    next_frame: u64,
+    /// A batch was too large for a frame: nothing more is kept.
+    stopped: bool,
     buf: Vec<u8>,
     replayed: u64,
 }
+
+/// A record's kept entry, with the byte of the checkpoint file it starts at.
+pub(crate) type KeptEntry<'a> = (u64, &'a [u8]);
 
 type Writer<'scope> = (
     std::sync::mpsc::SyncSender<(u64, Vec<Vec<u8>>)>,
@@ -264,26 +282,40 @@ impl<'scope, 'env> Keeper<'scope, 'env> {
             dir: checkpoint.dir.clone(),
             replaying: Some(checkpoint),
             writer: None,
+            next_frame: 0,
+            stopped: false,
             buf: Vec::new(),
             replayed: 0,
         }
     }
 
-    /// The entries kept for the next batch of `records` records, whose hash is `hash`;
-    /// `None` when there are none (see [`Checkpoint::replay`]).
-    pub(crate) fn replay(&mut self, hash: u64, records: usize) -> Result<Option<Vec<&[u8]>>> {
+    /// The entries kept for the next batch of `records` records, whose hash is `hash`,
+    /// each with the byte of the file it starts at; `None` when there are none (see
+    /// [`Checkpoint::replay`]).
+    pub(crate) fn replay(
+        &mut self,
+        hash: u64,
+        records: usize,
+    ) -> Result<Option<Vec<KeptEntry<'_>>>> {
         let Some(checkpoint) = &mut self.replaying else {
             return Ok(None);
         };
         match checkpoint.replay(hash, &mut self.buf)? {
-            Some(kept) => {
+            Some((at, kept)) => {
                 self.replayed += records as u64;
-                decode_results(kept, records)
-                    .map(Some)
-                    .map_err(|reason| checkpoint.damaged(reason))
+                let entries =
+                    decode_results(kept, records).map_err(|reason| checkpoint.damaged(reason))?;
+                let start = kept.as_ptr() as usize;
+                Ok(Some(
+                    entries
+                        .into_iter()
+                        .map(|e| (at + (e.as_ptr() as usize - start) as u64, e))
+                        .collect(),
+                ))
             }
             None => {
                 let mut checkpoint = self.replaying.take().expect("replaying");
+                self.next_frame = checkpoint.end;
                 let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Vec<Vec<u8>>)>(2);
                 let handle = self.scope.spawn(move || {
                     for (hash, entries) in rx {
@@ -303,14 +335,33 @@ impl<'scope, 'env> Keeper<'scope, 'env> {
     }
 
     /// Appends the next batch's entries (one per record, in order); only after
-    /// [`Keeper::replay`] found none for it.
-    pub(crate) fn append(&mut self, hash: u64, entries: Vec<Vec<u8>>) -> Result<()> {
+    /// [`Keeper::replay`] found none for it. Returns the byte of the file each entry will
+    /// start at, or `None` when the batch is not kept.
+    pub(crate) fn append(&mut self, hash: u64, entries: Vec<Vec<u8>>) -> Result<Option<Vec<u64>>> {
+        let payload = HASH_BYTES + 4 + entries.iter().map(|e| 4 + e.len()).sum::<usize>();
+        if self.stopped || payload > u32::MAX as usize {
+            // A frame's length is a u32: a batch of giant records (--max-record-bytes
+            // over a gigabyte) is not kept, nor anything after it, and a later run
+            // fingerprints them again.
+            self.stopped = true;
+            return Ok(None);
+        }
+        let mut at = self.next_frame + (frame::HEADER_BYTES + HASH_BYTES + 4) as u64;
+        let places = entries
+            .iter()
+            .map(|e| {
+                let entry = at + 4;
+                at = entry + e.len() as u64;
+                entry
+            })
+            .collect();
+        self.next_frame = at;
         let (tx, _) = self
             .writer
             .as_ref()
             .expect("append follows a replay that missed");
         if tx.send((hash, entries)).is_ok() {
-            return Ok(());
+            return Ok(Some(places));
         }
         // The writer stops early only on an error, which joining it returns.
         let (tx, handle) = self.writer.take().expect("writing");

@@ -8,8 +8,10 @@
 //! kept the same way, in a [`TextStore`].
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Seek, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::align::TextStore;
 use crate::input::RecordLocation;
@@ -104,9 +106,21 @@ impl Corpus {
 
     /// Adds a document with its signature and its sorted, deduplicated shingle set.
     pub fn push(&mut self, entry: DocEntry, signature: &[u32], set: &[u64]) -> io::Result<u32> {
+        self.push_kept(entry, signature, set, None)
+    }
+
+    /// [`Corpus::push`], for a set also written at byte `kept_at` of the checkpoint the
+    /// corpus's set store reads ([`SetStore::read_kept_from`]).
+    pub(crate) fn push_kept(
+        &mut self,
+        entry: DocEntry,
+        signature: &[u32],
+        set: &[u64],
+        kept_at: Option<u64>,
+    ) -> io::Result<u32> {
         debug_assert_eq!(signature.len(), self.num_perm);
         let doc = self.ids.len() as u32;
-        self.sets.push(set)?;
+        self.sets.push_kept(set, kept_at)?;
         self.ids.push(entry.id);
         self.metadata.push(entry.metadata);
         self.dates.push(entry.date);
@@ -178,6 +192,12 @@ impl Corpus {
         self.sets.get(doc, buf)
     }
 
+    /// Lets the set store read sets kept in a checkpoint from there (see
+    /// [`SetStore::read_kept_from`]).
+    pub(crate) fn read_kept_sets_from(&mut self, kept: Arc<KeptLists>) {
+        self.sets.read_kept_from(kept);
+    }
+
     /// Bytes of shingle sets kept in memory and spilled to disk.
     pub fn set_bytes(&self) -> (u64, u64) {
         self.sets.bytes()
@@ -203,7 +223,8 @@ impl Corpus {
 
 /// Lists of words, appended in document order (sorted shingle sets; encoded story
 /// features); in memory up to a budget, then spilled to an unlinked temporary file read
-/// back with positioned reads.
+/// back with positioned reads. A list that a checkpoint already holds on disk is not
+/// written again when it leaves memory: it is read back from the checkpoint.
 #[derive(Debug)]
 pub struct SetStore {
     /// Start of each set in the global element space; one extra entry at the end.
@@ -214,7 +235,42 @@ pub struct SetStore {
     budget_elements: usize,
     temp_dir: Option<PathBuf>,
     file: Option<BufWriter<File>>,
+    /// The checkpoint's lists, when lists are pushed with where it holds them.
+    kept: Option<Arc<KeptLists>>,
+    /// Per list, the byte in the checkpoint where it is kept, or [`NOT_KEPT`]; empty
+    /// while no list was pushed with one.
+    kept_at: Vec<u64>,
+    /// The first list still in memory.
+    first_in_memory: usize,
+    /// Where the store's own file is written next.
+    file_position: u64,
 }
+
+/// A checkpoint's file as the set stores read it: lists pushed with a place in it leave
+/// memory without being written again, once the checkpoint's writer has written them.
+#[derive(Debug)]
+pub struct KeptLists {
+    file: File,
+    /// Bytes of the file written so far.
+    written: Arc<AtomicU64>,
+    /// The checkpoint's lock, held as long as lists are read from it.
+    _lock: File,
+}
+
+impl KeptLists {
+    /// The lists in `file`, of which the first `written` bytes are on disk; `lock` keeps
+    /// other runs from changing the file meanwhile.
+    pub(crate) fn new(file: File, written: Arc<AtomicU64>, lock: File) -> Self {
+        KeptLists {
+            file,
+            written,
+            _lock: lock,
+        }
+    }
+}
+
+/// A list no checkpoint holds.
+const NOT_KEPT: u64 = u64::MAX;
 
 /// Once a store has spilled, it keeps this fraction of its budget in memory.
 const SPILL_BUFFER_FRACTION: usize = 8;
@@ -229,7 +285,17 @@ impl SetStore {
             budget_elements: (budget_bytes / 8).max(1) as usize,
             temp_dir,
             file: None,
+            kept: None,
+            kept_at: Vec::new(),
+            first_in_memory: 0,
+            file_position: 0,
         }
+    }
+
+    /// Reads lists pushed with a place in the checkpoint from `kept` once they leave
+    /// memory, instead of writing them to the store's own file.
+    pub(crate) fn read_kept_from(&mut self, kept: Arc<KeptLists>) {
+        self.kept = Some(kept);
     }
 
     /// An empty store with the same budget and directory.
@@ -243,13 +309,27 @@ impl SetStore {
     }
 
     pub(crate) fn push(&mut self, set: &[u64]) -> io::Result<()> {
+        self.push_kept(set, None)
+    }
+
+    /// Appends a list that the checkpoint given to [`SetStore::read_kept_from`] holds
+    /// (little-endian) at byte `kept_at`.
+    pub(crate) fn push_kept(&mut self, set: &[u64], kept_at: Option<u64>) -> io::Result<()> {
+        if let Some(at) = kept_at.filter(|_| self.kept.is_some()) {
+            if self.kept_at.is_empty() {
+                self.kept_at.resize(self.count(), NOT_KEPT);
+            }
+            self.kept_at.push(at);
+        } else if !self.kept_at.is_empty() {
+            self.kept_at.push(NOT_KEPT);
+        }
         self.memory.extend_from_slice(set);
         let end = self.starts.last().copied().unwrap_or(0) + set.len() as u64;
         self.starts.push(end);
         // A store that has outgrown its budget streams to its file through a buffer of an
         // eighth of the budget: keeping the rest of the budget filled would only hold
         // whichever sets came last, at the full budget's resident memory.
-        let limit = if self.file.is_some() {
+        let limit = if self.spilled > 0 {
             self.spill_buffer_elements()
         } else {
             self.budget_elements
@@ -261,6 +341,9 @@ impl SetStore {
     }
 
     fn spill(&mut self) -> io::Result<()> {
+        if !self.kept_at.is_empty() {
+            return self.spill_keeping();
+        }
         if self.file.is_none() {
             let file = match &self.temp_dir {
                 Some(dir) => tempfile::tempfile_in(dir)?,
@@ -272,6 +355,56 @@ impl SetStore {
         writer.write_all(bytemuck::cast_slice(&self.memory))?;
         writer.flush()?;
         self.spilled += self.memory.len() as u64;
+        self.file_position = self.spilled * 8;
+        self.release_memory();
+        Ok(())
+    }
+
+    /// Spills the lists in memory, writing to the store's own file only those that the
+    /// checkpoint does not hold on disk yet; each at its place in the element space, as
+    /// [`SetStore::spill`] would have written it.
+    fn spill_keeping(&mut self) -> io::Result<()> {
+        let kept = self
+            .kept
+            .as_ref()
+            .expect("lists are kept only with a checkpoint");
+        let written = kept.written.load(Ordering::Acquire);
+        for doc in self.first_in_memory..self.count() {
+            let (start, end) = (self.starts[doc], self.starts[doc + 1]);
+            let at = self.kept_at[doc];
+            if at != NOT_KEPT && at.saturating_add((end - start) * 8) <= written {
+                continue;
+            }
+            // Not (yet) on disk in the checkpoint: read it from the store's own file.
+            self.kept_at[doc] = NOT_KEPT;
+            if self.file.is_none() {
+                let file = match &self.temp_dir {
+                    Some(dir) => tempfile::tempfile_in(dir)?,
+                    None => tempfile::tempfile()?,
+                };
+                self.file = Some(BufWriter::with_capacity(1 << 20, file));
+            }
+            let writer = self.file.as_mut().expect("spill file was just created");
+            if self.file_position != start * 8 {
+                writer.seek(io::SeekFrom::Start(start * 8))?;
+            }
+            let from = (start - self.spilled) as usize;
+            writer.write_all(bytemuck::cast_slice(
+                &self.memory[from..from + (end - start) as usize],
+            ))?;
+            self.file_position = end * 8;
+        }
+        if let Some(writer) = &mut self.file {
+            writer.flush()?;
+        }
+        self.spilled += self.memory.len() as u64;
+        self.release_memory();
+        Ok(())
+    }
+
+    /// After a spill: memory holds no list.
+    fn release_memory(&mut self) {
+        self.first_in_memory = self.count();
         let buffer = self.spill_buffer_elements();
         if self.memory.capacity() > 2 * buffer {
             // The first spill: give back the pages of the full budget.
@@ -279,7 +412,6 @@ impl SetStore {
         } else {
             self.memory.clear();
         }
-        Ok(())
     }
 
     /// Elements kept in memory between spills once the store has spilled.
@@ -297,14 +429,22 @@ impl SetStore {
             let from = (start - self.spilled) as usize;
             return Ok(&self.memory[from..from + (end - start) as usize]);
         }
+        buf.clear();
+        buf.resize((end - start) as usize, 0);
         // Sets never straddle the boundary: spilling happens between pushes.
+        if let Some(&at) = self.kept_at.get(doc as usize).filter(|&&at| at != NOT_KEPT) {
+            let kept = self
+                .kept
+                .as_ref()
+                .expect("lists are kept only with a checkpoint");
+            read_exact_at(&kept.file, bytemuck::cast_slice_mut(buf), at)?;
+            return Ok(buf);
+        }
         let file = self
             .file
             .as_ref()
             .expect("spilled sets have a file")
             .get_ref();
-        buf.clear();
-        buf.resize((end - start) as usize, 0);
         read_exact_at(file, bytemuck::cast_slice_mut(buf), start * 8)?;
         Ok(buf)
     }
@@ -361,6 +501,46 @@ mod tests {
         for doc in [0, 77, 499] {
             assert_eq!(store.get(doc, &mut buf).unwrap(), &set[..]);
         }
+    }
+
+    #[test]
+    fn kept_sets_are_read_from_the_checkpoint_once_written_and_spilled_before() {
+        // A "checkpoint" holding every other set at odd offsets, of which only the first
+        // half is written when the store spills: later kept sets go to the spill file.
+        let sets: Vec<Vec<u64>> = (0..40u64)
+            .map(|i| (0..i % 7 + 1).map(|x| x * 1_000 + i).collect())
+            .collect();
+        let mut bytes = vec![0xAAu8; 3];
+        let mut places = Vec::new();
+        for (i, set) in sets.iter().enumerate() {
+            places.push((i % 2 == 0).then_some(bytes.len() as u64));
+            if i % 2 == 0 {
+                bytes.extend(set.iter().flat_map(|x| x.to_le_bytes()));
+                bytes.push(0x55);
+            }
+        }
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&bytes).unwrap();
+        let written = Arc::new(AtomicU64::new(places[20].unwrap()));
+        let lock = tempfile::tempfile().unwrap();
+        let kept = Arc::new(KeptLists::new(file, written.clone(), lock));
+        let mut store = SetStore::new(8 * 12, None);
+        store.read_kept_from(kept);
+        for (set, at) in sets.iter().zip(&places) {
+            store.push_kept(set, *at).unwrap();
+        }
+        let mut buf = Vec::new();
+        for (doc, set) in sets.iter().enumerate() {
+            assert_eq!(
+                store.get(doc as u32, &mut buf).unwrap(),
+                &set[..],
+                "set {doc}"
+            );
+        }
+        // Kept and written: read from the checkpoint; kept too late: from the spill file.
+        assert_eq!(store.kept_at[2], places[2].unwrap());
+        assert_eq!(store.kept_at[30], NOT_KEPT);
+        assert!(store.file.is_some());
     }
 
     #[test]

@@ -493,6 +493,15 @@ struct Processed {
     unparsed_date: Option<String>,
     /// Story features, encoded ([`story::StoryView::encode_into`]).
     story: Option<Vec<u64>>,
+    /// Where a checkpoint holds the set and the story features, if it does.
+    kept: Option<Kept>,
+}
+
+/// Bytes of a checkpoint file at which a record's lists are kept.
+#[derive(Clone, Copy, Debug)]
+struct Kept {
+    set: u64,
+    story: Option<u64>,
 }
 
 impl Processed {
@@ -526,6 +535,24 @@ impl Processed {
         out.extend_from_slice(&p.entry.tokens.to_le_bytes());
         out.extend_from_slice(&(p.fingerprint.tokens as u64).to_le_bytes());
         out
+    }
+
+    /// Where the lists of this record's entry are, for an entry that starts at byte `at`
+    /// of a checkpoint (the layout [`Processed::encode`] writes).
+    fn kept_at(&self, at: u64) -> Kept {
+        let field = |len: Option<usize>| 4 + len.unwrap_or(0) as u64;
+        let set = at
+            + 1
+            + field(Some(self.entry.id.len()))
+            + field(self.entry.metadata.as_ref().map(|m| m.len()))
+            + field(self.unparsed_date.as_ref().map(String::len))
+            + field(Some(4 * self.fingerprint.signature.len()))
+            + 4;
+        let story = self
+            .story
+            .as_ref()
+            .map(|_| set + 8 * self.fingerprint.set.len() as u64 + 4);
+        Kept { set, story }
     }
 
     /// The results [`Processed::encode`] kept for the record at `location`, with
@@ -599,6 +626,7 @@ impl Processed {
                 tokens: fingerprint_tokens as usize,
             },
             unparsed_date,
+            kept: None,
             story: story
                 .map(|s| {
                     let words: Vec<u64> = s.chunks_exact(8).map(from_le).collect();
@@ -686,6 +714,7 @@ impl Worker<'_> {
             fingerprint,
             unparsed_date,
             story,
+            kept: None,
         })
     }
 }
@@ -1003,6 +1032,12 @@ impl Pipeline {
             Some(dir) => Some(Checkpoint::open(dir, &self.checkpoint_settings())?),
         };
         let mut filer = Filer::new(self, sources, observer);
+        if let Some(checkpoint) = &checkpoint {
+            // Sets and features the checkpoint holds are read back from it, not spilled.
+            let kept = checkpoint.kept_lists()?;
+            filer.corpus.read_kept_sets_from(kept.clone());
+            filer.story_docs.read_kept_from(kept);
+        }
         let total: Option<u64> = sources.iter().map(|src| src.size).sum();
         observer.stage_started(Stage::Read, total);
         let (tx, rx) = sync_channel::<ReadEvent>(4);
@@ -1060,11 +1095,15 @@ impl Pipeline {
                                 .process(sources, &batch, Some(&kept))
                                 .map_err(|reason| keeper.damaged(reason))?,
                             None => {
-                                let processed = self.fingerprint_batch(sources, &batch);
-                                keeper.append(
-                                    hash,
-                                    processed.par_iter().map(Processed::encode).collect(),
-                                )?;
+                                let mut processed = self.fingerprint_batch(sources, &batch);
+                                let entries = processed.par_iter().map(Processed::encode).collect();
+                                if let Some(places) = keeper.append(hash, entries)? {
+                                    for (p, at) in processed.iter_mut().zip(places) {
+                                        if let Ok(p) = p {
+                                            p.kept = Some(p.kept_at(at));
+                                        }
+                                    }
+                                }
                                 processed
                             }
                         }
@@ -1118,7 +1157,7 @@ impl Pipeline {
         &self,
         sources: &[Source],
         batch: &Batch,
-        kept: Option<&[&[u8]]>,
+        kept: Option<&[checkpoint::KeptEntry<'_>]>,
     ) -> std::result::Result<Vec<Result<Processed, ProblemKind>>, String> {
         let s = &self.settings;
         let slots = batch_signature_slots(s);
@@ -1133,10 +1172,11 @@ impl Pipeline {
                     story: (s.level == Level::Story).then(story::Extractor::new),
                 },
                 |w, (i, r)| {
-                    if let Some(entry) = kept.map(|k| k[i]) {
-                        if let Some(p) = Processed::decode(entry, r.location, slots)
+                    if let Some((at, entry)) = kept.map(|k| k[i]) {
+                        if let Some(mut p) = Processed::decode(entry, r.location, slots)
                             .map_err(|e| format!("record {} of a kept batch: {e}", i + 1))?
                         {
+                            p.kept = Some(p.kept_at(at));
                             return Ok(Ok(p));
                         }
                     }
@@ -1307,7 +1347,12 @@ impl<'p> Filer<'p> {
             stats.documents += 1;
             stats.text_bytes += doc.entry.text_bytes;
             self.corpus
-                .push(doc.entry, &doc.fingerprint.signature, &doc.fingerprint.set)
+                .push_kept(
+                    doc.entry,
+                    &doc.fingerprint.signature,
+                    &doc.fingerprint.set,
+                    doc.kept.map(|k| k.set),
+                )
                 .map_err(|e| Error::io("spilling shingle sets to a temporary file", e))?;
             let json = source.format == InputFormat::JsonLines;
             self.corpus.push_text(chunk, record.range.clone(), json);
@@ -1317,7 +1362,7 @@ impl<'p> Filer<'p> {
                 batch_documents += 1;
                 batch_keys.extend(features.terms.iter().chain(features.names));
                 self.story_docs
-                    .push_encoded(&words)
+                    .push_encoded(&words, doc.kept.and_then(|k| k.story))
                     .map_err(|e| Error::io("spilling story features to a temporary file", e))?;
             }
         }
@@ -1386,8 +1431,20 @@ mod tests {
                     .encode_into(&mut words);
                 words
             }),
+            kept: None,
         };
+        // Where a checkpoint holds the lists is where the encoding put them.
+        let kept = processed.kept_at(1000);
+        let set_bytes: Vec<u8> = bytemuck::cast_slice(&processed.fingerprint.set).to_vec();
+        let story_bytes: Vec<u8> = bytemuck::cast_slice(processed.story.as_ref().unwrap()).to_vec();
         let entry = Processed::encode(&Ok(processed));
+        let set_at = (kept.set - 1000) as usize;
+        assert_eq!(entry[set_at..set_at + set_bytes.len()], set_bytes[..]);
+        let story_at = (kept.story.unwrap() - 1000) as usize;
+        assert_eq!(
+            entry[story_at..story_at + story_bytes.len()],
+            story_bytes[..]
+        );
         let back = Processed::decode(&entry, location(), 128).unwrap().unwrap();
         let again = Processed::encode(&Ok(back));
         assert_eq!(entry, again);

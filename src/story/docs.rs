@@ -39,9 +39,15 @@ impl StoryDocs {
     }
 
     /// Appends the features of the next document, as [`StoryView::encode_into`] wrote
-    /// them.
-    pub(crate) fn push_encoded(&mut self, words: &[u64]) -> io::Result<()> {
-        self.features.push(words)
+    /// them; also written at byte `kept_at` of the checkpoint given to
+    /// [`StoryDocs::read_kept_from`], if any.
+    pub(crate) fn push_encoded(&mut self, words: &[u64], kept_at: Option<u64>) -> io::Result<()> {
+        self.features.push_kept(words, kept_at)
+    }
+
+    /// Reads features kept in a checkpoint from there once they leave memory.
+    pub(crate) fn read_kept_from(&mut self, kept: std::sync::Arc<crate::corpus::KeptLists>) {
+        self.features.read_kept_from(kept);
     }
 
     /// Number of documents.
