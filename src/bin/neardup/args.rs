@@ -495,8 +495,9 @@ pub struct ExecArgs {
     /// other comparison settings (--threshold, --window, clustering, output) reuses them
     /// all. Inputs changed since are fingerprinted afresh from their first changed
     /// batch; other fingerprint settings (--shingle, fields, level), other inputs and a
-    /// second run on DIR are refused. Costs about 20% more time while written, and disk
-    /// of about 1.6 times the input (2.5 times at the story level); delete DIR when done.
+    /// second run on DIR are refused. Takes disk of about 1.6 times the input (2.5 times
+    /// at the story level) and little time (what it holds is not spilled again); delete
+    /// DIR when done.
     #[arg(long, value_name = "DIR")]
     pub checkpoint: Option<PathBuf>,
 }
