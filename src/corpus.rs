@@ -344,14 +344,7 @@ impl SetStore {
         if !self.kept_at.is_empty() {
             return self.spill_keeping();
         }
-        if self.file.is_none() {
-            let file = match &self.temp_dir {
-                Some(dir) => tempfile::tempfile_in(dir)?,
-                None => tempfile::tempfile()?,
-            };
-            self.file = Some(BufWriter::with_capacity(1 << 20, file));
-        }
-        let writer = self.file.as_mut().expect("spill file was just created");
+        let writer = spill_file(&mut self.file, self.temp_dir.as_deref())?;
         writer.write_all(bytemuck::cast_slice(&self.memory))?;
         writer.flush()?;
         self.spilled += self.memory.len() as u64;
@@ -377,14 +370,7 @@ impl SetStore {
             }
             // Not (yet) on disk in the checkpoint: read it from the store's own file.
             self.kept_at[doc] = NOT_KEPT;
-            if self.file.is_none() {
-                let file = match &self.temp_dir {
-                    Some(dir) => tempfile::tempfile_in(dir)?,
-                    None => tempfile::tempfile()?,
-                };
-                self.file = Some(BufWriter::with_capacity(1 << 20, file));
-            }
-            let writer = self.file.as_mut().expect("spill file was just created");
+            let writer = spill_file(&mut self.file, self.temp_dir.as_deref())?;
             if self.file_position != start * 8 {
                 writer.seek(io::SeekFrom::Start(start * 8))?;
             }
@@ -452,6 +438,22 @@ impl SetStore {
     pub(crate) fn bytes(&self) -> (u64, u64) {
         (self.memory.len() as u64 * 8, self.spilled * 8)
     }
+}
+
+/// The spill file in `slot`, created on first use: unlinked, in `temp_dir` (the
+/// system's temporary directory when `None`).
+pub(crate) fn spill_file<'a>(
+    slot: &'a mut Option<BufWriter<File>>,
+    temp_dir: Option<&std::path::Path>,
+) -> io::Result<&'a mut BufWriter<File>> {
+    if slot.is_none() {
+        let file = match temp_dir {
+            Some(dir) => tempfile::tempfile_in(dir)?,
+            None => tempfile::tempfile()?,
+        };
+        *slot = Some(BufWriter::with_capacity(1 << 20, file));
+    }
+    Ok(slot.as_mut().expect("the spill file was just created"))
 }
 
 #[cfg(unix)]

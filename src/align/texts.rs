@@ -82,14 +82,7 @@ impl TextStore {
 
     /// Writes every chunk held in memory to the spill file.
     fn spill(&mut self) -> io::Result<()> {
-        if self.file.is_none() {
-            let file = match &self.temp_dir {
-                Some(dir) => tempfile::tempfile_in(dir)?,
-                None => tempfile::tempfile()?,
-            };
-            self.file = Some(BufWriter::with_capacity(1 << 20, file));
-        }
-        let writer = self.file.as_mut().expect("spill file was just created");
+        let writer = crate::corpus::spill_file(&mut self.file, self.temp_dir.as_deref())?;
         // Chunks before the last spilled one were spilled with it.
         let first = self
             .chunks
