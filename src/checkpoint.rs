@@ -49,9 +49,8 @@ pub struct Checkpoint {
     /// `(offset, payload length, batch hash)` of the intact frames found when opened that
     /// have not been replayed or cut off yet, the next batch's first.
     ahead: std::collections::VecDeque<(u64, u32, u64)>,
-    /// Where the next frame is written.
-    end: u64,
-    /// Bytes written, for the set stores that read kept lists back ([`KeptLists`]).
+    /// Bytes of the file written so far: where the next frame goes. Shared with the set
+    /// stores that read kept lists back ([`KeptLists`]).
     written: Arc<AtomicU64>,
     /// Where the first frame is.
     frames_start: u64,
@@ -130,11 +129,7 @@ impl Checkpoint {
                 "the checkpoint",
                 |_| {},
                 |offset, payload| {
-                    let hash = frame::Reader {
-                        bytes: payload,
-                        at: 0,
-                    }
-                    .u64()?;
+                    let hash = frame::Reader::new(payload).u64()?;
                     ahead.push_back((offset, payload.len() as u32, hash));
                     Ok(())
                 },
@@ -152,7 +147,6 @@ impl Checkpoint {
             file,
             _lock: lock,
             ahead,
-            end,
             written: Arc::new(AtomicU64::new(end)),
             frames_start: header.len() as u64,
             frame: Vec::new(),
@@ -160,9 +154,10 @@ impl Checkpoint {
     }
 
     /// The results kept for the next batch, whose hash is `hash` ([`batch_hash`]), read
-    /// into `buf`: its payload after the hash, with the byte of the file it starts at. `None` when the checkpoint holds none for
-    /// it; a batch that differs from the one kept at its place cuts off the kept frames
-    /// from there on, to be written afresh by [`Checkpoint::append`].
+    /// into `buf`: its payload after the hash, with the byte of the file it starts at.
+    /// `None` when the checkpoint holds none for it; a batch that differs from the one
+    /// kept at its place cuts off the kept frames from there on, to be written afresh by
+    /// [`Checkpoint::append`].
     pub fn replay<'b>(
         &mut self,
         hash: u64,
@@ -200,12 +195,13 @@ impl Checkpoint {
             out.extend_from_slice(entry);
         }
         frame::seal(out, start);
+        let end = self.written.load(Ordering::Acquire);
         (&self.file)
-            .seek(io::SeekFrom::Start(self.end))
+            .seek(io::SeekFrom::Start(end))
             .and_then(|_| (&self.file).write_all(out))
             .map_err(|e| io_error(&self.dir, "writing", e))?;
-        self.end += out.len() as u64;
-        self.written.store(self.end, Ordering::Release);
+        self.written
+            .store(end + out.len() as u64, Ordering::Release);
         Ok(())
     }
 
@@ -229,9 +225,9 @@ impl Checkpoint {
         }
     }
 
-    /// The error for kept results that do not decode (`reason`).
-    pub fn damaged(&self, reason: String) -> Error {
-        damaged(&self.dir, reason)
+    /// Where the next frame goes.
+    fn end(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
     }
 
     fn cut(&mut self, offset: u64) -> Result<()> {
@@ -239,7 +235,6 @@ impl Checkpoint {
             .set_len(offset)
             .map_err(|e| io_error(&self.dir, "cutting off outdated batches from", e))?;
         self.ahead.clear();
-        self.end = offset;
         self.written.store(offset, Ordering::Release);
         Ok(())
     }
@@ -304,7 +299,7 @@ impl<'scope, 'env> Keeper<'scope, 'env> {
             Some((at, kept)) => {
                 self.replayed += records as u64;
                 let entries =
-                    decode_results(kept, records).map_err(|reason| checkpoint.damaged(reason))?;
+                    decode_results(kept, records).map_err(|reason| damaged(&self.dir, reason))?;
                 let start = kept.as_ptr() as usize;
                 Ok(Some(
                     entries
@@ -315,7 +310,7 @@ impl<'scope, 'env> Keeper<'scope, 'env> {
             }
             None => {
                 let mut checkpoint = self.replaying.take().expect("replaying");
-                self.next_frame = checkpoint.end;
+                self.next_frame = checkpoint.end();
                 let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Vec<Vec<u8>>)>(2);
                 let handle = self.scope.spawn(move || {
                     for (hash, entries) in rx {
@@ -396,10 +391,7 @@ impl<'scope, 'env> Keeper<'scope, 'env> {
 
 /// The entries [`Checkpoint::append`] wrote, one per record of a batch of `records`.
 fn decode_results(payload: &[u8], records: usize) -> std::result::Result<Vec<&[u8]>, String> {
-    let mut r = frame::Reader {
-        bytes: payload,
-        at: 0,
-    };
+    let mut r = frame::Reader::new(payload);
     let count = r.u32()? as usize;
     if count != records {
         return Err(format!("{count} records kept for a batch of {records}"));

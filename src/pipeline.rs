@@ -562,10 +562,7 @@ impl Processed {
         location: RecordLocation,
         slots: usize,
     ) -> Result<Option<Processed>, String> {
-        let mut r = crate::frame::Reader {
-            bytes: entry,
-            at: 0,
-        };
+        let mut r = crate::frame::Reader::new(entry);
         if r.u8()? == 0 {
             return Ok(None);
         }

@@ -631,10 +631,7 @@ pub(crate) fn encode_article(out: &mut Vec<u8>, r: &ArticleRecord<'_>) {
 
 /// Decodes an article payload for signatures of `num_perm` slots.
 pub(crate) fn decode_article(payload: &[u8], num_perm: usize) -> Result<ArticleRecord<'_>, String> {
-    let mut r = Reader {
-        bytes: payload,
-        at: 0,
-    };
+    let mut r = Reader::new(payload);
     let kind = r.u8()?;
     if kind != RECORD_ARTICLE && kind != RECORD_STORY_ARTICLE {
         return Err(format!(
