@@ -49,6 +49,14 @@ pub enum ErrorKind {
         /// What is wrong there.
         reason: String,
     },
+    /// A sketch record given to `neardup verify` that cannot be used.
+    #[error("{location}: {reason}")]
+    Sketch {
+        /// `file:line`.
+        location: String,
+        /// What is wrong there.
+        reason: String,
+    },
     /// An I/O failure outside the inputs (temporary files, output). Its display is the
     /// context alone; the cause is its `source()` (`{:#}` with anyhow prints both).
     #[error("{context}")]
@@ -73,6 +81,14 @@ impl Error {
 
     pub(crate) fn gold(location: impl Into<String>, reason: impl Into<String>) -> Self {
         ErrorKind::Gold {
+            location: location.into(),
+            reason: reason.into(),
+        }
+        .into()
+    }
+
+    pub(crate) fn sketch(location: impl Into<String>, reason: impl Into<String>) -> Self {
+        ErrorKind::Sketch {
             location: location.into(),
             reason: reason.into(),
         }

@@ -254,18 +254,7 @@ impl PipelineBuilder {
                     "the story level measures shared text with word shingles (--shingle words:N)",
                 ));
             }
-            let t = s.story.candidate_threshold;
-            if !(t > 0.0 && t <= 1.0) {
-                return Err(Error::config(format!(
-                    "story candidate threshold must be in (0, 1], got {t}"
-                )));
-            }
-            if !(1..=crate::sketch::MAX_NUM_PERM).contains(&s.story.num_perm) {
-                return Err(Error::config("story num-perm out of range"));
-            }
-            if s.story.window.is_some_and(|w| w < 0) {
-                return Err(Error::config("the window must not be negative"));
-            }
+            s.story.check()?;
         }
         if let Some(p) = &s.passages {
             p.check()?;
@@ -781,7 +770,7 @@ impl Pipeline {
     ) -> Result<(Corpus, Stats)> {
         if self.settings.level == Level::Story {
             return Err(Error::config(
-                "fingerprinting for a distributed run is at the near-copy level only",
+                "story fingerprints come from fingerprint_stories, which also counts the statistics",
             ));
         }
         let (sources, mut stats) = self.plan(inputs, observer)?;
@@ -790,6 +779,30 @@ impl Pipeline {
         let corpus = self.read_corpus(&sources, &mut stats, observer)?;
         stats.timings.push((Stage::Read, started.elapsed()));
         Ok((corpus, stats))
+    }
+
+    /// Plans the inputs and reads every document at the story level, comparing nothing:
+    /// the count and sketch steps of a distributed story run (see
+    /// [`crate::story::distributed`]). The statistics are those loaded from the story
+    /// settings' `stats_in` when set, else those of the documents read.
+    pub fn fingerprint_stories(
+        &self,
+        inputs: &[InputSpec],
+        observer: &dyn Observer,
+    ) -> Result<(Corpus, StoryDocs, StoryStats, Stats)> {
+        if self.settings.level != Level::Story {
+            return Err(Error::config("story fingerprints need the story level"));
+        }
+        let (sources, mut stats) = self.plan(inputs, observer)?;
+        stats.sources = sources.len() as u64;
+        let started = Instant::now();
+        let ingested = self.ingest(&sources, &mut stats, observer)?;
+        stats.timings.push((Stage::Read, started.elapsed()));
+        let story_stats = match &self.settings.story.stats_in {
+            None => ingested.story_stats,
+            Some(path) => StoryStats::load(path)?,
+        };
+        Ok((ingested.corpus, ingested.story_docs, story_stats, stats))
     }
 
     /// Plans the inputs into sources; inputs that cannot be read are reported and counted

@@ -16,6 +16,29 @@ The work is neardup's own, split the way LSH splits:
 With the same flags the pairs are exactly those of `neardup pairs` on the whole input, and
 the clusters those of `neardup cluster --mode connected` (tests/spark.rs checks both).
 
+With --level story, the story level (copies, updates and rewrites of one news story):
+
+1. count   each partition's corpus statistics (`neardup stats count -`), summed by a tree of
+           `neardup stats merge` into the whole input's, written to the output as
+           `corpus.stats` (`corpus.stats.base64` on a remote file system) and
+           shipped to every worker;
+2. map     each partition piped through `neardup sketch --level story --stats corpus.stats -`:
+           the band keys of each document's IDF-weighted word signature, its signature, story
+           features and shingle set;
+3. shuffle documents sharing a band key are candidate pairs (buckets over neardup's story
+           cap of 100 paired in id-order windows);
+4. verify  each candidate pair of records piped through `neardup verify`: the batch's
+           signature floor, time window, score components and model;
+5. cluster majority linkage of the scored pairs, one connected component of the same-story
+           pairs at a time (on the executors; linkage only merges along those pairs).
+
+The same-story pairs are exactly those of `neardup pairs --level story`, and the clusters
+(members, representative, cohesion) those of `neardup cluster --level story` (tests/spark.rs).
+Output: `pairs/` (the records of `pairs --level story`), `clusters.jsonl` ({"cluster",
+"size", "representative", "cohesion", "members"}: members are ids, clusters largest first as
+neardup orders them), `corpus.stats` and `summary.json`; --dedup as above. Every input is
+read twice (once to count, once to sketch).
+
 Output directory: `pairs/` (Spark part files, JSON Lines {"a","b","jaccard"}, a < b by id),
 `clusters.jsonl` ({"cluster": n, "size", "members"}: members sorted by id, clusters by their
 first member) and `summary.json`; with --dedup also `kept/` (the input lines minus the
@@ -75,6 +98,16 @@ def parse_args(argv):
                    help="also write kept/ (the input records minus near-duplicates, one kept "
                         "per cluster: the earliest, then the longest, then the smallest id, as "
                         "neardup dedup keeps) and dropped.jsonl ({id, kept, cluster})")
+    p.add_argument("--level", choices=["near-copy", "story"], default="near-copy",
+                   help="near-copy (default): shared text, exact Jaccard >= --threshold; story: "
+                        "copies, updates and rewrites of one news story (neardup --level story)")
+    p.add_argument("--window", default="72h",
+                   help="story level: dated articles further apart are never one story "
+                        "(default 72h; 'none': any distance)")
+    p.add_argument("--story-candidates", type=float, default=0.2,
+                   help="story level: candidate threshold (as neardup's --story-candidates)")
+    p.add_argument("--story-threshold", type=float, default=None,
+                   help="story level: lowest probability of one story (default: the model's)")
     p.add_argument("--worker-threads", type=int, default=1,
                    help="threads of each neardup task (default 1: Spark runs tasks in parallel)")
     args = p.parse_args(argv)
@@ -86,6 +119,12 @@ def parse_args(argv):
         if "," in path:
             p.error("%r: Spark's file reader splits paths at commas; rename or link it" % path)
     return args
+
+
+def input_flags(args):
+    return ["--progress", "never", "--threads", str(args.worker_threads),
+            "--id-field", args.id_field, "--text-field", args.text_field,
+            "--date-field", args.date_field]
 
 
 def sketch_command(args):
@@ -153,6 +192,8 @@ class UnionFind:
 
 
 def run(spark, args):
+    if args.level == "story":
+        return run_story(spark, args)
     from pyspark import StorageLevel
 
     # Kept for several actions; spilled rather than recomputed (recomputing the sketches
@@ -213,27 +254,279 @@ def run(spark, args):
                             separators=(",", ":"), ensure_ascii=False)
                  for n, m in enumerate(ordered, 1)])
     if args.dedup:
-        summary["dropped"] = dedup(sc, args, lines, sketches, ordered)
+        summary["dropped"] = dedup(sc, args, lines, sketches.map(lambda r: (r[0], r[3], r[4])),
+                                   ordered)
     write_small(sc, args.output, "summary.json", [json.dumps(summary, indent=1)])
     return summary
 
 
+# neardup's story level pairs the members of a larger LSH bucket in id-order windows of this
+# many (StorySettings::bucket_cap); tests/spark.rs overflows such buckets, so a change to
+# one without the other fails it.
+STORY_BUCKET_CAP = 100
+
+
+def piped(cmd, lines):
+    """Runs `cmd` with `lines` (str, without newlines) on its standard input, from a thread,
+    and yields its standard output's lines; a failure raises with neardup's message."""
+    import subprocess
+    import tempfile
+    import threading
+
+    errors = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors)
+    failed = []
+
+    def feed():
+        try:
+            for line in lines:
+                proc.stdin.write(line.encode("utf-8") + b"\n")
+        except BrokenPipeError:
+            pass
+        except BaseException as e:  # an upstream task's failure, raised below
+            failed.append(e)
+        finally:
+            try:
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    for line in proc.stdout:
+        yield line.decode("utf-8").rstrip("\n")
+    writer.join()
+    code = proc.wait()
+    if failed:
+        raise failed[0]
+    if code != 0:
+        errors.seek(0)
+        raise RuntimeError("%s exited with %d: %s" % (
+            " ".join(shlex.quote(c) for c in cmd), code,
+            errors.read().decode("utf-8", "replace").strip()))
+
+
+def counted_statistics(neardup, flags, lines):
+    """The statistics file (bytes) of one partition's lines."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "part.stats")
+        for _ in piped([neardup, "stats", "count", "-", "-q", "-o", path] + flags, lines):
+            pass
+        with open(path, "rb") as f:
+            return f.read()
+
+
+def merged_statistics(neardup, x, y):
+    """The statistics file (bytes) of two parts' statistics files, summed."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [os.path.join(tmp, name) for name in ("x.stats", "y.stats", "merged.stats")]
+        for path, data in zip(paths, (x, y)):
+            with open(path, "wb") as f:
+                f.write(data)
+        subprocess.run([neardup, "stats", "merge", paths[0], paths[1], "-o", paths[2]],
+                       check=True, capture_output=True)
+        with open(paths[2], "rb") as f:
+            return f.read()
+
+
+def story_flags(args):
+    flags = ["--window", args.window, "--story-candidates", repr(args.story_candidates)]
+    if args.story_threshold is not None:
+        flags += ["--story-threshold", repr(args.story_threshold)]
+    return flags
+
+
+def link_component(links):
+    """neardup's majority linkage (src/story/link.rs) of one connected component of the
+    same-story pairs. `links`: every scored pair (a, b, probability as f32, same story)
+    inside it, a < b by id. Returns its clusters: (members by id, [probabilities of the
+    same-story pairs inside, in (a, b) order])."""
+    neighbours = {}
+    for a, b, p, same in links:
+        neighbours.setdefault(a, []).append((b, same))
+        neighbours.setdefault(b, []).append((a, same))
+    accepted = sorted((l for l in links if l[3]), key=lambda l: (-l[2], l[0], l[1]))
+    parent = {}
+
+    def find(x):
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    members = {}
+    refused = set()
+    for a, b, _, _ in accepted:
+        ra, rb = find(a), find(b)
+        if ra == rb:
+            continue
+        ma, mb = members.get(ra, [a]), members.get(rb, [b])
+        state = (ra, rb, len(ma), len(mb))
+        if state in refused:
+            continue
+        small, large_root = (ma, rb) if len(ma) <= len(mb) else (mb, ra)
+        agreeing = sum(same for m in small for other, same in neighbours[m]
+                       if find(other) == large_root)
+        if 2 * agreeing > len(ma) * len(mb):
+            parent[max(ra, rb)] = min(ra, rb)
+            members.pop(ra, None)
+            members.pop(rb, None)
+            members[min(ra, rb)] = ma + mb
+        else:
+            refused.add(state)
+    groups = [sorted(group) for group in members.values()]
+    cluster_of = {doc: n for n, group in enumerate(groups) for doc in group}
+    probabilities = [[] for _ in groups]
+    for a, b, p, same in sorted(links):
+        if same and cluster_of.get(a, -1) == cluster_of.get(b, -2):
+            probabilities[cluster_of[a]].append(p)
+    return list(zip(groups, probabilities))
+
+
+def cohesion(probabilities):
+    """Lowest and mean probability, accumulated in 32-bit floats as neardup does."""
+    total = f32(0.0)
+    for p in probabilities:
+        total = f32(total + p)
+    return min(probabilities), f32(total / f32(float(len(probabilities))))
+
+
+def run_story(spark, args):
+    from pyspark import SparkFiles, StorageLevel
+
+    keep = StorageLevel.MEMORY_AND_DISK
+    sc = spark.sparkContext
+    neardup = args.neardup
+    lines = sc.union([sc.textFile(path, minPartitions=args.partitions) for path in args.inputs])
+    flags = input_flags(args)
+
+    # 1. The whole input's statistics, summed from the partitions'.
+    statistics = (lines.mapPartitions(lambda part: [counted_statistics(neardup, flags, part)])
+                  .treeReduce(lambda x, y: merged_statistics(neardup, x, y)))
+    import tempfile
+
+    shipped = tempfile.mkdtemp(prefix="neardup-spark-")
+    with open(os.path.join(shipped, "corpus.stats"), "wb") as f:
+        f.write(statistics)
+    sc.addFile(os.path.join(shipped, "corpus.stats"))
+
+    # 2. Story sketches weighed by them: (id, bands, date, text_bytes, record line).
+    sketch = [neardup, "sketch", "-", "--level", "story", "-q", "--seed", str(args.seed),
+              "--shingle", args.shingle, "--story-candidates", repr(args.story_candidates)]
+    sketches = (lines.mapPartitions(lambda part: piped(
+                    sketch + flags + ["--stats", SparkFiles.get("corpus.stats")], part))
+                .map(lambda line: (json.loads(line), line))
+                .map(lambda r: (r[0]["id"], r[0]["bands"], r[0]["date"], r[0]["text_bytes"],
+                                r[1]))
+                .persist(keep))
+    documents = sketches.count()
+    repeated = (sketches.map(lambda r: (r[0], 1)).reduceByKey(lambda x, y: x + y)
+                .filter(lambda kv: kv[1] > 1).keys().take(5))
+    if repeated:
+        raise SystemExit("neardup_spark: error: ids repeated across the input: %s" %
+                         ", ".join(repr(i) for i in repeated))
+
+    # 3. Candidates: documents sharing a band key.
+    cap = STORY_BUCKET_CAP
+    buckets = (sketches.flatMap(lambda r: [((band, key), r[0]) for band, key in enumerate(r[1])])
+               .groupByKey()
+               .mapValues(list)
+               .filter(lambda kv: len(kv[1]) > 1)
+               .persist(keep))
+    oversized = buckets.filter(lambda kv: len(kv[1]) > cap).count()
+    candidates = buckets.flatMap(lambda kv: bucket_pairs(kv[1], cap)).distinct()
+
+    # 4. Each candidate judged by neardup from the two records.
+    records = sketches.map(lambda r: (r[0], r[4]))
+    verify = [neardup, "verify", "-", "-q", "--stats"]
+    verify_flags = story_flags(args)
+    candidate_lines = (candidates.join(records)                 # a -> (b, record a)
+                       .map(lambda kv: (kv[1][0], kv[1][1]))
+                       .join(records)                           # b -> (record a, record b)
+                       .map(lambda kv: "[%s,%s]" % (kv[1][0], kv[1][1]))
+                       .persist(keep))
+    candidate_pairs = candidate_lines.count()
+    scored = (candidate_lines.mapPartitions(lambda part: piped(
+                  verify + [SparkFiles.get("corpus.stats")] + verify_flags, part))
+              .map(json.loads)
+              .persist(keep))
+    scored_pairs = scored.count()
+    record_fields = ("schema_version", "level", "a", "b", "kind", "score", "components")
+    same_story = (scored.filter(lambda r: r["same_story"]).sortBy(lambda r: (r["a"], r["b"]))
+                  .persist(keep))
+    (same_story.map(lambda r: json.dumps({k: r[k] for k in record_fields},
+                                         separators=(",", ":"), ensure_ascii=False))
+     .saveAsTextFile(os.path.join(args.output, "pairs")))
+
+    # 5. Connected components of the same-story pairs, then linkage within each.
+    components = UnionFind()
+    for r in same_story.toLocalIterator():
+        components.union(r["a"], r["b"])
+    component = sc.broadcast({doc: components.find(doc) for doc in list(components.parent)})
+    found = (scored.filter(lambda r: r["a"] in component.value
+                           and component.value[r["a"]] == component.value.get(r["b"]))
+             .map(lambda r: (component.value[r["a"]],
+                             (r["a"], r["b"], f32(r["probability"]), r["same_story"])))
+             .groupByKey()
+             .flatMap(lambda kv: link_component(list(kv[1])))
+             .collect())
+    clustered = sc.broadcast({doc for members, _ in found for doc in members})
+    facts = dict(sketches.filter(lambda r: r[0] in clustered.value)
+                 .map(lambda r: (r[0], (r[2], r[3]))).collect())
+    clusters = []
+    for members, probabilities in found:
+        representative = min(members, key=lambda doc: preference(facts, doc))
+        clusters.append((members, representative, cohesion(probabilities)))
+    clusters.sort(key=lambda c: (-len(c[0]), c[1]))
+    write_small(sc, args.output, "clusters.jsonl", [
+        json.dumps({"schema_version": 1, "level": "story", "cluster": n, "size": len(members),
+                    "representative": representative,
+                    "cohesion": {"min_score": round4(low), "mean_score": round4(mean)},
+                    "members": members}, separators=(",", ":"), ensure_ascii=False)
+        for n, (members, representative, (low, mean)) in enumerate(clusters, 1)])
+    summary = {"level": "story", "documents": documents, "candidate_pairs": candidate_pairs,
+               "scored_pairs": scored_pairs, "verified_pairs": same_story.count(),
+               "clusters": len(clusters),
+               "clustered_documents": sum(len(c[0]) for c in clusters),
+               "oversized_buckets": oversized, "window": args.window}
+    if args.dedup:
+        summary["dropped"] = dedup(sc, args, lines, sketches.map(lambda r: (r[0], r[2], r[3])),
+                                   [c[0] for c in clusters])
+    if is_remote(args.output):
+        write_small(sc, args.output, "corpus.stats.base64",
+                    [base64.b64encode(statistics).decode("ascii")])
+    else:
+        shutil.copyfile(os.path.join(shipped, "corpus.stats"),
+                        os.path.join(args.output, "corpus.stats"))
+    shutil.rmtree(shipped, ignore_errors=True)
+    write_small(sc, args.output, "summary.json", [json.dumps(summary, indent=1)])
+    return summary
+
+
+UNDATED = 2 ** 63 - 1
+
+
+def preference(facts, doc):
+    """neardup's --representative earliest: earliest date (undated last), then the longest
+    text, then the smallest id. `facts[doc]` is (date, text_bytes)."""
+    date, text_bytes = facts[doc]
+    return (UNDATED if date is None else date, -min(text_bytes, UNDATED), doc)
+
+
 def dedup(sc, args, lines, sketches, clusters):
-    """Writes kept/ and dropped.jsonl; returns how many records were dropped."""
+    """Writes kept/ and dropped.jsonl; returns how many records were dropped. `sketches`
+    holds (id, date, text_bytes) per document; `clusters` member lists in output order."""
     clustered = sc.broadcast({doc for members in clusters for doc in members})
     facts = dict(sketches.filter(lambda r: r[0] in clustered.value)
-                 .map(lambda r: (r[0], (r[3], r[4]))).collect())
-    undated = 2 ** 63 - 1
-
-    def preference(doc):
-        # neardup's --representative earliest: earliest date (undated last), then the
-        # longest text, then the smallest id.
-        date, text_bytes = facts[doc]
-        return (undated if date is None else date, -text_bytes, doc)
+                 .map(lambda r: (r[0], (r[1], r[2]))).collect())
 
     dropped = {}
     for n, members in enumerate(clusters, 1):
-        kept = min(members, key=preference)
+        kept = min(members, key=lambda doc: preference(facts, doc))
         for doc in members:
             if doc != kept:
                 dropped[doc] = (kept, n)
@@ -253,10 +546,14 @@ def dedup(sc, args, lines, sketches, clusters):
     return len(dropped)
 
 
+def is_remote(output):
+    return "://" in output or output.startswith(("hdfs:", "s3a:", "gs:"))
+
+
 def write_small(sc, output, name, lines):
     """A driver-side result: a local file when the output is local, else one Spark part
     file in the directory `name` (on HDFS, S3, ...)."""
-    if "://" in output or output.startswith(("hdfs:", "s3a:", "gs:")):
+    if is_remote(output):
         sc.parallelize(lines, 1).saveAsTextFile(output.rstrip("/") + "/" + name)
         return
     with open(os.path.join(output, name), "w", encoding="utf-8") as out:

@@ -119,7 +119,7 @@ pub fn link(
             for &(other, p) in neighbours(m) {
                 if uf.find(other) == large_root {
                     sum += f64::from(p);
-                    accepted += usize::from(f64::from(p) >= threshold);
+                    accepted += usize::from(super::accepted(p, threshold));
                 }
             }
         }

@@ -21,6 +21,7 @@
 //! never matched: the same running story on another day, and a templated report's next
 //! edition, are other stories.
 
+pub mod distributed;
 pub mod docs;
 pub mod features;
 pub mod link;
@@ -101,6 +102,31 @@ impl Default for StorySettings {
     }
 }
 
+impl StorySettings {
+    /// Refuses settings that cannot work.
+    pub fn check(&self) -> crate::Result<()> {
+        let t = self.candidate_threshold;
+        if !(t > 0.0 && t <= 1.0) {
+            return Err(crate::Error::config(format!(
+                "story candidate threshold must be in (0, 1], got {t}"
+            )));
+        }
+        let p = self.model.threshold;
+        if !(0.0..=1.0).contains(&p) {
+            return Err(crate::Error::config(format!(
+                "story threshold is a probability, in [0, 1]; got {p}"
+            )));
+        }
+        if !(1..=crate::sketch::MAX_NUM_PERM).contains(&self.num_perm) {
+            return Err(crate::Error::config("story num-perm out of range"));
+        }
+        if self.window.is_some_and(|w| w < 0) {
+            return Err(crate::Error::config("the window must not be negative"));
+        }
+        Ok(())
+    }
+}
+
 /// A pair decided to be one story.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StoryPair {
@@ -157,6 +183,12 @@ impl VetoCounts {
             None => {}
         }
     }
+}
+
+/// Whether a pair of this probability is one story: decided on the 32-bit probability
+/// that is kept and linked, so that every step (and a distributed run) decides alike.
+pub fn accepted(probability: f32, threshold: f64) -> bool {
+    f64::from(probability) >= threshold
 }
 
 /// The expanded set whose Jaccard is the IDF-weighted Jaccard of the content words.
@@ -379,7 +411,7 @@ pub fn run(
                         b,
                         probability: p as f32,
                     };
-                    let pair = (p >= model.threshold).then(|| StoryPair {
+                    let pair = accepted(p as f32, model.threshold).then(|| StoryPair {
                         a,
                         b,
                         probability: p as f32,

@@ -22,7 +22,7 @@ fn r4(x: f64) -> f64 {
 pub struct ComponentsRecord([f64; COMPONENTS]);
 
 impl ComponentsRecord {
-    fn new(c: &super::Components) -> Self {
+    pub(crate) fn new(c: &super::Components) -> Self {
         ComponentsRecord(c.0.map(r4))
     }
 

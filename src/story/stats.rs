@@ -89,6 +89,17 @@ impl StoryStats {
         }
     }
 
+    /// Adds the counts of `other`: statistics counted over disjoint parts of a corpus
+    /// sum to those of the whole.
+    pub fn merge(&mut self, other: &StoryStats) {
+        self.documents += other.documents;
+        self.df.reserve(other.df.len().saturating_sub(self.df.len()));
+        for (&key, &n) in &other.df {
+            let m = self.df.entry(key).or_insert(0);
+            *m = m.saturating_add(n);
+        }
+    }
+
     /// Counts every `(documents, keys)` chunk that arrives until the senders hang up
     /// (run on a thread of its own, so that counting stays off a serial loop).
     pub fn count_from(chunks: std::sync::mpsc::Receiver<(u64, Vec<u64>)>) -> Self {
@@ -274,6 +285,35 @@ mod tests {
             (2, 1, 2, 1, 0)
         );
         assert!(s.idf(7) > s.idf(1) && s.idf(1) > s.idf(2) && s.idf(2) > 0.0);
+    }
+
+    #[test]
+    fn parts_merge_into_the_whole() {
+        let docs = [
+            StoryDoc {
+                terms: vec![1, 2, 3],
+                names: vec![9],
+                ..StoryDoc::default()
+            },
+            StoryDoc {
+                terms: vec![2, 3],
+                ..StoryDoc::default()
+            },
+            StoryDoc {
+                terms: vec![3, 4],
+                names: vec![9],
+                ..StoryDoc::default()
+            },
+        ];
+        let mut whole = StoryStats::new();
+        docs.iter().for_each(|d| whole.add(d));
+        let (mut first, mut second) = (StoryStats::new(), StoryStats::new());
+        first.add(&docs[0]);
+        docs[1..].iter().for_each(|d| second.add(d));
+        first.merge(&second);
+        assert_eq!(first, whole);
+        first.merge(&StoryStats::new());
+        assert_eq!(first, whole);
     }
 
     #[test]

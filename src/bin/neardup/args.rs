@@ -103,8 +103,34 @@ pub enum Command {
     /// scripts/spark/neardup_spark.py runs it on Apache Spark. Record:
     /// {"schema_version":1,"id":…,"bands":["<16 hex digits>",…],"set":"<base64 of sorted
     /// little-endian u64>","date":…|null,"text_bytes":…}.
+    ///
+    /// With --level story, the band keys are those of the weighted word signature, weighed
+    /// by --stats (the whole input's statistics, so that keys match across workers), and
+    /// the record also holds the signature and the story features, for 'neardup verify':
+    /// {"schema_version":1,"level":"story","id":…,"bands":[…],"signature":"<base64 of
+    /// little-endian u32>","features":"<base64>","set":…,"date":…,"text_bytes":…}.
     #[command(after_long_help = SKETCH_EXAMPLES)]
     Sketch(SketchArgs),
+    /// Judge candidate pairs of story sketches as 'neardup pairs --level story' would: the
+    /// verify step of a distributed story run.
+    ///
+    /// Reads JSON lines, each an array of two records of 'neardup sketch --level story'
+    /// (two documents that share a band key), and writes one JSON line per pair that gets
+    /// scored: the fields of a 'pairs --level story' record (a, b, kind, score,
+    /// components), then "probability" (unrounded), "same_story" and "veto". Pairs whose
+    /// signatures agree on too few slots, and dated pairs further apart than --window, are
+    /// counted and not written, as the batch level drops them. --stats must be the
+    /// statistics the documents were sketched with.
+    #[command(after_long_help = VERIFY_EXAMPLES)]
+    Verify(VerifyArgs),
+    /// Corpus statistics of the story level: count them over inputs, merge the counts of
+    /// parts, show a file.
+    ///
+    /// The story level weighs words and names by their inverse document frequency. A file
+    /// of statistics lets another run (--stats), the feed index (index create --stats) or
+    /// a distributed run weigh by the same corpus.
+    #[command(after_long_help = STATS_EXAMPLES)]
+    Stats(StatsArgs),
     /// Compare two documents: scores, and both texts with their shared passages highlighted.
     ///
     /// A and B are two files (each read as one text document, gzip or zstd or plain), or,
@@ -122,8 +148,29 @@ const SKETCH_EXAMPLES: &str = "\
 Examples:
   neardup sketch part-00017.jsonl.gz -o part-00017.sketch.jsonl
   spark-submit scripts/spark/neardup_spark.py news/*.jsonl.gz --output pairs-out --threshold 0.8
+  neardup sketch --level story --stats all.stats part-00017.jsonl.gz -o part-00017.sketch.jsonl
+  spark-submit scripts/spark/neardup_spark.py news/*.jsonl.gz --output stories-out --level story
 
 Exit codes: 0 success, 1 fatal error, 2 finished with bad input.";
+
+const VERIFY_EXAMPLES: &str = "\
+Examples:
+  neardup verify --stats all.stats candidates.jsonl -o judged.jsonl
+  spark-submit scripts/spark/neardup_spark.py news/*.jsonl.gz --output stories-out --level story
+
+Exit codes: 0 success, 1 fatal error (a line that is not a pair of story sketches, named
+by file and line).";
+
+const STATS_EXAMPLES: &str = "\
+Examples:
+  neardup stats count archive.jsonl.gz -o archive.stats
+  neardup stats count part-1.jsonl -o 1.stats; neardup stats count part-2.jsonl -o 2.stats
+  neardup stats merge 1.stats 2.stats -o all.stats      the same as counting both at once
+  neardup stats show all.stats
+  neardup cluster --level story today.jsonl --stats archive.stats
+  neardup index create stories.idx --level story --stats archive.stats
+
+Exit codes: 0 success, 1 fatal error, 2 finished with bad input (count).";
 
 #[derive(Debug, Args)]
 pub struct SketchArgs {
@@ -131,12 +178,105 @@ pub struct SketchArgs {
     pub input: InputArgs,
     #[command(flatten)]
     pub similarity: SimilarityArgs,
+    /// near-copy: band keys of the shingle signature (--threshold, --bands, --rows).
+    /// story: band keys of the IDF-weighted word signature, with the story features, for
+    /// a distributed story run.
+    #[arg(long, value_enum, default_value_t = LevelArg::NearCopy, help_heading = "Level")]
+    pub level: LevelArg,
+    /// Story level: weigh words by these statistics; a distributed run gives every worker
+    /// the whole input's (each part counted with 'neardup stats count', then 'neardup
+    /// stats merge'). Default: the statistics of the documents read.
+    #[arg(long, value_name = "FILE", help_heading = "Level")]
+    pub stats: Option<PathBuf>,
+    /// Story level: IDF-weighted Jaccard at which a pair becomes a candidate with
+    /// probability ~0.93 (as --story-candidates of 'neardup pairs').
+    #[arg(long, default_value_t = 0.2, value_name = "T", help_heading = "Level")]
+    pub story_candidates: f64,
     /// Write to FILE instead of standard output (atomically: the file appears only when
     /// complete).
     #[arg(short, long, value_name = "FILE", help_heading = "Output")]
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub run: ExecArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Candidate pairs: JSON lines of [story sketch record, story sketch record]; '-'
+    /// reads standard input.
+    #[arg(default_value = "-", value_name = "PAIRS")]
+    pub input: String,
+    /// The statistics the documents were sketched with (sketch --stats).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub stats: PathBuf,
+    /// Dated articles further apart than this are never one story (as --window of
+    /// 'neardup pairs --level story'; 'none': any distance).
+    #[arg(long, value_name = "DURATION", value_parser = parse_window, default_value = "72h")]
+    pub window: Window,
+    /// The candidate threshold the documents were sketched with (sketch
+    /// --story-candidates): pairs whose signatures agree on fewer than three quarters of
+    /// it are dropped, as the batch drops such bucket mates.
+    #[arg(long, default_value_t = 0.2, value_name = "T")]
+    pub story_candidates: f64,
+    /// Lowest model probability decided as one story (default: the fitted model's cut).
+    #[arg(long, value_name = "P")]
+    pub story_threshold: Option<f64>,
+    /// Write to FILE instead of standard output (atomically: the file appears only when
+    /// complete).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// No summary on standard error.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    #[command(subcommand)]
+    pub command: StatsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StatsCommand {
+    /// Count the statistics of the inputs (in how many documents each word and name
+    /// occurs), comparing nothing.
+    ///
+    /// The same statistics as 'neardup cluster --level story --stats-out' writes.
+    Count(StatsCountArgs),
+    /// Sum statistics counted over disjoint parts of a corpus into the statistics of the
+    /// whole (exactly those of counting every part at once).
+    Merge(StatsMergeArgs),
+    /// Show what a statistics file holds: documents, distinct words and names, and the
+    /// inverse document frequencies from which a word counts as common and as rare.
+    Show(StatsShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatsCountArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// The statistics file to write (atomically).
+    #[arg(short, long, value_name = "FILE", required = true, help_heading = "Output")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub run: ExecArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsMergeArgs {
+    /// Statistics files, each counted over its own part of the corpus.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The merged statistics file to write (atomically).
+    #[arg(short, long, value_name = "FILE", required = true)]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsShowArgs {
+    /// A statistics file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 const COMPARE_EXAMPLES: &str = "\

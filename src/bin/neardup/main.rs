@@ -2,6 +2,7 @@
 
 mod args;
 mod compare;
+mod distributed;
 mod eval;
 mod feed;
 mod params;
@@ -78,6 +79,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             },
         ),
         Command::Sketch(a) => sketch(&a),
+        Command::Verify(a) => distributed::verify(&a),
+        Command::Stats(a) => distributed::stats(&a),
         Command::Compare(a) => compare::run(&a),
         Command::Eval(a) => eval::run(*a),
         Command::Params(a) => params::run(a),
@@ -167,6 +170,17 @@ fn base_builder(
     similarity: &SimilarityArgs,
     exec: &ExecArgs,
 ) -> PipelineBuilder {
+    input_builder(input, exec)
+        .shingle(similarity.shingle)
+        .num_perm(similarity.num_perm)
+        .seed(similarity.seed)
+        .threshold(similarity.threshold)
+        .lsh(similarity.bands, similarity.rows)
+        .bucket_cap(similarity.bucket_cap)
+}
+
+/// The pipeline settings of how inputs are read and how to run.
+fn input_builder(input: &InputArgs, exec: &ExecArgs) -> PipelineBuilder {
     PipelineBuilder::new()
         .fields(FieldNames {
             id: input.id_field.clone(),
@@ -178,12 +192,6 @@ fn base_builder(
             args::InputFormatArg::Text => InputFormat::Text,
         }))
         .max_record_bytes(input.max_record_bytes)
-        .shingle(similarity.shingle)
-        .num_perm(similarity.num_perm)
-        .seed(similarity.seed)
-        .threshold(similarity.threshold)
-        .lsh(similarity.bands, similarity.rows)
-        .bucket_cap(similarity.bucket_cap)
         .strict(exec.strict)
         .memory_budget(exec.memory_budget)
         .temp_dir(exec.temp_dir.clone())
@@ -201,6 +209,13 @@ fn input_specs(input: &InputArgs) -> Vec<InputSpec> {
 /// `neardup sketch`: fingerprint every document and write its band keys and shingle set.
 fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
     set_threads(&a.run)?;
+    if a.level == args::LevelArg::Story {
+        return distributed::sketch_stories(a);
+    }
+    anyhow::ensure!(
+        a.stats.is_none(),
+        "--stats weighs words at the story level: it needs --level story"
+    );
     let pipeline = base_builder(&a.input, &a.similarity, &a.run).build()?;
     let terminal = Terminal::new(a.run.progress, a.run.quiet);
     let (corpus, stats) = pipeline.fingerprint_inputs(&input_specs(&a.input), &terminal)?;

@@ -1,0 +1,349 @@
+//! The story level split into steps that a cluster engine runs on many machines
+//! (`scripts/spark/neardup_spark.py --level story`), giving the pairs and clusters of one
+//! batch run over the whole input:
+//!
+//! 1. count: each worker counts the statistics of its part (`neardup stats count`), and
+//!    the parts are summed ([`StoryStats::merge`], `neardup stats merge`): document
+//!    frequencies add up, so the sum is the whole input's;
+//! 2. sketch: each worker writes one [`StorySketchRecord`] per document, weighed by the
+//!    summed statistics: the band keys of its weighted signature, the signature, its
+//!    story features and its shingle set ([`write_sketches`], `neardup sketch --level
+//!    story --stats`);
+//! 3. the engine pairs the documents that share a band key, as [`crate::index`] does
+//!    (buckets over the cap paired in id-order windows);
+//! 4. verify: each candidate pair of records is judged here as the batch judges it: the
+//!    signature estimate's floor, the time window, the components and the model
+//!    ([`Verifier`], `neardup verify`);
+//! 5. the engine links the accepted pairs into clusters, one connected component at a
+//!    time (majority linkage only merges along accepted pairs, so components are
+//!    independent).
+
+use std::io::{self, BufRead, Write};
+
+use base64::Engine as _;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::model::Veto;
+use super::output::ComponentsRecord;
+use super::{
+    Kind, StoryDocs, StorySettings, StoryStats, StoryView, beyond_window, candidate_lsh,
+    estimate_floor, score, weighted_components, weighted_elements_of, weighted_sketcher,
+};
+use crate::corpus::Corpus;
+use crate::index::band_key;
+use crate::report::{SCHEMA_VERSION, round4};
+use crate::sketch::estimate_jaccard;
+
+const BASE64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// One document, sketched for a distributed story run.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StorySketchRecord {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Always `story`.
+    pub level: String,
+    /// The document.
+    pub id: String,
+    /// Band keys of its weighted signature, one per band in band order, as 16 hex digits;
+    /// none when it has no weighted content (only common words), as such a document is
+    /// never a candidate.
+    pub bands: Vec<String>,
+    /// Its weighted signature: little-endian u32 slots, in base64.
+    pub signature: String,
+    /// Its story features (words, names, figures, slots, ...), encoded as little-endian
+    /// u64 words, in base64; weighed again by whoever scores it.
+    pub features: String,
+    /// Its word-shingle set: sorted distinct 64-bit hashes, little-endian, in base64.
+    pub set: String,
+    /// Its date, seconds since the Unix epoch, when it has one.
+    pub date: Option<i64>,
+    /// Length of its text in bytes.
+    pub text_bytes: u64,
+}
+
+/// Writes one [`StorySketchRecord`] per document of `corpus`, in document order, weighed
+/// by `stats` (the statistics of the whole input, for band keys that match across
+/// workers).
+pub fn write_sketches(
+    out: &mut dyn Write,
+    corpus: &Corpus,
+    docs: &StoryDocs,
+    stats: &StoryStats,
+    settings: &StorySettings,
+    seed: u64,
+) -> io::Result<()> {
+    let k = settings.num_perm;
+    let lsh = candidate_lsh(settings.candidate_threshold, k);
+    let sketcher = weighted_sketcher(k, seed);
+    const CHUNK: usize = 1024;
+    let chunks: Vec<u32> = (0..corpus.len() as u32).step_by(CHUNK).collect();
+    // A round of chunks at a time, so that memory stays bounded by the round's lines.
+    for round in chunks.chunks(4 * rayon::current_num_threads().max(1)) {
+        let written: Vec<io::Result<Vec<u8>>> = round
+            .par_iter()
+            .map(|&first| {
+                let last = (first as usize + CHUNK).min(corpus.len()) as u32;
+                let (mut buf, mut set_buf, mut elements, mut scratch) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                let (mut words, mut bytes) = (Vec::new(), Vec::new());
+                let mut signature = vec![u32::MAX; k];
+                let mut lines = Vec::new();
+                for doc in first..last {
+                    let view = docs.get(doc, &mut buf)?;
+                    let weighted = score::Weighted::new(view, stats);
+                    weighted_elements_of(&weighted, stats, &mut elements);
+                    signature.fill(u32::MAX);
+                    let bands = if elements.is_empty() {
+                        Vec::new()
+                    } else {
+                        sketcher.sketch(&elements, &mut scratch, &mut signature);
+                        (0..lsh.bands)
+                            .map(|b| format!("{:016x}", band_key(&signature, lsh, b)))
+                            .collect()
+                    };
+                    words.clear();
+                    view.encode_into(&mut words);
+                    let set = corpus.set(doc, &mut set_buf)?;
+                    let record = StorySketchRecord {
+                        schema_version: SCHEMA_VERSION,
+                        level: "story".into(),
+                        id: corpus.id(doc).to_string(),
+                        bands,
+                        signature: encode(&mut bytes, &signature),
+                        features: encode(&mut bytes, &words),
+                        set: encode(&mut bytes, set),
+                        date: corpus.date(doc),
+                        text_bytes: corpus.text_bytes(doc),
+                    };
+                    serde_json::to_writer(&mut lines, &record)?;
+                    lines.push(b'\n');
+                }
+                Ok(lines)
+            })
+            .collect();
+        for lines in written {
+            out.write_all(&lines?)?;
+        }
+    }
+    Ok(())
+}
+
+/// Base64 of `values` as little-endian bytes (`bytes` is scratch).
+fn encode<T: bytemuck::Pod>(bytes: &mut Vec<u8>, values: &[T]) -> String {
+    bytes.clear();
+    bytes.extend_from_slice(bytemuck::cast_slice(values));
+    if cfg!(target_endian = "big") {
+        let width = std::mem::size_of::<T>();
+        bytes.chunks_mut(width).for_each(<[u8]>::reverse);
+    }
+    BASE64.encode(bytes)
+}
+
+/// Little-endian values of width `N` from base64; `None` when it is not such.
+fn decode<const N: usize>(text: &str) -> Option<Vec<[u8; N]>> {
+    let bytes = BASE64.decode(text).ok()?;
+    if bytes.len() % N != 0 {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(N)
+            .map(|c| c.try_into().expect("N bytes"))
+            .collect(),
+    )
+}
+
+/// A sketched document, decoded for scoring.
+struct Sketched {
+    id: String,
+    signature: Vec<u32>,
+    features: Vec<u64>,
+    set: Vec<u64>,
+    date: Option<i64>,
+}
+
+impl Sketched {
+    fn decode(record: StorySketchRecord, num_perm: usize) -> Result<Self, String> {
+        let what = |field: &str| format!("document {:?}: its {field} does not decode", record.id);
+        if record.level != "story" {
+            return Err(format!(
+                "document {:?} was sketched at the {} level, not the story level",
+                record.id, record.level
+            ));
+        }
+        let signature: Vec<u32> = decode::<4>(&record.signature)
+            .ok_or_else(|| what("signature"))?
+            .into_iter()
+            .map(u32::from_le_bytes)
+            .collect();
+        if signature.len() != num_perm {
+            return Err(format!(
+                "document {:?}: its signature has {} slots, this run {num_perm} (--num-perm)",
+                record.id,
+                signature.len()
+            ));
+        }
+        let words = |field: &str, text: &str| -> Result<Vec<u64>, String> {
+            Ok(decode::<8>(text)
+                .ok_or_else(|| what(field))?
+                .into_iter()
+                .map(u64::from_le_bytes)
+                .collect())
+        };
+        let features = words("features", &record.features)?;
+        StoryView::decode(&features).ok_or_else(|| what("features"))?;
+        let set = words("set", &record.set)?;
+        if !set.windows(2).all(|w| w[0] < w[1]) {
+            return Err(what("set"));
+        }
+        Ok(Sketched {
+            id: record.id,
+            signature,
+            features,
+            set,
+            date: record.date,
+        })
+    }
+
+    fn view(&self) -> StoryView<'_> {
+        StoryView::decode(&self.features).expect("checked when decoded")
+    }
+}
+
+/// A judged candidate pair, as `neardup verify` writes it: the fields of a story pair of
+/// `neardup pairs --level story`, then the decision.
+#[derive(Debug, Serialize)]
+pub struct VerifiedRecord {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Always `story`.
+    pub level: &'static str,
+    /// The smaller id.
+    pub a: String,
+    /// The larger id.
+    pub b: String,
+    /// `copy`, `update` or `rewrite`, were it one story.
+    pub kind: &'static str,
+    /// Probability of one story, rounded as every score is.
+    pub score: f64,
+    /// What the score was computed from.
+    pub components: ComponentsRecord,
+    /// The probability unrounded: the exact value of the 32-bit float that the linkage
+    /// compares.
+    pub probability: f64,
+    /// Whether the model decides one story.
+    pub same_story: bool,
+    /// The veto that ruled the pair two stories, if one did.
+    pub veto: Option<&'static str>,
+}
+
+/// What [`Verifier::verify`] did with the pairs it read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VerifyCounts {
+    /// Pairs read.
+    pub pairs: u64,
+    /// Pairs whose signatures agree on too few slots (as the batch cuts bucket mates).
+    pub below_estimate: u64,
+    /// Pairs of dated documents further apart than the window.
+    pub outside_window: u64,
+    /// Pairs scored (and written).
+    pub scored: u64,
+    /// Of those, decided one story.
+    pub same_story: u64,
+}
+
+/// Judges candidate pairs of sketched documents as the batch story level does.
+#[derive(Debug)]
+pub struct Verifier<'s> {
+    stats: &'s StoryStats,
+    settings: &'s StorySettings,
+}
+
+impl<'s> Verifier<'s> {
+    /// A verifier scoring against `stats` (the statistics the documents were sketched
+    /// with) under `settings` (window, model, candidate threshold, signature slots).
+    pub fn new(stats: &'s StoryStats, settings: &'s StorySettings) -> Self {
+        Verifier { stats, settings }
+    }
+
+    /// Reads candidate pairs from `input`, one JSON array of two [`StorySketchRecord`]s
+    /// per line (blank lines skipped), and writes a [`VerifiedRecord`] for every pair
+    /// that gets scored. A line that is not such a pair is an error naming
+    /// `name:line`.
+    pub fn verify(
+        &self,
+        input: &mut dyn BufRead,
+        name: &str,
+        out: &mut dyn Write,
+    ) -> crate::Result<VerifyCounts> {
+        let mut counts = VerifyCounts::default();
+        let floor = estimate_floor(self.settings.candidate_threshold);
+        let mut line = Vec::new();
+        for number in 1.. {
+            line.clear();
+            let read = input
+                .read_until(b'\n', &mut line)
+                .map_err(|e| crate::Error::io(format!("reading {name}"), e))?;
+            if read == 0 {
+                break;
+            }
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let bad = |reason: String| crate::Error::sketch(format!("{name}:{number}"), reason);
+            let (x, y): (StorySketchRecord, StorySketchRecord) = serde_json::from_slice(&line)
+                .map_err(|e| {
+                    bad(format!(
+                        "not a pair of story sketch records ([{{…}}, {{…}}]): {e}"
+                    ))
+                })?;
+            let num_perm = self.settings.num_perm;
+            let x = Sketched::decode(x, num_perm).map_err(bad)?;
+            let y = Sketched::decode(y, num_perm).map_err(bad)?;
+            if x.id == y.id {
+                return Err(bad(format!("a document paired with itself: {:?}", x.id)));
+            }
+            counts.pairs += 1;
+            if estimate_jaccard(&x.signature, &y.signature) < floor {
+                counts.below_estimate += 1;
+                continue;
+            }
+            if beyond_window(self.settings.window, x.date, y.date).is_some() {
+                counts.outside_window += 1;
+                continue;
+            }
+            let (a, b) = if x.id < y.id { (&x, &y) } else { (&y, &x) };
+            let c = weighted_components(
+                &score::Weighted::new(a.view(), self.stats),
+                &score::Weighted::new(b.view(), self.stats),
+                &a.set,
+                &b.set,
+            );
+            let model = &self.settings.model;
+            let (p, veto) = model.judge(&c);
+            let probability = p as f32;
+            let same_story = super::accepted(probability, model.threshold);
+            counts.scored += 1;
+            counts.same_story += u64::from(same_story);
+            let record = VerifiedRecord {
+                schema_version: SCHEMA_VERSION,
+                level: "story",
+                a: a.id.clone(),
+                b: b.id.clone(),
+                kind: Kind::of(&c).name(),
+                score: round4(probability),
+                components: ComponentsRecord::new(&c),
+                probability: f64::from(probability),
+                same_story,
+                veto: veto.map(Veto::name),
+            };
+            serde_json::to_writer(&mut *out, &record)
+                .map_err(io::Error::from)
+                .and_then(|()| out.write_all(b"\n"))
+                .map_err(|e| crate::Error::io("writing the judged pairs", e))?;
+        }
+        Ok(counts)
+    }
+}
