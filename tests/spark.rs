@@ -282,6 +282,14 @@ fn spark_job_fails_on_bad_input_with_neardups_message() {
     let (ok, err) = run_spark(&python, &[&malformed], &s.path("out-bad"), &[]);
     assert!(!ok, "a malformed record fails the job");
     assert!(err.contains("malformed JSON"), "{err}");
+    let (ok, err) = run_spark(
+        &python,
+        &[&malformed],
+        &s.path("out-bad-story"),
+        &["--level", "story"],
+    );
+    assert!(!ok, "and at the story level");
+    assert!(err.contains("malformed JSON"), "{err}");
 
     // The same id in two files (so in two tasks): caught after the map step.
     let a = s.jsonl("a.jsonl", &[("same", "one two three four five six")]);
@@ -292,4 +300,275 @@ fn spark_job_fails_on_bad_input_with_neardups_message() {
         err.contains("ids repeated across the input: 'same'"),
         "{err}"
     );
+}
+
+/// News-like articles for the story level: stories told again with other words, updated
+/// copies, a templated report whose editions differ in their figures, dates a few days
+/// apart (some beyond the 72-hour window, some undated), and 105 copies of one text, so
+/// that the story level's buckets (capped at 100) overflow into id-order windows.
+fn generated_stories() -> String {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let syllables = [
+        "ka", "lo", "mi", "ner", "sa", "tu", "vel", "dor", "an", "pri", "gos", "ul", "fe", "rin",
+    ];
+    let mut word = |n: u64| -> String {
+        let mut w = String::new();
+        let mut x = n + 7;
+        while x > 0 {
+            w.push_str(syllables[(x % 14) as usize]);
+            x /= 14;
+        }
+        w
+    };
+    // Zipf-like: low numbers (common words) far more often than high ones.
+    let vocabulary: Vec<String> = (0..3000).map(&mut word).collect();
+    let draw = |next: &mut dyn FnMut(u64) -> u64| -> String {
+        let r = next(3000);
+        vocabulary[(r * r / 3000) as usize].clone()
+    };
+    let mut stories: Vec<Vec<String>> = Vec::new();
+    let mut out = String::new();
+    let mut push = |id: String, text: String, date: Option<String>| {
+        let record = match date {
+            Some(d) => serde_json::json!({"id": id, "text": text, "date": d}),
+            None => serde_json::json!({"id": id, "text": text}),
+        };
+        out.push_str(&record.to_string());
+        out.push('\n');
+    };
+    for i in 0..3000u64 {
+        let mut words: Vec<String> = match i % 6 {
+            // A rewrite of an earlier story: a third of its words replaced.
+            1 | 4 if !stories.is_empty() => {
+                let mut w = stories[next(stories.len() as u64) as usize].clone();
+                for _ in 0..w.len() / 3 {
+                    let at = next(w.len() as u64) as usize;
+                    if w[at].chars().next().unwrap().is_lowercase() {
+                        w[at] = draw(&mut next);
+                    }
+                }
+                w
+            }
+            // An update: an earlier story with a paragraph more.
+            2 if !stories.is_empty() => {
+                let mut w = stories[next(stories.len() as u64) as usize].clone();
+                w.extend((0..20).map(|_| draw(&mut next)));
+                w
+            }
+            // A templated report: the same words every time, other figures.
+            3 => {
+                let mut w: Vec<String> = "the weekly report of the Kalomi Exchange said trading \
+                    volume rose to"
+                    .split(' ')
+                    .map(String::from)
+                    .collect();
+                w.push(format!("{}.{} pct", next(20), next(10)));
+                w.extend(
+                    "while Sanerdor shares closed at"
+                        .split(' ')
+                        .map(String::from),
+                );
+                w.push(format!("{} dlrs", 10 + next(90)));
+                w
+            }
+            _ => {
+                let mut w: Vec<String> = (0..60 + next(60)).map(|_| draw(&mut next)).collect();
+                for _ in 0..3 {
+                    let at = next(w.len() as u64) as usize;
+                    let mut name = draw(&mut next);
+                    name[..1].make_ascii_uppercase();
+                    w[at] = name;
+                }
+                let at = next(w.len() as u64) as usize;
+                w[at] = format!("{} mln", next(1000));
+                w
+            }
+        };
+        if i % 6 == 0 || i % 6 == 5 {
+            stories.push(words.clone());
+        }
+        words.truncate(400);
+        let date = (i % 5 != 4).then(|| format!("2024-03-{:02}", 1 + (i * 7 + next(3)) % 28));
+        push(format!("story-{i:04}"), words.join(" "), date);
+    }
+    // Rare words, so that the copies weigh something and share every band.
+    let copied: Vec<String> = (0..80)
+        .map(|_| vocabulary[next(3000) as usize].clone())
+        .collect();
+    // 105 copies in 3,105 documents: rare enough to weigh something (IDF above the
+    // common floor of 3), more than the cap of 100.
+    for i in 0..105 {
+        push(format!("copy-{i:03}"), copied.join(" "), None);
+    }
+    out
+}
+
+/// The story pairs (lines as written), clusters and dedup of one `neardup` run.
+fn neardup_story_result(input: &Path) -> (Vec<String>, Vec<StoryClusterRow>) {
+    let run = |command: &str| {
+        let out = neardup()
+            .args([command, "-q", "--level", "story"])
+            .arg(input)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        stdout_of(&out)
+    };
+    let pairs = run("pairs").lines().map(String::from).collect();
+    let clusters = json_lines(&run("cluster"))
+        .iter()
+        .map(|c| {
+            let mut members: Vec<String> = c["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].as_str().unwrap().to_string())
+                .collect();
+            members.sort();
+            story_cluster_row(c, members)
+        })
+        .collect();
+    (pairs, clusters)
+}
+
+/// Size, representative, cohesion and members of a story cluster.
+type StoryClusterRow = (u64, String, String, Vec<String>);
+
+fn story_cluster_row(c: &serde_json::Value, members: Vec<String>) -> StoryClusterRow {
+    (
+        c["size"].as_u64().unwrap(),
+        c["representative"].as_str().unwrap().to_string(),
+        c["cohesion"].to_string(),
+        members,
+    )
+}
+
+/// The same from the Spark job's output.
+fn spark_story_result(out: &Path) -> (Vec<String>, Vec<StoryClusterRow>) {
+    let mut pairs = Vec::new();
+    for part in part_files(&out.join("pairs")) {
+        pairs.extend(
+            std::fs::read_to_string(part)
+                .unwrap()
+                .lines()
+                .map(String::from),
+        );
+    }
+    let clusters = json_lines(&std::fs::read_to_string(out.join("clusters.jsonl")).unwrap())
+        .iter()
+        .map(|c| {
+            let members = c["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_str().unwrap().to_string())
+                .collect();
+            story_cluster_row(c, members)
+        })
+        .collect();
+    (pairs, clusters)
+}
+
+#[test]
+fn spark_story_job_finds_the_story_pairs_and_clusters_of_one_neardup_run() {
+    let Some(python) = spark_python() else {
+        return;
+    };
+    let s = Scratch::new();
+    let input = s.write("stories.jsonl", generated_stories());
+    let out = s.path("out");
+    let (ok, err) = run_spark(&python, &[&input], &out, &["--level", "story", "--dedup"]);
+    assert!(ok, "{err}");
+    let (spark_pairs, spark_clusters) = spark_story_result(&out);
+    let (pairs, clusters) = neardup_story_result(&input);
+    assert!(
+        pairs.len() > 100 && clusters.len() > 20,
+        "{} pairs",
+        pairs.len()
+    );
+    assert_eq!(
+        spark_pairs, pairs,
+        "the same pairs, byte for byte, in the same order"
+    );
+    assert_eq!(spark_clusters, clusters);
+    for kind in ["copy", "update", "rewrite"] {
+        assert!(
+            pairs
+                .iter()
+                .any(|p| p.contains(&format!("\"kind\":\"{kind}\""))),
+            "a {kind} among the pairs"
+        );
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["documents"], 3105);
+    assert!(
+        summary["oversized_buckets"].as_u64().unwrap() > 0,
+        "the story cap is exercised"
+    );
+    // The window is exercised: without it, more pairs.
+    let unwindowed = neardup()
+        .args(["pairs", "-q", "--level", "story", "--window", "none"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(stdout_of(&unwindowed).lines().count() > pairs.len());
+    // The statistics the workers weighed by are the whole input's.
+    let counted = s.path("counted.stats");
+    let count = neardup()
+        .args(["stats", "count", "-q", "-o"])
+        .arg(&counted)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(count.status.success(), "{}", stderr_of(&count));
+    assert_eq!(
+        std::fs::read(out.join("corpus.stats")).unwrap(),
+        std::fs::read(&counted).unwrap()
+    );
+
+    // --dedup drops what `neardup dedup --level story` drops.
+    let report = s.path("dropped.jsonl");
+    let dedup = neardup()
+        .args(["dedup", "-q", "--level", "story", "--report"])
+        .arg(&report)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(dedup.status.success(), "{}", stderr_of(&dedup));
+    let mut kept_lines: Vec<String> = Vec::new();
+    for part in part_files(&out.join("kept")) {
+        kept_lines.extend(
+            std::fs::read_to_string(part)
+                .unwrap()
+                .lines()
+                .map(String::from),
+        );
+    }
+    let expected_kept: Vec<String> = stdout_of(&dedup).lines().map(String::from).collect();
+    assert_eq!(kept_lines, expected_kept);
+
+    // Real news, when the corpora are there: Reuters (dated, templated reports) and BBC.
+    if let Some(data) = data_dir() {
+        let reuters = data.join("reuters21578.jsonl");
+        let bbc = data.join("bbc-news.jsonl");
+        let out = s.path("news");
+        let (ok, err) = run_spark(&python, &[&reuters, &bbc], &out, &["--level", "story"]);
+        assert!(ok, "{err}");
+        let both = s.path("news.jsonl");
+        let mut text = std::fs::read_to_string(&reuters).unwrap();
+        text.push_str(&std::fs::read_to_string(&bbc).unwrap());
+        std::fs::write(&both, text).unwrap();
+        let (spark_pairs, spark_clusters) = spark_story_result(&out);
+        let (pairs, clusters) = neardup_story_result(&both);
+        assert!(pairs.len() > 1000, "{}", pairs.len());
+        assert_eq!(spark_pairs, pairs);
+        assert_eq!(spark_clusters, clusters);
+    }
 }

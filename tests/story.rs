@@ -675,22 +675,32 @@ fn verbose_names_the_story_banding_and_stages() {
     );
 }
 
-/// The story level keeps no near-copy signatures, so it has no band keys to hand to a
-/// distributed run: fingerprinting for one refuses it instead of writing empty keys.
+/// The story level keeps no near-copy signatures: its fingerprints for a distributed run
+/// come from `fingerprint_stories` (weighted signatures, with the statistics), and the
+/// near-copy fingerprinting refuses it instead of writing empty keys.
 #[test]
-fn fingerprinting_for_a_distributed_run_refuses_the_story_level() {
+fn fingerprinting_for_a_distributed_run_at_each_level() {
     let s = Scratch::new();
     let f = s.jsonl("a.jsonl", &[("a", RATE), ("b", STORM)]);
     let story = PipelineBuilder::new().level(Level::Story).build().unwrap();
     let err = story
         .fingerprint_inputs(&[InputSpec::Path(f.clone())], &Silent)
         .unwrap_err();
-    assert!(err.to_string().contains("near-copy level only"), "{err}");
+    assert!(err.to_string().contains("fingerprint_stories"), "{err}");
+    let (corpus, docs, stats, _) = story
+        .fingerprint_stories(&[InputSpec::Path(f.clone())], &Silent)
+        .unwrap();
+    assert_eq!((corpus.len(), docs.len(), stats.documents()), (2, 2, 2));
     let near_copy = PipelineBuilder::new().build().unwrap();
     let (corpus, _) = near_copy
-        .fingerprint_inputs(&[InputSpec::Path(f)], &Silent)
+        .fingerprint_inputs(&[InputSpec::Path(f.clone())], &Silent)
         .unwrap();
     assert_eq!(corpus.signature(0).len(), near_copy.settings().num_perm);
+    assert!(
+        near_copy
+            .fingerprint_stories(&[InputSpec::Path(f)], &Silent)
+            .is_err()
+    );
 }
 
 #[test]

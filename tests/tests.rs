@@ -9,6 +9,7 @@ mod bad_input;
 mod checkpoint;
 mod cli;
 mod determinism;
+mod distributed;
 mod eval;
 mod feed;
 mod passages;

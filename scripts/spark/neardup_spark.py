@@ -312,7 +312,8 @@ def counted_statistics(neardup, flags, lines):
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "part.stats")
-        for _ in piped([neardup, "stats", "count", "-", "-q", "-o", path] + flags, lines):
+        for _ in piped([neardup, "stats", "count", "-", "-q", "--strict", "-o", path] + flags,
+                       lines):
             pass
         with open(path, "rb") as f:
             return f.read()
@@ -339,6 +340,31 @@ def story_flags(args):
     if args.story_threshold is not None:
         flags += ["--story-threshold", repr(args.story_threshold)]
     return flags
+
+
+def window_seconds(window):
+    """Seconds of a --window such as 72h, 3d, 90m, 2w, 3600s or 3600; None for 'none' or
+    a form this script does not read (neardup verify still applies the window)."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", window)
+    if not match:
+        return None
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+    return int(match.group(1)) * unit
+
+
+def worth_judging(x, y, floor, window):
+    """Whether neardup verify would score a pair of (signature bytes, date): dated
+    documents no further apart than the window, signatures agreeing on at least `floor`
+    of their slots (neardup's estimate, compared in the same doubles)."""
+    (sx, dx), (sy, dy) = x, y
+    if window is not None and dx is not None and dy is not None and abs(dx - dy) > window:
+        return False
+    slots = len(sx) // 4
+    equal = sum(a == b for a, b in zip(struct.unpack("<%dI" % slots, sx),
+                                       struct.unpack("<%dI" % slots, sy)))
+    return equal / slots >= floor
 
 
 def link_component(links):
@@ -415,13 +441,13 @@ def run_story(spark, args):
     sc.addFile(os.path.join(shipped, "corpus.stats"))
 
     # 2. Story sketches weighed by them: (id, bands, date, text_bytes, record line).
-    sketch = [neardup, "sketch", "-", "--level", "story", "-q", "--seed", str(args.seed),
-              "--shingle", args.shingle, "--story-candidates", repr(args.story_candidates)]
+    sketch = [neardup, "sketch", "-", "--level", "story", "-q", "--strict",
+              "--seed", str(args.seed), "--shingle", args.shingle, "--story-candidates", repr(args.story_candidates)]
     sketches = (lines.mapPartitions(lambda part: piped(
                     sketch + flags + ["--stats", SparkFiles.get("corpus.stats")], part))
                 .map(lambda line: (json.loads(line), line))
                 .map(lambda r: (r[0]["id"], r[0]["bands"], r[0]["date"], r[0]["text_bytes"],
-                                r[1]))
+                                r[1], base64.b64decode(r[0]["signature"])))
                 .persist(keep))
     documents = sketches.count()
     repeated = (sketches.map(lambda r: (r[0], 1)).reduceByKey(lambda x, y: x + y)
@@ -438,18 +464,30 @@ def run_story(spark, args):
                .filter(lambda kv: len(kv[1]) > 1)
                .persist(keep))
     oversized = buckets.filter(lambda kv: len(kv[1]) > cap).count()
-    candidates = buckets.flatMap(lambda kv: bucket_pairs(kv[1], cap)).distinct()
+    candidates = buckets.flatMap(lambda kv: bucket_pairs(kv[1], cap)).distinct().persist(keep)
+    candidate_pairs = candidates.count()
 
-    # 4. Each candidate judged by neardup from the two records.
+    # 4. Each candidate judged by neardup from the two records. Most bucket mates share
+    # too little, or are too far apart in time: they are dropped on their signatures and
+    # dates first, as neardup verify would drop them, so that only the rest carry their
+    # whole records through the joins.
+    floor = args.story_candidates * 0.75
+    window = window_seconds(args.window)
+    light = sketches.map(lambda r: (r[0], (r[5], r[2])))        # id -> (signature, date)
+    plausible = (candidates.join(light)                         # a -> (b, light a)
+                 .map(lambda kv: (kv[1][0], (kv[0], kv[1][1])))
+                 .join(light)                                   # b -> ((a, light a), light b)
+                 .filter(lambda kv: worth_judging(kv[1][0][1], kv[1][1], floor, window))
+                 .map(lambda kv: (kv[1][0][0], kv[0])))
     records = sketches.map(lambda r: (r[0], r[4]))
     verify = [neardup, "verify", "-", "-q", "--stats"]
     verify_flags = story_flags(args)
-    candidate_lines = (candidates.join(records)                 # a -> (b, record a)
+    candidate_lines = (plausible.join(records)                  # a -> (b, record a)
                        .map(lambda kv: (kv[1][0], kv[1][1]))
                        .join(records)                           # b -> (record a, record b)
                        .map(lambda kv: "[%s,%s]" % (kv[1][0], kv[1][1]))
                        .persist(keep))
-    candidate_pairs = candidate_lines.count()
+    judged_pairs = candidate_lines.count()
     scored = (candidate_lines.mapPartitions(lambda part: piped(
                   verify + [SparkFiles.get("corpus.stats")] + verify_flags, part))
               .map(json.loads)
@@ -489,7 +527,7 @@ def run_story(spark, args):
                     "members": members}, separators=(",", ":"), ensure_ascii=False)
         for n, (members, representative, (low, mean)) in enumerate(clusters, 1)])
     summary = {"level": "story", "documents": documents, "candidate_pairs": candidate_pairs,
-               "scored_pairs": scored_pairs, "verified_pairs": same_story.count(),
+               "judged_pairs": judged_pairs, "scored_pairs": scored_pairs, "verified_pairs": same_story.count(),
                "clusters": len(clusters),
                "clustered_documents": sum(len(c[0]) for c in clusters),
                "oversized_buckets": oversized, "window": args.window}

@@ -166,7 +166,12 @@ struct Sketched {
 
 impl Sketched {
     fn decode(record: StorySketchRecord, num_perm: usize) -> Result<Self, String> {
-        let what = |field: &str| format!("document {:?}: its {field} does not decode", record.id);
+        let what = |field: &str| {
+            format!(
+                "document {:?}: its field {field:?} does not decode",
+                record.id
+            )
+        };
         if record.level != "story" {
             return Err(format!(
                 "document {:?} was sketched at the {} level, not the story level",

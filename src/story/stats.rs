@@ -93,7 +93,8 @@ impl StoryStats {
     /// sum to those of the whole.
     pub fn merge(&mut self, other: &StoryStats) {
         self.documents += other.documents;
-        self.df.reserve(other.df.len().saturating_sub(self.df.len()));
+        self.df
+            .reserve(other.df.len().saturating_sub(self.df.len()));
         for (&key, &n) in &other.df {
             let m = self.df.entry(key).or_insert(0);
             *m = m.saturating_add(n);

@@ -256,7 +256,13 @@ pub struct StatsCountArgs {
     #[command(flatten)]
     pub input: InputArgs,
     /// The statistics file to write (atomically).
-    #[arg(short, long, value_name = "FILE", required = true, help_heading = "Output")]
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        required = true,
+        help_heading = "Output"
+    )]
     pub output: PathBuf,
     #[command(flatten)]
     pub run: ExecArgs,

@@ -167,4 +167,3 @@ fn exit_code(read: &Stats) -> ExitCode {
         ExitCode::SUCCESS
     }
 }
-
