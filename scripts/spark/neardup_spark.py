@@ -440,9 +440,11 @@ def run_story(spark, args):
         f.write(statistics)
     sc.addFile(os.path.join(shipped, "corpus.stats"))
 
-    # 2. Story sketches weighed by them: (id, bands, date, text_bytes, record line).
+    # 2. Story sketches weighed by them:
+    #    (id, bands, date, text_bytes, record line, signature bytes).
     sketch = [neardup, "sketch", "-", "--level", "story", "-q", "--strict",
-              "--seed", str(args.seed), "--shingle", args.shingle, "--story-candidates", repr(args.story_candidates)]
+              "--seed", str(args.seed), "--shingle", args.shingle,
+              "--story-candidates", repr(args.story_candidates)]
     sketches = (lines.mapPartitions(lambda part: piped(
                     sketch + flags + ["--stats", SparkFiles.get("corpus.stats")], part))
                 .map(lambda line: (json.loads(line), line))
@@ -527,7 +529,8 @@ def run_story(spark, args):
                     "members": members}, separators=(",", ":"), ensure_ascii=False)
         for n, (members, representative, (low, mean)) in enumerate(clusters, 1)])
     summary = {"level": "story", "documents": documents, "candidate_pairs": candidate_pairs,
-               "judged_pairs": judged_pairs, "scored_pairs": scored_pairs, "verified_pairs": same_story.count(),
+               "judged_pairs": judged_pairs, "scored_pairs": scored_pairs,
+               "verified_pairs": same_story.count(),
                "clusters": len(clusters),
                "clustered_documents": sum(len(c[0]) for c in clusters),
                "oversized_buckets": oversized, "window": args.window}
