@@ -16,7 +16,8 @@
 //!    and boilerplate marked (optional).
 //! 10. [`report`]: JSON Lines, JSON, CSV and tables, each record with a schema version.
 //!
-//! [`story`] adds the story level: copies, updates and rewrites of one news story.
+//! [`story`] adds the story level: copies, updates and rewrites of one news story
+//! ([`story::distributed`] splits it into steps for a cluster engine).
 //!
 //! [`pipeline`] runs them all; [`eval`] judges its output against gold labels, threshold
 //! by threshold. The library never prints: progress and bad records reach the

@@ -286,3 +286,39 @@ fn statistics_of_parts_merge_into_those_of_the_whole() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr_of(&out).contains("needs --level story"));
 }
+
+#[test]
+fn story_sketches_are_the_same_with_any_thread_count() {
+    let s = Scratch::new();
+    let records: Vec<(String, String)> = (0..3000)
+        .map(|i| {
+            (
+                format!("n{i}"),
+                format!(
+                    "Officials in Port Ulva said {} tonnes of grain left on day {} as talks \
+                     with Meridia over tariff {} went on, word{} word{}",
+                    i % 97,
+                    i % 13,
+                    i % 31,
+                    i % 211,
+                    i % 17
+                ),
+            )
+        })
+        .collect();
+    let borrowed: Vec<(&str, &str)> = records
+        .iter()
+        .map(|(i, t)| (i.as_str(), t.as_str()))
+        .collect();
+    let input = s.jsonl("news.jsonl", &borrowed);
+    let sketch = |threads: &str| {
+        run_ok(
+            &["sketch", "-q", "--level", "story", "--threads", threads],
+            &[&input],
+        )
+    };
+    let one = sketch("1");
+    assert_eq!(one.lines().count(), 3000);
+    assert_eq!(one, sketch("2"));
+    assert_eq!(one, sketch("3"));
+}
