@@ -62,6 +62,7 @@ import argparse
 import base64
 import json
 import math
+import operator
 import os
 import shlex
 import shutil
@@ -81,6 +82,9 @@ def parse_args(argv):
                    help="the neardup binary on the workers (default: neardup on PATH)")
     p.add_argument("--master", default=None,
                    help="Spark master (default: spark-submit's; local[*] when run with python)")
+    p.add_argument("--driver-memory", default=None,
+                   help="heap of the driver's JVM when run with python (e.g. 4g; Spark's default "
+                        "is 1g), which with a local master also runs the tasks")
     p.add_argument("--partitions", type=int, default=None,
                    help="minimum partitions of each input (default: Spark's)")
     p.add_argument("--threshold", type=float, default=0.5, help="lowest exact Jaccard (default 0.5)")
@@ -354,17 +358,22 @@ def window_seconds(window):
     return int(match.group(1)) * unit
 
 
-def worth_judging(x, y, floor, window):
-    """Whether neardup verify would score a pair of (signature bytes, date): dated
-    documents no further apart than the window, signatures agreeing on at least `floor`
-    of their slots (neardup's estimate, compared in the same doubles)."""
-    (sx, dx), (sy, dy) = x, y
-    if window is not None and dx is not None and dy is not None and abs(dx - dy) > window:
-        return False
-    slots = len(sx) // 4
-    equal = sum(a == b for a, b in zip(struct.unpack("<%dI" % slots, sx),
-                                       struct.unpack("<%dI" % slots, sy)))
-    return equal / slots >= floor
+def story_bucket_pairs(members, cap, floor, window):
+    """Candidate pairs (smaller id, larger id) of one story LSH bucket whose members are
+    (id, low bytes of the signature slots, date): pairs in id-order windows when the
+    bucket is over the cap, as neardup pairs them, and only those neardup verify might
+    score (see run_story)."""
+    members = sorted(members)
+    out = []
+    for i, (a, digest_a, date_a) in enumerate(members):
+        for b, digest_b, date_b in members[i + 1:] if len(members) <= cap else \
+                members[i + 1:i + cap]:
+            if window is not None and date_a is not None and date_b is not None \
+                    and abs(date_a - date_b) > window:
+                continue
+            if sum(map(operator.eq, digest_a, digest_b)) / len(digest_a) >= floor:
+                out.append((a, b))
+    return out
 
 
 def link_component(links):
@@ -441,7 +450,7 @@ def run_story(spark, args):
     sc.addFile(os.path.join(shipped, "corpus.stats"))
 
     # 2. Story sketches weighed by them:
-    #    (id, bands, date, text_bytes, record line, signature bytes).
+    #    (id, bands, date, text_bytes, record line, low byte of each signature slot).
     sketch = [neardup, "sketch", "-", "--level", "story", "-q", "--strict",
               "--seed", str(args.seed), "--shingle", args.shingle,
               "--story-candidates", repr(args.story_candidates)]
@@ -449,7 +458,7 @@ def run_story(spark, args):
                     sketch + flags + ["--stats", SparkFiles.get("corpus.stats")], part))
                 .map(lambda line: (json.loads(line), line))
                 .map(lambda r: (r[0]["id"], r[0]["bands"], r[0]["date"], r[0]["text_bytes"],
-                                r[1], base64.b64decode(r[0]["signature"])))
+                                r[1], base64.b64decode(r[0]["signature"])[0::4]))
                 .persist(keep))
     documents = sketches.count()
     repeated = (sketches.map(lambda r: (r[0], 1)).reduceByKey(lambda x, y: x + y)
@@ -458,29 +467,27 @@ def run_story(spark, args):
         raise SystemExit("neardup_spark: error: ids repeated across the input: %s" %
                          ", ".join(repr(i) for i in repeated))
 
-    # 3. Candidates: documents sharing a band key.
+    # 3. Candidates: documents sharing a band key. With two-slot bands most bucket mates
+    # share too little (at 300,000 articles, 37.5 million collisions for 374,000 pairs
+    # worth scoring), so they are cut inside each bucket, as neardup cuts them: each member
+    # carries the low byte of every signature slot and its date, and a pair whose bytes
+    # agree on fewer slots than neardup's estimate floor (an upper bound of the slots
+    # that agree), or whose dates are further apart than the window, is dropped there.
+    # neardup verify then applies the exact floor and window to the rest.
     cap = STORY_BUCKET_CAP
-    buckets = (sketches.flatMap(lambda r: [((band, key), r[0]) for band, key in enumerate(r[1])])
+    floor = args.story_candidates * 0.75
+    window = window_seconds(args.window)
+    buckets = (sketches.flatMap(lambda r: [((band, key), (r[0], r[5], r[2]))
+                                           for band, key in enumerate(r[1])])
                .groupByKey()
                .mapValues(list)
                .filter(lambda kv: len(kv[1]) > 1)
                .persist(keep))
     oversized = buckets.filter(lambda kv: len(kv[1]) > cap).count()
-    candidates = buckets.flatMap(lambda kv: bucket_pairs(kv[1], cap)).distinct().persist(keep)
-    candidate_pairs = candidates.count()
+    plausible = (buckets.flatMap(lambda kv: story_bucket_pairs(kv[1], cap, floor, window))
+                 .distinct())
 
-    # 4. Each candidate judged by neardup from the two records. Most bucket mates share
-    # too little, or are too far apart in time: they are dropped on their signatures and
-    # dates first, as neardup verify would drop them, so that only the rest carry their
-    # whole records through the joins.
-    floor = args.story_candidates * 0.75
-    window = window_seconds(args.window)
-    light = sketches.map(lambda r: (r[0], (r[5], r[2])))        # id -> (signature, date)
-    plausible = (candidates.join(light)                         # a -> (b, light a)
-                 .map(lambda kv: (kv[1][0], (kv[0], kv[1][1])))
-                 .join(light)                                   # b -> ((a, light a), light b)
-                 .filter(lambda kv: worth_judging(kv[1][0][1], kv[1][1], floor, window))
-                 .map(lambda kv: (kv[1][0][0], kv[0])))
+    # 4. Each candidate judged by neardup from the two records.
     records = sketches.map(lambda r: (r[0], r[4]))
     verify = [neardup, "verify", "-", "-q", "--stats"]
     verify_flags = story_flags(args)
@@ -489,7 +496,7 @@ def run_story(spark, args):
                        .join(records)                           # b -> (record a, record b)
                        .map(lambda kv: "[%s,%s]" % (kv[1][0], kv[1][1]))
                        .persist(keep))
-    judged_pairs = candidate_lines.count()
+    candidate_pairs = candidate_lines.count()
     scored = (candidate_lines.mapPartitions(lambda part: piped(
                   verify + [SparkFiles.get("corpus.stats")] + verify_flags, part))
               .map(json.loads)
@@ -529,7 +536,7 @@ def run_story(spark, args):
                     "members": members}, separators=(",", ":"), ensure_ascii=False)
         for n, (members, representative, (low, mean)) in enumerate(clusters, 1)])
     summary = {"level": "story", "documents": documents, "candidate_pairs": candidate_pairs,
-               "judged_pairs": judged_pairs, "scored_pairs": scored_pairs,
+               "scored_pairs": scored_pairs,
                "verified_pairs": same_story.count(),
                "clusters": len(clusters),
                "clustered_documents": sum(len(c[0]) for c in clusters),
@@ -612,6 +619,8 @@ def main(argv):
     builder = SparkSession.builder.appName("neardup")
     if args.master:
         builder = builder.master(args.master)
+    if args.driver_memory:
+        builder = builder.config("spark.driver.memory", args.driver_memory)
     spark = (builder.config("spark.ui.enabled", "false")
              .config("spark.ui.showConsoleProgress", "false")
              .getOrCreate())
