@@ -96,6 +96,17 @@ fn part_files(dir: &Path) -> Vec<PathBuf> {
     parts
 }
 
+/// The lines of a Spark output directory's part files, in order.
+fn part_lines(dir: &Path) -> Vec<String> {
+    part_files(dir)
+        .iter()
+        .flat_map(|part| {
+            let text = std::fs::read_to_string(part).unwrap();
+            text.lines().map(String::from).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 fn pair_of(p: &serde_json::Value) -> Pair {
     (
         p["a"].as_str().unwrap().to_string(),
@@ -216,15 +227,7 @@ fn spark_job_finds_the_pairs_and_clusters_of_one_neardup_run() {
         .output()
         .unwrap();
     assert!(dedup.status.success(), "{}", stderr_of(&dedup));
-    let mut kept_lines: Vec<String> = Vec::new();
-    for part in part_files(&out.join("kept")) {
-        kept_lines.extend(
-            std::fs::read_to_string(part)
-                .unwrap()
-                .lines()
-                .map(String::from),
-        );
-    }
+    let kept_lines = part_lines(&out.join("kept"));
     let expected_kept: Vec<String> = stdout_of(&dedup).lines().map(String::from).collect();
     assert_eq!(
         kept_lines, expected_kept,
@@ -451,15 +454,7 @@ fn story_cluster_row(c: &serde_json::Value, members: Vec<String>) -> StoryCluste
 
 /// The same from the Spark job's output.
 fn spark_story_result(out: &Path) -> (Vec<String>, Vec<StoryClusterRow>) {
-    let mut pairs = Vec::new();
-    for part in part_files(&out.join("pairs")) {
-        pairs.extend(
-            std::fs::read_to_string(part)
-                .unwrap()
-                .lines()
-                .map(String::from),
-        );
-    }
+    let pairs = part_lines(&out.join("pairs"));
     let clusters = json_lines(&std::fs::read_to_string(out.join("clusters.jsonl")).unwrap())
         .iter()
         .map(|c| {
@@ -542,15 +537,7 @@ fn spark_story_job_finds_the_story_pairs_and_clusters_of_one_neardup_run() {
         .output()
         .unwrap();
     assert!(dedup.status.success(), "{}", stderr_of(&dedup));
-    let mut kept_lines: Vec<String> = Vec::new();
-    for part in part_files(&out.join("kept")) {
-        kept_lines.extend(
-            std::fs::read_to_string(part)
-                .unwrap()
-                .lines()
-                .map(String::from),
-        );
-    }
+    let kept_lines = part_lines(&out.join("kept"));
     let expected_kept: Vec<String> = stdout_of(&dedup).lines().map(String::from).collect();
     assert_eq!(kept_lines, expected_kept);
 

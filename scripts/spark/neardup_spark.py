@@ -86,7 +86,8 @@ def parse_args(argv):
                    help="heap of the driver's JVM when run with python (e.g. 4g; Spark's default "
                         "is 1g), which with a local master also runs the tasks")
     p.add_argument("--partitions", type=int, default=None,
-                   help="minimum partitions of each input (default: Spark's)")
+                   help="minimum partitions of each input (default: Spark's; at the story "
+                        "level one per 4 MiB of a local input)")
     p.add_argument("--threshold", type=float, default=0.5, help="lowest exact Jaccard (default 0.5)")
     p.add_argument("--shingle", default="words:5")
     p.add_argument("--num-perm", type=int, default=128)
@@ -145,6 +146,15 @@ def sketch_command(args):
     if args.rows is not None:
         cmd += ["--rows", str(args.rows)]
     return " ".join(shlex.quote(c) for c in cmd)
+
+
+def refuse_repeated_ids(ids):
+    """Stops the job when an id occurs twice across the input (neardup sees only its part)."""
+    repeated = (ids.map(lambda i: (i, 1)).reduceByKey(lambda x, y: x + y)
+                .filter(lambda kv: kv[1] > 1).keys().take(5))
+    if repeated:
+        raise SystemExit("neardup_spark: error: ids repeated across the input: %s" %
+                         ", ".join(repr(i) for i in repeated))
 
 
 def f32(x):
@@ -210,11 +220,7 @@ def run(spark, args):
                 .map(lambda r: (r["id"], r["bands"], r["set"], r["date"], r["text_bytes"]))
                 .persist(keep))
     documents = sketches.count()
-    repeated = (sketches.map(lambda r: (r[0], 1)).reduceByKey(lambda x, y: x + y)
-                .filter(lambda kv: kv[1] > 1).keys().take(5))
-    if repeated:
-        raise SystemExit("neardup_spark: error: ids repeated across the input: %s" %
-                         ", ".join(repr(i) for i in repeated))
+    refuse_repeated_ids(sketches.map(lambda r: r[0]))
 
     cap = args.bucket_cap
     buckets = (sketches.flatMap(lambda r: [((band, key), r[0]) for band, key in enumerate(r[1])])
@@ -268,6 +274,29 @@ def run(spark, args):
 # many (StorySettings::bucket_cap); tests/spark.rs overflows such buckets, so a change to
 # one without the other fails it.
 STORY_BUCKET_CAP = 100
+
+
+# A story sketch is about six times the input it comes from (features, shingle set and
+# signature of every document): partitions of 4 MiB of input keep a task's share of the
+# persisted sketches small enough for Spark's default 1 GB heap in a local run (at
+# 200,000 articles, 11 partitions ran out of it; 80 did not, and were faster).
+STORY_SPLIT_BYTES = 4 << 20
+
+
+def story_partitions(path, asked):
+    """Partitions of an input at the story level: --partitions when given, else one per
+    STORY_SPLIT_BYTES of a local file or directory (Spark's default for other paths;
+    gzip files are never split)."""
+    if asked is not None:
+        return asked
+    if os.path.isfile(path):
+        size = os.path.getsize(path)
+    elif os.path.isdir(path):
+        size = sum(os.path.getsize(os.path.join(path, name)) for name in os.listdir(path)
+                   if os.path.isfile(os.path.join(path, name)))
+    else:
+        return None
+    return max(1, -(-size // STORY_SPLIT_BYTES))
 
 
 def piped(cmd, lines):
@@ -436,7 +465,8 @@ def run_story(spark, args):
     keep = StorageLevel.MEMORY_AND_DISK
     sc = spark.sparkContext
     neardup = args.neardup
-    lines = sc.union([sc.textFile(path, minPartitions=args.partitions) for path in args.inputs])
+    lines = sc.union([sc.textFile(path, minPartitions=story_partitions(path, args.partitions))
+                      for path in args.inputs])
     flags = input_flags(args)
 
     # 1. The whole input's statistics, summed from the partitions'.
@@ -461,11 +491,7 @@ def run_story(spark, args):
                                 r[1], base64.b64decode(r[0]["signature"])[0::4]))
                 .persist(keep))
     documents = sketches.count()
-    repeated = (sketches.map(lambda r: (r[0], 1)).reduceByKey(lambda x, y: x + y)
-                .filter(lambda kv: kv[1] > 1).keys().take(5))
-    if repeated:
-        raise SystemExit("neardup_spark: error: ids repeated across the input: %s" %
-                         ", ".join(repr(i) for i in repeated))
+    refuse_repeated_ids(sketches.map(lambda r: r[0]))
 
     # 3. Candidates: documents sharing a band key. With two-slot bands most bucket mates
     # share too little (at 300,000 articles, 37.5 million collisions for 374,000 pairs

@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::model::Veto;
-use super::output::ComponentsRecord;
+use super::output::{ComponentsRecord, StoryPairRecord};
 use super::{
     Kind, StoryDocs, StorySettings, StoryStats, StoryView, beyond_window, candidate_lsh,
     estimate_floor, score, weighted_components, weighted_elements_of, weighted_sketcher,
@@ -217,24 +217,13 @@ impl Sketched {
     }
 }
 
-/// A judged candidate pair, as `neardup verify` writes it: the fields of a story pair of
+/// A judged candidate pair, as `neardup verify` writes it: the record of a story pair of
 /// `neardup pairs --level story`, then the decision.
 #[derive(Debug, Serialize)]
-pub struct VerifiedRecord {
-    /// Always [`SCHEMA_VERSION`].
-    pub schema_version: u32,
-    /// Always `story`.
-    pub level: &'static str,
-    /// The smaller id.
-    pub a: String,
-    /// The larger id.
-    pub b: String,
-    /// `copy`, `update` or `rewrite`, were it one story.
-    pub kind: &'static str,
-    /// Probability of one story, rounded as every score is.
-    pub score: f64,
-    /// What the score was computed from.
-    pub components: ComponentsRecord,
+pub struct VerifiedRecord<'a> {
+    /// The pair as `pairs --level story` writes it (`kind`: the kind it would be).
+    #[serde(flatten)]
+    pub pair: StoryPairRecord<'a>,
     /// The probability unrounded: the exact value of the 32-bit float that the linkage
     /// compares.
     pub probability: f64,
@@ -333,13 +322,15 @@ impl<'s> Verifier<'s> {
             counts.scored += 1;
             counts.same_story += u64::from(same_story);
             let record = VerifiedRecord {
-                schema_version: SCHEMA_VERSION,
-                level: "story",
-                a: a.id.clone(),
-                b: b.id.clone(),
-                kind: Kind::of(&c).name(),
-                score: round4(probability),
-                components: ComponentsRecord::new(&c),
+                pair: StoryPairRecord {
+                    schema_version: SCHEMA_VERSION,
+                    level: "story",
+                    a: &a.id,
+                    b: &b.id,
+                    kind: Kind::of(&c).name(),
+                    score: round4(probability),
+                    components: ComponentsRecord::new(&c),
+                },
                 probability: f64::from(probability),
                 same_story,
                 veto: veto.map(Veto::name),
