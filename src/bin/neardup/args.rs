@@ -30,7 +30,7 @@ when reworded (word 5-gram Jaccard near 0), and keeps templated look-alikes apar
   neardup cluster --level story feed.jsonl                   dated articles match within 72h
   neardup cluster --level story archive.jsonl --window none  or at any distance
   neardup pairs --level story feed.jsonl --format table      kind, score, components
-  neardup cluster --level story archive.jsonl --stats-out archive.stats
+  neardup stats count archive.jsonl -o archive.stats   (or --stats-out of a story run)
   neardup cluster --level story today.jsonl --stats archive.stats
 
 Exit codes: 0 success, 1 fatal error, 2 finished with bad input (or a usage error).";
@@ -290,7 +290,7 @@ Examples:
   neardup compare fixtures/wire-story/003_58dcb8302d6f0541.txt fixtures/wire-story/004_0cbea367e9eb4548.txt
   neardup compare --in news.jsonl reuters-1204 reuters-1209          two ids within an input
   neardup compare a.txt b.txt --corpus archive.jsonl --format json   boilerplate and word weights from an archive
-  neardup compare a.txt b.txt --stats archive.stats                  word weights saved by cluster --stats-out
+  neardup compare a.txt b.txt --stats archive.stats                  word weights saved by 'neardup stats count'
   neardup pairs news.jsonl --passages                                passages of every similar pair
 
 Exit codes: 0 success, 1 fatal error (e.g. an id not found), 2 finished with bad input.";
@@ -312,7 +312,7 @@ pub struct CompareArgs {
     #[arg(long, value_name = "INPUT", help_heading = "Input")]
     pub corpus: Vec<String>,
     /// Weigh words for the story verdict by these corpus statistics (written by
-    /// `cluster --level story --stats-out`) instead of the documents read. Two files
+    /// `neardup stats count` or `cluster --level story --stats-out`) instead of the documents read. Two files
     /// alone are too few to tell a rare word from a common one.
     #[arg(long, value_name = "FILE", help_heading = "Input")]
     pub stats: Option<std::path::PathBuf>,
@@ -546,8 +546,8 @@ pub struct StoryArgs {
     /// Undated articles match any.
     #[arg(long, value_name = "DURATION", value_parser = parse_window, default_value = "72h")]
     pub window: Window,
-    /// Story level: score against these corpus statistics (written by --stats-out)
-    /// instead of this run's, e.g. to judge a small batch against an archive.
+    /// Story level: score against these corpus statistics (written by --stats-out or
+    /// 'neardup stats count') instead of this run's, e.g. to judge a small batch against an archive.
     #[arg(long, value_name = "FILE")]
     pub stats: Option<std::path::PathBuf>,
     /// Story level: write the corpus statistics used (document frequencies of words and

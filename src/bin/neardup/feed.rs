@@ -22,7 +22,7 @@ use crate::progress::Terminal;
 const INDEX_EXAMPLES: &str = "\
 Examples:
   neardup index create news.idx --threshold 0.8 --window 7d
-  neardup cluster --level story archive.jsonl --stats-out archive.stats
+  neardup stats count archive.jsonl -o archive.stats
   neardup index create stories.idx --level story --stats archive.stats --window 3d
   neardup index add news.idx archive.jsonl.gz > verdicts.jsonl
   neardup index query news.idx today.jsonl --all-matches
@@ -43,8 +43,8 @@ tells the same story in other words, decided as 'neardup pairs --level story' de
 {\"verdict\":\"rewrite\",\"match\":\"a\",\"score\":0.87,\"kind\":\"update\",\"cluster\":\"a\"},
 where the score is the story model's probability and the kind the batch pair kind
 (copy, update or rewrite). Story scores weigh words by their rarity: give the statistics
-of a representative corpus with --stats (written by 'neardup cluster --level story
---stats-out'); without it, each article is scored against the statistics of the articles
+of a representative corpus with --stats (written by 'neardup stats count', or by
+'neardup cluster --level story --stats-out'); without it, each article is scored against the statistics of the articles
 indexed before it (weak for the first few hundred articles).
 
 An index is a directory: settings are fixed when it is created, and every later command
@@ -151,7 +151,8 @@ pub struct CreateArgs {
     #[arg(long, value_enum, default_value_t = LevelArg::Copy, help_heading = "Index")]
     pub level: LevelArg,
     /// Story level: score against these corpus statistics (document frequencies, written
-    /// by 'neardup cluster --level story --stats-out FILE' over a representative corpus);
+    /// by 'neardup stats count' or 'cluster --level story --stats-out' over a
+    /// representative corpus);
     /// they are copied into the index and fixed for its lifetime. Without it, each article
     /// is scored against the statistics of the articles indexed before it.
     #[arg(long, value_name = "FILE", help_heading = "Index")]

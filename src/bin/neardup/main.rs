@@ -395,7 +395,7 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
         terminal.println(&format!(
             "neardup: note: words were weighed over {} documents, too few to tell rare words from \
              common ones; score against an archive's statistics with --stats FILE (written by \
-             --stats-out) for the story level's intended verdicts",
+             'neardup stats count' over an archive) for the story level's intended verdicts",
             story.stats.documents()
         ));
     }
