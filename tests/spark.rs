@@ -294,6 +294,35 @@ fn spark_job_fails_on_bad_input_with_neardups_message() {
     assert!(!ok, "and at the story level");
     assert!(err.contains("malformed JSON"), "{err}");
 
+    // zstd inputs: each file decompressed whole by one task, so neardup's line numbers
+    // are the file's; a truncated stream fails the job by name, nothing silently lost.
+    let lines = [
+        "{\"id\": \"a\", \"text\": \"one two three four five six\"}",
+        "{not json",
+    ];
+    let zstd_file = s.write(
+        "bad.jsonl.zst",
+        zstd::encode_all(lines.join("\n").as_bytes(), 3).unwrap(),
+    );
+    let (ok, err) = run_spark(&python, &[&zstd_file], &s.path("out-bad-zstd"), &[]);
+    assert!(!ok);
+    assert!(err.contains("<stdin>:2: malformed JSON"), "{err}");
+    let corpus = zstd::encode_all(generated_corpus().as_bytes(), 3).unwrap();
+    let truncated = s.write("cut.jsonl.zst", &corpus[..corpus.len() - 20]);
+    let (ok, err) = run_spark(&python, &[&truncated], &s.path("out-cut"), &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("cut.jsonl.zst: truncated zstd stream"),
+        "{err}"
+    );
+    let whole = s.write("corpus.jsonl.zst", &corpus);
+    let out = s.path("out-zstd");
+    let (ok, err) = run_spark(&python, &[&whole], &out, &["--threshold", "0.4"]);
+    assert!(ok, "{err}");
+    let (pairs, clusters) = neardup_result(&[&whole], &["--threshold", "0.4"]);
+    assert!(pairs.len() > 50);
+    assert_eq!(spark_result(&out), (pairs, clusters));
+
     // The same id in two files (so in two tasks): caught after the map step.
     let a = s.jsonl("a.jsonl", &[("same", "one two three four five six")]);
     let b = s.jsonl("b.jsonl", &[("same", "seven eight nine ten eleven twelve")]);

@@ -45,10 +45,12 @@ first member) and `summary.json`; with --dedup also `kept/` (the input lines min
 near-duplicates, byte for byte, in input order within each part) and `dropped.jsonl`
 ({"id", "kept", "cluster"}), the records `neardup dedup` keeps and drops.
 
-Input: JSON Lines, plain or gzip (Spark's reader decompresses .gz); one input is read as a
-whole per file when gzip. Bad records (malformed JSON, missing text, a repeated id) fail the
-job with neardup's message; its line number counts lines of the failing task's partition,
-not of the file.
+Input: JSON Lines, plain, gzip (Spark's reader decompresses .gz) or zstd (.zst or .zstd,
+decompressed in Python: needs the zstandard module, and a truncated or damaged stream
+fails the job naming the file); a gzip or zstd file is read whole by one task, so the
+line numbers in neardup's messages are the file's. Bad records (malformed JSON, missing
+text, a repeated id) fail the job with neardup's message; in a plain file split into
+partitions, its line number counts lines of the failing task's partition, not of the file.
 
     python3 scripts/spark/neardup_spark.py news/*.jsonl.gz --output out --threshold 0.8
     spark-submit --master spark://host:7077 scripts/spark/neardup_spark.py hdfs:///news \\
@@ -145,7 +147,45 @@ def sketch_command(args):
         cmd += ["--bands", str(args.bands)]
     if args.rows is not None:
         cmd += ["--rows", str(args.rows)]
-    return " ".join(shlex.quote(c) for c in cmd)
+    return cmd
+
+
+ZSTD_SUFFIXES = (".zst", ".zstd")
+
+
+def input_lines(sc, path, partitions):
+    """The lines of an input: Spark's text reader (which splits plain files and
+    decompresses gzip), or, for zstd files (a file or a glob ending in .zst or .zstd),
+    each file read whole by one task and decompressed in Python."""
+    if path.endswith(ZSTD_SUFFIXES):
+        return sc.binaryFiles(path).flatMap(lambda kv: zstd_lines(kv[0], kv[1]))
+    return sc.textFile(path, minPartitions=partitions)
+
+
+def zstd_lines(path, data):
+    """The lines of a zstd file's bytes (every frame; a truncated or damaged stream is an
+    error naming the file, never a silent end), split as Spark splits text: at \\n, \\r\\n
+    and \\r. Bytes that are not UTF-8 pass through, for neardup to report by line."""
+    try:
+        import zstandard
+    except ImportError:
+        raise RuntimeError("%s: reading zstd inputs needs the Python module zstandard on the "
+                           "driver and every worker (pip install zstandard)" % path)
+    chunks = []
+    while data:
+        frame = zstandard.ZstdDecompressor().decompressobj()
+        try:
+            chunks.append(frame.decompress(data))
+        except zstandard.ZstdError as e:
+            raise RuntimeError("%s: not a zstd stream, or a damaged one: %s" % (path, e))
+        if not frame.eof:
+            raise RuntimeError("%s: truncated zstd stream (its last frame does not end)" % path)
+        data = frame.unused_data
+    text = b"".join(chunks).decode("utf-8", "surrogateescape")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the end of the last line, not a line
+    return lines
 
 
 def refuse_repeated_ids(ids):
@@ -214,8 +254,9 @@ def run(spark, args):
     # would run neardup again) when executors run short of memory.
     keep = StorageLevel.MEMORY_AND_DISK
     sc = spark.sparkContext
-    lines = sc.union([sc.textFile(path, minPartitions=args.partitions) for path in args.inputs])
-    sketches = (lines.pipe(sketch_command(args), checkCode=True)
+    lines = sc.union([input_lines(sc, path, args.partitions) for path in args.inputs])
+    sketch = sketch_command(args)
+    sketches = (lines.mapPartitions(lambda part: piped(sketch, part))
                 .map(json.loads)
                 .map(lambda r: (r["id"], r["bands"], r["set"], r["date"], r["text_bytes"]))
                 .persist(keep))
@@ -313,7 +354,7 @@ def piped(cmd, lines):
     def feed():
         try:
             for line in lines:
-                proc.stdin.write(line.encode("utf-8") + b"\n")
+                proc.stdin.write(line.encode("utf-8", "surrogateescape") + b"\n")
         except BrokenPipeError:
             pass
         except BaseException as e:  # an upstream task's failure, raised below
@@ -465,7 +506,7 @@ def run_story(spark, args):
     keep = StorageLevel.MEMORY_AND_DISK
     sc = spark.sparkContext
     neardup = args.neardup
-    lines = sc.union([sc.textFile(path, minPartitions=story_partitions(path, args.partitions))
+    lines = sc.union([input_lines(sc, path, story_partitions(path, args.partitions))
                       for path in args.inputs])
     flags = input_flags(args)
 
@@ -640,6 +681,9 @@ def main(argv):
     if not (os.path.isfile(args.neardup) or shutil.which(args.neardup)):
         print("neardup_spark: warning: %r is not a neardup binary on this machine; it must be "
               "on every worker (--neardup PATH)" % args.neardup, file=sys.stderr)
+    # Python workers run the driver's Python unless told otherwise, so that a local run
+    # finds the modules it was started with (zstandard).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession  # imported late: --help works without pyspark
 
     builder = SparkSession.builder.appName("neardup")
