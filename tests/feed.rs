@@ -901,8 +901,11 @@ fn sigkill_rounds(create_args: &[&str], records: &[serde_json::Value], rounds: u
     let mut acknowledged: HashMap<String, serde_json::Value> = HashMap::new();
     // Each run is killed after starting up (~10 ms) and getting through a random part of
     // its share of the rest; the speed is re-estimated from the runs so far, so that the
-    // corpus lasts about all the rounds whatever the machine's speed.
-    let mut per_ms = records.len() as f64 / full_run.as_millis().max(1) as f64;
+    // corpus lasts about all the rounds whatever the machine's speed. The first estimate
+    // assumes four times the clean run's speed: that run may have shared the cores with a
+    // build, and a run killed too early costs a round's progress, while one let through
+    // the whole rest ends the test's rounds early.
+    let mut per_ms = 4.0 * records.len() as f64 / full_run.as_millis().max(1) as f64;
     let (mut progressed, mut run_ms) = (0usize, 0u64);
     let mut held = 0;
     let mut kills = 0;
