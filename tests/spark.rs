@@ -570,6 +570,24 @@ fn spark_story_job_finds_the_story_pairs_and_clusters_of_one_neardup_run() {
     let expected_kept: Vec<String> = stdout_of(&dedup).lines().map(String::from).collect();
     assert_eq!(kept_lines, expected_kept);
 
+    // An empty input: no documents, no clusters, statistics of nothing.
+    let empty = s.write("empty.jsonl", "");
+    let (ok, err) = run_spark(
+        &python,
+        &[&empty],
+        &s.path("out-empty"),
+        &["--level", "story"],
+    );
+    assert!(ok, "{err}");
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.path("out-empty").join("summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (summary["documents"].as_u64(), summary["clusters"].as_u64()),
+        (Some(0), Some(0))
+    );
+
     // Real news, when the corpora are there: Reuters (dated, templated reports) and BBC.
     if let Some(data) = data_dir() {
         let reuters = data.join("reuters21578.jsonl");

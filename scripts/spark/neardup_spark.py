@@ -511,7 +511,10 @@ def run_story(spark, args):
     flags = input_flags(args)
 
     # 1. The whole input's statistics, summed from the partitions'.
+    # One more part with no documents, so that an empty input has statistics too.
+    nothing = sc.parallelize([None], 1).map(lambda _: counted_statistics(neardup, flags, []))
     statistics = (lines.mapPartitions(lambda part: [counted_statistics(neardup, flags, part)])
+                  .union(nothing)
                   .treeReduce(lambda x, y: merged_statistics(neardup, x, y)))
     import tempfile
 
