@@ -144,17 +144,21 @@ fn neardup_result(inputs: &[&Path], flags: &[&str]) -> (BTreeSet<Pair>, BTreeSet
     (pairs, clusters)
 }
 
-/// 400 articles of random words, one in three an edited copy of an earlier one, and ten
-/// copies of one text, so that at `--bucket-cap 4` some buckets overflow into id-order
-/// windows.
-fn generated_corpus() -> String {
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move |n: u64| {
+/// A seeded xorshift generator: `next(n)` is a number below `n`.
+fn xorshift(mut state: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         state % n
-    };
+    }
+}
+
+/// 400 articles of random words, one in three an edited copy of an earlier one, and ten
+/// copies of one text, so that at `--bucket-cap 4` some buckets overflow into id-order
+/// windows.
+fn generated_corpus() -> String {
+    let mut next = xorshift(0x2545_F491_4F6C_DD1D);
     let mut texts: Vec<Vec<String>> = Vec::new();
     let mut out = String::new();
     for i in 0..400 {
@@ -339,13 +343,7 @@ fn spark_job_fails_on_bad_input_with_neardups_message() {
 /// apart (some beyond the 72-hour window, some undated), and 105 copies of one text, so
 /// that the story level's buckets (capped at 100) overflow into id-order windows.
 fn generated_stories() -> String {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move |n: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % n
-    };
+    let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
     let syllables = [
         "ka", "lo", "mi", "ner", "sa", "tu", "vel", "dor", "an", "pri", "gos", "ul", "fe", "rin",
     ];
