@@ -297,6 +297,25 @@ fn spark_job_fails_on_bad_input_with_neardups_message() {
     );
     assert!(!ok, "and at the story level");
     assert!(err.contains("malformed JSON"), "{err}");
+    // The near-copy level's settings are refused at the story level, not ignored.
+    let (ok, err) = run_spark(
+        &python,
+        &[&malformed],
+        &s.path("out-flags"),
+        &[
+            "--level",
+            "story",
+            "--bucket-cap",
+            "5",
+            "--threshold",
+            "0.8",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("--threshold, --bucket-cap: the near-copy level's"),
+        "{err}"
+    );
 
     // zstd inputs: each file decompressed whole by one task, so neardup's line numbers
     // are the file's; a truncated stream fails the job by name, nothing silently lost.

@@ -122,6 +122,15 @@ def parse_args(argv):
         p.error("--threshold must be in (0, 1]")
     if args.bucket_cap < 2:
         p.error("--bucket-cap must be at least 2")
+    if args.level == "story":
+        # The near-copy level's banding and threshold; the story level's are neardup's own.
+        ignored = [flag for flag, value, default in (
+            ("--threshold", args.threshold, 0.5), ("--bands", args.bands, None),
+            ("--rows", args.rows, None), ("--bucket-cap", args.bucket_cap, 1000),
+            ("--num-perm", args.num_perm, 128)) if value != default]
+        if ignored:
+            p.error("%s: the near-copy level's; the story level decides with "
+                    "--story-threshold, --story-candidates and --window" % ", ".join(ignored))
     for path in args.inputs:
         if "," in path:
             p.error("%r: Spark's file reader splits paths at commas; rename or link it" % path)
