@@ -286,36 +286,27 @@ fn spark_job_fails_on_bad_input_with_neardups_message() {
         "bad.jsonl",
         "{\"id\": \"a\", \"text\": \"one two three four five six\"}\n{not json\n",
     );
-    let (ok, err) = run_spark(&python, &[&malformed], &s.path("out-bad"), &[]);
-    assert!(!ok, "a malformed record fails the job");
-    assert!(err.contains("malformed JSON"), "{err}");
-    let (ok, err) = run_spark(
-        &python,
-        &[&malformed],
-        &s.path("out-bad-story"),
-        &["--level", "story"],
-    );
-    assert!(!ok, "and at the story level");
-    assert!(err.contains("malformed JSON"), "{err}");
-    // The near-copy level's settings are refused at the story level, not ignored.
-    let (ok, err) = run_spark(
-        &python,
-        &[&malformed],
-        &s.path("out-flags"),
-        &[
-            "--level",
-            "story",
-            "--bucket-cap",
-            "5",
-            "--threshold",
-            "0.8",
-        ],
-    );
-    assert!(!ok);
-    assert!(
-        err.contains("--threshold, --bucket-cap: the near-copy level's"),
-        "{err}"
-    );
+    let cases: [(&[&str], &str); 3] = [
+        (&[], "malformed JSON"),
+        (&["--level", "story"], "malformed JSON"),
+        // The near-copy level's settings are refused at the story level, not ignored.
+        (
+            &[
+                "--level",
+                "story",
+                "--bucket-cap",
+                "5",
+                "--threshold",
+                "0.8",
+            ],
+            "--threshold, --bucket-cap: the near-copy level's",
+        ),
+    ];
+    for (n, (flags, expected)) in cases.into_iter().enumerate() {
+        let (ok, err) = run_spark(&python, &[&malformed], &s.path(&format!("out-{n}")), flags);
+        assert!(!ok, "{flags:?} fails the job");
+        assert!(err.contains(expected), "{flags:?}: {err}");
+    }
 
     // zstd inputs: each file decompressed whole by one task, so neardup's line numbers
     // are the file's; a truncated stream fails the job by name, nothing silently lost.
