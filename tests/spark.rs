@@ -128,20 +128,20 @@ fn neardup_result(inputs: &[&Path], flags: &[&str]) -> (BTreeSet<Pair>, BTreeSet
         json_lines(&stdout_of(&out))
     };
     let pairs = run("pairs").iter().map(pair_of).collect();
-    let clusters = run("cluster")
-        .iter()
-        .map(|c| {
-            let mut ids: Vec<String> = c["members"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m["id"].as_str().unwrap().to_string())
-                .collect();
-            ids.sort();
-            ids
-        })
-        .collect();
+    let clusters = run("cluster").iter().map(member_ids).collect();
     (pairs, clusters)
+}
+
+/// The member ids of a `neardup cluster` record, sorted.
+fn member_ids(cluster: &serde_json::Value) -> Vec<String> {
+    let mut ids: Vec<String> = cluster["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
 }
 
 /// A seeded xorshift generator: `next(n)` is a number below `n`.
@@ -463,16 +463,7 @@ fn neardup_story_result(input: &Path) -> (Vec<String>, Vec<StoryClusterRow>) {
     let pairs = run("pairs").lines().map(String::from).collect();
     let clusters = json_lines(&run("cluster"))
         .iter()
-        .map(|c| {
-            let mut members: Vec<String> = c["members"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m["id"].as_str().unwrap().to_string())
-                .collect();
-            members.sort();
-            story_cluster_row(c, members)
-        })
+        .map(|c| story_cluster_row(c, member_ids(c)))
         .collect();
     (pairs, clusters)
 }
