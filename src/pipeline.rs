@@ -773,12 +773,8 @@ impl Pipeline {
                 "story fingerprints come from fingerprint_stories, which also counts the statistics",
             ));
         }
-        let (sources, mut stats) = self.plan(inputs, observer)?;
-        stats.sources = sources.len() as u64;
-        let started = Instant::now();
-        let corpus = self.read_corpus(&sources, &mut stats, observer)?;
-        stats.timings.push((Stage::Read, started.elapsed()));
-        Ok((corpus, stats))
+        let (ingested, stats) = self.read_inputs(inputs, observer)?;
+        Ok((ingested.corpus, stats))
     }
 
     /// Plans the inputs and reads every document at the story level, comparing nothing:
@@ -793,16 +789,32 @@ impl Pipeline {
         if self.settings.level != Level::Story {
             return Err(Error::config("story fingerprints need the story level"));
         }
+        let (ingested, stats) = self.read_inputs(inputs, observer)?;
+        let story_stats = self.story_statistics(ingested.story_stats)?;
+        Ok((ingested.corpus, ingested.story_docs, story_stats, stats))
+    }
+
+    /// Plans and reads the inputs, comparing nothing (the read stage of a run).
+    fn read_inputs(
+        &self,
+        inputs: &[InputSpec],
+        observer: &dyn Observer,
+    ) -> Result<(Ingested, Stats)> {
         let (sources, mut stats) = self.plan(inputs, observer)?;
         stats.sources = sources.len() as u64;
         let started = Instant::now();
         let ingested = self.ingest(&sources, &mut stats, observer)?;
         stats.timings.push((Stage::Read, started.elapsed()));
-        let story_stats = match &self.settings.story.stats_in {
-            None => ingested.story_stats,
-            Some(path) => StoryStats::load(path)?,
-        };
-        Ok((ingested.corpus, ingested.story_docs, story_stats, stats))
+        Ok((ingested, stats))
+    }
+
+    /// The statistics the story level weighs by: those loaded from the story settings'
+    /// `stats_in` when set, else `counted` (the documents read).
+    fn story_statistics(&self, counted: StoryStats) -> Result<StoryStats> {
+        match &self.settings.story.stats_in {
+            None => Ok(counted),
+            Some(path) => StoryStats::load(path),
+        }
     }
 
     /// Plans the inputs into sources; inputs that cannot be read are reported and counted
@@ -935,10 +947,7 @@ impl Pipeline {
             story_docs,
             story_stats,
         } = ingested;
-        let story_stats = match &s.story.stats_in {
-            None => story_stats,
-            Some(path) => StoryStats::load(path)?,
-        };
+        let story_stats = self.story_statistics(story_stats)?;
         if let Some(path) = &s.story.stats_out {
             let write = || -> std::io::Result<()> {
                 let mut out = crate::outfile::OutputFile::create(path)?;

@@ -145,13 +145,10 @@ def input_flags(args):
 
 def sketch_command(args):
     """The neardup command every partition is piped through."""
-    cmd = [args.neardup, "sketch", "-", "--progress", "never",
-           "--threads", str(args.worker_threads),
+    cmd = [args.neardup, "sketch", "-",
            "--shingle", args.shingle, "--num-perm", str(args.num_perm),
            "--seed", str(args.seed), "--threshold", repr(args.threshold),
-           "--bucket-cap", str(args.bucket_cap),
-           "--id-field", args.id_field, "--text-field", args.text_field,
-           "--date-field", args.date_field]
+           "--bucket-cap", str(args.bucket_cap)] + input_flags(args)
     if args.bands is not None:
         cmd += ["--bands", str(args.bands)]
     if args.rows is not None:
@@ -439,19 +436,17 @@ def window_seconds(window):
 
 def story_bucket_pairs(members, cap, floor, window):
     """Candidate pairs (smaller id, larger id) of one story LSH bucket whose members are
-    (id, low bytes of the signature slots, date): pairs in id-order windows when the
-    bucket is over the cap, as neardup pairs them, and only those neardup verify might
-    score (see run_story)."""
-    members = sorted(members)
+    (id, low bytes of the signature slots, date): the pairs `bucket_pairs` makes, only
+    those neardup verify might score (see run_story)."""
+    by_id = {member[0]: member for member in members}
     out = []
-    for i, (a, digest_a, date_a) in enumerate(members):
-        for b, digest_b, date_b in members[i + 1:] if len(members) <= cap else \
-                members[i + 1:i + cap]:
-            if window is not None and date_a is not None and date_b is not None \
-                    and abs(date_a - date_b) > window:
-                continue
-            if sum(map(operator.eq, digest_a, digest_b)) / len(digest_a) >= floor:
-                out.append((a, b))
+    for a, b in bucket_pairs(by_id, cap):
+        (_, digest_a, date_a), (_, digest_b, date_b) = by_id[a], by_id[b]
+        if window is not None and date_a is not None and date_b is not None \
+                and abs(date_a - date_b) > window:
+            continue
+        if sum(map(operator.eq, digest_a, digest_b)) / len(digest_a) >= floor:
+            out.append((a, b))
     return out
 
 
