@@ -29,15 +29,17 @@ With --level story, the story level (copies, updates and rewrites of one news st
            cap of 100 paired in id-order windows);
 4. verify  each candidate pair of records piped through `neardup verify`: the batch's
            signature floor, time window, score components and model;
-5. cluster majority linkage of the scored pairs, one connected component of the same-story
-           pairs at a time (on the executors; linkage only merges along those pairs).
+5. link    the connected components of the same-story pairs, each partition's with every
+           judged pair inside them and their members' sketch records, piped through
+           `neardup link` (majority linkage, representative, cohesion: linkage only merges
+           along same-story pairs, so components link apart); numbered on the driver.
 
-The same-story pairs are exactly those of `neardup pairs --level story`, and the clusters
-(members, representative, cohesion) those of `neardup cluster --level story` (tests/spark.rs).
-Output: `pairs/` (the records of `pairs --level story`), `clusters.jsonl` ({"cluster",
-"size", "representative", "cohesion", "members"}: members are ids, clusters largest first as
-neardup orders them), `corpus.stats` and `summary.json`; --dedup as above. Every input is
-read twice (once to count, once to sketch).
+The same-story pairs are exactly those of `neardup pairs --level story`, and
+`clusters.jsonl` is byte for byte the output of `neardup cluster --level story`
+(tests/spark.rs). Output: `pairs/` (the records of `pairs --level story`),
+`clusters.jsonl` (the records of `cluster --level story`: members with their metadata, the
+pairs inside), `corpus.stats` and `summary.json`; --dedup as above. Every input is read
+twice (once to count, once to sketch).
 
 Output directory: `pairs/` (Spark part files, JSON Lines {"a","b","jaccard"}, a < b by id),
 `clusters.jsonl` ({"cluster": n, "size", "members"}: members sorted by id, clusters by their
@@ -311,8 +313,8 @@ def run(spark, args):
                             separators=(",", ":"), ensure_ascii=False)
                  for n, m in enumerate(ordered, 1)])
     if args.dedup:
-        summary["dropped"] = dedup(sc, args, lines, sketches.map(lambda r: (r[0], r[3], r[4])),
-                                   ordered)
+        summary["dropped"] = dedup(sc, args, lines, representatives(
+            sc, sketches.map(lambda r: (r[0], r[3], r[4])), ordered))
     write_small(sc, args.output, "summary.json", [json.dumps(summary, indent=1)])
     return summary
 
@@ -416,10 +418,13 @@ def merged_statistics(neardup, x, y):
 
 
 def story_flags(args):
-    flags = ["--window", args.window, "--story-candidates", repr(args.story_candidates)]
-    if args.story_threshold is not None:
-        flags += ["--story-threshold", repr(args.story_threshold)]
-    return flags
+    return (["--window", args.window, "--story-candidates", repr(args.story_candidates)]
+            + story_threshold_flag(args))
+
+
+def story_threshold_flag(args):
+    return [] if args.story_threshold is None else ["--story-threshold",
+                                                    repr(args.story_threshold)]
 
 
 def window_seconds(window):
@@ -450,58 +455,22 @@ def story_bucket_pairs(members, cap, floor, window):
     return out
 
 
-def link_component(links):
-    """neardup's majority linkage (src/story/link.rs) of one connected component of the
-    same-story pairs. `links`: every scored pair (a, b, probability as f32, same story)
-    inside it, a < b by id. Returns its clusters: (members by id, [probabilities of the
-    same-story pairs inside, in (a, b) order])."""
-    neighbours = {}
-    for a, b, p, same in links:
-        neighbours.setdefault(a, []).append((b, same))
-        neighbours.setdefault(b, []).append((a, same))
-    accepted = sorted((l for l in links if l[3]), key=lambda l: (-l[2], l[0], l[1]))
-    parent = {}
+def linked_clusters(link, components):
+    """The cluster records `link` (neardup link) writes for `components`: (component,
+    [(0, judged pair line) or (1, member sketch record line)])."""
+    import tempfile
 
-    def find(x):
-        while parent.get(x, x) != x:
-            x = parent[x]
-        return x
-
-    members = {}
-    refused = set()
-    for a, b, _, _ in accepted:
-        ra, rb = find(a), find(b)
-        if ra == rb:
-            continue
-        ma, mb = members.get(ra, [a]), members.get(rb, [b])
-        state = (ra, rb, len(ma), len(mb))
-        if state in refused:
-            continue
-        small, large_root = (ma, rb) if len(ma) <= len(mb) else (mb, ra)
-        agreeing = sum(same for m in small for other, same in neighbours[m]
-                       if find(other) == large_root)
-        if 2 * agreeing > len(ma) * len(mb):
-            parent[max(ra, rb)] = min(ra, rb)
-            members.pop(ra, None)
-            members.pop(rb, None)
-            members[min(ra, rb)] = ma + mb
-        else:
-            refused.add(state)
-    groups = [sorted(group) for group in members.values()]
-    cluster_of = {doc: n for n, group in enumerate(groups) for doc in group}
-    probabilities = [[] for _ in groups]
-    for a, b, p, same in sorted(links):
-        if same and cluster_of.get(a, -1) == cluster_of.get(b, -2):
-            probabilities[cluster_of[a]].append(p)
-    return list(zip(groups, probabilities))
-
-
-def cohesion(probabilities):
-    """Lowest and mean probability, accumulated in 32-bit floats as neardup does."""
-    total = f32(0.0)
-    for p in probabilities:
-        total = f32(total + p)
-    return min(probabilities), f32(total / f32(float(len(probabilities))))
+    pairs = []
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", errors="surrogateescape",
+                                     suffix=".jsonl") as members:
+        for _, lines in components:
+            for kind, line in lines:
+                if kind == 0:
+                    pairs.append(line)
+                else:
+                    members.write(line + "\n")
+        members.flush()
+        yield from piped(link + ["--members", members.name], pairs)
 
 
 def run_story(spark, args):
@@ -571,11 +540,11 @@ def run_story(spark, args):
                        .map(lambda kv: "[%s,%s]" % (kv[1][0], kv[1][1]))
                        .persist(keep))
     candidate_pairs = candidate_lines.count()
-    scored = (candidate_lines.mapPartitions(lambda part: piped(
+    judged = (candidate_lines.mapPartitions(lambda part: piped(
                   verify + [SparkFiles.get("corpus.stats")] + verify_flags, part))
-              .map(json.loads)
               .persist(keep))
-    scored_pairs = scored.count()
+    scored = judged.map(json.loads)
+    scored_pairs = judged.count()
     record_fields = ("schema_version", "level", "a", "b", "kind", "score", "components")
     same_story = (scored.filter(lambda r: r["same_story"]).sortBy(lambda r: (r["a"], r["b"]))
                   .persist(keep))
@@ -583,32 +552,36 @@ def run_story(spark, args):
                                          separators=(",", ":"), ensure_ascii=False))
      .saveAsTextFile(os.path.join(args.output, "pairs")))
 
-    # 5. Connected components of the same-story pairs, then linkage within each.
+    # 5. Connected components of the same-story pairs; `neardup link` links them, each
+    # partition's components with every judged pair inside them and their members'
+    # sketch records (linkage only merges along same-story pairs, so components are
+    # independent).
     components = UnionFind()
     for r in same_story.toLocalIterator():
         components.union(r["a"], r["b"])
     component = sc.broadcast({doc: components.find(doc) for doc in list(components.parent)})
-    found = (scored.filter(lambda r: r["a"] in component.value
-                           and component.value[r["a"]] == component.value.get(r["b"]))
-             .map(lambda r: (component.value[r["a"]],
-                             (r["a"], r["b"], f32(r["probability"]), r["same_story"])))
-             .groupByKey()
-             .flatMap(lambda kv: link_component(list(kv[1])))
-             .collect())
-    clustered = sc.broadcast({doc for members, _ in found for doc in members})
-    facts = dict(sketches.filter(lambda r: r[0] in clustered.value)
-                 .map(lambda r: (r[0], (r[2], r[3]))).collect())
-    clusters = []
-    for members, probabilities in found:
-        representative = min(members, key=lambda doc: preference(facts, doc))
-        clusters.append((members, representative, cohesion(probabilities)))
-    clusters.sort(key=lambda c: (-len(c[0]), c[1]))
+
+    def inside(line):
+        r = json.loads(line)
+        root = component.value.get(r["a"])
+        return [(root, (0, line))] if root is not None and root == component.value.get(r["b"]) \
+            else []
+
+    link = [neardup, "link", "-", "-q"] + story_threshold_flag(args)
+    linked = (judged.flatMap(inside)
+              .union(sketches.filter(lambda r: r[0] in component.value)
+                     .map(lambda r: (component.value[r[0]], (1, r[4]))))
+              .groupByKey()
+              .mapPartitions(lambda part: linked_clusters(link, part))
+              .map(lambda line: (json.loads(line), line))
+              .collect())
+    # Clusters numbered as one run numbers them: largest first, then by representative.
+    linked.sort(key=lambda c: (-c[0]["size"], c[0]["representative"]))
+    clusters = [([m["id"] for m in record["members"]], record["representative"])
+                for record, _ in linked]
     write_small(sc, args.output, "clusters.jsonl", [
-        json.dumps({"schema_version": 1, "level": "story", "cluster": n, "size": len(members),
-                    "representative": representative,
-                    "cohesion": {"min_score": round4(low), "mean_score": round4(mean)},
-                    "members": members}, separators=(",", ":"), ensure_ascii=False)
-        for n, (members, representative, (low, mean)) in enumerate(clusters, 1)])
+        line.replace('"cluster":%d,' % record["cluster"], '"cluster":%d,' % n, 1)
+        for n, (record, line) in enumerate(linked, 1)])
     summary = {"level": "story", "documents": documents, "candidate_pairs": candidate_pairs,
                "scored_pairs": scored_pairs,
                "verified_pairs": same_story.count(),
@@ -616,8 +589,7 @@ def run_story(spark, args):
                "clustered_documents": sum(len(c[0]) for c in clusters),
                "oversized_buckets": oversized, "window": args.window}
     if args.dedup:
-        summary["dropped"] = dedup(sc, args, lines, sketches.map(lambda r: (r[0], r[2], r[3])),
-                                   [c[0] for c in clusters])
+        summary["dropped"] = dedup(sc, args, lines, clusters)
     if is_remote(args.output):
         write_small(sc, args.output, "corpus.stats.base64",
                     [base64.b64encode(statistics).decode("ascii")])
@@ -639,16 +611,21 @@ def preference(facts, doc):
     return (UNDATED if date is None else date, -min(text_bytes, UNDATED), doc)
 
 
-def dedup(sc, args, lines, sketches, clusters):
-    """Writes kept/ and dropped.jsonl; returns how many records were dropped. `sketches`
-    holds (id, date, text_bytes) per document; `clusters` member lists in output order."""
+def representatives(sc, sketches, clusters):
+    """(members, representative) of each cluster's member list; `sketches` holds (id, date,
+    text_bytes) per document."""
     clustered = sc.broadcast({doc for members in clusters for doc in members})
     facts = dict(sketches.filter(lambda r: r[0] in clustered.value)
                  .map(lambda r: (r[0], (r[1], r[2]))).collect())
+    return [(members, min(members, key=lambda doc: preference(facts, doc)))
+            for members in clusters]
 
+
+def dedup(sc, args, lines, clusters):
+    """Writes kept/ and dropped.jsonl; returns how many records were dropped. `clusters`:
+    (members, the member kept) in output order."""
     dropped = {}
-    for n, members in enumerate(clusters, 1):
-        kept = min(members, key=lambda doc: preference(facts, doc))
+    for n, (members, kept) in enumerate(clusters, 1):
         for doc in members:
             if doc != kept:
                 dropped[doc] = (kept, n)

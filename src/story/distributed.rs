@@ -18,16 +18,18 @@
 //!    time (majority linkage only merges along accepted pairs, so components are
 //!    independent).
 
+use std::collections::HashMap;
 use std::io::{self, BufRead, Write};
 
 use base64::Engine as _;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::model::Veto;
 use super::output::{ComponentsRecord, StoryPairRecord};
 use super::{
-    Kind, StoryDocs, StorySettings, StoryStats, StoryView, beyond_window, candidate_lsh,
+    Kind, StoryDocs, StoryPair, link, StorySettings, StoryStats, StoryView, beyond_window, candidate_lsh,
     estimate_floor, score, weighted_components, weighted_elements_of, weighted_sketcher,
 };
 use crate::corpus::Corpus;
@@ -61,6 +63,10 @@ pub struct StorySketchRecord {
     pub date: Option<i64>,
     /// Length of its text in bytes.
     pub text_bytes: u64,
+    /// The record's other fields, as read (absent when it has none): what a story
+    /// cluster lists with each member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Box<RawValue>>,
 }
 
 /// Writes one [`StorySketchRecord`] per document of `corpus`, in document order, weighed
@@ -116,6 +122,10 @@ pub fn write_sketches(
                         set: encode(&mut bytes, set),
                         date: corpus.date(doc),
                         text_bytes: corpus.text_bytes(doc),
+                        metadata: corpus
+                            .metadata(doc)
+                            .map(|m| RawValue::from_string(m.to_string()))
+                            .transpose()?,
                     };
                     serde_json::to_writer(&mut lines, &record)?;
                     lines.push(b'\n');
@@ -274,20 +284,9 @@ impl<'s> Verifier<'s> {
     ) -> crate::Result<VerifyCounts> {
         let mut counts = VerifyCounts::default();
         let floor = estimate_floor(self.settings.candidate_threshold);
-        let mut line = Vec::new();
-        for number in 1.. {
-            line.clear();
-            let read = input
-                .read_until(b'\n', &mut line)
-                .map_err(|e| crate::Error::io(format!("reading {name}"), e))?;
-            if read == 0 {
-                break;
-            }
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
+        for_each_line(input, name, |number, line| {
             let bad = |reason: String| crate::Error::sketch(format!("{name}:{number}"), reason);
-            let (x, y): (StorySketchRecord, StorySketchRecord) = serde_json::from_slice(&line)
+            let (x, y): (StorySketchRecord, StorySketchRecord) = serde_json::from_slice(line)
                 .map_err(|e| {
                     bad(format!(
                         "not a pair of story sketch records ([{{…}}, {{…}}]): {e}"
@@ -302,11 +301,11 @@ impl<'s> Verifier<'s> {
             counts.pairs += 1;
             if estimate_jaccard(&x.signature, &y.signature) < floor {
                 counts.below_estimate += 1;
-                continue;
+                return Ok(());
             }
             if beyond_window(self.settings.window, x.date, y.date).is_some() {
                 counts.outside_window += 1;
-                continue;
+                return Ok(());
             }
             let (a, b) = if x.id < y.id { (&x, &y) } else { (&y, &x) };
             let c = weighted_components(
@@ -338,8 +337,313 @@ impl<'s> Verifier<'s> {
             serde_json::to_writer(&mut *out, &record)
                 .map_err(io::Error::from)
                 .and_then(|()| out.write_all(b"\n"))
-                .map_err(|e| crate::Error::io("writing the judged pairs", e))?;
+                .map_err(|e| crate::Error::io("writing the judged pairs", e))
+        })?;
+        Ok(counts)
+    }
+}
+
+/// Calls `each` with every line of `input` that is not blank, and its 1-based number.
+fn for_each_line(
+    input: &mut dyn BufRead,
+    name: &str,
+    mut each: impl FnMut(u64, &[u8]) -> crate::Result<()>,
+) -> crate::Result<()> {
+    let mut line = Vec::new();
+    for number in 1.. {
+        line.clear();
+        let read = input
+            .read_until(b'\n', &mut line)
+            .map_err(|e| crate::Error::io(format!("reading {name}"), e))?;
+        if read == 0 {
+            break;
         }
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            each(number, &line)?;
+        }
+    }
+    Ok(())
+}
+
+/// A judged pair as [`StoryLinker`] reads it back: a [`VerifiedRecord`].
+#[derive(Debug, Deserialize)]
+struct JudgedRecord {
+    level: String,
+    a: String,
+    b: String,
+    kind: String,
+    components: HashMap<String, f64>,
+    probability: f64,
+    same_story: bool,
+}
+
+/// A document as [`StoryLinker`] reads it: a [`StorySketchRecord`] serves (its other
+/// fields are not read), as does `{"id", "date", "text_bytes", "metadata"}`.
+#[derive(Debug, Deserialize)]
+struct MemberRecordIn {
+    id: String,
+    date: Option<i64>,
+    text_bytes: u64,
+    #[serde(default)]
+    metadata: Option<Box<RawValue>>,
+}
+
+/// A document named by a judged pair.
+#[derive(Debug)]
+struct Named {
+    id: Box<str>,
+    /// Where a judged pair first named it (`file:line`).
+    named_at: String,
+    /// In a same-story pair, so a member of a cluster.
+    clustered: bool,
+    member: Option<MemberRecordIn>,
+}
+
+/// What [`StoryLinker`] read and wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkCounts {
+    /// Judged pairs read.
+    pub pairs: u64,
+    /// Of those, one story.
+    pub same_story: u64,
+    /// Story clusters written.
+    pub clusters: u64,
+    /// Documents in them.
+    pub clustered_documents: u64,
+}
+
+/// Links judged pairs into story clusters exactly as one batch run links them (the last
+/// step of a distributed story run): the linkage, the representative, the cohesion and
+/// the records of `neardup cluster --level story`.
+///
+/// Read every judged pair first ([`StoryLinker::read_pairs`]: every pair `verify` wrote,
+/// not only the same-story ones, since the linkage counts the others against a merge),
+/// then the records of the documents in same-story pairs ([`StoryLinker::read_members`]:
+/// their dates, lengths and metadata), then [`StoryLinker::write`]. Any set of pairs
+/// closed under the same-story pairs links alone (a connected component and every
+/// judged pair inside it), so a cluster engine links components apart.
+#[derive(Debug)]
+pub struct StoryLinker {
+    threshold: f64,
+    linkage: super::Linkage,
+    rule: crate::cluster::RepresentativeRule,
+    index: HashMap<Box<str>, u32>,
+    named: Vec<Named>,
+    /// Every judged pair: (document, document, probability).
+    scored: Vec<(u32, u32, f32)>,
+    /// The same-story ones, with their kind and components.
+    accepted: Vec<(u32, u32, f32, Kind, super::Components)>,
+    counts: LinkCounts,
+}
+
+impl StoryLinker {
+    /// A linker under `settings` (the model's cut and the linkage) choosing
+    /// representatives by `rule` (documents are in id order here, so `First` means the
+    /// smallest id).
+    pub fn new(settings: &StorySettings, rule: crate::cluster::RepresentativeRule) -> Self {
+        StoryLinker {
+            threshold: settings.model.threshold,
+            linkage: settings.linkage,
+            rule,
+            index: HashMap::new(),
+            named: Vec::new(),
+            scored: Vec::new(),
+            accepted: Vec::new(),
+            counts: LinkCounts::default(),
+        }
+    }
+
+    fn intern(&mut self, id: String, at: impl FnOnce() -> String) -> u32 {
+        if let Some(&doc) = self.index.get(id.as_str()) {
+            return doc;
+        }
+        let doc = self.named.len() as u32;
+        let id: Box<str> = id.into();
+        self.index.insert(id.clone(), doc);
+        self.named.push(Named {
+            id,
+            named_at: at(),
+            clustered: false,
+            member: None,
+        });
+        doc
+    }
+
+    /// Reads judged pairs from `input` (the lines `neardup verify` writes; blank lines
+    /// skipped). A line that is not one, or that was judged at another cut than this
+    /// linker's, is an error naming `name:line`.
+    pub fn read_pairs(&mut self, input: &mut dyn BufRead, name: &str) -> crate::Result<()> {
+        for_each_line(input, name, |number, line| {
+            let at = || format!("{name}:{number}");
+            let bad = |reason: String| crate::Error::sketch(at(), reason);
+            let r: JudgedRecord = serde_json::from_slice(line)
+                .map_err(|e| bad(format!("not a judged pair (neardup verify): {e}")))?;
+            if r.level != "story" {
+                return Err(bad(format!("a pair of the {} level", r.level)));
+            }
+            if r.a == r.b {
+                return Err(bad(format!("a document paired with itself: {:?}", r.a)));
+            }
+            let kind = Kind::from_name(&r.kind)
+                .ok_or_else(|| bad(format!("unknown kind {:?}", r.kind)))?;
+            let mut components = super::Components::default();
+            for c in super::Component::ALL {
+                components.0[c as usize] = *r
+                    .components
+                    .get(c.name())
+                    .ok_or_else(|| bad(format!("the component {:?} is missing", c.name())))?;
+            }
+            if !(0.0..=1.0).contains(&r.probability) {
+                return Err(bad(format!("probability {} is not in [0, 1]", r.probability)));
+            }
+            let probability = r.probability as f32;
+            if super::accepted(probability, self.threshold) != r.same_story {
+                return Err(bad(format!(
+                    "judged at another cut: probability {} {} one story, but this run's \
+                     --story-threshold is {}",
+                    r.probability,
+                    if r.same_story { "decided" } else { "not decided" },
+                    self.threshold
+                )));
+            }
+            let a = self.intern(r.a, at);
+            let b = self.intern(r.b, at);
+            self.scored.push((a, b, probability));
+            self.counts.pairs += 1;
+            if r.same_story {
+                self.named[a as usize].clustered = true;
+                self.named[b as usize].clustered = true;
+                self.accepted.push((a, b, probability, kind, components));
+                self.counts.same_story += 1;
+            }
+            Ok(())
+        })
+    }
+
+    /// Reads document records from `input` (story sketch records, or `{"id", "date",
+    /// "text_bytes", "metadata"}`; blank lines skipped), keeping those of documents in
+    /// same-story pairs read so far. Call it after every [`StoryLinker::read_pairs`].
+    pub fn read_members(&mut self, input: &mut dyn BufRead, name: &str) -> crate::Result<()> {
+        for_each_line(input, name, |number, line| {
+            let bad = |reason: String| crate::Error::sketch(format!("{name}:{number}"), reason);
+            let member: MemberRecordIn = serde_json::from_slice(line).map_err(|e| {
+                bad(format!(
+                    "not a document record (a story sketch, or id, date, text_bytes): {e}"
+                ))
+            })?;
+            let Some(&doc) = self.index.get(member.id.as_str()) else {
+                return Ok(());
+            };
+            let named = &mut self.named[doc as usize];
+            if !named.clustered {
+                return Ok(());
+            }
+            if named.member.is_some() {
+                return Err(bad(format!("the document {:?} is given twice", member.id)));
+            }
+            named.member = Some(member);
+            Ok(())
+        })
+    }
+
+    /// Links the pairs and writes the clusters as `neardup cluster --level story` does
+    /// (largest first, numbered from 1). A document of a same-story pair without a
+    /// record, or a pair judged twice, is an error.
+    pub fn write(self, out: &mut dyn Write, format: crate::report::Format) -> crate::Result<LinkCounts> {
+        let mut counts = self.counts;
+        // The clustered documents in id order: a document's number is its rank.
+        let mut order: Vec<u32> = (0..self.named.len() as u32)
+            .filter(|&d| self.named[d as usize].clustered)
+            .collect();
+        order.sort_unstable_by(|&x, &y| self.named[x as usize].id.cmp(&self.named[y as usize].id));
+        let mut number = vec![u32::MAX; self.named.len()];
+        let mut corpus = Corpus::new(0, crate::corpus::SetStore::new(0, None));
+        for (rank, &d) in order.iter().enumerate() {
+            let named = &self.named[d as usize];
+            let member = named.member.as_ref().ok_or_else(|| {
+                crate::Error::sketch(
+                    named.named_at.clone(),
+                    format!(
+                        "the document {:?} is in a same-story pair but has no record among \
+                         the members",
+                        named.id
+                    ),
+                )
+            })?;
+            let entry = crate::corpus::DocEntry {
+                id: named.id.clone(),
+                metadata: member.metadata.as_ref().map(|m| m.get().into()),
+                date: member.date,
+                text_bytes: member.text_bytes,
+                tokens: 0,
+                location: crate::input::RecordLocation { source: 0, line: 0 },
+            };
+            corpus
+                .push(entry, &[], &[])
+                .map_err(|e| crate::Error::io("keeping the members", e))?;
+            number[d as usize] = rank as u32;
+        }
+        let ordered = |x: u32, y: u32| {
+            let (x, y) = (number[x as usize], number[y as usize]);
+            (x.min(y), x.max(y))
+        };
+        let mut scored: Vec<link::Link> = self
+            .scored
+            .iter()
+            .filter(|&&(a, b, _)| number[a as usize] != u32::MAX && number[b as usize] != u32::MAX)
+            .map(|&(a, b, probability)| {
+                let (a, b) = ordered(a, b);
+                link::Link { a, b, probability }
+            })
+            .collect();
+        scored.sort_unstable_by_key(|l| (l.a, l.b));
+        if let Some(w) = scored.windows(2).find(|w| (w[0].a, w[0].b) == (w[1].a, w[1].b)) {
+            return Err(crate::Error::sketch(
+                "the judged pairs",
+                format!(
+                    "the pair {:?} / {:?} is judged twice",
+                    corpus.id(w[0].a),
+                    corpus.id(w[0].b)
+                ),
+            ));
+        }
+        let mut pairs: Vec<StoryPair> = self
+            .accepted
+            .iter()
+            .map(|&(a, b, probability, kind, components)| {
+                let (a, b) = ordered(a, b);
+                StoryPair {
+                    a,
+                    b,
+                    probability,
+                    components,
+                    kind,
+                }
+            })
+            .collect();
+        pairs.sort_unstable_by_key(|p| (p.a, p.b));
+        let links: Vec<link::Link> = pairs
+            .iter()
+            .map(|p| link::Link {
+                a: p.a,
+                b: p.b,
+                probability: p.probability,
+            })
+            .collect();
+        let rank: Vec<u32> = (0..order.len() as u32).collect();
+        let clusters = link::link(
+            &corpus,
+            &scored,
+            &links,
+            self.threshold,
+            self.linkage,
+            self.rule,
+            &rank,
+        );
+        counts.clusters = clusters.len() as u64;
+        counts.clustered_documents = clusters.iter().map(|c| c.members.len() as u64).sum();
+        super::output::write_cluster_records(out, &corpus, &clusters, &pairs, format)
+            .map_err(|e| crate::Error::io("writing the story clusters", e))?;
         Ok(counts)
     }
 }

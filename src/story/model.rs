@@ -285,6 +285,13 @@ impl Kind {
         }
     }
 
+    /// The kind named `name` (as [`Kind::name`] writes it).
+    pub fn from_name(name: &str) -> Option<Kind> {
+        [Kind::Copy, Kind::Update, Kind::Rewrite]
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
+
     /// The kind of a same-story pair, from how much text it shares.
     ///
     /// Copy: one text is almost entirely inside the other (≥ 85% of its shingles) and

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
 use super::model::COMPONENTS;
-use super::{Component, Kind, StoryOutcome, StoryPair};
+use super::{Component, Kind, StoryCluster, StoryOutcome, StoryPair};
 use crate::corpus::Corpus;
 use crate::pipeline::Outcome;
 use crate::report::{Format, MemberRecord, SCHEMA_VERSION, cluster_rows, round4, write_records};
@@ -190,8 +190,18 @@ pub fn write_clusters(
     story: &StoryOutcome,
     format: Format,
 ) -> io::Result<()> {
-    let records = story
-        .clusters
+    write_cluster_records(out, corpus, &story.clusters, &story.pairs, format)
+}
+
+/// Writes `clusters` of `corpus`, whose `pairs` index the same-story pairs `pairs`.
+pub(crate) fn write_cluster_records(
+    out: &mut dyn Write,
+    corpus: &Corpus,
+    clusters: &[StoryCluster],
+    pairs: &[StoryPair],
+    format: Format,
+) -> io::Result<()> {
+    let records = clusters
         .iter()
         .enumerate()
         .map(|(i, c)| StoryClusterRecord {
@@ -212,7 +222,7 @@ pub fn write_clusters(
             pairs: c
                 .pairs
                 .iter()
-                .map(|&i| StoryPairRecord::new(corpus, &story.pairs[i]))
+                .map(|&i| StoryPairRecord::new(corpus, &pairs[i]))
                 .collect(),
         });
     let columns = [

@@ -123,6 +123,19 @@ pub enum Command {
     /// statistics the documents were sketched with.
     #[command(after_long_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
+    /// Link judged pairs into story clusters as 'neardup cluster --level story' would: the
+    /// last step of a distributed story run.
+    ///
+    /// Reads the judged pairs 'neardup verify' wrote (all of them: the linkage counts the
+    /// pairs that are not one story against a merge), then from --members the records of
+    /// the documents in same-story pairs (the story sketch records serve; others are
+    /// skipped), and writes the records of 'neardup cluster --level story': majority
+    /// linkage, representative, cohesion, members with their metadata and the pairs
+    /// inside, largest cluster first. Any set of pairs closed under the same-story pairs
+    /// links on its own (a connected component with every judged pair inside it), so a
+    /// cluster engine can link components apart and number the clusters afterwards.
+    #[command(after_long_help = LINK_EXAMPLES)]
+    Link(LinkArgs),
     /// Corpus statistics of the story level: count them over inputs, merge the counts of
     /// parts, show a file.
     ///
@@ -160,6 +173,16 @@ Examples:
 
 Exit codes: 0 success, 1 fatal error (a line that is not a pair of story sketches, named
 by file and line).";
+
+const LINK_EXAMPLES: &str = "\
+Examples:
+  neardup link judged.jsonl --members part-1.sketch.jsonl part-2.sketch.jsonl -o clusters.jsonl
+  neardup link judged-*.jsonl --members sketches.jsonl.gz --format table
+  spark-submit scripts/spark/neardup_spark.py news/*.jsonl.gz --output stories-out --level story
+
+Exit codes: 0 success, 1 fatal error (a line that is not a judged pair or a document
+record, a pair judged at another --story-threshold, a clustered document without a record,
+each named by file and line).";
 
 const STATS_EXAMPLES: &str = "\
 Examples:
@@ -221,6 +244,36 @@ pub struct VerifyArgs {
     /// Lowest model probability decided as one story (default: the fitted model's cut).
     #[arg(long, value_name = "P")]
     pub story_threshold: Option<f64>,
+    /// Write to FILE instead of standard output (atomically: the file appears only when
+    /// complete).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// No summary on standard error.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LinkArgs {
+    /// Judged pairs, as 'neardup verify' writes them (plain, gzip or zstd); '-' reads
+    /// standard input.
+    #[arg(default_value = "-", value_name = "JUDGED")]
+    pub inputs: Vec<String>,
+    /// Records of the documents (the story sketch records, or JSON lines with id, date,
+    /// text_bytes and metadata): only those of documents in same-story pairs are kept.
+    #[arg(long, value_name = "FILE", required = true, num_args = 1..)]
+    pub members: Vec<PathBuf>,
+    /// The cut the pairs were judged at (verify --story-threshold; default: the fitted
+    /// model's). A pair judged at another is refused.
+    #[arg(long, value_name = "P")]
+    pub story_threshold: Option<f64>,
+    /// Which member represents a cluster: earliest (undated last, then longest, then
+    /// smallest id) or longest (then earliest, then smallest id).
+    #[arg(long, value_enum, default_value_t = RepresentativeArg::Earliest)]
+    pub representative: RepresentativeArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Jsonl)]
+    pub format: FormatArg,
     /// Write to FILE instead of standard output (atomically: the file appears only when
     /// complete).
     #[arg(short, long, value_name = "FILE")]

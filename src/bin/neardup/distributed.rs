@@ -5,13 +5,15 @@ use std::io::{self, BufRead, BufReader};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use neardup::story::distributed::{Verifier, write_sketches};
+use neardup::cluster::RepresentativeRule;
+use neardup::input::{Location, open_decoded};
+use neardup::story::distributed::{StoryLinker, Verifier, write_sketches};
 use neardup::story::{Model, StorySettings, StoryStats};
 use neardup::{Level, Stats};
 
-use crate::args::{SketchArgs, StatsArgs, StatsCommand, VerifyArgs};
+use crate::args::{LinkArgs, RepresentativeArg, SketchArgs, StatsArgs, StatsCommand, VerifyArgs};
 use crate::progress::Terminal;
-use crate::{base_builder, input_builder, input_specs, set_threads, write_atomically};
+use crate::{base_builder, format, input_builder, input_specs, set_threads, write_atomically};
 
 /// `neardup sketch --level story`.
 pub fn sketch_stories(a: &SketchArgs) -> Result<ExitCode> {
@@ -107,6 +109,81 @@ fn judge(
         (_, Some(e)) => Err(e.into()),
         (counts, None) => counts,
     }
+}
+
+/// `neardup link`.
+pub fn link(a: &LinkArgs) -> Result<ExitCode> {
+    let fitted = Model::fitted();
+    let settings = StorySettings {
+        model: Model {
+            threshold: a.story_threshold.unwrap_or(fitted.threshold),
+            ..fitted
+        },
+        ..StorySettings::default()
+    };
+    settings.check()?;
+    let rule = match a.representative {
+        RepresentativeArg::Earliest => RepresentativeRule::Earliest,
+        RepresentativeArg::Longest => RepresentativeRule::Longest,
+        RepresentativeArg::First => anyhow::bail!(
+            "--representative first needs the input order, which judged pairs do not keep \
+             (earliest or longest)"
+        ),
+    };
+    if a.inputs.iter().filter(|i| *i == "-").count() > 1 {
+        anyhow::bail!("standard input ('-') can be read only once");
+    }
+    let started = std::time::Instant::now();
+    let mut linker = StoryLinker::new(&settings, rule);
+    for input in &a.inputs {
+        read_decoded(input, |r, name| linker.read_pairs(r, name))?;
+    }
+    for members in &a.members {
+        let name = members.display().to_string();
+        read_decoded(&name, |r, name| linker.read_members(r, name))?;
+    }
+    let mut failed = None;
+    let counts = write_atomically(a.output.as_deref(), |w| {
+        linker.write(w, format(a.format)).map_err(|e| {
+            let message = format!("{e:#}");
+            failed = Some(e);
+            io::Error::other(message)
+        })
+    });
+    let counts = match (counts, failed) {
+        (_, Some(e)) => return Err(e.into()),
+        (counts, None) => counts?,
+    };
+    if !a.quiet {
+        eprintln!(
+            "neardup: linked {} judged pairs ({} one story) into {} story clusters ({} \
+             documents) in {:.2} s",
+            counts.pairs,
+            counts.same_story,
+            counts.clusters,
+            counts.clustered_documents,
+            started.elapsed().as_secs_f64(),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens `input` ('-': standard input), decompressing gzip or zstd, and hands it to `read`
+/// with the name its errors use.
+fn read_decoded(
+    input: &str,
+    read: impl FnOnce(&mut dyn BufRead, &str) -> neardup::Result<()>,
+) -> Result<()> {
+    let (location, name) = if input == "-" {
+        (Location::Stdin, "standard input")
+    } else {
+        (Location::File(input.into()), input)
+    };
+    let mut uncounted = |_| {};
+    let mut reader =
+        open_decoded(&location, &mut uncounted).with_context(|| format!("opening {name}"))?;
+    read(&mut reader, name)?;
+    Ok(())
 }
 
 /// `neardup stats`.

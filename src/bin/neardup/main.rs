@@ -80,6 +80,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         ),
         Command::Sketch(a) => sketch(&a),
         Command::Verify(a) => distributed::verify(&a),
+        Command::Link(a) => distributed::link(&a),
         Command::Stats(a) => distributed::stats(&a),
         Command::Compare(a) => compare::run(&a),
         Command::Eval(a) => eval::run(*a),
