@@ -322,3 +322,308 @@ fn story_sketches_are_the_same_with_any_thread_count() {
     assert_eq!(one, sketch("2"));
     assert_eq!(one, sketch("3"));
 }
+
+/// Candidate pairs of story sketch records as a cluster engine makes them: records that
+/// share a band key, buckets over the story cap of 100 paired in id-order windows. One
+/// line per pair, `[record, record]`.
+fn bucket_pairs(records: &[String]) -> String {
+    let mut buckets: BTreeMap<(usize, String), Vec<(String, usize)>> = BTreeMap::new();
+    for (i, line) in records.iter().enumerate() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = r["id"].as_str().unwrap().to_string();
+        for (band, key) in r["bands"].as_array().unwrap().iter().enumerate() {
+            let key = key.as_str().unwrap().to_string();
+            buckets
+                .entry((band, key))
+                .or_default()
+                .push((id.clone(), i));
+        }
+    }
+    let mut pairs = std::collections::BTreeSet::new();
+    for mut members in buckets.into_values() {
+        members.sort();
+        for (i, (_, x)) in members.iter().enumerate() {
+            let end = if members.len() <= 100 {
+                members.len()
+            } else {
+                (i + 100).min(members.len())
+            };
+            for (_, y) in &members[i + 1..end] {
+                pairs.insert((*x, *y));
+            }
+        }
+    }
+    pairs
+        .into_iter()
+        .map(|(x, y)| format!("[{},{}]\n", records[x], records[y]))
+        .collect()
+}
+
+/// The generated stories judged by `verify` from their sketches: (statistics, sketches,
+/// judged pairs, input).
+fn judged_stories(s: &Scratch) -> [std::path::PathBuf; 4] {
+    let input = s.write("stories.jsonl", generated_stories());
+    let (stats, sketches, judged) = (
+        s.path("stories.stats"),
+        s.path("stories.sketch.jsonl"),
+        s.path("judged.jsonl"),
+    );
+    run_ok(&["stats", "count", "-q", "-o"], &[&stats, &input]);
+    run_ok(
+        &["sketch", "-q", "--level", "story", "--stats"],
+        &[&stats, &input, Path::new("-o"), &sketches],
+    );
+    let records: Vec<String> = std::fs::read_to_string(&sketches)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let candidates = s.write("candidates.jsonl", bucket_pairs(&records));
+    run_ok(
+        &["verify", "-q", "--stats"],
+        &[&stats, &candidates, Path::new("-o"), &judged],
+    );
+    [stats, sketches, judged, input]
+}
+
+#[test]
+fn link_writes_the_clusters_of_one_batch_run() {
+    let s = Scratch::new();
+    let [_, sketches, judged, input] = judged_stories(&s);
+    let batch = run_ok(&["cluster", "-q", "--level", "story"], &[&input]);
+    let linked = run_ok(
+        &["link", "-q"],
+        &[&judged, Path::new("--members"), &sketches],
+    );
+    assert!(batch.lines().count() > 20, "{batch}");
+    assert!(
+        batch.contains("\"metadata\":{\"date\""),
+        "members keep their metadata"
+    );
+    assert_eq!(linked, batch, "byte for byte");
+
+    // Members in several files, compressed or not, pairs from standard input; and the
+    // pairs of the clusters' components alone link to the same clusters.
+    let records = std::fs::read_to_string(&sketches).unwrap();
+    let (first, second) = records.split_at(records.len() / 2 + 1);
+    let first = first.rsplit_once('\n').map_or(first, |(head, _)| head);
+    let rest = &records[first.len() + 1..];
+    let part_1 = s.write("part-1.jsonl.gz", gzip(format!("{first}\n").as_bytes()));
+    let part_2 = s.write("part-2.jsonl", rest);
+    assert!(!second.is_empty());
+    let out = neardup()
+        .args(["link", "-q", "-", "--members"])
+        .arg(&part_1)
+        .arg(&part_2)
+        .write_stdin(std::fs::read(&judged).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(stdout_of(&out), batch);
+
+    // A table for people.
+    let table = run_ok(
+        &["link", "-q", "--format", "table"],
+        &[&judged, Path::new("--members"), &sketches],
+    );
+    assert!(
+        table.lines().nth(1).unwrap().contains("representative"),
+        "{table}"
+    );
+    // Another representative rule, as the batch applies it.
+    let longest = |command: &[&str], paths: &[&Path]| {
+        let mut args = command.to_vec();
+        args.extend(["--representative", "longest"]);
+        run_ok(&args, paths)
+    };
+    assert_eq!(
+        longest(
+            &["link", "-q"],
+            &[&judged, Path::new("--members"), &sketches]
+        ),
+        longest(&["cluster", "-q", "--level", "story"], &[&input])
+    );
+
+    // Majority linkage, not connected components: x~y and y~z are one story, x and z
+    // are not, so z does not join {x, y} (one of its two cross pairs agrees).
+    let template: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&judged)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let pair = |a: &str, b: &str, p: f64| {
+        let mut r = template.clone();
+        r["a"] = a.into();
+        r["b"] = b.into();
+        r["probability"] = p.into();
+        r["score"] = p.into();
+        r["same_story"] = (p >= 0.35).into();
+        r["veto"] = serde_json::Value::Null;
+        r.to_string()
+    };
+    let chain = s.write(
+        "chain.jsonl",
+        [
+            pair("x", "y", 0.875),
+            pair("y", "z", 0.75),
+            pair("x", "z", 0.125),
+        ]
+        .join("\n"),
+    );
+    let members = s.write(
+        "members.jsonl",
+        "{\"id\":\"x\",\"date\":200,\"text_bytes\":10}\n\
+         {\"id\":\"y\",\"date\":100,\"text_bytes\":10,\"metadata\":{\"title\":\"Y\"}}\n\
+         {\"id\":\"z\",\"date\":null,\"text_bytes\":10}\n",
+    );
+    let linked = json_lines(&run_ok(
+        &["link", "-q"],
+        &[&chain, Path::new("--members"), &members],
+    ));
+    assert_eq!(linked.len(), 1);
+    assert_eq!(
+        linked[0]["members"].to_string(),
+        r#"[{"id":"x"},{"id":"y","metadata":{"title":"Y"}}]"#
+    );
+    assert_eq!(linked[0]["representative"], "y", "the earliest");
+    assert_eq!(linked[0]["cohesion"]["min_score"], 0.875);
+}
+
+#[test]
+fn link_refuses_pairs_and_members_it_cannot_link() {
+    let s = Scratch::new();
+    let [_, sketches, judged, _] = judged_stories(&s);
+    let lines: Vec<String> = std::fs::read_to_string(&judged)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let same: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("\"same_story\":true"))
+        .collect();
+    let other: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("\"same_story\":false"))
+        .collect();
+    assert!(!same.is_empty() && !other.is_empty());
+    let edited = |line: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut r: serde_json::Value = serde_json::from_str(line).unwrap();
+        edit(&mut r);
+        r.to_string()
+    };
+    let unknown = edited(same[0], &|r| r["a"] = "nowhere".into());
+    let cases: Vec<(String, &str)> = vec![
+        ("{not json".into(), "bad.jsonl:2: not a judged pair"),
+        (
+            edited(same[0], &|r| r["same_story"] = false.into()),
+            "bad.jsonl:2: judged at another cut",
+        ),
+        (
+            edited(same[0], &|r| {
+                r["components"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("idf_cosine");
+            }),
+            "bad.jsonl:2: the component \"idf_cosine\" is missing",
+        ),
+        (
+            edited(same[0], &|r| r["kind"] = "echo".into()),
+            "unknown kind \"echo\"",
+        ),
+        (
+            edited(same[0], &|r| r["b"] = r["a"].clone()),
+            "paired with itself",
+        ),
+        (
+            unknown,
+            "bad.jsonl:2: the document \"nowhere\" is in a same-story pair but has no record",
+        ),
+        ((*same[0]).clone(), "is judged twice"),
+    ];
+    let output = s.path("clusters.jsonl");
+    for (bad, expected) in cases {
+        let bad_input = s.write("bad.jsonl", format!("{}\n{bad}\n", same[0]));
+        let out = neardup()
+            .args(["link", "-q", "-o"])
+            .arg(&output)
+            .arg(&bad_input)
+            .arg("--members")
+            .arg(&sketches)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{bad}: {err}");
+        assert!(err.contains(expected), "{bad}: {err}");
+        assert!(!output.exists(), "no partial output");
+    }
+
+    // A member given twice, named by its file and line.
+    let records = std::fs::read_to_string(&sketches).unwrap();
+    let twice = s.write("twice.jsonl", format!("{records}{records}"));
+    let count = records.lines().count();
+    let out = neardup()
+        .args(["link", "-q", "--members"])
+        .arg(&twice)
+        .arg("--")
+        .arg(&judged)
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("twice.jsonl:") && err.contains("is given twice"),
+        "{err}"
+    );
+    let line: usize = err
+        .split("twice.jsonl:")
+        .nth(1)
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(line > count, "{err}");
+    // A member line that is not a record; settings that cannot link.
+    let broken = s.write("broken.jsonl", format!("{records}[1, 2]\n"));
+    for (args, expected) in [
+        (
+            vec!["--members".as_ref(), broken.as_os_str()],
+            format!("broken.jsonl:{}: not a document record", count + 1),
+        ),
+        (
+            vec![
+                "--representative".as_ref(),
+                "first".as_ref(),
+                "--members".as_ref(),
+                sketches.as_os_str(),
+            ],
+            "--representative first needs the input order".to_string(),
+        ),
+        (
+            vec![
+                "--story-threshold".as_ref(),
+                "0.99".as_ref(),
+                "--members".as_ref(),
+                sketches.as_os_str(),
+            ],
+            "judged at another cut".to_string(),
+        ),
+    ] {
+        let out = neardup()
+            .args(["link", "-q"])
+            .args(&args)
+            .arg("--")
+            .arg(&judged)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(&expected), "{expected}: {err}");
+    }
+}

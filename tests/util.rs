@@ -111,3 +111,114 @@ pub fn good_records() -> Vec<(&'static str, &'static str)> {
         ("storm-2", STORM_COPY),
     ]
 }
+
+/// A seeded xorshift generator: `next(n)` is a number below `n`.
+pub fn xorshift(mut state: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    }
+}
+
+/// News-like articles for the story level: stories told again with other words, updated
+/// copies, a templated report whose editions differ in their figures, dates a few days
+/// apart (some beyond the 72-hour window, some undated), and 105 copies of one text, so
+/// that the story level's buckets (capped at 100) overflow into id-order windows.
+pub fn generated_stories() -> String {
+    let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
+    let syllables = [
+        "ka", "lo", "mi", "ner", "sa", "tu", "vel", "dor", "an", "pri", "gos", "ul", "fe", "rin",
+    ];
+    let mut word = |n: u64| -> String {
+        let mut w = String::new();
+        let mut x = n + 7;
+        while x > 0 {
+            w.push_str(syllables[(x % 14) as usize]);
+            x /= 14;
+        }
+        w
+    };
+    // Zipf-like: low numbers (common words) far more often than high ones.
+    let vocabulary: Vec<String> = (0..3000).map(&mut word).collect();
+    let draw = |next: &mut dyn FnMut(u64) -> u64| -> String {
+        let r = next(3000);
+        vocabulary[(r * r / 3000) as usize].clone()
+    };
+    let mut stories: Vec<Vec<String>> = Vec::new();
+    let mut out = String::new();
+    let mut push = |id: String, text: String, date: Option<String>| {
+        let record = match date {
+            Some(d) => serde_json::json!({"id": id, "text": text, "date": d}),
+            None => serde_json::json!({"id": id, "text": text}),
+        };
+        out.push_str(&record.to_string());
+        out.push('\n');
+    };
+    for i in 0..3000u64 {
+        let mut words: Vec<String> = match i % 6 {
+            // A rewrite of an earlier story: a third of its words replaced.
+            1 | 4 if !stories.is_empty() => {
+                let mut w = stories[next(stories.len() as u64) as usize].clone();
+                for _ in 0..w.len() / 3 {
+                    let at = next(w.len() as u64) as usize;
+                    if w[at].chars().next().unwrap().is_lowercase() {
+                        w[at] = draw(&mut next);
+                    }
+                }
+                w
+            }
+            // An update: an earlier story with a paragraph more.
+            2 if !stories.is_empty() => {
+                let mut w = stories[next(stories.len() as u64) as usize].clone();
+                w.extend((0..20).map(|_| draw(&mut next)));
+                w
+            }
+            // A templated report: the same words every time, other figures.
+            3 => {
+                let mut w: Vec<String> = "the weekly report of the Kalomi Exchange said trading \
+                    volume rose to"
+                    .split(' ')
+                    .map(String::from)
+                    .collect();
+                w.push(format!("{}.{} pct", next(20), next(10)));
+                w.extend(
+                    "while Sanerdor shares closed at"
+                        .split(' ')
+                        .map(String::from),
+                );
+                w.push(format!("{} dlrs", 10 + next(90)));
+                w
+            }
+            _ => {
+                let mut w: Vec<String> = (0..60 + next(60)).map(|_| draw(&mut next)).collect();
+                for _ in 0..3 {
+                    let at = next(w.len() as u64) as usize;
+                    let mut name = draw(&mut next);
+                    name[..1].make_ascii_uppercase();
+                    w[at] = name;
+                }
+                let at = next(w.len() as u64) as usize;
+                w[at] = format!("{} mln", next(1000));
+                w
+            }
+        };
+        if i % 6 == 0 || i % 6 == 5 {
+            stories.push(words.clone());
+        }
+        words.truncate(400);
+        let date = (i % 5 != 4).then(|| format!("2024-03-{:02}", 1 + (i * 7 + next(3)) % 28));
+        push(format!("story-{i:04}"), words.join(" "), date);
+    }
+    // Rare words, so that the copies weigh something and share every band.
+    let copied: Vec<String> = (0..80)
+        .map(|_| vocabulary[next(3000) as usize].clone())
+        .collect();
+    // 105 copies in 3,105 documents: rare enough to weigh something (IDF above the
+    // common floor of 3), more than the cap of 100.
+    for i in 0..105 {
+        push(format!("copy-{i:03}"), copied.join(" "), None);
+    }
+    out
+}

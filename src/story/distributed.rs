@@ -14,9 +14,10 @@
 //! 4. verify: each candidate pair of records is judged here as the batch judges it: the
 //!    signature estimate's floor, the time window, the components and the model
 //!    ([`Verifier`], `neardup verify`);
-//! 5. the engine links the accepted pairs into clusters, one connected component at a
-//!    time (majority linkage only merges along accepted pairs, so components are
-//!    independent).
+//! 5. link: the same-story pairs' connected components are linked into clusters, each
+//!    with every judged pair inside it and its members' records, exactly as the batch
+//!    links them ([`StoryLinker`], `neardup link`; majority linkage only merges along
+//!    same-story pairs, so components link apart, and the engine numbers the clusters).
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, Write};
@@ -29,8 +30,8 @@ use serde_json::value::RawValue;
 use super::model::Veto;
 use super::output::{ComponentsRecord, StoryPairRecord};
 use super::{
-    Kind, StoryDocs, StoryPair, link, StorySettings, StoryStats, StoryView, beyond_window, candidate_lsh,
-    estimate_floor, score, weighted_components, weighted_elements_of, weighted_sketcher,
+    Kind, StoryDocs, StoryPair, StorySettings, StoryStats, StoryView, beyond_window, candidate_lsh,
+    estimate_floor, link, score, weighted_components, weighted_elements_of, weighted_sketcher,
 };
 use crate::corpus::Corpus;
 use crate::index::band_key;
@@ -494,7 +495,10 @@ impl StoryLinker {
                     .ok_or_else(|| bad(format!("the component {:?} is missing", c.name())))?;
             }
             if !(0.0..=1.0).contains(&r.probability) {
-                return Err(bad(format!("probability {} is not in [0, 1]", r.probability)));
+                return Err(bad(format!(
+                    "probability {} is not in [0, 1]",
+                    r.probability
+                )));
             }
             let probability = r.probability as f32;
             if super::accepted(probability, self.threshold) != r.same_story {
@@ -502,7 +506,11 @@ impl StoryLinker {
                     "judged at another cut: probability {} {} one story, but this run's \
                      --story-threshold is {}",
                     r.probability,
-                    if r.same_story { "decided" } else { "not decided" },
+                    if r.same_story {
+                        "decided"
+                    } else {
+                        "not decided"
+                    },
                     self.threshold
                 )));
             }
@@ -549,7 +557,11 @@ impl StoryLinker {
     /// Links the pairs and writes the clusters as `neardup cluster --level story` does
     /// (largest first, numbered from 1). A document of a same-story pair without a
     /// record, or a pair judged twice, is an error.
-    pub fn write(self, out: &mut dyn Write, format: crate::report::Format) -> crate::Result<LinkCounts> {
+    pub fn write(
+        self,
+        out: &mut dyn Write,
+        format: crate::report::Format,
+    ) -> crate::Result<LinkCounts> {
         let mut counts = self.counts;
         // The clustered documents in id order: a document's number is its rank.
         let mut order: Vec<u32> = (0..self.named.len() as u32)
@@ -597,7 +609,10 @@ impl StoryLinker {
             })
             .collect();
         scored.sort_unstable_by_key(|l| (l.a, l.b));
-        if let Some(w) = scored.windows(2).find(|w| (w[0].a, w[0].b) == (w[1].a, w[1].b)) {
+        if let Some(w) = scored
+            .windows(2)
+            .find(|w| (w[0].a, w[0].b) == (w[1].a, w[1].b))
+        {
             return Err(crate::Error::sketch(
                 "the judged pairs",
                 format!(

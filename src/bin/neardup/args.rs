@@ -108,7 +108,9 @@ pub enum Command {
     /// by --stats (the whole input's statistics, so that keys match across workers), and
     /// the record also holds the signature and the story features, for 'neardup verify':
     /// {"schema_version":1,"level":"story","id":…,"bands":[…],"signature":"<base64 of
-    /// little-endian u32>","features":"<base64>","set":…,"date":…,"text_bytes":…}.
+    /// little-endian u32>","features":"<base64>","set":…,"date":…,"text_bytes":…,
+    /// "metadata":{…}} (metadata: the record's other fields, absent when none; 'neardup
+    /// link' lists them with each cluster member).
     #[command(after_long_help = SKETCH_EXAMPLES)]
     Sketch(SketchArgs),
     /// Judge candidate pairs of story sketches as 'neardup pairs --level story' would: the
@@ -260,7 +262,9 @@ pub struct LinkArgs {
     #[arg(default_value = "-", value_name = "JUDGED")]
     pub inputs: Vec<String>,
     /// Records of the documents (the story sketch records, or JSON lines with id, date,
-    /// text_bytes and metadata): only those of documents in same-story pairs are kept.
+    /// text_bytes and metadata; plain, gzip or zstd): only those of documents in
+    /// same-story pairs are kept. Takes every path up to the next flag, so give the judged
+    /// pairs first (or end the list with --).
     #[arg(long, value_name = "FILE", required = true, num_args = 1..)]
     pub members: Vec<PathBuf>,
     /// The cut the pairs were judged at (verify --story-threshold; default: the fitted
