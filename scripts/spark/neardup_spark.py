@@ -571,7 +571,7 @@ def run_story(spark, args):
     linked = (judged.flatMap(inside)
               .union(sketches.filter(lambda r: r[0] in component.value)
                      .map(lambda r: (component.value[r[0]], (1, r[4]))))
-              .groupByKey()
+              .groupByKey(numPartitions=sc.defaultParallelism)
               .mapPartitions(lambda part: linked_clusters(link, part))
               .map(lambda line: (json.loads(line), line))
               .collect())
