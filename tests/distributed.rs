@@ -86,6 +86,11 @@ fn verify_judges_sketched_pairs_as_the_batch_judges_them() {
 
     // At the model's own cut none is one story (BENCHMARKS.md, issue 4), and verify says so.
     let judged = run_ok(&["verify", "-q", "--stats"], &[&stats, &pairs_file]);
+    let gzipped = s.write("candidates.jsonl.gz", gzip(candidates.as_bytes()));
+    assert_eq!(
+        run_ok(&["verify", "-q", "--stats"], &[&stats, &gzipped]),
+        judged
+    );
     for r in json_lines(&judged) {
         assert_eq!(r["same_story"], false);
         assert!(r["probability"].as_f64().unwrap() < 0.35);

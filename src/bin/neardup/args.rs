@@ -227,8 +227,8 @@ pub struct SketchArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Candidate pairs: JSON lines of [story sketch record, story sketch record]; '-'
-    /// reads standard input.
+    /// Candidate pairs: JSON lines of [story sketch record, story sketch record] (plain,
+    /// gzip or zstd); '-' reads standard input.
     #[arg(default_value = "-", value_name = "PAIRS")]
     pub input: String,
     /// The statistics the documents were sketched with (sketch --stats).

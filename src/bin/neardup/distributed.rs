@@ -1,7 +1,7 @@
 //! The steps of a distributed story run (`sketch --level story`, `verify`) and the
 //! statistics files they share (`stats count`, `merge`, `show`).
 
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -67,14 +67,7 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
     let stats = StoryStats::load(&a.stats)?;
     let verifier = Verifier::new(&stats, &settings);
     let started = std::time::Instant::now();
-    let counts = if a.input == "-" {
-        let stdin = io::stdin();
-        let mut input = stdin.lock();
-        judge(&verifier, &mut input, "standard input", a)?
-    } else {
-        let file = std::fs::File::open(&a.input).with_context(|| format!("opening {}", a.input))?;
-        judge(&verifier, &mut BufReader::new(file), &a.input, a)?
-    };
+    let counts = read_decoded(&a.input, |input, name| judge(&verifier, input, name, a))?;
     if !a.quiet {
         eprintln!(
             "neardup: verified {} candidate pairs: {} scored ({} one story), {} below the \
@@ -170,10 +163,10 @@ pub fn link(a: &LinkArgs) -> Result<ExitCode> {
 
 /// Opens `input` ('-': standard input), decompressing gzip or zstd, and hands it to `read`
 /// with the name its errors use.
-fn read_decoded(
+fn read_decoded<T, E: Into<anyhow::Error>>(
     input: &str,
-    read: impl FnOnce(&mut dyn BufRead, &str) -> neardup::Result<()>,
-) -> Result<()> {
+    read: impl FnOnce(&mut dyn BufRead, &str) -> std::result::Result<T, E>,
+) -> Result<T> {
     let (location, name) = if input == "-" {
         (Location::Stdin, "standard input")
     } else {
@@ -182,8 +175,7 @@ fn read_decoded(
     let mut uncounted = |_| {};
     let mut reader =
         open_decoded(&location, &mut uncounted).with_context(|| format!("opening {name}"))?;
-    read(&mut reader, name)?;
-    Ok(())
+    read(&mut reader, name).map_err(Into::into)
 }
 
 /// `neardup stats`.
