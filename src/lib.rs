@@ -57,6 +57,7 @@ pub mod align;
 pub mod checkpoint;
 pub mod cluster;
 pub mod corpus;
+pub mod distributed;
 mod error;
 pub mod eval;
 pub mod feed;

@@ -139,10 +139,15 @@ fn passage_records(
 impl<'a> PairRecord<'a> {
     /// The record of a scored pair.
     pub fn new(corpus: &'a Corpus, p: &PairScore) -> Self {
+        Self::of(corpus.id(p.a), corpus.id(p.b), p)
+    }
+
+    /// The record of a scored pair of documents `a` and `b`.
+    pub fn of(a: &'a str, b: &'a str, p: &PairScore) -> Self {
         PairRecord {
             schema_version: SCHEMA_VERSION,
-            a: corpus.id(p.a),
-            b: corpus.id(p.b),
+            a,
+            b,
             estimated_jaccard: round4(p.estimated),
             jaccard: round4(p.jaccard),
             containment_a_in_b: round4(p.a_in_b),
@@ -219,7 +224,11 @@ pub struct ClusterRecord<'a> {
 impl<'a> ClusterRecord<'a> {
     /// The record of cluster number `number` (1-based).
     pub fn new(outcome: &'a Outcome, number: usize, cluster: &Cluster) -> Self {
-        let corpus = &outcome.corpus;
+        Self::of(&outcome.corpus, &outcome.pairs, number, cluster)
+    }
+
+    /// The record of cluster number `number` of `corpus`, whose pairs index `pairs`.
+    pub fn of(corpus: &'a Corpus, pairs: &[PairScore], number: usize, cluster: &Cluster) -> Self {
         ClusterRecord {
             schema_version: SCHEMA_VERSION,
             cluster: number,
@@ -237,7 +246,7 @@ impl<'a> ClusterRecord<'a> {
             pairs: cluster
                 .pairs
                 .iter()
-                .map(|&i| PairRecord::new(corpus, &outcome.pairs[i]))
+                .map(|&i| PairRecord::new(corpus, &pairs[i]))
                 .collect(),
         }
     }
@@ -536,6 +545,33 @@ pub fn write_clusters(out: &mut dyn Write, outcome: &Outcome, format: Format) ->
         }
         Some(record)
     });
+    write_cluster_rows(out, format, records)?;
+    match failure.into_inner() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Writes `clusters` of `corpus` (without passages), whose pairs index `pairs`.
+pub(crate) fn write_cluster_records(
+    out: &mut dyn Write,
+    corpus: &Corpus,
+    clusters: &[Cluster],
+    pairs: &[PairScore],
+    format: Format,
+) -> io::Result<()> {
+    let records = clusters
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ClusterRecord::of(corpus, pairs, i + 1, c));
+    write_cluster_rows(out, format, records)
+}
+
+fn write_cluster_rows<'a>(
+    out: &mut dyn Write,
+    format: Format,
+    records: impl Iterator<Item = ClusterRecord<'a>>,
+) -> io::Result<()> {
     let columns = [
         "cluster",
         "size",
@@ -551,11 +587,7 @@ pub fn write_clusters(out: &mut dyn Write, outcome: &Outcome, format: Format) ->
             (c.cohesion.min_jaccard, c.cohesion.mean_jaccard),
             &c.members,
         )
-    })?;
-    match failure.into_inner() {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    })
 }
 
 /// The CSV and table rows of a cluster: one per member, with the cluster's number,
@@ -677,12 +709,18 @@ pub struct SketchRecord<'a> {
     /// Its LSH band keys, one per band in band order, as 16 hex digits (a u64 does not
     /// fit every JSON reader's numbers).
     pub bands: Vec<String>,
+    /// Its MinHash signature: little-endian u32 slots, in base64 (for the estimate
+    /// `neardup verify` reports).
+    pub signature: String,
     /// Its shingle set: sorted distinct 64-bit hashes, little-endian, in base64.
     pub set: String,
     /// Its date, seconds since the Unix epoch, when it has one.
     pub date: Option<i64>,
     /// Length of its text in bytes.
     pub text_bytes: u64,
+    /// The record's other fields, as read (absent when it has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<&'a serde_json::value::RawValue>,
 }
 
 /// Writes one [`SketchRecord`] per document of `corpus`, in input order, with the band
@@ -692,27 +730,24 @@ pub fn write_sketches(
     corpus: &Corpus,
     lsh: crate::index::LshParams,
 ) -> io::Result<()> {
-    use base64::Engine as _;
-    let mut set_buf = Vec::new();
-    let mut set_bytes = Vec::new();
+    let (mut set_buf, mut bytes) = (Vec::new(), Vec::new());
     for doc in 0..corpus.len() as u32 {
         let signature = corpus.signature(doc);
-        set_bytes.clear();
-        set_bytes.extend(
-            corpus
-                .set(doc, &mut set_buf)?
-                .iter()
-                .flat_map(|x| x.to_le_bytes()),
-        );
+        let metadata: Option<Box<serde_json::value::RawValue>> = corpus
+            .metadata(doc)
+            .map(|m| serde_json::value::RawValue::from_string(m.to_string()))
+            .transpose()?;
         let record = SketchRecord {
             schema_version: SCHEMA_VERSION,
             id: corpus.id(doc),
             bands: (0..lsh.bands)
                 .map(|b| format!("{:016x}", crate::index::band_key(signature, lsh, b)))
                 .collect(),
-            set: base64::engine::general_purpose::STANDARD.encode(&set_bytes),
+            signature: crate::distributed::encode(&mut bytes, signature),
+            set: crate::distributed::encode(&mut bytes, corpus.set(doc, &mut set_buf)?),
             date: corpus.date(doc),
             text_bytes: corpus.text_bytes(doc),
+            metadata: metadata.as_deref(),
         };
         // `?`, not `io::Error::other`: serde_json hands back the I/O error itself, so a
         // closed pipe stays `BrokenPipe` (a quiet success for the binary).

@@ -50,7 +50,8 @@ pub fn score_pairs(
                     cached_a = a;
                 }
                 let set_b = corpus.set(b, &mut buf_b)?;
-                out.push(score(a, b, &set_a, set_b, corpus));
+                let (sig_a, sig_b) = (corpus.signature(a), corpus.signature(b));
+                out.push(score_sets(a, b, &set_a, set_b, sig_a, sig_b));
             }
             on_progress(chunk.len() as u64);
             Ok(out)
@@ -63,14 +64,22 @@ pub fn score_pairs(
     Ok(scores)
 }
 
-fn score(a: u32, b: u32, set_a: &[u64], set_b: &[u64], corpus: &Corpus) -> PairScore {
+/// The scores of documents `a` and `b` from their shingle sets and signatures.
+pub fn score_sets(
+    a: u32,
+    b: u32,
+    set_a: &[u64],
+    set_b: &[u64],
+    signature_a: &[u32],
+    signature_b: &[u32],
+) -> PairScore {
     let common = intersection_size(set_a, set_b) as f64;
     let union = (set_a.len() + set_b.len()) as f64 - common;
     let ratio = |num: f64, den: f64| if den > 0.0 { (num / den) as f32 } else { 0.0 };
     PairScore {
         a,
         b,
-        estimated: estimate_jaccard(corpus.signature(a), corpus.signature(b)) as f32,
+        estimated: estimate_jaccard(signature_a, signature_b) as f32,
         jaccard: ratio(common, union),
         a_in_b: ratio(common, set_a.len() as f64),
         b_in_a: ratio(common, set_b.len() as f64),

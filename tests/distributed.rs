@@ -57,6 +57,8 @@ fn verify_judges_sketched_pairs_as_the_batch_judges_them() {
     let judged = run_ok(
         &[
             "verify",
+            "--level",
+            "story",
             "-q",
             "--window",
             "none",
@@ -85,10 +87,16 @@ fn verify_judges_sketched_pairs_as_the_batch_judges_them() {
     assert_eq!(judged, batch);
 
     // At the model's own cut none is one story (BENCHMARKS.md, issue 4), and verify says so.
-    let judged = run_ok(&["verify", "-q", "--stats"], &[&stats, &pairs_file]);
+    let judged = run_ok(
+        &["verify", "--level", "story", "-q", "--stats"],
+        &[&stats, &pairs_file],
+    );
     let gzipped = s.write("candidates.jsonl.gz", gzip(candidates.as_bytes()));
     assert_eq!(
-        run_ok(&["verify", "-q", "--stats"], &[&stats, &gzipped]),
+        run_ok(
+            &["verify", "--level", "story", "-q", "--stats"],
+            &[&stats, &gzipped]
+        ),
         judged
     );
     for r in json_lines(&judged) {
@@ -142,25 +150,19 @@ fn verify_refuses_lines_that_are_not_pairs_of_story_sketches() {
     ];
     for (bad, expected) in cases {
         let input = s.write("bad.jsonl", format!("{good}\n\n{bad}\n{good}\n"));
-        let output = s.path("judged.jsonl");
-        let out = neardup()
-            .args(["verify", "-q", "--stats"])
+        let mut verify = neardup();
+        verify
+            .args(["verify", "--level", "story", "-q", "--stats"])
             .arg(&stats)
-            .arg(&input)
-            .arg("-o")
-            .arg(&output)
-            .output()
-            .unwrap();
-        let err = stderr_of(&out);
-        assert_eq!(out.status.code(), Some(1), "{bad}: {err}");
+            .arg(&input);
+        let err = refused(verify, &s.path("judged.jsonl"));
         assert!(err.contains("bad.jsonl:3: "), "{bad}: {err}");
         assert!(err.contains(expected), "{bad}: {err}");
-        assert!(!output.exists(), "no partial output");
     }
 
     // Standard input, blank lines skipped.
     let out = neardup()
-        .args(["verify", "-q", "--stats"])
+        .args(["verify", "--level", "story", "-q", "--stats"])
         .arg(&stats)
         .write_stdin(format!("{good}\n\n{good}\n"))
         .output()
@@ -169,7 +171,14 @@ fn verify_refuses_lines_that_are_not_pairs_of_story_sketches() {
     assert_eq!(stdout_of(&out).lines().count(), 2);
     // Settings that cannot work.
     let out = neardup()
-        .args(["verify", "--story-threshold", "1.5", "--stats"])
+        .args([
+            "verify",
+            "--level",
+            "story",
+            "--story-threshold",
+            "1.5",
+            "--stats",
+        ])
         .arg(&stats)
         .output()
         .unwrap();
@@ -328,6 +337,16 @@ fn story_sketches_are_the_same_with_any_thread_count() {
     assert_eq!(one, sketch("3"));
 }
 
+/// Runs `command -o output`, which must fail (exit 1) without writing `output`; its
+/// standard error.
+fn refused(mut command: assert_cmd::Command, output: &Path) -> String {
+    let out = command.arg("-o").arg(output).output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!output.exists(), "no partial output: {err}");
+    err
+}
+
 /// Candidate pairs of story sketch records as a cluster engine makes them: records that
 /// share a band key, buckets over the story cap of 100 paired in id-order windows. One
 /// line per pair, `[record, record]`.
@@ -385,7 +404,7 @@ fn judged_stories(s: &Scratch) -> [std::path::PathBuf; 4] {
         .collect();
     let candidates = s.write("candidates.jsonl", bucket_pairs(&records));
     run_ok(
-        &["verify", "-q", "--stats"],
+        &["verify", "--level", "story", "-q", "--stats"],
         &[&stats, &candidates, Path::new("-o"), &judged],
     );
     [stats, sketches, judged, input]
@@ -397,7 +416,7 @@ fn link_writes_the_clusters_of_one_batch_run() {
     let [_, sketches, judged, input] = judged_stories(&s);
     let batch = run_ok(&["cluster", "-q", "--level", "story"], &[&input]);
     let linked = run_ok(
-        &["link", "-q"],
+        &["link", "--level", "story", "-q"],
         &[&judged, Path::new("--members"), &sketches],
     );
     assert!(batch.lines().count() > 20, "{batch}");
@@ -417,7 +436,7 @@ fn link_writes_the_clusters_of_one_batch_run() {
     let part_2 = s.write("part-2.jsonl", rest);
     assert!(!second.is_empty());
     let out = neardup()
-        .args(["link", "-q", "-", "--members"])
+        .args(["link", "--level", "story", "-q", "-", "--members"])
         .arg(&part_1)
         .arg(&part_2)
         .write_stdin(std::fs::read(&judged).unwrap())
@@ -428,7 +447,7 @@ fn link_writes_the_clusters_of_one_batch_run() {
 
     // A table for people.
     let table = run_ok(
-        &["link", "-q", "--format", "table"],
+        &["link", "--level", "story", "-q", "--format", "table"],
         &[&judged, Path::new("--members"), &sketches],
     );
     assert!(
@@ -443,7 +462,7 @@ fn link_writes_the_clusters_of_one_batch_run() {
     };
     assert_eq!(
         longest(
-            &["link", "-q"],
+            &["link", "--level", "story", "-q"],
             &[&judged, Path::new("--members"), &sketches]
         ),
         longest(&["cluster", "-q", "--level", "story"], &[&input])
@@ -485,7 +504,7 @@ fn link_writes_the_clusters_of_one_batch_run() {
          {\"id\":\"z\",\"date\":null,\"text_bytes\":10}\n",
     );
     let linked = json_lines(&run_ok(
-        &["link", "-q"],
+        &["link", "--level", "story", "-q"],
         &[&chain, Path::new("--members"), &members],
     ));
     assert_eq!(linked.len(), 1);
@@ -546,40 +565,31 @@ fn link_refuses_pairs_and_members_it_cannot_link() {
         ),
         (
             unknown,
-            "bad.jsonl:2: the document \"nowhere\" is in a same-story pair but has no record",
+            "bad.jsonl:2: the document \"nowhere\" is in a clustered pair but has no record",
         ),
-        ((*same[0]).clone(), "is judged twice"),
+        ((*same[0]).clone(), "is given twice"),
     ];
-    let output = s.path("clusters.jsonl");
     for (bad, expected) in cases {
         let bad_input = s.write("bad.jsonl", format!("{}\n{bad}\n", same[0]));
-        let out = neardup()
-            .args(["link", "-q", "-o"])
-            .arg(&output)
+        let mut link = neardup();
+        link.args(["link", "--level", "story", "-q"])
             .arg(&bad_input)
             .arg("--members")
-            .arg(&sketches)
-            .output()
-            .unwrap();
-        let err = stderr_of(&out);
-        assert_eq!(out.status.code(), Some(1), "{bad}: {err}");
+            .arg(&sketches);
+        let err = refused(link, &s.path("clusters.jsonl"));
         assert!(err.contains(expected), "{bad}: {err}");
-        assert!(!output.exists(), "no partial output");
     }
 
     // A member given twice, named by its file and line.
     let records = std::fs::read_to_string(&sketches).unwrap();
     let twice = s.write("twice.jsonl", format!("{records}{records}"));
     let count = records.lines().count();
-    let out = neardup()
-        .args(["link", "-q", "--members"])
-        .arg(&twice)
-        .arg("--")
+    let mut link = neardup();
+    link.args(["link", "--level", "story", "-q"])
         .arg(&judged)
-        .output()
-        .unwrap();
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+        .arg("--members")
+        .arg(&twice);
+    let err = refused(link, &s.path("clusters.jsonl"));
     assert!(
         err.contains("twice.jsonl:") && err.contains("is given twice"),
         "{err}"
@@ -603,32 +613,28 @@ fn link_refuses_pairs_and_members_it_cannot_link() {
         ),
         (
             vec![
-                "--representative".as_ref(),
-                "first".as_ref(),
                 "--members".as_ref(),
                 sketches.as_os_str(),
+                "--representative".as_ref(),
+                "first".as_ref(),
             ],
             "--representative first needs the input order".to_string(),
         ),
         (
             vec![
-                "--story-threshold".as_ref(),
-                "0.99".as_ref(),
                 "--members".as_ref(),
                 sketches.as_os_str(),
+                "--story-threshold".as_ref(),
+                "0.99".as_ref(),
             ],
             "judged at another cut".to_string(),
         ),
     ] {
-        let out = neardup()
-            .args(["link", "-q"])
-            .args(&args)
-            .arg("--")
+        let mut link = neardup();
+        link.args(["link", "--level", "story", "-q"])
             .arg(&judged)
-            .output()
-            .unwrap();
-        let err = stderr_of(&out);
-        assert_eq!(out.status.code(), Some(1), "{err}");
+            .args(&args);
+        let err = refused(link, &s.path("clusters.jsonl"));
         assert!(err.contains(&expected), "{expected}: {err}");
     }
 }

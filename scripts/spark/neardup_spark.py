@@ -532,7 +532,7 @@ def run_story(spark, args):
 
     # 4. Each candidate judged by neardup from the two records.
     records = sketches.map(lambda r: (r[0], r[4]))
-    verify = [neardup, "verify", "-", "-q", "--stats"]
+    verify = [neardup, "verify", "-", "--level", "story", "-q", "--stats"]
     verify_flags = story_flags(args)
     candidate_lines = (plausible.join(records)                  # a -> (b, record a)
                        .map(lambda kv: (kv[1][0], kv[1][1]))
@@ -567,7 +567,7 @@ def run_story(spark, args):
         return [(root, (0, line))] if root is not None and root == component.value.get(r["b"]) \
             else []
 
-    link = [neardup, "link", "-", "-q"] + story_threshold_flag(args)
+    link = [neardup, "link", "-", "--level", "story", "-q"] + story_threshold_flag(args)
     linked = (judged.flatMap(inside)
               .union(sketches.filter(lambda r: r[0] in component.value)
                      .map(lambda r: (component.value[r[0]], (1, r[4]))))

@@ -22,7 +22,6 @@
 use std::collections::HashMap;
 use std::io::{self, BufRead, Write};
 
-use base64::Engine as _;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -34,11 +33,13 @@ use super::{
     estimate_floor, link, score, weighted_components, weighted_elements_of, weighted_sketcher,
 };
 use crate::corpus::Corpus;
+use crate::distributed::{
+    Documents, decode_set, decode_signature, decode_words, encode, for_each_line,
+    refuse_repeated_pairs, undecodable,
+};
 use crate::index::band_key;
 use crate::report::{SCHEMA_VERSION, round4};
 use crate::sketch::estimate_jaccard;
-
-const BASE64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// One document, sketched for a distributed story run.
 #[derive(Debug, Serialize, Deserialize)]
@@ -141,31 +142,6 @@ pub fn write_sketches(
     Ok(())
 }
 
-/// Base64 of `values` as little-endian bytes (`bytes` is scratch).
-fn encode<T: bytemuck::Pod>(bytes: &mut Vec<u8>, values: &[T]) -> String {
-    bytes.clear();
-    bytes.extend_from_slice(bytemuck::cast_slice(values));
-    if cfg!(target_endian = "big") {
-        let width = std::mem::size_of::<T>();
-        bytes.chunks_mut(width).for_each(<[u8]>::reverse);
-    }
-    BASE64.encode(bytes)
-}
-
-/// Little-endian values of width `N` from base64; `None` when it is not such.
-fn decode<const N: usize>(text: &str) -> Option<Vec<[u8; N]>> {
-    let bytes = BASE64.decode(text).ok()?;
-    if bytes.len() % N != 0 {
-        return None;
-    }
-    Some(
-        bytes
-            .chunks_exact(N)
-            .map(|c| c.try_into().expect("N bytes"))
-            .collect(),
-    )
-}
-
 /// A sketched document, decoded for scoring.
 struct Sketched {
     id: String,
@@ -177,43 +153,16 @@ struct Sketched {
 
 impl Sketched {
     fn decode(record: StorySketchRecord, num_perm: usize) -> Result<Self, String> {
-        let what = |field: &str| {
-            format!(
-                "document {:?}: its field {field:?} does not decode",
-                record.id
-            )
-        };
         if record.level != "story" {
             return Err(format!(
                 "document {:?} was sketched at the {} level, not the story level",
                 record.id, record.level
             ));
         }
-        let signature: Vec<u32> = decode::<4>(&record.signature)
-            .ok_or_else(|| what("signature"))?
-            .into_iter()
-            .map(u32::from_le_bytes)
-            .collect();
-        if signature.len() != num_perm {
-            return Err(format!(
-                "document {:?}: its signature has {} slots, this run {num_perm} (--num-perm)",
-                record.id,
-                signature.len()
-            ));
-        }
-        let words = |field: &str, text: &str| -> Result<Vec<u64>, String> {
-            Ok(decode::<8>(text)
-                .ok_or_else(|| what(field))?
-                .into_iter()
-                .map(u64::from_le_bytes)
-                .collect())
-        };
-        let features = words("features", &record.features)?;
-        StoryView::decode(&features).ok_or_else(|| what("features"))?;
-        let set = words("set", &record.set)?;
-        if !set.windows(2).all(|w| w[0] < w[1]) {
-            return Err(what("set"));
-        }
+        let signature = decode_signature(&record.id, &record.signature, num_perm)?;
+        let features = decode_words(&record.id, "features", &record.features)?;
+        StoryView::decode(&features).ok_or_else(|| undecodable(&record.id, "features"))?;
+        let set = decode_set(&record.id, &record.set)?;
         Ok(Sketched {
             id: record.id,
             signature,
@@ -344,28 +293,6 @@ impl<'s> Verifier<'s> {
     }
 }
 
-/// Calls `each` with every line of `input` that is not blank, and its 1-based number.
-fn for_each_line(
-    input: &mut dyn BufRead,
-    name: &str,
-    mut each: impl FnMut(u64, &[u8]) -> crate::Result<()>,
-) -> crate::Result<()> {
-    let mut line = Vec::new();
-    for number in 1.. {
-        line.clear();
-        let read = input
-            .read_until(b'\n', &mut line)
-            .map_err(|e| crate::Error::io(format!("reading {name}"), e))?;
-        if read == 0 {
-            break;
-        }
-        if !line.iter().all(u8::is_ascii_whitespace) {
-            each(number, &line)?;
-        }
-    }
-    Ok(())
-}
-
 /// A judged pair as [`StoryLinker`] reads it back: a [`VerifiedRecord`].
 #[derive(Debug, Deserialize)]
 struct JudgedRecord {
@@ -376,28 +303,6 @@ struct JudgedRecord {
     components: HashMap<String, f64>,
     probability: f64,
     same_story: bool,
-}
-
-/// A document as [`StoryLinker`] reads it: a [`StorySketchRecord`] serves (its other
-/// fields are not read), as does `{"id", "date", "text_bytes", "metadata"}`.
-#[derive(Debug, Deserialize)]
-struct MemberRecordIn {
-    id: String,
-    date: Option<i64>,
-    text_bytes: u64,
-    #[serde(default)]
-    metadata: Option<Box<RawValue>>,
-}
-
-/// A document named by a judged pair.
-#[derive(Debug)]
-struct Named {
-    id: Box<str>,
-    /// Where a judged pair first named it (`file:line`).
-    named_at: String,
-    /// In a same-story pair, so a member of a cluster.
-    clustered: bool,
-    member: Option<MemberRecordIn>,
 }
 
 /// What [`StoryLinker`] read and wrote.
@@ -428,8 +333,7 @@ pub struct StoryLinker {
     threshold: f64,
     linkage: super::Linkage,
     rule: crate::cluster::RepresentativeRule,
-    index: HashMap<Box<str>, u32>,
-    named: Vec<Named>,
+    documents: Documents,
     /// Every judged pair: (document, document, probability).
     scored: Vec<(u32, u32, f32)>,
     /// The same-story ones, with their kind and components.
@@ -446,28 +350,11 @@ impl StoryLinker {
             threshold: settings.model.threshold,
             linkage: settings.linkage,
             rule,
-            index: HashMap::new(),
-            named: Vec::new(),
+            documents: Documents::default(),
             scored: Vec::new(),
             accepted: Vec::new(),
             counts: LinkCounts::default(),
         }
-    }
-
-    fn intern(&mut self, id: String, at: impl FnOnce() -> String) -> u32 {
-        if let Some(&doc) = self.index.get(id.as_str()) {
-            return doc;
-        }
-        let doc = self.named.len() as u32;
-        let id: Box<str> = id.into();
-        self.index.insert(id.clone(), doc);
-        self.named.push(Named {
-            id,
-            named_at: at(),
-            clustered: false,
-            member: None,
-        });
-        doc
     }
 
     /// Reads judged pairs from `input` (the lines `neardup verify` writes; blank lines
@@ -514,13 +401,13 @@ impl StoryLinker {
                     self.threshold
                 )));
             }
-            let a = self.intern(r.a, at);
-            let b = self.intern(r.b, at);
+            let a = self.documents.intern(r.a, at);
+            let b = self.documents.intern(r.b, at);
             self.scored.push((a, b, probability));
             self.counts.pairs += 1;
             if r.same_story {
-                self.named[a as usize].clustered = true;
-                self.named[b as usize].clustered = true;
+                self.documents.cluster(a);
+                self.documents.cluster(b);
                 self.accepted.push((a, b, probability, kind, components));
                 self.counts.same_story += 1;
             }
@@ -532,26 +419,7 @@ impl StoryLinker {
     /// "text_bytes", "metadata"}`; blank lines skipped), keeping those of documents in
     /// same-story pairs read so far. Call it after every [`StoryLinker::read_pairs`].
     pub fn read_members(&mut self, input: &mut dyn BufRead, name: &str) -> crate::Result<()> {
-        for_each_line(input, name, |number, line| {
-            let bad = |reason: String| crate::Error::sketch(format!("{name}:{number}"), reason);
-            let member: MemberRecordIn = serde_json::from_slice(line).map_err(|e| {
-                bad(format!(
-                    "not a document record (a story sketch, or id, date, text_bytes): {e}"
-                ))
-            })?;
-            let Some(&doc) = self.index.get(member.id.as_str()) else {
-                return Ok(());
-            };
-            let named = &mut self.named[doc as usize];
-            if !named.clustered {
-                return Ok(());
-            }
-            if named.member.is_some() {
-                return Err(bad(format!("the document {:?} is given twice", member.id)));
-            }
-            named.member = Some(member);
-            Ok(())
-        })
+        self.documents.read_members(input, name)
     }
 
     /// Links the pairs and writes the clusters as `neardup cluster --level story` does
@@ -563,38 +431,7 @@ impl StoryLinker {
         format: crate::report::Format,
     ) -> crate::Result<LinkCounts> {
         let mut counts = self.counts;
-        // The clustered documents in id order: a document's number is its rank.
-        let mut order: Vec<u32> = (0..self.named.len() as u32)
-            .filter(|&d| self.named[d as usize].clustered)
-            .collect();
-        order.sort_unstable_by(|&x, &y| self.named[x as usize].id.cmp(&self.named[y as usize].id));
-        let mut number = vec![u32::MAX; self.named.len()];
-        let mut corpus = Corpus::new(0, crate::corpus::SetStore::new(0, None));
-        for (rank, &d) in order.iter().enumerate() {
-            let named = &self.named[d as usize];
-            let member = named.member.as_ref().ok_or_else(|| {
-                crate::Error::sketch(
-                    named.named_at.clone(),
-                    format!(
-                        "the document {:?} is in a same-story pair but has no record among \
-                         the members",
-                        named.id
-                    ),
-                )
-            })?;
-            let entry = crate::corpus::DocEntry {
-                id: named.id.clone(),
-                metadata: member.metadata.as_ref().map(|m| m.get().into()),
-                date: member.date,
-                text_bytes: member.text_bytes,
-                tokens: 0,
-                location: crate::input::RecordLocation { source: 0, line: 0 },
-            };
-            corpus
-                .push(entry, &[], &[])
-                .map_err(|e| crate::Error::io("keeping the members", e))?;
-            number[d as usize] = rank as u32;
-        }
+        let (corpus, number) = self.documents.corpus()?;
         let ordered = |x: u32, y: u32| {
             let (x, y) = (number[x as usize], number[y as usize]);
             (x.min(y), x.max(y))
@@ -609,19 +446,7 @@ impl StoryLinker {
             })
             .collect();
         scored.sort_unstable_by_key(|l| (l.a, l.b));
-        if let Some(w) = scored
-            .windows(2)
-            .find(|w| (w[0].a, w[0].b) == (w[1].a, w[1].b))
-        {
-            return Err(crate::Error::sketch(
-                "the judged pairs",
-                format!(
-                    "the pair {:?} / {:?} is judged twice",
-                    corpus.id(w[0].a),
-                    corpus.id(w[0].b)
-                ),
-            ));
-        }
+        refuse_repeated_pairs(&corpus, scored.iter().map(|l| (l.a, l.b)))?;
         let mut pairs: Vec<StoryPair> = self
             .accepted
             .iter()
@@ -637,15 +462,8 @@ impl StoryLinker {
             })
             .collect();
         pairs.sort_unstable_by_key(|p| (p.a, p.b));
-        let links: Vec<link::Link> = pairs
-            .iter()
-            .map(|p| link::Link {
-                a: p.a,
-                b: p.b,
-                probability: p.probability,
-            })
-            .collect();
-        let rank: Vec<u32> = (0..order.len() as u32).collect();
+        let links: Vec<link::Link> = pairs.iter().map(StoryPair::link).collect();
+        let rank: Vec<u32> = (0..corpus.len() as u32).collect();
         let clusters = link::link(
             &corpus,
             &scored,

@@ -142,6 +142,17 @@ pub struct StoryPair {
     pub kind: Kind,
 }
 
+impl StoryPair {
+    /// The pair as the linkage sees it.
+    pub fn link(&self) -> link::Link {
+        link::Link {
+            a: self.a,
+            b: self.b,
+            probability: self.probability,
+        }
+    }
+}
+
 /// What the story level found.
 #[derive(Debug)]
 pub struct StoryOutcome {
@@ -439,14 +450,7 @@ pub fn run(
     scored.par_sort_unstable_by_key(|l| key(l.a, l.b));
     accepted.par_sort_unstable_by_key(|p| key(p.a, p.b));
     stages.start(Stage::Cluster, None);
-    let links: Vec<link::Link> = accepted
-        .iter()
-        .map(|p| link::Link {
-            a: p.a,
-            b: p.b,
-            probability: p.probability,
-        })
-        .collect();
+    let links: Vec<link::Link> = accepted.iter().map(StoryPair::link).collect();
     let clusters = link::link(
         corpus,
         &scored,

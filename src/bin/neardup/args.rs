@@ -113,29 +113,31 @@ pub enum Command {
     /// link' lists them with each cluster member).
     #[command(after_long_help = SKETCH_EXAMPLES)]
     Sketch(SketchArgs),
-    /// Judge candidate pairs of story sketches as 'neardup pairs --level story' would: the
-    /// verify step of a distributed story run.
+    /// Score candidate pairs of sketches as 'neardup pairs' would: the verify step of a
+    /// distributed run.
     ///
-    /// Reads JSON lines, each an array of two records of 'neardup sketch --level story'
-    /// (two documents that share a band key), and writes one JSON line per pair that gets
-    /// scored: the fields of a 'pairs --level story' record (a, b, kind, score,
-    /// components), then "probability" (unrounded), "same_story" and "veto". Pairs whose
+    /// Reads JSON lines, each an array of two records of 'neardup sketch' (two documents
+    /// that share a band key). Near-copy level: writes the 'neardup pairs' record of every
+    /// pair whose exact Jaccard reaches --threshold, then "exact_jaccard" (unrounded).
+    /// Story level (records of 'sketch --level story'): writes one JSON line per pair that
+    /// gets scored: the fields of a 'pairs --level story' record (a, b, kind, score,
+    /// components), then "probability" (unrounded), "same_story" and "veto"; pairs whose
     /// signatures agree on too few slots, and dated pairs further apart than --window, are
     /// counted and not written, as the batch level drops them. --stats must be the
     /// statistics the documents were sketched with.
     #[command(after_long_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
-    /// Link judged pairs into story clusters as 'neardup cluster --level story' would: the
-    /// last step of a distributed story run.
+    /// Cluster verified pairs as 'neardup cluster' would: the last step of a distributed
+    /// run.
     ///
-    /// Reads the judged pairs 'neardup verify' wrote (all of them: the linkage counts the
-    /// pairs that are not one story against a merge), then from --members the records of
-    /// the documents in same-story pairs (the story sketch records serve; others are
-    /// skipped), and writes the records of 'neardup cluster --level story': majority
-    /// linkage, representative, cohesion, members with their metadata and the pairs
-    /// inside, largest cluster first. Any set of pairs closed under the same-story pairs
-    /// links on its own (a connected component with every judged pair inside it), so a
-    /// cluster engine can link components apart and number the clusters afterwards.
+    /// Reads the pairs 'neardup verify' wrote, then from --members the records of the
+    /// documents that cluster (their sketch records serve; others are skipped), and writes
+    /// the records of 'neardup cluster': representative, cohesion, members with their
+    /// metadata and the pairs inside, largest cluster first. Near-copy level: --mode
+    /// connected or leader. Story level: every judged pair (the linkage weighs the pairs
+    /// across two clusters), majority linkage. The pairs of any union of connected
+    /// components cluster on their own, so a cluster engine can link components apart and
+    /// number the clusters afterwards.
     #[command(after_long_help = LINK_EXAMPLES)]
     Link(LinkArgs),
     /// Corpus statistics of the story level: count them over inputs, merge the counts of
@@ -170,19 +172,20 @@ Exit codes: 0 success, 1 fatal error, 2 finished with bad input.";
 
 const VERIFY_EXAMPLES: &str = "\
 Examples:
-  neardup verify --stats all.stats candidates.jsonl -o judged.jsonl
+  neardup verify candidates.jsonl --threshold 0.8 -o verified.jsonl
+  neardup verify --level story --stats all.stats candidates.jsonl -o judged.jsonl
   spark-submit scripts/spark/neardup_spark.py news/*.jsonl.gz --output stories-out --level story
 
-Exit codes: 0 success, 1 fatal error (a line that is not a pair of story sketches, named
-by file and line).";
+Exit codes: 0 success, 1 fatal error (a line that is not a pair of sketches of the level,
+named by file and line).";
 
 const LINK_EXAMPLES: &str = "\
 Examples:
-  neardup link judged.jsonl --members part-1.sketch.jsonl part-2.sketch.jsonl -o clusters.jsonl
-  neardup link judged-*.jsonl --members sketches.jsonl.gz --format table
+  neardup link verified.jsonl --members part-1.sketch.jsonl part-2.sketch.jsonl -o clusters.jsonl
+  neardup link --level story judged-*.jsonl --members sketches.jsonl.gz --format table
   spark-submit scripts/spark/neardup_spark.py news/*.jsonl.gz --output stories-out --level story
 
-Exit codes: 0 success, 1 fatal error (a line that is not a judged pair or a document
+Exit codes: 0 success, 1 fatal error (a line that is not a pair of the level or a document
 record, a pair judged at another --story-threshold, a clustered document without a record,
 each named by file and line).";
 
@@ -227,23 +230,33 @@ pub struct SketchArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Candidate pairs: JSON lines of [story sketch record, story sketch record] (plain,
-    /// gzip or zstd); '-' reads standard input.
+    /// Candidate pairs: JSON lines of [sketch record, sketch record] (plain, gzip or
+    /// zstd); '-' reads standard input.
     #[arg(default_value = "-", value_name = "PAIRS")]
     pub input: String,
-    /// The statistics the documents were sketched with (sketch --stats).
-    #[arg(long, value_name = "FILE", required = true)]
-    pub stats: PathBuf,
-    /// Dated articles further apart than this are never one story (as --window of
-    /// 'neardup pairs --level story'; 'none': any distance).
+    /// The level the documents were sketched at (sketch --level).
+    #[arg(long, value_enum, default_value_t = LevelArg::NearCopy)]
+    pub level: LevelArg,
+    /// Near-copy level: lowest exact Jaccard kept (as --threshold of 'neardup pairs').
+    #[arg(short, long, default_value_t = 0.5, value_name = "T")]
+    pub threshold: f64,
+    /// Near-copy level: MinHash slots of the sketches' signatures (sketch --num-perm).
+    #[arg(long, default_value_t = 128, value_name = "K")]
+    pub num_perm: usize,
+    /// Story level: the statistics the documents were sketched with (sketch --stats).
+    #[arg(long, value_name = "FILE")]
+    pub stats: Option<PathBuf>,
+    /// Story level: dated articles further apart than this are never one story (as
+    /// --window of 'neardup pairs --level story'; 'none': any distance).
     #[arg(long, value_name = "DURATION", value_parser = parse_window, default_value = "72h")]
     pub window: Window,
-    /// The candidate threshold the documents were sketched with (sketch
+    /// Story level: the candidate threshold the documents were sketched with (sketch
     /// --story-candidates): pairs whose signatures agree on fewer than three quarters of
     /// it are dropped, as the batch drops such bucket mates.
     #[arg(long, default_value_t = 0.2, value_name = "T")]
     pub story_candidates: f64,
-    /// Lowest model probability decided as one story (default: the fitted model's cut).
+    /// Story level: lowest model probability decided as one story (default: the fitted
+    /// model's cut).
     #[arg(long, value_name = "P")]
     pub story_threshold: Option<f64>,
     /// Write to FILE instead of standard output (atomically: the file appears only when
@@ -257,18 +270,25 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Args)]
 pub struct LinkArgs {
-    /// Judged pairs, as 'neardup verify' writes them (plain, gzip or zstd); '-' reads
-    /// standard input.
-    #[arg(default_value = "-", value_name = "JUDGED")]
+    /// Verified or judged pairs, as 'neardup verify' writes them (plain, gzip or zstd);
+    /// '-' reads standard input.
+    #[arg(default_value = "-", value_name = "PAIRS")]
     pub inputs: Vec<String>,
-    /// Records of the documents (the story sketch records, or JSON lines with id, date,
-    /// text_bytes and metadata; plain, gzip or zstd): only those of documents in
-    /// same-story pairs are kept. Takes every path up to the next flag, so give the judged
+    /// The level the pairs were verified at (verify --level).
+    #[arg(long, value_enum, default_value_t = LevelArg::NearCopy)]
+    pub level: LevelArg,
+    /// Near-copy level: connected (components) or leader (every member similar to the
+    /// representative), as --mode of 'neardup cluster'.
+    #[arg(long, value_enum, default_value_t = ModeArg::Connected)]
+    pub mode: ModeArg,
+    /// Records of the documents (their sketch records, or JSON lines with id, date,
+    /// text_bytes and metadata; plain, gzip or zstd): only those of clustered documents
+    /// are kept. Takes every path up to the next flag, so give the judged
     /// pairs first (or end the list with --).
     #[arg(long, value_name = "FILE", required = true, num_args = 1..)]
     pub members: Vec<PathBuf>,
-    /// The cut the pairs were judged at (verify --story-threshold; default: the fitted
-    /// model's). A pair judged at another is refused.
+    /// Story level: the cut the pairs were judged at (verify --story-threshold; default:
+    /// the fitted model's). A pair judged at another is refused.
     #[arg(long, value_name = "P")]
     pub story_threshold: Option<f64>,
     /// Which member represents a cluster: earliest (undated last, then longest, then
@@ -713,7 +733,7 @@ pub enum InputFormatArg {
     Text,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ModeArg {
     /// Connected components (union-find); chains.
     #[value(alias = "union")]

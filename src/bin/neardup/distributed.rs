@@ -5,13 +5,16 @@ use std::io::{self, BufRead};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use neardup::cluster::RepresentativeRule;
+use neardup::cluster::{ClusterMode, RepresentativeRule};
+use neardup::distributed::{PairLinker, PairVerifier};
 use neardup::input::{Location, open_decoded};
 use neardup::story::distributed::{StoryLinker, Verifier, write_sketches};
 use neardup::story::{Model, StorySettings, StoryStats};
 use neardup::{Level, Stats};
 
-use crate::args::{LinkArgs, RepresentativeArg, SketchArgs, StatsArgs, StatsCommand, VerifyArgs};
+use crate::args::{
+    LevelArg, LinkArgs, ModeArg, RepresentativeArg, SketchArgs, StatsArgs, StatsCommand, VerifyArgs,
+};
 use crate::progress::Terminal;
 use crate::{base_builder, format, input_builder, input_specs, set_threads, write_atomically};
 
@@ -53,6 +56,29 @@ pub fn sketch_stories(a: &SketchArgs) -> Result<ExitCode> {
 
 /// `neardup verify`.
 pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    if a.level == LevelArg::NearCopy {
+        if a.stats.is_some() {
+            anyhow::bail!("--stats weighs words at the story level: it needs --level story");
+        }
+        if !(0.0..=1.0).contains(&a.threshold) || a.num_perm == 0 {
+            anyhow::bail!("--threshold must be in [0, 1] and --num-perm above 0");
+        }
+        let verifier = PairVerifier::new(a.threshold, a.num_perm);
+        let counts = read_decoded(&a.input, |input, name| {
+            write_library(a.output.as_deref(), |w| verifier.verify(input, name, w))
+        })?;
+        if !a.quiet {
+            eprintln!(
+                "neardup: verified {} candidate pairs: {} at or above Jaccard {}, in {:.2} s",
+                counts.pairs,
+                counts.verified,
+                a.threshold,
+                started.elapsed().as_secs_f64(),
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let fitted = Model::fitted();
     let settings = StorySettings {
         window: a.window.0,
@@ -64,10 +90,15 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
         ..StorySettings::default()
     };
     settings.check()?;
-    let stats = StoryStats::load(&a.stats)?;
+    let stats_path = a
+        .stats
+        .as_deref()
+        .context("--level story needs --stats: the statistics the documents were sketched with")?;
+    let stats = StoryStats::load(stats_path)?;
     let verifier = Verifier::new(&stats, &settings);
-    let started = std::time::Instant::now();
-    let counts = read_decoded(&a.input, |input, name| judge(&verifier, input, name, a))?;
+    let counts = read_decoded(&a.input, |input, name| {
+        write_library(a.output.as_deref(), |w| verifier.verify(input, name, w))
+    })?;
     if !a.quiet {
         eprintln!(
             "neardup: verified {} candidate pairs: {} scored ({} one story), {} below the \
@@ -83,29 +114,74 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn judge(
-    verifier: &Verifier<'_>,
-    input: &mut dyn BufRead,
-    name: &str,
-    a: &VerifyArgs,
-) -> Result<neardup::story::distributed::VerifyCounts> {
-    // The verdict on a bad line is an error, not an I/O failure: carried out of the writer.
+/// Writes the output of a library step atomically; a library error (a bad line) is
+/// reported as itself, not as a failure to write the output.
+fn write_library<T>(
+    output: Option<&std::path::Path>,
+    body: impl FnOnce(&mut dyn io::Write) -> neardup::Result<T>,
+) -> Result<T> {
     let mut failed = None;
-    let counts = write_atomically(a.output.as_deref(), |w| {
-        verifier.verify(input, name, w).map_err(|e| {
+    let written = write_atomically(output, |w| {
+        body(w).map_err(|e| {
             let message = format!("{e:#}");
             failed = Some(e);
             io::Error::other(message)
         })
     });
-    match (counts, failed) {
+    match (written, failed) {
         (_, Some(e)) => Err(e.into()),
-        (counts, None) => counts,
+        (written, None) => written,
     }
 }
 
 /// `neardup link`.
 pub fn link(a: &LinkArgs) -> Result<ExitCode> {
+    let rule = match a.representative {
+        RepresentativeArg::Earliest => RepresentativeRule::Earliest,
+        RepresentativeArg::Longest => RepresentativeRule::Longest,
+        RepresentativeArg::First => anyhow::bail!(
+            "--representative first needs the input order, which verified pairs do not keep \
+             (earliest or longest)"
+        ),
+    };
+    if a.inputs.iter().filter(|i| *i == "-").count() > 1 {
+        anyhow::bail!("standard input ('-') can be read only once");
+    }
+    let started = std::time::Instant::now();
+    let members = |read: &mut dyn FnMut(&mut dyn BufRead, &str) -> neardup::Result<()>| {
+        a.members.iter().try_for_each(|path| {
+            let name = path.display().to_string();
+            read_decoded(&name, |r, name| read(r, name))
+        })
+    };
+    if a.level == LevelArg::NearCopy {
+        if a.story_threshold.is_some() {
+            anyhow::bail!("--story-threshold needs --level story");
+        }
+        let mode = match a.mode {
+            ModeArg::Connected => ClusterMode::Connected,
+            ModeArg::Leader => ClusterMode::Leader,
+        };
+        let mut linker = PairLinker::new(mode, rule);
+        for input in &a.inputs {
+            read_decoded(input, |r, name| linker.read_pairs(r, name))?;
+        }
+        members(&mut |r, name| linker.read_members(r, name))?;
+        let counts = write_library(a.output.as_deref(), |w| linker.write(w, format(a.format)))?;
+        if !a.quiet {
+            eprintln!(
+                "neardup: clustered {} verified pairs into {} clusters ({} documents) in {:.2} s",
+                counts.pairs,
+                counts.clusters,
+                counts.clustered_documents,
+                started.elapsed().as_secs_f64(),
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.mode != ModeArg::Connected {
+        anyhow::bail!("--mode is the near-copy level's: the story level links by majority");
+    }
     let fitted = Model::fitted();
     let settings = StorySettings {
         model: Model {
@@ -115,38 +191,12 @@ pub fn link(a: &LinkArgs) -> Result<ExitCode> {
         ..StorySettings::default()
     };
     settings.check()?;
-    let rule = match a.representative {
-        RepresentativeArg::Earliest => RepresentativeRule::Earliest,
-        RepresentativeArg::Longest => RepresentativeRule::Longest,
-        RepresentativeArg::First => anyhow::bail!(
-            "--representative first needs the input order, which judged pairs do not keep \
-             (earliest or longest)"
-        ),
-    };
-    if a.inputs.iter().filter(|i| *i == "-").count() > 1 {
-        anyhow::bail!("standard input ('-') can be read only once");
-    }
-    let started = std::time::Instant::now();
     let mut linker = StoryLinker::new(&settings, rule);
     for input in &a.inputs {
         read_decoded(input, |r, name| linker.read_pairs(r, name))?;
     }
-    for members in &a.members {
-        let name = members.display().to_string();
-        read_decoded(&name, |r, name| linker.read_members(r, name))?;
-    }
-    let mut failed = None;
-    let counts = write_atomically(a.output.as_deref(), |w| {
-        linker.write(w, format(a.format)).map_err(|e| {
-            let message = format!("{e:#}");
-            failed = Some(e);
-            io::Error::other(message)
-        })
-    });
-    let counts = match (counts, failed) {
-        (_, Some(e)) => return Err(e.into()),
-        (counts, None) => counts?,
-    };
+    members(&mut |r, name| linker.read_members(r, name))?;
+    let counts = write_library(a.output.as_deref(), |w| linker.write(w, format(a.format)))?;
     if !a.quiet {
         eprintln!(
             "neardup: linked {} judged pairs ({} one story) into {} story clusters ({} \

@@ -1,0 +1,491 @@
+//! The near-copy level split into steps that a cluster engine runs on many machines
+//! (`scripts/spark/neardup_spark.py`), giving the pairs and clusters of one batch run over
+//! the whole input (the story level's steps are in [`crate::story::distributed`]):
+//!
+//! 1. sketch: each worker writes one [`crate::report::SketchRecord`] per document: its
+//!    band keys, signature and shingle set ([`crate::report::write_sketches`], `neardup
+//!    sketch`);
+//! 2. the engine pairs the documents that share a band key, as [`crate::index`] does
+//!    (buckets over the cap paired in id-order windows);
+//! 3. verify: each candidate pair of records is scored as the batch scores it and kept at
+//!    or above the threshold ([`PairVerifier`], `neardup verify --level near-copy`),
+//!    written as `neardup pairs` writes it;
+//! 4. link: the verified pairs' connected components are clustered as the batch clusters
+//!    them, with their members' records ([`PairLinker`], `neardup link --level
+//!    near-copy`; both cluster modes only group along verified pairs, so components
+//!    cluster apart, and the engine numbers the clusters).
+//!
+//! Also the pieces both levels' steps share: reading lines, base64 fields, and the
+//! registry of the documents a linker needs.
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, Write};
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::cluster::{ClusterMode, RepresentativeRule};
+use crate::corpus::{Corpus, DocEntry, SetStore};
+use crate::report::{Format, PairRecord};
+use crate::verify::PairScore;
+
+const BASE64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Base64 of `values` as little-endian bytes (`bytes` is scratch).
+pub(crate) fn encode<T: bytemuck::Pod>(bytes: &mut Vec<u8>, values: &[T]) -> String {
+    bytes.clear();
+    bytes.extend_from_slice(bytemuck::cast_slice(values));
+    if cfg!(target_endian = "big") {
+        let width = std::mem::size_of::<T>();
+        bytes.chunks_mut(width).for_each(<[u8]>::reverse);
+    }
+    BASE64.encode(bytes)
+}
+
+/// Little-endian values of width `N` from base64; `None` when it is not such.
+fn decode<const N: usize>(text: &str) -> Option<Vec<[u8; N]>> {
+    let bytes = BASE64.decode(text).ok()?;
+    if bytes.len() % N != 0 {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(N)
+            .map(|c| c.try_into().expect("N bytes"))
+            .collect(),
+    )
+}
+
+/// Why field `field` of document `id`'s record is refused.
+pub(crate) fn undecodable(id: &str, field: &str) -> String {
+    format!("document {id:?}: its field {field:?} does not decode")
+}
+
+/// A record's signature field: `num_perm` little-endian u32 in base64.
+pub(crate) fn decode_signature(id: &str, text: &str, num_perm: usize) -> Result<Vec<u32>, String> {
+    let signature: Vec<u32> = decode::<4>(text)
+        .ok_or_else(|| undecodable(id, "signature"))?
+        .into_iter()
+        .map(u32::from_le_bytes)
+        .collect();
+    if signature.len() != num_perm {
+        return Err(format!(
+            "document {id:?}: its signature has {} slots, this run {num_perm} (--num-perm)",
+            signature.len()
+        ));
+    }
+    Ok(signature)
+}
+
+/// A record's field of little-endian u64 words in base64.
+pub(crate) fn decode_words(id: &str, field: &str, text: &str) -> Result<Vec<u64>, String> {
+    Ok(decode::<8>(text)
+        .ok_or_else(|| undecodable(id, field))?
+        .into_iter()
+        .map(u64::from_le_bytes)
+        .collect())
+}
+
+/// A record's shingle set: sorted distinct u64.
+pub(crate) fn decode_set(id: &str, text: &str) -> Result<Vec<u64>, String> {
+    let set = decode_words(id, "set", text)?;
+    if !set.windows(2).all(|w| w[0] < w[1]) {
+        return Err(undecodable(id, "set"));
+    }
+    Ok(set)
+}
+
+/// Calls `each` with every line of `input` that is not blank, and its 1-based number.
+pub(crate) fn for_each_line(
+    input: &mut dyn BufRead,
+    name: &str,
+    mut each: impl FnMut(u64, &[u8]) -> crate::Result<()>,
+) -> crate::Result<()> {
+    let mut line = Vec::new();
+    for number in 1.. {
+        line.clear();
+        let read = input
+            .read_until(b'\n', &mut line)
+            .map_err(|e| crate::Error::io(format!("reading {name}"), e))?;
+        if read == 0 {
+            break;
+        }
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            each(number, &line)?;
+        }
+    }
+    Ok(())
+}
+
+/// A document as a linker reads it: a sketch record of either level serves (its other
+/// fields are not read), as does `{"id", "date", "text_bytes", "metadata"}`.
+#[derive(Debug, Deserialize)]
+struct MemberIn {
+    id: String,
+    date: Option<i64>,
+    text_bytes: u64,
+    #[serde(default)]
+    metadata: Option<Box<RawValue>>,
+}
+
+/// A document named by a linked pair.
+#[derive(Debug)]
+struct Named {
+    id: Box<str>,
+    /// Where a pair first named it (`file:line`).
+    named_at: String,
+    /// In a pair that clusters, so a member of a cluster.
+    clustered: bool,
+    member: Option<MemberIn>,
+}
+
+/// The documents a linker's pairs name, and the records of those that cluster.
+#[derive(Debug, Default)]
+pub(crate) struct Documents {
+    index: HashMap<Box<str>, u32>,
+    named: Vec<Named>,
+}
+
+impl Documents {
+    /// The number of document `id`, first named at `at()` (`file:line`).
+    pub(crate) fn intern(&mut self, id: String, at: impl FnOnce() -> String) -> u32 {
+        if let Some(&doc) = self.index.get(id.as_str()) {
+            return doc;
+        }
+        let doc = self.named.len() as u32;
+        let id: Box<str> = id.into();
+        self.index.insert(id.clone(), doc);
+        self.named.push(Named {
+            id,
+            named_at: at(),
+            clustered: false,
+            member: None,
+        });
+        doc
+    }
+
+    /// Marks `doc` as a member of a cluster: its record is needed.
+    pub(crate) fn cluster(&mut self, doc: u32) {
+        self.named[doc as usize].clustered = true;
+    }
+
+    /// Reads document records from `input` (blank lines skipped), keeping those of the
+    /// documents marked so far.
+    pub(crate) fn read_members(
+        &mut self,
+        input: &mut dyn BufRead,
+        name: &str,
+    ) -> crate::Result<()> {
+        for_each_line(input, name, |number, line| {
+            let bad = |reason: String| crate::Error::sketch(format!("{name}:{number}"), reason);
+            let member: MemberIn = serde_json::from_slice(line).map_err(|e| {
+                bad(format!(
+                    "not a document record (a sketch, or id, date, text_bytes): {e}"
+                ))
+            })?;
+            let Some(&doc) = self.index.get(member.id.as_str()) else {
+                return Ok(());
+            };
+            let named = &mut self.named[doc as usize];
+            if !named.clustered {
+                return Ok(());
+            }
+            if named.member.is_some() {
+                return Err(bad(format!("the document {:?} is given twice", member.id)));
+            }
+            named.member = Some(member);
+            Ok(())
+        })
+    }
+
+    /// A corpus of the marked documents in id order (so a document's index is its rank),
+    /// and each named document's index in it (`u32::MAX`: not marked). A marked document
+    /// without a record is an error naming where a pair named it.
+    pub(crate) fn corpus(&self) -> crate::Result<(Corpus, Vec<u32>)> {
+        let mut order: Vec<u32> = (0..self.named.len() as u32)
+            .filter(|&d| self.named[d as usize].clustered)
+            .collect();
+        order.sort_unstable_by(|&x, &y| self.named[x as usize].id.cmp(&self.named[y as usize].id));
+        let mut number = vec![u32::MAX; self.named.len()];
+        let mut corpus = Corpus::new(0, SetStore::new(0, None));
+        for (rank, &d) in order.iter().enumerate() {
+            let named = &self.named[d as usize];
+            let member = named.member.as_ref().ok_or_else(|| {
+                crate::Error::sketch(
+                    named.named_at.clone(),
+                    format!(
+                        "the document {:?} is in a clustered pair but has no record among the \
+                         members",
+                        named.id
+                    ),
+                )
+            })?;
+            let entry = DocEntry {
+                id: named.id.clone(),
+                metadata: member.metadata.as_ref().map(|m| m.get().into()),
+                date: member.date,
+                text_bytes: member.text_bytes,
+                tokens: 0,
+                location: crate::input::RecordLocation { source: 0, line: 0 },
+            };
+            corpus
+                .push(entry, &[], &[])
+                .map_err(|e| crate::Error::io("keeping the members", e))?;
+            number[d as usize] = rank as u32;
+        }
+        Ok((corpus, number))
+    }
+}
+
+/// Refuses the second of two equal pairs in `pairs` (sorted).
+pub(crate) fn refuse_repeated_pairs(
+    corpus: &Corpus,
+    pairs: impl Iterator<Item = (u32, u32)>,
+) -> crate::Result<()> {
+    let mut previous = None;
+    for pair in pairs {
+        if previous == Some(pair) {
+            return Err(crate::Error::sketch(
+                "the pairs read",
+                format!(
+                    "the pair {:?} / {:?} is given twice",
+                    corpus.id(pair.0),
+                    corpus.id(pair.1)
+                ),
+            ));
+        }
+        previous = Some(pair);
+    }
+    Ok(())
+}
+
+/// A near-copy sketch record as [`PairVerifier`] reads it.
+#[derive(Debug, Deserialize)]
+struct SketchIn {
+    id: String,
+    #[serde(default)]
+    level: Option<String>,
+    signature: String,
+    set: String,
+}
+
+/// A verified pair as `neardup verify --level near-copy` writes it: the record of
+/// `neardup pairs`, then the exact Jaccard unrounded.
+#[derive(Debug, Serialize)]
+pub struct VerifiedPairRecord<'a> {
+    /// The pair as `neardup pairs` writes it.
+    #[serde(flatten)]
+    pub pair: PairRecord<'a>,
+    /// The exact Jaccard unrounded: the 32-bit float the clusters' cohesion averages.
+    pub exact_jaccard: f64,
+}
+
+/// What [`PairVerifier::verify`] did with the pairs it read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PairVerifyCounts {
+    /// Pairs read.
+    pub pairs: u64,
+    /// Of those, at or above the threshold (and written).
+    pub verified: u64,
+}
+
+/// Scores candidate pairs of near-copy sketches as the batch does.
+#[derive(Debug)]
+pub struct PairVerifier {
+    threshold: f32,
+    num_perm: usize,
+}
+
+impl PairVerifier {
+    /// A verifier keeping pairs whose exact Jaccard reaches `threshold` (compared in
+    /// 32-bit floats, as the batch compares), for signatures of `num_perm` slots.
+    pub fn new(threshold: f64, num_perm: usize) -> Self {
+        PairVerifier {
+            threshold: threshold as f32,
+            num_perm,
+        }
+    }
+
+    /// Reads candidate pairs from `input`, one JSON array of two sketch records per line
+    /// (blank lines skipped), and writes a [`VerifiedPairRecord`] for every pair at or
+    /// above the threshold. A line that is not such a pair is an error naming
+    /// `name:line`.
+    pub fn verify(
+        &self,
+        input: &mut dyn BufRead,
+        name: &str,
+        out: &mut dyn Write,
+    ) -> crate::Result<PairVerifyCounts> {
+        let mut counts = PairVerifyCounts::default();
+        for_each_line(input, name, |number, line| {
+            let bad = |reason: String| crate::Error::sketch(format!("{name}:{number}"), reason);
+            let (x, y): (SketchIn, SketchIn) = serde_json::from_slice(line).map_err(|e| {
+                bad(format!(
+                    "not a pair of sketch records ([{{…}}, {{…}}]): {e}"
+                ))
+            })?;
+            for r in [&x, &y] {
+                if let Some(level) = r.level.as_deref().filter(|l| *l != "near-copy") {
+                    return Err(bad(format!(
+                        "document {:?} was sketched at the {level} level, not the near-copy \
+                         level",
+                        r.id
+                    )));
+                }
+            }
+            if x.id == y.id {
+                return Err(bad(format!("a document paired with itself: {:?}", x.id)));
+            }
+            let (a, b) = if x.id < y.id { (x, y) } else { (y, x) };
+            let decoded = |r: &SketchIn| -> Result<(Vec<u32>, Vec<u64>), String> {
+                Ok((
+                    decode_signature(&r.id, &r.signature, self.num_perm)?,
+                    decode_set(&r.id, &r.set)?,
+                ))
+            };
+            let (signature_a, set_a) = decoded(&a).map_err(bad)?;
+            let (signature_b, set_b) = decoded(&b).map_err(bad)?;
+            counts.pairs += 1;
+            let score = crate::verify::score_sets(0, 1, &set_a, &set_b, &signature_a, &signature_b);
+            if score.jaccard < self.threshold {
+                return Ok(());
+            }
+            counts.verified += 1;
+            let record = VerifiedPairRecord {
+                pair: PairRecord::of(&a.id, &b.id, &score),
+                exact_jaccard: f64::from(score.jaccard),
+            };
+            serde_json::to_writer(&mut *out, &record)
+                .map_err(io::Error::from)
+                .and_then(|()| out.write_all(b"\n"))
+                .map_err(|e| crate::Error::io("writing the verified pairs", e))
+        })?;
+        Ok(counts)
+    }
+}
+
+/// A verified pair as [`PairLinker`] reads it back: a [`VerifiedPairRecord`].
+#[derive(Debug, Deserialize)]
+struct VerifiedPairIn {
+    a: String,
+    b: String,
+    estimated_jaccard: f64,
+    containment_a_in_b: f64,
+    containment_b_in_a: f64,
+    exact_jaccard: f64,
+}
+
+/// What [`PairLinker`] read and wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PairLinkCounts {
+    /// Verified pairs read.
+    pub pairs: u64,
+    /// Clusters written.
+    pub clusters: u64,
+    /// Documents in them.
+    pub clustered_documents: u64,
+}
+
+/// Clusters verified near-copy pairs exactly as one batch run clusters them (the last step
+/// of a distributed run): the mode, the representative, the cohesion and the records of
+/// `neardup cluster`.
+///
+/// Read every verified pair first ([`PairLinker::read_pairs`]), then the records of the
+/// documents in them ([`PairLinker::read_members`]: dates, lengths, metadata), then
+/// [`PairLinker::write`]. The verified pairs of any union of connected components
+/// cluster alone, so a cluster engine clusters components apart.
+#[derive(Debug)]
+pub struct PairLinker {
+    mode: ClusterMode,
+    rule: RepresentativeRule,
+    documents: Documents,
+    pairs: Vec<PairScore>,
+}
+
+impl PairLinker {
+    /// A linker clustering in `mode` and choosing representatives by `rule` (documents
+    /// are in id order here, so `First` means the smallest id). It clusters the pairs it
+    /// is given: those verified at the run's threshold.
+    pub fn new(mode: ClusterMode, rule: RepresentativeRule) -> Self {
+        PairLinker {
+            mode,
+            rule,
+            documents: Documents::default(),
+            pairs: Vec::new(),
+        }
+    }
+
+    /// Reads verified pairs from `input` (the lines `neardup verify --level near-copy`
+    /// writes; blank lines skipped). A line that is not one is an error naming
+    /// `name:line`.
+    pub fn read_pairs(&mut self, input: &mut dyn BufRead, name: &str) -> crate::Result<()> {
+        for_each_line(input, name, |number, line| {
+            let at = || format!("{name}:{number}");
+            let bad = |reason: String| crate::Error::sketch(at(), reason);
+            let r: VerifiedPairIn = serde_json::from_slice(line).map_err(|e| {
+                bad(format!(
+                    "not a verified pair (neardup verify --level near-copy): {e}"
+                ))
+            })?;
+            if r.a == r.b {
+                return Err(bad(format!("a document paired with itself: {:?}", r.a)));
+            }
+            if !(0.0..=1.0).contains(&r.exact_jaccard) {
+                return Err(bad(format!(
+                    "exact Jaccard {} is not in [0, 1]",
+                    r.exact_jaccard
+                )));
+            }
+            let jaccard = r.exact_jaccard as f32;
+            let a = self.documents.intern(r.a, at);
+            let b = self.documents.intern(r.b, at);
+            self.documents.cluster(a);
+            self.documents.cluster(b);
+            self.pairs.push(PairScore {
+                a,
+                b,
+                estimated: r.estimated_jaccard as f32,
+                jaccard,
+                a_in_b: r.containment_a_in_b as f32,
+                b_in_a: r.containment_b_in_a as f32,
+            });
+            Ok(())
+        })
+    }
+
+    /// Reads document records from `input` (sketch records, or `{"id", "date",
+    /// "text_bytes", "metadata"}`; blank lines skipped), keeping those of documents in
+    /// pairs read so far. Call it after every [`PairLinker::read_pairs`].
+    pub fn read_members(&mut self, input: &mut dyn BufRead, name: &str) -> crate::Result<()> {
+        self.documents.read_members(input, name)
+    }
+
+    /// Clusters the pairs and writes the clusters as `neardup cluster` does (largest first,
+    /// numbered from 1). A document of a pair without a record, or a pair given twice, is
+    /// an error.
+    pub fn write(mut self, out: &mut dyn Write, format: Format) -> crate::Result<PairLinkCounts> {
+        let (corpus, number) = self.documents.corpus()?;
+        for p in &mut self.pairs {
+            let (a, b) = (number[p.a as usize], number[p.b as usize]);
+            if a < b {
+                (p.a, p.b) = (a, b);
+            } else {
+                (p.a, p.b) = (b, a);
+                std::mem::swap(&mut p.a_in_b, &mut p.b_in_a);
+            }
+        }
+        self.pairs.sort_unstable_by_key(|p| (p.a, p.b));
+        refuse_repeated_pairs(&corpus, self.pairs.iter().map(|p| (p.a, p.b)))?;
+        let rank: Vec<u32> = (0..corpus.len() as u32).collect();
+        let clusters = crate::cluster::cluster(&corpus, &self.pairs, self.mode, self.rule, &rank);
+        let counts = PairLinkCounts {
+            pairs: self.pairs.len() as u64,
+            clusters: clusters.len() as u64,
+            clustered_documents: clusters.iter().map(|c| c.members.len() as u64).sum(),
+        };
+        crate::report::write_cluster_records(out, &corpus, &clusters, &self.pairs, format)
+            .map_err(|e| crate::Error::io("writing the clusters", e))?;
+        Ok(counts)
+    }
+}
