@@ -347,10 +347,10 @@ fn refused(mut command: assert_cmd::Command, output: &Path) -> String {
     err
 }
 
-/// Candidate pairs of story sketch records as a cluster engine makes them: records that
-/// share a band key, buckets over the story cap of 100 paired in id-order windows. One
-/// line per pair, `[record, record]`.
-fn bucket_pairs(records: &[String]) -> String {
+/// Candidate pairs of sketch records as a cluster engine makes them: records that share a
+/// band key, buckets over `cap` paired in id-order windows. One line per pair, `[record,
+/// record]`.
+fn bucket_pairs(records: &[String], cap: usize) -> String {
     let mut buckets: BTreeMap<(usize, String), Vec<(String, usize)>> = BTreeMap::new();
     for (i, line) in records.iter().enumerate() {
         let r: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -367,10 +367,10 @@ fn bucket_pairs(records: &[String]) -> String {
     for mut members in buckets.into_values() {
         members.sort();
         for (i, (_, x)) in members.iter().enumerate() {
-            let end = if members.len() <= 100 {
+            let end = if members.len() <= cap {
                 members.len()
             } else {
-                (i + 100).min(members.len())
+                (i + cap).min(members.len())
             };
             for (_, y) in &members[i + 1..end] {
                 pairs.insert((*x, *y));
@@ -402,7 +402,7 @@ fn judged_stories(s: &Scratch) -> [std::path::PathBuf; 4] {
         .lines()
         .map(String::from)
         .collect();
-    let candidates = s.write("candidates.jsonl", bucket_pairs(&records));
+    let candidates = s.write("candidates.jsonl", bucket_pairs(&records, 100));
     run_ok(
         &["verify", "--level", "story", "-q", "--stats"],
         &[&stats, &candidates, Path::new("-o"), &judged],
@@ -636,5 +636,146 @@ fn link_refuses_pairs_and_members_it_cannot_link() {
             .args(&args);
         let err = refused(link, &s.path("clusters.jsonl"));
         assert!(err.contains(&expected), "{expected}: {err}");
+    }
+}
+
+#[test]
+fn near_copy_steps_give_the_pairs_and_clusters_of_one_batch_run() {
+    let s = Scratch::new();
+    let input = s.write("stories.jsonl", generated_stories());
+    let sketches = s.path("sketches.jsonl");
+    // A cap of 40 at both ends, so that the 105 copies overflow it into id-order windows.
+    run_ok(
+        &["sketch", "-q", "--threshold", "0.6", "-o"],
+        &[&sketches, &input],
+    );
+    let records: Vec<String> = std::fs::read_to_string(&sketches)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert!(records[0].contains("\"signature\":"));
+    let candidates = s.write("candidates.jsonl", bucket_pairs(&records, 40));
+    let verified = s.path("verified.jsonl");
+    run_ok(
+        &["verify", "-q", "--threshold", "0.6", "-o"],
+        &[&verified, &candidates],
+    );
+    let batch = |command: &str, extra: &[&str]| {
+        let mut args = vec![command, "-q", "--threshold", "0.6", "--bucket-cap", "40"];
+        args.extend(extra);
+        run_ok(&args, &[&input])
+    };
+    let pairs = batch("pairs", &[]);
+    assert!(pairs.lines().count() > 100, "{pairs}");
+    assert_eq!(
+        by_pair(
+            &std::fs::read_to_string(&verified).unwrap(),
+            &["exact_jaccard"]
+        ),
+        by_pair(&pairs, &[])
+    );
+    // Clusters byte for byte, in both modes, with the metadata of the members.
+    for mode in ["connected", "leader"] {
+        let linked = run_ok(
+            &["link", "-q", "--mode", mode],
+            &[&verified, Path::new("--members"), &sketches],
+        );
+        let clusters = batch("cluster", &["--mode", mode]);
+        assert!(clusters.contains("\"metadata\":{\"date\""));
+        assert_eq!(linked, clusters, "--mode {mode}");
+    }
+
+    // What neither step takes.
+    let story = run_ok(&["sketch", "-q", "--level", "story"], &[&input]);
+    let story_pair = s.write(
+        "story-pair.jsonl",
+        format!("[{},{}]\n", records[0], story.lines().next().unwrap()),
+    );
+    let short = {
+        let mut r: serde_json::Value = serde_json::from_str(&records[1]).unwrap();
+        r["signature"] = "AAAAAA==".into();
+        s.write("short.jsonl", format!("[{},{r}]\n", records[0]))
+    };
+    let verified_line = std::fs::read_to_string(&verified)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let no_member = {
+        let mut r: serde_json::Value = serde_json::from_str(&verified_line).unwrap();
+        r["a"] = "nowhere".into();
+        s.write("no-member.jsonl", format!("{r}\n"))
+    };
+    let output = s.path("out.jsonl");
+    for (args, expected) in [
+        (
+            vec!["verify", "-q", story_pair.to_str().unwrap()],
+            "story-pair.jsonl:1: document \"story-0000\" was sketched at the story level",
+        ),
+        (
+            vec!["verify", "-q", short.to_str().unwrap()],
+            "short.jsonl:1: document \"story-0001\": its signature has 1 slots",
+        ),
+        (
+            vec![
+                "verify",
+                "-q",
+                "--stats",
+                "x.stats",
+                short.to_str().unwrap(),
+            ],
+            "--stats weighs words at the story level",
+        ),
+        (
+            vec![
+                "link",
+                "-q",
+                candidates.to_str().unwrap(),
+                "--members",
+                sketches.to_str().unwrap(),
+            ],
+            "candidates.jsonl:1: not a verified pair",
+        ),
+        (
+            vec![
+                "link",
+                "-q",
+                no_member.to_str().unwrap(),
+                "--members",
+                sketches.to_str().unwrap(),
+            ],
+            "no-member.jsonl:1: the document \"nowhere\" is in a clustered pair but has no record",
+        ),
+        (
+            vec![
+                "link",
+                "-q",
+                "--story-threshold",
+                "0.5",
+                "--members",
+                sketches.to_str().unwrap(),
+            ],
+            "--story-threshold needs --level story",
+        ),
+        (
+            vec![
+                "link",
+                "-q",
+                "--level",
+                "story",
+                "--mode",
+                "leader",
+                "--members",
+                sketches.to_str().unwrap(),
+            ],
+            "--mode is the near-copy level's",
+        ),
+    ] {
+        let mut command = neardup();
+        command.args(&args);
+        let err = refused(command, &output);
+        assert!(err.contains(expected), "{args:?}: {err}");
     }
 }

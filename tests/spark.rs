@@ -56,28 +56,13 @@ fn run_spark(python: &Path, inputs: &[&Path], out: &Path, flags: &[&str]) -> (bo
     )
 }
 
-type Pair = (String, String, String);
-
-/// Pairs (ids and Jaccard as printed) and cluster member sets of the Spark job's output.
-fn spark_result(out: &Path) -> (BTreeSet<Pair>, BTreeSet<Vec<String>>) {
-    let mut pairs = BTreeSet::new();
-    for part in part_files(&out.join("pairs")) {
-        for p in json_lines(&std::fs::read_to_string(part).unwrap()) {
-            pairs.insert(pair_of(&p));
-        }
-    }
-    let clusters = json_lines(&std::fs::read_to_string(out.join("clusters.jsonl")).unwrap())
-        .iter()
-        .map(|c| {
-            c["members"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m.as_str().unwrap().to_string())
-                .collect()
-        })
-        .collect();
-    (pairs, clusters)
+/// The pairs and clusters of the Spark job's output, lines as written.
+fn spark_result(out: &Path) -> (Vec<String>, Vec<String>) {
+    let clusters = std::fs::read_to_string(out.join("clusters.jsonl")).unwrap();
+    (
+        part_lines(&out.join("pairs")),
+        clusters.lines().map(String::from).collect(),
+    )
 }
 
 /// The part files of a Spark output directory, in order.
@@ -107,17 +92,9 @@ fn part_lines(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn pair_of(p: &serde_json::Value) -> Pair {
-    (
-        p["a"].as_str().unwrap().to_string(),
-        p["b"].as_str().unwrap().to_string(),
-        p["jaccard"].to_string(),
-    )
-}
-
-/// The same from one `neardup pairs` and `neardup cluster --mode connected` run.
-fn neardup_result(inputs: &[&Path], flags: &[&str]) -> (BTreeSet<Pair>, BTreeSet<Vec<String>>) {
-    let run = |command: &str| {
+/// The same from one `neardup pairs` and `neardup cluster` run (or with `--level story`).
+fn neardup_result(inputs: &[&Path], flags: &[&str]) -> (Vec<String>, Vec<String>) {
+    let run = |command: &str| -> Vec<String> {
         let out = neardup()
             .args([command, "-q"])
             .args(flags)
@@ -125,23 +102,9 @@ fn neardup_result(inputs: &[&Path], flags: &[&str]) -> (BTreeSet<Pair>, BTreeSet
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", stderr_of(&out));
-        json_lines(&stdout_of(&out))
+        stdout_of(&out).lines().map(String::from).collect()
     };
-    let pairs = run("pairs").iter().map(pair_of).collect();
-    let clusters = run("cluster").iter().map(member_ids).collect();
-    (pairs, clusters)
-}
-
-/// The member ids of a `neardup cluster` record, sorted.
-fn member_ids(cluster: &serde_json::Value) -> Vec<String> {
-    let mut ids: Vec<String> = cluster["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_string())
-        .collect();
-    ids.sort();
-    ids
+    (run("pairs"), run("cluster"))
 }
 
 /// 400 articles of random words, one in three an edited copy of an earlier one, and ten
@@ -201,8 +164,14 @@ fn spark_job_finds_the_pairs_and_clusters_of_one_neardup_run() {
     let (spark_pairs, spark_clusters) = spark_result(&out);
     let (pairs, clusters) = neardup_result(&[&input], &flags);
     assert!(pairs.len() > 50 && clusters.len() > 10, "{}", pairs.len());
-    assert_eq!(spark_pairs, pairs);
-    assert_eq!(spark_clusters, clusters);
+    assert_eq!(
+        spark_pairs, pairs,
+        "the records of neardup pairs, byte for byte"
+    );
+    assert_eq!(
+        spark_clusters, clusters,
+        "the records of neardup cluster, byte for byte"
+    );
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["documents"], 400);
@@ -338,29 +307,6 @@ fn spark_job_fails_on_bad_input_with_neardups_message() {
     );
 }
 
-/// The story pairs and clusters of one `neardup` run, lines as written.
-fn neardup_story_result(input: &Path) -> (Vec<String>, Vec<String>) {
-    let run = |command: &str| {
-        let out = neardup()
-            .args([command, "-q", "--level", "story"])
-            .arg(input)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr_of(&out));
-        stdout_of(&out).lines().map(String::from).collect()
-    };
-    (run("pairs"), run("cluster"))
-}
-
-/// The same from the Spark job's output.
-fn spark_story_result(out: &Path) -> (Vec<String>, Vec<String>) {
-    let clusters = std::fs::read_to_string(out.join("clusters.jsonl")).unwrap();
-    (
-        part_lines(&out.join("pairs")),
-        clusters.lines().map(String::from).collect(),
-    )
-}
-
 #[test]
 fn spark_story_job_finds_the_story_pairs_and_clusters_of_one_neardup_run() {
     let Some(python) = spark_python() else {
@@ -371,8 +317,8 @@ fn spark_story_job_finds_the_story_pairs_and_clusters_of_one_neardup_run() {
     let out = s.path("out");
     let (ok, err) = run_spark(&python, &[&input], &out, &["--level", "story", "--dedup"]);
     assert!(ok, "{err}");
-    let (spark_pairs, spark_clusters) = spark_story_result(&out);
-    let (pairs, clusters) = neardup_story_result(&input);
+    let (spark_pairs, spark_clusters) = spark_result(&out);
+    let (pairs, clusters) = neardup_result(&[&input], &["--level", "story"]);
     assert!(
         pairs.len() > 100 && clusters.len() > 20,
         "{} pairs",
@@ -469,8 +415,8 @@ fn spark_story_job_finds_the_story_pairs_and_clusters_of_one_neardup_run() {
         let mut text = std::fs::read_to_string(&reuters).unwrap();
         text.push_str(&std::fs::read_to_string(&bbc).unwrap());
         std::fs::write(&both, text).unwrap();
-        let (spark_pairs, spark_clusters) = spark_story_result(&out);
-        let (pairs, clusters) = neardup_story_result(&both);
+        let (spark_pairs, spark_clusters) = spark_result(&out);
+        let (pairs, clusters) = neardup_result(&[&both], &["--level", "story"]);
         assert!(pairs.len() > 1000, "{}", pairs.len());
         assert_eq!(spark_pairs, pairs);
         assert_eq!(spark_clusters, clusters);

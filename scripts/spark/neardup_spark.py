@@ -65,12 +65,10 @@ shingle sets depend on it).
 import argparse
 import base64
 import json
-import math
 import operator
 import os
 import shlex
 import shutil
-import struct
 import sys
 
 
@@ -103,6 +101,9 @@ def parse_args(argv):
     p.add_argument("--text-field", default="text")
     p.add_argument("--date-field", default="date",
                    help="field holding the date (for --dedup's earliest representative)")
+    p.add_argument("--mode", choices=["connected", "leader"], default="connected",
+                   help="near-copy level: connected components (default) or leader clusters, "
+                        "as neardup cluster --mode")
     p.add_argument("--dedup", action="store_true",
                    help="also write kept/ (the input records minus near-duplicates, one kept "
                         "per cluster: the earliest, then the longest, then the smallest id, as "
@@ -129,7 +130,8 @@ def parse_args(argv):
         ignored = [flag for flag, value, default in (
             ("--threshold", args.threshold, 0.5), ("--bands", args.bands, None),
             ("--rows", args.rows, None), ("--bucket-cap", args.bucket_cap, 1000),
-            ("--num-perm", args.num_perm, 128)) if value != default]
+            ("--num-perm", args.num_perm, 128), ("--mode", args.mode, "connected"))
+            if value != default]
         if ignored:
             p.error("%s: the near-copy level's; the story level decides with "
                     "--story-threshold, --story-candidates and --window" % ", ".join(ignored))
@@ -205,20 +207,6 @@ def refuse_repeated_ids(ids):
                          ", ".join(repr(i) for i in repeated))
 
 
-def f32(x):
-    return struct.unpack("<f", struct.pack("<f", x))[0]
-
-
-def round4(x):
-    """neardup's rounding of a score: the f32 value to 4 decimals, halves away from zero."""
-    return math.floor(x * 10_000.0 + 0.5) / 10_000.0
-
-
-def decode_set(b64):
-    raw = base64.b64decode(b64)
-    return frozenset(struct.unpack("<%dQ" % (len(raw) // 8), raw))
-
-
 def bucket_pairs(members, cap):
     """Candidate pairs of one LSH bucket, (smaller id, larger id)."""
     ids = sorted(members)
@@ -227,12 +215,6 @@ def bucket_pairs(members, cap):
         for b in ids[i + 1:] if len(ids) <= cap else ids[i + 1:i + cap]:
             out.append((a, b))
     return out
-
-
-def jaccard(sa, sb):
-    common = len(sa & sb)
-    union = len(sa) + len(sb) - common
-    return f32(common / union) if union else 0.0
 
 
 class UnionFind:
@@ -265,8 +247,8 @@ def run(spark, args):
     lines = sc.union([input_lines(sc, path, args.partitions) for path in args.inputs])
     sketch = sketch_command(args)
     sketches = (lines.mapPartitions(lambda part: piped(sketch, part))
-                .map(json.loads)
-                .map(lambda r: (r["id"], r["bands"], r["set"], r["date"], r["text_bytes"]))
+                .map(lambda line: (json.loads(line), line))
+                .map(lambda r: (r[0]["id"], r[0]["bands"], r[1]))
                 .persist(keep))
     documents = sketches.count()
     refuse_repeated_ids(sketches.map(lambda r: r[0]))
@@ -280,43 +262,84 @@ def run(spark, args):
     oversized = buckets.filter(lambda kv: len(kv[1]) > cap).count()
     candidates = buckets.flatMap(lambda kv: bucket_pairs(kv[1], cap)).distinct()
 
-    sets = sketches.map(lambda r: (r[0], r[2]))
-    threshold = f32(args.threshold)
-    scored = (candidates.join(sets)                       # a -> (b, set a)
-              .map(lambda kv: (kv[1][0], (kv[0], kv[1][1])))
-              .join(sets)                                 # b -> ((a, set a), set b)
-              .map(lambda kv: (kv[1][0][0], kv[0],
-                               jaccard(decode_set(kv[1][0][1]), decode_set(kv[1][1]))))
-              .persist(keep))
-    candidate_pairs = scored.count()
-    pairs = (scored.filter(lambda p: p[2] >= threshold).sortBy(lambda p: (p[0], p[1]))
-             .persist(keep))
-    (pairs.map(lambda p: json.dumps({"a": p[0], "b": p[1], "jaccard": round4(p[2])},
-                                    separators=(",", ":"), ensure_ascii=False))
+    records = sketches.map(lambda r: (r[0], r[2]))
+    candidate_lines = paired_records(candidates, records).persist(keep)
+    candidate_pairs = candidate_lines.count()
+    verify = [args.neardup, "verify", "-", "-q", "--threshold", repr(args.threshold),
+              "--num-perm", str(args.num_perm)]
+    verified = (candidate_lines.mapPartitions(lambda part: piped(verify, part))
+                .map(lambda line: (json.loads(line), line))
+                .map(lambda r: (r[0]["a"], r[0]["b"], r[1], r[0]))
+                .sortBy(lambda p: (p[0], p[1]))
+                .persist(keep))
+    (verified.map(lambda p: record_line(p[3], PAIR_FIELDS))
      .saveAsTextFile(os.path.join(args.output, "pairs")))
 
-    clusters = UnionFind()
-    verified = 0
-    for a, b, _ in pairs.toLocalIterator():
-        clusters.union(a, b)
-        verified += 1
-    groups = {}
-    for doc in list(clusters.parent):
-        groups.setdefault(clusters.find(doc), []).append(doc)
-    ordered = sorted(sorted(m) for m in groups.values())
+    link = [args.neardup, "link", "-", "-q", "--mode", args.mode]
+    clusters = linked_clusters(sc, args.output, link, verified, records)
     summary = {"documents": documents, "candidate_pairs": candidate_pairs,
-               "verified_pairs": verified, "clusters": len(ordered),
-               "clustered_documents": sum(len(m) for m in ordered),
+               "verified_pairs": verified.count(), "clusters": len(clusters),
+               "clustered_documents": sum(len(c[0]) for c in clusters),
                "oversized_buckets": oversized, "threshold": args.threshold}
-    write_small(sc, args.output, "clusters.jsonl",
-                [json.dumps({"cluster": n, "size": len(m), "members": m},
-                            separators=(",", ":"), ensure_ascii=False)
-                 for n, m in enumerate(ordered, 1)])
     if args.dedup:
-        summary["dropped"] = dedup(sc, args, lines, representatives(
-            sc, sketches.map(lambda r: (r[0], r[3], r[4])), ordered))
+        summary["dropped"] = dedup(sc, args, lines, clusters)
     write_small(sc, args.output, "summary.json", [json.dumps(summary, indent=1)])
     return summary
+
+
+# The fields of a `neardup pairs` record (the record `verify` writes adds the unrounded
+# score the linkage needs).
+PAIR_FIELDS = ("schema_version", "a", "b", "estimated_jaccard", "jaccard",
+               "containment_a_in_b", "containment_b_in_a")
+STORY_PAIR_FIELDS = ("schema_version", "level", "a", "b", "kind", "score", "components")
+
+
+def record_line(record, fields):
+    return json.dumps({k: record[k] for k in fields}, separators=(",", ":"),
+                      ensure_ascii=False)
+
+
+def paired_records(pairs, records):
+    """`[record a, record b]` lines of the (a, b) `pairs`, from `records` (id, line)."""
+    return (pairs.join(records)                             # a -> (b, record a)
+            .map(lambda kv: (kv[1][0], kv[1][1]))
+            .join(records)                                  # b -> (record a, record b)
+            .map(lambda kv: "[%s,%s]" % (kv[1][0], kv[1][1])))
+
+
+def linked_clusters(sc, output, link, pairs, records, joins=None):
+    """Cluster records of `neardup link` (the command `link`), numbered as one run numbers
+    them: `pairs` holds (a, b, line, record) of every pair verify wrote, `records` (id,
+    sketch line) of every document, `joins(record)` says whether a pair joins its two
+    documents (default: every pair does). The connected components of the joining pairs
+    are found on the driver; each partition's components go, with every pair inside them
+    and their members' sketch records, through `link` (components cluster apart).
+    Returns [(members, representative)] and writes clusters.jsonl."""
+    joining = pairs if joins is None else pairs.filter(lambda p: joins(p[3]))
+    components = UnionFind()
+    for a, b in joining.map(lambda p: (p[0], p[1])).toLocalIterator():
+        components.union(a, b)
+    component = sc.broadcast({doc: components.find(doc) for doc in list(components.parent)})
+
+    def inside(p):
+        root = component.value.get(p[0])
+        return [(root, (0, p[2]))] if root is not None and root == component.value.get(p[1]) \
+            else []
+
+    linked = (pairs.flatMap(inside)
+              .union(records.filter(lambda r: r[0] in component.value)
+                     .map(lambda r: (component.value[r[0]], (1, r[1]))))
+              .groupByKey(numPartitions=sc.defaultParallelism)
+              .mapPartitions(lambda part: link_components(link, part))
+              .map(lambda line: (json.loads(line), line))
+              .collect())
+    # Largest first, then by representative, as one run orders them.
+    linked.sort(key=lambda c: (-c[0]["size"], c[0]["representative"]))
+    write_small(sc, output, "clusters.jsonl", [
+        line.replace('"cluster":%d,' % record["cluster"], '"cluster":%d,' % n, 1)
+        for n, (record, line) in enumerate(linked, 1)])
+    return [([m["id"] for m in record["members"]], record["representative"])
+            for record, _ in linked]
 
 
 # neardup's story level pairs the members of a larger LSH bucket in id-order windows of this
@@ -455,9 +478,9 @@ def story_bucket_pairs(members, cap, floor, window):
     return out
 
 
-def linked_clusters(link, components):
+def link_components(link, components):
     """The cluster records `link` (neardup link) writes for `components`: (component,
-    [(0, judged pair line) or (1, member sketch record line)])."""
+    [(0, pair line) or (1, member sketch record line)])."""
     import tempfile
 
     pairs = []
@@ -532,56 +555,24 @@ def run_story(spark, args):
 
     # 4. Each candidate judged by neardup from the two records.
     records = sketches.map(lambda r: (r[0], r[4]))
-    verify = [neardup, "verify", "-", "--level", "story", "-q", "--stats"]
-    verify_flags = story_flags(args)
-    candidate_lines = (plausible.join(records)                  # a -> (b, record a)
-                       .map(lambda kv: (kv[1][0], kv[1][1]))
-                       .join(records)                           # b -> (record a, record b)
-                       .map(lambda kv: "[%s,%s]" % (kv[1][0], kv[1][1]))
-                       .persist(keep))
+    verify = [neardup, "verify", "-", "--level", "story", "-q", "--stats",
+              SparkFiles.get("corpus.stats")] + story_flags(args)
+    candidate_lines = paired_records(plausible, records).persist(keep)
     candidate_pairs = candidate_lines.count()
-    judged = (candidate_lines.mapPartitions(lambda part: piped(
-                  verify + [SparkFiles.get("corpus.stats")] + verify_flags, part))
+    judged = (candidate_lines.mapPartitions(lambda part: piped(verify, part))
+              .map(lambda line: (json.loads(line), line))
+              .map(lambda r: (r[0]["a"], r[0]["b"], r[1], r[0]))
               .persist(keep))
-    scored = judged.map(json.loads)
     scored_pairs = judged.count()
-    record_fields = ("schema_version", "level", "a", "b", "kind", "score", "components")
-    same_story = (scored.filter(lambda r: r["same_story"]).sortBy(lambda r: (r["a"], r["b"]))
-                  .persist(keep))
-    (same_story.map(lambda r: json.dumps({k: r[k] for k in record_fields},
-                                         separators=(",", ":"), ensure_ascii=False))
+    same_story = judged.filter(lambda p: p[3]["same_story"]).sortBy(lambda p: (p[0], p[1]))
+    (same_story.map(lambda p: record_line(p[3], STORY_PAIR_FIELDS))
      .saveAsTextFile(os.path.join(args.output, "pairs")))
 
-    # 5. Connected components of the same-story pairs; `neardup link` links them, each
-    # partition's components with every judged pair inside them and their members'
-    # sketch records (linkage only merges along same-story pairs, so components are
-    # independent).
-    components = UnionFind()
-    for r in same_story.toLocalIterator():
-        components.union(r["a"], r["b"])
-    component = sc.broadcast({doc: components.find(doc) for doc in list(components.parent)})
-
-    def inside(line):
-        r = json.loads(line)
-        root = component.value.get(r["a"])
-        return [(root, (0, line))] if root is not None and root == component.value.get(r["b"]) \
-            else []
-
+    # 5. The connected components of the same-story pairs, linked by neardup (majority
+    # linkage only merges along same-story pairs, so components link apart).
     link = [neardup, "link", "-", "--level", "story", "-q"] + story_threshold_flag(args)
-    linked = (judged.flatMap(inside)
-              .union(sketches.filter(lambda r: r[0] in component.value)
-                     .map(lambda r: (component.value[r[0]], (1, r[4]))))
-              .groupByKey(numPartitions=sc.defaultParallelism)
-              .mapPartitions(lambda part: linked_clusters(link, part))
-              .map(lambda line: (json.loads(line), line))
-              .collect())
-    # Clusters numbered as one run numbers them: largest first, then by representative.
-    linked.sort(key=lambda c: (-c[0]["size"], c[0]["representative"]))
-    clusters = [([m["id"] for m in record["members"]], record["representative"])
-                for record, _ in linked]
-    write_small(sc, args.output, "clusters.jsonl", [
-        line.replace('"cluster":%d,' % record["cluster"], '"cluster":%d,' % n, 1)
-        for n, (record, line) in enumerate(linked, 1)])
+    clusters = linked_clusters(sc, args.output, link, judged, records,
+                               joins=lambda record: record["same_story"])
     summary = {"level": "story", "documents": documents, "candidate_pairs": candidate_pairs,
                "scored_pairs": scored_pairs,
                "verified_pairs": same_story.count(),
@@ -599,26 +590,6 @@ def run_story(spark, args):
     shutil.rmtree(shipped, ignore_errors=True)
     write_small(sc, args.output, "summary.json", [json.dumps(summary, indent=1)])
     return summary
-
-
-UNDATED = 2 ** 63 - 1
-
-
-def preference(facts, doc):
-    """neardup's --representative earliest: earliest date (undated last), then the longest
-    text, then the smallest id. `facts[doc]` is (date, text_bytes)."""
-    date, text_bytes = facts[doc]
-    return (UNDATED if date is None else date, -min(text_bytes, UNDATED), doc)
-
-
-def representatives(sc, sketches, clusters):
-    """(members, representative) of each cluster's member list; `sketches` holds (id, date,
-    text_bytes) per document."""
-    clustered = sc.broadcast({doc for members in clusters for doc in members})
-    facts = dict(sketches.filter(lambda r: r[0] in clustered.value)
-                 .map(lambda r: (r[0], (r[1], r[2]))).collect())
-    return [(members, min(members, key=lambda doc: preference(facts, doc)))
-            for members in clusters]
 
 
 def dedup(sc, args, lines, clusters):
