@@ -4,17 +4,20 @@
 The work is neardup's own, split the way LSH splits:
 
 1. map     each partition of the input's lines is piped through `neardup sketch -` (the same
-           similarity flags on every worker): one record per document with its LSH band keys
-           and its exact shingle set;
+           similarity flags on every worker): one record per document with its LSH band keys,
+           signature, exact shingle set and metadata;
 2. shuffle documents sharing a band key are candidate pairs (a bucket larger than the bucket
            cap is paired in a window in id order, as `neardup pairs` does);
-3. verify  each candidate's exact Jaccard from the two shingle sets, kept at or above the
-           threshold (compared in 32-bit floats, as neardup compares);
-4. cluster connected components of the verified pairs, on the driver (union-find over the
-           pairs streamed back; memory grows with the clustered documents, not the input).
+3. verify  each candidate pair of records piped through `neardup verify`: estimated and exact
+           Jaccard, containments, kept at or above the threshold;
+4. cluster the connected components of the verified pairs (found on the driver by
+           union-find over the pairs streamed back: memory grows with the clustered
+           documents, not the input), each partition's with its pairs and its members'
+           records piped through `neardup link --mode` (connected or leader: both only group
+           along verified pairs, so components cluster apart); numbered on the driver.
 
-With the same flags the pairs are exactly those of `neardup pairs` on the whole input, and
-the clusters those of `neardup cluster --mode connected` (tests/spark.rs checks both).
+With the same flags `pairs/` and `clusters.jsonl` are, byte for byte, the output of
+`neardup pairs` and `neardup cluster` on the whole input (tests/spark.rs checks both).
 
 With --level story, the story level (copies, updates and rewrites of one news story):
 
@@ -41,11 +44,11 @@ The same-story pairs are exactly those of `neardup pairs --level story`, and
 pairs inside), `corpus.stats` and `summary.json`; --dedup as above. Every input is read
 twice (once to count, once to sketch).
 
-Output directory: `pairs/` (Spark part files, JSON Lines {"a","b","jaccard"}, a < b by id),
-`clusters.jsonl` ({"cluster": n, "size", "members"}: members sorted by id, clusters by their
-first member) and `summary.json`; with --dedup also `kept/` (the input lines minus the
-near-duplicates, byte for byte, in input order within each part) and `dropped.jsonl`
-({"id", "kept", "cluster"}), the records `neardup dedup` keeps and drops.
+Output directory: `pairs/` (Spark part files, the records of `neardup pairs`, sorted by
+id), `clusters.jsonl` (the records of `neardup cluster`) and `summary.json`; with --dedup
+also `kept/` (the input lines minus the near-duplicates, byte for byte, in input order
+within each part) and `dropped.jsonl` ({"id", "kept", "cluster"}), the records `neardup
+dedup` keeps and drops.
 
 Input: JSON Lines, plain, gzip (Spark's reader decompresses .gz) or zstd (.zst or .zstd,
 decompressed in Python: needs the zstandard module, and a truncated or damaged stream

@@ -94,15 +94,17 @@ pub enum Command {
     #[command(after_long_help = crate::params::PARAMS_HELP)]
     Params(crate::params::ParamsArgs),
     /// Fingerprint documents for a distributed run: one JSON line per document with its
-    /// LSH band keys and shingle set, comparing nothing.
+    /// LSH band keys, signature and shingle set, comparing nothing.
     ///
     /// The map step of neardup on a cluster engine: each worker sketches its share of the
     /// input with the same similarity flags, documents sharing a band key are candidate
-    /// pairs, and their exact Jaccard comes from the two sets; with the same flags that
-    /// finds the pairs 'neardup pairs' finds on the whole input.
-    /// scripts/spark/neardup_spark.py runs it on Apache Spark. Record:
-    /// {"schema_version":1,"id":…,"bands":["<16 hex digits>",…],"set":"<base64 of sorted
-    /// little-endian u64>","date":…|null,"text_bytes":…}.
+    /// pairs, 'neardup verify' scores each from its two records and 'neardup link'
+    /// clusters the verified pairs; with the same flags that gives the output of 'neardup
+    /// pairs' and 'neardup cluster' on the whole input. scripts/spark/neardup_spark.py
+    /// runs it on Apache Spark. Record: {"schema_version":1,"id":…,"bands":["<16 hex
+    /// digits>",…],"signature":"<base64 of little-endian u32>","set":"<base64 of sorted
+    /// little-endian u64>","date":…|null,"text_bytes":…,"metadata":{…}} (metadata: the
+    /// record's other fields, absent when none).
     ///
     /// With --level story, the band keys are those of the weighted word signature, weighed
     /// by --stats (the whole input's statistics, so that keys match across workers), and
