@@ -96,6 +96,18 @@ pub(crate) fn decode_set(id: &str, text: &str) -> Result<Vec<u64>, String> {
     Ok(set)
 }
 
+/// Writes `record` as one JSON line; a failure is an error saying what was `writing`.
+pub(crate) fn write_json_line(
+    out: &mut dyn Write,
+    record: &impl Serialize,
+    writing: &str,
+) -> crate::Result<()> {
+    serde_json::to_writer(&mut *out, record)
+        .map_err(io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+        .map_err(|e| crate::Error::io(writing, e))
+}
+
 /// Calls `each` with every line of `input` that is not blank, and its 1-based number.
 pub(crate) fn for_each_line(
     input: &mut dyn BufRead,
@@ -356,10 +368,7 @@ impl PairVerifier {
                 pair: PairRecord::of(&a.id, &b.id, &score),
                 exact_jaccard: f64::from(score.jaccard),
             };
-            serde_json::to_writer(&mut *out, &record)
-                .map_err(io::Error::from)
-                .and_then(|()| out.write_all(b"\n"))
-                .map_err(|e| crate::Error::io("writing the verified pairs", e))
+            write_json_line(out, &record, "writing the verified pairs")
         })?;
         Ok(counts)
     }

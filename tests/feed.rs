@@ -1502,3 +1502,222 @@ fn story_threshold_and_candidates_are_index_settings() {
         assert!(stderr_of(&out).contains("--story-"), "{}", stderr_of(&out));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// `neardup serve`: the index behind HTTP.
+
+/// A running `neardup serve` on a free port; stopped with SIGTERM by [`Served::stop`].
+struct Served {
+    child: std::process::Child,
+    address: String,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Served {
+    fn start(idx: &Path, flags: &[&str]) -> Served {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("neardup"))
+            .arg("serve")
+            .arg(idx)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(flags)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+        let address = first
+            .split("listening on http://")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no address in {first:?}"))
+            .trim()
+            .to_string();
+        let stderr = std::thread::spawn(move || {
+            let mut rest = first;
+            stderr.read_to_string(&mut rest).unwrap();
+            rest
+        });
+        Served {
+            child,
+            address,
+            stderr,
+        }
+    }
+
+    /// One request; the status and the body.
+    fn request(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        let mut stream = std::net::TcpStream::connect(&self.address).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: neardup\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        stream.write_all(body).unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        let answer = String::from_utf8(answer).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, body.to_string())
+    }
+
+    fn post(&self, body: &str) -> Vec<serde_json::Value> {
+        let (status, answer) = self.request("POST", "/articles", body.as_bytes());
+        assert_eq!(status, 200, "{answer}");
+        json_lines(&answer)
+    }
+
+    /// SIGTERM; the exit status and everything serve printed on standard error.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        send_signal(self.child.id(), "TERM");
+        let status = self.child.wait().unwrap();
+        (status, self.stderr.join().unwrap())
+    }
+}
+
+#[test]
+fn serve_answers_as_index_add_does() {
+    let s = Scratch::new();
+    let articles = to_jsonl(&corpus(11, 600, 1_700_000_000));
+    let input = s.write("feed.jsonl", &articles);
+    for level in ["copy", "story"] {
+        let (added, served) = (
+            s.path(&format!("added-{level}")),
+            s.path(&format!("served-{level}")),
+        );
+        index_ok(&["create", "-q", "--level", level], &added, &[]);
+        index_ok(&["create", "-q", "--level", level], &served, &[]);
+        let expected = stdout_of(&index_output(&["add", "-q"], &added, &[&input]));
+        let server = Served::start(&served, &[]);
+        // Requests of 50 articles, one after another: the verdicts of one `index add`.
+        let lines: Vec<&str> = articles.lines().collect();
+        let mut answered = String::new();
+        for chunk in lines.chunks(50) {
+            let (status, body) =
+                server.request("POST", "/articles", (chunk.join("\n") + "\n").as_bytes());
+            assert_eq!(status, 200, "{body}");
+            answered.push_str(&body);
+        }
+        assert_eq!(answered, expected, "{level}");
+        let verdicts = json_lines(&expected);
+        assert!(
+            verdicts.iter().any(|v| v["verdict"] == "duplicate"),
+            "{level}"
+        );
+        if level == "story" {
+            assert!(verdicts.iter().any(|v| v["verdict"] == "rewrite"));
+        }
+        let (status, health) = server.request("GET", "/health", b"");
+        assert_eq!(status, 200);
+        assert_eq!(json_lines(&health)[0]["articles"], 600);
+        let (status, err) = server.stop();
+        assert!(status.success(), "{err}");
+        assert!(err.contains("serve: 600 articles"), "{err}");
+        // Stored: the index exports what `index add` stored.
+        let export = |idx: &Path| stdout_of(&index_output(&["export"], idx, &[]));
+        assert_eq!(export(&served), export(&added));
+    }
+}
+
+#[test]
+fn serve_takes_many_clients_at_once_and_refuses_what_it_cannot_take() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let server = Served::start(&idx, &["--max-body-bytes", "64KiB", "--threads", "3"]);
+    // Four clients, 25 requests of 4 articles each, at once: every article answered once.
+    let records = corpus(5, 400, 1_700_000_000);
+    std::thread::scope(|scope| {
+        for client in records.chunks(100) {
+            let server = &server;
+            scope.spawn(move || {
+                for request in client.chunks(4) {
+                    let answers = server.post(&to_jsonl(request));
+                    let ids: Vec<&str> =
+                        answers.iter().map(|a| a["id"].as_str().unwrap()).collect();
+                    let sent: Vec<&str> =
+                        request.iter().map(|r| r["id"].as_str().unwrap()).collect();
+                    assert_eq!(ids, sent, "one answer per article, in order");
+                }
+            });
+        }
+    });
+    let (_, health) = server.request("GET", "/health", b"");
+    assert_eq!(json_lines(&health)[0]["articles"], 400);
+
+    // Bad lines are answered line by line; bad requests get a status and a message.
+    let body = format!(
+        "{}\n{{not json\n\n{}\n",
+        serde_json::json!({"id": "x1", "text": RATE}),
+        serde_json::json!({"id": "x2", "text": "  "})
+    );
+    let answers = server.post(&body);
+    let kinds: Vec<&str> = answers
+        .iter()
+        .map(|a| a["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["new", "rejected", "rejected"]);
+    assert_eq!(answers[1]["line"], 2);
+    assert_eq!(answers[2]["line"], 4);
+    let mut invalid = serde_json::json!({"id": "x3", "text": "caf"})
+        .to_string()
+        .into_bytes();
+    invalid.splice(invalid.len() - 2..invalid.len() - 2, [0xFF]);
+    let (status, answer) = server.request("POST", "/articles", &invalid);
+    assert_eq!(status, 200);
+    assert!(answer.contains("invalid UTF-8"), "{answer}");
+    for (method, path, body, expected, message) in [
+        ("GET", "/nowhere", &b""[..], 404, "no such endpoint"),
+        ("GET", "/articles", b"", 405, "takes POST"),
+        ("POST", "/articles", b"\n\n", 400, "no article"),
+        (
+            "POST",
+            "/articles",
+            &[b'x'; 70_000][..],
+            413,
+            "--max-body-bytes",
+        ),
+    ] {
+        let (status, answer) = server.request(method, path, body);
+        assert_eq!(status, expected, "{method} {path}: {answer}");
+        assert!(
+            json_lines(&answer)[0]["error"]
+                .as_str()
+                .unwrap()
+                .contains(message),
+            "{answer}"
+        );
+    }
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains("serve: 401 articles") && err.contains("3 rejected"),
+        "{err}"
+    );
+    // A second server cannot open the index while one writes it; after, it can.
+    let stats = &lines_of(&index_output(&["stats"], &idx, &[]))[0];
+    assert_eq!(stats["articles"], 401);
+}
+
+#[test]
+fn served_articles_survive_sigkill() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let mut server = Served::start(&idx, &[]);
+    let records = corpus(9, 120, 1_700_000_000);
+    let answers = server.post(&to_jsonl(&records));
+    assert_eq!(answers.len(), 120);
+    // Answered means stored: kill -9 right after the answer.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let exported = lines_of(&index_output(&["export"], &idx, &[]));
+    assert_eq!(exported.len(), 120);
+    // And another server may open it again.
+    let other = Served::start(&idx, &["--durability", "disk"]);
+    let answer = other.post(&to_jsonl(&records[..1]));
+    assert_eq!(answer[0]["indexed"], true, "{answer:?}");
+    let (status, err) = other.stop();
+    assert!(status.success(), "{err}");
+}

@@ -35,7 +35,7 @@ use super::{
 use crate::corpus::Corpus;
 use crate::distributed::{
     Documents, decode_set, decode_signature, decode_words, encode, for_each_line,
-    refuse_repeated_pairs, undecodable,
+    refuse_repeated_pairs, undecodable, write_json_line,
 };
 use crate::index::band_key;
 use crate::report::{SCHEMA_VERSION, round4};
@@ -284,10 +284,7 @@ impl<'s> Verifier<'s> {
                 same_story,
                 veto: veto.map(Veto::name),
             };
-            serde_json::to_writer(&mut *out, &record)
-                .map_err(io::Error::from)
-                .and_then(|()| out.write_all(b"\n"))
-                .map_err(|e| crate::Error::io("writing the judged pairs", e))
+            write_json_line(out, &record, "writing the judged pairs")
         })?;
         Ok(counts)
     }

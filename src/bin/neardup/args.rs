@@ -81,6 +81,13 @@ pub enum Command {
     /// Print a verdict for each article read from standard input as soon as it is
     /// decided, and add it to an index.
     Watch(crate::feed::WatchArgs),
+    /// Answer articles pushed over HTTP with verdicts, and add them to an index: 'watch'
+    /// for many scrapers at once.
+    ///
+    /// POST a body of JSON lines to /articles; the answer, once the articles are stored
+    /// (see --durability), holds one verdict per article, in order, as 'watch' prints
+    /// them. One process writes the index, whatever the number of clients.
+    Serve(crate::serve::ServeArgs),
     /// Judge every threshold against gold labels: precision, recall, F1, misses and why.
     ///
     /// Runs the pipeline once and sweeps thresholds over its signatures, reporting the

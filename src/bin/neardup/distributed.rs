@@ -79,15 +79,10 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let fitted = Model::fitted();
     let settings = StorySettings {
         window: a.window.0,
         candidate_threshold: a.story_candidates,
-        model: Model {
-            threshold: a.story_threshold.unwrap_or(fitted.threshold),
-            ..fitted
-        },
-        ..StorySettings::default()
+        ..judged_at(a.story_threshold)
     };
     settings.check()?;
     let stats_path = a
@@ -112,6 +107,19 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The story settings of pairs judged at `story_threshold` (default: the fitted model's
+/// cut).
+fn judged_at(story_threshold: Option<f64>) -> StorySettings {
+    let fitted = Model::fitted();
+    StorySettings {
+        model: Model {
+            threshold: story_threshold.unwrap_or(fitted.threshold),
+            ..fitted
+        },
+        ..StorySettings::default()
+    }
 }
 
 /// Writes the output of a library step atomically; a library error (a bad line) is
@@ -182,14 +190,7 @@ pub fn link(a: &LinkArgs) -> Result<ExitCode> {
     if a.mode != ModeArg::Connected {
         anyhow::bail!("--mode is the near-copy level's: the story level links by majority");
     }
-    let fitted = Model::fitted();
-    let settings = StorySettings {
-        model: Model {
-            threshold: a.story_threshold.unwrap_or(fitted.threshold),
-            ..fitted
-        },
-        ..StorySettings::default()
-    };
+    let settings = judged_at(a.story_threshold);
     settings.check()?;
     let mut linker = StoryLinker::new(&settings, rule);
     for input in &a.inputs {

@@ -341,7 +341,7 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
     }
 }
 
-fn fields(id: &str, text: &str, date: &str) -> FieldNames {
+pub(crate) fn fields(id: &str, text: &str, date: &str) -> FieldNames {
     FieldNames {
         id: id.to_string(),
         text: text.to_string(),
@@ -349,7 +349,7 @@ fn fields(id: &str, text: &str, date: &str) -> FieldNames {
     }
 }
 
-fn terminal(progress: ProgressArg, quiet: bool) -> Terminal {
+pub(crate) fn terminal(progress: ProgressArg, quiet: bool) -> Terminal {
     Terminal::new(progress, quiet)
 }
 
@@ -678,7 +678,7 @@ fn read_stdin(tx: mpsc::Sender<Event>, limit: u64) {
 }
 
 /// One output line of a commit group.
-enum Answer {
+pub(crate) enum Answer {
     Verdict(Verdict),
     Rejected {
         id: Option<String>,
@@ -688,12 +688,12 @@ enum Answer {
 }
 
 #[derive(Default)]
-struct WatchCounts {
-    new: u64,
-    duplicates: u64,
-    rewrites: u64,
-    rejected: u64,
-    latencies_us: Vec<u64>,
+pub(crate) struct WatchCounts {
+    pub(crate) new: u64,
+    pub(crate) duplicates: u64,
+    pub(crate) rewrites: u64,
+    pub(crate) rejected: u64,
+    pub(crate) latencies_us: Vec<u64>,
 }
 
 pub fn watch(a: WatchArgs) -> Result<ExitCode> {
@@ -759,7 +759,7 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
                 }
             }
             for (answer, _) in &answers {
-                acknowledge(&mut out, answer, &mut counts, all_matches, quiet)
+                acknowledge(&mut out, answer, &mut counts, all_matches, quiet, "<stdin>")
                     .context("writing to standard output")?;
             }
             out.flush().context("writing to standard output")?;
@@ -873,12 +873,13 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
 }
 
 /// Writes one answer line and counts it.
-fn acknowledge(
+pub(crate) fn acknowledge(
     out: &mut dyn Write,
     answer: &Answer,
     counts: &mut WatchCounts,
     all_matches: bool,
     quiet: bool,
+    source: &str,
 ) -> io::Result<()> {
     match answer {
         Answer::Verdict(v) => {
@@ -892,7 +893,7 @@ fn acknowledge(
         Answer::Rejected { id, line, reason } => {
             counts.rejected += 1;
             if !quiet {
-                eprintln!("neardup: warning: <stdin>:{line}: {reason}");
+                eprintln!("neardup: warning: {source}:{line}: {reason}");
             }
             feed::write_json_line(
                 out,
@@ -903,7 +904,7 @@ fn acknowledge(
 }
 
 /// Parses, fingerprints and adds one input line.
-fn decide(
+pub(crate) fn decide(
     index: &mut FeedIndex,
     fingerprinter: &mut neardup::pipeline::Fingerprinter,
     fields: &FieldNames,
@@ -935,7 +936,7 @@ fn decide(
 }
 
 /// `median X ms, p99 Y ms, max Z ms` (nearest-rank percentiles).
-fn describe_latencies(us: &mut [u64]) -> String {
+pub(crate) fn describe_latencies(us: &mut [u64]) -> String {
     if us.is_empty() {
         return "n/a".to_string();
     }

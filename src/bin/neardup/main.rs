@@ -7,6 +7,7 @@ mod eval;
 mod feed;
 mod params;
 mod progress;
+mod serve;
 
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -47,6 +48,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Index(a) => feed::run_index(a),
         Command::Watch(a) => feed::watch(a),
+        Command::Serve(a) => serve::serve(a),
         Command::Cluster(a) => analyse_and_write(&a, report::write_clusters),
         Command::Pairs(a) => analyse_and_write(&a, report::write_pairs),
         Command::Dedup(a) => analyse(
