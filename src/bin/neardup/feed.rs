@@ -911,27 +911,46 @@ pub(crate) fn decide(
     line: u64,
     bytes: &[u8],
 ) -> Result<Answer> {
-    let rejected = |id: Option<String>, reason: String| Answer::Rejected { id, line, reason };
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            return Ok(rejected(
-                None,
-                format!("invalid UTF-8 at byte {} of the record", e.valid_up_to()),
-            ));
-        }
+    match prepare(fingerprinter, fields, line, bytes) {
+        Ok(article) => commit(index, article, line),
+        Err(rejected) => Ok(rejected),
+    }
+}
+
+/// The article of one input line, fingerprinted (any thread may do it), or why the line
+/// is rejected.
+pub(crate) fn prepare(
+    fingerprinter: &mut neardup::pipeline::Fingerprinter,
+    fields: &FieldNames,
+    line: u64,
+    bytes: &[u8],
+) -> Result<Article, Answer> {
+    let rejected = |reason: String| Answer::Rejected {
+        id: None,
+        line,
+        reason,
     };
-    let article = match Article::from_json(text, fields, fingerprinter, feed::now()) {
-        Ok(a) => a,
-        Err(kind) => return Ok(rejected(None, kind.to_string())),
-    };
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        rejected(format!(
+            "invalid UTF-8 at byte {} of the record",
+            e.valid_up_to()
+        ))
+    })?;
+    Article::from_json(text, fields, fingerprinter, feed::now())
+        .map_err(|kind| rejected(kind.to_string()))
+}
+
+/// Adds a prepared article to the index: its verdict, or its rejection for an id already
+/// indexed with other text.
+pub(crate) fn commit(index: &mut FeedIndex, article: Article, line: u64) -> Result<Answer> {
     Ok(match index.add(&article)? {
         Some(v) => Answer::Verdict(v),
-        None => rejected(
-            Some(article.id),
-            "duplicate id: an article with this id is already indexed with other text; this record is skipped"
+        None => Answer::Rejected {
+            id: Some(article.id),
+            line,
+            reason: "duplicate id: an article with this id is already indexed with other text; this record is skipped"
                 .to_string(),
-        ),
+        },
     })
 }
 

@@ -16,12 +16,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use neardup::feed::{Access, FeedIndex, Level};
+use neardup::feed::{Access, Article, FeedIndex, Level};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::args::parse_size;
 use crate::feed::{
-    DurabilityArg, WatchCounts, acknowledge, decide, describe_latencies, fields, terminal,
+    Answer, DurabilityArg, WatchCounts, acknowledge, commit, describe_latencies, fields, prepare,
+    terminal,
 };
 
 const SERVE_HELP: &str = "\
@@ -100,10 +101,10 @@ pub struct ServeArgs {
 
 /// What a handler thread asks of the index's thread.
 enum Job {
-    /// The lines of one request body (1-based numbers, blank lines left out); answered
-    /// with one JSON line per article.
+    /// The lines of one request body (1-based numbers, blank lines left out), each
+    /// fingerprinted by the handler or rejected; answered with one JSON line per article.
     Articles {
-        lines: Vec<(u64, Vec<u8>)>,
+        lines: Vec<(u64, Result<Article, Answer>)>,
         read_at: Instant,
         reply: mpsc::Sender<Vec<u8>>,
     },
@@ -117,9 +118,10 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     let terminal = terminal(crate::args::ProgressArg::Auto, a.quiet);
     let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;
     let fields = fields(&a.id_field, &a.text_field, &a.date_field);
-    let mut fingerprinter = index.fingerprinter();
     let server = Arc::new(
-        Server::http(&a.listen).map_err(|e| anyhow::anyhow!("listening on {}: {e}", a.listen))?,
+        listen(&a.listen)
+            .and_then(|listener| Server::from_listener(listener, None).map_err(io::Error::other))
+            .with_context(|| format!("listening on {}", a.listen))?,
     );
     let address: Option<SocketAddr> = server.server_addr().to_ip();
     // Printed even with --quiet: with port 0 it is the only way to learn the port.
@@ -153,11 +155,17 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     let handlers: Vec<_> = (0..a.threads)
         .map(|_| {
             let (server, jobs, stopping) = (server.clone(), jobs.clone(), stopping.clone());
-            let limit = a.max_body_bytes;
+            // Each handler fingerprints its requests' articles: the index's thread only
+            // adds them.
+            let mut reader = Reader {
+                fingerprinter: index.fingerprinter(),
+                fields: fields.clone(),
+                limit: a.max_body_bytes,
+            };
             std::thread::spawn(move || {
                 while !stopping.load(Ordering::Acquire) {
                     match server.recv() {
-                        Ok(request) => handle(request, &jobs, limit, &stopping),
+                        Ok(request) => handle(request, &jobs, &mut reader, &stopping),
                         Err(_) => break,
                     }
                 }
@@ -209,9 +217,12 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
                         reply,
                     } => {
                         let mut out = Vec::new();
-                        for (number, bytes) in &lines {
-                            let answer =
-                                decide(&mut index, &mut fingerprinter, &fields, *number, bytes)?;
+                        let articles = lines.len();
+                        for (number, prepared) in lines {
+                            let answer = match prepared {
+                                Ok(article) => commit(&mut index, article, number)?,
+                                Err(rejected) => rejected,
+                            };
                             acknowledge(
                                 &mut out,
                                 &answer,
@@ -221,7 +232,7 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
                                 "request",
                             )?;
                         }
-                        answered.push((out, read_at, lines.len(), reply));
+                        answered.push((out, read_at, articles, reply));
                     }
                 }
             }
@@ -288,15 +299,48 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A listening socket on `address` whose connections send at once (TCP_NODELAY, which
+/// Linux passes on to accepted sockets): tiny_http writes a response's head and body
+/// apart, and with Nagle's algorithm a body would wait for the client's delayed ACK of the
+/// head (40 ms for every answer of a few kilobytes).
+fn listen(address: &str) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let address = std::net::ToSocketAddrs::to_socket_addrs(address)?
+        .next()
+        .ok_or_else(|| io::Error::other("the address resolves to nothing"))?;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// What a handler thread reads requests with.
+struct Reader {
+    fingerprinter: neardup::pipeline::Fingerprinter,
+    fields: neardup::input::FieldNames,
+    limit: u64,
+}
+
 /// Answers one request (on a handler thread).
-fn handle(mut request: Request, jobs: &mpsc::Sender<Job>, limit: u64, stopping: &AtomicBool) {
+fn handle(
+    mut request: Request,
+    jobs: &mpsc::Sender<Job>,
+    reader: &mut Reader,
+    stopping: &AtomicBool,
+) {
     let route = (
         request.method().clone(),
         request.url().split('?').next().unwrap_or("").to_string(),
     );
     let answer = match (&route.0, route.1.as_str()) {
         _ if stopping.load(Ordering::Acquire) => error(503, "the server is stopping"),
-        (Method::Post, "/articles") => articles(&mut request, jobs, limit),
+        (Method::Post, "/articles") => articles(&mut request, jobs, reader),
         (Method::Get, "/health") => {
             let (reply, answer) = mpsc::channel();
             match jobs
@@ -323,8 +367,9 @@ fn handle(mut request: Request, jobs: &mpsc::Sender<Job>, limit: u64, stopping: 
 fn articles(
     request: &mut Request,
     jobs: &mpsc::Sender<Job>,
-    limit: u64,
+    reader: &mut Reader,
 ) -> Response<io::Cursor<Vec<u8>>> {
+    let limit = reader.limit;
     let mut body = Vec::new();
     if let Err(e) = request.as_reader().take(limit + 1).read_to_end(&mut body) {
         return error(400, &format!("reading the body: {e}"));
@@ -343,7 +388,11 @@ fn articles(
             line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
         }
         if !line.iter().all(u8::is_ascii_whitespace) {
-            lines.push((i as u64 + 1, line.to_vec()));
+            let number = i as u64 + 1;
+            lines.push((
+                number,
+                prepare(&mut reader.fingerprinter, &reader.fields, number, line),
+            ));
         }
     }
     if lines.is_empty() {
