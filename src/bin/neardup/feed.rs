@@ -281,6 +281,19 @@ pub struct WatchArgs {
     /// The index directory (see 'neardup index create').
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub live: LiveArgs,
+    /// Longest line accepted; longer ones are rejected (e.g. 16MiB).
+    #[arg(long, default_value = "256MiB", value_parser = parse_size, value_name = "SIZE", help_heading = "Input")]
+    pub max_record_bytes: u64,
+    /// No warnings or summary on standard error.
+    #[arg(short, long, help_heading = "Run")]
+    pub quiet: bool,
+}
+
+/// How a live feed's articles are read, answered and committed (`watch`, `serve`).
+#[derive(Debug, Args)]
+pub struct LiveArgs {
     /// JSON field holding the article id (a string or an integer).
     #[arg(
         long,
@@ -305,24 +318,26 @@ pub struct WatchArgs {
         help_heading = "Input"
     )]
     pub date_field: String,
-    /// Longest line accepted; longer ones are rejected (e.g. 16MiB).
-    #[arg(long, default_value = "256MiB", value_parser = parse_size, value_name = "SIZE", help_heading = "Input")]
-    pub max_record_bytes: u64,
     /// List every match at or above the threshold ("matches"), not only the best.
     #[arg(long, help_heading = "Output")]
     pub all_matches: bool,
     /// Most articles committed together when they arrive faster than they are synced.
     #[arg(long, default_value_t = 256, value_name = "N", help_heading = "Run")]
     pub max_group: usize,
-    /// When a verdict may be written. disk: once its article is synced to disk (fsync);
-    /// it survives kill -9, a system crash and a power loss. process: once its article is
-    /// handed to the operating system; it survives kill -9 and any crash of neardup, not
-    /// a system crash or power loss (the index is synced every 100 ms and at exit).
+    /// When an article's verdict is given. disk: once it is synced to disk (fsync); it
+    /// survives kill -9, a system crash and a power loss. process: once it is handed to
+    /// the operating system; it survives kill -9 and any crash of neardup, not a system
+    /// crash or power loss (the index is synced every 100 ms and at exit).
     #[arg(long, value_enum, default_value_t = DurabilityArg::Process, help_heading = "Run")]
     pub durability: DurabilityArg,
-    /// No warnings or summary on standard error.
-    #[arg(short, long, help_heading = "Run")]
-    pub quiet: bool,
+}
+
+impl LiveArgs {
+    /// The record fields the flags name; checks --max-group.
+    pub(crate) fn fields(&self) -> Result<FieldNames> {
+        anyhow::ensure!(self.max_group >= 1, "--max-group must be at least 1");
+        Ok(fields(&self.id_field, &self.text_field, &self.date_field))
+    }
 }
 
 /// An index window in seconds, or none.
@@ -697,10 +712,9 @@ pub(crate) struct WatchCounts {
 }
 
 pub fn watch(a: WatchArgs) -> Result<ExitCode> {
-    anyhow::ensure!(a.max_group >= 1, "--max-group must be at least 1");
+    let fields = a.live.fields()?;
     let terminal = terminal(ProgressArg::Auto, a.quiet);
     let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;
-    let fields = fields(&a.id_field, &a.text_field, &a.date_field);
     let mut fingerprinter = index.fingerprinter();
 
     let (tx, rx) = mpsc::channel::<Event>();
@@ -727,7 +741,7 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
     // Groups written to the log wait here for their sync; then their answers are printed.
     // Deciding the next group overlaps with syncing this one.
     let (ack_tx, ack_rx) = mpsc::sync_channel::<(feed::Syncer, Vec<(Answer, Instant)>)>(2);
-    let (all_matches, quiet, durability) = (a.all_matches, a.quiet, a.durability);
+    let (all_matches, quiet, durability) = (a.live.all_matches, a.quiet, a.live.durability);
     // With --durability process, this thread syncs the log every 100 ms, so that a slow
     // fsync never holds up a verdict.
     let latest: std::sync::Arc<std::sync::Mutex<Option<feed::Written>>> = Default::default();
@@ -778,7 +792,7 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
             let Ok(first) = rx.recv() else { break };
             let mut group = vec![first];
             // Whatever has already arrived joins this commit group.
-            while group.len() < a.max_group
+            while group.len() < a.live.max_group
                 && !matches!(
                     group.last(),
                     Some(Event::End | Event::Signal(_) | Event::ReadFailed(_))
@@ -850,26 +864,40 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
             Some(why) => format!(" (stopped by {why})"),
             None => String::new(),
         };
-        terminal.println(&format!(
-            "neardup: watch: {} articles ({} new, {} duplicates{}), {} rejected{why}; verdict latency {}; the index holds {} articles",
-            counts.new + counts.duplicates + counts.rewrites,
-            counts.new,
-            counts.duplicates,
-            if index.settings().level == Level::Story {
-                format!(", {} rewrites", counts.rewrites)
-            } else {
-                String::new()
-            },
-            counts.rejected,
-            describe_latencies(&mut counts.latencies_us),
-            index.len(),
-        ));
+        terminal.println(&counts.summary("watch", &why, "verdict latency", &index));
     }
     Ok(if counts.rejected > 0 {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+impl WatchCounts {
+    /// The closing line of `command` (`stopped`: why it stopped, if it says), with its
+    /// latencies under the name `latency`.
+    pub(crate) fn summary(
+        &mut self,
+        command: &str,
+        stopped: &str,
+        latency: &str,
+        index: &FeedIndex,
+    ) -> String {
+        format!(
+            "neardup: {command}: {} articles ({} new, {} duplicates{}), {} rejected{stopped}; {latency} {}; the index holds {} articles",
+            self.new + self.duplicates + self.rewrites,
+            self.new,
+            self.duplicates,
+            if index.settings().level == Level::Story {
+                format!(", {} rewrites", self.rewrites)
+            } else {
+                String::new()
+            },
+            self.rejected,
+            describe_latencies(&mut self.latencies_us),
+            index.len(),
+        )
+    }
 }
 
 /// Writes one answer line and counts it.

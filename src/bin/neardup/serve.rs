@@ -1,10 +1,10 @@
 //! `neardup serve`: the feed index behind HTTP, for scrapers that push articles from many
 //! processes or machines (`watch` reads one standard input).
 //!
-//! Handler threads read requests and hand their lines to the one thread that owns the
-//! index; it decides every line of whatever has arrived, writes the group to the log,
-//! makes it durable and only then hands each request its verdicts. So one writer, group
-//! commit, and an answer means the articles are stored, as with `watch`.
+//! Handler threads read requests, fingerprint their lines and hand the articles to the
+//! one thread that owns the index; it adds the articles of whatever has arrived, writes the
+//! group to the log, makes it durable and only then hands each request its verdicts. So
+//! one writer, group commit, and an answer means the articles are stored, as with `watch`.
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
@@ -16,13 +16,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use neardup::feed::{Access, Article, FeedIndex, Level};
+use neardup::feed::{Access, Article, FeedIndex};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::args::parse_size;
 use crate::feed::{
-    Answer, DurabilityArg, WatchCounts, acknowledge, commit, describe_latencies, fields, prepare,
-    terminal,
+    Answer, DurabilityArg, LiveArgs, WatchCounts, acknowledge, commit, prepare, terminal,
 };
 
 const SERVE_HELP: &str = "\
@@ -52,48 +51,15 @@ pub struct ServeArgs {
     /// Address to listen on (port 0: any free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: String,
-    /// Threads reading requests (articles are decided by one thread, in arrival order).
+    /// Threads reading requests and fingerprinting their articles (one thread adds them to
+    /// the index, in arrival order).
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub threads: usize,
-    /// JSON field holding the article id (a string or an integer).
-    #[arg(
-        long,
-        default_value = "id",
-        value_name = "FIELD",
-        help_heading = "Input"
-    )]
-    pub id_field: String,
-    /// JSON field holding the text.
-    #[arg(
-        long,
-        default_value = "text",
-        value_name = "FIELD",
-        help_heading = "Input"
-    )]
-    pub text_field: String,
-    /// JSON field holding the date (for the window; the arrival time when absent).
-    #[arg(
-        long,
-        default_value = "date",
-        value_name = "FIELD",
-        help_heading = "Input"
-    )]
-    pub date_field: String,
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// Largest request body accepted (e.g. 16MiB); a larger one is refused whole (413).
     #[arg(long, default_value = "64MiB", value_parser = parse_size, value_name = "SIZE", help_heading = "Input")]
     pub max_body_bytes: u64,
-    /// List every match at or above the threshold ("matches"), not only the best.
-    #[arg(long, help_heading = "Output")]
-    pub all_matches: bool,
-    /// Most articles committed together when they arrive faster than they are synced.
-    #[arg(long, default_value_t = 256, value_name = "N", help_heading = "Run")]
-    pub max_group: usize,
-    /// When a request is answered. disk: once its articles are synced to disk (fsync);
-    /// they survive kill -9, a system crash and a power loss. process: once they are
-    /// handed to the operating system; they survive kill -9 and any crash of neardup, not
-    /// a system crash or power loss (the index is synced every 100 ms and at exit).
-    #[arg(long, value_enum, default_value_t = DurabilityArg::Process, help_heading = "Run")]
-    pub durability: DurabilityArg,
     /// No warnings or summary on standard error (the address is still printed).
     #[arg(short, long, help_heading = "Run")]
     pub quiet: bool,
@@ -113,11 +79,10 @@ enum Job {
 }
 
 pub fn serve(a: ServeArgs) -> Result<ExitCode> {
-    anyhow::ensure!(a.max_group >= 1, "--max-group must be at least 1");
+    let fields = a.live.fields()?;
     anyhow::ensure!(a.threads >= 1, "--threads must be at least 1");
     let terminal = terminal(crate::args::ProgressArg::Auto, a.quiet);
     let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;
-    let fields = fields(&a.id_field, &a.text_field, &a.date_field);
     let server = Arc::new(
         listen(&a.listen)
             .and_then(|listener| Server::from_listener(listener, None).map_err(io::Error::other))
@@ -194,7 +159,7 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
             // Whatever has already arrived joins this commit group.
             let mut group = vec![first];
             let mut articles = 0;
-            while articles < a.max_group {
+            while articles < a.live.max_group {
                 match queue.try_recv() {
                     Ok(job) => {
                         if let Job::Articles { lines, .. } = &job {
@@ -227,7 +192,7 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
                                 &mut out,
                                 &answer,
                                 &mut counts,
-                                a.all_matches,
+                                a.live.all_matches,
                                 a.quiet,
                                 "request",
                             )?;
@@ -241,7 +206,7 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
             }
             // Durable first, then answered.
             let syncer = index.write()?;
-            match a.durability {
+            match a.live.durability {
                 DurabilityArg::Disk => syncer.sync()?,
                 DurabilityArg::Process => {
                     unsynced = Some(syncer.write()?);
@@ -281,20 +246,7 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     }
     decided?;
     if !a.quiet {
-        terminal.println(&format!(
-            "neardup: serve: {} articles ({} new, {} duplicates{}), {} rejected; time to answer {}; the index holds {} articles",
-            counts.new + counts.duplicates + counts.rewrites,
-            counts.new,
-            counts.duplicates,
-            if index.settings().level == Level::Story {
-                format!(", {} rewrites", counts.rewrites)
-            } else {
-                String::new()
-            },
-            counts.rejected,
-            describe_latencies(&mut counts.latencies_us),
-            index.len(),
-        ));
+        terminal.println(&counts.summary("serve", "", "time to answer", &index));
     }
     Ok(ExitCode::SUCCESS)
 }
