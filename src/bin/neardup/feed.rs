@@ -187,7 +187,8 @@ pub enum DurabilityArg {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum LevelArg {
-    /// Near-copies.
+    /// Near-copies (also spelt near-copy, as the batch commands say).
+    #[value(alias = "near-copy")]
     Copy,
     /// Near-copies, and copies, updates and rewrites of one news story.
     Story,
