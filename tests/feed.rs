@@ -1572,7 +1572,19 @@ impl Served {
     fn stop(mut self) -> (std::process::ExitStatus, String) {
         send_signal(self.child.id(), "TERM");
         let status = self.child.wait().unwrap();
-        (status, self.stderr.join().unwrap())
+        let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new));
+        (status, stderr.join().unwrap())
+    }
+}
+
+impl Drop for Served {
+    /// A test that fails midway leaves no server behind (it would hold the test's
+    /// standard output open, and the run with it).
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
