@@ -228,14 +228,13 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
             }
         }
     })();
-    if let Err(e) = &decided {
+    if decided.is_err() {
         // Stop taking requests; those waiting get a 500 as their senders drop.
         stopping.store(true, Ordering::Release);
         for _ in 0..a.threads {
             server.unblock();
         }
         drop(queue);
-        eprintln!("neardup: error: {e:#}");
     }
     for handler in handlers {
         let _ = handler.join();
