@@ -16,8 +16,9 @@
 //!    and boilerplate marked (optional).
 //! 10. [`report`]: JSON Lines, JSON, CSV and tables, each record with a schema version.
 //!
-//! [`story`] adds the story level: copies, updates and rewrites of one news story
-//! ([`story::distributed`] splits it into steps for a cluster engine).
+//! [`story`] adds the story level: copies, updates and rewrites of one news story.
+//! [`distributed`] and [`story::distributed`] split each level into steps a cluster engine
+//! runs on many machines (sketch, verify, link), with one run's output.
 //!
 //! [`pipeline`] runs them all; [`eval`] judges its output against gold labels, threshold
 //! by threshold. The library never prints: progress and bad records reach the
