@@ -68,16 +68,14 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
         let counts = read_decoded(&a.input, |input, name| {
             write_library(a.output.as_deref(), |w| verifier.verify(input, name, w))
         })?;
-        if !a.quiet {
-            eprintln!(
-                "neardup: verified {} candidate pairs: {} at or above Jaccard {}, in {:.2} s",
-                counts.pairs,
-                counts.verified,
-                a.threshold,
-                started.elapsed().as_secs_f64(),
-            );
-        }
-        return Ok(ExitCode::SUCCESS);
+        return finished(
+            a.quiet,
+            started,
+            format!(
+                "verified {} candidate pairs: {} at or above Jaccard {},",
+                counts.pairs, counts.verified, a.threshold
+            ),
+        );
     }
     let settings = StorySettings {
         window: a.window.0,
@@ -94,19 +92,19 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
     let counts = read_decoded(&a.input, |input, name| {
         write_library(a.output.as_deref(), |w| verifier.verify(input, name, w))
     })?;
-    if !a.quiet {
-        eprintln!(
-            "neardup: verified {} candidate pairs: {} scored ({} one story), {} below the \
-             signature estimate, {} further apart than the window, in {:.2} s",
+    finished(
+        a.quiet,
+        started,
+        format!(
+            "verified {} candidate pairs: {} scored ({} one story), {} below the signature \
+             estimate, {} further apart than the window,",
             counts.pairs,
             counts.scored,
             counts.same_story,
             counts.below_estimate,
             counts.outside_window,
-            started.elapsed().as_secs_f64(),
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+        ),
+    )
 }
 
 /// The story settings of pairs judged at `story_threshold` (default: the fitted model's
@@ -176,16 +174,14 @@ pub fn link(a: &LinkArgs) -> Result<ExitCode> {
         }
         members(&mut |r, name| linker.read_members(r, name))?;
         let counts = write_library(a.output.as_deref(), |w| linker.write(w, format(a.format)))?;
-        if !a.quiet {
-            eprintln!(
-                "neardup: clustered {} verified pairs into {} clusters ({} documents) in {:.2} s",
-                counts.pairs,
-                counts.clusters,
-                counts.clustered_documents,
-                started.elapsed().as_secs_f64(),
-            );
-        }
-        return Ok(ExitCode::SUCCESS);
+        return finished(
+            a.quiet,
+            started,
+            format!(
+                "clustered {} verified pairs into {} clusters ({} documents)",
+                counts.pairs, counts.clusters, counts.clustered_documents
+            ),
+        );
     }
     if a.mode != ModeArg::Connected {
         anyhow::bail!("--mode is the near-copy level's: the story level links by majority");
@@ -198,15 +194,22 @@ pub fn link(a: &LinkArgs) -> Result<ExitCode> {
     }
     members(&mut |r, name| linker.read_members(r, name))?;
     let counts = write_library(a.output.as_deref(), |w| linker.write(w, format(a.format)))?;
-    if !a.quiet {
+    finished(
+        a.quiet,
+        started,
+        format!(
+            "linked {} judged pairs ({} one story) into {} story clusters ({} documents)",
+            counts.pairs, counts.same_story, counts.clusters, counts.clustered_documents
+        ),
+    )
+}
+
+/// A step's closing line, unless `quiet`: `what` it did, and in how long since `started`.
+fn finished(quiet: bool, started: std::time::Instant, what: String) -> Result<ExitCode> {
+    if !quiet {
         eprintln!(
-            "neardup: linked {} judged pairs ({} one story) into {} story clusters ({} \
-             documents) in {:.2} s",
-            counts.pairs,
-            counts.same_story,
-            counts.clusters,
-            counts.clustered_documents,
-            started.elapsed().as_secs_f64(),
+            "neardup: {what} in {:.2} s",
+            started.elapsed().as_secs_f64()
         );
     }
     Ok(ExitCode::SUCCESS)
