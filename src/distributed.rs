@@ -19,7 +19,7 @@
 //! registry of the documents a linker needs.
 
 use std::collections::HashMap;
-use std::io::{self, BufRead, Write};
+use std::io::{BufRead, Write};
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -94,18 +94,6 @@ pub(crate) fn decode_set(id: &str, text: &str) -> Result<Vec<u64>, String> {
         return Err(undecodable(id, "set"));
     }
     Ok(set)
-}
-
-/// Writes `record` as one JSON line; a failure is an error saying what was `writing`.
-pub(crate) fn write_json_line(
-    out: &mut dyn Write,
-    record: &impl Serialize,
-    writing: &str,
-) -> crate::Result<()> {
-    serde_json::to_writer(&mut *out, record)
-        .map_err(io::Error::from)
-        .and_then(|()| out.write_all(b"\n"))
-        .map_err(|e| crate::Error::io(writing, e))
 }
 
 /// Calls `each` with every line of `input` that is not blank, and its 1-based number.
@@ -212,9 +200,9 @@ impl Documents {
     }
 
     /// A corpus of the marked documents in id order (so a document's index is its rank),
-    /// and each named document's index in it (`u32::MAX`: not marked). A marked document
-    /// without a record is an error naming where a pair named it.
-    pub(crate) fn corpus(&self) -> crate::Result<(Corpus, Vec<u32>)> {
+    /// and the numbering of named documents into it. A marked document without a record
+    /// is an error naming where a pair named it.
+    pub(crate) fn corpus(&self) -> crate::Result<(Corpus, Numbering)> {
         let mut order: Vec<u32> = (0..self.named.len() as u32)
             .filter(|&d| self.named[d as usize].clustered)
             .collect();
@@ -246,7 +234,19 @@ impl Documents {
                 .map_err(|e| crate::Error::io("keeping the members", e))?;
             number[d as usize] = rank as u32;
         }
-        Ok((corpus, number))
+        Ok((corpus, Numbering(number)))
+    }
+}
+
+/// Named documents' indices in the corpus of [`Documents::corpus`] (`u32::MAX`: not in it).
+pub(crate) struct Numbering(Vec<u32>);
+
+impl Numbering {
+    /// The pair of named documents `a` and `b` in the corpus, smaller index first, and
+    /// whether that swapped them; `None` when either is not in the corpus.
+    pub(crate) fn pair(&self, a: u32, b: u32) -> Option<(u32, u32, bool)> {
+        let (x, y) = (self.0[a as usize], self.0[b as usize]);
+        (x != u32::MAX && y != u32::MAX).then(|| (x.min(y), x.max(y), y < x))
     }
 }
 
@@ -368,7 +368,8 @@ impl PairVerifier {
                 pair: PairRecord::of(&a.id, &b.id, &score),
                 exact_jaccard: f64::from(score.jaccard),
             };
-            write_json_line(out, &record, "writing the verified pairs")
+            crate::feed::write_json_line(out, &record)
+                .map_err(|e| crate::Error::io("writing the verified pairs", e))
         })?;
         Ok(counts)
     }
@@ -474,13 +475,11 @@ impl PairLinker {
     /// numbered from 1). A document of a pair without a record, or a pair given twice, is
     /// an error.
     pub fn write(mut self, out: &mut dyn Write, format: Format) -> crate::Result<PairLinkCounts> {
-        let (corpus, number) = self.documents.corpus()?;
+        let (corpus, numbering) = self.documents.corpus()?;
         for p in &mut self.pairs {
-            let (a, b) = (number[p.a as usize], number[p.b as usize]);
-            if a < b {
-                (p.a, p.b) = (a, b);
-            } else {
-                (p.a, p.b) = (b, a);
+            let swapped;
+            (p.a, p.b, swapped) = numbering.pair(p.a, p.b).expect("both ends clustered");
+            if swapped {
                 std::mem::swap(&mut p.a_in_b, &mut p.b_in_a);
             }
         }

@@ -35,7 +35,7 @@ use super::{
 use crate::corpus::Corpus;
 use crate::distributed::{
     Documents, decode_set, decode_signature, decode_words, encode, for_each_line,
-    refuse_repeated_pairs, undecodable, write_json_line,
+    refuse_repeated_pairs, undecodable,
 };
 use crate::index::band_key;
 use crate::report::{SCHEMA_VERSION, round4};
@@ -284,7 +284,8 @@ impl<'s> Verifier<'s> {
                 same_story,
                 veto: veto.map(Veto::name),
             };
-            write_json_line(out, &record, "writing the judged pairs")
+            crate::feed::write_json_line(out, &record)
+                .map_err(|e| crate::Error::io("writing the judged pairs", e))
         })?;
         Ok(counts)
     }
@@ -333,8 +334,8 @@ pub struct StoryLinker {
     documents: Documents,
     /// Every judged pair: (document, document, probability).
     scored: Vec<(u32, u32, f32)>,
-    /// The same-story ones, with their kind and components.
-    accepted: Vec<(u32, u32, f32, Kind, super::Components)>,
+    /// The same-story ones (documents numbered as `scored`'s).
+    accepted: Vec<StoryPair>,
     counts: LinkCounts,
 }
 
@@ -405,7 +406,13 @@ impl StoryLinker {
             if r.same_story {
                 self.documents.cluster(a);
                 self.documents.cluster(b);
-                self.accepted.push((a, b, probability, kind, components));
+                self.accepted.push(StoryPair {
+                    a,
+                    b,
+                    probability,
+                    components,
+                    kind,
+                });
                 self.counts.same_story += 1;
             }
             Ok(())
@@ -428,36 +435,22 @@ impl StoryLinker {
         format: crate::report::Format,
     ) -> crate::Result<LinkCounts> {
         let mut counts = self.counts;
-        let (corpus, number) = self.documents.corpus()?;
-        let ordered = |x: u32, y: u32| {
-            let (x, y) = (number[x as usize], number[y as usize]);
-            (x.min(y), x.max(y))
-        };
+        let (corpus, numbering) = self.documents.corpus()?;
+        // Pairs outside the same-story pairs' documents take no part in the linkage.
         let mut scored: Vec<link::Link> = self
             .scored
             .iter()
-            .filter(|&&(a, b, _)| number[a as usize] != u32::MAX && number[b as usize] != u32::MAX)
-            .map(|&(a, b, probability)| {
-                let (a, b) = ordered(a, b);
-                link::Link { a, b, probability }
+            .filter_map(|&(a, b, probability)| {
+                let (a, b, _) = numbering.pair(a, b)?;
+                Some(link::Link { a, b, probability })
             })
             .collect();
         scored.sort_unstable_by_key(|l| (l.a, l.b));
         refuse_repeated_pairs(&corpus, scored.iter().map(|l| (l.a, l.b)))?;
-        let mut pairs: Vec<StoryPair> = self
-            .accepted
-            .iter()
-            .map(|&(a, b, probability, kind, components)| {
-                let (a, b) = ordered(a, b);
-                StoryPair {
-                    a,
-                    b,
-                    probability,
-                    components,
-                    kind,
-                }
-            })
-            .collect();
+        let mut pairs = self.accepted;
+        for p in &mut pairs {
+            (p.a, p.b, _) = numbering.pair(p.a, p.b).expect("both ends clustered");
+        }
         pairs.sort_unstable_by_key(|p| (p.a, p.b));
         let links: Vec<link::Link> = pairs.iter().map(StoryPair::link).collect();
         let rank: Vec<u32> = (0..corpus.len() as u32).collect();
