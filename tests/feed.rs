@@ -1735,3 +1735,126 @@ fn served_articles_survive_sigkill() {
     let (status, err) = other.stop();
     assert!(status.success(), "{err}");
 }
+
+/// A raw connection to a server that sends `head` and then whatever the test says; reads
+/// give up after 10 s, so a server that never answers fails the test instead of hanging it.
+fn connect(address: &str, head: &[u8]) -> std::net::TcpStream {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(head).unwrap();
+    stream
+}
+
+/// The status and body of the answer on `stream`, read to its end.
+fn answer_of(stream: &mut std::net::TcpStream) -> (u16, String) {
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .expect("an answer within 10 s");
+    let answer = String::from_utf8(answer).unwrap();
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"));
+    (
+        head.split(' ').nth(1).unwrap().parse().unwrap(),
+        body.to_string(),
+    )
+}
+
+#[test]
+fn serve_cuts_off_stalled_and_broken_requests_and_stores_none_of_them() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let server = Served::start(
+        &idx,
+        &[
+            "--threads",
+            "1",
+            "--read-timeout",
+            "1s",
+            "--max-body-bytes",
+            "64KiB",
+        ],
+    );
+    let article = |id: &str| format!("{}\n", serde_json::json!({"id": id, "text": RATE}));
+    // More stalled bodies than threads, a connection that sends nothing, one that stops
+    // mid-head: none of them keeps the others from being answered.
+    let mut stalled: Vec<_> = (0..8)
+        .map(|i| {
+            let first = article(&format!("stalled-{i}"));
+            let head = format!(
+                "POST /articles HTTP/1.1\r\nHost: neardup\r\nContent-Length: 60000\r\n\r\n{first}"
+            );
+            connect(&server.address, head.as_bytes())
+        })
+        .collect();
+    let _silent = connect(&server.address, b"");
+    let _half_head = connect(&server.address, b"POST /articles HTTP/1.1\r\nHo");
+    let started = Instant::now();
+    let answers = server.post(&article("prompt"));
+    assert_eq!(answers[0]["verdict"], "new");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "answered only after {:?}, behind the stalled requests",
+        started.elapsed()
+    );
+    for stream in &mut stalled {
+        let (status, body) = answer_of(stream);
+        assert_eq!(status, 408, "{body}");
+        assert!(body.contains("--read-timeout"), "{body}");
+    }
+
+    // A body that breaks off: refused, and its complete first line is not stored.
+    let mut broken = connect(
+        &server.address,
+        format!(
+            "POST /articles HTTP/1.1\r\nHost: neardup\r\nContent-Length: 5000\r\n\r\n{}",
+            article("broken")
+        )
+        .as_bytes(),
+    );
+    broken.shutdown(std::net::Shutdown::Write).unwrap();
+    let (status, body) = answer_of(&mut broken);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("nothing of this request was stored"),
+        "{body}"
+    );
+    // A chunked body over the limit, which declares no length: refused whole, answered.
+    let mut chunked = connect(
+        &server.address,
+        b"POST /articles HTTP/1.1\r\nHost: neardup\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    for _ in 0..40 {
+        let chunk = article("big").repeat(8).into_bytes();
+        write!(chunked, "{:x}\r\n", chunk.len()).unwrap();
+        chunked.write_all(&chunk).unwrap();
+        chunked.write_all(b"\r\n").unwrap();
+    }
+    chunked.write_all(b"0\r\n\r\n").unwrap();
+    let (status, body) = answer_of(&mut chunked);
+    assert_eq!(status, 413, "{body}");
+
+    // SIGTERM while a request stalls: serve waits for it at most --read-timeout.
+    let _stalled_at_stop = connect(
+        &server.address,
+        b"POST /articles HTTP/1.1\r\nHost: neardup\r\nContent-Length: 100\r\n\r\n{",
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let stopped = Instant::now();
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(5),
+        "stopped after {:?}",
+        stopped.elapsed()
+    );
+    let ids: Vec<String> = lines_of(&index_output(&["export"], &idx, &[]))
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["prompt"]);
+}

@@ -293,7 +293,7 @@ pub struct WatchArgs {
 }
 
 /// How a live feed's articles are read, answered and committed (`watch`, `serve`).
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct LiveArgs {
     /// JSON field holding the article id (a string or an integer).
     #[arg(

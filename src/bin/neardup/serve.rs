@@ -1,27 +1,41 @@
 //! `neardup serve`: the feed index behind HTTP, for scrapers that push articles from many
 //! processes or machines (`watch` reads one standard input).
 //!
-//! Handler threads read requests, fingerprint their lines and hand the articles to the
-//! one thread that owns the index; it adds the articles of whatever has arrived, writes the
-//! group to the log, makes it durable and only then hands each request its verdicts. So
-//! one writer, group commit, and an answer means the articles are stored, as with `watch`.
+//! Connections are async tasks (tokio, hyper), so a slow or stalled client holds a task,
+//! not a thread, and is cut off after `--read-timeout`. Each request's lines are
+//! fingerprinted on a blocking thread (at most `--threads` bodies at once) and handed to
+//! the one thread that owns the index; it adds the articles of whatever has arrived,
+//! writes the group to the log, makes it durable and only then hands each request its
+//! verdicts. So one writer, group commit, and an answer means the articles are stored, as
+//! with `watch`. A body that does not arrive whole is refused and none of it is stored.
 
-use std::io::{self, Read};
+use std::convert::Infallible;
+use std::error::Error as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use bytes::Bytes;
 use clap::Args;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use neardup::feed::{Access, Article, FeedIndex};
-use tiny_http::{Header, Method, Request, Response, Server};
+use neardup::input::FieldNames;
+use neardup::pipeline::Fingerprinter;
+use tokio::sync::{Notify, Semaphore, oneshot};
 
 use crate::args::parse_size;
 use crate::feed::{
-    Answer, DurabilityArg, LiveArgs, WatchCounts, acknowledge, commit, prepare, terminal,
+    Answer, DurabilityArg, LiveArgs, WatchCounts, acknowledge, commit, parse_duration, prepare,
+    terminal,
 };
 
 const SERVE_HELP: &str = "\
@@ -32,10 +46,12 @@ Endpoints:
                    the reason (malformed JSON, missing text, a repeated id, …)
   GET /health      {\"status\":\"ok\",\"articles\":N}
 
-  Status 200 when the body was read (rejected lines are answered line by line), 400
-  for a body that is not JSON lines at all (empty), 404 and 405 for other paths and
-  methods, 413 for a body over --max-body-bytes, 503 while stopping. SIGINT or SIGTERM
-  stops accepting requests, answers the ones already read, syncs the index and exits.
+  Status 200 when the body was read (rejected lines are answered line by line); 400 for
+  a body that is not JSON lines at all (empty) or that broke off; 404 and 405 for other
+  paths and methods; 408 when the client sent nothing for --read-timeout; 413 for a body
+  over --max-body-bytes; 503 while stopping. Nothing of a request answered otherwise is
+  stored. SIGINT or SIGTERM stops accepting connections, answers the requests in
+  flight (waiting at most --read-timeout for them), syncs the index and exits.
 
 Examples:
   neardup index create news.idx --level story --window 3d
@@ -51,31 +67,52 @@ pub struct ServeArgs {
     /// Address to listen on (port 0: any free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: String,
-    /// Threads reading requests and fingerprinting their articles (one thread adds them to
-    /// the index, in arrival order).
-    #[arg(long, default_value_t = 8, value_name = "N")]
+    /// Request bodies fingerprinted at once, each on its own thread (one more thread adds
+    /// the articles to the index, in arrival order; connections cost no thread).
+    #[arg(long, default_value_t = default_threads(), value_name = "N")]
     pub threads: usize,
     #[command(flatten)]
     pub live: LiveArgs,
     /// Largest request body accepted (e.g. 16MiB); a larger one is refused whole (413).
     #[arg(long, default_value = "64MiB", value_parser = parse_size, value_name = "SIZE", help_heading = "Input")]
     pub max_body_bytes: u64,
+    /// Longest a client may leave a request's head or body waiting for its next bytes
+    /// (e.g. 30s, 2m) before the request is refused (408) and the connection closed; an
+    /// idle kept-alive connection is closed after it too.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION", help_heading = "Input")]
+    pub read_timeout: u64,
     /// No warnings or summary on standard error (the address is still printed).
     #[arg(short, long, help_heading = "Run")]
     pub quiet: bool,
 }
 
-/// What a handler thread asks of the index's thread.
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// What a request asks of the index's thread.
 enum Job {
     /// The lines of one request body (1-based numbers, blank lines left out), each
-    /// fingerprinted by the handler or rejected; answered with one JSON line per article.
+    /// fingerprinted or rejected; answered with one JSON line per article.
     Articles {
         lines: Vec<(u64, Result<Article, Answer>)>,
         read_at: Instant,
-        reply: mpsc::Sender<Vec<u8>>,
+        reply: oneshot::Sender<Vec<u8>>,
     },
     /// How many articles the index holds.
-    Count { reply: mpsc::Sender<usize> },
+    Count { reply: oneshot::Sender<usize> },
+}
+
+/// What every connection's requests share.
+struct Front {
+    jobs: mpsc::Sender<Job>,
+    /// One per permit of `fingerprinting`: a fingerprinter keeps buffers between texts.
+    fingerprinters: Mutex<Vec<Fingerprinter>>,
+    fingerprinting: Semaphore,
+    fields: FieldNames,
+    limit: u64,
+    read_timeout: Duration,
+    stopping: Arc<AtomicBool>,
 }
 
 pub fn serve(a: ServeArgs) -> Result<ExitCode> {
@@ -83,12 +120,18 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     anyhow::ensure!(a.threads >= 1, "--threads must be at least 1");
     let terminal = terminal(crate::args::ProgressArg::Auto, a.quiet);
     let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;
-    let server = Arc::new(
-        listen(&a.listen)
-            .and_then(|listener| Server::from_listener(listener, None).map_err(io::Error::other))
-            .with_context(|| format!("listening on {}", a.listen))?,
-    );
-    let address: Option<SocketAddr> = server.server_addr().to_ip();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("neardup-serve")
+        .build()
+        .context("starting the server's threads")?;
+    let listener = listen(&a.listen)
+        .and_then(|listener| {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)
+        })
+        .with_context(|| format!("listening on {}", a.listen))?;
+    let address: Option<SocketAddr> = listener.local_addr().ok();
     // Printed even with --quiet: with port 0 it is the only way to learn the port.
     eprintln!(
         "neardup: serve: {} listening on http://{}",
@@ -97,50 +140,72 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     );
 
     let stopping = Arc::new(AtomicBool::new(false));
+    let shutdown = Arc::new(Notify::new());
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
     ])
     .context("installing signal handlers")?;
     {
-        let (server, stopping, threads) = (server.clone(), stopping.clone(), a.threads);
+        let (stopping, shutdown) = (stopping.clone(), shutdown.clone());
         std::thread::spawn(move || {
             for _ in signals.forever() {
                 if stopping.swap(true, Ordering::AcqRel) {
                     // The user insists: leave now. Answered articles are durable anyway.
                     std::process::exit(130);
                 }
-                for _ in 0..threads {
-                    server.unblock();
-                }
+                shutdown.notify_one();
             }
         });
     }
-    let (jobs, queue) = mpsc::channel::<Job>();
-    let handlers: Vec<_> = (0..a.threads)
-        .map(|_| {
-            let (server, jobs, stopping) = (server.clone(), jobs.clone(), stopping.clone());
-            // Each handler fingerprints its requests' articles: the index's thread only
-            // adds them.
-            let mut reader = Reader {
-                fingerprinter: index.fingerprinter(),
-                fields: fields.clone(),
-                limit: a.max_body_bytes,
-            };
-            std::thread::spawn(move || {
-                while !stopping.load(Ordering::Acquire) {
-                    match server.recv() {
-                        Ok(request) => handle(request, &jobs, &mut reader, &stopping),
-                        Err(_) => break,
-                    }
-                }
-            })
-        })
-        .collect();
-    // The handlers hold the only senders: the queue ends when they have all stopped.
-    drop(jobs);
 
-    let mut counts = WatchCounts::default();
+    let (jobs, queue) = mpsc::channel::<Job>();
+    let front = Arc::new(Front {
+        jobs,
+        fingerprinters: Mutex::new((0..a.threads).map(|_| index.fingerprinter()).collect()),
+        fingerprinting: Semaphore::new(a.threads),
+        fields,
+        limit: a.max_body_bytes,
+        read_timeout: Duration::from_secs(a.read_timeout),
+        stopping: stopping.clone(),
+    });
+    let committer = {
+        let (live, quiet, shutdown) = (a.live.clone(), a.quiet, shutdown.clone());
+        std::thread::spawn(move || {
+            let mut counts = WatchCounts::default();
+            let decided = commit_jobs(&mut index, &queue, &live, quiet, &mut counts);
+            if decided.is_err() {
+                // Stop taking requests; those waiting get a 500 as their replies drop.
+                stopping.store(true, Ordering::Release);
+                shutdown.notify_one();
+            }
+            drop(queue);
+            (index, counts, decided)
+        })
+    };
+    runtime.block_on(accept(listener, front, &shutdown, a.quiet));
+    // Connections still open after the grace period are cut here; their tasks hold the last
+    // senders of the queue, so the index's thread ends once it has stored what they sent.
+    drop(runtime);
+    let (index, mut counts, decided) = committer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the index's thread panicked"))?;
+    decided?;
+    if !a.quiet {
+        terminal.println(&counts.summary("serve", "", "time to answer", &index));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The index's side: adds the articles of each group of jobs, makes the group durable,
+/// then answers it. Returns when every sender is gone, with everything synced.
+fn commit_jobs(
+    index: &mut FeedIndex,
+    queue: &mpsc::Receiver<Job>,
+    live: &LiveArgs,
+    quiet: bool,
+    counts: &mut WatchCounts,
+) -> Result<()> {
     let mut unsynced: Option<neardup::feed::Written> = None;
     let mut last_sync = Instant::now();
     let decided = (|| -> Result<()> {
@@ -159,7 +224,7 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
             // Whatever has already arrived joins this commit group.
             let mut group = vec![first];
             let mut articles = 0;
-            while articles < a.live.max_group {
+            while articles < live.max_group {
                 match queue.try_recv() {
                     Ok(job) => {
                         if let Job::Articles { lines, .. } = &job {
@@ -185,15 +250,15 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
                         let articles = lines.len();
                         for (number, prepared) in lines {
                             let answer = match prepared {
-                                Ok(article) => commit(&mut index, article, number)?,
+                                Ok(article) => commit(index, article, number)?,
                                 Err(rejected) => rejected,
                             };
                             acknowledge(
                                 &mut out,
                                 &answer,
-                                &mut counts,
-                                a.live.all_matches,
-                                a.quiet,
+                                counts,
+                                live.all_matches,
+                                quiet,
                                 "request",
                             )?;
                         }
@@ -206,7 +271,7 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
             }
             // Durable first, then answered.
             let syncer = index.write()?;
-            match a.live.durability {
+            match live.durability {
                 DurabilityArg::Disk => syncer.sync()?,
                 DurabilityArg::Process => {
                     unsynced = Some(syncer.write()?);
@@ -228,77 +293,94 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
             }
         }
     })();
-    if decided.is_err() {
-        // Stop taking requests; those waiting get a 500 as their senders drop.
-        stopping.store(true, Ordering::Release);
-        for _ in 0..a.threads {
-            server.unblock();
-        }
-        drop(queue);
-    }
-    for handler in handlers {
-        let _ = handler.join();
-    }
     // Whatever the durability, everything is on disk before serve exits.
     if let Some(written) = unsynced.take() {
         written.sync()?;
     }
-    decided?;
-    if !a.quiet {
-        terminal.println(&counts.summary("serve", "", "time to answer", &index));
-    }
-    Ok(ExitCode::SUCCESS)
+    decided
 }
 
-/// A listening socket on `address` whose connections send at once (TCP_NODELAY, which
-/// Linux passes on to accepted sockets): tiny_http writes a response's head and body
-/// apart, and with Nagle's algorithm a body would wait for the client's delayed ACK of the
-/// head (40 ms for every answer of a few kilobytes).
-fn listen(address: &str) -> io::Result<std::net::TcpListener> {
+/// A listening socket on `address`, with SO_REUSEADDR so that a restarted server can take
+/// its port at once.
+fn listen(address: &str) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let address = std::net::ToSocketAddrs::to_socket_addrs(address)?
         .next()
-        .ok_or_else(|| io::Error::other("the address resolves to nothing"))?;
+        .ok_or_else(|| std::io::Error::other("the address resolves to nothing"))?;
     let socket = Socket::new(
         Domain::for_address(address),
         Type::STREAM,
         Some(Protocol::TCP),
     )?;
     socket.set_reuse_address(true)?;
-    socket.set_tcp_nodelay(true)?;
     socket.bind(&address.into())?;
     socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
     Ok(socket.into())
 }
 
-/// What a handler thread reads requests with.
-struct Reader {
-    fingerprinter: neardup::pipeline::Fingerprinter,
-    fields: neardup::input::FieldNames,
-    limit: u64,
+/// Accepts connections until `shutdown`, then waits for the requests in flight (at most
+/// the read timeout) and returns.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    front: Arc<Front>,
+    shutdown: &Notify,
+    quiet: bool,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(front.read_timeout);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    // Answers go out at once: with Nagle's algorithm an answer's last
+                    // segment would wait for the client's delayed ACK (40 ms).
+                    let _ = stream.set_nodelay(true);
+                    let front = front.clone();
+                    let connection = http.serve_connection(
+                        TokioIo::new(stream),
+                        hyper::service::service_fn(move |request| {
+                            handle(request, front.clone())
+                        }),
+                    );
+                    let connection = graceful.watch(connection);
+                    tokio::spawn(async move {
+                        // A client that went away is not the server's problem.
+                        let _ = connection.await;
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors, say: wait for some to close, do not spin.
+                    if !quiet {
+                        eprintln!("neardup: warning: accepting a connection: {e}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = shutdown.notified() => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(front.read_timeout, graceful.shutdown()).await;
 }
 
-/// Answers one request (on a handler thread).
-fn handle(
-    mut request: Request,
-    jobs: &mpsc::Sender<Job>,
-    reader: &mut Reader,
-    stopping: &AtomicBool,
-) {
-    let route = (
-        request.method().clone(),
-        request.url().split('?').next().unwrap_or("").to_string(),
-    );
-    let answer = match (&route.0, route.1.as_str()) {
-        _ if stopping.load(Ordering::Acquire) => error(503, "the server is stopping"),
-        (Method::Post, "/articles") => articles(&mut request, jobs, reader),
-        (Method::Get, "/health") => {
-            let (reply, answer) = mpsc::channel();
-            match jobs
-                .send(Job::Count { reply })
-                .ok()
-                .and_then(|()| answer.recv().ok())
-            {
+type Answered = Response<Full<Bytes>>;
+
+/// Answers one request.
+async fn handle(request: Request<Incoming>, front: Arc<Front>) -> Result<Answered, Infallible> {
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    Ok(match (&method, path.as_str()) {
+        _ if front.stopping.load(Ordering::Acquire) => error(503, "the server is stopping"),
+        (&Method::POST, "/articles") => articles(request, &front).await,
+        (&Method::GET, "/health") => {
+            let (reply, answer) = oneshot::channel();
+            let count = match front.jobs.send(Job::Count { reply }) {
+                Ok(()) => answer.await.ok(),
+                Err(_) => None,
+            };
+            match count {
                 Some(n) => json(200, format!("{{\"status\":\"ok\",\"articles\":{n}}}\n")),
                 None => error(503, "the server is stopping"),
             }
@@ -309,64 +391,84 @@ fn handle(
             404,
             &format!("no such endpoint: {path} (POST /articles, GET /health)"),
         ),
-    };
-    // A client that went away is not the server's problem.
-    let _ = request.respond(answer);
+    })
 }
 
 /// `POST /articles`: the body's lines, decided and stored, answered line by line.
-fn articles(
-    request: &mut Request,
-    jobs: &mpsc::Sender<Job>,
-    reader: &mut Reader,
-) -> Response<io::Cursor<Vec<u8>>> {
-    let limit = reader.limit;
-    let mut body = Vec::new();
-    if let Err(e) = request.as_reader().take(limit + 1).read_to_end(&mut body) {
-        return error(400, &format!("reading the body: {e}"));
-    }
-    if body.len() as u64 > limit {
-        return error(
+async fn articles(request: Request<Incoming>, front: &Front) -> Answered {
+    let limit = front.limit;
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let mut body = request.into_body();
+    let too_large = || {
+        error(
             413,
             &format!("the body exceeds --max-body-bytes ({limit} bytes)"),
-        );
+        )
+    };
+    if declared.is_some_and(|n| n > limit) {
+        linger(body);
+        return too_large();
+    }
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    loop {
+        match tokio::time::timeout(front.read_timeout, body.frame()).await {
+            Ok(None) => break,
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    if (bytes.len() + data.len()) as u64 > limit {
+                        linger(body);
+                        return too_large();
+                    }
+                    bytes.extend_from_slice(&data);
+                }
+            }
+            Ok(Some(Err(e))) => {
+                // The source says why ("end of file before message length reached").
+                let why = e
+                    .source()
+                    .map_or_else(|| e.to_string(), |s| format!("{e}: {s}"));
+                return error(
+                    400,
+                    &format!("reading the body: {why}; nothing of this request was stored"),
+                );
+            }
+            Err(_) => {
+                return error(
+                    408,
+                    &format!(
+                        "the body stalled for {} s (--read-timeout); nothing of this request \
+                         was stored",
+                        front.read_timeout.as_secs()
+                    ),
+                );
+            }
+        }
     }
     let read_at = Instant::now();
-    let mut lines = Vec::new();
-    for (i, line) in body.split(|&b| b == b'\n').enumerate() {
-        let mut line = line.strip_suffix(b"\r").unwrap_or(line);
-        if i == 0 {
-            line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
-        }
-        if !line.iter().all(u8::is_ascii_whitespace) {
-            let number = i as u64 + 1;
-            lines.push((
-                number,
-                prepare(&mut reader.fingerprinter, &reader.fields, number, line),
-            ));
-        }
-    }
+    let lines = match fingerprint(front, bytes).await {
+        Some(lines) => lines,
+        None => return error(500, "fingerprinting the body failed; nothing was stored"),
+    };
     if lines.is_empty() {
         return error(
             400,
             "the body holds no article (JSON lines, one article each)",
         );
     }
-    let (reply, answer) = mpsc::channel();
-    if jobs
-        .send(Job::Articles {
-            lines,
-            read_at,
-            reply,
-        })
-        .is_err()
-    {
+    let (reply, answer) = oneshot::channel();
+    let job = Job::Articles {
+        lines,
+        read_at,
+        reply,
+    };
+    if front.jobs.send(job).is_err() {
         return error(503, "the server is stopping");
     }
-    match answer.recv() {
-        Ok(out) => Response::from_data(out)
-            .with_status_code(200)
-            .with_header(ndjson()),
+    match answer.await {
+        Ok(out) => json(200, out),
         // The index's thread failed (its error is on the server's standard error).
         Err(_) => error(
             500,
@@ -375,17 +477,61 @@ fn articles(
     }
 }
 
-fn ndjson() -> Header {
-    Header::from_bytes(&b"Content-Type"[..], &b"application/x-ndjson"[..]).expect("valid header")
+/// The body's non-blank lines, each fingerprinted or rejected, on a blocking thread (at
+/// most `--threads` at once); `None` if that thread panicked.
+async fn fingerprint(front: &Front, body: Vec<u8>) -> Option<Vec<(u64, Result<Article, Answer>)>> {
+    let permit = front.fingerprinting.acquire().await.ok()?;
+    let mut fingerprinter = front.fingerprinters.lock().ok()?.pop()?;
+    let fields = front.fields.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+            let mut line = line.strip_suffix(b"\r").unwrap_or(line);
+            if i == 0 {
+                line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+            }
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                let number = i as u64 + 1;
+                lines.push((number, prepare(&mut fingerprinter, &fields, number, line)));
+            }
+        }
+        (lines, fingerprinter)
+    })
+    .await;
+    match done {
+        Ok((lines, fingerprinter)) => {
+            front.fingerprinters.lock().ok()?.push(fingerprinter);
+            Some(lines)
+        }
+        Err(_) => {
+            // Its fingerprinter is gone, so is its permit: the others go on.
+            permit.forget();
+            None
+        }
+    }
 }
 
-fn json(status: u16, body: String) -> Response<io::Cursor<Vec<u8>>> {
-    Response::from_data(body.into_bytes())
-        .with_status_code(status)
-        .with_header(ndjson())
+/// Reads and drops what a refused request still sends, for a while: a socket closed with
+/// unread data resets the connection, and the client might lose the answer (nginx's
+/// "lingering close").
+fn linger(mut body: Incoming) {
+    tokio::spawn(async move {
+        let drained = async { while let Some(Ok(_)) = body.frame().await {} };
+        let _ = tokio::time::timeout(Duration::from_secs(30), drained).await;
+    });
 }
 
-fn error(status: u16, message: &str) -> Response<io::Cursor<Vec<u8>>> {
+fn json(status: u16, body: impl Into<Bytes>) -> Answered {
+    let mut answer = Response::new(Full::new(body.into()));
+    *answer.status_mut() = StatusCode::from_u16(status).expect("a valid status");
+    answer.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    answer
+}
+
+fn error(status: u16, message: &str) -> Answered {
     json(
         status,
         format!("{}\n", serde_json::json!({ "error": message })),
