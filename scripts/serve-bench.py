@@ -29,6 +29,8 @@ def main(argv):
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--batch", type=int, default=1, help="articles per request")
     p.add_argument("--limit", type=int, default=None, help="only the first N articles")
+    p.add_argument("--path", default="/articles",
+                   help="/articles (store) or /query (check only)")
     args = p.parse_args(argv)
     with open(args.input, "rb") as f:
         lines = [line for line in f.read().split(b"\n") if line.strip()]
@@ -46,7 +48,7 @@ def main(argv):
         mine = []
         for body in requests[k::args.clients]:
             started = time.perf_counter()
-            connection.request("POST", "/articles", body=body)
+            connection.request("POST", args.path, body=body)
             answer = connection.getresponse()
             data = answer.read()
             mine.append(time.perf_counter() - started)

@@ -1622,15 +1622,44 @@ fn serve_answers_as_index_add_does() {
         if level == "story" {
             assert!(verdicts.iter().any(|v| v["verdict"] == "rewrite"));
         }
+        // Queries: articles already indexed, new ones (some rewrites of indexed ones, some
+        // repeated within the body) and an id indexed with other text; nothing is stored.
+        let mut queried: Vec<serde_json::Value> = corpus(11, 620, 1_700_000_000)[580..].to_vec();
+        queried.extend(corpus(12, 20, 1_700_000_000).into_iter().map(|mut record| {
+            record["id"] = format!("other-{}", record["id"].as_str().unwrap()).into();
+            record
+        }));
+        let mut copy = queried[3].clone();
+        copy["id"] = "copy".into();
+        queried.push(copy);
+        queried.push(serde_json::json!({"id": queried[0]["id"], "text": RATE}));
+        let queries = to_jsonl(&queried);
+        let (status, checked) = server.request("POST", "/query", queries.as_bytes());
+        assert_eq!(status, 200, "{checked}");
         let (status, health) = server.request("GET", "/health", b"");
         assert_eq!(status, 200);
         assert_eq!(json_lines(&health)[0]["articles"], 600);
         let (status, err) = server.stop();
         assert!(status.success(), "{err}");
-        assert!(err.contains("serve: 600 articles"), "{err}");
+        assert!(
+            err.contains("serve: 600 articles") && err.contains("61 checked without storing"),
+            "{err}"
+        );
         // Stored: the index exports what `index add` stored.
         let export = |idx: &Path| stdout_of(&index_output(&["export"], idx, &[]));
         assert_eq!(export(&served), export(&added));
+        // And the queries were answered as `index query` answers them (which reports the
+        // taken id on standard error, where serve answers it as rejected).
+        let query_file = s.write(&format!("queries-{level}.jsonl"), &queries);
+        let expected = stdout_of(&index_output(&["query", "-q"], &served, &[&query_file]));
+        let (answered, taken) = checked.split_at(checked.trim_end().rfind('\n').unwrap() + 1);
+        assert_eq!(answered, expected, "{level}");
+        assert!(taken.contains("\"line\":62"), "{taken}");
+        let verdicts = json_lines(&checked);
+        assert_eq!(verdicts[60]["verdict"], "duplicate", "{level}");
+        assert!(verdicts[..20].iter().all(|v| v["indexed"] == true));
+        assert!(verdicts[20..61].iter().all(|v| v["indexed"] == false));
+        assert_eq!(verdicts[61]["verdict"], "rejected");
     }
 }
 
@@ -1684,6 +1713,7 @@ fn serve_takes_many_clients_at_once_and_refuses_what_it_cannot_take() {
     for (method, path, body, expected, message) in [
         ("GET", "/nowhere", &b""[..], 404, "no such endpoint"),
         ("GET", "/articles", b"", 405, "takes POST"),
+        ("PUT", "/query", b"", 405, "takes POST"),
         ("POST", "/articles", b"\n\n", 400, "no article"),
         (
             "POST",

@@ -696,6 +696,8 @@ fn read_stdin(tx: mpsc::Sender<Event>, limit: u64) {
 /// One output line of a commit group.
 pub(crate) enum Answer {
     Verdict(Verdict),
+    /// A verdict of `serve`'s `/query`: the article was not stored.
+    Checked(Verdict),
     Rejected {
         id: Option<String>,
         line: u64,
@@ -709,6 +711,8 @@ pub(crate) struct WatchCounts {
     pub(crate) duplicates: u64,
     pub(crate) rewrites: u64,
     pub(crate) rejected: u64,
+    /// Articles checked and not stored (`serve`'s `/query`).
+    pub(crate) checked: u64,
     pub(crate) latencies_us: Vec<u64>,
 }
 
@@ -885,7 +889,7 @@ impl WatchCounts {
         index: &FeedIndex,
     ) -> String {
         format!(
-            "neardup: {command}: {} articles ({} new, {} duplicates{}), {} rejected{stopped}; {latency} {}; the index holds {} articles",
+            "neardup: {command}: {} articles ({} new, {} duplicates{}), {} rejected{}{stopped}; {latency} {}; the index holds {} articles",
             self.new + self.duplicates + self.rewrites,
             self.new,
             self.duplicates,
@@ -895,6 +899,11 @@ impl WatchCounts {
                 String::new()
             },
             self.rejected,
+            if self.checked > 0 {
+                format!(", {} checked without storing", self.checked)
+            } else {
+                String::new()
+            },
             describe_latencies(&mut self.latencies_us),
             index.len(),
         )
@@ -918,6 +927,10 @@ pub(crate) fn acknowledge(
                 _ => counts.duplicates += 1,
             }
             feed::write_json_line(out, &VerdictRecord::new(v, false, all_matches))
+        }
+        Answer::Checked(v) => {
+            counts.checked += 1;
+            feed::write_json_line(out, &VerdictRecord::new(v, true, all_matches))
         }
         Answer::Rejected { id, line, reason } => {
             counts.rejected += 1;
@@ -972,15 +985,25 @@ pub(crate) fn prepare(
 /// Adds a prepared article to the index: its verdict, or its rejection for an id already
 /// indexed with other text.
 pub(crate) fn commit(index: &mut FeedIndex, article: Article, line: u64) -> Result<Answer> {
-    Ok(match index.add(&article)? {
-        Some(v) => Answer::Verdict(v),
-        None => Answer::Rejected {
-            id: Some(article.id),
-            line,
-            reason: "duplicate id: an article with this id is already indexed with other text; this record is skipped"
-                .to_string(),
-        },
-    })
+    let verdict = index.add(&article)?.map(Answer::Verdict);
+    Ok(verdict.unwrap_or_else(|| id_taken(article, line, "this record is skipped")))
+}
+
+/// The verdict on a prepared article without adding it (`serve`'s `/query`), or its
+/// rejection for an id already indexed with other text.
+pub(crate) fn check(index: &mut FeedIndex, article: Article, line: u64) -> Result<Answer> {
+    let verdict = index.query(&article)?.map(Answer::Checked);
+    Ok(verdict.unwrap_or_else(|| id_taken(article, line, "this record is not checked")))
+}
+
+fn id_taken(article: Article, line: u64, so: &str) -> Answer {
+    Answer::Rejected {
+        id: Some(article.id),
+        line,
+        reason: format!(
+            "duplicate id: an article with this id is already indexed with other text; {so}"
+        ),
+    }
 }
 
 /// `median X ms, p99 Y ms, max Z ms` (nearest-rank percentiles).

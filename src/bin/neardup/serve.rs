@@ -34,8 +34,8 @@ use tokio::sync::{Notify, Semaphore, oneshot};
 
 use crate::args::parse_size;
 use crate::feed::{
-    Answer, DurabilityArg, LiveArgs, WatchCounts, acknowledge, commit, parse_duration, prepare,
-    terminal,
+    Answer, DurabilityArg, LiveArgs, WatchCounts, acknowledge, check, commit, parse_duration,
+    prepare, terminal,
 };
 
 const SERVE_HELP: &str = "\
@@ -44,6 +44,8 @@ Endpoints:
                    the answer, once the articles are stored, is one JSON line per
                    article in order: its verdict, or {\"rejected\":…} with the line and
                    the reason (malformed JSON, missing text, a repeated id, …)
+  POST /query      the same, but nothing is stored: each article's verdict against the
+                   index as it is (as 'index query' gives it, with \"indexed\")
   GET /health      {\"status\":\"ok\",\"articles\":N}
 
   Status 200 when the body was read (rejected lines are answered line by line); 400 for
@@ -56,7 +58,8 @@ Endpoints:
 Examples:
   neardup index create news.idx --level story --window 3d
   neardup serve news.idx --listen 0.0.0.0:8080
-  curl --data-binary @today.jsonl http://localhost:8080/articles";
+  curl --data-binary @today.jsonl http://localhost:8080/articles
+  curl --data-binary @candidates.jsonl http://localhost:8080/query";
 
 #[derive(Debug, Args)]
 #[command(after_long_help = SERVE_HELP)]
@@ -96,6 +99,8 @@ enum Job {
     /// fingerprinted or rejected; answered with one JSON line per article.
     Articles {
         lines: Vec<(u64, Result<Article, Answer>)>,
+        /// Checked against the index, not added (`/query`).
+        query: bool,
         read_at: Instant,
         reply: oneshot::Sender<Vec<u8>>,
     },
@@ -236,6 +241,7 @@ fn commit_jobs(
                 }
             }
             let mut answered = Vec::with_capacity(group.len());
+            let mut stored = false;
             for job in group {
                 match job {
                     Job::Count { reply } => {
@@ -243,13 +249,16 @@ fn commit_jobs(
                     }
                     Job::Articles {
                         lines,
+                        query,
                         read_at,
                         reply,
                     } => {
+                        stored |= !query;
                         let mut out = Vec::new();
                         let articles = lines.len();
                         for (number, prepared) in lines {
                             let answer = match prepared {
+                                Ok(article) if query => check(index, article, number)?,
                                 Ok(article) => commit(index, article, number)?,
                                 Err(rejected) => rejected,
                             };
@@ -269,17 +278,20 @@ fn commit_jobs(
             if answered.is_empty() {
                 continue;
             }
-            // Durable first, then answered.
-            let syncer = index.write()?;
-            match live.durability {
-                DurabilityArg::Disk => syncer.sync()?,
-                DurabilityArg::Process => {
-                    unsynced = Some(syncer.write()?);
-                    if last_sync.elapsed() >= Duration::from_millis(100) {
-                        if let Some(written) = unsynced.take() {
-                            written.sync()?;
+            // Durable first, then answered. (Queries store nothing; what they matched was
+            // made durable by its own group.)
+            if stored {
+                let syncer = index.write()?;
+                match live.durability {
+                    DurabilityArg::Disk => syncer.sync()?,
+                    DurabilityArg::Process => {
+                        unsynced = Some(syncer.write()?);
+                        if last_sync.elapsed() >= Duration::from_millis(100) {
+                            if let Some(written) = unsynced.take() {
+                                written.sync()?;
+                            }
+                            last_sync = Instant::now();
                         }
-                        last_sync = Instant::now();
                     }
                 }
             }
@@ -373,7 +385,8 @@ async fn handle(request: Request<Incoming>, front: Arc<Front>) -> Result<Answere
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
     Ok(match (&method, path.as_str()) {
         _ if front.stopping.load(Ordering::Acquire) => error(503, "the server is stopping"),
-        (&Method::POST, "/articles") => articles(request, &front).await,
+        (&Method::POST, "/articles") => articles(request, &front, false).await,
+        (&Method::POST, "/query") => articles(request, &front, true).await,
         (&Method::GET, "/health") => {
             let (reply, answer) = oneshot::channel();
             let count = match front.jobs.send(Job::Count { reply }) {
@@ -386,16 +399,18 @@ async fn handle(request: Request<Incoming>, front: Arc<Front>) -> Result<Answere
             }
         }
         (_, "/articles") => error(405, "/articles takes POST"),
+        (_, "/query") => error(405, "/query takes POST"),
         (_, "/health") => error(405, "/health takes GET"),
         (_, path) => error(
             404,
-            &format!("no such endpoint: {path} (POST /articles, GET /health)"),
+            &format!("no such endpoint: {path} (POST /articles, POST /query, GET /health)"),
         ),
     })
 }
 
-/// `POST /articles`: the body's lines, decided and stored, answered line by line.
-async fn articles(request: Request<Incoming>, front: &Front) -> Answered {
+/// `POST /articles`: the body's lines, decided and stored, answered line by line; with
+/// `query` (`POST /query`), decided only.
+async fn articles(request: Request<Incoming>, front: &Front, query: bool) -> Answered {
     let limit = front.limit;
     let declared = request
         .headers()
@@ -461,6 +476,7 @@ async fn articles(request: Request<Incoming>, front: &Front) -> Answered {
     let (reply, answer) = oneshot::channel();
     let job = Job::Articles {
         lines,
+        query,
         read_at,
         reply,
     };
