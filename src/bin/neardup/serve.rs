@@ -34,8 +34,7 @@ use tokio::sync::{Notify, Semaphore, oneshot};
 
 use crate::args::parse_size;
 use crate::feed::{
-    Answer, DurabilityArg, LiveArgs, WatchCounts, acknowledge, check, commit, parse_duration,
-    prepare, terminal,
+    Answer, DurabilityArg, LiveArgs, WatchCounts, acknowledge, check, commit, prepare, terminal,
 };
 
 const SERVE_HELP: &str = "\
@@ -82,11 +81,19 @@ pub struct ServeArgs {
     /// Longest a client may leave a request's head or body waiting for its next bytes
     /// (e.g. 30s, 2m) before the request is refused (408) and the connection closed; an
     /// idle kept-alive connection is closed after it too.
-    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION", help_heading = "Input")]
+    #[arg(long, default_value = "30s", value_parser = parse_timeout, value_name = "DURATION", help_heading = "Input")]
     pub read_timeout: u64,
     /// No warnings or summary on standard error (the address is still printed).
     #[arg(short, long, help_heading = "Run")]
     pub quiet: bool,
+}
+
+/// Seconds of a `--read-timeout` (`30s`, `2m`, or seconds), at least one.
+fn parse_timeout(s: &str) -> Result<u64, String> {
+    match neardup::story::parse_window(s)? {
+        secs if secs >= 1 => Ok(secs as u64),
+        _ => Err("a timeout must be at least 1s".into()),
+    }
 }
 
 fn default_threads() -> usize {
