@@ -246,15 +246,27 @@ fn other_settings_other_inputs_and_a_second_run_are_refused_and_nothing_is_lost(
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut refused = String::new();
-    for _ in 0..100 {
-        let (code, _, err) = pairs(&input, &["--checkpoint", dir_arg]);
-        if code == 1 {
-            refused = err;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50)); // not locked yet
+    // Wait until it holds the lock (it writes its pid there): a run started meanwhile
+    // would take the checkpoint first and the reading run would be the one refused.
+    let started = std::time::Instant::now();
+    let pid = reading.id().to_string();
+    while std::fs::read_to_string(dir.join("lock"))
+        .unwrap_or_default()
+        .trim()
+        != pid
+    {
+        assert!(
+            reading.try_wait().unwrap().is_none(),
+            "the reading run stopped before taking the checkpoint"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the reading run did not take the checkpoint"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    let (code, _, refused) = pairs(&input, &["--checkpoint", dir_arg]);
+    assert_eq!(code, 1, "{refused}");
     drop(reading.stdin.take());
     reading.wait().unwrap();
     assert!(

@@ -1688,6 +1688,8 @@ fn serve_takes_many_clients_at_once_and_refuses_what_it_cannot_take() {
     });
     let (_, health) = server.request("GET", "/health", b"");
     assert_eq!(json_lines(&health)[0]["articles"], 400);
+    // A load balancer's HEAD check: the status, no body.
+    assert_eq!(server.request("HEAD", "/health", b""), (200, String::new()));
 
     // Bad lines are answered line by line; bad requests get a status and a message.
     let body = format!(
@@ -1714,6 +1716,7 @@ fn serve_takes_many_clients_at_once_and_refuses_what_it_cannot_take() {
         ("GET", "/nowhere", &b""[..], 404, "no such endpoint"),
         ("GET", "/articles", b"", 405, "takes POST"),
         ("PUT", "/query", b"", 405, "takes POST"),
+        ("DELETE", "/health", b"", 405, "takes GET"),
         ("POST", "/articles", b"\n\n", 400, "no article"),
         (
             "POST",

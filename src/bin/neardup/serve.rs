@@ -45,7 +45,7 @@ Endpoints:
                    the reason (malformed JSON, missing text, a repeated id, …)
   POST /query      the same, but nothing is stored: each article's verdict against the
                    index as it is (as 'index query' gives it, with \"indexed\")
-  GET /health      {\"status\":\"ok\",\"articles\":N}
+  GET /health      {\"status\":\"ok\",\"articles\":N} (HEAD: the status alone)
 
   Status 200 when the body was read (rejected lines are answered line by line); 400 for
   a body that is not JSON lines at all (empty) or that broke off; 404 and 405 for other
@@ -394,7 +394,7 @@ async fn handle(request: Request<Incoming>, front: Arc<Front>) -> Result<Answere
         _ if front.stopping.load(Ordering::Acquire) => error(503, "the server is stopping"),
         (&Method::POST, "/articles") => articles(request, &front, false).await,
         (&Method::POST, "/query") => articles(request, &front, true).await,
-        (&Method::GET, "/health") => {
+        (&Method::GET | &Method::HEAD, "/health") => {
             let (reply, answer) = oneshot::channel();
             let count = match front.jobs.send(Job::Count { reply }) {
                 Ok(()) => answer.await.ok(),
@@ -407,7 +407,7 @@ async fn handle(request: Request<Incoming>, front: Arc<Front>) -> Result<Answere
         }
         (_, "/articles") => error(405, "/articles takes POST"),
         (_, "/query") => error(405, "/query takes POST"),
-        (_, "/health") => error(405, "/health takes GET"),
+        (_, "/health") => error(405, "/health takes GET (or HEAD)"),
         (_, path) => error(
             404,
             &format!("no such endpoint: {path} (POST /articles, POST /query, GET /health)"),
