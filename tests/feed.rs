@@ -1736,6 +1736,22 @@ fn serve_takes_many_clients_at_once_and_refuses_what_it_cannot_take() {
             "{answer}"
         );
     }
+    // What the server has answered, for its operator.
+    let (status, stats) = server.request("GET", "/stats", b"");
+    assert_eq!(status, 200, "{stats}");
+    let stats = &json_lines(&stats)[0];
+    assert_eq!(stats["index"]["articles"], 401);
+    let articles = &stats["articles"];
+    let decided = articles["new"].as_u64().unwrap() + articles["duplicates"].as_u64().unwrap();
+    assert_eq!((decided, articles["rejected"].as_u64()), (401, Some(3)));
+    let requests = &stats["requests"];
+    // 100 posts, 2 with bad lines, 2 health checks, 1 refused as invalid UTF-8 (answered
+    // line by line: 200); one each of the refusals above.
+    assert_eq!(requests["200"], 104, "{requests}");
+    assert_eq!((&requests["404"], &requests["413"]), (&1.into(), &1.into()));
+    assert_eq!(requests["405"], 3, "{requests}");
+    let times = &stats["answer_ms"];
+    assert!(times["median"].as_f64().unwrap() <= times["max"].as_f64().unwrap());
     let (status, err) = server.stop();
     assert!(status.success(), "{err}");
     assert!(

@@ -713,7 +713,52 @@ pub(crate) struct WatchCounts {
     pub(crate) rejected: u64,
     /// Articles checked and not stored (`serve`'s `/query`).
     pub(crate) checked: u64,
-    pub(crate) latencies_us: Vec<u64>,
+    pub(crate) latencies: Latencies,
+}
+
+/// Times to answer, in microseconds, as a histogram (three significant digits): `watch`
+/// and `serve` run for months, and one number per article would grow without end.
+#[derive(Clone)]
+pub(crate) struct Latencies(hdrhistogram::Histogram<u64>);
+
+impl Default for Latencies {
+    fn default() -> Self {
+        // Resizes itself to whatever the longest answer takes.
+        Latencies(hdrhistogram::Histogram::new(3).expect("3 significant digits are allowed"))
+    }
+}
+
+impl Latencies {
+    /// `articles` answered `waited` after they were read.
+    pub(crate) fn record(&mut self, waited: Duration, articles: u64) {
+        let us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        // Auto-resizing only fails for values beyond u64 range, which `us` cannot exceed.
+        let _ = self.0.record_n(us, articles);
+    }
+
+    /// Median, p99 and maximum in milliseconds (each to three significant digits); `None`
+    /// before the first answer.
+    pub(crate) fn percentiles_ms(&self) -> Option<[f64; 3]> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let ms = |us: u64| self.0.median_equivalent(us) as f64 / 1e3;
+        Some([
+            ms(self.0.value_at_quantile(0.5)),
+            ms(self.0.value_at_quantile(0.99)),
+            ms(self.0.max()),
+        ])
+    }
+
+    /// `median X ms, p99 Y ms, max Z ms`, or `n/a`.
+    pub(crate) fn describe(&self) -> String {
+        match self.percentiles_ms() {
+            None => "n/a".to_string(),
+            Some([median, p99, max]) => {
+                format!("median {median:.2} ms, p99 {p99:.2} ms, max {max:.2} ms")
+            }
+        }
+    }
 }
 
 pub fn watch(a: WatchArgs) -> Result<ExitCode> {
@@ -783,11 +828,9 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
             }
             out.flush().context("writing to standard output")?;
             let written = Instant::now();
-            counts.latencies_us.extend(
-                answers
-                    .drain(..)
-                    .map(|(_, read_at)| written.duration_since(read_at).as_micros() as u64),
-            );
+            for (_, read_at) in answers.drain(..) {
+                counts.latencies.record(written.duration_since(read_at), 1);
+            }
         }
         Ok(counts)
     });
@@ -904,7 +947,7 @@ impl WatchCounts {
             } else {
                 String::new()
             },
-            describe_latencies(&mut self.latencies_us),
+            self.latencies.describe(),
             index.len(),
         )
     }
@@ -1006,22 +1049,6 @@ fn id_taken(article: Article, line: u64, so: &str) -> Answer {
     }
 }
 
-/// `median X ms, p99 Y ms, max Z ms` (nearest-rank percentiles).
-pub(crate) fn describe_latencies(us: &mut [u64]) -> String {
-    if us.is_empty() {
-        return "n/a".to_string();
-    }
-    us.sort_unstable();
-    let rank = |p: f64| us[((p * us.len() as f64).ceil() as usize).clamp(1, us.len()) - 1];
-    let ms = |x: u64| Duration::from_micros(x).as_secs_f64() * 1e3;
-    format!(
-        "median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        ms(rank(0.5)),
-        ms(rank(0.99)),
-        ms(us[us.len() - 1])
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1039,12 +1066,29 @@ mod tests {
     }
 
     #[test]
-    fn latency_percentiles_use_nearest_rank() {
-        let mut us: Vec<u64> = (1..=100).map(|x| x * 1000).collect();
-        assert_eq!(
-            describe_latencies(&mut us),
-            "median 50.00 ms, p99 99.00 ms, max 100.00 ms"
+    fn latency_percentiles() {
+        let mut latencies = Latencies::default();
+        assert_eq!(latencies.describe(), "n/a");
+        for ms in 1..=100 {
+            latencies.record(Duration::from_millis(ms), 1);
+        }
+        // Nearest rank, to three significant digits.
+        let [median, p99, max] = latencies.percentiles_ms().unwrap();
+        for (got, expected) in [(median, 50.0), (p99, 99.0), (max, 100.0)] {
+            assert!(
+                (got - expected).abs() <= expected * 1e-3,
+                "{got} for {expected}"
+            );
+        }
+        assert!(latencies.describe().starts_with("median 50.0"));
+        // A month of answers is still one small histogram.
+        latencies.record(Duration::from_secs(90), 1_000_000_000);
+        let [median, p99, max] = latencies.percentiles_ms().unwrap();
+        assert!(
+            median == p99 && p99 == max && (max - 90_000.0).abs() < 90.0,
+            "{max}"
         );
-        assert_eq!(describe_latencies(&mut []), "n/a");
+        assert_eq!(latencies.0.len(), 1_000_000_100);
+        assert!(latencies.0.distinct_values() < 100_000, "counters stay few");
     }
 }

@@ -9,6 +9,7 @@
 //! verdicts. So one writer, group commit, and an answer means the articles are stored, as
 //! with `watch`. A body that does not arrive whole is refused and none of it is stored.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::error::Error as _;
 use std::net::SocketAddr;
@@ -27,9 +28,10 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use neardup::feed::{Access, Article, FeedIndex};
+use neardup::feed::{Access, Article, FeedIndex, StatsRecord};
 use neardup::input::FieldNames;
 use neardup::pipeline::Fingerprinter;
+use serde::Serialize;
 use tokio::sync::{Notify, Semaphore, oneshot};
 
 use crate::args::parse_size;
@@ -46,6 +48,9 @@ Endpoints:
   POST /query      the same, but nothing is stored: each article's verdict against the
                    index as it is (as 'index query' gives it, with \"indexed\")
   GET /health      {\"status\":\"ok\",\"articles\":N} (HEAD: the status alone)
+  GET /stats       the index's statistics (as 'index stats' gives them) and what this
+                   server answered since it started: articles by verdict, requests by
+                   status, time to answer (median, p99, max in ms)
 
   Status 200 when the body was read (rejected lines are answered line by line); 400 for
   a body that is not JSON lines at all (empty) or that broke off; 404 and 405 for other
@@ -113,6 +118,8 @@ enum Job {
     },
     /// How many articles the index holds.
     Count { reply: oneshot::Sender<usize> },
+    /// The index's statistics and what this server has answered.
+    Stats { reply: oneshot::Sender<ServedStats> },
 }
 
 /// What every connection's requests share.
@@ -125,6 +132,9 @@ struct Front {
     limit: u64,
     read_timeout: Duration,
     stopping: Arc<AtomicBool>,
+    /// Requests answered, by status (for `/stats`).
+    statuses: Mutex<BTreeMap<u16, u64>>,
+    started: Instant,
 }
 
 pub fn serve(a: ServeArgs) -> Result<ExitCode> {
@@ -180,6 +190,8 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         limit: a.max_body_bytes,
         read_timeout: Duration::from_secs(a.read_timeout),
         stopping: stopping.clone(),
+        statuses: Mutex::new(BTreeMap::new()),
+        started: Instant::now(),
     });
     let committer = {
         let (live, quiet, shutdown) = (a.live.clone(), a.quiet, shutdown.clone());
@@ -254,6 +266,9 @@ fn commit_jobs(
                     Job::Count { reply } => {
                         let _ = reply.send(index.len());
                     }
+                    Job::Stats { reply } => {
+                        let _ = reply.send(served_stats(index, counts));
+                    }
                     Job::Articles {
                         lines,
                         query,
@@ -304,10 +319,9 @@ fn commit_jobs(
             }
             let now = Instant::now();
             for (out, read_at, articles, reply) in answered {
-                let waited = now.duration_since(read_at).as_micros() as u64;
                 counts
-                    .latencies_us
-                    .extend(std::iter::repeat_n(waited, articles));
+                    .latencies
+                    .record(now.duration_since(read_at), articles as u64);
                 let _ = reply.send(out);
             }
         }
@@ -387,13 +401,38 @@ async fn accept(
 
 type Answered = Response<Full<Bytes>>;
 
-/// Answers one request.
+/// Answers one request, and counts its status.
 async fn handle(request: Request<Incoming>, front: Arc<Front>) -> Result<Answered, Infallible> {
+    let answer = route(request, &front).await;
+    if let Ok(mut statuses) = front.statuses.lock() {
+        *statuses.entry(answer.status().as_u16()).or_default() += 1;
+    }
+    Ok(answer)
+}
+
+async fn route(request: Request<Incoming>, front: &Front) -> Answered {
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
-    Ok(match (&method, path.as_str()) {
+    match (&method, path.as_str()) {
         _ if front.stopping.load(Ordering::Acquire) => error(503, "the server is stopping"),
-        (&Method::POST, "/articles") => articles(request, &front, false).await,
-        (&Method::POST, "/query") => articles(request, &front, true).await,
+        (&Method::POST, "/articles") => articles(request, front, false).await,
+        (&Method::POST, "/query") => articles(request, front, true).await,
+        (&Method::GET, "/stats") => {
+            let (reply, answer) = oneshot::channel();
+            let stats = match front.jobs.send(Job::Stats { reply }) {
+                Ok(()) => answer.await.ok(),
+                Err(_) => None,
+            };
+            match stats {
+                Some(mut stats) => {
+                    stats.uptime_seconds = front.started.elapsed().as_secs();
+                    stats.requests = front.statuses.lock().map(|s| s.clone()).unwrap_or_default();
+                    let mut line = serde_json::to_vec(&stats).expect("plain data serializes");
+                    line.push(b'\n');
+                    json(200, line)
+                }
+                None => error(503, "the server is stopping"),
+            }
+        }
         (&Method::GET | &Method::HEAD, "/health") => {
             let (reply, answer) = oneshot::channel();
             let count = match front.jobs.send(Job::Count { reply }) {
@@ -408,11 +447,67 @@ async fn handle(request: Request<Incoming>, front: Arc<Front>) -> Result<Answere
         (_, "/articles") => error(405, "/articles takes POST"),
         (_, "/query") => error(405, "/query takes POST"),
         (_, "/health") => error(405, "/health takes GET (or HEAD)"),
+        (_, "/stats") => error(405, "/stats takes GET"),
         (_, path) => error(
             404,
-            &format!("no such endpoint: {path} (POST /articles, POST /query, GET /health)"),
+            &format!(
+                "no such endpoint: {path} (POST /articles, POST /query, GET /health, GET /stats)"
+            ),
         ),
-    })
+    }
+}
+
+/// `/stats`: the index's statistics (as `index stats` gives them) and what this server
+/// has answered since it started.
+#[derive(Serialize)]
+struct ServedStats {
+    schema_version: u32,
+    uptime_seconds: u64,
+    /// Requests answered, by status.
+    requests: BTreeMap<u16, u64>,
+    /// Articles answered, by verdict (`checked`: by `/query`).
+    articles: ArticleCounts,
+    /// Time to answer an article in milliseconds, from its body read to its answer;
+    /// `None` before the first.
+    answer_ms: Option<AnswerTimes>,
+    index: StatsRecord,
+}
+
+#[derive(Serialize)]
+struct ArticleCounts {
+    new: u64,
+    duplicates: u64,
+    rewrites: u64,
+    rejected: u64,
+    checked: u64,
+}
+
+#[derive(Serialize)]
+struct AnswerTimes {
+    median: f64,
+    p99: f64,
+    max: f64,
+}
+
+/// What the index's thread knows of `/stats` (the caller adds the uptime and requests).
+fn served_stats(index: &FeedIndex, counts: &WatchCounts) -> ServedStats {
+    ServedStats {
+        schema_version: neardup::report::SCHEMA_VERSION,
+        uptime_seconds: 0,
+        requests: BTreeMap::new(),
+        articles: ArticleCounts {
+            new: counts.new,
+            duplicates: counts.duplicates,
+            rewrites: counts.rewrites,
+            rejected: counts.rejected,
+            checked: counts.checked,
+        },
+        answer_ms: counts
+            .latencies
+            .percentiles_ms()
+            .map(|[median, p99, max]| AnswerTimes { median, p99, max }),
+        index: StatsRecord::new(&index.stats()),
+    }
 }
 
 /// `POST /articles`: the body's lines, decided and stored, answered line by line; with
