@@ -1907,3 +1907,100 @@ fn serve_cuts_off_stalled_and_broken_requests_and_stores_none_of_them() {
         .collect();
     assert_eq!(ids, ["prompt"]);
 }
+
+/// `index stats` of `idx` (it runs beside a writer).
+fn index_stats(idx: &Path) -> serde_json::Value {
+    lines_of(&index_output(&["stats"], idx, &[])).remove(0)
+}
+
+/// Waits (at most 20 s) until `idx` holds `articles`.
+fn wait_for_articles(idx: &Path, articles: u64) {
+    let started = Instant::now();
+    while index_stats(idx)["articles"] != articles {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never compacted: {}",
+            index_stats(idx)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn watch_and_serve_compact_a_windowed_index_while_they_run() {
+    let s = Scratch::new();
+    // 200 articles an hour apart against a 24-hour window: the first 175 are older than
+    // it once the last has arrived.
+    let records = corpus(17, 200, 1_700_000_000);
+    let lines = to_jsonl(&records);
+    let kept: Vec<&str> = records[175..]
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    let exported_ids = |idx: &Path| -> Vec<String> {
+        lines_of(&index_output(&["export"], idx, &[]))
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let idx = s.path("served");
+    index_ok(&["create", "-q", "--window", "24h"], &idx, &[]);
+    let server = Served::start(&idx, &["--compact-every", "1s"]);
+    for chunk in lines.lines().collect::<Vec<_>>().chunks(50) {
+        assert_eq!(server.post(&(chunk.join("\n") + "\n")).len(), 50);
+    }
+    wait_for_articles(&idx, 25);
+    // It goes on answering, from the compacted index.
+    let again = server.post(&to_jsonl(&records[199..]));
+    assert_eq!(again[0]["indexed"], true, "{again:?}");
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains("serve: compacted: removed 175 articles older than the window, kept 25"),
+        "{err}"
+    );
+    assert_eq!(exported_ids(&idx), kept);
+    assert_eq!(index_stats(&idx)["generation"], 1);
+
+    // watch, with standard input left open after the articles.
+    let idx = s.path("watched");
+    index_ok(&["create", "-q", "--window", "24h"], &idx, &[]);
+    let mut watch = Command::new(assert_cmd::cargo::cargo_bin("neardup"))
+        .args(["watch", "--compact-every", "1s"])
+        .arg(&idx)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = watch.stdin.take().unwrap();
+    stdin.write_all(lines.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    wait_for_articles(&idx, 25);
+    // Dated as the last one, so that nothing more expires whenever it arrives.
+    let late = serde_json::json!({"id": "late", "text": RATE, "date": records[199]["date"]});
+    stdin.write_all(format!("{late}\n").as_bytes()).unwrap();
+    drop(stdin);
+    let out = watch.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(lines_of(&out).len(), 201, "every line answered");
+    assert!(
+        stderr_of(&out).contains("watch: compacted: removed 175 articles"),
+        "{}",
+        stderr_of(&out)
+    );
+    let mut expected: Vec<String> = kept.iter().map(|id| id.to_string()).collect();
+    expected.push("late".into());
+    assert_eq!(exported_ids(&idx), expected);
+
+    // --compact-every none leaves the index alone.
+    let idx = s.path("never");
+    index_ok(&["create", "-q", "--window", "24h"], &idx, &[]);
+    let server = Served::start(&idx, &["--compact-every", "none"]);
+    assert_eq!(server.post(&lines).len(), 200);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (status, err) = server.stop();
+    assert!(status.success() && !err.contains("compacted"), "{err}");
+    assert_eq!(index_stats(&idx)["articles"], 200);
+}

@@ -331,6 +331,74 @@ pub struct LiveArgs {
     /// crash or power loss (the index is synced every 100 ms and at exit).
     #[arg(long, value_enum, default_value_t = DurabilityArg::Process, help_heading = "Run")]
     pub durability: DurabilityArg,
+    /// How often to look for articles older than the index's window (e.g. 1h, 30m) and,
+    /// when they are a tenth of the index or more, remove them as 'index compact' does
+    /// (which cannot run beside this process); answers wait while it runs, about as long
+    /// as opening the index. 'none': never. Indexes without a window are never compacted.
+    #[arg(long, default_value = "1h", value_parser = parse_compact_every, value_name = "DURATION", help_heading = "Run")]
+    pub compact_every: CompactEvery,
+}
+
+/// `--compact-every`: seconds between looks, or none.
+#[derive(Clone, Copy, Debug)]
+pub struct CompactEvery(Option<u64>);
+
+fn parse_compact_every(s: &str) -> Result<CompactEvery, String> {
+    crate::args::none_or(s, parse_duration).map(CompactEvery)
+}
+
+/// Keeps a running `watch` or `serve` inside its index's window (`--compact-every`).
+pub(crate) struct Compactor {
+    every: Option<Duration>,
+    last: Instant,
+    command: &'static str,
+    quiet: bool,
+}
+
+impl Compactor {
+    pub(crate) fn new(every: CompactEvery, command: &'static str, quiet: bool) -> Self {
+        Compactor {
+            every: every.0.map(Duration::from_secs),
+            last: Instant::now(),
+            command,
+            quiet,
+        }
+    }
+
+    /// Compacts `index` if a look is due and a tenth of its articles or more are older
+    /// than its window: compacting rewrites the whole log, so it waits until that pays.
+    /// `drain` runs first: it must see every group of the log written to the file.
+    pub(crate) fn maybe_compact(
+        &mut self,
+        index: &mut FeedIndex,
+        drain: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        let Some(every) = self.every else {
+            return Ok(());
+        };
+        if self.last.elapsed() < every || index.settings().window.is_none() {
+            return Ok(());
+        }
+        self.last = Instant::now();
+        let stats = index.stats();
+        if stats.expired == 0 || stats.expired * 10 < stats.articles {
+            return Ok(());
+        }
+        drain()?;
+        let report = index
+            .compact(&neardup::progress::Silent)
+            .context("compacting the index (--compact-every)")?;
+        if !self.quiet {
+            eprintln!(
+                "neardup: {}: compacted: removed {} articles older than the window, kept {}, in {:.2} s",
+                self.command,
+                report.removed,
+                report.kept,
+                self.last.elapsed().as_secs_f64()
+            );
+        }
+        Ok(())
+    }
 }
 
 impl LiveArgs {
@@ -761,6 +829,26 @@ impl Latencies {
     }
 }
 
+/// What `watch`'s deciding thread hands its acknowledging thread.
+enum Acked {
+    /// A group written to the log (not yet to the file) and its answers, printed once the
+    /// group is durable.
+    Group(feed::Syncer, Vec<(Answer, Instant)>),
+    /// Answered once every group handed before it is written: compacting copies the log
+    /// from the file, so it must hold every group.
+    Drained(mpsc::Sender<()>),
+}
+
+/// Waits until the acknowledging thread has written every group handed to it.
+fn drained(ack_tx: &mpsc::SyncSender<Acked>) -> Result<()> {
+    let (done, wait) = mpsc::channel();
+    ack_tx
+        .send(Acked::Drained(done))
+        .ok()
+        .and_then(|()| wait.recv().ok())
+        .context("the acknowledging thread stopped")
+}
+
 pub fn watch(a: WatchArgs) -> Result<ExitCode> {
     let fields = a.live.fields()?;
     let terminal = terminal(ProgressArg::Auto, a.quiet);
@@ -790,7 +878,7 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
 
     // Groups written to the log wait here for their sync; then their answers are printed.
     // Deciding the next group overlaps with syncing this one.
-    let (ack_tx, ack_rx) = mpsc::sync_channel::<(feed::Syncer, Vec<(Answer, Instant)>)>(2);
+    let (ack_tx, ack_rx) = mpsc::sync_channel::<Acked>(2);
     let (all_matches, quiet, durability) = (a.live.all_matches, a.quiet, a.live.durability);
     // With --durability process, this thread syncs the log every 100 ms, so that a slow
     // fsync never holds up a verdict.
@@ -814,7 +902,14 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
     let acknowledger = std::thread::spawn(move || -> Result<WatchCounts> {
         let mut out = BufWriter::with_capacity(1 << 16, io::stdout());
         let mut counts = WatchCounts::default();
-        for (syncer, mut answers) in ack_rx {
+        for acked in ack_rx {
+            let (syncer, mut answers) = match acked {
+                Acked::Group(syncer, answers) => (syncer, answers),
+                Acked::Drained(done) => {
+                    let _ = done.send(());
+                    continue;
+                }
+            };
             match durability {
                 DurabilityArg::Disk => syncer.sync()?,
                 DurabilityArg::Process => {
@@ -835,9 +930,18 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
         Ok(counts)
     });
     let mut stop = None;
+    let mut compactor = Compactor::new(a.live.compact_every, "watch", a.quiet);
     let decided = (|| -> Result<()> {
         while stop.is_none() {
-            let Ok(first) = rx.recv() else { break };
+            // A quiet feed still gets compacted: wake up now and then to look.
+            let first = match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(event) => event,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    compactor.maybe_compact(&mut index, || drained(&ack_tx))?;
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             let mut group = vec![first];
             // Whatever has already arrived joins this commit group.
             while group.len() < a.live.max_group
@@ -885,9 +989,10 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
                 }
             }
             // Durable first, then acknowledged (by the acknowledging thread).
-            if ack_tx.send((index.write()?, answers)).is_err() {
+            if ack_tx.send(Acked::Group(index.write()?, answers)).is_err() {
                 break; // it failed: its error is returned below
             }
+            compactor.maybe_compact(&mut index, || drained(&ack_tx))?;
         }
         Ok(())
     })();

@@ -36,7 +36,8 @@ use tokio::sync::{Notify, Semaphore, oneshot};
 
 use crate::args::parse_size;
 use crate::feed::{
-    Answer, DurabilityArg, LiveArgs, WatchCounts, acknowledge, check, commit, prepare, terminal,
+    Answer, Compactor, DurabilityArg, LiveArgs, WatchCounts, acknowledge, check, commit, prepare,
+    terminal,
 };
 
 const SERVE_HELP: &str = "\
@@ -232,6 +233,7 @@ fn commit_jobs(
 ) -> Result<()> {
     let mut unsynced: Option<neardup::feed::Written> = None;
     let mut last_sync = Instant::now();
+    let mut compactor = Compactor::new(live.compact_every, "serve", quiet);
     let decided = (|| -> Result<()> {
         loop {
             let first = match queue.recv_timeout(Duration::from_millis(100)) {
@@ -241,6 +243,8 @@ fn commit_jobs(
                         written.sync()?;
                         last_sync = Instant::now();
                     }
+                    // Every group is written before it is answered.
+                    compactor.maybe_compact(index, || Ok(()))?;
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
@@ -324,6 +328,7 @@ fn commit_jobs(
                     .record(now.duration_since(read_at), articles as u64);
                 let _ = reply.send(out);
             }
+            compactor.maybe_compact(index, || Ok(()))?;
         }
     })();
     // Whatever the durability, everything is on disk before serve exits.
