@@ -1823,7 +1823,7 @@ fn serve_cuts_off_stalled_and_broken_requests_and_stores_none_of_them() {
             "--threads",
             "1",
             "--read-timeout",
-            "1s",
+            "3s",
             "--max-body-bytes",
             "64KiB",
         ],
@@ -1845,8 +1845,9 @@ fn serve_cuts_off_stalled_and_broken_requests_and_stores_none_of_them() {
     let started = Instant::now();
     let answers = server.post(&article("prompt"));
     assert_eq!(answers[0]["verdict"], "new");
+    // Well before the stalled requests time out (3 s), with room for a loaded machine.
     assert!(
-        started.elapsed() < Duration::from_millis(900),
+        started.elapsed() < Duration::from_millis(2500),
         "answered only after {:?}, behind the stalled requests",
         started.elapsed()
     );
@@ -1897,7 +1898,7 @@ fn serve_cuts_off_stalled_and_broken_requests_and_stores_none_of_them() {
     let (status, err) = server.stop();
     assert!(status.success(), "{err}");
     assert!(
-        stopped.elapsed() < Duration::from_secs(5),
+        stopped.elapsed() < Duration::from_secs(10),
         "stopped after {:?}",
         stopped.elapsed()
     );
