@@ -2005,3 +2005,73 @@ fn watch_and_serve_compact_a_windowed_index_while_they_run() {
     assert!(status.success() && !err.contains("compacted"), "{err}");
     assert_eq!(index_stats(&idx)["articles"], 200);
 }
+
+#[test]
+fn compacting_while_watching_changes_no_verdict() {
+    // A window compaction removes only articles that can no longer match; with word
+    // statistics given at create (which compaction leaves alone), every verdict is
+    // the one a run without compaction gives, at both levels.
+    let s = Scratch::new();
+    let records = corpus(23, 240, 1_700_000_000);
+    let (first, second) = (to_jsonl(&records[..120]), to_jsonl(&records[120..]));
+    let input = s.write("feed.jsonl", &(first.clone() + &second));
+    let stats = s.path("feed.stats");
+    let out = neardup()
+        .args(["stats", "count", "-q"])
+        .arg(&input)
+        .arg("-o")
+        .arg(&stats)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    for level in ["copy", "story"] {
+        let create = |name: &str| {
+            let idx = s.path(&format!("{level}-{name}"));
+            let stats = stats.to_str().unwrap();
+            let mut flags = vec!["create", "-q", "--level", level, "--window", "24h"];
+            if level == "story" {
+                flags.extend(["--stats", stats]);
+            }
+            index_ok(&flags, &idx, &[]);
+            idx
+        };
+        let plain = create("plain");
+        let expected = neardup()
+            .args(["watch", "--compact-every", "none"])
+            .arg(&plain)
+            .write_stdin(first.clone() + &second)
+            .output()
+            .unwrap();
+        let compacted = create("compacted");
+        let mut watch = Command::new(assert_cmd::cargo::cargo_bin("neardup"))
+            .args(["watch", "--compact-every", "1s"])
+            .arg(&compacted)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = watch.stdin.take().unwrap();
+        stdin.write_all(first.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        // The first half is compacted before the second arrives.
+        let started = Instant::now();
+        while index_stats(&compacted)["generation"] != 1 {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "never compacted"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        stdin.write_all(second.as_bytes()).unwrap();
+        drop(stdin);
+        let out = watch.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        assert_eq!(lines_of(&out).len(), 240);
+        assert_eq!(stdout_of(&out), stdout_of(&expected), "{level}");
+        assert!(
+            lines_of(&out).iter().any(|v| v["verdict"] != "new"),
+            "{level}: some article matches"
+        );
+    }
+}
