@@ -2075,3 +2075,48 @@ fn compacting_while_watching_changes_no_verdict() {
         );
     }
 }
+
+#[test]
+fn compacting_a_story_index_without_statistics_is_warned_of() {
+    let s = Scratch::new();
+    let stats = s.path("feed.stats");
+    let input = s.write("feed.jsonl", &to_jsonl(&corpus(29, 30, 1_700_000_000)));
+    let counted = neardup()
+        .args(["stats", "count", "-q"])
+        .arg(&input)
+        .arg("-o")
+        .arg(&stats)
+        .output()
+        .unwrap();
+    assert!(counted.status.success(), "{}", stderr_of(&counted));
+    let stats = stats.to_str().unwrap();
+    for (name, create, watch, warned) in [
+        ("accumulated", &[][..], &[][..], true),
+        (
+            "accumulated-never",
+            &[][..],
+            &["--compact-every", "none"][..],
+            false,
+        ),
+        ("fixed", &["--stats", stats][..], &[][..], false),
+    ] {
+        let idx = s.path(name);
+        let mut flags = vec!["create", "-q", "--level", "story"];
+        flags.extend(create);
+        index_ok(&flags, &idx, &[]);
+        let out = neardup()
+            .arg("watch")
+            .args(watch)
+            .arg(&idx)
+            .write_stdin(std::fs::read_to_string(&input).unwrap())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        assert_eq!(
+            stderr_of(&out).contains("each compaction (--compact-every) changes later scores"),
+            warned,
+            "{name}: {}",
+            stderr_of(&out)
+        );
+    }
+}

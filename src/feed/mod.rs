@@ -656,10 +656,7 @@ impl FeedIndex {
         let mut on_bytes = |n| observer.advanced(Stage::Read, n);
         // Accumulated statistics are counted on a thread of their own, from chunks of
         // keys: counts do not depend on order, and counting is a third of the scan.
-        let accumulated = index
-            .story
-            .as_ref()
-            .is_some_and(|s| s.settings.stats == StatsSource::Accumulated);
+        let accumulated = index.accumulates_statistics();
         const KEYS_PER_CHUNK: usize = 1 << 16;
         let (keys_tx, keys_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u64>)>(4);
         let counter =
@@ -794,6 +791,15 @@ impl FeedIndex {
     /// The index's settings.
     pub fn settings(&self) -> &IndexSettings {
         &self.settings
+    }
+
+    /// A story index scoring against word statistics of the articles it holds (created
+    /// without `--stats`): compacting it takes the removed articles' words out of them,
+    /// which changes later scores.
+    pub fn accumulates_statistics(&self) -> bool {
+        self.story
+            .as_ref()
+            .is_some_and(|s| s.settings.stats == StatsSource::Accumulated)
     }
 
     /// The directory.

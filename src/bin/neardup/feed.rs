@@ -356,7 +356,24 @@ pub(crate) struct Compactor {
 }
 
 impl Compactor {
-    pub(crate) fn new(every: CompactEvery, command: &'static str, quiet: bool) -> Self {
+    pub(crate) fn new(
+        every: CompactEvery,
+        index: &FeedIndex,
+        command: &'static str,
+        quiet: bool,
+    ) -> Self {
+        if every.0.is_some()
+            && index.settings().window.is_some()
+            && index.accumulates_statistics()
+            && !quiet
+        {
+            eprintln!(
+                "neardup: warning: {command}: this story index counts its word statistics from \
+                 its own articles (it was created without --stats), so each compaction \
+                 (--compact-every) changes later scores; create it with --stats for scores \
+                 that do not move, or pass --compact-every none"
+            );
+        }
         Compactor {
             every: every.0.map(Duration::from_secs),
             last: Instant::now(),
@@ -930,7 +947,7 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
         Ok(counts)
     });
     let mut stop = None;
-    let mut compactor = Compactor::new(a.live.compact_every, "watch", a.quiet);
+    let mut compactor = Compactor::new(a.live.compact_every, &index, "watch", a.quiet);
     let decided = (|| -> Result<()> {
         while stop.is_none() {
             // A quiet feed still gets compacted: wake up now and then to look.

@@ -233,7 +233,7 @@ fn commit_jobs(
 ) -> Result<()> {
     let mut unsynced: Option<neardup::feed::Written> = None;
     let mut last_sync = Instant::now();
-    let mut compactor = Compactor::new(live.compact_every, "serve", quiet);
+    let mut compactor = Compactor::new(live.compact_every, index, "serve", quiet);
     let decided = (|| -> Result<()> {
         loop {
             let first = match queue.recv_timeout(Duration::from_millis(100)) {
