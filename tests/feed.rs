@@ -1914,10 +1914,10 @@ fn index_stats(idx: &Path) -> serde_json::Value {
     lines_of(&index_output(&["stats"], idx, &[])).remove(0)
 }
 
-/// Waits (at most 20 s) until `idx` holds `articles`.
-fn wait_for_articles(idx: &Path, articles: u64) {
+/// Waits (at most 20 s) until `index stats` of `idx` gives `field` the `value`.
+fn wait_for_stat(idx: &Path, field: &str, value: u64) {
     let started = Instant::now();
-    while index_stats(idx)["articles"] != articles {
+    while index_stats(idx)[field] != value {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "never compacted: {}",
@@ -1925,6 +1925,35 @@ fn wait_for_articles(idx: &Path, articles: u64) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The story statistics of `lines`, counted by `neardup stats count` into a file.
+fn counted_stats(s: &Scratch, lines: &str) -> std::path::PathBuf {
+    let (input, stats) = (s.write("counted.jsonl", lines), s.path("counted.stats"));
+    let out = neardup()
+        .args(["stats", "count", "-q"])
+        .arg(&input)
+        .arg("-o")
+        .arg(&stats)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    stats
+}
+
+/// `neardup watch FLAGS IDX` running, and its standard input.
+fn watching(idx: &Path, flags: &[&str]) -> (std::process::Child, std::process::ChildStdin) {
+    let mut watch = Command::new(assert_cmd::cargo::cargo_bin("neardup"))
+        .arg("watch")
+        .args(flags)
+        .arg(idx)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = watch.stdin.take().unwrap();
+    (watch, stdin)
 }
 
 #[test]
@@ -1951,7 +1980,7 @@ fn watch_and_serve_compact_a_windowed_index_while_they_run() {
     for chunk in lines.lines().collect::<Vec<_>>().chunks(50) {
         assert_eq!(server.post(&(chunk.join("\n") + "\n")).len(), 50);
     }
-    wait_for_articles(&idx, 25);
+    wait_for_stat(&idx, "articles", 25);
     // It goes on answering, from the compacted index.
     let again = server.post(&to_jsonl(&records[199..]));
     assert_eq!(again[0]["indexed"], true, "{again:?}");
@@ -1967,18 +1996,10 @@ fn watch_and_serve_compact_a_windowed_index_while_they_run() {
     // watch, with standard input left open after the articles.
     let idx = s.path("watched");
     index_ok(&["create", "-q", "--window", "24h"], &idx, &[]);
-    let mut watch = Command::new(assert_cmd::cargo::cargo_bin("neardup"))
-        .args(["watch", "--compact-every", "1s"])
-        .arg(&idx)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = watch.stdin.take().unwrap();
+    let (watch, mut stdin) = watching(&idx, &["--compact-every", "1s"]);
     stdin.write_all(lines.as_bytes()).unwrap();
     stdin.flush().unwrap();
-    wait_for_articles(&idx, 25);
+    wait_for_stat(&idx, "articles", 25);
     // Dated as the last one, so that nothing more expires whenever it arrives.
     let late = serde_json::json!({"id": "late", "text": RATE, "date": records[199]["date"]});
     stdin.write_all(format!("{late}\n").as_bytes()).unwrap();
@@ -2014,16 +2035,7 @@ fn compacting_while_watching_changes_no_verdict() {
     let s = Scratch::new();
     let records = corpus(23, 240, 1_700_000_000);
     let (first, second) = (to_jsonl(&records[..120]), to_jsonl(&records[120..]));
-    let input = s.write("feed.jsonl", &(first.clone() + &second));
-    let stats = s.path("feed.stats");
-    let out = neardup()
-        .args(["stats", "count", "-q"])
-        .arg(&input)
-        .arg("-o")
-        .arg(&stats)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    let stats = counted_stats(&s, &(first.clone() + &second));
     for level in ["copy", "story"] {
         let create = |name: &str| {
             let idx = s.path(&format!("{level}-{name}"));
@@ -2043,26 +2055,11 @@ fn compacting_while_watching_changes_no_verdict() {
             .output()
             .unwrap();
         let compacted = create("compacted");
-        let mut watch = Command::new(assert_cmd::cargo::cargo_bin("neardup"))
-            .args(["watch", "--compact-every", "1s"])
-            .arg(&compacted)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = watch.stdin.take().unwrap();
+        let (watch, mut stdin) = watching(&compacted, &["--compact-every", "1s"]);
         stdin.write_all(first.as_bytes()).unwrap();
         stdin.flush().unwrap();
         // The first half is compacted before the second arrives.
-        let started = Instant::now();
-        while index_stats(&compacted)["generation"] != 1 {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "never compacted"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_stat(&compacted, "generation", 1);
         stdin.write_all(second.as_bytes()).unwrap();
         drop(stdin);
         let out = watch.wait_with_output().unwrap();
@@ -2079,16 +2076,8 @@ fn compacting_while_watching_changes_no_verdict() {
 #[test]
 fn compacting_a_story_index_without_statistics_is_warned_of() {
     let s = Scratch::new();
-    let stats = s.path("feed.stats");
-    let input = s.write("feed.jsonl", &to_jsonl(&corpus(29, 30, 1_700_000_000)));
-    let counted = neardup()
-        .args(["stats", "count", "-q"])
-        .arg(&input)
-        .arg("-o")
-        .arg(&stats)
-        .output()
-        .unwrap();
-    assert!(counted.status.success(), "{}", stderr_of(&counted));
+    let input = s.write("feed.jsonl", to_jsonl(&corpus(29, 30, 1_700_000_000)));
+    let stats = counted_stats(&s, &std::fs::read_to_string(&input).unwrap());
     let stats = stats.to_str().unwrap();
     for (name, create, watch, warned) in [
         ("accumulated", &[][..], &[][..], true),
