@@ -44,7 +44,7 @@ const SERVE_HELP: &str = "\
 Endpoints:
   POST /articles   a body of JSON lines, one article each (as 'index add' reads them);
                    the answer, once the articles are stored, is one JSON line per
-                   article in order: its verdict, or {\"rejected\":…} with the line and
+                   article in order: its verdict, or {\"verdict\":\"rejected\",…} with the line and
                    the reason (malformed JSON, missing text, a repeated id, …)
   POST /query      the same, but nothing is stored: each article's verdict against the
                    index as it is (as 'index query' gives it, with \"indexed\")
@@ -75,10 +75,11 @@ pub struct ServeArgs {
     /// Address to listen on (port 0: any free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: String,
-    /// Request bodies fingerprinted at once, each on its own thread (one more thread adds
-    /// the articles to the index, in arrival order; connections cost no thread).
-    #[arg(long, default_value_t = default_threads(), value_name = "N")]
-    pub threads: usize,
+    /// Request bodies fingerprinted at once, each on its own thread (default: one per
+    /// core; one more thread adds the articles to the index, in arrival order;
+    /// connections cost no thread).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     #[command(flatten)]
     pub live: LiveArgs,
     /// Largest request body accepted (e.g. 16MiB); a larger one is refused whole (413).
@@ -100,10 +101,6 @@ fn parse_timeout(s: &str) -> Result<u64, String> {
         secs if secs >= 1 => Ok(secs as u64),
         _ => Err("a timeout must be at least 1s".into()),
     }
-}
-
-fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// What a request asks of the index's thread.
@@ -140,7 +137,10 @@ struct Front {
 
 pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     let fields = a.live.fields()?;
-    anyhow::ensure!(a.threads >= 1, "--threads must be at least 1");
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    anyhow::ensure!(threads >= 1, "--threads must be at least 1");
     let terminal = terminal(crate::args::ProgressArg::Auto, a.quiet);
     let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -185,8 +185,8 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     let (jobs, queue) = mpsc::channel::<Job>();
     let front = Arc::new(Front {
         jobs,
-        fingerprinters: Mutex::new((0..a.threads).map(|_| index.fingerprinter()).collect()),
-        fingerprinting: Semaphore::new(a.threads),
+        fingerprinters: Mutex::new((0..threads).map(|_| index.fingerprinter()).collect()),
+        fingerprinting: Semaphore::new(threads),
         fields,
         limit: a.max_body_bytes,
         read_timeout: Duration::from_secs(a.read_timeout),
