@@ -2109,3 +2109,58 @@ fn compacting_a_story_index_without_statistics_is_warned_of() {
         );
     }
 }
+
+#[test]
+fn serve_drops_a_client_that_stops_reading_its_answer() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let server = Served::start(&idx, &["--read-timeout", "2s"]);
+    // 150,000 queries answer with about 14 MB, far more than the sockets buffer.
+    let body: String = (0..150_000)
+        .map(|i| format!("{{\"id\":\"q{i}\",\"text\":\"a short probe\"}}\n"))
+        .collect();
+    let address: std::net::SocketAddr = server.address.parse().unwrap();
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(address),
+        socket2::Type::STREAM,
+        None,
+    )
+    .unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&address.into()).unwrap();
+    let mut stream: std::net::TcpStream = socket.into();
+    write!(
+        stream,
+        "POST /query HTTP/1.1\r\nHost: neardup\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    // Not reading: the server gives up on the answer after --read-timeout.
+    std::thread::sleep(Duration::from_secs(5));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer); // the end, or a reset
+    let head = String::from_utf8_lossy(&answer[..answer.len().min(300)]).to_string();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .unwrap_or_else(|| panic!("no length in {head:?}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        answer.len() < length,
+        "the whole answer ({length} bytes) waited for a client that did not read"
+    );
+    // And the server goes on.
+    assert_eq!(
+        server.post(&to_jsonl(&corpus(3, 2, 1_700_000_000))).len(),
+        2
+    );
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+}

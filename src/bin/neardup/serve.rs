@@ -87,7 +87,8 @@ pub struct ServeArgs {
     pub max_body_bytes: u64,
     /// Longest a client may leave a request's head or body waiting for its next bytes
     /// (e.g. 30s, 2m) before the request is refused (408) and the connection closed; an
-    /// idle kept-alive connection is closed after it too.
+    /// idle kept-alive connection, or one whose client stops reading its answer, is
+    /// closed after it too.
     #[arg(long, default_value = "30s", value_parser = parse_timeout, value_name = "DURATION", help_heading = "Input")]
     pub read_timeout: u64,
     /// No warnings or summary on standard error (the address is still printed).
@@ -376,9 +377,13 @@ async fn accept(
                     // Answers go out at once: with Nagle's algorithm an answer's last
                     // segment would wait for the client's delayed ACK (40 ms).
                     let _ = stream.set_nodelay(true);
+                    // A client that stops reading its answer holds a task, a socket and
+                    // the answer for no longer than a stalled upload does.
+                    let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+                    stream.set_write_timeout(Some(front.read_timeout));
                     let front = front.clone();
                     let connection = http.serve_connection(
-                        TokioIo::new(stream),
+                        TokioIo::new(Box::pin(stream)),
                         hyper::service::service_fn(move |request| {
                             handle(request, front.clone())
                         }),
