@@ -607,11 +607,7 @@ fn bulk(a: BulkArgs, mode: IngestMode) -> Result<ExitCode> {
             stats.articles,
             stats.new,
             stats.duplicates,
-            if index.settings().level == Level::Story {
-                format!(", {} rewrites", stats.rewrites)
-            } else {
-                String::new()
-            },
+            rewrites_clause(&index, stats.rewrites),
             if query {
                 format!(", {} already indexed", stats.already_indexed)
             } else {
@@ -1043,6 +1039,15 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
     })
 }
 
+/// `, N rewrites` in a summary line, for a story index only (a copy index has none).
+fn rewrites_clause(index: &FeedIndex, rewrites: u64) -> String {
+    if index.settings().level == Level::Story {
+        format!(", {rewrites} rewrites")
+    } else {
+        String::new()
+    }
+}
+
 impl WatchCounts {
     /// The closing line of `command` (`stopped`: why it stopped, if it says), with its
     /// latencies under the name `latency`.
@@ -1058,11 +1063,7 @@ impl WatchCounts {
             self.new + self.duplicates + self.rewrites,
             self.new,
             self.duplicates,
-            if index.settings().level == Level::Story {
-                format!(", {} rewrites", self.rewrites)
-            } else {
-                String::new()
-            },
+            rewrites_clause(index, self.rewrites),
             self.rejected,
             if self.checked > 0 {
                 format!(", {} checked without storing", self.checked)

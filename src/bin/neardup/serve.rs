@@ -426,30 +426,18 @@ async fn route(request: Request<Incoming>, front: &Front) -> Answered {
         _ if front.stopping.load(Ordering::Acquire) => error(503, "the server is stopping"),
         (&Method::POST, "/articles") => articles(request, front, false).await,
         (&Method::POST, "/query") => articles(request, front, true).await,
-        (&Method::GET, "/stats") => {
-            let (reply, answer) = oneshot::channel();
-            let stats = match front.jobs.send(Job::Stats { reply }) {
-                Ok(()) => answer.await.ok(),
-                Err(_) => None,
-            };
-            match stats {
-                Some(mut stats) => {
-                    stats.uptime_seconds = front.started.elapsed().as_secs();
-                    stats.requests = front.statuses.lock().map(|s| s.clone()).unwrap_or_default();
-                    let mut line = serde_json::to_vec(&stats).expect("plain data serializes");
-                    line.push(b'\n');
-                    json(200, line)
-                }
-                None => error(503, "the server is stopping"),
+        (&Method::GET, "/stats") => match ask(front, |reply| Job::Stats { reply }).await {
+            Some(mut stats) => {
+                stats.uptime_seconds = front.started.elapsed().as_secs();
+                stats.requests = front.statuses.lock().map(|s| s.clone()).unwrap_or_default();
+                let mut line = Vec::new();
+                let _ = neardup::feed::write_json_line(&mut line, &stats); // into memory
+                json(200, line)
             }
-        }
+            None => error(503, "the server is stopping"),
+        },
         (&Method::GET | &Method::HEAD, "/health") => {
-            let (reply, answer) = oneshot::channel();
-            let count = match front.jobs.send(Job::Count { reply }) {
-                Ok(()) => answer.await.ok(),
-                Err(_) => None,
-            };
-            match count {
+            match ask(front, |reply| Job::Count { reply }).await {
                 Some(n) => json(200, format!("{{\"status\":\"ok\",\"articles\":{n}}}\n")),
                 None => error(503, "the server is stopping"),
             }
@@ -465,6 +453,13 @@ async fn route(request: Request<Incoming>, front: &Front) -> Answered {
             ),
         ),
     }
+}
+
+/// What the index's thread answers to the job `job(reply)`; `None` once it has stopped.
+async fn ask<T>(front: &Front, job: impl FnOnce(oneshot::Sender<T>) -> Job) -> Option<T> {
+    let (reply, answer) = oneshot::channel();
+    front.jobs.send(job(reply)).ok()?;
+    answer.await.ok()
 }
 
 /// `/stats`: the index's statistics (as `index stats` gives them) and what this server
