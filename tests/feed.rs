@@ -2164,3 +2164,175 @@ fn serve_drops_a_client_that_stops_reading_its_answer() {
     let (status, err) = server.stop();
     assert!(status.success(), "{err}");
 }
+
+/// The articles of a generated corpus, fingerprinted for `index`.
+fn articles_of(index: &FeedIndex, records: &[serde_json::Value]) -> Vec<Article> {
+    let mut fingerprinter = index.fingerprinter();
+    records
+        .iter()
+        .map(|r| {
+            Article::from_json(
+                &r.to_string(),
+                &FieldNames::default(),
+                &mut fingerprinter,
+                0,
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+fn queried(index: &mut FeedIndex, articles: &[Article]) -> Vec<neardup::feed::Verdict> {
+    articles
+        .iter()
+        .map(|a| index.query(a).unwrap().unwrap())
+        .collect()
+}
+
+/// `watch` and `serve` compact in the background: what is added while a compaction runs
+/// is answered from the old generation and then taken into the new one. The result must
+/// be what compacting at the start and then adding the same articles gives (verdicts of
+/// later articles, counts), and what reopening it from disk gives: at both levels, and
+/// with story statistics fixed or accumulated. An article older than the window added
+/// meanwhile is removed with the others.
+#[test]
+fn a_background_compaction_takes_in_what_was_added_while_it_ran() {
+    let (hour, t0) = (3_600, 1_700_000_000);
+    let window = 240 * hour;
+    let records = story_corpus(29, 560, t0);
+    let (before, during, after) = (&records[..400], &records[400..480], &records[480..]);
+    let mut old_one = records[5].clone();
+    old_one["id"] = "late-but-old".into();
+    for (level, fixed) in [
+        (Level::Copy, false),
+        (Level::Story, true),
+        (Level::Story, false),
+    ] {
+        let what = format!("{level:?}, fixed statistics {fixed}");
+        let s = Scratch::new();
+        let settings = if level == Level::Copy {
+            settings_of(PipelineBuilder::new(), Some(window))
+        } else {
+            story_settings(Some(window))
+        };
+        let stats = fixed.then(|| {
+            FeedIndex::create(&s.path("probe"), &settings).unwrap();
+            let probe = FeedIndex::open(&s.path("probe"), Access::Read, &Silent).unwrap();
+            let mut stats = neardup::story::StoryStats::new();
+            for a in articles_of(&probe, &records) {
+                stats.add(a.story.as_ref().unwrap());
+            }
+            stats
+        });
+        let open = |name: &str| {
+            FeedIndex::create_with_stats(&s.path(name), &settings, stats.as_ref()).unwrap();
+            FeedIndex::open(&s.path(name), Access::Write, &Silent).unwrap()
+        };
+        let (mut background, mut at_start) = (open("background"), open("at-start"));
+        let before = articles_of(&background, before);
+        let during = articles_of(&background, during);
+        let after = articles_of(&background, after);
+        let old_one = articles_of(&background, std::slice::from_ref(&old_one)).remove(0);
+        for index in [&mut background, &mut at_start] {
+            for a in &before {
+                index.add(a).unwrap().unwrap();
+            }
+        }
+        let compaction = background
+            .start_compaction()
+            .unwrap()
+            .expect("some expired");
+        let report = at_start.compact(&Silent).unwrap();
+        assert_eq!((report.removed, report.kept), (159, 241), "{what}");
+        // Accumulated statistics: at_start no longer counts the removed articles' words.
+        let same_scores = fixed || level == Level::Copy;
+        for a in &during {
+            let meanwhile = background.add(a).unwrap();
+            let compacted_first = at_start.add(a).unwrap();
+            if same_scores {
+                assert_eq!(meanwhile, compacted_first, "{what}");
+            }
+        }
+        // Still answered from the old generation, where the article it copies is.
+        let v = background.add(&old_one).unwrap().unwrap();
+        assert_eq!(v.best().map(|m| m.id.as_str()), Some("doc-00005"), "{what}");
+        let report = background.finish_compaction(compaction).unwrap();
+        assert_eq!((report.removed, report.kept), (160, 321), "{what}");
+        assert!(report.log_bytes.1 < report.log_bytes.0, "{what}");
+        assert!(!background.contains("late-but-old").unwrap(), "{what}");
+        assert_eq!(background.stats().generation, 1, "{what}");
+        if same_scores {
+            assert_eq!(
+                queried(&mut background, &after),
+                queried(&mut at_start, &after),
+                "{what}"
+            );
+        }
+        background.commit().unwrap();
+        let mut reopened = FeedIndex::open(&s.path("background"), Access::Read, &Silent).unwrap();
+        assert_eq!(
+            queried(&mut background, &after),
+            queried(&mut reopened, &after),
+            "{what}: the compacted index in memory and on disk differ"
+        );
+        let counts = |index: &FeedIndex| {
+            // Memory differs: a loaded band table has no delta.
+            let stats = neardup::feed::IndexStats {
+                memory_bytes: 0,
+                ..index.stats()
+            };
+            format!("{stats:?}")
+        };
+        assert_eq!(counts(&reopened), counts(&background), "{what}");
+        // It goes on: adding, and compacting again.
+        for a in &after {
+            background.add(a).unwrap().unwrap();
+        }
+        assert_eq!(background.compact(&Silent).unwrap().removed, 160, "{what}");
+        let logs: Vec<String> = std::fs::read_dir(s.path("background"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("articles."))
+            .collect();
+        assert_eq!(logs, ["articles.2.log"], "{what}");
+    }
+}
+
+/// An abandoned background compaction leaves the index as it was.
+#[test]
+fn an_abandoned_background_compaction_changes_nothing() {
+    let s = Scratch::new();
+    let dir = s.path("idx");
+    let (hour, t0) = (3_600, 1_700_000_000);
+    FeedIndex::create(&dir, &settings_of(PipelineBuilder::new(), Some(24 * hour))).unwrap();
+    let mut index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+    let records = corpus(3, 100, t0);
+    let articles = articles_of(&index, &records);
+    for a in &articles[..90] {
+        index.add(a).unwrap().unwrap();
+    }
+    let compaction = index.start_compaction().unwrap().expect("some expired");
+    drop(compaction);
+    for a in &articles[90..] {
+        index.add(a).unwrap().unwrap();
+    }
+    index.commit().unwrap();
+    let logs = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("articles."))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(logs(&dir), ["articles.0.log"]);
+    assert_eq!(index.stats().articles, 100);
+    assert_eq!(
+        FeedIndex::open(&dir, Access::Read, &Silent).unwrap().len(),
+        100
+    );
+    let report = index.compact(&Silent).unwrap();
+    assert_eq!((report.removed, report.kept), (75, 25));
+    assert_eq!(logs(&dir), ["articles.1.log"]);
+}

@@ -276,16 +276,21 @@ impl Log {
         Ok(buf)
     }
 
-    /// The whole frame at `offset` (for copying it to another log).
+    /// The whole frame at `offset` (for copying it to another log); it must be written.
     pub fn read_frame<'a>(
         &'a self,
         offset: u64,
         len: u32,
         buf: &'a mut Vec<u8>,
     ) -> io::Result<&'a [u8]> {
-        buf.resize(len as usize, 0);
-        read_exact_at(&self.file, buf, offset)?;
-        Ok(buf)
+        self.frame_reader().read_frame(offset, len, buf)
+    }
+
+    /// Reads written frames on another thread while this log goes on appending.
+    pub fn frame_reader(&self) -> FrameReader {
+        FrameReader {
+            file: Arc::clone(&self.file),
+        }
     }
 
     /// Length of the file once everything appended is written.
@@ -296,6 +301,26 @@ impl Log {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Reads the written frames of a log (see [`Log::frame_reader`]).
+#[derive(Clone, Debug)]
+pub(crate) struct FrameReader {
+    file: Arc<File>,
+}
+
+impl FrameReader {
+    /// The whole frame at `offset` of `len` bytes, header included.
+    pub fn read_frame<'a>(
+        &self,
+        offset: u64,
+        len: u32,
+        buf: &'a mut Vec<u8>,
+    ) -> io::Result<&'a [u8]> {
+        buf.resize(len as usize, 0);
+        read_exact_at(&self.file, buf, offset)?;
+        Ok(buf)
     }
 }
 

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use neardup::PipelineBuilder;
 use neardup::feed::{
-    self, Access, Article, FeedIndex, IndexSettings, IngestMode, IngestOptions, Level,
+    self, Access, Article, Compaction, FeedIndex, IndexSettings, IngestMode, IngestOptions, Level,
     RejectedRecord, StatsRecord, Verdict, VerdictKind, VerdictRecord,
 };
 use neardup::input::{FieldNames, InputFormat, InputSpec, ReadLimits};
@@ -333,8 +333,10 @@ pub struct LiveArgs {
     pub durability: DurabilityArg,
     /// How often to look for articles older than the index's window (e.g. 1h, 30m) and,
     /// when they are a tenth of the index or more, remove them as 'index compact' does
-    /// (which cannot run beside this process); answers wait while it runs, about as long
-    /// as opening the index. 'none': never. Indexes without a window are never compacted.
+    /// (which cannot run beside this process). It runs in the background while articles
+    /// are answered (answers wait only for the switch, milliseconds); meanwhile the
+    /// process holds both the old index and the compacted one in memory. 'none': never.
+    /// Indexes without a window are never compacted.
     #[arg(long, default_value = "1h", value_parser = parse_compact_every, value_name = "DURATION", help_heading = "Run")]
     pub compact_every: CompactEvery,
 }
@@ -351,6 +353,8 @@ fn parse_compact_every(s: &str) -> Result<CompactEvery, String> {
 pub(crate) struct Compactor {
     every: Option<Duration>,
     last: Instant,
+    /// The compaction under way, when it started and how long starting it held answers.
+    running: Option<(Compaction, Instant, Duration)>,
     command: &'static str,
     quiet: bool,
 }
@@ -377,19 +381,45 @@ impl Compactor {
         Compactor {
             every: every.0.map(Duration::from_secs),
             last: Instant::now(),
+            running: None,
             command,
             quiet,
         }
     }
 
-    /// Compacts `index` if a look is due and a tenth of its articles or more are older
-    /// than its window: compacting rewrites the whole log, so it waits until that pays.
+    /// Starts compacting `index` in the background if a look is due and a tenth of its
+    /// articles or more are older than its window (compacting rewrites the whole log, so
+    /// it waits until that pays), or switches to the compacted index once that is ready.
     /// `drain` runs first: it must see every group of the log written to the file.
     pub(crate) fn maybe_compact(
         &mut self,
         index: &mut FeedIndex,
         drain: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
+        if let Some((compaction, started, starting)) = self.running.take() {
+            if !compaction.is_finished() {
+                self.running = Some((compaction, started, starting));
+                return Ok(());
+            }
+            drain()?;
+            let switching = Instant::now();
+            let report = index
+                .finish_compaction(compaction)
+                .context("compacting the index (--compact-every)")?;
+            if !self.quiet {
+                eprintln!(
+                    "neardup: {}: compacted: removed {} articles older than the window, kept {}, \
+                     in {:.2} s, of which answers waited {:.3} s",
+                    self.command,
+                    report.removed,
+                    report.kept,
+                    started.elapsed().as_secs_f64(),
+                    (starting + switching.elapsed()).as_secs_f64()
+                );
+            }
+            self.last = Instant::now();
+            return Ok(());
+        }
         let Some(every) = self.every else {
             return Ok(());
         };
@@ -402,18 +432,11 @@ impl Compactor {
             return Ok(());
         }
         drain()?;
-        let report = index
-            .compact(&neardup::progress::Silent)
+        let started = Instant::now();
+        let compaction = index
+            .start_compaction()
             .context("compacting the index (--compact-every)")?;
-        if !self.quiet {
-            eprintln!(
-                "neardup: {}: compacted: removed {} articles older than the window, kept {}, in {:.2} s",
-                self.command,
-                report.removed,
-                report.kept,
-                self.last.elapsed().as_secs_f64()
-            );
-        }
+        self.running = compaction.map(|c| (c, started, started.elapsed()));
         Ok(())
     }
 }
