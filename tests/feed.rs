@@ -2028,6 +2028,37 @@ fn watch_and_serve_compact_a_windowed_index_while_they_run() {
 }
 
 #[test]
+fn a_failed_compaction_is_warned_of_and_tried_again_while_serving() {
+    let s = Scratch::new();
+    let records = corpus(19, 200, 1_700_000_000);
+    let idx = s.path("idx");
+    index_ok(&["create", "-q", "--window", "24h"], &idx, &[]);
+    // The next generation's log cannot be created while a directory holds its name.
+    let blocker = idx.join("articles.1.log");
+    std::fs::create_dir(&blocker).unwrap();
+    let server = Served::start(&idx, &["--compact-every", "1s"]);
+    assert_eq!(server.post(&to_jsonl(&records)).len(), 200);
+    std::thread::sleep(Duration::from_millis(2500));
+    let stats = index_stats(&idx);
+    assert_eq!(
+        (stats["generation"].as_u64(), stats["articles"].as_u64()),
+        (Some(0), Some(200))
+    );
+    let again = server.post(&to_jsonl(&records[199..]));
+    assert_eq!(again[0]["indexed"], true, "still answering: {again:?}");
+    std::fs::remove_dir(&blocker).unwrap();
+    wait_for_stat(&idx, "articles", 25);
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains("warning: serve: compacting the index failed; it stays as it was")
+            && err.contains("articles.1.log")
+            && err.contains("serve: compacted: removed 175 articles"),
+        "{err}"
+    );
+}
+
+#[test]
 fn compacting_while_watching_changes_no_verdict() {
     // A window compaction removes only articles that can no longer match; with word
     // statistics given at create (which compaction leaves alone), every verdict is

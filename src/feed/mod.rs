@@ -1466,7 +1466,10 @@ impl FeedIndex {
         let generation = self.generation + 1;
         let path = dir.join(format::log_file_name(generation));
         let _ = std::fs::remove_file(&path); // an earlier compaction's unfinished try
-        log::create(&path, generation).map_err(|e| io_error(&dir, "creating the new log", e))?;
+        log::create(&path, generation).map_err(|e| {
+            let name = format::log_file_name(generation);
+            io_error(&dir, &format!("creating the new log {name}"), e)
+        })?;
         Ok(Planned::Copy(Box::new(CompactionPlan {
             meta: Meta {
                 generation,

@@ -403,9 +403,14 @@ impl Compactor {
             }
             drain()?;
             let switching = Instant::now();
-            let report = index
-                .finish_compaction(compaction)
-                .context("compacting the index (--compact-every)")?;
+            self.last = Instant::now();
+            let report = match index.finish_compaction(compaction) {
+                Ok(report) => report,
+                Err(e) => {
+                    self.failed(e);
+                    return Ok(());
+                }
+            };
             if !self.quiet {
                 eprintln!(
                     "neardup: {}: compacted: removed {} articles older than the window, kept {}, \
@@ -417,7 +422,6 @@ impl Compactor {
                     (starting + switching.elapsed()).as_secs_f64()
                 );
             }
-            self.last = Instant::now();
             return Ok(());
         }
         let Some(every) = self.every else {
@@ -433,11 +437,22 @@ impl Compactor {
         }
         drain()?;
         let started = Instant::now();
-        let compaction = index
-            .start_compaction()
-            .context("compacting the index (--compact-every)")?;
-        self.running = compaction.map(|c| (c, started, started.elapsed()));
+        match index.start_compaction() {
+            Ok(compaction) => self.running = compaction.map(|c| (c, started, started.elapsed())),
+            Err(e) => self.failed(e),
+        }
         Ok(())
+    }
+
+    /// A compaction that fails leaves the old generation in force, whole (a disk that
+    /// filled up, say): the service goes on, and the next look tries again.
+    fn failed(&self, e: neardup::Error) {
+        eprintln!(
+            "neardup: warning: {}: compacting the index failed; it stays as it was, and the \
+             next look (--compact-every) tries again: {:#}",
+            self.command,
+            anyhow::Error::new(e)
+        );
     }
 }
 
