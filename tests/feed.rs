@@ -2343,6 +2343,13 @@ fn an_abandoned_background_compaction_changes_nothing() {
         index.add(a).unwrap().unwrap();
     }
     let compaction = index.start_compaction().unwrap().expect("some expired");
+    // A second compaction would write the same new generation.
+    let refused = index.compact(&Silent).unwrap_err().to_string();
+    assert!(
+        refused.contains("being compacted in the background"),
+        "{refused}"
+    );
+    assert!(index.start_compaction().is_err());
     drop(compaction);
     for a in &articles[90..] {
         index.add(a).unwrap().unwrap();

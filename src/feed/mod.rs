@@ -65,6 +65,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
@@ -388,6 +389,9 @@ pub struct FeedIndex {
     oldest: Option<i64>,
     recovered_tail: u64,
     scratch: Scratch,
+    /// Set while a compaction started on this index runs: a second one would write the
+    /// same new generation.
+    compacting: Arc<AtomicBool>,
 }
 
 impl IndexSettings {
@@ -646,6 +650,7 @@ impl FeedIndex {
             oldest: None,
             recovered_tail: 0,
             scratch: Scratch::default(),
+            compacting: Arc::default(),
         };
         let mut entries: Vec<Vec<u64>> = vec![Vec::new(); lsh.bands];
         let story_lsh = settings.story.as_ref().map(|s| s.lsh);
@@ -1412,9 +1417,11 @@ impl FeedIndex {
                     .name("neardup-compact".into())
                     .spawn(move || job.copy_and_load(&crate::progress::Silent))
                     .map_err(|e| io_error(&self.dir, "starting the compaction", e))?;
+                self.compacting.store(true, Ordering::Release);
                 Some(Compaction {
                     plan: Some(plan),
                     worker: Some(worker),
+                    running: Arc::clone(&self.compacting),
                 })
             }
         })
@@ -1431,6 +1438,14 @@ impl FeedIndex {
                 "this compaction was already finished",
             ));
         };
+        compaction.running.store(false, Ordering::Release);
+        if plan.dir != self.dir || plan.meta.generation != self.generation + 1 {
+            let _ = std::fs::remove_file(&plan.path);
+            return Err(index_error(
+                &self.dir,
+                "this compaction was started on another index",
+            ));
+        }
         let compacted = worker
             .join()
             .unwrap_or_else(|_| Err(index_error(&self.dir, "the compacting thread panicked")));
@@ -1440,6 +1455,12 @@ impl FeedIndex {
     /// What a compaction now would remove and keep.
     fn plan_compaction(&mut self) -> Result<Planned> {
         self.writable()?;
+        if self.compacting.load(Ordering::Acquire) {
+            return Err(index_error(
+                &self.dir,
+                "is being compacted in the background; finish that compaction first",
+            ));
+        }
         self.commit()?;
         let before = self.log.len();
         let nothing = |kept| {
@@ -1496,12 +1517,6 @@ impl FeedIndex {
         compacted: Result<FeedIndex>,
     ) -> Result<CompactReport> {
         let switched = self.writable().and(compacted).and_then(|mut compacted| {
-            if plan.meta.generation != self.generation + 1 {
-                return Err(index_error(
-                    &self.dir,
-                    "this compaction was started on another index",
-                ));
-            }
             self.commit()?;
             let mut removed = plan.removed;
             let mut scratch = Scratch::default();
@@ -1559,6 +1574,8 @@ impl FeedIndex {
 pub struct Compaction {
     plan: Option<Box<CompactionPlan>>,
     worker: Option<std::thread::JoinHandle<Result<FeedIndex>>>,
+    /// The index's `compacting` flag, cleared when this is finished or dropped.
+    running: Arc<AtomicBool>,
 }
 
 impl Compaction {
@@ -1570,6 +1587,7 @@ impl Compaction {
 
 impl Drop for Compaction {
     fn drop(&mut self) {
+        self.running.store(false, Ordering::Release);
         if let Some(plan) = &self.plan {
             // The worker, if still running, fails or finishes on the unlinked file.
             let _ = std::fs::remove_file(&plan.path);
