@@ -1984,6 +1984,23 @@ fn watch_and_serve_compact_a_windowed_index_while_they_run() {
     // It goes on answering, from the compacted index.
     let again = server.post(&to_jsonl(&records[199..]));
     assert_eq!(again[0]["indexed"], true, "{again:?}");
+    let (_, stats) = server.request("GET", "/stats", b"");
+    let compactions = &json_lines(&stats)[0]["compactions"];
+    assert_eq!(
+        (
+            &compactions["every_seconds"],
+            &compactions["done"],
+            &compactions["failed"]
+        ),
+        (&1.into(), &1.into(), &0.into()),
+        "{compactions}"
+    );
+    let last = &compactions["last"];
+    assert_eq!(
+        (&last["removed"], &last["kept"]),
+        (&175.into(), &25.into()),
+        "{last}"
+    );
     let (status, err) = server.stop();
     assert!(status.success(), "{err}");
     assert!(
@@ -2046,6 +2063,12 @@ fn a_failed_compaction_is_warned_of_and_tried_again_while_serving() {
     );
     let again = server.post(&to_jsonl(&records[199..]));
     assert_eq!(again[0]["indexed"], true, "still answering: {again:?}");
+    let (_, stats) = server.request("GET", "/stats", b"");
+    let compactions = &json_lines(&stats)[0]["compactions"];
+    assert!(
+        compactions["failed"].as_u64() >= Some(2) && compactions["done"] == 0,
+        "{compactions}"
+    );
     std::fs::remove_dir(&blocker).unwrap();
     wait_for_stat(&idx, "articles", 25);
     let (status, err) = server.stop();

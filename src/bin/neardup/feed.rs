@@ -15,6 +15,7 @@ use neardup::feed::{
 };
 use neardup::input::{FieldNames, InputFormat, InputSpec, ReadLimits};
 use neardup::report::Format;
+use serde::Serialize;
 
 use crate::args::{InputArgs, InputFormatArg, ProgressArg, SimilarityArgs, parse_size};
 use crate::progress::Terminal;
@@ -355,8 +356,31 @@ pub(crate) struct Compactor {
     last: Instant,
     /// The compaction under way, when it started and how long starting it held answers.
     running: Option<(Compaction, Instant, Duration)>,
+    done: u64,
+    failed: u64,
+    latest: Option<LastCompaction>,
     command: &'static str,
     quiet: bool,
+}
+
+/// What `serve`'s `/stats` says of compaction while running.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct CompactionRecord {
+    /// `--compact-every` in seconds; `None`: never.
+    every_seconds: Option<u64>,
+    running: bool,
+    done: u64,
+    failed: u64,
+    last: Option<LastCompaction>,
+}
+
+/// The last compaction that was finished.
+#[derive(Clone, Copy, Debug, Serialize)]
+struct LastCompaction {
+    removed: u64,
+    kept: u64,
+    seconds: f64,
+    answers_waited_ms: f64,
 }
 
 impl Compactor {
@@ -382,6 +406,9 @@ impl Compactor {
             every: every.0.map(Duration::from_secs),
             last: Instant::now(),
             running: None,
+            done: 0,
+            failed: 0,
+            latest: None,
             command,
             quiet,
         }
@@ -411,15 +438,23 @@ impl Compactor {
                     return Ok(());
                 }
             };
+            let last = LastCompaction {
+                removed: report.removed,
+                kept: report.kept,
+                seconds: started.elapsed().as_secs_f64(),
+                answers_waited_ms: (starting + switching.elapsed()).as_secs_f64() * 1e3,
+            };
+            self.done += 1;
+            self.latest = Some(last);
             if !self.quiet {
                 eprintln!(
                     "neardup: {}: compacted: removed {} articles older than the window, kept {}, \
                      in {:.2} s, of which answers waited {:.3} s",
                     self.command,
-                    report.removed,
-                    report.kept,
-                    started.elapsed().as_secs_f64(),
-                    (starting + switching.elapsed()).as_secs_f64()
+                    last.removed,
+                    last.kept,
+                    last.seconds,
+                    last.answers_waited_ms / 1e3
                 );
             }
             return Ok(());
@@ -444,9 +479,21 @@ impl Compactor {
         Ok(())
     }
 
+    /// What it has done so far (for `/stats`).
+    pub(crate) fn record(&self) -> CompactionRecord {
+        CompactionRecord {
+            every_seconds: self.every.map(|d| d.as_secs()),
+            running: self.running.is_some(),
+            done: self.done,
+            failed: self.failed,
+            last: self.latest,
+        }
+    }
+
     /// A compaction that fails leaves the old generation in force, whole (a disk that
     /// filled up, say): the service goes on, and the next look tries again.
-    fn failed(&self, e: neardup::Error) {
+    fn failed(&mut self, e: neardup::Error) {
+        self.failed += 1;
         eprintln!(
             "neardup: warning: {}: compacting the index failed; it stays as it was, and the \
              next look (--compact-every) tries again: {:#}",

@@ -36,8 +36,8 @@ use tokio::sync::{Notify, Semaphore, oneshot};
 
 use crate::args::parse_size;
 use crate::feed::{
-    Answer, Compactor, DurabilityArg, LiveArgs, WatchCounts, acknowledge, check, commit, prepare,
-    terminal,
+    Answer, CompactionRecord, Compactor, DurabilityArg, LiveArgs, WatchCounts, acknowledge, check,
+    commit, prepare, terminal,
 };
 
 const SERVE_HELP: &str = "\
@@ -51,7 +51,8 @@ Endpoints:
   GET /health      {\"status\":\"ok\",\"articles\":N} (HEAD: the status alone)
   GET /stats       the index's statistics (as 'index stats' gives them) and what this
                    server answered since it started: articles by verdict, requests by
-                   status, time to answer (median, p99, max in ms)
+                   status, time to answer (median, p99, max in ms), and its
+                   compactions (--compact-every: done, failed, running, the last)
 
   Status 200 when the body was read (rejected lines are answered line by line); 400 for
   a body that is not JSON lines at all (empty) or that broke off; 404 and 405 for other
@@ -272,7 +273,7 @@ fn commit_jobs(
                         let _ = reply.send(index.len());
                     }
                     Job::Stats { reply } => {
-                        let _ = reply.send(served_stats(index, counts));
+                        let _ = reply.send(served_stats(index, counts, &compactor));
                     }
                     Job::Articles {
                         lines,
@@ -475,6 +476,8 @@ struct ServedStats {
     /// Time to answer an article in milliseconds, from its body read to its answer;
     /// `None` before the first.
     answer_ms: Option<AnswerTimes>,
+    /// Compaction while running (`--compact-every`).
+    compactions: CompactionRecord,
     index: StatsRecord,
 }
 
@@ -495,7 +498,7 @@ struct AnswerTimes {
 }
 
 /// What the index's thread knows of `/stats` (the caller adds the uptime and requests).
-fn served_stats(index: &FeedIndex, counts: &WatchCounts) -> ServedStats {
+fn served_stats(index: &FeedIndex, counts: &WatchCounts, compactor: &Compactor) -> ServedStats {
     ServedStats {
         schema_version: neardup::report::SCHEMA_VERSION,
         uptime_seconds: 0,
@@ -511,6 +514,7 @@ fn served_stats(index: &FeedIndex, counts: &WatchCounts) -> ServedStats {
             .latencies
             .percentiles_ms()
             .map(|[median, p99, max]| AnswerTimes { median, p99, max }),
+        compactions: compactor.record(),
         index: StatsRecord::new(&index.stats()),
     }
 }
