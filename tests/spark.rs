@@ -422,3 +422,76 @@ fn spark_story_job_finds_the_story_pairs_and_clusters_of_one_neardup_run() {
         assert_eq!(spark_clusters, clusters);
     }
 }
+
+/// `--input-format text`: a directory of `.txt` documents (nested, gzip, a byte-order
+/// mark, other files among them) gives the pairs and clusters of `neardup` on the same
+/// directory, ids and all; a document that is not UTF-8 fails the job naming it.
+#[test]
+fn spark_job_reads_directories_of_text_documents_as_neardup_does() {
+    let Some(python) = spark_python() else {
+        return;
+    };
+    let s = Scratch::new();
+    let docs = s.path("docs");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/wire-story");
+    std::fs::create_dir_all(docs.join("wire")).unwrap();
+    for entry in std::fs::read_dir(&fixtures).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, docs.join("wire").join(path.file_name().unwrap())).unwrap();
+    }
+    let texts: Vec<String> = generated_corpus()
+        .lines()
+        .take(150)
+        .map(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            record["text"].as_str().unwrap().to_string()
+        })
+        .collect();
+    for (i, text) in texts.iter().enumerate() {
+        let dir = docs.join(format!("gen/part {}", i % 3));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("doc-{i:03}.txt")), text).unwrap();
+    }
+    let mut gzipped = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gzipped, texts[2].as_bytes()).unwrap();
+    std::fs::write(docs.join("gen/copy.txt.gz"), gzipped.finish().unwrap()).unwrap();
+    std::fs::write(
+        docs.join("bom.TXT"),
+        [b"\xef\xbb\xbf".as_slice(), texts[5].as_bytes()].concat(),
+    )
+    .unwrap();
+    std::fs::write(docs.join("notes.md"), &texts[7]).unwrap();
+
+    let out = s.path("out");
+    let (ok, err) = run_spark(&python, &[&docs], &out, &["--input-format", "text"]);
+    assert!(ok, "{err}");
+    let (pairs, clusters) = neardup_result(&[&docs], &[]);
+    assert!(
+        clusters.iter().any(|c| c.contains("gen/copy.txt.gz"))
+            && clusters.iter().any(|c| c.contains("\"bom.TXT\""))
+            && !clusters.iter().any(|c| c.contains("notes.md")),
+        "{clusters:?}"
+    );
+    assert_eq!(spark_result(&out), (pairs, clusters));
+
+    std::fs::write(docs.join("gen/latin1.txt"), b"caf\xe9 au lait").unwrap();
+    let (ok, err) = run_spark(
+        &python,
+        &[&docs],
+        &s.path("out-bad"),
+        &["--input-format", "text"],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("gen/latin1.txt: invalid UTF-8 at byte 3"),
+        "{err}"
+    );
+    let (ok, err) = run_spark(
+        &python,
+        &[&docs.join("bom.TXT")],
+        &s.path("out-file"),
+        &["--input-format", "text"],
+    );
+    assert!(!ok);
+    assert!(err.contains("this is not a directory"), "{err}");
+}

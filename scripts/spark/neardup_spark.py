@@ -56,6 +56,11 @@ fails the job naming the file); a gzip or zstd file is read whole by one task, s
 line numbers in neardup's messages are the file's. Bad records (malformed JSON, missing
 text, a repeated id) fail the job with neardup's message; in a plain file split into
 partitions, its line number counts lines of the failing task's partition, not of the file.
+With --input-format text, each input is a directory of text documents, read as neardup
+reads one: its .txt files (also .txt.gz and .txt.zst) at any depth, each one document
+whose id is its path relative to the directory (Hadoop's listing skips names starting
+with '.' or '_', which neardup does not); each file is read whole by one task, and one
+that is not UTF-8 fails the job naming it. --dedup's kept/ then holds {id, text} records.
 
     python3 scripts/spark/neardup_spark.py news/*.jsonl.gz --output out --threshold 0.8
     spark-submit --master spark://host:7077 scripts/spark/neardup_spark.py hdfs:///news \\
@@ -81,7 +86,9 @@ def parse_args(argv):
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 1)[1],
     )
-    p.add_argument("inputs", nargs="+", help="JSON Lines files or directories (any Hadoop path)")
+    p.add_argument("inputs", nargs="+",
+                   help="JSON Lines files or directories of them (any Hadoop path); with "
+                        "--input-format text, directories of .txt documents")
     p.add_argument("--output", required=True, help="output directory (must not exist)")
     p.add_argument("--neardup", default=shutil.which("neardup") or "neardup",
                    help="the neardup binary on the workers (default: neardup on PATH)")
@@ -100,6 +107,12 @@ def parse_args(argv):
     p.add_argument("--bands", type=int, default=None)
     p.add_argument("--rows", type=int, default=None)
     p.add_argument("--bucket-cap", type=int, default=1000)
+    p.add_argument("--input-format", choices=["jsonl", "text"], default="jsonl",
+                   help="jsonl (default): every file of the inputs holds JSON Lines; text: "
+                        "each input is a directory searched, as neardup searches one, for "
+                        ".txt files (also .txt.gz, .txt.zst), each one document whose id is "
+                        "its path relative to the directory (Hadoop's listing skips names "
+                        "starting with '.' or '_', which neardup does not)")
     p.add_argument("--id-field", default="id")
     p.add_argument("--text-field", default="text")
     p.add_argument("--date-field", default="date",
@@ -175,10 +188,62 @@ def input_lines(sc, path, partitions):
     return sc.textFile(path, minPartitions=partitions)
 
 
-def zstd_lines(path, data):
-    """The lines of a zstd file's bytes (every frame; a truncated or damaged stream is an
-    error naming the file, never a silent end), split as Spark splits text: at \\n, \\r\\n
-    and \\r. Bytes that are not UTF-8 pass through, for neardup to report by line."""
+def read_inputs(sc, args, partitions_of):
+    """Every input's lines (JSON Lines; text documents become {id, text} records), one RDD."""
+    if args.input_format == "text":
+        return sc.union([text_documents(sc, path, args) for path in args.inputs])
+    return sc.union([input_lines(sc, path, partitions_of(path)) for path in args.inputs])
+
+
+TEXT_SUFFIXES = (".txt", ".txt.gz", ".txt.zst")
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def text_documents(sc, path, args):
+    """The .txt documents of the directory `path` (searched recursively, on any Hadoop file
+    system) as JSON lines {id, text}: the id is the file's path relative to the directory,
+    as neardup names the documents of a directory; gzip and zstd files are decompressed, a
+    leading byte-order mark dropped, and a file that is not UTF-8 fails the job naming it."""
+    jvm = sc._jvm
+    conf = sc._jsc.hadoopConfiguration()
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hadoop_path.getFileSystem(conf)
+    if not fs.exists(hadoop_path) or not fs.getFileStatus(hadoop_path).isDirectory():
+        raise SystemExit("neardup_spark: error: %s: --input-format text reads directories of "
+                         ".txt documents; this is not a directory" % path)
+    prefix = fs.makeQualified(hadoop_path).toString().rstrip("/") + "/"
+    conf.set("mapreduce.input.fileinputformat.input.dir.recursive", "true")
+    id_field, text_field = args.id_field, args.text_field
+
+    def document(kv):
+        name, data = kv
+        if not name.lower().endswith(TEXT_SUFFIXES):
+            return []  # a directory holds .txt documents; other files are not inputs
+        if name.lower().endswith(".gz"):
+            import gzip
+            try:
+                data = gzip.decompress(data)
+            except (EOFError, OSError) as e:
+                raise RuntimeError("%s: not a gzip stream, or a damaged or truncated one: %s"
+                                   % (name, e))
+        elif name.lower().endswith(".zst"):
+            data = zstd_bytes(name, data)
+        if data.startswith(UTF8_BOM):
+            data = data[len(UTF8_BOM):]
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise RuntimeError("%s: invalid UTF-8 at byte %d: a text document must be UTF-8"
+                               % (name, e.start))
+        doc_id = name[len(prefix):] if name.startswith(prefix) else name
+        return [json.dumps({id_field: doc_id, text_field: text}, ensure_ascii=False)]
+
+    return sc.binaryFiles(path).flatMap(document)
+
+
+def zstd_bytes(path, data):
+    """The bytes of every frame of a zstd file (a truncated or damaged stream is an error
+    naming the file, never a silent end)."""
     try:
         import zstandard
     except ImportError:
@@ -194,7 +259,13 @@ def zstd_lines(path, data):
         if not frame.eof:
             raise RuntimeError("%s: truncated zstd stream (its last frame does not end)" % path)
         data = frame.unused_data
-    text = b"".join(chunks).decode("utf-8", "surrogateescape")
+    return b"".join(chunks)
+
+
+def zstd_lines(path, data):
+    """The lines of a zstd file's bytes, split as Spark splits text: at \\n, \\r\\n and
+    \\r. Bytes that are not UTF-8 pass through, for neardup to report by line."""
+    text = zstd_bytes(path, data).decode("utf-8", "surrogateescape")
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if lines[-1] == "":
         lines.pop()  # the end of the last line, not a line
@@ -247,7 +318,7 @@ def run(spark, args):
     # would run neardup again) when executors run short of memory.
     keep = StorageLevel.MEMORY_AND_DISK
     sc = spark.sparkContext
-    lines = sc.union([input_lines(sc, path, args.partitions) for path in args.inputs])
+    lines = read_inputs(sc, args, lambda path: args.partitions)
     sketch = sketch_command(args)
     sketches = (lines.mapPartitions(lambda part: piped(sketch, part))
                 .map(lambda line: (json.loads(line), line))
@@ -505,8 +576,7 @@ def run_story(spark, args):
     keep = StorageLevel.MEMORY_AND_DISK
     sc = spark.sparkContext
     neardup = args.neardup
-    lines = sc.union([input_lines(sc, path, story_partitions(path, args.partitions))
-                      for path in args.inputs])
+    lines = read_inputs(sc, args, lambda path: story_partitions(path, args.partitions))
     flags = input_flags(args)
 
     # 1. The whole input's statistics, summed from the partitions'.
