@@ -5,6 +5,9 @@
 //! output. Anything else that already exists at the path — `/dev/null`, a named pipe, a
 //! terminal, `/dev/stdout` — is written in place: renaming over it would swap the device
 //! for a regular file (as root, that breaks `/dev/null` for every later program).
+//!
+//! A name ending in `.gz` or `.zst` is compressed (gzip, zstd), as inputs so named are
+//! decompressed: `-o deduped.jsonl.gz` must not be plain text under a gzip name.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -12,8 +15,28 @@ use std::path::{Path, PathBuf};
 
 /// A file being written; nothing is visible at the destination until [`commit`](Self::commit)
 /// (for a regular file).
-#[derive(Debug)]
-pub struct OutputFile(Target);
+pub struct OutputFile(Sink);
+
+impl std::fmt::Debug for OutputFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (codec, target) = match &self.0 {
+            Sink::Plain(t) => ("plain", t),
+            Sink::Gzip(e) => ("gzip", e.get_ref()),
+            Sink::Zstd(e) => ("zstd", e.get_ref()),
+        };
+        f.debug_struct("OutputFile")
+            .field("codec", &codec)
+            .field("target", target)
+            .finish()
+    }
+}
+
+/// What the bytes written go through on their way to the file.
+enum Sink {
+    Plain(Target),
+    Gzip(flate2::write::GzEncoder<Target>),
+    Zstd(zstd::Encoder<'static, Target>),
+}
 
 #[derive(Debug)]
 enum Target {
@@ -46,12 +69,29 @@ impl OutputFile {
                 }
             }
         };
-        Ok(Self(target))
+        let name = path.to_string_lossy().to_ascii_lowercase();
+        let sink = if name.ends_with(".gz") {
+            Sink::Gzip(flate2::write::GzEncoder::new(
+                target,
+                flate2::Compression::default(),
+            ))
+        } else if name.ends_with(".zst") {
+            Sink::Zstd(zstd::Encoder::new(target, zstd::DEFAULT_COMPRESSION_LEVEL)?)
+        } else {
+            Sink::Plain(target)
+        };
+        Ok(Self(sink))
     }
 
-    /// Makes the output visible at its destination (for a regular file, by an atomic rename).
+    /// Makes the output visible at its destination (for a regular file, by an atomic
+    /// rename), after ending its compressed stream.
     pub fn commit(self) -> io::Result<()> {
-        match self.0 {
+        let target = match self.0 {
+            Sink::Plain(target) => target,
+            Sink::Gzip(encoder) => encoder.finish()?,
+            Sink::Zstd(encoder) => encoder.finish()?,
+        };
+        match target {
             Target::Replace { tmp, destination } => {
                 tmp.persist(destination).map_err(|e| e.error)?;
             }
@@ -60,15 +100,25 @@ impl OutputFile {
         Ok(())
     }
 
-    fn file(&mut self) -> &mut File {
+    fn sink(&mut self) -> &mut dyn Write {
         match &mut self.0 {
+            Sink::Plain(target) => target,
+            Sink::Gzip(encoder) => encoder,
+            Sink::Zstd(encoder) => encoder,
+        }
+    }
+}
+
+impl Target {
+    fn file(&mut self) -> &mut File {
+        match self {
             Target::Replace { tmp, .. } => tmp.as_file_mut(),
             Target::InPlace(file) => file,
         }
     }
 }
 
-impl Write for OutputFile {
+impl Write for Target {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.file().write(buf)
     }
@@ -79,6 +129,20 @@ impl Write for OutputFile {
 
     fn flush(&mut self) -> io::Result<()> {
         self.file().flush()
+    }
+}
+
+impl Write for OutputFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sink().write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.sink().write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.sink().flush()
     }
 }
 
@@ -104,6 +168,7 @@ fn temporary_beside(path: &Path) -> io::Result<tempfile::NamedTempFile> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     #[test]
     fn nothing_appears_until_commit() {
@@ -155,6 +220,36 @@ mod tests {
                 .is_symlink()
         );
         assert_eq!(fs::read_to_string(&real).unwrap(), "new\n");
+    }
+
+    #[test]
+    fn names_ending_in_gz_or_zst_are_compressed_and_appear_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "{\"id\":\"a\"}\n".repeat(1000);
+        for name in ["out.jsonl.gz", "out.jsonl.zst", "OUT.CSV.GZ"] {
+            let path = dir.path().join(name);
+            let mut out = OutputFile::create(&path).unwrap();
+            out.write_all(text.as_bytes()).unwrap();
+            assert!(!path.exists(), "{name}");
+            out.commit().unwrap();
+            let bytes = fs::read(&path).unwrap();
+            assert!(
+                bytes.len() < text.len() / 10,
+                "{name}: {} bytes",
+                bytes.len()
+            );
+            let mut back = String::new();
+            crate::input::open_decoded(&crate::input::Location::File(path), &mut |_| {})
+                .unwrap()
+                .read_to_string(&mut back)
+                .unwrap();
+            assert_eq!(back, text, "{name}");
+        }
+        // Dropped unfinished: nothing appears, compressed or not.
+        let mut out = OutputFile::create(&dir.path().join("half.jsonl.gz")).unwrap();
+        out.write_all(text.as_bytes()).unwrap();
+        drop(out);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
     }
 
     /// A named pipe stands in for `/dev/null`: both must survive being an output.

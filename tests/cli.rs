@@ -124,6 +124,79 @@ fn reads_directories_stdin_and_compressed_inputs() {
 }
 
 #[test]
+fn outputs_named_gz_or_zst_are_compressed() {
+    let s = Scratch::new();
+    let records: String = good_records()
+        .iter()
+        .map(|(id, t)| serde_json::json!({"id": id, "text": t}).to_string() + "\n")
+        .collect();
+    let corpus = s.write("corpus.jsonl", records);
+    let decompressed = |path: &std::path::Path| -> String {
+        let bytes = std::fs::read(path).unwrap();
+        let raw = if path.to_string_lossy().ends_with(".gz") {
+            assert_eq!(bytes[..2], [0x1f, 0x8b], "{}", path.display());
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::MultiGzDecoder::new(&bytes[..]),
+                &mut text,
+            )
+            .unwrap();
+            text
+        } else {
+            zstd::decode_all(&bytes[..]).unwrap()
+        };
+        String::from_utf8(raw).unwrap()
+    };
+    for (command, name) in [
+        ("dedup", "kept.jsonl.gz"),
+        ("cluster", "clusters.jsonl.zst"),
+        ("pairs", "pairs.csv.gz"),
+    ] {
+        let mut plain = neardup();
+        plain.args([command, "-q"]).arg(&corpus);
+        if name.contains(".csv") {
+            plain.args(["--format", "csv"]);
+        }
+        let expected = stdout_of(&plain.output().unwrap());
+        assert!(!expected.is_empty(), "{command}");
+        let path = s.path(name);
+        let mut written = neardup();
+        written
+            .args([command, "-q"])
+            .arg(&corpus)
+            .arg("-o")
+            .arg(&path);
+        if name.contains(".csv") {
+            written.args(["--format", "csv"]);
+        }
+        let out = written.output().unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        assert_eq!(decompressed(&path), expected, "{command} -o {name}");
+    }
+    // Statistics written compressed are read back whatever their name.
+    let stats = s.path("corpus.stats.gz");
+    let out = neardup()
+        .args(["stats", "count", "-q"])
+        .arg(&corpus)
+        .arg("-o")
+        .arg(&stats)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let shown = neardup()
+        .args(["stats", "show"])
+        .arg(&stats)
+        .output()
+        .unwrap();
+    assert!(shown.status.success(), "{}", stderr_of(&shown));
+    assert!(
+        stdout_of(&shown).contains("documents"),
+        "{}",
+        stdout_of(&shown)
+    );
+}
+
+#[test]
 fn several_inputs_in_one_run() {
     let s = Scratch::new();
     let a = s.jsonl("a.jsonl", &[("rate-1", RATE), ("storm-1", STORM)]);

@@ -177,8 +177,10 @@ impl StoryStats {
     /// Reads the statistics file at `path` (as [`StoryStats::read_from`]); the error
     /// names the file.
     pub fn load(path: &std::path::Path) -> crate::error::Result<Self> {
-        std::fs::File::open(path)
-            .and_then(|f| StoryStats::read_from(&mut io::BufReader::new(f)))
+        // Decompressed whatever its name, as every input is (`--stats-out x.stats.gz`).
+        let location = crate::input::Location::File(path.to_path_buf());
+        crate::input::open_decoded(&location, &mut |_| {})
+            .and_then(|mut f| StoryStats::read_from(&mut f))
             .map_err(|e| {
                 crate::error::Error::io(format!("reading statistics {}", path.display()), e)
             })

@@ -18,7 +18,7 @@ Inputs: JSON Lines (.jsonl, .ndjson, .json; one object per line, with the id and
 --id-field and --text-field, every other field kept as metadata), text files (.txt, one
 document each), directories (searched for .txt files; the id is the relative path), and
 '-' for standard input (JSON Lines unless --input-format text). Gzip and zstd inputs are
-decompressed whatever their name.
+decompressed whatever their name; an output file named .gz or .zst is compressed.
 
 Bad records (malformed JSON, invalid UTF-8, missing or non-string fields, empty texts,
 duplicate ids, truncated compressed streams, unreadable files) are reported with file and
@@ -230,7 +230,7 @@ pub struct SketchArgs {
     #[arg(long, default_value_t = 0.2, value_name = "T", help_heading = "Level")]
     pub story_candidates: f64,
     /// Write to FILE instead of standard output (atomically: the file appears only when
-    /// complete).
+    /// complete; gzip or zstd compressed when FILE ends in .gz or .zst).
     #[arg(short, long, value_name = "FILE", help_heading = "Output")]
     pub output: Option<PathBuf>,
     #[command(flatten)]
@@ -269,7 +269,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "P")]
     pub story_threshold: Option<f64>,
     /// Write to FILE instead of standard output (atomically: the file appears only when
-    /// complete).
+    /// complete; gzip or zstd compressed when FILE ends in .gz or .zst).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// No summary on standard error.
@@ -308,7 +308,7 @@ pub struct LinkArgs {
     #[arg(long, value_enum, default_value_t = FormatArg::Jsonl)]
     pub format: FormatArg,
     /// Write to FILE instead of standard output (atomically: the file appears only when
-    /// complete).
+    /// complete; gzip or zstd compressed when FILE ends in .gz or .zst).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// No summary on standard error.
@@ -528,7 +528,7 @@ pub struct DedupArgs {
     #[command(flatten)]
     pub story: StoryArgs,
     /// Write the kept records here instead of standard output (atomically: the file
-    /// appears only when complete).
+    /// appears only when complete; gzip or zstd compressed when FILE ends in .gz or .zst).
     #[arg(short, long, value_name = "FILE", help_heading = "Output")]
     pub output: Option<PathBuf>,
     /// Write what was dropped and why to FILE: one record per dropped record, with the id
@@ -686,7 +686,7 @@ pub fn none_or<T>(s: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<
 #[command(next_help_heading = "Output")]
 pub struct OutputArgs {
     /// Write to FILE instead of standard output (atomically: the file appears only when
-    /// complete).
+    /// complete; gzip or zstd compressed when FILE ends in .gz or .zst).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Output format.
