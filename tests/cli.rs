@@ -121,6 +121,53 @@ fn reads_directories_stdin_and_compressed_inputs() {
         assert!(out.status.success(), "{}: {}", f.display(), stderr_of(&out));
         assert_eq!(json_lines(&stdout_of(&out)).len(), 2, "{}", f.display());
     }
+
+    // A directory's JSON Lines files are read too (an archive split into parts), with
+    // its .txt documents; files named otherwise are skipped, and a run that finds no
+    // input file at all says so instead of passing for an input without duplicates.
+    let (head, tail) = records.split_at(records.find('\n').unwrap() + 1);
+    s.write("archive/2024/part-1.jsonl", head);
+    s.write("archive/2025/part-2.jsonl.gz", gzip(tail.as_bytes()));
+    s.write("archive/notes/one.txt", RATE);
+    s.write("archive/_SUCCESS", "");
+    let out = neardup()
+        .args(["pairs", "-q"])
+        .arg(s.path("archive"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && stderr_of(&out).is_empty(),
+        "{}",
+        stderr_of(&out)
+    );
+    // rate-1 (the first part), rate-2 and the storms (the second), the .txt document.
+    let pairs = json_lines(&stdout_of(&out));
+    assert_eq!(pairs.len(), 4, "{}", stdout_of(&out));
+    assert_eq!(
+        (&pairs[0]["a"], &pairs[0]["b"]),
+        (&"notes/one.txt".into(), &"rate-1".into())
+    );
+    s.write("spark-output/part-00000", &records);
+    for flags in [&["-q"][..], &[]] {
+        let out = neardup()
+            .arg("pairs")
+            .args(flags)
+            .arg(s.path("spark-output"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        assert!(
+            stderr_of(&out).contains("warning: no input file was found"),
+            "{}",
+            stderr_of(&out)
+        );
+    }
+    let out = neardup()
+        .args(["pairs", "-q", "--input-format", "jsonl"])
+        .arg(s.path("spark-output"))
+        .output()
+        .unwrap();
+    assert_eq!(json_lines(&stdout_of(&out)).len(), 2, "{}", stderr_of(&out));
 }
 
 #[test]

@@ -78,8 +78,10 @@ pub fn format_from_name(name: &str) -> Option<InputFormat> {
 
 /// Expands the user's inputs into sources, in a deterministic order.
 ///
-/// A directory is searched recursively for `.txt` files (also `.txt.gz`, `.txt.zst`),
-/// sorted by path; each is one document whose id is its path relative to the directory.
+/// A directory is searched recursively, in path order, for `.txt` files (also `.txt.gz`,
+/// `.txt.zst`), each one document whose id is its path relative to the directory, and for
+/// JSON Lines files (`.jsonl`, `.ndjson`, `.json`, also compressed); other files are
+/// skipped.
 /// `forced` overrides the format implied by file names. Inputs that cannot be read are
 /// returned as problems; the others are still planned.
 pub fn plan_sources(
@@ -155,10 +157,9 @@ fn plan_path(
             continue;
         }
         let file_name = entry.file_name().to_string_lossy();
-        let format = match forced {
+        let format = match forced.or_else(|| format_from_name(&file_name)) {
             Some(f) => f,
-            None if format_from_name(&file_name) == Some(InputFormat::Text) => InputFormat::Text,
-            None => continue, // a directory holds .txt documents; other files are not inputs
+            None => continue, // not named as a document or as JSON Lines: not an input
         };
         let relative = entry.path().strip_prefix(path).unwrap_or(entry.path());
         let id = relative

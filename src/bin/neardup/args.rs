@@ -16,7 +16,8 @@ Examples:
 
 Inputs: JSON Lines (.jsonl, .ndjson, .json; one object per line, with the id and text in
 --id-field and --text-field, every other field kept as metadata), text files (.txt, one
-document each), directories (searched for .txt files; the id is the relative path), and
+document each), directories (searched for .txt documents, whose id is the relative
+path, and for JSON Lines files; other files are skipped), and
 '-' for standard input (JSON Lines unless --input-format text). Gzip and zstd inputs are
 decompressed whatever their name; an output file named .gz or .zst is compressed.
 

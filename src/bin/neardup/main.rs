@@ -297,6 +297,16 @@ fn analyse(
     write(&outcome)?;
     let write_time = started.elapsed();
 
+    if outcome.stats.sources == 0 && outcome.stats.bad() == 0 {
+        // Shown even with --quiet: an empty result for a directory of unnamed files
+        // (a Spark job's part-00000, say) must not pass for an input without duplicates.
+        eprintln!(
+            "neardup: warning: no input file was found: a directory is searched for .txt \
+             documents and JSON Lines files (.jsonl, .ndjson, .json, also .gz or .zst), and \
+             its other files are skipped; give such files by name, or read every file as one \
+             format with --input-format"
+        );
+    }
     if !exec.quiet {
         print_summary(&terminal, &outcome, write_time);
     }
