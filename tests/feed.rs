@@ -2082,6 +2082,38 @@ fn a_failed_compaction_is_warned_of_and_tried_again_while_serving() {
 }
 
 #[test]
+fn a_compaction_that_cannot_tell_which_generation_is_in_force_stops_the_writes() {
+    let s = Scratch::new();
+    let records = corpus(19, 200, 1_700_000_000);
+    let idx = s.path("idx");
+    index_ok(&["create", "-q", "--window", "24h"], &idx, &[]);
+    let server = Served::start(&idx, &["--compact-every", "1s"]);
+    assert_eq!(server.post(&to_jsonl(&records[..150])).len(), 150);
+    // index.meta can be neither replaced nor read while a directory holds its name, so
+    // the switch cannot tell whether its rename happened.
+    let meta = std::fs::read(idx.join("index.meta")).unwrap();
+    std::fs::remove_file(idx.join("index.meta")).unwrap();
+    std::fs::create_dir(idx.join("index.meta")).unwrap();
+    assert_eq!(server.post(&to_jsonl(&records[150..])).len(), 50);
+    std::thread::sleep(Duration::from_millis(2500));
+    // Nothing more goes into a log that may no longer be the one in force.
+    let late = serde_json::json!({"id": "late", "text": RATE, "date": records[199]["date"]});
+    let (status, answer) = server.request("POST", "/articles", format!("{late}\n").as_bytes());
+    assert_eq!(status, 500, "{answer}");
+    let (status, err) = server.stop();
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("compacting the index failed"), "{err}");
+    std::fs::remove_dir(idx.join("index.meta")).unwrap();
+    std::fs::write(idx.join("index.meta"), meta).unwrap();
+    // Every acknowledged article is in the generation in force.
+    let stats = index_stats(&idx);
+    assert_eq!(
+        (stats["generation"].as_u64(), stats["articles"].as_u64()),
+        (Some(0), Some(200))
+    );
+}
+
+#[test]
 fn compacting_while_watching_changes_no_verdict() {
     // A window compaction removes only articles that can no longer match; with word
     // statistics given at create (which compaction leaves alone), every verdict is

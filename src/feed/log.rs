@@ -293,6 +293,11 @@ impl Log {
         }
     }
 
+    /// Accepts no more writes: this log is no longer the one in force (or may not be).
+    pub fn refuse_writes(&self) {
+        self.failed.store(true, Ordering::Release);
+    }
+
     /// Length of the file once everything appended is written.
     pub fn len(&self) -> u64 {
         self.handed + self.pending.len() as u64

@@ -1534,13 +1534,6 @@ impl FeedIndex {
                 compacted.take_in_frame(frame, &mut scratch)?;
             }
             compacted.commit()?;
-            // The switch: until this rename, the old generation is in force.
-            log::write_atomically(
-                &self.dir,
-                format::META_FILE,
-                &format::encode_meta(&plan.meta),
-            )
-            .map_err(|e| io_error(&self.dir, "writing index.meta", e))?;
             Ok((compacted, removed))
         });
         let (mut compacted, removed) = match switched {
@@ -1550,6 +1543,20 @@ impl FeedIndex {
                 return Err(e);
             }
         };
+        // The switch: until this rename, the old generation is in force.
+        let meta = format::encode_meta(&plan.meta);
+        if let Err(e) = log::write_atomically(&self.dir, format::META_FILE, &meta) {
+            let error = io_error(&self.dir, "writing index.meta", e);
+            if read_meta(&self.dir).is_ok_and(|m| m.generation == self.generation) {
+                let _ = std::fs::remove_file(&plan.path);
+            } else {
+                // The rename may have happened (the directory's sync failed, say): the
+                // old log must take no more articles, and the new one is kept; reopening
+                // finds whichever index.meta is in force and its log.
+                self.log.refuse_writes();
+            }
+            return Err(error);
+        }
         let _ = std::fs::remove_file(self.log.path());
         compacted.lock = self.lock.take();
         let old = std::mem::replace(self, compacted);
