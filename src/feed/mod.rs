@@ -1221,7 +1221,7 @@ impl FeedIndex {
                 doc,
                 &scratch.story_signature,
                 &scratch.story_keys,
-                features.terms.iter().chain(&features.names).copied(),
+                features.counted_keys(),
             );
         }
         self.scratch = scratch;
@@ -1505,7 +1505,6 @@ impl FeedIndex {
             frames: Arc::new(frames),
             copied_to: before,
             cutoff,
-            before,
         })))
     }
 
@@ -1560,7 +1559,7 @@ impl FeedIndex {
         let _ = std::fs::remove_file(self.log.path());
         compacted.lock = self.lock.take();
         let old = std::mem::replace(self, compacted);
-        let before = plan.before;
+        let before = plan.copied_to;
         // Closing the removed log's last handle frees its blocks (0.1 s for 800 MB) and
         // the old tables take a while to free: neither on the thread that answers.
         let _ = std::thread::Builder::new()
@@ -1624,7 +1623,6 @@ struct CompactionPlan {
     copied_to: u64,
     /// Articles older than this are removed.
     cutoff: i64,
-    before: u64,
 }
 
 impl CompactionPlan {

@@ -71,6 +71,11 @@ pub enum BackReference {
 }
 
 impl StoryDoc {
+    /// The keys corpus statistics count for it: its content words and names.
+    pub fn counted_keys(&self) -> impl Iterator<Item = u64> + '_ {
+        self.terms.iter().chain(&self.names).copied()
+    }
+
     /// The features as borrowed lists.
     pub fn view(&self) -> StoryView<'_> {
         StoryView {

@@ -76,7 +76,7 @@ impl StoryStats {
 
     /// Counts one more document.
     pub fn add(&mut self, doc: &StoryDoc) {
-        self.add_documents(1, doc.terms.iter().chain(&doc.names).copied());
+        self.add_documents(1, doc.counted_keys());
     }
 
     /// Counts `documents` more documents whose terms and names, all lists together, are

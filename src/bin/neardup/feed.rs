@@ -430,7 +430,7 @@ impl Compactor {
             }
             drain()?;
             let switching = Instant::now();
-            self.last = Instant::now();
+            self.last = switching;
             let report = match index.finish_compaction(compaction) {
                 Ok(report) => report,
                 Err(e) => {
