@@ -1813,6 +1813,103 @@ fn answer_of(stream: &mut std::net::TcpStream) -> (u16, String) {
 }
 
 #[test]
+fn serve_wants_its_token_and_holds_connections_past_its_limit() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    // A token file that is empty, or missing, is refused before anything listens.
+    let empty = s.write("empty-token", "\n");
+    for (file, says) in [
+        (&empty, "is empty"),
+        (&s.path("nowhere"), "reading the token file"),
+    ] {
+        let out = neardup()
+            .args(["serve", "--listen", "127.0.0.1:0", "--token-file"])
+            .arg(file)
+            .arg(&idx)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = stderr_of(&out);
+        assert!(
+            err.contains(says) && err.contains(&file.display().to_string()),
+            "{err}"
+        );
+    }
+    let token = "s3cret-Token_42";
+    let token_file = s.write("token", format!("{token}\n"));
+    let token_flag = token_file.to_str().unwrap();
+    let server = Served::start(
+        &idx,
+        &["--token-file", token_flag, "--max-connections", "3"],
+    );
+    let body = format!("{}\n", serde_json::json!({"id": "a", "text": RATE}));
+    let post = |authorization: &str| {
+        let head = format!(
+            "POST /articles HTTP/1.1\r\nHost: neardup\r\n{authorization}Content-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        );
+        answer_of(&mut connect(&server.address, head.as_bytes()))
+    };
+    // Without the token, with a wrong one, or another scheme: refused, nothing stored.
+    for authorization in [
+        "",
+        "Authorization: Bearer s3cret-Token_4\r\n",
+        "Authorization: Bearer s3cret-Token_42x\r\n",
+        "Authorization: Basic czNjcmV0\r\n",
+    ] {
+        let (status, answer) = post(authorization);
+        assert_eq!(status, 401, "{authorization:?}: {answer}");
+        assert!(answer.contains("--token-file"), "{answer}");
+    }
+    // /health answers anyone (load balancers); the other endpoints do not.
+    assert_eq!(server.request("GET", "/health", b"").0, 200);
+    assert_eq!(server.request("GET", "/stats", b"").0, 401);
+    assert_eq!(server.request("POST", "/query", body.as_bytes()).0, 401);
+    assert_eq!(server.request("GET", "/elsewhere", b"").0, 401);
+    let (status, answer) = post(&format!("Authorization: Bearer {token}\r\n"));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(json_lines(&answer)[0]["verdict"], "new");
+
+    // Three connections at most: with three open, a fourth is answered only once one
+    // of them closes.
+    let stats_request = format!(
+        "GET /stats HTTP/1.1\r\nHost: neardup\r\nAuthorization: Bearer {token}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    let mut held: Vec<_> = (0..3).map(|_| connect(&server.address, b"")).collect();
+    let mut waiting = connect(&server.address, stats_request.as_bytes());
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(800)))
+        .unwrap();
+    let mut first = [0u8; 1];
+    let early = waiting.read(&mut first);
+    assert!(
+        early.is_err(),
+        "answered with three connections open: {early:?}"
+    );
+    drop(held.pop());
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (status, stats) = answer_of(&mut waiting);
+    assert_eq!(status, 200, "{stats}");
+    let stats = json_lines(&stats).remove(0);
+    assert_eq!(stats["connections"]["max"], 3);
+    assert_eq!(stats["connections"]["open"], 3, "{stats}");
+    assert_eq!(stats["requests"]["401"], 7, "{stats}");
+    drop(held);
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+    let ids: Vec<String> = lines_of(&index_output(&["export"], &idx, &[]))
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["a"]);
+}
+
+#[test]
 fn serve_cuts_off_stalled_and_broken_requests_and_stores_none_of_them() {
     let s = Scratch::new();
     let idx = s.path("idx");

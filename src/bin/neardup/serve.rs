@@ -51,21 +51,33 @@ Endpoints:
   GET /health      {\"status\":\"ok\",\"articles\":N} (HEAD: the status alone)
   GET /stats       the index's statistics (as 'index stats' gives them) and what this
                    server answered since it started: articles by verdict, requests by
-                   status, time to answer (median, p99, max in ms), and its
-                   compactions (--compact-every: done, failed, running, the last)
+                   status, time to answer (median, p99, max in ms), connections
+                   open, and its compactions (--compact-every: done, failed,
+                   running, the last)
 
   Status 200 when the body was read (rejected lines are answered line by line); 400 for
-  a body that is not JSON lines at all (empty) or that broke off; 404 and 405 for other
-  paths and methods; 408 when the client sent nothing for --read-timeout; 413 for a body
-  over --max-body-bytes; 503 while stopping. Nothing of a request answered otherwise is
-  stored. SIGINT or SIGTERM stops accepting connections, answers the requests in
-  flight (waiting at most --read-timeout for them), syncs the index and exits.
+  a body that is not JSON lines at all (empty) or that broke off; 401 without the token
+  of --token-file; 404 and 405 for other paths and methods; 408 when the client sent
+  nothing for --read-timeout; 413 for a body over --max-body-bytes; 503 while stopping.
+  Nothing of a request answered otherwise is stored. SIGINT or SIGTERM stops accepting
+  connections, answers the requests in flight (waiting at most --read-timeout for
+  them), syncs the index and exits.
+
+  With --token-file, every endpoint but /health wants the header
+  'Authorization: Bearer TOKEN'. There is no TLS: off localhost, put the server behind a
+  proxy that gives it (nginx, Caddy), so the token does not cross the network in clear.
+  Past --max-connections open connections, new ones wait in the kernel's queue until
+  one closes.
 
 Examples:
   neardup index create news.idx --level story --window 3d
   neardup serve news.idx --listen 0.0.0.0:8080
   curl --data-binary @today.jsonl http://localhost:8080/articles
-  curl --data-binary @candidates.jsonl http://localhost:8080/query";
+  curl --data-binary @candidates.jsonl http://localhost:8080/query
+  head -c 32 /dev/urandom | base64 > token && chmod 600 token
+  neardup serve news.idx --token-file token
+  curl -H \"Authorization: Bearer $(cat token)\" --data-binary @today.jsonl \\
+       http://localhost:8080/articles";
 
 #[derive(Debug, Args)]
 #[command(after_long_help = SERVE_HELP)]
@@ -92,6 +104,14 @@ pub struct ServeArgs {
     /// closed after it too.
     #[arg(long, default_value = "30s", value_parser = parse_timeout, value_name = "DURATION", help_heading = "Input")]
     pub read_timeout: u64,
+    /// Connections open at once; more wait, unanswered, until one closes (each costs a
+    /// file descriptor: raise `ulimit -n` with it).
+    #[arg(long, default_value_t = 512, value_name = "N", help_heading = "Input")]
+    pub max_connections: usize,
+    /// A file holding the token that clients must send as 'Authorization: Bearer
+    /// TOKEN' (every endpoint but /health); its first line, without surrounding spaces.
+    #[arg(long, value_name = "FILE", help_heading = "Input")]
+    pub token_file: Option<PathBuf>,
     /// No warnings or summary on standard error (the address is still printed).
     #[arg(short, long, help_heading = "Run")]
     pub quiet: bool,
@@ -103,6 +123,25 @@ fn parse_timeout(s: &str) -> Result<u64, String> {
         secs if secs >= 1 => Ok(secs as u64),
         _ => Err("a timeout must be at least 1s".into()),
     }
+}
+
+/// The token of `--token-file`: its first line, trimmed.
+fn read_token(path: &std::path::Path) -> Result<Vec<u8>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the token file {}", path.display()))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    anyhow::ensure!(
+        !token.is_empty(),
+        "the token file {} is empty (its first line is the token)",
+        path.display()
+    );
+    anyhow::ensure!(
+        token.bytes().all(|b| b.is_ascii_graphic()),
+        "the token in {} holds a character a header cannot carry (spaces, controls or \
+         non-ASCII)",
+        path.display()
+    );
+    Ok(token.as_bytes().to_vec())
 }
 
 /// What a request asks of the index's thread.
@@ -132,6 +171,11 @@ struct Front {
     limit: u64,
     read_timeout: Duration,
     stopping: Arc<AtomicBool>,
+    /// What `Authorization: Bearer` must carry (`--token-file`).
+    token: Option<Vec<u8>>,
+    /// One permit per open connection (`--max-connections`).
+    connections: Arc<Semaphore>,
+    max_connections: usize,
     /// Requests answered, by status (for `/stats`).
     statuses: Mutex<BTreeMap<u16, u64>>,
     started: Instant,
@@ -143,6 +187,11 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     anyhow::ensure!(threads >= 1, "--threads must be at least 1");
+    anyhow::ensure!(
+        a.max_connections >= 1,
+        "--max-connections must be at least 1"
+    );
+    let token = a.token_file.as_deref().map(read_token).transpose()?;
     let terminal = terminal(crate::args::ProgressArg::Auto, a.quiet);
     let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -193,6 +242,9 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         limit: a.max_body_bytes,
         read_timeout: Duration::from_secs(a.read_timeout),
         stopping: stopping.clone(),
+        token,
+        connections: Arc::new(Semaphore::new(a.max_connections)),
+        max_connections: a.max_connections,
         statuses: Mutex::new(BTreeMap::new()),
         started: Instant::now(),
     });
@@ -372,6 +424,14 @@ async fn accept(
     http.timer(TokioTimer::new())
         .header_read_timeout(front.read_timeout);
     loop {
+        // A free connection first: past --max-connections, clients wait in the backlog.
+        let permit = tokio::select! {
+            permit = front.connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break, // closed: never, the front owns it
+            },
+            () = shutdown.notified() => break,
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
@@ -393,6 +453,7 @@ async fn accept(
                     tokio::spawn(async move {
                         // A client that went away is not the server's problem.
                         let _ = connection.await;
+                        drop(permit);
                     });
                 }
                 Err(e) => {
@@ -423,6 +484,17 @@ async fn handle(request: Request<Incoming>, front: Arc<Front>) -> Result<Answere
 
 async fn route(request: Request<Incoming>, front: &Front) -> Answered {
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    if path != "/health" && !authorized(&request, front) {
+        let mut answer = error(
+            401,
+            "this server wants 'Authorization: Bearer TOKEN' with the token of its --token-file",
+        );
+        answer.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"neardup\""),
+        );
+        return answer;
+    }
     match (&method, path.as_str()) {
         _ if front.stopping.load(Ordering::Acquire) => error(503, "the server is stopping"),
         (&Method::POST, "/articles") => articles(request, front, false).await,
@@ -431,6 +503,10 @@ async fn route(request: Request<Incoming>, front: &Front) -> Answered {
             Some(mut stats) => {
                 stats.uptime_seconds = front.started.elapsed().as_secs();
                 stats.requests = front.statuses.lock().map(|s| s.clone()).unwrap_or_default();
+                stats.connections = Connections {
+                    open: front.max_connections - front.connections.available_permits(),
+                    max: front.max_connections,
+                };
                 let mut line = Vec::new();
                 let _ = neardup::feed::write_json_line(&mut line, &stats); // into memory
                 json(200, line)
@@ -456,6 +532,19 @@ async fn route(request: Request<Incoming>, front: &Front) -> Answered {
     }
 }
 
+/// Whether `request` carries the `--token-file` token (always, without one).
+fn authorized(request: &Request<Incoming>, front: &Front) -> bool {
+    let Some(token) = &front.token else {
+        return true;
+    };
+    let given = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+    // In constant time: how much of a guess matched must not show in the time to refuse.
+    given.is_some_and(|given| bool::from(subtle::ConstantTimeEq::ct_eq(given, &token[..])))
+}
+
 /// What the index's thread answers to the job `job(reply)`; `None` once it has stopped.
 async fn ask<T>(front: &Front, job: impl FnOnce(oneshot::Sender<T>) -> Job) -> Option<T> {
     let (reply, answer) = oneshot::channel();
@@ -471,6 +560,8 @@ struct ServedStats {
     uptime_seconds: u64,
     /// Requests answered, by status.
     requests: BTreeMap<u16, u64>,
+    /// Connections open now (this one included) and `--max-connections`.
+    connections: Connections,
     /// Articles answered, by verdict (`checked`: by `/query`).
     articles: ArticleCounts,
     /// Time to answer an article in milliseconds, from its body read to its answer;
@@ -479,6 +570,12 @@ struct ServedStats {
     /// Compaction while running (`--compact-every`).
     compactions: CompactionRecord,
     index: StatsRecord,
+}
+
+#[derive(Serialize, Default)]
+struct Connections {
+    open: usize,
+    max: usize,
 }
 
 #[derive(Serialize)]
@@ -503,6 +600,7 @@ fn served_stats(index: &FeedIndex, counts: &WatchCounts, compactor: &Compactor) 
         schema_version: neardup::report::SCHEMA_VERSION,
         uptime_seconds: 0,
         requests: BTreeMap::new(),
+        connections: Connections::default(),
         articles: ArticleCounts {
             new: counts.new,
             duplicates: counts.duplicates,
