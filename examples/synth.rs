@@ -98,7 +98,9 @@ fn parse_args() -> Result<Options, String> {
 
 /// Sentences (at least five words) of every article in the inputs.
 fn sentence_pool(inputs: &[InputSpec]) -> Vec<String> {
-    let (sources, problems) = input::plan_sources(inputs, Some(InputFormat::JsonLines));
+    let input::Plan {
+        sources, problems, ..
+    } = input::plan_sources(inputs, Some(InputFormat::JsonLines));
     for p in problems {
         eprintln!("synth: {p}");
     }

@@ -279,6 +279,8 @@ pub struct Pipeline {
 pub struct Stats {
     /// Inputs read (files, standard input).
     pub sources: u64,
+    /// Files of input directories left out, not being named as inputs.
+    pub skipped_files: input::SkippedFiles,
     /// Records read, good or bad.
     pub records: u64,
     /// Documents analysed.
@@ -823,9 +825,13 @@ impl Pipeline {
         if inputs.iter().filter(|i| **i == InputSpec::Stdin).count() > 1 {
             return Err(Error::config("standard input ('-') can be given only once"));
         }
-        let (sources, plan_problems) = input::plan_sources(inputs, self.settings.format);
-        let mut stats = Stats::default();
-        for p in &plan_problems {
+        let plan = input::plan_sources(inputs, self.settings.format);
+        let mut stats = Stats {
+            skipped_files: plan.skipped,
+            ..Stats::default()
+        };
+        let sources = plan.sources;
+        for p in &plan.problems {
             self.on_problem(p, observer, &mut stats)?;
         }
         Ok((sources, stats))

@@ -147,18 +147,58 @@ fn reads_directories_stdin_and_compressed_inputs() {
         (&pairs[0]["a"], &pairs[0]["b"]),
         (&"notes/one.txt".into(), &"rate-1".into())
     );
+    // Without -q, the skipped files are counted and the first named, by the batch
+    // commands and by 'index add'.
+    s.write("archive/2025/readme.md", "# not an input");
+    let skipped = |err: &str| {
+        assert!(
+            err.contains("note: 2 files in the input directories were not read")
+                && err.contains(&format!(
+                    "e.g. {}",
+                    s.path("archive/2025/readme.md").display()
+                )),
+            "{err}"
+        );
+    };
+    let out = neardup()
+        .arg("cluster")
+        .arg(s.path("archive"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    skipped(&stderr_of(&out));
+    let idx = s.path("archive.idx");
+    let created = neardup()
+        .args(["index", "create", "-q"])
+        .arg(&idx)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", stderr_of(&created));
+    let out = neardup()
+        .args(["index", "add"])
+        .arg(&idx)
+        .arg(s.path("archive"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    skipped(&stderr_of(&out));
+    assert_eq!(
+        json_lines(&stdout_of(&out)).len(),
+        5,
+        "four records and one document"
+    );
     s.write("spark-output/part-00000", &records);
-    for flags in [&["-q"][..], &[]] {
-        let out = neardup()
-            .arg("pairs")
-            .args(flags)
-            .arg(s.path("spark-output"))
-            .output()
-            .unwrap();
+    for command in [&["pairs"][..], &["pairs", "-q"], &["index", "add", "-q"]] {
+        let mut run = neardup();
+        run.args(command);
+        if command[0] == "index" {
+            run.arg(&idx);
+        }
+        let out = run.arg(s.path("spark-output")).output().unwrap();
         assert!(out.status.success(), "{}", stderr_of(&out));
         assert!(
             stderr_of(&out).contains("warning: no input file was found"),
-            "{}",
+            "{command:?}: {}",
             stderr_of(&out)
         );
     }

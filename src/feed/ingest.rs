@@ -46,6 +46,10 @@ pub struct IngestOptions {
 /// What a bulk run did.
 #[derive(Clone, Debug, Default)]
 pub struct IngestStats {
+    /// Inputs read (files, standard input).
+    pub sources: u64,
+    /// Files of input directories left out, not being named as inputs.
+    pub skipped_files: input::SkippedFiles,
     /// Records read, good or bad.
     pub records: u64,
     /// Articles decided (added, or checked by a query). Not counted when adding: an
@@ -109,8 +113,11 @@ pub fn ingest(
         return Err(Error::config("standard input ('-') can be given only once"));
     }
     let mut stats = IngestStats::default();
-    let (sources, plan_problems) = input::plan_sources(inputs, options.format);
-    for p in &plan_problems {
+    let plan = input::plan_sources(inputs, options.format);
+    let sources = plan.sources;
+    stats.sources = sources.len() as u64;
+    stats.skipped_files = plan.skipped;
+    for p in &plan.problems {
         on_problem(p, observer, &mut stats, options.strict)?;
     }
     let pipeline = index.pipeline.clone();

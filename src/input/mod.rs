@@ -14,6 +14,6 @@ pub use problem::{Problem, ProblemKind};
 pub use read::{Batch, RawRecord, ReadEvent, ReadLimits, RecordLocation, read_sources};
 pub use record::{DateValue, FieldNames, ParsedRecord, parse_date, parse_json_record};
 pub use source::{
-    InputFormat, InputSpec, Location, Source, format_from_name, open_decoded, plan_sources,
-    spool_stdin,
+    InputFormat, InputSpec, Location, Plan, SkippedFiles, Source, format_from_name, open_decoded,
+    plan_sources, spool_stdin,
 };

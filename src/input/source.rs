@@ -76,23 +76,39 @@ pub fn format_from_name(name: &str) -> Option<InputFormat> {
     }
 }
 
+/// The user's inputs, expanded: what to read, what could not be, what was left out.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// What to read, in order.
+    pub sources: Vec<Source>,
+    /// Inputs that cannot be read.
+    pub problems: Vec<Problem>,
+    /// Files of directories that are not named as inputs.
+    pub skipped: SkippedFiles,
+}
+
+/// Files found in input directories and not read, because their names say neither
+/// document nor JSON Lines (`--input-format` reads them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SkippedFiles {
+    pub count: u64,
+    /// The first of them, in path order, to show the user.
+    pub example: Option<String>,
+}
+
 /// Expands the user's inputs into sources, in a deterministic order.
 ///
 /// A directory is searched recursively, in path order, for `.txt` files (also `.txt.gz`,
 /// `.txt.zst`), each one document whose id is its path relative to the directory, and for
 /// JSON Lines files (`.jsonl`, `.ndjson`, `.json`, also compressed); other files are
-/// skipped.
+/// skipped and counted.
 /// `forced` overrides the format implied by file names. Inputs that cannot be read are
 /// returned as problems; the others are still planned.
-pub fn plan_sources(
-    specs: &[InputSpec],
-    forced: Option<InputFormat>,
-) -> (Vec<Source>, Vec<Problem>) {
-    let mut sources = Vec::new();
-    let mut problems = Vec::new();
+pub fn plan_sources(specs: &[InputSpec], forced: Option<InputFormat>) -> Plan {
+    let mut plan = Plan::default();
     for spec in specs {
         match spec {
-            InputSpec::Stdin => sources.push(Source {
+            InputSpec::Stdin => plan.sources.push(Source {
                 name: Arc::from("<stdin>"),
                 location: Location::Stdin,
                 format: forced.unwrap_or(InputFormat::JsonLines),
@@ -101,18 +117,18 @@ pub fn plan_sources(
                     .map(|_| "-".to_string()),
                 size: None,
             }),
-            InputSpec::Path(path) => plan_path(path, forced, &mut sources, &mut problems),
+            InputSpec::Path(path) => plan_path(path, forced, &mut plan),
         }
     }
-    (sources, problems)
+    plan
 }
 
-fn plan_path(
-    path: &Path,
-    forced: Option<InputFormat>,
-    sources: &mut Vec<Source>,
-    problems: &mut Vec<Problem>,
-) {
+fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) {
+    let Plan {
+        sources,
+        problems,
+        skipped,
+    } = plan;
     let name: Arc<str> = Arc::from(path.display().to_string());
     let unreadable = |name: Arc<str>, e: &dyn std::fmt::Display| Problem {
         source: name,
@@ -159,7 +175,14 @@ fn plan_path(
         let file_name = entry.file_name().to_string_lossy();
         let format = match forced.or_else(|| format_from_name(&file_name)) {
             Some(f) => f,
-            None => continue, // not named as a document or as JSON Lines: not an input
+            None => {
+                // Not named as a document or as JSON Lines: not an input, but said so.
+                skipped.count += 1;
+                skipped
+                    .example
+                    .get_or_insert_with(|| entry.path().display().to_string());
+                continue;
+            }
         };
         let relative = entry.path().strip_prefix(path).unwrap_or(entry.path());
         let id = relative
@@ -271,7 +294,9 @@ mod tests {
 
     #[test]
     fn missing_paths_are_problems_not_panics() {
-        let (sources, problems) = plan_sources(&[InputSpec::from("/no/such/path.jsonl")], None);
+        let Plan {
+            sources, problems, ..
+        } = plan_sources(&[InputSpec::from("/no/such/path.jsonl")], None);
         assert!(sources.is_empty());
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].kind.label(), "unreadable_input");

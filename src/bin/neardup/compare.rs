@@ -70,7 +70,7 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
     let specs = |names: &[String]| -> Vec<InputSpec> {
         names.iter().map(|s| InputSpec::from(s.as_str())).collect()
     };
-    let (sources, problems, a, b) = if args.inputs.is_empty() {
+    let (sources, problems, skipped, a, b) = if args.inputs.is_empty() {
         let files = [args.a.clone(), args.b.clone()];
         let same = std::fs::canonicalize(&args.a)
             .ok()
@@ -78,8 +78,9 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
         if same {
             bail!("A and B are the same file");
         }
-        let (mut sources, problems) = input::plan_sources(&specs(&files), Some(InputFormat::Text));
-        if let Some(p) = problems.first() {
+        let pair = input::plan_sources(&specs(&files), Some(InputFormat::Text));
+        let mut sources = pair.sources;
+        if let Some(p) = pair.problems.first() {
             bail!("{p}");
         }
         if sources.len() != 2 {
@@ -87,17 +88,24 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
                 "A and B must be two files (a directory holds many documents: give two ids with --in)"
             );
         }
-        let (more, more_problems) = input::plan_sources(&specs(&args.corpus), None);
-        sources.extend(more);
-        (sources, more_problems, DocRef::Source(0), DocRef::Source(1))
+        let corpus = input::plan_sources(&specs(&args.corpus), None);
+        sources.extend(corpus.sources);
+        (
+            sources,
+            corpus.problems,
+            corpus.skipped,
+            DocRef::Source(0),
+            DocRef::Source(1),
+        )
     } else {
         if !args.corpus.is_empty() {
             bail!("--corpus goes with two files; with --in, the inputs are the corpus");
         }
-        let (sources, problems) = input::plan_sources(&specs(&args.inputs), None);
+        let plan = input::plan_sources(&specs(&args.inputs), None);
         (
-            sources,
-            problems,
+            plan.sources,
+            plan.problems,
+            plan.skipped,
             DocRef::Id(args.a.clone()),
             DocRef::Id(args.b.clone()),
         )
@@ -107,6 +115,9 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
             bail!("{p} (stopped: --strict)");
         }
         neardup::Observer::problem(&terminal, p);
+    }
+    if !args.run.quiet {
+        crate::note_skipped_files(&terminal, &skipped);
     }
     let comparison = align::compare(&pipeline, &sources, &a, &b, &terminal)?;
     let bad = problems.len() as u64 + comparison.stats.bad();

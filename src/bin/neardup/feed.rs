@@ -727,7 +727,9 @@ fn bulk(a: BulkArgs, mode: IngestMode) -> Result<ExitCode> {
                 stats.unparsed_date_example.as_deref().unwrap_or_default()
             ));
         }
+        crate::note_skipped_files(&terminal, &stats.skipped_files);
     }
+    crate::warn_of_no_input(stats.sources, stats.bad());
     Ok(if stats.bad() > 0 {
         ExitCode::from(2)
     } else {

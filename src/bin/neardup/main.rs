@@ -297,18 +297,10 @@ fn analyse(
     write(&outcome)?;
     let write_time = started.elapsed();
 
-    if outcome.stats.sources == 0 && outcome.stats.bad() == 0 {
-        // Shown even with --quiet: an empty result for a directory of unnamed files
-        // (a Spark job's part-00000, say) must not pass for an input without duplicates.
-        eprintln!(
-            "neardup: warning: no input file was found: a directory is searched for .txt \
-             documents and JSON Lines files (.jsonl, .ndjson, .json, also .gz or .zst), and \
-             its other files are skipped; give such files by name, or read every file as one \
-             format with --input-format"
-        );
-    }
+    warn_of_no_input(outcome.stats.sources, outcome.stats.bad());
     if !exec.quiet {
         print_summary(&terminal, &outcome, write_time);
+        note_skipped_files(&terminal, &outcome.stats.skipped_files);
     }
     if exec.verbose {
         print_stages(&terminal, &outcome, write_time);
@@ -318,6 +310,34 @@ fn analyse(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Shown even with --quiet: an empty result for a directory of unnamed files (a Spark
+/// job's part-00000, say) must not pass for an input without duplicates.
+fn warn_of_no_input(sources: u64, bad: u64) {
+    if sources == 0 && bad == 0 {
+        eprintln!(
+            "neardup: warning: no input file was found: a directory is searched for .txt \
+             documents and JSON Lines files (.jsonl, .ndjson, .json, also .gz or .zst), and \
+             its other files are skipped; give such files by name, or read every file as one \
+             format with --input-format"
+        );
+    }
+}
+
+/// Says how many files of the input directories were left out, and names one.
+fn note_skipped_files(terminal: &Terminal, skipped: &neardup::input::SkippedFiles) {
+    if let Some(example) = &skipped.example {
+        terminal.println(&format!(
+            "neardup: note: {} file{} in the input directories {} not read, being named \
+             neither .txt nor JSON Lines (e.g. {example}); give {} by name, or read every \
+             file as one format with --input-format",
+            skipped.count,
+            if skipped.count == 1 { "" } else { "s" },
+            if skipped.count == 1 { "was" } else { "were" },
+            if skipped.count == 1 { "it" } else { "them" },
+        ));
+    }
 }
 
 fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::Duration) {
