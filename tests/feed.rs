@@ -1546,20 +1546,8 @@ impl Served {
 
     /// One request; the status and the body.
     fn request(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-        let mut stream = std::net::TcpStream::connect(&self.address).unwrap();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: neardup\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        )
-        .unwrap();
-        stream.write_all(body).unwrap();
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).unwrap();
-        let answer = String::from_utf8(answer).unwrap();
-        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        (status, body.to_string())
+        try_request(&self.address, method, path, body)
+            .unwrap_or_else(|| panic!("no answer to {method} {path}"))
     }
 
     fn post(&self, body: &str) -> Vec<serde_json::Value> {
@@ -1575,6 +1563,25 @@ impl Served {
         let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new));
         (status, stderr.join().unwrap())
     }
+}
+
+/// One request to the server at `address`; `None` when it does not answer whole (it
+/// was killed, say).
+fn try_request(address: &str, method: &str, path: &str, body: &[u8]) -> Option<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: neardup\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .ok()?;
+    stream.write_all(body).ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).ok()?;
+    let answer = String::from_utf8(answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
 }
 
 impl Drop for Served {
@@ -1810,6 +1817,121 @@ fn answer_of(stream: &mut std::net::TcpStream) -> (u16, String) {
         head.split(' ').nth(1).unwrap().parse().unwrap(),
         body.to_string(),
     )
+}
+
+/// `serve` killed while it compacts in the background, articles arriving all the while:
+/// every acknowledged article still inside the window is in the index when it is opened
+/// again, nothing is there twice, and the index compacts and takes articles afterwards.
+#[test]
+fn serve_killed_during_a_background_compaction_loses_no_acknowledged_article() {
+    let s = Scratch::new();
+    // Dates an hour apart, a 500-day window (12,000 articles): the 15,000 indexed before
+    // the server starts have 3,000 to remove, and those posted while it runs expire more.
+    let records = corpus(83, 20_000, 1_600_000_000);
+    let (indexed, posted) = records.split_at(15_000);
+    let template = s.path("template");
+    index_ok(
+        &["create", "-q", "--level", "story", "--window", "500d"],
+        &template,
+        &[],
+    );
+    index_ok(
+        &["add", "-q"],
+        &template,
+        &[&s.write("first.jsonl", to_jsonl(indexed))],
+    );
+    let date_of = |r: &serde_json::Value| r["date"].as_i64().unwrap();
+    let cutoff = date_of(records.last().unwrap()) - 500 * 86_400;
+    let mut rng = Rng(29);
+    for round in 0..crash_rounds().div_ceil(3) {
+        let idx = s.path(&format!("idx-{round}"));
+        std::fs::create_dir(&idx).unwrap();
+        for file in std::fs::read_dir(&template).unwrap() {
+            let file = file.unwrap().path();
+            std::fs::copy(&file, idx.join(file.file_name().unwrap())).unwrap();
+        }
+        let mut server = Served::start(&idx, &["--compact-every", "1s", "-q"]);
+        let acknowledged = std::thread::scope(|scope| {
+            let poster = scope.spawn(|| {
+                let mut acknowledged: Vec<serde_json::Value> = Vec::new();
+                for chunk in posted.chunks(40) {
+                    match try_request(
+                        &server.address,
+                        "POST",
+                        "/articles",
+                        to_jsonl(chunk).as_bytes(),
+                    ) {
+                        // Spread over some 2.5 s: articles arrive while it compacts.
+                        Some((200, _)) => {
+                            acknowledged.extend_from_slice(chunk);
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        _ => break,
+                    }
+                }
+                acknowledged
+            });
+            // Kill at a random moment of a compaction seen running. (Asked every 5 ms, the
+            // server is never idle for its 100 ms: it compacted only when idle until this
+            // test.)
+            let started = Instant::now();
+            loop {
+                let (_, stats) = server.request("GET", "/stats", b"");
+                let stats = json_lines(&stats).remove(0);
+                if stats["compactions"]["running"] == true {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "never compacted: {stats}"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::thread::sleep(Duration::from_millis(rng.below(250)));
+            server.child.kill().unwrap();
+            server.child.wait().unwrap();
+            poster.join().unwrap()
+        });
+        let out = index_output(&["export"], &idx, &[]);
+        assert!(out.status.success(), "round {round}: {}", stderr_of(&out));
+        let held: Vec<String> = lines_of(&out)
+            .iter()
+            .map(|v| v["id"].as_str().unwrap().to_string())
+            .collect();
+        let distinct: std::collections::HashSet<&str> = held.iter().map(String::as_str).collect();
+        assert_eq!(
+            distinct.len(),
+            held.len(),
+            "round {round}: an article held twice"
+        );
+        for r in indexed.iter().chain(&acknowledged) {
+            if date_of(r) >= cutoff {
+                let id = r["id"].as_str().unwrap();
+                assert!(distinct.contains(id), "round {round}: {id} lost");
+            }
+        }
+        // It goes on: the rest re-sent, compacted, holds exactly the window.
+        index_ok(
+            &["add", "-q"],
+            &idx,
+            &[&s.write("posted.jsonl", to_jsonl(posted))],
+        );
+        index_ok(&["compact", "-q"], &idx, &[]);
+        let kept = records.iter().filter(|r| date_of(r) >= cutoff).count();
+        assert_eq!(index_stats(&idx)["articles"], kept as u64, "round {round}");
+        // The abandoned generation's file is gone too: one log is left.
+        let logs = std::fs::read_dir(&idx)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".log")
+            })
+            .count();
+        assert_eq!(logs, 1, "round {round}");
+    }
 }
 
 #[test]

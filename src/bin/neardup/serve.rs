@@ -291,97 +291,32 @@ fn commit_jobs(
     let decided = (|| -> Result<()> {
         loop {
             let first = match queue.recv_timeout(Duration::from_millis(100)) {
-                Ok(job) => job,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Some(written) = unsynced.take() {
-                        written.sync()?;
-                        last_sync = Instant::now();
-                    }
-                    // Every group is written before it is answered.
-                    compactor.maybe_compact(index, || Ok(()))?;
-                    continue;
-                }
+                Ok(job) => Some(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
             };
-            // Whatever has already arrived joins this commit group.
-            let mut group = vec![first];
-            let mut articles = 0;
-            while articles < live.max_group {
-                match queue.try_recv() {
-                    Ok(job) => {
-                        if let Job::Articles { lines, .. } = &job {
-                            articles += lines.len();
-                        }
-                        group.push(job);
-                    }
-                    Err(_) => break,
-                }
+            let idle = first.is_none();
+            if let Some(first) = first {
+                commit_group(
+                    first,
+                    index,
+                    queue,
+                    live,
+                    quiet,
+                    counts,
+                    &compactor,
+                    &mut unsynced,
+                )?;
             }
-            let mut answered = Vec::with_capacity(group.len());
-            let mut stored = false;
-            for job in group {
-                match job {
-                    Job::Count { reply } => {
-                        let _ = reply.send(index.len());
-                    }
-                    Job::Stats { reply } => {
-                        let _ = reply.send(served_stats(index, counts, &compactor));
-                    }
-                    Job::Articles {
-                        lines,
-                        query,
-                        read_at,
-                        reply,
-                    } => {
-                        stored |= !query;
-                        let mut out = Vec::new();
-                        let articles = lines.len();
-                        for (number, prepared) in lines {
-                            let answer = match prepared {
-                                Ok(article) if query => check(index, article, number)?,
-                                Ok(article) => commit(index, article, number)?,
-                                Err(rejected) => rejected,
-                            };
-                            acknowledge(
-                                &mut out,
-                                &answer,
-                                counts,
-                                live.all_matches,
-                                quiet,
-                                "request",
-                            )?;
-                        }
-                        answered.push((out, read_at, articles, reply));
-                    }
-                }
+            // Due whatever arrived: a server asked for /health more often than every
+            // 100 ms is never idle, and must still sync and compact.
+            if let Some(written) =
+                unsynced.take_if(|_| idle || last_sync.elapsed() >= Duration::from_millis(100))
+            {
+                written.sync()?;
+                last_sync = Instant::now();
             }
-            if answered.is_empty() {
-                continue;
-            }
-            // Durable first, then answered. (Queries store nothing; what they matched was
-            // made durable by its own group.)
-            if stored {
-                let syncer = index.write()?;
-                match live.durability {
-                    DurabilityArg::Disk => syncer.sync()?,
-                    DurabilityArg::Process => {
-                        unsynced = Some(syncer.write()?);
-                        if last_sync.elapsed() >= Duration::from_millis(100) {
-                            if let Some(written) = unsynced.take() {
-                                written.sync()?;
-                            }
-                            last_sync = Instant::now();
-                        }
-                    }
-                }
-            }
-            let now = Instant::now();
-            for (out, read_at, articles, reply) in answered {
-                counts
-                    .latencies
-                    .record(now.duration_since(read_at), articles as u64);
-                let _ = reply.send(out);
-            }
+            // Every group is written before it is answered.
             compactor.maybe_compact(index, || Ok(()))?;
         }
     })();
@@ -390,6 +325,92 @@ fn commit_jobs(
         written.sync()?;
     }
     decided
+}
+
+/// Answers `first` and whatever else has already arrived (up to `--max-group` articles)
+/// as one group: adds its articles, makes them durable as `--durability` says (with
+/// process durability, `unsynced` keeps the write to sync later), then replies.
+#[allow(clippy::too_many_arguments)] // the index thread's state, passed apart
+fn commit_group(
+    first: Job,
+    index: &mut FeedIndex,
+    queue: &mpsc::Receiver<Job>,
+    live: &LiveArgs,
+    quiet: bool,
+    counts: &mut WatchCounts,
+    compactor: &Compactor,
+    unsynced: &mut Option<neardup::feed::Written>,
+) -> Result<()> {
+    // Whatever has already arrived joins this commit group.
+    let mut group = vec![first];
+    let mut articles = 0;
+    while articles < live.max_group {
+        match queue.try_recv() {
+            Ok(job) => {
+                if let Job::Articles { lines, .. } = &job {
+                    articles += lines.len();
+                }
+                group.push(job);
+            }
+            Err(_) => break,
+        }
+    }
+    let mut answered = Vec::with_capacity(group.len());
+    let mut stored = false;
+    for job in group {
+        match job {
+            Job::Count { reply } => {
+                let _ = reply.send(index.len());
+            }
+            Job::Stats { reply } => {
+                let _ = reply.send(served_stats(index, counts, compactor));
+            }
+            Job::Articles {
+                lines,
+                query,
+                read_at,
+                reply,
+            } => {
+                stored |= !query;
+                let mut out = Vec::new();
+                let articles = lines.len();
+                for (number, prepared) in lines {
+                    let answer = match prepared {
+                        Ok(article) if query => check(index, article, number)?,
+                        Ok(article) => commit(index, article, number)?,
+                        Err(rejected) => rejected,
+                    };
+                    acknowledge(
+                        &mut out,
+                        &answer,
+                        counts,
+                        live.all_matches,
+                        quiet,
+                        "request",
+                    )?;
+                }
+                answered.push((out, read_at, articles, reply));
+            }
+        }
+    }
+    // Durable first, then answered. (Queries store nothing; what they matched was made
+    // durable by its own group.)
+    if stored {
+        let syncer = index.write()?;
+        match live.durability {
+            DurabilityArg::Disk => syncer.sync()?,
+            // Synced by the caller, within 100 ms; a sync covers every earlier write.
+            DurabilityArg::Process => *unsynced = Some(syncer.write()?),
+        }
+    }
+    let now = Instant::now();
+    for (out, read_at, articles, reply) in answered {
+        counts
+            .latencies
+            .record(now.duration_since(read_at), articles as u64);
+        let _ = reply.send(out);
+    }
+    Ok(())
 }
 
 /// A listening socket on `address`, with SO_REUSEADDR so that a restarted server can take
