@@ -1935,6 +1935,82 @@ fn serve_killed_during_a_background_compaction_loses_no_acknowledged_article() {
 }
 
 #[test]
+fn serve_reads_gzip_and_zstd_bodies_and_refuses_bad_or_huge_ones() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let server = Served::start(&idx, &["--max-body-bytes", "64KiB"]);
+    let send = |path: &str, encoding: &str, body: &[u8]| {
+        let mut stream = connect(
+            &server.address,
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: neardup\r\nContent-Encoding: {encoding}\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        stream.write_all(body).unwrap();
+        answer_of(&mut stream)
+    };
+    let records = to_jsonl(&corpus(5, 30, 1_700_000_000));
+    let (status, answer) = send("/articles", "gzip", &gzip(records.as_bytes()));
+    assert_eq!(status, 200, "{answer}");
+    let verdicts = json_lines(&answer);
+    assert_eq!(verdicts.len(), 30);
+    // The same articles, zstd-compressed, are already indexed; so is a plain copy.
+    let zstd = zstd::encode_all(records.as_bytes(), 3).unwrap();
+    let (status, answer) = send("/query", "zstd", &zstd);
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        json_lines(&answer).iter().all(|v| v["indexed"] == true),
+        "{answer}"
+    );
+    let (status, answer) = send("/query", "identity", records.as_bytes());
+    assert_eq!((status, json_lines(&answer).len()), (200, 30), "{answer}");
+
+    // Refused whole, each with its reason: a truncated stream, plain text said to be
+    // gzip, a body that decompresses past --max-body-bytes, an encoding not understood.
+    let fresh = to_jsonl(&corpus(6, 30, 1_800_000_000));
+    let gzipped = gzip(fresh.as_bytes());
+    let bomb = gzip(&vec![b' '; 1 << 20]);
+    for (encoding, body, status, says) in [
+        ("gzip", &gzipped[..gzipped.len() / 2], 400, "not valid gzip"),
+        (
+            "zstd",
+            &zstd::encode_all(fresh.as_bytes(), 3).unwrap()[..40],
+            400,
+            "not valid zstd",
+        ),
+        ("gzip", fresh.as_bytes(), 400, "not valid gzip"),
+        (
+            "gzip",
+            &bomb[..],
+            413,
+            "decompresses to more than --max-body-bytes",
+        ),
+        (
+            "br",
+            fresh.as_bytes(),
+            415,
+            "Encoding \\\"br\\\" is not understood",
+        ),
+        ("gzip, gzip", &gzip(&gzipped)[..], 415, "not understood"),
+    ] {
+        let (got, answer) = send("/articles", encoding, body);
+        assert_eq!(got, status, "{encoding}: {answer}");
+        assert!(
+            answer.contains(says) && answer.contains("nothing of this request was stored"),
+            "{encoding}: {answer}"
+        );
+    }
+    assert!(bomb.len() < 64 << 10, "the bomb fits under the wire limit");
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+    assert_eq!(index_stats(&idx)["articles"], 30);
+}
+
+#[test]
 fn serve_wants_its_token_and_holds_connections_past_its_limit() {
     let s = Scratch::new();
     let idx = s.path("idx");

@@ -58,10 +58,14 @@ Endpoints:
   Status 200 when the body was read (rejected lines are answered line by line); 400 for
   a body that is not JSON lines at all (empty) or that broke off; 401 without the token
   of --token-file; 404 and 405 for other paths and methods; 408 when the client sent
-  nothing for --read-timeout; 413 for a body over --max-body-bytes; 503 while stopping.
+  nothing for --read-timeout; 413 for a body over --max-body-bytes (compressed or
+  decompressed); 415 for a Content-Encoding other than gzip or zstd; 503 while stopping.
   Nothing of a request answered otherwise is stored. SIGINT or SIGTERM stops accepting
   connections, answers the requests in flight (waiting at most --read-timeout for
   them), syncs the index and exits.
+
+  A body may be sent compressed, with 'Content-Encoding: gzip' or 'zstd'; one that does
+  not decompress whole is refused (400).
 
   With --token-file, every endpoint but /health wants the header
   'Authorization: Bearer TOKEN'. There is no TLS: off localhost, put the server behind a
@@ -74,6 +78,8 @@ Examples:
   neardup serve news.idx --listen 0.0.0.0:8080
   curl --data-binary @today.jsonl http://localhost:8080/articles
   curl --data-binary @candidates.jsonl http://localhost:8080/query
+  zstd -c today.jsonl | curl -H 'Content-Encoding: zstd' --data-binary @- \\
+       http://localhost:8080/articles
   head -c 32 /dev/urandom | base64 > token && chmod 600 token
   neardup serve news.idx --token-file token
   curl -H \"Authorization: Bearer $(cat token)\" --data-binary @today.jsonl \\
@@ -95,7 +101,8 @@ pub struct ServeArgs {
     pub threads: Option<usize>,
     #[command(flatten)]
     pub live: LiveArgs,
-    /// Largest request body accepted (e.g. 16MiB); a larger one is refused whole (413).
+    /// Largest request body accepted (e.g. 16MiB), as sent and, when compressed, as
+    /// decompressed; a larger one is refused whole (413).
     #[arg(long, default_value = "64MiB", value_parser = parse_size, value_name = "SIZE", help_heading = "Input")]
     pub max_body_bytes: u64,
     /// Longest a client may leave a request's head or body waiting for its next bytes
@@ -646,6 +653,19 @@ async fn articles(request: Request<Incoming>, front: &Front, query: bool) -> Ans
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let encoding = match BodyEncoding::of(&request) {
+        Ok(encoding) => encoding,
+        Err(named) => {
+            linger(request.into_body());
+            return error(
+                415,
+                &format!(
+                    "Content-Encoding {named:?} is not understood: send the body plain, gzip or \
+                     zstd; nothing of this request was stored"
+                ),
+            );
+        }
+    };
     let mut body = request.into_body();
     let too_large = || {
         error(
@@ -693,6 +713,34 @@ async fn articles(request: Request<Incoming>, front: &Front, query: bool) -> Ans
         }
     }
     let read_at = Instant::now();
+    let bytes = match encoding {
+        BodyEncoding::Identity => bytes,
+        compressed => {
+            let decoded = tokio::task::spawn_blocking(move || compressed.decode(&bytes, limit));
+            match decoded.await {
+                Ok(Ok(Some(bytes))) => bytes,
+                Ok(Ok(None)) => {
+                    return error(
+                        413,
+                        &format!(
+                            "the body decompresses to more than --max-body-bytes ({limit} \
+                             bytes); nothing of this request was stored"
+                        ),
+                    );
+                }
+                Ok(Err(e)) => {
+                    return error(
+                        400,
+                        &format!(
+                            "the body is not valid {}: {e}; nothing of this request was stored",
+                            compressed.name()
+                        ),
+                    );
+                }
+                Err(_) => return error(500, "decompressing the body failed; nothing was stored"),
+            }
+        }
+    };
     let lines = match fingerprint(front, bytes).await {
         Some(lines) => lines,
         None => return error(500, "fingerprinting the body failed; nothing was stored"),
@@ -720,6 +768,59 @@ async fn articles(request: Request<Incoming>, front: &Front, query: bool) -> Ans
             500,
             "the index failed; nothing of this request was acknowledged",
         ),
+    }
+}
+
+/// How a request's body is compressed (its `Content-Encoding`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyEncoding {
+    Identity,
+    Gzip,
+    Zstd,
+}
+
+impl BodyEncoding {
+    /// The request's encoding, or the name of one not understood.
+    fn of(request: &Request<Incoming>) -> Result<BodyEncoding, String> {
+        let mut found = BodyEncoding::Identity;
+        for header in request.headers().get_all(hyper::header::CONTENT_ENCODING) {
+            let text = header.to_str().map_err(|_| "(not ASCII)".to_string())?;
+            for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                let this = match name.to_ascii_lowercase().as_str() {
+                    "identity" => continue,
+                    "gzip" | "x-gzip" => BodyEncoding::Gzip,
+                    "zstd" => BodyEncoding::Zstd,
+                    _ => return Err(name.to_string()),
+                };
+                if found != BodyEncoding::Identity {
+                    return Err(text.to_string()); // compressed twice
+                }
+                found = this;
+            }
+        }
+        Ok(found)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            BodyEncoding::Identity => "identity",
+            BodyEncoding::Gzip => "gzip",
+            BodyEncoding::Zstd => "zstd",
+        }
+    }
+
+    /// The decompressed body; `None` when it is longer than `limit` (a small body can
+    /// decompress to gigabytes).
+    fn decode(self, body: &[u8], limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+        use std::io::Read;
+        let decoder: Box<dyn Read + '_> = match self {
+            BodyEncoding::Identity => return Ok(Some(body.to_vec())),
+            BodyEncoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body)),
+            BodyEncoding::Zstd => Box::new(zstd::stream::read::Decoder::new(body)?),
+        };
+        let mut out = Vec::new();
+        decoder.take(limit + 1).read_to_end(&mut out)?;
+        Ok((out.len() as u64 <= limit).then_some(out))
     }
 }
 
