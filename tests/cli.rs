@@ -150,6 +150,8 @@ fn reads_directories_stdin_and_compressed_inputs() {
     // Without -q, the skipped files are counted and the first named, by the batch
     // commands and by 'index add'.
     s.write("archive/2025/readme.md", "# not an input");
+    s.write("archive/.DS_Store", "hidden: not counted");
+    s.write("archive/.git/HEAD", "hidden: not counted");
     let skipped = |err: &str| {
         assert!(
             err.contains("note: 2 files in the input directories were not read")

@@ -88,7 +88,7 @@ pub struct Plan {
 }
 
 /// Files found in input directories and not read, because their names say neither
-/// document nor JSON Lines (`--input-format` reads them).
+/// document nor JSON Lines (`--input-format` reads them); hidden ones are not counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SkippedFiles {
     pub count: u64,
@@ -175,6 +175,8 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) {
         let file_name = entry.file_name().to_string_lossy();
         let format = match forced.or_else(|| format_from_name(&file_name)) {
             Some(f) => f,
+            // Hidden files (.DS_Store, a .git directory) are not worth a note.
+            None if hidden(entry.path().strip_prefix(path).unwrap_or(entry.path())) => continue,
             None => {
                 // Not named as a document or as JSON Lines: not an input, but said so.
                 skipped.count += 1;
@@ -198,6 +200,13 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) {
             size: entry.metadata().ok().map(|m| m.len()),
         });
     }
+}
+
+/// Whether a path (relative to an input directory) names or passes through a hidden entry.
+fn hidden(relative: &Path) -> bool {
+    relative
+        .components()
+        .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
 }
 
 /// For a file whose name says nothing: JSON Lines if it starts with `{`, else text.
