@@ -644,6 +644,53 @@ fn rerunning_index_add_on_the_same_input_resumes_it() {
     }
 }
 
+/// `watch` reads a gzip or zstd stream as every other input is read; one that breaks off
+/// is an error (exit 1) after what came before it was decided and stored.
+#[test]
+fn watch_reads_compressed_input_and_fails_on_a_stream_that_breaks_off() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let records = to_jsonl(&corpus(9, 400, 1_700_000_000));
+    // The first half of the lines, zstd-compressed; then the rest, gzip-compressed.
+    let first = records[..records.len() / 2].rsplit_once('\n').unwrap().0;
+    let zstd = zstd::encode_all(first.as_bytes(), 3).unwrap();
+    let out = neardup()
+        .arg("watch")
+        .arg(&idx)
+        .write_stdin(zstd)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let decided = lines_of(&out).len();
+    assert_eq!(decided, first.lines().count());
+
+    let rest = records[first.len()..].trim_start();
+    let gzipped = gzip(rest.as_bytes());
+    let truncated = &gzipped[..gzipped.len() * 3 / 4];
+    for quiet in [&[][..], &["-q"]] {
+        let out = neardup()
+            .arg("watch")
+            .args(quiet)
+            .arg(&idx)
+            .write_stdin(truncated)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+        assert!(
+            stderr_of(&out).contains("error: reading standard input failed"),
+            "{}",
+            stderr_of(&out)
+        );
+        // What arrived whole before the break was decided, and is stored (the second
+        // time, as already indexed).
+        let answers = lines_of(&out);
+        assert!(!answers.is_empty() && answers.len() < rest.lines().count());
+        let stored = index_stats(&idx)["articles"].as_u64().unwrap() as usize;
+        assert_eq!(stored, decided + answers.len());
+    }
+}
+
 #[test]
 fn watch_answers_every_line_and_shuts_down_cleanly() {
     let s = Scratch::new();

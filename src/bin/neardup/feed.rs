@@ -67,7 +67,8 @@ checked (malformed JSON, no text, an id already indexed with other text, too lon
 a line with \"verdict\":\"rejected\", their line number and the reason, so output lines
 pair with input lines (blank input lines are skipped). An article re-sent with the same
 text (the same id and shingles) is not added again: it gets the verdict it was given the
-first time, with \"indexed\":true.
+first time, with \"indexed\":true. A gzip or zstd stream is decompressed as it arrives; one that
+breaks off ends watch with exit status 1, after what came before it was stored.
 
 The verdict is new, or duplicate with the best near-copy, its exact Jaccard and the
 cluster id; an index created with '--level story' also says rewrite for an article that
@@ -811,10 +812,18 @@ enum Event {
 }
 
 /// Reads standard input line by line into `tx` (lines longer than `limit` are skipped and
-/// reported), then `End`.
+/// reported), then `End`. A gzip or zstd stream is decompressed as it arrives, as every
+/// other input is.
 fn read_stdin(tx: mpsc::Sender<Event>, limit: u64) {
-    let stdin = io::stdin();
-    let mut reader = stdin.lock();
+    let mut uncounted = |_| {};
+    let mut reader =
+        match neardup::input::open_decoded(&neardup::input::Location::Stdin, &mut uncounted) {
+            Ok(reader) => reader,
+            Err(e) => {
+                let _ = tx.send(Event::ReadFailed(e));
+                return;
+            }
+        };
     let mut number = 0u64;
     loop {
         number += 1;
@@ -1030,6 +1039,8 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
         Ok(counts)
     });
     let mut stop = None;
+    // A stream that broke off (a truncated gzip, say) is an error, not an end of input.
+    let mut read_failed = None;
     let mut compactor = Compactor::new(a.live.compact_every, &index, "watch", a.quiet);
     let decided = (|| -> Result<()> {
         while stop.is_none() {
@@ -1084,7 +1095,9 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
                     Event::End => stop = Some(None),
                     Event::Signal(s) => stop = Some(Some(format!("signal {s}"))),
                     Event::ReadFailed(e) => {
-                        stop = Some(Some(format!("reading standard input failed: {e}")))
+                        let why = format!("reading standard input failed: {e}");
+                        stop = Some(Some(why.clone()));
+                        read_failed = Some(why);
                     }
                 }
             }
@@ -1118,6 +1131,9 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
             None => String::new(),
         };
         terminal.println(&counts.summary("watch", &why, "verdict latency", &index));
+    }
+    if let Some(failed) = read_failed {
+        anyhow::bail!("{failed}; the articles before it were decided and stored");
     }
     Ok(if counts.rejected > 0 {
         ExitCode::from(2)
