@@ -521,6 +521,9 @@ async fn route(request: Request<Incoming>, front: &Front) -> Answered {
             hyper::header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"neardup\""),
         );
+        // Drained, not read: a body left unread would reset the connection, and the
+        // client could lose the 401 with it.
+        linger(request.into_body());
         return answer;
     }
     match (&method, path.as_str()) {
