@@ -112,7 +112,8 @@ pub struct ServeArgs {
     #[arg(long, default_value = "30s", value_parser = parse_timeout, value_name = "DURATION", help_heading = "Input")]
     pub read_timeout: u64,
     /// Connections open at once; more wait, unanswered, until one closes (each costs a
-    /// file descriptor: raise `ulimit -n` with it).
+    /// file descriptor: the soft limit is raised to match, and a hard limit too low for
+    /// it is warned of).
     #[arg(long, default_value_t = 512, value_name = "N", help_heading = "Input")]
     pub max_connections: usize,
     /// A file holding the token that clients must send as 'Authorization: Bearer
@@ -131,6 +132,10 @@ fn parse_timeout(s: &str) -> Result<u64, String> {
         _ => Err("a timeout must be at least 1s".into()),
     }
 }
+
+/// File descriptors kept for everything but connections: the index's log and lock, the
+/// listener, the runtime's own, standard streams.
+const SPARE_DESCRIPTORS: u64 = 64;
 
 /// The token of `--token-file`: its first line, trimmed.
 fn read_token(path: &std::path::Path) -> Result<Vec<u8>> {
@@ -219,6 +224,23 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         a.dir.display(),
         address.map_or_else(|| a.listen.clone(), |x| x.to_string())
     );
+
+    // A connection is a file descriptor: the soft limit (often 1,024) is raised toward
+    // what --max-connections needs, as far as the hard limit lets it.
+    let wanted = a.max_connections as u64 + SPARE_DESCRIPTORS;
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(limit) if limit < wanted && !a.quiet => eprintln!(
+            "neardup: warning: this process may open {limit} files, too few for \
+             --max-connections {}: connections past about {} will wait for one to close; \
+             raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower --max-connections",
+            a.max_connections,
+            limit.saturating_sub(SPARE_DESCRIPTORS)
+        ),
+        Err(e) if !a.quiet => {
+            eprintln!("neardup: warning: reading the limit of open files: {e}");
+        }
+        _ => {}
+    }
 
     let stopping = Arc::new(AtomicBool::new(false));
     let shutdown = Arc::new(Notify::new());
