@@ -1055,24 +1055,126 @@ fn sigkill_rounds(create_args: &[&str], records: &[serde_json::Value], rounds: u
     }
 }
 
-/// Compaction killed at random moments leaves the old or the new generation in force,
-/// never a mix, and the index opens and takes new articles afterwards.
+/// `index remove` takes articles out for good, at both levels: the index then answers
+/// as one built without them, and a removed id may be added again.
+#[test]
+fn index_remove_takes_articles_out_for_good() {
+    let s = Scratch::new();
+    let records = story_corpus(41, 240, 1_700_000_000);
+    let input = s.write("all.jsonl", to_jsonl(&records));
+    let id = |r: &serde_json::Value| r["id"].as_str().unwrap().to_string();
+    // Every eighth article, which takes out originals with copies and copies alike.
+    let (removed, kept): (Vec<_>, Vec<_>) =
+        records.iter().enumerate().partition(|(i, _)| i % 8 == 3);
+    let removed: Vec<serde_json::Value> = removed.into_iter().map(|(_, r)| r.clone()).collect();
+    let kept: Vec<serde_json::Value> = kept.into_iter().map(|(_, r)| r.clone()).collect();
+    let ids_file = s.write(
+        "ids.txt",
+        removed.iter().map(|r| id(r) + "\n").collect::<String>() + "\nnot-indexed\n",
+    );
+    let removed_file = s.write("removed.jsonl", to_jsonl(&removed));
+    for level in ["copy", "story"] {
+        let idx = s.path(&format!("idx-{level}"));
+        let fresh = s.path(&format!("fresh-{level}"));
+        for dir in [&idx, &fresh] {
+            index_ok(&["create", "-q", "--level", level], dir, &[]);
+        }
+        index_ok(&["add", "-q"], &idx, &[&input]);
+        index_ok(
+            &["add", "-q"],
+            &fresh,
+            &[&s.write("kept.jsonl", to_jsonl(&kept))],
+        );
+        let out = neardup()
+            .args(["index", "remove"])
+            .arg(&idx)
+            .arg(id(&kept[0]))
+            .arg("--ids-from")
+            .arg(&ids_file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let said = lines_of(&out);
+        assert_eq!(said.len(), removed.len() + 2);
+        assert_eq!(said[0]["removed"], true);
+        assert!(said[1..=removed.len()].iter().all(|l| l["removed"] == true));
+        assert_eq!(said.last().unwrap()["removed"], false, "not-indexed");
+        assert!(
+            stderr_of(&out).contains(&format!("removed {} articles", removed.len() + 1)),
+            "{}",
+            stderr_of(&out)
+        );
+        // Held: the rest, in the order added; the removed ones are answered as by an
+        // index that never had them (statistics included, at the story level).
+        let held: Vec<String> = lines_of(&index_output(&["export"], &idx, &[]))
+            .iter()
+            .map(|v| v["id"].as_str().unwrap().to_string())
+            .collect();
+        let expected: Vec<String> = kept[1..].iter().map(id).collect();
+        assert_eq!(held, expected, "{level}");
+        index_ok(&["remove", "-q"], &fresh, &[Path::new(&id(&kept[0]))]);
+        let answers =
+            |dir: &Path| stdout_of(&index_output(&["query", "-q"], dir, &[&removed_file]));
+        let from_removed = answers(&idx);
+        assert!(!from_removed.contains("\"indexed\":true"), "{from_removed}");
+        // Verdicts, matches, scores and kinds alike; a cluster may still bear the name of
+        // a removed article that began it (stored verdicts are kept as given).
+        let removed_ids: std::collections::HashSet<String> = removed.iter().map(id).collect();
+        let fresh_answers = json_lines(&answers(&fresh));
+        assert_eq!(fresh_answers.len(), removed.len());
+        for (mut got, mut want) in json_lines(&from_removed).into_iter().zip(fresh_answers) {
+            let (cluster, fresh_cluster) = (got["cluster"].take(), want["cluster"].take());
+            assert_eq!(got, want, "{level}");
+            let named_removed = removed_ids.contains(cluster.as_str().unwrap());
+            assert!(cluster == fresh_cluster || named_removed, "{level}: {got}");
+        }
+        // A removed id comes back as a new article when added again.
+        let out = index_output(&["add"], &idx, &[&removed_file]);
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        assert_eq!(lines_of(&out).len(), removed.len());
+        assert_eq!(
+            index_stats(&idx)["articles"],
+            (kept.len() - 1 + removed.len()) as u64
+        );
+    }
+    // Nothing to remove is said, not silently done.
+    let out = index_output(&["remove"], &s.path("idx-copy"), &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("no id to remove"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+/// Compaction, or removal, killed at random moments leaves the old or the new generation
+/// in force, never a mix, and the index opens and takes new articles afterwards.
 #[test]
 fn compaction_survives_sigkill() {
     let s = Scratch::new();
     let records = corpus(78, 1500, 1_600_000_000);
     let input = s.write("corpus.jsonl", to_jsonl(&records));
+    // Removing the 1,019 oldest by id leaves what compacting to the window leaves.
+    let oldest = s.write(
+        "oldest.txt",
+        records[..1019]
+            .iter()
+            .map(|r| format!("{}\n", r["id"].as_str().unwrap()))
+            .collect::<String>(),
+    );
     let mut rng = Rng(11);
     for round in 0..crash_rounds().div_ceil(2) {
         let idx = s.path(&format!("idx-{round}"));
         index_ok(&["create", "-q", "--window", "20d"], &idx, &[]);
         index_ok(&["add", "-q"], &idx, &[&input]);
         let delay = Duration::from_millis(rng.below(150));
-        run_and_kill(
-            &["index".as_ref(), "compact".as_ref(), idx.as_os_str()],
-            None,
-            delay,
-        );
+        let rewrite: Vec<&std::ffi::OsStr> = if round % 2 == 0 {
+            vec!["index".as_ref(), "compact".as_ref(), idx.as_os_str()]
+        } else {
+            let ids = ["index", "remove", "--ids-from"].map(std::ffi::OsStr::new);
+            [&ids[..], &[oldest.as_os_str(), idx.as_os_str()]].concat()
+        };
+        run_and_kill(&rewrite, None, delay);
         let out = index_output(&["stats"], &idx, &[]);
         assert!(out.status.success(), "{}", stderr_of(&out));
         let held = lines_of(&out)[0]["articles"].as_u64().unwrap();

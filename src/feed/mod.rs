@@ -261,6 +261,15 @@ pub struct CompactReport {
     pub log_bytes: (u64, u64),
 }
 
+/// What [`FeedIndex::remove`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RemoveReport {
+    /// For each id asked for, in order: whether it was in the index (and is now gone).
+    pub found: Vec<bool>,
+    /// The rewrite: articles removed and kept, the log's bytes before and after.
+    pub compacted: CompactReport,
+}
+
 /// Where each article's record is and when it was published.
 #[derive(Debug, Default)]
 struct Docs {
@@ -1454,6 +1463,43 @@ impl FeedIndex {
 
     /// What a compaction now would remove and keep.
     fn plan_compaction(&mut self) -> Result<Planned> {
+        self.prepare_rewrite()?;
+        let Some(window) = self.settings.window else {
+            return self.plan_rewrite(|_| true, i64::MIN);
+        };
+        let cutoff = self
+            .clock()
+            .saturating_sub(window.min(i64::MAX as u64) as i64);
+        self.plan_rewrite(|d| self.docs.times[d] >= cutoff, cutoff)
+    }
+
+    /// Removes the articles with these ids for good (a takedown, an article indexed by
+    /// mistake): the log is rewritten without them as a compaction rewrites it, into a
+    /// new generation that a crash leaves in force whole or not at all. Ids not in the
+    /// index are reported, not an error. The verdicts stored for other articles are
+    /// kept as they were given, so they may still name a removed article as their match
+    /// or cluster; the removed ids may be added again, as new articles.
+    pub fn remove(&mut self, ids: &[String], observer: &dyn Observer) -> Result<RemoveReport> {
+        self.prepare_rewrite()?;
+        let mut found = Vec::with_capacity(ids.len());
+        let mut docs = HashSet::new();
+        for id in ids {
+            let doc = self.find(id)?;
+            found.push(doc.is_some());
+            docs.extend(doc);
+        }
+        let compacted = match self.plan_rewrite(|d| !docs.contains(&(d as u32)), i64::MIN)? {
+            Planned::Nothing(report) => report,
+            Planned::Copy(plan) => {
+                let compacted = plan.copy_and_load(observer);
+                self.switch_to(plan, compacted)?
+            }
+        };
+        Ok(RemoveReport { found, compacted })
+    }
+
+    /// Checks that the index may be rewritten now, and writes what it holds.
+    fn prepare_rewrite(&mut self) -> Result<()> {
         self.writable()?;
         if self.compacting.load(Ordering::Acquire) {
             return Err(index_error(
@@ -1461,27 +1507,24 @@ impl FeedIndex {
                 "is being compacted in the background; finish that compaction first",
             ));
         }
-        self.commit()?;
+        self.commit()
+    }
+
+    /// A new generation of the log holding the articles `keep` keeps (`cutoff`: articles
+    /// added while it is made are kept from this date on), or nothing to do when it keeps
+    /// them all.
+    fn plan_rewrite(&self, keep: impl Fn(usize) -> bool, cutoff: i64) -> Result<Planned> {
         let before = self.log.len();
-        let nothing = |kept| {
-            Planned::Nothing(CompactReport {
-                removed: 0,
-                kept,
-                log_bytes: (before, before),
-            })
-        };
-        let Some(window) = self.settings.window else {
-            return Ok(nothing(self.len() as u64));
-        };
-        let cutoff = self
-            .clock()
-            .saturating_sub(window.min(i64::MAX as u64) as i64);
         let frames: Vec<(u64, u32)> = (0..self.len())
-            .filter(|&d| self.docs.times[d] >= cutoff)
+            .filter(|&d| keep(d))
             .map(|d| (self.docs.offsets[d], self.docs.lens[d]))
             .collect();
         if frames.len() == self.len() {
-            return Ok(nothing(frames.len() as u64));
+            return Ok(Planned::Nothing(CompactReport {
+                removed: 0,
+                kept: frames.len() as u64,
+                log_bytes: (before, before),
+            }));
         }
         let dir = self.dir.clone();
         let generation = self.generation + 1;

@@ -30,6 +30,7 @@ Examples:
   neardup index stats news.idx --format table
   neardup index export news.idx --clusters       every cluster of 2 or more, with its ids
   neardup index compact news.idx                 drop articles older than the window
+  neardup index remove news.idx id-17 id-42      take articles out for good (a takedown)
   scraper | neardup watch news.idx | consumer    one verdict line per article, at once
 
 A verdict is one JSON line: {\"schema_version\":1,\"id\":\"b\",\"verdict\":\"duplicate\",
@@ -137,6 +138,17 @@ pub enum IndexCommand {
     /// (never later than now). The new log replaces the old one atomically.
     #[command(after_long_help = INDEX_EXAMPLES)]
     Compact(CompactArgs),
+    /// Remove articles by id for good: a takedown, or articles indexed by mistake.
+    ///
+    /// Prints one line per id asked for, {"id", "removed"} (false: it was not in the
+    /// index). The log is rewritten without them into a new generation, as 'index
+    /// compact' rewrites it (a crash leaves the old or the new one in force, whole), so
+    /// gather the ids of a takedown into one run. Verdicts stored for other articles are
+    /// kept as they were given and may still name a removed article as their match or
+    /// cluster; a removed id may be added again, as a new article. The index must not be
+    /// open for writing elsewhere (stop 'watch' or 'serve' first).
+    #[command(after_long_help = INDEX_EXAMPLES)]
+    Remove(RemoveArgs),
 }
 
 #[derive(Debug, Args)]
@@ -273,6 +285,22 @@ pub struct CompactArgs {
     /// The index directory.
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+    /// No summary on standard error.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// The index directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Ids of the articles to remove.
+    #[arg(value_name = "ID")]
+    pub ids: Vec<String>,
+    /// A file of more ids, one per line ('-': standard input); blank lines are skipped.
+    #[arg(long, value_name = "FILE")]
+    pub ids_from: Option<PathBuf>,
     /// No summary on standard error.
     #[arg(short, long)]
     pub quiet: bool,
@@ -548,6 +576,7 @@ pub fn run_index(args: IndexArgs) -> Result<ExitCode> {
         IndexCommand::Stats(a) => stats(a),
         IndexCommand::Export(a) => export(a),
         IndexCommand::Compact(a) => compact(a),
+        IndexCommand::Remove(a) => remove(a),
     }
 }
 
@@ -789,6 +818,51 @@ fn compact(a: CompactArgs) -> Result<ExitCode> {
             report.kept,
             report.log_bytes.0 as f64 / 1e6,
             report.log_bytes.1 as f64 / 1e6,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn remove(a: RemoveArgs) -> Result<ExitCode> {
+    let mut ids = a.ids.clone();
+    if let Some(path) = &a.ids_from {
+        let text = if path.as_os_str() == "-" {
+            io::read_to_string(io::stdin()).context("reading ids from standard input")?
+        } else {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading ids from {}", path.display()))?
+        };
+        ids.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from),
+        );
+    }
+    anyhow::ensure!(
+        !ids.is_empty(),
+        "no id to remove: give ids as arguments or in a file with --ids-from"
+    );
+    let terminal = terminal(ProgressArg::Auto, a.quiet);
+    let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;
+    let report = index.remove(&ids, &terminal)?;
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    for (id, removed) in ids.iter().zip(&report.found) {
+        let line = serde_json::json!({ "id": id, "removed": removed });
+        writeln!(out, "{line}").context("writing to standard output")?;
+    }
+    out.flush().context("writing to standard output")?;
+    if !a.quiet {
+        let missing = report.found.iter().filter(|&&found| !found).count();
+        eprintln!(
+            "neardup: removed {} articles ({} of the ids were not in the index); the index \
+             holds {}; article log {:.1} MB -> {:.1} MB",
+            report.compacted.removed,
+            missing,
+            report.compacted.kept,
+            report.compacted.log_bytes.0 as f64 / 1e6,
+            report.compacted.log_bytes.1 as f64 / 1e6,
         );
     }
     Ok(ExitCode::SUCCESS)
