@@ -2210,6 +2210,66 @@ fn serve_warns_when_the_open_files_limit_is_short_of_its_connections() {
     }
 }
 
+/// `POST /remove` takes articles out while the server goes on answering (the rewrite
+/// runs in the background), and answers once they are gone.
+#[test]
+fn serve_removes_articles_while_it_answers() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q", "--level", "story"], &idx, &[]);
+    let records = story_corpus(12, 600, 1_700_000_000);
+    let server = Served::start(&idx, &[]);
+    for chunk in records[..400].chunks(100) {
+        assert_eq!(server.post(&to_jsonl(chunk)).len(), 100);
+    }
+    let id = |r: &serde_json::Value| r["id"].as_str().unwrap().to_string();
+    let removed: Vec<serde_json::Value> = records[..400].iter().step_by(9).cloned().collect();
+    let body = removed.iter().map(|r| id(r) + "\n").collect::<String>() + "not-indexed\n";
+    let answered = std::thread::scope(|scope| {
+        // Articles keep arriving while the index is rewritten without the removed ones.
+        let poster = scope.spawn(|| {
+            for chunk in records[400..].chunks(20) {
+                assert_eq!(server.post(&to_jsonl(chunk)).len(), 20);
+            }
+        });
+        let answered = server.request("POST", "/remove", body.as_bytes());
+        poster.join().unwrap();
+        answered
+    });
+    assert_eq!(answered.0, 200, "{}", answered.1);
+    let lines = json_lines(&answered.1);
+    assert_eq!(lines.len(), removed.len() + 1);
+    assert!(lines[..removed.len()].iter().all(|l| l["removed"] == true));
+    assert_eq!(
+        lines[removed.len()],
+        serde_json::json!({"id": "not-indexed", "removed": false})
+    );
+    let (_, health) = server.request("GET", "/health", b"");
+    let held = records.len() - removed.len();
+    assert!(health.contains(&format!("\"articles\":{held}")), "{health}");
+    let (status, checked) = server.request("POST", "/query", to_jsonl(&removed).as_bytes());
+    assert_eq!(status, 200);
+    assert!(
+        json_lines(&checked).iter().all(|v| v["indexed"] == false),
+        "{checked}"
+    );
+    assert_eq!(server.request("POST", "/remove", b"\n\n").0, 400);
+    assert_eq!(server.request("GET", "/remove", b"").0, 405);
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+    let ids: Vec<String> = lines_of(&index_output(&["export"], &idx, &[]))
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .collect();
+    let gone: std::collections::HashSet<String> = removed.iter().map(id).collect();
+    let expected: Vec<String> = records
+        .iter()
+        .map(id)
+        .filter(|i| !gone.contains(i))
+        .collect();
+    assert_eq!(ids, expected);
+}
+
 #[test]
 fn serve_wants_its_token_and_holds_connections_past_its_limit() {
     let s = Scratch::new();

@@ -1418,22 +1418,56 @@ impl FeedIndex {
     /// and switches over, which is all the time additions wait. Until then the index
     /// needs memory for both generations.
     pub fn start_compaction(&mut self) -> Result<Option<Compaction>> {
-        Ok(match self.plan_compaction()? {
+        match self.plan_compaction()? {
+            Planned::Nothing(_) => Ok(None),
+            Planned::Copy(plan) => self.spawn_rewrite(plan).map(Some),
+        }
+    }
+
+    /// [`FeedIndex::remove`] in the background, as [`FeedIndex::start_compaction`] runs a
+    /// compaction: whether each id was found, and the rewrite to finish with
+    /// [`FeedIndex::finish_compaction`] (`None` when no id was found). The articles are
+    /// gone once it is finished.
+    pub fn start_removal(&mut self, ids: &[String]) -> Result<(Vec<bool>, Option<Compaction>)> {
+        self.prepare_rewrite()?;
+        let (found, docs) = self.find_all(ids)?;
+        let rewrite = match self.plan_rewrite(|d| !docs.contains(&(d as u32)), i64::MIN)? {
             Planned::Nothing(_) => None,
-            Planned::Copy(plan) => {
-                let job = plan.clone();
-                let worker = std::thread::Builder::new()
-                    .name("neardup-compact".into())
-                    .spawn(move || job.copy_and_load(&crate::progress::Silent))
-                    .map_err(|e| io_error(&self.dir, "starting the compaction", e))?;
-                self.compacting.store(true, Ordering::Release);
-                Some(Compaction {
-                    plan: Some(plan),
-                    worker: Some(worker),
-                    running: Arc::clone(&self.compacting),
-                })
-            }
+            Planned::Copy(plan) => Some(self.spawn_rewrite(plan)?),
+        };
+        Ok((found, rewrite))
+    }
+
+    /// Whether a compaction or removal started on this index is running.
+    pub fn is_compacting(&self) -> bool {
+        self.compacting.load(Ordering::Acquire)
+    }
+
+    /// Copies and loads `plan` on a thread of its own.
+    fn spawn_rewrite(&self, plan: Box<CompactionPlan>) -> Result<Compaction> {
+        let job = plan.clone();
+        let worker = std::thread::Builder::new()
+            .name("neardup-compact".into())
+            .spawn(move || job.copy_and_load(&crate::progress::Silent))
+            .map_err(|e| io_error(&self.dir, "starting the compaction", e))?;
+        self.compacting.store(true, Ordering::Release);
+        Ok(Compaction {
+            plan: Some(plan),
+            worker: Some(worker),
+            running: Arc::clone(&self.compacting),
         })
+    }
+
+    /// Whether each id is indexed, and the articles of those that are.
+    fn find_all(&self, ids: &[String]) -> Result<(Vec<bool>, HashSet<u32>)> {
+        let mut found = Vec::with_capacity(ids.len());
+        let mut docs = HashSet::new();
+        for id in ids {
+            let doc = self.find(id)?;
+            found.push(doc.is_some());
+            docs.extend(doc);
+        }
+        Ok((found, docs))
     }
 
     /// Finishes a compaction started by [`FeedIndex::start_compaction`] (waiting for it,
@@ -1481,13 +1515,7 @@ impl FeedIndex {
     /// or cluster; the removed ids may be added again, as new articles.
     pub fn remove(&mut self, ids: &[String], observer: &dyn Observer) -> Result<RemoveReport> {
         self.prepare_rewrite()?;
-        let mut found = Vec::with_capacity(ids.len());
-        let mut docs = HashSet::new();
-        for id in ids {
-            let doc = self.find(id)?;
-            found.push(doc.is_some());
-            docs.extend(doc);
-        }
+        let (found, docs) = self.find_all(ids)?;
         let compacted = match self.plan_rewrite(|d| !docs.contains(&(d as u32)), i64::MIN)? {
             Planned::Nothing(report) => report,
             Planned::Copy(plan) => {

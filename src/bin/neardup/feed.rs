@@ -146,7 +146,7 @@ pub enum IndexCommand {
     /// gather the ids of a takedown into one run. Verdicts stored for other articles are
     /// kept as they were given and may still name a removed article as their match or
     /// cluster; a removed id may be added again, as a new article. The index must not be
-    /// open for writing elsewhere (stop 'watch' or 'serve' first).
+    /// open for writing elsewhere: stop 'watch' first, or ask 'serve' (POST /remove).
     #[command(after_long_help = INDEX_EXAMPLES)]
     Remove(RemoveArgs),
 }
@@ -491,7 +491,9 @@ impl Compactor {
         let Some(every) = self.every else {
             return Ok(());
         };
-        if self.last.elapsed() < every || index.settings().window.is_none() {
+        // A removal rewriting the index in the background (serve's /remove) goes first.
+        if self.last.elapsed() < every || index.settings().window.is_none() || index.is_compacting()
+        {
             return Ok(());
         }
         self.last = Instant::now();
@@ -509,6 +511,11 @@ impl Compactor {
     }
 
     /// What it has done so far (for `/stats`).
+    /// Whether a compaction of its own is running.
+    pub(crate) fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
     pub(crate) fn record(&self) -> CompactionRecord {
         CompactionRecord {
             every_seconds: self.every.map(|d| d.as_secs()),

@@ -48,6 +48,9 @@ Endpoints:
                    the reason (malformed JSON, missing text, a repeated id, …)
   POST /query      the same, but nothing is stored: each article's verdict against the
                    index as it is (as 'index query' gives it, with \"indexed\")
+  POST /remove     a body of ids, one per line: those articles are taken out for good,
+                   as 'index remove' does (in the background: answers go on), and the
+                   answer, once they are gone, is one {\"id\",\"removed\"} line per id
   GET /health      {\"status\":\"ok\",\"articles\":N} (HEAD: the status alone)
   GET /stats       the index's statistics (as 'index stats' gives them) and what this
                    server answered since it started: articles by verdict, requests by
@@ -167,10 +170,89 @@ enum Job {
         read_at: Instant,
         reply: oneshot::Sender<Vec<u8>>,
     },
+    /// Ids to remove (`/remove`); answered once they are gone, with one JSON line per id.
+    Remove {
+        ids: Vec<String>,
+        reply: RemovalReply,
+    },
     /// How many articles the index holds.
     Count { reply: oneshot::Sender<usize> },
     /// The index's statistics and what this server has answered.
     Stats { reply: oneshot::Sender<ServedStats> },
+}
+
+/// Where a removal's answer goes: its lines, or why it failed.
+type RemovalReply = oneshot::Sender<Result<Vec<u8>, String>>;
+
+/// `/remove` requests: each rewrites the index without its articles in the background,
+/// one at a time and never beside a compaction (both write the next generation).
+#[derive(Default)]
+struct Removals {
+    waiting: std::collections::VecDeque<(Vec<String>, RemovalReply)>,
+    running: Option<Removal>,
+}
+
+struct Removal {
+    ids: Vec<String>,
+    found: Vec<bool>,
+    rewrite: neardup::feed::Compaction,
+    reply: RemovalReply,
+}
+
+impl Removals {
+    /// Finishes the running removal once its rewrite is done, answering it, and starts
+    /// the next when no compaction runs. A removal that fails is answered with the
+    /// error; the index stays as it was.
+    fn turn(&mut self, index: &mut FeedIndex, compacting: bool) {
+        if let Some(removal) = self.running.take() {
+            if !removal.rewrite.is_finished() {
+                self.running = Some(removal);
+                return;
+            }
+            let Removal {
+                ids,
+                found,
+                rewrite,
+                reply,
+            } = removal;
+            let done = index
+                .finish_compaction(rewrite)
+                .map(|_| answer_removal(&ids, &found));
+            let _ = reply.send(done.map_err(|e| e.to_string()));
+        }
+        while !compacting && self.running.is_none() {
+            let Some((ids, reply)) = self.waiting.pop_front() else {
+                return;
+            };
+            match index.start_removal(&ids) {
+                Ok((found, Some(rewrite))) => {
+                    self.running = Some(Removal {
+                        ids,
+                        found,
+                        rewrite,
+                        reply,
+                    });
+                }
+                // None of them is indexed: nothing to rewrite.
+                Ok((found, None)) => {
+                    let _ = reply.send(Ok(answer_removal(&ids, &found)));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+}
+
+/// One `{"id","removed"}` line per id asked for.
+fn answer_removal(ids: &[String], found: &[bool]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (id, removed) in ids.iter().zip(found) {
+        let line = serde_json::json!({ "id": id, "removed": removed });
+        out.extend_from_slice(format!("{line}\n").as_bytes());
+    }
+    out
 }
 
 /// What every connection's requests share.
@@ -317,6 +399,7 @@ fn commit_jobs(
     let mut unsynced: Option<neardup::feed::Written> = None;
     let mut last_sync = Instant::now();
     let mut compactor = Compactor::new(live.compact_every, index, "serve", quiet);
+    let mut removals = Removals::default();
     let decided = (|| -> Result<()> {
         loop {
             let first = match queue.recv_timeout(Duration::from_millis(100)) {
@@ -335,6 +418,7 @@ fn commit_jobs(
                     counts,
                     &compactor,
                     &mut unsynced,
+                    &mut removals,
                 )?;
             }
             // Due whatever arrived: a server asked for /health more often than every
@@ -347,6 +431,7 @@ fn commit_jobs(
             }
             // Every group is written before it is answered.
             compactor.maybe_compact(index, || Ok(()))?;
+            removals.turn(index, compactor.is_running());
         }
     })();
     // Whatever the durability, everything is on disk before serve exits.
@@ -369,6 +454,7 @@ fn commit_group(
     counts: &mut WatchCounts,
     compactor: &Compactor,
     unsynced: &mut Option<neardup::feed::Written>,
+    removals: &mut Removals,
 ) -> Result<()> {
     // Whatever has already arrived joins this commit group.
     let mut group = vec![first];
@@ -391,6 +477,7 @@ fn commit_group(
             Job::Count { reply } => {
                 let _ = reply.send(index.len());
             }
+            Job::Remove { ids, reply } => removals.waiting.push_back((ids, reply)),
             Job::Stats { reply } => {
                 let _ = reply.send(served_stats(index, counts, compactor));
             }
@@ -552,6 +639,7 @@ async fn route(request: Request<Incoming>, front: &Front) -> Answered {
         _ if front.stopping.load(Ordering::Acquire) => error(503, "the server is stopping"),
         (&Method::POST, "/articles") => articles(request, front, false).await,
         (&Method::POST, "/query") => articles(request, front, true).await,
+        (&Method::POST, "/remove") => remove(request, front).await,
         (&Method::GET, "/stats") => match ask(front, |reply| Job::Stats { reply }).await {
             Some(mut stats) => {
                 stats.uptime_seconds = front.started.elapsed().as_secs();
@@ -574,12 +662,14 @@ async fn route(request: Request<Incoming>, front: &Front) -> Answered {
         }
         (_, "/articles") => error(405, "/articles takes POST"),
         (_, "/query") => error(405, "/query takes POST"),
+        (_, "/remove") => error(405, "/remove takes POST"),
         (_, "/health") => error(405, "/health takes GET (or HEAD)"),
         (_, "/stats") => error(405, "/stats takes GET"),
         (_, path) => error(
             404,
             &format!(
-                "no such endpoint: {path} (POST /articles, POST /query, GET /health, GET /stats)"
+                "no such endpoint: {path} (POST /articles, POST /query, POST /remove, GET \
+                 /health, GET /stats)"
             ),
         ),
     }
@@ -670,9 +760,9 @@ fn served_stats(index: &FeedIndex, counts: &WatchCounts, compactor: &Compactor) 
     }
 }
 
-/// `POST /articles`: the body's lines, decided and stored, answered line by line; with
-/// `query` (`POST /query`), decided only.
-async fn articles(request: Request<Incoming>, front: &Front, query: bool) -> Answered {
+/// The whole body of `request`, decompressed as its `Content-Encoding` says, within
+/// `--max-body-bytes` and `--read-timeout`; otherwise the refusal to answer with.
+async fn read_body(request: Request<Incoming>, front: &Front) -> Result<Vec<u8>, Answered> {
     let limit = front.limit;
     let declared = request
         .headers()
@@ -682,13 +772,13 @@ async fn articles(request: Request<Incoming>, front: &Front, query: bool) -> Ans
         Ok(encoding) => encoding,
         Err(named) => {
             linger(request.into_body());
-            return error(
+            return Err(error(
                 415,
                 &format!(
                     "Content-Encoding {named:?} is not understood: send the body plain, gzip or \
                      zstd; nothing of this request was stored"
                 ),
-            );
+            ));
         }
     };
     let mut body = request.into_body();
@@ -700,7 +790,7 @@ async fn articles(request: Request<Incoming>, front: &Front, query: bool) -> Ans
     };
     if declared.is_some_and(|n| n > limit) {
         linger(body);
-        return too_large();
+        return Err(too_large());
     }
     let mut bytes = Vec::with_capacity(declared.unwrap_or(0) as usize);
     loop {
@@ -710,7 +800,7 @@ async fn articles(request: Request<Incoming>, front: &Front, query: bool) -> Ans
                 if let Ok(data) = frame.into_data() {
                     if (bytes.len() + data.len()) as u64 > limit {
                         linger(body);
-                        return too_large();
+                        return Err(too_large());
                     }
                     bytes.extend_from_slice(&data);
                 }
@@ -720,52 +810,60 @@ async fn articles(request: Request<Incoming>, front: &Front, query: bool) -> Ans
                 let why = e
                     .source()
                     .map_or_else(|| e.to_string(), |s| format!("{e}: {s}"));
-                return error(
+                return Err(error(
                     400,
                     &format!("reading the body: {why}; nothing of this request was stored"),
-                );
+                ));
             }
             Err(_) => {
-                return error(
+                return Err(error(
                     408,
                     &format!(
                         "the body stalled for {} s (--read-timeout); nothing of this request \
                          was stored",
                         front.read_timeout.as_secs()
                     ),
-                );
+                ));
             }
         }
     }
-    let read_at = Instant::now();
-    let bytes = match encoding {
-        BodyEncoding::Identity => bytes,
+    match encoding {
+        BodyEncoding::Identity => Ok(bytes),
         compressed => {
             let decoded = tokio::task::spawn_blocking(move || compressed.decode(&bytes, limit));
             match decoded.await {
-                Ok(Ok(Some(bytes))) => bytes,
-                Ok(Ok(None)) => {
-                    return error(
-                        413,
-                        &format!(
-                            "the body decompresses to more than --max-body-bytes ({limit} \
+                Ok(Ok(Some(bytes))) => Ok(bytes),
+                Ok(Ok(None)) => Err(error(
+                    413,
+                    &format!(
+                        "the body decompresses to more than --max-body-bytes ({limit} \
                              bytes); nothing of this request was stored"
-                        ),
-                    );
-                }
-                Ok(Err(e)) => {
-                    return error(
-                        400,
-                        &format!(
-                            "the body is not valid {}: {e}; nothing of this request was stored",
-                            compressed.name()
-                        ),
-                    );
-                }
-                Err(_) => return error(500, "decompressing the body failed; nothing was stored"),
+                    ),
+                )),
+                Ok(Err(e)) => Err(error(
+                    400,
+                    &format!(
+                        "the body is not valid {}: {e}; nothing of this request was stored",
+                        compressed.name()
+                    ),
+                )),
+                Err(_) => Err(error(
+                    500,
+                    "decompressing the body failed; nothing was stored",
+                )),
             }
         }
+    }
+}
+
+/// `POST /articles`: the body's lines, decided and stored, answered line by line; with
+/// `query` (`POST /query`), decided only.
+async fn articles(request: Request<Incoming>, front: &Front, query: bool) -> Answered {
+    let bytes = match read_body(request, front).await {
+        Ok(bytes) => bytes,
+        Err(refused) => return refused,
     };
+    let read_at = Instant::now();
     let lines = match fingerprint(front, bytes).await {
         Some(lines) => lines,
         None => return error(500, "fingerprinting the body failed; nothing was stored"),
@@ -792,6 +890,38 @@ async fn articles(request: Request<Incoming>, front: &Front, query: bool) -> Ans
         Err(_) => error(
             500,
             "the index failed; nothing of this request was acknowledged",
+        ),
+    }
+}
+
+/// `POST /remove`: the body's ids (one per line) taken out of the index, answered once
+/// they are gone.
+async fn remove(request: Request<Incoming>, front: &Front) -> Answered {
+    let bytes = match read_body(request, front).await {
+        Ok(bytes) => bytes,
+        Err(refused) => return refused,
+    };
+    let Ok(text) = String::from_utf8(bytes) else {
+        return error(400, "the body is not UTF-8 text; nothing was removed");
+    };
+    let ids: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    if ids.is_empty() {
+        return error(
+            400,
+            "the body holds no id (one per line); nothing was removed",
+        );
+    }
+    match ask(front, |reply| Job::Remove { ids, reply }).await {
+        Some(Ok(out)) => json(200, out),
+        Some(Err(e)) => error(500, &format!("removing failed: {e}; nothing was removed")),
+        None => error(
+            503,
+            "the server stopped before the removal finished; nothing was removed",
         ),
     }
 }
