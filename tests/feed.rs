@@ -2253,6 +2253,12 @@ fn serve_removes_articles_while_it_answers() {
         json_lines(&checked).iter().all(|v| v["indexed"] == false),
         "{checked}"
     );
+    let (_, stats) = server.request("GET", "/stats", b"");
+    let stats = json_lines(&stats).remove(0);
+    assert_eq!(
+        stats["removals"],
+        serde_json::json!({"waiting": 0, "running": false, "removed": removed.len(), "failed": 0})
+    );
     assert_eq!(server.request("POST", "/remove", b"\n\n").0, 400);
     assert_eq!(server.request("GET", "/remove", b"").0, 405);
     let (status, err) = server.stop();

@@ -55,8 +55,8 @@ Endpoints:
   GET /stats       the index's statistics (as 'index stats' gives them) and what this
                    server answered since it started: articles by verdict, requests by
                    status, time to answer (median, p99, max in ms), connections
-                   open, and its compactions (--compact-every: done, failed,
-                   running, the last)
+                   open, its compactions (--compact-every: done, failed, running,
+                   the last) and removals (waiting, running, removed, failed)
 
   Status 200 when the body was read (rejected lines are answered line by line); 400 for
   a body that is not JSON lines at all (empty) or that broke off; 401 without the token
@@ -190,6 +190,18 @@ type RemovalReply = oneshot::Sender<Result<Vec<u8>, String>>;
 struct Removals {
     waiting: std::collections::VecDeque<(Vec<String>, RemovalReply)>,
     running: Option<Removal>,
+    /// Articles removed, and removals that failed, since the server started.
+    removed: u64,
+    failed: u64,
+}
+
+/// What `/stats` says of removals.
+#[derive(Serialize)]
+struct RemovalRecord {
+    waiting: usize,
+    running: bool,
+    removed: u64,
+    failed: u64,
 }
 
 struct Removal {
@@ -215,10 +227,17 @@ impl Removals {
                 rewrite,
                 reply,
             } = removal;
-            let done = index
-                .finish_compaction(rewrite)
-                .map(|_| answer_removal(&ids, &found));
-            let _ = reply.send(done.map_err(|e| e.to_string()));
+            let done = match index.finish_compaction(rewrite) {
+                Ok(report) => {
+                    self.removed += report.removed;
+                    Ok(answer_removal(&ids, &found))
+                }
+                Err(e) => {
+                    self.failed += 1;
+                    Err(e.to_string())
+                }
+            };
+            let _ = reply.send(done);
         }
         while !compacting && self.running.is_none() {
             let Some((ids, reply)) = self.waiting.pop_front() else {
@@ -238,9 +257,19 @@ impl Removals {
                     let _ = reply.send(Ok(answer_removal(&ids, &found)));
                 }
                 Err(e) => {
+                    self.failed += 1;
                     let _ = reply.send(Err(e.to_string()));
                 }
             }
+        }
+    }
+
+    fn record(&self) -> RemovalRecord {
+        RemovalRecord {
+            waiting: self.waiting.len(),
+            running: self.running.is_some(),
+            removed: self.removed,
+            failed: self.failed,
         }
     }
 }
@@ -479,7 +508,7 @@ fn commit_group(
             }
             Job::Remove { ids, reply } => removals.waiting.push_back((ids, reply)),
             Job::Stats { reply } => {
-                let _ = reply.send(served_stats(index, counts, compactor));
+                let _ = reply.send(served_stats(index, counts, compactor, removals));
             }
             Job::Articles {
                 lines,
@@ -712,6 +741,8 @@ struct ServedStats {
     answer_ms: Option<AnswerTimes>,
     /// Compaction while running (`--compact-every`).
     compactions: CompactionRecord,
+    /// `POST /remove` requests.
+    removals: RemovalRecord,
     index: StatsRecord,
 }
 
@@ -738,7 +769,12 @@ struct AnswerTimes {
 }
 
 /// What the index's thread knows of `/stats` (the caller adds the uptime and requests).
-fn served_stats(index: &FeedIndex, counts: &WatchCounts, compactor: &Compactor) -> ServedStats {
+fn served_stats(
+    index: &FeedIndex,
+    counts: &WatchCounts,
+    compactor: &Compactor,
+    removals: &Removals,
+) -> ServedStats {
     ServedStats {
         schema_version: neardup::report::SCHEMA_VERSION,
         uptime_seconds: 0,
@@ -756,6 +792,7 @@ fn served_stats(index: &FeedIndex, counts: &WatchCounts, compactor: &Compactor) 
             .percentiles_ms()
             .map(|[median, p99, max]| AnswerTimes { median, p99, max }),
         compactions: compactor.record(),
+        removals: removals.record(),
         index: StatsRecord::new(&index.stats()),
     }
 }
