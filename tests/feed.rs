@@ -2261,13 +2261,47 @@ fn serve_removes_articles_while_it_answers() {
     );
     assert_eq!(server.request("POST", "/remove", b"\n\n").0, 400);
     assert_eq!(server.request("GET", "/remove", b"").0, 405);
+    // A removal that fails (a directory where the next generation's log goes) is answered
+    // with the error, removes nothing, and the server goes on; tried again, it works.
+    let in_the_way = idx.join("articles.2.log");
+    std::fs::create_dir(&in_the_way).unwrap();
+    let again = format!("{}\n", id(&records[1]));
+    let (status, answer) = server.request("POST", "/remove", again.as_bytes());
+    assert_eq!(status, 500, "{answer}");
+    assert!(answer.contains("nothing was removed"), "{answer}");
+    let (_, health) = server.request("GET", "/health", b"");
+    assert!(health.contains(&format!("\"articles\":{held}")), "{health}");
+    std::fs::remove_dir(&in_the_way).unwrap();
+    let (status, answer) = server.request("POST", "/remove", again.as_bytes());
+    assert_eq!(
+        (status, json_lines(&answer)[0]["removed"].clone()),
+        (200, true.into())
+    );
+    let held = held - 1;
     let (status, err) = server.stop();
     assert!(status.success(), "{err}");
+    // Each removal is on the operator's record, the failed one too.
+    let record = format!(
+        "serve: removed {} articles: {} ",
+        removed.len(),
+        id(&removed[0])
+    );
+    assert!(err.contains(&record), "{err}");
+    assert!(
+        err.contains("a removal failed, nothing was removed"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("serve: removed 1 articles: {}\n", id(&records[1]))),
+        "{err}"
+    );
     let ids: Vec<String> = lines_of(&index_output(&["export"], &idx, &[]))
         .iter()
         .map(|v| v["id"].as_str().unwrap().to_string())
         .collect();
-    let gone: std::collections::HashSet<String> = removed.iter().map(id).collect();
+    let mut gone: std::collections::HashSet<String> = removed.iter().map(id).collect();
+    gone.insert(id(&records[1]));
+    assert_eq!(ids.len(), held);
     let expected: Vec<String> = records
         .iter()
         .map(id)

@@ -193,6 +193,8 @@ struct Removals {
     /// Articles removed, and removals that failed, since the server started.
     removed: u64,
     failed: u64,
+    /// No line on standard error for each removal (an operator's record of takedowns).
+    quiet: bool,
 }
 
 /// What `/stats` says of removals.
@@ -227,17 +229,24 @@ impl Removals {
                 rewrite,
                 reply,
             } = removal;
-            let done = match index.finish_compaction(rewrite) {
-                Ok(report) => {
-                    self.removed += report.removed;
-                    Ok(answer_removal(&ids, &found))
+            let done = index.finish_compaction(rewrite).map(|report| {
+                self.removed += report.removed;
+                if !self.quiet {
+                    let gone: Vec<&str> = ids
+                        .iter()
+                        .zip(&found)
+                        .filter(|(_, found)| **found)
+                        .map(|(id, _)| id.as_str())
+                        .collect();
+                    eprintln!(
+                        "neardup: serve: removed {} articles: {}",
+                        report.removed,
+                        gone.join(" ")
+                    );
                 }
-                Err(e) => {
-                    self.failed += 1;
-                    Err(e.to_string())
-                }
-            };
-            let _ = reply.send(done);
+                answer_removal(&ids, &found)
+            });
+            let _ = reply.send(done.map_err(|e| self.failed(&e)));
         }
         while !compacting && self.running.is_none() {
             let Some((ids, reply)) = self.waiting.pop_front() else {
@@ -257,11 +266,19 @@ impl Removals {
                     let _ = reply.send(Ok(answer_removal(&ids, &found)));
                 }
                 Err(e) => {
-                    self.failed += 1;
-                    let _ = reply.send(Err(e.to_string()));
+                    let _ = reply.send(Err(self.failed(&e)));
                 }
             }
         }
+    }
+
+    /// Counts and reports a removal that failed; the reason to answer with.
+    fn failed(&mut self, e: &neardup::Error) -> String {
+        self.failed += 1;
+        if !self.quiet {
+            eprintln!("neardup: warning: serve: a removal failed, nothing was removed: {e}");
+        }
+        e.to_string()
     }
 
     fn record(&self) -> RemovalRecord {
@@ -428,7 +445,10 @@ fn commit_jobs(
     let mut unsynced: Option<neardup::feed::Written> = None;
     let mut last_sync = Instant::now();
     let mut compactor = Compactor::new(live.compact_every, index, "serve", quiet);
-    let mut removals = Removals::default();
+    let mut removals = Removals {
+        quiet,
+        ..Removals::default()
+    };
     let decided = (|| -> Result<()> {
         loop {
             let first = match queue.recv_timeout(Duration::from_millis(100)) {
