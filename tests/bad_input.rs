@@ -120,6 +120,51 @@ fn unreadable_inputs() {
     check(&[&good, &missing], "missing.jsonl: cannot read input", &[]);
 }
 
+/// `--quiet` hides each warning, but not that something was skipped: a quiet run's exit 2
+/// gets one line counting the problems and naming the first, at either level and in the
+/// feed's bulk commands.
+#[test]
+fn quiet_runs_still_say_what_they_skipped() {
+    let s = Scratch::new();
+    let bad = s.write(
+        "in.jsonl",
+        with_good_records(r#"{"id": "x", "text": "unterminated"#),
+    );
+    let missing = s.path("missing.jsonl");
+    let err = check(&[&missing, &bad], "2 bad records", &["--quiet"]);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("the first: ") && err.contains("missing.jsonl: cannot read input"),
+        "{err}"
+    );
+    let err = check(&[&bad], "1 bad record ", &["-q", "--level", "story"]);
+    assert!(err.contains("in.jsonl:3: malformed JSON"), "{err}");
+
+    let index = s.path("index");
+    let out = neardup()
+        .args(["index", "create"])
+        .arg(&index)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = neardup()
+        .args(["index", "add", "-q"])
+        .arg(&index)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_of(&out);
+    assert!(err.contains("in.jsonl:3: malformed JSON"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+
+    // A clean quiet run stays silent.
+    let good = s.jsonl("good.jsonl", &good_records());
+    let out = neardup().args(["pairs", "-q"]).arg(&good).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(stderr_of(&out), "");
+}
+
 /// A temporary directory that is not there is refused before reading, at either level,
 /// not when the first spill comes.
 #[test]

@@ -701,7 +701,8 @@ pub struct ExecArgs {
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// No progress bars, warnings or summary on standard error.
+    /// No progress bars, warnings or summary on standard error; a run that skipped bad
+    /// records or inputs still says so in one line naming the first (exit code 2).
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Also print the time each stage took, and the LSH bands and rows used.

@@ -140,11 +140,7 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
             "neardup: {bad} bad records or inputs were skipped"
         ));
     }
-    Ok(if bad > 0 {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(terminal.exit_code(bad))
 }
 
 const PALETTE: [&str; 6] = ["31", "32", "33", "34", "35", "36"];

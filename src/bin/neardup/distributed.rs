@@ -5,12 +5,12 @@ use std::io::{self, BufRead};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use neardup::Level;
 use neardup::cluster::{ClusterMode, RepresentativeRule};
 use neardup::distributed::{PairLinker, PairVerifier};
 use neardup::input::{Location, open_decoded};
 use neardup::story::distributed::{StoryLinker, Verifier, write_sketches};
 use neardup::story::{Model, StorySettings, StoryStats};
-use neardup::{Level, Stats};
 
 use crate::args::{
     LevelArg, LinkArgs, ModeArg, RepresentativeArg, SketchArgs, StatsArgs, StatsCommand, VerifyArgs,
@@ -51,7 +51,7 @@ pub fn sketch_stories(a: &SketchArgs) -> Result<ExitCode> {
             secs,
         ));
     }
-    Ok(exit_code(&read))
+    Ok(terminal.exit_code(read.bad()))
 }
 
 /// `neardup verify`.
@@ -254,7 +254,7 @@ pub fn stats(a: &StatsArgs) -> Result<ExitCode> {
                     c.output.display()
                 ));
             }
-            Ok(exit_code(&read))
+            Ok(terminal.exit_code(read.bad()))
         }
         StatsCommand::Merge(m) => {
             let mut merged = StoryStats::new();
@@ -281,12 +281,4 @@ pub fn stats(a: &StatsArgs) -> Result<ExitCode> {
 
 fn write_stats(stats: &StoryStats, path: &std::path::Path) -> Result<()> {
     write_atomically(Some(path), |w| stats.write_to(w))
-}
-
-fn exit_code(read: &Stats) -> ExitCode {
-    if read.bad() > 0 {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    }
 }

@@ -232,7 +232,8 @@ pub struct FeedExecArgs {
     /// Worker threads for fingerprinting (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// No progress bars, warnings or summary on standard error.
+    /// No progress bars, warnings or summary on standard error; a run that skipped bad
+    /// records or inputs still says so in one line naming the first (exit code 2).
     #[arg(short, long)]
     pub quiet: bool,
     /// Stop with an error at the first bad record (what came before it is kept).
@@ -767,11 +768,7 @@ fn bulk(a: BulkArgs, mode: IngestMode) -> Result<ExitCode> {
         crate::note_skipped_files(&terminal, &stats.skipped_files);
     }
     crate::warn_of_no_input(stats.sources, stats.bad());
-    Ok(if stats.bad() > 0 {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(terminal.exit_code(stats.bad()))
 }
 
 fn stats(a: StatsArgs) -> Result<ExitCode> {

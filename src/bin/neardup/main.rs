@@ -238,11 +238,7 @@ fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
             stats.documents as f64 / secs,
         ));
     }
-    Ok(if stats.bad() > 0 {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(terminal.exit_code(stats.bad()))
 }
 
 /// One run of the pipeline with the commands' flags, with passages when `passages` is
@@ -305,11 +301,7 @@ fn analyse(
     if exec.verbose {
         print_stages(&terminal, &outcome, write_time);
     }
-    Ok(if outcome.stats.bad() > 0 {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(terminal.exit_code(outcome.stats.bad()))
 }
 
 /// Shown even with --quiet: an empty result for a directory of unnamed files (a Spark

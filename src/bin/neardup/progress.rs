@@ -1,6 +1,7 @@
 //! Progress bars and warnings on standard error, behind the library's observer trait.
 
 use std::collections::HashMap;
+use std::process::ExitCode;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub struct Terminal {
     show_bars: bool,
     quiet: bool,
     problems: AtomicU64,
+    /// The first problem met, for the one line `--quiet` still prints.
+    first_problem: Mutex<Option<String>>,
 }
 
 impl Terminal {
@@ -47,6 +50,7 @@ impl Terminal {
             show_bars,
             quiet,
             problems: AtomicU64::new(0),
+            first_problem: Mutex::new(None),
         }
     }
 
@@ -55,6 +59,27 @@ impl Terminal {
         // `MultiProgress::println` drops the line when the bars are hidden; `suspend`
         // clears the bars (if drawn), prints, and redraws.
         self.multi.suspend(|| eprintln!("{line}"));
+    }
+
+    /// The exit code of a run that skipped `bad` records or inputs: 2 if any. `--quiet`
+    /// hides each warning, but a quiet run's exit 2 must not go unexplained (a cron job
+    /// with a mistyped file name), so one line still says how many and names the first.
+    pub fn exit_code(&self, bad: u64) -> ExitCode {
+        if bad == 0 {
+            return ExitCode::SUCCESS;
+        }
+        if self.quiet {
+            let first = self.first_problem.lock().expect("problem lock").take();
+            eprintln!(
+                "neardup: {bad} bad record{s} or unreadable input{s} skipped{first}; run without \
+                 --quiet to see each",
+                s = if bad == 1 { "" } else { "s" },
+                first = first
+                    .map(|p| format!(", the first: {p}"))
+                    .unwrap_or_default(),
+            );
+        }
+        ExitCode::from(2)
     }
 
     /// How many problems were not printed.
@@ -111,6 +136,9 @@ impl Observer for Terminal {
     fn problem(&self, problem: &Problem) {
         let seen = self.problems.fetch_add(1, Ordering::Relaxed) + 1;
         if self.quiet {
+            if seen == 1 {
+                *self.first_problem.lock().expect("problem lock") = Some(problem.to_string());
+            }
             return;
         }
         if seen <= SHOWN_PROBLEMS {
