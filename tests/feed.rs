@@ -881,6 +881,57 @@ fn run_and_kill(args: &[&std::ffi::OsStr], stdin: Option<&Path>, delay: Duration
     complete.lines().map(str::to_string).collect()
 }
 
+/// Runs neardup and kills it (SIGKILL) `then` after it has written `after_lines` lines
+/// on standard output (or after `then` at once when `after_lines` is 0, or when it ends
+/// first); returns the complete lines it wrote.
+fn run_and_kill_after(
+    args: &[&std::ffi::OsStr],
+    stdin: Option<&Path>,
+    after_lines: usize,
+    then: Duration,
+) -> Vec<String> {
+    use std::io::BufRead;
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin("neardup"));
+    command
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    match stdin {
+        Some(path) => command.stdin(std::fs::File::open(path).unwrap()),
+        None => command.stdin(Stdio::null()),
+    };
+    let mut child = command.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (reached, reached_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut stdout = std::io::BufReader::new(stdout);
+        let (mut complete, mut line) = (Vec::new(), Vec::new());
+        loop {
+            line.clear();
+            match stdout.read_until(b'\n', &mut line) {
+                Ok(_) if line.ends_with(b"\n") => {
+                    line.pop();
+                    complete.push(String::from_utf8(line.clone()).unwrap());
+                    if complete.len() == after_lines {
+                        let _ = reached.send(());
+                    }
+                }
+                // The end, or a last line cut off by the kill.
+                _ => return complete,
+            }
+        }
+    });
+    if after_lines > 0 {
+        // Returns when the lines were read, or at once when the reader ended (its
+        // sender dropped) having read fewer.
+        let _ = reached_rx.recv_timeout(Duration::from_secs(120));
+    }
+    std::thread::sleep(then);
+    let _ = child.kill();
+    child.wait().unwrap();
+    reader.join().unwrap()
+}
+
 fn crash_rounds() -> usize {
     std::env::var("NEARDUP_CRASH_ROUNDS")
         .ok()
@@ -927,13 +978,11 @@ fn sigkill_rounds(create_args: &[&str], records: &[serde_json::Value], rounds: u
             .success();
     }
     // Small commit groups: many moments to kill at between and during commits.
-    let started = Instant::now();
     let clean = index_output(
         &["add", "-q", "--commit-every", "25"],
         &reference,
         &[&input],
     );
-    let full_run = started.elapsed();
     let expected: HashMap<String, serde_json::Value> = lines_of(&clean)
         .into_iter()
         .map(|v| (v["id"].as_str().unwrap().to_string(), v))
@@ -946,31 +995,35 @@ fn sigkill_rounds(create_args: &[&str], records: &[serde_json::Value], rounds: u
         .unwrap_or(5);
     let mut rng = Rng(seed);
     let mut acknowledged: HashMap<String, serde_json::Value> = HashMap::new();
-    // Each run is killed after starting up (~10 ms) and getting through a random part of
-    // its share of the rest; the speed is re-estimated from the runs so far, so that the
-    // corpus lasts about all the rounds whatever the machine's speed. The first estimate
-    // assumes four times the clean run's speed: that run may have shared the cores with a
-    // build, and a run killed too early costs a round's progress, while one let through
-    // the whole rest ends the test's rounds early.
-    let mut per_ms = 4.0 * records.len() as f64 / full_run.as_millis().max(1) as f64;
-    let (mut progressed, mut run_ms) = (0usize, 0u64);
     let mut held = 0;
     let mut kills = 0;
     for round in 0..rounds {
         if held == records.len() {
             break;
         }
-        let share = (records.len() - held) as f64 / (rounds - round) as f64;
-        let span = (2.0 * share / per_ms).ceil() as u64 + 1;
+        // Each run is killed once it has acknowledged a random part of its share of the
+        // rest, up to a millisecond later still, so that the kill falls anywhere in a
+        // commit (a commit group takes about half a millisecond, and the run goes on
+        // while the acknowledgements are read); every third run is killed within its
+        // first 12 ms, while starting up or in its first commits. Counting acknowledgements rather than time keeps the
+        // corpus lasting all the rounds whatever the machine's speed: time-based kills,
+        // tuned on one run's speed, let a whole rest through when the machine sped up (a
+        // build ending beside the test).
+        let share = (records.len() - held).div_ceil(rounds - round);
+        let after_lines = if round % 3 == 2 {
+            0
+        } else {
+            rng.below(share as u64) as usize
+        };
+        let then = Duration::from_millis(rng.below(if after_lines == 0 { 12 } else { 2 }));
         let rest = s.write("rest.jsonl", to_jsonl(&records[held..]));
-        let delay = Duration::from_millis(10 + rng.below(span));
-        let held_before = held;
         let lines = if round % 2 == 0 {
             let args = ["index", "add", "-q", "--commit-every", "25"].map(std::ffi::OsStr::new);
-            run_and_kill(
+            run_and_kill_after(
                 &[&args[..], &[idx.as_os_str(), rest.as_os_str()]].concat(),
                 None,
-                delay,
+                after_lines,
+                then,
             )
         } else {
             // Both durabilities: a verdict after the fsync, or after the write to the OS.
@@ -984,10 +1037,11 @@ fn sigkill_rounds(create_args: &[&str], records: &[serde_json::Value], rounds: u
                 durability,
             ]
             .map(std::ffi::OsStr::new);
-            run_and_kill(
+            run_and_kill_after(
                 &[&args[..], &[idx.as_os_str()]].concat(),
                 Some(&rest),
-                delay,
+                after_lines,
+                then,
             )
         };
         kills += 1;
@@ -1004,11 +1058,9 @@ fn sigkill_rounds(create_args: &[&str], records: &[serde_json::Value], rounds: u
             "round {round}: {held} < {}",
             acknowledged.len()
         );
-        progressed += held - held_before;
-        run_ms += (delay.as_millis() as u64).saturating_sub(10).max(1);
-        per_ms = (progressed.max(1) as f64 / run_ms as f64).max(0.01);
         eprintln!(
-            "crash round {round}: killed after {delay:?}; {} acknowledged, {held} indexed",
+            "crash round {round}: killed {then:?} after acknowledging {after_lines}; {} \
+             acknowledged in all, {held} indexed",
             acknowledged.len()
         );
     }
@@ -2527,6 +2579,25 @@ fn index_stats(idx: &Path) -> serde_json::Value {
 }
 
 /// Waits (at most 20 s) until `index stats` of `idx` gives `field` the `value`.
+/// The server's compaction record once its `field` has reached `at_least`, polled: on a
+/// loaded machine a compaction may come seconds after --compact-every says.
+fn compactions_once(server: &Served, field: &str, at_least: u64) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let (status, stats) = server.request("GET", "/stats", b"");
+        assert_eq!(status, 200, "{stats}");
+        let compactions = json_lines(&stats)[0]["compactions"].clone();
+        if compactions[field].as_u64() >= Some(at_least) {
+            return compactions;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "compactions {field} never reached {at_least}: {compactions}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn wait_for_stat(idx: &Path, field: &str, value: u64) {
     let started = Instant::now();
     while index_stats(idx)[field] != value {
@@ -2667,7 +2738,8 @@ fn a_failed_compaction_is_warned_of_and_tried_again_while_serving() {
     std::fs::create_dir(&blocker).unwrap();
     let server = Served::start(&idx, &["--compact-every", "1s"]);
     assert_eq!(server.post(&to_jsonl(&records)).len(), 200);
-    std::thread::sleep(Duration::from_millis(2500));
+    let compactions = compactions_once(&server, "failed", 2);
+    assert_eq!(compactions["done"], 0, "{compactions}");
     let stats = index_stats(&idx);
     assert_eq!(
         (stats["generation"].as_u64(), stats["articles"].as_u64()),
@@ -2675,12 +2747,6 @@ fn a_failed_compaction_is_warned_of_and_tried_again_while_serving() {
     );
     let again = server.post(&to_jsonl(&records[199..]));
     assert_eq!(again[0]["indexed"], true, "still answering: {again:?}");
-    let (_, stats) = server.request("GET", "/stats", b"");
-    let compactions = &json_lines(&stats)[0]["compactions"];
-    assert!(
-        compactions["failed"].as_u64() >= Some(2) && compactions["done"] == 0,
-        "{compactions}"
-    );
     std::fs::remove_dir(&blocker).unwrap();
     wait_for_stat(&idx, "articles", 25);
     let (status, err) = server.stop();
@@ -2707,7 +2773,7 @@ fn a_compaction_that_cannot_tell_which_generation_is_in_force_stops_the_writes()
     std::fs::remove_file(idx.join("index.meta")).unwrap();
     std::fs::create_dir(idx.join("index.meta")).unwrap();
     assert_eq!(server.post(&to_jsonl(&records[150..])).len(), 50);
-    std::thread::sleep(Duration::from_millis(2500));
+    compactions_once(&server, "failed", 1);
     // Nothing more goes into a log that may no longer be the one in force.
     let late = serde_json::json!({"id": "late", "text": RATE, "date": records[199]["date"]});
     let (status, answer) = server.request("POST", "/articles", format!("{late}\n").as_bytes());
