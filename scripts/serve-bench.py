@@ -9,10 +9,13 @@ throughput and the time to answer each request.
 Each client takes every `clients`-th request of `batch` lines and posts them one after
 another (HTTP/1.1, one connection per client). Every answer must hold one verdict per
 article, or the run fails. Prints one JSON line: articles, requests, seconds,
-articles per second and the answer time's median, p99 and maximum in milliseconds.
+articles per second, the answer time's median, p99 and maximum in milliseconds, and the
+answers' bytes as received. `--accept-encoding gzip` (or zstd, which needs the
+`zstandard` module) asks for compressed answers, which are decompressed and checked.
 """
 
 import argparse
+import gzip
 import http.client
 import json
 import math
@@ -31,7 +34,14 @@ def main(argv):
     p.add_argument("--limit", type=int, default=None, help="only the first N articles")
     p.add_argument("--path", default="/articles",
                    help="/articles (store) or /query (check only)")
+    p.add_argument("--accept-encoding", default=None, choices=["gzip", "zstd"],
+                   help="ask for answers compressed so")
     args = p.parse_args(argv)
+    decoders = {None: lambda data: data, "gzip": gzip.decompress}
+    if args.accept_encoding == "zstd":
+        import zstandard
+        decoders["zstd"] = lambda data: zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    headers = {"Accept-Encoding": args.accept_encoding} if args.accept_encoding else {}
     with open(args.input, "rb") as f:
         lines = [line for line in f.read().split(b"\n") if line.strip()]
     if args.limit is not None:
@@ -40,17 +50,21 @@ def main(argv):
                 for i in range(0, len(lines), args.batch)]
     url = urllib.parse.urlsplit(args.url)
     latencies = []
+    received = [0]
     failures = []
     lock = threading.Lock()
 
     def client(k):
         connection = http.client.HTTPConnection(url.hostname, url.port)
         mine = []
+        mine_bytes = 0
         for body in requests[k::args.clients]:
             started = time.perf_counter()
-            connection.request("POST", args.path, body=body)
+            connection.request("POST", args.path, body=body, headers=headers)
             answer = connection.getresponse()
             data = answer.read()
+            mine_bytes += len(data)
+            data = decoders[answer.getheader("Content-Encoding")](data)
             mine.append(time.perf_counter() - started)
             sent = body.count(b"\n")
             if answer.status != 200 or data.count(b"\n") != sent:
@@ -60,6 +74,7 @@ def main(argv):
                 return
         with lock:
             latencies.extend(mine)
+            received[0] += mine_bytes
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
     started = time.perf_counter()
@@ -80,7 +95,7 @@ def main(argv):
         "batch": args.batch, "seconds": round(seconds, 3),
         "articles_per_second": round(len(lines) / seconds),
         "median_ms": round(rank(0.5), 3), "p99_ms": round(rank(0.99), 3),
-        "max_ms": round(latencies[-1] * 1e3, 3),
+        "max_ms": round(latencies[-1] * 1e3, 3), "answer_bytes": received[0],
     }))
 
 

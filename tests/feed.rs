@@ -2211,6 +2211,96 @@ fn serve_reads_gzip_and_zstd_bodies_and_refuses_bad_or_huge_ones() {
     assert_eq!(index_stats(&idx)["articles"], 30);
 }
 
+/// Answers are compressed as the request's Accept-Encoding allows (zstd first, then gzip;
+/// q=0 refuses one), and decompress to the plain answer; short ones go out plain.
+#[test]
+fn serve_compresses_answers_when_asked() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let server = Served::start(&idx, &[]);
+    let records = to_jsonl(&corpus(8, 200, 1_700_000_000));
+    assert_eq!(server.post(&records).len(), 200);
+    // The head's lines (lower-cased) and the raw body of a /query with these headers.
+    let query = |path: &str, headers: &str, body: &[u8]| {
+        let method = if path == "/query" { "POST" } else { "GET" };
+        let mut stream = connect(
+            &server.address,
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: neardup\r\n{headers}Content-Length: {}\r\n\
+                 Connection: close\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        stream.write_all(body).unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        let end = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8(answer[..end].to_vec()).unwrap();
+        (head.to_ascii_lowercase(), answer[end + 4..].to_vec())
+    };
+    let (head, plain) = query("/query", "", records.as_bytes());
+    assert!(
+        head.starts_with("http/1.1 200") && !head.contains("content-encoding"),
+        "{head}"
+    );
+    assert_eq!(json_lines(std::str::from_utf8(&plain).unwrap()).len(), 200);
+    for (accept, encoding) in [
+        ("gzip", Some("gzip")),
+        ("deflate, gzip;q=0.8, br", Some("gzip")),
+        ("gzip, zstd", Some("zstd")),
+        ("zstd;q=0, gzip", Some("gzip")),
+        ("*", Some("gzip")),
+        ("gzip;q=0, zstd;q=0", None),
+        ("gzip;q=0, *", None),
+        ("br, deflate", None),
+    ] {
+        let (head, body) = query(
+            "/query",
+            &format!("Accept-Encoding: {accept}\r\n"),
+            records.as_bytes(),
+        );
+        assert!(head.contains("vary: accept-encoding"), "{accept}: {head}");
+        let decoded = match encoding {
+            Some("gzip") => {
+                assert!(head.contains("content-encoding: gzip"), "{accept}: {head}");
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(&body[..])
+                    .read_to_end(&mut out)
+                    .unwrap();
+                out
+            }
+            Some(_) => {
+                assert!(head.contains("content-encoding: zstd"), "{accept}: {head}");
+                zstd::decode_all(&body[..]).unwrap()
+            }
+            None => {
+                assert!(!head.contains("content-encoding"), "{accept}: {head}");
+                body.clone()
+            }
+        };
+        assert_eq!(decoded, plain, "{accept}");
+        if encoding.is_some() {
+            assert!(
+                body.len() * 3 < plain.len(),
+                "{accept}: {} bytes",
+                body.len()
+            );
+        }
+    }
+    // /health's short answer is not worth compressing.
+    let (head, body) = query("/health", "Accept-Encoding: gzip\r\n", b"");
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert!(
+        String::from_utf8(body)
+            .unwrap()
+            .contains("\"status\":\"ok\"")
+    );
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+}
+
 /// `serve` under a hard limit of 256 open files: enough for 100 connections, not for 512
 /// (said at start, with what to do); under a soft limit of 256 alone, it raises it.
 #[test]

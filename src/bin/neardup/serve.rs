@@ -68,7 +68,8 @@ Endpoints:
   them), syncs the index and exits.
 
   A body may be sent compressed, with 'Content-Encoding: gzip' or 'zstd'; one that does
-  not decompress whole is refused (400).
+  not decompress whole is refused (400). Answers of 1 KiB or more come compressed when
+  the request's 'Accept-Encoding' takes zstd or gzip (curl --compressed).
 
   With --token-file, every endpoint but /health wants the header
   'Authorization: Bearer TOKEN'. There is no TLS: off localhost, put the server behind a
@@ -80,7 +81,7 @@ Examples:
   neardup index create news.idx --level story --window 3d
   neardup serve news.idx --listen 0.0.0.0:8080
   curl --data-binary @today.jsonl http://localhost:8080/articles
-  curl --data-binary @candidates.jsonl http://localhost:8080/query
+  curl --compressed --data-binary @candidates.jsonl http://localhost:8080/query
   zstd -c today.jsonl | curl -H 'Content-Encoding: zstd' --data-binary @- \\
        http://localhost:8080/articles
   head -c 32 /dev/urandom | base64 > token && chmod 600 token
@@ -659,13 +660,47 @@ async fn accept(
 
 type Answered = Response<Full<Bytes>>;
 
-/// Answers one request, and counts its status.
+/// Answers one request, compressed as its `Accept-Encoding` allows, and counts its
+/// status.
 async fn handle(request: Request<Incoming>, front: Arc<Front>) -> Result<Answered, Infallible> {
+    let encoding = BodyEncoding::accepted(&request);
     let answer = route(request, &front).await;
     if let Ok(mut statuses) = front.statuses.lock() {
         *statuses.entry(answer.status().as_u16()).or_default() += 1;
     }
-    Ok(answer)
+    Ok(compress(answer, encoding).await)
+}
+
+/// Answers shorter than this go out plain: compressing them saves less than its headers.
+const SMALLEST_COMPRESSED_ANSWER: usize = 1024;
+
+/// `answer` with its body compressed in `encoding` (on a blocking thread: a bulk
+/// request's verdicts run to megabytes), when that is worth it.
+async fn compress(answer: Answered, encoding: BodyEncoding) -> Answered {
+    let (mut parts, body) = answer.into_parts();
+    parts.headers.insert(
+        hyper::header::VARY,
+        HeaderValue::from_static("accept-encoding"),
+    );
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(never) => match never {},
+    };
+    if encoding == BodyEncoding::Identity || bytes.len() < SMALLEST_COMPRESSED_ANSWER {
+        return Response::from_parts(parts, Full::new(bytes));
+    }
+    let plain = bytes.clone();
+    match tokio::task::spawn_blocking(move || encoding.encode(&plain)).await {
+        Ok(Ok(compressed)) => {
+            parts.headers.insert(
+                hyper::header::CONTENT_ENCODING,
+                HeaderValue::from_static(encoding.name()),
+            );
+            Response::from_parts(parts, Full::new(compressed.into()))
+        }
+        // Compressing into memory does not fail; if it did, the answer goes out plain.
+        _ => Response::from_parts(parts, Full::new(bytes)),
+    }
 }
 
 async fn route(request: Request<Incoming>, front: &Front) -> Answered {
@@ -983,7 +1018,7 @@ async fn remove(request: Request<Incoming>, front: &Front) -> Answered {
     }
 }
 
-/// How a request's body is compressed (its `Content-Encoding`).
+/// How a request's body is compressed (its `Content-Encoding`), or an answer's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum BodyEncoding {
     Identity,
@@ -1011,6 +1046,55 @@ impl BodyEncoding {
             }
         }
         Ok(found)
+    }
+
+    /// The encoding to answer `request` in: zstd if its `Accept-Encoding` takes it (the
+    /// faster of the two), else gzip, else none. A coding listed with `q=0` is refused;
+    /// `*` stands for gzip when gzip is not listed.
+    fn accepted(request: &Request<Incoming>) -> BodyEncoding {
+        let (mut zstd, mut gzip, mut any) = (None, None, None);
+        for header in request.headers().get_all(hyper::header::ACCEPT_ENCODING) {
+            let Ok(text) = header.to_str() else { continue };
+            for item in text.split(',') {
+                let mut fields = item.split(';').map(str::trim);
+                let name = fields.next().unwrap_or_default().to_ascii_lowercase();
+                let refused = fields.any(|f| {
+                    f.strip_prefix("q=")
+                        .and_then(|q| q.trim().parse::<f32>().ok())
+                        .is_some_and(|q| q <= 0.0)
+                });
+                match name.as_str() {
+                    "zstd" => zstd = Some(!refused),
+                    "gzip" | "x-gzip" => gzip = Some(!refused),
+                    "*" => any = Some(!refused),
+                    _ => {}
+                }
+            }
+        }
+        if zstd == Some(true) {
+            BodyEncoding::Zstd
+        } else if gzip.or(any) == Some(true) {
+            BodyEncoding::Gzip
+        } else {
+            BodyEncoding::Identity
+        }
+    }
+
+    /// `body` compressed, at the fast levels: an answer is made while its client waits.
+    fn encode(self, body: &[u8]) -> std::io::Result<Vec<u8>> {
+        use std::io::Write;
+        match self {
+            BodyEncoding::Identity => Ok(body.to_vec()),
+            BodyEncoding::Gzip => {
+                let mut encoder = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(body.len() / 4),
+                    flate2::Compression::fast(),
+                );
+                encoder.write_all(body)?;
+                encoder.finish()
+            }
+            BodyEncoding::Zstd => zstd::bulk::compress(body, 1),
+        }
     }
 
     fn name(self) -> &'static str {
