@@ -212,6 +212,77 @@ fn reads_directories_stdin_and_compressed_inputs() {
     assert_eq!(json_lines(&stdout_of(&out)).len(), 2, "{}", stderr_of(&out));
 }
 
+/// Two outputs naming one file are refused before the run, whatever the spelling (a
+/// relative detour, a symbolic link); the file already there is left as it was. Before,
+/// `dedup -o kept.jsonl --report kept.jsonl` replaced the kept records with the report.
+/// /dev/null may take several.
+#[test]
+fn two_outputs_naming_one_file_are_refused() {
+    let s = Scratch::new();
+    let input = s.jsonl("in.jsonl", &good_records());
+    let kept = s.write("kept.jsonl", "what was there\n");
+    std::fs::create_dir(s.path("sub")).unwrap();
+    let detour = s.path("sub/../kept.jsonl");
+    let link = s.path("link.jsonl");
+    std::os::unix::fs::symlink(&kept, &link).unwrap();
+    for (command, flags) in [
+        ("dedup", vec!["-o", "A", "--report", "B"]),
+        ("dedup", vec!["-o", "A", "--rejects", "B"]),
+        ("dedup", vec!["--report", "A", "--rejects", "B"]),
+        (
+            "cluster",
+            vec!["--level", "story", "-o", "A", "--stats-out", "B"],
+        ),
+        (
+            "pairs",
+            vec!["-o", "A", "--stats-out", "B", "--level", "story"],
+        ),
+    ] {
+        for (a, b) in [(&kept, &kept), (&kept, &detour), (&link, &kept)] {
+            let args: Vec<&std::ffi::OsStr> = flags
+                .iter()
+                .map(|&f| match f {
+                    "A" => a.as_os_str(),
+                    "B" => b.as_os_str(),
+                    f => std::ffi::OsStr::new(f),
+                })
+                .collect();
+            let out = neardup()
+                .arg(command)
+                .args(&args)
+                .arg(&input)
+                .output()
+                .unwrap();
+            let err = stderr_of(&out);
+            assert_eq!(out.status.code(), Some(1), "{command} {args:?}: {err}");
+            assert!(
+                err.contains("each output needs a file of its own"),
+                "{command} {args:?}: {err}"
+            );
+            assert_eq!(std::fs::read_to_string(&kept).unwrap(), "what was there\n");
+        }
+    }
+    // A link to a file not there yet: writing through it creates the file it names.
+    let dangling = s.path("dangling.jsonl");
+    std::os::unix::fs::symlink(s.path("new.jsonl"), &dangling).unwrap();
+    let out = neardup()
+        .args(["dedup", "-o"])
+        .arg(&dangling)
+        .arg("--report")
+        .arg(s.path("new.jsonl"))
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(!s.path("new.jsonl").exists());
+    let out = neardup()
+        .args(["dedup", "-q", "-o", "/dev/null", "--report", "/dev/null"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
 #[test]
 fn outputs_named_gz_or_zst_are_compressed() {
     let s = Scratch::new();

@@ -367,6 +367,10 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         rows: a.sketch.rows,
         bucket_cap: a.sketch.bucket_cap,
     };
+    super::distinct_outputs(&[
+        ("-o", a.output.output.as_deref()),
+        ("--stats-out", a.story.stats_out.as_deref()),
+    ])?;
     let explicit = a.sketch.bands.is_some() || a.sketch.rows.is_some();
     let quiet = a.run.quiet;
     super::analyse(

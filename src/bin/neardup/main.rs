@@ -10,7 +10,7 @@ mod progress;
 mod serve;
 
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -51,35 +51,44 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(a) => serve::serve(a),
         Command::Cluster(a) => analyse_and_write(&a, report::write_clusters),
         Command::Pairs(a) => analyse_and_write(&a, report::write_pairs),
-        Command::Dedup(a) => analyse(
-            true,
-            None,
-            &a.input,
-            &a.similarity,
-            &a.clustering,
-            &a.story,
-            &a.run,
-            |outcome| {
-                let mut rejects_file = a.rejects.as_deref().map(create_atomically).transpose()?;
-                let counts = write_atomically(a.output.as_deref(), |w| {
-                    let rejects = rejects_file.as_mut().map(|f| f as &mut dyn Write);
-                    report::write_deduplicated(outcome, w, rejects)
-                })?;
-                if let (Some(file), Some(path)) = (rejects_file, a.rejects.as_deref()) {
-                    file.commit()
-                        .with_context(|| format!("writing {}", path.display()))?;
-                }
-                if let Some(path) = a.report.as_deref() {
-                    write_atomically(Some(path), |w| {
-                        report::write_dropped(w, outcome, format(a.report_format))
+        Command::Dedup(a) => {
+            distinct_outputs(&[
+                ("-o", a.output.as_deref()),
+                ("--report", a.report.as_deref()),
+                ("--rejects", a.rejects.as_deref()),
+                ("--stats-out", a.story.stats_out.as_deref()),
+            ])?;
+            analyse(
+                true,
+                None,
+                &a.input,
+                &a.similarity,
+                &a.clustering,
+                &a.story,
+                &a.run,
+                |outcome| {
+                    let mut rejects_file =
+                        a.rejects.as_deref().map(create_atomically).transpose()?;
+                    let counts = write_atomically(a.output.as_deref(), |w| {
+                        let rejects = rejects_file.as_mut().map(|f| f as &mut dyn Write);
+                        report::write_deduplicated(outcome, w, rejects)
                     })?;
-                }
-                if !a.run.quiet {
-                    eprintln!("neardup: {}", dedup_summary(&counts, &a));
-                }
-                Ok(())
-            },
-        ),
+                    if let (Some(file), Some(path)) = (rejects_file, a.rejects.as_deref()) {
+                        file.commit()
+                            .with_context(|| format!("writing {}", path.display()))?;
+                    }
+                    if let Some(path) = a.report.as_deref() {
+                        write_atomically(Some(path), |w| {
+                            report::write_dropped(w, outcome, format(a.report_format))
+                        })?;
+                    }
+                    if !a.run.quiet {
+                        eprintln!("neardup: {}", dedup_summary(&counts, &a));
+                    }
+                    Ok(())
+                },
+            )
+        }
         Command::Sketch(a) => sketch(&a),
         Command::Verify(a) => distributed::verify(&a),
         Command::Link(a) => distributed::link(&a),
@@ -138,6 +147,10 @@ fn analyse_and_write(
     a: &RunArgs,
     write: fn(&mut dyn Write, &Outcome, Format) -> io::Result<()>,
 ) -> Result<ExitCode> {
+    distinct_outputs(&[
+        ("-o", a.output.output.as_deref()),
+        ("--stats-out", a.story.stats_out.as_deref()),
+    ])?;
     analyse(
         false,
         passage_settings(&a.passages),
@@ -152,6 +165,47 @@ fn analyse_and_write(
             })
         },
     )
+}
+
+/// Refuses two outputs that name one file. Each output is renamed into place when it is
+/// complete, so the later would replace the earlier without a word (`dedup -o kept.jsonl
+/// --report kept.jsonl` left an empty report where the kept records were). Devices and
+/// pipes (`/dev/null`) are written in place and may be named twice.
+pub(crate) fn distinct_outputs(outputs: &[(&str, Option<&Path>)]) -> Result<()> {
+    // A file is named by its directory's canonical path and its name; an existing file by
+    // its own canonical path, which sees through symbolic links. A link to a file not
+    // there yet names what it points to (OutputFile writes through links).
+    fn identity(path: &Path, links: u8) -> Option<PathBuf> {
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        match std::fs::metadata(path) {
+            Ok(meta) if !meta.is_file() => None,
+            Ok(_) => path.canonicalize().ok(),
+            Err(_) => match std::fs::read_link(path) {
+                Ok(target) if links > 0 => identity(&parent.join(target), links - 1),
+                _ => Some(parent.canonicalize().ok()?.join(path.file_name()?)),
+            },
+        }
+    }
+    let named: Vec<(&str, &Path, PathBuf)> = outputs
+        .iter()
+        .filter_map(|&(flag, path)| {
+            let path = path?;
+            Some((flag, path, identity(path, 8)?))
+        })
+        .collect();
+    for (i, (flag, path, id)) in named.iter().enumerate() {
+        if let Some((other, _, _)) = named[..i].iter().find(|(_, _, earlier)| earlier == id) {
+            anyhow::bail!(
+                "{other} and {flag} both name {}: each output needs a file of its own (one \
+                 would replace the other)",
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Sizes the worker pool (--threads) once for the process.
