@@ -90,7 +90,8 @@ fn invalid_utf8() {
         b"{\"id\":\"x\",\"text\":\"caf\xE9\"}".iter().copied(),
     );
     let f = s.write("in.jsonl", bytes);
-    check(&[&f], "in.jsonl:3: invalid UTF-8 at byte 21", &[]);
+    let err = check(&[&f], "in.jsonl:3: invalid UTF-8 at byte 21", &[]);
+    assert!(err.contains("iconv -f windows-1252 -t utf-8"), "{err}");
 }
 
 #[test]

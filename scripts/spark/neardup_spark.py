@@ -233,8 +233,9 @@ def text_documents(sc, path, args):
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise RuntimeError("%s: invalid UTF-8 at byte %d: a text document must be UTF-8"
-                               % (name, e.start))
+            raise RuntimeError("%s: invalid UTF-8 at byte %d: a text document must be UTF-8 "
+                               "(`iconv -f windows-1252 -t utf-8 FILE` converts a Latin-1 or "
+                               "Windows-1252 one)" % (name, e.start))
         doc_id = name[len(prefix):] if name.startswith(prefix) else name
         return [json.dumps({id_field: doc_id, text_field: text}, ensure_ascii=False)]
 

@@ -86,7 +86,11 @@ impl fmt::Display for ProblemKind {
                 )
             }
             ProblemKind::InvalidUtf8 { byte } => {
-                write!(f, "invalid UTF-8 at byte {byte} of the record")
+                write!(
+                    f,
+                    "invalid UTF-8 at byte {byte} of the record: neardup reads UTF-8 (`iconv -f \
+                     windows-1252 -t utf-8 FILE` converts a Latin-1 or Windows-1252 one)"
+                )
             }
             ProblemKind::MalformedJson { reason } => write!(f, "malformed JSON: {reason}"),
             ProblemKind::NotAnObject { array: false } => write!(f, "expected a JSON object"),

@@ -1320,10 +1320,12 @@ pub(crate) fn prepare(
         reason,
     };
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        rejected(format!(
-            "invalid UTF-8 at byte {} of the record",
-            e.valid_up_to()
-        ))
+        rejected(
+            neardup::input::ProblemKind::InvalidUtf8 {
+                byte: e.valid_up_to(),
+            }
+            .to_string(),
+        )
     })?;
     Article::from_json(text, fields, fingerprinter, feed::now())
         .map_err(|kind| rejected(kind.to_string()))
