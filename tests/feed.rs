@@ -2452,6 +2452,65 @@ fn serve_removes_articles_while_it_answers() {
     assert_eq!(ids, expected);
 }
 
+/// A token file holds a token per client (blank lines and comments skipped); SIGHUP reads
+/// it again, so a token taken out is refused from then on, and a file left without a
+/// token keeps the tokens in force (with a warning).
+#[test]
+fn serve_takes_several_tokens_and_reads_them_again_on_sighup() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let token_file = s.write("tokens", "# scrapers\nalpha-1\n\n  beta-2  \n");
+    let server = Served::start(&idx, &["--token-file", token_file.to_str().unwrap()]);
+    let status_with = |token: &str| {
+        let head = format!(
+            "GET /stats HTTP/1.1\r\nHost: neardup\r\nAuthorization: Bearer {token}\r\n\
+             Connection: close\r\n\r\n"
+        );
+        answer_of(&mut connect(&server.address, head.as_bytes())).0
+    };
+    assert_eq!(status_with("alpha-1"), 200);
+    assert_eq!(status_with("beta-2"), 200);
+    assert_eq!(status_with("#"), 401);
+    assert_eq!(status_with("scrapers"), 401);
+    let hangup = || {
+        let sent = Command::new("kill")
+            .args(["-HUP", &server.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    // alpha-1 revoked, gamma-3 added.
+    std::fs::write(&token_file, "beta-2\ngamma-3\n").unwrap();
+    hangup();
+    let started = Instant::now();
+    while status_with("alpha-1") != 401 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never reloaded"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(status_with("beta-2"), 200);
+    assert_eq!(status_with("gamma-3"), 200);
+    // A file left with no token is not taken: the tokens in force stay.
+    std::fs::write(&token_file, "# nobody\n").unwrap();
+    hangup();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(status_with("gamma-3"), 200);
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains("read the token file") && err.contains("2 tokens in force"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: serve: the tokens in force are kept")
+            && err.contains("holds no token"),
+        "{err}"
+    );
+}
+
 #[test]
 fn serve_wants_its_token_and_holds_connections_past_its_limit() {
     let s = Scratch::new();
@@ -2460,7 +2519,7 @@ fn serve_wants_its_token_and_holds_connections_past_its_limit() {
     // A token file that is empty, or missing, is refused before anything listens.
     let empty = s.write("empty-token", "\n");
     for (file, says) in [
-        (&empty, "is empty"),
+        (&empty, "holds no token"),
         (&s.path("nowhere"), "reading the token file"),
     ] {
         let out = neardup()

@@ -59,7 +59,7 @@ Endpoints:
                    the last) and removals (waiting, running, removed, failed)
 
   Status 200 when the body was read (rejected lines are answered line by line); 400 for
-  a body that is not JSON lines at all (empty) or that broke off; 401 without the token
+  a body that is not JSON lines at all (empty) or that broke off; 401 without a token
   of --token-file; 404 and 405 for other paths and methods; 408 when the client sent
   nothing for --read-timeout; 413 for a body over --max-body-bytes (compressed or
   decompressed); 415 for a Content-Encoding other than gzip or zstd; 503 while stopping.
@@ -72,8 +72,10 @@ Endpoints:
   the request's 'Accept-Encoding' takes zstd or gzip (curl --compressed).
 
   With --token-file, every endpoint but /health wants the header
-  'Authorization: Bearer TOKEN'. There is no TLS: off localhost, put the server behind a
-  proxy that gives it (nginx, Caddy), so the token does not cross the network in clear.
+  'Authorization: Bearer TOKEN' with one of the file's tokens (one per line: give each
+  client its own). SIGHUP reads the file again, so a token is added or revoked without
+  a restart. There is no TLS: off localhost, put the server behind a proxy that gives it
+  (nginx, Caddy), so the tokens do not cross the network in clear.
   Past --max-connections open connections, new ones wait in the kernel's queue until
   one closes.
 
@@ -86,8 +88,9 @@ Examples:
        http://localhost:8080/articles
   head -c 32 /dev/urandom | base64 > token && chmod 600 token
   neardup serve news.idx --token-file token
-  curl -H \"Authorization: Bearer $(cat token)\" --data-binary @today.jsonl \\
-       http://localhost:8080/articles";
+  curl -H \"Authorization: Bearer $(head -1 token)\" --data-binary @today.jsonl \\
+       http://localhost:8080/articles
+  head -c 32 /dev/urandom | base64 >> token && pkill -HUP -f 'neardup serve'";
 
 #[derive(Debug, Args)]
 #[command(after_long_help = SERVE_HELP)]
@@ -120,8 +123,10 @@ pub struct ServeArgs {
     /// it is warned of).
     #[arg(long, default_value_t = 512, value_name = "N", help_heading = "Input")]
     pub max_connections: usize,
-    /// A file holding the token that clients must send as 'Authorization: Bearer
-    /// TOKEN' (every endpoint but /health); its first line, without surrounding spaces.
+    /// A file of the tokens clients must send as 'Authorization: Bearer TOKEN' (every
+    /// endpoint but /health): one per line, without surrounding spaces (blank lines and
+    /// lines starting with '#' are skipped), so that each client can have its own.
+    /// SIGHUP reads it again: a token taken out is refused from then on.
     #[arg(long, value_name = "FILE", help_heading = "Input")]
     pub token_file: Option<PathBuf>,
     /// No warnings or summary on standard error (the address is still printed).
@@ -141,24 +146,36 @@ fn parse_timeout(s: &str) -> Result<u64, String> {
 /// listener, the runtime's own, standard streams.
 const SPARE_DESCRIPTORS: u64 = 64;
 
-/// The token of `--token-file`: its first line, trimmed.
-fn read_token(path: &std::path::Path) -> Result<Vec<u8>> {
+/// The tokens of `--token-file`: its lines, trimmed, but blank ones and `#` comments.
+fn read_tokens(path: &std::path::Path) -> Result<Vec<Vec<u8>>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the token file {}", path.display()))?;
-    let token = text.lines().next().unwrap_or("").trim();
+    let mut tokens = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let token = line.trim();
+        if token.is_empty() || token.starts_with('#') {
+            continue;
+        }
+        anyhow::ensure!(
+            token.bytes().all(|b| b.is_ascii_graphic()),
+            "the token on line {} of {} holds a character a header cannot carry (spaces, \
+             controls or non-ASCII)",
+            i + 1,
+            path.display()
+        );
+        tokens.push(token.as_bytes().to_vec());
+    }
     anyhow::ensure!(
-        !token.is_empty(),
-        "the token file {} is empty (its first line is the token)",
+        !tokens.is_empty(),
+        "the token file {} holds no token (one per line; blank lines and '#' comments are \
+         skipped)",
         path.display()
     );
-    anyhow::ensure!(
-        token.bytes().all(|b| b.is_ascii_graphic()),
-        "the token in {} holds a character a header cannot carry (spaces, controls or \
-         non-ASCII)",
-        path.display()
-    );
-    Ok(token.as_bytes().to_vec())
+    Ok(tokens)
 }
+
+/// The tokens in force, shared by the connections and the thread that reloads them.
+type Tokens = Arc<std::sync::RwLock<Vec<Vec<u8>>>>;
 
 /// What a request asks of the index's thread.
 enum Job {
@@ -312,8 +329,8 @@ struct Front {
     limit: u64,
     read_timeout: Duration,
     stopping: Arc<AtomicBool>,
-    /// What `Authorization: Bearer` must carry (`--token-file`).
-    token: Option<Vec<u8>>,
+    /// What `Authorization: Bearer` must carry, one of (`--token-file`).
+    tokens: Option<Tokens>,
     /// One permit per open connection (`--max-connections`).
     connections: Arc<Semaphore>,
     max_connections: usize,
@@ -332,7 +349,12 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         a.max_connections >= 1,
         "--max-connections must be at least 1"
     );
-    let token = a.token_file.as_deref().map(read_token).transpose()?;
+    let tokens: Option<Tokens> = a
+        .token_file
+        .as_deref()
+        .map(read_tokens)
+        .transpose()?
+        .map(|t| Arc::new(std::sync::RwLock::new(t)));
     let terminal = terminal(crate::args::ProgressArg::Auto, a.quiet);
     let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -373,15 +395,26 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
 
     let stopping = Arc::new(AtomicBool::new(false));
     let shutdown = Arc::new(Notify::new());
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    // SIGHUP reloads the tokens; without a token file it keeps its default (it ends us).
+    let mut signals = signal_hook::iterator::Signals::new(if tokens.is_some() {
+        &[SIGINT, SIGTERM, SIGHUP][..]
+    } else {
+        &[SIGINT, SIGTERM][..]
+    })
     .context("installing signal handlers")?;
     {
         let (stopping, shutdown) = (stopping.clone(), shutdown.clone());
+        let reload = a.token_file.clone().zip(tokens.clone());
+        let quiet = a.quiet;
         std::thread::spawn(move || {
-            for _ in signals.forever() {
+            for signal in signals.forever() {
+                if signal == SIGHUP {
+                    if let Some((path, tokens)) = &reload {
+                        reload_tokens(path, tokens, quiet);
+                    }
+                    continue;
+                }
                 if stopping.swap(true, Ordering::AcqRel) {
                     // The user insists: leave now. Answered articles are durable anyway.
                     std::process::exit(130);
@@ -400,7 +433,7 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         limit: a.max_body_bytes,
         read_timeout: Duration::from_secs(a.read_timeout),
         stopping: stopping.clone(),
-        token,
+        tokens,
         connections: Arc::new(Semaphore::new(a.max_connections)),
         max_connections: a.max_connections,
         statuses: Mutex::new(BTreeMap::new()),
@@ -708,7 +741,7 @@ async fn route(request: Request<Incoming>, front: &Front) -> Answered {
     if path != "/health" && !authorized(&request, front) {
         let mut answer = error(
             401,
-            "this server wants 'Authorization: Bearer TOKEN' with the token of its --token-file",
+            "this server wants 'Authorization: Bearer TOKEN' with a token of its --token-file",
         );
         answer.headers_mut().insert(
             hyper::header::WWW_AUTHENTICATE,
@@ -759,17 +792,53 @@ async fn route(request: Request<Incoming>, front: &Front) -> Answered {
     }
 }
 
-/// Whether `request` carries the `--token-file` token (always, without one).
+/// Whether `request` carries one of the `--token-file` tokens (always, without one).
 fn authorized(request: &Request<Incoming>, front: &Front) -> bool {
-    let Some(token) = &front.token else {
+    let Some(tokens) = &front.tokens else {
         return true;
     };
-    let given = request
+    let Some(given) = request
         .headers()
         .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
-    // In constant time: how much of a guess matched must not show in the time to refuse.
-    given.is_some_and(|given| bool::from(subtle::ConstantTimeEq::ct_eq(given, &token[..])))
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+    else {
+        return false;
+    };
+    let Ok(tokens) = tokens.read() else {
+        return false;
+    };
+    // In constant time, every token compared: how much of a guess matched, or which
+    // token it was near, must not show in the time to refuse.
+    let mut matched = subtle::Choice::from(0);
+    for token in tokens.iter() {
+        matched |= subtle::ConstantTimeEq::ct_eq(given, &token[..]);
+    }
+    bool::from(matched)
+}
+
+/// Reads the token file again (SIGHUP) and puts its tokens in force; a file that cannot
+/// be read or holds none leaves the tokens in force as they were, with a warning.
+fn reload_tokens(path: &std::path::Path, tokens: &Tokens, quiet: bool) {
+    match read_tokens(path) {
+        Ok(read) => {
+            let count = read.len();
+            if let Ok(mut in_force) = tokens.write() {
+                *in_force = read;
+            }
+            if !quiet {
+                eprintln!(
+                    "neardup: serve: read the token file {} again: {count} token{} in force",
+                    path.display(),
+                    if count == 1 { "" } else { "s" }
+                );
+            }
+        }
+        // Warned even with --quiet: the operator asked for a change that did not happen.
+        Err(e) => eprintln!(
+            "neardup: warning: serve: the tokens in force are kept: {:#}",
+            e
+        ),
+    }
 }
 
 /// What the index's thread answers to the job `job(reply)`; `None` once it has stopped.
