@@ -854,9 +854,9 @@ fn send_signal(pid: u32, signal: &str) {
 // ---------------------------------------------------------------------------------------
 // Crash safety: SIGKILL at random moments.
 
-/// Runs `args` (with `stdin` as standard input when given), kills it with SIGKILL after
-/// `delay`, and returns the complete lines it printed: its acknowledged verdicts.
-fn run_and_kill(args: &[&std::ffi::OsStr], stdin: Option<&Path>, delay: Duration) -> Vec<String> {
+/// Starts neardup with `args`, `stdin` as its standard input (none when `None`) and its
+/// standard output piped.
+fn spawn_piped(args: &[&std::ffi::OsStr], stdin: Option<&Path>) -> std::process::Child {
     let mut command = Command::new(assert_cmd::cargo::cargo_bin("neardup"));
     command
         .args(args)
@@ -866,7 +866,13 @@ fn run_and_kill(args: &[&std::ffi::OsStr], stdin: Option<&Path>, delay: Duration
         Some(path) => command.stdin(std::fs::File::open(path).unwrap()),
         None => command.stdin(Stdio::null()),
     };
-    let mut child = command.spawn().unwrap();
+    command.spawn().unwrap()
+}
+
+/// Runs `args` (with `stdin` as standard input when given), kills it with SIGKILL after
+/// `delay`, and returns the complete lines it printed: its acknowledged verdicts.
+fn run_and_kill(args: &[&std::ffi::OsStr], stdin: Option<&Path>, delay: Duration) -> Vec<String> {
+    let mut child = spawn_piped(args, stdin);
     let mut stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
@@ -891,16 +897,7 @@ fn run_and_kill_after(
     then: Duration,
 ) -> Vec<String> {
     use std::io::BufRead;
-    let mut command = Command::new(assert_cmd::cargo::cargo_bin("neardup"));
-    command
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    match stdin {
-        Some(path) => command.stdin(std::fs::File::open(path).unwrap()),
-        None => command.stdin(Stdio::null()),
-    };
-    let mut child = command.spawn().unwrap();
+    let mut child = spawn_piped(args, stdin);
     let stdout = child.stdout.take().unwrap();
     let (reached, reached_rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
