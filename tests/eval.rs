@@ -577,6 +577,52 @@ fn params_match_the_closed_form() {
     );
 }
 
+/// `params --level story` shows the banding, bucket cap and estimate floor the story level
+/// runs with (the Spark job reads its cap and floor from it), at the default candidate
+/// threshold and at another.
+#[test]
+fn params_shows_the_story_levels_candidates() {
+    for (flags, threshold) in [(vec![], 0.2), (vec!["--threshold", "0.3"], 0.3)] {
+        let out = neardup()
+            .args([
+                "params",
+                "--level",
+                "story",
+                "--format",
+                "json",
+                "--no-plots",
+            ])
+            .args(&flags)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let r: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+        let lsh = neardup::story::candidate_lsh(threshold, 128);
+        let settings = neardup::story::StorySettings::default();
+        assert_eq!(r["level"], "story");
+        assert_eq!(r["threshold"].as_f64(), Some(threshold));
+        assert_eq!(
+            (r["bands"].as_u64(), r["rows"].as_u64()),
+            (Some(lsh.bands as u64), Some(lsh.rows as u64))
+        );
+        assert_eq!(r["bucket_cap"].as_u64(), Some(settings.bucket_cap as u64));
+        // serde_json's default reading of a float may be off in the last bit.
+        let floor = r["estimate_floor"].as_f64().unwrap();
+        assert!(
+            (floor - neardup::story::estimate_floor(threshold)).abs() < 1e-12,
+            "{floor}"
+        );
+    }
+    // The near-copy level's record names its level and has neither.
+    let out = neardup()
+        .args(["params", "--format", "json", "--no-plots"])
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(r["level"], "near-copy");
+    assert!(r.get("bucket_cap").is_none() && r.get("estimate_floor").is_none());
+}
+
 /// Acceptance: the labelled BBC pairs, the whole corpus in one run.
 #[test]
 fn bbc_same_story_pairs() {

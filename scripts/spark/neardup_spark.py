@@ -417,10 +417,18 @@ def linked_clusters(sc, output, link, pairs, records, joins=None):
             for record, _ in linked]
 
 
-# neardup's story level pairs the members of a larger LSH bucket in id-order windows of this
-# many (StorySettings::bucket_cap); tests/spark.rs overflows such buckets, so a change to
-# one without the other fails it.
-STORY_BUCKET_CAP = 100
+def story_banding(neardup, args):
+    """neardup's story-level bucket cap (a larger LSH bucket pairs its members in id-order
+    windows of this many) and the signature estimate a bucket pair needs to be scored, as
+    `neardup params --level story` gives them for the job's --story-candidates: asked, not
+    repeated here, so the two cannot drift apart."""
+    import subprocess
+
+    done = subprocess.run([neardup, "params", "--level", "story", "--threshold",
+                           repr(args.story_candidates), "--format", "json", "--no-plots",
+                           "-q"], check=True, capture_output=True)
+    record = json.loads(done.stdout)
+    return record["bucket_cap"], record["estimate_floor"]
 
 
 # A story sketch is about six times the input it comes from (features, shingle set and
@@ -614,8 +622,7 @@ def run_story(spark, args):
     # agree on fewer slots than neardup's estimate floor (an upper bound of the slots
     # that agree), or whose dates are further apart than the window, is dropped there.
     # neardup verify then applies the exact floor and window to the rest.
-    cap = STORY_BUCKET_CAP
-    floor = args.story_candidates * 0.75
+    cap, floor = story_banding(neardup, args)
     window = window_seconds(args.window)
     buckets = (sketches.flatMap(lambda r: [((band, key), (r[0], r[5], r[2]))
                                            for band, key in enumerate(r[1])])

@@ -720,6 +720,15 @@ pub fn write_eval_table(
 pub struct BandingRecord {
     /// Always [`SCHEMA_VERSION`].
     pub schema_version: u32,
+    /// `near-copy`, or `story` for the story level's candidates (weighted signatures).
+    pub level: &'static str,
+    /// At the story level, its fixed bucket cap: larger buckets pair each member with
+    /// the next `bucket_cap - 1` in id order only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket_cap: Option<usize>,
+    /// At the story level, the lowest signature estimate of a bucket pair that is scored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate_floor: Option<f64>,
     /// The threshold.
     pub threshold: f64,
     /// Signature slots.
@@ -767,10 +776,24 @@ pub struct CurvePoint {
 }
 
 impl BandingRecord {
-    /// The record of a banding report.
+    /// The record of the story level's candidate banding (`report` made with its
+    /// threshold and weights), with its bucket cap and estimate floor.
+    pub fn story(report: &BandingReport, bucket_cap: usize, estimate_floor: f64) -> Self {
+        BandingRecord {
+            level: "story",
+            bucket_cap: Some(bucket_cap),
+            estimate_floor: Some(estimate_floor),
+            ..Self::new(report)
+        }
+    }
+
+    /// The record of a near-copy banding report (see [`Self::story`]).
     pub fn new(r: &BandingReport) -> Self {
         BandingRecord {
             schema_version: SCHEMA_VERSION,
+            level: "near-copy",
+            bucket_cap: None,
+            estimate_floor: None,
             threshold: r.threshold,
             num_perm: r.num_perm,
             bands: r.lsh.bands,
@@ -800,6 +823,15 @@ impl BandingRecord {
 
 /// Writes a banding report for people.
 pub fn write_banding_table(out: &mut dyn Write, r: &BandingRecord) -> io::Result<()> {
+    if let (Some(cap), Some(floor)) = (r.bucket_cap, r.estimate_floor) {
+        writeln!(
+            out,
+            "story level: candidates by weighted Jaccard of the IDF-weighted words; buckets \
+             of more than {cap} pair each member with the next {} in id order; a bucket \
+             pair is scored when its signatures' estimate reaches {floor}",
+            cap - 1
+        )?;
+    }
     writeln!(
         out,
         "threshold {}, num-perm {}: {} bands x {} rows ({} of {} slots){}",

@@ -52,7 +52,8 @@ use crate::verify::intersection_size;
 const WEIGHT_QUANTUM: f64 = 0.5;
 /// Weights of the LSH error masses at the story level: the candidate threshold is low,
 /// so false candidates are far more numerous than at the near-copy level.
-const STORY_LSH_WEIGHTS: (f64, f64) = (0.1, 0.9);
+/// (`neardup params --level story` shows the banding they give.)
+pub const STORY_LSH_WEIGHTS: (f64, f64) = (0.1, 0.9);
 
 /// The time window unless one is set: 72 hours. Wide enough for a wire story's rewrites by
 /// slower outlets, narrow enough to keep weekly and monthly editions of a report apart

@@ -9,7 +9,9 @@ use neardup::eval::banding::banding_report;
 use neardup::eval::plot;
 use neardup::eval::report::{self, BandingRecord};
 use neardup::index::{DEFAULT_FN_WEIGHT, DEFAULT_FP_WEIGHT};
+use neardup::story::STORY_LSH_WEIGHTS;
 
+use crate::args::LevelArg;
 use crate::eval::{PlotArgs, ReportFormat};
 
 pub const PARAMS_HELP: &str = "\
@@ -31,16 +33,27 @@ How it works:
   P(candidate) over s, and draws the S-curve in --plots (params-s-curve.svg/png).
   Use the printed bands and rows with 'neardup cluster --bands B --rows R'.
 
+  --level story shows the story level's candidates instead: s is then the weighted
+  Jaccard of the IDF-weighted words, the threshold is --story-candidates (0.2), false
+  candidates weigh 0.1 (at a low threshold they are the bulk), and the record adds the
+  level's bucket cap and the signature estimate a bucket pair needs to be scored.
+
 Examples:
   neardup params --threshold 0.5 --num-perm 128
   neardup params --threshold 0.8 --bands 16 --rows 8 --no-plots
-  neardup params --threshold 0.3 --fp-weight 0.5 --fn-weight 0.5 --format json";
+  neardup params --threshold 0.3 --fp-weight 0.5 --fn-weight 0.5 --format json
+  neardup params --level story --format json --no-plots";
 
 #[derive(Debug, Args)]
 pub struct ParamsArgs {
-    /// The threshold the banding is for, in (0, 1].
-    #[arg(short, long, default_value_t = 0.5, value_name = "T")]
-    pub threshold: f64,
+    /// The threshold the banding is for, in (0, 1] (default: 0.5; at the story level its
+    /// candidate threshold, 0.2, as --story-candidates sets it).
+    #[arg(short, long, value_name = "T")]
+    pub threshold: Option<f64>,
+    /// near-copy: shingle Jaccard, as 'cluster --threshold' bands it; story: the story
+    /// level's candidates (weighted Jaccard).
+    #[arg(long, value_enum, default_value_t = LevelArg::NearCopy)]
+    pub level: LevelArg,
     /// Slots of the MinHash signature.
     #[arg(long, default_value_t = 128, value_name = "K")]
     pub num_perm: usize,
@@ -50,12 +63,14 @@ pub struct ParamsArgs {
     /// Use this many rows per band (bands default to num-perm / rows).
     #[arg(long, value_name = "R")]
     pub rows: Option<usize>,
-    /// Weight of the false-positive mass when choosing the banding.
-    #[arg(long, default_value_t = DEFAULT_FP_WEIGHT, value_name = "W")]
-    pub fp_weight: f64,
-    /// Weight of the false-negative mass when choosing the banding.
-    #[arg(long, default_value_t = DEFAULT_FN_WEIGHT, value_name = "W")]
-    pub fn_weight: f64,
+    /// Weight of the false-positive mass when choosing the banding (default: 0.02; 0.1
+    /// at the story level).
+    #[arg(long, value_name = "W")]
+    pub fp_weight: Option<f64>,
+    /// Weight of the false-negative mass when choosing the banding (default: 0.98; 0.9 at
+    /// the story level).
+    #[arg(long, value_name = "W")]
+    pub fn_weight: Option<f64>,
     /// Distance between the similarities of the table.
     #[arg(long, default_value_t = 0.05, value_name = "STEP")]
     pub step: f64,
@@ -73,15 +88,34 @@ pub struct ParamsArgs {
 }
 
 pub fn run(a: ParamsArgs) -> Result<ExitCode> {
+    let story = a.level == LevelArg::Story;
+    let settings = neardup::story::StorySettings::default();
+    let (threshold, (fp_weight, fn_weight)) = if story {
+        (settings.candidate_threshold, STORY_LSH_WEIGHTS)
+    } else {
+        (0.5, (DEFAULT_FP_WEIGHT, DEFAULT_FN_WEIGHT))
+    };
+    let threshold = a.threshold.unwrap_or(threshold);
     let banding = banding_report(
-        a.threshold,
+        threshold,
         a.num_perm,
         a.bands,
         a.rows,
-        (a.fp_weight, a.fn_weight),
+        (
+            a.fp_weight.unwrap_or(fp_weight),
+            a.fn_weight.unwrap_or(fn_weight),
+        ),
         a.step,
     )?;
-    let record = BandingRecord::new(&banding);
+    let record = if story {
+        BandingRecord::story(
+            &banding,
+            settings.bucket_cap,
+            neardup::story::estimate_floor(threshold),
+        )
+    } else {
+        BandingRecord::new(&banding)
+    };
     super::write_atomically(a.output.as_deref(), |w| match a.format {
         ReportFormat::Table => report::write_banding_table(w, &record),
         ReportFormat::Json => report::write_json(w, &record),
