@@ -604,6 +604,26 @@ fn rerunning_index_add_on_the_same_input_resumes_it() {
         let exported = index_output(&["export"], &resumed, &[]);
         assert!(exported.status.success(), "{}", stderr_of(&exported));
         assert_eq!(stdout_of(&exported), stdout_of(&one_go_run), "{level}");
+        // -o writes the same to a file, compressed when its name says so.
+        let (plain, zipped) = (
+            s.path(&format!("export-{level}.jsonl")),
+            s.path(&format!("export-{level}.jsonl.gz")),
+        );
+        for file in [&plain, &zipped] {
+            let flags = ["export", "-o", file.to_str().unwrap()];
+            let out = index_output(&flags, &resumed, &[]);
+            assert!(
+                out.status.success() && out.stdout.is_empty(),
+                "{}",
+                stderr_of(&out)
+            );
+        }
+        assert_eq!(std::fs::read(&plain).unwrap(), exported.stdout, "{level}");
+        let mut unzipped = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(&zipped).unwrap())
+            .read_to_end(&mut unzipped)
+            .unwrap();
+        assert_eq!(unzipped, exported.stdout, "{level}");
         // Its clusters: every article once, each cluster named after its first member.
         let clusters = lines_of(&index_output(
             &["export", "--clusters", "--min-size", "1"],

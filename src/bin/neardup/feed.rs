@@ -279,6 +279,10 @@ pub struct ExportArgs {
     /// (csv and table have one row per cluster member).
     #[arg(long, value_enum, default_value_t = crate::args::FormatArg::Jsonl)]
     pub format: crate::args::FormatArg,
+    /// Write to FILE instead of standard output (atomically: the file appears only when
+    /// complete; gzip or zstd compressed when FILE ends in .gz or .zst).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -786,23 +790,30 @@ fn stats(a: StatsArgs) -> Result<ExitCode> {
 
 fn export(a: ExportArgs) -> Result<ExitCode> {
     let mut index = FeedIndex::open(&a.dir, Access::Read, &neardup::progress::Silent)?;
-    let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let format = crate::format(a.format);
     if a.clusters {
         let min_size = usize::try_from(a.min_size).unwrap_or(usize::MAX);
-        feed::write_clusters(&mut out, &index.clusters(min_size)?, format)?;
+        let clusters = index.clusters(min_size)?;
+        crate::write_atomically(a.output.as_deref(), |out| {
+            feed::write_clusters(out, &clusters, format)
+        })?;
     } else if format == Format::Jsonl {
-        for n in 0..index.len() {
-            let v = index.verdict_at(n)?;
-            feed::write_json_line(&mut out, &VerdictRecord::new(&v, false, false))?;
-        }
+        // Streamed: an article's verdict is read from the log as it is written out.
+        crate::write_atomically(a.output.as_deref(), |out| {
+            for n in 0..index.len() {
+                let v = index.verdict_at(n).map_err(io::Error::other)?;
+                feed::write_json_line(out, &VerdictRecord::new(&v, false, false))?;
+            }
+            Ok(())
+        })?;
     } else {
         let verdicts = (0..index.len())
             .map(|n| index.verdict_at(n))
             .collect::<neardup::Result<Vec<_>>>()?;
-        feed::write_verdicts(&mut out, &verdicts, format)?;
+        crate::write_atomically(a.output.as_deref(), |out| {
+            feed::write_verdicts(out, &verdicts, format)
+        })?;
     }
-    out.flush().context("writing to standard output")?;
     Ok(ExitCode::SUCCESS)
 }
 

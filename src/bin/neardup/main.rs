@@ -528,7 +528,7 @@ fn create_atomically(path: &Path) -> Result<OutputFile> {
 
 /// Runs `body` on a buffered writer to `path` (or standard output); a regular file is
 /// written to a temporary name and renamed into place only when complete.
-fn write_atomically<T>(
+pub(crate) fn write_atomically<T>(
     path: Option<&Path>,
     body: impl FnOnce(&mut dyn Write) -> io::Result<T>,
 ) -> Result<T> {
