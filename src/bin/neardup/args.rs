@@ -73,7 +73,7 @@ pub enum Command {
     /// stay unique. Text-file inputs are written as {"id", "text"} JSON lines.
     #[command(after_long_help = EXAMPLES)]
     Dedup(DedupArgs),
-    /// A persistent index for deduplicating a feed: create, add, query, stats, export, compact.
+    /// A persistent index for deduplicating a feed: create, add, query, stats, export, compact, remove.
     ///
     /// Articles are added as they arrive and each gets a verdict at once (new, or a
     /// duplicate of an indexed article, with its score and cluster), without re-reading
