@@ -281,6 +281,63 @@ fn two_outputs_naming_one_file_are_refused() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
+
+    // '-' is standard output, as it is standard input for inputs: for -o and --report,
+    // one of them at a time (an absent -o is standard output), never for a file-only
+    // output; and no file named '-' appears.
+    let out = neardup()
+        .current_dir(s.dir.path())
+        .args(["pairs", "-q", "-o", "-"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stdout_of(&out).contains("\"rate-1\""),
+        "{}",
+        stdout_of(&out)
+    );
+    assert!(!s.path("-").exists());
+    for (flags, says) in [
+        (
+            vec!["--report", "-"],
+            "-o and --report would both go to standard output",
+        ),
+        (
+            vec!["-o", "-", "--report", "-"],
+            "-o and --report would both go to standard output",
+        ),
+        (
+            vec!["-o", "k.jsonl", "--rejects", "-"],
+            "--rejects writes a file",
+        ),
+        (
+            vec!["--level", "story", "--stats-out", "-"],
+            "--stats-out writes a file",
+        ),
+    ] {
+        let out = neardup()
+            .current_dir(s.dir.path())
+            .arg("dedup")
+            .args(&flags)
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{flags:?}");
+        assert!(
+            stderr_of(&out).contains(says),
+            "{flags:?}: {}",
+            stderr_of(&out)
+        );
+    }
+    let out = neardup()
+        .current_dir(s.dir.path())
+        .args(["dedup", "-q", "-o", "kept-too.jsonl", "--report", "-"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(s.path("kept-too.jsonl").exists() && !s.path("-").exists());
 }
 
 #[test]

@@ -368,8 +368,12 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         bucket_cap: a.sketch.bucket_cap,
     };
     super::distinct_outputs(&[
-        ("-o", a.output.output.as_deref()),
-        ("--stats-out", a.story.stats_out.as_deref()),
+        ("-o", a.output.output.as_deref(), super::Stdout::Default),
+        (
+            "--stats-out",
+            a.story.stats_out.as_deref(),
+            super::Stdout::Refused,
+        ),
     ])?;
     let explicit = a.sketch.bands.is_some() || a.sketch.rows.is_some();
     let quiet = a.run.quiet;

@@ -53,10 +53,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pairs(a) => analyse_and_write(&a, report::write_pairs),
         Command::Dedup(a) => {
             distinct_outputs(&[
-                ("-o", a.output.as_deref()),
-                ("--report", a.report.as_deref()),
-                ("--rejects", a.rejects.as_deref()),
-                ("--stats-out", a.story.stats_out.as_deref()),
+                ("-o", a.output.as_deref(), Stdout::Default),
+                ("--report", a.report.as_deref(), Stdout::Allowed),
+                ("--rejects", a.rejects.as_deref(), Stdout::Refused),
+                ("--stats-out", a.story.stats_out.as_deref(), Stdout::Refused),
             ])?;
             analyse(
                 true,
@@ -148,8 +148,8 @@ fn analyse_and_write(
     write: fn(&mut dyn Write, &Outcome, Format) -> io::Result<()>,
 ) -> Result<ExitCode> {
     distinct_outputs(&[
-        ("-o", a.output.output.as_deref()),
-        ("--stats-out", a.story.stats_out.as_deref()),
+        ("-o", a.output.output.as_deref(), Stdout::Default),
+        ("--stats-out", a.story.stats_out.as_deref(), Stdout::Refused),
     ])?;
     analyse(
         false,
@@ -167,11 +167,32 @@ fn analyse_and_write(
     )
 }
 
-/// Refuses two outputs that name one file. Each output is renamed into place when it is
-/// complete, so the later would replace the earlier without a word (`dedup -o kept.jsonl
-/// --report kept.jsonl` left an empty report where the kept records were). Devices and
-/// pipes (`/dev/null`) are written in place and may be named twice.
-pub(crate) fn distinct_outputs(outputs: &[(&str, Option<&Path>)]) -> Result<()> {
+/// Whether an output path is `-`, standard output (as `-` is standard input for inputs).
+fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// An output flag of a command, its path if given, and whether `-` (standard output) is
+/// allowed for it; an absent `-o` is standard output too.
+pub(crate) type NamedOutput<'a> = (&'a str, Option<&'a Path>, Stdout);
+
+/// Whether an output may be standard output.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stdout {
+    /// `-o`: standard output when absent or `-`.
+    Default,
+    /// `--report`: standard output when `-`.
+    Allowed,
+    /// `--rejects`, `--stats-out`: a file only.
+    Refused,
+}
+
+/// Refuses two outputs that name one file, or both standard output. Each output is
+/// renamed into place when it is complete, so the later would replace the earlier
+/// without a word (`dedup -o kept.jsonl --report kept.jsonl` left an empty report where
+/// the kept records were). Devices and pipes (`/dev/null`) are written in place and may
+/// be named twice.
+pub(crate) fn distinct_outputs(outputs: &[NamedOutput]) -> Result<()> {
     // A file is named by its directory's canonical path and its name; an existing file by
     // its own canonical path, which sees through symbolic links. A link to a file not
     // there yet names what it points to (OutputFile writes through links).
@@ -189,21 +210,39 @@ pub(crate) fn distinct_outputs(outputs: &[(&str, Option<&Path>)]) -> Result<()> 
             },
         }
     }
-    let named: Vec<(&str, &Path, PathBuf)> = outputs
-        .iter()
-        .filter_map(|&(flag, path)| {
-            let path = path?;
-            Some((flag, path, identity(path, 8)?))
-        })
-        .collect();
-    for (i, (flag, path, id)) in named.iter().enumerate() {
-        if let Some((other, _, _)) = named[..i].iter().find(|(_, _, earlier)| earlier == id) {
+    let stdout = Path::new("-");
+    let mut named: Vec<(&str, &Path, PathBuf)> = Vec::new();
+    for &(flag, path, takes) in outputs {
+        let path = match (path, takes) {
+            (None, Stdout::Default) => stdout,
+            (None, _) => continue,
+            (Some(p), Stdout::Refused) if is_stdout(p) => anyhow::bail!(
+                "{flag} writes a file: give it a path ('-', standard output, is for -o and \
+                 --report)"
+            ),
+            (Some(p), _) => p,
+        };
+        let id = if is_stdout(path) {
+            stdout.to_path_buf()
+        } else {
+            match identity(path, 8) {
+                Some(id) => id,
+                None => continue,
+            }
+        };
+        if let Some((other, _, _)) = named.iter().find(|(_, _, earlier)| *earlier == id) {
+            if is_stdout(path) {
+                anyhow::bail!(
+                    "{other} and {flag} would both go to standard output: give one a file"
+                );
+            }
             anyhow::bail!(
                 "{other} and {flag} both name {}: each output needs a file of its own (one \
                  would replace the other)",
                 path.display()
             );
         }
+        named.push((flag, path, id));
     }
     Ok(())
 }
@@ -532,7 +571,7 @@ pub(crate) fn write_atomically<T>(
     path: Option<&Path>,
     body: impl FnOnce(&mut dyn Write) -> io::Result<T>,
 ) -> Result<T> {
-    match path {
+    match path.filter(|p| !is_stdout(p)) {
         None => {
             let stdout = io::stdout();
             let mut w = BufWriter::with_capacity(1 << 16, stdout.lock());
