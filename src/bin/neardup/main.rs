@@ -51,44 +51,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(a) => serve::serve(a),
         Command::Cluster(a) => analyse_and_write(&a, report::write_clusters),
         Command::Pairs(a) => analyse_and_write(&a, report::write_pairs),
-        Command::Dedup(a) => {
-            distinct_outputs(&[
-                ("-o", a.output.as_deref(), Stdout::Default),
-                ("--report", a.report.as_deref(), Stdout::Allowed),
-                ("--rejects", a.rejects.as_deref(), Stdout::Refused),
-                ("--stats-out", a.story.stats_out.as_deref(), Stdout::Refused),
-            ])?;
-            analyse(
-                true,
-                None,
-                &a.input,
-                &a.similarity,
-                &a.clustering,
-                &a.story,
-                &a.run,
-                |outcome| {
-                    let mut rejects_file =
-                        a.rejects.as_deref().map(create_atomically).transpose()?;
-                    let counts = write_atomically(a.output.as_deref(), |w| {
-                        let rejects = rejects_file.as_mut().map(|f| f as &mut dyn Write);
-                        report::write_deduplicated(outcome, w, rejects)
-                    })?;
-                    if let (Some(file), Some(path)) = (rejects_file, a.rejects.as_deref()) {
-                        file.commit()
-                            .with_context(|| format!("writing {}", path.display()))?;
-                    }
-                    if let Some(path) = a.report.as_deref() {
-                        write_atomically(Some(path), |w| {
-                            report::write_dropped(w, outcome, format(a.report_format))
-                        })?;
-                    }
-                    if !a.run.quiet {
-                        eprintln!("neardup: {}", dedup_summary(&counts, &a));
-                    }
-                    Ok(())
-                },
-            )
-        }
+        Command::Dedup(a) => dedup(&a),
         Command::Sketch(a) => sketch(&a),
         Command::Verify(a) => distributed::verify(&a),
         Command::Link(a) => distributed::link(&a),
@@ -97,6 +60,46 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(a) => eval::run(*a),
         Command::Params(a) => params::run(a),
     }
+}
+
+/// `neardup dedup`: the kept records, and optionally the rejected lines and a report of
+/// what was dropped.
+fn dedup(a: &args::DedupArgs) -> Result<ExitCode> {
+    distinct_outputs(&[
+        ("-o", a.output.as_deref(), Stdout::Default),
+        ("--report", a.report.as_deref(), Stdout::Allowed),
+        ("--rejects", a.rejects.as_deref(), Stdout::Refused),
+        ("--stats-out", a.story.stats_out.as_deref(), Stdout::Refused),
+    ])?;
+    analyse(
+        true,
+        None,
+        &a.input,
+        &a.similarity,
+        &a.clustering,
+        &a.story,
+        &a.run,
+        |outcome| {
+            let mut rejects_file = a.rejects.as_deref().map(create_atomically).transpose()?;
+            let counts = write_atomically(a.output.as_deref(), |w| {
+                let rejects = rejects_file.as_mut().map(|f| f as &mut dyn Write);
+                report::write_deduplicated(outcome, w, rejects)
+            })?;
+            if let (Some(file), Some(path)) = (rejects_file, a.rejects.as_deref()) {
+                file.commit()
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if let Some(path) = a.report.as_deref() {
+                write_atomically(Some(path), |w| {
+                    report::write_dropped(w, outcome, format(a.report_format))
+                })?;
+            }
+            if !a.run.quiet {
+                eprintln!("neardup: {}", dedup_summary(&counts, a));
+            }
+            Ok(())
+        },
+    )
 }
 
 /// The `dedup` summary line: what was kept, dropped and rejected, and where to see it.
@@ -211,7 +214,7 @@ pub(crate) fn distinct_outputs(outputs: &[NamedOutput]) -> Result<()> {
         }
     }
     let stdout = Path::new("-");
-    let mut named: Vec<(&str, &Path, PathBuf)> = Vec::new();
+    let mut named: Vec<(&str, PathBuf)> = Vec::new();
     for &(flag, path, takes) in outputs {
         let path = match (path, takes) {
             (None, Stdout::Default) => stdout,
@@ -222,15 +225,14 @@ pub(crate) fn distinct_outputs(outputs: &[NamedOutput]) -> Result<()> {
             ),
             (Some(p), _) => p,
         };
-        let id = if is_stdout(path) {
-            stdout.to_path_buf()
+        let Some(id) = (if is_stdout(path) {
+            Some(stdout.to_path_buf())
         } else {
-            match identity(path, 8) {
-                Some(id) => id,
-                None => continue,
-            }
+            identity(path, 8)
+        }) else {
+            continue;
         };
-        if let Some((other, _, _)) = named.iter().find(|(_, _, earlier)| *earlier == id) {
+        if let Some((other, _)) = named.iter().find(|(_, earlier)| *earlier == id) {
             if is_stdout(path) {
                 anyhow::bail!(
                     "{other} and {flag} would both go to standard output: give one a file"
@@ -242,7 +244,7 @@ pub(crate) fn distinct_outputs(outputs: &[NamedOutput]) -> Result<()> {
                 path.display()
             );
         }
-        named.push((flag, path, id));
+        named.push((flag, id));
     }
     Ok(())
 }

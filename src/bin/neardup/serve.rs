@@ -715,11 +715,14 @@ async fn compress(answer: Answered, encoding: BodyEncoding) -> Answered {
         hyper::header::VARY,
         HeaderValue::from_static("accept-encoding"),
     );
+    if encoding == BodyEncoding::Identity {
+        return Response::from_parts(parts, body);
+    }
     let bytes = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(never) => match never {},
     };
-    if encoding == BodyEncoding::Identity || bytes.len() < SMALLEST_COMPRESSED_ANSWER {
+    if bytes.len() < SMALLEST_COMPRESSED_ANSWER {
         return Response::from_parts(parts, Full::new(bytes));
     }
     let plain = bytes.clone();
