@@ -2528,6 +2528,92 @@ fn serve_takes_several_tokens_and_reads_them_again_on_sighup() {
     );
 }
 
+/// A token limited to some endpoints by its line of the token file is refused the others
+/// (403, nothing stored or removed), and SIGHUP changes what it may use.
+#[test]
+fn serve_limits_each_token_to_the_endpoints_its_line_names() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let token_file = s.write(
+        "tokens",
+        "scraper articles  # pushes, never removes\ndash query,stats\neditor\n",
+    );
+    let server = Served::start(&idx, &["--token-file", token_file.to_str().unwrap()]);
+    let with = |token: &str, method: &str, path: &str, body: &str| {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: neardup\r\nAuthorization: Bearer {token}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        answer_of(&mut connect(&server.address, head.as_bytes()))
+    };
+    let article =
+        |id: &str, text: &str| format!("{}\n", serde_json::json!({"id": id, "text": text}));
+    let articles = || {
+        let (status, health) = server.request("GET", "/health", b"");
+        assert_eq!(status, 200);
+        json_lines(&health)[0]["articles"].as_u64().unwrap()
+    };
+
+    let (status, answer) = with("scraper", "POST", "/articles", &article("a", RATE));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(json_lines(&answer)[0]["verdict"], "new");
+    for (method, path, body) in [
+        ("POST", "/remove", "a\n".to_string()),
+        ("POST", "/query", article("q", RATE_COPY)),
+        ("GET", "/stats", String::new()),
+    ] {
+        let (status, answer) = with("scraper", method, path, &body);
+        assert_eq!(status, 403, "{path}: {answer}");
+        assert!(
+            answer.contains(&format!("may not use {path}")) && answer.contains("allows /articles"),
+            "{answer}"
+        );
+    }
+    // The dashboard queries and reads the statistics, but stores nothing, even when its
+    // body is large (drained, so the 403 still arrives).
+    let (status, answer) = with("dash", "POST", "/query", &article("q", RATE_COPY));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(json_lines(&answer)[0]["verdict"], "duplicate", "{answer}");
+    assert_eq!(with("dash", "GET", "/stats", "").0, 200);
+    let large = article("b", &STORM.repeat(20_000));
+    let (status, answer) = with("dash", "POST", "/articles", &large);
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer.contains("allows /query, /stats"), "{answer}");
+    assert_eq!(articles(), 1);
+    // A token with no list may use everything; an unknown path is still 404 for it.
+    assert_eq!(with("editor", "GET", "/elsewhere", "").0, 404);
+    let (status, answer) = with("editor", "POST", "/remove", "a\n");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(json_lines(&answer)[0]["removed"], true, "{answer}");
+    assert_eq!(articles(), 0);
+
+    // The scraper, limited to queries from now on.
+    std::fs::write(&token_file, "scraper query\neditor\n").unwrap();
+    send_signal(server.child.id(), "HUP");
+    let started = Instant::now();
+    while with("scraper", "POST", "/query", &article("q", STORM)).0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never reloaded"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        with("scraper", "POST", "/articles", &article("c", STORM)).0,
+        403
+    );
+    assert_eq!(with("dash", "GET", "/stats", "").0, 401);
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+    assert_eq!(
+        lines_of(&index_output(&["export"], &idx, &[])).len(),
+        0,
+        "the refused requests stored nothing"
+    );
+}
+
 #[test]
 fn serve_wants_its_token_and_holds_connections_past_its_limit() {
     let s = Scratch::new();

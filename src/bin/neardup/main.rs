@@ -8,6 +8,7 @@ mod feed;
 mod params;
 mod progress;
 mod serve;
+mod tokens;
 
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};

@@ -39,6 +39,7 @@ use crate::feed::{
     Answer, CompactionRecord, Compactor, DurabilityArg, LiveArgs, WatchCounts, acknowledge, check,
     commit, prepare, terminal,
 };
+use crate::tokens::{Endpoint, Grant, Tokens};
 
 const SERVE_HELP: &str = "\
 Endpoints:
@@ -60,7 +61,7 @@ Endpoints:
 
   Status 200 when the body was read (rejected lines are answered line by line); 400 for
   a body that is not JSON lines at all (empty) or that broke off; 401 without a token
-  of --token-file; 404 and 405 for other paths and methods; 408 when the client sent
+  of --token-file, 403 for an endpoint its line there does not allow; 404 and 405 for other paths and methods; 408 when the client sent
   nothing for --read-timeout; 413 for a body over --max-body-bytes (compressed or
   decompressed); 415 for a Content-Encoding other than gzip or zstd; 503 while stopping.
   Nothing of a request answered otherwise is stored. SIGINT or SIGTERM stops accepting
@@ -73,9 +74,12 @@ Endpoints:
 
   With --token-file, every endpoint but /health wants the header
   'Authorization: Bearer TOKEN' with one of the file's tokens (one per line: give each
-  client its own). SIGHUP reads the file again, so a token is added or revoked without
-  a restart. There is no TLS: off localhost, put the server behind a proxy that gives it
-  (nginx, Caddy), so the tokens do not cross the network in clear.
+  client its own). A token may be followed on its line by the endpoints it may use
+  (articles, query, remove, stats; none named: all), so a scraper can add articles but
+  not take any out: another endpoint answers it 403. SIGHUP reads the file again, so a
+  token is added, limited or revoked without a restart. There is no TLS: off
+  localhost, put the server behind a proxy that gives it (nginx, Caddy), so the
+  tokens do not cross the network in clear.
   Past --max-connections open connections, new ones wait in the kernel's queue until
   one closes.
 
@@ -90,7 +94,8 @@ Examples:
   neardup serve news.idx --token-file token
   curl -H \"Authorization: Bearer $(head -1 token)\" --data-binary @today.jsonl \\
        http://localhost:8080/articles
-  head -c 32 /dev/urandom | base64 >> token && pkill -HUP -f 'neardup serve'";
+  echo \"$(head -c 32 /dev/urandom | base64) query,stats  # the dashboard\" >> token
+  pkill -HUP -f 'neardup serve'";
 
 #[derive(Debug, Args)]
 #[command(after_long_help = SERVE_HELP)]
@@ -124,9 +129,10 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 512, value_name = "N", help_heading = "Input")]
     pub max_connections: usize,
     /// A file of the tokens clients must send as 'Authorization: Bearer TOKEN' (every
-    /// endpoint but /health): one per line, without surrounding spaces (blank lines and
-    /// lines starting with '#' are skipped), so that each client can have its own.
-    /// SIGHUP reads it again: a token taken out is refused from then on.
+    /// endpoint but /health): one per line, so that each client can have its own,
+    /// optionally followed by the endpoints it may use ('scraper-token articles';
+    /// 'dash-token query,stats'; none named: all). Blank lines and lines starting with
+    /// '#' are skipped. SIGHUP reads it again: a token taken out is refused from then on.
     #[arg(long, value_name = "FILE", help_heading = "Input")]
     pub token_file: Option<PathBuf>,
     /// No warnings or summary on standard error (the address is still printed).
@@ -146,36 +152,8 @@ fn parse_timeout(s: &str) -> Result<u64, String> {
 /// listener, the runtime's own, standard streams.
 const SPARE_DESCRIPTORS: u64 = 64;
 
-/// The tokens of `--token-file`: its lines, trimmed, but blank ones and `#` comments.
-fn read_tokens(path: &std::path::Path) -> Result<Vec<Vec<u8>>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the token file {}", path.display()))?;
-    let mut tokens = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let token = line.trim();
-        if token.is_empty() || token.starts_with('#') {
-            continue;
-        }
-        anyhow::ensure!(
-            token.bytes().all(|b| b.is_ascii_graphic()),
-            "the token on line {} of {} holds a character a header cannot carry (spaces, \
-             controls or non-ASCII)",
-            i + 1,
-            path.display()
-        );
-        tokens.push(token.as_bytes().to_vec());
-    }
-    anyhow::ensure!(
-        !tokens.is_empty(),
-        "the token file {} holds no token (one per line; blank lines and '#' comments are \
-         skipped)",
-        path.display()
-    );
-    Ok(tokens)
-}
-
 /// The tokens in force, shared by the connections and the thread that reloads them.
-type Tokens = Arc<std::sync::RwLock<Vec<Vec<u8>>>>;
+type TokensInForce = Arc<std::sync::RwLock<Tokens>>;
 
 /// What a request asks of the index's thread.
 enum Job {
@@ -330,7 +308,7 @@ struct Front {
     read_timeout: Duration,
     stopping: Arc<AtomicBool>,
     /// What `Authorization: Bearer` must carry, one of (`--token-file`).
-    tokens: Option<Tokens>,
+    tokens: Option<TokensInForce>,
     /// One permit per open connection (`--max-connections`).
     connections: Arc<Semaphore>,
     max_connections: usize,
@@ -349,10 +327,10 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         a.max_connections >= 1,
         "--max-connections must be at least 1"
     );
-    let tokens: Option<Tokens> = a
+    let tokens: Option<TokensInForce> = a
         .token_file
         .as_deref()
-        .map(read_tokens)
+        .map(Tokens::read)
         .transpose()?
         .map(|t| Arc::new(std::sync::RwLock::new(t)));
     let terminal = terminal(crate::args::ProgressArg::Auto, a.quiet);
@@ -741,19 +719,40 @@ async fn compress(answer: Answered, encoding: BodyEncoding) -> Answered {
 
 async fn route(request: Request<Incoming>, front: &Front) -> Answered {
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
-    if path != "/health" && !authorized(&request, front) {
-        let mut answer = error(
-            401,
-            "this server wants 'Authorization: Bearer TOKEN' with a token of its --token-file",
-        );
-        answer.headers_mut().insert(
-            hyper::header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"neardup\""),
-        );
-        // Drained, not read: a body left unread would reset the connection, and the
-        // client could lose the 401 with it.
-        linger(request.into_body());
-        return answer;
+    if path != "/health" {
+        let refusal = match grant(&request, front) {
+            Granted::Open => None,
+            Granted::Token(grant) => Endpoint::of_path(&path)
+                .filter(|&endpoint| !grant.allows(endpoint))
+                .map(|endpoint| {
+                    error(
+                        403,
+                        &format!(
+                            "this token may not use /{} (its line in --token-file allows {})",
+                            endpoint.name(),
+                            grant.paths()
+                        ),
+                    )
+                }),
+            Granted::Refused => {
+                let mut answer = error(
+                    401,
+                    "this server wants 'Authorization: Bearer TOKEN' with a token of its \
+                     --token-file",
+                );
+                answer.headers_mut().insert(
+                    hyper::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"neardup\""),
+                );
+                Some(answer)
+            }
+        };
+        if let Some(answer) = refusal {
+            // Drained, not read: a body left unread would reset the connection, and the
+            // client could lose the refusal with it.
+            linger(request.into_body());
+            return answer;
+        }
     }
     match (&method, path.as_str()) {
         _ if front.stopping.load(Ordering::Acquire) => error(503, "the server is stopping"),
@@ -795,34 +794,37 @@ async fn route(request: Request<Incoming>, front: &Front) -> Answered {
     }
 }
 
-/// Whether `request` carries one of the `--token-file` tokens (always, without one).
-fn authorized(request: &Request<Incoming>, front: &Front) -> bool {
+/// What a request's token lets it do.
+enum Granted {
+    /// There is no `--token-file`: everything.
+    Open,
+    /// One of the file's tokens: what its line allows.
+    Token(Grant),
+    /// No token, or none of the file's.
+    Refused,
+}
+
+/// What the `Authorization: Bearer` token of `request` may use.
+fn grant(request: &Request<Incoming>, front: &Front) -> Granted {
     let Some(tokens) = &front.tokens else {
-        return true;
+        return Granted::Open;
     };
-    let Some(given) = request
+    let given = request
         .headers()
         .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-    else {
-        return false;
-    };
-    let Ok(tokens) = tokens.read() else {
-        return false;
-    };
-    // In constant time, every token compared: how much of a guess matched, or which
-    // token it was near, must not show in the time to refuse.
-    let mut matched = subtle::Choice::from(0);
-    for token in tokens.iter() {
-        matched |= subtle::ConstantTimeEq::ct_eq(given, &token[..]);
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+    match (given, tokens.read()) {
+        (Some(given), Ok(tokens)) => tokens
+            .grant_of(given)
+            .map_or(Granted::Refused, Granted::Token),
+        _ => Granted::Refused,
     }
-    bool::from(matched)
 }
 
 /// Reads the token file again (SIGHUP) and puts its tokens in force; a file that cannot
 /// be read or holds none leaves the tokens in force as they were, with a warning.
-fn reload_tokens(path: &std::path::Path, tokens: &Tokens, quiet: bool) {
-    match read_tokens(path) {
+fn reload_tokens(path: &std::path::Path, tokens: &TokensInForce, quiet: bool) {
+    match Tokens::read(path) {
         Ok(read) => {
             let count = read.len();
             if let Ok(mut in_force) = tokens.write() {
