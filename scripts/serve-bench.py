@@ -12,6 +12,8 @@ article, or the run fails. Prints one JSON line: articles, requests, seconds,
 articles per second, the answer time's median, p99 and maximum in milliseconds, and the
 answers' bytes as received. `--accept-encoding gzip` (or zstd, which needs the
 `zstandard` module) asks for compressed answers, which are decompressed and checked.
+An https:// URL is spoken over TLS (each client shakes hands once), trusting the
+certificate of `--cacert` (`serve --tls-cert`).
 """
 
 import argparse
@@ -19,6 +21,7 @@ import gzip
 import http.client
 import json
 import math
+import ssl
 import sys
 import threading
 import time
@@ -36,6 +39,8 @@ def main(argv):
                    help="/articles (store) or /query (check only)")
     p.add_argument("--accept-encoding", default=None, choices=["gzip", "zstd"],
                    help="ask for answers compressed so")
+    p.add_argument("--cacert", default=None,
+                   help="for an https:// URL: the certificate (PEM) to trust")
     args = p.parse_args(argv)
     decoders = {None: lambda data: data, "gzip": gzip.decompress}
     if args.accept_encoding == "zstd":
@@ -49,13 +54,21 @@ def main(argv):
     requests = [b"\n".join(lines[i:i + args.batch]) + b"\n"
                 for i in range(0, len(lines), args.batch)]
     url = urllib.parse.urlsplit(args.url)
+    if url.scheme == "https":
+        context = ssl.create_default_context(cafile=args.cacert)
+
+        def connect():
+            return http.client.HTTPSConnection(url.hostname, url.port, context=context)
+    else:
+        def connect():
+            return http.client.HTTPConnection(url.hostname, url.port)
     latencies = []
     received = [0]
     failures = []
     lock = threading.Lock()
 
     def client(k):
-        connection = http.client.HTTPConnection(url.hostname, url.port)
+        connection = connect()
         mine = []
         mine_bytes = 0
         for body in requests[k::args.clients]:

@@ -1745,9 +1745,11 @@ impl Served {
         let mut first = String::new();
         std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
         let address = first
-            .split("listening on http://")
+            .split("listening on ")
             .nth(1)
+            .and_then(|url| url.split_once("://"))
             .unwrap_or_else(|| panic!("no address in {first:?}"))
+            .1
             .trim()
             .to_string();
         let stderr = std::thread::spawn(move || {
@@ -2611,6 +2613,164 @@ fn serve_limits_each_token_to_the_endpoints_its_line_names() {
         lines_of(&index_output(&["export"], &idx, &[])).len(),
         0,
         "the refused requests stored nothing"
+    );
+}
+
+/// A self-signed certificate for localhost: its PEM and its private key's PEM, and the
+/// certificate's DER for a client to trust.
+fn self_signed_certificate() -> (String, String, Vec<u8>) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    (
+        made.cert.pem(),
+        made.signing_key.serialize_pem(),
+        made.cert.der().to_vec(),
+    )
+}
+
+/// One HTTPS request to `address` (as localhost) from a client that trusts only the
+/// certificate `root`: the status and body, or what failed.
+fn https_request(
+    address: &str,
+    root: &[u8],
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, String), String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from(root.to_vec()))
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let socket = std::net::TcpStream::connect(address).map_err(|e| e.to_string())?;
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, socket);
+    write!(
+        tls,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .and_then(|()| tls.flush())
+    .map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    match tls.read_to_end(&mut answer) {
+        Ok(_) => {}
+        // A peer that closes without close_notify, once it has answered.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !answer.is_empty() => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let answer = String::from_utf8(answer).map_err(|e| e.to_string())?;
+    let (head, body) = answer.split_once("\r\n\r\n").ok_or("no HTTP answer")?;
+    let status = head.split(' ').nth(1).ok_or("no status")?;
+    Ok((
+        status.parse().map_err(|_| "a bad status")?,
+        body.to_string(),
+    ))
+}
+
+/// `serve --tls-cert --tls-key` answers HTTPS, tells a plain-HTTP client so, and takes a
+/// renewed certificate on SIGHUP (a broken one is not taken); a key that is not the
+/// certificate's is refused before anything listens.
+#[test]
+fn serve_speaks_https_and_takes_a_renewed_certificate_on_sighup() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let (first_pem, first_key, first_der) = self_signed_certificate();
+    let (second_pem, second_key, second_der) = self_signed_certificate();
+    let (cert, key) = (
+        s.write("tls.crt", &first_pem),
+        s.write("tls.key", &first_key),
+    );
+
+    // Refused at start: a key of another certificate; one flag without the other.
+    let other_key = s.write("other.key", &second_key);
+    for (flags, says) in [
+        (
+            vec![
+                "--tls-cert",
+                cert.to_str().unwrap(),
+                "--tls-key",
+                other_key.to_str().unwrap(),
+            ],
+            "does not go with the certificate",
+        ),
+        (vec!["--tls-cert", cert.to_str().unwrap()], "--tls-key"),
+    ] {
+        let out = neardup()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(&flags)
+            .arg(&idx)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = stderr_of(&out);
+        assert!(err.contains(says) && !err.contains("listening"), "{err}");
+    }
+
+    let server = Served::start(
+        &idx,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let body = format!("{}\n", serde_json::json!({"id": "a", "text": RATE}));
+    let (status, answer) =
+        https_request(&server.address, &first_der, "POST", "/articles", &body).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(json_lines(&answer)[0]["verdict"], "new");
+    let (status, stats) = https_request(&server.address, &first_der, "GET", "/stats", "").unwrap();
+    assert_eq!(status, 200);
+    // This connection alone (the accept loop's permit for the next one is not counted).
+    assert_eq!(json_lines(&stats)[0]["connections"]["open"], 1, "{stats}");
+    // Plain HTTP to the HTTPS port: told so, in plain HTTP.
+    let (status, answer) = server.request("GET", "/health", b"");
+    assert_eq!(status, 400);
+    assert!(answer.contains("speaks HTTPS"), "{answer}");
+    // A client that trusts only the next certificate is refused until it is in force.
+    assert!(https_request(&server.address, &second_der, "GET", "/health", "").is_err());
+
+    std::fs::write(&cert, &second_pem).unwrap();
+    std::fs::write(&key, &second_key).unwrap();
+    send_signal(server.child.id(), "HUP");
+    let started = Instant::now();
+    while https_request(&server.address, &second_der, "GET", "/health", "").is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never reloaded"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(https_request(&server.address, &first_der, "GET", "/health", "").is_err());
+    // A key file broken mid-renewal: the pair in force stays.
+    std::fs::write(&key, "not a key\n").unwrap();
+    send_signal(server.child.id(), "HUP");
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, health) =
+        https_request(&server.address, &second_der, "GET", "/health", "").unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(json_lines(&health)[0]["articles"], 1);
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains("listening on https://") && err.contains("read the TLS certificate"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: serve: the TLS certificate") && err.contains("in force are kept"),
+        "{err}"
     );
 }
 

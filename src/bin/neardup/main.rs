@@ -8,6 +8,7 @@ mod feed;
 mod params;
 mod progress;
 mod serve;
+mod tls;
 mod tokens;
 
 use std::io::{self, BufWriter, Write};

@@ -32,6 +32,7 @@ use neardup::feed::{Access, Article, FeedIndex, StatsRecord};
 use neardup::input::FieldNames;
 use neardup::pipeline::Fingerprinter;
 use serde::Serialize;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{Notify, Semaphore, oneshot};
 
 use crate::args::parse_size;
@@ -39,6 +40,7 @@ use crate::feed::{
     Answer, CompactionRecord, Compactor, DurabilityArg, LiveArgs, WatchCounts, acknowledge, check,
     commit, prepare, terminal,
 };
+use crate::tls::Tls;
 use crate::tokens::{Endpoint, Grant, Tokens};
 
 const SERVE_HELP: &str = "\
@@ -77,9 +79,13 @@ Endpoints:
   client its own). A token may be followed on its line by the endpoints it may use
   (articles, query, remove, stats; none named: all), so a scraper can add articles but
   not take any out: another endpoint answers it 403. SIGHUP reads the file again, so a
-  token is added, limited or revoked without a restart. There is no TLS: off
-  localhost, put the server behind a proxy that gives it (nginx, Caddy), so the
-  tokens do not cross the network in clear.
+  token is added, limited or revoked without a restart.
+
+  Off localhost, give --tls-cert and --tls-key (PEM files) so that it speaks HTTPS and
+  tokens do not cross the network in clear, or put it behind a proxy that does (nginx,
+  Caddy). SIGHUP reads the certificate and key again too, so a renewed certificate
+  (certbot's deploy hook, say) is taken without a restart; a plain-HTTP request to an
+  HTTPS server is answered 400 saying so.
   Past --max-connections open connections, new ones wait in the kernel's queue until
   one closes.
 
@@ -91,9 +97,11 @@ Examples:
   zstd -c today.jsonl | curl -H 'Content-Encoding: zstd' --data-binary @- \\
        http://localhost:8080/articles
   head -c 32 /dev/urandom | base64 > token && chmod 600 token
-  neardup serve news.idx --token-file token
+  neardup serve news.idx --listen 0.0.0.0:8443 --token-file token \\
+       --tls-cert /etc/letsencrypt/live/dedup.example.com/fullchain.pem \\
+       --tls-key /etc/letsencrypt/live/dedup.example.com/privkey.pem
   curl -H \"Authorization: Bearer $(head -1 token)\" --data-binary @today.jsonl \\
-       http://localhost:8080/articles
+       https://dedup.example.com:8443/articles
   echo \"$(head -c 32 /dev/urandom | base64) query,stats  # the dashboard\" >> token
   pkill -HUP -f 'neardup serve'";
 
@@ -135,6 +143,23 @@ pub struct ServeArgs {
     /// '#' are skipped. SIGHUP reads it again: a token taken out is refused from then on.
     #[arg(long, value_name = "FILE", help_heading = "Input")]
     pub token_file: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first), and --tls-key. SIGHUP
+    /// reads both files again: a renewed certificate is taken without a restart.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        help_heading = "Input"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        help_heading = "Input"
+    )]
+    pub tls_key: Option<PathBuf>,
     /// No warnings or summary on standard error (the address is still printed).
     #[arg(short, long, help_heading = "Run")]
     pub quiet: bool,
@@ -309,9 +334,13 @@ struct Front {
     stopping: Arc<AtomicBool>,
     /// What `Authorization: Bearer` must carry, one of (`--token-file`).
     tokens: Option<TokensInForce>,
+    /// The certificate and key of HTTPS (`--tls-cert`, `--tls-key`).
+    tls: Option<Arc<Tls>>,
     /// One permit per open connection (`--max-connections`).
     connections: Arc<Semaphore>,
     max_connections: usize,
+    /// Connections accepted and not yet closed (the accept loop holds a permit ahead).
+    open: std::sync::atomic::AtomicUsize,
     /// Requests answered, by status (for `/stats`).
     statuses: Mutex<BTreeMap<u16, u64>>,
     started: Instant,
@@ -333,6 +362,10 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         .map(Tokens::read)
         .transpose()?
         .map(|t| Arc::new(std::sync::RwLock::new(t)));
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(Tls::load(cert, key)?)),
+        _ => None,
+    };
     let terminal = terminal(crate::args::ProgressArg::Auto, a.quiet);
     let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -349,8 +382,9 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     let address: Option<SocketAddr> = listener.local_addr().ok();
     // Printed even with --quiet: with port 0 it is the only way to learn the port.
     eprintln!(
-        "neardup: serve: {} listening on http://{}",
+        "neardup: serve: {} listening on {}://{}",
         a.dir.display(),
+        if tls.is_some() { "https" } else { "http" },
         address.map_or_else(|| a.listen.clone(), |x| x.to_string())
     );
 
@@ -374,8 +408,9 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     let stopping = Arc::new(AtomicBool::new(false));
     let shutdown = Arc::new(Notify::new());
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    // SIGHUP reloads the tokens; without a token file it keeps its default (it ends us).
-    let mut signals = signal_hook::iterator::Signals::new(if tokens.is_some() {
+    // SIGHUP reloads the tokens and the certificate; without either it keeps its
+    // default (it ends us).
+    let mut signals = signal_hook::iterator::Signals::new(if tokens.is_some() || tls.is_some() {
         &[SIGINT, SIGTERM, SIGHUP][..]
     } else {
         &[SIGINT, SIGTERM][..]
@@ -384,12 +419,16 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     {
         let (stopping, shutdown) = (stopping.clone(), shutdown.clone());
         let reload = a.token_file.clone().zip(tokens.clone());
+        let tls = tls.clone();
         let quiet = a.quiet;
         std::thread::spawn(move || {
             for signal in signals.forever() {
                 if signal == SIGHUP {
                     if let Some((path, tokens)) = &reload {
                         reload_tokens(path, tokens, quiet);
+                    }
+                    if let Some(tls) = &tls {
+                        reload_tls(tls, quiet);
                     }
                     continue;
                 }
@@ -412,8 +451,10 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         read_timeout: Duration::from_secs(a.read_timeout),
         stopping: stopping.clone(),
         tokens,
+        tls,
         connections: Arc::new(Semaphore::new(a.max_connections)),
         max_connections: a.max_connections,
+        open: std::sync::atomic::AtomicUsize::new(0),
         statuses: Mutex::new(BTreeMap::new()),
         started: Instant::now(),
     });
@@ -640,18 +681,36 @@ async fn accept(
                     // the answer for no longer than a stalled upload does.
                     let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
                     stream.set_write_timeout(Some(front.read_timeout));
-                    let front = front.clone();
-                    let connection = http.serve_connection(
-                        TokioIo::new(Box::pin(stream)),
-                        hyper::service::service_fn(move |request| {
-                            handle(request, front.clone())
-                        }),
-                    );
-                    let connection = graceful.watch(connection);
+                    let open = OpenConnection::new(&front, permit);
+                    let (front, http, watcher) = (front.clone(), http.clone(), graceful.watcher());
                     tokio::spawn(async move {
+                        let mut stream = Box::pin(stream);
+                        // The handshake runs in the connection's task: a slow one keeps
+                        // no one else waiting, and one that fails ends only it.
+                        let io: Box<dyn Io> = match front.tls.as_ref().map(|t| t.acceptor()) {
+                            None => Box::new(stream),
+                            Some(acceptor) => {
+                                if !speaks_tls(&mut stream, &front).await {
+                                    return;
+                                }
+                                match tokio::time::timeout(
+                                    front.read_timeout,
+                                    acceptor.accept(stream),
+                                )
+                                .await
+                                {
+                                    Ok(Ok(tls)) => Box::new(tls),
+                                    _ => return, // too slow, or no TLS we speak
+                                }
+                            }
+                        };
+                        let service = hyper::service::service_fn(move |request| {
+                            handle(request, front.clone())
+                        });
+                        let connection = http.serve_connection(TokioIo::new(io), service);
                         // A client that went away is not the server's problem.
-                        let _ = connection.await;
-                        drop(permit);
+                        let _ = watcher.watch(connection).await;
+                        drop(open);
                     });
                 }
                 Err(e) => {
@@ -669,7 +728,72 @@ async fn accept(
     let _ = tokio::time::timeout(front.read_timeout, graceful.shutdown()).await;
 }
 
+/// An accepted connection: its permit of `--max-connections`, and counted open for
+/// `/stats` until it is dropped, when its task ends.
+struct OpenConnection {
+    front: Arc<Front>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl OpenConnection {
+    fn new(front: &Arc<Front>, permit: tokio::sync::OwnedSemaphorePermit) -> OpenConnection {
+        front.open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection {
+            front: front.clone(),
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.front.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether the client of an HTTPS server begins a TLS handshake. One that sends plain
+/// HTTP instead is answered 400 in plain HTTP, saying so, rather than cut off.
+async fn speaks_tls(
+    stream: &mut std::pin::Pin<Box<tokio_io_timeout::TimeoutStream<tokio::net::TcpStream>>>,
+    front: &Front,
+) -> bool {
+    // A TLS record of type handshake.
+    const HANDSHAKE: u8 = 0x16;
+    let mut first = [0u8; 1];
+    let peeked = tokio::time::timeout(front.read_timeout, stream.get_ref().peek(&mut first)).await;
+    match peeked {
+        Ok(Ok(1)) if first[0] == HANDSHAKE => true,
+        Ok(Ok(1)) => {
+            let body = "{\"error\":\"this server speaks HTTPS: ask for https://, not http://\"}\n";
+            let answer = format!(
+                "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes()).await;
+            let _ = stream.shutdown().await;
+            // What the client sent is read and dropped until it closes: a socket closed
+            // with unread bytes is reset, and the reset can beat the answer to the client.
+            let drain = async {
+                let mut sink = [0u8; 4096];
+                while let Ok(1..) = tokio::io::AsyncReadExt::read(stream, &mut sink).await {}
+            };
+            let _ =
+                tokio::time::timeout(front.read_timeout.min(Duration::from_secs(5)), drain).await;
+            if let Ok(mut statuses) = front.statuses.lock() {
+                *statuses.entry(400).or_default() += 1;
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
 type Answered = Response<Full<Bytes>>;
+
+/// A connection's byte stream, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
 
 /// Answers one request, compressed as its `Accept-Encoding` allows, and counts its
 /// status.
@@ -764,7 +888,7 @@ async fn route(request: Request<Incoming>, front: &Front) -> Answered {
                 stats.uptime_seconds = front.started.elapsed().as_secs();
                 stats.requests = front.statuses.lock().map(|s| s.clone()).unwrap_or_default();
                 stats.connections = Connections {
-                    open: front.max_connections - front.connections.available_permits(),
+                    open: front.open.load(Ordering::Relaxed),
                     max: front.max_connections,
                 };
                 let mut line = Vec::new();
@@ -842,6 +966,19 @@ fn reload_tokens(path: &std::path::Path, tokens: &TokensInForce, quiet: bool) {
         Err(e) => eprintln!(
             "neardup: warning: serve: the tokens in force are kept: {:#}",
             e
+        ),
+    }
+}
+
+/// Reads the TLS certificate and key again (SIGHUP); on an error the ones in force stay.
+fn reload_tls(tls: &Tls, quiet: bool) {
+    match tls.reload() {
+        Ok(()) if !quiet => eprintln!("neardup: serve: read {} again", tls.describe()),
+        Ok(()) => {}
+        // Warned even with --quiet, as for the tokens.
+        Err(e) => eprintln!(
+            "neardup: warning: serve: {} in force are kept: {e:#}",
+            tls.describe()
         ),
     }
 }
