@@ -63,9 +63,10 @@ Endpoints:
 
   Status 200 when the body was read (rejected lines are answered line by line); 400 for
   a body that is not JSON lines at all (empty) or that broke off; 401 without a token
-  of --token-file, 403 for an endpoint its line there does not allow; 404 and 405 for other paths and methods; 408 when the client sent
-  nothing for --read-timeout; 413 for a body over --max-body-bytes (compressed or
-  decompressed); 415 for a Content-Encoding other than gzip or zstd; 503 while stopping.
+  of --token-file, 403 for an endpoint its line there does not allow; 404 and 405 for
+  other paths and methods; 408 when the client sent nothing for --read-timeout; 413
+  for a body over --max-body-bytes (compressed or decompressed); 415 for a
+  Content-Encoding other than gzip or zstd; 503 while stopping.
   Nothing of a request answered otherwise is stored. SIGINT or SIGTERM stops accepting
   connections, answers the requests in flight (waiting at most --read-timeout for
   them), syncs the index and exits.
@@ -344,6 +345,15 @@ struct Front {
     /// Requests answered, by status (for `/stats`).
     statuses: Mutex<BTreeMap<u16, u64>>,
     started: Instant,
+}
+
+impl Front {
+    /// Counts a request answered with `status` (for `/stats`).
+    fn count(&self, status: u16) {
+        if let Ok(mut statuses) = self.statuses.lock() {
+            *statuses.entry(status).or_default() += 1;
+        }
+    }
 }
 
 pub fn serve(a: ServeArgs) -> Result<ExitCode> {
@@ -780,9 +790,7 @@ async fn speaks_tls(
             };
             let _ =
                 tokio::time::timeout(front.read_timeout.min(Duration::from_secs(5)), drain).await;
-            if let Ok(mut statuses) = front.statuses.lock() {
-                *statuses.entry(400).or_default() += 1;
-            }
+            front.count(400);
             false
         }
         _ => false,
@@ -800,9 +808,7 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
 async fn handle(request: Request<Incoming>, front: Arc<Front>) -> Result<Answered, Infallible> {
     let encoding = BodyEncoding::accepted(&request);
     let answer = route(request, &front).await;
-    if let Ok(mut statuses) = front.statuses.lock() {
-        *statuses.entry(answer.status().as_u16()).or_default() += 1;
-    }
+    front.count(answer.status().as_u16());
     Ok(compress(answer, encoding).await)
 }
 
@@ -843,40 +849,11 @@ async fn compress(answer: Answered, encoding: BodyEncoding) -> Answered {
 
 async fn route(request: Request<Incoming>, front: &Front) -> Answered {
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
-    if path != "/health" {
-        let refusal = match grant(&request, front) {
-            Granted::Open => None,
-            Granted::Token(grant) => Endpoint::of_path(&path)
-                .filter(|&endpoint| !grant.allows(endpoint))
-                .map(|endpoint| {
-                    error(
-                        403,
-                        &format!(
-                            "this token may not use /{} (its line in --token-file allows {})",
-                            endpoint.name(),
-                            grant.paths()
-                        ),
-                    )
-                }),
-            Granted::Refused => {
-                let mut answer = error(
-                    401,
-                    "this server wants 'Authorization: Bearer TOKEN' with a token of its \
-                     --token-file",
-                );
-                answer.headers_mut().insert(
-                    hyper::header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"neardup\""),
-                );
-                Some(answer)
-            }
-        };
-        if let Some(answer) = refusal {
-            // Drained, not read: a body left unread would reset the connection, and the
-            // client could lose the refusal with it.
-            linger(request.into_body());
-            return answer;
-        }
+    if let Some(answer) = refusal(&request, front, &path) {
+        // Drained, not read: a body left unread would reset the connection, and the
+        // client could lose the refusal with it.
+        linger(request.into_body());
+        return answer;
     }
     match (&method, path.as_str()) {
         _ if front.stopping.load(Ordering::Acquire) => error(503, "the server is stopping"),
@@ -915,6 +892,41 @@ async fn route(request: Request<Incoming>, front: &Front) -> Answered {
                  /health, GET /stats)"
             ),
         ),
+    }
+}
+
+/// The 401 or 403 for a request its token (or the lack of one) does not allow; `None`
+/// when it may go on. `/health` is open to all.
+fn refusal(request: &Request<Incoming>, front: &Front, path: &str) -> Option<Answered> {
+    if path == "/health" {
+        return None;
+    }
+    match grant(request, front) {
+        Granted::Open => None,
+        Granted::Token(grant) => Endpoint::of_path(path)
+            .filter(|&endpoint| !grant.allows(endpoint))
+            .map(|endpoint| {
+                error(
+                    403,
+                    &format!(
+                        "this token may not use /{} (its line in --token-file allows {})",
+                        endpoint.name(),
+                        grant.paths()
+                    ),
+                )
+            }),
+        Granted::Refused => {
+            let mut answer = error(
+                401,
+                "this server wants 'Authorization: Bearer TOKEN' with a token of its \
+                 --token-file",
+            );
+            answer.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"neardup\""),
+            );
+            Some(answer)
+        }
     }
 }
 

@@ -62,7 +62,7 @@ impl Tls {
 fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect())
-        .map_err(|e| pem_error(e, "certificate"))
+        .map_err(|e| pem_error(e, "no certificate"))
         .with_context(|| format!("reading the TLS certificate {}", cert.display()))?;
     anyhow::ensure!(
         !chain.is_empty(),
@@ -70,7 +70,12 @@ fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>> {
         cert.display()
     );
     let private_key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| pem_error(e, "private key"))
+        .map_err(|e| {
+            pem_error(
+                e,
+                "no private key in it (PEM: '-----BEGIN PRIVATE KEY-----')",
+            )
+        })
         .with_context(|| format!("reading the TLS key {}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -89,18 +94,11 @@ fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>> {
     Ok(Arc::new(config))
 }
 
-/// A PEM reading error said in words ("no private key found" rather than
-/// `NoItemsFound`).
-fn pem_error(e: rustls_pki_types::pem::Error, what: &str) -> anyhow::Error {
+/// A PEM reading error said in words: `missing` when the file holds none of what was
+/// looked for.
+fn pem_error(e: rustls_pki_types::pem::Error, missing: &str) -> anyhow::Error {
     match e {
-        rustls_pki_types::pem::Error::NoItemsFound => anyhow::anyhow!(
-            "no {what} in it (PEM: '-----BEGIN {}-----')",
-            if what == "certificate" {
-                "CERTIFICATE"
-            } else {
-                "PRIVATE KEY"
-            }
-        ),
+        rustls_pki_types::pem::Error::NoItemsFound => anyhow::anyhow!("{missing}"),
         rustls_pki_types::pem::Error::Io(io) => anyhow::Error::new(io),
         other => anyhow::anyhow!("not PEM: {other:?}"),
     }

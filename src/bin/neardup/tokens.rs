@@ -36,7 +36,10 @@ impl Endpoint {
 
     /// The endpoint a request's path names, if it is one a token can be limited to.
     pub fn of_path(path: &str) -> Option<Endpoint> {
-        let name = path.strip_prefix('/')?;
+        Endpoint::named(path.strip_prefix('/')?)
+    }
+
+    fn named(name: &str) -> Option<Endpoint> {
         Endpoint::ALL.into_iter().find(|e| e.name() == name)
     }
 
@@ -80,11 +83,10 @@ impl Tokens {
     /// named: all), then optionally a `#` comment. Blank lines and lines starting with
     /// `#` are skipped. A file without a token is refused.
     pub fn read(path: &Path) -> Result<Tokens> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the token file {}", path.display()))?;
-        let tokens = Self::parse(&text)
-            .with_context(|| format!("reading the token file {}", path.display()))?;
-        Ok(tokens)
+        std::fs::read_to_string(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|text| Self::parse(&text))
+            .with_context(|| format!("reading the token file {}", path.display()))
     }
 
     fn parse(text: &str) -> Result<Tokens> {
@@ -105,8 +107,7 @@ impl Tokens {
             let mut grant = 0u8;
             for word in words.take_while(|w| !w.starts_with('#')) {
                 for name in word.split(',').filter(|n| !n.is_empty()) {
-                    let Some(endpoint) = Endpoint::ALL.into_iter().find(|e| e.name() == name)
-                    else {
+                    let Some(endpoint) = Endpoint::named(name) else {
                         anyhow::bail!(
                             "line {} limits its token to '{name}', which is no endpoint \
                              (articles, query, remove, stats; none named: all of them)",
