@@ -38,10 +38,13 @@ pub(crate) fn take(path: &Path) -> io::Result<Result<File, String>> {
     Ok(Ok(file))
 }
 
-/// "another process (pid N)", or "another process" when the pid is unknown.
+/// "another process (pid N)", or "another process" when the pid is unknown; a lock held
+/// in this very process (a program that opened the index twice) is said to be.
 pub(crate) fn describe_holder(holder: &str) -> String {
     if holder.is_empty() {
         "another process".to_string()
+    } else if holder == std::process::id().to_string() {
+        format!("this process (pid {holder}), which opened it before")
     } else {
         format!("another process (pid {holder})")
     }

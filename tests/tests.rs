@@ -13,6 +13,7 @@ mod distributed;
 mod eval;
 mod feed;
 mod passages;
+mod python;
 mod reference;
 mod spark;
 mod story;

@@ -16,13 +16,17 @@ pub enum InputFormat {
     Text,
 }
 
-/// One input as the user named it: a path, or standard input.
+/// One input as the user named it: a path, or standard input; or records a program
+/// holds in memory (the Python module's).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InputSpec {
     /// `-`: standard input.
     Stdin,
     /// A file or a directory.
     Path(PathBuf),
+    /// JSON Lines (or, with a forced text format, one document) held in memory; `name`
+    /// stands for a path in messages and is a text document's id.
+    Bytes { name: Arc<str>, bytes: Arc<[u8]> },
 }
 
 impl From<&str> for InputSpec {
@@ -42,6 +46,8 @@ pub enum Location {
     File(PathBuf),
     /// Standard input (read once).
     Stdin,
+    /// Bytes in memory.
+    Memory(Arc<[u8]>),
 }
 
 /// One readable input: a JSON Lines stream or a single text document.
@@ -118,6 +124,13 @@ pub fn plan_sources(specs: &[InputSpec], forced: Option<InputFormat>) -> Plan {
                 size: None,
             }),
             InputSpec::Path(path) => plan_path(path, forced, &mut plan),
+            InputSpec::Bytes { name, bytes } => plan.sources.push(Source {
+                name: name.clone(),
+                location: Location::Memory(bytes.clone()),
+                format: forced.unwrap_or(InputFormat::JsonLines),
+                text_id: (forced == Some(InputFormat::Text)).then(|| name.to_string()),
+                size: Some(bytes.len() as u64),
+            }),
         }
     }
     plan
@@ -257,6 +270,10 @@ pub fn open_decoded<'a>(
             inner: io::stdin().lock(),
             on_read,
         }),
+        Location::Memory(bytes) => Box::new(Counting {
+            inner: io::Cursor::new(bytes.clone()),
+            on_read,
+        }),
     };
     let mut raw = BufReader::with_capacity(BUF, raw);
     let head = raw.fill_buf()?;
@@ -309,5 +326,42 @@ mod tests {
         assert!(sources.is_empty());
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].kind.label(), "unreadable_input");
+    }
+
+    #[test]
+    fn bytes_in_memory_read_as_a_file_of_them_would() {
+        let lines = b"{\"id\":\"a\",\"text\":\"x\"}\n";
+        let mut gzipped = Vec::new();
+        {
+            use std::io::Write;
+            let mut w = flate2::write::GzEncoder::new(&mut gzipped, flate2::Compression::fast());
+            w.write_all(lines).unwrap();
+            w.finish().unwrap();
+        }
+        for (bytes, forced, text_id) in [
+            (&lines[..], None, None),
+            (&gzipped[..], None, None),
+            (&lines[..], Some(InputFormat::Text), Some("records")),
+        ] {
+            let plan = plan_sources(
+                &[InputSpec::Bytes {
+                    name: Arc::from("records"),
+                    bytes: Arc::from(bytes),
+                }],
+                forced,
+            );
+            let [source] = &plan.sources[..] else {
+                panic!("one source")
+            };
+            assert_eq!(&*source.name, "records");
+            assert_eq!(source.text_id.as_deref(), text_id);
+            assert_eq!(source.size, Some(bytes.len() as u64));
+            let mut read = Vec::new();
+            open_decoded(&source.location, &mut |_| {})
+                .unwrap()
+                .read_to_end(&mut read)
+                .unwrap();
+            assert_eq!(read, lines);
+        }
     }
 }

@@ -1,0 +1,302 @@
+"""neardup from Python: near-duplicates and rewrites of news stories.
+
+The same engine as the ``neardup`` command, in the same process::
+
+    import neardup
+
+    articles = [
+        {"id": "a", "text": "The central bank raised its key rate by half a point on Tuesday."},
+        {"id": "b", "text": "The central bank raised its key rate by half a point on Tuesday!"},
+        {"id": "c", "text": "A storm closed schools across the region for a second day."},
+    ]
+    for cluster in neardup.cluster(articles, threshold=0.5):
+        print(cluster["representative"], [m["id"] for m in cluster["members"]])
+
+    with neardup.Index.create("feed-index") as index:   # or neardup.Index("feed-index")
+        verdict = index.add({"id": "x1", "text": "..."})  # durable when it returns
+        print(verdict["verdict"])                          # new, duplicate or rewrite
+
+Records are dicts with an ``id`` and a ``text`` (other names with ``id_field`` and
+``text_field``); every other field is kept, a ``date`` (ISO 8601 text, seconds since
+1970, or a ``datetime``) is read as the command reads it, and a ``title`` is used at the
+story level. A plain string is a text whose id is its position. Results are the records
+the command prints as JSON Lines, as dicts: see the project's README for every field.
+
+Batch functions raise :class:`BadRecord` (a ``ValueError``; ``args[1]`` is the record's
+position) for a record that cannot be used: a missing or empty text, an id given twice
+with different texts. An index answers such a record with a ``rejected`` verdict in its
+place instead, so that what was added before and after it is not lost.
+
+Every call releases the GIL and runs on all cores (``threads`` to limit it); the output
+is the same whatever the number of threads.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional, Union
+
+from . import _native
+from ._native import BadRecord, NeardupError
+
+__all__ = ["BadRecord", "Index", "NeardupError", "cluster", "pairs"]
+
+Record = Union[Mapping[str, Any], str]
+Window = Union[str, int, float, datetime.timedelta, None]
+
+#: The story level's default time window: dated articles further apart are two stories.
+DEFAULT_WINDOW = "72h"
+#: The story model's default cut: pairs scored at least this are one story.
+DEFAULT_STORY_THRESHOLD = _native.DEFAULT_STORY_THRESHOLD
+
+_DEFAULT = object()
+
+
+def cluster(
+    records: Iterable[Record],
+    *,
+    level: str = "near-copy",
+    threshold: float = 0.5,
+    story_threshold: Optional[float] = None,
+    window: Window = DEFAULT_WINDOW,
+    stats: Optional[str] = None,
+    shingle: str = "words:5",
+    num_perm: int = 128,
+    seed: int = 42,
+    mode: str = "connected",
+    representative: str = "earliest",
+    id_field: str = "id",
+    text_field: str = "text",
+    date_field: str = "date",
+    threads: Optional[int] = None,
+) -> list[dict[str, Any]]:
+    """Groups records into clusters of near-copies (``level="near-copy"``) or of one
+    story (``level="story"``: copies, updates and rewrites), as ``neardup cluster``.
+
+    Returns one dict per cluster of two or more records, largest first: ``members``,
+    ``representative`` (the earliest dated, then the longest), ``pairs`` with their
+    scores, and at the story level each pair's ``kind`` and the score components.
+
+    ``threshold``: lowest word 5-gram Jaccard of a near-copy pair. ``story_threshold``:
+    lowest story-model probability of one story (default ``DEFAULT_STORY_THRESHOLD``).
+    ``window``: dated records further apart are never one story (``"72h"``, ``"3d"``,
+    seconds, a ``timedelta``; ``None`` for any distance). ``stats``: a statistics file
+    (``neardup stats count``) to weigh words by, instead of the records themselves,
+    when they are too few to tell rare words from common ones. ``mode="leader"`` keeps
+    only members similar to the representative instead of connected components.
+    """
+    return _analyse("clusters", records, locals())
+
+
+def pairs(
+    records: Iterable[Record],
+    *,
+    level: str = "near-copy",
+    threshold: float = 0.5,
+    story_threshold: Optional[float] = None,
+    window: Window = DEFAULT_WINDOW,
+    stats: Optional[str] = None,
+    shingle: str = "words:5",
+    num_perm: int = 128,
+    seed: int = 42,
+    id_field: str = "id",
+    text_field: str = "text",
+    date_field: str = "date",
+    threads: Optional[int] = None,
+) -> list[dict[str, Any]]:
+    """Every similar pair, as ``neardup pairs``: ``a``, ``b``, ``jaccard`` (exact),
+    ``estimated_jaccard``, both containments; at the story level the pair's ``kind``
+    (copy, update, rewrite), its ``score`` and the components behind it. The arguments
+    are those of :func:`cluster`."""
+    return _analyse("pairs", records, dict(locals(), mode="connected", representative="earliest"))
+
+
+def _analyse(what: str, records: Iterable[Record], options: dict[str, Any]) -> list[dict[str, Any]]:
+    data, _ = _encode(records, options["id_field"], options["text_field"])
+    output = _native.analyse(
+        data,
+        what,
+        level=options["level"],
+        threshold=float(options["threshold"]),
+        story_threshold=options["story_threshold"],
+        shingle=options["shingle"],
+        num_perm=options["num_perm"],
+        seed=options["seed"],
+        mode=options["mode"],
+        representative=options["representative"],
+        window=_window(options["window"]),
+        stats=options["stats"],
+        id_field=options["id_field"],
+        text_field=options["text_field"],
+        date_field=options["date_field"],
+        threads=options["threads"],
+    )
+    return [json.loads(line) for line in output.splitlines()]
+
+
+class Index:
+    """A persistent feed index, as ``neardup index`` keeps it: each article added gets a
+    verdict (``new``, ``duplicate`` of an indexed one, or at the story level ``rewrite``)
+    and is durable on disk when the call returns, so a crash loses nothing answered.
+
+    Opening for writing takes the index's lock: one writer at a time, across processes
+    (``read_only=True`` opens a view that can only query). Use it as a context manager,
+    or call :meth:`close`, to release the lock.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        read_only: bool = False,
+        id_field: str = "id",
+        text_field: str = "text",
+        date_field: str = "date",
+    ) -> None:
+        self._id_field, self._text_field = id_field, text_field
+        self._native = _native.Index(
+            str(path),
+            read_only=read_only,
+            id_field=id_field,
+            text_field=text_field,
+            date_field=date_field,
+        )
+
+    @classmethod
+    def create(
+        cls,
+        path: str,
+        *,
+        level: str = "copy",
+        threshold: float = 0.5,
+        story_threshold: Optional[float] = None,
+        window: Window = _DEFAULT,  # type: ignore[assignment]
+        stats: Optional[str] = None,
+        shingle: str = "words:5",
+        num_perm: int = 128,
+        seed: int = 42,
+        id_field: str = "id",
+        text_field: str = "text",
+        date_field: str = "date",
+    ) -> "Index":
+        """Creates an empty index in ``path`` (a new or empty directory) and opens it for
+        writing. ``level="story"`` also answers ``rewrite`` for another version of a
+        story; its ``window`` defaults to 72 hours (``None``: any distance; at the copy
+        level the default is ``None``). ``stats``: statistics to score words by (else the
+        index counts them as articles arrive)."""
+        if window is _DEFAULT:
+            window = DEFAULT_WINDOW if level == "story" else None
+        _native.Index.create(
+            str(path),
+            level=level,
+            threshold=float(threshold),
+            shingle=shingle,
+            num_perm=num_perm,
+            seed=seed,
+            window=_window(window),
+            story_threshold=story_threshold,
+            stats=None if stats is None else str(stats),
+        )
+        return cls(path, id_field=id_field, text_field=text_field, date_field=date_field)
+
+    def add(self, records: Union[Mapping[str, Any], Iterable[Mapping[str, Any]]]) -> Any:
+        """Decides and adds one record (returns its verdict) or many (returns a list, one
+        answer per record, in order). A record that cannot be used is answered
+        ``{"verdict": "rejected", "index": ..., "id": ..., "reason": ...}`` and not
+        added; a record whose id is
+        already indexed with the same text is not added again and gets its stored
+        verdict."""
+        return self._ingest(self._native.add, records)
+
+    def query(self, records: Union[Mapping[str, Any], Iterable[Mapping[str, Any]]]) -> Any:
+        """Like :meth:`add`, without adding: each record is compared with the index
+        only. ``indexed`` says whether its id is already in the index."""
+        return self._ingest(self._native.query, records)
+
+    def remove(self, ids: Iterable[str]) -> dict[str, bool]:
+        """Removes articles by id (a takedown): for each id, whether it was there. The
+        index's log is rewritten without them, so give many ids in one call."""
+        ids = [str(i) for i in ids]
+        return dict(zip(ids, self._native.remove(ids)))
+
+    def stats(self) -> dict[str, Any]:
+        """Settings and counts, as ``neardup index stats --format json``."""
+        return json.loads(self._native.stats())
+
+    def clusters(self, min_size: int = 2) -> list[dict[str, Any]]:
+        """Clusters of at least ``min_size`` articles, as ``neardup index export
+        --clusters``: ``cluster`` (its first article's id), ``size``, ``members``."""
+        return [json.loads(line) for line in self._native.clusters(min_size).splitlines()]
+
+    def close(self) -> None:
+        """Releases the index and its lock; later calls raise :class:`NeardupError`."""
+        self._native.close()
+
+    def __len__(self) -> int:
+        return len(self._native)
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _ingest(self, call: Any, records: Union[Mapping[str, Any], Iterable[Mapping[str, Any]]]) -> Any:
+        one = isinstance(records, Mapping)
+        batch = [records] if one else list(records)  # type: ignore[list-item]
+        if not batch:
+            return []
+        data, ids = _encode(batch, self._id_field, self._text_field, texts_alone=False)
+        answers = [json.loads(line) for line in call(data).splitlines()]
+        for answer in answers:
+            if answer["verdict"] == "rejected":
+                answer["index"] = answer.pop("line") - 1
+                answer["id"] = ids[answer["index"]]
+        return answers[0] if one else answers
+
+
+def _encode(
+    records: Iterable[Record], id_field: str, text_field: str, texts_alone: bool = True
+) -> tuple[bytes, list[Any]]:
+    """The records as JSON Lines, and each one's id (``None`` when it has none). A plain
+    string is a text whose id is its position, where ``texts_alone`` allows it (an index
+    needs ids that mean something beyond one call)."""
+    lines, ids = [], []
+    for i, record in enumerate(records):
+        if isinstance(record, str) and texts_alone:
+            record = {id_field: str(i), text_field: record}
+        elif not isinstance(record, Mapping):
+            alone = " (or a str of text)" if texts_alone else ""
+            raise TypeError(
+                f"records[{i}]: expected a dict with {id_field!r} and {text_field!r}"
+                f"{alone}, not {type(record).__name__}"
+            )
+        try:
+            line = json.dumps(record, ensure_ascii=False, allow_nan=False, default=_jsonable)
+            lines.append(line.encode("utf-8"))
+        except (TypeError, ValueError) as e:  # UnicodeEncodeError is a ValueError
+            raise BadRecord(f"records[{i}]: cannot be written as JSON: {e}", i) from e
+        ids.append(record.get(id_field))
+    return b"".join(line + b"\n" for line in lines), ids
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _window(window: Window) -> Optional[str]:
+    if window is None:
+        return None
+    if isinstance(window, datetime.timedelta):
+        window = window.total_seconds()
+    if isinstance(window, (int, float)) and not isinstance(window, bool):
+        if window != int(window):
+            raise ValueError(f"window must be whole seconds, not {window}")
+        return str(int(window))
+    if isinstance(window, str):
+        return window
+    raise TypeError(f"window must be a str such as '72h', seconds or a timedelta, not {window!r}")

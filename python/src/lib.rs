@@ -1,0 +1,457 @@
+//! `neardup._native`: the library behind the `neardup` Python package.
+//!
+//! Records cross as JSON Lines bytes and results come back as JSON Lines text, written by
+//! the same writers as the command line's output, so a record means the same in both.
+//! `neardup/__init__.py` turns Python objects into those bytes and back. Every run
+//! releases the GIL.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use neardup::cluster::{ClusterMode, RepresentativeRule};
+use neardup::feed::{
+    self, Access, FeedIndex, IndexSettings, IngestMode, IngestOptions, RejectedRecord,
+    VerdictRecord,
+};
+use neardup::input::{FieldNames, InputSpec, Problem, ProblemKind, ReadLimits};
+use neardup::report::{self, Format};
+use neardup::shingle::ShingleSpec;
+use neardup::story::{self, Model, StorySettings, StoryStats};
+use neardup::{ErrorKind, Observer, PipelineBuilder};
+use pyo3::create_exception;
+use pyo3::exceptions::{
+    PyException, PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError,
+};
+use pyo3::prelude::*;
+
+create_exception!(
+    _native,
+    NeardupError,
+    PyException,
+    "A run that could not be done: settings, an index, a file."
+);
+create_exception!(
+    _native,
+    BadRecord,
+    PyValueError,
+    "A record that cannot be read: args are (message, index of the record)."
+);
+
+/// The name bad records are reported under; their line is their position plus one.
+const RECORDS: &str = "records";
+
+fn error(e: neardup::Error) -> PyErr {
+    match e.kind() {
+        ErrorKind::Strict(problem) => bad_record(problem),
+        ErrorKind::Config(message) => PyValueError::new_err(message.clone()),
+        ErrorKind::Io { context, source } => {
+            let message = format!("{context}: {source}");
+            match source.kind() {
+                std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(message),
+                std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(message),
+                _ => PyOSError::new_err(message),
+            }
+        }
+        _ => NeardupError::new_err(e.to_string()),
+    }
+}
+
+fn bad_record(problem: &Problem) -> PyErr {
+    let index = problem.line.map_or(0, |line| line - 1);
+    BadRecord::new_err((
+        format!("records[{index}]: {}", reason(&problem.kind)),
+        index,
+    ))
+}
+
+/// What is wrong with a record, in the caller's terms: positions counted from 0, no
+/// command-line flags.
+fn reason(kind: &ProblemKind) -> String {
+    match kind {
+        ProblemKind::DuplicateId { id, first } => {
+            let first = first
+                .strip_prefix(RECORDS)
+                .and_then(|at| at.strip_prefix(':'))
+                .and_then(|line| line.parse::<u64>().ok())
+                .map_or_else(|| first.clone(), |line| format!("records[{}]", line - 1));
+            format!("duplicate id {id:?} ({first} has it too)")
+        }
+        ProblemKind::RecordTooLarge { bytes, limit } => {
+            format!("record of at least {bytes} bytes exceeds the limit of {limit} bytes")
+        }
+        other => other.to_string(),
+    }
+}
+
+fn records(data: Vec<u8>) -> InputSpec {
+    InputSpec::Bytes {
+        name: Arc::from(RECORDS),
+        bytes: Arc::from(data),
+    }
+}
+
+fn fields(id: String, text: String, date: String) -> FieldNames {
+    FieldNames { id, text, date }
+}
+
+/// Seconds of a window given as `72h`, `3d`, `3600`…; `None` for none.
+fn window(text: Option<&str>) -> PyResult<Option<i64>> {
+    match text {
+        None => Ok(None),
+        Some(t) => match story::parse_window(t).map_err(PyValueError::new_err)? {
+            0 => Err(PyValueError::new_err(
+                "the window must be longer than 0 (None for no window)",
+            )),
+            secs => Ok(Some(secs)),
+        },
+    }
+}
+
+fn level(name: &str) -> PyResult<neardup::Level> {
+    match name {
+        "near-copy" | "copy" => Ok(neardup::Level::NearCopy),
+        "story" => Ok(neardup::Level::Story),
+        other => Err(PyValueError::new_err(format!(
+            "level must be 'near-copy' or 'story', not {other:?}"
+        ))),
+    }
+}
+
+fn shingle(text: &str) -> PyResult<ShingleSpec> {
+    text.parse()
+        .map_err(|e| PyValueError::new_err(format!("{e}")))
+}
+
+fn story_threshold(p: Option<f64>) -> PyResult<f64> {
+    match p {
+        None => Ok(Model::fitted().threshold),
+        Some(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        Some(p) => Err(PyValueError::new_err(format!(
+            "story_threshold must be in [0, 1], not {p}"
+        ))),
+    }
+}
+
+/// Runs `work` on `threads` worker threads (all cores when `None`).
+fn on_threads<T: Send>(
+    threads: Option<usize>,
+    work: impl FnOnce() -> PyResult<T> + Send,
+) -> PyResult<T> {
+    match threads {
+        None => work(),
+        Some(0) => Err(PyValueError::new_err("threads must be at least 1")),
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| NeardupError::new_err(format!("starting worker threads: {e}")))?
+            .install(work),
+    }
+}
+
+/// Clusters (`what = "clusters"`) or verified pairs (`"pairs"`) of JSON Lines records,
+/// as `neardup cluster` or `neardup pairs` writes them. A bad record raises `BadRecord`.
+#[pyfunction]
+#[pyo3(signature = (
+    data, what, *, level, threshold, story_threshold, shingle, num_perm, seed, mode,
+    representative, window, stats, id_field, text_field, date_field, threads
+))]
+#[allow(clippy::too_many_arguments)] // one per keyword argument of the Python functions
+fn analyse(
+    py: Python<'_>,
+    data: Vec<u8>,
+    what: &str,
+    level: &str,
+    threshold: f64,
+    story_threshold: Option<f64>,
+    shingle: &str,
+    num_perm: usize,
+    seed: u64,
+    mode: &str,
+    representative: &str,
+    window: Option<&str>,
+    stats: Option<PathBuf>,
+    id_field: String,
+    text_field: String,
+    date_field: String,
+    threads: Option<usize>,
+) -> PyResult<String> {
+    let write = match what {
+        "clusters" => report::write_clusters,
+        "pairs" => report::write_pairs,
+        other => return Err(PyValueError::new_err(format!("unknown output {other:?}"))),
+    };
+    let mode = match mode {
+        "connected" => ClusterMode::Connected,
+        "leader" => ClusterMode::Leader,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "mode must be 'connected' or 'leader', not {other:?}"
+            )));
+        }
+    };
+    let representative = match representative {
+        "earliest" => RepresentativeRule::Earliest,
+        "longest" => RepresentativeRule::Longest,
+        "first" => RepresentativeRule::First,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "representative must be 'earliest', 'longest' or 'first', not {other:?}"
+            )));
+        }
+    };
+    let pipeline = PipelineBuilder::new()
+        .fields(fields(id_field, text_field, date_field))
+        .strict(true)
+        .shingle(self::shingle(shingle)?)
+        .num_perm(num_perm)
+        .seed(seed)
+        .threshold(threshold)
+        .cluster_mode(mode)
+        .representative(representative)
+        .level(self::level(level)?)
+        .story(StorySettings {
+            window: self::window(window)?,
+            stats_in: stats,
+            model: Model {
+                threshold: self::story_threshold(story_threshold)?,
+                ..Model::fitted()
+            },
+            ..Default::default()
+        })
+        .build()
+        .map_err(error)?;
+    let input = [records(data)];
+    py.detach(|| {
+        on_threads(threads, || {
+            let outcome = pipeline
+                .run(&input, &neardup::progress::Silent)
+                .map_err(error)?;
+            let mut out = Vec::new();
+            write(&mut out, &outcome, Format::Jsonl)
+                .map_err(|e| PyOSError::new_err(e.to_string()))?;
+            String::from_utf8(out).map_err(|e| NeardupError::new_err(e.to_string()))
+        })
+    })
+}
+
+/// Bad records of an index run, by line.
+#[derive(Debug, Default)]
+struct Rejections(Mutex<Vec<Problem>>);
+
+impl Observer for Rejections {
+    fn problem(&self, problem: &Problem) {
+        self.0
+            .lock()
+            .expect("rejections lock")
+            .push(problem.clone());
+    }
+}
+
+/// A feed index opened for writing (or for reading only), as `neardup index` uses it.
+#[pyclass(module = "neardup._native")]
+struct Index {
+    index: Mutex<Option<FeedIndex>>,
+    fields: FieldNames,
+}
+
+impl Index {
+    fn with<T: Send>(
+        &self,
+        py: Python<'_>,
+        work: impl FnOnce(&mut FeedIndex) -> PyResult<T> + Send,
+    ) -> PyResult<T> {
+        py.detach(|| {
+            let mut held = self.index.lock().expect("index lock");
+            match held.as_mut() {
+                Some(index) => work(index),
+                None => Err(NeardupError::new_err("the index is closed")),
+            }
+        })
+    }
+
+    /// Adds or checks records; one answer per record, in order: a verdict, or a
+    /// rejection naming the record's position (as `watch` answers a bad line).
+    fn ingest(&self, py: Python<'_>, data: Vec<u8>, mode: IngestMode) -> PyResult<String> {
+        let options = IngestOptions {
+            fields: self.fields.clone(),
+            limits: ReadLimits::default(),
+            ..IngestOptions::default()
+        };
+        let count = data
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count();
+        let input = [records(data)];
+        self.with(py, |index| {
+            let rejections = Rejections::default();
+            let mut verdicts = Vec::new();
+            feed::ingest(index, &input, mode, &options, &rejections, &mut |group| {
+                verdicts.extend_from_slice(group);
+                Ok(())
+            })
+            .map_err(error)?;
+            let mut rejected = rejections.0.into_inner().expect("rejections lock");
+            rejected.sort_by_key(|p| p.line);
+            let (mut verdicts, mut rejected) = (verdicts.iter(), rejected.iter().peekable());
+            let mut out = Vec::new();
+            let query = mode == IngestMode::Query;
+            for line in 1..=count as u64 {
+                if let Some(p) = rejected.next_if(|p| p.line == Some(line)) {
+                    let reason = reason(&p.kind);
+                    feed::write_json_line(&mut out, &RejectedRecord::new(None, line, reason))
+                } else if let Some(v) = verdicts.next() {
+                    feed::write_json_line(&mut out, &VerdictRecord::new(v, query, true))
+                } else {
+                    return Err(NeardupError::new_err(format!(
+                        "no verdict for records[{}]",
+                        line - 1
+                    )));
+                }
+                .map_err(|e| PyOSError::new_err(e.to_string()))?;
+            }
+            String::from_utf8(out).map_err(|e| NeardupError::new_err(e.to_string()))
+        })
+    }
+}
+
+#[pymethods]
+impl Index {
+    /// Creates an empty index in `path` (a new or empty directory).
+    #[staticmethod]
+    #[pyo3(signature = (
+        path, *, level, threshold, shingle, num_perm, seed, window, story_threshold, stats
+    ))]
+    #[allow(clippy::too_many_arguments)] // one per keyword argument of Index.create
+    fn create(
+        py: Python<'_>,
+        path: PathBuf,
+        level: &str,
+        threshold: f64,
+        shingle: &str,
+        num_perm: usize,
+        seed: u64,
+        window: Option<&str>,
+        story_threshold: Option<f64>,
+        stats: Option<PathBuf>,
+    ) -> PyResult<()> {
+        let level = match self::level(level)? {
+            neardup::Level::NearCopy => feed::Level::Copy,
+            neardup::Level::Story => feed::Level::Story,
+        };
+        let pipeline = PipelineBuilder::new()
+            .shingle(self::shingle(shingle)?)
+            .num_perm(num_perm)
+            .seed(seed)
+            .threshold(threshold)
+            .build()
+            .map_err(error)?;
+        let window = self::window(window)?.map(|w| w as u64);
+        let mut settings = IndexSettings::new(pipeline.settings(), level, window).map_err(error)?;
+        if let Some(p) = story_threshold {
+            let Some(story) = settings.story.as_mut() else {
+                return Err(PyValueError::new_err("story_threshold needs level='story'"));
+            };
+            story.threshold = self::story_threshold(Some(p))?;
+        }
+        py.detach(|| {
+            let stats = match &stats {
+                None => None,
+                Some(_) if level != feed::Level::Story => {
+                    return Err(PyValueError::new_err(
+                        "stats gives story statistics: it needs level='story'",
+                    ));
+                }
+                Some(path) => Some(StoryStats::load(path).map_err(error)?),
+            };
+            FeedIndex::create_with_stats(&path, &settings, stats.as_ref()).map_err(error)
+        })
+    }
+
+    /// Opens the index in `path`; for writing it takes the index's lock (one writer).
+    #[new]
+    #[pyo3(signature = (path, *, read_only, id_field, text_field, date_field))]
+    fn open(
+        py: Python<'_>,
+        path: PathBuf,
+        read_only: bool,
+        id_field: String,
+        text_field: String,
+        date_field: String,
+    ) -> PyResult<Self> {
+        let access = if read_only {
+            Access::Read
+        } else {
+            Access::Write
+        };
+        let index = py
+            .detach(|| FeedIndex::open(&path, access, &neardup::progress::Silent))
+            .map_err(error)?;
+        Ok(Index {
+            index: Mutex::new(Some(index)),
+            fields: fields(id_field, text_field, date_field),
+        })
+    }
+
+    /// Decides and adds JSON Lines records; each is durable before this returns.
+    fn add(&self, py: Python<'_>, data: Vec<u8>) -> PyResult<String> {
+        self.ingest(py, data, IngestMode::Add)
+    }
+
+    /// Decides JSON Lines records against the index without adding them.
+    fn query(&self, py: Python<'_>, data: Vec<u8>) -> PyResult<String> {
+        self.ingest(py, data, IngestMode::Query)
+    }
+
+    /// Removes articles by id (rewriting the log); for each id, whether it was there.
+    fn remove(&self, py: Python<'_>, ids: Vec<String>) -> PyResult<Vec<bool>> {
+        self.with(py, |index| {
+            index
+                .remove(&ids, &neardup::progress::Silent)
+                .map(|report| report.found)
+                .map_err(error)
+        })
+    }
+
+    /// The index's settings and counts, as `neardup index stats --format json` gives them.
+    fn stats(&self, py: Python<'_>) -> PyResult<String> {
+        self.with(py, |index| {
+            serde_json::to_string(&feed::StatsRecord::new(&index.stats()))
+                .map_err(|e| NeardupError::new_err(e.to_string()))
+        })
+    }
+
+    /// Clusters of at least `min_size` articles, as `neardup index export --clusters`.
+    fn clusters(&self, py: Python<'_>, min_size: usize) -> PyResult<String> {
+        self.with(py, |index| {
+            let clusters = index.clusters(min_size).map_err(error)?;
+            let mut out = Vec::new();
+            for c in &clusters {
+                feed::write_json_line(&mut out, &feed::ClusterRecord::new(c))
+                    .map_err(|e| PyOSError::new_err(e.to_string()))?;
+            }
+            String::from_utf8(out).map_err(|e| NeardupError::new_err(e.to_string()))
+        })
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        match self.index.lock().expect("index lock").as_ref() {
+            Some(index) => Ok(index.len()),
+            None => Err(NeardupError::new_err("the index is closed")),
+        }
+    }
+
+    /// Releases the index (and its lock); later calls raise.
+    fn close(&self) {
+        self.index.lock().expect("index lock").take();
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(analyse, m)?)?;
+    m.add_class::<Index>()?;
+    m.add("NeardupError", m.py().get_type::<NeardupError>())?;
+    m.add("BadRecord", m.py().get_type::<BadRecord>())?;
+    m.add("DEFAULT_STORY_THRESHOLD", Model::fitted().threshold)?;
+    Ok(())
+}

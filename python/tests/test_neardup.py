@@ -1,0 +1,293 @@
+"""The Python package against the command it wraps.
+
+Run by tests/python.rs (part of `cargo test`), which builds the module into
+target/py-venv and sets NEARDUP_BIN to the command built for the tests. By hand:
+`maturin develop -m python/Cargo.toml` in a venv with pytest, then `pytest python/tests`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import neardup
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = sorted((ROOT / "fixtures" / "wire-story").glob("*.txt"))
+
+
+def wire_story() -> list[dict]:
+    return [{"id": p.name, "text": p.read_text()} for p in FIXTURES]
+
+
+def reuters(n: int) -> list[dict]:
+    data = os.environ.get("NEARDUP_DATA")
+    path = Path(data, "reuters21578.jsonl") if data else None
+    if path is None or not path.exists():
+        pytest.skip("NEARDUP_DATA with reuters21578.jsonl is not there")
+    with path.open() as f:
+        return [json.loads(line) for _, line in zip(range(n), f)]
+
+
+def edited_copies() -> list[dict]:
+    """Articles and lightly edited copies of them, written here."""
+    base = [
+        "The central bank raised its key interest rate by half a point on Tuesday, the "
+        "third rise this year, saying inflation had stayed above its target for too long.",
+        "Storms closed schools and roads across the northern region for a second day, and "
+        "officials warned that rivers could burst their banks before the weekend.",
+        "The carmaker said quarterly profit fell by a fifth as sales of its electric models "
+        "in Europe slowed and the cost of batteries rose again.",
+    ]
+    records = []
+    for i, text in enumerate(base):
+        records.append({"id": f"s{i}", "text": text, "date": f"2025-08-1{i}T09:00:00Z"})
+        records.append({"id": f"s{i}-copy", "text": text.replace(" the ", " a ", 1) + " More soon.",
+                        "date": f"2025-08-1{i}T10:00:00Z"})
+    return records
+
+
+@pytest.fixture(scope="module")
+def command() -> str:
+    binary = os.environ.get("NEARDUP_BIN")
+    if not binary:
+        pytest.skip("NEARDUP_BIN is not set (tests/python.rs sets it)")
+    return binary
+
+
+def run_command(command: str, args: list[str], records: list[dict], tmp_path: Path) -> list[dict]:
+    path = tmp_path / "records.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = subprocess.run([command, *args, str(path), "-q"], check=True, capture_output=True, text=True)
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+# --- batch ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("level,extra", [("near-copy", {"threshold": 0.3}), ("story", {"story_threshold": 0.1})])
+def test_cluster_and_pairs_give_the_commands_records(command, tmp_path, level, extra):
+    records = wire_story() + edited_copies()
+    flags = ["--level", level] + [
+        arg for key, value in extra.items() for arg in (f"--{key.replace('_', '-')}", str(value))
+    ]
+    clusters = neardup.cluster(records, level=level, **extra)
+    assert clusters == run_command(command, ["cluster", *flags], records, tmp_path)
+    assert clusters, "the edited copies are found"
+    pairs = neardup.pairs(records, level=level, **extra)
+    assert pairs == run_command(command, ["pairs", *flags], records, tmp_path)
+
+
+def test_cluster_matches_the_command_on_real_articles(command, tmp_path):
+    records = reuters(4000)
+    clusters = neardup.cluster(records)
+    assert len(clusters) > 50
+    assert clusters == run_command(command, ["cluster"], records, tmp_path)
+
+
+def test_the_wire_story_is_one_story_at_a_low_cut():
+    clusters = neardup.cluster(wire_story(), level="story", story_threshold=0.1)
+    assert [sorted(m["id"] for m in c["members"]) for c in clusters] == [[p.name for p in FIXTURES]]
+    assert {p["kind"] for p in clusters[0]["pairs"]} == {"rewrite"}
+    assert all("components" in p for p in clusters[0]["pairs"])
+
+
+def test_plain_strings_are_texts_named_by_position():
+    texts = [r["text"] for r in edited_copies()]
+    assert [sorted(m["id"] for m in c["members"]) for c in neardup.cluster(texts)] == [
+        ["0", "1"], ["2", "3"], ["4", "5"]
+    ]
+
+
+def test_output_is_the_same_on_one_thread():
+    records = wire_story() + edited_copies()
+    for level in ("near-copy", "story"):
+        assert neardup.cluster(records, level=level, threads=1) == neardup.cluster(records, level=level)
+
+
+def test_dates_may_be_datetimes():
+    text = edited_copies()[0]["text"]
+    for early in (dt.datetime(2025, 8, 1, 9), dt.datetime(2025, 8, 1, 9, tzinfo=dt.timezone.utc),
+                  dt.date(2025, 8, 1), "2025-08-01", 1754038800):
+        records = [{"id": "late", "text": text, "date": "2025-08-20T00:00:00Z"},
+                   {"id": "early", "text": text + " Updated.", "date": early}]
+        assert neardup.cluster(records)[0]["representative"] == "early", early
+
+
+def test_a_story_window_keeps_far_apart_editions_apart():
+    records = edited_copies()[:2]
+    records[1] = dict(records[1], date="2025-09-30T00:00:00Z")
+    kw = {"level": "story"}
+    assert neardup.cluster(records, **kw) == []
+    assert len(neardup.cluster(records, window=None, **kw)) == 1
+    assert len(neardup.cluster(records, window=dt.timedelta(days=60), **kw)) == 1
+    assert neardup.cluster(records, window="7d", **kw) == []
+
+
+@pytest.mark.parametrize("records,index,message", [
+    ([{"id": "a", "text": "x y z"}, {"id": "b"}], 1, 'records[1]: missing field "text"'),
+    ([{"id": "a", "text": ""}], 0, "records[0]: empty text"),
+    ([{"id": "a", "text": "one"}, {"id": "a", "text": "two"}], 1,
+     'records[1]: duplicate id "a" (records[0] has it too)'),
+    ([{"id": "a", "text": "ok"}, {"id": "b", "text": "bad \ud800"}], 1, "records[1]: cannot be written as JSON"),
+    ([{"id": "a", "text": 5}], 0, "records[0]: "),
+])
+def test_a_bad_record_raises_naming_it(records, index, message):
+    with pytest.raises(neardup.BadRecord) as raised:
+        neardup.cluster(records)
+    assert str(raised.value.args[0]).startswith(message), raised.value.args
+    assert raised.value.args[1] == index
+    assert isinstance(raised.value, ValueError)
+
+
+def test_wrong_settings_raise_value_errors():
+    records = edited_copies()
+    for kwargs in ({"level": "storey"}, {"mode": "any"}, {"representative": "last"}, {"window": 0},
+                   {"window": "3 fortnights", "level": "story"}, {"story_threshold": 2.0},
+                   {"shingle": "bytes:3"}, {"threads": 0}):
+        with pytest.raises(ValueError):
+            neardup.cluster(records, **kwargs)
+    with pytest.raises(TypeError, match=r"records\[1\]: expected a dict"):
+        neardup.cluster([{"id": "a", "text": "x"}, 42])
+    with pytest.raises(FileNotFoundError, match="/no/such/file.stats"):
+        neardup.cluster(records, level="story", stats="/no/such/file.stats")
+
+
+def test_nothing_in_nothing_out():
+    assert neardup.cluster([]) == []
+    assert neardup.pairs(iter([])) == []
+
+
+# --- index ---------------------------------------------------------------------------
+
+def test_an_index_answers_as_the_command_does(command, tmp_path):
+    records = edited_copies() + wire_story()
+    with neardup.Index.create(tmp_path / "py") as index:
+        answers = index.add(records)
+    subprocess.run([command, "index", "create", "-q", str(tmp_path / "cli")], check=True)
+    cli = run_command(command, ["index", "add", "--all-matches", str(tmp_path / "cli")], records, tmp_path)
+    assert answers == cli
+    assert [a["verdict"] for a in answers[:6]] == ["new", "duplicate"] * 3
+
+
+def test_a_story_index_answers_rewrites(command, tmp_path):
+    records = wire_story()
+    with neardup.Index.create(tmp_path / "py", level="story", story_threshold=0.1) as index:
+        answers = index.add(records)
+        assert index.stats()["level"] == "story"
+    subprocess.run([command, "index", "create", "-q", "--level", "story", "--story-threshold", "0.1",
+                    str(tmp_path / "cli")], check=True)
+    assert answers == run_command(command, ["index", "add", "--all-matches", str(tmp_path / "cli")],
+                                  records, tmp_path)
+    assert "rewrite" in [a["verdict"] for a in answers]
+
+
+def test_one_record_in_one_answer_out_and_bad_ones_answered_in_place(tmp_path):
+    first, copy = edited_copies()[:2]
+    with neardup.Index.create(tmp_path / "idx") as index:
+        assert index.add(first)["verdict"] == "new"
+        answers = index.add([{"id": "no-text"}, copy, {"id": "empty", "text": ""}])
+        assert [a["verdict"] for a in answers] == ["rejected", "duplicate", "rejected"]
+        assert answers[0] == {"schema_version": 1, "id": "no-text", "verdict": "rejected",
+                              "reason": 'missing field "text"', "index": 0}
+        assert (answers[2]["index"], answers[2]["id"]) == (2, "empty")
+        assert answers[1]["match"] == first["id"]
+        assert len(index) == 2
+        # A re-send of the same article is answered from the index, not added again.
+        again = index.add(copy)
+        assert again["verdict"] == "duplicate" and again["indexed"] is True
+        assert len(index) == 2
+        # Another text under an indexed id is refused.
+        clash = index.add({"id": first["id"], "text": "Something else entirely, and long enough."})
+        assert clash["verdict"] == "rejected" and "duplicate id" in clash["reason"]
+        with pytest.raises(TypeError, match="expected a dict"):
+            index.add(["a bare string has no id"])
+
+
+def test_query_adds_nothing_and_remove_takes_out(tmp_path):
+    records = edited_copies()
+    with neardup.Index.create(tmp_path / "idx") as index:
+        index.add(records[::2])
+        answers = index.query(records)
+        assert [(a["verdict"], a["indexed"]) for a in answers] == [("new", True), ("duplicate", False)] * 3
+        assert len(index) == 3
+        assert index.remove(["s0", "nobody"]) == {"s0": True, "nobody": False}
+        assert len(index) == 2
+        assert index.query(records[1])["verdict"] == "new"
+        assert index.clusters(min_size=1) and all(c["size"] == 1 for c in index.clusters(min_size=1))
+
+
+def test_clusters_list_what_the_verdicts_joined(tmp_path):
+    with neardup.Index.create(tmp_path / "idx") as index:
+        index.add(edited_copies())
+        assert [(c["cluster"], c["members"]) for c in index.clusters()] == [
+            (f"s{i}", [f"s{i}", f"s{i}-copy"]) for i in range(3)
+        ]
+
+
+def test_one_writer_at_a_time_and_readers_alongside(tmp_path):
+    path = tmp_path / "idx"
+    writer = neardup.Index.create(path)
+    writer.add(edited_copies()[0])
+    with pytest.raises(neardup.NeardupError, match="open for writing by this process"):
+        neardup.Index(path)
+    reader = neardup.Index(path, read_only=True)
+    assert reader.query(edited_copies()[1])["verdict"] == "duplicate"
+    with pytest.raises(neardup.NeardupError):
+        reader.add(edited_copies()[2])
+    writer.close()
+    with pytest.raises(neardup.NeardupError, match="closed"):
+        writer.add(edited_copies()[2])
+    with neardup.Index(path) as again:
+        assert len(again) == 1
+
+
+def test_index_settings_are_checked(tmp_path):
+    with pytest.raises(neardup.NeardupError, match="not a neardup index"):
+        neardup.Index(tmp_path)
+    with pytest.raises(ValueError, match="story_threshold"):
+        neardup.Index.create(tmp_path / "a", story_threshold=0.2)
+    with pytest.raises(ValueError, match="level='story'"):
+        neardup.Index.create(tmp_path / "b", stats=tmp_path / "x.stats")
+    assert neardup.Index.create(tmp_path / "c", level="story").stats()["window_seconds"] == 72 * 3600
+    assert neardup.Index.create(tmp_path / "d", level="story", window=None).stats()["window_seconds"] is None
+
+
+def test_every_answered_article_survives_a_kill(tmp_path):
+    """A process adding articles one at a time is killed with SIGKILL; every article it
+    was answered for is in the index when it is opened again."""
+    path = tmp_path / "idx"
+    neardup.Index.create(path).close()
+    script = textwrap.dedent(f"""
+        import sys, neardup
+        index = neardup.Index({str(path)!r})
+        for i in range(100000):
+            text = f"Article number {{i}} says the market moved {{i % 97}} points on news of {{i * 7919 % 10007}}."
+            index.add({{"id": f"a{{i}}", "text": text}})
+            print(f"a{{i}}", flush=True)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    answered = []
+    assert child.stdout is not None
+    for line in child.stdout:
+        answered.append(line.strip())
+        if len(answered) == 300:
+            break
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    answered += [line.strip() for line in child.stdout.read().splitlines()]
+    time.sleep(0.1)
+    with neardup.Index(path) as index:
+        found = index.query([{"id": i, "text": "x"} for i in answered])
+        assert len(index) >= len(answered)
+    # Each answered id is indexed (its text differs from the query's, hence rejected as
+    # a clash with the stored one).
+    assert all(a["verdict"] == "rejected" and "duplicate id" in a["reason"] for a in found), found[:3]

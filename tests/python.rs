@@ -1,0 +1,78 @@
+//! The Python package (`python/`): built into a virtual environment with maturin, then
+//! its tests (`python/tests`, pytest) run against the `neardup` built for these tests.
+//!
+//! Needs a Python with maturin and pytest (`NEARDUP_PYTHON`, else
+//! `target/py-venv/bin/python`, which `.ci/run` creates). Skipped with a note otherwise.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The virtual environment's Python, if it has maturin and pytest.
+fn python() -> Option<PathBuf> {
+    let python = std::env::var_os("NEARDUP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/py-venv/bin/python"));
+    let ready = Command::new(&python)
+        .args(["-c", "import maturin, pytest"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ready {
+        eprintln!(
+            "note: no Python with maturin and pytest ({}; set NEARDUP_PYTHON or run .ci/run): \
+             skipping the Python package's tests",
+            python.display()
+        );
+        return None;
+    }
+    Some(python)
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn python_package_passes_its_tests() {
+    let Some(python) = python() else { return };
+    let bin = python.parent().expect("the venv's bin directory");
+    let venv = bin.parent().expect("the venv");
+    let path = std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    // In the project's target directory, whose dependencies this test run built (Cargo
+    // does not hold the build directory's lock while tests run).
+    let built = Command::new(bin.join("maturin"))
+        .args(["develop", "--quiet", "--manifest-path"])
+        .arg(root().join("python/Cargo.toml"))
+        .env("VIRTUAL_ENV", venv)
+        .env("PATH", &path)
+        .output()
+        .expect("maturin runs");
+    assert!(
+        built.status.success(),
+        "maturin develop failed:\n{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let tested = Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg(root().join("python/tests"))
+        .current_dir(root())
+        .env("NEARDUP_BIN", env!("CARGO_BIN_EXE_neardup"))
+        .output()
+        .expect("pytest runs");
+    let report = String::from_utf8_lossy(&tested.stdout);
+    assert!(
+        tested.status.success(),
+        "the Python package's tests failed:\n{report}\n{}",
+        String::from_utf8_lossy(&tested.stderr)
+    );
+    // Skips are for a missing NEARDUP_DATA alone; anything else skipped is a fault here.
+    let skipped = report.matches("skipped").count();
+    let data = std::env::var_os("NEARDUP_DATA").is_some();
+    assert!(
+        skipped == 0 || !data,
+        "tests were skipped with NEARDUP_DATA set:\n{report}"
+    );
+    eprintln!("{}", report.lines().last().unwrap_or_default());
+}
