@@ -16,15 +16,17 @@ The same engine as the ``neardup`` command, in the same process::
         verdict = index.add({"id": "x1", "text": "..."})  # durable when it returns
         print(verdict["verdict"])                          # new, duplicate or rewrite
 
-Records are dicts with an ``id`` and a ``text`` (other names with ``id_field`` and
-``text_field``); every other field is kept, a ``date`` (ISO 8601 text, seconds since
-1970, or a ``datetime``) is read as the command reads it, and a ``title`` is used at the
-story level. A plain string is a text whose id is its position. Results are the records
-the command prints as JSON Lines, as dicts: see the project's README for every field.
+Records are mappings (dicts) with an ``id`` and a ``text`` (other names with
+``id_field`` and ``text_field``); a ``date`` (ISO 8601 text, seconds since 1970, or a
+``datetime``) is read as the command reads it, a ``title`` is used at the story level,
+and every other field is kept as the command keeps it (a cluster's members carry them
+as ``metadata``). A plain string is a text whose id is its position. Results are the
+records the command prints as JSON Lines, as dicts: see the project's README for every
+field.
 
 Batch functions raise :class:`BadRecord` (a ``ValueError``; ``args[1]`` is the record's
-position) for a record that cannot be used: a missing or empty text, an id given twice
-with different texts. An index answers such a record with a ``rejected`` verdict in its
+position) for a record that cannot be used: a missing or empty text, an id given twice,
+a value that cannot be written as JSON. An index answers such a record with a ``rejected`` verdict in its
 place instead, so that what was added before and after it is not lost.
 
 Every call releases the GIL and runs on all cores (``threads`` to limit it); the output
@@ -114,9 +116,8 @@ def pairs(
 
 
 def _analyse(what: str, records: Iterable[Record], options: dict[str, Any]) -> list[dict[str, Any]]:
-    data, _ = _encode(records, options["id_field"], options["text_field"])
     output = _native.analyse(
-        data,
+        records,
         what,
         level=options["level"],
         threshold=float(options["threshold"]),
@@ -248,44 +249,13 @@ class Index:
         batch = [records] if one else list(records)  # type: ignore[list-item]
         if not batch:
             return []
-        data, ids = _encode(batch, self._id_field, self._text_field, texts_alone=False)
-        answers = [json.loads(line) for line in call(data).splitlines()]
+        answers = [json.loads(line) for line in call(batch).splitlines()]
         for answer in answers:
             if answer["verdict"] == "rejected":
                 answer["index"] = answer.pop("line") - 1
-                answer["id"] = ids[answer["index"]]
+                record = batch[answer["index"]]
+                answer["id"] = record.get(self._id_field) if isinstance(record, Mapping) else None
         return answers[0] if one else answers
-
-
-def _encode(
-    records: Iterable[Record], id_field: str, text_field: str, texts_alone: bool = True
-) -> tuple[bytes, list[Any]]:
-    """The records as JSON Lines, and each one's id (``None`` when it has none). A plain
-    string is a text whose id is its position, where ``texts_alone`` allows it (an index
-    needs ids that mean something beyond one call)."""
-    lines, ids = [], []
-    for i, record in enumerate(records):
-        if isinstance(record, str) and texts_alone:
-            record = {id_field: str(i), text_field: record}
-        elif not isinstance(record, Mapping):
-            alone = " (or a str of text)" if texts_alone else ""
-            raise TypeError(
-                f"records[{i}]: expected a dict with {id_field!r} and {text_field!r}"
-                f"{alone}, not {type(record).__name__}"
-            )
-        try:
-            line = json.dumps(record, ensure_ascii=False, allow_nan=False, default=_jsonable)
-            lines.append(line.encode("utf-8"))
-        except (TypeError, ValueError) as e:  # UnicodeEncodeError is a ValueError
-            raise BadRecord(f"records[{i}]: cannot be written as JSON: {e}", i) from e
-        ids.append(record.get(id_field))
-    return b"".join(line + b"\n" for line in lines), ids
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (datetime.datetime, datetime.date)):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _window(window: Window) -> Optional[str]:

@@ -1,9 +1,9 @@
 //! `neardup._native`: the library behind the `neardup` Python package.
 //!
-//! Records cross as JSON Lines bytes and results come back as JSON Lines text, written by
-//! the same writers as the command line's output, so a record means the same in both.
-//! `neardup/__init__.py` turns Python objects into those bytes and back. Every run
-//! releases the GIL.
+//! Records are encoded here as the JSON Lines the library reads (`encode.rs`), and
+//! results come back as JSON Lines text, written by the same writers as the command's
+//! output, so a record means the same in both; `neardup/__init__.py` reads them into
+//! dicts. Every run releases the GIL.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -23,6 +23,8 @@ use pyo3::exceptions::{
     PyException, PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError,
 };
 use pyo3::prelude::*;
+
+mod encode;
 
 create_exception!(
     _native,
@@ -83,7 +85,7 @@ fn reason(kind: &ProblemKind) -> String {
     }
 }
 
-fn records(data: Vec<u8>) -> InputSpec {
+fn in_memory(data: Vec<u8>) -> InputSpec {
     InputSpec::Bytes {
         name: Arc::from(RECORDS),
         bytes: Arc::from(data),
@@ -152,13 +154,13 @@ fn on_threads<T: Send>(
 /// as `neardup cluster` or `neardup pairs` writes them. A bad record raises `BadRecord`.
 #[pyfunction]
 #[pyo3(signature = (
-    data, what, *, level, threshold, story_threshold, shingle, num_perm, seed, mode,
+    records, what, *, level, threshold, story_threshold, shingle, num_perm, seed, mode,
     representative, window, stats, id_field, text_field, date_field, threads
 ))]
 #[allow(clippy::too_many_arguments)] // one per keyword argument of the Python functions
 fn analyse(
     py: Python<'_>,
-    data: Vec<u8>,
+    records: &Bound<'_, PyAny>,
     what: &str,
     level: &str,
     threshold: f64,
@@ -199,8 +201,10 @@ fn analyse(
             )));
         }
     };
+    let fields = self::fields(id_field, text_field, date_field);
+    let data = encode::json_lines(records, &fields, true)?.bytes;
     let pipeline = PipelineBuilder::new()
-        .fields(fields(id_field, text_field, date_field))
+        .fields(fields)
         .strict(true)
         .shingle(self::shingle(shingle)?)
         .num_perm(num_perm)
@@ -220,7 +224,7 @@ fn analyse(
         })
         .build()
         .map_err(error)?;
-    let input = [records(data)];
+    let input = [in_memory(data)];
     py.detach(|| {
         on_threads(threads, || {
             let outcome = pipeline
@@ -271,18 +275,16 @@ impl Index {
 
     /// Adds or checks records; one answer per record, in order: a verdict, or a
     /// rejection naming the record's position (as `watch` answers a bad line).
-    fn ingest(&self, py: Python<'_>, data: Vec<u8>, mode: IngestMode) -> PyResult<String> {
+    fn ingest(&self, records: &Bound<'_, PyAny>, mode: IngestMode) -> PyResult<String> {
         let options = IngestOptions {
             fields: self.fields.clone(),
             limits: ReadLimits::default(),
             ..IngestOptions::default()
         };
-        let count = data
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .count();
-        let input = [records(data)];
-        self.with(py, |index| {
+        let encoded = encode::json_lines(records, &self.fields, false)?;
+        let count = encoded.count;
+        let input = [in_memory(encoded.bytes)];
+        self.with(records.py(), |index| {
             let rejections = Rejections::default();
             let mut verdicts = Vec::new();
             feed::ingest(index, &input, mode, &options, &rejections, &mut |group| {
@@ -392,14 +394,15 @@ impl Index {
         })
     }
 
-    /// Decides and adds JSON Lines records; each is durable before this returns.
-    fn add(&self, py: Python<'_>, data: Vec<u8>) -> PyResult<String> {
-        self.ingest(py, data, IngestMode::Add)
+    /// Decides and adds records (an iterable of mappings); each is durable before this
+    /// returns. One JSON line per record.
+    fn add(&self, records: &Bound<'_, PyAny>) -> PyResult<String> {
+        self.ingest(records, IngestMode::Add)
     }
 
-    /// Decides JSON Lines records against the index without adding them.
-    fn query(&self, py: Python<'_>, data: Vec<u8>) -> PyResult<String> {
-        self.ingest(py, data, IngestMode::Query)
+    /// Decides records against the index without adding them.
+    fn query(&self, records: &Bound<'_, PyAny>) -> PyResult<String> {
+        self.ingest(records, IngestMode::Query)
     }
 
     /// Removes articles by id (rewriting the log); for each id, whether it was there.

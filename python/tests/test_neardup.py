@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,42 @@ def test_plain_strings_are_texts_named_by_position():
     ]
 
 
+def test_records_are_any_mapping_and_only_their_fields_are_read():
+    class Article(Mapping):
+        def __init__(self, **fields):
+            self.fields = fields
+
+        def __getitem__(self, key):
+            return self.fields[key]
+
+        def __iter__(self):
+            return iter(self.fields)
+
+        def __len__(self):
+            return len(self.fields)
+
+    plain = edited_copies()
+    assert neardup.cluster([Article(**r) for r in plain]) == neardup.cluster(plain)
+    numbered = [dict(r, id=n) for n, r in enumerate(plain)]
+    assert [[m["id"] for m in c["members"]] for c in neardup.cluster(numbered)] == [
+        ["0", "1"], ["2", "3"], ["4", "5"]
+    ]
+
+
+def test_other_fields_are_kept_as_the_command_keeps_them(command, tmp_path):
+    records = [dict(r, source="wire", n=i, score=0.5, flag=i % 2 == 0, none=None,
+                    tags=["a", "b"], nested={"k": [1, 2]}, text_first=r["text"][:10])
+               for i, r in enumerate(edited_copies())]
+    clusters = neardup.cluster(records)
+    assert clusters == run_command(command, ["cluster"], records, tmp_path)
+    assert clusters[0]["members"][0]["metadata"]["tags"] == ["a", "b"]
+    when = dict(records[0], published=dt.datetime(2025, 8, 1, 9, 30))
+    member = neardup.cluster([when, records[1]])[0]["members"][0]
+    assert member["metadata"]["published"] == "2025-08-01T09:30:00"
+    with pytest.raises(neardup.BadRecord, match=r"records\[0\]: cannot be written as JSON"):
+        neardup.cluster([dict(records[0], extra=object())])
+
+
 def test_output_is_the_same_on_one_thread():
     records = wire_story() + edited_copies()
     for level in ("near-copy", "story"):
@@ -137,7 +174,10 @@ def test_a_story_window_keeps_far_apart_editions_apart():
     ([{"id": "a", "text": ""}], 0, "records[0]: empty text"),
     ([{"id": "a", "text": "one"}, {"id": "a", "text": "two"}], 1,
      'records[1]: duplicate id "a" (records[0] has it too)'),
-    ([{"id": "a", "text": "ok"}, {"id": "b", "text": "bad \ud800"}], 1, "records[1]: cannot be written as JSON"),
+    ([{"id": "a", "text": "ok"}, {"id": "b", "text": "bad \ud800"}], 1,
+     "records[1]: a string that is not valid Unicode"),
+    ([{"id": "a", "text": "ok"}, {"id": ["b"], "text": "ok too"}], 1, "records[1]: "),
+    ([{"id": "a", "text": "ok"}, {"id": {1, 2}, "text": "ok too"}], 1, "records[1]: cannot be written as JSON"),
     ([{"id": "a", "text": 5}], 0, "records[0]: "),
 ])
 def test_a_bad_record_raises_naming_it(records, index, message):
