@@ -116,25 +116,13 @@ def pairs(
 
 
 def _analyse(what: str, records: Iterable[Record], options: dict[str, Any]) -> list[dict[str, Any]]:
-    output = _native.analyse(
-        records,
-        what,
-        level=options["level"],
-        threshold=float(options["threshold"]),
-        story_threshold=options["story_threshold"],
-        shingle=options["shingle"],
-        num_perm=options["num_perm"],
-        seed=options["seed"],
-        mode=options["mode"],
-        representative=options["representative"],
-        window=_window(options["window"]),
-        stats=options["stats"],
-        id_field=options["id_field"],
-        text_field=options["text_field"],
-        date_field=options["date_field"],
-        threads=options["threads"],
-    )
-    return [json.loads(line) for line in output.splitlines()]
+    settings = {key: value for key, value in options.items() if key != "records"}
+    settings.update(threshold=float(settings["threshold"]), window=_window(settings["window"]))
+    return _records(_native.analyse(records, what, **settings))
+
+
+def _records(json_lines: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in json_lines.splitlines()]
 
 
 class Index:
@@ -156,7 +144,7 @@ class Index:
         text_field: str = "text",
         date_field: str = "date",
     ) -> None:
-        self._id_field, self._text_field = id_field, text_field
+        self._id_field = id_field
         self._native = _native.Index(
             str(path),
             read_only=read_only,
@@ -229,7 +217,7 @@ class Index:
     def clusters(self, min_size: int = 2) -> list[dict[str, Any]]:
         """Clusters of at least ``min_size`` articles, as ``neardup index export
         --clusters``: ``cluster`` (its first article's id), ``size``, ``members``."""
-        return [json.loads(line) for line in self._native.clusters(min_size).splitlines()]
+        return _records(self._native.clusters(min_size))
 
     def close(self) -> None:
         """Releases the index and its lock; later calls raise :class:`NeardupError`."""
@@ -249,7 +237,7 @@ class Index:
         batch = [records] if one else list(records)  # type: ignore[list-item]
         if not batch:
             return []
-        answers = [json.loads(line) for line in call(batch).splitlines()]
+        answers = _records(call(batch))
         for answer in answers:
             if answer["verdict"] == "rejected":
                 answer["index"] = answer.pop("line") - 1

@@ -13,7 +13,7 @@ use neardup::feed::{
     self, Access, FeedIndex, IndexSettings, IngestMode, IngestOptions, RejectedRecord,
     VerdictRecord,
 };
-use neardup::input::{FieldNames, InputSpec, Problem, ProblemKind, ReadLimits};
+use neardup::input::{FieldNames, InputSpec, Problem, ProblemKind};
 use neardup::report::{self, Format};
 use neardup::shingle::ShingleSpec;
 use neardup::story::{self, Model, StorySettings, StoryStats};
@@ -83,6 +83,13 @@ fn reason(kind: &ProblemKind) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// What `write` writes (JSON Lines, by the command's writers), as text for Python.
+fn json_lines(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> PyResult<String> {
+    let mut out = Vec::new();
+    write(&mut out).map_err(|e| PyOSError::new_err(e.to_string()))?;
+    String::from_utf8(out).map_err(|e| NeardupError::new_err(e.to_string()))
 }
 
 fn in_memory(data: Vec<u8>) -> InputSpec {
@@ -230,10 +237,7 @@ fn analyse(
             let outcome = pipeline
                 .run(&input, &neardup::progress::Silent)
                 .map_err(error)?;
-            let mut out = Vec::new();
-            write(&mut out, &outcome, Format::Jsonl)
-                .map_err(|e| PyOSError::new_err(e.to_string()))?;
-            String::from_utf8(out).map_err(|e| NeardupError::new_err(e.to_string()))
+            json_lines(|out| write(out, &outcome, Format::Jsonl))
         })
     })
 }
@@ -278,7 +282,6 @@ impl Index {
     fn ingest(&self, records: &Bound<'_, PyAny>, mode: IngestMode) -> PyResult<String> {
         let options = IngestOptions {
             fields: self.fields.clone(),
-            limits: ReadLimits::default(),
             ..IngestOptions::default()
         };
         let encoded = encode::json_lines(records, &self.fields, false)?;
@@ -295,23 +298,23 @@ impl Index {
             let mut rejected = rejections.0.into_inner().expect("rejections lock");
             rejected.sort_by_key(|p| p.line);
             let (mut verdicts, mut rejected) = (verdicts.iter(), rejected.iter().peekable());
-            let mut out = Vec::new();
             let query = mode == IngestMode::Query;
-            for line in 1..=count as u64 {
-                if let Some(p) = rejected.next_if(|p| p.line == Some(line)) {
-                    let reason = reason(&p.kind);
-                    feed::write_json_line(&mut out, &RejectedRecord::new(None, line, reason))
-                } else if let Some(v) = verdicts.next() {
-                    feed::write_json_line(&mut out, &VerdictRecord::new(v, query, true))
-                } else {
-                    return Err(NeardupError::new_err(format!(
-                        "no verdict for records[{}]",
-                        line - 1
-                    )));
+            json_lines(|out| {
+                for line in 1..=count as u64 {
+                    if let Some(p) = rejected.next_if(|p| p.line == Some(line)) {
+                        let rejection = RejectedRecord::new(None, line, reason(&p.kind));
+                        feed::write_json_line(out, &rejection)?;
+                    } else if let Some(v) = verdicts.next() {
+                        feed::write_json_line(out, &VerdictRecord::new(v, query, true))?;
+                    } else {
+                        return Err(std::io::Error::other(format!(
+                            "no verdict for records[{}]",
+                            line - 1
+                        )));
+                    }
                 }
-                .map_err(|e| PyOSError::new_err(e.to_string()))?;
-            }
-            String::from_utf8(out).map_err(|e| NeardupError::new_err(e.to_string()))
+                Ok(())
+            })
         })
     }
 }
@@ -427,20 +430,16 @@ impl Index {
     fn clusters(&self, py: Python<'_>, min_size: usize) -> PyResult<String> {
         self.with(py, |index| {
             let clusters = index.clusters(min_size).map_err(error)?;
-            let mut out = Vec::new();
-            for c in &clusters {
-                feed::write_json_line(&mut out, &feed::ClusterRecord::new(c))
-                    .map_err(|e| PyOSError::new_err(e.to_string()))?;
-            }
-            String::from_utf8(out).map_err(|e| NeardupError::new_err(e.to_string()))
+            json_lines(|out| {
+                clusters
+                    .iter()
+                    .try_for_each(|c| feed::write_json_line(out, &feed::ClusterRecord::new(c)))
+            })
         })
     }
 
-    fn __len__(&self) -> PyResult<usize> {
-        match self.index.lock().expect("index lock").as_ref() {
-            Some(index) => Ok(index.len()),
-            None => Err(NeardupError::new_err("the index is closed")),
-        }
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        self.with(py, |index| Ok(index.len()))
     }
 
     /// Releases the index (and its lock); later calls raise.
