@@ -810,6 +810,75 @@ pub struct DedupCounts {
     pub repeated_conflicts: u64,
 }
 
+/// What `dedup` does with one record read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// Written to the output.
+    Keep,
+    /// Left out as a duplicate; `repeat`: it repeats an earlier record's id and text.
+    Drop {
+        /// Whether it repeats an earlier record's id (with the same shingles).
+        repeat: bool,
+    },
+    /// Malformed, or (`repeat`) repeating an earlier record's id with other text.
+    Reject {
+        /// Whether it repeats an earlier record's id (with other shingles).
+        repeat: bool,
+    },
+}
+
+/// The fate of every record of a run, by where it was read: every cluster member but
+/// the representative is dropped, as are records repeating an earlier record's id and
+/// text; malformed records and repeated ids with other text are rejected.
+#[derive(Debug)]
+pub struct DedupPlan {
+    drop: HashSet<RecordLocation>,
+    malformed: HashSet<RecordLocation>,
+    /// Repeated ids, and whether each has the first record's shingles.
+    repeated: HashMap<RecordLocation, bool>,
+}
+
+impl DedupPlan {
+    /// The plan of `outcome`'s clusters and problems.
+    pub fn new(outcome: &Outcome) -> Self {
+        let corpus = &outcome.corpus;
+        DedupPlan {
+            drop: outcome
+                .clusters
+                .iter()
+                .flat_map(|c| {
+                    c.members
+                        .iter()
+                        .filter(move |&&d| d != c.representative)
+                        .map(|&d| corpus.location(d))
+                })
+                .collect(),
+            malformed: outcome.malformed.iter().copied().collect(),
+            repeated: outcome
+                .repeated_ids
+                .iter()
+                .map(|r| (r.location, r.same_shingles))
+                .collect(),
+        }
+    }
+
+    /// What becomes of the record read at `location`.
+    pub fn fate(&self, location: RecordLocation) -> Fate {
+        let repeat = self.repeated.get(&location).copied();
+        if self.drop.contains(&location) || repeat == Some(true) {
+            Fate::Drop {
+                repeat: repeat.is_some(),
+            }
+        } else if self.malformed.contains(&location) || repeat == Some(false) {
+            Fate::Reject {
+                repeat: repeat.is_some(),
+            }
+        } else {
+            Fate::Keep
+        }
+    }
+}
+
 /// Reads the inputs again and writes every record except the dropped near-duplicates,
 /// byte for byte, in input order. Malformed records go to `rejects` when given. A record
 /// repeating an earlier record's id is dropped as a copy when its shingles are the
@@ -820,23 +889,7 @@ pub fn write_deduplicated(
     kept_out: &mut dyn Write,
     mut rejects: Option<&mut dyn Write>,
 ) -> io::Result<DedupCounts> {
-    let corpus = &outcome.corpus;
-    let drop: HashSet<RecordLocation> = outcome
-        .clusters
-        .iter()
-        .flat_map(|c| {
-            c.members
-                .iter()
-                .filter(move |&&d| d != c.representative)
-                .map(|&d| corpus.location(d))
-        })
-        .collect();
-    let malformed: HashSet<RecordLocation> = outcome.malformed.iter().copied().collect();
-    let repeated: HashMap<RecordLocation, bool> = outcome
-        .repeated_ids
-        .iter()
-        .map(|r| (r.location, r.same_shingles))
-        .collect();
+    let plan = DedupPlan::new(outcome);
     let mut counts = DedupCounts::default();
     let mut failure: Option<io::Error> = None;
     let mut sink = |event: ReadEvent| -> bool {
@@ -845,33 +898,36 @@ pub fn write_deduplicated(
         };
         for r in &batch.records {
             let bytes = batch.bytes(r);
-            let repeat = repeated.get(&r.location).copied();
-            let result = if drop.contains(&r.location) || repeat == Some(true) {
-                counts.dropped += 1;
-                counts.repeated_copies += u64::from(repeat.is_some());
-                Ok(())
-            } else if malformed.contains(&r.location) || repeat == Some(false) {
-                counts.rejected += 1;
-                counts.repeated_conflicts += u64::from(repeat.is_some());
-                match rejects.as_mut() {
-                    Some(w) => w.write_all(bytes).and_then(|_| w.write_all(b"\n")),
-                    None => Ok(()),
+            let result = match plan.fate(r.location) {
+                Fate::Drop { repeat } => {
+                    counts.dropped += 1;
+                    counts.repeated_copies += u64::from(repeat);
+                    Ok(())
                 }
-            } else {
-                counts.kept += 1;
-                let source = &outcome.sources[r.location.source as usize];
-                match source.format {
-                    InputFormat::JsonLines => kept_out
-                        .write_all(bytes)
-                        .and_then(|_| kept_out.write_all(b"\n")),
-                    InputFormat::Text => {
-                        let record = serde_json::json!({
-                            "id": source.text_id.as_deref().unwrap_or(&source.name),
-                            "text": String::from_utf8_lossy(bytes),
-                        });
-                        serde_json::to_writer(&mut *kept_out, &record)
-                            .map_err(io::Error::from)
-                            .and_then(|_| kept_out.write_all(b"\n"))
+                Fate::Reject { repeat } => {
+                    counts.rejected += 1;
+                    counts.repeated_conflicts += u64::from(repeat);
+                    match rejects.as_mut() {
+                        Some(w) => w.write_all(bytes).and_then(|_| w.write_all(b"\n")),
+                        None => Ok(()),
+                    }
+                }
+                Fate::Keep => {
+                    counts.kept += 1;
+                    let source = &outcome.sources[r.location.source as usize];
+                    match source.format {
+                        InputFormat::JsonLines => kept_out
+                            .write_all(bytes)
+                            .and_then(|_| kept_out.write_all(b"\n")),
+                        InputFormat::Text => {
+                            let record = serde_json::json!({
+                                "id": source.text_id.as_deref().unwrap_or(&source.name),
+                                "text": String::from_utf8_lossy(bytes),
+                            });
+                            serde_json::to_writer(&mut *kept_out, &record)
+                                .map_err(io::Error::from)
+                                .and_then(|_| kept_out.write_all(b"\n"))
+                        }
                     }
                 }
             };

@@ -37,16 +37,20 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterable, Mapping
+import os
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Optional, Union
 
 from . import _native
 from ._native import BadRecord, NeardupError
 
-__all__ = ["BadRecord", "Index", "NeardupError", "cluster", "pairs"]
+__all__ = ["BadRecord", "Index", "NeardupError", "cluster", "compare", "dedup", "evaluate", "pairs"]
 
 Record = Union[Mapping[str, Any], str]
 Window = Union[str, int, float, datetime.timedelta, None]
+#: ``progress(stage, done, total)``: see :func:`cluster`.
+Progress = Optional[Callable[[str, int, Optional[int]], Any]]
 
 #: The story level's default time window: dated articles further apart are two stories.
 DEFAULT_WINDOW = "72h"
@@ -54,6 +58,28 @@ DEFAULT_WINDOW = "72h"
 DEFAULT_STORY_THRESHOLD = _native.DEFAULT_STORY_THRESHOLD
 
 _DEFAULT = object()
+
+# Every setting of a run, with the command's defaults; each function passes those it takes.
+_RUN = dict(
+    level="near-copy",
+    threshold=0.5,
+    story_threshold=None,
+    window=DEFAULT_WINDOW,
+    stats=None,
+    shingle="words:5",
+    num_perm=128,
+    seed=42,
+    mode="connected",
+    representative="earliest",
+    passages=False,
+    min_passage_words=8,
+    passage_gap=4,
+    boilerplate_docs=20,
+    id_field="id",
+    text_field="text",
+    date_field="date",
+    threads=None,
+)
 
 
 def cluster(
@@ -69,10 +95,15 @@ def cluster(
     seed: int = 42,
     mode: str = "connected",
     representative: str = "earliest",
+    passages: bool = False,
+    min_passage_words: int = 8,
+    passage_gap: int = 4,
+    boilerplate_docs: int = 20,
     id_field: str = "id",
     text_field: str = "text",
     date_field: str = "date",
     threads: Optional[int] = None,
+    progress: Progress = None,
 ) -> list[dict[str, Any]]:
     """Groups records into clusters of near-copies (``level="near-copy"``) or of one
     story (``level="story"``: copies, updates and rewrites), as ``neardup cluster``.
@@ -88,8 +119,20 @@ def cluster(
     (``neardup stats count``) to weigh words by, instead of the records themselves,
     when they are too few to tell rare words from common ones. ``mode="leader"`` keeps
     only members similar to the representative instead of connected components.
+
+    ``passages=True`` adds to each pair the passages its two texts share (byte offsets
+    in both, exact or with up to ``passage_gap`` differing words, at least
+    ``min_passage_words`` long; a passage found in ``boilerplate_docs`` or more records
+    is marked boilerplate) and the share of each text they cover.
+
+    ``progress``: a callable taking ``(stage, done, total)``, called as the run goes
+    (from worker threads, at most ten times a second per stage, and at the start and end
+    of each): ``stage`` is ``"read"`` (``done`` in bytes), ``"weigh"`` (records),
+    ``"candidates"`` (LSH bands), ``"verify"`` (pairs), ``"cluster"``, ``"passages"``
+    (pairs); ``total`` is ``None`` where it is not known. An exception it raises stops
+    the calls and is raised when the run returns.
     """
-    return _analyse("clusters", records, locals())
+    return _records(_native.analyse(records, "clusters", _run(locals()), progress))
 
 
 def pairs(
@@ -103,26 +146,214 @@ def pairs(
     shingle: str = "words:5",
     num_perm: int = 128,
     seed: int = 42,
+    passages: bool = False,
+    min_passage_words: int = 8,
+    passage_gap: int = 4,
+    boilerplate_docs: int = 20,
     id_field: str = "id",
     text_field: str = "text",
     date_field: str = "date",
     threads: Optional[int] = None,
+    progress: Progress = None,
 ) -> list[dict[str, Any]]:
     """Every similar pair, as ``neardup pairs``: ``a``, ``b``, ``jaccard`` (exact),
     ``estimated_jaccard``, both containments; at the story level the pair's ``kind``
-    (copy, update, rewrite), its ``score`` and the components behind it. The arguments
-    are those of :func:`cluster`."""
-    return _analyse("pairs", records, dict(locals(), mode="connected", representative="earliest"))
+    (copy, update, rewrite), its ``score`` and the components behind it; with
+    ``passages=True`` the passages the two share. The arguments are those of
+    :func:`cluster`."""
+    return _records(_native.analyse(records, "pairs", _run(locals()), progress))
 
 
-def _analyse(what: str, records: Iterable[Record], options: dict[str, Any]) -> list[dict[str, Any]]:
-    settings = {key: value for key, value in options.items() if key != "records"}
+def dedup(
+    records: Iterable[Record],
+    *,
+    level: str = "near-copy",
+    threshold: float = 0.5,
+    story_threshold: Optional[float] = None,
+    window: Window = DEFAULT_WINDOW,
+    stats: Optional[str] = None,
+    shingle: str = "words:5",
+    num_perm: int = 128,
+    seed: int = 42,
+    mode: str = "connected",
+    representative: str = "earliest",
+    report: bool = False,
+    id_field: str = "id",
+    text_field: str = "text",
+    date_field: str = "date",
+    threads: Optional[int] = None,
+    progress: Progress = None,
+) -> Any:
+    """The records to keep, as ``neardup dedup`` keeps them: every record but the
+    non-representative members of each cluster, in input order. They are the very
+    objects given, untouched.
+
+    A record repeating an earlier record's id with the same text is dropped as a copy;
+    one repeating an id with other text, or one that cannot be used, raises
+    :class:`BadRecord`.
+
+    ``report=True`` returns ``(kept, dropped)``: ``dropped`` lists what was left out and
+    why, as ``neardup dedup --report`` writes it (``id``, ``index`` in ``records``,
+    ``kept``: the id kept in its place, ``cluster``, scores, ``reason``). The other
+    arguments are those of :func:`cluster`.
+    """
+    given = list(records)
+    kept, dropped = _native.dedup(given, _run(locals()), report, progress)
+    kept = [given[i] for i in kept]
+    if not report:
+        return kept
+    dropped = _records(dropped)
+    for record in dropped:
+        record["index"] = _position(record.pop("location"))
+    return kept, dropped
+
+
+def evaluate(
+    records: Iterable[Record],
+    gold: Union[str, "os.PathLike[str]", Iterable[Mapping[str, Any]]],
+    *,
+    level: str = "near-copy",
+    score: Optional[str] = None,
+    min_threshold: float = 0.1,
+    max_threshold: float = 1.0,
+    step: float = 0.05,
+    beta: Optional[float] = None,
+    explain_at: Optional[float] = None,
+    bins: int = 20,
+    bands: Optional[int] = None,
+    rows: Optional[int] = None,
+    bucket_cap: int = 1000,
+    mode: str = "connected",
+    window: Window = DEFAULT_WINDOW,
+    stats: Optional[str] = None,
+    shingle: str = "words:5",
+    num_perm: int = 128,
+    seed: int = 42,
+    strict: bool = False,
+    plots: Union[str, "os.PathLike[str]", None] = None,
+    plot_format: str = "both",
+    gold_fields: Optional[Mapping[str, Optional[str]]] = None,
+    gold_shape: Optional[str] = None,
+    gold_format: Optional[str] = None,
+    id_field: str = "id",
+    text_field: str = "text",
+    date_field: str = "date",
+    threads: Optional[int] = None,
+    progress: Progress = None,
+) -> dict[str, Any]:
+    """Precision, recall, F1 and adjusted Rand index at every threshold, from one run,
+    as ``neardup eval --format json`` reports them.
+
+    ``gold``: judged pairs (``{"a": ID, "b": ID, "same_story": bool}``, an optional
+    ``label`` breaking results down by kind) or a cluster label per record
+    (``{"id": ID, "cluster": LABEL}``), as mappings or as a JSON Lines or CSV file.
+    ``gold_fields`` renames their fields: keys ``a``, ``b``, ``label`` (the boolean;
+    default ``same_story`` or ``duplicate``), ``kind``, ``id``, ``cluster``.
+
+    Thresholds run from ``min_threshold`` to ``max_threshold`` by ``step``; ``score`` is
+    what is swept (``jaccard``, ``estimated``, ``containment-min``, ``containment-max``;
+    at ``level="story"`` the story score). A judged pair counts as predicted one story
+    when its records share a cluster. ``beta`` also picks a threshold by F-beta;
+    ``explain_at`` explains misses at that threshold instead of the best by F1.
+
+    Gold ids not among the records are left out with a warning (listed under
+    ``["gold"]["unknown_ids"]``); ``strict=True`` makes them an error. ``plots``: a
+    directory to write the charts to (``eval-sweep`` and ``eval-scores``, as SVG and
+    PNG, or ``plot_format="svg"``/``"png"``); the paths written are under ``"charts"``.
+    The other arguments are those of :func:`cluster`.
+    """
+    names = dict(a="a", b="b", label=None, kind="label", id="id", cluster="cluster")
+    unknown = set(gold_fields or {}) - set(names)
+    if unknown:
+        raise ValueError(f"gold_fields takes {sorted(names)}, not {sorted(unknown)}")
+    names.update(gold_fields or {})
+    sweep = dict(
+        score=score,
+        min_threshold=float(min_threshold),
+        max_threshold=float(max_threshold),
+        step=float(step),
+        beta=beta,
+        explain_at=explain_at,
+        bins=bins,
+        bands=bands,
+        rows=rows,
+        bucket_cap=bucket_cap,
+        strict=strict,
+        plots=None if plots is None else os.fspath(plots),
+        plot_format=plot_format,
+        gold_fields=names,
+        gold_shape=gold_shape,
+        gold_format=gold_format,
+    )
+    if not isinstance(gold, (str, os.PathLike)):
+        gold = list(gold)
+    report, charts = _native.evaluate(records, gold, sweep, _run(locals()), progress)
+    result = json.loads(report)
+    result["charts"] = [str(path) for path in charts]
+    skipped = result["gold"].get("skipped", 0)
+    if skipped:
+        ids = result["gold"].get("unknown_ids", [])
+        warnings.warn(
+            f"{skipped} gold records left out: {len(ids)} ids are not among the records "
+            f"(e.g. {', '.join(ids[:3])}); strict=True makes this an error",
+            stacklevel=2,
+        )
+    return result
+
+
+def compare(
+    a: Record,
+    b: Record,
+    *,
+    corpus: Optional[Iterable[Record]] = None,
+    window: Window = DEFAULT_WINDOW,
+    stats: Optional[str] = None,
+    shingle: str = "words:5",
+    num_perm: int = 128,
+    seed: int = 42,
+    min_passage_words: int = 8,
+    passage_gap: int = 4,
+    boilerplate_docs: int = 20,
+    id_field: str = "id",
+    text_field: str = "text",
+    date_field: str = "date",
+    threads: Optional[int] = None,
+) -> dict[str, Any]:
+    """Two records side by side, as ``neardup compare --format json``: both texts, their
+    Jaccard and containments, the passages they share (byte offsets in both texts), and
+    the story level's verdict with every score component (``story``).
+
+    ``a`` and ``b`` are records or plain texts (named ``"a"`` and ``"b"``). ``corpus``:
+    records to weigh words by for the story verdict, and to tell boilerplate passages
+    (found in ``boilerplate_docs`` or more records) from shared story text; it may hold
+    ``a`` and ``b`` themselves, and a record repeating an id counts once. Without it,
+    words are weighed over the two records alone (or by ``stats``, a statistics file).
+    """
+    settings = locals()
+    one = lambda record, name: [  # noqa: E731
+        {id_field: name, text_field: record} if isinstance(record, str) else record
+    ]
+    corpus = None if corpus is None else list(corpus)
+    return json.loads(_native.compare(one(a, "a"), one(b, "b"), corpus, _run(settings)))
+
+
+def _run(given: dict[str, Any]) -> dict[str, Any]:
+    """The run settings for the native call: the function's own, defaults for the rest."""
+    settings = {key: given.get(key, default) for key, default in _RUN.items()}
     settings.update(threshold=float(settings["threshold"]), window=_window(settings["window"]))
-    return _records(_native.analyse(records, what, **settings))
+    if settings["stats"] is not None:
+        settings["stats"] = os.fspath(settings["stats"])
+    return settings
 
 
 def _records(json_lines: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in json_lines.splitlines()]
+
+
+def _position(location: str) -> Optional[int]:
+    """A record's index from the ``records:LINE`` the native call names it by."""
+    name, _, line = location.rpartition(":")
+    return int(line) - 1 if name == "records" and line.isdigit() else None
 
 
 class Index:

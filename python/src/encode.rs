@@ -22,6 +22,7 @@ pub struct Encoded {
 /// `texts_alone`: a text whose id is its position), every field of it, in its order.
 pub fn json_lines(
     records: &Bound<'_, PyAny>,
+    name: &str,
     fields: &FieldNames,
     texts_alone: bool,
 ) -> PyResult<Encoded> {
@@ -40,7 +41,7 @@ pub fn json_lines(
             out.bytes.push(b',');
             write_str(&mut out.bytes, &fields.text);
             out.bytes.push(b':');
-            write_str(&mut out.bytes, text_of(text, i)?);
+            write_str(&mut out.bytes, text_of(text, name, i)?);
             out.bytes.extend_from_slice(b"}\n");
             continue;
         }
@@ -55,7 +56,7 @@ pub fn json_lines(
                 ""
             };
             return Err(PyTypeError::new_err(format!(
-                "records[{i}]: expected a dict with {:?} and {:?}{alone}, not {}",
+                "{name}[{i}]: expected a dict with {:?} and {:?}{alone}, not {}",
                 fields.id,
                 fields.text,
                 record.get_type().name()?
@@ -66,26 +67,26 @@ pub fn json_lines(
             let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
             let Ok(key) = key.cast::<PyString>() else {
                 return Err(BadRecord::new_err((
-                    format!("records[{i}]: a field name that is not a string: {key}"),
+                    format!("{name}[{i}]: a field name that is not a string: {key}"),
                     i,
                 )));
             };
             if n > 0 {
                 out.bytes.push(b',');
             }
-            write_str(&mut out.bytes, text_of(key, i)?);
+            write_str(&mut out.bytes, text_of(key, name, i)?);
             out.bytes.push(b':');
-            write_value(&mut out.bytes, &value, i)?;
+            write_value(&mut out.bytes, &value, name, i)?;
         }
         out.bytes.extend_from_slice(b"}\n");
     }
     Ok(out)
 }
 
-fn text_of<'a>(s: &'a Bound<'_, PyString>, i: usize) -> PyResult<&'a str> {
+fn text_of<'a>(s: &'a Bound<'_, PyString>, name: &str, i: usize) -> PyResult<&'a str> {
     s.to_str().map_err(|e| {
         BadRecord::new_err((
-            format!("records[{i}]: a string that is not valid Unicode ({e})"),
+            format!("{name}[{i}]: a string that is not valid Unicode ({e})"),
             i,
         ))
     })
@@ -98,9 +99,9 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 /// A field's value as JSON: strings, numbers, booleans and null as such, a `datetime` or
 /// `date` as ISO 8601 text, anything else as Python's `json` writes it (the reader then
 /// says what it expected where it expected something else).
-fn write_value(out: &mut Vec<u8>, value: &Bound<'_, PyAny>, i: usize) -> PyResult<()> {
+fn write_value(out: &mut Vec<u8>, value: &Bound<'_, PyAny>, name: &str, i: usize) -> PyResult<()> {
     if let Ok(s) = value.cast::<PyString>() {
-        write_str(out, text_of(s, i)?);
+        write_str(out, text_of(s, name, i)?);
     } else if value.is_none() {
         out.extend_from_slice(b"null");
     } else if let Ok(b) = value.cast::<PyBool>() {
@@ -117,7 +118,7 @@ fn write_value(out: &mut Vec<u8>, value: &Bound<'_, PyAny>, i: usize) -> PyResul
             .import("json")?
             .call_method1("dumps", (value,))
             .map_err(|e| {
-                BadRecord::new_err((format!("records[{i}]: cannot be written as JSON: {e}"), i))
+                BadRecord::new_err((format!("{name}[{i}]: cannot be written as JSON: {e}"), i))
             })?;
         out.extend_from_slice(dumped.extract::<String>()?.as_bytes());
     }

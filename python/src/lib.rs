@@ -8,23 +8,25 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use neardup::cluster::{ClusterMode, RepresentativeRule};
 use neardup::feed::{
     self, Access, FeedIndex, IndexSettings, IngestMode, IngestOptions, RejectedRecord,
     VerdictRecord,
 };
 use neardup::input::{FieldNames, InputSpec, Problem, ProblemKind};
-use neardup::report::{self, Format};
 use neardup::shingle::ShingleSpec;
-use neardup::story::{self, Model, StorySettings, StoryStats};
-use neardup::{ErrorKind, Observer, PipelineBuilder};
+use neardup::story::{self, Model, StoryStats};
+use neardup::{ErrorKind, PipelineBuilder};
 use pyo3::create_exception;
 use pyo3::exceptions::{
     PyException, PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError,
 };
 use pyo3::prelude::*;
 
+mod batch;
 mod encode;
+mod watch;
+
+use watch::Watch;
 
 create_exception!(
     _native,
@@ -42,28 +44,66 @@ create_exception!(
 /// The name bad records are reported under; their line is their position plus one.
 const RECORDS: &str = "records";
 
+/// Every name records in memory are read under.
+const IN_MEMORY: [&str; 5] = [RECORDS, "a", "b", batch::GOLD, "corpus"];
+
 fn error(e: neardup::Error) -> PyErr {
     match e.kind() {
         ErrorKind::Strict(problem) => bad_record(problem),
-        ErrorKind::Config(message) => PyValueError::new_err(message.clone()),
-        ErrorKind::Io { context, source } => {
-            let message = format!("{context}: {source}");
-            match source.kind() {
-                std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(message),
-                std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(message),
-                _ => PyOSError::new_err(message),
-            }
+        ErrorKind::Config(message) => PyValueError::new_err(keywords(message)),
+        ErrorKind::Gold { location, reason } => {
+            PyValueError::new_err(format!("{}: {}", position(location), keywords(reason)))
         }
+        ErrorKind::Io { context, source } => os_error(format!("{context}: {source}"), source),
         _ => NeardupError::new_err(e.to_string()),
     }
+}
+
+/// The Python exception of an I/O error.
+fn os_error(message: String, source: &std::io::Error) -> PyErr {
+    match source.kind() {
+        std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(message),
+        std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(message),
+        _ => PyOSError::new_err(message),
+    }
+}
+
+/// A library message with the command's flags named as the package's keywords.
+fn keywords(message: &str) -> String {
+    const FLAGS: [(&str, &str); 9] = [
+        ("--level story", "level='story'"),
+        ("--shingle words:N", "shingle='words:N'"),
+        ("--stats", "stats"),
+        ("--gold-label", "gold_fields['label']"),
+        ("--gold-cluster", "gold_fields['cluster']"),
+        ("--gold-id", "gold_fields['id']"),
+        ("--gold-a", "gold_fields['a']"),
+        ("--gold-b", "gold_fields['b']"),
+        ("--id-field", "id_field"),
+    ];
+    FLAGS
+        .iter()
+        .fold(message.to_string(), |m, (flag, keyword)| {
+            m.replace(flag, keyword)
+        })
 }
 
 fn bad_record(problem: &Problem) -> PyErr {
     let index = problem.line.map_or(0, |line| line - 1);
     BadRecord::new_err((
-        format!("records[{index}]: {}", reason(&problem.kind)),
+        format!("{}[{index}]: {}", problem.source, reason(&problem.kind)),
         index,
     ))
+}
+
+/// `name[i]` for a record read from memory at `name:line` (line i + 1); other
+/// locations (a file's) as they are.
+fn position(location: &str) -> String {
+    location
+        .rsplit_once(':')
+        .filter(|(name, _)| IN_MEMORY.contains(name))
+        .and_then(|(name, line)| Some((name, line.parse::<u64>().ok()?.checked_sub(1)?)))
+        .map_or_else(|| location.to_string(), |(name, i)| format!("{name}[{i}]"))
 }
 
 /// What is wrong with a record, in the caller's terms: positions counted from 0, no
@@ -71,12 +111,7 @@ fn bad_record(problem: &Problem) -> PyErr {
 fn reason(kind: &ProblemKind) -> String {
     match kind {
         ProblemKind::DuplicateId { id, first } => {
-            let first = first
-                .strip_prefix(RECORDS)
-                .and_then(|at| at.strip_prefix(':'))
-                .and_then(|line| line.parse::<u64>().ok())
-                .map_or_else(|| first.clone(), |line| format!("records[{}]", line - 1));
-            format!("duplicate id {id:?} ({first} has it too)")
+            format!("duplicate id {id:?} ({} has it too)", position(first))
         }
         ProblemKind::RecordTooLarge { bytes, limit } => {
             format!("record of at least {bytes} bytes exceeds the limit of {limit} bytes")
@@ -92,15 +127,19 @@ fn json_lines(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> PyResu
     String::from_utf8(out).map_err(|e| NeardupError::new_err(e.to_string()))
 }
 
-fn in_memory(data: Vec<u8>) -> InputSpec {
+fn in_memory(name: &str, data: Vec<u8>) -> InputSpec {
     InputSpec::Bytes {
-        name: Arc::from(RECORDS),
+        name: Arc::from(name),
         bytes: Arc::from(data),
     }
 }
 
-fn fields(id: String, text: String, date: String) -> FieldNames {
-    FieldNames { id, text, date }
+fn fields(id: &str, text: &str, date: &str) -> FieldNames {
+    FieldNames {
+        id: id.to_string(),
+        text: text.to_string(),
+        date: date.to_string(),
+    }
 }
 
 /// Seconds of a window given as `72h`, `3d`, `3600`…; `None` for none.
@@ -157,104 +196,6 @@ fn on_threads<T: Send>(
     }
 }
 
-/// Clusters (`what = "clusters"`) or verified pairs (`"pairs"`) of JSON Lines records,
-/// as `neardup cluster` or `neardup pairs` writes them. A bad record raises `BadRecord`.
-#[pyfunction]
-#[pyo3(signature = (
-    records, what, *, level, threshold, story_threshold, shingle, num_perm, seed, mode,
-    representative, window, stats, id_field, text_field, date_field, threads
-))]
-#[allow(clippy::too_many_arguments)] // one per keyword argument of the Python functions
-fn analyse(
-    py: Python<'_>,
-    records: &Bound<'_, PyAny>,
-    what: &str,
-    level: &str,
-    threshold: f64,
-    story_threshold: Option<f64>,
-    shingle: &str,
-    num_perm: usize,
-    seed: u64,
-    mode: &str,
-    representative: &str,
-    window: Option<&str>,
-    stats: Option<PathBuf>,
-    id_field: String,
-    text_field: String,
-    date_field: String,
-    threads: Option<usize>,
-) -> PyResult<String> {
-    let write = match what {
-        "clusters" => report::write_clusters,
-        "pairs" => report::write_pairs,
-        other => return Err(PyValueError::new_err(format!("unknown output {other:?}"))),
-    };
-    let mode = match mode {
-        "connected" => ClusterMode::Connected,
-        "leader" => ClusterMode::Leader,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "mode must be 'connected' or 'leader', not {other:?}"
-            )));
-        }
-    };
-    let representative = match representative {
-        "earliest" => RepresentativeRule::Earliest,
-        "longest" => RepresentativeRule::Longest,
-        "first" => RepresentativeRule::First,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "representative must be 'earliest', 'longest' or 'first', not {other:?}"
-            )));
-        }
-    };
-    let fields = self::fields(id_field, text_field, date_field);
-    let data = encode::json_lines(records, &fields, true)?.bytes;
-    let pipeline = PipelineBuilder::new()
-        .fields(fields)
-        .strict(true)
-        .shingle(self::shingle(shingle)?)
-        .num_perm(num_perm)
-        .seed(seed)
-        .threshold(threshold)
-        .cluster_mode(mode)
-        .representative(representative)
-        .level(self::level(level)?)
-        .story(StorySettings {
-            window: self::window(window)?,
-            stats_in: stats,
-            model: Model {
-                threshold: self::story_threshold(story_threshold)?,
-                ..Model::fitted()
-            },
-            ..Default::default()
-        })
-        .build()
-        .map_err(error)?;
-    let input = [in_memory(data)];
-    py.detach(|| {
-        on_threads(threads, || {
-            let outcome = pipeline
-                .run(&input, &neardup::progress::Silent)
-                .map_err(error)?;
-            json_lines(|out| write(out, &outcome, Format::Jsonl))
-        })
-    })
-}
-
-/// Bad records of an index run, by line.
-#[derive(Debug, Default)]
-struct Rejections(Mutex<Vec<Problem>>);
-
-impl Observer for Rejections {
-    fn problem(&self, problem: &Problem) {
-        self.0
-            .lock()
-            .expect("rejections lock")
-            .push(problem.clone());
-    }
-}
-
 /// A feed index opened for writing (or for reading only), as `neardup index` uses it.
 #[pyclass(module = "neardup._native")]
 struct Index {
@@ -284,18 +225,18 @@ impl Index {
             fields: self.fields.clone(),
             ..IngestOptions::default()
         };
-        let encoded = encode::json_lines(records, &self.fields, false)?;
+        let encoded = encode::json_lines(records, RECORDS, &self.fields, false)?;
         let count = encoded.count;
-        let input = [in_memory(encoded.bytes)];
+        let input = [in_memory(RECORDS, encoded.bytes)];
         self.with(records.py(), |index| {
-            let rejections = Rejections::default();
+            let watch = Watch::default();
             let mut verdicts = Vec::new();
-            feed::ingest(index, &input, mode, &options, &rejections, &mut |group| {
+            feed::ingest(index, &input, mode, &options, &watch, &mut |group| {
                 verdicts.extend_from_slice(group);
                 Ok(())
             })
             .map_err(error)?;
-            let mut rejected = rejections.0.into_inner().expect("rejections lock");
+            let mut rejected = watch.finish()?;
             rejected.sort_by_key(|p| p.line);
             let (mut verdicts, mut rejected) = (verdicts.iter(), rejected.iter().peekable());
             let query = mode == IngestMode::Query;
@@ -393,7 +334,7 @@ impl Index {
             .map_err(error)?;
         Ok(Index {
             index: Mutex::new(Some(index)),
-            fields: fields(id_field, text_field, date_field),
+            fields: fields(&id_field, &text_field, &date_field),
         })
     }
 
@@ -450,7 +391,10 @@ impl Index {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(analyse, m)?)?;
+    m.add_function(wrap_pyfunction!(batch::analyse, m)?)?;
+    m.add_function(wrap_pyfunction!(batch::dedup, m)?)?;
+    m.add_function(wrap_pyfunction!(batch::evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(batch::compare, m)?)?;
     m.add_class::<Index>()?;
     m.add("NeardupError", m.py().get_type::<NeardupError>())?;
     m.add("BadRecord", m.py().get_type::<BadRecord>())?;

@@ -9,6 +9,8 @@
 //! periods then look unevenly spaced), so PNG text goes through a wrapper back end,
 //! `Raster`, which draws each glyph at its own bounds.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::{Once, OnceLock};
 
 use ab_glyph::{Font, FontRef, ScaleFont, point};
@@ -25,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::eval::banding::BandingReport;
 use crate::eval::report::ThresholdRecord;
 use crate::eval::sweep::Evaluation;
+use crate::outfile::OutputFile;
 
 /// An image encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -322,6 +325,30 @@ pub fn s_curve_chart(report: &BandingReport) -> Chart {
         }],
         legend: Corner::LowerRight,
     }
+}
+
+/// Writes each chart as `dir/NAME.svg` and/or `.png` (one file per format; `dir` is
+/// created if needed, files are replaced whole); returns the paths written, in order.
+pub fn write_charts(
+    dir: &Path,
+    charts: &[(&str, Chart)],
+    formats: &[ImageFormat],
+) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let mut written = Vec::new();
+    for (name, chart) in charts {
+        for &format in formats {
+            let bytes = chart.render(format)?;
+            let path = dir.join(format!("{name}.{}", format.extension()));
+            let writing = |e| Error::io(format!("writing {}", path.display()), e);
+            let mut file = OutputFile::create(&path).map_err(writing)?;
+            file.write_all(&bytes).map_err(writing)?;
+            file.commit().map_err(writing)?;
+            written.push(path);
+        }
+    }
+    Ok(written)
 }
 
 impl Chart {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 use neardup::eval::gold::{self, GoldFields, GoldFormat, GoldShape};
 use neardup::eval::plot::{self, Chart, ImageFormat};
@@ -289,18 +289,7 @@ impl PlotArgs {
             PlotFormatArg::Svg => &[ImageFormat::Svg],
             PlotFormatArg::Png => &[ImageFormat::Png],
         };
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("creating {}", self.dir.display()))?;
-        let mut written = Vec::new();
-        for (name, chart) in charts {
-            for &format in formats {
-                let bytes = chart.render(format)?;
-                let path = self.dir.join(format!("{name}.{}", format.extension()));
-                super::write_atomically(Some(&path), |w| w.write_all(&bytes))?;
-                written.push(path);
-            }
-        }
-        Ok(written)
+        Ok(plot::write_charts(&self.dir, charts, formats)?)
     }
 }
 
