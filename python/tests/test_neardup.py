@@ -206,6 +206,203 @@ def test_nothing_in_nothing_out():
     assert neardup.pairs(iter([])) == []
 
 
+# --- dedup, evaluate, compare, passages, progress ---------------------------------------
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def as_index(dropped: list[dict], path: Path) -> list[dict]:
+    """The command's --report records with their file location read as a position."""
+    for d in dropped:
+        name, _, line = d.pop("location").rpartition(":")
+        assert name == str(path)
+        d["index"] = int(line) - 1
+    return dropped
+
+
+@pytest.mark.parametrize("level,extra", [("near-copy", {"threshold": 0.3}), ("story", {"story_threshold": 0.1})])
+def test_dedup_keeps_what_the_command_keeps(command, tmp_path, level, extra):
+    records = wire_story() + edited_copies()
+    records.insert(3, dict(records[1]))  # sent twice: a copy by id and text
+    path = write_jsonl(tmp_path / "records.jsonl", records)
+    flags = ["--level", level] + [
+        arg for key, value in extra.items() for arg in (f"--{key.replace('_', '-')}", str(value))
+    ]
+    done = subprocess.run([command, "dedup", str(path), "-q", "--report", str(tmp_path / "report.jsonl"), *flags],
+                          capture_output=True, text=True)
+    assert done.returncode == 2, "the command's exit code for a repeated id"
+    out = done.stdout
+    kept, dropped = neardup.dedup(records, level=level, report=True, **extra)
+    assert kept == [json.loads(line) for line in out.splitlines()]
+    assert len(kept) < len(records) - 1, "the copies are dropped"
+    originals = {id(r) for r in records}
+    assert all(id(r) in originals for r in kept), "the records given are returned, not copies"
+    report = [json.loads(line) for line in (tmp_path / "report.jsonl").read_text().splitlines()]
+    assert dropped == as_index(report, path)
+    assert {"repeated_id"} <= {d["reason"] for d in dropped}
+    assert neardup.dedup(records, level=level, **extra) == kept
+    assert neardup.dedup(iter(records), level=level, threads=1, **extra) == kept
+
+
+def test_dedup_matches_the_command_on_real_articles(command, tmp_path):
+    records = reuters(4000)
+    path = write_jsonl(tmp_path / "reuters.jsonl", records)
+    out = subprocess.run([command, "dedup", str(path), "-q"], check=True, capture_output=True, text=True).stdout
+    kept = neardup.dedup(records)
+    assert [r["id"] for r in kept] == [json.loads(line)["id"] for line in out.splitlines()]
+    assert len(records) - len(kept) > 100
+
+
+def test_dedup_refuses_what_the_command_rejects():
+    same_id = [{"id": "a", "text": "one two three"}, {"id": "a", "text": "four five six"}]
+    with pytest.raises(neardup.BadRecord, match=r'records\[1\]: duplicate id "a"'):
+        neardup.dedup(same_id)
+    with pytest.raises(neardup.BadRecord, match=r'records\[1\]: missing field "text"'):
+        neardup.dedup([{"id": "a", "text": "x"}, {"id": "b"}])
+    assert neardup.dedup([]) == []
+    assert neardup.dedup(["same words here", "same words here"]) == ["same words here"]
+
+
+def gold_pairs() -> list[dict]:
+    """Judged pairs of wire_story() + edited_copies(), written here."""
+    names = [p.name for p in FIXTURES]
+    pairs = [{"a": f"s{i}", "b": f"s{i}-copy", "same_story": True, "label": "copy"} for i in range(3)]
+    pairs += [{"a": names[0], "b": names[k], "same_story": True, "label": "rewrite"} for k in (1, 2, 3, 4)]
+    pairs += [{"a": "s0", "b": "s1", "same_story": False, "label": "unrelated"},
+              {"a": "s1-copy", "b": names[2], "same_story": False, "label": "unrelated"}]
+    return pairs
+
+
+@pytest.mark.parametrize("level,flags", [("near-copy", []), ("story", ["--min-threshold", "0.05"])])
+def test_evaluate_gives_the_commands_report(command, tmp_path, level, flags):
+    records = wire_story() + edited_copies()
+    path = write_jsonl(tmp_path / "records.jsonl", records)
+    gold = write_jsonl(tmp_path / "gold.jsonl", gold_pairs())
+    out = subprocess.run([command, "eval", str(path), "--gold", str(gold), "--level", level, *flags,
+                          "--format", "json", "--no-plots", "-q"], check=True, capture_output=True, text=True).stdout
+    expected = json.loads(out)
+    kw = {"min_threshold": 0.05} if flags else {}
+    result = neardup.evaluate(records, gold, level=level, **kw)
+    assert result.pop("charts") == []
+    assert result == expected
+    from_memory = neardup.evaluate(records, gold_pairs(), level=level, **kw)
+    assert from_memory["gold"].pop("file") == "gold"
+    from_memory.pop("charts")
+    expected["gold"].pop("file")
+    assert from_memory == expected
+    best = expected["best_f1"]
+    assert best["precision"] == 1.0 and best["recall"] >= 3 / 7, "the copies found, nothing wrongly merged"
+
+
+def test_evaluate_writes_charts_and_says_what_it_left_out(tmp_path):
+    records = wire_story() + edited_copies()
+    result = neardup.evaluate(records, gold_pairs(), plots=tmp_path / "charts")
+    names = sorted(Path(p).name for p in result["charts"])
+    assert names == ["eval-scores.png", "eval-scores.svg", "eval-sweep.png", "eval-sweep.svg"]
+    assert (tmp_path / "charts" / "eval-sweep.png").read_bytes()[:4] == b"\x89PNG"
+    assert neardup.evaluate(records, gold_pairs(), plots=tmp_path / "svg", plot_format="svg")["charts"] == [
+        str(tmp_path / "svg" / "eval-sweep.svg"), str(tmp_path / "svg" / "eval-scores.svg")]
+    gold = gold_pairs() + [{"a": "s0", "b": "nowhere", "same_story": True}]
+    with pytest.warns(UserWarning, match="1 gold records left out: 1 ids are not among the records"):
+        left_out = neardup.evaluate(records, gold)
+    assert left_out["gold"]["unknown_ids"] == ["nowhere"]
+    with pytest.raises(ValueError, match=r'gold\[9\]: id "nowhere" is not in the corpus'):
+        neardup.evaluate(records, gold, strict=True)
+    renamed = [{"left": g["a"], "right": g["b"], "dup": g["same_story"]} for g in gold_pairs()]
+    plain = neardup.evaluate(records, gold_pairs())
+    other = neardup.evaluate(records, renamed, gold_fields={"a": "left", "b": "right", "label": "dup"})
+    assert other["thresholds"] == plain["thresholds"]
+
+
+def test_evaluate_says_what_is_wrong(tmp_path):
+    records = edited_copies()
+    with pytest.raises(ValueError, match=r"gold\[0\]: missing label field: .*gold_fields\['label'\]"):
+        neardup.evaluate(records, [{"a": "s0", "b": "s1"}])
+    with pytest.raises(FileNotFoundError, match="no-gold.jsonl"):
+        neardup.evaluate(records, tmp_path / "no-gold.jsonl")
+    for kwargs in ({"score": "cosine"}, {"score": "story"}, {"step": 0}, {"min_threshold": 0},
+                   {"plot_format": "gif", "plots": tmp_path}, {"gold_fields": {"c": "x"}},
+                   {"gold_shape": "triples"}, {"level": "story", "bands": 4}):
+        with pytest.raises(ValueError):
+            neardup.evaluate(records, gold_pairs()[:3], **kwargs)
+
+
+def test_compare_gives_the_commands_comparison(command, tmp_path):
+    records = wire_story()
+    path = write_jsonl(tmp_path / "wire.jsonl", records)
+    a, b = records[3], records[4]
+    out = subprocess.run([command, "compare", "--in", str(path), a["id"], b["id"], "--format", "json", "-q"],
+                         check=True, capture_output=True, text=True).stdout
+    expected = json.loads(out)
+    result = neardup.compare(a, b, corpus=records)
+    assert (result["a"].pop("location"), result["b"].pop("location")) == ("a:1", "b:1")
+    expected["a"].pop("location"), expected["b"].pop("location")
+    assert result == expected
+    assert result["passages"], "003 and 004 share quotations"
+    first = result["passages"][0]
+    for side, record in (("a", a), ("b", b)):
+        span = first[side]
+        assert record["text"].encode()[span["start"]:span["end"]].decode() == span["text"]
+    assert "We were able to win the following concession" in first["a"]["text"]
+    assert result["story"]["statistics_documents"] == 5
+
+
+def test_compare_takes_plain_texts_and_says_what_is_wrong():
+    one = "The central bank raised its key interest rate by half a point on Tuesday, its third rise."
+    result = neardup.compare(one, one.replace("third", "fourth"))
+    assert (result["a"]["id"], result["b"]["id"]) == ("a", "b")
+    assert 0.5 < result["jaccard"] < 1
+    assert result["story"]["statistics_documents"] == 2
+    with pytest.raises(neardup.BadRecord, match=r'b\[0\]: duplicate id "x" \(a\[0\] has it too\)'):
+        neardup.compare({"id": "x", "text": "a b c"}, {"id": "x", "text": "d e f"})
+    with pytest.raises(neardup.BadRecord, match=r'corpus\[1\]: missing field "text"'):
+        neardup.compare(one, one, corpus=[{"id": "c", "text": "x"}, {"id": "d"}])
+
+
+def test_passages_are_the_commands(command, tmp_path):
+    records = wire_story()
+    pairs = neardup.pairs(records, threshold=0.05, passages=True, min_passage_words=6)
+    assert pairs == run_command(command, ["pairs", "--threshold", "0.05", "--passages", "--min-passage-words", "6"],
+                                records, tmp_path)
+    assert any(p["passages"] for p in pairs)
+    clusters = neardup.cluster(records, threshold=0.05, passages=True)
+    assert clusters == run_command(command, ["cluster", "--threshold", "0.05", "--passages"], records, tmp_path)
+    with pytest.raises(ValueError, match="near-copy level"):
+        neardup.pairs(records, level="story", passages=True)
+
+
+def test_progress_is_reported_stage_by_stage():
+    records = wire_story() + edited_copies()
+    calls: list[tuple] = []
+    clusters = neardup.cluster(records, threshold=0.3, progress=lambda *call: calls.append(call))
+    assert clusters == neardup.cluster(records, threshold=0.3)
+    stages = list(dict.fromkeys(stage for stage, _, _ in calls))
+    assert stages == ["read", "candidates", "verify", "cluster"]
+    for stage in stages:
+        mine = [(done, total) for s, done, total in calls if s == stage]
+        assert mine[0][0] == 0
+        done, total = mine[-1]
+        assert total is None or done == total
+        assert [d for d, _ in mine] == sorted(d for d, _ in mine)
+    read_total = [total for s, _, total in calls if s == "read"][0]
+    assert read_total > sum(len(r["text"]) for r in records)
+    story = []
+    neardup.dedup(records, level="story", progress=lambda *call: story.append(call[0]))
+    assert "weigh" in story
+
+    raised = []
+
+    def stop(stage, done, total):
+        raised.append(stage)
+        raise KeyboardInterrupt("enough")
+
+    with pytest.raises(KeyboardInterrupt, match="enough"):
+        neardup.evaluate(records, gold_pairs(), progress=stop)
+    assert raised == ["read"], "no call after the first exception"
+
+
 # --- index ---------------------------------------------------------------------------
 
 def test_an_index_answers_as_the_command_does(command, tmp_path):
