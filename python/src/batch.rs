@@ -10,10 +10,10 @@ use neardup::eval::gold::{self, GoldFields, GoldFormat, GoldShape};
 use neardup::eval::plot::{self, ImageFormat};
 use neardup::eval::report::{self as eval_report, EvalRecord};
 use neardup::eval::sweep::{self, Banding, Score, SweepConfig, UnknownIds};
-use neardup::input::{FieldNames, InputFormat, ProblemKind, RecordLocation};
+use neardup::input::{FieldNames, InputFormat, Problem, ProblemKind, RecordLocation};
 use neardup::report::{self, DedupPlan, Fate, Format};
 use neardup::story::{Model, StorySettings};
-use neardup::{PipelineBuilder, input};
+use neardup::{Outcome, Pipeline, PipelineBuilder, input};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -119,14 +119,29 @@ pub fn analyse(
     };
     let data = encode::json_lines(records, RECORDS, &run.fields(), true)?.bytes;
     let pipeline = run.builder()?.strict(true).build().map_err(error)?;
+    run_over(py, data, &pipeline, &run, progress, |outcome, _, _| {
+        json_lines(|out| write(out, &outcome, Format::Jsonl))
+    })
+}
+
+/// Runs `pipeline` over records encoded as JSON Lines, without the GIL and on the
+/// call's threads, then hands `then` the outcome, the problems met (a lenient run's) and
+/// the watch (for later stages' progress).
+fn run_over<T: Send>(
+    py: Python<'_>,
+    data: Vec<u8>,
+    pipeline: &Pipeline,
+    run: &Run,
+    progress: Option<Py<PyAny>>,
+    then: impl FnOnce(Outcome, Vec<Problem>, &Watch) -> PyResult<T> + Send,
+) -> PyResult<T> {
     let input = [in_memory(RECORDS, data)];
     let watch = Watch::new(progress);
     py.detach(|| {
         on_threads(run.threads, || {
             let outcome = pipeline.run(&input, &watch);
-            watch.finish()?;
-            let outcome = outcome.map_err(error)?;
-            json_lines(|out| write(out, &outcome, Format::Jsonl))
+            let problems = watch.finish()?;
+            then(outcome.map_err(error)?, problems, &watch)
         })
     })
 }
@@ -145,20 +160,21 @@ pub fn dedup(
 ) -> PyResult<(Vec<usize>, Option<String>)> {
     let encoded = encode::json_lines(records, RECORDS, &run.fields(), true)?;
     let pipeline = run.builder()?.build().map_err(error)?;
-    let input = [in_memory(RECORDS, encoded.bytes)];
-    let watch = Watch::new(progress);
-    py.detach(|| {
-        on_threads(run.threads, || {
-            let outcome = pipeline.run(&input, &watch);
-            let problems = watch.finish()?;
-            let outcome = outcome.map_err(error)?;
+    let count = encoded.count as u64;
+    run_over(
+        py,
+        encoded.bytes,
+        &pipeline,
+        &run,
+        progress,
+        |outcome, problems, _| {
             let plan = DedupPlan::new(&outcome);
             let fate = |line: u64| plan.fate(RecordLocation { source: 0, line });
             let copy = |line: Option<u64>| line.map(fate) == Some(Fate::Drop { repeat: true });
             if let Some(p) = problems.iter().find(|p| !copy(p.line)) {
                 return Err(bad_record(p));
             }
-            let kept = (1..=encoded.count as u64)
+            let kept = (1..=count)
                 .filter(|&line| fate(line) == Fate::Keep)
                 .map(|line| line as usize - 1)
                 .collect();
@@ -166,8 +182,8 @@ pub fn dedup(
                 .then(|| json_lines(|out| report::write_dropped(out, &outcome, Format::Jsonl)))
                 .transpose()?;
             Ok((kept, dropped))
-        })
-    })
+        },
+    )
 }
 
 /// How `evaluate` sweeps and where its gold comes from (every key present).
@@ -330,52 +346,45 @@ pub fn evaluate(
         .bucket_cap(sweep.bucket_cap)
         .build()
         .map_err(error)?;
-    let input = [in_memory(RECORDS, data)];
-    let watch = Watch::new(progress);
-    py.detach(|| {
-        on_threads(run.threads, || {
-            let outcome = pipeline.run(&input, &watch);
-            watch.finish()?;
-            let outcome = outcome.map_err(error)?;
-            let banding = if sweep.bands.is_some() || sweep.rows.is_some() {
-                Banding::Fixed(outcome.settings.lsh)
+    run_over(py, data, &pipeline, &run, progress, |outcome, _, watch| {
+        let banding = if sweep.bands.is_some() || sweep.rows.is_some() {
+            Banding::Fixed(outcome.settings.lsh)
+        } else {
+            Banding::default()
+        };
+        let config = SweepConfig {
+            score,
+            thresholds,
+            beta: sweep.beta,
+            banding,
+            explain_at: sweep.explain_at,
+            bins: sweep.bins,
+            unknown_ids: if sweep.strict {
+                UnknownIds::Fail
             } else {
-                Banding::default()
-            };
-            let config = SweepConfig {
-                score,
-                thresholds,
-                beta: sweep.beta,
-                banding,
-                explain_at: sweep.explain_at,
-                bins: sweep.bins,
-                unknown_ids: if sweep.strict {
-                    UnknownIds::Fail
-                } else {
-                    UnknownIds::Skip
-                },
-            };
-            let evaluation = sweep::evaluate(&outcome, &gold, &config, &watch).map_err(error)?;
-            watch.finish()?;
-            let record = EvalRecord::new(&outcome, &evaluation, &gold_name, banding);
-            let json = json_lines(|out| eval_report::write_json(out, &record))?;
-            let written = match &sweep.plots {
-                None => Vec::new(),
-                Some(dir) => {
-                    let subtitle = format!(
-                        "{gold_name}, {}{}",
-                        record.settings.cluster_mode,
-                        if story_level { " linkage" } else { "" }
-                    );
-                    let charts = [
-                        ("eval-sweep", plot::sweep_chart(&evaluation, &subtitle)),
-                        ("eval-scores", plot::histogram_chart(&evaluation, &subtitle)),
-                    ];
-                    plot::write_charts(dir, &charts, formats).map_err(error)?
-                }
-            };
-            Ok((json, written))
-        })
+                UnknownIds::Skip
+            },
+        };
+        let evaluation = sweep::evaluate(&outcome, &gold, &config, watch).map_err(error)?;
+        watch.finish()?;
+        let record = EvalRecord::new(&outcome, &evaluation, &gold_name, banding);
+        let json = json_lines(|out| eval_report::write_json(out, &record))?;
+        let written = match &sweep.plots {
+            None => Vec::new(),
+            Some(dir) => {
+                let subtitle = format!(
+                    "{gold_name}, {}{}",
+                    record.settings.cluster_mode,
+                    if story_level { " linkage" } else { "" }
+                );
+                let charts = [
+                    ("eval-sweep", plot::sweep_chart(&evaluation, &subtitle)),
+                    ("eval-scores", plot::histogram_chart(&evaluation, &subtitle)),
+                ];
+                plot::write_charts(dir, &charts, formats).map_err(error)?
+            }
+        };
+        Ok((json, written))
     })
 }
 
