@@ -11,6 +11,9 @@ The same engine as the ``neardup`` command, in the same process::
     ]
     for cluster in neardup.cluster(articles, threshold=0.5):
         print(cluster["representative"], [m["id"] for m in cluster["members"]])
+    kept = neardup.dedup(articles)                      # a and c: the dicts given
+    report = neardup.evaluate(articles, [{"a": "a", "b": "b", "same_story": True}])
+    shared = neardup.compare(articles[0], articles[1])["passages"]
 
     with neardup.Index.create("feed-index") as index:   # or neardup.Index("feed-index")
         verdict = index.add({"id": "x1", "text": "..."})  # durable when it returns
