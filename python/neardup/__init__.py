@@ -332,12 +332,13 @@ def compare(
     ``a`` and ``b`` themselves, and a record repeating an id counts once. Without it,
     words are weighed over the two records alone (or by ``stats``, a statistics file).
     """
-    settings = locals()
-    one = lambda record, name: [  # noqa: E731
-        {id_field: name, text_field: record} if isinstance(record, str) else record
-    ]
+    settings = _run(locals())
+
+    def one(record: Record, name: str) -> list[Record]:
+        return [{id_field: name, text_field: record} if isinstance(record, str) else record]
+
     corpus = None if corpus is None else list(corpus)
-    return json.loads(_native.compare(one(a, "a"), one(b, "b"), corpus, _run(settings)))
+    return json.loads(_native.compare(one(a, "a"), one(b, "b"), corpus, settings))
 
 
 def _run(given: dict[str, Any]) -> dict[str, Any]:

@@ -372,15 +372,8 @@ pub fn evaluate(
         let written = match &sweep.plots {
             None => Vec::new(),
             Some(dir) => {
-                let subtitle = format!(
-                    "{gold_name}, {}{}",
-                    record.settings.cluster_mode,
-                    if story_level { " linkage" } else { "" }
-                );
-                let charts = [
-                    ("eval-sweep", plot::sweep_chart(&evaluation, &subtitle)),
-                    ("eval-scores", plot::histogram_chart(&evaluation, &subtitle)),
-                ];
+                let charts =
+                    plot::evaluation_charts(&evaluation, &gold_name, record.settings.cluster_mode);
                 plot::write_charts(dir, &charts, formats).map_err(error)?
             }
         };
@@ -439,4 +432,4 @@ pub fn compare(
 }
 
 /// The name corpus records of `compare` are reported under.
-const CORPUS: &str = "corpus";
+pub const CORPUS: &str = "corpus";

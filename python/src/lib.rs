@@ -45,7 +45,7 @@ create_exception!(
 const RECORDS: &str = "records";
 
 /// Every name records in memory are read under.
-const IN_MEMORY: [&str; 5] = [RECORDS, "a", "b", batch::GOLD, "corpus"];
+const IN_MEMORY: [&str; 5] = [RECORDS, "a", "b", batch::GOLD, batch::CORPUS];
 
 fn error(e: neardup::Error) -> PyErr {
     match e.kind() {

@@ -111,6 +111,25 @@ enum Corner {
     UpperRight,
 }
 
+/// The charts `neardup eval` writes, by file name: the sweep (`eval-sweep`) and the score
+/// distribution (`eval-scores`), subtitled with the gold's name and the clustering.
+pub fn evaluation_charts(
+    eval: &Evaluation,
+    gold_name: &str,
+    cluster_mode: &str,
+) -> [(&'static str, Chart); 2] {
+    let linkage = if eval.score.is_story() {
+        " linkage"
+    } else {
+        ""
+    };
+    let subtitle = format!("{gold_name}, {cluster_mode}{linkage}");
+    [
+        ("eval-sweep", sweep_chart(eval, &subtitle)),
+        ("eval-scores", histogram_chart(eval, &subtitle)),
+    ]
+}
+
 /// Precision, recall and F1 (and F-β, and the adjusted Rand index for cluster gold)
 /// against the threshold, with a rule at the best threshold by F1.
 pub fn sweep_chart(eval: &Evaluation, subtitle: &str) -> Chart {

@@ -409,16 +409,12 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
                 ReportFormat::Table => report::write_eval_table(w, &record, a.show),
                 ReportFormat::Json => report::write_json(w, &record),
             })?;
-            let subtitle = format!(
-                "{}, {}{}",
-                file_name(&a.gold.path),
+            let charts = plot::evaluation_charts(
+                &evaluation,
+                &file_name(&a.gold.path),
                 record.settings.cluster_mode,
-                if story_level { " linkage" } else { "" }
             );
-            let written = a.plots.write(&[
-                ("eval-sweep", plot::sweep_chart(&evaluation, &subtitle)),
-                ("eval-scores", plot::histogram_chart(&evaluation, &subtitle)),
-            ])?;
+            let written = a.plots.write(&charts)?;
             if !quiet && !written.is_empty() {
                 eprintln!("neardup: charts: {}", list(&written));
             }
