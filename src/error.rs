@@ -57,6 +57,9 @@ pub enum ErrorKind {
         /// What is wrong there.
         reason: String,
     },
+    /// The caller stopped the run (its [`crate::Observer::cancelled`] said so).
+    #[error("stopped by the caller before the run finished")]
+    Cancelled,
     /// An I/O failure outside the inputs (temporary files, output). Its display is the
     /// context alone; the cause is its `source()` (`{:#}` with anyhow prints both).
     #[error("{context}")]

@@ -19,7 +19,7 @@ use crate::input::{
     self, Batch, FieldNames, InputFormat, InputSpec, Location, Problem, ProblemKind, RawRecord,
     ReadEvent, ReadLimits, RecordLocation, Source,
 };
-use crate::progress::{Observer, Stage};
+use crate::progress::{Observer, Stage, Ticker, go_on};
 use crate::shingle::{ShingleSpec, Shingler, into_set};
 use crate::sketch::Sketcher;
 use crate::story::{self, StoryDoc, StoryDocs, StoryOutcome, StorySettings, StoryStats};
@@ -864,18 +864,19 @@ impl Pipeline {
         let rank = corpus.id_ranks();
         let docs: Vec<u32> = (0..corpus.len() as u32).collect();
         observer.stage_started(Stage::Candidates, Some(s.lsh.bands as u64));
-        let on_band = || observer.advanced(Stage::Candidates, 1);
-        let candidates =
-            index::candidate_pairs(&corpus, &docs, s.lsh, s.bucket_cap, &rank, &on_band);
+        let ticker = Ticker::new(observer, Stage::Candidates);
+        let candidates = index::candidate_pairs(&corpus, &docs, s.lsh, s.bucket_cap, &rank, ticker);
         observer.stage_finished(Stage::Candidates);
+        go_on(observer)?;
         stats.candidate_pairs = candidates.pairs.len() as u64;
         stats.timings.push((Stage::Candidates, started.elapsed()));
 
         let started = Instant::now();
         observer.stage_started(Stage::Verify, Some(candidates.pairs.len() as u64));
-        let on_pairs = |n| observer.advanced(Stage::Verify, n);
-        let mut scores = verify::score_pairs(&corpus, &candidates.pairs, &on_pairs)
+        let ticker = Ticker::new(observer, Stage::Verify);
+        let mut scores = verify::score_pairs(&corpus, &candidates.pairs, ticker)
             .map_err(|e| Error::io("reading spilled shingle sets", e))?;
+        go_on(observer)?;
         drop(candidates.pairs);
         for p in &mut scores {
             if rank[p.a as usize] > rank[p.b as usize] {
@@ -895,9 +896,11 @@ impl Pipeline {
         stats.timings.push((Stage::Verify, started.elapsed()));
 
         let started = Instant::now();
+        go_on(observer)?;
         observer.stage_started(Stage::Cluster, None);
         let clusters = cluster::cluster(&corpus, &pairs, s.cluster_mode, s.representative, &rank);
         observer.stage_finished(Stage::Cluster);
+        go_on(observer)?;
         stats.clusters = clusters.len() as u64;
         stats.clustered_documents = clusters.iter().map(|c| c.members.len() as u64).sum();
         stats.set_bytes = corpus.set_bytes();
@@ -975,13 +978,7 @@ impl Pipeline {
             s.representative,
             &rank,
             observer,
-        )
-        .map_err(|e| {
-            Error::io(
-                "reading or writing the story level's spilled sets and features",
-                e,
-            )
-        })?;
+        )?;
         stats.candidate_pairs = found.scored.len() as u64 + found.outside_window;
         stats.verified_pairs = found.pairs.len() as u64;
         stats.clusters = found.clusters.len() as u64;
@@ -1101,6 +1098,10 @@ impl Pipeline {
             let mut read_all = true;
             let mut keeper = checkpoint.map(|c| Keeper::new(c, scope));
             for event in rx {
+                if observer.cancelled() {
+                    read_all = false;
+                    break;
+                }
                 let batch = match event {
                     ReadEvent::Problem(p) => {
                         if file_tx.send(Filing::Problem(p)).is_err() {
@@ -1153,6 +1154,7 @@ impl Pipeline {
         });
         observer.stage_finished(Stage::Read);
         let (filer, story_stats, replayed) = result?;
+        go_on(observer)?;
         stats.checkpoint_records = replayed;
         Ok(Ingested {
             corpus: filer.corpus,

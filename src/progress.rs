@@ -1,6 +1,8 @@
-//! How the library tells its caller what it is doing. It never prints.
+//! How the library tells its caller what it is doing, and how the caller stops it. It
+//! never prints.
 
 use crate::input::Problem;
+use crate::{ErrorKind, Result};
 
 /// The stages of a run, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,7 +39,8 @@ impl Stage {
     }
 }
 
-/// Receives progress and problems while a run goes on. Every method has an empty default.
+/// Receives progress and problems while a run goes on, and may stop it. Every method has
+/// a default that ignores what it is told and never stops the run.
 ///
 /// Methods may be called from several threads at once.
 pub trait Observer: Sync {
@@ -49,6 +52,64 @@ pub trait Observer: Sync {
     fn stage_finished(&self, _stage: Stage) {}
     /// A bad record or an unreadable input (in input order).
     fn problem(&self, _problem: &Problem) {}
+    /// Whether the caller wants the run stopped. It is asked between stages and between
+    /// pieces of a stage's work (a batch of input, a band, a chunk of pairs), often, so
+    /// it must be cheap; once it has answered `true` it must keep doing so. A stopped
+    /// run returns [`ErrorKind::Cancelled`] and writes nothing; a checkpoint keeps the
+    /// batches it had saved, as if the run had been killed.
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// `Err(Cancelled)` once `observer` has asked the run to stop.
+pub(crate) fn go_on(observer: &dyn Observer) -> Result<()> {
+    if observer.cancelled() {
+        return Err(ErrorKind::Cancelled.into());
+    }
+    Ok(())
+}
+
+/// One stage's progress, told to the observer by the code that does the stage's work,
+/// which asks it between pieces of work whether to go on.
+#[derive(Clone, Copy)]
+pub struct Ticker<'o> {
+    observer: &'o dyn Observer,
+    stage: Stage,
+}
+
+impl std::fmt::Debug for Ticker<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticker")
+            .field("stage", &self.stage)
+            .finish()
+    }
+}
+
+impl<'o> Ticker<'o> {
+    /// Tells `observer` of `stage`'s work.
+    pub fn new(observer: &'o dyn Observer, stage: Stage) -> Self {
+        Ticker { observer, stage }
+    }
+
+    /// Tells no one and never stops (work done outside a run's stages).
+    pub fn silent() -> Ticker<'static> {
+        Ticker {
+            observer: &Silent,
+            stage: Stage::Verify,
+        }
+    }
+
+    /// `amount` more units of the stage's work are done.
+    pub fn advance(&self, amount: u64) {
+        self.observer.advanced(self.stage, amount);
+    }
+
+    /// Whether the run is being stopped: work not yet begun should be skipped (its
+    /// result is thrown away).
+    pub fn stopped(&self) -> bool {
+        self.observer.cancelled()
+    }
 }
 
 /// An observer that ignores everything.

@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 
 use crate::corpus::Corpus;
+use crate::progress::Ticker;
 use crate::sketch::estimate_jaccard;
 
 /// The scores of one candidate pair.
@@ -27,17 +28,21 @@ pub struct PairScore {
 
 /// Scores every pair; the result is in the order of `pairs`.
 ///
-/// `on_progress(n)` is called as pairs are done. Fails only if a spilled shingle set
-/// cannot be read back.
+/// `ticker` is told as pairs are done; once it says the run is stopping, chunks of pairs
+/// not yet begun are left out of the result. Fails only if a spilled shingle set cannot
+/// be read back.
 pub fn score_pairs(
     corpus: &Corpus,
     pairs: &[(u32, u32)],
-    on_progress: &(dyn Fn(u64) + Sync),
+    ticker: Ticker<'_>,
 ) -> std::io::Result<Vec<PairScore>> {
     const CHUNK: usize = 4096;
     let chunks: Vec<std::io::Result<Vec<PairScore>>> = pairs
         .par_chunks(CHUNK)
         .map(|chunk| {
+            if ticker.stopped() {
+                return Ok(Vec::new());
+            }
             let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
             let mut out = Vec::with_capacity(chunk.len());
             let mut cached_a = u32::MAX;
@@ -53,7 +58,7 @@ pub fn score_pairs(
                 let (sig_a, sig_b) = (corpus.signature(a), corpus.signature(b));
                 out.push(score_sets(a, b, &set_a, set_b, sig_a, sig_b));
             }
-            on_progress(chunk.len() as u64);
+            ticker.advance(chunk.len() as u64);
             Ok(out)
         })
         .collect();

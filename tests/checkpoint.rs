@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::util::*;
 
 /// Records a batch holds (the reader's default), so that tests can reason in batches.
-const BATCH: usize = 4096;
+pub(crate) const BATCH: usize = 4096;
 
 /// An article of 60 words drawn from 5,000 made-up ones by `seed`, its last four by
 /// `variant`: texts of different seeds share few shingles, of one seed most.
@@ -40,7 +40,7 @@ fn article_of(i: u64) -> String {
 /// the text of a record 3,000 before it (near-copies across batches), with dates, and
 /// bad records of each kind the workers find (malformed JSON, empty text, invalid UTF-8)
 /// and one the filing finds (a repeated id).
-fn corpus(batches: usize) -> Vec<u8> {
+pub(crate) fn corpus(batches: usize) -> Vec<u8> {
     let mut out = Vec::new();
     for i in 0..batches * BATCH + 1000 {
         let line = match i {

@@ -6,6 +6,7 @@
 mod util;
 
 mod bad_input;
+mod cancel;
 mod checkpoint;
 mod cli;
 mod determinism;

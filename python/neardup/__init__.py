@@ -33,7 +33,8 @@ a value that cannot be written as JSON. An index answers such a record with a ``
 place instead, so that what was added before and after it is not lost.
 
 Every call releases the GIL and runs on all cores (``threads`` to limit it); the output
-is the same whatever the number of threads.
+is the same whatever the number of threads. Ctrl-C stops a batch call part way (within
+about a tenth of a second) and raises ``KeyboardInterrupt`` from it.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def cluster(
     of each): ``stage`` is ``"read"`` (``done`` in bytes), ``"weigh"`` (records),
     ``"candidates"`` (LSH bands), ``"verify"`` (pairs), ``"cluster"``, ``"passages"``
     (pairs); ``total`` is ``None`` where it is not known. An exception it raises stops
-    the calls and is raised when the run returns.
+    the run, as Ctrl-C does, and is raised from the call.
     """
     return _records(_native.analyse(records, "clusters", _run(locals()), progress))
 
@@ -321,6 +322,7 @@ def compare(
     text_field: str = "text",
     date_field: str = "date",
     threads: Optional[int] = None,
+    progress: Progress = None,
 ) -> dict[str, Any]:
     """Two records side by side, as ``neardup compare --format json``: both texts, their
     Jaccard and containments, the passages they share (byte offsets in both texts), and
@@ -331,6 +333,7 @@ def compare(
     (found in ``boilerplate_docs`` or more records) from shared story text; it may hold
     ``a`` and ``b`` themselves, and a record repeating an id counts once. Without it,
     words are weighed over the two records alone (or by ``stats``, a statistics file).
+    ``progress`` reports the reading of the records, as in :func:`cluster`.
     """
     settings = _run(locals())
 
@@ -338,7 +341,7 @@ def compare(
         return [{id_field: name, text_field: record} if isinstance(record, str) else record]
 
     corpus = None if corpus is None else list(corpus)
-    return json.loads(_native.compare(one(a, "a"), one(b, "b"), corpus, settings))
+    return json.loads(_native.compare(one(a, "a"), one(b, "b"), corpus, settings, progress))
 
 
 def _run(given: dict[str, Any]) -> dict[str, Any]:

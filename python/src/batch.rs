@@ -18,7 +18,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::watch::Watch;
-use crate::{RECORDS, bad_record, encode, error, in_memory, json_lines, on_threads};
+use crate::{RECORDS, bad_record, encode, error, in_memory, json_lines};
 
 /// The settings of a run, as the package's functions pass them (every key present).
 #[derive(FromPyObject)]
@@ -125,8 +125,8 @@ pub fn analyse(
 }
 
 /// Runs `pipeline` over records encoded as JSON Lines, without the GIL and on the
-/// call's threads, then hands `then` the outcome, the problems met (a lenient run's) and
-/// the watch (for later stages' progress).
+/// call's threads (stopped by Ctrl-C, see [`Watch::run`]), then hands `then` the
+/// outcome, the problems met (a lenient run's) and the watch (for later stages' progress).
 fn run_over<T: Send>(
     py: Python<'_>,
     data: Vec<u8>,
@@ -137,12 +137,10 @@ fn run_over<T: Send>(
 ) -> PyResult<T> {
     let input = [in_memory(RECORDS, data)];
     let watch = Watch::new(progress);
-    py.detach(|| {
-        on_threads(run.threads, || {
-            let outcome = pipeline.run(&input, &watch);
-            let problems = watch.finish()?;
-            then(outcome.map_err(error)?, problems, &watch)
-        })
+    watch.run(py, run.threads, || {
+        let outcome = pipeline.run(&input, &watch);
+        let problems = watch.finish()?;
+        then(outcome.map_err(error)?, problems, &watch)
     })
 }
 
@@ -408,26 +406,24 @@ pub fn compare(
         .build()
         .map_err(error)?;
     let watch = Watch::new(progress);
-    py.detach(|| {
-        on_threads(run.threads, || {
-            let plan = input::plan_sources(&specs, Some(InputFormat::JsonLines));
-            let compared = align::compare(
-                &pipeline,
-                &plan.sources,
-                &DocRef::Source(0),
-                &DocRef::Source(1),
-                &watch,
-            );
-            // The corpus may hold a and b themselves, or repeat a record: each counts once.
-            let counted_once = |p: &input::Problem| {
-                &*p.source == CORPUS && matches!(p.kind, ProblemKind::DuplicateId { .. })
-            };
-            if let Some(p) = watch.finish()?.iter().find(|p| !counted_once(p)) {
-                return Err(bad_record(p));
-            }
-            let comparison = compared.map_err(error)?;
-            json_lines(|out| report::write_comparison(out, &comparison))
-        })
+    watch.run(py, run.threads, || {
+        let plan = input::plan_sources(&specs, Some(InputFormat::JsonLines));
+        let compared = align::compare(
+            &pipeline,
+            &plan.sources,
+            &DocRef::Source(0),
+            &DocRef::Source(1),
+            &watch,
+        );
+        // The corpus may hold a and b themselves, or repeat a record: each counts once.
+        let counted_once = |p: &input::Problem| {
+            &*p.source == CORPUS && matches!(p.kind, ProblemKind::DuplicateId { .. })
+        };
+        if let Some(p) = watch.finish()?.iter().find(|p| !counted_once(p)) {
+            return Err(bad_record(p));
+        }
+        let comparison = compared.map_err(error)?;
+        json_lines(|out| report::write_comparison(out, &comparison))
     })
 }
 

@@ -403,6 +403,40 @@ def test_progress_is_reported_stage_by_stage():
     assert raised == ["read"], "no call after the first exception"
 
 
+@pytest.mark.parametrize("call", ["cluster", "dedup", "evaluate", "compare"])
+def test_ctrl_c_stops_a_call_part_way(call):
+    """SIGINT while a call runs: KeyboardInterrupt from the call, no later stage begun."""
+    records = wire_story() + edited_copies()
+    stages: list[str] = []
+    interrupt = [True]
+
+    def progress(stage, done, total):
+        if stage not in stages:
+            stages.append(stage)
+        if interrupt[0] and stage == "read" and done == 0:
+            interrupt[0] = False
+            os.kill(os.getpid(), signal.SIGINT)
+            # The call's waiting thread, the main one, sees Ctrl-C while this one sleeps.
+            time.sleep(1)
+
+    def run():
+        calls = {
+            "cluster": lambda: neardup.cluster(records, level="story", progress=progress),
+            "dedup": lambda: neardup.dedup(records, progress=progress),
+            "evaluate": lambda: neardup.evaluate(records, gold_pairs(), progress=progress),
+            "compare": lambda: neardup.compare(records[0], records[1], corpus=records, progress=progress),
+        }
+        return calls[call]()
+
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    assert stages == ["read"]
+    # Not interrupted, the same call runs to its end (and the module still works).
+    stages.clear()
+    assert run()
+    assert stages == ["read"] if call == "compare" else len(stages) > 2
+
+
 # --- index ---------------------------------------------------------------------------
 
 def test_an_index_answers_as_the_command_does(command, tmp_path):

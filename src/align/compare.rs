@@ -6,7 +6,7 @@ use crate::corpus::Corpus;
 use crate::error::{Error, ErrorKind, Result};
 use crate::input::Source;
 use crate::pipeline::Stats;
-use crate::progress::Observer;
+use crate::progress::{Observer, Ticker};
 use crate::story::{self, Components, Kind, Model, StoryDoc, StoryStats, Veto};
 use crate::verify::PairScore;
 
@@ -117,11 +117,17 @@ pub fn compare(
     if da == db {
         return Err(ErrorKind::NotFound("A and B are the same document".into()).into());
     }
-    let score = crate::verify::score_pairs(&corpus, &[(da, db)], &|_| {})
+    let score = crate::verify::score_pairs(&corpus, &[(da, db)], Ticker::silent())
         .map_err(|e| Error::io("reading spilled shingle sets", e))?[0];
-    let passages = align_pairs(&corpus, &[(da, db)], settings.shingle, passage, &|_| {})?
-        .pop()
-        .unwrap_or_default();
+    let passages = align_pairs(
+        &corpus,
+        &[(da, db)],
+        settings.shingle,
+        passage,
+        Ticker::silent(),
+    )?
+    .pop()
+    .unwrap_or_default();
     let story = story_verdict(&corpus, &settings.story, da, db)?;
     let doc = |d: u32| -> Result<ComparedDoc> {
         let mut buf = Vec::new();

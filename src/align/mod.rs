@@ -68,7 +68,7 @@ use rayon::prelude::*;
 use crate::corpus::Corpus;
 use crate::error::{Error, Result};
 use crate::pipeline::Settings;
-use crate::progress::{Observer, Stage};
+use crate::progress::{Observer, Stage, Ticker, go_on};
 use crate::shingle::ShingleSpec;
 use crate::text::{Token, Tokenizer};
 use crate::verify::PairScore;
@@ -206,8 +206,10 @@ pub fn find_passages(
     observer: &dyn Observer,
 ) -> Result<Vec<PairPassages>> {
     let doc_pairs: Vec<(u32, u32)> = pairs.iter().map(|p| (p.a, p.b)).collect();
-    let on_progress = |n| observer.advanced(Stage::Align, n);
-    align_pairs(corpus, &doc_pairs, settings.shingle, passage, &on_progress)
+    let ticker = Ticker::new(observer, Stage::Align);
+    let found = align_pairs(corpus, &doc_pairs, settings.shingle, passage, ticker)?;
+    go_on(observer)?;
+    Ok(found)
 }
 
 /// A passage found by the aligner, before boilerplate is split off.
@@ -304,7 +306,7 @@ pub(crate) fn align_pairs(
     pairs: &[(u32, u32)],
     spec: ShingleSpec,
     settings: &PassageSettings,
-    on_progress: &(dyn Fn(u64) + Sync),
+    ticker: Ticker<'_>,
 ) -> Result<Vec<PairPassages>> {
     // Small chunks balance the threads: a few pairs of long documents can take most of the time.
     const CHUNK: usize = 16;
@@ -315,6 +317,9 @@ pub(crate) fn align_pairs(
         .map_init(
             || Worker::new(*settings),
             |w, chunk| {
+                if ticker.stopped() {
+                    return Ok(Vec::new());
+                }
                 let mut out = Vec::with_capacity(chunk.len());
                 for &(a, b) in chunk {
                     let mut text_a = std::mem::take(&mut w.text_a);
@@ -376,7 +381,7 @@ pub(crate) fn align_pairs(
                     out.push(pair);
                     (w.text_a, w.text_b) = (text_a, text_b);
                 }
-                on_progress(chunk.len() as u64);
+                ticker.advance(chunk.len() as u64);
                 Ok(out)
             },
         )

@@ -35,7 +35,7 @@ use crate::eval::gold::{Gold, GoldRecords, GoldShape};
 use crate::eval::metrics::{Confusion, Contingency};
 use crate::index::{self, LshParams};
 use crate::pipeline::Outcome;
-use crate::progress::{Observer, Stage};
+use crate::progress::{Observer, Stage, Ticker, go_on};
 use crate::story::{self, StoryOutcome, link};
 use crate::verify::{self, PairScore};
 
@@ -481,6 +481,7 @@ pub fn evaluate(
     observer.stage_started(Stage::Cluster, Some(config.thresholds.len() as u64));
     let mut rows = Vec::with_capacity(config.thresholds.len());
     for &t in &config.thresholds {
+        go_on(observer)?;
         rows.push(sweep.decide(t)?.result);
         observer.advanced(Stage::Cluster, 1);
     }
@@ -689,7 +690,7 @@ impl<'o> Sweep<'o> {
         }
         raw.sort_unstable_by_key(|p| (rank[p.0 as usize], rank[p.1 as usize]));
         let index_pairs: Vec<(u32, u32)> = raw.iter().map(|p| (p.0, p.1)).collect();
-        let scores = verify::score_pairs(corpus, &index_pairs, &|_| {})
+        let scores = verify::score_pairs(corpus, &index_pairs, Ticker::silent())
             .map_err(|e| Error::io("reading spilled shingle sets", e))?;
         let swept: Vec<(f32, bool)> = match &outcome.story {
             Some(found) => story_scores(outcome, found, &index_pairs)?,
@@ -777,7 +778,7 @@ impl<'o> Sweep<'o> {
             params,
             outcome.settings.bucket_cap,
             &outcome.rank,
-            &|| {},
+            Ticker::silent(),
         );
         let mut scores = Vec::with_capacity(found.pairs.len());
         let mut unseen = Vec::new();
@@ -788,7 +789,7 @@ impl<'o> Sweep<'o> {
             }
         }
         let rank = &outcome.rank;
-        let fresh = verify::score_pairs(corpus, &unseen, &|_| {})
+        let fresh = verify::score_pairs(corpus, &unseen, Ticker::silent())
             .map_err(|e| Error::io("reading spilled shingle sets", e))?;
         for mut p in fresh {
             if rank[p.a as usize] > rank[p.b as usize] {

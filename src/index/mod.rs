@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::corpus::Corpus;
+use crate::progress::Ticker;
 
 /// A bucket that exceeded the cap.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,15 +44,15 @@ pub struct Candidates {
 
 /// Finds candidate pairs among `docs` (indices into `corpus`).
 ///
-/// `rank[doc]` orders documents by id (see [`Corpus::id_ranks`]); `on_band` is called once
-/// per finished band.
+/// `rank[doc]` orders documents by id (see [`Corpus::id_ranks`]); `ticker` is told of each
+/// finished band, and bands not yet begun are skipped once it says the run is stopping.
 pub fn candidate_pairs(
     corpus: &Corpus,
     docs: &[u32],
     params: LshParams,
     bucket_cap: usize,
     rank: &[u32],
-    on_band: &(dyn Fn() + Sync),
+    ticker: Ticker<'_>,
 ) -> Candidates {
     candidate_pairs_of(
         &|d| corpus.signature(d),
@@ -61,7 +62,7 @@ pub fn candidate_pairs(
         bucket_cap,
         rank,
         &|_, _| true,
-        on_band,
+        ticker,
     )
 }
 
@@ -82,7 +83,7 @@ pub fn candidate_pairs_of<'s>(
     bucket_cap: usize,
     rank: &[u32],
     keep: &(dyn Fn(u32, u32) -> bool + Sync),
-    on_band: &(dyn Fn() + Sync),
+    ticker: Ticker<'_>,
 ) -> Candidates {
     assert!(
         params.bands * params.rows <= num_perm,
@@ -92,8 +93,11 @@ pub fn candidate_pairs_of<'s>(
     let per_band: Vec<(Vec<u64>, Vec<OversizedBucket>)> = (0..params.bands)
         .into_par_iter()
         .map(|band| {
+            if ticker.stopped() {
+                return Default::default();
+            }
             let out = band_pairs(signature, docs, params, band, bucket_cap, rank, keep);
-            on_band();
+            ticker.advance(1);
             out
         })
         .collect();
@@ -197,7 +201,7 @@ mod tests {
             cap,
             &rank,
             keep,
-            &|| {},
+            Ticker::silent(),
         )
     }
 

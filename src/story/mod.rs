@@ -44,7 +44,7 @@ pub use stats::StoryStats;
 use crate::cluster::RepresentativeRule;
 use crate::corpus::Corpus;
 use crate::index::{self, LshParams};
-use crate::progress::{Observer, Stage};
+use crate::progress::{Observer, Stage, Ticker, go_on};
 use crate::sketch::Sketcher;
 use crate::verify::intersection_size;
 
@@ -302,6 +302,8 @@ fn shingle_overlap(sa: &[u64], sb: &[u64]) -> (f64, f64, f64) {
 }
 
 /// Runs the story level over a read corpus: `docs` holds the features of each document.
+/// Fails when spilled sets or features cannot be read or written, or when the observer
+/// stops the run.
 #[allow(clippy::too_many_arguments)] // the pipeline's frozen settings, passed apart
 pub fn run(
     corpus: &Corpus,
@@ -312,7 +314,13 @@ pub fn run(
     rule: RepresentativeRule,
     rank: &[u32],
     observer: &dyn Observer,
-) -> std::io::Result<StoryOutcome> {
+) -> crate::Result<StoryOutcome> {
+    let spill_error = |e| {
+        crate::Error::io(
+            "reading or writing the story level's spilled sets and features",
+            e,
+        )
+    };
     let mut stages = Stages::new(observer);
     let k = settings.num_perm;
     let lsh = candidate_lsh(settings.candidate_threshold, k);
@@ -327,6 +335,7 @@ pub fn run(
     const BATCH: usize = 1024;
     let round = BATCH * 4 * rayon::current_num_threads();
     for (r, round_signatures) in signatures.chunks_mut(k * round).enumerate() {
+        go_on(observer)?;
         type Encoded = (Vec<u64>, Vec<usize>);
         let encoded: Vec<std::io::Result<Encoded>> = round_signatures
             .par_chunks_mut(k * BATCH)
@@ -352,10 +361,10 @@ pub fn run(
             )
             .collect();
         for batch in encoded {
-            let (words, ends) = batch?;
+            let (words, ends) = batch.map_err(spill_error)?;
             let mut start = 0;
             for end in ends {
-                docs.push_weights(&words[start..end])?;
+                docs.push_weights(&words[start..end]).map_err(spill_error)?;
                 start = end;
             }
         }
@@ -380,8 +389,9 @@ pub fn run(
         settings.bucket_cap,
         rank,
         &|a, b| crate::sketch::estimate_jaccard(signature(a), signature(b)) >= floor,
-        &|| observer.advanced(Stage::Candidates, 1),
+        Ticker::new(observer, Stage::Candidates),
     );
+    go_on(observer)?;
     let pairs: Vec<(u32, u32)> = candidates
         .pairs
         .iter()
@@ -400,6 +410,9 @@ pub fn run(
     let chunks: Vec<std::io::Result<Vec<Scored>>> = pairs
         .par_chunks(CHUNK)
         .map(|chunk| {
+            if observer.cancelled() {
+                return Ok(Vec::new());
+            }
             let (mut set_x, mut set_y) = (Vec::new(), Vec::new());
             let (mut words_x, mut words_y) = Default::default();
             let mut out = Vec::with_capacity(chunk.len());
@@ -441,7 +454,7 @@ pub fn run(
     let mut accepted = Vec::new();
     let mut vetoed = VetoCounts::default();
     for chunk in chunks {
-        for (l, pair, veto) in chunk? {
+        for (l, pair, veto) in chunk.map_err(spill_error)? {
             scored.push(l);
             accepted.extend(pair);
             vetoed.add(veto);
@@ -450,6 +463,7 @@ pub fn run(
     let key = |a: u32, b: u32| (rank[a as usize], rank[b as usize]);
     scored.par_sort_unstable_by_key(|l| key(l.a, l.b));
     accepted.par_sort_unstable_by_key(|p| key(p.a, p.b));
+    go_on(observer)?;
     stages.start(Stage::Cluster, None);
     let links: Vec<link::Link> = accepted.iter().map(StoryPair::link).collect();
     let clusters = link::link(
@@ -462,6 +476,7 @@ pub fn run(
         rank,
     );
     stages.finish();
+    go_on(observer)?;
     Ok(StoryOutcome {
         pairs: accepted,
         scored,
