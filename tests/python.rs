@@ -1,5 +1,6 @@
-//! The Python package (`python/`): built into a virtual environment with maturin, then
-//! its tests (`python/tests`, pytest) run against the `neardup` built for these tests.
+//! The Python package (`python/`): built as a wheel with maturin and installed with pip
+//! into a virtual environment, as a user installs it, then its tests (`python/tests`,
+//! pytest) run against the `neardup` built for these tests.
 //!
 //! Needs a Python with maturin and pytest (`NEARDUP_PYTHON`, else
 //! `target/py-venv/bin/python`, which `.ci/run` creates). Skipped with a note otherwise.
@@ -42,8 +43,12 @@ fn python_package_passes_its_tests() {
     .unwrap();
     // In the project's target directory, whose dependencies this test run built (Cargo
     // does not hold the build directory's lock while tests run).
+    let wheels = root().join("target/py-wheel");
+    let _ = std::fs::remove_dir_all(&wheels);
     let built = Command::new(bin.join("maturin"))
-        .args(["develop", "--quiet", "--manifest-path"])
+        .args(["build", "--quiet", "--profile", "dev", "--out"])
+        .arg(&wheels)
+        .arg("--manifest-path")
         .arg(root().join("python/Cargo.toml"))
         .env("VIRTUAL_ENV", venv)
         .env("PATH", &path)
@@ -51,8 +56,33 @@ fn python_package_passes_its_tests() {
         .expect("maturin runs");
     assert!(
         built.status.success(),
-        "maturin develop failed:\n{}",
+        "maturin build failed:\n{}",
         String::from_utf8_lossy(&built.stderr)
+    );
+    let wheel: Vec<PathBuf> = std::fs::read_dir(&wheels)
+        .expect("maturin wrote a wheel")
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(
+        wheel.len() == 1 && wheel[0].extension().is_some_and(|e| e == "whl"),
+        "one wheel expected: {wheel:?}"
+    );
+    let installed = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(["--force-reinstall", "--no-deps"])
+        .arg(&wheel[0])
+        .output()
+        .expect("pip runs");
+    assert!(
+        installed.status.success(),
+        "pip install failed:\n{}",
+        String::from_utf8_lossy(&installed.stderr)
     );
     let tested = Command::new(&python)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])

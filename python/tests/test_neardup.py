@@ -1,6 +1,6 @@
 """The Python package against the command it wraps.
 
-Run by tests/python.rs (part of `cargo test`), which builds the module into
+Run by tests/python.rs (part of `cargo test`), which builds the wheel, installs it into
 target/py-venv and sets NEARDUP_BIN to the command built for the tests. By hand:
 `maturin develop -m python/Cargo.toml` in a venv with pytest, then `pytest python/tests`.
 """
