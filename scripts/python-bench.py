@@ -10,14 +10,19 @@ Prints one JSON line per run: seconds of the whole call, and of its two parts (t
 native call, which reads the records' fields and runs; the clusters read back into
 dicts). `--job dedup` times neardup.dedup instead (the whole call only), and
 `--progress` passes a callback that counts its calls, to measure what progress costs.
+`--interrupt-after S` sends the process SIGINT (Ctrl-C) S seconds into each call and
+prints how soon after it the call raised KeyboardInterrupt, and the stages it began.
 """
 
 import argparse
 import gzip
 import json
+import os
 import resource
+import signal
 import statistics
 import sys
+import threading
 import time
 
 import neardup
@@ -41,6 +46,8 @@ def main():
     ap.add_argument("--progress", action="store_true", help="pass a progress callback")
     ap.add_argument("--total-only", action="store_true",
                     help="time the whole call alone (for builds whose native part differs)")
+    ap.add_argument("--interrupt-after", type=float, metavar="S",
+                    help="send SIGINT S seconds into each call; time how soon it stops")
     a = ap.parse_args()
 
     started = time.perf_counter()
@@ -50,6 +57,9 @@ def main():
     progress = (lambda *call: calls.append(call)) if a.progress else None
     options = dict(level=a.level, threshold=a.threshold, threads=a.threads)
     job = getattr(neardup, a.job)
+    if a.interrupt_after is not None:
+        interrupt(job, records, options, a)
+        return
     times = []
     for run in range(1, a.repeat + 1):
         t0 = time.perf_counter()
@@ -79,6 +89,41 @@ def main():
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }), flush=True)
     print(f"median {statistics.median(times):.3f} s over {len(times)} runs", file=sys.stderr)
+
+
+def interrupt(job, records, options, a):
+    """Each run: SIGINT `a.interrupt_after` seconds in, then the time to KeyboardInterrupt."""
+    for run in range(1, a.repeat + 1):
+        stages = []
+        progress = lambda stage, done, total: stages.append(stage) if stage not in stages else None
+        sent = []
+
+        def send():
+            sent.append(time.perf_counter())
+            os.kill(os.getpid(), signal.SIGINT)
+
+        timer = threading.Timer(a.interrupt_after, send)
+        t0 = time.perf_counter()
+        timer.start()
+        finished = stopped = None
+        try:
+            job(records, progress=progress, **options)
+            finished = time.perf_counter()
+            # Finished first: a signal sent since must not end the script.
+            timer.cancel()
+            timer.join()
+            time.sleep(0.2)
+        except KeyboardInterrupt:
+            if finished is None:
+                stopped = time.perf_counter()
+        timer.join()
+        row = {"job": a.job, "level": a.level, "run": run, "signal_after_s": a.interrupt_after,
+               "stages_begun": stages}
+        if finished is not None:
+            row["finished_s"] = round(finished - t0, 3)
+        else:
+            row["stopped_s_after_signal"] = round(stopped - sent[0], 3)
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":
