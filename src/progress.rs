@@ -56,7 +56,10 @@ pub trait Observer: Sync {
     /// pieces of a stage's work (a batch of input, a band, a chunk of pairs), often, so
     /// it must be cheap; once it has answered `true` it must keep doing so. A stopped
     /// run returns [`ErrorKind::Cancelled`] and writes nothing; a checkpoint keeps the
-    /// batches it had saved, as if the run had been killed.
+    /// batches it had saved, as if the run had been killed. Batch runs ask it
+    /// ([`crate::Pipeline`]'s runs and reads, [`crate::eval::sweep::evaluate`],
+    /// [`crate::align::compare`]); the feed index's operations do not, since one
+    /// stopped part way would have stored articles whose verdicts nobody hears.
     fn cancelled(&self) -> bool {
         false
     }
