@@ -896,7 +896,6 @@ impl Pipeline {
         stats.timings.push((Stage::Verify, started.elapsed()));
 
         let started = Instant::now();
-        go_on(observer)?;
         observer.stage_started(Stage::Cluster, None);
         let clusters = cluster::cluster(&corpus, &pairs, s.cluster_mode, s.representative, &rank);
         observer.stage_finished(Stage::Cluster);

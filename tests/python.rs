@@ -28,6 +28,18 @@ fn python() -> Option<PathBuf> {
     Some(python)
 }
 
+/// Runs `command` and returns its output; fails the test with both streams if it fails.
+fn succeed(command: &mut Command, what: &str) -> std::process::Output {
+    let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -45,19 +57,15 @@ fn python_package_passes_its_tests() {
     // does not hold the build directory's lock while tests run).
     let wheels = root().join("target/py-wheel");
     let _ = std::fs::remove_dir_all(&wheels);
-    let built = Command::new(bin.join("maturin"))
-        .args(["build", "--quiet", "--profile", "dev", "--out"])
-        .arg(&wheels)
-        .arg("--manifest-path")
-        .arg(root().join("python/Cargo.toml"))
-        .env("VIRTUAL_ENV", venv)
-        .env("PATH", &path)
-        .output()
-        .expect("maturin runs");
-    assert!(
-        built.status.success(),
-        "maturin build failed:\n{}",
-        String::from_utf8_lossy(&built.stderr)
+    succeed(
+        Command::new(bin.join("maturin"))
+            .args(["build", "--quiet", "--profile", "dev", "--out"])
+            .arg(&wheels)
+            .arg("--manifest-path")
+            .arg(root().join("python/Cargo.toml"))
+            .env("VIRTUAL_ENV", venv)
+            .env("PATH", &path),
+        "maturin build",
     );
     let wheel: Vec<PathBuf> = std::fs::read_dir(&wheels)
         .expect("maturin wrote a wheel")
@@ -67,36 +75,28 @@ fn python_package_passes_its_tests() {
         wheel.len() == 1 && wheel[0].extension().is_some_and(|e| e == "whl"),
         "one wheel expected: {wheel:?}"
     );
-    let installed = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .args(["--force-reinstall", "--no-deps"])
-        .arg(&wheel[0])
-        .output()
-        .expect("pip runs");
-    assert!(
-        installed.status.success(),
-        "pip install failed:\n{}",
-        String::from_utf8_lossy(&installed.stderr)
+    succeed(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(["--force-reinstall", "--no-deps"])
+            .arg(&wheel[0]),
+        "pip install",
     );
-    let tested = Command::new(&python)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
-        .arg(root().join("python/tests"))
-        .current_dir(root())
-        .env("NEARDUP_BIN", env!("CARGO_BIN_EXE_neardup"))
-        .output()
-        .expect("pytest runs");
+    let tested = succeed(
+        Command::new(&python)
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+            .arg(root().join("python/tests"))
+            .current_dir(root())
+            .env("NEARDUP_BIN", env!("CARGO_BIN_EXE_neardup")),
+        "the Python package's tests",
+    );
     let report = String::from_utf8_lossy(&tested.stdout);
-    assert!(
-        tested.status.success(),
-        "the Python package's tests failed:\n{report}\n{}",
-        String::from_utf8_lossy(&tested.stderr)
-    );
     // Skips are for a missing NEARDUP_DATA alone; anything else skipped is a fault here.
     let skipped = report.matches("skipped").count();
     let data = std::env::var_os("NEARDUP_DATA").is_some();

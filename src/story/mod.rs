@@ -407,10 +407,11 @@ pub fn run(
     let model = settings.model;
     const CHUNK: usize = 4096;
     type Scored = (link::Link, Option<StoryPair>, Option<Veto>);
+    let ticker = Ticker::new(observer, Stage::Verify);
     let chunks: Vec<std::io::Result<Vec<Scored>>> = pairs
         .par_chunks(CHUNK)
         .map(|chunk| {
-            if observer.cancelled() {
+            if ticker.stopped() {
                 return Ok(Vec::new());
             }
             let (mut set_x, mut set_y) = (Vec::new(), Vec::new());
@@ -446,7 +447,7 @@ pub fn run(
                     out.push((l, pair, veto));
                 }
             }
-            observer.advanced(Stage::Verify, chunk.len() as u64);
+            ticker.advance(chunk.len() as u64);
             Ok(out)
         })
         .collect();
