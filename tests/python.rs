@@ -1,25 +1,26 @@
-//! The Python package (`python/`): built as a wheel with maturin and installed with pip
-//! into a virtual environment, as a user installs it, then its tests (`python/tests`,
-//! pytest) run against the `neardup` built for these tests.
+//! The Python package (`python/`): built as a wheel with maturin, as it is shipped (linked
+//! by zig against glibc 2.17, so it installs on any x86_64 Linux of the last decade), and
+//! installed with pip into a virtual environment, as a user installs it; then its tests
+//! (`python/tests`, pytest) run against the `neardup` built for these tests.
 //!
-//! Needs a Python with maturin and pytest (`NEARDUP_PYTHON`, else
+//! Needs a Python with maturin, ziglang and pytest (`NEARDUP_PYTHON`, else
 //! `target/py-venv/bin/python`, which `.ci/run` creates). Skipped with a note otherwise.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The virtual environment's Python, if it has maturin and pytest.
+/// The virtual environment's Python, if it has maturin, ziglang and pytest.
 fn python() -> Option<PathBuf> {
     let python = std::env::var_os("NEARDUP_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target/py-venv/bin/python"));
     let ready = Command::new(&python)
-        .args(["-c", "import maturin, pytest"])
+        .args(["-c", "import maturin, pytest, ziglang"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !ready {
         eprintln!(
-            "note: no Python with maturin and pytest ({}; set NEARDUP_PYTHON or run .ci/run): \
+            "note: no Python with maturin, ziglang and pytest ({}; set NEARDUP_PYTHON or run .ci/run): \
              skipping the Python package's tests",
             python.display()
         );
@@ -53,13 +54,14 @@ fn python_package_passes_its_tests() {
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
     ))
     .unwrap();
-    // In the project's target directory, whose dependencies this test run built (Cargo
-    // does not hold the build directory's lock while tests run).
+    // In the project's target directory (Cargo does not hold the build directory's lock
+    // while tests run); zig builds for an explicit target, so into a directory of its own.
     let wheels = root().join("target/py-wheel");
     let _ = std::fs::remove_dir_all(&wheels);
     succeed(
         Command::new(bin.join("maturin"))
-            .args(["build", "--quiet", "--profile", "dev", "--out"])
+            .args(["build", "--quiet", "--profile", "dev"])
+            .args(["--zig", "--compatibility", "manylinux2014", "--out"])
             .arg(&wheels)
             .arg("--manifest-path")
             .arg(root().join("python/Cargo.toml"))
@@ -74,6 +76,11 @@ fn python_package_passes_its_tests() {
     assert!(
         wheel.len() == 1 && wheel[0].extension().is_some_and(|e| e == "whl"),
         "one wheel expected: {wheel:?}"
+    );
+    let name = wheel[0].file_name().unwrap().to_string_lossy();
+    assert!(
+        name.contains("-abi3-manylinux2014_"),
+        "the wheel should install on glibc 2.17 and every Python from 3.10: {name}"
     );
     succeed(
         Command::new(&python)
