@@ -442,9 +442,15 @@ class Index:
         only. ``indexed`` says whether its id is already in the index."""
         return self._ingest(self._native.query, records)
 
-    def remove(self, ids: Iterable[str]) -> dict[str, bool]:
-        """Removes articles by id (a takedown): for each id, whether it was there. The
-        index's log is rewritten without them, so give many ids in one call."""
+    def remove(self, ids: Union[str, Iterable[str]]) -> dict[str, bool]:
+        """Removes articles by id (a takedown): one id (a str) or many (an iterable of
+        them); for each id, whether it was there. The index's log is rewritten without
+        them, so give many ids in one call."""
+        # One str is one id, as one dict is one record to add: not its characters.
+        if isinstance(ids, str):
+            ids = [ids]
+        elif isinstance(ids, (bytes, bytearray, Mapping)) or not isinstance(ids, Iterable):
+            raise TypeError(f"ids must be a str or an iterable of str, not {type(ids).__name__}")
         ids = [str(i) for i in ids]
         return dict(zip(ids, self._native.remove(ids)))
 

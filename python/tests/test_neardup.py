@@ -493,6 +493,14 @@ def test_query_adds_nothing_and_remove_takes_out(tmp_path):
         assert index.remove(["s0", "nobody"]) == {"s0": True, "nobody": False}
         assert len(index) == 2
         assert index.query(records[1])["verdict"] == "new"
+        # One str is one id, not its characters.
+        index.add({"id": "ab", "text": records[4]["text"]})
+        assert index.remove("ab") == {"ab": True}
+        assert index.remove(iter(["s2"])) == {"s2": True}
+        for wrong in (b"s1", 5):
+            with pytest.raises(TypeError, match="ids must be a str or an iterable of str"):
+                index.remove(wrong)
+        assert len(index) == 1
         assert index.clusters(min_size=1) and all(c["size"] == 1 for c in index.clusters(min_size=1))
 
 
