@@ -57,6 +57,106 @@ fn decode<const N: usize>(text: &str) -> Option<Vec<[u8; N]>> {
     )
 }
 
+/// What a sketch record's `settings` field says it was made with: `level=… shingle=…
+/// seed=… num_perm=…`, and at the story level `stats=` the digest of the statistics it
+/// was weighed by ([`crate::story::StoryStats::digest`]). Records made otherwise have
+/// other shingles, slots or weights, and scoring them together gives wrong scores
+/// without any error, so `verify` compares them.
+pub fn sketch_settings(
+    level: &str,
+    shingle: crate::shingle::ShingleSpec,
+    seed: u64,
+    num_perm: usize,
+    stats: Option<u64>,
+) -> String {
+    let mut settings = format!("level={level} shingle={shingle} seed={seed} num_perm={num_perm}");
+    if let Some(digest) = stats {
+        settings.push_str(&format!(" stats={digest:016x}"));
+    }
+    settings
+}
+
+/// Checks, record by record, that every sketch a `verify` reads was made with the
+/// settings of the first one read and with those the verify's own flags give.
+#[derive(Debug)]
+pub(crate) struct SettingsCheck {
+    /// `(setting, value, the flag giving it)` of the verify itself.
+    own: Vec<(&'static str, String, String)>,
+    /// The first record's settings and where it was read.
+    first: Option<(String, String)>,
+}
+
+impl SettingsCheck {
+    pub(crate) fn new(own: Vec<(&'static str, String, String)>) -> Self {
+        SettingsCheck { own, first: None }
+    }
+
+    /// Whether the record of `id` read at `at`, sketched with `settings`, agrees.
+    pub(crate) fn check(
+        &mut self,
+        id: &str,
+        settings: Option<&str>,
+        at: &str,
+    ) -> Result<(), String> {
+        let settings = settings.ok_or_else(|| {
+            format!(
+                "document {id:?} has no \"settings\" field (sketched by an older neardup): \
+                 sketch it again"
+            )
+        })?;
+        let theirs = parse_settings(settings);
+        for (key, value, flag) in &self.own {
+            let found = theirs.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
+            if found != Some(value.as_str()) {
+                return Err(format!(
+                    "document {id:?} was sketched with {key} {}, this verify has {key} \
+                     {value} ({flag})",
+                    found.unwrap_or("(none)")
+                ));
+            }
+        }
+        let Some((first, first_at)) = &self.first else {
+            self.first = Some((settings.to_string(), at.to_string()));
+            return Ok(());
+        };
+        if first != settings {
+            let ours = parse_settings(first);
+            let differing = theirs
+                .iter()
+                .map(|&(k, v)| {
+                    (
+                        k,
+                        Some(v),
+                        ours.iter().find(|(o, _)| *o == k).map(|(_, w)| *w),
+                    )
+                })
+                .chain(
+                    ours.iter()
+                        .filter(|(k, _)| !theirs.iter().any(|(t, _)| t == k))
+                        .map(|&(k, w)| (k, None, Some(w))),
+                )
+                .find(|(_, v, w)| v != w);
+            if let Some((key, v, w)) = differing {
+                return Err(format!(
+                    "document {id:?} was sketched with {key} {}, the record at {first_at} with \
+                     {key} {}: sketch every document with the same settings",
+                    v.unwrap_or("(none)"),
+                    w.unwrap_or("(none)")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `key=value` pairs of a `settings` field.
+fn parse_settings(settings: &str) -> Vec<(&str, &str)> {
+    settings
+        .split_ascii_whitespace()
+        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+        .collect()
+}
+
 /// Why field `field` of document `id`'s record is refused.
 pub(crate) fn undecodable(id: &str, field: &str) -> String {
     format!("document {id:?}: its field {field:?} does not decode")
@@ -278,6 +378,8 @@ struct SketchIn {
     id: String,
     #[serde(default)]
     level: Option<String>,
+    #[serde(default)]
+    settings: Option<String>,
     signature: String,
     set: String,
 }
@@ -330,8 +432,13 @@ impl PairVerifier {
         out: &mut dyn Write,
     ) -> crate::Result<PairVerifyCounts> {
         let mut counts = PairVerifyCounts::default();
+        let mut check = SettingsCheck::new(vec![
+            ("level", "near-copy".into(), "--level".into()),
+            ("num_perm", self.num_perm.to_string(), "--num-perm".into()),
+        ]);
         for_each_line(input, name, |number, line| {
-            let bad = |reason: String| crate::Error::sketch(format!("{name}:{number}"), reason);
+            let at = format!("{name}:{number}");
+            let bad = |reason: String| crate::Error::sketch(at.clone(), reason);
             let (x, y): (SketchIn, SketchIn) = serde_json::from_slice(line).map_err(|e| {
                 bad(format!(
                     "not a pair of sketch records ([{{…}}, {{…}}]): {e}"
@@ -345,6 +452,11 @@ impl PairVerifier {
                         r.id
                     )));
                 }
+            }
+            for r in [&x, &y] {
+                check
+                    .check(&r.id, r.settings.as_deref(), &at)
+                    .map_err(bad)?;
             }
             if x.id == y.id {
                 return Err(bad(format!("a document paired with itself: {:?}", x.id)));

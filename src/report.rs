@@ -706,6 +706,9 @@ pub struct SketchRecord<'a> {
     pub schema_version: u32,
     /// The document.
     pub id: &'a str,
+    /// What it was sketched with ([`crate::distributed::sketch_settings`]), for
+    /// `neardup verify` to refuse records made otherwise.
+    pub settings: &'a str,
     /// Its LSH band keys, one per band in band order, as 16 hex digits (a u64 does not
     /// fit every JSON reader's numbers).
     pub bands: Vec<String>,
@@ -724,11 +727,13 @@ pub struct SketchRecord<'a> {
 }
 
 /// Writes one [`SketchRecord`] per document of `corpus`, in input order, with the band
-/// keys of `lsh` (the banding a batch run with the same settings uses).
+/// keys of `lsh` (the banding a batch run with the same settings uses) and `settings`
+/// ([`crate::distributed::sketch_settings`]).
 pub fn write_sketches(
     out: &mut dyn Write,
     corpus: &Corpus,
     lsh: crate::index::LshParams,
+    settings: &str,
 ) -> io::Result<()> {
     let (mut set_buf, mut bytes) = (Vec::new(), Vec::new());
     for doc in 0..corpus.len() as u32 {
@@ -740,6 +745,7 @@ pub fn write_sketches(
         let record = SketchRecord {
             schema_version: SCHEMA_VERSION,
             id: corpus.id(doc),
+            settings,
             bands: (0..lsh.bands)
                 .map(|b| format!("{:016x}", crate::index::band_key(signature, lsh, b)))
                 .collect(),

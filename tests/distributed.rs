@@ -186,6 +186,101 @@ fn verify_refuses_lines_that_are_not_pairs_of_story_sketches() {
     assert!(stderr_of(&out).contains("in [0, 1]"), "{}", stderr_of(&out));
 }
 
+/// Records sketched with other settings would be scored wrongly without an error (other
+/// shingles, hash functions or weights), so verify refuses them, naming the setting.
+#[test]
+fn verify_refuses_sketches_made_with_other_settings() {
+    let s = Scratch::new();
+    let wire = fixtures().join("wire-story");
+    let sketch = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["sketch", "-q", "-t", "0.05"];
+        args.extend(extra);
+        let out = run_ok(&args, &[&wire]);
+        out.lines().map(String::from).collect()
+    };
+    let plain = sketch(&[]);
+    let refused_line = |line: String, flags: &[&str], expected: &str| {
+        let input = s.write(
+            "mixed.jsonl",
+            format!("[{},{}]\n{line}\n", plain[0], plain[1]),
+        );
+        let mut verify = neardup();
+        verify.args(["verify", "-q"]).args(flags).arg(&input);
+        let err = refused(verify, &s.path("verified.jsonl"));
+        assert!(err.contains(expected), "{expected}: {err}");
+    };
+    for (extra, expected) in [
+        (["--seed", "7"], "seed 7, the record at "),
+        (["--shingle", "words:3"], "shingle words:3, the record at "),
+    ] {
+        let other = sketch(&extra);
+        let expected = format!(
+            "mixed.jsonl:2: document {:?} was sketched with {expected}",
+            {
+                let r: serde_json::Value = serde_json::from_str(&other[4]).unwrap();
+                r["id"].as_str().unwrap().to_string()
+            }
+        );
+        refused_line(
+            format!("[{},{}]", plain[3], other[4]),
+            &["-t", "0.01"],
+            &expected,
+        );
+        refused_line(
+            format!("[{},{}]", plain[3], other[4]),
+            &["-t", "0.01"],
+            "mixed.jsonl:1",
+        );
+    }
+    refused_line(
+        format!("[{},{}]", plain[3], plain[4]),
+        &["--num-perm", "64"],
+        "num_perm 128, this verify has num_perm 64 (--num-perm)",
+    );
+    let mut old: serde_json::Value = serde_json::from_str(&plain[4]).unwrap();
+    old.as_object_mut().unwrap().remove("settings");
+    refused_line(
+        format!("[{},{old}]", plain[3]),
+        &[],
+        "has no \"settings\" field (sketched by an older neardup)",
+    );
+
+    // The story level: weighed by other statistics than verify's.
+    let (stats, records) = fixture_sketches(&s);
+    let other_stats = s.path("other.stats");
+    let few = s.write(
+        "few.jsonl",
+        "{\"id\":\"x\",\"text\":\"Some other words entirely, counted apart.\"}\n",
+    );
+    run_ok(&["stats", "count", "-q", "-o"], &[&other_stats, &few]);
+    let input = s.write("story.jsonl", format!("[{},{}]\n", records[0], records[1]));
+    let mut verify = neardup();
+    verify
+        .args(["verify", "--level", "story", "-q", "--stats"])
+        .arg(&other_stats)
+        .arg(&input);
+    let err = refused(verify, &s.path("judged.jsonl"));
+    assert!(err.contains("story.jsonl:1: document"), "{err}");
+    assert!(err.contains("(the statistics of --stats)"), "{err}");
+    // And by other statistics than each other.
+    let others = run_ok(
+        &["sketch", "-q", "--level", "story", "--stats"],
+        &[&other_stats, &wire],
+    );
+    let input = s.write(
+        "story.jsonl",
+        format!("[{},{}]\n", records[0], others.lines().nth(1).unwrap()),
+    );
+    let mut verify = neardup();
+    verify
+        .args(["verify", "--level", "story", "-q", "--stats"])
+        .arg(&stats)
+        .arg(&input);
+    let err = refused(verify, &s.path("judged.jsonl"));
+    assert!(err.contains("story.jsonl:1: document"), "{err}");
+    assert!(err.contains("was sketched with stats "), "{err}");
+}
+
 #[test]
 fn statistics_of_parts_merge_into_those_of_the_whole() {
     let s = Scratch::new();

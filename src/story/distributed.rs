@@ -34,7 +34,7 @@ use super::{
 };
 use crate::corpus::Corpus;
 use crate::distributed::{
-    Documents, decode_set, decode_signature, decode_words, encode, for_each_line,
+    Documents, SettingsCheck, decode_set, decode_signature, decode_words, encode, for_each_line,
     refuse_repeated_pairs, undecodable,
 };
 use crate::index::band_key;
@@ -50,6 +50,11 @@ pub struct StorySketchRecord {
     pub level: String,
     /// The document.
     pub id: String,
+    /// What it was sketched with ([`crate::distributed::sketch_settings`], the
+    /// statistics' digest included); `None` only in records of older versions, which
+    /// `verify` refuses.
+    #[serde(default)]
+    pub settings: Option<String>,
     /// Band keys of its weighted signature, one per band in band order, as 16 hex digits;
     /// none when it has no weighted content (only common words), as such a document is
     /// never a candidate.
@@ -73,15 +78,23 @@ pub struct StorySketchRecord {
 
 /// Writes one [`StorySketchRecord`] per document of `corpus`, in document order, weighed
 /// by `stats` (the statistics of the whole input, for band keys that match across
-/// workers).
+/// workers), with the shingles and `seed` of `run`.
 pub fn write_sketches(
     out: &mut dyn Write,
     corpus: &Corpus,
     docs: &StoryDocs,
     stats: &StoryStats,
     settings: &StorySettings,
-    seed: u64,
+    run: &crate::pipeline::Settings,
 ) -> io::Result<()> {
+    let seed = run.seed;
+    let sketched = crate::distributed::sketch_settings(
+        "story",
+        run.shingle,
+        seed,
+        settings.num_perm,
+        Some(stats.digest()),
+    );
     let k = settings.num_perm;
     let lsh = candidate_lsh(settings.candidate_threshold, k);
     let sketcher = weighted_sketcher(k, seed);
@@ -118,6 +131,7 @@ pub fn write_sketches(
                         schema_version: SCHEMA_VERSION,
                         level: "story".into(),
                         id: corpus.id(doc).to_string(),
+                        settings: Some(sketched.clone()),
                         bands,
                         signature: encode(&mut bytes, &signature),
                         features: encode(&mut bytes, &words),
@@ -213,13 +227,19 @@ pub struct VerifyCounts {
 pub struct Verifier<'s> {
     stats: &'s StoryStats,
     settings: &'s StorySettings,
+    /// The digest of `stats`, which every record must have been sketched with.
+    digest: u64,
 }
 
 impl<'s> Verifier<'s> {
     /// A verifier scoring against `stats` (the statistics the documents were sketched
     /// with) under `settings` (window, model, candidate threshold, signature slots).
     pub fn new(stats: &'s StoryStats, settings: &'s StorySettings) -> Self {
-        Verifier { stats, settings }
+        Verifier {
+            stats,
+            settings,
+            digest: stats.digest(),
+        }
     }
 
     /// Reads candidate pairs from `input`, one JSON array of two [`StorySketchRecord`]s
@@ -234,14 +254,36 @@ impl<'s> Verifier<'s> {
     ) -> crate::Result<VerifyCounts> {
         let mut counts = VerifyCounts::default();
         let floor = estimate_floor(self.settings.candidate_threshold);
+        let mut check = SettingsCheck::new(vec![
+            ("level", "story".into(), "--level".into()),
+            (
+                "num_perm",
+                self.settings.num_perm.to_string(),
+                "the story level's".into(),
+            ),
+            (
+                "stats",
+                format!("{:016x}", self.digest),
+                "the statistics of --stats".into(),
+            ),
+        ]);
         for_each_line(input, name, |number, line| {
-            let bad = |reason: String| crate::Error::sketch(format!("{name}:{number}"), reason);
+            let at = format!("{name}:{number}");
+            let bad = |reason: String| crate::Error::sketch(at.clone(), reason);
             let (x, y): (StorySketchRecord, StorySketchRecord) = serde_json::from_slice(line)
                 .map_err(|e| {
                     bad(format!(
                         "not a pair of story sketch records ([{{…}}, {{…}}]): {e}"
                     ))
                 })?;
+            for r in [&x, &y] {
+                // The level first: its message says more than the settings'.
+                if r.level == "story" {
+                    check
+                        .check(&r.id, r.settings.as_deref(), &at)
+                        .map_err(bad)?;
+                }
+            }
             let num_perm = self.settings.num_perm;
             let x = Sketched::decode(x, num_perm).map_err(bad)?;
             let y = Sketched::decode(y, num_perm).map_err(bad)?;

@@ -155,6 +155,15 @@ impl StoryStats {
         self.common_idf() + RARE_ABOVE_COMMON
     }
 
+    /// A digest of the counts: the checksum of the file [`StoryStats::write_to`] writes,
+    /// equal for equal counts however they were stored or compressed. Sketch records
+    /// carry it so that `verify` weighs them by the statistics they were sketched with.
+    pub fn digest(&self) -> u64 {
+        let mut buf = Vec::new();
+        self.write_to(&mut buf).expect("writing to memory");
+        u64::from_le_bytes(buf[buf.len() - 8..].try_into().expect("8 bytes"))
+    }
+
     /// Writes the statistics in the versioned file format.
     pub fn write_to(&self, out: &mut dyn Write) -> io::Result<()> {
         let mut entries: Vec<(u64, u32)> = self.df.iter().map(|(&k, &v)| (k, v)).collect();

@@ -109,15 +109,16 @@ pub enum Command {
     /// pairs, 'neardup verify' scores each from its two records and 'neardup link'
     /// clusters the verified pairs; with the same flags that gives the output of 'neardup
     /// pairs' and 'neardup cluster' on the whole input. scripts/spark/neardup_spark.py
-    /// runs it on Apache Spark. Record: {"schema_version":1,"id":…,"bands":["<16 hex
-    /// digits>",…],"signature":"<base64 of little-endian u32>","set":"<base64 of sorted
+    /// runs it on Apache Spark. Record: {"schema_version":1,"id":…,"settings":"level=near-copy
+    /// shingle=words:5 seed=42 num_perm=128","bands":["<16 hex digits>",…],"signature":"<base64 of little-endian u32>","set":"<base64 of sorted
     /// little-endian u64>","date":…|null,"text_bytes":…,"metadata":{…}} (metadata: the
     /// record's other fields, absent when none).
     ///
     /// With --level story, the band keys are those of the weighted word signature, weighed
     /// by --stats (the whole input's statistics, so that keys match across workers), and
     /// the record also holds the signature and the story features, for 'neardup verify':
-    /// {"schema_version":1,"level":"story","id":…,"bands":[…],"signature":"<base64 of
+    /// {"schema_version":1,"level":"story","id":…,"settings":"… stats=<digest of the
+    /// statistics>","bands":[…],"signature":"<base64 of
     /// little-endian u32>","features":"<base64>","set":…,"date":…,"text_bytes":…,
     /// "metadata":{…}} (metadata: the record's other fields, absent when none; 'neardup
     /// link' lists them with each cluster member).
@@ -135,6 +136,11 @@ pub enum Command {
     /// signatures agree on too few slots, and dated pairs further apart than --window, are
     /// counted and not written, as the batch level drops them. --stats must be the
     /// statistics the documents were sketched with.
+    ///
+    /// Every record must have been sketched with the settings of the first one read
+    /// (shingles, seed, slots, statistics) and with this command's --level, --num-perm
+    /// and --stats: a record made otherwise is refused by file and line, naming the
+    /// setting.
     #[command(after_long_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
     /// Cluster verified pairs as 'neardup cluster' would: the last step of a distributed

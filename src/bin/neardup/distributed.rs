@@ -32,9 +32,8 @@ pub fn sketch_stories(a: &SketchArgs) -> Result<ExitCode> {
     let terminal = Terminal::new(a.run.progress, a.run.quiet);
     let (corpus, docs, stats, read) =
         pipeline.fingerprint_stories(&input_specs(&a.input), &terminal)?;
-    let seed = pipeline.settings().seed;
     write_atomically(a.output.as_deref(), |w| {
-        write_sketches(w, &corpus, &docs, &stats, &settings, seed)
+        write_sketches(w, &corpus, &docs, &stats, &settings, pipeline.settings())
     })?;
     if !a.run.quiet {
         let lsh = neardup::story::candidate_lsh(settings.candidate_threshold, settings.num_perm);

@@ -319,9 +319,17 @@ fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
     let pipeline = base_builder(&a.input, &a.similarity, &a.run).build()?;
     let terminal = Terminal::new(a.run.progress, a.run.quiet);
     let (corpus, stats) = pipeline.fingerprint_inputs(&input_specs(&a.input), &terminal)?;
-    let lsh = pipeline.settings().lsh;
+    let run = pipeline.settings();
+    let lsh = run.lsh;
+    let settings = neardup::distributed::sketch_settings(
+        "near-copy",
+        run.shingle,
+        run.seed,
+        run.num_perm,
+        None,
+    );
     write_atomically(a.output.as_deref(), |w| {
-        report::write_sketches(w, &corpus, lsh)
+        report::write_sketches(w, &corpus, lsh, &settings)
     })?;
     if !a.run.quiet {
         let secs = stats.elapsed().as_secs_f64().max(1e-9);
