@@ -136,7 +136,7 @@ def cluster(
     (pairs); ``total`` is ``None`` where it is not known. An exception it raises stops
     the run, as Ctrl-C does, and is raised from the call.
     """
-    return _records(_native.analyse(records, "clusters", _run(locals()), progress))
+    return _records(_native.analyse(_batch(records), "clusters", _run(locals()), progress))
 
 
 def pairs(
@@ -165,7 +165,7 @@ def pairs(
     (copy, update, rewrite), its ``score`` and the components behind it; with
     ``passages=True`` the passages the two share. The arguments are those of
     :func:`cluster`."""
-    return _records(_native.analyse(records, "pairs", _run(locals()), progress))
+    return _records(_native.analyse(_batch(records), "pairs", _run(locals()), progress))
 
 
 def dedup(
@@ -201,7 +201,7 @@ def dedup(
     ``kept``: the id kept in its place, ``cluster``, scores, ``reason``). The other
     arguments are those of :func:`cluster`.
     """
-    given = list(records)
+    given = list(_batch(records))
     kept, dropped = _native.dedup(given, _run(locals()), report, progress)
     kept = [given[i] for i in kept]
     if not report:
@@ -291,7 +291,7 @@ def evaluate(
     )
     if not isinstance(gold, (str, os.PathLike)):
         gold = list(gold)
-    report, charts = _native.evaluate(records, gold, sweep, _run(locals()), progress)
+    report, charts = _native.evaluate(_batch(records), gold, sweep, _run(locals()), progress)
     result = json.loads(report)
     result["charts"] = [str(path) for path in charts]
     skipped = result["gold"].get("skipped", 0)
@@ -340,7 +340,7 @@ def compare(
     def one(record: Record, name: str) -> list[Record]:
         return [{id_field: name, text_field: record} if isinstance(record, str) else record]
 
-    corpus = None if corpus is None else list(corpus)
+    corpus = None if corpus is None else list(_batch(corpus, "corpus"))
     return json.loads(_native.compare(one(a, "a"), one(b, "b"), corpus, settings, progress))
 
 
@@ -351,6 +351,16 @@ def _run(given: dict[str, Any]) -> dict[str, Any]:
     if settings["stats"] is not None:
         settings["stats"] = os.fspath(settings["stats"])
     return settings
+
+
+def _batch(records: Iterable[Record], name: str = "records") -> Iterable[Record]:
+    """``records`` if it is an iterable of records: one dict or str is not (iterating
+    it would read its keys or characters as records)."""
+    if isinstance(records, (str, bytes, bytearray, Mapping)) or not isinstance(records, Iterable):
+        raise TypeError(
+            f"{name} must be an iterable of records (dicts or str), not {type(records).__name__}"
+        )
+    return records
 
 
 def _records(json_lines: str) -> list[dict[str, Any]]:

@@ -201,6 +201,18 @@ def test_wrong_settings_raise_value_errors():
         neardup.cluster(records, level="story", stats="/no/such/file.stats")
 
 
+def test_one_record_is_not_a_batch():
+    text = edited_copies()[0]["text"]
+    calls = [neardup.cluster, neardup.pairs, neardup.dedup,
+             lambda records: neardup.evaluate(records, [{"a": "0", "b": "1", "same_story": True}])]
+    for call in calls:
+        for one, kind in (({"id": "a", "text": text}, "dict"), (text, "str"), (b"abc", "bytes")):
+            with pytest.raises(TypeError, match=rf"records must be an iterable of records \(dicts or str\), not {kind}"):
+                call(one)
+    with pytest.raises(TypeError, match="corpus must be an iterable of records"):
+        neardup.compare(text, text, corpus=text)
+
+
 def test_nothing_in_nothing_out():
     assert neardup.cluster([]) == []
     assert neardup.pairs(iter([])) == []
