@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import numbers
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -119,7 +120,7 @@ def cluster(
     ``threshold``: lowest word 5-gram Jaccard of a near-copy pair. ``story_threshold``:
     lowest story-model probability of one story (default ``DEFAULT_STORY_THRESHOLD``).
     ``window``: dated records further apart are never one story (``"72h"``, ``"3d"``,
-    seconds, a ``timedelta``; ``None`` for any distance). ``stats``: a statistics file
+    seconds, a ``timedelta``; ``None`` or ``"none"`` for any distance). ``stats``: a statistics file
     (``neardup stats count``) to weigh words by, instead of the records themselves,
     when they are too few to tell rare words from common ones. ``mode="leader"`` keeps
     only members similar to the representative instead of connected components.
@@ -273,15 +274,15 @@ def evaluate(
     names.update(gold_fields or {})
     sweep = dict(
         score=score,
-        min_threshold=float(min_threshold),
-        max_threshold=float(max_threshold),
-        step=float(step),
-        beta=beta,
-        explain_at=explain_at,
-        bins=bins,
-        bands=bands,
-        rows=rows,
-        bucket_cap=bucket_cap,
+        min_threshold=_real("min_threshold", min_threshold),
+        max_threshold=_real("max_threshold", max_threshold),
+        step=_real("step", step),
+        beta=None if beta is None else _real("beta", beta, high=None),
+        explain_at=None if explain_at is None else _real("explain_at", explain_at),
+        bins=_int("bins", bins, 1),
+        bands=None if bands is None else _int("bands", bands, 1),
+        rows=None if rows is None else _int("rows", rows, 1),
+        bucket_cap=_int("bucket_cap", bucket_cap, 1),
         strict=strict,
         plots=None if plots is None else os.fspath(plots),
         plot_format=plot_format,
@@ -345,12 +346,58 @@ def compare(
 
 
 def _run(given: dict[str, Any]) -> dict[str, Any]:
-    """The run settings for the native call: the function's own, defaults for the rest."""
+    """The run settings for the native call: the function's own, defaults for the rest,
+    each checked here so that a wrong one is named by its keyword."""
     settings = {key: given.get(key, default) for key, default in _RUN.items()}
-    settings.update(threshold=float(settings["threshold"]), window=_window(settings["window"]))
+    for key in ("level", "shingle", "mode", "representative", "id_field", "text_field", "date_field"):
+        if not isinstance(settings[key], str):
+            raise TypeError(f"{key} must be a str, not {type(settings[key]).__name__}")
+    if not isinstance(settings["passages"], bool):
+        raise TypeError(f"passages must be True or False, not {type(settings['passages']).__name__}")
+    settings.update(
+        threshold=_real("threshold", settings["threshold"]),
+        story_threshold=_optional(_real, "story_threshold", settings["story_threshold"]),
+        window=_window(settings["window"]),
+        num_perm=_int("num_perm", settings["num_perm"], 1, _USIZE),
+        seed=_int("seed", settings["seed"], 0),
+        min_passage_words=_int("min_passage_words", settings["min_passage_words"], 1, _USIZE),
+        passage_gap=_int("passage_gap", settings["passage_gap"], 0, _USIZE),
+        boilerplate_docs=_int("boilerplate_docs", settings["boilerplate_docs"], 1),
+        threads=_optional(_int, "threads", settings["threads"], 1, _USIZE),
+    )
     if settings["stats"] is not None:
         settings["stats"] = os.fspath(settings["stats"])
     return settings
+
+
+# The largest integers the native side takes (u64, and usize on 64-bit machines).
+_U64 = 2**64 - 1
+_USIZE = _U64
+
+
+def _real(name: str, value: Any, low: float = 0.0, high: Optional[float] = 1.0) -> float:
+    """``value`` as a float, if it is a number (not a bool or a str) from ``low`` to ``high``."""
+    span = f"at least {low}" if high is None else f"in [{low:g}, {high:g}]"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number {span}, not {type(value).__name__}")
+    value = float(value)
+    if not (low <= value and (high is None or value <= high)):  # NaN fails too
+        raise ValueError(f"{name} must be {span}, not {value}")
+    return value
+
+
+def _int(name: str, value: Any, low: int, high: int = _U64) -> int:
+    """``value`` as an int, if it is an integer (not a bool) from ``low`` to ``high``."""
+    span = f"from {low} to 2**64 - 1" if high == _U64 else f"from {low} to {high}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer {span}, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be an integer {span}, not {value}")
+    return int(value)
+
+
+def _optional(check: Callable[..., Any], name: str, value: Any, *bounds: Any) -> Any:
+    return None if value is None else check(name, value, *bounds)
 
 
 def _batch(records: Iterable[Record], name: str = "records") -> Iterable[Record]:
@@ -425,15 +472,18 @@ class Index:
         index counts them as articles arrive)."""
         if window is _DEFAULT:
             window = DEFAULT_WINDOW if level == "story" else None
+        for key, value in (("level", level), ("shingle", shingle)):
+            if not isinstance(value, str):
+                raise TypeError(f"{key} must be a str, not {type(value).__name__}")
         _native.Index.create(
             str(path),
             level=level,
-            threshold=float(threshold),
+            threshold=_real("threshold", threshold),
             shingle=shingle,
-            num_perm=num_perm,
-            seed=seed,
+            num_perm=_int("num_perm", num_perm, 1, _USIZE),
+            seed=_int("seed", seed, 0),
             window=_window(window),
-            story_threshold=story_threshold,
+            story_threshold=_optional(_real, "story_threshold", story_threshold),
             stats=None if stats is None else str(stats),
         )
         return cls(path, id_field=id_field, text_field=text_field, date_field=date_field)
@@ -471,7 +521,7 @@ class Index:
     def clusters(self, min_size: int = 2) -> list[dict[str, Any]]:
         """Clusters of at least ``min_size`` articles, as ``neardup index export
         --clusters``: ``cluster`` (its first article's id), ``size``, ``members``."""
-        return _records(self._native.clusters(min_size))
+        return _records(self._native.clusters(_int("min_size", min_size, 0, _USIZE)))
 
     def close(self) -> None:
         """Releases the index and its lock; later calls raise :class:`NeardupError`."""
@@ -510,5 +560,6 @@ def _window(window: Window) -> Optional[str]:
             raise ValueError(f"window must be whole seconds, not {window}")
         return str(int(window))
     if isinstance(window, str):
-        return window
+        # As the command's --window none.
+        return None if window.strip() == "none" else window
     raise TypeError(f"window must be a str such as '72h', seconds or a timedelta, not {window!r}")

@@ -213,6 +213,40 @@ def test_one_record_is_not_a_batch():
         neardup.compare(text, text, corpus=text)
 
 
+@pytest.mark.parametrize("kwargs,error,message", [
+    ({"seed": -1}, ValueError, r"seed must be an integer from 0 to 2\*\*64 - 1, not -1"),
+    ({"seed": 2**70}, ValueError, r"seed must be an integer from 0 to 2\*\*64 - 1"),
+    ({"threads": -1}, ValueError, r"threads must be an integer from 1 to"),
+    ({"num_perm": "128"}, TypeError, r"num_perm must be an integer from 1 to .*, not str"),
+    ({"num_perm": 0}, ValueError, r"num_perm must be an integer from 1"),
+    ({"threshold": "0.5"}, TypeError, r"threshold must be a number in \[0, 1\], not str"),
+    ({"threshold": True}, TypeError, r"threshold must be a number in \[0, 1\], not bool"),
+    ({"threshold": 1.5}, ValueError, r"threshold must be in \[0, 1\], not 1.5"),
+    ({"threshold": float("nan")}, ValueError, r"threshold must be in \[0, 1\], not nan"),
+    ({"story_threshold": "x"}, TypeError, r"story_threshold must be a number"),
+    ({"level": 1}, TypeError, r"level must be a str, not int"),
+])
+def test_wrong_settings_are_named_by_their_keyword(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        neardup.cluster(["a b c"], **kwargs)
+
+
+def test_settings_of_every_call_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="bins must be an integer from 1"):
+        neardup.evaluate(["a b c", "a b c"], [{"a": "0", "b": "1", "same_story": True}], bins=0)
+    with pytest.raises(TypeError, match="min_threshold must be a number"):
+        neardup.evaluate(["a b c", "a b c"], [{"a": "0", "b": "1", "same_story": True}], min_threshold="0.1")
+    with pytest.raises(ValueError, match="seed must be an integer from 0"):
+        neardup.Index.create(tmp_path / "i", seed=-1)
+    with neardup.Index.create(tmp_path / "j") as index:
+        with pytest.raises(ValueError, match="min_size must be an integer from 0"):
+            index.clusters(min_size=-1)
+    # The command's --window none.
+    dated = [{"id": "a", "text": "x y z w v", "date": "2020-01-01"}, {"id": "b", "text": "x y z w v", "date": "2024-01-01"}]
+    assert neardup.cluster(dated, level="story", window="none") == neardup.cluster(dated, level="story", window=None)
+    assert neardup.cluster(dated, level="story", window="none")
+
+
 def test_nothing_in_nothing_out():
     assert neardup.cluster([]) == []
     assert neardup.pairs(iter([])) == []
