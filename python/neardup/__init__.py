@@ -291,6 +291,12 @@ def evaluate(
         gold_format=gold_format,
     )
     if not isinstance(gold, (str, os.PathLike)):
+        # One dict would be iterated as its keys: the gold is a list of them.
+        if isinstance(gold, (bytes, bytearray, Mapping)) or not isinstance(gold, Iterable):
+            raise TypeError(
+                "gold must be a file name or a list of dicts (judged pairs or cluster labels), "
+                f"not {type(gold).__name__}"
+            )
         gold = list(gold)
     report, charts = _native.evaluate(_batch(records), gold, sweep, _run(locals()), progress)
     result = json.loads(report)

@@ -55,10 +55,14 @@ pub fn json_lines(
             } else {
                 ""
             };
+            // Gold records have no id and text fields, but fields of their own.
+            let expected = if fields.id.is_empty() {
+                "a dict".to_string()
+            } else {
+                format!("a dict with {:?} and {:?}{alone}", fields.id, fields.text)
+            };
             return Err(PyTypeError::new_err(format!(
-                "{name}[{i}]: expected a dict with {:?} and {:?}{alone}, not {}",
-                fields.id,
-                fields.text,
+                "{name}[{i}]: expected {expected}, not {}",
                 record.get_type().name()?
             )));
         };
@@ -74,9 +78,10 @@ pub fn json_lines(
             if n > 0 {
                 out.bytes.push(b',');
             }
-            write_str(&mut out.bytes, text_of(key, name, i)?);
+            let key = text_of(key, name, i)?;
+            write_str(&mut out.bytes, key);
             out.bytes.push(b':');
-            write_value(&mut out.bytes, &value, name, i)?;
+            write_value(&mut out.bytes, &value, name, i, key)?;
         }
         out.bytes.extend_from_slice(b"}\n");
     }
@@ -99,7 +104,14 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 /// A field's value as JSON: strings, numbers, booleans and null as such, a `datetime` or
 /// `date` as ISO 8601 text, anything else as Python's `json` writes it (the reader then
 /// says what it expected where it expected something else).
-fn write_value(out: &mut Vec<u8>, value: &Bound<'_, PyAny>, name: &str, i: usize) -> PyResult<()> {
+fn write_value(
+    out: &mut Vec<u8>,
+    value: &Bound<'_, PyAny>,
+    name: &str,
+    i: usize,
+    key: &str,
+) -> PyResult<()> {
+    let refuse = |why: String| BadRecord::new_err((format!("{name}[{i}]: field {key:?} {why}"), i));
     if let Ok(s) = value.cast::<PyString>() {
         write_str(out, text_of(s, name, i)?);
     } else if value.is_none() {
@@ -107,8 +119,19 @@ fn write_value(out: &mut Vec<u8>, value: &Bound<'_, PyAny>, name: &str, i: usize
     } else if let Ok(b) = value.cast::<PyBool>() {
         out.extend_from_slice(if b.is_true() { b"true" } else { b"false" });
     } else if value.cast::<PyInt>().is_ok() {
+        // The reader holds integers in 64 bits; a larger one would be read as a float
+        // and refused as "a number" (an id) or rounded (a gold id).
+        if value.extract::<i64>().is_err() && value.extract::<u64>().is_err() {
+            return Err(refuse(format!(
+                "is the integer {value}, out of range: integers must fit in 64 bits (give a str)"
+            )));
+        }
         out.extend_from_slice(value.str()?.to_cow()?.as_bytes());
     } else if let Ok(f) = value.cast::<PyFloat>() {
+        // serde_json writes NaN and infinities as null, which would be misreported.
+        if !f.value().is_finite() {
+            return Err(refuse(format!("is {}, which JSON cannot hold", f.value())));
+        }
         serde_json::to_writer(&mut *out, &f.value()).expect("writing to a Vec");
     } else if value.hasattr("isoformat")? {
         write_str(out, &value.call_method0("isoformat")?.extract::<String>()?);

@@ -51,9 +51,11 @@ fn error(e: neardup::Error) -> PyErr {
     match e.kind() {
         ErrorKind::Strict(problem) => bad_record(problem),
         ErrorKind::Config(message) => PyValueError::new_err(keywords(message)),
-        ErrorKind::Gold { location, reason } => {
-            PyValueError::new_err(format!("{}: {}", position(location), keywords(reason)))
-        }
+        ErrorKind::Gold { location, reason } => PyValueError::new_err(format!(
+            "{}: {}",
+            position(location),
+            keywords(&earlier_position(location, reason))
+        )),
         ErrorKind::Io { context, source } => os_error(format!("{context}: {source}"), source),
         _ => NeardupError::new_err(e.to_string()),
     }
@@ -104,6 +106,23 @@ fn position(location: &str) -> String {
         .filter(|(name, _)| IN_MEMORY.contains(name))
         .and_then(|(name, line)| Some((name, line.parse::<u64>().ok()?.checked_sub(1)?)))
         .map_or_else(|| location.to_string(), |(name, i)| format!("{name}[{i}]"))
+}
+
+/// A gold message naming an earlier record `at line N` of a list given in memory, with
+/// that record's position instead (`at gold[N-1]`), as the record itself is named.
+fn earlier_position(location: &str, reason: &str) -> String {
+    let in_memory = position(location) != location;
+    reason
+        .rsplit_once(" at line ")
+        .filter(|_| in_memory)
+        .and_then(|(head, line)| {
+            let name = location.rsplit_once(':')?.0;
+            Some(format!(
+                "{head} at {name}[{}]",
+                line.parse::<u64>().ok()?.checked_sub(1)?
+            ))
+        })
+        .unwrap_or_else(|| reason.to_string())
 }
 
 /// What is wrong with a record, in the caller's terms: positions counted from 0, no

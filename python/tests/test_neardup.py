@@ -375,6 +375,23 @@ def test_evaluate_says_what_is_wrong(tmp_path):
             neardup.evaluate(records, gold_pairs()[:3], **kwargs)
 
 
+def test_evaluate_names_bad_gold_in_the_callers_terms():
+    texts = [r["text"] for r in edited_copies()[:2]]
+    pair = {"a": "0", "b": "1", "same_story": True}
+    with pytest.raises(TypeError, match=r"^gold\[0\]: expected a dict, not tuple$"):
+        neardup.evaluate(texts, [("0", "1", True)])
+    with pytest.raises(TypeError, match=r"^gold must be a file name or a list of dicts .*, not dict$"):
+        neardup.evaluate(texts, pair)
+    with pytest.raises(ValueError, match=r"^gold\[1\]: .* labelled false here and true at gold\[0\]$"):
+        neardup.evaluate(texts, [pair, {"a": "1", "b": "0", "same_story": False}])
+    with pytest.raises(neardup.BadRecord, match=r'records\[0\]: field "id" is the integer \d+, out of range'):
+        neardup.evaluate([{"id": 2**80, "text": texts[0]}, {"id": "1", "text": texts[1]}], [pair])
+    with pytest.raises(neardup.BadRecord, match=r'gold\[0\]: field "a" is the integer \d+, out of range'):
+        neardup.evaluate(texts, [dict(pair, a=2**80)])
+    with pytest.raises(neardup.BadRecord, match=r'gold\[0\]: field "same_story" is NaN, which JSON cannot hold'):
+        neardup.evaluate(texts, [dict(pair, same_story=float("nan"))])
+
+
 def test_compare_gives_the_commands_comparison(command, tmp_path):
     records = wire_story()
     path = write_jsonl(tmp_path / "wire.jsonl", records)
