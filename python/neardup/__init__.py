@@ -348,7 +348,28 @@ def compare(
         return [{id_field: name, text_field: record} if isinstance(record, str) else record]
 
     corpus = None if corpus is None else list(_batch(corpus, "corpus"))
+    if corpus is not None:
+        _warn_repeated_ids(one(a, "a") + one(b, "b"), corpus, id_field, text_field)
     return json.loads(_native.compare(one(a, "a"), one(b, "b"), corpus, settings, progress))
+
+
+def _warn_repeated_ids(pair: list[Record], corpus: list[Record], id_field: str, text_field: str) -> None:
+    """Warns of a corpus record repeating an id with other text, as ``neardup compare``
+    warns: only the first record of an id is counted, so the other text is left out."""
+    seen: dict[str, tuple[Any, str]] = {}
+    named = [(name, r) for name, r in zip(("a", "b"), pair)]
+    named += [(f"corpus[{i}]", {id_field: str(i), text_field: r} if isinstance(r, str) else r)
+              for i, r in enumerate(corpus)]
+    for name, record in named:
+        if not isinstance(record, Mapping) or id_field not in record:
+            continue  # the native call says what is wrong with it
+        key = str(record[id_field])
+        first = seen.setdefault(key, (record.get(text_field), name))
+        if first[1] != name and first[0] != record.get(text_field):
+            warnings.warn(
+                f"{name}: duplicate id {key!r} with other text than {first[1]}'s: it is left out",
+                stacklevel=3,
+            )
 
 
 def _run(given: dict[str, Any]) -> dict[str, Any]:
@@ -446,6 +467,7 @@ class Index:
         date_field: str = "date",
     ) -> None:
         self._id_field = id_field
+        self._text_field = text_field
         self._native = _native.Index(
             str(path),
             read_only=read_only,
@@ -496,9 +518,9 @@ class Index:
 
     def add(self, records: Union[Mapping[str, Any], Iterable[Mapping[str, Any]]]) -> Any:
         """Decides and adds one record (returns its verdict) or many (returns a list, one
-        answer per record, in order). A record that cannot be used is answered
-        ``{"verdict": "rejected", "index": ..., "id": ..., "reason": ...}`` and not
-        added; a record whose id is
+        answer per record, in order). A record that cannot be used (not a dict, no text,
+        an id indexed with other text, ...) is answered ``{"verdict": "rejected",
+        "index": ..., "id": ..., "reason": ...}`` and not added; a record whose id is
         already indexed with the same text is not added again and gets its stored
         verdict."""
         return self._ingest(self._native.add, records)
@@ -544,15 +566,30 @@ class Index:
 
     def _ingest(self, call: Any, records: Union[Mapping[str, Any], Iterable[Mapping[str, Any]]]) -> Any:
         one = isinstance(records, Mapping)
+        if not one and (isinstance(records, (str, bytes, bytearray)) or not isinstance(records, Iterable)):
+            raise TypeError(f"records must be a dict or an iterable of dicts, not {type(records).__name__}")
         batch = [records] if one else list(records)  # type: ignore[list-item]
-        if not batch:
-            return []
-        answers = _records(call(batch))
-        for answer in answers:
-            if answer["verdict"] == "rejected":
-                answer["index"] = answer.pop("line") - 1
-                record = batch[answer["index"]]
-                answer["id"] = record.get(self._id_field) if isinstance(record, Mapping) else None
+        # A record that is not a mapping is answered in its place, as other unusable
+        # records are, so that the rest of the batch is still added.
+        usable = [i for i, record in enumerate(batch) if isinstance(record, Mapping)]
+        answers: list[Any] = [
+            {
+                "schema_version": 1,
+                "id": None,
+                "verdict": "rejected",
+                "reason": f"expected a dict with {self._id_field!r} and {self._text_field!r}, "
+                f"not {type(record).__name__}",
+                "index": i,
+            }
+            for i, record in enumerate(batch)
+        ]
+        if usable:
+            for i, answer in zip(usable, _records(call([batch[i] for i in usable]))):
+                if answer["verdict"] == "rejected":
+                    del answer["line"]
+                    answer["index"] = i
+                    answer["id"] = batch[i].get(self._id_field)
+                answers[i] = answer
         return answers[0] if one else answers
 
 

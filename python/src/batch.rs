@@ -235,7 +235,14 @@ impl Sweep {
             .into_iter()
             .find(|s| s.name() == wanted)
             .ok_or_else(|| {
-                let names: Vec<&str> = Score::ALL.iter().map(|s| s.name()).collect();
+                // The names the keyword takes (as documented), not the report's.
+                let names: Vec<String> = Score::ALL
+                    .iter()
+                    .map(|s| match s.name() {
+                        "estimated_jaccard" => "estimated".to_string(),
+                        name => name.replace('_', "-"),
+                    })
+                    .collect();
                 PyValueError::new_err(format!(
                     "score must be one of {}, not {name:?}",
                     names.join(", ")

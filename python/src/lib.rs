@@ -130,7 +130,16 @@ fn earlier_position(location: &str, reason: &str) -> String {
 fn reason(kind: &ProblemKind) -> String {
     match kind {
         ProblemKind::DuplicateId { id, first } => {
-            format!("duplicate id {id:?} ({} has it too)", position(first))
+            // An index names itself as `index NAME, with other text` (src/feed/ingest.rs).
+            match first
+                .strip_prefix("index ")
+                .and_then(|f| f.strip_suffix(", with other text"))
+            {
+                Some(index) => {
+                    format!("duplicate id {id:?}: the index {index} has it with other text")
+                }
+                None => format!("duplicate id {id:?} ({} has it too)", position(first)),
+            }
         }
         ProblemKind::RecordTooLarge { bytes, limit } => {
             format!("record of at least {bytes} bytes exceeds the limit of {limit} bytes")

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -412,6 +413,20 @@ def test_compare_gives_the_commands_comparison(command, tmp_path):
     assert result["story"]["statistics_documents"] == 5
 
 
+def test_compare_warns_of_a_corpus_id_repeated_with_other_text():
+    a, b = edited_copies()[:2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        neardup.compare(a, b, corpus=[a, b, a])  # the same records again: counted once
+    with pytest.warns(UserWarning, match=r"corpus\[1\]: duplicate id 's0' with other text than a's: it is left out"):
+        neardup.compare(a, b, corpus=[b, dict(a, text="Another text altogether, under a's id.")])
+
+
+def test_evaluate_lists_the_scores_it_takes():
+    with pytest.raises(ValueError, match="score must be one of jaccard, estimated, containment-min, containment-max, story"):
+        neardup.evaluate(edited_copies(), gold_pairs()[:3], score="cosine")
+
+
 def test_compare_takes_plain_texts_and_says_what_is_wrong():
     one = "The central bank raised its key interest rate by half a point on Tuesday, its third rise."
     result = neardup.compare(one, one.replace("third", "fourth"))
@@ -541,9 +556,17 @@ def test_one_record_in_one_answer_out_and_bad_ones_answered_in_place(tmp_path):
         assert len(index) == 2
         # Another text under an indexed id is refused.
         clash = index.add({"id": first["id"], "text": "Something else entirely, and long enough."})
-        assert clash["verdict"] == "rejected" and "duplicate id" in clash["reason"]
-        with pytest.raises(TypeError, match="expected a dict"):
-            index.add(["a bare string has no id"])
+        assert clash["verdict"] == "rejected"
+        assert clash["reason"] == f'duplicate id "s0": the index {tmp_path / "idx"} has it with other text'
+        # A record that is not a dict is answered in its place too; the rest is added.
+        third = edited_copies()[4]
+        answers = index.add(["a bare string has no id", third, 42])
+        assert [a["verdict"] for a in answers] == ["rejected", "new", "rejected"]
+        assert answers[0] == {"schema_version": 1, "id": None, "verdict": "rejected", "index": 0,
+                              "reason": "expected a dict with 'id' and 'text', not str"}
+        assert answers[2]["index"] == 2 and len(index) == 3
+        with pytest.raises(TypeError, match="records must be a dict or an iterable of dicts, not str"):
+            index.add("a bare string")
 
 
 def test_query_adds_nothing_and_remove_takes_out(tmp_path):
