@@ -230,6 +230,16 @@ impl PipelineBuilder {
         s.lsh = match self.explicit_lsh {
             None => index::optimal_params(s.threshold, s.num_perm, w_fp, w_fn),
             Some((bands, rows)) => {
+                // One given alone is checked alone: the other, derived from it, would be
+                // 0 and named as if given.
+                for (name, given) in [("bands", bands), ("rows", rows)] {
+                    if let Some(n) = given.filter(|&n| n == 0 || n > s.num_perm) {
+                        return Err(Error::config(format!(
+                            "{name} ({n}) must be at least 1 and at most num-perm ({})",
+                            s.num_perm
+                        )));
+                    }
+                }
                 let (bands, rows) = match (bands, rows) {
                     (Some(b), Some(r)) => (b, r),
                     (Some(b), None) => (b, s.num_perm / b.max(1)),

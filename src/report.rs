@@ -763,6 +763,12 @@ pub fn write_sketches(
     Ok(())
 }
 
+/// `n` and its noun, singular for 1: `1 band`, `2 bands`.
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Writes the dedup report (what was dropped and why).
 pub fn write_dropped(out: &mut dyn Write, outcome: &Outcome, format: Format) -> io::Result<()> {
     if let Some(story) = &outcome.story {

@@ -350,7 +350,7 @@ fn unknown_gold_ids_warn_or_fail_with_strict() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(
         stderr_of(&out).contains(
-            "warning: 1 gold records left out: 1 ids are not in the corpus (e.g. missing-7)"
+            "warning: 1 gold record left out: 1 id is not in the corpus (e.g. missing-7)"
         ),
         "{}",
         stderr_of(&out)
@@ -1066,4 +1066,73 @@ fn bbc_same_story_pairs_at_the_story_level() {
         .unwrap();
     assert_eq!(copies["clustered"], copies["pairs"], "copies share a story");
     assert!(s.path("charts/eval-sweep.png").exists() && s.path("charts/eval-scores.svg").exists());
+}
+
+/// The small print of `params`, `eval` and `stats merge`: numbers as people write them,
+/// singular nouns for one, and a setting named as given.
+#[test]
+fn params_eval_and_stats_say_it_plainly() {
+    let run = |args: &[&str]| neardup().args(args).output().unwrap();
+    let story = stdout_of(&run(&["params", "--level", "story", "--no-plots"]));
+    assert!(story.contains("estimate reaches 0.15\n"), "{story}");
+    let one_row = stdout_of(&run(&["params", "-t", "0.01", "--no-plots"]));
+    assert!(one_row.contains(": 128 bands x 1 row ("), "{one_row}");
+    let out = run(&["params", "--rows", "200", "--no-plots"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("rows (200) must be at least 1 and at most num-perm (128)"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // Only different-story pairs in the gold: F1 is undefined, not 0.
+    let s = Scratch::new();
+    s.write(
+        "gold.jsonl",
+        "{\"a\": \"rate-1\", \"b\": \"rate-2\", \"same_story\": false}\n",
+    );
+    let out = neardup()
+        .current_dir(s.dir.path())
+        .arg("eval")
+        .arg(corpus(&s))
+        .args(["--gold", "gold.jsonl", "--no-plots"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let table = stdout_of(&out);
+    assert!(
+        table.contains("best F1: undefined (the gold has no same-story pair"),
+        "{table}"
+    );
+    let r = eval_json_of(&s, &corpus(&s), &["--gold", "gold.jsonl"]);
+    assert_eq!(r["best_f1"], serde_json::Value::Null);
+
+    // One statistics file twice would count its documents twice.
+    let stats = s.path("news.stats");
+    let out = neardup()
+        .args(["stats", "count", "-q", "-o"])
+        .arg(&stats)
+        .arg(corpus(&s))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = neardup()
+        .current_dir(s.dir.path())
+        .args([
+            "stats",
+            "merge",
+            "news.stats",
+            "./news.stats",
+            "-o",
+            "all.stats",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("news.stats and ./news.stats are the same file"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(!s.path("all.stats").exists());
 }

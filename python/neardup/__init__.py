@@ -305,7 +305,8 @@ def evaluate(
     if skipped:
         ids = result["gold"].get("unknown_ids", [])
         warnings.warn(
-            f"{skipped} gold records left out: {len(ids)} ids are not among the records "
+            f"{_count(skipped, 'gold record', 'gold records')} left out: "
+            f"{_count(len(ids), 'id is', 'ids are')} not among the records "
             f"(e.g. {', '.join(ids[:3])}); strict=True makes this an error",
             stacklevel=2,
         )
@@ -425,6 +426,10 @@ def _int(name: str, value: Any, low: int, high: int = _U64) -> int:
 
 def _optional(check: Callable[..., Any], name: str, value: Any, *bounds: Any) -> Any:
     return None if value is None else check(name, value, *bounds)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _batch(records: Iterable[Record], name: str = "records") -> Iterable[Record]:

@@ -352,7 +352,7 @@ def test_evaluate_writes_charts_and_says_what_it_left_out(tmp_path):
     assert neardup.evaluate(records, gold_pairs(), plots=tmp_path / "svg", plot_format="svg")["charts"] == [
         str(tmp_path / "svg" / "eval-sweep.svg"), str(tmp_path / "svg" / "eval-scores.svg")]
     gold = gold_pairs() + [{"a": "s0", "b": "nowhere", "same_story": True}]
-    with pytest.warns(UserWarning, match="1 gold records left out: 1 ids are not among the records"):
+    with pytest.warns(UserWarning, match="1 gold record left out: 1 id is not among the records"):
         left_out = neardup.evaluate(records, gold)
     assert left_out["gold"]["unknown_ids"] == ["nowhere"]
     with pytest.raises(ValueError, match=r'gold\[9\]: id "nowhere" is not in the corpus'):

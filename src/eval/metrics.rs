@@ -41,8 +41,13 @@ impl Confusion {
     }
 
     /// `(1 + β²)·tp / ((1 + β²)·tp + β²·fn + fp)`: the weighted harmonic mean of precision
-    /// and recall, recall counting β times as much. Zero when there is no true positive.
+    /// and recall, recall counting β times as much. Zero when there is no true positive;
+    /// none when the gold has no positive pair (recall is undefined, and any prediction
+    /// would score 0 however good).
     pub fn f_beta(&self, beta: f64) -> Option<f64> {
+        if self.true_positives + self.false_negatives == 0 {
+            return None;
+        }
         let b2 = beta * beta;
         let tp = self.true_positives as f64;
         let den = (1.0 + b2) * tp + b2 * self.false_negatives as f64 + self.false_positives as f64;

@@ -518,9 +518,9 @@ pub fn write_eval_table(
     if g.skipped > 0 {
         writeln!(
             out,
-            "      {} records left out: {} ids are not in the corpus (e.g. {})",
-            g.skipped,
-            g.unknown_ids.len(),
+            "      {} left out: {} not in the corpus (e.g. {})",
+            crate::report::count(g.skipped, "record", "records"),
+            crate::report::count(g.unknown_ids.len() as u64, "id is", "ids are"),
             g.unknown_ids
                 .iter()
                 .take(3)
@@ -611,6 +611,10 @@ pub fn write_eval_table(
                 b.threshold,
                 cell(b.precision),
                 cell(b.recall)
+            )?,
+            None if name == "F1" && record.gold.positives == 0 => writeln!(
+                out,
+                "best F1: undefined (the gold has no same-story pair, so recall has none to count)"
             )?,
             None if name == "F1" => {
                 writeln!(out, "best F1: none (no threshold predicts a gold pair)")?
@@ -828,17 +832,19 @@ pub fn write_banding_table(out: &mut dyn Write, r: &BandingRecord) -> io::Result
             out,
             "story level: candidates by weighted Jaccard of the IDF-weighted words; buckets \
              of more than {cap} pair each member with the next {} in id order; a bucket \
-             pair is scored when its signatures' estimate reaches {floor}",
-            cap - 1
+             pair is scored when its signatures' estimate reaches {}",
+            cap - 1,
+            // The floor is 3/4 of the candidate threshold: shown without float noise.
+            (floor * 1e4).round() / 1e4
         )?;
     }
     writeln!(
         out,
-        "threshold {}, num-perm {}: {} bands x {} rows ({} of {} slots){}",
+        "threshold {}, num-perm {}: {} x {} ({} of {} slots){}",
         r.threshold,
         r.num_perm,
-        r.bands,
-        r.rows,
+        crate::report::count(r.bands as u64, "band", "bands"),
+        crate::report::count(r.rows as u64, "row", "rows"),
         r.bands * r.rows,
         r.num_perm,
         if r.explicit {

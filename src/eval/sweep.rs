@@ -1089,8 +1089,8 @@ fn none_known(gold: &Gold, unknown: &BTreeSet<String>, what: &str) -> Error {
     Error::gold(
         &gold.name,
         format!(
-            "no gold {what} can be judged: {} ids are not in the corpus (e.g. {}); check --id-field and the gold file",
-            unknown.len(),
+            "no gold {what} can be judged: {} not in the corpus (e.g. {}); check --id-field and the gold file",
+            crate::report::count(unknown.len() as u64, "id is", "ids are"),
             examples.join(", ")
         ),
     )

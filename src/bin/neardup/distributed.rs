@@ -39,11 +39,11 @@ pub fn sketch_stories(a: &SketchArgs) -> Result<ExitCode> {
         let lsh = neardup::story::candidate_lsh(settings.candidate_threshold, settings.num_perm);
         let secs = read.elapsed().as_secs_f64().max(1e-9);
         terminal.println(&format!(
-            "neardup: sketched {} documents at the story level ({} bands x {} rows, words \
+            "neardup: sketched {} documents at the story level ({} x {}, words \
              weighed by the statistics of {} documents{}), {} bad records, in {:.2} s",
             read.documents,
-            lsh.bands,
-            lsh.rows,
+            neardup::report::count(lsh.bands as u64, "band", "bands"),
+            neardup::report::count(lsh.rows as u64, "row", "rows"),
             stats.documents(),
             if a.stats.is_some() { "" } else { " read" },
             read.bad(),
@@ -256,6 +256,21 @@ pub fn stats(a: &StatsArgs) -> Result<ExitCode> {
             Ok(terminal.exit_code(read.bad()))
         }
         StatsCommand::Merge(m) => {
+            // A file given twice (by any path) would count its documents twice.
+            let mut seen: Vec<(std::path::PathBuf, &std::path::Path)> = Vec::new();
+            for path in &m.files {
+                let Ok(real) = std::fs::canonicalize(path) else {
+                    continue; // loading it says why it cannot be read
+                };
+                if let Some((_, first)) = seen.iter().find(|(r, _)| *r == real) {
+                    anyhow::bail!(
+                        "{} and {} are the same file: merging it twice would count its documents twice",
+                        first.display(),
+                        path.display()
+                    );
+                }
+                seen.push((real, path));
+            }
             let mut merged = StoryStats::new();
             for path in &m.files {
                 merged.merge(&StoryStats::load(path)?);

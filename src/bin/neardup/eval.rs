@@ -399,9 +399,9 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
             if !quiet && evaluation.gold.skipped > 0 {
                 let ids = &evaluation.gold.unknown_ids;
                 eprintln!(
-                    "neardup: warning: {} gold records left out: {} ids are not in the corpus (e.g. {}); --strict makes this an error",
-                    evaluation.gold.skipped,
-                    ids.len(),
+                    "neardup: warning: {} left out: {} not in the corpus (e.g. {}); --strict makes this an error",
+                    neardup::report::count(evaluation.gold.skipped, "gold record", "gold records"),
+                    neardup::report::count(ids.len() as u64, "id is", "ids are"),
                     ids.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
                 );
             }

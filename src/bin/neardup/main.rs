@@ -334,10 +334,10 @@ fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
     if !a.run.quiet {
         let secs = stats.elapsed().as_secs_f64().max(1e-9);
         terminal.println(&format!(
-            "neardup: sketched {} documents ({} bands x {} rows), {} bad records, in {:.2} s ({:.0} docs/s)",
+            "neardup: sketched {} documents ({} x {}), {} bad records, in {:.2} s ({:.0} docs/s)",
             stats.documents,
-            lsh.bands,
-            lsh.rows,
+            report::count(lsh.bands as u64, "band", "bands"),
+            report::count(lsh.rows as u64, "row", "rows"),
             stats.bad(),
             secs,
             stats.documents as f64 / secs,
@@ -535,12 +535,18 @@ fn print_stages(terminal: &Terminal, outcome: &Outcome, write_time: std::time::D
     let s = &outcome.settings;
     let mut line = match &outcome.story {
         Some(story) => format!(
-            "neardup: story level, {} bands x {} rows of {} weighted slots, {} shingles; stages:",
-            story.lsh.bands, story.lsh.rows, s.story.num_perm, s.shingle
+            "neardup: story level, {} x {} of {} weighted slots, {} shingles; stages:",
+            report::count(story.lsh.bands as u64, "band", "bands"),
+            report::count(story.lsh.rows as u64, "row", "rows"),
+            s.story.num_perm,
+            s.shingle
         ),
         None => format!(
-            "neardup: {} bands x {} rows, {} shingles, {} slots; stages:",
-            s.lsh.bands, s.lsh.rows, s.shingle, s.num_perm
+            "neardup: {} x {}, {} shingles, {} slots; stages:",
+            report::count(s.lsh.bands as u64, "band", "bands"),
+            report::count(s.lsh.rows as u64, "row", "rows"),
+            s.shingle,
+            s.num_perm
         ),
     };
     let stages = outcome
