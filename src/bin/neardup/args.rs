@@ -541,8 +541,8 @@ pub struct DedupArgs {
     /// Format of the --report file.
     #[arg(long, value_enum, default_value_t = FormatArg::Jsonl, help_heading = "Output")]
     pub report_format: FormatArg,
-    /// Write malformed input lines, and records repeating an id with other text, verbatim,
-    /// to FILE.
+    /// Write malformed input lines (records over --max-record-bytes too), and records
+    /// repeating an id with other text, verbatim, to FILE.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub rejects: Option<PathBuf>,
     #[command(flatten)]
