@@ -212,6 +212,95 @@ fn reads_directories_stdin_and_compressed_inputs() {
     assert_eq!(json_lines(&stdout_of(&out)).len(), 2, "{}", stderr_of(&out));
 }
 
+/// An output that is a file the run reads is refused before the run: renamed over it at
+/// the end, it replaced the input (`dedup feed.jsonl --report feed.jsonl` left the
+/// corpus an empty report). Through a symbolic link and inside an input directory too.
+#[test]
+fn an_output_naming_an_input_is_refused() {
+    let s = Scratch::new();
+    let input = s.jsonl("feed.jsonl", &good_records());
+    let original = std::fs::read_to_string(&input).unwrap();
+    let inner = s.jsonl("dir/inner.jsonl", &good_records());
+    let gold = s.write(
+        "gold.jsonl",
+        "{\"a\":\"rate-1\",\"b\":\"rate-2\",\"label\":1}\n",
+    );
+    let link = s.path("link.jsonl");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    let dir = s.path("dir");
+    let cases: Vec<(Vec<&std::ffi::OsStr>, &std::path::Path)> = vec![
+        (
+            vec![
+                "dedup".as_ref(),
+                input.as_ref(),
+                "--report".as_ref(),
+                input.as_ref(),
+            ],
+            &input,
+        ),
+        (
+            vec![
+                "dedup".as_ref(),
+                input.as_ref(),
+                "--rejects".as_ref(),
+                link.as_ref(),
+            ],
+            &input,
+        ),
+        (
+            vec![
+                "cluster".as_ref(),
+                input.as_ref(),
+                "-o".as_ref(),
+                input.as_ref(),
+            ],
+            &input,
+        ),
+        (
+            vec![
+                "pairs".as_ref(),
+                link.as_ref(),
+                "-o".as_ref(),
+                input.as_ref(),
+            ],
+            &input,
+        ),
+        (
+            vec![
+                "dedup".as_ref(),
+                dir.as_ref(),
+                "-o".as_ref(),
+                inner.as_ref(),
+            ],
+            &inner,
+        ),
+        (
+            vec![
+                "eval".as_ref(),
+                input.as_ref(),
+                "--gold".as_ref(),
+                gold.as_ref(),
+                "--no-plots".as_ref(),
+                "-o".as_ref(),
+                gold.as_ref(),
+            ],
+            &gold,
+        ),
+    ];
+    for (args, victim) in cases {
+        let before = std::fs::read(victim).unwrap();
+        let out = neardup().args(&args).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("the output would replace it"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(std::fs::read(victim).unwrap(), before, "{args:?}");
+    }
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), original);
+}
+
 /// Two outputs naming one file are refused before the run, whatever the spelling (a
 /// relative detour, a symbolic link); the file already there is left as it was. Before,
 /// `dedup -o kept.jsonl --report kept.jsonl` replaced the kept records with the report.

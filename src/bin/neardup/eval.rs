@@ -302,6 +302,22 @@ fn list(paths: &[PathBuf]) -> String {
 }
 
 pub fn run(a: EvalArgs) -> Result<ExitCode> {
+    super::check_outputs(
+        &[
+            ("-o", a.output.output.as_deref(), super::Stdout::Default),
+            (
+                "--stats-out",
+                a.story.stats_out.as_deref(),
+                super::Stdout::Refused,
+            ),
+        ],
+        &super::read_files(
+            &a.input,
+            Some(&a.story),
+            &a.run,
+            &[("--gold", a.gold.path.as_path())],
+        ),
+    )?;
     let fields = GoldFields {
         a: a.gold.a.clone(),
         b: a.gold.b.clone(),
@@ -356,14 +372,6 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         rows: a.sketch.rows,
         bucket_cap: a.sketch.bucket_cap,
     };
-    super::distinct_outputs(&[
-        ("-o", a.output.output.as_deref(), super::Stdout::Default),
-        (
-            "--stats-out",
-            a.story.stats_out.as_deref(),
-            super::Stdout::Refused,
-        ),
-    ])?;
     let explicit = a.sketch.bands.is_some() || a.sketch.rows.is_some();
     let quiet = a.run.quiet;
     super::analyse(

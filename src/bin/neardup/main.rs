@@ -67,12 +67,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// `neardup dedup`: the kept records, and optionally the rejected lines and a report of
 /// what was dropped.
 fn dedup(a: &args::DedupArgs) -> Result<ExitCode> {
-    distinct_outputs(&[
-        ("-o", a.output.as_deref(), Stdout::Default),
-        ("--report", a.report.as_deref(), Stdout::Allowed),
-        ("--rejects", a.rejects.as_deref(), Stdout::Refused),
-        ("--stats-out", a.story.stats_out.as_deref(), Stdout::Refused),
-    ])?;
+    check_outputs(
+        &[
+            ("-o", a.output.as_deref(), Stdout::Default),
+            ("--report", a.report.as_deref(), Stdout::Allowed),
+            ("--rejects", a.rejects.as_deref(), Stdout::Refused),
+            ("--stats-out", a.story.stats_out.as_deref(), Stdout::Refused),
+        ],
+        &read_files(&a.input, Some(&a.story), &a.run, &[]),
+    )?;
     analyse(
         true,
         None,
@@ -152,10 +155,13 @@ fn analyse_and_write(
     a: &RunArgs,
     write: fn(&mut dyn Write, &Outcome, Format) -> io::Result<()>,
 ) -> Result<ExitCode> {
-    distinct_outputs(&[
-        ("-o", a.output.output.as_deref(), Stdout::Default),
-        ("--stats-out", a.story.stats_out.as_deref(), Stdout::Refused),
-    ])?;
+    check_outputs(
+        &[
+            ("-o", a.output.output.as_deref(), Stdout::Default),
+            ("--stats-out", a.story.stats_out.as_deref(), Stdout::Refused),
+        ],
+        &read_files(&a.input, Some(&a.story), &a.run, &[]),
+    )?;
     analyse(
         false,
         passage_settings(&a.passages),
@@ -251,6 +257,75 @@ pub(crate) fn distinct_outputs(outputs: &[NamedOutput]) -> Result<()> {
     Ok(())
 }
 
+/// The files a batch command reads besides its outputs: every input file (directories
+/// expanded as the run will), `--stats`, `--checkpoint`'s files, and `extra` (e.g.
+/// `--gold`), each with the flag or argument that names it.
+pub(crate) fn read_files(
+    input: &InputArgs,
+    story: Option<&args::StoryArgs>,
+    exec: &ExecArgs,
+    extra: &[(&str, &Path)],
+) -> Vec<(String, PathBuf)> {
+    let plan = neardup::input::plan_sources(&input_specs(input), None);
+    let mut files: Vec<(String, PathBuf)> = plan
+        .sources
+        .iter()
+        .filter_map(|s| match &s.location {
+            neardup::input::Location::File(p) => Some(("input".to_string(), p.clone())),
+            _ => None,
+        })
+        .collect();
+    if let Some(stats) = story.and_then(|s| s.stats.as_ref()) {
+        files.push(("--stats".into(), stats.clone()));
+    }
+    if let Some(dir) = &exec.checkpoint {
+        for name in ["fingerprints.log", "lock"] {
+            files.push(("--checkpoint".into(), dir.join(name)));
+        }
+    }
+    files.extend(extra.iter().map(|(f, p)| (f.to_string(), p.to_path_buf())));
+    files
+}
+
+/// Refuses, before the run, two outputs naming one file (`distinct_outputs`) and an
+/// output that is one of the files read: being renamed over it at the end, the output
+/// would replace the input (`dedup feed.jsonl --report feed.jsonl` replaced the corpus
+/// with the report). Files are compared by device and inode, which sees through links;
+/// an output not there yet cannot be a file read.
+pub(crate) fn check_outputs(outputs: &[NamedOutput], read: &[(String, PathBuf)]) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    distinct_outputs(outputs)?;
+    let identity = |path: &Path| {
+        std::fs::metadata(path)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| (m.dev(), m.ino()))
+    };
+    let read: Vec<_> = read
+        .iter()
+        .filter_map(|(flag, p)| Some((flag, p, identity(p)?)))
+        .collect();
+    for &(flag, path, _) in outputs {
+        let Some(path) = path.filter(|p| !is_stdout(p)) else {
+            continue;
+        };
+        let Some(id) = identity(path) else { continue };
+        if let Some((what, file, _)) = read.iter().find(|(_, _, i)| *i == id) {
+            let what = if what.as_str() == "input" {
+                "an input".to_string()
+            } else {
+                format!("read as {what}")
+            };
+            anyhow::bail!(
+                "{flag} {} is {what} ({}): the output would replace it; write it to another file",
+                path.display(),
+                file.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Sizes the worker pool (--threads) once for the process.
 fn set_threads(exec: &ExecArgs) -> Result<()> {
     if let Some(n) = exec.threads {
@@ -316,6 +391,10 @@ fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
         a.stats.is_none(),
         "--stats weighs words at the story level: it needs --level story"
     );
+    check_outputs(
+        &[("-o", a.output.as_deref(), Stdout::Default)],
+        &read_files(&a.input, None, &a.run, &[]),
+    )?;
     let pipeline = base_builder(&a.input, &a.similarity, &a.run).build()?;
     let terminal = Terminal::new(a.run.progress, a.run.quiet);
     let (corpus, stats) = pipeline.fingerprint_inputs(&input_specs(&a.input), &terminal)?;
