@@ -1119,3 +1119,65 @@ fn a_closed_output_pipe_is_a_quiet_success() {
         }
     }
 }
+
+/// An output that cannot be written (no such directory, a directory, --plots a plain
+/// file) is refused before the run, not after it (minutes on an archive): nothing is
+/// read (no warning about the bad record), printed or left behind.
+#[test]
+fn unwritable_outputs_are_refused_before_the_run() {
+    let s = Scratch::new();
+    let input = s.write(
+        "in.jsonl",
+        format!(
+            "{}\nnot json\n",
+            serde_json::json!({"id": "a", "text": "some text"})
+        ),
+    );
+    let dir = s.path("adir");
+    std::fs::create_dir(&dir).unwrap();
+    let plain = s.write("afile", "");
+    let dir = dir.to_str().unwrap();
+    for (command, flags) in [
+        ("dedup", vec!["-o", "/nonexistent/x.jsonl"]),
+        ("dedup", vec!["-o", dir]),
+        ("dedup", vec!["--rejects", "/nonexistent/x"]),
+        ("dedup", vec!["--report", "/nonexistent/x"]),
+        ("cluster", vec!["-o", "/nonexistent/x.jsonl"]),
+        ("pairs", vec!["-o", dir]),
+        (
+            "cluster",
+            vec!["--level", "story", "--stats-out", "/nonexistent/s"],
+        ),
+        ("eval", vec!["--gold", "/dev/null", "-o", "/nonexistent/e"]),
+        (
+            "eval",
+            vec!["--gold", "/dev/null", "--plots", plain.to_str().unwrap()],
+        ),
+    ] {
+        let out = neardup()
+            .current_dir(s.dir.path())
+            .arg(command)
+            .arg(&input)
+            .args(&flags)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{command} {flags:?}: {err}");
+        assert!(
+            !err.contains("in.jsonl:2"),
+            "read first: {command} {flags:?}: {err}"
+        );
+        assert!(stdout_of(&out).is_empty(), "{command} {flags:?}");
+        let flag = if flags.contains(&"--plots") {
+            "--plots"
+        } else {
+            flags[flags.len() - 2]
+        };
+        assert!(err.contains(flag), "{command} {flags:?}: {err}");
+    }
+    let names: Vec<_> = std::fs::read_dir(s.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}"); // in.jsonl, adir, afile
+}

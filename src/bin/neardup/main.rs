@@ -76,6 +76,18 @@ fn dedup(a: &args::DedupArgs) -> Result<ExitCode> {
         ],
         &read_files(&a.input, Some(&a.story), &a.run, &[]),
     )?;
+    let mut kept = Output::open("-o", a.output.as_deref())?;
+    let mut rejects = a
+        .rejects
+        .as_deref()
+        .map(|p| Output::open("--rejects", Some(p)))
+        .transpose()?;
+    let mut dropped = a
+        .report
+        .as_deref()
+        .map(|p| Output::open("--report", Some(p)))
+        .transpose()?;
+    probe_stats_out(&a.story)?;
     analyse(
         true,
         None,
@@ -85,19 +97,23 @@ fn dedup(a: &args::DedupArgs) -> Result<ExitCode> {
         &a.story,
         &a.run,
         |outcome| {
-            let mut rejects_file = a.rejects.as_deref().map(create_atomically).transpose()?;
-            let counts = write_atomically(a.output.as_deref(), |w| {
-                let rejects = rejects_file.as_mut().map(|f| f as &mut dyn Write);
+            let counts = kept.write(|w| {
+                let rejects = rejects
+                    .as_mut()
+                    .and_then(Output::file)
+                    .map(|f| f as &mut dyn Write);
                 report::write_deduplicated(outcome, w, rejects)
             })?;
-            if let (Some(file), Some(path)) = (rejects_file, a.rejects.as_deref()) {
-                file.commit()
-                    .with_context(|| format!("writing {}", path.display()))?;
+            if let Some(report) = dropped.as_mut() {
+                report.write(|w| report::write_dropped(w, outcome, format(a.report_format)))?;
             }
-            if let Some(path) = a.report.as_deref() {
-                write_atomically(Some(path), |w| {
-                    report::write_dropped(w, outcome, format(a.report_format))
-                })?;
+            // Committed together once all are written.
+            kept.commit()?;
+            if let Some(rejects) = rejects {
+                rejects.commit()?;
+            }
+            if let Some(report) = dropped {
+                report.commit()?;
             }
             if !a.run.quiet {
                 eprintln!("neardup: {}", dedup_summary(&counts, a));
@@ -162,6 +178,8 @@ fn analyse_and_write(
         ],
         &read_files(&a.input, Some(&a.story), &a.run, &[]),
     )?;
+    let mut out = Output::open("-o", a.output.output.as_deref())?;
+    probe_stats_out(&a.story)?;
     analyse(
         false,
         passage_settings(&a.passages),
@@ -171,9 +189,8 @@ fn analyse_and_write(
         &a.story,
         &a.run,
         |outcome| {
-            write_atomically(a.output.output.as_deref(), |w| {
-                write(w, outcome, format(a.output.format))
-            })
+            out.write(|w| write(w, outcome, format(a.output.format)))?;
+            out.commit()
         },
     )
 }
@@ -641,6 +658,66 @@ fn print_stages(terminal: &Terminal, outcome: &Outcome, write_time: std::time::D
         ));
     }
     terminal.println(&line);
+}
+
+/// One output of a batch run, opened before the run so that a missing or unwritable
+/// directory is found at once, not after the whole run: its temporary file exists from
+/// the start and is renamed into place by `commit`, after every output is written.
+/// Dropped uncommitted, it leaves nothing. `None`: standard output.
+pub(crate) struct Output(Option<(PathBuf, OutputFile)>);
+
+impl Output {
+    /// Opens `path` (standard output when absent or `-`) for the output named by `flag`.
+    pub(crate) fn open(flag: &str, path: Option<&Path>) -> Result<Output> {
+        Ok(Output(match path.filter(|p| !is_stdout(p)) {
+            None => None,
+            Some(p) => {
+                let file = OutputFile::create(p)
+                    .with_context(|| format!("cannot write {flag} {}", p.display()))?;
+                Some((p.to_path_buf(), file))
+            }
+        }))
+    }
+
+    /// Writes the output through a buffer; a file is not yet committed.
+    pub(crate) fn write<T>(
+        &mut self,
+        body: impl FnOnce(&mut dyn Write) -> io::Result<T>,
+    ) -> Result<T> {
+        match &mut self.0 {
+            None => write_atomically(None, body),
+            Some((path, file)) => {
+                let mut w = BufWriter::with_capacity(1 << 16, file);
+                let value = body(&mut w).with_context(|| format!("writing {}", path.display()))?;
+                w.flush()
+                    .with_context(|| format!("writing {}", path.display()))?;
+                Ok(value)
+            }
+        }
+    }
+
+    /// The file's writer, or `None` for standard output.
+    fn file(&mut self) -> Option<&mut OutputFile> {
+        self.0.as_mut().map(|(_, f)| f)
+    }
+
+    /// Makes a written file appear at its path.
+    pub(crate) fn commit(self) -> Result<()> {
+        if let Some((path, file)) = self.0 {
+            file.commit()
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks, before the run, that `--stats-out` (written by the library part way through
+/// the run) can be created where it is named.
+pub(crate) fn probe_stats_out(story: &args::StoryArgs) -> Result<()> {
+    if let Some(path) = &story.stats_out {
+        drop(Output::open("--stats-out", Some(path))?);
+    }
+    Ok(())
 }
 
 /// Starts writing `path`; nothing appears there until it is committed.
