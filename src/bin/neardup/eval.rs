@@ -319,6 +319,7 @@ fn list(paths: &[PathBuf]) -> String {
 }
 
 pub fn run(a: EvalArgs) -> Result<ExitCode> {
+    crate::progress::stop::install()?;
     super::check_outputs(
         &[
             ("-o", a.output.output.as_deref(), super::Stdout::Default),
@@ -443,7 +444,7 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
                 record.settings.cluster_mode,
             );
             let written = a.plots.write(&charts)?;
-            out.commit()?;
+            super::Output::commit_all([out])?;
             if !quiet && !written.is_empty() {
                 eprintln!("neardup: charts: {}", list(&written));
             }

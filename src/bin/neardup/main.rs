@@ -25,13 +25,18 @@ use neardup::{Outcome, PipelineBuilder};
 
 use args::{Cli, ClusterArgs, Command, ExecArgs, FormatArg, InputArgs, RunArgs, SimilarityArgs};
 use compare::passage_settings;
-use progress::Terminal;
+use progress::{Terminal, stop};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(_) if stop::requested().is_some() => {
+            let (line, code) = stop::report(stop::requested().unwrap_or_default());
+            eprintln!("{line}");
+            ExitCode::from(code)
+        }
         Err(e) => {
             eprintln!("neardup: error: {e:#}");
             ExitCode::from(1)
@@ -67,6 +72,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// `neardup dedup`: the kept records, and optionally the rejected lines and a report of
 /// what was dropped.
 fn dedup(a: &args::DedupArgs) -> Result<ExitCode> {
+    stop::install()?;
     check_outputs(
         &[
             ("-o", a.output.as_deref(), Stdout::Default),
@@ -98,23 +104,15 @@ fn dedup(a: &args::DedupArgs) -> Result<ExitCode> {
         &a.run,
         |outcome| {
             let counts = kept.write(|w| {
-                let rejects = rejects
-                    .as_mut()
-                    .and_then(Output::file)
-                    .map(|f| f as &mut dyn Write);
+                let mut rejects = rejects.as_mut().and_then(Output::file).map(stop::Stoppable);
+                let rejects = rejects.as_mut().map(|f| f as &mut dyn Write);
                 report::write_deduplicated(outcome, w, rejects)
             })?;
             if let Some(report) = dropped.as_mut() {
                 report.write(|w| report::write_dropped(w, outcome, format(a.report_format)))?;
             }
             // Committed together once all are written.
-            kept.commit()?;
-            if let Some(rejects) = rejects {
-                rejects.commit()?;
-            }
-            if let Some(report) = dropped {
-                report.commit()?;
-            }
+            Output::commit_all([Some(kept), rejects, dropped].into_iter().flatten())?;
             if !a.run.quiet {
                 eprintln!("neardup: {}", dedup_summary(&counts, a));
             }
@@ -171,6 +169,7 @@ fn analyse_and_write(
     a: &RunArgs,
     write: fn(&mut dyn Write, &Outcome, Format) -> io::Result<()>,
 ) -> Result<ExitCode> {
+    stop::install()?;
     check_outputs(
         &[
             ("-o", a.output.output.as_deref(), Stdout::Default),
@@ -190,7 +189,7 @@ fn analyse_and_write(
         &a.run,
         |outcome| {
             out.write(|w| write(w, outcome, format(a.output.format)))?;
-            out.commit()
+            Output::commit_all([out])
         },
     )
 }
@@ -373,6 +372,9 @@ fn base_builder(
 
 /// The pipeline settings of how inputs are read and how to run.
 fn input_builder(input: &InputArgs, exec: &ExecArgs) -> PipelineBuilder {
+    if let Some(dir) = &exec.checkpoint {
+        let _ = stop::CHECKPOINT.set(dir.clone());
+    }
     PipelineBuilder::new()
         .fields(FieldNames {
             id: input.id_field.clone(),
@@ -400,6 +402,7 @@ fn input_specs(input: &InputArgs) -> Vec<InputSpec> {
 
 /// `neardup sketch`: fingerprint every document and write its band keys and shingle set.
 fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
+    stop::install()?;
     set_threads(&a.run)?;
     if a.level == args::LevelArg::Story {
         return distributed::sketch_stories(a);
@@ -680,15 +683,17 @@ impl Output {
     }
 
     /// Writes the output through a buffer; a file is not yet committed.
+    /// Stops between records once a signal asked the run to stop.
     pub(crate) fn write<T>(
         &mut self,
         body: impl FnOnce(&mut dyn Write) -> io::Result<T>,
     ) -> Result<T> {
         match &mut self.0 {
-            None => write_atomically(None, body),
+            None => write_atomically(None, |w| body(&mut stop::Stoppable(w))),
             Some((path, file)) => {
                 let mut w = BufWriter::with_capacity(1 << 16, file);
-                let value = body(&mut w).with_context(|| format!("writing {}", path.display()))?;
+                let value = body(&mut stop::Stoppable(&mut w))
+                    .with_context(|| format!("writing {}", path.display()))?;
                 w.flush()
                     .with_context(|| format!("writing {}", path.display()))?;
                 Ok(value)
@@ -701,8 +706,18 @@ impl Output {
         self.0.as_mut().map(|(_, f)| f)
     }
 
+    /// Makes written files appear at their paths, all of them, or none if a signal asked
+    /// the run to stop (dropped, they leave nothing).
+    pub(crate) fn commit_all(outputs: impl IntoIterator<Item = Output>) -> Result<()> {
+        let outputs: Vec<Output> = outputs.into_iter().collect();
+        if stop::requested().is_some() {
+            return Err(stop::error().into());
+        }
+        outputs.into_iter().try_for_each(Output::commit)
+    }
+
     /// Makes a written file appear at its path.
-    pub(crate) fn commit(self) -> Result<()> {
+    fn commit(self) -> Result<()> {
         if let Some((path, file)) = self.0 {
             file.commit()
                 .with_context(|| format!("writing {}", path.display()))?;
@@ -742,7 +757,8 @@ pub(crate) fn write_atomically<T>(
         Some(path) => {
             let mut out = create_atomically(path)?;
             let mut w = BufWriter::with_capacity(1 << 16, &mut out);
-            let value = body(&mut w).with_context(|| format!("writing {}", path.display()))?;
+            let value = body(&mut stop::Stoppable(&mut w))
+                .with_context(|| format!("writing {}", path.display()))?;
             w.flush()
                 .with_context(|| format!("writing {}", path.display()))?;
             drop(w);
