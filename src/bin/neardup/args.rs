@@ -624,7 +624,8 @@ pub struct StoryArgs {
     /// IDF-weighted words, names, shared text, figures and dates; templated look-alikes
     /// (yesterday's market report, another company's notice in the same template) stay
     /// apart. Every story pair says its kind (copy, update, rewrite) and the score
-    /// components behind it.
+    /// components behind it. The flags marked "Story level" are refused without --level
+    /// story.
     #[arg(long, value_enum, default_value_t = LevelArg::NearCopy)]
     pub level: LevelArg,
     /// Story level: dated articles further apart than this are never one story (e.g.

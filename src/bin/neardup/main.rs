@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use neardup::cluster::{ClusterMode, RepresentativeRule};
 use neardup::input::{FieldNames, InputFormat, InputSpec};
 use neardup::outfile::OutputFile;
@@ -28,7 +28,9 @@ use compare::passage_settings;
 use progress::{Terminal, stop};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    refuse_story_flags_at_near_copy(&matches);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match run(cli) {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -40,6 +42,44 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("neardup: error: {e:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// The flags of the story level (`StoryArgs`) other than `--level` itself.
+const STORY_FLAGS: [(&str, &str); 5] = [
+    ("window", "--window"),
+    ("stats", "--stats"),
+    ("stats_out", "--stats-out"),
+    ("story_candidates", "--story-candidates"),
+    ("story_threshold", "--story-threshold"),
+];
+
+/// A usage error (exit 2) for a story-level flag given at the near-copy level: it was
+/// ignored without a word (`cluster --story-threshold 0.9` gave near-copy clusters, and
+/// `--stats-out` wrote nothing).
+fn refuse_story_flags_at_near_copy(matches: &clap::ArgMatches) {
+    let Some((name, sub)) = matches.subcommand() else {
+        return;
+    };
+    // Only the commands with the story flags (`StoryArgs`); `sketch` has its own.
+    if !matches!(sub.try_contains_id("story_candidates"), Ok(true)) {
+        return;
+    }
+    if sub.get_one::<args::LevelArg>("level") != Some(&args::LevelArg::NearCopy) {
+        return;
+    }
+    for (id, flag) in STORY_FLAGS {
+        if sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+            let mut command = Cli::command();
+            command.build(); // gives the subcommand's usage line its "neardup"
+            let command = command.find_subcommand_mut(name).expect("a subcommand");
+            command
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!("{flag} is a story-level flag: it needs --level story"),
+                )
+                .exit();
         }
     }
 }
