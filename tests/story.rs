@@ -979,3 +979,26 @@ fn story_flags_at_the_near_copy_level_are_refused() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
 }
+
+/// `--window 72` was taken as 72 seconds; a number needs its unit.
+#[test]
+fn a_window_without_a_unit_is_refused() {
+    let s = Scratch::new();
+    let input = s.jsonl("in.jsonl", &good_records());
+    for window in ["72", " 3 ", "1.5"] {
+        let out = neardup()
+            .args(["cluster", "--level", "story", "--window", window])
+            .arg(&input)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{window:?}: {err}");
+        assert!(err.contains("give a unit, e.g. "), "{err}");
+    }
+    let out = neardup()
+        .args(["cluster", "-q", "--level", "story", "--window", "72h"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}

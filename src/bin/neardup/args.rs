@@ -666,6 +666,13 @@ pub enum LevelArg {
 pub struct Window(pub Option<i64>);
 
 fn parse_window(s: &str) -> Result<Window, String> {
+    // A bare number was taken as seconds: `--window 72` meant 72 s, not the 72h intended.
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!(
+            "give a unit, e.g. {t}h (s, m, h, d or w; 'none': no window)"
+        ));
+    }
     none_or(s, |s| {
         crate::feed::parse_duration(s).map(|secs| secs as i64)
     })
