@@ -5,6 +5,7 @@
 //! Scores are rounded to 4 decimals so that output is byte-identical across runs, thread
 //! counts and input orders.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 
@@ -14,7 +15,7 @@ use serde_json::value::RawValue;
 use crate::align::{Comparison, PairPassages, Passage};
 use crate::cluster::Cluster;
 use crate::corpus::Corpus;
-use crate::input::{self, InputFormat, ReadEvent, RecordLocation};
+use crate::input::{self, InputFormat, Problem, ProblemKind, ReadEvent, RecordLocation};
 use crate::pipeline::Outcome;
 use crate::verify::PairScore;
 
@@ -899,15 +900,41 @@ impl DedupPlan {
 pub fn write_deduplicated(
     outcome: &Outcome,
     kept_out: &mut dyn Write,
-    mut rejects: Option<&mut dyn Write>,
+    rejects: Option<&mut dyn Write>,
 ) -> io::Result<DedupCounts> {
     let plan = DedupPlan::new(outcome);
     let mut counts = DedupCounts::default();
-    let mut failure: Option<io::Error> = None;
+    let failure: RefCell<Option<io::Error>> = RefCell::new(None);
+    // The reader passes a record over --max-record-bytes to `oversized` in pieces, and
+    // the sink writes the rest of the rejects: both write to the rejects.
+    let rejects = RefCell::new(rejects);
+    let fail = |e: io::Error| {
+        *failure.borrow_mut() = Some(e);
+        false
+    };
+    let mut oversized = |piece: &[u8]| -> bool {
+        match rejects.borrow_mut().as_mut().map(|w| w.write_all(piece)) {
+            Some(Err(e)) => fail(e),
+            _ => true,
+        }
+    };
     let mut sink = |event: ReadEvent| -> bool {
-        let ReadEvent::Batch(batch) = event else {
-            return true; // the problem was reported by the first pass
+        let batch = match event {
+            ReadEvent::Batch(batch) => batch,
+            // Skipped while reading, its bytes went to `oversized`: it is rejected.
+            ReadEvent::Problem(Problem {
+                kind: ProblemKind::RecordTooLarge { .. },
+                ..
+            }) => {
+                counts.rejected += 1;
+                return match rejects.borrow_mut().as_mut().map(|w| w.write_all(b"\n")) {
+                    Some(Err(e)) => fail(e),
+                    _ => true,
+                };
+            }
+            ReadEvent::Problem(_) => return true, // reported by the first pass
         };
+        let mut rejects = rejects.borrow_mut();
         for r in &batch.records {
             let bytes = batch.bytes(r);
             let result = match plan.fate(r.location) {
@@ -944,15 +971,20 @@ pub fn write_deduplicated(
                 }
             };
             if let Err(e) = result {
-                failure = Some(e);
-                return false;
+                return fail(e);
             }
         }
         true
     };
     let limits = outcome.settings.limits;
-    input::read_sources(&outcome.sources, limits, &mut |_| {}, &mut sink);
-    match failure {
+    input::read_sources_passing_oversized(
+        &outcome.sources,
+        limits,
+        &mut |_| {},
+        &mut oversized,
+        &mut sink,
+    );
+    match failure.into_inner() {
         Some(e) => Err(e),
         None => Ok(counts),
     }

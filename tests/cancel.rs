@@ -235,3 +235,133 @@ fn a_checkpointed_run_stopped_while_reading_is_resumed_from_the_batches_it_saved
     );
     assert_eq!(pairs(&resumed), expected);
 }
+
+/// Sends `signal` (by name, e.g. "TERM") to a child process.
+fn send(child: &std::process::Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn generated_corpus(s: &Scratch, records: usize) -> std::path::PathBuf {
+    let mut next = xorshift(7);
+    let mut text = String::new();
+    for i in 0..records {
+        let words: Vec<String> = (0..40).map(|_| format!("w{}", next(5000))).collect();
+        text.push_str(
+            &serde_json::json!({"id": i.to_string(), "text": words.join(" ")}).to_string(),
+        );
+        text.push('\n');
+    }
+    s.write("in.jsonl", text)
+}
+
+/// The files left in `dir`.
+fn left_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// SIGTERM at several moments of a `dedup` run with three outputs: the run stops with
+/// exit status 143 and one line, leaving no temporary file and no output, or (signalled
+/// too late) has committed all of them; never some. Before, a signal killed the process
+/// and left `.tmpXXXXXX` files, or `-o` without `--report`.
+#[test]
+fn a_signal_leaves_all_outputs_or_none_and_no_temporary_file() {
+    let s = Scratch::new();
+    let input = generated_corpus(&s, 40_000);
+    for delay_ms in [0, 50, 200, 500, 1000, 2000] {
+        let out = s.path(&format!("out{delay_ms}"));
+        std::fs::create_dir(&out).unwrap();
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("neardup"))
+            .args(["dedup", "-q", "-o"])
+            .arg(out.join("kept.jsonl"))
+            .arg("--report")
+            .arg(out.join("report.jsonl"))
+            .arg("--rejects")
+            .arg(out.join("rejects.jsonl"))
+            .arg(&input)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        send(&child, "TERM");
+        let result = child.wait_with_output().unwrap();
+        let err = stderr_of(&result);
+        match result.status.code() {
+            Some(143) => {
+                assert_eq!(
+                    err.trim(),
+                    "neardup: stopped: SIGTERM received; no output written"
+                );
+                assert_eq!(left_in(&out), Vec::<String>::new(), "{delay_ms} ms");
+            }
+            Some(0) => assert_eq!(
+                left_in(&out),
+                ["kept.jsonl", "rejects.jsonl", "report.jsonl"],
+                "{delay_ms} ms"
+            ),
+            // Signalled before the handler was installed: killed at once, as ever.
+            None if delay_ms == 0 => {}
+            code => panic!("{delay_ms} ms: exit {code:?}: {err}"),
+        }
+    }
+}
+
+/// SIGTERM during the write stage: `-o` is a named pipe the test reads from, so the run
+/// is surely writing (and the other outputs' temporary files exist) when signalled. It
+/// stops between records and deletes its temporary files.
+#[test]
+fn a_signal_during_the_write_stage_stops_it_and_removes_its_temporary_files() {
+    let s = Scratch::new();
+    let input = generated_corpus(&s, 5_000); // far more than a pipe's buffer
+    let out = s.path("out");
+    std::fs::create_dir(&out).unwrap();
+    let fifo = s.path("kept.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("neardup"))
+        .args(["dedup", "-q", "-o"])
+        .arg(&fifo)
+        .arg("--report")
+        .arg(out.join("report.jsonl"))
+        .arg("--rejects")
+        .arg(out.join("rejects.jsonl"))
+        .arg("--checkpoint")
+        .arg(s.path("ck"))
+        .arg(&input)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::fs::File::open(&fifo).unwrap();
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(&mut reader, &mut first).unwrap(); // writing now
+    assert_eq!(left_in(&out).len(), 2, "the temporary files");
+    send(&child, "TERM");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut rest).unwrap();
+    let result = child.wait_with_output().unwrap();
+    let err = stderr_of(&result);
+    assert_eq!(result.status.code(), Some(143), "{err}");
+    assert!(
+        err.contains("stopped: SIGTERM received; no output written"),
+        "{err}"
+    );
+    assert!(err.contains("checkpoint"), "{err}");
+    assert_eq!(left_in(&out), Vec::<String>::new());
+    let whole = std::fs::metadata(&input).unwrap().len();
+    assert!(((rest.len() + 1) as u64) < whole, "stopped part way");
+}

@@ -212,6 +212,95 @@ fn reads_directories_stdin_and_compressed_inputs() {
     assert_eq!(json_lines(&stdout_of(&out)).len(), 2, "{}", stderr_of(&out));
 }
 
+/// An output that is a file the run reads is refused before the run: renamed over it at
+/// the end, it replaced the input (`dedup feed.jsonl --report feed.jsonl` left the
+/// corpus an empty report). Through a symbolic link and inside an input directory too.
+#[test]
+fn an_output_naming_an_input_is_refused() {
+    let s = Scratch::new();
+    let input = s.jsonl("feed.jsonl", &good_records());
+    let original = std::fs::read_to_string(&input).unwrap();
+    let inner = s.jsonl("dir/inner.jsonl", &good_records());
+    let gold = s.write(
+        "gold.jsonl",
+        "{\"a\":\"rate-1\",\"b\":\"rate-2\",\"label\":1}\n",
+    );
+    let link = s.path("link.jsonl");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    let dir = s.path("dir");
+    let cases: Vec<(Vec<&std::ffi::OsStr>, &std::path::Path)> = vec![
+        (
+            vec![
+                "dedup".as_ref(),
+                input.as_ref(),
+                "--report".as_ref(),
+                input.as_ref(),
+            ],
+            &input,
+        ),
+        (
+            vec![
+                "dedup".as_ref(),
+                input.as_ref(),
+                "--rejects".as_ref(),
+                link.as_ref(),
+            ],
+            &input,
+        ),
+        (
+            vec![
+                "cluster".as_ref(),
+                input.as_ref(),
+                "-o".as_ref(),
+                input.as_ref(),
+            ],
+            &input,
+        ),
+        (
+            vec![
+                "pairs".as_ref(),
+                link.as_ref(),
+                "-o".as_ref(),
+                input.as_ref(),
+            ],
+            &input,
+        ),
+        (
+            vec![
+                "dedup".as_ref(),
+                dir.as_ref(),
+                "-o".as_ref(),
+                inner.as_ref(),
+            ],
+            &inner,
+        ),
+        (
+            vec![
+                "eval".as_ref(),
+                input.as_ref(),
+                "--gold".as_ref(),
+                gold.as_ref(),
+                "--no-plots".as_ref(),
+                "-o".as_ref(),
+                gold.as_ref(),
+            ],
+            &gold,
+        ),
+    ];
+    for (args, victim) in cases {
+        let before = std::fs::read(victim).unwrap();
+        let out = neardup().args(&args).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("the output would replace it"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(std::fs::read(victim).unwrap(), before, "{args:?}");
+    }
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), original);
+}
+
 /// Two outputs naming one file are refused before the run, whatever the spelling (a
 /// relative detour, a symbolic link); the file already there is left as it was. Before,
 /// `dedup -o kept.jsonl --report kept.jsonl` replaced the kept records with the report.
@@ -1029,4 +1118,66 @@ fn a_closed_output_pipe_is_a_quiet_success() {
             );
         }
     }
+}
+
+/// An output that cannot be written (no such directory, a directory, --plots a plain
+/// file) is refused before the run, not after it (minutes on an archive): nothing is
+/// read (no warning about the bad record), printed or left behind.
+#[test]
+fn unwritable_outputs_are_refused_before_the_run() {
+    let s = Scratch::new();
+    let input = s.write(
+        "in.jsonl",
+        format!(
+            "{}\nnot json\n",
+            serde_json::json!({"id": "a", "text": "some text"})
+        ),
+    );
+    let dir = s.path("adir");
+    std::fs::create_dir(&dir).unwrap();
+    let plain = s.write("afile", "");
+    let dir = dir.to_str().unwrap();
+    for (command, flags) in [
+        ("dedup", vec!["-o", "/nonexistent/x.jsonl"]),
+        ("dedup", vec!["-o", dir]),
+        ("dedup", vec!["--rejects", "/nonexistent/x"]),
+        ("dedup", vec!["--report", "/nonexistent/x"]),
+        ("cluster", vec!["-o", "/nonexistent/x.jsonl"]),
+        ("pairs", vec!["-o", dir]),
+        (
+            "cluster",
+            vec!["--level", "story", "--stats-out", "/nonexistent/s"],
+        ),
+        ("eval", vec!["--gold", "/dev/null", "-o", "/nonexistent/e"]),
+        (
+            "eval",
+            vec!["--gold", "/dev/null", "--plots", plain.to_str().unwrap()],
+        ),
+    ] {
+        let out = neardup()
+            .current_dir(s.dir.path())
+            .arg(command)
+            .arg(&input)
+            .args(&flags)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{command} {flags:?}: {err}");
+        assert!(
+            !err.contains("in.jsonl:2"),
+            "read first: {command} {flags:?}: {err}"
+        );
+        assert!(stdout_of(&out).is_empty(), "{command} {flags:?}");
+        let flag = if flags.contains(&"--plots") {
+            "--plots"
+        } else {
+            flags[flags.len() - 2]
+        };
+        assert!(err.contains(flag), "{command} {flags:?}: {err}");
+    }
+    let names: Vec<_> = std::fs::read_dir(s.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}"); // in.jsonl, adir, afile
 }

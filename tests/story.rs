@@ -940,3 +940,65 @@ fn compare_gives_the_story_levels_verdict_and_why() {
         stderr_of(&missing)
     );
 }
+
+/// A story-level flag without `--level story` is a usage error naming it; it was ignored
+/// without a word (near-copy output, no --stats-out file, a missing --stats unnoticed).
+#[test]
+fn story_flags_at_the_near_copy_level_are_refused() {
+    let s = Scratch::new();
+    let input = s.jsonl("in.jsonl", &good_records());
+    for (command, flag, value) in [
+        ("cluster", "--window", "1h"),
+        ("cluster", "--story-threshold", "0.9"),
+        ("pairs", "--stats", "/nonexistent"),
+        ("dedup", "--stats-out", "so.stats"),
+        ("dedup", "--story-candidates", "0.3"),
+    ] {
+        let out = neardup()
+            .current_dir(s.dir.path())
+            .args([command, flag, value])
+            .arg(&input)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{command} {flag}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{flag} is a story-level flag: it needs --level story"
+            )),
+            "{err}"
+        );
+        assert!(stdout_of(&out).is_empty());
+    }
+    assert!(!s.path("so.stats").exists());
+    // At the story level they are taken.
+    let out = neardup()
+        .args(["pairs", "-q", "--level", "story", "--window", "1h"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
+/// `--window 72` was taken as 72 seconds; a number needs its unit.
+#[test]
+fn a_window_without_a_unit_is_refused() {
+    let s = Scratch::new();
+    let input = s.jsonl("in.jsonl", &good_records());
+    for window in ["72", " 3 ", "1.5"] {
+        let out = neardup()
+            .args(["cluster", "--level", "story", "--window", window])
+            .arg(&input)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{window:?}: {err}");
+        assert!(err.contains("give a unit, e.g. "), "{err}");
+    }
+    let out = neardup()
+        .args(["cluster", "-q", "--level", "story", "--window", "72h"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}

@@ -11,7 +11,10 @@ mod record;
 mod source;
 
 pub use problem::{Problem, ProblemKind};
-pub use read::{Batch, RawRecord, ReadEvent, ReadLimits, RecordLocation, read_sources};
+pub use read::{
+    Batch, RawRecord, ReadEvent, ReadLimits, RecordLocation, read_sources,
+    read_sources_passing_oversized,
+};
 pub use record::{DateValue, FieldNames, ParsedRecord, parse_date, parse_json_record};
 pub use source::{
     InputFormat, InputSpec, Location, Plan, SkippedFiles, Source, format_from_name, open_decoded,

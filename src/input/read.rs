@@ -83,12 +83,31 @@ pub fn read_sources(
     on_read: &mut dyn FnMut(u64),
     sink: &mut dyn FnMut(ReadEvent) -> bool,
 ) {
+    read_sources_passing_oversized(sources, limits, on_read, &mut |_| true, sink)
+}
+
+/// [`read_sources`], but a record over `max_record_bytes` is not only skipped: its bytes
+/// (without the line ending) go to `oversized` in pieces as they are read, after the
+/// batch before it and before its `RecordTooLarge` problem, so that a caller can copy it
+/// somewhere without holding it whole (`dedup --rejects`). `oversized` returns `false`
+/// to stop.
+pub fn read_sources_passing_oversized(
+    sources: &[Source],
+    limits: ReadLimits,
+    on_read: &mut dyn FnMut(u64),
+    oversized: &mut dyn FnMut(&[u8]) -> bool,
+    sink: &mut dyn FnMut(ReadEvent) -> bool,
+) {
     let mut batch = Batch::default();
     for (index, source) in sources.iter().enumerate() {
         let index = index as u32;
         let flow = match source.format {
-            InputFormat::JsonLines => read_lines(index, source, limits, on_read, &mut batch, sink),
-            InputFormat::Text => read_document(index, source, limits, on_read, &mut batch, sink),
+            InputFormat::JsonLines => {
+                read_lines(index, source, limits, on_read, oversized, &mut batch, sink)
+            }
+            InputFormat::Text => {
+                read_document(index, source, limits, on_read, oversized, &mut batch, sink)
+            }
         };
         if !flow {
             return;
@@ -118,6 +137,7 @@ fn read_lines(
     source: &Source,
     limits: ReadLimits,
     on_read: &mut dyn FnMut(u64),
+    oversized: &mut dyn FnMut(&[u8]) -> bool,
     batch: &mut Batch,
     sink: &mut dyn FnMut(ReadEvent) -> bool,
 ) -> bool {
@@ -147,15 +167,21 @@ fn read_lines(
             Ok(n) => {
                 let has_newline = batch.buf.last() == Some(&b'\n');
                 if !has_newline && n as u64 > limits.max_record_bytes {
-                    batch.buf.truncate(start);
-                    let rest = reader.skip_until(b'\n').unwrap_or(0) as u64;
+                    // The bytes read so far leave the batch; the batch goes first so
+                    // that `oversized` sees the record in input order.
+                    let head = batch.buf.split_off(start);
+                    if !flush(batch, sink) || !oversized(&head) {
+                        return false;
+                    }
+                    drop(head);
+                    let Some(rest) = pass_rest_of_line(&mut reader, oversized) else {
+                        return false;
+                    };
                     let kind = ProblemKind::RecordTooLarge {
                         bytes: n as u64 + rest,
                         limit: limits.max_record_bytes,
                     };
-                    if !flush(batch, sink)
-                        || !sink(ReadEvent::Problem(problem(source, Some(line), kind)))
-                    {
+                    if !sink(ReadEvent::Problem(problem(source, Some(line), kind))) {
                         return false;
                     }
                     continue;
@@ -205,35 +231,98 @@ fn read_lines(
     true
 }
 
+/// Passes the rest of an oversized line, up to its line ending, to `oversized` and
+/// consumes the line ending. Returns the bytes read (`None`: `oversized` asked to stop).
+/// A read error ends the line where it happened; the next read reports it.
+fn pass_rest_of_line(
+    reader: &mut dyn BufRead,
+    oversized: &mut dyn FnMut(&[u8]) -> bool,
+) -> Option<u64> {
+    let mut total = 0u64;
+    loop {
+        let Ok(buf) = reader.fill_buf() else {
+            return Some(total);
+        };
+        if buf.is_empty() {
+            return Some(total);
+        }
+        let newline = buf.iter().position(|&b| b == b'\n');
+        let (piece, used) = match newline {
+            Some(i) => {
+                let end = if i > 0 && buf[i - 1] == b'\r' {
+                    i - 1
+                } else {
+                    i
+                };
+                (&buf[..end], i + 1)
+            }
+            None => (buf, buf.len()),
+        };
+        if !oversized(piece) {
+            return None;
+        }
+        let done = newline.is_some();
+        reader.consume(used);
+        total += used as u64;
+        if done {
+            return Some(total);
+        }
+    }
+}
+
 /// Reads one text document. Returns `false` if the sink asked to stop.
 fn read_document(
     index: u32,
     source: &Source,
     limits: ReadLimits,
     on_read: &mut dyn FnMut(u64),
+    oversized: &mut dyn FnMut(&[u8]) -> bool,
     batch: &mut Batch,
     sink: &mut dyn FnMut(ReadEvent) -> bool,
 ) -> bool {
     let start = batch.buf.len();
+    let mut stopped = false;
     let result = open_decoded(&source.location, on_read)
         .map_err(|e| ProblemKind::Unreadable {
             reason: e.to_string(),
         })
-        .and_then(|reader| {
-            let n = reader
+        .and_then(|mut reader| {
+            let n = (&mut reader)
                 .take(limits.max_record_bytes + 1)
                 .read_to_end(&mut batch.buf)
                 .map_err(|e| ProblemKind::ReadFailed {
                     reason: describe_read_error(&e, source),
                 })?;
             if n as u64 > limits.max_record_bytes {
+                // As for a long line: the batch before it, then the document in pieces.
+                let head = batch.buf.split_off(start);
+                let mut bytes = n as u64;
+                if !flush(batch, sink) || !oversized(&head) {
+                    stopped = true;
+                } else {
+                    while let Ok(buf) = reader.fill_buf() {
+                        if buf.is_empty() {
+                            break;
+                        }
+                        let len = buf.len();
+                        if !oversized(buf) {
+                            stopped = true;
+                            break;
+                        }
+                        reader.consume(len);
+                        bytes += len as u64;
+                    }
+                }
                 return Err(ProblemKind::RecordTooLarge {
-                    bytes: n as u64,
+                    bytes,
                     limit: limits.max_record_bytes,
                 });
             }
             Ok(())
         });
+    if stopped {
+        return false;
+    }
     match result {
         Ok(()) => {
             let begin = if batch.buf[start..].starts_with(BOM) {

@@ -547,8 +547,8 @@ pub struct DedupArgs {
     /// Format of the --report file.
     #[arg(long, value_enum, default_value_t = FormatArg::Jsonl, help_heading = "Output")]
     pub report_format: FormatArg,
-    /// Write malformed input lines, and records repeating an id with other text, verbatim,
-    /// to FILE.
+    /// Write malformed input lines (records over --max-record-bytes too), and records
+    /// repeating an id with other text, verbatim, to FILE.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub rejects: Option<PathBuf>,
     #[command(flatten)]
@@ -630,7 +630,8 @@ pub struct StoryArgs {
     /// IDF-weighted words, names, shared text, figures and dates; templated look-alikes
     /// (yesterday's market report, another company's notice in the same template) stay
     /// apart. Every story pair says its kind (copy, update, rewrite) and the score
-    /// components behind it.
+    /// components behind it. The flags marked "Story level" are refused without --level
+    /// story.
     #[arg(long, value_enum, default_value_t = LevelArg::NearCopy)]
     pub level: LevelArg,
     /// Story level: dated articles further apart than this are never one story (e.g.
@@ -671,6 +672,13 @@ pub enum LevelArg {
 pub struct Window(pub Option<i64>);
 
 fn parse_window(s: &str) -> Result<Window, String> {
+    // A bare number was taken as seconds: `--window 72` meant 72 s, not the 72h intended.
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!(
+            "give a unit, e.g. {t}h (s, m, h, d or w; 'none': no window)"
+        ));
+    }
     none_or(s, |s| {
         crate::feed::parse_duration(s).map(|secs| secs as i64)
     })

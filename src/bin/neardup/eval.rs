@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use neardup::eval::gold::{self, GoldFields, GoldFormat, GoldShape};
 use neardup::eval::plot::{self, Chart, ImageFormat};
@@ -279,6 +279,23 @@ pub enum ScoreArg {
 }
 
 impl PlotArgs {
+    /// Makes sure, before the run, that the charts have a directory to go to (once the
+    /// whole report was printed before a plain file there was found).
+    pub fn prepare(&self) -> Result<()> {
+        if self.no_plots {
+            return Ok(());
+        }
+        match std::fs::metadata(&self.dir) {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => anyhow::bail!(
+                "--plots {} is not a directory: name a directory for the charts, or give --no-plots",
+                self.dir.display()
+            ),
+            Err(_) => std::fs::create_dir_all(&self.dir)
+                .with_context(|| format!("creating the --plots directory {}", self.dir.display())),
+        }
+    }
+
     /// Writes each chart as `DIR/NAME.svg` and/or `.png`; returns the paths written.
     pub fn write(&self, charts: &[(&str, Chart)]) -> Result<Vec<PathBuf>> {
         if self.no_plots {
@@ -302,6 +319,26 @@ fn list(paths: &[PathBuf]) -> String {
 }
 
 pub fn run(a: EvalArgs) -> Result<ExitCode> {
+    crate::progress::stop::install()?;
+    super::check_outputs(
+        &[
+            ("-o", a.output.output.as_deref(), super::Stdout::Default),
+            (
+                "--stats-out",
+                a.story.stats_out.as_deref(),
+                super::Stdout::Refused,
+            ),
+        ],
+        &super::read_files(
+            &a.input,
+            Some(&a.story),
+            &a.run,
+            &[("--gold", a.gold.path.as_path())],
+        ),
+    )?;
+    let mut out = super::Output::open("-o", a.output.output.as_deref())?;
+    super::probe_stats_out(&a.story)?;
+    a.plots.prepare()?;
     let fields = GoldFields {
         a: a.gold.a.clone(),
         b: a.gold.b.clone(),
@@ -356,14 +393,6 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         rows: a.sketch.rows,
         bucket_cap: a.sketch.bucket_cap,
     };
-    super::distinct_outputs(&[
-        ("-o", a.output.output.as_deref(), super::Stdout::Default),
-        (
-            "--stats-out",
-            a.story.stats_out.as_deref(),
-            super::Stdout::Refused,
-        ),
-    ])?;
     let explicit = a.sketch.bands.is_some() || a.sketch.rows.is_some();
     let quiet = a.run.quiet;
     super::analyse(
@@ -405,7 +434,7 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
                     ids.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
                 );
             }
-            super::write_atomically(a.output.output.as_deref(), |w| match a.output.format {
+            out.write(|w| match a.output.format {
                 ReportFormat::Table => report::write_eval_table(w, &record, a.show),
                 ReportFormat::Json => report::write_json(w, &record),
             })?;
@@ -415,6 +444,7 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
                 record.settings.cluster_mode,
             );
             let written = a.plots.write(&charts)?;
+            super::Output::commit_all([out])?;
             if !quiet && !written.is_empty() {
                 eprintln!("neardup: charts: {}", list(&written));
             }

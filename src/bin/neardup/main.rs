@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use neardup::cluster::{ClusterMode, RepresentativeRule};
 use neardup::input::{FieldNames, InputFormat, InputSpec};
 use neardup::outfile::OutputFile;
@@ -25,16 +25,61 @@ use neardup::{Outcome, PipelineBuilder};
 
 use args::{Cli, ClusterArgs, Command, ExecArgs, FormatArg, InputArgs, RunArgs, SimilarityArgs};
 use compare::passage_settings;
-use progress::Terminal;
+use progress::{Terminal, stop};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    refuse_story_flags_at_near_copy(&matches);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match run(cli) {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(_) if stop::requested().is_some() => {
+            let (line, code) = stop::report(stop::requested().unwrap_or_default());
+            eprintln!("{line}");
+            ExitCode::from(code)
+        }
         Err(e) => {
             eprintln!("neardup: error: {e:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// The flags of the story level (`StoryArgs`) other than `--level` itself.
+const STORY_FLAGS: [(&str, &str); 5] = [
+    ("window", "--window"),
+    ("stats", "--stats"),
+    ("stats_out", "--stats-out"),
+    ("story_candidates", "--story-candidates"),
+    ("story_threshold", "--story-threshold"),
+];
+
+/// A usage error (exit 2) for a story-level flag given at the near-copy level: it was
+/// ignored without a word (`cluster --story-threshold 0.9` gave near-copy clusters, and
+/// `--stats-out` wrote nothing).
+fn refuse_story_flags_at_near_copy(matches: &clap::ArgMatches) {
+    let Some((name, sub)) = matches.subcommand() else {
+        return;
+    };
+    // Only the commands with the story flags (`StoryArgs`); `sketch` has its own.
+    if !matches!(sub.try_contains_id("story_candidates"), Ok(true)) {
+        return;
+    }
+    if sub.get_one::<args::LevelArg>("level") != Some(&args::LevelArg::NearCopy) {
+        return;
+    }
+    for (id, flag) in STORY_FLAGS {
+        if sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+            let mut command = Cli::command();
+            command.build(); // gives the subcommand's usage line its "neardup"
+            let command = command.find_subcommand_mut(name).expect("a subcommand");
+            command
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!("{flag} is a story-level flag: it needs --level story"),
+                )
+                .exit();
         }
     }
 }
@@ -67,12 +112,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// `neardup dedup`: the kept records, and optionally the rejected lines and a report of
 /// what was dropped.
 fn dedup(a: &args::DedupArgs) -> Result<ExitCode> {
-    distinct_outputs(&[
-        ("-o", a.output.as_deref(), Stdout::Default),
-        ("--report", a.report.as_deref(), Stdout::Allowed),
-        ("--rejects", a.rejects.as_deref(), Stdout::Refused),
-        ("--stats-out", a.story.stats_out.as_deref(), Stdout::Refused),
-    ])?;
+    stop::install()?;
+    check_outputs(
+        &[
+            ("-o", a.output.as_deref(), Stdout::Default),
+            ("--report", a.report.as_deref(), Stdout::Allowed),
+            ("--rejects", a.rejects.as_deref(), Stdout::Refused),
+            ("--stats-out", a.story.stats_out.as_deref(), Stdout::Refused),
+        ],
+        &read_files(&a.input, Some(&a.story), &a.run, &[]),
+    )?;
+    let mut kept = Output::open("-o", a.output.as_deref())?;
+    let mut rejects = a
+        .rejects
+        .as_deref()
+        .map(|p| Output::open("--rejects", Some(p)))
+        .transpose()?;
+    let mut dropped = a
+        .report
+        .as_deref()
+        .map(|p| Output::open("--report", Some(p)))
+        .transpose()?;
+    probe_stats_out(&a.story)?;
     analyse(
         true,
         None,
@@ -82,20 +143,16 @@ fn dedup(a: &args::DedupArgs) -> Result<ExitCode> {
         &a.story,
         &a.run,
         |outcome| {
-            let mut rejects_file = a.rejects.as_deref().map(create_atomically).transpose()?;
-            let counts = write_atomically(a.output.as_deref(), |w| {
-                let rejects = rejects_file.as_mut().map(|f| f as &mut dyn Write);
+            let counts = kept.write(|w| {
+                let mut rejects = rejects.as_mut().and_then(Output::file).map(stop::Stoppable);
+                let rejects = rejects.as_mut().map(|f| f as &mut dyn Write);
                 report::write_deduplicated(outcome, w, rejects)
             })?;
-            if let (Some(file), Some(path)) = (rejects_file, a.rejects.as_deref()) {
-                file.commit()
-                    .with_context(|| format!("writing {}", path.display()))?;
+            if let Some(report) = dropped.as_mut() {
+                report.write(|w| report::write_dropped(w, outcome, format(a.report_format)))?;
             }
-            if let Some(path) = a.report.as_deref() {
-                write_atomically(Some(path), |w| {
-                    report::write_dropped(w, outcome, format(a.report_format))
-                })?;
-            }
+            // Committed together once all are written.
+            Output::commit_all([Some(kept), rejects, dropped].into_iter().flatten())?;
             if !a.run.quiet {
                 eprintln!("neardup: {}", dedup_summary(&counts, a));
             }
@@ -152,10 +209,16 @@ fn analyse_and_write(
     a: &RunArgs,
     write: fn(&mut dyn Write, &Outcome, Format) -> io::Result<()>,
 ) -> Result<ExitCode> {
-    distinct_outputs(&[
-        ("-o", a.output.output.as_deref(), Stdout::Default),
-        ("--stats-out", a.story.stats_out.as_deref(), Stdout::Refused),
-    ])?;
+    stop::install()?;
+    check_outputs(
+        &[
+            ("-o", a.output.output.as_deref(), Stdout::Default),
+            ("--stats-out", a.story.stats_out.as_deref(), Stdout::Refused),
+        ],
+        &read_files(&a.input, Some(&a.story), &a.run, &[]),
+    )?;
+    let mut out = Output::open("-o", a.output.output.as_deref())?;
+    probe_stats_out(&a.story)?;
     analyse(
         false,
         passage_settings(&a.passages),
@@ -165,9 +228,8 @@ fn analyse_and_write(
         &a.story,
         &a.run,
         |outcome| {
-            write_atomically(a.output.output.as_deref(), |w| {
-                write(w, outcome, format(a.output.format))
-            })
+            out.write(|w| write(w, outcome, format(a.output.format)))?;
+            Output::commit_all([out])
         },
     )
 }
@@ -251,6 +313,75 @@ pub(crate) fn distinct_outputs(outputs: &[NamedOutput]) -> Result<()> {
     Ok(())
 }
 
+/// The files a batch command reads besides its outputs: every input file (directories
+/// expanded as the run will), `--stats`, `--checkpoint`'s files, and `extra` (e.g.
+/// `--gold`), each with the flag or argument that names it.
+pub(crate) fn read_files(
+    input: &InputArgs,
+    story: Option<&args::StoryArgs>,
+    exec: &ExecArgs,
+    extra: &[(&str, &Path)],
+) -> Vec<(String, PathBuf)> {
+    let plan = neardup::input::plan_sources(&input_specs(input), None);
+    let mut files: Vec<(String, PathBuf)> = plan
+        .sources
+        .iter()
+        .filter_map(|s| match &s.location {
+            neardup::input::Location::File(p) => Some(("input".to_string(), p.clone())),
+            _ => None,
+        })
+        .collect();
+    if let Some(stats) = story.and_then(|s| s.stats.as_ref()) {
+        files.push(("--stats".into(), stats.clone()));
+    }
+    if let Some(dir) = &exec.checkpoint {
+        for name in ["fingerprints.log", "lock"] {
+            files.push(("--checkpoint".into(), dir.join(name)));
+        }
+    }
+    files.extend(extra.iter().map(|(f, p)| (f.to_string(), p.to_path_buf())));
+    files
+}
+
+/// Refuses, before the run, two outputs naming one file (`distinct_outputs`) and an
+/// output that is one of the files read: being renamed over it at the end, the output
+/// would replace the input (`dedup feed.jsonl --report feed.jsonl` replaced the corpus
+/// with the report). Files are compared by device and inode, which sees through links;
+/// an output not there yet cannot be a file read.
+pub(crate) fn check_outputs(outputs: &[NamedOutput], read: &[(String, PathBuf)]) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    distinct_outputs(outputs)?;
+    let identity = |path: &Path| {
+        std::fs::metadata(path)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| (m.dev(), m.ino()))
+    };
+    let read: Vec<_> = read
+        .iter()
+        .filter_map(|(flag, p)| Some((flag, p, identity(p)?)))
+        .collect();
+    for &(flag, path, _) in outputs {
+        let Some(path) = path.filter(|p| !is_stdout(p)) else {
+            continue;
+        };
+        let Some(id) = identity(path) else { continue };
+        if let Some((what, file, _)) = read.iter().find(|(_, _, i)| *i == id) {
+            let what = if what.as_str() == "input" {
+                "an input".to_string()
+            } else {
+                format!("read as {what}")
+            };
+            anyhow::bail!(
+                "{flag} {} is {what} ({}): the output would replace it; write it to another file",
+                path.display(),
+                file.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Sizes the worker pool (--threads) once for the process.
 fn set_threads(exec: &ExecArgs) -> Result<()> {
     if let Some(n) = exec.threads {
@@ -281,6 +412,9 @@ fn base_builder(
 
 /// The pipeline settings of how inputs are read and how to run.
 fn input_builder(input: &InputArgs, exec: &ExecArgs) -> PipelineBuilder {
+    if let Some(dir) = &exec.checkpoint {
+        let _ = stop::CHECKPOINT.set(dir.clone());
+    }
     PipelineBuilder::new()
         .fields(FieldNames {
             id: input.id_field.clone(),
@@ -308,6 +442,7 @@ fn input_specs(input: &InputArgs) -> Vec<InputSpec> {
 
 /// `neardup sketch`: fingerprint every document and write its band keys and shingle set.
 fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
+    stop::install()?;
     set_threads(&a.run)?;
     if a.level == args::LevelArg::Story {
         return distributed::sketch_stories(a);
@@ -316,6 +451,10 @@ fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
         a.stats.is_none(),
         "--stats weighs words at the story level: it needs --level story"
     );
+    check_outputs(
+        &[("-o", a.output.as_deref(), Stdout::Default)],
+        &read_files(&a.input, None, &a.run, &[]),
+    )?;
     let pipeline = base_builder(&a.input, &a.similarity, &a.run).build()?;
     let terminal = Terminal::new(a.run.progress, a.run.quiet);
     let (corpus, stats) = pipeline.fingerprint_inputs(&input_specs(&a.input), &terminal)?;
@@ -578,6 +717,78 @@ fn print_stages(terminal: &Terminal, outcome: &Outcome, write_time: std::time::D
     terminal.println(&line);
 }
 
+/// One output of a batch run, opened before the run so that a missing or unwritable
+/// directory is found at once, not after the whole run: its temporary file exists from
+/// the start and is renamed into place by `commit`, after every output is written.
+/// Dropped uncommitted, it leaves nothing. `None`: standard output.
+pub(crate) struct Output(Option<(PathBuf, OutputFile)>);
+
+impl Output {
+    /// Opens `path` (standard output when absent or `-`) for the output named by `flag`.
+    pub(crate) fn open(flag: &str, path: Option<&Path>) -> Result<Output> {
+        Ok(Output(match path.filter(|p| !is_stdout(p)) {
+            None => None,
+            Some(p) => {
+                let file = OutputFile::create(p)
+                    .with_context(|| format!("cannot write {flag} {}", p.display()))?;
+                Some((p.to_path_buf(), file))
+            }
+        }))
+    }
+
+    /// Writes the output through a buffer; a file is not yet committed.
+    /// Stops between records once a signal asked the run to stop.
+    pub(crate) fn write<T>(
+        &mut self,
+        body: impl FnOnce(&mut dyn Write) -> io::Result<T>,
+    ) -> Result<T> {
+        match &mut self.0 {
+            None => write_atomically(None, |w| body(&mut stop::Stoppable(w))),
+            Some((path, file)) => {
+                let mut w = BufWriter::with_capacity(1 << 16, file);
+                let value = body(&mut stop::Stoppable(&mut w))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                w.flush()
+                    .with_context(|| format!("writing {}", path.display()))?;
+                Ok(value)
+            }
+        }
+    }
+
+    /// The file's writer, or `None` for standard output.
+    fn file(&mut self) -> Option<&mut OutputFile> {
+        self.0.as_mut().map(|(_, f)| f)
+    }
+
+    /// Makes written files appear at their paths, all of them, or none if a signal asked
+    /// the run to stop (dropped, they leave nothing).
+    pub(crate) fn commit_all(outputs: impl IntoIterator<Item = Output>) -> Result<()> {
+        let outputs: Vec<Output> = outputs.into_iter().collect();
+        if stop::requested().is_some() {
+            return Err(stop::error().into());
+        }
+        outputs.into_iter().try_for_each(Output::commit)
+    }
+
+    /// Makes a written file appear at its path.
+    fn commit(self) -> Result<()> {
+        if let Some((path, file)) = self.0 {
+            file.commit()
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks, before the run, that `--stats-out` (written by the library part way through
+/// the run) can be created where it is named.
+pub(crate) fn probe_stats_out(story: &args::StoryArgs) -> Result<()> {
+    if let Some(path) = &story.stats_out {
+        drop(Output::open("--stats-out", Some(path))?);
+    }
+    Ok(())
+}
+
 /// Starts writing `path`; nothing appears there until it is committed.
 fn create_atomically(path: &Path) -> Result<OutputFile> {
     OutputFile::create(path).with_context(|| format!("creating {}", path.display()))
@@ -600,7 +811,8 @@ pub(crate) fn write_atomically<T>(
         Some(path) => {
             let mut out = create_atomically(path)?;
             let mut w = BufWriter::with_capacity(1 << 16, &mut out);
-            let value = body(&mut w).with_context(|| format!("writing {}", path.display()))?;
+            let value = body(&mut stop::Stoppable(&mut w))
+                .with_context(|| format!("writing {}", path.display()))?;
             w.flush()
                 .with_context(|| format!("writing {}", path.display()))?;
             drop(w);

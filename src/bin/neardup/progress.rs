@@ -148,4 +148,100 @@ impl Observer for Terminal {
             self.println("neardup: warning: more bad records; only counting them from now on (see the summary)");
         }
     }
+
+    fn cancelled(&self) -> bool {
+        stop::requested().is_some()
+    }
+}
+
+/// Ctrl-C and SIGTERM during a batch run: the first asks the run to stop (the library
+/// asks [`Terminal`] between pieces of work, the writers between records), so that no
+/// temporary file and no part of a set of outputs is left; a second exits at once.
+pub mod stop {
+    use std::io::{self, Write};
+    use std::path::PathBuf;
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicI32, Ordering};
+
+    use signal_hook::consts::{SIGINT, SIGTERM};
+
+    /// The signal received, 0 before any.
+    static SIGNAL: AtomicI32 = AtomicI32::new(0);
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    /// The run's `--checkpoint`, for the message: it keeps what it saved.
+    pub static CHECKPOINT: OnceLock<PathBuf> = OnceLock::new();
+
+    /// Installs the handlers (once); signals before this end the process as usual.
+    pub fn install() -> anyhow::Result<()> {
+        if INSTALLED.get().is_some() {
+            return Ok(());
+        }
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+            .map_err(|e| anyhow::anyhow!("installing signal handlers: {e}"))?;
+        std::thread::spawn(move || {
+            for signal in signals.forever() {
+                if SIGNAL.swap(signal, Ordering::SeqCst) != 0 {
+                    // The user insists: leave now.
+                    std::process::exit(128 + signal);
+                }
+            }
+        });
+        let _ = INSTALLED.set(());
+        Ok(())
+    }
+
+    /// The signal that asked the run to stop, if any.
+    pub fn requested() -> Option<i32> {
+        match SIGNAL.load(Ordering::Relaxed) {
+            0 => None,
+            s => Some(s),
+        }
+    }
+
+    /// The error a writer returns once a stop was asked.
+    pub fn error() -> io::Error {
+        // Not `Interrupted`, which `write_all` and `BufWriter` retry.
+        io::Error::other("stopped by a signal")
+    }
+
+    /// The line printed for a stopped run, and its exit status (128 + the signal).
+    pub fn report(signal: i32) -> (String, u8) {
+        let name = if signal == SIGINT {
+            "SIGINT"
+        } else {
+            "SIGTERM"
+        };
+        let mut line = format!("neardup: stopped: {name} received; no output written");
+        if let Some(dir) = CHECKPOINT.get() {
+            line += &format!(
+                " (the checkpoint {} keeps the fingerprints saved so far: run again to resume)",
+                dir.display()
+            );
+        }
+        (line, (128 + signal) as u8)
+    }
+
+    /// A writer that fails once a stop was asked, checked at each write (one per record
+    /// or less), so that the write stage stops between records.
+    pub struct Stoppable<W>(pub W);
+
+    impl<W: Write> Write for Stoppable<W> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if requested().is_some() {
+                return Err(error());
+            }
+            self.0.write(buf)
+        }
+
+        fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+            if requested().is_some() {
+                return Err(error());
+            }
+            self.0.write_all(buf)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            self.0.flush()
+        }
+    }
 }
