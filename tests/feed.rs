@@ -394,6 +394,93 @@ fn damage_is_refused_with_a_clear_error() {
 }
 
 #[test]
+fn a_damaged_frame_with_articles_after_it_is_refused_not_cut_off() {
+    let s = Scratch::new();
+    let dir = s.path("idx");
+    FeedIndex::create(&dir, &settings_of(PipelineBuilder::new(), None)).unwrap();
+    let mut index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+    for i in 0..20 {
+        let a = article(
+            &index,
+            &format!("a{i}"),
+            &format!("article {i} of twenty words w{i}"),
+            None,
+        );
+        index.add(&a).unwrap();
+    }
+    index.commit().unwrap();
+    drop(index);
+    let log = dir.join("articles.0.log");
+    let good = std::fs::read(&log).unwrap();
+    // One byte inside the first article: the nineteen after it are intact.
+    let mut bad = good.clone();
+    bad[40] ^= 0xFF;
+    std::fs::write(&log, &bad).unwrap();
+    for access in [Access::Read, Access::Write] {
+        let e = FeedIndex::open(&dir, access, &Silent)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("articles.0.log is damaged at byte 24"), "{e}");
+        assert!(e.contains("intact articles follow"), "{e}");
+        assert!(e.contains("nothing was changed"), "{e}");
+    }
+    let out = index_output(&["stats"], &dir, &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("damaged at byte 24"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(std::fs::read(&log).unwrap(), bad, "nothing is cut off");
+    // A damaged last frame is an unfinished write: ignored, and cut by a writer.
+    let mut torn = good.clone();
+    let last = torn.len() - 5;
+    torn[last] ^= 0xFF;
+    std::fs::write(&log, &torn).unwrap();
+    assert_eq!(
+        FeedIndex::open(&dir, Access::Read, &Silent).unwrap().len(),
+        19
+    );
+    let index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+    assert_eq!(index.len(), 19);
+    drop(index);
+    assert!(std::fs::metadata(&log).unwrap().len() < good.len() as u64);
+    // A log cut inside its header says so, naming the file.
+    std::fs::write(&log, &good[..10]).unwrap();
+    let e = FeedIndex::open(&dir, Access::Read, &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("articles.0.log: the article log is cut short"),
+        "{e}"
+    );
+}
+
+#[test]
+fn reuters_with_one_damaged_byte_is_refused_not_cut_off() {
+    let Some(data) = data_dir() else { return };
+    let reuters = data.join("reuters21578.jsonl");
+    let s = Scratch::new();
+    let dir = s.path("idx");
+    index_ok(&["create", "-q"], &dir, &[]);
+    index_ok(&["add", "-q"], &dir, &[&reuters]);
+    let log = dir.join("articles.0.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes[200] = 0xFF;
+    std::fs::write(&log, &bytes).unwrap();
+    for (args, inputs) in [
+        (&["stats"][..], &[][..]),
+        (&["add", "-q"], &[reuters.as_path()]),
+    ] {
+        let out = index_output(args, &dir, inputs);
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr_of(&out);
+        assert!(err.contains("is damaged at byte"), "{err}");
+    }
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), bytes.len() as u64);
+}
+
+#[test]
 fn index_errors_name_the_path_and_say_the_cause_once() {
     let s = Scratch::new();
     let file = s.path("a-file");

@@ -759,6 +759,7 @@ impl FeedIndex {
             state.stats = counter.join().expect("counting statistics does not panic");
         }
         let end = scanned.map_err(|e| index_error(dir, format!("{}: {e}", path.display())))?;
+        log::check_tail(&path, &file, &end).map_err(|e| index_error(dir, e))?;
         index.recovered_tail = end.tail();
         index.log = match lock {
             Some(_) => Log::open_write(&path, file, &end).map_err(|e| index_error(dir, e))?,
