@@ -1903,6 +1903,34 @@ impl Drop for Served {
 }
 
 #[test]
+fn serve_goes_on_answering_after_clients_give_up_mid_request() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let server = Served::start(&idx, &["--threads", "1"]);
+    // Bodies that take a while to fingerprint, sent whole by clients that then hang up
+    // before the answer: each once took the only fingerprinter with it.
+    let big = to_jsonl(&corpus(5, 4000, 1_700_000_000));
+    for _ in 0..3 {
+        let mut stream = connect(
+            &server.address,
+            format!(
+                "POST /query HTTP/1.1\r\nHost: neardup\r\nContent-Length: {}\r\n\r\n",
+                big.len()
+            )
+            .as_bytes(),
+        );
+        stream.write_all(big.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        drop(stream);
+    }
+    let verdicts = server.post(&to_jsonl(&corpus(6, 3, 1_700_000_000)));
+    assert_eq!(verdicts.len(), 3);
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+}
+
+#[test]
 fn serve_answers_as_index_add_does() {
     let s = Scratch::new();
     let articles = to_jsonl(&corpus(11, 600, 1_700_000_000));

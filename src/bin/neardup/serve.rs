@@ -327,8 +327,8 @@ fn answer_removal(ids: &[String], found: &[bool]) -> Vec<u8> {
 struct Front {
     jobs: mpsc::Sender<Job>,
     /// One per permit of `fingerprinting`: a fingerprinter keeps buffers between texts.
-    fingerprinters: Mutex<Vec<Fingerprinter>>,
-    fingerprinting: Semaphore,
+    fingerprinters: Arc<Mutex<Vec<Fingerprinter>>>,
+    fingerprinting: Arc<Semaphore>,
     fields: FieldNames,
     limit: u64,
     read_timeout: Duration,
@@ -454,8 +454,10 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     let (jobs, queue) = mpsc::channel::<Job>();
     let front = Arc::new(Front {
         jobs,
-        fingerprinters: Mutex::new((0..threads).map(|_| index.fingerprinter()).collect()),
-        fingerprinting: Semaphore::new(threads),
+        fingerprinters: Arc::new(Mutex::new(
+            (0..threads).map(|_| index.fingerprinter()).collect(),
+        )),
+        fingerprinting: Arc::new(Semaphore::new(threads)),
         fields,
         limit: a.max_body_bytes,
         read_timeout: Duration::from_secs(a.read_timeout),
@@ -1346,9 +1348,14 @@ impl BodyEncoding {
 /// The body's non-blank lines, each fingerprinted or rejected, on a blocking thread (at
 /// most `--threads` at once); `None` if that thread panicked.
 async fn fingerprint(front: &Front, body: Vec<u8>) -> Option<Vec<(u64, Result<Article, Answer>)>> {
-    let permit = front.fingerprinting.acquire().await.ok()?;
-    let mut fingerprinter = front.fingerprinters.lock().ok()?.pop()?;
+    let permit = front.fingerprinting.clone().acquire_owned().await.ok()?;
+    let pool = Arc::clone(&front.fingerprinters);
+    let mut fingerprinter = pool.lock().ok()?.pop()?;
     let fields = front.fields.clone();
+    // The blocking thread gives the fingerprinter and the permit back itself: this future
+    // is dropped when its client gives up, and once lost them with it. If the thread
+    // panics, both stay gone (the permit is never released) and the others go on.
+    let permit = std::mem::ManuallyDrop::new(permit);
     let done = tokio::task::spawn_blocking(move || {
         let mut lines = Vec::new();
         for (i, line) in body.split(|&b| b == b'\n').enumerate() {
@@ -1361,20 +1368,14 @@ async fn fingerprint(front: &Front, body: Vec<u8>) -> Option<Vec<(u64, Result<Ar
                 lines.push((number, prepare(&mut fingerprinter, &fields, number, line)));
             }
         }
-        (lines, fingerprinter)
+        if let Ok(mut pool) = pool.lock() {
+            pool.push(fingerprinter);
+        }
+        drop(std::mem::ManuallyDrop::into_inner(permit));
+        lines
     })
     .await;
-    match done {
-        Ok((lines, fingerprinter)) => {
-            front.fingerprinters.lock().ok()?.push(fingerprinter);
-            Some(lines)
-        }
-        Err(_) => {
-            // Its fingerprinter is gone, so is its permit: the others go on.
-            permit.forget();
-            None
-        }
-    }
+    done.ok()
 }
 
 /// Reads and drops what a refused request still sends, for a while: a socket closed with
