@@ -1931,6 +1931,29 @@ fn serve_goes_on_answering_after_clients_give_up_mid_request() {
 }
 
 #[test]
+fn serve_answers_a_client_that_half_closes_after_its_request() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let server = Served::start(&idx, &[]);
+    let body = to_jsonl(&corpus(7, 2, 1_700_000_000));
+    let mut stream = connect(
+        &server.address,
+        format!(
+            "POST /articles HTTP/1.1\r\nHost: neardup\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let (status, answer) = answer_of(&mut stream);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(json_lines(&answer).len(), 2, "{answer}");
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+}
+
+#[test]
 fn serve_answers_as_index_add_does() {
     let s = Scratch::new();
     let articles = to_jsonl(&corpus(11, 600, 1_700_000_000));

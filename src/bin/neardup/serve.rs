@@ -672,8 +672,11 @@ async fn accept(
 ) {
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
+    // A client may shut down its sending side once its request is sent, and still wait
+    // for the answer: without half_close hyper took that for a closed connection.
     http.timer(TokioTimer::new())
-        .header_read_timeout(front.read_timeout);
+        .header_read_timeout(front.read_timeout)
+        .half_close(true);
     loop {
         // A free connection first: past --max-connections, clients wait in the backlog.
         let permit = tokio::select! {
