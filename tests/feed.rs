@@ -318,6 +318,85 @@ fn verdicts_and_cluster_ids_are_stable() {
 }
 
 #[test]
+fn an_undated_article_takes_the_feed_clock_and_does_not_expire_the_archive() {
+    let s = Scratch::new();
+    let dir = s.path("idx");
+    let day: i64 = 86_400;
+    let t0 = 500_000_000; // 1985: an archive replayed long after
+    FeedIndex::create(
+        &dir,
+        &settings_of(PipelineBuilder::new(), Some(7 * day as u64)),
+    )
+    .unwrap();
+    let mut index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+    let now = neardup::feed::now();
+    let at_arrival = |index: &FeedIndex, id: &str, text: &str, date: serde_json::Value| {
+        let record = serde_json::json!({"id": id, "text": text, "date": date});
+        Article::from_json(
+            &record.to_string(),
+            &FieldNames::default(),
+            &mut index.fingerprinter(),
+            now,
+        )
+        .unwrap()
+    };
+    // Before any dated article, an undated one has its arrival time.
+    let first = at_arrival(&index, "undated-0", STORM, serde_json::Value::Null);
+    assert_eq!(index.time_of(&first), now);
+    index.add(&first).unwrap();
+    index.add(&article(&index, "rate", RATE, Some(t0))).unwrap();
+    index
+        .add(&article(
+            &index,
+            "later",
+            "another story entirely",
+            Some(t0 + 2 * day),
+        ))
+        .unwrap();
+    // An unparsable date: stamped with the newest date, so it matches its copy of that
+    // time and moves no clock.
+    let bad = at_arrival(
+        &index,
+        "bad-date",
+        RATE_COPY,
+        "31-MAR-1987 605:12:19.12".into(),
+    );
+    assert!(bad.unparsed_date.is_some());
+    assert_eq!(index.time_of(&bad), t0 + 2 * day);
+    let v = index.add(&bad).unwrap().unwrap();
+    assert_eq!(v.best().map(|m| m.id.as_str()), Some("rate"));
+    index.commit().unwrap();
+    let stats = index.stats();
+    assert_eq!((stats.clock, stats.expired), (t0 + 2 * day, 0));
+    drop(index);
+    FeedIndex::open(&dir, Access::Write, &Silent)
+        .unwrap()
+        .compact(&Silent)
+        .unwrap();
+    let reopened = FeedIndex::open(&dir, Access::Read, &Silent).unwrap();
+    assert_eq!((reopened.len(), reopened.stats().clock), (4, t0 + 2 * day));
+}
+
+#[test]
+fn reuters_with_one_unparsable_date_keeps_its_window() {
+    let Some(data) = data_dir() else { return };
+    let s = Scratch::new();
+    let dir = s.path("idx");
+    index_ok(&["create", "-q", "--window", "7d"], &dir, &[]);
+    index_ok(&["add", "-q"], &dir, &[&data.join("reuters21578.jsonl")]);
+    let stats = &lines_of(&index_output(&["stats"], &dir, &[]))[0];
+    // reuters-17192's date does not parse; the clock stays at Reuters' last date (1987).
+    let newest_date = 561_768_798; // 20-OCT-1987
+    assert_eq!(stats["clock"], newest_date, "{stats}");
+    assert_eq!(stats["newest"], newest_date, "{stats}");
+    let expired = stats["expired"].as_u64().unwrap();
+    assert!(expired < 19_000, "{stats}");
+    index_ok(&["compact", "-q"], &dir, &[]);
+    let stats = &lines_of(&index_output(&["stats"], &dir, &[]))[0];
+    assert_eq!(stats["articles"], 19_043 - expired, "{stats}");
+}
+
+#[test]
 fn the_window_stops_old_articles_matching_and_compact_removes_them() {
     let s = Scratch::new();
     let dir = s.path("idx");

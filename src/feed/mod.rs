@@ -29,11 +29,13 @@
 //! two clusters joins one, it does not merge them), so they can be stored downstream.
 //!
 //! ## Time window
-//! With a window `w`, an article dated `t` (its arrival time when it has no date) matches
+//! With a window `w`, an article dated `t` (an undated one: see below) matches
 //! only articles dated from `t − w` to `t + w` (as the batch story level's window, so an
 //! archive added out of date order matches as in batch); [`FeedIndex::compact`] deletes
-//! articles older than `w` before the index's clock (its newest article's time, but never
-//! later than now). [`FeedIndex::start_compaction`] does the same in the background while
+//! articles older than `w` before the index's clock (its newest article *date*, but never
+//! later than now). An article without a usable date is stamped with that clock (capped
+//! at its arrival), or its arrival time while no indexed article had a date, so it
+//! neither moves the clock nor expires the archive ([`FeedIndex::time_of`]). [`FeedIndex::start_compaction`] does the same in the background while
 //! the index goes on adding and answering.
 //!
 //! ## Levels
@@ -396,6 +398,8 @@ pub struct FeedIndex {
     story: Option<StoryState>,
     newest: Option<i64>,
     oldest: Option<i64>,
+    /// The newest time of an article with its own date: the feed's clock.
+    newest_dated: Option<i64>,
     recovered_tail: u64,
     scratch: Scratch,
     /// Set while a compaction started on this index runs: a second one would write the
@@ -657,6 +661,7 @@ impl FeedIndex {
             story,
             newest: None,
             oldest: None,
+            newest_dated: None,
             recovered_tail: 0,
             scratch: Scratch::default(),
             compacting: Arc::default(),
@@ -734,7 +739,7 @@ impl FeedIndex {
                     .lens
                     .push((payload.len() + format::FRAME_HEADER_BYTES) as u32);
                 index.docs.times.push(record.time);
-                index.note_time(record.time);
+                index.note_time(record.time, record.dated);
                 let key = xxh3_64(record.id.as_bytes());
                 if index.ids.first.insert(key, doc).is_some_and(|earlier| {
                     // Keep the earlier article under this hash; sort it out below.
@@ -786,9 +791,12 @@ impl FeedIndex {
         Ok(index)
     }
 
-    fn note_time(&mut self, time: i64) {
+    fn note_time(&mut self, time: i64, dated: bool) {
         self.newest = Some(self.newest.map_or(time, |t| t.max(time)));
         self.oldest = Some(self.oldest.map_or(time, |t| t.min(time)));
+        if dated {
+            self.newest_dated = Some(self.newest_dated.map_or(time, |t| t.max(time)));
+        }
     }
 
     fn count_verdict(&mut self, record: &ArticleRecord<'_>) {
@@ -840,11 +848,24 @@ impl FeedIndex {
         fingerprinter_for(&self.pipeline, self.settings.level)
     }
 
-    /// The time the window is measured against for compaction: the newest article's,
-    /// but never later than now.
+    /// The time the window is measured against for compaction: the newest date of an
+    /// article (the newest arrival time while no indexed article had a date), but never
+    /// later than now. Undated articles do not move it: one bad date in a replayed
+    /// archive once stamped an article with today and expired the whole archive.
     pub fn clock(&self) -> i64 {
         let now = now();
-        self.newest.map_or(now, |t| t.min(now))
+        self.newest_dated
+            .or(self.newest)
+            .map_or(now, |t| t.min(now))
+    }
+
+    /// The time `article` is indexed and matched at: its date, else the feed's clock (the
+    /// newest date indexed, but no later than its arrival), else its arrival time.
+    pub fn time_of(&self, article: &Article) -> i64 {
+        match (article.dated, self.newest_dated) {
+            (true, _) | (false, None) => article.time,
+            (false, Some(clock)) => clock.min(article.time),
+        }
     }
 
     fn record<'a>(
@@ -969,7 +990,7 @@ impl FeedIndex {
 
     /// Every indexed article similar to `article` (at or above the threshold, within the
     /// window), best first. `keys` holds the article's band keys.
-    fn matches(&self, article: &Article, scratch: &mut Scratch) -> Result<Vec<Match>> {
+    fn matches(&self, article: &Article, time: i64, scratch: &mut Scratch) -> Result<Vec<Match>> {
         let lsh = self.settings.lsh;
         let signature = &article.fingerprint.signature;
         scratch.keys.clear();
@@ -981,7 +1002,7 @@ impl FeedIndex {
             &self.bands,
             &scratch.keys,
             self.settings.bucket_cap,
-            self.window_around(article.time),
+            self.window_around(time),
             &self.docs.times,
         );
         let set = &article.fingerprint.set;
@@ -1052,9 +1073,10 @@ impl FeedIndex {
     /// The verdict on `article`; leaves its band keys (and story band keys and weighted
     /// signature) in `scratch`.
     fn decide(&self, article: &Article, scratch: &mut Scratch) -> Result<Verdict> {
-        let matches = self.matches(article, scratch)?;
+        let time = self.time_of(article);
+        let matches = self.matches(article, time, scratch)?;
         let story_matches = match &self.story {
-            Some(state) => self.story_matches(state, article, scratch)?,
+            Some(state) => self.story_matches(state, article, time, scratch)?,
             None => Vec::new(),
         };
         Ok(verdict(article, matches, story_matches))
@@ -1066,6 +1088,7 @@ impl FeedIndex {
         &self,
         state: &StoryState,
         article: &Article,
+        time: i64,
         scratch: &mut Scratch,
     ) -> Result<Vec<Match>> {
         let Some(doc) = &article.story else {
@@ -1101,7 +1124,7 @@ impl FeedIndex {
             &state.bands,
             &scratch.story_keys,
             s.bucket_cap,
-            self.window_around(article.time),
+            self.window_around(time),
             &self.docs.times,
         );
         let floor = story::estimate_floor(s.candidate_threshold);
@@ -1214,7 +1237,7 @@ impl FeedIndex {
             },
             score: best.map_or(0.0, |m| m.score),
             estimated: best.map_or(0.0, |m| m.estimated),
-            time: article.time,
+            time: self.time_of(article),
             text_bytes: article.text_bytes,
             tokens: fp.tokens.min(u32::MAX as usize) as u32,
             signature: &scratch.signature_bytes,
@@ -1254,7 +1277,7 @@ impl FeedIndex {
         self.docs.offsets.push(offset);
         self.docs.lens.push(len);
         self.docs.times.push(record.time);
-        self.note_time(record.time);
+        self.note_time(record.time, record.dated);
         let key = xxh3_64(record.id.as_bytes());
         if let Some(earlier) = self.ids.first.insert(key, doc) {
             self.ids.first.insert(key, earlier);

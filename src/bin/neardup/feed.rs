@@ -179,9 +179,9 @@ pub struct CreateArgs {
     /// article becomes a candidate for scoring (default 0.2; lower finds more, slower).
     #[arg(long, value_name = "T", help_heading = "Index")]
     pub story_candidates: Option<f64>,
-    /// Articles further than this from the article being checked (by their dates, else
-    /// their arrival times) do not match it; 'index compact' removes the articles older
-    /// than this. E.g. 7d, 36h, 90m, 2w, 3600s; 'none': no window. Default: none at the
+    /// Articles further than this from the article being checked (by their dates; an
+    /// undated one takes the newest date indexed) do not match it; 'index compact'
+    /// removes the articles older than this before the newest date. E.g. 7d, 36h, 90m, 2w, 3600s; 'none': no window. Default: none at the
     /// copy level, 72h at the story level (as the batch story level: another day's
     /// edition of a report is another story).
     #[arg(long, value_parser = parse_index_window, value_name = "DURATION", help_heading = "Index")]
@@ -346,7 +346,8 @@ pub struct LiveArgs {
         help_heading = "Input"
     )]
     pub text_field: String,
-    /// JSON field holding the date (for the window; the arrival time when absent).
+    /// JSON field holding the date (for the window; when absent or unparsable, the
+    /// newest date indexed, or the arrival time while none is).
     #[arg(
         long,
         default_value = "date",
@@ -764,7 +765,7 @@ fn bulk(a: BulkArgs, mode: IngestMode) -> Result<ExitCode> {
         terminal.println(&line);
         if stats.unparsed_dates > 0 {
             terminal.println(&format!(
-                "neardup: note: {} dates could not be parsed (e.g. {:?}); their arrival time was used",
+                "neardup: note: {} dates could not be parsed (e.g. {:?}); they were stamped with the index's clock (its newest date)",
                 stats.unparsed_dates,
                 stats.unparsed_date_example.as_deref().unwrap_or_default()
             ));
