@@ -948,6 +948,13 @@ fn watch_answers_every_line_and_shuts_down_cleanly() {
         "{}",
         stderr_of(&out)
     );
+    // The re-sent article is counted apart, not as a second stored article.
+    assert!(
+        stderr_of(&out)
+            .contains("watch: 3 articles (1 new, 1 duplicates, 1 already indexed), 3 rejected"),
+        "{}",
+        stderr_of(&out)
+    );
     let stats = &lines_of(&index_output(&["stats"], &idx, &[]))[0];
     assert_eq!(stats["articles"], 2);
 }
@@ -2028,8 +2035,24 @@ fn serve_answers_a_client_that_half_closes_after_its_request() {
     let (status, answer) = answer_of(&mut stream);
     assert_eq!(status, 200, "{answer}");
     assert_eq!(json_lines(&answer).len(), 2, "{answer}");
+    // Sent again: counted as already indexed, not as new.
+    assert_eq!(server.post(&body).len(), 2);
+    let (_, stats) = server.request("GET", "/stats", b"");
+    let articles = &json_lines(&stats)[0]["articles"];
+    assert_eq!(
+        (
+            articles["new"].as_u64(),
+            articles["already_indexed"].as_u64()
+        ),
+        (Some(2), Some(2)),
+        "{stats}"
+    );
     let (status, err) = server.stop();
     assert!(status.success(), "{err}");
+    assert!(
+        err.contains("serve: 4 articles (2 new, 0 duplicates, 2 already indexed)"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -977,6 +977,8 @@ pub(crate) struct WatchCounts {
     pub(crate) new: u64,
     pub(crate) duplicates: u64,
     pub(crate) rewrites: u64,
+    /// Re-sent articles already indexed with the same text (not stored again).
+    pub(crate) already_indexed: u64,
     pub(crate) rejected: u64,
     /// Articles checked and not stored (`serve`'s `/query`).
     pub(crate) checked: u64,
@@ -1252,11 +1254,12 @@ impl WatchCounts {
         index: &FeedIndex,
     ) -> String {
         format!(
-            "neardup: {command}: {} articles ({} new, {} duplicates{}), {} rejected{}{stopped}; {latency} {}; the index holds {} articles",
-            self.new + self.duplicates + self.rewrites,
+            "neardup: {command}: {} articles ({} new, {} duplicates{}, {} already indexed), {} rejected{}{stopped}; {latency} {}; the index holds {} articles",
+            self.new + self.duplicates + self.rewrites + self.already_indexed,
             self.new,
             self.duplicates,
             rewrites_clause(index, self.rewrites),
+            self.already_indexed,
             self.rejected,
             if self.checked > 0 {
                 format!(", {} checked without storing", self.checked)
@@ -1281,6 +1284,8 @@ pub(crate) fn acknowledge(
     match answer {
         Answer::Verdict(v) => {
             match v.kind {
+                // A re-send: counted apart, as 'index add' does, not as a new article.
+                _ if v.already_indexed => counts.already_indexed += 1,
                 VerdictKind::New => counts.new += 1,
                 VerdictKind::Rewrite => counts.rewrites += 1,
                 _ => counts.duplicates += 1,

@@ -1040,6 +1040,7 @@ struct ArticleCounts {
     new: u64,
     duplicates: u64,
     rewrites: u64,
+    already_indexed: u64,
     rejected: u64,
     checked: u64,
 }
@@ -1067,6 +1068,7 @@ fn served_stats(
             new: counts.new,
             duplicates: counts.duplicates,
             rewrites: counts.rewrites,
+            already_indexed: counts.already_indexed,
             rejected: counts.rejected,
             checked: counts.checked,
         },
