@@ -959,6 +959,55 @@ fn watch_answers_every_line_and_shuts_down_cleanly() {
     assert_eq!(stats["articles"], 2);
 }
 
+#[test]
+fn watch_says_so_when_its_verdict_output_is_closed() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let input = s.write("feed.jsonl", to_jsonl(&corpus(9, 3000, 1_700_000_000)));
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("neardup"))
+        .arg("watch")
+        .arg(&idx)
+        .stdin(std::fs::File::open(&input).unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // As `watch … | head -1`: one verdict read, then the reader goes away.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("the verdict output was closed"), "{err}");
+    let stored: u64 = err
+        .split(" articles were stored")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    let stats = &lines_of(&index_output(&["stats"], &idx, &[]))[0];
+    assert_eq!(stats["articles"].as_u64(), Some(stored), "{err}");
+    assert!(stored >= 1);
+    // Sending it all again gives every verdict, the stored ones marked as indexed.
+    let again = neardup()
+        .arg("watch")
+        .arg(&idx)
+        .arg("-q")
+        .pipe_stdin(&input)
+        .unwrap()
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    let verdicts = lines_of(&again);
+    assert_eq!(verdicts.len(), 3000);
+    let indexed = verdicts.iter().filter(|v| v["indexed"] == true).count();
+    assert_eq!(indexed as u64, stored);
+}
+
 /// Waits until `watch` holds the index's lock (its pid is in the lock file).
 fn wait_for_lock(idx: &Path, pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(20);

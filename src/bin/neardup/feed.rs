@@ -1100,9 +1100,15 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
         })
     });
     let pending_sync = latest.clone();
-    let acknowledger = std::thread::spawn(move || -> Result<WatchCounts> {
-        let mut out = BufWriter::with_capacity(1 << 16, io::stdout());
+    // Set when standard output fails (its reader went away): deciding stops, and the
+    // groups already handed over are still written, counted and synced.
+    let output_closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let closed = output_closed.clone();
+    type Acknowledged = (WatchCounts, Option<io::Error>);
+    let acknowledger = std::thread::spawn(move || -> Result<Acknowledged> {
+        let mut out: Box<dyn Write> = Box::new(BufWriter::with_capacity(1 << 16, io::stdout()));
         let mut counts = WatchCounts::default();
+        let mut out_failed = None;
         for acked in ack_rx {
             let (syncer, mut answers) = match acked {
                 Acked::Group(syncer, answers) => (syncer, answers),
@@ -1118,24 +1124,34 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
                     *pending_sync.lock().expect("sync lock") = Some(written);
                 }
             }
-            for (answer, _) in &answers {
-                acknowledge(&mut out, answer, &mut counts, all_matches, quiet, "<stdin>")
-                    .context("writing to standard output")?;
+            let printed = answers
+                .iter()
+                .try_for_each(|(answer, _)| {
+                    acknowledge(&mut out, answer, &mut counts, all_matches, quiet, "<stdin>")
+                })
+                .and_then(|()| out.flush());
+            if let Err(e) = printed {
+                if out_failed.is_none() {
+                    closed.store(true, std::sync::atomic::Ordering::Release);
+                    out_failed = Some(e);
+                }
+                // Still counted (the articles are stored), no longer printed.
+                out = Box::new(io::sink());
+                continue;
             }
-            out.flush().context("writing to standard output")?;
             let written = Instant::now();
             for (_, read_at) in answers.drain(..) {
                 counts.latencies.record(written.duration_since(read_at), 1);
             }
         }
-        Ok(counts)
+        Ok((counts, out_failed))
     });
     let mut stop = None;
     // A stream that broke off (a truncated gzip, say) is an error, not an end of input.
     let mut read_failed = None;
     let mut compactor = Compactor::new(a.live.compact_every, &index, "watch", a.quiet);
     let decided = (|| -> Result<()> {
-        while stop.is_none() {
+        while stop.is_none() && !output_closed.load(std::sync::atomic::Ordering::Acquire) {
             // A quiet feed still gets compacted: wake up now and then to look.
             let first = match rx.recv_timeout(Duration::from_secs(1)) {
                 Ok(event) => event,
@@ -1216,7 +1232,16 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
         written.sync()?;
     }
     decided?;
-    let mut counts = acknowledged?;
+    let (mut counts, out_failed) = acknowledged?;
+    if let Some(e) = out_failed {
+        // Not the broken pipe itself, which main takes for a reader that had enough:
+        // here articles were stored whose verdicts nobody received.
+        anyhow::bail!(
+            "watch: the verdict output was closed ({e}); {} articles were stored this run; \
+             send them again to get their verdicts (marked \"indexed\":true)",
+            counts.new + counts.duplicates + counts.rewrites
+        );
+    }
     if !a.quiet {
         let why = match stop.flatten() {
             Some(why) => format!(" (stopped by {why})"),
