@@ -1349,6 +1349,28 @@ fn sigkill_rounds(create_args: &[&str], records: &[serde_json::Value], rounds: u
 /// `index remove` takes articles out for good, at both levels: the index then answers
 /// as one built without them, and a removed id may be added again.
 #[test]
+fn removing_a_cluster_founder_updates_the_cluster_count() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let input = s.write(
+        "ab.jsonl",
+        to_jsonl(&[
+            serde_json::json!({"id": "a", "text": RATE}),
+            serde_json::json!({"id": "b", "text": RATE}),
+        ]),
+    );
+    index_ok(&["add", "-q"], &idx, &[&input]);
+    let clusters =
+        || lines_of(&index_output(&["stats"], &idx, &[]))[0]["clusters_with_duplicates"].clone();
+    assert_eq!(clusters(), 1);
+    index_ok(&["remove", "-q"], &idx, &[Path::new("a")]);
+    // As `export --clusters` lists them: b alone is no cluster of two.
+    assert_eq!(clusters(), 0);
+    assert!(lines_of(&index_output(&["export", "--clusters"], &idx, &[])).is_empty());
+}
+
+#[test]
 fn index_remove_takes_articles_out_for_good() {
     let s = Scratch::new();
     let records = story_corpus(41, 240, 1_700_000_000);

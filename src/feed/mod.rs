@@ -234,7 +234,8 @@ pub struct IndexStats {
     pub duplicates: u64,
     /// Of which were rewrites (same story, no near-copy) when added.
     pub rewrites: u64,
-    /// Clusters with at least one duplicate or rewrite.
+    /// Clusters of two or more indexed articles (with at least one duplicate or rewrite),
+    /// as `index export --clusters` lists them.
     pub clusters_with_duplicates: u64,
     /// Story level: documents counted in the statistics scored against.
     pub story_documents: Option<u64>,
@@ -394,7 +395,10 @@ pub struct FeedIndex {
     new: u64,
     duplicates: u64,
     rewrites: u64,
-    clusters: HashSet<u64>,
+    /// Clusters that took a duplicate or rewrite (by the hash of their name): how many
+    /// such members each has. Its founder is counted apart (`founder_present`), since
+    /// removing it can leave a cluster of one.
+    clusters: HashMap<u64, u32>,
     story: Option<StoryState>,
     newest: Option<i64>,
     oldest: Option<i64>,
@@ -657,7 +661,7 @@ impl FeedIndex {
             new: 0,
             duplicates: 0,
             rewrites: 0,
-            clusters: HashSet::new(),
+            clusters: HashMap::new(),
             story,
             newest: None,
             oldest: None,
@@ -804,13 +808,30 @@ impl FeedIndex {
             StoredVerdict::New => self.new += 1,
             StoredVerdict::Duplicate => {
                 self.duplicates += 1;
-                self.clusters.insert(xxh3_64(record.cluster.as_bytes()));
+                *self
+                    .clusters
+                    .entry(xxh3_64(record.cluster.as_bytes()))
+                    .or_default() += 1;
             }
             StoredVerdict::Rewrite => {
                 self.rewrites += 1;
-                self.clusters.insert(xxh3_64(record.cluster.as_bytes()));
+                *self
+                    .clusters
+                    .entry(xxh3_64(record.cluster.as_bytes()))
+                    .or_default() += 1;
             }
         }
+    }
+
+    /// Clusters of two or more articles, as `clusters(2)` lists them: a cluster is named
+    /// after its founder, which `remove` may have taken out. (An article indexed under
+    /// the founder's id is taken for it without reading its record: only an id removed
+    /// and re-added as a duplicate of another cluster would be miscounted.)
+    fn clusters_with_duplicates(&self) -> u64 {
+        self.clusters
+            .iter()
+            .filter(|&(cluster, &members)| members >= 2 || self.ids.first.contains_key(cluster))
+            .count() as u64
     }
 
     /// The index's settings.
@@ -1397,7 +1418,7 @@ impl FeedIndex {
             + self.docs.lens.capacity() * 4
             + self.docs.times.capacity() * 8
             + self.ids.first.capacity() * 13
-            + self.clusters.capacity() * 9
+            + self.clusters.capacity() * 13
             + self.story.as_ref().map_or(0, |s| {
                 s.bands.iter().map(BandTable::heap_bytes).sum::<usize>()
                     + s.digests.heap_bytes()
@@ -1410,7 +1431,7 @@ impl FeedIndex {
             new: self.new,
             duplicates: self.duplicates,
             rewrites: self.rewrites,
-            clusters_with_duplicates: self.clusters.len() as u64,
+            clusters_with_duplicates: self.clusters_with_duplicates(),
             story_documents: self.story.as_ref().map(|s| s.stats.documents()),
             expired,
             time_range: self.oldest.zip(self.newest),
