@@ -960,6 +960,37 @@ fn watch_answers_every_line_and_shuts_down_cleanly() {
 }
 
 #[test]
+fn rejected_records_keep_a_readable_id() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let input = r#"{"id":"nt"}
+{"id":"n1","text":null}
+{"id":"e1","text":""}
+{"id":7,"text":" "}
+{"id":{"x":1},"text":""}
+{not json"#;
+    let out = neardup()
+        .args(["watch", "-q"])
+        .arg(&idx)
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    let ids: Vec<serde_json::Value> = lines_of(&out).iter().map(|a| a["id"].clone()).collect();
+    assert_eq!(
+        ids,
+        [
+            serde_json::json!("nt"),
+            "n1".into(),
+            "e1".into(),
+            "7".into(),
+            serde_json::Value::Null,
+            serde_json::Value::Null
+        ]
+    );
+}
+
+#[test]
 fn watch_says_so_when_its_verdict_output_is_closed() {
     let s = Scratch::new();
     let idx = s.path("idx");
