@@ -2158,6 +2158,54 @@ fn serve_answers_a_client_that_half_closes_after_its_request() {
 }
 
 #[test]
+fn feed_help_and_messages_say_what_is_so() {
+    let help = |args: &[&str]| stdout_of(&neardup().args(args).output().unwrap());
+    let query = help(&["index", "query", "--help"]);
+    assert!(
+        query.contains("a query stores and syncs nothing"),
+        "{query}"
+    );
+    assert!(!query.contains("--representative"), "{query}");
+    let index = help(&["index", "--help"]);
+    assert!(
+        index.contains("(add, remove, compact, watch, serve)"),
+        "{index}"
+    );
+    assert!(!index.contains("(see\n'--durability')"), "{index}");
+    let out = neardup()
+        .args(["watch", "idx", "--compact-every", "0s"])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("the time between compactions must be longer than 0"),
+        "{err}"
+    );
+    // serve: an id asked for twice is named once; /health is one JSON object.
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let server = Served::start(&idx, &[]);
+    server.post(&to_jsonl(&[serde_json::json!({"id": "a", "text": RATE})]));
+    let (status, _) = server.request("POST", "/remove", b"a\na\n");
+    assert_eq!(status, 200);
+    let mut stream = connect(
+        &server.address,
+        b"HEAD /health HTTP/1.1\r\nHost: n\r\nConnection: close\r\n\r\n",
+    );
+    let mut head = String::new();
+    stream.read_to_string(&mut head).unwrap();
+    assert!(
+        head.to_lowercase()
+            .contains("content-type: application/json\r\n"),
+        "{head}"
+    );
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("serve: removed 1 article: a\n"), "{err}");
+}
+
+#[test]
 fn serve_answers_as_index_add_does() {
     let s = Scratch::new();
     let articles = to_jsonl(&corpus(11, 600, 1_700_000_000));
@@ -2795,7 +2843,7 @@ fn serve_removes_articles_while_it_answers() {
         "{err}"
     );
     assert!(
-        err.contains(&format!("serve: removed 1 articles: {}\n", id(&records[1]))),
+        err.contains(&format!("serve: removed 1 article: {}\n", id(&records[1]))),
         "{err}"
     );
     let ids: Vec<String> = lines_of(&index_output(&["export"], &idx, &[]))

@@ -50,11 +50,16 @@ of a representative corpus with --stats (written by 'neardup stats count', or by
 indexed before it (weak for the first few hundred articles).
 
 An index is a directory: settings are fixed when it is created, and every later command
-uses them. Verdicts are printed only once the articles are safely stored (see
-'--durability'): an acknowledged article survives kill -9 or any crash of neardup, and a
-crash never corrupts the index.
-One process may write to an index at a time (add, compact, watch); queries and stats can
-run alongside it.";
+uses them. Verdicts are printed only once the articles are safely stored ('index add'
+syncs them to disk; 'watch' and 'serve' as their '--durability' says): an acknowledged
+article survives kill -9 or any crash of neardup, and a crash never corrupts the index.
+One process may write to an index at a time (add, remove, compact, watch, serve); queries
+and stats can run alongside it.";
+
+/// `--date-field` of 'index add' and 'index query' (the batch commands' help speaks of
+/// their own uses).
+const DATE_FIELD_HELP: &str = "JSON field holding the date (for the window; when absent or \
+unparsable, the newest date indexed, or the arrival time while none is)";
 
 const WATCH_HELP: &str = "\
 Reads JSON Lines articles from standard input and, for each one, writes its verdict as
@@ -110,14 +115,23 @@ pub enum IndexCommand {
     /// text is not added again and gets the verdict it was given then ("indexed": true),
     /// so a killed 'index add' is resumed by running it again on the same input; with other
     /// text it is reported as a bad record (duplicate_id) and skipped.
-    #[command(after_long_help = INDEX_EXAMPLES)]
+    #[command(after_long_help = INDEX_EXAMPLES, mut_arg("date_field", |a| a.help(DATE_FIELD_HELP)))]
     Add(BulkArgs),
     /// Print verdicts for articles without adding them.
     ///
     /// Articles are compared with the index only, not with one another. An article whose
     /// id is already indexed with the same text gets the verdict it was given when added
     /// ("indexed": true); with other text it is reported as a bad record (duplicate_id).
-    #[command(after_long_help = INDEX_EXAMPLES)]
+    #[command(
+        after_long_help = INDEX_EXAMPLES,
+        mut_arg("date_field", |a| a.help(DATE_FIELD_HELP)),
+        mut_arg("commit_every", |a| a.help(
+            "Print verdicts every N articles (a query stores and syncs nothing)"
+        )),
+        mut_arg("strict", |a| a.help(
+            "Stop with an error at the first bad record (the verdicts before it are printed)"
+        )),
+    )]
     Query(BulkArgs),
     /// Print an index's settings, counts, size on disk and memory needed.
     #[command(after_long_help = INDEX_EXAMPLES)]
@@ -382,7 +396,17 @@ pub struct LiveArgs {
 pub struct CompactEvery(Option<u64>);
 
 fn parse_compact_every(s: &str) -> Result<CompactEvery, String> {
-    crate::args::none_or(s, parse_duration).map(CompactEvery)
+    crate::args::none_or(s, parse_duration)
+        .map_err(|e| {
+            // parse_duration speaks of the window.
+            if e == crate::args::WINDOW_NOT_ZERO {
+                "the time between compactions must be longer than 0 ('none': never compact)"
+                    .to_string()
+            } else {
+                e
+            }
+        })
+        .map(CompactEvery)
 }
 
 /// Keeps a running `watch` or `serve` inside its index's window (`--compact-every`).

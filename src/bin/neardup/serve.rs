@@ -254,15 +254,18 @@ impl Removals {
             let done = index.finish_compaction(rewrite).map(|report| {
                 self.removed += report.removed;
                 if !self.quiet {
+                    // An id asked for twice is named once, as it was removed once.
+                    let mut named = std::collections::HashSet::new();
                     let gone: Vec<&str> = ids
                         .iter()
                         .zip(&found)
-                        .filter(|(_, found)| **found)
+                        .filter(|(id, found)| **found && named.insert(id.as_str()))
                         .map(|(id, _)| id.as_str())
                         .collect();
                     eprintln!(
-                        "neardup: serve: removed {} articles: {}",
+                        "neardup: serve: removed {} article{}: {}",
                         report.removed,
+                        if report.removed == 1 { "" } else { "s" },
                         gone.join(" ")
                     );
                 }
@@ -881,7 +884,14 @@ async fn route(request: Request<Incoming>, front: &Front) -> Answered {
         },
         (&Method::GET | &Method::HEAD, "/health") => {
             match ask(front, |reply| Job::Count { reply }).await {
-                Some(n) => json(200, format!("{{\"status\":\"ok\",\"articles\":{n}}}\n")),
+                Some(n) => {
+                    // One JSON object, for GET and HEAD alike: not a stream of lines.
+                    let mut answer = json(200, format!("{{\"status\":\"ok\",\"articles\":{n}}}\n"));
+                    answer
+                        .headers_mut()
+                        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    answer
+                }
                 None => error(503, "the server is stopping"),
             }
         }
