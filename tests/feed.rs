@@ -318,6 +318,85 @@ fn verdicts_and_cluster_ids_are_stable() {
 }
 
 #[test]
+fn an_undated_article_takes_the_feed_clock_and_does_not_expire_the_archive() {
+    let s = Scratch::new();
+    let dir = s.path("idx");
+    let day: i64 = 86_400;
+    let t0 = 500_000_000; // 1985: an archive replayed long after
+    FeedIndex::create(
+        &dir,
+        &settings_of(PipelineBuilder::new(), Some(7 * day as u64)),
+    )
+    .unwrap();
+    let mut index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+    let now = neardup::feed::now();
+    let at_arrival = |index: &FeedIndex, id: &str, text: &str, date: serde_json::Value| {
+        let record = serde_json::json!({"id": id, "text": text, "date": date});
+        Article::from_json(
+            &record.to_string(),
+            &FieldNames::default(),
+            &mut index.fingerprinter(),
+            now,
+        )
+        .unwrap()
+    };
+    // Before any dated article, an undated one has its arrival time.
+    let first = at_arrival(&index, "undated-0", STORM, serde_json::Value::Null);
+    assert_eq!(index.time_of(&first), now);
+    index.add(&first).unwrap();
+    index.add(&article(&index, "rate", RATE, Some(t0))).unwrap();
+    index
+        .add(&article(
+            &index,
+            "later",
+            "another story entirely",
+            Some(t0 + 2 * day),
+        ))
+        .unwrap();
+    // An unparsable date: stamped with the newest date, so it matches its copy of that
+    // time and moves no clock.
+    let bad = at_arrival(
+        &index,
+        "bad-date",
+        RATE_COPY,
+        "31-MAR-1987 605:12:19.12".into(),
+    );
+    assert!(bad.unparsed_date.is_some());
+    assert_eq!(index.time_of(&bad), t0 + 2 * day);
+    let v = index.add(&bad).unwrap().unwrap();
+    assert_eq!(v.best().map(|m| m.id.as_str()), Some("rate"));
+    index.commit().unwrap();
+    let stats = index.stats();
+    assert_eq!((stats.clock, stats.expired), (t0 + 2 * day, 0));
+    drop(index);
+    FeedIndex::open(&dir, Access::Write, &Silent)
+        .unwrap()
+        .compact(&Silent)
+        .unwrap();
+    let reopened = FeedIndex::open(&dir, Access::Read, &Silent).unwrap();
+    assert_eq!((reopened.len(), reopened.stats().clock), (4, t0 + 2 * day));
+}
+
+#[test]
+fn reuters_with_one_unparsable_date_keeps_its_window() {
+    let Some(data) = data_dir() else { return };
+    let s = Scratch::new();
+    let dir = s.path("idx");
+    index_ok(&["create", "-q", "--window", "7d"], &dir, &[]);
+    index_ok(&["add", "-q"], &dir, &[&data.join("reuters21578.jsonl")]);
+    let stats = &lines_of(&index_output(&["stats"], &dir, &[]))[0];
+    // reuters-17192's date does not parse; the clock stays at Reuters' last date (1987).
+    let newest_date = 561_768_798; // 20-OCT-1987
+    assert_eq!(stats["clock"], newest_date, "{stats}");
+    assert_eq!(stats["newest"], newest_date, "{stats}");
+    let expired = stats["expired"].as_u64().unwrap();
+    assert!(expired < 19_000, "{stats}");
+    index_ok(&["compact", "-q"], &dir, &[]);
+    let stats = &lines_of(&index_output(&["stats"], &dir, &[]))[0];
+    assert_eq!(stats["articles"], 19_043 - expired, "{stats}");
+}
+
+#[test]
 fn the_window_stops_old_articles_matching_and_compact_removes_them() {
     let s = Scratch::new();
     let dir = s.path("idx");
@@ -391,6 +470,93 @@ fn damage_is_refused_with_a_clear_error() {
     assert!(e.contains("not a neardup index"), "{e}");
     let e = FeedIndex::create(&dir, &settings_of(PipelineBuilder::new(), None)).unwrap_err();
     assert!(e.to_string().contains("not empty"), "{e}");
+}
+
+#[test]
+fn a_damaged_frame_with_articles_after_it_is_refused_not_cut_off() {
+    let s = Scratch::new();
+    let dir = s.path("idx");
+    FeedIndex::create(&dir, &settings_of(PipelineBuilder::new(), None)).unwrap();
+    let mut index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+    for i in 0..20 {
+        let a = article(
+            &index,
+            &format!("a{i}"),
+            &format!("article {i} of twenty words w{i}"),
+            None,
+        );
+        index.add(&a).unwrap();
+    }
+    index.commit().unwrap();
+    drop(index);
+    let log = dir.join("articles.0.log");
+    let good = std::fs::read(&log).unwrap();
+    // One byte inside the first article: the nineteen after it are intact.
+    let mut bad = good.clone();
+    bad[40] ^= 0xFF;
+    std::fs::write(&log, &bad).unwrap();
+    for access in [Access::Read, Access::Write] {
+        let e = FeedIndex::open(&dir, access, &Silent)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("articles.0.log is damaged at byte 24"), "{e}");
+        assert!(e.contains("intact articles follow"), "{e}");
+        assert!(e.contains("nothing was changed"), "{e}");
+    }
+    let out = index_output(&["stats"], &dir, &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("damaged at byte 24"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(std::fs::read(&log).unwrap(), bad, "nothing is cut off");
+    // A damaged last frame is an unfinished write: ignored, and cut by a writer.
+    let mut torn = good.clone();
+    let last = torn.len() - 5;
+    torn[last] ^= 0xFF;
+    std::fs::write(&log, &torn).unwrap();
+    assert_eq!(
+        FeedIndex::open(&dir, Access::Read, &Silent).unwrap().len(),
+        19
+    );
+    let index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+    assert_eq!(index.len(), 19);
+    drop(index);
+    assert!(std::fs::metadata(&log).unwrap().len() < good.len() as u64);
+    // A log cut inside its header says so, naming the file.
+    std::fs::write(&log, &good[..10]).unwrap();
+    let e = FeedIndex::open(&dir, Access::Read, &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("articles.0.log: the article log is cut short"),
+        "{e}"
+    );
+}
+
+#[test]
+fn reuters_with_one_damaged_byte_is_refused_not_cut_off() {
+    let Some(data) = data_dir() else { return };
+    let reuters = data.join("reuters21578.jsonl");
+    let s = Scratch::new();
+    let dir = s.path("idx");
+    index_ok(&["create", "-q"], &dir, &[]);
+    index_ok(&["add", "-q"], &dir, &[&reuters]);
+    let log = dir.join("articles.0.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes[200] = 0xFF;
+    std::fs::write(&log, &bytes).unwrap();
+    for (args, inputs) in [
+        (&["stats"][..], &[][..]),
+        (&["add", "-q"], &[reuters.as_path()]),
+    ] {
+        let out = index_output(args, &dir, inputs);
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr_of(&out);
+        assert!(err.contains("is damaged at byte"), "{err}");
+    }
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), bytes.len() as u64);
 }
 
 #[test]
@@ -782,8 +948,95 @@ fn watch_answers_every_line_and_shuts_down_cleanly() {
         "{}",
         stderr_of(&out)
     );
+    // The re-sent article is counted apart, not as a second stored article.
+    assert!(
+        stderr_of(&out)
+            .contains("watch: 3 articles (1 new, 1 duplicates, 1 already indexed), 3 rejected"),
+        "{}",
+        stderr_of(&out)
+    );
     let stats = &lines_of(&index_output(&["stats"], &idx, &[]))[0];
     assert_eq!(stats["articles"], 2);
+}
+
+#[test]
+fn rejected_records_keep_a_readable_id() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let input = r#"{"id":"nt"}
+{"id":"n1","text":null}
+{"id":"e1","text":""}
+{"id":7,"text":" "}
+{"id":{"x":1},"text":""}
+{not json"#;
+    let out = neardup()
+        .args(["watch", "-q"])
+        .arg(&idx)
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    let ids: Vec<serde_json::Value> = lines_of(&out).iter().map(|a| a["id"].clone()).collect();
+    assert_eq!(
+        ids,
+        [
+            serde_json::json!("nt"),
+            "n1".into(),
+            "e1".into(),
+            "7".into(),
+            serde_json::Value::Null,
+            serde_json::Value::Null
+        ]
+    );
+}
+
+#[test]
+fn watch_says_so_when_its_verdict_output_is_closed() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let input = s.write("feed.jsonl", to_jsonl(&corpus(9, 3000, 1_700_000_000)));
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("neardup"))
+        .arg("watch")
+        .arg(&idx)
+        .stdin(std::fs::File::open(&input).unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // As `watch … | head -1`: one verdict read, then the reader goes away.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("the verdict output was closed"), "{err}");
+    let stored: u64 = err
+        .split(" articles were stored")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    let stats = &lines_of(&index_output(&["stats"], &idx, &[]))[0];
+    assert_eq!(stats["articles"].as_u64(), Some(stored), "{err}");
+    assert!(stored >= 1);
+    // Sending it all again gives every verdict, the stored ones marked as indexed.
+    let again = neardup()
+        .arg("watch")
+        .arg(&idx)
+        .arg("-q")
+        .pipe_stdin(&input)
+        .unwrap()
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    let verdicts = lines_of(&again);
+    assert_eq!(verdicts.len(), 3000);
+    let indexed = verdicts.iter().filter(|v| v["indexed"] == true).count();
+    assert_eq!(indexed as u64, stored);
 }
 
 /// Waits until `watch` holds the index's lock (its pid is in the lock file).
@@ -1126,6 +1379,28 @@ fn sigkill_rounds(create_args: &[&str], records: &[serde_json::Value], rounds: u
 
 /// `index remove` takes articles out for good, at both levels: the index then answers
 /// as one built without them, and a removed id may be added again.
+#[test]
+fn removing_a_cluster_founder_updates_the_cluster_count() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let input = s.write(
+        "ab.jsonl",
+        to_jsonl(&[
+            serde_json::json!({"id": "a", "text": RATE}),
+            serde_json::json!({"id": "b", "text": RATE}),
+        ]),
+    );
+    index_ok(&["add", "-q"], &idx, &[&input]);
+    let clusters =
+        || lines_of(&index_output(&["stats"], &idx, &[]))[0]["clusters_with_duplicates"].clone();
+    assert_eq!(clusters(), 1);
+    index_ok(&["remove", "-q"], &idx, &[Path::new("a")]);
+    // As `export --clusters` lists them: b alone is no cluster of two.
+    assert_eq!(clusters(), 0);
+    assert!(lines_of(&index_output(&["export", "--clusters"], &idx, &[])).is_empty());
+}
+
 #[test]
 fn index_remove_takes_articles_out_for_good() {
     let s = Scratch::new();
@@ -1816,6 +2091,121 @@ impl Drop for Served {
 }
 
 #[test]
+fn serve_goes_on_answering_after_clients_give_up_mid_request() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let server = Served::start(&idx, &["--threads", "1"]);
+    // Bodies that take a while to fingerprint, sent whole by clients that then hang up
+    // before the answer: each once took the only fingerprinter with it.
+    let big = to_jsonl(&corpus(5, 4000, 1_700_000_000));
+    for _ in 0..3 {
+        let mut stream = connect(
+            &server.address,
+            format!(
+                "POST /query HTTP/1.1\r\nHost: neardup\r\nContent-Length: {}\r\n\r\n",
+                big.len()
+            )
+            .as_bytes(),
+        );
+        stream.write_all(big.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        drop(stream);
+    }
+    let verdicts = server.post(&to_jsonl(&corpus(6, 3, 1_700_000_000)));
+    assert_eq!(verdicts.len(), 3);
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+}
+
+#[test]
+fn serve_answers_a_client_that_half_closes_after_its_request() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let server = Served::start(&idx, &[]);
+    let body = to_jsonl(&corpus(7, 2, 1_700_000_000));
+    let mut stream = connect(
+        &server.address,
+        format!(
+            "POST /articles HTTP/1.1\r\nHost: neardup\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let (status, answer) = answer_of(&mut stream);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(json_lines(&answer).len(), 2, "{answer}");
+    // Sent again: counted as already indexed, not as new.
+    assert_eq!(server.post(&body).len(), 2);
+    let (_, stats) = server.request("GET", "/stats", b"");
+    let articles = &json_lines(&stats)[0]["articles"];
+    assert_eq!(
+        (
+            articles["new"].as_u64(),
+            articles["already_indexed"].as_u64()
+        ),
+        (Some(2), Some(2)),
+        "{stats}"
+    );
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains("serve: 4 articles (2 new, 0 duplicates, 2 already indexed)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn feed_help_and_messages_say_what_is_so() {
+    let help = |args: &[&str]| stdout_of(&neardup().args(args).output().unwrap());
+    let query = help(&["index", "query", "--help"]);
+    assert!(
+        query.contains("a query stores and syncs nothing"),
+        "{query}"
+    );
+    assert!(!query.contains("--representative"), "{query}");
+    let index = help(&["index", "--help"]);
+    assert!(
+        index.contains("(add, remove, compact, watch, serve)"),
+        "{index}"
+    );
+    assert!(!index.contains("(see\n'--durability')"), "{index}");
+    let out = neardup()
+        .args(["watch", "idx", "--compact-every", "0s"])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("the time between compactions must be longer than 0"),
+        "{err}"
+    );
+    // serve: an id asked for twice is named once; /health is one JSON object.
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let server = Served::start(&idx, &[]);
+    server.post(&to_jsonl(&[serde_json::json!({"id": "a", "text": RATE})]));
+    let (status, _) = server.request("POST", "/remove", b"a\na\n");
+    assert_eq!(status, 200);
+    let mut stream = connect(
+        &server.address,
+        b"HEAD /health HTTP/1.1\r\nHost: n\r\nConnection: close\r\n\r\n",
+    );
+    let mut head = String::new();
+    stream.read_to_string(&mut head).unwrap();
+    assert!(
+        head.to_lowercase()
+            .contains("content-type: application/json\r\n"),
+        "{head}"
+    );
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("serve: removed 1 article: a\n"), "{err}");
+}
+
+#[test]
 fn serve_answers_as_index_add_does() {
     let s = Scratch::new();
     let articles = to_jsonl(&corpus(11, 600, 1_700_000_000));
@@ -2453,7 +2843,7 @@ fn serve_removes_articles_while_it_answers() {
         "{err}"
     );
     assert!(
-        err.contains(&format!("serve: removed 1 articles: {}\n", id(&records[1]))),
+        err.contains(&format!("serve: removed 1 article: {}\n", id(&records[1]))),
         "{err}"
     );
     let ids: Vec<String> = lines_of(&index_output(&["export"], &idx, &[]))

@@ -9,7 +9,8 @@ use crate::story::{self, StoryDoc};
 pub struct Article {
     /// Its id.
     pub id: String,
-    /// Seconds since the Unix epoch: its date, or its arrival time when undated.
+    /// Seconds since the Unix epoch: its date, or its arrival time when undated (an index
+    /// stores and matches an undated article at its clock instead: `FeedIndex::time_of`).
     pub time: i64,
     /// Whether `time` is the article's own date.
     pub dated: bool,

@@ -568,6 +568,14 @@ impl ArticleRecord<'_> {
 }
 
 /// Appends a framed article record to `out`.
+/// Whether `bytes` (at least 3) can begin an article record: its kind, dated flag and
+/// verdict codes. A cheap test before a checksum when looking for frames in damage.
+pub(crate) fn may_start_article(bytes: &[u8]) -> bool {
+    matches!(bytes[0], RECORD_ARTICLE | RECORD_STORY_ARTICLE)
+        && bytes[1] <= 1
+        && matches!(bytes[2], 1..=3)
+}
+
 pub(crate) fn encode_article(out: &mut Vec<u8>, r: &ArticleRecord<'_>) {
     let start = crate::frame::open(out);
     out.push(match r.story {

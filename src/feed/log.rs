@@ -7,7 +7,8 @@
 //! or in the file. After a crash the file may end
 //! in a partly written group: [`scan`] stops at the first frame that is incomplete or
 //! fails its checksum, and a writer truncates the file there. Nothing acknowledged can be
-//! in that tail, because a group is acknowledged only after it is synced as a whole.
+//! in that tail, because a group is acknowledged only after it is synced as a whole; a
+//! tail with an intact frame after the bad one is damage, and [`check_tail`] refuses it.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -149,9 +150,16 @@ pub(crate) fn scan(
     let file_len = file.metadata().map_err(|e| e.to_string())?.len();
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut header = [0u8; LOG_HEADER_BYTES as usize];
-    reader
-        .read_exact(&mut header)
-        .map_err(|e| format!("reading the article log header: {e}"))?;
+    reader.read_exact(&mut header).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            format!(
+                "the article log is cut short: it holds {file_len} bytes, fewer than its \
+                 {LOG_HEADER_BYTES}-byte header"
+            )
+        } else {
+            format!("reading the article log header: {e}")
+        }
+    })?;
     format::check_log_header(&header, generation)?;
     let valid_len = crate::frame::scan(
         &mut reader,
@@ -165,6 +173,61 @@ pub(crate) fn scan(
         valid_len,
         file_len,
     })
+}
+
+/// Refuses a log whose unreadable tail has intact frames after it: a torn write is only
+/// the last group, so frames after the bad one mean damage, and cutting (or ignoring) the
+/// tail would lose acknowledged articles.
+pub(crate) fn check_tail(path: &Path, file: &File, end: &ScanEnd) -> Result<(), String> {
+    if end.tail() == 0 {
+        return Ok(());
+    }
+    let found = intact_frame_after(file, end.valid_len + 1, end.file_len)
+        .map_err(|e| format!("{}: reading the article log: {e}", path.display()))?;
+    match found {
+        None => Ok(()),
+        Some(at) => Err(format!(
+            "{} is damaged at byte {}: the frame there cannot be read, but intact articles \
+             follow it (the first at byte {at}), so this is not an unfinished write; nothing \
+             was changed (copy the index aside before repairing it by hand)",
+            path.display(),
+            end.valid_len
+        )),
+    }
+}
+
+/// The offset of the first intact article frame at or after `from`, if any.
+fn intact_frame_after(file: &File, from: u64, file_len: u64) -> io::Result<Option<u64>> {
+    // A frame header and the first bytes of an article record, which are checked before
+    // the (possibly long) payload is read and its checksum computed.
+    const PEEK: usize = FRAME_HEADER_BYTES + 3;
+    let mut buf = vec![0u8; (1 << 20) + PEEK];
+    let mut payload = Vec::new();
+    let mut start = from;
+    while start + PEEK as u64 <= file_len {
+        let n = (file_len - start).min(buf.len() as u64) as usize;
+        read_exact_at(file, &mut buf[..n], start)?;
+        for at in 0..=n - PEEK {
+            let peek = &buf[at..at + PEEK];
+            if !format::may_start_article(&peek[FRAME_HEADER_BYTES..]) {
+                continue;
+            }
+            let header: [u8; FRAME_HEADER_BYTES] =
+                peek[..FRAME_HEADER_BYTES].try_into().expect("header bytes");
+            let len = u64::from(crate::frame::payload_len(&header));
+            let offset = start + at as u64;
+            if len == 0 || offset + FRAME_HEADER_BYTES as u64 + len > file_len {
+                continue;
+            }
+            payload.resize(len as usize, 0);
+            read_exact_at(file, &mut payload, offset + FRAME_HEADER_BYTES as u64)?;
+            if crate::frame::is_intact(&header, &payload) {
+                return Ok(Some(offset));
+            }
+        }
+        start += (n - PEEK + 1) as u64;
+    }
+    Ok(None)
 }
 
 impl Log {
@@ -182,7 +245,8 @@ impl Log {
     }
 
     /// Opens a scanned log for appending: an unfinished tail left by a crash is cut off
-    /// (and the cut synced); a longer damaged tail is refused.
+    /// (and the cut synced); a longer damaged tail is refused. The caller has checked the
+    /// tail with [`check_tail`].
     pub fn open_write(path: &Path, file: File, end: &ScanEnd) -> Result<Log, String> {
         if end.tail() > 0 {
             if end.tail() > MAX_TORN_TAIL {

@@ -29,11 +29,13 @@
 //! two clusters joins one, it does not merge them), so they can be stored downstream.
 //!
 //! ## Time window
-//! With a window `w`, an article dated `t` (its arrival time when it has no date) matches
+//! With a window `w`, an article dated `t` (an undated one: see below) matches
 //! only articles dated from `t − w` to `t + w` (as the batch story level's window, so an
 //! archive added out of date order matches as in batch); [`FeedIndex::compact`] deletes
-//! articles older than `w` before the index's clock (its newest article's time, but never
-//! later than now). [`FeedIndex::start_compaction`] does the same in the background while
+//! articles older than `w` before the index's clock (its newest article *date*, but never
+//! later than now). An article without a usable date is stamped with that clock (capped
+//! at its arrival), or its arrival time while no indexed article had a date, so it
+//! neither moves the clock nor expires the archive ([`FeedIndex::time_of`]). [`FeedIndex::start_compaction`] does the same in the background while
 //! the index goes on adding and answering.
 //!
 //! ## Levels
@@ -232,7 +234,8 @@ pub struct IndexStats {
     pub duplicates: u64,
     /// Of which were rewrites (same story, no near-copy) when added.
     pub rewrites: u64,
-    /// Clusters with at least one duplicate or rewrite.
+    /// Clusters of two or more indexed articles (with at least one duplicate or rewrite),
+    /// as `index export --clusters` lists them.
     pub clusters_with_duplicates: u64,
     /// Story level: documents counted in the statistics scored against.
     pub story_documents: Option<u64>,
@@ -392,10 +395,15 @@ pub struct FeedIndex {
     new: u64,
     duplicates: u64,
     rewrites: u64,
-    clusters: HashSet<u64>,
+    /// Clusters that took a duplicate or rewrite (by the hash of their name): how many
+    /// such members each has. Its founder is counted apart (`founder_present`), since
+    /// removing it can leave a cluster of one.
+    clusters: HashMap<u64, u32>,
     story: Option<StoryState>,
     newest: Option<i64>,
     oldest: Option<i64>,
+    /// The newest time of an article with its own date: the feed's clock.
+    newest_dated: Option<i64>,
     recovered_tail: u64,
     scratch: Scratch,
     /// Set while a compaction started on this index runs: a second one would write the
@@ -653,10 +661,11 @@ impl FeedIndex {
             new: 0,
             duplicates: 0,
             rewrites: 0,
-            clusters: HashSet::new(),
+            clusters: HashMap::new(),
             story,
             newest: None,
             oldest: None,
+            newest_dated: None,
             recovered_tail: 0,
             scratch: Scratch::default(),
             compacting: Arc::default(),
@@ -734,7 +743,7 @@ impl FeedIndex {
                     .lens
                     .push((payload.len() + format::FRAME_HEADER_BYTES) as u32);
                 index.docs.times.push(record.time);
-                index.note_time(record.time);
+                index.note_time(record.time, record.dated);
                 let key = xxh3_64(record.id.as_bytes());
                 if index.ids.first.insert(key, doc).is_some_and(|earlier| {
                     // Keep the earlier article under this hash; sort it out below.
@@ -759,6 +768,7 @@ impl FeedIndex {
             state.stats = counter.join().expect("counting statistics does not panic");
         }
         let end = scanned.map_err(|e| index_error(dir, format!("{}: {e}", path.display())))?;
+        log::check_tail(&path, &file, &end).map_err(|e| index_error(dir, e))?;
         index.recovered_tail = end.tail();
         index.log = match lock {
             Some(_) => Log::open_write(&path, file, &end).map_err(|e| index_error(dir, e))?,
@@ -785,9 +795,12 @@ impl FeedIndex {
         Ok(index)
     }
 
-    fn note_time(&mut self, time: i64) {
+    fn note_time(&mut self, time: i64, dated: bool) {
         self.newest = Some(self.newest.map_or(time, |t| t.max(time)));
         self.oldest = Some(self.oldest.map_or(time, |t| t.min(time)));
+        if dated {
+            self.newest_dated = Some(self.newest_dated.map_or(time, |t| t.max(time)));
+        }
     }
 
     fn count_verdict(&mut self, record: &ArticleRecord<'_>) {
@@ -795,13 +808,30 @@ impl FeedIndex {
             StoredVerdict::New => self.new += 1,
             StoredVerdict::Duplicate => {
                 self.duplicates += 1;
-                self.clusters.insert(xxh3_64(record.cluster.as_bytes()));
+                *self
+                    .clusters
+                    .entry(xxh3_64(record.cluster.as_bytes()))
+                    .or_default() += 1;
             }
             StoredVerdict::Rewrite => {
                 self.rewrites += 1;
-                self.clusters.insert(xxh3_64(record.cluster.as_bytes()));
+                *self
+                    .clusters
+                    .entry(xxh3_64(record.cluster.as_bytes()))
+                    .or_default() += 1;
             }
         }
+    }
+
+    /// Clusters of two or more articles, as `clusters(2)` lists them: a cluster is named
+    /// after its founder, which `remove` may have taken out. (An article indexed under
+    /// the founder's id is taken for it without reading its record: only an id removed
+    /// and re-added as a duplicate of another cluster would be miscounted.)
+    fn clusters_with_duplicates(&self) -> u64 {
+        self.clusters
+            .iter()
+            .filter(|&(cluster, &members)| members >= 2 || self.ids.first.contains_key(cluster))
+            .count() as u64
     }
 
     /// The index's settings.
@@ -839,11 +869,24 @@ impl FeedIndex {
         fingerprinter_for(&self.pipeline, self.settings.level)
     }
 
-    /// The time the window is measured against for compaction: the newest article's,
-    /// but never later than now.
+    /// The time the window is measured against for compaction: the newest date of an
+    /// article (the newest arrival time while no indexed article had a date), but never
+    /// later than now. Undated articles do not move it: one bad date in a replayed
+    /// archive once stamped an article with today and expired the whole archive.
     pub fn clock(&self) -> i64 {
         let now = now();
-        self.newest.map_or(now, |t| t.min(now))
+        self.newest_dated
+            .or(self.newest)
+            .map_or(now, |t| t.min(now))
+    }
+
+    /// The time `article` is indexed and matched at: its date, else the feed's clock (the
+    /// newest date indexed, but no later than its arrival), else its arrival time.
+    pub fn time_of(&self, article: &Article) -> i64 {
+        match (article.dated, self.newest_dated) {
+            (true, _) | (false, None) => article.time,
+            (false, Some(clock)) => clock.min(article.time),
+        }
     }
 
     fn record<'a>(
@@ -968,7 +1011,7 @@ impl FeedIndex {
 
     /// Every indexed article similar to `article` (at or above the threshold, within the
     /// window), best first. `keys` holds the article's band keys.
-    fn matches(&self, article: &Article, scratch: &mut Scratch) -> Result<Vec<Match>> {
+    fn matches(&self, article: &Article, time: i64, scratch: &mut Scratch) -> Result<Vec<Match>> {
         let lsh = self.settings.lsh;
         let signature = &article.fingerprint.signature;
         scratch.keys.clear();
@@ -980,7 +1023,7 @@ impl FeedIndex {
             &self.bands,
             &scratch.keys,
             self.settings.bucket_cap,
-            self.window_around(article.time),
+            self.window_around(time),
             &self.docs.times,
         );
         let set = &article.fingerprint.set;
@@ -1051,9 +1094,10 @@ impl FeedIndex {
     /// The verdict on `article`; leaves its band keys (and story band keys and weighted
     /// signature) in `scratch`.
     fn decide(&self, article: &Article, scratch: &mut Scratch) -> Result<Verdict> {
-        let matches = self.matches(article, scratch)?;
+        let time = self.time_of(article);
+        let matches = self.matches(article, time, scratch)?;
         let story_matches = match &self.story {
-            Some(state) => self.story_matches(state, article, scratch)?,
+            Some(state) => self.story_matches(state, article, time, scratch)?,
             None => Vec::new(),
         };
         Ok(verdict(article, matches, story_matches))
@@ -1065,6 +1109,7 @@ impl FeedIndex {
         &self,
         state: &StoryState,
         article: &Article,
+        time: i64,
         scratch: &mut Scratch,
     ) -> Result<Vec<Match>> {
         let Some(doc) = &article.story else {
@@ -1100,7 +1145,7 @@ impl FeedIndex {
             &state.bands,
             &scratch.story_keys,
             s.bucket_cap,
-            self.window_around(article.time),
+            self.window_around(time),
             &self.docs.times,
         );
         let floor = story::estimate_floor(s.candidate_threshold);
@@ -1213,7 +1258,7 @@ impl FeedIndex {
             },
             score: best.map_or(0.0, |m| m.score),
             estimated: best.map_or(0.0, |m| m.estimated),
-            time: article.time,
+            time: self.time_of(article),
             text_bytes: article.text_bytes,
             tokens: fp.tokens.min(u32::MAX as usize) as u32,
             signature: &scratch.signature_bytes,
@@ -1253,7 +1298,7 @@ impl FeedIndex {
         self.docs.offsets.push(offset);
         self.docs.lens.push(len);
         self.docs.times.push(record.time);
-        self.note_time(record.time);
+        self.note_time(record.time, record.dated);
         let key = xxh3_64(record.id.as_bytes());
         if let Some(earlier) = self.ids.first.insert(key, doc) {
             self.ids.first.insert(key, earlier);
@@ -1373,7 +1418,7 @@ impl FeedIndex {
             + self.docs.lens.capacity() * 4
             + self.docs.times.capacity() * 8
             + self.ids.first.capacity() * 13
-            + self.clusters.capacity() * 9
+            + self.clusters.capacity() * 13
             + self.story.as_ref().map_or(0, |s| {
                 s.bands.iter().map(BandTable::heap_bytes).sum::<usize>()
                     + s.digests.heap_bytes()
@@ -1386,7 +1431,7 @@ impl FeedIndex {
             new: self.new,
             duplicates: self.duplicates,
             rewrites: self.rewrites,
-            clusters_with_duplicates: self.clusters.len() as u64,
+            clusters_with_duplicates: self.clusters_with_duplicates(),
             story_documents: self.story.as_ref().map(|s| s.stats.documents()),
             expired,
             time_range: self.oldest.zip(self.newest),

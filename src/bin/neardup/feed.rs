@@ -50,11 +50,16 @@ of a representative corpus with --stats (written by 'neardup stats count', or by
 indexed before it (weak for the first few hundred articles).
 
 An index is a directory: settings are fixed when it is created, and every later command
-uses them. Verdicts are printed only once the articles are safely stored (see
-'--durability'): an acknowledged article survives kill -9 or any crash of neardup, and a
-crash never corrupts the index.
-One process may write to an index at a time (add, compact, watch); queries and stats can
-run alongside it.";
+uses them. Verdicts are printed only once the articles are safely stored ('index add'
+syncs them to disk; 'watch' and 'serve' as their '--durability' says): an acknowledged
+article survives kill -9 or any crash of neardup, and a crash never corrupts the index.
+One process may write to an index at a time (add, remove, compact, watch, serve); queries
+and stats can run alongside it.";
+
+/// `--date-field` of 'index add' and 'index query' (the batch commands' help speaks of
+/// their own uses).
+const DATE_FIELD_HELP: &str = "JSON field holding the date (for the window; when absent or \
+unparsable, the newest date indexed, or the arrival time while none is)";
 
 const WATCH_HELP: &str = "\
 Reads JSON Lines articles from standard input and, for each one, writes its verdict as
@@ -110,14 +115,23 @@ pub enum IndexCommand {
     /// text is not added again and gets the verdict it was given then ("indexed": true),
     /// so a killed 'index add' is resumed by running it again on the same input; with other
     /// text it is reported as a bad record (duplicate_id) and skipped.
-    #[command(after_long_help = INDEX_EXAMPLES)]
+    #[command(after_long_help = INDEX_EXAMPLES, mut_arg("date_field", |a| a.help(DATE_FIELD_HELP)))]
     Add(BulkArgs),
     /// Print verdicts for articles without adding them.
     ///
     /// Articles are compared with the index only, not with one another. An article whose
     /// id is already indexed with the same text gets the verdict it was given when added
     /// ("indexed": true); with other text it is reported as a bad record (duplicate_id).
-    #[command(after_long_help = INDEX_EXAMPLES)]
+    #[command(
+        after_long_help = INDEX_EXAMPLES,
+        mut_arg("date_field", |a| a.help(DATE_FIELD_HELP)),
+        mut_arg("commit_every", |a| a.help(
+            "Print verdicts every N articles (a query stores and syncs nothing)"
+        )),
+        mut_arg("strict", |a| a.help(
+            "Stop with an error at the first bad record (the verdicts before it are printed)"
+        )),
+    )]
     Query(BulkArgs),
     /// Print an index's settings, counts, size on disk and memory needed.
     #[command(after_long_help = INDEX_EXAMPLES)]
@@ -179,9 +193,9 @@ pub struct CreateArgs {
     /// article becomes a candidate for scoring (default 0.2; lower finds more, slower).
     #[arg(long, value_name = "T", help_heading = "Index")]
     pub story_candidates: Option<f64>,
-    /// Articles further than this from the article being checked (by their dates, else
-    /// their arrival times) do not match it; 'index compact' removes the articles older
-    /// than this. E.g. 7d, 36h, 90m, 2w, 3600s; 'none': no window. Default: none at the
+    /// Articles further than this from the article being checked (by their dates; an
+    /// undated one takes the newest date indexed) do not match it; 'index compact'
+    /// removes the articles older than this before the newest date. E.g. 7d, 36h, 90m, 2w, 3600s; 'none': no window. Default: none at the
     /// copy level, 72h at the story level (as the batch story level: another day's
     /// edition of a report is another story).
     #[arg(long, value_parser = parse_index_window, value_name = "DURATION", help_heading = "Index")]
@@ -346,7 +360,8 @@ pub struct LiveArgs {
         help_heading = "Input"
     )]
     pub text_field: String,
-    /// JSON field holding the date (for the window; the arrival time when absent).
+    /// JSON field holding the date (for the window; when absent or unparsable, the
+    /// newest date indexed, or the arrival time while none is).
     #[arg(
         long,
         default_value = "date",
@@ -381,7 +396,17 @@ pub struct LiveArgs {
 pub struct CompactEvery(Option<u64>);
 
 fn parse_compact_every(s: &str) -> Result<CompactEvery, String> {
-    crate::args::none_or(s, parse_duration).map(CompactEvery)
+    crate::args::none_or(s, parse_duration)
+        .map_err(|e| {
+            // parse_duration speaks of the window.
+            if e == crate::args::WINDOW_NOT_ZERO {
+                "the time between compactions must be longer than 0 ('none': never compact)"
+                    .to_string()
+            } else {
+                e
+            }
+        })
+        .map(CompactEvery)
 }
 
 /// Keeps a running `watch` or `serve` inside its index's window (`--compact-every`).
@@ -764,7 +789,7 @@ fn bulk(a: BulkArgs, mode: IngestMode) -> Result<ExitCode> {
         terminal.println(&line);
         if stats.unparsed_dates > 0 {
             terminal.println(&format!(
-                "neardup: note: {} dates could not be parsed (e.g. {:?}); their arrival time was used",
+                "neardup: note: {} dates could not be parsed (e.g. {:?}); they were stamped with the index's clock (its newest date)",
                 stats.unparsed_dates,
                 stats.unparsed_date_example.as_deref().unwrap_or_default()
             ));
@@ -976,6 +1001,8 @@ pub(crate) struct WatchCounts {
     pub(crate) new: u64,
     pub(crate) duplicates: u64,
     pub(crate) rewrites: u64,
+    /// Re-sent articles already indexed with the same text (not stored again).
+    pub(crate) already_indexed: u64,
     pub(crate) rejected: u64,
     /// Articles checked and not stored (`serve`'s `/query`).
     pub(crate) checked: u64,
@@ -1097,9 +1124,15 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
         })
     });
     let pending_sync = latest.clone();
-    let acknowledger = std::thread::spawn(move || -> Result<WatchCounts> {
-        let mut out = BufWriter::with_capacity(1 << 16, io::stdout());
+    // Set when standard output fails (its reader went away): deciding stops, and the
+    // groups already handed over are still written, counted and synced.
+    let output_closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let closed = output_closed.clone();
+    type Acknowledged = (WatchCounts, Option<io::Error>);
+    let acknowledger = std::thread::spawn(move || -> Result<Acknowledged> {
+        let mut out: Box<dyn Write> = Box::new(BufWriter::with_capacity(1 << 16, io::stdout()));
         let mut counts = WatchCounts::default();
+        let mut out_failed = None;
         for acked in ack_rx {
             let (syncer, mut answers) = match acked {
                 Acked::Group(syncer, answers) => (syncer, answers),
@@ -1115,24 +1148,34 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
                     *pending_sync.lock().expect("sync lock") = Some(written);
                 }
             }
-            for (answer, _) in &answers {
-                acknowledge(&mut out, answer, &mut counts, all_matches, quiet, "<stdin>")
-                    .context("writing to standard output")?;
+            let printed = answers
+                .iter()
+                .try_for_each(|(answer, _)| {
+                    acknowledge(&mut out, answer, &mut counts, all_matches, quiet, "<stdin>")
+                })
+                .and_then(|()| out.flush());
+            if let Err(e) = printed {
+                if out_failed.is_none() {
+                    closed.store(true, std::sync::atomic::Ordering::Release);
+                    out_failed = Some(e);
+                }
+                // Still counted (the articles are stored), no longer printed.
+                out = Box::new(io::sink());
+                continue;
             }
-            out.flush().context("writing to standard output")?;
             let written = Instant::now();
             for (_, read_at) in answers.drain(..) {
                 counts.latencies.record(written.duration_since(read_at), 1);
             }
         }
-        Ok(counts)
+        Ok((counts, out_failed))
     });
     let mut stop = None;
     // A stream that broke off (a truncated gzip, say) is an error, not an end of input.
     let mut read_failed = None;
     let mut compactor = Compactor::new(a.live.compact_every, &index, "watch", a.quiet);
     let decided = (|| -> Result<()> {
-        while stop.is_none() {
+        while stop.is_none() && !output_closed.load(std::sync::atomic::Ordering::Acquire) {
             // A quiet feed still gets compacted: wake up now and then to look.
             let first = match rx.recv_timeout(Duration::from_secs(1)) {
                 Ok(event) => event,
@@ -1213,7 +1256,16 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
         written.sync()?;
     }
     decided?;
-    let mut counts = acknowledged?;
+    let (mut counts, out_failed) = acknowledged?;
+    if let Some(e) = out_failed {
+        // Not the broken pipe itself, which main takes for a reader that had enough:
+        // here articles were stored whose verdicts nobody received.
+        anyhow::bail!(
+            "watch: the verdict output was closed ({e}); {} articles were stored this run; \
+             send them again to get their verdicts (marked \"indexed\":true)",
+            counts.new + counts.duplicates + counts.rewrites
+        );
+    }
     if !a.quiet {
         let why = match stop.flatten() {
             Some(why) => format!(" (stopped by {why})"),
@@ -1251,11 +1303,12 @@ impl WatchCounts {
         index: &FeedIndex,
     ) -> String {
         format!(
-            "neardup: {command}: {} articles ({} new, {} duplicates{}), {} rejected{}{stopped}; {latency} {}; the index holds {} articles",
-            self.new + self.duplicates + self.rewrites,
+            "neardup: {command}: {} articles ({} new, {} duplicates{}, {} already indexed), {} rejected{}{stopped}; {latency} {}; the index holds {} articles",
+            self.new + self.duplicates + self.rewrites + self.already_indexed,
             self.new,
             self.duplicates,
             rewrites_clause(index, self.rewrites),
+            self.already_indexed,
             self.rejected,
             if self.checked > 0 {
                 format!(", {} checked without storing", self.checked)
@@ -1280,6 +1333,8 @@ pub(crate) fn acknowledge(
     match answer {
         Answer::Verdict(v) => {
             match v.kind {
+                // A re-send: counted apart, as 'index add' does, not as a new article.
+                _ if v.already_indexed => counts.already_indexed += 1,
                 VerdictKind::New => counts.new += 1,
                 VerdictKind::Rewrite => counts.rewrites += 1,
                 _ => counts.duplicates += 1,
@@ -1338,8 +1393,22 @@ pub(crate) fn prepare(
             .to_string(),
         )
     })?;
-    Article::from_json(text, fields, fingerprinter, feed::now())
-        .map_err(|kind| rejected(kind.to_string()))
+    Article::from_json(text, fields, fingerprinter, feed::now()).map_err(|kind| Answer::Rejected {
+        // A record refused for its text or date still says whose it was.
+        id: readable_id(text, fields),
+        line,
+        reason: kind.to_string(),
+    })
+}
+
+/// The id of a refused JSON record, when it has one of the accepted types.
+fn readable_id(text: &str, fields: &FieldNames) -> Option<String> {
+    let record: serde_json::Value = serde_json::from_str(text).ok()?;
+    match record.get(&fields.id)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 /// Adds a prepared article to the index: its verdict, or its rejection for an id already

@@ -254,15 +254,18 @@ impl Removals {
             let done = index.finish_compaction(rewrite).map(|report| {
                 self.removed += report.removed;
                 if !self.quiet {
+                    // An id asked for twice is named once, as it was removed once.
+                    let mut named = std::collections::HashSet::new();
                     let gone: Vec<&str> = ids
                         .iter()
                         .zip(&found)
-                        .filter(|(_, found)| **found)
+                        .filter(|(id, found)| **found && named.insert(id.as_str()))
                         .map(|(id, _)| id.as_str())
                         .collect();
                     eprintln!(
-                        "neardup: serve: removed {} articles: {}",
+                        "neardup: serve: removed {} article{}: {}",
                         report.removed,
+                        if report.removed == 1 { "" } else { "s" },
                         gone.join(" ")
                     );
                 }
@@ -327,8 +330,8 @@ fn answer_removal(ids: &[String], found: &[bool]) -> Vec<u8> {
 struct Front {
     jobs: mpsc::Sender<Job>,
     /// One per permit of `fingerprinting`: a fingerprinter keeps buffers between texts.
-    fingerprinters: Mutex<Vec<Fingerprinter>>,
-    fingerprinting: Semaphore,
+    fingerprinters: Arc<Mutex<Vec<Fingerprinter>>>,
+    fingerprinting: Arc<Semaphore>,
     fields: FieldNames,
     limit: u64,
     read_timeout: Duration,
@@ -454,8 +457,10 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     let (jobs, queue) = mpsc::channel::<Job>();
     let front = Arc::new(Front {
         jobs,
-        fingerprinters: Mutex::new((0..threads).map(|_| index.fingerprinter()).collect()),
-        fingerprinting: Semaphore::new(threads),
+        fingerprinters: Arc::new(Mutex::new(
+            (0..threads).map(|_| index.fingerprinter()).collect(),
+        )),
+        fingerprinting: Arc::new(Semaphore::new(threads)),
         fields,
         limit: a.max_body_bytes,
         read_timeout: Duration::from_secs(a.read_timeout),
@@ -670,8 +675,11 @@ async fn accept(
 ) {
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
+    // A client may shut down its sending side once its request is sent, and still wait
+    // for the answer: without half_close hyper took that for a closed connection.
     http.timer(TokioTimer::new())
-        .header_read_timeout(front.read_timeout);
+        .header_read_timeout(front.read_timeout)
+        .half_close(true);
     loop {
         // A free connection first: past --max-connections, clients wait in the backlog.
         let permit = tokio::select! {
@@ -876,7 +884,14 @@ async fn route(request: Request<Incoming>, front: &Front) -> Answered {
         },
         (&Method::GET | &Method::HEAD, "/health") => {
             match ask(front, |reply| Job::Count { reply }).await {
-                Some(n) => json(200, format!("{{\"status\":\"ok\",\"articles\":{n}}}\n")),
+                Some(n) => {
+                    // One JSON object, for GET and HEAD alike: not a stream of lines.
+                    let mut answer = json(200, format!("{{\"status\":\"ok\",\"articles\":{n}}}\n"));
+                    answer
+                        .headers_mut()
+                        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    answer
+                }
                 None => error(503, "the server is stopping"),
             }
         }
@@ -1035,6 +1050,7 @@ struct ArticleCounts {
     new: u64,
     duplicates: u64,
     rewrites: u64,
+    already_indexed: u64,
     rejected: u64,
     checked: u64,
 }
@@ -1062,6 +1078,7 @@ fn served_stats(
             new: counts.new,
             duplicates: counts.duplicates,
             rewrites: counts.rewrites,
+            already_indexed: counts.already_indexed,
             rejected: counts.rejected,
             checked: counts.checked,
         },
@@ -1346,9 +1363,14 @@ impl BodyEncoding {
 /// The body's non-blank lines, each fingerprinted or rejected, on a blocking thread (at
 /// most `--threads` at once); `None` if that thread panicked.
 async fn fingerprint(front: &Front, body: Vec<u8>) -> Option<Vec<(u64, Result<Article, Answer>)>> {
-    let permit = front.fingerprinting.acquire().await.ok()?;
-    let mut fingerprinter = front.fingerprinters.lock().ok()?.pop()?;
+    let permit = front.fingerprinting.clone().acquire_owned().await.ok()?;
+    let pool = Arc::clone(&front.fingerprinters);
+    let mut fingerprinter = pool.lock().ok()?.pop()?;
     let fields = front.fields.clone();
+    // The blocking thread gives the fingerprinter and the permit back itself: this future
+    // is dropped when its client gives up, and once lost them with it. If the thread
+    // panics, both stay gone (the permit is never released) and the others go on.
+    let permit = std::mem::ManuallyDrop::new(permit);
     let done = tokio::task::spawn_blocking(move || {
         let mut lines = Vec::new();
         for (i, line) in body.split(|&b| b == b'\n').enumerate() {
@@ -1361,20 +1383,14 @@ async fn fingerprint(front: &Front, body: Vec<u8>) -> Option<Vec<(u64, Result<Ar
                 lines.push((number, prepare(&mut fingerprinter, &fields, number, line)));
             }
         }
-        (lines, fingerprinter)
+        if let Ok(mut pool) = pool.lock() {
+            pool.push(fingerprinter);
+        }
+        drop(std::mem::ManuallyDrop::into_inner(permit));
+        lines
     })
     .await;
-    match done {
-        Ok((lines, fingerprinter)) => {
-            front.fingerprinters.lock().ok()?.push(fingerprinter);
-            Some(lines)
-        }
-        Err(_) => {
-            // Its fingerprinter is gone, so is its permit: the others go on.
-            permit.forget();
-            None
-        }
-    }
+    done.ok()
 }
 
 /// Reads and drops what a refused request still sends, for a while: a socket closed with
