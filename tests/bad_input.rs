@@ -422,3 +422,65 @@ fn dedup_rejects_a_record_over_the_limit_verbatim() {
         "word ".repeat(1000) + "\n"
     );
 }
+
+/// The messages QA found confusing: the parser's "line 1" beside the file's line, a lone
+/// surrogate as "end of hex escape", an id beyond 64 bits as "a number", trailing bytes
+/// after a gzip stream as a truncation that lost the rest, --strict's record both warned
+/// of and "skipped", and an input given twice as one warning per record.
+#[test]
+fn messages_say_what_is_wrong() {
+    let s = Scratch::new();
+    let f = s.write("in.jsonl", with_good_records(r#"{"id": "x" "text": "t"}"#));
+    let err = check(
+        &[&f],
+        "in.jsonl:3: malformed JSON: expected `,` or `}` at column 12",
+        &[],
+    );
+    assert!(!err.contains("line 1"), "{err}");
+    let f = s.write(
+        "in.jsonl",
+        with_good_records(r#"{"id": "x", "text": "\ud800"}"#),
+    );
+    check(&[&f], "a lone UTF-16 surrogate is not a character", &[]);
+    let f = s.write(
+        "in.jsonl",
+        with_good_records(r#"{"id": 18446744073709551616, "text": "t"}"#),
+    );
+    check(
+        &[&f],
+        "in.jsonl:3: field \"id\" is an integer out of the 64-bit range",
+        &[],
+    );
+
+    let mut gz = gzip(with_good_records(r#"{"id": "x", "text": "last"}"#).as_bytes());
+    gz.extend_from_slice(b"garbage!!");
+    let f = s.write("in.jsonl.gz", gz);
+    let err = check(
+        &[&f],
+        "in.jsonl.gz:6: reading stopped here: trailing bytes that are not gzip after the last stream",
+        &[],
+    );
+    assert!(!err.contains("lost"), "{err}");
+    assert!(err.contains("5 documents"), "{err}");
+
+    let f = s.write(
+        "dup.jsonl",
+        with_good_records(r#"{"id": "rate-1", "text": "other"}"#),
+    );
+    let out = neardup()
+        .args(["pairs", "--strict"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("duplicate id \"rate-1\""), "{err}");
+    assert!(!err.contains("skipped"), "{err}");
+
+    let out = neardup().arg("pairs").arg(&f).arg(&f).output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("is given twice"), "{err}");
+}

@@ -79,6 +79,10 @@ impl fmt::Display for ProblemKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ProblemKind::Unreadable { reason } => write!(f, "cannot read input: {reason}"),
+            // Bytes after the last gzip stream: nothing was lost (see `source::GzMembers`).
+            ProblemKind::ReadFailed { reason } if reason.starts_with("trailing bytes") => {
+                write!(f, "reading stopped here: {reason}")
+            }
             ProblemKind::ReadFailed { reason } => {
                 write!(
                     f,

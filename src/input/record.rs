@@ -81,7 +81,7 @@ pub fn parse_json_record<'a>(
                 array: line.trim_start().starts_with('['),
             },
             Err(e) => ProblemKind::MalformedJson {
-                reason: e.to_string(),
+                reason: json_reason(&e),
             },
         });
     }
@@ -90,7 +90,7 @@ pub fn parse_json_record<'a>(
         .deserialize(&mut de)
         .and_then(|p| de.end().map(|_| p))
         .map_err(|e| ProblemKind::MalformedJson {
-            reason: e.to_string(),
+            reason: json_reason(&e),
         })?;
     let id = match parts.id {
         None => {
@@ -150,6 +150,25 @@ pub fn parse_json_record<'a>(
     })
 }
 
+/// serde_json's message with the position as a column: the parser's "line 1" (a record
+/// is one line) read as a contradiction beside the file's line number.
+fn json_reason(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let message = full.strip_suffix(&suffix).unwrap_or(&full);
+    let hint = if message.contains("hex escape") || message.contains("surrogate") {
+        " (a \\ud800-\\udbff escape must be followed by a \\udc00-\\udfff one: a lone \
+         UTF-16 surrogate is not a character)"
+    } else {
+        ""
+    };
+    if e.column() > 0 {
+        format!("{message} at column {}{hint}", e.column())
+    } else {
+        format!("{message}{hint}")
+    }
+}
+
 /// A JSON value reduced to what neardup needs from the id, text and date fields.
 enum Scalar {
     Str(String),
@@ -163,6 +182,10 @@ impl Scalar {
         match self {
             Scalar::Str(_) => "a string",
             Scalar::Integer(_) => "an integer",
+            // serde_json reads an integer beyond 64 bits as a float.
+            Scalar::Float(f) if f.fract() == 0.0 && f.abs() >= 9.2e18 => {
+                "an integer out of the 64-bit range (write such an id as a string)"
+            }
             Scalar::Float(_) => "a number",
             Scalar::Other(t) => t,
         }

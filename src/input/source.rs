@@ -278,10 +278,7 @@ pub fn open_decoded<'a>(
     let mut raw = BufReader::with_capacity(BUF, raw);
     let head = raw.fill_buf()?;
     if head.starts_with(&GZIP_MAGIC) {
-        Ok(Box::new(BufReader::with_capacity(
-            BUF,
-            flate2::bufread::MultiGzDecoder::new(raw),
-        )))
+        Ok(Box::new(BufReader::with_capacity(BUF, GzMembers::new(raw))))
     } else if head.starts_with(&ZSTD_MAGIC) {
         Ok(Box::new(BufReader::with_capacity(
             BUF,
@@ -289,6 +286,49 @@ pub fn open_decoded<'a>(
         )))
     } else {
         Ok(Box::new(raw))
+    }
+}
+
+/// Concatenated gzip streams (members), as `MultiGzDecoder` reads them, except that bytes
+/// after the last member that do not begin another are an error of their own: read as
+/// a member header, they were reported as a truncated stream whose rest was lost, when
+/// every record had been read.
+struct GzMembers<R: BufRead> {
+    member: Option<flate2::bufread::GzDecoder<R>>,
+}
+
+impl<R: BufRead> GzMembers<R> {
+    fn new(raw: R) -> Self {
+        GzMembers {
+            member: Some(flate2::bufread::GzDecoder::new(raw)),
+        }
+    }
+}
+
+impl<R: BufRead> Read for GzMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(member) = self.member.as_mut() else {
+                return Ok(0);
+            };
+            let n = member.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            let mut rest = self.member.take().expect("a member").into_inner();
+            let next = rest.fill_buf()?;
+            if next.is_empty() {
+                return Ok(0);
+            }
+            if !next.starts_with(&GZIP_MAGIC[..next.len().min(GZIP_MAGIC.len())]) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "trailing bytes that are not gzip after the last stream (every record \
+                     before them was read)",
+                ));
+            }
+            self.member = Some(flate2::bufread::GzDecoder::new(rest));
+        }
     }
 }
 

@@ -70,7 +70,9 @@ pub enum Command {
     /// is its representative (see --representative). Malformed lines are not written
     /// (see --rejects). A record repeating an earlier record's id is dropped when its text
     /// has the first's shingles (a copy at any threshold) and rejected otherwise, so ids
-    /// stay unique. Text-file inputs are written as {"id", "text"} JSON lines.
+    /// stay unique among the records compared. Records without a usable text or id are
+    /// written unchanged, neither compared nor checked for repeated ids. Text-file inputs
+    /// are written as {"id", "text"} JSON lines.
     #[command(after_long_help = EXAMPLES)]
     Dedup(DedupArgs),
     /// A persistent index for deduplicating a feed: create, add, query, stats, export, compact, remove.

@@ -343,8 +343,8 @@ pub(crate) fn read_files(
     files
 }
 
-/// Refuses, before the run, two outputs naming one file (`distinct_outputs`) and an
-/// output that is one of the files read: being renamed over it at the end, the output
+/// Refuses, before the run, two outputs naming one file (`distinct_outputs`), an input
+/// file given twice, and an output that is one of the files read: being renamed over it at the end, the output
 /// would replace the input (`dedup feed.jsonl --report feed.jsonl` replaced the corpus
 /// with the report). Files are compared by device and inode, which sees through links;
 /// an output not there yet cannot be a file read.
@@ -361,6 +361,21 @@ pub(crate) fn check_outputs(outputs: &[NamedOutput], read: &[(String, PathBuf)])
         .iter()
         .filter_map(|(flag, p)| Some((flag, p, identity(p)?)))
         .collect();
+    // One input file given twice (`pairs r.jsonl r.jsonl`, or a file and its directory)
+    // made every record a duplicate id, one warning each.
+    let inputs: Vec<_> = read
+        .iter()
+        .filter(|(f, _, _)| f.as_str() == "input")
+        .collect();
+    for (i, (_, path, id)) in inputs.iter().enumerate() {
+        if let Some((_, first, _)) = inputs[..i].iter().find(|(_, _, other)| other == id) {
+            anyhow::bail!(
+                "the input {} is given twice (also as {}): give each file once",
+                path.display(),
+                first.display()
+            );
+        }
+    }
     for &(flag, path, _) in outputs {
         let Some(path) = path.filter(|p| !is_stdout(p)) else {
             continue;
@@ -456,7 +471,7 @@ fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
         &read_files(&a.input, None, &a.run, &[]),
     )?;
     let pipeline = base_builder(&a.input, &a.similarity, &a.run).build()?;
-    let terminal = Terminal::new(a.run.progress, a.run.quiet);
+    let terminal = Terminal::new(a.run.progress, a.run.quiet).strict(a.run.strict);
     let (corpus, stats) = pipeline.fingerprint_inputs(&input_specs(&a.input), &terminal)?;
     let run = pipeline.settings();
     let lsh = run.lsh;
@@ -530,7 +545,7 @@ fn analyse(
         })
         .build()?;
 
-    let terminal = Terminal::new(exec.progress, exec.quiet);
+    let terminal = Terminal::new(exec.progress, exec.quiet).strict(exec.strict);
 
     let outcome = pipeline.run(&input_specs(input), &terminal)?;
     let started = std::time::Instant::now();

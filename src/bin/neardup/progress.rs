@@ -22,6 +22,9 @@ pub struct Terminal {
     bars: Mutex<HashMap<Stage, ProgressBar>>,
     show_bars: bool,
     quiet: bool,
+    /// `--strict`: the first problem stops the run and is the error printed, so it is
+    /// not printed as a warning too.
+    strict: bool,
     problems: AtomicU64,
     /// The first problem met, for the one line `--quiet` still prints.
     first_problem: Mutex<Option<String>>,
@@ -49,9 +52,16 @@ impl Terminal {
             bars: Mutex::new(HashMap::new()),
             show_bars,
             quiet,
+            strict: false,
             problems: AtomicU64::new(0),
             first_problem: Mutex::new(None),
         }
+    }
+
+    /// A terminal for a `--strict` run (when `strict`).
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
     }
 
     /// Prints a line on standard error without tearing the progress bars.
@@ -135,6 +145,9 @@ impl Observer for Terminal {
 
     fn problem(&self, problem: &Problem) {
         let seen = self.problems.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.strict {
+            return;
+        }
         if self.quiet {
             if seen == 1 {
                 *self.first_problem.lock().expect("problem lock") = Some(problem.to_string());
