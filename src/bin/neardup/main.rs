@@ -63,14 +63,16 @@ fn refuse_story_flags_at_near_copy(matches: &clap::ArgMatches) {
         return;
     };
     // Only the commands with the story flags (`StoryArgs`); `sketch` has its own.
-    if !matches!(sub.try_contains_id("story_candidates"), Ok(true)) {
+    if !matches!(name, "cluster" | "pairs" | "dedup" | "eval") {
         return;
     }
     if sub.get_one::<args::LevelArg>("level") != Some(&args::LevelArg::NearCopy) {
         return;
     }
     for (id, flag) in STORY_FLAGS {
-        if sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+        let given = sub.try_contains_id(id).is_ok()
+            && sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+        if given {
             let mut command = Cli::command();
             command.build(); // gives the subcommand's usage line its "neardup"
             let command = command.find_subcommand_mut(name).expect("a subcommand");
