@@ -151,6 +151,10 @@ def parse_args(argv):
         if ignored:
             p.error("%s: the near-copy level's; the story level decides with "
                     "--story-threshold, --story-candidates and --window" % ", ".join(ignored))
+    if args.window.strip().isdigit():
+        # As neardup's --window: a bare number was once read as seconds, not the hours meant.
+        p.error("--window %s: give a unit, e.g. %sh (s, m, h, d or w; 'none': no window)"
+                % (args.window, args.window.strip()))
     for path in args.inputs:
         if "," in path:
             p.error("%r: Spark's file reader splits paths at commas; rename or link it" % path)
@@ -534,14 +538,14 @@ def story_threshold_flag(args):
 
 
 def window_seconds(window):
-    """Seconds of a --window such as 72h, 3d, 90m, 2w, 3600s or 3600; None for 'none' or
+    """Seconds of a --window such as 72h, 3d, 90m, 2w or 3600s; None for 'none' or
     a form this script does not read (neardup verify still applies the window)."""
     import re
 
-    match = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", window)
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", window)
     if not match:
         return None
-    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
     return int(match.group(1)) * unit
 
 
