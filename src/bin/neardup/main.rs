@@ -801,7 +801,12 @@ impl Output {
 /// the run) can be created where it is named.
 pub(crate) fn probe_stats_out(story: &args::StoryArgs) -> Result<()> {
     if let Some(path) = &story.stats_out {
-        drop(Output::open("--stats-out", Some(path))?);
+        // A pipe or device is written in place when its time comes; opening it now too
+        // would hand its reader an end of file, and the real write would then block.
+        let in_place = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+        if !in_place {
+            drop(Output::open("--stats-out", Some(path))?);
+        }
     }
     Ok(())
 }
