@@ -324,14 +324,7 @@ fn a_signal_during_the_write_stage_stops_it_and_removes_its_temporary_files() {
     let input = generated_corpus(&s, 5_000); // far more than a pipe's buffer
     let out = s.path("out");
     std::fs::create_dir(&out).unwrap();
-    let fifo = s.path("kept.fifo");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let fifo = s.fifo("kept.fifo");
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("neardup"))
         .args(["dedup", "-q", "-o"])
         .arg(&fifo)

@@ -1028,14 +1028,7 @@ fn outputs_to_a_device_or_pipe_are_written_in_place() {
         ("--stats-out", &["--level", "story", "-o", "/dev/null"]),
     ];
     for (flag, settings) in cases {
-        let fifo = s.path(&format!("pipe{flag}"));
-        assert!(
-            std::process::Command::new("mkfifo")
-                .arg(&fifo)
-                .status()
-                .unwrap()
-                .success()
-        );
+        let fifo = s.fifo(&format!("pipe{flag}"));
         let reader = {
             let fifo = fifo.clone();
             std::thread::spawn(move || std::fs::read(fifo).unwrap())

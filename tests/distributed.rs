@@ -253,32 +253,32 @@ fn verify_refuses_sketches_made_with_other_settings() {
         "{\"id\":\"x\",\"text\":\"Some other words entirely, counted apart.\"}\n",
     );
     run_ok(&["stats", "count", "-q", "-o"], &[&other_stats, &few]);
-    let input = s.write("story.jsonl", format!("[{},{}]\n", records[0], records[1]));
-    let mut verify = neardup();
-    verify
-        .args(["verify", "--level", "story", "-q", "--stats"])
-        .arg(&other_stats)
-        .arg(&input);
-    let err = refused(verify, &s.path("judged.jsonl"));
-    assert!(err.contains("story.jsonl:1: document"), "{err}");
-    assert!(err.contains("(the statistics of --stats)"), "{err}");
+    let story_refused = |pair: String, stats: &Path, expected: &str| {
+        let input = s.write("story.jsonl", format!("[{pair}]\n"));
+        let mut verify = neardup();
+        verify
+            .args(["verify", "--level", "story", "-q", "--stats"])
+            .arg(stats)
+            .arg(&input);
+        let err = refused(verify, &s.path("judged.jsonl"));
+        assert!(err.contains("story.jsonl:1: document"), "{err}");
+        assert!(err.contains(expected), "{err}");
+    };
+    story_refused(
+        format!("{},{}", records[0], records[1]),
+        &other_stats,
+        "(the statistics of --stats)",
+    );
     // And by other statistics than each other.
     let others = run_ok(
         &["sketch", "-q", "--level", "story", "--stats"],
         &[&other_stats, &wire],
     );
-    let input = s.write(
-        "story.jsonl",
-        format!("[{},{}]\n", records[0], others.lines().nth(1).unwrap()),
+    story_refused(
+        format!("{},{}", records[0], others.lines().nth(1).unwrap()),
+        &stats,
+        "was sketched with stats ",
     );
-    let mut verify = neardup();
-    verify
-        .args(["verify", "--level", "story", "-q", "--stats"])
-        .arg(&stats)
-        .arg(&input);
-    let err = refused(verify, &s.path("judged.jsonl"));
-    assert!(err.contains("story.jsonl:1: document"), "{err}");
-    assert!(err.contains("was sketched with stats "), "{err}");
 }
 
 #[test]

@@ -54,6 +54,14 @@ impl Scratch {
         path
     }
 
+    /// Makes a named pipe `name` (with `mkfifo`) and returns its path.
+    pub fn fifo(&self, name: &str) -> PathBuf {
+        let path = self.path(name);
+        let made = std::process::Command::new("mkfifo").arg(&path).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", path.display());
+        path
+    }
+
     /// Writes JSON Lines records built from `(id, text)` pairs.
     pub fn jsonl(&self, name: &str, records: &[(&str, &str)]) -> PathBuf {
         let mut out = String::new();
