@@ -104,9 +104,17 @@ impl SettingsCheck {
                  sketch it again"
             )
         })?;
+        // Most records repeat the first one's, which was checked against the flags.
+        if self
+            .first
+            .as_ref()
+            .is_some_and(|(first, _)| first == settings)
+        {
+            return Ok(());
+        }
         let theirs = parse_settings(settings);
         for (key, value, flag) in &self.own {
-            let found = theirs.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
+            let found = setting(&theirs, key);
             if found != Some(value.as_str()) {
                 return Err(format!(
                     "document {id:?} was sketched with {key} {}, this verify has {key} \
@@ -119,34 +127,27 @@ impl SettingsCheck {
             self.first = Some((settings.to_string(), at.to_string()));
             return Ok(());
         };
-        if first != settings {
-            let ours = parse_settings(first);
-            let differing = theirs
-                .iter()
-                .map(|&(k, v)| {
-                    (
-                        k,
-                        Some(v),
-                        ours.iter().find(|(o, _)| *o == k).map(|(_, w)| *w),
-                    )
-                })
-                .chain(
-                    ours.iter()
-                        .filter(|(k, _)| !theirs.iter().any(|(t, _)| t == k))
-                        .map(|&(k, w)| (k, None, Some(w))),
-                )
-                .find(|(_, v, w)| v != w);
-            if let Some((key, v, w)) = differing {
-                return Err(format!(
-                    "document {id:?} was sketched with {key} {}, the record at {first_at} with \
-                     {key} {}: sketch every document with the same settings",
-                    v.unwrap_or("(none)"),
-                    w.unwrap_or("(none)")
-                ));
-            }
+        let ours = parse_settings(first);
+        let differing = theirs
+            .iter()
+            .chain(&ours)
+            .map(|&(key, _)| key)
+            .find(|key| setting(&theirs, key) != setting(&ours, key));
+        match differing {
+            Some(key) => Err(format!(
+                "document {id:?} was sketched with {key} {}, the record at {first_at} with \
+                 {key} {}: sketch every document with the same settings",
+                setting(&theirs, key).unwrap_or("(none)"),
+                setting(&ours, key).unwrap_or("(none)")
+            )),
+            None => Ok(()),
         }
-        Ok(())
     }
+}
+
+/// The value of `key` among `pairs`.
+fn setting<'a>(pairs: &[(&str, &'a str)], key: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| *k == key).map(|&(_, v)| v)
 }
 
 /// The `key=value` pairs of a `settings` field.

@@ -18,7 +18,7 @@ pub enum ErrorKind {
     #[error("invalid settings: {0}")]
     Config(String),
     /// A bad record in a strict run.
-    #[error("{} (stopped: --strict)", strict_message(.0))]
+    #[error("{} (stopped: --strict)", .0.fact())]
     Strict(Problem),
     /// A document asked for by name is not in the inputs.
     #[error("{0}")]
@@ -117,12 +117,3 @@ impl From<ErrorKind> for Error {
 
 /// Result with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// A problem as a strict run's error: not "this record is skipped", since the run stops.
-fn strict_message(problem: &Problem) -> String {
-    let text = problem.to_string();
-    match text.strip_suffix("; this record is skipped") {
-        Some(head) => head.to_string(),
-        None => text,
-    }
-}

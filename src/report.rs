@@ -912,12 +912,13 @@ pub fn write_deduplicated(
         *failure.borrow_mut() = Some(e);
         false
     };
-    let mut oversized = |piece: &[u8]| -> bool {
-        match rejects.borrow_mut().as_mut().map(|w| w.write_all(piece)) {
+    let reject = |bytes: &[u8]| -> bool {
+        match rejects.borrow_mut().as_mut().map(|w| w.write_all(bytes)) {
             Some(Err(e)) => fail(e),
             _ => true,
         }
     };
+    let mut oversized = |piece: &[u8]| reject(piece);
     let mut sink = |event: ReadEvent| -> bool {
         let batch = match event {
             ReadEvent::Batch(batch) => batch,
@@ -927,10 +928,7 @@ pub fn write_deduplicated(
                 ..
             }) => {
                 counts.rejected += 1;
-                return match rejects.borrow_mut().as_mut().map(|w| w.write_all(b"\n")) {
-                    Some(Err(e)) => fail(e),
-                    _ => true,
-                };
+                return reject(b"\n");
             }
             ReadEvent::Problem(_) => return true, // reported by the first pass
         };

@@ -292,12 +292,7 @@ def evaluate(
     )
     if not isinstance(gold, (str, os.PathLike)):
         # One dict would be iterated as its keys: the gold is a list of them.
-        if isinstance(gold, (bytes, bytearray, Mapping)) or not isinstance(gold, Iterable):
-            raise TypeError(
-                "gold must be a file name or a list of dicts (judged pairs or cluster labels), "
-                f"not {type(gold).__name__}"
-            )
-        gold = list(gold)
+        gold = list(_batch(gold, "gold", "a file name or a list of dicts (judged pairs or cluster labels)"))
     report, charts = _native.evaluate(_batch(records), gold, sweep, _run(locals()), progress)
     result = json.loads(report)
     result["charts"] = [str(path) for path in charts]
@@ -432,13 +427,13 @@ def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
-def _batch(records: Iterable[Record], name: str = "records") -> Iterable[Record]:
-    """``records`` if it is an iterable of records: one dict or str is not (iterating
-    it would read its keys or characters as records)."""
+def _batch(
+    records: Any, name: str = "records", expected: str = "an iterable of records (dicts or str)"
+) -> Iterable[Any]:
+    """``records`` if it is an iterable of items: one dict or str is not (iterating it
+    would read its keys or characters as items). ``name`` must be ``expected``."""
     if isinstance(records, (str, bytes, bytearray, Mapping)) or not isinstance(records, Iterable):
-        raise TypeError(
-            f"{name} must be an iterable of records (dicts or str), not {type(records).__name__}"
-        )
+        raise TypeError(f"{name} must be {expected}, not {type(records).__name__}")
     return records
 
 
@@ -542,9 +537,7 @@ class Index:
         # One str is one id, as one dict is one record to add: not its characters.
         if isinstance(ids, str):
             ids = [ids]
-        elif isinstance(ids, (bytes, bytearray, Mapping)) or not isinstance(ids, Iterable):
-            raise TypeError(f"ids must be a str or an iterable of str, not {type(ids).__name__}")
-        ids = [str(i) for i in ids]
+        ids = [str(i) for i in _batch(ids, "ids", "a str or an iterable of str")]
         return dict(zip(ids, self._native.remove(ids)))
 
     def stats(self) -> dict[str, Any]:
@@ -571,9 +564,7 @@ class Index:
 
     def _ingest(self, call: Any, records: Union[Mapping[str, Any], Iterable[Mapping[str, Any]]]) -> Any:
         one = isinstance(records, Mapping)
-        if not one and (isinstance(records, (str, bytes, bytearray)) or not isinstance(records, Iterable)):
-            raise TypeError(f"records must be a dict or an iterable of dicts, not {type(records).__name__}")
-        batch = [records] if one else list(records)  # type: ignore[list-item]
+        batch = [records] if one else list(_batch(records, expected="a dict or an iterable of dicts"))
         # A record that is not a mapping is answered in its place, as other unusable
         # records are, so that the rest of the batch is still added.
         usable = [i for i, record in enumerate(batch) if isinstance(record, Mapping)]

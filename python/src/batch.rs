@@ -227,22 +227,17 @@ impl Sweep {
                 Score::Jaccard
             });
         };
-        let wanted = match name.replace('-', "_").as_str() {
-            "estimated" => "estimated_jaccard".to_string(),
-            other => other.to_string(),
+        // The names the keyword takes, as documented (`estimated`, `containment-min`);
+        // the report's spellings (`estimated_jaccard`, `containment_min`) are taken too.
+        let keyword = |s: Score| match s.name() {
+            "estimated_jaccard" => "estimated".to_string(),
+            report => report.replace('_', "-"),
         };
         let score = Score::ALL
             .into_iter()
-            .find(|s| s.name() == wanted)
+            .find(|&s| keyword(s) == name.replace('_', "-") || s.name() == name.replace('-', "_"))
             .ok_or_else(|| {
-                // The names the keyword takes (as documented), not the report's.
-                let names: Vec<String> = Score::ALL
-                    .iter()
-                    .map(|s| match s.name() {
-                        "estimated_jaccard" => "estimated".to_string(),
-                        name => name.replace('_', "-"),
-                    })
-                    .collect();
+                let names: Vec<String> = Score::ALL.into_iter().map(keyword).collect();
                 PyValueError::new_err(format!(
                     "score must be one of {}, not {name:?}",
                     names.join(", ")

@@ -567,7 +567,6 @@ impl ArticleRecord<'_> {
     }
 }
 
-/// Appends a framed article record to `out`.
 /// Whether `bytes` (at least 3) can begin an article record: its kind, dated flag and
 /// verdict codes. A cheap test before a checksum when looking for frames in damage.
 pub(crate) fn may_start_article(bytes: &[u8]) -> bool {
@@ -576,6 +575,7 @@ pub(crate) fn may_start_article(bytes: &[u8]) -> bool {
         && matches!(bytes[2], 1..=3)
 }
 
+/// Appends a framed article record to `out`.
 pub(crate) fn encode_article(out: &mut Vec<u8>, r: &ArticleRecord<'_>) {
     let start = crate::frame::open(out);
     out.push(match r.story {

@@ -805,22 +805,17 @@ impl FeedIndex {
 
     fn count_verdict(&mut self, record: &ArticleRecord<'_>) {
         match record.verdict {
-            StoredVerdict::New => self.new += 1,
-            StoredVerdict::Duplicate => {
-                self.duplicates += 1;
-                *self
-                    .clusters
-                    .entry(xxh3_64(record.cluster.as_bytes()))
-                    .or_default() += 1;
+            StoredVerdict::New => {
+                self.new += 1;
+                return;
             }
-            StoredVerdict::Rewrite => {
-                self.rewrites += 1;
-                *self
-                    .clusters
-                    .entry(xxh3_64(record.cluster.as_bytes()))
-                    .or_default() += 1;
-            }
+            StoredVerdict::Duplicate => self.duplicates += 1,
+            StoredVerdict::Rewrite => self.rewrites += 1,
         }
+        *self
+            .clusters
+            .entry(xxh3_64(record.cluster.as_bytes()))
+            .or_default() += 1;
     }
 
     /// Clusters of two or more articles, as `clusters(2)` lists them: a cluster is named

@@ -77,6 +77,17 @@ impl ProblemKind {
 
 impl fmt::Display for ProblemKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_fact(f)?;
+        if let ProblemKind::DuplicateId { .. } = self {
+            f.write_str("; this record is skipped")?;
+        }
+        Ok(())
+    }
+}
+
+impl ProblemKind {
+    /// What is wrong, without what becomes of the record (a strict run stops instead).
+    fn write_fact(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ProblemKind::Unreadable { reason } => write!(f, "cannot read input: {reason}"),
             // Bytes after the last gzip stream: nothing was lost (see `source::GzMembers`).
@@ -113,10 +124,7 @@ impl fmt::Display for ProblemKind {
             }
             ProblemKind::EmptyText => write!(f, "empty text (nothing to compare)"),
             ProblemKind::DuplicateId { id, first } => {
-                write!(
-                    f,
-                    "duplicate id {id:?} (first seen at {first}); this record is skipped"
-                )
+                write!(f, "duplicate id {id:?} (first seen at {first})")
             }
             ProblemKind::RecordTooLarge { bytes, limit } => write!(
                 f,
@@ -132,6 +140,23 @@ impl fmt::Display for Problem {
             Some(line) => write!(f, "{}:{}: {}", self.source, line, self.kind),
             None => write!(f, "{}: {}", self.source, self.kind),
         }
+    }
+}
+
+impl Problem {
+    /// Where and what is wrong, without what becomes of the record: a strict run's error.
+    pub fn fact(&self) -> impl fmt::Display + '_ {
+        struct Fact<'a>(&'a Problem);
+        impl fmt::Display for Fact<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self.0.line {
+                    Some(line) => write!(f, "{}:{}: ", self.0.source, line)?,
+                    None => write!(f, "{}: ", self.0.source)?,
+                }
+                self.0.kind.write_fact(f)
+            }
+        }
+        Fact(self)
     }
 }
 

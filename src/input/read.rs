@@ -174,7 +174,7 @@ fn read_lines(
                         return false;
                     }
                     drop(head);
-                    let Some(rest) = pass_rest_of_line(&mut reader, oversized) else {
+                    let Some(rest) = pass_rest(&mut reader, true, oversized) else {
                         return false;
                     };
                     let kind = ProblemKind::RecordTooLarge {
@@ -231,11 +231,13 @@ fn read_lines(
     true
 }
 
-/// Passes the rest of an oversized line, up to its line ending, to `oversized` and
-/// consumes the line ending. Returns the bytes read (`None`: `oversized` asked to stop).
-/// A read error ends the line where it happened; the next read reports it.
-fn pass_rest_of_line(
+/// Passes the rest of an oversized record to `oversized`: up to its line ending (which is
+/// consumed, not passed) when `line`, else to the end of the input. Returns the bytes
+/// read (`None`: `oversized` asked to stop). A read error ends the record where it
+/// happened; the next read reports it.
+fn pass_rest(
     reader: &mut dyn BufRead,
+    line: bool,
     oversized: &mut dyn FnMut(&[u8]) -> bool,
 ) -> Option<u64> {
     let mut total = 0u64;
@@ -246,7 +248,11 @@ fn pass_rest_of_line(
         if buf.is_empty() {
             return Some(total);
         }
-        let newline = buf.iter().position(|&b| b == b'\n');
+        let newline = if line {
+            buf.iter().position(|&b| b == b'\n')
+        } else {
+            None
+        };
         let (piece, used) = match newline {
             Some(i) => {
                 let end = if i > 0 && buf[i - 1] == b'\r' {
@@ -261,10 +267,9 @@ fn pass_rest_of_line(
         if !oversized(piece) {
             return None;
         }
-        let done = newline.is_some();
         reader.consume(used);
         total += used as u64;
-        if done {
+        if newline.is_some() {
             return Some(total);
         }
     }
@@ -296,25 +301,14 @@ fn read_document(
             if n as u64 > limits.max_record_bytes {
                 // As for a long line: the batch before it, then the document in pieces.
                 let head = batch.buf.split_off(start);
-                let mut bytes = n as u64;
-                if !flush(batch, sink) || !oversized(&head) {
-                    stopped = true;
+                let rest = if flush(batch, sink) && oversized(&head) {
+                    pass_rest(&mut reader, false, oversized)
                 } else {
-                    while let Ok(buf) = reader.fill_buf() {
-                        if buf.is_empty() {
-                            break;
-                        }
-                        let len = buf.len();
-                        if !oversized(buf) {
-                            stopped = true;
-                            break;
-                        }
-                        reader.consume(len);
-                        bytes += len as u64;
-                    }
-                }
+                    None
+                };
+                stopped = rest.is_none();
                 return Err(ProblemKind::RecordTooLarge {
-                    bytes,
+                    bytes: n as u64 + rest.unwrap_or(0),
                     limit: limits.max_record_bytes,
                 });
             }

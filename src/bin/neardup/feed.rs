@@ -195,9 +195,10 @@ pub struct CreateArgs {
     pub story_candidates: Option<f64>,
     /// Articles further than this from the article being checked (by their dates; an
     /// undated one takes the newest date indexed) do not match it; 'index compact'
-    /// removes the articles older than this before the newest date. E.g. 7d, 36h, 90m, 2w, 3600s; 'none': no window. Default: none at the
-    /// copy level, 72h at the story level (as the batch story level: another day's
-    /// edition of a report is another story).
+    /// removes the articles older than this before the newest date. E.g. 7d, 36h, 90m,
+    /// 2w, 3600s; 'none': no window. Default: none at the copy level, 72h at the story
+    /// level (as the batch story level: another day's edition of a report is another
+    /// story).
     #[arg(long, value_parser = parse_index_window, value_name = "DURATION", help_heading = "Index")]
     pub window: Option<IndexWindow>,
     /// No summary on standard error.

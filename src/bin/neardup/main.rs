@@ -760,7 +760,14 @@ impl Output {
         body: impl FnOnce(&mut dyn Write) -> io::Result<T>,
     ) -> Result<T> {
         match &mut self.0 {
-            None => write_atomically(None, |w| body(&mut stop::Stoppable(w))),
+            None => {
+                let stdout = io::stdout();
+                let mut w = BufWriter::with_capacity(1 << 16, stdout.lock());
+                let value =
+                    body(&mut stop::Stoppable(&mut w)).context("writing to standard output")?;
+                w.flush().context("writing to standard output")?;
+                Ok(value)
+            }
             Some((path, file)) => {
                 let mut w = BufWriter::with_capacity(1 << 16, file);
                 let value = body(&mut stop::Stoppable(&mut w))
@@ -780,7 +787,6 @@ impl Output {
     /// Makes written files appear at their paths, all of them, or none if a signal asked
     /// the run to stop (dropped, they leave nothing).
     pub(crate) fn commit_all(outputs: impl IntoIterator<Item = Output>) -> Result<()> {
-        let outputs: Vec<Output> = outputs.into_iter().collect();
         if stop::requested().is_some() {
             return Err(stop::error().into());
         }
@@ -811,36 +817,21 @@ pub(crate) fn probe_stats_out(story: &args::StoryArgs) -> Result<()> {
     Ok(())
 }
 
-/// Starts writing `path`; nothing appears there until it is committed.
-fn create_atomically(path: &Path) -> Result<OutputFile> {
-    OutputFile::create(path).with_context(|| format!("creating {}", path.display()))
-}
-
 /// Runs `body` on a buffered writer to `path` (or standard output); a regular file is
 /// written to a temporary name and renamed into place only when complete.
 pub(crate) fn write_atomically<T>(
     path: Option<&Path>,
     body: impl FnOnce(&mut dyn Write) -> io::Result<T>,
 ) -> Result<T> {
-    match path.filter(|p| !is_stdout(p)) {
-        None => {
-            let stdout = io::stdout();
-            let mut w = BufWriter::with_capacity(1 << 16, stdout.lock());
-            let value = body(&mut w).context("writing to standard output")?;
-            w.flush().context("writing to standard output")?;
-            Ok(value)
+    let mut out = Output(match path.filter(|p| !is_stdout(p)) {
+        None => None,
+        Some(p) => {
+            let file =
+                OutputFile::create(p).with_context(|| format!("creating {}", p.display()))?;
+            Some((p.to_path_buf(), file))
         }
-        Some(path) => {
-            let mut out = create_atomically(path)?;
-            let mut w = BufWriter::with_capacity(1 << 16, &mut out);
-            let value = body(&mut stop::Stoppable(&mut w))
-                .with_context(|| format!("writing {}", path.display()))?;
-            w.flush()
-                .with_context(|| format!("writing {}", path.display()))?;
-            drop(w);
-            out.commit()
-                .with_context(|| format!("writing {}", path.display()))?;
-            Ok(value)
-        }
-    }
+    });
+    let value = out.write(body)?;
+    out.commit()?;
+    Ok(value)
 }

@@ -263,9 +263,8 @@ impl Removals {
                         .map(|(id, _)| id.as_str())
                         .collect();
                     eprintln!(
-                        "neardup: serve: removed {} article{}: {}",
-                        report.removed,
-                        if report.removed == 1 { "" } else { "s" },
+                        "neardup: serve: removed {}: {}",
+                        neardup::report::count(report.removed, "article", "articles"),
                         gone.join(" ")
                     );
                 }
