@@ -4,7 +4,7 @@
 # every acknowledged article is in the index with the verdict it was acknowledged with,
 # that the index opens after every kill, and that the finished index answers exactly like
 # one built without crashes (at the copy and the story level); then kills `index compact`
-# at random moments.
+# and `index repair` at random moments.
 #
 #     scripts/crash-test.sh [ROUNDS] [SEED]      # default: 200 kills, seed 1
 set -euo pipefail
@@ -14,4 +14,5 @@ seed="${2:-1}"
 NEARDUP_CRASH_ROUNDS="$rounds" NEARDUP_CRASH_SEED="$seed" \
   cargo test --test tests -- --nocapture \
   feed::acknowledged_articles_survive_sigkill_at_random_moments feed::compaction_survives_sigkill \
+  feed::repair_survives_sigkill \
   feed::story_level_acknowledged_articles_survive_sigkill_at_random_moments

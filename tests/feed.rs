@@ -502,6 +502,7 @@ fn a_damaged_frame_with_articles_after_it_is_refused_not_cut_off() {
         assert!(e.contains("articles.0.log is damaged at byte 24"), "{e}");
         assert!(e.contains("intact articles follow"), "{e}");
         assert!(e.contains("nothing was changed"), "{e}");
+        assert!(e.contains("'neardup index repair "), "{e}");
     }
     let out = index_output(&["stats"], &dir, &[]);
     assert!(!out.status.success());
@@ -557,6 +558,17 @@ fn reuters_with_one_damaged_byte_is_refused_not_cut_off() {
         assert!(err.contains("is damaged at byte"), "{err}");
     }
     assert_eq!(std::fs::metadata(&log).unwrap().len(), bytes.len() as u64);
+    // Repaired: every article but the first, whose frame held the byte.
+    let out = index_output(&["repair", "--format", "json"], &dir, &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let report = lines_of(&out).remove(0);
+    assert_eq!(report["kept"], 19_042);
+    assert_eq!(report["damaged"][0]["offset"], 24);
+    assert_eq!(index_stats(&dir)["articles"], 19_042);
+    assert_eq!(
+        std::fs::read(dir.join("articles.0.log.damaged")).unwrap(),
+        bytes
+    );
 }
 
 #[test]
@@ -1537,6 +1549,386 @@ fn compaction_survives_sigkill() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Repairing a damaged index.
+
+/// `(offset, length)` of every frame of an article log's bytes.
+fn frames_of(log: &[u8]) -> Vec<(u64, u64)> {
+    let mut frames = Vec::new();
+    let mut at = 24;
+    while at + 8 <= log.len() {
+        let len = 8 + u32::from_le_bytes(log[at..at + 4].try_into().unwrap()) as usize;
+        frames.push((at as u64, len as u64));
+        at += len;
+    }
+    frames
+}
+
+/// Copies the files of the index `from` (not its lock) into a new directory `to`.
+fn copy_index(from: &Path, to: &Path) {
+    std::fs::create_dir(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "lock" {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// `index export` of `idx`, one line per article.
+fn exported(idx: &Path) -> Vec<String> {
+    let out = index_output(&["export"], idx, &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    stdout_of(&out).lines().map(str::to_string).collect()
+}
+
+/// The `.damaged` files an index directory holds.
+fn damaged_files(idx: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(idx)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains(".damaged"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// A byte flipped in the middle of each frame `hit` of a copy of the index `built`:
+/// `index repair` keeps every other article, reports each damaged frame's bytes, keeps
+/// the damaged log aside byte for byte, and leaves an index that answers exactly as one
+/// built from the kept articles alone, in order, and that stats, add and watch take.
+#[test]
+fn index_repair_keeps_every_intact_article_as_if_added_alone() {
+    let s = Scratch::new();
+    let records = story_corpus(53, 120, 1_700_000_000);
+    let input = s.write("all.jsonl", to_jsonl(&records));
+    let mut late = story_corpus(54, 10, 1_700_000_000 + 100 * 3600);
+    for r in &mut late {
+        r["id"] = format!("late-{}", r["id"].as_str().unwrap()).into();
+    }
+    let late = s.write("late.jsonl", to_jsonl(&late));
+    for level in ["copy", "story"] {
+        let built = s.path(&format!("built-{level}"));
+        index_ok(&["create", "-q", "--level", level], &built, &[]);
+        index_ok(&["add", "-q"], &built, &[&input]);
+        let before = exported(&built);
+        let good = std::fs::read(built.join("articles.0.log")).unwrap();
+        let frames = frames_of(&good);
+        assert_eq!(frames.len(), records.len());
+        let mut changed_somewhere = 0;
+        let cases: [(&str, &[usize]); 3] = [
+            ("middle", &[60]),
+            ("first", &[0]),
+            ("two-places", &[17, 90]),
+        ];
+        for (case, hit) in cases {
+            let what = format!("{level}, {case}");
+            let idx = s.path(&format!("idx-{level}-{case}"));
+            copy_index(&built, &idx);
+            let mut bad = good.clone();
+            for &k in hit {
+                let (offset, len) = frames[k];
+                bad[(offset + len / 2) as usize] ^= 0xFF;
+            }
+            std::fs::write(idx.join("articles.0.log"), &bad).unwrap();
+            let out = index_output(&["stats"], &idx, &[]);
+            assert!(!out.status.success(), "{what}");
+            let refusal = stderr_of(&out);
+            let hint = format!("'neardup index repair {}'", idx.display());
+            assert!(refusal.contains(&hint), "{what}: {refusal}");
+
+            let out = index_output(&["repair", "--format", "jsonl"], &idx, &[]);
+            assert!(out.status.success(), "{what}: {}", stderr_of(&out));
+            let report = lines_of(&out).remove(0);
+            let kept: Vec<serde_json::Value> = records
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !hit.contains(i))
+                .map(|(_, r)| r.clone())
+                .collect();
+            let damaged: Vec<serde_json::Value> = hit
+                .iter()
+                .map(|&k| serde_json::json!({"offset": frames[k].0, "bytes": frames[k].1}))
+                .collect();
+            let aside = idx.join("articles.0.log.damaged");
+            assert_eq!(report["outcome"], "repaired", "{what}");
+            assert_eq!(report["kept"], kept.len() as u64, "{what}");
+            assert_eq!(report["damaged"], serde_json::json!(damaged), "{what}");
+            assert_eq!(report["header_damaged"], false, "{what}");
+            assert_eq!(
+                report["unfinished_write"],
+                serde_json::Value::Null,
+                "{what}"
+            );
+            assert_eq!(report["repaired_generation"], 1, "{what}");
+            assert_eq!(report["kept_aside"], aside.display().to_string(), "{what}");
+            let summary = stderr_of(&out);
+            for said in [
+                format!("kept {} intact articles", kept.len()),
+                format!("{} bytes at byte {}", frames[hit[0]].1, frames[hit[0]].0),
+                format!("kept as {}", aside.display()),
+            ] {
+                assert!(summary.contains(&said), "{what}: {summary}");
+            }
+            // Nothing is lost: the damaged log is kept whole; the new one replaced it.
+            assert_eq!(std::fs::read(&aside).unwrap(), bad, "{what}");
+            assert!(!idx.join("articles.0.log").exists(), "{what}");
+
+            // As if the kept articles had been added alone, in order.
+            let fresh = s.path(&format!("fresh-{level}-{case}"));
+            index_ok(&["create", "-q", "--level", level], &fresh, &[]);
+            let kept_file = s.write(&format!("kept-{level}-{case}.jsonl"), to_jsonl(&kept));
+            index_ok(&["add", "-q"], &fresh, &[&kept_file]);
+            let repaired = exported(&idx);
+            assert_eq!(repaired, exported(&fresh), "{what}");
+            // The verdicts said to have changed are those that now read otherwise.
+            let was: HashMap<String, &String> = before
+                .iter()
+                .map(|l| (json_lines(l)[0]["id"].as_str().unwrap().to_string(), l))
+                .collect();
+            let changed: Vec<String> = repaired
+                .iter()
+                .filter_map(|l| {
+                    let id = json_lines(l)[0]["id"].as_str().unwrap().to_string();
+                    (was[&id] != l).then_some(id)
+                })
+                .collect();
+            assert_eq!(
+                report["verdicts_changed"],
+                serde_json::json!(changed),
+                "{what}"
+            );
+            changed_somewhere += changed.len();
+
+            // The repaired index takes articles as the fresh one does, through add and
+            // watch alike.
+            assert_eq!(index_stats(&idx)["articles"], kept.len() as u64, "{what}");
+            let added = |dir: &Path| stdout_of(&index_output(&["add", "-q"], dir, &[&late]));
+            assert_eq!(added(&idx), added(&fresh), "{what}");
+            let watched = neardup()
+                .arg("watch")
+                .arg(&idx)
+                .write_stdin(to_jsonl(&records[..3]))
+                .output()
+                .unwrap();
+            assert!(watched.status.success(), "{what}: {}", stderr_of(&watched));
+            let answers = lines_of(&watched);
+            let indexed = answers.iter().filter(|v| v["indexed"] == true).count();
+            assert_eq!(
+                (answers.len(), indexed),
+                (3, (0..3).filter(|i| !hit.contains(i)).count()),
+                "{what}"
+            );
+        }
+        // Decided again, not copied: articles matched to a damaged one now read otherwise.
+        assert!(changed_somewhere > 0, "{level}");
+    }
+}
+
+/// A whole index is left byte for byte as it was; a log ending in an unfinished write
+/// has only that cut off; a log cut inside its header leaves an empty index; and
+/// --discard-damaged keeps nothing aside.
+#[test]
+fn index_repair_changes_only_what_is_damaged() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let input = s.jsonl("in.jsonl", &good_records());
+    index_ok(&["add", "-q"], &idx, &[&input]);
+    let files = |dir: &Path| -> BTreeMap<String, Vec<u8>> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_name() != "lock") // holds the last writer's pid
+            .map(|e| {
+                (
+                    e.file_name().into_string().unwrap(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect()
+    };
+    let log = idx.join("articles.0.log");
+    let good = std::fs::read(&log).unwrap();
+    let whole = files(&idx);
+    let repair = |args: &[&str]| {
+        let out = index_output(&[&["repair", "--format", "json"], args].concat(), &idx, &[]);
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        (lines_of(&out).remove(0), stderr_of(&out))
+    };
+    let (report, summary) = repair(&[]);
+    assert_eq!(report["outcome"], "nothing_to_repair");
+    assert_eq!(report["kept"], 4);
+    assert!(summary.contains("nothing to repair"), "{summary}");
+    assert_eq!(files(&idx), whole, "not a byte changed");
+
+    // An unfinished write: cut off, as a writer cuts it, and nothing kept aside.
+    let frames = frames_of(&good);
+    let (offset, len) = frames[3];
+    let mut torn = good.clone();
+    torn.extend_from_slice(&good[offset as usize..(offset + len / 2) as usize]);
+    std::fs::write(&log, &torn).unwrap();
+    let (report, summary) = repair(&[]);
+    assert_eq!(report["outcome"], "cut_unfinished_write");
+    assert_eq!(
+        report["unfinished_write"],
+        serde_json::json!({"offset": good.len(), "bytes": len / 2})
+    );
+    assert!(summary.contains("cut off an unfinished write"), "{summary}");
+    assert_eq!(files(&idx), whole);
+
+    // Damage with --discard-damaged: repaired, the damaged log deleted.
+    let mut bad = good.clone();
+    bad[(frames[1].0 + 30) as usize] ^= 0xFF;
+    std::fs::write(&log, &bad).unwrap();
+    let (report, summary) = repair(&["--discard-damaged", "-q"]);
+    assert_eq!(
+        (report["outcome"].as_str(), report["kept"].as_u64()),
+        (Some("repaired"), Some(3))
+    );
+    assert_eq!(report["kept_aside"], serde_json::Value::Null);
+    assert!(summary.is_empty(), "{summary}");
+    assert!(damaged_files(&idx).is_empty());
+    assert_eq!(
+        std::fs::read_dir(&idx).unwrap().count(),
+        3,
+        "index.meta, lock and articles.1.log"
+    );
+
+    // A log cut inside its header holds no article: an empty index, the bytes aside.
+    let log = idx.join("articles.1.log");
+    let cut = std::fs::read(&log).unwrap()[..10].to_vec();
+    std::fs::write(&log, &cut).unwrap();
+    let e = stderr_of(&index_output(&["stats"], &idx, &[]));
+    assert!(e.contains("cut short"), "{e}");
+    let (report, summary) = repair(&[]);
+    assert_eq!(report["kept"], 0);
+    assert_eq!(report["header_damaged"], true);
+    assert_eq!(
+        report["damaged"],
+        serde_json::json!([{"offset": 0, "bytes": 10}])
+    );
+    assert!(
+        summary.contains("the index is now empty: add the articles again"),
+        "{summary}"
+    );
+    assert_eq!(
+        std::fs::read(idx.join("articles.1.log.damaged")).unwrap(),
+        cut
+    );
+    assert_eq!(index_stats(&idx)["articles"], 0);
+    index_ok(&["add", "-q"], &idx, &[&input]);
+    assert_eq!(index_stats(&idx)["articles"], 4);
+
+    // Not an index, or no log: said, nothing made.
+    let out = index_output(&["repair"], &s.path("nothing"), &[]);
+    assert!(
+        stderr_of(&out).contains("not a neardup index"),
+        "{}",
+        stderr_of(&out)
+    );
+    std::fs::remove_file(idx.join("articles.2.log")).unwrap();
+    let out = index_output(&["repair"], &idx, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("has no article log articles.2.log"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+/// Another writer holds the index: repair is refused and changes nothing.
+#[test]
+fn index_repair_is_refused_while_another_writer_holds_the_index() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    index_ok(
+        &["add", "-q"],
+        &idx,
+        &[&s.jsonl("in.jsonl", &good_records())],
+    );
+    let log = std::fs::read(idx.join("articles.0.log")).unwrap();
+    let mut watch = Command::new(assert_cmd::cargo::cargo_bin("neardup"))
+        .arg("watch")
+        .arg(&idx)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_lock(&idx, watch.id());
+    let out = index_output(&["repair"], &idx, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let message = stderr_of(&out);
+    assert!(
+        message.contains(&format!(
+            "is open for writing by another process (pid {})",
+            watch.id()
+        )),
+        "{message}"
+    );
+    drop(watch.stdin.take());
+    assert!(watch.wait().unwrap().success());
+    assert_eq!(std::fs::read(idx.join("articles.0.log")).unwrap(), log);
+    assert!(damaged_files(&idx).is_empty());
+}
+
+/// Repair killed at random moments leaves the damaged or the repaired generation in
+/// force, never a mix, and never loses the damaged bytes; running it again finishes it.
+#[test]
+fn repair_survives_sigkill() {
+    let s = Scratch::new();
+    let records = corpus(79, 1500, 1_600_000_000);
+    let input = s.write("corpus.jsonl", to_jsonl(&records));
+    let built = s.path("built");
+    index_ok(&["create", "-q"], &built, &[]);
+    index_ok(&["add", "-q"], &built, &[&input]);
+    let mut bad = std::fs::read(built.join("articles.0.log")).unwrap();
+    let (offset, len) = frames_of(&bad)[700];
+    bad[(offset + len / 2) as usize] ^= 0xFF;
+    std::fs::write(built.join("articles.0.log"), &bad).unwrap();
+    // One repair to the end: what every killed one must come to, and how long it takes.
+    let done = s.path("done");
+    copy_index(&built, &done);
+    let started = Instant::now();
+    index_ok(&["repair", "-q"], &done, &[]);
+    let took = started.elapsed().as_millis() as u64;
+    let expected = exported(&done);
+    assert_eq!(expected.len(), 1499);
+    let mut rng = Rng(12);
+    for round in 0..crash_rounds().div_ceil(2) {
+        let idx = s.path(&format!("idx-{round}"));
+        copy_index(&built, &idx);
+        let delay = Duration::from_millis(rng.below(took + 20));
+        let repair = ["index", "repair"].map(std::ffi::OsStr::new);
+        run_and_kill(&[&repair[..], &[idx.as_os_str()]].concat(), None, delay);
+        let out = index_output(&["stats"], &idx, &[]);
+        if out.status.success() {
+            assert_eq!(lines_of(&out)[0]["articles"], 1499, "round {round}");
+        } else {
+            assert!(
+                stderr_of(&out).contains("is damaged at byte"),
+                "round {round}"
+            );
+            assert_eq!(std::fs::read(idx.join("articles.0.log")).unwrap(), bad);
+        }
+        index_ok(&["repair", "-q"], &idx, &[]);
+        assert_eq!(exported(&idx), expected, "round {round}");
+        assert_eq!(
+            damaged_files(&idx),
+            ["articles.0.log.damaged"],
+            "round {round}"
+        );
+        assert_eq!(
+            std::fs::read(idx.join("articles.0.log.damaged")).unwrap(),
+            bad
+        );
+        index_ok(&["add", "-q"], &idx, &[&input]);
+        assert_eq!(index_stats(&idx)["articles"], 1500, "round {round}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // The story level.
 
 /// `n` articles as [`corpus`] makes them, except that about a third of the derived ones
@@ -2168,9 +2560,21 @@ fn feed_help_and_messages_say_what_is_so() {
     assert!(!query.contains("--representative"), "{query}");
     let index = help(&["index", "--help"]);
     assert!(
-        index.contains("(add, remove, compact, watch, serve)"),
+        index.contains("(add, remove, compact, repair, watch, serve)"),
         "{index}"
     );
+    // repair says what it keeps, what it leaves out and where the damaged log goes.
+    let repair = help(&["index", "repair", "--help"]);
+    let repair = repair.split_whitespace().collect::<Vec<_>>().join(" ");
+    for said in [
+        "Every intact article is kept",
+        "left out and reported by offset",
+        "articles.<generation>.log.damaged",
+        "--discard-damaged",
+        "nothing to repair",
+    ] {
+        assert!(repair.contains(said), "{said}: {repair}");
+    }
     assert!(!index.contains("(see\n'--durability')"), "{index}");
     let out = neardup()
         .args(["watch", "idx", "--compact-every", "0s"])

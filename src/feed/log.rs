@@ -9,6 +9,8 @@
 //! fails its checksum, and a writer truncates the file there. Nothing acknowledged can be
 //! in that tail, because a group is acknowledged only after it is synced as a whole; a
 //! tail with an intact frame after the bad one is damage, and [`check_tail`] refuses it.
+//! Only `index repair` reads past damage ([`salvage`]): it resynchronises on the next
+//! intact frame and reports the bytes it crossed.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -21,7 +23,7 @@ use super::format::{self, FRAME_HEADER_BYTES, LOG_HEADER_BYTES};
 
 /// An unfinished tail longer than this is not a torn write but damage: a writer refuses
 /// to truncate it. Commit groups are kept well below it (see [`MAX_GROUP_BYTES`]).
-const MAX_TORN_TAIL: u64 = 256 << 20;
+pub(crate) const MAX_TORN_TAIL: u64 = 256 << 20;
 /// A commit group is written as soon as it holds this many bytes.
 pub(crate) const MAX_GROUP_BYTES: usize = 32 << 20;
 
@@ -189,11 +191,115 @@ pub(crate) fn check_tail(path: &Path, file: &File, end: &ScanEnd) -> Result<(), 
         Some(at) => Err(format!(
             "{} is damaged at byte {}: the frame there cannot be read, but intact articles \
              follow it (the first at byte {at}), so this is not an unfinished write; nothing \
-             was changed (copy the index aside before repairing it by hand)",
+             was changed ({})",
             path.display(),
-            end.valid_len
+            end.valid_len,
+            repair_hint(path)
         )),
     }
+}
+
+/// What to do about a damaged log at `path`.
+fn repair_hint(path: &Path) -> String {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    format!(
+        "'neardup index repair {}' keeps every intact article and sets the damaged log aside",
+        dir.display()
+    )
+}
+
+/// What [`salvage`] found in a log: the frames it can use and the bytes it cannot.
+#[derive(Debug, Default)]
+pub(crate) struct Salvage {
+    /// `(offset, length)` of every intact frame holding a usable record, in log order.
+    pub frames: Vec<(u64, u32)>,
+    /// `(offset, length)` of the unusable stretches that have a usable frame after them
+    /// (the header counts as one when it is bad).
+    pub damaged: Vec<(u64, u64)>,
+    /// `(offset, length)` of the unusable bytes after the last usable frame, if any.
+    pub tail: Option<(u64, u64)>,
+    /// Whether the log's header is missing, cut short or wrong.
+    pub header_damaged: bool,
+    /// Intact frames whose payload `usable` refused (counted as damage).
+    pub refused: u64,
+    /// Length of the file.
+    pub file_len: u64,
+}
+
+/// Reads every usable frame of the log, past damage: where [`scan`] would stop, it
+/// resynchronises on the next intact frame (as [`check_tail`] finds it) and goes on.
+/// `usable` says whether an intact frame's payload is a record the index can take; one
+/// it refuses counts as damage. `on_bytes` is told of progress.
+pub(crate) fn salvage(
+    file: &File,
+    generation: u64,
+    mut on_bytes: impl FnMut(u64),
+    mut usable: impl FnMut(&[u8]) -> bool,
+) -> io::Result<Salvage> {
+    let file_len = file.metadata()?.len();
+    let mut found = Salvage {
+        file_len,
+        ..Salvage::default()
+    };
+    let mut header = vec![0u8; LOG_HEADER_BYTES.min(file_len) as usize];
+    read_exact_at(file, &mut header, 0)?;
+    // Where the unusable stretch being crossed began.
+    let mut bad_from = None;
+    if format::check_log_header(&header, generation).is_err() {
+        found.header_damaged = true;
+        bad_from = Some(0);
+    }
+    let mut at = LOG_HEADER_BYTES;
+    while at < file_len {
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        io::Seek::seek(&mut reader, io::SeekFrom::Start(at))?;
+        let mut refused = None;
+        let end = crate::frame::scan(
+            &mut reader,
+            at,
+            file_len,
+            "the article log",
+            &mut on_bytes,
+            |offset, payload| {
+                if !usable(payload) {
+                    found.refused += 1;
+                    refused = Some(offset);
+                    return Err(String::new());
+                }
+                if let Some(from) = bad_from.take() {
+                    found.damaged.push((from, offset - from));
+                }
+                let len = (payload.len() + FRAME_HEADER_BYTES) as u32;
+                found.frames.push((offset, len));
+                Ok(())
+            },
+        );
+        let end = match (end, refused) {
+            (_, Some(offset)) => offset,
+            (Ok(end), None) => end,
+            (Err(e), None) => return Err(io::Error::other(e)),
+        };
+        if end >= file_len {
+            break;
+        }
+        let from = *bad_from.get_or_insert(end);
+        match intact_frame_after(file, end + 1, file_len)? {
+            Some(next) => {
+                on_bytes(next - end);
+                at = next;
+            }
+            None => {
+                found.tail = Some((from, file_len - from));
+                bad_from = None;
+                break;
+            }
+        }
+    }
+    if let Some(from) = bad_from.filter(|&from| from < file_len) {
+        // A bad header with nothing after it, or a header cut short.
+        found.tail = Some((from, file_len - from));
+    }
+    Ok(found)
 }
 
 /// The offset of the first intact article frame at or after `from`, if any.
@@ -252,10 +358,11 @@ impl Log {
             if end.tail() > MAX_TORN_TAIL {
                 return Err(format!(
                     "{} is damaged at byte {}: {} bytes after it cannot be read; \
-                     refusing to cut them off (copy the index aside before repairing it by hand)",
+                     refusing to cut them off ({})",
                     path.display(),
                     end.valid_len,
-                    end.tail()
+                    end.tail(),
+                    repair_hint(path)
                 ));
             }
             file.set_len(end.valid_len)
@@ -446,6 +553,55 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// Keeps the file at `path` under a name beside it that no writer removes as stale
+/// (`<name>.damaged`, or `<name>.damaged-2`, … when taken by another file): a hard link,
+/// or a synced copy where the file system has no links; the directory is synced. A name
+/// already linked to the file (left by an interrupted repair) is used again.
+pub(crate) fn keep_aside(path: &Path) -> io::Result<PathBuf> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    for n in 1u32.. {
+        let aside = match n {
+            1 => dir.join(format!("{name}.damaged")),
+            n => dir.join(format!("{name}.damaged-{n}")),
+        };
+        match std::fs::hard_link(path, &aside) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                if same_file(path, &aside)? {
+                    return Ok(aside);
+                }
+                continue;
+            }
+            Err(_) => {
+                // No hard links here: a copy, which appears under its name only whole.
+                if aside.exists() {
+                    continue;
+                }
+                let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+                io::copy(&mut File::open(path)?, &mut tmp)?;
+                tmp.as_file().sync_all()?;
+                tmp.persist_noclobber(&aside).map_err(|e| e.error)?;
+            }
+        }
+        sync_dir(dir)?;
+        return Ok(aside);
+    }
+    unreachable!("some name is free")
+}
+
+#[cfg(unix)]
+fn same_file(a: &Path, b: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let (a, b) = (std::fs::metadata(a)?, std::fs::metadata(b)?);
+    Ok((a.dev(), a.ino()) == (b.dev(), b.ino()))
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &Path, _: &Path) -> io::Result<bool> {
+    Ok(false)
+}
+
 /// Writes `bytes` to `dir/name` atomically: a temporary file, synced, renamed over the
 /// target, then the directory synced.
 pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
@@ -539,6 +695,140 @@ mod tests {
             log.append(|v| v.extend_from_slice(&second));
             log.commit().unwrap();
             assert_eq!(ids(&path).0, ["a", "b"]);
+        }
+    }
+
+    /// A log of frames `ids` in order: its bytes and each frame's `(offset, length)`.
+    fn log_of(ids: &[&str]) -> (Vec<u8>, Vec<(u64, u64)>) {
+        let mut bytes = format::encode_log_header(0).to_vec();
+        let mut frames = Vec::new();
+        for id in ids {
+            let f = frame(id);
+            frames.push((bytes.len() as u64, f.len() as u64));
+            bytes.extend_from_slice(&f);
+        }
+        (bytes, frames)
+    }
+
+    /// What `salvage` makes of a log: the ids kept, the damaged ranges, the tail and
+    /// whether the header was bad.
+    type Salvaged = (Vec<String>, Vec<(u64, u64)>, Option<(u64, u64)>, bool);
+
+    fn salvaged(bytes: &[u8]) -> Salvaged {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        let mut seen = 0;
+        let found = salvage(&file, 0, |n| seen += n, |p| p[0] != 9).unwrap();
+        let log = Log::open_read(&path, file, found.file_len);
+        let mut buf = Vec::new();
+        let ids = found
+            .frames
+            .iter()
+            .map(|&(offset, len)| {
+                let payload = log.read(offset, len, &mut buf).unwrap();
+                format::decode_article(payload, 1).unwrap().id.to_string()
+            })
+            .collect();
+        (ids, found.damaged, found.tail, found.header_damaged)
+    }
+
+    #[test]
+    fn salvage_keeps_every_intact_frame_past_damage() {
+        let (good, f) = log_of(&["a", "b", "c", "d", "e"]);
+        let flip = |at: &[u64]| {
+            let mut bytes = good.clone();
+            for &i in at {
+                bytes[i as usize] ^= 0xFF;
+            }
+            bytes
+        };
+        let whole: Vec<String> = "abcde".chars().map(String::from).collect();
+        let without = |gone: &str| -> Vec<String> {
+            whole
+                .iter()
+                .filter(|id| !gone.contains(id.as_str()))
+                .cloned()
+                .collect()
+        };
+        // Whole, then a bad byte in the middle of each frame, then in its length.
+        assert_eq!(salvaged(&good), (whole.clone(), vec![], None, false));
+        for (k, id) in ["a", "b", "c", "d"].iter().enumerate() {
+            let (offset, len) = f[k];
+            for at in [offset, offset + len / 2] {
+                assert_eq!(
+                    salvaged(&flip(&[at])),
+                    (without(id), vec![f[k]], None, false),
+                    "frame {id}, byte {at}"
+                );
+            }
+        }
+        // Two places, and two frames in a row: one stretch each.
+        assert_eq!(
+            salvaged(&flip(&[f[1].0 + 20, f[3].0 + 20])),
+            (without("bd"), vec![f[1], f[3]], None, false)
+        );
+        assert_eq!(
+            salvaged(&flip(&[f[1].0 + 20, f[2].0 + 20])),
+            (without("bc"), vec![(f[1].0, f[1].1 + f[2].1)], None, false)
+        );
+        // A page of the last group that never reached the disk reads as zeros, while a
+        // later one did: the frames after the hole are kept.
+        let mut hole = good.clone();
+        hole[f[2].0 as usize..(f[3].0 + 10) as usize].fill(0);
+        assert_eq!(
+            salvaged(&hole),
+            (without("cd"), vec![(f[2].0, f[2].1 + f[3].1)], None, false)
+        );
+        // The last frame has nothing intact after it: the tail.
+        assert_eq!(
+            salvaged(&flip(&[f[4].0 + 20])),
+            (without("e"), vec![], Some(f[4]), false)
+        );
+        let cut = &good[..good.len() - 3];
+        assert_eq!(
+            salvaged(cut),
+            (without("e"), vec![], Some((f[4].0, f[4].1 - 3)), false)
+        );
+        // A bad header is a stretch of its own; one cut short holds nothing.
+        assert_eq!(
+            salvaged(&flip(&[3])),
+            (whole.clone(), vec![(0, LOG_HEADER_BYTES)], None, true)
+        );
+        for n in [0, 10, 24] {
+            let tail = (n > 0 && n < 24).then_some((0, n as u64));
+            assert_eq!(salvaged(&good[..n]), (vec![], vec![], tail, n < 24));
+        }
+        // An intact frame whose record is refused counts as damage.
+        let mut refused = good.clone();
+        let (at, len) = (f[2].0 as usize, f[2].1 as usize);
+        refused[at + FRAME_HEADER_BYTES] = 9;
+        crate::frame::seal(&mut refused[..at + len], at);
+        assert_eq!(salvaged(&refused), (without("c"), vec![f[2]], None, false));
+    }
+
+    #[test]
+    fn keep_aside_links_the_log_under_a_free_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("articles.0.log");
+        std::fs::write(&path, b"damaged").unwrap();
+        let aside = keep_aside(&path).unwrap();
+        assert_eq!(aside, dir.path().join("articles.0.log.damaged"));
+        assert_eq!(std::fs::read(&aside).unwrap(), b"damaged");
+        // Again (an interrupted repair tried before): the same name.
+        assert_eq!(keep_aside(&path).unwrap(), aside);
+        // Another file under that name is not overwritten.
+        std::fs::remove_file(&aside).unwrap();
+        std::fs::write(&aside, b"other").unwrap();
+        let second = keep_aside(&path).unwrap();
+        assert_eq!(second, dir.path().join("articles.0.log.damaged-2"));
+        assert_eq!(std::fs::read(&aside).unwrap(), b"other");
+        assert_eq!(std::fs::read(&second).unwrap(), b"damaged");
+        // Neither is taken for a log of another generation.
+        for name in [&aside, &second] {
+            let name = name.file_name().unwrap().to_str().unwrap();
+            assert_eq!(format::parse_log_file_name(name), None);
         }
     }
 

@@ -15,6 +15,10 @@
 //! power loss with honest disks). A crash never corrupts the index: the next writer cuts
 //! off the unfinished tail of the log, and readers ignore it.
 //!
+//! A damaged log (a bad frame with intact ones after it) is refused by readers and writers
+//! alike; [`FeedIndex::repair`] keeps its intact articles in a new generation and sets the
+//! damaged log aside.
+//!
 //! ## Sharing
 //! One process at a time may write (`add`, `compact`, the CLI's `watch`): it holds an
 //! advisory lock on `DIR/lock`, and a second writer gets [`ErrorKind::Index`] naming the
@@ -76,8 +80,9 @@ pub use article::{Article, now};
 pub use format::{FORMAT_VERSION, IndexSettings, Level, StatsSource, StoryIndexSettings};
 pub use ingest::{IngestMode, IngestOptions, IngestStats, ingest};
 pub use output::{
-    ClusterRecord, MatchRecord, RejectedRecord, StatsRecord, StoryStatsRecord, VerdictRecord,
-    write_clusters, write_json_line, write_stats_table, write_verdicts,
+    ByteRange, ClusterRecord, MatchRecord, RejectedRecord, RepairRecord, StatsRecord,
+    StoryStatsRecord, VerdictRecord, write_clusters, write_json_line, write_stats_table,
+    write_verdicts,
 };
 
 use crate::error::{Error, ErrorKind, Result};
@@ -271,6 +276,66 @@ pub struct RemoveReport {
     pub found: Vec<bool>,
     /// The rewrite: articles removed and kept, the log's bytes before and after.
     pub compacted: CompactReport,
+}
+
+/// How [`FeedIndex::repair`] treats the damaged log it replaces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RepairOptions {
+    /// Delete the damaged log instead of keeping it aside (`articles.<g>.log.damaged`).
+    pub discard_damaged: bool,
+}
+
+/// What [`FeedIndex::repair`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RepairOutcome {
+    /// The log was whole: nothing was changed.
+    NothingToRepair,
+    /// The log ended in an unfinished write, which was cut off as any writer cuts it.
+    CutUnfinishedWrite,
+    /// The intact articles were written to a new generation of the log.
+    Rewritten,
+}
+
+impl RepairOutcome {
+    /// The name used in output.
+    pub fn name(self) -> &'static str {
+        match self {
+            RepairOutcome::NothingToRepair => "nothing_to_repair",
+            RepairOutcome::CutUnfinishedWrite => "cut_unfinished_write",
+            RepairOutcome::Rewritten => "repaired",
+        }
+    }
+}
+
+/// What [`FeedIndex::repair`] found and did. Byte ranges are `(offset, length)` in the
+/// log that was read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepairReport {
+    /// What was done.
+    pub outcome: RepairOutcome,
+    /// The article log that was read (of the generation in force before).
+    pub log: PathBuf,
+    /// Bytes of the article log before and after.
+    pub log_bytes: (u64, u64),
+    /// The generation in force before and after.
+    pub generation: (u64, u64),
+    /// Intact articles kept, in the order they were added.
+    pub kept: u64,
+    /// Stretches that held no intact article and were left out, in log order: those
+    /// with intact articles after them, and the header when it was bad.
+    pub damaged: Vec<(u64, u64)>,
+    /// Whether the log's header was damaged (or cut short: then no article was in it).
+    pub header_damaged: bool,
+    /// The bytes after the last intact article that a writer would cut off (left by a
+    /// crash during a write), left out.
+    pub unfinished_write: Option<(u64, u64)>,
+    /// Where the damaged log now is (`None` unless rewritten and kept).
+    pub kept_aside: Option<PathBuf>,
+    /// Kept articles whose verdict, decided again without what was left out, reads
+    /// otherwise than the one they were given, as `index export` prints it (their match
+    /// was left out, say), in the order added.
+    pub verdicts_changed: Vec<String>,
 }
 
 /// Where each article's record is and when it was published.
@@ -584,12 +649,7 @@ impl FeedIndex {
     /// Opens the index in `dir`. Reading the article log is reported to `observer` as
     /// [`Stage::Read`] (in bytes).
     pub fn open(dir: &Path, access: Access, observer: &dyn Observer) -> Result<FeedIndex> {
-        if !dir.join(format::META_FILE).is_file() {
-            return Err(index_error(
-                dir,
-                "is not a neardup index (it has no index.meta); create one first",
-            ));
-        }
+        check_is_index(dir)?;
         let lock = match access {
             Access::Read => None,
             Access::Write => Some(take_lock(dir)?),
@@ -891,8 +951,20 @@ impl FeedIndex {
         buf: &'a mut Vec<u8>,
         num_perm: usize,
     ) -> Result<ArticleRecord<'a>> {
+        let (offset, len) = (docs.offsets[doc as usize], docs.lens[doc as usize]);
+        Self::record_at(log, offset, len, buf, num_perm)
+    }
+
+    /// The record of the frame at `offset` of `len` bytes (frame included).
+    fn record_at<'a>(
+        log: &'a Log,
+        offset: u64,
+        len: u32,
+        buf: &'a mut Vec<u8>,
+        num_perm: usize,
+    ) -> Result<ArticleRecord<'a>> {
         let payload = log
-            .read(docs.offsets[doc as usize], docs.lens[doc as usize], buf)
+            .read(offset, len, buf)
             .map_err(|e| Error::io(format!("reading {}", log.path().display()), e))?;
         format::decode_article(payload, num_perm).map_err(|e| {
             Error::io(
@@ -1566,6 +1638,201 @@ impl FeedIndex {
         Ok(RemoveReport { found, compacted })
     }
 
+    /// Repairs the index in `dir` whose article log is damaged: keeps every intact
+    /// article, in order, and leaves out the bytes that hold none (each damaged stretch
+    /// is crossed by resynchronising on the next intact frame). The kept articles are
+    /// added again to a new generation of the log, so their verdicts are decided as if
+    /// they had been added alone, and the index switches to it as a compaction does: a
+    /// crash at any point leaves the old or the new generation in force, whole. The
+    /// damaged log is kept beside it as `articles.<g>.log.damaged` (made before the
+    /// switch, so no byte is lost at any point) unless `options` discards it.
+    ///
+    /// A log that is whole is left as it is (byte for byte); one that ends in an
+    /// unfinished write only has it cut off, as any writer does. Takes the writer's lock.
+    /// The other files need nothing: the LSH tables and accumulated statistics are
+    /// rebuilt from the log when it is read, and `index.meta` and `story.stats` are
+    /// checked as when opening (a damaged `index.meta` is refused: it holds the settings).
+    /// Reading the log is reported to `observer` as [`Stage::Read`] (bytes), adding the
+    /// kept articles again as [`Stage::Write`] (articles).
+    pub fn repair(
+        dir: &Path,
+        options: &RepairOptions,
+        observer: &dyn Observer,
+    ) -> Result<RepairReport> {
+        check_is_index(dir)?;
+        let lock = take_lock(dir)?;
+        let meta = read_meta(dir)?;
+        let name = format::log_file_name(meta.generation);
+        let path = dir.join(&name);
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| {
+                if e.kind() == io::ErrorKind::NotFound {
+                    index_error(
+                        dir,
+                        format!(
+                            "has no article log {name} (index.meta names generation {}): \
+                             there is nothing to repair from; create a new index and add the \
+                             articles again",
+                            meta.generation
+                        ),
+                    )
+                } else {
+                    io_error(dir, "opening the article log", e)
+                }
+            })?;
+        let settings = &meta.settings;
+        observer.stage_started(Stage::Read, file.metadata().ok().map(|m| m.len()));
+        let found = log::salvage(
+            &file,
+            meta.generation,
+            |n| observer.advanced(Stage::Read, n),
+            |payload| usable_record(payload, settings),
+        );
+        observer.stage_finished(Stage::Read);
+        let found = found.map_err(|e| io_error(dir, "reading the article log", e))?;
+        // What any writer cuts off: bytes after the last intact frame, none of them an
+        // intact frame, behind a good header.
+        let unfinished = found.tail.filter(|&(_, len)| {
+            !found.header_damaged && found.refused == 0 && len <= log::MAX_TORN_TAIL
+        });
+        let mut report = RepairReport {
+            outcome: RepairOutcome::NothingToRepair,
+            log: path.clone(),
+            log_bytes: (found.file_len, found.file_len),
+            generation: (meta.generation, meta.generation),
+            kept: found.frames.len() as u64,
+            damaged: found.damaged.clone(),
+            header_damaged: found.header_damaged,
+            unfinished_write: unfinished,
+            kept_aside: None,
+            verdicts_changed: Vec::new(),
+        };
+        if !found.header_damaged && found.damaged.is_empty() && found.tail == unfinished {
+            // Opened as a reader or writer opens it: its checks run, and a writer cuts an
+            // unfinished write off.
+            let lock = unfinished.map(|_| lock);
+            (&file)
+                .seek(io::SeekFrom::Start(0))
+                .map_err(|e| io_error(dir, "reading the article log", e))?;
+            let index = Self::load(dir, meta, path, file, lock, &crate::progress::Silent)?;
+            if unfinished.is_some() {
+                report.outcome = RepairOutcome::CutUnfinishedWrite;
+                report.log_bytes.1 = index.log.len();
+            }
+            return Ok(report);
+        }
+        report
+            .damaged
+            .extend(found.tail.filter(|_| unfinished.is_none()));
+        let generation = meta.generation + 1;
+        let new_path = dir.join(format::log_file_name(generation));
+        let new_meta = Meta {
+            generation,
+            ..meta.clone()
+        };
+        let _ = std::fs::remove_file(&new_path); // an earlier repair's or compaction's try
+        let old = Log::open_read(&path, file, found.file_len);
+        let rewrite = || -> Result<_> {
+            log::create(&new_path, generation).map_err(|e| {
+                let name = format::log_file_name(generation);
+                io_error(dir, &format!("creating the new log {name}"), e)
+            })?;
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .open(&new_path)
+                .map_err(|e| io_error(dir, "opening the new log", e))?;
+            let silent = &crate::progress::Silent;
+            let mut index =
+                Self::load(dir, new_meta.clone(), new_path.clone(), file, None, silent)?;
+            index.lock = Some(lock);
+            let changed = index.add_again(&old, &found.frames, observer)?;
+            index.commit()?;
+            // Before the switch: once it is made, a writer removes the old generation's
+            // log as stale.
+            let aside = if options.discard_damaged {
+                None
+            } else {
+                let aside = log::keep_aside(&path)
+                    .map_err(|e| io_error(dir, "keeping the damaged log aside", e))?;
+                Some(aside)
+            };
+            Ok((index, changed, aside))
+        };
+        let (index, changed, aside) = match rewrite() {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = std::fs::remove_file(&new_path);
+                return Err(e);
+            }
+        };
+        // The switch: until this rename, the damaged generation is in force.
+        if let Err(e) =
+            log::write_atomically(dir, format::META_FILE, &format::encode_meta(&new_meta))
+        {
+            if read_meta(dir).is_ok_and(|m| m.generation == meta.generation) {
+                let _ = std::fs::remove_file(&new_path);
+            }
+            return Err(io_error(dir, "writing index.meta", e));
+        }
+        let _ = std::fs::remove_file(&path);
+        let _ = log::sync_dir(dir);
+        report.outcome = RepairOutcome::Rewritten;
+        report.log_bytes.1 = index.log.len();
+        report.generation.1 = generation;
+        report.kept_aside = aside;
+        report.verdicts_changed = changed;
+        Ok(report)
+    }
+
+    /// Adds the articles of the frames at `frames` of `old` again, in order, to this
+    /// (empty) index; returns the ids of those whose verdict reads otherwise than the one
+    /// stored.
+    fn add_again(
+        &mut self,
+        old: &Log,
+        frames: &[(u64, u32)],
+        observer: &dyn Observer,
+    ) -> Result<Vec<String>> {
+        observer.stage_started(Stage::Write, Some(frames.len() as u64));
+        let mut changed = Vec::new();
+        let mut buf = Vec::new();
+        // As `index export` prints them: a score moved in its last bits reads the same.
+        let printed = |v: &Verdict| serde_json::to_string(&VerdictRecord::new(v, false, false));
+        for &(offset, len) in frames {
+            let record = Self::record_at(old, offset, len, &mut buf, self.settings.num_perm)?;
+            let stored = stored_verdict_of(&record);
+            let article = article_of(&record);
+            let verdict = match self.add(&article)? {
+                Some(v) if !v.already_indexed => v,
+                _ => {
+                    return Err(index_error(
+                        &self.dir,
+                        format!(
+                            "{}: the article at byte {offset} repeats the id {:?} of an earlier \
+                             one; nothing was changed",
+                            old.path().display(),
+                            article.id
+                        ),
+                    ));
+                }
+            };
+            let stored = Verdict {
+                already_indexed: false,
+                ..stored
+            };
+            if printed(&verdict).ok() != printed(&stored).ok() {
+                changed.push(article.id);
+            }
+            observer.advanced(Stage::Write, 1);
+        }
+        observer.stage_finished(Stage::Write);
+        Ok(changed)
+    }
+
     /// Checks that the index may be rewritten now, and writes what it holds.
     fn prepare_rewrite(&mut self) -> Result<()> {
         self.writable()?;
@@ -1927,6 +2194,54 @@ fn probe_check(pipeline: &Settings) -> u64 {
             .fingerprint(format::PROBE_TEXT)
             .as_ref(),
     )
+}
+
+fn check_is_index(dir: &Path) -> Result<()> {
+    if !dir.join(format::META_FILE).is_file() {
+        return Err(index_error(
+            dir,
+            "is not a neardup index (it has no index.meta); create one first",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a log record is one an index with `settings` can take in (as opening it
+/// would: decodable, with story features exactly at the story level).
+fn usable_record(payload: &[u8], settings: &IndexSettings) -> bool {
+    let Ok(r) = format::decode_article(payload, settings.num_perm) else {
+        return false;
+    };
+    match (&settings.story, &r.story) {
+        (None, None) => true,
+        (Some(s), Some(story)) => story.signature.len() == s.num_perm * 4,
+        _ => false,
+    }
+}
+
+/// The article a stored record was made from, as far as an index compares it: its
+/// fingerprint, story features, time and size (not its text, which is not kept).
+fn article_of(r: &ArticleRecord<'_>) -> Article {
+    let mut fingerprint = crate::pipeline::Fingerprint {
+        set: Vec::new(),
+        signature: Vec::new(),
+        tokens: r.tokens as usize,
+    };
+    r.signature_into(&mut fingerprint.signature);
+    r.set_into(&mut fingerprint.set);
+    Article {
+        id: r.id.to_string(),
+        time: r.time,
+        dated: r.dated,
+        text_bytes: r.text_bytes,
+        fingerprint,
+        unparsed_date: None,
+        story: r.story.map(|s| {
+            let mut doc = StoryDoc::default();
+            s.features_into(&mut doc);
+            doc
+        }),
+    }
 }
 
 fn read_meta(dir: &Path) -> Result<Meta> {

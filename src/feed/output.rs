@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{IndexCluster, IndexStats, Match, Verdict};
+use super::{IndexCluster, IndexStats, Match, RepairReport, Verdict};
 use crate::report::{Format, SCHEMA_VERSION, write_records};
 
 fn round4(x: f32) -> f64 {
@@ -139,6 +139,69 @@ impl<'a> ClusterRecord<'a> {
             cluster: &c.cluster,
             size: c.members.len(),
             members: &c.members,
+        }
+    }
+}
+
+/// `index repair` as one JSON object: what was kept, what was left out, where the
+/// damaged log went.
+#[derive(Debug, Serialize)]
+pub struct RepairRecord<'a> {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// `repaired`, `cut_unfinished_write` or `nothing_to_repair`.
+    pub outcome: &'static str,
+    /// The article log that was read.
+    pub log: String,
+    /// Its bytes before the repair.
+    pub log_bytes: u64,
+    /// The article log's bytes after it.
+    pub repaired_log_bytes: u64,
+    /// The generation in force before.
+    pub generation: u64,
+    /// The generation in force after (one more when the log was rewritten).
+    pub repaired_generation: u64,
+    /// Intact articles kept.
+    pub kept: u64,
+    /// Stretches left out because they held no intact article, in log order.
+    pub damaged: Vec<ByteRange>,
+    /// Whether the log's 24-byte header was one of them.
+    pub header_damaged: bool,
+    /// The unfinished write at the end that was left out, if any.
+    pub unfinished_write: Option<ByteRange>,
+    /// Where the damaged log was kept (`null`: not rewritten, or discarded).
+    pub kept_aside: Option<String>,
+    /// Ids of kept articles whose verdict, decided again, differs from the stored one.
+    pub verdicts_changed: &'a [String],
+}
+
+/// Bytes of a log: where they start and how many.
+#[derive(Debug, Serialize)]
+pub struct ByteRange {
+    /// Offset of the first byte.
+    pub offset: u64,
+    /// Number of bytes.
+    pub bytes: u64,
+}
+
+impl<'a> RepairRecord<'a> {
+    /// The record of a repair.
+    pub fn new(r: &'a RepairReport) -> Self {
+        let range = |&(offset, bytes): &(u64, u64)| ByteRange { offset, bytes };
+        RepairRecord {
+            schema_version: SCHEMA_VERSION,
+            outcome: r.outcome.name(),
+            log: r.log.display().to_string(),
+            log_bytes: r.log_bytes.0,
+            repaired_log_bytes: r.log_bytes.1,
+            generation: r.generation.0,
+            repaired_generation: r.generation.1,
+            kept: r.kept,
+            damaged: r.damaged.iter().map(range).collect(),
+            header_damaged: r.header_damaged,
+            unfinished_write: r.unfinished_write.as_ref().map(range),
+            kept_aside: r.kept_aside.as_ref().map(|p| p.display().to_string()),
+            verdicts_changed: &r.verdicts_changed,
         }
     }
 }

@@ -75,7 +75,7 @@ pub enum Command {
     /// are written as {"id", "text"} JSON lines.
     #[command(after_long_help = EXAMPLES)]
     Dedup(DedupArgs),
-    /// A persistent index for deduplicating a feed: create, add, query, stats, export, compact, remove.
+    /// A persistent index for deduplicating a feed: create, add, query, stats, export, compact, remove, repair.
     ///
     /// Articles are added as they arrive and each gets a verdict at once (new, or a
     /// duplicate of an indexed article, with its score and cluster), without re-reading

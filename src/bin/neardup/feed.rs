@@ -31,6 +31,7 @@ Examples:
   neardup index export news.idx --clusters       every cluster of 2 or more, with its ids
   neardup index compact news.idx                 drop articles older than the window
   neardup index remove news.idx id-17 id-42      take articles out for good (a takedown)
+  neardup index repair news.idx                  keep the intact articles of a damaged index
   scraper | neardup watch news.idx | consumer    one verdict line per article, at once
 
 A verdict is one JSON line: {\"schema_version\":1,\"id\":\"b\",\"verdict\":\"duplicate\",
@@ -53,7 +54,7 @@ An index is a directory: settings are fixed when it is created, and every later 
 uses them. Verdicts are printed only once the articles are safely stored ('index add'
 syncs them to disk; 'watch' and 'serve' as their '--durability' says): an acknowledged
 article survives kill -9 or any crash of neardup, and a crash never corrupts the index.
-One process may write to an index at a time (add, remove, compact, watch, serve); queries
+One process may write to an index at a time (add, remove, compact, repair, watch, serve); queries
 and stats can run alongside it.";
 
 /// `--date-field` of 'index add' and 'index query' (the batch commands' help speaks of
@@ -163,6 +164,31 @@ pub enum IndexCommand {
     /// open for writing elsewhere: stop 'watch' first, or ask 'serve' (POST /remove).
     #[command(after_long_help = INDEX_EXAMPLES)]
     Remove(RemoveArgs),
+    /// Recover an index whose article log is damaged: keep every intact article, leave
+    /// out the bytes that cannot be read.
+    ///
+    /// For an index that readers and writers refuse with "... is damaged at byte N ..."
+    /// (a bad byte on disk, or a power loss that kept a later part of the last write but
+    /// not an earlier one). Every intact article is kept, in the order it was added; each
+    /// stretch of bytes that holds no intact article is left out and reported by offset
+    /// and length (nothing is guessed from it, not even an id). The kept articles are
+    /// added again, in order, to a new log, so their verdicts are those an index holding
+    /// only them would give ('index export' shows them); the summary counts those whose
+    /// stored verdict changed (their match was left out, say), and --format jsonl lists
+    /// them. The index switches to the new log as 'index compact' does: a crash at any
+    /// point leaves the damaged index or the repaired one, never a mix.
+    ///
+    /// Nothing is lost: the damaged log stays in the index directory as
+    /// articles.<generation>.log.damaged (delete it once you no longer need it), unless
+    /// --discard-damaged is given. An index that is not damaged is left as it is
+    /// ("nothing to repair", exit 0); a log that ends in an unfinished write (a crash
+    /// while writing) only has it cut off, as any writer does on opening. A log cut short
+    /// inside its header holds no article: the repaired index is empty, and the articles
+    /// must be added again. index.meta (the settings) and story.stats cannot be repaired:
+    /// if either is damaged, create a new index and add the articles again. Needs the
+    /// writer's lock: stop 'watch' or 'serve' first.
+    #[command(after_long_help = INDEX_EXAMPLES)]
+    Repair(RepairArgs),
 }
 
 #[derive(Debug, Args)]
@@ -324,6 +350,34 @@ pub struct RemoveArgs {
     /// No summary on standard error.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// The index directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Delete the damaged log instead of keeping it as articles.<generation>.log.damaged
+    /// (the bytes left out are then gone for good).
+    #[arg(long)]
+    pub discard_damaged: bool,
+    /// text: a summary on standard error only; jsonl (or json): also one JSON object on
+    /// standard output (kept, damaged byte ranges, where the damaged log went, ids whose
+    /// verdict changed).
+    #[arg(long, value_enum, default_value_t = RepairFormat::Text)]
+    pub format: RepairFormat,
+    /// No summary on standard error.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RepairFormat {
+    /// A summary on standard error.
+    Text,
+    /// One JSON object on standard output too.
+    #[value(alias = "json")]
+    Jsonl,
 }
 
 #[derive(Debug, Args)]
@@ -615,6 +669,7 @@ pub fn run_index(args: IndexArgs) -> Result<ExitCode> {
         IndexCommand::Export(a) => export(a),
         IndexCommand::Compact(a) => compact(a),
         IndexCommand::Remove(a) => remove(a),
+        IndexCommand::Repair(a) => repair(a),
     }
 }
 
@@ -862,6 +917,97 @@ fn compact(a: CompactArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn repair(a: RepairArgs) -> Result<ExitCode> {
+    let terminal = terminal(ProgressArg::Auto, a.quiet);
+    let options = feed::RepairOptions {
+        discard_damaged: a.discard_damaged,
+    };
+    let report = FeedIndex::repair(&a.dir, &options, &terminal)?;
+    if a.format == RepairFormat::Jsonl {
+        let stdout = io::stdout();
+        feed::write_json_line(&mut stdout.lock(), &feed::RepairRecord::new(&report))
+            .context("writing to standard output")?;
+    }
+    if !a.quiet {
+        for line in repair_summary(&a.dir, &report) {
+            terminal.println(&format!("neardup: {line}"));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `index repair` did, in lines for people.
+fn repair_summary(dir: &std::path::Path, r: &feed::RepairReport) -> Vec<String> {
+    use neardup::report::count;
+    let (dir, log) = (dir.display(), r.log.display());
+    let articles = count(r.kept, "intact article", "intact articles");
+    let mut lines = Vec::new();
+    match r.outcome {
+        feed::RepairOutcome::NothingToRepair => lines.push(format!(
+            "nothing to repair in {dir}: {log} holds {articles} and nothing else; nothing was changed"
+        )),
+        feed::RepairOutcome::CutUnfinishedWrite => {
+            let (offset, bytes) = r.unfinished_write.unwrap_or_default();
+            lines.push(format!(
+                "{dir}: cut off an unfinished write of {} at byte {offset} of {log} (as any \
+                 writer does when it opens the index); kept {articles}",
+                count(bytes, "byte", "bytes")
+            ));
+        }
+        _ => {
+            let ranges: Vec<String> = r
+                .damaged
+                .iter()
+                .map(|&(offset, bytes)| format!("{} at byte {offset}", count(bytes, "byte", "bytes")))
+                .collect();
+            let mut line = format!(
+                "repaired {dir}: kept {articles}; left out {} of {log} that held no intact \
+                 article ({})",
+                count(r.damaged.len() as u64, "damaged stretch", "damaged stretches"),
+                ranges.join(", ")
+            );
+            if r.header_damaged {
+                line.push_str("; the first holds the log's header, damaged or cut short");
+            }
+            if let Some((offset, bytes)) = r.unfinished_write {
+                line.push_str(&format!(
+                    "; also an unfinished write of {} at byte {offset}",
+                    count(bytes, "byte", "bytes")
+                ));
+            }
+            lines.push(line + &format!("; the article log is now generation {}", r.generation.1));
+            if r.kept == 0 {
+                lines.push(format!(
+                    "no intact article could be read from the log, so the index is now empty: \
+                     add the articles again ('neardup index add {dir} FILE...')"
+                ));
+            }
+            match &r.kept_aside {
+                Some(aside) => lines.push(format!(
+                    "the damaged log is kept as {} (nothing in it was lost); delete it once you \
+                     no longer need it",
+                    aside.display()
+                )),
+                None => lines.push("the damaged log was deleted (--discard-damaged)".into()),
+            }
+            if !r.verdicts_changed.is_empty() {
+                const SHOWN: usize = 5;
+                let mut ids = r.verdicts_changed[..r.verdicts_changed.len().min(SHOWN)].join(", ");
+                if r.verdicts_changed.len() > SHOWN {
+                    ids.push_str(", ... (--format jsonl lists them all)");
+                }
+                lines.push(format!(
+                    "{} now {} another verdict than stored, decided again without what was left \
+                     out (a match or cluster among it, or at the story level its statistics): {ids}",
+                    count(r.verdicts_changed.len() as u64, "kept article", "kept articles"),
+                    if r.verdicts_changed.len() == 1 { "has" } else { "have" },
+                ));
+            }
+        }
+    }
+    lines
 }
 
 fn remove(a: RemoveArgs) -> Result<ExitCode> {
