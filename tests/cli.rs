@@ -709,6 +709,79 @@ fn dedup_drops_a_repeated_id_with_the_same_text_and_rejects_one_with_other_text(
     }
 }
 
+/// A record without a usable text is written unchanged but owns its id: a later record
+/// with that id, with text or without, is a repeat (rejected, so output ids stay unique),
+/// as is one without text repeating a document's id. `cluster` leaves the same records out.
+/// Records without a usable id repeat nothing.
+#[test]
+fn dedup_keeps_ids_unique_across_records_without_a_usable_text() {
+    let s = Scratch::new();
+    let lines = [
+        serde_json::json!({"id": "empty", "text": ""}),
+        serde_json::json!({"id": "rate", "text": RATE}),
+        serde_json::json!({"id": "empty", "text": RATE_COPY}),
+        serde_json::json!({"id": "rate", "text": "  "}),
+        serde_json::json!({"id": 7}),
+        serde_json::json!({"id": 7, "text": ""}),
+        serde_json::json!({"id": null, "text": STORM}),
+        serde_json::json!({"id": null, "text": STORM}),
+        serde_json::json!({"id": "storm", "text": STORM_COPY}),
+    ]
+    .map(|v| v.to_string());
+    let input = s.write("in.jsonl", lines.clone().map(|l| l + "\n").concat());
+    let at = |n: usize| format!("{}:{n}", input.display());
+    for level in ["near-copy", "story"] {
+        let (kept, rejects) = (s.path("kept.jsonl"), s.path("rejects.jsonl"));
+        let out = neardup()
+            .args(["dedup", "--level", level, "-o"])
+            .arg(&kept)
+            .arg("--rejects")
+            .arg(&rejects)
+            .arg(&input)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{level}: {err}");
+        let written = |numbers: &[usize]| {
+            numbers
+                .iter()
+                .map(|&n| lines[n - 1].clone() + "\n")
+                .collect::<String>()
+        };
+        assert_eq!(
+            std::fs::read_to_string(&kept).unwrap(),
+            written(&[1, 2, 5, 7, 8, 9]),
+            "{level}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&rejects).unwrap(),
+            written(&[3, 4, 6]),
+            "{level}"
+        );
+        for (repeat, first, id) in [(3, 1, "\"empty\""), (4, 2, "\"rate\""), (6, 5, "\"7\"")] {
+            let warning = format!(
+                "{}: duplicate id {id} (first seen at {})",
+                at(repeat),
+                at(first)
+            );
+            assert!(err.contains(&warning), "{level}: {warning}\n{err}");
+        }
+        assert!(
+            err.contains("rejected 0 malformed and 3 repeating an earlier record's id"),
+            "{level}: {err}"
+        );
+    }
+    // `cluster` leaves out the same repeats: the rate copy under the id "empty" is in no
+    // cluster.
+    let out = neardup().arg("cluster").arg(&input).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        json_lines(&stdout_of(&out)),
+        Vec::<serde_json::Value>::new()
+    );
+    assert!(stderr_of(&out).contains(&format!("{}: duplicate id \"empty\"", at(3))));
+}
+
 /// A repeat of a record that is itself a near-duplicate is dropped in favour of what its
 /// first record's cluster keeps, and the report says so.
 #[test]
