@@ -1028,17 +1028,6 @@ impl Pipeline {
             story_stats,
         } = ingested;
         let story_stats = self.story_statistics(story_stats)?;
-        if let Some(path) = &s.story.stats_out {
-            let write = || -> std::io::Result<()> {
-                let mut out = crate::outfile::OutputFile::create(path)?;
-                let mut w = std::io::BufWriter::new(&mut out);
-                story_stats.write_to(&mut w)?;
-                std::io::Write::flush(&mut w)?;
-                drop(w);
-                out.commit()
-            };
-            write().map_err(|e| Error::io(format!("writing statistics {}", path.display()), e))?;
-        }
         let rank = corpus.id_ranks();
         let found = story::run(
             &corpus,

@@ -337,7 +337,7 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         ),
     )?;
     let mut out = super::Output::open("-o", a.output.output.as_deref())?;
-    super::probe_stats_out(&a.story)?;
+    let mut stats_out = super::open_stats_out(&a.story)?;
     a.plots.prepare()?;
     let fields = GoldFields {
         a: a.gold.a.clone(),
@@ -444,7 +444,10 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
                 record.settings.cluster_mode,
             );
             let written = a.plots.write(&charts)?;
-            super::Output::commit_all([out])?;
+            if let Some(stats) = stats_out.as_mut() {
+                stats.write_stats(outcome)?;
+            }
+            super::Output::commit_all([Some(out), stats_out].into_iter().flatten())?;
             if !quiet && !written.is_empty() {
                 eprintln!("neardup: charts: {}", list(&written));
             }
