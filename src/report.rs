@@ -32,7 +32,7 @@ pub enum Format {
     Json,
     /// Comma-separated values with a header row.
     Csv,
-    /// An aligned table for people.
+    /// An aligned table for people (control characters in values shown escaped).
     Table,
 }
 
@@ -377,13 +377,33 @@ pub(crate) fn write_records<T: Serialize>(
             table.set_header(columns.to_vec());
             for r in records {
                 for cells in row(&r) {
-                    table.add_row(cells);
+                    table.add_row(cells.iter().map(|c| table_cell(c)));
                 }
             }
             writeln!(out, "{table}")?;
         }
     }
     Ok(())
+}
+
+/// A table cell as shown: control characters (a tab or a newline in an id) as escapes
+/// (`\t`, `\n`, `\u{1b}`), since a terminal would shift the columns after them. Only
+/// tables, which are for reading: JSON and CSV keep every value as it is.
+pub(crate) fn table_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\t' => shown.push_str("\\t"),
+            '\n' => shown.push_str("\\n"),
+            '\r' => shown.push_str("\\r"),
+            c if c.is_control() => shown.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => shown.push(c),
+        }
+    }
+    shown.into()
 }
 
 fn pair_cells(p: &PairRecord<'_>) -> Vec<String> {

@@ -87,6 +87,51 @@ fn pairs_in_every_format() {
     assert!(table.contains("rate-1") && table.contains("storm-2"));
 }
 
+/// A tab or newline in an id is escaped in a table, where it would shift the columns
+/// after it (or break the row), and kept as it is in JSON and CSV.
+#[test]
+fn control_characters_in_ids_are_escaped_in_tables_only() {
+    let s = Scratch::new();
+    let f = s.jsonl(
+        "in.jsonl",
+        &[
+            ("rate\t1", RATE),
+            ("rate\n2", RATE_COPY),
+            ("storm\u{1b}", STORM),
+        ],
+    );
+    let run = |command: &str, format: &str| {
+        let out = neardup()
+            .args([command, "-q", "--format", format])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        stdout_of(&out)
+    };
+    for command in ["pairs", "cluster"] {
+        let table = run(command, "table");
+        assert!(
+            !table.contains(['\t', '\u{1b}']) && table.contains("rate\\t1"),
+            "{command}:\n{table}"
+        );
+        assert!(table.contains("rate\\n2"), "{command}:\n{table}");
+        // Every line of the table is as wide as the others.
+        let widths: Vec<usize> = table.lines().map(|l| l.chars().count()).collect();
+        assert!(
+            widths.windows(2).all(|w| w[0] == w[1]),
+            "{command}:\n{table}"
+        );
+    }
+    let pairs = json_lines(&run("pairs", "jsonl"));
+    assert_eq!(
+        (pairs[0]["a"].as_str(), pairs[0]["b"].as_str()),
+        (Some("rate\t1"), Some("rate\n2"))
+    );
+    let csv = run("pairs", "csv");
+    assert!(csv.contains("rate\t1,\"rate\n2\""), "{csv}");
+}
+
 #[test]
 fn reads_directories_stdin_and_compressed_inputs() {
     let s = Scratch::new();

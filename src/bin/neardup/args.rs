@@ -789,7 +789,7 @@ pub enum FormatArg {
     Json,
     /// Comma-separated values with a header.
     Csv,
-    /// An aligned table.
+    /// An aligned table, for reading (a tab or newline in a value shown as \t, \n).
     Table,
 }
 
