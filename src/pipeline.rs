@@ -375,15 +375,18 @@ pub struct Outcome {
 
 /// A record whose id an earlier record of the run already has. It is not a document of
 /// the run; `dedup` drops it as a copy when its shingles are the first's, and rejects it
-/// otherwise (it could not be compared, and writing it would repeat the id).
+/// otherwise (it could not be compared, and writing it would repeat the id). A record
+/// without a usable text still owns its id: a later record with it is a repeat, and so
+/// is such a record itself when an earlier one has its id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RepeatedId {
     /// Where the repeat was read.
     pub location: RecordLocation,
-    /// The document of the first record with this id.
-    pub first: u32,
-    /// Whether its shingle set equals the first's (Jaccard 1: the same text, up to what
-    /// the tokenizer ignores).
+    /// The document of the first record with this id; `None` when that record has no
+    /// usable text (it is no document, but `dedup` writes it unchanged).
+    pub first: Option<u32>,
+    /// Whether both have a shingle set and the repeat's equals the first's (Jaccard 1:
+    /// the same text, up to what the tokenizer ignores).
     pub same_shingles: bool,
 }
 
@@ -488,6 +491,13 @@ impl Fingerprinter {
     }
 }
 
+/// A record the workers could not make a document of: what is wrong, and its id when it
+/// has a usable one (it owns that id all the same, see [`RepeatedId`]).
+struct Unusable {
+    kind: ProblemKind,
+    id: Option<Box<str>>,
+}
+
 struct Processed {
     entry: DocEntry,
     fingerprint: Fingerprint,
@@ -508,7 +518,7 @@ struct Kept {
 impl Processed {
     /// What a checkpoint keeps of a record: its results, or only that it failed (the
     /// failure is found again on replay, so that its problem is reported as first).
-    fn encode(result: &Result<Processed, ProblemKind>) -> Vec<u8> {
+    fn encode(result: &Result<Processed, Unusable>) -> Vec<u8> {
         let Ok(p) = result else {
             return vec![0];
         };
@@ -652,6 +662,29 @@ impl Worker<'_> {
         source: &Source,
         batch: &Batch,
         record: &RawRecord,
+    ) -> Result<Processed, Unusable> {
+        self.document(source, batch, record).map_err(|kind| {
+            let bytes = batch.bytes(record);
+            let id = match source.format {
+                _ if kind.is_malformed_record() => None,
+                InputFormat::Text => Some(text_id(source)),
+                // Read again only for a bad record: the parse stopped at its text.
+                InputFormat::JsonLines => std::str::from_utf8(bytes)
+                    .ok()
+                    .and_then(|line| input::usable_id(line, &self.settings.fields)),
+            };
+            Unusable {
+                kind,
+                id: id.map(String::into_boxed_str),
+            }
+        })
+    }
+
+    fn document(
+        &mut self,
+        source: &Source,
+        batch: &Batch,
+        record: &RawRecord,
     ) -> Result<Processed, ProblemKind> {
         let bytes = batch.bytes(record);
         let text = std::str::from_utf8(bytes).map_err(|e| ProblemKind::InvalidUtf8 {
@@ -662,13 +695,12 @@ impl Worker<'_> {
                 let r = input::parse_json_record(text, &self.settings.fields)?;
                 (r.id, r.text, r.metadata, r.date)
             }
-            InputFormat::Text => {
-                let id = source
-                    .text_id
-                    .clone()
-                    .unwrap_or_else(|| source.name.to_string());
-                (id, std::borrow::Cow::Borrowed(text), None, None)
-            }
+            InputFormat::Text => (
+                text_id(source),
+                std::borrow::Cow::Borrowed(text),
+                None,
+                None,
+            ),
         };
         let fingerprint = self
             .fingerprinter
@@ -717,31 +749,61 @@ impl Worker<'_> {
     }
 }
 
-/// Detects duplicate ids without keeping a second copy of every id.
+/// The id of a text document: its path in the directory given, or its name.
+fn text_id(source: &Source) -> String {
+    source
+        .text_id
+        .clone()
+        .unwrap_or_else(|| source.name.to_string())
+}
+
+/// The first record with an id.
+#[derive(Clone, Copy, Debug)]
+enum Owner {
+    /// A document of the run.
+    Document(u32),
+    /// A record without a usable text, read there.
+    Uncompared(RecordLocation),
+}
+
+/// Detects duplicate ids without keeping a second copy of every document's id.
 #[derive(Default)]
 struct IdIndex {
     first: HashMap<u64, u32>,
     collided: HashMap<Box<str>, u32>,
+    /// Ids of records without a usable text (few: each is a bad record), kept whole.
+    uncompared: HashMap<Box<str>, RecordLocation>,
 }
 
 impl IdIndex {
-    /// Returns the earlier document with this id, or records `doc` as its first.
-    fn check(&mut self, corpus: &Corpus, id: &str, doc: u32) -> Option<u32> {
-        let key = xxhash_rust::xxh3::xxh3_64(id.as_bytes());
-        match self.first.get(&key) {
-            None => {
-                self.first.insert(key, doc);
-                None
+    /// Returns the earlier owner of this id, or records `owner` as its first.
+    fn claim(&mut self, corpus: &Corpus, id: &str, owner: Owner) -> Option<Owner> {
+        if !self.uncompared.is_empty() {
+            if let Some(&at) = self.uncompared.get(id) {
+                return Some(Owner::Uncompared(at));
             }
-            Some(&earlier) if corpus.id(earlier) == id => Some(earlier),
-            Some(_) => match self.collided.get(id) {
-                Some(&earlier) => Some(earlier),
-                None => {
-                    self.collided.insert(id.into(), doc);
-                    None
-                }
-            },
         }
+        let key = xxhash_rust::xxh3::xxh3_64(id.as_bytes());
+        let earlier = match self.first.get(&key) {
+            None => None,
+            Some(&earlier) if corpus.id(earlier) == id => Some(earlier),
+            Some(_) => self.collided.get(id).copied(),
+        };
+        if let Some(earlier) = earlier {
+            return Some(Owner::Document(earlier));
+        }
+        match owner {
+            Owner::Document(doc) if self.first.contains_key(&key) => {
+                self.collided.insert(id.into(), doc);
+            }
+            Owner::Document(doc) => {
+                self.first.insert(key, doc);
+            }
+            Owner::Uncompared(at) => {
+                self.uncompared.insert(id.into(), at);
+            }
+        }
+        None
     }
 }
 
@@ -966,17 +1028,6 @@ impl Pipeline {
             story_stats,
         } = ingested;
         let story_stats = self.story_statistics(story_stats)?;
-        if let Some(path) = &s.story.stats_out {
-            let write = || -> std::io::Result<()> {
-                let mut out = crate::outfile::OutputFile::create(path)?;
-                let mut w = std::io::BufWriter::new(&mut out);
-                story_stats.write_to(&mut w)?;
-                std::io::Write::flush(&mut w)?;
-                drop(w);
-                out.commit()
-            };
-            write().map_err(|e| Error::io(format!("writing statistics {}", path.display()), e))?;
-        }
         let rank = corpus.id_ranks();
         let found = story::run(
             &corpus,
@@ -1181,7 +1232,7 @@ impl Pipeline {
         &self,
         sources: &[Source],
         batch: &Batch,
-    ) -> Vec<Result<Processed, ProblemKind>> {
+    ) -> Vec<Result<Processed, Unusable>> {
         self.process(sources, batch, None)
             .expect("only kept results can fail to decode")
     }
@@ -1194,7 +1245,7 @@ impl Pipeline {
         sources: &[Source],
         batch: &Batch,
         kept: Option<&[checkpoint::KeptEntry<'_>]>,
-    ) -> std::result::Result<Vec<Result<Processed, ProblemKind>>, String> {
+    ) -> std::result::Result<Vec<Result<Processed, Unusable>>, String> {
         let s = &self.settings;
         let slots = batch_signature_slots(s);
         batch
@@ -1325,7 +1376,7 @@ impl<'p> Filer<'p> {
     fn file(
         &mut self,
         mut batch: Batch,
-        processed: Vec<Result<Processed, ProblemKind>>,
+        processed: Vec<Result<Processed, Unusable>>,
         stats: &mut Stats,
     ) -> Result<(u64, Vec<u64>)> {
         // With passages, the raw records stay: texts are decoded again on use.
@@ -1345,33 +1396,50 @@ impl<'p> Filer<'p> {
             };
             let doc = match result {
                 Ok(doc) => doc,
-                Err(kind) => {
+                Err(Unusable { kind, id }) => {
                     if kind.is_malformed_record() {
                         self.malformed.push(record.location);
                     }
+                    // Not comparable, but it owns its id. A repeat is reported as one,
+                    // not for its text: that is why `dedup` rejects it.
+                    let owner = Owner::Uncompared(record.location);
+                    let kind = match id {
+                        Some(id) => match self.ids.claim(&self.corpus, &id, owner) {
+                            Some(earlier) => {
+                                self.repeated_ids.push(RepeatedId {
+                                    location: record.location,
+                                    first: earlier.document(),
+                                    same_shingles: false,
+                                });
+                                self.duplicate_id(&id, earlier)
+                            }
+                            None => kind,
+                        },
+                        None => kind,
+                    };
                     self.pipeline
                         .on_problem(&problem(kind), self.observer, stats)?;
                     continue;
                 }
             };
-            if let Some(earlier) =
-                self.ids
-                    .check(&self.corpus, &doc.entry.id, self.corpus.len() as u32)
-            {
-                let first_set = self
-                    .corpus
-                    .set(earlier, &mut self.set_buf)
-                    .map_err(|e| Error::io("reading a spilled shingle set", e))?;
+            let owner = Owner::Document(self.corpus.len() as u32);
+            if let Some(earlier) = self.ids.claim(&self.corpus, &doc.entry.id, owner) {
+                let same_shingles = match earlier.document() {
+                    Some(first) => {
+                        let first_set = self
+                            .corpus
+                            .set(first, &mut self.set_buf)
+                            .map_err(|e| Error::io("reading a spilled shingle set", e))?;
+                        first_set == &doc.fingerprint.set[..]
+                    }
+                    None => false,
+                };
                 self.repeated_ids.push(RepeatedId {
                     location: record.location,
-                    first: earlier,
-                    same_shingles: first_set == &doc.fingerprint.set[..],
+                    first: earlier.document(),
+                    same_shingles,
                 });
-                let first = describe_location(self.sources, self.corpus.location(earlier));
-                let kind = ProblemKind::DuplicateId {
-                    id: doc.entry.id.to_string(),
-                    first,
-                };
+                let kind = self.duplicate_id(&doc.entry.id, earlier);
                 self.pipeline
                     .on_problem(&problem(kind), self.observer, stats)?;
                 continue;
@@ -1406,12 +1474,36 @@ impl<'p> Filer<'p> {
     }
 }
 
+impl Filer<'_> {
+    /// The problem of a record repeating the id of `earlier`.
+    fn duplicate_id(&self, id: &str, earlier: Owner) -> ProblemKind {
+        let at = match earlier {
+            Owner::Document(d) => self.corpus.location(d),
+            Owner::Uncompared(at) => at,
+        };
+        ProblemKind::DuplicateId {
+            id: id.to_string(),
+            first: describe_location(self.sources, at),
+        }
+    }
+}
+
+impl Owner {
+    /// The document, when the owner is one.
+    fn document(self) -> Option<u32> {
+        match self {
+            Owner::Document(d) => Some(d),
+            Owner::Uncompared(_) => None,
+        }
+    }
+}
+
 /// What the filing thread takes, in input order.
 enum Filing {
     /// A problem of the input, reported in its place.
     Problem(Problem),
     /// A batch of records and what the workers made of each.
-    Batch(Batch, Vec<Result<Processed, ProblemKind>>),
+    Batch(Batch, Vec<Result<Processed, Unusable>>),
 }
 
 /// What reading the inputs produced.
@@ -1490,7 +1582,10 @@ mod tests {
         garbled.story = Some(vec![5]);
         let garbled = Processed::encode(&Ok(garbled));
         assert!(Processed::decode(&garbled, location(), 128).is_err());
-        let failed = Processed::encode(&Err(ProblemKind::EmptyText));
+        let failed = Processed::encode(&Err(Unusable {
+            kind: ProblemKind::EmptyText,
+            id: Some("a-2".into()),
+        }));
         assert!(
             Processed::decode(&failed, location(), 128)
                 .unwrap()

@@ -32,7 +32,7 @@ pub enum Format {
     Json,
     /// Comma-separated values with a header row.
     Csv,
-    /// An aligned table for people.
+    /// An aligned table for people (control characters in values shown escaped).
     Table,
 }
 
@@ -296,8 +296,13 @@ pub(crate) struct RepeatedCopy<'a> {
 
 /// The records `dedup` drops as repeats of an earlier id (same shingles), in input order.
 pub(crate) fn repeated_copies(outcome: &Outcome) -> Vec<RepeatedCopy<'_>> {
-    let copies = || outcome.repeated_ids.iter().filter(|r| r.same_shingles);
-    let firsts: HashSet<u32> = copies().map(|r| r.first).collect();
+    let copies = || {
+        outcome
+            .repeated_ids
+            .iter()
+            .filter_map(|r| Some((r, r.first.filter(|_| r.same_shingles)?)))
+    };
+    let firsts: HashSet<u32> = copies().map(|(_, first)| first).collect();
     let mut home: HashMap<u32, (u32, usize)> = HashMap::new();
     for (i, c) in outcome.clusters.iter().enumerate() {
         for &d in c.members.iter().filter(|d| firsts.contains(d)) {
@@ -305,14 +310,14 @@ pub(crate) fn repeated_copies(outcome: &Outcome) -> Vec<RepeatedCopy<'_>> {
         }
     }
     copies()
-        .map(|r| {
+        .map(|(r, first)| {
             let (kept, cluster) = home
-                .get(&r.first)
-                .map_or((r.first, None), |&(kept, n)| (kept, Some(n)));
+                .get(&first)
+                .map_or((first, None), |&(kept, n)| (kept, Some(n)));
             RepeatedCopy {
-                id: outcome.corpus.id(r.first),
+                id: outcome.corpus.id(first),
                 location: crate::pipeline::describe_location(&outcome.sources, r.location),
-                first: r.first,
+                first,
                 kept,
                 cluster,
             }
@@ -372,13 +377,33 @@ pub(crate) fn write_records<T: Serialize>(
             table.set_header(columns.to_vec());
             for r in records {
                 for cells in row(&r) {
-                    table.add_row(cells);
+                    table.add_row(cells.iter().map(|c| table_cell(c)));
                 }
             }
             writeln!(out, "{table}")?;
         }
     }
     Ok(())
+}
+
+/// A table cell as shown: control characters (a tab or a newline in an id) as escapes
+/// (`\t`, `\n`, `\u{1b}`), since a terminal would shift the columns after them. Only
+/// tables, which are for reading: JSON and CSV keep every value as it is.
+pub(crate) fn table_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\t' => shown.push_str("\\t"),
+            '\n' => shown.push_str("\\n"),
+            '\r' => shown.push_str("\\r"),
+            c if c.is_control() => shown.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => shown.push(c),
+        }
+    }
+    shown.into()
 }
 
 fn pair_cells(p: &PairRecord<'_>) -> Vec<String> {
@@ -819,7 +844,8 @@ pub struct DedupCounts {
     pub rejected: u64,
     /// Of `dropped`: records repeating an earlier record's id with the same shingles.
     pub repeated_copies: u64,
-    /// Of `rejected`: records repeating an earlier record's id with other text.
+    /// Of `rejected`: records repeating an earlier record's id with other text (or where
+    /// either has no usable text).
     pub repeated_conflicts: u64,
 }
 
@@ -833,9 +859,10 @@ pub enum Fate {
         /// Whether it repeats an earlier record's id (with the same shingles).
         repeat: bool,
     },
-    /// Malformed, or (`repeat`) repeating an earlier record's id with other text.
+    /// Malformed, or (`repeat`) repeating an earlier record's id with other text (or
+    /// where either has no usable text).
     Reject {
-        /// Whether it repeats an earlier record's id (with other shingles).
+        /// Whether it repeats an earlier record's id (not as a copy).
         repeat: bool,
     },
 }
@@ -895,7 +922,8 @@ impl DedupPlan {
 /// Reads the inputs again and writes every record except the dropped near-duplicates,
 /// byte for byte, in input order. Malformed records go to `rejects` when given. A record
 /// repeating an earlier record's id is dropped as a copy when its shingles are the
-/// same, else rejected (see [`crate::pipeline::RepeatedId`]): ids stay unique. Text
+/// same, else rejected (see [`crate::pipeline::RepeatedId`]; a record without a usable
+/// text is written, and owns its id): ids stay unique. Text
 /// documents are written as `{"id": …, "text": …}` JSON lines.
 pub fn write_deduplicated(
     outcome: &Outcome,

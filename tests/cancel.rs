@@ -358,3 +358,40 @@ fn a_signal_during_the_write_stage_stops_it_and_removes_its_temporary_files() {
     let whole = std::fs::metadata(&input).unwrap().len();
     assert!(((rest.len() + 1) as u64) < whole, "stopped part way");
 }
+
+/// SIGINT while a story-level run writes: `--stats-out` is committed with the other
+/// outputs, so it is left out too. It was written by the library once the statistics
+/// were counted, and a run stopped after that left it alone.
+#[test]
+fn a_signal_after_the_statistics_leaves_no_stats_out_either() {
+    let s = Scratch::new();
+    let input = generated_corpus(&s, 5_000); // far more than a pipe's buffer
+    let out = s.path("out");
+    std::fs::create_dir(&out).unwrap();
+    let fifo = s.fifo("kept.fifo");
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("neardup"))
+        .args(["dedup", "-q", "--level", "story", "-o"])
+        .arg(&fifo)
+        .arg("--report")
+        .arg(out.join("report.jsonl"))
+        .arg("--stats-out")
+        .arg(out.join("corpus.stats"))
+        .arg(&input)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::fs::File::open(&fifo).unwrap();
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(&mut reader, &mut first).unwrap(); // writing now
+    send(&child, "INT");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    std::io::Read::read_to_end(&mut reader, &mut Vec::new()).unwrap();
+    let result = child.wait_with_output().unwrap();
+    let err = stderr_of(&result);
+    assert_eq!(result.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("stopped: SIGINT received; no output written"),
+        "{err}"
+    );
+    assert_eq!(left_in(&out), Vec::<String>::new());
+}

@@ -87,6 +87,51 @@ fn pairs_in_every_format() {
     assert!(table.contains("rate-1") && table.contains("storm-2"));
 }
 
+/// A tab or newline in an id is escaped in a table, where it would shift the columns
+/// after it (or break the row), and kept as it is in JSON and CSV.
+#[test]
+fn control_characters_in_ids_are_escaped_in_tables_only() {
+    let s = Scratch::new();
+    let f = s.jsonl(
+        "in.jsonl",
+        &[
+            ("rate\t1", RATE),
+            ("rate\n2", RATE_COPY),
+            ("storm\u{1b}", STORM),
+        ],
+    );
+    let run = |command: &str, format: &str| {
+        let out = neardup()
+            .args([command, "-q", "--format", format])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        stdout_of(&out)
+    };
+    for command in ["pairs", "cluster"] {
+        let table = run(command, "table");
+        assert!(
+            !table.contains(['\t', '\u{1b}']) && table.contains("rate\\t1"),
+            "{command}:\n{table}"
+        );
+        assert!(table.contains("rate\\n2"), "{command}:\n{table}");
+        // Every line of the table is as wide as the others.
+        let widths: Vec<usize> = table.lines().map(|l| l.chars().count()).collect();
+        assert!(
+            widths.windows(2).all(|w| w[0] == w[1]),
+            "{command}:\n{table}"
+        );
+    }
+    let pairs = json_lines(&run("pairs", "jsonl"));
+    assert_eq!(
+        (pairs[0]["a"].as_str(), pairs[0]["b"].as_str()),
+        (Some("rate\t1"), Some("rate\n2"))
+    );
+    let csv = run("pairs", "csv");
+    assert!(csv.contains("rate\t1,\"rate\n2\""), "{csv}");
+}
+
 #[test]
 fn reads_directories_stdin_and_compressed_inputs() {
     let s = Scratch::new();
@@ -707,6 +752,79 @@ fn dedup_drops_a_repeated_id_with_the_same_text_and_rejects_one_with_other_text(
         );
         assert!(d["location"].as_str().unwrap().ends_with("b.jsonl:1"));
     }
+}
+
+/// A record without a usable text is written unchanged but owns its id: a later record
+/// with that id, with text or without, is a repeat (rejected, so output ids stay unique),
+/// as is one without text repeating a document's id. `cluster` leaves the same records out.
+/// Records without a usable id repeat nothing.
+#[test]
+fn dedup_keeps_ids_unique_across_records_without_a_usable_text() {
+    let s = Scratch::new();
+    let lines = [
+        serde_json::json!({"id": "empty", "text": ""}),
+        serde_json::json!({"id": "rate", "text": RATE}),
+        serde_json::json!({"id": "empty", "text": RATE_COPY}),
+        serde_json::json!({"id": "rate", "text": "  "}),
+        serde_json::json!({"id": 7}),
+        serde_json::json!({"id": 7, "text": ""}),
+        serde_json::json!({"id": null, "text": STORM}),
+        serde_json::json!({"id": null, "text": STORM}),
+        serde_json::json!({"id": "storm", "text": STORM_COPY}),
+    ]
+    .map(|v| v.to_string());
+    let input = s.write("in.jsonl", lines.clone().map(|l| l + "\n").concat());
+    let at = |n: usize| format!("{}:{n}", input.display());
+    for level in ["near-copy", "story"] {
+        let (kept, rejects) = (s.path("kept.jsonl"), s.path("rejects.jsonl"));
+        let out = neardup()
+            .args(["dedup", "--level", level, "-o"])
+            .arg(&kept)
+            .arg("--rejects")
+            .arg(&rejects)
+            .arg(&input)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{level}: {err}");
+        let written = |numbers: &[usize]| {
+            numbers
+                .iter()
+                .map(|&n| lines[n - 1].clone() + "\n")
+                .collect::<String>()
+        };
+        assert_eq!(
+            std::fs::read_to_string(&kept).unwrap(),
+            written(&[1, 2, 5, 7, 8, 9]),
+            "{level}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&rejects).unwrap(),
+            written(&[3, 4, 6]),
+            "{level}"
+        );
+        for (repeat, first, id) in [(3, 1, "\"empty\""), (4, 2, "\"rate\""), (6, 5, "\"7\"")] {
+            let warning = format!(
+                "{}: duplicate id {id} (first seen at {})",
+                at(repeat),
+                at(first)
+            );
+            assert!(err.contains(&warning), "{level}: {warning}\n{err}");
+        }
+        assert!(
+            err.contains("rejected 0 malformed and 3 repeating an earlier record's id"),
+            "{level}: {err}"
+        );
+    }
+    // `cluster` leaves out the same repeats: the rate copy under the id "empty" is in no
+    // cluster.
+    let out = neardup().arg("cluster").arg(&input).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        json_lines(&stdout_of(&out)),
+        Vec::<serde_json::Value>::new()
+    );
+    assert!(stderr_of(&out).contains(&format!("{}: duplicate id \"empty\"", at(3))));
 }
 
 /// A repeat of a record that is itself a near-duplicate is dropped in favour of what its

@@ -392,6 +392,11 @@ fn bad_gold_files_are_clear_errors() {
             "a,b,same_story\nrate-1,rate-2,sometimes\n",
             "bad.csv:2: field \"same_story\" must be true or false",
         ),
+        (
+            "both.jsonl",
+            "{\"a\": \"rate-1\", \"b\": \"rate-2\", \"same_story\": true}\n{\"a\": \"rate-1\", \"b\": \"storm-1\", \"same_story\": false, \"duplicate\": \"yes\"}\n",
+            "both.jsonl:2: fields \"same_story\" and \"duplicate\" disagree (false and true)",
+        ),
         ("empty.jsonl", "", "empty.jsonl: no gold records"),
     ];
     for (name, text, expected) in cases {

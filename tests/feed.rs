@@ -1963,7 +1963,6 @@ fn batch_story_pairs(path: &Path, stats: &Path, window: u64) -> StoryPairs {
     let outcome = PipelineBuilder::new()
         .level(neardup::Level::Story)
         .story(neardup::story::StorySettings {
-            stats_out: Some(stats.to_path_buf()),
             window: Some(window as i64),
             ..Default::default()
         })
@@ -1972,6 +1971,9 @@ fn batch_story_pairs(path: &Path, stats: &Path, window: u64) -> StoryPairs {
         .run(&[InputSpec::Path(path.to_path_buf())], &Silent)
         .unwrap();
     let found = outcome.story.as_ref().unwrap();
+    let mut saved = Vec::new();
+    found.stats.write_to(&mut saved).unwrap();
+    std::fs::write(stats, saved).unwrap();
     found
         .pairs
         .iter()

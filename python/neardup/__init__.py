@@ -252,8 +252,9 @@ def evaluate(
     ``gold``: judged pairs (``{"a": ID, "b": ID, "same_story": bool}``, an optional
     ``label`` breaking results down by kind) or a cluster label per record
     (``{"id": ID, "cluster": LABEL}``), as mappings or as a JSON Lines or CSV file.
-    ``gold_fields`` renames their fields: keys ``a``, ``b``, ``label`` (the boolean;
-    default ``same_story`` or ``duplicate``), ``kind``, ``id``, ``cluster``.
+    ``gold_fields`` renames their fields: keys ``a``, ``b``, ``label`` (the boolean, or
+    ``"yes"``/``"no"``, 1/0, as in a CSV file; default ``same_story`` or ``duplicate``,
+    which must agree where a pair has both), ``kind``, ``id``, ``cluster``.
 
     Thresholds run from ``min_threshold`` to ``max_threshold`` by ``step``; ``score`` is
     what is swept (``jaccard``, ``estimated``, ``containment-min``, ``containment-max``;

@@ -385,6 +385,12 @@ def test_evaluate_names_bad_gold_in_the_callers_terms():
         neardup.evaluate(texts, pair)
     with pytest.raises(ValueError, match=r"^gold\[1\]: .* labelled false here and true at gold\[0\]$"):
         neardup.evaluate(texts, [pair, {"a": "1", "b": "0", "same_story": False}])
+    with pytest.raises(ValueError, match=r'^gold\[0\]: fields "same_story" and "duplicate" disagree '
+                                         r"\(true and false\): give one, or name the one to read with "
+                                         r"gold_fields\['label'\]$"):
+        neardup.evaluate(texts, [dict(pair, duplicate="no")])
+    # Spelled as in a CSV gold file, and both fields where they agree.
+    assert neardup.evaluate(texts, [dict(pair, same_story="yes", duplicate=1)])["gold"]["positives"] == 1
     with pytest.raises(neardup.BadRecord, match=r'records\[0\]: field "id" is the integer \d+, out of range'):
         neardup.evaluate([{"id": 2**80, "text": texts[0]}, {"id": "1", "text": texts[1]}], [pair])
     with pytest.raises(neardup.BadRecord, match=r'gold\[0\]: field "a" is the integer \d+, out of range'):

@@ -8,8 +8,10 @@
 //!   document counts; a document alone in its cluster is a singleton.
 //!
 //! Field names are configurable ([`GoldFields`]). Ids and cluster labels are strings or
-//! integers; a label is a JSON boolean (or 0/1), or in CSV `true`/`false`, `yes`/`no`,
-//! `1`/`0`. A record that cannot be used is an error naming file and line, never a skip.
+//! integers; a label is `true`/`false`, `yes`/`no` or `1`/`0`, the same in both formats
+//! (in JSON a boolean, a number or a string). A pair with both label fields takes either,
+//! but they must agree. A record that cannot be used is an error naming file and line,
+//! never a skip.
 //! A repeated pair or document with the same label is merged and counted; with a
 //! different label it is an error.
 
@@ -371,33 +373,63 @@ fn label_field(
     row: &HashMap<String, Cell>,
     field: Option<&str>,
 ) -> std::result::Result<bool, String> {
-    let (name, cell) = match field {
-        Some(f) => (f, row.get(f)),
-        None => DEFAULT_LABEL_FIELDS
-            .iter()
-            .find_map(|f| row.get(*f).map(|c| (*f, Some(c))))
-            .unwrap_or((DEFAULT_LABEL_FIELDS[0], None)),
+    if let Some(name) = field {
+        let cell = row
+            .get(name)
+            .ok_or_else(|| format!("missing field {name:?}"))?;
+        return label_value(name, cell);
+    }
+    // Either default field, and both must agree. An empty CSV cell (a column that other
+    // rows fill) or a JSON null is no label when the other field gives one.
+    let present: Vec<(&str, &Cell)> = DEFAULT_LABEL_FIELDS
+        .iter()
+        .filter_map(|&f| Some((f, row.get(f)?)))
+        .collect();
+    let blank = |c: &Cell| {
+        matches!(c, Cell::Json(Value::Null)) || matches!(c, Cell::Text(t) if t.is_empty())
     };
-    let bad =
-        |found: String| format!("field {name:?} must be true or false (or 1 or 0), found {found}");
-    match cell {
-        None if field.is_none() => Err(format!(
+    let labels: Vec<(&str, &Cell)> = present.iter().copied().filter(|(_, c)| !blank(c)).collect();
+    let Some(&(name, cell)) = labels.first().or(present.first()) else {
+        return Err(format!(
             "missing label field: expected {:?} or {:?} (see --gold-label)",
             DEFAULT_LABEL_FIELDS[0], DEFAULT_LABEL_FIELDS[1]
-        )),
-        None => Err(format!("missing field {name:?}")),
-        Some(Cell::Json(Value::Bool(b))) => Ok(*b),
-        Some(Cell::Json(Value::Number(n))) => match n.as_u64() {
-            Some(0) => Ok(false),
-            Some(1) => Ok(true),
-            _ => Err(bad(n.to_string())),
-        },
-        Some(Cell::Text(t)) => match t.to_ascii_lowercase().as_str() {
-            "true" | "yes" | "1" => Ok(true),
-            "false" | "no" | "0" => Ok(false),
-            _ => Err(bad(format!("{t:?}"))),
-        },
-        Some(other) => Err(bad(describe(other))),
+        ));
+    };
+    let same = label_value(name, cell)?;
+    for &(other, cell) in labels.iter().skip(1) {
+        let also = label_value(other, cell)?;
+        if also != same {
+            return Err(format!(
+                "fields {name:?} and {other:?} disagree ({same} and {also}): give one, or name \
+                 the one to read with --gold-label"
+            ));
+        }
+    }
+    Ok(same)
+}
+
+/// A pair's label: `true`/`false`, `yes`/`no` or `1`/`0`, as a JSON boolean, number or
+/// string or as CSV text alike.
+fn label_value(name: &str, cell: &Cell) -> std::result::Result<bool, String> {
+    let bad = |found: String| {
+        format!("field {name:?} must be true or false (or yes or no, 1 or 0), found {found}")
+    };
+    let text = match cell {
+        Cell::Json(Value::Bool(b)) => return Ok(*b),
+        Cell::Json(Value::Number(n)) => {
+            return match n.as_u64() {
+                Some(0) => Ok(false),
+                Some(1) => Ok(true),
+                _ => Err(bad(n.to_string())),
+            };
+        }
+        Cell::Json(Value::String(t)) | Cell::Text(t) => t,
+        other => return Err(bad(describe(other))),
+    };
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" => Ok(true),
+        "false" | "no" | "0" => Ok(false),
+        _ => Err(bad(format!("{text:?}"))),
     }
 }
 
@@ -499,6 +531,28 @@ mod tests {
         assert_eq!(gold.shape(), GoldShape::Clusters);
     }
 
+    /// JSON takes the spellings CSV takes; a pair may give both label fields when they
+    /// agree (an empty CSV cell or a JSON null in one of them gives none).
+    #[test]
+    fn labels_are_spelled_alike_in_both_formats_and_two_fields_must_agree() {
+        let json = concat!(
+            r#"{"a": "x", "b": "y", "same_story": "yes"}"#,
+            "\n",
+            r#"{"a": "x", "b": "z", "duplicate": "No", "same_story": 0}"#,
+            "\n",
+            r#"{"a": "x", "b": "w", "same_story": null, "duplicate": "true"}"#,
+            "\n",
+        );
+        let csv = "a,b,same_story,duplicate\nx,y,yes,\nx,z,No,0\nx,w,,true\n";
+        for (text, format) in [(json, GoldFormat::JsonLines), (csv, GoldFormat::Csv)] {
+            let GoldRecords::Pairs(p) = pairs(text, format).unwrap().records else {
+                panic!("pairs expected")
+            };
+            let labels: Vec<bool> = p.iter().map(|p| p.same).collect();
+            assert_eq!(labels, [true, false, true], "{format:?}");
+        }
+    }
+
     #[test]
     fn json_clusters_with_custom_fields() {
         let fields = GoldFields {
@@ -554,6 +608,22 @@ mod tests {
                 "{err:?} should start with {expected:?}"
             );
         }
+        // Both label fields: they must agree.
+        let both = "{\"a\": \"x\", \"b\": \"y\", \"same_story\": true}\n{\"a\": \"x\", \"b\": \"z\", \"same_story\": true, \"duplicate\": \"no\"}\n";
+        let err = pairs(both, GoldFormat::JsonLines).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "gold:2: fields \"same_story\" and \"duplicate\" disagree (true and false)"
+            ),
+            "{err}"
+        );
+        let err = pairs(
+            "a,b,same_story,duplicate\nx,y,1,yes\nx,z,0,1\n",
+            GoldFormat::Csv,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("gold:3: fields"), "{err}");
         let err = pairs("a,b,same_story\nx,y,perhaps\n", GoldFormat::Csv).unwrap_err();
         assert!(
             err.to_string().starts_with("gold:2: field \"same_story\""),

@@ -15,7 +15,7 @@ pub use read::{
     Batch, RawRecord, ReadEvent, ReadLimits, RecordLocation, read_sources,
     read_sources_passing_oversized,
 };
-pub use record::{DateValue, FieldNames, ParsedRecord, parse_date, parse_json_record};
+pub use record::{DateValue, FieldNames, ParsedRecord, parse_date, parse_json_record, usable_id};
 pub use source::{
     InputFormat, InputSpec, Location, Plan, SkippedFiles, Source, format_from_name, open_decoded,
     plan_sources, spool_stdin,

@@ -150,6 +150,19 @@ pub fn parse_json_record<'a>(
     })
 }
 
+/// The id of a JSON record that [`parse_json_record`] refused, when it is a string or an
+/// integer: a record without a usable text still owns such an id (`dedup` keeps ids
+/// unique among all records that have one).
+pub fn usable_id(line: &str, fields: &FieldNames) -> Option<String> {
+    let mut de = serde_json::Deserializer::from_str(line);
+    let parts = RecordSeed { fields }.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    match parts.id? {
+        Scalar::Str(s) | Scalar::Integer(s) => Some(s),
+        _ => None,
+    }
+}
+
 /// serde_json's message with the position as a column: the parser's "line 1" (a record
 /// is one line) read as a contradiction beside the file's line number.
 fn json_reason(e: &serde_json::Error) -> String {

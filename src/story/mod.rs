@@ -69,8 +69,6 @@ pub struct StorySettings {
     pub window: Option<i64>,
     /// Score against statistics loaded from this file instead of this run's.
     pub stats_in: Option<PathBuf>,
-    /// Write the statistics used to this file.
-    pub stats_out: Option<PathBuf>,
     /// The decision.
     pub model: Model,
     /// Weighted Jaccard (of the words above the sketch's IDF floor) at which a pair
@@ -92,7 +90,6 @@ impl Default for StorySettings {
         StorySettings {
             window: Some(DEFAULT_WINDOW),
             stats_in: None,
-            stats_out: None,
             model: Model::fitted(),
             candidate_threshold: 0.2,
             bucket_cap: 100,
@@ -163,7 +160,8 @@ pub struct StoryOutcome {
     pub scored: Vec<link::Link>,
     /// Clusters, largest first.
     pub clusters: Vec<StoryCluster>,
-    /// The statistics scored against.
+    /// The statistics scored against (what `--stats-out` saves, with
+    /// [`StoryStats::write_to`]).
     pub stats: StoryStats,
     /// The story features of every document, with the weights scored with.
     pub docs: StoryDocs,

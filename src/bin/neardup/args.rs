@@ -23,8 +23,8 @@ decompressed whatever their name; an output file named .gz or .zst is compressed
 
 Bad records (malformed JSON, invalid UTF-8, missing or non-string fields, empty texts,
 duplicate ids, truncated compressed streams, unreadable files) are reported with file and
-line, counted in the summary, and skipped; the exit code is then 2. --strict stops at the
-first one.
+line, counted in the summary, and skipped (the first record with an id keeps it, even one
+skipped for its text); the exit code is then 2. --strict stops at the first one.
 
 Story level (--level story): groups copies, updates and rewrites of one news story, even
 when reworded (word 5-gram Jaccard near 0), and keeps templated look-alikes apart:
@@ -69,10 +69,11 @@ pub enum Command {
     /// Records are written byte for byte, in input order; the kept member of each cluster
     /// is its representative (see --representative). Malformed lines are not written
     /// (see --rejects). A record repeating an earlier record's id is dropped when its text
-    /// has the first's shingles (a copy at any threshold) and rejected otherwise, so ids
-    /// stay unique among the records compared. Records without a usable text or id are
-    /// written unchanged, neither compared nor checked for repeated ids. Text-file inputs
-    /// are written as {"id", "text"} JSON lines.
+    /// has the first's shingles (a copy at any threshold) and rejected otherwise (also when
+    /// either has no usable text), so output ids are unique. Records without a usable text
+    /// (empty, missing) or id (null, an array, a boolean, a fraction) are written unchanged
+    /// but not compared; one without a usable text still owns its id. Text-file inputs are
+    /// written as {"id", "text"} JSON lines.
     #[command(after_long_help = EXAMPLES)]
     Dedup(DedupArgs),
     /// A persistent index for deduplicating a feed: create, add, query, stats, export, compact, remove, repair.
@@ -550,7 +551,7 @@ pub struct DedupArgs {
     #[arg(long, value_enum, default_value_t = FormatArg::Jsonl, help_heading = "Output")]
     pub report_format: FormatArg,
     /// Write malformed input lines (records over --max-record-bytes too), and records
-    /// repeating an id with other text, verbatim, to FILE.
+    /// repeating an id with other text (or without a usable text), verbatim, to FILE.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub rejects: Option<PathBuf>,
     #[command(flatten)]
@@ -788,7 +789,7 @@ pub enum FormatArg {
     Json,
     /// Comma-separated values with a header.
     Csv,
-    /// An aligned table.
+    /// An aligned table, for reading (a tab or newline in a value shown as \t, \n).
     Table,
 }
 

@@ -26,6 +26,7 @@ How it works:
 
 Gold labels (--gold), JSON Lines or CSV (by the name, or --gold-format):
   pairs     {\"a\": ID, \"b\": ID, \"same_story\": true}   (or \"duplicate\"; see --gold-label)
+            the label true/false, yes/no or 1/0 in either format; both fields must agree
             an optional \"label\" field (e.g. copy, rewrite, related) breaks results down
   clusters  {\"id\": ID, \"cluster\": LABEL}   one record per document; list singletons too
   Gold ids missing from the corpus are counted, listed in --format json, and left out
@@ -124,7 +125,8 @@ pub struct GoldArgs {
         value_name = "FIELD"
     )]
     pub b: String,
-    /// Boolean field saying a pair is the same story (default: same_story or duplicate).
+    /// Field saying a pair is the same story (default: same_story or duplicate, which must
+    /// agree where a pair has both).
     #[arg(long = "gold-label", id = "gold_label", value_name = "FIELD")]
     pub label: Option<String>,
     /// Optional field with a pair's kind, to break results down by it.
@@ -337,7 +339,7 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         ),
     )?;
     let mut out = super::Output::open("-o", a.output.output.as_deref())?;
-    super::probe_stats_out(&a.story)?;
+    let mut stats_out = super::open_stats_out(&a.story)?;
     a.plots.prepare()?;
     let fields = GoldFields {
         a: a.gold.a.clone(),
@@ -444,7 +446,10 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
                 record.settings.cluster_mode,
             );
             let written = a.plots.write(&charts)?;
-            super::Output::commit_all([out])?;
+            if let Some(stats) = stats_out.as_mut() {
+                stats.write_stats(outcome)?;
+            }
+            super::Output::commit_all([Some(out), stats_out].into_iter().flatten())?;
             if !quiet && !written.is_empty() {
                 eprintln!("neardup: charts: {}", list(&written));
             }

@@ -135,7 +135,7 @@ fn dedup(a: &args::DedupArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|p| Output::open("--report", Some(p)))
         .transpose()?;
-    probe_stats_out(&a.story)?;
+    let mut stats_out = open_stats_out(&a.story)?;
     analyse(
         true,
         None,
@@ -153,8 +153,12 @@ fn dedup(a: &args::DedupArgs) -> Result<ExitCode> {
             if let Some(report) = dropped.as_mut() {
                 report.write(|w| report::write_dropped(w, outcome, format(a.report_format)))?;
             }
+            if let Some(stats) = stats_out.as_mut() {
+                stats.write_stats(outcome)?;
+            }
             // Committed together once all are written.
-            Output::commit_all([Some(kept), rejects, dropped].into_iter().flatten())?;
+            let outputs = [Some(kept), rejects, dropped, stats_out];
+            Output::commit_all(outputs.into_iter().flatten())?;
             if !a.run.quiet {
                 eprintln!("neardup: {}", dedup_summary(&counts, a));
             }
@@ -220,7 +224,7 @@ fn analyse_and_write(
         &read_files(&a.input, Some(&a.story), &a.run, &[]),
     )?;
     let mut out = Output::open("-o", a.output.output.as_deref())?;
-    probe_stats_out(&a.story)?;
+    let mut stats_out = open_stats_out(&a.story)?;
     analyse(
         false,
         passage_settings(&a.passages),
@@ -231,7 +235,10 @@ fn analyse_and_write(
         &a.run,
         |outcome| {
             out.write(|w| write(w, outcome, format(a.output.format)))?;
-            Output::commit_all([out])
+            if let Some(stats) = stats_out.as_mut() {
+                stats.write_stats(outcome)?;
+            }
+            Output::commit_all([Some(out), stats_out].into_iter().flatten())
         },
     )
 }
@@ -535,7 +542,6 @@ fn analyse(
         .story(neardup::story::StorySettings {
             window: story.window.0,
             stats_in: story.stats.clone(),
-            stats_out: story.stats_out.clone(),
             candidate_threshold: story.story_candidates,
             model: neardup::story::Model {
                 threshold: story
@@ -779,6 +785,15 @@ impl Output {
         }
     }
 
+    /// Writes the statistics a story run scored against (`--stats-out`), to be committed
+    /// with the run's other outputs.
+    pub(crate) fn write_stats(&mut self, outcome: &Outcome) -> Result<()> {
+        let Some(story) = &outcome.story else {
+            anyhow::bail!("--stats-out needs --level story");
+        };
+        self.write(|w| story.stats.write_to(w))
+    }
+
     /// The file's writer, or `None` for standard output.
     fn file(&mut self) -> Option<&mut OutputFile> {
         self.0.as_mut().map(|(_, f)| f)
@@ -803,18 +818,14 @@ impl Output {
     }
 }
 
-/// Checks, before the run, that `--stats-out` (written by the library part way through
-/// the run) can be created where it is named.
-pub(crate) fn probe_stats_out(story: &args::StoryArgs) -> Result<()> {
-    if let Some(path) = &story.stats_out {
-        // A pipe or device is written in place when its time comes; opening it now too
-        // would hand its reader an end of file, and the real write would then block.
-        let in_place = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
-        if !in_place {
-            drop(Output::open("--stats-out", Some(path))?);
-        }
-    }
-    Ok(())
+/// `--stats-out`, opened before the run as the other outputs are (a pipe once: opened
+/// twice, its reader would see an end of file); [`Output::write_stats`] fills it.
+pub(crate) fn open_stats_out(story: &args::StoryArgs) -> Result<Option<Output>> {
+    story
+        .stats_out
+        .as_deref()
+        .map(|p| Output::open("--stats-out", Some(p)))
+        .transpose()
 }
 
 /// Runs `body` on a buffered writer to `path` (or standard output); a regular file is
