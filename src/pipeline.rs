@@ -667,6 +667,7 @@ impl Worker<'_> {
                     .text_id
                     .clone()
                     .unwrap_or_else(|| source.name.to_string());
+                let text = input::document_text(text);
                 (id, std::borrow::Cow::Borrowed(text), None, None)
             }
         };

@@ -959,7 +959,7 @@ pub fn write_deduplicated(
                         InputFormat::Text => {
                             let record = serde_json::json!({
                                 "id": source.text_id.as_deref().unwrap_or(&source.name),
-                                "text": String::from_utf8_lossy(bytes),
+                                "text": input::document_text(&String::from_utf8_lossy(bytes)),
                             });
                             serde_json::to_writer(&mut *kept_out, &record)
                                 .map_err(io::Error::from)

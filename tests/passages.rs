@@ -631,6 +631,50 @@ fn passages_are_identical_across_threads_input_orders_and_spilling() {
 }
 
 #[test]
+fn offsets_into_a_text_file_count_its_byte_order_mark() {
+    let s = Scratch::new();
+    let body = "The quick brown fox jumps over the lazy dog near the river bank while the farmer\n";
+    let bom = s.write("docs/bom.txt", format!("\u{feff}{body}"));
+    let plain = s.write("docs/plain.txt", body);
+    let file = std::fs::read(&bom).unwrap();
+    let check = |p: &Value, side: &str| {
+        let (start, end) = offsets(&p[side]);
+        assert_eq!(
+            &file[start..end],
+            p[side]["text"].as_str().unwrap().as_bytes(),
+            "{p}"
+        );
+    };
+    let out = neardup()
+        .args(["compare", "--format", "json"])
+        .arg(&bom)
+        .arg(&plain)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let record: Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(record["passages"][0]["a"]["start"], 3, "{record}");
+    check(&record["passages"][0], "a");
+    let pairs = json_lines(&stdout_of(
+        &neardup()
+            .args(["pairs", "--passages"])
+            .arg(s.path("docs"))
+            .output()
+            .unwrap(),
+    ));
+    // The mark is no word: the two documents are still identical.
+    assert_eq!(pairs.len(), 1);
+    assert_eq!(pairs[0]["jaccard"], 1.0);
+    assert_eq!(pairs[0]["a"], "bom.txt");
+    check(&pairs[0]["passages"][0], "a");
+    // dedup turns a text document into a record: its text leaves the mark out.
+    let kept = json_lines(&stdout_of(
+        &neardup().arg("dedup").arg(&bom).output().unwrap(),
+    ));
+    assert_eq!(kept[0]["text"], body);
+}
+
+#[test]
 fn passage_columns_in_csv_and_clusters() {
     let s = Scratch::new();
     let f = s.jsonl("in.jsonl", &good_records());
