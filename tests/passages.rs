@@ -714,6 +714,25 @@ fn passage_columns_in_csv_and_clusters() {
 }
 
 #[test]
+fn passages_at_the_story_level_are_a_usage_error_pointing_to_compare() {
+    let s = Scratch::new();
+    let f = s.jsonl("in.jsonl", &good_records());
+    for command in ["pairs", "cluster"] {
+        let out = neardup()
+            .args([command, "--passages", "--level", "story"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+        let err = stderr_of(&out);
+        assert!(
+            err.contains("near-copy") && err.contains("neardup compare"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn help_teaches_passages() {
     let help = stdout_of(&neardup().args(["help", "compare"]).output().unwrap());
     for needle in [
@@ -733,6 +752,7 @@ fn help_teaches_passages() {
         "--boilerplate-docs",
         "--passage-gap",
         "coverage_a",
+        "Near-copy level only",
     ] {
         assert!(help.contains(needle), "missing {needle:?} in pairs help");
     }
