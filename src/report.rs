@@ -521,6 +521,29 @@ impl<'a> ComparisonRecord<'a> {
     }
 }
 
+/// Untrusted text as a terminal should show it: line breaks and tabs as they are, every
+/// other control character escaped (`\u{1b}`), so that a document cannot move the cursor,
+/// recolour or clear the screen. For text meant to be read; JSON keeps the text as it is.
+pub fn for_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    let escape = |c: char, next: Option<&char>| {
+        c.is_control() && !matches!(c, '\n' | '\t') && !(c == '\r' && next == Some(&'\n'))
+    };
+    let mut chars = text.chars().peekable();
+    if !std::iter::from_fn(|| chars.next().map(|c| escape(c, chars.peek()))).any(|e| e) {
+        return text.into();
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if escape(c, chars.peek()) {
+            shown.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            shown.push(c);
+        }
+    }
+    shown.into()
+}
+
 /// Writes a comparison as one JSON object (and a newline).
 pub fn write_comparison(out: &mut dyn Write, comparison: &Comparison) -> io::Result<()> {
     serde_json::to_writer(&mut *out, &ComparisonRecord::new(comparison))?;

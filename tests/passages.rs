@@ -733,6 +733,44 @@ fn passages_at_the_story_level_are_a_usage_error_pointing_to_compare() {
 }
 
 #[test]
+fn compare_shows_control_characters_of_a_document_escaped() {
+    let s = Scratch::new();
+    let body = "officials said the central bank would raise its key rate by half a point";
+    let text = format!("\x1b[31mred\x1b[0m {body}\u{0}\u{7}\r\nnext\tline\rover");
+    let f = s.jsonl("in.jsonl", &[("ctrl\x1b[2J", &text), ("plain", body)]);
+    let out = neardup()
+        .args(["compare", "--in"])
+        .arg(&f)
+        .args(["ctrl\x1b[2J", "plain"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let shown = stdout_of(&out);
+    for raw in ['\x1b', '\0', '\x07'] {
+        assert!(!shown.contains(raw), "{raw:?} in {shown}");
+    }
+    // Line breaks and tabs keep the layout; a lone carriage return would overwrite it.
+    assert!(
+        shown.contains("\\u{1b}[31mred\\u{1b}[0m ")
+            && shown.contains("\\u{0}\\u{7}\r\nnext\tline\\u{d}over")
+            && shown.contains("── a: ctrl\\u{1b}[2J ──"),
+        "{shown}"
+    );
+    // JSON keeps the text as it is.
+    let json = stdout_of(
+        &neardup()
+            .args(["compare", "--format", "json", "--in"])
+            .arg(&f)
+            .args(["ctrl\x1b[2J", "plain"])
+            .output()
+            .unwrap(),
+    );
+    let record: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(record["a"]["id"], "ctrl\x1b[2J");
+    assert_eq!(record["passages"][0]["a"]["text"], body);
+}
+
+#[test]
 fn help_teaches_passages() {
     let help = stdout_of(&neardup().args(["help", "compare"]).output().unwrap());
     for needle in [
