@@ -697,7 +697,7 @@ impl Worker<'_> {
             }
             InputFormat::Text => (
                 text_id(source),
-                std::borrow::Cow::Borrowed(text),
+                std::borrow::Cow::Borrowed(input::document_text(text)),
                 None,
                 None,
             ),

@@ -390,17 +390,29 @@ pub(crate) fn write_records<T: Serialize>(
 /// (`\t`, `\n`, `\u{1b}`), since a terminal would shift the columns after them. Only
 /// tables, which are for reading: JSON and CSV keep every value as it is.
 pub(crate) fn table_cell(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    escape_controls(text, |_, _| false)
+}
+
+/// `text` with each control character that `keep` (given it and the next character)
+/// does not keep written as an escape: `\t`, `\n`, `\r`, else `\u{1b}`.
+fn escape_controls(
+    text: &str,
+    keep: impl Fn(char, Option<char>) -> bool,
+) -> std::borrow::Cow<'_, str> {
+    let escaped = |c: char, next: Option<char>| c.is_control() && !keep(c, next);
+    let mut chars = text.chars().peekable();
+    if !std::iter::from_fn(|| chars.next().map(|c| escaped(c, chars.peek().copied()))).any(|e| e) {
         return text.into();
     }
     let mut shown = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
+            c if !escaped(c, chars.peek().copied()) => shown.push(c),
             '\t' => shown.push_str("\\t"),
             '\n' => shown.push_str("\\n"),
             '\r' => shown.push_str("\\r"),
-            c if c.is_control() => shown.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
-            c => shown.push(c),
+            c => shown.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
         }
     }
     shown.into()
@@ -544,6 +556,15 @@ impl<'a> ComparisonRecord<'a> {
             story: crate::story::output::StoryVerdictRecord::new(&c.story),
         }
     }
+}
+
+/// Untrusted text as a terminal should show it: line breaks and tabs as they are, every
+/// other control character escaped (`\u{1b}`), so that a document cannot move the cursor,
+/// recolour or clear the screen. For text meant to be read; JSON keeps the text as it is.
+pub fn for_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls(text, |c, next| {
+        matches!(c, '\n' | '\t') || (c == '\r' && next == Some('\n'))
+    })
 }
 
 /// Writes a comparison as one JSON object (and a newline).
@@ -987,7 +1008,7 @@ pub fn write_deduplicated(
                         InputFormat::Text => {
                             let record = serde_json::json!({
                                 "id": source.text_id.as_deref().unwrap_or(&source.name),
-                                "text": String::from_utf8_lossy(bytes),
+                                "text": input::document_text(&String::from_utf8_lossy(bytes)),
                             });
                             serde_json::to_writer(&mut *kept_out, &record)
                                 .map_err(io::Error::from)

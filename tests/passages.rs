@@ -631,6 +631,50 @@ fn passages_are_identical_across_threads_input_orders_and_spilling() {
 }
 
 #[test]
+fn offsets_into_a_text_file_count_its_byte_order_mark() {
+    let s = Scratch::new();
+    let body = "The quick brown fox jumps over the lazy dog near the river bank while the farmer\n";
+    let bom = s.write("docs/bom.txt", format!("\u{feff}{body}"));
+    let plain = s.write("docs/plain.txt", body);
+    let file = std::fs::read(&bom).unwrap();
+    let check = |p: &Value, side: &str| {
+        let (start, end) = offsets(&p[side]);
+        assert_eq!(
+            &file[start..end],
+            p[side]["text"].as_str().unwrap().as_bytes(),
+            "{p}"
+        );
+    };
+    let out = neardup()
+        .args(["compare", "--format", "json"])
+        .arg(&bom)
+        .arg(&plain)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let record: Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(record["passages"][0]["a"]["start"], 3, "{record}");
+    check(&record["passages"][0], "a");
+    let pairs = json_lines(&stdout_of(
+        &neardup()
+            .args(["pairs", "--passages"])
+            .arg(s.path("docs"))
+            .output()
+            .unwrap(),
+    ));
+    // The mark is no word: the two documents are still identical.
+    assert_eq!(pairs.len(), 1);
+    assert_eq!(pairs[0]["jaccard"], 1.0);
+    assert_eq!(pairs[0]["a"], "bom.txt");
+    check(&pairs[0]["passages"][0], "a");
+    // dedup turns a text document into a record: its text leaves the mark out.
+    let kept = json_lines(&stdout_of(
+        &neardup().arg("dedup").arg(&bom).output().unwrap(),
+    ));
+    assert_eq!(kept[0]["text"], body);
+}
+
+#[test]
 fn passage_columns_in_csv_and_clusters() {
     let s = Scratch::new();
     let f = s.jsonl("in.jsonl", &good_records());
@@ -670,6 +714,63 @@ fn passage_columns_in_csv_and_clusters() {
 }
 
 #[test]
+fn passages_at_the_story_level_are_a_usage_error_pointing_to_compare() {
+    let s = Scratch::new();
+    let f = s.jsonl("in.jsonl", &good_records());
+    for command in ["pairs", "cluster"] {
+        let out = neardup()
+            .args([command, "--passages", "--level", "story"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+        let err = stderr_of(&out);
+        assert!(
+            err.contains("near-copy") && err.contains("neardup compare"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn compare_shows_control_characters_of_a_document_escaped() {
+    let s = Scratch::new();
+    let body = "officials said the central bank would raise its key rate by half a point";
+    let text = format!("\x1b[31mred\x1b[0m {body}\u{0}\u{7}\r\nnext\tline\rover");
+    let f = s.jsonl("in.jsonl", &[("ctrl\x1b[2J", &text), ("plain", body)]);
+    let out = neardup()
+        .args(["compare", "--in"])
+        .arg(&f)
+        .args(["ctrl\x1b[2J", "plain"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let shown = stdout_of(&out);
+    for raw in ['\x1b', '\0', '\x07'] {
+        assert!(!shown.contains(raw), "{raw:?} in {shown}");
+    }
+    // Line breaks and tabs keep the layout; a lone carriage return would overwrite it.
+    assert!(
+        shown.contains("\\u{1b}[31mred\\u{1b}[0m ")
+            && shown.contains("\\u{0}\\u{7}\r\nnext\tline\\rover")
+            && shown.contains("── a: ctrl\\u{1b}[2J ──"),
+        "{shown}"
+    );
+    // JSON keeps the text as it is.
+    let json = stdout_of(
+        &neardup()
+            .args(["compare", "--format", "json", "--in"])
+            .arg(&f)
+            .args(["ctrl\x1b[2J", "plain"])
+            .output()
+            .unwrap(),
+    );
+    let record: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(record["a"]["id"], "ctrl\x1b[2J");
+    assert_eq!(record["passages"][0]["a"]["text"], body);
+}
+
+#[test]
 fn help_teaches_passages() {
     let help = stdout_of(&neardup().args(["help", "compare"]).output().unwrap());
     for needle in [
@@ -689,6 +790,7 @@ fn help_teaches_passages() {
         "--boilerplate-docs",
         "--passage-gap",
         "coverage_a",
+        "Near-copy level only",
     ] {
         assert!(help.contains(needle), "missing {needle:?} in pairs help");
     }

@@ -171,7 +171,9 @@ fn story_verdict(
             (Some(field), Some(metadata)) => story::string_field(metadata, field),
             _ => None,
         };
-        Ok(x.extract_document(title.as_deref(), &text, None))
+        // As the pipeline read it: a text file's byte order mark left out.
+        let text = crate::input::document_text(&text);
+        Ok(x.extract_document(title.as_deref(), text, None))
     };
     let stats = match &settings.stats_in {
         Some(path) => StoryStats::load(path)?,

@@ -239,6 +239,8 @@ struct Worker {
     tokenizer: Tokenizer,
     cache: Vec<Entry>,
     cached_bytes: usize,
+    /// Evict beyond this many bytes ([`CACHE_BYTES`]; tests make it tiny).
+    cache_budget: usize,
     text_a: Vec<u8>,
     text_b: Vec<u8>,
 }
@@ -247,49 +249,59 @@ struct Worker {
 const CACHE_BYTES: usize = 16 << 20;
 
 impl Worker {
-    fn new(settings: PassageSettings) -> Self {
+    fn new(settings: PassageSettings, cache_budget: usize) -> Self {
         Worker {
             aligner: Aligner::new(settings),
             tokenizer: Tokenizer::new(),
             cache: Vec::new(),
             cached_bytes: 0,
+            cache_budget,
             text_a: Vec::new(),
             text_b: Vec::new(),
         }
     }
 
-    /// The index in the cache of `doc` prepared, evicting the oldest entries (never
-    /// `keep`) beyond the cache's size.
-    fn entry(&mut self, doc: u32, text: &str, keep: u32) -> usize {
-        if let Some(i) = self.cache.iter().position(|e| e.doc == doc) {
-            return i;
+    /// The cache indices of `a` and `b` prepared. Both are added before anything is
+    /// evicted, and neither is: an eviction shifts the entries behind it, so an index
+    /// taken before it could name another document.
+    fn pair(&mut self, (a, ta): (u32, &str), (b, tb): (u32, &str)) -> (usize, usize) {
+        debug_assert_ne!(a, b);
+        self.add(a, ta);
+        self.add(b, tb);
+        while self.cached_bytes > self.cache_budget && self.cache.len() > 2 {
+            let old = (self.cache.iter())
+                .position(|e| e.doc != a && e.doc != b)
+                .expect("a third entry");
+            self.cached_bytes -= entry_bytes(&self.cache[old]);
+            self.cache.remove(old);
+        }
+        let at = |doc| self.cache.iter().position(|e: &Entry| e.doc == doc);
+        (at(a).expect("kept"), at(b).expect("kept"))
+    }
+
+    /// Prepares `doc` into the cache unless it is there.
+    fn add(&mut self, doc: u32, text: &str) {
+        if self.cache.iter().any(|e| e.doc == doc) {
+            return;
         }
         let mut tokens = Vec::new();
         self.tokenizer.tokenize(text, &mut tokens);
         let mut prepared = Prepared::default();
         self.aligner
             .prepare(tokens.iter().map(|t| t.hash), &mut prepared);
-        // Tokens, hashes and the n-gram index: about 48 bytes a token once indexed.
-        let bytes = |e: &Entry| e.tokens.len() * 48;
         let entry = Entry {
             doc,
             tokens,
             prepared,
         };
-        self.cached_bytes += bytes(&entry);
+        self.cached_bytes += entry_bytes(&entry);
         self.cache.push(entry);
-        while self.cached_bytes > CACHE_BYTES && self.cache.len() > 2 {
-            let Some(old) = self.cache.iter().position(|e| e.doc != keep) else {
-                break;
-            };
-            self.cached_bytes -= bytes(&self.cache[old]);
-            self.cache.remove(old);
-        }
-        self.cache
-            .iter()
-            .position(|e| e.doc == doc)
-            .expect("just added")
     }
+}
+
+/// Tokens, hashes and the n-gram index: about 48 bytes a token once indexed.
+fn entry_bytes(e: &Entry) -> usize {
+    e.tokens.len() * 48
 }
 
 pub(crate) fn missing_text(doc: u32) -> Error {
@@ -308,6 +320,18 @@ pub(crate) fn align_pairs(
     settings: &PassageSettings,
     ticker: Ticker<'_>,
 ) -> Result<Vec<PairPassages>> {
+    align_pairs_cached(corpus, pairs, spec, settings, ticker, CACHE_BYTES)
+}
+
+/// [`align_pairs`] with each thread's cache of prepared documents bounded by `cache_budget`.
+fn align_pairs_cached(
+    corpus: &Corpus,
+    pairs: &[(u32, u32)],
+    spec: ShingleSpec,
+    settings: &PassageSettings,
+    ticker: Ticker<'_>,
+    cache_budget: usize,
+) -> Result<Vec<PairPassages>> {
     // Small chunks balance the threads: a few pairs of long documents can take most of the time.
     const CHUNK: usize = 16;
     let count_windows = settings.boilerplate_docs <= corpus.len() as u64;
@@ -315,7 +339,7 @@ pub(crate) fn align_pairs(
     let found: Vec<Result<Vec<Vec<Found>>>> = pairs
         .par_chunks(CHUNK)
         .map_init(
-            || Worker::new(*settings),
+            || Worker::new(*settings, cache_budget),
             |w, chunk| {
                 if ticker.stopped() {
                     return Ok(Vec::new());
@@ -333,8 +357,7 @@ pub(crate) fn align_pairs(
                         .map_err(read_err)?
                         .ok_or_else(|| missing_text(b))?;
                     let (ta, tb) = (&*ta, &*tb);
-                    let ia = w.entry(a, ta, b);
-                    let ib = w.entry(b, tb, a);
+                    let (ia, ib) = w.pair((a, ta), (b, tb));
                     let (ea, eb) = if ia < ib {
                         let (x, y) = w.cache.split_at_mut(ib);
                         (&mut x[ia], &mut y[0])
@@ -504,4 +527,81 @@ pub fn passages_between(a: &str, b: &str, settings: &PassageSettings) -> Vec<Pas
             boilerplate: None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::input::{InputSpec, plan_sources};
+
+    /// Documents that share stretches of one text, of different lengths.
+    fn corpus(docs: usize) -> Corpus {
+        let word = |i: usize| format!("w{}", i.wrapping_mul(2654435761) % 100_003);
+        let mut lines = String::new();
+        for d in 0..docs {
+            let words: Vec<String> = (d * 7..d * 7 + 60 + 40 * d)
+                .map(|i| {
+                    if i % 23 == d {
+                        format!("edit{d}")
+                    } else {
+                        word(i)
+                    }
+                })
+                .collect();
+            let text = words.join(" ");
+            lines.push_str(&format!("{{\"id\":\"d{d}\",\"text\":\"{text}\"}}\n"));
+        }
+        let pipeline = crate::PipelineBuilder::new()
+            .passages(Some(PassageSettings::default()))
+            .build()
+            .unwrap();
+        let plan = plan_sources(
+            &[InputSpec::Bytes {
+                name: Arc::from("docs"),
+                bytes: Arc::from(lines.as_bytes()),
+            }],
+            None,
+        );
+        let mut stats = crate::Stats::default();
+        let corpus = pipeline
+            .read_corpus(&plan.sources, &mut stats, &crate::progress::Silent)
+            .unwrap();
+        assert_eq!(corpus.len(), docs);
+        corpus
+    }
+
+    #[test]
+    fn evicting_prepared_documents_keeps_each_pair_its_own() {
+        let corpus = corpus(7);
+        // Every ordered pair, so that a pair's first document is often cached behind
+        // older entries that its second document's arrival evicts.
+        let n = corpus.len() as u32;
+        let pairs: Vec<(u32, u32)> = (0..n)
+            .flat_map(|a| (0..n).filter(move |&b| b != a).map(move |b| (a, b)))
+            .collect();
+        let settings = PassageSettings::default();
+        let spec = ShingleSpec::Words(5);
+        let run = |budget| {
+            align_pairs_cached(&corpus, &pairs, spec, &settings, Ticker::silent(), budget).unwrap()
+        };
+        let expected = run(CACHE_BYTES);
+        let text = |d| {
+            corpus
+                .text(d, &mut Vec::new())
+                .unwrap()
+                .unwrap()
+                .to_string()
+        };
+        for (&(a, b), found) in pairs.iter().zip(&expected) {
+            let alone = passages_between(&text(a), &text(b), &settings);
+            assert!(!alone.is_empty());
+            assert_eq!(found.passages, alone, "pair {a}, {b}");
+        }
+        // From one entry's size (every pair evicts) to a few.
+        for budget in [0, 48 * 300, 48 * 700, 48 * 1200] {
+            assert!(run(budget) == expected, "cache budget {budget}");
+        }
+    }
 }

@@ -66,6 +66,7 @@ impl Article {
                     .text_id
                     .clone()
                     .unwrap_or_else(|| source.name.to_string());
+                let text = crate::input::document_text(text);
                 Article::new(id, text, None, None, fingerprinter, arrival)
             }
         }

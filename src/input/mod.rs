@@ -12,7 +12,7 @@ mod source;
 
 pub use problem::{Problem, ProblemKind};
 pub use read::{
-    Batch, RawRecord, ReadEvent, ReadLimits, RecordLocation, read_sources,
+    Batch, RawRecord, ReadEvent, ReadLimits, RecordLocation, document_text, read_sources,
     read_sources_passing_oversized,
 };
 pub use record::{DateValue, FieldNames, ParsedRecord, parse_date, parse_json_record, usable_id};

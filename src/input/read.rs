@@ -23,8 +23,15 @@ pub struct RecordLocation {
 pub struct RawRecord {
     /// Where it came from.
     pub location: RecordLocation,
-    /// Byte range of the record in the batch buffer (without the line ending).
+    /// Byte range of the record in the batch buffer (without the line ending). A text
+    /// document's range holds its whole file, a byte order mark included, so that passage
+    /// offsets are offsets into the file; [`document_text`] leaves the mark out.
     pub range: std::ops::Range<usize>,
+}
+
+/// The text of a text document without its byte order mark, if it has one.
+pub fn document_text(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
 /// Raw records read in input order, sharing one buffer.
@@ -319,18 +326,13 @@ fn read_document(
     }
     match result {
         Ok(()) => {
-            let begin = if batch.buf[start..].starts_with(BOM) {
-                start + BOM.len()
-            } else {
-                start
-            };
             let end = batch.buf.len();
             batch.records.push(RawRecord {
                 location: RecordLocation {
                     source: index,
                     line: 0,
                 },
-                range: begin..end,
+                range: start..end,
             });
             true
         }

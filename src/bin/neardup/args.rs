@@ -484,7 +484,8 @@ pub enum ColorArg {
 pub struct PassageArgs {
     /// Also report what each pair shares: the passages, with byte offsets and text in both
     /// documents, words and word edits, boilerplate marked, and the fraction of each
-    /// document they cover (adds passages, coverage_a, coverage_b to every pair).
+    /// document they cover (adds passages, coverage_a, coverage_b to every pair). Near-copy
+    /// level only: for a story pair, `neardup compare` shows its passages.
     #[arg(long)]
     pub passages: bool,
     #[command(flatten)]

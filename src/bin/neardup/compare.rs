@@ -212,8 +212,10 @@ fn render(out: &mut dyn Write, c: &Comparison, color: bool) -> io::Result<()> {
         .filter(|p| p.boilerplate.is_none())
         .collect();
     let exact = story.iter().filter(|p| p.is_exact()).count();
-    writeln!(out, "a  {}  ({} words)", c.a.location, c.a.words)?;
-    writeln!(out, "b  {}  ({} words)", c.b.location, c.b.words)?;
+    // Documents are untrusted: their control characters are shown, not obeyed.
+    let shown = report::for_terminal;
+    writeln!(out, "a  {}  ({} words)", shown(&c.a.location), c.a.words)?;
+    writeln!(out, "b  {}  ({} words)", shown(&c.b.location), c.b.words)?;
     writeln!(
         out,
         "jaccard {:.4} (estimated {:.4}), containment a in b {:.4}, b in a {:.4}",
@@ -241,7 +243,7 @@ fn render(out: &mut dyn Write, c: &Comparison, color: bool) -> io::Result<()> {
         ("a", &c.a, spans(|p| p.a.range())),
         ("b", &c.b, spans(|p| p.b.range())),
     ] {
-        writeln!(out, "\n── {name}: {} ──", doc.id)?;
+        writeln!(out, "\n── {name}: {} ──", shown(&doc.id))?;
         highlight(out, &doc.text, &marks, color)?;
         if !doc.text.ends_with('\n') {
             writeln!(out)?;
@@ -311,7 +313,9 @@ fn highlight(
     cuts.dedup();
     for w in cuts.windows(2) {
         let (from, to) = (w[0], w[1]);
-        let piece = &text.as_bytes()[from..to];
+        // Cuts are at passage ends, which are character boundaries.
+        let piece = report::for_terminal(&text[from..to]);
+        let piece = piece.as_bytes();
         if color {
             for n in numbers(from, |r| r.start) {
                 write!(out, "\x1b[2m[{n}]{RESET}")?;

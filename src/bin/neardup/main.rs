@@ -30,6 +30,7 @@ use progress::{Terminal, stop};
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     refuse_story_flags_at_near_copy(&matches);
+    refuse_passages_at_story(&matches);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match run(cli) {
         Ok(code) => code,
@@ -84,6 +85,31 @@ fn refuse_story_flags_at_near_copy(matches: &clap::ArgMatches) {
                 .exit();
         }
     }
+}
+
+/// `--passages` with `--level story` is a usage error (exit 2), with the way to passages
+/// of a story pair: the story level aligns no texts, `compare` aligns one pair.
+fn refuse_passages_at_story(matches: &clap::ArgMatches) {
+    let Some((name, sub)) = matches.subcommand() else {
+        return;
+    };
+    let given = |id| sub.try_get_one::<bool>(id).ok().flatten() == Some(&true);
+    let story =
+        sub.try_get_one::<args::LevelArg>("level").ok().flatten() == Some(&args::LevelArg::Story);
+    if !(story && given("passages")) {
+        return;
+    }
+    let mut command = Cli::command();
+    command.build();
+    let command = command.find_subcommand_mut(name).expect("a subcommand");
+    command
+        .error(
+            clap::error::ErrorKind::ArgumentConflict,
+            "--passages finds the passages of near-copy pairs, not with --level story; \
+             for a story pair, `neardup compare --in FILE ID_A ID_B` shows the passages \
+             the two documents share",
+        )
+        .exit();
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
