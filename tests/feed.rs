@@ -591,6 +591,109 @@ fn index_errors_name_the_path_and_say_the_cause_once() {
     assert_eq!(err.matches("os error").count(), 1, "{err}");
 }
 
+/// `neardup ARGS...` with files limited to `blocks` of 512 bytes (`ulimit -f`) and
+/// SIGXFSZ ignored: a write past the limit fails as a write to a full disk does, with
+/// an error (EFBIG) instead of a signal. Standard input is `stdin`.
+fn with_file_size_limit(
+    blocks: u64,
+    args: &[&std::ffi::OsStr],
+    stdin: &[u8],
+) -> std::process::Output {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f {blocks} && exec \"$0\" \"$@\""
+        ))
+        .arg(assert_cmd::cargo::cargo_bin("neardup"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin); // watch may stop reading once a write fails
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
+/// A write to the index that fails (here past a file size limit, as on a full disk) is
+/// reported with its own cause, not as "an earlier write failed", and with what is kept;
+/// running again afterwards stores the rest, and every answered article is there.
+#[test]
+fn a_failed_write_names_its_cause_and_running_again_keeps_what_was_answered() {
+    let s = Scratch::new();
+    let records = corpus(61, 600, 1_700_000_000);
+    let input = s.write("in.jsonl", to_jsonl(&records));
+    let os = |p: &Path| p.as_os_str().to_owned();
+    for how in ["add", "watch"] {
+        let idx = s.path(&format!("{how}.idx"));
+        index_ok(&["create", "-q"], &idx, &[]);
+        let out = if how == "add" {
+            let args = [
+                os(Path::new("index")),
+                "add".into(),
+                "--commit-every".into(),
+                "10".into(),
+                os(&idx),
+                os(&input),
+            ];
+            with_file_size_limit(
+                200,
+                &args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>(),
+                b"",
+            )
+        } else {
+            let args = [
+                os(Path::new("watch")),
+                "-q".into(),
+                "--max-group".into(),
+                "10".into(),
+                os(&idx),
+            ];
+            let body = std::fs::read(&input).unwrap();
+            with_file_size_limit(
+                200,
+                &args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>(),
+                &body,
+            )
+        };
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{how}: {err}");
+        assert!(err.contains("File too large (os error 27)"), "{how}: {err}");
+        assert!(!err.contains("earlier write"), "{how}: {err}");
+        assert!(
+            err.contains("every article answered before this is stored"),
+            "{how}: {err}"
+        );
+        let answered = lines_of(&out);
+        assert!(
+            !answered.is_empty() && answered.len() < records.len(),
+            "{how}: {err}"
+        );
+        // With the limit gone, the same input again: the rest is stored, and every article
+        // answered before is answered as already there.
+        let again = index_output(&["add", "-q"], &idx, &[&input]);
+        assert!(again.status.success(), "{how}: {}", stderr_of(&again));
+        let again: HashMap<String, serde_json::Value> = lines_of(&again)
+            .into_iter()
+            .map(|v| (v["id"].as_str().unwrap().to_string(), v))
+            .collect();
+        assert_eq!(again.len(), records.len());
+        for v in &answered {
+            assert_eq!(
+                again[v["id"].as_str().unwrap()]["indexed"],
+                true,
+                "{how}: {v}"
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The command line.
 

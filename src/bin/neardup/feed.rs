@@ -663,7 +663,13 @@ pub(crate) fn terminal(progress: ProgressArg, quiet: bool) -> Terminal {
 pub fn run_index(args: IndexArgs) -> Result<ExitCode> {
     match args.command {
         IndexCommand::Create(a) => create(a),
-        IndexCommand::Add(a) => bulk(a, IngestMode::Add),
+        IndexCommand::Add(a) => bulk(a, IngestMode::Add).map_err(|e| {
+            after_failed_write(
+                e,
+                "run the same command again: articles already stored are answered again, \
+                 marked \"indexed\":true",
+            )
+        }),
         IndexCommand::Query(a) => bulk(a, IngestMode::Query),
         IndexCommand::Stats(a) => stats(a),
         IndexCommand::Export(a) => export(a),
@@ -1222,6 +1228,16 @@ fn drained(ack_tx: &mpsc::SyncSender<Acked>) -> Result<()> {
 }
 
 pub fn watch(a: WatchArgs) -> Result<ExitCode> {
+    watch_index(a).map_err(|e| {
+        after_failed_write(
+            e,
+            "send the articles without a verdict again (one already stored is answered \
+             again, marked \"indexed\":true)",
+        )
+    })
+}
+
+fn watch_index(a: WatchArgs) -> Result<ExitCode> {
     let fields = a.live.fields()?;
     let terminal = terminal(ProgressArg::Auto, a.quiet);
     let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;
@@ -1428,6 +1444,31 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A failed write to the index (a full disk, say) with what is kept and what to do next.
+/// Verdicts are printed only once their articles are written, so every article answered
+/// is stored; `again` says how to send the rest.
+pub(crate) fn after_failed_write(e: anyhow::Error, again: &str) -> anyhow::Error {
+    let Some(io) = e
+        .downcast_ref::<neardup::Error>()
+        .and_then(|e| match e.kind() {
+            neardup::ErrorKind::Io { source, .. } => Some(source),
+            _ => None,
+        })
+    else {
+        return e;
+    };
+    let fix = match io.kind() {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+            "free space on the disk holding the index, then"
+        }
+        _ => "once that is fixed,",
+    };
+    anyhow::anyhow!(
+        "{e:#}\n  every article answered before this is stored; the rest are not answered \
+         (some may be stored): {fix} {again}"
+    )
 }
 
 /// `, N rewrites` in a summary line, for a story index only (a copy index has none).
