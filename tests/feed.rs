@@ -2503,14 +2503,18 @@ struct Served {
 
 impl Served {
     fn start(idx: &Path, flags: &[&str]) -> Served {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("neardup"))
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin("neardup"));
+        command
             .arg("serve")
             .arg(idx)
             .args(["--listen", "127.0.0.1:0"])
-            .args(flags)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .args(flags);
+        Served::spawn(command)
+    }
+
+    /// `command` runs `neardup serve --listen 127.0.0.1:0` (through `sh`, say).
+    fn spawn(mut command: Command) -> Served {
+        let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
         let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
         let mut first = String::new();
         std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
@@ -3215,6 +3219,75 @@ fn serve_compresses_answers_when_asked() {
     );
     let (status, err) = server.stop();
     assert!(status.success(), "{err}");
+}
+
+/// A write that fails (past a file size limit here, as on a full disk) is answered 503
+/// with its cause and nothing of the request acknowledged; the server opens the index
+/// again from disk and goes on: once there is room, the same articles are stored, and
+/// every article answered before is there once.
+#[test]
+fn serve_answers_503_on_a_failed_write_and_goes_on_once_there_is_room() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let records = corpus(62, 400, 1_700_000_000);
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -S -f 200 && exec \"$0\" serve \"$1\" --listen 127.0.0.1:0")
+        .arg(assert_cmd::cargo::cargo_bin("neardup"))
+        .arg(&idx);
+    let server = Served::spawn(command);
+    let mut acknowledged = Vec::new();
+    let mut failed_at = None;
+    for (n, chunk) in records.chunks(20).enumerate() {
+        let (status, answer) = server.request("POST", "/articles", to_jsonl(chunk).as_bytes());
+        if status == 503 {
+            assert!(answer.contains("File too large (os error 27)"), "{answer}");
+            assert!(
+                answer.contains("nothing of this request was acknowledged"),
+                "{answer}"
+            );
+            failed_at = Some(n);
+            break;
+        }
+        assert_eq!(status, 200, "{answer}");
+        acknowledged.extend(json_lines(&answer).into_iter().map(|v| v["id"].clone()));
+    }
+    let failed_at = failed_at.expect("the limit is reached");
+    // Still serving, reads and writes alike.
+    let (status, health) = server.request("GET", "/health", b"");
+    assert_eq!(status, 200, "{health}");
+    let held = serde_json::from_str::<serde_json::Value>(&health).unwrap()["articles"].clone();
+    // Some of the failed request's articles may have been written whole before the limit.
+    assert!(
+        held.as_u64().unwrap() >= acknowledged.len() as u64,
+        "{health}"
+    );
+    // Room again: the rest goes in, the failed request's articles included.
+    rlimit::prlimit(
+        server.child.id() as i32,
+        rlimit::Resource::FSIZE,
+        Some((
+            rlimit::Resource::FSIZE.get().unwrap().1,
+            rlimit::Resource::FSIZE.get().unwrap().1,
+        )),
+        None,
+    )
+    .unwrap();
+    for chunk in records[failed_at * 20..].chunks(20) {
+        assert_eq!(server.post(&to_jsonl(chunk)).len(), chunk.len());
+    }
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("opening the index again"), "{err}");
+    let exported: Vec<serde_json::Value> = lines_of(&index_output(&["export"], &idx, &[]))
+        .into_iter()
+        .map(|v| v["id"].clone())
+        .collect();
+    assert_eq!(exported.len(), records.len());
+    let held: std::collections::HashSet<_> = exported.iter().collect();
+    assert!(acknowledged.iter().all(|id| held.contains(id)));
 }
 
 /// `serve` under a hard limit of 256 open files: enough for 100 connections, not for 512
@@ -4069,7 +4142,7 @@ fn a_failed_compaction_is_warned_of_and_tried_again_while_serving() {
 }
 
 #[test]
-fn a_compaction_that_cannot_tell_which_generation_is_in_force_stops_the_writes() {
+fn a_compaction_that_cannot_tell_which_generation_is_in_force_stops_the_writes_until_reopened() {
     let s = Scratch::new();
     let records = corpus(19, 200, 1_700_000_000);
     let idx = s.path("idx");
@@ -4083,20 +4156,35 @@ fn a_compaction_that_cannot_tell_which_generation_is_in_force_stops_the_writes()
     std::fs::create_dir(idx.join("index.meta")).unwrap();
     assert_eq!(server.post(&to_jsonl(&records[150..])).len(), 50);
     compactions_once(&server, "failed", 1);
-    // Nothing more goes into a log that may no longer be the one in force.
+    // Nothing more goes into a log that may no longer be the one in force, and the index
+    // cannot be opened again while index.meta cannot be read: articles get 503.
     let late = serde_json::json!({"id": "late", "text": RATE, "date": records[199]["date"]});
-    let (status, answer) = server.request("POST", "/articles", format!("{late}\n").as_bytes());
-    assert_eq!(status, 500, "{answer}");
-    let (status, err) = server.stop();
-    assert!(!status.success(), "{err}");
-    assert!(err.contains("compacting the index failed"), "{err}");
+    let late = format!("{late}\n");
+    let (status, answer) = server.request("POST", "/articles", late.as_bytes());
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        answer.contains("index.meta could not be written whole"),
+        "{answer}"
+    );
+    let (status, health) = server.request("GET", "/health", b"");
+    assert_eq!(status, 503, "{health}");
+    assert!(health.contains("\"status\":\"read-only\""), "{health}");
+    // Once it can be read, the next request opens the generation in force and goes on.
     std::fs::remove_dir(idx.join("index.meta")).unwrap();
     std::fs::write(idx.join("index.meta"), meta).unwrap();
+    let answered = (0..3)
+        .map(|_| server.request("POST", "/articles", late.as_bytes()))
+        .find(|(status, _)| *status == 200);
+    assert!(answered.is_some_and(|(_, a)| a.contains("\"id\":\"late\"")));
+    assert_eq!(server.request("GET", "/health", b"").0, 200);
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("compacting the index failed"), "{err}");
     // Every acknowledged article is in the generation in force.
     let stats = index_stats(&idx);
     assert_eq!(
         (stats["generation"].as_u64(), stats["articles"].as_u64()),
-        (Some(0), Some(200))
+        (Some(0), Some(201))
     );
 }
 

@@ -595,7 +595,14 @@ impl Compactor {
         Ok(())
     }
 
-    /// What it has done so far (for `/stats`).
+    /// Gives up the compaction under way (its index is being opened again): dropping it
+    /// removes its new file, the old generation staying in force.
+    pub(crate) fn abandon(&mut self) {
+        if self.running.take().is_some() {
+            self.failed += 1;
+        }
+    }
+
     /// Whether a compaction of its own is running.
     pub(crate) fn is_running(&self) -> bool {
         self.running.is_some()
