@@ -2211,6 +2211,53 @@ fn story_level_added_article_by_article_gives_the_batch_story_pairs() {
     }
 }
 
+/// `index add --all-matches` on a story index lists the batch story level's same-story
+/// pairs: a rewrite's `matches`, and a duplicate's `story_matches` (its `matches` are its
+/// near-copies; before, its same-story matches were left out).
+#[test]
+fn all_matches_of_a_story_index_list_the_batch_story_pairs() {
+    let s = Scratch::new();
+    let path = s.write("in.jsonl", to_jsonl(&story_corpus(23, 400, 0)));
+    let window = 20 * 86_400;
+    let stats = s.path("corpus.stats");
+    let batch = batch_story_pairs(&path, &stats, window);
+    let idx = s.path("idx");
+    let flags = [
+        "create", "-q", "--level", "story", "--window", "20d", "--stats",
+    ];
+    let mut flags = flags.map(String::from).to_vec();
+    flags.push(stats.to_str().unwrap().to_string());
+    index_ok(
+        &flags.iter().map(String::as_str).collect::<Vec<_>>(),
+        &idx,
+        &[],
+    );
+    let out = index_output(&["add", "-q", "--all-matches"], &idx, &[&path]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let mut listed = BTreeMap::new();
+    let mut duplicates_with_stories = 0;
+    for v in lines_of(&out) {
+        let story = match v["verdict"].as_str().unwrap() {
+            "rewrite" => &v["matches"],
+            "duplicate" if v.get("story_matches").is_some() => {
+                duplicates_with_stories += 1;
+                &v["story_matches"]
+            }
+            _ => continue,
+        };
+        for m in story.as_array().unwrap() {
+            let key = ordered(v["id"].as_str().unwrap(), m["id"].as_str().unwrap());
+            listed.insert(key, m["kind"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(duplicates_with_stories > 10, "{duplicates_with_stories}");
+    let batch: BTreeMap<_, _> = batch
+        .into_iter()
+        .map(|(k, (_, kind))| (k, kind.to_string()))
+        .collect();
+    assert_eq!(listed, batch);
+}
+
 /// Adds a real corpus article by article to a story index with the default window and the
 /// batch run's statistics, checks that it finds exactly the batch's same-story pairs, and
 /// returns how many there are and the feed's verdicts.

@@ -256,7 +256,8 @@ pub struct BulkArgs {
     pub dir: PathBuf,
     #[command(flatten)]
     pub input: InputArgs,
-    /// List every match at or above the threshold ("matches"), not only the best.
+    /// List every match at or above the threshold ("matches"), not only the best; on a
+    /// story index, a duplicate also lists its same-story matches ("story_matches").
     #[arg(long, help_heading = "Output")]
     pub all_matches: bool,
     /// Commit (fsync) and print verdicts every N articles: smaller acknowledges sooner,
@@ -424,7 +425,8 @@ pub struct LiveArgs {
         help_heading = "Input"
     )]
     pub date_field: String,
-    /// List every match at or above the threshold ("matches"), not only the best.
+    /// List every match at or above the threshold ("matches"), not only the best; on a
+    /// story index, a duplicate also lists its same-story matches ("story_matches").
     #[arg(long, help_heading = "Output")]
     pub all_matches: bool,
     /// Most articles committed together when they arrive faster than they are synced.
