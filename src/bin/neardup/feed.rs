@@ -140,8 +140,9 @@ pub enum IndexCommand {
     /// Print what an index holds: every article's verdict, or its clusters.
     ///
     /// Without --clusters: one verdict line per indexed article, in the order added,
-    /// exactly as 'index add' printed it when the article was added (so an index built by
-    /// several runs, or resumed after a kill, exports one uninterrupted verdict stream).
+    /// exactly as 'index add' printed it when the article was added, without
+    /// --all-matches: only the best match is stored (so an index built by several runs,
+    /// or resumed after a kill, exports one uninterrupted verdict stream).
     /// With --clusters: one line per cluster, {"cluster", "size", "members"}, in the order
     /// clusters began. Reads the index without locking it; articles removed by 'index
     /// compact' are no longer listed.
