@@ -3867,6 +3867,9 @@ fn serve_wants_its_token_and_holds_connections_past_its_limit() {
     let (status, answer) = post(&format!("Authorization: Bearer {token}\r\n"));
     assert_eq!(status, 200, "{answer}");
     assert_eq!(json_lines(&answer)[0]["verdict"], "new");
+    // The scheme's name is case-insensitive (RFC 7235).
+    let (status, answer) = post(&format!("Authorization: bearer {token}\r\n"));
+    assert_eq!(status, 200, "{answer}");
 
     // Three connections at most: with three open, a fourth is answered only once one
     // of them closes.

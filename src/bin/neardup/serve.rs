@@ -1085,7 +1085,7 @@ fn grant(request: &Request<Incoming>, front: &Front) -> Granted {
     let given = request
         .headers()
         .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+        .and_then(|v| crate::tokens::bearer(v.as_bytes()));
     match (given, tokens.read()) {
         (Some(given), Ok(tokens)) => tokens
             .grant_of(given)
