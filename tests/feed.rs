@@ -591,6 +591,109 @@ fn index_errors_name_the_path_and_say_the_cause_once() {
     assert_eq!(err.matches("os error").count(), 1, "{err}");
 }
 
+/// `neardup ARGS...` with files limited to `blocks` of 512 bytes (`ulimit -f`) and
+/// SIGXFSZ ignored: a write past the limit fails as a write to a full disk does, with
+/// an error (EFBIG) instead of a signal. Standard input is `stdin`.
+fn with_file_size_limit(
+    blocks: u64,
+    args: &[&std::ffi::OsStr],
+    stdin: &[u8],
+) -> std::process::Output {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f {blocks} && exec \"$0\" \"$@\""
+        ))
+        .arg(assert_cmd::cargo::cargo_bin("neardup"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin); // watch may stop reading once a write fails
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
+/// A write to the index that fails (here past a file size limit, as on a full disk) is
+/// reported with its own cause, not as "an earlier write failed", and with what is kept;
+/// running again afterwards stores the rest, and every answered article is there.
+#[test]
+fn a_failed_write_names_its_cause_and_running_again_keeps_what_was_answered() {
+    let s = Scratch::new();
+    let records = corpus(61, 600, 1_700_000_000);
+    let input = s.write("in.jsonl", to_jsonl(&records));
+    let os = |p: &Path| p.as_os_str().to_owned();
+    for how in ["add", "watch"] {
+        let idx = s.path(&format!("{how}.idx"));
+        index_ok(&["create", "-q"], &idx, &[]);
+        let out = if how == "add" {
+            let args = [
+                os(Path::new("index")),
+                "add".into(),
+                "--commit-every".into(),
+                "10".into(),
+                os(&idx),
+                os(&input),
+            ];
+            with_file_size_limit(
+                200,
+                &args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>(),
+                b"",
+            )
+        } else {
+            let args = [
+                os(Path::new("watch")),
+                "-q".into(),
+                "--max-group".into(),
+                "10".into(),
+                os(&idx),
+            ];
+            let body = std::fs::read(&input).unwrap();
+            with_file_size_limit(
+                200,
+                &args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>(),
+                &body,
+            )
+        };
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{how}: {err}");
+        assert!(err.contains("File too large (os error 27)"), "{how}: {err}");
+        assert!(!err.contains("earlier write"), "{how}: {err}");
+        assert!(
+            err.contains("every article answered before this is stored"),
+            "{how}: {err}"
+        );
+        let answered = lines_of(&out);
+        assert!(
+            !answered.is_empty() && answered.len() < records.len(),
+            "{how}: {err}"
+        );
+        // With the limit gone, the same input again: the rest is stored, and every article
+        // answered before is answered as already there.
+        let again = index_output(&["add", "-q"], &idx, &[&input]);
+        assert!(again.status.success(), "{how}: {}", stderr_of(&again));
+        let again: HashMap<String, serde_json::Value> = lines_of(&again)
+            .into_iter()
+            .map(|v| (v["id"].as_str().unwrap().to_string(), v))
+            .collect();
+        assert_eq!(again.len(), records.len());
+        for v in &answered {
+            assert_eq!(
+                again[v["id"].as_str().unwrap()]["indexed"],
+                true,
+                "{how}: {v}"
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The command line.
 
@@ -2110,6 +2213,53 @@ fn story_level_added_article_by_article_gives_the_batch_story_pairs() {
     }
 }
 
+/// `index add --all-matches` on a story index lists the batch story level's same-story
+/// pairs: a rewrite's `matches`, and a duplicate's `story_matches` (its `matches` are its
+/// near-copies; before, its same-story matches were left out).
+#[test]
+fn all_matches_of_a_story_index_list_the_batch_story_pairs() {
+    let s = Scratch::new();
+    let path = s.write("in.jsonl", to_jsonl(&story_corpus(23, 400, 0)));
+    let window = 20 * 86_400;
+    let stats = s.path("corpus.stats");
+    let batch = batch_story_pairs(&path, &stats, window);
+    let idx = s.path("idx");
+    let flags = [
+        "create", "-q", "--level", "story", "--window", "20d", "--stats",
+    ];
+    let mut flags = flags.map(String::from).to_vec();
+    flags.push(stats.to_str().unwrap().to_string());
+    index_ok(
+        &flags.iter().map(String::as_str).collect::<Vec<_>>(),
+        &idx,
+        &[],
+    );
+    let out = index_output(&["add", "-q", "--all-matches"], &idx, &[&path]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let mut listed = BTreeMap::new();
+    let mut duplicates_with_stories = 0;
+    for v in lines_of(&out) {
+        let story = match v["verdict"].as_str().unwrap() {
+            "rewrite" => &v["matches"],
+            "duplicate" if v.get("story_matches").is_some() => {
+                duplicates_with_stories += 1;
+                &v["story_matches"]
+            }
+            _ => continue,
+        };
+        for m in story.as_array().unwrap() {
+            let key = ordered(v["id"].as_str().unwrap(), m["id"].as_str().unwrap());
+            listed.insert(key, m["kind"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(duplicates_with_stories > 10, "{duplicates_with_stories}");
+    let batch: BTreeMap<_, _> = batch
+        .into_iter()
+        .map(|(k, (_, kind))| (k, kind.to_string()))
+        .collect();
+    assert_eq!(listed, batch);
+}
+
 /// Adds a real corpus article by article to a story index with the default window and the
 /// batch run's statistics, checks that it finds exactly the batch's same-story pairs, and
 /// returns how many there are and the feed's verdicts.
@@ -2402,14 +2552,18 @@ struct Served {
 
 impl Served {
     fn start(idx: &Path, flags: &[&str]) -> Served {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("neardup"))
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin("neardup"));
+        command
             .arg("serve")
             .arg(idx)
             .args(["--listen", "127.0.0.1:0"])
-            .args(flags)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .args(flags);
+        Served::spawn(command)
+    }
+
+    /// `command` runs `neardup serve --listen 127.0.0.1:0` (through `sh`, say).
+    fn spawn(mut command: Command) -> Served {
+        let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
         let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
         let mut first = String::new();
         std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
@@ -3116,6 +3270,75 @@ fn serve_compresses_answers_when_asked() {
     assert!(status.success(), "{err}");
 }
 
+/// A write that fails (past a file size limit here, as on a full disk) is answered 503
+/// with its cause and nothing of the request acknowledged; the server opens the index
+/// again from disk and goes on: once there is room, the same articles are stored, and
+/// every article answered before is there once.
+#[test]
+fn serve_answers_503_on_a_failed_write_and_goes_on_once_there_is_room() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let records = corpus(62, 400, 1_700_000_000);
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -S -f 200 && exec \"$0\" serve \"$1\" --listen 127.0.0.1:0")
+        .arg(assert_cmd::cargo::cargo_bin("neardup"))
+        .arg(&idx);
+    let server = Served::spawn(command);
+    let mut acknowledged = Vec::new();
+    let mut failed_at = None;
+    for (n, chunk) in records.chunks(20).enumerate() {
+        let (status, answer) = server.request("POST", "/articles", to_jsonl(chunk).as_bytes());
+        if status == 503 {
+            assert!(answer.contains("File too large (os error 27)"), "{answer}");
+            assert!(
+                answer.contains("nothing of this request was acknowledged"),
+                "{answer}"
+            );
+            failed_at = Some(n);
+            break;
+        }
+        assert_eq!(status, 200, "{answer}");
+        acknowledged.extend(json_lines(&answer).into_iter().map(|v| v["id"].clone()));
+    }
+    let failed_at = failed_at.expect("the limit is reached");
+    // Still serving, reads and writes alike.
+    let (status, health) = server.request("GET", "/health", b"");
+    assert_eq!(status, 200, "{health}");
+    let held = serde_json::from_str::<serde_json::Value>(&health).unwrap()["articles"].clone();
+    // Some of the failed request's articles may have been written whole before the limit.
+    assert!(
+        held.as_u64().unwrap() >= acknowledged.len() as u64,
+        "{health}"
+    );
+    // Room again: the rest goes in, the failed request's articles included.
+    rlimit::prlimit(
+        server.child.id() as i32,
+        rlimit::Resource::FSIZE,
+        Some((
+            rlimit::Resource::FSIZE.get().unwrap().1,
+            rlimit::Resource::FSIZE.get().unwrap().1,
+        )),
+        None,
+    )
+    .unwrap();
+    for chunk in records[failed_at * 20..].chunks(20) {
+        assert_eq!(server.post(&to_jsonl(chunk)).len(), chunk.len());
+    }
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("opening the index again"), "{err}");
+    let exported: Vec<serde_json::Value> = lines_of(&index_output(&["export"], &idx, &[]))
+        .into_iter()
+        .map(|v| v["id"].clone())
+        .collect();
+    assert_eq!(exported.len(), records.len());
+    let held: std::collections::HashSet<_> = exported.iter().collect();
+    assert!(acknowledged.iter().all(|id| held.contains(id)));
+}
+
 /// `serve` under a hard limit of 256 open files: enough for 100 connections, not for 512
 /// (said at start, with what to do); under a soft limit of 256 alone, it raises it.
 #[test]
@@ -3646,6 +3869,9 @@ fn serve_wants_its_token_and_holds_connections_past_its_limit() {
     let (status, answer) = post(&format!("Authorization: Bearer {token}\r\n"));
     assert_eq!(status, 200, "{answer}");
     assert_eq!(json_lines(&answer)[0]["verdict"], "new");
+    // The scheme's name is case-insensitive (RFC 7235).
+    let (status, answer) = post(&format!("Authorization: bearer {token}\r\n"));
+    assert_eq!(status, 200, "{answer}");
 
     // Three connections at most: with three open, a fourth is answered only once one
     // of them closes.
@@ -3968,7 +4194,7 @@ fn a_failed_compaction_is_warned_of_and_tried_again_while_serving() {
 }
 
 #[test]
-fn a_compaction_that_cannot_tell_which_generation_is_in_force_stops_the_writes() {
+fn a_compaction_that_cannot_tell_which_generation_is_in_force_stops_the_writes_until_reopened() {
     let s = Scratch::new();
     let records = corpus(19, 200, 1_700_000_000);
     let idx = s.path("idx");
@@ -3982,20 +4208,35 @@ fn a_compaction_that_cannot_tell_which_generation_is_in_force_stops_the_writes()
     std::fs::create_dir(idx.join("index.meta")).unwrap();
     assert_eq!(server.post(&to_jsonl(&records[150..])).len(), 50);
     compactions_once(&server, "failed", 1);
-    // Nothing more goes into a log that may no longer be the one in force.
+    // Nothing more goes into a log that may no longer be the one in force, and the index
+    // cannot be opened again while index.meta cannot be read: articles get 503.
     let late = serde_json::json!({"id": "late", "text": RATE, "date": records[199]["date"]});
-    let (status, answer) = server.request("POST", "/articles", format!("{late}\n").as_bytes());
-    assert_eq!(status, 500, "{answer}");
-    let (status, err) = server.stop();
-    assert!(!status.success(), "{err}");
-    assert!(err.contains("compacting the index failed"), "{err}");
+    let late = format!("{late}\n");
+    let (status, answer) = server.request("POST", "/articles", late.as_bytes());
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        answer.contains("index.meta could not be written whole"),
+        "{answer}"
+    );
+    let (status, health) = server.request("GET", "/health", b"");
+    assert_eq!(status, 503, "{health}");
+    assert!(health.contains("\"status\":\"read-only\""), "{health}");
+    // Once it can be read, the next request opens the generation in force and goes on.
     std::fs::remove_dir(idx.join("index.meta")).unwrap();
     std::fs::write(idx.join("index.meta"), meta).unwrap();
+    let answered = (0..3)
+        .map(|_| server.request("POST", "/articles", late.as_bytes()))
+        .find(|(status, _)| *status == 200);
+    assert!(answered.is_some_and(|(_, a)| a.contains("\"id\":\"late\"")));
+    assert_eq!(server.request("GET", "/health", b"").0, 200);
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("compacting the index failed"), "{err}");
     // Every acknowledged article is in the generation in force.
     let stats = index_stats(&idx);
     assert_eq!(
         (stats["generation"].as_u64(), stats["articles"].as_u64()),
-        (Some(0), Some(200))
+        (Some(0), Some(201))
     );
 }
 

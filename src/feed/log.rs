@@ -16,8 +16,8 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use super::format::{self, FRAME_HEADER_BYTES, LOG_HEADER_BYTES};
 
@@ -31,7 +31,7 @@ pub(crate) const MAX_GROUP_BYTES: usize = 32 << 20;
 #[derive(Debug)]
 pub(crate) struct Log {
     file: Arc<File>,
-    path: PathBuf,
+    path: Arc<Path>,
     /// Length of the log once every group handed to a syncer is written: where the
     /// pending frames start.
     handed: u64,
@@ -42,7 +42,27 @@ pub(crate) struct Log {
     /// Frames appended since the last group was handed over.
     pending: Vec<u8>,
     /// A failed write leaves the file and memory out of step: nothing more is accepted.
-    failed: Arc<AtomicBool>,
+    failed: Arc<Failed>,
+}
+
+/// The first failure of a log's writes, kept so that every later attempt reports it
+/// (a full disk, say) rather than only that something failed earlier.
+#[derive(Debug, Default)]
+struct Failed(OnceLock<(io::ErrorKind, Option<i32>, String)>);
+
+impl Failed {
+    fn set(&self, e: &io::Error) {
+        // Only the first counts: later failures follow from it.
+        let _ = self.0.set((e.kind(), e.raw_os_error(), e.to_string()));
+    }
+
+    /// The first failure again, as an error of its own (an `io::Error` cannot be cloned).
+    fn error(&self) -> Option<io::Error> {
+        self.0.get().map(|(kind, os, message)| match os {
+            Some(code) => io::Error::from_raw_os_error(*code),
+            None => io::Error::new(*kind, message.clone()),
+        })
+    }
 }
 
 /// Writes one group of frames to the log and makes it durable (`fdatasync`). It can be
@@ -51,10 +71,11 @@ pub(crate) struct Log {
 #[derive(Debug)]
 pub struct Syncer {
     file: Arc<File>,
+    path: Arc<Path>,
     offset: u64,
     frames: Arc<Vec<u8>>,
     written: Arc<AtomicU64>,
-    failed: Arc<AtomicBool>,
+    failed: Arc<Failed>,
 }
 
 impl Syncer {
@@ -67,8 +88,9 @@ impl Syncer {
     /// then survives the process being killed, but not a power loss until
     /// [`Written::sync`] (or any later sync) has returned.
     pub fn write(self) -> crate::Result<Written> {
+        let path = Arc::clone(&self.path);
         self.write_io()
-            .map_err(|e| crate::Error::io("writing the article log", e))
+            .map_err(|e| crate::Error::io(format!("writing the article log {}", path.display()), e))
     }
 
     fn write_io(self) -> io::Result<Written> {
@@ -79,11 +101,12 @@ impl Syncer {
                     .store(self.offset + self.frames.len() as u64, Ordering::Release);
                 Ok(Written {
                     file: self.file,
+                    path: self.path,
                     failed: self.failed,
                 })
             }
             Err(e) => {
-                self.failed.store(true, Ordering::Release);
+                self.failed.set(&e);
                 Err(e)
             }
         }
@@ -99,20 +122,25 @@ impl Syncer {
 #[derive(Clone, Debug)]
 pub struct Written {
     file: Arc<File>,
-    failed: Arc<AtomicBool>,
+    path: Arc<Path>,
+    failed: Arc<Failed>,
 }
 
 impl Written {
     /// Syncs the log: this group and everything written before it are durable.
     pub fn sync(&self) -> crate::Result<()> {
-        self.sync_io()
-            .map_err(|e| crate::Error::io("syncing the article log", e))
+        self.sync_io().map_err(|e| {
+            crate::Error::io(
+                format!("syncing the article log {}", self.path.display()),
+                e,
+            )
+        })
     }
 
     fn sync_io(&self) -> io::Result<()> {
         let result = self.file.sync_data();
-        if result.is_err() {
-            self.failed.store(true, Ordering::Release);
+        if let Err(e) = &result {
+            self.failed.set(e);
         }
         result
     }
@@ -341,12 +369,12 @@ impl Log {
     pub fn open_read(path: &Path, file: File, valid_len: u64) -> Log {
         Log {
             file: Arc::new(file),
-            path: path.to_path_buf(),
+            path: Arc::from(path),
             handed: valid_len,
             written: Arc::new(AtomicU64::new(valid_len)),
             in_flight: VecDeque::new(),
             pending: Vec::new(),
-            failed: Arc::new(AtomicBool::new(false)),
+            failed: Arc::default(),
         }
     }
 
@@ -388,10 +416,8 @@ impl Log {
 
     /// Hands every appended frame to a syncer, which writes them and makes them durable.
     pub fn write(&mut self) -> io::Result<Syncer> {
-        if self.failed.load(Ordering::Acquire) {
-            return Err(io::Error::other(
-                "an earlier write to the index failed; reopen it",
-            ));
+        if let Some(first) = self.failed.error() {
+            return Err(first);
         }
         let written = self.written.load(Ordering::Acquire);
         while self
@@ -409,6 +435,7 @@ impl Log {
         }
         Ok(Syncer {
             file: Arc::clone(&self.file),
+            path: Arc::clone(&self.path),
             offset,
             frames,
             written: Arc::clone(&self.written),
@@ -464,9 +491,10 @@ impl Log {
         }
     }
 
-    /// Accepts no more writes: this log is no longer the one in force (or may not be).
-    pub fn refuse_writes(&self) {
-        self.failed.store(true, Ordering::Release);
+    /// Accepts no more writes: this log is no longer the one in force (or may not be);
+    /// later writes fail with `why`.
+    pub fn refuse_writes(&self, why: &str) {
+        self.failed.set(&io::Error::other(why.to_string()));
     }
 
     /// Length of the file once everything appended is written.

@@ -1930,7 +1930,10 @@ impl FeedIndex {
                 // The rename may have happened (the directory's sync failed, say): the
                 // old log must take no more articles, and the new one is kept; reopening
                 // finds whichever index.meta is in force and its log.
-                self.log.refuse_writes();
+                self.log.refuse_writes(
+                    "index.meta could not be written whole; reopen the index to find the \
+                     generation in force",
+                );
             }
             return Err(error);
         }

@@ -43,9 +43,13 @@ pub struct VerdictRecord<'a> {
     /// With `--all-matches`: every match at or above the threshold, best first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matches: Option<Vec<MatchRecord<'a>>>,
+    /// With `--all-matches`, a duplicate on a story index: every same-story match, best
+    /// first (its near-copies are `matches`; a rewrite's `matches` are these already).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub story_matches: Option<Vec<MatchRecord<'a>>>,
 }
 
-/// One match in [`VerdictRecord::matches`].
+/// One match in [`VerdictRecord::matches`] or [`VerdictRecord::story_matches`].
 #[derive(Debug, Serialize)]
 pub struct MatchRecord<'a> {
     /// The indexed article.
@@ -74,6 +78,11 @@ impl<'a> VerdictRecord<'a> {
             cluster: &verdict.cluster,
             indexed: (query || verdict.already_indexed).then_some(verdict.already_indexed),
             matches: all_matches.then(|| verdict.matches.iter().map(MatchRecord::new).collect()),
+            // Without them a duplicate's same-story pairs would be missing from the list.
+            story_matches: (all_matches
+                && verdict.kind == super::VerdictKind::Duplicate
+                && !verdict.story_matches.is_empty())
+            .then(|| verdict.story_matches.iter().map(MatchRecord::new).collect()),
         }
     }
 }

@@ -65,9 +65,18 @@ impl DateValue {
             DateValue::Epoch(n) if n.abs() >= MILLISECONDS_FROM => Ok((n / 1000.0) as i64),
             // `as` saturates: a number beyond i64 becomes its end.
             DateValue::Epoch(secs) => Ok(secs as i64),
+            // Epoch seconds or milliseconds written as a string mean what the number does.
+            DateValue::Text(t) if is_digits(t.trim()) => match t.trim().parse::<f64>() {
+                Ok(n) => DateValue::Epoch(n).seconds(),
+                Err(_) => Err(t),
+            },
             DateValue::Text(t) => parse_date(&t).ok_or(t),
         }
     }
+}
+
+fn is_digits(t: &str) -> bool {
+    !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Parses one JSON Lines record (already checked to be UTF-8).
@@ -472,6 +481,21 @@ mod tests {
             r.metadata.as_deref(),
             Some(r#"{"published":1700000000,"text":"other"}"#)
         );
+    }
+
+    #[test]
+    fn epoch_seconds_and_milliseconds_in_a_string_read_as_the_number() {
+        let text = |t: &str| DateValue::Text(t.to_string()).seconds();
+        for (t, n) in [
+            ("1755513000", 1_755_513_000.0),
+            ("1755513000000", 1_755_513_000_000.0),
+        ] {
+            assert_eq!(text(t), DateValue::Epoch(n).seconds(), "{t}");
+            assert_eq!(text(&format!(" {t} ")), Ok(1_755_513_000), "{t}");
+        }
+        assert_eq!(text("0"), Ok(0));
+        assert_eq!(text("17555x"), Err("17555x".to_string()));
+        assert_eq!(text("2025-08-18"), Ok(1_755_475_200));
     }
 
     #[test]

@@ -572,7 +572,8 @@ pub struct InputArgs {
     #[arg(long, default_value = "text", value_name = "FIELD")]
     pub text_field: String,
     /// JSON field holding the date (used by --representative earliest and the story
-    /// level's --window): seconds since 1970 (milliseconds from 10^11 on), RFC 3339,
+    /// level's --window): seconds since 1970 (milliseconds from 10^11 on; a JSON number
+    /// or a string of digits), RFC 3339,
     /// RFC 2822, 2025-08-18 10:30,
     /// 2025-08-18, 2025/08/18, 8/18/2025, August 18, 2025 (10:30 AM), 18 August 2025.
     /// Dates in no such form are counted and the article treated as undated.

@@ -140,8 +140,9 @@ pub enum IndexCommand {
     /// Print what an index holds: every article's verdict, or its clusters.
     ///
     /// Without --clusters: one verdict line per indexed article, in the order added,
-    /// exactly as 'index add' printed it when the article was added (so an index built by
-    /// several runs, or resumed after a kill, exports one uninterrupted verdict stream).
+    /// exactly as 'index add' printed it when the article was added, without
+    /// --all-matches: only the best match is stored (so an index built by several runs,
+    /// or resumed after a kill, exports one uninterrupted verdict stream).
     /// With --clusters: one line per cluster, {"cluster", "size", "members"}, in the order
     /// clusters began. Reads the index without locking it; articles removed by 'index
     /// compact' are no longer listed.
@@ -256,7 +257,8 @@ pub struct BulkArgs {
     pub dir: PathBuf,
     #[command(flatten)]
     pub input: InputArgs,
-    /// List every match at or above the threshold ("matches"), not only the best.
+    /// List every match at or above the threshold ("matches"), not only the best; on a
+    /// story index, a duplicate also lists its same-story matches ("story_matches").
     #[arg(long, help_heading = "Output")]
     pub all_matches: bool,
     /// Commit (fsync) and print verdicts every N articles: smaller acknowledges sooner,
@@ -424,7 +426,8 @@ pub struct LiveArgs {
         help_heading = "Input"
     )]
     pub date_field: String,
-    /// List every match at or above the threshold ("matches"), not only the best.
+    /// List every match at or above the threshold ("matches"), not only the best; on a
+    /// story index, a duplicate also lists its same-story matches ("story_matches").
     #[arg(long, help_heading = "Output")]
     pub all_matches: bool,
     /// Most articles committed together when they arrive faster than they are synced.
@@ -595,7 +598,14 @@ impl Compactor {
         Ok(())
     }
 
-    /// What it has done so far (for `/stats`).
+    /// Gives up the compaction under way (its index is being opened again): dropping it
+    /// removes its new file, the old generation staying in force.
+    pub(crate) fn abandon(&mut self) {
+        if self.running.take().is_some() {
+            self.failed += 1;
+        }
+    }
+
     /// Whether a compaction of its own is running.
     pub(crate) fn is_running(&self) -> bool {
         self.running.is_some()
@@ -663,7 +673,13 @@ pub(crate) fn terminal(progress: ProgressArg, quiet: bool) -> Terminal {
 pub fn run_index(args: IndexArgs) -> Result<ExitCode> {
     match args.command {
         IndexCommand::Create(a) => create(a),
-        IndexCommand::Add(a) => bulk(a, IngestMode::Add),
+        IndexCommand::Add(a) => bulk(a, IngestMode::Add).map_err(|e| {
+            after_failed_write(
+                e,
+                "run the same command again: articles already stored are answered again, \
+                 marked \"indexed\":true",
+            )
+        }),
         IndexCommand::Query(a) => bulk(a, IngestMode::Query),
         IndexCommand::Stats(a) => stats(a),
         IndexCommand::Export(a) => export(a),
@@ -1222,6 +1238,16 @@ fn drained(ack_tx: &mpsc::SyncSender<Acked>) -> Result<()> {
 }
 
 pub fn watch(a: WatchArgs) -> Result<ExitCode> {
+    watch_index(a).map_err(|e| {
+        after_failed_write(
+            e,
+            "send the articles without a verdict again (one already stored is answered \
+             again, marked \"indexed\":true)",
+        )
+    })
+}
+
+fn watch_index(a: WatchArgs) -> Result<ExitCode> {
     let fields = a.live.fields()?;
     let terminal = terminal(ProgressArg::Auto, a.quiet);
     let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;
@@ -1428,6 +1454,31 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A failed write to the index (a full disk, say) with what is kept and what to do next.
+/// Verdicts are printed only once their articles are written, so every article answered
+/// is stored; `again` says how to send the rest.
+pub(crate) fn after_failed_write(e: anyhow::Error, again: &str) -> anyhow::Error {
+    let Some(io) = e
+        .downcast_ref::<neardup::Error>()
+        .and_then(|e| match e.kind() {
+            neardup::ErrorKind::Io { source, .. } => Some(source),
+            _ => None,
+        })
+    else {
+        return e;
+    };
+    let fix = match io.kind() {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+            "free space on the disk holding the index, then"
+        }
+        _ => "once that is fixed,",
+    };
+    anyhow::anyhow!(
+        "{e:#}\n  every article answered before this is stored; the rest are not answered \
+         (some may be stored): {fix} {again}"
+    )
 }
 
 /// `, N rewrites` in a summary line, for a story index only (a copy index has none).

@@ -54,7 +54,8 @@ Endpoints:
   POST /remove     a body of ids, one per line: those articles are taken out for good,
                    as 'index remove' does (in the background: answers go on), and the
                    answer, once they are gone, is one {\"id\",\"removed\"} line per id
-  GET /health      {\"status\":\"ok\",\"articles\":N} (HEAD: the status alone)
+  GET /health      {\"status\":\"ok\",\"articles\":N} (HEAD: the status alone); 503 with
+                   \"status\":\"read-only\" and the error while articles cannot be stored
   GET /stats       the index's statistics (as 'index stats' gives them) and what this
                    server answered since it started: articles by verdict, requests by
                    status, time to answer (median, p99, max in ms), connections
@@ -66,7 +67,10 @@ Endpoints:
   of --token-file, 403 for an endpoint its line there does not allow; 404 and 405 for
   other paths and methods; 408 when the client sent nothing for --read-timeout; 413
   for a body over --max-body-bytes (compressed or decompressed); 415 for a
-  Content-Encoding other than gzip or zstd; 503 while stopping.
+  Content-Encoding other than gzip or zstd; 503 while stopping, or when storing the
+  articles failed (a full disk: the error says so): nothing of that request is
+  acknowledged, the server opens the index again from disk (every answered article is
+  there) and goes on, so the request may be sent again later.
   Nothing of a request answered otherwise is stored. SIGINT or SIGTERM stops accepting
   connections, answers the requests in flight (waiting at most --read-timeout for
   them), syncs the index and exits.
@@ -190,15 +194,18 @@ enum Job {
         /// Checked against the index, not added (`/query`).
         query: bool,
         read_at: Instant,
-        reply: oneshot::Sender<Vec<u8>>,
+        /// The answer, or why the index failed and nothing of it was acknowledged.
+        reply: oneshot::Sender<Result<Vec<u8>, String>>,
     },
     /// Ids to remove (`/remove`); answered once they are gone, with one JSON line per id.
     Remove {
         ids: Vec<String>,
         reply: RemovalReply,
     },
-    /// How many articles the index holds.
-    Count { reply: oneshot::Sender<usize> },
+    /// How many articles the index holds, and why it takes none now, if it does not.
+    Count {
+        reply: oneshot::Sender<(usize, Option<String>)>,
+    },
     /// The index's statistics and what this server has answered.
     Stats { reply: oneshot::Sender<ServedStats> },
 }
@@ -293,6 +300,19 @@ impl Removals {
                     let _ = reply.send(Err(self.failed(&e)));
                 }
             }
+        }
+    }
+
+    /// Gives up the running and waiting removals (the index is opened again after a
+    /// failed write), answering each with why: nothing of them was removed.
+    fn abandon(&mut self, why: &str) {
+        let running = self.running.take().map(|r| r.reply);
+        for reply in running
+            .into_iter()
+            .chain(self.waiting.drain(..).map(|(_, reply)| reply))
+        {
+            self.failed += 1;
+            let _ = reply.send(Err(format!("{why}; nothing was removed")));
         }
     }
 
@@ -474,9 +494,10 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     });
     let committer = {
         let (live, quiet, shutdown) = (a.live.clone(), a.quiet, shutdown.clone());
+        let dir = a.dir.clone();
         std::thread::spawn(move || {
             let mut counts = WatchCounts::default();
-            let decided = commit_jobs(&mut index, &queue, &live, quiet, &mut counts);
+            let decided = commit_jobs(&mut index, &dir, &queue, &live, quiet, &mut counts);
             if decided.is_err() {
                 // Stop taking requests; those waiting get a 500 as their replies drop.
                 stopping.store(true, Ordering::Release);
@@ -504,6 +525,7 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
 /// then answers it. Returns when every sender is gone, with everything synced.
 fn commit_jobs(
     index: &mut FeedIndex,
+    dir: &std::path::Path,
     queue: &mpsc::Receiver<Job>,
     live: &LiveArgs,
     quiet: bool,
@@ -516,14 +538,16 @@ fn commit_jobs(
         quiet,
         ..Removals::default()
     };
-    let decided = (|| -> Result<()> {
-        loop {
-            let first = match queue.recv_timeout(Duration::from_millis(100)) {
-                Ok(job) => Some(job),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
-            };
-            let idle = first.is_none();
+    // Why the index takes no articles now (it could not be opened again for writing).
+    let mut down: Option<Down> = None;
+    loop {
+        let first = match queue.recv_timeout(Duration::from_millis(100)) {
+            Ok(job) => Some(job),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let idle = first.is_none();
+        let turn = (|| -> Result<()> {
             if let Some(first) = first {
                 commit_group(
                     first,
@@ -535,6 +559,7 @@ fn commit_jobs(
                     &compactor,
                     &mut unsynced,
                     &mut removals,
+                    &down,
                 )?;
             }
             // Due whatever arrived: a server asked for /health more often than every
@@ -548,13 +573,69 @@ fn commit_jobs(
             // Every group is written before it is answered.
             compactor.maybe_compact(index, || Ok(()))?;
             removals.turn(index, compactor.is_running());
+            Ok(())
+        })();
+        if let Err(e) = turn {
+            // A failed write (a full disk, say) leaves the index in memory ahead of its
+            // file: it is opened again from the file, which holds every group answered,
+            // so the next request tries again rather than the service stopping.
+            unsynced = None;
+            compactor.abandon();
+            removals.abandon(&format!("{e:#}"));
+            down = reopen(index, dir, &e).err();
         }
-    })();
+    }
     // Whatever the durability, everything is on disk before serve exits.
     if let Some(written) = unsynced.take() {
         written.sync()?;
     }
-    decided
+    Ok(())
+}
+
+/// Why the index takes no articles after a failed write: it could not be opened again
+/// as a writer.
+struct Down {
+    why: String,
+    /// Whether `index` is a reader of the file; if not, it is the failed index, whose
+    /// memory holds articles never stored, so queries are refused too.
+    readable: bool,
+}
+
+/// Opens the index at `dir` again as its writer after `failure`, in place of `index`
+/// (a reader of it meanwhile, since our own lock must go first). The writer cuts off
+/// the unfinished write, as after a crash. On failure `index` is left a reader, or as it
+/// was, and the reason is returned (for /health; articles are refused until it works).
+fn reopen(
+    index: &mut FeedIndex,
+    dir: &std::path::Path,
+    failure: &anyhow::Error,
+) -> Result<(), Down> {
+    eprintln!(
+        "neardup: warning: serve: {failure:#}; the requests of this group were answered 503 \
+         and nothing of them acknowledged; opening the index again to go on"
+    );
+    let silent = &neardup::progress::Silent;
+    let mut readable = false;
+    let opened = FeedIndex::open(dir, Access::Read, silent).and_then(|reader| {
+        drop(std::mem::replace(index, reader));
+        readable = true;
+        FeedIndex::open(dir, Access::Write, silent)
+    });
+    match opened {
+        Ok(writer) => {
+            *index = writer;
+            Ok(())
+        }
+        Err(e) => {
+            let why = format!(
+                "the index could not be opened again for writing after a failed write: {:#}; \
+                 articles are refused (503) and every later request tries again",
+                anyhow::Error::new(e)
+            );
+            eprintln!("neardup: warning: serve: {why}");
+            Err(Down { why, readable })
+        }
+    }
 }
 
 /// Answers `first` and whatever else has already arrived (up to `--max-group` articles)
@@ -571,6 +652,7 @@ fn commit_group(
     compactor: &Compactor,
     unsynced: &mut Option<neardup::feed::Written>,
     removals: &mut Removals,
+    down: &Option<Down>,
 ) -> Result<()> {
     // Whatever has already arrived joins this commit group.
     let mut group = vec![first];
@@ -587,11 +669,14 @@ fn commit_group(
         }
     }
     let mut answered = Vec::with_capacity(group.len());
+    // Articles not answered once the group failed: told why, nothing acknowledged.
+    let mut refused = Vec::new();
+    let mut failed: Option<anyhow::Error> = None;
     let mut stored = false;
     for job in group {
         match job {
             Job::Count { reply } => {
-                let _ = reply.send(index.len());
+                let _ = reply.send((index.len(), down.as_ref().map(|d| d.why.clone())));
             }
             Job::Remove { ids, reply } => removals.waiting.push_back((ids, reply)),
             Job::Stats { reply } => {
@@ -603,44 +688,73 @@ fn commit_group(
                 read_at,
                 reply,
             } => {
-                stored |= !query;
-                let mut out = Vec::new();
-                let articles = lines.len();
-                for (number, prepared) in lines {
-                    let answer = match prepared {
-                        Ok(article) if query => check(index, article, number)?,
-                        Ok(article) => commit(index, article, number)?,
-                        Err(rejected) => rejected,
-                    };
-                    acknowledge(
-                        &mut out,
-                        &answer,
-                        counts,
-                        live.all_matches,
-                        quiet,
-                        "request",
-                    )?;
+                if let Some(d) = down.as_ref().filter(|d| !d.readable) {
+                    // Refused, and the reopening tried again.
+                    failed = Some(anyhow::anyhow!("{}", d.why));
                 }
-                answered.push((out, read_at, articles, reply));
+                if failed.is_some() {
+                    refused.push(reply);
+                    continue;
+                }
+                stored |= !query;
+                let articles = lines.len();
+                let decided = (|| -> Result<Vec<u8>> {
+                    let mut out = Vec::new();
+                    for (number, prepared) in lines {
+                        let answer = match prepared {
+                            Ok(article) if query => check(index, article, number)?,
+                            Ok(article) => commit(index, article, number)?,
+                            Err(rejected) => rejected,
+                        };
+                        acknowledge(
+                            &mut out,
+                            &answer,
+                            counts,
+                            live.all_matches,
+                            quiet,
+                            "request",
+                        )?;
+                    }
+                    Ok(out)
+                })();
+                match decided {
+                    Ok(out) => answered.push((out, read_at, articles, reply)),
+                    Err(e) => {
+                        failed = Some(e);
+                        refused.push(reply);
+                    }
+                }
             }
         }
     }
     // Durable first, then answered. (Queries store nothing; what they matched was made
     // durable by its own group.)
-    if stored {
-        let syncer = index.write()?;
-        match live.durability {
-            DurabilityArg::Disk => syncer.sync()?,
+    if stored && failed.is_none() {
+        let written = index.write().and_then(|syncer| match live.durability {
+            DurabilityArg::Disk => syncer.sync(),
             // Synced by the caller, within 100 ms; a sync covers every earlier write.
-            DurabilityArg::Process => *unsynced = Some(syncer.write()?),
+            DurabilityArg::Process => syncer.write().map(|w| *unsynced = Some(w)),
+        });
+        failed = written.err().map(anyhow::Error::new);
+    }
+    if let Some(e) = failed {
+        // The whole group goes unanswered: its articles are not all stored, and a query
+        // may have matched one of them.
+        let why = format!("{e:#}");
+        for reply in refused
+            .into_iter()
+            .chain(answered.into_iter().map(|(.., reply)| reply))
+        {
+            let _ = reply.send(Err(why.clone()));
         }
+        return Err(e);
     }
     let now = Instant::now();
     for (out, read_at, articles, reply) in answered {
         counts
             .latencies
             .record(now.duration_since(read_at), articles as u64);
-        let _ = reply.send(out);
+        let _ = reply.send(Ok(out));
     }
     Ok(())
 }
@@ -883,9 +997,18 @@ async fn route(request: Request<Incoming>, front: &Front) -> Answered {
         },
         (&Method::GET | &Method::HEAD, "/health") => {
             match ask(front, |reply| Job::Count { reply }).await {
-                Some(n) => {
+                Some((n, down)) => {
+                    let status = if down.is_none() { 200 } else { 503 };
                     // One JSON object, for GET and HEAD alike: not a stream of lines.
-                    let mut answer = json(200, format!("{{\"status\":\"ok\",\"articles\":{n}}}\n"));
+                    let body = match down {
+                        None => format!("{{\"status\":\"ok\",\"articles\":{n}}}\n"),
+                        // Still answering reads, not taking articles: not healthy.
+                        Some(why) => format!(
+                            "{{\"status\":\"read-only\",\"articles\":{n},\"error\":{}}}\n",
+                            serde_json::Value::from(why)
+                        ),
+                    };
+                    let mut answer = json(status, body);
                     answer
                         .headers_mut()
                         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -962,7 +1085,7 @@ fn grant(request: &Request<Incoming>, front: &Front) -> Granted {
     let given = request
         .headers()
         .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+        .and_then(|v| crate::tokens::bearer(v.as_bytes()));
     match (given, tokens.read()) {
         (Some(given), Ok(tokens)) => tokens
             .grant_of(given)
@@ -1216,12 +1339,18 @@ async fn articles(request: Request<Incoming>, front: &Front, query: bool) -> Ans
         return error(503, "the server is stopping");
     }
     match answer.await {
-        Ok(out) => json(200, out),
-        // The index's thread failed (its error is on the server's standard error).
-        Err(_) => error(
-            500,
-            "the index failed; nothing of this request was acknowledged",
+        Ok(Ok(out)) => json(200, out),
+        // A failed write: the index is opened again from disk, and a later request tries
+        // again. Articles of this one may be stored: sent again, they say so.
+        Ok(Err(why)) => error(
+            503,
+            &format!(
+                "storing the articles failed: {why}; nothing of this request was \
+                 acknowledged: send it again later (articles stored meanwhile are answered \
+                 \"indexed\":true)"
+            ),
         ),
+        Err(_) => error(503, "the server is stopping"),
     }
 }
 

@@ -147,9 +147,35 @@ impl Tokens {
     }
 }
 
+/// The token of an `Authorization` header value of the Bearer scheme. The scheme's name
+/// is case-insensitive (RFC 7235: `bearer`, `BEARER` are Bearer), and one or more spaces
+/// may follow it.
+pub fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case(b"Bearer") || !rest.starts_with(b" ") {
+        return None;
+    }
+    Some(rest.trim_ascii_start())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_read_whatever_its_case() {
+        for value in [
+            &b"Bearer tok"[..],
+            b"bearer tok",
+            b"BEARER tok",
+            b"bEaReR   tok",
+        ] {
+            assert_eq!(bearer(value), Some(&b"tok"[..]), "{value:?}");
+        }
+        for value in [&b"Basic tok"[..], b"Bearertok", b"Bearer", b"Bear tok", b""] {
+            assert_eq!(bearer(value), None, "{value:?}");
+        }
+    }
 
     #[test]
     fn a_token_alone_may_use_everything_and_a_list_limits_it() {
