@@ -870,6 +870,7 @@ fn stats(a: StatsArgs) -> Result<ExitCode> {
 }
 
 fn export(a: ExportArgs) -> Result<ExitCode> {
+    crate::output_outside("-o", a.output.as_deref(), "the index", &a.dir)?;
     let mut index = FeedIndex::open(&a.dir, Access::Read, &neardup::progress::Silent)?;
     let format = crate::format(a.format);
     if a.clusters {

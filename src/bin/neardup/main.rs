@@ -263,29 +263,55 @@ pub(crate) enum Stdout {
     Refused,
 }
 
+/// The file an output path will be written to: an existing file by its own canonical
+/// path, which sees through symbolic links; a file not there yet by its directory's
+/// canonical path and its name, or, behind a link, what the link points to (OutputFile
+/// writes through links). `None` for a device or pipe (written in place).
+fn output_identity(path: &Path, links: u8) -> Option<PathBuf> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => None,
+        Ok(_) => path.canonicalize().ok(),
+        Err(_) => match std::fs::read_link(path) {
+            Ok(target) if links > 0 => output_identity(&parent.join(target), links - 1),
+            _ => Some(parent.canonicalize().ok()?.join(path.file_name()?)),
+        },
+    }
+}
+
+/// Refuses an output inside directory `dir` (e.g. `index export -o news.idx/index.meta`):
+/// renamed into place, it could replace a file the directory's owner depends on.
+pub(crate) fn output_outside(
+    flag: &str,
+    output: Option<&Path>,
+    what: &str,
+    dir: &Path,
+) -> Result<()> {
+    let Some(path) = output.filter(|p| !is_stdout(p)) else {
+        return Ok(());
+    };
+    let (Some(file), Ok(dir_real)) = (output_identity(path, 8), dir.canonicalize()) else {
+        return Ok(());
+    };
+    anyhow::ensure!(
+        !file.starts_with(&dir_real),
+        "{flag} {} is inside {what} {}: the output could replace one of its files; write it \
+         outside the directory",
+        path.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
 /// Refuses two outputs that name one file, or both standard output. Each output is
 /// renamed into place when it is complete, so the later would replace the earlier
 /// without a word (`dedup -o kept.jsonl --report kept.jsonl` left an empty report where
 /// the kept records were). Devices and pipes (`/dev/null`) are written in place and may
 /// be named twice.
 pub(crate) fn distinct_outputs(outputs: &[NamedOutput]) -> Result<()> {
-    // A file is named by its directory's canonical path and its name; an existing file by
-    // its own canonical path, which sees through symbolic links. A link to a file not
-    // there yet names what it points to (OutputFile writes through links).
-    fn identity(path: &Path, links: u8) -> Option<PathBuf> {
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        match std::fs::metadata(path) {
-            Ok(meta) if !meta.is_file() => None,
-            Ok(_) => path.canonicalize().ok(),
-            Err(_) => match std::fs::read_link(path) {
-                Ok(target) if links > 0 => identity(&parent.join(target), links - 1),
-                _ => Some(parent.canonicalize().ok()?.join(path.file_name()?)),
-            },
-        }
-    }
     let stdout = Path::new("-");
     let mut named: Vec<(&str, PathBuf)> = Vec::new();
     for &(flag, path, takes) in outputs {
@@ -301,7 +327,7 @@ pub(crate) fn distinct_outputs(outputs: &[NamedOutput]) -> Result<()> {
         let Some(id) = (if is_stdout(path) {
             Some(stdout.to_path_buf())
         } else {
-            identity(path, 8)
+            output_identity(path, 8)
         }) else {
             continue;
         };
