@@ -854,19 +854,6 @@ fn near_copy_steps_give_the_pairs_and_clusters_of_one_batch_run() {
             ],
             "--story-threshold needs --level story",
         ),
-        (
-            vec![
-                "link",
-                "-q",
-                "--level",
-                "story",
-                "--mode",
-                "leader",
-                "--members",
-                sketches.to_str().unwrap(),
-            ],
-            "--mode is the near-copy level's",
-        ),
     ] {
         let mut command = neardup();
         command.args(&args);

@@ -1004,10 +1004,6 @@ fn story_level_tables_cluster_gold_and_flag_errors() {
         &["--level", "story", "--story-threshold", "0.5"],
         "eval sweeps the story threshold",
     );
-    fails(
-        &["--level", "story", "--bands", "8", "--rows", "4"],
-        "--story-candidates",
-    );
 }
 
 /// On real data: the story-level sweep over the BBC labels. The figures depend on the

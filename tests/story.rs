@@ -980,6 +980,89 @@ fn story_flags_at_the_near_copy_level_are_refused() {
     assert!(out.status.success(), "{}", stderr_of(&out));
 }
 
+/// A near-copy flag the story level does not read is a usage error with `--level story`,
+/// naming it and what to use instead: `cluster --level story --threshold 0.9` gave the
+/// default story clusters without a word.
+#[test]
+fn near_copy_flags_at_the_story_level_are_refused() {
+    let s = Scratch::new();
+    let input = s.jsonl("in.jsonl", &good_records());
+    let input = input.to_str().unwrap();
+    for (args, flag, instead) in [
+        (
+            vec!["cluster", input, "--threshold", "0.9"],
+            "--threshold",
+            "--story-threshold",
+        ),
+        (
+            vec!["pairs", input, "--mode", "leader"],
+            "--mode",
+            "--representative",
+        ),
+        (
+            vec!["dedup", input, "--num-perm", "64"],
+            "--num-perm",
+            "--story-candidates",
+        ),
+        (
+            vec!["cluster", input, "--bands", "10", "--rows", "3"],
+            "--bands",
+            "--story-candidates",
+        ),
+        (
+            vec!["sketch", input, "--bucket-cap", "5"],
+            "--bucket-cap",
+            "--story-candidates",
+        ),
+        (
+            vec!["eval", input, "--gold", input, "--rows", "4"],
+            "--rows",
+            "--story-candidates",
+        ),
+        (
+            vec!["verify", input, "--threshold", "0.9"],
+            "--threshold",
+            "--story-threshold",
+        ),
+        (
+            vec!["link", input, "--mode", "leader", "--members", input],
+            "--mode",
+            "--story-threshold",
+        ),
+    ] {
+        let out = neardup()
+            .current_dir(s.dir.path())
+            .args(&args)
+            .args(["--level", "story"])
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{flag} is a near-copy flag, unused with --level story"
+            )),
+            "{err}"
+        );
+        assert!(err.contains(instead), "{err}");
+        assert!(stdout_of(&out).is_empty());
+    }
+    // The flags both levels read are taken.
+    let out = neardup()
+        .args([
+            "cluster",
+            "-q",
+            "--level",
+            "story",
+            "--representative",
+            "longest",
+        ])
+        .args(["--seed", "7", "--shingle", "words:4", input])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
 /// `--window 72` was taken as 72 seconds; a number needs its unit.
 #[test]
 fn a_window_without_a_unit_is_refused() {

@@ -634,7 +634,8 @@ pub struct StoryArgs {
     /// (yesterday's market report, another company's notice in the same template) stay
     /// apart. Every story pair says its kind (copy, update, rewrite) and the score
     /// components behind it. The flags marked "Story level" are refused without --level
-    /// story.
+    /// story; --threshold, --mode, --num-perm, --bands, --rows and --bucket-cap (unused
+    /// there) are refused with it.
     #[arg(long, value_enum, default_value_t = LevelArg::NearCopy)]
     pub level: LevelArg,
     /// Story level: dated articles further apart than this are never one story (e.g.

@@ -200,9 +200,6 @@ pub fn link(a: &LinkArgs) -> Result<ExitCode> {
             ),
         );
     }
-    if a.mode != ModeArg::Connected {
-        anyhow::bail!("--mode is the near-copy level's: the story level links by majority");
-    }
     let settings = judged_at(a.story_threshold);
     settings.check()?;
     let mut linker = StoryLinker::new(&settings, rule);

@@ -44,7 +44,7 @@ Story level (--level story):
   model's probability of one story (--score story, the default at this level). For every
   threshold T neardup does what 'neardup cluster --level story --story-threshold T' would
   do: the scored candidates whose probability reaches T, clustered by the story linkage
-  re-run at T (--mode does not apply). Candidates do not depend on T, so 'LSH' misses are
+  re-run at T (--mode, --num-perm, --bands, --rows and --bucket-cap are refused). Candidates do not depend on T, so 'LSH' misses are
   same-story pairs above T that the weighted-MinHash LSH (--story-candidates) or --window
   never proposed; judged pairs outside the candidates are scored by the same model, so
   every reason is exact. The figures depend on the committed model (see BENCHMARKS.md).
@@ -379,10 +379,6 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         anyhow::ensure!(
             a.story.story_threshold.is_none(),
             "eval sweeps the story threshold: use --min-threshold, --max-threshold and --step instead of --story-threshold"
-        );
-        anyhow::ensure!(
-            a.sketch.bands.is_none() && a.sketch.rows.is_none(),
-            "--bands and --rows set the near-copy banding; the story level's candidates come from --story-candidates"
         );
     }
     let similarity = SimilarityArgs {

@@ -30,6 +30,7 @@ use progress::{Terminal, stop};
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     refuse_story_flags_at_near_copy(&matches);
+    refuse_near_copy_flags_at_story(&matches);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match run(cli) {
         Ok(code) => code,
@@ -73,17 +74,86 @@ fn refuse_story_flags_at_near_copy(matches: &clap::ArgMatches) {
         let given = sub.try_contains_id(id).is_ok()
             && sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
         if given {
-            let mut command = Cli::command();
-            command.build(); // gives the subcommand's usage line its "neardup"
-            let command = command.find_subcommand_mut(name).expect("a subcommand");
-            command
-                .error(
-                    clap::error::ErrorKind::ArgumentConflict,
-                    format!("{flag} is a story-level flag: it needs --level story"),
-                )
-                .exit();
+            usage_error(
+                name,
+                format!("{flag} is a story-level flag: it needs --level story"),
+            );
         }
     }
+}
+
+/// The near-copy flags the story level does not read, and what to use there instead. Not
+/// `--representative`, `--seed` or `--shingle`: the story level uses those.
+const NEAR_COPY_FLAGS: [(&str, &str, &str); 6] = [
+    (
+        "threshold",
+        "--threshold",
+        "the story level decides by --story-threshold (a probability)",
+    ),
+    (
+        "mode",
+        "--mode",
+        "story clusters are linked by the story model (--story-threshold); --representative \
+         still applies",
+    ),
+    (
+        "num_perm",
+        "--num-perm",
+        "the story level's signature has its own size; its candidates come from \
+         --story-candidates",
+    ),
+    (
+        "bands",
+        "--bands",
+        "the story level's candidates come from --story-candidates",
+    ),
+    (
+        "rows",
+        "--rows",
+        "the story level's candidates come from --story-candidates",
+    ),
+    (
+        "bucket_cap",
+        "--bucket-cap",
+        "the story level's candidates come from --story-candidates",
+    ),
+];
+
+/// A usage error (exit 2) for a near-copy flag given with `--level story`, which does not
+/// read it: `cluster --level story --threshold 0.9` gave the default story clusters.
+fn refuse_near_copy_flags_at_story(matches: &clap::ArgMatches) {
+    let Some((name, sub)) = matches.subcommand() else {
+        return;
+    };
+    if !matches!(
+        name,
+        "cluster" | "pairs" | "dedup" | "eval" | "sketch" | "verify" | "link"
+    ) {
+        return;
+    }
+    if sub.get_one::<args::LevelArg>("level") != Some(&args::LevelArg::Story) {
+        return;
+    }
+    for (id, flag, instead) in NEAR_COPY_FLAGS {
+        let given = sub.try_contains_id(id).is_ok()
+            && sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+        if given {
+            usage_error(
+                name,
+                format!("{flag} is a near-copy flag, unused with --level story: {instead}"),
+            );
+        }
+    }
+}
+
+/// Exits with clap's usage error (exit 2) for subcommand `name`, saying `message`.
+fn usage_error(name: &str, message: String) -> ! {
+    let mut command = Cli::command();
+    command.build(); // gives the subcommand's usage line its "neardup"
+    let command = command.find_subcommand_mut(name).expect("a subcommand");
+    command
+        .error(clap::error::ErrorKind::ArgumentConflict, message)
+        .exit()
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
