@@ -484,3 +484,68 @@ fn messages_say_what_is_wrong() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("is given twice"), "{err}");
 }
+
+/// A file reached twice in one input directory (a `latest` link to one of its files, a
+/// `current` link to one of its subdirectories) is read once, the second path skipped
+/// with one note; the run aborted with "the input … is given twice". A file and its
+/// directory both named by the user stay refused.
+#[test]
+fn a_link_inside_an_input_directory_reads_its_file_once() {
+    let s = Scratch::new();
+    let wire = fixtures().join("wire-story");
+    let mut names: Vec<_> = std::fs::read_dir(&wire)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    std::fs::create_dir_all(s.path("d/archive")).unwrap();
+    for name in &names {
+        std::fs::copy(wire.join(name), s.path("d/archive").join(name)).unwrap();
+    }
+    std::fs::create_dir_all(s.path("d/latest")).unwrap();
+    std::os::unix::fs::symlink(
+        std::path::Path::new("../archive").join(&names[0]),
+        s.path("d/latest/story.txt"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("archive", s.path("d/current")).unwrap();
+    let expected = neardup()
+        .args(["pairs", "-q", "--threshold", "0.05"])
+        .arg(s.path("d/archive"))
+        .output()
+        .unwrap();
+    let out = neardup()
+        .args(["pairs", "--threshold", "0.05"])
+        .arg(s.path("d"))
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let repeated = names.len() + 1; // every file again under current/, one under latest/
+    assert!(
+        err.contains(&format!(
+            "{repeated} files reached again in an input directory"
+        )),
+        "{err}"
+    );
+    assert_eq!(err.matches("reached again").count(), 1, "{err}");
+    // The same pairs, under the ids of the first paths (archive/...).
+    let ids = |out: &std::process::Output| {
+        json_lines(&stdout_of(out))
+            .iter()
+            .map(|p| p["jaccard"].to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&out), ids(&expected));
+    assert!(stdout_of(&out).contains("archive/"), "{}", stdout_of(&out));
+    assert!(!stdout_of(&out).contains("current/"));
+    // Named twice by the user: refused.
+    let out = neardup()
+        .arg("pairs")
+        .arg(s.path("d/archive"))
+        .arg(s.path("d/archive").join(&names[0]))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("is given twice"));
+}

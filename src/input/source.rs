@@ -100,6 +100,11 @@ pub struct SkippedFiles {
     pub count: u64,
     /// The first of them, in path order, to show the user.
     pub example: Option<String>,
+    /// Files reached a second time in one input directory (through a symbolic link to a
+    /// file or directory in it, or a hard link), read once at their first path.
+    pub repeated: u64,
+    /// The first path skipped so, and the path it was read as.
+    pub repeated_example: Option<(String, String)>,
 }
 
 /// Expands the user's inputs into sources, in a deterministic order.
@@ -170,6 +175,9 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) {
     let walker = walkdir::WalkDir::new(path)
         .follow_links(true)
         .sort_by_file_name();
+    // A `latest` link to a file of the archive is the same file: read once, not refused
+    // as an input given twice.
+    let mut seen: std::collections::HashMap<FileKey, PathBuf> = std::collections::HashMap::new();
     for entry in walker {
         let entry = match entry {
             Ok(e) => e,
@@ -199,6 +207,19 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) {
                 continue;
             }
         };
+        if let Some(key) = file_key(entry.path()) {
+            if let Some(first) = seen.get(&key) {
+                skipped.repeated += 1;
+                skipped.repeated_example.get_or_insert_with(|| {
+                    (
+                        entry.path().display().to_string(),
+                        first.display().to_string(),
+                    )
+                });
+                continue;
+            }
+            seen.insert(key, entry.path().to_path_buf());
+        }
         let relative = entry.path().strip_prefix(path).unwrap_or(entry.path());
         let id = relative
             .components()
@@ -213,6 +234,25 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) {
             size: entry.metadata().ok().map(|m| m.len()),
         });
     }
+}
+
+/// What makes a file the same file whatever path reaches it.
+#[cfg(unix)]
+type FileKey = (u64, u64);
+#[cfg(not(unix))]
+type FileKey = PathBuf;
+
+/// The file `path` leads to (links followed): device and inode on Unix, so that hard
+/// links are one file too; `None` when it cannot be told (reading it will say why).
+#[cfg(unix)]
+fn file_key(path: &Path) -> Option<FileKey> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_key(path: &Path) -> Option<FileKey> {
+    path.canonicalize().ok()
 }
 
 /// Whether a path (relative to an input directory) names or passes through a hidden entry.

@@ -682,6 +682,20 @@ fn warn_of_no_input(sources: u64, bad: u64) {
 
 /// Says how many files of the input directories were left out, and names one.
 fn note_skipped_files(terminal: &Terminal, skipped: &neardup::input::SkippedFiles) {
+    if let Some((path, first)) = &skipped.repeated_example {
+        terminal.println(&format!(
+            "neardup: note: {} read once: {} file{} reached again in an input directory \
+             (through a link) {} skipped, e.g. {path} (read as {first})",
+            if skipped.repeated == 1 {
+                "a file is"
+            } else {
+                "files are"
+            },
+            skipped.repeated,
+            if skipped.repeated == 1 { "" } else { "s" },
+            if skipped.repeated == 1 { "was" } else { "were" },
+        ));
+    }
     if let Some(example) = &skipped.example {
         terminal.println(&format!(
             "neardup: note: {} file{} in the input directories {} not read, being named \
