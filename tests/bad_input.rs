@@ -549,3 +549,46 @@ fn a_link_inside_an_input_directory_reads_its_file_once() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("is given twice"));
 }
+
+/// A zstd stream that begins with a skippable frame (as `pzstd` writes) is zstd: it was
+/// read as text, every line "invalid UTF-8". xz, bzip2 and zip inputs get one error
+/// saying to decompress them first, not one per line of compressed bytes.
+#[test]
+fn compressed_inputs_are_told_by_their_magic_bytes() {
+    let s = Scratch::new();
+    let plain = with_good_records(r#"{"id": "extra", "text": "one more text"}"#);
+    let plain_file = s.write("plain.jsonl", &plain);
+    let expected = neardup()
+        .args(["pairs", "-q"])
+        .arg(&plain_file)
+        .output()
+        .unwrap();
+    assert!(expected.status.success());
+    // Skippable frame: magic 0x184D2A5E (LE), 4-byte length, payload; then the data.
+    let mut pz = vec![0x5E, 0x2A, 0x4D, 0x18, 4, 0, 0, 0, 1, 2, 3, 4];
+    pz.extend(zstd::encode_all(plain.as_bytes(), 3).unwrap());
+    let f = s.write("pz.jsonl.zst", pz);
+    let out = neardup().args(["pairs", "-q"]).arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(stdout_of(&out), stdout_of(&expected));
+
+    let lines = "line\n".repeat(50);
+    for (kind, head, command) in [
+        ("xz", &[0xFD, b'7', b'z', b'X', b'Z', 0x00][..], "xz -dc"),
+        ("bzip2", b"BZh91AY&SY", "bzip2 -dc"),
+        ("zip", b"PK\x03\x04\x14\x00", "unzip -p"),
+    ] {
+        let mut bytes = head.to_vec();
+        bytes.extend(lines.as_bytes());
+        bytes.extend([0xFF, 0xFE, b'\n'].repeat(20));
+        let f = s.write(&format!("in-{kind}.jsonl"), bytes);
+        let out = neardup().arg("pairs").arg(&f).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        let message =
+            format!("{kind}-compressed input is not supported: decompress it first (`{command} ");
+        assert!(err.contains(&message), "{err}");
+        assert_eq!(err.matches("not supported").count(), 1, "{err}");
+        assert!(!err.contains("UTF-8"), "{err}");
+    }
+}
