@@ -1046,13 +1046,18 @@ fn bad_settings_are_clear_errors() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr_of(&out).contains("threshold must be in (0, 1]"));
+    assert_eq!(out.status.code(), Some(2), "usage error");
+    assert!(
+        stderr_of(&out).contains("invalid value '1.5' for '--threshold <T>'"),
+        "{}",
+        stderr_of(&out)
+    );
     let out = neardup()
         .args(["pairs", "--bands", "100", "--rows", "2"])
         .arg(&f)
         .output()
         .unwrap();
+    assert_eq!(out.status.code(), Some(2), "usage error");
     assert!(
         stderr_of(&out).contains("at most num-perm (128)"),
         "{}",
@@ -1065,6 +1070,56 @@ fn bad_settings_are_clear_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "usage error");
     assert!(stderr_of(&out).contains("expected words:N or chars:N"));
+    // Every refused flag value is a usage error (exit 2), as the README says; they were
+    // exit 1, as a failed run.
+    let index = s.path("i.idx");
+    let index = index.to_str().unwrap();
+    let input = f.to_str().unwrap();
+    for (args, message) in [
+        (
+            vec!["cluster", input, "--num-perm", "0"],
+            "invalid value '0' for '--num-perm <K>'",
+        ),
+        (
+            vec!["cluster", input, "--threads", "0"],
+            "invalid value '0' for '--threads <N>'",
+        ),
+        (
+            vec!["pairs", input, "--passages", "--passage-gap", "33"],
+            "invalid value '33' for '--passage-gap <N>'",
+        ),
+        (
+            vec!["cluster", input, "--bands", "200", "--rows", "1"],
+            "bands (200)",
+        ),
+        (
+            vec!["dedup", input, "--max-record-bytes", "0"],
+            "max-record-bytes",
+        ),
+        (
+            vec!["index", "create", index, "--story-threshold", "0.5"],
+            "--story-threshold and --story-candidates need --level story",
+        ),
+        (
+            vec![
+                "cluster",
+                input,
+                "--level",
+                "story",
+                "--story-threshold",
+                "2",
+            ],
+            "story threshold",
+        ),
+    ] {
+        let out = neardup().args(&args).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert!(err.contains("try '--help'"), "{args:?}: {err}");
+        assert!(stdout_of(&out).is_empty());
+    }
+    assert!(!s.path("i.idx").exists());
 }
 
 #[test]

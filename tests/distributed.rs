@@ -182,7 +182,7 @@ fn verify_refuses_lines_that_are_not_pairs_of_story_sketches() {
         .arg(&stats)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     assert!(stderr_of(&out).contains("in [0, 1]"), "{}", stderr_of(&out));
 }
 

@@ -574,7 +574,7 @@ fn params_match_the_closed_form() {
         ])
         .output()
         .unwrap();
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2));
     assert!(
         stderr_of(&bad).contains("must be at least 1 and at most num-perm"),
         "{}",
@@ -1079,7 +1079,7 @@ fn params_eval_and_stats_say_it_plainly() {
     let one_row = stdout_of(&run(&["params", "-t", "0.01", "--no-plots"]));
     assert!(one_row.contains(": 128 bands x 1 row ("), "{one_row}");
     let out = run(&["params", "--rows", "200", "--no-plots"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr_of(&out).contains("rows (200) must be at least 1 and at most num-perm (128)"),
         "{}",

@@ -187,7 +187,7 @@ Examples:
   neardup sketch --level story --stats all.stats part-00017.jsonl.gz -o part-00017.sketch.jsonl
   spark-submit scripts/spark/neardup_spark.py news/*.jsonl.gz --output stories-out --level story
 
-Exit codes: 0 success, 1 fatal error, 2 finished with bad input.";
+Exit codes: 0 success, 1 fatal error, 2 finished with bad input (or a usage error).";
 
 const VERIFY_EXAMPLES: &str = "\
 Examples:
@@ -445,6 +445,7 @@ pub struct CompareArgs {
         long,
         default_value_t = 128,
         value_name = "K",
+        value_parser = parse_num_perm,
         help_heading = "Similarity"
     )]
     pub num_perm: usize,
@@ -499,7 +500,7 @@ pub struct PassageTuning {
     pub min_passage_words: usize,
     /// Longest run of differing words bridged inside one passage (0: exact passages only;
     /// at most 32).
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = parse_passage_gap)]
     pub passage_gap: usize,
     /// Text whose shingles each occur in at least N documents of the inputs is boilerplate
     /// (marked, with its document count, and left out of the coverage) when both
@@ -591,14 +592,14 @@ pub struct SimilarityArgs {
     /// Shingles: words:N (word n-grams) or chars:N (character n-grams).
     #[arg(long, default_value = "words:5", value_name = "KIND:N")]
     pub shingle: ShingleSpec,
-    /// Slots of the MinHash signature: more is more accurate and slower.
-    #[arg(long, default_value_t = 128, value_name = "K")]
+    /// Slots of the MinHash signature: more is more accurate and slower (1 to 65536).
+    #[arg(long, default_value_t = 128, value_name = "K", value_parser = parse_num_perm)]
     pub num_perm: usize,
     /// Seed of the MinHash hash functions.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Lowest exact Jaccard similarity of a reported pair, in (0, 1].
-    #[arg(short, long, default_value_t = 0.5, value_name = "T")]
+    #[arg(short, long, default_value_t = 0.5, value_name = "T", value_parser = parse_threshold)]
     pub threshold: f64,
     /// LSH bands (default: derived from --threshold; see 'neardup params' in the docs).
     #[arg(long, value_name = "B")]
@@ -717,7 +718,7 @@ pub struct OutputArgs {
 #[command(next_help_heading = "Run")]
 pub struct ExecArgs {
     /// Worker threads (default: one per core).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// No progress bars, warnings or summary on standard error; a run that skipped bad
     /// records or inputs still says so in one line naming the first (exit code 2).
@@ -803,6 +804,42 @@ pub enum ProgressArg {
 }
 
 /// Parses `123`, `64KiB`, `256MiB`, `1G`, `2GB` (binary multiples for every suffix).
+/// `--threshold`: a Jaccard similarity in (0, 1].
+pub fn parse_threshold(s: &str) -> Result<f64, String> {
+    let t: f64 = s.trim().parse().map_err(|_| "not a number".to_string())?;
+    if t > 0.0 && t <= 1.0 {
+        Ok(t)
+    } else {
+        Err("must be above 0 and at most 1".into())
+    }
+}
+
+/// `--num-perm`: 1 to the largest signature the sketcher makes.
+pub fn parse_num_perm(s: &str) -> Result<usize, String> {
+    let max = neardup::sketch::MAX_NUM_PERM;
+    match s.trim().parse::<usize>() {
+        Ok(k) if (1..=max).contains(&k) => Ok(k),
+        _ => Err(format!("must be a whole number from 1 to {max}")),
+    }
+}
+
+/// `--threads`: at least one.
+pub fn parse_threads(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("must be a whole number, at least 1".into()),
+    }
+}
+
+/// `--passage-gap`: 0 to the aligner's largest gap.
+pub fn parse_passage_gap(s: &str) -> Result<usize, String> {
+    let max = neardup::align::MAX_GAP;
+    match s.trim().parse::<usize>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!("must be a whole number from 0 to {max}")),
+    }
+}
+
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());

@@ -64,7 +64,8 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
             window: args.window.0,
             ..Default::default()
         })
-        .build()?;
+        .build()
+        .map_err(crate::usage)?;
     let terminal = Terminal::new(args.run.progress, args.run.quiet);
 
     let specs = |names: &[String]| -> Vec<InputSpec> {

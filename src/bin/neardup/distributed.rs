@@ -36,7 +36,8 @@ pub fn sketch_stories(a: &SketchArgs) -> Result<ExitCode> {
     let pipeline = base_builder(&a.input, &a.similarity, &a.run)
         .level(Level::Story)
         .story(settings.clone())
-        .build()?;
+        .build()
+        .map_err(crate::usage)?;
     let terminal = Terminal::new(a.run.progress, a.run.quiet);
     let (corpus, docs, stats, read) =
         pipeline.fingerprint_stories(&input_specs(&a.input), &terminal)?;
@@ -72,7 +73,9 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
             anyhow::bail!("--stats weighs words at the story level: it needs --level story");
         }
         if !(0.0..=1.0).contains(&a.threshold) || a.num_perm == 0 {
-            anyhow::bail!("--threshold must be in [0, 1] and --num-perm above 0");
+            return Err(crate::usage(
+                "--threshold must be in [0, 1] and --num-perm above 0",
+            ));
         }
         let verifier = PairVerifier::new(a.threshold, a.num_perm);
         let counts = read_decoded(&a.input, |input, name| {
@@ -92,7 +95,7 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
         candidate_threshold: a.story_candidates,
         ..judged_at(a.story_threshold)
     };
-    settings.check()?;
+    settings.check().map_err(crate::usage)?;
     let stats_path = a
         .stats
         .as_deref()
@@ -201,7 +204,7 @@ pub fn link(a: &LinkArgs) -> Result<ExitCode> {
         );
     }
     let settings = judged_at(a.story_threshold);
-    settings.check()?;
+    settings.check().map_err(crate::usage)?;
     let mut linker = StoryLinker::new(&settings, rule);
     for input in &a.inputs {
         read_decoded(input, |r, name| linker.read_pairs(r, name))?;
@@ -270,7 +273,8 @@ pub fn stats(a: &StatsArgs) -> Result<ExitCode> {
             set_threads(&c.run)?;
             let pipeline = input_builder(&c.input, &c.run)
                 .level(Level::Story)
-                .build()?;
+                .build()
+                .map_err(crate::usage)?;
             let terminal = Terminal::new(c.run.progress, c.run.quiet);
             let (_, _, counted, read) =
                 pipeline.fingerprint_stories(&input_specs(&c.input), &terminal)?;

@@ -190,8 +190,8 @@ pub struct SketchArgs {
     /// Shingles: words:N (word n-grams) or chars:N (character n-grams).
     #[arg(long, default_value = "words:5", value_name = "KIND:N")]
     pub shingle: ShingleSpec,
-    /// Slots of the MinHash signature.
-    #[arg(long, default_value_t = 128, value_name = "K")]
+    /// Slots of the MinHash signature (1 to 65536).
+    #[arg(long, default_value_t = 128, value_name = "K", value_parser = crate::args::parse_num_perm)]
     pub num_perm: usize,
     /// Seed of the MinHash hash functions.
     #[arg(long, default_value_t = 42)]

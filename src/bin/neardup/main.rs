@@ -35,6 +35,13 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<Usage>().is_some() => {
+            let names: Vec<&str> =
+                std::iter::successors(matches.subcommand(), |(_, m)| m.subcommand())
+                    .map(|(name, _)| name)
+                    .collect();
+            usage_error(&names, format!("{e:#}"))
+        }
         Err(_) if stop::requested().is_some() => {
             let (line, code) = stop::report(stop::requested().unwrap_or_default());
             eprintln!("{line}");
@@ -75,7 +82,7 @@ fn refuse_story_flags_at_near_copy(matches: &clap::ArgMatches) {
             && sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
         if given {
             usage_error(
-                name,
+                &[name],
                 format!("{flag} is a story-level flag: it needs --level story"),
             );
         }
@@ -139,21 +146,43 @@ fn refuse_near_copy_flags_at_story(matches: &clap::ArgMatches) {
             && sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
         if given {
             usage_error(
-                name,
+                &[name],
                 format!("{flag} is a near-copy flag, unused with --level story: {instead}"),
             );
         }
     }
 }
 
-/// Exits with clap's usage error (exit 2) for subcommand `name`, saying `message`.
-fn usage_error(name: &str, message: String) -> ! {
+/// Exits with clap's usage error (exit 2) for the subcommand at path `names` (`["index",
+/// "create"]`), saying `message`.
+fn usage_error(names: &[&str], message: String) -> ! {
     let mut command = Cli::command();
     command.build(); // gives the subcommand's usage line its "neardup"
-    let command = command.find_subcommand_mut(name).expect("a subcommand");
+    let mut command = &mut command;
+    for name in names {
+        command = command.find_subcommand_mut(name).expect("a subcommand");
+    }
     command
-        .error(clap::error::ErrorKind::ArgumentConflict, message)
+        .error(clap::error::ErrorKind::ValueValidation, message)
         .exit()
+}
+
+/// A flag's value that is refused (out of range, or not with the other flags given): a
+/// usage error (exit 2), as clap's own, not a failed run (exit 1).
+#[derive(Debug)]
+pub(crate) struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// `e` (the library refusing settings made from flags) as a usage error.
+pub(crate) fn usage(e: impl std::fmt::Display) -> anyhow::Error {
+    Usage(format!("{e:#}")).into()
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -505,7 +534,9 @@ pub(crate) fn check_outputs(outputs: &[NamedOutput], read: &[(String, PathBuf)])
 /// Sizes the worker pool (--threads) once for the process.
 fn set_threads(exec: &ExecArgs) -> Result<()> {
     if let Some(n) = exec.threads {
-        anyhow::ensure!(n >= 1, "--threads must be at least 1");
+        if n == 0 {
+            return Err(usage("--threads must be at least 1"));
+        }
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()
@@ -575,7 +606,9 @@ fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
         &[("-o", a.output.as_deref(), Stdout::Default)],
         &read_files(&a.input, None, &a.run, &[]),
     )?;
-    let pipeline = base_builder(&a.input, &a.similarity, &a.run).build()?;
+    let pipeline = base_builder(&a.input, &a.similarity, &a.run)
+        .build()
+        .map_err(usage)?;
     let terminal = Terminal::new(a.run.progress, a.run.quiet).strict(a.run.strict);
     let (corpus, stats) = pipeline.fingerprint_inputs(&input_specs(&a.input), &terminal)?;
     let run = pipeline.settings();
@@ -647,7 +680,8 @@ fn analyse(
             },
             ..Default::default()
         })
-        .build()?;
+        .build()
+        .map_err(usage)?;
 
     let terminal = Terminal::new(exec.progress, exec.quiet).strict(exec.strict);
 
