@@ -385,7 +385,9 @@ fn dedup_rejects_a_record_over_the_limit_verbatim() {
         let err = stderr_of(&out);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains("in.jsonl:3: record of at least"), "{err}");
-        assert!(err.contains("rejected 1 malformed"), "{err}");
+        // Only over the limit: not called malformed.
+        assert!(err.contains("rejected 1 over --max-record-bytes"), "{err}");
+        assert!(!err.contains("malformed"), "{err}");
         assert_eq!(
             std::fs::read_to_string(&rejects).unwrap(),
             format!("{long}\n")
@@ -399,7 +401,7 @@ fn dedup_rejects_a_record_over_the_limit_verbatim() {
             .arg(&f)
             .output()
             .unwrap();
-        assert!(stderr_of(&out).contains("rejected 1 malformed"));
+        assert!(stderr_of(&out).contains("rejected 1 over --max-record-bytes"));
     }
     // A text document over the limit too.
     let dir = s.path("docs");
@@ -413,7 +415,7 @@ fn dedup_rejects_a_record_over_the_limit_verbatim() {
         .output()
         .unwrap();
     assert!(
-        stderr_of(&out).contains("rejected 1 malformed"),
+        stderr_of(&out).contains("rejected 1 over --max-record-bytes"),
         "{}",
         stderr_of(&out)
     );

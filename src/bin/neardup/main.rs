@@ -285,14 +285,22 @@ fn dedup_summary(counts: &report::DedupCounts, a: &args::DedupArgs) -> String {
     if a.report.is_none() && counts.dropped > counts.repeated_copies {
         line += " (--report FILE lists them)";
     }
-    let malformed = counts.rejected - counts.repeated_conflicts;
-    line += &format!(", rejected {malformed} malformed");
-    if counts.repeated_conflicts > 0 {
-        line += &format!(
-            " and {} repeating an earlier record's id with other text",
-            counts.repeated_conflicts
-        );
+    // A record only over --max-record-bytes is not called malformed: it was never parsed.
+    let malformed = counts.rejected - counts.repeated_conflicts - counts.oversized;
+    let mut rejected = Vec::new();
+    if malformed > 0 || counts.oversized == 0 {
+        rejected.push(format!("{malformed} malformed"));
     }
+    if counts.oversized > 0 {
+        rejected.push(format!("{} over --max-record-bytes", counts.oversized));
+    }
+    if counts.repeated_conflicts > 0 {
+        rejected.push(format!(
+            "{} repeating an earlier record's id with other text",
+            counts.repeated_conflicts
+        ));
+    }
+    line += &format!(", rejected {}", rejected.join(" and "));
     if a.rejects.is_none() && counts.rejected > 0 {
         line += " (--rejects FILE keeps them)";
     }
