@@ -1347,3 +1347,37 @@ fn unwritable_outputs_are_refused_before_the_run() {
         .collect();
     assert_eq!(names.len(), 3, "{names:?}"); // in.jsonl, adir, afile
 }
+
+/// Sizes take a decimal fraction (`1.5MiB` was "unknown size unit \".5mib\""), and
+/// `--max-record-bytes 4GiB` is the longest text (4GiB - 1 byte), not refused for a byte.
+#[test]
+fn size_flags_take_fractions_and_4gib() {
+    let s = Scratch::new();
+    let f = s.jsonl("in.jsonl", &good_records());
+    for flags in [
+        ["--max-record-bytes", "1.5MiB"],
+        ["--max-record-bytes", "4GiB"],
+        ["--memory-budget", "0.5GiB"],
+    ] {
+        let out = neardup()
+            .args(["cluster", "-q"])
+            .args(flags)
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{flags:?}: {}", stderr_of(&out));
+    }
+    let out = neardup()
+        .args(["cluster", "--max-record-bytes", "4.5GiB"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains(
+            "invalid value '4.5GiB' for '--max-record-bytes <SIZE>': must be at most 4GiB"
+        ),
+        "{}",
+        stderr_of(&out)
+    );
+}

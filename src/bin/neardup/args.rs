@@ -581,8 +581,9 @@ pub struct InputArgs {
     /// Read every input in this format, whatever its name.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub input_format: Option<InputFormatArg>,
-    /// Longest record accepted; longer ones are reported and skipped (e.g. 256MiB, 1G).
-    #[arg(long, default_value = "256MiB", value_parser = parse_size, value_name = "SIZE")]
+    /// Longest record accepted; longer ones are reported and skipped (e.g. 256MiB, 1.5G;
+    /// at most 4GiB, which is taken as 4GiB - 1 byte, the longest text).
+    #[arg(long, default_value = "256MiB", value_parser = parse_record_size, value_name = "SIZE")]
     pub max_record_bytes: u64,
 }
 
@@ -840,13 +841,19 @@ pub fn parse_passage_gap(s: &str) -> Result<usize, String> {
     }
 }
 
+/// A size: a number, whole or with a decimal fraction (`1.5MiB`), and a binary unit (B,
+/// K/KB/KiB, M…, G…, T…; KB is KiB). A fraction of a byte is rounded down.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 512MiB)"))?;
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let not_a_size = || format!("{s:?} is not a size (e.g. 512MiB, 1.5GiB)");
+    if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
+        return Err(not_a_size());
+    }
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
@@ -855,8 +862,31 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "t" | "tb" | "tib" => 40,
         other => return Err(format!("unknown size unit {other:?} in {s:?}")),
     };
-    n.checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("{s:?} is too large"))
+    let digits = |d: &str| -> Result<u128, String> {
+        if d.is_empty() {
+            Ok(0)
+        } else if d.len() > 30 {
+            Err(format!("{s:?} is too large"))
+        } else {
+            d.parse().map_err(|_| not_a_size())
+        }
+    };
+    let (whole, scale) = (digits(whole)?, 10u128.pow(fraction.len().min(30) as u32));
+    let fraction = digits(&fraction[..fraction.len().min(30)])?;
+    let bytes = (whole << shift) + ((fraction << shift) / scale);
+    u64::try_from(bytes).map_err(|_| format!("{s:?} is too large"))
+}
+
+/// `--max-record-bytes`: a size from 1 byte to 4GiB. 4GiB itself means the largest
+/// record a text can be (4GiB - 1 byte): refusing it for one byte helped no one.
+pub fn parse_record_size(s: &str) -> Result<u64, String> {
+    let max = neardup::text::MAX_TEXT_BYTES as u64;
+    match parse_size(s)? {
+        0 => Err("must be at least 1 byte".into()),
+        n if n <= max => Ok(n),
+        n if n == max + 1 => Ok(max),
+        _ => Err("must be at most 4GiB".into()),
+    }
 }
 
 #[cfg(test)]
@@ -877,5 +907,18 @@ mod tests {
         assert_eq!(parse_size("1G"), Ok(1 << 30));
         assert!(parse_size("12 parsecs").is_err());
         assert!(parse_size("").is_err());
+        // Fractions, rounded down to whole bytes.
+        assert_eq!(parse_size("1.5MiB"), Ok(3 << 19));
+        assert_eq!(parse_size("0.5k"), Ok(512));
+        assert_eq!(parse_size(".25G"), Ok(1 << 28));
+        assert_eq!(parse_size("0.1KiB"), Ok(102));
+        assert_eq!(parse_size("2.0"), Ok(2));
+        for bad in [".", "1.2.3MiB", "1..5G", "99999999999999999999T"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_record_size("4GiB"), Ok(u32::MAX as u64));
+        assert_eq!(parse_record_size("1.5MiB"), Ok(3 << 19));
+        assert!(parse_record_size("4.5GiB").is_err());
+        assert!(parse_record_size("0").is_err());
     }
 }
