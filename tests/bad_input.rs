@@ -594,3 +594,64 @@ fn compressed_inputs_are_told_by_their_magic_bytes() {
         assert!(!err.contains("UTF-8"), "{err}");
     }
 }
+
+/// A JSON array (as `--format json` writes) says once that neardup reads JSON Lines, and
+/// records without the id or text field say, after the run, which fields they have; each
+/// record is still reported as before.
+#[test]
+fn arrays_and_other_field_names_get_a_hint() {
+    let s = Scratch::new();
+    // Exit 2 (bad records), `message` among the warnings: standard error.
+    let check = |inputs: &[&std::path::Path], message: &str, extra: &[&str]| {
+        let out = neardup()
+            .arg("pairs")
+            .args(inputs)
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(message), "{message:?}: {err}");
+        err
+    };
+    let f = s.write(
+        "arr.json",
+        "[{\"id\":\"a\",\"text\":\"one two three\"},\n{\"id\":\"b\",\"text\":\"one two\"},\n{\"id\":\"c\",\"text\":\"x\"}]\n",
+    );
+    let err = check(&[&f], "arr.json:1: malformed JSON: ", &[]);
+    let hint =
+        "this looks like a JSON array, neardup reads JSON Lines: `jq -c '.[]' FILE | neardup … -`";
+    assert_eq!(err.matches(hint).count(), 1, "{err}");
+    assert!(err.contains("arr.json:3: malformed JSON"), "{err}");
+
+    let f = s.write(
+        "other.jsonl",
+        "{\"url\":\"u1\",\"body\":\"one two\",\"when\":1}\n{\"url\":\"u2\",\"body\":\"three\"}\n",
+    );
+    let err = check(&[&f], "other.jsonl:2: missing field \"id\"", &[]);
+    assert!(
+        err.contains(
+            "hint: no document was read: records lack the field \"id\", and the first such \
+             record has the fields \"url\", \"body\", \"when\"; name the id and text fields \
+             with --id-field and --text-field"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.matches("hint:").count(), 1, "{err}");
+    // With the id there but no text field, the hint names it; with documents read, none.
+    let err = check(&[&f], "missing field \"text\"", &["--id-field", "url"]);
+    assert!(err.contains("lack the field \"text\""), "{err}");
+    assert!(err.contains("\"url\", \"body\", \"when\""), "{err}");
+    let out = neardup()
+        .args(["pairs", "--id-field", "url", "--text-field", "body"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let mixed = s.write(
+        "mixed.jsonl",
+        with_good_records(r#"{"url": "x", "body": "y"}"#),
+    );
+    let err = check(&[&mixed], "missing field \"id\"", &[]);
+    assert!(!err.contains("hint:"), "{err}");
+}

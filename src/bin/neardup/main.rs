@@ -699,6 +699,7 @@ fn analyse(
     let write_time = started.elapsed();
 
     warn_of_no_input(outcome.stats.sources, outcome.stats.bad());
+    terminal.hint_fields(outcome.stats.documents);
     if !exec.quiet {
         print_summary(&terminal, &outcome, write_time);
         note_skipped_files(&terminal, &outcome.stats.skipped_files);
