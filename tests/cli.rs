@@ -1381,3 +1381,26 @@ fn size_flags_take_fractions_and_4gib() {
         stderr_of(&out)
     );
 }
+
+/// An output replacing a file keeps the file's permissions: a private 0600 output became
+/// 0644 (the atomic rename put a new file in its place). A new file gets 0666 & !umask.
+#[test]
+fn an_output_replaced_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let f = s.jsonl("in.jsonl", &good_records());
+    for (name, mode) in [("private.jsonl", 0o600), ("shared.jsonl.gz", 0o640)] {
+        let out = s.write(name, "old\n");
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(mode)).unwrap();
+        let run = neardup()
+            .args(["cluster", "-q", "-o"])
+            .arg(&out)
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", stderr_of(&run));
+        assert_ne!(std::fs::read(&out).unwrap(), b"old\n");
+        let got = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(got, mode, "{name}: {got:o}");
+    }
+}
