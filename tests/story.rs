@@ -1085,3 +1085,51 @@ fn a_window_without_a_unit_is_refused() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
 }
+
+/// `compare --date-field` names the date field, as `pairs --level story --date-field`
+/// does, so the two give one verdict (the window included); only `date` could be used.
+#[test]
+fn compare_reads_the_date_field_it_is_given() {
+    let s = Scratch::new();
+    let text = "The central bank raised its main interest rate by a quarter point on Tuesday, \
+                citing persistent inflation in services and a tight labour market.";
+    let input = s.write(
+        "pub.jsonl",
+        format!(
+            "{}\n{}\n",
+            serde_json::json!({"id": "a", "text": text, "published": "2005-01-01T00:00:00Z"}),
+            serde_json::json!({"id": "b", "text": format!("{text} Markets fell."), "published": "2005-01-20T00:00:00Z"}),
+        ),
+    );
+    let story = |extra: &[&str]| {
+        let out = neardup()
+            .args(["compare", "--format", "json", "--in"])
+            .arg(&input)
+            .args(["a", "b"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+        v["story"].clone()
+    };
+    assert_eq!(story(&[])["same_story"], true);
+    let dated = story(&["--date-field", "published"]);
+    assert_eq!(dated["same_story"], false, "{dated}");
+    assert_eq!(dated["beyond_window_seconds"], 19 * 86400);
+    // As pairs --level story with the same field finds no pair.
+    let out = neardup()
+        .args([
+            "pairs",
+            "-q",
+            "--level",
+            "story",
+            "--date-field",
+            "published",
+        ])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(stdout_of(&out).is_empty(), "{}", stdout_of(&out));
+}

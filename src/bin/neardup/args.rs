@@ -432,6 +432,15 @@ pub struct CompareArgs {
         help_heading = "Input"
     )]
     pub text_field: String,
+    /// JSON field holding the date, for the story level's --window (as --date-field of
+    /// 'neardup pairs --level story', so the verdict is the one it reports).
+    #[arg(
+        long,
+        default_value = "date",
+        value_name = "FIELD",
+        help_heading = "Input"
+    )]
+    pub date_field: String,
     /// Shingles for the scores: words:N or chars:N.
     #[arg(
         long,

@@ -50,7 +50,7 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
         .fields(FieldNames {
             id: args.id_field.clone(),
             text: args.text_field.clone(),
-            ..FieldNames::default()
+            date: args.date_field.clone(),
         })
         .shingle(args.shingle)
         .num_perm(args.num_perm)
