@@ -70,6 +70,20 @@ impl Checkpoint {
                 "is not a directory; give a directory (created if missing)".into(),
             ));
         }
+        // `--checkpoint .` wrote fingerprints.log and lock among the user's files, which
+        // the advice "delete the directory when done" would then delete.
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            let names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
+            let ours = |n: &std::ffi::OsString| n == FILE || n == LOCK_FILE;
+            if !names.iter().any(|n| n == FILE) && !names.iter().all(ours) {
+                return Err(checkpoint_error(
+                    dir,
+                    "holds other files and no neardup checkpoint; give a new or empty \
+                     directory (created if missing)"
+                        .into(),
+                ));
+            }
+        }
         std::fs::create_dir_all(dir).map_err(|e| io_error(dir, "creating", e))?;
         let lock = match crate::lock::take(&dir.join(LOCK_FILE)) {
             Ok(Ok(file)) => file,
@@ -84,6 +98,16 @@ impl Checkpoint {
             }
             Err(e) => return Err(io_error(dir, "locking", e)),
         };
+        // A refused run leaves no lock file behind (it is ours until the run ends).
+        struct Unlock<'a>(Option<&'a Path>);
+        impl Drop for Unlock<'_> {
+            fn drop(&mut self) {
+                if let Some(dir) = self.0 {
+                    let _ = std::fs::remove_file(dir.join(LOCK_FILE));
+                }
+            }
+        }
+        let mut unlock = Unlock(Some(dir));
         let path = dir.join(FILE);
         let mut file = File::options()
             .read(true)
@@ -142,6 +166,7 @@ impl Checkpoint {
             }
             end
         };
+        unlock.0 = None;
         Ok(Checkpoint {
             dir: dir.to_path_buf(),
             file,

@@ -61,12 +61,14 @@ impl OutputFile {
             Ok(meta) if !meta.is_file() => {
                 Target::InPlace(OpenOptions::new().write(true).open(path)?)
             }
-            _ => {
+            existing => {
                 let destination = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-                Target::Replace {
-                    tmp: temporary_beside(&destination)?,
-                    destination,
+                let tmp = temporary_beside(&destination)?;
+                // A file replaced keeps its mode: a private 0600 output became 0644.
+                if let Ok(meta) = existing {
+                    tmp.as_file().set_permissions(meta.permissions())?;
                 }
+                Target::Replace { tmp, destination }
             }
         };
         let name = path.to_string_lossy().to_ascii_lowercase();

@@ -868,6 +868,8 @@ pub struct DedupCounts {
     /// Of `rejected`: records repeating an earlier record's id with other text (or where
     /// either has no usable text).
     pub repeated_conflicts: u64,
+    /// Of `rejected`: records over `--max-record-bytes` (well-formed or not: never parsed).
+    pub oversized: u64,
 }
 
 /// What `dedup` does with one record read.
@@ -977,6 +979,7 @@ pub fn write_deduplicated(
                 ..
             }) => {
                 counts.rejected += 1;
+                counts.oversized += 1;
                 return reject(b"\n");
             }
             ReadEvent::Problem(_) => return true, // reported by the first pass

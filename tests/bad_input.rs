@@ -385,7 +385,9 @@ fn dedup_rejects_a_record_over_the_limit_verbatim() {
         let err = stderr_of(&out);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains("in.jsonl:3: record of at least"), "{err}");
-        assert!(err.contains("rejected 1 malformed"), "{err}");
+        // Only over the limit: not called malformed.
+        assert!(err.contains("rejected 1 over --max-record-bytes"), "{err}");
+        assert!(!err.contains("malformed"), "{err}");
         assert_eq!(
             std::fs::read_to_string(&rejects).unwrap(),
             format!("{long}\n")
@@ -399,7 +401,7 @@ fn dedup_rejects_a_record_over_the_limit_verbatim() {
             .arg(&f)
             .output()
             .unwrap();
-        assert!(stderr_of(&out).contains("rejected 1 malformed"));
+        assert!(stderr_of(&out).contains("rejected 1 over --max-record-bytes"));
     }
     // A text document over the limit too.
     let dir = s.path("docs");
@@ -413,7 +415,7 @@ fn dedup_rejects_a_record_over_the_limit_verbatim() {
         .output()
         .unwrap();
     assert!(
-        stderr_of(&out).contains("rejected 1 malformed"),
+        stderr_of(&out).contains("rejected 1 over --max-record-bytes"),
         "{}",
         stderr_of(&out)
     );
@@ -483,4 +485,173 @@ fn messages_say_what_is_wrong() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("is given twice"), "{err}");
+}
+
+/// A file reached twice in one input directory (a `latest` link to one of its files, a
+/// `current` link to one of its subdirectories) is read once, the second path skipped
+/// with one note; the run aborted with "the input … is given twice". A file and its
+/// directory both named by the user stay refused.
+#[test]
+fn a_link_inside_an_input_directory_reads_its_file_once() {
+    let s = Scratch::new();
+    let wire = fixtures().join("wire-story");
+    let mut names: Vec<_> = std::fs::read_dir(&wire)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    std::fs::create_dir_all(s.path("d/archive")).unwrap();
+    for name in &names {
+        std::fs::copy(wire.join(name), s.path("d/archive").join(name)).unwrap();
+    }
+    std::fs::create_dir_all(s.path("d/latest")).unwrap();
+    std::os::unix::fs::symlink(
+        std::path::Path::new("../archive").join(&names[0]),
+        s.path("d/latest/story.txt"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("archive", s.path("d/current")).unwrap();
+    let expected = neardup()
+        .args(["pairs", "-q", "--threshold", "0.05"])
+        .arg(s.path("d/archive"))
+        .output()
+        .unwrap();
+    let out = neardup()
+        .args(["pairs", "--threshold", "0.05"])
+        .arg(s.path("d"))
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let repeated = names.len() + 1; // every file again under current/, one under latest/
+    assert!(
+        err.contains(&format!(
+            "{repeated} files reached again in an input directory"
+        )),
+        "{err}"
+    );
+    assert_eq!(err.matches("reached again").count(), 1, "{err}");
+    // The same pairs, under the ids of the first paths (archive/...).
+    let ids = |out: &std::process::Output| {
+        json_lines(&stdout_of(out))
+            .iter()
+            .map(|p| p["jaccard"].to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&out), ids(&expected));
+    assert!(stdout_of(&out).contains("archive/"), "{}", stdout_of(&out));
+    assert!(!stdout_of(&out).contains("current/"));
+    // Named twice by the user: refused.
+    let out = neardup()
+        .arg("pairs")
+        .arg(s.path("d/archive"))
+        .arg(s.path("d/archive").join(&names[0]))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("is given twice"));
+}
+
+/// A zstd stream that begins with a skippable frame (as `pzstd` writes) is zstd: it was
+/// read as text, every line "invalid UTF-8". xz, bzip2 and zip inputs get one error
+/// saying to decompress them first, not one per line of compressed bytes.
+#[test]
+fn compressed_inputs_are_told_by_their_magic_bytes() {
+    let s = Scratch::new();
+    let plain = with_good_records(r#"{"id": "extra", "text": "one more text"}"#);
+    let plain_file = s.write("plain.jsonl", &plain);
+    let expected = neardup()
+        .args(["pairs", "-q"])
+        .arg(&plain_file)
+        .output()
+        .unwrap();
+    assert!(expected.status.success());
+    // Skippable frame: magic 0x184D2A5E (LE), 4-byte length, payload; then the data.
+    let mut pz = vec![0x5E, 0x2A, 0x4D, 0x18, 4, 0, 0, 0, 1, 2, 3, 4];
+    pz.extend(zstd::encode_all(plain.as_bytes(), 3).unwrap());
+    let f = s.write("pz.jsonl.zst", pz);
+    let out = neardup().args(["pairs", "-q"]).arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(stdout_of(&out), stdout_of(&expected));
+
+    let lines = "line\n".repeat(50);
+    for (kind, head, command) in [
+        ("xz", &[0xFD, b'7', b'z', b'X', b'Z', 0x00][..], "xz -dc"),
+        ("bzip2", b"BZh91AY&SY", "bzip2 -dc"),
+        ("zip", b"PK\x03\x04\x14\x00", "unzip -p"),
+    ] {
+        let mut bytes = head.to_vec();
+        bytes.extend(lines.as_bytes());
+        bytes.extend([0xFF, 0xFE, b'\n'].repeat(20));
+        let f = s.write(&format!("in-{kind}.jsonl"), bytes);
+        let out = neardup().arg("pairs").arg(&f).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        let message =
+            format!("{kind}-compressed input is not supported: decompress it first (`{command} ");
+        assert!(err.contains(&message), "{err}");
+        assert_eq!(err.matches("not supported").count(), 1, "{err}");
+        assert!(!err.contains("UTF-8"), "{err}");
+    }
+}
+
+/// A JSON array (as `--format json` writes) says once that neardup reads JSON Lines, and
+/// records without the id or text field say, after the run, which fields they have; each
+/// record is still reported as before.
+#[test]
+fn arrays_and_other_field_names_get_a_hint() {
+    let s = Scratch::new();
+    // Exit 2 (bad records), `message` among the warnings: standard error.
+    let check = |inputs: &[&std::path::Path], message: &str, extra: &[&str]| {
+        let out = neardup()
+            .arg("pairs")
+            .args(inputs)
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(message), "{message:?}: {err}");
+        err
+    };
+    let f = s.write(
+        "arr.json",
+        "[{\"id\":\"a\",\"text\":\"one two three\"},\n{\"id\":\"b\",\"text\":\"one two\"},\n{\"id\":\"c\",\"text\":\"x\"}]\n",
+    );
+    let err = check(&[&f], "arr.json:1: malformed JSON: ", &[]);
+    let hint =
+        "this looks like a JSON array, neardup reads JSON Lines: `jq -c '.[]' FILE | neardup … -`";
+    assert_eq!(err.matches(hint).count(), 1, "{err}");
+    assert!(err.contains("arr.json:3: malformed JSON"), "{err}");
+
+    let f = s.write(
+        "other.jsonl",
+        "{\"url\":\"u1\",\"body\":\"one two\",\"when\":1}\n{\"url\":\"u2\",\"body\":\"three\"}\n",
+    );
+    let err = check(&[&f], "other.jsonl:2: missing field \"id\"", &[]);
+    assert!(
+        err.contains(
+            "hint: no document was read: records lack the field \"id\", and the first such \
+             record has the fields \"url\", \"body\", \"when\"; name the id and text fields \
+             with --id-field and --text-field"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.matches("hint:").count(), 1, "{err}");
+    // With the id there but no text field, the hint names it; with documents read, none.
+    let err = check(&[&f], "missing field \"text\"", &["--id-field", "url"]);
+    assert!(err.contains("lack the field \"text\""), "{err}");
+    assert!(err.contains("\"url\", \"body\", \"when\""), "{err}");
+    let out = neardup()
+        .args(["pairs", "--id-field", "url", "--text-field", "body"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let mixed = s.write(
+        "mixed.jsonl",
+        with_good_records(r#"{"url": "x", "body": "y"}"#),
+    );
+    let err = check(&[&mixed], "missing field \"id\"", &[]);
+    assert!(!err.contains("hint:"), "{err}");
 }

@@ -325,3 +325,46 @@ fn a_killed_run_resumes_from_its_checkpoint_with_the_same_output() {
         "the resumed run's clusters differ from an uninterrupted run's"
     );
 }
+
+/// `--checkpoint .` (a directory of the user's files) is refused: fingerprints.log and
+/// lock were written among them. A refused run leaves no lock behind; an empty
+/// directory, or one holding a checkpoint, is taken.
+#[test]
+fn a_directory_of_other_files_is_not_a_checkpoint() {
+    let s = Scratch::new();
+    let input = s.jsonl("in.jsonl", &good_records());
+    let mine = s.path("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("notes.txt"), "precious\n").unwrap();
+    let (code, out, err) = pairs(&input, &["--checkpoint", mine.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty());
+    assert!(
+        err.contains("holds other files and no neardup checkpoint"),
+        "{err}"
+    );
+    let names = |dir: &Path| {
+        let mut n: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&mine), ["notes.txt"]);
+    // A foreign fingerprints.log: refused, and the lock it took removed.
+    let foreign = s.path("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(log(&foreign), "not a checkpoint, but a long enough file\n").unwrap();
+    let (code, _, err) = pairs(&input, &["--checkpoint", foreign.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is not a neardup checkpoint"), "{err}");
+    assert_eq!(names(&foreign), ["fingerprints.log"]);
+    // Empty, then holding the checkpoint it made: taken both times.
+    let empty = s.path("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for _ in 0..2 {
+        let (code, _, err) = pairs(&input, &["-q", "--checkpoint", empty.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+    }
+}

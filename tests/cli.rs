@@ -1046,13 +1046,18 @@ fn bad_settings_are_clear_errors() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr_of(&out).contains("threshold must be in (0, 1]"));
+    assert_eq!(out.status.code(), Some(2), "usage error");
+    assert!(
+        stderr_of(&out).contains("invalid value '1.5' for '--threshold <T>'"),
+        "{}",
+        stderr_of(&out)
+    );
     let out = neardup()
         .args(["pairs", "--bands", "100", "--rows", "2"])
         .arg(&f)
         .output()
         .unwrap();
+    assert_eq!(out.status.code(), Some(2), "usage error");
     assert!(
         stderr_of(&out).contains("at most num-perm (128)"),
         "{}",
@@ -1065,6 +1070,56 @@ fn bad_settings_are_clear_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "usage error");
     assert!(stderr_of(&out).contains("expected words:N or chars:N"));
+    // Every refused flag value is a usage error (exit 2), as the README says; they were
+    // exit 1, as a failed run.
+    let index = s.path("i.idx");
+    let index = index.to_str().unwrap();
+    let input = f.to_str().unwrap();
+    for (args, message) in [
+        (
+            vec!["cluster", input, "--num-perm", "0"],
+            "invalid value '0' for '--num-perm <K>'",
+        ),
+        (
+            vec!["cluster", input, "--threads", "0"],
+            "invalid value '0' for '--threads <N>'",
+        ),
+        (
+            vec!["pairs", input, "--passages", "--passage-gap", "33"],
+            "invalid value '33' for '--passage-gap <N>'",
+        ),
+        (
+            vec!["cluster", input, "--bands", "200", "--rows", "1"],
+            "bands (200)",
+        ),
+        (
+            vec!["dedup", input, "--max-record-bytes", "0"],
+            "max-record-bytes",
+        ),
+        (
+            vec!["index", "create", index, "--story-threshold", "0.5"],
+            "--story-threshold and --story-candidates need --level story",
+        ),
+        (
+            vec![
+                "cluster",
+                input,
+                "--level",
+                "story",
+                "--story-threshold",
+                "2",
+            ],
+            "story threshold",
+        ),
+    ] {
+        let out = neardup().args(&args).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert!(err.contains("try '--help'"), "{args:?}: {err}");
+        assert!(stdout_of(&out).is_empty());
+    }
+    assert!(!s.path("i.idx").exists());
 }
 
 #[test]
@@ -1291,4 +1346,61 @@ fn unwritable_outputs_are_refused_before_the_run() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names.len(), 3, "{names:?}"); // in.jsonl, adir, afile
+}
+
+/// Sizes take a decimal fraction (`1.5MiB` was "unknown size unit \".5mib\""), and
+/// `--max-record-bytes 4GiB` is the longest text (4GiB - 1 byte), not refused for a byte.
+#[test]
+fn size_flags_take_fractions_and_4gib() {
+    let s = Scratch::new();
+    let f = s.jsonl("in.jsonl", &good_records());
+    for flags in [
+        ["--max-record-bytes", "1.5MiB"],
+        ["--max-record-bytes", "4GiB"],
+        ["--memory-budget", "0.5GiB"],
+    ] {
+        let out = neardup()
+            .args(["cluster", "-q"])
+            .args(flags)
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{flags:?}: {}", stderr_of(&out));
+    }
+    let out = neardup()
+        .args(["cluster", "--max-record-bytes", "4.5GiB"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains(
+            "invalid value '4.5GiB' for '--max-record-bytes <SIZE>': must be at most 4GiB"
+        ),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+/// An output replacing a file keeps the file's permissions: a private 0600 output became
+/// 0644 (the atomic rename put a new file in its place). A new file gets 0666 & !umask.
+#[test]
+fn an_output_replaced_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let f = s.jsonl("in.jsonl", &good_records());
+    for (name, mode) in [("private.jsonl", 0o600), ("shared.jsonl.gz", 0o640)] {
+        let out = s.write(name, "old\n");
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(mode)).unwrap();
+        let run = neardup()
+            .args(["cluster", "-q", "-o"])
+            .arg(&out)
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", stderr_of(&run));
+        assert_ne!(std::fs::read(&out).unwrap(), b"old\n");
+        let got = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(got, mode, "{name}: {got:o}");
+    }
 }

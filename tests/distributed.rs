@@ -182,7 +182,7 @@ fn verify_refuses_lines_that_are_not_pairs_of_story_sketches() {
         .arg(&stats)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     assert!(stderr_of(&out).contains("in [0, 1]"), "{}", stderr_of(&out));
 }
 
@@ -854,23 +854,140 @@ fn near_copy_steps_give_the_pairs_and_clusters_of_one_batch_run() {
             ],
             "--story-threshold needs --level story",
         ),
-        (
-            vec![
-                "link",
-                "-q",
-                "--level",
-                "story",
-                "--mode",
-                "leader",
-                "--members",
-                sketches.to_str().unwrap(),
-            ],
-            "--mode is the near-copy level's",
-        ),
     ] {
         let mut command = neardup();
         command.args(&args);
         let err = refused(command, &output);
         assert!(err.contains(expected), "{args:?}: {err}");
     }
+}
+
+/// Every command that reads files refuses an `-o` naming one of them, before writing
+/// anything: `stats count corpus.jsonl -o corpus.jsonl` replaced the corpus with
+/// statistics, and `index export -o news.idx/index.meta` broke the index.
+#[test]
+fn an_output_that_would_replace_an_input_is_refused() {
+    let s = Scratch::new();
+    let [stats, sketches, judged, input] = judged_stories(&s);
+    let candidates = s.path("candidates.jsonl");
+    let other_stats = s.path("other.stats");
+    std::fs::copy(&stats, &other_stats).unwrap();
+    let index = s.path("news.idx");
+    run_ok(&["index", "create", "-q"], &[&index]);
+    run_ok(&["index", "add", "-q"], &[&index, &input]);
+    let meta = index.join("index.meta");
+    let args = |list: &[&Path]| {
+        list.iter()
+            .map(|p| p.as_os_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let p = |s: &'static str| Path::new(s);
+    let cases: Vec<(Vec<std::ffi::OsString>, &Path)> = vec![
+        (
+            args(&[p("stats"), p("count"), &input, p("-o"), &input]),
+            &input,
+        ),
+        (
+            args(&[
+                p("stats"),
+                p("merge"),
+                &stats,
+                &other_stats,
+                p("-o"),
+                &stats,
+            ]),
+            &stats,
+        ),
+        (
+            args(&[p("verify"), &candidates, p("-o"), &candidates]),
+            &candidates,
+        ),
+        (
+            args(&[
+                p("verify"),
+                p("--level"),
+                p("story"),
+                p("--stats"),
+                &stats,
+                &candidates,
+                p("-o"),
+                &stats,
+            ]),
+            &stats,
+        ),
+        (
+            args(&[
+                p("link"),
+                &judged,
+                p("--members"),
+                &sketches,
+                p("-o"),
+                &judged,
+            ]),
+            &judged,
+        ),
+        (
+            args(&[
+                p("link"),
+                &judged,
+                p("--members"),
+                &sketches,
+                p("-o"),
+                &sketches,
+            ]),
+            &sketches,
+        ),
+        (
+            args(&[
+                p("sketch"),
+                p("--level"),
+                p("story"),
+                p("--stats"),
+                &stats,
+                &input,
+                p("-o"),
+                &stats,
+            ]),
+            &stats,
+        ),
+        (
+            args(&[
+                p("sketch"),
+                p("--level"),
+                p("story"),
+                &input,
+                p("-o"),
+                &input,
+            ]),
+            &input,
+        ),
+        (
+            args(&[p("index"), p("export"), &index, p("-o"), &meta]),
+            &meta,
+        ),
+    ];
+    for (args, victim) in cases {
+        let before = std::fs::read(victim).unwrap();
+        let out = neardup().args(&args).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("write it"), "{args:?}: {err}");
+        assert_eq!(std::fs::read(victim).unwrap(), before, "{args:?}");
+    }
+    // A new file inside the index directory is refused too; one beside it is written.
+    let inside = index.join("export.jsonl");
+    let out = neardup()
+        .args(["index", "export"])
+        .arg(&index)
+        .arg("-o")
+        .arg(&inside)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(!inside.exists());
+    run_ok(
+        &["index", "export"],
+        &[&index, p("-o"), &s.path("export.jsonl")],
+    );
+    run_ok(&["index", "stats"], &[&index]);
 }

@@ -980,6 +980,89 @@ fn story_flags_at_the_near_copy_level_are_refused() {
     assert!(out.status.success(), "{}", stderr_of(&out));
 }
 
+/// A near-copy flag the story level does not read is a usage error with `--level story`,
+/// naming it and what to use instead: `cluster --level story --threshold 0.9` gave the
+/// default story clusters without a word.
+#[test]
+fn near_copy_flags_at_the_story_level_are_refused() {
+    let s = Scratch::new();
+    let input = s.jsonl("in.jsonl", &good_records());
+    let input = input.to_str().unwrap();
+    for (args, flag, instead) in [
+        (
+            vec!["cluster", input, "--threshold", "0.9"],
+            "--threshold",
+            "--story-threshold",
+        ),
+        (
+            vec!["pairs", input, "--mode", "leader"],
+            "--mode",
+            "--representative",
+        ),
+        (
+            vec!["dedup", input, "--num-perm", "64"],
+            "--num-perm",
+            "--story-candidates",
+        ),
+        (
+            vec!["cluster", input, "--bands", "10", "--rows", "3"],
+            "--bands",
+            "--story-candidates",
+        ),
+        (
+            vec!["sketch", input, "--bucket-cap", "5"],
+            "--bucket-cap",
+            "--story-candidates",
+        ),
+        (
+            vec!["eval", input, "--gold", input, "--rows", "4"],
+            "--rows",
+            "--story-candidates",
+        ),
+        (
+            vec!["verify", input, "--threshold", "0.9"],
+            "--threshold",
+            "--story-threshold",
+        ),
+        (
+            vec!["link", input, "--mode", "leader", "--members", input],
+            "--mode",
+            "--story-threshold",
+        ),
+    ] {
+        let out = neardup()
+            .current_dir(s.dir.path())
+            .args(&args)
+            .args(["--level", "story"])
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{flag} is a near-copy flag, unused with --level story"
+            )),
+            "{err}"
+        );
+        assert!(err.contains(instead), "{err}");
+        assert!(stdout_of(&out).is_empty());
+    }
+    // The flags both levels read are taken.
+    let out = neardup()
+        .args([
+            "cluster",
+            "-q",
+            "--level",
+            "story",
+            "--representative",
+            "longest",
+        ])
+        .args(["--seed", "7", "--shingle", "words:4", input])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
 /// `--window 72` was taken as 72 seconds; a number needs its unit.
 #[test]
 fn a_window_without_a_unit_is_refused() {
@@ -1001,4 +1084,52 @@ fn a_window_without_a_unit_is_refused() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
+/// `compare --date-field` names the date field, as `pairs --level story --date-field`
+/// does, so the two give one verdict (the window included); only `date` could be used.
+#[test]
+fn compare_reads_the_date_field_it_is_given() {
+    let s = Scratch::new();
+    let text = "The central bank raised its main interest rate by a quarter point on Tuesday, \
+                citing persistent inflation in services and a tight labour market.";
+    let input = s.write(
+        "pub.jsonl",
+        format!(
+            "{}\n{}\n",
+            serde_json::json!({"id": "a", "text": text, "published": "2005-01-01T00:00:00Z"}),
+            serde_json::json!({"id": "b", "text": format!("{text} Markets fell."), "published": "2005-01-20T00:00:00Z"}),
+        ),
+    );
+    let story = |extra: &[&str]| {
+        let out = neardup()
+            .args(["compare", "--format", "json", "--in"])
+            .arg(&input)
+            .args(["a", "b"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+        v["story"].clone()
+    };
+    assert_eq!(story(&[])["same_story"], true);
+    let dated = story(&["--date-field", "published"]);
+    assert_eq!(dated["same_story"], false, "{dated}");
+    assert_eq!(dated["beyond_window_seconds"], 19 * 86400);
+    // As pairs --level story with the same field finds no pair.
+    let out = neardup()
+        .args([
+            "pairs",
+            "-q",
+            "--level",
+            "story",
+            "--date-field",
+            "published",
+        ])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(stdout_of(&out).is_empty(), "{}", stdout_of(&out));
 }

@@ -389,9 +389,22 @@ def _run(given: dict[str, Any]) -> dict[str, Any]:
         boilerplate_docs=_int("boilerplate_docs", settings["boilerplate_docs"], 1),
         threads=_optional(_int, "threads", settings["threads"], 1, _USIZE),
     )
+    if settings["level"] == "story":
+        # Refused rather than ignored, as the command refuses the flags.
+        for key, instead in _NEAR_COPY_ONLY.items():
+            if settings[key] != _RUN[key]:
+                raise ValueError(f"{key} is a near-copy setting, unused at level='story': {instead}")
     if settings["stats"] is not None:
         settings["stats"] = os.fspath(settings["stats"])
     return settings
+
+
+# The near-copy settings the story level does not read, and what it uses instead.
+_NEAR_COPY_ONLY = dict(
+    threshold="the story level decides by story_threshold (a probability)",
+    num_perm="the story level's signature has its own size",
+    mode="story clusters are linked by the story model; representative still applies",
+)
 
 
 # The largest integers the native side takes (u64, and usize on 64-bit machines).

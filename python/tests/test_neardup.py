@@ -457,6 +457,13 @@ def test_passages_are_the_commands(command, tmp_path):
         neardup.pairs(records, level="story", passages=True)
 
 
+@pytest.mark.parametrize("given", [{"threshold": 0.9}, {"num_perm": 64}, {"mode": "leader"}])
+def test_near_copy_settings_are_refused_at_the_story_level(given):
+    key = next(iter(given))
+    with pytest.raises(ValueError, match=f"{key} is a near-copy setting, unused at level='story'"):
+        neardup.cluster(wire_story(), level="story", **given)
+
+
 def test_progress_is_reported_stage_by_stage():
     records = wire_story() + edited_copies()
     calls: list[tuple] = []

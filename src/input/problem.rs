@@ -29,8 +29,9 @@ pub enum ProblemKind {
     MalformedJson { reason: String },
     /// The line is valid JSON but not an object (`array` says whether it is an array).
     NotAnObject { array: bool },
-    /// A required field is absent.
-    MissingField { field: String },
+    /// A required field is absent; `present` names the record's fields (the first few),
+    /// for a hint when no record has it (`--id-field`, `--text-field`).
+    MissingField { field: String, present: Vec<String> },
     /// A field has the wrong JSON type.
     WrongType {
         field: String,
@@ -114,7 +115,7 @@ impl ProblemKind {
                 "expected a JSON object, found an array: neardup reads JSON Lines, one object per line \
                  (`jq -c '.[]' FILE` converts an array)"
             ),
-            ProblemKind::MissingField { field } => write!(f, "missing field {field:?}"),
+            ProblemKind::MissingField { field, .. } => write!(f, "missing field {field:?}"),
             ProblemKind::WrongType {
                 field,
                 expected,

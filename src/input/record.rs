@@ -89,6 +89,15 @@ pub fn parse_json_record<'a>(
             Ok(_) => ProblemKind::NotAnObject {
                 array: line.trim_start().starts_with('['),
             },
+            // The first line of a JSON array written out whole (`[{...},` or `[`): one
+            // hint, the later lines are plain malformed JSON.
+            Err(e) if line.trim_start().starts_with('[') => ProblemKind::MalformedJson {
+                reason: format!(
+                    "{}; this looks like a JSON array, neardup reads JSON Lines: `jq -c '.[]' \
+                     FILE | neardup … -`",
+                    json_reason(&e)
+                ),
+            },
             Err(e) => ProblemKind::MalformedJson {
                 reason: json_reason(&e),
             },
@@ -101,10 +110,13 @@ pub fn parse_json_record<'a>(
         .map_err(|e| ProblemKind::MalformedJson {
             reason: json_reason(&e),
         })?;
+    // Named now: taking the id out below leaves `parts` partly moved.
+    let present_without_text = parts.text.is_none().then(|| parts.present(fields));
     let id = match parts.id {
         None => {
             return Err(ProblemKind::MissingField {
                 field: fields.id.clone(),
+                present: parts.present(fields),
             });
         }
         Some(Scalar::Str(s)) => s,
@@ -121,6 +133,7 @@ pub fn parse_json_record<'a>(
         None => {
             return Err(ProblemKind::MissingField {
                 field: fields.text.clone(),
+                present: present_without_text.unwrap_or_default(),
             });
         }
         Some(Scalar::Str(s)) => Cow::Owned(s),
@@ -286,6 +299,20 @@ struct Parts<'de> {
     text: Option<Scalar>,
     date: Option<Scalar>,
     metadata: Vec<(Cow<'de, str>, &'de RawValue)>,
+}
+
+impl Parts<'_> {
+    /// The names of the record's fields (at most 10), for a missing field's hint.
+    fn present(&self, fields: &FieldNames) -> Vec<String> {
+        let id = self.id.as_ref().map(|_| fields.id.as_str());
+        let text = self.text.as_ref().map(|_| fields.text.as_str());
+        id.into_iter()
+            .chain(text)
+            .chain(self.metadata.iter().map(|(k, _)| k.as_ref()))
+            .take(10)
+            .map(String::from)
+            .collect()
+    }
 }
 
 struct RecordSeed<'f> {

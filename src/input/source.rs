@@ -100,6 +100,11 @@ pub struct SkippedFiles {
     pub count: u64,
     /// The first of them, in path order, to show the user.
     pub example: Option<String>,
+    /// Files reached a second time in one input directory (through a symbolic link to a
+    /// file or directory in it, or a hard link), read once at their first path.
+    pub repeated: u64,
+    /// The first path skipped so, and the path it was read as.
+    pub repeated_example: Option<(String, String)>,
 }
 
 /// Expands the user's inputs into sources, in a deterministic order.
@@ -170,6 +175,9 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) {
     let walker = walkdir::WalkDir::new(path)
         .follow_links(true)
         .sort_by_file_name();
+    // A `latest` link to a file of the archive is the same file: read once, not refused
+    // as an input given twice.
+    let mut seen: std::collections::HashMap<FileKey, PathBuf> = std::collections::HashMap::new();
     for entry in walker {
         let entry = match entry {
             Ok(e) => e,
@@ -199,6 +207,19 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) {
                 continue;
             }
         };
+        if let Some(key) = file_key(entry.path()) {
+            if let Some(first) = seen.get(&key) {
+                skipped.repeated += 1;
+                skipped.repeated_example.get_or_insert_with(|| {
+                    (
+                        entry.path().display().to_string(),
+                        first.display().to_string(),
+                    )
+                });
+                continue;
+            }
+            seen.insert(key, entry.path().to_path_buf());
+        }
         let relative = entry.path().strip_prefix(path).unwrap_or(entry.path());
         let id = relative
             .components()
@@ -213,6 +234,25 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) {
             size: entry.metadata().ok().map(|m| m.len()),
         });
     }
+}
+
+/// What makes a file the same file whatever path reaches it.
+#[cfg(unix)]
+type FileKey = (u64, u64);
+#[cfg(not(unix))]
+type FileKey = PathBuf;
+
+/// The file `path` leads to (links followed): device and inode on Unix, so that hard
+/// links are one file too; `None` when it cannot be told (reading it will say why).
+#[cfg(unix)]
+fn file_key(path: &Path) -> Option<FileKey> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_key(path: &Path) -> Option<FileKey> {
+    path.canonicalize().ok()
 }
 
 /// Whether a path (relative to an input directory) names or passes through a hidden entry.
@@ -254,8 +294,28 @@ impl<R: Read, F: FnMut(u64)> Read for Counting<R, F> {
 const GZIP_MAGIC: [u8; 2] = [0x1F, 0x8B];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 
+/// Whether `head` begins a zstd stream: a zstd frame, or a skippable frame (magic
+/// 0x184D2A50..=0x184D2A5F, little-endian), which `pzstd` writes first.
+fn is_zstd(head: &[u8]) -> bool {
+    head.starts_with(&ZSTD_MAGIC) || matches!(head, [b0, 0x2A, 0x4D, 0x18, ..] if b0 & 0xF0 == 0x50)
+}
+
+/// The compression `head` begins with among those not read (xz, bzip2, zip), and the
+/// command that decompresses it to standard output.
+fn unsupported_compression(head: &[u8]) -> Option<(&'static str, &'static str)> {
+    if head.starts_with(&[0xFD, b'7', b'z', b'X', b'Z', 0x00]) {
+        Some(("xz", "xz -dc"))
+    } else if matches!(head, [b'B', b'Z', b'h', b'1'..=b'9', ..]) {
+        Some(("bzip2", "bzip2 -dc"))
+    } else if head.starts_with(b"PK\x03\x04") {
+        Some(("zip", "unzip -p"))
+    } else {
+        None
+    }
+}
+
 /// Opens a location and decompresses it if its first bytes are a gzip or zstd header
-/// (whatever its name says). `on_read` is called with the number of raw bytes read.
+/// (whatever its name says); xz, bzip2 and zip are refused by name. `on_read` is called with the number of raw bytes read.
 pub fn open_decoded<'a>(
     location: &Location,
     on_read: &'a mut dyn FnMut(u64),
@@ -277,9 +337,23 @@ pub fn open_decoded<'a>(
     };
     let mut raw = BufReader::with_capacity(BUF, raw);
     let head = raw.fill_buf()?;
+    if let Some((kind, command)) = unsupported_compression(head) {
+        // One clear error, not an "invalid UTF-8" per line of compressed bytes.
+        let file = match location {
+            Location::File(path) => path.display().to_string(),
+            _ => "FILE".to_string(),
+        };
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{kind}-compressed input is not supported: decompress it first (`{command} \
+                 {file} | neardup … -`)"
+            ),
+        ));
+    }
     if head.starts_with(&GZIP_MAGIC) {
         Ok(Box::new(BufReader::with_capacity(BUF, GzMembers::new(raw))))
-    } else if head.starts_with(&ZSTD_MAGIC) {
+    } else if is_zstd(head) {
         Ok(Box::new(BufReader::with_capacity(
             BUF,
             zstd::Decoder::with_buffer(raw)?,

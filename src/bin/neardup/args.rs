@@ -187,7 +187,7 @@ Examples:
   neardup sketch --level story --stats all.stats part-00017.jsonl.gz -o part-00017.sketch.jsonl
   spark-submit scripts/spark/neardup_spark.py news/*.jsonl.gz --output stories-out --level story
 
-Exit codes: 0 success, 1 fatal error, 2 finished with bad input.";
+Exit codes: 0 success, 1 fatal error, 2 finished with bad input (or a usage error).";
 
 const VERIFY_EXAMPLES: &str = "\
 Examples:
@@ -432,6 +432,15 @@ pub struct CompareArgs {
         help_heading = "Input"
     )]
     pub text_field: String,
+    /// JSON field holding the date, for the story level's --window (as --date-field of
+    /// 'neardup pairs --level story', so the verdict is the one it reports).
+    #[arg(
+        long,
+        default_value = "date",
+        value_name = "FIELD",
+        help_heading = "Input"
+    )]
+    pub date_field: String,
     /// Shingles for the scores: words:N or chars:N.
     #[arg(
         long,
@@ -445,6 +454,7 @@ pub struct CompareArgs {
         long,
         default_value_t = 128,
         value_name = "K",
+        value_parser = parse_num_perm,
         help_heading = "Similarity"
     )]
     pub num_perm: usize,
@@ -500,7 +510,7 @@ pub struct PassageTuning {
     pub min_passage_words: usize,
     /// Longest run of differing words bridged inside one passage (0: exact passages only;
     /// at most 32).
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = parse_passage_gap)]
     pub passage_gap: usize,
     /// Text whose shingles each occur in at least N documents of the inputs is boilerplate
     /// (marked, with its document count, and left out of the coverage) when both
@@ -582,8 +592,9 @@ pub struct InputArgs {
     /// Read every input in this format, whatever its name.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub input_format: Option<InputFormatArg>,
-    /// Longest record accepted; longer ones are reported and skipped (e.g. 256MiB, 1G).
-    #[arg(long, default_value = "256MiB", value_parser = parse_size, value_name = "SIZE")]
+    /// Longest record accepted; longer ones are reported and skipped (e.g. 256MiB, 1.5G;
+    /// at most 4GiB, which is taken as 4GiB - 1 byte, the longest text).
+    #[arg(long, default_value = "256MiB", value_parser = parse_record_size, value_name = "SIZE")]
     pub max_record_bytes: u64,
 }
 
@@ -593,14 +604,14 @@ pub struct SimilarityArgs {
     /// Shingles: words:N (word n-grams) or chars:N (character n-grams).
     #[arg(long, default_value = "words:5", value_name = "KIND:N")]
     pub shingle: ShingleSpec,
-    /// Slots of the MinHash signature: more is more accurate and slower.
-    #[arg(long, default_value_t = 128, value_name = "K")]
+    /// Slots of the MinHash signature: more is more accurate and slower (1 to 65536).
+    #[arg(long, default_value_t = 128, value_name = "K", value_parser = parse_num_perm)]
     pub num_perm: usize,
     /// Seed of the MinHash hash functions.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Lowest exact Jaccard similarity of a reported pair, in (0, 1].
-    #[arg(short, long, default_value_t = 0.5, value_name = "T")]
+    #[arg(short, long, default_value_t = 0.5, value_name = "T", value_parser = parse_threshold)]
     pub threshold: f64,
     /// LSH bands (default: derived from --threshold; see 'neardup params' in the docs).
     #[arg(long, value_name = "B")]
@@ -636,7 +647,8 @@ pub struct StoryArgs {
     /// (yesterday's market report, another company's notice in the same template) stay
     /// apart. Every story pair says its kind (copy, update, rewrite) and the score
     /// components behind it. The flags marked "Story level" are refused without --level
-    /// story.
+    /// story; --threshold, --mode, --num-perm, --bands, --rows and --bucket-cap (unused
+    /// there) are refused with it.
     #[arg(long, value_enum, default_value_t = LevelArg::NearCopy)]
     pub level: LevelArg,
     /// Story level: dated articles further apart than this are never one story (e.g.
@@ -718,7 +730,7 @@ pub struct OutputArgs {
 #[command(next_help_heading = "Run")]
 pub struct ExecArgs {
     /// Worker threads (default: one per core).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// No progress bars, warnings or summary on standard error; a run that skipped bad
     /// records or inputs still says so in one line naming the first (exit code 2).
@@ -804,13 +816,55 @@ pub enum ProgressArg {
 }
 
 /// Parses `123`, `64KiB`, `256MiB`, `1G`, `2GB` (binary multiples for every suffix).
+/// `--threshold`: a Jaccard similarity in (0, 1].
+pub fn parse_threshold(s: &str) -> Result<f64, String> {
+    let t: f64 = s.trim().parse().map_err(|_| "not a number".to_string())?;
+    if t > 0.0 && t <= 1.0 {
+        Ok(t)
+    } else {
+        Err("must be above 0 and at most 1".into())
+    }
+}
+
+/// `--num-perm`: 1 to the largest signature the sketcher makes.
+pub fn parse_num_perm(s: &str) -> Result<usize, String> {
+    let max = neardup::sketch::MAX_NUM_PERM;
+    match s.trim().parse::<usize>() {
+        Ok(k) if (1..=max).contains(&k) => Ok(k),
+        _ => Err(format!("must be a whole number from 1 to {max}")),
+    }
+}
+
+/// `--threads`: at least one.
+pub fn parse_threads(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("must be a whole number, at least 1".into()),
+    }
+}
+
+/// `--passage-gap`: 0 to the aligner's largest gap.
+pub fn parse_passage_gap(s: &str) -> Result<usize, String> {
+    let max = neardup::align::MAX_GAP;
+    match s.trim().parse::<usize>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!("must be a whole number from 0 to {max}")),
+    }
+}
+
+/// A size: a number, whole or with a decimal fraction (`1.5MiB`), and a binary unit (B,
+/// K/KB/KiB, M…, G…, T…; KB is KiB). A fraction of a byte is rounded down.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 512MiB)"))?;
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let not_a_size = || format!("{s:?} is not a size (e.g. 512MiB, 1.5GiB)");
+    if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
+        return Err(not_a_size());
+    }
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
@@ -819,8 +873,31 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "t" | "tb" | "tib" => 40,
         other => return Err(format!("unknown size unit {other:?} in {s:?}")),
     };
-    n.checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("{s:?} is too large"))
+    let digits = |d: &str| -> Result<u128, String> {
+        if d.is_empty() {
+            Ok(0)
+        } else if d.len() > 30 {
+            Err(format!("{s:?} is too large"))
+        } else {
+            d.parse().map_err(|_| not_a_size())
+        }
+    };
+    let (whole, scale) = (digits(whole)?, 10u128.pow(fraction.len().min(30) as u32));
+    let fraction = digits(&fraction[..fraction.len().min(30)])?;
+    let bytes = (whole << shift) + ((fraction << shift) / scale);
+    u64::try_from(bytes).map_err(|_| format!("{s:?} is too large"))
+}
+
+/// `--max-record-bytes`: a size from 1 byte to 4GiB. 4GiB itself means the largest
+/// record a text can be (4GiB - 1 byte): refusing it for one byte helped no one.
+pub fn parse_record_size(s: &str) -> Result<u64, String> {
+    let max = neardup::text::MAX_TEXT_BYTES as u64;
+    match parse_size(s)? {
+        0 => Err("must be at least 1 byte".into()),
+        n if n <= max => Ok(n),
+        n if n == max + 1 => Ok(max),
+        _ => Err("must be at most 4GiB".into()),
+    }
 }
 
 #[cfg(test)]
@@ -841,5 +918,18 @@ mod tests {
         assert_eq!(parse_size("1G"), Ok(1 << 30));
         assert!(parse_size("12 parsecs").is_err());
         assert!(parse_size("").is_err());
+        // Fractions, rounded down to whole bytes.
+        assert_eq!(parse_size("1.5MiB"), Ok(3 << 19));
+        assert_eq!(parse_size("0.5k"), Ok(512));
+        assert_eq!(parse_size(".25G"), Ok(1 << 28));
+        assert_eq!(parse_size("0.1KiB"), Ok(102));
+        assert_eq!(parse_size("2.0"), Ok(2));
+        for bad in [".", "1.2.3MiB", "1..5G", "99999999999999999999T"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_record_size("4GiB"), Ok(u32::MAX as u64));
+        assert_eq!(parse_record_size("1.5MiB"), Ok(3 << 19));
+        assert!(parse_record_size("4.5GiB").is_err());
+        assert!(parse_record_size("0").is_err());
     }
 }

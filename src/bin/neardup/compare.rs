@@ -50,7 +50,7 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
         .fields(FieldNames {
             id: args.id_field.clone(),
             text: args.text_field.clone(),
-            ..FieldNames::default()
+            date: args.date_field.clone(),
         })
         .shingle(args.shingle)
         .num_perm(args.num_perm)
@@ -64,7 +64,8 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
             window: args.window.0,
             ..Default::default()
         })
-        .build()?;
+        .build()
+        .map_err(crate::usage)?;
     let terminal = Terminal::new(args.run.progress, args.run.quiet);
 
     let specs = |names: &[String]| -> Vec<InputSpec> {

@@ -16,10 +16,18 @@ use crate::args::{
     LevelArg, LinkArgs, ModeArg, RepresentativeArg, SketchArgs, StatsArgs, StatsCommand, VerifyArgs,
 };
 use crate::progress::Terminal;
-use crate::{base_builder, format, input_builder, input_specs, set_threads, write_atomically};
+use crate::{
+    Stdout, base_builder, check_outputs, format, input_builder, input_specs, read_files,
+    set_threads, write_atomically,
+};
 
 /// `neardup sketch --level story`.
 pub fn sketch_stories(a: &SketchArgs) -> Result<ExitCode> {
+    let stats: Vec<_> = a.stats.iter().map(|p| ("--stats", p.as_path())).collect();
+    check_outputs(
+        &[("-o", a.output.as_deref(), Stdout::Default)],
+        &read_files(&a.input, None, &a.run, &stats),
+    )?;
     let settings = StorySettings {
         stats_in: a.stats.clone(),
         candidate_threshold: a.story_candidates,
@@ -28,7 +36,8 @@ pub fn sketch_stories(a: &SketchArgs) -> Result<ExitCode> {
     let pipeline = base_builder(&a.input, &a.similarity, &a.run)
         .level(Level::Story)
         .story(settings.clone())
-        .build()?;
+        .build()
+        .map_err(crate::usage)?;
     let terminal = Terminal::new(a.run.progress, a.run.quiet);
     let (corpus, docs, stats, read) =
         pipeline.fingerprint_stories(&input_specs(&a.input), &terminal)?;
@@ -56,12 +65,17 @@ pub fn sketch_stories(a: &SketchArgs) -> Result<ExitCode> {
 /// `neardup verify`.
 pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
     let started = std::time::Instant::now();
+    let mut read = named_files("input", [a.input.as_str()]);
+    read.extend(a.stats.iter().map(|p| ("--stats".to_string(), p.clone())));
+    check_outputs(&[("-o", a.output.as_deref(), Stdout::Default)], &read)?;
     if a.level == LevelArg::NearCopy {
         if a.stats.is_some() {
             anyhow::bail!("--stats weighs words at the story level: it needs --level story");
         }
         if !(0.0..=1.0).contains(&a.threshold) || a.num_perm == 0 {
-            anyhow::bail!("--threshold must be in [0, 1] and --num-perm above 0");
+            return Err(crate::usage(
+                "--threshold must be in [0, 1] and --num-perm above 0",
+            ));
         }
         let verifier = PairVerifier::new(a.threshold, a.num_perm);
         let counts = read_decoded(&a.input, |input, name| {
@@ -81,7 +95,7 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
         candidate_threshold: a.story_candidates,
         ..judged_at(a.story_threshold)
     };
-    settings.check()?;
+    settings.check().map_err(crate::usage)?;
     let stats_path = a
         .stats
         .as_deref()
@@ -152,6 +166,13 @@ pub fn link(a: &LinkArgs) -> Result<ExitCode> {
     if a.inputs.iter().filter(|i| *i == "-").count() > 1 {
         anyhow::bail!("standard input ('-') can be read only once");
     }
+    let mut read = named_files("input", a.inputs.iter().map(String::as_str));
+    read.extend(
+        a.members
+            .iter()
+            .map(|p| ("--members".to_string(), p.clone())),
+    );
+    check_outputs(&[("-o", a.output.as_deref(), Stdout::Default)], &read)?;
     let started = std::time::Instant::now();
     let members = |read: &mut dyn FnMut(&mut dyn BufRead, &str) -> neardup::Result<()>| {
         a.members.iter().try_for_each(|path| {
@@ -182,11 +203,8 @@ pub fn link(a: &LinkArgs) -> Result<ExitCode> {
             ),
         );
     }
-    if a.mode != ModeArg::Connected {
-        anyhow::bail!("--mode is the near-copy level's: the story level links by majority");
-    }
     let settings = judged_at(a.story_threshold);
-    settings.check()?;
+    settings.check().map_err(crate::usage)?;
     let mut linker = StoryLinker::new(&settings, rule);
     for input in &a.inputs {
         read_decoded(input, |r, name| linker.read_pairs(r, name))?;
@@ -231,14 +249,32 @@ fn read_decoded<T, E: Into<anyhow::Error>>(
     read(&mut reader, name).map_err(Into::into)
 }
 
+/// The paths among `inputs` ('-' is standard input), each named by `flag`, for
+/// `check_outputs`.
+fn named_files<'a>(
+    flag: &str,
+    inputs: impl IntoIterator<Item = &'a str>,
+) -> Vec<(String, std::path::PathBuf)> {
+    inputs
+        .into_iter()
+        .filter(|i| *i != "-")
+        .map(|i| (flag.to_string(), i.into()))
+        .collect()
+}
+
 /// `neardup stats`.
 pub fn stats(a: &StatsArgs) -> Result<ExitCode> {
     match &a.command {
         StatsCommand::Count(c) => {
+            check_outputs(
+                &[("-o", Some(c.output.as_path()), Stdout::Allowed)],
+                &read_files(&c.input, None, &c.run, &[]),
+            )?;
             set_threads(&c.run)?;
             let pipeline = input_builder(&c.input, &c.run)
                 .level(Level::Story)
-                .build()?;
+                .build()
+                .map_err(crate::usage)?;
             let terminal = Terminal::new(c.run.progress, c.run.quiet);
             let (_, _, counted, read) =
                 pipeline.fingerprint_stories(&input_specs(&c.input), &terminal)?;
@@ -271,6 +307,13 @@ pub fn stats(a: &StatsArgs) -> Result<ExitCode> {
                 }
                 seen.push((real, path));
             }
+            check_outputs(
+                &[("-o", Some(m.output.as_path()), Stdout::Allowed)],
+                &m.files
+                    .iter()
+                    .map(|p| ("input".to_string(), p.clone()))
+                    .collect::<Vec<_>>(),
+            )?;
             let mut merged = StoryStats::new();
             for path in &m.files {
                 merged.merge(&StoryStats::load(path)?);

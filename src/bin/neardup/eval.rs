@@ -44,7 +44,7 @@ Story level (--level story):
   model's probability of one story (--score story, the default at this level). For every
   threshold T neardup does what 'neardup cluster --level story --story-threshold T' would
   do: the scored candidates whose probability reaches T, clustered by the story linkage
-  re-run at T (--mode does not apply). Candidates do not depend on T, so 'LSH' misses are
+  re-run at T (--mode, --num-perm, --bands, --rows and --bucket-cap are refused). Candidates do not depend on T, so 'LSH' misses are
   same-story pairs above T that the weighted-MinHash LSH (--story-candidates) or --window
   never proposed; judged pairs outside the candidates are scored by the same model, so
   every reason is exact. The figures depend on the committed model (see BENCHMARKS.md).
@@ -190,8 +190,8 @@ pub struct SketchArgs {
     /// Shingles: words:N (word n-grams) or chars:N (character n-grams).
     #[arg(long, default_value = "words:5", value_name = "KIND:N")]
     pub shingle: ShingleSpec,
-    /// Slots of the MinHash signature.
-    #[arg(long, default_value_t = 128, value_name = "K")]
+    /// Slots of the MinHash signature (1 to 65536).
+    #[arg(long, default_value_t = 128, value_name = "K", value_parser = crate::args::parse_num_perm)]
     pub num_perm: usize,
     /// Seed of the MinHash hash functions.
     #[arg(long, default_value_t = 42)]
@@ -379,10 +379,6 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         anyhow::ensure!(
             a.story.story_threshold.is_none(),
             "eval sweeps the story threshold: use --min-threshold, --max-threshold and --step instead of --story-threshold"
-        );
-        anyhow::ensure!(
-            a.sketch.bands.is_none() && a.sketch.rows.is_none(),
-            "--bands and --rows set the near-copy banding; the story level's candidates come from --story-candidates"
         );
     }
     let similarity = SimilarityArgs {

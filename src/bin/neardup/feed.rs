@@ -698,7 +698,8 @@ fn create(a: CreateArgs) -> Result<ExitCode> {
         .threshold(s.threshold)
         .lsh(s.bands, s.rows)
         .bucket_cap(s.bucket_cap)
-        .build()?;
+        .build()
+        .map_err(crate::usage)?;
     let level = match a.level {
         LevelArg::Copy => Level::Copy,
         LevelArg::Story => Level::Story,
@@ -708,10 +709,13 @@ fn create(a: CreateArgs) -> Result<ExitCode> {
         (None, Level::Story) => Some(neardup::story::DEFAULT_WINDOW as u64),
         (None, _) => None,
     };
-    let mut settings = IndexSettings::new(pipeline.settings(), level, window)?;
+    let mut settings =
+        IndexSettings::new(pipeline.settings(), level, window).map_err(crate::usage)?;
     if a.story_threshold.is_some() || a.story_candidates.is_some() {
         let Some(story) = settings.story.as_mut() else {
-            anyhow::bail!("--story-threshold and --story-candidates need --level story");
+            return Err(crate::usage(
+                "--story-threshold and --story-candidates need --level story",
+            ));
         };
         if let Some(p) = a.story_threshold {
             anyhow::ensure!(
@@ -886,6 +890,7 @@ fn stats(a: StatsArgs) -> Result<ExitCode> {
 }
 
 fn export(a: ExportArgs) -> Result<ExitCode> {
+    crate::output_outside("-o", a.output.as_deref(), "the index", &a.dir)?;
     let mut index = FeedIndex::open(&a.dir, Access::Read, &neardup::progress::Silent)?;
     let format = crate::format(a.format);
     if a.clusters {

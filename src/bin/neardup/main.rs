@@ -31,10 +31,18 @@ fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     refuse_story_flags_at_near_copy(&matches);
     refuse_passages_at_story(&matches);
+    refuse_near_copy_flags_at_story(&matches);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match run(cli) {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<Usage>().is_some() => {
+            let names: Vec<&str> =
+                std::iter::successors(matches.subcommand(), |(_, m)| m.subcommand())
+                    .map(|(name, _)| name)
+                    .collect();
+            usage_error(&names, format!("{e:#}"))
+        }
         Err(_) if stop::requested().is_some() => {
             let (line, code) = stop::report(stop::requested().unwrap_or_default());
             eprintln!("{line}");
@@ -74,15 +82,10 @@ fn refuse_story_flags_at_near_copy(matches: &clap::ArgMatches) {
         let given = sub.try_contains_id(id).is_ok()
             && sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
         if given {
-            let mut command = Cli::command();
-            command.build(); // gives the subcommand's usage line its "neardup"
-            let command = command.find_subcommand_mut(name).expect("a subcommand");
-            command
-                .error(
-                    clap::error::ErrorKind::ArgumentConflict,
-                    format!("{flag} is a story-level flag: it needs --level story"),
-                )
-                .exit();
+            usage_error(
+                &[name],
+                format!("{flag} is a story-level flag: it needs --level story"),
+            );
         }
     }
 }
@@ -93,23 +96,114 @@ fn refuse_passages_at_story(matches: &clap::ArgMatches) {
     let Some((name, sub)) = matches.subcommand() else {
         return;
     };
-    let given = |id| sub.try_get_one::<bool>(id).ok().flatten() == Some(&true);
+    let passages = sub.try_get_one::<bool>("passages").ok().flatten() == Some(&true);
     let story =
         sub.try_get_one::<args::LevelArg>("level").ok().flatten() == Some(&args::LevelArg::Story);
-    if !(story && given("passages")) {
-        return;
-    }
-    let mut command = Cli::command();
-    command.build();
-    let command = command.find_subcommand_mut(name).expect("a subcommand");
-    command
-        .error(
-            clap::error::ErrorKind::ArgumentConflict,
+    if story && passages {
+        usage_error(
+            &[name],
             "--passages finds the passages of near-copy pairs, not with --level story; \
              for a story pair, `neardup compare --in FILE ID_A ID_B` shows the passages \
-             the two documents share",
-        )
-        .exit();
+             the two documents share"
+                .to_string(),
+        );
+    }
+}
+
+/// The near-copy flags the story level does not read, and what to use there instead. Not
+/// `--representative`, `--seed` or `--shingle`: the story level uses those.
+const NEAR_COPY_FLAGS: [(&str, &str, &str); 6] = [
+    (
+        "threshold",
+        "--threshold",
+        "the story level decides by --story-threshold (a probability)",
+    ),
+    (
+        "mode",
+        "--mode",
+        "story clusters are linked by the story model (--story-threshold); --representative \
+         still applies",
+    ),
+    (
+        "num_perm",
+        "--num-perm",
+        "the story level's signature has its own size; its candidates come from \
+         --story-candidates",
+    ),
+    (
+        "bands",
+        "--bands",
+        "the story level's candidates come from --story-candidates",
+    ),
+    (
+        "rows",
+        "--rows",
+        "the story level's candidates come from --story-candidates",
+    ),
+    (
+        "bucket_cap",
+        "--bucket-cap",
+        "the story level's candidates come from --story-candidates",
+    ),
+];
+
+/// A usage error (exit 2) for a near-copy flag given with `--level story`, which does not
+/// read it: `cluster --level story --threshold 0.9` gave the default story clusters.
+fn refuse_near_copy_flags_at_story(matches: &clap::ArgMatches) {
+    let Some((name, sub)) = matches.subcommand() else {
+        return;
+    };
+    if !matches!(
+        name,
+        "cluster" | "pairs" | "dedup" | "eval" | "sketch" | "verify" | "link"
+    ) {
+        return;
+    }
+    if sub.get_one::<args::LevelArg>("level") != Some(&args::LevelArg::Story) {
+        return;
+    }
+    for (id, flag, instead) in NEAR_COPY_FLAGS {
+        let given = sub.try_contains_id(id).is_ok()
+            && sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+        if given {
+            usage_error(
+                &[name],
+                format!("{flag} is a near-copy flag, unused with --level story: {instead}"),
+            );
+        }
+    }
+}
+
+/// Exits with clap's usage error (exit 2) for the subcommand at path `names` (`["index",
+/// "create"]`), saying `message`.
+fn usage_error(names: &[&str], message: String) -> ! {
+    let mut command = Cli::command();
+    command.build(); // gives the subcommand's usage line its "neardup"
+    let mut command = &mut command;
+    for name in names {
+        command = command.find_subcommand_mut(name).expect("a subcommand");
+    }
+    command
+        .error(clap::error::ErrorKind::ValueValidation, message)
+        .exit()
+}
+
+/// A flag's value that is refused (out of range, or not with the other flags given): a
+/// usage error (exit 2), as clap's own, not a failed run (exit 1).
+#[derive(Debug)]
+pub(crate) struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// `e` (the library refusing settings made from flags) as a usage error.
+pub(crate) fn usage(e: impl std::fmt::Display) -> anyhow::Error {
+    Usage(format!("{e:#}")).into()
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -212,14 +306,22 @@ fn dedup_summary(counts: &report::DedupCounts, a: &args::DedupArgs) -> String {
     if a.report.is_none() && counts.dropped > counts.repeated_copies {
         line += " (--report FILE lists them)";
     }
-    let malformed = counts.rejected - counts.repeated_conflicts;
-    line += &format!(", rejected {malformed} malformed");
-    if counts.repeated_conflicts > 0 {
-        line += &format!(
-            " and {} repeating an earlier record's id with other text",
-            counts.repeated_conflicts
-        );
+    // A record only over --max-record-bytes is not called malformed: it was never parsed.
+    let malformed = counts.rejected - counts.repeated_conflicts - counts.oversized;
+    let mut rejected = Vec::new();
+    if malformed > 0 || counts.oversized == 0 {
+        rejected.push(format!("{malformed} malformed"));
     }
+    if counts.oversized > 0 {
+        rejected.push(format!("{} over --max-record-bytes", counts.oversized));
+    }
+    if counts.repeated_conflicts > 0 {
+        rejected.push(format!(
+            "{} repeating an earlier record's id with other text",
+            counts.repeated_conflicts
+        ));
+    }
+    line += &format!(", rejected {}", rejected.join(" and "));
     if a.rejects.is_none() && counts.rejected > 0 {
         line += " (--rejects FILE keeps them)";
     }
@@ -289,29 +391,55 @@ pub(crate) enum Stdout {
     Refused,
 }
 
+/// The file an output path will be written to: an existing file by its own canonical
+/// path, which sees through symbolic links; a file not there yet by its directory's
+/// canonical path and its name, or, behind a link, what the link points to (OutputFile
+/// writes through links). `None` for a device or pipe (written in place).
+fn output_identity(path: &Path, links: u8) -> Option<PathBuf> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => None,
+        Ok(_) => path.canonicalize().ok(),
+        Err(_) => match std::fs::read_link(path) {
+            Ok(target) if links > 0 => output_identity(&parent.join(target), links - 1),
+            _ => Some(parent.canonicalize().ok()?.join(path.file_name()?)),
+        },
+    }
+}
+
+/// Refuses an output inside directory `dir` (e.g. `index export -o news.idx/index.meta`):
+/// renamed into place, it could replace a file the directory's owner depends on.
+pub(crate) fn output_outside(
+    flag: &str,
+    output: Option<&Path>,
+    what: &str,
+    dir: &Path,
+) -> Result<()> {
+    let Some(path) = output.filter(|p| !is_stdout(p)) else {
+        return Ok(());
+    };
+    let (Some(file), Ok(dir_real)) = (output_identity(path, 8), dir.canonicalize()) else {
+        return Ok(());
+    };
+    anyhow::ensure!(
+        !file.starts_with(&dir_real),
+        "{flag} {} is inside {what} {}: the output could replace one of its files; write it \
+         outside the directory",
+        path.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
 /// Refuses two outputs that name one file, or both standard output. Each output is
 /// renamed into place when it is complete, so the later would replace the earlier
 /// without a word (`dedup -o kept.jsonl --report kept.jsonl` left an empty report where
 /// the kept records were). Devices and pipes (`/dev/null`) are written in place and may
 /// be named twice.
 pub(crate) fn distinct_outputs(outputs: &[NamedOutput]) -> Result<()> {
-    // A file is named by its directory's canonical path and its name; an existing file by
-    // its own canonical path, which sees through symbolic links. A link to a file not
-    // there yet names what it points to (OutputFile writes through links).
-    fn identity(path: &Path, links: u8) -> Option<PathBuf> {
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        match std::fs::metadata(path) {
-            Ok(meta) if !meta.is_file() => None,
-            Ok(_) => path.canonicalize().ok(),
-            Err(_) => match std::fs::read_link(path) {
-                Ok(target) if links > 0 => identity(&parent.join(target), links - 1),
-                _ => Some(parent.canonicalize().ok()?.join(path.file_name()?)),
-            },
-        }
-    }
     let stdout = Path::new("-");
     let mut named: Vec<(&str, PathBuf)> = Vec::new();
     for &(flag, path, takes) in outputs {
@@ -327,7 +455,7 @@ pub(crate) fn distinct_outputs(outputs: &[NamedOutput]) -> Result<()> {
         let Some(id) = (if is_stdout(path) {
             Some(stdout.to_path_buf())
         } else {
-            identity(path, 8)
+            output_identity(path, 8)
         }) else {
             continue;
         };
@@ -435,7 +563,9 @@ pub(crate) fn check_outputs(outputs: &[NamedOutput], read: &[(String, PathBuf)])
 /// Sizes the worker pool (--threads) once for the process.
 fn set_threads(exec: &ExecArgs) -> Result<()> {
     if let Some(n) = exec.threads {
-        anyhow::ensure!(n >= 1, "--threads must be at least 1");
+        if n == 0 {
+            return Err(usage("--threads must be at least 1"));
+        }
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()
@@ -505,7 +635,9 @@ fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
         &[("-o", a.output.as_deref(), Stdout::Default)],
         &read_files(&a.input, None, &a.run, &[]),
     )?;
-    let pipeline = base_builder(&a.input, &a.similarity, &a.run).build()?;
+    let pipeline = base_builder(&a.input, &a.similarity, &a.run)
+        .build()
+        .map_err(usage)?;
     let terminal = Terminal::new(a.run.progress, a.run.quiet).strict(a.run.strict);
     let (corpus, stats) = pipeline.fingerprint_inputs(&input_specs(&a.input), &terminal)?;
     let run = pipeline.settings();
@@ -577,7 +709,8 @@ fn analyse(
             },
             ..Default::default()
         })
-        .build()?;
+        .build()
+        .map_err(usage)?;
 
     let terminal = Terminal::new(exec.progress, exec.quiet).strict(exec.strict);
 
@@ -587,6 +720,7 @@ fn analyse(
     let write_time = started.elapsed();
 
     warn_of_no_input(outcome.stats.sources, outcome.stats.bad());
+    terminal.hint_fields(outcome.stats.documents);
     if !exec.quiet {
         print_summary(&terminal, &outcome, write_time);
         note_skipped_files(&terminal, &outcome.stats.skipped_files);
@@ -612,6 +746,20 @@ fn warn_of_no_input(sources: u64, bad: u64) {
 
 /// Says how many files of the input directories were left out, and names one.
 fn note_skipped_files(terminal: &Terminal, skipped: &neardup::input::SkippedFiles) {
+    if let Some((path, first)) = &skipped.repeated_example {
+        terminal.println(&format!(
+            "neardup: note: {} read once: {} file{} reached again in an input directory \
+             (through a link) {} skipped, e.g. {path} (read as {first})",
+            if skipped.repeated == 1 {
+                "a file is"
+            } else {
+                "files are"
+            },
+            skipped.repeated,
+            if skipped.repeated == 1 { "" } else { "s" },
+            if skipped.repeated == 1 { "was" } else { "were" },
+        ));
+    }
     if let Some(example) = &skipped.example {
         terminal.println(&format!(
             "neardup: note: {} file{} in the input directories {} not read, being named \

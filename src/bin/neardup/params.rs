@@ -106,7 +106,8 @@ pub fn run(a: ParamsArgs) -> Result<ExitCode> {
             a.fn_weight.unwrap_or(fn_weight),
         ),
         a.step,
-    )?;
+    )
+    .map_err(crate::usage)?;
     let record = if story {
         BandingRecord::story(
             &banding,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use std::io::IsTerminal;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use neardup::input::Problem;
+use neardup::input::{Problem, ProblemKind};
 use neardup::{Observer, Stage};
 
 use crate::args::ProgressArg;
@@ -28,9 +28,35 @@ pub struct Terminal {
     problems: AtomicU64,
     /// The first problem met, for the one line `--quiet` still prints.
     first_problem: Mutex<Option<String>>,
+    /// The first missing field met and the fields its record has, for a hint when no
+    /// record had it (`{"url":…,"body":…}` failed every record with no word of
+    /// --id-field).
+    first_missing: Mutex<Option<(String, Vec<String>)>>,
 }
 
 impl Terminal {
+    /// After a run that found no document: when records lacked the id or text field, one
+    /// hint naming the fields the first of them has, and the flags that name them.
+    pub fn hint_fields(&self, documents: u64) {
+        if documents > 0 {
+            return;
+        }
+        let Some((field, present)) = self.first_missing.lock().expect("problem lock").take() else {
+            return;
+        };
+        let present: Vec<String> = present.iter().map(|f| format!("{f:?}")).collect();
+        let has = if present.is_empty() {
+            "no fields".to_string()
+        } else {
+            format!("the fields {}", present.join(", "))
+        };
+        eprintln!(
+            "neardup: hint: no document was read: records lack the field {field:?}, and the \
+             first such record has {has}; name the id and text fields with --id-field and \
+             --text-field"
+        );
+    }
+
     /// Bars as `--progress` and `--quiet` ask: `auto` draws them when standard error is a
     /// terminal, `always` even when it is not.
     pub fn new(progress: ProgressArg, quiet: bool) -> Self {
@@ -55,6 +81,7 @@ impl Terminal {
             strict: false,
             problems: AtomicU64::new(0),
             first_problem: Mutex::new(None),
+            first_missing: Mutex::new(None),
         }
     }
 
@@ -145,6 +172,12 @@ impl Observer for Terminal {
 
     fn problem(&self, problem: &Problem) {
         let seen = self.problems.fetch_add(1, Ordering::Relaxed) + 1;
+        if let ProblemKind::MissingField { field, present } = &problem.kind {
+            self.first_missing
+                .lock()
+                .expect("problem lock")
+                .get_or_insert_with(|| (field.clone(), present.clone()));
+        }
         if self.strict {
             return;
         }
