@@ -6,18 +6,7 @@ use crate::util::*;
 /// Runs `neardup pairs` and checks the exit code, that the message appears, and that the
 /// good records still give their two pairs.
 fn check(inputs: &[&std::path::Path], message: &str, extra: &[&str]) -> String {
-    let out = neardup()
-        .arg("pairs")
-        .args(inputs)
-        .args(extra)
-        .output()
-        .unwrap();
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
-    assert!(
-        err.contains(message),
-        "expected {message:?} in stderr: {err}"
-    );
+    let (out, err) = bad_records_run(inputs, message, extra);
     let pairs = json_lines(&stdout_of(&out));
     let ids: Vec<(String, String)> = pairs
         .iter()
@@ -33,6 +22,28 @@ fn check(inputs: &[&std::path::Path], message: &str, extra: &[&str]) -> String {
         "good records lost: {ids:?}"
     );
     err
+}
+
+/// Runs `neardup pairs`, checks that it exits 2 (bad records) with `message` among the
+/// warnings, and returns the run and its standard error.
+fn bad_records_run(
+    inputs: &[&std::path::Path],
+    message: &str,
+    extra: &[&str],
+) -> (std::process::Output, String) {
+    let out = neardup()
+        .arg("pairs")
+        .args(inputs)
+        .args(extra)
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(
+        err.contains(message),
+        "expected {message:?} in stderr: {err}"
+    );
+    (out, err)
 }
 
 fn with_good_records(bad_line: &str) -> String {
@@ -601,18 +612,8 @@ fn compressed_inputs_are_told_by_their_magic_bytes() {
 #[test]
 fn arrays_and_other_field_names_get_a_hint() {
     let s = Scratch::new();
-    // Exit 2 (bad records), `message` among the warnings: standard error.
     let check = |inputs: &[&std::path::Path], message: &str, extra: &[&str]| {
-        let out = neardup()
-            .arg("pairs")
-            .args(inputs)
-            .args(extra)
-            .output()
-            .unwrap();
-        let err = stderr_of(&out);
-        assert_eq!(out.status.code(), Some(2), "{err}");
-        assert!(err.contains(message), "{message:?}: {err}");
-        err
+        bad_records_run(inputs, message, extra).1
     };
     let f = s.write(
         "arr.json",

@@ -325,22 +325,18 @@ fn a_signal_during_the_write_stage_stops_it_and_removes_its_temporary_files() {
     let out = s.path("out");
     std::fs::create_dir(&out).unwrap();
     let fifo = s.fifo("kept.fifo");
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("neardup"))
-        .args(["dedup", "-q", "-o"])
-        .arg(&fifo)
-        .arg("--report")
-        .arg(out.join("report.jsonl"))
-        .arg("--rejects")
-        .arg(out.join("rejects.jsonl"))
-        .arg("--checkpoint")
-        .arg(s.path("ck"))
-        .arg(&input)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = std::fs::File::open(&fifo).unwrap();
-    let mut first = [0u8; 1];
-    std::io::Read::read_exact(&mut reader, &mut first).unwrap(); // writing now
+    let (child, mut reader) = dedup_writing_to(
+        &fifo,
+        &[
+            "--report".as_ref(),
+            out.join("report.jsonl").as_os_str(),
+            "--rejects".as_ref(),
+            out.join("rejects.jsonl").as_os_str(),
+            "--checkpoint".as_ref(),
+            s.path("ck").as_os_str(),
+            input.as_os_str(),
+        ],
+    );
     assert_eq!(left_in(&out).len(), 2, "the temporary files");
     send(&child, "TERM");
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -369,20 +365,18 @@ fn a_signal_after_the_statistics_leaves_no_stats_out_either() {
     let out = s.path("out");
     std::fs::create_dir(&out).unwrap();
     let fifo = s.fifo("kept.fifo");
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("neardup"))
-        .args(["dedup", "-q", "--level", "story", "-o"])
-        .arg(&fifo)
-        .arg("--report")
-        .arg(out.join("report.jsonl"))
-        .arg("--stats-out")
-        .arg(out.join("corpus.stats"))
-        .arg(&input)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = std::fs::File::open(&fifo).unwrap();
-    let mut first = [0u8; 1];
-    std::io::Read::read_exact(&mut reader, &mut first).unwrap(); // writing now
+    let (child, mut reader) = dedup_writing_to(
+        &fifo,
+        &[
+            "--level".as_ref(),
+            "story".as_ref(),
+            "--report".as_ref(),
+            out.join("report.jsonl").as_os_str(),
+            "--stats-out".as_ref(),
+            out.join("corpus.stats").as_os_str(),
+            input.as_os_str(),
+        ],
+    );
     send(&child, "INT");
     std::thread::sleep(std::time::Duration::from_millis(200));
     std::io::Read::read_to_end(&mut reader, &mut Vec::new()).unwrap();
@@ -394,4 +388,23 @@ fn a_signal_after_the_statistics_leaves_no_stats_out_either() {
         "{err}"
     );
     assert_eq!(left_in(&out), Vec::<String>::new());
+}
+
+/// Starts `neardup dedup -q -o FIFO ARGS…` and returns it with the reading end of the
+/// pipe once its first byte has come: the run is writing its output then.
+fn dedup_writing_to(
+    fifo: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+) -> (std::process::Child, std::fs::File) {
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("neardup"))
+        .args(["dedup", "-q", "-o"])
+        .arg(fifo)
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::fs::File::open(fifo).unwrap();
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(&mut reader, &mut first).unwrap();
+    (child, reader)
 }
