@@ -1085,6 +1085,10 @@ fn bad_settings_are_clear_errors() {
             "invalid value '0' for '--threads <N>'",
         ),
         (
+            vec!["cluster", input, "--threads", "99999999"],
+            "invalid value '99999999' for '--threads <N>': must be a whole number from 1 to 1024",
+        ),
+        (
             vec!["pairs", input, "--passages", "--passage-gap", "33"],
             "invalid value '33' for '--passage-gap <N>'",
         ),

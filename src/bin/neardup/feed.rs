@@ -272,8 +272,8 @@ pub struct BulkArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Run")]
 pub struct FeedExecArgs {
-    /// Worker threads for fingerprinting (default: one per core).
-    #[arg(long, value_name = "N")]
+    /// Worker threads for fingerprinting, 1 to 1024 (default: one per core).
+    #[arg(long, value_name = "N", value_parser = crate::args::parse_threads)]
     pub threads: Option<usize>,
     /// No progress bars, warnings or summary on standard error; a run that skipped bad
     /// records or inputs still says so in one line naming the first (exit code 2).

@@ -121,8 +121,8 @@ pub struct ServeArgs {
     pub listen: String,
     /// Request bodies fingerprinted at once, each on its own thread (default: one per
     /// core; one more thread adds the articles to the index, in arrival order;
-    /// connections cost no thread).
-    #[arg(long, value_name = "N")]
+    /// connections cost no thread). 1 to 1024.
+    #[arg(long, value_name = "N", value_parser = crate::args::parse_threads)]
     pub threads: Option<usize>,
     #[command(flatten)]
     pub live: LiveArgs,
