@@ -1728,18 +1728,13 @@ impl FeedIndex {
             .damaged
             .extend(found.tail.filter(|_| unfinished.is_none()));
         let generation = meta.generation + 1;
-        let new_path = dir.join(format::log_file_name(generation));
         let new_meta = Meta {
             generation,
             ..meta.clone()
         };
-        let _ = std::fs::remove_file(&new_path); // an earlier repair's or compaction's try
+        let new_path = create_generation_log(dir, generation)?;
         let old = Log::open_read(&path, file, found.file_len);
         let rewrite = || -> Result<_> {
-            log::create(&new_path, generation).map_err(|e| {
-                let name = format::log_file_name(generation);
-                io_error(dir, &format!("creating the new log {name}"), e)
-            })?;
             let file = File::options()
                 .read(true)
                 .write(true)
@@ -1770,14 +1765,7 @@ impl FeedIndex {
             }
         };
         // The switch: until this rename, the damaged generation is in force.
-        if let Err(e) =
-            log::write_atomically(dir, format::META_FILE, &format::encode_meta(&new_meta))
-        {
-            if read_meta(dir).is_ok_and(|m| m.generation == meta.generation) {
-                let _ = std::fs::remove_file(&new_path);
-            }
-            return Err(io_error(dir, "writing index.meta", e));
-        }
+        switch_generation(dir, &new_meta, meta.generation, &new_path).map_err(|(e, _)| e)?;
         let _ = std::fs::remove_file(&path);
         let _ = log::sync_dir(dir);
         report.outcome = RepairOutcome::Rewritten;
@@ -1863,12 +1851,7 @@ impl FeedIndex {
         }
         let dir = self.dir.clone();
         let generation = self.generation + 1;
-        let path = dir.join(format::log_file_name(generation));
-        let _ = std::fs::remove_file(&path); // an earlier compaction's unfinished try
-        log::create(&path, generation).map_err(|e| {
-            let name = format::log_file_name(generation);
-            io_error(&dir, &format!("creating the new log {name}"), e)
-        })?;
+        let path = create_generation_log(&dir, generation)?;
         Ok(Planned::Copy(Box::new(CompactionPlan {
             meta: Meta {
                 generation,
@@ -1921,15 +1904,12 @@ impl FeedIndex {
             }
         };
         // The switch: until this rename, the old generation is in force.
-        let meta = format::encode_meta(&plan.meta);
-        if let Err(e) = log::write_atomically(&self.dir, format::META_FILE, &meta) {
-            let error = io_error(&self.dir, "writing index.meta", e);
-            if read_meta(&self.dir).is_ok_and(|m| m.generation == self.generation) {
-                let _ = std::fs::remove_file(&plan.path);
-            } else {
-                // The rename may have happened (the directory's sync failed, say): the
-                // old log must take no more articles, and the new one is kept; reopening
-                // finds whichever index.meta is in force and its log.
+        if let Err((error, maybe_switched)) =
+            switch_generation(&self.dir, &plan.meta, self.generation, &plan.path)
+        {
+            if maybe_switched {
+                // The old log must take no more articles, and the new one is kept;
+                // reopening finds whichever index.meta is in force and its log.
                 self.log.refuse_writes(
                     "index.meta could not be written whole; reopen the index to find the \
                      generation in force",
@@ -2197,6 +2177,39 @@ fn probe_check(pipeline: &Settings) -> u64 {
             .fingerprint(format::PROBE_TEXT)
             .as_ref(),
     )
+}
+
+/// Creates the empty log of `generation` in `dir` (replacing an earlier, unfinished
+/// compaction's or repair's try) and returns its path.
+fn create_generation_log(dir: &Path, generation: u64) -> Result<PathBuf> {
+    let name = format::log_file_name(generation);
+    let path = dir.join(&name);
+    let _ = std::fs::remove_file(&path);
+    log::create(&path, generation)
+        .map_err(|e| io_error(dir, &format!("creating the new log {name}"), e))?;
+    Ok(path)
+}
+
+/// The switch of a compaction or repair: writes `meta` as the index's `index.meta`, so
+/// that its generation is in force. On failure, the new log at `new_log` is removed if
+/// `old_generation` is still in force; the flag says whether the switch may have happened
+/// (the rename made, the directory's sync failed), in which case both logs are kept.
+fn switch_generation(
+    dir: &Path,
+    meta: &Meta,
+    old_generation: u64,
+    new_log: &Path,
+) -> std::result::Result<(), (Error, bool)> {
+    let Err(e) = log::write_atomically(dir, format::META_FILE, &format::encode_meta(meta)) else {
+        return Ok(());
+    };
+    let error = io_error(dir, "writing index.meta", e);
+    if read_meta(dir).is_ok_and(|m| m.generation == old_generation) {
+        let _ = std::fs::remove_file(new_log);
+        Err((error, false))
+    } else {
+        Err((error, true))
+    }
 }
 
 fn check_is_index(dir: &Path) -> Result<()> {

@@ -68,24 +68,37 @@ const STORY_FLAGS: [(&str, &str); 5] = [
 /// ignored without a word (`cluster --story-threshold 0.9` gave near-copy clusters, and
 /// `--stats-out` wrote nothing).
 fn refuse_story_flags_at_near_copy(matches: &clap::ArgMatches) {
+    let flags = STORY_FLAGS.map(|(id, flag)| (id, flag, ""));
+    refuse_flags_at_level(
+        matches,
+        &["cluster", "pairs", "dedup", "eval"],
+        args::LevelArg::NearCopy,
+        &flags,
+        |flag, _| format!("{flag} is a story-level flag: it needs --level story"),
+    );
+}
+
+/// Exits with a usage error, `message(flag, instead)`, when the subcommand is one of
+/// `commands`, runs at `level`, and was given one of `flags` (`(id, flag, instead)`) on
+/// the command line.
+fn refuse_flags_at_level(
+    matches: &clap::ArgMatches,
+    commands: &[&str],
+    level: args::LevelArg,
+    flags: &[(&str, &str, &str)],
+    message: impl Fn(&str, &str) -> String,
+) {
     let Some((name, sub)) = matches.subcommand() else {
         return;
     };
-    // Only the commands with the story flags (`StoryArgs`); `sketch` has its own.
-    if !matches!(name, "cluster" | "pairs" | "dedup" | "eval") {
+    if !commands.contains(&name) || sub.get_one::<args::LevelArg>("level") != Some(&level) {
         return;
     }
-    if sub.get_one::<args::LevelArg>("level") != Some(&args::LevelArg::NearCopy) {
-        return;
-    }
-    for (id, flag) in STORY_FLAGS {
+    for &(id, flag, instead) in flags {
         let given = sub.try_contains_id(id).is_ok()
             && sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
         if given {
-            usage_error(
-                &[name],
-                format!("{flag} is a story-level flag: it needs --level story"),
-            );
+            usage_error(&[name], message(flag, instead));
         }
     }
 }
@@ -150,28 +163,15 @@ const NEAR_COPY_FLAGS: [(&str, &str, &str); 6] = [
 /// A usage error (exit 2) for a near-copy flag given with `--level story`, which does not
 /// read it: `cluster --level story --threshold 0.9` gave the default story clusters.
 fn refuse_near_copy_flags_at_story(matches: &clap::ArgMatches) {
-    let Some((name, sub)) = matches.subcommand() else {
-        return;
-    };
-    if !matches!(
-        name,
-        "cluster" | "pairs" | "dedup" | "eval" | "sketch" | "verify" | "link"
-    ) {
-        return;
-    }
-    if sub.get_one::<args::LevelArg>("level") != Some(&args::LevelArg::Story) {
-        return;
-    }
-    for (id, flag, instead) in NEAR_COPY_FLAGS {
-        let given = sub.try_contains_id(id).is_ok()
-            && sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
-        if given {
-            usage_error(
-                &[name],
-                format!("{flag} is a near-copy flag, unused with --level story: {instead}"),
-            );
-        }
-    }
+    refuse_flags_at_level(
+        matches,
+        &[
+            "cluster", "pairs", "dedup", "eval", "sketch", "verify", "link",
+        ],
+        args::LevelArg::Story,
+        &NEAR_COPY_FLAGS,
+        |flag, instead| format!("{flag} is a near-copy flag, unused with --level story: {instead}"),
+    );
 }
 
 /// Exits with clap's usage error (exit 2) for the subcommand at path `names` (`["index",
