@@ -20,6 +20,7 @@
 //!
 //! The `passage_bench` example runs it on real articles.
 
+use super::union_len;
 use std::ops::Range;
 
 /// A small deterministic random number generator (SplitMix64).
@@ -271,20 +272,6 @@ fn overlap(x: &Range<usize>, y: &Range<usize>) -> usize {
     x.end.min(y.end).saturating_sub(x.start.max(y.start))
 }
 
-/// Total length of the union of ranges.
-fn union_len(mut ranges: Vec<Range<usize>>) -> usize {
-    ranges.sort_by_key(|r| r.start);
-    let (mut total, mut reach) = (0, 0);
-    for r in ranges {
-        let start = r.start.max(reach);
-        if r.end > start {
-            total += r.end - start;
-        }
-        reach = reach.max(r.end);
-    }
-    total
-}
-
 fn intersect(x: &Range<usize>, y: &Range<usize>) -> Range<usize> {
     x.start.max(y.start)..x.end.min(y.end).max(x.start.max(y.start))
 }
@@ -322,7 +309,7 @@ pub fn score(cases: &[(Vec<Truth>, Vec<Detection>)]) -> Scores {
                     )
                 })
                 .unzip();
-            let hit = union_len(sus) + union_len(src);
+            let hit = union_len(sus.into_iter()) + union_len(src.into_iter());
             prec_sum += hit as f64 / size(&r.suspicious, &r.source).max(1.0);
             if truth.iter().any(|s| finds(s, r)) {
                 good_detections += 1;
@@ -335,8 +322,8 @@ pub fn score(cases: &[(Vec<Truth>, Vec<Detection>)]) -> Scores {
                 .map(|r| intersect(&s.suspicious, &r.suspicious))
                 .collect();
             let src: Vec<_> = by.iter().map(|r| intersect(&s.source, &r.source)).collect();
-            rec_sum +=
-                (union_len(sus) + union_len(src)) as f64 / size(&s.suspicious, &s.source).max(1.0);
+            rec_sum += (union_len(sus.into_iter()) + union_len(src.into_iter())) as f64
+                / size(&s.suspicious, &s.source).max(1.0);
             if !by.is_empty() {
                 detected += 1;
                 gran_sum += by.len();
@@ -354,11 +341,11 @@ pub fn score(cases: &[(Vec<Truth>, Vec<Detection>)]) -> Scores {
                 hit_src.push(intersect(&s.source, &r.source));
             }
         }
-        micro_hit += union_len(hit_sus) + union_len(hit_src);
-        micro_r += union_len(detections.iter().map(|r| r.suspicious.clone()).collect())
-            + union_len(detections.iter().map(|r| r.source.clone()).collect());
-        micro_s += union_len(truth.iter().map(|s| s.suspicious.clone()).collect())
-            + union_len(truth.iter().map(|s| s.source.clone()).collect());
+        micro_hit += union_len(hit_sus.into_iter()) + union_len(hit_src.into_iter());
+        micro_r += union_len(detections.iter().map(|r| r.suspicious.clone()))
+            + union_len(detections.iter().map(|r| r.source.clone()));
+        micro_s += union_len(truth.iter().map(|s| s.suspicious.clone()))
+            + union_len(truth.iter().map(|s| s.source.clone()));
     }
     let ratio = |x: f64, n: usize| if n == 0 { 0.0 } else { x / n as f64 };
     let precision = if n_r == 0 { 1.0 } else { prec_sum / n_r as f64 };
