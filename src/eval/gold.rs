@@ -16,7 +16,7 @@
 //! different label it is an error.
 
 use std::collections::HashMap;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use serde_json::{Map, Value};
@@ -103,7 +103,7 @@ pub struct GoldPair {
     pub same: bool,
     /// The pair's kind, when the file gives one.
     pub kind: Option<String>,
-    /// 1-based line (JSON Lines) or record number plus one (CSV, counting the header).
+    /// 1-based line of the file (CSV: where the record starts).
     pub line: u64,
 }
 
@@ -223,18 +223,33 @@ fn json_rows(reader: impl BufRead, name: &str) -> Result<Vec<Row>> {
 fn csv_rows(reader: impl BufRead, name: &str) -> Result<Vec<Row>> {
     let mut csv = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_reader(reader);
+        .from_reader(NewlineOffsets::new(reader));
     let headers = csv
         .headers()
         .map_err(|e| Error::gold(format!("{name}:1"), format!("bad CSV header: {e}")))?
         .clone();
     let mut rows = Vec::new();
-    for record in csv.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            Error::gold(format!("{name}:{line}"), format!("bad CSV record: {e}"))
+    let mut record = csv::StringRecord::new();
+    loop {
+        let more = csv.read_record(&mut record).map_err(|e| {
+            let line = e.position().map_or(0, |p| csv.get_ref().line_at(p.byte()));
+            let why = match e.kind() {
+                csv::ErrorKind::UnequalLengths {
+                    expected_len, len, ..
+                } => format!(
+                    "{} where the header has {expected_len}",
+                    crate::report::count(*len, "field", "fields")
+                ),
+                _ => e.to_string(),
+            };
+            Error::gold(format!("{name}:{line}"), format!("bad CSV record: {why}"))
         })?;
-        let line = record.position().map_or(0, |p| p.line());
+        if !more {
+            break;
+        }
+        let line = record
+            .position()
+            .map_or(0, |p| csv.get_ref().line_at(p.byte()));
         rows.push((
             line,
             headers
@@ -245,6 +260,58 @@ fn csv_rows(reader: impl BufRead, name: &str) -> Result<Vec<Row>> {
         ));
     }
     Ok(rows)
+}
+
+/// A reader that notes where each line ends, so that a byte offset gives its line: the
+/// csv crate's own line numbers lag by one per record in a file with CRLF line ends
+/// (BurntSushi/rust-csv#395).
+struct NewlineOffsets<R> {
+    inner: R,
+    read: u64,
+    /// Offsets of the `\n` bytes.
+    newlines: Vec<u64>,
+    /// Offsets of the `\n` and `\r` bytes.
+    line_ends: Vec<u64>,
+}
+
+impl<R> NewlineOffsets<R> {
+    fn new(inner: R) -> Self {
+        NewlineOffsets {
+            inner,
+            read: 0,
+            newlines: Vec::new(),
+            line_ends: Vec::new(),
+        }
+    }
+
+    /// The 1-based line of a record that the csv crate says starts at byte `offset`. It
+    /// may say a line end before the record (the `\n` of a CRLF, blank lines skipped):
+    /// the record's line is that of its first other byte.
+    fn line_at(&self, mut offset: u64) -> u64 {
+        let mut k = self.line_ends.partition_point(|&e| e < offset);
+        while self.line_ends.get(k) == Some(&offset) {
+            offset += 1;
+            k += 1;
+        }
+        self.newlines.partition_point(|&n| n < offset) as u64 + 1
+    }
+}
+
+impl<R: Read> Read for NewlineOffsets<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for (i, &b) in buf[..n].iter().enumerate() {
+            let at = self.read + i as u64;
+            if b == b'\n' {
+                self.newlines.push(at);
+            }
+            if b == b'\n' || b == b'\r' {
+                self.line_ends.push(at);
+            }
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
 }
 
 fn parse_rows(
@@ -629,6 +696,30 @@ mod tests {
             err.to_string().starts_with("gold:2: field \"same_story\""),
             "{err}"
         );
+    }
+
+    /// Lines as an editor shows them, whatever the line ends and blank lines: the csv
+    /// crate's own numbers lag one per record after CRLF.
+    #[test]
+    fn csv_lines_are_the_files_lines_with_crlf_and_blank_lines() {
+        let fields = GoldFields::default();
+        for end in ["\n", "\r\n"] {
+            let text = ["id,cluster", "a,1", "", "b,1", "", "", "c,2", "d,1"].join(end) + end;
+            let gold = parse_gold("gold", text.as_bytes(), GoldFormat::Csv, None, &fields).unwrap();
+            let GoldRecords::Clusters(members) = &gold.records else {
+                panic!("cluster gold")
+            };
+            let lines: Vec<(&str, u64)> = members.iter().map(|m| (m.id.as_str(), m.line)).collect();
+            assert_eq!(lines, [("a", 2), ("b", 4), ("c", 7), ("d", 8)], "{end:?}");
+            let bad = ["id,cluster", "a,1", "", "b"].join(end) + end;
+            let err = parse_gold("gold", bad.as_bytes(), GoldFormat::Csv, None, &fields)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("gold:4: bad CSV record: 1 field where the header has 2"),
+                "{end:?}: {err}"
+            );
+        }
     }
 
     #[test]
