@@ -333,6 +333,89 @@ fn cluster_gold_with_custom_fields() {
     assert_eq!(r["histogram"]["negatives_are_candidates"], true);
 }
 
+/// Cluster gold lists no negatives, yet the pairs across its clusters that a cluster
+/// merges are listed as pair gold's are, and counted at a threshold off the sweep's grid.
+#[test]
+fn cluster_gold_lists_the_merged_different_story_pairs() {
+    let s = Scratch::new();
+    // rate-1 and rate-2 are near-copies, labelled two stories here.
+    s.write(
+        "stories.csv",
+        "id,story\r\nrate-1,a\r\nrate-2,b\r\nstorm-1,c\r\nstorm-2,c\r\nother,d\r\n",
+    );
+    let args = ["--gold", "stories.csv", "--gold-cluster", "story"];
+    for at in ["0.3", "0.333"] {
+        let r = eval_json(&s, &[&args[..], &["--explain-at", at]].concat());
+        let merged = r["explained"]["false_merges"].as_array().unwrap();
+        assert_eq!(merged.len(), 1, "at {at}: {merged:?}");
+        let m = &merged[0];
+        assert_eq!(
+            (m["a"].as_str(), m["b"].as_str()),
+            (Some("rate-1"), Some("rate-2"))
+        );
+        assert!(m["jaccard"].as_f64().unwrap() > 0.5, "{m}");
+        assert_eq!(m["candidate"], true);
+        assert_eq!(m["gold_line"], 3, "rate-2's line, CRLF or not");
+        assert!(m.get("reason").is_none());
+        assert!(r["explained"]["misses"].as_array().unwrap().is_empty());
+    }
+    // Every swept row counts it; the histogram counts it once among the candidates.
+    let r = eval_json(&s, &args);
+    for row in r["thresholds"].as_array().unwrap() {
+        if row["threshold"].as_f64().unwrap() <= 0.5 {
+            assert_eq!(row["false_positives"], 1, "{row}");
+        }
+    }
+    let negatives: u64 = r["histogram"]["bins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["negatives"].as_u64().unwrap())
+        .sum();
+    assert_eq!(negatives, 1);
+    // The table's summary line, off the grid, says what the list holds.
+    let out = neardup()
+        .current_dir(s.dir.path())
+        .arg("eval")
+        .arg(corpus(&s))
+        .args(["--no-plots", "-q", "--explain-at", "0.333"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("at threshold 0.333: 0 of 1 same-story pairs missed")
+            && text.contains("1 of 9 different-story pairs merged"),
+        "{text}"
+    );
+    assert!(
+        text.contains("merged different-story pairs (1 of 1"),
+        "{text}"
+    );
+}
+
+/// Cluster gold that makes no pair says so, not that ids are unknown.
+#[test]
+fn cluster_gold_of_one_document_says_it_makes_no_pair() {
+    let s = Scratch::new();
+    s.write("one.csv", "id,cluster\nrate-1,a\nnowhere,b\n");
+    let out = neardup()
+        .current_dir(s.dir.path())
+        .arg("eval")
+        .arg(corpus(&s))
+        .args(["--no-plots", "--gold", "one.csv"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains(
+            "one.csv: cluster gold needs two or more documents found in the corpus to make a pair; 1 found (1 id is not in the corpus, e.g. nowhere)"
+        ),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
 #[test]
 fn unknown_gold_ids_warn_or_fail_with_strict() {
     let s = Scratch::new();

@@ -268,7 +268,7 @@ pub struct ExplainedRecord<'a> {
     pub threshold: f64,
     /// Missed gold positives.
     pub misses: Vec<JudgedRecord<'a>>,
-    /// Gold negatives put in one cluster (pair gold).
+    /// Gold negatives put in one cluster.
     pub false_merges: Vec<JudgedRecord<'a>>,
     /// Results per kind of pair.
     pub kinds: Vec<KindRecord<'a>>,
@@ -624,39 +624,29 @@ pub fn write_eval_table(
     }
 
     let e = &record.explained;
-    let row = record
-        .thresholds
-        .iter()
-        .find(|r| r.threshold == e.threshold);
+    // From the lists, not the sweep's rows: the explained threshold may be off the grid.
+    let reasons = |why: &str| e.misses.iter().filter(|m| m.reason == Some(why)).count();
+    let vetoed = e.misses.iter().filter(|m| m.vetoed).count();
     writeln!(out)?;
-    match row {
-        Some(r) => writeln!(
-            out,
-            "at threshold {}: {} of {} same-story pairs missed ({}: {} never LSH candidates, {} split by clustering, {} below the threshold{}); {} of {} different-story pairs merged ({})",
-            e.threshold,
-            r.false_negatives,
-            g.positives,
-            percent(r.false_negatives, g.positives),
-            r.missed.not_candidate,
-            r.missed.split_by_clustering,
-            r.missed.below_threshold,
-            if r.missed.vetoed > 0 {
-                format!(", {} of them vetoed", r.missed.vetoed)
-            } else {
-                String::new()
-            },
-            r.false_positives,
-            g.negatives,
-            percent(r.false_positives, g.negatives),
-        )?,
-        None => writeln!(
-            out,
-            "at threshold {}: {} same-story pairs missed, {} different-story pairs merged",
-            e.threshold,
-            e.misses.len(),
-            e.false_merges.len()
-        )?,
-    }
+    writeln!(
+        out,
+        "at threshold {}: {} of {} same-story pairs missed ({}: {} never LSH candidates, {} split by clustering, {} below the threshold{}); {} of {} different-story pairs merged ({})",
+        e.threshold,
+        e.misses.len(),
+        g.positives,
+        percent(e.misses.len() as u64, g.positives),
+        reasons("not_candidate"),
+        reasons("split_by_clustering"),
+        reasons("below_threshold"),
+        if vetoed > 0 {
+            format!(", {vetoed} of them vetoed")
+        } else {
+            String::new()
+        },
+        e.false_merges.len(),
+        g.negatives,
+        percent(e.false_merges.len() as u64, g.negatives),
+    )?;
     if !e.kinds.is_empty() {
         let mut t = table(&["kind", "pairs", "same story", "in one cluster", "share"]);
         for k in &e.kinds {

@@ -362,7 +362,8 @@ pub struct Explanation {
     /// Gold positives not in one cluster: LSH misses first, then splits, then by score
     /// (highest first), then by ids.
     pub misses: Vec<JudgedOutcome>,
-    /// Judged negatives put in one cluster (pair gold), highest score first.
+    /// Judged negatives put in one cluster (cluster gold: every pair across gold
+    /// clusters that a cluster holds), highest score first.
     pub false_merges: Vec<JudgedOutcome>,
     /// Results per kind, by kind name.
     pub kinds: Vec<KindResult>,
@@ -422,7 +423,8 @@ pub struct Evaluation {
     pub gold: GoldUse,
     /// Kinds of judged pairs, sorted.
     pub kinds: Vec<String>,
-    /// Judged pairs (cluster gold: the positives), in id order.
+    /// Judged pairs, in id order (cluster gold: the positives, then the different-story
+    /// pairs put in one cluster at the explained threshold, in id order).
     pub judged: Vec<JudgedPair>,
     /// One row per threshold, ascending.
     pub rows: Vec<ThresholdResult>,
@@ -553,6 +555,8 @@ struct Decision {
     result: ThresholdResult,
     candidate: Vec<bool>,
     clustered: Vec<bool>,
+    /// Members of each cluster of two or more.
+    clusters: Vec<Vec<u32>>,
 }
 
 struct Sweep<'o> {
@@ -565,6 +569,8 @@ struct Sweep<'o> {
     gold_label: Vec<u32>,
     /// Cluster gold: the judged documents, in id order.
     gold_docs: Vec<u32>,
+    /// Cluster gold: each judged document's line in the gold file.
+    gold_line: Vec<u64>,
     /// Where each threshold's candidates come from.
     candidates: Candidates<'o>,
 }
@@ -613,8 +619,8 @@ impl<'o> Sweep<'o> {
         let mut skipped = 0u64;
         let mut gold_label = Vec::new();
         let mut gold_docs = Vec::new();
-        // (a, b, same, kind, line) with `a` before `b` in id order.
-        let mut raw: Vec<(u32, u32, bool, Option<u32>, u64)> = Vec::new();
+        let mut line_of = Vec::new();
+        let mut raw: Vec<RawPair> = Vec::new();
         let records;
         let (documents, positives, negatives);
         match &gold.records {
@@ -657,7 +663,7 @@ impl<'o> Sweep<'o> {
                 records = members.len() as u64;
                 gold_label = vec![NONE; corpus.len()];
                 let mut labels: HashMap<&str, u32> = HashMap::new();
-                let mut line_of = vec![0u64; corpus.len()];
+                line_of = vec![0u64; corpus.len()];
                 for m in members {
                     let Some(doc) = lookup(&m.id, m.line)? else {
                         skipped += 1;
@@ -669,7 +675,7 @@ impl<'o> Sweep<'o> {
                     gold_docs.push(doc);
                 }
                 if gold_docs.len() < 2 {
-                    return Err(none_known(gold, &unknown, "document"));
+                    return Err(too_few_documents(gold, gold_docs.len(), &unknown));
                 }
                 gold_docs.sort_unstable_by_key(|&d| rank[d as usize]);
                 let mut by_label: Vec<Vec<u32>> = vec![Vec::new(); labels.len()];
@@ -689,31 +695,7 @@ impl<'o> Sweep<'o> {
             }
         }
         raw.sort_unstable_by_key(|p| (rank[p.0 as usize], rank[p.1 as usize]));
-        let index_pairs: Vec<(u32, u32)> = raw.iter().map(|p| (p.0, p.1)).collect();
-        let scores = verify::score_pairs(corpus, &index_pairs, Ticker::silent())
-            .map_err(|e| Error::io("reading spilled shingle sets", e))?;
-        let swept: Vec<(f32, bool)> = match &outcome.story {
-            Some(found) => story_scores(outcome, found, &index_pairs)?,
-            None => scores
-                .iter()
-                .map(|p| (config.score.of(p).expect("a near-copy score"), false))
-                .collect(),
-        };
-        let judged = raw
-            .iter()
-            .zip(scores)
-            .zip(swept)
-            .map(
-                |((&(_, _, same, kind, line), scores), (score, vetoed))| JudgedPair {
-                    scores,
-                    score,
-                    same,
-                    vetoed,
-                    kind,
-                    line,
-                },
-            )
-            .collect();
+        let judged = judge_pairs(outcome, config, &raw)?;
         let candidates = match &outcome.story {
             Some(found) => {
                 let mut keys: Vec<u64> = found.scored.iter().map(|l| pack(l.a, l.b)).collect();
@@ -751,6 +733,7 @@ impl<'o> Sweep<'o> {
             },
             gold_label,
             gold_docs,
+            gold_line: line_of,
             candidates,
         })
     }
@@ -964,11 +947,26 @@ impl<'o> Sweep<'o> {
             },
             candidate,
             clustered,
+            clusters,
         })
     }
 
     fn explain(&mut self, threshold: f64) -> Result<Explanation> {
-        let decision = self.decide(threshold)?;
+        let mut decision = self.decide(threshold)?;
+        if !self.gold_docs.is_empty() {
+            // Cluster gold lists no negatives: judge those the clusters merge, so that
+            // they can be shown like pair gold's.
+            let merged = self.merged_negatives(&decision.clusters);
+            let first = self.judged.len();
+            self.judged
+                .extend(judge_pairs(self.outcome, self.config, &merged)?);
+            decision.candidate.extend(
+                self.judged[first..]
+                    .iter()
+                    .map(|j| self.is_candidate(j.scores.a, j.scores.b)),
+            );
+            decision.clustered.resize(self.judged.len(), true);
+        }
         let score = self.config.score;
         let mut misses = Vec::new();
         let mut false_merges = Vec::new();
@@ -1015,6 +1013,42 @@ impl<'o> Sweep<'o> {
         })
     }
 
+    /// Cluster gold: the pairs of judged documents with different gold labels that
+    /// `clusters` put together, `a` before `b` in id order, sorted by it.
+    fn merged_negatives(&self, clusters: &[Vec<u32>]) -> Vec<RawPair> {
+        let rank = &self.outcome.rank;
+        let mut merged = Vec::new();
+        for members in clusters {
+            let mut judged: Vec<u32> = members
+                .iter()
+                .copied()
+                .filter(|&d| self.gold_label[d as usize] != NONE)
+                .collect();
+            judged.sort_unstable_by_key(|&d| rank[d as usize]);
+            for (i, &a) in judged.iter().enumerate() {
+                for &b in &judged[i + 1..] {
+                    if self.gold_label[a as usize] != self.gold_label[b as usize] {
+                        merged.push((a, b, false, None, self.gold_line[b as usize]));
+                    }
+                }
+            }
+        }
+        merged.sort_unstable_by_key(|p| (rank[p.0 as usize], rank[p.1 as usize]));
+        merged
+    }
+
+    /// Whether the candidates of the threshold last decided hold the pair.
+    fn is_candidate(&self, a: u32, b: u32) -> bool {
+        let keys = match &self.candidates {
+            Candidates::NearCopy { current, .. } => match current {
+                Some(set) => &set.keys,
+                None => return false,
+            },
+            Candidates::Story { keys, .. } => keys,
+        };
+        keys.binary_search(&pack(a, b)).is_ok()
+    }
+
     fn histogram(&self, bins: usize) -> Histogram {
         let score = self.config.score;
         let mut h = Histogram {
@@ -1026,7 +1060,9 @@ impl<'o> Sweep<'o> {
             let bin = h.bin(j.score);
             if j.same {
                 h.positives[bin] += 1;
-            } else {
+            } else if !h.negatives_are_candidates {
+                // (Cluster gold's judged negatives, the explained merges, are counted
+                // among the candidates below.)
                 h.negatives[bin] += 1;
             }
         }
@@ -1076,6 +1112,42 @@ fn story_scores(
         .map_err(|e| Error::io("reading spilled shingle sets", e))
 }
 
+/// A gold pair before it is scored: `(a, b, same, kind, line)`, `a` before `b` in id order.
+type RawPair = (u32, u32, bool, Option<u32>, u64);
+
+/// Scores gold pairs exactly, with the swept score of each.
+fn judge_pairs(
+    outcome: &Outcome,
+    config: &SweepConfig,
+    raw: &[RawPair],
+) -> Result<Vec<JudgedPair>> {
+    let index_pairs: Vec<(u32, u32)> = raw.iter().map(|p| (p.0, p.1)).collect();
+    let scores = verify::score_pairs(&outcome.corpus, &index_pairs, Ticker::silent())
+        .map_err(|e| Error::io("reading spilled shingle sets", e))?;
+    let swept: Vec<(f32, bool)> = match &outcome.story {
+        Some(found) => story_scores(outcome, found, &index_pairs)?,
+        None => scores
+            .iter()
+            .map(|p| (config.score.of(p).expect("a near-copy score"), false))
+            .collect(),
+    };
+    Ok(raw
+        .iter()
+        .zip(scores)
+        .zip(swept)
+        .map(
+            |((&(_, _, same, kind, line), scores), (score, vetoed))| JudgedPair {
+                scores,
+                score,
+                same,
+                vetoed,
+                kind,
+                line,
+            },
+        )
+        .collect())
+}
+
 fn miss_reason(above: bool, candidate: bool) -> MissReason {
     match (above, candidate) {
         (false, _) => MissReason::BelowThreshold,
@@ -1084,14 +1156,37 @@ fn miss_reason(above: bool, candidate: bool) -> MissReason {
     }
 }
 
-fn none_known(gold: &Gold, unknown: &BTreeSet<String>, what: &str) -> Error {
+/// Cluster gold whose documents make no pair.
+fn too_few_documents(gold: &Gold, found: usize, unknown: &BTreeSet<String>) -> Error {
+    if unknown.is_empty() || found > 0 {
+        let mut why = format!(
+            "cluster gold needs two or more documents found in the corpus to make a pair; {} found",
+            found
+        );
+        if !unknown.is_empty() {
+            why += &format!(
+                " ({} not in the corpus, e.g. {})",
+                crate::report::count(unknown.len() as u64, "id is", "ids are"),
+                examples(unknown)
+            );
+        }
+        return Error::gold(&gold.name, why);
+    }
+    none_known(gold, unknown, "document")
+}
+
+fn examples(unknown: &BTreeSet<String>) -> String {
     let examples: Vec<&str> = unknown.iter().take(3).map(String::as_str).collect();
+    examples.join(", ")
+}
+
+fn none_known(gold: &Gold, unknown: &BTreeSet<String>, what: &str) -> Error {
     Error::gold(
         &gold.name,
         format!(
             "no gold {what} can be judged: {} not in the corpus (e.g. {}); check --id-field and the gold file",
             crate::report::count(unknown.len() as u64, "id is", "ids are"),
-            examples.join(", ")
+            examples(unknown)
         ),
     )
 }
