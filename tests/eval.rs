@@ -519,7 +519,7 @@ fn bad_gold_files_are_clear_errors() {
         ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a usage error");
 }
 
 #[test]
@@ -1066,7 +1066,7 @@ fn story_level_tables_cluster_gold_and_flag_errors() {
         assert!(table.contains(expected), "{expected}: {table}");
     }
 
-    let fails = |extra: &[&str], message: &str| {
+    let refused = |extra: &[&str], message: &str| {
         let out = neardup()
             .current_dir(s.dir.path())
             .arg("eval")
@@ -1075,15 +1075,15 @@ fn story_level_tables_cluster_gold_and_flag_errors() {
             .args(extra)
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{extra:?}");
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: a usage error");
         assert!(stderr_of(&out).contains(message), "{}", stderr_of(&out));
     };
-    fails(&["--score", "story"], "--score story needs --level story");
-    fails(
+    refused(&["--score", "story"], "--score story needs --level story");
+    refused(
         &["--level", "story", "--score", "jaccard"],
         "the swept score is the story score",
     );
-    fails(
+    refused(
         &["--level", "story", "--story-threshold", "0.5"],
         "eval sweeps the story threshold",
     );
@@ -1219,4 +1219,41 @@ fn params_eval_and_stats_say_it_plainly() {
         stderr_of(&out)
     );
     assert!(!s.path("all.stats").exists());
+}
+
+/// eval's refused flag values are usage errors (exit 2) before anything is read, as every
+/// command's are; they exited 1, as a failed run, after the whole run for some.
+#[test]
+fn eval_flag_values_out_of_range_are_usage_errors() {
+    let s = Scratch::new();
+    s.write("gold.jsonl", PAIRS);
+    let input = corpus(&s);
+    for (args, message) in [
+        (vec!["--max-threshold", "1.5"], "'--max-threshold <T>'"),
+        (
+            vec!["--min-threshold", "0.6", "--max-threshold", "0.4"],
+            "0 < min (0.6) <= max (0.4) <= 1",
+        ),
+        (
+            vec!["--step", "0"],
+            "'--step <STEP>': must be a number above 0",
+        ),
+        (vec!["--step", "0.00001"], "use a larger step"),
+        (vec!["--bins", "0"], "'--bins <N>'"),
+        (vec!["--beta=-1"], "'--beta <BETA>'"),
+        (vec!["--explain-at", "0"], "'--explain-at <T>'"),
+    ] {
+        let out = neardup()
+            .current_dir(s.dir.path())
+            .arg("eval")
+            .arg(&input)
+            .args(["--gold", "gold.jsonl", "--no-plots"])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert!(err.contains("try '--help'"), "{args:?}: {err}");
+    }
 }

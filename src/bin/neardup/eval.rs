@@ -164,22 +164,22 @@ pub struct SweepArgs {
     #[arg(long, value_enum)]
     pub score: Option<ScoreArg>,
     /// Lowest threshold swept (LSH candidates are generated for it: low values cost time).
-    #[arg(long, default_value_t = 0.1, value_name = "T")]
+    #[arg(long, default_value_t = 0.1, value_name = "T", value_parser = crate::args::parse_threshold)]
     pub min_threshold: f64,
     /// Highest threshold swept.
-    #[arg(long, default_value_t = 1.0, value_name = "T")]
+    #[arg(long, default_value_t = 1.0, value_name = "T", value_parser = crate::args::parse_threshold)]
     pub max_threshold: f64,
     /// Distance between swept thresholds.
-    #[arg(long, default_value_t = 0.05, value_name = "STEP")]
+    #[arg(long, default_value_t = 0.05, value_name = "STEP", value_parser = parse_positive)]
     pub step: f64,
     /// Also choose a threshold by F-beta (beta < 1 favours precision, > 1 recall).
-    #[arg(long, value_name = "BETA")]
+    #[arg(long, value_name = "BETA", value_parser = parse_positive)]
     pub beta: Option<f64>,
     /// Explain misses and wrong merges at this threshold (default: the best by F1).
-    #[arg(long, value_name = "T")]
+    #[arg(long, value_name = "T", value_parser = crate::args::parse_threshold)]
     pub explain_at: Option<f64>,
-    /// Bins of the score histogram.
-    #[arg(long, default_value_t = 20, value_name = "N")]
+    /// Bins of the score histogram (1 to 10000).
+    #[arg(long, default_value_t = 20, value_name = "N", value_parser = parse_bins)]
     pub bins: usize,
 }
 
@@ -362,7 +362,8 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         &fields,
     )?;
     let s = &a.sweep;
-    let thresholds = sweep::thresholds(s.min_threshold, s.max_threshold, s.step)?;
+    let thresholds =
+        sweep::thresholds(s.min_threshold, s.max_threshold, s.step).map_err(super::usage)?;
     let story_level = a.story.level == LevelArg::Story;
     let score = match (s.score, story_level) {
         (None, false) | (Some(ScoreArg::Jaccard), false) => Score::Jaccard,
@@ -370,16 +371,19 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         (Some(ScoreArg::ContainmentMin), false) => Score::ContainmentMin,
         (Some(ScoreArg::ContainmentMax), false) => Score::ContainmentMax,
         (None, true) | (Some(ScoreArg::Story), true) => Score::Story,
-        (Some(ScoreArg::Story), false) => anyhow::bail!("--score story needs --level story"),
-        (Some(_), true) => anyhow::bail!(
-            "at --level story the swept score is the story score (--score story); shingle scores are swept at the near-copy level"
-        ),
+        (Some(ScoreArg::Story), false) => {
+            return Err(super::usage("--score story needs --level story"));
+        }
+        (Some(_), true) => {
+            return Err(super::usage(
+                "at --level story the swept score is the story score (--score story); shingle scores are swept at the near-copy level",
+            ));
+        }
     };
-    if story_level {
-        anyhow::ensure!(
-            a.story.story_threshold.is_none(),
-            "eval sweeps the story threshold: use --min-threshold, --max-threshold and --step instead of --story-threshold"
-        );
+    if story_level && a.story.story_threshold.is_some() {
+        return Err(super::usage(
+            "eval sweeps the story threshold: use --min-threshold, --max-threshold and --step instead of --story-threshold",
+        ));
     }
     let similarity = SimilarityArgs {
         shingle: a.sketch.shingle,
@@ -459,4 +463,20 @@ fn file_name(path: &Path) -> String {
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     )
+}
+
+/// `--step`, `--beta`: a positive number.
+fn parse_positive(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
+        _ => Err("must be a number above 0".into()),
+    }
+}
+
+/// `--bins`: 1 to 10000.
+fn parse_bins(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+        _ => Err("must be a whole number from 1 to 10000".into()),
+    }
 }
