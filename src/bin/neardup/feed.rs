@@ -676,8 +676,8 @@ pub fn run_index(args: IndexArgs) -> Result<ExitCode> {
         IndexCommand::Add(a) => bulk(a, IngestMode::Add).map_err(|e| {
             after_failed_write(
                 e,
-                "run the same command again: articles already stored are answered again, \
-                 marked \"indexed\":true",
+                "run the same command again: articles already stored are answered the \
+                 verdict they were stored with, marked \"indexed\":true",
             )
         }),
         IndexCommand::Query(a) => bulk(a, IngestMode::Query),
@@ -1246,8 +1246,8 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
     watch_index(a).map_err(|e| {
         after_failed_write(
             e,
-            "send the articles without a verdict again (one already stored is answered \
-             again, marked \"indexed\":true)",
+            "send the articles without a verdict again (one already stored is answered the \
+             verdict it was stored with, marked \"indexed\":true)",
         )
     })
 }

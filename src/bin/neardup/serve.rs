@@ -1346,8 +1346,8 @@ async fn articles(request: Request<Incoming>, front: &Front, query: bool) -> Ans
             503,
             &format!(
                 "storing the articles failed: {why}; nothing of this request was \
-                 acknowledged: send it again later (articles stored meanwhile are answered \
-                 \"indexed\":true)"
+                 acknowledged: send it again later (its articles already stored are answered \
+                 the verdicts they were stored with, marked \"indexed\":true)"
             ),
         ),
         Err(_) => error(503, "the server is stopping"),
