@@ -3300,6 +3300,18 @@ fn serve_compresses_answers_when_asked() {
     assert!(status.success(), "{err}");
 }
 
+/// `serve` on `idx` with files limited to 200 blocks of 512 bytes (a soft limit, which
+/// a test may lift) and SIGXFSZ ignored: a write past it fails as on a full disk.
+fn served_with_file_size_limit(idx: &Path) -> Served {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -S -f 200 && exec \"$0\" serve \"$1\" --listen 127.0.0.1:0")
+        .arg(assert_cmd::cargo::cargo_bin("neardup"))
+        .arg(idx);
+    Served::spawn(command)
+}
+
 /// A write that fails (past a file size limit here, as on a full disk) is answered 503
 /// with its cause and nothing of the request acknowledged; the server opens the index
 /// again from disk and goes on: once there is room, the same articles are stored, and
@@ -3311,13 +3323,7 @@ fn serve_answers_503_on_a_failed_write_and_goes_on_once_there_is_room() {
     let idx = s.path("idx");
     index_ok(&["create", "-q"], &idx, &[]);
     let records = corpus(62, 400, 1_700_000_000);
-    let mut command = Command::new("sh");
-    command
-        .arg("-c")
-        .arg("trap '' XFSZ; ulimit -S -f 200 && exec \"$0\" serve \"$1\" --listen 127.0.0.1:0")
-        .arg(assert_cmd::cargo::cargo_bin("neardup"))
-        .arg(&idx);
-    let server = Served::spawn(command);
+    let server = served_with_file_size_limit(&idx);
     let mut acknowledged = Vec::new();
     let mut failed_at = None;
     for (n, chunk) in records.chunks(20).enumerate() {
@@ -3393,6 +3399,74 @@ fn serve_answers_503_on_a_failed_write_and_goes_on_once_there_is_room() {
     assert_eq!(exported.len(), records.len());
     let held: std::collections::HashSet<_> = exported.iter().collect();
     assert!(acknowledged.iter().all(|id| held.contains(id)));
+}
+
+/// `serve` cannot use a damaged index. When a failed write makes it open the index
+/// again and the log is found damaged (a byte went bad under it), it says to stop it and
+/// run `index repair` (which needs the lock it holds); started on the damaged index, it
+/// stops and says to run the repair; once repaired, it starts.
+#[test]
+fn serve_on_a_damaged_index_says_to_stop_and_run_index_repair() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    // No word in common: no stored article is read back as a candidate.
+    let records: Vec<serde_json::Value> = (0..400)
+        .map(|i| {
+            let text = format!("w{i}a w{i}b w{i}c w{i}d w{i}e w{i}f w{i}g w{i}h");
+            serde_json::json!({"id": format!("a{i}"), "text": text})
+        })
+        .collect();
+    let server = served_with_file_size_limit(&idx);
+    assert_eq!(server.post(&to_jsonl(&records[..5])).len(), 5);
+    let log = idx.join("articles.0.log");
+    let byte = std::fs::read(&log).unwrap()[40];
+    std::os::unix::fs::FileExt::write_all_at(
+        &std::fs::OpenOptions::new().write(true).open(&log).unwrap(),
+        &[byte ^ 0xFF],
+        40,
+    )
+    .unwrap();
+    let failed = records[5..]
+        .chunks(5)
+        .map(|chunk| server.request("POST", "/articles", to_jsonl(chunk).as_bytes()))
+        .find(|(status, _)| *status == 503);
+    assert!(failed.is_some(), "the file size limit is reached");
+    let stop = format!(
+        "serve cannot use a damaged index: stop this server (it holds the index's lock) and \
+         run 'neardup index repair {}', then start it again",
+        idx.display()
+    );
+    let (status, health) = server.request("GET", "/health", b"");
+    assert_eq!(status, 503, "{health}");
+    assert!(health.contains("damaged at byte 24"), "{health}");
+    assert!(health.contains(&stop), "{health}");
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+    assert!(err.contains(&stop), "{err}");
+
+    let out = neardup()
+        .arg("serve")
+        .arg(&idx)
+        .args(["--listen", "127.0.0.1:0"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("damaged at byte 24"), "{err}");
+    let started = format!(
+        "serve cannot use a damaged index: it stops here; run 'neardup index repair {}', then \
+         start serve again",
+        idx.display()
+    );
+    assert!(err.contains(&started), "{err}");
+    index_ok(&["repair", "-q"], &idx, &[]);
+    let server = Served::start(&idx, &[]);
+    let (status, health) = server.request("GET", "/health", b"");
+    assert_eq!(status, 200, "{health}");
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
 }
 
 /// `serve` under a hard limit of 256 open files: enough for 100 connections, not for 512
