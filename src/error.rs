@@ -32,6 +32,16 @@ pub enum ErrorKind {
         /// What is wrong.
         reason: String,
     },
+    /// A feed index whose article log is damaged (an unreadable stretch with intact
+    /// articles after it): every reader and writer refuses it, changing nothing, and
+    /// `FeedIndex::repair` (`neardup index repair`) is the way out.
+    #[error("index {}: {reason}", path.display())]
+    Damaged {
+        /// The index directory.
+        path: std::path::PathBuf,
+        /// Where the log is damaged, and what to do.
+        reason: String,
+    },
     /// A checkpoint (`--checkpoint DIR`) that cannot be used: in use by another run, made
     /// with other settings, or not a checkpoint.
     #[error("checkpoint {}: {reason}", path.display())]

@@ -530,6 +530,32 @@ class Index:
         )
         return cls(path, id_field=id_field, text_field=text_field, date_field=date_field)
 
+    @staticmethod
+    def repair(path: str, *, discard_damaged: bool = False) -> dict[str, Any]:
+        """Repairs the index in ``path`` whose article log is damaged (opening it raises
+        :class:`NeardupError` saying ``... is damaged at byte N ...``), as ``neardup index
+        repair`` does, and returns its report, the object ``neardup index repair --format
+        jsonl`` prints: ``outcome`` (``"repaired"``, ``"cut_unfinished_write"`` or
+        ``"nothing_to_repair"``), ``kept`` (the intact articles kept, in the order added),
+        ``damaged`` (the stretches left out, each ``{"offset", "bytes"}``),
+        ``header_damaged``, ``unfinished_write``, ``log``, ``log_bytes`` and
+        ``repaired_log_bytes``, ``generation`` and ``repaired_generation``, ``kept_aside``
+        (where the damaged log now is, ``None`` when nothing was rewritten or
+        ``discard_damaged=True`` deleted it) and ``verdicts_changed`` (ids of kept
+        articles whose verdict, decided again without what was left out, differs from the
+        stored one).
+
+        The kept articles are added again to a new generation of the log, so the index
+        then answers as one built from them alone; a crash during the repair leaves the
+        damaged index or the repaired one, never a mix. An index that is not damaged is
+        left as it is (``"nothing_to_repair"``). It takes the index's lock: close any
+        :class:`Index` open for writing on it first (in this process or another). A
+        damaged ``index.meta`` or ``story.stats`` cannot be repaired (it raises)."""
+        if not isinstance(discard_damaged, bool):
+            raise TypeError(f"discard_damaged must be True or False, not {type(discard_damaged).__name__}")
+        report: dict[str, Any] = json.loads(_native.Index.repair(str(path), discard_damaged=discard_damaged))
+        return report
+
     def add(self, records: Union[Mapping[str, Any], Iterable[Mapping[str, Any]]]) -> Any:
         """Decides and adds one record (returns its verdict) or many (returns a list, one
         answer per record, in order). A record that cannot be used (not a dict, no text,

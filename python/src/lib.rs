@@ -57,7 +57,20 @@ fn error(e: neardup::Error) -> PyErr {
             keywords(&earlier_position(location, reason))
         )),
         ErrorKind::Io { context, source } => os_error(format!("{context}: {source}"), source),
-        _ => NeardupError::new_err(e.to_string()),
+        _ => NeardupError::new_err(repair_call(&e.to_string())),
+    }
+}
+
+/// A library message pointing to `'neardup index repair DIR'` (a damaged log), pointing
+/// to the package's `neardup.Index.repair('DIR')` instead.
+fn repair_call(message: &str) -> String {
+    const COMMAND: &str = "'neardup index repair ";
+    let Some((head, rest)) = message.split_once(COMMAND) else {
+        return message.to_string();
+    };
+    match rest.split_once("' ") {
+        Some((dir, tail)) => format!("{head}neardup.Index.repair({dir:?}) {tail}"),
+        None => message.to_string(),
     }
 }
 
@@ -391,6 +404,20 @@ impl Index {
     fn stats(&self, py: Python<'_>) -> PyResult<String> {
         self.with(py, |index| {
             serde_json::to_string(&feed::StatsRecord::new(&index.stats()))
+                .map_err(|e| NeardupError::new_err(e.to_string()))
+        })
+    }
+
+    /// Repairs the index in `path` whose article log is damaged, as `neardup index repair`
+    /// does (it takes the index's lock); the report as `--format jsonl` prints it.
+    #[staticmethod]
+    #[pyo3(signature = (path, *, discard_damaged))]
+    fn repair(py: Python<'_>, path: PathBuf, discard_damaged: bool) -> PyResult<String> {
+        let options = feed::RepairOptions { discard_damaged };
+        py.detach(|| {
+            let report =
+                FeedIndex::repair(&path, &options, &neardup::progress::Silent).map_err(error)?;
+            serde_json::to_string(&feed::RepairRecord::new(&report))
                 .map_err(|e| NeardupError::new_err(e.to_string()))
         })
     }

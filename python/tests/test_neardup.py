@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -637,6 +638,81 @@ def test_index_settings_are_checked(tmp_path):
         neardup.Index.create(tmp_path / "b", stats=tmp_path / "x.stats")
     assert neardup.Index.create(tmp_path / "c", level="story").stats()["window_seconds"] == 72 * 3600
     assert neardup.Index.create(tmp_path / "d", level="story", window=None).stats()["window_seconds"] is None
+
+
+def log_frames(log: bytes) -> list[tuple[int, int]]:
+    """Each frame of an article log as (offset, bytes): after the 24-byte header, a
+    little-endian u32 payload length, a CRC-32C, the payload (as tests/feed.rs reads it)."""
+    frames, at = [], 24
+    while at + 8 <= len(log):
+        frames.append((at, 8 + int.from_bytes(log[at:at + 4], "little")))
+        at += frames[-1][1]
+    return frames
+
+
+def damage_article(path: Path, k: int, records: list[dict]) -> tuple[bytes, dict]:
+    """Flips a byte in the middle of the k-th article of the index at ``path``'s first
+    log; returns the damaged log and the range the repair must report."""
+    log = path / "articles.0.log"
+    good = log.read_bytes()
+    frames = log_frames(good)
+    assert len(frames) == len(records)
+    offset, length = frames[k]
+    bad = bytearray(good)
+    bad[offset + length // 2] ^= 0xFF
+    log.write_bytes(bytes(bad))
+    return bytes(bad), {"offset": offset, "bytes": length}
+
+
+def test_repair_keeps_every_intact_article_as_the_command_does(command, tmp_path):
+    records = edited_copies()
+    built = tmp_path / "built"
+    with neardup.Index.create(built) as index:
+        index.add(records)
+    for name in ("py", "cli"):
+        shutil.copytree(built, tmp_path / name, ignore=shutil.ignore_patterns("lock"))
+        # The third article, s1: s1-copy, its duplicate, loses its match.
+        bad, damaged = damage_article(tmp_path / name, 2, records)
+    py = tmp_path / "py"
+    with pytest.raises(neardup.NeardupError, match=r"damaged at byte .*neardup\.Index\.repair\("):
+        neardup.Index(py)
+    report = neardup.Index.repair(py)
+    out = subprocess.run([command, "index", "repair", "-q", "--format", "jsonl", str(tmp_path / "cli")],
+                         check=True, capture_output=True, text=True)
+    cli = json.loads(out.stdout)
+    for key in ("log", "kept_aside"):  # paths in the other directory
+        cli[key] = cli[key].replace(str(tmp_path / "cli"), str(py))
+    assert report == cli
+    assert (report["outcome"], report["kept"], report["damaged"]) == ("repaired", 5, [damaged])
+    assert (report["header_damaged"], report["unfinished_write"]) == (False, None)
+    assert (report["generation"], report["repaired_generation"]) == (0, 1)
+    assert report["kept_aside"] == str(py / "articles.0.log.damaged")
+    assert (py / "articles.0.log.damaged").read_bytes() == bad
+    assert report["verdicts_changed"] == ["s1-copy"]
+    with neardup.Index(py) as index:
+        assert len(index) == 5
+        assert index.query(records[3])["verdict"] == "new"
+        again = index.add(records)
+        assert [a.get("indexed", False) for a in again] == [True, True, False, True, True, True]
+    # Whole now: left as it is.
+    assert neardup.Index.repair(py)["outcome"] == "nothing_to_repair"
+
+
+def test_repair_takes_the_lock_and_may_discard_the_damaged_log(tmp_path):
+    path = tmp_path / "idx"
+    records = edited_copies()
+    with neardup.Index.create(path) as index:
+        index.add(records)
+        with pytest.raises(neardup.NeardupError, match="open for writing by this process"):
+            neardup.Index.repair(path)
+    damage_article(path, 0, records)
+    with pytest.raises(TypeError, match="discard_damaged must be True or False"):
+        neardup.Index.repair(path, discard_damaged="yes")
+    report = neardup.Index.repair(str(path), discard_damaged=True)
+    assert (report["kept"], report["kept_aside"], report["verdicts_changed"]) == (5, None, ["s0-copy"])
+    assert sorted(p.name for p in path.iterdir() if p.name.startswith("articles.")) == ["articles.1.log"]
+    with pytest.raises(neardup.NeardupError, match="not a neardup index"):
+        neardup.Index.repair(tmp_path / "nothing")
 
 
 def test_every_answered_article_survives_a_kill(tmp_path):

@@ -208,22 +208,49 @@ pub(crate) fn scan(
 /// Refuses a log whose unreadable tail has intact frames after it: a torn write is only
 /// the last group, so frames after the bad one mean damage, and cutting (or ignoring) the
 /// tail would lose acknowledged articles.
-pub(crate) fn check_tail(path: &Path, file: &File, end: &ScanEnd) -> Result<(), String> {
+pub(crate) fn check_tail(path: &Path, file: &File, end: &ScanEnd) -> Result<(), Refusal> {
     if end.tail() == 0 {
         return Ok(());
     }
-    let found = intact_frame_after(file, end.valid_len + 1, end.file_len)
-        .map_err(|e| format!("{}: reading the article log: {e}", path.display()))?;
+    let found = intact_frame_after(file, end.valid_len + 1, end.file_len).map_err(|e| {
+        Refusal::failed(format!("{}: reading the article log: {e}", path.display()))
+    })?;
     match found {
         None => Ok(()),
-        Some(at) => Err(format!(
+        Some(at) => Err(Refusal::damaged(format!(
             "{} is damaged at byte {}: the frame there cannot be read, but intact articles \
              follow it (the first at byte {at}), so this is not an unfinished write; nothing \
              was changed ({})",
             path.display(),
             end.valid_len,
             repair_hint(path)
-        )),
+        ))),
+    }
+}
+
+/// Why a log is not opened: damage, which only `index repair` mends, or a failure to
+/// read or cut it.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    /// What is wrong, naming the file.
+    pub(crate) message: String,
+    /// Damage (intact frames after a bad one, or a tail too long for a torn write).
+    pub(crate) damaged: bool,
+}
+
+impl Refusal {
+    fn damaged(message: String) -> Self {
+        Refusal {
+            message,
+            damaged: true,
+        }
+    }
+
+    fn failed(message: String) -> Self {
+        Refusal {
+            message,
+            damaged: false,
+        }
     }
 }
 
@@ -381,21 +408,21 @@ impl Log {
     /// Opens a scanned log for appending: an unfinished tail left by a crash is cut off
     /// (and the cut synced); a longer damaged tail is refused. The caller has checked the
     /// tail with [`check_tail`].
-    pub fn open_write(path: &Path, file: File, end: &ScanEnd) -> Result<Log, String> {
+    pub fn open_write(path: &Path, file: File, end: &ScanEnd) -> Result<Log, Refusal> {
         if end.tail() > 0 {
             if end.tail() > MAX_TORN_TAIL {
-                return Err(format!(
+                return Err(Refusal::damaged(format!(
                     "{} is damaged at byte {}: {} bytes after it cannot be read; \
                      refusing to cut them off ({})",
                     path.display(),
                     end.valid_len,
                     end.tail(),
                     repair_hint(path)
-                ));
+                )));
             }
             file.set_len(end.valid_len)
                 .and_then(|()| file.sync_all())
-                .map_err(|e| format!("cutting off an unfinished write: {e}"))?;
+                .map_err(|e| Refusal::failed(format!("cutting off an unfinished write: {e}")))?;
         }
         Ok(Log::open_read(path, file, end.valid_len))
     }

@@ -542,6 +542,19 @@ fn index_error(dir: &Path, reason: impl Into<String>) -> Error {
     .into()
 }
 
+/// The error of a log that is not opened: [`ErrorKind::Damaged`] for damage.
+fn refused(dir: &Path, refusal: log::Refusal) -> Error {
+    if refusal.damaged {
+        ErrorKind::Damaged {
+            path: dir.to_path_buf(),
+            reason: refusal.message,
+        }
+        .into()
+    } else {
+        index_error(dir, refusal.message)
+    }
+}
+
 fn io_error(dir: &Path, doing: &str, e: io::Error) -> Error {
     Error::io(format!("{doing} in index {}", dir.display()), e)
 }
@@ -828,10 +841,10 @@ impl FeedIndex {
             state.stats = counter.join().expect("counting statistics does not panic");
         }
         let end = scanned.map_err(|e| index_error(dir, format!("{}: {e}", path.display())))?;
-        log::check_tail(&path, &file, &end).map_err(|e| index_error(dir, e))?;
+        log::check_tail(&path, &file, &end).map_err(|e| refused(dir, e))?;
         index.recovered_tail = end.tail();
         index.log = match lock {
-            Some(_) => Log::open_write(&path, file, &end).map_err(|e| index_error(dir, e))?,
+            Some(_) => Log::open_write(&path, file, &end).map_err(|e| refused(dir, e))?,
             None => Log::open_read(&path, file, end.valid_len),
         };
         index.lock = lock;

@@ -172,9 +172,10 @@ pub fn parse_json_record<'a>(
     })
 }
 
-/// The id of a JSON record that [`parse_json_record`] refused, when it is a string or an
-/// integer: a record without a usable text still owns such an id (`dedup` keeps ids
-/// unique among all records that have one).
+/// The id of a JSON record that [`parse_json_record`] (or the feed, for its text or date)
+/// refused, when it is a string or an integer, read as that parser reads it: a record
+/// without a usable text still owns such an id (`dedup` keeps ids unique among all
+/// records that have one), and `watch` and `serve` name a rejected record by it.
 pub fn usable_id(line: &str, fields: &FieldNames) -> Option<String> {
     let mut de = serde_json::Deserializer::from_str(line);
     let parts = RecordSeed { fields }.deserialize(&mut de).ok()?;

@@ -676,8 +676,8 @@ pub fn run_index(args: IndexArgs) -> Result<ExitCode> {
         IndexCommand::Add(a) => bulk(a, IngestMode::Add).map_err(|e| {
             after_failed_write(
                 e,
-                "run the same command again: articles already stored are answered again, \
-                 marked \"indexed\":true",
+                "run the same command again: articles already stored are answered the \
+                 verdict they were stored with, marked \"indexed\":true",
             )
         }),
         IndexCommand::Query(a) => bulk(a, IngestMode::Query),
@@ -1246,8 +1246,8 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
     watch_index(a).map_err(|e| {
         after_failed_write(
             e,
-            "send the articles without a verdict again (one already stored is answered \
-             again, marked \"indexed\":true)",
+            "send the articles without a verdict again (one already stored is answered the \
+             verdict it was stored with, marked \"indexed\":true)",
         )
     })
 }
@@ -1598,20 +1598,10 @@ pub(crate) fn prepare(
     })?;
     Article::from_json(text, fields, fingerprinter, feed::now()).map_err(|kind| Answer::Rejected {
         // A record refused for its text or date still says whose it was.
-        id: readable_id(text, fields),
+        id: neardup::input::usable_id(text, fields),
         line,
         reason: kind.to_string(),
     })
-}
-
-/// The id of a refused JSON record, when it has one of the accepted types.
-fn readable_id(text: &str, fields: &FieldNames) -> Option<String> {
-    let record: serde_json::Value = serde_json::from_str(text).ok()?;
-    match record.get(&fields.id)? {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 /// Adds a prepared article to the index: its verdict, or its rejection for an id already

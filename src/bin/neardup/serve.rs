@@ -399,7 +399,12 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         _ => None,
     };
     let terminal = terminal(crate::args::ProgressArg::Auto, a.quiet);
-    let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;
+    let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal).map_err(|e| {
+        match until_repaired(&e, &a.dir, "it stops here; run", "then start serve again") {
+            Some(hint) => anyhow::anyhow!("{:#}\n  {hint}", anyhow::Error::new(e)),
+            None => e.into(),
+        }
+    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("neardup-serve")
@@ -627,15 +632,41 @@ fn reopen(
             Ok(())
         }
         Err(e) => {
+            let then = match until_repaired(
+                &e,
+                dir,
+                "stop this server (it holds the index's lock) and run",
+                "then start it again",
+            ) {
+                Some(hint) => format!("{hint}; until then articles are refused (503)"),
+                None => "articles are refused (503) and every later request tries again".into(),
+            };
             let why = format!(
                 "the index could not be opened again for writing after a failed write: {:#}; \
-                 articles are refused (503) and every later request tries again",
+                 {then}",
                 anyhow::Error::new(e)
             );
             eprintln!("neardup: warning: serve: {why}");
             Err(Down { why, readable })
         }
     }
+}
+
+/// What serve says to do when `e` is a damaged index (`None` otherwise): `stop` (serve
+/// cannot repair it, and `index repair` needs the lock serve would hold), run the
+/// repair, `then` what.
+fn until_repaired(
+    e: &neardup::Error,
+    dir: &std::path::Path,
+    stop: &str,
+    then: &str,
+) -> Option<String> {
+    matches!(e.kind(), neardup::ErrorKind::Damaged { .. }).then(|| {
+        format!(
+            "serve cannot use a damaged index: {stop} 'neardup index repair {}', {then}",
+            dir.display()
+        )
+    })
 }
 
 /// Answers `first` and whatever else has already arrived (up to `--max-group` articles)
@@ -1346,8 +1377,8 @@ async fn articles(request: Request<Incoming>, front: &Front, query: bool) -> Ans
             503,
             &format!(
                 "storing the articles failed: {why}; nothing of this request was \
-                 acknowledged: send it again later (articles stored meanwhile are answered \
-                 \"indexed\":true)"
+                 acknowledged: send it again later (its articles already stored are answered \
+                 the verdicts they were stored with, marked \"indexed\":true)"
             ),
         ),
         Err(_) => error(503, "the server is stopping"),
