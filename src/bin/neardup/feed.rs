@@ -214,11 +214,11 @@ pub struct CreateArgs {
     pub stats: Option<PathBuf>,
     /// Story level: lowest model probability that says rewrite (default: the fitted
     /// model's cut, as 'neardup pairs --level story'). Higher: fewer, surer rewrites.
-    #[arg(long, value_name = "P", help_heading = "Index")]
+    #[arg(long, value_name = "P", value_parser = parse_probability, help_heading = "Index")]
     pub story_threshold: Option<f64>,
     /// Story level: IDF-weighted Jaccard of rare content words at which an indexed
     /// article becomes a candidate for scoring (default 0.2; lower finds more, slower).
-    #[arg(long, value_name = "T", help_heading = "Index")]
+    #[arg(long, value_name = "T", value_parser = parse_candidate_threshold, help_heading = "Index")]
     pub story_candidates: Option<f64>,
     /// Articles further than this from the article being checked (by their dates; an
     /// undated one takes the newest date indexed) do not match it; 'index compact'
@@ -263,7 +263,7 @@ pub struct BulkArgs {
     pub all_matches: bool,
     /// Commit (fsync) and print verdicts every N articles: smaller acknowledges sooner,
     /// larger adds faster.
-    #[arg(long, default_value_t = 4096, value_name = "N", help_heading = "Run")]
+    #[arg(long, default_value_t = 4096, value_name = "N", value_parser = parse_count, help_heading = "Run")]
     pub commit_every: usize,
     #[command(flatten)]
     pub exec: FeedExecArgs,
@@ -431,7 +431,7 @@ pub struct LiveArgs {
     #[arg(long, help_heading = "Output")]
     pub all_matches: bool,
     /// Most articles committed together when they arrive faster than they are synced.
-    #[arg(long, default_value_t = 256, value_name = "N", help_heading = "Run")]
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = parse_count, help_heading = "Run")]
     pub max_group: usize,
     /// When an article's verdict is given. disk: once it is synced to disk (fsync); it
     /// survives kill -9, a system crash and a power loss. process: once it is handed to
@@ -635,9 +635,8 @@ impl Compactor {
 }
 
 impl LiveArgs {
-    /// The record fields the flags name; checks --max-group.
+    /// The record fields the flags name.
     pub(crate) fn fields(&self) -> Result<FieldNames> {
-        anyhow::ensure!(self.max_group >= 1, "--max-group must be at least 1");
         Ok(fields(&self.id_field, &self.text_field, &self.date_field))
     }
 }
@@ -718,17 +717,9 @@ fn create(a: CreateArgs) -> Result<ExitCode> {
             ));
         };
         if let Some(p) = a.story_threshold {
-            anyhow::ensure!(
-                (0.0..=1.0).contains(&p),
-                "--story-threshold must be in [0, 1], not {p}"
-            );
             story.threshold = p;
         }
         if let Some(t) = a.story_candidates {
-            anyhow::ensure!(
-                t > 0.0 && t < 1.0,
-                "--story-candidates must be in (0, 1), not {t}"
-            );
             story.candidate_threshold = t;
             story.lsh = neardup::story::candidate_lsh(t, story.num_perm);
         }
@@ -736,10 +727,11 @@ fn create(a: CreateArgs) -> Result<ExitCode> {
     let stats = match &a.stats {
         None => None,
         Some(path) => {
-            anyhow::ensure!(
-                level == Level::Story,
-                "--stats gives story statistics: it needs --level story"
-            );
+            if level != Level::Story {
+                return Err(crate::usage(
+                    "--stats gives story statistics: it needs --level story",
+                ));
+            }
             Some(neardup::story::StoryStats::load(path)?)
         }
     };
@@ -777,9 +769,7 @@ fn create(a: CreateArgs) -> Result<ExitCode> {
 }
 
 fn bulk(a: BulkArgs, mode: IngestMode) -> Result<ExitCode> {
-    anyhow::ensure!(a.commit_every >= 1, "--commit-every must be at least 1");
     if let Some(n) = a.exec.threads {
-        anyhow::ensure!(n >= 1, "--threads must be at least 1");
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()
@@ -1195,6 +1185,11 @@ impl Latencies {
         let us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
         // Auto-resizing only fails for values beyond u64 range, which `us` cannot exceed.
         let _ = self.0.record_n(us, articles);
+    }
+
+    /// How many answers were timed.
+    pub(crate) fn samples(&self) -> u64 {
+        self.0.len()
     }
 
     /// Median, p99 and maximum in milliseconds (each to three significant digits); `None`
@@ -1625,6 +1620,30 @@ fn id_taken(article: Article, line: u64, so: &str) -> Answer {
         reason: format!(
             "duplicate id: an article with this id is already indexed with other text; {so}"
         ),
+    }
+}
+
+/// `--commit-every`, `--max-group`: a whole number, at least 1.
+pub(crate) fn parse_count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("must be a whole number, at least 1".into()),
+    }
+}
+
+/// `--story-threshold`: a probability in [0, 1].
+fn parse_probability(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err("must be a number from 0 to 1".into()),
+    }
+}
+
+/// `--story-candidates`: a weighted Jaccard in (0, 1).
+fn parse_candidate_threshold(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(t) if t > 0.0 && t < 1.0 => Ok(t),
+        _ => Err("must be a number above 0 and below 1".into()),
     }
 }
 

@@ -58,7 +58,8 @@ Endpoints:
                    \"status\":\"read-only\" and the error while articles cannot be stored
   GET /stats       the index's statistics (as 'index stats' gives them) and what this
                    server answered since it started: articles by verdict, requests by
-                   status, time to answer (median, p99, max in ms), connections
+                   status, time to answer a request (median, p99, max in ms; each
+                   request to /articles or /query counts once), connections
                    open, its compactions (--compact-every: done, failed, running,
                    the last) and removals (waiting, running, removed, failed)
 
@@ -128,7 +129,7 @@ pub struct ServeArgs {
     pub live: LiveArgs,
     /// Largest request body accepted (e.g. 16MiB), as sent and, when compressed, as
     /// decompressed; a larger one is refused whole (413).
-    #[arg(long, default_value = "64MiB", value_parser = parse_size, value_name = "SIZE", help_heading = "Input")]
+    #[arg(long, default_value = "64MiB", value_parser = parse_body_size, value_name = "SIZE", help_heading = "Input")]
     pub max_body_bytes: u64,
     /// Longest a client may leave a request's head or body waiting for its next bytes
     /// (e.g. 30s, 2m) before the request is refused (408) and the connection closed; an
@@ -139,7 +140,7 @@ pub struct ServeArgs {
     /// Connections open at once; more wait, unanswered, until one closes (each costs a
     /// file descriptor: the soft limit is raised to match, and a hard limit too low for
     /// it is warned of).
-    #[arg(long, default_value_t = 512, value_name = "N", help_heading = "Input")]
+    #[arg(long, default_value_t = 512, value_name = "N", value_parser = crate::feed::parse_count, help_heading = "Input")]
     pub max_connections: usize,
     /// A file of the tokens clients must send as 'Authorization: Bearer TOKEN' (every
     /// endpoint but /health): one per line, so that each client can have its own,
@@ -171,6 +172,14 @@ pub struct ServeArgs {
 }
 
 /// Seconds of a `--read-timeout` (`30s`, `2m`, or seconds), at least one.
+/// `--max-body-bytes`: a size, at least 1 byte (0 refused every request with a body).
+fn parse_body_size(s: &str) -> Result<u64, String> {
+    match parse_size(s)? {
+        0 => Err("must be at least 1 byte".into()),
+        n => Ok(n),
+    }
+}
+
 fn parse_timeout(s: &str) -> Result<u64, String> {
     match neardup::story::parse_window(s)? {
         secs if secs >= 1 => Ok(secs as u64),
@@ -383,11 +392,6 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    anyhow::ensure!(threads >= 1, "--threads must be at least 1");
-    anyhow::ensure!(
-        a.max_connections >= 1,
-        "--max-connections must be at least 1"
-    );
     let tokens: Option<TokensInForce> = a
         .token_file
         .as_deref()
@@ -521,7 +525,7 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         .map_err(|_| anyhow::anyhow!("the index's thread panicked"))?;
     decided?;
     if !a.quiet {
-        terminal.println(&counts.summary("serve", "", "time to answer", &index));
+        terminal.println(&counts.summary("serve", "", "time to answer a request", &index));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -728,7 +732,6 @@ fn commit_group(
                     continue;
                 }
                 stored |= !query;
-                let articles = lines.len();
                 let decided = (|| -> Result<Vec<u8>> {
                     let mut out = Vec::new();
                     for (number, prepared) in lines {
@@ -749,7 +752,7 @@ fn commit_group(
                     Ok(out)
                 })();
                 match decided {
-                    Ok(out) => answered.push((out, read_at, articles, reply)),
+                    Ok(out) => answered.push((out, read_at, reply)),
                     Err(e) => {
                         failed = Some(e);
                         refused.push(reply);
@@ -781,10 +784,10 @@ fn commit_group(
         return Err(e);
     }
     let now = Instant::now();
-    for (out, read_at, articles, reply) in answered {
-        counts
-            .latencies
-            .record(now.duration_since(read_at), articles as u64);
+    for (out, read_at, reply) in answered {
+        // One sample a request, whatever its articles: one bulk request must not set the
+        // median of all the small ones.
+        counts.latencies.record(now.duration_since(read_at), 1);
         let _ = reply.send(Ok(out));
     }
     Ok(())
@@ -1048,11 +1051,11 @@ async fn route(request: Request<Incoming>, front: &Front) -> Answered {
                 None => error(503, "the server is stopping"),
             }
         }
-        (_, "/articles") => error(405, "/articles takes POST"),
-        (_, "/query") => error(405, "/query takes POST"),
-        (_, "/remove") => error(405, "/remove takes POST"),
-        (_, "/health") => error(405, "/health takes GET (or HEAD)"),
-        (_, "/stats") => error(405, "/stats takes GET"),
+        (_, "/articles") => not_allowed("POST", "/articles takes POST"),
+        (_, "/query") => not_allowed("POST", "/query takes POST"),
+        (_, "/remove") => not_allowed("POST", "/remove takes POST"),
+        (_, "/health") => not_allowed("GET, HEAD", "/health takes GET (or HEAD)"),
+        (_, "/stats") => not_allowed("GET", "/stats takes GET"),
         (_, path) => error(
             404,
             &format!(
@@ -1182,8 +1185,9 @@ struct ServedStats {
     connections: Connections,
     /// Articles answered, by verdict (`checked`: by `/query`).
     articles: ArticleCounts,
-    /// Time to answer an article in milliseconds, from its body read to its answer;
-    /// `None` before the first.
+    /// Time to answer a request to /articles or /query in milliseconds, from its body
+    /// read to its answer (each request counts once, whatever its articles); `None`
+    /// before the first.
     answer_ms: Option<AnswerTimes>,
     /// Compaction while running (`--compact-every`).
     compactions: CompactionRecord,
@@ -1210,6 +1214,8 @@ struct ArticleCounts {
 
 #[derive(Serialize)]
 struct AnswerTimes {
+    /// Requests timed.
+    requests: u64,
     median: f64,
     p99: f64,
     max: f64,
@@ -1238,7 +1244,12 @@ fn served_stats(
         answer_ms: counts
             .latencies
             .percentiles_ms()
-            .map(|[median, p99, max]| AnswerTimes { median, p99, max }),
+            .map(|[median, p99, max]| AnswerTimes {
+                requests: counts.latencies.samples(),
+                median,
+                p99,
+                max,
+            }),
         compactions: compactor.record(),
         removals: removals.record(),
         index: StatsRecord::new(&index.stats()),
@@ -1569,6 +1580,15 @@ fn json(status: u16, body: impl Into<Bytes>) -> Answered {
         CONTENT_TYPE,
         HeaderValue::from_static("application/x-ndjson"),
     );
+    answer
+}
+
+/// A 405 with the `Allow` header HTTP requires.
+fn not_allowed(allow: &'static str, message: &str) -> Answered {
+    let mut answer = error(405, message);
+    answer
+        .headers_mut()
+        .insert(hyper::header::ALLOW, HeaderValue::from_static(allow));
     answer
 }
 
