@@ -1126,6 +1126,60 @@ fn bad_settings_are_clear_errors() {
     assert!(!s.path("i.idx").exists());
 }
 
+/// Flags that do nothing where they are given are usage errors naming the flag and what it
+/// needs: `compare --checkpoint` kept nothing, and the passage flags of `pairs` and
+/// `cluster` without `--passages` were ignored.
+#[test]
+fn flags_that_would_do_nothing_are_refused() {
+    let s = Scratch::new();
+    let f = s.jsonl("in.jsonl", &good_records());
+    let a = s.write("a.txt", "one text of a few words for the first document");
+    let b = s.write(
+        "b.txt",
+        "another text of a few words for the second document",
+    );
+    let (input, a, b) = (
+        f.to_str().unwrap(),
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    );
+    let checkpoint = s.path("ck");
+    let checkpoint = checkpoint.to_str().unwrap();
+    for (args, message) in [
+        (
+            vec!["compare", a, b, "--checkpoint", checkpoint],
+            "--checkpoint keeps the fingerprints of a batch run",
+        ),
+        (
+            vec!["pairs", input, "--passage-gap", "2"],
+            "--passage-gap tunes the passages of --passages: it needs --passages",
+        ),
+        (
+            vec!["cluster", input, "--min-passage-words", "12"],
+            "--min-passage-words tunes the passages of --passages: it needs --passages",
+        ),
+        (
+            vec!["pairs", input, "--boilerplate-docs", "5"],
+            "--boilerplate-docs tunes the passages of --passages: it needs --passages",
+        ),
+    ] {
+        let out = neardup().args(&args).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert!(stdout_of(&out).is_empty(), "{args:?}");
+    }
+    assert!(!s.path("ck").exists());
+    // With --passages they are taken; compare takes them without it.
+    for args in [
+        vec!["pairs", "-q", input, "--passages", "--passage-gap", "2"],
+        vec!["compare", "-q", a, b, "--min-passage-words", "4"],
+    ] {
+        let out = neardup().args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+    }
+}
+
 #[test]
 fn oversized_buckets_are_capped_and_reported() {
     // 60 copies of one text share every LSH bucket: with a cap of 10 the bucket is paired

@@ -176,7 +176,10 @@ pub enum Command {
     /// otherwise), then listed with its byte offsets, words and edits. Boilerplate
     /// (banners, footers, sign-offs that recur in many documents) is told apart when
     /// there is a corpus to count in: the --in inputs, or --corpus.
-    #[command(after_long_help = COMPARE_EXAMPLES)]
+    #[command(
+        after_long_help = COMPARE_EXAMPLES,
+        mut_arg("checkpoint", |a| a.hide(true))
+    )]
     Compare(CompareArgs),
 }
 
@@ -495,7 +498,8 @@ pub struct PassageArgs {
     /// Also report what each pair shares: the passages, with byte offsets and text in both
     /// documents, words and word edits, boilerplate marked, and the fraction of each
     /// document they cover (adds passages, coverage_a, coverage_b to every pair). Near-copy
-    /// level only: for a story pair, `neardup compare` shows its passages.
+    /// level only: for a story pair, `neardup compare` shows its passages. The other flags
+    /// of this section tune it and are refused without it.
     #[arg(long)]
     pub passages: bool,
     #[command(flatten)]
