@@ -199,7 +199,7 @@ Examples:
   spark-submit scripts/spark/neardup_spark.py news/*.jsonl.gz --output stories-out --level story
 
 Exit codes: 0 success, 1 fatal error (a line that is not a pair of sketches of the level,
-named by file and line).";
+named by file and line), 2 a usage error (e.g. a story-level flag without --level story).";
 
 const LINK_EXAMPLES: &str = "\
 Examples:
@@ -209,7 +209,8 @@ Examples:
 
 Exit codes: 0 success, 1 fatal error (a line that is not a pair of the level or a document
 record, a pair judged at another --story-threshold, a clustered document without a record,
-each named by file and line).";
+each named by file and line), 2 a usage error (e.g. a story-level flag without --level
+story).";
 
 const STATS_EXAMPLES: &str = "\
 Examples:

@@ -68,12 +68,15 @@ const STORY_FLAGS: [(&str, &str); 5] = [
 
 /// A usage error (exit 2) for a story-level flag given at the near-copy level: it was
 /// ignored without a word (`cluster --story-threshold 0.9` gave near-copy clusters, and
-/// `--stats-out` wrote nothing).
+/// `--stats-out` wrote nothing), or, in the distributed steps, refused as a failed run
+/// (exit 1). Each command is asked only for the flags it has.
 fn refuse_story_flags_at_near_copy(matches: &clap::ArgMatches) {
     let flags = STORY_FLAGS.map(|(id, flag)| (id, flag, ""));
     refuse_flags_at_level(
         matches,
-        &["cluster", "pairs", "dedup", "eval"],
+        &[
+            "cluster", "pairs", "dedup", "eval", "sketch", "verify", "link",
+        ],
         args::LevelArg::NearCopy,
         &flags,
         |flag, _| format!("{flag} is a story-level flag: it needs --level story"),
@@ -676,10 +679,6 @@ fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
     if a.level == args::LevelArg::Story {
         return distributed::sketch_stories(a);
     }
-    anyhow::ensure!(
-        a.stats.is_none(),
-        "--stats weighs words at the story level: it needs --level story"
-    );
     check_outputs(
         &[("-o", a.output.as_deref(), Stdout::Default)],
         &read_files(&a.input, None, &a.run, &[]),
