@@ -679,6 +679,52 @@ fn dedup_writes_records_untouched_minus_duplicates() {
     );
 }
 
+/// dedup copies each record with its own line ending: CRLF records were written with LF.
+/// The kept records, the rejected lines (an oversized one too) and a last line without an
+/// ending (given a newline) are the input's bytes.
+#[test]
+fn dedup_keeps_each_records_line_ending() {
+    let s = Scratch::new();
+    let long = format!(r#"{{"id":"long","text":"{}"}}"#, "word ".repeat(400));
+    let lines = [
+        serde_json::json!({"id": "rate-late", "date": "2024-03-02", "text": RATE_COPY}).to_string(),
+        serde_json::json!({"id": "storm", "text": STORM}).to_string(),
+        "{not json".to_string(),
+        long,
+        serde_json::json!({"id": "rate-early", "date": "2024-03-01", "text": RATE}).to_string(),
+        serde_json::json!({"id": "mixed", "text": "a line ending in LF alone"}).to_string(),
+        serde_json::json!({"id": "last", "text": "the last line has no line ending"}).to_string(),
+    ];
+    let endings = ["\r\n", "\r\n", "\r\n", "\r\n", "\r\n", "\n", ""];
+    let input: String = lines
+        .iter()
+        .zip(endings)
+        .map(|(l, e)| format!("{l}{e}"))
+        .collect();
+    let input = s.write("in.jsonl", input);
+    let (kept, rejects) = (s.path("kept.jsonl"), s.path("rejects.jsonl"));
+    let out = neardup()
+        .args(["dedup", "-q", "--max-record-bytes", "1000", "-o"])
+        .arg(&kept)
+        .arg("--rejects")
+        .arg(&rejects)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert_eq!(
+        std::fs::read_to_string(&kept).unwrap(),
+        format!(
+            "{}\r\n{}\r\n{}\n{}\n",
+            lines[1], lines[4], lines[5], lines[6]
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(&rejects).unwrap(),
+        format!("{}\r\n{}\r\n", lines[2], lines[3])
+    );
+}
+
 #[test]
 fn dedup_drops_a_repeated_id_with_the_same_text_and_rejects_one_with_other_text() {
     let s = Scratch::new();

@@ -66,7 +66,7 @@ pub enum Command {
     Pairs(RunArgs),
     /// Write the input records minus near-duplicates, one kept per cluster.
     ///
-    /// Records are written byte for byte, in input order; the kept member of each cluster
+    /// Records are written byte for byte (with their own line endings), in input order; the kept member of each cluster
     /// is its representative (see --representative). Malformed lines are not written
     /// (see --rejects). A record repeating an earlier record's id is dropped when its text
     /// has the first's shingles (a copy at any threshold) and rejected otherwise (also when
