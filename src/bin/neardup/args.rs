@@ -764,7 +764,8 @@ pub struct ExecArgs {
     /// fingerprints only what it had not reached. A later run over the same inputs with
     /// other comparison settings (--threshold, --window, clustering, output) reuses them
     /// all. Inputs changed since are fingerprinted afresh from their first changed
-    /// batch; other fingerprint settings (--shingle, fields, level), other inputs and a
+    /// batch; other fingerprint settings (--shingle, fields, level), other inputs (another
+    /// first input file, or standard input, with a first batch that differs) and a
     /// second run on DIR are refused. Takes disk of about 1.6 times the input (2.5 times
     /// at the story level) and little time (what it holds is not spilled again); delete
     /// DIR when done.
