@@ -315,7 +315,25 @@ fn statistics_of_parts_merge_into_those_of_the_whole() {
     run_ok(&["stats", "count", "-q", "-o"], &[&a, &first]);
     run_ok(&["stats", "count", "-q", "-o"], &[&b, &second]);
     run_ok(&["stats", "count", "-q", "-o"], &[&whole, &first, &second]);
-    run_ok(&["stats", "merge", "-o"], &[&merged, &a, &b]);
+    // A summary line as the other commands print, and -q as they take.
+    let out = neardup()
+        .args(["stats", "merge", "-o"])
+        .args([&merged, &a, &b])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).starts_with("neardup: merged 2 statistics files: "),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = neardup()
+        .args(["stats", "merge", "-q", "-o"])
+        .args([&merged, &a, &b])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(stderr_of(&out), "");
     assert_eq!(
         std::fs::read(&merged).unwrap(),
         std::fs::read(&whole).unwrap()

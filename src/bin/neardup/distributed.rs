@@ -314,6 +314,16 @@ pub fn stats(a: &StatsArgs) -> Result<ExitCode> {
                 merged.merge(&StoryStats::load(path)?);
             }
             write_stats(&merged, &m.output)?;
+            if !m.quiet {
+                eprintln!(
+                    "neardup: merged {} statistics files: {} distinct words and names in {} \
+                     documents into {}",
+                    m.files.len(),
+                    merged.len(),
+                    merged.documents(),
+                    m.output.display()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         StatsCommand::Show(s) => {
