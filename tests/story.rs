@@ -451,6 +451,21 @@ fn story_pairs_say_their_kind_and_components() {
         .output()
         .unwrap();
     assert!(stdout_of(&table).contains("copy"));
+    // Every component with the same four decimals, weekday_conflict too (it was "0").
+    let csv = neardup()
+        .args(["pairs", "--level", "story", "--format", "csv"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let csv = stdout_of(&csv);
+    let mut rows = csv.lines();
+    assert!(rows.next().unwrap().ends_with(",weekday_conflict"), "{csv}");
+    for row in rows {
+        for value in row.split(',').skip(3) {
+            let decimals = value.split_once('.').map_or(0, |(_, d)| d.len());
+            assert_eq!(decimals, 4, "{value} in {row}");
+        }
+    }
     let report = s.path("dropped.jsonl");
     let dedup = neardup()
         .args(["dedup", "--level", "story", "-o"])
