@@ -103,6 +103,31 @@ fn verify_judges_sketched_pairs_as_the_batch_judges_them() {
         assert_eq!(r["same_story"], false);
         assert!(r["probability"].as_f64().unwrap() < 0.35);
     }
+    assert_float_text_is_shortest(&judged, "probability");
+}
+
+/// The unrounded fields of `verify` (`exact_jaccard`, `probability`) are 32-bit floats
+/// written as the shortest decimal that reads back as them: at most 9 significant digits,
+/// and a 32-bit float. They were written widened to 64 bits, with noise
+/// (`0.30000001192092896`).
+fn assert_float_text_is_shortest(lines: &str, field: &str) {
+    let key = format!("\"{field}\":");
+    let mut seen = 0;
+    for line in lines.lines() {
+        let text = line.split(&key).nth(1).unwrap();
+        let text = &text[..text.find([',', '}']).unwrap()];
+        let mantissa = text.split(['e', 'E']).next().unwrap();
+        let digits = mantissa
+            .trim_start_matches(['-', '0', '.'])
+            .chars()
+            .filter(char::is_ascii_digit)
+            .count();
+        assert!(digits <= 9, "{field} {text} in {line}");
+        let value: f32 = text.parse().unwrap();
+        assert_eq!(value.to_string().parse::<f32>().unwrap(), value);
+        seen += 1;
+    }
+    assert!(seen > 0, "no {field} in {lines}");
 }
 
 #[test]
@@ -764,6 +789,10 @@ fn near_copy_steps_give_the_pairs_and_clusters_of_one_batch_run() {
     run_ok(
         &["verify", "-q", "--threshold", "0.6", "-o"],
         &[&verified, &candidates],
+    );
+    assert_float_text_is_shortest(
+        &std::fs::read_to_string(&verified).unwrap(),
+        "exact_jaccard",
     );
     let batch = |command: &str, extra: &[&str]| {
         let mut args = vec![command, "-q", "--threshold", "0.6", "--bucket-cap", "40"];

@@ -124,7 +124,8 @@ pub enum Command {
     ///
     /// Reads JSON lines, each an array of two records of 'neardup sketch' (two documents
     /// that share a band key). Near-copy level: writes the 'neardup pairs' record of every
-    /// pair whose exact Jaccard reaches --threshold, then "exact_jaccard" (unrounded).
+    /// pair whose exact Jaccard reaches --threshold, then "exact_jaccard" (unrounded: the
+    /// shortest decimal of the 32-bit float that 'neardup link' averages).
     /// Story level (records of 'sketch --level story'): writes one JSON line per pair that
     /// gets scored: the fields of a 'pairs --level story' record (a, b, kind, score,
     /// components), then "probability" (unrounded), "same_story" and "veto"; pairs whose
