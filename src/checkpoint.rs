@@ -10,7 +10,11 @@
 //! the same; from the first batch that differs (an input changed, was added or removed)
 //! the frames are cut off and written afresh. The header holds the settings that shape a
 //! fingerprint and the fingerprints of a probe text, so a checkpoint made with other
-//! settings or by another neardup is refused rather than mixed in. Output with a
+//! settings or by another neardup is refused rather than mixed in, and the first input
+//! file (its canonical path): when the very first batch differs, the checkpoint is
+//! written afresh if that file is this run's first too (it changed), and refused as
+//! holding other inputs if not (nothing of it would be reused, and a mistyped directory
+//! must not wipe another job's checkpoint). Output with a
 //! checkpoint is byte-identical to output without one.
 //!
 //! Frames are written whole, one `write` each, and never synced: a killed process loses
@@ -34,7 +38,8 @@ use crate::input::{Batch, Source};
 pub const FILE: &str = "fingerprints.log";
 const LOCK_FILE: &str = "lock";
 const MAGIC: &[u8; 8] = b"NDUPCKPT";
-const VERSION: u32 = 1;
+/// 2: the header names the first input file.
+const VERSION: u32 = 2;
 /// A frame's payload starts with the hash of its batch.
 const HASH_BYTES: usize = 8;
 /// Longer settings in a header mean it is not one.
@@ -54,6 +59,9 @@ pub struct Checkpoint {
     written: Arc<AtomicU64>,
     /// Where the first frame is.
     frames_start: u64,
+    /// The first input file of the run that made the checkpoint, and of this run
+    /// ([`first_input`]; empty when not a file).
+    first_input: (String, String),
     /// The frame being written.
     frame: Vec<u8>,
 }
@@ -63,7 +71,8 @@ impl Checkpoint {
     /// there is none) for a run whose fingerprints are shaped by `settings`: one
     /// `name: value` per line. A checkpoint made with other settings is an error that
     /// names the first difference.
-    pub fn open(dir: &Path, settings: &str) -> Result<Checkpoint> {
+    /// `first_input` is this run's first input file ([`first_input`]).
+    pub fn open(dir: &Path, settings: &str, first_input: &str) -> Result<Checkpoint> {
         if dir.exists() && !dir.is_dir() {
             return Err(checkpoint_error(
                 dir,
@@ -116,7 +125,7 @@ impl Checkpoint {
             .truncate(false)
             .open(&path)
             .map_err(|e| io_error(dir, "opening", e))?;
-        let header = encode_header(settings);
+        let header = encode_header(settings, first_input);
         let file_len = file
             .metadata()
             .map_err(|e| io_error(dir, "reading", e))?
@@ -133,22 +142,31 @@ impl Checkpoint {
         if found.len() == 16 && &found[..8] == MAGIC {
             let len = u32::from_le_bytes(found[12..16].try_into().expect("4 bytes"));
             read_header(u64::from(len).min(MAX_SETTINGS_BYTES), &mut found)?;
+            // Then the first input's name, as long as its 4 bytes say.
+            let at = found.len();
+            read_header(4, &mut found)?;
+            if let Some(len) = found.get(at..at + 4) {
+                let len = u32::from_le_bytes(len.try_into().expect("4 bytes"));
+                read_header(u64::from(len).min(MAX_SETTINGS_BYTES), &mut found)?;
+            }
         }
         let mut ahead = std::collections::VecDeque::new();
-        let end = if found.len() < header.len() && header.starts_with(&found) {
+        let mut theirs = first_input.to_string();
+        let (end, frames_start) = if found.len() < header.len() && header.starts_with(&found) {
             // New, or killed while its header was written.
             file.set_len(0)
                 .and_then(|()| file.rewind())
                 .and_then(|()| file.write_all(&header))
                 .and_then(|()| file.sync_all())
                 .map_err(|e| io_error(dir, "writing", e))?;
-            header.len() as u64
+            (header.len() as u64, header.len() as u64)
         } else {
-            check_header(&found, settings).map_err(|reason| checkpoint_error(dir, reason))?;
+            theirs =
+                check_header(&found, settings).map_err(|reason| checkpoint_error(dir, reason))?;
             let mut reader = BufReader::with_capacity(1 << 20, &file);
             let end = frame::scan(
                 &mut reader,
-                header.len() as u64,
+                found.len() as u64,
                 file_len,
                 "the checkpoint",
                 |_| {},
@@ -164,7 +182,7 @@ impl Checkpoint {
                 file.set_len(end)
                     .map_err(|e| io_error(dir, "cutting a torn frame off", e))?;
             }
-            end
+            (end, found.len() as u64)
         };
         unlock.0 = None;
         Ok(Checkpoint {
@@ -173,7 +191,8 @@ impl Checkpoint {
             _lock: lock,
             ahead,
             written: Arc::new(AtomicU64::new(end)),
-            frames_start: header.len() as u64,
+            frames_start,
+            first_input: (theirs, first_input.to_string()),
             frame: Vec::new(),
         })
     }
@@ -198,9 +217,10 @@ impl Checkpoint {
                 let at = offset + (frame::HEADER_BYTES + HASH_BYTES) as u64;
                 return Ok(Some((at, &buf[HASH_BYTES..])));
             }
-            Some(&(offset, ..)) if offset == self.frames_start => {
-                return Err(other_inputs(&self.dir));
+            Some(&(offset, ..)) if offset == self.frames_start && !self.same_first_input() => {
+                return Err(self.other_inputs());
             }
+            // The first batch of the same first input: it changed there.
             Some(&(offset, ..)) => self.cut(offset)?,
         }
         Ok(None)
@@ -234,8 +254,11 @@ impl Checkpoint {
     /// off.
     pub fn finish(&mut self) -> Result<()> {
         match self.ahead.front() {
-            // Inputs with no records at all are other inputs too.
-            Some(&(offset, ..)) if offset == self.frames_start => Err(other_inputs(&self.dir)),
+            // Inputs with no records at all are other inputs too, unless their first file
+            // is the one the checkpoint was made from (emptied since).
+            Some(&(offset, ..)) if offset == self.frames_start && !self.same_first_input() => {
+                Err(self.other_inputs())
+            }
             Some(&(offset, ..)) => self.cut(offset),
             None => Ok(()),
         }
@@ -248,6 +271,36 @@ impl Checkpoint {
             (Ok(file), Ok(lock)) => Ok(Arc::new(KeptLists::new(file, self.written.clone(), lock))),
             (Err(e), _) | (_, Err(e)) => Err(io_error(&self.dir, "opening", e)),
         }
+    }
+
+    /// Whether this run's first input file is the one the checkpoint was made from (an
+    /// input that is not a file, standard input say, is never the same).
+    fn same_first_input(&self) -> bool {
+        let (theirs, ours) = &self.first_input;
+        !ours.is_empty() && theirs == ours
+    }
+
+    /// A run's inputs are not the ones whose fingerprints the checkpoint holds: refused
+    /// rather than overwriting them all.
+    fn other_inputs(&self) -> Error {
+        let name = |n: &str| {
+            if n.is_empty() {
+                "no input file".to_string()
+            } else {
+                n.to_string()
+            }
+        };
+        let (theirs, ours) = &self.first_input;
+        checkpoint_error(
+            &self.dir,
+            format!(
+                "holds the fingerprints of other inputs (the first batch read differs from \
+                 the one it kept, and so does the first input: {} then, {} now); give the \
+                 same inputs, another --checkpoint directory, or delete it to start afresh",
+                name(theirs),
+                name(ours)
+            ),
+        )
     }
 
     /// Where the next frame goes.
@@ -456,18 +509,32 @@ pub fn batch_hash(sources: &[Source], batch: &Batch) -> u64 {
     h.digest()
 }
 
-fn encode_header(settings: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + settings.len());
+/// The identity of a run's inputs for [`Checkpoint::open`]: the canonical path of its
+/// first input when that is a file, else empty (standard input, bytes in memory, a file
+/// that cannot be found).
+pub fn first_input(sources: &[Source]) -> String {
+    match sources.first().map(|s| &s.location) {
+        Some(crate::input::Location::File(path)) => std::fs::canonicalize(path)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+fn encode_header(settings: &str, first_input: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(20 + settings.len() + first_input.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&(settings.len() as u32).to_le_bytes());
     out.extend_from_slice(settings.as_bytes());
+    out.extend_from_slice(&(first_input.len() as u32).to_le_bytes());
+    out.extend_from_slice(first_input.as_bytes());
     out
 }
 
 /// Checks a checkpoint's header (`found`, as many bytes as this run's header has)
 /// against this run's settings; the error names the first setting that differs.
-fn check_header(found: &[u8], settings: &str) -> std::result::Result<(), String> {
+fn check_header(found: &[u8], settings: &str) -> std::result::Result<String, String> {
     if found.len() < 16 || &found[..8] != MAGIC {
         return Err(format!("{FILE} is not a neardup checkpoint"));
     }
@@ -483,7 +550,15 @@ fn check_header(found: &[u8], settings: &str) -> std::result::Result<(), String>
         .get(16..16 + len)
         .and_then(|b| std::str::from_utf8(b).ok());
     if theirs == Some(settings) {
-        return Ok(());
+        // Then the first input: its length and its name, and nothing after.
+        let rest = &found[16 + len..];
+        return rest
+            .get(..4)
+            .map(|n| u32::from_le_bytes(n.try_into().expect("4 bytes")) as usize)
+            .filter(|&n| rest.len() == 4 + n)
+            .and_then(|_| std::str::from_utf8(&rest[4..]).ok())
+            .map(str::to_string)
+            .ok_or_else(|| format!("{FILE} has a damaged header; delete it to start afresh"));
     }
     let theirs: Vec<&str> = theirs.map_or_else(Vec::new, |t| t.lines().collect());
     let difference = settings
@@ -509,18 +584,6 @@ fn check_header(found: &[u8], settings: &str) -> std::result::Result<(), String>
         "holds fingerprints made with other settings ({what}); give the same settings, \
          another --checkpoint directory, or delete it to start afresh"
     ))
-}
-
-/// A run's inputs are not the ones whose fingerprints the checkpoint holds: refused
-/// rather than overwriting them all.
-fn other_inputs(dir: &Path) -> Error {
-    checkpoint_error(
-        dir,
-        "holds the fingerprints of other inputs (the first batch read differs from the one \
-         it kept); give the same inputs, another --checkpoint directory, or delete it to \
-         start afresh"
-            .into(),
-    )
 }
 
 fn damaged(dir: &Path, reason: String) -> Error {
@@ -551,8 +614,13 @@ mod tests {
 
     #[test]
     fn the_first_differing_setting_is_named() {
-        let theirs = encode_header(SETTINGS);
-        assert_eq!(check_header(&theirs, SETTINGS), Ok(()));
+        let theirs = encode_header(SETTINGS, "/data/in.jsonl");
+        assert_eq!(check_header(&theirs, SETTINGS), Ok("/data/in.jsonl".into()));
+        assert!(
+            check_header(&theirs[..theirs.len() - 1], SETTINGS)
+                .unwrap_err()
+                .contains("damaged header")
+        );
         let ours = SETTINGS.replace("words:5", "chars:4");
         let err = check_header(&theirs, &ours).unwrap_err();
         assert!(

@@ -392,8 +392,22 @@ pub struct VerifiedPairRecord<'a> {
     /// The pair as `neardup pairs` writes it.
     #[serde(flatten)]
     pub pair: PairRecord<'a>,
-    /// The exact Jaccard unrounded: the 32-bit float the clusters' cohesion averages.
-    pub exact_jaccard: f64,
+    /// The exact Jaccard unrounded: the 32-bit float the clusters' cohesion averages,
+    /// written as the shortest decimal that reads back as that float (`0.3`, not the
+    /// `0.30000001192092896` of its 64-bit widening), and read back by [`exact_f32`].
+    pub exact_jaccard: f32,
+}
+
+/// Reads a JSON number as the 32-bit float written as it (`exact_jaccard`, a story
+/// pair's `probability`): parsed from its text straight to `f32`, not through an `f64`,
+/// so that the float comes back bit for bit (a longer decimal, as older neardups wrote,
+/// comes back the same too).
+pub(crate) fn exact_f32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    let raw = Box::<RawValue>::deserialize(d)?;
+    raw.get()
+        .trim()
+        .parse::<f32>()
+        .map_err(|_| serde::de::Error::custom(format!("not a number: {}", raw.get())))
 }
 
 /// What [`PairVerifier::verify`] did with the pairs it read.
@@ -479,7 +493,7 @@ impl PairVerifier {
             counts.verified += 1;
             let record = VerifiedPairRecord {
                 pair: PairRecord::of(&a.id, &b.id, &score),
-                exact_jaccard: f64::from(score.jaccard),
+                exact_jaccard: score.jaccard,
             };
             crate::feed::write_json_line(out, &record)
                 .map_err(|e| crate::Error::io("writing the verified pairs", e))
@@ -496,7 +510,8 @@ struct VerifiedPairIn {
     estimated_jaccard: f64,
     containment_a_in_b: f64,
     containment_b_in_a: f64,
-    exact_jaccard: f64,
+    #[serde(deserialize_with = "exact_f32")]
+    exact_jaccard: f32,
 }
 
 /// What [`PairLinker`] read and wrote.
@@ -560,7 +575,7 @@ impl PairLinker {
                     r.exact_jaccard
                 )));
             }
-            let jaccard = r.exact_jaccard as f32;
+            let jaccard = r.exact_jaccard;
             let a = self.documents.intern(r.a, at);
             let b = self.documents.intern(r.b, at);
             self.documents.cluster(a);
@@ -608,5 +623,39 @@ impl PairLinker {
         crate::report::write_cluster_records(out, &corpus, &clusters, &self.pairs, format)
             .map_err(|e| crate::Error::io("writing the clusters", e))?;
         Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 32-bit float written by serde_json (its shortest decimal) reads back bit for bit
+    /// through [`exact_f32`], over the whole of [0, 1] and the 64-bit widening older
+    /// neardups wrote.
+    #[test]
+    fn unrounded_floats_read_back_bit_for_bit() {
+        #[derive(Deserialize)]
+        struct In {
+            #[serde(deserialize_with = "exact_f32")]
+            x: f32,
+        }
+        let read = |text: String| {
+            serde_json::from_str::<In>(&format!("{{\"x\":{text}}}"))
+                .unwrap()
+                .x
+        };
+        let one = 1.0f32.to_bits();
+        for bits in (0..=one).step_by(997).chain([one, 1, 0x3e99_999a]) {
+            let x = f32::from_bits(bits);
+            assert_eq!(
+                read(serde_json::to_string(&x).unwrap()).to_bits(),
+                bits,
+                "{x}"
+            );
+            let widened = serde_json::to_string(&f64::from(x)).unwrap();
+            assert_eq!(read(widened).to_bits(), bits, "{x}");
+        }
+        assert_eq!(serde_json::to_string(&0.3f32).unwrap(), "0.3");
     }
 }

@@ -53,7 +53,7 @@ pub(crate) fn describe_holder(holder: &str) -> String {
 /// Takes an exclusive advisory lock without waiting: `Ok(false)` if another process
 /// holds it. The lock is released when the file is closed, or the process dies.
 #[cfg(unix)]
-fn try_lock(file: &File) -> io::Result<bool> {
+pub(crate) fn try_lock(file: &File) -> io::Result<bool> {
     use rustix::fs::{FlockOperation, flock};
     match flock(file, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(true),
@@ -64,7 +64,7 @@ fn try_lock(file: &File) -> io::Result<bool> {
 
 #[cfg(not(unix))]
 #[allow(clippy::incompatible_msrv)] // elsewhere the lock needs Rust 1.89's File::try_lock
-fn try_lock(file: &File) -> io::Result<bool> {
+pub(crate) fn try_lock(file: &File) -> io::Result<bool> {
     match file.try_lock() {
         Ok(()) => Ok(true),
         Err(std::fs::TryLockError::WouldBlock) => Ok(false),

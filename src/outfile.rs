@@ -8,6 +8,12 @@
 //!
 //! A name ending in `.gz` or `.zst` is compressed (gzip, zstd), as inputs so named are
 //! decompressed: `-o deduped.jsonl.gz` must not be plain text under a gzip name.
+//!
+//! The temporary file says whose it is: `.NAME.neardup-PID-XXXXXX.tmp` beside `NAME`, held
+//! under an advisory lock while its process writes it. A process killed outright (`kill
+//! -9`, a crash, the machine's power) leaves it behind; the next [`OutputFile::create`] of
+//! the same destination removes such leftovers whose process is gone (no process PID,
+//! and the lock free), and never one of a live process.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -63,6 +69,7 @@ impl OutputFile {
             }
             existing => {
                 let destination = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+                remove_stale_temporaries(&destination);
                 let tmp = temporary_beside(&destination)?;
                 // A file replaced keeps its mode: a private 0600 output became 0644.
                 if let Ok(meta) = existing {
@@ -148,23 +155,111 @@ impl Write for OutputFile {
     }
 }
 
-/// A temporary file in the directory of `path`, so the final rename stays on one file system.
-fn temporary_beside(path: &Path) -> io::Result<tempfile::NamedTempFile> {
-    let dir = path
-        .parent()
+/// The directory of `path` (`.` for a bare name).
+fn directory_of(path: &Path) -> &Path {
+    path.parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+        .unwrap_or(Path::new("."))
+}
+
+/// The start of the names of `path`'s temporary files, up to the pid:
+/// `.NAME.neardup-`, with a long `NAME` cut (on a character boundary) so that the whole
+/// name stays within the usual 255 bytes.
+fn temporary_prefix(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let mut cut = name.len().min(200);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(".{}.neardup-", &name[..cut])
+}
+
+/// Characters of the random part of a temporary file's name.
+const RANDOM_CHARS: usize = 6;
+
+/// The pid in the name of one of `path`'s temporary files (`prefix` PID `-` six random
+/// characters `.tmp`), or `None` for any other name.
+fn temporary_pid(name: &str, prefix: &str) -> Option<u32> {
+    let rest = name.strip_prefix(prefix)?.strip_suffix(".tmp")?;
+    let (pid, random) = rest.split_once('-')?;
+    let digits = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+    let random_ok =
+        random.len() == RANDOM_CHARS && random.bytes().all(|b| b.is_ascii_alphanumeric());
+    (digits && random_ok).then(|| pid.parse().ok()).flatten()
+}
+
+/// Removes the temporary files of `path` that a process killed outright left behind: those
+/// whose process is gone and whose lock is free. Best effort: whatever cannot be read or
+/// removed is left, and so is anything that may belong to a live process (its pid is
+/// running, whoever runs it now; its lock is held; the lock cannot be taken at all).
+fn remove_stale_temporaries(path: &Path) {
+    let prefix = temporary_prefix(path);
+    let Ok(entries) = fs::read_dir(directory_of(path)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = temporary_pid(&name.to_string_lossy(), &prefix) else {
+            continue;
+        };
+        if pid == std::process::id() || process_may_be_alive(pid) {
+            continue;
+        }
+        let Ok(file) = File::open(entry.path()) else {
+            continue;
+        };
+        if matches!(crate::lock::try_lock(&file), Ok(true)) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether a process `pid` may exist: `false` only when the system says there is none.
+#[cfg(unix)]
+fn process_may_be_alive(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return true; // not a pid a process can have: not ours to judge
+    };
+    // kill(pid, 0): ESRCH is no such process; EPERM is one of another user's.
+    rustix::process::test_kill_process(pid) != Err(rustix::io::Errno::SRCH)
+}
+
+#[cfg(not(unix))]
+fn process_may_be_alive(_pid: u32) -> bool {
+    true
+}
+
+/// A temporary file in the directory of `path`, so the final rename stays on one file
+/// system, named after `path` and this process and locked while it is open (see the
+/// module's documentation).
+fn temporary_beside(path: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let dir = directory_of(path);
     if !dir.is_dir() {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
             format!("no directory {}", dir.display()),
         ));
     }
+    let prefix = format!("{}{}-", temporary_prefix(path), std::process::id());
     let mut builder = tempfile::Builder::new();
+    builder
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .rand_bytes(RANDOM_CHARS);
     // Temporary files are private (0600); the file it becomes gets the usual 0666 & !umask.
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    builder.tempfile_in(dir)
+    let tmp = builder.tempfile_in(dir)?;
+    // Held until the file is closed or the process dies: a later run leaves it alone. A
+    // file system without locks leaves it unlocked, and a later run then removes nothing.
+    let _ = crate::lock::try_lock(tmp.as_file());
+    Ok(tmp)
 }
 
 #[cfg(test)]
@@ -252,6 +347,50 @@ mod tests {
         out.write_all(text.as_bytes()).unwrap();
         drop(out);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
+    }
+
+    /// A leftover temporary file is removed only when its process is gone and its lock is
+    /// free: a file still locked (by whatever holds it) stays, as do other names.
+    #[cfg(unix)]
+    #[test]
+    fn only_temporary_files_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let name = |pid: u32, random: &str| format!(".out.jsonl.neardup-{pid}-{random}.tmp");
+        let stale = name(dead, "aB3xYz");
+        let locked = name(dead, "LoCk3d");
+        let kept = [
+            locked.clone(),
+            name(std::process::id(), "mine12"),
+            name(1, "init01"), // a live process (init)
+            format!(".out.jsonl.neardup-{dead}-short.tmp"),
+            format!(".other.jsonl.neardup-{dead}-aB3xYz.tmp"),
+        ];
+        for n in kept.iter().chain([&stale]) {
+            fs::write(dir.path().join(n), "").unwrap();
+        }
+        let holder = File::open(dir.path().join(&locked)).unwrap();
+        assert!(crate::lock::try_lock(&holder).unwrap());
+        remove_stale_temporaries(&path);
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut expected = kept.to_vec();
+        expected.sort();
+        assert_eq!(left, expected);
+        // Its own temporary file is named for the output and this process.
+        let out = OutputFile::create(&path).unwrap();
+        let prefix = format!(".out.jsonl.neardup-{}-", std::process::id());
+        assert!(fs::read_dir(dir.path()).unwrap().any(|e| {
+            let n = e.unwrap().file_name().to_string_lossy().into_owned();
+            n.starts_with(&prefix) && n.ends_with(".tmp") && !kept.contains(&n)
+        }));
+        drop(out);
     }
 
     /// A named pipe stands in for `/dev/null`: both must survive being an output.

@@ -1111,7 +1111,11 @@ impl Pipeline {
         let s = &self.settings;
         let checkpoint = match &s.checkpoint {
             None => None,
-            Some(dir) => Some(Checkpoint::open(dir, &self.checkpoint_settings())?),
+            Some(dir) => Some(Checkpoint::open(
+                dir,
+                &self.checkpoint_settings(),
+                &checkpoint::first_input(sources),
+            )?),
         };
         let mut filer = Filer::new(self, sources, observer);
         if let Some(checkpoint) = &checkpoint {

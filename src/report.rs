@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use crate::align::{Comparison, PairPassages, Passage};
 use crate::cluster::Cluster;
 use crate::corpus::Corpus;
-use crate::input::{self, InputFormat, Problem, ProblemKind, ReadEvent, RecordLocation};
+use crate::input::{self, InputFormat, Problem, ProblemKind, RawRecord, ReadEvent, RecordLocation};
 use crate::pipeline::Outcome;
 use crate::verify::PairScore;
 
@@ -969,22 +969,37 @@ pub fn write_deduplicated(
             _ => true,
         }
     };
-    let mut oversized = |piece: &[u8]| reject(piece);
+    // Whether the last piece of an oversized line ended it: its line ending, as read, is
+    // the one written.
+    let ended = std::cell::Cell::new(false);
+    let mut oversized = |piece: &[u8]| {
+        ended.set(piece.last() == Some(&b'\n'));
+        reject(piece)
+    };
     let mut sink = |event: ReadEvent| -> bool {
         let batch = match event {
             ReadEvent::Batch(batch) => batch,
             // Skipped while reading, its bytes went to `oversized`: it is rejected.
             ReadEvent::Problem(Problem {
                 kind: ProblemKind::RecordTooLarge { .. },
+                line,
                 ..
             }) => {
                 counts.rejected += 1;
                 counts.oversized += 1;
-                return reject(b"\n");
+                // A line that had its ending has it; a last line without one and a text
+                // document get a newline.
+                return line.is_some() && ended.get() || reject(b"\n");
             }
             ReadEvent::Problem(_) => return true, // reported by the first pass
         };
         let mut rejects = rejects.borrow_mut();
+        // A record's line ending as read (`\r\n` stays `\r\n`); a newline for the last
+        // line of an input without one, so that the next input's records start a line.
+        let line_ending = |r: &RawRecord| match batch.ending(r) {
+            b"" => b"\n".as_slice(),
+            ending => ending,
+        };
         for r in &batch.records {
             let bytes = batch.bytes(r);
             let result = match plan.fate(r.location) {
@@ -997,7 +1012,7 @@ pub fn write_deduplicated(
                     counts.rejected += 1;
                     counts.repeated_conflicts += u64::from(repeat);
                     match rejects.as_mut() {
-                        Some(w) => w.write_all(bytes).and_then(|_| w.write_all(b"\n")),
+                        Some(w) => w.write_all(bytes).and_then(|_| w.write_all(line_ending(r))),
                         None => Ok(()),
                     }
                 }
@@ -1007,7 +1022,7 @@ pub fn write_deduplicated(
                     match source.format {
                         InputFormat::JsonLines => kept_out
                             .write_all(bytes)
-                            .and_then(|_| kept_out.write_all(b"\n")),
+                            .and_then(|_| kept_out.write_all(line_ending(r))),
                         InputFormat::Text => {
                             let record = serde_json::json!({
                                 "id": source.text_id.as_deref().unwrap_or(&source.name),

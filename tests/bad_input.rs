@@ -399,9 +399,10 @@ fn dedup_rejects_a_record_over_the_limit_verbatim() {
         // Only over the limit: not called malformed.
         assert!(err.contains("rejected 1 over --max-record-bytes"), "{err}");
         assert!(!err.contains("malformed"), "{err}");
+        // With its own line ending (the input's lines end in CRLF).
         assert_eq!(
             std::fs::read_to_string(&rejects).unwrap(),
-            format!("{long}\n")
+            format!("{long}\r\n")
         );
         let records = json_lines(&std::fs::read_to_string(&kept).unwrap());
         assert_eq!(records.len(), 2, "{records:?}"); // each copy dropped

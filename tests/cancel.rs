@@ -408,3 +408,80 @@ fn dedup_writing_to(
     std::io::Read::read_exact(&mut reader, &mut first).unwrap();
     (child, reader)
 }
+
+/// Starts `neardup cluster -q - -o OUTPUT` reading a standard input that stays open, and
+/// returns it once its output's temporary file is there (its outputs are opened before
+/// the run), with that file's name. The run waits for input until killed.
+fn cluster_waiting_for_input(output: &Path) -> (std::process::Child, String) {
+    let dir = output.parent().unwrap();
+    let before = left_in(dir);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("neardup"))
+        .args(["cluster", "-q", "-", "-o"])
+        .arg(output)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..500 {
+        let new: Vec<String> = left_in(dir)
+            .into_iter()
+            .filter(|n| !before.contains(n))
+            .collect();
+        if let [name] = new.as_slice() {
+            return (child, name.clone());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("no temporary file appeared in {}", dir.display());
+}
+
+/// `kill -9` of a run with `-o OUT` leaves its temporary file; its name says which output
+/// and which process it was for, and the next run writing OUT removes it, but not the
+/// temporary file of a run still going. It was an anonymous `.tmpXXXXXX` left for good.
+#[test]
+fn a_later_run_removes_the_temporary_file_of_a_killed_run_not_of_a_live_one() {
+    let s = Scratch::new();
+    let input = s.jsonl("in.jsonl", &good_records());
+    let out = s.path("out");
+    std::fs::create_dir(&out).unwrap();
+    let output = out.join("clusters.jsonl");
+
+    let (mut killed, stale) = cluster_waiting_for_input(&output);
+    let prefix = format!(".clusters.jsonl.neardup-{}-", killed.id());
+    assert!(
+        stale.starts_with(&prefix) && stale.ends_with(".tmp"),
+        "{stale}"
+    );
+    killed.kill().unwrap(); // SIGKILL: no handler runs
+    killed.wait().unwrap();
+    assert_eq!(left_in(&out), [stale], "left by kill -9");
+
+    let (mut live, running) = cluster_waiting_for_input(&output);
+    assert!(
+        running.starts_with(&format!(".clusters.jsonl.neardup-{}-", live.id())),
+        "{running}"
+    );
+    // Another output's leftover is not this output's to remove.
+    let other = out.join(".other.jsonl.neardup-999999999-abcdef.tmp");
+    std::fs::write(&other, "").unwrap();
+
+    let done = neardup()
+        .args(["cluster", "-q", "-o"])
+        .arg(&output)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(done.status.success(), "{}", stderr_of(&done));
+    let mut expected = vec![
+        ".other.jsonl.neardup-999999999-abcdef.tmp".to_string(),
+        running.clone(),
+        "clusters.jsonl".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(left_in(&out), expected, "the killed run's file removed");
+
+    live.kill().unwrap();
+    live.wait().unwrap();
+}

@@ -209,6 +209,34 @@ fn a_changed_input_is_fingerprinted_afresh_from_its_first_changed_batch() {
     assert_eq!(reused(&err), 3 * BATCH + 1000 + 2, "{err}");
 }
 
+/// A change inside the first batch is a change like any other: the input is
+/// fingerprinted afresh from there (here, from its start). It was refused as "other
+/// inputs", which only a run whose first input is another file is.
+#[test]
+fn an_input_changed_in_its_first_batch_is_fingerprinted_afresh() {
+    let s = Scratch::new();
+    let input = s.write("in.jsonl", corpus(2));
+    let dir = s.path("ckpt");
+    let args = ["--checkpoint", dir.to_str().unwrap()];
+    pairs(&input, &args);
+    let mut changed = corpus(2);
+    let (from, to) = (&b"\"id\":\"doc-10\""[..], &b"\"id\":\"doc-X0\""[..]);
+    let at = changed.windows(from.len()).position(|w| w == from).unwrap();
+    changed[at..at + from.len()].copy_from_slice(to);
+    std::fs::write(&input, &changed).unwrap();
+    let (_, plain, _) = pairs(&input, &[]);
+    let (code, out, err) = pairs(&input, &args);
+    assert_eq!(code, 2, "{err}"); // the corpus's bad records
+    assert!(
+        out == plain,
+        "output differs from a plain run over the changed input"
+    );
+    assert_eq!(reused(&err), 0, "{err}");
+    let (_, out, err) = pairs(&input, &args);
+    assert!(out == plain);
+    assert_eq!(reused(&err), 2 * BATCH + 1000 + 1, "{err}");
+}
+
 #[test]
 fn other_settings_other_inputs_and_a_second_run_are_refused_and_nothing_is_lost() {
     let s = Scratch::new();
@@ -231,7 +259,9 @@ fn other_settings_other_inputs_and_a_second_run_are_refused_and_nothing_is_lost(
     let (code, _, err) = pairs(&other, &["--checkpoint", dir_arg]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("holds the fingerprints of other inputs"),
+        err.contains("holds the fingerprints of other inputs")
+            && err.contains("in.jsonl then, ")
+            && err.contains("other.jsonl now"),
         "{err}"
     );
     let (code, _, err) = pairs(&input, &["--checkpoint", input.to_str().unwrap()]);

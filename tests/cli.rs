@@ -679,6 +679,52 @@ fn dedup_writes_records_untouched_minus_duplicates() {
     );
 }
 
+/// dedup copies each record with its own line ending: CRLF records were written with LF.
+/// The kept records, the rejected lines (an oversized one too) and a last line without an
+/// ending (given a newline) are the input's bytes.
+#[test]
+fn dedup_keeps_each_records_line_ending() {
+    let s = Scratch::new();
+    let long = format!(r#"{{"id":"long","text":"{}"}}"#, "word ".repeat(400));
+    let lines = [
+        serde_json::json!({"id": "rate-late", "date": "2024-03-02", "text": RATE_COPY}).to_string(),
+        serde_json::json!({"id": "storm", "text": STORM}).to_string(),
+        "{not json".to_string(),
+        long,
+        serde_json::json!({"id": "rate-early", "date": "2024-03-01", "text": RATE}).to_string(),
+        serde_json::json!({"id": "mixed", "text": "a line ending in LF alone"}).to_string(),
+        serde_json::json!({"id": "last", "text": "the last line has no line ending"}).to_string(),
+    ];
+    let endings = ["\r\n", "\r\n", "\r\n", "\r\n", "\r\n", "\n", ""];
+    let input: String = lines
+        .iter()
+        .zip(endings)
+        .map(|(l, e)| format!("{l}{e}"))
+        .collect();
+    let input = s.write("in.jsonl", input);
+    let (kept, rejects) = (s.path("kept.jsonl"), s.path("rejects.jsonl"));
+    let out = neardup()
+        .args(["dedup", "-q", "--max-record-bytes", "1000", "-o"])
+        .arg(&kept)
+        .arg("--rejects")
+        .arg(&rejects)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert_eq!(
+        std::fs::read_to_string(&kept).unwrap(),
+        format!(
+            "{}\r\n{}\r\n{}\n{}\n",
+            lines[1], lines[4], lines[5], lines[6]
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(&rejects).unwrap(),
+        format!("{}\r\n{}\r\n", lines[2], lines[3])
+    );
+}
+
 #[test]
 fn dedup_drops_a_repeated_id_with_the_same_text_and_rejects_one_with_other_text() {
     let s = Scratch::new();
@@ -1124,6 +1170,60 @@ fn bad_settings_are_clear_errors() {
         assert!(stdout_of(&out).is_empty());
     }
     assert!(!s.path("i.idx").exists());
+}
+
+/// Flags that do nothing where they are given are usage errors naming the flag and what it
+/// needs: `compare --checkpoint` kept nothing, and the passage flags of `pairs` and
+/// `cluster` without `--passages` were ignored.
+#[test]
+fn flags_that_would_do_nothing_are_refused() {
+    let s = Scratch::new();
+    let f = s.jsonl("in.jsonl", &good_records());
+    let a = s.write("a.txt", "one text of a few words for the first document");
+    let b = s.write(
+        "b.txt",
+        "another text of a few words for the second document",
+    );
+    let (input, a, b) = (
+        f.to_str().unwrap(),
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    );
+    let checkpoint = s.path("ck");
+    let checkpoint = checkpoint.to_str().unwrap();
+    for (args, message) in [
+        (
+            vec!["compare", a, b, "--checkpoint", checkpoint],
+            "--checkpoint keeps the fingerprints of a batch run",
+        ),
+        (
+            vec!["pairs", input, "--passage-gap", "2"],
+            "--passage-gap tunes the passages of --passages: it needs --passages",
+        ),
+        (
+            vec!["cluster", input, "--min-passage-words", "12"],
+            "--min-passage-words tunes the passages of --passages: it needs --passages",
+        ),
+        (
+            vec!["pairs", input, "--boilerplate-docs", "5"],
+            "--boilerplate-docs tunes the passages of --passages: it needs --passages",
+        ),
+    ] {
+        let out = neardup().args(&args).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert!(stdout_of(&out).is_empty(), "{args:?}");
+    }
+    assert!(!s.path("ck").exists());
+    // With --passages they are taken; compare takes them without it.
+    for args in [
+        vec!["pairs", "-q", input, "--passages", "--passage-gap", "2"],
+        vec!["compare", "-q", a, b, "--min-passage-words", "4"],
+    ] {
+        let out = neardup().args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+    }
 }
 
 #[test]

@@ -451,6 +451,21 @@ fn story_pairs_say_their_kind_and_components() {
         .output()
         .unwrap();
     assert!(stdout_of(&table).contains("copy"));
+    // Every component with the same four decimals, weekday_conflict too (it was "0").
+    let csv = neardup()
+        .args(["pairs", "--level", "story", "--format", "csv"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let csv = stdout_of(&csv);
+    let mut rows = csv.lines();
+    assert!(rows.next().unwrap().ends_with(",weekday_conflict"), "{csv}");
+    for row in rows {
+        for value in row.split(',').skip(3) {
+            let decimals = value.split_once('.').map_or(0, |(_, d)| d.len());
+            assert_eq!(decimals, 4, "{value} in {row}");
+        }
+    }
     let report = s.path("dropped.jsonl");
     let dedup = neardup()
         .args(["dedup", "--level", "story", "-o"])
@@ -971,10 +986,73 @@ fn story_flags_at_the_near_copy_level_are_refused() {
         assert!(stdout_of(&out).is_empty());
     }
     assert!(!s.path("so.stats").exists());
+    // The distributed steps alike (they were a failed run, exit 1, or ignored), and their
+    // other refused flag combinations.
+    let input = input.to_str().unwrap();
+    for (args, message) in [
+        (
+            vec!["sketch", input, "--stats", "x.stats"],
+            "--stats is a story-level flag: it needs --level story",
+        ),
+        (
+            vec!["sketch", input, "--story-candidates", "0.3"],
+            "--story-candidates is a story-level flag: it needs --level story",
+        ),
+        (
+            vec!["verify", input, "--stats", "x.stats"],
+            "--stats is a story-level flag: it needs --level story",
+        ),
+        (
+            vec!["verify", input, "--story-threshold", "0.5"],
+            "--story-threshold is a story-level flag: it needs --level story",
+        ),
+        (
+            vec!["verify", input, "--window", "1h"],
+            "--window is a story-level flag: it needs --level story",
+        ),
+        (
+            vec![
+                "link",
+                input,
+                "--members",
+                input,
+                "--story-threshold",
+                "0.5",
+            ],
+            "--story-threshold is a story-level flag: it needs --level story",
+        ),
+        (
+            vec!["verify", input, "--level", "story"],
+            "--level story needs --stats",
+        ),
+        (
+            vec![
+                "link",
+                input,
+                "--members",
+                input,
+                "--representative",
+                "first",
+            ],
+            "--representative first needs the input order",
+        ),
+    ] {
+        let out = neardup()
+            .current_dir(s.dir.path())
+            .args(&args)
+            .args(["-o", "out.jsonl"])
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert!(err.contains("try '--help'"), "{args:?}: {err}");
+        assert!(!s.path("out.jsonl").exists(), "{args:?}");
+    }
     // At the story level they are taken.
     let out = neardup()
         .args(["pairs", "-q", "--level", "story", "--window", "1h"])
-        .arg(&input)
+        .arg(input)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));

@@ -521,7 +521,7 @@ def merged_statistics(neardup, x, y):
         for path, data in zip(paths, (x, y)):
             with open(path, "wb") as f:
                 f.write(data)
-        subprocess.run([neardup, "stats", "merge", paths[0], paths[1], "-o", paths[2]],
+        subprocess.run([neardup, "stats", "merge", "-q", paths[0], paths[1], "-o", paths[2]],
                        check=True, capture_output=True)
         with open(paths[2], "rb") as f:
             return f.read()

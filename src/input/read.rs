@@ -27,6 +27,9 @@ pub struct RawRecord {
     /// document's range holds its whole file, a byte order mark included, so that passage
     /// offsets are offsets into the file; [`document_text`] leaves the mark out.
     pub range: std::ops::Range<usize>,
+    /// Bytes of the line ending that follow `range` in the buffer: 2 for `\r\n`, 1 for
+    /// `\n`, 0 for a last line without one and for a text document.
+    pub ending: u8,
 }
 
 /// The text of a text document without its byte order mark, if it has one.
@@ -47,6 +50,13 @@ impl Batch {
     /// The bytes of one record of this batch.
     pub fn bytes(&self, record: &RawRecord) -> &[u8] {
         &self.buf[record.range.clone()]
+    }
+
+    /// The line ending of one record of this batch as it was read (`\r\n`, `\n`, or
+    /// empty), for writers that copy records byte for byte.
+    pub fn ending(&self, record: &RawRecord) -> &[u8] {
+        let end = record.range.end;
+        &self.buf[end..end + usize::from(record.ending)]
     }
 }
 
@@ -94,7 +104,8 @@ pub fn read_sources(
 }
 
 /// [`read_sources`], but a record over `max_record_bytes` is not only skipped: its bytes
-/// (without the line ending) go to `oversized` in pieces as they are read, after the
+/// (a line's with its line ending, if it has one) go to `oversized` in pieces as they are
+/// read, after the
 /// batch before it and before its `RecordTooLarge` problem, so that a caller can copy it
 /// somewhere without holding it whole (`dedup --rejects`). `oversized` returns `false`
 /// to stop.
@@ -215,6 +226,7 @@ fn read_lines(
                         line,
                     },
                     range: begin..end,
+                    ending: (batch.buf.len() - end) as u8,
                 });
                 if (batch.buf.len() >= limits.batch_bytes
                     || batch.records.len() >= limits.batch_records)
@@ -238,8 +250,8 @@ fn read_lines(
     true
 }
 
-/// Passes the rest of an oversized record to `oversized`: up to its line ending (which is
-/// consumed, not passed) when `line`, else to the end of the input. Returns the bytes
+/// Passes the rest of an oversized record to `oversized`: up to and including its line
+/// ending when `line`, else to the end of the input. Returns the bytes
 /// read (`None`: `oversized` asked to stop). A read error ends the record where it
 /// happened; the next read reports it.
 fn pass_rest(
@@ -260,17 +272,8 @@ fn pass_rest(
         } else {
             None
         };
-        let (piece, used) = match newline {
-            Some(i) => {
-                let end = if i > 0 && buf[i - 1] == b'\r' {
-                    i - 1
-                } else {
-                    i
-                };
-                (&buf[..end], i + 1)
-            }
-            None => (buf, buf.len()),
-        };
+        let used = newline.map_or(buf.len(), |i| i + 1);
+        let piece = &buf[..used];
         if !oversized(piece) {
             return None;
         }
@@ -333,6 +336,7 @@ fn read_document(
                     line: 0,
                 },
                 range: start..end,
+                ending: 0,
             });
             true
         }

@@ -198,9 +198,9 @@ pub struct VerifiedRecord<'a> {
     /// The pair as `pairs --level story` writes it (`kind`: the kind it would be).
     #[serde(flatten)]
     pub pair: StoryPairRecord<'a>,
-    /// The probability unrounded: the exact value of the 32-bit float that the linkage
-    /// compares.
-    pub probability: f64,
+    /// The probability unrounded: the 32-bit float that the linkage compares, written as
+    /// the shortest decimal that reads back as it.
+    pub probability: f32,
     /// Whether the model decides one story.
     pub same_story: bool,
     /// The veto that ruled the pair two stories, if one did.
@@ -322,7 +322,7 @@ impl<'s> Verifier<'s> {
                     score: round4(probability),
                     components: ComponentsRecord::new(&c),
                 },
-                probability: f64::from(probability),
+                probability,
                 same_story,
                 veto: veto.map(Veto::name),
             };
@@ -341,7 +341,8 @@ struct JudgedRecord {
     b: String,
     kind: String,
     components: HashMap<String, f64>,
-    probability: f64,
+    #[serde(deserialize_with = "crate::distributed::exact_f32")]
+    probability: f32,
     same_story: bool,
 }
 
@@ -427,7 +428,7 @@ impl StoryLinker {
                     r.probability
                 )));
             }
-            let probability = r.probability as f32;
+            let probability = r.probability;
             if super::accepted(probability, self.threshold) != r.same_story {
                 return Err(bad(format!(
                     "judged at another cut: probability {} {} one story, but this run's \

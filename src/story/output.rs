@@ -178,7 +178,7 @@ pub fn write_pairs(
             format!("{:.4}", c.get(Component::ShingleContainment)),
             format!("{:.4}", c.get(Component::NameWeightedJaccard)),
             format!("{:.4}", c.get(Component::FigureSlotConflict)),
-            format!("{:.0}", c.get(Component::WeekdayConflict)),
+            format!("{:.4}", c.get(Component::WeekdayConflict)),
         ]]
     })
 }

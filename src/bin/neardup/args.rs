@@ -66,7 +66,7 @@ pub enum Command {
     Pairs(RunArgs),
     /// Write the input records minus near-duplicates, one kept per cluster.
     ///
-    /// Records are written byte for byte, in input order; the kept member of each cluster
+    /// Records are written byte for byte (with their own line endings), in input order; the kept member of each cluster
     /// is its representative (see --representative). Malformed lines are not written
     /// (see --rejects). A record repeating an earlier record's id is dropped when its text
     /// has the first's shingles (a copy at any threshold) and rejected otherwise (also when
@@ -112,19 +112,11 @@ pub enum Command {
     /// pairs, 'neardup verify' scores each from its two records and 'neardup link'
     /// clusters the verified pairs; with the same flags that gives the output of 'neardup
     /// pairs' and 'neardup cluster' on the whole input. scripts/spark/neardup_spark.py
-    /// runs it on Apache Spark. Record: {"schema_version":1,"id":…,"settings":"level=near-copy
-    /// shingle=words:5 seed=42 num_perm=128","bands":["<16 hex digits>",…],"signature":"<base64 of little-endian u32>","set":"<base64 of sorted
-    /// little-endian u64>","date":…|null,"text_bytes":…,"metadata":{…}} (metadata: the
-    /// record's other fields, absent when none).
+    /// runs it on Apache Spark. The records are shown below the flags.
     ///
     /// With --level story, the band keys are those of the weighted word signature, weighed
     /// by --stats (the whole input's statistics, so that keys match across workers), and
-    /// the record also holds the signature and the story features, for 'neardup verify':
-    /// {"schema_version":1,"level":"story","id":…,"settings":"… stats=<digest of the
-    /// statistics>","bands":[…],"signature":"<base64 of
-    /// little-endian u32>","features":"<base64>","set":…,"date":…,"text_bytes":…,
-    /// "metadata":{…}} (metadata: the record's other fields, absent when none; 'neardup
-    /// link' lists them with each cluster member).
+    /// the record also holds the signature and the story features, for 'neardup verify'.
     #[command(after_long_help = SKETCH_EXAMPLES)]
     Sketch(SketchArgs),
     /// Score candidate pairs of sketches as 'neardup pairs' would: the verify step of a
@@ -132,7 +124,8 @@ pub enum Command {
     ///
     /// Reads JSON lines, each an array of two records of 'neardup sketch' (two documents
     /// that share a band key). Near-copy level: writes the 'neardup pairs' record of every
-    /// pair whose exact Jaccard reaches --threshold, then "exact_jaccard" (unrounded).
+    /// pair whose exact Jaccard reaches --threshold, then "exact_jaccard" (unrounded: the
+    /// shortest decimal of the 32-bit float that 'neardup link' averages).
     /// Story level (records of 'sketch --level story'): writes one JSON line per pair that
     /// gets scored: the fields of a 'pairs --level story' record (a, b, kind, score,
     /// components), then "probability" (unrounded), "same_story" and "veto"; pairs whose
@@ -176,11 +169,27 @@ pub enum Command {
     /// otherwise), then listed with its byte offsets, words and edits. Boilerplate
     /// (banners, footers, sign-offs that recur in many documents) is told apart when
     /// there is a corpus to count in: the --in inputs, or --corpus.
-    #[command(after_long_help = COMPARE_EXAMPLES)]
+    #[command(
+        after_long_help = COMPARE_EXAMPLES,
+        mut_arg("checkpoint", |a| a.hide(true))
+    )]
     Compare(CompareArgs),
 }
 
 const SKETCH_EXAMPLES: &str = "\
+Records, one JSON line per document (metadata: the record's other fields, absent when none;
+'neardup link' lists them with each cluster member):
+  {\"schema_version\":1,\"id\":…,
+   \"settings\":\"level=near-copy shingle=words:5 seed=42 num_perm=128\",
+   \"bands\":[\"<16 hex digits>\",…],\"signature\":\"<base64 of little-endian u32>\",
+   \"set\":\"<base64 of sorted little-endian u64>\",\"date\":…|null,\"text_bytes\":…,
+   \"metadata\":{…}}
+  --level story:
+  {\"schema_version\":1,\"level\":\"story\",\"id\":…,
+   \"settings\":\"… stats=<digest of the statistics>\",
+   \"bands\":[…],\"signature\":\"<base64 of little-endian u32>\",\"features\":\"<base64>\",
+   \"set\":…,\"date\":…,\"text_bytes\":…,\"metadata\":{…}}
+
 Examples:
   neardup sketch part-00017.jsonl.gz -o part-00017.sketch.jsonl
   spark-submit scripts/spark/neardup_spark.py news/*.jsonl.gz --output pairs-out --threshold 0.8
@@ -196,17 +205,18 @@ Examples:
   spark-submit scripts/spark/neardup_spark.py news/*.jsonl.gz --output stories-out --level story
 
 Exit codes: 0 success, 1 fatal error (a line that is not a pair of sketches of the level,
-named by file and line).";
+named by file and line), 2 a usage error (e.g. a story-level flag without --level story).";
 
 const LINK_EXAMPLES: &str = "\
 Examples:
-  neardup link verified.jsonl --members part-1.sketch.jsonl part-2.sketch.jsonl -o clusters.jsonl
+  neardup link verified.jsonl --members 1.sketch.jsonl 2.sketch.jsonl -o clusters.jsonl
   neardup link --level story judged-*.jsonl --members sketches.jsonl.gz --format table
   spark-submit scripts/spark/neardup_spark.py news/*.jsonl.gz --output stories-out --level story
 
 Exit codes: 0 success, 1 fatal error (a line that is not a pair of the level or a document
 record, a pair judged at another --story-threshold, a clustered document without a record,
-each named by file and line).";
+each named by file and line), 2 a usage error (e.g. a story-level flag without --level
+story).";
 
 const STATS_EXAMPLES: &str = "\
 Examples:
@@ -372,6 +382,9 @@ pub struct StatsMergeArgs {
     /// The merged statistics file to write (atomically).
     #[arg(short, long, value_name = "FILE", required = true)]
     pub output: PathBuf,
+    /// No summary on standard error.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -383,11 +396,12 @@ pub struct StatsShowArgs {
 
 const COMPARE_EXAMPLES: &str = "\
 Examples:
-  neardup compare fixtures/wire-story/003_58dcb8302d6f0541.txt fixtures/wire-story/004_0cbea367e9eb4548.txt
-  neardup compare --in news.jsonl reuters-1204 reuters-1209          two ids within an input
-  neardup compare a.txt b.txt --corpus archive.jsonl --format json   boilerplate and word weights from an archive
-  neardup compare a.txt b.txt --stats archive.stats                  word weights saved by 'neardup stats count'
-  neardup pairs news.jsonl --passages                                passages of every similar pair
+  cd fixtures/wire-story && neardup compare 003_58dcb8302d6f0541.txt 004_0cbea367e9eb4548.txt
+  neardup compare --in news.jsonl reuters-1204 reuters-1209   two ids within an input
+  neardup compare a.txt b.txt --corpus archive.jsonl          boilerplate and word weights
+  neardup compare a.txt b.txt --stats archive.stats           word weights of 'stats count'
+  neardup compare a.txt b.txt --format json                   one JSON object
+  neardup pairs news.jsonl --passages                         passages of every similar pair
 
 Exit codes: 0 success, 1 fatal error (e.g. an id not found), 2 finished with bad input.";
 
@@ -495,7 +509,8 @@ pub struct PassageArgs {
     /// Also report what each pair shares: the passages, with byte offsets and text in both
     /// documents, words and word edits, boilerplate marked, and the fraction of each
     /// document they cover (adds passages, coverage_a, coverage_b to every pair). Near-copy
-    /// level only: for a story pair, `neardup compare` shows its passages.
+    /// level only: for a story pair, `neardup compare` shows its passages. The other flags
+    /// of this section tune it and are refused without it.
     #[arg(long)]
     pub passages: bool,
     #[command(flatten)]
@@ -759,7 +774,8 @@ pub struct ExecArgs {
     /// fingerprints only what it had not reached. A later run over the same inputs with
     /// other comparison settings (--threshold, --window, clustering, output) reuses them
     /// all. Inputs changed since are fingerprinted afresh from their first changed
-    /// batch; other fingerprint settings (--shingle, fields, level), other inputs and a
+    /// batch; other fingerprint settings (--shingle, fields, level), other inputs (another
+    /// first input file, or standard input, with a first batch that differs) and a
     /// second run on DIR are refused. Takes disk of about 1.6 times the input (2.5 times
     /// at the story level) and little time (what it holds is not spilled again); delete
     /// DIR when done.
@@ -909,6 +925,43 @@ mod tests {
     #[test]
     fn flags_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// The hand-formatted help below the flags (examples, formats) is printed as written
+    /// only when each line fits clap's width (100 columns when not on a terminal): a
+    /// longer line was broken mid-sentence or inside an example command. Every command
+    /// that takes `--quiet`-able summaries has `-q`.
+    #[test]
+    fn hand_formatted_help_fits_and_every_step_takes_quiet() {
+        fn visit(command: &clap::Command, path: &str) {
+            let path = format!("{path} {}", command.get_name());
+            for text in [command.get_after_help(), command.get_after_long_help()]
+                .into_iter()
+                .flatten()
+            {
+                for line in text.to_string().lines() {
+                    assert!(
+                        line.chars().count() <= 96,
+                        "{path}: a help line of {} columns: {line}",
+                        line.chars().count()
+                    );
+                    assert!(!line.ends_with(' '), "{path}: trailing space: {line:?}");
+                }
+            }
+            for sub in command.get_subcommands() {
+                visit(sub, &path);
+            }
+        }
+        let cli = Cli::command();
+        visit(&cli, "");
+        let stats = cli.find_subcommand("stats").unwrap();
+        for name in ["count", "merge"] {
+            let sub = stats.find_subcommand(name).unwrap();
+            assert!(
+                sub.get_arguments().any(|a| a.get_short() == Some('q')),
+                "stats {name} has no -q"
+            );
+        }
     }
 
     #[test]

@@ -69,9 +69,6 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
     read.extend(a.stats.iter().map(|p| ("--stats".to_string(), p.clone())));
     check_outputs(&[("-o", a.output.as_deref(), Stdout::Default)], &read)?;
     if a.level == LevelArg::NearCopy {
-        if a.stats.is_some() {
-            anyhow::bail!("--stats weighs words at the story level: it needs --level story");
-        }
         if !(0.0..=1.0).contains(&a.threshold) || a.num_perm == 0 {
             return Err(crate::usage(
                 "--threshold must be in [0, 1] and --num-perm above 0",
@@ -96,10 +93,9 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
         ..judged_at(a.story_threshold)
     };
     settings.check().map_err(crate::usage)?;
-    let stats_path = a
-        .stats
-        .as_deref()
-        .context("--level story needs --stats: the statistics the documents were sketched with")?;
+    let stats_path = a.stats.as_deref().ok_or_else(|| {
+        crate::usage("--level story needs --stats: the statistics the documents were sketched with")
+    })?;
     let stats = StoryStats::load(stats_path)?;
     let verifier = Verifier::new(&stats, &settings);
     let counts = read_decoded(&a.input, |input, name| {
@@ -158,10 +154,12 @@ pub fn link(a: &LinkArgs) -> Result<ExitCode> {
     let rule = match a.representative {
         RepresentativeArg::Earliest => RepresentativeRule::Earliest,
         RepresentativeArg::Longest => RepresentativeRule::Longest,
-        RepresentativeArg::First => anyhow::bail!(
-            "--representative first needs the input order, which verified pairs do not keep \
-             (earliest or longest)"
-        ),
+        RepresentativeArg::First => {
+            return Err(crate::usage(
+                "--representative first needs the input order, which verified pairs do not \
+                 keep (earliest or longest)",
+            ));
+        }
     };
     if a.inputs.iter().filter(|i| *i == "-").count() > 1 {
         anyhow::bail!("standard input ('-') can be read only once");
@@ -181,9 +179,6 @@ pub fn link(a: &LinkArgs) -> Result<ExitCode> {
         })
     };
     if a.level == LevelArg::NearCopy {
-        if a.story_threshold.is_some() {
-            anyhow::bail!("--story-threshold needs --level story");
-        }
         let mode = match a.mode {
             ModeArg::Connected => ClusterMode::Connected,
             ModeArg::Leader => ClusterMode::Leader,
@@ -319,6 +314,16 @@ pub fn stats(a: &StatsArgs) -> Result<ExitCode> {
                 merged.merge(&StoryStats::load(path)?);
             }
             write_stats(&merged, &m.output)?;
+            if !m.quiet {
+                eprintln!(
+                    "neardup: merged {} statistics files: {} distinct words and names in {} \
+                     documents into {}",
+                    m.files.len(),
+                    merged.len(),
+                    merged.documents(),
+                    m.output.display()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         StatsCommand::Show(s) => {

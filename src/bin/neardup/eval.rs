@@ -42,12 +42,13 @@ Story level (--level story):
   The corpus is read and every story candidate scored once, as 'neardup pairs --level
   story --story-threshold 0' lists them. The swept score is the story score: the story
   model's probability of one story (--score story, the default at this level). For every
-  threshold T neardup does what 'neardup cluster --level story --story-threshold T' would
-  do: the scored candidates whose probability reaches T, clustered by the story linkage
-  re-run at T (--mode, --num-perm, --bands, --rows and --bucket-cap are refused). Candidates do not depend on T, so 'LSH' misses are
-  same-story pairs above T that the weighted-MinHash LSH (--story-candidates) or --window
-  never proposed; judged pairs outside the candidates are scored by the same model, so
-  every reason is exact. The figures depend on the committed model (see BENCHMARKS.md).
+  threshold T neardup does what 'neardup cluster --level story --story-threshold T'
+  would do: the scored candidates whose probability reaches T, clustered by the
+  story linkage re-run at T (--mode, --num-perm, --bands, --rows and --bucket-cap are
+  refused). Candidates do not depend on T, so 'LSH' misses are same-story pairs above T
+  that the weighted-MinHash LSH (--story-candidates) or --window never proposed; judged
+  pairs outside the candidates are scored by the same model, so every reason is exact.
+  The figures depend on the committed model (see BENCHMARKS.md).
 
 Output: the sweep table (or --format json), the best threshold by F1 (and by F-beta
 with --beta), the misses and wrong merges at that threshold (or --explain-at), and four
@@ -58,7 +59,8 @@ Examples:
   neardup eval news.jsonl --gold labels.jsonl
   neardup eval news.jsonl --gold labels.csv --score containment-max --beta 0.5
   neardup eval news.jsonl --gold stories.jsonl --gold-id doc --gold-cluster story --mode leader
-  neardup eval news.jsonl --gold labels.jsonl --min-threshold 0.02 --step 0.02 --format json -o eval.json
+  neardup eval news.jsonl --gold labels.jsonl --min-threshold 0.02 --step 0.02 --format json
+  neardup eval news.jsonl --gold labels.jsonl --format json -o eval.json --plots charts/
   neardup eval news.jsonl --gold labels.jsonl --level story --min-threshold 0.05";
 
 #[derive(Debug, Args)]

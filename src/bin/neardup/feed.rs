@@ -40,22 +40,22 @@ A verdict is one JSON line: {\"schema_version\":1,\"id\":\"b\",\"verdict\":\"dup
 similarity of the shingle sets; a duplicate joins its best match's cluster, whose id
 never changes.
 
-Levels (fixed at 'index create --level'): copy says duplicate for near-copies only. story
-says duplicate for near-copies as copy does, and otherwise rewrite when an indexed article
-tells the same story in other words, decided as 'neardup pairs --level story' decides: 
-{\"verdict\":\"rewrite\",\"match\":\"a\",\"score\":0.87,\"kind\":\"update\",\"cluster\":\"a\"},
-where the score is the story model's probability and the kind the batch pair kind
-(copy, update or rewrite). Story scores weigh words by their rarity: give the statistics
-of a representative corpus with --stats (written by 'neardup stats count', or by
-'neardup cluster --level story --stats-out'); without it, each article is scored against the statistics of the articles
-indexed before it (weak for the first few hundred articles).
+Levels (fixed at 'index create --level'): copy says duplicate for near-copies only.
+story says duplicate for near-copies as copy does, and otherwise rewrite when an indexed
+article tells the same story in other words, decided as 'neardup pairs --level story'
+decides: {\"verdict\":\"rewrite\",\"match\":\"a\",\"score\":0.87,\"kind\":\"update\",\"cluster\":\"a\"},
+where the score is the story model's probability and the kind the batch pair kind (copy,
+update or rewrite). Story scores weigh words by their rarity: give the statistics of a
+representative corpus with --stats (written by 'neardup stats count', or by 'neardup
+cluster --level story --stats-out'); without it, each article is scored against the
+statistics of the articles indexed before it (weak for the first few hundred articles).
 
 An index is a directory: settings are fixed when it is created, and every later command
 uses them. Verdicts are printed only once the articles are safely stored ('index add'
 syncs them to disk; 'watch' and 'serve' as their '--durability' says): an acknowledged
 article survives kill -9 or any crash of neardup, and a crash never corrupts the index.
-One process may write to an index at a time (add, remove, compact, repair, watch, serve); queries
-and stats can run alongside it.";
+One process may write to an index at a time
+(add, remove, compact, repair, watch, serve); queries and stats can run alongside it.";
 
 /// `--date-field` of 'index add' and 'index query' (the batch commands' help speaks of
 /// their own uses).
@@ -69,13 +69,13 @@ index. Safely stored means, by default, handed to the operating system: it survi
 kill -9 and any crash of neardup, and the index is synced to disk every 100 ms; with
 --durability disk it is synced to disk (fsync) first, which also survives a power loss
 but makes each verdict wait for the disk. Articles that arrive together are committed
-together. Lines that cannot be
-checked (malformed JSON, no text, an id already indexed with other text, too long) get
-a line with \"verdict\":\"rejected\", their line number and the reason, so output lines
-pair with input lines (blank input lines are skipped). An article re-sent with the same
-text (the same id and shingles) is not added again: it gets the verdict it was given the
-first time, with \"indexed\":true. A gzip or zstd stream is decompressed as it arrives; one that
-breaks off ends watch with exit status 1, after what came before it was stored.
+together. Lines that cannot be checked (malformed JSON, no text, an id already indexed
+with other text, too long) get a line with \"verdict\":\"rejected\", their line number and
+the reason, so output lines pair with input lines (blank input lines are skipped). An
+article re-sent with the same text (the same id and shingles) is not added again: it
+gets the verdict it was given the first time, with \"indexed\":true. A gzip or zstd stream
+is decompressed as it arrives; one that breaks off ends watch with exit status 1, after
+what came before it was stored.
 
 The verdict is new, or duplicate with the best near-copy, its exact Jaccard and the
 cluster id; an index created with '--level story' also says rewrite for an article that

@@ -32,6 +32,8 @@ fn main() -> ExitCode {
     refuse_story_flags_at_near_copy(&matches);
     refuse_passages_at_story(&matches);
     refuse_near_copy_flags_at_story(&matches);
+    refuse_passage_tuning_without_passages(&matches);
+    refuse_checkpoint_in_compare(&matches);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match run(cli) {
         Ok(code) => code,
@@ -66,12 +68,15 @@ const STORY_FLAGS: [(&str, &str); 5] = [
 
 /// A usage error (exit 2) for a story-level flag given at the near-copy level: it was
 /// ignored without a word (`cluster --story-threshold 0.9` gave near-copy clusters, and
-/// `--stats-out` wrote nothing).
+/// `--stats-out` wrote nothing), or, in the distributed steps, refused as a failed run
+/// (exit 1). Each command is asked only for the flags it has.
 fn refuse_story_flags_at_near_copy(matches: &clap::ArgMatches) {
     let flags = STORY_FLAGS.map(|(id, flag)| (id, flag, ""));
     refuse_flags_at_level(
         matches,
-        &["cluster", "pairs", "dedup", "eval"],
+        &[
+            "cluster", "pairs", "dedup", "eval", "sketch", "verify", "link",
+        ],
         args::LevelArg::NearCopy,
         &flags,
         |flag, _| format!("{flag} is a story-level flag: it needs --level story"),
@@ -95,9 +100,7 @@ fn refuse_flags_at_level(
         return;
     }
     for &(id, flag, instead) in flags {
-        let given = sub.try_contains_id(id).is_ok()
-            && sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
-        if given {
+        if given(sub, id) {
             usage_error(&[name], message(flag, instead));
         }
     }
@@ -120,6 +123,55 @@ fn refuse_passages_at_story(matches: &clap::ArgMatches) {
              the two documents share"
                 .to_string(),
         );
+    }
+}
+
+/// The flags that tune `--passages` (`PassageTuning`), which `pairs` and `cluster` read
+/// only with it.
+const PASSAGE_TUNING_FLAGS: [(&str, &str); 3] = [
+    ("min_passage_words", "--min-passage-words"),
+    ("passage_gap", "--passage-gap"),
+    ("boilerplate_docs", "--boilerplate-docs"),
+];
+
+/// Whether the flag `id` of `sub` was given on the command line (not a default).
+fn given(sub: &clap::ArgMatches, id: &str) -> bool {
+    sub.try_contains_id(id).is_ok()
+        && sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+}
+
+/// A usage error (exit 2) for a passage flag of `pairs` or `cluster` given without
+/// `--passages`: it was ignored without a word (`pairs --passage-gap 0` gave no passages).
+fn refuse_passage_tuning_without_passages(matches: &clap::ArgMatches) {
+    let Some((name, sub)) = matches.subcommand() else {
+        return;
+    };
+    if sub.try_get_one::<bool>("passages").ok().flatten() != Some(&false) {
+        return; // a command without --passages (compare always aligns), or with it
+    }
+    for (id, flag) in PASSAGE_TUNING_FLAGS {
+        if given(sub, id) {
+            usage_error(
+                &[name],
+                format!("{flag} tunes the passages of --passages: it needs --passages"),
+            );
+        }
+    }
+}
+
+/// A usage error (exit 2) for `compare --checkpoint`: compare fingerprints two documents
+/// (and its --in or --corpus inputs) afresh and keeps no checkpoint, so the flag was
+/// accepted and did nothing.
+fn refuse_checkpoint_in_compare(matches: &clap::ArgMatches) {
+    if let Some(("compare", sub)) = matches.subcommand() {
+        if given(sub, "checkpoint") {
+            usage_error(
+                &["compare"],
+                "--checkpoint keeps the fingerprints of a batch run (cluster, pairs, dedup, \
+                 eval, sketch, stats count); compare keeps none: leave it out"
+                    .to_string(),
+            );
+        }
     }
 }
 
@@ -627,10 +679,6 @@ fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
     if a.level == args::LevelArg::Story {
         return distributed::sketch_stories(a);
     }
-    anyhow::ensure!(
-        a.stats.is_none(),
-        "--stats weighs words at the story level: it needs --level story"
-    );
     check_outputs(
         &[("-o", a.output.as_deref(), Stdout::Default)],
         &read_files(&a.input, None, &a.run, &[]),
