@@ -229,8 +229,10 @@ fn a_checkpointed_run_stopped_while_reading_is_resumed_from_the_batches_it_saved
     )
     .unwrap();
     let reused = resumed.stats.checkpoint_records as usize;
+    // At least the first batch; on a loaded machine the reader may have saved every
+    // batch before the stop was seen.
     assert!(
-        (BATCH..records).contains(&reused),
+        (BATCH..=records).contains(&reused),
         "{reused} records reused of {records}"
     );
     assert_eq!(pairs(&resumed), expected);
