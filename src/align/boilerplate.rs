@@ -133,7 +133,7 @@ pub(crate) fn windows(
 
 /// Shingle hashes are already uniformly spread: hash them as themselves.
 #[derive(Default)]
-struct Identity(u64);
+pub(crate) struct Identity(u64);
 
 impl Hasher for Identity {
     fn finish(&self) -> u64 {
@@ -159,7 +159,13 @@ pub(crate) fn sample_stride(spec: ShingleSpec, min_words: usize) -> usize {
     }
 }
 
-type IdentityMap<V> = HashMap<u64, V, BuildHasherDefault<Identity>>;
+pub(crate) type IdentityMap<V> = HashMap<u64, V, BuildHasherDefault<Identity>>;
+
+/// Calls its argument with the windows of every passage, in the same order each time.
+pub(crate) type EachWindows<'a> = &'a dyn Fn(&mut dyn FnMut(&Windows)) -> io::Result<()>;
+
+/// Calls its argument with every shingle hash to count, in the same order each time.
+type EachHash<'a> = &'a dyn Fn(&mut dyn FnMut(u64)) -> io::Result<()>;
 
 /// Number of documents of a corpus whose shingle set holds each of some shingles, and
 /// which windows of the passages are common.
@@ -168,38 +174,51 @@ pub(crate) struct DocumentFrequencies {
     counts: IdentityMap<u32>,
     stride: usize,
     threshold: u64,
+    /// Parts of the hash space counted, each a read of the shingle sets.
+    parts: usize,
 }
 
 impl DocumentFrequencies {
-    /// Counts the windows of the passages in two passes: first every `stride`-th window of
-    /// each passage (the sampled ones), over the whole corpus; then, around each run of
-    /// common sampled windows, the windows up to the sampled neighbours that are not
-    /// common, over the documents that carry a common sampled window. Windows between two
-    /// common sampled windows are not counted: they are taken as common (see
+    /// Counts the windows of the passages (`each` calls its argument with the windows of
+    /// every passage) in two passes: first every `stride`-th window of each passage (the
+    /// sampled ones), over the whole corpus; then, around each run of common sampled
+    /// windows, the windows up to the sampled neighbours that are not common, over the
+    /// documents that carry a common sampled window. Windows between two common sampled
+    /// windows are not counted: they are taken as common (see
     /// [`DocumentFrequencies::common`]).
+    ///
+    /// Only the counts of common windows are kept (the others are never asked for), and
+    /// each pass counts the hash space part by part so that no part's table holds more
+    /// than `table` shingles (see [`count_parts`]): the memory is bounded by `table`
+    /// whatever the number of passages.
     pub fn count(
         corpus: &Corpus,
-        passages: &[Vec<Found>],
+        each: EachWindows<'_>,
         stride: usize,
         threshold: u64,
+        table: usize,
     ) -> io::Result<Self> {
         let stride = stride.max(1);
-        let all = || passages.iter().flatten();
-        let sampled = all().flat_map(|f| {
-            (0..f.windows.len())
-                .step_by(stride)
-                .map(|i| f.windows.hash(i))
-        });
-        let (counts, carriers) = count_in(corpus, sampled, None, Some(threshold))?;
+        let sampled = |f: &mut dyn FnMut(u64)| {
+            each(&mut |w: &Windows| {
+                for i in (0..w.len()).step_by(stride) {
+                    f(w.hash(i));
+                }
+            })
+        };
+        let (counts, parts) = count_parts(corpus, &sampled, None, threshold, table)?;
         let mut this = DocumentFrequencies {
             counts,
             stride,
             threshold,
+            parts,
         };
-        if stride > 1 {
+        if stride > 1 && !this.counts.is_empty() {
+            // Only the documents that carry a common sampled shingle are searched: the
+            // recurring text around it is theirs.
+            let (_, carriers) = count_in(corpus, index_of(this.counts.keys().copied()), None)?;
             let mut edges: Vec<u64> = Vec::new();
-            for f in all() {
-                let w = &f.windows;
+            each(&mut |w: &Windows| {
                 let sampled: Vec<bool> = (0..w.len())
                     .step_by(stride)
                     .map(|i| this.counted_common(w.hash(i)))
@@ -213,12 +232,19 @@ impl DocumentFrequencies {
                         edges.extend((i + 1..(i + stride).min(w.len())).map(|x| w.hash(x)));
                     }
                 }
-            }
+            })?;
+            // A sampled window counted uncommon over the corpus is counted again here if it
+            // is an edge elsewhere: over fewer documents, it stays uncommon.
             edges.retain(|h| !this.counts.contains_key(h));
-            // Only the documents that carry a common sampled shingle are searched: the
-            // recurring text around it is theirs.
-            let (more, _) = count_in(corpus, edges.into_iter(), Some(&carriers), None)?;
+            edges.sort_unstable();
+            edges.dedup();
+            let all_edges = |f: &mut dyn FnMut(u64)| {
+                edges.iter().for_each(|&h| f(h));
+                Ok(())
+            };
+            let (more, parts) = count_parts(corpus, &all_edges, Some(&carriers), threshold, table)?;
             this.counts.extend(more);
+            this.parts += parts;
         }
         Ok(this)
     }
@@ -252,27 +278,108 @@ impl DocumentFrequencies {
             .collect()
     }
 
-    /// Documents holding the shingle (0 if it was not counted).
+    /// Documents holding the shingle, when at least `threshold` do (0 if fewer do or it
+    /// was not counted).
     pub fn get(&self, hash: u64) -> u32 {
         self.counts.get(&hash).copied().unwrap_or(0)
     }
+
+    /// The common shingles and their counts, sorted.
+    #[cfg(test)]
+    pub fn counted(&self) -> Vec<(u64, u32)> {
+        let mut all: Vec<(u64, u32)> = self.counts.iter().map(|(&h, &n)| (h, n)).collect();
+        all.sort_unstable();
+        all
+    }
+
+    /// Parts of the hash space counted.
+    #[cfg(test)]
+    pub fn parts(&self) -> usize {
+        self.parts
+    }
+}
+
+/// Bytes a counted shingle takes while its part of the hash space is counted: its slot in
+/// the table (with the table's spare room and growth), its bits in the bitmap, and its
+/// count in each thread's tallies.
+pub(crate) fn bytes_per_counted() -> usize {
+    48 + 8 * rayon::current_num_threads()
+}
+
+/// The part of the hash space a shingle falls in: bits 32 and up of its hash, reversed, so
+/// that a part (a range of this key) fixes neither the low bits the table places it by,
+/// nor the top bits of its tag and of the bitmap.
+fn part_key(hash: u64) -> u64 {
+    u64::from(((hash >> 32) as u32).reverse_bits())
 }
 
 /// Counts, over the documents `docs` of `corpus` (all of them when `None`), the documents
-/// holding each shingle of `wanted`. With `carriers_of`, also returns (sorted) the
-/// documents holding a shingle that reaches that count.
-fn count_in(
+/// holding each shingle that `each` yields, and keeps the counts of at least `keep_from`.
+///
+/// The shingles are counted by parts of the hash space, each read again from `each`:
+/// whole when their table holds at most `table` shingles, else in halves, quarters, … as
+/// needed (at most 2^16 parts), so the table stays within `table` shingles. The counts do
+/// not depend on the parts. Returns the counts and the number of parts.
+fn count_parts(
     corpus: &Corpus,
-    wanted: impl Iterator<Item = u64>,
+    each: EachHash<'_>,
     docs: Option<&[u32]>,
-    carriers_of: Option<u64>,
-) -> io::Result<(IdentityMap<u32>, Vec<u32>)> {
+    keep_from: u64,
+    table: usize,
+) -> io::Result<(IdentityMap<u32>, usize)> {
+    const KEYS: u64 = 1 << 32;
+    const FEWEST: u64 = KEYS >> 16;
+    let mut out = IdentityMap::default();
+    let mut parts = 0;
+    let (mut from, mut width) = (0u64, KEYS);
+    while from < KEYS {
+        let to = (from + width).min(KEYS);
+        let mut index: IdentityMap<u32> = HashMap::default();
+        let mut over = false;
+        each(&mut |h| {
+            if over {
+                return;
+            }
+            if (from..to).contains(&part_key(h)) {
+                let next = index.len() as u32;
+                index.entry(h).or_insert(next);
+                over = index.len() > table && width > FEWEST;
+            }
+        })?;
+        if over {
+            width /= 2;
+            continue;
+        }
+        let (counts, _) = count_in(corpus, index, docs)?;
+        out.extend(
+            counts
+                .into_iter()
+                .filter(|&(_, n)| u64::from(n) >= keep_from),
+        );
+        from = to;
+        parts += 1;
+    }
+    Ok((out, parts))
+}
+
+/// A table numbering `hashes` (first come, first numbered).
+fn index_of(hashes: impl Iterator<Item = u64>) -> IdentityMap<u32> {
     let mut index: IdentityMap<u32> = HashMap::default();
-    index.reserve(wanted.size_hint().0);
-    for h in wanted {
+    for h in hashes {
         let next = index.len() as u32;
         index.entry(h).or_insert(next);
     }
+    index
+}
+
+/// Counts, over the documents `docs` of `corpus` (all of them when `None`), the documents
+/// holding each shingle of `index` (a table numbering them), and returns the counts and
+/// (sorted) the documents holding any of them.
+fn count_in(
+    corpus: &Corpus,
+    mut index: IdentityMap<u32>,
+    docs: Option<&[u32]>,
+) -> io::Result<(IdentityMap<u32>, Vec<u32>)> {
     if index.is_empty() {
         return Ok((IdentityMap::default(), Vec::new()));
     }
@@ -301,28 +408,29 @@ fn count_in(
         }
     };
     let chunk = docs.len().div_ceil(rayon::current_num_threads() * 4).max(1);
-    let keep_hits = carriers_of.is_some();
-    // Per chunk: counts per wanted slot, and (document, slot) hits when carriers are asked.
-    type Tally = (Vec<u32>, Vec<(u32, u32)>);
-    let (counts, hits) = docs
+    // Per chunk: counts per wanted slot, and the documents holding a wanted shingle.
+    type Tally = (Vec<u32>, Vec<u32>);
+    let (counts, mut holders) = docs
         .par_chunks(chunk)
         .map(|docs| -> io::Result<Tally> {
             let mut counts = vec![0u32; index.len()];
-            let mut hits = Vec::new();
+            let mut holders = Vec::new();
             let mut buf = Vec::new();
             for &doc in docs {
+                let mut held = false;
                 for &h in corpus.set(doc, &mut buf)? {
                     if maybe(h)
                         && let Some(&i) = index.get(&h)
                     {
                         counts[i as usize] += 1;
-                        if keep_hits {
-                            hits.push((doc, i));
-                        }
+                        held = true;
                     }
                 }
+                if held {
+                    holders.push(doc);
+                }
             }
-            Ok((counts, hits))
+            Ok((counts, holders))
         })
         .try_reduce(
             || (vec![0u32; index.len()], Vec::new()),
@@ -332,20 +440,12 @@ fn count_in(
                 Ok(x)
             },
         )?;
-    let mut carriers: Vec<u32> = match carriers_of {
-        Some(threshold) => hits
-            .into_iter()
-            .filter(|&(_, i)| u64::from(counts[i as usize]) >= threshold)
-            .map(|(doc, _)| doc)
-            .collect(),
-        None => Vec::new(),
-    };
-    carriers.sort_unstable();
-    carriers.dedup();
+    holders.sort_unstable();
+    holders.dedup();
     for slot in index.values_mut() {
         *slot = counts[*slot as usize];
     }
-    Ok((index, carriers))
+    Ok((index, holders))
 }
 
 /// Splits the passages of a pair (documents of `words` words each) into story and
@@ -556,6 +656,7 @@ mod tests {
             counts,
             stride: 4,
             threshold: 20,
+            parts: 1,
         };
         let windows = Windows::Chars(
             (0..14)

@@ -10,7 +10,7 @@ use crate::progress::{Observer, Ticker};
 use crate::story::{self, Components, Kind, Model, StoryDoc, StoryStats, Veto};
 use crate::verify::PairScore;
 
-use super::{PairPassages, align_pairs, missing_text};
+use super::{PairPassages, Room, align_pairs, missing_text};
 
 /// Two documents compared: their scores, their texts and the passages they share.
 #[derive(Debug)]
@@ -122,7 +122,7 @@ pub fn compare(
     let passages = align_pairs(
         &corpus,
         &[(da, db)],
-        settings.shingle,
+        &Room::of(settings),
         passage,
         Ticker::silent(),
     )?

@@ -57,6 +57,7 @@ mod aligner;
 mod boilerplate;
 mod compare;
 pub mod eval;
+mod found;
 pub mod reference;
 mod texts;
 
@@ -78,6 +79,7 @@ pub use compare::{ComparedDoc, Comparison, DocRef, StoryVerdict, compare};
 pub use texts::TextStore;
 
 use boilerplate::Windows;
+use found::{Found, FoundStore};
 
 /// Largest [`PassageSettings::max_gap`]: the ends of a passage are searched over every
 /// pair of gaps up to it.
@@ -207,22 +209,9 @@ pub fn find_passages(
 ) -> Result<Vec<PairPassages>> {
     let doc_pairs: Vec<(u32, u32)> = pairs.iter().map(|p| (p.a, p.b)).collect();
     let ticker = Ticker::new(observer, Stage::Align);
-    let found = align_pairs(corpus, &doc_pairs, settings.shingle, passage, ticker)?;
+    let found = align_pairs(corpus, &doc_pairs, &Room::of(settings), passage, ticker)?;
     go_on(observer)?;
     Ok(found)
-}
-
-/// A passage found by the aligner, before boilerplate is split off.
-struct Found {
-    tokens: TokenPassage,
-    a: Side,
-    b: Side,
-    /// The pipeline's shingles inside the passage (when boilerplate can be counted).
-    windows: Windows,
-    /// With windows: byte offsets `(start, end with terminators)` of every token of each
-    /// side, to cut the passage without tokenizing again.
-    a_offsets: Vec<(u32, u32)>,
-    b_offsets: Vec<(u32, u32)>,
 }
 
 /// A document tokenized and prepared for alignment.
@@ -311,129 +300,195 @@ pub(crate) fn missing_text(doc: u32) -> Error {
     )
 }
 
+/// Where the stage may keep what it holds between aligning and splitting: the pipeline's
+/// shingle spec, its memory budget and temporary directory.
+#[derive(Clone, Debug)]
+pub(crate) struct Room {
+    pub spec: ShingleSpec,
+    /// Bytes of found passages kept in memory (then spilled).
+    pub budget: u64,
+    /// Shingles counted at once (see [`boilerplate::count_parts`]).
+    pub table: usize,
+    pub temp_dir: Option<std::path::PathBuf>,
+}
+
+/// The fewest shingles counted at once, whatever the budget (about 4 MiB): every further
+/// part of the hash space reads every shingle set of the corpus again.
+const MIN_TABLE: usize = 1 << 16;
+
+impl Room {
+    pub fn of(settings: &Settings) -> Self {
+        Room {
+            spec: settings.shingle,
+            budget: settings.memory_budget,
+            table: (usize::try_from(settings.memory_budget).unwrap_or(usize::MAX)
+                / boilerplate::bytes_per_counted())
+            .max(MIN_TABLE),
+            temp_dir: settings.temp_dir.clone(),
+        }
+    }
+}
+
 /// Aligns every pair, then counts the document frequency of the passages' shingles and
 /// splits off boilerplate. The result is index-aligned with `pairs`.
 pub(crate) fn align_pairs(
     corpus: &Corpus,
     pairs: &[(u32, u32)],
-    spec: ShingleSpec,
+    room: &Room,
     settings: &PassageSettings,
     ticker: Ticker<'_>,
 ) -> Result<Vec<PairPassages>> {
-    align_pairs_cached(corpus, pairs, spec, settings, ticker, CACHE_BYTES)
+    align_pairs_cached(corpus, pairs, room, settings, ticker, CACHE_BYTES)
 }
+
+/// Pairs aligned at a time: their found passages are in memory together before they go to
+/// the [`FoundStore`].
+const BATCH: usize = 1024;
 
 /// [`align_pairs`] with each thread's cache of prepared documents bounded by `cache_budget`.
 fn align_pairs_cached(
     corpus: &Corpus,
     pairs: &[(u32, u32)],
-    spec: ShingleSpec,
+    room: &Room,
     settings: &PassageSettings,
     ticker: Ticker<'_>,
     cache_budget: usize,
 ) -> Result<Vec<PairPassages>> {
     // Small chunks balance the threads: a few pairs of long documents can take most of the time.
     const CHUNK: usize = 16;
+    let spec = room.spec;
     let count_windows = settings.boilerplate_docs <= corpus.len() as u64;
     let read_err = |e| Error::io("reading a spilled text", e);
-    let found: Vec<Result<Vec<Vec<Found>>>> = pairs
-        .par_chunks(CHUNK)
-        .map_init(
-            || Worker::new(*settings, cache_budget),
-            |w, chunk| {
-                if ticker.stopped() {
-                    return Ok(Vec::new());
-                }
-                let mut out = Vec::with_capacity(chunk.len());
-                for &(a, b) in chunk {
-                    let mut text_a = std::mem::take(&mut w.text_a);
-                    let mut text_b = std::mem::take(&mut w.text_b);
-                    let ta = corpus
-                        .text(a, &mut text_a)
-                        .map_err(read_err)?
-                        .ok_or_else(|| missing_text(a))?;
-                    let tb = corpus
-                        .text(b, &mut text_b)
-                        .map_err(read_err)?
-                        .ok_or_else(|| missing_text(b))?;
-                    let (ta, tb) = (&*ta, &*tb);
-                    let (ia, ib) = w.pair((a, ta), (b, tb));
-                    let (ea, eb) = if ia < ib {
-                        let (x, y) = w.cache.split_at_mut(ib);
-                        (&mut x[ia], &mut y[0])
-                    } else {
-                        let (x, y) = w.cache.split_at_mut(ia);
-                        (&mut y[0], &mut x[ib])
-                    };
-                    let passages = w.aligner.align_prepared(&mut ea.prepared, &mut eb.prepared);
-                    let (ea, eb) = (&*ea, &*eb);
-                    let mut pair = Vec::with_capacity(passages.len());
-                    for tp in passages {
-                        let windows = if count_windows {
-                            boilerplate::windows(
-                                spec,
-                                ta,
-                                &ea.tokens,
-                                ea.prepared.hashes(),
-                                tp.a.clone(),
-                                &mut w.tokenizer,
-                            )
-                        } else {
-                            Windows::none()
-                        };
-                        let offsets = |text: &str, tokens: &[Token], range: Range<usize>| {
-                            if windows.len() == 0 {
-                                return Vec::new();
-                            }
-                            tokens[range]
-                                .iter()
-                                .map(|t| {
-                                    (t.start, end_with_terminators(text, t.end as usize) as u32)
-                                })
-                                .collect()
-                        };
-                        pair.push(Found {
-                            a: side(ta, &ea.tokens, tp.a.clone()),
-                            b: side(tb, &eb.tokens, tp.b.clone()),
-                            a_offsets: offsets(ta, &ea.tokens, tp.a.clone()),
-                            b_offsets: offsets(tb, &eb.tokens, tp.b.clone()),
-                            tokens: tp,
-                            windows,
-                        });
+    let spill_err = |e| Error::io("spilling found passages", e);
+    // Every pair's passages, with the windows and offsets that boilerplate needs, wait in
+    // a store that spills beyond the budget while the document frequencies are counted.
+    let mut store = FoundStore::new(room.budget, room.temp_dir.clone());
+    for batch in pairs.chunks(BATCH) {
+        let found: Vec<Result<Vec<Vec<Found>>>> = batch
+            .par_chunks(CHUNK)
+            .map_init(
+                || Worker::new(*settings, cache_budget),
+                |w, chunk| {
+                    if ticker.stopped() {
+                        return Ok(Vec::new());
                     }
-                    out.push(pair);
-                    (w.text_a, w.text_b) = (text_a, text_b);
-                }
-                ticker.advance(chunk.len() as u64);
-                Ok(out)
-            },
-        )
-        .collect();
-    let mut per_pair: Vec<Vec<Found>> = Vec::with_capacity(pairs.len());
-    for chunk in found {
-        per_pair.extend(chunk?);
+                    let mut out = Vec::with_capacity(chunk.len());
+                    for &(a, b) in chunk {
+                        out.push(w.found(corpus, (a, b), spec, count_windows, read_err)?);
+                    }
+                    ticker.advance(chunk.len() as u64);
+                    Ok(out)
+                },
+            )
+            .collect();
+        for chunk in found {
+            for pair in chunk? {
+                store.push(&pair).map_err(spill_err)?;
+            }
+        }
+        if ticker.stopped() {
+            break;
+        }
+    }
+    if store.len() < pairs.len() {
+        // Stopped: the caller reports it.
+        return Ok(Vec::new());
     }
     let frequencies = if count_windows {
         let sample = boilerplate::sample_stride(spec, settings.min_words);
+        let each = |f: &mut dyn FnMut(&Windows)| store.each_windows(f);
         boilerplate::DocumentFrequencies::count(
             corpus,
-            &per_pair,
+            &each,
             sample,
             settings.boilerplate_docs,
+            room.table,
         )
-        .map_err(|e| Error::io("reading spilled shingle sets", e))?
+        .map_err(|e| Error::io("reading spilled shingle sets or passages", e))?
     } else {
         boilerplate::DocumentFrequencies::default()
     };
-    Ok(per_pair
+    (0..pairs.len())
         .into_par_iter()
-        .zip(pairs.par_iter())
-        .map(|(found, &(a, b))| {
+        .map_init(Vec::new, |buf, i| {
+            let found = store
+                .get(i, buf)
+                .map_err(|e| Error::io("reading spilled passages", e))?;
+            let (a, b) = pairs[i];
             let words = (corpus.tokens(a), corpus.tokens(b));
             let passages = boilerplate::split(found, &frequencies, settings, words);
-            with_coverage(passages, corpus.tokens(a), corpus.tokens(b))
+            Ok(with_coverage(passages, corpus.tokens(a), corpus.tokens(b)))
         })
-        .collect())
+        .collect()
+}
+
+impl Worker {
+    /// The passages of pair `(a, b)`, with their windows and offsets when `count_windows`.
+    fn found(
+        &mut self,
+        corpus: &Corpus,
+        (a, b): (u32, u32),
+        spec: ShingleSpec,
+        count_windows: bool,
+        read_err: impl Fn(io::Error) -> Error,
+    ) -> Result<Vec<Found>> {
+        let w = self;
+        let mut text_a = std::mem::take(&mut w.text_a);
+        let mut text_b = std::mem::take(&mut w.text_b);
+        let ta = corpus
+            .text(a, &mut text_a)
+            .map_err(&read_err)?
+            .ok_or_else(|| missing_text(a))?;
+        let tb = corpus
+            .text(b, &mut text_b)
+            .map_err(&read_err)?
+            .ok_or_else(|| missing_text(b))?;
+        let (ta, tb) = (&*ta, &*tb);
+        let (ia, ib) = w.pair((a, ta), (b, tb));
+        let (ea, eb) = if ia < ib {
+            let (x, y) = w.cache.split_at_mut(ib);
+            (&mut x[ia], &mut y[0])
+        } else {
+            let (x, y) = w.cache.split_at_mut(ia);
+            (&mut y[0], &mut x[ib])
+        };
+        let passages = w.aligner.align_prepared(&mut ea.prepared, &mut eb.prepared);
+        let (ea, eb) = (&*ea, &*eb);
+        let mut pair = Vec::with_capacity(passages.len());
+        for tp in passages {
+            let windows = if count_windows {
+                boilerplate::windows(
+                    spec,
+                    ta,
+                    &ea.tokens,
+                    ea.prepared.hashes(),
+                    tp.a.clone(),
+                    &mut w.tokenizer,
+                )
+            } else {
+                Windows::none()
+            };
+            let offsets = |text: &str, tokens: &[Token], range: Range<usize>| {
+                if windows.len() == 0 {
+                    return Vec::new();
+                }
+                tokens[range]
+                    .iter()
+                    .map(|t| (t.start, end_with_terminators(text, t.end as usize) as u32))
+                    .collect()
+            };
+            pair.push(Found {
+                a: side(ta, &ea.tokens, tp.a.clone()),
+                b: side(tb, &eb.tokens, tp.b.clone()),
+                a_offsets: offsets(ta, &ea.tokens, tp.a.clone()),
+                b_offsets: offsets(tb, &eb.tokens, tp.b.clone()),
+                tokens: tp,
+                windows,
+            });
+        }
+        (w.text_a, w.text_b) = (text_a, text_b);
+        Ok(pair)
+    }
 }
 
 /// The side of a passage covering `tokens[range]` of `text`.
@@ -582,9 +637,14 @@ mod tests {
             .flat_map(|a| (0..n).filter(move |&b| b != a).map(move |b| (a, b)))
             .collect();
         let settings = PassageSettings::default();
-        let spec = ShingleSpec::Words(5);
+        let room = Room {
+            spec: ShingleSpec::Words(5),
+            budget: 512 << 20,
+            table: MIN_TABLE,
+            temp_dir: None,
+        };
         let run = |budget| {
-            align_pairs_cached(&corpus, &pairs, spec, &settings, Ticker::silent(), budget).unwrap()
+            align_pairs_cached(&corpus, &pairs, &room, &settings, Ticker::silent(), budget).unwrap()
         };
         let expected = run(CACHE_BYTES);
         let text = |d| {
@@ -602,6 +662,80 @@ mod tests {
         // From one entry's size (every pair evicts) to a few.
         for budget in [0, 48 * 300, 48 * 700, 48 * 1200] {
             assert!(run(budget) == expected, "cache budget {budget}");
+        }
+    }
+
+    #[test]
+    fn spilled_passages_and_counting_by_parts_change_nothing() {
+        let corpus = corpus(12);
+        let n = corpus.len() as u32;
+        let pairs: Vec<(u32, u32)> = (0..n)
+            .flat_map(|a| (a + 1..n).map(move |b| (a, b)))
+            .collect();
+        // Documents overlap in runs of at least 3: much of their text is "boilerplate".
+        let settings = PassageSettings {
+            boilerplate_docs: 3,
+            ..PassageSettings::default()
+        };
+        let room = |budget, table| Room {
+            spec: ShingleSpec::Words(5),
+            budget,
+            table,
+            temp_dir: None,
+        };
+        let run = |room: &Room| {
+            align_pairs_cached(
+                &corpus,
+                &pairs,
+                room,
+                &settings,
+                Ticker::silent(),
+                CACHE_BYTES,
+            )
+            .unwrap()
+        };
+        let expected = run(&room(512 << 20, MIN_TABLE));
+        let all = || expected.iter().flat_map(|p| &p.passages);
+        assert!(
+            all().any(|p| p.boilerplate.is_some()),
+            "boilerplate is marked"
+        );
+        assert!(all().any(|p| p.boilerplate.is_none()), "and story text");
+        // Passages spilled after a few pairs; shingles counted a few at a time.
+        for (budget, table) in [(64, MIN_TABLE), (512 << 20, 40), (64, 9)] {
+            assert!(
+                run(&room(budget, table)) == expected,
+                "budget {budget}, table {table}"
+            );
+        }
+
+        // The frequencies themselves: the same by parts, and only the common ones kept.
+        let mut worker = Worker::new(settings, CACHE_BYTES);
+        let mut store = FoundStore::new(64, None);
+        for &pair in &pairs {
+            let found = worker
+                .found(&corpus, pair, ShingleSpec::Words(5), true, |e| {
+                    Error::io("test", e)
+                })
+                .unwrap();
+            store.push(&found).unwrap();
+        }
+        assert!(store.bytes().1 > 0, "the found passages spilled");
+        let each = |f: &mut dyn FnMut(&Windows)| store.each_windows(f);
+        let count =
+            |table| boilerplate::DocumentFrequencies::count(&corpus, &each, 4, 3, table).unwrap();
+        let whole = count(MIN_TABLE);
+        assert_eq!(
+            whole.parts(),
+            2,
+            "the samples, then the edges, in one part each"
+        );
+        assert!(!whole.counted().is_empty());
+        assert!(whole.counted().iter().all(|&(_, n)| n >= 3));
+        for table in [9, 40] {
+            let parts = count(table);
+            assert!(parts.parts() > 2, "table {table}: counted by parts");
+            assert_eq!(parts.counted(), whole.counted(), "table {table}");
         }
     }
 }
