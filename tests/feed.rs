@@ -4775,3 +4775,248 @@ fn feed_flag_values_out_of_range_are_usage_errors() {
     let stats = &lines_of(&index_output(&["stats"], &s.path("idx"), &[]))[0];
     assert_eq!(stats["articles"], 0, "nothing added");
 }
+
+/// What a reader answers about `records`: the verdict on a copy of each under another
+/// id (`probe-<id>`), and its counts. A reader kept open while the writer went on must
+/// answer exactly as one opened now.
+type ReaderAnswers = (
+    Vec<neardup::feed::Verdict>,
+    Vec<u64>,
+    Option<(i64, i64)>,
+    Option<u64>,
+);
+
+fn probes_of(index: &FeedIndex, records: &[serde_json::Value]) -> Vec<Article> {
+    let copies: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            let mut copy = r.clone();
+            copy["id"] = format!("probe-{}", r["id"].as_str().unwrap()).into();
+            copy
+        })
+        .collect();
+    articles_of(index, &copies)
+}
+
+fn reader_answers(reader: &mut FeedIndex, probes: &[Article]) -> ReaderAnswers {
+    let verdicts = probes
+        .iter()
+        .map(|a| reader.query(a).unwrap().unwrap())
+        .collect();
+    let s = reader.stats();
+    (
+        verdicts,
+        vec![
+            s.generation,
+            s.articles,
+            s.new,
+            s.duplicates,
+            s.rewrites,
+            s.clusters_with_duplicates,
+            s.expired,
+            s.recovered_tail_bytes,
+        ],
+        s.time_range,
+        s.story_documents,
+    )
+}
+
+/// Whether the verdict on `probe` names the article `id` among its matches.
+fn matches_id(reader: &mut FeedIndex, probe: &Article, id: &str) -> bool {
+    let v = reader.query(probe).unwrap().unwrap();
+    v.matches.iter().any(|m| m.id == id)
+}
+
+#[test]
+fn a_reader_follows_what_the_writer_adds_removes_and_compacts() {
+    let (hour, t0) = (3_600, 1_700_000_000);
+    let records = story_corpus(53, 300, t0);
+    let id = |n: usize| records[n]["id"].as_str().unwrap().to_string();
+    for level in [Level::Copy, Level::Story] {
+        let s = Scratch::new();
+        let dir = s.path("idx");
+        let settings = match level {
+            Level::Copy => settings_of(PipelineBuilder::new(), Some(120 * hour)),
+            _ => story_settings(Some(120 * hour)),
+        };
+        FeedIndex::create(&dir, &settings).unwrap();
+        let mut writer = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+        let articles = articles_of(&writer, &records);
+        for a in &articles[..150] {
+            writer.add(a).unwrap().unwrap();
+        }
+        writer.commit().unwrap();
+        let mut reader = FeedIndex::open(&dir, Access::Read, &Silent).unwrap();
+        let probes = probes_of(&reader, &records);
+        let fresh = || FeedIndex::open(&dir, Access::Read, &Silent).unwrap();
+        assert!(!reader.refresh().unwrap(), "{level:?}: nothing changed");
+        assert!(!matches_id(&mut reader, &probes[200], &id(200)));
+
+        // Added and committed: the reader's next answer sees it.
+        for a in &articles[150..250] {
+            writer.add(a).unwrap().unwrap();
+        }
+        writer.commit().unwrap();
+        assert!(matches_id(&mut reader, &probes[200], &id(200)), "{level:?}");
+        assert_eq!(reader.len(), 250, "{level:?}");
+        assert_eq!(
+            reader_answers(&mut reader, &probes),
+            reader_answers(&mut fresh(), &probes),
+            "{level:?}: after additions"
+        );
+        // Added but not committed (still in the writer's memory): not seen.
+        writer.add(&articles[250]).unwrap().unwrap();
+        assert!(!reader.refresh().unwrap());
+        assert!(!matches_id(&mut reader, &probes[250], &id(250)));
+        writer.commit().unwrap();
+        assert!(reader.refresh().unwrap());
+        assert!(matches_id(&mut reader, &probes[250], &id(250)));
+
+        // Removed: a new generation, the old log deleted under the reader.
+        let removed = writer.remove(&[id(200)], &Silent).unwrap();
+        assert_eq!(removed.found, [true]);
+        assert!(!dir.join("articles.0.log").exists());
+        assert!(
+            !matches_id(&mut reader, &probes[200], &id(200)),
+            "{level:?}"
+        );
+        assert_eq!(reader.stats().generation, 1);
+        assert_eq!(
+            reader_answers(&mut reader, &probes),
+            reader_answers(&mut fresh(), &probes),
+            "{level:?}: after a removal"
+        );
+
+        // Compacted (and added to after): the reader follows to the generation in force.
+        let report = writer.compact(&Silent).unwrap();
+        assert!(report.removed > 0, "{level:?}: {report:?}");
+        for a in &articles[251..] {
+            writer.add(a).unwrap().unwrap();
+        }
+        writer.commit().unwrap();
+        assert!(!matches_id(&mut reader, &probes[3], &id(3)), "{level:?}");
+        assert!(matches_id(&mut reader, &probes[280], &id(280)), "{level:?}");
+        let answers = reader_answers(&mut reader, &probes);
+        assert_eq!(answers.1[0], 2, "{level:?}: generation");
+        assert_eq!(
+            answers,
+            reader_answers(&mut fresh(), &probes),
+            "{level:?}: after a compaction"
+        );
+        // A writer that reads nothing of others has nothing to take in.
+        assert!(!writer.refresh().unwrap());
+    }
+}
+
+#[test]
+fn a_reader_never_takes_in_a_torn_frame() {
+    let s = Scratch::new();
+    let dir = s.path("idx");
+    let records = corpus(61, 41, 1_700_000_000);
+    FeedIndex::create(&dir, &settings_of(PipelineBuilder::new(), None)).unwrap();
+    let log = dir.join("articles.0.log");
+    let mut writer = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+    let articles = articles_of(&writer, &records);
+    for a in &articles[..40] {
+        writer.add(a).unwrap().unwrap();
+    }
+    writer.commit().unwrap();
+    let durable = std::fs::read(&log).unwrap();
+    writer.add(&articles[40]).unwrap().unwrap();
+    writer.commit().unwrap();
+    drop(writer);
+    let whole = std::fs::read(&log).unwrap();
+    let frame = &whole[durable.len()..];
+    // The reader opens before the last frame is there; then it is written bit by bit.
+    std::fs::write(&log, &durable).unwrap();
+    let mut reader = FeedIndex::open(&dir, Access::Read, &Silent).unwrap();
+    let probes = probes_of(&reader, &records);
+    let late = records[40]["id"].as_str().unwrap();
+    for cut in [1, 4, 8, 9, frame.len() / 2, frame.len() - 1] {
+        std::fs::write(&log, &whole[..durable.len() + cut]).unwrap();
+        assert!(!reader.refresh().unwrap(), "cut {cut}");
+        assert!(!matches_id(&mut reader, &probes[40], late), "cut {cut}");
+        assert_eq!(reader.len(), 40);
+        assert_eq!(reader.stats().recovered_tail_bytes, cut as u64);
+        let mut fresh = FeedIndex::open(&dir, Access::Read, &Silent).unwrap();
+        assert_eq!(
+            reader_answers(&mut reader, &probes),
+            reader_answers(&mut fresh, &probes),
+            "cut {cut}"
+        );
+    }
+    std::fs::write(&log, &whole).unwrap();
+    assert!(reader.refresh().unwrap());
+    assert!(matches_id(&mut reader, &probes[40], late));
+    assert_eq!((reader.len(), reader.stats().recovered_tail_bytes), (41, 0));
+
+    // Damage (a bad stretch with an intact frame after it) is refused as opening refuses
+    // it, every time, and the reader goes on once the log is whole again.
+    let damaged = [&whole[..], &[0xAB; 16], frame].concat();
+    std::fs::write(&log, &damaged).unwrap();
+    let opening = FeedIndex::open(&dir, Access::Read, &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(opening.contains("is damaged at byte"), "{opening}");
+    for _ in 0..2 {
+        let refreshing = reader.query(&probes[0]).unwrap_err().to_string();
+        assert_eq!(refreshing, opening);
+    }
+    std::fs::write(&log, &whole).unwrap();
+    assert_eq!(reader.len(), 41);
+    let mut fresh = FeedIndex::open(&dir, Access::Read, &Silent).unwrap();
+    assert_eq!(
+        reader_answers(&mut reader, &probes),
+        reader_answers(&mut fresh, &probes)
+    );
+}
+
+#[test]
+fn a_reader_answers_throughout_while_the_writer_removes_and_compacts() {
+    let (hour, t0) = (3_600, 1_700_000_000);
+    let records = corpus(67, 240, t0);
+    let s = Scratch::new();
+    let dir = s.path("idx");
+    FeedIndex::create(&dir, &settings_of(PipelineBuilder::new(), Some(60 * hour))).unwrap();
+    let mut writer = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+    let articles = articles_of(&writer, &records);
+    let mut reader = FeedIndex::open(&dir, Access::Read, &Silent).unwrap();
+    let probes = probes_of(&reader, &records);
+    let ids: Vec<String> = articles.iter().map(|a| a.id.clone()).collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let queries = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for (round, chunk) in articles.chunks(12).enumerate() {
+                for a in chunk {
+                    writer.add(a).unwrap().unwrap();
+                }
+                writer.commit().unwrap();
+                if round % 3 == 2 {
+                    writer.remove(&[ids[round * 12].clone()], &Silent).unwrap();
+                }
+                if round % 5 == 4 {
+                    writer.compact(&Silent).unwrap();
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::Release);
+        });
+        let mut queries = 0;
+        while !done.load(std::sync::atomic::Ordering::Acquire) {
+            let probe = &probes[queries % probes.len()];
+            reader.query(probe).unwrap().unwrap();
+            queries += 1;
+        }
+        queries
+    });
+    assert!(queries > 0);
+    assert!(
+        reader.stats().generation >= 6,
+        "{}",
+        reader.stats().generation
+    );
+    let mut fresh = FeedIndex::open(&dir, Access::Read, &Silent).unwrap();
+    assert_eq!(
+        reader_answers(&mut reader, &probes),
+        reader_answers(&mut fresh, &probes)
+    );
+}

@@ -467,8 +467,11 @@ class Index:
     and is durable on disk when the call returns, so a crash loses nothing answered.
 
     Opening for writing takes the index's lock: one writer at a time, across processes
-    (``read_only=True`` opens a view that can only query). Use it as a context manager,
-    or call :meth:`close`, to release the lock.
+    (``read_only=True`` opens a view that can only query). A read-only view follows the
+    writer: each call first takes in what was committed since (articles added, and after
+    a removal or compaction the new generation), so it answers as a view opened just then
+    would; a removed article is no longer matched. Use it as a context manager, or call
+    :meth:`close`, to release the lock.
     """
 
     def __init__(

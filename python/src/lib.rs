@@ -245,6 +245,9 @@ struct Index {
 }
 
 impl Index {
+    /// Runs `work` on the index. A read-only view first takes in what the writer
+    /// committed since its last call (a writer has nothing to take in), so every call
+    /// (`len`, `stats`, `clusters`, `query`) answers from the index as it is now.
     fn with<T: Send>(
         &self,
         py: Python<'_>,
@@ -253,7 +256,10 @@ impl Index {
         py.detach(|| {
             let mut held = self.index.lock().expect("index lock");
             match held.as_mut() {
-                Some(index) => work(index),
+                Some(index) => {
+                    index.refresh().map_err(error)?;
+                    work(index)
+                }
                 None => Err(NeardupError::new_err("the index is closed")),
             }
         })

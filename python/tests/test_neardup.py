@@ -629,6 +629,42 @@ def test_one_writer_at_a_time_and_readers_alongside(tmp_path):
         assert len(again) == 1
 
 
+def test_a_read_only_view_follows_the_writer(command, tmp_path):
+    path = tmp_path / "idx"
+    records = {r["id"]: r for r in edited_copies()}
+
+    def copy_of(name):
+        return {"id": f"q-{name}", "text": records[name]["text"]}
+
+    def seen(view):
+        return [(r["verdict"], r["match"]) for r in (view.query(copy_of(n)) for n in ("s0", "s1", "s2"))]
+
+    writer = neardup.Index.create(path)
+    writer.add([records["s0"], records["s1"]])
+    view = neardup.Index(path, read_only=True)
+    assert len(view) == 2
+    assert view.query(copy_of("s2"))["verdict"] == "new"
+    # Added by a writer in this process: seen by the view's next call.
+    writer.add(records["s2"])
+    assert len(view) == 3
+    assert view.query(copy_of("s2"))["match"] == "s2"
+    # Removed (a new generation): no longer matched.
+    assert writer.remove(["s0"]) == {"s0": True}
+    assert view.query(copy_of("s0"))["verdict"] == "new"
+    assert view.stats()["generation"] == 1
+    writer.close()
+    # Written by another process: the command adds one and removes another.
+    added = tmp_path / "again.jsonl"
+    added.write_text(json.dumps(records["s0"]) + "\n")
+    subprocess.run([command, "index", "add", "-q", str(path), str(added)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([command, "index", "remove", "-q", str(path), "s1"], check=True, stdout=subprocess.DEVNULL)
+    assert len(view) == 2
+    assert seen(view) == [("duplicate", "s0"), ("new", None), ("duplicate", "s2")]
+    with neardup.Index(path, read_only=True) as fresh:
+        assert (len(fresh), seen(fresh)) == (len(view), seen(view))
+        assert view.clusters() == fresh.clusters()
+
+
 def test_index_settings_are_checked(tmp_path):
     with pytest.raises(neardup.NeardupError, match="not a neardup index"):
         neardup.Index(tmp_path)

@@ -205,6 +205,32 @@ pub(crate) fn scan(
     })
 }
 
+/// Reads the intact frames of a log from `offset` (just past an intact frame, as an
+/// earlier [`scan`] ended) to `file_len`, as [`scan`] reads them from the header on:
+/// stopping at the first frame that is incomplete or fails its checksum.
+pub(crate) fn scan_from(
+    file: &File,
+    offset: u64,
+    file_len: u64,
+    mut visit: impl FnMut(u64, &[u8]) -> Result<(), String>,
+) -> Result<ScanEnd, String> {
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    io::Seek::seek(&mut reader, io::SeekFrom::Start(offset))
+        .map_err(|e| format!("reading the article log: {e}"))?;
+    let valid_len = crate::frame::scan(
+        &mut reader,
+        offset,
+        file_len,
+        "the article log",
+        |_| {},
+        &mut visit,
+    )?;
+    Ok(ScanEnd {
+        valid_len,
+        file_len,
+    })
+}
+
 /// Refuses a log whose unreadable tail has intact frames after it: a torn write is only
 /// the last group, so frames after the bad one mean damage, and cutting (or ignoring) the
 /// tail would lose acknowledged articles.
@@ -403,6 +429,19 @@ impl Log {
             pending: Vec::new(),
             failed: Arc::default(),
         }
+    }
+
+    /// A reader's log takes in the frames a later scan found, up to `valid_len` (see
+    /// [`scan_from`]). Only for a log opened with [`Log::open_read`] that appends nothing.
+    pub fn extend_read(&mut self, valid_len: u64) {
+        debug_assert!(self.pending.is_empty() && self.in_flight.is_empty());
+        self.handed = valid_len;
+        self.written.store(valid_len, Ordering::Release);
+    }
+
+    /// The file, shared (a reader scans it again for frames written since).
+    pub fn file(&self) -> Arc<File> {
+        Arc::clone(&self.file)
     }
 
     /// Opens a scanned log for appending: an unfinished tail left by a crash is cut off

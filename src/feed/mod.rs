@@ -24,8 +24,10 @@
 //! advisory lock on `DIR/lock`, and a second writer gets [`ErrorKind::Index`] naming the
 //! holder's process id. The lock dies with its process, so a crash leaves no stale lock.
 //! Any number of readers ([`Access::Read`]: queries, statistics) may open the index at
-//! the same time, even while it is written: they see the articles committed when they
-//! opened it.
+//! the same time, even while it is written: each sees the articles committed when it
+//! opened it, and [`FeedIndex::refresh`] (which [`FeedIndex::query`] calls first) brings
+//! it up to date with what was committed since, following a compaction or removal to
+//! its new generation, so a long-lived reader answers as one opened just now.
 //!
 //! ## Clusters
 //! An article that is new starts a cluster whose id is its own id; a duplicate joins the
@@ -101,7 +103,8 @@ pub use log::{Syncer, Written};
 /// Whether an index is opened to write or only to read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Shared with any other readers and one writer; sees what was committed at opening.
+    /// Shared with any other readers and one writer. Follows the writer: before each
+    /// answer it takes in what was committed since (see [`FeedIndex::refresh`]).
     Read,
     /// The one writer: takes the index's lock.
     Write,
@@ -254,7 +257,8 @@ pub struct IndexStats {
     pub disk_bytes: u64,
     /// Approximate bytes of memory held by the open index.
     pub memory_bytes: u64,
-    /// Bytes of an unfinished write (left by a crash) that were ignored or cut off at opening.
+    /// Bytes of an unfinished write (left by a crash) that were ignored or cut off at opening
+    /// (a reader: at its last refresh, which may also find a write under way).
     pub recovered_tail_bytes: u64,
 }
 
@@ -474,6 +478,43 @@ pub struct FeedIndex {
     /// Set while a compaction started on this index runs: a second one would write the
     /// same new generation.
     compacting: Arc<AtomicBool>,
+    /// What a reader opened with [`Access::Read`] last saw of the files it follows
+    /// (`None` for a writer, and for the indexes a compaction or repair loads).
+    follow: Option<Follow>,
+}
+
+/// What a file looked like when a reader last read it: if a `stat` still gives the same,
+/// nothing was written to it or put in its place since.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    /// Device, inode and change time: a file renamed into place (`index.meta`) is
+    /// another inode, even of the same length within one tick of the clock.
+    #[cfg(unix)]
+    node: (u64, u64, i64, i64),
+}
+
+impl Stamp {
+    fn of(m: &std::fs::Metadata) -> Stamp {
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            len: m.len(),
+            modified: m.modified().ok(),
+            #[cfg(unix)]
+            node: (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
+/// A reader's view of the files it follows (see [`FeedIndex::refresh`]).
+#[derive(Clone, Debug)]
+struct Follow {
+    /// `index.meta` as it was before the generation in force was read from it.
+    meta: Stamp,
+    /// The log as it was before it was last scanned to its end.
+    log: Stamp,
 }
 
 impl IndexSettings {
@@ -671,6 +712,12 @@ impl FeedIndex {
         // log it names: a reader then tries again with the new index.meta.
         let mut attempts = 0;
         loop {
+            // A reader stamps each file before reading it, so that a change made while
+            // it reads is seen by the next refresh rather than missed.
+            let meta_stamp = match access {
+                Access::Read => Some(meta_stamp(dir)?),
+                Access::Write => None,
+            };
             let meta = read_meta(dir)?;
             let path = dir.join(format::log_file_name(meta.generation));
             let file = File::options()
@@ -678,7 +725,22 @@ impl FeedIndex {
                 .write(access == Access::Write)
                 .open(&path);
             match file {
-                Ok(file) => return Self::load(dir, meta, path, file, lock, observer),
+                Ok(file) => {
+                    let follow = match meta_stamp {
+                        Some(meta) => Some(Follow {
+                            meta,
+                            log: Stamp::of(
+                                &file
+                                    .metadata()
+                                    .map_err(|e| io_error(dir, "reading the article log", e))?,
+                            ),
+                        }),
+                        None => None,
+                    };
+                    let mut index = Self::load(dir, meta, path, file, lock, observer)?;
+                    index.follow = follow;
+                    return Ok(index);
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound && lock.is_none() && attempts < 5 => {
                     attempts += 1;
                 }
@@ -742,6 +804,7 @@ impl FeedIndex {
             recovered_tail: 0,
             scratch: Scratch::default(),
             compacting: Arc::default(),
+            follow: None,
         };
         let mut entries: Vec<Vec<u64>> = vec![Vec::new(); lsh.bands];
         let story_lsh = settings.story.as_ref().map(|s| s.lsh);
@@ -1065,8 +1128,10 @@ impl FeedIndex {
     }
 
     /// Every cluster with at least `min_size` articles, in the order their first article
-    /// was added; members in the order added. Reads every record once, in log order.
+    /// was added; members in the order added. Reads every record once, in log order. A
+    /// reader first takes in what was committed since it last looked.
     pub fn clusters(&mut self, min_size: usize) -> Result<Vec<IndexCluster>> {
+        self.refresh()?;
         let mut order: HashMap<String, usize> = HashMap::new();
         let mut clusters: Vec<IndexCluster> = Vec::new();
         for doc in 0..self.len() as u32 {
@@ -1159,7 +1224,11 @@ impl FeedIndex {
     /// The verdict on `article` without adding it. An article whose id is already indexed
     /// with the same text gets the verdict it was given when added (`already_indexed`);
     /// `None` if its id is indexed with other text (as [`FeedIndex::add`] would refuse it).
+    ///
+    /// A reader ([`Access::Read`]) first takes in what the writer committed since it
+    /// last looked ([`FeedIndex::refresh`]).
     pub fn query(&mut self, article: &Article) -> Result<Option<Verdict>> {
+        self.refresh()?;
         match self.indexed(article)? {
             Indexed::SameText(v) => return Ok(Some(v)),
             Indexed::OtherText => return Ok(None),
@@ -1427,13 +1496,25 @@ impl FeedIndex {
             format::decode_article(&frame[format::FRAME_HEADER_BYTES..], self.settings.num_perm)
                 .map_err(|e| index_error(&self.dir, format!("a record of the article log: {e}")))?;
         let at = self.log.append(|out| out.extend_from_slice(frame));
+        self.take_in_record(at, &record, scratch);
+        Ok(())
+    }
+
+    /// Takes in the article of a record whose frame is at `at` (offset, length) in this
+    /// index's log, as [`FeedIndex::load`] would have read it.
+    fn take_in_record(
+        &mut self,
+        at: (u64, u32),
+        record: &ArticleRecord<'_>,
+        scratch: &mut Scratch,
+    ) {
         record.signature_into(&mut scratch.signature);
         let lsh = self.settings.lsh;
         scratch.keys.clear();
         scratch
             .keys
             .extend((0..lsh.bands).map(|band| band_key(&scratch.signature, lsh, band)));
-        let doc = self.take_in(at, &record, &scratch.keys);
+        let doc = self.take_in(at, record, &scratch.keys);
         if let (Some(state), Some(r)) = (&self.story, &record.story) {
             r.signature_into(&mut scratch.story_signature);
             let story_lsh = state.settings.lsh;
@@ -1451,7 +1532,113 @@ impl FeedIndex {
                 r.counted_keys(),
             );
         }
-        Ok(())
+    }
+
+    /// Brings a reader ([`Access::Read`]) up to date with what is committed, as opening
+    /// the index again now would find it, and says whether anything changed; a writer
+    /// (the only one that adds) is always up to date. [`FeedIndex::query`] and
+    /// [`FeedIndex::clusters`] call it first; call it before [`FeedIndex::len`],
+    /// [`FeedIndex::stats`], [`FeedIndex::contains`] or a run of
+    /// [`FeedIndex::verdict_at`] (which do not, so that article numbers hold between
+    /// calls).
+    ///
+    /// When nothing changed it costs a `stat` of `index.meta` and one of the log. If
+    /// `index.meta` names another generation (a compaction, removal or repair switched
+    /// it), the index is opened again from that generation; otherwise the frames
+    /// written after the last one read are taken in, up to the first that is not whole
+    /// (a group being written, or the unfinished write of a crash, which the next writer
+    /// cuts off), exactly as opening stops there: a torn frame is never taken in, and is
+    /// once it is whole. What opening refuses (damage with intact frames after it) is
+    /// refused here too, with the same error, and tried again on the next call.
+    pub fn refresh(&mut self) -> Result<bool> {
+        let Some(follow) = &self.follow else {
+            return Ok(false);
+        };
+        let meta = meta_stamp(&self.dir)?;
+        if meta != follow.meta {
+            if read_meta(&self.dir)?.generation != self.generation {
+                // The old log may be gone already: opening reads index.meta again
+                // until the log it names is there.
+                *self = Self::open(&self.dir, Access::Read, &crate::progress::Silent)?;
+                return Ok(true);
+            }
+            if let Some(follow) = &mut self.follow {
+                follow.meta = meta;
+            }
+        }
+        self.take_in_appended()
+    }
+
+    /// The part of [`FeedIndex::refresh`] that reads the log of the generation in force
+    /// past what was read of it.
+    fn take_in_appended(&mut self) -> Result<bool> {
+        let Some(follow) = &self.follow else {
+            return Ok(false);
+        };
+        let file = self.log.file();
+        let stat = |dir: &Path| {
+            file.metadata()
+                .map_err(|e| io_error(dir, "reading the article log", e))
+        };
+        let before = Stamp::of(&stat(&self.dir)?);
+        if before == follow.log {
+            return Ok(false);
+        }
+        let from = self.log.len();
+        if before.len < from {
+            // Only a writer cutting off an unfinished write shortens a log, and never
+            // below its last whole frame: this is another file. Start again.
+            *self = Self::open(&self.dir, Access::Read, &crate::progress::Silent)?;
+            return Ok(true);
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let settings = self.settings.clone();
+        let count = self.len();
+        let scanned = log::scan_from(&file, from, before.len, |offset, payload| {
+            let record = format::decode_article(payload, settings.num_perm)
+                .map_err(|e| format!("record at byte {offset}: {e}"))?;
+            match (&settings.story, &record.story) {
+                (None, None) => {}
+                (Some(s), Some(r)) if r.signature.len() == s.num_perm * 4 => {}
+                (Some(_), Some(_)) => {
+                    return Err(format!(
+                        "record at byte {offset}: its weighted signature has the wrong length"
+                    ));
+                }
+                (Some(_), None) => {
+                    return Err(format!(
+                        "record at byte {offset} has no story features, in a story-level index"
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Err(format!(
+                        "record at byte {offset} has story features, in a copy-level index"
+                    ));
+                }
+            }
+            let len = (payload.len() + format::FRAME_HEADER_BYTES) as u32;
+            self.take_in_record((offset, len), &record, &mut scratch);
+            // Read from the file from now on.
+            self.log.extend_read(offset + u64::from(len));
+            Ok(())
+        });
+        self.scratch = scratch;
+        let path = self.log.path().to_path_buf();
+        let end =
+            scanned.map_err(|e| index_error(&self.dir, format!("{}: {e}", path.display())))?;
+        if let Err(e) = log::check_tail(&path, &file, &end) {
+            // A writer cutting off an unfinished write and appending while this read
+            // could look like damage: only a log that stayed as it was is refused.
+            if Stamp::of(&stat(&self.dir)?) == before {
+                return Err(refused(&self.dir, e));
+            }
+            return Ok(self.len() != count);
+        }
+        self.recovered_tail = end.tail();
+        if let Some(follow) = &mut self.follow {
+            follow.log = before;
+        }
+        Ok(self.len() != count)
     }
 
     fn writable(&self) -> Result<()> {
@@ -2270,6 +2457,17 @@ fn article_of(r: &ArticleRecord<'_>) -> Article {
             s.features_into(&mut doc);
             doc
         }),
+    }
+}
+
+/// `index.meta`'s stamp, taken before reading it (see [`Follow`]).
+fn meta_stamp(dir: &Path) -> Result<Stamp> {
+    match std::fs::metadata(dir.join(format::META_FILE)) {
+        Ok(m) => Ok(Stamp::of(&m)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            check_is_index(dir).and(Err(io_error(dir, "reading index.meta", e)))
+        }
+        Err(e) => Err(io_error(dir, "reading index.meta", e)),
     }
 }
 
