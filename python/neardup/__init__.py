@@ -44,6 +44,7 @@ import json
 import numbers
 import os
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Optional, Union
 
@@ -472,6 +473,12 @@ class Index:
     a removal or compaction the new generation), so it answers as a view opened just then
     would; a removed article is no longer matched. Use it as a context manager, or call
     :meth:`close`, to release the lock.
+
+    An ``Index`` belongs to the process that opened it. In a process forked from that one
+    (a ``multiprocessing`` worker, on Linux), every call on it raises
+    :class:`NeardupError`: open the index in that process instead. At the fork such a
+    copy lets go of the index's files, so :meth:`close` in the opener still releases
+    the lock.
     """
 
     def __init__(
@@ -492,6 +499,7 @@ class Index:
             text_field=text_field,
             date_field=date_field,
         )
+        _OPEN.add(self)
 
     @classmethod
     def create(
@@ -593,7 +601,9 @@ class Index:
         return _records(self._native.clusters(_int("min_size", min_size, 0, _USIZE)))
 
     def close(self) -> None:
-        """Releases the index and its lock; later calls raise :class:`NeardupError`."""
+        """Releases the index and its lock; later calls raise :class:`NeardupError`. In a
+        process forked from the one that opened it, lets go of that process's copy only
+        (the lock stays with the opener)."""
         self._native.close()
 
     def __len__(self) -> int:
@@ -630,6 +640,20 @@ class Index:
                     answer["id"] = batch[i].get(self._id_field)
                 answers[i] = answer
         return answers[0] if one else answers
+
+
+# Every Index open, so that a forked child lets go of its copies of their files at once
+# (a process that inherits an index's lock file holds the lock while the file is open).
+_OPEN: "weakref.WeakSet[Index]" = weakref.WeakSet()
+
+
+def _release_in_child() -> None:
+    for index in list(_OPEN):
+        index._native.release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_release_in_child)
 
 
 def _window(window: Window) -> Optional[str]:

@@ -238,13 +238,35 @@ fn on_threads<T: Send>(
 }
 
 /// A feed index opened for writing (or for reading only), as `neardup index` uses it.
+///
+/// It belongs to the process that opened it. A process forked from that one (as
+/// `multiprocessing` starts its workers on Linux) inherits it, with the writer's lock
+/// (a `flock` is shared across `fork`) and its idea of where the log ends: writing there
+/// would make two writers of one log. So every call from another process raises, and
+/// such a process only lets go of its copies of the index's files (`release`).
 #[pyclass(module = "neardup._native")]
 struct Index {
     index: Mutex<Option<FeedIndex>>,
     fields: FieldNames,
+    path: PathBuf,
+    /// The process that opened it.
+    opened_by: u32,
 }
 
 impl Index {
+    /// An error unless this is the process that opened the index.
+    fn in_its_process(&self) -> PyResult<()> {
+        let here = std::process::id();
+        if here == self.opened_by {
+            return Ok(());
+        }
+        Err(NeardupError::new_err(format!(
+            "the index {} was opened by process {}, and this is process {here} (forked from it,              as multiprocessing starts workers): an Index cannot be used across a fork. Open              the index in this process instead, with neardup.Index(path) (for writing, once              the process that has it open for writing has closed it; or read_only=True)",
+            self.path.display(),
+            self.opened_by,
+        )))
+    }
+
     /// Runs `work` on the index. A read-only view first takes in what the writer
     /// committed since its last call (a writer has nothing to take in), so every call
     /// (`len`, `stats`, `clusters`, `query`) answers from the index as it is now.
@@ -253,6 +275,9 @@ impl Index {
         py: Python<'_>,
         work: impl FnOnce(&mut FeedIndex) -> PyResult<T> + Send,
     ) -> PyResult<T> {
+        // Before the lock: a thread of the opener may have held it when the process
+        // forked, and in the child nobody ever releases it.
+        self.in_its_process()?;
         py.detach(|| {
             let mut held = self.index.lock().expect("index lock");
             match held.as_mut() {
@@ -382,6 +407,8 @@ impl Index {
         Ok(Index {
             index: Mutex::new(Some(index)),
             fields: fields(&id_field, &text_field, &date_field),
+            path,
+            opened_by: std::process::id(),
         })
     }
 
@@ -444,9 +471,34 @@ impl Index {
         self.with(py, |index| Ok(index.len()))
     }
 
-    /// Releases the index (and its lock); later calls raise.
+    /// Releases the index (and its lock); later calls raise. In a process forked from
+    /// the one that opened it, only lets go of this process's copies (`release`).
     fn close(&self) {
+        if self.in_its_process().is_err() {
+            self.release();
+            return;
+        }
         self.index.lock().expect("index lock").take();
+    }
+
+    /// In a process forked from the one that opened the index: closes this process's
+    /// copies of the index's files, so that the lock is the opener's alone again (a
+    /// `flock` lasts while any process has the file open), and nothing else. Dropping a
+    /// `FeedIndex` closes its files and frees its memory: it writes, removes and unlocks
+    /// nothing (closing a copy of a `flock`ed file leaves the lock with the other copies).
+    /// Called by the package right after a fork, for every index open; a no-op in the
+    /// opener's process.
+    fn release(&self) {
+        if self.in_its_process().is_ok() {
+            return;
+        }
+        // Not waiting: a lock held by a thread at the fork is never released here, and
+        // then what it guards is left alone (its files stay open until the process ends).
+        match self.index.try_lock() {
+            Ok(mut held) => drop(held.take()),
+            Err(std::sync::TryLockError::Poisoned(held)) => drop(held.into_inner().take()),
+            Err(std::sync::TryLockError::WouldBlock) => {}
+        }
     }
 }
 

@@ -17,8 +17,9 @@ import sys
 import textwrap
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -663,6 +664,96 @@ def test_a_read_only_view_follows_the_writer(command, tmp_path):
     with neardup.Index(path, read_only=True) as fresh:
         assert (len(fresh), seen(fresh)) == (len(view), seen(view))
         assert view.clusters() == fresh.clusters()
+
+
+def in_child(body: Callable[[], Any], timeout: float = 60) -> str:
+    """Runs ``body`` in a child forked from this process (as a multiprocessing worker is
+    started on Linux) and returns what it returned, as its repr, or the exception it
+    raised, as ``"Name: message"``. Fails if the child does not finish in ``timeout``."""
+    r, w = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a threaded process
+        pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            try:
+                out = repr(body())
+            except BaseException as e:  # noqa: BLE001 -- everything goes back to the parent
+                out = f"{type(e).__name__}: {e}"
+            os.write(w, out.encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    deadline = time.monotonic() + timeout
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(r)
+            pytest.fail(f"the forked child did not finish in {timeout} s")
+        time.sleep(0.02)
+    with os.fdopen(r) as f:
+        return f.read()
+
+
+def test_an_index_is_not_used_across_a_fork(tmp_path):
+    """A forked child inherits the Index, and with it the writer's lock: every call
+    raises there, and nothing it does reaches the index or lets go of the lock."""
+    path = tmp_path / "idx"
+    records = edited_copies()
+    index = neardup.Index.create(path)
+    index.add(records[0])
+
+    def child() -> list[str]:
+        said = []
+        for call in (lambda: index.add(records[2]), lambda: index.query(records[1]), lambda: len(index),
+                     index.stats, index.clusters, lambda: index.remove("s0")):
+            try:
+                call()
+                said.append("answered")
+            except neardup.NeardupError as e:
+                said.append(str(e))
+        index.close()  # lets go of the child's copy only
+        try:
+            neardup.Index(path)
+            said.append("opened for writing")
+        except neardup.NeardupError as e:
+            said.append(str(e))
+        return said
+
+    said = eval(in_child(child))
+    assert len(said) == 7
+    assert all(f"was opened by process {os.getpid()}" in s and "neardup.Index(path)" in s for s in said[:6]), said
+    assert "open for writing by another process" in said[6], said[6]
+    assert index.add(records[4])["verdict"] == "new"
+    assert len(index) == 2
+    index.close()
+    with neardup.Index(path) as again:  # not damaged
+        assert [c["members"] for c in again.clusters(min_size=1)] == [["s0"], ["s2"]]
+
+
+def test_a_forked_child_lets_go_of_the_lock(tmp_path):
+    """A child forked while an index is open (a pool of workers) does not keep its lock:
+    the opener closes the index and opens it again while the child still runs."""
+    path = tmp_path / "idx"
+    index = neardup.Index.create(path)
+    r, w = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        os.close(w)
+        os.read(r, 1)  # until the parent is done
+        os._exit(0)
+    os.close(r)
+    try:
+        index.close()
+        with neardup.Index(path) as again:
+            assert again.add(edited_copies()[0])["verdict"] == "new"
+    finally:
+        os.close(w)
+        os.waitpid(pid, 0)
 
 
 def test_index_settings_are_checked(tmp_path):
