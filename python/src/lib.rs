@@ -221,19 +221,55 @@ fn story_threshold(p: Option<f64>) -> PyResult<f64> {
     }
 }
 
-/// Runs `work` on `threads` worker threads (all cores when `None`).
+/// Runs `work` on `threads` worker threads (all cores when `None`: this process's pool).
+///
+/// Never on rayon's global pool: its threads are started once per process, and a process
+/// forked from one that used it (a `multiprocessing` worker on Linux) has the pool
+/// without its threads, so that every parallel step there waits forever.
 fn on_threads<T: Send>(
     threads: Option<usize>,
     work: impl FnOnce() -> PyResult<T> + Send,
 ) -> PyResult<T> {
     match threads {
-        None => work(),
+        None => match process_pool() {
+            Some(pool) => pool.install(work),
+            // Another thread is looking the pool up this moment: a pool for this call.
+            None => build_pool(None)?.install(work),
+        },
         Some(0) => Err(PyValueError::new_err("threads must be at least 1")),
-        Some(n) => rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .map_err(|e| NeardupError::new_err(format!("starting worker threads: {e}")))?
-            .install(work),
+        Some(n) => build_pool(Some(n))?.install(work),
+    }
+}
+
+fn build_pool(threads: Option<usize>) -> PyResult<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0)) // 0: rayon's default, all cores
+        .thread_name(|i| format!("neardup-{i}"))
+        .build()
+        .map_err(|e| NeardupError::new_err(format!("starting worker threads: {e}")))
+}
+
+/// This process's pool of worker threads and the pid it was started in, leaked: one of
+/// another process (the parent of a fork) is replaced, never dropped, since its threads
+/// are not there to be stopped.
+static POOL: Mutex<Option<(u32, &'static rayon::ThreadPool)>> = Mutex::new(None);
+
+/// The pool of this process, started on first use; `None` if another thread holds the
+/// lock on it (in a forked child, maybe one of the parent's, forever).
+fn process_pool() -> Option<&'static rayon::ThreadPool> {
+    let mut held = match POOL.try_lock() {
+        Ok(held) => held,
+        Err(std::sync::TryLockError::Poisoned(held)) => held.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return None,
+    };
+    let pid = std::process::id();
+    match *held {
+        Some((started_in, pool)) if started_in == pid => Some(pool),
+        _ => {
+            let pool: &'static rayon::ThreadPool = Box::leak(Box::new(build_pool(None).ok()?));
+            *held = Some((pid, pool));
+            Some(pool)
+        }
     }
 }
 
@@ -279,14 +315,16 @@ impl Index {
         // forked, and in the child nobody ever releases it.
         self.in_its_process()?;
         py.detach(|| {
-            let mut held = self.index.lock().expect("index lock");
-            match held.as_mut() {
-                Some(index) => {
-                    index.refresh().map_err(error)?;
-                    work(index)
+            on_threads(None, || {
+                let mut held = self.index.lock().expect("index lock");
+                match held.as_mut() {
+                    Some(index) => {
+                        index.refresh().map_err(error)?;
+                        work(index)
+                    }
+                    None => Err(NeardupError::new_err("the index is closed")),
                 }
-                None => Err(NeardupError::new_err("the index is closed")),
-            }
+            })
         })
     }
 
@@ -381,7 +419,9 @@ impl Index {
                 }
                 Some(path) => Some(StoryStats::load(path).map_err(error)?),
             };
-            FeedIndex::create_with_stats(&path, &settings, stats.as_ref()).map_err(error)
+            on_threads(None, || {
+                FeedIndex::create_with_stats(&path, &settings, stats.as_ref()).map_err(error)
+            })
         })
     }
 
@@ -401,9 +441,11 @@ impl Index {
         } else {
             Access::Write
         };
-        let index = py
-            .detach(|| FeedIndex::open(&path, access, &neardup::progress::Silent))
-            .map_err(error)?;
+        let index = py.detach(|| {
+            on_threads(None, || {
+                FeedIndex::open(&path, access, &neardup::progress::Silent).map_err(error)
+            })
+        })?;
         Ok(Index {
             index: Mutex::new(Some(index)),
             fields: fields(&id_field, &text_field, &date_field),
@@ -448,8 +490,9 @@ impl Index {
     fn repair(py: Python<'_>, path: PathBuf, discard_damaged: bool) -> PyResult<String> {
         let options = feed::RepairOptions { discard_damaged };
         py.detach(|| {
-            let report =
-                FeedIndex::repair(&path, &options, &neardup::progress::Silent).map_err(error)?;
+            let report = on_threads(None, || {
+                FeedIndex::repair(&path, &options, &neardup::progress::Silent).map_err(error)
+            })?;
             serde_json::to_string(&feed::RepairRecord::new(&report))
                 .map_err(|e| NeardupError::new_err(e.to_string()))
         })

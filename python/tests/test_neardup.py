@@ -756,6 +756,22 @@ def test_a_forked_child_lets_go_of_the_lock(tmp_path):
         os.waitpid(pid, 0)
 
 
+def test_calls_work_in_a_child_forked_after_calls_in_the_parent(tmp_path):
+    """Worker threads do not survive a fork: a child forked after the parent ran calls
+    (a multiprocessing Pool after a warm-up) runs its own, with the parent's results."""
+    records = wire_story() + edited_copies()
+    clusters = neardup.cluster(records, threshold=0.3)
+    with neardup.Index.create(tmp_path / "parent") as index:
+        verdicts = [a["verdict"] for a in index.add(records)]
+
+    def child() -> tuple:
+        with neardup.Index.create(tmp_path / "child") as index:
+            added = [a["verdict"] for a in index.add(records)]
+        return neardup.cluster(records, threshold=0.3) == clusters, added == verdicts
+
+    assert in_child(child, timeout=30) == "(True, True)"
+
+
 def test_index_settings_are_checked(tmp_path):
     with pytest.raises(neardup.NeardupError, match="not a neardup index"):
         neardup.Index(tmp_path)

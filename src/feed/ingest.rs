@@ -1,9 +1,9 @@
 //! Adding (or checking) the articles of input files in bulk.
 //!
-//! Four stages run at once: a reader thread cuts inputs into batches of raw records, a
-//! fingerprinting thread parses and fingerprints each batch on all cores, the calling
-//! thread decides and adds articles one by one, in input order (each sees every article
-//! before it) and writes each batch to the log, and a sync thread makes each written
+//! Four stages run at once: a reader thread cuts inputs into batches of raw records, the
+//! calling thread parses and fingerprints each batch on all cores (its rayon pool), a
+//! deciding thread decides and adds articles one by one, in input order (each sees every
+//! article before it) and writes each batch to the log, and a sync thread makes each written
 //! batch durable with one `fdatasync` and only then hands out its verdicts: a verdict is
 //! only ever seen for an article that is durable, and syncing overlaps with deciding.
 
@@ -146,124 +146,131 @@ pub fn ingest(
                 raw_tx.send(event).is_ok()
             });
         });
+        // Fingerprints are made on this thread and decisions on one of their own, so that
+        // the parallel steps run on the caller's rayon pool: a thread spawned here would
+        // run them on the global pool, which `ThreadPool::install` (the Python package's
+        // per-process pool) does not reach.
         let pipeline = &pipeline;
-        scope.spawn(move || {
-            for event in raw_rx {
-                let out = match event {
-                    ReadEvent::Problem(p) => Stage2::Problem(p),
-                    ReadEvent::Batch(batch) => {
-                        let arrival = now();
-                        let articles = batch
-                            .records
-                            .par_iter()
-                            .map_init(
-                                || super::fingerprinter_for(pipeline, level),
-                                |f, r| {
-                                    let source = &sources[r.location.source as usize];
-                                    Article::from_record(
-                                        source,
-                                        batch.bytes(r),
-                                        &options.fields,
-                                        f,
-                                        arrival,
-                                    )
-                                },
-                            )
-                            .collect();
-                        Stage2::Batch(Prepared { batch, articles })
-                    }
-                };
-                if tx.send(out).is_err() {
-                    return;
-                }
-            }
-        });
-        let decided = (|| -> Result<()> {
-            let mut verdicts: Vec<Verdict> = Vec::new();
-            for event in rx {
-                let prepared = match event {
-                    Stage2::Problem(p) => {
-                        on_problem(&p, observer, &mut stats, options.strict)?;
-                        continue;
-                    }
-                    Stage2::Batch(p) => p,
-                };
-                let mut failure = None;
-                for (record, article) in prepared.batch.records.iter().zip(prepared.articles) {
-                    stats.records += 1;
-                    let source = &sources[record.location.source as usize];
-                    let problem = |kind| Problem {
-                        source: source.name.clone(),
-                        line: (source.format == InputFormat::JsonLines)
-                            .then_some(record.location.line),
-                        kind,
+        let stats = &mut stats;
+        let deciding = scope.spawn(move || -> Result<()> {
+            let decided = (|| -> Result<()> {
+                let mut verdicts: Vec<Verdict> = Vec::new();
+                for event in rx {
+                    let prepared = match event {
+                        Stage2::Problem(p) => {
+                            on_problem(&p, observer, stats, options.strict)?;
+                            continue;
+                        }
+                        Stage2::Batch(p) => p,
                     };
-                    let article = match article {
-                        Ok(a) => a,
-                        Err(kind) => {
+                    let mut failure = None;
+                    for (record, article) in prepared.batch.records.iter().zip(prepared.articles) {
+                        stats.records += 1;
+                        let source = &sources[record.location.source as usize];
+                        let problem = |kind| Problem {
+                            source: source.name.clone(),
+                            line: (source.format == InputFormat::JsonLines)
+                                .then_some(record.location.line),
+                            kind,
+                        };
+                        let article = match article {
+                            Ok(a) => a,
+                            Err(kind) => {
+                                if let Err(e) =
+                                    on_problem(&problem(kind), observer, stats, options.strict)
+                                {
+                                    failure = Some(e);
+                                    break;
+                                }
+                                continue;
+                            }
+                        };
+                        if let Some(date) = &article.unparsed_date {
+                            stats.unparsed_dates += 1;
+                            stats
+                                .unparsed_date_example
+                                .get_or_insert_with(|| date.clone());
+                        }
+                        let verdict = match mode {
+                            IngestMode::Add => index.add(&article)?,
+                            IngestMode::Query => index.query(&article)?,
+                        };
+                        let Some(verdict) = verdict else {
+                            let kind = ProblemKind::DuplicateId {
+                                id: article.id,
+                                first: format!("index {index_name}, with other text"),
+                            };
                             if let Err(e) =
-                                on_problem(&problem(kind), observer, &mut stats, options.strict)
+                                on_problem(&problem(kind), observer, stats, options.strict)
                             {
                                 failure = Some(e);
                                 break;
                             }
                             continue;
-                        }
-                    };
-                    if let Some(date) = &article.unparsed_date {
-                        stats.unparsed_dates += 1;
-                        stats
-                            .unparsed_date_example
-                            .get_or_insert_with(|| date.clone());
-                    }
-                    let verdict = match mode {
-                        IngestMode::Add => index.add(&article)?,
-                        IngestMode::Query => index.query(&article)?,
-                    };
-                    let Some(verdict) = verdict else {
-                        let kind = ProblemKind::DuplicateId {
-                            id: article.id,
-                            first: format!("index {index_name}, with other text"),
                         };
-                        if let Err(e) =
-                            on_problem(&problem(kind), observer, &mut stats, options.strict)
-                        {
-                            failure = Some(e);
-                            break;
+                        stats.already_indexed += u64::from(verdict.already_indexed);
+                        if !(mode == IngestMode::Add && verdict.already_indexed) {
+                            stats.articles += 1;
+                            match verdict.kind {
+                                VerdictKind::New => stats.new += 1,
+                                VerdictKind::Duplicate => stats.duplicates += 1,
+                                VerdictKind::Rewrite => stats.rewrites += 1,
+                            }
                         }
-                        continue;
-                    };
-                    stats.already_indexed += u64::from(verdict.already_indexed);
-                    if !(mode == IngestMode::Add && verdict.already_indexed) {
-                        stats.articles += 1;
-                        match verdict.kind {
-                            VerdictKind::New => stats.new += 1,
-                            VerdictKind::Duplicate => stats.duplicates += 1,
-                            VerdictKind::Rewrite => stats.rewrites += 1,
-                        }
+                        verdicts.push(verdict);
                     }
-                    verdicts.push(verdict);
+                    // Durable first, then acknowledged (by the sync thread).
+                    let syncer = match mode {
+                        IngestMode::Add => Some(index.write()?),
+                        IngestMode::Query => None,
+                    };
+                    if ack_tx
+                        .send((syncer, std::mem::take(&mut verdicts)))
+                        .is_err()
+                    {
+                        break; // the sync thread failed: its error is returned below
+                    }
+                    if let Some(e) = failure {
+                        return Err(e);
+                    }
                 }
-                // Durable first, then acknowledged (by the sync thread).
-                let syncer = match mode {
-                    IngestMode::Add => Some(index.write()?),
-                    IngestMode::Query => None,
-                };
-                if ack_tx
-                    .send((syncer, std::mem::take(&mut verdicts)))
-                    .is_err()
-                {
-                    break; // the sync thread failed: its error is returned below
+                Ok(())
+            })();
+            drop(ack_tx);
+            let acknowledged = acknowledger.join().expect("the sync thread does not panic");
+            decided.and(acknowledged)
+        });
+        for event in raw_rx {
+            let out = match event {
+                ReadEvent::Problem(p) => Stage2::Problem(p),
+                ReadEvent::Batch(batch) => {
+                    let arrival = now();
+                    let articles = batch
+                        .records
+                        .par_iter()
+                        .map_init(
+                            || super::fingerprinter_for(pipeline, level),
+                            |f, r| {
+                                let source = &sources[r.location.source as usize];
+                                Article::from_record(
+                                    source,
+                                    batch.bytes(r),
+                                    &options.fields,
+                                    f,
+                                    arrival,
+                                )
+                            },
+                        )
+                        .collect();
+                    Stage2::Batch(Prepared { batch, articles })
                 }
-                if let Some(e) = failure {
-                    return Err(e);
-                }
+            };
+            if tx.send(out).is_err() {
+                break; // deciding stopped on an error, which its join returns
             }
-            Ok(())
-        })();
-        drop(ack_tx);
-        let acknowledged = acknowledger.join().expect("the sync thread does not panic");
-        decided.and(acknowledged)
+        }
+        drop(tx);
+        deciding.join().expect("deciding does not panic")
     });
     observer.stage_finished(Stage::Read);
     result?;
