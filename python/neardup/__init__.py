@@ -383,12 +383,13 @@ def _run(given: dict[str, Any]) -> dict[str, Any]:
         threshold=_real("threshold", settings["threshold"]),
         story_threshold=_optional(_real, "story_threshold", settings["story_threshold"]),
         window=_window(settings["window"]),
-        num_perm=_int("num_perm", settings["num_perm"], 1, _USIZE),
+        num_perm=_int("num_perm", settings["num_perm"], 1, _native.MAX_NUM_PERM),
         seed=_int("seed", settings["seed"], 0),
         min_passage_words=_int("min_passage_words", settings["min_passage_words"], 1, _USIZE),
-        passage_gap=_int("passage_gap", settings["passage_gap"], 0, _USIZE),
-        boilerplate_docs=_int("boilerplate_docs", settings["boilerplate_docs"], 1),
-        threads=_optional(_int, "threads", settings["threads"], 1, _USIZE),
+        passage_gap=_int("passage_gap", settings["passage_gap"], 0, _native.MAX_PASSAGE_GAP),
+        # Every shared passage is in two documents: boilerplate is found in more.
+        boilerplate_docs=_int("boilerplate_docs", settings["boilerplate_docs"], 3),
+        threads=_optional(_int, "threads", settings["threads"], 1, _native.MAX_THREADS),
     )
     if settings["level"] == "story":
         # Refused rather than ignored, as the command refuses the flags.
@@ -408,7 +409,8 @@ _NEAR_COPY_ONLY = dict(
 )
 
 
-# The largest integers the native side takes (u64, and usize on 64-bit machines).
+# The largest integers the native side takes (u64, and usize on 64-bit machines); the
+# library's own bounds (num_perm, passage_gap, threads) are _native's MAX_ constants.
 _U64 = 2**64 - 1
 _USIZE = _U64
 
@@ -533,7 +535,7 @@ class Index:
             level=level,
             threshold=_real("threshold", threshold),
             shingle=shingle,
-            num_perm=_int("num_perm", num_perm, 1, _USIZE),
+            num_perm=_int("num_perm", num_perm, 1, _native.MAX_NUM_PERM),
             seed=_int("seed", seed, 0),
             window=_window(window),
             story_threshold=_optional(_real, "story_threshold", story_threshold),

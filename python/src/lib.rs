@@ -236,10 +236,16 @@ fn on_threads<T: Send>(
             // Another thread is looking the pool up this moment: a pool for this call.
             None => build_pool(None)?.install(work),
         },
-        Some(0) => Err(PyValueError::new_err("threads must be at least 1")),
+        Some(n) if !(1..=MAX_THREADS).contains(&n) => Err(PyValueError::new_err(format!(
+            "threads must be from 1 to {MAX_THREADS}, not {n}"
+        ))),
         Some(n) => build_pool(Some(n))?.install(work),
     }
 }
+
+/// The most worker threads a call takes, as the command's `--threads`: more gain
+/// nothing, and each has a stack of its own (a mistyped `10**6` would not finish starting).
+const MAX_THREADS: usize = 1024;
 
 fn build_pool(threads: Option<usize>) -> PyResult<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new()
@@ -555,5 +561,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NeardupError", m.py().get_type::<NeardupError>())?;
     m.add("BadRecord", m.py().get_type::<BadRecord>())?;
     m.add("DEFAULT_STORY_THRESHOLD", Model::fitted().threshold)?;
+    m.add("MAX_NUM_PERM", neardup::sketch::MAX_NUM_PERM)?;
+    m.add("MAX_PASSAGE_GAP", neardup::align::MAX_GAP)?;
+    m.add("MAX_THREADS", MAX_THREADS)?;
     Ok(())
 }

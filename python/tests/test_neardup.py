@@ -221,7 +221,12 @@ def test_one_record_is_not_a_batch():
     ({"seed": 2**70}, ValueError, r"seed must be an integer from 0 to 2\*\*64 - 1"),
     ({"threads": -1}, ValueError, r"threads must be an integer from 1 to"),
     ({"num_perm": "128"}, TypeError, r"num_perm must be an integer from 1 to .*, not str"),
-    ({"num_perm": 0}, ValueError, r"num_perm must be an integer from 1"),
+    ({"num_perm": 0}, ValueError, r"num_perm must be an integer from 1 to 65536, not 0"),
+    ({"num_perm": 65537}, ValueError, r"num_perm must be an integer from 1 to 65536, not 65537"),
+    ({"threads": 10**6}, ValueError, r"threads must be an integer from 1 to 1024, not 1000000"),
+    ({"threads": 1025}, ValueError, r"threads must be an integer from 1 to 1024, not 1025"),
+    ({"passage_gap": 33}, ValueError, r"passage_gap must be an integer from 0 to 32, not 33"),
+    ({"boilerplate_docs": 2}, ValueError, r"boilerplate_docs must be an integer from 3 to"),
     ({"threshold": "0.5"}, TypeError, r"threshold must be a number in \[0, 1\], not str"),
     ({"threshold": True}, TypeError, r"threshold must be a number in \[0, 1\], not bool"),
     ({"threshold": 1.5}, ValueError, r"threshold must be in \[0, 1\], not 1.5"),
@@ -241,6 +246,8 @@ def test_settings_of_every_call_are_checked(tmp_path):
         neardup.evaluate(["a b c", "a b c"], [{"a": "0", "b": "1", "same_story": True}], min_threshold="0.1")
     with pytest.raises(ValueError, match="seed must be an integer from 0"):
         neardup.Index.create(tmp_path / "i", seed=-1)
+    with pytest.raises(ValueError, match="num_perm must be an integer from 1 to 65536, not 0"):
+        neardup.Index.create(tmp_path / "i", num_perm=0)
     with neardup.Index.create(tmp_path / "j") as index:
         with pytest.raises(ValueError, match="min_size must be an integer from 0"):
             index.clusters(min_size=-1)
