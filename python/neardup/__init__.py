@@ -126,6 +126,10 @@ def cluster(
     when they are too few to tell rare words from common ones. ``mode="leader"`` keeps
     only members similar to the representative instead of connected components.
 
+    ``story_threshold``, ``window`` and ``stats`` are story-level settings: given with
+    ``level="near-copy"`` they raise ``ValueError`` rather than be ignored, as
+    ``threshold``, ``num_perm`` and ``mode`` do with ``level="story"``.
+
     ``passages=True`` adds to each pair the passages its two texts share (byte offsets
     in both, exact or with up to ``passage_gap`` differing words, at least
     ``min_passage_words`` long; a passage found in ``boilerplate_docs`` or more records
@@ -396,6 +400,14 @@ def _run(given: dict[str, Any]) -> dict[str, Any]:
         for key, instead in _NEAR_COPY_ONLY.items():
             if settings[key] != _RUN[key]:
                 raise ValueError(f"{key} is a near-copy setting, unused at level='story': {instead}")
+    elif "level" in given and settings["level"] in ("near-copy", "copy"):
+        # The other way round (compare, which takes no level, reads them for its story verdict).
+        for key in _STORY_ONLY:
+            value = given.get(key, _RUN[key])
+            if value is not _RUN[key] and value != _RUN[key]:
+                raise ValueError(
+                    f"{key} is a story-level setting, unused at level={settings['level']!r}: it needs level='story'"
+                )
     if settings["stats"] is not None:
         settings["stats"] = os.fspath(settings["stats"])
     return settings
@@ -407,6 +419,10 @@ _NEAR_COPY_ONLY = dict(
     num_perm="the story level's signature has its own size",
     mode="story clusters are linked by the story model; representative still applies",
 )
+
+
+# The story-level settings the near-copy level does not read.
+_STORY_ONLY = ("story_threshold", "window", "stats")
 
 
 # The largest integers the native side takes (u64, and usize on 64-bit machines); the

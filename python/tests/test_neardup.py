@@ -473,6 +473,26 @@ def test_near_copy_settings_are_refused_at_the_story_level(given):
         neardup.cluster(wire_story(), level="story", **given)
 
 
+@pytest.mark.parametrize("given", [{"story_threshold": 0.9}, {"window": "1h"}, {"window": None},
+                                   {"stats": "/no/such/file.stats"}])
+def test_story_settings_are_refused_at_the_near_copy_level(given):
+    key = next(iter(given))
+    message = f"{key} is a story-level setting, unused at level='near-copy': it needs level='story'"
+    gold = [{"a": "s0", "b": "s0-copy", "same_story": True}]
+    calls = [neardup.cluster, neardup.pairs, neardup.dedup, lambda records, **kw: neardup.evaluate(records, gold, **kw)]
+    for call in calls:
+        if key == "story_threshold" and call is calls[3]:
+            continue  # evaluate sweeps its thresholds: it takes no story_threshold
+        with pytest.raises(ValueError, match=message):
+            call(edited_copies(), **given)
+    with pytest.raises(ValueError, match="it needs level='story'"):
+        neardup.cluster(edited_copies(), level="copy", **given)
+    # The defaults, and compare (its story verdict reads them), are fine.
+    assert neardup.cluster(edited_copies(), window=neardup.DEFAULT_WINDOW, story_threshold=None, stats=None)
+    if key == "window":
+        assert neardup.compare(edited_copies()[0], edited_copies()[1], **given)["story"]
+
+
 def test_progress_is_reported_stage_by_stage():
     records = wire_story() + edited_copies()
     calls: list[tuple] = []
