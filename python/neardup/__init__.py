@@ -588,10 +588,10 @@ class Index:
     def add(self, records: Union[Mapping[str, Any], Iterable[Mapping[str, Any]]]) -> Any:
         """Decides and adds one record (returns its verdict) or many (returns a list, one
         answer per record, in order). A record that cannot be used (not a dict, no text,
-        an id indexed with other text, ...) is answered ``{"verdict": "rejected",
-        "index": ..., "id": ..., "reason": ...}`` and not added; a record whose id is
-        already indexed with the same text is not added again and gets its stored
-        verdict."""
+        an id indexed with other text, a value JSON cannot hold such as NaN or ``bytes``,
+        ...) is answered ``{"verdict": "rejected", "index": ..., "id": ..., "reason":
+        ...}`` and not added; a record whose id is already indexed with the same text is
+        not added again and gets its stored verdict."""
         return self._ingest(self._native.add, records)
 
     def query(self, records: Union[Mapping[str, Any], Iterable[Mapping[str, Any]]]) -> Any:

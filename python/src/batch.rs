@@ -117,7 +117,7 @@ pub fn analyse(
         "pairs" => report::write_pairs,
         other => return Err(PyValueError::new_err(format!("unknown output {other:?}"))),
     };
-    let data = encode::json_lines(records, RECORDS, &run.fields(), true)?.bytes;
+    let data = encode::json_lines(records, RECORDS, &run.fields(), true, false)?.bytes;
     let pipeline = run.builder()?.strict(true).build().map_err(error)?;
     run_over(py, data, &pipeline, &run, progress, |outcome, _, _| {
         json_lines(|out| write(out, &outcome, Format::Jsonl))
@@ -156,7 +156,7 @@ pub fn dedup(
     report: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(Vec<usize>, Option<String>)> {
-    let encoded = encode::json_lines(records, RECORDS, &run.fields(), true)?;
+    let encoded = encode::json_lines(records, RECORDS, &run.fields(), true, false)?;
     let pipeline = run.builder()?.build().map_err(error)?;
     let count = encoded.count as u64;
     run_over(
@@ -302,7 +302,7 @@ impl Sweep {
         }
         // Records in memory: written as JSON Lines and read by the same parser.
         let no_text = crate::fields("", "", "");
-        let lines = encode::json_lines(gold, GOLD, &no_text, false)?.bytes;
+        let lines = encode::json_lines(gold, GOLD, &no_text, false, false)?.bytes;
         let parsed =
             gold::parse_gold(GOLD, &lines, GoldFormat::JsonLines, shape, &fields).map_err(error)?;
         Ok((GOLD.to_string(), parsed))
@@ -336,7 +336,7 @@ pub fn evaluate(
         ));
     }
     let formats = sweep.plot_formats()?;
-    let data = encode::json_lines(records, RECORDS, &run.fields(), true)?.bytes;
+    let data = encode::json_lines(records, RECORDS, &run.fields(), true, false)?.bytes;
     // The lowest threshold's candidates are the largest set; the sweep reuses them.
     let pipeline = run
         .builder()?
@@ -395,11 +395,17 @@ pub fn compare(
 ) -> PyResult<String> {
     let fields = run.fields();
     let mut specs = vec![
-        in_memory("a", encode::json_lines(a, "a", &fields, false)?.bytes),
-        in_memory("b", encode::json_lines(b, "b", &fields, false)?.bytes),
+        in_memory(
+            "a",
+            encode::json_lines(a, "a", &fields, false, false)?.bytes,
+        ),
+        in_memory(
+            "b",
+            encode::json_lines(b, "b", &fields, false, false)?.bytes,
+        ),
     ];
     if let Some(corpus) = corpus {
-        let encoded = encode::json_lines(corpus, CORPUS, &fields, true)?;
+        let encoded = encode::json_lines(corpus, CORPUS, &fields, true, false)?;
         specs.push(in_memory(CORPUS, encoded.bytes));
     }
     let pipeline = run

@@ -341,8 +341,11 @@ impl Index {
             fields: self.fields.clone(),
             ..IngestOptions::default()
         };
-        let encoded = encode::json_lines(records, RECORDS, &self.fields, false)?;
+        // A record with a value JSON cannot hold (NaN, bytes, ...) is answered in its
+        // place as one the reader rejects is: an empty line for the reader.
+        let encoded = encode::json_lines(records, RECORDS, &self.fields, false, true)?;
         let count = encoded.count;
+        let unwritable = encoded.unwritable;
         let input = [in_memory(RECORDS, encoded.bytes)];
         self.with(records.py(), |index| {
             let watch = Watch::default();
@@ -355,10 +358,14 @@ impl Index {
             let mut rejected = watch.finish()?;
             rejected.sort_by_key(|p| p.line);
             let (mut verdicts, mut rejected) = (verdicts.iter(), rejected.iter().peekable());
+            let mut unwritable = unwritable.iter().peekable();
             let query = mode == IngestMode::Query;
             json_lines(|out| {
                 for line in 1..=count as u64 {
-                    if let Some(p) = rejected.next_if(|p| p.line == Some(line)) {
+                    if let Some((_, why)) = unwritable.next_if(|(i, _)| *i as u64 + 1 == line) {
+                        let rejection = RejectedRecord::new(None, line, why.clone());
+                        feed::write_json_line(out, &rejection)?;
+                    } else if let Some(p) = rejected.next_if(|p| p.line == Some(line)) {
                         let rejection = RejectedRecord::new(None, line, reason(&p.kind));
                         feed::write_json_line(out, &rejection)?;
                     } else if let Some(v) = verdicts.next() {

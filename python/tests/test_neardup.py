@@ -143,7 +143,7 @@ def test_other_fields_are_kept_as_the_command_keeps_them(command, tmp_path):
     when = dict(records[0], published=dt.datetime(2025, 8, 1, 9, 30))
     member = neardup.cluster([when, records[1]])[0]["members"][0]
     assert member["metadata"]["published"] == "2025-08-01T09:30:00"
-    with pytest.raises(neardup.BadRecord, match=r"records\[0\]: cannot be written as JSON"):
+    with pytest.raises(neardup.BadRecord, match=r'records\[0\]: field "extra" cannot be written as JSON'):
         neardup.cluster([dict(records[0], extra=object())])
 
 
@@ -178,9 +178,14 @@ def test_a_story_window_keeps_far_apart_editions_apart():
     ([{"id": "a", "text": "one"}, {"id": "a", "text": "two"}], 1,
      'records[1]: duplicate id "a" (records[0] has it too)'),
     ([{"id": "a", "text": "ok"}, {"id": "b", "text": "bad \ud800"}], 1,
-     "records[1]: a string that is not valid Unicode"),
+     'records[1]: field "text" is a string that is not valid Unicode'),
+    (["ok", "bad \ud800"], 1, "records[1]: a string that is not valid Unicode"),
+    ([{"id": "a", "text": "ok"}, {"id": "b", "text": "x", "n": float("nan")}], 1,
+     'records[1]: field "n" is NaN, which JSON cannot hold'),
+    ([{"id": "a", "text": b"bytes"}], 0, 'records[0]: field "text" cannot be written as JSON: TypeError'),
     ([{"id": "a", "text": "ok"}, {"id": ["b"], "text": "ok too"}], 1, "records[1]: "),
-    ([{"id": "a", "text": "ok"}, {"id": {1, 2}, "text": "ok too"}], 1, "records[1]: cannot be written as JSON"),
+    ([{"id": "a", "text": "ok"}, {"id": {1, 2}, "text": "ok too"}], 1,
+     'records[1]: field "id" cannot be written as JSON'),
     ([{"id": "a", "text": 5}], 0, "records[0]: "),
 ])
 def test_a_bad_record_raises_naming_it(records, index, message):
@@ -609,6 +614,37 @@ def test_one_record_in_one_answer_out_and_bad_ones_answered_in_place(tmp_path):
         assert answers[2]["index"] == 2 and len(index) == 3
         with pytest.raises(TypeError, match="records must be a dict or an iterable of dicts, not str"):
             index.add("a bare string")
+
+
+def test_a_value_json_cannot_hold_is_answered_in_place(tmp_path):
+    """A record with a value JSON cannot hold is rejected in its place, naming the field;
+    the records before and after it are answered and added."""
+    good = edited_copies()
+    bad = [
+        ({"id": "nan", "text": "x y z w v u", "section": float("nan")}, 'field "section" is NaN, which JSON cannot hold'),
+        ({"id": "inf", "text": "x y z w v u", "score": float("-inf")}, 'field "score" is -inf, which JSON cannot hold'),
+        ({"id": "bytes", "text": b"scraped bytes"}, 'field "text" cannot be written as JSON: TypeError: Object of type bytes'),
+        ({"id": "set", "text": "x y z w v u", "date": {1, 2}}, 'field "date" cannot be written as JSON: TypeError'),
+        ({"id": "object", "text": "x y z w v u", "date": object()}, 'field "date" cannot be written as JSON: TypeError'),
+        ({"id": "nested", "text": "x y z w v u", "tags": [float("nan")]}, 'field "tags" cannot be written as JSON: ValueError'),
+        ({"id": "surrogate", "text": "bad \ud800"}, 'field "text" is a string that is not valid Unicode'),
+        ({"id": "key", "text": "x y z w v u", "\ud800": 1}, "a field name that is not valid Unicode"),
+        ({"id": 2**70, "text": "x y z w v u"}, f'field "id" is the integer {2**70}, out of range'),
+    ]
+    batch = [good[0], *(b for b, _ in bad[:5]), good[1], {"id": "no-text"}, *(b for b, _ in bad[5:]), good[2]]
+    with neardup.Index.create(tmp_path / "idx") as index:
+        for call in (index.add, index.query):  # query: the stored verdicts
+            answers = call(batch)
+            assert [a["verdict"] for a in answers] == ["new", *["rejected"] * 5, "duplicate", "rejected",
+                                                       *["rejected"] * 4, "new"]
+            rejected = [a for a in answers if a["verdict"] == "rejected" and a["id"] != "no-text"]
+            for (record, reason), answer in zip(bad, rejected):
+                assert answer["id"] == record["id"] and answer["index"] == batch.index(record)
+                assert answer["reason"].startswith(reason), answer
+            assert answers[7]["reason"] == 'missing field "text"' and answers[7]["index"] == 7
+        assert len(index) == 3
+        assert index.add(bad[0][0]) == {"schema_version": 1, "id": "nan", "verdict": "rejected", "index": 0,
+                                        "reason": bad[0][1]}
 
 
 def test_query_adds_nothing_and_remove_takes_out(tmp_path):
