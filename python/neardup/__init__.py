@@ -347,7 +347,14 @@ def compare(
     settings = _run(locals())
 
     def one(record: Record, name: str) -> list[Record]:
-        return [{id_field: name, text_field: record} if isinstance(record, str) else record]
+        if isinstance(record, str):
+            return [{id_field: name, text_field: record}]
+        if not isinstance(record, Mapping):
+            raise TypeError(
+                f"{name}: expected a dict with {json.dumps(id_field)} and {json.dumps(text_field)} "
+                f"or a str, not {type(record).__name__}"
+            )
+        return [record]
 
     corpus = None if corpus is None else list(_batch(corpus, "corpus"))
     if corpus is not None:
@@ -610,7 +617,7 @@ class Index:
         return dict(zip(ids, self._native.remove(ids)))
 
     def stats(self) -> dict[str, Any]:
-        """Settings and counts, as ``neardup index stats --format json``."""
+        """Settings and counts, as ``neardup index stats --format jsonl``."""
         return json.loads(self._native.stats())
 
     def clusters(self, min_size: int = 2) -> list[dict[str, Any]]:

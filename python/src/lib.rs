@@ -279,6 +279,17 @@ fn process_pool() -> Option<&'static rayon::ThreadPool> {
     }
 }
 
+/// `FileNotFoundError` (as for any file that is not there) unless `path` is there;
+/// whether it holds an index is the library's to say.
+fn there(path: &std::path::Path) -> PyResult<()> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(os_error(format!("{}: {e}", path.display()), &e))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A feed index opened for writing (or for reading only), as `neardup index` uses it.
 ///
 /// It belongs to the process that opened it. A process forked from that one (as
@@ -454,6 +465,7 @@ impl Index {
         } else {
             Access::Write
         };
+        there(&path)?;
         let index = py.detach(|| {
             on_threads(None, || {
                 FeedIndex::open(&path, access, &neardup::progress::Silent).map_err(error)
@@ -488,7 +500,7 @@ impl Index {
         })
     }
 
-    /// The index's settings and counts, as `neardup index stats --format json` gives them.
+    /// The index's settings and counts, as `neardup index stats --format jsonl` gives them.
     fn stats(&self, py: Python<'_>) -> PyResult<String> {
         self.with(py, |index| {
             serde_json::to_string(&feed::StatsRecord::new(&index.stats()))
@@ -501,6 +513,7 @@ impl Index {
     #[staticmethod]
     #[pyo3(signature = (path, *, discard_damaged))]
     fn repair(py: Python<'_>, path: PathBuf, discard_damaged: bool) -> PyResult<String> {
+        there(&path)?;
         let options = feed::RepairOptions { discard_damaged };
         py.detach(|| {
             let report = on_threads(None, || {

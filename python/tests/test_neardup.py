@@ -457,6 +457,12 @@ def test_compare_takes_plain_texts_and_says_what_is_wrong():
         neardup.compare({"id": "x", "text": "a b c"}, {"id": "x", "text": "d e f"})
     with pytest.raises(neardup.BadRecord, match=r'corpus\[1\]: missing field "text"'):
         neardup.compare(one, one, corpus=[{"id": "c", "text": "x"}, {"id": "d"}])
+    # a and b are one record each, not lists.
+    for a, b, wrong in ((None, one, "a: expected a dict with \"id\" and \"text\" or a str, not NoneType"),
+                        (one, 42, "b: expected a dict with \"id\" and \"text\" or a str, not int")):
+        with pytest.raises(TypeError) as raised:
+            neardup.compare(a, b)
+        assert str(raised.value) == wrong
 
 
 def test_passages_are_the_commands(command, tmp_path):
@@ -838,6 +844,10 @@ def test_calls_work_in_a_child_forked_after_calls_in_the_parent(tmp_path):
 def test_index_settings_are_checked(tmp_path):
     with pytest.raises(neardup.NeardupError, match="not a neardup index"):
         neardup.Index(tmp_path)
+    # A file that is not there, as the batch calls say of one.
+    with pytest.raises(FileNotFoundError, match="no-such-index"):
+        neardup.Index(tmp_path / "no-such-index")
+    assert "--format jsonl" in neardup.Index.stats.__doc__
     with pytest.raises(ValueError, match="story_threshold"):
         neardup.Index.create(tmp_path / "a", story_threshold=0.2)
     with pytest.raises(ValueError, match="level='story'"):
@@ -917,7 +927,7 @@ def test_repair_takes_the_lock_and_may_discard_the_damaged_log(tmp_path):
     report = neardup.Index.repair(str(path), discard_damaged=True)
     assert (report["kept"], report["kept_aside"], report["verdicts_changed"]) == (5, None, ["s0-copy"])
     assert sorted(p.name for p in path.iterdir() if p.name.startswith("articles.")) == ["articles.1.log"]
-    with pytest.raises(neardup.NeardupError, match="not a neardup index"):
+    with pytest.raises(FileNotFoundError, match="nothing"):
         neardup.Index.repair(tmp_path / "nothing")
 
 
