@@ -314,7 +314,10 @@ impl Index {
             return Ok(());
         }
         Err(NeardupError::new_err(format!(
-            "the index {} was opened by process {}, and this is process {here} (forked from it,              as multiprocessing starts workers): an Index cannot be used across a fork. Open              the index in this process instead, with neardup.Index(path) (for writing, once              the process that has it open for writing has closed it; or read_only=True)",
+            "the index {} was opened by process {}, and this is process {here} (forked from it, \
+             as multiprocessing starts workers): an Index cannot be used across a fork. Open \
+             the index in this process instead, with neardup.Index(path) (for writing, once \
+             the process that has it open for writing has closed it; or read_only=True)",
             self.path.display(),
             self.opened_by,
         )))

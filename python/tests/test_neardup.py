@@ -793,7 +793,7 @@ def test_an_index_is_not_used_across_a_fork(tmp_path):
 
     said = eval(in_child(child))
     assert len(said) == 7
-    assert all(f"was opened by process {os.getpid()}" in s and "neardup.Index(path)" in s for s in said[:6]), said
+    assert all(f"was opened by process {os.getpid()}" in s and "neardup.Index(path)" in s and "  " not in s for s in said[:6]), said
     assert "open for writing by another process" in said[6], said[6]
     assert index.add(records[4])["verdict"] == "new"
     assert len(index) == 2
