@@ -1243,17 +1243,14 @@ fn eval_flag_values_out_of_range_are_usage_errors() {
         (vec!["--beta=-1"], "'--beta <BETA>'"),
         (vec!["--explain-at", "0"], "'--explain-at <T>'"),
     ] {
-        let out = neardup()
-            .current_dir(s.dir.path())
-            .arg("eval")
-            .arg(&input)
-            .args(["--gold", "gold.jsonl", "--no-plots"])
-            .args(&args)
-            .output()
-            .unwrap();
-        let err = stderr_of(&out);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(message), "{args:?}: {err}");
-        assert!(err.contains("try '--help'"), "{args:?}: {err}");
+        refused_as_usage(
+            neardup()
+                .current_dir(s.dir.path())
+                .arg("eval")
+                .arg(&input)
+                .args(["--gold", "gold.jsonl", "--no-plots"])
+                .args(&args),
+            message,
+        );
     }
 }

@@ -4765,11 +4765,7 @@ fn feed_flag_values_out_of_range_are_usage_errors() {
             "it needs --level story",
         ),
     ] {
-        let out = neardup().args(&args).write_stdin("").output().unwrap();
-        let err = stderr_of(&out);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(message), "{args:?}: {err}");
-        assert!(err.contains("try '--help'"), "{args:?}: {err}");
+        refused_as_usage(neardup().args(&args).write_stdin(""), message);
     }
     assert!(!s.path("new").exists());
     let stats = &lines_of(&index_output(&["stats"], &s.path("idx"), &[]))[0];

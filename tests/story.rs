@@ -969,21 +969,13 @@ fn story_flags_at_the_near_copy_level_are_refused() {
         ("dedup", "--stats-out", "so.stats"),
         ("dedup", "--story-candidates", "0.3"),
     ] {
-        let out = neardup()
-            .current_dir(s.dir.path())
-            .args([command, flag, value])
-            .arg(&input)
-            .output()
-            .unwrap();
-        let err = stderr_of(&out);
-        assert_eq!(out.status.code(), Some(2), "{command} {flag}: {err}");
-        assert!(
-            err.contains(&format!(
-                "{flag} is a story-level flag: it needs --level story"
-            )),
-            "{err}"
+        refused_as_usage(
+            neardup()
+                .current_dir(s.dir.path())
+                .args([command, flag, value])
+                .arg(&input),
+            &format!("{flag} is a story-level flag: it needs --level story"),
         );
-        assert!(stdout_of(&out).is_empty());
     }
     assert!(!s.path("so.stats").exists());
     // The distributed steps alike (they were a failed run, exit 1, or ignored), and their
@@ -1037,16 +1029,13 @@ fn story_flags_at_the_near_copy_level_are_refused() {
             "--representative first needs the input order",
         ),
     ] {
-        let out = neardup()
-            .current_dir(s.dir.path())
-            .args(&args)
-            .args(["-o", "out.jsonl"])
-            .output()
-            .unwrap();
-        let err = stderr_of(&out);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(message), "{args:?}: {err}");
-        assert!(err.contains("try '--help'"), "{args:?}: {err}");
+        refused_as_usage(
+            neardup()
+                .current_dir(s.dir.path())
+                .args(&args)
+                .args(["-o", "out.jsonl"]),
+            message,
+        );
         assert!(!s.path("out.jsonl").exists(), "{args:?}");
     }
     // At the story level they are taken.

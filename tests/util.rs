@@ -87,6 +87,18 @@ pub fn stderr_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Runs `command`, which must be refused as a usage error: exit 2, `message` and clap's
+/// pointer to `--help` on standard error, nothing on standard output. Returns the error.
+pub fn refused_as_usage(command: &mut assert_cmd::Command, message: &str) -> String {
+    let out = command.output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{command:?}: {err}");
+    assert!(err.contains(message), "{command:?}: {err}");
+    assert!(err.contains("try '--help'"), "{command:?}: {err}");
+    assert!(stdout_of(&out).is_empty(), "{command:?}");
+    err
+}
+
 pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
     text.lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
