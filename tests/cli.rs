@@ -1186,10 +1186,24 @@ fn flags_that_would_do_nothing_are_refused() {
     );
     let checkpoint = s.path("ck");
     let checkpoint = checkpoint.to_str().unwrap();
+    let stats = s.path("st.stats");
+    let stats = stats.to_str().unwrap();
     for (args, message) in [
         (
             vec!["compare", a, b, "--checkpoint", checkpoint],
             "--checkpoint keeps the fingerprints of a batch run",
+        ),
+        (
+            vec!["compare", a, b, "--verbose"],
+            "--verbose times the stages of a batch run; compare has none",
+        ),
+        (
+            vec!["sketch", input, "-v"],
+            "--verbose times the stages of a batch run; sketch has none",
+        ),
+        (
+            vec!["stats", "count", input, "-o", stats, "--verbose"],
+            "--verbose times the stages of a batch run; stats count has none",
         ),
         (
             vec!["pairs", input, "--passage-gap", "2"],
@@ -1206,7 +1220,7 @@ fn flags_that_would_do_nothing_are_refused() {
     ] {
         refused_as_usage(neardup().args(&args), message);
     }
-    assert!(!s.path("ck").exists());
+    assert!(!s.path("ck").exists() && !s.path("st.stats").exists());
     // With --passages they are taken; compare takes them without it.
     for args in [
         vec!["pairs", "-q", input, "--passages", "--passage-gap", "2"],

@@ -117,7 +117,7 @@ pub enum Command {
     /// With --level story, the band keys are those of the weighted word signature, weighed
     /// by --stats (the whole input's statistics, so that keys match across workers), and
     /// the record also holds the signature and the story features, for 'neardup verify'.
-    #[command(after_long_help = SKETCH_EXAMPLES)]
+    #[command(after_long_help = SKETCH_EXAMPLES, mut_arg("verbose", |a| a.hide(true)))]
     Sketch(SketchArgs),
     /// Score candidate pairs of sketches as 'neardup pairs' would: the verify step of a
     /// distributed run.
@@ -171,7 +171,8 @@ pub enum Command {
     /// there is a corpus to count in: the --in inputs, or --corpus.
     #[command(
         after_long_help = COMPARE_EXAMPLES,
-        mut_arg("checkpoint", |a| a.hide(true))
+        mut_arg("checkpoint", |a| a.hide(true)),
+        mut_arg("verbose", |a| a.hide(true))
     )]
     Compare(CompareArgs),
 }
@@ -348,6 +349,7 @@ pub enum StatsCommand {
     /// occurs), comparing nothing.
     ///
     /// The same statistics as 'neardup cluster --level story --stats-out' writes.
+    #[command(mut_arg("verbose", |a| a.hide(true)))]
     Count(StatsCountArgs),
     /// Sum statistics counted over disjoint parts of a corpus into the statistics of the
     /// whole (exactly those of counting every part at once).

@@ -33,7 +33,7 @@ fn main() -> ExitCode {
     refuse_passages_at_story(&matches);
     refuse_near_copy_flags_at_story(&matches);
     refuse_passage_tuning_without_passages(&matches);
-    refuse_checkpoint_in_compare(&matches);
+    refuse_ignored_flags(&matches);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match run(cli) {
         Ok(code) => code,
@@ -159,18 +159,52 @@ fn refuse_passage_tuning_without_passages(matches: &clap::ArgMatches) {
     }
 }
 
-/// A usage error (exit 2) for `compare --checkpoint`: compare fingerprints two documents
-/// (and its --in or --corpus inputs) afresh and keeps no checkpoint, so the flag was
-/// accepted and did nothing.
-fn refuse_checkpoint_in_compare(matches: &clap::ArgMatches) {
-    if let Some(("compare", sub)) = matches.subcommand() {
-        if given(sub, "checkpoint") {
-            usage_error(
-                &["compare"],
-                "--checkpoint keeps the fingerprints of a batch run (cluster, pairs, dedup, \
-                 eval, sketch, stats count); compare keeps none: leave it out"
-                    .to_string(),
-            );
+/// Flags a command takes with the shared run flags but does nothing with: `(command
+/// path, id, flag, why)`. Each was accepted without a word.
+const IGNORED_FLAGS: [(&[&str], &str, &str, &str); 4] = [
+    (
+        &["compare"],
+        "checkpoint",
+        "--checkpoint",
+        "--checkpoint keeps the fingerprints of a batch run (cluster, pairs, dedup, eval, \
+         sketch, stats count); compare keeps none: leave it out",
+    ),
+    (
+        &["compare"],
+        "verbose",
+        "--verbose",
+        "--verbose times the stages of a batch run; compare has none to time: leave it out",
+    ),
+    (
+        &["sketch"],
+        "verbose",
+        "--verbose",
+        "--verbose times the stages of a batch run; sketch has none to time: leave it out",
+    ),
+    (
+        &["stats", "count"],
+        "verbose",
+        "--verbose",
+        "--verbose times the stages of a batch run; stats count has none to time: leave it out",
+    ),
+];
+
+/// A usage error (exit 2) for a flag in [`IGNORED_FLAGS`] given to its command.
+fn refuse_ignored_flags(matches: &clap::ArgMatches) {
+    for (path, id, _, why) in IGNORED_FLAGS {
+        let mut sub = matches;
+        let mut found = true;
+        for name in path {
+            match sub.subcommand() {
+                Some((n, s)) if n == *name => sub = s,
+                _ => {
+                    found = false;
+                    break;
+                }
+            }
+        }
+        if found && given(sub, id) {
+            usage_error(path, why.to_string());
         }
     }
 }
