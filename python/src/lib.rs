@@ -57,12 +57,13 @@ fn error(e: neardup::Error) -> PyErr {
             keywords(&earlier_position(location, reason))
         )),
         ErrorKind::Io { context, source } => os_error(format!("{context}: {source}"), source),
-        _ => NeardupError::new_err(repair_call(&e.to_string())),
+        ErrorKind::Damaged { .. } => NeardupError::new_err(repair_call(&e.to_string())),
+        _ => NeardupError::new_err(e.to_string()),
     }
 }
 
-/// A library message pointing to `'neardup index repair DIR'` (a damaged log), pointing
-/// to the package's `neardup.Index.repair('DIR')` instead.
+/// A damaged log's message, which points to `'neardup index repair DIR'`, pointing to the
+/// package's `neardup.Index.repair('DIR')` instead.
 fn repair_call(message: &str) -> String {
     const COMMAND: &str = "'neardup index repair ";
     let Some((head, rest)) = message.split_once(COMMAND) else {

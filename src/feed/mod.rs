@@ -583,6 +583,15 @@ fn index_error(dir: &Path, reason: impl Into<String>) -> Error {
     .into()
 }
 
+/// A log record whose story features do not fit the index's level.
+fn level_mismatch(offset: u64, story_index: bool) -> String {
+    if story_index {
+        format!("record at byte {offset} has no story features, in a story-level index")
+    } else {
+        format!("record at byte {offset} has story features, in a copy-level index")
+    }
+}
+
 /// The error of a log that is not opened: [`ErrorKind::Damaged`] for damage.
 fn refused(dir: &Path, refusal: log::Refusal) -> Error {
     if refusal.damaged {
@@ -862,16 +871,7 @@ impl FeedIndex {
                         }
                     }
                     (None, None, _) => {}
-                    (Some(_), None, _) => {
-                        return Err(format!(
-                            "record at byte {offset} has no story features, in a story-level index"
-                        ));
-                    }
-                    _ => {
-                        return Err(format!(
-                            "record at byte {offset} has story features, in a copy-level index"
-                        ));
-                    }
+                    (story, ..) => return Err(level_mismatch(offset, story.is_some())),
                 }
                 index.docs.offsets.push(offset);
                 index
@@ -1605,16 +1605,7 @@ impl FeedIndex {
                         "record at byte {offset}: its weighted signature has the wrong length"
                     ));
                 }
-                (Some(_), None) => {
-                    return Err(format!(
-                        "record at byte {offset} has no story features, in a story-level index"
-                    ));
-                }
-                (None, Some(_)) => {
-                    return Err(format!(
-                        "record at byte {offset} has story features, in a copy-level index"
-                    ));
-                }
+                (story, _) => return Err(level_mismatch(offset, story.is_some())),
             }
             let len = (payload.len() + format::FRAME_HEADER_BYTES) as u32;
             self.take_in_record((offset, len), &record, &mut scratch);

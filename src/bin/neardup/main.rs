@@ -57,6 +57,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// The commands that take `--level`.
+const LEVEL_COMMANDS: [&str; 7] = [
+    "cluster", "pairs", "dedup", "eval", "sketch", "verify", "link",
+];
+
 /// The flags of the story level (`StoryArgs`) other than `--level` itself.
 const STORY_FLAGS: [(&str, &str); 5] = [
     ("window", "--window"),
@@ -74,9 +79,7 @@ fn refuse_story_flags_at_near_copy(matches: &clap::ArgMatches) {
     let flags = STORY_FLAGS.map(|(id, flag)| (id, flag, ""));
     refuse_flags_at_level(
         matches,
-        &[
-            "cluster", "pairs", "dedup", "eval", "sketch", "verify", "link",
-        ],
+        &LEVEL_COMMANDS,
         args::LevelArg::NearCopy,
         &flags,
         |flag, _| format!("{flag} is a story-level flag: it needs --level story"),
@@ -251,9 +254,7 @@ const NEAR_COPY_FLAGS: [(&str, &str, &str); 6] = [
 fn refuse_near_copy_flags_at_story(matches: &clap::ArgMatches) {
     refuse_flags_at_level(
         matches,
-        &[
-            "cluster", "pairs", "dedup", "eval", "sketch", "verify", "link",
-        ],
+        &LEVEL_COMMANDS,
         args::LevelArg::Story,
         &NEAR_COPY_FLAGS,
         |flag, instead| format!("{flag} is a near-copy flag, unused with --level story: {instead}"),
