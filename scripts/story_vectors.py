@@ -31,18 +31,16 @@ import math
 import os
 import re
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from itertools import combinations
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupKFold
 
 sys.path.insert(0, os.path.dirname(__file__))
 from story_explore import STOP  # noqa: E402
+from story_harness import print_cross_validation, print_distributions  # noqa: E402
 
 TOKEN = re.compile(r"\w+(?:[.,']\w+)*")
-SHIPPED = ["term_weighted_jaccard", "shingle_jaccard", "conflicting_slots", "weekday_conflict", "back_reference"]
 RARE_DF = 50
 
 
@@ -141,51 +139,11 @@ def main():
         }
 
     labels = [json.loads(line) for line in open(labels_path)]
-    dump = {(r["a"], r["b"]): r for r in map(json.loads, open(dump_path))}
     kind = lambda lab: lab["label"] + ("" if lab["confidence"] == "high" else "-low")
     rows = [(kind(lab), features(lab["a"], lab["b"])) for lab in labels]
     rows += [("FIXTURE", features(a, b)) for a, b in combinations(fixtures, 2)]
-    names = list(rows[0][1])
-    by_kind = defaultdict(list)
-    for k, f in rows:
-        by_kind[k].append(f)
-    print("distribution per kind: min q25 median q75 q90 max")
-    for name in names:
-        for k in sorted(by_kind):
-            v = sorted(f[name] for f in by_kind[k])
-            q = lambda p: v[min(len(v) - 1, int(p * len(v)))]
-            print(f"  {name:13} {k:11} n={len(v):3}  " + " ".join(f"{x:.3f}" for x in (v[0], q(.25), q(.5), q(.75), q(.9), v[-1])))
-
-    # Grouped 5-fold CV: pairs linked through a shared document stay in one fold.
-    parent = {}
-
-    def root(x):
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            x = parent[x]
-        return x
-
-    for lab in labels:
-        parent[root(lab["a"])] = root(lab["b"])
-    group_ids = {}
-    groups = np.array([group_ids.setdefault(root(lab["a"]), len(group_ids)) for lab in labels])
-    y = np.array([lab["same_story"] for lab in labels])
-    shipped = [[dump[(lab["a"], lab["b"])][c] for c in SHIPPED] for lab in labels]
-    print("grouped 5-fold CV, pairwise, best threshold:")
-    for extra in [None] + [[n] for n in names]:
-        x = np.array([s + ([] if extra is None else [f[e] for e in extra]) for s, (_, f) in zip(shipped, rows)])
-        p = np.zeros(len(y))
-        for train, test in GroupKFold(5).split(x, y, groups):
-            model = LogisticRegression(C=10, max_iter=5000).fit(x[train], y[train])
-            p[test] = model.predict_proba(x[test])[:, 1]
-        best = (0, 0, 0, 0)
-        for t in np.arange(0.05, 0.95, 0.05):
-            tp = ((p >= t) & y).sum()
-            prec, rec = tp / max(1, (p >= t).sum()), tp / y.sum()
-            f1 = 2 * prec * rec / (prec + rec) if tp else 0
-            best = max(best, (f1, prec, rec, t))
-        print(f"  {'shipped' if extra is None else 'shipped + ' + extra[0]:24} F1 {best[0]:.3f}  P {best[1]:.3f}  R {best[2]:.3f}  at {best[3]:.2f}")
-
+    print_distributions(rows)
+    print_cross_validation(labels, [f for _, f in rows[: len(labels)]], dump_path)
 
 if __name__ == "__main__":
     main()
