@@ -34,7 +34,6 @@ shipped model's components with and without the feature:
 
 A prototype, not shipped logic: BENCHMARKS.md records what it printed.
 """
-import glob
 import json
 import math
 import os
@@ -48,21 +47,10 @@ import snowballstemmer
 from scipy import sparse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from story_explore import STOP  # noqa: E402
-from story_harness import print_cross_validation, print_distributions  # noqa: E402
+from story_harness import content, load_texts, print_cross_validation, print_distributions  # noqa: E402
 
-TOKEN = re.compile(r"\w+(?:[.,']\w+)*")
 LEAD_WORDS, COOC_WINDOW = 25, 6
 STEMMER = snowballstemmer.stemmer("english")
-
-
-def normalize(token):
-    t = token.lower().replace("\u2019", "'")
-    return t[:-2] if t.endswith("'s") else t
-
-
-def content(text):
-    return [t for t in map(normalize, (m.group(0) for m in TOKEN.finditer(text))) if t not in STOP and len(t) > 2]
 
 
 class Doc:
@@ -86,14 +74,7 @@ class Doc:
 def main():
     corpus, labels_path, fixture_dir = sys.argv[1:4]
     dump_path = sys.argv[sys.argv.index("--dump") + 1]
-    texts = {}
-    for line in open(corpus):
-        r = json.loads(line)
-        texts[r["id"]] = (r.get("title") or "") + "\n" + r["text"]
-    fixtures = []
-    for path in sorted(glob.glob(os.path.join(fixture_dir, "*.txt"))):
-        fixtures.append("fixture-" + os.path.basename(path)[:3])
-        texts[fixtures[-1]] = open(path).read()
+    texts, fixtures = load_texts(corpus, fixture_dir)
     docs = {i: Doc(t) for i, t in texts.items()}
     n = len(docs)
     word_df, pair_df, stem_df = Counter(), Counter(), Counter()

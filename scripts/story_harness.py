@@ -1,16 +1,45 @@
 """What the story-feature prototypes share: their distributions per label kind, and the
-grouped cross-validated pairwise F1 of the shipped components with and without each one.
+grouped cross-validated pairwise F1 of the shipped components with and without each one,
+and the content words they compare.
 
 Imported by `story_evidence.py` and `story_vectors.py` (prototypes, not shipped logic).
 """
+import glob
 import json
+import os
+import re
 from collections import defaultdict
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
+from story_explore import STOP
+
 SHIPPED = ["term_weighted_jaccard", "shingle_jaccard", "conflicting_slots", "weekday_conflict", "back_reference"]
+TOKEN = re.compile(r"\w+(?:[.,']\w+)*")
+
+
+def normalize(token):
+    t = token.lower().replace("\u2019", "'")
+    return t[:-2] if t.endswith("'s") else t
+
+
+def content(text):
+    return [t for t in map(normalize, (m.group(0) for m in TOKEN.finditer(text))) if t not in STOP and len(t) > 2]
+
+
+def load_texts(corpus, fixture_dir):
+    """Title and text of each corpus record by id, and the fixtures as `fixture-NNN`."""
+    texts = {}
+    for line in open(corpus):
+        r = json.loads(line)
+        texts[r["id"]] = (r.get("title") or "") + "\n" + r["text"]
+    fixtures = []
+    for path in sorted(glob.glob(os.path.join(fixture_dir, "*.txt"))):
+        fixtures.append("fixture-" + os.path.basename(path)[:3])
+        texts[fixtures[-1]] = open(path).read()
+    return texts, fixtures
 
 
 def print_distributions(rows):

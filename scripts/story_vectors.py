@@ -25,7 +25,6 @@ components with and without it:
 
 A prototype, not shipped logic: BENCHMARKS.md records what it printed.
 """
-import glob
 import json
 import math
 import os
@@ -37,20 +36,9 @@ from itertools import combinations
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from story_explore import STOP  # noqa: E402
-from story_harness import print_cross_validation, print_distributions  # noqa: E402
+from story_harness import content, load_texts, print_cross_validation, print_distributions  # noqa: E402
 
-TOKEN = re.compile(r"\w+(?:[.,']\w+)*")
 RARE_DF = 50
-
-
-def normalize(token):
-    t = token.lower().replace("\u2019", "'")
-    return t[:-2] if t.endswith("'s") else t
-
-
-def content(text):
-    return [t for t in map(normalize, (m.group(0) for m in TOKEN.finditer(text))) if t not in STOP and len(t) > 2]
 
 
 class Doc:
@@ -73,14 +61,7 @@ def main():
     corpus, labels_path, fixture_dir = sys.argv[1:4]
     dump_path = sys.argv[sys.argv.index("--dump") + 1]
     vectors_path = sys.argv[sys.argv.index("--vectors") + 1]
-    texts = {}
-    for line in open(corpus):
-        r = json.loads(line)
-        texts[r["id"]] = (r.get("title") or "") + "\n" + r["text"]
-    fixtures = []
-    for path in sorted(glob.glob(os.path.join(fixture_dir, "*.txt"))):
-        fixtures.append("fixture-" + os.path.basename(path)[:3])
-        texts[fixtures[-1]] = open(path).read()
+    texts, fixtures = load_texts(corpus, fixture_dir)
     docs = {i: Doc(t) for i, t in texts.items()}
     n = len(docs)
     df = Counter()
