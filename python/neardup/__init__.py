@@ -16,8 +16,8 @@ The same engine as the ``neardup`` command, in the same process::
     shared = neardup.compare(articles[0], articles[1])["passages"]
 
     with neardup.Index.create("feed-index") as index:   # or neardup.Index("feed-index")
-        verdict = index.add({"id": "x1", "text": "..."})  # durable when it returns
-        print(verdict["verdict"])                          # new, duplicate or rewrite
+        verdict = index.add({"id": "x1", "text": articles[0]["text"]})  # durable on return
+        print(verdict["verdict"])  # new, duplicate, rewrite (or rejected: an unusable record)
 
 Records are mappings (dicts) with an ``id`` and a ``text`` (other names with
 ``id_field`` and ``text_field``); a ``date`` (ISO 8601 text, seconds since 1970, or a
@@ -115,8 +115,8 @@ def cluster(
     story (``level="story"``: copies, updates and rewrites), as ``neardup cluster``.
 
     Returns one dict per cluster of two or more records, largest first: ``members``,
-    ``representative`` (the earliest dated, then the longest), ``pairs`` with their
-    scores, and at the story level each pair's ``kind`` and the score components.
+    ``representative`` (chosen by ``representative``), ``pairs`` with their scores, and
+    at the story level each pair's ``kind`` and the score components.
 
     ``threshold``: lowest word 5-gram Jaccard of a near-copy pair. ``story_threshold``:
     lowest story-model probability of one story (default ``DEFAULT_STORY_THRESHOLD``).
@@ -125,6 +125,15 @@ def cluster(
     (``neardup stats count``) to weigh words by, instead of the records themselves,
     when they are too few to tell rare words from common ones. ``mode="leader"`` keeps
     only members similar to the representative instead of connected components.
+
+    ``representative``: the member that represents a cluster (and the one :func:`dedup`
+    keeps): ``"earliest"`` (earliest date, undated last, then longest, then smallest id),
+    ``"longest"`` (then earliest, then smallest id) or ``"first"`` (first given).
+    ``shingle`` (``"words:N"`` or ``"chars:N"``), ``num_perm`` (MinHash slots, the
+    library's bounds) and ``seed``: how texts are fingerprinted, as the command's
+    ``--shingle``, ``--num-perm`` and ``--seed``. ``id_field``, ``text_field``,
+    ``date_field``: the records' fields. ``threads``: worker threads, 1 to 1024 (default:
+    one per core).
 
     ``story_threshold``, ``window`` and ``stats`` are story-level settings: given with
     ``level="near-copy"`` they raise ``ValueError`` rather than be ignored, as
@@ -547,7 +556,10 @@ class Index:
         writing. ``level="story"`` also answers ``rewrite`` for another version of a
         story; its ``window`` defaults to 72 hours (``None``: any distance; at the copy
         level the default is ``None``). ``stats``: statistics to score words by (else the
-        index counts them as articles arrive)."""
+        index counts them as articles arrive). ``threshold``, ``story_threshold``,
+        ``shingle``, ``num_perm`` and ``seed`` are those of :func:`cluster`, kept with the
+        index; ``id_field``, ``text_field`` and ``date_field`` name the articles' fields
+        for this opening only, as when opening with ``Index(path, ...)``."""
         if window is _DEFAULT:
             window = DEFAULT_WINDOW if level == "story" else None
         for key, value in (("level", level), ("shingle", shingle)):

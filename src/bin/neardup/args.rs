@@ -630,10 +630,12 @@ pub struct SimilarityArgs {
     /// Lowest exact Jaccard similarity of a reported pair, in (0, 1].
     #[arg(short, long, default_value_t = 0.5, value_name = "T", value_parser = parse_threshold)]
     pub threshold: f64,
-    /// LSH bands (default: derived from --threshold; see 'neardup params' in the docs).
+    /// LSH bands (default: derived from --threshold, see 'neardup params'; given --rows
+    /// alone, --num-perm / rows).
     #[arg(long, value_name = "B")]
     pub bands: Option<usize>,
-    /// Signature slots per LSH band (default: derived from --threshold).
+    /// Signature slots per LSH band (default: derived from --threshold; given --bands
+    /// alone, --num-perm / bands).
     #[arg(long, value_name = "R")]
     pub rows: Option<usize>,
     /// LSH buckets larger than this are not expanded into all their pairs: each member is
@@ -764,7 +766,7 @@ pub struct ExecArgs {
     pub progress: ProgressArg,
     /// Memory for each store of per-document data before it spills to a temporary file
     /// (e.g. 512MiB): shingle sets; at the story level also story features and their
-    /// weights; with --passages the records' texts. A set store that outgrew it keeps an
+    /// weights; with --passages (pairs, cluster) the records' texts and the passages found. A set store that outgrew it keeps an
     /// eighth of it as the buffer of its file. Larger is faster, up to all in memory.
     #[arg(long, default_value = "512MiB", value_parser = parse_size, value_name = "SIZE")]
     pub memory_budget: u64,
