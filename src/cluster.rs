@@ -10,8 +10,13 @@
 //!
 //! Both give the same clusters whatever the input order, except with
 //! [`RepresentativeRule::First`], which by definition depends on it.
+//!
+//! A group of exact copies over the bucket cap comes paired as a star around its first
+//! member (see [`crate::index`]). Its members have equal shingle sets, so equal scores with
+//! anyone: the leader mode moves the group as one, as it would move a fully paired group.
 
 use crate::corpus::Corpus;
+use crate::index::CopyGroup;
 use crate::verify::PairScore;
 
 /// How verified pairs become clusters.
@@ -69,10 +74,12 @@ pub fn preference(
 }
 
 /// Groups the documents of `pairs` (verified pairs, in output order) into clusters of two
-/// or more, sorted by size (largest first), then by representative id.
+/// or more, sorted by size (largest first), then by representative id. `copies` are the
+/// copy groups paired as stars in `pairs`.
 pub fn cluster(
     corpus: &Corpus,
     pairs: &[PairScore],
+    copies: &[CopyGroup],
     mode: ClusterMode,
     rule: RepresentativeRule,
     rank: &[u32],
@@ -112,17 +119,40 @@ pub fn cluster(
                 .filter(|&d| !neighbours[d as usize].is_empty())
                 .collect();
             order.sort_by_key(|&d| preference(corpus, rank, rule, d));
+            let mut copy_group = vec![u32::MAX; if copies.is_empty() { 0 } else { n }];
+            for (i, g) in copies.iter().enumerate() {
+                for &d in &g.members {
+                    copy_group[d as usize] = i as u32;
+                }
+            }
+            // Takes `doc` into cluster `id`, with its copy group if it has one.
+            let take = |doc: u32, id: u32, cluster_of: &mut Vec<u32>, group: &mut Vec<u32>| {
+                let copies_of = match copy_group.get(doc as usize) {
+                    Some(&g) if g != u32::MAX => &copies[g as usize].members[..],
+                    _ => std::slice::from_ref(&doc),
+                };
+                for &d in std::iter::once(&doc).chain(copies_of) {
+                    if cluster_of[d as usize] == u32::MAX {
+                        cluster_of[d as usize] = id;
+                        group.push(d);
+                    }
+                }
+            };
             for leader in order {
                 if cluster_of[leader as usize] != u32::MAX {
                     continue;
                 }
                 let id = groups.len() as u32;
-                let mut group = vec![leader];
-                cluster_of[leader as usize] = id;
-                for &m in &neighbours[leader as usize] {
+                let mut group = Vec::new();
+                take(leader, id, &mut cluster_of, &mut group);
+                // A copy's neighbours are its group's first member's.
+                let hub = match copy_group.get(leader as usize) {
+                    Some(&g) if g != u32::MAX => copies[g as usize].members[0],
+                    _ => leader,
+                };
+                for &m in &neighbours[hub as usize] {
                     if cluster_of[m as usize] == u32::MAX {
-                        cluster_of[m as usize] = id;
-                        group.push(m);
+                        take(m, id, &mut cluster_of, &mut group);
                     }
                 }
                 if group.len() == 1 {

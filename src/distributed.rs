@@ -614,7 +614,9 @@ impl PairLinker {
         self.pairs.sort_unstable_by_key(|p| (p.a, p.b));
         refuse_repeated_pairs(&corpus, self.pairs.iter().map(|p| (p.a, p.b)))?;
         let rank: Vec<u32> = (0..corpus.len() as u32).collect();
-        let clusters = crate::cluster::cluster(&corpus, &self.pairs, self.mode, self.rule, &rank);
+        // Copy groups are not known here: a Spark job's leader mode clusters a star as pairs.
+        let clusters =
+            crate::cluster::cluster(&corpus, &self.pairs, &[], self.mode, self.rule, &rank);
         let counts = PairLinkCounts {
             pairs: self.pairs.len() as u64,
             clusters: clusters.len() as u64,

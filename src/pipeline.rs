@@ -14,7 +14,7 @@ use crate::checkpoint::{self, Checkpoint, Keeper};
 use crate::cluster::{self, Cluster, ClusterMode, RepresentativeRule};
 use crate::corpus::{Corpus, DocEntry, SetStore};
 use crate::error::{Error, ErrorKind, Result};
-use crate::index::{self, LshParams, OversizedBucket};
+use crate::index::{self, CopyGroup, LshParams, OversizedBucket};
 use crate::input::{
     self, Batch, FieldNames, InputFormat, InputSpec, Location, Problem, ProblemKind, RawRecord,
     ReadEvent, ReadLimits, RecordLocation, Source,
@@ -355,6 +355,8 @@ pub struct Outcome {
     pub clusters: Vec<Cluster>,
     /// LSH buckets that exceeded the cap.
     pub oversized: Vec<OversizedBucket>,
+    /// Groups of exact copies over the cap, paired as stars (largest first).
+    pub copies: Vec<CopyGroup>,
     /// Records that are not valid JSON objects (or not UTF-8, or too large).
     pub malformed: Vec<RecordLocation>,
     /// Records whose id an earlier record already has (not compared; reported).
@@ -939,6 +941,7 @@ impl Pipeline {
         let ticker = Ticker::new(observer, Stage::Candidates);
         let candidates = index::candidate_pairs(&corpus, &docs, s.lsh, s.bucket_cap, &rank, ticker);
         observer.stage_finished(Stage::Candidates);
+        let candidates = candidates.map_err(|e| Error::io("reading spilled shingle sets", e))?;
         go_on(observer)?;
         stats.candidate_pairs = candidates.pairs.len() as u64;
         stats.timings.push((Stage::Candidates, started.elapsed()));
@@ -969,7 +972,14 @@ impl Pipeline {
 
         let started = Instant::now();
         observer.stage_started(Stage::Cluster, None);
-        let clusters = cluster::cluster(&corpus, &pairs, s.cluster_mode, s.representative, &rank);
+        let clusters = cluster::cluster(
+            &corpus,
+            &pairs,
+            &candidates.copies,
+            s.cluster_mode,
+            s.representative,
+            &rank,
+        );
         observer.stage_finished(Stage::Cluster);
         go_on(observer)?;
         stats.clusters = clusters.len() as u64;
@@ -1001,6 +1011,7 @@ impl Pipeline {
             pairs,
             clusters,
             oversized: candidates.oversized,
+            copies: candidates.copies,
             malformed,
             repeated_ids,
             settings: s.clone(),
@@ -1065,6 +1076,7 @@ impl Pipeline {
             pairs: Vec::new(),
             clusters,
             oversized: Vec::new(),
+            copies: Vec::new(),
             malformed,
             repeated_ids,
             settings: s.clone(),

@@ -1232,13 +1232,15 @@ fn flags_that_would_do_nothing_are_refused() {
 }
 
 #[test]
-fn oversized_buckets_are_capped_and_reported() {
-    // 60 copies of one text share every LSH bucket: with a cap of 10 the bucket is paired
-    // in a sliding window (at most 9 pairs per member), not all 1,770 pairs, and the copies
-    // still form one cluster.
+fn copies_over_the_bucket_cap_are_paired_as_a_star() {
+    // 60 copies of one text share every LSH bucket: with a cap of 10 only the first in id
+    // order is banded and the others are paired with it (59 pairs, not a window of 9 pairs
+    // per member in every band), and the copies still form one cluster, of which dedup
+    // keeps one.
     let s = Scratch::new();
     let ids: Vec<String> = (0..60).map(|i| format!("copy-{i:02}")).collect();
-    let records: Vec<(&str, &str)> = ids.iter().map(|id| (id.as_str(), RATE)).collect();
+    let mut records: Vec<(&str, &str)> = ids.iter().map(|id| (id.as_str(), RATE)).collect();
+    records.push(("near", RATE_COPY));
     let f = s.jsonl("in.jsonl", &records);
     let capped = neardup()
         .args(["cluster", "--bucket-cap", "10"])
@@ -1248,29 +1250,35 @@ fn oversized_buckets_are_capped_and_reported() {
     assert!(capped.status.success());
     let err = stderr_of(&capped);
     assert!(
-        err.contains("held more than --bucket-cap 10 documents (largest: 60 documents"),
+        err.contains(
+            "1 groups of identical documents held more than --bucket-cap 10 documents \
+             (largest: 60 documents, e.g. copy-00, copy-01"
+        ),
         "{err}"
     );
-    assert!(err.contains("e.g. copy-00, copy-01"), "{err}");
-    let pairs: u64 = err
-        .split(" verified pairs")
-        .next()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(pairs, (0..60u64).map(|i| (59 - i).min(9)).sum::<u64>());
+    assert!(!err.contains("LSH buckets held more"), "{err}");
     let clusters = json_lines(&stdout_of(&capped));
     assert_eq!(clusters.len(), 1);
-    assert_eq!(clusters[0]["size"], 60);
-    let uncapped = neardup()
-        .args(["pairs", "--quiet"])
+    assert_eq!(clusters[0]["size"], 61);
+    let pairs_of = |cap: &str| {
+        let out = neardup()
+            .args(["pairs", "--quiet", "--bucket-cap", cap])
+            .arg(&f)
+            .output()
+            .unwrap();
+        json_lines(&stdout_of(&out))
+    };
+    // The near-copy pairs with the star's centre only.
+    let capped = pairs_of("10");
+    assert_eq!(capped.len(), 59 + 1);
+    assert!(capped.iter().all(|p| p["a"] == "copy-00"), "{capped:?}");
+    assert_eq!(pairs_of("1000").len(), 61 * 60 / 2);
+    let kept = neardup()
+        .args(["dedup", "--quiet", "--bucket-cap", "10"])
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(json_lines(&stdout_of(&uncapped)).len(), 60 * 59 / 2);
+    assert_eq!(json_lines(&stdout_of(&kept)).len(), 1);
 }
 
 #[test]

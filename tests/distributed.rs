@@ -486,11 +486,37 @@ fn refused(mut command: assert_cmd::Command, output: &Path) -> String {
 }
 
 /// Candidate pairs of sketch records as a cluster engine makes them: records that share a
-/// band key, buckets over `cap` paired in id-order windows. One line per pair, `[record,
-/// record]`.
-fn bucket_pairs(records: &[String], cap: usize) -> String {
+/// band key, buckets over `cap` paired in id-order windows (and with `star_copies`, more
+/// than `cap` equal shingle sets paired with their first in id order, banded alone). One
+/// line per pair, `[record, record]`.
+fn bucket_pairs(records: &[String], cap: usize, star_copies: bool) -> String {
     let mut buckets: BTreeMap<(usize, String), Vec<(String, usize)>> = BTreeMap::new();
+    let mut pairs = std::collections::BTreeSet::new();
+    // The near-copy level: more than `cap` equal shingle sets band only the first in id
+    // order, the others paired with it.
+    let mut copies: BTreeMap<String, Vec<(String, usize)>> = BTreeMap::new();
     for (i, line) in records.iter().enumerate() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = r["id"].as_str().unwrap().to_string();
+        copies
+            .entry(r["set"].as_str().unwrap().to_string())
+            .or_default()
+            .push((id, i));
+    }
+    let mut starred = vec![false; records.len()];
+    for mut group in copies.into_values() {
+        if star_copies && group.len() > cap {
+            group.sort();
+            for (_, y) in &group[1..] {
+                starred[*y] = true;
+                pairs.insert((group[0].1, *y));
+            }
+        }
+    }
+    for (i, line) in records.iter().enumerate() {
+        if starred[i] {
+            continue;
+        }
         let r: serde_json::Value = serde_json::from_str(line).unwrap();
         let id = r["id"].as_str().unwrap().to_string();
         for (band, key) in r["bands"].as_array().unwrap().iter().enumerate() {
@@ -501,7 +527,6 @@ fn bucket_pairs(records: &[String], cap: usize) -> String {
                 .push((id.clone(), i));
         }
     }
-    let mut pairs = std::collections::BTreeSet::new();
     for mut members in buckets.into_values() {
         members.sort();
         for (i, (_, x)) in members.iter().enumerate() {
@@ -540,7 +565,7 @@ fn judged_stories(s: &Scratch) -> [std::path::PathBuf; 4] {
         .lines()
         .map(String::from)
         .collect();
-    let candidates = s.write("candidates.jsonl", bucket_pairs(&records, 100));
+    let candidates = s.write("candidates.jsonl", bucket_pairs(&records, 100, false));
     run_ok(
         &["verify", "--level", "story", "-q", "--stats"],
         &[&stats, &candidates, Path::new("-o"), &judged],
@@ -784,7 +809,7 @@ fn near_copy_steps_give_the_pairs_and_clusters_of_one_batch_run() {
         .map(String::from)
         .collect();
     assert!(records[0].contains("\"signature\":"));
-    let candidates = s.write("candidates.jsonl", bucket_pairs(&records, 40));
+    let candidates = s.write("candidates.jsonl", bucket_pairs(&records, 40, true));
     let verified = s.path("verified.jsonl");
     run_ok(
         &["verify", "-q", "--threshold", "0.6", "-o"],

@@ -7,7 +7,8 @@ The work is neardup's own, split the way LSH splits:
            similarity flags on every worker): one record per document with its LSH band keys,
            signature, exact shingle set and metadata;
 2. shuffle documents sharing a band key are candidate pairs (a bucket larger than the bucket
-           cap is paired in a window in id order, as `neardup pairs` does);
+           cap is paired in a window in id order, and more than the cap identical shingle
+           sets as a star around the first in id order, as `neardup pairs` does);
 3. verify  each candidate pair of records piped through `neardup verify`: estimated and exact
            Jaccard, containments, kept at or above the threshold;
 4. cluster the connected components of the verified pairs (found on the driver by
@@ -327,19 +328,31 @@ def run(spark, args):
     sketch = sketch_command(args)
     sketches = (lines.mapPartitions(lambda part: piped(sketch, part))
                 .map(lambda line: (json.loads(line), line))
-                .map(lambda r: (r[0]["id"], r[0]["bands"], r[1]))
+                .map(lambda r: (r[0]["id"], r[0]["bands"], r[1], r[0]["set"]))
                 .persist(keep))
     documents = sketches.count()
     refuse_repeated_ids(sketches.map(lambda r: r[0]))
 
     cap = args.bucket_cap
-    buckets = (sketches.flatMap(lambda r: [((band, key), r[0]) for band, key in enumerate(r[1])])
+    # As neardup: more than `cap` documents with the same shingle set band only the first
+    # in id order, and every other is paired with it.
+    copy_groups = (sketches.map(lambda r: (r[3], r[0]))
+                   .groupByKey()
+                   .mapValues(sorted)
+                   .values()
+                   .filter(lambda ids: len(ids) > cap)
+                   .persist(keep))
+    copy_group_count = copy_groups.count()
+    starred = copy_groups.flatMap(lambda ids: [(d, None) for d in ids[1:]])
+    stars = copy_groups.flatMap(lambda ids: [(ids[0], d) for d in ids[1:]])
+    banded = sketches.map(lambda r: (r[0], r)).subtractByKey(starred).values()
+    buckets = (banded.flatMap(lambda r: [((band, key), r[0]) for band, key in enumerate(r[1])])
                .groupByKey()
                .mapValues(list)
                .filter(lambda kv: len(kv[1]) > 1)
                .persist(keep))
     oversized = buckets.filter(lambda kv: len(kv[1]) > cap).count()
-    candidates = buckets.flatMap(lambda kv: bucket_pairs(kv[1], cap)).distinct()
+    candidates = buckets.flatMap(lambda kv: bucket_pairs(kv[1], cap)).union(stars).distinct()
 
     records = sketches.map(lambda r: (r[0], r[2]))
     candidate_lines = paired_records(candidates, records).persist(keep)
@@ -359,7 +372,8 @@ def run(spark, args):
     summary = {"documents": documents, "candidate_pairs": candidate_pairs,
                "verified_pairs": verified.count(), "clusters": len(clusters),
                "clustered_documents": sum(len(c[0]) for c in clusters),
-               "oversized_buckets": oversized, "threshold": args.threshold}
+               "oversized_buckets": oversized, "copy_groups": copy_group_count,
+               "threshold": args.threshold}
     if args.dedup:
         summary["dropped"] = dedup(sc, args, lines, clusters)
     write_small(sc, args.output, "summary.json", [json.dumps(summary, indent=1)])

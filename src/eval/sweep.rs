@@ -762,7 +762,8 @@ impl<'o> Sweep<'o> {
             outcome.settings.bucket_cap,
             &outcome.rank,
             Ticker::silent(),
-        );
+        )
+        .map_err(|e| Error::io("reading spilled shingle sets", e))?;
         let mut scores = Vec::with_capacity(found.pairs.len());
         let mut unseen = Vec::new();
         for &(a, b) in &found.pairs {
@@ -815,9 +816,11 @@ impl<'o> Sweep<'o> {
                     .filter(|p| score.of(p).is_some_and(|s| score.reaches(s, threshold)))
                     .copied()
                     .collect();
+                // Copy groups do not depend on the banding.
                 let clusters = cluster::cluster(
                     corpus,
                     &verified,
+                    &outcome.copies,
                     settings.cluster_mode,
                     settings.representative,
                     &outcome.rank,

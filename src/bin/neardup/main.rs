@@ -933,6 +933,22 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
             outcome.settings.bucket_cap - 1,
         ));
     }
+    if let Some(biggest) = outcome.copies.first() {
+        let sample: Vec<&str> = biggest
+            .members
+            .iter()
+            .take(5)
+            .map(|&d| outcome.corpus.id(d))
+            .collect();
+        terminal.println(&format!(
+            "neardup: note: {} groups of identical documents held more than --bucket-cap {} documents (largest: {} documents, e.g. {}); \
+             each was paired only with its first member in id order",
+            outcome.copies.len(),
+            outcome.settings.bucket_cap,
+            biggest.members.len(),
+            sample.join(", "),
+        ));
+    }
     if s.unparsed_dates > 0 {
         terminal.println(&format!(
             "neardup: note: {} dates could not be parsed (e.g. {:?}); those documents count as undated",
