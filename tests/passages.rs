@@ -770,6 +770,25 @@ fn compare_shows_control_characters_of_a_document_escaped() {
     assert_eq!(record["passages"][0]["a"]["text"], body);
 }
 
+/// Half-width katakana with its (semi-)voiced marks is the full-width text after NFKC,
+/// and compares as the same text (QA 23: `ｶﾞ` was two words, `ガ` one).
+#[test]
+fn half_width_katakana_compares_as_its_full_width_form() {
+    let s = Scratch::new();
+    let full = s.write("kf.txt", "ガギグゲゴとアイウエオの".repeat(40));
+    let half = s.write("kh.txt", "ｶﾞｷﾞｸﾞｹﾞｺﾞとｱｲｳｴｵの".repeat(40));
+    let out = neardup()
+        .args(["compare", "--format", "json"])
+        .arg(&full)
+        .arg(&half)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let record: Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(record["jaccard"], 1.0, "{record}");
+    assert_eq!(record["a"]["words"], record["b"]["words"], "{record}");
+}
+
 /// Bidirectional controls would let a document reorder what the terminal shows after
 /// them, the `[n>` markers included ("Trojan Source"): they are escaped like control
 /// characters, and JSON keeps them.

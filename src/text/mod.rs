@@ -15,7 +15,13 @@
 //! Scripts written without spaces (Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar) are
 //! tokenized one character at a time (with its combining marks), so word n-grams over them
 //! are character n-grams: two copies of a Chinese article share their shingles without a
-//! dictionary-based segmenter.
+//! dictionary-based segmenter. The half-width (semi-)voiced sound marks `ﾞ` `ﾟ` count as
+//! combining marks, as their NFKC forms are: `ｶﾞ` is one token, `ガ`.
+//!
+//! Characters are classified before normalization (it runs per token, off the hot path),
+//! so NFKC(text) tokenizes as text does when NFKC maps letters and marks to letters and
+//! marks (any width or composition: a property test); not when it makes letters of a
+//! symbol (`℃` → `°C`, `½` → `1⁄2`) or a joiner of full-width punctuation (`１，０００`).
 //!
 //! The scanner has an ASCII fast path (the `scan` module) chosen at run time by CPU features; the
 //! result is identical on every path (tested against the scalar path).
@@ -266,8 +272,10 @@ enum Class {
 fn classify(c: char) -> Class {
     let u = c as u32;
     if is_solo(u) {
-        // Combining marks inside these blocks (Thai vowel signs) stay with their base.
-        if unicode_normalization::char::is_combining_mark(c) {
+        // Combining marks inside these blocks (Thai vowel signs) stay with their base, and
+        // so do the half-width (semi-)voiced sound marks, which NFKC makes combining marks:
+        // `ｶﾞ` is one token, `ガ`, as its full-width form is.
+        if unicode_normalization::char::is_combining_mark(c) || matches!(u, 0xFF9E | 0xFF9F) {
             return Class::Mark;
         }
         return if c.is_alphanumeric() {
@@ -391,6 +399,8 @@ mod tests {
             ("Cafe\u{301} x", &["café", "x"]),
             ("東京都 ok", &["東", "京", "都", "ok"]),
             ("ภาษาไทย", &["ภ", "า", "ษ", "า", "ไ", "ท", "ย"]),
+            ("ｶﾞｷﾞﾊﾟｱ ﾞｳﾞ", &["ガ", "ギ", "パ", "ア", "ヴ"]),
+            ("カ\u{3099}ガ", &["ガ", "ガ"]),
             ("abc漢字def", &["abc", "漢", "字", "def"]),
             ("under_score", &["under", "score"]),
             ("Ωmega ΣΊΣΥΦΟΣ", &["ωmega", "σίσυφοσ"]),
@@ -459,11 +469,32 @@ mod tests {
             pieces in proptest::collection::vec(proptest::sample::select(vec![
                 "a", "Z", "q", "7", "0", " ", "  ", "\n", "'", ".", ",", "-", "_", "é", "É", "’", "‘",
                 "漢", "字", "ภ", "\u{0E34}", "ß", "\u{301}", "—", "“", "”", "ﬁ", "Ｗ", "1,0", "3.5", "don't",
-                "\u{200D}", "Ω", "ʼ", "x".repeat(70).leak(),
+                "\u{200D}", "Ω", "ʼ", "x".repeat(70).leak(), "ｶ", "ﾞ", "ﾟ",
             ]), 0..120)
         ) {
             let text: String = pieces.concat();
             proptest::prop_assert_eq!(fast_tokens(&text), reference_tokens(&text), "text: {:?}", text);
+        }
+    }
+
+    proptest::proptest! {
+        /// NFKC before tokenizing changes nothing, for texts of letters, marks and
+        /// spaces in any width or composition (kana half- or full-width, voiced marks
+        /// spacing, combining or composed, NFD Hangul, full-width Latin). Not for every
+        /// text: a character that NFKC turns from a symbol into letters (`℃`, `™`) or
+        /// one whose NFKC form joins differently (`１．５`, `½`) tokenizes otherwise.
+        #[test]
+        fn nfkc_form_tokenizes_identically(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "ｶ", "ﾞ", "ﾟ", "ﾊ", "ｱ", "ｳ", "ｯ", "ｰ", "ガ", "カ", "\u{3099}", "\u{309A}", "\u{309B}",
+                "は", "ば", "漢", "Ａ", "ｚ", "a", "Z", "é", "e", "\u{301}", "한", "\u{1112}\u{1161}\u{11AB}",
+                "ﬁ", "ß", "Ω", "ภ", "\u{0E34}", "7", " ", "\n", "-", "'", "＇", "’",
+            ]), 0..60)
+        ) {
+            use unicode_normalization::UnicodeNormalization;
+            let text: String = pieces.concat();
+            let nfkc: String = text.nfkc().collect();
+            proptest::prop_assert_eq!(words(&text), words(&nfkc), "text: {:?}", text);
         }
     }
 
