@@ -1337,6 +1337,13 @@ impl Pipeline {
                 .encode_into(&mut words);
             let hash = xxhash_rust::xxh3::xxh3_64(bytemuck::cast_slice(&words));
             lines.push(format!("probe story features: {hash:016x}"));
+            words.clear();
+            story::Extractor::new()
+                .extract(SCRIPTS_PROBE)
+                .view()
+                .encode_into(&mut words);
+            let hash = xxhash_rust::xxh3::xxh3_64(bytemuck::cast_slice(&words));
+            lines.push(format!("probe story features, other scripts: {hash:016x}"));
         }
         lines.join("\n")
     }

@@ -297,17 +297,46 @@ fn classify(c: char) -> Class {
 
 /// Scripts written without spaces between words.
 fn is_solo(u: u32) -> bool {
-    matches!(u,
-        0x0E00..=0x0EFF       // Thai, Lao
-        | 0x1000..=0x109F     // Myanmar
-        | 0x1780..=0x17FF     // Khmer
-        | 0x3040..=0x30FF     // Hiragana, Katakana
+    is_unspaced_alphabet_code(u)
+        || matches!(u,
+        0x3040..=0x30FF       // Hiragana, Katakana
         | 0x31F0..=0x31FF     // Katakana phonetic extensions
         | 0x3400..=0x4DBF     // CJK extension A
         | 0x4E00..=0x9FFF     // CJK unified ideographs
         | 0xF900..=0xFAFF     // CJK compatibility ideographs
         | 0xFF66..=0xFF9F     // halfwidth Katakana
         | 0x20000..=0x3FFFF) // CJK extensions B and later
+}
+
+/// Whether `c` belongs to an alphabet written without spaces between words (Thai, Lao,
+/// Myanmar, Khmer). Its tokens are letters, a few dozen that every text uses, unlike Han
+/// characters: where a token must stand for a word (the story level's terms), runs of
+/// them are taken as character n-grams instead (`story::features`).
+pub fn is_unspaced_alphabet(c: char) -> bool {
+    is_unspaced_alphabet_code(c as u32)
+}
+
+fn is_unspaced_alphabet_code(u: u32) -> bool {
+    matches!(u,
+        0x0E00..=0x0EFF       // Thai, Lao
+        | 0x1000..=0x109F     // Myanmar
+        | 0x1780..=0x17FF) // Khmer
+}
+
+/// The hashes of every one-letter token of the alphabets of [`is_unspaced_alphabet`]:
+/// what the story level counted as terms before it took n-grams of their runs, and never
+/// counts now (statistics holding them were counted by an older neardup).
+pub fn unspaced_letter_hashes() -> impl Iterator<Item = u64> {
+    let mut scratch = String::new();
+    (0x0E00..=0x0EFF)
+        .chain(0x1000..=0x109F)
+        .chain(0x1780..=0x17FF)
+        .filter_map(char::from_u32)
+        .filter(|&c| classify(c) == Class::Solo)
+        .filter_map(move |c| {
+            normalize_general(c.encode_utf8(&mut [0; 4]), &mut scratch);
+            (!scratch.is_empty()).then(|| hash_normalized(scratch.as_bytes()))
+        })
 }
 
 #[inline]
