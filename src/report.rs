@@ -394,12 +394,15 @@ pub(crate) fn table_cell(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// `text` with each control character that `keep` (given it and the next character)
-/// does not keep written as an escape: `\t`, `\n`, `\r`, else `\u{1b}`.
+/// does not keep written as an escape: `\t`, `\n`, `\r`, else `\u{1b}`. Bidirectional
+/// controls count as control characters: raw, they reorder what a terminal shows after
+/// them, markers and other columns included ("Trojan Source").
 fn escape_controls(
     text: &str,
     keep: impl Fn(char, Option<char>) -> bool,
 ) -> std::borrow::Cow<'_, str> {
-    let escaped = |c: char, next: Option<char>| c.is_control() && !keep(c, next);
+    let escaped =
+        |c: char, next: Option<char>| (c.is_control() || is_bidi_control(c)) && !keep(c, next);
     let mut chars = text.chars().peekable();
     if !std::iter::from_fn(|| chars.next().map(|c| escaped(c, chars.peek().copied()))).any(|e| e) {
         return text.into();
@@ -416,6 +419,12 @@ fn escape_controls(
         }
     }
     shown.into()
+}
+
+/// The explicit bidirectional formatting characters (Unicode's Bidi_Control property):
+/// the marks (ALM, LRM, RLM), embeddings and overrides, and isolates.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 fn pair_cells(p: &PairRecord<'_>) -> Vec<String> {
@@ -559,8 +568,9 @@ impl<'a> ComparisonRecord<'a> {
 }
 
 /// Untrusted text as a terminal should show it: line breaks and tabs as they are, every
-/// other control character escaped (`\u{1b}`), so that a document cannot move the cursor,
-/// recolour or clear the screen. For text meant to be read; JSON keeps the text as it is.
+/// other control character and every bidirectional control escaped (`\u{1b}`,
+/// `\u{202e}`), so that a document cannot move the cursor, recolour or clear the screen,
+/// nor reorder what is shown after it. For text meant to be read; JSON keeps the text as it is.
 pub fn for_terminal(text: &str) -> std::borrow::Cow<'_, str> {
     escape_controls(text, |c, next| {
         matches!(c, '\n' | '\t') || (c == '\r' && next == Some('\n'))
@@ -1052,5 +1062,23 @@ pub fn write_deduplicated(
     match failure.into_inner() {
         Some(e) => Err(e),
         None => Ok(counts),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bidirectional_controls_are_escaped_for_reading_only() {
+        let hostile = "id \u{202E}gnp.exe\u{202C} \u{2067}x\u{2069} \u{200F}\u{061C}";
+        let shown = "id \\u{202e}gnp.exe\\u{202c} \\u{2067}x\\u{2069} \\u{200f}\\u{61c}";
+        assert_eq!(for_terminal(hostile), shown);
+        assert_eq!(table_cell(hostile), shown);
+        // Right-to-left text itself is shown as it is.
+        assert!(matches!(
+            for_terminal("שלום مرحبا"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }

@@ -770,6 +770,67 @@ fn compare_shows_control_characters_of_a_document_escaped() {
     assert_eq!(record["passages"][0]["a"]["text"], body);
 }
 
+/// Half-width katakana with its (semi-)voiced marks is the full-width text after NFKC,
+/// and compares as the same text (QA 23: `ｶﾞ` was two words, `ガ` one).
+#[test]
+fn half_width_katakana_compares_as_its_full_width_form() {
+    let s = Scratch::new();
+    let full = s.write("kf.txt", "ガギグゲゴとアイウエオの".repeat(40));
+    let half = s.write("kh.txt", "ｶﾞｷﾞｸﾞｹﾞｺﾞとｱｲｳｴｵの".repeat(40));
+    let out = neardup()
+        .args(["compare", "--format", "json"])
+        .arg(&full)
+        .arg(&half)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let record: Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(record["jaccard"], 1.0, "{record}");
+    assert_eq!(record["a"]["words"], record["b"]["words"], "{record}");
+}
+
+/// Bidirectional controls would let a document reorder what the terminal shows after
+/// them, the `[n>` markers included ("Trojan Source"): they are escaped like control
+/// characters, and JSON keeps them.
+#[test]
+fn compare_shows_bidirectional_controls_of_a_document_escaped() {
+    let s = Scratch::new();
+    let body = "officials said the central bank would raise its key rate by half a point";
+    let controls = [
+        '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}',
+        '\u{2068}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}',
+    ];
+    let hostile: String = controls.iter().collect();
+    let text = format!("{body} {hostile} end");
+    let f = s.jsonl("in.jsonl", &[("rtl\u{202E}di", &text), ("plain", body)]);
+    let out = neardup()
+        .args(["compare", "--color", "never", "--in"])
+        .arg(&f)
+        .args(["rtl\u{202E}di", "plain"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let shown = stdout_of(&out);
+    for raw in controls {
+        assert!(!shown.contains(raw), "{raw:?} in {shown}");
+    }
+    assert!(
+        shown.contains("\\u{202a}\\u{202b}\\u{202c}\\u{202d}\\u{202e}\\u{2066}\\u{2067}\\u{2068}\\u{2069}\\u{200e}\\u{200f}\\u{61c} end")
+            && shown.contains("── a: rtl\\u{202e}di ──"),
+        "{shown}"
+    );
+    let json = stdout_of(
+        &neardup()
+            .args(["compare", "--format", "json", "--in"])
+            .arg(&f)
+            .args(["rtl\u{202E}di", "plain"])
+            .output()
+            .unwrap(),
+    );
+    let record: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(record["a"]["id"], "rtl\u{202E}di");
+}
+
 #[test]
 fn help_teaches_passages() {
     let help = stdout_of(&neardup().args(["help", "compare"]).output().unwrap());

@@ -1200,3 +1200,64 @@ fn compare_reads_the_date_field_it_is_given() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(stdout_of(&out).is_empty(), "{}", stdout_of(&out));
 }
+
+/// Generated Thai (QA 23's approach): `n` texts of random letters with vowel and tone
+/// marks, no spaces inside phrases, and copies of the first 20 with 5 letters changed.
+fn thai_corpus(n: usize) -> String {
+    let mut next = xorshift(n as u64 + 11);
+    let consonants: Vec<char> = (0x0E01..0x0E2E).filter_map(char::from_u32).collect();
+    let marks = [
+        "\u{0E31}", "\u{0E34}", "\u{0E35}", "\u{0E48}", "\u{0E49}", "", "", "",
+    ];
+    let mut texts: Vec<(String, Vec<char>)> = Vec::new();
+    for i in 0..n {
+        let mut text = String::new();
+        for phrase in 0..12 {
+            if phrase > 0 {
+                text.push(' ');
+            }
+            for _ in 0..20 + next(20) {
+                text.push(consonants[next(consonants.len() as u64) as usize]);
+                text.push_str(marks[next(marks.len() as u64) as usize]);
+            }
+        }
+        texts.push((format!("th{i:04}"), text.chars().collect()));
+    }
+    for k in 0..20 {
+        let mut copy = texts[k].1.clone();
+        for _ in 0..5 {
+            let at = next(copy.len() as u64) as usize;
+            if copy[at] != ' ' {
+                copy[at] = consonants[next(consonants.len() as u64) as usize];
+            }
+        }
+        texts.push((format!("th{k:04}-copy"), copy));
+    }
+    texts
+        .iter()
+        .map(|(id, t)| {
+            let text: String = t.iter().collect();
+            format!("{}\n", serde_json::json!({"id": id, "text": text}))
+        })
+        .collect()
+}
+
+/// Thai letters are in every text: as terms they weighed nothing, so above ~400 texts the
+/// story level found no copy, and below it merged every text into one story (QA 23). Its
+/// terms are letter trigrams: each copy is one story with its original, nothing else.
+#[test]
+fn thai_copies_are_stories_and_unrelated_thai_texts_are_not() {
+    for n in [100, 400] {
+        let s = Scratch::new();
+        let f = s.write("th.jsonl", thai_corpus(n));
+        let (clusters, _) = story_clusters(&[InputSpec::Path(f)]);
+        let mut expected: Vec<Vec<String>> = (0..20)
+            .map(|k| vec![format!("th{k:04}"), format!("th{k:04}-copy")])
+            .collect();
+        let mut found = clusters.clone();
+        found.iter_mut().for_each(|c| c.sort());
+        found.sort();
+        expected.sort();
+        assert_eq!(found, expected, "{n} texts");
+    }
+}

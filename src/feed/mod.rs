@@ -850,6 +850,16 @@ impl FeedIndex {
                                 state.settings.num_perm
                             ));
                         }
+                        // Stored letter terms would never match the n-grams of new
+                        // articles: refused, as the story check refuses other changes.
+                        if r.counted_keys().any(story::stats::is_retired_letter_key) {
+                            return Err(format!(
+                                "record at byte {offset}: its story features were made by \
+                                 an older neardup, which took Thai, Lao, Khmer and Myanmar \
+                                 words letter by letter; rebuild the index by adding its \
+                                 articles to a new one"
+                            ));
+                        }
                         state.digests.push(&story_signature);
                         if story_signature.iter().any(|&v| v != u32::MAX) {
                             for (band, list) in story_entries.iter_mut().enumerate() {

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use crate::text::{Token, Tokenizer, hash_normalized};
+use crate::text::{Token, Tokenizer, hash_normalized, is_unspaced_alphabet};
 
 /// The story features of one document. Every list is sorted and deduplicated.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -471,24 +471,38 @@ fn add_features(doc: &mut StoryDoc, text: &str, tokens: &[Token], part: Part) {
         let mut in_quote = false;
         let mut previous_quoted: Option<u64> = None;
         let mut previous_stop = false;
+        let mut grams = Grams::default();
         for (i, t) in tokens.iter().enumerate() {
             let (start, end) = (t.start as usize, t.end as usize);
             let gap = &bytes[prev_end..start];
             let is_stop = stop.contains(&t.hash);
+            // The word this token stands for: itself, or in an alphabet written without
+            // spaces the n-gram of letters it ends (none until the run is long enough).
+            let word = if bytes[start] >= 0x80
+                && text[start..end]
+                    .chars()
+                    .next()
+                    .is_some_and(is_unspaced_alphabet)
+            {
+                grams.push(&mut doc.terms, t.hash, start, end)
+            } else {
+                grams.flush(&mut doc.terms);
+                Some(t.hash)
+            };
             in_quote = quote_state(in_quote, gap);
-            if in_quote {
+            if !in_quote {
+                previous_quoted = None;
+            } else if let Some(word) = word {
                 if let Some(prev) = previous_quoted {
                     if !(previous_stop && is_stop) {
                         doc.quotes.push(xxh3_64_with_seed(
-                            bytemuck::cast_slice(&[prev, t.hash]),
+                            bytemuck::cast_slice(&[prev, word]),
                             QUOTE_SEED,
                         ));
                     }
                 }
-                previous_quoted = Some(t.hash);
+                previous_quoted = Some(word);
                 previous_stop = is_stop;
-            } else {
-                previous_quoted = None;
             }
             let first = bytes[start];
             // Numbers written as words are values too ("Qtly div five cts"); "one" only in
@@ -547,15 +561,16 @@ fn add_features(doc: &mut StoryDoc, text: &str, tokens: &[Token], part: Part) {
                 if month {
                     values.month(doc, t.hash, slot);
                 }
-                if !is_stop {
-                    doc.terms.push(t.hash);
+                if let Some(word) = word.filter(|_| !is_stop) {
+                    doc.terms.push(word);
                     if !month {
-                        last_content = Some((t.hash, i));
+                        last_content = Some((word, i));
                     }
                 }
             }
             prev_end = end;
         }
+        grams.flush(&mut doc.terms);
         values.flush(doc);
         flush_name(&mut run, &mut doc.names, lead(in_lead, &mut doc.lead_names));
     }
@@ -564,6 +579,56 @@ fn add_features(doc: &mut StoryDoc, text: &str, tokens: &[Token], part: Part) {
 /// The lead's name words while the lead is open.
 fn lead(in_lead: bool, lead_names: &mut Vec<u64>) -> Option<&mut Vec<u64>> {
     in_lead.then_some(lead_names)
+}
+
+/// Letters in one n-gram term of an alphabet written without spaces (Thai, Lao, Khmer,
+/// Myanmar). Its letters, a few dozen, are in every text and weigh nothing as words;
+/// letter pairs are few too (70k in 1,520 generated Thai texts, against 268k trigrams),
+/// and 4-grams only widen what one edited letter changes (BENCHMARKS.md).
+const GRAM_LETTERS: usize = 3;
+/// Seed of those n-grams: they never equal a one-letter term (how statistics counted by
+/// an older neardup, which weighed the letters, are told apart: [`super::stats`]).
+const GRAM_SEED: u64 = 0x0067_7261_6d73;
+
+/// Builds the n-gram terms of runs of adjacent letters of an alphabet written without
+/// spaces: each letter from the n-th on ends one; a shorter run is one term.
+#[derive(Debug, Default)]
+struct Grams {
+    /// The run's last letters (token hashes), the latest at `len - 1` (modulo n).
+    letters: [u64; GRAM_LETTERS],
+    /// Letters in the run so far.
+    len: usize,
+    /// Where the run's last letter ends in the text.
+    end: usize,
+}
+
+impl Grams {
+    /// Adds a letter at `[start, end)`; returns the n-gram it ends, if the run has n
+    /// letters. A letter not adjacent to the run starts a new one.
+    fn push(&mut self, terms: &mut Vec<u64>, letter: u64, start: usize, end: usize) -> Option<u64> {
+        if self.len > 0 && self.end != start {
+            self.flush(terms);
+        }
+        self.letters[self.len % GRAM_LETTERS] = letter;
+        self.len += 1;
+        self.end = end;
+        (self.len >= GRAM_LETTERS).then(|| self.hash(GRAM_LETTERS))
+    }
+
+    /// Ends the run: a run shorter than n letters becomes one term of its own.
+    fn flush(&mut self, terms: &mut Vec<u64>) {
+        if (1..GRAM_LETTERS).contains(&self.len) {
+            terms.push(self.hash(self.len));
+        }
+        self.len = 0;
+    }
+
+    /// The hash of the run's last `n` letters, in order.
+    fn hash(&self, n: usize) -> u64 {
+        let ordered: [u64; GRAM_LETTERS] =
+            std::array::from_fn(|k| self.letters[(self.len + GRAM_LETTERS - n + k) % GRAM_LETTERS]);
+        xxh3_64_with_seed(bytemuck::cast_slice(&ordered[..n]), GRAM_SEED)
+    }
 }
 
 /// Up to four token hashes from `i` on (what a back reference is matched against).
@@ -716,6 +781,27 @@ mod tests {
         // Not the headline's names, not the first sentence (no names), not the next one.
         assert_eq!(d.lead_names, expected);
         assert!(x.extract("no names at all.").lead_names.is_empty());
+    }
+
+    #[test]
+    fn runs_of_thai_letters_are_terms_as_trigrams() {
+        let d = Extractor::new().extract("ภาษาไทย ก Thai");
+        let letters: Vec<u64> = ["ภ", "า", "ษ", "า", "ไ", "ท", "ย", "ก"]
+            .into_iter()
+            .map(h)
+            .collect();
+        // 5 trigrams of the 7-letter run, the 1-letter run whole, and "thai".
+        assert_eq!(d.terms.len(), 7, "{:?}", d.terms);
+        assert!(d.terms.contains(&h("thai")));
+        assert!(!d.terms.iter().any(|t| letters.contains(t)));
+        assert!(
+            d.terms
+                .iter()
+                .all(|&t| !crate::story::stats::is_retired_letter_key(t))
+        );
+        // A trigram is the same wherever its run is.
+        let again = Extractor::new().extract("ไทย");
+        assert!(again.terms.iter().all(|t| d.terms.contains(t)));
     }
 
     #[test]

@@ -11,6 +11,12 @@
 //! entries × (u64 key, u32 document frequency), keys strictly increasing
 //! u64 xxh3 of every byte before it
 //! ```
+//!
+//! Keys are what the story features hash (terms, names). They changed once without a new
+//! version: the terms of Thai, Lao, Khmer and Myanmar text, once single letters, are
+//! n-grams of letters. The letters' keys are never counted now, so a file holding any was
+//! counted by an older neardup over such text and is refused (its n-grams would all weigh
+//! as unseen); files without such text, English ones among them, stay valid.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -60,6 +66,16 @@ impl Hasher for KeyHasher {
 
 /// Map from token-hash keys, without rehashing them.
 pub type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
+
+/// Whether `key` is a one-letter term of Thai, Lao, Khmer or Myanmar: counted by neardup
+/// before it took n-grams of those letters, never since.
+pub fn is_retired_letter_key(key: u64) -> bool {
+    static KEYS: std::sync::OnceLock<
+        std::collections::HashSet<u64, BuildHasherDefault<KeyHasher>>,
+    > = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| crate::text::unspaced_letter_hashes().collect())
+        .contains(&key)
+}
 
 /// Document frequencies of terms and names.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -243,6 +259,14 @@ impl StoryStats {
             previous = Some(key);
             df.insert(key, u32_at(at + 8));
         }
+        if df.keys().any(|&k| is_retired_letter_key(k)) {
+            return Err(invalid(
+                "statistics counted by an older neardup over Thai, Lao, Khmer or Myanmar \
+                 text, whose words it counted letter by letter; count them again with this \
+                 version (neardup stats count)"
+                    .into(),
+            ));
+        }
         Ok(StoryStats { documents, df })
     }
 }
@@ -338,6 +362,26 @@ mod tests {
         assert_eq!(&bytes[..12], b"NDSTATS\0\x01\0\0\0");
         assert_eq!(&bytes[28..40], &[1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
         assert_eq!(StoryStats::read_from(&mut &bytes[..]).unwrap(), s);
+    }
+
+    #[test]
+    fn refuses_statistics_counted_over_thai_letters() {
+        let mut thai = StoryStats::new();
+        thai.add(&crate::story::Extractor::new().extract("ภาษาไทย ง่ายๆ"));
+        let mut old = sample();
+        old.add_documents(1, [crate::text::hash_normalized("ภ".as_bytes())]);
+        let read = |s: &StoryStats| {
+            let mut bytes = Vec::new();
+            s.write_to(&mut bytes).unwrap();
+            StoryStats::read_from(&mut &bytes[..])
+        };
+        assert_eq!(read(&thai).unwrap(), thai);
+        assert!(
+            read(&old)
+                .unwrap_err()
+                .to_string()
+                .contains("count them again")
+        );
     }
 
     #[test]

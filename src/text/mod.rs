@@ -15,7 +15,13 @@
 //! Scripts written without spaces (Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar) are
 //! tokenized one character at a time (with its combining marks), so word n-grams over them
 //! are character n-grams: two copies of a Chinese article share their shingles without a
-//! dictionary-based segmenter.
+//! dictionary-based segmenter. The half-width (semi-)voiced sound marks `ﾞ` `ﾟ` count as
+//! combining marks, as their NFKC forms are: `ｶﾞ` is one token, `ガ`.
+//!
+//! Characters are classified before normalization (it runs per token, off the hot path),
+//! so NFKC(text) tokenizes as text does when NFKC maps letters and marks to letters and
+//! marks (any width or composition: a property test); not when it makes letters of a
+//! symbol (`℃` → `°C`, `½` → `1⁄2`) or a joiner of full-width punctuation (`１，０００`).
 //!
 //! The scanner has an ASCII fast path (the `scan` module) chosen at run time by CPU features; the
 //! result is identical on every path (tested against the scalar path).
@@ -266,8 +272,10 @@ enum Class {
 fn classify(c: char) -> Class {
     let u = c as u32;
     if is_solo(u) {
-        // Combining marks inside these blocks (Thai vowel signs) stay with their base.
-        if unicode_normalization::char::is_combining_mark(c) {
+        // Combining marks inside these blocks (Thai vowel signs) stay with their base, and
+        // so do the half-width (semi-)voiced sound marks, which NFKC makes combining marks:
+        // `ｶﾞ` is one token, `ガ`, as its full-width form is.
+        if unicode_normalization::char::is_combining_mark(c) || matches!(u, 0xFF9E | 0xFF9F) {
             return Class::Mark;
         }
         return if c.is_alphanumeric() {
@@ -289,17 +297,46 @@ fn classify(c: char) -> Class {
 
 /// Scripts written without spaces between words.
 fn is_solo(u: u32) -> bool {
-    matches!(u,
-        0x0E00..=0x0EFF       // Thai, Lao
-        | 0x1000..=0x109F     // Myanmar
-        | 0x1780..=0x17FF     // Khmer
-        | 0x3040..=0x30FF     // Hiragana, Katakana
+    is_unspaced_alphabet_code(u)
+        || matches!(u,
+        0x3040..=0x30FF       // Hiragana, Katakana
         | 0x31F0..=0x31FF     // Katakana phonetic extensions
         | 0x3400..=0x4DBF     // CJK extension A
         | 0x4E00..=0x9FFF     // CJK unified ideographs
         | 0xF900..=0xFAFF     // CJK compatibility ideographs
         | 0xFF66..=0xFF9F     // halfwidth Katakana
         | 0x20000..=0x3FFFF) // CJK extensions B and later
+}
+
+/// Whether `c` belongs to an alphabet written without spaces between words (Thai, Lao,
+/// Myanmar, Khmer). Its tokens are letters, a few dozen that every text uses, unlike Han
+/// characters: where a token must stand for a word (the story level's terms), runs of
+/// them are taken as character n-grams instead (`story::features`).
+pub fn is_unspaced_alphabet(c: char) -> bool {
+    is_unspaced_alphabet_code(c as u32)
+}
+
+fn is_unspaced_alphabet_code(u: u32) -> bool {
+    matches!(u,
+        0x0E00..=0x0EFF       // Thai, Lao
+        | 0x1000..=0x109F     // Myanmar
+        | 0x1780..=0x17FF) // Khmer
+}
+
+/// The hashes of every one-letter token of the alphabets of [`is_unspaced_alphabet`]:
+/// what the story level counted as terms before it took n-grams of their runs, and never
+/// counts now (statistics holding them were counted by an older neardup).
+pub fn unspaced_letter_hashes() -> impl Iterator<Item = u64> {
+    let mut scratch = String::new();
+    (0x0E00..=0x0EFF)
+        .chain(0x1000..=0x109F)
+        .chain(0x1780..=0x17FF)
+        .filter_map(char::from_u32)
+        .filter(|&c| classify(c) == Class::Solo)
+        .filter_map(move |c| {
+            normalize_general(c.encode_utf8(&mut [0; 4]), &mut scratch);
+            (!scratch.is_empty()).then(|| hash_normalized(scratch.as_bytes()))
+        })
 }
 
 #[inline]
@@ -391,6 +428,8 @@ mod tests {
             ("Cafe\u{301} x", &["café", "x"]),
             ("東京都 ok", &["東", "京", "都", "ok"]),
             ("ภาษาไทย", &["ภ", "า", "ษ", "า", "ไ", "ท", "ย"]),
+            ("ｶﾞｷﾞﾊﾟｱ ﾞｳﾞ", &["ガ", "ギ", "パ", "ア", "ヴ"]),
+            ("カ\u{3099}ガ", &["ガ", "ガ"]),
             ("abc漢字def", &["abc", "漢", "字", "def"]),
             ("under_score", &["under", "score"]),
             ("Ωmega ΣΊΣΥΦΟΣ", &["ωmega", "σίσυφοσ"]),
@@ -459,11 +498,32 @@ mod tests {
             pieces in proptest::collection::vec(proptest::sample::select(vec![
                 "a", "Z", "q", "7", "0", " ", "  ", "\n", "'", ".", ",", "-", "_", "é", "É", "’", "‘",
                 "漢", "字", "ภ", "\u{0E34}", "ß", "\u{301}", "—", "“", "”", "ﬁ", "Ｗ", "1,0", "3.5", "don't",
-                "\u{200D}", "Ω", "ʼ", "x".repeat(70).leak(),
+                "\u{200D}", "Ω", "ʼ", "x".repeat(70).leak(), "ｶ", "ﾞ", "ﾟ",
             ]), 0..120)
         ) {
             let text: String = pieces.concat();
             proptest::prop_assert_eq!(fast_tokens(&text), reference_tokens(&text), "text: {:?}", text);
+        }
+    }
+
+    proptest::proptest! {
+        /// NFKC before tokenizing changes nothing, for texts of letters, marks and
+        /// spaces in any width or composition (kana half- or full-width, voiced marks
+        /// spacing, combining or composed, NFD Hangul, full-width Latin). Not for every
+        /// text: a character that NFKC turns from a symbol into letters (`℃`, `™`) or
+        /// one whose NFKC form joins differently (`１．５`, `½`) tokenizes otherwise.
+        #[test]
+        fn nfkc_form_tokenizes_identically(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "ｶ", "ﾞ", "ﾟ", "ﾊ", "ｱ", "ｳ", "ｯ", "ｰ", "ガ", "カ", "\u{3099}", "\u{309A}", "\u{309B}",
+                "は", "ば", "漢", "Ａ", "ｚ", "a", "Z", "é", "e", "\u{301}", "한", "\u{1112}\u{1161}\u{11AB}",
+                "ﬁ", "ß", "Ω", "ภ", "\u{0E34}", "7", " ", "\n", "-", "'", "＇", "’",
+            ]), 0..60)
+        ) {
+            use unicode_normalization::UnicodeNormalization;
+            let text: String = pieces.concat();
+            let nfkc: String = text.nfkc().collect();
+            proptest::prop_assert_eq!(words(&text), words(&nfkc), "text: {:?}", text);
         }
     }
 
