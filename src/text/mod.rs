@@ -9,7 +9,12 @@
 //!    join the word and are dropped (`Trump’s` = `Trump's` = `trumps`);
 //! 3. between two ASCII digits, `,` joins and is dropped (`1,000` = `1000`) and `.`
 //!    joins and is kept (`3.5`);
-//! 4. every other non-alphanumeric character (quotes, dashes of every kind, punctuation,
+//! 4. default-ignorable characters (soft hyphen, zero-width space, word joiner, byte order
+//!    mark, bidirectional controls, variation selectors, …) are invisible: inside a word
+//!    they join it and are dropped, as Unicode's NFKC_Casefold drops them (`Qua\u{AD}rterly`
+//!    = `Quarterly`), elsewhere they are dropped (one beside a digit separator still
+//!    keeps it from joining: `1\u{AD},000` is two numbers);
+//! 5. every other non-alphanumeric character (quotes, dashes of every kind, punctuation,
 //!    symbols, white space) separates tokens and is dropped.
 //!
 //! Scripts written without spaces (Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar) are
@@ -242,7 +247,8 @@ fn normalize_ascii_joined(lowered: &[u8], out: &mut String) {
 pub fn normalize_general(token: &str, out: &mut String) {
     use caseless::Caseless;
     let keep = |c: &char| {
-        c.is_alphanumeric() || *c == '.' || unicode_normalization::char::is_combining_mark(*c)
+        (c.is_alphanumeric() || *c == '.' || unicode_normalization::char::is_combining_mark(*c))
+            && !is_default_ignorable(*c as u32)
     };
     let folded: String = token.nfkc().default_case_fold().collect();
     out.clear();
@@ -271,6 +277,11 @@ enum Class {
 
 fn classify(c: char) -> Class {
     let u = c as u32;
+    // Invisible, so never a break: a site that hyphenates with `&shy;` publishes the same
+    // words as one that does not.
+    if is_default_ignorable(u) {
+        return Class::Mark;
+    }
     if is_solo(u) {
         // Combining marks inside these blocks (Thai vowel signs) stay with their base, and
         // so do the half-width (semi-)voiced sound marks, which NFKC makes combining marks:
@@ -289,10 +300,32 @@ fn classify(c: char) -> Class {
     }
     match u {
         0x2019 | 0x2018 | 0x02BC | 0xFF07 => Class::Apostrophe,
-        0x200C | 0x200D => Class::Mark,
         _ if unicode_normalization::char::is_combining_mark(c) => Class::Mark,
         _ => Class::Separator,
     }
+}
+
+/// Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 16).
+fn is_default_ignorable(u: u32) -> bool {
+    matches!(u,
+        0x00AD                // soft hyphen
+        | 0x034F              // combining grapheme joiner
+        | 0x061C              // Arabic letter mark
+        | 0x115F..=0x1160     // Hangul fillers
+        | 0x17B4..=0x17B5     // Khmer inherent vowels
+        | 0x180B..=0x180F     // Mongolian variation selectors and vowel separator
+        | 0x200B..=0x200F     // zero-width space, joiners, direction marks
+        | 0x202A..=0x202E     // bidirectional embeddings and overrides
+        | 0x2060..=0x206F     // word joiner, invisible operators, bidirectional isolates
+        | 0x3164              // Hangul filler
+        | 0xFE00..=0xFE0F     // variation selectors
+        | 0xFEFF              // zero-width no-break space (byte order mark)
+        | 0xFFA0              // half-width Hangul filler
+        | 0xFFF0..=0xFFF8
+        | 0x1BCA0..=0x1BCA3   // shorthand format controls
+        | 0x1D173..=0x1D17A   // musical symbol format controls
+        | 0xE0000..=0xE0FFF   // tags, variation selectors supplement
+    )
 }
 
 /// Scripts written without spaces between words.
@@ -429,6 +462,16 @@ mod tests {
             ("東京都 ok", &["東", "京", "都", "ok"]),
             ("ภาษาไทย", &["ภ", "า", "ษ", "า", "ไ", "ท", "ย"]),
             ("ｶﾞｷﾞﾊﾟｱ ﾞｳﾞ", &["ガ", "ギ", "パ", "ア", "ヴ"]),
+            (
+                "Qua\u{AD}rte\u{AD}rly re\u{200B}sults",
+                &["quarterly", "results"],
+            ),
+            (
+                "\u{FEFF}Zero\u{2060}width \u{200B} x\u{E0001}",
+                &["zerowidth", "x"],
+            ),
+            ("naïve\u{202E}ly \u{115F}한\u{3164}국", &["naïvely", "한국"]),
+            ("中\u{200B}国 ภา\u{AD}ษา", &["中", "国", "ภ", "า", "ษ", "า"]),
             ("カ\u{3099}ガ", &["ガ", "ガ"]),
             ("abc漢字def", &["abc", "漢", "字", "def"]),
             ("under_score", &["under", "score"]),
@@ -499,10 +542,30 @@ mod tests {
                 "a", "Z", "q", "7", "0", " ", "  ", "\n", "'", ".", ",", "-", "_", "é", "É", "’", "‘",
                 "漢", "字", "ภ", "\u{0E34}", "ß", "\u{301}", "—", "“", "”", "ﬁ", "Ｗ", "1,0", "3.5", "don't",
                 "\u{200D}", "Ω", "ʼ", "x".repeat(70).leak(), "ｶ", "ﾞ", "ﾟ",
+                "\u{AD}", "\u{200B}", "\u{FEFF}", "\u{2060}", "\u{3164}",
             ]), 0..120)
         ) {
             let text: String = pieces.concat();
             proptest::prop_assert_eq!(fast_tokens(&text), reference_tokens(&text), "text: {:?}", text);
+        }
+    }
+
+    proptest::proptest! {
+        /// Invisible characters inside or between words change no word.
+        #[test]
+        fn default_ignorables_change_no_word(
+            words_in in proptest::collection::vec("[a-zA-Zéß0-9漢ภ]{1,9}", 1..12),
+            inserts in proptest::collection::vec((0usize..200, proptest::sample::select(vec![
+                '\u{AD}', '\u{200B}', '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{202E}', '\u{FE0F}',
+            ])), 0..20),
+        ) {
+            let clean = words_in.join(" ");
+            let mut chars: Vec<char> = clean.chars().collect();
+            for (at, c) in inserts {
+                chars.insert(at % (chars.len() + 1), c);
+            }
+            let marked: String = chars.into_iter().collect();
+            proptest::prop_assert_eq!(words(&clean), words(&marked), "text: {:?}", marked);
         }
     }
 
