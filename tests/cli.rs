@@ -1395,6 +1395,68 @@ fn a_closed_output_pipe_is_a_quiet_success() {
     }
 }
 
+/// Standard error closed early (`neardup … 2>&1 | head -1`, a log collector gone): the
+/// warnings and the summary are dropped, the run finishes, writes its `-o` output and
+/// exits as it would with standard error open (std's `eprintln!` panicked, exit 101, and
+/// the output was lost). Bars drawn anyway (`--progress always`) and `watch` alike.
+#[test]
+fn a_closed_error_pipe_loses_no_output() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let s = Scratch::new();
+    let mut records = vec![
+        serde_json::json!({"id": "a", "text": RATE}).to_string(),
+        serde_json::json!({"id": "b", "text": RATE_COPY}).to_string(),
+    ];
+    // More warnings than a pipe's buffer holds would not be needed: the first write fails.
+    records.extend((0..60).map(|i| format!("{{oops {i}")));
+    let input = s.write("in.jsonl", records.join("\n") + "\n");
+    let idx = s.path("idx");
+    let bin = assert_cmd::cargo::cargo_bin("neardup");
+    let run = |args: &[&str], close: bool| {
+        let out = s.path("out.jsonl");
+        let _ = std::fs::remove_file(&out);
+        // `watch` answers alike only into an index as empty as the first time.
+        let _ = std::fs::remove_dir_all(&idx);
+        neardup()
+            .args(["index", "create", "-q"])
+            .arg(&idx)
+            .assert()
+            .success();
+        let mut command = Command::new(&bin);
+        command
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        if close {
+            drop(child.stderr.take()); // the read end closed before anything is written
+        }
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(&std::fs::read(&input).unwrap());
+        drop(stdin);
+        let done = child.wait_with_output().unwrap();
+        (done.status.code(), done.stdout, std::fs::read(&out).ok())
+    };
+    let out = s.path("out.jsonl");
+    let (input, out, idx) = (
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+        idx.to_str().unwrap(),
+    );
+    for args in [
+        &["cluster", input, "-o", out][..],
+        &["cluster", input, "-o", out, "--progress", "always"],
+        &["dedup", input, "-o", out],
+        &["watch", idx],
+    ] {
+        let open = run(args, false);
+        assert_eq!(open.0, Some(2), "{args:?}");
+        assert_eq!(run(args, true), open, "{args:?}");
+    }
+}
+
 /// An output that cannot be written (no such directory, a directory, --plots a plain
 /// file) is refused before the run, not after it (minutes on an archive): nothing is
 /// read (no warning about the bad record), printed or left behind.

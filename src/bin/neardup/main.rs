@@ -1,5 +1,15 @@
 //! The `neardup` command: parse flags, run the library's pipeline, write the output.
 
+/// `eprintln!` for the whole binary (defined before the modules, so it shadows std's in
+/// each): a line on standard error that is dropped when it cannot be written. std's
+/// panics when standard error is a closed pipe (`neardup … 2>&1 | head -1`), which lost
+/// the run and its `-o` output over a warning nobody would read.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {
+        $crate::print_to_stderr(format_args!($($arg)*))
+    };
+}
+
 mod args;
 mod compare;
 mod distributed;
@@ -291,6 +301,12 @@ impl std::error::Error for Usage {}
 /// `e` (the library refusing settings made from flags) as a usage error.
 pub(crate) fn usage(e: impl std::fmt::Display) -> anyhow::Error {
     Usage(format!("{e:#}")).into()
+}
+
+/// Writes one line to standard error, ignoring a failure (see `eprintln!` above).
+fn print_to_stderr(line: std::fmt::Arguments<'_>) {
+    let mut err = io::stderr().lock();
+    let _ = err.write_fmt(line).and_then(|()| err.write_all(b"\n"));
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
