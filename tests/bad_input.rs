@@ -657,3 +657,49 @@ fn arrays_and_other_field_names_get_a_hint() {
     let err = check(&[&mixed], "missing field \"id\"", &[]);
     assert!(!err.contains("hint:"), "{err}");
 }
+
+/// Running out of file descriptors (`ulimit -n`) is no input's fault: the run stops with
+/// exit 1 and a message naming the limit, writes no output, and warns of no input (every
+/// file of a directory was skipped as unreadable, an empty result written, exit 2). At
+/// each limit a run either succeeds with the whole output or fails so.
+#[test]
+fn running_out_of_file_descriptors_stops_the_run() {
+    let s = Scratch::new();
+    for i in 0..20 {
+        s.write(&format!("docs/d{i:02}.txt"), format!("{RATE} {i}"));
+    }
+    let docs = s.path("docs");
+    let expected = neardup().arg("cluster").arg(&docs).output().unwrap().stdout;
+    let bin = assert_cmd::cargo::cargo_bin("neardup");
+    let mut failed_reading = 0;
+    for limit in 5..=14 {
+        let out = s.path("out.jsonl");
+        let checkpoint = s.path("ck");
+        let _ = std::fs::remove_dir_all(&checkpoint);
+        let run = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .arg(&bin)
+            .arg("cluster")
+            .arg(&docs)
+            .arg("-o")
+            .arg(&out)
+            .arg("--checkpoint")
+            .arg(&checkpoint)
+            .output()
+            .unwrap();
+        let err = stderr_of(&run);
+        if run.status.success() {
+            assert_eq!(std::fs::read(&out).unwrap(), expected, "{limit}: {err}");
+            std::fs::remove_file(&out).unwrap();
+            continue;
+        }
+        assert_eq!(run.status.code(), Some(1), "{limit}: {err}");
+        assert!(err.contains("`ulimit -n`"), "{limit}: {err}");
+        assert!(!err.contains("cannot read input"), "{limit}: {err}");
+        assert!(!out.exists(), "{limit}: {err}");
+        failed_reading +=
+            usize::from(err.contains("docs/d00.txt: the process ran out of file descriptors"));
+    }
+    assert!(failed_reading > 0, "no limit failed while reading an input");
+}

@@ -79,7 +79,7 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
         if same {
             bail!("A and B are the same file");
         }
-        let pair = input::plan_sources(&specs(&files), Some(InputFormat::Text));
+        let pair = input::plan_sources(&specs(&files), Some(InputFormat::Text))?;
         let mut sources = pair.sources;
         if let Some(p) = pair.problems.first() {
             bail!("{p}");
@@ -89,7 +89,7 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
                 "A and B must be two files (a directory holds many documents: give two ids with --in)"
             );
         }
-        let corpus = input::plan_sources(&specs(&args.corpus), None);
+        let corpus = input::plan_sources(&specs(&args.corpus), None)?;
         sources.extend(corpus.sources);
         (
             sources,
@@ -102,7 +102,7 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
         if !args.corpus.is_empty() {
             bail!("--corpus goes with two files; with --in, the inputs are the corpus");
         }
-        let plan = input::plan_sources(&specs(&args.inputs), None);
+        let plan = input::plan_sources(&specs(&args.inputs), None)?;
         (
             plan.sources,
             plan.problems,

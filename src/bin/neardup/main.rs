@@ -61,10 +61,27 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
         Err(e) => {
-            eprintln!("neardup: error: {e:#}");
+            let message = format!("{e:#}");
+            eprintln!("neardup: error: {message}");
+            // Where the library did not say so already (an input does): outputs, a
+            // checkpoint or a temporary file opened with no descriptor left.
+            if out_of_descriptors(&e) && !message.contains("ulimit -n") {
+                eprintln!("neardup: hint: raise the limit of open files (`ulimit -n`)");
+            }
             ExitCode::from(1)
         }
     }
+}
+
+/// Whether `e` comes of the process running out of file descriptors (EMFILE). By the
+/// text too: tempfile wraps the error with its path and drops it from the chain.
+fn out_of_descriptors(e: &anyhow::Error) -> bool {
+    let text = format!("(os error {})", libc::EMFILE);
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(libc::EMFILE))
+            || c.to_string().contains(&text)
+    })
 }
 
 /// The commands that take `--level`.
@@ -588,7 +605,8 @@ pub(crate) fn read_files(
     exec: &ExecArgs,
     extra: &[(&str, &Path)],
 ) -> Vec<(String, PathBuf)> {
-    let plan = neardup::input::plan_sources(&input_specs(input), None);
+    // Out of resources here, the run itself fails with the message.
+    let plan = neardup::input::plan_sources(&input_specs(input), None).unwrap_or_default();
     let mut files: Vec<(String, PathBuf)> = plan
         .sources
         .iter()
