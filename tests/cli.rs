@@ -1395,6 +1395,29 @@ fn a_closed_output_pipe_is_a_quiet_success() {
     }
 }
 
+/// Files whose names are not UTF-8 get distinct ids, each byte that is not UTF-8 written
+/// `\xNN` (a lossy `n\u{fffd}.txt` gave both one id, and one was skipped as a duplicate
+/// with a message naming the same path twice).
+#[test]
+fn names_that_are_not_utf8_keep_distinct_ids() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Scratch::new();
+    let dir = s.path("docs");
+    std::fs::create_dir(&dir).unwrap();
+    for (byte, text) in [(0xff, RATE), (0xfe, RATE_COPY)] {
+        let name = [b'n', byte, b'.', b't', b'x', b't'];
+        std::fs::write(dir.join(std::ffi::OsStr::from_bytes(&name)), text).unwrap();
+    }
+    let out = neardup().arg("pairs").arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let pairs = json_lines(&stdout_of(&out));
+    assert_eq!(pairs.len(), 1, "{pairs:?}");
+    assert_eq!(
+        (pairs[0]["a"].as_str(), pairs[0]["b"].as_str()),
+        (Some("n\\xfe.txt"), Some("n\\xff.txt"))
+    );
+}
+
 /// Standard error closed early (`neardup … 2>&1 | head -1`, a log collector gone): the
 /// warnings and the summary are dropped, the run finishes, writes its `-o` output and
 /// exits as it would with standard error open (std's `eprintln!` panicked, exit 101, and

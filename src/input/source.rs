@@ -177,7 +177,7 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) -> Resul
         problems,
         skipped,
     } = plan;
-    let name: Arc<str> = Arc::from(path.display().to_string());
+    let name: Arc<str> = Arc::from(path_name(path));
     let unreadable = |name: Arc<str>, e: &dyn std::fmt::Display| Problem {
         source: name,
         line: None,
@@ -221,10 +221,7 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) -> Resul
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                let at = e
-                    .path()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| name.to_string());
+                let at = e.path().map(path_name).unwrap_or_else(|| name.to_string());
                 if let Some(error) = e.io_error().and_then(|io| exhaustion(&at, io)) {
                     return Err(error);
                 }
@@ -245,19 +242,16 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) -> Resul
                 skipped.count += 1;
                 skipped
                     .example
-                    .get_or_insert_with(|| entry.path().display().to_string());
+                    .get_or_insert_with(|| path_name(entry.path()));
                 continue;
             }
         };
         if let Some(key) = file_key(entry.path()) {
             if let Some(first) = seen.get(&key) {
                 skipped.repeated += 1;
-                skipped.repeated_example.get_or_insert_with(|| {
-                    (
-                        entry.path().display().to_string(),
-                        first.display().to_string(),
-                    )
-                });
+                skipped
+                    .repeated_example
+                    .get_or_insert_with(|| (path_name(entry.path()), path_name(first)));
                 continue;
             }
             seen.insert(key, entry.path().to_path_buf());
@@ -265,11 +259,11 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) -> Resul
         let relative = entry.path().strip_prefix(path).unwrap_or(entry.path());
         let id = relative
             .components()
-            .map(|c| c.as_os_str().to_string_lossy())
+            .map(|c| escaped(c.as_os_str()))
             .collect::<Vec<_>>()
             .join("/");
         sources.push(Source {
-            name: Arc::from(entry.path().display().to_string()),
+            name: Arc::from(path_name(entry.path())),
             location: Location::File(entry.path().to_path_buf()),
             format,
             text_id: (format == InputFormat::Text).then_some(id),
@@ -277,6 +271,32 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) -> Resul
         });
     }
     Ok(())
+}
+
+/// A path as messages, and ids of text documents, show it: as it is when it is UTF-8,
+/// else with each byte that is not written `\xNN`. A lossy name (`n\u{fffd}.txt`) gave
+/// two files one id, and a message naming one path twice.
+pub(crate) fn path_name(path: &Path) -> String {
+    escaped(path.as_os_str())
+}
+
+#[cfg(unix)]
+fn escaped(name: &std::ffi::OsStr) -> String {
+    use std::fmt::Write;
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for chunk in name.as_bytes().utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+#[cfg(not(unix))]
+fn escaped(name: &std::ffi::OsStr) -> String {
+    name.to_string_lossy().into_owned()
 }
 
 /// What makes a file the same file whatever path reaches it.
