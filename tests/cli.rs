@@ -197,6 +197,9 @@ fn reads_directories_stdin_and_compressed_inputs() {
     s.write("archive/2025/readme.md", "# not an input");
     s.write("archive/.DS_Store", "hidden: not counted");
     s.write("archive/.git/HEAD", "hidden: not counted");
+    // A named pipe is never opened (it would block the run), but said so.
+    s.fifo("archive/2025/pipe.txt");
+    s.fifo("archive/.pipe.txt");
     let skipped = |err: &str| {
         assert!(
             err.contains("note: 2 files in the input directories were not read")
@@ -204,6 +207,14 @@ fn reads_directories_stdin_and_compressed_inputs() {
                     "e.g. {}",
                     s.path("archive/2025/readme.md").display()
                 )),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "note: 1 entry in the input directories was not read, being neither a file \
+                 nor a directory (a named pipe, socket or device; e.g. {})",
+                s.path("archive/2025/pipe.txt").display()
+            )),
             "{err}"
         );
     };

@@ -106,6 +106,11 @@ pub struct SkippedFiles {
     pub repeated: u64,
     /// The first path skipped so, and the path it was read as.
     pub repeated_example: Option<(String, String)>,
+    /// Entries that are neither files nor directories (named pipes, sockets, devices),
+    /// whatever their names: never opened, since a pipe would block the run.
+    pub special: u64,
+    /// The first of them, in path order.
+    pub special_example: Option<String>,
 }
 
 /// Expands the user's inputs into sources, in a deterministic order.
@@ -229,14 +234,25 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) -> Resul
                 continue;
             }
         };
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        let relative = entry.path().strip_prefix(path).unwrap_or(entry.path());
         if !entry.file_type().is_file() {
+            // A `fifo.txt` was skipped without a word.
+            if !hidden(relative) {
+                skipped.special += 1;
+                skipped
+                    .special_example
+                    .get_or_insert_with(|| path_name(entry.path()));
+            }
             continue;
         }
         let file_name = entry.file_name().to_string_lossy();
         let format = match forced.or_else(|| format_from_name(&file_name)) {
             Some(f) => f,
             // Hidden files (.DS_Store, a .git directory) are not worth a note.
-            None if hidden(entry.path().strip_prefix(path).unwrap_or(entry.path())) => continue,
+            None if hidden(relative) => continue,
             None => {
                 // Not named as a document or as JSON Lines: not an input, but said so.
                 skipped.count += 1;
@@ -256,7 +272,6 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) -> Resul
             }
             seen.insert(key, entry.path().to_path_buf());
         }
-        let relative = entry.path().strip_prefix(path).unwrap_or(entry.path());
         let id = relative
             .components()
             .map(|c| escaped(c.as_os_str()))

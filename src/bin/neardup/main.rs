@@ -888,6 +888,16 @@ fn note_skipped_files(terminal: &Terminal, skipped: &neardup::input::SkippedFile
             if skipped.count == 1 { "it" } else { "them" },
         ));
     }
+    if let Some(example) = &skipped.special_example {
+        terminal.println(&format!(
+            "neardup: note: {} entr{} in the input directories {} not read, being neither a \
+             file nor a directory (a named pipe, socket or device; e.g. {example}); give a \
+             named pipe by name to read it",
+            skipped.special,
+            if skipped.special == 1 { "y" } else { "ies" },
+            if skipped.special == 1 { "was" } else { "were" },
+        ));
+    }
 }
 
 fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::Duration) {
