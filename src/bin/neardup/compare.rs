@@ -29,6 +29,10 @@ fn tuning(t: &PassageTuning) -> PassageSettings {
     }
 }
 
+/// Why A and B are not a pair of files.
+const A_AND_B: &str =
+    "A and B must be two files (a directory holds many documents: give two ids with --in)";
+
 pub fn run(args: &CompareArgs) -> Result<ExitCode> {
     if let Some(n) = args.run.threads {
         anyhow::ensure!(n >= 1, "--threads must be at least 1");
@@ -73,6 +77,10 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
     };
     let (sources, problems, skipped, a, b) = if args.inputs.is_empty() {
         let files = [args.a.clone(), args.b.clone()];
+        // Said before a directory is walked, where any file's problem came first.
+        if files.iter().any(|f| std::path::Path::new(f).is_dir()) {
+            bail!(A_AND_B);
+        }
         let same = std::fs::canonicalize(&args.a)
             .ok()
             .is_some_and(|p| std::fs::canonicalize(&args.b).ok() == Some(p));
@@ -85,9 +93,7 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
             bail!("{p}");
         }
         if sources.len() != 2 {
-            bail!(
-                "A and B must be two files (a directory holds many documents: give two ids with --in)"
-            );
+            bail!(A_AND_B);
         }
         let corpus = input::plan_sources(&specs(&args.corpus), None)?;
         sources.extend(corpus.sources);
