@@ -438,7 +438,8 @@ fn dedup_rejects_a_record_over_the_limit_verbatim() {
 }
 
 /// The messages QA found confusing: the parser's "line 1" beside the file's line, a lone
-/// surrogate as "end of hex escape", an id beyond 64 bits as "a number", trailing bytes
+/// surrogate as "end of hex escape", an id beyond 64 bits as "a number" (and `1e300` as
+/// "an integer out of the 64-bit range"), trailing bytes
 /// after a gzip stream as a truncation that lost the rest, --strict's record both warned
 /// of and "skipped", and an input given twice as one warning per record.
 #[test]
@@ -462,9 +463,20 @@ fn messages_say_what_is_wrong() {
     );
     check(
         &[&f],
-        "in.jsonl:3: field \"id\" is an integer out of the 64-bit range",
+        "in.jsonl:3: field \"id\" is a number beyond the 64-bit integer range",
         &[],
     );
+    // Not "an integer": serde_json reads 1e300 as it reads a 301-digit integer.
+    let f = s.write(
+        "in.jsonl",
+        with_good_records(r#"{"id": 1e300, "text": "t"}"#),
+    );
+    let err = check(
+        &[&f],
+        "in.jsonl:3: field \"id\" is a number beyond the 64-bit integer range",
+        &[],
+    );
+    assert!(!err.contains("an integer out of"), "{err}");
 
     let mut gz = gzip(with_good_records(r#"{"id": "x", "text": "last"}"#).as_bytes());
     gz.extend_from_slice(b"garbage!!");

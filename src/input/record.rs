@@ -218,9 +218,10 @@ impl Scalar {
         match self {
             Scalar::Str(_) => "a string",
             Scalar::Integer(_) => "an integer",
-            // serde_json reads an integer beyond 64 bits as a float.
+            // serde_json reads an integer beyond 64 bits as a float, as it reads `1e300`:
+            // the value cannot tell them apart, so the message fits both.
             Scalar::Float(f) if f.fract() == 0.0 && f.abs() >= 9.2e18 => {
-                "an integer out of the 64-bit range (write such an id as a string)"
+                "a number beyond the 64-bit integer range (write such an id as a string)"
             }
             Scalar::Float(_) => "a number",
             Scalar::Other(t) => t,
