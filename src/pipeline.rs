@@ -705,7 +705,7 @@ impl Worker<'_> {
         let fingerprint = self
             .fingerprinter
             .fingerprint(&body)
-            .ok_or(ProblemKind::EmptyText)?;
+            .ok_or_else(|| ProblemKind::wordless(&body))?;
         let (date, unparsed_date) = match date {
             None => (None, None),
             Some(value) => match value.seconds() {

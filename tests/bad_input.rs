@@ -226,9 +226,20 @@ fn empty_and_whitespace_texts() {
     let dir = s.path("docs");
     s.write("docs/empty.txt", "");
     s.write("docs/punct.txt", " -- ... !! ");
+    s.write("docs/emoji.txt", "👨‍👩‍👧‍👦 🏳️‍🌈 👍🏽 ❤️ 🇫🇷");
     let good = s.jsonl("good.jsonl", &good_records());
-    let err = check(&[&good, &dir], "empty.txt: empty text", &[]);
-    assert!(err.contains("punct.txt: empty text"), "{err}");
+    let (out, err) = bad_records_run(&[&good, &dir], "empty.txt: empty text", &[]);
+    // A text of punctuation or emoji is not empty: it has no words (still a bad record).
+    for name in ["punct.txt", "emoji.txt"] {
+        assert!(
+            err.contains(&format!(
+                "{name}: no words to compare: the text has only punctuation, symbols or emoji"
+            )),
+            "{err}"
+        );
+    }
+    assert!(err.contains("[bad: empty_text 1, no_words 2]"), "{err}");
+    assert!(!json_lines(&stdout_of(&out)).is_empty());
 }
 
 #[test]
