@@ -726,3 +726,35 @@ fn running_out_of_file_descriptors_stops_the_run() {
     }
     assert!(failed_reading > 0, "no limit failed while reading an input");
 }
+
+/// A nested `--text-field` (`body.text`) says that a field is a top-level key, and a file
+/// of CR-only line endings (one malformed line of records) says so.
+#[test]
+fn nested_fields_and_cr_line_endings_get_a_hint() {
+    let s = Scratch::new();
+    let f = s.write(
+        "nested.jsonl",
+        "{\"id\":\"a\",\"body\":{\"text\":\"one two three\"}}\n",
+    );
+    bad_records_run(
+        &[&f],
+        "nested.jsonl:1: missing field \"body.text\" (a field is a top-level key, not a path: \
+         `jq -c '.text = .body.text' FILE | neardup … -` lifts a nested one)",
+        &["--text-field", "body.text"],
+    );
+    let lines: Vec<String> = good_records()
+        .iter()
+        .map(|(id, t)| serde_json::json!({"id": id, "text": t}).to_string())
+        .collect();
+    let f = s.write("mac.jsonl", lines.join("\r") + "\r");
+    bad_records_run(
+        &[&f],
+        "mac.jsonl:1: malformed JSON: trailing characters at column ",
+        &[],
+    );
+    let (_, err) = bad_records_run(&[&f], "the line holds carriage returns", &[]);
+    assert!(
+        err.contains("`tr '\\r' '\\n' < FILE | neardup … -`"),
+        "{err}"
+    );
+}

@@ -548,6 +548,17 @@ fn compare_ids_within_an_input_and_against_a_corpus() {
         "{against}"
     );
 
+    // The plain output names each side by the id typed, then where it was read.
+    let plain = neardup()
+        .args(["compare", "--in"])
+        .arg(&corpus)
+        .args(["rate-1", "rate-2"])
+        .output()
+        .unwrap();
+    let plain = stdout_of(&plain);
+    assert!(plain.starts_with("a  rate-1  ("), "{plain}");
+    assert!(plain.contains("site.jsonl:25, "), "{plain}");
+
     let missing = neardup()
         .args(["compare", "--in"])
         .arg(&corpus)

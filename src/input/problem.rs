@@ -129,6 +129,12 @@ impl ProblemKind {
                 "expected a JSON object, found an array: neardup reads JSON Lines, one object per line \
                  (`jq -c '.[]' FILE` converts an array)"
             ),
+            // `--text-field body.text` named no key: keys are not paths.
+            ProblemKind::MissingField { field, .. } if field.contains('.') => write!(
+                f,
+                "missing field {field:?} (a field is a top-level key, not a path: `jq -c \
+                 '.text = .{field}' FILE | neardup … -` lifts a nested one)"
+            ),
             ProblemKind::MissingField { field, .. } => write!(f, "missing field {field:?}"),
             ProblemKind::WrongType {
                 field,

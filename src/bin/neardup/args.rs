@@ -441,7 +441,8 @@ pub struct CompareArgs {
         help_heading = "Input"
     )]
     pub id_field: String,
-    /// JSON field holding the text.
+    /// JSON field holding the text: a top-level key (`body.text` names a key with a dot
+    /// in it, not a nested field).
     #[arg(
         long,
         default_value = "text",
@@ -596,7 +597,8 @@ pub struct InputArgs {
     /// JSON field holding the document id (a string or an integer).
     #[arg(long, default_value = "id", value_name = "FIELD")]
     pub id_field: String,
-    /// JSON field holding the text.
+    /// JSON field holding the text: a top-level key (`body.text` names a key with a dot
+    /// in it, not a nested field).
     #[arg(long, default_value = "text", value_name = "FIELD")]
     pub text_field: String,
     /// JSON field holding the date (used by --representative earliest and the story

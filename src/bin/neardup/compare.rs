@@ -221,8 +221,18 @@ fn render(out: &mut dyn Write, c: &Comparison, color: bool) -> io::Result<()> {
     let exact = story.iter().filter(|p| p.is_exact()).count();
     // Documents are untrusted: their control characters are shown, not obeyed.
     let shown = report::for_terminal;
-    writeln!(out, "a  {}  ({} words)", shown(&c.a.location), c.a.words)?;
-    writeln!(out, "b  {}  ({} words)", shown(&c.b.location), c.b.words)?;
+    // By the id typed (`--in`), and where it was read; a file is its own id.
+    let side = |d: &align::ComparedDoc| match d.id == d.location {
+        true => format!("{}  ({} words)", shown(&d.location), d.words),
+        false => format!(
+            "{}  ({}, {} words)",
+            shown(&d.id),
+            shown(&d.location),
+            d.words
+        ),
+    };
+    writeln!(out, "a  {}", side(&c.a))?;
+    writeln!(out, "b  {}", side(&c.b))?;
     writeln!(
         out,
         "jaccard {:.4} (estimated {:.4}), containment a in b {:.4}, b in a {:.4}",
