@@ -100,7 +100,7 @@ fn parse_args() -> Result<Options, String> {
 fn sentence_pool(inputs: &[InputSpec]) -> Vec<String> {
     let input::Plan {
         sources, problems, ..
-    } = input::plan_sources(inputs, Some(InputFormat::JsonLines));
+    } = input::plan_sources(inputs, Some(InputFormat::JsonLines)).expect("planning the inputs");
     for p in problems {
         eprintln!("synth: {p}");
     }

@@ -707,7 +707,7 @@ impl Worker<'_> {
         let fingerprint = self
             .fingerprinter
             .fingerprint(&body)
-            .ok_or(ProblemKind::EmptyText)?;
+            .ok_or_else(|| ProblemKind::wordless(&body))?;
         let (date, unparsed_date) = match date {
             None => (None, None),
             Some(value) => match value.seconds() {
@@ -899,7 +899,7 @@ impl Pipeline {
         if inputs.iter().filter(|i| **i == InputSpec::Stdin).count() > 1 {
             return Err(Error::config("standard input ('-') can be given only once"));
         }
-        let plan = input::plan_sources(inputs, self.settings.format);
+        let plan = input::plan_sources(inputs, self.settings.format)?;
         let mut stats = Stats {
             skipped_files: plan.skipped,
             ..Stats::default()
@@ -1142,6 +1142,8 @@ impl Pipeline {
         // The filing thread counts into `stats` until the scope ends.
         let filing_stats = &mut *stats;
         let result = std::thread::scope(|scope| -> Result<(Filer<'_>, StoryStats, u64)> {
+            // Reading stopped for want of resources (no input's fault): the run fails.
+            let mut failed = None;
             scope.spawn(move || {
                 let mut on_read = |n| observer.advanced(Stage::Read, n);
                 input::read_sources(sources, s.limits, &mut on_read, &mut |event| {
@@ -1187,6 +1189,11 @@ impl Pipeline {
                         continue;
                     }
                     ReadEvent::Batch(b) => b,
+                    ReadEvent::Failed(e) => {
+                        failed = Some(e);
+                        read_all = false;
+                        break;
+                    }
                 };
                 let processed = match &mut keeper {
                     None => self.fingerprint_batch(sources, &batch),
@@ -1223,6 +1230,9 @@ impl Pipeline {
                 Some(keeper) => keeper.finish(read_all && filer.is_ok())?,
             };
             let filer = filer?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
             let story_stats = counter
                 .join()
                 .expect("counting document frequencies does not panic");

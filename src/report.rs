@@ -1002,6 +1002,8 @@ pub fn write_deduplicated(
                 return line.is_some() && ended.get() || reject(b"\n");
             }
             ReadEvent::Problem(_) => return true, // reported by the first pass
+            // Out of open files or memory this time: the rewrite would lose records.
+            ReadEvent::Failed(e) => return fail(io::Error::other(e)),
         };
         let mut rejects = rejects.borrow_mut();
         // A record's line ending as read (`\r\n` stays `\r\n`); a newline for the last

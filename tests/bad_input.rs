@@ -226,9 +226,20 @@ fn empty_and_whitespace_texts() {
     let dir = s.path("docs");
     s.write("docs/empty.txt", "");
     s.write("docs/punct.txt", " -- ... !! ");
+    s.write("docs/emoji.txt", "👨‍👩‍👧‍👦 🏳️‍🌈 👍🏽 ❤️ 🇫🇷");
     let good = s.jsonl("good.jsonl", &good_records());
-    let err = check(&[&good, &dir], "empty.txt: empty text", &[]);
-    assert!(err.contains("punct.txt: empty text"), "{err}");
+    let (out, err) = bad_records_run(&[&good, &dir], "empty.txt: empty text", &[]);
+    // A text of punctuation or emoji is not empty: it has no words (still a bad record).
+    for name in ["punct.txt", "emoji.txt"] {
+        assert!(
+            err.contains(&format!(
+                "{name}: no words to compare: the text has only punctuation, symbols or emoji"
+            )),
+            "{err}"
+        );
+    }
+    assert!(err.contains("[bad: empty_text 1, no_words 2]"), "{err}");
+    assert!(!json_lines(&stdout_of(&out)).is_empty());
 }
 
 #[test]
@@ -438,7 +449,8 @@ fn dedup_rejects_a_record_over_the_limit_verbatim() {
 }
 
 /// The messages QA found confusing: the parser's "line 1" beside the file's line, a lone
-/// surrogate as "end of hex escape", an id beyond 64 bits as "a number", trailing bytes
+/// surrogate as "end of hex escape", an id beyond 64 bits as "a number" (and `1e300` as
+/// "an integer out of the 64-bit range"), trailing bytes
 /// after a gzip stream as a truncation that lost the rest, --strict's record both warned
 /// of and "skipped", and an input given twice as one warning per record.
 #[test]
@@ -462,9 +474,20 @@ fn messages_say_what_is_wrong() {
     );
     check(
         &[&f],
-        "in.jsonl:3: field \"id\" is an integer out of the 64-bit range",
+        "in.jsonl:3: field \"id\" is a number beyond the 64-bit integer range",
         &[],
     );
+    // Not "an integer": serde_json reads 1e300 as it reads a 301-digit integer.
+    let f = s.write(
+        "in.jsonl",
+        with_good_records(r#"{"id": 1e300, "text": "t"}"#),
+    );
+    let err = check(
+        &[&f],
+        "in.jsonl:3: field \"id\" is a number beyond the 64-bit integer range",
+        &[],
+    );
+    assert!(!err.contains("an integer out of"), "{err}");
 
     let mut gz = gzip(with_good_records(r#"{"id": "x", "text": "last"}"#).as_bytes());
     gz.extend_from_slice(b"garbage!!");
@@ -656,4 +679,82 @@ fn arrays_and_other_field_names_get_a_hint() {
     );
     let err = check(&[&mixed], "missing field \"id\"", &[]);
     assert!(!err.contains("hint:"), "{err}");
+}
+
+/// Running out of file descriptors (`ulimit -n`) is no input's fault: the run stops with
+/// exit 1 and a message naming the limit, writes no output, and warns of no input (every
+/// file of a directory was skipped as unreadable, an empty result written, exit 2). At
+/// each limit a run either succeeds with the whole output or fails so.
+#[test]
+fn running_out_of_file_descriptors_stops_the_run() {
+    let s = Scratch::new();
+    for i in 0..20 {
+        s.write(&format!("docs/d{i:02}.txt"), format!("{RATE} {i}"));
+    }
+    let docs = s.path("docs");
+    let expected = neardup().arg("cluster").arg(&docs).output().unwrap().stdout;
+    let bin = assert_cmd::cargo::cargo_bin("neardup");
+    let mut failed_reading = 0;
+    for limit in 5..=14 {
+        let out = s.path("out.jsonl");
+        let checkpoint = s.path("ck");
+        let _ = std::fs::remove_dir_all(&checkpoint);
+        let run = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .arg(&bin)
+            .arg("cluster")
+            .arg(&docs)
+            .arg("-o")
+            .arg(&out)
+            .arg("--checkpoint")
+            .arg(&checkpoint)
+            .output()
+            .unwrap();
+        let err = stderr_of(&run);
+        if run.status.success() {
+            assert_eq!(std::fs::read(&out).unwrap(), expected, "{limit}: {err}");
+            std::fs::remove_file(&out).unwrap();
+            continue;
+        }
+        assert_eq!(run.status.code(), Some(1), "{limit}: {err}");
+        assert!(err.contains("`ulimit -n`"), "{limit}: {err}");
+        assert!(!err.contains("cannot read input"), "{limit}: {err}");
+        assert!(!out.exists(), "{limit}: {err}");
+        failed_reading +=
+            usize::from(err.contains("docs/d00.txt: the process ran out of file descriptors"));
+    }
+    assert!(failed_reading > 0, "no limit failed while reading an input");
+}
+
+/// A nested `--text-field` (`body.text`) says that a field is a top-level key, and a file
+/// of CR-only line endings (one malformed line of records) says so.
+#[test]
+fn nested_fields_and_cr_line_endings_get_a_hint() {
+    let s = Scratch::new();
+    let f = s.write(
+        "nested.jsonl",
+        "{\"id\":\"a\",\"body\":{\"text\":\"one two three\"}}\n",
+    );
+    bad_records_run(
+        &[&f],
+        "nested.jsonl:1: missing field \"body.text\" (a field is a top-level key, not a path: \
+         `jq -c '.text = .body.text' FILE | neardup … -` lifts a nested one)",
+        &["--text-field", "body.text"],
+    );
+    let lines: Vec<String> = good_records()
+        .iter()
+        .map(|(id, t)| serde_json::json!({"id": id, "text": t}).to_string())
+        .collect();
+    let f = s.write("mac.jsonl", lines.join("\r") + "\r");
+    bad_records_run(
+        &[&f],
+        "mac.jsonl:1: malformed JSON: trailing characters at column ",
+        &[],
+    );
+    let (_, err) = bad_records_run(&[&f], "the line holds carriage returns", &[]);
+    assert!(
+        err.contains("`tr '\\r' '\\n' < FILE | neardup … -`"),
+        "{err}"
+    );
 }

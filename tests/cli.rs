@@ -197,6 +197,9 @@ fn reads_directories_stdin_and_compressed_inputs() {
     s.write("archive/2025/readme.md", "# not an input");
     s.write("archive/.DS_Store", "hidden: not counted");
     s.write("archive/.git/HEAD", "hidden: not counted");
+    // A named pipe is never opened (it would block the run), but said so.
+    s.fifo("archive/2025/pipe.txt");
+    s.fifo("archive/.pipe.txt");
     let skipped = |err: &str| {
         assert!(
             err.contains("note: 2 files in the input directories were not read")
@@ -204,6 +207,14 @@ fn reads_directories_stdin_and_compressed_inputs() {
                     "e.g. {}",
                     s.path("archive/2025/readme.md").display()
                 )),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "note: 1 entry in the input directories was not read, being neither a file \
+                 nor a directory (a named pipe, socket or device; e.g. {})",
+                s.path("archive/2025/pipe.txt").display()
+            )),
             "{err}"
         );
     };
@@ -1400,6 +1411,91 @@ fn a_closed_output_pipe_is_a_quiet_success() {
                 "{args:?}"
             );
         }
+    }
+}
+
+/// Files whose names are not UTF-8 get distinct ids, each byte that is not UTF-8 written
+/// `\xNN` (a lossy `n\u{fffd}.txt` gave both one id, and one was skipped as a duplicate
+/// with a message naming the same path twice).
+#[test]
+fn names_that_are_not_utf8_keep_distinct_ids() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Scratch::new();
+    let dir = s.path("docs");
+    std::fs::create_dir(&dir).unwrap();
+    for (byte, text) in [(0xff, RATE), (0xfe, RATE_COPY)] {
+        let name = [b'n', byte, b'.', b't', b'x', b't'];
+        std::fs::write(dir.join(std::ffi::OsStr::from_bytes(&name)), text).unwrap();
+    }
+    let out = neardup().arg("pairs").arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let pairs = json_lines(&stdout_of(&out));
+    assert_eq!(pairs.len(), 1, "{pairs:?}");
+    assert_eq!(
+        (pairs[0]["a"].as_str(), pairs[0]["b"].as_str()),
+        (Some("n\\xfe.txt"), Some("n\\xff.txt"))
+    );
+}
+
+/// Standard error closed early (`neardup … 2>&1 | head -1`, a log collector gone): the
+/// warnings and the summary are dropped, the run finishes, writes its `-o` output and
+/// exits as it would with standard error open (std's `eprintln!` panicked, exit 101, and
+/// the output was lost). Bars drawn anyway (`--progress always`) and `watch` alike.
+#[test]
+fn a_closed_error_pipe_loses_no_output() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let s = Scratch::new();
+    let mut records = vec![
+        serde_json::json!({"id": "a", "text": RATE}).to_string(),
+        serde_json::json!({"id": "b", "text": RATE_COPY}).to_string(),
+    ];
+    // More warnings than a pipe's buffer holds would not be needed: the first write fails.
+    records.extend((0..60).map(|i| format!("{{oops {i}")));
+    let input = s.write("in.jsonl", records.join("\n") + "\n");
+    let idx = s.path("idx");
+    let bin = assert_cmd::cargo::cargo_bin("neardup");
+    let run = |args: &[&str], close: bool| {
+        let out = s.path("out.jsonl");
+        let _ = std::fs::remove_file(&out);
+        // `watch` answers alike only into an index as empty as the first time.
+        let _ = std::fs::remove_dir_all(&idx);
+        neardup()
+            .args(["index", "create", "-q"])
+            .arg(&idx)
+            .assert()
+            .success();
+        let mut command = Command::new(&bin);
+        command
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        if close {
+            drop(child.stderr.take()); // the read end closed before anything is written
+        }
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(&std::fs::read(&input).unwrap());
+        drop(stdin);
+        let done = child.wait_with_output().unwrap();
+        (done.status.code(), done.stdout, std::fs::read(&out).ok())
+    };
+    let out = s.path("out.jsonl");
+    let (input, out, idx) = (
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+        idx.to_str().unwrap(),
+    );
+    for args in [
+        &["cluster", input, "-o", out][..],
+        &["cluster", input, "-o", out, "--progress", "always"],
+        &["dedup", input, "-o", out],
+        &["watch", idx],
+    ] {
+        let open = run(args, false);
+        assert_eq!(open.0, Some(2), "{args:?}");
+        assert_eq!(run(args, true), open, "{args:?}");
     }
 }
 

@@ -548,6 +548,17 @@ fn compare_ids_within_an_input_and_against_a_corpus() {
         "{against}"
     );
 
+    // The plain output names each side by the id typed, then where it was read.
+    let plain = neardup()
+        .args(["compare", "--in"])
+        .arg(&corpus)
+        .args(["rate-1", "rate-2"])
+        .output()
+        .unwrap();
+    let plain = stdout_of(&plain);
+    assert!(plain.starts_with("a  rate-1  ("), "{plain}");
+    assert!(plain.contains("site.jsonl:25, "), "{plain}");
+
     let missing = neardup()
         .args(["compare", "--in"])
         .arg(&corpus)
@@ -711,6 +722,22 @@ fn passage_columns_in_csv_and_clusters() {
         &neardup().arg("pairs").arg(&f).output().unwrap(),
     ));
     assert!(plain[0].get("passages").is_none() && plain[0].get("coverage_a").is_none());
+}
+
+/// `compare DIR FILE` says that A and B must be two files, not what is wrong with some
+/// file inside DIR (the directory was walked first).
+#[test]
+fn compare_refuses_a_directory_for_a_or_b() {
+    let s = Scratch::new();
+    let one = s.write("docs/one.txt", RATE);
+    std::os::unix::fs::symlink(s.path("nowhere"), s.path("docs/dangling.txt")).unwrap();
+    for (a, b) in [(s.path("docs"), one.clone()), (one.clone(), s.path("docs"))] {
+        let out = neardup().arg("compare").arg(&a).arg(&b).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("A and B must be two files"), "{err}");
+        assert!(!err.contains("dangling"), "{err}");
+    }
 }
 
 #[test]

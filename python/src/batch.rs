@@ -415,7 +415,7 @@ pub fn compare(
         .map_err(error)?;
     let watch = Watch::new(progress);
     watch.run(py, run.threads, || {
-        let plan = input::plan_sources(&specs, Some(InputFormat::JsonLines));
+        let plan = input::plan_sources(&specs, Some(InputFormat::JsonLines)).map_err(error)?;
         let compared = align::compare(
             &pipeline,
             &plan.sources,

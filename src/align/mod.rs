@@ -618,7 +618,8 @@ mod tests {
                 bytes: Arc::from(lines.as_bytes()),
             }],
             None,
-        );
+        )
+        .unwrap();
         let mut stats = crate::Stats::default();
         let corpus = pipeline
             .read_corpus(&plan.sources, &mut stats, &crate::progress::Silent)

@@ -82,7 +82,7 @@ impl Article {
     ) -> Result<Article, ProblemKind> {
         let fingerprint = fingerprinter
             .fingerprint(text)
-            .ok_or(ProblemKind::EmptyText)?;
+            .ok_or_else(|| ProblemKind::wordless(text))?;
         let story = fingerprinter.story_features(title, text);
         let (date, unparsed_date) = match date {
             None => (None, None),

@@ -90,6 +90,8 @@ struct Prepared {
 enum Stage2 {
     Batch(Prepared),
     Problem(Problem),
+    /// Reading stopped for want of resources: after the batches before it, the error.
+    Failed(Error),
 }
 
 /// Reads `inputs` and adds (or checks) every article, handing verdicts to `sink` in input
@@ -113,7 +115,7 @@ pub fn ingest(
         return Err(Error::config("standard input ('-') can be given only once"));
     }
     let mut stats = IngestStats::default();
-    let plan = input::plan_sources(inputs, options.format);
+    let plan = input::plan_sources(inputs, options.format)?;
     let sources = plan.sources;
     stats.sources = sources.len() as u64;
     stats.skipped_files = plan.skipped;
@@ -162,6 +164,7 @@ pub fn ingest(
                             continue;
                         }
                         Stage2::Batch(p) => p,
+                        Stage2::Failed(e) => return Err(e),
                     };
                     let mut failure = None;
                     for (record, article) in prepared.batch.records.iter().zip(prepared.articles) {
@@ -243,6 +246,7 @@ pub fn ingest(
         for event in raw_rx {
             let out = match event {
                 ReadEvent::Problem(p) => Stage2::Problem(p),
+                ReadEvent::Failed(e) => Stage2::Failed(e),
                 ReadEvent::Batch(batch) => {
                     let arrival = now();
                     let articles = batch

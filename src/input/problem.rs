@@ -40,6 +40,9 @@ pub enum ProblemKind {
     },
     /// The text is empty or white space only: nothing to compare.
     EmptyText,
+    /// The text has characters but no word: only punctuation, symbols or emoji (which
+    /// the tokenizer does not count as words), so nothing to compare either.
+    NoWords,
     /// The id was already used by an earlier record, which is kept.
     DuplicateId { id: String, first: String },
     /// The record is longer than the limit (`--max-record-bytes`).
@@ -47,6 +50,16 @@ pub enum ProblemKind {
 }
 
 impl ProblemKind {
+    /// The problem of a text in which the tokenizer found no word: empty (or white
+    /// space), or without words. "Empty text" for a text of emoji was not true.
+    pub fn wordless(text: &str) -> ProblemKind {
+        if text.trim().is_empty() {
+            ProblemKind::EmptyText
+        } else {
+            ProblemKind::NoWords
+        }
+    }
+
     /// A stable snake_case name, used as the key in problem counts.
     pub fn label(&self) -> &'static str {
         match self {
@@ -58,6 +71,7 @@ impl ProblemKind {
             ProblemKind::MissingField { .. } => "missing_field",
             ProblemKind::WrongType { .. } => "wrong_type",
             ProblemKind::EmptyText => "empty_text",
+            ProblemKind::NoWords => "no_words",
             ProblemKind::DuplicateId { .. } => "duplicate_id",
             ProblemKind::RecordTooLarge { .. } => "record_too_large",
         }
@@ -115,6 +129,12 @@ impl ProblemKind {
                 "expected a JSON object, found an array: neardup reads JSON Lines, one object per line \
                  (`jq -c '.[]' FILE` converts an array)"
             ),
+            // `--text-field body.text` named no key: keys are not paths.
+            ProblemKind::MissingField { field, .. } if field.contains('.') => write!(
+                f,
+                "missing field {field:?} (a field is a top-level key, not a path: `jq -c \
+                 '.text = .{field}' FILE | neardup … -` lifts a nested one)"
+            ),
             ProblemKind::MissingField { field, .. } => write!(f, "missing field {field:?}"),
             ProblemKind::WrongType {
                 field,
@@ -124,6 +144,10 @@ impl ProblemKind {
                 write!(f, "field {field:?} is {found}, expected {expected}")
             }
             ProblemKind::EmptyText => write!(f, "empty text (nothing to compare)"),
+            ProblemKind::NoWords => write!(
+                f,
+                "no words to compare: the text has only punctuation, symbols or emoji"
+            ),
             ProblemKind::DuplicateId { id, first } => {
                 write!(f, "duplicate id {id:?} (first seen at {first})")
             }

@@ -7,7 +7,7 @@
 use std::io::{BufRead, Read};
 
 use super::problem::{Problem, ProblemKind};
-use super::source::{InputFormat, Source, open_decoded};
+use super::source::{InputFormat, Source, exhaustion, open_decoded};
 
 /// Where a record came from: the source's index and its 1-based line (0 for a whole file).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -67,6 +67,9 @@ pub enum ReadEvent {
     Batch(Batch),
     /// An input that could not be opened or read to its end.
     Problem(Problem),
+    /// The process or the system ran out of open files or memory: no input's fault, and
+    /// the last event; the run stops with this error.
+    Failed(crate::Error),
 }
 
 /// Limits for reading.
@@ -163,14 +166,19 @@ fn read_lines(
         Ok(r) => r,
         Err(e) => {
             // Keep input order: records read so far go before the problem.
-            return flush(batch, sink)
-                && sink(ReadEvent::Problem(problem(
-                    source,
-                    None,
-                    ProblemKind::Unreadable {
-                        reason: e.to_string(),
-                    },
-                )));
+            if !flush(batch, sink) {
+                return false;
+            }
+            if let Some(error) = exhaustion(&source.name, &e) {
+                return fail(sink, error);
+            }
+            return sink(ReadEvent::Problem(problem(
+                source,
+                None,
+                ProblemKind::Unreadable {
+                    reason: e.to_string(),
+                },
+            )));
         }
     };
     let mut line = 0u64;
@@ -237,13 +245,18 @@ fn read_lines(
             }
             Err(e) => {
                 batch.buf.truncate(start);
+                if !flush(batch, sink) {
+                    return false;
+                }
+                if let Some(error) = exhaustion(&source.name, &e) {
+                    return fail(sink, error);
+                }
                 let reason = describe_read_error(&e, source);
-                return flush(batch, sink)
-                    && sink(ReadEvent::Problem(problem(
-                        source,
-                        Some(line),
-                        ProblemKind::ReadFailed { reason },
-                    )));
+                return sink(ReadEvent::Problem(problem(
+                    source,
+                    Some(line),
+                    ProblemKind::ReadFailed { reason },
+                )));
             }
         }
     }
@@ -297,16 +310,23 @@ fn read_document(
 ) -> bool {
     let start = batch.buf.len();
     let mut stopped = false;
+    let mut exhausted = None;
     let result = open_decoded(&source.location, on_read)
-        .map_err(|e| ProblemKind::Unreadable {
-            reason: e.to_string(),
+        .map_err(|e| {
+            exhausted = exhaustion(&source.name, &e);
+            ProblemKind::Unreadable {
+                reason: e.to_string(),
+            }
         })
         .and_then(|mut reader| {
             let n = (&mut reader)
                 .take(limits.max_record_bytes + 1)
                 .read_to_end(&mut batch.buf)
-                .map_err(|e| ProblemKind::ReadFailed {
-                    reason: describe_read_error(&e, source),
+                .map_err(|e| {
+                    exhausted = exhaustion(&source.name, &e);
+                    ProblemKind::ReadFailed {
+                        reason: describe_read_error(&e, source),
+                    }
                 })?;
             if n as u64 > limits.max_record_bytes {
                 // As for a long line: the batch before it, then the document in pieces.
@@ -342,9 +362,19 @@ fn read_document(
         }
         Err(kind) => {
             batch.buf.truncate(start);
-            flush(batch, sink) && sink(ReadEvent::Problem(problem(source, None, kind)))
+            flush(batch, sink)
+                && match exhausted {
+                    Some(error) => fail(sink, error),
+                    None => sink(ReadEvent::Problem(problem(source, None, kind))),
+                }
         }
     }
+}
+
+/// Hands on the error that ends the reading; returns `false`, to stop.
+fn fail(sink: &mut dyn FnMut(ReadEvent) -> bool, error: crate::Error) -> bool {
+    sink(ReadEvent::Failed(error));
+    false
 }
 
 fn flush(batch: &mut Batch, sink: &mut dyn FnMut(ReadEvent) -> bool) -> bool {

@@ -108,7 +108,16 @@ pub fn parse_json_record<'a>(
         .deserialize(&mut de)
         .and_then(|p| de.end().map(|_| p))
         .map_err(|e| ProblemKind::MalformedJson {
-            reason: json_reason(&e),
+            // Lines split only at `\n`: a file of classic Mac (CR-only) line endings is
+            // one line of records.
+            reason: match line.contains('\r') && e.to_string().starts_with("trailing") {
+                true => format!(
+                    "{}; the line holds carriage returns: if the file's lines end in CR \
+                     alone, `tr '\\r' '\\n' < FILE | neardup … -` reads them",
+                    json_reason(&e)
+                ),
+                false => json_reason(&e),
+            },
         })?;
     // Named now: taking the id out below leaves `parts` partly moved.
     let present_without_text = parts.text.is_none().then(|| parts.present(fields));
@@ -218,9 +227,10 @@ impl Scalar {
         match self {
             Scalar::Str(_) => "a string",
             Scalar::Integer(_) => "an integer",
-            // serde_json reads an integer beyond 64 bits as a float.
+            // serde_json reads an integer beyond 64 bits as a float, as it reads `1e300`:
+            // the value cannot tell them apart, so the message fits both.
             Scalar::Float(f) if f.fract() == 0.0 && f.abs() >= 9.2e18 => {
-                "an integer out of the 64-bit range (write such an id as a string)"
+                "a number beyond the 64-bit integer range (write such an id as a string)"
             }
             Scalar::Float(_) => "a number",
             Scalar::Other(t) => t,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::problem::{Problem, ProblemKind};
+use crate::{Error, Result};
 
 /// How the records of an input are laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,6 +106,11 @@ pub struct SkippedFiles {
     pub repeated: u64,
     /// The first path skipped so, and the path it was read as.
     pub repeated_example: Option<(String, String)>,
+    /// Entries that are neither files nor directories (named pipes, sockets, devices),
+    /// whatever their names: never opened, since a pipe would block the run.
+    pub special: u64,
+    /// The first of them, in path order.
+    pub special_example: Option<String>,
 }
 
 /// Expands the user's inputs into sources, in a deterministic order.
@@ -114,8 +120,9 @@ pub struct SkippedFiles {
 /// JSON Lines files (`.jsonl`, `.ndjson`, `.json`, also compressed); other files are
 /// skipped and counted.
 /// `forced` overrides the format implied by file names. Inputs that cannot be read are
-/// returned as problems; the others are still planned.
-pub fn plan_sources(specs: &[InputSpec], forced: Option<InputFormat>) -> Plan {
+/// returned as problems; the others are still planned. The error: the process or the
+/// system ran out of open files or memory ([`exhaustion`]), which is no input's fault.
+pub fn plan_sources(specs: &[InputSpec], forced: Option<InputFormat>) -> Result<Plan> {
     let mut plan = Plan::default();
     for spec in specs {
         match spec {
@@ -128,7 +135,7 @@ pub fn plan_sources(specs: &[InputSpec], forced: Option<InputFormat>) -> Plan {
                     .map(|_| "-".to_string()),
                 size: None,
             }),
-            InputSpec::Path(path) => plan_path(path, forced, &mut plan),
+            InputSpec::Path(path) => plan_path(path, forced, &mut plan)?,
             InputSpec::Bytes { name, bytes } => plan.sources.push(Source {
                 name: name.clone(),
                 location: Location::Memory(bytes.clone()),
@@ -138,16 +145,44 @@ pub fn plan_sources(specs: &[InputSpec], forced: Option<InputFormat>) -> Plan {
             }),
         }
     }
-    plan
+    Ok(plan)
 }
 
-fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) {
+/// The error that stops a run when reading input `name` failed because the process or
+/// the system ran out of something (open files, memory): that is no fault of the input,
+/// and every later input would fail alike, so skipping it as a bad input read none of
+/// 2,200 files under `ulimit -n 10` and wrote an empty result (QA 23, F5).
+pub(crate) fn exhaustion(name: &str, e: &io::Error) -> Option<Error> {
+    let what = match e.raw_os_error() {
+        Some(libc::EMFILE) => {
+            let limit = rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .map(|(soft, _)| format!(", now {soft}"))
+                .unwrap_or_default();
+            format!(
+                "the process ran out of file descriptors, raise its limit of open files \
+                 (`ulimit -n`{limit})"
+            )
+        }
+        Some(libc::ENFILE) => "the system ran out of file descriptors, close files elsewhere \
+                               or raise its limit (`sysctl fs.file-max`)"
+            .to_string(),
+        _ if e.kind() == io::ErrorKind::OutOfMemory => "the process ran out of memory".to_string(),
+        _ => return None,
+    };
+    let source = match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::from(e.kind()),
+    };
+    Some(Error::io(format!("reading {name}: {what}"), source))
+}
+
+fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) -> Result<()> {
     let Plan {
         sources,
         problems,
         skipped,
     } = plan;
-    let name: Arc<str> = Arc::from(path.display().to_string());
+    let name: Arc<str> = Arc::from(path_name(path));
     let unreadable = |name: Arc<str>, e: &dyn std::fmt::Display| Problem {
         source: name,
         line: None,
@@ -157,12 +192,21 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) {
     };
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
-        Err(e) => return problems.push(unreadable(name, &e)),
+        Err(e) => match exhaustion(&name, &e) {
+            Some(error) => return Err(error),
+            None => {
+                problems.push(unreadable(name, &e));
+                return Ok(());
+            }
+        },
     };
     if !meta.is_dir() {
-        let format = forced
-            .or_else(|| format_from_name(&name))
-            .unwrap_or_else(|| sniff_format(path));
+        let format = match forced.or_else(|| format_from_name(&name)) {
+            Some(format) => format,
+            None => sniff_format(path).map_err(|e| {
+                exhaustion(&name, &e).expect("sniffing fails only for want of resources")
+            })?,
+        };
         sources.push(Source {
             text_id: (format == InputFormat::Text).then(|| name.to_string()),
             name,
@@ -170,7 +214,7 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) {
             format,
             size: Some(meta.len()),
         });
-        return;
+        return Ok(());
     }
     let walker = walkdir::WalkDir::new(path)
         .follow_links(true)
@@ -182,58 +226,92 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                let at = e
-                    .path()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| name.to_string());
+                let at = e.path().map(path_name).unwrap_or_else(|| name.to_string());
+                if let Some(error) = e.io_error().and_then(|io| exhaustion(&at, io)) {
+                    return Err(error);
+                }
                 problems.push(unreadable(Arc::from(at), &e));
                 continue;
             }
         };
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        let relative = entry.path().strip_prefix(path).unwrap_or(entry.path());
         if !entry.file_type().is_file() {
+            // A `fifo.txt` was skipped without a word.
+            if !hidden(relative) {
+                skipped.special += 1;
+                skipped
+                    .special_example
+                    .get_or_insert_with(|| path_name(entry.path()));
+            }
             continue;
         }
         let file_name = entry.file_name().to_string_lossy();
         let format = match forced.or_else(|| format_from_name(&file_name)) {
             Some(f) => f,
             // Hidden files (.DS_Store, a .git directory) are not worth a note.
-            None if hidden(entry.path().strip_prefix(path).unwrap_or(entry.path())) => continue,
+            None if hidden(relative) => continue,
             None => {
                 // Not named as a document or as JSON Lines: not an input, but said so.
                 skipped.count += 1;
                 skipped
                     .example
-                    .get_or_insert_with(|| entry.path().display().to_string());
+                    .get_or_insert_with(|| path_name(entry.path()));
                 continue;
             }
         };
         if let Some(key) = file_key(entry.path()) {
             if let Some(first) = seen.get(&key) {
                 skipped.repeated += 1;
-                skipped.repeated_example.get_or_insert_with(|| {
-                    (
-                        entry.path().display().to_string(),
-                        first.display().to_string(),
-                    )
-                });
+                skipped
+                    .repeated_example
+                    .get_or_insert_with(|| (path_name(entry.path()), path_name(first)));
                 continue;
             }
             seen.insert(key, entry.path().to_path_buf());
         }
-        let relative = entry.path().strip_prefix(path).unwrap_or(entry.path());
         let id = relative
             .components()
-            .map(|c| c.as_os_str().to_string_lossy())
+            .map(|c| escaped(c.as_os_str()))
             .collect::<Vec<_>>()
             .join("/");
         sources.push(Source {
-            name: Arc::from(entry.path().display().to_string()),
+            name: Arc::from(path_name(entry.path())),
             location: Location::File(entry.path().to_path_buf()),
             format,
             text_id: (format == InputFormat::Text).then_some(id),
             size: entry.metadata().ok().map(|m| m.len()),
         });
     }
+    Ok(())
+}
+
+/// A path as messages, and ids of text documents, show it: as it is when it is UTF-8,
+/// else with each byte that is not written `\xNN`. A lossy name (`n\u{fffd}.txt`) gave
+/// two files one id, and a message naming one path twice.
+pub(crate) fn path_name(path: &Path) -> String {
+    escaped(path.as_os_str())
+}
+
+#[cfg(unix)]
+fn escaped(name: &std::ffi::OsStr) -> String {
+    use std::fmt::Write;
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for chunk in name.as_bytes().utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+#[cfg(not(unix))]
+fn escaped(name: &std::ffi::OsStr) -> String {
+    name.to_string_lossy().into_owned()
 }
 
 /// What makes a file the same file whatever path reaches it.
@@ -262,18 +340,19 @@ fn hidden(relative: &Path) -> bool {
         .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
 }
 
-/// For a file whose name says nothing: JSON Lines if it starts with `{`, else text.
-fn sniff_format(path: &Path) -> InputFormat {
-    let looks_like_json = open_decoded(&Location::File(path.to_path_buf()), &mut |_| {})
-        .and_then(|mut r| {
+/// For a file whose name says nothing: JSON Lines if it starts with `{`, else text (also
+/// when it cannot be read: reading it will say why). The error: out of resources
+/// ([`exhaustion`]), which says nothing of the file.
+fn sniff_format(path: &Path) -> io::Result<InputFormat> {
+    let looks_like_json =
+        open_decoded(&Location::File(path.to_path_buf()), &mut |_| {}).and_then(|mut r| {
             let buf = r.fill_buf()?;
             Ok(buf.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'))
-        })
-        .unwrap_or(false);
-    if looks_like_json {
-        InputFormat::JsonLines
-    } else {
-        InputFormat::Text
+        });
+    match looks_like_json {
+        Ok(true) => Ok(InputFormat::JsonLines),
+        Err(e) if exhaustion("", &e).is_some() => Err(e),
+        _ => Ok(InputFormat::Text),
     }
 }
 
@@ -436,7 +515,7 @@ mod tests {
     fn missing_paths_are_problems_not_panics() {
         let Plan {
             sources, problems, ..
-        } = plan_sources(&[InputSpec::from("/no/such/path.jsonl")], None);
+        } = plan_sources(&[InputSpec::from("/no/such/path.jsonl")], None).unwrap();
         assert!(sources.is_empty());
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].kind.label(), "unreadable_input");
@@ -463,7 +542,8 @@ mod tests {
                     bytes: Arc::from(bytes),
                 }],
                 forced,
-            );
+            )
+            .unwrap();
             let [source] = &plan.sources[..] else {
                 panic!("one source")
             };

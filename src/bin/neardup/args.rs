@@ -21,9 +21,10 @@ path, and for JSON Lines files; other files are skipped), and
 '-' for standard input (JSON Lines unless --input-format text). Gzip and zstd inputs are
 decompressed whatever their name; an output file named .gz or .zst is compressed.
 
-Bad records (malformed JSON, invalid UTF-8, missing or non-string fields, empty texts,
-duplicate ids, truncated compressed streams, unreadable files) are reported with file and
-line, counted in the summary, and skipped (the first record with an id keeps it, even one
+Bad records (malformed JSON, invalid UTF-8, missing or non-string fields, empty texts
+and texts without a word (only punctuation, symbols or emoji), duplicate ids, truncated
+compressed streams, unreadable files) are reported with file and line, counted in the
+summary, and skipped (the first record with an id keeps it, even one
 skipped for its text); the exit code is then 2. --strict stops at the first one.
 
 Story level (--level story): groups copies, updates and rewrites of one news story, even
@@ -440,7 +441,8 @@ pub struct CompareArgs {
         help_heading = "Input"
     )]
     pub id_field: String,
-    /// JSON field holding the text.
+    /// JSON field holding the text: a top-level key (`body.text` names a key with a dot
+    /// in it, not a nested field).
     #[arg(
         long,
         default_value = "text",
@@ -595,7 +597,8 @@ pub struct InputArgs {
     /// JSON field holding the document id (a string or an integer).
     #[arg(long, default_value = "id", value_name = "FIELD")]
     pub id_field: String,
-    /// JSON field holding the text.
+    /// JSON field holding the text: a top-level key (`body.text` names a key with a dot
+    /// in it, not a nested field).
     #[arg(long, default_value = "text", value_name = "FIELD")]
     pub text_field: String,
     /// JSON field holding the date (used by --representative earliest and the story

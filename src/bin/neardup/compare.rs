@@ -29,6 +29,10 @@ fn tuning(t: &PassageTuning) -> PassageSettings {
     }
 }
 
+/// Why A and B are not a pair of files.
+const A_AND_B: &str =
+    "A and B must be two files (a directory holds many documents: give two ids with --in)";
+
 pub fn run(args: &CompareArgs) -> Result<ExitCode> {
     if let Some(n) = args.run.threads {
         anyhow::ensure!(n >= 1, "--threads must be at least 1");
@@ -73,23 +77,25 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
     };
     let (sources, problems, skipped, a, b) = if args.inputs.is_empty() {
         let files = [args.a.clone(), args.b.clone()];
+        // Said before a directory is walked, where any file's problem came first.
+        if files.iter().any(|f| std::path::Path::new(f).is_dir()) {
+            bail!(A_AND_B);
+        }
         let same = std::fs::canonicalize(&args.a)
             .ok()
             .is_some_and(|p| std::fs::canonicalize(&args.b).ok() == Some(p));
         if same {
             bail!("A and B are the same file");
         }
-        let pair = input::plan_sources(&specs(&files), Some(InputFormat::Text));
+        let pair = input::plan_sources(&specs(&files), Some(InputFormat::Text))?;
         let mut sources = pair.sources;
         if let Some(p) = pair.problems.first() {
             bail!("{p}");
         }
         if sources.len() != 2 {
-            bail!(
-                "A and B must be two files (a directory holds many documents: give two ids with --in)"
-            );
+            bail!(A_AND_B);
         }
-        let corpus = input::plan_sources(&specs(&args.corpus), None);
+        let corpus = input::plan_sources(&specs(&args.corpus), None)?;
         sources.extend(corpus.sources);
         (
             sources,
@@ -102,7 +108,7 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
         if !args.corpus.is_empty() {
             bail!("--corpus goes with two files; with --in, the inputs are the corpus");
         }
-        let plan = input::plan_sources(&specs(&args.inputs), None);
+        let plan = input::plan_sources(&specs(&args.inputs), None)?;
         (
             plan.sources,
             plan.problems,
@@ -215,8 +221,18 @@ fn render(out: &mut dyn Write, c: &Comparison, color: bool) -> io::Result<()> {
     let exact = story.iter().filter(|p| p.is_exact()).count();
     // Documents are untrusted: their control characters are shown, not obeyed.
     let shown = report::for_terminal;
-    writeln!(out, "a  {}  ({} words)", shown(&c.a.location), c.a.words)?;
-    writeln!(out, "b  {}  ({} words)", shown(&c.b.location), c.b.words)?;
+    // By the id typed (`--in`), and where it was read; a file is its own id.
+    let side = |d: &align::ComparedDoc| match d.id == d.location {
+        true => format!("{}  ({} words)", shown(&d.location), d.words),
+        false => format!(
+            "{}  ({}, {} words)",
+            shown(&d.id),
+            shown(&d.location),
+            d.words
+        ),
+    };
+    writeln!(out, "a  {}", side(&c.a))?;
+    writeln!(out, "b  {}", side(&c.b))?;
     writeln!(
         out,
         "jaccard {:.4} (estimated {:.4}), containment a in b {:.4}, b in a {:.4}",

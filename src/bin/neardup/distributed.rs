@@ -1,7 +1,7 @@
 //! The steps of a distributed story run (`sketch --level story`, `verify`) and the
 //! statistics files they share (`stats count`, `merge`, `show`).
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -335,7 +335,8 @@ pub fn stats(a: &StatsArgs) -> Result<ExitCode> {
                 "rare_idf": stats.rare_idf(),
                 "too_few_documents": stats.too_few(),
             });
-            println!("{record}");
+            // Not `println!`, which panics on a closed pipe.
+            writeln!(io::stdout().lock(), "{record}")?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -1,5 +1,15 @@
 //! The `neardup` command: parse flags, run the library's pipeline, write the output.
 
+/// `eprintln!` for the whole binary (defined before the modules, so it shadows std's in
+/// each): a line on standard error that is dropped when it cannot be written. std's
+/// panics when standard error is a closed pipe (`neardup … 2>&1 | head -1`), which lost
+/// the run and its `-o` output over a warning nobody would read.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {
+        $crate::print_to_stderr(format_args!($($arg)*))
+    };
+}
+
 mod args;
 mod compare;
 mod distributed;
@@ -51,10 +61,27 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
         Err(e) => {
-            eprintln!("neardup: error: {e:#}");
+            let message = format!("{e:#}");
+            eprintln!("neardup: error: {message}");
+            // Where the library did not say so already (an input does): outputs, a
+            // checkpoint or a temporary file opened with no descriptor left.
+            if out_of_descriptors(&e) && !message.contains("ulimit -n") {
+                eprintln!("neardup: hint: raise the limit of open files (`ulimit -n`)");
+            }
             ExitCode::from(1)
         }
     }
+}
+
+/// Whether `e` comes of the process running out of file descriptors (EMFILE). By the
+/// text too: tempfile wraps the error with its path and drops it from the chain.
+fn out_of_descriptors(e: &anyhow::Error) -> bool {
+    let text = format!("(os error {})", libc::EMFILE);
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(libc::EMFILE))
+            || c.to_string().contains(&text)
+    })
 }
 
 /// The commands that take `--level`.
@@ -291,6 +318,12 @@ impl std::error::Error for Usage {}
 /// `e` (the library refusing settings made from flags) as a usage error.
 pub(crate) fn usage(e: impl std::fmt::Display) -> anyhow::Error {
     Usage(format!("{e:#}")).into()
+}
+
+/// Writes one line to standard error, ignoring a failure (see `eprintln!` above).
+fn print_to_stderr(line: std::fmt::Arguments<'_>) {
+    let mut err = io::stderr().lock();
+    let _ = err.write_fmt(line).and_then(|()| err.write_all(b"\n"));
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -572,7 +605,8 @@ pub(crate) fn read_files(
     exec: &ExecArgs,
     extra: &[(&str, &Path)],
 ) -> Vec<(String, PathBuf)> {
-    let plan = neardup::input::plan_sources(&input_specs(input), None);
+    // Out of resources here, the run itself fails with the message.
+    let plan = neardup::input::plan_sources(&input_specs(input), None).unwrap_or_default();
     let mut files: Vec<(String, PathBuf)> = plan
         .sources
         .iter()
@@ -852,6 +886,16 @@ fn note_skipped_files(terminal: &Terminal, skipped: &neardup::input::SkippedFile
             if skipped.count == 1 { "" } else { "s" },
             if skipped.count == 1 { "was" } else { "were" },
             if skipped.count == 1 { "it" } else { "them" },
+        ));
+    }
+    if let Some(example) = &skipped.special_example {
+        terminal.println(&format!(
+            "neardup: note: {} entr{} in the input directories {} not read, being neither a \
+             file nor a directory (a named pipe, socket or device; e.g. {example}); give a \
+             named pipe by name to read it",
+            skipped.special,
+            if skipped.special == 1 { "y" } else { "ies" },
+            if skipped.special == 1 { "was" } else { "were" },
         ));
     }
 }

@@ -66,11 +66,14 @@ impl Terminal {
             ProgressArg::Auto if !std::io::stderr().is_terminal() => {
                 (false, ProgressDrawTarget::hidden())
             }
-            ProgressArg::Auto => (true, ProgressDrawTarget::stderr()),
-            // indicatif hides its stderr target off a terminal; a raw term target does not.
-            ProgressArg::Always => (
+            // indicatif hides its stderr target off a terminal; a raw term target does not
+            // (`always`), and ours drops what cannot be written.
+            ProgressArg::Auto | ProgressArg::Always => (
                 true,
-                ProgressDrawTarget::term_like(Box::new(console::Term::stderr())),
+                ProgressDrawTarget::term_like_with_hz(
+                    Box::new(Lenient(console::Term::stderr())),
+                    20,
+                ),
             ),
         };
         Terminal {
@@ -124,6 +127,61 @@ impl Terminal {
         self.problems
             .load(Ordering::Relaxed)
             .saturating_sub(SHOWN_PROBLEMS)
+    }
+}
+
+/// Standard error for the bars, whose writes never fail: `MultiProgress::suspend`
+/// unwraps them, so a closed pipe (`--progress always 2>&1 | head -1`) panicked the run.
+#[derive(Debug)]
+struct Lenient(console::Term);
+
+impl indicatif::TermLike for Lenient {
+    fn width(&self) -> u16 {
+        self.0.size().1
+    }
+
+    fn height(&self) -> u16 {
+        self.0.size().0
+    }
+
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        let _ = self.0.move_cursor_up(n);
+        Ok(())
+    }
+
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        let _ = self.0.move_cursor_down(n);
+        Ok(())
+    }
+
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        let _ = self.0.move_cursor_right(n);
+        Ok(())
+    }
+
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        let _ = self.0.move_cursor_left(n);
+        Ok(())
+    }
+
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        let _ = self.0.write_line(s);
+        Ok(())
+    }
+
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        let _ = self.0.write_str(s);
+        Ok(())
+    }
+
+    fn clear_line(&self) -> std::io::Result<()> {
+        let _ = self.0.clear_line();
+        Ok(())
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        let _ = self.0.flush();
+        Ok(())
     }
 }
 
