@@ -227,18 +227,20 @@ fn empty_and_whitespace_texts() {
     s.write("docs/empty.txt", "");
     s.write("docs/punct.txt", " -- ... !! ");
     s.write("docs/emoji.txt", "👨‍👩‍👧‍👦 🏳️‍🌈 👍🏽 ❤️ 🇫🇷");
+    s.write("docs/invisible.txt", "\u{AD}\u{200B} \u{2060}\u{FEFF}");
     let good = s.jsonl("good.jsonl", &good_records());
     let (out, err) = bad_records_run(&[&good, &dir], "empty.txt: empty text", &[]);
-    // A text of punctuation or emoji is not empty: it has no words (still a bad record).
-    for name in ["punct.txt", "emoji.txt"] {
+    // A text of punctuation, emoji or invisible characters is not empty: it has no
+    // words (still a bad record).
+    for name in ["punct.txt", "emoji.txt", "invisible.txt"] {
         assert!(
             err.contains(&format!(
-                "{name}: no words to compare: the text has only punctuation, symbols or emoji"
+                "{name}: no words to compare: the text has only punctuation, symbols, emoji or invisible characters"
             )),
             "{err}"
         );
     }
-    assert!(err.contains("[bad: empty_text 1, no_words 2]"), "{err}");
+    assert!(err.contains("[bad: empty_text 1, no_words 3]"), "{err}");
     assert!(!json_lines(&stdout_of(&out)).is_empty());
 }
 

@@ -29,7 +29,7 @@ field.
 
 Batch functions raise :class:`BadRecord` (a ``ValueError``; ``args[1]`` is the record's
 position) for a record that cannot be used: a missing or empty text (or one without a
-word: only punctuation, symbols or emoji), an id given twice,
+word: only punctuation, symbols, emoji or invisible characters), an id given twice,
 a value that cannot be written as JSON. An index answers such a record with a ``rejected`` verdict in its
 place instead, so that what was added before and after it is not lost.
 

@@ -40,8 +40,9 @@ pub enum ProblemKind {
     },
     /// The text is empty or white space only: nothing to compare.
     EmptyText,
-    /// The text has characters but no word: only punctuation, symbols or emoji (which
-    /// the tokenizer does not count as words), so nothing to compare either.
+    /// The text has characters but no word: only punctuation, symbols, emoji or
+    /// invisible characters (which the tokenizer does not count as words), so nothing to
+    /// compare either.
     NoWords,
     /// The id was already used by an earlier record, which is kept.
     DuplicateId { id: String, first: String },
@@ -146,7 +147,7 @@ impl ProblemKind {
             ProblemKind::EmptyText => write!(f, "empty text (nothing to compare)"),
             ProblemKind::NoWords => write!(
                 f,
-                "no words to compare: the text has only punctuation, symbols or emoji"
+                "no words to compare: the text has only punctuation, symbols, emoji or invisible characters"
             ),
             ProblemKind::DuplicateId { id, first } => {
                 write!(f, "duplicate id {id:?} (first seen at {first})")

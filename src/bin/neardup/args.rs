@@ -22,10 +22,10 @@ path, and for JSON Lines files; other files are skipped), and
 decompressed whatever their name; an output file named .gz or .zst is compressed.
 
 Bad records (malformed JSON, invalid UTF-8, missing or non-string fields, empty texts
-and texts without a word (only punctuation, symbols or emoji), duplicate ids, truncated
-compressed streams, unreadable files) are reported with file and line, counted in the
-summary, and skipped (the first record with an id keeps it, even one
-skipped for its text); the exit code is then 2. --strict stops at the first one.
+and texts without a word (only punctuation, symbols, emoji or invisible characters),
+duplicate ids, truncated compressed streams, unreadable files) are reported with file
+and line, counted in the summary, and skipped (the first record with an id keeps it,
+even one skipped for its text); the exit code is then 2. --strict stops at the first one.
 
 Story level (--level story): groups copies, updates and rewrites of one news story, even
 when reworded (word 5-gram Jaccard near 0), and keeps templated look-alikes apart:

@@ -26,7 +26,7 @@ pub fn sketch_stories(a: &SketchArgs) -> Result<ExitCode> {
     let stats: Vec<_> = a.stats.iter().map(|p| ("--stats", p.as_path())).collect();
     check_outputs(
         &[("-o", a.output.as_deref(), Stdout::Default)],
-        &read_files(&a.input, None, &a.run, &stats),
+        &read_files(&a.input, None, &a.run, &stats)?,
     )?;
     let settings = StorySettings {
         stats_in: a.stats.clone(),
@@ -263,7 +263,7 @@ pub fn stats(a: &StatsArgs) -> Result<ExitCode> {
         StatsCommand::Count(c) => {
             check_outputs(
                 &[("-o", Some(c.output.as_path()), Stdout::Allowed)],
-                &read_files(&c.input, None, &c.run, &[]),
+                &read_files(&c.input, None, &c.run, &[])?,
             )?;
             set_threads(&c.run)?;
             let pipeline = input_builder(&c.input, &c.run)

@@ -338,7 +338,7 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
             Some(&a.story),
             &a.run,
             &[("--gold", a.gold.path.as_path())],
-        ),
+        )?,
     )?;
     let mut out = super::Output::open("-o", a.output.output.as_deref())?;
     let mut stats_out = super::open_stats_out(&a.story)?;

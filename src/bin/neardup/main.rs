@@ -362,7 +362,7 @@ fn dedup(a: &args::DedupArgs) -> Result<ExitCode> {
             ("--rejects", a.rejects.as_deref(), Stdout::Refused),
             ("--stats-out", a.story.stats_out.as_deref(), Stdout::Refused),
         ],
-        &read_files(&a.input, Some(&a.story), &a.run, &[]),
+        &read_files(&a.input, Some(&a.story), &a.run, &[])?,
     )?;
     let mut kept = Output::open("-o", a.output.as_deref())?;
     let mut rejects = a
@@ -469,7 +469,7 @@ fn analyse_and_write(
             ("-o", a.output.output.as_deref(), Stdout::Default),
             ("--stats-out", a.story.stats_out.as_deref(), Stdout::Refused),
         ],
-        &read_files(&a.input, Some(&a.story), &a.run, &[]),
+        &read_files(&a.input, Some(&a.story), &a.run, &[])?,
     )?;
     let mut out = Output::open("-o", a.output.output.as_deref())?;
     let mut stats_out = open_stats_out(&a.story)?;
@@ -604,9 +604,10 @@ pub(crate) fn read_files(
     story: Option<&args::StoryArgs>,
     exec: &ExecArgs,
     extra: &[(&str, &Path)],
-) -> Vec<(String, PathBuf)> {
-    // Out of resources here, the run itself fails with the message.
-    let plan = neardup::input::plan_sources(&input_specs(input), None).unwrap_or_default();
+) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    // Failing here (out of descriptors) would leave an output unchecked against the
+    // inputs: stop with the run's own message instead.
+    let plan = neardup::input::plan_sources(&input_specs(input), None)?;
     let mut files: Vec<(String, PathBuf)> = plan
         .sources
         .iter()
@@ -624,7 +625,7 @@ pub(crate) fn read_files(
         }
     }
     files.extend(extra.iter().map(|(f, p)| (f.to_string(), p.to_path_buf())));
-    files
+    Ok(files)
 }
 
 /// Refuses, before the run, two outputs naming one file (`distinct_outputs`), an input
@@ -750,7 +751,7 @@ fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
     }
     check_outputs(
         &[("-o", a.output.as_deref(), Stdout::Default)],
-        &read_files(&a.input, None, &a.run, &[]),
+        &read_files(&a.input, None, &a.run, &[])?,
     )?;
     let pipeline = base_builder(&a.input, &a.similarity, &a.run)
         .build()
