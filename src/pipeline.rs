@@ -1371,11 +1371,7 @@ impl Pipeline {
     }
 }
 
-/// A probe text in the scripts and characters a checkpoint's first probe text leaves
-/// out: half-width katakana with voiced marks, Thai, Lao, Khmer, Myanmar, and invisible
-/// characters inside words (soft hyphen, zero-width space, word joiner).
-const SCRIPTS_PROBE: &str = "ｶﾞｲﾄﾞﾌﾞｯｸ ガイドブック ภาษาไทยง่ายๆ ๒๕๖๗ ພາສາລາວ ភាសាខ្មែរ မြန်မာစာ \
-    Qua\u{AD}rter\u{200B}ly re\u{2060}sults";
+use crate::feed::format::SCRIPTS_PROBE_TEXT as SCRIPTS_PROBE;
 
 /// The filing thread's state: appends read documents to the corpus in input order.
 struct Filer<'p> {

@@ -191,6 +191,9 @@ pub(crate) struct Meta {
     pub fingerprint_check: u64,
     /// Story level: the checks of its statistics and algorithms.
     pub story: Option<StoryMeta>,
+    /// The same check for [`SCRIPTS_PROBE_TEXT`], after the story section. An index made
+    /// before neardup wrote it has none, and is not checked for those scripts.
+    pub scripts_check: Option<u64>,
 }
 
 /// What `index.meta` pins of a story-level index besides its settings.
@@ -212,6 +215,12 @@ pub(crate) const STATS_FILE: &str = "story.stats";
 pub(crate) const PROBE_TEXT: &str = "Zürich, 3 Jan. (Reuters) — The central bank's \
     rate rose 0.5% to 4,25 per cent; l'économie « ralentit », 中国央行周二宣布 降息。 \
     ÉCOLE école Ǆ ǆ ﬁne café́ e-mail co-operate #tags @user https://x.example/a?b=1";
+
+/// A second probe text, in the scripts and characters [`PROBE_TEXT`] leaves out:
+/// half-width katakana with voiced marks, Thai, Lao, Khmer, Myanmar, and invisible
+/// characters inside words (soft hyphen, zero-width space, word joiner).
+pub(crate) const SCRIPTS_PROBE_TEXT: &str = "ｶﾞｲﾄﾞﾌﾞｯｸ ガイドブック ภาษาไทยง่ายๆ ๒๕๖๗ ພາສາລາວ ភាសាខ្មែរ မြန်မာစာ \
+    Qua\u{AD}rter\u{200B}ly re\u{2060}sults";
 
 /// The fingerprint check of a fingerprint (see [`Meta::fingerprint_check`]).
 pub(crate) fn fingerprint_check(fingerprint: Option<&crate::pipeline::Fingerprint>) -> u64 {
@@ -266,6 +275,9 @@ pub(crate) fn encode_meta(meta: &Meta) -> Vec<u8> {
         out.extend_from_slice(&story.threshold.to_le_bytes());
         out.extend_from_slice(&m.stats_check.to_le_bytes());
         out.extend_from_slice(&m.story_check.to_le_bytes());
+    }
+    if let Some(check) = meta.scripts_check {
+        out.extend_from_slice(&check.to_le_bytes());
     }
     let sum = crc(&out);
     out.extend_from_slice(&sum.to_le_bytes());
@@ -335,6 +347,11 @@ pub(crate) fn decode_meta(bytes: &[u8]) -> Result<Meta, String> {
     } else {
         (None, None)
     };
+    let scripts_check = if body.len() > r.at {
+        Some(r.u64()?)
+    } else {
+        None
+    };
     if r.at != body.len() {
         return Err("index.meta has trailing bytes".into());
     }
@@ -353,6 +370,7 @@ pub(crate) fn decode_meta(bytes: &[u8]) -> Result<Meta, String> {
         },
         fingerprint_check,
         story: story_meta,
+        scripts_check,
     })
 }
 
@@ -751,6 +769,7 @@ mod tests {
             settings: settings(),
             fingerprint_check: 0xDEAD_BEEF,
             story: None,
+            scripts_check: Some(0xFEED),
         };
         let bytes = encode_meta(&meta);
         assert_eq!(decode_meta(&bytes).unwrap(), meta);
@@ -855,6 +874,7 @@ mod tests {
                 settings: settings(),
                 fingerprint_check: 1,
                 story: None,
+                scripts_check: None,
             });
             meta.truncate(cut.min(meta.len()));
             let _ = decode_meta(&meta);

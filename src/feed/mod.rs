@@ -456,6 +456,8 @@ pub struct FeedIndex {
     settings: IndexSettings,
     pipeline: Settings,
     generation: u64,
+    /// `index.meta`'s check of the second probe text, kept by a compaction as it was.
+    scripts_check: Option<u64>,
     log: Log,
     docs: Docs,
     ids: IdIndex,
@@ -698,6 +700,7 @@ impl FeedIndex {
             settings: settings.clone(),
             fingerprint_check: probe_check(&pipeline),
             story,
+            scripts_check: Some(scripts_check(&pipeline)),
         };
         log::create(&dir.join(format::log_file_name(0)), 0)
             .map_err(|e| io_error(dir, "creating the article log", e))?;
@@ -770,7 +773,12 @@ impl FeedIndex {
         let pipeline = settings
             .pipeline()
             .map_err(|e| index_error(dir, format!("index.meta holds invalid settings: {e}")))?;
-        if probe_check(&pipeline) != meta.fingerprint_check {
+        // An index made before the second probe was written cannot be checked with it.
+        if probe_check(&pipeline) != meta.fingerprint_check
+            || meta
+                .scripts_check
+                .is_some_and(|check| check != scripts_check(&pipeline))
+        {
             return Err(index_error(
                 dir,
                 "was built by a version of neardup that fingerprints texts differently (its \
@@ -792,6 +800,7 @@ impl FeedIndex {
             settings: settings.clone(),
             pipeline,
             generation: meta.generation,
+            scripts_check: meta.scripts_check,
             log: Log::open_read(
                 &path,
                 file.try_clone()
@@ -2059,6 +2068,7 @@ impl FeedIndex {
                 settings: self.settings.clone(),
                 fingerprint_check: probe_check(&self.pipeline),
                 story: self.story.as_ref().map(|s| s.meta),
+                scripts_check: self.scripts_check,
             },
             dir,
             path,
@@ -2373,11 +2383,16 @@ fn load_story(
 
 /// The fingerprint check of these settings (see [`Meta::fingerprint_check`]).
 fn probe_check(pipeline: &Settings) -> u64 {
-    format::fingerprint_check(
-        Fingerprinter::new(pipeline)
-            .fingerprint(format::PROBE_TEXT)
-            .as_ref(),
-    )
+    check_of(pipeline, format::PROBE_TEXT)
+}
+
+/// The check of the second probe text (see [`Meta::scripts_check`]).
+fn scripts_check(pipeline: &Settings) -> u64 {
+    check_of(pipeline, format::SCRIPTS_PROBE_TEXT)
+}
+
+fn check_of(pipeline: &Settings, probe: &str) -> u64 {
+    format::fingerprint_check(Fingerprinter::new(pipeline).fingerprint(probe).as_ref())
 }
 
 /// Creates the empty log of `generation` in `dir` (replacing an earlier, unfinished
@@ -2838,13 +2853,43 @@ mod golden {
             FeedIndex::open(&dir, Access::Read, &Silent).unwrap().len(),
             4
         );
-        let mut meta = read_meta(&dir).unwrap();
-        meta.fingerprint_check ^= 1;
-        std::fs::write(dir.join(format::META_FILE), format::encode_meta(&meta)).unwrap();
+        let meta = read_meta(&dir).unwrap();
+        let write = |meta: &Meta| {
+            std::fs::write(dir.join(format::META_FILE), format::encode_meta(meta)).unwrap()
+        };
+        let mut other = meta.clone();
+        other.fingerprint_check ^= 1;
+        write(&other);
         let e = FeedIndex::open(&dir, Access::Read, &Silent).unwrap_err();
         assert!(
             e.to_string().contains("fingerprints texts differently"),
             "{e}"
+        );
+        // The second probe (kana, Thai, invisible characters) is checked too...
+        let mut other = meta.clone();
+        *other.scripts_check.as_mut().unwrap() ^= 1;
+        write(&other);
+        let e = FeedIndex::open(&dir, Access::Read, &Silent).unwrap_err();
+        assert!(
+            e.to_string().contains("fingerprints texts differently"),
+            "{e}"
+        );
+        // ...when the index has it: one made before it was written opens, and a
+        // rewrite (here a removal's) keeps it without one.
+        let old = Meta {
+            scripts_check: None,
+            ..meta
+        };
+        write(&old);
+        let mut index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+        assert_eq!(index.len(), 4);
+        index.remove(&["storm-2".to_string()], &Silent).unwrap();
+        drop(index);
+        let after = read_meta(&dir).unwrap();
+        assert_eq!((after.generation, after.scripts_check), (1, None));
+        assert_eq!(
+            FeedIndex::open(&dir, Access::Read, &Silent).unwrap().len(),
+            3
         );
     }
 
