@@ -836,7 +836,7 @@ fn near_copy_steps_give_the_pairs_and_clusters_of_one_batch_run() {
     // Clusters byte for byte, in both modes, with the metadata of the members.
     for mode in ["connected", "leader"] {
         let linked = run_ok(
-            &["link", "-q", "--mode", mode],
+            &["link", "-q", "--bucket-cap", "40", "--mode", mode],
             &[&verified, Path::new("--members"), &sketches],
         );
         let clusters = batch("cluster", &["--mode", mode]);
@@ -1032,4 +1032,52 @@ fn an_output_that_would_replace_an_input_is_refused() {
         &[&index, p("-o"), &s.path("export.jsonl")],
     );
     run_ok(&["index", "stats"], &[&index]);
+}
+
+/// More than `--bucket-cap` exact copies are starred around the first in id order; in
+/// leader mode `link` moves them as one, as the batch run does, although the leader (the
+/// earliest copy) is not the centre of the star.
+#[test]
+fn leader_mode_links_a_starred_copy_group_as_one_batch_run() {
+    let s = Scratch::new();
+    let stub = "Subscribe today to read the full story and every other article on our site";
+    let input: String = (0..30)
+        .map(|i| {
+            let date = if i == 17 { "2024-05-01" } else { "2024-05-02" };
+            format!("{{\"id\":\"c{i:02}\",\"text\":\"{stub}\",\"date\":\"{date}\"}}\n")
+        })
+        .collect();
+    let input = s.write("copies.jsonl", input);
+    let sketches = s.path("sketches.jsonl");
+    run_ok(
+        &["sketch", "-q", "--bucket-cap", "10", "-o"],
+        &[&sketches, &input],
+    );
+    let records: Vec<String> = std::fs::read_to_string(&sketches)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let candidates = s.write("candidates.jsonl", bucket_pairs(&records, 10, true));
+    let verified = s.path("verified.jsonl");
+    run_ok(&["verify", "-q", "-o"], &[&verified, &candidates]);
+    assert_eq!(
+        std::fs::read_to_string(&verified).unwrap().lines().count(),
+        29
+    );
+    for mode in ["leader", "connected"] {
+        let linked = run_ok(
+            &["link", "-q", "--bucket-cap", "10", "--mode", mode],
+            &[&verified, Path::new("--members"), &sketches],
+        );
+        let clusters = run_ok(
+            &["cluster", "-q", "--bucket-cap", "10", "--mode", mode],
+            &[&input],
+        );
+        let records = json_lines(&clusters);
+        assert_eq!(records.len(), 1, "--mode {mode}: {clusters}");
+        assert_eq!(records[0]["size"], 30, "--mode {mode}");
+        assert_eq!(records[0]["representative"], "c17", "--mode {mode}");
+        assert_eq!(linked, clusters, "--mode {mode}");
+    }
 }

@@ -312,6 +312,11 @@ pub struct LinkArgs {
     /// representative), as --mode of 'neardup cluster'.
     #[arg(long, value_enum, default_value_t = ModeArg::Connected)]
     pub mode: ModeArg,
+    /// Near-copy level, --mode leader: the --bucket-cap the candidates were found with.
+    /// More than N members with one shingle set (read from their sketch records) are a
+    /// group of copies, moved into a cluster as one, as 'neardup cluster' moves them.
+    #[arg(long, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u64).range(2..))]
+    pub bucket_cap: u64,
     /// Records of the documents (their sketch records, or JSON lines with id, date,
     /// text_bytes and metadata; plain, gzip or zstd): only those of clustered documents
     /// are kept. Takes every path up to the next flag, so give the judged
