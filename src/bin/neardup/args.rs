@@ -212,6 +212,7 @@ named by file and line), 2 a usage error (e.g. a story-level flag without --leve
 const LINK_EXAMPLES: &str = "\
 Examples:
   neardup link verified.jsonl --members 1.sketch.jsonl 2.sketch.jsonl -o clusters.jsonl
+  neardup link verified.jsonl --mode leader --bucket-cap 1000 --members *.sketch.jsonl
   neardup link --level story judged-*.jsonl --members sketches.jsonl.gz --format table
   spark-submit scripts/spark/neardup_spark.py news/*.jsonl.gz --output stories-out --level story
 
