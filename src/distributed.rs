@@ -228,6 +228,16 @@ struct MemberIn {
     text_bytes: u64,
     #[serde(default)]
     metadata: Option<Box<RawValue>>,
+    /// The shingle set of a sketch record, read only when [`Documents::keep_sets`] asks.
+    #[serde(skip)]
+    set: Option<Vec<u64>>,
+}
+
+/// The shingle set of a sketch record (base64; absent from plain member records).
+#[derive(Debug, Deserialize)]
+struct SetIn<'a> {
+    #[serde(borrow, default)]
+    set: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// A document named by a linked pair.
@@ -246,6 +256,8 @@ struct Named {
 pub(crate) struct Documents {
     index: HashMap<Box<str>, u32>,
     named: Vec<Named>,
+    /// Keep the shingle sets of the members' sketch records (to find copy groups).
+    keep_sets: bool,
 }
 
 impl Documents {
@@ -295,21 +307,31 @@ impl Documents {
             if named.member.is_some() {
                 return Err(bad(format!("the document {:?} is given twice", member.id)));
             }
+            let mut member = member;
+            if self.keep_sets {
+                let r: SetIn = serde_json::from_slice(line)
+                    .map_err(|e| bad(format!("not a document record: {e}")))?;
+                if let Some(set) = r.set {
+                    member.set = Some(decode_set(&member.id, &set).map_err(bad)?);
+                }
+            }
             named.member = Some(member);
             Ok(())
         })
     }
 
     /// A corpus of the marked documents in id order (so a document's index is its rank),
-    /// and the numbering of named documents into it. A marked document without a record
-    /// is an error naming where a pair named it.
+    /// with their shingle sets if they were kept (none: empty), and the numbering of named
+    /// documents into it. A marked document without a record is an error naming where a
+    /// pair named it.
     pub(crate) fn corpus(&self) -> crate::Result<(Corpus, Numbering)> {
         let mut order: Vec<u32> = (0..self.named.len() as u32)
             .filter(|&d| self.named[d as usize].clustered)
             .collect();
         order.sort_unstable_by(|&x, &y| self.named[x as usize].id.cmp(&self.named[y as usize].id));
         let mut number = vec![u32::MAX; self.named.len()];
-        let mut corpus = Corpus::new(0, SetStore::new(0, None));
+        // Sets are kept only to find copy groups, in memory as the records held them.
+        let mut corpus = Corpus::new(0, SetStore::new(u64::MAX, None));
         for (rank, &d) in order.iter().enumerate() {
             let named = &self.named[d as usize];
             let member = named.member.as_ref().ok_or_else(|| {
@@ -331,11 +353,27 @@ impl Documents {
                 location: crate::input::RecordLocation { source: 0, line: 0 },
             };
             corpus
-                .push(entry, &[], &[])
+                .push(entry, &[], member.set.as_deref().unwrap_or(&[]))
                 .map_err(|e| crate::Error::io("keeping the members", e))?;
             number[d as usize] = rank as u32;
         }
         Ok((corpus, Numbering(number)))
+    }
+
+    /// The documents of [`Documents::corpus`] whose shingle sets were kept, in id order.
+    pub(crate) fn with_sets(&self, numbering: &Numbering) -> Vec<u32> {
+        let mut docs: Vec<u32> = (0..self.named.len())
+            .filter(|&d| {
+                self.named[d]
+                    .member
+                    .as_ref()
+                    .is_some_and(|m| m.set.is_some())
+            })
+            .map(|d| numbering.0[d])
+            .filter(|&d| d != u32::MAX)
+            .collect();
+        docs.sort_unstable();
+        docs
     }
 }
 
@@ -537,6 +575,7 @@ pub struct PairLinkCounts {
 pub struct PairLinker {
     mode: ClusterMode,
     rule: RepresentativeRule,
+    bucket_cap: usize,
     documents: Documents,
     pairs: Vec<PairScore>,
 }
@@ -545,13 +584,29 @@ impl PairLinker {
     /// A linker clustering in `mode` and choosing representatives by `rule` (documents
     /// are in id order here, so `First` means the smallest id). It clusters the pairs it
     /// is given: those verified at the run's threshold.
+    ///
+    /// In leader mode the batch run moves a copy group (more than the bucket cap documents
+    /// with one shingle set, paired as a star) as one; the linker finds the groups among
+    /// the members whose sketch records carry their `set` (a plain member record is in
+    /// none), at the cap of [`PairLinker::bucket_cap`].
     pub fn new(mode: ClusterMode, rule: RepresentativeRule) -> Self {
         PairLinker {
             mode,
             rule,
-            documents: Documents::default(),
+            bucket_cap: 1000,
+            documents: Documents {
+                keep_sets: mode == ClusterMode::Leader,
+                ..Documents::default()
+            },
             pairs: Vec::new(),
         }
+    }
+
+    /// The bucket cap the candidates were found with (`--bucket-cap`, default 1000; at
+    /// least 2): more than this many equal shingle sets are a copy group.
+    pub fn bucket_cap(mut self, cap: usize) -> Self {
+        self.bucket_cap = cap.max(2);
+        self
     }
 
     /// Reads verified pairs from `input` (the lines `neardup verify --level near-copy`
@@ -614,9 +669,18 @@ impl PairLinker {
         self.pairs.sort_unstable_by_key(|p| (p.a, p.b));
         refuse_repeated_pairs(&corpus, self.pairs.iter().map(|p| (p.a, p.b)))?;
         let rank: Vec<u32> = (0..corpus.len() as u32).collect();
-        // Copy groups are not known here: a Spark job's leader mode clusters a star as pairs.
+        // The batch's copy groups: every member of one is in this corpus (the star joins
+        // them in one component), and ranks are id order, so the centre is the batch's.
+        let copies = match self.mode {
+            ClusterMode::Leader => {
+                let docs = self.documents.with_sets(&numbering);
+                crate::index::copy_groups(&corpus, &docs, self.bucket_cap, &rank)
+                    .map_err(|e| crate::Error::io("keeping the members' sets", e))?
+            }
+            ClusterMode::Connected => Vec::new(),
+        };
         let clusters =
-            crate::cluster::cluster(&corpus, &self.pairs, &[], self.mode, self.rule, &rank);
+            crate::cluster::cluster(&corpus, &self.pairs, &copies, self.mode, self.rule, &rank);
         let counts = PairLinkCounts {
             pairs: self.pairs.len() as u64,
             clusters: clusters.len() as u64,

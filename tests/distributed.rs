@@ -2,7 +2,7 @@
 //! `sketch --level story` and `verify` (scripts/spark chains them; tests/spark.rs runs it).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::util::*;
 
@@ -793,28 +793,40 @@ fn link_refuses_pairs_and_members_it_cannot_link() {
     }
 }
 
-#[test]
-fn near_copy_steps_give_the_pairs_and_clusters_of_one_batch_run() {
-    let s = Scratch::new();
-    let input = s.write("stories.jsonl", generated_stories());
+/// `sketch` and `verify` at `threshold` of `input`, candidates paired as a cluster engine
+/// pairs them at `cap` (copy groups starred): (sketches, their lines, candidates, verified).
+fn near_copy_steps(
+    s: &Scratch,
+    input: &Path,
+    threshold: &str,
+    cap: usize,
+) -> (PathBuf, Vec<String>, PathBuf, PathBuf) {
     let sketches = s.path("sketches.jsonl");
-    // A cap of 40 at both ends, so that the 105 copies overflow it into id-order windows.
     run_ok(
-        &["sketch", "-q", "--threshold", "0.6", "-o"],
-        &[&sketches, &input],
+        &["sketch", "-q", "--threshold", threshold, "-o"],
+        &[&sketches, input],
     );
     let records: Vec<String> = std::fs::read_to_string(&sketches)
         .unwrap()
         .lines()
         .map(String::from)
         .collect();
-    assert!(records[0].contains("\"signature\":"));
-    let candidates = s.write("candidates.jsonl", bucket_pairs(&records, 40, true));
+    let candidates = s.write("candidates.jsonl", bucket_pairs(&records, cap, true));
     let verified = s.path("verified.jsonl");
     run_ok(
-        &["verify", "-q", "--threshold", "0.6", "-o"],
+        &["verify", "-q", "--threshold", threshold, "-o"],
         &[&verified, &candidates],
     );
+    (sketches, records, candidates, verified)
+}
+
+#[test]
+fn near_copy_steps_give_the_pairs_and_clusters_of_one_batch_run() {
+    let s = Scratch::new();
+    let input = s.write("stories.jsonl", generated_stories());
+    // A cap of 40 at both ends, so that the 105 copies overflow it into id-order windows.
+    let (sketches, records, candidates, verified) = near_copy_steps(&s, &input, "0.6", 40);
+    assert!(records[0].contains("\"signature\":"));
     assert_float_text_is_shortest(
         &std::fs::read_to_string(&verified).unwrap(),
         "exact_jaccard",
@@ -836,7 +848,7 @@ fn near_copy_steps_give_the_pairs_and_clusters_of_one_batch_run() {
     // Clusters byte for byte, in both modes, with the metadata of the members.
     for mode in ["connected", "leader"] {
         let linked = run_ok(
-            &["link", "-q", "--mode", mode],
+            &["link", "-q", "--bucket-cap", "40", "--mode", mode],
             &[&verified, Path::new("--members"), &sketches],
         );
         let clusters = batch("cluster", &["--mode", mode]);
@@ -1032,4 +1044,49 @@ fn an_output_that_would_replace_an_input_is_refused() {
         &[&index, p("-o"), &s.path("export.jsonl")],
     );
     run_ok(&["index", "stats"], &[&index]);
+}
+
+/// More than `--bucket-cap` exact copies are starred around the first in id order; in
+/// leader mode `link` moves them as one, as the batch run does, although the leader (the
+/// earliest copy) is not the centre of the star.
+#[test]
+fn leader_mode_links_a_starred_copy_group_as_one_batch_run() {
+    let s = Scratch::new();
+    let stub = "Subscribe today to read the full story and every other article on our site";
+    let input: String = (0..30)
+        .map(|i| {
+            let date = if i == 17 { "2024-05-01" } else { "2024-05-02" };
+            format!("{{\"id\":\"c{i:02}\",\"text\":\"{stub}\",\"date\":\"{date}\"}}\n")
+        })
+        .collect();
+    let input = s.write("copies.jsonl", input);
+    let (sketches, _, _, verified) = near_copy_steps(&s, &input, "0.8", 10);
+    assert_eq!(
+        std::fs::read_to_string(&verified).unwrap().lines().count(),
+        29
+    );
+    for mode in ["leader", "connected"] {
+        let linked = run_ok(
+            &["link", "-q", "--bucket-cap", "10", "--mode", mode],
+            &[&verified, Path::new("--members"), &sketches],
+        );
+        let clusters = run_ok(
+            &[
+                "cluster",
+                "-q",
+                "--threshold",
+                "0.8",
+                "--bucket-cap",
+                "10",
+                "--mode",
+                mode,
+            ],
+            &[&input],
+        );
+        let records = json_lines(&clusters);
+        assert_eq!(records.len(), 1, "--mode {mode}: {clusters}");
+        assert_eq!(records[0]["size"], 30, "--mode {mode}");
+        assert_eq!(records[0]["representative"], "c17", "--mode {mode}");
+        assert_eq!(linked, clusters, "--mode {mode}");
+    }
 }

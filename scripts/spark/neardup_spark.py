@@ -15,7 +15,9 @@ The work is neardup's own, split the way LSH splits:
            union-find over the pairs streamed back: memory grows with the clustered
            documents, not the input), each partition's with its pairs and its members'
            records piped through `neardup link --mode` (connected or leader: both only group
-           along verified pairs, so components cluster apart); numbered on the driver.
+           along verified pairs, so components cluster apart; with `--bucket-cap`, so that in
+           leader mode `link` finds the copy groups in the records' sets and moves each as
+           one, as `neardup cluster` does); numbered on the driver.
 
 With the same flags `pairs/` and `clusters.jsonl` are, byte for byte, the output of
 `neardup pairs` and `neardup cluster` on the whole input (tests/spark.rs checks both).
@@ -367,7 +369,9 @@ def run(spark, args):
     (verified.map(lambda p: record_line(p[3], PAIR_FIELDS))
      .saveAsTextFile(os.path.join(args.output, "pairs")))
 
-    link = [args.neardup, "link", "-", "-q", "--mode", args.mode]
+    # The cap too: in leader mode `link` moves a copy group (as found above) as one.
+    link = [args.neardup, "link", "-", "-q", "--mode", args.mode,
+            "--bucket-cap", str(args.bucket_cap)]
     clusters = linked_clusters(sc, args.output, link, verified, records)
     summary = {"documents": documents, "candidate_pairs": candidate_pairs,
                "verified_pairs": verified.count(), "clusters": len(clusters),

@@ -115,7 +115,8 @@ pub fn candidate_pairs(
 /// first (then by first member's id). Equal sets have equal signatures, so only runs of
 /// equal signatures over the cap are looked at; within them sets are grouped by a hash and
 /// compared in full with the group's first member, so a hash collision never joins two.
-fn copy_groups(
+/// (`neardup link` finds a distributed run's groups with it too, from the members' sets.)
+pub(crate) fn copy_groups(
     corpus: &Corpus,
     docs: &[u32],
     cap: usize,

@@ -212,6 +212,7 @@ named by file and line), 2 a usage error (e.g. a story-level flag without --leve
 const LINK_EXAMPLES: &str = "\
 Examples:
   neardup link verified.jsonl --members 1.sketch.jsonl 2.sketch.jsonl -o clusters.jsonl
+  neardup link verified.jsonl --mode leader --bucket-cap 1000 --members *.sketch.jsonl
   neardup link --level story judged-*.jsonl --members sketches.jsonl.gz --format table
   spark-submit scripts/spark/neardup_spark.py news/*.jsonl.gz --output stories-out --level story
 
@@ -312,6 +313,11 @@ pub struct LinkArgs {
     /// representative), as --mode of 'neardup cluster'.
     #[arg(long, value_enum, default_value_t = ModeArg::Connected)]
     pub mode: ModeArg,
+    /// Near-copy level, --mode leader: the --bucket-cap the candidates were found with.
+    /// More than N members with one shingle set (read from their sketch records) are a
+    /// group of copies, moved into a cluster as one, as 'neardup cluster' moves them.
+    #[arg(long, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u64).range(2..))]
+    pub bucket_cap: u64,
     /// Records of the documents (their sketch records, or JSON lines with id, date,
     /// text_bytes and metadata; plain, gzip or zstd): only those of clustered documents
     /// are kept. Takes every path up to the next flag, so give the judged
