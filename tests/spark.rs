@@ -220,6 +220,40 @@ fn spark_job_finds_the_pairs_and_clusters_of_one_neardup_run() {
         spark_dropped.iter().any(|(id, kept)| kept > id),
         "an earlier date wins over a smaller id somewhere"
     );
+    assert!(
+        summary["copy_groups"].as_u64().unwrap() > 0,
+        "the 21 copies of one text, over the cap, are a star"
+    );
+
+    // Leader mode: `link` moves the star of copies as one, as the batch run does, so
+    // the clusters and what --dedup keeps are the batch run's again.
+    let leader = [&flags[..], &["--mode", "leader"]].concat();
+    let out = s.path("out-leader");
+    let (ok, err) = run_spark(
+        &python,
+        &[&input],
+        &out,
+        &[&leader[..], &["--dedup"]].concat(),
+    );
+    assert!(ok, "{err}");
+    let (_, spark_clusters) = spark_result(&out);
+    let (_, clusters) = neardup_result(&[&input], &leader);
+    assert_eq!(spark_clusters, clusters, "neardup cluster --mode leader");
+    let dedup = neardup()
+        .args(["dedup", "-q"])
+        .args(&leader)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(dedup.status.success(), "{}", stderr_of(&dedup));
+    assert_eq!(
+        part_lines(&out.join("kept")),
+        stdout_of(&dedup)
+            .lines()
+            .map(String::from)
+            .collect::<Vec<_>>(),
+        "neardup dedup --mode leader keeps the same records"
+    );
 
     // Real news, when the corpora are there: Reuters' 793 pairs at the default threshold.
     if let Some(data) = data_dir() {
