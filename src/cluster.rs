@@ -125,12 +125,13 @@ pub fn cluster(
                     copy_group[d as usize] = i as u32;
                 }
             }
+            let group_of = |doc: u32| match copy_group.get(doc as usize) {
+                Some(&g) if g != u32::MAX => Some(&copies[g as usize].members),
+                _ => None,
+            };
             // Takes `doc` into cluster `id`, with its copy group if it has one.
             let take = |doc: u32, id: u32, cluster_of: &mut Vec<u32>, group: &mut Vec<u32>| {
-                let copies_of = match copy_group.get(doc as usize) {
-                    Some(&g) if g != u32::MAX => &copies[g as usize].members[..],
-                    _ => std::slice::from_ref(&doc),
-                };
+                let copies_of = group_of(doc).map_or(std::slice::from_ref(&doc), |m| &m[..]);
                 for &d in std::iter::once(&doc).chain(copies_of) {
                     if cluster_of[d as usize] == u32::MAX {
                         cluster_of[d as usize] = id;
@@ -146,10 +147,7 @@ pub fn cluster(
                 let mut group = Vec::new();
                 take(leader, id, &mut cluster_of, &mut group);
                 // A copy's neighbours are its group's first member's.
-                let hub = match copy_group.get(leader as usize) {
-                    Some(&g) if g != u32::MAX => copies[g as usize].members[0],
-                    _ => leader,
-                };
+                let hub = group_of(leader).map_or(leader, |m| m[0]);
                 for &m in &neighbours[hub as usize] {
                     if cluster_of[m as usize] == u32::MAX {
                         take(m, id, &mut cluster_of, &mut group);

@@ -14,6 +14,7 @@ use crate::checkpoint::{self, Checkpoint, Keeper};
 use crate::cluster::{self, Cluster, ClusterMode, RepresentativeRule};
 use crate::corpus::{Corpus, DocEntry, SetStore};
 use crate::error::{Error, ErrorKind, Result};
+use crate::feed::format::SCRIPTS_PROBE_TEXT;
 use crate::index::{self, CopyGroup, LshParams, OversizedBucket};
 use crate::input::{
     self, Batch, FieldNames, InputFormat, InputSpec, Location, Problem, ProblemKind, RawRecord,
@@ -1336,42 +1337,37 @@ impl Pipeline {
                 "probe fingerprint: {:016x}",
                 crate::feed::format::fingerprint_check(fingerprint.as_ref())
             ),
-            // The tokenizer's rules for other scripts change what the first probe cannot
-            // show (half-width kana marks; QA 23).
+            // The tokenizer's rules for other scripts and invisible characters change what
+            // the first probe cannot show.
             format!(
                 "probe fingerprint, other scripts: {:016x}",
-                crate::feed::format::fingerprint_check(
-                    Fingerprinter::new(s).fingerprint(SCRIPTS_PROBE).as_ref()
-                )
+                crate::feed::format::probe_check(s, SCRIPTS_PROBE_TEXT)
             ),
         ];
         if s.level == Level::Story {
             let title = s.story.title_field.as_deref().unwrap_or("");
             lines.push(format!("title field: {title}"));
-            let mut words = Vec::new();
-            story::Extractor::new()
-                .extract_document(
-                    Some("Probe: Fed Holds Rates"),
-                    crate::feed::format::PROBE_TEXT,
-                    Some(probe.tokens()),
-                )
-                .view()
-                .encode_into(&mut words);
-            let hash = xxhash_rust::xxh3::xxh3_64(bytemuck::cast_slice(&words));
-            lines.push(format!("probe story features: {hash:016x}"));
-            words.clear();
-            story::Extractor::new()
-                .extract(SCRIPTS_PROBE)
-                .view()
-                .encode_into(&mut words);
-            let hash = xxhash_rust::xxh3::xxh3_64(bytemuck::cast_slice(&words));
-            lines.push(format!("probe story features, other scripts: {hash:016x}"));
+            let hash = |doc: story::StoryDoc| {
+                let mut words = Vec::new();
+                doc.view().encode_into(&mut words);
+                xxhash_rust::xxh3::xxh3_64(bytemuck::cast_slice(&words))
+            };
+            let mut extractor = story::Extractor::new();
+            let latin = extractor.extract_document(
+                Some("Probe: Fed Holds Rates"),
+                crate::feed::format::PROBE_TEXT,
+                Some(probe.tokens()),
+            );
+            lines.push(format!("probe story features: {:016x}", hash(latin)));
+            let other = extractor.extract(SCRIPTS_PROBE_TEXT);
+            lines.push(format!(
+                "probe story features, other scripts: {:016x}",
+                hash(other)
+            ));
         }
         lines.join("\n")
     }
 }
-
-use crate::feed::format::SCRIPTS_PROBE_TEXT as SCRIPTS_PROBE;
 
 /// The filing thread's state: appends read documents to the corpus in input order.
 struct Filer<'p> {

@@ -222,6 +222,16 @@ pub(crate) const PROBE_TEXT: &str = "Zürich, 3 Jan. (Reuters) — The central b
 pub(crate) const SCRIPTS_PROBE_TEXT: &str = "ｶﾞｲﾄﾞﾌﾞｯｸ ガイドブック ภาษาไทยง่ายๆ ๒๕๖๗ ພາສາລາວ ភាសាខ្មែរ မြန်မာစာ \
     Qua\u{AD}rter\u{200B}ly re\u{2060}sults";
 
+/// The fingerprint check of `probe` fingerprinted with `settings` (see
+/// [`Meta::fingerprint_check`], [`Meta::scripts_check`]).
+pub(crate) fn probe_check(settings: &crate::pipeline::Settings, probe: &str) -> u64 {
+    fingerprint_check(
+        crate::pipeline::Fingerprinter::new(settings)
+            .fingerprint(probe)
+            .as_ref(),
+    )
+}
+
 /// The fingerprint check of a fingerprint (see [`Meta::fingerprint_check`]).
 pub(crate) fn fingerprint_check(fingerprint: Option<&crate::pipeline::Fingerprint>) -> u64 {
     let mut bytes = Vec::new();

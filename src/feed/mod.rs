@@ -2383,16 +2383,12 @@ fn load_story(
 
 /// The fingerprint check of these settings (see [`Meta::fingerprint_check`]).
 fn probe_check(pipeline: &Settings) -> u64 {
-    check_of(pipeline, format::PROBE_TEXT)
+    format::probe_check(pipeline, format::PROBE_TEXT)
 }
 
 /// The check of the second probe text (see [`Meta::scripts_check`]).
 fn scripts_check(pipeline: &Settings) -> u64 {
-    check_of(pipeline, format::SCRIPTS_PROBE_TEXT)
-}
-
-fn check_of(pipeline: &Settings, probe: &str) -> u64 {
-    format::fingerprint_check(Fingerprinter::new(pipeline).fingerprint(probe).as_ref())
+    format::probe_check(pipeline, format::SCRIPTS_PROBE_TEXT)
 }
 
 /// Creates the empty log of `generation` in `dir` (replacing an earlier, unfinished

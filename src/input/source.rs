@@ -203,9 +203,7 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) -> Resul
     if !meta.is_dir() {
         let format = match forced.or_else(|| format_from_name(&name)) {
             Some(format) => format,
-            None => sniff_format(path).map_err(|e| {
-                exhaustion(&name, &e).expect("sniffing fails only for want of resources")
-            })?,
+            None => sniff_format(path, &name)?,
         };
         sources.push(Source {
             text_id: (format == InputFormat::Text).then(|| name.to_string()),
@@ -342,8 +340,8 @@ fn hidden(relative: &Path) -> bool {
 
 /// For a file whose name says nothing: JSON Lines if it starts with `{`, else text (also
 /// when it cannot be read: reading it will say why). The error: out of resources
-/// ([`exhaustion`]), which says nothing of the file.
-fn sniff_format(path: &Path) -> io::Result<InputFormat> {
+/// ([`exhaustion`]), which says nothing of the file `name`.
+fn sniff_format(path: &Path, name: &str) -> Result<InputFormat> {
     let looks_like_json =
         open_decoded(&Location::File(path.to_path_buf()), &mut |_| {}).and_then(|mut r| {
             let buf = r.fill_buf()?;
@@ -351,8 +349,8 @@ fn sniff_format(path: &Path) -> io::Result<InputFormat> {
         });
     match looks_like_json {
         Ok(true) => Ok(InputFormat::JsonLines),
-        Err(e) if exhaustion("", &e).is_some() => Err(e),
-        _ => Ok(InputFormat::Text),
+        Err(e) => exhaustion(name, &e).map_or(Ok(InputFormat::Text), Err),
+        Ok(false) => Ok(InputFormat::Text),
     }
 }
 

@@ -361,9 +361,8 @@ fn is_unspaced_alphabet_code(u: u32) -> bool {
 /// counts now (statistics holding them were counted by an older neardup).
 pub fn unspaced_letter_hashes() -> impl Iterator<Item = u64> {
     let mut scratch = String::new();
-    (0x0E00..=0x0EFF)
-        .chain(0x1000..=0x109F)
-        .chain(0x1780..=0x17FF)
+    (0x0E00..=0x17FF)
+        .filter(|&u| is_unspaced_alphabet_code(u))
         .filter_map(char::from_u32)
         .filter(|&c| classify(c) == Class::Solo)
         .filter_map(move |c| {

@@ -190,38 +190,34 @@ fn refuse_passage_tuning_without_passages(matches: &clap::ArgMatches) {
 }
 
 /// Flags a command takes with the shared run flags but does nothing with: `(command
-/// path, id, flag, why)`. Each was accepted without a word.
-const IGNORED_FLAGS: [(&[&str], &str, &str, &str); 4] = [
+/// path, id, why)`. Each was accepted without a word.
+const IGNORED_FLAGS: [(&[&str], &str, &str); 4] = [
     (
         &["compare"],
         "checkpoint",
-        "--checkpoint",
         "--checkpoint keeps the fingerprints of a batch run (cluster, pairs, dedup, eval, \
          sketch, stats count); compare keeps none: leave it out",
     ),
     (
         &["compare"],
         "verbose",
-        "--verbose",
         "--verbose times the stages of a batch run; compare has none to time: leave it out",
     ),
     (
         &["sketch"],
         "verbose",
-        "--verbose",
         "--verbose times the stages of a batch run; sketch has none to time: leave it out",
     ),
     (
         &["stats", "count"],
         "verbose",
-        "--verbose",
         "--verbose times the stages of a batch run; stats count has none to time: leave it out",
     ),
 ];
 
 /// A usage error (exit 2) for a flag in [`IGNORED_FLAGS`] given to its command.
 fn refuse_ignored_flags(matches: &clap::ArgMatches) {
-    for (path, id, _, why) in IGNORED_FLAGS {
+    for (path, id, why) in IGNORED_FLAGS {
         let mut sub = matches;
         let mut found = true;
         for name in path {
