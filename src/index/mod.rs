@@ -9,7 +9,9 @@
 //! quadratic number of pairs. Its members are instead ordered by id and each is paired only
 //! with the next `cap − 1` members: linear in the bucket size, and copies still chain into
 //! one cluster. Every such bucket is reported. Identical copies share a bucket in every
-//! band, so an oversized bucket whose members equal another band's is windowed once.
+//! band, so a large bucket (oversized, or of at least [`SHARED_BUCKET_MIN`] members) whose
+//! members equal another band's is expanded once: its pairs are not gathered band after
+//! band.
 //!
 //! Exact copies (equal shingle sets) in a group larger than the cap would still give
 //! `copies × (cap − 1)` pairs of Jaccard 1. Only the group's first member in id order is
@@ -45,6 +47,11 @@ pub struct CopyGroup {
     /// The members in id order; the first is the one banded, the others are paired with it.
     pub members: Vec<u32>,
 }
+
+/// Buckets of at least this many members are expanded after all bands are in, once per
+/// distinct membership: copies fill the same bucket in every band, and gathering its
+/// `n(n − 1)/2` pairs band after band would hold them `bands` times over.
+pub const SHARED_BUCKET_MIN: usize = 32;
 
 /// Candidate pairs from LSH.
 #[derive(Debug, Default)]
@@ -215,7 +222,7 @@ pub fn candidate_pairs_of<'s>(
         oversized.extend(band.oversized);
         windows.extend(band.windows);
     }
-    // Copies make the same oversized bucket in every band: window each membership once.
+    // Copies make the same bucket in every band: expand each membership once.
     windows.par_sort_unstable();
     windows.dedup();
     let windowed: Vec<Vec<u64>> = windows
@@ -245,8 +252,9 @@ pub fn candidate_pairs_of<'s>(
     }
 }
 
-/// One band's pairs from buckets within the cap, and its oversized buckets: reported, and
-/// their members in id order, windowed once all bands are in.
+/// One band's pairs from its small buckets, its oversized buckets (reported), and the
+/// members in id order of its large buckets, expanded once all bands are in (oversized
+/// ones windowed).
 #[derive(Default)]
 struct BandPairs {
     pairs: Vec<u64>,
@@ -254,7 +262,8 @@ struct BandPairs {
     windows: Vec<Vec<u32>>,
 }
 
-/// Pairs each of `members` (in id order) with its next `cap − 1`, as packed `(a, b)`.
+/// Pairs each of `members` (in id order) with its next `cap − 1`, as packed `(a, b)`: all
+/// pairs when there are no more than `cap`.
 fn window_pairs(
     members: &[u32],
     cap: usize,
@@ -297,7 +306,7 @@ fn band_pairs<'s>(
         if bucket.len() < 2 {
             continue;
         }
-        if bucket.len() <= cap {
+        if bucket.len() < SHARED_BUCKET_MIN.min(cap + 1) {
             for (i, &(_, a)) in bucket.iter().enumerate() {
                 for &(_, b) in &bucket[i + 1..] {
                     let (a, b) = if a < b { (a, b) } else { (b, a) };
@@ -310,6 +319,10 @@ fn band_pairs<'s>(
         }
         let mut members: Vec<u32> = bucket.iter().map(|&(_, d)| d).collect();
         members.sort_unstable_by_key(|&d| rank[d as usize]);
+        if members.len() <= cap {
+            out.windows.push(members);
+            continue;
+        }
         out.oversized.push(OversizedBucket {
             band,
             size: members.len(),
@@ -361,6 +374,19 @@ mod tests {
         assert_eq!(found.oversized.len(), 3);
         assert_eq!(found.pairs.len(), window);
         assert_eq!(found.gathered, window as u64);
+    }
+
+    #[test]
+    fn identical_large_buckets_are_expanded_once() {
+        // 40 equal signatures make one bucket within the cap in each of the 3 bands: its
+        // 780 pairs are gathered once, not once per band (fails when gathered per band).
+        let k = 6;
+        let signatures = vec![7u32; 40 * k];
+        let found = pairs_of(&signatures, k, 100, &|_, _| true);
+        const { assert!(40 >= SHARED_BUCKET_MIN) };
+        assert!(found.oversized.is_empty());
+        assert_eq!(found.pairs.len(), 780);
+        assert_eq!(found.gathered, 780);
     }
 
     /// The outcome of a run at `--bucket-cap 10` over `records` (id, text, date).
@@ -449,6 +475,29 @@ mod tests {
                 all.pairs.iter().copied().filter(|&(a, b)| keep(a, b)).collect();
             prop_assert_eq!(kept.pairs, expected);
             prop_assert_eq!(kept.oversized, all.oversized);
+        }
+
+        // Within the cap, the candidates are every pair sharing a band key, whether a
+        // bucket's pairs are gathered in its band or expanded later (buckets of 32 or more).
+        #[test]
+        fn within_the_cap_every_pair_sharing_a_band_is_a_candidate(
+            slots in proptest::collection::vec(0u32..2, 6..600),
+        ) {
+            let k = 6;
+            let signatures = &slots[..slots.len() / k * k];
+            let n = signatures.len() / k;
+            let found = pairs_of(signatures, k, n.max(2), &|_, _| true);
+            let band = |d: usize, b: usize| &signatures[d * k + 2 * b..d * k + 2 * b + 2];
+            let mut expected = Vec::new();
+            for a in 0..n {
+                for b in a + 1..n {
+                    if (0..3).any(|i| band(a, i) == band(b, i)) {
+                        expected.push((a as u32, b as u32));
+                    }
+                }
+            }
+            prop_assert!(found.oversized.is_empty());
+            prop_assert_eq!(found.pairs, expected);
         }
     }
 }
