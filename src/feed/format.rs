@@ -218,9 +218,10 @@ pub(crate) const PROBE_TEXT: &str = "Zürich, 3 Jan. (Reuters) — The central b
 
 /// A second probe text, in the scripts and characters [`PROBE_TEXT`] leaves out:
 /// half-width katakana with voiced marks, Thai, Lao, Khmer, Myanmar, and invisible
-/// characters inside words (soft hyphen, zero-width space, word joiner).
+/// characters inside words (soft hyphen, zero-width space, word joiner) and beside a digit
+/// separator.
 pub(crate) const SCRIPTS_PROBE_TEXT: &str = "ｶﾞｲﾄﾞﾌﾞｯｸ ガイドブック ภาษาไทยง่ายๆ ๒๕๖๗ ພາສາລາວ ភាសាខ្មែរ မြန်မာစာ \
-    Qua\u{AD}rter\u{200B}ly re\u{2060}sults";
+    Qua\u{AD}rter\u{200B}ly re\u{2060}sults 1\u{AD},000";
 
 /// The fingerprint check of `probe` fingerprinted with `settings` (see
 /// [`Meta::fingerprint_check`], [`Meta::scripts_check`]).

@@ -12,8 +12,7 @@
 //! 4. default-ignorable characters (soft hyphen, zero-width space, word joiner, byte order
 //!    mark, bidirectional controls, variation selectors, …) are invisible: inside a word
 //!    they join it and are dropped, as Unicode's NFKC_Casefold drops them (`Qua\u{AD}rterly`
-//!    = `Quarterly`), elsewhere they are dropped (one beside a digit separator still
-//!    keeps it from joining: `1\u{AD},000` is two numbers);
+//!    = `Quarterly`, `1\u{AD},000` = `1,000`), elsewhere they are dropped;
 //! 5. every other non-alphanumeric character (quotes, dashes of every kind, punctuation,
 //!    symbols, white space) separates tokens and is dropped.
 //!
@@ -175,9 +174,10 @@ fn scan_chars<F>(
             }
             if b < 0x80 {
                 let joins = match b {
-                    b'\'' => i + 1 < to && is_word_start_at(text, i + 1) && prev_is_word(text, i),
+                    b'\'' => word_starts_after(text, i + 1, to) && prev_is_word(text, i),
                     b'.' | b',' => {
-                        bytes[i - 1].is_ascii_digit() && i + 1 < to && bytes[i + 1].is_ascii_digit()
+                        prev_visible(text, i).is_some_and(|c| c.is_ascii_digit())
+                            && next_visible(text, i + 1, to).is_some_and(|c| c.is_ascii_digit())
                     }
                     _ => false,
                 };
@@ -195,9 +195,7 @@ fn scan_chars<F>(
                     i += c.len_utf8();
                 }
                 Class::Apostrophe
-                    if i + c.len_utf8() < to
-                        && is_word_start_at(text, i + c.len_utf8())
-                        && prev_is_word(text, i) =>
+                    if word_starts_after(text, i + c.len_utf8(), to) && prev_is_word(text, i) =>
                 {
                     ascii_only = false;
                     has_joiner = true;
@@ -378,12 +376,31 @@ fn decode_at(text: &str, i: usize) -> char {
 }
 
 /// Whether a token could continue with the character at byte `i` (a word character).
-fn is_word_start_at(text: &str, i: usize) -> bool {
-    let b = text.as_bytes()[i];
-    if b < 0x80 {
-        return b.is_ascii_alphanumeric();
-    }
-    classify(decode_at(text, i)) == Class::Word
+/// Whether the first visible character at or after byte `i` (and before `to`) is a word
+/// character: invisible ones between a joiner and its word do not cut the word.
+fn word_starts_after(text: &str, i: usize, to: usize) -> bool {
+    next_visible(text, i, to).is_some_and(|c| {
+        if c.is_ascii() {
+            c.is_ascii_alphanumeric()
+        } else {
+            classify(c) == Class::Word
+        }
+    })
+}
+
+/// The first character at or after byte `i` and before `to` that is not default-ignorable.
+fn next_visible(text: &str, i: usize, to: usize) -> Option<char> {
+    text[i..to]
+        .chars()
+        .find(|&c| c.is_ascii() || !is_default_ignorable(c as u32))
+}
+
+/// The last character before byte `i` that is not default-ignorable.
+fn prev_visible(text: &str, i: usize) -> Option<char> {
+    text[..i]
+        .chars()
+        .rev()
+        .find(|&c| c.is_ascii() || !is_default_ignorable(c as u32))
 }
 
 /// Whether the character ending at byte `i` is a word character or a mark.
@@ -471,6 +488,10 @@ mod tests {
             ),
             ("naïve\u{202E}ly \u{115F}한\u{3164}국", &["naïvely", "한국"]),
             ("中\u{200B}国 ภา\u{AD}ษา", &["中", "国", "ภ", "า", "ษ", "า"]),
+            (
+                "1\u{AD},000 3.\u{200B}5 don\u{AD}'\u{200B}t é,1",
+                &["1000", "3.5", "dont", "é", "1"],
+            ),
             ("カ\u{3099}ガ", &["ガ", "ガ"]),
             ("abc漢字def", &["abc", "漢", "字", "def"]),
             ("under_score", &["under", "score"]),
@@ -550,10 +571,12 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Invisible characters inside or between words change no word.
+        /// Invisible characters inside or between words change no word, beside a digit
+        /// separator or an apostrophe too.
         #[test]
         fn default_ignorables_change_no_word(
-            words_in in proptest::collection::vec("[a-zA-Zéß0-9漢ภ]{1,9}", 1..12),
+            words_in in proptest::collection::vec(
+                "[a-zA-Zéß0-9漢ภ]{1,9}|[0-9]{1,3}[,.][0-9]{1,3}|[a-zé]{1,4}['’][a-z]{1,2}", 1..12),
             inserts in proptest::collection::vec((0usize..200, proptest::sample::select(vec![
                 '\u{AD}', '\u{200B}', '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{202E}', '\u{FE0F}',
             ])), 0..20),

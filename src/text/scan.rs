@@ -3,7 +3,7 @@
 //! One pass over the text writes an ASCII-lowercased copy of it and bitmaps with one bit
 //! per byte: ASCII letters/digits, digits, apostrophes, `.`/`,`, and bytes of non-ASCII
 //! characters. A second, word-wide pass derives `joiner` (an apostrophe between two
-//! word bytes, or `.`/`,` between two digits) and `token` (letter, digit, joiner or
+//! word bytes, or `.`/`,` between two digits or non-ASCII bytes) and `token` (letter, digit, joiner or
 //! non-ASCII byte). Every run of `token` bits is then either one ASCII token, hashed
 //! straight out of the lowered copy, or a stretch with non-ASCII characters that the
 //! character-level scanner splits.
@@ -92,19 +92,26 @@ impl Classified {
             } else {
                 0
             };
-            let next_digit = if w + 1 < words { self.digit[w + 1] } else { 0 };
+            // A non-ASCII byte beside `.`/`,` may be an invisible character between it and a
+            // digit: the run goes to the character scanner, which decides.
+            let numeric = self.digit[w] | self.high[w];
+            let next_numeric = if w + 1 < words {
+                self.digit[w + 1] | self.high[w + 1]
+            } else {
+                0
+            };
             // Bit i of `before` is byte i-1; bit i of `after` is byte i+1.
             let wordish_before = (wordish << 1) | carry_wordish;
             let wordish_after = (wordish >> 1) | (next_wordish << 63);
-            let digit_before = (self.digit[w] << 1) | carry_digit;
-            let digit_after = (self.digit[w] >> 1) | (next_digit << 63);
+            let digit_before = (numeric << 1) | carry_digit;
+            let digit_after = (numeric >> 1) | (next_numeric << 63);
             let joiner = (self.apostrophe[w] & wordish_before & wordish_after)
                 | (self.separator_dot[w] & digit_before & digit_after);
             self.joiner[w] = joiner;
             self.special[w] = self.high[w] | joiner;
             self.token[w] = wordish | joiner;
             carry_wordish = wordish >> 63;
-            carry_digit = self.digit[w] >> 63;
+            carry_digit = numeric >> 63;
         }
     }
 
