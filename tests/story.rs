@@ -1322,3 +1322,34 @@ fn exact_copies_of_common_words_are_one_story() {
         assert_eq!(shared, 0, "{other} shares a band with c1");
     }
 }
+
+/// `params --level story` takes the candidate threshold as every other command names it,
+/// `--story-candidates`, and says the same as with `--threshold`; the near-copy level
+/// refuses it.
+#[test]
+fn params_takes_the_story_candidates_flag() {
+    let run = |args: &[&str]| {
+        neardup()
+            .args(["params", "--no-plots", "--format", "json"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let named = run(&["--level", "story", "--story-candidates", "0.15"]);
+    assert!(named.status.success(), "{named:?}");
+    let plain = run(&["--level", "story", "--threshold", "0.15"]);
+    assert_eq!(named.stdout, plain.stdout);
+    assert_ne!(named.stdout, run(&["--level", "story"]).stdout);
+    let near_copy = run(&["--story-candidates", "0.15"]);
+    assert_eq!(near_copy.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&near_copy.stderr).contains("add --level story"));
+    let both = run(&[
+        "--level",
+        "story",
+        "--story-candidates",
+        "0.15",
+        "-t",
+        "0.2",
+    ]);
+    assert_eq!(both.status.code(), Some(2));
+}

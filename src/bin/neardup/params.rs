@@ -34,7 +34,8 @@ How it works:
   Use the printed bands and rows with 'neardup cluster --bands B --rows R'.
 
   --level story shows the story level's candidates instead: s is then the weighted
-  Jaccard of the IDF-weighted words, the threshold is --story-candidates (0.2), false
+  Jaccard of the IDF-weighted words, the threshold is --story-candidates (0.2; --threshold
+  there says the same), false
   candidates weigh 0.1 (at a low threshold they are the bulk), and the record adds the
   level's bucket cap and the signature estimate a bucket pair needs to be scored.
 
@@ -42,7 +43,7 @@ Examples:
   neardup params --threshold 0.5 --num-perm 128
   neardup params --threshold 0.8 --bands 16 --rows 8 --no-plots
   neardup params --threshold 0.3 --fp-weight 0.5 --fn-weight 0.5 --format json
-  neardup params --level story --format json --no-plots";
+  neardup params --level story --story-candidates 0.15 --format json --no-plots";
 
 #[derive(Debug, Args)]
 pub struct ParamsArgs {
@@ -50,6 +51,10 @@ pub struct ParamsArgs {
     /// candidate threshold, 0.2, as --story-candidates sets it).
     #[arg(short, long, value_name = "T")]
     pub threshold: Option<f64>,
+    /// With --level story: the candidate threshold, as the other commands name it (the
+    /// same as --threshold there).
+    #[arg(long, value_name = "T", conflicts_with = "threshold")]
+    pub story_candidates: Option<f64>,
     /// near-copy: shingle Jaccard, as 'cluster --threshold' bands it; story: the story
     /// level's candidates (weighted Jaccard).
     #[arg(long, value_enum, default_value_t = LevelArg::NearCopy)]
@@ -89,13 +94,19 @@ pub struct ParamsArgs {
 
 pub fn run(a: ParamsArgs) -> Result<ExitCode> {
     let story = a.level == LevelArg::Story;
+    if a.story_candidates.is_some() && !story {
+        return Err(crate::usage(anyhow::anyhow!(
+            "--story-candidates is the story level's candidate threshold: add --level story, \
+             or give the near-copy level's --threshold"
+        )));
+    }
     let settings = neardup::story::StorySettings::default();
     let (threshold, (fp_weight, fn_weight)) = if story {
         (settings.candidate_threshold, STORY_LSH_WEIGHTS)
     } else {
         (0.5, (DEFAULT_FP_WEIGHT, DEFAULT_FN_WEIGHT))
     };
-    let threshold = a.threshold.unwrap_or(threshold);
+    let threshold = a.threshold.or(a.story_candidates).unwrap_or(threshold);
     let banding = banding_report(
         threshold,
         a.num_perm,
