@@ -62,6 +62,7 @@ impl Batch {
 
 /// What the reader produces, in input order.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ReadEvent {
     /// A batch of records.
     Batch(Batch),
