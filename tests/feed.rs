@@ -377,6 +377,63 @@ fn an_undated_article_takes_the_feed_clock_and_does_not_expire_the_archive() {
     assert_eq!((reopened.len(), reopened.stats().clock), (4, t0 + 2 * day));
 }
 
+/// An undated article (no date, or one that does not parse) matches at any distance, as
+/// the batch story level pairs it, both ways: before, it was matched at the feed's clock,
+/// so an undated copy of an article dated days earlier was `new`.
+#[test]
+fn an_undated_article_matches_at_any_distance_within_a_window() {
+    let s = Scratch::new();
+    let dir = s.path("idx");
+    let day: i64 = 86_400;
+    let t0 = 1_700_000_000;
+    FeedIndex::create(&dir, &settings_of(PipelineBuilder::new(), Some(3 * 86_400))).unwrap();
+    let mut index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+    let now = neardup::feed::now();
+    let undated = |index: &FeedIndex, id: &str, text: &str, date: serde_json::Value| {
+        let record = serde_json::json!({"id": id, "text": text, "date": date});
+        Article::from_json(
+            &record.to_string(),
+            &FieldNames::default(),
+            &mut index.fingerprinter(),
+            now,
+        )
+        .unwrap()
+    };
+    index.add(&article(&index, "rate", RATE, Some(t0))).unwrap();
+    index
+        .add(&article(&index, "storm", STORM, Some(t0 + 10 * day)))
+        .unwrap();
+    // An undated copy of an article dated ten days before the clock: stored at the clock,
+    // matched at any distance.
+    let copy = undated(&index, "rate-undated", RATE_COPY, serde_json::Value::Null);
+    assert_eq!(index.time_of(&copy), t0 + 10 * day);
+    let v = index.add(&copy).unwrap().unwrap();
+    assert_eq!(
+        (v.kind, v.best().map(|m| m.id.as_str())),
+        (VerdictKind::Duplicate, Some("rate"))
+    );
+    let bad = undated(&index, "rate-bad-date", RATE_COPY, "not a date".into());
+    assert!(bad.unparsed_date.is_some());
+    let v = index.query(&bad).unwrap().unwrap();
+    assert_eq!(v.kind, VerdictKind::Duplicate);
+    assert_eq!(v.matches.len(), 2, "the dated one and the undated one");
+    // A dated article matches a stored undated one at any distance too, after a
+    // reopening as well, but not the dated one beyond the window.
+    let storm_copy = undated(&index, "storm-undated", STORM_COPY, serde_json::Value::Null);
+    index.add(&storm_copy).unwrap();
+    index.commit().unwrap();
+    drop(index);
+    let mut index = FeedIndex::open(&dir, Access::Read, &Silent).unwrap();
+    let late = article(&index, "rate-late", RATE_COPY, Some(t0 + 100 * day));
+    let v = index.query(&late).unwrap().unwrap();
+    let ids: Vec<&str> = v.matches.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["rate-undated"]);
+    let early = article(&index, "storm-early", STORM_COPY, Some(t0 - 100 * day));
+    let v = index.query(&early).unwrap().unwrap();
+    let ids: Vec<&str> = v.matches.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["storm-undated"]);
+}
+
 #[test]
 fn reuters_with_one_unparsable_date_keeps_its_window() {
     let Some(data) = data_dir() else { return };
@@ -2241,6 +2298,47 @@ fn story_level_added_article_by_article_gives_the_batch_story_pairs() {
             _ => assert!(v.story_matches.is_empty() && v.matches.is_empty()),
         }
     }
+}
+
+/// Undated articles (no date, or one that does not parse) match any in batch; the story
+/// index pairs them the same way, in date order or not (before, it matched them at its
+/// clock and missed the pairs beyond the window from there).
+#[test]
+fn story_level_with_undated_articles_gives_the_batch_story_pairs() {
+    let s = Scratch::new();
+    let mut records = story_corpus(22, 600, 0);
+    for (i, r) in records.iter_mut().enumerate() {
+        match i % 6 {
+            1 => drop(r.as_object_mut().unwrap().remove("date")),
+            4 => r["date"] = "not a date".into(),
+            _ => {}
+        }
+    }
+    // An undated exact copy of the first article, at the end.
+    let mut copy = records[0].clone();
+    copy["id"] = "copy-of-doc-00000".into();
+    copy.as_object_mut().unwrap().remove("date");
+    records.push(copy);
+    let path = s.write("in.jsonl", to_jsonl(&records));
+    let window = 3 * 86_400;
+    let stats_path = s.path("corpus.stats");
+    let batch = batch_story_pairs(&path, &stats_path, window);
+    assert!(batch.contains_key(&ordered("copy-of-doc-00000", "doc-00000")));
+    let stats = read_stats(&stats_path);
+    let (feed, verdicts) = feed_story_pairs(&path, &s.path("idx"), Some(&stats), window);
+    assert_same_story_pairs(&feed, &batch, "with undated articles");
+    let last = verdicts.last().unwrap();
+    assert_eq!(
+        (last.kind, last.best().map(|m| m.id.as_str())),
+        (VerdictKind::Duplicate, Some("doc-00000"))
+    );
+    let mut rng = Rng(6);
+    for i in (1..records.len()).rev() {
+        records.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let shuffled = s.write("shuffled.jsonl", to_jsonl(&records));
+    let (feed, _) = feed_story_pairs(&shuffled, &s.path("idx-shuffled"), Some(&stats), window);
+    assert_same_story_pairs(&feed, &batch, "with undated articles, shuffled");
 }
 
 /// `index add --all-matches` on a story index lists the batch story level's same-story

@@ -35,13 +35,14 @@
 //! two clusters joins one, it does not merge them), so they can be stored downstream.
 //!
 //! ## Time window
-//! With a window `w`, an article dated `t` (an undated one: see below) matches
-//! only articles dated from `t − w` to `t + w` (as the batch story level's window, so an
-//! archive added out of date order matches as in batch); [`FeedIndex::compact`] deletes
-//! articles older than `w` before the index's clock (its newest article *date*, but never
-//! later than now). An article without a usable date is stamped with that clock (capped
-//! at its arrival), or its arrival time while no indexed article had a date, so it
-//! neither moves the clock nor expires the archive ([`FeedIndex::time_of`]). [`FeedIndex::start_compaction`] does the same in the background while
+//! With a window `w`, an article dated `t` matches only articles dated from `t − w` to
+//! `t + w`, and articles without a usable date match any (as the batch story level's
+//! window, so an archive added out of date order matches as in batch);
+//! [`FeedIndex::compact`] deletes articles older than `w` before the index's clock (its
+//! newest article *date*, but never later than now). For that, an article without a
+//! usable date is stored at that clock (capped at its arrival), or its arrival time while
+//! no indexed article had a date, so it neither moves the clock nor expires the archive
+//! ([`FeedIndex::time_of`]). [`FeedIndex::start_compaction`] does the same in the background while
 //! the index goes on adding and answering.
 //!
 //! ## Levels
@@ -348,6 +349,8 @@ struct Docs {
     offsets: Vec<u64>,
     lens: Vec<u32>,
     times: Vec<i64>,
+    /// Whether each article had its own date: an undated one matches at any distance.
+    dated: Vec<bool>,
 }
 
 /// Ids to articles without keeping a second copy of every id.
@@ -369,15 +372,15 @@ struct BandHits {
 
 impl BandHits {
     /// Collects `(document, band)` for each band's bucket of `keys` in `tables`: its newest
-    /// `bucket_cap − 1` members whose times are within `time_range` (as the batch pipeline
-    /// limits oversized buckets).
+    /// `bucket_cap − 1` members that are undated or whose times are within `time_range`
+    /// (as the batch pipeline limits oversized buckets).
     fn collect(
         &mut self,
         tables: &[BandTable],
         keys: &[u64],
         bucket_cap: usize,
         time_range: Option<(i64, i64)>,
-        times: &[i64],
+        docs: &Docs,
     ) {
         let Self {
             ranges,
@@ -406,7 +409,10 @@ impl BandHits {
             bucket.clear();
             table.lookup_in((key >> 32) as u32, range, bucket);
             if let Some((min, max)) = time_range {
-                bucket.retain(|&d| (min..=max).contains(&times[d as usize]));
+                // Undated articles match any, as in the batch story level.
+                bucket.retain(|&d| {
+                    !docs.dated[d as usize] || (min..=max).contains(&docs.times[d as usize])
+                });
             }
             let from = bucket.len().saturating_sub(keep);
             hits.extend(bucket[from..].iter().map(|&d| (d, band as u16)));
@@ -898,6 +904,7 @@ impl FeedIndex {
                     .lens
                     .push((payload.len() + format::FRAME_HEADER_BYTES) as u32);
                 index.docs.times.push(record.time);
+                index.docs.dated.push(record.dated);
                 index.note_time(record.time, record.dated);
                 let key = xxh3_64(record.id.as_bytes());
                 if index.ids.first.insert(key, doc).is_some_and(|earlier| {
@@ -1030,8 +1037,9 @@ impl FeedIndex {
             .map_or(now, |t| t.min(now))
     }
 
-    /// The time `article` is indexed and matched at: its date, else the feed's clock (the
-    /// newest date indexed, but no later than its arrival), else its arrival time.
+    /// The time `article` is stored at, which compaction measures: its date, else the
+    /// feed's clock (the newest date indexed, but no later than its arrival), else its
+    /// arrival time. An undated article still matches at any distance, as in batch.
     pub fn time_of(&self, article: &Article) -> i64 {
         match (article.dated, self.newest_dated) {
             (true, _) | (false, None) => article.time,
@@ -1173,9 +1181,14 @@ impl FeedIndex {
         Ok(self.find(id)?.is_some())
     }
 
-    /// Every indexed article similar to `article` (at or above the threshold, within the
-    /// window), best first. `keys` holds the article's band keys.
-    fn matches(&self, article: &Article, time: i64, scratch: &mut Scratch) -> Result<Vec<Match>> {
+    /// Every indexed article similar to `article` (at or above the threshold, within
+    /// `window` unless undated), best first. `keys` holds the article's band keys.
+    fn matches(
+        &self,
+        article: &Article,
+        window: Option<(i64, i64)>,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<Match>> {
         let lsh = self.settings.lsh;
         let signature = &article.fingerprint.signature;
         scratch.keys.clear();
@@ -1187,8 +1200,8 @@ impl FeedIndex {
             &self.bands,
             &scratch.keys,
             self.settings.bucket_cap,
-            self.window_around(time),
-            &self.docs.times,
+            window,
+            &self.docs,
         );
         let set = &article.fingerprint.set;
         let threshold = self.settings.threshold as f32;
@@ -1262,10 +1275,15 @@ impl FeedIndex {
     /// The verdict on `article`; leaves its band keys (and story band keys and weighted
     /// signature) in `scratch`.
     fn decide(&self, article: &Article, scratch: &mut Scratch) -> Result<Verdict> {
-        let time = self.time_of(article);
-        let matches = self.matches(article, time, scratch)?;
+        // An undated article matches any, as the batch story level pairs it: its stamped
+        // time only places it for compaction.
+        let window = match article.dated {
+            true => self.window_around(article.time),
+            false => None,
+        };
+        let matches = self.matches(article, window, scratch)?;
         let story_matches = match &self.story {
-            Some(state) => self.story_matches(state, article, time, scratch)?,
+            Some(state) => self.story_matches(state, article, window, scratch)?,
             None => Vec::new(),
         };
         Ok(verdict(article, matches, story_matches))
@@ -1277,7 +1295,7 @@ impl FeedIndex {
         &self,
         state: &StoryState,
         article: &Article,
-        time: i64,
+        window: Option<(i64, i64)>,
         scratch: &mut Scratch,
     ) -> Result<Vec<Match>> {
         let Some(doc) = &article.story else {
@@ -1313,8 +1331,8 @@ impl FeedIndex {
             &state.bands,
             &scratch.story_keys,
             s.bucket_cap,
-            self.window_around(time),
-            &self.docs.times,
+            window,
+            &self.docs,
         );
         let floor = story::estimate_floor(s.candidate_threshold);
         SignatureDigests::digest_into(signature, &mut scratch.story_digest);
@@ -1466,6 +1484,7 @@ impl FeedIndex {
         self.docs.offsets.push(offset);
         self.docs.lens.push(len);
         self.docs.times.push(record.time);
+        self.docs.dated.push(record.dated);
         self.note_time(record.time, record.dated);
         let key = xxh3_64(record.id.as_bytes());
         if let Some(earlier) = self.ids.first.insert(key, doc) {
@@ -1694,6 +1713,7 @@ impl FeedIndex {
             + self.docs.offsets.capacity() * 8
             + self.docs.lens.capacity() * 4
             + self.docs.times.capacity() * 8
+            + self.docs.dated.capacity()
             + self.ids.first.capacity() * 13
             + self.clusters.capacity() * 13
             + self.story.as_ref().map_or(0, |s| {
