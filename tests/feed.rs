@@ -526,7 +526,10 @@ fn damage_is_refused_with_a_clear_error() {
         .to_string();
     assert!(e.contains("not a neardup index"), "{e}");
     let e = FeedIndex::create(&dir, &settings_of(PipelineBuilder::new(), None)).unwrap_err();
-    assert!(e.to_string().contains("not empty"), "{e}");
+    assert!(
+        e.to_string().contains("already holds a neardup index"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -644,7 +647,7 @@ fn index_errors_name_the_path_and_say_the_cause_once() {
     let out = index_output(&["create", "-q"], &file.join("idx"), &[]);
     assert!(!out.status.success());
     let err = stderr_of(&out);
-    assert!(err.contains("creating the directory"), "{err}");
+    assert!(err.contains("creating its parent directory"), "{err}");
     assert_eq!(err.matches("os error").count(), 1, "{err}");
 }
 
@@ -2061,6 +2064,156 @@ fn index_repair_is_refused_while_another_writer_holds_the_index() {
     assert!(watch.wait().unwrap().success());
     assert_eq!(std::fs::read(idx.join("articles.0.log")).unwrap(), log);
     assert!(damaged_files(&idx).is_empty());
+}
+
+/// A file named `name` in `dir` or in a directory inside it.
+fn holds_file(dir: &Path, name: &str) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name() == name || e.path().join(name).exists() && e.path().is_dir())
+    })
+}
+
+/// `index create` killed at random moments (some as soon as its statistics are written)
+/// leaves no index or a whole one, never a directory that is neither (before, one with
+/// `story.stats` and no `index.meta` that every command refused, `create` included). A
+/// directory it was building in is not taken for an index, and the next `create`
+/// removes it.
+#[test]
+fn a_killed_index_create_leaves_no_index_or_a_whole_one() {
+    let s = Scratch::new();
+    // Many distinct words: a statistics file of megabytes, slow to write and sync.
+    let mut rng = Rng(31);
+    let records: Vec<serde_json::Value> = (0..4000)
+        .map(|i| {
+            let words: Vec<String> = (0..120)
+                .map(|_| format!("x{}", rng.below(1 << 40)))
+                .collect();
+            serde_json::json!({"id": format!("d{i}"), "text": words.join(" ")})
+        })
+        .collect();
+    let input = s.write("corpus.jsonl", to_jsonl(&records));
+    let stats = s.path("big.stats");
+    let out = neardup()
+        .args(["stats", "count", "-q", "-o"])
+        .arg(&stats)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let parent = s.path("runs");
+    std::fs::create_dir(&parent).unwrap();
+    let idx = parent.join("kc");
+    let mut rng = Rng(32);
+    let (mut interrupted, mut leftovers) = (0, 0);
+    for round in 0..40 {
+        let _ = std::fs::remove_dir_all(&idx);
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("neardup"))
+            .args(["index", "create", "-q", "--level", "story", "--stats"])
+            .arg(&stats)
+            .arg(&idx)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Half the rounds: killed as soon as story.stats is written, wherever.
+        let deadline = Instant::now() + Duration::from_millis(rng.below(60));
+        while child.try_wait().unwrap().is_none()
+            && !(round % 2 == 0 && holds_file(&parent, "story.stats"))
+            && Instant::now() < deadline
+        {
+            std::thread::yield_now();
+        }
+        let _ = child.kill();
+        let finished = child.wait().unwrap().success();
+        let left: Vec<String> = std::fs::read_dir(&parent)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n != "kc")
+            .collect();
+        if idx.exists() {
+            let out = index_output(&["stats"], &idx, &[]);
+            assert!(
+                out.status.success(),
+                "round {round}: {:?} is neither absent nor an index: {}",
+                std::fs::read_dir(&idx)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name())
+                    .collect::<Vec<_>>(),
+                stderr_of(&out)
+            );
+            assert!(left.is_empty(), "round {round}: {left:?}");
+        } else {
+            assert!(!finished, "round {round}");
+            interrupted += 1;
+            if let Some(name) = left.first() {
+                leftovers += 1;
+                assert!(name.starts_with(".kc.neardup-create-"), "{left:?}");
+                let out = index_output(&["stats"], &parent.join(name), &[]);
+                assert!(!out.status.success());
+                assert!(stderr_of(&out).contains("delete it"), "{}", stderr_of(&out));
+            }
+            let again = ["create", "-q", "--level", "story", "--stats"];
+            let mut args: Vec<&str> = again.to_vec();
+            args.push(stats.to_str().unwrap());
+            index_ok(&args, &idx, &[]);
+            assert_eq!(
+                std::fs::read_dir(&parent).unwrap().count(),
+                1,
+                "round {round}"
+            );
+            assert_eq!(index_stats(&idx)["articles"], 0);
+        }
+    }
+    assert!(
+        interrupted > 0 && leftovers > 0,
+        "{interrupted} {leftovers}"
+    );
+}
+
+/// A directory that is not empty and has no `index.meta` is refused by `create` and by
+/// every other command, each saying to delete it or choose another; one that holds an
+/// index is refused by `create` as one.
+#[test]
+fn a_directory_without_index_meta_is_refused_saying_what_to_do() {
+    let s = Scratch::new();
+    let idx = s.path("half");
+    std::fs::create_dir(&idx).unwrap();
+    std::fs::write(idx.join("story.stats"), b"left by an older neardup").unwrap();
+    let out = index_output(&["create", "-q"], &idx, &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("is not a neardup index (it has no index.meta)")
+            && stderr_of(&out).contains("delete this one or choose another"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = index_output(&["stats"], &idx, &[]);
+    assert!(
+        stderr_of(&out).contains("delete it or choose another directory"),
+        "{}",
+        stderr_of(&out)
+    );
+    let whole = s.path("whole");
+    index_ok(&["create", "-q"], &whole, &[]);
+    let out = index_output(&["create", "-q"], &whole, &[]);
+    assert!(
+        stderr_of(&out).contains("already holds a neardup index"),
+        "{}",
+        stderr_of(&out)
+    );
+    // An empty directory is replaced by the index, its permissions kept.
+    let empty = s.path("empty");
+    std::fs::create_dir(&empty).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o750)).unwrap();
+        index_ok(&["create", "-q"], &empty, &[]);
+        let mode = std::fs::metadata(&empty).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o750);
+    }
 }
 
 /// Repair killed at random moments leaves the damaged or the repaired generation in

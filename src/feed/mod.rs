@@ -63,6 +63,7 @@
 
 mod article;
 mod bands;
+mod creation;
 mod digest;
 pub mod format;
 mod ingest;
@@ -666,20 +667,29 @@ impl FeedIndex {
         }
         let settings = &settings;
         settings.pipeline()?; // the same checks as a batch run
-        if dir.exists() && !dir.is_dir() {
+        let target = creation_target(dir)?;
+        if target.exists() && !target.is_dir() {
             return Err(index_error(
                 dir,
                 "exists and is not a directory; an index is created in a new or empty directory",
             ));
         }
-        let occupied = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
-        if occupied {
-            return Err(index_error(
-                dir,
-                "already exists and is not empty; an index is created in a new or empty directory",
-            ));
+        if std::fs::read_dir(&target).is_ok_and(|mut entries| entries.next().is_some()) {
+            return Err(not_empty(dir, &target));
         }
-        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, "creating the directory", e))?;
+        creation::remove_stale(&target);
+        // Built beside the target and renamed into place once whole: a kill leaves no
+        // index or a whole one (a leftover builder directory is removed by a later create).
+        let building = creation::Building::new(&target).map_err(|e| {
+            io_error(
+                dir,
+                "creating a directory beside it to build the index in (its parent must be writable)",
+                e,
+            )
+        })?;
+        let at = building.path();
+        let lock = take_lock(at)?;
+        creation::step("directory").map_err(|e| io_error(dir, "creating the index", e))?;
         let pipeline = settings.pipeline()?;
         let story = match &settings.story {
             None => None,
@@ -691,8 +701,8 @@ impl FeedIndex {
                         .write_to(&mut bytes)
                         .map_err(|e| io_error(dir, "encoding the story statistics", e))?;
                     stats_check = xxh3_64(&bytes);
-                    // Before index.meta, whose presence makes the directory an index.
-                    log::write_atomically(dir, format::STATS_FILE, &bytes)
+                    log::write_atomically(at, format::STATS_FILE, &bytes)
+                        .and_then(|()| creation::step("stats"))
                         .map_err(|e| io_error(dir, "writing story.stats", e))?;
                 }
                 Some(StoryMeta {
@@ -708,13 +718,24 @@ impl FeedIndex {
             story,
             scripts_check: Some(scripts_check(&pipeline)),
         };
-        log::create(&dir.join(format::log_file_name(0)), 0)
+        log::create(&at.join(format::log_file_name(0)), 0)
+            .and_then(|()| creation::step("log"))
             .map_err(|e| io_error(dir, "creating the article log", e))?;
-        log::write_atomically(dir, format::META_FILE, &format::encode_meta(&meta))
+        log::write_atomically(at, format::META_FILE, &format::encode_meta(&meta))
+            .and_then(|()| creation::step("meta"))
             .map_err(|e| io_error(dir, "writing index.meta", e))?;
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            log::sync_dir(parent).map_err(|e| io_error(dir, "syncing the parent directory", e))?;
-        }
+        building.finish(&target).map_err(|e| {
+            if std::fs::read_dir(&target).is_ok_and(|mut entries| entries.next().is_some()) {
+                not_empty(dir, &target) // filled meanwhile
+            } else {
+                io_error(
+                    dir,
+                    "moving the index built beside it into place (a mount point cannot be replaced: create the index in a new directory inside it)",
+                    e,
+                )
+            }
+        })?;
+        drop(lock);
         Ok(())
     }
 
@@ -2445,13 +2466,57 @@ fn switch_generation(
 }
 
 fn check_is_index(dir: &Path) -> Result<()> {
-    if !dir.join(format::META_FILE).is_file() {
+    if creation::is_creation_dir(dir) {
         return Err(index_error(
             dir,
-            "is not a neardup index (it has no index.meta); create one first",
+            "is where an index is built before it is moved into place, left by a create that was killed; it is not an index: delete it",
+        ));
+    }
+    if !dir.join(format::META_FILE).is_file() {
+        let occupied = std::fs::read_dir(dir).is_ok_and(|mut e| e.next().is_some());
+        return Err(index_error(
+            dir,
+            if occupied {
+                "is not a neardup index (it has no index.meta): delete it or choose another directory, and create an index first (an interrupted create leaves no such directory behind, though an older neardup's could)"
+            } else {
+                "is not a neardup index (it has no index.meta); create one first"
+            },
         ));
     }
     Ok(())
+}
+
+/// The refusal of a non-empty directory to create an index in.
+fn not_empty(dir: &Path, target: &Path) -> Error {
+    index_error(
+        dir,
+        if target.join(format::META_FILE).is_file() {
+            "already holds a neardup index; an index is created in a new or empty directory"
+        } else {
+            "already exists and is not empty, and is not a neardup index (it has no index.meta); an index is created in a new or empty directory: delete this one or choose another"
+        },
+    )
+}
+
+/// The directory `create` makes `dir` into, through symbolic links and `..` (the rename
+/// replaces the directory itself); its parent is made if missing.
+fn creation_target(dir: &Path) -> Result<PathBuf> {
+    let canonical = |p: &Path| {
+        std::fs::canonicalize(p).map_err(|e| io_error(dir, "resolving the directory", e))
+    };
+    if dir.exists() {
+        return canonical(dir);
+    }
+    let Some(name) = dir.file_name() else {
+        return Err(index_error(dir, "names no directory to create"));
+    };
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .map_err(|e| io_error(dir, "creating its parent directory", e))?;
+    Ok(canonical(parent)?.join(name))
 }
 
 /// Whether a log record is one an index with `settings` can take in (as opening it
@@ -2536,7 +2601,10 @@ fn remove_stale_files(dir: &Path, generation: u64) {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         let stale_log = format::parse_log_file_name(name).is_some_and(|g| g != generation);
-        if stale_log || name.starts_with(".tmp") {
+        // `.tmp…`: the temporary files of earlier builds.
+        let temporary = name.starts_with(".tmp")
+            || (name.starts_with('.') && name.contains(".neardup-") && name.ends_with(".tmp"));
+        if stale_log || temporary {
             let _ = std::fs::remove_file(entry.path());
         }
     }
