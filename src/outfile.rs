@@ -219,7 +219,7 @@ fn remove_stale_temporaries(path: &Path) {
 
 /// Whether a process `pid` may exist: `false` only when the system says there is none.
 #[cfg(unix)]
-fn process_may_be_alive(pid: u32) -> bool {
+pub(crate) fn process_may_be_alive(pid: u32) -> bool {
     let Some(pid) = i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)
@@ -231,14 +231,14 @@ fn process_may_be_alive(pid: u32) -> bool {
 }
 
 #[cfg(not(unix))]
-fn process_may_be_alive(_pid: u32) -> bool {
+pub(crate) fn process_may_be_alive(_pid: u32) -> bool {
     true
 }
 
 /// A temporary file in the directory of `path`, so the final rename stays on one file
 /// system, named after `path` and this process and locked while it is open (see the
 /// module's documentation).
-fn temporary_beside(path: &Path) -> io::Result<tempfile::NamedTempFile> {
+pub(crate) fn temporary_beside(path: &Path) -> io::Result<tempfile::NamedTempFile> {
     let dir = directory_of(path);
     if !dir.is_dir() {
         return Err(io::Error::new(

@@ -377,6 +377,63 @@ fn an_undated_article_takes_the_feed_clock_and_does_not_expire_the_archive() {
     assert_eq!((reopened.len(), reopened.stats().clock), (4, t0 + 2 * day));
 }
 
+/// An undated article (no date, or one that does not parse) matches at any distance, as
+/// the batch story level pairs it, both ways: before, it was matched at the feed's clock,
+/// so an undated copy of an article dated days earlier was `new`.
+#[test]
+fn an_undated_article_matches_at_any_distance_within_a_window() {
+    let s = Scratch::new();
+    let dir = s.path("idx");
+    let day: i64 = 86_400;
+    let t0 = 1_700_000_000;
+    FeedIndex::create(&dir, &settings_of(PipelineBuilder::new(), Some(3 * 86_400))).unwrap();
+    let mut index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+    let now = neardup::feed::now();
+    let undated = |index: &FeedIndex, id: &str, text: &str, date: serde_json::Value| {
+        let record = serde_json::json!({"id": id, "text": text, "date": date});
+        Article::from_json(
+            &record.to_string(),
+            &FieldNames::default(),
+            &mut index.fingerprinter(),
+            now,
+        )
+        .unwrap()
+    };
+    index.add(&article(&index, "rate", RATE, Some(t0))).unwrap();
+    index
+        .add(&article(&index, "storm", STORM, Some(t0 + 10 * day)))
+        .unwrap();
+    // An undated copy of an article dated ten days before the clock: stored at the clock,
+    // matched at any distance.
+    let copy = undated(&index, "rate-undated", RATE_COPY, serde_json::Value::Null);
+    assert_eq!(index.time_of(&copy), t0 + 10 * day);
+    let v = index.add(&copy).unwrap().unwrap();
+    assert_eq!(
+        (v.kind, v.best().map(|m| m.id.as_str())),
+        (VerdictKind::Duplicate, Some("rate"))
+    );
+    let bad = undated(&index, "rate-bad-date", RATE_COPY, "not a date".into());
+    assert!(bad.unparsed_date.is_some());
+    let v = index.query(&bad).unwrap().unwrap();
+    assert_eq!(v.kind, VerdictKind::Duplicate);
+    assert_eq!(v.matches.len(), 2, "the dated one and the undated one");
+    // A dated article matches a stored undated one at any distance too, after a
+    // reopening as well, but not the dated one beyond the window.
+    let storm_copy = undated(&index, "storm-undated", STORM_COPY, serde_json::Value::Null);
+    index.add(&storm_copy).unwrap();
+    index.commit().unwrap();
+    drop(index);
+    let mut index = FeedIndex::open(&dir, Access::Read, &Silent).unwrap();
+    let late = article(&index, "rate-late", RATE_COPY, Some(t0 + 100 * day));
+    let v = index.query(&late).unwrap().unwrap();
+    let ids: Vec<&str> = v.matches.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["rate-undated"]);
+    let early = article(&index, "storm-early", STORM_COPY, Some(t0 - 100 * day));
+    let v = index.query(&early).unwrap().unwrap();
+    let ids: Vec<&str> = v.matches.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["storm-undated"]);
+}
+
 #[test]
 fn reuters_with_one_unparsable_date_keeps_its_window() {
     let Some(data) = data_dir() else { return };
@@ -469,7 +526,10 @@ fn damage_is_refused_with_a_clear_error() {
         .to_string();
     assert!(e.contains("not a neardup index"), "{e}");
     let e = FeedIndex::create(&dir, &settings_of(PipelineBuilder::new(), None)).unwrap_err();
-    assert!(e.to_string().contains("not empty"), "{e}");
+    assert!(
+        e.to_string().contains("already holds a neardup index"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -587,7 +647,7 @@ fn index_errors_name_the_path_and_say_the_cause_once() {
     let out = index_output(&["create", "-q"], &file.join("idx"), &[]);
     assert!(!out.status.success());
     let err = stderr_of(&out);
-    assert!(err.contains("creating the directory"), "{err}");
+    assert!(err.contains("creating its parent directory"), "{err}");
     assert_eq!(err.matches("os error").count(), 1, "{err}");
 }
 
@@ -2006,6 +2066,156 @@ fn index_repair_is_refused_while_another_writer_holds_the_index() {
     assert!(damaged_files(&idx).is_empty());
 }
 
+/// A file named `name` in `dir` or in a directory inside it.
+fn holds_file(dir: &Path, name: &str) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name() == name || e.path().join(name).exists() && e.path().is_dir())
+    })
+}
+
+/// `index create` killed at random moments (some as soon as its statistics are written)
+/// leaves no index or a whole one, never a directory that is neither (before, one with
+/// `story.stats` and no `index.meta` that every command refused, `create` included). A
+/// directory it was building in is not taken for an index, and the next `create`
+/// removes it.
+#[test]
+fn a_killed_index_create_leaves_no_index_or_a_whole_one() {
+    let s = Scratch::new();
+    // Many distinct words: a statistics file of megabytes, slow to write and sync.
+    let mut rng = Rng(31);
+    let records: Vec<serde_json::Value> = (0..4000)
+        .map(|i| {
+            let words: Vec<String> = (0..120)
+                .map(|_| format!("x{}", rng.below(1 << 40)))
+                .collect();
+            serde_json::json!({"id": format!("d{i}"), "text": words.join(" ")})
+        })
+        .collect();
+    let input = s.write("corpus.jsonl", to_jsonl(&records));
+    let stats = s.path("big.stats");
+    let out = neardup()
+        .args(["stats", "count", "-q", "-o"])
+        .arg(&stats)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let parent = s.path("runs");
+    std::fs::create_dir(&parent).unwrap();
+    let idx = parent.join("kc");
+    let mut rng = Rng(32);
+    let (mut interrupted, mut leftovers) = (0, 0);
+    for round in 0..40 {
+        let _ = std::fs::remove_dir_all(&idx);
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("neardup"))
+            .args(["index", "create", "-q", "--level", "story", "--stats"])
+            .arg(&stats)
+            .arg(&idx)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Half the rounds: killed as soon as story.stats is written, wherever.
+        let deadline = Instant::now() + Duration::from_millis(rng.below(60));
+        while child.try_wait().unwrap().is_none()
+            && !(round % 2 == 0 && holds_file(&parent, "story.stats"))
+            && Instant::now() < deadline
+        {
+            std::thread::yield_now();
+        }
+        let _ = child.kill();
+        let finished = child.wait().unwrap().success();
+        let left: Vec<String> = std::fs::read_dir(&parent)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n != "kc")
+            .collect();
+        if idx.exists() {
+            let out = index_output(&["stats"], &idx, &[]);
+            assert!(
+                out.status.success(),
+                "round {round}: {:?} is neither absent nor an index: {}",
+                std::fs::read_dir(&idx)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name())
+                    .collect::<Vec<_>>(),
+                stderr_of(&out)
+            );
+            assert!(left.is_empty(), "round {round}: {left:?}");
+        } else {
+            assert!(!finished, "round {round}");
+            interrupted += 1;
+            if let Some(name) = left.first() {
+                leftovers += 1;
+                assert!(name.starts_with(".kc.neardup-create-"), "{left:?}");
+                let out = index_output(&["stats"], &parent.join(name), &[]);
+                assert!(!out.status.success());
+                assert!(stderr_of(&out).contains("delete it"), "{}", stderr_of(&out));
+            }
+            let again = ["create", "-q", "--level", "story", "--stats"];
+            let mut args: Vec<&str> = again.to_vec();
+            args.push(stats.to_str().unwrap());
+            index_ok(&args, &idx, &[]);
+            assert_eq!(
+                std::fs::read_dir(&parent).unwrap().count(),
+                1,
+                "round {round}"
+            );
+            assert_eq!(index_stats(&idx)["articles"], 0);
+        }
+    }
+    assert!(
+        interrupted > 0 && leftovers > 0,
+        "{interrupted} {leftovers}"
+    );
+}
+
+/// A directory that is not empty and has no `index.meta` is refused by `create` and by
+/// every other command, each saying to delete it or choose another; one that holds an
+/// index is refused by `create` as one.
+#[test]
+fn a_directory_without_index_meta_is_refused_saying_what_to_do() {
+    let s = Scratch::new();
+    let idx = s.path("half");
+    std::fs::create_dir(&idx).unwrap();
+    std::fs::write(idx.join("story.stats"), b"left by an older neardup").unwrap();
+    let out = index_output(&["create", "-q"], &idx, &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("is not a neardup index (it has no index.meta)")
+            && stderr_of(&out).contains("delete this one or choose another"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = index_output(&["stats"], &idx, &[]);
+    assert!(
+        stderr_of(&out).contains("delete it or choose another directory"),
+        "{}",
+        stderr_of(&out)
+    );
+    let whole = s.path("whole");
+    index_ok(&["create", "-q"], &whole, &[]);
+    let out = index_output(&["create", "-q"], &whole, &[]);
+    assert!(
+        stderr_of(&out).contains("already holds a neardup index"),
+        "{}",
+        stderr_of(&out)
+    );
+    // An empty directory is replaced by the index, its permissions kept.
+    let empty = s.path("empty");
+    std::fs::create_dir(&empty).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o750)).unwrap();
+        index_ok(&["create", "-q"], &empty, &[]);
+        let mode = std::fs::metadata(&empty).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o750);
+    }
+}
+
 /// Repair killed at random moments leaves the damaged or the repaired generation in
 /// force, never a mix, and never loses the damaged bytes; running it again finishes it.
 #[test]
@@ -2241,6 +2451,47 @@ fn story_level_added_article_by_article_gives_the_batch_story_pairs() {
             _ => assert!(v.story_matches.is_empty() && v.matches.is_empty()),
         }
     }
+}
+
+/// Undated articles (no date, or one that does not parse) match any in batch; the story
+/// index pairs them the same way, in date order or not (before, it matched them at its
+/// clock and missed the pairs beyond the window from there).
+#[test]
+fn story_level_with_undated_articles_gives_the_batch_story_pairs() {
+    let s = Scratch::new();
+    let mut records = story_corpus(22, 600, 0);
+    for (i, r) in records.iter_mut().enumerate() {
+        match i % 6 {
+            1 => drop(r.as_object_mut().unwrap().remove("date")),
+            4 => r["date"] = "not a date".into(),
+            _ => {}
+        }
+    }
+    // An undated exact copy of the first article, at the end.
+    let mut copy = records[0].clone();
+    copy["id"] = "copy-of-doc-00000".into();
+    copy.as_object_mut().unwrap().remove("date");
+    records.push(copy);
+    let path = s.write("in.jsonl", to_jsonl(&records));
+    let window = 3 * 86_400;
+    let stats_path = s.path("corpus.stats");
+    let batch = batch_story_pairs(&path, &stats_path, window);
+    assert!(batch.contains_key(&ordered("copy-of-doc-00000", "doc-00000")));
+    let stats = read_stats(&stats_path);
+    let (feed, verdicts) = feed_story_pairs(&path, &s.path("idx"), Some(&stats), window);
+    assert_same_story_pairs(&feed, &batch, "with undated articles");
+    let last = verdicts.last().unwrap();
+    assert_eq!(
+        (last.kind, last.best().map(|m| m.id.as_str())),
+        (VerdictKind::Duplicate, Some("doc-00000"))
+    );
+    let mut rng = Rng(6);
+    for i in (1..records.len()).rev() {
+        records.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let shuffled = s.write("shuffled.jsonl", to_jsonl(&records));
+    let (feed, _) = feed_story_pairs(&shuffled, &s.path("idx-shuffled"), Some(&stats), window);
+    assert_same_story_pairs(&feed, &batch, "with undated articles, shuffled");
 }
 
 /// `index add --all-matches` on a story index lists the batch story level's same-story

@@ -10,7 +10,8 @@ pub struct Article {
     /// Its id.
     pub id: String,
     /// Seconds since the Unix epoch: its date, or its arrival time when undated (an index
-    /// stores and matches an undated article at its clock instead: `FeedIndex::time_of`).
+    /// stores an undated article at its clock instead, `FeedIndex::time_of`, and matches it
+    /// at any distance).
     pub time: i64,
     /// Whether `time` is the article's own date.
     pub dated: bool,

@@ -697,16 +697,10 @@ fn same_file(_: &Path, _: &Path) -> io::Result<bool> {
 }
 
 /// Writes `bytes` to `dir/name` atomically: a temporary file, synced, renamed over the
-/// target, then the directory synced.
+/// target, then the directory synced. The temporary file is named as every output's,
+/// `.NAME.neardup-PID-XXXXXX.tmp`; a writer removes one a kill left (`remove_stale_files`).
 pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    #[cfg(unix)]
-    {
-        // Temporary files are private; the index's files are as readable as the others.
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
+    let mut tmp = crate::outfile::temporary_beside(&dir.join(name))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(dir.join(name)).map_err(|e| e.error)?;

@@ -35,13 +35,14 @@
 //! two clusters joins one, it does not merge them), so they can be stored downstream.
 //!
 //! ## Time window
-//! With a window `w`, an article dated `t` (an undated one: see below) matches
-//! only articles dated from `t − w` to `t + w` (as the batch story level's window, so an
-//! archive added out of date order matches as in batch); [`FeedIndex::compact`] deletes
-//! articles older than `w` before the index's clock (its newest article *date*, but never
-//! later than now). An article without a usable date is stamped with that clock (capped
-//! at its arrival), or its arrival time while no indexed article had a date, so it
-//! neither moves the clock nor expires the archive ([`FeedIndex::time_of`]). [`FeedIndex::start_compaction`] does the same in the background while
+//! With a window `w`, an article dated `t` matches only articles dated from `t − w` to
+//! `t + w`, and articles without a usable date match any (as the batch story level's
+//! window, so an archive added out of date order matches as in batch);
+//! [`FeedIndex::compact`] deletes articles older than `w` before the index's clock (its
+//! newest article *date*, but never later than now). For that, an article without a
+//! usable date is stored at that clock (capped at its arrival), or its arrival time while
+//! no indexed article had a date, so it neither moves the clock nor expires the archive
+//! ([`FeedIndex::time_of`]). [`FeedIndex::start_compaction`] does the same in the background while
 //! the index goes on adding and answering.
 //!
 //! ## Levels
@@ -62,6 +63,7 @@
 
 mod article;
 mod bands;
+mod creation;
 mod digest;
 pub mod format;
 mod ingest;
@@ -348,6 +350,8 @@ struct Docs {
     offsets: Vec<u64>,
     lens: Vec<u32>,
     times: Vec<i64>,
+    /// Whether each article had its own date: an undated one matches at any distance.
+    dated: Vec<bool>,
 }
 
 /// Ids to articles without keeping a second copy of every id.
@@ -369,15 +373,15 @@ struct BandHits {
 
 impl BandHits {
     /// Collects `(document, band)` for each band's bucket of `keys` in `tables`: its newest
-    /// `bucket_cap − 1` members whose times are within `time_range` (as the batch pipeline
-    /// limits oversized buckets).
+    /// `bucket_cap − 1` members that are undated or whose times are within `time_range`
+    /// (as the batch pipeline limits oversized buckets).
     fn collect(
         &mut self,
         tables: &[BandTable],
         keys: &[u64],
         bucket_cap: usize,
         time_range: Option<(i64, i64)>,
-        times: &[i64],
+        docs: &Docs,
     ) {
         let Self {
             ranges,
@@ -406,7 +410,10 @@ impl BandHits {
             bucket.clear();
             table.lookup_in((key >> 32) as u32, range, bucket);
             if let Some((min, max)) = time_range {
-                bucket.retain(|&d| (min..=max).contains(&times[d as usize]));
+                // Undated articles match any, as in the batch story level.
+                bucket.retain(|&d| {
+                    !docs.dated[d as usize] || (min..=max).contains(&docs.times[d as usize])
+                });
             }
             let from = bucket.len().saturating_sub(keep);
             hits.extend(bucket[from..].iter().map(|&d| (d, band as u16)));
@@ -660,20 +667,29 @@ impl FeedIndex {
         }
         let settings = &settings;
         settings.pipeline()?; // the same checks as a batch run
-        if dir.exists() && !dir.is_dir() {
+        let target = creation_target(dir)?;
+        if target.exists() && !target.is_dir() {
             return Err(index_error(
                 dir,
                 "exists and is not a directory; an index is created in a new or empty directory",
             ));
         }
-        let occupied = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
-        if occupied {
-            return Err(index_error(
-                dir,
-                "already exists and is not empty; an index is created in a new or empty directory",
-            ));
+        if std::fs::read_dir(&target).is_ok_and(|mut entries| entries.next().is_some()) {
+            return Err(not_empty(dir, &target));
         }
-        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, "creating the directory", e))?;
+        creation::remove_stale(&target);
+        // Built beside the target and renamed into place once whole: a kill leaves no
+        // index or a whole one (a leftover builder directory is removed by a later create).
+        let building = creation::Building::new(&target).map_err(|e| {
+            io_error(
+                dir,
+                "creating a directory beside it to build the index in (its parent must be writable)",
+                e,
+            )
+        })?;
+        let at = building.path();
+        let lock = take_lock(at)?;
+        creation::step("directory").map_err(|e| io_error(dir, "creating the index", e))?;
         let pipeline = settings.pipeline()?;
         let story = match &settings.story {
             None => None,
@@ -685,8 +701,8 @@ impl FeedIndex {
                         .write_to(&mut bytes)
                         .map_err(|e| io_error(dir, "encoding the story statistics", e))?;
                     stats_check = xxh3_64(&bytes);
-                    // Before index.meta, whose presence makes the directory an index.
-                    log::write_atomically(dir, format::STATS_FILE, &bytes)
+                    log::write_atomically(at, format::STATS_FILE, &bytes)
+                        .and_then(|()| creation::step("stats"))
                         .map_err(|e| io_error(dir, "writing story.stats", e))?;
                 }
                 Some(StoryMeta {
@@ -702,13 +718,24 @@ impl FeedIndex {
             story,
             scripts_check: Some(scripts_check(&pipeline)),
         };
-        log::create(&dir.join(format::log_file_name(0)), 0)
+        log::create(&at.join(format::log_file_name(0)), 0)
+            .and_then(|()| creation::step("log"))
             .map_err(|e| io_error(dir, "creating the article log", e))?;
-        log::write_atomically(dir, format::META_FILE, &format::encode_meta(&meta))
+        log::write_atomically(at, format::META_FILE, &format::encode_meta(&meta))
+            .and_then(|()| creation::step("meta"))
             .map_err(|e| io_error(dir, "writing index.meta", e))?;
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            log::sync_dir(parent).map_err(|e| io_error(dir, "syncing the parent directory", e))?;
-        }
+        building.finish(&target).map_err(|e| {
+            if std::fs::read_dir(&target).is_ok_and(|mut entries| entries.next().is_some()) {
+                not_empty(dir, &target) // filled meanwhile
+            } else {
+                io_error(
+                    dir,
+                    "moving the index built beside it into place (a mount point cannot be replaced: create the index in a new directory inside it)",
+                    e,
+                )
+            }
+        })?;
+        drop(lock);
         Ok(())
     }
 
@@ -898,6 +925,7 @@ impl FeedIndex {
                     .lens
                     .push((payload.len() + format::FRAME_HEADER_BYTES) as u32);
                 index.docs.times.push(record.time);
+                index.docs.dated.push(record.dated);
                 index.note_time(record.time, record.dated);
                 let key = xxh3_64(record.id.as_bytes());
                 if index.ids.first.insert(key, doc).is_some_and(|earlier| {
@@ -1030,8 +1058,9 @@ impl FeedIndex {
             .map_or(now, |t| t.min(now))
     }
 
-    /// The time `article` is indexed and matched at: its date, else the feed's clock (the
-    /// newest date indexed, but no later than its arrival), else its arrival time.
+    /// The time `article` is stored at, which compaction measures: its date, else the
+    /// feed's clock (the newest date indexed, but no later than its arrival), else its
+    /// arrival time. An undated article still matches at any distance, as in batch.
     pub fn time_of(&self, article: &Article) -> i64 {
         match (article.dated, self.newest_dated) {
             (true, _) | (false, None) => article.time,
@@ -1173,9 +1202,14 @@ impl FeedIndex {
         Ok(self.find(id)?.is_some())
     }
 
-    /// Every indexed article similar to `article` (at or above the threshold, within the
-    /// window), best first. `keys` holds the article's band keys.
-    fn matches(&self, article: &Article, time: i64, scratch: &mut Scratch) -> Result<Vec<Match>> {
+    /// Every indexed article similar to `article` (at or above the threshold, within
+    /// `window` unless undated), best first. `keys` holds the article's band keys.
+    fn matches(
+        &self,
+        article: &Article,
+        window: Option<(i64, i64)>,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<Match>> {
         let lsh = self.settings.lsh;
         let signature = &article.fingerprint.signature;
         scratch.keys.clear();
@@ -1187,8 +1221,8 @@ impl FeedIndex {
             &self.bands,
             &scratch.keys,
             self.settings.bucket_cap,
-            self.window_around(time),
-            &self.docs.times,
+            window,
+            &self.docs,
         );
         let set = &article.fingerprint.set;
         let threshold = self.settings.threshold as f32;
@@ -1262,10 +1296,15 @@ impl FeedIndex {
     /// The verdict on `article`; leaves its band keys (and story band keys and weighted
     /// signature) in `scratch`.
     fn decide(&self, article: &Article, scratch: &mut Scratch) -> Result<Verdict> {
-        let time = self.time_of(article);
-        let matches = self.matches(article, time, scratch)?;
+        // An undated article matches any, as the batch story level pairs it: its stamped
+        // time only places it for compaction.
+        let window = match article.dated {
+            true => self.window_around(article.time),
+            false => None,
+        };
+        let matches = self.matches(article, window, scratch)?;
         let story_matches = match &self.story {
-            Some(state) => self.story_matches(state, article, time, scratch)?,
+            Some(state) => self.story_matches(state, article, window, scratch)?,
             None => Vec::new(),
         };
         Ok(verdict(article, matches, story_matches))
@@ -1277,7 +1316,7 @@ impl FeedIndex {
         &self,
         state: &StoryState,
         article: &Article,
-        time: i64,
+        window: Option<(i64, i64)>,
         scratch: &mut Scratch,
     ) -> Result<Vec<Match>> {
         let Some(doc) = &article.story else {
@@ -1312,8 +1351,8 @@ impl FeedIndex {
             &state.bands,
             &scratch.story_keys,
             s.bucket_cap,
-            self.window_around(time),
-            &self.docs.times,
+            window,
+            &self.docs,
         );
         let floor = story::estimate_floor(s.candidate_threshold);
         SignatureDigests::digest_into(signature, &mut scratch.story_digest);
@@ -1465,6 +1504,7 @@ impl FeedIndex {
         self.docs.offsets.push(offset);
         self.docs.lens.push(len);
         self.docs.times.push(record.time);
+        self.docs.dated.push(record.dated);
         self.note_time(record.time, record.dated);
         let key = xxh3_64(record.id.as_bytes());
         if let Some(earlier) = self.ids.first.insert(key, doc) {
@@ -1693,6 +1733,7 @@ impl FeedIndex {
             + self.docs.offsets.capacity() * 8
             + self.docs.lens.capacity() * 4
             + self.docs.times.capacity() * 8
+            + self.docs.dated.capacity()
             + self.ids.first.capacity() * 13
             + self.clusters.capacity() * 13
             + self.story.as_ref().map_or(0, |s| {
@@ -2424,13 +2465,57 @@ fn switch_generation(
 }
 
 fn check_is_index(dir: &Path) -> Result<()> {
-    if !dir.join(format::META_FILE).is_file() {
+    if creation::is_creation_dir(dir) {
         return Err(index_error(
             dir,
-            "is not a neardup index (it has no index.meta); create one first",
+            "is where an index is built before it is moved into place, left by a create that was killed; it is not an index: delete it",
+        ));
+    }
+    if !dir.join(format::META_FILE).is_file() {
+        let occupied = std::fs::read_dir(dir).is_ok_and(|mut e| e.next().is_some());
+        return Err(index_error(
+            dir,
+            if occupied {
+                "is not a neardup index (it has no index.meta): delete it or choose another directory, and create an index first (an interrupted create leaves no such directory behind, though an older neardup's could)"
+            } else {
+                "is not a neardup index (it has no index.meta); create one first"
+            },
         ));
     }
     Ok(())
+}
+
+/// The refusal of a non-empty directory to create an index in.
+fn not_empty(dir: &Path, target: &Path) -> Error {
+    index_error(
+        dir,
+        if target.join(format::META_FILE).is_file() {
+            "already holds a neardup index; an index is created in a new or empty directory"
+        } else {
+            "already exists and is not empty, and is not a neardup index (it has no index.meta); an index is created in a new or empty directory: delete this one or choose another"
+        },
+    )
+}
+
+/// The directory `create` makes `dir` into, through symbolic links and `..` (the rename
+/// replaces the directory itself); its parent is made if missing.
+fn creation_target(dir: &Path) -> Result<PathBuf> {
+    let canonical = |p: &Path| {
+        std::fs::canonicalize(p).map_err(|e| io_error(dir, "resolving the directory", e))
+    };
+    if dir.exists() {
+        return canonical(dir);
+    }
+    let Some(name) = dir.file_name() else {
+        return Err(index_error(dir, "names no directory to create"));
+    };
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .map_err(|e| io_error(dir, "creating its parent directory", e))?;
+    Ok(canonical(parent)?.join(name))
 }
 
 /// Whether a log record is one an index with `settings` can take in (as opening it
@@ -2515,7 +2600,10 @@ fn remove_stale_files(dir: &Path, generation: u64) {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         let stale_log = format::parse_log_file_name(name).is_some_and(|g| g != generation);
-        if stale_log || name.starts_with(".tmp") {
+        // `.tmp…`: the temporary files of earlier builds.
+        let temporary = name.starts_with(".tmp")
+            || (name.starts_with('.') && name.contains(".neardup-") && name.ends_with(".tmp"));
+        if stale_log || temporary {
             let _ = std::fs::remove_file(entry.path());
         }
     }

@@ -220,9 +220,9 @@ pub struct CreateArgs {
     /// article becomes a candidate for scoring (default 0.2; lower finds more, slower).
     #[arg(long, value_name = "T", value_parser = parse_candidate_threshold, help_heading = "Index")]
     pub story_candidates: Option<f64>,
-    /// Articles further than this from the article being checked (by their dates; an
-    /// undated one takes the newest date indexed) do not match it; 'index compact'
-    /// removes the articles older than this before the newest date. E.g. 7d, 36h, 90m,
+    /// Dated articles further apart than this do not match (undated ones match any, as in
+    /// batch); 'index compact' removes the articles older than this before the newest
+    /// date (an undated one counts as of the newest date indexed when it was added). E.g. 7d, 36h, 90m,
     /// 2w, 3600s; 'none': no window. Default: none at the copy level, 72h at the story
     /// level (as the batch story level: another day's edition of a report is another
     /// story).

@@ -1,0 +1,251 @@
+//! Where `FeedIndex::create` builds an index: in a directory of its own beside the target,
+//! `.NAME.neardup-create-PID-XXXXXX`, renamed into place once whole, so that a kill leaves
+//! either no index or a whole one, never a directory that is neither.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::format;
+
+/// What marks a directory as one `create` builds in.
+const MARK: &str = ".neardup-create-";
+/// Characters of the random part of its name.
+const RANDOM_CHARS: usize = 6;
+
+/// `.NAME.neardup-create-` for a target named NAME, a long NAME cut (on a character
+/// boundary) so that the whole name stays within the usual 255 bytes.
+fn prefix(target: &Path) -> String {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let mut cut = name.len().min(200);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(".{}{MARK}", &name[..cut])
+}
+
+/// The pid in a name `prefix` PID `-` six letters or digits; `None` for any other name.
+fn pid_in(name: &str, prefix: &str) -> Option<u32> {
+    let (pid, random) = name.strip_prefix(prefix)?.split_once('-')?;
+    let digits = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+    let random_ok =
+        random.len() == RANDOM_CHARS && random.bytes().all(|b| b.is_ascii_alphanumeric());
+    (digits && random_ok).then(|| pid.parse().ok()).flatten()
+}
+
+/// Whether `dir` is named as a directory `create` builds in (of whatever target).
+pub(super) fn is_creation_dir(dir: &Path) -> bool {
+    let Some(name) = dir.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    name.match_indices(MARK).any(|(at, _)| {
+        name.starts_with('.') && at > 0 && pid_in(name, &name[..at + MARK.len()]).is_some()
+    })
+}
+
+/// Removes the directories a killed `create` of `target` left beside it: those whose
+/// process is gone and whose index lock (taken first thing) is free. Best effort, and
+/// anything that may belong to a live process is left.
+pub(super) fn remove_stale(target: &Path) {
+    let Some(parent) = target.parent() else {
+        return;
+    };
+    let prefix = prefix(target);
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = pid_in(&entry.file_name().to_string_lossy(), &prefix) else {
+            continue;
+        };
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if !is_dir || pid == std::process::id() || crate::outfile::process_may_be_alive(pid) {
+            continue;
+        }
+        let free = match fs::File::open(entry.path().join(format::LOCK_FILE)) {
+            Ok(lock) => matches!(crate::lock::try_lock(&lock), Ok(true)),
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        };
+        if free {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// A directory beside `target` to build its index in, removed when dropped unless
+/// [`Building::finish`] moved it into place.
+pub(super) struct Building {
+    path: PathBuf,
+    moved: bool,
+}
+
+impl Building {
+    /// Makes the directory (with the permissions of `target` when it exists, so an empty
+    /// directory replaced keeps them).
+    pub(super) fn new(target: &Path) -> io::Result<Building> {
+        let parent = target.parent().unwrap_or(Path::new("."));
+        let prefix = format!("{}{}-", prefix(target), std::process::id());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        for attempt in 0u64..100 {
+            let mut x = xxh3_64(format!("{prefix}{nanos}-{attempt}").as_bytes());
+            let random: String = (0..RANDOM_CHARS)
+                .map(|_| {
+                    const CHARS: &[u8] =
+                        b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+                    let c = CHARS[(x % CHARS.len() as u64) as usize];
+                    x /= CHARS.len() as u64;
+                    c as char
+                })
+                .collect();
+            let path = parent.join(format!("{prefix}{random}"));
+            match fs::create_dir(&path) {
+                Ok(()) => {
+                    let building = Building { path, moved: false };
+                    if let Ok(m) = fs::metadata(target) {
+                        fs::set_permissions(&building.path, m.permissions())?;
+                    }
+                    return Ok(building);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "no free name for a temporary directory",
+        ))
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames the directory to `target` (replacing it if it is an empty directory) and
+    /// syncs their parent.
+    pub(super) fn finish(mut self, target: &Path) -> io::Result<()> {
+        // rename(2) replaces an empty directory at once; elsewhere it must go first.
+        #[cfg(not(unix))]
+        if target.is_dir() {
+            fs::remove_dir(target)?;
+        }
+        fs::rename(&self.path, target)?;
+        self.moved = true;
+        super::log::sync_dir(target.parent().unwrap_or(Path::new(".")))
+    }
+}
+
+impl Drop for Building {
+    fn drop(&mut self) {
+        if !self.moved {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The step after which `create` fails, in a test.
+    static FAIL_AFTER: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// A point of `create` where a test may make it fail.
+pub(super) fn step(step: &str) -> io::Result<()> {
+    #[cfg(test)]
+    if FAIL_AFTER.with(|f| f.get() == Some(step)) {
+        return Err(io::Error::other(format!("failure injected after {step}")));
+    }
+    let _ = step;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_recognised_exactly() {
+        let target = Path::new("/x/news.idx");
+        let p = prefix(target);
+        assert_eq!(p, ".news.idx.neardup-create-");
+        assert_eq!(pid_in(".news.idx.neardup-create-42-aB3xYz", &p), Some(42));
+        for other in [
+            ".news.idx.neardup-create-42-aB3xY",
+            ".news.idx.neardup-create--aB3xYz",
+            ".news.idx.neardup-create-4x-aB3xYz",
+            ".other.idx.neardup-create-42-aB3xYz",
+            "news.idx",
+        ] {
+            assert_eq!(pid_in(other, &p), None, "{other}");
+        }
+        assert!(is_creation_dir(Path::new(
+            "/x/.news.idx.neardup-create-42-aB3xYz"
+        )));
+        assert!(is_creation_dir(Path::new(
+            ".a.neardup-create-b.neardup-create-7-abcdef"
+        )));
+        assert!(!is_creation_dir(Path::new("/x/news.idx")));
+        assert!(!is_creation_dir(Path::new(
+            "/x/.news.idx.neardup-create-42"
+        )));
+    }
+
+    fn settings() -> crate::feed::IndexSettings {
+        let pipeline = crate::PipelineBuilder::new().build().unwrap();
+        crate::feed::IndexSettings::new(pipeline.settings(), crate::feed::Level::Story, None)
+            .unwrap()
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A create that fails at any step leaves nothing: no target (or the empty directory
+    /// given, as it was) and no directory beside it; the same create then succeeds.
+    #[test]
+    fn a_create_that_fails_part_way_leaves_nothing() {
+        use crate::feed::{Access, FeedIndex};
+        let stats = crate::story::StoryStats::default();
+        for existing in [false, true] {
+            for at in ["directory", "stats", "log", "meta"] {
+                let scratch = tempfile::tempdir().unwrap();
+                let target = scratch.path().join("news.idx");
+                if existing {
+                    fs::create_dir(&target).unwrap();
+                }
+                FAIL_AFTER.with(|f| f.set(Some(at)));
+                let e = FeedIndex::create_with_stats(&target, &settings(), Some(&stats));
+                FAIL_AFTER.with(|f| f.set(None));
+                let e = format!("{:?}", e.unwrap_err());
+                assert!(e.contains("failure injected"), "{e}");
+                let expected: &[&str] = if existing { &["news.idx"] } else { &[] };
+                assert_eq!(names(scratch.path()), expected, "failed after {at}");
+                if existing {
+                    assert!(names(&target).is_empty());
+                }
+                let e = FeedIndex::open(&target, Access::Read, &crate::progress::Silent)
+                    .unwrap_err()
+                    .to_string();
+                assert!(e.contains("create one first"), "{e}");
+                FeedIndex::create_with_stats(&target, &settings(), Some(&stats)).unwrap();
+                assert_eq!(names(scratch.path()), ["news.idx"]);
+                assert_eq!(
+                    names(&target),
+                    ["articles.0.log", "index.meta", "lock", "story.stats"]
+                );
+                FeedIndex::open(&target, Access::Write, &crate::progress::Silent).unwrap();
+            }
+        }
+    }
+}
