@@ -4,9 +4,7 @@
 
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
-
-use xxhash_rust::xxh3::xxh3_64;
+use std::path::Path;
 
 use super::format;
 
@@ -80,8 +78,7 @@ pub(super) fn remove_stale(target: &Path) {
 /// A directory beside `target` to build its index in, removed when dropped unless
 /// [`Building::finish`] moved it into place.
 pub(super) struct Building {
-    path: PathBuf,
-    moved: bool,
+    dir: tempfile::TempDir,
 }
 
 impl Building {
@@ -89,63 +86,32 @@ impl Building {
     /// directory replaced keeps them).
     pub(super) fn new(target: &Path) -> io::Result<Building> {
         let parent = target.parent().unwrap_or(Path::new("."));
-        let prefix = format!("{}{}-", prefix(target), std::process::id());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        for attempt in 0u64..100 {
-            let mut x = xxh3_64(format!("{prefix}{nanos}-{attempt}").as_bytes());
-            let random: String = (0..RANDOM_CHARS)
-                .map(|_| {
-                    const CHARS: &[u8] =
-                        b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-                    let c = CHARS[(x % CHARS.len() as u64) as usize];
-                    x /= CHARS.len() as u64;
-                    c as char
-                })
-                .collect();
-            let path = parent.join(format!("{prefix}{random}"));
-            match fs::create_dir(&path) {
-                Ok(()) => {
-                    let building = Building { path, moved: false };
-                    if let Ok(m) = fs::metadata(target) {
-                        fs::set_permissions(&building.path, m.permissions())?;
-                    }
-                    return Ok(building);
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{}{}-", prefix(target), std::process::id()))
+            .rand_bytes(RANDOM_CHARS)
+            .tempdir_in(parent)?;
+        if let Ok(m) = fs::metadata(target) {
+            fs::set_permissions(dir.path(), m.permissions())?;
         }
-        Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "no free name for a temporary directory",
-        ))
+        Ok(Building { dir })
     }
 
     pub(super) fn path(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 
     /// Renames the directory to `target` (replacing it if it is an empty directory) and
     /// syncs their parent.
-    pub(super) fn finish(mut self, target: &Path) -> io::Result<()> {
+    pub(super) fn finish(self, target: &Path) -> io::Result<()> {
         // rename(2) replaces an empty directory at once; elsewhere it must go first.
         #[cfg(not(unix))]
         if target.is_dir() {
             fs::remove_dir(target)?;
         }
-        fs::rename(&self.path, target)?;
-        self.moved = true;
+        fs::rename(self.dir.path(), target)?;
+        // Moved: nothing is left for the temporary directory to remove.
+        let _ = self.dir.keep();
         super::log::sync_dir(target.parent().unwrap_or(Path::new(".")))
-    }
-}
-
-impl Drop for Building {
-    fn drop(&mut self) {
-        if !self.moved {
-            let _ = fs::remove_dir_all(&self.path);
-        }
     }
 }
 
