@@ -1262,67 +1262,6 @@ fn thai_copies_are_stories_and_unrelated_thai_texts_are_not() {
     }
 }
 
-/// Exact copies made only of common words (a table of figures, a line of weekdays) have
-/// no weighted words to sketch; a signature of their shingle set still makes them
-/// candidates of each other, and of nothing else, so they are one story as in the story
-/// index. A distributed run's sketch records band them the same way.
-#[test]
-fn exact_copies_of_common_words_are_one_story() {
-    let s = Scratch::new();
-    let common = "the of and the the of and";
-    let texts: Vec<(String, String)> = (0..40)
-        .map(|i| {
-            let rare = format!("alpha{i} beta{i} gamma{i} delta{i} epsilon{i}");
-            (format!("d{i:02}"), format!("the of and {rare} and the of"))
-        })
-        .chain([
-            ("c1".to_string(), common.to_string()),
-            ("c2".to_string(), common.to_string()),
-            ("c3".to_string(), "the of and the of the and".to_string()),
-        ])
-        .collect();
-    let records: Vec<(&str, &str)> = texts.iter().map(|(i, t)| (&i[..], &t[..])).collect();
-    let f = s.jsonl("common.jsonl", &records);
-    let (clusters, outcome) = story_clusters(&[InputSpec::Path(f.clone())]);
-    assert_eq!(clusters, vec![vec!["c1".to_string(), "c2".to_string()]]);
-    assert_eq!(
-        outcome.story.as_ref().unwrap().pairs[0].kind,
-        story::Kind::Copy
-    );
-
-    let out = neardup()
-        .args(["sketch", "-q", "--level", "story"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let bands: HashMap<String, Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let r: Value = serde_json::from_str(l).unwrap();
-            (r["id"].as_str().unwrap().to_string(), r["bands"].clone())
-        })
-        .collect();
-    assert_eq!(bands["c1"], bands["c2"]);
-    assert!(!bands["c1"].as_array().unwrap().is_empty());
-    let c1: HashSet<&str> = bands["c1"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k.as_str().unwrap())
-        .collect();
-    for other in ["c3", "d00", "d01"] {
-        let shared = bands[other]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|k| c1.contains(k.as_str().unwrap()))
-            .count();
-        assert_eq!(shared, 0, "{other} shares a band with c1");
-    }
-}
-
 /// `params --level story` takes the candidate threshold as every other command names it,
 /// `--story-candidates`, and says the same as with `--threshold`; the near-copy level
 /// refuses it.

@@ -1331,15 +1331,16 @@ impl FeedIndex {
         story::weighted_elements_of(&mine, &state.stats, &mut scratch.elements);
         scratch.story_signature.clear();
         scratch.story_signature.resize(s.num_perm, u32::MAX);
-        story::story_signature(
-            &state.sketcher,
-            &scratch.elements,
-            &article.fingerprint.set,
-            &mut scratch.sketch,
-            &mut scratch.story_signature,
-        );
+        if !scratch.elements.is_empty() {
+            state.sketcher.sketch(
+                &scratch.elements,
+                &mut scratch.sketch,
+                &mut scratch.story_signature,
+            );
+        }
         scratch.story_keys.clear();
-        // Articles without shingles are never candidates, as in the batch story level.
+        // Articles without weighted content (all stop words) are never candidates, as in
+        // the batch story level.
         if scratch.story_signature.iter().all(|&v| v == u32::MAX) {
             return Ok(Vec::new());
         }
@@ -2336,7 +2337,7 @@ fn story_check(pipeline: &Settings, s: &StoryIndexSettings) -> u64 {
         bytes.extend((xs.len() as u64).to_le_bytes());
         bytes.extend(xs.iter().flat_map(|x| x.to_le_bytes()));
     };
-    for (d, set) in [(&da, &sa), (&db, &sb)] {
+    for d in [&da, &db] {
         for list in [&d.terms, &d.names, &d.figures, &d.quotes, &d.lead_names] {
             words(list, &mut bytes);
         }
@@ -2348,13 +2349,13 @@ fn story_check(pipeline: &Settings, s: &StoryIndexSettings) -> u64 {
         let mut elements = Vec::new();
         story::weighted_elements(d, &stats, &mut elements);
         let mut signature = vec![u32::MAX; s.num_perm];
-        story::story_signature(
-            &story::weighted_sketcher(s.num_perm, pipeline.seed),
-            &elements,
-            set,
-            &mut Vec::new(),
-            &mut signature,
-        );
+        if !elements.is_empty() {
+            story::weighted_sketcher(s.num_perm, pipeline.seed).sketch(
+                &elements,
+                &mut Vec::new(),
+                &mut signature,
+            );
+        }
         bytes.extend(signature.iter().flat_map(|x| x.to_le_bytes()));
     }
     // Rounded, so that the last bit of a libm function does not matter.

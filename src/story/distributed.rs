@@ -30,8 +30,7 @@ use super::model::Veto;
 use super::output::{ComponentsRecord, StoryPairRecord};
 use super::{
     Kind, StoryDocs, StoryPair, StorySettings, StoryStats, StoryView, beyond_window, candidate_lsh,
-    estimate_floor, link, score, story_signature, weighted_components, weighted_elements_of,
-    weighted_sketcher,
+    estimate_floor, link, score, weighted_components, weighted_elements_of, weighted_sketcher,
 };
 use crate::corpus::Corpus;
 use crate::distributed::{
@@ -57,8 +56,8 @@ pub struct StorySketchRecord {
     #[serde(default)]
     pub settings: Option<String>,
     /// Band keys of its weighted signature, one per band in band order, as 16 hex digits;
-    /// none when it has no shingles, as such a document is never a candidate (one with
-    /// only common words has a signature of its shingle set: `story::story_signature`).
+    /// none when it has no weighted content (only common words), as such a document is
+    /// never a candidate.
     pub bands: Vec<String>,
     /// Its weighted signature: little-endian u32 slots, in base64.
     pub signature: String,
@@ -116,17 +115,18 @@ pub fn write_sketches(
                     let view = docs.get(doc, &mut buf)?;
                     let weighted = score::Weighted::new(view, stats);
                     weighted_elements_of(&weighted, stats, &mut elements);
-                    let set = corpus.set(doc, &mut set_buf)?;
-                    story_signature(&sketcher, &elements, set, &mut scratch, &mut signature);
-                    let bands = if signature.iter().all(|&v| v == u32::MAX) {
+                    signature.fill(u32::MAX);
+                    let bands = if elements.is_empty() {
                         Vec::new()
                     } else {
+                        sketcher.sketch(&elements, &mut scratch, &mut signature);
                         (0..lsh.bands)
                             .map(|b| format!("{:016x}", band_key(&signature, lsh, b)))
                             .collect()
                     };
                     words.clear();
                     view.encode_into(&mut words);
+                    let set = corpus.set(doc, &mut set_buf)?;
                     let record = StorySketchRecord {
                         schema_version: SCHEMA_VERSION,
                         level: "story".into(),

@@ -264,34 +264,8 @@ pub fn weighted_elements_of(doc: &score::Weighted<'_>, stats: &StoryStats, out: 
     }
 }
 
-/// A document's weighted signature into `out` (`num_perm` slots): its weighted elements
-/// sketched by `sketcher`. A document without weighted content (only common words: a
-/// table of figures, a line of weekdays) gets slots derived from its shingle set instead,
-/// so that its exact copies share every band with it and are scored, while no other
-/// document shares a band with it; one without shingles keeps every slot `u32::MAX` and
-/// is never a candidate. The batch level, the distributed sketch and the story index all
-/// make signatures here.
-pub fn story_signature(
-    sketcher: &Sketcher,
-    elements: &[u64],
-    set: &[u64],
-    scratch: &mut Vec<u64>,
-    out: &mut [u32],
-) {
-    out.fill(u32::MAX);
-    if !elements.is_empty() {
-        sketcher.sketch(elements, scratch, out);
-    } else if !set.is_empty() {
-        let bytes: &[u8] = bytemuck::cast_slice(set);
-        for (slot, value) in out.iter_mut().enumerate() {
-            *value =
-                (xxhash_rust::xxh3::xxh3_64_with_seed(bytes, slot as u64) as u32).min(u32::MAX - 1);
-        }
-    }
-}
-
 /// The sketcher of the weighted signatures, for the pipeline's seed (as [`run`] makes
-/// them with [`story_signature`]).
+/// them: [`weighted_elements`], sketched; no elements leave every slot `u32::MAX`).
 pub fn weighted_sketcher(num_perm: usize, seed: u64) -> Sketcher {
     Sketcher::new(num_perm, seed ^ 0x0073_746f_7279)
 }
@@ -365,17 +339,17 @@ pub fn run(
             .par_chunks_mut(k * BATCH)
             .enumerate()
             .map_init(
-                || (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
-                |(elements, scratch, buf, set_buf), (b, outs)| {
+                || (Vec::new(), Vec::new(), Vec::new()),
+                |(elements, scratch, buf), (b, outs)| {
                     let first = r * round + b * BATCH;
                     let (mut words, mut ends) = (Vec::new(), Vec::new());
                     for (i, out) in outs.chunks_mut(k).enumerate() {
-                        let d = (first + i) as u32;
-                        let doc = docs.get(d, buf)?;
+                        let doc = docs.get((first + i) as u32, buf)?;
                         let w = score::Weighted::new(doc, &stats);
                         weighted_elements_of(&w, &stats, elements);
-                        let set = corpus.set(d, set_buf)?;
-                        story_signature(&sketcher, elements, set, scratch, out);
+                        if !elements.is_empty() {
+                            sketcher.sketch(elements, scratch, out);
+                        }
                         w.encode_weights_into(&mut words);
                         ends.push(words.len());
                     }
@@ -394,7 +368,7 @@ pub fn run(
         }
     }
     stages.start(Stage::Candidates, Some(lsh.bands as u64));
-    // Documents without shingles are never candidates (see `story_signature`).
+    // Documents without weighted content (all stop words) are never candidates.
     let indexed: Vec<u32> = (0..docs.len() as u32)
         .filter(|&d| {
             signatures[d as usize * k..(d as usize + 1) * k]
