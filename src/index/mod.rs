@@ -50,8 +50,10 @@ pub struct CopyGroup {
 
 /// Buckets of at least this many members are expanded after all bands are in, once per
 /// distinct membership: copies fill the same bucket in every band, and gathering its
-/// `n(n − 1)/2` pairs band after band would hold them `bands` times over.
-pub const SHARED_BUCKET_MIN: usize = 32;
+/// `n(n − 1)/2` pairs band after band would hold them `bands` times over. Smaller buckets
+/// (almost all of them) are paired where they are found, without a list of members to
+/// allocate: 32 members are 496 pairs, where the list's cost is already small beside them.
+const SHARED_BUCKET_MIN: usize = 32;
 
 /// Candidate pairs from LSH.
 #[derive(Debug, Default)]
@@ -181,11 +183,12 @@ pub(crate) fn copy_groups(
 /// [`candidate_pairs`] over any signatures: `signature(doc)` gives a document's
 /// `num_perm` slots (the story level bands its own weighted signatures this way).
 ///
-/// Only pairs for which `keep(a, b)` holds are listed. It is asked inside each bucket,
-/// before pairs are gathered: with short bands, bucket mates are mostly far apart, and
-/// keeping them all first would cost memory in proportion to every collision (hundreds of
-/// millions of pairs for a million documents), while a bucket's members are still in
-/// cache. `keep` must depend on the pair alone (it may be asked once per shared band).
+/// Only pairs for which `keep(a, b)` holds are listed. It is asked before pairs are
+/// gathered (inside each small bucket, while its members are in cache; for a large or
+/// oversized bucket, as its membership is expanded): with short bands, bucket mates are
+/// mostly far apart, and keeping them all first would cost memory in proportion to every
+/// collision (hundreds of millions of pairs for a million documents). `keep` must depend
+/// on the pair alone (it may be asked once per shared band).
 #[allow(clippy::too_many_arguments)] // the banding settings, passed apart
 pub fn candidate_pairs_of<'s>(
     signature: &(dyn Fn(u32) -> &'s [u32] + Sync),
@@ -202,7 +205,7 @@ pub fn candidate_pairs_of<'s>(
         "bands × rows exceeds num_perm"
     );
     let bucket_cap = bucket_cap.max(2);
-    let per_band: Vec<BandPairs> = (0..params.bands)
+    let mut per_band: Vec<BandPairs> = (0..params.bands)
         .into_par_iter()
         .map(|band| {
             if ticker.stopped() {
@@ -214,18 +217,16 @@ pub fn candidate_pairs_of<'s>(
         })
         .collect();
     let mut oversized = Vec::new();
-    let mut windows: Vec<Vec<u32>> = Vec::new();
-    let total: usize = per_band.iter().map(|b| b.pairs.len()).sum();
-    let mut packed = Vec::with_capacity(total);
-    for band in per_band {
-        packed.extend_from_slice(&band.pairs);
-        oversized.extend(band.oversized);
-        windows.extend(band.windows);
+    let mut memberships: Vec<Vec<u32>> = Vec::new();
+    for band in &mut per_band {
+        oversized.append(&mut band.oversized);
+        memberships.append(&mut band.memberships);
     }
-    // Copies make the same bucket in every band: expand each membership once.
-    windows.par_sort_unstable();
-    windows.dedup();
-    let windowed: Vec<Vec<u64>> = windows
+    // Copies make the same bucket in every band: expand each membership once (in full
+    // within the cap, windowed over it).
+    memberships.par_sort_unstable();
+    memberships.dedup();
+    let expanded: Vec<Vec<u64>> = memberships
         .par_iter()
         .map(|members| {
             let mut pairs = Vec::new();
@@ -233,8 +234,11 @@ pub fn candidate_pairs_of<'s>(
             pairs
         })
         .collect();
-    drop(windows);
-    for pairs in windowed {
+    drop(memberships);
+    let total = per_band.iter().map(|b| b.pairs.len()).sum::<usize>()
+        + expanded.iter().map(Vec::len).sum::<usize>();
+    let mut packed = Vec::with_capacity(total);
+    for pairs in per_band.into_iter().map(|b| b.pairs).chain(expanded) {
         packed.extend_from_slice(&pairs);
     }
     let gathered = packed.len() as u64;
@@ -259,7 +263,7 @@ pub fn candidate_pairs_of<'s>(
 struct BandPairs {
     pairs: Vec<u64>,
     oversized: Vec<OversizedBucket>,
-    windows: Vec<Vec<u32>>,
+    memberships: Vec<Vec<u32>>,
 }
 
 /// Pairs each of `members` (in id order) with its next `cap − 1`, as packed `(a, b)`: all
@@ -271,7 +275,7 @@ fn window_pairs(
     out: &mut Vec<u64>,
 ) {
     for (i, &a) in members.iter().enumerate() {
-        for &b in &members[i + 1..(i + cap).min(members.len())] {
+        for &b in &members[i + 1..i.saturating_add(cap).min(members.len())] {
             let (a, b) = if a < b { (a, b) } else { (b, a) };
             if keep(a, b) {
                 out.push((u64::from(a) << 32) | u64::from(b));
@@ -306,7 +310,7 @@ fn band_pairs<'s>(
         if bucket.len() < 2 {
             continue;
         }
-        if bucket.len() < SHARED_BUCKET_MIN.min(cap + 1) {
+        if bucket.len() < SHARED_BUCKET_MIN.min(cap.saturating_add(1)) {
             for (i, &(_, a)) in bucket.iter().enumerate() {
                 for &(_, b) in &bucket[i + 1..] {
                     let (a, b) = if a < b { (a, b) } else { (b, a) };
@@ -320,7 +324,7 @@ fn band_pairs<'s>(
         let mut members: Vec<u32> = bucket.iter().map(|&(_, d)| d).collect();
         members.sort_unstable_by_key(|&d| rank[d as usize]);
         if members.len() <= cap {
-            out.windows.push(members);
+            out.memberships.push(members);
             continue;
         }
         out.oversized.push(OversizedBucket {
@@ -328,7 +332,7 @@ fn band_pairs<'s>(
             size: members.len(),
             sample: members.iter().take(5).copied().collect(),
         });
-        out.windows.push(members);
+        out.memberships.push(members);
     }
     out
 }
@@ -374,6 +378,18 @@ mod tests {
         assert_eq!(found.oversized.len(), 3);
         assert_eq!(found.pairs.len(), window);
         assert_eq!(found.gathered, window as u64);
+    }
+
+    #[test]
+    fn a_cap_of_any_size_pairs_every_bucket_in_full() {
+        // A cap meant as "no cap" (the largest number) must not overflow.
+        let k = 6;
+        let signatures = vec![7u32; 40 * k];
+        for cap in [usize::MAX, usize::MAX - 16, 1 << 40] {
+            let found = pairs_of(&signatures, k, cap, &|_, _| true);
+            assert_eq!(found.pairs.len(), 780);
+            assert!(found.oversized.is_empty());
+        }
     }
 
     #[test]

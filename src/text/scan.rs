@@ -2,9 +2,10 @@
 //!
 //! One pass over the text writes an ASCII-lowercased copy of it and bitmaps with one bit
 //! per byte: ASCII letters/digits, digits, apostrophes, `.`/`,`, and bytes of non-ASCII
-//! characters. A second, word-wide pass derives `joiner` (an apostrophe between two
-//! word bytes, or `.`/`,` between two digits or non-ASCII bytes) and `token` (letter, digit, joiner or
-//! non-ASCII byte). Every run of `token` bits is then either one ASCII token, hashed
+//! characters. A second, word-wide pass derives `joiner`, the bytes that may join a token
+//! (an apostrophe between two word bytes, or `.`/`,` between two digits or non-ASCII
+//! bytes: the character scanner decides the latter), and `token` (letter, digit, joiner
+//! or non-ASCII byte). Every run of `token` bits is then either one ASCII token, hashed
 //! straight out of the lowered copy, or a stretch with non-ASCII characters that the
 //! character-level scanner splits.
 //!
