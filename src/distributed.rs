@@ -69,11 +69,41 @@ pub fn sketch_settings(
     num_perm: usize,
     stats: Option<u64>,
 ) -> String {
-    let mut settings = format!("level={level} shingle={shingle} seed={seed} num_perm={num_perm}");
+    let mut settings = format!(
+        "level={level} shingle={shingle} seed={seed} num_perm={num_perm} tokenizer={}",
+        tokenizer_check()
+    );
     if let Some(digest) = stats {
         settings.push_str(&format!(" stats={digest:016x}"));
     }
     settings
+}
+
+/// A hash of the tokens of the feed index's probe texts: sketches made by a neardup that
+/// reads text otherwise (another tokenizer: scripts, invisible characters, joiners) have
+/// other shingles, and `verify` refuses to score them with this one's.
+pub(crate) fn tokenizer_check() -> String {
+    let mut tokens = Vec::new();
+    for probe in [
+        crate::feed::format::PROBE_TEXT,
+        crate::feed::format::SCRIPTS_PROBE_TEXT,
+    ] {
+        crate::text::tokenize(probe, &mut tokens);
+    }
+    let hashes: Vec<u64> = tokens.iter().map(|t| t.hash).collect();
+    format!(
+        "{:016x}",
+        xxhash_rust::xxh3::xxh3_64(bytemuck::cast_slice(&hashes))
+    )
+}
+
+/// The setting of [`tokenizer_check`], as `verify` checks it.
+pub(crate) fn tokenizer_setting() -> (&'static str, String, String) {
+    (
+        "tokenizer",
+        tokenizer_check(),
+        "this neardup's tokenizer: sketch the documents again with it".into(),
+    )
 }
 
 /// Checks, record by record, that every sketch a `verify` reads was made with the
@@ -488,6 +518,7 @@ impl PairVerifier {
         let mut check = SettingsCheck::new(vec![
             ("level", "near-copy".into(), "--level".into()),
             ("num_perm", self.num_perm.to_string(), "--num-perm".into()),
+            tokenizer_setting(),
         ]);
         for_each_line(input, name, |number, line| {
             let at = format!("{name}:{number}");

@@ -269,6 +269,19 @@ fn verify_refuses_sketches_made_with_other_settings() {
         &[],
         "has no \"settings\" field (sketched by an older neardup)",
     );
+    // Sketched by a neardup that read text otherwise (or before the tokenizer was named).
+    for tokenizer in ["", " tokenizer=0123456789abcdef"] {
+        let mut other: serde_json::Value = serde_json::from_str(&plain[4]).unwrap();
+        let settings = other["settings"].as_str().unwrap().to_string();
+        let (before, after) = settings.split_once(" tokenizer=").unwrap();
+        let rest = after.split_once(' ').map_or("", |(_, rest)| rest);
+        other["settings"] = format!("{before}{tokenizer} {rest}").trim_end().into();
+        refused_line(
+            format!("[{},{other}]", plain[3]),
+            &[],
+            "this neardup's tokenizer: sketch the documents again with it",
+        );
+    }
 
     // The story level: weighed by other statistics than verify's.
     let (stats, records) = fixture_sketches(&s);

@@ -266,6 +266,7 @@ impl<'s> Verifier<'s> {
                 format!("{:016x}", self.digest),
                 "the statistics of --stats".into(),
             ),
+            crate::distributed::tokenizer_setting(),
         ]);
         for_each_line(input, name, |number, line| {
             let at = format!("{name}:{number}");
