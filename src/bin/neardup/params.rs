@@ -94,6 +94,11 @@ pub struct ParamsArgs {
 
 pub fn run(a: ParamsArgs) -> Result<ExitCode> {
     let story = a.level == LevelArg::Story;
+    if let Some(t) = a.story_candidates.filter(|t| !(*t > 0.0 && *t <= 1.0)) {
+        return Err(crate::usage(anyhow::anyhow!(
+            "--story-candidates must be in (0, 1], got {t}"
+        )));
+    }
     if a.story_candidates.is_some() && !story {
         return Err(crate::usage(anyhow::anyhow!(
             "--story-candidates is the story level's candidate threshold: add --level story, \
