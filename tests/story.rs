@@ -1282,6 +1282,10 @@ fn params_takes_the_story_candidates_flag() {
     let near_copy = run(&["--story-candidates", "0.15"]);
     assert_eq!(near_copy.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&near_copy.stderr).contains("add --level story"));
+    let out_of_range = run(&["--level", "story", "--story-candidates", "2"]);
+    assert_eq!(out_of_range.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out_of_range.stderr);
+    assert!(stderr.contains("--story-candidates must be"), "{stderr}");
     let both = run(&[
         "--level",
         "story",
