@@ -475,11 +475,12 @@ mod tests {
 
     proptest! {
         // Asking `keep` inside the buckets gives exactly the unfiltered candidates filtered
-        // afterwards, capped buckets included, and reports the same oversized buckets.
+        // afterwards, capped buckets and buckets expanded after the bands (32 members or
+        // more) included, and reports the same oversized buckets.
         #[test]
         fn keep_is_the_unfiltered_result_filtered(
-            slots in proptest::collection::vec(0u32..3, 6..240),
-            cap in 2usize..6,
+            slots in proptest::collection::vec(0u32..3, 6..600),
+            cap in prop_oneof![2usize..6, 32usize..120],
             modulus in 2u32..5,
         ) {
             let k = 6;
