@@ -217,6 +217,24 @@ fn remove_stale_temporaries(path: &Path) {
     }
 }
 
+/// Whether `path`, named `name`, is the temporary file of any output (`.NAME.neardup-PID-
+/// XXXXXX.tmp`) that a process killed outright left: its process is gone and its lock is
+/// free. (Anything else in a directory, a live process's file among them, is not.)
+pub(crate) fn is_stale_temporary(path: &Path, name: &str) -> bool {
+    let Some(at) = name.rfind(".neardup-") else {
+        return false;
+    };
+    let prefix = &name[..at + ".neardup-".len()];
+    match temporary_pid(name, prefix) {
+        Some(pid) if name.starts_with('.') => {
+            pid != std::process::id()
+                && !process_may_be_alive(pid)
+                && File::open(path).is_ok_and(|f| matches!(crate::lock::try_lock(&f), Ok(true)))
+        }
+        _ => false,
+    }
+}
+
 /// Whether a process `pid` may exist: `false` only when the system says there is none.
 #[cfg(unix)]
 pub(crate) fn process_may_be_alive(pid: u32) -> bool {
@@ -352,6 +370,38 @@ mod tests {
     /// A leftover temporary file is removed only when its process is gone and its lock is
     /// free: a file still locked (by whatever holds it) stays, as do other names.
     #[cfg(unix)]
+    #[test]
+    fn a_stale_temporary_of_any_output_is_one_of_a_dead_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let cases = [
+            (format!(".a.jsonl.neardup-{dead}-aB3xYz.tmp"), true),
+            (format!(".index.meta.neardup-{dead}-Zz9yY8.tmp"), true),
+            (
+                format!(".a.jsonl.neardup-{}-mine12.tmp", std::process::id()),
+                false,
+            ),
+            (".a.jsonl.neardup-1-init01.tmp".to_string(), false),
+            (format!(".a.jsonl.neardup-{dead}-short.tmp"), false),
+            (format!("a.jsonl.neardup-{dead}-aB3xYz.tmp"), false),
+            (format!(".a.jsonl.neardup-{dead}-LoCk3d.tmp"), false),
+        ];
+        for (name, _) in &cases {
+            fs::write(dir.path().join(name), "").unwrap();
+        }
+        let holder = File::open(dir.path().join(&cases[6].0)).unwrap();
+        assert!(crate::lock::try_lock(&holder).unwrap());
+        for (name, stale) in &cases {
+            assert_eq!(
+                is_stale_temporary(&dir.path().join(name), name),
+                *stale,
+                "{name}"
+            );
+        }
+    }
+
     #[test]
     fn only_temporary_files_of_dead_processes_are_removed() {
         let dir = tempfile::tempdir().unwrap();

@@ -67,7 +67,8 @@ pub struct IngestStats {
     pub already_indexed: u64,
     /// Bad records and inputs, by [`ProblemKind::label`].
     pub problems: BTreeMap<&'static str, u64>,
-    /// Dates that could not be parsed (the index's clock was used: `FeedIndex::time_of`).
+    /// Dates that could not be parsed: those articles count as undated (they match at any
+    /// distance and are stored at the index's clock for compaction, `FeedIndex::time_of`).
     pub unparsed_dates: u64,
     /// The first of them.
     pub unparsed_date_example: Option<String>,

@@ -619,7 +619,9 @@ fn io_error(dir: &Path, doing: &str, e: io::Error) -> Error {
 }
 
 impl FeedIndex {
-    /// Creates an empty index in `dir` (which must not exist or be empty). At the story
+    /// Creates an empty index in `dir` (which must not exist or be empty; it is built
+    /// beside it and renamed into place, so its parent must be writable and it cannot be a
+    /// mount point; a create that fails or is killed leaves no index). At the story
     /// level its statistics are accumulated from the articles it holds (see
     /// [`StatsSource::Accumulated`]); [`FeedIndex::create_with_stats`] fixes them.
     pub fn create(dir: &Path, settings: &IndexSettings) -> Result<()> {
@@ -683,7 +685,7 @@ impl FeedIndex {
         let building = creation::Building::new(&target).map_err(|e| {
             io_error(
                 dir,
-                "creating a directory beside it to build the index in (its parent must be writable)",
+                "creating the directory the index is built in, beside it (its parent must be writable)",
                 e,
             )
         })?;
@@ -2601,9 +2603,11 @@ fn remove_stale_files(dir: &Path, generation: u64) {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         let stale_log = format::parse_log_file_name(name).is_some_and(|g| g != generation);
-        // `.tmp…`: the temporary files of earlier builds.
-        let temporary = name.starts_with(".tmp")
-            || (name.starts_with('.') && name.contains(".neardup-") && name.ends_with(".tmp"));
+        // `.tmp…`: the temporary files of earlier builds (written under the writer's lock,
+        // which this process holds); `.NAME.neardup-PID-XXXXXX.tmp` only once its process
+        // is gone, as another program may be writing an output here.
+        let temporary =
+            name.starts_with(".tmp") || crate::outfile::is_stale_temporary(&entry.path(), name);
         if stale_log || temporary {
             let _ = std::fs::remove_file(entry.path());
         }

@@ -9,7 +9,7 @@
 //! quadratic number of pairs. Its members are instead ordered by id and each is paired only
 //! with the next `cap − 1` members: linear in the bucket size, and copies still chain into
 //! one cluster. Every such bucket is reported. Identical copies share a bucket in every
-//! band, so a large bucket (oversized, or of at least [`SHARED_BUCKET_MIN`] members) whose
+//! band, so a large bucket (oversized, or of at least 32 members) whose
 //! members equal another band's is expanded once: its pairs are not gathered band after
 //! band.
 //!

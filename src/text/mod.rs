@@ -375,7 +375,6 @@ fn decode_at(text: &str, i: usize) -> char {
     text[i..].chars().next().unwrap_or('\u{FFFD}')
 }
 
-/// Whether a token could continue with the character at byte `i` (a word character).
 /// Whether the first visible character at or after byte `i` (and before `to`) is a word
 /// character: invisible ones between a joiner and its word do not cut the word.
 fn word_starts_after(text: &str, i: usize, to: usize) -> bool {

@@ -59,8 +59,9 @@ One process may write to an index at a time
 
 /// `--date-field` of 'index add' and 'index query' (the batch commands' help speaks of
 /// their own uses).
-const DATE_FIELD_HELP: &str = "JSON field holding the date (for the window; when absent or \
-unparsable, the newest date indexed, or the arrival time while none is)";
+const DATE_FIELD_HELP: &str = "JSON field holding the date (for the window: an article \
+without a usable date matches at any distance, and is stored at the newest date indexed, or \
+its arrival time while none is, for compaction)";
 
 const WATCH_HELP: &str = "\
 Reads JSON Lines articles from standard input and, for each one, writes its verdict as
@@ -103,7 +104,8 @@ pub struct IndexArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum IndexCommand {
-    /// Create an empty index in a new directory, with its settings (fixed for its lifetime).
+    /// Create an empty index in a new or empty directory, with its settings (fixed for its
+    /// lifetime).
     ///
     /// The similarity flags mean what they mean for 'neardup pairs': an index answers
     /// exactly what a batch run with the same flags would pair.
@@ -194,7 +196,8 @@ pub enum IndexCommand {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Directory of the new index (must not exist or be empty).
+    /// Directory of the new index (must not exist or be empty; it is built beside it and
+    /// renamed into place, so its parent must be writable and it cannot be a mount point).
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
     #[command(flatten)]
@@ -222,7 +225,8 @@ pub struct CreateArgs {
     pub story_candidates: Option<f64>,
     /// Dated articles further apart than this do not match (undated ones match any, as in
     /// batch); 'index compact' removes the articles older than this before the newest
-    /// date (an undated one counts as of the newest date indexed when it was added). E.g. 7d, 36h, 90m,
+    /// date (an undated one counts as of the newest date indexed when it was added, or its
+    /// arrival time while none was). E.g. 7d, 36h, 90m,
     /// 2w, 3600s; 'none': no window. Default: none at the copy level, 72h at the story
     /// level (as the batch story level: another day's edition of a report is another
     /// story).
@@ -417,8 +421,9 @@ pub struct LiveArgs {
         help_heading = "Input"
     )]
     pub text_field: String,
-    /// JSON field holding the date (for the window; when absent or unparsable, the
-    /// newest date indexed, or the arrival time while none is).
+    /// JSON field holding the date (for the window: an article without a usable date
+    /// matches at any distance, and is stored at the newest date indexed, or its arrival
+    /// time while none is, for compaction).
     #[arg(
         long,
         default_value = "date",
@@ -855,7 +860,7 @@ fn bulk(a: BulkArgs, mode: IngestMode) -> Result<ExitCode> {
         terminal.println(&line);
         if stats.unparsed_dates > 0 {
             terminal.println(&format!(
-                "neardup: note: {} dates could not be parsed (e.g. {:?}); they were stamped with the index's clock (its newest date)",
+                "neardup: note: {} dates could not be parsed (e.g. {:?}); those articles count as undated: they match at any distance, and are stored at the index's clock for compaction",
                 stats.unparsed_dates,
                 stats.unparsed_date_example.as_deref().unwrap_or_default()
             ));

@@ -34,10 +34,10 @@ How it works:
   Use the printed bands and rows with 'neardup cluster --bands B --rows R'.
 
   --level story shows the story level's candidates instead: s is then the weighted
-  Jaccard of the IDF-weighted words, the threshold is --story-candidates (0.2; --threshold
-  there says the same), false
-  candidates weigh 0.1 (at a low threshold they are the bulk), and the record adds the
-  level's bucket cap and the signature estimate a bucket pair needs to be scored.
+  Jaccard of the IDF-weighted words, the threshold is --story-candidates (0.2;
+  --threshold there says the same), false candidates weigh 0.1 (at a low threshold they
+  are the bulk), and the record adds the level's bucket cap and the signature estimate a
+  bucket pair needs to be scored.
 
 Examples:
   neardup params --threshold 0.5 --num-perm 128
