@@ -553,7 +553,9 @@ class Index:
         text_field: str = "text",
         date_field: str = "date",
     ) -> "Index":
-        """Creates an empty index in ``path`` (a new or empty directory) and opens it for
+        """Creates an empty index in ``path`` (a new or empty directory; it is built
+        beside it and renamed into place, so the parent must be writable and ``path``
+        cannot be a mount point; a create that fails leaves nothing) and opens it for
         writing. ``level="story"`` also answers ``rewrite`` for another version of a
         story; its ``window`` defaults to 72 hours (``None``: any distance; at the copy
         level the default is ``None``). ``stats``: statistics to score words by (else the
