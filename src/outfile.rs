@@ -162,10 +162,15 @@ fn directory_of(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// The start of the names of `path`'s temporary files, up to the pid:
-/// `.NAME.neardup-`, with a long `NAME` cut (on a character boundary) so that the whole
-/// name stays within the usual 255 bytes.
+/// The start of the names of `path`'s temporary files, up to the pid: `.NAME.neardup-`.
 fn temporary_prefix(path: &Path) -> String {
+    hidden_prefix(path, ".neardup-")
+}
+
+/// `.NAME` then `mark`, for a file or directory beside `path` (named NAME), with a long
+/// NAME cut (on a character boundary) so that the whole name stays within the usual 255
+/// bytes.
+pub(crate) fn hidden_prefix(path: &Path, mark: &str) -> String {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
@@ -174,7 +179,7 @@ fn temporary_prefix(path: &Path) -> String {
     while !name.is_char_boundary(cut) {
         cut -= 1;
     }
-    format!(".{}.neardup-", &name[..cut])
+    format!(".{}{mark}", &name[..cut])
 }
 
 /// Characters of the random part of a temporary file's name.

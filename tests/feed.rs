@@ -229,6 +229,19 @@ fn article(index: &FeedIndex, id: &str, text: &str, date: Option<i64>) -> Articl
     .unwrap()
 }
 
+/// An article whose `date` field holds `date` (null, or text that is not a date: undated),
+/// arriving at `now`.
+fn arriving(index: &FeedIndex, id: &str, text: &str, date: serde_json::Value, now: i64) -> Article {
+    let record = serde_json::json!({"id": id, "text": text, "date": date});
+    Article::from_json(
+        &record.to_string(),
+        &FieldNames::default(),
+        &mut index.fingerprinter(),
+        now,
+    )
+    .unwrap()
+}
+
 #[test]
 fn verdicts_and_cluster_ids_are_stable() {
     let s = Scratch::new();
@@ -331,14 +344,7 @@ fn an_undated_article_takes_the_feed_clock_and_does_not_expire_the_archive() {
     let mut index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
     let now = neardup::feed::now();
     let at_arrival = |index: &FeedIndex, id: &str, text: &str, date: serde_json::Value| {
-        let record = serde_json::json!({"id": id, "text": text, "date": date});
-        Article::from_json(
-            &record.to_string(),
-            &FieldNames::default(),
-            &mut index.fingerprinter(),
-            now,
-        )
-        .unwrap()
+        arriving(index, id, text, date, now)
     };
     // Before any dated article, an undated one has its arrival time.
     let first = at_arrival(&index, "undated-0", STORM, serde_json::Value::Null);
@@ -390,14 +396,7 @@ fn an_undated_article_matches_at_any_distance_within_a_window() {
     let mut index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
     let now = neardup::feed::now();
     let undated = |index: &FeedIndex, id: &str, text: &str, date: serde_json::Value| {
-        let record = serde_json::json!({"id": id, "text": text, "date": date});
-        Article::from_json(
-            &record.to_string(),
-            &FieldNames::default(),
-            &mut index.fingerprinter(),
-            now,
-        )
-        .unwrap()
+        arriving(index, id, text, date, now)
     };
     index.add(&article(&index, "rate", RATE, Some(t0))).unwrap();
     index

@@ -13,18 +13,9 @@ const MARK: &str = ".neardup-create-";
 /// Characters of the random part of its name.
 const RANDOM_CHARS: usize = 6;
 
-/// `.NAME.neardup-create-` for a target named NAME, a long NAME cut (on a character
-/// boundary) so that the whole name stays within the usual 255 bytes.
+/// `.NAME.neardup-create-` for a target named NAME (cut as temporary outputs' names are).
 fn prefix(target: &Path) -> String {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let mut cut = name.len().min(200);
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!(".{}{MARK}", &name[..cut])
+    crate::outfile::hidden_prefix(target, MARK)
 }
 
 /// The pid in a name `prefix` PID `-` six letters or digits; `None` for any other name.
