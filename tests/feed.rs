@@ -2177,9 +2177,18 @@ fn a_killed_index_create_leaves_no_index_or_a_whole_one() {
 #[test]
 fn a_directory_without_index_meta_is_refused_saying_what_to_do() {
     let s = Scratch::new();
-    let idx = s.path("half");
+    // What a create killed part way left in place (this release, in a mount point, or an
+    // older one anywhere) is cleared by the next create.
+    let half = s.path("half");
+    std::fs::create_dir(&half).unwrap();
+    std::fs::write(half.join("story.stats"), b"left by an older neardup").unwrap();
+    index_ok(&["create", "-q"], &half, &[]);
+    index_ok(&["stats"], &half, &[]);
+    // Anything else makes it a directory that is not an index.
+    let idx = s.path("other");
     std::fs::create_dir(&idx).unwrap();
     std::fs::write(idx.join("story.stats"), b"left by an older neardup").unwrap();
+    std::fs::write(idx.join("notes.txt"), b"someone's").unwrap();
     let out = index_output(&["create", "-q"], &idx, &[]);
     assert!(!out.status.success());
     assert!(

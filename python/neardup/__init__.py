@@ -554,10 +554,9 @@ class Index:
         date_field: str = "date",
     ) -> "Index":
         """Creates an empty index in ``path`` (a new or empty directory; it is built
-        beside it and renamed into place, so the parent must be writable and ``path``
-        cannot be a mount point; a create that fails leaves nothing) and opens it for
-        writing. ``level="story"`` also answers ``rewrite`` for another version of a
-        story; its ``window`` defaults to 72 hours (``None``: any distance; at the copy
+        beside it and renamed into place, so a create that fails leaves no index) and
+        opens it for writing. ``level="story"`` also answers ``rewrite`` for another
+        version of a story; its ``window`` defaults to 72 hours (``None``: any distance; at the copy
         level the default is ``None``). ``stats``: statistics to score words by (else the
         index counts them as articles arrive). ``threshold``, ``story_threshold``,
         ``shingle``, ``num_perm`` and ``seed`` are those of :func:`cluster`, kept with the

@@ -401,8 +401,7 @@ impl Index {
 #[pymethods]
 impl Index {
     /// Creates an empty index in `path` (a new or empty directory; it is built beside it
-    /// and renamed into place, so the parent must be writable and `path` cannot be a mount
-    /// point; a create that fails leaves nothing).
+    /// and renamed into place, so a create that fails leaves no index).
     #[staticmethod]
     #[pyo3(signature = (
         path, *, level, threshold, shingle, num_perm, seed, window, story_threshold, stats

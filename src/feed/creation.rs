@@ -106,10 +106,83 @@ impl Building {
     }
 }
 
+/// Whether `target` must be filled in place: it is a mount point (a rename cannot
+/// replace it), or a test asks for it.
+pub(super) fn in_place(target: &Path) -> bool {
+    #[cfg(test)]
+    if FORCE_IN_PLACE.with(std::cell::Cell::get) {
+        return true;
+    }
+    is_mount_point(target)
+}
+
+#[cfg(unix)]
+fn is_mount_point(target: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let parent = target.parent().unwrap_or(Path::new("."));
+    match (fs::metadata(target), fs::metadata(parent)) {
+        (Ok(t), Ok(p)) => t.is_dir() && (t.dev() != p.dev() || t.ino() == p.ino()),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn is_mount_point(_target: &Path) -> bool {
+    false
+}
+
+/// Whether making a directory beside the target failed for want of a writable parent.
+pub(super) fn parent_refused(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
+/// Clears what a create filling `target` in place left when it was killed: its lock (if
+/// free), statistics, empty article log and temporary files, in a directory without
+/// `index.meta`. Anything else there, or a lock another process holds, leaves the
+/// directory as it is, for `create` to refuse.
+pub(super) fn clear_interrupted(target: &Path) {
+    if target.join(format::META_FILE).exists() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(target) else {
+        return;
+    };
+    let mut left = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            return;
+        };
+        let ours = match name {
+            format::LOCK_FILE => {
+                fs::File::open(&path).is_ok_and(|f| matches!(crate::lock::try_lock(&f), Ok(true)))
+            }
+            format::STATS_FILE => true,
+            _ if name == format::log_file_name(0) => {
+                fs::metadata(&path).is_ok_and(|m| m.len() == format::LOG_HEADER_BYTES)
+            }
+            _ => crate::outfile::is_stale_temporary(&path, name),
+        };
+        if !ours || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            return;
+        }
+        left.push(path);
+    }
+    for path in left {
+        let _ = fs::remove_file(path);
+    }
+}
+
 #[cfg(test)]
 thread_local! {
     /// The step after which `create` fails, in a test.
     static FAIL_AFTER: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+    /// Whether `create` fills its target in place, in a test.
+    static FORCE_IN_PLACE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// A point of `create` where a test may make it fail.
@@ -204,5 +277,50 @@ mod tests {
                 FeedIndex::open(&target, Access::Write, &crate::progress::Silent).unwrap();
             }
         }
+    }
+
+    /// A target filled in place (a mount point, or a read-only parent) is left without
+    /// `index.meta` by a failure at any step before it (after it, it is whole); the next
+    /// create clears what it left and
+    /// succeeds, while a directory holding anything else is still refused.
+    #[test]
+    fn a_create_in_place_that_fails_part_way_is_cleared_by_the_next() {
+        use crate::feed::{Access, FeedIndex};
+        let stats = crate::story::StoryStats::default();
+        FORCE_IN_PLACE.with(|f| f.set(true));
+        for at in ["directory", "stats", "log", "meta"] {
+            let scratch = tempfile::tempdir().unwrap();
+            let target = scratch.path().join("news.idx");
+            fs::create_dir(&target).unwrap();
+            FAIL_AFTER.with(|f| f.set(Some(at)));
+            let e = FeedIndex::create_with_stats(&target, &settings(), Some(&stats));
+            FAIL_AFTER.with(|f| f.set(None));
+            assert!(format!("{:?}", e.unwrap_err()).contains("failure injected"));
+            assert_eq!(names(scratch.path()), ["news.idx"], "nothing beside it");
+            if at == "meta" {
+                // `index.meta` is written last: the index is whole.
+                FeedIndex::open(&target, Access::Write, &crate::progress::Silent).unwrap();
+                continue;
+            }
+            assert!(
+                !target.join(format::META_FILE).exists(),
+                "failed after {at}"
+            );
+            FeedIndex::create_with_stats(&target, &settings(), Some(&stats)).unwrap();
+            assert_eq!(
+                names(&target),
+                ["articles.0.log", "index.meta", "lock", "story.stats"]
+            );
+            FeedIndex::open(&target, Access::Write, &crate::progress::Silent).unwrap();
+        }
+        let scratch = tempfile::tempdir().unwrap();
+        let target = scratch.path().join("news.idx");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join(format::STATS_FILE), "").unwrap();
+        fs::write(target.join("notes.txt"), "mine").unwrap();
+        let e = FeedIndex::create_with_stats(&target, &settings(), Some(&stats)).unwrap_err();
+        FORCE_IN_PLACE.with(|f| f.set(false));
+        assert!(e.to_string().contains("not empty"), "{e}");
+        assert_eq!(names(&target), ["notes.txt", "story.stats"]);
     }
 }

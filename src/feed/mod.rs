@@ -620,8 +620,9 @@ fn io_error(dir: &Path, doing: &str, e: io::Error) -> Error {
 
 impl FeedIndex {
     /// Creates an empty index in `dir` (which must not exist or be empty; it is built
-    /// beside it and renamed into place, so its parent must be writable and it cannot be a
-    /// mount point; a create that fails or is killed leaves no index). At the story
+    /// beside it and renamed into place, so a create that fails or is killed leaves no
+    /// index; a mount point or a directory in a read-only parent is filled in place,
+    /// `index.meta` last). At the story
     /// level its statistics are accumulated from the articles it holds (see
     /// [`StatsSource::Accumulated`]); [`FeedIndex::create_with_stats`] fixes them.
     pub fn create(dir: &Path, settings: &IndexSettings) -> Result<()> {
@@ -676,20 +677,32 @@ impl FeedIndex {
                 "exists and is not a directory; an index is created in a new or empty directory",
             ));
         }
+        creation::clear_interrupted(&target);
         if std::fs::read_dir(&target).is_ok_and(|mut entries| entries.next().is_some()) {
             return Err(not_empty(dir, &target));
         }
         creation::remove_stale(&target);
         // Built beside the target and renamed into place once whole: a kill leaves no
         // index or a whole one (a leftover builder directory is removed by a later create).
-        let building = creation::Building::new(&target).map_err(|e| {
-            io_error(
-                dir,
-                "creating the directory the index is built in, beside it (its parent must be writable)",
-                e,
-            )
-        })?;
-        let at = building.path();
+        // A mount point cannot be replaced, and a read-only parent takes no directory
+        // beside it: an existing empty directory is then filled in place, `index.meta`
+        // last, and what a kill leaves there is cleared by the next create.
+        let building = if creation::in_place(&target) {
+            None
+        } else {
+            match creation::Building::new(&target) {
+                Ok(building) => Some(building),
+                Err(e) if target.is_dir() && creation::parent_refused(&e) => None,
+                Err(e) => {
+                    return Err(io_error(
+                        dir,
+                        "creating the directory the index is built in, beside it",
+                        e,
+                    ));
+                }
+            }
+        };
+        let at = building.as_ref().map_or(target.as_path(), |b| b.path());
         let lock = take_lock(at)?;
         creation::step("directory").map_err(|e| io_error(dir, "creating the index", e))?;
         let pipeline = settings.pipeline()?;
@@ -726,17 +739,16 @@ impl FeedIndex {
         log::write_atomically(at, format::META_FILE, &format::encode_meta(&meta))
             .and_then(|()| creation::step("meta"))
             .map_err(|e| io_error(dir, "writing index.meta", e))?;
-        building.finish(&target).map_err(|e| {
-            if std::fs::read_dir(&target).is_ok_and(|mut entries| entries.next().is_some()) {
-                not_empty(dir, &target) // filled meanwhile
-            } else {
-                io_error(
-                    dir,
-                    "moving the index built beside it into place (a mount point cannot be replaced: create the index in a new directory inside it)",
-                    e,
-                )
-            }
-        })?;
+        match building {
+            None => log::sync_dir(&target).map_err(|e| io_error(dir, "syncing the index", e))?,
+            Some(building) => building.finish(&target).map_err(|e| {
+                if std::fs::read_dir(&target).is_ok_and(|mut entries| entries.next().is_some()) {
+                    not_empty(dir, &target) // filled meanwhile
+                } else {
+                    io_error(dir, "moving the index built beside it into place", e)
+                }
+            })?,
+        }
         drop(lock);
         Ok(())
     }
@@ -2479,7 +2491,7 @@ fn check_is_index(dir: &Path) -> Result<()> {
         return Err(index_error(
             dir,
             if occupied {
-                "is not a neardup index (it has no index.meta): delete it or choose another directory, and create an index first (an interrupted create leaves no such directory behind, though an older neardup's could)"
+                "is not a neardup index (it has no index.meta): if a create of it was interrupted, run it again; else delete it or choose another directory"
             } else {
                 "is not a neardup index (it has no index.meta); create one first"
             },

@@ -197,7 +197,8 @@ pub enum IndexCommand {
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Directory of the new index (must not exist or be empty; it is built beside it and
-    /// renamed into place, so its parent must be writable and it cannot be a mount point).
+    /// renamed into place, or filled in place when it is a mount point or its parent is
+    /// read-only).
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
     #[command(flatten)]
