@@ -182,13 +182,12 @@ pub(crate) fn hidden_prefix(path: &Path, mark: &str) -> String {
     format!(".{}{mark}", &name[..cut])
 }
 
-/// Characters of the random part of a temporary file's name.
-const RANDOM_CHARS: usize = 6;
+/// Characters of the random part of a temporary file's or directory's name.
+pub(crate) const RANDOM_CHARS: usize = 6;
 
-/// The pid in the name of one of `path`'s temporary files (`prefix` PID `-` six random
-/// characters `.tmp`), or `None` for any other name.
-fn temporary_pid(name: &str, prefix: &str) -> Option<u32> {
-    let rest = name.strip_prefix(prefix)?.strip_suffix(".tmp")?;
+/// The pid in `PID-XXXXXX` (six random letters or digits), the end of the names of
+/// temporary files and directories; `None` for any other text.
+pub(crate) fn pid_and_random(rest: &str) -> Option<u32> {
     let (pid, random) = rest.split_once('-')?;
     let digits = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
     let random_ok =
@@ -196,10 +195,27 @@ fn temporary_pid(name: &str, prefix: &str) -> Option<u32> {
     (digits && random_ok).then(|| pid.parse().ok()).flatten()
 }
 
-/// Removes the temporary files of `path` that a process killed outright left behind: those
-/// whose process is gone and whose lock is free. Best effort: whatever cannot be read or
-/// removed is left, and so is anything that may belong to a live process (its pid is
-/// running, whoever runs it now; its lock is held; the lock cannot be taken at all).
+/// The pid in the name of one of `path`'s temporary files (`prefix` PID `-` six random
+/// characters `.tmp`), or `None` for any other name.
+fn temporary_pid(name: &str, prefix: &str) -> Option<u32> {
+    pid_and_random(name.strip_prefix(prefix)?.strip_suffix(".tmp")?)
+}
+
+/// Whether what process `pid` left, locked through `lock` while it ran, is abandoned: the
+/// process is gone and the lock is free (or its file is gone). Anything that may belong
+/// to a live process is not: its pid is running, whoever runs it now; its lock is held;
+/// the lock cannot be taken at all.
+pub(crate) fn abandoned(pid: u32, lock: &Path) -> bool {
+    pid != std::process::id()
+        && !process_may_be_alive(pid)
+        && match File::open(lock) {
+            Ok(file) => matches!(crate::lock::try_lock(&file), Ok(true)),
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        }
+}
+
+/// Removes the temporary files of `path` that a process killed outright left behind
+/// ([`abandoned`] ones). Best effort: whatever cannot be read or removed is left.
 fn remove_stale_temporaries(path: &Path) {
     let prefix = temporary_prefix(path);
     let Ok(entries) = fs::read_dir(directory_of(path)) else {
@@ -210,13 +226,7 @@ fn remove_stale_temporaries(path: &Path) {
         let Some(pid) = temporary_pid(&name.to_string_lossy(), &prefix) else {
             continue;
         };
-        if pid == std::process::id() || process_may_be_alive(pid) {
-            continue;
-        }
-        let Ok(file) = File::open(entry.path()) else {
-            continue;
-        };
-        if matches!(crate::lock::try_lock(&file), Ok(true)) {
+        if abandoned(pid, &entry.path()) {
             let _ = fs::remove_file(entry.path());
         }
     }
@@ -231,11 +241,7 @@ pub(crate) fn is_stale_temporary(path: &Path, name: &str) -> bool {
     };
     let prefix = &name[..at + ".neardup-".len()];
     match temporary_pid(name, prefix) {
-        Some(pid) if name.starts_with('.') => {
-            pid != std::process::id()
-                && !process_may_be_alive(pid)
-                && File::open(path).is_ok_and(|f| matches!(crate::lock::try_lock(&f), Ok(true)))
-        }
+        Some(pid) if name.starts_with('.') => abandoned(pid, path),
         _ => false,
     }
 }

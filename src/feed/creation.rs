@@ -8,10 +8,10 @@ use std::path::Path;
 
 use super::format;
 
+use crate::outfile::{RANDOM_CHARS, abandoned, pid_and_random};
+
 /// What marks a directory as one `create` builds in.
 const MARK: &str = ".neardup-create-";
-/// Characters of the random part of its name.
-const RANDOM_CHARS: usize = 6;
 
 /// `.NAME.neardup-create-` for a target named NAME (cut as temporary outputs' names are).
 fn prefix(target: &Path) -> String {
@@ -20,11 +20,7 @@ fn prefix(target: &Path) -> String {
 
 /// The pid in a name `prefix` PID `-` six letters or digits; `None` for any other name.
 fn pid_in(name: &str, prefix: &str) -> Option<u32> {
-    let (pid, random) = name.strip_prefix(prefix)?.split_once('-')?;
-    let digits = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
-    let random_ok =
-        random.len() == RANDOM_CHARS && random.bytes().all(|b| b.is_ascii_alphanumeric());
-    (digits && random_ok).then(|| pid.parse().ok()).flatten()
+    pid_and_random(name.strip_prefix(prefix)?)
 }
 
 /// Whether `dir` is named as a directory `create` builds in (of whatever target).
@@ -53,14 +49,7 @@ pub(super) fn remove_stale(target: &Path) {
             continue;
         };
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if !is_dir || pid == std::process::id() || crate::outfile::process_may_be_alive(pid) {
-            continue;
-        }
-        let free = match fs::File::open(entry.path().join(format::LOCK_FILE)) {
-            Ok(lock) => matches!(crate::lock::try_lock(&lock), Ok(true)),
-            Err(e) => e.kind() == io::ErrorKind::NotFound,
-        };
-        if free {
+        if is_dir && abandoned(pid, &entry.path().join(format::LOCK_FILE)) {
             let _ = fs::remove_dir_all(entry.path());
         }
     }

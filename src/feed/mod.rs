@@ -678,7 +678,7 @@ impl FeedIndex {
             ));
         }
         creation::clear_interrupted(&target);
-        if std::fs::read_dir(&target).is_ok_and(|mut entries| entries.next().is_some()) {
+        if has_entries(&target) {
             return Err(not_empty(dir, &target));
         }
         creation::remove_stale(&target);
@@ -742,7 +742,7 @@ impl FeedIndex {
         match building {
             None => log::sync_dir(&target).map_err(|e| io_error(dir, "syncing the index", e))?,
             Some(building) => building.finish(&target).map_err(|e| {
-                if std::fs::read_dir(&target).is_ok_and(|mut entries| entries.next().is_some()) {
+                if has_entries(&target) {
                     not_empty(dir, &target) // filled meanwhile
                 } else {
                     io_error(dir, "moving the index built beside it into place", e)
@@ -1312,9 +1312,10 @@ impl FeedIndex {
     fn decide(&self, article: &Article, scratch: &mut Scratch) -> Result<Verdict> {
         // An undated article matches any, as the batch story level pairs it: its stamped
         // time only places it for compaction.
-        let window = match article.dated {
-            true => self.window_around(article.time),
-            false => None,
+        let window = if article.dated {
+            self.window_around(article.time)
+        } else {
+            None
         };
         let matches = self.matches(article, window, scratch)?;
         let story_matches = match &self.story {
@@ -2487,7 +2488,7 @@ fn check_is_index(dir: &Path) -> Result<()> {
         ));
     }
     if !dir.join(format::META_FILE).is_file() {
-        let occupied = std::fs::read_dir(dir).is_ok_and(|mut e| e.next().is_some());
+        let occupied = has_entries(dir);
         return Err(index_error(
             dir,
             if occupied {
@@ -2498,6 +2499,11 @@ fn check_is_index(dir: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Whether `dir` is a directory holding anything.
+fn has_entries(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
 }
 
 /// The refusal of a non-empty directory to create an index in.
