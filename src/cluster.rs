@@ -163,11 +163,20 @@ pub fn cluster(
             }
         }
     }
-    let mut pair_lists: Vec<Vec<usize>> = vec![Vec::new(); groups.len()];
-    for (i, p) in pairs.iter().enumerate() {
+    let cluster_of_pair = |p: &PairScore| {
         let (ca, cb) = (cluster_of[p.a as usize], cluster_of[p.b as usize]);
-        if ca == cb && (ca as usize) < groups.len() {
-            pair_lists[ca as usize].push(i);
+        (ca == cb && (ca as usize) < groups.len()).then_some(ca as usize)
+    };
+    // Sized first: grown by doubling, the lists of a huge cluster would hold up to twice
+    // their 8 bytes a pair.
+    let mut sizes = vec![0usize; groups.len()];
+    for c in pairs.iter().filter_map(cluster_of_pair) {
+        sizes[c] += 1;
+    }
+    let mut pair_lists: Vec<Vec<usize>> = sizes.into_iter().map(Vec::with_capacity).collect();
+    for (i, p) in pairs.iter().enumerate() {
+        if let Some(c) = cluster_of_pair(p) {
+            pair_lists[c].push(i);
         }
     }
     let mut clusters: Vec<Cluster> = groups

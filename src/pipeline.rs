@@ -70,6 +70,10 @@ pub struct Settings {
     /// Copy standard input to a temporary file so that the outcome's sources can be read
     /// again (`dedup` needs this).
     pub replayable_stdin: bool,
+    /// Keep every candidate pair's scores in [`Outcome::scores`], those below the
+    /// threshold too: what [`crate::eval::sweep`] sweeps. Off, only the verified pairs are
+    /// kept, 24 bytes a candidate less.
+    pub candidate_scores: bool,
     /// Find the passages each verified pair shares (see [`crate::align`]).
     pub passages: Option<PassageSettings>,
     /// Near-copy or story level.
@@ -108,6 +112,7 @@ impl Default for PipelineBuilder {
                 memory_budget: 512 << 20,
                 temp_dir: None,
                 replayable_stdin: false,
+                candidate_scores: false,
                 passages: None,
                 level: Level::NearCopy,
                 story: StorySettings::default(),
@@ -163,6 +168,8 @@ impl PipelineBuilder {
         temp_dir: Option<PathBuf> => temp_dir);
     setter!(/// Keep a copy of standard input so that the sources can be read twice.
         replayable_stdin: bool => replayable_stdin);
+    setter!(/// Keep every candidate's scores, not only the verified pairs' (for evaluation).
+        candidate_scores: bool => candidate_scores);
     setter!(/// Find the passages each verified pair shares (`None`: do not).
         passages: Option<PassageSettings> => passages);
     setter!(/// Near-copy or story level.
@@ -348,7 +355,8 @@ pub struct Outcome {
     pub corpus: Corpus,
     /// `rank[doc]`: position of the document in id order.
     pub rank: Vec<u32>,
-    /// Every candidate pair with its scores, ordered by (id a, id b), id a < id b.
+    /// Every candidate pair with its scores, ordered by (id a, id b), id a < id b; empty
+    /// unless [`Settings::candidate_scores`] is set (and at the story level).
     pub scores: Vec<PairScore>,
     /// The candidates at or above the threshold, in the same order.
     pub pairs: Vec<PairScore>,
@@ -950,8 +958,15 @@ impl Pipeline {
         let started = Instant::now();
         observer.stage_started(Stage::Verify, Some(candidates.pairs.len() as u64));
         let ticker = Ticker::new(observer, Stage::Verify);
-        let mut scores = verify::score_pairs(&corpus, &candidates.pairs, ticker)
-            .map_err(|e| Error::io("reading spilled shingle sets", e))?;
+        let threshold = s.threshold as f32;
+        let keep_all = s.candidate_scores;
+        let mut scores = verify::score_pairs_where(
+            &corpus,
+            &candidates.pairs,
+            |p| keep_all || p.jaccard >= threshold,
+            ticker,
+        )
+        .map_err(|e| Error::io("reading spilled shingle sets", e))?;
         go_on(observer)?;
         drop(candidates.pairs);
         for p in &mut scores {
@@ -961,12 +976,15 @@ impl Pipeline {
             }
         }
         scores.par_sort_unstable_by_key(|p| (rank[p.a as usize], rank[p.b as usize]));
-        let threshold = s.threshold as f32;
-        let pairs: Vec<PairScore> = scores
-            .iter()
-            .filter(|p| p.jaccard >= threshold)
-            .copied()
-            .collect();
+        let pairs: Vec<PairScore> = if keep_all {
+            scores
+                .iter()
+                .filter(|p| p.jaccard >= threshold)
+                .copied()
+                .collect()
+        } else {
+            std::mem::take(&mut scores)
+        };
         observer.stage_finished(Stage::Verify);
         stats.verified_pairs = pairs.len() as u64;
         stats.timings.push((Stage::Verify, started.elapsed()));

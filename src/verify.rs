@@ -36,17 +36,43 @@ pub fn score_pairs(
     pairs: &[(u32, u32)],
     ticker: Ticker<'_>,
 ) -> std::io::Result<Vec<PairScore>> {
+    score_pairs_where(corpus, pairs, |_| true, ticker)
+}
+
+/// Scores every pair and keeps those `keep` accepts, in the order of `pairs`.
+///
+/// The scores are written into one buffer of a slot per pair and compacted in place, so
+/// the memory is 24 bytes a pair at most whatever `keep` lets through (gathering chunks
+/// and joining them would hold twice that when nearly all are kept). Otherwise as
+/// [`score_pairs`].
+pub fn score_pairs_where(
+    corpus: &Corpus,
+    pairs: &[(u32, u32)],
+    keep: impl Fn(&PairScore) -> bool + Sync,
+    ticker: Ticker<'_>,
+) -> std::io::Result<Vec<PairScore>> {
     const CHUNK: usize = 4096;
-    let chunks: Vec<std::io::Result<Vec<PairScore>>> = pairs
-        .par_chunks(CHUNK)
-        .map(|chunk| {
+    let unset = PairScore {
+        a: 0,
+        b: 0,
+        estimated: 0.0,
+        jaccard: 0.0,
+        a_in_b: 0.0,
+        b_in_a: 0.0,
+    };
+    let mut scores = vec![unset; pairs.len()];
+    // Each chunk writes its kept scores at the front of its own slots.
+    let kept: Vec<std::io::Result<usize>> = scores
+        .par_chunks_mut(CHUNK)
+        .zip(pairs.par_chunks(CHUNK))
+        .map(|(out, chunk)| {
             if ticker.stopped() {
-                return Ok(Vec::new());
+                return Ok(0);
             }
             let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
-            let mut out = Vec::with_capacity(chunk.len());
             let mut cached_a = u32::MAX;
             let mut set_a: Vec<u64> = Vec::new();
+            let mut len = 0;
             for &(a, b) in chunk {
                 // Pairs are sorted by `a`: read each `a` set once per run.
                 if a != cached_a {
@@ -56,16 +82,24 @@ pub fn score_pairs(
                 }
                 let set_b = corpus.set(b, &mut buf_b)?;
                 let (sig_a, sig_b) = (corpus.signature(a), corpus.signature(b));
-                out.push(score_sets(a, b, &set_a, set_b, sig_a, sig_b));
+                let score = score_sets(a, b, &set_a, set_b, sig_a, sig_b);
+                if keep(&score) {
+                    out[len] = score;
+                    len += 1;
+                }
             }
             ticker.advance(chunk.len() as u64);
-            Ok(out)
+            Ok(len)
         })
         .collect();
-    let mut scores = Vec::with_capacity(pairs.len());
-    for chunk in chunks {
-        scores.extend(chunk?);
+    let mut end = 0;
+    for (i, len) in kept.into_iter().enumerate() {
+        let (start, len) = (i * CHUNK, len?);
+        scores.copy_within(start..start + len, end);
+        end += len;
     }
+    scores.truncate(end);
+    scores.shrink_to_fit();
     Ok(scores)
 }
 
@@ -223,6 +257,47 @@ mod tests {
             let expected = a.intersection(&b).count();
             prop_assert_eq!(intersection_size(&va, &vb), expected);
             prop_assert_eq!(intersection_size(&vb, &va), expected);
+        }
+    }
+
+    #[test]
+    fn kept_scores_are_the_filtered_scores_in_order_across_chunks() {
+        // Sets of 1..=40 of the first numbers: J(i, j) = min/max, so a cut keeps a pattern
+        // that differs from chunk to chunk of 4096 pairs.
+        let dir = tempfile::tempdir().unwrap();
+        let lines: String = (1..=40)
+            .map(|n| {
+                let text: Vec<String> = (0..n).map(|w| format!("w{w}")).collect();
+                serde_json::json!({"id": format!("d{n}"), "text": text.join(" ")}).to_string()
+                    + "\n"
+            })
+            .collect();
+        let path = dir.path().join("docs.jsonl");
+        std::fs::write(&path, lines).unwrap();
+        let pipeline = crate::PipelineBuilder::new()
+            .shingle(crate::shingle::ShingleSpec::Words(1))
+            .build()
+            .unwrap();
+        let (corpus, _) = pipeline
+            .fingerprint_inputs(
+                &[crate::input::InputSpec::Path(path)],
+                &crate::progress::Silent,
+            )
+            .unwrap();
+        let n = corpus.len() as u32;
+        let pairs: Vec<(u32, u32)> = (0..n)
+            .flat_map(|a| (0..n).map(move |b| (a, b)))
+            .cycle()
+            .take(10_000)
+            .collect();
+        let all = score_pairs(&corpus, &pairs, Ticker::silent()).unwrap();
+        assert_eq!(all.len(), pairs.len());
+        for cut in [0.0, 0.3, 0.77, 1.0, 1.5] {
+            let kept =
+                score_pairs_where(&corpus, &pairs, |p| p.jaccard >= cut, Ticker::silent()).unwrap();
+            let expected: Vec<PairScore> =
+                all.iter().filter(|p| p.jaccard >= cut).copied().collect();
+            assert_eq!(kept, expected, "cut {cut}");
         }
     }
 

@@ -175,7 +175,7 @@ fn an_evaluation_stopped_part_way_returns_cancelled() {
     let s = Scratch::new();
     let input = s.write("corpus.jsonl", corpus(1));
     let outcome = run(
-        builder(Level::NearCopy),
+        builder(Level::NearCopy).candidate_scores(true),
         &input,
         &Stopper::new(StopAt::Never),
     )

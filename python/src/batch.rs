@@ -342,6 +342,7 @@ pub fn evaluate(
         .builder()?
         .strict(true)
         .threshold(thresholds[0])
+        .candidate_scores(true)
         .lsh(sweep.bands, sweep.rows)
         .bucket_cap(sweep.bucket_cap)
         .build()

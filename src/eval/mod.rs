@@ -26,8 +26,12 @@
 //! let gold = gold::parse_gold("labels", labels.as_bytes(), gold::GoldFormat::JsonLines,
 //!     None, &gold::GoldFields::default())?;
 //! let config = sweep::SweepConfig::default();
-//! // Run once at the lowest threshold: its candidates serve every threshold.
-//! let pipeline = PipelineBuilder::new().threshold(config.thresholds[0]).build()?;
+//! // Run once at the lowest threshold, keeping every candidate's scores: its candidates
+//! // serve every threshold.
+//! let pipeline = PipelineBuilder::new()
+//!     .threshold(config.thresholds[0])
+//!     .candidate_scores(true)
+//!     .build()?;
 //! let outcome = pipeline.run(&[InputSpec::Path(path)], &Silent)?;
 //! let evaluation = sweep::evaluate(&outcome, &gold, &config, &Silent)?;
 //! let best = &evaluation.rows[evaluation.best_f1.unwrap()];

@@ -479,6 +479,11 @@ pub fn evaluate(
         }
         _ => {}
     }
+    if outcome.story.is_none() && !outcome.settings.candidate_scores {
+        return Err(Error::config(
+            "the sweep needs every candidate's scores: run the pipeline with candidate_scores(true)",
+        ));
+    }
     let mut sweep = Sweep::new(outcome, gold, config)?;
     observer.stage_started(Stage::Cluster, Some(config.thresholds.len() as u64));
     let mut rows = Vec::with_capacity(config.thresholds.len());
@@ -1239,6 +1244,7 @@ mod tests {
             .shingle(ShingleSpec::Words(1))
             .cluster_mode(mode)
             .threshold(threshold)
+            .candidate_scores(true)
             .build()
             .unwrap()
     }
@@ -1279,6 +1285,31 @@ mod tests {
     ) -> (&'a str, &'a str) {
         let p = &eval.judged[o.pair].scores;
         (outcome.corpus.id(p.a), outcome.corpus.id(p.b))
+    }
+
+    #[test]
+    fn only_a_run_that_kept_every_candidates_scores_is_swept() {
+        let (_dir, path) = corpus_file(&chain());
+        let input = [InputSpec::Path(path)];
+        let plain = PipelineBuilder::new()
+            .shingle(ShingleSpec::Words(1))
+            .threshold(0.5)
+            .build()
+            .unwrap()
+            .run(&input, &Silent)
+            .unwrap();
+        let kept = pipeline(ClusterMode::Connected, 0.5)
+            .run(&input, &Silent)
+            .unwrap();
+        // The same pairs either way; only the kept run holds the candidates below 0.5.
+        assert!(plain.scores.is_empty());
+        assert_eq!(plain.pairs, kept.pairs);
+        assert_eq!(plain.pairs.len(), 2);
+        assert!(kept.scores.iter().any(|p| p.jaccard < 0.5));
+        assert_eq!(kept.scores.len() as u64, kept.stats.candidate_pairs);
+        let err = evaluate(&plain, &gold(CHAIN_PAIRS), &config(&[0.5]), &Silent).unwrap_err();
+        assert!(err.to_string().contains("candidate_scores(true)"), "{err}");
+        assert!(evaluate(&kept, &gold(CHAIN_PAIRS), &config(&[0.5]), &Silent).is_ok());
     }
 
     #[test]
@@ -1514,6 +1545,7 @@ mod tests {
             let base = PipelineBuilder::new()
                 .cluster_mode(mode)
                 .threshold(0.1)
+                .candidate_scores(true)
                 .build()
                 .unwrap();
             let outcome = base.run(&input, &Silent).unwrap();

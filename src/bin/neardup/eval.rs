@@ -400,8 +400,7 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
     let explicit = a.sketch.bands.is_some() || a.sketch.rows.is_some();
     let quiet = a.run.quiet;
     super::analyse(
-        false,
-        None,
+        super::Purpose::Eval,
         &a.input,
         &similarity,
         &a.clustering,

@@ -373,8 +373,7 @@ fn dedup(a: &args::DedupArgs) -> Result<ExitCode> {
         .transpose()?;
     let mut stats_out = open_stats_out(&a.story)?;
     analyse(
-        true,
-        None,
+        Purpose::Dedup,
         &a.input,
         &a.similarity,
         &a.clustering,
@@ -470,8 +469,7 @@ fn analyse_and_write(
     let mut out = Output::open("-o", a.output.output.as_deref())?;
     let mut stats_out = open_stats_out(&a.story)?;
     analyse(
-        false,
-        passage_settings(&a.passages),
+        Purpose::Report(passage_settings(&a.passages)),
         &a.input,
         &a.similarity,
         &a.clustering,
@@ -781,12 +779,19 @@ fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
     Ok(terminal.exit_code(stats.bad()))
 }
 
-/// One run of the pipeline with the commands' flags, with passages when `passages` is
-/// set (`pairs`, `cluster`); `write` writes its output.
-#[allow(clippy::too_many_arguments)] // one argument per flag group of the commands
+/// What a command makes of a run's outcome, which decides what the run keeps.
+pub(crate) enum Purpose {
+    /// `pairs`, `cluster`: the pairs and clusters, with passages when set.
+    Report(Option<neardup::align::PassageSettings>),
+    /// `dedup`: reads the sources again, so standard input is kept.
+    Dedup,
+    /// `eval`: sweeps every candidate's scores.
+    Eval,
+}
+
+/// One run of the pipeline with the commands' flags; `write` writes its output.
 fn analyse(
-    replayable: bool,
-    passages: Option<neardup::align::PassageSettings>,
+    purpose: Purpose,
     input: &InputArgs,
     similarity: &SimilarityArgs,
     clustering: &ClusterArgs,
@@ -805,8 +810,12 @@ fn analyse(
             args::RepresentativeArg::Longest => RepresentativeRule::Longest,
             args::RepresentativeArg::First => RepresentativeRule::First,
         })
-        .replayable_stdin(replayable)
-        .passages(passages)
+        .replayable_stdin(matches!(purpose, Purpose::Dedup))
+        .candidate_scores(matches!(purpose, Purpose::Eval))
+        .passages(match purpose {
+            Purpose::Report(passages) => passages,
+            Purpose::Dedup | Purpose::Eval => None,
+        })
         .level(match story.level {
             args::LevelArg::NearCopy => neardup::Level::NearCopy,
             args::LevelArg::Story => neardup::Level::Story,
