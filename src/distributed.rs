@@ -126,7 +126,7 @@ impl SettingsCheck {
         &mut self,
         id: &str,
         settings: Option<&str>,
-        at: &str,
+        at: &crate::FileLocation,
     ) -> Result<(), String> {
         let settings = settings.ok_or_else(|| {
             format!(
@@ -275,7 +275,7 @@ struct SetIn<'a> {
 struct Named {
     id: Box<str>,
     /// Where a pair first named it (`file:line`).
-    named_at: String,
+    named_at: crate::FileLocation,
     /// In a pair that clusters, so a member of a cluster.
     clustered: bool,
     member: Option<MemberIn>,
@@ -292,7 +292,7 @@ pub(crate) struct Documents {
 
 impl Documents {
     /// The number of document `id`, first named at `at()` (`file:line`).
-    pub(crate) fn intern(&mut self, id: String, at: impl FnOnce() -> String) -> u32 {
+    pub(crate) fn intern(&mut self, id: String, at: impl FnOnce() -> crate::FileLocation) -> u32 {
         if let Some(&doc) = self.index.get(id.as_str()) {
             return doc;
         }
@@ -321,7 +321,9 @@ impl Documents {
         name: &str,
     ) -> crate::Result<()> {
         for_each_line(input, name, |number, line| {
-            let bad = |reason: String| crate::Error::sketch(format!("{name}:{number}"), reason);
+            let bad = |reason: String| {
+                crate::Error::sketch(crate::FileLocation::at(name, number), reason)
+            };
             let member: MemberIn = serde_json::from_slice(line).map_err(|e| {
                 bad(format!(
                     "not a document record (a sketch, or id, date, text_bytes): {e}"
@@ -521,7 +523,7 @@ impl PairVerifier {
             tokenizer_setting(),
         ]);
         for_each_line(input, name, |number, line| {
-            let at = format!("{name}:{number}");
+            let at = crate::FileLocation::at(name, number);
             let bad = |reason: String| crate::Error::sketch(at.clone(), reason);
             let (x, y): (SketchIn, SketchIn) = serde_json::from_slice(line).map_err(|e| {
                 bad(format!(
@@ -645,7 +647,7 @@ impl PairLinker {
     /// `name:line`.
     pub fn read_pairs(&mut self, input: &mut dyn BufRead, name: &str) -> crate::Result<()> {
         for_each_line(input, name, |number, line| {
-            let at = || format!("{name}:{number}");
+            let at = || crate::FileLocation::at(name, number);
             let bad = |reason: String| crate::Error::sketch(at(), reason);
             let r: VerifiedPairIn = serde_json::from_slice(line).map_err(|e| {
                 bad(format!(

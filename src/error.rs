@@ -54,16 +54,16 @@ pub enum ErrorKind {
     /// A gold-label file (`neardup eval --gold`) that cannot be used.
     #[error("{location}: {reason}")]
     Gold {
-        /// `file:line`, or the file alone.
-        location: String,
+        /// The file, and the line when one is to blame.
+        location: FileLocation,
         /// What is wrong there.
         reason: String,
     },
     /// A sketch record given to `neardup verify` that cannot be used.
     #[error("{location}: {reason}")]
     Sketch {
-        /// `file:line`.
-        location: String,
+        /// The file, and the line when one is to blame.
+        location: FileLocation,
         /// What is wrong there.
         reason: String,
     },
@@ -92,7 +92,7 @@ impl Error {
         ErrorKind::Config(message.into()).into()
     }
 
-    pub(crate) fn gold(location: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn gold(location: impl Into<FileLocation>, reason: impl Into<String>) -> Self {
         ErrorKind::Gold {
             location: location.into(),
             reason: reason.into(),
@@ -100,7 +100,7 @@ impl Error {
         .into()
     }
 
-    pub(crate) fn sketch(location: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn sketch(location: impl Into<FileLocation>, reason: impl Into<String>) -> Self {
         ErrorKind::Sketch {
             location: location.into(),
             reason: reason.into(),
@@ -121,6 +121,52 @@ impl From<ErrorKind> for Error {
     fn from(kind: ErrorKind) -> Self {
         Error {
             kind: Box::new(kind),
+        }
+    }
+}
+
+/// Where in an input file an error is: the file's name as given, and the line (counted
+/// from 1) when one is to blame. Displayed `file:line`, or the file alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileLocation {
+    /// The file's name as the caller gave it.
+    pub file: String,
+    /// The line, from 1; `None` when the whole file is at fault.
+    pub line: Option<u64>,
+}
+
+impl FileLocation {
+    /// Line `line` (from 1) of `file`.
+    pub fn at(file: impl Into<String>, line: u64) -> Self {
+        FileLocation {
+            file: file.into(),
+            line: Some(line),
+        }
+    }
+}
+
+/// The whole file.
+impl From<&str> for FileLocation {
+    fn from(file: &str) -> Self {
+        FileLocation {
+            file: file.to_string(),
+            line: None,
+        }
+    }
+}
+
+/// The whole file.
+impl From<&String> for FileLocation {
+    fn from(file: &String) -> Self {
+        file.as_str().into()
+    }
+}
+
+impl std::fmt::Display for FileLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}", self.file),
+            None => f.write_str(&self.file),
         }
     }
 }

@@ -76,6 +76,6 @@ pub mod story;
 pub mod text;
 pub mod verify;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, FileLocation, Result};
 pub use pipeline::{Level, Outcome, Pipeline, PipelineBuilder, RepeatedId, Settings, Stats};
 pub use progress::{Observer, Stage};

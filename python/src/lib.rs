@@ -15,7 +15,7 @@ use neardup::feed::{
 use neardup::input::{FieldNames, InputSpec, Problem, ProblemKind};
 use neardup::shingle::ShingleSpec;
 use neardup::story::{self, Model, StoryStats};
-use neardup::{ErrorKind, PipelineBuilder};
+use neardup::{ErrorKind, FileLocation, PipelineBuilder};
 use pyo3::create_exception;
 use pyo3::exceptions::{
     PyException, PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError,
@@ -53,7 +53,7 @@ fn error(e: neardup::Error) -> PyErr {
         ErrorKind::Config(message) => PyValueError::new_err(keywords(message)),
         ErrorKind::Gold { location, reason } => PyValueError::new_err(format!(
             "{}: {}",
-            position(location),
+            gold_position(location),
             keywords(&earlier_position(location, reason))
         )),
         ErrorKind::Io { context, source } => os_error(format!("{context}: {source}"), source),
@@ -122,17 +122,32 @@ fn position(location: &str) -> String {
         .map_or_else(|| location.to_string(), |(name, i)| format!("{name}[{i}]"))
 }
 
+/// `name[i]` for a gold record read from memory (line i + 1); a file's as it is.
+fn gold_position(location: &FileLocation) -> String {
+    match in_memory_index(location) {
+        Some(i) => format!("{}[{i}]", location.file),
+        None => location.to_string(),
+    }
+}
+
+/// The position from 0 of a record read from a list given in memory.
+fn in_memory_index(location: &FileLocation) -> Option<u64> {
+    if !IN_MEMORY.contains(&location.file.as_str()) {
+        return None;
+    }
+    location.line?.checked_sub(1)
+}
+
 /// A gold message naming an earlier record `at line N` of a list given in memory, with
 /// that record's position instead (`at gold[N-1]`), as the record itself is named.
-fn earlier_position(location: &str, reason: &str) -> String {
-    let in_memory = position(location) != location;
+fn earlier_position(location: &FileLocation, reason: &str) -> String {
     reason
         .rsplit_once(" at line ")
-        .filter(|_| in_memory)
+        .filter(|_| in_memory_index(location).is_some())
         .and_then(|(head, line)| {
-            let name = location.rsplit_once(':')?.0;
             Some(format!(
-                "{head} at {name}[{}]",
+                "{head} at {}[{}]",
+                location.file,
                 line.parse::<u64>().ok()?.checked_sub(1)?
             ))
         })

@@ -199,7 +199,7 @@ fn json_rows(reader: impl BufRead, name: &str) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     for (i, line) in reader.lines().enumerate() {
         let line_no = i as u64 + 1;
-        let at = || format!("{name}:{line_no}");
+        let at = || crate::FileLocation::at(name, line_no);
         let line = line.map_err(|e| Error::gold(at(), format!("cannot read: {e}")))?;
         if line.trim().is_empty() {
             continue;
@@ -226,7 +226,12 @@ fn csv_rows(reader: impl BufRead, name: &str) -> Result<Vec<Row>> {
         .from_reader(NewlineOffsets::new(reader));
     let headers = csv
         .headers()
-        .map_err(|e| Error::gold(format!("{name}:1"), format!("bad CSV header: {e}")))?
+        .map_err(|e| {
+            Error::gold(
+                crate::FileLocation::at(name, 1),
+                format!("bad CSV header: {e}"),
+            )
+        })?
         .clone();
     let mut rows = Vec::new();
     let mut record = csv::StringRecord::new();
@@ -242,7 +247,10 @@ fn csv_rows(reader: impl BufRead, name: &str) -> Result<Vec<Row>> {
                 ),
                 _ => e.to_string(),
             };
-            Error::gold(format!("{name}:{line}"), format!("bad CSV record: {why}"))
+            Error::gold(
+                crate::FileLocation::at(name, line),
+                format!("bad CSV record: {why}"),
+            )
         })?;
         if !more {
             break;
@@ -331,7 +339,7 @@ fn parse_rows(
         }
         None => {
             return Err(Error::gold(
-                format!("{name}:{first_line}"),
+                crate::FileLocation::at(name.as_str(), *first_line),
                 format!(
                     "neither a pair ({:?} and {:?} fields) nor a cluster member ({:?} and {:?} fields); \
                      see --gold-a, --gold-b, --gold-id, --gold-cluster",
@@ -346,7 +354,7 @@ fn parse_rows(
             let mut pairs: Vec<GoldPair> = Vec::with_capacity(rows.len());
             let mut seen: HashMap<(String, String), usize> = HashMap::new();
             for (line, row) in &rows {
-                let at = || format!("{name}:{line}");
+                let at = || crate::FileLocation::at(name.as_str(), *line);
                 let a = id_field(row, &fields.a).map_err(|r| Error::gold(at(), r))?;
                 let b = id_field(row, &fields.b).map_err(|r| Error::gold(at(), r))?;
                 if a == b {
@@ -389,7 +397,7 @@ fn parse_rows(
             let mut members: Vec<GoldMember> = Vec::with_capacity(rows.len());
             let mut seen: HashMap<String, usize> = HashMap::new();
             for (line, row) in &rows {
-                let at = || format!("{name}:{line}");
+                let at = || crate::FileLocation::at(name.as_str(), *line);
                 let id = id_field(row, &fields.id).map_err(|r| Error::gold(at(), r))?;
                 let cluster = id_field(row, &fields.cluster).map_err(|r| Error::gold(at(), r))?;
                 if let Some(&earlier) = seen.get(&id) {
@@ -669,10 +677,23 @@ mod tests {
             ("", "gold: no gold records"),
         ];
         for (text, expected) in cases {
-            let err = pairs(text, GoldFormat::JsonLines).unwrap_err().to_string();
+            let error = pairs(text, GoldFormat::JsonLines).unwrap_err();
+            let err = error.to_string();
             assert!(
                 err.starts_with(expected),
                 "{err:?} should start with {expected:?}"
+            );
+            // The line is a field too, not only text.
+            let crate::ErrorKind::Gold { location, .. } = error.kind() else {
+                panic!("{err}: not a gold error");
+            };
+            let line = expected
+                .strip_prefix("gold:")
+                .and_then(|rest| rest.split(':').next()?.parse().ok());
+            assert_eq!(
+                (location.file.as_str(), location.line),
+                ("gold", line),
+                "{err}"
             );
         }
         // Both label fields: they must agree.

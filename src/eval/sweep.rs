@@ -610,7 +610,7 @@ impl<'o> Sweep<'o> {
             match doc_of.get(id) {
                 Some(&d) => Ok(Some(d)),
                 None if config.unknown_ids == UnknownIds::Fail => Err(Error::gold(
-                    format!("{}:{line}", gold.name),
+                    crate::FileLocation::at(gold.name.as_str(), line),
                     format!("id {id:?} is not in the corpus"),
                 )),
                 None => {

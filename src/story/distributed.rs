@@ -269,7 +269,7 @@ impl<'s> Verifier<'s> {
             crate::distributed::tokenizer_setting(),
         ]);
         for_each_line(input, name, |number, line| {
-            let at = format!("{name}:{number}");
+            let at = crate::FileLocation::at(name, number);
             let bad = |reason: String| crate::Error::sketch(at.clone(), reason);
             let (x, y): (StorySketchRecord, StorySketchRecord) = serde_json::from_slice(line)
                 .map_err(|e| {
@@ -404,7 +404,7 @@ impl StoryLinker {
     /// linker's, is an error naming `name:line`.
     pub fn read_pairs(&mut self, input: &mut dyn BufRead, name: &str) -> crate::Result<()> {
         for_each_line(input, name, |number, line| {
-            let at = || format!("{name}:{number}");
+            let at = || crate::FileLocation::at(name, number);
             let bad = |reason: String| crate::Error::sketch(at(), reason);
             let r: JudgedRecord = serde_json::from_slice(line)
                 .map_err(|e| bad(format!("not a judged pair (neardup verify): {e}")))?;
