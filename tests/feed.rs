@@ -5034,6 +5034,15 @@ fn feed_flag_values_out_of_range_are_usage_errors() {
             vec!["index", "create", new, "--stats", input],
             "it needs --level story",
         ),
+        // Past the runtime's own limit this once panicked after listening.
+        (
+            vec!["serve", idx, "--max-connections", "2305843009213693952"],
+            "'--max-connections <N>': must be a whole number from 1 to 1048576",
+        ),
+        (
+            vec!["serve", idx, "--max-connections", "0"],
+            "'--max-connections <N>'",
+        ),
     ] {
         refused_as_usage(neardup().args(&args).write_stdin(""), message);
     }

@@ -140,7 +140,7 @@ pub struct ServeArgs {
     /// Connections open at once; more wait, unanswered, until one closes (each costs a
     /// file descriptor: the soft limit is raised to match, and a hard limit too low for
     /// it is warned of).
-    #[arg(long, default_value_t = 512, value_name = "N", value_parser = crate::feed::parse_count, help_heading = "Input")]
+    #[arg(long, default_value_t = 512, value_name = "N", value_parser = parse_max_connections, help_heading = "Input")]
     pub max_connections: usize,
     /// A file of the tokens clients must send as 'Authorization: Bearer TOKEN' (every
     /// endpoint but /health): one per line, so that each client can have its own,
@@ -171,7 +171,6 @@ pub struct ServeArgs {
     pub quiet: bool,
 }
 
-/// Seconds of a `--read-timeout` (`30s`, `2m`, or seconds), at least one.
 /// `--max-body-bytes`: a size, at least 1 byte (0 refused every request with a body).
 fn parse_body_size(s: &str) -> Result<u64, String> {
     match parse_size(s)? {
@@ -180,6 +179,22 @@ fn parse_body_size(s: &str) -> Result<u64, String> {
     }
 }
 
+/// Most connections `--max-connections` takes: Linux's default ceiling of open files per
+/// process (`fs.nr_open`), each connection holding one. (The runtime's limit is far
+/// above, and a value past it panicked there.)
+const MOST_CONNECTIONS: usize = 1 << 20;
+
+/// `--max-connections`: a whole number from 1 to [`MOST_CONNECTIONS`].
+fn parse_max_connections(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=MOST_CONNECTIONS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "must be a whole number from 1 to {MOST_CONNECTIONS}"
+        )),
+    }
+}
+
+/// Seconds of a `--read-timeout` (`30s`, `2m`, or seconds), at least one.
 fn parse_timeout(s: &str) -> Result<u64, String> {
     match neardup::story::parse_window(s)? {
         secs if secs >= 1 => Ok(secs as u64),
