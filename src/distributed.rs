@@ -58,25 +58,24 @@ fn decode<const N: usize>(text: &str) -> Option<Vec<[u8; N]>> {
 }
 
 /// What a sketch record's `settings` field says it was made with: `level=… shingle=…
-/// seed=… num_perm=…`, and at the story level `stats=` the digest of the statistics it
-/// was weighed by ([`crate::story::StoryStats::digest`]). Records made otherwise have
-/// other shingles, slots or weights, and scoring them together gives wrong scores
-/// without any error, so `verify` compares them.
+/// seed=… num_perm=… tokenizer=… bands=… rows=…` (the story level appends its own).
+/// Records made otherwise have other shingles or slots, and scoring them together gives
+/// wrong scores without any error; records banded otherwise never meet in a bucket, so
+/// their pairs would be lost without any error: `verify` compares them.
 pub fn sketch_settings(
     level: &str,
     shingle: crate::shingle::ShingleSpec,
     seed: u64,
     num_perm: usize,
-    stats: Option<u64>,
+    lsh: crate::index::LshParams,
 ) -> String {
-    let mut settings = format!(
-        "level={level} shingle={shingle} seed={seed} num_perm={num_perm} tokenizer={}",
-        tokenizer_check()
-    );
-    if let Some(digest) = stats {
-        settings.push_str(&format!(" stats={digest:016x}"));
-    }
-    settings
+    format!(
+        "level={level} shingle={shingle} seed={seed} num_perm={num_perm} tokenizer={} \
+         bands={} rows={}",
+        tokenizer_check(),
+        lsh.bands,
+        lsh.rows
+    )
 }
 
 /// A hash of the tokens of the feed index's probe texts: sketches made by a neardup that
@@ -143,6 +142,12 @@ impl SettingsCheck {
             return Ok(());
         }
         let theirs = parse_settings(settings);
+        if setting(&theirs, "bands").is_none() {
+            return Err(format!(
+                "document {id:?} was sketched without its banding in \"settings\" (by an \
+                 older neardup): sketch it again"
+            ));
+        }
         for (key, value, flag) in &self.own {
             let found = setting(&theirs, key);
             if found != Some(value.as_str()) {

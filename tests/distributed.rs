@@ -237,6 +237,8 @@ fn verify_refuses_sketches_made_with_other_settings() {
     for (extra, expected) in [
         (["--seed", "7"], "seed 7, the record at "),
         (["--shingle", "words:3"], "shingle words:3, the record at "),
+        // Banded otherwise, its buckets never meet the others': pairs would be lost.
+        (["--bands", "20"], "bands 20, the record at "),
     ] {
         let other = sketch(&extra);
         let expected = format!(
@@ -269,6 +271,23 @@ fn verify_refuses_sketches_made_with_other_settings() {
         &[],
         "has no \"settings\" field (sketched by an older neardup)",
     );
+    // Sketched before the banding was named, both records: they could be banded otherwise.
+    let unbanded = |line: &str| {
+        let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
+        let settings = record["settings"].as_str().unwrap();
+        let (head, _) = settings.split_once(" bands=").unwrap();
+        record["settings"] = head.into();
+        record
+    };
+    let input = s.write(
+        "unbanded.jsonl",
+        format!("[{},{}]\n", unbanded(&plain[0]), unbanded(&plain[1])),
+    );
+    let mut verify = neardup();
+    verify.args(["verify", "-q"]).arg(&input);
+    let err = refused(verify, &s.path("verified.jsonl"));
+    assert!(err.contains("unbanded.jsonl:1: document"), "{err}");
+    assert!(err.contains("without its banding"), "{err}");
     // Sketched by a neardup that read text otherwise (or before the tokenizer was named).
     for tokenizer in ["", " tokenizer=0123456789abcdef"] {
         let mut other: serde_json::Value = serde_json::from_str(&plain[4]).unwrap();
@@ -316,6 +335,24 @@ fn verify_refuses_sketches_made_with_other_settings() {
         format!("{},{}", records[0], others.lines().nth(1).unwrap()),
         &stats,
         "was sketched with stats ",
+    );
+    // With another candidate threshold: other bands and another estimate floor.
+    let lower = run_ok(
+        &[
+            "sketch",
+            "-q",
+            "--level",
+            "story",
+            "--story-candidates",
+            "0.5",
+            "--stats",
+        ],
+        &[&stats, &wire],
+    );
+    story_refused(
+        format!("{},{}", records[0], lower.lines().nth(1).unwrap()),
+        &stats,
+        "candidates 0.5, this verify has candidates 0.2 (--story-candidates)",
     );
 }
 

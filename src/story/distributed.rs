@@ -88,15 +88,15 @@ pub fn write_sketches(
     run: &crate::pipeline::Settings,
 ) -> io::Result<()> {
     let seed = run.seed;
-    let sketched = crate::distributed::sketch_settings(
-        "story",
-        run.shingle,
-        seed,
-        settings.num_perm,
-        Some(stats.digest()),
-    );
     let k = settings.num_perm;
     let lsh = candidate_lsh(settings.candidate_threshold, k);
+    // The statistics weigh the words; the candidate threshold sets the estimate floor.
+    let sketched = format!(
+        "{} stats={:016x} candidates={}",
+        crate::distributed::sketch_settings("story", run.shingle, seed, k, lsh),
+        stats.digest(),
+        settings.candidate_threshold
+    );
     let sketcher = weighted_sketcher(k, seed);
     const CHUNK: usize = 1024;
     let chunks: Vec<u32> = (0..corpus.len() as u32).step_by(CHUNK).collect();
@@ -265,6 +265,11 @@ impl<'s> Verifier<'s> {
                 "stats",
                 format!("{:016x}", self.digest),
                 "the statistics of --stats".into(),
+            ),
+            (
+                "candidates",
+                self.settings.candidate_threshold.to_string(),
+                "--story-candidates".into(),
             ),
             crate::distributed::tokenizer_setting(),
         ]);

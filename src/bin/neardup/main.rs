@@ -759,7 +759,7 @@ fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
         run.shingle,
         run.seed,
         run.num_perm,
-        None,
+        lsh,
     );
     write_atomically(a.output.as_deref(), |w| {
         report::write_sketches(w, &corpus, lsh, &settings)
