@@ -1213,6 +1213,10 @@ fn flags_that_would_do_nothing_are_refused() {
             "--verbose times the stages of a batch run; sketch has none",
         ),
         (
+            vec!["sketch", input, "--bucket-cap", "2"],
+            "--bucket-cap caps the buckets where candidates are made, after sketch",
+        ),
+        (
             vec!["stats", "count", input, "-o", stats, "--verbose"],
             "--verbose times the stages of a batch run; stats count has none",
         ),

@@ -191,7 +191,13 @@ fn refuse_passage_tuning_without_passages(matches: &clap::ArgMatches) {
 
 /// Flags a command takes with the shared run flags but does nothing with: `(command
 /// path, id, why)`. Each was accepted without a word.
-const IGNORED_FLAGS: [(&[&str], &str, &str); 4] = [
+const IGNORED_FLAGS: [(&[&str], &str, &str); 5] = [
+    (
+        &["sketch"],
+        "bucket_cap",
+        "--bucket-cap caps the buckets where candidates are made, after sketch (the Spark \
+         job's --bucket-cap, link --bucket-cap): leave it out",
+    ),
     (
         &["compare"],
         "checkpoint",
