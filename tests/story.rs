@@ -1038,6 +1038,14 @@ fn story_flags_at_the_near_copy_level_are_refused() {
         );
         assert!(!s.path("out.jsonl").exists(), "{args:?}");
     }
+    // Refused with its reason, so not offered by the help either.
+    let help = neardup().args(["link", "--help"]).output().unwrap();
+    let help = stdout_of(&help);
+    assert!(help.contains("Longest text, then earliest"), "{help}");
+    assert!(
+        !help.contains("- first:") && !help.contains("input order"),
+        "{help}"
+    );
     // At the story level they are taken.
     let out = neardup()
         .args(["pairs", "-q", "--level", "story", "--window", "1h"])

@@ -330,7 +330,7 @@ pub struct LinkArgs {
     pub story_threshold: Option<f64>,
     /// Which member represents a cluster: earliest (undated last, then longest, then
     /// smallest id) or longest (then earliest, then smallest id).
-    #[arg(long, value_enum, default_value_t = RepresentativeArg::Earliest)]
+    #[arg(long, default_value = "earliest", value_parser = link_representative())]
     pub representative: RepresentativeArg,
     /// Output format.
     #[arg(long, value_enum, default_value_t = FormatArg::Jsonl)]
@@ -342,6 +342,23 @@ pub struct LinkArgs {
     /// No summary on standard error.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// `link --representative`: earliest or longest. `first` is taken only to be refused with
+/// its reason (verified pairs keep no input order), so the help does not list it.
+fn link_representative() -> impl clap::builder::TypedValueParser<Value = RepresentativeArg> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new([
+        PossibleValue::new("earliest")
+            .help("Earliest date (undated last), then longest, then smallest id"),
+        PossibleValue::new("longest").help("Longest text, then earliest, then smallest id"),
+        PossibleValue::new("first").hide(true),
+    ])
+    .map(|value| match value.as_str() {
+        "longest" => RepresentativeArg::Longest,
+        "first" => RepresentativeArg::First,
+        _ => RepresentativeArg::Earliest,
+    })
 }
 
 #[derive(Debug, Args)]
