@@ -1241,6 +1241,11 @@ fn eval_flag_values_out_of_range_are_usage_errors() {
         (vec!["--step", "0.00001"], "use a larger step"),
         (vec!["--bins", "0"], "'--bins <N>'"),
         (vec!["--beta=-1"], "'--beta <BETA>'"),
+        // Its square overflowed: every F-beta was NaN.
+        (
+            vec!["--beta", "1e200"],
+            "'--beta <BETA>': must be a number from 0.000001 to 1000000",
+        ),
         (vec!["--explain-at", "0"], "'--explain-at <T>'"),
     ] {
         refused_as_usage(

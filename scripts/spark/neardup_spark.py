@@ -174,8 +174,7 @@ def sketch_command(args):
     """The neardup command every partition is piped through."""
     cmd = [args.neardup, "sketch", "-",
            "--shingle", args.shingle, "--num-perm", str(args.num_perm),
-           "--seed", str(args.seed), "--threshold", repr(args.threshold),
-           "--bucket-cap", str(args.bucket_cap)] + input_flags(args)
+           "--seed", str(args.seed), "--threshold", repr(args.threshold)] + input_flags(args)
     if args.bands is not None:
         cmd += ["--bands", str(args.bands)]
     if args.rows is not None:

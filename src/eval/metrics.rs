@@ -49,9 +49,20 @@ impl Confusion {
             return None;
         }
         let b2 = beta * beta;
-        let tp = self.true_positives as f64;
-        let den = (1.0 + b2) * tp + b2 * self.false_negatives as f64 + self.false_positives as f64;
-        (den > 0.0).then(|| (1.0 + b2) * tp / den)
+        let (tp, fp, misses) = (
+            self.true_positives as f64,
+            self.false_positives as f64,
+            self.false_negatives as f64,
+        );
+        let num = (1.0 + b2) * tp;
+        let den = num + b2 * misses + fp;
+        if den.is_finite() {
+            return (den > 0.0).then(|| num / den);
+        }
+        // β so large that the terms overflow: divided through by 1 + β², which is recall
+        // to the last place (once NaN here).
+        let den = tp + misses / (1.0 + 1.0 / b2) + fp / (1.0 + b2);
+        (den > 0.0).then(|| tp / den)
     }
 
     /// F-β with β = 1.
@@ -224,6 +235,14 @@ mod tests {
         // β = 2: 5·6/(5·6 + 4·4 + 2) = 30/48; β = 0.5: 1.25·6/(1.25·6 + 0.25·4 + 2) = 7.5/10.5.
         assert!(close(c.f_beta(2.0).unwrap(), 30.0 / 48.0));
         assert!(close(c.f_beta(0.5).unwrap(), 7.5 / 10.5));
+        // No β is too large or too small: its square overflowed into NaN once.
+        for (beta, limit) in [
+            (1e200, c.recall()),
+            (f64::MAX, c.recall()),
+            (1e-200, c.precision()),
+        ] {
+            assert!(close(c.f_beta(beta).unwrap(), limit.unwrap()), "{beta}");
+        }
     }
 
     #[test]

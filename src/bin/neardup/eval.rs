@@ -175,7 +175,7 @@ pub struct SweepArgs {
     #[arg(long, default_value_t = 0.05, value_name = "STEP", value_parser = parse_positive)]
     pub step: f64,
     /// Also choose a threshold by F-beta (beta < 1 favours precision, > 1 recall).
-    #[arg(long, value_name = "BETA", value_parser = parse_positive)]
+    #[arg(long, value_name = "BETA", value_parser = parse_beta)]
     pub beta: Option<f64>,
     /// Explain misses and wrong merges at this threshold (default: the best by F1).
     #[arg(long, value_name = "T", value_parser = crate::args::parse_threshold)]
@@ -466,11 +466,26 @@ fn file_name(path: &Path) -> String {
     )
 }
 
-/// `--step`, `--beta`: a positive number.
+/// `--step`: a positive number.
 fn parse_positive(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
         _ => Err("must be a number above 0".into()),
+    }
+}
+
+/// Widest `--beta` either way: F-beta is then recall (or precision) to four places, and
+/// beta prints short.
+const MOST_BETA: f64 = 1e6;
+
+/// `--beta`: a number from 1/[`MOST_BETA`] to [`MOST_BETA`].
+fn parse_beta(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if (1.0 / MOST_BETA..=MOST_BETA).contains(&x) => Ok(x),
+        _ => Err(format!(
+            "must be a number from {} to {MOST_BETA}",
+            1.0 / MOST_BETA
+        )),
     }
 }
 
