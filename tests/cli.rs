@@ -1157,6 +1157,19 @@ fn bad_settings_are_clear_errors() {
             vec!["dedup", input, "--max-record-bytes", "0"],
             "max-record-bytes",
         ),
+        // One wording and one range for --bucket-cap, whatever the command.
+        (
+            vec!["pairs", input, "--bucket-cap", "1"],
+            "'--bucket-cap <N>': must be a whole number from 2 to 4294967295",
+        ),
+        (
+            vec!["link", input, "--members", input, "--bucket-cap", "1"],
+            "'--bucket-cap <N>': must be a whole number from 2 to 4294967295",
+        ),
+        (
+            vec!["index", "create", index, "--bucket-cap", "4294967296"],
+            "'--bucket-cap <N>': must be a whole number from 2 to 4294967295",
+        ),
         (
             vec!["index", "create", index, "--story-threshold", "0.5"],
             "--story-threshold and --story-candidates need --level story",

@@ -1153,6 +1153,17 @@ fn a_window_without_a_unit_is_refused() {
         assert_eq!(out.status.code(), Some(2), "{window:?}: {err}");
         assert!(err.contains("give a unit, e.g. "), "{err}");
     }
+    // Zero is refused for what it is, not with a unit that would be refused next.
+    for window in ["0", "00", "0.0"] {
+        let out = neardup()
+            .args(["cluster", "--level", "story", "--window", window])
+            .arg(&input)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{window:?}: {err}");
+        assert!(err.contains("the window must be longer than 0"), "{err}");
+    }
     let out = neardup()
         .args(["cluster", "-q", "--level", "story", "--window", "72h"])
         .arg(&input)

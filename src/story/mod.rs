@@ -556,9 +556,14 @@ pub fn parse_window(text: &str) -> Result<i64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
-    let n: i64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 72h, 3d, 90m)"))?;
+    let n: i64 = digits.parse().map_err(|_| {
+        if digits.is_empty() {
+            format!("{text:?} is not a duration (e.g. 72h, 3d, 90m)")
+        } else {
+            // Digits past i64: as long as a product past it.
+            format!("{text:?} is too long")
+        }
+    })?;
     let scale = match unit.trim() {
         "" | "s" => 1,
         "m" | "min" => 60,
@@ -587,7 +592,10 @@ mod tests {
         assert_eq!(parse_window("2w"), Ok(14 * 86_400));
         assert_eq!(parse_window("3600"), Ok(3_600));
         assert!(parse_window("3 fortnights").is_err());
-        assert!(parse_window("99999999999999999999h").is_err());
+        // Too many digits and too large a product say the same.
+        for long in ["99999999999999999999h", "106751991167301d"] {
+            assert_eq!(parse_window(long), Err(format!("{long:?} is too long")));
+        }
         assert!(parse_window("h").is_err());
         assert_eq!(describe_window(DEFAULT_WINDOW.unsigned_abs()), "72h");
         assert_eq!(describe_window(5_400), "90m");

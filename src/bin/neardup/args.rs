@@ -316,8 +316,8 @@ pub struct LinkArgs {
     /// Near-copy level, --mode leader: the --bucket-cap the candidates were found with.
     /// More than N members with one shingle set (read from their sketch records) are a
     /// group of copies, moved into a cluster as one, as 'neardup cluster' moves them.
-    #[arg(long, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u64).range(2..))]
-    pub bucket_cap: u64,
+    #[arg(long, default_value_t = 1000, value_name = "N", value_parser = parse_bucket_cap)]
+    pub bucket_cap: usize,
     /// Records of the documents (their sketch records, or JSON lines with id, date,
     /// text_bytes and metadata; plain, gzip or zstd): only those of clustered documents
     /// are kept. Takes every path up to the next flag, so give the judged
@@ -666,7 +666,7 @@ pub struct SimilarityArgs {
     pub rows: Option<usize>,
     /// LSH buckets larger than this are not expanded into all their pairs: each member is
     /// paired with its next N-1 members in id order instead, and the bucket is reported.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
+    #[arg(long, default_value_t = 1000, value_name = "N", value_parser = parse_bucket_cap)]
     pub bucket_cap: usize,
 }
 
@@ -737,6 +737,10 @@ fn parse_window(s: &str) -> Result<Window, String> {
     // A bare number was taken as seconds: `--window 72` meant 72 s, not the 72h intended.
     let t = s.trim();
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        if t.parse::<f64>() == Ok(0.0) {
+            // `0h` would be refused too.
+            return Err(WINDOW_NOT_ZERO.into());
+        }
         return Err(format!(
             "give a unit, e.g. {t}h (s, m, h, d or w; 'none': no window)"
         ));
@@ -861,7 +865,15 @@ pub enum ProgressArg {
     Never,
 }
 
-/// Parses `123`, `64KiB`, `256MiB`, `1G`, `2GB` (binary multiples for every suffix).
+/// `--bucket-cap`: 2 (a bucket of one has no pair) to the most documents a run can hold
+/// (ids are 32-bit), one wording for every command.
+pub fn parse_bucket_cap(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (2..=u64::from(u32::MAX)).contains(&n) => Ok(n as usize),
+        _ => Err(format!("must be a whole number from 2 to {}", u32::MAX)),
+    }
+}
+
 /// `--threshold`: a Jaccard similarity in (0, 1].
 pub fn parse_threshold(s: &str) -> Result<f64, String> {
     let t: f64 = s.trim().parse().map_err(|_| "not a number".to_string())?;

@@ -183,7 +183,7 @@ pub fn link(a: &LinkArgs) -> Result<ExitCode> {
             ModeArg::Connected => ClusterMode::Connected,
             ModeArg::Leader => ClusterMode::Leader,
         };
-        let mut linker = PairLinker::new(mode, rule).bucket_cap(a.bucket_cap as usize);
+        let mut linker = PairLinker::new(mode, rule).bucket_cap(a.bucket_cap);
         for input in &a.inputs {
             read_decoded(input, |r, name| linker.read_pairs(r, name))?;
         }

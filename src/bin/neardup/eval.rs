@@ -207,7 +207,7 @@ pub struct SketchArgs {
     pub rows: Option<usize>,
     /// LSH buckets larger than this are paired in a sliding window (see 'neardup help
     /// cluster').
-    #[arg(long, default_value_t = 1000, value_name = "N")]
+    #[arg(long, default_value_t = 1000, value_name = "N", value_parser = crate::args::parse_bucket_cap)]
     pub bucket_cap: usize,
 }
 
