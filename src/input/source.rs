@@ -173,7 +173,10 @@ pub(crate) fn exhaustion(name: &str, e: &io::Error) -> Option<Error> {
         Some(code) => io::Error::from_raw_os_error(code),
         None => io::Error::from(e.kind()),
     };
-    Some(Error::io(format!("reading {name}: {what}"), source))
+    Some(Error::io(
+        format!("reading {}: {what}", crate::report::one_line(name)),
+        source,
+    ))
 }
 
 fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) -> Result<()> {

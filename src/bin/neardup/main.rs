@@ -316,6 +316,12 @@ pub(crate) fn usage(e: impl std::fmt::Display) -> anyhow::Error {
     Usage(format!("{e:#}")).into()
 }
 
+/// A path as a message shows it: control characters escaped (a name from a glob or a
+/// directory may hold a newline or an escape sequence).
+pub(crate) fn shown_path(path: &Path) -> String {
+    report::one_line(&path.display().to_string()).into_owned()
+}
+
 /// Writes one line to standard error, ignoring a failure (see `eprintln!` above).
 fn print_to_stderr(line: std::fmt::Arguments<'_>) {
     let mut err = io::stderr().lock();
@@ -542,8 +548,8 @@ pub(crate) fn output_outside(
         !file.starts_with(&dir_real),
         "{flag} {} is inside {what} {}: the output could replace one of its files; write it \
          outside the directory",
-        path.display(),
-        dir.display()
+        shown_path(path),
+        shown_path(dir)
     );
     Ok(())
 }
@@ -582,7 +588,7 @@ pub(crate) fn distinct_outputs(outputs: &[NamedOutput]) -> Result<()> {
             anyhow::bail!(
                 "{other} and {flag} both name {}: each output needs a file of its own (one \
                  would replace the other)",
-                path.display()
+                shown_path(path)
             );
         }
         named.push((flag, id));
@@ -650,8 +656,8 @@ pub(crate) fn check_outputs(outputs: &[NamedOutput], read: &[(String, PathBuf)])
         if let Some((_, first, _)) = inputs[..i].iter().find(|(_, _, other)| other == id) {
             anyhow::bail!(
                 "the input {} is given twice (also as {}): give each file once",
-                path.display(),
-                first.display()
+                shown_path(path),
+                shown_path(first)
             );
         }
     }
@@ -668,8 +674,8 @@ pub(crate) fn check_outputs(outputs: &[NamedOutput], read: &[(String, PathBuf)])
             };
             anyhow::bail!(
                 "{flag} {} is {what} ({}): the output would replace it; write it to another file",
-                path.display(),
-                file.display()
+                shown_path(path),
+                shown_path(file)
             );
         }
     }
@@ -869,7 +875,10 @@ fn warn_of_no_input(sources: u64, bad: u64) {
 
 /// Says how many files of the input directories were left out, and names one.
 fn note_skipped_files(terminal: &Terminal, skipped: &neardup::input::SkippedFiles) {
+    // Names found in a directory may hold newlines and escape sequences.
+    let shown = report::one_line;
     if let Some((path, first)) = &skipped.repeated_example {
+        let (path, first) = (shown(path), shown(first));
         terminal.println(&format!(
             "neardup: note: {} read once: {} file{} reached again in an input directory \
              (through a link) {} skipped, e.g. {path} (read as {first})",
@@ -884,6 +893,7 @@ fn note_skipped_files(terminal: &Terminal, skipped: &neardup::input::SkippedFile
         ));
     }
     if let Some(example) = &skipped.example {
+        let example = shown(example);
         terminal.println(&format!(
             "neardup: note: {} file{} in the input directories {} not read, being named \
              neither .txt nor JSON Lines (e.g. {example}); give {} by name, or read every \
@@ -895,6 +905,7 @@ fn note_skipped_files(terminal: &Terminal, skipped: &neardup::input::SkippedFile
         ));
     }
     if let Some(example) = &skipped.special_example {
+        let example = shown(example);
         terminal.println(&format!(
             "neardup: note: {} entr{} in the input directories {} not read, being neither a \
              file nor a directory (a named pipe, socket or device; e.g. {example}); give a \
@@ -954,7 +965,7 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
     if let Some(dir) = &outcome.settings.checkpoint {
         terminal.println(&format!(
             "neardup: checkpoint {}: fingerprints of {} of {} records reused, {} kept anew",
-            dir.display(),
+            shown_path(dir),
             s.checkpoint_records,
             s.records,
             s.records - s.checkpoint_records,
@@ -1076,7 +1087,7 @@ impl Output {
             None => None,
             Some(p) => {
                 let file = OutputFile::create(p)
-                    .with_context(|| format!("cannot write {flag} {}", p.display()))?;
+                    .with_context(|| format!("cannot write {flag} {}", shown_path(p)))?;
                 Some((p.to_path_buf(), file))
             }
         }))
@@ -1100,9 +1111,9 @@ impl Output {
             Some((path, file)) => {
                 let mut w = BufWriter::with_capacity(1 << 16, file);
                 let value = body(&mut stop::Stoppable(&mut w))
-                    .with_context(|| format!("writing {}", path.display()))?;
+                    .with_context(|| format!("writing {}", shown_path(path)))?;
                 w.flush()
-                    .with_context(|| format!("writing {}", path.display()))?;
+                    .with_context(|| format!("writing {}", shown_path(path)))?;
                 Ok(value)
             }
         }
@@ -1135,7 +1146,7 @@ impl Output {
     fn commit(self) -> Result<()> {
         if let Some((path, file)) = self.0 {
             file.commit()
-                .with_context(|| format!("writing {}", path.display()))?;
+                .with_context(|| format!("writing {}", shown_path(&path)))?;
         }
         Ok(())
     }
@@ -1161,7 +1172,7 @@ pub(crate) fn write_atomically<T>(
         None => None,
         Some(p) => {
             let file =
-                OutputFile::create(p).with_context(|| format!("creating {}", p.display()))?;
+                OutputFile::create(p).with_context(|| format!("creating {}", shown_path(p)))?;
             Some((p.to_path_buf(), file))
         }
     });
