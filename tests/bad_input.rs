@@ -816,3 +816,36 @@ fn control_characters_in_file_names_are_escaped_in_messages() {
     only_messages(&stderr_of(&out));
     assert!(stderr_of(&out).contains("copy\\n.txt is given twice"));
 }
+
+/// A link to a directory it is in (`a/b/up -> ../../a`, `a/loop -> ..`) is a path
+/// reached again, counted in the same note, not an unreadable input: every file under it
+/// was read already ("File system loop found" was a bad record, and `--strict` stopped).
+#[test]
+fn a_link_to_an_enclosing_directory_is_counted_as_reached_again() {
+    let s = Scratch::new();
+    s.write("d/a/s.txt", RATE);
+    s.write("d/a/b/t.txt", RATE_COPY);
+    std::os::unix::fs::symlink("../../a", s.path("d/a/b/up")).unwrap();
+    std::os::unix::fs::symlink("..", s.path("d/a/loop")).unwrap();
+    for strict in [false, true] {
+        let out = neardup()
+            .arg("pairs")
+            .arg(s.path("d"))
+            .args(strict.then_some("--strict"))
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(!err.contains("File system loop"), "{err}");
+        assert!(
+            err.contains("2 files reached again in an input directory"),
+            "{err}"
+        );
+        let pairs = json_lines(&stdout_of(&out));
+        assert_eq!(pairs.len(), 1, "{pairs:?}");
+        assert_eq!(
+            (pairs[0]["a"].as_str(), pairs[0]["b"].as_str()),
+            (Some("a/b/t.txt"), Some("a/s.txt"))
+        );
+    }
+}
