@@ -849,3 +849,27 @@ fn a_link_to_an_enclosing_directory_is_counted_as_reached_again() {
         );
     }
 }
+
+/// A directory given twice, by any path, is named as given: the error named a file in it
+/// ("the input d/a/s.txt is given twice (also as d/a/s.txt)").
+#[test]
+fn a_directory_given_twice_is_named() {
+    let s = Scratch::new();
+    s.write("d/a/s.txt", RATE);
+    s.write("d/t.txt", RATE_COPY);
+    std::os::unix::fs::symlink("d", s.path("current")).unwrap();
+    let d = s.path("d").display().to_string();
+    for again in [
+        d.clone(),
+        format!("{d}/"),
+        s.path("current").display().to_string(),
+    ] {
+        let out = neardup().args(["pairs", &d, &again]).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!("the input {again} is given twice (also as {d})")),
+            "{err}"
+        );
+    }
+}

@@ -605,6 +605,7 @@ pub(crate) fn read_files(
     exec: &ExecArgs,
     extra: &[(&str, &Path)],
 ) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    refuse_repeated_inputs(&input.inputs)?;
     // Failing here (out of descriptors) would leave an output unchecked against the
     // inputs: stop with the run's own message instead.
     let plan = neardup::input::plan_sources(&input_specs(input), None)?;
@@ -626,6 +627,28 @@ pub(crate) fn read_files(
     }
     files.extend(extra.iter().map(|(f, p)| (f.to_string(), p.to_path_buf())));
     Ok(files)
+}
+
+/// Refuses an input given twice, by any path (`pairs dir dir`, `dir ./dir/`, a link to
+/// it), naming it as given: `check_outputs` would name a file of the directory instead.
+fn refuse_repeated_inputs(inputs: &[String]) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut given: Vec<(&str, (u64, u64))> = Vec::new();
+    for input in inputs.iter().filter(|i| i.as_str() != "-") {
+        let Ok(meta) = std::fs::metadata(input) else {
+            continue; // reading it says why it cannot be read
+        };
+        let identity = (meta.dev(), meta.ino());
+        if let Some((first, _)) = given.iter().find(|(_, other)| *other == identity) {
+            anyhow::bail!(
+                "the input {} is given twice (also as {}): give each input once",
+                report::one_line(input),
+                report::one_line(first)
+            );
+        }
+        given.push((input, identity));
+    }
+    Ok(())
 }
 
 /// Refuses, before the run, two outputs naming one file (`distinct_outputs`), an input
