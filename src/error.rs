@@ -1,6 +1,7 @@
 //! The library's error type.
 
 use crate::input::Problem;
+use crate::report::one_line;
 
 /// A failure that stops a run. Bad records are not errors (they are [`Problem`]s,
 /// reported and counted) unless the run is strict.
@@ -25,7 +26,7 @@ pub enum ErrorKind {
     NotFound(String),
     /// A feed index that cannot be used: missing, locked by another writer, damaged, or
     /// of another format version.
-    #[error("index {}: {reason}", path.display())]
+    #[error("index {}: {reason}", one_line(&path.display().to_string()))]
     Index {
         /// The index directory.
         path: std::path::PathBuf,
@@ -35,7 +36,7 @@ pub enum ErrorKind {
     /// A feed index whose article log is damaged (an unreadable stretch with intact
     /// articles after it): every reader and writer refuses it, changing nothing, and
     /// `FeedIndex::repair` (`neardup index repair`) is the way out.
-    #[error("index {}: {reason}", path.display())]
+    #[error("index {}: {reason}", one_line(&path.display().to_string()))]
     Damaged {
         /// The index directory.
         path: std::path::PathBuf,
@@ -44,7 +45,7 @@ pub enum ErrorKind {
     },
     /// A checkpoint (`--checkpoint DIR`) that cannot be used: in use by another run, made
     /// with other settings, or not a checkpoint.
-    #[error("checkpoint {}: {reason}", path.display())]
+    #[error("checkpoint {}: {reason}", one_line(&path.display().to_string()))]
     Checkpoint {
         /// The checkpoint directory.
         path: std::path::PathBuf,
@@ -164,9 +165,10 @@ impl From<&String> for FileLocation {
 
 impl std::fmt::Display for FileLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let file = one_line(&self.file);
         match self.line {
-            Some(line) => write!(f, "{}:{line}", self.file),
-            None => f.write_str(&self.file),
+            Some(line) => write!(f, "{file}:{line}"),
+            None => f.write_str(&file),
         }
     }
 }

@@ -377,7 +377,7 @@ pub(crate) fn write_records<T: Serialize>(
             table.set_header(columns.to_vec());
             for r in records {
                 for cells in row(&r) {
-                    table.add_row(cells.iter().map(|c| table_cell(c)));
+                    table.add_row(cells.iter().map(|c| one_line(c)));
                 }
             }
             writeln!(out, "{table}")?;
@@ -386,10 +386,12 @@ pub(crate) fn write_records<T: Serialize>(
     Ok(())
 }
 
-/// A table cell as shown: control characters (a tab or a newline in an id) as escapes
-/// (`\t`, `\n`, `\u{1b}`), since a terminal would shift the columns after them. Only
-/// tables, which are for reading: JSON and CSV keep every value as it is.
-pub(crate) fn table_cell(text: &str) -> std::borrow::Cow<'_, str> {
+/// A table cell, or a name (an id, a path) within a message, as shown: control characters
+/// (a tab or a newline in an id, an escape sequence in a file name) as escapes (`\t`,
+/// `\n`, `\u{1b}`), since a terminal would shift the columns after them, start a line
+/// that passes for another message, or obey them. Only text for reading: JSON and CSV
+/// keep every value as it is.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
     escape_controls(text, |_, _| false)
 }
 
@@ -1076,7 +1078,7 @@ mod tests {
         let hostile = "id \u{202E}gnp.exe\u{202C} \u{2067}x\u{2069} \u{200F}\u{061C}";
         let shown = "id \\u{202e}gnp.exe\\u{202c} \\u{2067}x\\u{2069} \\u{200f}\\u{61c}";
         assert_eq!(for_terminal(hostile), shown);
-        assert_eq!(table_cell(hostile), shown);
+        assert_eq!(one_line(hostile), shown);
         // Right-to-left text itself is shown as it is.
         assert!(matches!(
             for_terminal("שלום مرحبا"),

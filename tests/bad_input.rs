@@ -760,3 +760,116 @@ fn nested_fields_and_cr_line_endings_get_a_hint() {
         "{err}"
     );
 }
+
+/// File names found in a directory reach messages with their control characters escaped
+/// (`\n`, `\u{1b}`, `\u{202e}`), as ids are: a newline in a name printed a second line
+/// that passed for a summary, and an escape sequence in a skipped file's name cleared the
+/// screen. Outputs keep the name exact.
+#[test]
+fn control_characters_in_file_names_are_escaped_in_messages() {
+    let s = Scratch::new();
+    let forged = "evil\nneardup: 0 documents, 0 bad records fake.txt";
+    s.write(&format!("d/{forged}"), b"bad \xff\n");
+    s.write("d/x\x1b[2Jy.dat", "x");
+    s.write("d/r\u{202e}txt.exe.txt", " ");
+    s.write("d/ok.txt", RATE);
+    s.write("d/copy\n.txt", RATE_COPY);
+    let only_messages = |err: &str| {
+        assert!(!err.contains('\x1b') && !err.contains('\u{202e}'), "{err}");
+        for line in err.lines() {
+            assert!(line.starts_with("neardup: "), "a line of its own: {line:?}");
+        }
+    };
+    let out = neardup().arg("pairs").arg(s.path("d")).output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    only_messages(&err);
+    for shown in [
+        "evil\\nneardup: 0 documents, 0 bad records fake.txt: invalid UTF-8",
+        "x\\u{1b}[2Jy.dat",
+        "r\\u{202e}txt.exe.txt: empty text",
+    ] {
+        assert!(err.contains(shown), "{shown:?} in {err}");
+    }
+    let pairs = json_lines(&stdout_of(&out));
+    assert_eq!(pairs[0]["a"].as_str(), Some("copy\n.txt"), "{pairs:?}");
+    // The error of a strict run, and a file given twice.
+    let out = neardup()
+        .args(["pairs", "--strict"])
+        .arg(s.path("d"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    only_messages(&stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("evil\\nneardup"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = neardup()
+        .arg("pairs")
+        .arg(s.path("d/copy\n.txt"))
+        .arg(s.path("d/copy\n.txt"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    only_messages(&stderr_of(&out));
+    assert!(stderr_of(&out).contains("copy\\n.txt is given twice"));
+}
+
+/// A link to a directory it is in (`a/b/up -> ../../a`, `a/loop -> ..`) is a path
+/// reached again, counted in the same note, not an unreadable input: every file under it
+/// was read already ("File system loop found" was a bad record, and `--strict` stopped).
+#[test]
+fn a_link_to_an_enclosing_directory_is_counted_as_reached_again() {
+    let s = Scratch::new();
+    s.write("d/a/s.txt", RATE);
+    s.write("d/a/b/t.txt", RATE_COPY);
+    std::os::unix::fs::symlink("../../a", s.path("d/a/b/up")).unwrap();
+    std::os::unix::fs::symlink("..", s.path("d/a/loop")).unwrap();
+    for strict in [false, true] {
+        let out = neardup()
+            .arg("pairs")
+            .arg(s.path("d"))
+            .args(strict.then_some("--strict"))
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(!err.contains("File system loop"), "{err}");
+        assert!(
+            err.contains("2 files reached again in an input directory"),
+            "{err}"
+        );
+        let pairs = json_lines(&stdout_of(&out));
+        assert_eq!(pairs.len(), 1, "{pairs:?}");
+        assert_eq!(
+            (pairs[0]["a"].as_str(), pairs[0]["b"].as_str()),
+            (Some("a/b/t.txt"), Some("a/s.txt"))
+        );
+    }
+}
+
+/// A directory given twice, by any path, is named as given: the error named a file in it
+/// ("the input d/a/s.txt is given twice (also as d/a/s.txt)").
+#[test]
+fn a_directory_given_twice_is_named() {
+    let s = Scratch::new();
+    s.write("d/a/s.txt", RATE);
+    s.write("d/t.txt", RATE_COPY);
+    std::os::unix::fs::symlink("d", s.path("current")).unwrap();
+    let d = s.path("d").display().to_string();
+    for again in [
+        d.clone(),
+        format!("{d}/"),
+        s.path("current").display().to_string(),
+    ] {
+        let out = neardup().args(["pairs", &d, &again]).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!("the input {again} is given twice (also as {d})")),
+            "{err}"
+        );
+    }
+}

@@ -691,8 +691,8 @@ pub fn write_eval_table(
         ]);
         for j in list.iter().take(shown) {
             t.add_row(vec![
-                crate::report::table_cell(j.a).into_owned(),
-                crate::report::table_cell(j.b).into_owned(),
+                crate::report::one_line(j.a).into_owned(),
+                crate::report::one_line(j.b).into_owned(),
                 match (j.reason, j.vetoed) {
                     (Some(_), true) => "vetoed".to_string(),
                     (reason, _) => reason.unwrap_or("merged").replace('_', " "),

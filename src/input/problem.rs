@@ -3,6 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::report::one_line;
+
 /// One bad record or unreadable input, with the file and line it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
@@ -94,26 +96,34 @@ impl ProblemKind {
 impl fmt::Display for ProblemKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.write_fact(f)?;
-        if let ProblemKind::DuplicateId { .. } = self {
-            f.write_str("; this record is skipped")?;
-        }
-        Ok(())
+        f.write_str(self.outcome())
     }
 }
 
 impl ProblemKind {
+    /// What becomes of the record, when the message says it.
+    fn outcome(&self) -> &'static str {
+        match self {
+            ProblemKind::DuplicateId { .. } => "; this record is skipped",
+            _ => "",
+        }
+    }
+
     /// What is wrong, without what becomes of the record (a strict run stops instead).
     fn write_fact(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ProblemKind::Unreadable { reason } => write!(f, "cannot read input: {reason}"),
+            ProblemKind::Unreadable { reason } => {
+                write!(f, "cannot read input: {}", one_line(reason))
+            }
             // Bytes after the last gzip stream: nothing was lost (see `source::GzMembers`).
             ProblemKind::ReadFailed { reason } if reason.starts_with("trailing bytes") => {
-                write!(f, "reading stopped here: {reason}")
+                write!(f, "reading stopped here: {}", one_line(reason))
             }
             ProblemKind::ReadFailed { reason } => {
                 write!(
                     f,
-                    "reading stopped here, the rest of this input is lost: {reason}"
+                    "reading stopped here, the rest of this input is lost: {}",
+                    one_line(reason)
                 )
             }
             ProblemKind::InvalidUtf8 { byte } => {
@@ -123,7 +133,9 @@ impl ProblemKind {
                      windows-1252 -t utf-8 FILE` converts a Latin-1 or Windows-1252 one)"
                 )
             }
-            ProblemKind::MalformedJson { reason } => write!(f, "malformed JSON: {reason}"),
+            ProblemKind::MalformedJson { reason } => {
+                write!(f, "malformed JSON: {}", one_line(reason))
+            }
             ProblemKind::NotAnObject { array: false } => write!(f, "expected a JSON object"),
             ProblemKind::NotAnObject { array: true } => write!(
                 f,
@@ -150,7 +162,7 @@ impl ProblemKind {
                 "no words to compare: the text has only punctuation, symbols, emoji or invisible characters"
             ),
             ProblemKind::DuplicateId { id, first } => {
-                write!(f, "duplicate id {id:?} (first seen at {first})")
+                write!(f, "duplicate id {id:?} (first seen at {})", one_line(first))
             }
             ProblemKind::RecordTooLarge { bytes, limit } => write!(
                 f,
@@ -160,12 +172,12 @@ impl ProblemKind {
     }
 }
 
+/// Messages show the source's name (a path, perhaps a file name found in a directory)
+/// with its control characters escaped (`report::one_line`): a newline in it printed a
+/// second line that could pass for a summary. `source` itself stays exact.
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{}: {}", self.source, line, self.kind),
-            None => write!(f, "{}: {}", self.source, self.kind),
-        }
+        write!(f, "{}{}", self.fact(), self.kind.outcome())
     }
 }
 
@@ -175,9 +187,10 @@ impl Problem {
         struct Fact<'a>(&'a Problem);
         impl fmt::Display for Fact<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let source = one_line(&self.0.source);
                 match self.0.line {
-                    Some(line) => write!(f, "{}:{}: ", self.0.source, line)?,
-                    None => write!(f, "{}: ", self.0.source)?,
+                    Some(line) => write!(f, "{source}:{line}: ")?,
+                    None => write!(f, "{source}: ")?,
                 }
                 self.0.kind.write_fact(f)
             }
@@ -187,3 +200,21 @@ impl Problem {
 }
 
 impl std::error::Error for Problem {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_escape_the_source_name_and_keep_it_exact() {
+        let problem = Problem {
+            source: Arc::from("d/a\nneardup: fake\u{1b}[2J.txt"),
+            line: None,
+            kind: ProblemKind::EmptyText,
+        };
+        let shown = "d/a\\nneardup: fake\\u{1b}[2J.txt: empty text (nothing to compare)";
+        assert_eq!(problem.to_string(), shown);
+        assert_eq!(problem.fact().to_string(), shown);
+        assert_eq!(&*problem.source, "d/a\nneardup: fake\u{1b}[2J.txt");
+    }
+}

@@ -102,7 +102,8 @@ pub struct SkippedFiles {
     /// The first of them, in path order, to show the user.
     pub example: Option<String>,
     /// Files reached a second time in one input directory (through a symbolic link to a
-    /// file or directory in it, or a hard link), read once at their first path.
+    /// file or directory in it, or a hard link), read once at their first path; a link to
+    /// a directory it is in (a loop) counts once.
     pub repeated: u64,
     /// The first path skipped so, and the path it was read as.
     pub repeated_example: Option<(String, String)>,
@@ -173,7 +174,10 @@ pub(crate) fn exhaustion(name: &str, e: &io::Error) -> Option<Error> {
         Some(code) => io::Error::from_raw_os_error(code),
         None => io::Error::from(e.kind()),
     };
-    Some(Error::io(format!("reading {name}: {what}"), source))
+    Some(Error::io(
+        format!("reading {}: {what}", crate::report::one_line(name)),
+        source,
+    ))
 }
 
 fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) -> Result<()> {
@@ -223,6 +227,17 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) -> Resul
     for entry in walker {
         let entry = match entry {
             Ok(e) => e,
+            // A link to a directory it is in: every file under it was read already, as
+            // with a link to any other directory of the input.
+            Err(e) if e.loop_ancestor().is_some() => {
+                skipped.repeated += 1;
+                if let (Some(link), Some(ancestor)) = (e.path(), e.loop_ancestor()) {
+                    skipped
+                        .repeated_example
+                        .get_or_insert_with(|| (path_name(link), path_name(ancestor)));
+                }
+                continue;
+            }
             Err(e) => {
                 let at = e.path().map(path_name).unwrap_or_else(|| name.to_string());
                 if let Some(error) = e.io_error().and_then(|io| exhaustion(&at, io)) {

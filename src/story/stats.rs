@@ -207,7 +207,13 @@ impl StoryStats {
         crate::input::open_decoded(&location, &mut |_| {})
             .and_then(|mut f| StoryStats::read_from(&mut f))
             .map_err(|e| {
-                crate::error::Error::io(format!("reading statistics {}", path.display()), e)
+                crate::error::Error::io(
+                    format!(
+                        "reading statistics {}",
+                        crate::report::one_line(&path.display().to_string())
+                    ),
+                    e,
+                )
             })
     }
 

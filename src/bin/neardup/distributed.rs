@@ -281,7 +281,7 @@ pub fn stats(a: &StatsArgs) -> Result<ExitCode> {
                     counted.len(),
                     counted.documents(),
                     read.bad(),
-                    c.output.display()
+                    crate::shown_path(&c.output)
                 ));
             }
             Ok(terminal.exit_code(read.bad()))
@@ -296,8 +296,8 @@ pub fn stats(a: &StatsArgs) -> Result<ExitCode> {
                 if let Some((_, first)) = seen.iter().find(|(r, _)| *r == real) {
                     anyhow::bail!(
                         "{} and {} are the same file: merging it twice would count its documents twice",
-                        first.display(),
-                        path.display()
+                        crate::shown_path(first),
+                        crate::shown_path(path)
                     );
                 }
                 seen.push((real, path));
@@ -321,7 +321,7 @@ pub fn stats(a: &StatsArgs) -> Result<ExitCode> {
                     m.files.len(),
                     merged.len(),
                     merged.documents(),
-                    m.output.display()
+                    crate::shown_path(&m.output)
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -322,6 +322,12 @@ pub(crate) fn usage(e: impl std::fmt::Display) -> anyhow::Error {
     Usage(format!("{e:#}")).into()
 }
 
+/// A path as a message shows it: control characters escaped (a name from a glob or a
+/// directory may hold a newline or an escape sequence).
+pub(crate) fn shown_path(path: &Path) -> String {
+    report::one_line(&path.display().to_string()).into_owned()
+}
+
 /// Writes one line to standard error, ignoring a failure (see `eprintln!` above).
 fn print_to_stderr(line: std::fmt::Arguments<'_>) {
     let mut err = io::stderr().lock();
@@ -548,8 +554,8 @@ pub(crate) fn output_outside(
         !file.starts_with(&dir_real),
         "{flag} {} is inside {what} {}: the output could replace one of its files; write it \
          outside the directory",
-        path.display(),
-        dir.display()
+        shown_path(path),
+        shown_path(dir)
     );
     Ok(())
 }
@@ -588,7 +594,7 @@ pub(crate) fn distinct_outputs(outputs: &[NamedOutput]) -> Result<()> {
             anyhow::bail!(
                 "{other} and {flag} both name {}: each output needs a file of its own (one \
                  would replace the other)",
-                path.display()
+                shown_path(path)
             );
         }
         named.push((flag, id));
@@ -605,6 +611,7 @@ pub(crate) fn read_files(
     exec: &ExecArgs,
     extra: &[(&str, &Path)],
 ) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    refuse_repeated_inputs(&input.inputs)?;
     // Failing here (out of descriptors) would leave an output unchecked against the
     // inputs: stop with the run's own message instead.
     let plan = neardup::input::plan_sources(&input_specs(input), None)?;
@@ -626,6 +633,28 @@ pub(crate) fn read_files(
     }
     files.extend(extra.iter().map(|(f, p)| (f.to_string(), p.to_path_buf())));
     Ok(files)
+}
+
+/// Refuses an input given twice, by any path (`pairs dir dir`, `dir ./dir/`, a link to
+/// it), naming it as given: `check_outputs` would name a file of the directory instead.
+fn refuse_repeated_inputs(inputs: &[String]) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut given: Vec<(&str, (u64, u64))> = Vec::new();
+    for input in inputs.iter().filter(|i| i.as_str() != "-") {
+        let Ok(meta) = std::fs::metadata(input) else {
+            continue; // reading it says why it cannot be read
+        };
+        let identity = (meta.dev(), meta.ino());
+        if let Some((first, _)) = given.iter().find(|(_, other)| *other == identity) {
+            anyhow::bail!(
+                "the input {} is given twice (also as {}): give each input once",
+                report::one_line(input),
+                report::one_line(first)
+            );
+        }
+        given.push((input, identity));
+    }
+    Ok(())
 }
 
 /// Refuses, before the run, two outputs naming one file (`distinct_outputs`), an input
@@ -656,8 +685,8 @@ pub(crate) fn check_outputs(outputs: &[NamedOutput], read: &[(String, PathBuf)])
         if let Some((_, first, _)) = inputs[..i].iter().find(|(_, _, other)| other == id) {
             anyhow::bail!(
                 "the input {} is given twice (also as {}): give each file once",
-                path.display(),
-                first.display()
+                shown_path(path),
+                shown_path(first)
             );
         }
     }
@@ -674,8 +703,8 @@ pub(crate) fn check_outputs(outputs: &[NamedOutput], read: &[(String, PathBuf)])
             };
             anyhow::bail!(
                 "{flag} {} is {what} ({}): the output would replace it; write it to another file",
-                path.display(),
-                file.display()
+                shown_path(path),
+                shown_path(file)
             );
         }
     }
@@ -875,7 +904,10 @@ fn warn_of_no_input(sources: u64, bad: u64) {
 
 /// Says how many files of the input directories were left out, and names one.
 fn note_skipped_files(terminal: &Terminal, skipped: &neardup::input::SkippedFiles) {
+    // Names found in a directory may hold newlines and escape sequences.
+    let shown = report::one_line;
     if let Some((path, first)) = &skipped.repeated_example {
+        let (path, first) = (shown(path), shown(first));
         terminal.println(&format!(
             "neardup: note: {} read once: {} file{} reached again in an input directory \
              (through a link) {} skipped, e.g. {path} (read as {first})",
@@ -890,6 +922,7 @@ fn note_skipped_files(terminal: &Terminal, skipped: &neardup::input::SkippedFile
         ));
     }
     if let Some(example) = &skipped.example {
+        let example = shown(example);
         terminal.println(&format!(
             "neardup: note: {} file{} in the input directories {} not read, being named \
              neither .txt nor JSON Lines (e.g. {example}); give {} by name, or read every \
@@ -901,6 +934,7 @@ fn note_skipped_files(terminal: &Terminal, skipped: &neardup::input::SkippedFile
         ));
     }
     if let Some(example) = &skipped.special_example {
+        let example = shown(example);
         terminal.println(&format!(
             "neardup: note: {} entr{} in the input directories {} not read, being neither a \
              file nor a directory (a named pipe, socket or device; e.g. {example}); give a \
@@ -960,7 +994,7 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
     if let Some(dir) = &outcome.settings.checkpoint {
         terminal.println(&format!(
             "neardup: checkpoint {}: fingerprints of {} of {} records reused, {} kept anew",
-            dir.display(),
+            shown_path(dir),
             s.checkpoint_records,
             s.records,
             s.records - s.checkpoint_records,
@@ -1082,7 +1116,7 @@ impl Output {
             None => None,
             Some(p) => {
                 let file = OutputFile::create(p)
-                    .with_context(|| format!("cannot write {flag} {}", p.display()))?;
+                    .with_context(|| format!("cannot write {flag} {}", shown_path(p)))?;
                 Some((p.to_path_buf(), file))
             }
         }))
@@ -1106,9 +1140,9 @@ impl Output {
             Some((path, file)) => {
                 let mut w = BufWriter::with_capacity(1 << 16, file);
                 let value = body(&mut stop::Stoppable(&mut w))
-                    .with_context(|| format!("writing {}", path.display()))?;
+                    .with_context(|| format!("writing {}", shown_path(path)))?;
                 w.flush()
-                    .with_context(|| format!("writing {}", path.display()))?;
+                    .with_context(|| format!("writing {}", shown_path(path)))?;
                 Ok(value)
             }
         }
@@ -1141,7 +1175,7 @@ impl Output {
     fn commit(self) -> Result<()> {
         if let Some((path, file)) = self.0 {
             file.commit()
-                .with_context(|| format!("writing {}", path.display()))?;
+                .with_context(|| format!("writing {}", shown_path(&path)))?;
         }
         Ok(())
     }
@@ -1167,7 +1201,7 @@ pub(crate) fn write_atomically<T>(
         None => None,
         Some(p) => {
             let file =
-                OutputFile::create(p).with_context(|| format!("creating {}", p.display()))?;
+                OutputFile::create(p).with_context(|| format!("creating {}", shown_path(p)))?;
             Some((p.to_path_buf(), file))
         }
     });

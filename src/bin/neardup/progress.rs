@@ -319,7 +319,7 @@ pub mod stop {
         if let Some(dir) = CHECKPOINT.get() {
             line += &format!(
                 " (the checkpoint {} keeps the fingerprints saved so far: run again to resume)",
-                dir.display()
+                crate::shown_path(dir)
             );
         }
         (line, (128 + signal) as u8)
