@@ -1318,6 +1318,43 @@ fn one_writer_at_a_time_and_signals_stop_watch_cleanly() {
     index_ok(&["add", "-q"], &idx, &[&f]);
 }
 
+/// Removing `DIR/lock` (it looks like a leftover) lets no second writer in while the
+/// first holds the index, in this process or another; the first goes on (QA 25, M4).
+#[cfg(unix)]
+#[test]
+fn removing_the_lock_file_lets_no_second_writer_in() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    FeedIndex::create(&idx, &settings_of(PipelineBuilder::new(), None)).unwrap();
+    let mut first = FeedIndex::open(&idx, Access::Write, &Silent).unwrap();
+    std::fs::remove_file(idx.join("lock")).unwrap();
+    let e = FeedIndex::open(&idx, Access::Write, &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is open for writing by"), "{e}");
+    let f = s.jsonl("more.jsonl", &[("b", RATE_COPY)]);
+    let inputs: [&[&Path]; 3] = [&[&f], &[], &[]];
+    for (args, inputs) in [["add"], ["compact"], ["repair"]].iter().zip(inputs) {
+        let out = index_output(args, &idx, inputs);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let message = stderr_of(&out);
+        assert!(
+            message.contains("is open for writing by another process"),
+            "{args:?}: {message}"
+        );
+    }
+    // Again with a `lock` another process made and left.
+    std::fs::write(idx.join("lock"), "").unwrap();
+    assert!(FeedIndex::open(&idx, Access::Write, &Silent).is_err());
+    let a = article(&first, "a", RATE, None);
+    first.add(&a).unwrap().unwrap();
+    first.commit().unwrap();
+    drop(first);
+    index_ok(&["add", "-q"], &idx, &[&f]);
+    let index = FeedIndex::open(&idx, Access::Read, &Silent).unwrap();
+    assert_eq!(index.len(), 2);
+}
+
 /// Sends a signal with the system's `kill` (the tests need no signal crate of their own).
 fn send_signal(pid: u32, signal: &str) {
     let status = Command::new("kill")
