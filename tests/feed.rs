@@ -1339,7 +1339,8 @@ fn removing_the_lock_file_lets_no_second_writer_in() {
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let message = stderr_of(&out);
         assert!(
-            message.contains("is open for writing by another process"),
+            message.contains("is open for writing by another process")
+                && message.contains("only one process may write to an index at a time"),
             "{args:?}: {message}"
         );
     }

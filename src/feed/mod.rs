@@ -2645,7 +2645,7 @@ fn take_lock(dir: &Path) -> Result<WriterLock> {
         index_error(
             dir,
             format!(
-                "is open for writing by {}; only one process may add to an index at a time (queries and stats can run alongside)",
+                "is open for writing by {}; only one process may write to an index at a time (queries and stats can run alongside)",
                 crate::lock::describe_holder(holder)
             ),
         )
