@@ -1356,6 +1356,52 @@ fn removing_the_lock_file_lets_no_second_writer_in() {
     assert_eq!(index.len(), 2);
 }
 
+/// `index query -` on a pipe answers each line as it arrives, not once a batch of
+/// `--commit-every` lines fills or the input ends (QA 25, L1).
+#[test]
+fn index_query_answers_each_line_of_a_pipe_as_it_arrives() {
+    use std::io::BufRead;
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let f = s.jsonl("first.jsonl", &[("rate-1", RATE)]);
+    index_ok(&["add", "-q"], &idx, &[&f]);
+    let mut query = Command::new(assert_cmd::cargo::cargo_bin("neardup"))
+        .args(["index", "query", "-q"])
+        .arg(&idx)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = query.stdin.take().unwrap();
+    let stdout = query.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if line.map(|l| tx.send(l)).is_err() {
+                break;
+            }
+        }
+    });
+    for (id, text, verdict) in [("rate-2", RATE_COPY, "duplicate"), ("storm", STORM, "new")] {
+        writeln!(stdin, "{}", serde_json::json!({"id": id, "text": text})).unwrap();
+        stdin.flush().unwrap();
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
+            let _ = query.kill();
+            panic!("no verdict for {id} while its input stayed open");
+        };
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            (v["id"].as_str(), v["verdict"].as_str()),
+            (Some(id), Some(verdict))
+        );
+    }
+    drop(stdin);
+    assert!(query.wait().unwrap().success());
+}
+
 /// Sends a signal with the system's `kill` (the tests need no signal crate of their own).
 fn send_signal(pid: u32, signal: &str) {
     let status = Command::new("kill")
