@@ -1318,6 +1318,90 @@ fn one_writer_at_a_time_and_signals_stop_watch_cleanly() {
     index_ok(&["add", "-q"], &idx, &[&f]);
 }
 
+/// Removing `DIR/lock` (it looks like a leftover) lets no second writer in while the
+/// first holds the index, in this process or another; the first goes on (QA 25, M4).
+#[cfg(unix)]
+#[test]
+fn removing_the_lock_file_lets_no_second_writer_in() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    FeedIndex::create(&idx, &settings_of(PipelineBuilder::new(), None)).unwrap();
+    let mut first = FeedIndex::open(&idx, Access::Write, &Silent).unwrap();
+    std::fs::remove_file(idx.join("lock")).unwrap();
+    let e = FeedIndex::open(&idx, Access::Write, &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is open for writing by"), "{e}");
+    let f = s.jsonl("more.jsonl", &[("b", RATE_COPY)]);
+    let inputs: [&[&Path]; 3] = [&[&f], &[], &[]];
+    for (args, inputs) in [["add"], ["compact"], ["repair"]].iter().zip(inputs) {
+        let out = index_output(args, &idx, inputs);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let message = stderr_of(&out);
+        assert!(
+            message.contains("is open for writing by another process")
+                && message.contains("only one process may write to an index at a time"),
+            "{args:?}: {message}"
+        );
+    }
+    // Again with a `lock` another process made and left.
+    std::fs::write(idx.join("lock"), "").unwrap();
+    assert!(FeedIndex::open(&idx, Access::Write, &Silent).is_err());
+    let a = article(&first, "a", RATE, None);
+    first.add(&a).unwrap().unwrap();
+    first.commit().unwrap();
+    drop(first);
+    index_ok(&["add", "-q"], &idx, &[&f]);
+    let index = FeedIndex::open(&idx, Access::Read, &Silent).unwrap();
+    assert_eq!(index.len(), 2);
+}
+
+/// `index query -` on a pipe answers each line as it arrives, not once a batch of
+/// `--commit-every` lines fills or the input ends (QA 25, L1).
+#[test]
+fn index_query_answers_each_line_of_a_pipe_as_it_arrives() {
+    use std::io::BufRead;
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let f = s.jsonl("first.jsonl", &[("rate-1", RATE)]);
+    index_ok(&["add", "-q"], &idx, &[&f]);
+    let mut query = Command::new(assert_cmd::cargo::cargo_bin("neardup"))
+        .args(["index", "query", "-q"])
+        .arg(&idx)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = query.stdin.take().unwrap();
+    let stdout = query.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if line.map(|l| tx.send(l)).is_err() {
+                break;
+            }
+        }
+    });
+    for (id, text, verdict) in [("rate-2", RATE_COPY, "duplicate"), ("storm", STORM, "new")] {
+        writeln!(stdin, "{}", serde_json::json!({"id": id, "text": text})).unwrap();
+        stdin.flush().unwrap();
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
+            let _ = query.kill();
+            panic!("no verdict for {id} while its input stayed open");
+        };
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            (v["id"].as_str(), v["verdict"].as_str()),
+            (Some(id), Some(verdict))
+        );
+    }
+    drop(stdin);
+    assert!(query.wait().unwrap().success());
+}
+
 /// Sends a signal with the system's `kill` (the tests need no signal crate of their own).
 fn send_signal(pid: u32, signal: &str) {
     let status = Command::new("kill")

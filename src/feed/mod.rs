@@ -21,8 +21,9 @@
 //!
 //! ## Sharing
 //! One process at a time may write (`add`, `compact`, the CLI's `watch`): it holds an
-//! advisory lock on `DIR/lock`, and a second writer gets [`ErrorKind::Index`] naming the
-//! holder's process id. The lock dies with its process, so a crash leaves no stale lock.
+//! advisory lock on `DIR` itself (on Unix) and on `DIR/lock`, and a second writer gets
+//! [`ErrorKind::Index`] naming the holder's process id. The lock dies with its process,
+//! so a crash leaves no stale lock, and deleting `DIR/lock` lets no second writer in.
 //! Any number of readers ([`Access::Read`]: queries, statistics) may open the index at
 //! the same time, even while it is written: each sees the articles committed when it
 //! opened it, and [`FeedIndex::refresh`] (which [`FeedIndex::query`] calls first) brings
@@ -469,7 +470,7 @@ pub struct FeedIndex {
     docs: Docs,
     ids: IdIndex,
     bands: Vec<BandTable>,
-    lock: Option<File>,
+    lock: Option<WriterLock>,
     new: u64,
     duplicates: u64,
     rewrites: u64,
@@ -807,7 +808,7 @@ impl FeedIndex {
         meta: Meta,
         path: PathBuf,
         file: File,
-        lock: Option<File>,
+        lock: Option<WriterLock>,
         observer: &dyn Observer,
     ) -> Result<FeedIndex> {
         let settings = meta.settings;
@@ -1706,6 +1707,28 @@ impl FeedIndex {
         Ok(self.len() != count)
     }
 
+    /// Where the directory could not be locked, `DIR/lock` alone keeps a second writer
+    /// out: once it is removed or replaced, another process may be writing, so this one
+    /// writes nothing more.
+    fn check_lock(&self) -> Result<()> {
+        let Some(WriterLock { file, dir: None }) = &self.lock else {
+            return Ok(());
+        };
+        match crate::lock::is_linked_at(file, &self.dir.join(format::LOCK_FILE)) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(index_error(
+                &self.dir,
+                format!(
+                    "lost its writer's lock: {} was removed or replaced while this process \
+                     held it, so another process may be writing; nothing more is written \
+                     (open the index again once it is the only writer)",
+                    format::LOCK_FILE
+                ),
+            )),
+            Err(e) => Err(io_error(&self.dir, "checking the writer's lock", e)),
+        }
+    }
+
     fn writable(&self) -> Result<()> {
         if self.lock.is_none() {
             return Err(index_error(&self.dir, "was opened for reading only"));
@@ -1717,6 +1740,7 @@ impl FeedIndex {
     /// call [`Syncer::sync`] (on any thread) before acknowledging them. Adding may go on
     /// meanwhile. [`FeedIndex::commit`] does both at once.
     pub fn write(&mut self) -> Result<Syncer> {
+        self.check_lock()?;
         self.log
             .write()
             .map_err(|e| io_error(&self.dir, "writing the article log", e))
@@ -1724,6 +1748,7 @@ impl FeedIndex {
 
     /// Makes every article added so far durable: writes them and syncs the log.
     pub fn commit(&mut self) -> Result<()> {
+        self.check_lock()?;
         self.log
             .commit()
             .map_err(|e| io_error(&self.dir, "writing the article log", e))
@@ -2596,17 +2621,47 @@ fn read_meta(dir: &Path) -> Result<Meta> {
     format::decode_meta(&bytes).map_err(|e| index_error(dir, e))
 }
 
+/// The writer's hold on an index: the lock of `DIR/lock` and, where it can be taken, of
+/// the directory itself. `lock` looks like a leftover and gets deleted; the directory
+/// cannot be while it holds the index, so a second writer stays out (QA 25).
+#[derive(Debug)]
+struct WriterLock {
+    /// Holds the writer's pid, for the message of the next one.
+    file: File,
+    /// `None` where directories cannot be locked: each write then checks `file` first.
+    dir: Option<File>,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Whether `take_lock` does without the directory's lock, as where it cannot be taken.
+    static NO_DIR_LOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Takes the writer's lock, or says who holds it.
-fn take_lock(dir: &Path) -> Result<File> {
-    match crate::lock::take(&dir.join(format::LOCK_FILE)) {
-        Ok(Ok(file)) => Ok(file),
-        Ok(Err(holder)) => Err(index_error(
+fn take_lock(dir: &Path) -> Result<WriterLock> {
+    let path = dir.join(format::LOCK_FILE);
+    let held_by = |holder: &str| {
+        index_error(
             dir,
             format!(
-                "is open for writing by {}; only one process may add to an index at a time (queries and stats can run alongside)",
-                crate::lock::describe_holder(&holder)
+                "is open for writing by {}; only one process may write to an index at a time (queries and stats can run alongside)",
+                crate::lock::describe_holder(holder)
             ),
-        )),
+        )
+    };
+    // The directory first: its holder may no longer have `lock`, only its pid written there.
+    let held = match crate::lock::take_dir(dir) {
+        Ok(crate::lock::DirLock::Held(handle)) => Some(handle),
+        Ok(crate::lock::DirLock::Busy) => return Err(held_by(&crate::lock::holder_at(&path))),
+        Ok(crate::lock::DirLock::Unsupported) => None,
+        Err(e) => return Err(io_error(dir, "locking the index", e)),
+    };
+    #[cfg(test)]
+    let held = held.filter(|_| !NO_DIR_LOCK.with(std::cell::Cell::get));
+    match crate::lock::take(&path) {
+        Ok(Ok(file)) => Ok(WriterLock { file, dir: held }),
+        Ok(Err(holder)) => Err(held_by(&holder)),
         Err(e) => Err(io_error(dir, "locking the index", e)),
     }
 }
@@ -3013,5 +3068,45 @@ mod golden {
         std::fs::write(dir.join(format::log_file_name(0)), b"not a log").unwrap();
         let e = FeedIndex::open(&dir, Access::Read, &Silent).unwrap_err();
         assert!(e.to_string().contains("story level differs"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+    use crate::progress::Silent;
+
+    fn settings() -> IndexSettings {
+        let pipeline = PipelineBuilder::new().build().unwrap();
+        IndexSettings::new(pipeline.settings(), Level::Copy, None).unwrap()
+    }
+
+    fn add_one(index: &mut FeedIndex, id: &str) {
+        let line = serde_json::json!({"id": id, "text": "a few words of text to index"});
+        let mut f = index.fingerprinter();
+        let article = Article::from_json(&line.to_string(), &Default::default(), &mut f, 0);
+        index.add(&article.unwrap()).unwrap();
+    }
+
+    /// Where the directory cannot be locked, a writer whose `lock` was removed (and made
+    /// again by a second writer) stops before it writes, rather than write alongside.
+    #[test]
+    fn without_the_directory_lock_a_writer_whose_lock_file_went_writes_nothing() {
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().join("idx");
+        FeedIndex::create(&dir, &settings()).unwrap();
+        NO_DIR_LOCK.with(|f| f.set(true));
+        let mut first = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+        add_one(&mut first, "a");
+        first.commit().unwrap();
+        std::fs::remove_file(dir.join(format::LOCK_FILE)).unwrap();
+        add_one(&mut first, "b");
+        let e = first.commit().unwrap_err().to_string();
+        assert!(e.contains("lost its writer's lock"), "{e}");
+        let second = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+        let e = first.write().map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("lost its writer's lock"), "{e}");
+        NO_DIR_LOCK.with(|f| f.set(false));
+        assert_eq!(second.len(), 1, "b was never written");
     }
 }

@@ -7,7 +7,7 @@
 use std::io::{BufRead, Read};
 
 use super::problem::{Problem, ProblemKind};
-use super::source::{InputFormat, Source, exhaustion, open_decoded};
+use super::source::{InputFormat, Source, exhaustion, is_stream, open_buffered, open_decoded};
 
 /// Where a record came from: the source's index and its 1-based line (0 for a whole file).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -82,6 +82,10 @@ pub struct ReadLimits {
     pub batch_bytes: usize,
     /// ... or this many records.
     pub batch_records: usize,
+    /// JSON Lines read from a stream (a pipe, a terminal): a batch is also handed on
+    /// whenever no whole line is waiting, so each record is answered once it arrives
+    /// rather than when a batch fills or the input ends (`index query -`).
+    pub hand_on_when_waiting: bool,
 }
 
 impl Default for ReadLimits {
@@ -90,6 +94,7 @@ impl Default for ReadLimits {
             max_record_bytes: 256 << 20,
             batch_bytes: 4 << 20,
             batch_records: 4096,
+            hand_on_when_waiting: false,
         }
     }
 }
@@ -163,7 +168,7 @@ fn read_lines(
     batch: &mut Batch,
     sink: &mut dyn FnMut(ReadEvent) -> bool,
 ) -> bool {
-    let mut reader = match open_decoded(&source.location, on_read) {
+    let mut reader = match open_buffered(&source.location, on_read) {
         Ok(r) => r,
         Err(e) => {
             // Keep input order: records read so far go before the problem.
@@ -182,8 +187,17 @@ fn read_lines(
             )));
         }
     };
+    let hand_on_when_waiting = limits.hand_on_when_waiting && is_stream(&source.location);
     let mut line = 0u64;
     loop {
+        // The next read may wait for the writer: what is read goes on first.
+        if hand_on_when_waiting
+            && !batch.records.is_empty()
+            && !reader.holds_line()
+            && !sink(ReadEvent::Batch(std::mem::take(batch)))
+        {
+            return false;
+        }
         line += 1;
         let start = batch.buf.len();
         let read = (&mut reader)

@@ -412,6 +412,42 @@ pub fn open_decoded<'a>(
     location: &Location,
     on_read: &'a mut dyn FnMut(u64),
 ) -> io::Result<Box<dyn BufRead + 'a>> {
+    Ok(Box::new(open_buffered(location, on_read)?))
+}
+
+/// A reader that can tell whether a whole line is already in its buffer, so that the
+/// next line can be read without waiting for the input.
+pub(crate) trait Buffered: BufRead {
+    fn holds_line(&self) -> bool;
+}
+
+impl<R: Read> Buffered for BufReader<R> {
+    fn holds_line(&self) -> bool {
+        self.buffer().contains(&b'\n')
+    }
+}
+
+/// Whether reading `location` may wait for bytes yet to come (a pipe, a terminal), as
+/// reading a regular file never does.
+pub(crate) fn is_stream(location: &Location) -> bool {
+    match location {
+        Location::File(path) => std::fs::metadata(path).is_ok_and(|m| !m.is_file()),
+        #[cfg(unix)]
+        Location::Stdin => rustix::fs::fstat(io::stdin()).is_ok_and(|st| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile
+        }),
+        // Elsewhere taken as one: batches are only cut smaller.
+        #[cfg(not(unix))]
+        Location::Stdin => true,
+        Location::Memory(_) => false,
+    }
+}
+
+/// [`open_decoded`], telling whether a line is buffered.
+pub(crate) fn open_buffered<'a>(
+    location: &Location,
+    on_read: &'a mut dyn FnMut(u64),
+) -> io::Result<Box<dyn Buffered + 'a>> {
     const BUF: usize = 256 * 1024;
     let raw: Box<dyn Read + 'a> = match location {
         Location::File(path) => Box::new(Counting {

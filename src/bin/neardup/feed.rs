@@ -129,7 +129,8 @@ pub enum IndexCommand {
         after_long_help = INDEX_EXAMPLES,
         mut_arg("date_field", |a| a.help(DATE_FIELD_HELP)),
         mut_arg("commit_every", |a| a.help(
-            "Print verdicts every N articles (a query stores and syncs nothing)"
+            "Print verdicts every N articles of a file (a query stores and syncs nothing); \
+             from a pipe or terminal each line is answered as it arrives"
         )),
         mut_arg("strict", |a| a.help(
             "Stop with an error at the first bad record (the verdicts before it are printed)"
@@ -796,6 +797,8 @@ fn bulk(a: BulkArgs, mode: IngestMode) -> Result<ExitCode> {
         limits: ReadLimits {
             max_record_bytes: a.input.max_record_bytes,
             batch_records: a.commit_every,
+            // A query stores nothing: each line read from a pipe is answered at once.
+            hand_on_when_waiting: mode == IngestMode::Query,
             ..ReadLimits::default()
         },
         strict: a.exec.strict,
