@@ -443,7 +443,10 @@ impl<'scope, 'env> Keeper<'scope, 'env> {
             .join()
             .expect("writing a checkpoint does not panic")?;
         Err(Error::io(
-            format!("writing the checkpoint {}", self.dir.display()),
+            format!(
+                "writing the checkpoint {}",
+                crate::report::shown_path(&self.dir)
+            ),
             io::Error::other("the writing thread stopped"),
         ))
     }
@@ -602,7 +605,10 @@ fn checkpoint_error(dir: &Path, reason: String) -> Error {
 }
 
 fn io_error(dir: &Path, doing: &str, e: io::Error) -> Error {
-    Error::io(format!("{doing} the checkpoint {}", dir.display()), e)
+    Error::io(
+        format!("{doing} the checkpoint {}", crate::report::shown_path(dir)),
+        e,
+    )
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The library's error type.
 
 use crate::input::Problem;
-use crate::report::one_line;
+use crate::report::{one_line, shown_path};
 
 /// A failure that stops a run. Bad records are not errors (they are [`Problem`]s,
 /// reported and counted) unless the run is strict.
@@ -26,7 +26,7 @@ pub enum ErrorKind {
     NotFound(String),
     /// A feed index that cannot be used: missing, locked by another writer, damaged, or
     /// of another format version.
-    #[error("index {}: {reason}", one_line(&path.display().to_string()))]
+    #[error("index {}: {reason}", shown_path(path))]
     Index {
         /// The index directory.
         path: std::path::PathBuf,
@@ -36,7 +36,7 @@ pub enum ErrorKind {
     /// A feed index whose article log is damaged (an unreadable stretch with intact
     /// articles after it): every reader and writer refuses it, changing nothing, and
     /// `FeedIndex::repair` (`neardup index repair`) is the way out.
-    #[error("index {}: {reason}", one_line(&path.display().to_string()))]
+    #[error("index {}: {reason}", shown_path(path))]
     Damaged {
         /// The index directory.
         path: std::path::PathBuf,
@@ -45,7 +45,7 @@ pub enum ErrorKind {
     },
     /// A checkpoint (`--checkpoint DIR`) that cannot be used: in use by another run, made
     /// with other settings, or not a checkpoint.
-    #[error("checkpoint {}: {reason}", one_line(&path.display().to_string()))]
+    #[error("checkpoint {}: {reason}", shown_path(path))]
     Checkpoint {
         /// The checkpoint directory.
         path: std::path::PathBuf,

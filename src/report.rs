@@ -395,6 +395,11 @@ pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
     escape_controls(text, |_, _| false)
 }
 
+/// A path as a message shows it: [`one_line`] of its display.
+pub fn shown_path(path: &std::path::Path) -> String {
+    one_line(&path.display().to_string()).into_owned()
+}
+
 /// `text` with each control character that `keep` (given it and the next character)
 /// does not keep written as an escape: `\t`, `\n`, `\r`, else `\u{1b}`. Bidirectional
 /// controls count as control characters: raw, they reorder what a terminal shows after

@@ -1320,6 +1320,37 @@ fn one_writer_at_a_time_and_signals_stop_watch_cleanly() {
 
 /// Removing `DIR/lock` (it looks like a leftover) lets no second writer in while the
 /// first holds the index, in this process or another; the first goes on (QA 25, M4).
+/// An index directory named with a newline is shown escaped in summaries and errors: it
+/// forged a second `neardup:` line (review of the twenty-fifth session).
+#[test]
+fn an_index_directory_named_with_a_newline_stays_on_one_line() {
+    let s = Scratch::new();
+    let idx = s.path("n\nneardup: fake");
+    let created = neardup()
+        .args(["index", "create"])
+        .arg(&idx)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", stderr_of(&created));
+    let log = idx.join("articles.0.log");
+    std::fs::remove_file(&log).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    let stats = neardup()
+        .args(["index", "stats"])
+        .arg(&idx)
+        .output()
+        .unwrap();
+    assert!(!stats.status.success());
+    for out in [&created, &stats] {
+        let err = stderr_of(out);
+        assert!(err.contains("n\\nneardup: fake"), "{err}");
+        assert!(
+            !err.lines().any(|l| l.starts_with("neardup: fake")),
+            "{err}"
+        );
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn removing_the_lock_file_lets_no_second_writer_in() {

@@ -89,8 +89,15 @@ impl Syncer {
     /// [`Written::sync`] (or any later sync) has returned.
     pub fn write(self) -> crate::Result<Written> {
         let path = Arc::clone(&self.path);
-        self.write_io()
-            .map_err(|e| crate::Error::io(format!("writing the article log {}", path.display()), e))
+        self.write_io().map_err(|e| {
+            crate::Error::io(
+                format!(
+                    "writing the article log {}",
+                    crate::report::shown_path(&path)
+                ),
+                e,
+            )
+        })
     }
 
     fn write_io(self) -> io::Result<Written> {
@@ -131,7 +138,10 @@ impl Written {
     pub fn sync(&self) -> crate::Result<()> {
         self.sync_io().map_err(|e| {
             crate::Error::io(
-                format!("syncing the article log {}", self.path.display()),
+                format!(
+                    "syncing the article log {}",
+                    crate::report::shown_path(&self.path)
+                ),
                 e,
             )
         })
@@ -239,7 +249,10 @@ pub(crate) fn check_tail(path: &Path, file: &File, end: &ScanEnd) -> Result<(), 
         return Ok(());
     }
     let found = intact_frame_after(file, end.valid_len + 1, end.file_len).map_err(|e| {
-        Refusal::failed(format!("{}: reading the article log: {e}", path.display()))
+        Refusal::failed(format!(
+            "{}: reading the article log: {e}",
+            crate::report::shown_path(path)
+        ))
     })?;
     match found {
         None => Ok(()),
@@ -247,7 +260,7 @@ pub(crate) fn check_tail(path: &Path, file: &File, end: &ScanEnd) -> Result<(), 
             "{} is damaged at byte {}: the frame there cannot be read, but intact articles \
              follow it (the first at byte {at}), so this is not an unfinished write; nothing \
              was changed ({})",
-            path.display(),
+            crate::report::shown_path(path),
             end.valid_len,
             repair_hint(path)
         ))),
@@ -285,7 +298,7 @@ fn repair_hint(path: &Path) -> String {
     let dir = path.parent().unwrap_or(Path::new("."));
     format!(
         "'neardup index repair {}' keeps every intact article and sets the damaged log aside",
-        dir.display()
+        crate::report::shown_path(dir)
     )
 }
 
@@ -453,7 +466,7 @@ impl Log {
                 return Err(Refusal::damaged(format!(
                     "{} is damaged at byte {}: {} bytes after it cannot be read; \
                      refusing to cut them off ({})",
-                    path.display(),
+                    crate::report::shown_path(path),
                     end.valid_len,
                     end.tail(),
                     repair_hint(path)

@@ -616,7 +616,10 @@ fn refused(dir: &Path, refusal: log::Refusal) -> Error {
 }
 
 fn io_error(dir: &Path, doing: &str, e: io::Error) -> Error {
-    Error::io(format!("{doing} in index {}", dir.display()), e)
+    Error::io(
+        format!("{doing} in index {}", crate::report::shown_path(dir)),
+        e,
+    )
 }
 
 impl FeedIndex {
@@ -965,7 +968,8 @@ impl FeedIndex {
         if let (Some(counter), Some(state)) = (counter, &mut index.story) {
             state.stats = counter.join().expect("counting statistics does not panic");
         }
-        let end = scanned.map_err(|e| index_error(dir, format!("{}: {e}", path.display())))?;
+        let end = scanned
+            .map_err(|e| index_error(dir, format!("{}: {e}", crate::report::shown_path(&path))))?;
         log::check_tail(&path, &file, &end).map_err(|e| refused(dir, e))?;
         index.recovered_tail = end.tail();
         index.log = match lock {
@@ -1102,12 +1106,15 @@ impl FeedIndex {
         buf: &'a mut Vec<u8>,
         num_perm: usize,
     ) -> Result<ArticleRecord<'a>> {
-        let payload = log
-            .read(offset, len, buf)
-            .map_err(|e| Error::io(format!("reading {}", log.path().display()), e))?;
+        let payload = log.read(offset, len, buf).map_err(|e| {
+            Error::io(
+                format!("reading {}", crate::report::shown_path(log.path())),
+                e,
+            )
+        })?;
         format::decode_article(payload, num_perm).map_err(|e| {
             Error::io(
-                format!("reading {}", log.path().display()),
+                format!("reading {}", crate::report::shown_path(log.path())),
                 io::Error::new(io::ErrorKind::InvalidData, e),
             )
         })
@@ -1690,8 +1697,12 @@ impl FeedIndex {
         });
         self.scratch = scratch;
         let path = self.log.path().to_path_buf();
-        let end =
-            scanned.map_err(|e| index_error(&self.dir, format!("{}: {e}", path.display())))?;
+        let end = scanned.map_err(|e| {
+            index_error(
+                &self.dir,
+                format!("{}: {e}", crate::report::shown_path(&path)),
+            )
+        })?;
         if let Err(e) = log::check_tail(&path, &file, &end) {
             // A writer cutting off an unfinished write and appending while this read
             // could look like damage: only a log that stayed as it was is refused.
@@ -2093,7 +2104,7 @@ impl FeedIndex {
                         format!(
                             "{}: the article at byte {offset} repeats the id {:?} of an earlier \
                              one; nothing was changed",
-                            old.path().display(),
+                            crate::report::shown_path(old.path()),
                             article.id
                         ),
                     ));

@@ -746,7 +746,7 @@ fn create(a: CreateArgs) -> Result<ExitCode> {
     if !a.quiet {
         eprintln!(
             "neardup: created index {} (level {}, {}, {} slots, threshold {}, {} bands x {} rows, {})",
-            a.dir.display(),
+            neardup::report::shown_path(&a.dir),
             settings.level.name(),
             settings.shingle,
             settings.num_perm,
@@ -961,7 +961,10 @@ fn repair(a: RepairArgs) -> Result<ExitCode> {
 /// What `index repair` did, in lines for people.
 fn repair_summary(dir: &std::path::Path, r: &feed::RepairReport) -> Vec<String> {
     use neardup::report::count;
-    let (dir, log) = (dir.display(), r.log.display());
+    let (dir, log) = (
+        neardup::report::shown_path(dir),
+        neardup::report::shown_path(&r.log),
+    );
     let articles = count(r.kept, "intact article", "intact articles");
     let mut lines = Vec::new();
     match r.outcome {
@@ -1008,7 +1011,7 @@ fn repair_summary(dir: &std::path::Path, r: &feed::RepairReport) -> Vec<String> 
                 Some(aside) => lines.push(format!(
                     "the damaged log is kept as {} (nothing in it was lost); delete it once you \
                      no longer need it",
-                    aside.display()
+                    neardup::report::shown_path(aside)
                 )),
                 None => lines.push("the damaged log was deleted (--discard-damaged)".into()),
             }
@@ -1036,8 +1039,9 @@ fn remove(a: RemoveArgs) -> Result<ExitCode> {
         let text = if path.as_os_str() == "-" {
             io::read_to_string(io::stdin()).context("reading ids from standard input")?
         } else {
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading ids from {}", path.display()))?
+            std::fs::read_to_string(path).with_context(|| {
+                format!("reading ids from {}", neardup::report::shown_path(path))
+            })?
         };
         ids.extend(
             text.lines()

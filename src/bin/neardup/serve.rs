@@ -439,7 +439,7 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     // Printed even with --quiet: with port 0 it is the only way to learn the port.
     eprintln!(
         "neardup: serve: {} listening on {}://{}",
-        a.dir.display(),
+        neardup::report::shown_path(&a.dir),
         if tls.is_some() { "https" } else { "http" },
         address.map_or_else(|| a.listen.clone(), |x| x.to_string())
     );
@@ -683,7 +683,7 @@ fn until_repaired(
     matches!(e.kind(), neardup::ErrorKind::Damaged { .. }).then(|| {
         format!(
             "serve cannot use a damaged index: {stop} 'neardup index repair {}', {then}",
-            dir.display()
+            neardup::report::shown_path(dir)
         )
     })
 }
@@ -1155,7 +1155,7 @@ fn reload_tokens(path: &std::path::Path, tokens: &TokensInForce, quiet: bool) {
             if !quiet {
                 eprintln!(
                     "neardup: serve: read the token file {} again: {count} token{} in force",
-                    path.display(),
+                    neardup::report::shown_path(path),
                     if count == 1 { "" } else { "s" }
                 );
             }
