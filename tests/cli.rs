@@ -1249,6 +1249,12 @@ fn flags_that_would_do_nothing_are_refused() {
         refused_as_usage(neardup().args(&args), message);
     }
     assert!(!s.path("ck").exists() && !s.path("st.stats").exists());
+    // A flag refused there is not offered by its help either.
+    let help = stdout_of(&neardup().args(["sketch", "--help"]).output().unwrap());
+    assert!(
+        help.contains("--threshold") && !help.contains("--bucket-cap"),
+        "{help}"
+    );
     // With --passages they are taken; compare takes them without it.
     for args in [
         vec!["pairs", "-q", input, "--passages", "--passage-gap", "2"],

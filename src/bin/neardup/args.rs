@@ -233,6 +233,8 @@ Examples:
 Exit codes: 0 success, 1 fatal error, 2 finished with bad input (count).";
 
 #[derive(Debug, Args)]
+// Taken from the shared similarity flags only to be refused (main.rs, IGNORED_FLAGS).
+#[command(mut_arg("bucket_cap", |a| a.hide(true)))]
 pub struct SketchArgs {
     #[command(flatten)]
     pub input: InputArgs,
@@ -740,6 +742,13 @@ fn parse_window(s: &str) -> Result<Window, String> {
         if t.parse::<f64>() == Ok(0.0) {
             // `0h` would be refused too.
             return Err(WINDOW_NOT_ZERO.into());
+        }
+        if t.contains('.') {
+            // `1.5h` would be refused too.
+            return Err(
+                "give a whole number with a unit, e.g. 90m (s, m, h, d or w; 'none': no window)"
+                    .into(),
+            );
         }
         return Err(format!(
             "give a unit, e.g. {t}h (s, m, h, d or w; 'none': no window)"
