@@ -104,7 +104,12 @@ pub(crate) enum DirLock {
 /// from under its holder and let a second one in.
 #[cfg(unix)]
 pub(crate) fn take_dir(dir: &Path) -> io::Result<DirLock> {
-    let handle = File::open(dir)?;
+    // A directory one may write but not list (`-wx`) held an index before this lock.
+    let handle = match File::open(dir) {
+        Ok(handle) => handle,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Ok(DirLock::Unsupported),
+        Err(e) => return Err(e),
+    };
     match try_lock_patiently(&handle) {
         Ok(true) => Ok(DirLock::Held(handle)),
         Ok(false) => Ok(DirLock::Busy),
