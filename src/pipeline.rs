@@ -356,7 +356,7 @@ pub struct Outcome {
     /// `rank[doc]`: position of the document in id order.
     pub rank: Vec<u32>,
     /// Every candidate pair with its scores, ordered by (id a, id b), id a < id b; empty
-    /// unless [`Settings::candidate_scores`] is set (and at the story level).
+    /// unless [`Settings::candidate_scores`] is set, and always at the story level.
     pub scores: Vec<PairScore>,
     /// The candidates at or above the threshold, in the same order.
     pub pairs: Vec<PairScore>,

@@ -1149,7 +1149,7 @@ fn a_window_without_a_unit_is_refused() {
     for (window, expected) in [
         ("72", NEEDS_A_UNIT),
         (" 3 ", NEEDS_A_UNIT),
-        ("1.5", NEEDS_A_UNIT),
+        ("1.5", "give a whole number with a unit, e.g. 90m"),
         ("0", NOT_ZERO),
         ("00", NOT_ZERO),
         ("0.0", NOT_ZERO),
