@@ -1218,6 +1218,26 @@ fn params_eval_and_stats_say_it_plainly() {
         "{}",
         stderr_of(&out)
     );
+    // A hard link is the same file too (paths made canonical did not see it).
+    std::fs::hard_link(&stats, s.path("linked.stats")).unwrap();
+    let out = neardup()
+        .current_dir(s.dir.path())
+        .args([
+            "stats",
+            "merge",
+            "news.stats",
+            "linked.stats",
+            "-o",
+            "all.stats",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("news.stats and linked.stats are the same file"),
+        "{}",
+        stderr_of(&out)
+    );
     assert!(!s.path("all.stats").exists());
 }
 

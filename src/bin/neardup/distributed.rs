@@ -288,9 +288,9 @@ pub fn stats(a: &StatsArgs) -> Result<ExitCode> {
         }
         StatsCommand::Merge(m) => {
             // A file given twice (by any path) would count its documents twice.
-            let mut seen: Vec<(std::path::PathBuf, &std::path::Path)> = Vec::new();
+            let mut seen: Vec<((u64, u64), &std::path::Path)> = Vec::new();
             for path in &m.files {
-                let Ok(real) = std::fs::canonicalize(path) else {
+                let Some(real) = crate::file_identity(path) else {
                     continue; // loading it says why it cannot be read
                 };
                 if let Some((_, first)) = seen.iter().find(|(r, _)| *r == real) {

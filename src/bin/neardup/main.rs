@@ -635,16 +635,21 @@ pub(crate) fn read_files(
     Ok(files)
 }
 
+/// The device and inode of what `path` names (through links), which tell one file or
+/// directory reached by two paths; `None` when it cannot be read.
+pub(crate) fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
 /// Refuses an input given twice, by any path (`pairs dir dir`, `dir ./dir/`, a link to
 /// it), naming it as given: `check_outputs` would name a file of the directory instead.
 fn refuse_repeated_inputs(inputs: &[String]) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
     let mut given: Vec<(&str, (u64, u64))> = Vec::new();
     for input in inputs.iter().filter(|i| i.as_str() != "-") {
-        let Ok(meta) = std::fs::metadata(input) else {
+        let Some(identity) = file_identity(Path::new(input)) else {
             continue; // reading it says why it cannot be read
         };
-        let identity = (meta.dev(), meta.ino());
         if let Some((first, _)) = given.iter().find(|(_, other)| *other == identity) {
             anyhow::bail!(
                 "the input {} is given twice (also as {}): give each input once",
@@ -663,14 +668,8 @@ fn refuse_repeated_inputs(inputs: &[String]) -> Result<()> {
 /// with the report). Files are compared by device and inode, which sees through links;
 /// an output not there yet cannot be a file read.
 pub(crate) fn check_outputs(outputs: &[NamedOutput], read: &[(String, PathBuf)]) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
     distinct_outputs(outputs)?;
-    let identity = |path: &Path| {
-        std::fs::metadata(path)
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| (m.dev(), m.ino()))
-    };
+    let identity = |path: &Path| file_identity(path).filter(|_| path.is_file());
     let read: Vec<_> = read
         .iter()
         .filter_map(|(flag, p)| Some((flag, p, identity(p)?)))
