@@ -5149,6 +5149,11 @@ fn feed_flag_values_out_of_range_are_usage_errors() {
             vec!["index", "create", new, "--stats", input],
             "it needs --level story",
         ),
+        // A bare number meant seconds: a window of 72 s matched almost nothing.
+        (
+            vec!["index", "create", new, "--window", "72"],
+            "'--window <DURATION>': give a unit, e.g. 72h",
+        ),
         // Past the runtime's own limit this once panicked after listening.
         (
             vec!["serve", idx, "--max-connections", "2305843009213693952"],

@@ -736,6 +736,11 @@ pub enum LevelArg {
 pub struct Window(pub Option<i64>);
 
 fn parse_window(s: &str) -> Result<Window, String> {
+    parse_window_seconds(s).map(|w| Window(w.map(|secs| secs as i64)))
+}
+
+/// A story or index `--window` in seconds: a whole number with its unit, or `none`.
+pub fn parse_window_seconds(s: &str) -> Result<Option<u64>, String> {
     // A bare number was taken as seconds: `--window 72` meant 72 s, not the 72h intended.
     let t = s.trim();
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
@@ -754,10 +759,7 @@ fn parse_window(s: &str) -> Result<Window, String> {
             "give a unit, e.g. {t}h (s, m, h, d or w; 'none': no window)"
         ));
     }
-    none_or(s, |s| {
-        crate::feed::parse_duration(s).map(|secs| secs as i64)
-    })
-    .map(Window)
+    none_or(s, crate::feed::parse_duration)
 }
 
 /// What a window of 0 gets told.

@@ -653,7 +653,7 @@ impl LiveArgs {
 pub struct IndexWindow(Option<u64>);
 
 fn parse_index_window(s: &str) -> Result<IndexWindow, String> {
-    crate::args::none_or(s, parse_duration).map(IndexWindow)
+    crate::args::parse_window_seconds(s).map(IndexWindow)
 }
 
 /// Parses `7d`, `36h`, `90m`, `2w`, `3600s` or `3600` (seconds) into seconds.
