@@ -288,19 +288,12 @@ pub fn stats(a: &StatsArgs) -> Result<ExitCode> {
         }
         StatsCommand::Merge(m) => {
             // A file given twice (by any path) would count its documents twice.
-            let mut seen: Vec<((u64, u64), &std::path::Path)> = Vec::new();
-            for path in &m.files {
-                let Some(real) = crate::file_identity(path) else {
-                    continue; // loading it says why it cannot be read
-                };
-                if let Some((_, first)) = seen.iter().find(|(r, _)| *r == real) {
-                    anyhow::bail!(
-                        "{} and {} are the same file: merging it twice would count its documents twice",
-                        crate::shown_path(first),
-                        crate::shown_path(path)
-                    );
-                }
-                seen.push((real, path));
+            if let Some((first, again)) = crate::given_twice(&m.files) {
+                anyhow::bail!(
+                    "{} and {} are the same file: merging it twice would count its documents twice",
+                    crate::shown_path(first),
+                    crate::shown_path(again)
+                );
             }
             check_outputs(
                 &[("-o", Some(m.output.as_path()), Stdout::Allowed)],

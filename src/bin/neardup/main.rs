@@ -642,22 +642,45 @@ pub(crate) fn file_identity(path: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
+/// The first of `paths` that names what an earlier one names, by device and inode (so
+/// through links), as `(earlier, again)`. Paths that cannot be read are passed over:
+/// reading them says why.
+pub(crate) fn given_twice<'a, P: AsRef<Path> + ?Sized>(
+    paths: impl IntoIterator<Item = &'a P>,
+) -> Option<(&'a P, &'a P)> {
+    first_repeat(
+        paths
+            .into_iter()
+            .filter_map(|p| Some((p, file_identity(p.as_ref())?))),
+    )
+}
+
+/// The first item whose identity an earlier one has, as `(earlier, again)` (hashed: a
+/// directory of many files is checked file against file).
+fn first_repeat<T: Copy>(items: impl IntoIterator<Item = (T, (u64, u64))>) -> Option<(T, T)> {
+    let mut seen = std::collections::HashMap::new();
+    for (item, identity) in items {
+        if let Some(&earlier) = seen.get(&identity) {
+            return Some((earlier, item));
+        }
+        seen.insert(identity, item);
+    }
+    None
+}
+
 /// Refuses an input given twice, by any path (`pairs dir dir`, `dir ./dir/`, a link to
 /// it), naming it as given: `check_outputs` would name a file of the directory instead.
 fn refuse_repeated_inputs(inputs: &[String]) -> Result<()> {
-    let mut given: Vec<(&str, (u64, u64))> = Vec::new();
-    for input in inputs.iter().filter(|i| i.as_str() != "-") {
-        let Some(identity) = file_identity(Path::new(input)) else {
-            continue; // reading it says why it cannot be read
-        };
-        if let Some((first, _)) = given.iter().find(|(_, other)| *other == identity) {
-            anyhow::bail!(
-                "the input {} is given twice (also as {}): give each input once",
-                report::one_line(input),
-                report::one_line(first)
-            );
-        }
-        given.push((input, identity));
+    let given = inputs
+        .iter()
+        .filter(|i| i.as_str() != "-")
+        .map(String::as_str);
+    if let Some((first, again)) = given_twice(given) {
+        anyhow::bail!(
+            "the input {} is given twice (also as {}): give each input once",
+            report::one_line(again),
+            report::one_line(first)
+        );
     }
     Ok(())
 }
@@ -676,18 +699,16 @@ pub(crate) fn check_outputs(outputs: &[NamedOutput], read: &[(String, PathBuf)])
         .collect();
     // One input file given twice (`pairs r.jsonl r.jsonl`, or a file and its directory)
     // made every record a duplicate id, one warning each.
-    let inputs: Vec<_> = read
+    let inputs = read
         .iter()
         .filter(|(f, _, _)| f.as_str() == "input")
-        .collect();
-    for (i, (_, path, id)) in inputs.iter().enumerate() {
-        if let Some((_, first, _)) = inputs[..i].iter().find(|(_, _, other)| other == id) {
-            anyhow::bail!(
-                "the input {} is given twice (also as {}): give each file once",
-                shown_path(path),
-                shown_path(first)
-            );
-        }
+        .map(|&(_, path, id)| (path, id));
+    if let Some((first, again)) = first_repeat(inputs) {
+        anyhow::bail!(
+            "the input {} is given twice (also as {}): give each file once",
+            shown_path(again),
+            shown_path(first)
+        );
     }
     for &(flag, path, _) in outputs {
         let Some(path) = path.filter(|p| !is_stdout(p)) else {
