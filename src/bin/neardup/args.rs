@@ -879,9 +879,18 @@ pub enum ProgressArg {
 /// `--bucket-cap`: 2 (a bucket of one has no pair) to the most documents a run can hold
 /// (ids are 32-bit), one wording for every command.
 pub fn parse_bucket_cap(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<u64>() {
-        Ok(n) if (2..=u64::from(u32::MAX)).contains(&n) => Ok(n as usize),
-        _ => Err(format!("must be a whole number from 2 to {}", u32::MAX)),
+    whole_number_in(s, 2..=u32::MAX as usize)
+}
+
+/// A whole number within `range`, or the one message every such flag gives.
+pub fn whole_number_in(s: &str, range: std::ops::RangeInclusive<usize>) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!(
+            "must be a whole number from {} to {}",
+            range.start(),
+            range.end()
+        )),
     }
 }
 
@@ -897,29 +906,18 @@ pub fn parse_threshold(s: &str) -> Result<f64, String> {
 
 /// `--num-perm`: 1 to the largest signature the sketcher makes.
 pub fn parse_num_perm(s: &str) -> Result<usize, String> {
-    let max = neardup::sketch::MAX_NUM_PERM;
-    match s.trim().parse::<usize>() {
-        Ok(k) if (1..=max).contains(&k) => Ok(k),
-        _ => Err(format!("must be a whole number from 1 to {max}")),
-    }
+    whole_number_in(s, 1..=neardup::sketch::MAX_NUM_PERM)
 }
 
 /// `--threads`: 1 to 1024. More gain nothing and, each with its own stack, a mistyped
 /// count (99999999) started threads for minutes instead of running.
 pub fn parse_threads(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if (1..=1024).contains(&n) => Ok(n),
-        _ => Err("must be a whole number from 1 to 1024".into()),
-    }
+    whole_number_in(s, 1..=1024)
 }
 
 /// `--passage-gap`: 0 to the aligner's largest gap.
 pub fn parse_passage_gap(s: &str) -> Result<usize, String> {
-    let max = neardup::align::MAX_GAP;
-    match s.trim().parse::<usize>() {
-        Ok(n) if n <= max => Ok(n),
-        _ => Err(format!("must be a whole number from 0 to {max}")),
-    }
+    whole_number_in(s, 0..=neardup::align::MAX_GAP)
 }
 
 /// A size: a number, whole or with a decimal fraction (`1.5MiB`), and a binary unit (B,

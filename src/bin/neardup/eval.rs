@@ -491,8 +491,5 @@ fn parse_beta(s: &str) -> Result<f64, String> {
 
 /// `--bins`: 1 to 10000.
 fn parse_bins(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if (1..=10_000).contains(&n) => Ok(n),
-        _ => Err("must be a whole number from 1 to 10000".into()),
-    }
+    crate::args::whole_number_in(s, 1..=10_000)
 }

@@ -186,12 +186,7 @@ const MOST_CONNECTIONS: usize = 1 << 20;
 
 /// `--max-connections`: a whole number from 1 to [`MOST_CONNECTIONS`].
 fn parse_max_connections(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if (1..=MOST_CONNECTIONS).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "must be a whole number from 1 to {MOST_CONNECTIONS}"
-        )),
-    }
+    crate::args::whole_number_in(s, 1..=MOST_CONNECTIONS)
 }
 
 /// Seconds of a `--read-timeout` (`30s`, `2m`, or seconds), at least one.
