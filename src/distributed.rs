@@ -426,24 +426,51 @@ impl Numbering {
     }
 }
 
-/// Refuses the second of two equal pairs in `pairs` (sorted).
+/// Where each pair was read, in reading order, so that a pair given twice is named at
+/// both places (`link` reads millions of pairs; one file name per run of a file's pairs).
+#[derive(Debug, Default)]
+pub(crate) struct PairOrigins {
+    files: Vec<String>,
+    /// (index into `files`, line) of each pair read.
+    at: Vec<(u32, u64)>,
+}
+
+impl PairOrigins {
+    /// The next pair read is on line `line` of `file`.
+    pub(crate) fn push(&mut self, file: &str, line: u64) {
+        if self.files.last().map(String::as_str) != Some(file) {
+            self.files.push(file.to_string());
+        }
+        self.at.push(((self.files.len() - 1) as u32, line));
+    }
+
+    fn location(&self, read: u32) -> crate::FileLocation {
+        let (file, line) = self.at[read as usize];
+        crate::FileLocation::at(&self.files[file as usize], line)
+    }
+}
+
+/// Refuses a pair given twice among `pairs` (corpus indices, smaller first, with the pair's
+/// place in reading order), naming where it was read again and where first.
 pub(crate) fn refuse_repeated_pairs(
     corpus: &Corpus,
-    pairs: impl Iterator<Item = (u32, u32)>,
+    mut pairs: Vec<(u32, u32, u32)>,
+    origins: &PairOrigins,
 ) -> crate::Result<()> {
-    let mut previous = None;
-    for pair in pairs {
-        if previous == Some(pair) {
+    pairs.sort_unstable();
+    for twice in pairs.windows(2) {
+        let [(a, b, first), (a2, b2, again)] = [twice[0], twice[1]];
+        if (a, b) == (a2, b2) {
             return Err(crate::Error::sketch(
-                "the pairs read",
+                origins.location(again),
                 format!(
-                    "the pair {:?} / {:?} is given twice",
-                    corpus.id(pair.0),
-                    corpus.id(pair.1)
+                    "the pair {:?} / {:?} is given twice (first at {})",
+                    corpus.id(a),
+                    corpus.id(b),
+                    origins.location(first)
                 ),
             ));
         }
-        previous = Some(pair);
     }
     Ok(())
 }
@@ -616,6 +643,7 @@ pub struct PairLinker {
     bucket_cap: usize,
     documents: Documents,
     pairs: Vec<PairScore>,
+    origins: PairOrigins,
 }
 
 impl PairLinker {
@@ -637,6 +665,7 @@ impl PairLinker {
                 ..Documents::default()
             },
             pairs: Vec::new(),
+            origins: PairOrigins::default(),
         }
     }
 
@@ -669,6 +698,7 @@ impl PairLinker {
                 )));
             }
             let jaccard = r.exact_jaccard;
+            self.origins.push(name, number);
             let a = self.documents.intern(r.a, at);
             let b = self.documents.intern(r.b, at);
             self.documents.cluster(a);
@@ -704,8 +734,13 @@ impl PairLinker {
                 std::mem::swap(&mut p.a_in_b, &mut p.b_in_a);
             }
         }
+        let read = (0..).zip(&self.pairs);
+        refuse_repeated_pairs(
+            &corpus,
+            read.map(|(i, p)| (p.a, p.b, i)).collect(),
+            &self.origins,
+        )?;
         self.pairs.sort_unstable_by_key(|p| (p.a, p.b));
-        refuse_repeated_pairs(&corpus, self.pairs.iter().map(|p| (p.a, p.b)))?;
         let rank: Vec<u32> = (0..corpus.len() as u32).collect();
         // The batch's copy groups: every member of one is in this corpus (the star joins
         // them in one component), and ranks are id order, so the centre is the batch's.

@@ -58,8 +58,10 @@ pub trait Observer: Sync {
     /// run returns [`ErrorKind::Cancelled`] and writes nothing; a checkpoint keeps the
     /// batches it had saved, as if the run had been killed. Batch runs ask it
     /// ([`crate::Pipeline`]'s runs and reads, [`crate::eval::sweep::evaluate`],
-    /// [`crate::align::compare`]); the feed index's operations do not, since one
-    /// stopped part way would have stored articles whose verdicts nobody hears.
+    /// [`crate::align::compare`]), and so does the feed index's bulk
+    /// [`crate::feed::ingest`], between batches, once the verdicts of every batch it
+    /// stored have gone to its sink; its other operations do not, since one stopped part
+    /// way would have stored articles whose verdicts nobody hears.
     fn cancelled(&self) -> bool {
         false
     }

@@ -7,6 +7,10 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use neardup::feed::{
+    self, Access, FeedIndex, IndexSettings, IngestMode, IngestOptions, Level as FeedLevel,
+    VerdictKind,
+};
 use neardup::input::{InputSpec, Problem};
 use neardup::{ErrorKind, Level, Observer, Outcome, PipelineBuilder, Stage};
 
@@ -239,6 +243,65 @@ fn a_checkpointed_run_stopped_while_reading_is_resumed_from_the_batches_it_saved
 }
 
 /// Sends `signal` (by name, e.g. "TERM") to a child process.
+/// Adds `input` to a new copy-level index in `dir`, stopped by `stopper`; the verdicts
+/// its sink was handed, as (id, kind).
+fn add_to_index(
+    dir: &Path,
+    input: &Path,
+    stopper: &Stopper,
+) -> (neardup::Result<()>, Vec<(String, VerdictKind)>) {
+    let pipeline = PipelineBuilder::new().threshold(0.5).build().unwrap();
+    if !dir.join("index.meta").exists() {
+        let settings = IndexSettings::new(pipeline.settings(), FeedLevel::Copy, None).unwrap();
+        FeedIndex::create(dir, &settings).unwrap();
+    }
+    let mut index = FeedIndex::open(dir, Access::Write, &neardup::progress::Silent).unwrap();
+    let mut verdicts = Vec::new();
+    let result = feed::ingest(
+        &mut index,
+        &[InputSpec::Path(input.to_path_buf())],
+        IngestMode::Add,
+        &IngestOptions::default(),
+        stopper,
+        &mut |group| {
+            verdicts.extend(group.iter().map(|v| (v.id.clone(), v.kind)));
+            Ok(())
+        },
+    );
+    (result.map(drop), verdicts)
+}
+
+#[test]
+fn an_index_add_stopped_part_way_stored_what_it_answered_and_nothing_else() {
+    let s = Scratch::new();
+    let input = s.write("corpus.jsonl", corpus(2));
+    let (whole, expected) = add_to_index(&s.path("whole"), &input, &Stopper::new(StopAt::Never));
+    whole.unwrap();
+
+    // The malformed record 100 is filed while the first batch is decided: the run stops
+    // before the second.
+    let at = StopAt::Problem(":101:");
+    let stopped_dir = s.path("stopped");
+    let (stopped, answered) = add_to_index(&stopped_dir, &input, &Stopper::new(at));
+    match stopped {
+        Err(e) if matches!(e.kind(), ErrorKind::Cancelled) => {}
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+    assert!(
+        !answered.is_empty() && answered.len() < BATCH,
+        "{}",
+        answered.len()
+    );
+    assert_eq!(answered, expected[..answered.len()]);
+    let reopened = FeedIndex::open(&stopped_dir, Access::Read, &neardup::progress::Silent);
+    assert_eq!(reopened.unwrap().len(), answered.len(), "stored = answered");
+
+    // Run again, it answers the stored records as before and adds the rest.
+    let (again, all) = add_to_index(&stopped_dir, &input, &Stopper::new(StopAt::Never));
+    again.unwrap();
+    assert_eq!(all, expected);
+}
+
 fn send(child: &std::process::Child, signal: &str) {
     let status = std::process::Command::new("kill")
         .arg(format!("-{signal}"))

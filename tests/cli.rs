@@ -1109,6 +1109,30 @@ fn bad_settings_are_clear_errors() {
         "{}",
         stderr_of(&out)
     );
+    // One rule for every fractional flag, which the story flags now share: a value
+    // between 0 and a millionth printed as 300 digits in the summary.
+    for (args, message) in [
+        (
+            vec!["cluster", "--threshold", "1e-300"],
+            "'--threshold <T>': must be a number above 0 and at most 1; the smallest above 0 \
+             taken is 0.000001",
+        ),
+        (
+            vec!["pairs", "--level", "story", "--story-threshold", "1.5"],
+            "'--story-threshold <P>': must be a number from 0 to 1",
+        ),
+        (
+            vec!["dedup", "--level", "story", "--story-candidates", "0"],
+            "'--story-candidates <T>': must be a number above 0 and at most 1",
+        ),
+        (
+            vec!["params", "--threshold", "nan"],
+            "'--threshold <T>': must be a number above 0 and at most 1",
+        ),
+    ] {
+        let input = (args[0] != "params").then_some(&f);
+        refused_as_usage(neardup().args(&args).args(input), message);
+    }
     let out = neardup()
         .args(["pairs", "--bands", "100", "--rows", "2"])
         .arg(&f)
@@ -1183,7 +1207,7 @@ fn bad_settings_are_clear_errors() {
                 "--story-threshold",
                 "2",
             ],
-            "story threshold",
+            "'--story-threshold <P>': must be a number from 0 to 1",
         ),
     ] {
         refused_as_usage(neardup().args(&args), message);
@@ -1234,6 +1258,14 @@ fn flags_that_would_do_nothing_are_refused() {
             "--verbose times the stages of a batch run; stats count has none",
         ),
         (
+            vec!["pairs", input, "--mode", "leader"],
+            "--mode chooses how pairs are grouped into clusters; pairs lists the pairs",
+        ),
+        (
+            vec!["pairs", input, "--representative", "longest"],
+            "--representative chooses a cluster's representative; pairs makes no clusters",
+        ),
+        (
             vec!["pairs", input, "--passage-gap", "2"],
             "--passage-gap tunes the passages of --passages: it needs --passages",
         ),
@@ -1253,6 +1285,12 @@ fn flags_that_would_do_nothing_are_refused() {
     let help = stdout_of(&neardup().args(["sketch", "--help"]).output().unwrap());
     assert!(
         help.contains("--threshold") && !help.contains("--bucket-cap"),
+        "{help}"
+    );
+    let help = stdout_of(&neardup().args(["pairs", "--help"]).output().unwrap());
+    let offers = |flag: &str| help.lines().any(|l| l.trim_start().starts_with(flag));
+    assert!(
+        offers("-t, --threshold") && !offers("--mode") && !offers("--representative"),
         "{help}"
     );
     // With --passages they are taken; compare takes them without it.

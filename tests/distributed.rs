@@ -208,7 +208,11 @@ fn verify_refuses_lines_that_are_not_pairs_of_story_sketches() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "a usage error");
-    assert!(stderr_of(&out).contains("in [0, 1]"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("'--story-threshold <P>': must be a number from 0 to 1"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 /// Records sketched with other settings would be scored wrongly without an error (other
@@ -780,7 +784,10 @@ fn link_refuses_pairs_and_members_it_cannot_link() {
             unknown,
             "bad.jsonl:2: the document \"nowhere\" is in a clustered pair but has no record",
         ),
-        ((*same[0]).clone(), "is given twice"),
+        (
+            (*same[0]).clone(),
+            "bad.jsonl:2: the pair \"", // …" / "…" is given twice (first at bad.jsonl:1)
+        ),
     ];
     for (bad, expected) in cases {
         let bad_input = s.write("bad.jsonl", format!("{}\n{bad}\n", same[0]));
@@ -791,6 +798,12 @@ fn link_refuses_pairs_and_members_it_cannot_link() {
             .arg(&sketches);
         let err = refused(link, &s.path("clusters.jsonl"));
         assert!(err.contains(expected), "{bad}: {err}");
+        if bad == *same[0] {
+            assert!(
+                err.contains("is given twice (first at ") && err.contains("bad.jsonl:1)"),
+                "{err}"
+            );
+        }
     }
 
     // A member given twice, named by its file and line.
@@ -928,8 +941,31 @@ fn near_copy_steps_give_the_pairs_and_clusters_of_one_batch_run() {
         r["a"] = "nowhere".into();
         s.write("no-member.jsonl", format!("{r}\n"))
     };
+    let again = s.write("again.jsonl", format!("{verified_line}\n"));
     let output = s.path("out.jsonl");
     for (args, expected) in [
+        (
+            vec![
+                "link",
+                "-q",
+                verified.to_str().unwrap(),
+                again.to_str().unwrap(),
+                "--members",
+                sketches.to_str().unwrap(),
+            ],
+            "again.jsonl:1: the pair \"",
+        ),
+        (
+            vec![
+                "link",
+                "-q",
+                again.to_str().unwrap(),
+                verified.to_str().unwrap(),
+                "--members",
+                sketches.to_str().unwrap(),
+            ],
+            "is given twice (first at ",
+        ),
         (
             vec!["verify", "-q", story_pair.to_str().unwrap()],
             "story-pair.jsonl:1: document \"story-0000\" was sketched at the story level",

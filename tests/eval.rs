@@ -1236,6 +1236,10 @@ fn eval_flag_values_out_of_range_are_usage_errors() {
             "'--step <STEP>': must be a number above 0",
         ),
         (vec!["--step", "0.00001"], "use a larger step"),
+        (
+            vec!["--step", "1e-300"],
+            "'--step <STEP>': must be a number above 0; the smallest above 0 taken is 0.000001",
+        ),
         (vec!["--bins", "0"], "'--bins <N>'"),
         (vec!["--beta=-1"], "'--beta <BETA>'"),
         // Its square overflowed: every F-beta was NaN.

@@ -949,6 +949,13 @@ fn rerunning_index_add_on_the_same_input_resumes_it() {
             "{level}: {}",
             stderr_of(&out)
         );
+        // A query of indexed articles counts them as indexed, not also as new.
+        let checked = stderr_of(&index_output(&["query"], &resumed, &[&prefix]));
+        assert!(
+            checked.contains("checked 130 articles (0 new, 0 duplicates")
+                && checked.contains(", 130 already indexed)"),
+            "{level}: {checked}"
+        );
         let mut got = lines_of(&out);
         assert_eq!(got.len(), records.len());
         for (i, verdict) in got.iter_mut().enumerate() {
@@ -5141,9 +5148,9 @@ fn feed_flag_values_out_of_range_are_usage_errors() {
                 "--level",
                 "story",
                 "--story-candidates",
-                "1",
+                "1.5",
             ],
-            "'--story-candidates <T>'",
+            "'--story-candidates <T>': must be a number above 0 and at most 1",
         ),
         (
             vec!["index", "create", new, "--stats", input],

@@ -1070,7 +1070,7 @@ fn near_copy_flags_at_the_story_level_are_refused() {
             "--story-threshold",
         ),
         (
-            vec!["pairs", input, "--mode", "leader"],
+            vec!["dedup", input, "--mode", "leader"],
             "--mode",
             "--representative",
         ),
@@ -1303,7 +1303,10 @@ fn params_takes_the_story_candidates_flag() {
     let out_of_range = run(&["--level", "story", "--story-candidates", "2"]);
     assert_eq!(out_of_range.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out_of_range.stderr);
-    assert!(stderr.contains("--story-candidates must be"), "{stderr}");
+    assert!(
+        stderr.contains("'--story-candidates <T>': must be a number above 0 and at most 1"),
+        "{stderr}"
+    );
     let both = run(&[
         "--level",
         "story",

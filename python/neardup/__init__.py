@@ -35,7 +35,10 @@ place instead, so that what was added before and after it is not lost.
 
 Every call releases the GIL and runs on all cores (``threads`` to limit it); the output
 is the same whatever the number of threads. Ctrl-C stops a batch call part way (within
-about a tenth of a second) and raises ``KeyboardInterrupt`` from it.
+about a tenth of a second) and raises ``KeyboardInterrupt`` from it. It stops
+:meth:`Index.add` and :meth:`Index.query` between batches of 4,096 records and raises
+:class:`Interrupted` (a ``KeyboardInterrupt``), whose ``answers`` are those of the
+records before the stop: they were added, the rest were not.
 """
 
 from __future__ import annotations
@@ -50,9 +53,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Optional, Union
 
 from . import _native
-from ._native import BadRecord, NeardupError
+from ._native import BadRecord, Interrupted, NeardupError
 
-__all__ = ["BadRecord", "Index", "NeardupError", "cluster", "compare", "dedup", "evaluate", "pairs"]
+__all__ = ["BadRecord", "Index", "Interrupted", "NeardupError", "cluster", "compare", "dedup", "evaluate", "pairs"]
 
 Record = Union[Mapping[str, Any], str]
 Window = Union[str, int, float, datetime.timedelta, None]
@@ -143,7 +146,8 @@ def cluster(
     ``passages=True`` adds to each pair the passages its two texts share (byte offsets
     in both, exact or with up to ``passage_gap`` differing words, at least
     ``min_passage_words`` long; a passage found in ``boilerplate_docs`` or more records
-    is marked boilerplate) and the share of each text they cover.
+    is marked boilerplate) and the share of each text they cover. Those three settings
+    tune passages alone: given without ``passages=True`` they raise ``ValueError``.
 
     ``progress``: a callable taking ``(stage, done, total)``, called as the run goes
     (from worker threads, at most ten times a second per stage, and at the start and end
@@ -290,11 +294,11 @@ def evaluate(
     names.update(gold_fields or {})
     sweep = dict(
         score=score,
-        min_threshold=_real("min_threshold", min_threshold),
-        max_threshold=_real("max_threshold", max_threshold),
-        step=_real("step", step),
+        min_threshold=_real("min_threshold", min_threshold, above=True),
+        max_threshold=_real("max_threshold", max_threshold, above=True),
+        step=_real("step", step, above=True),
         beta=None if beta is None else _real("beta", beta, high=None),
-        explain_at=None if explain_at is None else _real("explain_at", explain_at),
+        explain_at=None if explain_at is None else _real("explain_at", explain_at, above=True),
         bins=_int("bins", bins, 1),
         bands=None if bands is None else _int("bands", bands, 1),
         rows=None if rows is None else _int("rows", rows, 1),
@@ -401,7 +405,7 @@ def _run(given: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(settings["passages"], bool):
         raise TypeError(f"passages must be True or False, not {type(settings['passages']).__name__}")
     settings.update(
-        threshold=_real("threshold", settings["threshold"]),
+        threshold=_real("threshold", settings["threshold"], above=True),
         story_threshold=_optional(_real, "story_threshold", settings["story_threshold"]),
         window=_window(settings["window"]),
         num_perm=_int("num_perm", settings["num_perm"], 1, _native.MAX_NUM_PERM),
@@ -425,6 +429,11 @@ def _run(given: dict[str, Any]) -> dict[str, Any]:
                 raise ValueError(
                     f"{key} is a story-level setting, unused at level={settings['level']!r}: it needs level='story'"
                 )
+    if "passages" in given and not settings["passages"]:
+        # cluster and pairs read these only with passages=True (compare always aligns).
+        for key in _PASSAGE_TUNING:
+            if settings[key] != _RUN[key]:
+                raise ValueError(f"{key} tunes the passages of passages=True: it needs passages=True")
     if settings["stats"] is not None:
         settings["stats"] = os.fspath(settings["stats"])
     return settings
@@ -438,6 +447,10 @@ _NEAR_COPY_ONLY = dict(
 )
 
 
+# The settings that tune passages=True.
+_PASSAGE_TUNING = ("min_passage_words", "passage_gap", "boilerplate_docs")
+
+
 # The story-level settings the near-copy level does not read.
 _STORY_ONLY = ("story_threshold", "window", "stats")
 
@@ -448,13 +461,17 @@ _U64 = 2**64 - 1
 _USIZE = _U64
 
 
-def _real(name: str, value: Any, low: float = 0.0, high: Optional[float] = 1.0) -> float:
-    """``value`` as a float, if it is a number (not a bool or a str) from ``low`` to ``high``."""
-    span = f"at least {low}" if high is None else f"in [{low:g}, {high:g}]"
+def _real(name: str, value: Any, low: float = 0.0, high: Optional[float] = 1.0, above: bool = False) -> float:
+    """``value`` as a float, if it is a number (not a bool or a str) from ``low`` (above it,
+    if ``above``) to ``high``."""
+    if high is None:
+        span = f"above {low}" if above else f"at least {low}"
+    else:
+        span = f"in {'(' if above else '['}{low:g}, {high:g}]"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number {span}, not {type(value).__name__}")
     value = float(value)
-    if not (low <= value and (high is None or value <= high)):  # NaN fails too
+    if not ((low < value or (low == value and not above)) and (high is None or value <= high)):  # NaN fails too
         raise ValueError(f"{name} must be {span}, not {value}")
     return value
 
@@ -570,7 +587,7 @@ class Index:
         _native.Index.create(
             str(path),
             level=level,
-            threshold=_real("threshold", threshold),
+            threshold=_real("threshold", threshold, above=True),
             shingle=shingle,
             num_perm=_int("num_perm", num_perm, 1, _native.MAX_NUM_PERM),
             seed=_int("seed", seed, 0),
@@ -612,7 +629,13 @@ class Index:
         an id indexed with other text, a value JSON cannot hold such as NaN or ``bytes``,
         ...) is answered ``{"verdict": "rejected", "index": ..., "id": ..., "reason":
         ...}`` and not added; a record whose id is already indexed with the same text is
-        not added again and gets its stored verdict."""
+        not added again and gets its stored verdict.
+
+        Ctrl-C stops a long call between batches of 4,096 records (within about a tenth
+        of a second, plus the batch being decided) and raises :class:`Interrupted`, a
+        ``KeyboardInterrupt`` whose ``answers`` list answers the first
+        ``len(answers)`` records: those were added (durable), none after them was. Add
+        ``records[len(answers):]`` to go on."""
         return self._ingest(self._native.add, records)
 
     def query(self, records: Union[Mapping[str, Any], Iterable[Mapping[str, Any]]]) -> Any:
@@ -671,13 +694,25 @@ class Index:
             }
             for i, record in enumerate(batch)
         ]
-        if usable:
-            for i, answer in zip(usable, _records(call([batch[i] for i in usable]))):
+
+        def place(native: str) -> int:
+            """Puts the native answers in their records' places; how many records, from
+            the first, are answered."""
+            done = _records(native)
+            for i, answer in zip(usable, done):
                 if answer["verdict"] == "rejected":
                     del answer["line"]
                     answer["index"] = i
                     answer["id"] = batch[i].get(self._id_field)
                 answers[i] = answer
+            return usable[len(done)] if len(done) < len(usable) else len(batch)
+
+        if usable:
+            try:
+                place(call([batch[i] for i in usable]))
+            except Interrupted as stop:
+                stop.answers = answers[: place(stop.args[1])]
+                raise
         return answers[0] if one else answers
 
 

@@ -18,7 +18,8 @@ use neardup::story::{self, Model, StoryStats};
 use neardup::{ErrorKind, FileLocation, PipelineBuilder};
 use pyo3::create_exception;
 use pyo3::exceptions::{
-    PyException, PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError,
+    PyException, PyFileNotFoundError, PyKeyboardInterrupt, PyOSError, PyPermissionError,
+    PyValueError,
 };
 use pyo3::prelude::*;
 
@@ -33,6 +34,13 @@ create_exception!(
     NeardupError,
     PyException,
     "A run that could not be done: settings, an index, a file."
+);
+create_exception!(
+    _native,
+    Interrupted,
+    PyKeyboardInterrupt,
+    "Ctrl-C stopped an index call part way: args are (message, the answers of the records \
+     before the stop as JSON lines)."
 );
 create_exception!(
     _native,
@@ -350,23 +358,28 @@ impl Index {
         // Before the lock: a thread of the opener may have held it when the process
         // forked, and in the child nobody ever releases it.
         self.in_its_process()?;
-        py.detach(|| {
-            on_threads(None, || {
-                let mut held = self.index.lock().expect("index lock");
-                match held.as_mut() {
-                    Some(index) => {
-                        index.refresh().map_err(error)?;
-                        work(index)
-                    }
-                    None => Err(NeardupError::new_err("the index is closed")),
-                }
-            })
-        })
+        py.detach(|| on_threads(None, || self.locked(work)))
+    }
+
+    /// `work` on the open index, once it took in what was committed (see [`Index::with`]);
+    /// called without the GIL, after [`Index::in_its_process`].
+    fn locked<T>(&self, work: impl FnOnce(&mut FeedIndex) -> PyResult<T>) -> PyResult<T> {
+        let mut held = self.index.lock().expect("index lock");
+        match held.as_mut() {
+            Some(index) => {
+                index.refresh().map_err(error)?;
+                work(index)
+            }
+            None => Err(NeardupError::new_err("the index is closed")),
+        }
     }
 
     /// Adds or checks records; one answer per record, in order: a verdict, or a
-    /// rejection naming the record's position (as `watch` answers a bad line).
+    /// rejection naming the record's position (as `watch` answers a bad line). Ctrl-C
+    /// stops it between batches: `Interrupted` then carries the answers of the records
+    /// before the stop, which were stored whole; nothing after them was.
     fn ingest(&self, records: &Bound<'_, PyAny>, mode: IngestMode) -> PyResult<String> {
+        let py = records.py();
         let options = IngestOptions {
             fields: self.fields.clone(),
             ..IngestOptions::default()
@@ -377,39 +390,57 @@ impl Index {
         let count = encoded.count;
         let unwritable = encoded.unwritable;
         let input = [in_memory(RECORDS, encoded.bytes)];
-        self.with(records.py(), |index| {
-            let watch = Watch::default();
-            let mut verdicts = Vec::new();
-            feed::ingest(index, &input, mode, &options, &watch, &mut |group| {
-                verdicts.extend_from_slice(group);
-                Ok(())
+        self.in_its_process()?;
+        let watch = Watch::default();
+        let mut verdicts = Vec::new();
+        let ran = watch.run(py, None, || {
+            self.locked(|index| {
+                feed::ingest(index, &input, mode, &options, &watch, &mut |group| {
+                    verdicts.extend_from_slice(group);
+                    Ok(())
+                })
+                .map_err(error)
             })
-            .map_err(error)?;
-            let mut rejected = watch.finish()?;
-            rejected.sort_by_key(|p| p.line);
-            let (mut verdicts, mut rejected) = (verdicts.iter(), rejected.iter().peekable());
-            let mut unwritable = unwritable.iter().peekable();
-            let query = mode == IngestMode::Query;
-            json_lines(|out| {
-                for line in 1..=count as u64 {
-                    if let Some((_, why)) = unwritable.next_if(|(i, _)| *i as u64 + 1 == line) {
-                        let rejection = RejectedRecord::new(None, line, why.clone());
-                        feed::write_json_line(out, &rejection)?;
-                    } else if let Some(p) = rejected.next_if(|p| p.line == Some(line)) {
-                        let rejection = RejectedRecord::new(None, line, reason(&p.kind));
-                        feed::write_json_line(out, &rejection)?;
-                    } else if let Some(v) = verdicts.next() {
-                        feed::write_json_line(out, &VerdictRecord::new(v, query, true))?;
-                    } else {
-                        return Err(std::io::Error::other(format!(
-                            "no verdict for records[{}]",
-                            line - 1
-                        )));
-                    }
+        });
+        let interrupted = match ran {
+            Ok(_) => false,
+            Err(e) if e.is_instance_of::<PyKeyboardInterrupt>(py) => true,
+            Err(e) => return Err(e),
+        };
+        let mut rejected = watch.finish()?;
+        rejected.sort_by_key(|p| p.line);
+        let (mut verdicts, mut rejected) = (verdicts.iter(), rejected.iter().peekable());
+        let mut unwritable = unwritable.iter().peekable();
+        let query = mode == IngestMode::Query;
+        let answers = json_lines(|out| {
+            for line in 1..=count as u64 {
+                if let Some((_, why)) = unwritable.next_if(|(i, _)| *i as u64 + 1 == line) {
+                    let rejection = RejectedRecord::new(None, line, why.clone());
+                    feed::write_json_line(out, &rejection)?;
+                } else if let Some(p) = rejected.next_if(|p| p.line == Some(line)) {
+                    let rejection = RejectedRecord::new(None, line, reason(&p.kind));
+                    feed::write_json_line(out, &rejection)?;
+                } else if let Some(v) = verdicts.next() {
+                    feed::write_json_line(out, &VerdictRecord::new(v, query, true))?;
+                } else if interrupted {
+                    break; // this record and the rest were not decided
+                } else {
+                    return Err(std::io::Error::other(format!(
+                        "no verdict for records[{}]",
+                        line - 1
+                    )));
                 }
-                Ok(())
-            })
-        })
+            }
+            Ok(())
+        })?;
+        if interrupted {
+            return Err(Interrupted::new_err((
+                "stopped by Ctrl-C (KeyboardInterrupt): the records before the stop were \
+                 answered and, when adding, stored; the rest were not",
+                answers,
+            )));
+        }
+        Ok(answers)
     }
 }
 
@@ -600,6 +631,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Index>()?;
     m.add("NeardupError", m.py().get_type::<NeardupError>())?;
     m.add("BadRecord", m.py().get_type::<BadRecord>())?;
+    m.add("Interrupted", m.py().get_type::<Interrupted>())?;
     m.add("DEFAULT_STORY_THRESHOLD", Model::fitted().threshold)?;
     m.add("MAX_NUM_PERM", neardup::sketch::MAX_NUM_PERM)?;
     m.add("MAX_PASSAGE_GAP", neardup::align::MAX_GAP)?;

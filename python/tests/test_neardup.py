@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -232,10 +233,11 @@ def test_one_record_is_not_a_batch():
     ({"threads": 1025}, ValueError, r"threads must be an integer from 1 to 1024, not 1025"),
     ({"passage_gap": 33}, ValueError, r"passage_gap must be an integer from 0 to 32, not 33"),
     ({"boilerplate_docs": 2}, ValueError, r"boilerplate_docs must be an integer from 3 to"),
-    ({"threshold": "0.5"}, TypeError, r"threshold must be a number in \[0, 1\], not str"),
-    ({"threshold": True}, TypeError, r"threshold must be a number in \[0, 1\], not bool"),
-    ({"threshold": 1.5}, ValueError, r"threshold must be in \[0, 1\], not 1.5"),
-    ({"threshold": float("nan")}, ValueError, r"threshold must be in \[0, 1\], not nan"),
+    ({"threshold": "0.5"}, TypeError, r"threshold must be a number in \(0, 1\], not str"),
+    ({"threshold": True}, TypeError, r"threshold must be a number in \(0, 1\], not bool"),
+    ({"threshold": 1.5}, ValueError, r"threshold must be in \(0, 1\], not 1.5"),
+    ({"threshold": 0}, ValueError, r"threshold must be in \(0, 1\], not 0.0"),
+    ({"threshold": float("nan")}, ValueError, r"threshold must be in \(0, 1\], not nan"),
     ({"story_threshold": "x"}, TypeError, r"story_threshold must be a number"),
     ({"level": 1}, TypeError, r"level must be a str, not int"),
 ])
@@ -484,6 +486,15 @@ def test_near_copy_settings_are_refused_at_the_story_level(given):
         neardup.cluster(wire_story(), level="story", **given)
 
 
+@pytest.mark.parametrize("given", [{"passage_gap": 0}, {"min_passage_words": 12}, {"boilerplate_docs": 5}])
+def test_passage_settings_without_passages_are_refused(given):
+    key = next(iter(given))
+    for call in (neardup.cluster, neardup.pairs):
+        with pytest.raises(ValueError, match=f"{key} tunes the passages of passages=True: it needs passages=True"):
+            call(edited_copies(), **given)
+        assert call(edited_copies(), passages=True, **given)
+
+
 @pytest.mark.parametrize("given", [{"story_threshold": 0.9}, {"window": "1h"}, {"window": None},
                                    {"stats": "/no/such/file.stats"}])
 def test_story_settings_are_refused_at_the_near_copy_level(given):
@@ -672,6 +683,41 @@ def test_query_adds_nothing_and_remove_takes_out(tmp_path):
                 index.remove(wrong)
         assert len(index) == 1
         assert index.clusters(min_size=1) and all(c["size"] == 1 for c in index.clusters(min_size=1))
+
+
+def test_ctrl_c_stops_a_long_add_between_batches_with_the_answers_so_far(tmp_path):
+    # Ten batches of 4,096: Ctrl-C comes once the first is written and is seen within a
+    # tenth of a second, so the add stops batches before its end, even in a release build.
+    records: list[Any] = [
+        {"id": f"r{i}", "text": f"Report {i}: the council of town {i % 977} voted {i % 13} to {i % 7} on road {i % 31}."}
+        for i in range(40_000)
+    ]
+    records[3] = 5  # answered in its place by the wrapper, outside the native call
+    path = tmp_path / "idx"
+    index = neardup.Index.create(path)
+    before = sum(f.stat().st_size for f in path.iterdir())
+
+    def interrupt_once_written() -> None:
+        while sum(f.stat().st_size for f in path.iterdir()) == before:
+            time.sleep(0.001)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_written, daemon=True).start()
+    with pytest.raises(neardup.Interrupted) as stopped:
+        index.add(records)
+    assert isinstance(stopped.value, KeyboardInterrupt)
+    first = stopped.value.answers
+    assert 4096 <= len(first) < len(records), len(first)
+    assert first[3]["verdict"] == "rejected" and first[3]["index"] == 3
+    assert [a["id"] for a in first[4:]] == [r["id"] for r in records[4 : len(first)]]
+    assert all(a["verdict"] == "new" for a in first[4:])
+    assert len(index) == len(first) - 1, "what was answered was added, nothing more"
+    index.close()
+    # Durable, and what came after was not added: adding it again finds it new.
+    with neardup.Index(path) as again:
+        assert len(again) == len(first) - 1
+        more = again.add(records[len(first) : len(first) + 100])
+        assert [(a["verdict"], "indexed" in a) for a in more] == [("new", False)] * 100
 
 
 def test_clusters_list_what_the_verdicts_joined(tmp_path):

@@ -55,11 +55,11 @@ pub struct IngestStats {
     /// Articles decided (added, or checked by a query). Not counted when adding: an
     /// article already indexed with the same text (see `already_indexed`).
     pub articles: u64,
-    /// Of which new.
+    /// Of which new (not counting those already indexed: the four counts add up).
     pub new: u64,
-    /// Of which duplicates.
+    /// Of which duplicates (not counting those already indexed).
     pub duplicates: u64,
-    /// Of which rewrites (story level).
+    /// Of which rewrites (story level; not counting those already indexed).
     pub rewrites: u64,
     /// Query: of the articles, how many were already indexed. Add: articles not added
     /// because their id was already indexed with the same text (a re-send, or the part
@@ -96,7 +96,10 @@ enum Stage2 {
 }
 
 /// Reads `inputs` and adds (or checks) every article, handing verdicts to `sink` in input
-/// order, a commit group at a time, once they are durable. Bad records go to `observer` and are counted. When
+/// order, a commit group at a time, once they are durable. Bad records go to `observer` and are counted.
+/// When `observer` asks to stop, the run stops between batches with
+/// [`ErrorKind::Cancelled`]: the batches before were stored whole and `sink` has had their
+/// verdicts, and nothing of the rest was stored. When
 /// adding or querying, an id already indexed with the same text passes on its stored
 /// verdict (so a killed run can be rerun on the same input), and with other text it is a
 /// bad record of kind `duplicate_id`.
@@ -159,6 +162,9 @@ pub fn ingest(
             let decided = (|| -> Result<()> {
                 let mut verdicts: Vec<Verdict> = Vec::new();
                 for event in rx {
+                    // Between batches: every batch stored so far has gone to the sync
+                    // thread, whose verdicts still reach `sink`.
+                    crate::progress::go_on(observer)?;
                     let prepared = match event {
                         Stage2::Problem(p) => {
                             on_problem(&p, observer, stats, options.strict)?;
@@ -212,8 +218,11 @@ pub fn ingest(
                             }
                             continue;
                         };
-                        stats.already_indexed += u64::from(verdict.already_indexed);
-                        if !(mode == IngestMode::Add && verdict.already_indexed) {
+                        if verdict.already_indexed {
+                            // Its stored verdict, counted apart (as watch and serve do).
+                            stats.already_indexed += 1;
+                            stats.articles += u64::from(mode == IngestMode::Query);
+                        } else {
                             stats.articles += 1;
                             match verdict.kind {
                                 VerdictKind::New => stats.new += 1,

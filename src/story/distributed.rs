@@ -34,8 +34,8 @@ use super::{
 };
 use crate::corpus::Corpus;
 use crate::distributed::{
-    Documents, SettingsCheck, decode_set, decode_signature, decode_words, encode, for_each_line,
-    refuse_repeated_pairs, undecodable,
+    Documents, PairOrigins, SettingsCheck, decode_set, decode_signature, decode_words, encode,
+    for_each_line, refuse_repeated_pairs, undecodable,
 };
 use crate::index::band_key;
 use crate::report::{SCHEMA_VERSION, round4};
@@ -383,6 +383,8 @@ pub struct StoryLinker {
     documents: Documents,
     /// Every judged pair: (document, document, probability).
     scored: Vec<(u32, u32, f32)>,
+    /// Where each of `scored` was read.
+    origins: PairOrigins,
     /// The same-story ones (documents numbered as `scored`'s).
     accepted: Vec<StoryPair>,
     counts: LinkCounts,
@@ -399,6 +401,7 @@ impl StoryLinker {
             rule,
             documents: Documents::default(),
             scored: Vec::new(),
+            origins: PairOrigins::default(),
             accepted: Vec::new(),
             counts: LinkCounts::default(),
         }
@@ -451,6 +454,7 @@ impl StoryLinker {
             let a = self.documents.intern(r.a, at);
             let b = self.documents.intern(r.b, at);
             self.scored.push((a, b, probability));
+            self.origins.push(name, number);
             self.counts.pairs += 1;
             if r.same_story {
                 self.documents.cluster(a);
@@ -486,6 +490,11 @@ impl StoryLinker {
         let mut counts = self.counts;
         let (corpus, numbering) = self.documents.corpus()?;
         // Pairs outside the same-story pairs' documents take no part in the linkage.
+        let in_corpus = (0..).zip(&self.scored).filter_map(|(read, &(a, b, _))| {
+            let (a, b, _) = numbering.pair(a, b)?;
+            Some((a, b, read))
+        });
+        refuse_repeated_pairs(&corpus, in_corpus.collect(), &self.origins)?;
         let mut scored: Vec<link::Link> = self
             .scored
             .iter()
@@ -495,7 +504,6 @@ impl StoryLinker {
             })
             .collect();
         scored.sort_unstable_by_key(|l| (l.a, l.b));
-        refuse_repeated_pairs(&corpus, scored.iter().map(|l| (l.a, l.b)))?;
         let mut pairs = self.accepted;
         for p in &mut pairs {
             (p.a, p.b, _) = numbering.pair(p.a, p.b).expect("both ends clustered");

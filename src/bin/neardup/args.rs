@@ -63,7 +63,11 @@ pub enum Command {
     ///
     /// A pair is listed when the exact Jaccard similarity of its shingle sets reaches the
     /// threshold. Pairs are ordered by id, the smaller id first.
-    #[command(after_long_help = EXAMPLES)]
+    #[command(
+        after_long_help = EXAMPLES,
+        mut_arg("mode", |a| a.hide(true)),
+        mut_arg("representative", |a| a.hide(true))
+    )]
     Pairs(RunArgs),
     /// Write the input records minus near-duplicates, one kept per cluster.
     ///
@@ -252,7 +256,7 @@ pub struct SketchArgs {
     pub stats: Option<PathBuf>,
     /// Story level: IDF-weighted Jaccard at which a pair becomes a candidate with
     /// probability ~0.93 (as --story-candidates of 'neardup pairs').
-    #[arg(long, default_value_t = 0.2, value_name = "T", help_heading = "Level")]
+    #[arg(long, default_value_t = 0.2, value_name = "T", value_parser = parse_candidate_threshold, help_heading = "Level")]
     pub story_candidates: f64,
     /// Write to FILE instead of standard output (atomically: the file appears only when
     /// complete; gzip or zstd compressed when FILE ends in .gz or .zst).
@@ -287,11 +291,11 @@ pub struct VerifyArgs {
     /// Story level: the candidate threshold the documents were sketched with (sketch
     /// --story-candidates): pairs whose signatures agree on fewer than three quarters of
     /// it are dropped, as the batch drops such bucket mates.
-    #[arg(long, default_value_t = 0.2, value_name = "T")]
+    #[arg(long, default_value_t = 0.2, value_name = "T", value_parser = parse_candidate_threshold)]
     pub story_candidates: f64,
     /// Story level: lowest model probability decided as one story (default: the fitted
     /// model's cut).
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", value_parser = parse_probability)]
     pub story_threshold: Option<f64>,
     /// Write to FILE instead of standard output (atomically: the file appears only when
     /// complete; gzip or zstd compressed when FILE ends in .gz or .zst).
@@ -328,7 +332,7 @@ pub struct LinkArgs {
     pub members: Vec<PathBuf>,
     /// Story level: the cut the pairs were judged at (verify --story-threshold; default:
     /// the fitted model's). A pair judged at another is refused.
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", value_parser = parse_probability)]
     pub story_threshold: Option<f64>,
     /// Which member represents a cluster: earliest (undated last, then longest, then
     /// smallest id) or longest (then earliest, then smallest id).
@@ -714,12 +718,12 @@ pub struct StoryArgs {
     pub stats_out: Option<std::path::PathBuf>,
     /// Story level: IDF-weighted Jaccard of rare content words at which a pair becomes
     /// a candidate for scoring with probability ~0.93 (lower finds more, slower).
-    #[arg(long, default_value_t = 0.2, value_name = "T")]
+    #[arg(long, default_value_t = 0.2, value_name = "T", value_parser = parse_candidate_threshold)]
     pub story_candidates: f64,
     /// Story level: lowest model probability decided as one story (default: the fitted
     /// model's cut, see BENCHMARKS.md). Lower merges more; 0 lists every scored candidate
     /// with its components, to see why a pair was or was not matched.
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", value_parser = parse_probability)]
     pub story_threshold: Option<f64>,
 }
 
@@ -894,14 +898,51 @@ pub fn whole_number_in(s: &str, range: std::ops::RangeInclusive<usize>) -> Resul
     }
 }
 
+/// The smallest value above 0 a fractional flag takes: below it a similarity, a
+/// probability or a step means nothing, and printed in full (`--threshold 1e-300` in a
+/// summary) it ran to 300 digits.
+pub const SMALLEST_ABOVE_ZERO: f64 = 1e-6;
+
+/// A number above `low` (or equal to it, when `low_taken`) and at most `high` (no upper
+/// end if `None`), 0 or at least [`SMALLEST_ABOVE_ZERO`]; or the one message every such
+/// flag gives.
+pub fn number_in(s: &str, low: f64, low_taken: bool, high: Option<f64>) -> Result<f64, String> {
+    let span = match (low_taken, high) {
+        (true, Some(high)) => format!("from {low} to {high}"),
+        (false, Some(high)) => format!("above {low} and at most {high}"),
+        (true, None) => format!("{low} or more"),
+        (false, None) => format!("above {low}"),
+    };
+    let x: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("must be a number {span}"))?;
+    let within =
+        x.is_finite() && (x > low || (low_taken && x == low)) && high.is_none_or(|high| x <= high);
+    if !within {
+        return Err(format!("must be a number {span}")); // NaN too
+    }
+    if x != 0.0 && x.abs() < SMALLEST_ABOVE_ZERO {
+        return Err(format!(
+            "must be a number {span}; the smallest above 0 taken is {SMALLEST_ABOVE_ZERO}"
+        ));
+    }
+    Ok(x)
+}
+
 /// `--threshold`: a Jaccard similarity in (0, 1].
 pub fn parse_threshold(s: &str) -> Result<f64, String> {
-    let t: f64 = s.trim().parse().map_err(|_| "not a number".to_string())?;
-    if t > 0.0 && t <= 1.0 {
-        Ok(t)
-    } else {
-        Err("must be above 0 and at most 1".into())
-    }
+    number_in(s, 0.0, false, Some(1.0))
+}
+
+/// `--story-threshold`: a probability in [0, 1].
+pub fn parse_probability(s: &str) -> Result<f64, String> {
+    number_in(s, 0.0, true, Some(1.0))
+}
+
+/// `--story-candidates`: a weighted Jaccard in (0, 1].
+pub fn parse_candidate_threshold(s: &str) -> Result<f64, String> {
+    number_in(s, 0.0, false, Some(1.0))
 }
 
 /// `--num-perm`: 1 to the largest signature the sketcher makes.
@@ -976,6 +1017,39 @@ mod tests {
     #[test]
     fn flags_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// One rule for fractional flags: the span in the message, NaN and infinity refused,
+    /// and nothing between 0 and a millionth (`1e-300` printed as 300 digits).
+    #[test]
+    fn fractional_flags_share_one_rule() {
+        assert_eq!(parse_threshold("1"), Ok(1.0));
+        assert_eq!(parse_threshold(" 0.000001 "), Ok(1e-6));
+        for bad in ["0", "1.5", "NaN", "inf", "x", ""] {
+            assert_eq!(
+                parse_threshold(bad),
+                Err("must be a number above 0 and at most 1".to_string()),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_threshold("1e-300"),
+            Err(
+                "must be a number above 0 and at most 1; the smallest above 0 taken is 0.000001"
+                    .to_string()
+            )
+        );
+        assert_eq!(parse_probability("0"), Ok(0.0));
+        assert_eq!(
+            parse_probability("1e-7"),
+            Err("must be a number from 0 to 1; the smallest above 0 taken is 0.000001".to_string())
+        );
+        assert_eq!(parse_candidate_threshold("1"), Ok(1.0));
+        assert_eq!(number_in("1e300", 0.0, false, None), Ok(1e300));
+        assert_eq!(
+            number_in("inf", 0.0, false, None),
+            Err("must be a number above 0".to_string())
+        );
     }
 
     /// The hand-formatted help below the flags (examples, formats) is printed as written

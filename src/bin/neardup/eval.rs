@@ -468,10 +468,7 @@ fn file_name(path: &Path) -> String {
 
 /// `--step`: a positive number.
 fn parse_positive(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
-        _ => Err("must be a number above 0".into()),
-    }
+    crate::args::number_in(s, 0.0, false, None)
 }
 
 /// Widest `--beta` either way: F-beta is then recall (or precision) to four places, and
@@ -480,13 +477,7 @@ const MOST_BETA: f64 = 1e6;
 
 /// `--beta`: a number from 1/[`MOST_BETA`] to [`MOST_BETA`].
 fn parse_beta(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(x) if (1.0 / MOST_BETA..=MOST_BETA).contains(&x) => Ok(x),
-        _ => Err(format!(
-            "must be a number from {} to {MOST_BETA}",
-            1.0 / MOST_BETA
-        )),
-    }
+    crate::args::number_in(s, 1.0 / MOST_BETA, true, Some(MOST_BETA))
 }
 
 /// `--bins`: 1 to 10000.

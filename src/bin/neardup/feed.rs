@@ -17,7 +17,10 @@ use neardup::input::{FieldNames, InputFormat, InputSpec, ReadLimits};
 use neardup::report::Format;
 use serde::Serialize;
 
-use crate::args::{InputArgs, InputFormatArg, ProgressArg, SimilarityArgs, parse_size};
+use crate::args::{
+    InputArgs, InputFormatArg, ProgressArg, SimilarityArgs, parse_candidate_threshold,
+    parse_probability, parse_size,
+};
 use crate::progress::Terminal;
 
 const INDEX_EXAMPLES: &str = "\
@@ -1641,22 +1644,6 @@ pub(crate) fn parse_count(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err("must be a whole number, at least 1".into()),
-    }
-}
-
-/// `--story-threshold`: a probability in [0, 1].
-fn parse_probability(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
-        _ => Err("must be a number from 0 to 1".into()),
-    }
-}
-
-/// `--story-candidates`: a weighted Jaccard in (0, 1).
-fn parse_candidate_threshold(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(t) if t > 0.0 && t < 1.0 => Ok(t),
-        _ => Err("must be a number above 0 and below 1".into()),
     }
 }
 

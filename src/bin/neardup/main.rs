@@ -191,7 +191,19 @@ fn refuse_passage_tuning_without_passages(matches: &clap::ArgMatches) {
 
 /// Flags a command takes with the shared run flags but does nothing with: `(command
 /// path, id, why)`. Each was accepted without a word.
-const IGNORED_FLAGS: [(&[&str], &str, &str); 5] = [
+const IGNORED_FLAGS: [(&[&str], &str, &str); 7] = [
+    (
+        &["pairs"],
+        "mode",
+        "--mode chooses how pairs are grouped into clusters; pairs lists the pairs \
+         themselves ('neardup cluster --mode' groups them): leave it out",
+    ),
+    (
+        &["pairs"],
+        "representative",
+        "--representative chooses a cluster's representative; pairs makes no clusters \
+         ('neardup cluster' or 'neardup dedup' do): leave it out",
+    ),
     (
         &["sketch"],
         "bucket_cap",

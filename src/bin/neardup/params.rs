@@ -49,11 +49,16 @@ Examples:
 pub struct ParamsArgs {
     /// The threshold the banding is for, in (0, 1] (default: 0.5; at the story level its
     /// candidate threshold, 0.2, as --story-candidates sets it).
-    #[arg(short, long, value_name = "T")]
+    #[arg(short, long, value_name = "T", value_parser = crate::args::parse_threshold)]
     pub threshold: Option<f64>,
     /// With --level story: the candidate threshold, as the other commands name it (the
     /// same as --threshold there).
-    #[arg(long, value_name = "T", conflicts_with = "threshold")]
+    #[arg(
+        long,
+        value_name = "T",
+        conflicts_with = "threshold",
+        value_parser = crate::args::parse_candidate_threshold
+    )]
     pub story_candidates: Option<f64>,
     /// near-copy: shingle Jaccard, as 'cluster --threshold' bands it; story: the story
     /// level's candidates (weighted Jaccard).
@@ -94,11 +99,6 @@ pub struct ParamsArgs {
 
 pub fn run(a: ParamsArgs) -> Result<ExitCode> {
     let story = a.level == LevelArg::Story;
-    if let Some(t) = a.story_candidates.filter(|t| !(*t > 0.0 && *t <= 1.0)) {
-        return Err(crate::usage(anyhow::anyhow!(
-            "--story-candidates must be in (0, 1], got {t}"
-        )));
-    }
     if a.story_candidates.is_some() && !story {
         return Err(crate::usage(anyhow::anyhow!(
             "--story-candidates is the story level's candidate threshold: add --level story, \
