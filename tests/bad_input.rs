@@ -450,6 +450,51 @@ fn dedup_rejects_a_record_over_the_limit_verbatim() {
     );
 }
 
+/// dedup's warnings say what becomes of each record in its output: a record with a
+/// fractional id or no text is written unchanged, a repeated id with other text and a
+/// malformed line go to --rejects (or are not written). They said "skipped" for all.
+#[test]
+fn dedup_warnings_say_where_each_record_went() {
+    let s = Scratch::new();
+    let f = s.write(
+        "in.jsonl",
+        with_good_records(
+            r#"{"id": 1.5, "text": "a fractional id"}
+{"id": "notext"}
+{"id": "rate-1", "text": "other"}
+[1, 2]"#,
+        ),
+    );
+    for (rejects, gone) in [
+        (true, "this record goes to --rejects"),
+        (
+            false,
+            "this record is not written (--rejects FILE keeps such records)",
+        ),
+    ] {
+        let mut command = neardup();
+        command.args(["dedup", "-o"]).arg(s.path("kept.jsonl"));
+        if rejects {
+            command.arg("--rejects").arg(s.path("rej.jsonl"));
+        }
+        let err = stderr_of(&command.arg(&f).output().unwrap());
+        let line = |n: u64| {
+            err.lines()
+                .find(|l| l.contains(&format!("in.jsonl:{n}:")))
+                .unwrap_or_default()
+        };
+        let unchanged = "; this record is written unchanged, not compared";
+        assert!(line(3).ends_with(unchanged), "{err}");
+        assert!(line(4).ends_with(unchanged), "{err}");
+        assert!(
+            line(5).contains("duplicate id") && line(5).ends_with(gone),
+            "{err}"
+        );
+        assert!(line(6).ends_with(gone), "{err}");
+        assert!(!err.contains("skipped"), "{err}");
+    }
+}
+
 /// The messages QA found confusing: the parser's "line 1" beside the file's line, a lone
 /// surrogate as "end of hex escape", an id beyond 64 bits as "a number" (and `1e300` as
 /// "an integer out of the 64-bit range"), trailing bytes

@@ -1129,6 +1129,16 @@ fn bad_settings_are_clear_errors() {
             vec!["params", "--threshold", "nan"],
             "'--threshold <T>': must be a number above 0 and at most 1",
         ),
+        // A negative value is refused by the flag's range (it was "unexpected argument
+        // '-1'", as if it were a flag).
+        (
+            vec!["pairs", "--threshold", "-1"],
+            "invalid value '-1' for '--threshold <T>': must be a number above 0",
+        ),
+        (
+            vec!["cluster", "--num-perm", "-5"],
+            "invalid value '-5' for '--num-perm <K>': must be a whole number from 1",
+        ),
     ] {
         let input = (args[0] != "params").then_some(&f);
         refused_as_usage(neardup().args(&args).args(input), message);

@@ -477,7 +477,7 @@ fn statistics_of_parts_merge_into_those_of_the_whole() {
         stderr_of(&out)
     );
     assert!(
-        stderr_of(&out).contains("in 1 documents"),
+        stderr_of(&out).contains("in 1 document ("),
         "{}",
         stderr_of(&out)
     );

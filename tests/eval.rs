@@ -1237,6 +1237,10 @@ fn eval_flag_values_out_of_range_are_usage_errors() {
         ),
         (vec!["--step", "0.00001"], "use a larger step"),
         (
+            vec!["--step", "-0.1"],
+            "invalid value '-0.1' for '--step <STEP>': must be a number above 0",
+        ),
+        (
             vec!["--step", "1e-300"],
             "'--step <STEP>': must be a number above 0; the smallest above 0 taken is 0.000001",
         ),

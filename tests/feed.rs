@@ -5125,6 +5125,14 @@ fn feed_flag_values_out_of_range_are_usage_errors() {
         ),
         (vec!["watch", idx, "--max-group", "0"], "'--max-group <N>'"),
         (
+            vec!["serve", idx, "--listen", "nonsense"],
+            "'--listen <ADDR>': give HOST:PORT",
+        ),
+        (
+            vec!["index", "remove", idx],
+            "no id to remove: give ids as arguments or in a file with --ids-from",
+        ),
+        (
             vec!["index", "add", idx, input, "--commit-every", "0"],
             "'--commit-every <N>'",
         ),

@@ -50,6 +50,20 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The command line, with negative numbers taken as flag values: `--step -0.1` is then
+/// refused by the flag's own range, not as "unexpected argument '-0'".
+pub fn command() -> clap::Command {
+    fn negatives(command: clap::Command) -> clap::Command {
+        command
+            .mut_args(|arg| {
+                let takes_values = arg.get_action().takes_values();
+                arg.allow_negative_numbers(takes_values)
+            })
+            .mut_subcommands(negatives)
+    }
+    negatives(<Cli as clap::CommandFactory>::command())
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Group near-duplicate documents into clusters (one JSON line per cluster).
@@ -186,7 +200,8 @@ const SKETCH_EXAMPLES: &str = "\
 Records, one JSON line per document (metadata: the record's other fields, absent when none;
 'neardup link' lists them with each cluster member):
   {\"schema_version\":1,\"id\":…,
-   \"settings\":\"level=near-copy shingle=words:5 seed=42 num_perm=128\",
+   \"settings\":\"level=near-copy shingle=words:5 seed=42 num_perm=128 tokenizer=<16 hex>
+     bands=34 rows=3\",
    \"bands\":[\"<16 hex digits>\",…],\"signature\":\"<base64 of little-endian u32>\",
    \"set\":\"<base64 of sorted little-endian u64>\",\"date\":…|null,\"text_bytes\":…,
    \"metadata\":{…}}
@@ -429,7 +444,7 @@ pub struct StatsShowArgs {
 const COMPARE_EXAMPLES: &str = "\
 Examples:
   cd fixtures/wire-story && neardup compare 003_58dcb8302d6f0541.txt 004_0cbea367e9eb4548.txt
-  neardup compare --in news.jsonl reuters-1204 reuters-1209   two ids within an input
+  neardup compare --in reuters21578.jsonl reuters-956 reuters-1002   two ids of an input
   neardup compare a.txt b.txt --corpus archive.jsonl          boilerplate and word weights
   neardup compare a.txt b.txt --stats archive.stats           word weights of 'stats count'
   neardup compare a.txt b.txt --format json                   one JSON object
@@ -1012,11 +1027,10 @@ pub fn parse_record_size(s: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn flags_are_consistent() {
-        Cli::command().debug_assert();
+        command().debug_assert();
     }
 
     /// One rule for fractional flags: the span in the message, NaN and infinity refused,
@@ -1077,7 +1091,7 @@ mod tests {
                 visit(sub, &path);
             }
         }
-        let cli = Cli::command();
+        let cli = command();
         visit(&cli, "");
         let stats = cli.find_subcommand("stats").unwrap();
         for name in ["count", "merge"] {

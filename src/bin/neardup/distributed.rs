@@ -193,8 +193,10 @@ pub fn link(a: &LinkArgs) -> Result<ExitCode> {
             a.quiet,
             started,
             format!(
-                "clustered {} verified pairs into {} clusters ({} documents)",
-                counts.pairs, counts.clusters, counts.clustered_documents
+                "clustered {} into {} ({})",
+                neardup::report::count(counts.pairs, "verified pair", "verified pairs"),
+                neardup::report::count(counts.clusters, "cluster", "clusters"),
+                neardup::report::count(counts.clustered_documents, "document", "documents")
             ),
         );
     }
@@ -210,8 +212,11 @@ pub fn link(a: &LinkArgs) -> Result<ExitCode> {
         a.quiet,
         started,
         format!(
-            "linked {} judged pairs ({} one story) into {} story clusters ({} documents)",
-            counts.pairs, counts.same_story, counts.clusters, counts.clustered_documents
+            "linked {} ({} one story) into {} ({})",
+            neardup::report::count(counts.pairs, "judged pair", "judged pairs"),
+            counts.same_story,
+            neardup::report::count(counts.clusters, "story cluster", "story clusters"),
+            neardup::report::count(counts.clustered_documents, "document", "documents")
         ),
     )
 }
@@ -276,11 +281,10 @@ pub fn stats(a: &StatsArgs) -> Result<ExitCode> {
             write_stats(&counted, &c.output)?;
             if !c.run.quiet {
                 terminal.println(&format!(
-                    "neardup: counted {} distinct words and names in {} documents ({} bad \
-                     records) into {}",
+                    "neardup: counted {} distinct words and names in {} ({}) into {}",
                     counted.len(),
-                    counted.documents(),
-                    read.bad(),
+                    neardup::report::count(counted.documents(), "document", "documents"),
+                    neardup::report::count(read.bad(), "bad record", "bad records"),
                     crate::shown_path(&c.output)
                 ));
             }

@@ -98,6 +98,11 @@ Examples:
   neardup index create stories.idx --level story --stats archive.stats --window 3d
   scraper | neardup watch stories.idx | jq -c 'select(.verdict != \"rewrite\")'";
 
+/// `index create --bucket-cap`: an index pairs an over-full bucket otherwise than a batch.
+const INDEX_BUCKET_CAP_HELP: &str = "LSH buckets larger than this are not expanded into all \
+their pairs: a new article is compared with the bucket's newest N-1 members instead (a \
+batch run pairs each member with its next N-1 in id order)";
+
 #[derive(Debug, Args)]
 #[command(after_long_help = INDEX_EXAMPLES)]
 pub struct IndexArgs {
@@ -112,7 +117,10 @@ pub enum IndexCommand {
     ///
     /// The similarity flags mean what they mean for 'neardup pairs': an index answers
     /// exactly what a batch run with the same flags would pair.
-    #[command(after_long_help = INDEX_EXAMPLES)]
+    #[command(
+        after_long_help = INDEX_EXAMPLES,
+        mut_arg("bucket_cap", |a| a.help(INDEX_BUCKET_CAP_HELP))
+    )]
     Create(CreateArgs),
     /// Add articles in bulk; prints each article's verdict (one JSON line) as it is added.
     ///
@@ -1037,6 +1045,11 @@ fn repair_summary(dir: &std::path::Path, r: &feed::RepairReport) -> Vec<String> 
 }
 
 fn remove(a: RemoveArgs) -> Result<ExitCode> {
+    if a.ids.is_empty() && a.ids_from.is_none() {
+        return Err(crate::usage(
+            "no id to remove: give ids as arguments or in a file with --ids-from",
+        ));
+    }
     let mut ids = a.ids.clone();
     if let Some(path) = &a.ids_from {
         let text = if path.as_os_str() == "-" {
@@ -1055,7 +1068,7 @@ fn remove(a: RemoveArgs) -> Result<ExitCode> {
     }
     anyhow::ensure!(
         !ids.is_empty(),
-        "no id to remove: give ids as arguments or in a file with --ids-from"
+        "no id to remove: the --ids-from input holds none (blank lines are skipped)"
     );
     let terminal = terminal(ProgressArg::Auto, a.quiet);
     let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;

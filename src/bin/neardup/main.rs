@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 use neardup::cluster::{ClusterMode, RepresentativeRule};
 use neardup::input::{FieldNames, InputFormat, InputSpec};
 use neardup::outfile::OutputFile;
@@ -38,7 +38,7 @@ use compare::passage_settings;
 use progress::{Terminal, stop};
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = args::command().get_matches();
     refuse_story_flags_at_near_copy(&matches);
     refuse_passages_at_story(&matches);
     refuse_near_copy_flags_at_story(&matches);
@@ -305,7 +305,7 @@ fn refuse_near_copy_flags_at_story(matches: &clap::ArgMatches) {
 /// Exits with clap's usage error (exit 2) for the subcommand at path `names` (`["index",
 /// "create"]`), saying `message`.
 fn usage_error(names: &[&str], message: String) -> ! {
-    let mut command = Cli::command();
+    let mut command = args::command();
     command.build(); // gives the subcommand's usage line its "neardup"
     let mut command = &mut command;
     for name in names {
@@ -397,7 +397,9 @@ fn dedup(a: &args::DedupArgs) -> Result<ExitCode> {
         .transpose()?;
     let mut stats_out = open_stats_out(&a.story)?;
     analyse(
-        Purpose::Dedup,
+        Purpose::Dedup {
+            rejects: a.rejects.is_some(),
+        },
         &a.input,
         &a.similarity,
         &a.clustering,
@@ -433,8 +435,9 @@ fn dedup_summary(counts: &report::DedupCounts, a: &args::DedupArgs) -> String {
         args::LevelArg::Story => "same-story duplicates",
     };
     let mut line = format!(
-        "dedup kept {} records, dropped {} {dropped}",
-        counts.kept, counts.dropped
+        "dedup kept {}, dropped {} {dropped}",
+        report::count(counts.kept, "record", "records"),
+        counts.dropped
     );
     if counts.repeated_copies > 0 {
         line += &format!(
@@ -834,11 +837,11 @@ fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
     if !a.run.quiet {
         let secs = stats.elapsed().as_secs_f64().max(1e-9);
         terminal.println(&format!(
-            "neardup: sketched {} documents ({} x {}), {} bad records, in {:.2} s ({:.0} docs/s)",
-            stats.documents,
+            "neardup: sketched {} ({} x {}), {}, in {:.2} s ({:.0} docs/s)",
+            report::count(stats.documents, "document", "documents"),
             report::count(lsh.bands as u64, "band", "bands"),
             report::count(lsh.rows as u64, "row", "rows"),
-            stats.bad(),
+            report::count(stats.bad(), "bad record", "bad records"),
             secs,
             stats.documents as f64 / secs,
         ));
@@ -850,8 +853,9 @@ fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
 pub(crate) enum Purpose {
     /// `pairs`, `cluster`: the pairs and clusters, with passages when set.
     Report(Option<neardup::align::PassageSettings>),
-    /// `dedup`: reads the sources again, so standard input is kept.
-    Dedup,
+    /// `dedup`: reads the sources again, so standard input is kept; `rejects`: whether
+    /// records it cannot write back go to a --rejects file.
+    Dedup { rejects: bool },
     /// `eval`: sweeps every candidate's scores.
     Eval,
 }
@@ -877,11 +881,11 @@ fn analyse(
             args::RepresentativeArg::Longest => RepresentativeRule::Longest,
             args::RepresentativeArg::First => RepresentativeRule::First,
         })
-        .replayable_stdin(matches!(purpose, Purpose::Dedup))
+        .replayable_stdin(matches!(purpose, Purpose::Dedup { .. }))
         .candidate_scores(matches!(purpose, Purpose::Eval))
         .passages(match purpose {
             Purpose::Report(passages) => passages,
-            Purpose::Dedup | Purpose::Eval => None,
+            Purpose::Dedup { .. } | Purpose::Eval => None,
         })
         .level(match story.level {
             args::LevelArg::NearCopy => neardup::Level::NearCopy,
@@ -902,7 +906,10 @@ fn analyse(
         .build()
         .map_err(usage)?;
 
-    let terminal = Terminal::new(exec.progress, exec.quiet).strict(exec.strict);
+    let mut terminal = Terminal::new(exec.progress, exec.quiet).strict(exec.strict);
+    if let Purpose::Dedup { rejects } = purpose {
+        terminal = terminal.dedup(rejects);
+    }
 
     let outcome = pipeline.run(&input_specs(input), &terminal)?;
     let started = std::time::Instant::now();
@@ -982,12 +989,15 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
     let s = &outcome.stats;
     let secs = (s.elapsed() + write_time).as_secs_f64();
     let bad = s.bad();
-    let (pairs_word, clusters_word) = if outcome.story.is_some() {
-        ("same-story pairs", "story clusters")
+    let ((pair, pairs), (cluster, clusters)) = if outcome.story.is_some() {
+        (
+            ("same-story pair", "same-story pairs"),
+            ("story cluster", "story clusters"),
+        )
     } else {
-        ("verified pairs", "clusters")
+        (("verified pair", "verified pairs"), ("cluster", "clusters"))
     };
-    let mut candidates = format!("{} candidate pairs", s.candidate_pairs);
+    let mut candidates = report::count(s.candidate_pairs, "candidate pair", "candidate pairs");
     if let Some(story) = outcome.story.as_ref().filter(|s| s.outside_window > 0) {
         let window = outcome
             .settings
@@ -1002,12 +1012,12 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
         ));
     }
     let mut line = format!(
-        "neardup: {} documents, {} bad records, {candidates}, {} {pairs_word}, {} {clusters_word} ({} documents) in {:.2} s ({:.0} docs/s, {:.1} MB/s)",
-        s.documents,
-        bad,
-        s.verified_pairs,
-        s.clusters,
-        s.clustered_documents,
+        "neardup: {}, {}, {candidates}, {}, {} ({}) in {:.2} s ({:.0} docs/s, {:.1} MB/s)",
+        report::count(s.documents, "document", "documents"),
+        report::count(bad, "bad record", "bad records"),
+        report::count(s.verified_pairs, pair, pairs),
+        report::count(s.clusters, cluster, clusters),
+        report::count(s.clustered_documents, "document", "documents"),
         secs,
         s.documents as f64 / secs.max(1e-9),
         s.text_bytes as f64 / 1e6 / secs.max(1e-9),

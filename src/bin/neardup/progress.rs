@@ -32,6 +32,9 @@ pub struct Terminal {
     /// record had it (`{"url":…,"body":…}` failed every record with no word of
     /// --id-field).
     first_missing: Mutex<Option<(String, Vec<String>)>>,
+    /// `dedup`'s run, and whether it has --rejects: its warnings say what becomes of the
+    /// record in its output, not that it is skipped.
+    dedup: Option<bool>,
 }
 
 impl Terminal {
@@ -85,6 +88,7 @@ impl Terminal {
             problems: AtomicU64::new(0),
             first_problem: Mutex::new(None),
             first_missing: Mutex::new(None),
+            dedup: None,
         }
     }
 
@@ -92,6 +96,31 @@ impl Terminal {
     pub fn strict(mut self, strict: bool) -> Self {
         self.strict = strict;
         self
+    }
+
+    /// Warnings for `dedup` (`rejects`: with a --rejects file).
+    pub fn dedup(mut self, rejects: bool) -> Self {
+        self.dedup = Some(rejects);
+        self
+    }
+
+    /// A problem as a warning says it, with what becomes of the record.
+    fn shown(&self, problem: &Problem) -> String {
+        let Some(rejects) = self.dedup else {
+            return problem.to_string();
+        };
+        let rejected = problem.kind.is_malformed_record()
+            || matches!(problem.kind, ProblemKind::DuplicateId { .. });
+        let outcome = match &problem.kind {
+            _ if rejected && rejects => "; this record goes to --rejects",
+            _ if rejected => "; this record is not written (--rejects FILE keeps such records)",
+            ProblemKind::MissingField { .. }
+            | ProblemKind::WrongType { .. }
+            | ProblemKind::EmptyText
+            | ProblemKind::NoWords => "; this record is written unchanged, not compared",
+            _ => "",
+        };
+        format!("{}{outcome}", problem.fact())
     }
 
     /// Prints a line on standard error without tearing the progress bars.
@@ -241,12 +270,12 @@ impl Observer for Terminal {
         }
         if self.quiet {
             if seen == 1 {
-                *self.first_problem.lock().expect("problem lock") = Some(problem.to_string());
+                *self.first_problem.lock().expect("problem lock") = Some(self.shown(problem));
             }
             return;
         }
         if seen <= SHOWN_PROBLEMS {
-            self.println(&format!("neardup: warning: {problem}"));
+            self.println(&format!("neardup: warning: {}", self.shown(problem)));
         }
         if seen == SHOWN_PROBLEMS + 1 {
             self.println("neardup: warning: more bad records; only counting them from now on (see the summary)");

@@ -105,11 +105,11 @@ Examples:
   head -c 32 /dev/urandom | base64 > token && chmod 600 token
   neardup serve news.idx --listen 0.0.0.0:8443 --token-file token \\
        --tls-cert /etc/letsencrypt/live/dedup.example.com/fullchain.pem \\
-       --tls-key /etc/letsencrypt/live/dedup.example.com/privkey.pem
+       --tls-key /etc/letsencrypt/live/dedup.example.com/privkey.pem & serve_pid=$!
   curl -H \"Authorization: Bearer $(head -1 token)\" --data-binary @today.jsonl \\
        https://dedup.example.com:8443/articles
   echo \"$(head -c 32 /dev/urandom | base64) query,stats  # the dashboard\" >> token
-  pkill -HUP -f 'neardup serve'";
+  kill -HUP $serve_pid      # reads the token and TLS files again";
 
 #[derive(Debug, Args)]
 #[command(after_long_help = SERVE_HELP)]
@@ -118,7 +118,7 @@ pub struct ServeArgs {
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
     /// Address to listen on (port 0: any free port; the address is printed).
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR", value_parser = parse_listen)]
     pub listen: String,
     /// Request bodies fingerprinted at once, each on its own thread (default: one per
     /// core; one more thread adds the articles to the index, in arrival order;
@@ -805,6 +805,24 @@ fn commit_group(
 
 /// A listening socket on `address`, with SO_REUSEADDR so that a restarted server can take
 /// its port at once.
+/// `--listen`: HOST:PORT (a name, an IPv4 address, or an IPv6 one in brackets). Whether
+/// the host resolves is found when listening.
+fn parse_listen(s: &str) -> Result<String, String> {
+    let usable = s.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && port.parse::<u16>().is_ok()
+            && (!host.contains(':') || host.starts_with('['))
+    });
+    if usable {
+        Ok(s.to_string())
+    } else {
+        Err(
+            "give HOST:PORT, e.g. 127.0.0.1:8080, [::1]:8080 or 0.0.0.0:0 (port 0: any free port)"
+                .into(),
+        )
+    }
+}
+
 fn listen(address: &str) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let address = std::net::ToSocketAddrs::to_socket_addrs(address)?
