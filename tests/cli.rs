@@ -1380,6 +1380,37 @@ fn progress_settings_keep_the_summary() {
             "--progress {progress}: {err}"
         );
     }
+    // Rates in whole items a second: they were "1,234.5678/s". Enough documents that the
+    // bars are drawn before their stage ends.
+    let many: String = (0..20_000)
+        .map(|i| {
+            let words: Vec<String> = (0..40)
+                .map(|w| format!("w{}", (i * 7 + w * 13) % 5000))
+                .collect();
+            format!("{{\"id\": \"d{i}\", \"text\": \"{}\"}}\n", words.join(" "))
+        })
+        .collect();
+    let many = s.write("many.jsonl", many);
+    let out = neardup()
+        .args(["pairs", "--progress", "always", "--threshold", "0.9"])
+        .arg(&many)
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    let pieces: Vec<&str> = err.split("/s eta").collect();
+    // The word before each "/s eta" (a bar's rate; "MiB" for the read bar's bytes).
+    let rates: Vec<&str> = pieces[..pieces.len() - 1]
+        .iter()
+        .filter_map(|before| before.rsplit(' ').next())
+        .filter(|rate| rate.starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    assert!(!rates.is_empty(), "no bar with a rate drawn: {err}");
+    for rate in rates {
+        assert!(
+            rate.chars().all(|c| c.is_ascii_digit() || c == ','),
+            "{rate}: {err}"
+        );
+    }
     let quiet = neardup()
         .args(["pairs", "--quiet"])
         .arg(&f)

@@ -219,13 +219,20 @@ fn style(stage: Stage, known_total: bool) -> ProgressStyle {
         (Stage::Read, true) => {
             "{prefix:>10} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}"
         }
-        (_, true) => "{prefix:>10} [{bar:30}] {human_pos}/{human_len} {per_sec} eta {eta}",
+        (_, true) => "{prefix:>10} [{bar:30}] {human_pos}/{human_len} {rate} eta {eta}",
         (Stage::Read, false) => "{prefix:>10} {spinner} {binary_bytes} {binary_bytes_per_sec}",
         (_, false) => "{prefix:>10} {spinner} {human_pos} {elapsed}",
     };
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ")
+        // Whole items a second: indicatif's {per_sec} gave four decimals ("1,234.5678/s").
+        .with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0}/s", indicatif::HumanFloatCount(state.per_sec()));
+            },
+        )
 }
 
 impl Observer for Terminal {
