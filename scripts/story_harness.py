@@ -9,6 +9,7 @@ import json
 import os
 import re
 from collections import defaultdict
+from itertools import combinations
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -40,6 +41,17 @@ def load_texts(corpus, fixture_dir):
         fixtures.append("fixture-" + os.path.basename(path)[:3])
         texts[fixtures[-1]] = open(path).read()
     return texts, fixtures
+
+
+def report_features(labels, fixtures, features, dump_path):
+    """Prints each feature's distribution per label kind (low-confidence labels apart,
+    the fixture pairs as FIXTURE) and its cross-validated gain; `features(a, b)` gives a
+    pair's {feature: value}."""
+    kind = lambda lab: lab["label"] + ("" if lab["confidence"] == "high" else "-low")
+    rows = [(kind(lab), features(lab["a"], lab["b"])) for lab in labels]
+    rows += [("FIXTURE", features(a, b)) for a, b in combinations(fixtures, 2)]
+    print_distributions(rows)
+    print_cross_validation(labels, [f for _, f in rows[: len(labels)]], dump_path)
 
 
 def print_distributions(rows):

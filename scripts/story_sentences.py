@@ -30,12 +30,11 @@ import json
 import os
 import re
 import sys
-from itertools import combinations
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from story_harness import content, load_texts, print_cross_validation, print_distributions  # noqa: E402
+from story_harness import content, load_texts, report_features  # noqa: E402
 
 SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
 
@@ -81,11 +80,7 @@ def main():
             "salign-lead": float(max(ab[0], ba[0])),
         }
 
-    kind = lambda lab: lab["label"] + ("" if lab["confidence"] == "high" else "-low")
-    rows = [(kind(lab), features(lab["a"], lab["b"])) for lab in labels]
-    rows += [("FIXTURE", features(a, b)) for a, b in combinations(fixtures, 2)]
-    print_distributions(rows)
-    print_cross_validation(labels, [f for _, f in rows[: len(labels)]], dump_path)
+    report_features(labels, fixtures, features, dump_path)
 
 
 if __name__ == "__main__":

@@ -31,12 +31,11 @@ import os
 import re
 import sys
 from collections import Counter
-from itertools import combinations
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from story_harness import content, load_texts, print_cross_validation, print_distributions  # noqa: E402
+from story_harness import content, load_texts, report_features  # noqa: E402
 
 RARE_DF = 50
 
@@ -120,11 +119,7 @@ def main():
         }
 
     labels = [json.loads(line) for line in open(labels_path)]
-    kind = lambda lab: lab["label"] + ("" if lab["confidence"] == "high" else "-low")
-    rows = [(kind(lab), features(lab["a"], lab["b"])) for lab in labels]
-    rows += [("FIXTURE", features(a, b)) for a, b in combinations(fixtures, 2)]
-    print_distributions(rows)
-    print_cross_validation(labels, [f for _, f in rows[: len(labels)]], dump_path)
+    report_features(labels, fixtures, features, dump_path)
 
 if __name__ == "__main__":
     main()
