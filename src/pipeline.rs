@@ -1468,7 +1468,7 @@ impl<'p> Filer<'p> {
                                     first: earlier.document(),
                                     same_shingles: false,
                                 });
-                                self.duplicate_id(&id, earlier)
+                                self.duplicate_id(&id, earlier, false)
                             }
                             None => kind,
                         },
@@ -1496,7 +1496,7 @@ impl<'p> Filer<'p> {
                     first: earlier.document(),
                     same_shingles,
                 });
-                let kind = self.duplicate_id(&doc.entry.id, earlier);
+                let kind = self.duplicate_id(&doc.entry.id, earlier, same_shingles);
                 self.pipeline
                     .on_problem(&problem(kind), self.observer, stats)?;
                 continue;
@@ -1532,8 +1532,9 @@ impl<'p> Filer<'p> {
 }
 
 impl Filer<'_> {
-    /// The problem of a record repeating the id of `earlier`.
-    fn duplicate_id(&self, id: &str, earlier: Owner) -> ProblemKind {
+    /// The problem of a record repeating the id of `earlier` (`same_text`: with its
+    /// shingles).
+    fn duplicate_id(&self, id: &str, earlier: Owner, same_text: bool) -> ProblemKind {
         let at = match earlier {
             Owner::Document(d) => self.corpus.location(d),
             Owner::Uncompared(at) => at,
@@ -1541,6 +1542,7 @@ impl Filer<'_> {
         ProblemKind::DuplicateId {
             id: id.to_string(),
             first: describe_location(self.sources, at),
+            same_text,
         }
     }
 }

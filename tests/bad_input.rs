@@ -452,18 +452,21 @@ fn dedup_rejects_a_record_over_the_limit_verbatim() {
 
 /// dedup's warnings say what becomes of each record in its output: a record with a
 /// fractional id or no text is written unchanged, a repeated id with other text and a
-/// malformed line go to --rejects (or are not written). They said "skipped" for all.
+/// malformed line go to --rejects (or are not written), a repeat of an id and its text is
+/// dropped as a copy. They said "skipped" for all.
 #[test]
 fn dedup_warnings_say_where_each_record_went() {
     let s = Scratch::new();
+    let same = serde_json::json!({"id": "rate-1", "text": RATE});
     let f = s.write(
         "in.jsonl",
-        with_good_records(
-            r#"{"id": 1.5, "text": "a fractional id"}
-{"id": "notext"}
-{"id": "rate-1", "text": "other"}
-[1, 2]"#,
-        ),
+        with_good_records(&format!(
+            r#"{{"id": 1.5, "text": "a fractional id"}}
+{{"id": "notext"}}
+{{"id": "rate-1", "text": "other"}}
+[1, 2]
+{same}"#
+        )),
     );
     for (rejects, gone) in [
         (true, "this record goes to --rejects"),
@@ -491,6 +494,11 @@ fn dedup_warnings_say_where_each_record_went() {
             "{err}"
         );
         assert!(line(6).ends_with(gone), "{err}");
+        // A repeat of the first's text is dropped as a copy, whatever --rejects says.
+        assert!(
+            line(7).ends_with("; this record is dropped as a copy of it (--report lists it)"),
+            "{err}"
+        );
         assert!(!err.contains("skipped"), "{err}");
     }
 }

@@ -778,12 +778,12 @@ fn dedup_drops_a_repeated_id_with_the_same_text_and_rejects_one_with_other_text(
             "{level}"
         );
         let dropped = if level == "story" {
-            "same-story duplicates"
+            "same-story duplicate"
         } else {
-            "near-duplicates"
+            "near-duplicate"
         };
         assert!(
-            err.contains(&format!("dropped 1 {dropped} (1 of them repeating an earlier record's id and text), rejected 0 malformed and 1 repeating")),
+            err.contains(&format!("dropped 1 {dropped} (1 repeating an earlier record's id and text), rejected 0 malformed and 1 repeating")),
             "{level}: {err}"
         );
         // The report names every dropped record, the repeat too.
@@ -1139,8 +1139,28 @@ fn bad_settings_are_clear_errors() {
             vec!["cluster", "--num-perm", "-5"],
             "invalid value '-5' for '--num-perm <K>': must be a whole number from 1",
         ),
+        (
+            vec!["pairs", "--bands", "-1"],
+            "invalid value '-1' for '--bands <B>': must be a whole number from 1 to 65536",
+        ),
+        (
+            vec!["cluster", "--seed", "-1"],
+            "invalid value '-1' for '--seed <SEED>': must be a whole number from 0",
+        ),
+        (
+            vec!["verify", "--threshold", "1e-300"],
+            "'--threshold <T>': must be a number above 0 and at most 1; the smallest",
+        ),
+        (
+            vec!["params", "--fp-weight", "inf"],
+            "'--fp-weight <W>': must be a number from 0 to 1000000",
+        ),
+        (
+            vec!["params", "--step", "0.00001"],
+            "'--step <STEP>': must be a number from 0.0001 to 1",
+        ),
     ] {
-        let input = (args[0] != "params").then_some(&f);
+        let input = (!["params", "verify"].contains(&args[0])).then_some(&f);
         refused_as_usage(neardup().args(&args).args(input), message);
     }
     let out = neardup()

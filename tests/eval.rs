@@ -1231,18 +1231,22 @@ fn eval_flag_values_out_of_range_are_usage_errors() {
             vec!["--min-threshold", "0.6", "--max-threshold", "0.4"],
             "0 < min (0.6) <= max (0.4) <= 1",
         ),
+        // Swept thresholds are kept to four decimals: nothing finer is taken.
         (
             vec!["--step", "0"],
-            "'--step <STEP>': must be a number above 0",
+            "'--step <STEP>': must be a number from 0.0001 to 1",
         ),
-        (vec!["--step", "0.00001"], "use a larger step"),
+        (
+            vec!["--step", "0.00001"],
+            "'--step <STEP>': must be a number from 0.0001 to 1",
+        ),
         (
             vec!["--step", "-0.1"],
-            "invalid value '-0.1' for '--step <STEP>': must be a number above 0",
+            "invalid value '-0.1' for '--step <STEP>': must be a number from 0.0001 to 1",
         ),
         (
-            vec!["--step", "1e-300"],
-            "'--step <STEP>': must be a number above 0; the smallest above 0 taken is 0.000001",
+            vec!["--min-threshold", "0.00002"],
+            "'--min-threshold <T>': must be a number from 0.0001 to 1",
         ),
         (vec!["--bins", "0"], "'--bins <N>'"),
         (vec!["--beta=-1"], "'--beta <BETA>'"),

@@ -1155,7 +1155,7 @@ fn watch_answers_every_line_and_shuts_down_cleanly() {
     // The re-sent article is counted apart, not as a second stored article.
     assert!(
         stderr_of(&out)
-            .contains("watch: 3 articles (1 new, 1 duplicates, 1 already indexed), 3 rejected"),
+            .contains("watch: 3 articles (1 new, 1 duplicate, 1 already indexed), 3 rejected"),
         "{}",
         stderr_of(&out)
     );

@@ -94,7 +94,22 @@ fn part_lines(dir: &Path) -> Vec<String> {
 
 /// The same from one `neardup pairs` and `neardup cluster` run (or with `--level story`).
 fn neardup_result(inputs: &[&Path], flags: &[&str]) -> (Vec<String>, Vec<String>) {
+    // `pairs` makes no clusters and refuses the clustering flags.
+    let mut pairs_flags = Vec::new();
+    let mut given = flags.iter();
+    while let Some(&flag) = given.next() {
+        if flag == "--mode" || flag == "--representative" {
+            given.next();
+        } else {
+            pairs_flags.push(flag);
+        }
+    }
     let run = |command: &str| -> Vec<String> {
+        let flags = if command == "pairs" {
+            &pairs_flags[..]
+        } else {
+            flags
+        };
         let out = neardup()
             .args([command, "-q"])
             .args(flags)

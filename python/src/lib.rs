@@ -166,7 +166,7 @@ fn earlier_position(location: &FileLocation, reason: &str) -> String {
 /// command-line flags.
 fn reason(kind: &ProblemKind) -> String {
     match kind {
-        ProblemKind::DuplicateId { id, first } => {
+        ProblemKind::DuplicateId { id, first, .. } => {
             // An index names itself as `index NAME, with other text` (src/feed/ingest.rs).
             match first
                 .strip_prefix("index ")

@@ -504,14 +504,16 @@ pub fn write_eval_table(
     let s = &record.settings;
     let judged = match g.shape {
         "pairs" => format!(
-            "{} judged pairs ({} same story, {} different)",
-            g.positives + g.negatives,
+            "{} ({} same story, {} different)",
+            crate::report::count(g.positives + g.negatives, "judged pair", "judged pairs"),
             g.positives,
             g.negatives
         ),
         _ => format!(
-            "{} documents in clusters ({} same-story pairs, {} different)",
-            g.documents, g.positives, g.negatives
+            "{} in clusters ({} same-story pairs, {} different)",
+            crate::report::count(g.documents, "document", "documents"),
+            g.positives,
+            g.negatives
         ),
     };
     writeln!(out, "gold: {}: {judged}", g.file)?;
@@ -532,14 +534,20 @@ pub fn write_eval_table(
     if s.level == "story" {
         writeln!(
             out,
-            "corpus: {} documents; level: story; score: story (model probability); {} linkage clusters",
-            record.documents, s.cluster_mode
+            "corpus: {}; level: story; score: story (model probability); {} linkage clusters",
+            crate::report::count(record.documents, "document", "documents"),
+            s.cluster_mode
         )?;
     } else {
         writeln!(
             out,
-            "corpus: {} documents; score: {}; shingles {}, num-perm {}, {} banding, {} clusters",
-            record.documents, s.score, s.shingle, s.num_perm, s.banding, s.cluster_mode
+            "corpus: {}; score: {}; shingles {}, num-perm {}, {} banding, {} clusters",
+            crate::report::count(record.documents, "document", "documents"),
+            s.score,
+            s.shingle,
+            s.num_perm,
+            s.banding,
+            s.cluster_mode
         )?;
     }
     writeln!(out)?;

@@ -213,12 +213,16 @@ pub fn thresholds(min: f64, max: f64, step: f64) -> Result<Vec<f64>> {
             "the threshold step must be positive, got {step}"
         )));
     }
-    let count = ((max - min) / step + 1e-9).floor() as usize + 1;
-    if count > 10_000 {
+    // Kept to four decimals: a finer step or a lower minimum gave repeated thresholds
+    // or a minimum of 0.
+    if step < 1e-4 || min < 1e-4 {
         return Err(Error::config(format!(
-            "{count} thresholds: use a larger step (at most 10000 thresholds)"
+            "thresholds are kept to four decimals: the step ({step}) and the minimum \
+             ({min}) must be at least 0.0001"
         )));
     }
+    // At most 10,000 thresholds, by the bounds above.
+    let count = ((max - min) / step + 1e-9).floor() as usize + 1;
     Ok((0..count)
         .map(|i| ((min + i as f64 * step) * 10_000.0).round() / 10_000.0)
         .collect())
@@ -1612,6 +1616,13 @@ mod tests {
         assert!(thresholds(0.1, 1.1, 0.1).is_err());
         assert!(thresholds(0.1, 0.5, 0.0).is_err());
         assert!(thresholds(0.1, 0.5, f64::NAN).is_err());
+        // Kept to four decimals, so nothing finer is taken.
+        assert!(thresholds(0.1, 0.1001, 0.00001).is_err());
+        assert!(thresholds(0.00002, 0.5, 0.1).is_err());
+        assert_eq!(
+            thresholds(0.0001, 0.0003, 0.0001).unwrap(),
+            [0.0001, 0.0002, 0.0003]
+        );
         assert!(thresholds(0.0001, 1.0, 0.00001).is_err());
     }
 

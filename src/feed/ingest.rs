@@ -209,6 +209,7 @@ pub fn ingest(
                             let kind = ProblemKind::DuplicateId {
                                 id: article.id,
                                 first: format!("index {index_name}, with other text"),
+                                same_text: false,
                             };
                             if let Err(e) =
                                 on_problem(&problem(kind), observer, stats, options.strict)

@@ -47,7 +47,13 @@ pub enum ProblemKind {
     /// compare either.
     NoWords,
     /// The id was already used by an earlier record, which is kept.
-    DuplicateId { id: String, first: String },
+    DuplicateId {
+        id: String,
+        first: String,
+        /// Its text has the first's shingles: a copy, which `dedup` drops (a repeat with
+        /// other text it rejects).
+        same_text: bool,
+    },
     /// The record is longer than the limit (`--max-record-bytes`).
     RecordTooLarge { bytes: u64, limit: u64 },
 }
@@ -161,7 +167,7 @@ impl ProblemKind {
                 f,
                 "no words to compare: the text has only punctuation, symbols, emoji or invisible characters"
             ),
-            ProblemKind::DuplicateId { id, first } => {
+            ProblemKind::DuplicateId { id, first, .. } => {
                 write!(f, "duplicate id {id:?} (first seen at {})", one_line(first))
             }
             ProblemKind::RecordTooLarge { bytes, limit } => write!(

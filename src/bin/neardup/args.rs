@@ -291,10 +291,10 @@ pub struct VerifyArgs {
     #[arg(long, value_enum, default_value_t = LevelArg::NearCopy)]
     pub level: LevelArg,
     /// Near-copy level: lowest exact Jaccard kept (as --threshold of 'neardup pairs').
-    #[arg(short, long, default_value_t = 0.5, value_name = "T")]
+    #[arg(short, long, default_value_t = 0.5, value_name = "T", value_parser = parse_threshold)]
     pub threshold: f64,
     /// Near-copy level: MinHash slots of the sketches' signatures (sketch --num-perm).
-    #[arg(long, default_value_t = 128, value_name = "K")]
+    #[arg(long, default_value_t = 128, value_name = "K", value_parser = parse_num_perm)]
     pub num_perm: usize,
     /// Story level: the statistics the documents were sketched with (sketch --stats).
     #[arg(long, value_name = "FILE")]
@@ -521,7 +521,7 @@ pub struct CompareArgs {
     )]
     pub num_perm: usize,
     /// Seed of the MinHash hash functions.
-    #[arg(long, default_value_t = 42, help_heading = "Similarity")]
+    #[arg(long, default_value_t = 42, help_heading = "Similarity", value_parser = parse_seed)]
     pub seed: u64,
     #[command(flatten)]
     pub passages: PassageTuning,
@@ -569,7 +569,7 @@ pub struct PassageArgs {
 #[command(next_help_heading = "Passages")]
 pub struct PassageTuning {
     /// Shortest passage reported, in words.
-    #[arg(long, default_value_t = 8, value_name = "N")]
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = parse_min_passage_words)]
     pub min_passage_words: usize,
     /// Longest run of differing words bridged inside one passage (0: exact passages only;
     /// at most 32).
@@ -579,7 +579,7 @@ pub struct PassageTuning {
     /// (marked, with its document count, and left out of the coverage) when both
     /// documents of the pair have text of their own beside it. Raise N for corpora where
     /// stories are syndicated to many outlets.
-    #[arg(long, default_value_t = 20, value_name = "N")]
+    #[arg(long, default_value_t = 20, value_name = "N", value_parser = parse_boilerplate_docs)]
     pub boilerplate_docs: u64,
 }
 
@@ -672,18 +672,18 @@ pub struct SimilarityArgs {
     #[arg(long, default_value_t = 128, value_name = "K", value_parser = parse_num_perm)]
     pub num_perm: usize,
     /// Seed of the MinHash hash functions.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, value_parser = parse_seed)]
     pub seed: u64,
     /// Lowest exact Jaccard similarity of a reported pair, in (0, 1].
     #[arg(short, long, default_value_t = 0.5, value_name = "T", value_parser = parse_threshold)]
     pub threshold: f64,
     /// LSH bands (default: derived from --threshold, see 'neardup params'; given --rows
     /// alone, --num-perm / rows).
-    #[arg(long, value_name = "B")]
+    #[arg(long, value_name = "B", value_parser = parse_bands_or_rows)]
     pub bands: Option<usize>,
     /// Signature slots per LSH band (default: derived from --threshold; given --bands
     /// alone, --num-perm / bands).
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", value_parser = parse_bands_or_rows)]
     pub rows: Option<usize>,
     /// LSH buckets larger than this are not expanded into all their pairs: each member is
     /// paired with its next N-1 members in id order instead, and the bucket is reported.
@@ -942,7 +942,7 @@ pub fn number_in(s: &str, low: f64, low_taken: bool, high: Option<f64>) -> Resul
             "must be a number {span}; the smallest above 0 taken is {SMALLEST_ABOVE_ZERO}"
         ));
     }
-    Ok(x)
+    Ok(x + 0.0) // -0 as 0 (an index stored "model threshold -0")
 }
 
 /// `--threshold`: a Jaccard similarity in (0, 1].
@@ -958,6 +958,27 @@ pub fn parse_probability(s: &str) -> Result<f64, String> {
 /// `--story-candidates`: a weighted Jaccard in (0, 1].
 pub fn parse_candidate_threshold(s: &str) -> Result<f64, String> {
     number_in(s, 0.0, false, Some(1.0))
+}
+
+/// `--seed`: any 64-bit number.
+pub fn parse_seed(s: &str) -> Result<u64, String> {
+    whole_number_in(s, 0..=usize::MAX).map(|n| n as u64)
+}
+
+/// `--bands`, `--rows`: 1 to the largest signature (the pipeline checks them against
+/// --num-perm).
+pub fn parse_bands_or_rows(s: &str) -> Result<usize, String> {
+    whole_number_in(s, 1..=neardup::sketch::MAX_NUM_PERM)
+}
+
+/// `--min-passage-words`: at least 1.
+fn parse_min_passage_words(s: &str) -> Result<usize, String> {
+    whole_number_in(s, 1..=usize::MAX)
+}
+
+/// `--boilerplate-docs`: at least 3 (every shared passage is in 2 documents).
+fn parse_boilerplate_docs(s: &str) -> Result<u64, String> {
+    whole_number_in(s, 3..=usize::MAX).map(|n| n as u64)
 }
 
 /// `--num-perm`: 1 to the largest signature the sketcher makes.

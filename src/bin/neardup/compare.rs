@@ -144,7 +144,8 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
     .context("writing to standard output")?;
     if bad > 0 && !args.run.quiet {
         terminal.println(&format!(
-            "neardup: {bad} bad records or inputs were skipped"
+            "neardup: {} skipped",
+            neardup::report::count(bad, "bad record or input was", "bad records or inputs were")
         ));
     }
     Ok(terminal.exit_code(bad))

@@ -82,8 +82,10 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
             a.quiet,
             started,
             format!(
-                "verified {} candidate pairs: {} at or above Jaccard {},",
-                counts.pairs, counts.verified, a.threshold
+                "verified {}: {} at or above Jaccard {},",
+                neardup::report::count(counts.pairs, "candidate pair", "candidate pairs"),
+                counts.verified,
+                a.threshold
             ),
         );
     }

@@ -81,7 +81,7 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub output: ReportArgs,
     /// Missed and wrongly merged pairs listed in the table (all are in --format json).
-    #[arg(long, default_value_t = 15, value_name = "N", help_heading = "Output")]
+    #[arg(long, default_value_t = 15, value_name = "N", help_heading = "Output", value_parser = parse_show)]
     pub show: usize,
     #[command(flatten)]
     pub plots: PlotArgs,
@@ -166,19 +166,19 @@ pub struct SweepArgs {
     #[arg(long, value_enum)]
     pub score: Option<ScoreArg>,
     /// Lowest threshold swept (LSH candidates are generated for it: low values cost time).
-    #[arg(long, default_value_t = 0.1, value_name = "T", value_parser = crate::args::parse_threshold)]
+    #[arg(long, default_value_t = 0.1, value_name = "T", value_parser = parse_swept)]
     pub min_threshold: f64,
     /// Highest threshold swept.
-    #[arg(long, default_value_t = 1.0, value_name = "T", value_parser = crate::args::parse_threshold)]
+    #[arg(long, default_value_t = 1.0, value_name = "T", value_parser = parse_swept)]
     pub max_threshold: f64,
     /// Distance between swept thresholds.
-    #[arg(long, default_value_t = 0.05, value_name = "STEP", value_parser = parse_positive)]
+    #[arg(long, default_value_t = 0.05, value_name = "STEP", value_parser = parse_sweep_step)]
     pub step: f64,
     /// Also choose a threshold by F-beta (beta < 1 favours precision, > 1 recall).
     #[arg(long, value_name = "BETA", value_parser = parse_beta)]
     pub beta: Option<f64>,
     /// Explain misses and wrong merges at this threshold (default: the best by F1).
-    #[arg(long, value_name = "T", value_parser = crate::args::parse_threshold)]
+    #[arg(long, value_name = "T", value_parser = parse_swept)]
     pub explain_at: Option<f64>,
     /// Bins of the score histogram (1 to 10000).
     #[arg(long, default_value_t = 20, value_name = "N", value_parser = parse_bins)]
@@ -196,14 +196,14 @@ pub struct SketchArgs {
     #[arg(long, default_value_t = 128, value_name = "K", value_parser = crate::args::parse_num_perm)]
     pub num_perm: usize,
     /// Seed of the MinHash hash functions.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, value_parser = crate::args::parse_seed)]
     pub seed: u64,
     /// LSH bands at every threshold (default: derived from each threshold, as
     /// 'neardup cluster' does).
-    #[arg(long, value_name = "B")]
+    #[arg(long, value_name = "B", value_parser = crate::args::parse_bands_or_rows)]
     pub bands: Option<usize>,
     /// Signature slots per LSH band at every threshold.
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", value_parser = crate::args::parse_bands_or_rows)]
     pub rows: Option<usize>,
     /// LSH buckets larger than this are paired in a sliding window (see 'neardup help
     /// cluster').
@@ -466,9 +466,20 @@ fn file_name(path: &Path) -> String {
     )
 }
 
-/// `--step`: a positive number.
-fn parse_positive(s: &str) -> Result<f64, String> {
-    crate::args::number_in(s, 0.0, false, None)
+/// `--min-threshold`, `--max-threshold`, `--explain-at`: 0.0001 to 1, since swept
+/// thresholds are kept to four decimals.
+fn parse_swept(s: &str) -> Result<f64, String> {
+    crate::args::number_in(s, 1e-4, true, Some(1.0))
+}
+
+/// `--step` of `eval` and `params`: 0.0001 to 1 (thresholds are kept to four decimals).
+pub fn parse_sweep_step(s: &str) -> Result<f64, String> {
+    crate::args::number_in(s, 1e-4, true, Some(1.0))
+}
+
+/// `--show`: any number of examples.
+fn parse_show(s: &str) -> Result<usize, String> {
+    crate::args::whole_number_in(s, 0..=usize::MAX)
 }
 
 /// Widest `--beta` either way: F-beta is then recall (or precision) to four places, and

@@ -14,7 +14,7 @@ use neardup::feed::{
     RejectedRecord, StatsRecord, Verdict, VerdictKind, VerdictRecord,
 };
 use neardup::input::{FieldNames, InputFormat, InputSpec, ReadLimits};
-use neardup::report::Format;
+use neardup::report::{Format, count};
 use serde::Serialize;
 
 use crate::args::{
@@ -583,10 +583,10 @@ impl Compactor {
             self.latest = Some(last);
             if !self.quiet {
                 eprintln!(
-                    "neardup: {}: compacted: removed {} articles older than the window, kept {}, \
+                    "neardup: {}: compacted: removed {} older than the window, kept {}, \
                      in {:.2} s, of which answers waited {:.3} s",
                     self.command,
-                    last.removed,
+                    neardup::report::count(last.removed, "article", "articles"),
                     last.kept,
                     last.seconds,
                     last.answers_waited_ms / 1e3
@@ -840,11 +840,11 @@ fn bulk(a: BulkArgs, mode: IngestMode) -> Result<ExitCode> {
     if !a.exec.quiet {
         let secs = stats.elapsed.as_secs_f64().max(1e-9);
         let mut line = format!(
-            "neardup: {} {} articles ({} new, {} duplicates{}{}){}, {} bad records, in {:.2} s ({:.0} articles/s); the index holds {} articles",
+            "neardup: {} {} ({} new, {}{}{}){}, {}, in {:.2} s ({:.0} articles/s); the index holds {}",
             if query { "checked" } else { "added" },
-            stats.articles,
+            count(stats.articles, "article", "articles"),
             stats.new,
-            stats.duplicates,
+            count(stats.duplicates, "duplicate", "duplicates"),
             rewrites_clause(&index, stats.rewrites),
             if query {
                 format!(", {} already indexed", stats.already_indexed)
@@ -859,10 +859,10 @@ fn bulk(a: BulkArgs, mode: IngestMode) -> Result<ExitCode> {
             } else {
                 String::new()
             },
-            stats.bad(),
+            count(stats.bad(), "bad record", "bad records"),
             secs,
             stats.articles as f64 / secs,
-            index.len(),
+            count(index.len() as u64, "article", "articles"),
         );
         if stats.bad() > 0 {
             let kinds: Vec<String> = stats
@@ -875,8 +875,8 @@ fn bulk(a: BulkArgs, mode: IngestMode) -> Result<ExitCode> {
         terminal.println(&line);
         if stats.unparsed_dates > 0 {
             terminal.println(&format!(
-                "neardup: note: {} dates could not be parsed (e.g. {:?}); those articles count as undated: they match at any distance, and are stored at the index's clock for compaction",
-                stats.unparsed_dates,
+                "neardup: note: {} not be parsed (e.g. {:?}); those articles count as undated: they match at any distance, and are stored at the index's clock for compaction",
+                neardup::report::count(stats.unparsed_dates, "date could", "dates could"),
                 stats.unparsed_date_example.as_deref().unwrap_or_default()
             ));
         }
@@ -940,8 +940,8 @@ fn compact(a: CompactArgs) -> Result<ExitCode> {
             ""
         };
         eprintln!(
-            "neardup: compact removed {} articles and kept {}{note}; article log {:.1} MB -> {:.1} MB",
-            report.removed,
+            "neardup: compact removed {} and kept {}{note}; article log {:.1} MB -> {:.1} MB",
+            neardup::report::count(report.removed, "article", "articles"),
             report.kept,
             report.log_bytes.0 as f64 / 1e6,
             report.log_bytes.1 as f64 / 1e6,
@@ -1083,10 +1083,10 @@ fn remove(a: RemoveArgs) -> Result<ExitCode> {
     if !a.quiet {
         let missing = report.found.iter().filter(|&&found| !found).count();
         eprintln!(
-            "neardup: removed {} articles ({} of the ids were not in the index); the index \
-             holds {}; article log {:.1} MB -> {:.1} MB",
-            report.compacted.removed,
-            missing,
+            "neardup: removed {} ({} not in the index); the index holds {}; article log \
+             {:.1} MB -> {:.1} MB",
+            neardup::report::count(report.compacted.removed, "article", "articles"),
+            neardup::report::count(missing as u64, "id was", "ids were"),
             report.compacted.kept,
             report.compacted.log_bytes.0 as f64 / 1e6,
             report.compacted.log_bytes.1 as f64 / 1e6,
@@ -1513,7 +1513,7 @@ pub(crate) fn after_failed_write(e: anyhow::Error, again: &str) -> anyhow::Error
 /// `, N rewrites` in a summary line, for a story index only (a copy index has none).
 fn rewrites_clause(index: &FeedIndex, rewrites: u64) -> String {
     if index.settings().level == Level::Story {
-        format!(", {rewrites} rewrites")
+        format!(", {}", count(rewrites, "rewrite", "rewrites"))
     } else {
         String::new()
     }
@@ -1530,10 +1530,14 @@ impl WatchCounts {
         index: &FeedIndex,
     ) -> String {
         format!(
-            "neardup: {command}: {} articles ({} new, {} duplicates{}, {} already indexed), {} rejected{}{stopped}; {latency} {}; the index holds {} articles",
-            self.new + self.duplicates + self.rewrites + self.already_indexed,
+            "neardup: {command}: {} ({} new, {}{}, {} already indexed), {} rejected{}{stopped}; {latency} {}; the index holds {}",
+            count(
+                self.new + self.duplicates + self.rewrites + self.already_indexed,
+                "article",
+                "articles"
+            ),
             self.new,
-            self.duplicates,
+            count(self.duplicates, "duplicate", "duplicates"),
             rewrites_clause(index, self.rewrites),
             self.already_indexed,
             self.rejected,
@@ -1543,7 +1547,7 @@ impl WatchCounts {
                 String::new()
             },
             self.latencies.describe(),
-            index.len(),
+            count(index.len() as u64, "article", "articles"),
         )
     }
 }

@@ -431,17 +431,17 @@ fn dedup(a: &args::DedupArgs) -> Result<ExitCode> {
 /// The `dedup` summary line: what was kept, dropped and rejected, and where to see it.
 fn dedup_summary(counts: &report::DedupCounts, a: &args::DedupArgs) -> String {
     let dropped = match a.story.level {
-        args::LevelArg::NearCopy => "near-duplicates",
-        args::LevelArg::Story => "same-story duplicates",
+        args::LevelArg::NearCopy => ("near-duplicate", "near-duplicates"),
+        args::LevelArg::Story => ("same-story duplicate", "same-story duplicates"),
     };
     let mut line = format!(
-        "dedup kept {}, dropped {} {dropped}",
+        "dedup kept {}, dropped {}",
         report::count(counts.kept, "record", "records"),
-        counts.dropped
+        report::count(counts.dropped, dropped.0, dropped.1)
     );
     if counts.repeated_copies > 0 {
         line += &format!(
-            " ({} of them repeating an earlier record's id and text)",
+            " ({} repeating an earlier record's id and text)",
             counts.repeated_copies
         );
     }
@@ -1035,17 +1035,21 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
     terminal.println(&line);
     if let Some(dir) = &outcome.settings.checkpoint {
         terminal.println(&format!(
-            "neardup: checkpoint {}: fingerprints of {} of {} records reused, {} kept anew",
+            "neardup: checkpoint {}: fingerprints of {} of {} reused, {} kept anew",
             shown_path(dir),
             s.checkpoint_records,
-            s.records,
+            report::count(s.records, "record", "records"),
             s.records - s.checkpoint_records,
         ));
     }
     if terminal.hidden_problems() > 0 {
         terminal.println(&format!(
-            "neardup: {} bad records were counted but not shown",
-            terminal.hidden_problems()
+            "neardup: {} counted but not shown",
+            report::count(
+                terminal.hidden_problems(),
+                "bad record was",
+                "bad records were"
+            )
         ));
     }
     if let Some(biggest) = outcome.oversized.first() {
@@ -1083,8 +1087,8 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
     }
     if s.unparsed_dates > 0 {
         terminal.println(&format!(
-            "neardup: note: {} dates could not be parsed (e.g. {:?}); those documents count as undated",
-            s.unparsed_dates,
+            "neardup: note: {} not be parsed (e.g. {:?}); those documents count as undated",
+            report::count(s.unparsed_dates, "date could", "dates could"),
             s.unparsed_date_example.as_deref().unwrap_or_default()
         ));
     }

@@ -65,24 +65,24 @@ pub struct ParamsArgs {
     #[arg(long, value_enum, default_value_t = LevelArg::NearCopy)]
     pub level: LevelArg,
     /// Slots of the MinHash signature.
-    #[arg(long, default_value_t = 128, value_name = "K")]
+    #[arg(long, default_value_t = 128, value_name = "K", value_parser = crate::args::parse_num_perm)]
     pub num_perm: usize,
     /// Use this many bands (rows default to num-perm / bands).
-    #[arg(long, value_name = "B")]
+    #[arg(long, value_name = "B", value_parser = crate::args::parse_bands_or_rows)]
     pub bands: Option<usize>,
     /// Use this many rows per band (bands default to num-perm / rows).
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", value_parser = crate::args::parse_bands_or_rows)]
     pub rows: Option<usize>,
     /// Weight of the false-positive mass when choosing the banding (default: 0.02; 0.1
     /// at the story level).
-    #[arg(long, value_name = "W")]
+    #[arg(long, value_name = "W", value_parser = parse_weight)]
     pub fp_weight: Option<f64>,
     /// Weight of the false-negative mass when choosing the banding (default: 0.98; 0.9 at
     /// the story level).
-    #[arg(long, value_name = "W")]
+    #[arg(long, value_name = "W", value_parser = parse_weight)]
     pub fn_weight: Option<f64>,
     /// Distance between the similarities of the table.
-    #[arg(long, default_value_t = 0.05, value_name = "STEP")]
+    #[arg(long, default_value_t = 0.05, value_name = "STEP", value_parser = crate::eval::parse_sweep_step)]
     pub step: f64,
     /// Write to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE", help_heading = "Output")]
@@ -95,6 +95,11 @@ pub struct ParamsArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub plots: PlotArgs,
+}
+
+/// `--fp-weight`, `--fn-weight`: 0 to 1,000,000 (only their ratio matters).
+fn parse_weight(s: &str) -> Result<f64, String> {
+    crate::args::number_in(s, 0.0, true, Some(1e6))
 }
 
 pub fn run(a: ParamsArgs) -> Result<ExitCode> {

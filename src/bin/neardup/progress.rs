@@ -110,8 +110,17 @@ impl Terminal {
             return problem.to_string();
         };
         let rejected = problem.kind.is_malformed_record()
-            || matches!(problem.kind, ProblemKind::DuplicateId { .. });
+            || matches!(
+                problem.kind,
+                ProblemKind::DuplicateId {
+                    same_text: false,
+                    ..
+                }
+            );
         let outcome = match &problem.kind {
+            ProblemKind::DuplicateId {
+                same_text: true, ..
+            } => "; this record is dropped as a copy of it (--report lists it)",
             _ if rejected && rejects => "; this record goes to --rejects",
             _ if rejected => "; this record is not written (--rejects FILE keeps such records)",
             ProblemKind::MissingField { .. }
