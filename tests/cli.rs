@@ -1295,6 +1295,11 @@ fn flags_that_would_do_nothing_are_refused() {
             vec!["pairs", input, "--representative", "longest"],
             "--representative chooses a cluster's representative; pairs makes no clusters",
         ),
+        // At the story level too, not "--representative still applies".
+        (
+            vec!["pairs", input, "--level", "story", "--mode", "leader"],
+            "--mode chooses how pairs are grouped into clusters; pairs lists the pairs",
+        ),
         (
             vec!["pairs", input, "--passage-gap", "2"],
             "--passage-gap tunes the passages of --passages: it needs --passages",

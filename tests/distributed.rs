@@ -967,6 +967,17 @@ fn near_copy_steps_give_the_pairs_and_clusters_of_one_batch_run() {
             "is given twice (first at ",
         ),
         (
+            vec![
+                "link",
+                "-q",
+                verified.to_str().unwrap(),
+                "--members",
+                sketches.to_str().unwrap(),
+                sketches.to_str().unwrap(),
+            ],
+            "is given twice (also as ",
+        ),
+        (
             vec!["verify", "-q", story_pair.to_str().unwrap()],
             "story-pair.jsonl:1: document \"story-0000\" was sketched at the story level",
         ),

@@ -5129,6 +5129,14 @@ fn feed_flag_values_out_of_range_are_usage_errors() {
             "'--listen <ADDR>': give HOST:PORT",
         ),
         (
+            vec!["serve", idx, "--listen", "host name:80"],
+            "'--listen <ADDR>': give HOST:PORT",
+        ),
+        (
+            vec!["serve", idx, "--listen", "[127.0.0.1]:80"],
+            "'--listen <ADDR>': give HOST:PORT",
+        ),
+        (
             vec!["index", "remove", idx],
             "no id to remove: give ids as arguments or in a file with --ids-from",
         ),

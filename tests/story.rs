@@ -1085,7 +1085,7 @@ fn near_copy_flags_at_the_story_level_are_refused() {
             "--story-candidates",
         ),
         (
-            vec!["sketch", input, "--bucket-cap", "5"],
+            vec!["pairs", input, "--bucket-cap", "5"],
             "--bucket-cap",
             "--story-candidates",
         ),

@@ -166,6 +166,14 @@ pub fn link(a: &LinkArgs) -> Result<ExitCode> {
     if a.inputs.iter().filter(|i| *i == "-").count() > 1 {
         anyhow::bail!("standard input ('-') can be read only once");
     }
+    // A members file given twice (by any path) gave every document twice.
+    if let Some((first, again)) = crate::given_twice(&a.members) {
+        anyhow::bail!(
+            "the --members file {} is given twice (also as {}): give each file once",
+            crate::shown_path(again),
+            crate::shown_path(first)
+        );
+    }
     let mut read = named_files("input", a.inputs.iter().map(String::as_str));
     read.extend(
         a.members

@@ -41,9 +41,10 @@ fn main() -> ExitCode {
     let matches = args::command().get_matches();
     refuse_story_flags_at_near_copy(&matches);
     refuse_passages_at_story(&matches);
+    // Before the level's refusals, which say what the flag does at the other level.
+    refuse_ignored_flags(&matches);
     refuse_near_copy_flags_at_story(&matches);
     refuse_passage_tuning_without_passages(&matches);
-    refuse_ignored_flags(&matches);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match run(cli) {
         Ok(code) => code,

@@ -808,11 +808,20 @@ fn commit_group(
 /// `--listen`: HOST:PORT (a name, an IPv4 address, or an IPv6 one in brackets). Whether
 /// the host resolves is found when listening.
 fn parse_listen(s: &str) -> Result<String, String> {
-    let usable = s.rsplit_once(':').is_some_and(|(host, port)| {
-        !host.is_empty()
-            && port.parse::<u16>().is_ok()
-            && (!host.contains(':') || host.starts_with('['))
-    });
+    let usable_host = |host: &str| match host.strip_prefix('[') {
+        Some(bracketed) => bracketed
+            .strip_suffix(']')
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => {
+            !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
+        }
+    };
+    let usable = s
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| usable_host(host) && port.parse::<u16>().is_ok());
     if usable {
         Ok(s.to_string())
     } else {
