@@ -470,10 +470,17 @@ def _real(name: str, value: Any, low: float = 0.0, high: Optional[float] = 1.0, 
         span = f"in {'(' if above else '['}{low:g}, {high:g}]"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number {span}, not {type(value).__name__}")
-    value = float(value)
+    value = float(value) + 0.0  # -0.0 as 0.0
     if not ((low < value or (low == value and not above)) and (high is None or value <= high)):  # NaN fails too
         raise ValueError(f"{name} must be {span}, not {value}")
+    if 0 < abs(value) < _SMALLEST_ABOVE_ZERO:
+        raise ValueError(f"{name} must be {span}; the smallest above 0 taken is {_SMALLEST_ABOVE_ZERO:g}, not {value}")
     return value
+
+
+# As the command's fractional flags: nothing between 0 and a millionth means anything as
+# a similarity, a probability or a step.
+_SMALLEST_ABOVE_ZERO = 1e-6
 
 
 def _int(name: str, value: Any, low: int, high: int = _U64) -> int:

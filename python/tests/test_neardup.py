@@ -238,6 +238,8 @@ def test_one_record_is_not_a_batch():
     ({"threshold": 1.5}, ValueError, r"threshold must be in \(0, 1\], not 1.5"),
     ({"threshold": 0}, ValueError, r"threshold must be in \(0, 1\], not 0.0"),
     ({"threshold": float("nan")}, ValueError, r"threshold must be in \(0, 1\], not nan"),
+    ({"threshold": 1e-7}, ValueError, r"threshold must be in \(0, 1\]; the smallest above 0 taken is 1e-06"),
+    ({"story_threshold": 1e-300, "level": "story"}, ValueError, r"story_threshold must be in \[0, 1\]; the smallest"),
     ({"story_threshold": "x"}, TypeError, r"story_threshold must be a number"),
     ({"level": 1}, TypeError, r"level must be a str, not int"),
 ])
