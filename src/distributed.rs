@@ -283,7 +283,8 @@ struct Named {
     named_at: crate::FileLocation,
     /// In a pair that clusters, so a member of a cluster.
     clustered: bool,
-    member: Option<MemberIn>,
+    /// Its record, and where in `Documents::members_read` it was read.
+    member: Option<(MemberIn, u32)>,
 }
 
 /// The documents a linker's pairs name, and the records of those that cluster.
@@ -293,6 +294,7 @@ pub(crate) struct Documents {
     named: Vec<Named>,
     /// Keep the shingle sets of the members' sketch records (to find copy groups).
     keep_sets: bool,
+    members_read: LineOrigins,
 }
 
 impl Documents {
@@ -341,8 +343,12 @@ impl Documents {
             if !named.clustered {
                 return Ok(());
             }
-            if named.member.is_some() {
-                return Err(bad(format!("the document {:?} is given twice", member.id)));
+            if let Some((_, first)) = &named.member {
+                return Err(bad(format!(
+                    "the document {:?} is given twice (first at {})",
+                    member.id,
+                    self.members_read.location(*first)
+                )));
             }
             let mut member = member;
             if self.keep_sets {
@@ -352,7 +358,7 @@ impl Documents {
                     member.set = Some(decode_set(&member.id, &set).map_err(bad)?);
                 }
             }
-            named.member = Some(member);
+            named.member = Some((member, self.members_read.push(name, number)));
             Ok(())
         })
     }
@@ -371,7 +377,7 @@ impl Documents {
         let mut corpus = Corpus::new(0, SetStore::new(u64::MAX, None));
         for (rank, &d) in order.iter().enumerate() {
             let named = &self.named[d as usize];
-            let member = named.member.as_ref().ok_or_else(|| {
+            let (member, _) = named.member.as_ref().ok_or_else(|| {
                 crate::Error::sketch(
                     named.named_at.clone(),
                     format!(
@@ -404,7 +410,7 @@ impl Documents {
                 self.named[d]
                     .member
                     .as_ref()
-                    .is_some_and(|m| m.set.is_some())
+                    .is_some_and(|(m, _)| m.set.is_some())
             })
             .map(|d| numbering.0[d])
             .filter(|&d| d != u32::MAX)
@@ -426,22 +432,25 @@ impl Numbering {
     }
 }
 
-/// Where each pair was read, in reading order, so that a pair given twice is named at
-/// both places (`link` reads millions of pairs; one file name per run of a file's pairs).
+/// Where each record of one kind (pairs, members) was read, in reading order, so that one
+/// given twice is named at both places (`link` reads millions of pairs; one file name per
+/// run of a file's records).
 #[derive(Debug, Default)]
-pub(crate) struct PairOrigins {
+pub(crate) struct LineOrigins {
     files: Vec<String>,
-    /// (index into `files`, line) of each pair read.
+    /// (index into `files`, line) of each record read.
     at: Vec<(u32, u64)>,
 }
 
-impl PairOrigins {
-    /// The next pair read is on line `line` of `file`.
-    pub(crate) fn push(&mut self, file: &str, line: u64) {
+impl LineOrigins {
+    /// The next record read is on line `line` of `file`; returns its place in reading
+    /// order.
+    pub(crate) fn push(&mut self, file: &str, line: u64) -> u32 {
         if self.files.last().map(String::as_str) != Some(file) {
             self.files.push(file.to_string());
         }
         self.at.push(((self.files.len() - 1) as u32, line));
+        (self.at.len() - 1) as u32
     }
 
     fn location(&self, read: u32) -> crate::FileLocation {
@@ -455,7 +464,7 @@ impl PairOrigins {
 pub(crate) fn refuse_repeated_pairs(
     corpus: &Corpus,
     mut pairs: Vec<(u32, u32, u32)>,
-    origins: &PairOrigins,
+    origins: &LineOrigins,
 ) -> crate::Result<()> {
     pairs.sort_unstable();
     for twice in pairs.windows(2) {
@@ -643,7 +652,7 @@ pub struct PairLinker {
     bucket_cap: usize,
     documents: Documents,
     pairs: Vec<PairScore>,
-    origins: PairOrigins,
+    origins: LineOrigins,
 }
 
 impl PairLinker {
@@ -665,7 +674,7 @@ impl PairLinker {
                 ..Documents::default()
             },
             pairs: Vec::new(),
-            origins: PairOrigins::default(),
+            origins: LineOrigins::default(),
         }
     }
 

@@ -830,6 +830,18 @@ fn link_refuses_pairs_and_members_it_cannot_link() {
         .parse()
         .unwrap();
     assert!(line > count, "{err}");
+    // And where it was read first.
+    let first: usize = err
+        .split("(first at ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').nth(1))
+        .and_then(|n| {
+            n.trim_end_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(first, line - count, "{err}");
     // A member line that is not a record; settings that cannot link.
     let broken = s.write("broken.jsonl", format!("{records}[1, 2]\n"));
     for (args, expected) in [

@@ -34,7 +34,7 @@ use super::{
 };
 use crate::corpus::Corpus;
 use crate::distributed::{
-    Documents, PairOrigins, SettingsCheck, decode_set, decode_signature, decode_words, encode,
+    Documents, LineOrigins, SettingsCheck, decode_set, decode_signature, decode_words, encode,
     for_each_line, refuse_repeated_pairs, undecodable,
 };
 use crate::index::band_key;
@@ -384,7 +384,7 @@ pub struct StoryLinker {
     /// Every judged pair: (document, document, probability).
     scored: Vec<(u32, u32, f32)>,
     /// Where each of `scored` was read.
-    origins: PairOrigins,
+    origins: LineOrigins,
     /// The same-story ones (documents numbered as `scored`'s).
     accepted: Vec<StoryPair>,
     counts: LinkCounts,
@@ -401,7 +401,7 @@ impl StoryLinker {
             rule,
             documents: Documents::default(),
             scored: Vec::new(),
-            origins: PairOrigins::default(),
+            origins: LineOrigins::default(),
             accepted: Vec::new(),
             counts: LinkCounts::default(),
         }
