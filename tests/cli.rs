@@ -1140,6 +1140,14 @@ fn bad_settings_are_clear_errors() {
             "invalid value '-5' for '--num-perm <K>': must be a whole number from 1",
         ),
         (
+            vec!["pairs", "--threshold", "-.5"],
+            "invalid value '-.5' for '--threshold <T>': must be a number above 0",
+        ),
+        (
+            vec!["eval", "--step", "-inf", "--gold", "g.jsonl"],
+            "invalid value '-inf' for '--step <STEP>': must be a number from 0.0001 to 1",
+        ),
+        (
             vec!["pairs", "--bands", "-1"],
             "invalid value '-1' for '--bands <B>': must be a whole number from 1 to 65536",
         ),

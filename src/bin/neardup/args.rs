@@ -64,6 +64,45 @@ pub fn command() -> clap::Command {
     negatives(<Cli as clap::CommandFactory>::command())
 }
 
+/// The command line with `--flag -.5` given as `--flag=-.5`: clap takes `-1` and `-0.5`
+/// as values (see [`command`]), but read `-.5`, `-1e-7` and `-inf` as flags ("unexpected
+/// argument '-.'"), where the flag's own range says what is wrong. Only after a long flag
+/// that takes a value, and before `--`.
+pub fn negative_values_joined(
+    command: &clap::Command,
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    fn takes_value(command: &clap::Command, long: &str) -> bool {
+        command
+            .get_arguments()
+            .any(|a| a.get_long() == Some(long) && a.get_action().takes_values())
+            || command.get_subcommands().any(|sub| takes_value(sub, long))
+    }
+    let mut joined: Vec<std::ffi::OsString> = Vec::new();
+    let mut args = args.into_iter().peekable();
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            joined.push(arg);
+            joined.extend(args);
+            break;
+        }
+        let long = arg.to_str().and_then(|a| a.strip_prefix("--"));
+        let negative = args
+            .peek()
+            .and_then(|next| next.to_str())
+            .filter(|next| next.starts_with('-') && next.parse::<f64>().is_ok());
+        match (long, negative) {
+            (Some(name), Some(value)) if !name.contains('=') && takes_value(command, name) => {
+                let value = value.to_string();
+                args.next();
+                joined.push(format!("--{name}={value}").into());
+            }
+            _ => joined.push(arg),
+        }
+    }
+    joined
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Group near-duplicate documents into clusters (one JSON line per cluster).
@@ -1052,6 +1091,34 @@ mod tests {
     #[test]
     fn flags_are_consistent() {
         command().debug_assert();
+    }
+
+    /// Negative values clap would read as flags reach the flag's range check; nothing
+    /// else is joined.
+    #[test]
+    fn negative_values_are_joined_to_their_flag() {
+        let joined = |line: &[&str]| -> Vec<String> {
+            negative_values_joined(&command(), line.iter().map(|a| (*a).into()))
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect()
+        };
+        assert_eq!(
+            joined(&["neardup", "pairs", "--threshold", "-.5", "in.jsonl"]),
+            ["neardup", "pairs", "--threshold=-.5", "in.jsonl"]
+        );
+        assert_eq!(
+            joined(&["neardup", "eval", "--step", "-inf", "x", "--gold", "g"]),
+            ["neardup", "eval", "--step=-inf", "x", "--gold", "g"]
+        );
+        for unchanged in [
+            &["neardup", "pairs", "--quiet", "-1"][..], // a flag without a value
+            &["neardup", "pairs", "-o", "-1", "in"],    // short flags are left alone
+            &["neardup", "pairs", "--threshold", "-q"], // not a number
+            &["neardup", "pairs", "--", "--threshold", "-.5"],
+        ] {
+            assert_eq!(joined(unchanged), unchanged);
+        }
     }
 
     /// One rule for fractional flags: the span in the message, NaN and infinity refused,

@@ -38,7 +38,9 @@ use compare::passage_settings;
 use progress::{Terminal, stop};
 
 fn main() -> ExitCode {
-    let matches = args::command().get_matches();
+    let command = args::command();
+    let line = args::negative_values_joined(&command, std::env::args_os());
+    let matches = command.get_matches_from(line);
     refuse_story_flags_at_near_copy(&matches);
     refuse_passages_at_story(&matches);
     // Before the level's refusals, which say what the flag does at the other level.
