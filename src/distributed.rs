@@ -505,7 +505,7 @@ pub struct VerifiedPairRecord<'a> {
     pub pair: PairRecord<'a>,
     /// The exact Jaccard unrounded: the 32-bit float the clusters' cohesion averages,
     /// written as the shortest decimal that reads back as that float (`0.3`, not the
-    /// `0.30000001192092896` of its 64-bit widening), and read back by [`exact_f32`].
+    /// `0.30000001192092896` of its 64-bit widening), and read back by `exact_f32`.
     pub exact_jaccard: f32,
 }
 

@@ -122,7 +122,7 @@ pub struct SkippedFiles {
 /// skipped and counted.
 /// `forced` overrides the format implied by file names. Inputs that cannot be read are
 /// returned as problems; the others are still planned. The error: the process or the
-/// system ran out of open files or memory ([`exhaustion`]), which is no input's fault.
+/// system ran out of open files or memory (`exhaustion`), which is no input's fault.
 pub fn plan_sources(specs: &[InputSpec], forced: Option<InputFormat>) -> Result<Plan> {
     let mut plan = Plan::default();
     for spec in specs {
