@@ -1301,7 +1301,7 @@ fn flags_that_would_do_nothing_are_refused() {
         ),
         (
             vec!["pairs", input, "--representative", "longest"],
-            "--representative chooses a cluster's representative; pairs makes no clusters",
+            "--representative chooses a cluster's representative; pairs writes no clusters",
         ),
         // At the story level too, not "--representative still applies".
         (

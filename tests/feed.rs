@@ -1034,6 +1034,49 @@ fn rerunning_index_add_on_the_same_input_resumes_it() {
     }
 }
 
+/// A writer cuts an unfinished write off the end of the log, as after a crash, but says so
+/// and keeps a copy: damage at the very end of a log looks the same, and acknowledged
+/// articles vanished without a word (QA pass 11).
+#[test]
+fn a_cut_unfinished_write_is_reported_and_kept() {
+    let s = Scratch::new();
+    let records = corpus(41, 60, 1_600_000_000);
+    let first = s.write("first.jsonl", to_jsonl(&records[..40]));
+    let rest = s.write("rest.jsonl", to_jsonl(&records[40..]));
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    index_ok(&["add", "-q"], &idx, &[&first]);
+    let log = idx.join("articles.0.log");
+    let intact = std::fs::metadata(&log).unwrap().len();
+    let torn = b"\x17\x00\x00\x00half a frame";
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.extend_from_slice(torn);
+    std::fs::write(&log, bytes).unwrap();
+    // -q too: this is not a warning to hide.
+    let out = index_output(&["add", "-q"], &idx, &[&rest]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let kept = idx.join(format!("articles.0.log.unfinished-{intact}"));
+    assert!(
+        stderr_of(&out).contains(&format!(
+            "cut off {} bytes after byte {intact} of the article log",
+            torn.len()
+        )) && stderr_of(&out).contains(&format!("a copy is kept in {}", kept.display())),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(std::fs::read(&kept).unwrap(), torn);
+    let exported = lines_of(&index_output(&["export"], &idx, &[]));
+    assert_eq!(exported.len(), records.len());
+    // Opening again finds nothing to cut, and the copy stays.
+    let again = index_output(&["add", "-q"], &idx, &[&rest]);
+    assert!(
+        !stderr_of(&again).contains("cut off"),
+        "{}",
+        stderr_of(&again)
+    );
+    assert!(kept.exists());
+}
+
 /// `watch` reads a gzip or zstd stream as every other input is read; one that breaks off
 /// is an error (exit 1) after what came before it was decided and stored.
 #[test]
@@ -2075,20 +2118,37 @@ fn index_repair_changes_only_what_is_damaged() {
     assert!(summary.contains("nothing to repair"), "{summary}");
     assert_eq!(files(&idx), whole, "not a byte changed");
 
-    // An unfinished write: cut off, as a writer cuts it, and nothing kept aside.
+    // An unfinished write: cut off, as a writer cuts it, a copy of it kept beside the log
+    // (deleted with --discard-damaged).
     let frames = frames_of(&good);
     let (offset, len) = frames[3];
     let mut torn = good.clone();
-    torn.extend_from_slice(&good[offset as usize..(offset + len / 2) as usize]);
-    std::fs::write(&log, &torn).unwrap();
-    let (report, summary) = repair(&[]);
-    assert_eq!(report["outcome"], "cut_unfinished_write");
-    assert_eq!(
-        report["unfinished_write"],
-        serde_json::json!({"offset": good.len(), "bytes": len / 2})
-    );
-    assert!(summary.contains("cut off an unfinished write"), "{summary}");
-    assert_eq!(files(&idx), whole);
+    let cut = &good[offset as usize..(offset + len / 2) as usize];
+    torn.extend_from_slice(cut);
+    for discard in [false, true] {
+        std::fs::write(&log, &torn).unwrap();
+        let flags: &[&str] = if discard { &["--discard-damaged"] } else { &[] };
+        let (report, summary) = repair(flags);
+        assert_eq!(report["outcome"], "cut_unfinished_write");
+        assert_eq!(
+            report["unfinished_write"],
+            serde_json::json!({"offset": good.len(), "bytes": len / 2})
+        );
+        assert!(summary.contains("cut off an unfinished write"), "{summary}");
+        let copy = idx.join(format!("articles.0.log.unfinished-{}", good.len()));
+        if discard {
+            assert_eq!(report["kept_aside"], serde_json::Value::Null);
+        } else {
+            assert_eq!(report["kept_aside"], copy.to_str().unwrap());
+            assert!(
+                summary.contains("a copy of the bytes cut off is kept as"),
+                "{summary}"
+            );
+            assert_eq!(std::fs::read(&copy).unwrap(), cut);
+            std::fs::remove_file(&copy).unwrap();
+        }
+        assert_eq!(files(&idx), whole);
+    }
 
     // Damage with --discard-damaged: repaired, the damaged log deleted.
     let mut bad = good.clone();

@@ -267,6 +267,40 @@ pub(crate) fn check_tail(path: &Path, file: &File, end: &ScanEnd) -> Result<(), 
     }
 }
 
+/// Copies the bytes of `file` after its last intact frame to a new file beside `path`
+/// (`<log>.unfinished-<offset>`, `.1`, `.2`, … when taken), synced. The tail a writer
+/// cuts off is almost always a write torn by a crash, whose articles were never
+/// acknowledged; but damage at the very end of the log looks the same, so it is never
+/// cut without a copy.
+fn keep_tail_aside(path: &Path, file: &File, end: &ScanEnd) -> io::Result<PathBuf> {
+    use std::io::{Seek, SeekFrom};
+    let base = format!("{}.unfinished-{}", path.display(), end.valid_len);
+    let (mut copy, kept) = (0..)
+        .map(|n| match n {
+            0 => PathBuf::from(&base),
+            n => PathBuf::from(format!("{base}.{n}")),
+        })
+        .find_map(|candidate| {
+            match File::options()
+                .write(true)
+                .create_new(true)
+                .open(&candidate)
+            {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => None,
+                opened => Some(opened.map(|f| (f, candidate))),
+            }
+        })
+        .expect("an unused name")?;
+    let mut tail = file.try_clone()?;
+    tail.seek(SeekFrom::Start(end.valid_len))?;
+    io::copy(&mut tail.take(end.tail()), &mut copy)?;
+    copy.sync_all()?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?; // the new name too
+    }
+    Ok(kept)
+}
+
 /// Why a log is not opened: damage, which only `index repair` mends, or a failure to
 /// read or cut it.
 #[derive(Debug)]
@@ -458,9 +492,15 @@ impl Log {
     }
 
     /// Opens a scanned log for appending: an unfinished tail left by a crash is cut off
-    /// (and the cut synced); a longer damaged tail is refused. The caller has checked the
-    /// tail with [`check_tail`].
-    pub fn open_write(path: &Path, file: File, end: &ScanEnd) -> Result<Log, Refusal> {
+    /// (and the cut synced), a copy of it kept first (returned: see [`keep_tail_aside`]);
+    /// a longer damaged tail is refused. The caller has checked the tail with
+    /// [`check_tail`].
+    pub fn open_write(
+        path: &Path,
+        file: File,
+        end: &ScanEnd,
+    ) -> Result<(Log, Option<PathBuf>), Refusal> {
+        let mut kept = None;
         if end.tail() > 0 {
             if end.tail() > MAX_TORN_TAIL {
                 return Err(Refusal::damaged(format!(
@@ -472,11 +512,14 @@ impl Log {
                     repair_hint(path)
                 )));
             }
+            kept = Some(keep_tail_aside(path, &file, end).map_err(|e| {
+                Refusal::failed(format!("keeping a copy of an unfinished write: {e}"))
+            })?);
             file.set_len(end.valid_len)
                 .and_then(|()| file.sync_all())
                 .map_err(|e| Refusal::failed(format!("cutting off an unfinished write: {e}")))?;
         }
-        Ok(Log::open_read(path, file, end.valid_len))
+        Ok((Log::open_read(path, file, end.valid_len), kept))
     }
 
     /// Appends a frame built by `encode` (which appends one frame to the vector it gets);
@@ -771,7 +814,8 @@ mod tests {
         create(&path, 0).unwrap();
         let file = File::options().read(true).write(true).open(&path).unwrap();
         let end = scan(&file, 0, |_| {}, |_, _| Ok(())).unwrap();
-        let mut log = Log::open_write(&path, file, &end).unwrap();
+        let (mut log, kept) = Log::open_write(&path, file, &end).unwrap();
+        assert_eq!(kept, None);
         log.append(|v| v.extend_from_slice(&frame("a")));
         log.commit().unwrap();
         let durable = std::fs::read(&path).unwrap();
@@ -788,11 +832,19 @@ mod tests {
             let (seen, end) = ids(&path);
             assert_eq!(seen, ["a"]);
             let file = File::options().read(true).write(true).open(&path).unwrap();
-            let mut log = Log::open_write(&path, file, &end).unwrap();
+            let (mut log, kept) = Log::open_write(&path, file, &end).unwrap();
             assert_eq!(
                 std::fs::metadata(&path).unwrap().len(),
                 durable.len() as u64
             );
+            // What was cut off is kept beside the log, byte for byte.
+            match kept {
+                Some(kept) => {
+                    assert_eq!(std::fs::read(&kept).unwrap(), tail);
+                    std::fs::remove_file(kept).unwrap();
+                }
+                None => assert!(tail.is_empty()),
+            }
             log.append(|v| v.extend_from_slice(&second));
             log.commit().unwrap();
             assert_eq!(ids(&path).0, ["a", "b"]);
@@ -940,7 +992,7 @@ mod tests {
         create(&path, 0).unwrap();
         let file = File::options().read(true).write(true).open(&path).unwrap();
         let end = scan(&file, 0, |_| {}, |_, _| Ok(())).unwrap();
-        let mut log = Log::open_write(&path, file, &end).unwrap();
+        let (mut log, _) = Log::open_write(&path, file, &end).unwrap();
         let (offset, len) = log.append(|v| v.extend_from_slice(&frame("x")));
         let mut buf = Vec::new();
         let pending = log.read(offset, len, &mut buf).unwrap().to_vec();

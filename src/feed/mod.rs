@@ -265,6 +265,18 @@ pub struct IndexStats {
     pub recovered_tail_bytes: u64,
 }
 
+/// An unfinished write that opening an index for writing cut off the end of its log
+/// ([`FeedIndex::cut_tail`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CutTail {
+    /// Where in the log it began (just past the last intact article).
+    pub offset: u64,
+    /// Its length.
+    pub bytes: u64,
+    /// The file beside the log holding a copy of it.
+    pub kept: PathBuf,
+}
+
 /// What a compaction did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CompactReport {
@@ -337,7 +349,8 @@ pub struct RepairReport {
     /// The bytes after the last intact article that a writer would cut off (left by a
     /// crash during a write), left out.
     pub unfinished_write: Option<(u64, u64)>,
-    /// Where the damaged log now is (`None` unless rewritten and kept).
+    /// Where the damaged log now is (`None` unless rewritten and kept), or, for an
+    /// unfinished write cut off, the copy of the bytes cut (`None` with `discard_damaged`).
     pub kept_aside: Option<PathBuf>,
     /// Kept articles whose verdict, decided again without what was left out, reads
     /// otherwise than the one they were given, as `index export` prints it (their match
@@ -484,6 +497,8 @@ pub struct FeedIndex {
     /// The newest time of an article with its own date: the feed's clock.
     newest_dated: Option<i64>,
     recovered_tail: u64,
+    /// What opening for writing cut off the log, and where it was kept.
+    cut_tail: Option<CutTail>,
     scratch: Scratch,
     /// Set while a compaction started on this index runs: a second one would write the
     /// same new generation.
@@ -865,6 +880,7 @@ impl FeedIndex {
             oldest: None,
             newest_dated: None,
             recovered_tail: 0,
+            cut_tail: None,
             scratch: Scratch::default(),
             compacting: Arc::default(),
             follow: None,
@@ -973,7 +989,16 @@ impl FeedIndex {
         log::check_tail(&path, &file, &end).map_err(|e| refused(dir, e))?;
         index.recovered_tail = end.tail();
         index.log = match lock {
-            Some(_) => Log::open_write(&path, file, &end).map_err(|e| refused(dir, e))?,
+            Some(_) => {
+                let (log, kept) =
+                    Log::open_write(&path, file, &end).map_err(|e| refused(dir, e))?;
+                index.cut_tail = kept.map(|kept| CutTail {
+                    offset: end.valid_len,
+                    bytes: end.tail(),
+                    kept,
+                });
+                log
+            }
             None => Log::open_read(&path, file, end.valid_len),
         };
         index.lock = lock;
@@ -1075,6 +1100,13 @@ impl FeedIndex {
         self.newest_dated
             .or(self.newest)
             .map_or(now, |t| t.min(now))
+    }
+
+    /// What opening this index for writing cut off the end of its log (an unfinished
+    /// write: almost always torn by a crash before it was acknowledged, but damage at the
+    /// very end of the log looks the same), and where a copy of it was kept.
+    pub fn cut_tail(&self) -> Option<&CutTail> {
+        self.cut_tail.as_ref()
     }
 
     /// The time `article` is stored at, which compaction measures: its date, else the
@@ -2023,6 +2055,13 @@ impl FeedIndex {
             if unfinished.is_some() {
                 report.outcome = RepairOutcome::CutUnfinishedWrite;
                 report.log_bytes.1 = index.log.len();
+            }
+            if let Some(cut) = index.cut_tail() {
+                if options.discard_damaged {
+                    let _ = std::fs::remove_file(&cut.kept);
+                } else {
+                    report.kept_aside = Some(cut.kept.clone());
+                }
             }
             return Ok(report);
         }

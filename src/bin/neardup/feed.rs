@@ -799,6 +799,7 @@ fn bulk(a: BulkArgs, mode: IngestMode) -> Result<ExitCode> {
         IngestMode::Query => Access::Read,
     };
     let mut index = FeedIndex::open(&a.dir, access, &terminal)?;
+    warn_of_cut_tail(&terminal, &a.dir, &index);
     let options = IngestOptions {
         fields: fields(&a.input.id_field, &a.input.text_field, &a.input.date_field),
         format: a.input.input_format.map(|f| match f {
@@ -932,6 +933,7 @@ fn export(a: ExportArgs) -> Result<ExitCode> {
 fn compact(a: CompactArgs) -> Result<ExitCode> {
     let terminal = terminal(ProgressArg::Auto, a.quiet);
     let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;
+    warn_of_cut_tail(&terminal, &a.dir, &index);
     let report = index.compact(&terminal)?;
     if !a.quiet {
         let note = if index.settings().window.is_none() {
@@ -989,6 +991,13 @@ fn repair_summary(dir: &std::path::Path, r: &feed::RepairReport) -> Vec<String> 
                  writer does when it opens the index); kept {articles}",
                 count(bytes, "byte", "bytes")
             ));
+            if let Some(copy) = &r.kept_aside {
+                lines.push(format!(
+                    "a copy of the bytes cut off is kept as {}; delete it once you no longer \
+                     need it",
+                    neardup::report::shown_path(copy)
+                ));
+            }
         }
         _ => {
             let ranges: Vec<String> = r
@@ -1044,6 +1053,23 @@ fn repair_summary(dir: &std::path::Path, r: &feed::RepairReport) -> Vec<String> 
     lines
 }
 
+/// Says so when opening `index` for writing cut off an unfinished write at the end of its
+/// log, and where the bytes were kept: even with --quiet, since damage at the very end of
+/// a log looks the same as a write torn by a crash.
+pub(crate) fn warn_of_cut_tail(terminal: &Terminal, dir: &std::path::Path, index: &FeedIndex) {
+    if let Some(cut) = index.cut_tail() {
+        terminal.println(&format!(
+            "neardup: warning: {}: cut off {} after byte {} of the article log, an unfinished \
+             write (torn by a crash, its articles never acknowledged; unless the log was \
+             damaged there); a copy is kept in {}",
+            crate::shown_path(dir),
+            count(cut.bytes, "byte", "bytes"),
+            cut.offset,
+            crate::shown_path(&cut.kept)
+        ));
+    }
+}
+
 fn remove(a: RemoveArgs) -> Result<ExitCode> {
     if a.ids.is_empty() && a.ids_from.is_none() {
         return Err(crate::usage(
@@ -1072,6 +1098,7 @@ fn remove(a: RemoveArgs) -> Result<ExitCode> {
     );
     let terminal = terminal(ProgressArg::Auto, a.quiet);
     let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;
+    warn_of_cut_tail(&terminal, &a.dir, &index);
     let report = index.remove(&ids, &terminal)?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
@@ -1280,6 +1307,7 @@ fn watch_index(a: WatchArgs) -> Result<ExitCode> {
     let fields = a.live.fields()?;
     let terminal = terminal(ProgressArg::Auto, a.quiet);
     let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;
+    warn_of_cut_tail(&terminal, &a.dir, &index);
     let mut fingerprinter = index.fingerprinter();
 
     let (tx, rx) = mpsc::channel::<Event>();

@@ -204,7 +204,7 @@ const IGNORED_FLAGS: [(&[&str], &str, &str); 7] = [
     (
         &["pairs"],
         "representative",
-        "--representative chooses a cluster's representative; pairs makes no clusters \
+        "--representative chooses a cluster's representative; pairs writes no clusters \
          ('neardup cluster' or 'neardup dedup' do): leave it out",
     ),
     (

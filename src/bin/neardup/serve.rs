@@ -419,6 +419,7 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
             None => e.into(),
         }
     })?;
+    crate::feed::warn_of_cut_tail(&terminal, &a.dir, &index);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("neardup-serve")
