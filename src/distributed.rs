@@ -460,18 +460,17 @@ impl LineOrigins {
 }
 
 /// Refuses a pair given twice among `pairs` (corpus indices, smaller first, with the pair's
-/// place in reading order), naming where it was read again and where first.
+/// place in reading order; sorted), naming where it was read again and where first.
 pub(crate) fn refuse_repeated_pairs(
     corpus: &Corpus,
-    mut pairs: Vec<(u32, u32, u32)>,
+    pairs: impl Iterator<Item = (u32, u32, u32)>,
     origins: &LineOrigins,
 ) -> crate::Result<()> {
-    pairs.sort_unstable();
-    for twice in pairs.windows(2) {
-        let [(a, b, first), (a2, b2, again)] = [twice[0], twice[1]];
-        if (a, b) == (a2, b2) {
+    let mut previous = None;
+    for (a, b, read) in pairs {
+        if let Some((_, _, first)) = previous.filter(|&(a0, b0, _)| (a0, b0) == (a, b)) {
             return Err(crate::Error::sketch(
-                origins.location(again),
+                origins.location(read),
                 format!(
                     "the pair {:?} / {:?} is given twice (first at {})",
                     corpus.id(a),
@@ -480,6 +479,7 @@ pub(crate) fn refuse_repeated_pairs(
                 ),
             ));
         }
+        previous = Some((a, b, read));
     }
     Ok(())
 }
@@ -743,12 +743,10 @@ impl PairLinker {
                 std::mem::swap(&mut p.a_in_b, &mut p.b_in_a);
             }
         }
-        let read = (0..).zip(&self.pairs);
-        refuse_repeated_pairs(
-            &corpus,
-            read.map(|(i, p)| (p.a, p.b, i)).collect(),
-            &self.origins,
-        )?;
+        let mut read: Vec<(u32, u32, u32)> =
+            (0..).zip(&self.pairs).map(|(i, p)| (p.a, p.b, i)).collect();
+        read.sort_unstable();
+        refuse_repeated_pairs(&corpus, read.into_iter(), &self.origins)?;
         self.pairs.sort_unstable_by_key(|p| (p.a, p.b));
         let rank: Vec<u32> = (0..corpus.len() as u32).collect();
         // The batch's copy groups: every member of one is in this corpus (the star joins

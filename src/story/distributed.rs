@@ -490,20 +490,18 @@ impl StoryLinker {
         let mut counts = self.counts;
         let (corpus, numbering) = self.documents.corpus()?;
         // Pairs outside the same-story pairs' documents take no part in the linkage.
-        let in_corpus = (0..).zip(&self.scored).filter_map(|(read, &(a, b, _))| {
-            let (a, b, _) = numbering.pair(a, b)?;
-            Some((a, b, read))
-        });
-        refuse_repeated_pairs(&corpus, in_corpus.collect(), &self.origins)?;
-        let mut scored: Vec<link::Link> = self
-            .scored
-            .iter()
-            .filter_map(|&(a, b, probability)| {
+        // With each pair's place in reading order, to name both places of a repeat.
+        let mut scored: Vec<(link::Link, u32)> = (0..)
+            .zip(&self.scored)
+            .filter_map(|(read, &(a, b, probability))| {
                 let (a, b, _) = numbering.pair(a, b)?;
-                Some(link::Link { a, b, probability })
+                Some((link::Link { a, b, probability }, read))
             })
             .collect();
-        scored.sort_unstable_by_key(|l| (l.a, l.b));
+        scored.sort_unstable_by_key(|&(l, read)| (l.a, l.b, read));
+        let ends = scored.iter().map(|&(l, read)| (l.a, l.b, read));
+        refuse_repeated_pairs(&corpus, ends, &self.origins)?;
+        let scored: Vec<link::Link> = scored.into_iter().map(|(l, _)| l).collect();
         let mut pairs = self.accepted;
         for p in &mut pairs {
             (p.a, p.b, _) = numbering.pair(p.a, p.b).expect("both ends clustered");

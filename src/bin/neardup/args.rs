@@ -310,7 +310,7 @@ pub struct SketchArgs {
     pub stats: Option<PathBuf>,
     /// Story level: IDF-weighted Jaccard at which a pair becomes a candidate with
     /// probability ~0.93 (as --story-candidates of 'neardup pairs').
-    #[arg(long, default_value_t = 0.2, value_name = "T", value_parser = parse_candidate_threshold, help_heading = "Level")]
+    #[arg(long, default_value_t = 0.2, value_name = "T", value_parser = parse_threshold, help_heading = "Level")]
     pub story_candidates: f64,
     /// Write to FILE instead of standard output (atomically: the file appears only when
     /// complete; gzip or zstd compressed when FILE ends in .gz or .zst).
@@ -345,7 +345,7 @@ pub struct VerifyArgs {
     /// Story level: the candidate threshold the documents were sketched with (sketch
     /// --story-candidates): pairs whose signatures agree on fewer than three quarters of
     /// it are dropped, as the batch drops such bucket mates.
-    #[arg(long, default_value_t = 0.2, value_name = "T", value_parser = parse_candidate_threshold)]
+    #[arg(long, default_value_t = 0.2, value_name = "T", value_parser = parse_threshold)]
     pub story_candidates: f64,
     /// Story level: lowest model probability decided as one story (default: the fitted
     /// model's cut).
@@ -772,7 +772,7 @@ pub struct StoryArgs {
     pub stats_out: Option<std::path::PathBuf>,
     /// Story level: IDF-weighted Jaccard of rare content words at which a pair becomes
     /// a candidate for scoring with probability ~0.93 (lower finds more, slower).
-    #[arg(long, default_value_t = 0.2, value_name = "T", value_parser = parse_candidate_threshold)]
+    #[arg(long, default_value_t = 0.2, value_name = "T", value_parser = parse_threshold)]
     pub story_candidates: f64,
     /// Story level: lowest model probability decided as one story (default: the fitted
     /// model's cut, see BENCHMARKS.md). Lower merges more; 0 lists every scored candidate
@@ -984,7 +984,7 @@ pub fn number_in(s: &str, low: f64, low_taken: bool, high: Option<f64>) -> Resul
     Ok(x + 0.0) // -0 as 0 (an index stored "model threshold -0")
 }
 
-/// `--threshold`: a Jaccard similarity in (0, 1].
+/// `--threshold`, `--story-candidates`: a (weighted) Jaccard similarity in (0, 1].
 pub fn parse_threshold(s: &str) -> Result<f64, String> {
     number_in(s, 0.0, false, Some(1.0))
 }
@@ -992,11 +992,6 @@ pub fn parse_threshold(s: &str) -> Result<f64, String> {
 /// `--story-threshold`: a probability in [0, 1].
 pub fn parse_probability(s: &str) -> Result<f64, String> {
     number_in(s, 0.0, true, Some(1.0))
-}
-
-/// `--story-candidates`: a weighted Jaccard in (0, 1].
-pub fn parse_candidate_threshold(s: &str) -> Result<f64, String> {
-    number_in(s, 0.0, false, Some(1.0))
 }
 
 /// `--seed`: any 64-bit number.
@@ -1146,7 +1141,7 @@ mod tests {
             parse_probability("1e-7"),
             Err("must be a number from 0 to 1; the smallest above 0 taken is 0.000001".to_string())
         );
-        assert_eq!(parse_candidate_threshold("1"), Ok(1.0));
+        assert_eq!(parse_threshold("1"), Ok(1.0));
         assert_eq!(number_in("1e300", 0.0, false, None), Ok(1e300));
         assert_eq!(
             number_in("inf", 0.0, false, None),

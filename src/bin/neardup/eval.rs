@@ -172,7 +172,7 @@ pub struct SweepArgs {
     #[arg(long, default_value_t = 1.0, value_name = "T", value_parser = parse_swept)]
     pub max_threshold: f64,
     /// Distance between swept thresholds.
-    #[arg(long, default_value_t = 0.05, value_name = "STEP", value_parser = parse_sweep_step)]
+    #[arg(long, default_value_t = 0.05, value_name = "STEP", value_parser = parse_swept)]
     pub step: f64,
     /// Also choose a threshold by F-beta (beta < 1 favours precision, > 1 recall).
     #[arg(long, value_name = "BETA", value_parser = parse_beta)]
@@ -466,14 +466,9 @@ fn file_name(path: &Path) -> String {
     )
 }
 
-/// `--min-threshold`, `--max-threshold`, `--explain-at`: 0.0001 to 1, since swept
-/// thresholds are kept to four decimals.
-fn parse_swept(s: &str) -> Result<f64, String> {
-    crate::args::number_in(s, 1e-4, true, Some(1.0))
-}
-
-/// `--step` of `eval` and `params`: 0.0001 to 1 (thresholds are kept to four decimals).
-pub fn parse_sweep_step(s: &str) -> Result<f64, String> {
+/// `--min-threshold`, `--max-threshold`, `--explain-at` and the `--step` of `eval` and
+/// `params`: 0.0001 to 1, since swept thresholds are kept to four decimals.
+pub fn parse_swept(s: &str) -> Result<f64, String> {
     crate::args::number_in(s, 1e-4, true, Some(1.0))
 }
 

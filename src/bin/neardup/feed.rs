@@ -18,8 +18,8 @@ use neardup::report::{Format, count};
 use serde::Serialize;
 
 use crate::args::{
-    InputArgs, InputFormatArg, ProgressArg, SimilarityArgs, parse_candidate_threshold,
-    parse_probability, parse_size,
+    InputArgs, InputFormatArg, ProgressArg, SimilarityArgs, parse_probability, parse_size,
+    parse_threshold,
 };
 use crate::progress::Terminal;
 
@@ -234,7 +234,7 @@ pub struct CreateArgs {
     pub story_threshold: Option<f64>,
     /// Story level: IDF-weighted Jaccard of rare content words at which an indexed
     /// article becomes a candidate for scoring (default 0.2; lower finds more, slower).
-    #[arg(long, value_name = "T", value_parser = parse_candidate_threshold, help_heading = "Index")]
+    #[arg(long, value_name = "T", value_parser = parse_threshold, help_heading = "Index")]
     pub story_candidates: Option<f64>,
     /// Dated articles further apart than this do not match (undated ones match any, as in
     /// batch); 'index compact' removes the articles older than this before the newest
@@ -798,8 +798,7 @@ fn bulk(a: BulkArgs, mode: IngestMode) -> Result<ExitCode> {
         IngestMode::Add => Access::Write,
         IngestMode::Query => Access::Read,
     };
-    let mut index = FeedIndex::open(&a.dir, access, &terminal)?;
-    warn_of_cut_tail(&terminal, &a.dir, &index);
+    let mut index = open_index(&a.dir, access, &terminal)?;
     let options = IngestOptions {
         fields: fields(&a.input.id_field, &a.input.text_field, &a.input.date_field),
         format: a.input.input_format.map(|f| match f {
@@ -932,8 +931,7 @@ fn export(a: ExportArgs) -> Result<ExitCode> {
 
 fn compact(a: CompactArgs) -> Result<ExitCode> {
     let terminal = terminal(ProgressArg::Auto, a.quiet);
-    let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;
-    warn_of_cut_tail(&terminal, &a.dir, &index);
+    let mut index = open_index(&a.dir, Access::Write, &terminal)?;
     let report = index.compact(&terminal)?;
     if !a.quiet {
         let note = if index.settings().window.is_none() {
@@ -1053,10 +1051,15 @@ fn repair_summary(dir: &std::path::Path, r: &feed::RepairReport) -> Vec<String> 
     lines
 }
 
-/// Says so when opening `index` for writing cut off an unfinished write at the end of its
-/// log, and where the bytes were kept: even with --quiet, since damage at the very end of
-/// a log looks the same as a write torn by a crash.
-pub(crate) fn warn_of_cut_tail(terminal: &Terminal, dir: &std::path::Path, index: &FeedIndex) {
+/// Opens the index in `dir`; when opening it for writing cut off an unfinished write at
+/// the end of its log, says so and where the bytes were kept: even with --quiet, since
+/// damage at the very end of a log looks the same as a write torn by a crash.
+pub(crate) fn open_index(
+    dir: &std::path::Path,
+    access: Access,
+    terminal: &Terminal,
+) -> neardup::Result<FeedIndex> {
+    let index = FeedIndex::open(dir, access, terminal)?;
     if let Some(cut) = index.cut_tail() {
         terminal.println(&format!(
             "neardup: warning: {}: cut off {} after byte {} of the article log, an unfinished \
@@ -1068,6 +1071,7 @@ pub(crate) fn warn_of_cut_tail(terminal: &Terminal, dir: &std::path::Path, index
             crate::shown_path(&cut.kept)
         ));
     }
+    Ok(index)
 }
 
 fn remove(a: RemoveArgs) -> Result<ExitCode> {
@@ -1097,8 +1101,7 @@ fn remove(a: RemoveArgs) -> Result<ExitCode> {
         "no id to remove: the --ids-from input holds none (blank lines are skipped)"
     );
     let terminal = terminal(ProgressArg::Auto, a.quiet);
-    let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;
-    warn_of_cut_tail(&terminal, &a.dir, &index);
+    let mut index = open_index(&a.dir, Access::Write, &terminal)?;
     let report = index.remove(&ids, &terminal)?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
@@ -1306,8 +1309,7 @@ pub fn watch(a: WatchArgs) -> Result<ExitCode> {
 fn watch_index(a: WatchArgs) -> Result<ExitCode> {
     let fields = a.live.fields()?;
     let terminal = terminal(ProgressArg::Auto, a.quiet);
-    let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal)?;
-    warn_of_cut_tail(&terminal, &a.dir, &index);
+    let mut index = open_index(&a.dir, Access::Write, &terminal)?;
     let mut fingerprinter = index.fingerprinter();
 
     let (tx, rx) = mpsc::channel::<Event>();

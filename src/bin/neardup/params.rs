@@ -57,7 +57,7 @@ pub struct ParamsArgs {
         long,
         value_name = "T",
         conflicts_with = "threshold",
-        value_parser = crate::args::parse_candidate_threshold
+        value_parser = crate::args::parse_threshold
     )]
     pub story_candidates: Option<f64>,
     /// near-copy: shingle Jaccard, as 'cluster --threshold' bands it; story: the story
@@ -82,7 +82,7 @@ pub struct ParamsArgs {
     #[arg(long, value_name = "W", value_parser = parse_weight)]
     pub fn_weight: Option<f64>,
     /// Distance between the similarities of the table.
-    #[arg(long, default_value_t = 0.05, value_name = "STEP", value_parser = crate::eval::parse_sweep_step)]
+    #[arg(long, default_value_t = 0.05, value_name = "STEP", value_parser = crate::eval::parse_swept)]
     pub step: f64,
     /// Write to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE", help_heading = "Output")]

@@ -413,13 +413,13 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         _ => None,
     };
     let terminal = terminal(crate::args::ProgressArg::Auto, a.quiet);
-    let mut index = FeedIndex::open(&a.dir, Access::Write, &terminal).map_err(|e| {
-        match until_repaired(&e, &a.dir, "it stops here; run", "then start serve again") {
-            Some(hint) => anyhow::anyhow!("{:#}\n  {hint}", anyhow::Error::new(e)),
-            None => e.into(),
-        }
-    })?;
-    crate::feed::warn_of_cut_tail(&terminal, &a.dir, &index);
+    let mut index =
+        crate::feed::open_index(&a.dir, Access::Write, &terminal).map_err(
+            |e| match until_repaired(&e, &a.dir, "it stops here; run", "then start serve again") {
+                Some(hint) => anyhow::anyhow!("{:#}\n  {hint}", anyhow::Error::new(e)),
+                None => e.into(),
+            },
+        )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("neardup-serve")
@@ -804,8 +804,6 @@ fn commit_group(
     Ok(())
 }
 
-/// A listening socket on `address`, with SO_REUSEADDR so that a restarted server can take
-/// its port at once.
 /// `--listen`: HOST:PORT (a name, an IPv4 address, or an IPv6 one in brackets). Whether
 /// the host resolves is found when listening.
 fn parse_listen(s: &str) -> Result<String, String> {
@@ -833,6 +831,8 @@ fn parse_listen(s: &str) -> Result<String, String> {
     }
 }
 
+/// A listening socket on `address`, with SO_REUSEADDR so that a restarted server can take
+/// its port at once.
 fn listen(address: &str) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let address = std::net::ToSocketAddrs::to_socket_addrs(address)?
