@@ -9,7 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use neardup::PipelineBuilder;
-use neardup::feed::{Access, Article, FeedIndex, IndexSettings, Level, VerdictKind};
+use neardup::feed::{
+    Access, Article, FeedIndex, IgnoredDateReason, IndexSettings, Level, VerdictKind,
+};
 use neardup::input::{FieldNames, InputSpec};
 use neardup::progress::Silent;
 use neardup::shingle::ShingleSpec;
@@ -367,10 +369,29 @@ fn an_undated_article_takes_the_feed_clock_and_does_not_expire_the_archive() {
         RATE_COPY,
         "31-MAR-1987 605:12:19.12".into(),
     );
-    assert!(bad.unparsed_date.is_some());
+    let ignored = bad.ignored_date.clone().unwrap();
+    assert_eq!(ignored.reason, IgnoredDateReason::Unparsable);
     assert_eq!(index.time_of(&bad), t0 + 2 * day);
     let v = index.add(&bad).unwrap().unwrap();
     assert_eq!(v.best().map(|m| m.id.as_str()), Some("rate"));
+    assert_eq!(v.ignored_date, Some(Box::new(ignored)));
+    // A date years after its arrival (a typo) is a mistake, not a date: it used to move
+    // the clock to now, and the next compaction expired the whole replayed archive.
+    for (id, typo) in [
+        ("typo-year", serde_json::json!("2087-03-01T00:00:00Z")),
+        ("typo-number", serde_json::json!(1e30)),
+    ] {
+        let typo = at_arrival(&index, id, "a story with a typo in its year", typo);
+        assert_eq!(
+            typo.ignored_date.as_ref().map(|d| d.reason),
+            Some(IgnoredDateReason::InTheFuture)
+        );
+        assert_eq!(index.time_of(&typo), t0 + 2 * day);
+        index.add(&typo).unwrap();
+    }
+    // Within a day of now, a date is taken (a zone written wrongly).
+    let soon = at_arrival(&index, "soon", "tomorrow's story", (now + 3600).into());
+    assert_eq!((soon.ignored_date, soon.dated), (None, true));
     index.commit().unwrap();
     let stats = index.stats();
     assert_eq!((stats.clock, stats.expired), (t0 + 2 * day, 0));
@@ -380,7 +401,7 @@ fn an_undated_article_takes_the_feed_clock_and_does_not_expire_the_archive() {
         .compact(&Silent)
         .unwrap();
     let reopened = FeedIndex::open(&dir, Access::Read, &Silent).unwrap();
-    assert_eq!((reopened.len(), reopened.stats().clock), (4, t0 + 2 * day));
+    assert_eq!((reopened.len(), reopened.stats().clock), (6, t0 + 2 * day));
 }
 
 /// An undated article (no date, or one that does not parse) matches at any distance, as
@@ -412,7 +433,7 @@ fn an_undated_article_matches_at_any_distance_within_a_window() {
         (VerdictKind::Duplicate, Some("rate"))
     );
     let bad = undated(&index, "rate-bad-date", RATE_COPY, "not a date".into());
-    assert!(bad.unparsed_date.is_some());
+    assert!(bad.ignored_date.is_some());
     let v = index.query(&bad).unwrap().unwrap();
     assert_eq!(v.kind, VerdictKind::Duplicate);
     assert_eq!(v.matches.len(), 2, "the dated one and the undated one");
@@ -3319,6 +3340,70 @@ fn serve_answers_as_index_add_does() {
         assert!(verdicts[20..61].iter().all(|v| v["indexed"] == false));
         assert_eq!(verdicts[61]["verdict"], "rejected");
     }
+}
+
+/// `watch` and `serve` said nothing of a date they could not use (QA pass 11), so a feed
+/// could run with its window off in effect; now every verdict says so, the first is
+/// warned of at once, and the summaries and `/stats` count them, as `index add` does.
+#[test]
+fn every_feed_command_says_which_dates_it_does_not_use() {
+    let s = Scratch::new();
+    let input = [
+        serde_json::json!({"id": "a", "text": RATE, "date": "2025-08-18T10:00:00+0000"}),
+        serde_json::json!({"id": "b", "text": STORM, "date": "next tuesday"}),
+        serde_json::json!({"id": "c", "text": RATE_COPY, "date": "2087-03-01T00:00:00Z"}),
+        serde_json::json!({"id": "d", "text": STORM_COPY, "date": "yesterday"}),
+    ]
+    .map(|r| r.to_string() + "\n")
+    .concat();
+    let ignored = |answers: &[serde_json::Value]| -> Vec<String> {
+        answers
+            .iter()
+            .map(|a| a["date_ignored"].to_string())
+            .collect()
+    };
+    let expected = [
+        "null",
+        r#"{"reason":"unparsable","value":"next tuesday"}"#,
+        r#"{"reason":"in_the_future","value":"2087-03-01T00:00:00Z"}"#,
+        r#"{"reason":"unparsable","value":"yesterday"}"#,
+    ];
+    let note = "3 date fields were not used (e.g. \"next tuesday\" is not a date neardup reads)";
+    let file = s.write("feed.jsonl", &input);
+    let idx = s.path("added");
+    index_ok(&["create", "-q", "--window", "3d"], &idx, &[]);
+    let out = index_output(&["add"], &idx, &[&file]);
+    assert_eq!(ignored(&lines_of(&out)), expected);
+    assert!(stderr_of(&out).contains(note), "{}", stderr_of(&out));
+
+    let idx = s.path("watched");
+    index_ok(&["create", "-q", "--window", "3d"], &idx, &[]);
+    let out = neardup()
+        .arg("watch")
+        .arg(&idx)
+        .write_stdin(input.clone())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(ignored(&lines_of(&out)), expected);
+    let err = stderr_of(&out);
+    assert_eq!(err.matches("is not used").count(), 1, "{err}");
+    assert!(
+        err.contains(r#"the date of article "b" is not used"#),
+        "{err}"
+    );
+    assert!(err.contains(note), "{err}");
+
+    let idx = s.path("served");
+    index_ok(&["create", "-q", "--window", "3d"], &idx, &[]);
+    let server = Served::start(&idx, &[]);
+    assert_eq!(ignored(&server.post(&input)), expected);
+    let (status, stats) = server.request("GET", "/stats", b"");
+    assert_eq!(status, 200);
+    assert_eq!(json_lines(&stats)[0]["articles"]["dates_ignored"], 3);
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+    assert!(err.contains(note), "{err}");
 }
 
 #[test]

@@ -19,8 +19,8 @@ pub struct Article {
     pub text_bytes: u64,
     /// Shingle set and signature.
     pub fingerprint: Fingerprint,
-    /// The date field's text when it could not be parsed (the arrival time is used).
-    pub unparsed_date: Option<String>,
+    /// A date field that is not used (the article counts as undated), and why.
+    pub ignored_date: Option<IgnoredDate>,
     /// Story features, for an index at the story level (its fingerprinter extracts them).
     pub story: Option<StoryDoc>,
 }
@@ -85,12 +85,10 @@ impl Article {
             .fingerprint(text)
             .ok_or_else(|| ProblemKind::wordless(text))?;
         let story = fingerprinter.story_features(title, text);
-        let (date, unparsed_date) = match date {
+        let (date, ignored_date) = match date.map(IgnoredDate::check) {
             None => (None, None),
-            Some(value) => match value.seconds() {
-                Ok(d) => (Some(d), None),
-                Err(t) => (None, Some(t)),
-            },
+            Some(Ok(d)) => (Some(d), None),
+            Some(Err(ignored)) => (None, Some(ignored)),
         };
         Ok(Article {
             id,
@@ -98,9 +96,78 @@ impl Article {
             dated: date.is_some(),
             text_bytes: text.len() as u64,
             fingerprint,
-            unparsed_date,
+            ignored_date,
             story,
         })
+    }
+}
+
+/// How far past now an article's date may lie (time zones written wrongly, clocks a
+/// little apart) before it is taken for a mistake.
+pub const FUTURE_SLACK_SECS: i64 = 86_400;
+
+/// A date field an index does not use: the article counts as undated (it matches at any
+/// distance and is stored at the index's clock, `FeedIndex::time_of`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IgnoredDate {
+    /// The field's value: its text, or a number as written by Rust.
+    pub value: String,
+    /// Why it is not used.
+    pub reason: IgnoredDateReason,
+}
+
+/// Why a date field is not used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IgnoredDateReason {
+    /// It is not in a format neardup reads ([`crate::input::parse_date`]).
+    Unparsable,
+    /// It is more than [`FUTURE_SLACK_SECS`] after now (the machine's clock): a mistake
+    /// (a wrong year, a number in other units) that would otherwise move the index's
+    /// clock to now and expire a replayed archive at the next compaction.
+    InTheFuture,
+}
+
+impl IgnoredDateReason {
+    /// `unparsable` or `in_the_future`, as verdicts write it.
+    pub fn label(self) -> &'static str {
+        match self {
+            IgnoredDateReason::Unparsable => "unparsable",
+            IgnoredDateReason::InTheFuture => "in_the_future",
+        }
+    }
+}
+
+impl IgnoredDate {
+    /// The date of `value` in seconds since the epoch, or why an index does not use it.
+    pub fn check(value: DateValue) -> Result<i64, IgnoredDate> {
+        let shown = match &value {
+            DateValue::Text(t) => t.clone(),
+            DateValue::Epoch(n) => n.to_string(),
+        };
+        match value.seconds() {
+            Ok(d) if d > now().saturating_add(FUTURE_SLACK_SECS) => Err(IgnoredDate {
+                value: shown,
+                reason: IgnoredDateReason::InTheFuture,
+            }),
+            Ok(d) => Ok(d),
+            Err(_) => Err(IgnoredDate {
+                value: shown,
+                reason: IgnoredDateReason::Unparsable,
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for IgnoredDate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.reason {
+            IgnoredDateReason::Unparsable => {
+                write!(f, "{:?} is not a date neardup reads", self.value)
+            }
+            IgnoredDateReason::InTheFuture => {
+                write!(f, "{:?} is more than a day after now", self.value)
+            }
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use super::{Article, FeedIndex, Syncer, Verdict, VerdictKind, now};
+use super::{Article, FeedIndex, IgnoredDate, Syncer, Verdict, VerdictKind, now};
 use crate::error::{Error, ErrorKind, Result};
 use crate::input::{
     self, FieldNames, InputFormat, InputSpec, Problem, ProblemKind, ReadEvent, ReadLimits,
@@ -67,11 +67,12 @@ pub struct IngestStats {
     pub already_indexed: u64,
     /// Bad records and inputs, by [`ProblemKind::label`].
     pub problems: BTreeMap<&'static str, u64>,
-    /// Dates that could not be parsed: those articles count as undated (they match at any
-    /// distance and are stored at the index's clock for compaction, `FeedIndex::time_of`).
-    pub unparsed_dates: u64,
+    /// Date fields not used, unparsable or later than the article's arrival: those
+    /// articles count as undated (they match at any distance and are stored at the
+    /// index's clock for compaction, `FeedIndex::time_of`).
+    pub ignored_dates: u64,
     /// The first of them.
-    pub unparsed_date_example: Option<String>,
+    pub ignored_date_example: Option<IgnoredDate>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -195,10 +196,10 @@ pub fn ingest(
                                 continue;
                             }
                         };
-                        if let Some(date) = &article.unparsed_date {
-                            stats.unparsed_dates += 1;
+                        if let Some(date) = &article.ignored_date {
+                            stats.ignored_dates += 1;
                             stats
-                                .unparsed_date_example
+                                .ignored_date_example
                                 .get_or_insert_with(|| date.clone());
                         }
                         let verdict = match mode {

@@ -81,13 +81,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
-pub use article::{Article, now};
+pub use article::{Article, FUTURE_SLACK_SECS, IgnoredDate, IgnoredDateReason, now};
 pub use format::{FORMAT_VERSION, IndexSettings, Level, StatsSource, StoryIndexSettings};
 pub use ingest::{IngestMode, IngestOptions, IngestStats, ingest};
 pub use output::{
-    ByteRange, ClusterRecord, MatchRecord, RejectedRecord, RepairRecord, StatsRecord,
-    StoryStatsRecord, VerdictRecord, write_clusters, write_json_line, write_stats_table,
-    write_verdicts,
+    ByteRange, ClusterRecord, IgnoredDateRecord, MatchRecord, RejectedRecord, RepairRecord,
+    StatsRecord, StoryStatsRecord, VerdictRecord, write_clusters, write_json_line,
+    write_stats_table, write_verdicts,
 };
 
 use crate::error::{Error, ErrorKind, Result};
@@ -175,6 +175,9 @@ pub struct Verdict {
     pub cluster: String,
     /// The article was already in the index and this is the verdict it got then.
     pub already_indexed: bool,
+    /// The article's date field, when it was not used (the article counted as undated).
+    /// Boxed: nearly always `None`, and verdicts travel through channels by value.
+    pub ignored_date: Option<Box<IgnoredDate>>,
 }
 
 /// What an index holds under an article's id.
@@ -211,6 +214,7 @@ fn stored_verdict_of(r: &ArticleRecord<'_>) -> Verdict {
         story_matches: Vec::new(),
         cluster: r.cluster.to_string(),
         already_indexed: true,
+        ignored_date: None,
     }
 }
 
@@ -1328,6 +1332,15 @@ impl FeedIndex {
         Ok(stored_verdict_of(&self.scratch_record(doc)?))
     }
 
+    /// The stored verdict `v` of a re-sent `article`, saying whether this copy's date is
+    /// used.
+    fn resent(v: Verdict, article: &Article) -> Verdict {
+        Verdict {
+            ignored_date: article.ignored_date.clone().map(Box::new),
+            ..v
+        }
+    }
+
     /// The verdict on `article` without adding it. An article whose id is already indexed
     /// with the same text gets the verdict it was given when added (`already_indexed`);
     /// `None` if its id is indexed with other text (as [`FeedIndex::add`] would refuse it).
@@ -1337,7 +1350,7 @@ impl FeedIndex {
     pub fn query(&mut self, article: &Article) -> Result<Option<Verdict>> {
         self.refresh()?;
         match self.indexed(article)? {
-            Indexed::SameText(v) => return Ok(Some(v)),
+            Indexed::SameText(v) => return Ok(Some(Self::resent(v, article))),
             Indexed::OtherText => return Ok(None),
             Indexed::Nothing => {}
         }
@@ -1481,7 +1494,7 @@ impl FeedIndex {
     pub fn add(&mut self, article: &Article) -> Result<Option<Verdict>> {
         self.writable()?;
         match self.indexed(article)? {
-            Indexed::SameText(v) => return Ok(Some(v)),
+            Indexed::SameText(v) => return Ok(Some(Self::resent(v, article))),
             Indexed::OtherText => return Ok(None),
             Indexed::Nothing => {}
         }
@@ -2389,6 +2402,7 @@ fn verdict(article: &Article, matches: Vec<Match>, story_matches: Vec<Match>) ->
         story_matches,
         cluster,
         already_indexed: false,
+        ignored_date: article.ignored_date.clone().map(Box::new),
     }
 }
 
@@ -2643,7 +2657,7 @@ fn article_of(r: &ArticleRecord<'_>) -> Article {
         dated: r.dated,
         text_bytes: r.text_bytes,
         fingerprint,
-        unparsed_date: None,
+        ignored_date: None,
         story: r.story.map(|s| {
             let mut doc = StoryDoc::default();
             s.features_into(&mut doc);

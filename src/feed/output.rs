@@ -47,6 +47,19 @@ pub struct VerdictRecord<'a> {
     /// first (its near-copies are `matches`; a rewrite's `matches` are these already).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub story_matches: Option<Vec<MatchRecord<'a>>>,
+    /// The article's date field when it was not used (the article counted as undated):
+    /// its value and why. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date_ignored: Option<IgnoredDateRecord<'a>>,
+}
+
+/// [`VerdictRecord::date_ignored`].
+#[derive(Debug, Serialize)]
+pub struct IgnoredDateRecord<'a> {
+    /// The date field's value as read (a number as text).
+    pub value: &'a str,
+    /// `unparsable` or `in_the_future` (more than a day after now).
+    pub reason: &'static str,
 }
 
 /// One match in [`VerdictRecord::matches`] or [`VerdictRecord::story_matches`].
@@ -83,6 +96,10 @@ impl<'a> VerdictRecord<'a> {
                 && verdict.kind == super::VerdictKind::Duplicate
                 && !verdict.story_matches.is_empty())
             .then(|| verdict.story_matches.iter().map(MatchRecord::new).collect()),
+            date_ignored: verdict.ignored_date.as_ref().map(|d| IgnoredDateRecord {
+                value: &d.value,
+                reason: d.reason.label(),
+            }),
         }
     }
 }
@@ -389,7 +406,10 @@ pub fn write_stats_table(out: &mut dyn Write, stats: &IndexStats) -> io::Result<
     let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     let date = |t: Option<i64>| {
         or_dash(t.map(|t| {
-            chrono::DateTime::from_timestamp(t, 0).map_or(t.to_string(), |d| d.to_rfc3339())
+            chrono::DateTime::from_timestamp(t, 0).map_or_else(
+                || format!("{t} s from 1970 (beyond the calendar)"),
+                |d| d.to_rfc3339(),
+            )
         }))
     };
     let rows: [(&str, String); 23] = [

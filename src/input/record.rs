@@ -66,7 +66,7 @@ impl DateValue {
             // `as` saturates: a number beyond i64 becomes its end.
             DateValue::Epoch(secs) => Ok(secs as i64),
             // Epoch seconds or milliseconds written as a string mean what the number does.
-            DateValue::Text(t) if is_digits(t.trim()) => match t.trim().parse::<f64>() {
+            DateValue::Text(t) if is_epoch(t.trim()) => match t.trim().parse::<f64>() {
                 Ok(n) => DateValue::Epoch(n).seconds(),
                 Err(_) => Err(t),
             },
@@ -75,8 +75,13 @@ impl DateValue {
     }
 }
 
-fn is_digits(t: &str) -> bool {
-    !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())
+/// Digits, with a decimal part or not (`1755511200`, `1755511200.5`).
+fn is_epoch(t: &str) -> bool {
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    match t.split_once('.') {
+        Some((whole, fraction)) => digits(whole) && digits(fraction),
+        None => digits(t),
+    }
 }
 
 /// Parses one JSON Lines record (already checked to be UTF-8).
@@ -370,16 +375,69 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
 /// where the text has no offset). Returns `None` for anything else.
 ///
 /// Accepted: RFC 3339 (`2025-08-18T10:00:00Z`), RFC 2822, `2025-08-18 10:00:00`,
-/// `2025-08-18 10:00`, `2025-08-18`, `2025/08/18`, `8/18/2025` (month first),
-/// `August 18, 2025` (or `Aug`), `August 18, 2025 10:00 AM`, `18 August 2025`, and
-/// Reuters' `26-FEB-1987 15:01:01.79`.
+/// `2025-08-18 10:00`, `2025/08/18 10:00`, `2025-08-18`, `2025/08/18`, `8/18/2025` (month
+/// first), `August 18, 2025` (or `Aug`, with the comma or not), `August 18, 2025 10:00 AM`,
+/// `18 August 2025`, and Reuters' `26-FEB-1987 15:01:01.79`. A date with a time may end
+/// in a zone: `Z`, `UTC`, `GMT` or an offset (`+0200`, `+02:00`, `-05`).
 pub fn parse_date(text: &str) -> Option<i64> {
+    let t = text.trim();
+    parse_naive_or_rfc(t).or_else(|| {
+        let (local, offset) = split_zone(t)?;
+        // Only a date with a time takes a zone ("2025-08-18-05" is no date).
+        local
+            .contains(':')
+            .then(|| parse_naive_or_rfc(local))
+            .flatten()
+            .map(|secs| secs - offset)
+    })
+}
+
+/// `t` without a trailing zone, and the zone's offset east of UTC in seconds.
+fn split_zone(t: &str) -> Option<(&str, i64)> {
+    for name in ["Z", "UTC", "GMT"] {
+        if let Some(local) = t.strip_suffix(name) {
+            if local.ends_with(|c: char| c.is_ascii_digit() || c == ' ') {
+                return Some((local.trim_end(), 0));
+            }
+        }
+    }
+    // [+-]HH, [+-]HHMM or [+-]HH:MM, after a digit or a space.
+    let sign_at = t.rfind(['+', '-'])?;
+    let (local, zone) = t.split_at(sign_at);
+    let digits: String = zone[1..].chars().filter(|&c| c != ':').collect();
+    let shape_ok = matches!(zone.len(), 3 | 5 | 6)
+        && (zone.len() != 6 || zone.as_bytes()[3] == b':')
+        && (zone.len() != 5 || !zone.contains(':'))
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && local.ends_with(|c: char| c.is_ascii_digit() || c == ' ');
+    if !shape_ok {
+        return None;
+    }
+    let hours: i64 = digits.get(..2)?.parse().ok()?;
+    let minutes: i64 = digits
+        .get(2..)
+        .filter(|m| !m.is_empty())
+        .map_or(Some(0), |m| m.parse().ok())?;
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    let offset = hours * 3600 + minutes * 60;
+    Some((
+        local.trim_end(),
+        if zone.starts_with('-') {
+            -offset
+        } else {
+            offset
+        },
+    ))
+}
+
+fn parse_naive_or_rfc(t: &str) -> Option<i64> {
     use std::cell::Cell;
     thread_local! {
         // A corpus nearly always uses one format: try the last one that matched first.
         static LAST_MATCH: Cell<usize> = const { Cell::new(0) };
     }
-    let t = text.trim();
     let first = LAST_MATCH.with(Cell::get);
     if let Some(secs) = DATE_FORMATS[first](t) {
         return Some(secs);
@@ -398,7 +456,7 @@ pub fn parse_date(text: &str) -> Option<i64> {
 type DateParser = fn(&str) -> Option<i64>;
 
 /// Every accepted date format, as a parser to epoch seconds.
-const DATE_FORMATS: [DateParser; 15] = {
+const DATE_FORMATS: [DateParser; 18] = {
     use chrono::{DateTime, NaiveDate, NaiveDateTime};
     fn datetime(t: &str, f: &str) -> Option<i64> {
         NaiveDateTime::parse_from_str(t, f)
@@ -424,6 +482,9 @@ const DATE_FORMATS: [DateParser; 15] = {
             _ => None,
         },
         |t| datetime(t, "%Y/%m/%d %H:%M:%S"),
+        |t| datetime(t, "%Y/%m/%d %H:%M"),
+        // RFC 2822 without its zone (which `split_zone` took, as in "... 10:00:00 UTC").
+        |t| datetime(t, "%a, %d %b %Y %H:%M:%S"),
         |t| datetime(t, "%Y-%m-%dT%H:%M"),
         |t| datetime(t, "%Y-%m-%d %H:%M"),
         |t| datetime(t, "%B %d, %Y %I:%M %p"),
@@ -432,6 +493,7 @@ const DATE_FORMATS: [DateParser; 15] = {
         |t| date(t, "%d-%b-%Y"),
         |t| date(t, "%m/%d/%Y"),
         |t| date(t, "%B %d, %Y"),
+        |t| date(t, "%B %d %Y"),
         |t| date(t, "%d %B %Y"),
     ]
 };
@@ -563,5 +625,43 @@ mod tests {
         assert_eq!(seconds(DateValue::Text("soon".into())), Err("soon".into()));
         // The remembered format does not stop the others from matching.
         assert_eq!(parse_date("2025-08-18"), Some(day));
+    }
+
+    /// The forms feeds write that a first release did not read (QA pass 11).
+    #[test]
+    fn parses_zones_and_other_common_forms() {
+        let ten = 1_755_475_200 + 36_000; // 2025-08-18T10:00:00Z
+        for form in [
+            "2025-08-18T10:00:00+0000",
+            "2025-08-18T12:00:00+0200",
+            "2025-08-18T05:00:00-05",
+            "2025-08-18T10:00Z",
+            "2025-08-18 10:00:00 UTC",
+            "2025-08-18 10:00 GMT",
+            "2025-08-18 11:30:00 +01:30",
+            "Mon, 18 Aug 2025 10:00:00 UTC",
+            "2025/08/18 10:00",
+        ] {
+            assert_eq!(parse_date(form), Some(ten), "{form}");
+        }
+        assert_eq!(parse_date("Aug 18 2025"), Some(ten - 36_000));
+        let text = |t: &str| DateValue::Text(t.into()).seconds();
+        assert_eq!(text("1755511200.5"), Ok(ten));
+        // Not zones: a date alone, hours past 23, a sign inside the date, junk.
+        for not_a_date in [
+            "2025-08-18-05",
+            "2025-08-18T10:00:00+2500",
+            "2025-08-18T10:00:00+02:0",
+            "2025-08-18T10:00:00+0x00",
+            "18-08-2025 10:00",
+            "1755511200.",
+            ".5",
+            "1.2.3",
+            "UTC",
+            "Z",
+        ] {
+            assert_eq!(parse_date(not_a_date), None, "{not_a_date}");
+        }
+        assert!(text("1.2.3").is_err());
     }
 }

@@ -684,13 +684,17 @@ pub struct InputArgs {
     /// in it, not a nested field).
     #[arg(long, default_value = "text", value_name = "FIELD")]
     pub text_field: String,
-    /// JSON field holding the date (used by --representative earliest and the story
-    /// level's --window): seconds since 1970 (milliseconds from 10^11 on; a JSON number
-    /// or a string of digits), RFC 3339,
-    /// RFC 2822, 2025-08-18 10:30,
-    /// 2025-08-18, 2025/08/18, 8/18/2025, August 18, 2025 (10:30 AM), 18 August 2025.
-    /// Dates in no such form are counted and the article treated as undated.
-    #[arg(long, default_value = "date", value_name = "FIELD")]
+    #[arg(
+        long,
+        default_value = "date",
+        value_name = "FIELD",
+        help = concat!(
+            "JSON field holding the date (used by --representative earliest and the story \
+             level's --window): ",
+            date_forms!(),
+            ". Dates in no such form are counted and the article treated as undated."
+        )
+    )]
     pub date_field: String,
     /// Read every input in this format, whatever its name.
     #[arg(long, value_enum, value_name = "FORMAT")]

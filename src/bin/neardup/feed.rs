@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use neardup::PipelineBuilder;
 use neardup::feed::{
-    self, Access, Article, Compaction, FeedIndex, IndexSettings, IngestMode, IngestOptions, Level,
-    RejectedRecord, StatsRecord, Verdict, VerdictKind, VerdictRecord,
+    self, Access, Article, Compaction, FeedIndex, IgnoredDate, IndexSettings, IngestMode,
+    IngestOptions, Level, RejectedRecord, StatsRecord, Verdict, VerdictKind, VerdictRecord,
 };
 use neardup::input::{FieldNames, InputFormat, InputSpec, ReadLimits};
 use neardup::report::{Format, count};
@@ -62,9 +62,14 @@ One process may write to an index at a time
 
 /// `--date-field` of 'index add' and 'index query' (the batch commands' help speaks of
 /// their own uses).
-const DATE_FIELD_HELP: &str = "JSON field holding the date (for the window: an article \
-without a usable date matches at any distance, and is stored at the newest date indexed, or \
-its arrival time while none is, for compaction)";
+const DATE_FIELD_HELP: &str = concat!(
+    "JSON field holding the date: ",
+    date_forms!(),
+    ". For the window, an article without a usable date (none, in no such form, or more \
+     than a day after now: a mistake) matches at any distance, and is stored at the newest \
+     date indexed, or its arrival time while none is, for compaction; its verdict says why \
+     (\"date_ignored\")"
+);
 
 const WATCH_HELP: &str = "\
 Reads JSON Lines articles from standard input and, for each one, writes its verdict as
@@ -434,14 +439,12 @@ pub struct LiveArgs {
         help_heading = "Input"
     )]
     pub text_field: String,
-    /// JSON field holding the date (for the window: an article without a usable date
-    /// matches at any distance, and is stored at the newest date indexed, or its arrival
-    /// time while none is, for compaction).
     #[arg(
         long,
         default_value = "date",
         value_name = "FIELD",
-        help_heading = "Input"
+        help_heading = "Input",
+        help = DATE_FIELD_HELP
     )]
     pub date_field: String,
     /// List every match at or above the threshold ("matches"), not only the best; on a
@@ -873,12 +876,8 @@ fn bulk(a: BulkArgs, mode: IngestMode) -> Result<ExitCode> {
             line.push_str(&format!(" [bad: {}]", kinds.join(", ")));
         }
         terminal.println(&line);
-        if stats.unparsed_dates > 0 {
-            terminal.println(&format!(
-                "neardup: note: {} not be parsed (e.g. {:?}); those articles count as undated: they match at any distance, and are stored at the index's clock for compaction",
-                neardup::report::count(stats.unparsed_dates, "date could", "dates could"),
-                stats.unparsed_date_example.as_deref().unwrap_or_default()
-            ));
+        if let Some(example) = &stats.ignored_date_example {
+            terminal.println(&ignored_dates_note(stats.ignored_dates, example));
         }
         crate::note_skipped_files(&terminal, &stats.skipped_files);
     }
@@ -1223,7 +1222,20 @@ pub(crate) struct WatchCounts {
     pub(crate) rejected: u64,
     /// Articles checked and not stored (`serve`'s `/query`).
     pub(crate) checked: u64,
+    /// Date fields not used (the article counted as undated), and the first of them.
+    pub(crate) ignored_dates: u64,
+    pub(crate) ignored_date_example: Option<IgnoredDate>,
     pub(crate) latencies: Latencies,
+}
+
+/// The note, after a summary, on the `ignored` date fields (`example` the first).
+pub(crate) fn ignored_dates_note(ignored: u64, example: &IgnoredDate) -> String {
+    format!(
+        "neardup: note: {} not used (e.g. {example}); those articles count as undated: they \
+         match at any distance, and are stored at the index's clock for compaction (their \
+         verdicts say \"date_ignored\"; the forms read are in --date-field's help)",
+        count(ignored, "date field was", "date fields were"),
+    )
 }
 
 /// Times to answer, in microseconds, as a histogram (three significant digits): `watch`
@@ -1504,6 +1516,9 @@ fn watch_index(a: WatchArgs) -> Result<ExitCode> {
             None => String::new(),
         };
         terminal.println(&counts.summary("watch", &why, "verdict latency", &index));
+        if let Some(example) = &counts.ignored_date_example {
+            terminal.println(&ignored_dates_note(counts.ignored_dates, example));
+        }
     }
     if let Some(failed) = read_failed {
         anyhow::bail!("{failed}; the articles before it were decided and stored");
@@ -1591,6 +1606,22 @@ pub(crate) fn acknowledge(
     quiet: bool,
     source: &str,
 ) -> io::Result<()> {
+    if let Answer::Verdict(v) | Answer::Checked(v) = answer {
+        if let Some(date) = &v.ignored_date {
+            counts.ignored_dates += 1;
+            if counts.ignored_date_example.is_none() && !quiet {
+                // Said at once: a long-running feed would otherwise run without its
+                // window until it stops. Later ones are counted in the summary.
+                eprintln!(
+                    "neardup: warning: {source}: the date of article {:?} is not used ({date}): it counts as undated; its verdict says \"date_ignored\", as will later ones' (counted in the summary)",
+                    v.id
+                );
+            }
+            counts
+                .ignored_date_example
+                .get_or_insert_with(|| (**date).clone());
+        }
+    }
     match answer {
         Answer::Verdict(v) => {
             match v.kind {

@@ -537,6 +537,12 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     decided?;
     if !a.quiet {
         terminal.println(&counts.summary("serve", "", "time to answer a request", &index));
+        if let Some(example) = &counts.ignored_date_example {
+            terminal.println(&crate::feed::ignored_dates_note(
+                counts.ignored_dates,
+                example,
+            ));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -1248,6 +1254,8 @@ struct ArticleCounts {
     already_indexed: u64,
     rejected: u64,
     checked: u64,
+    /// Date fields not used (the article counted as undated; its verdict says why).
+    dates_ignored: u64,
 }
 
 #[derive(Serialize)]
@@ -1278,6 +1286,7 @@ fn served_stats(
             already_indexed: counts.already_indexed,
             rejected: counts.rejected,
             checked: counts.checked,
+            dates_ignored: counts.ignored_dates,
         },
         answer_ms: counts
             .latencies
