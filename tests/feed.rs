@@ -2231,6 +2231,60 @@ fn index_repair_changes_only_what_is_damaged() {
     );
 }
 
+/// A flipped bit in a log's header was reported as "no neardup header", as if the index
+/// were lost, though `index repair` keeps every article (QA pass 11); damaged settings,
+/// which cannot be repaired, say what to do instead.
+#[test]
+fn damaged_headers_say_what_to_do() {
+    let s = Scratch::new();
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    let input = s.jsonl("in.jsonl", &good_records());
+    index_ok(&["add", "-q"], &idx, &[&input]);
+    let log = idx.join("articles.0.log");
+    let good = std::fs::read(&log).unwrap();
+    for byte in [2, 9, 14, 21] {
+        let mut bad = good.clone();
+        bad[byte] ^= 1;
+        std::fs::write(&log, &bad).unwrap();
+        for (command, inputs) in [("stats", vec![]), ("add", vec![input.as_path()])] {
+            let out = index_output(&[command], &idx, &inputs);
+            assert_eq!(out.status.code(), Some(1));
+            let e = stderr_of(&out);
+            assert!(
+                e.contains("the header is damaged") && e.contains("'neardup index repair "),
+                "byte {byte}, {command}: {e}"
+            );
+        }
+        std::fs::write(&log, &good).unwrap();
+    }
+    let mut bad = good.clone();
+    bad[2] ^= 1;
+    std::fs::write(&log, &bad).unwrap();
+    let out = index_output(&["repair", "--format", "json"], &idx, &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let report = &lines_of(&out)[0];
+    assert_eq!(
+        (report["kept"].as_u64(), report["header_damaged"].as_bool()),
+        (Some(4), Some(true))
+    );
+    assert_eq!(index_stats(&idx)["articles"], 4);
+
+    let meta = idx.join("index.meta");
+    let mut bad = std::fs::read(&meta).unwrap();
+    let middle = bad.len() / 2;
+    bad[middle] ^= 1;
+    std::fs::write(&meta, &bad).unwrap();
+    for command in ["stats", "repair"] {
+        let e = stderr_of(&index_output(&[command], &idx, &[]));
+        assert!(
+            e.contains("index.meta is damaged")
+                && e.contains("create a new index and add the articles again"),
+            "{command}: {e}"
+        );
+    }
+}
+
 /// Another writer holds the index: repair is refused and changes nothing.
 #[test]
 fn index_repair_is_refused_while_another_writer_holds_the_index() {

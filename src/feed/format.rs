@@ -308,7 +308,12 @@ pub(crate) fn decode_meta(bytes: &[u8]) -> Result<Meta, String> {
     }
     let (body, sum) = bytes.split_at(bytes.len().saturating_sub(4));
     if sum.len() != 4 || crc(body) != u32::from_le_bytes(sum.try_into().expect("4 bytes")) {
-        return Err("index.meta is corrupt (checksum mismatch)".into());
+        return Err(
+            "index.meta is damaged (checksum mismatch); it holds the index's \
+                    settings, which cannot be repaired: create a new index and add the \
+                    articles again"
+                .into(),
+        );
     }
     let mut r = Reader {
         bytes: body,

@@ -179,9 +179,11 @@ pub(crate) fn create(path: &Path, generation: u64) -> io::Result<()> {
     file.sync_all()
 }
 
-/// Reads every intact frame of the log at `path` in order, handing `(offset, payload)` to
-/// `visit` (which may stop the scan with an error). `on_bytes` is told of progress.
+/// Reads every intact frame of the log at `path` (open as `file`) in order, handing
+/// `(offset, payload)` to `visit` (which may stop the scan with an error). `on_bytes` is
+/// told of progress.
 pub(crate) fn scan(
+    path: &Path,
     file: &File,
     generation: u64,
     mut on_bytes: impl FnMut(u64),
@@ -194,13 +196,21 @@ pub(crate) fn scan(
         if e.kind() == io::ErrorKind::UnexpectedEof {
             format!(
                 "the article log is cut short: it holds {file_len} bytes, fewer than its \
-                 {LOG_HEADER_BYTES}-byte header"
+                 {LOG_HEADER_BYTES}-byte header ({})",
+                repair_hint(path)
             )
         } else {
             format!("reading the article log header: {e}")
         }
     })?;
-    format::check_log_header(&header, generation)?;
+    // A damaged header hides no article: repair rewrites it (QA pass 11 found users told
+    // only "no neardup header", as if the index were lost).
+    format::check_log_header(&header, generation).map_err(|e| {
+        format!(
+            "{e}; the header is damaged, or the log is not this index's ({})",
+            repair_hint(path)
+        )
+    })?;
     let valid_len = crate::frame::scan(
         &mut reader,
         LOG_HEADER_BYTES,

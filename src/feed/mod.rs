@@ -907,6 +907,7 @@ impl FeedIndex {
             accumulated.then(|| std::thread::spawn(move || StoryStats::count_from(keys_rx)));
         let mut pending: (u64, Vec<u64>) = (0, Vec::with_capacity(KEYS_PER_CHUNK));
         let scanned = log::scan(
+            &path,
             &file,
             meta.generation,
             &mut on_bytes,
