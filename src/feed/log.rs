@@ -805,6 +805,7 @@ mod tests {
         let file = File::open(path).unwrap();
         let mut seen = Vec::new();
         let end = scan(
+            path,
             &file,
             0,
             |_| {},
@@ -823,7 +824,7 @@ mod tests {
         let path = dir.path().join("log");
         create(&path, 0).unwrap();
         let file = File::options().read(true).write(true).open(&path).unwrap();
-        let end = scan(&file, 0, |_| {}, |_, _| Ok(())).unwrap();
+        let end = scan(&path, &file, 0, |_| {}, |_, _| Ok(())).unwrap();
         let (mut log, kept) = Log::open_write(&path, file, &end).unwrap();
         assert_eq!(kept, None);
         log.append(|v| v.extend_from_slice(&frame("a")));
@@ -1001,7 +1002,7 @@ mod tests {
         let path = dir.path().join("log");
         create(&path, 0).unwrap();
         let file = File::options().read(true).write(true).open(&path).unwrap();
-        let end = scan(&file, 0, |_| {}, |_, _| Ok(())).unwrap();
+        let end = scan(&path, &file, 0, |_| {}, |_, _| Ok(())).unwrap();
         let (mut log, _) = Log::open_write(&path, file, &end).unwrap();
         let (offset, len) = log.append(|v| v.extend_from_slice(&frame("x")));
         let mut buf = Vec::new();
