@@ -4124,6 +4124,79 @@ fn serve_warns_when_the_open_files_limit_is_short_of_its_connections() {
 
 /// `POST /remove` takes articles out while the server goes on answering (the rewrite
 /// runs in the background), and answers once they are gone.
+/// Ids with spaces around them or a line break in them are taken by every feed command,
+/// but `--ids-from` and `/remove` trimmed their lines, so such an article could not be
+/// taken down that way; and an id named twice was answered `removed` twice (QA pass 11).
+#[test]
+fn odd_ids_are_removed_through_json_strings_and_each_id_is_answered_once() {
+    let s = Scratch::new();
+    let records = [
+        serde_json::json!({"id": " b ", "text": RATE}),
+        serde_json::json!({"id": "a\nb", "text": STORM}),
+        serde_json::json!({"id": "c", "text": "eight nine ten eleven twelve thirteen"}),
+        serde_json::json!({"id": "d", "text": "fourteen fifteen sixteen seventeen eighteen"}),
+    ];
+    let input = s.write("in.jsonl", to_jsonl(&records));
+    let idx = s.path("idx");
+    index_ok(&["create", "-q"], &idx, &[]);
+    index_ok(&["add", "-q"], &idx, &[&input]);
+    let ids = s.write("ids.txt", "\" b \"\n  \"a\\nb\"\nc\n c \n\n\"c\"\nb\n");
+    let out = neardup()
+        .args(["index", "remove"])
+        .arg(&idx)
+        .arg("c")
+        .arg("--ids-from")
+        .arg(&ids)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        lines_of(&out),
+        [
+            serde_json::json!({"id": "c", "removed": true}),
+            serde_json::json!({"id": " b ", "removed": true}),
+            serde_json::json!({"id": "a\nb", "removed": true}),
+            serde_json::json!({"id": "b", "removed": false}),
+        ]
+    );
+    assert_eq!(index_stats(&idx)["articles"], 1);
+    let bad = s.write("bad.txt", "d\n\"unclosed\n");
+    let out = neardup()
+        .args(["index", "remove"])
+        .arg(&idx)
+        .arg("--ids-from")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("bad.txt:2: a line starting with '\"' is read as a JSON string"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(index_stats(&idx)["articles"], 1, "nothing removed");
+
+    let served = s.path("served");
+    index_ok(&["create", "-q"], &served, &[]);
+    index_ok(&["add", "-q"], &served, &[&input]);
+    let server = Served::start(&served, &[]);
+    let (status, answer) = server.request("POST", "/remove", b"\"unclosed\n");
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("line 1: a line starting with"), "{answer}");
+    let (status, answer) = server.request("POST", "/remove", b"\" b \"\n\" b \"\n\"a\\nb\"\n");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        json_lines(&answer),
+        [
+            serde_json::json!({"id": " b ", "removed": true}),
+            serde_json::json!({"id": "a\nb", "removed": true}),
+        ]
+    );
+    let (status, err) = server.stop();
+    assert!(status.success(), "{err}");
+    assert_eq!(index_stats(&served)["articles"], 2);
+}
+
 #[test]
 fn serve_removes_articles_while_it_answers() {
     let s = Scratch::new();

@@ -368,7 +368,9 @@ pub struct RemoveArgs {
     /// Ids of the articles to remove.
     #[arg(value_name = "ID")]
     pub ids: Vec<String>,
-    /// A file of more ids, one per line ('-': standard input); blank lines are skipped.
+    /// A file of more ids, one per line ('-': standard input); lines are trimmed and blank
+    /// ones skipped, and a line starting with '"' is a JSON string (an id with spaces
+    /// around it or a line break in it: "\" b \""). An id given twice is answered once.
     #[arg(long, value_name = "FILE")]
     pub ids_from: Option<PathBuf>,
     /// No summary on standard error.
@@ -1088,17 +1090,18 @@ fn remove(a: RemoveArgs) -> Result<ExitCode> {
                 format!("reading ids from {}", neardup::report::shown_path(path))
             })?
         };
-        ids.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(String::from),
-        );
+        let shown = if path.as_os_str() == "-" {
+            "<stdin>".to_string()
+        } else {
+            neardup::report::shown_path(path)
+        };
+        ids.extend(ids_of_lines(&text).map_err(|e| anyhow::anyhow!("{shown}:{e}"))?);
     }
     anyhow::ensure!(
         !ids.is_empty(),
         "no id to remove: the --ids-from input holds none (blank lines are skipped)"
     );
+    let ids = each_once(ids);
     let terminal = terminal(ProgressArg::Auto, a.quiet);
     let mut index = open_index(&a.dir, Access::Write, &terminal)?;
     let report = index.remove(&ids, &terminal)?;
@@ -1122,6 +1125,37 @@ fn remove(a: RemoveArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The ids of `text`, one per line (`index remove --ids-from`, `serve`'s `/remove`): a
+/// line is trimmed and blank lines are skipped, but a line starting with `"` is a JSON
+/// string, for an id with spaces around it or a line break in it. An error names the
+/// line (`LINE: why`).
+pub(crate) fn ids_of_lines(text: &str) -> Result<Vec<String>, String> {
+    let mut ids = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('"') {
+            let id: String = serde_json::from_str(line).map_err(|e| {
+                format!(
+                    "{}: a line starting with '\"' is read as a JSON string: {e}",
+                    number + 1
+                )
+            })?;
+            ids.push(id);
+        } else if !line.is_empty() {
+            ids.push(line.to_string());
+        }
+    }
+    Ok(ids)
+}
+
+/// `ids` without repeats, in the order first given: each is answered once.
+pub(crate) fn each_once(ids: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    ids.into_iter()
+        .filter(|id| seen.insert(id.clone()))
+        .collect()
 }
 
 /// What the stdin reader and the signal handler tell the watch loop.

@@ -51,7 +51,9 @@ Endpoints:
                    the reason (malformed JSON, missing text, a repeated id, …)
   POST /query      the same, but nothing is stored: each article's verdict against the
                    index as it is (as 'index query' gives it, with \"indexed\")
-  POST /remove     a body of ids, one per line: those articles are taken out for good,
+  POST /remove     a body of ids, one per line (as 'index remove --ids-from' reads
+                   them: a line starting with '\"' is a JSON string, for an id with
+                   spaces around it): those articles are taken out for good,
                    as 'index remove' does (in the background: answers go on), and the
                    answer, once they are gone, is one {\"id\",\"removed\"} line per id
   GET /health      {\"status\":\"ok\",\"articles\":N} (HEAD: the status alone); 503 with
@@ -1453,12 +1455,10 @@ async fn remove(request: Request<Incoming>, front: &Front) -> Answered {
     let Ok(text) = String::from_utf8(bytes) else {
         return error(400, "the body is not UTF-8 text; nothing was removed");
     };
-    let ids: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect();
+    let ids = match crate::feed::ids_of_lines(&text) {
+        Ok(ids) => crate::feed::each_once(ids),
+        Err(e) => return error(400, &format!("line {e}; nothing was removed")),
+    };
     if ids.is_empty() {
         return error(
             400,
