@@ -660,6 +660,16 @@ class Index:
         ids = [str(i) for i in _batch(ids, "ids", "a str or an iterable of str")]
         return dict(zip(ids, self._native.remove(ids)))
 
+    def compact(self) -> dict[str, Any]:
+        """Removes the articles older than the index's window before its clock (its
+        newest date, never later than now), as ``neardup index compact`` does, and
+        returns ``{"removed", "kept", "log_bytes": [before, after]}``. A feed with a
+        window calls it now and then (daily, say), or memory and disk grow without end;
+        it rewrites the log into a new generation, so a crash leaves the old index or the
+        new one, whole. An index without a window has nothing to remove."""
+        removed, kept, before, after = self._native.compact()
+        return {"removed": removed, "kept": kept, "log_bytes": [before, after]}
+
     def stats(self) -> dict[str, Any]:
         """Settings and counts, as ``neardup index stats --format jsonl``."""
         return json.loads(self._native.stats())
@@ -686,10 +696,17 @@ class Index:
 
     def _ingest(self, call: Any, records: Union[Mapping[str, Any], Iterable[Mapping[str, Any]]]) -> Any:
         one = isinstance(records, Mapping)
-        batch = [records] if one else list(_batch(records, expected="a dict or an iterable of dicts"))
-        # A record that is not a mapping is answered in its place, as other unusable
-        # records are, so that the rest of the batch is still added.
-        usable = [i for i, record in enumerate(batch) if isinstance(record, Mapping)]
+        try:
+            batch = [records] if one else list(_batch(records, expected="a dict or an iterable of dicts"))
+            # A record that is not a mapping is answered in its place, as other unusable
+            # records are, so that the rest of the batch is still added.
+            usable = [i for i, record in enumerate(batch) if isinstance(record, Mapping)]
+        except KeyboardInterrupt:
+            # Still the documented Interrupted, so a caller's handler need not tell apart
+            # when the interrupt came.
+            stop = Interrupted("stopped by Ctrl-C (KeyboardInterrupt) before any record was added", "")
+            stop.answers = []
+            raise stop from None
         answers: list[Any] = [
             {
                 "schema_version": 1,

@@ -50,6 +50,10 @@ pub fn json_lines(
     let mapping = py.import("collections.abc")?.getattr("Mapping")?;
     let mut out = Encoded::default();
     for (i, record) in records.try_iter()?.enumerate() {
+        // Millions of records take seconds to convert: Ctrl-C is seen here too.
+        if i % 1024 == 1023 {
+            py.check_signals()?;
+        }
         let record = record?;
         out.count += 1;
         let start = out.bytes.len();

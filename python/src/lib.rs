@@ -386,7 +386,15 @@ impl Index {
         };
         // A record with a value JSON cannot hold (NaN, bytes, ...) is answered in its
         // place as one the reader rejects is: an empty line for the reader.
-        let encoded = encode::json_lines(records, RECORDS, &self.fields, false, true)?;
+        let encoded = match encode::json_lines(records, RECORDS, &self.fields, false, true) {
+            Err(e) if e.is_instance_of::<PyKeyboardInterrupt>(py) => {
+                return Err(Interrupted::new_err((
+                    "stopped by Ctrl-C (KeyboardInterrupt) before any record was added",
+                    String::new(),
+                )));
+            }
+            encoded => encoded?,
+        };
         let count = encoded.count;
         let unwritable = encoded.unwritable;
         let input = [in_memory(RECORDS, encoded.bytes)];
@@ -548,6 +556,20 @@ impl Index {
                 .remove(&ids, &neardup::progress::Silent)
                 .map(|report| report.found)
                 .map_err(error)
+        })
+    }
+
+    /// Removes the articles older than the window before the index's clock, as
+    /// `neardup index compact` does: (removed, kept, log bytes before, after).
+    fn compact(&self, py: Python<'_>) -> PyResult<(u64, u64, u64, u64)> {
+        self.with(py, |index| {
+            let report = index.compact(&neardup::progress::Silent).map_err(error)?;
+            Ok((
+                report.removed,
+                report.kept,
+                report.log_bytes.0,
+                report.log_bytes.1,
+            ))
         })
     }
 

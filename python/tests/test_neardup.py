@@ -687,6 +687,75 @@ def test_query_adds_nothing_and_remove_takes_out(tmp_path):
         assert index.clusters(min_size=1) and all(c["size"] == 1 for c in index.clusters(min_size=1))
 
 
+def test_compact_removes_what_the_window_left_behind(tmp_path):
+    day = 86_400
+    t0 = 1_700_000_000
+    records = [
+        {"id": f"a{i}", "text": f"Story {i}: the council of town {i} voted on road {i} and bridge {i}.",
+         "date": t0 + i * day}
+        for i in range(10)
+    ]
+    with neardup.Index.create(tmp_path / "idx", window="3d") as index:
+        index.add(records)
+        assert index.stats()["expired"] == 6
+        report = index.compact()
+        assert (report["removed"], report["kept"]) == (6, 4)
+        assert report["log_bytes"][1] < report["log_bytes"][0]
+        assert len(index) == 4 and index.stats()["expired"] == 0
+        assert index.compact()["removed"] == 0
+    with neardup.Index(tmp_path / "idx", read_only=True) as view:
+        assert len(view) == 4
+        with pytest.raises(neardup.NeardupError, match="read"):
+            view.compact()
+
+
+def test_verdicts_say_which_dates_are_not_used(tmp_path):
+    with neardup.Index.create(tmp_path / "idx", window="3d") as index:
+        answers = index.add([
+            {"id": "a", "text": "one two three four five six seven", "date": "2025-08-18T10:00:00+0000"},
+            {"id": "b", "text": "eight nine ten eleven twelve thirteen", "date": "next tuesday"},
+            {"id": "c", "text": "fourteen fifteen sixteen seventeen eighteen", "date": "2087-03-01"},
+        ])
+        assert [a.get("date_ignored") for a in answers] == [
+            None,
+            {"value": "next tuesday", "reason": "unparsable"},
+            {"value": "2087-03-01", "reason": "in_the_future"},
+        ]
+
+
+def test_ctrl_c_while_records_are_converted_stops_before_anything_is_added(tmp_path):
+    # It was seen only once every record was converted and the first batch decided, a
+    # second later on 57,000 records (QA pass 11).
+    read = []
+
+    class Record(Mapping):
+        """A record that counts its reading, and presses Ctrl-C when it is the sixth."""
+
+        def __init__(self, record: dict) -> None:
+            self.record = record
+
+        def __getitem__(self, key: str) -> Any:
+            return self.record[key]
+
+        def __iter__(self) -> Any:
+            read.append(self.record["id"])
+            if len(read) == 6:
+                os.kill(os.getpid(), signal.SIGINT)
+            return iter(self.record)
+
+        def __len__(self) -> int:
+            return len(self.record)
+
+    records = [Record({"id": f"r{i}", "text": f"report {i} on road {i} and bridge {i}"}) for i in range(3000)]
+    with neardup.Index.create(tmp_path / "idx") as index:
+        with pytest.raises(neardup.Interrupted) as stopped:
+            index.add(records)
+        assert stopped.value.answers == []
+        assert len(index) == 0
+        assert len(read) <= 1024, "converting stops at the next check"
+        assert len(index.add(records[:5])) == 5
+
+
 def test_ctrl_c_stops_a_long_add_between_batches_with_the_answers_so_far(tmp_path):
     # Ten batches of 4,096: Ctrl-C comes once the first is written and is seen within a
     # tenth of a second, so the add stops batches before its end, even in a release build.
