@@ -124,9 +124,17 @@ impl SettingsCheck {
     pub(crate) fn check(
         &mut self,
         id: &str,
+        schema_version: Option<u32>,
         settings: Option<&str>,
         at: &crate::FileLocation,
     ) -> Result<(), String> {
+        let ours = crate::report::SCHEMA_VERSION;
+        if let Some(theirs) = schema_version.filter(|&v| v != ours) {
+            return Err(format!(
+                "document {id:?} was sketched with schema_version {theirs}, this neardup \
+                 reads {ours}: sketch it again with this neardup"
+            ));
+        }
         let settings = settings.ok_or_else(|| {
             format!(
                 "document {id:?} has no \"settings\" field (sketched by an older neardup): \
@@ -489,6 +497,8 @@ pub(crate) fn refuse_repeated_pairs(
 struct SketchIn {
     id: String,
     #[serde(default)]
+    schema_version: Option<u32>,
+    #[serde(default)]
     level: Option<String>,
     #[serde(default)]
     settings: Option<String>,
@@ -582,7 +592,7 @@ impl PairVerifier {
             }
             for r in [&x, &y] {
                 check
-                    .check(&r.id, r.settings.as_deref(), &at)
+                    .check(&r.id, r.schema_version, r.settings.as_deref(), &at)
                     .map_err(bad)?;
             }
             if x.id == y.id {

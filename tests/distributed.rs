@@ -275,6 +275,14 @@ fn verify_refuses_sketches_made_with_other_settings() {
         &[],
         "has no \"settings\" field (sketched by an older neardup)",
     );
+    // Written by a neardup of another record schema: refused, not guessed at.
+    let mut newer: serde_json::Value = serde_json::from_str(&plain[4]).unwrap();
+    newer["schema_version"] = 2.into();
+    refused_line(
+        format!("[{},{newer}]", plain[3]),
+        &[],
+        "was sketched with schema_version 2, this neardup reads 1",
+    );
     // Sketched before the banding was named, both records: they could be banded otherwise.
     let unbanded = |line: &str| {
         let mut record: serde_json::Value = serde_json::from_str(line).unwrap();

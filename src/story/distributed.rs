@@ -286,7 +286,7 @@ impl<'s> Verifier<'s> {
                 // The level first: its message says more than the settings'.
                 if r.level == "story" {
                     check
-                        .check(&r.id, r.settings.as_deref(), &at)
+                        .check(&r.id, Some(r.schema_version), r.settings.as_deref(), &at)
                         .map_err(bad)?;
                 }
             }
