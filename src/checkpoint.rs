@@ -294,9 +294,10 @@ impl Checkpoint {
         checkpoint_error(
             &self.dir,
             format!(
-                "holds the fingerprints of other inputs (the first batch read differs from \
-                 the one it kept, and so does the first input: {} then, {} now); give the \
-                 same inputs, another --checkpoint directory, or delete it to start afresh",
+                "holds the fingerprints of other inputs (its first input was {}, this \
+                 run's is {}; inputs are known by their names as well as their bytes, so a \
+                 moved or renamed file is another input); give the same inputs, another \
+                 --checkpoint directory, or delete it to start afresh",
                 name(theirs),
                 name(ours)
             ),

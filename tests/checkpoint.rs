@@ -260,8 +260,9 @@ fn other_settings_other_inputs_and_a_second_run_are_refused_and_nothing_is_lost(
     assert_eq!(code, 1);
     assert!(
         err.contains("holds the fingerprints of other inputs")
-            && err.contains("in.jsonl then, ")
-            && err.contains("other.jsonl now"),
+            && err.contains("its first input was ")
+            && err.contains("in.jsonl, this run's is ")
+            && err.contains("other.jsonl; inputs are known by their names"),
         "{err}"
     );
     let (code, _, err) = pairs(&input, &["--checkpoint", input.to_str().unwrap()]);

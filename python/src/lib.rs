@@ -65,8 +65,8 @@ fn error(e: neardup::Error) -> PyErr {
             keywords(&earlier_position(location, reason))
         )),
         ErrorKind::Io { context, source } => os_error(format!("{context}: {source}"), source),
-        ErrorKind::Damaged { .. } => NeardupError::new_err(repair_call(&e.to_string())),
-        _ => NeardupError::new_err(e.to_string()),
+        // A damaged log header is an index error, and names the command too.
+        _ => NeardupError::new_err(repair_call(&e.to_string())),
     }
 }
 
@@ -167,11 +167,13 @@ fn earlier_position(location: &FileLocation, reason: &str) -> String {
 fn reason(kind: &ProblemKind) -> String {
     match kind {
         ProblemKind::DuplicateId { id, first, .. } => {
-            // An index names itself as `index NAME, with other text` (src/feed/ingest.rs).
-            match first
-                .strip_prefix("index ")
-                .and_then(|f| f.strip_suffix(", with other text"))
-            {
+            // An index names itself as `index NAME, with other text` or, when adding,
+            // `index NAME, added earlier by this input or before it, with other text`
+            // (src/feed/ingest.rs).
+            match first.strip_prefix("index ").and_then(|f| {
+                f.strip_suffix(", added earlier by this input or before it, with other text")
+                    .or_else(|| f.strip_suffix(", with other text"))
+            }) {
                 Some(index) => {
                     format!("duplicate id {id:?}: the index {index} has it with other text")
                 }

@@ -1031,6 +1031,21 @@ def test_repair_keeps_every_intact_article_as_the_command_does(command, tmp_path
     assert neardup.Index.repair(py)["outcome"] == "nothing_to_repair"
 
 
+def test_a_damaged_log_header_names_the_package_repair(tmp_path):
+    # It named the command, which the package does not install (QA pass 12).
+    path = tmp_path / "idx"
+    with neardup.Index.create(path) as index:
+        index.add(edited_copies())
+    log = path / "articles.0.log"
+    bad = bytearray(log.read_bytes())
+    bad[2] ^= 1
+    log.write_bytes(bytes(bad))
+    with pytest.raises(neardup.NeardupError, match=r"header is damaged.*neardup\.Index\.repair\(") as raised:
+        neardup.Index(path)
+    assert "neardup index repair" not in str(raised.value)
+    assert neardup.Index.repair(path)["kept"] == 6
+
+
 def test_repair_takes_the_lock_and_may_discard_the_damaged_log(tmp_path):
     path = tmp_path / "idx"
     records = edited_copies()

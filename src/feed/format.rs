@@ -65,7 +65,7 @@ pub const FORMAT_VERSION: u32 = 1;
 
 pub(crate) const META_FILE: &str = "index.meta";
 pub(crate) const LOCK_FILE: &str = "lock";
-const META_MAGIC: &[u8; 8] = b"NDUPMETA";
+pub(crate) const META_MAGIC: &[u8; 8] = b"NDUPMETA";
 const LOG_MAGIC: &[u8; 8] = b"NDUPLOG\n";
 pub(crate) const LOG_HEADER_BYTES: u64 = 24;
 pub(crate) use crate::frame::HEADER_BYTES as FRAME_HEADER_BYTES;

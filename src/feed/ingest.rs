@@ -209,7 +209,15 @@ pub fn ingest(
                         let Some(verdict) = verdict else {
                             let kind = ProblemKind::DuplicateId {
                                 id: article.id,
-                                first: format!("index {index_name}, with other text"),
+                                first: match mode {
+                                    // Perhaps by this very input: not necessarily before it.
+                                    IngestMode::Add => format!(
+                                        "index {index_name}, added earlier by this input or before it, with other text"
+                                    ),
+                                    IngestMode::Query => {
+                                        format!("index {index_name}, with other text")
+                                    }
+                                },
                                 same_text: false,
                             };
                             if let Err(e) =

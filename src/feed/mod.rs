@@ -2683,7 +2683,27 @@ fn read_meta(dir: &Path) -> Result<Meta> {
     File::open(dir.join(format::META_FILE))
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(|e| io_error(dir, "reading index.meta", e))?;
-    format::decode_meta(&bytes).map_err(|e| index_error(dir, e))
+    format::decode_meta(&bytes).map_err(|e| {
+        // Beside an article log, a bad header is damage, not another kind of directory
+        // (QA pass 12: "not a neardup index" sent users to rebuild from scratch).
+        let has_log = std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries.flatten().any(|entry| {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                name.starts_with("articles.") && name.ends_with(".log")
+            })
+        });
+        if has_log && !bytes.starts_with(format::META_MAGIC) {
+            index_error(
+                dir,
+                "index.meta is damaged (its header is not neardup's, though article logs \
+                 are beside it); it holds the index's settings, which cannot be repaired: \
+                 create a new index and add the articles again",
+            )
+        } else {
+            index_error(dir, e)
+        }
+    })
 }
 
 /// The writer's hold on an index: the lock of `DIR/lock` and, where it can be taken, of

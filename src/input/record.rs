@@ -65,6 +65,11 @@ impl DateValue {
             DateValue::Epoch(n) if n.abs() >= MILLISECONDS_FROM => Ok((n / 1000.0) as i64),
             // `as` saturates: a number beyond i64 becomes its end.
             DateValue::Epoch(secs) => Ok(secs as i64),
+            // Eight digits that make a date are one (`20250818`): as seconds they would be
+            // 1970, which no news archive is dated by in a string.
+            DateValue::Text(t) if compact_date(t.trim()).is_some() => {
+                Ok(compact_date(t.trim()).expect("just checked"))
+            }
             // Epoch seconds or milliseconds written as a string mean what the number does.
             DateValue::Text(t) if is_epoch(t.trim()) => match t.trim().parse::<f64>() {
                 Ok(n) => DateValue::Epoch(n).seconds(),
@@ -74,6 +79,23 @@ impl DateValue {
         }
     }
 }
+
+/// `YYYYMMDD` as seconds since the epoch (midnight UTC), if `t` is eight digits making a
+/// date from [`EARLIEST_TEXT_DATE`] on.
+fn compact_date(t: &str) -> Option<i64> {
+    if t.len() != 8 || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    chrono::NaiveDate::parse_from_str(t, "%Y%m%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc().timestamp())
+        .filter(|&secs| secs >= EARLIEST_TEXT_DATE)
+}
+
+/// 1800-01-01T00:00:00Z. A date read from text before it is taken for a misreading: a
+/// two-digit year ("8/18/25") would otherwise be the year 25.
+pub const EARLIEST_TEXT_DATE: i64 = -5_364_662_400;
 
 /// Digits, with a decimal part or not (`1755511200`, `1755511200.5`).
 fn is_epoch(t: &str) -> bool {
@@ -163,6 +185,13 @@ pub fn parse_json_record<'a>(
         Some(Scalar::Str(s)) => Some(DateValue::Text(s)),
         Some(Scalar::Integer(s)) => s.parse().ok().map(DateValue::Epoch),
         Some(Scalar::Float(f)) => Some(DateValue::Epoch(f)),
+        // A value of another type (true, an object) is a date that cannot be read,
+        // reported as such, not the absence of one.
+        Some(Scalar::Other(kind)) if kind != "null" => parts
+            .metadata
+            .iter()
+            .find(|(key, _)| key.as_ref() == fields.date.as_str())
+            .map(|(_, raw)| DateValue::Text(raw.get().to_string())),
         _ => None,
     };
     let metadata = (!parts.metadata.is_empty()).then(|| {
@@ -438,13 +467,16 @@ fn parse_naive_or_rfc(t: &str) -> Option<i64> {
         // A corpus nearly always uses one format: try the last one that matched first.
         static LAST_MATCH: Cell<usize> = const { Cell::new(0) };
     }
+    // Before 1800 is a misreading (a two-digit year), and no two formats then read one
+    // text as two dates, so trying the last match first changes no result.
+    let parse = |i: usize| DATE_FORMATS[i](t).filter(|&secs| secs >= EARLIEST_TEXT_DATE);
     let first = LAST_MATCH.with(Cell::get);
-    if let Some(secs) = DATE_FORMATS[first](t) {
+    if let Some(secs) = parse(first) {
         return Some(secs);
     }
-    for (i, parse) in DATE_FORMATS.iter().enumerate() {
+    for i in 0..DATE_FORMATS.len() {
         if i != first {
-            if let Some(secs) = parse(t) {
+            if let Some(secs) = parse(i) {
                 LAST_MATCH.with(|m| m.set(i));
                 return Some(secs);
             }
@@ -474,9 +506,15 @@ const DATE_FORMATS: [DateParser; 18] = {
         |t| DateTime::parse_from_rfc2822(t).ok().map(|d| d.timestamp()),
         |t| datetime(t, "%Y-%m-%dT%H:%M:%S%.f"),
         |t| datetime(t, "%Y-%m-%d %H:%M:%S%.f"),
-        // Reuters-21578 dates sometimes carry control-character junk after the time.
+        // Reuters-21578 dates sometimes carry junk after the time ("&#5;&#5;&#5;RM", "
+        // # date added by S Finch as guesswork"), but never a zone, "PM" or a word: those
+        // are not dropped.
         |t| match NaiveDateTime::parse_and_remainder(t, "%d-%b-%Y %H:%M:%S%.f") {
-            Ok((d, rest)) if !rest.starts_with(|c: char| c.is_ascii_alphanumeric()) => {
+            Ok((d, rest))
+                if !rest
+                    .trim_start()
+                    .starts_with(|c: char| c.is_alphanumeric() || c == '+' || c == '-') =>
+            {
                 Some(d.and_utc().timestamp())
             }
             _ => None,
@@ -663,5 +701,53 @@ mod tests {
             assert_eq!(parse_date(not_a_date), None, "{not_a_date}");
         }
         assert!(text("1.2.3").is_err());
+    }
+
+    /// QA pass 12: two-digit years were the year 25, eight digits were seconds of 1970, a
+    /// zone after a Reuters-form time was dropped, and a value of another JSON type was
+    /// taken for no date.
+    #[test]
+    fn misreadings_are_not_dates() {
+        let day = 1_755_475_200; // 2025-08-18
+        let text = |t: &str| DateValue::Text(t.into()).seconds();
+        for two_digit_year in [
+            "8/18/25",
+            "18-Aug-25",
+            "Aug 18, 25",
+            "25/08/18",
+            "10/11/12",
+            "0000-01-01",
+        ] {
+            assert_eq!(parse_date(two_digit_year), None, "{two_digit_year}");
+        }
+        assert_eq!(text("20250818"), Ok(day));
+        assert_eq!(text("17555112"), Ok(17_555_112), "not a date: seconds");
+        assert_eq!(text("2025081"), Ok(2_025_081));
+        assert_eq!(
+            parse_date("18-Aug-2025 10:00:00 +0200"),
+            Some(day + 8 * 3600)
+        );
+        assert_eq!(
+            parse_date("18-Aug-2025 10:00:00 -05"),
+            Some(day + 15 * 3600)
+        );
+        assert_eq!(parse_date("18-Aug-2025 10:00:00 PM"), None);
+        assert_eq!(parse_date("18-Aug-2025 10:00:00 EST"), None);
+        assert_eq!(
+            parse_date("18-AUG-2025 10:00:00.79&#5;&#5;RM"),
+            Some(day + 36_000)
+        );
+        assert_eq!(
+            parse_date("18-AUG-2025 10:00:00.00    # a note"),
+            Some(day + 36_000)
+        );
+        for other_type in [r#"true"#, r#"{"$date":1}"#, r#"[1755511200]"#] {
+            let line = format!(r#"{{"id":"a","text":"x","date":{other_type}}}"#);
+            let r = parse(&line).unwrap();
+            assert_eq!(r.date, Some(DateValue::Text(other_type.into())));
+            assert!(r.date.unwrap().seconds().is_err());
+        }
+        let r = parse(r#"{"id":"a","text":"x","date":null}"#).unwrap();
+        assert_eq!(r.date, None);
     }
 }

@@ -882,8 +882,8 @@ pub struct ExecArgs {
     /// other comparison settings (--threshold, --window, clustering, output) reuses them
     /// all. Inputs changed since are fingerprinted afresh from their first changed
     /// batch; other fingerprint settings (--shingle, fields, level), other inputs (another
-    /// first input file, or standard input, with a first batch that differs) and a
-    /// second run on DIR are refused. Takes disk of about 1.6 times the input (2.5 times
+    /// first input file, or standard input: inputs are known by their names too, so a
+    /// moved or renamed file is another input) and a second run on DIR are refused. Takes disk of about 1.6 times the input (2.5 times
     /// at the story level) and little time (what it holds is not spilled again); delete
     /// DIR when done.
     #[arg(long, value_name = "DIR")]

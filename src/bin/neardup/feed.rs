@@ -1128,13 +1128,17 @@ fn remove(a: RemoveArgs) -> Result<ExitCode> {
 }
 
 /// The ids of `text`, one per line (`index remove --ids-from`, `serve`'s `/remove`): a
-/// line is trimmed and blank lines are skipped, but a line starting with `"` is a JSON
+/// line is trimmed of ASCII whitespace and blank lines are skipped, but a line starting with `"` is a JSON
 /// string, for an id with spaces around it or a line break in it. An error names the
 /// line (`LINE: why`).
 pub(crate) fn ids_of_lines(text: &str) -> Result<Vec<String>, String> {
     let mut ids = Vec::new();
+    // A file saved by Notepad starts with a byte-order mark, which is no part of an id.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
+        // ASCII only: a no-break space may begin an id, and trimming it would remove
+        // another article.
+        let line = line.trim_matches(|c: char| c.is_ascii_whitespace());
         if line.starts_with('"') {
             let id: String = serde_json::from_str(line).map_err(|e| {
                 format!(
@@ -1236,9 +1240,10 @@ fn read_stdin(tx: mpsc::Sender<Event>, limit: u64) {
 
 /// One output line of a commit group.
 pub(crate) enum Answer {
-    Verdict(Verdict),
+    /// A verdict, and the line of the article's record.
+    Verdict(Verdict, u64),
     /// A verdict of `serve`'s `/query`: the article was not stored.
-    Checked(Verdict),
+    Checked(Verdict, u64),
     Rejected {
         id: Option<String>,
         line: u64,
@@ -1640,14 +1645,14 @@ pub(crate) fn acknowledge(
     quiet: bool,
     source: &str,
 ) -> io::Result<()> {
-    if let Answer::Verdict(v) | Answer::Checked(v) = answer {
+    if let Answer::Verdict(v, line) | Answer::Checked(v, line) = answer {
         if let Some(date) = &v.ignored_date {
             counts.ignored_dates += 1;
             if counts.ignored_date_example.is_none() && !quiet {
                 // Said at once: a long-running feed would otherwise run without its
                 // window until it stops. Later ones are counted in the summary.
                 eprintln!(
-                    "neardup: warning: {source}: the date of article {:?} is not used ({date}): it counts as undated; its verdict says \"date_ignored\", as will later ones' (counted in the summary)",
+                    "neardup: warning: {source}:{line}: the date of article {:?} is not used ({date}): it counts as undated; its verdict says \"date_ignored\", as will later ones' (counted in the summary)",
                     v.id
                 );
             }
@@ -1657,7 +1662,7 @@ pub(crate) fn acknowledge(
         }
     }
     match answer {
-        Answer::Verdict(v) => {
+        Answer::Verdict(v, _) => {
             match v.kind {
                 // A re-send: counted apart, as 'index add' does, not as a new article.
                 _ if v.already_indexed => counts.already_indexed += 1,
@@ -1667,7 +1672,7 @@ pub(crate) fn acknowledge(
             }
             feed::write_json_line(out, &VerdictRecord::new(v, false, all_matches))
         }
-        Answer::Checked(v) => {
+        Answer::Checked(v, _) => {
             counts.checked += 1;
             feed::write_json_line(out, &VerdictRecord::new(v, true, all_matches))
         }
@@ -1730,14 +1735,14 @@ pub(crate) fn prepare(
 /// Adds a prepared article to the index: its verdict, or its rejection for an id already
 /// indexed with other text.
 pub(crate) fn commit(index: &mut FeedIndex, article: Article, line: u64) -> Result<Answer> {
-    let verdict = index.add(&article)?.map(Answer::Verdict);
+    let verdict = index.add(&article)?.map(|v| Answer::Verdict(v, line));
     Ok(verdict.unwrap_or_else(|| id_taken(article, line, "this record is skipped")))
 }
 
 /// The verdict on a prepared article without adding it (`serve`'s `/query`), or its
 /// rejection for an id already indexed with other text.
 pub(crate) fn check(index: &mut FeedIndex, article: Article, line: u64) -> Result<Answer> {
-    let verdict = index.query(&article)?.map(Answer::Checked);
+    let verdict = index.query(&article)?.map(|v| Answer::Checked(v, line));
     Ok(verdict.unwrap_or_else(|| id_taken(article, line, "this record is not checked")))
 }
 

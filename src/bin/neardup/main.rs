@@ -14,10 +14,11 @@ macro_rules! eprintln {
 macro_rules! date_forms {
     () => {
         "seconds since 1970 (milliseconds from 10^11 on; a JSON number or a string of \
-         digits, with decimals or not), RFC 3339, RFC 2822, 2025-08-18 10:30, 2025/08/18 \
-         10:30, 2025-08-18, 2025/08/18, 8/18/2025, August 18, 2025 (10:30 AM), Aug 18 2025, \
-         18 August 2025; a date with a time may end in a zone (Z, UTC, GMT, +0200, +02:00, \
-         -05)"
+         digits, with decimals or not; but eight digits that make a date are that date, \
+         20250818), RFC 3339, RFC 2822, 2025-08-18 10:30, 2025/08/18 10:30, 2025-08-18, \
+         2025/08/18, 8/18/2025, August 18, 2025 (10:30 AM), Aug 18 2025, 18 August 2025; a \
+         date with a time may end in a zone (Z, UTC, GMT, +0200, +02:00, -05); years have \
+         four digits (a text date before 1800 is taken for a misreading)"
     };
 }
 
