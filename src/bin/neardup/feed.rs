@@ -41,7 +41,8 @@ A verdict is one JSON line: {\"schema_version\":1,\"id\":\"b\",\"verdict\":\"dup
 \"match\":\"a\",\"score\":0.9123,\"cluster\":\"a\"}, or \"verdict\":\"new\" with \"match\" and
 \"score\" null and the article's own id as its cluster. The score is the exact Jaccard
 similarity of the shingle sets; a duplicate joins its best match's cluster, whose id
-never changes.
+never changes. An article whose date is not used (unparsable, or more than a day after
+now) says so: \"date_ignored\":{\"value\":\"next tuesday\",\"reason\":\"unparsable\"}.
 
 Levels (fixed at 'index create --level'): copy says duplicate for near-copies only.
 story says duplicate for near-copies as copy does, and otherwise rewrite when an indexed
