@@ -249,9 +249,16 @@ pub(crate) fn for_each_line(
     let mut line = Vec::new();
     for number in 1.. {
         line.clear();
-        let read = input
-            .read_until(b'\n', &mut line)
-            .map_err(|e| crate::Error::io(format!("reading {name}"), e))?;
+        // Named by line as every other fault of these inputs (QA pass 13).
+        let read = input.read_until(b'\n', &mut line).map_err(|e| {
+            crate::Error::sketch(
+                crate::FileLocation::at(name, number),
+                format!(
+                    "reading stopped here: {}",
+                    crate::input::describe_read_error(&e, name)
+                ),
+            )
+        })?;
         if read == 0 {
             break;
         }

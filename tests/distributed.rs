@@ -275,6 +275,24 @@ fn verify_refuses_sketches_made_with_other_settings() {
         &[],
         "has no \"settings\" field (sketched by an older neardup)",
     );
+    // A compressed input cut short is named by file and line, as every other fault of
+    // these inputs (QA pass 13: "reading X.gz: incomplete deflate stream").
+    let pairs: String = (0..40)
+        .map(|i| format!("[{},{}]\n", plain[i % 4], plain[(i + 1) % 4]))
+        .collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, pairs.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    let cut = s.path("cut.jsonl.gz");
+    std::fs::write(&cut, &gz[..gz.len() * 2 / 3]).unwrap();
+    let mut verify = neardup();
+    verify.args(["verify", "-q"]).arg(&cut);
+    let err = refused(verify, &s.path("verified.jsonl"));
+    assert!(
+        err.contains("cut.jsonl.gz:")
+            && err.contains(": reading stopped here: truncated compressed stream"),
+        "{err}"
+    );
     // Written by a neardup of another record schema: refused, not guessed at.
     let mut newer: serde_json::Value = serde_json::from_str(&plain[4]).unwrap();
     newer["schema_version"] = 2.into();

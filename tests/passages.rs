@@ -740,6 +740,93 @@ fn compare_refuses_a_directory_for_a_or_b() {
     }
 }
 
+/// Two articles of an archive compared against that archive: they were rejected as
+/// repeated ids (exit 2) or counted twice, as the paths were spelled (QA pass 13).
+#[test]
+fn compare_counts_a_and_b_once_when_the_corpus_holds_them() {
+    let s = Scratch::new();
+    s.write("docs/a.txt", RATE);
+    s.write("docs/b.txt", RATE_COPY);
+    s.write("docs/c.txt", STORM);
+    let weighed = |a: &str, b: &str, corpus: &str| {
+        let out = neardup()
+            .current_dir(s.path("docs"))
+            .args(["compare", a, b, "--corpus", corpus, "--format", "json"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+        assert!(
+            !stderr_of(&out).contains("duplicate id"),
+            "{}",
+            stderr_of(&out)
+        );
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["story"]["statistics_documents"].clone()
+    };
+    let expected = weighed("a.txt", "b.txt", "c.txt");
+    assert_eq!(expected, 3);
+    for (a, b, corpus) in [
+        ("a.txt", "b.txt", "."),
+        ("./a.txt", "./b.txt", "."),
+        ("a.txt", "b.txt", "a.txt"),
+    ] {
+        let documents = weighed(a, b, corpus);
+        let want = if corpus == "a.txt" { 2 } else { 3 };
+        assert_eq!(documents, want, "{a} {b} --corpus {corpus}");
+    }
+}
+
+/// An id whose record was skipped (no text) was "not in the inputs", though it is
+/// (QA pass 13).
+#[test]
+fn compare_says_a_skipped_record_is_not_compared() {
+    let s = Scratch::new();
+    let input = s.write(
+        "in.jsonl",
+        format!(
+            "{}\n{}\n",
+            serde_json::json!({"id": "e", "text": ""}),
+            serde_json::json!({"id": "ok", "text": RATE})
+        ),
+    );
+    let out = neardup()
+        .args(["compare", "--in"])
+        .arg(&input)
+        .args(["e", "ok"])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("in.jsonl:1: empty text"), "{err}");
+    assert!(err.contains("records skipped as bad"), "{err}");
+}
+
+/// Judged as undated at any distance, with no word of the date set aside (QA pass 13).
+#[test]
+fn compare_notes_a_date_it_cannot_read() {
+    let s = Scratch::new();
+    let input = s.write(
+        "in.jsonl",
+        format!(
+            "{}\n{}\n",
+            serde_json::json!({"id": "a", "text": RATE, "date": "8/18/25"}),
+            serde_json::json!({"id": "b", "text": RATE_COPY, "date": "20250818"})
+        ),
+    );
+    let out = neardup()
+        .args(["compare", "--in"])
+        .arg(&input)
+        .args(["a", "b"])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("1 date could not be parsed (e.g. \"8/18/25\")"),
+        "{err}"
+    );
+}
+
 #[test]
 fn passages_at_the_story_level_are_a_usage_error_pointing_to_compare() {
     let s = Scratch::new();

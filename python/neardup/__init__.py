@@ -764,6 +764,18 @@ def _window(window: Window) -> Optional[str]:
             raise ValueError(f"window must be whole seconds, not {window}")
         return str(int(window))
     if isinstance(window, str):
+        text = window.strip()
         # As the command's --window none.
-        return None if window.strip() == "none" else window
+        if text == "none":
+            return None
+        number = text.rstrip("smhdw")
+        # A str of digits alone was taken as seconds: "72" meant 72 s, not the 72h
+        # intended (the command refuses it too); an int is seconds, as documented.
+        if number and all(c.isdigit() or c == "." for c in number) and number.count(".") <= 1:
+            if number == text:
+                raise ValueError(f"window {window!r}: give a unit, e.g. '{text}h' (s, m, h, d or w), "
+                                 "or seconds as an int")
+            if "." in number:
+                raise ValueError(f"window {window!r}: give a whole number with a unit, e.g. '90m'")
+        return window
     raise TypeError(f"window must be a str such as '72h', seconds or a timedelta, not {window!r}")

@@ -687,6 +687,21 @@ def test_query_adds_nothing_and_remove_takes_out(tmp_path):
         assert index.clusters(min_size=1) and all(c["size"] == 1 for c in index.clusters(min_size=1))
 
 
+def test_a_window_of_digits_alone_is_refused_as_the_command_refuses_it(tmp_path):
+    # "72" was 72 seconds, kept in an index for good (QA pass 13).
+    t = "The central bank raised its benchmark interest rate by a quarter point on Tuesday, the governor said."
+    records = [{"id": "a", "text": t, "date": "2025-08-18T10:00:00Z"},
+               {"id": "b", "text": t + " Markets fell.", "date": "2025-08-18T11:00:00Z"}]
+    for wrong, says in (("72", "give a unit, e.g. '72h'"), (" 72 ", "give a unit"), ("1.5h", "whole number")):
+        with pytest.raises(ValueError, match=says):
+            neardup.pairs(records, level="story", window=wrong)
+        with pytest.raises(ValueError, match=says):
+            neardup.Index.create(tmp_path / "idx", level="story", window=wrong)
+    assert not (tmp_path / "idx").exists()
+    assert len(neardup.pairs(records, level="story", window="72h")) == 1
+    assert len(neardup.pairs(records, level="story", window=72)) == 0, "an int is seconds"
+
+
 def test_compact_removes_what_the_window_left_behind(tmp_path):
     day = 86_400
     t0 = 1_700_000_000

@@ -109,6 +109,11 @@ pub fn compare(
                     "{}: no document was read from it (see the warnings above)",
                     sources[*s].name
                 ),
+                // A skipped record (no text, say) is not a document: point to why.
+                DocRef::Id(id) if stats.bad() > 0 => format!(
+                    "no document with id {id:?} in the inputs that could be compared (records \
+                     skipped as bad, named in the warnings above, are not compared)"
+                ),
                 DocRef::Id(id) => format!("no document with id {id:?} in the inputs"),
             }))
         })

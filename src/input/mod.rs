@@ -7,6 +7,7 @@
 
 mod problem;
 mod read;
+pub(crate) use read::describe_read_error;
 mod record;
 mod source;
 

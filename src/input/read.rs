@@ -266,7 +266,10 @@ fn read_lines(
                 if let Some(error) = exhaustion(&source.name, &e) {
                     return fail(sink, error);
                 }
-                let reason = describe_read_error(&e, source);
+                let mut reason = describe_read_error(&e, &source.name);
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    reason.push_str("; the partial last line is dropped");
+                }
                 return sink(ReadEvent::Problem(problem(
                     source,
                     Some(line),
@@ -340,7 +343,7 @@ fn read_document(
                 .map_err(|e| {
                     exhausted = exhaustion(&source.name, &e);
                     ProblemKind::ReadFailed {
-                        reason: describe_read_error(&e, source),
+                        reason: describe_read_error(&e, &source.name),
                     }
                 })?;
             if n as u64 > limits.max_record_bytes {
@@ -396,14 +399,15 @@ fn flush(batch: &mut Batch, sink: &mut dyn FnMut(ReadEvent) -> bool) -> bool {
     batch.records.is_empty() || sink(ReadEvent::Batch(std::mem::take(batch)))
 }
 
-fn describe_read_error(e: &std::io::Error, source: &Source) -> String {
+/// Why reading the input named `name` stopped, for a message naming where.
+pub(crate) fn describe_read_error(e: &std::io::Error, name: &str) -> String {
     let compressed = {
-        let n = source.name.to_ascii_lowercase();
+        let n = name.to_ascii_lowercase();
         n.ends_with(".gz") || n.ends_with(".zst")
     };
     match e.kind() {
         std::io::ErrorKind::UnexpectedEof if compressed => {
-            format!("truncated compressed stream ({e}); the partial last line is dropped")
+            format!("truncated compressed stream ({e})")
         }
         std::io::ErrorKind::UnexpectedEof => format!("unexpected end of input ({e})"),
         _ => e.to_string(),

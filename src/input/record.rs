@@ -67,9 +67,9 @@ impl DateValue {
             DateValue::Epoch(secs) => Ok(secs as i64),
             // Eight digits that make a date are one (`20250818`): as seconds they would be
             // 1970, which no news archive is dated by in a string.
-            DateValue::Text(t) if compact_date(t.trim()).is_some() => {
-                Ok(compact_date(t.trim()).expect("just checked"))
-            }
+            // Eight digits that make no date from 1800 on (a typo: "20250231") are no
+            // date either, rather than seconds of 1970 (QA pass 13).
+            DateValue::Text(t) if is_eight_digits(t.trim()) => compact_date(t.trim()).ok_or(t),
             // Epoch seconds or milliseconds written as a string mean what the number does.
             DateValue::Text(t) if is_epoch(t.trim()) => match t.trim().parse::<f64>() {
                 Ok(n) => DateValue::Epoch(n).seconds(),
@@ -80,17 +80,18 @@ impl DateValue {
     }
 }
 
-/// `YYYYMMDD` as seconds since the epoch (midnight UTC), if `t` is eight digits making a
-/// date from [`EARLIEST_TEXT_DATE`] on.
+/// `YYYYMMDD` (eight digits) as seconds since the epoch (midnight UTC), if it makes a date
+/// from [`EARLIEST_TEXT_DATE`] on.
 fn compact_date(t: &str) -> Option<i64> {
-    if t.len() != 8 || !t.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
     chrono::NaiveDate::parse_from_str(t, "%Y%m%d")
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|d| d.and_utc().timestamp())
         .filter(|&secs| secs >= EARLIEST_TEXT_DATE)
+}
+
+fn is_eight_digits(t: &str) -> bool {
+    t.len() == 8 && t.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// 1800-01-01T00:00:00Z. A date read from text before it is taken for a misreading: a
@@ -721,7 +722,9 @@ mod tests {
             assert_eq!(parse_date(two_digit_year), None, "{two_digit_year}");
         }
         assert_eq!(text("20250818"), Ok(day));
-        assert_eq!(text("17555112"), Ok(17_555_112), "not a date: seconds");
+        assert!(text("17555112").is_err(), "eight digits, no date: a typo");
+        assert!(text("20250231").is_err());
+        assert!(text("17991231").is_err());
         assert_eq!(text("2025081"), Ok(2_025_081));
         assert_eq!(
             parse_date("18-Aug-2025 10:00:00 +0200"),

@@ -96,7 +96,19 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
             bail!(A_AND_B);
         }
         let corpus = input::plan_sources(&specs(&args.corpus), None)?;
-        sources.extend(corpus.sources);
+        // A and B are in the corpus already: a corpus holding them (their directory, as
+        // it usually does) would count them twice, or reject them as repeated ids.
+        let identity = |source: &input::Source| match &source.location {
+            input::Location::File(path) => std::fs::canonicalize(path).ok(),
+            _ => None,
+        };
+        let pair_files: Vec<_> = sources.iter().filter_map(identity).collect();
+        sources.extend(
+            corpus
+                .sources
+                .into_iter()
+                .filter(|s| identity(s).is_none_or(|p| !pair_files.contains(&p))),
+        );
         (
             sources,
             corpus.problems,
@@ -142,6 +154,10 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
     }
     .and_then(|()| out.flush())
     .context("writing to standard output")?;
+    if !args.run.quiet {
+        // A or B undated by an unreadable date is judged at any distance: say so.
+        crate::note_unparsed_dates(&terminal, &comparison.stats);
+    }
     if bad > 0 && !args.run.quiet {
         terminal.println(&format!(
             "neardup: {} skipped",

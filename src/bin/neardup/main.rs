@@ -14,8 +14,7 @@ macro_rules! eprintln {
 macro_rules! date_forms {
     () => {
         "seconds since 1970 (milliseconds from 10^11 on; a JSON number or a string of \
-         digits, with decimals or not; but eight digits that make a date are that date, \
-         20250818), RFC 3339, RFC 2822, 2025-08-18 10:30, 2025/08/18 10:30, 2025-08-18, \
+         digits, with decimals or not; but eight digits are a date, 20250818), RFC 3339, RFC 2822, 2025-08-18 10:30, 2025/08/18 10:30, 2025-08-18, \
          2025/08/18, 8/18/2025, August 18, 2025 (10:30 AM), Aug 18 2025, 18 August 2025; a \
          date with a time may end in a zone (Z, UTC, GMT, +0200, +02:00, -05); years have \
          four digits (a text date before 1800 is taken for a misreading)"
@@ -1000,6 +999,17 @@ fn note_skipped_files(terminal: &Terminal, skipped: &neardup::input::SkippedFile
     }
 }
 
+/// The note on dates that could not be parsed, if any.
+pub(crate) fn note_unparsed_dates(terminal: &Terminal, s: &neardup::pipeline::Stats) {
+    if s.unparsed_dates > 0 {
+        terminal.println(&format!(
+            "neardup: note: {} not be parsed (e.g. {:?}); those documents count as undated",
+            report::count(s.unparsed_dates, "date could", "dates could"),
+            s.unparsed_date_example.as_deref().unwrap_or_default()
+        ));
+    }
+}
+
 fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::Duration) {
     let s = &outcome.stats;
     let secs = (s.elapsed() + write_time).as_secs_f64();
@@ -1100,13 +1110,7 @@ fn print_summary(terminal: &Terminal, outcome: &Outcome, write_time: std::time::
             sample.join(", "),
         ));
     }
-    if s.unparsed_dates > 0 {
-        terminal.println(&format!(
-            "neardup: note: {} not be parsed (e.g. {:?}); those documents count as undated",
-            report::count(s.unparsed_dates, "date could", "dates could"),
-            s.unparsed_date_example.as_deref().unwrap_or_default()
-        ));
-    }
+    note_unparsed_dates(terminal, s);
     if let Some(story) = outcome.story.as_ref().filter(|s| s.stats.too_few()) {
         terminal.println(&format!(
             "neardup: note: words were weighed over {} documents, too few to tell rare words from \
