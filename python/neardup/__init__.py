@@ -125,7 +125,8 @@ def cluster(
     ``threshold``: lowest word 5-gram Jaccard of a near-copy pair. ``story_threshold``:
     lowest story-model probability of one story (default ``DEFAULT_STORY_THRESHOLD``).
     ``window``: dated records further apart are never one story (``"72h"``, ``"3d"``,
-    seconds, a ``timedelta``; ``None`` or ``"none"`` for any distance). ``stats``: a statistics file
+    seconds as an int, a ``timedelta``; ``None`` or ``"none"`` for any distance; a str
+    of digits alone, ``"72"``, is refused as the command refuses it). ``stats``: a statistics file
     (``neardup stats count``) to weigh words by, instead of the records themselves,
     when they are too few to tell rare words from common ones. ``mode="leader"`` keeps
     only members similar to the representative instead of connected components.
