@@ -41,6 +41,34 @@ fn fixture_sketches(s: &Scratch) -> (std::path::PathBuf, Vec<String>) {
     (stats, sketches.lines().map(String::from).collect())
 }
 
+/// `sketch` wrote `"date":null` for a date it could not read without the note the batch
+/// commands give (QA pass 13).
+#[test]
+fn sketch_notes_dates_it_cannot_read_at_both_levels() {
+    let s = Scratch::new();
+    let input = s.write(
+        "in.jsonl",
+        format!(
+            "{}\n{}\n",
+            serde_json::json!({"id": "a", "text": "one two three four five six seven", "date": "8/18/25"}),
+            serde_json::json!({"id": "b", "text": "eight nine ten eleven twelve thirteen", "date": "2025-08-18"})
+        ),
+    );
+    for level in ["near-copy", "story"] {
+        let out = neardup()
+            .args(["sketch", "--level", level])
+            .arg(&input)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert!(out.status.success(), "{err}");
+        assert!(
+            err.contains("1 date could not be parsed (e.g. \"8/18/25\")"),
+            "{level}: {err}"
+        );
+    }
+}
+
 #[test]
 fn verify_judges_sketched_pairs_as_the_batch_judges_them() {
     let s = Scratch::new();

@@ -58,6 +58,7 @@ pub fn sketch_stories(a: &SketchArgs) -> Result<ExitCode> {
             read.bad(),
             secs,
         ));
+        crate::note_unparsed_dates(&terminal, &read);
     }
     Ok(terminal.exit_code(read.bad()))
 }

@@ -859,6 +859,7 @@ fn sketch(a: &args::SketchArgs) -> Result<ExitCode> {
             secs,
             stats.documents as f64 / secs,
         ));
+        note_unparsed_dates(&terminal, &stats);
     }
     Ok(terminal.exit_code(stats.bad()))
 }
