@@ -776,51 +776,45 @@ fn compare_counts_a_and_b_once_when_the_corpus_holds_them() {
     }
 }
 
-/// An id whose record was skipped (no text) was "not in the inputs", though it is
-/// (QA pass 13).
-#[test]
-fn compare_says_a_skipped_record_is_not_compared() {
+/// `neardup compare --in` over `records` (JSON Lines in `in.jsonl`): the exit code and
+/// standard error.
+fn compare_in(records: &[serde_json::Value], a: &str, b: &str) -> (Option<i32>, String) {
     let s = Scratch::new();
-    let input = s.write(
-        "in.jsonl",
-        format!(
-            "{}\n{}\n",
-            serde_json::json!({"id": "e", "text": ""}),
-            serde_json::json!({"id": "ok", "text": RATE})
-        ),
-    );
+    let lines: String = records.iter().map(|r| format!("{r}\n")).collect();
+    let input = s.write("in.jsonl", lines);
     let out = neardup()
         .args(["compare", "--in"])
         .arg(&input)
-        .args(["e", "ok"])
+        .args([a, b])
         .output()
         .unwrap();
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("in.jsonl:1: empty text"), "{err}");
-    assert!(err.contains("records skipped as bad"), "{err}");
+    (out.status.code(), stderr_of(&out))
 }
 
-/// Judged as undated at any distance, with no word of the date set aside (QA pass 13).
+/// An id whose record was skipped (no text) was "not in the inputs", though it is; an
+/// unreadable date judged A and B at any distance without a word (QA pass 13).
 #[test]
-fn compare_notes_a_date_it_cannot_read() {
-    let s = Scratch::new();
-    let input = s.write(
-        "in.jsonl",
-        format!(
-            "{}\n{}\n",
-            serde_json::json!({"id": "a", "text": RATE, "date": "8/18/25"}),
-            serde_json::json!({"id": "b", "text": RATE_COPY, "date": "20250818"})
-        ),
+fn compare_says_what_it_set_aside() {
+    let (code, err) = compare_in(
+        &[
+            serde_json::json!({"id": "e", "text": ""}),
+            serde_json::json!({"id": "ok", "text": RATE}),
+        ],
+        "e",
+        "ok",
     );
-    let out = neardup()
-        .args(["compare", "--in"])
-        .arg(&input)
-        .args(["a", "b"])
-        .output()
-        .unwrap();
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("in.jsonl:1: empty text"), "{err}");
+    assert!(err.contains("records skipped as bad"), "{err}");
+    let (code, err) = compare_in(
+        &[
+            serde_json::json!({"id": "a", "text": RATE, "date": "8/18/25"}),
+            serde_json::json!({"id": "b", "text": RATE_COPY, "date": "20250818"}),
+        ],
+        "a",
+        "b",
+    );
+    assert_eq!(code, Some(0), "{err}");
     assert!(
         err.contains("1 date could not be parsed (e.g. \"8/18/25\")"),
         "{err}"
