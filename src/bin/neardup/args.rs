@@ -378,9 +378,10 @@ pub struct LinkArgs {
     /// group of copies, moved into a cluster as one, as 'neardup cluster' moves them.
     #[arg(long, default_value_t = 1000, value_name = "N", value_parser = parse_bucket_cap)]
     pub bucket_cap: usize,
-    /// Records of the documents (their sketch records, or JSON lines with id, date,
-    /// text_bytes and metadata; plain, gzip or zstd): only those of clustered documents
-    /// are kept. Takes every path up to the next flag, so give the judged
+    /// Records of the documents (their sketch records, or JSON lines with id, date as
+    /// whole seconds since 1970 or null, text_bytes and metadata, whose bytes are copied
+    /// as written: sketch records give output byte-identical to 'neardup cluster'; plain,
+    /// gzip or zstd): only those of clustered documents are kept. Takes every path up to the next flag, so give the judged
     /// pairs first (or end the list with --).
     #[arg(long, value_name = "FILE", required = true, num_args = 1..)]
     pub members: Vec<PathBuf>,
