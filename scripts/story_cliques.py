@@ -52,24 +52,28 @@ def cliques_at(pairs, cut, size):
 
 
 def judged(labels, clusters, cliques):
-    parent = {}
+    # Which group each document ends in: components of the graph whose edges join each
+    # cluster's and each clique's members.
+    neighbours = defaultdict(set)
+    for group in [[m["id"] for m in c["members"]] for c in clusters] + [list(c) for c in cliques]:
+        for member in group[1:]:
+            neighbours[group[0]].add(member)
+            neighbours[member].add(group[0])
+    component = {}
+    for start in neighbours:
+        if start in component:
+            continue
+        component[start] = start
+        frontier = [start]
+        while frontier:
+            for other in neighbours[frontier.pop()]:
+                if other not in component:
+                    component[other] = start
+                    frontier.append(other)
 
     def find(x):
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
+        return component.get(x, x)
 
-    def join(group):
-        group = list(group)
-        for m in group[1:]:
-            parent[find(m)] = find(group[0])
-
-    for c in clusters:
-        join(m["id"] for m in c["members"])
-    for c in cliques:
-        join(c)
     tp = fp = fn = 0
     kinds = defaultdict(lambda: [0, 0])
     for label in labels:
