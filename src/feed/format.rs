@@ -66,6 +66,9 @@ pub const FORMAT_VERSION: u32 = 1;
 pub(crate) const META_FILE: &str = "index.meta";
 pub(crate) const LOCK_FILE: &str = "lock";
 pub(crate) const META_MAGIC: &[u8; 8] = b"NDUPMETA";
+/// What to do about a damaged `index.meta`, said wherever it is found damaged.
+pub(crate) const META_NOT_REPAIRABLE: &str = "it holds the index's settings, which cannot \
+     be repaired: create a new index and add the articles again";
 const LOG_MAGIC: &[u8; 8] = b"NDUPLOG\n";
 pub(crate) const LOG_HEADER_BYTES: u64 = 24;
 pub(crate) use crate::frame::HEADER_BYTES as FRAME_HEADER_BYTES;
@@ -308,12 +311,9 @@ pub(crate) fn decode_meta(bytes: &[u8]) -> Result<Meta, String> {
     }
     let (body, sum) = bytes.split_at(bytes.len().saturating_sub(4));
     if sum.len() != 4 || crc(body) != u32::from_le_bytes(sum.try_into().expect("4 bytes")) {
-        return Err(
-            "index.meta is damaged (checksum mismatch); it holds the index's \
-                    settings, which cannot be repaired: create a new index and add the \
-                    articles again"
-                .into(),
-        );
+        return Err(format!(
+            "index.meta is damaged (checksum mismatch); {META_NOT_REPAIRABLE}"
+        ));
     }
     let mut r = Reader {
         bytes: body,

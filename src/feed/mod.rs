@@ -2696,9 +2696,11 @@ fn read_meta(dir: &Path) -> Result<Meta> {
         if has_log && !bytes.starts_with(format::META_MAGIC) {
             index_error(
                 dir,
-                "index.meta is damaged (its header is not neardup's, though article logs \
-                 are beside it); it holds the index's settings, which cannot be repaired: \
-                 create a new index and add the articles again",
+                format!(
+                    "index.meta is damaged (its header is not neardup's, though article \
+                     logs are beside it); {}",
+                    format::META_NOT_REPAIRABLE
+                ),
             )
         } else {
             index_error(dir, e)

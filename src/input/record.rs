@@ -65,10 +65,9 @@ impl DateValue {
             DateValue::Epoch(n) if n.abs() >= MILLISECONDS_FROM => Ok((n / 1000.0) as i64),
             // `as` saturates: a number beyond i64 becomes its end.
             DateValue::Epoch(secs) => Ok(secs as i64),
-            // Eight digits that make a date are one (`20250818`): as seconds they would be
-            // 1970, which no news archive is dated by in a string.
-            // Eight digits that make no date from 1800 on (a typo: "20250231") are no
-            // date either, rather than seconds of 1970 (QA pass 13).
+            // Eight digits are `YYYYMMDD` (`20250818`), or no date at all (a typo:
+            // "20250231"): as seconds they would be 1970, which no news archive is dated
+            // by in a string.
             DateValue::Text(t) if is_eight_digits(t.trim()) => compact_date(t.trim()).ok_or(t),
             // Epoch seconds or milliseconds written as a string mean what the number does.
             DateValue::Text(t) if is_epoch(t.trim()) => match t.trim().parse::<f64>() {
@@ -412,13 +411,9 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
 pub fn parse_date(text: &str) -> Option<i64> {
     let t = text.trim();
     parse_naive_or_rfc(t).or_else(|| {
-        let (local, offset) = split_zone(t)?;
         // Only a date with a time takes a zone ("2025-08-18-05" is no date).
-        local
-            .contains(':')
-            .then(|| parse_naive_or_rfc(local))
-            .flatten()
-            .map(|secs| secs - offset)
+        let (local, offset) = split_zone(t).filter(|(local, _)| local.contains(':'))?;
+        parse_naive_or_rfc(local).map(|secs| secs - offset)
     })
 }
 
