@@ -17,8 +17,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::feed::format::SCRIPTS_PROBE_TEXT;
 use crate::index::{self, CopyGroup, LshParams, OversizedBucket};
 use crate::input::{
-    self, Batch, FieldNames, InputFormat, InputSpec, Location, Problem, ProblemKind, RawRecord,
-    ReadEvent, ReadLimits, RecordLocation, Source,
+    self, Batch, FieldNames, FirstSeen, InputFormat, InputSpec, Location, Problem, ProblemKind,
+    RawRecord, ReadEvent, ReadLimits, RecordLocation, Source,
 };
 use crate::progress::{Observer, Stage, Ticker, go_on};
 use crate::shingle::{ShingleSpec, Shingler, into_set};
@@ -1541,7 +1541,7 @@ impl Filer<'_> {
         };
         ProblemKind::DuplicateId {
             id: id.to_string(),
-            first: describe_location(self.sources, at),
+            first: FirstSeen::Record(describe_location(self.sources, at)),
             same_text,
         }
     }

@@ -404,6 +404,54 @@ fn an_undated_article_takes_the_feed_clock_and_does_not_expire_the_archive() {
     assert_eq!((reopened.len(), reopened.stats().clock), (6, t0 + 2 * day));
 }
 
+/// Undated articles at the head of a replayed archive were stored at their arrival (today)
+/// and so were never expired; the first dated article now moves them to its date, in the
+/// open index and in every later load of its log.
+#[test]
+fn undated_articles_before_the_first_dated_one_expire_with_it() {
+    let s = Scratch::new();
+    let dir = s.path("idx");
+    let day: i64 = 86_400;
+    let t0 = 500_000_000;
+    FeedIndex::create(
+        &dir,
+        &settings_of(PipelineBuilder::new(), Some(7 * day as u64)),
+    )
+    .unwrap();
+    let mut index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+    let now = neardup::feed::now();
+    for (id, text) in [
+        ("undated-0", STORM),
+        ("undated-1", "a short note without a date"),
+    ] {
+        let undated = arriving(&index, id, text, serde_json::Value::Null, now);
+        index.add(&undated).unwrap();
+    }
+    assert_eq!(index.stats().time_range, Some((now, now)));
+    index
+        .add(&article(&index, "first-dated", RATE, Some(t0)))
+        .unwrap();
+    assert_eq!(index.stats().time_range, Some((t0, t0)));
+    index.commit().unwrap();
+    drop(index);
+    // A load of the log stamps them alike.
+    let mut index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+    assert_eq!(index.stats().time_range, Some((t0, t0)));
+    index
+        .add(&article(
+            &index,
+            "weeks-later",
+            "another story entirely",
+            Some(t0 + 20 * day),
+        ))
+        .unwrap();
+    assert_eq!(index.stats().expired, 3);
+    let report = index.compact(&Silent).unwrap();
+    assert_eq!((report.removed, report.kept), (3, 1));
+    assert!(index.contains("weeks-later").unwrap());
+    assert!(!index.contains("undated-0").unwrap());
+}
+
 /// An undated article (no date, or one that does not parse) matches at any distance, as
 /// the batch story level pairs it, both ways: before, it was matched at the feed's clock,
 /// so an undated copy of an article dated days earlier was `new`.

@@ -14,7 +14,7 @@ use neardup::input::{FieldNames, InputFormat, Problem, ProblemKind, RecordLocati
 use neardup::report::{self, DedupPlan, Fate, Format};
 use neardup::story::{Model, StorySettings};
 use neardup::{Outcome, Pipeline, PipelineBuilder, input};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyUserWarning, PyValueError};
 use pyo3::prelude::*;
 
 use crate::watch::Watch;
@@ -127,6 +127,8 @@ pub fn analyse(
 /// Runs `pipeline` over records encoded as JSON Lines, without the GIL and on the
 /// call's threads (stopped by Ctrl-C, see [`Watch::run`]), then hands `then` the
 /// outcome, the problems met (a lenient run's) and the watch (for later stages' progress).
+/// Dates that could not be read are warned of (a `UserWarning`), as the command notes
+/// them: those records count as undated, which a window does not restrict.
 fn run_over<T: Send>(
     py: Python<'_>,
     data: Vec<u8>,
@@ -137,11 +139,41 @@ fn run_over<T: Send>(
 ) -> PyResult<T> {
     let input = [in_memory(RECORDS, data)];
     let watch = Watch::new(progress);
-    watch.run(py, run.threads, || {
+    let mut unparsed_dates = (0, None);
+    let answer = watch.run(py, run.threads, || {
         let outcome = pipeline.run(&input, &watch);
         let problems = watch.finish()?;
-        then(outcome.map_err(error)?, problems, &watch)
-    })
+        let outcome = outcome.map_err(error)?;
+        unparsed_dates = unparsed_dates_of(&outcome.stats);
+        then(outcome, problems, &watch)
+    })?;
+    warn_of_unparsed_dates(py, unparsed_dates)?;
+    Ok(answer)
+}
+
+/// How many dates a run could not read, and the first of them.
+fn unparsed_dates_of(stats: &neardup::Stats) -> (u64, Option<String>) {
+    (stats.unparsed_dates, stats.unparsed_date_example.clone())
+}
+
+/// A `UserWarning` of the dates a run could not read, as the command notes them.
+fn warn_of_unparsed_dates(py: Python<'_>, (count, example): (u64, Option<String>)) -> PyResult<()> {
+    if count == 0 {
+        return Ok(());
+    }
+    let message = format!(
+        "{count} {} not be read (e.g. {:?}); those records count as undated",
+        if count == 1 {
+            "date could"
+        } else {
+            "dates could"
+        },
+        example.unwrap_or_default()
+    );
+    // Level 2: the caller of the package's function, not the function itself.
+    py.import("warnings")?
+        .call_method1("warn", (message, py.get_type::<PyUserWarning>(), 2))?;
+    Ok(())
 }
 
 /// `neardup dedup` of the records: the positions of those kept, in order, and (with
@@ -415,7 +447,8 @@ pub fn compare(
         .build()
         .map_err(error)?;
     let watch = Watch::new(progress);
-    watch.run(py, run.threads, || {
+    let mut unparsed_dates = (0, None);
+    let answer = watch.run(py, run.threads, || {
         let plan = input::plan_sources(&specs, Some(InputFormat::JsonLines)).map_err(error)?;
         let compared = align::compare(
             &pipeline,
@@ -432,8 +465,11 @@ pub fn compare(
             return Err(bad_record(p));
         }
         let comparison = compared.map_err(error)?;
+        unparsed_dates = unparsed_dates_of(&comparison.stats);
         json_lines(|out| report::write_comparison(out, &comparison))
-    })
+    })?;
+    warn_of_unparsed_dates(py, unparsed_dates)?;
+    Ok(answer)
 }
 
 /// The name corpus records of `compare` are reported under.

@@ -12,7 +12,7 @@ use neardup::feed::{
     self, Access, FeedIndex, IndexSettings, IngestMode, IngestOptions, RejectedRecord,
     VerdictRecord,
 };
-use neardup::input::{FieldNames, InputSpec, Problem, ProblemKind};
+use neardup::input::{FieldNames, FirstSeen, InputSpec, Problem, ProblemKind};
 use neardup::shingle::ShingleSpec;
 use neardup::story::{self, Model, StoryStats};
 use neardup::{ErrorKind, FileLocation, PipelineBuilder};
@@ -166,20 +166,14 @@ fn earlier_position(location: &FileLocation, reason: &str) -> String {
 /// command-line flags.
 fn reason(kind: &ProblemKind) -> String {
     match kind {
-        ProblemKind::DuplicateId { id, first, .. } => {
-            // An index names itself as `index NAME, with other text` or, when adding,
-            // `index NAME, added earlier by this input or before it, with other text`
-            // (src/feed/ingest.rs).
-            match first.strip_prefix("index ").and_then(|f| {
-                f.strip_suffix(", added earlier by this input or before it, with other text")
-                    .or_else(|| f.strip_suffix(", with other text"))
-            }) {
-                Some(index) => {
-                    format!("duplicate id {id:?}: the index {index} has it with other text")
-                }
-                None => format!("duplicate id {id:?} ({} has it too)", position(first)),
+        ProblemKind::DuplicateId { id, first, .. } => match first {
+            FirstSeen::Index { path, .. } => {
+                format!("duplicate id {id:?}: the index {path} has it with other text")
             }
-        }
+            FirstSeen::Record(location) => {
+                format!("duplicate id {id:?} ({} has it too)", position(location))
+            }
+        },
         ProblemKind::RecordTooLarge { bytes, limit } => {
             format!("record of at least {bytes} bytes exceeds the limit of {limit} bytes")
         }

@@ -163,6 +163,25 @@ def test_dates_may_be_datetimes():
         assert neardup.cluster(records)[0]["representative"] == "early", early
 
 
+def test_dates_that_cannot_be_read_are_warned_of_as_the_command_notes_them():
+    text = edited_copies()[0]["text"]
+    records = [{"id": "a", "text": text, "date": "next tuesday"},
+               {"id": "b", "text": text + " Updated.", "date": "2025-08-20"},
+               {"id": "c", "text": "another story", "date": "31-MAR-1987 605:12:19"}]
+    calls = [lambda: neardup.cluster(records), lambda: neardup.pairs(records, level="story"),
+             lambda: neardup.dedup(records),
+             lambda: neardup.compare(records[0], records[1], corpus=records[2:])]
+    for call in calls:
+        with pytest.warns(UserWarning, match=r"^2 dates could not be read \(e\.g\. \"next tuesday\"\); "
+                                             r"those records count as undated$") as caught:
+            call()
+        # Pointed at the caller, not at the package.
+        assert caught[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        neardup.cluster(records[1:2])
+
+
 def test_a_story_window_keeps_far_apart_editions_apart():
     records = edited_copies()[:2]
     records[1] = dict(records[1], date="2025-09-30T00:00:00Z")

@@ -16,7 +16,8 @@ use rayon::prelude::*;
 use super::{Article, FeedIndex, IgnoredDate, Syncer, Verdict, VerdictKind, now};
 use crate::error::{Error, ErrorKind, Result};
 use crate::input::{
-    self, FieldNames, InputFormat, InputSpec, Problem, ProblemKind, ReadEvent, ReadLimits,
+    self, FieldNames, FirstSeen, InputFormat, InputSpec, Problem, ProblemKind, ReadEvent,
+    ReadLimits,
 };
 use crate::progress::{Observer, Stage};
 
@@ -209,14 +210,9 @@ pub fn ingest(
                         let Some(verdict) = verdict else {
                             let kind = ProblemKind::DuplicateId {
                                 id: article.id,
-                                first: match mode {
-                                    // Perhaps by this very input: not necessarily before it.
-                                    IngestMode::Add => format!(
-                                        "index {index_name}, added earlier by this input or before it, with other text"
-                                    ),
-                                    IngestMode::Query => {
-                                        format!("index {index_name}, with other text")
-                                    }
+                                first: FirstSeen::Index {
+                                    path: index_name.clone(),
+                                    adding: mode == IngestMode::Add,
                                 },
                                 same_text: false,
                             };

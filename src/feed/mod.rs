@@ -43,7 +43,8 @@
 //! newest article *date*, but never later than now). For that, an article without a
 //! usable date is stored at that clock (capped at its arrival), or its arrival time while
 //! no indexed article had a date, so it neither moves the clock nor expires the archive
-//! ([`FeedIndex::time_of`]). [`FeedIndex::start_compaction`] does the same in the background while
+//! ([`FeedIndex::time_of`]); the first dated article moves those that came before it to
+//! its date (if earlier), so they expire with it. [`FeedIndex::start_compaction`] does the same in the background while
 //! the index goes on adding and answering.
 //!
 //! ## Levels
@@ -1027,7 +1028,21 @@ impl FeedIndex {
         Ok(index)
     }
 
+    /// Takes in the time of the article just pushed onto `docs`.
     fn note_time(&mut self, time: i64, dated: bool) {
+        if dated && self.newest_dated.is_none() && self.docs.times.len() > 1 {
+            // The articles before the first dated one are undated and were stored at their
+            // arrival: they stand at this first date from now on, as an undated article
+            // after it would, so that compacting a replayed archive can expire them. It
+            // depends only on the log's order, so every load of the log does the same.
+            for stored in &mut self.docs.times {
+                *stored = (*stored).min(time);
+            }
+            self.newest = self.docs.times.iter().copied().max();
+            self.oldest = self.docs.times.iter().copied().min();
+            self.newest_dated = Some(time);
+            return;
+        }
         self.newest = Some(self.newest.map_or(time, |t| t.max(time)));
         self.oldest = Some(self.oldest.map_or(time, |t| t.min(time)));
         if dated {
@@ -1116,7 +1131,8 @@ impl FeedIndex {
 
     /// The time `article` is stored at, which compaction measures: its date, else the
     /// feed's clock (the newest date indexed, but no later than its arrival), else its
-    /// arrival time. An undated article still matches at any distance, as in batch.
+    /// arrival time (until the first dated article, whose date it then takes if earlier).
+    /// An undated article still matches at any distance, as in batch.
     pub fn time_of(&self, article: &Article) -> i64 {
         match (article.dated, self.newest_dated) {
             (true, _) | (false, None) => article.time,

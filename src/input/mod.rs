@@ -11,7 +11,7 @@ pub(crate) use read::describe_read_error;
 mod record;
 mod source;
 
-pub use problem::{Problem, ProblemKind};
+pub use problem::{FirstSeen, Problem, ProblemKind};
 pub use read::{
     Batch, RawRecord, ReadEvent, ReadLimits, RecordLocation, document_text, read_sources,
     read_sources_passing_oversized,

@@ -49,13 +49,42 @@ pub enum ProblemKind {
     /// The id was already used by an earlier record, which is kept.
     DuplicateId {
         id: String,
-        first: String,
+        first: FirstSeen,
         /// Its text has the first's shingles: a copy, which `dedup` drops (a repeat with
         /// other text it rejects).
         same_text: bool,
     },
     /// The record is longer than the limit (`--max-record-bytes`).
     RecordTooLarge { bytes: u64, limit: u64 },
+}
+
+/// Where the id a record repeats was seen first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FirstSeen {
+    /// An earlier record of the inputs, at this location (`file:line`, or the file's
+    /// name for a document read from a directory).
+    Record(String),
+    /// A feed index, at this path, that holds the id with other text. `adding`: the
+    /// article was being added, so the index may have it from this same input.
+    Index { path: String, adding: bool },
+}
+
+impl fmt::Display for FirstSeen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FirstSeen::Record(location) => write!(f, "{}", one_line(location)),
+            // Perhaps by this very input when adding: not necessarily before it.
+            FirstSeen::Index { path, adding: true } => write!(
+                f,
+                "index {}, added earlier by this input or before it, with other text",
+                one_line(path)
+            ),
+            FirstSeen::Index {
+                path,
+                adding: false,
+            } => write!(f, "index {}, with other text", one_line(path)),
+        }
+    }
 }
 
 impl ProblemKind {
@@ -168,7 +197,7 @@ impl ProblemKind {
                 "no words to compare: the text has only punctuation, symbols, emoji or invisible characters"
             ),
             ProblemKind::DuplicateId { id, first, .. } => {
-                write!(f, "duplicate id {id:?} (first seen at {})", one_line(first))
+                write!(f, "duplicate id {id:?} (first seen at {first})")
             }
             ProblemKind::RecordTooLarge { bytes, limit } => write!(
                 f,
