@@ -233,6 +233,17 @@ fn article(index: &FeedIndex, id: &str, text: &str, date: Option<i64>) -> Articl
 
 /// An article whose `date` field holds `date` (null, or text that is not a date: undated),
 /// arriving at `now`.
+/// A copy-level index with a window of `window` seconds, created in `dir` and opened for
+/// writing.
+fn windowed_index(dir: &Path, window: i64) -> FeedIndex {
+    FeedIndex::create(
+        dir,
+        &settings_of(PipelineBuilder::new(), Some(window as u64)),
+    )
+    .unwrap();
+    FeedIndex::open(dir, Access::Write, &Silent).unwrap()
+}
+
 fn arriving(index: &FeedIndex, id: &str, text: &str, date: serde_json::Value, now: i64) -> Article {
     let record = serde_json::json!({"id": id, "text": text, "date": date});
     Article::from_json(
@@ -338,12 +349,7 @@ fn an_undated_article_takes_the_feed_clock_and_does_not_expire_the_archive() {
     let dir = s.path("idx");
     let day: i64 = 86_400;
     let t0 = 500_000_000; // 1985: an archive replayed long after
-    FeedIndex::create(
-        &dir,
-        &settings_of(PipelineBuilder::new(), Some(7 * day as u64)),
-    )
-    .unwrap();
-    let mut index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+    let mut index = windowed_index(&dir, 7 * day);
     let now = neardup::feed::now();
     let at_arrival = |index: &FeedIndex, id: &str, text: &str, date: serde_json::Value| {
         arriving(index, id, text, date, now)
@@ -413,12 +419,7 @@ fn undated_articles_before_the_first_dated_one_expire_with_it() {
     let dir = s.path("idx");
     let day: i64 = 86_400;
     let t0 = 500_000_000;
-    FeedIndex::create(
-        &dir,
-        &settings_of(PipelineBuilder::new(), Some(7 * day as u64)),
-    )
-    .unwrap();
-    let mut index = FeedIndex::open(&dir, Access::Write, &Silent).unwrap();
+    let mut index = windowed_index(&dir, 7 * day);
     let now = neardup::feed::now();
     for (id, text) in [
         ("undated-0", STORM),
