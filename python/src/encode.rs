@@ -139,7 +139,7 @@ fn write_record(
         let key = text_of(key, "a field name")?;
         write_str(out, key);
         out.push(b':');
-        write_value(out, &value, key)?;
+        write_value(out, &value, key, key == fields.date)?;
     }
     out.extend_from_slice(b"}\n");
     Ok(())
@@ -158,8 +158,15 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 
 /// A field's value as JSON: strings, numbers, booleans and null as such, a `datetime` or
 /// `date` as ISO 8601 text, anything else as Python's `json` writes it (the reader then
-/// says what it expected where it expected something else).
-fn write_value(out: &mut Vec<u8>, value: &Bound<'_, PyAny>, key: &str) -> Result<(), Fault> {
+/// says what it expected where it expected something else). `is_date`: the value is the
+/// record's date, where an integer beyond 64 bits is written as it is, as the command
+/// reads it from a file (a date beyond any calendar, which the run says it does not use).
+fn write_value(
+    out: &mut Vec<u8>,
+    value: &Bound<'_, PyAny>,
+    key: &str,
+    is_date: bool,
+) -> Result<(), Fault> {
     let refuse = |why: String| Fault::Record(format!("field {key:?} {why}"));
     if let Ok(s) = value.cast::<PyString>() {
         write_str(out, text_of(s, &format!("field {key:?} is a string"))?);
@@ -170,7 +177,7 @@ fn write_value(out: &mut Vec<u8>, value: &Bound<'_, PyAny>, key: &str) -> Result
     } else if value.cast::<PyInt>().is_ok() {
         // The reader holds integers in 64 bits; a larger one would be read as a float
         // and refused as "a number" (an id) or rounded (a gold id).
-        if value.extract::<i64>().is_err() && value.extract::<u64>().is_err() {
+        if !is_date && value.extract::<i64>().is_err() && value.extract::<u64>().is_err() {
             return Err(refuse(format!(
                 "is the integer {value}, out of range: integers must fit in 64 bits (give a str)"
             )));

@@ -749,12 +749,18 @@ def test_verdicts_say_which_dates_are_not_used(tmp_path):
             {"id": "a", "text": "one two three four five six seven", "date": "2025-08-18T10:00:00+0000"},
             {"id": "b", "text": "eight nine ten eleven twelve thirteen", "date": "next tuesday"},
             {"id": "c", "text": "fourteen fifteen sixteen seventeen eighteen", "date": "2087-03-01"},
+            # Beyond 64 bits: not refused, a date beyond any calendar, as the command reads it.
+            {"id": "d", "text": "nineteen twenty twenty-one twenty-two", "date": 10**30},
         ])
         assert [a.get("date_ignored") for a in answers] == [
             None,
             {"value": "next tuesday", "reason": "unparsable"},
             {"value": "2087-03-01", "reason": "in_the_future"},
+            {"value": str(10**30), "reason": "in_the_future"},
         ]
+    text = edited_copies()[0]["text"]
+    far = [{"id": "far", "text": text, "date": 10**30}, {"id": "near", "text": text + " Updated.", "date": "2025-08-01"}]
+    assert neardup.cluster(far)[0]["representative"] == "near"
 
 
 def test_ctrl_c_while_records_are_converted_stops_before_anything_is_added(tmp_path):
