@@ -558,6 +558,44 @@ fn outputs_named_gz_or_zst_are_compressed() {
     );
 }
 
+/// A file given by name whose name says neither text nor JSON Lines (a CSV export) is
+/// read as one document: said in a note, since a user who meant records got one.
+#[test]
+fn a_file_read_as_one_text_document_by_its_content_is_noted() {
+    let s = Scratch::new();
+    let csv = s.write(
+        "articles.csv",
+        "id,text\n1,one two three\n2,four five six\n",
+    );
+    let plain = s.write("notes", "a note without an extension");
+    let records = s.jsonl("records.data", &[("a", RATE)]);
+    let out = neardup()
+        .arg("cluster")
+        .arg(&csv)
+        .arg(&plain)
+        .arg(&records)
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("3 documents"), "{err}");
+    assert!(
+        err.contains("articles.csv and 1 other file were each read as one text document")
+            && err.contains("--input-format jsonl"),
+        "{err}"
+    );
+    let out = neardup()
+        .args(["cluster", "--input-format", "text"])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(
+        !stderr_of(&out).contains("read as one text document"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
 #[test]
 fn several_inputs_in_one_run() {
     let s = Scratch::new();

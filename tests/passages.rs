@@ -742,6 +742,43 @@ fn compare_refuses_a_directory_for_a_or_b() {
 
 /// Two articles of an archive compared against that archive: they were rejected as
 /// repeated ids (exit 2) or counted twice, as the paths were spelled (QA pass 13).
+/// A newcomer's two guesses at comparing records: ids without `--in` (no such file) and a
+/// JSON Lines file as A (read as one text, JSON and all). Each names `--in`.
+#[test]
+fn compare_points_to_in_when_given_ids_or_a_json_lines_file() {
+    let s = Scratch::new();
+    let records = s.jsonl("news.jsonl", &[("rate", RATE), ("copy", RATE_COPY)]);
+    let b = s.write("b.txt", STORM);
+    let out = neardup()
+        .args(["compare", "rate", "copy", "--corpus"])
+        .arg(&records)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("rate: no such file; A and B are two files")
+            && stderr_of(&out).contains("give their ids with --in FILE A B"),
+        "{}",
+        stderr_of(&out)
+    );
+    for quiet in [false, true] {
+        let mut compare = neardup();
+        compare.arg("compare").arg(&records).arg(&b);
+        if quiet {
+            compare.arg("-q");
+        }
+        let out = compare.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+        assert!(
+            stderr_of(&out)
+                .contains("is named as JSON Lines, but A and B are read as one text document each")
+                && stderr_of(&out).contains("ID_A ID_B"),
+            "{}",
+            stderr_of(&out)
+        );
+    }
+}
+
 #[test]
 fn compare_counts_a_and_b_once_when_the_corpus_holds_them() {
     let s = Scratch::new();

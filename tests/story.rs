@@ -159,6 +159,17 @@ fn another_companys_notice_in_one_template_is_another_story() {
         .iter()
         .find(|p| p["a"] == "sankei" && p["b"] == "tokyo")
         .expect("the two notices are candidates");
+    // Listed at the cut of 0 to see why: its 0 is the lead veto's, and it says so.
+    assert_eq!(
+        (sankei["score"].as_f64(), &sankei["veto"]),
+        (Some(0.0), &Value::from("lead_names"))
+    );
+    assert!(
+        pairs
+            .iter()
+            .filter(|p| p["veto"].is_null())
+            .all(|p| p["score"].as_f64() > Some(0.0))
+    );
     let c = &sankei["components"];
     assert!(
         c["lead_name_conflict"].as_f64().unwrap() >= 0.75,
@@ -459,9 +470,15 @@ fn story_pairs_say_their_kind_and_components() {
         .unwrap();
     let csv = stdout_of(&csv);
     let mut rows = csv.lines();
-    assert!(rows.next().unwrap().ends_with(",weekday_conflict"), "{csv}");
+    // Every component, as in JSON: a score can be explained from a spreadsheet.
+    let header: Vec<&str> = rows.next().unwrap().split(',').collect();
+    let components: Vec<&str> = story::Component::ALL.iter().map(|c| c.name()).collect();
+    assert_eq!(header[..5], ["a", "b", "kind", "score", "veto"], "{csv}");
+    assert_eq!(header[5..], components[..], "{csv}");
     for row in rows {
-        for value in row.split(',').skip(3) {
+        let cells: Vec<&str> = row.split(',').collect();
+        assert_eq!(cells[4], "", "no veto at the default cut: {row}");
+        for value in cells[3..4].iter().chain(&cells[5..]) {
             let decimals = value.split_once('.').map_or(0, |(_, d)| d.len());
             assert_eq!(decimals, 4, "{value} in {row}");
         }

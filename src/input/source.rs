@@ -112,6 +112,12 @@ pub struct SkippedFiles {
     pub special: u64,
     /// The first of them, in path order.
     pub special_example: Option<String>,
+    /// Files given by name whose names say neither document nor JSON Lines (`in.csv`)
+    /// and that do not start with `{`: read as one text document each, which a user who
+    /// meant records must be told.
+    pub read_as_text: u64,
+    /// The first of them.
+    pub read_as_text_example: Option<String>,
 }
 
 /// Expands the user's inputs into sources, in a deterministic order.
@@ -207,7 +213,16 @@ fn plan_path(path: &Path, forced: Option<InputFormat>, plan: &mut Plan) -> Resul
     if !meta.is_dir() {
         let format = match forced.or_else(|| format_from_name(&name)) {
             Some(format) => format,
-            None => sniff_format(path, &name)?,
+            None => {
+                let sniffed = sniff_format(path, &name)?;
+                if sniffed == InputFormat::Text {
+                    skipped.read_as_text += 1;
+                    skipped
+                        .read_as_text_example
+                        .get_or_insert_with(|| name.to_string());
+                }
+                sniffed
+            }
         };
         sources.push(Source {
             text_id: (format == InputFormat::Text).then(|| name.to_string()),

@@ -326,6 +326,8 @@ impl<'s> Verifier<'s> {
                     b: &b.id,
                     kind: Kind::of(&c).name(),
                     score: round4(probability),
+                    // Said by the judged record's own `veto`, always present.
+                    veto: None,
                     components: ComponentsRecord::new(&c),
                 },
                 probability,
@@ -350,6 +352,8 @@ struct JudgedRecord {
     #[serde(deserialize_with = "crate::distributed::exact_f32")]
     probability: f32,
     same_story: bool,
+    #[serde(default)]
+    veto: Option<String>,
 }
 
 /// What [`StoryLinker`] read and wrote.
@@ -424,6 +428,12 @@ impl StoryLinker {
             }
             let kind = Kind::from_name(&r.kind)
                 .ok_or_else(|| bad(format!("unknown kind {:?}", r.kind)))?;
+            let veto = match r.veto.as_deref() {
+                None => None,
+                Some(name) => Some(
+                    Veto::from_name(name).ok_or_else(|| bad(format!("unknown veto {name:?}")))?,
+                ),
+            };
             let mut components = super::Components::default();
             for c in super::Component::ALL {
                 components.0[c as usize] = *r
@@ -465,6 +475,7 @@ impl StoryLinker {
                     probability,
                     components,
                     kind,
+                    veto,
                 });
                 self.counts.same_story += 1;
             }

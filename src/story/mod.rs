@@ -138,6 +138,8 @@ pub struct StoryPair {
     pub components: Components,
     /// Copy, update or rewrite.
     pub kind: Kind,
+    /// The veto that set its probability to 0 (such a pair is listed only at a cut of 0).
+    pub veto: Option<Veto>,
 }
 
 impl StoryPair {
@@ -441,6 +443,7 @@ pub fn run(
                         probability: p as f32,
                         components: c,
                         kind: Kind::of(&c),
+                        veto,
                     });
                     out.push((l, pair, veto));
                 }

@@ -255,6 +255,13 @@ impl Veto {
         }
     }
 
+    /// The veto named `name` (as [`Veto::name`] writes it).
+    pub fn from_name(name: &str) -> Option<Veto> {
+        [Veto::TemplateSlots, Veto::LeadNames]
+            .into_iter()
+            .find(|v| v.name() == name)
+    }
+
     /// What it means, for people.
     pub fn describe(self) -> &'static str {
         match self {

@@ -57,6 +57,10 @@ pub struct StoryPairRecord<'a> {
     pub kind: &'static str,
     /// Probability of one story under the model.
     pub score: f64,
+    /// The veto that made the score 0, `template_slots` or `lead_names` (absent when none
+    /// did; a vetoed pair is listed only at `--story-threshold 0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub veto: Option<&'static str>,
     /// What the score was computed from.
     pub components: ComponentsRecord,
 }
@@ -113,6 +117,7 @@ impl<'a> StoryPairRecord<'a> {
             b: corpus.id(p.b),
             kind: p.kind.name(),
             score: round4(p.probability),
+            veto: p.veto.map(super::Veto::name),
             components: ComponentsRecord::new(&p.components),
         }
     }
@@ -148,7 +153,19 @@ pub struct StoryClusterRecord<'a> {
     pub pairs: Vec<StoryPairRecord<'a>>,
 }
 
-/// Writes every same-story pair.
+/// The components a table of story pairs shows (CSV has them all, but a table wider than
+/// a terminal cannot be read): those the fitted model weighs and the lead veto's, the
+/// ones that explain a score.
+fn table_components() -> Vec<Component> {
+    let model = super::Model::fitted();
+    Component::ALL
+        .into_iter()
+        .filter(|&c| model.weights[c as usize] != 0.0 || c == Component::LeadNameConflict)
+        .collect()
+}
+
+/// Writes every same-story pair: in CSV every component and the veto, in a table the
+/// score, the veto and the components of [`table_components`].
 pub fn write_pairs(
     out: &mut dyn Write,
     corpus: &Corpus,
@@ -156,30 +173,29 @@ pub fn write_pairs(
     format: Format,
 ) -> io::Result<()> {
     let records = story.pairs.iter().map(|p| StoryPairRecord::new(corpus, p));
-    let columns = [
-        "a",
-        "b",
-        "kind",
-        "score",
-        "term_weighted_jaccard",
-        "shingle_containment",
-        "name_weighted_jaccard",
-        "figure_slot_conflict",
-        "weekday_conflict",
-    ];
+    let shown = match format {
+        Format::Table => table_components(),
+        _ => Component::ALL.to_vec(),
+    };
+    let columns: Vec<&str> = ["a", "b", "kind", "score", "veto"]
+        .into_iter()
+        .chain(shown.iter().map(|c| c.name()))
+        .collect();
     write_records(out, format, records, &columns, |p| {
-        let c = &p.components;
-        vec![vec![
-            p.a.to_string(),
-            p.b.to_string(),
-            p.kind.to_string(),
-            format!("{:.4}", p.score),
-            format!("{:.4}", c.get(Component::TermWeightedJaccard)),
-            format!("{:.4}", c.get(Component::ShingleContainment)),
-            format!("{:.4}", c.get(Component::NameWeightedJaccard)),
-            format!("{:.4}", c.get(Component::FigureSlotConflict)),
-            format!("{:.4}", c.get(Component::WeekdayConflict)),
-        ]]
+        let head = [
+            p.a,
+            p.b,
+            p.kind,
+            &format!("{:.4}", p.score),
+            p.veto.unwrap_or(""),
+        ];
+        let components = shown.iter().map(|&c| format!("{:.4}", p.components.get(c)));
+        vec![
+            head.iter()
+                .map(|s| s.to_string())
+                .chain(components)
+                .collect(),
+        ]
     })
 }
 

@@ -7,7 +7,7 @@ use neardup::shingle::ShingleSpec;
 
 const EXAMPLES: &str = "\
 Examples:
-  neardup cluster fixtures/                      clusters of near-copies among text files
+  neardup cluster texts/                         clusters of near-copies among text files
   neardup pairs news.jsonl.gz --threshold 0.8    every pair with Jaccard >= 0.8
   neardup dedup feed.jsonl -o clean.jsonl --report dropped.jsonl
   zcat a.jsonl.gz | neardup cluster - --format table
@@ -41,7 +41,8 @@ Exit codes: 0 success, 1 fatal error, 2 finished with bad input (or a usage erro
 #[command(
     name = "neardup",
     version,
-    about = "Find near-duplicate and copied news articles: shingles, MinHash, LSH, exact verification.",
+    about = "Find near-duplicate and copied news articles (shingles, MinHash, LSH, exact verification) \
+             and, with --level story, the rewrites and updates of one news story.",
     after_help = "Run 'neardup help <COMMAND>' for the flags of a command.",
     propagate_version = true
 )]
@@ -105,14 +106,16 @@ pub fn negative_values_joined(
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Group near-duplicate documents into clusters (one JSON line per cluster).
+    /// Group near-duplicate documents (--level story: articles of one story) into clusters.
     ///
-    /// A cluster lists its members (with their metadata), a representative, its cohesion
-    /// (lowest and mean Jaccard among its verified pairs) and those pairs. Documents
-    /// without a similar document are not listed.
+    /// One JSON line per cluster. A cluster lists its members (with their metadata), a
+    /// representative, its cohesion (lowest and mean Jaccard among its verified pairs; at
+    /// the story level, lowest and mean score) and those pairs. Documents without a
+    /// similar document are not listed.
     #[command(after_long_help = EXAMPLES)]
     Cluster(RunArgs),
-    /// List every similar pair: both ids, estimated and exact Jaccard, containments.
+    /// List every similar pair: both ids, estimated and exact Jaccard, containments
+    /// (--level story: every same-story pair, its kind and score components).
     ///
     /// A pair is listed when the exact Jaccard similarity of its shingle sets reaches the
     /// threshold. Pairs are ordered by id, the smaller id first.
@@ -122,7 +125,8 @@ pub enum Command {
         mut_arg("representative", |a| a.hide(true))
     )]
     Pairs(RunArgs),
-    /// Write the input records minus near-duplicates, one kept per cluster.
+    /// Write the input records minus near-duplicates (--level story: minus other articles
+    /// of one story), one kept per cluster.
     ///
     /// Records are written byte for byte (with their own line endings), in input order; the kept member of each cluster
     /// is its representative (see --representative). Malformed lines are not written
@@ -757,8 +761,9 @@ pub struct StoryArgs {
     /// (yesterday's market report, another company's notice in the same template) stay
     /// apart. Every story pair says its kind (copy, update, rewrite) and the score
     /// components behind it. The flags marked "Story level" are refused without --level
-    /// story; --threshold, --mode, --num-perm, --bands, --rows and --bucket-cap (unused
-    /// there) are refused with it.
+    /// story; the near-copy flags among --threshold, --mode, --num-perm, --bands, --rows
+    /// and --bucket-cap that this command has (unused there) are refused with it, and
+    /// --shingle takes only words:N.
     #[arg(long, value_enum, default_value_t = LevelArg::NearCopy)]
     pub level: LevelArg,
     /// Story level: dated articles further apart than this are never one story (e.g.

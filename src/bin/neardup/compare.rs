@@ -87,10 +87,30 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
         if same {
             bail!("A and B are the same file");
         }
+        // Ids given without --in: name the flag rather than only "no such file".
+        if let Some(missing) = files.iter().find(|f| !std::path::Path::new(f).exists()) {
+            bail!(
+                "{}: no such file; A and B are two files, each one document (to compare two \
+                 records of a JSON Lines file or directory, give their ids with --in FILE A B)",
+                report::one_line(missing)
+            );
+        }
         let pair = input::plan_sources(&specs(&files), Some(InputFormat::Text))?;
         let mut sources = pair.sources;
         if let Some(p) = pair.problems.first() {
             bail!("{p}");
+        }
+        for name in &files {
+            // Shown even with --quiet: the scores below are of the JSON text.
+            if input::format_from_name(name) == Some(InputFormat::JsonLines) {
+                terminal.println(&format!(
+                    "neardup: warning: {} is named as JSON Lines, but A and B are read as one \
+                     text document each, JSON and all; to compare two of its records, give \
+                     their ids with --in {} ID_A ID_B",
+                    report::one_line(name),
+                    report::one_line(name)
+                ));
+            }
         }
         if sources.len() != 2 {
             bail!(A_AND_B);

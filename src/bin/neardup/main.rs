@@ -987,6 +987,22 @@ fn note_skipped_files(terminal: &Terminal, skipped: &neardup::input::SkippedFile
             if skipped.count == 1 { "it" } else { "them" },
         ));
     }
+    if let Some(example) = &skipped.read_as_text_example {
+        let example = shown(example);
+        let read_as = match skipped.read_as_text {
+            1 => "was read as one text document".to_string(),
+            n => format!(
+                "and {} other file{} were each read as one text document",
+                n - 1,
+                if n == 2 { "" } else { "s" }
+            ),
+        };
+        terminal.println(&format!(
+            "neardup: note: {example} {read_as}: named neither .txt nor JSON Lines, and not \
+             starting with '{{'; --input-format jsonl reads JSON Lines whatever the name (a \
+             CSV file must be converted first)"
+        ));
+    }
     if let Some(example) = &skipped.special_example {
         let example = shown(example);
         terminal.println(&format!(
