@@ -749,6 +749,83 @@ fn help_teaches_the_story_level() {
     ] {
         assert!(help.contains(needle), "{needle} missing from help");
     }
+    let top = stdout_of(&neardup().arg("--help").output().unwrap());
+    assert!(top.contains("--level story, the rewrites"), "{top}");
+}
+
+/// A flag the command does not have, where a newcomer puts it: what to do instead, not
+/// clap's tip of a similar flag ("--threads") or of `-- --level`.
+#[test]
+fn misplaced_level_and_threshold_flags_say_where_they_belong() {
+    let s = Scratch::new();
+    let index = s.path("idx");
+    let created = neardup()
+        .args(["index", "create", "-q"])
+        .arg(&index)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", stderr_of(&created));
+    let input = s.jsonl("a.jsonl", &[("a", RATE)]);
+    let refused = |args: &[&std::ffi::OsStr]| {
+        let out = neardup().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+        assert!(!stderr_of(&out).contains("tip:"), "{}", stderr_of(&out));
+        stderr_of(&out)
+    };
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    for (command, flag) in [("add", "--threshold"), ("query", "--level")] {
+        let err = refused(&[
+            os("index"),
+            os(command),
+            index.as_os_str(),
+            os(flag),
+            os("0.9"),
+            input.as_os_str(),
+        ]);
+        assert!(
+            err.contains(&format!(
+                "{flag} is a setting of the index, fixed when it is created"
+            )) && err.contains(&format!("'index {command}' uses the index's own settings")),
+            "{err}"
+        );
+    }
+    let err = refused(&[os("watch"), index.as_os_str(), os("--level=story")]);
+    assert!(
+        err.contains("'watch' uses the index's own settings"),
+        "{err}"
+    );
+    let err = refused(&[
+        os("eval"),
+        input.as_os_str(),
+        os("--gold"),
+        input.as_os_str(),
+        os("--threshold"),
+        os("0.3"),
+    ]);
+    assert!(
+        err.contains("eval sweeps thresholds") && err.contains("--explain-at"),
+        "{err}"
+    );
+    let err = refused(&[
+        os("compare"),
+        input.as_os_str(),
+        input.as_os_str(),
+        os("--level"),
+        os("story"),
+    ]);
+    assert!(err.contains("compare gives both levels at once"), "{err}");
+    // Any other unknown flag keeps clap's own error and tip.
+    let out = neardup()
+        .args(["cluster", "--thresold", "0.3"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("a similar argument exists: '--threshold'"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 /// Acceptance 2 on real data: the committed model on the labelled BBC pairs, judged by

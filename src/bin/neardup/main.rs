@@ -51,7 +51,9 @@ use progress::{Terminal, stop};
 fn main() -> ExitCode {
     let command = args::command();
     let line = args::negative_values_joined(&command, std::env::args_os());
-    let matches = command.get_matches_from(line);
+    let matches = command
+        .try_get_matches_from(&line)
+        .unwrap_or_else(|e| refuse_misplaced_flag(e, &line));
     refuse_story_flags_at_near_copy(&matches);
     refuse_passages_at_story(&matches);
     // Before the level's refusals, which say what the flag does at the other level.
@@ -318,6 +320,55 @@ fn refuse_near_copy_flags_at_story(matches: &clap::ArgMatches) {
 
 /// Exits with clap's usage error (exit 2) for the subcommand at path `names` (`["index",
 /// "create"]`), saying `message`.
+/// Exits with clap's error `e`, or, for a flag this command does not have but a newcomer
+/// gives it (a setting of the index to `index add`, a threshold to `eval`, a level to
+/// `compare`), with what to do instead: clap's tips for those ("a similar argument exists:
+/// '--threads'", "use '-- --level'") led astray.
+fn refuse_misplaced_flag(e: clap::Error, line: &[std::ffi::OsString]) -> ! {
+    use clap::error::{ContextKind, ContextValue};
+    let flag = match (e.kind(), e.get(ContextKind::InvalidArg)) {
+        (clap::error::ErrorKind::UnknownArgument, Some(ContextValue::String(arg))) => {
+            arg.split('=').next().unwrap_or(arg).to_string()
+        }
+        _ => e.exit(),
+    };
+    let words: Vec<&str> = line.iter().skip(1).filter_map(|w| w.to_str()).collect();
+    let names: Vec<&str> = match words.as_slice() {
+        ["index", sub, ..] => vec!["index", sub],
+        [command, ..] => vec![command],
+        [] => e.exit(),
+    };
+    let index_setting = || {
+        let mut command = args::command();
+        let create = command
+            .find_subcommand_mut("index")
+            .and_then(|i| i.find_subcommand_mut("create"))
+            .map(|c| {
+                c.get_arguments()
+                    .any(|a| a.get_long() == flag.strip_prefix("--"))
+            });
+        create == Some(true)
+    };
+    let message = match names.as_slice() {
+        ["index", "add" | "query"] | ["watch"] | ["serve"] if index_setting() => format!(
+            "{flag} is a setting of the index, fixed when it is created ('neardup index create \
+             DIR {flag} …'); '{}' uses the index's own settings ('neardup index stats DIR' \
+             shows them)",
+            names.join(" ")
+        ),
+        ["eval"] if flag == "--threshold" => "eval sweeps thresholds (--min-threshold, \
+            --max-threshold, --step) rather than take one; --explain-at T lists the pairs it \
+            misses and merges at T"
+            .to_string(),
+        ["compare"] if flag == "--level" => "compare gives both levels at once: the \
+            near-copy scores and the story level's verdict (its settings, such as --window \
+            and --stats, are compare's own flags)"
+            .to_string(),
+        _ => e.exit(),
+    };
+    usage_error(&names, message)
+}
+
 fn usage_error(names: &[&str], message: String) -> ! {
     let mut command = args::command();
     command.build(); // gives the subcommand's usage line its "neardup"
