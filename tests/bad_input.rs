@@ -616,7 +616,7 @@ fn a_link_inside_an_input_directory_reads_its_file_once() {
     let repeated = names.len() + 1; // every file again under current/, one under latest/
     assert!(
         err.contains(&format!(
-            "{repeated} files reached again in an input directory"
+            "{repeated} paths reached again in an input directory"
         )),
         "{err}"
     );
@@ -891,7 +891,7 @@ fn a_link_to_an_enclosing_directory_is_counted_as_reached_again() {
         assert_eq!(out.status.code(), Some(0), "{err}");
         assert!(!err.contains("File system loop"), "{err}");
         assert!(
-            err.contains("2 files reached again in an input directory"),
+            err.contains("2 paths reached again in an input directory"),
             "{err}"
         );
         let pairs = json_lines(&stdout_of(&out));

@@ -2510,7 +2510,8 @@ fn a_directory_without_index_meta_is_refused_saying_what_to_do() {
     );
     let out = index_output(&["stats"], &idx, &[]);
     assert!(
-        stderr_of(&out).contains("delete it or choose another directory"),
+        stderr_of(&out)
+            .contains("give the directory of an index (the index comes before the inputs)"),
         "{}",
         stderr_of(&out)
     );

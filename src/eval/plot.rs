@@ -273,7 +273,9 @@ pub fn histogram_chart(eval: &Evaluation, subtitle: &str) -> Chart {
         x_label: eval.score.title().to_string(),
         y_label: "share of the class's pairs".into(),
         x_range: (0.0, 1.0),
-        y_range: (0.0, (top * 1.1).min(1.0)),
+        // Headroom for the legend: at the story level the tallest bar is the same-story
+        // pairs' at the top scores, right under it.
+        y_range: (0.0, (top * 1.4).min(1.0)),
         body: Body::Bars(Bars {
             classes: [
                 (format!("same story (n = {n_pos})"), BLUE, pos),

@@ -856,7 +856,7 @@ pub fn write_banding_table(out: &mut dyn Write, r: &BandingRecord) -> io::Result
     )?;
     writeln!(
         out,
-        "FP mass (pairs below the threshold that become candidates) {:.4}; FN mass (pairs above it that are missed) {:.4}",
+        "FP mass (area under the S-curve below the threshold) {:.4}; FN mass (area above the curve from the threshold up) {:.4}",
         r.fp_mass, r.fn_mass
     )?;
     writeln!(

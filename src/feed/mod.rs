@@ -2598,7 +2598,7 @@ fn check_is_index(dir: &Path) -> Result<()> {
         return Err(index_error(
             dir,
             if occupied {
-                "is not a neardup index (it has no index.meta): if a create of it was interrupted, run it again; else delete it or choose another directory"
+                "is not a neardup index (it has no index.meta): if a create of it was interrupted, run it again; else give the directory of an index (the index comes before the inputs) or create one elsewhere"
             } else {
                 "is not a neardup index (it has no index.meta); create one first"
             },

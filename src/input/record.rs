@@ -266,7 +266,8 @@ impl Scalar {
             Scalar::Float(f) if f.fract() == 0.0 && f.abs() >= 9.2e18 => {
                 "a number beyond the 64-bit integer range (write such an id as a string)"
             }
-            Scalar::Float(_) => "a number",
+            Scalar::Float(f) if f.fract() != 0.0 => "a fraction",
+            Scalar::Float(_) => "a number written with a decimal point or an exponent",
             Scalar::Other(t) => t,
         }
     }

@@ -165,7 +165,7 @@ fn table_components() -> Vec<Component> {
 }
 
 /// Writes every same-story pair: in CSV every component and the veto, in a table the
-/// score, the veto and the components of [`table_components`].
+/// score, the veto and the components the fitted model weighs with the lead veto's.
 pub fn write_pairs(
     out: &mut dyn Write,
     corpus: &Corpus,

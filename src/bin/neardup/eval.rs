@@ -229,7 +229,7 @@ pub struct PlotArgs {
     #[arg(long = "plots", default_value = "neardup-plots", value_name = "DIR")]
     pub dir: PathBuf,
     /// Write no chart.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dir")]
     pub no_plots: bool,
     /// Image formats of the charts.
     #[arg(long, value_enum, default_value_t = PlotFormatArg::Both)]

@@ -880,7 +880,7 @@ fn bulk(a: BulkArgs, mode: IngestMode) -> Result<ExitCode> {
         }
         terminal.println(&line);
         if let Some(example) = &stats.ignored_date_example {
-            terminal.println(&ignored_dates_note(stats.ignored_dates, example));
+            terminal.println(&ignored_dates_note(stats.ignored_dates, example, !query));
         }
         crate::note_skipped_files(&terminal, &stats.skipped_files);
     }
@@ -1268,13 +1268,19 @@ pub(crate) struct WatchCounts {
     pub(crate) latencies: Latencies,
 }
 
-/// The note, after a summary, on the `ignored` date fields (`example` the first).
-pub(crate) fn ignored_dates_note(ignored: u64, example: &IgnoredDate) -> String {
+/// The note, after a summary, on the `ignored` date fields (`example` the first), of
+/// articles that were added (`stored`) or only checked.
+pub(crate) fn ignored_dates_note(ignored: u64, example: &IgnoredDate, stored: bool) -> String {
     format!(
         "neardup: note: {} not used (e.g. {example}); those articles count as undated: they \
-         match at any distance, and are stored at the index's clock for compaction (their \
-         verdicts say \"date_ignored\"; the forms read are in --date-field's help)",
+         match at any distance{} (their verdicts say \"date_ignored\"; the forms read are in \
+         --date-field's help)",
         count(ignored, "date field was", "date fields were"),
+        if stored {
+            ", and are stored at the index's clock for compaction"
+        } else {
+            ""
+        },
     )
 }
 
@@ -1557,7 +1563,7 @@ fn watch_index(a: WatchArgs) -> Result<ExitCode> {
         };
         terminal.println(&counts.summary("watch", &why, "verdict latency", &index));
         if let Some(example) = &counts.ignored_date_example {
-            terminal.println(&ignored_dates_note(counts.ignored_dates, example));
+            terminal.println(&ignored_dates_note(counts.ignored_dates, example, true));
         }
     }
     if let Some(failed) = read_failed {

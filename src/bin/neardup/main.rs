@@ -1014,13 +1014,9 @@ fn note_skipped_files(terminal: &Terminal, skipped: &neardup::input::SkippedFile
     if let Some((path, first)) = &skipped.repeated_example {
         let (path, first) = (shown(path), shown(first));
         terminal.println(&format!(
-            "neardup: note: {} read once: {} file{} reached again in an input directory \
-             (through a link) {} skipped, e.g. {path} (read as {first})",
-            if skipped.repeated == 1 {
-                "a file is"
-            } else {
-                "files are"
-            },
+            "neardup: note: files are read once: {} path{} reached again in an input \
+             directory (through a link to a file, or to a directory it is in) {} skipped, e.g. \
+             {path} (read as {first})",
             skipped.repeated,
             if skipped.repeated == 1 { "" } else { "s" },
             if skipped.repeated == 1 { "was" } else { "were" },

@@ -540,9 +540,11 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     if !a.quiet {
         terminal.println(&counts.summary("serve", "", "time to answer a request", &index));
         if let Some(example) = &counts.ignored_date_example {
+            // Those added are stored so; a /query stores nothing.
             terminal.println(&crate::feed::ignored_dates_note(
                 counts.ignored_dates,
                 example,
+                true,
             ));
         }
     }
