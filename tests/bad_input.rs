@@ -488,6 +488,11 @@ fn dedup_warnings_say_where_each_record_went() {
         };
         let unchanged = "; this record is written unchanged, not compared";
         assert!(line(3).ends_with(unchanged), "{err}");
+        // 1.5 is a number, and so is an integer: the message says which kind it is.
+        assert!(
+            line(3).contains(r#"field "id" is a fraction, expected"#),
+            "{err}"
+        );
         assert!(line(4).ends_with(unchanged), "{err}");
         assert!(
             line(5).contains("duplicate id") && line(5).ends_with(gone),

@@ -190,6 +190,31 @@ fn output_does_not_depend_on_input_order() {
     assert_eq!(forward, reversed);
 }
 
+/// `--no-plots` with `--plots DIR` said nothing of the directory it did not write.
+#[test]
+fn no_plots_with_a_plots_directory_is_refused() {
+    let s = Scratch::new();
+    s.write("gold.jsonl", PAIRS);
+    for command in [
+        &["eval", "news.jsonl", "--gold", "gold.jsonl"][..],
+        &["params"],
+    ] {
+        let out = neardup()
+            .current_dir(s.dir.path())
+            .args(command)
+            .args(["--no-plots", "--plots", "charts"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+        assert!(
+            stderr_of(&out).contains("cannot be used with"),
+            "{}",
+            stderr_of(&out)
+        );
+        assert!(!s.path("charts").exists());
+    }
+}
+
 #[test]
 fn misses_are_explained_with_their_scores() {
     let s = Scratch::new();

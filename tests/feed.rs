@@ -3487,6 +3487,12 @@ fn every_feed_command_says_which_dates_it_does_not_use() {
     let out = index_output(&["add"], &idx, &[&file]);
     assert_eq!(ignored(&lines_of(&out)), expected);
     assert!(stderr_of(&out).contains(note), "{}", stderr_of(&out));
+    let stored = "are stored at the index's clock for compaction";
+    assert!(stderr_of(&out).contains(stored), "{}", stderr_of(&out));
+    // A query stores nothing, and its note does not say it does.
+    let out = index_output(&["query"], &idx, &[&file]);
+    assert!(stderr_of(&out).contains(note), "{}", stderr_of(&out));
+    assert!(!stderr_of(&out).contains(stored), "{}", stderr_of(&out));
 
     let idx = s.path("watched");
     index_ok(&["create", "-q", "--window", "3d"], &idx, &[]);
