@@ -288,8 +288,11 @@ pub fn histogram_chart(eval: &Evaluation, subtitle: &str) -> Chart {
 }
 
 /// The S-curve `P(candidate | s)` of a banding, with the optimum for comparison when a
-/// banding was given explicitly, and a rule at the threshold.
-pub fn s_curve_chart(report: &BandingReport) -> Chart {
+/// banding was given explicitly, and a rule at the threshold. At the story level `s` is
+/// the weighted Jaccard of the IDF-weighted words and the threshold
+/// `--story-candidates`, not the story cut: said so on the chart.
+pub fn s_curve_chart(report: &BandingReport, level: crate::Level) -> Chart {
+    let story = level == crate::Level::Story;
     let curve = |p: crate::index::LshParams| -> Vec<(f64, Option<f64>)> {
         (0..=200)
             .map(|i| {
@@ -327,10 +330,15 @@ pub fn s_curve_chart(report: &BandingReport) -> Chart {
     }
     Chart {
         title: format!(
-            "P(candidate) = 1 − (1 − s^r)^b, num-perm {}",
+            "{}P(candidate) = 1 − (1 − s^r)^b, num-perm {}",
+            if story { "Story candidates: " } else { "" },
             report.num_perm
         ),
-        x_label: "Jaccard similarity s of a pair".into(),
+        x_label: if story {
+            "weighted Jaccard s of the IDF-weighted words of a pair".into()
+        } else {
+            "Jaccard similarity s of a pair".into()
+        },
         y_label: "probability of becoming a candidate".into(),
         x_range: (0.0, 1.0),
         y_range: (0.0, 1.02),
@@ -338,7 +346,12 @@ pub fn s_curve_chart(report: &BandingReport) -> Chart {
         rules: vec![Rule {
             x: report.threshold,
             name: format!(
-                "threshold {}: P = {:.3}",
+                "{} {}: P = {:.3}",
+                if story {
+                    "--story-candidates"
+                } else {
+                    "threshold"
+                },
                 report.threshold,
                 report.at_threshold()
             ),
@@ -690,5 +703,28 @@ impl<'a> DrawingBackend for Raster<'a> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The story level's S-curve is of `--story-candidates` over weighted Jaccard: labelled
+    /// as the near-copy one, its 0.2 passed for the story cut (QA pass 14).
+    #[test]
+    fn the_story_s_curve_says_what_its_axis_and_threshold_are() {
+        let report =
+            crate::eval::banding::banding_report(0.2, 128, None, None, (0.05, 0.95), 0.01).unwrap();
+        let story = s_curve_chart(&report, crate::Level::Story);
+        assert!(
+            story.x_label.starts_with("weighted Jaccard"),
+            "{}",
+            story.x_label
+        );
+        assert!(story.rules[0].name.starts_with("--story-candidates 0.2"));
+        let near_copy = s_curve_chart(&report, crate::Level::NearCopy);
+        assert_eq!(near_copy.x_label, "Jaccard similarity s of a pair");
+        assert!(near_copy.rules[0].name.starts_with("threshold 0.2"));
     }
 }

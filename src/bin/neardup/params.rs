@@ -142,9 +142,17 @@ pub fn run(a: ParamsArgs) -> Result<ExitCode> {
         ReportFormat::Table => report::write_banding_table(w, &record),
         ReportFormat::Json => report::write_json(w, &record),
     })?;
-    let written = a
-        .plots
-        .write(&[("params-s-curve", plot::s_curve_chart(&banding))])?;
+    let written = a.plots.write(&[(
+        "params-s-curve",
+        plot::s_curve_chart(
+            &banding,
+            if story {
+                neardup::Level::Story
+            } else {
+                neardup::Level::NearCopy
+            },
+        ),
+    )])?;
     if !a.quiet && !written.is_empty() {
         let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
         eprintln!("neardup: charts: {}", names.join(", "));
