@@ -139,40 +139,36 @@ fn run_over<T: Send>(
 ) -> PyResult<T> {
     let input = [in_memory(RECORDS, data)];
     let watch = Watch::new(progress);
-    let mut unparsed_dates = (0, None);
+    let mut unparsed_dates = None;
     let answer = watch.run(py, run.threads, || {
         let outcome = pipeline.run(&input, &watch);
         let problems = watch.finish()?;
         let outcome = outcome.map_err(error)?;
-        unparsed_dates = unparsed_dates_of(&outcome.stats);
+        unparsed_dates = unparsed_dates_warning(&outcome.stats);
         then(outcome, problems, &watch)
     })?;
-    warn_of_unparsed_dates(py, unparsed_dates)?;
+    warn(py, unparsed_dates)?;
     Ok(answer)
 }
 
-/// How many dates a run could not read, and the first of them.
-fn unparsed_dates_of(stats: &neardup::Stats) -> (u64, Option<String>) {
-    (stats.unparsed_dates, stats.unparsed_date_example.clone())
+/// The warning of the dates a run could not read, as the command notes them.
+fn unparsed_dates_warning(stats: &neardup::Stats) -> Option<String> {
+    (stats.unparsed_dates > 0).then(|| {
+        format!(
+            "{} not be read (e.g. {:?}); those records count as undated",
+            report::count(stats.unparsed_dates, "date could", "dates could"),
+            stats.unparsed_date_example.as_deref().unwrap_or_default()
+        )
+    })
 }
 
-/// A `UserWarning` of the dates a run could not read, as the command notes them.
-fn warn_of_unparsed_dates(py: Python<'_>, (count, example): (u64, Option<String>)) -> PyResult<()> {
-    if count == 0 {
-        return Ok(());
+/// `message`, if any, as a `UserWarning` at the caller of the package's function.
+fn warn(py: Python<'_>, message: Option<String>) -> PyResult<()> {
+    if let Some(message) = message {
+        // Level 2: the caller of the package's function, not the function itself.
+        py.import("warnings")?
+            .call_method1("warn", (message, py.get_type::<PyUserWarning>(), 2))?;
     }
-    let message = format!(
-        "{count} {} not be read (e.g. {:?}); those records count as undated",
-        if count == 1 {
-            "date could"
-        } else {
-            "dates could"
-        },
-        example.unwrap_or_default()
-    );
-    // Level 2: the caller of the package's function, not the function itself.
-    py.import("warnings")?
-        .call_method1("warn", (message, py.get_type::<PyUserWarning>(), 2))?;
     Ok(())
 }
 
@@ -447,7 +443,7 @@ pub fn compare(
         .build()
         .map_err(error)?;
     let watch = Watch::new(progress);
-    let mut unparsed_dates = (0, None);
+    let mut unparsed_dates = None;
     let answer = watch.run(py, run.threads, || {
         let plan = input::plan_sources(&specs, Some(InputFormat::JsonLines)).map_err(error)?;
         let compared = align::compare(
@@ -465,10 +461,10 @@ pub fn compare(
             return Err(bad_record(p));
         }
         let comparison = compared.map_err(error)?;
-        unparsed_dates = unparsed_dates_of(&comparison.stats);
+        unparsed_dates = unparsed_dates_warning(&comparison.stats);
         json_lines(|out| report::write_comparison(out, &comparison))
     })?;
-    warn_of_unparsed_dates(py, unparsed_dates)?;
+    warn(py, unparsed_dates)?;
     Ok(answer)
 }
 

@@ -428,12 +428,11 @@ impl StoryLinker {
             }
             let kind = Kind::from_name(&r.kind)
                 .ok_or_else(|| bad(format!("unknown kind {:?}", r.kind)))?;
-            let veto = match r.veto.as_deref() {
-                None => None,
-                Some(name) => Some(
-                    Veto::from_name(name).ok_or_else(|| bad(format!("unknown veto {name:?}")))?,
-                ),
-            };
+            let veto = (r.veto.as_deref())
+                .map(|name| {
+                    Veto::from_name(name).ok_or_else(|| bad(format!("unknown veto {name:?}")))
+                })
+                .transpose()?;
             let mut components = super::Components::default();
             for c in super::Component::ALL {
                 components.0[c as usize] = *r

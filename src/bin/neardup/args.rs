@@ -799,6 +799,15 @@ pub enum LevelArg {
     Story,
 }
 
+impl From<LevelArg> for neardup::Level {
+    fn from(level: LevelArg) -> Self {
+        match level {
+            LevelArg::NearCopy => neardup::Level::NearCopy,
+            LevelArg::Story => neardup::Level::Story,
+        }
+    }
+}
+
 /// A story window in seconds, or none.
 #[derive(Clone, Copy, Debug)]
 pub struct Window(pub Option<i64>);

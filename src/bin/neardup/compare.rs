@@ -103,12 +103,11 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
         for name in &files {
             // Shown even with --quiet: the scores below are of the JSON text.
             if input::format_from_name(name) == Some(InputFormat::JsonLines) {
+                let name = report::one_line(name);
                 terminal.println(&format!(
-                    "neardup: warning: {} is named as JSON Lines, but A and B are read as one \
-                     text document each, JSON and all; to compare two of its records, give \
-                     their ids with --in {} ID_A ID_B",
-                    report::one_line(name),
-                    report::one_line(name)
+                    "neardup: warning: {name} is named as JSON Lines, but A and B are read as \
+                     one text document each, JSON and all; to compare two of its records, give \
+                     their ids with --in {name} ID_A ID_B"
                 ));
             }
         }

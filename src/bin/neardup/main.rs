@@ -318,8 +318,6 @@ fn refuse_near_copy_flags_at_story(matches: &clap::ArgMatches) {
     );
 }
 
-/// Exits with clap's usage error (exit 2) for the subcommand at path `names` (`["index",
-/// "create"]`), saying `message`.
 /// Exits with clap's error `e`, or, for a flag this command does not have but a newcomer
 /// gives it (a setting of the index to `index add`, a threshold to `eval`, a level to
 /// `compare`), with what to do instead: clap's tips for those ("a similar argument exists:
@@ -339,15 +337,13 @@ fn refuse_misplaced_flag(e: clap::Error, line: &[std::ffi::OsString]) -> ! {
         [] => e.exit(),
     };
     let index_setting = || {
-        let mut command = args::command();
-        let create = command
-            .find_subcommand_mut("index")
-            .and_then(|i| i.find_subcommand_mut("create"))
-            .map(|c| {
+        args::command()
+            .find_subcommand("index")
+            .and_then(|i| i.find_subcommand("create"))
+            .is_some_and(|c| {
                 c.get_arguments()
                     .any(|a| a.get_long() == flag.strip_prefix("--"))
-            });
-        create == Some(true)
+            })
     };
     let message = match names.as_slice() {
         ["index", "add" | "query"] | ["watch"] | ["serve"] if index_setting() => format!(
@@ -369,6 +365,8 @@ fn refuse_misplaced_flag(e: clap::Error, line: &[std::ffi::OsString]) -> ! {
     usage_error(&names, message)
 }
 
+/// Exits with clap's usage error (exit 2) for the subcommand at path `names` (`["index",
+/// "create"]`), saying `message`.
 fn usage_error(names: &[&str], message: String) -> ! {
     let mut command = args::command();
     command.build(); // gives the subcommand's usage line its "neardup"
@@ -953,10 +951,7 @@ fn analyse(
             Purpose::Report(passages) => passages,
             Purpose::Dedup { .. } | Purpose::Eval => None,
         })
-        .level(match story.level {
-            args::LevelArg::NearCopy => neardup::Level::NearCopy,
-            args::LevelArg::Story => neardup::Level::Story,
-        })
+        .level(story.level.into())
         .story(neardup::story::StorySettings {
             window: story.window.0,
             stats_in: story.stats.clone(),

@@ -144,14 +144,7 @@ pub fn run(a: ParamsArgs) -> Result<ExitCode> {
     })?;
     let written = a.plots.write(&[(
         "params-s-curve",
-        plot::s_curve_chart(
-            &banding,
-            if story {
-                neardup::Level::Story
-            } else {
-                neardup::Level::NearCopy
-            },
-        ),
+        plot::s_curve_chart(&banding, a.level.into()),
     )])?;
     if !a.quiet && !written.is_empty() {
         let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
